@@ -1,0 +1,96 @@
+//! The error type shared by every part of librp.
+
+use std::borrow::Cow;
+use std::io;
+
+use crate::wire::WireError;
+
+/// Result alias used across the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong, as a stable classification (the C ABI maps each to one `rp_status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// An argument was out of range or inconsistent.
+    InvalidArgument,
+    /// A string argument or field was not valid UTF-8.
+    InvalidUtf8,
+    /// A caller-provided output buffer was too small.
+    BufferTooSmall,
+    /// The first byte of a frame was not the v1 framing version.
+    UnsupportedFraming,
+    /// A frame (or message) announced a length above the cap.
+    TooLarge,
+    /// The peer closed the stream in the middle of a frame.
+    Truncated,
+    /// A frame body or payload was not valid protobuf for its message.
+    Malformed,
+    /// The protocol was violated in some other way.
+    Protocol,
+    /// The stream ended cleanly at a frame boundary, or the handle was closed.
+    Closed,
+    /// A deadline passed.
+    Timeout,
+    /// An operating-system call failed.
+    Io,
+}
+
+/// An error from librp: a kind plus a human-readable description.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A wire-level failure (framing, caps, protobuf).
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    /// An argument was out of range or inconsistent.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(Cow<'static, str>),
+    /// A string was not valid UTF-8.
+    #[error("invalid UTF-8 in {0}")]
+    InvalidUtf8(&'static str),
+    /// An output buffer was too small; `needed` bytes are required.
+    #[error("buffer too small: {needed} bytes needed, {capacity} available")]
+    BufferTooSmall {
+        /// Bytes required.
+        needed: usize,
+        /// Bytes provided.
+        capacity: usize,
+    },
+    /// A deadline passed.
+    #[error("timed out: {0}")]
+    Timeout(Cow<'static, str>),
+    /// An operating-system call failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What librp was doing.
+        context: &'static str,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl Error {
+    /// The stable classification of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Wire(w) => w.kind(),
+            Error::InvalidArgument(_) => ErrorKind::InvalidArgument,
+            Error::InvalidUtf8(_) => ErrorKind::InvalidUtf8,
+            Error::BufferTooSmall { .. } => ErrorKind::BufferTooSmall,
+            Error::Timeout(_) => ErrorKind::Timeout,
+            Error::Io { .. } => ErrorKind::Io,
+        }
+    }
+
+    /// Shorthand for an [`Error::InvalidArgument`].
+    pub fn invalid_argument(msg: impl Into<Cow<'static, str>>) -> Self {
+        Error::InvalidArgument(msg.into())
+    }
+
+    /// Shorthand for an [`Error::Io`] with context.
+    pub fn io(context: &'static str, source: io::Error) -> Self {
+        Error::Io { context, source }
+    }
+}

@@ -1,0 +1,175 @@
+//! Buffers across the boundary: borrowed views (`rp_bytes`, `rp_str`), the library-owned
+//! `rp_msg`, and checked conversions of the pointers C passes in.
+
+use std::ffi::c_char;
+
+use super::boundary::{boundary_or, Failure};
+use super::handle::{box_free, box_ref, Castable, OwnedBox};
+use super::status::rp_status;
+
+/// A borrowed byte range. `ptr` may be NULL when `len` is 0.
+///
+/// Who owns the bytes and until when they live is stated wherever an `rp_bytes` appears.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct rp_bytes {
+    /// First byte.
+    pub ptr: *const u8,
+    /// Number of bytes.
+    pub len: usize,
+}
+
+/// A borrowed UTF-8 string: not NUL-terminated, no interior NUL guaranteed. `ptr` may be NULL
+/// when `len` is 0. Print it with `printf("%.*s", (int)s.len, s.ptr)`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct rp_str {
+    /// First byte.
+    pub ptr: *const c_char,
+    /// Length in bytes.
+    pub len: usize,
+}
+
+impl rp_bytes {
+    pub(crate) fn from_slice(s: &[u8]) -> Self {
+        rp_bytes {
+            ptr: s.as_ptr(),
+            len: s.len(),
+        }
+    }
+
+    /// The bytes as a slice (checked: NULL with a non-zero length fails).
+    ///
+    /// # Safety
+    /// A non-NULL `ptr` points to `len` readable bytes that stay unchanged for `'a`.
+    pub(crate) unsafe fn as_slice<'a>(&self, name: &'static str) -> Result<&'a [u8], Failure> {
+        // SAFETY: forwarded contract.
+        unsafe { slice_arg(self.ptr, self.len, name) }
+    }
+}
+
+impl rp_str {
+    pub(crate) fn from_str(s: &str) -> Self {
+        rp_str {
+            ptr: s.as_ptr().cast(),
+            len: s.len(),
+        }
+    }
+
+    /// The string as `&str` (checked: NULL with a non-zero length fails, and so does bad UTF-8).
+    ///
+    /// # Safety
+    /// A non-NULL `ptr` points to `len` readable bytes that stay unchanged for `'a`.
+    pub(crate) unsafe fn as_str<'a>(&self, name: &'static str) -> Result<&'a str, Failure> {
+        // SAFETY: forwarded contract.
+        let bytes = unsafe { slice_arg(self.ptr.cast::<u8>(), self.len, name) }?;
+        std::str::from_utf8(bytes).map_err(|e| {
+            Failure::new(
+                rp_status::InvalidUtf8,
+                format!("{name} is not valid UTF-8 ({e})"),
+            )
+        })
+    }
+}
+
+/// A `(ptr, len)` input buffer as a slice. `(NULL, 0)` is the empty buffer.
+///
+/// # Safety
+/// A non-NULL `ptr` points to `len` readable bytes that stay unchanged for `'a`.
+pub(crate) unsafe fn slice_arg<'a>(
+    ptr: *const u8,
+    len: usize,
+    name: &'static str,
+) -> Result<&'a [u8], Failure> {
+    if ptr.is_null() {
+        return if len == 0 {
+            Ok(&[])
+        } else {
+            Err(Failure::null(name))
+        };
+    }
+    if len > isize::MAX as usize {
+        return Err(Failure::new(
+            rp_status::InvalidArgument,
+            format!("{name}: length too large"),
+        ));
+    }
+    // SAFETY: non-NULL, `len` readable bytes per the contract, and len <= isize::MAX.
+    Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
+}
+
+/// A `(ptr, cap)` output buffer as a mutable slice. `(NULL, 0)` is the empty buffer.
+///
+/// # Safety
+/// A non-NULL `ptr` points to `cap` writable bytes not aliased for `'a`.
+pub(crate) unsafe fn slice_out<'a>(
+    ptr: *mut u8,
+    cap: usize,
+    name: &'static str,
+) -> Result<&'a mut [u8], Failure> {
+    if ptr.is_null() {
+        return if cap == 0 {
+            Ok(&mut [])
+        } else {
+            Err(Failure::null(name))
+        };
+    }
+    if cap > isize::MAX as usize {
+        return Err(Failure::new(
+            rp_status::InvalidArgument,
+            format!("{name}: capacity too large"),
+        ));
+    }
+    // SAFETY: non-NULL, `cap` writable unaliased bytes per the contract, and cap <= isize::MAX.
+    Ok(unsafe { std::slice::from_raw_parts_mut(ptr, cap) })
+}
+
+/// A byte buffer owned by librp (an encoded frame, a received payload, ...).
+///
+/// Methods: `rp_msg_data`, `rp_msg_len`, `rp_msg_free`.
+///
+/// Exclusive handle (Send): the caller owns it and frees it with `rp_msg_free`.
+pub struct rp_msg {
+    _private: [u8; 0],
+}
+
+impl Castable for rp_msg {
+    type Ownership = OwnedBox;
+    type RustType = Vec<u8>;
+}
+
+/// The bytes of a message.
+///
+/// Returns a pointer to `rp_msg_len(msg)` bytes, valid until `msg` is freed; NULL if `msg` is NULL.
+///
+/// Thread safety: may be called concurrently with other reads of the same `msg`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_msg_data(msg: *const rp_msg) -> *const u8 {
+    boundary_or(std::ptr::null(), || {
+        // SAFETY: `msg` is NULL or a live rp_msg per the API contract.
+        match unsafe { box_ref::<rp_msg>(msg, "msg") } {
+            Ok(v) => v.as_ptr(),
+            Err(_) => std::ptr::null(),
+        }
+    })
+}
+
+/// The length of a message in bytes; 0 if `msg` is NULL.
+///
+/// Thread safety: may be called concurrently with other reads of the same `msg`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_msg_len(msg: *const rp_msg) -> usize {
+    boundary_or(0, || {
+        // SAFETY: `msg` is NULL or a live rp_msg per the API contract.
+        unsafe { box_ref::<rp_msg>(msg, "msg") }.map_or(0, |v| v.len())
+    })
+}
+
+/// Frees a message. NULL is a no-op. Must not be called twice with the same value.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_msg_free(msg: *mut rp_msg) {
+    boundary_or((), || {
+        // SAFETY: `msg` is NULL or a live rp_msg owned by the caller, freed once.
+        unsafe { box_free(msg) }
+    })
+}

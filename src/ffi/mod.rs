@@ -1,0 +1,16 @@
+//! The C ABI. This folder is the only place with `extern "C"` and the only place with
+//! `unsafe` code that touches C; every `unsafe` block says why it is sound.
+//!
+//! Plumbing: [`status`] (codes), [`boundary`] (panics and the last error), [`bytes`]
+//! (borrowed views and owned buffers), [`handle`] (opaque handle ownership), [`version`].
+//! One module per C object follows: [`frame`], [`registry`].
+#![allow(unsafe_code)]
+#![allow(non_camel_case_types)]
+
+pub mod boundary;
+pub mod bytes;
+pub mod frame;
+pub mod handle;
+pub mod registry;
+pub mod status;
+pub mod version;

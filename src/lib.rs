@@ -1,0 +1,18 @@
+//! librp: the running-process v1 broker protocol for C, C++ and Go programs.
+//!
+//! The crate is a safe Rust core (`wire`, and the protocol roles built on it) with one
+//! thin C ABI shell in [`ffi`]. Only `src/ffi/` contains `unsafe` code.
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod wire;
+
+#[doc(hidden)]
+pub mod ffi;
+
+pub use error::{Error, ErrorKind, Result};
+pub use wire::{Decoded, FrameView};
+
+/// Crate version components, as compiled.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,87 @@
+use std::borrow::Cow;
+use std::io;
+
+use crate::error::ErrorKind;
+
+/// A failure to read, write or decode v1 frames.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WireError {
+    /// The first byte of a frame was not [`super::FRAMING_VERSION`]; fatal for the connection.
+    #[error("unsupported framing version 0x{byte:02x} (expected 0x01)")]
+    UnsupportedFramingVersion {
+        /// The byte that was found.
+        byte: u8,
+    },
+    /// A frame announced a body longer than the cap; rejected before any allocation.
+    #[error("frame body too large: {body_len} bytes exceeds cap {cap}")]
+    TooLarge {
+        /// The announced (or requested) body length.
+        body_len: u64,
+        /// The cap in force.
+        cap: u32,
+    },
+    /// The stream ended inside a frame.
+    #[error("peer closed the stream mid-frame: {received} of {expected} bytes received")]
+    Truncated {
+        /// Bytes of the frame that arrived.
+        received: usize,
+        /// Bytes known to be needed when the stream ended (at least).
+        expected: usize,
+    },
+    /// A body or payload was not a valid protobuf message of the expected type.
+    #[error("malformed {what}: {detail}")]
+    Malformed {
+        /// Which message failed to decode.
+        what: &'static str,
+        /// Why.
+        detail: Cow<'static, str>,
+    },
+    /// A frame was well-formed but broke a rule of the protocol.
+    #[error("protocol violation: {0}")]
+    Protocol(Cow<'static, str>),
+    /// The stream ended cleanly at a frame boundary.
+    #[error("connection closed by peer")]
+    Closed,
+    /// A read or write timed out; no buffered bytes were lost.
+    #[error("timed out waiting for the peer")]
+    Timeout,
+    /// The operating system reported an error.
+    #[error("i/o error: {0}")]
+    Io(#[source] io::Error),
+}
+
+impl WireError {
+    /// The stable classification of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            WireError::UnsupportedFramingVersion { .. } => ErrorKind::UnsupportedFraming,
+            WireError::TooLarge { .. } => ErrorKind::TooLarge,
+            WireError::Truncated { .. } => ErrorKind::Truncated,
+            WireError::Malformed { .. } => ErrorKind::Malformed,
+            WireError::Protocol(_) => ErrorKind::Protocol,
+            WireError::Closed => ErrorKind::Closed,
+            WireError::Timeout => ErrorKind::Timeout,
+            WireError::Io(_) => ErrorKind::Io,
+        }
+    }
+
+    /// A malformed-`what` error from a prost decode failure.
+    pub fn from_prost(what: &'static str, err: prost::DecodeError) -> Self {
+        WireError::Malformed {
+            what,
+            detail: Cow::Owned(err.to_string()),
+        }
+    }
+
+    pub(crate) fn from_io(err: io::Error) -> Self {
+        match err.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => WireError::Timeout,
+            io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::UnexpectedEof => WireError::Closed,
+            _ => WireError::Io(err),
+        }
+    }
+}

@@ -1,0 +1,468 @@
+//! The `Frame` envelope: a borrowed view, its encoder, and incremental decoding.
+
+use std::borrow::Cow;
+
+use super::pb::{self, WT_LEN, WT_VARINT};
+use super::proto::{Frame, FrameKind, PayloadEncoding};
+use super::{WireError, ENVELOPE_VERSION, FRAMING_VERSION, HEADER_LEN, MAX_BODY};
+use crate::error::Error;
+
+/// A frame whose byte fields borrow from someone else's buffer.
+///
+/// Parsing one ([`decode_frame`], [`FrameView::parse_body`]) never allocates; encoding one
+/// produces exactly the bytes the reference implementation produces for the same fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameView<'a> {
+    /// Envelope version (1 for every frame librp builds).
+    pub envelope_version: u32,
+    /// Raw `FrameKind` value (REQUEST 0, RESPONSE 1, EVENT 2, CANCEL 3; others kept as-is).
+    pub kind: i32,
+    /// Payload protocol id.
+    pub payload_protocol: u32,
+    /// Payload bytes.
+    pub payload: &'a [u8],
+    /// Correlation id.
+    pub request_id: u64,
+    /// Raw `PayloadEncoding` value.
+    pub payload_encoding: i32,
+    /// Absolute deadline in Unix milliseconds; 0 = none.
+    pub deadline_unix_ms: u64,
+    /// W3C traceparent ("" = none).
+    pub traceparent: &'a str,
+    /// W3C tracestate ("" = none).
+    pub tracestate: &'a str,
+}
+
+impl Default for FrameView<'_> {
+    fn default() -> Self {
+        FrameView {
+            envelope_version: ENVELOPE_VERSION,
+            kind: FrameKind::Request as i32,
+            payload_protocol: 0,
+            payload: &[],
+            request_id: 0,
+            payload_encoding: PayloadEncoding::None as i32,
+            deadline_unix_ms: 0,
+            traceparent: "",
+            tracestate: "",
+        }
+    }
+}
+
+/// What the front of a buffer holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decoded<'a> {
+    /// The frame is incomplete; at least `needed` bytes in total are required. Nothing consumed.
+    NeedMore {
+        /// Total bytes (from the start of the buffer) needed before trying again, at least.
+        needed: usize,
+    },
+    /// A complete frame occupying the first `consumed` bytes.
+    Frame {
+        /// The frame, borrowing from the buffer.
+        frame: FrameView<'a>,
+        /// Bytes to advance past.
+        consumed: usize,
+    },
+}
+
+/// How much of a buffer the first frame occupies, judged from its header alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Extent {
+    /// At least `needed` bytes in total are required.
+    NeedMore(usize),
+    /// The first frame is complete and `total` bytes long (header included).
+    Complete(usize),
+}
+
+/// Checks the header at the front of `buf`: framing byte, then the body length against `max_body`.
+///
+/// A foreign first byte is an error as soon as it is seen; an announced length above `max_body`
+/// is an error before the body arrives (nothing is ever allocated for it).
+#[inline]
+pub fn frame_extent(buf: &[u8], max_body: u32) -> Result<Extent, WireError> {
+    let Some(&first) = buf.first() else {
+        return Ok(Extent::NeedMore(HEADER_LEN));
+    };
+    if first != FRAMING_VERSION {
+        return Err(WireError::UnsupportedFramingVersion { byte: first });
+    }
+    if buf.len() < HEADER_LEN {
+        return Ok(Extent::NeedMore(HEADER_LEN));
+    }
+    let body_len = u32::from_le_bytes([buf[1], buf[2], buf[3], buf[4]]);
+    if body_len > max_body {
+        return Err(WireError::TooLarge {
+            body_len: u64::from(body_len),
+            cap: max_body,
+        });
+    }
+    let total = HEADER_LEN + body_len as usize;
+    if buf.len() < total {
+        Ok(Extent::NeedMore(total))
+    } else {
+        Ok(Extent::Complete(total))
+    }
+}
+
+/// Decodes the frame at the front of `buf` without copying or allocating.
+///
+/// `max_body` is the body cap in force ([`MAX_BODY`], or [`super::HELLO_MAX_BODY`] for a
+/// connection's first frame). A partial header or body is [`Decoded::NeedMore`], not an error.
+pub fn decode_frame(buf: &[u8], max_body: u32) -> Result<Decoded<'_>, WireError> {
+    match frame_extent(buf, max_body)? {
+        Extent::NeedMore(needed) => Ok(Decoded::NeedMore { needed }),
+        Extent::Complete(total) => Ok(Decoded::Frame {
+            frame: FrameView::parse_body(&buf[HEADER_LEN..total])?,
+            consumed: total,
+        }),
+    }
+}
+
+fn malformed(detail: &'static str) -> WireError {
+    WireError::Malformed {
+        what: "Frame body",
+        detail: Cow::Borrowed(detail),
+    }
+}
+
+fn wrong_wire_type(field: u32) -> WireError {
+    WireError::Malformed {
+        what: "Frame body",
+        detail: Cow::Owned(format!("invalid wire type for Frame field {field}")),
+    }
+}
+
+impl<'a> FrameView<'a> {
+    /// Parses a `Frame` protobuf body (without the 5-byte header).
+    ///
+    /// Accepts exactly what the prost runtime accepts: unknown fields are skipped, a repeated
+    /// scalar keeps its last value, strings must be UTF-8.
+    pub fn parse_body(body: &'a [u8]) -> Result<Self, WireError> {
+        let mut f = FrameView {
+            envelope_version: 0,
+            kind: 0,
+            payload_encoding: 0,
+            ..FrameView::default()
+        };
+        let mut pos = 0usize;
+        while pos < body.len() {
+            let (field, wt) = pb::get_key(body, &mut pos).map_err(malformed)?;
+            match (field, wt) {
+                (1..=3 | 5..=7, WT_VARINT) => {
+                    let v = pb::get_varint(body, &mut pos).map_err(malformed)?;
+                    match field {
+                        1 => f.envelope_version = v as u32,
+                        2 => f.kind = v as i32,
+                        3 => f.payload_protocol = v as u32,
+                        5 => f.request_id = v,
+                        6 => f.payload_encoding = v as i32,
+                        _ => f.deadline_unix_ms = v,
+                    }
+                }
+                (4, WT_LEN) => {
+                    f.payload = pb::get_len_delimited(body, &mut pos).map_err(malformed)?
+                }
+                (8 | 9, WT_LEN) => {
+                    let bytes = pb::get_len_delimited(body, &mut pos).map_err(malformed)?;
+                    let s = std::str::from_utf8(bytes).map_err(|_| {
+                        malformed("invalid string value: data is not UTF-8 encoded")
+                    })?;
+                    if field == 8 {
+                        f.traceparent = s;
+                    } else {
+                        f.tracestate = s;
+                    }
+                }
+                (1..=9, _) => return Err(wrong_wire_type(field)),
+                _ => pb::skip_field(body, &mut pos, field, wt).map_err(malformed)?,
+            }
+        }
+        Ok(f)
+    }
+
+    /// The frame kind, if it is one of the four known kinds.
+    pub fn frame_kind(&self) -> Option<FrameKind> {
+        FrameKind::try_from(self.kind).ok()
+    }
+
+    /// Length of the protobuf body this frame encodes to.
+    pub fn body_len(&self) -> usize {
+        fn varint_field(v: u64) -> usize {
+            if v == 0 {
+                0
+            } else {
+                1 + pb::varint_len(v)
+            }
+        }
+        fn len_field(n: usize) -> usize {
+            if n == 0 {
+                0
+            } else {
+                1 + pb::varint_len(n as u64) + n
+            }
+        }
+        varint_field(u64::from(self.envelope_version))
+            + varint_field(self.kind as i64 as u64)
+            + varint_field(u64::from(self.payload_protocol))
+            + len_field(self.payload.len())
+            + varint_field(self.request_id)
+            + varint_field(self.payload_encoding as i64 as u64)
+            + varint_field(self.deadline_unix_ms)
+            + len_field(self.traceparent.len())
+            + len_field(self.tracestate.len())
+    }
+
+    /// Length on the wire: header plus body.
+    pub fn encoded_len(&self) -> usize {
+        HEADER_LEN + self.body_len()
+    }
+
+    /// Encodes the frame (header and body) into the front of `out`; returns the bytes written.
+    ///
+    /// Fails with [`Error::BufferTooSmall`] (carrying the size needed) when `out` is short, and
+    /// with a too-large wire error when the body exceeds [`MAX_BODY`].
+    pub fn encode_into(&self, out: &mut [u8]) -> Result<usize, Error> {
+        let body_len = self.checked_body_len()?;
+        let total = HEADER_LEN + body_len;
+        if out.len() < total {
+            return Err(Error::BufferTooSmall {
+                needed: total,
+                capacity: out.len(),
+            });
+        }
+        self.write(&mut out[..total], body_len);
+        Ok(total)
+    }
+
+    /// Appends the encoded frame (header and body) to `out`.
+    pub fn encode_to_vec(&self, out: &mut Vec<u8>) -> Result<(), WireError> {
+        let body_len = self.checked_body_len()?;
+        let start = out.len();
+        out.resize(start + HEADER_LEN + body_len, 0);
+        self.write(&mut out[start..], body_len);
+        Ok(())
+    }
+
+    /// The encoded frame in a new vector.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, WireError> {
+        let mut out = Vec::with_capacity(self.encoded_len());
+        self.encode_to_vec(&mut out)?;
+        Ok(out)
+    }
+
+    /// An owned copy as the generated prost message.
+    pub fn to_frame(&self) -> Frame {
+        Frame {
+            envelope_version: self.envelope_version,
+            kind: self.kind,
+            payload_protocol: self.payload_protocol,
+            payload: self.payload.to_vec(),
+            request_id: self.request_id,
+            payload_encoding: self.payload_encoding,
+            deadline_unix_ms: self.deadline_unix_ms,
+            traceparent: self.traceparent.to_owned(),
+            tracestate: self.tracestate.to_owned(),
+        }
+    }
+
+    fn checked_body_len(&self) -> Result<usize, WireError> {
+        let body_len = self.body_len();
+        if body_len > MAX_BODY as usize {
+            return Err(WireError::TooLarge {
+                body_len: body_len as u64,
+                cap: MAX_BODY,
+            });
+        }
+        Ok(body_len)
+    }
+
+    /// Writes header and body into `out`, which is exactly `HEADER_LEN + body_len` long.
+    fn write(&self, out: &mut [u8], body_len: usize) {
+        out[0] = FRAMING_VERSION;
+        out[1..HEADER_LEN].copy_from_slice(&(body_len as u32).to_le_bytes());
+        let mut pos = HEADER_LEN;
+        let varint = |out: &mut [u8], pos: &mut usize, field: u32, v: u64| {
+            if v != 0 {
+                out[*pos] = pb::key_byte(field, WT_VARINT);
+                *pos += 1 + pb::put_varint(&mut out[*pos + 1..], v);
+            }
+        };
+        let bytes = |out: &mut [u8], pos: &mut usize, field: u32, b: &[u8]| {
+            if !b.is_empty() {
+                out[*pos] = pb::key_byte(field, WT_LEN);
+                *pos += 1 + pb::put_varint(&mut out[*pos + 1..], b.len() as u64);
+                out[*pos..*pos + b.len()].copy_from_slice(b);
+                *pos += b.len();
+            }
+        };
+        varint(out, &mut pos, 1, u64::from(self.envelope_version));
+        varint(out, &mut pos, 2, self.kind as i64 as u64);
+        varint(out, &mut pos, 3, u64::from(self.payload_protocol));
+        bytes(out, &mut pos, 4, self.payload);
+        varint(out, &mut pos, 5, self.request_id);
+        varint(out, &mut pos, 6, self.payload_encoding as i64 as u64);
+        varint(out, &mut pos, 7, self.deadline_unix_ms);
+        bytes(out, &mut pos, 8, self.traceparent.as_bytes());
+        bytes(out, &mut pos, 9, self.tracestate.as_bytes());
+        debug_assert_eq!(pos, out.len());
+    }
+}
+
+impl Frame {
+    /// A borrowed view of this frame.
+    pub fn view(&self) -> FrameView<'_> {
+        FrameView {
+            envelope_version: self.envelope_version,
+            kind: self.kind,
+            payload_protocol: self.payload_protocol,
+            payload: &self.payload,
+            request_id: self.request_id,
+            payload_encoding: self.payload_encoding,
+            deadline_unix_ms: self.deadline_unix_ms,
+            traceparent: &self.traceparent,
+            tracestate: &self.tracestate,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::HELLO_MAX_BODY;
+    use prost::Message;
+
+    fn sample() -> FrameView<'static> {
+        FrameView {
+            kind: FrameKind::Event as i32,
+            payload_protocol: 0x7001,
+            payload: b"hello",
+            request_id: u64::MAX,
+            deadline_unix_ms: 1_700_000_000_123,
+            traceparent: "00-abc-def-01",
+            tracestate: "k=v",
+            ..FrameView::default()
+        }
+    }
+
+    #[test]
+    fn encoder_matches_prost() {
+        let v = sample();
+        let mine = v.to_bytes().unwrap();
+        let body = v.to_frame().encode_to_vec();
+        assert_eq!(&mine[HEADER_LEN..], &body[..]);
+        assert_eq!(v.encoded_len(), mine.len());
+    }
+
+    #[test]
+    fn negative_enum_values_round_trip_like_prost() {
+        let v = FrameView {
+            kind: -1,
+            payload_encoding: -7,
+            ..sample()
+        };
+        let mine = v.to_bytes().unwrap();
+        assert_eq!(&mine[HEADER_LEN..], &v.to_frame().encode_to_vec()[..]);
+        let Decoded::Frame { frame, .. } = decode_frame(&mine, MAX_BODY).unwrap() else {
+            panic!("complete frame expected")
+        };
+        assert_eq!(frame, v);
+    }
+
+    #[test]
+    fn every_prefix_needs_more_and_the_whole_decodes() {
+        let bytes = sample().to_bytes().unwrap();
+        for n in 0..bytes.len() {
+            match decode_frame(&bytes[..n], MAX_BODY).unwrap() {
+                Decoded::NeedMore { needed } => assert!(needed > n),
+                Decoded::Frame { .. } => panic!("prefix {n} decoded"),
+            }
+        }
+        let Decoded::Frame { frame, consumed } = decode_frame(&bytes, MAX_BODY).unwrap() else {
+            panic!()
+        };
+        assert_eq!(consumed, bytes.len());
+        assert_eq!(frame, sample());
+    }
+
+    #[test]
+    fn caps_and_framing_byte_are_checked_from_the_header() {
+        assert!(matches!(
+            decode_frame(&[0x02], MAX_BODY),
+            Err(WireError::UnsupportedFramingVersion { byte: 2 })
+        ));
+        assert!(matches!(
+            decode_frame(&[1, 0xff, 0xff, 0xff, 0xff], MAX_BODY),
+            Err(WireError::TooLarge {
+                body_len: 0xffff_ffff,
+                cap: MAX_BODY
+            })
+        ));
+        let over_hello = (HELLO_MAX_BODY + 1).to_le_bytes();
+        let hdr = [
+            1,
+            over_hello[0],
+            over_hello[1],
+            over_hello[2],
+            over_hello[3],
+        ];
+        assert!(matches!(
+            decode_frame(&hdr, HELLO_MAX_BODY),
+            Err(WireError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            decode_frame(&hdr, MAX_BODY),
+            Ok(Decoded::NeedMore { .. })
+        ));
+    }
+
+    #[test]
+    fn malformed_bodies_agree_with_prost() {
+        let cases: &[&[u8]] = &[
+            &[0xff],                   // truncated varint key
+            &[0x08],                   // key without value
+            &[0x22, 0x05, 0x01],       // payload longer than the body
+            &[0x42, 0x01, 0xff],       // traceparent not UTF-8
+            &[0x0a, 0x00],             // envelope_version with LEN wire type
+            &[0x00],                   // field 0
+            &[0x0f],                   // wire type 7
+            &[0x7c],                   // unexpected end group (field 15)
+            &[0x80, 0x01, 0x00],       // field 16, varint: unknown, skipped -> ok
+            &[0x85, 0x01, 1, 2, 3, 4], // field 16, fixed32: skipped -> ok
+        ];
+        for case in cases {
+            let prost_ok = Frame::decode(*case).is_ok();
+            let mine = FrameView::parse_body(case);
+            assert_eq!(mine.is_ok(), prost_ok, "case {case:02x?}: {mine:?}");
+            if let Ok(v) = mine {
+                assert_eq!(v.to_frame(), Frame::decode(*case).unwrap());
+            }
+        }
+    }
+
+    #[test]
+    fn encode_into_reports_needed_size() {
+        let v = sample();
+        let mut small = [0u8; 4];
+        match v.encode_into(&mut small) {
+            Err(Error::BufferTooSmall {
+                needed,
+                capacity: 4,
+            }) => assert_eq!(needed, v.encoded_len()),
+            other => panic!("{other:?}"),
+        }
+        let mut big = vec![0u8; 256];
+        let n = v.encode_into(&mut big).unwrap();
+        assert_eq!(&big[..n], &v.to_bytes().unwrap()[..]);
+    }
+
+    #[test]
+    fn oversize_body_is_refused_on_encode() {
+        let payload = vec![0u8; MAX_BODY as usize];
+        let v = FrameView {
+            payload: &payload,
+            ..FrameView::default()
+        };
+        assert!(matches!(v.to_bytes(), Err(WireError::TooLarge { .. })));
+    }
+}

@@ -1,0 +1,178 @@
+//! Blocking frame I/O over any `Read` / `Write` stream.
+
+use std::io::{ErrorKind as IoKind, Read, Write};
+
+use super::frame::{frame_extent, Extent, FrameView};
+use super::{WireError, HEADER_LEN, MAX_BODY};
+
+/// The smallest read buffer; reads ask for this much at least so many small frames
+/// arrive in one system call.
+const MIN_BUFFER: usize = 8 * 1024;
+
+/// Reads frames from a stream through an internal buffer, handing out borrowed views.
+///
+/// Memory grows only with bytes that actually arrived (at most about twice the frame
+/// being assembled), never with a length a peer merely announced. A read timeout
+/// (`WouldBlock` / `TimedOut` from the stream) returns [`WireError::Timeout`] and keeps every
+/// buffered byte, so the next call resumes where this one stopped.
+#[derive(Debug)]
+pub struct FrameReader<R> {
+    inner: R,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    max_body: u32,
+}
+
+impl<R: Read> FrameReader<R> {
+    /// A reader with the 16 MiB body cap.
+    pub fn new(inner: R) -> Self {
+        Self::with_max_body(inner, MAX_BODY)
+    }
+
+    /// A reader with a smaller body cap (for example [`super::HELLO_MAX_BODY`]).
+    pub fn with_max_body(inner: R, max_body: u32) -> Self {
+        FrameReader {
+            inner,
+            buf: Vec::new(),
+            start: 0,
+            end: 0,
+            max_body: max_body.min(MAX_BODY),
+        }
+    }
+
+    /// Changes the body cap for the frames read from now on (clamped to 16 MiB).
+    pub fn set_max_body(&mut self, max_body: u32) {
+        self.max_body = max_body.min(MAX_BODY);
+    }
+
+    /// Reads the next frame, blocking until it is complete.
+    ///
+    /// End of stream at a frame boundary is [`WireError::Closed`]; inside a frame it is
+    /// [`WireError::Truncated`]. Framing errors are fatal for the stream.
+    pub fn read_frame(&mut self) -> Result<FrameView<'_>, WireError> {
+        let total = loop {
+            match frame_extent(&self.buf[self.start..self.end], self.max_body)? {
+                Extent::Complete(total) => break total,
+                Extent::NeedMore(needed) => self.fill(needed)?,
+            }
+        };
+        let frame_start = self.start;
+        self.start += total;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+        FrameView::parse_body(&self.buf[frame_start + HEADER_LEN..frame_start + total])
+    }
+
+    /// Bytes received but not yet returned as frames.
+    pub fn buffered(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    /// The underlying stream.
+    pub fn get_ref(&self) -> &R {
+        &self.inner
+    }
+
+    /// The underlying stream, mutably (reading from it directly desynchronises the framing).
+    pub fn get_mut(&mut self) -> &mut R {
+        &mut self.inner
+    }
+
+    /// Unwraps the stream, dropping any buffered bytes.
+    pub fn into_inner(self) -> R {
+        self.inner
+    }
+
+    /// Reads at least one more byte towards `needed` buffered bytes.
+    fn fill(&mut self, needed: usize) -> Result<(), WireError> {
+        let have = self.end - self.start;
+        if self.start + needed > self.buf.len() {
+            // Move the partial frame to the front, then grow by what arrived, not by what
+            // was announced: double the buffer, capped at the frame's full size.
+            if self.start > 0 {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.start = 0;
+                self.end = have;
+            }
+            if needed > self.buf.len() {
+                let grown = (self.buf.len() * 2).max(MIN_BUFFER);
+                let target = grown.min(needed.max(MIN_BUFFER));
+                self.buf.resize(target.max(self.buf.len()), 0);
+            }
+        }
+        loop {
+            match self.inner.read(&mut self.buf[self.end..]) {
+                Ok(0) if have == 0 => return Err(WireError::Closed),
+                Ok(0) => {
+                    return Err(WireError::Truncated {
+                        received: have,
+                        expected: needed,
+                    })
+                }
+                Ok(n) => {
+                    self.end += n;
+                    return Ok(());
+                }
+                Err(e) if e.kind() == IoKind::Interrupted => continue,
+                Err(e) => return Err(WireError::from_io(e)),
+            }
+        }
+    }
+}
+
+/// Writes frames to a stream, reusing one encode buffer.
+#[derive(Debug)]
+pub struct FrameWriter<W> {
+    inner: W,
+    scratch: Vec<u8>,
+}
+
+impl<W: Write> FrameWriter<W> {
+    /// Wraps a stream.
+    pub fn new(inner: W) -> Self {
+        FrameWriter {
+            inner,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Encodes and writes one frame, all of it or an error.
+    pub fn write_frame(&mut self, frame: &FrameView<'_>) -> Result<(), WireError> {
+        self.scratch.clear();
+        frame.encode_to_vec(&mut self.scratch)?;
+        write_all(&mut self.inner, &self.scratch)
+    }
+
+    /// The underlying stream.
+    pub fn get_ref(&self) -> &W {
+        &self.inner
+    }
+
+    /// The underlying stream, mutably.
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.inner
+    }
+}
+
+/// Encodes and writes one frame to `w` (allocates an encode buffer; see [`FrameWriter`]).
+pub fn write_frame<W: Write>(w: &mut W, frame: &FrameView<'_>) -> Result<(), WireError> {
+    write_all(w, &frame.to_bytes()?)
+}
+
+fn write_all<W: Write>(w: &mut W, mut bytes: &[u8]) -> Result<(), WireError> {
+    while !bytes.is_empty() {
+        match w.write(bytes) {
+            Ok(0) => return Err(WireError::Closed),
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == IoKind::Interrupted => continue,
+            Err(e) => return Err(WireError::from_io(e)),
+        }
+    }
+    match w.flush() {
+        Ok(()) => Ok(()),
+        Err(e) => Err(WireError::from_io(e)),
+    }
+}
