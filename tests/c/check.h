@@ -51,7 +51,7 @@ static int check_failures = 0;
                          : (fprintf(stderr, "%s: %d check(s) failed\n", (name), check_failures), 1))
 
 /* Reads a one-line lowercase hex file into a new buffer; returns its length, or -1. */
-static long read_hex_file(const char *path, unsigned char **out) {
+static inline long read_hex_file(const char *path, unsigned char **out) {
     FILE *f = fopen(path, "rb");
     if (!f) return -1;
     fseek(f, 0, SEEK_END);
