@@ -1,7 +1,7 @@
 //! Compiles `proto/*.proto` with protox (no `protoc` needed) and sets the SONAME.
 
 fn main() {
-    let protos = ["proto/running_process_v1.proto"];
+    let protos = ["proto/running_process_v1.proto", "proto/librp_push.proto"];
     for p in &protos {
         println!("cargo:rerun-if-changed={p}");
     }

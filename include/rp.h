@@ -188,6 +188,10 @@ enum rp_status
    */
   RP_STATUS_INVALID_UTF8 = 12,
   /**
+   * The named worker, queue or item does not exist.
+   */
+  RP_STATUS_NOT_FOUND = 13,
+  /**
    * The peer or the bytes broke a rule of the protocol.
    */
   RP_STATUS_PROTOCOL = 20,
@@ -496,7 +500,8 @@ RP_NODISCARD rp_status rp_frame_view_init(struct rp_frame_view *frame);
  *   alone; nothing is allocated).
  * - `RP_STATUS_MALFORMED`: the body is not a valid `Frame` protobuf.
  * - `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_ARGUMENT`.
- * The last three framing errors are fatal for a connection.
+ *
+ * The three framing errors are fatal for a connection.
  *
  * Ownership: `out_frame`'s views borrow `buf`; they are valid while `buf` is unchanged.
  * Never allocates. Thread safety: reentrant.

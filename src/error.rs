@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::io;
 
+use crate::control::Refusal;
 use crate::wire::WireError;
 
 /// Result alias used across the crate.
@@ -34,6 +35,18 @@ pub enum ErrorKind {
     Timeout,
     /// An operating-system call failed.
     Io,
+    /// Nothing can be done now without blocking (for example a full send buffer); retry later.
+    Again,
+    /// The named worker, queue or item does not exist.
+    NotFound,
+    /// The broker or server refused the connection (see [`Refusal`]).
+    Refused,
+    /// The peer rejected a registration or handoff.
+    Rejected,
+    /// Not permitted (a peer of another user, an unsafe socket directory, ...).
+    PermissionDenied,
+    /// Invalid configuration (environment or options).
+    Config,
 }
 
 /// An error from librp: a kind plus a human-readable description.
@@ -60,6 +73,27 @@ pub enum Error {
     /// A deadline passed.
     #[error("timed out: {0}")]
     Timeout(Cow<'static, str>),
+    /// The connection or handle is closed.
+    #[error("closed: {0}")]
+    Closed(Cow<'static, str>),
+    /// Nothing can be done now without blocking; retry later.
+    #[error("try again: {0}")]
+    Again(Cow<'static, str>),
+    /// The named worker, queue or item does not exist.
+    #[error("not found: {0}")]
+    NotFound(Cow<'static, str>),
+    /// The broker or server refused the connection.
+    #[error("refused ({}): {}", .0.code_name(), .0.reason)]
+    Refused(Box<Refusal>),
+    /// The peer rejected a registration or handoff.
+    #[error("rejected: {0}")]
+    Rejected(Cow<'static, str>),
+    /// Not permitted.
+    #[error("permission denied: {0}")]
+    PermissionDenied(Cow<'static, str>),
+    /// Invalid configuration.
+    #[error("invalid configuration: {0}")]
+    Config(Cow<'static, str>),
     /// An operating-system call failed.
     #[error("{context}: {source}")]
     Io {
@@ -81,12 +115,27 @@ impl Error {
             Error::BufferTooSmall { .. } => ErrorKind::BufferTooSmall,
             Error::Timeout(_) => ErrorKind::Timeout,
             Error::Io { .. } => ErrorKind::Io,
+            Error::Closed(_) => ErrorKind::Closed,
+            Error::Again(_) => ErrorKind::Again,
+            Error::NotFound(_) => ErrorKind::NotFound,
+            Error::Refused(_) => ErrorKind::Refused,
+            Error::Rejected(_) => ErrorKind::Rejected,
+            Error::PermissionDenied(_) => ErrorKind::PermissionDenied,
+            Error::Config(_) => ErrorKind::Config,
         }
     }
 
     /// Shorthand for an [`Error::InvalidArgument`].
     pub fn invalid_argument(msg: impl Into<Cow<'static, str>>) -> Self {
         Error::InvalidArgument(msg.into())
+    }
+
+    /// The refusal, when this error is one.
+    pub fn refusal(&self) -> Option<&Refusal> {
+        match self {
+            Error::Refused(r) => Some(r),
+            _ => None,
+        }
     }
 
     /// Shorthand for an [`Error::Io`] with context.

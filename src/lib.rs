@@ -5,7 +5,10 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod control;
 pub mod error;
+pub mod push;
+pub mod transport;
 pub mod wire;
 
 #[doc(hidden)]

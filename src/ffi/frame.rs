@@ -86,7 +86,7 @@ impl rp_frame_view {
 
     /// # Safety
     /// The views are NULL-with-zero-length or point to readable memory for `'a`.
-    pub(crate) unsafe fn to_view<'a>(&self) -> Result<FrameView<'a>, Failure> {
+    pub(crate) unsafe fn to_view<'a>(self) -> Result<FrameView<'a>, Failure> {
         // SAFETY: forwarded contract.
         unsafe {
             Ok(FrameView {
@@ -140,7 +140,8 @@ pub unsafe extern "C" fn rp_frame_view_init(frame: *mut rp_frame_view) -> rp_sta
 ///   alone; nothing is allocated).
 /// - `RP_STATUS_MALFORMED`: the body is not a valid `Frame` protobuf.
 /// - `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_ARGUMENT`.
-/// The last three framing errors are fatal for a connection.
+///
+/// The three framing errors are fatal for a connection.
 ///
 /// Ownership: `out_frame`'s views borrow `buf`; they are valid while `buf` is unchanged.
 /// Never allocates. Thread safety: reentrant.

@@ -30,6 +30,8 @@ pub enum rp_status {
     InvalidArgument = 11,
     /// A string argument or field is not valid UTF-8.
     InvalidUtf8 = 12,
+    /// The named worker, queue or item does not exist.
+    NotFound = 13,
     /// The peer or the bytes broke a rule of the protocol.
     Protocol = 20,
     /// The first byte of a frame is not the v1 framing version.
@@ -55,7 +57,7 @@ pub enum rp_status {
 }
 
 /// Every status, for `From<i32>` and `rp_status_str` (not exported to C).
-const ALL_STATUSES: [rp_status; 20] = [
+const ALL_STATUSES: [rp_status; 21] = [
     rp_status::Ok,
     rp_status::Again,
     rp_status::Timeout,
@@ -65,6 +67,7 @@ const ALL_STATUSES: [rp_status; 20] = [
     rp_status::NullArgument,
     rp_status::InvalidArgument,
     rp_status::InvalidUtf8,
+    rp_status::NotFound,
     rp_status::Protocol,
     rp_status::UnsupportedFraming,
     rp_status::TooLarge,
@@ -91,6 +94,7 @@ impl rp_status {
             rp_status::NullArgument => c"NULL argument",
             rp_status::InvalidArgument => c"invalid argument",
             rp_status::InvalidUtf8 => c"invalid UTF-8",
+            rp_status::NotFound => c"not found",
             rp_status::Protocol => c"protocol violation",
             rp_status::UnsupportedFraming => c"unsupported framing version",
             rp_status::TooLarge => c"too large",
@@ -132,6 +136,12 @@ impl From<ErrorKind> for rp_status {
             ErrorKind::Closed => rp_status::Closed,
             ErrorKind::Timeout => rp_status::Timeout,
             ErrorKind::Io => rp_status::Io,
+            ErrorKind::Again => rp_status::Again,
+            ErrorKind::NotFound => rp_status::NotFound,
+            ErrorKind::Refused => rp_status::Refused,
+            ErrorKind::Rejected => rp_status::Rejected,
+            ErrorKind::PermissionDenied => rp_status::PermissionDenied,
+            ErrorKind::Config => rp_status::Config,
         }
     }
 }

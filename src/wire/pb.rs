@@ -17,7 +17,7 @@ pub(crate) type PbResult<T> = Result<T, &'static str>;
 #[inline]
 pub(crate) fn varint_len(v: u64) -> usize {
     // 1 byte per 7 bits, at least one byte.
-    ((64 - (v | 1).leading_zeros() as usize) + 6) / 7
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 /// Writes `v` as a varint at the front of `out`; returns the bytes written.

@@ -12,6 +12,8 @@ pub const IDENTITY_PROBE: u32 = 0xB232;
 pub const HANDOFF: u32 = 0xD0FF;
 /// SESSION data plane.
 pub const SESSION: u32 = 0x5350;
+/// librp's push protocol (registration, pushes, replies), in the private-use range.
+pub const LIBRP_PUSH: u32 = 0xF0B5;
 /// First id of the registered consumer range.
 pub const CONSUMER_FIRST: u32 = 0x7000;
 /// Last id of the registered consumer range.
@@ -74,6 +76,7 @@ pub fn name(id: u32) -> Option<&'static str> {
         IDENTITY_PROBE => "identity-probe",
         HANDOFF => "handoff",
         SESSION => "session",
+        LIBRP_PUSH => "librp-push",
         0x7A63 => "zccache",
         0x7C4C => "clud",
         0x7EB1 => "fbuild",

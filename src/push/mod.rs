@@ -1,0 +1,38 @@
+//! Push: workers connect to a server, register, receive server-initiated pushes and answer
+//! each with a correlated reply.
+//!
+//! Wire (docs/PROTOCOL.md): a v1 Hello on the control protocol, then on [`PUSH_PROTOCOL`]:
+//! `Registration` (worker REQUEST) → `RegistrationAck` (server RESPONSE); `Push` (server EVENT,
+//! request_id = correlation id) → `PushReply` (worker RESPONSE echoing it).
+
+mod client;
+mod server;
+
+pub use client::{Job, PushClient, WorkerOptions};
+pub use server::{
+    PushOutcome, PushServer, PushSpec, RegistrationDecision, ServerEvent, ServerOptions, Target, Ticket,
+    WorkerInfo,
+};
+
+/// Generated messages of `proto/librp_push.proto`.
+pub mod proto {
+    #![allow(missing_docs, clippy::all)]
+    include!(concat!(env!("OUT_DIR"), "/librp.push.v1.rs"));
+}
+
+/// The payload protocol of registration, pushes and replies (private-use range).
+pub const PUSH_PROTOCOL: u32 = crate::wire::registry::LIBRP_PUSH;
+/// The service name a push server answers to by default.
+pub const DEFAULT_SERVICE: &str = "librp-push";
+/// The version of the push protocol, sent as `wanted_version` and `daemon_version`.
+pub const PUSH_PROTOCOL_VERSION: &str = "1.0.0";
+/// Request id of the registration frame.
+pub(crate) const REGISTRATION_REQUEST_ID: u64 = 1;
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,411 @@
+//! Endpoints and connections: Unix socket paths, Linux abstract names and TCP.
+//!
+//! Listening sockets librp creates are owner-only: a path socket is mode 0600 inside a
+//! directory that only this user can write (created 0700 when missing). Every send uses
+//! `MSG_NOSIGNAL`, so a vanished peer never raises SIGPIPE in the host process.
+
+mod sys;
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream, ToSocketAddrs};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::error::Error;
+
+/// Where a server listens or a client connects.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// A Unix socket file.
+    Path(PathBuf),
+    /// A Linux abstract socket name (no file; written `@name`).
+    Abstract(String),
+    /// A TCP address `host:port` (written `tcp://host:port`).
+    Tcp(String),
+}
+
+impl Endpoint {
+    /// Parses `tcp://host:port`, `@name` / `abstract:name`, `unix:PATH` or a plain path.
+    pub fn parse(s: &str) -> Result<Self, Error> {
+        if s.is_empty() {
+            return Err(Error::invalid_argument("endpoint is empty"));
+        }
+        if let Some(addr) = s.strip_prefix("tcp://") {
+            if addr.rsplit_once(':').is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err()) {
+                return Err(Error::invalid_argument(format!("TCP endpoint {s:?} is not tcp://host:port")));
+            }
+            return Ok(Endpoint::Tcp(addr.to_owned()));
+        }
+        if let Some(name) = s.strip_prefix('@').or_else(|| s.strip_prefix("abstract:")) {
+            if name.is_empty() || name.len() > 107 {
+                return Err(Error::invalid_argument("abstract socket name must be 1-107 bytes"));
+            }
+            return Ok(Endpoint::Abstract(name.to_owned()));
+        }
+        let path = s.strip_prefix("unix:").unwrap_or(s);
+        if path.len() > 107 {
+            return Err(Error::invalid_argument(format!("socket path is longer than 107 bytes: {path}")));
+        }
+        Ok(Endpoint::Path(PathBuf::from(path)))
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Endpoint::Path(p) => write!(f, "{}", p.display()),
+            Endpoint::Abstract(n) => write!(f, "@{n}"),
+            Endpoint::Tcp(a) => write!(f, "tcp://{a}"),
+        }
+    }
+}
+
+/// A peer's identity as the kernel reports it (Unix sockets only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerCredentials {
+    /// Process id at connect time.
+    pub pid: u32,
+    /// Effective user id.
+    pub uid: u32,
+    /// Effective group id.
+    pub gid: u32,
+}
+
+/// The effective uid of this process.
+pub fn effective_uid() -> u32 {
+    sys::effective_uid()
+}
+
+/// A connected byte stream (Unix or TCP) whose writes never raise SIGPIPE.
+#[derive(Debug)]
+pub enum Stream {
+    /// A Unix domain socket.
+    Unix(UnixStream),
+    /// A TCP socket.
+    Tcp(TcpStream),
+}
+
+impl Stream {
+    /// Sets the read timeout (None = block).
+    pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        match self {
+            Stream::Unix(s) => s.set_read_timeout(t),
+            Stream::Tcp(s) => s.set_read_timeout(t),
+        }
+    }
+
+    /// Sets the write timeout (None = block).
+    pub fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        match self {
+            Stream::Unix(s) => s.set_write_timeout(t),
+            Stream::Tcp(s) => s.set_write_timeout(t),
+        }
+    }
+
+    /// Switches non-blocking mode.
+    pub fn set_nonblocking(&self, on: bool) -> io::Result<()> {
+        match self {
+            Stream::Unix(s) => s.set_nonblocking(on),
+            Stream::Tcp(s) => s.set_nonblocking(on),
+        }
+    }
+
+    /// Shuts down one or both directions; wakes threads blocked reading it.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        match self {
+            Stream::Unix(s) => s.shutdown(how),
+            Stream::Tcp(s) => s.shutdown(how),
+        }
+    }
+
+    /// A second handle to the same socket.
+    pub fn try_clone(&self) -> io::Result<Stream> {
+        Ok(match self {
+            Stream::Unix(s) => Stream::Unix(s.try_clone()?),
+            Stream::Tcp(s) => Stream::Tcp(s.try_clone()?),
+        })
+    }
+
+    /// The kernel-reported credentials of the peer; None for TCP, which has none.
+    pub fn peer_credentials(&self) -> Option<PeerCredentials> {
+        match self {
+            Stream::Unix(s) => sys::peer_credentials(s.as_raw_fd()).ok(),
+            Stream::Tcp(_) => None,
+        }
+    }
+}
+
+impl AsRawFd for Stream {
+    fn as_raw_fd(&self) -> RawFd {
+        match self {
+            Stream::Unix(s) => s.as_raw_fd(),
+            Stream::Tcp(s) => s.as_raw_fd(),
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.read(buf),
+            Stream::Tcp(s) => s.read(buf),
+        }
+    }
+}
+
+impl Read for &Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Unix(s) => (&*s).read(buf),
+            Stream::Tcp(s) => (&*s).read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        send_nosignal(self.as_raw_fd(), buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Write for &Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        send_nosignal(self.as_raw_fd(), buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// `send(2)` with `MSG_NOSIGNAL` on any socket descriptor.
+pub fn send_nosignal(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+    sys::send_nosignal(fd, buf)
+}
+
+/// Kernel-reported credentials of the peer of a Unix socket descriptor.
+pub fn peer_credentials(fd: RawFd) -> io::Result<PeerCredentials> {
+    sys::peer_credentials(fd)
+}
+
+/// Connects to an endpoint; a TCP connect gives up after `timeout`.
+pub fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<Stream, Error> {
+    let ctx = "connect";
+    match endpoint {
+        Endpoint::Path(p) => UnixStream::connect(p).map(Stream::Unix).map_err(|e| connect_error(endpoint, e)),
+        Endpoint::Abstract(name) => {
+            let addr = SocketAddr::from_abstract_name(name.as_bytes()).map_err(|e| Error::io(ctx, e))?;
+            UnixStream::connect_addr(&addr).map(Stream::Unix).map_err(|e| connect_error(endpoint, e))
+        }
+        Endpoint::Tcp(addr) => {
+            let addrs = addr.to_socket_addrs().map_err(|e| connect_error(endpoint, e))?;
+            let mut last = io::Error::new(io::ErrorKind::NotFound, "no address resolved");
+            for a in addrs {
+                match TcpStream::connect_timeout(&a, timeout.max(Duration::from_millis(1))) {
+                    Ok(s) => {
+                        let _ = s.set_nodelay(true);
+                        return Ok(Stream::Tcp(s));
+                    }
+                    Err(e) => last = e,
+                }
+            }
+            Err(connect_error(endpoint, last))
+        }
+    }
+}
+
+fn connect_error(endpoint: &Endpoint, e: io::Error) -> Error {
+    match e.kind() {
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
+            Error::Timeout(format!("connecting to {endpoint}").into())
+        }
+        _ => Error::Io { context: "connect", source: io::Error::new(e.kind(), format!("{endpoint}: {e}")) },
+    }
+}
+
+/// How a listener is set up.
+#[derive(Debug, Clone, Default)]
+pub struct ListenOptions {
+    /// Allow a TCP listener on a non-loopback address (callers must then require a token).
+    pub allow_remote_tcp: bool,
+}
+
+/// A listening socket; a path socket's file is removed when the listener is dropped.
+#[derive(Debug)]
+pub enum Listener {
+    /// A Unix listener and the socket file it owns, if any.
+    Unix(UnixListener, Option<PathBuf>),
+    /// A TCP listener.
+    Tcp(TcpListener),
+}
+
+impl Listener {
+    /// Binds an endpoint with owner-only permissions (see the module docs).
+    pub fn bind(endpoint: &Endpoint, opts: &ListenOptions) -> Result<Listener, Error> {
+        match endpoint {
+            Endpoint::Path(path) => bind_path(path),
+            Endpoint::Abstract(name) => {
+                let addr =
+                    SocketAddr::from_abstract_name(name.as_bytes()).map_err(|e| Error::io("bind", e))?;
+                let l = UnixListener::bind_addr(&addr)
+                    .map_err(|e| Error::io("bind", io::Error::new(e.kind(), format!("{endpoint}: {e}"))))?;
+                Ok(Listener::Unix(l, None))
+            }
+            Endpoint::Tcp(addr) => {
+                let l = TcpListener::bind(addr.as_str())
+                    .map_err(|e| Error::io("bind", io::Error::new(e.kind(), format!("{endpoint}: {e}"))))?;
+                let local = l.local_addr().map_err(|e| Error::io("bind", e))?;
+                if !local.ip().is_loopback() && !opts.allow_remote_tcp {
+                    return Err(Error::PermissionDenied(
+                        format!("{endpoint} is not a loopback address; remote TCP must be enabled explicitly and requires an auth token").into(),
+                    ));
+                }
+                Ok(Listener::Tcp(l))
+            }
+        }
+    }
+
+    /// The address actually bound (useful with `tcp://127.0.0.1:0`).
+    pub fn local_endpoint(&self) -> Result<Endpoint, Error> {
+        match self {
+            Listener::Unix(l, _) => {
+                let addr = l.local_addr().map_err(|e| Error::io("local address", e))?;
+                if let Some(p) = addr.as_pathname() {
+                    Ok(Endpoint::Path(p.to_owned()))
+                } else if let Some(n) = addr.as_abstract_name() {
+                    Ok(Endpoint::Abstract(String::from_utf8_lossy(n).into_owned()))
+                } else {
+                    Err(Error::invalid_argument("unnamed Unix socket"))
+                }
+            }
+            Listener::Tcp(l) => {
+                Ok(Endpoint::Tcp(l.local_addr().map_err(|e| Error::io("local address", e))?.to_string()))
+            }
+        }
+    }
+
+    /// Switches non-blocking mode.
+    pub fn set_nonblocking(&self, on: bool) -> io::Result<()> {
+        match self {
+            Listener::Unix(l, _) => l.set_nonblocking(on),
+            Listener::Tcp(l) => l.set_nonblocking(on),
+        }
+    }
+
+    /// Accepts one connection.
+    pub fn accept(&self) -> io::Result<Stream> {
+        match self {
+            Listener::Unix(l, _) => l.accept().map(|(s, _)| Stream::Unix(s)),
+            Listener::Tcp(l) => l.accept().map(|(s, _)| {
+                let _ = s.set_nodelay(true);
+                Stream::Tcp(s)
+            }),
+        }
+    }
+}
+
+impl AsRawFd for Listener {
+    fn as_raw_fd(&self) -> RawFd {
+        match self {
+            Listener::Unix(l, _) => l.as_raw_fd(),
+            Listener::Tcp(l) => l.as_raw_fd(),
+        }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        if let Listener::Unix(_, Some(path)) = self {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Binds a socket file: the parent must be a real directory owned by this user and writable by
+/// no one else (it is created 0700 when missing); a live socket at the path is never taken over,
+/// a stale one is replaced, anything else at the path is left alone and refused.
+fn bind_path(path: &Path) -> Result<Listener, Error> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    check_or_create_private_dir(&parent)?;
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            if UnixStream::connect(path).is_ok() {
+                return Err(Error::io(
+                    "bind",
+                    io::Error::new(io::ErrorKind::AddrInUse, format!("{} is in use by a live server", path.display())),
+                ));
+            }
+            std::fs::remove_file(path).map_err(|e| Error::io("remove stale socket", e))?;
+        }
+        Ok(_) => {
+            return Err(Error::PermissionDenied(
+                format!("{} exists and is not a socket; refusing to replace it", path.display()).into(),
+            ))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io("inspect socket path", e)),
+    }
+    let listener = UnixListener::bind(path)
+        .map_err(|e| Error::io("bind", io::Error::new(e.kind(), format!("{}: {e}", path.display()))))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| Error::io("chmod 0600 socket", e))?;
+    Ok(Listener::Unix(listener, Some(path.to_owned())))
+}
+
+fn check_or_create_private_dir(dir: &Path) -> Result<(), Error> {
+    match std::fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| Error::io("create socket directory", e)),
+        Err(e) => Err(Error::io("inspect socket directory", e)),
+        Ok(meta) => {
+            let refuse = |why: String| {
+                Err(Error::PermissionDenied(
+                    format!("socket directory {}: {why}; use a directory only this user can write", dir.display())
+                        .into(),
+                ))
+            };
+            if meta.file_type().is_symlink() {
+                return refuse("is a symbolic link".into());
+            }
+            if !meta.is_dir() {
+                return refuse("is not a directory".into());
+            }
+            if meta.uid() != effective_uid() {
+                return refuse(format!("is owned by uid {}, not {}", meta.uid(), effective_uid()));
+            }
+            if meta.mode() & 0o022 != 0 {
+                return refuse(format!("is writable by group or others (mode {:o})", meta.mode() & 0o777));
+            }
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_parse() {
+        assert_eq!(Endpoint::parse("/run/x.sock").unwrap(), Endpoint::Path("/run/x.sock".into()));
+        assert_eq!(Endpoint::parse("unix:rel.sock").unwrap(), Endpoint::Path("rel.sock".into()));
+        assert_eq!(Endpoint::parse("@rp-demo").unwrap(), Endpoint::Abstract("rp-demo".into()));
+        assert_eq!(Endpoint::parse("tcp://127.0.0.1:7000").unwrap(), Endpoint::Tcp("127.0.0.1:7000".into()));
+        assert!(Endpoint::parse("tcp://nohost").is_err());
+        assert!(Endpoint::parse("").is_err());
+        assert!(Endpoint::parse(&"a".repeat(200)).is_err());
+    }
+}

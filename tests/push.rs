@@ -1,0 +1,384 @@
+//! Push client and server over real Unix sockets.
+
+use std::collections::HashSet;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use rp::push::proto::Registration;
+use rp::push::{
+    PushClient, PushOutcome, PushServer, PushSpec, RegistrationDecision, ServerEvent, ServerOptions, Target,
+    WorkerOptions,
+};
+use rp::transport::Endpoint;
+use rp::wire::proto::ErrorCode;
+use rp::ErrorKind;
+
+struct TempDir(PathBuf);
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("rp-test-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        TempDir(dir)
+    }
+    fn endpoint(&self) -> Endpoint {
+        Endpoint::Path(self.0.join("push.sock"))
+    }
+}
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn registration(queue: &str) -> Registration {
+    Registration {
+        identity: format!("test-worker-{queue}"),
+        task_queue: queue.into(),
+        namespaces: vec!["default".into()],
+        activity_types: vec!["echo".into()],
+        payload_protocols: vec![0x7001],
+        ..Registration::default()
+    }
+}
+
+fn server(dir: &TempDir) -> PushServer {
+    PushServer::bind(ServerOptions::new(dir.endpoint())).expect("bind")
+}
+
+fn worker(endpoint: &Endpoint, queue: &str) -> PushClient {
+    PushClient::connect(WorkerOptions::new(endpoint.clone(), registration(queue))).expect("connect")
+}
+
+fn spec(payload: &[u8]) -> PushSpec {
+    PushSpec { payload_protocol: 0x7001, payload: payload.to_vec(), ..PushSpec::default() }
+}
+
+/// Answers pushes with "echo:" + payload until the connection ends.
+fn echo_worker(client: Arc<PushClient>) -> thread::JoinHandle<usize> {
+    thread::spawn(move || {
+        let mut n = 0;
+        while let Ok(job) = client.recv(None) {
+            let mut reply = b"echo:".to_vec();
+            reply.extend_from_slice(&job.payload);
+            if client.reply(job.correlation_id, &reply).is_err() {
+                break;
+            }
+            n += 1;
+        }
+        n
+    })
+}
+
+#[test]
+fn socket_is_owner_only_and_round_trip_works() {
+    let dir = TempDir::new("roundtrip");
+    let server = server(&dir);
+    let sock = dir.0.join("push.sock");
+    assert_eq!(std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(std::fs::metadata(&dir.0).unwrap().permissions().mode() & 0o777, 0o700);
+
+    let client = Arc::new(worker(server.endpoint(), "q"));
+    assert_eq!(client.negotiated().negotiated_protocol, 1);
+    assert_eq!(client.negotiated().keepalive_interval_secs, 1800);
+    let workers = server.workers();
+    assert_eq!(workers.len(), 1);
+    assert_eq!(workers[0].id, client.worker_id());
+    assert_eq!(workers[0].registration, registration("q"));
+    assert_eq!(workers[0].peer.unwrap().pid, std::process::id());
+
+    let answering = echo_worker(Arc::clone(&client));
+    let traced = PushSpec {
+        traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into(),
+        ..spec(b"hi")
+    };
+    let out = server.push_wait(Target::TaskQueue("q".into()), traced, Duration::from_secs(5)).unwrap();
+    assert_eq!(out, PushOutcome::Reply(b"echo:hi".to_vec()));
+    let out = server.push_wait(Target::Protocol(0x7001), spec(b"p"), Duration::from_secs(5)).unwrap();
+    assert_eq!(out, PushOutcome::Reply(b"echo:p".to_vec()));
+    let out = server.push_wait(Target::Worker(client.worker_id()), spec(b"w"), Duration::from_secs(5)).unwrap();
+    assert_eq!(out, PushOutcome::Reply(b"echo:w".to_vec()));
+    let missing = server.push_wait(Target::TaskQueue("nobody".into()), spec(b"x"), Duration::from_secs(1));
+    assert_eq!(missing.unwrap_err().kind(), ErrorKind::NotFound);
+
+    client.close();
+    assert_eq!(answering.join().unwrap(), 3);
+    drop(server);
+    assert!(!sock.exists(), "socket file removed when the server stops");
+}
+
+#[test]
+fn trace_context_and_deadline_reach_the_worker() {
+    let dir = TempDir::new("trace");
+    let server = server(&dir);
+    let client = worker(server.endpoint(), "q");
+    let deadline = rp_now_ms() + 60_000;
+    let ticket = server
+        .push(
+            Target::TaskQueue("q".into()),
+            PushSpec {
+                deadline_unix_ms: deadline,
+                traceparent: "00-aa-bb-01".into(),
+                tracestate: "k=v".into(),
+                ..spec(b"job")
+            },
+        )
+        .unwrap();
+    let job = client.recv(Some(Duration::from_secs(5))).unwrap();
+    assert_eq!(job.correlation_id, ticket.correlation_id());
+    assert_eq!(job.payload_protocol, 0x7001);
+    assert_eq!(job.payload, b"job");
+    assert_eq!(job.deadline_unix_ms, deadline);
+    assert_eq!((job.traceparent.as_str(), job.tracestate.as_str()), ("00-aa-bb-01", "k=v"));
+    client.reply_error(job.correlation_id, 1001, "could not do it").unwrap();
+    assert_eq!(
+        ticket.wait(Some(Duration::from_secs(5))).unwrap(),
+        PushOutcome::WorkerFailure { code: 1001, message: "could not do it".into() }
+    );
+    // A second answer to the same push is refused locally.
+    assert_eq!(client.reply(job.correlation_id, b"again").unwrap_err().kind(), ErrorKind::NotFound);
+}
+
+#[test]
+fn refusals_carry_code_and_reason() {
+    let dir = TempDir::new("refuse");
+    let server = server(&dir);
+    let mut opts = WorkerOptions::new(server.endpoint().clone(), registration("q"));
+    opts.service_name = "something-else".into();
+    let err = PushClient::connect(opts).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Refused);
+    let refusal = err.refusal().unwrap();
+    assert_eq!(refusal.code, ErrorCode::ServiceUnknown as i32);
+    assert_eq!(refusal.reason, "service is not registered");
+}
+
+#[test]
+fn registration_decided_by_the_application() {
+    let dir = TempDir::new("decide");
+    let mut opts = ServerOptions::new(dir.endpoint());
+    opts.decide_registrations = true;
+    let server = Arc::new(PushServer::bind(opts).unwrap());
+    let deciding = {
+        let server = Arc::clone(&server);
+        thread::spawn(move || {
+            let mut connected = Vec::new();
+            for _ in 0..3 {
+                match server.next_event(Some(Duration::from_secs(5))).unwrap() {
+                    ServerEvent::RegistrationRequest { worker_id, registration, peer } => {
+                        assert_eq!(peer.unwrap().pid, std::process::id());
+                        let d = if registration.task_queue == "banned" {
+                            RegistrationDecision::Reject("queue banned is closed".into())
+                        } else {
+                            RegistrationDecision::Accept
+                        };
+                        server.decide(worker_id, d).unwrap();
+                    }
+                    ServerEvent::WorkerConnected(info) => connected.push(info.registration.task_queue),
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            connected
+        })
+    };
+    let err = PushClient::connect(WorkerOptions::new(server.endpoint().clone(), registration("banned"))).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Rejected);
+    assert!(err.to_string().contains("queue banned is closed"), "{err}");
+    let ok = worker(server.endpoint(), "good");
+    assert_eq!(deciding.join().unwrap(), vec!["good".to_string()]);
+    drop(ok);
+    match server.next_event(Some(Duration::from_secs(5))).unwrap() {
+        ServerEvent::WorkerDisconnected { .. } => {}
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn ten_thousand_pushes_across_ten_workers_each_answered_once() {
+    let dir = TempDir::new("load");
+    let server = server(&dir);
+    let clients: Vec<Arc<PushClient>> = (0..10).map(|_| Arc::new(worker(server.endpoint(), "load"))).collect();
+    let answering: Vec<_> = clients.iter().map(|c| echo_worker(Arc::clone(c))).collect();
+    let mut tickets = Vec::new();
+    for i in 0..10_000u32 {
+        tickets.push((i, server.push(Target::TaskQueue("load".into()), spec(&i.to_le_bytes())).unwrap()));
+    }
+    let mut seen = HashSet::new();
+    for (i, t) in &tickets {
+        let out = t.wait(Some(Duration::from_secs(30))).unwrap();
+        let mut want = b"echo:".to_vec();
+        want.extend_from_slice(&i.to_le_bytes());
+        assert_eq!(out, PushOutcome::Reply(want));
+        assert!(seen.insert(t.correlation_id()), "correlation ids are unique");
+    }
+    for c in &clients {
+        c.close();
+    }
+    let per_worker: Vec<usize> = answering.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(per_worker.iter().sum::<usize>(), 10_000);
+    assert!(per_worker.iter().filter(|&&n| n > 0).count() >= 5, "load spread: {per_worker:?}");
+}
+
+#[test]
+fn a_push_past_its_deadline_times_out_and_is_withdrawn() {
+    let dir = TempDir::new("deadline");
+    let server = server(&dir);
+    let client = worker(server.endpoint(), "slow");
+    let started = Instant::now();
+    let result = server.push_wait(Target::TaskQueue("slow".into()), spec(b"late"), Duration::from_millis(200));
+    assert_eq!(result.unwrap_err().kind(), ErrorKind::Timeout);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    // The worker never took it; the server's CANCEL withdrew it from the inbox.
+    thread::sleep(Duration::from_millis(100));
+    assert_eq!(client.recv(Some(Duration::ZERO)).unwrap_err().kind(), ErrorKind::Timeout);
+}
+
+#[test]
+fn losing_a_worker_fails_only_its_pushes() {
+    let dir = TempDir::new("lost");
+    let server = server(&dir);
+    let doomed = worker(server.endpoint(), "doomed");
+    let healthy = Arc::new(worker(server.endpoint(), "healthy"));
+    let answering = echo_worker(Arc::clone(&healthy));
+    let doomed_tickets: Vec<_> =
+        (0..5).map(|_| server.push(Target::TaskQueue("doomed".into()), spec(b"x")).unwrap()).collect();
+    let _taken = doomed.recv(Some(Duration::from_secs(5))).unwrap();
+    drop(doomed); // dies mid-push
+    for t in &doomed_tickets {
+        assert_eq!(t.wait(Some(Duration::from_secs(5))).unwrap_err().kind(), ErrorKind::Closed);
+    }
+    for _ in 0..20 {
+        let out = server.push_wait(Target::TaskQueue("healthy".into()), spec(b"ok"), Duration::from_secs(5));
+        assert_eq!(out.unwrap(), PushOutcome::Reply(b"echo:ok".to_vec()));
+    }
+    assert_eq!(server.workers().len(), 1);
+    healthy.close();
+    answering.join().unwrap();
+}
+
+#[test]
+fn server_shutdown_wakes_a_waiting_worker() {
+    let dir = TempDir::new("shutdown");
+    let server = server(&dir);
+    let client = Arc::new(worker(server.endpoint(), "q"));
+    let waiting = {
+        let c = Arc::clone(&client);
+        thread::spawn(move || {
+            let t = Instant::now();
+            (c.recv(None).unwrap_err().kind(), t.elapsed())
+        })
+    };
+    thread::sleep(Duration::from_millis(100));
+    server.shutdown();
+    let (kind, waited) = waiting.join().unwrap();
+    assert_eq!(kind, ErrorKind::Closed);
+    assert!(waited < Duration::from_secs(2), "{waited:?}");
+}
+
+#[test]
+fn close_from_another_thread_wakes_recv() {
+    let dir = TempDir::new("close");
+    let server = server(&dir);
+    let client = Arc::new(worker(server.endpoint(), "q"));
+    let waiting = {
+        let c = Arc::clone(&client);
+        thread::spawn(move || c.recv(Some(Duration::from_secs(30))).unwrap_err())
+    };
+    thread::sleep(Duration::from_millis(50));
+    client.close();
+    let err = waiting.join().unwrap();
+    assert_eq!(err.kind(), ErrorKind::Closed);
+    assert!(err.to_string().contains("closed locally"));
+    drop(server);
+}
+
+#[test]
+fn pollable_fd_is_readable_exactly_while_a_push_waits() {
+    let dir = TempDir::new("pollfd");
+    let server = server(&dir);
+    let client = worker(server.endpoint(), "q");
+    let readable = |ms: i32| {
+        let mut pfd = libc::pollfd { fd: client.pollable_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd.
+        #[allow(unsafe_code)]
+        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+        n == 1
+    };
+    assert!(!readable(0));
+    let t = server.push(Target::TaskQueue("q".into()), spec(b"1")).unwrap();
+    assert!(readable(5000));
+    let job = client.recv(Some(Duration::ZERO)).unwrap();
+    assert!(!readable(0), "drained after the only push was taken");
+    client.reply(job.correlation_id, b"r").unwrap();
+    assert_eq!(t.wait(Some(Duration::from_secs(5))).unwrap(), PushOutcome::Reply(b"r".to_vec()));
+    server.shutdown();
+    assert!(readable(5000), "readable once the connection ended");
+}
+
+#[test]
+fn malformed_frame_from_a_worker_ends_only_that_connection() {
+    use std::io::{Read, Write};
+    let dir = TempDir::new("malformed");
+    let server = server(&dir);
+    let good = Arc::new(worker(server.endpoint(), "q"));
+    let answering = echo_worker(Arc::clone(&good));
+    // A raw peer that speaks garbage after connecting.
+    let Endpoint::Path(p) = server.endpoint() else { unreachable!() };
+    let mut raw = std::os::unix::net::UnixStream::connect(p).unwrap();
+    raw.write_all(&[1, 3, 0, 0, 0, 0xff, 0xff, 0xff]).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 64];
+    assert_eq!(raw.read(&mut buf).unwrap_or(0), 0, "server closed the malformed connection");
+    // A foreign first byte gets a Refused VERSION_UNSUPPORTED, then the close.
+    let mut http = std::os::unix::net::UnixStream::connect(p).unwrap();
+    http.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+    http.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut reply = Vec::new();
+    http.read_to_end(&mut reply).unwrap();
+    let expected = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/vectors/hello_reply_refused_bad_framing.hex"
+    ))
+    .unwrap();
+    let hex: String = reply.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(hex, expected.trim(), "byte-identical to the reference broker's answer");
+    // The good worker carries on.
+    let out = server.push_wait(Target::TaskQueue("q".into()), spec(b"still"), Duration::from_secs(5)).unwrap();
+    assert_eq!(out, PushOutcome::Reply(b"echo:still".to_vec()));
+    good.close();
+    answering.join().unwrap();
+}
+
+#[test]
+fn a_worker_that_does_not_keep_up_gets_backpressure_not_unbounded_memory() {
+    let dir = TempDir::new("backpressure");
+    let mut opts = ServerOptions::new(dir.endpoint());
+    opts.max_send_buffer = 256 * 1024;
+    let server = PushServer::bind(opts).unwrap();
+    let mut wopts = WorkerOptions::new(server.endpoint().clone(), registration("q"));
+    wopts.max_queued_pushes = 4;
+    let client = PushClient::connect(wopts).unwrap();
+    let payload = vec![7u8; 64 * 1024];
+    let mut again = 0;
+    let mut tickets = Vec::new();
+    for _ in 0..200 {
+        let t = server.push(Target::TaskQueue("q".into()), spec(&payload)).unwrap();
+        tickets.push(t);
+    }
+    for t in &tickets {
+        if let Err(e) = t.wait(Some(Duration::from_millis(200))) {
+            if e.kind() == ErrorKind::Again {
+                again += 1;
+            }
+        }
+    }
+    assert!(again > 0, "pushes beyond the worker's buffers fail with Again");
+    assert!(client.queued() <= 4, "the worker's inbox stays within its limit");
+}
+
+fn rp_now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+}
