@@ -208,6 +208,20 @@ enum rp_status
    */
   RP_STATUS_MALFORMED = 24,
   /**
+   * A frame arrived for a payload protocol the endpoint does not serve; fatal for the
+   * connection.
+   */
+  RP_STATUS_UNSERVED_PROTOCOL = 25,
+  /**
+   * A first-party frame (control, admin, handoff) arrived on an endpoint that does not accept
+   * it; fatal for the connection.
+   */
+  RP_STATUS_FIRST_PARTY_FRAME = 26,
+  /**
+   * An identity probe broke its rules (kind, encoding, nonce length); fatal for the connection.
+   */
+  RP_STATUS_MALFORMED_PROBE = 27,
+  /**
    * The broker or server refused the request (its code and retry hint are readable).
    */
   RP_STATUS_REFUSED = 30,

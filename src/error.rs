@@ -34,6 +34,12 @@ pub enum ErrorKind {
     Timeout,
     /// An operating-system call failed.
     Io,
+    /// A frame arrived for a consumer protocol the endpoint does not serve.
+    UnservedProtocol,
+    /// A first-party frame (control, admin, handoff) arrived where it is not accepted.
+    FirstPartyFrame,
+    /// An identity probe broke its rules.
+    MalformedProbe,
 }
 
 /// An error from librp: a kind plus a human-readable description.
@@ -43,6 +49,9 @@ pub enum Error {
     /// A wire-level failure (framing, caps, protobuf).
     #[error(transparent)]
     Wire(#[from] WireError),
+    /// The endpoint multiplexer ended the connection.
+    #[error(transparent)]
+    Mux(#[from] crate::mux::MuxError),
     /// An argument was out of range or inconsistent.
     #[error("invalid argument: {0}")]
     InvalidArgument(Cow<'static, str>),
@@ -76,6 +85,7 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::Wire(w) => w.kind(),
+            Error::Mux(m) => m.kind(),
             Error::InvalidArgument(_) => ErrorKind::InvalidArgument,
             Error::InvalidUtf8(_) => ErrorKind::InvalidUtf8,
             Error::BufferTooSmall { .. } => ErrorKind::BufferTooSmall,

@@ -40,6 +40,14 @@ pub enum rp_status {
     Truncated = 23,
     /// A frame body or payload is not valid protobuf for its message.
     Malformed = 24,
+    /// A frame arrived for a payload protocol the endpoint does not serve; fatal for the
+    /// connection.
+    UnservedProtocol = 25,
+    /// A first-party frame (control, admin, handoff) arrived on an endpoint that does not accept
+    /// it; fatal for the connection.
+    FirstPartyFrame = 26,
+    /// An identity probe broke its rules (kind, encoding, nonce length); fatal for the connection.
+    MalformedProbe = 27,
     /// The broker or server refused the request (its code and retry hint are readable).
     Refused = 30,
     /// The peer rejected a registration or handoff (its reason is readable).
@@ -55,7 +63,7 @@ pub enum rp_status {
 }
 
 /// Every status, for `From<i32>` and `rp_status_str` (not exported to C).
-const ALL_STATUSES: [rp_status; 20] = [
+const ALL_STATUSES: [rp_status; 23] = [
     rp_status::Ok,
     rp_status::Again,
     rp_status::Timeout,
@@ -70,6 +78,9 @@ const ALL_STATUSES: [rp_status; 20] = [
     rp_status::TooLarge,
     rp_status::Truncated,
     rp_status::Malformed,
+    rp_status::UnservedProtocol,
+    rp_status::FirstPartyFrame,
+    rp_status::MalformedProbe,
     rp_status::Refused,
     rp_status::Rejected,
     rp_status::PermissionDenied,
@@ -96,6 +107,9 @@ impl rp_status {
             rp_status::TooLarge => c"too large",
             rp_status::Truncated => c"truncated: peer closed mid-frame",
             rp_status::Malformed => c"malformed message",
+            rp_status::UnservedProtocol => c"payload protocol not served",
+            rp_status::FirstPartyFrame => c"unexpected first-party frame",
+            rp_status::MalformedProbe => c"malformed identity probe",
             rp_status::Refused => c"refused",
             rp_status::Rejected => c"rejected",
             rp_status::PermissionDenied => c"permission denied",
@@ -132,6 +146,9 @@ impl From<ErrorKind> for rp_status {
             ErrorKind::Closed => rp_status::Closed,
             ErrorKind::Timeout => rp_status::Timeout,
             ErrorKind::Io => rp_status::Io,
+            ErrorKind::UnservedProtocol => rp_status::UnservedProtocol,
+            ErrorKind::FirstPartyFrame => rp_status::FirstPartyFrame,
+            ErrorKind::MalformedProbe => rp_status::MalformedProbe,
         }
     }
 }
