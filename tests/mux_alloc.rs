@@ -40,7 +40,10 @@ fn hex(s: &str) -> Vec<u8> {
 
 #[test]
 fn payload_poll_allocates_nothing() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/consumer_request_traceparent.hex");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/vectors/consumer_request_traceparent.hex"
+    );
     let frame = hex(std::fs::read_to_string(path).unwrap().trim());
     let identity = DaemonIdentity::default();
     let detector: rp::mux::LegacyDetector = Box::new(|buf: &[u8]| {
@@ -62,7 +65,10 @@ fn payload_poll_allocates_nothing() {
             }
             _ => unreachable!("payload expected"),
         }
-        assert!(matches!(mux.poll(&frame[..10]), Ok(MuxEvent::NeedMoreBytes)));
+        assert!(matches!(
+            mux.poll(&frame[..10]),
+            Ok(MuxEvent::NeedMoreBytes)
+        ));
     }
     let after = ALLOCATIONS.load(Ordering::SeqCst);
     assert_eq!(after - before, 0, "allocations on the payload path");

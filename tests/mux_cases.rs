@@ -76,31 +76,69 @@ fn every_case_matches_the_reference_verdict() {
     assert!(cases.len() >= 20, "all cases loaded");
     for case in &cases {
         let name = case["name"].as_str().unwrap();
-        let mux = Mux::new(&fixed_identity(), &served_of(case), magic_of(case).map(magic_detector))
-            .unwrap();
+        let mux = Mux::new(
+            &fixed_identity(),
+            &served_of(case),
+            magic_of(case).map(magic_detector),
+        )
+        .unwrap();
         let input = hex(case["input_hex"].as_str().unwrap());
         let got = mux.poll(&input);
         match (case["verdict"].as_str().unwrap(), got) {
             ("NeedMoreBytes", Ok(MuxEvent::NeedMoreBytes)) => {}
             ("Legacy", Ok(MuxEvent::Legacy)) => {}
             ("ProbeAnswered", Ok(MuxEvent::ProbeAnswered { reply, consumed })) => {
-                assert_eq!(to_hex(&reply), case["reply_hex"].as_str().unwrap(), "{name}");
-                assert_eq!(consumed as u64, case["consumed"].as_u64().unwrap(), "{name}");
+                assert_eq!(
+                    to_hex(&reply),
+                    case["reply_hex"].as_str().unwrap(),
+                    "{name}"
+                );
+                assert_eq!(
+                    consumed as u64,
+                    case["consumed"].as_u64().unwrap(),
+                    "{name}"
+                );
             }
             ("Payload", Ok(MuxEvent::Payload { frame, consumed })) => {
                 let f = &case["frame"];
-                assert_eq!(consumed as u64, case["consumed"].as_u64().unwrap(), "{name}");
+                assert_eq!(
+                    consumed as u64,
+                    case["consumed"].as_u64().unwrap(),
+                    "{name}"
+                );
                 assert_eq!(frame.kind as i64, f["kind_num"].as_i64().unwrap(), "{name}");
                 assert_eq!(
                     u64::from(frame.envelope_version),
                     f["envelope_version"].as_u64().unwrap()
                 );
-                assert_eq!(frame.payload_protocol, parse_id(f["payload_protocol"].as_str().unwrap()));
-                assert_eq!(frame.request_id, f["request_id"].as_u64().unwrap(), "{name}");
-                assert_eq!(frame.deadline_unix_ms, f["deadline_unix_ms"].as_u64().unwrap());
-                assert_eq!(to_hex(frame.payload), f["payload_hex"].as_str().unwrap(), "{name}");
-                assert_eq!(frame.traceparent, f["traceparent"].as_str().unwrap(), "{name}");
-                assert_eq!(frame.tracestate, f["tracestate"].as_str().unwrap(), "{name}");
+                assert_eq!(
+                    frame.payload_protocol,
+                    parse_id(f["payload_protocol"].as_str().unwrap())
+                );
+                assert_eq!(
+                    frame.request_id,
+                    f["request_id"].as_u64().unwrap(),
+                    "{name}"
+                );
+                assert_eq!(
+                    frame.deadline_unix_ms,
+                    f["deadline_unix_ms"].as_u64().unwrap()
+                );
+                assert_eq!(
+                    to_hex(frame.payload),
+                    f["payload_hex"].as_str().unwrap(),
+                    "{name}"
+                );
+                assert_eq!(
+                    frame.traceparent,
+                    f["traceparent"].as_str().unwrap(),
+                    "{name}"
+                );
+                assert_eq!(
+                    frame.tracestate,
+                    f["tracestate"].as_str().unwrap(),
+                    "{name}"
+                );
             }
             ("Error", Err(err)) => {
                 let kind_matches = match case["error_kind"].as_str().unwrap() {
@@ -157,7 +195,9 @@ fn tsv_line(case: &Value) -> String {
         n(&case["consumed"]),
         s(&case["reply_hex"]),
         s(&case["error_kind"]),
-        f["kind_num"].as_i64().map_or("-".to_owned(), |k| k.to_string()),
+        f["kind_num"]
+            .as_i64()
+            .map_or("-".to_owned(), |k| k.to_string()),
         n(&f["envelope_version"]),
         f["payload_protocol"]
             .as_str()

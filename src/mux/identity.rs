@@ -132,10 +132,7 @@ impl DaemonIdentity {
 }
 
 /// BLAKE3 of the file, and its SHA-256 (or zeros) for the legacy slot, in one read.
-fn hash_executable(
-    path: &Path,
-    legacy: LegacyHash,
-) -> Result<(Vec<u8>, [u8; LEGACY_SHA256_LEN])> {
+fn hash_executable(path: &Path, legacy: LegacyHash) -> Result<(Vec<u8>, [u8; LEGACY_SHA256_LEN])> {
     let mut file = File::open(path).map_err(|e| Error::io("opening the executable", e))?;
     let mut blake = blake3::Hasher::new();
     let mut sha = (legacy == LegacyHash::Sha256).then(sha2::Sha256::new);
@@ -217,8 +214,8 @@ pub(crate) mod tests {
 
     #[test]
     fn current_process_matches_proc() {
-        let id = DaemonIdentity::current_process("ns", "/tmp/x.sock", None, LegacyHash::Sha256)
-            .unwrap();
+        let id =
+            DaemonIdentity::current_process("ns", "/tmp/x.sock", None, LegacyHash::Sha256).unwrap();
         assert_eq!(id.pid, std::process::id());
         let exe = std::fs::canonicalize("/proc/self/exe").unwrap();
         assert_eq!(id.exe_path, exe.to_str().unwrap());
@@ -234,7 +231,10 @@ pub(crate) mod tests {
             .unwrap()
             .as_millis() as u64;
         assert!(id.started_at_unix_ms <= now + 1000);
-        assert!(id.started_at_unix_ms + 3_600_000 > now, "started within the hour");
+        assert!(
+            id.started_at_unix_ms + 3_600_000 > now,
+            "started within the hour"
+        );
         let zeros =
             DaemonIdentity::current_process("ns", "/tmp/x.sock", Some(5), LegacyHash::Zeros)
                 .unwrap();

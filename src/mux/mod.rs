@@ -288,7 +288,10 @@ pub(crate) mod tests {
             payload: frame.payload,
             ..response_to(&frame)
         };
-        assert_eq!(echo.to_bytes().unwrap(), vector("consumer_response_echo.hex"));
+        assert_eq!(
+            echo.to_bytes().unwrap(),
+            vector("consumer_response_echo.hex")
+        );
     }
 
     #[test]
