@@ -40,6 +40,10 @@ pub enum ErrorKind {
     FirstPartyFrame,
     /// An identity probe broke its rules.
     MalformedProbe,
+    /// The peer or a check rejected the request (for example a handoff token).
+    Rejected,
+    /// Nothing can be done right now (for example a full store); try again later.
+    Again,
 }
 
 /// An error from librp: a kind plus a human-readable description.
@@ -66,6 +70,12 @@ pub enum Error {
         /// Bytes provided.
         capacity: usize,
     },
+    /// A request was rejected; the text says why.
+    #[error("rejected: {0}")]
+    Rejected(Cow<'static, str>),
+    /// Nothing can be done right now; try again later.
+    #[error("try again: {0}")]
+    Again(Cow<'static, str>),
     /// A deadline passed.
     #[error("timed out: {0}")]
     Timeout(Cow<'static, str>),
@@ -90,6 +100,8 @@ impl Error {
             Error::InvalidUtf8(_) => ErrorKind::InvalidUtf8,
             Error::BufferTooSmall { .. } => ErrorKind::BufferTooSmall,
             Error::Timeout(_) => ErrorKind::Timeout,
+            Error::Rejected(_) => ErrorKind::Rejected,
+            Error::Again(_) => ErrorKind::Again,
             Error::Io { .. } => ErrorKind::Io,
         }
     }

@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 pub mod error;
+pub mod handoff;
 pub mod mux;
 pub mod wire;
 

@@ -149,6 +149,8 @@ impl From<ErrorKind> for rp_status {
             ErrorKind::UnservedProtocol => rp_status::UnservedProtocol,
             ErrorKind::FirstPartyFrame => rp_status::FirstPartyFrame,
             ErrorKind::MalformedProbe => rp_status::MalformedProbe,
+            ErrorKind::Rejected => rp_status::Rejected,
+            ErrorKind::Again => rp_status::Again,
         }
     }
 }
