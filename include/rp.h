@@ -80,6 +80,11 @@
 #define RP_HELLO_MAX_BODY 65536
 
 /**
+ * Bytes in a handoff token.
+ */
+#define RP_HANDOFF_TOKEN_LEN 16
+
+/**
  * Flag for `rp_daemon_identity_new_current`: also compute the SHA-256 of the executable for
  * the legacy slot of probe replies (without it the slot holds 32 zero bytes).
  */
@@ -441,6 +446,18 @@ typedef int32_t rp_legacy_verdict;
 typedef struct rp_daemon_identity rp_daemon_identity;
 
 /**
+ * A bounded store of one-time handoff tokens: each token is 128 random bits, lives for a time
+ * to live, is accepted at most once, and is compared in constant time. Tokens are never
+ * printed or put in error messages.
+ *
+ * Methods: `rp_handoff_store_new`, `rp_handoff_store_issue`, `rp_handoff_store_insert`,
+ * `rp_handoff_serve_offer`, `rp_handoff_accept`, `rp_handoff_store_free`.
+ *
+ * Shared handle (Send + Sync): every function may run concurrently with the same store.
+ */
+typedef struct rp_handoff_store rp_handoff_store;
+
+/**
  * A byte buffer owned by librp (an encoded frame, a received payload, ...).
  *
  * Methods: `rp_msg_data`, `rp_msg_len`, `rp_msg_free`.
@@ -700,6 +717,114 @@ rp_status rp_frame_encode(const struct rp_frame_view *frame,
 RP_NODISCARD
 rp_status rp_frame_encode_msg(const struct rp_frame_view *frame,
                               struct rp_msg **out_msg);
+
+/**
+ * Creates a token store.
+ *
+ * Parameters: `max_pending` the most tokens pending at once (0 = 1024); `ttl_ms` the time to
+ * live of each token in milliseconds (0 = 30000); `out_store` receives the store on success.
+ *
+ * Returns `RP_STATUS_OK` or `RP_STATUS_NULL_ARGUMENT`.
+ *
+ * Ownership: on success the caller owns `*out_store` (written only on success); free it with
+ * `rp_handoff_store_free`.
+ */
+RP_NODISCARD
+rp_status rp_handoff_store_new(uint32_t max_pending,
+                               uint32_t ttl_ms,
+                               const struct rp_handoff_store **out_store);
+
+/**
+ * Issues a fresh random token (from the OS random source) and stores it.
+ *
+ * Parameters: `out_token`, `cap`: receives the `RP_HANDOFF_TOKEN_LEN` token bytes; `cap` must
+ * be at least `RP_HANDOFF_TOKEN_LEN`.
+ *
+ * Returns `RP_STATUS_OK`; `RP_STATUS_AGAIN` when the store is full of unexpired tokens;
+ * `RP_STATUS_BUFFER_TOO_SMALL`; `RP_STATUS_IO`; `RP_STATUS_NULL_ARGUMENT`.
+ *
+ * Thread safety: may run concurrently with any other call on the store.
+ */
+RP_NODISCARD
+rp_status rp_handoff_store_issue(const struct rp_handoff_store *store,
+                                 uint8_t *out_token,
+                                 size_t cap);
+
+/**
+ * Adds a token issued elsewhere (for example one agreed with the broker).
+ *
+ * Parameters: `token`, `len`: exactly `RP_HANDOFF_TOKEN_LEN` bytes (copied).
+ *
+ * Returns `RP_STATUS_OK`; `RP_STATUS_AGAIN` when the store is full; `RP_STATUS_INVALID_ARGUMENT`
+ * for another length; `RP_STATUS_NULL_ARGUMENT`.
+ *
+ * Thread safety: may run concurrently with any other call on the store.
+ */
+RP_NODISCARD
+rp_status rp_handoff_store_insert(const struct rp_handoff_store *store,
+                                  const uint8_t *token,
+                                  size_t len);
+
+/**
+ * Serves one handoff offer on a framed control connection: reads exactly one HandoffOffer
+ * frame from `fd`, checks request id = correlation id, checks and consumes the token, and
+ * writes the HandoffAck (accepted, or rejected with the reason: always a well-formed ack).
+ *
+ * Parameters: `store`; `fd` a connected stream socket (blocking or not; its mode and options
+ * are not changed); `timeout_ms` the deadline for the whole exchange (< 0 = none);
+ * `out_accepted` receives whether the token was accepted; `out_correlation_id` (may be NULL)
+ * receives the offer's correlation id.
+ *
+ * Returns `RP_STATUS_OK` when an ack was written (check `*out_accepted`; after a rejection
+ * `rp_last_error_message` is not set); `RP_STATUS_TIMEOUT`; `RP_STATUS_CLOSED`,
+ * `RP_STATUS_TRUNCATED`; `RP_STATUS_PROTOCOL` / `RP_STATUS_MALFORMED` /
+ * `RP_STATUS_UNSUPPORTED_FRAMING` / `RP_STATUS_TOO_LARGE` when the frame is not a valid
+ * offer (no ack is written); `RP_STATUS_IO`; `RP_STATUS_NULL_ARGUMENT`,
+ * `RP_STATUS_INVALID_ARGUMENT`.
+ *
+ * Thread safety: may run concurrently with other calls on the store; `fd` must not be read
+ * by anyone else meanwhile.
+ */
+RP_NODISCARD
+rp_status rp_handoff_serve_offer(const struct rp_handoff_store *store,
+                                 int32_t fd,
+                                 int32_t timeout_ms,
+                                 bool *out_accepted,
+                                 uint64_t *out_correlation_id);
+
+/**
+ * Receives a handed-off connection on the Unix stream socket `fd`: the connection's
+ * descriptor by `SCM_RIGHTS` together with the first bytes of a HandoffOffer frame, then the
+ * rest of the frame; answers the offer with a HandoffAck on `fd`; on acceptance gives the
+ * adopted descriptor to the caller.
+ *
+ * Parameters: `store`; `fd` the Unix socket the broker hands connections over; `timeout_ms`
+ * the deadline for the whole exchange (< 0 = none); `out_fd` receives the adopted connection
+ * (close-on-exec) on `RP_STATUS_OK` only.
+ *
+ * Returns `RP_STATUS_OK`; `RP_STATUS_REJECTED` when the token was refused (wrong, replayed,
+ * expired, not 16 bytes, or request id != correlation id): the ack said so, the received
+ * descriptor was closed, and `rp_last_error_message` gives the reason; `RP_STATUS_TIMEOUT`;
+ * `RP_STATUS_CLOSED`; `RP_STATUS_PROTOCOL` (no descriptor, several descriptors, a truncated
+ * control message, or not an offer); `RP_STATUS_MALFORMED`; `RP_STATUS_IO`;
+ * `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_ARGUMENT`. On every failure, every
+ * descriptor received is closed.
+ *
+ * Ownership: the caller owns `*out_fd` and closes it with `close()`.
+ * Thread safety: may run concurrently with other calls on the store; `fd` must not be read
+ * by anyone else meanwhile.
+ */
+RP_NODISCARD
+rp_status rp_handoff_accept(const struct rp_handoff_store *store,
+                            int32_t fd,
+                            int32_t timeout_ms,
+                            int32_t *out_fd);
+
+/**
+ * Drops one reference to a token store. NULL is a no-op. Must not be called twice with the
+ * same reference.
+ */
+void rp_handoff_store_free(const struct rp_handoff_store *store);
 
 /**
  * Creates an empty identity to fill field by field (for daemons that know their identity

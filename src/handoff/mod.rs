@@ -19,8 +19,7 @@ pub use token::{Token, TokenRejection, TokenStore, DEFAULT_MAX_PENDING, DEFAULT_
 
 use std::borrow::Cow;
 use std::io::{Read, Write};
-use std::os::fd::OwnedFd;
-use std::os::unix::net::UnixStream;
+use std::os::fd::{AsFd, OwnedFd};
 
 use prost::Message;
 
@@ -116,16 +115,22 @@ fn read_one_frame<R: Read>(stream: &mut R, mut prefix: Vec<u8>) -> Result<Vec<u8
                     needed
                 };
                 prefix.resize(want, 0);
-                stream.read_exact(&mut prefix[have..]).map_err(|e| {
-                    if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                        Error::from(WireError::Truncated {
-                            received: have,
-                            expected: want,
-                        })
-                    } else {
-                        Error::from(WireError::from_io(e))
+                let mut filled = have;
+                while filled < want {
+                    match stream.read(&mut prefix[filled..]) {
+                        Ok(0) if filled == 0 => return Err(WireError::Closed.into()),
+                        Ok(0) => {
+                            return Err(WireError::Truncated {
+                                received: filled,
+                                expected: want,
+                            }
+                            .into())
+                        }
+                        Ok(n) => filled += n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(WireError::from_io(e).into()),
                     }
-                })?;
+                }
             }
         }
     }
@@ -160,8 +165,11 @@ fn serve_frame_bytes<W: Write>(
 /// ack on `socket`. Returns the adopted descriptor when the token was accepted; otherwise the
 /// descriptor is closed and the error is [`Error::Rejected`] with the reason. Every received
 /// descriptor is closed on every failure.
-pub fn accept_handoff(
-    socket: &mut UnixStream,
+///
+/// `socket` is any Unix stream socket: a [`std::os::unix::net::UnixStream`], or a wrapper around a caller's
+/// descriptor (the C API uses one that enforces a deadline on reads).
+pub fn accept_handoff<S: AsFd + Read + Write>(
+    socket: &mut S,
     store: &TokenStore,
 ) -> Result<(OwnedFd, HandoffOutcome)> {
     let mut first = vec![0u8; 512];
