@@ -238,3 +238,34 @@ fn committed_tsv_matches_the_json() {
         "tests/vectors/mux_cases.tsv is stale: run RP_BLESS_VECTORS=1 cargo test --test mux_cases"
     );
 }
+
+#[test]
+fn one_mux_polled_from_many_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Mux>();
+    let mux = std::sync::Arc::new(
+        Mux::new(&fixed_identity(), &[0x7001], Some(magic_detector(0x4c))).unwrap(),
+    );
+    let cases = std::sync::Arc::new(cases());
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let (mux, cases) = (mux.clone(), cases.clone());
+            std::thread::spawn(move || {
+                for _ in 0..200 {
+                    for case in cases.iter() {
+                        let input = hex(case["input_hex"].as_str().unwrap());
+                        if case["verdict"] == "ProbeAnswered" {
+                            let Ok(MuxEvent::ProbeAnswered { reply, .. }) = mux.poll(&input) else {
+                                panic!("probe not answered");
+                            };
+                            assert_eq!(to_hex(&reply), case["reply_hex"].as_str().unwrap());
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}
