@@ -80,6 +80,17 @@
 #define RP_HELLO_MAX_BODY 65536
 
 /**
+ * Bytes in a handoff token.
+ */
+#define RP_HANDOFF_TOKEN_LEN 16
+
+/**
+ * Flag for `rp_daemon_identity_new_current`: also compute the SHA-256 of the executable for
+ * the legacy slot of probe replies (without it the slot holds 32 zero bytes).
+ */
+#define RP_DAEMON_IDENTITY_LEGACY_SHA256 1
+
+/**
  * Control plane: Hello / HelloReply (0x0000).
  */
 #define RP_PROTOCOL_CONTROL 0
@@ -212,6 +223,20 @@ enum rp_status
    */
   RP_STATUS_MALFORMED = 24,
   /**
+   * A frame arrived for a payload protocol the endpoint does not serve; fatal for the
+   * connection.
+   */
+  RP_STATUS_UNSERVED_PROTOCOL = 25,
+  /**
+   * A first-party frame (control, admin, handoff) arrived on an endpoint that does not accept
+   * it; fatal for the connection.
+   */
+  RP_STATUS_FIRST_PARTY_FRAME = 26,
+  /**
+   * An identity probe broke its rules (kind, encoding, nonce length); fatal for the connection.
+   */
+  RP_STATUS_MALFORMED_PROBE = 27,
+  /**
    * The broker or server refused the request (its code and retry hint are readable).
    */
   RP_STATUS_REFUSED = 30,
@@ -241,6 +266,41 @@ enum rp_status
 typedef enum rp_status rp_status;
 #else
 typedef int32_t rp_status;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * What `rp_mux_poll` found at the front of the buffer (`rp_mux_event.kind`).
+ */
+enum rp_mux_event_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Too few bytes to decide: read more and poll again. `consumed` is 0.
+   */
+  RP_MUX_EVENT_KIND_NEED_MORE_BYTES = 0,
+  /**
+   * The daemon's own wire: handle the bytes with the daemon's code. `consumed` is 0 (the
+   * mux does not know the extent of legacy messages).
+   */
+  RP_MUX_EVENT_KIND_LEGACY = 1,
+  /**
+   * An identity probe: write `reply` back on the connection, then advance by `consumed`.
+   */
+  RP_MUX_EVENT_KIND_PROBE_ANSWERED = 2,
+  /**
+   * A frame of a served consumer protocol in `frame`: handle it, then advance by
+   * `consumed`.
+   */
+  RP_MUX_EVENT_KIND_PAYLOAD = 3,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum rp_mux_event_kind rp_mux_event_kind;
+#else
+typedef int32_t rp_mux_event_kind;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -348,6 +408,60 @@ typedef int32_t rp_payload_encoding;
 #endif // __cplusplus
 
 /**
+ * What a legacy detector says about the buffered bytes (the return value of an
+ * `rp_legacy_detect_callback`).
+ */
+enum rp_legacy_verdict
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Not the daemon's own wire: the mux goes on to classify the bytes as v1.
+   */
+  RP_LEGACY_VERDICT_NOT_LEGACY = 0,
+  /**
+   * The daemon's own wire: `rp_mux_poll` reports `RP_MUX_EVENT_KIND_LEGACY`.
+   */
+  RP_LEGACY_VERDICT_LEGACY = 1,
+  /**
+   * Cannot tell yet: `rp_mux_poll` reports `RP_MUX_EVENT_KIND_NEED_MORE_BYTES`.
+   */
+  RP_LEGACY_VERDICT_NEED_MORE = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum rp_legacy_verdict rp_legacy_verdict;
+#else
+typedef int32_t rp_legacy_verdict;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * The identity of a daemon process: pid, canonical executable path, executable hash, boot id,
+ * start time, optional idle timeout, the endpoint it serves, and the legacy SHA-256 slot.
+ *
+ * Methods: `rp_daemon_identity_new`, `rp_daemon_identity_new_current`, the
+ * `rp_daemon_identity_set_*` setters, `rp_daemon_identity_encode`, `rp_daemon_identity_free`.
+ * It is read (copied) by `rp_mux_new`; later changes do not affect a mux already created.
+ *
+ * Exclusive handle (Send): calls taking `rp_daemon_identity *` must be serialised by the caller.
+ */
+typedef struct rp_daemon_identity rp_daemon_identity;
+
+/**
+ * A bounded store of one-time handoff tokens: each token is 128 random bits, lives for a time
+ * to live, is accepted at most once, and is compared in constant time. Tokens are never
+ * printed or put in error messages.
+ *
+ * Methods: `rp_handoff_store_new`, `rp_handoff_store_issue`, `rp_handoff_store_insert`,
+ * `rp_handoff_serve_offer`, `rp_handoff_accept`, `rp_handoff_store_free`.
+ *
+ * Shared handle (Send + Sync): every function may run concurrently with the same store.
+ */
+typedef struct rp_handoff_store rp_handoff_store;
+
+/**
  * A byte buffer owned by librp (an encoded frame, a received payload, ...).
  *
  * Methods: `rp_msg_data`, `rp_msg_len`, `rp_msg_free`.
@@ -355,6 +469,18 @@ typedef int32_t rp_payload_encoding;
  * Exclusive handle (Send): the caller owns it and frees it with `rp_msg_free`.
  */
 typedef struct rp_msg rp_msg;
+
+/**
+ * The multiplexer of one backend endpoint: classifies the bytes a daemon buffered on a
+ * connection as need-more, legacy, an identity probe (answered), or a consumer frame, without
+ * reading, writing or consuming anything.
+ *
+ * Methods: `rp_mux_new`, `rp_mux_poll`, `rp_mux_clone`, `rp_mux_free`.
+ *
+ * Shared handle (Send + Sync): immutable after creation; `rp_mux_poll` may run on many
+ * threads at once with the same mux. Under the hood, an `Arc` of the Rust mux.
+ */
+typedef struct rp_mux rp_mux;
 
 /**
  * A borrowed byte range. `ptr` may be NULL when `len` is 0.
@@ -432,6 +558,54 @@ typedef struct rp_frame_view {
    */
   struct rp_str tracestate;
 } rp_frame_view;
+
+/**
+ * Decides whether the bytes buffered on a connection belong to the daemon's own ("legacy")
+ * wire.
+ *
+ * Parameters: `user_data` as given to `rp_mux_new`; `buf`, `len` the buffered bytes (never
+ * empty: an empty buffer is answered without asking).
+ *
+ * Returns one of `rp_legacy_verdict`. Any other value makes `rp_mux_poll` fail with
+ * `RP_STATUS_INVALID_ARGUMENT`.
+ *
+ * Called on the thread that calls `rp_mux_poll`, from within `rp_mux_poll`; when several
+ * threads poll the same mux, it runs concurrently on each of them, so it must be thread-safe.
+ * `buf` is borrowed: valid only until the callback returns. It must not free the mux.
+ */
+typedef int32_t (*rp_legacy_detect_callback)(void *user_data, const uint8_t *buf, size_t len);
+
+/**
+ * Releases the `user_data` of a callback. Called exactly once, from within the librp call
+ * the registering function names, on the thread that makes that call.
+ */
+typedef void (*rp_user_data_free_callback)(void *user_data);
+
+/**
+ * The verdict of one `rp_mux_poll`.
+ */
+typedef struct rp_mux_event {
+  /**
+   * One of `rp_mux_event_kind`.
+   */
+  rp_mux_event_kind kind;
+  /**
+   * Bytes to advance past once the event is handled (0 for need-more and legacy).
+   */
+  size_t consumed;
+  /**
+   * For `RP_MUX_EVENT_KIND_PAYLOAD`: the frame; its views point into the polled buffer and
+   * are valid while that buffer is unchanged. Defaults (as `rp_frame_view_init`) otherwise.
+   */
+  struct rp_frame_view frame;
+  /**
+   * For `RP_MUX_EVENT_KIND_PROBE_ANSWERED`: the complete reply frame to write back. Owned by
+   * librp, in a per-thread buffer: valid until the next `rp_mux_poll` on the same thread
+   * (with any mux) or until the thread exits; copy it to keep it longer. `{NULL, 0}`
+   * otherwise.
+   */
+  struct rp_bytes reply;
+} rp_mux_event;
 
 #ifdef __cplusplus
 extern "C" {
@@ -548,6 +722,394 @@ rp_status rp_frame_encode(const struct rp_frame_view *frame,
 RP_NODISCARD
 rp_status rp_frame_encode_msg(const struct rp_frame_view *frame,
                               struct rp_msg **out_msg);
+
+/**
+ * Creates a token store.
+ *
+ * Parameters: `max_pending` the most tokens pending at once (0 = 1024); `ttl_ms` the time to
+ * live of each token in milliseconds (0 = 30000); `out_store` receives the store on success.
+ *
+ * Returns `RP_STATUS_OK` or `RP_STATUS_NULL_ARGUMENT`.
+ *
+ * Ownership: on success the caller owns `*out_store` (written only on success); free it with
+ * `rp_handoff_store_free`.
+ */
+RP_NODISCARD
+rp_status rp_handoff_store_new(uint32_t max_pending,
+                               uint32_t ttl_ms,
+                               const struct rp_handoff_store **out_store);
+
+/**
+ * Issues a fresh random token (from the OS random source) and stores it.
+ *
+ * Parameters: `out_token`, `cap`: receives the `RP_HANDOFF_TOKEN_LEN` token bytes; `cap` must
+ * be at least `RP_HANDOFF_TOKEN_LEN`.
+ *
+ * Returns `RP_STATUS_OK`; `RP_STATUS_AGAIN` when the store is full of unexpired tokens;
+ * `RP_STATUS_BUFFER_TOO_SMALL`; `RP_STATUS_IO`; `RP_STATUS_NULL_ARGUMENT`.
+ *
+ * Thread safety: may run concurrently with any other call on the store.
+ */
+RP_NODISCARD
+rp_status rp_handoff_store_issue(const struct rp_handoff_store *store,
+                                 uint8_t *out_token,
+                                 size_t cap);
+
+/**
+ * Adds a token issued elsewhere (for example one agreed with the broker).
+ *
+ * Parameters: `token`, `len`: exactly `RP_HANDOFF_TOKEN_LEN` bytes (copied).
+ *
+ * Returns `RP_STATUS_OK`; `RP_STATUS_AGAIN` when the store is full; `RP_STATUS_INVALID_ARGUMENT`
+ * for another length; `RP_STATUS_NULL_ARGUMENT`.
+ *
+ * Thread safety: may run concurrently with any other call on the store.
+ */
+RP_NODISCARD
+rp_status rp_handoff_store_insert(const struct rp_handoff_store *store,
+                                  const uint8_t *token,
+                                  size_t len);
+
+/**
+ * Serves one handoff offer on a framed control connection: reads exactly one HandoffOffer
+ * frame from `fd`, checks request id = correlation id, checks and consumes the token, and
+ * writes the HandoffAck (accepted, or rejected with the reason: always a well-formed ack).
+ *
+ * Parameters: `store`; `fd` a connected stream socket (blocking or not; its mode and options
+ * are not changed); `timeout_ms` the deadline for the whole exchange (< 0 = none);
+ * `out_accepted` receives whether the token was accepted; `out_correlation_id` (may be NULL)
+ * receives the offer's correlation id.
+ *
+ * Returns `RP_STATUS_OK` when an ack was written (check `*out_accepted`; after a rejection
+ * `rp_last_error_message` is not set); `RP_STATUS_TIMEOUT`; `RP_STATUS_CLOSED`,
+ * `RP_STATUS_TRUNCATED`; `RP_STATUS_PROTOCOL` / `RP_STATUS_MALFORMED` /
+ * `RP_STATUS_UNSUPPORTED_FRAMING` / `RP_STATUS_TOO_LARGE` when the frame is not a valid
+ * offer (no ack is written); `RP_STATUS_IO`; `RP_STATUS_NULL_ARGUMENT`,
+ * `RP_STATUS_INVALID_ARGUMENT`.
+ *
+ * Thread safety: may run concurrently with other calls on the store; `fd` must not be read
+ * by anyone else meanwhile.
+ */
+RP_NODISCARD
+rp_status rp_handoff_serve_offer(const struct rp_handoff_store *store,
+                                 int32_t fd,
+                                 int32_t timeout_ms,
+                                 bool *out_accepted,
+                                 uint64_t *out_correlation_id);
+
+/**
+ * Receives a handed-off connection on the Unix stream socket `fd`: the connection's
+ * descriptor by `SCM_RIGHTS` together with the first bytes of a HandoffOffer frame, then the
+ * rest of the frame; answers the offer with a HandoffAck on `fd`; on acceptance gives the
+ * adopted descriptor to the caller.
+ *
+ * Parameters: `store`; `fd` the Unix socket the broker hands connections over; `timeout_ms`
+ * the deadline for the whole exchange (< 0 = none); `out_fd` receives the adopted connection
+ * (close-on-exec) on `RP_STATUS_OK` only.
+ *
+ * Returns `RP_STATUS_OK`; `RP_STATUS_REJECTED` when the token was refused (wrong, replayed,
+ * expired, not 16 bytes, or request id != correlation id): the ack said so, the received
+ * descriptor was closed, and `rp_last_error_message` gives the reason; `RP_STATUS_TIMEOUT`;
+ * `RP_STATUS_CLOSED`; `RP_STATUS_PROTOCOL` (no descriptor, several descriptors, a truncated
+ * control message, or not an offer); `RP_STATUS_MALFORMED`; `RP_STATUS_IO`;
+ * `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_ARGUMENT`. On every failure, every
+ * descriptor received is closed.
+ *
+ * Ownership: the caller owns `*out_fd` and closes it with `close()`.
+ * Thread safety: may run concurrently with other calls on the store; `fd` must not be read
+ * by anyone else meanwhile.
+ */
+RP_NODISCARD
+rp_status rp_handoff_accept(const struct rp_handoff_store *store,
+                            int32_t fd,
+                            int32_t timeout_ms,
+                            int32_t *out_fd);
+
+/**
+ * Drops one reference to a token store. NULL is a no-op. Must not be called twice with the
+ * same reference.
+ */
+void rp_handoff_store_free(const struct rp_handoff_store *store);
+
+/**
+ * Creates an empty identity to fill field by field (for daemons that know their identity
+ * better than `/proc` does): pid 0, empty strings, no idle timeout, `exe_hash_algorithm`
+ * "blake3" with an empty hash, and a zero legacy slot.
+ *
+ * Returns `RP_STATUS_OK` or `RP_STATUS_NULL_ARGUMENT`.
+ *
+ * Ownership: on success the caller owns `*out_identity`; free it with
+ * `rp_daemon_identity_free`. `*out_identity` is written only on success.
+ */
+RP_NODISCARD rp_status rp_daemon_identity_new(struct rp_daemon_identity **out_identity);
+
+/**
+ * Builds the identity of the calling process serving the endpoint
+ * `endpoint_namespace`:`endpoint_path`, as a strict prober checks it: pid, canonical path of
+ * `/proc/self/exe`, its BLAKE3 hash, `/proc/sys/kernel/random/boot_id`, and the process start
+ * time. No idle timeout (set one with `rp_daemon_identity_set_idle_timeout_secs`).
+ *
+ * Parameters:
+ * - `endpoint_namespace`, `endpoint_path`: NUL-terminated UTF-8; the path is the endpoint
+ *   probers connect to.
+ * - `flags`: 0, or `RP_DAEMON_IDENTITY_LEGACY_SHA256` to fill the legacy slot with the
+ *   SHA-256 of the executable (zeros otherwise).
+ * - `out_identity`: receives the identity on success.
+ *
+ * Returns `RP_STATUS_OK`; `RP_STATUS_IO` when `/proc` cannot be read (Linux only);
+ * `RP_STATUS_INVALID_ARGUMENT` for unknown flags; `RP_STATUS_INVALID_UTF8`;
+ * `RP_STATUS_NULL_ARGUMENT`.
+ *
+ * Reads and hashes the whole executable: call it once at start-up, not per connection.
+ *
+ * Ownership: on success the caller owns `*out_identity`; free it with
+ * `rp_daemon_identity_free`. `*out_identity` is written only on success.
+ * Thread safety: may be called from any thread.
+ */
+RP_NODISCARD
+rp_status rp_daemon_identity_new_current(const char *endpoint_namespace,
+                                         const char *endpoint_path,
+                                         uint32_t flags,
+                                         struct rp_daemon_identity **out_identity);
+
+/**
+ * Sets the process id.
+ *
+ * Returns `RP_STATUS_OK` or `RP_STATUS_NULL_ARGUMENT`.
+ */
+RP_NODISCARD
+rp_status rp_daemon_identity_set_pid(struct rp_daemon_identity *identity,
+                                     uint32_t pid);
+
+/**
+ * Sets the canonical absolute path of the executable (NUL-terminated UTF-8; copied).
+ *
+ * Returns `RP_STATUS_OK`, `RP_STATUS_INVALID_UTF8` or `RP_STATUS_NULL_ARGUMENT`.
+ */
+RP_NODISCARD
+rp_status rp_daemon_identity_set_exe_path(struct rp_daemon_identity *identity,
+                                          const char *exe_path);
+
+/**
+ * Sets the endpoint the daemon serves (NUL-terminated UTF-8 strings; copied).
+ *
+ * Returns `RP_STATUS_OK`, `RP_STATUS_INVALID_UTF8` or `RP_STATUS_NULL_ARGUMENT`.
+ */
+RP_NODISCARD
+rp_status rp_daemon_identity_set_endpoint(struct rp_daemon_identity *identity,
+                                          const char *endpoint_namespace,
+                                          const char *endpoint_path);
+
+/**
+ * Sets when the process started, in Unix milliseconds.
+ *
+ * Returns `RP_STATUS_OK` or `RP_STATUS_NULL_ARGUMENT`.
+ */
+RP_NODISCARD
+rp_status rp_daemon_identity_set_started_at_unix_ms(struct rp_daemon_identity *identity,
+                                                    uint64_t started_at_unix_ms);
+
+/**
+ * Sets the boot id (NUL-terminated UTF-8, as in `/proc/sys/kernel/random/boot_id` without
+ * the newline; copied).
+ *
+ * Returns `RP_STATUS_OK`, `RP_STATUS_INVALID_UTF8` or `RP_STATUS_NULL_ARGUMENT`.
+ */
+RP_NODISCARD
+rp_status rp_daemon_identity_set_boot_id(struct rp_daemon_identity *identity,
+                                         const char *boot_id);
+
+/**
+ * Sets the idle timeout the daemon reports (it is present in replies from now on, even 0).
+ *
+ * Returns `RP_STATUS_OK` or `RP_STATUS_NULL_ARGUMENT`.
+ */
+RP_NODISCARD
+rp_status rp_daemon_identity_set_idle_timeout_secs(struct rp_daemon_identity *identity,
+                                                   uint32_t idle_timeout_secs);
+
+/**
+ * Removes the idle timeout (the field is then absent from replies).
+ *
+ * Returns `RP_STATUS_OK` or `RP_STATUS_NULL_ARGUMENT`.
+ */
+RP_NODISCARD rp_status rp_daemon_identity_clear_idle_timeout(struct rp_daemon_identity *identity);
+
+/**
+ * Sets the executable hash and its algorithm name (strict probers require "blake3" and the
+ * 32-byte BLAKE3 of the file). Both are copied.
+ *
+ * Parameters: `algorithm` NUL-terminated UTF-8; `hash`, `hash_len` the digest (`hash` may be
+ * NULL when `hash_len` is 0).
+ *
+ * Returns `RP_STATUS_OK`, `RP_STATUS_INVALID_UTF8` or `RP_STATUS_NULL_ARGUMENT`.
+ */
+RP_NODISCARD
+rp_status rp_daemon_identity_set_exe_hash(struct rp_daemon_identity *identity,
+                                          const char *algorithm,
+                                          const uint8_t *hash,
+                                          size_t hash_len);
+
+/**
+ * Sets the legacy SHA-256 slot appended to probe replies.
+ *
+ * Parameters: `sha256`, `len`: exactly 32 bytes, or (NULL, 0) for 32 zero bytes.
+ *
+ * Returns `RP_STATUS_OK`, `RP_STATUS_INVALID_ARGUMENT` (another length) or
+ * `RP_STATUS_NULL_ARGUMENT`.
+ */
+RP_NODISCARD
+rp_status rp_daemon_identity_set_legacy_exe_sha256(struct rp_daemon_identity *identity,
+                                                   const uint8_t *sha256,
+                                                   size_t len);
+
+/**
+ * Encodes the identity part of a probe reply (what follows the 32-byte nonce echo): the
+ * `DaemonProcess` protobuf, then the legacy slot (`0x1a 0x20` + 32 bytes).
+ *
+ * Parameters: `buf`, `cap` the output buffer (`buf` may be NULL when `cap` is 0, to ask for
+ * the size); `out_len` receives the bytes written, or the bytes needed on
+ * `RP_STATUS_BUFFER_TOO_SMALL`.
+ *
+ * Returns `RP_STATUS_OK`, `RP_STATUS_BUFFER_TOO_SMALL` (nothing written to `buf`) or
+ * `RP_STATUS_NULL_ARGUMENT`.
+ *
+ * Thread safety: reads `identity`; may run concurrently with other reads of it.
+ */
+RP_NODISCARD
+rp_status rp_daemon_identity_encode(const struct rp_daemon_identity *identity,
+                                    uint8_t *buf,
+                                    size_t cap,
+                                    size_t *out_len);
+
+/**
+ * Frees an identity. NULL is a no-op. Must not be called twice with the same value.
+ * A mux created from it keeps its own copy.
+ */
+void rp_daemon_identity_free(struct rp_daemon_identity *identity);
+
+/**
+ * Creates a mux.
+ *
+ * Parameters:
+ * - `identity`: answered to identity probes; read (copied) during the call, not consumed.
+ * - `served`, `served_count`: the consumer payload protocols this endpoint serves (`served`
+ *   may be NULL when `served_count` is 0). Each must be in the consumer range
+ *   (0x7000–0x7EFF), the private-use range (0xF000–0xFFFF), or SESSION (0x5350).
+ * - `detect`: the legacy detector, or NULL for a daemon without a legacy wire (then any
+ *   first byte other than `RP_FRAMING_VERSION` is reported as legacy).
+ * - `user_data`: passed to `detect` and `user_data_free`.
+ * - `user_data_free`: NULL, or called once with `user_data` when librp no longer needs it.
+ * - `out_mux`: receives the mux on success.
+ *
+ * Returns `RP_STATUS_OK`; `RP_STATUS_INVALID_ARGUMENT` for a protocol that cannot be served
+ * (a first-party id, or outside the ranges above); `RP_STATUS_NULL_ARGUMENT`.
+ *
+ * Ownership: `user_data` passes to librp on every path, even if an error is returned:
+ * `user_data_free` is called exactly once, either from within `rp_mux_new` when it fails, or
+ * from within the `rp_mux_free` that drops the last reference. On success the caller owns
+ * `*out_mux` (written only on success); free it with `rp_mux_free`.
+ *
+ * Thread safety: `detect` may then be called concurrently from every thread that polls.
+ */
+RP_NODISCARD
+rp_status rp_mux_new(const struct rp_daemon_identity *identity,
+                     const uint32_t *served,
+                     size_t served_count,
+                     rp_legacy_detect_callback detect,
+                     void *user_data,
+                     rp_user_data_free_callback user_data_free,
+                     const struct rp_mux **out_mux);
+
+/**
+ * Classifies the front of the bytes buffered on one connection. Never reads or writes a
+ * socket and never consumes: the event says what the bytes are and how many to advance past.
+ * Handles at most one frame per call; poll again after advancing.
+ *
+ * Parameters: `mux`; `buf`, `len` the buffered bytes (`buf` may be NULL when `len` is 0);
+ * `out_event` receives the verdict on `RP_STATUS_OK` (not written otherwise).
+ *
+ * Returns:
+ * - `RP_STATUS_OK`: see `out_event->kind`.
+ * - Connection-fatal verdicts (close the connection): `RP_STATUS_UNSERVED_PROTOCOL` (a frame
+ *   of a consumer protocol this mux does not serve), `RP_STATUS_FIRST_PARTY_FRAME` (control,
+ *   admin or handoff frame), `RP_STATUS_MALFORMED_PROBE` (probe not a REQUEST, compressed, or
+ *   nonce not 32 bytes), `RP_STATUS_TOO_LARGE` (announced body above 16 MiB, decided from the
+ *   header alone), `RP_STATUS_MALFORMED` (undecodable frame body).
+ * - `RP_STATUS_INVALID_ARGUMENT`: the legacy detector returned a value outside
+ *   `rp_legacy_verdict`.
+ * - `RP_STATUS_NULL_ARGUMENT`.
+ *
+ * `rp_last_error_message` describes every failure.
+ *
+ * Ownership: `out_event->frame` borrows `buf` (valid while `buf` is unchanged);
+ * `out_event->reply` is owned by librp, valid until the next `rp_mux_poll` on this thread.
+ *
+ * Allocation: none for need-more, legacy and payload verdicts; a probe answer allocates.
+ *
+ * Thread safety: may run concurrently on many threads with the same mux. The legacy detector
+ * runs on the calling thread, from within this call.
+ */
+RP_NODISCARD
+rp_status rp_mux_poll(const struct rp_mux *mux,
+                      const uint8_t *buf,
+                      size_t len,
+                      struct rp_mux_event *out_event);
+
+/**
+ * Adds a reference to a mux (for another owner, another thread, or a C++ copy).
+ *
+ * Returns `mux` itself, or NULL if `mux` is NULL. Each reference is freed with `rp_mux_free`.
+ *
+ * Thread safety: may run concurrently with any other call on the mux.
+ */
+const struct rp_mux *rp_mux_clone(const struct rp_mux *mux);
+
+/**
+ * Drops one reference to a mux; the last one frees it and calls the detector's
+ * `user_data_free`. NULL is a no-op. Must not be called twice with the same reference, nor
+ * while a poll with this reference runs.
+ */
+void rp_mux_free(const struct rp_mux *mux);
+
+/**
+ * Encodes the RESPONSE frame answering `request` (typically `rp_mux_event.frame`) into a
+ * caller buffer: envelope version 1, kind RESPONSE, the request's payload protocol, request
+ * id, traceparent and tracestate, `payload` uncompressed, no deadline.
+ *
+ * Parameters: `request` (read during the call); `payload`, `payload_len` (`payload` may be
+ * NULL when `payload_len` is 0); `buf`, `cap` the output buffer (`buf` may be NULL when `cap`
+ * is 0, to ask for the size); `out_len` receives the bytes written, or the bytes needed on
+ * `RP_STATUS_BUFFER_TOO_SMALL`.
+ *
+ * Returns `RP_STATUS_OK`, `RP_STATUS_BUFFER_TOO_SMALL` (nothing written to `buf`),
+ * `RP_STATUS_TOO_LARGE`, `RP_STATUS_INVALID_UTF8`, `RP_STATUS_NULL_ARGUMENT`.
+ *
+ * Thread safety: reentrant. Never allocates.
+ */
+RP_NODISCARD
+rp_status rp_frame_encode_response(const struct rp_frame_view *request,
+                                   const uint8_t *payload,
+                                   size_t payload_len,
+                                   uint8_t *buf,
+                                   size_t cap,
+                                   size_t *out_len);
+
+/**
+ * Encodes the RESPONSE frame answering `request` (as `rp_frame_encode_response`) into a new
+ * library-owned message.
+ *
+ * Returns `RP_STATUS_OK`, `RP_STATUS_TOO_LARGE`, `RP_STATUS_INVALID_UTF8`,
+ * `RP_STATUS_NULL_ARGUMENT`.
+ *
+ * Ownership: on success the caller owns `*out_msg` (written only on success) and frees it
+ * with `rp_msg_free`. Thread safety: reentrant.
+ */
+RP_NODISCARD
+rp_status rp_frame_encode_response_msg(const struct rp_frame_view *request,
+                                       const uint8_t *payload,
+                                       size_t payload_len,
+                                       struct rp_msg **out_msg);
 
 /**
  * Classifies a payload-protocol id. A backend may serve `RP_PROTOCOL_CLASS_CONSUMER`,

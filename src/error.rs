@@ -35,7 +35,8 @@ pub enum ErrorKind {
     Timeout,
     /// An operating-system call failed.
     Io,
-    /// Nothing can be done now without blocking (for example a full send buffer); retry later.
+    /// Nothing can be done now without blocking (for example a full send buffer or token
+    /// store); retry later.
     Again,
     /// The named worker, queue or item does not exist.
     NotFound,
@@ -47,6 +48,12 @@ pub enum ErrorKind {
     PermissionDenied,
     /// Invalid configuration (environment or options).
     Config,
+    /// A frame arrived for a consumer protocol the endpoint does not serve.
+    UnservedProtocol,
+    /// A first-party frame (control, admin, handoff) arrived where it is not accepted.
+    FirstPartyFrame,
+    /// An identity probe broke its rules.
+    MalformedProbe,
 }
 
 /// An error from librp: a kind plus a human-readable description.
@@ -56,6 +63,9 @@ pub enum Error {
     /// A wire-level failure (framing, caps, protobuf).
     #[error(transparent)]
     Wire(#[from] WireError),
+    /// The endpoint multiplexer ended the connection.
+    #[error(transparent)]
+    Mux(#[from] crate::mux::MuxError),
     /// An argument was out of range or inconsistent.
     #[error("invalid argument: {0}")]
     InvalidArgument(Cow<'static, str>),
@@ -110,6 +120,7 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::Wire(w) => w.kind(),
+            Error::Mux(m) => m.kind(),
             Error::InvalidArgument(_) => ErrorKind::InvalidArgument,
             Error::InvalidUtf8(_) => ErrorKind::InvalidUtf8,
             Error::BufferTooSmall { .. } => ErrorKind::BufferTooSmall,

@@ -7,6 +7,8 @@
 
 pub mod control;
 pub mod error;
+pub mod handoff;
+pub mod mux;
 pub mod push;
 pub mod transport;
 pub mod wire;

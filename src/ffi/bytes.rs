@@ -98,6 +98,27 @@ pub(crate) unsafe fn slice_arg<'a>(
     Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
 }
 
+/// A NUL-terminated UTF-8 `const char *` argument as `&str`: NULL and invalid UTF-8 fail.
+///
+/// # Safety
+/// A non-NULL `ptr` points to a NUL-terminated string that stays unchanged for `'a`.
+pub(crate) unsafe fn cstr_arg<'a>(
+    ptr: *const c_char,
+    name: &'static str,
+) -> Result<&'a str, Failure> {
+    if ptr.is_null() {
+        return Err(Failure::null(name));
+    }
+    // SAFETY: non-NULL and NUL-terminated per the contract.
+    let bytes = unsafe { std::ffi::CStr::from_ptr(ptr) }.to_bytes();
+    std::str::from_utf8(bytes).map_err(|e| {
+        Failure::new(
+            rp_status::InvalidUtf8,
+            format!("{name} is not valid UTF-8 ({e})"),
+        )
+    })
+}
+
 /// A `(ptr, cap)` output buffer as a mutable slice. `(NULL, 0)` is the empty buffer.
 ///
 /// # Safety

@@ -3,7 +3,7 @@
 //!
 //! Plumbing: [`status`] (codes), [`boundary`] (panics and the last error), [`bytes`]
 //! (borrowed views and owned buffers), [`handle`] (opaque handle ownership), [`version`].
-//! One module per C object follows: [`frame`], [`registry`].
+//! One module per C object follows: [`frame`], [`registry`], [`identity`], [`mux`], [`handoff`].
 #![allow(unsafe_code)]
 #![allow(non_camel_case_types)]
 
@@ -11,6 +11,9 @@ pub mod boundary;
 pub mod bytes;
 pub mod frame;
 pub mod handle;
+pub mod handoff;
+pub mod identity;
+pub mod mux;
 pub mod registry;
 pub mod status;
 pub mod version;

@@ -42,6 +42,14 @@ pub enum rp_status {
     Truncated = 23,
     /// A frame body or payload is not valid protobuf for its message.
     Malformed = 24,
+    /// A frame arrived for a payload protocol the endpoint does not serve; fatal for the
+    /// connection.
+    UnservedProtocol = 25,
+    /// A first-party frame (control, admin, handoff) arrived on an endpoint that does not accept
+    /// it; fatal for the connection.
+    FirstPartyFrame = 26,
+    /// An identity probe broke its rules (kind, encoding, nonce length); fatal for the connection.
+    MalformedProbe = 27,
     /// The broker or server refused the request (its code and retry hint are readable).
     Refused = 30,
     /// The peer rejected a registration or handoff (its reason is readable).
@@ -57,7 +65,7 @@ pub enum rp_status {
 }
 
 /// Every status, for `From<i32>` and `rp_status_str` (not exported to C).
-const ALL_STATUSES: [rp_status; 21] = [
+const ALL_STATUSES: [rp_status; 24] = [
     rp_status::Ok,
     rp_status::Again,
     rp_status::Timeout,
@@ -73,6 +81,9 @@ const ALL_STATUSES: [rp_status; 21] = [
     rp_status::TooLarge,
     rp_status::Truncated,
     rp_status::Malformed,
+    rp_status::UnservedProtocol,
+    rp_status::FirstPartyFrame,
+    rp_status::MalformedProbe,
     rp_status::Refused,
     rp_status::Rejected,
     rp_status::PermissionDenied,
@@ -100,6 +111,9 @@ impl rp_status {
             rp_status::TooLarge => c"too large",
             rp_status::Truncated => c"truncated: peer closed mid-frame",
             rp_status::Malformed => c"malformed message",
+            rp_status::UnservedProtocol => c"payload protocol not served",
+            rp_status::FirstPartyFrame => c"unexpected first-party frame",
+            rp_status::MalformedProbe => c"malformed identity probe",
             rp_status::Refused => c"refused",
             rp_status::Rejected => c"rejected",
             rp_status::PermissionDenied => c"permission denied",
@@ -142,6 +156,9 @@ impl From<ErrorKind> for rp_status {
             ErrorKind::Rejected => rp_status::Rejected,
             ErrorKind::PermissionDenied => rp_status::PermissionDenied,
             ErrorKind::Config => rp_status::Config,
+            ErrorKind::UnservedProtocol => rp_status::UnservedProtocol,
+            ErrorKind::FirstPartyFrame => rp_status::FirstPartyFrame,
+            ErrorKind::MalformedProbe => rp_status::MalformedProbe,
         }
     }
 }

@@ -1,0 +1,361 @@
+//! `rp_handoff_*`: the backend side of connection handoff for C.
+
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, BorrowedFd, IntoRawFd, RawFd};
+use std::time::{Duration, Instant};
+
+use super::boundary::{boundary, Failure};
+use super::bytes::{slice_arg, slice_out};
+use super::handle::{arc_free, arc_into_handle, arc_ref, write_out, Castable, OwnedArc};
+use super::status::rp_status;
+use crate::handoff::{self, Token, TokenStore, DEFAULT_MAX_PENDING, DEFAULT_TTL, TOKEN_LEN};
+
+/// Bytes in a handoff token.
+pub const RP_HANDOFF_TOKEN_LEN: usize = 16;
+
+/// A bounded store of one-time handoff tokens: each token is 128 random bits, lives for a time
+/// to live, is accepted at most once, and is compared in constant time. Tokens are never
+/// printed or put in error messages.
+///
+/// Methods: `rp_handoff_store_new`, `rp_handoff_store_issue`, `rp_handoff_store_insert`,
+/// `rp_handoff_serve_offer`, `rp_handoff_accept`, `rp_handoff_store_free`.
+///
+/// Shared handle (Send + Sync): every function may run concurrently with the same store.
+pub struct rp_handoff_store {
+    _private: [u8; 0],
+}
+
+impl Castable for rp_handoff_store {
+    type Ownership = OwnedArc;
+    type RustType = TokenStore;
+}
+
+/// A caller's socket descriptor, borrowed for one call, whose reads and writes give up at a
+/// deadline (the descriptor's own blocking mode and options are left untouched).
+struct DeadlineFd<'a> {
+    fd: BorrowedFd<'a>,
+    deadline: Option<Instant>,
+}
+
+impl DeadlineFd<'_> {
+    /// Waits until the descriptor is ready for `events` or the deadline passes.
+    fn wait(&self, events: libc::c_short) -> io::Result<()> {
+        loop {
+            let timeout_ms = match self.deadline {
+                None => -1,
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(io::ErrorKind::TimedOut.into());
+                    }
+                    left.as_millis().clamp(1, i32::MAX as u128) as i32
+                }
+            };
+            let mut pfd = libc::pollfd {
+                fd: std::os::fd::AsRawFd::as_raw_fd(&self.fd),
+                events,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd for the duration of the call.
+            let n = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+            match n {
+                n if n > 0 => return Ok(()),
+                0 => return Err(io::ErrorKind::TimedOut.into()),
+                _ => {
+                    let err = io::Error::last_os_error();
+                    if err.kind() != io::ErrorKind::Interrupted {
+                        return Err(err);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl AsFd for DeadlineFd<'_> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd
+    }
+}
+
+impl Read for DeadlineFd<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            self.wait(libc::POLLIN)?;
+            let fd = std::os::fd::AsRawFd::as_raw_fd(&self.fd);
+            // SAFETY: `buf` is writable for `buf.len()` bytes; `fd` is open for this call.
+            let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+            if n >= 0 {
+                return Ok(n as usize);
+            }
+            let err = io::Error::last_os_error();
+            if !matches!(
+                err.kind(),
+                io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
+            ) {
+                return Err(err);
+            }
+        }
+    }
+}
+
+impl Write for DeadlineFd<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        loop {
+            self.wait(libc::POLLOUT)?;
+            let fd = std::os::fd::AsRawFd::as_raw_fd(&self.fd);
+            // SAFETY: `buf` is readable for `buf.len()` bytes; `fd` is open for this call.
+            // MSG_NOSIGNAL: a closed peer is an error, never SIGPIPE.
+            let n = unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) };
+            if n >= 0 {
+                return Ok(n as usize);
+            }
+            let err = io::Error::last_os_error();
+            if !matches!(
+                err.kind(),
+                io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
+            ) {
+                return Err(err);
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Borrows a caller's descriptor for one call, with a deadline (`timeout_ms` < 0 = none).
+///
+/// # Safety
+/// `fd` is an open descriptor that stays open for the duration of the call.
+unsafe fn deadline_fd<'a>(fd: RawFd, timeout_ms: i32) -> Result<DeadlineFd<'a>, Failure> {
+    if fd < 0 {
+        return Err(Failure::new(
+            rp_status::InvalidArgument,
+            format!("invalid descriptor {fd}"),
+        ));
+    }
+    Ok(DeadlineFd {
+        // SAFETY: open for the call per the contract above.
+        fd: unsafe { BorrowedFd::borrow_raw(fd) },
+        deadline: u64::try_from(timeout_ms)
+            .ok()
+            .map(|ms| Instant::now() + Duration::from_millis(ms)),
+    })
+}
+
+/// Creates a token store.
+///
+/// Parameters: `max_pending` the most tokens pending at once (0 = 1024); `ttl_ms` the time to
+/// live of each token in milliseconds (0 = 30000); `out_store` receives the store on success.
+///
+/// Returns `RP_STATUS_OK` or `RP_STATUS_NULL_ARGUMENT`.
+///
+/// Ownership: on success the caller owns `*out_store` (written only on success); free it with
+/// `rp_handoff_store_free`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_handoff_store_new(
+    max_pending: u32,
+    ttl_ms: u32,
+    out_store: *mut *const rp_handoff_store,
+) -> rp_status {
+    boundary(|| {
+        if out_store.is_null() {
+            return Err(Failure::null("out_store"));
+        }
+        let max = match max_pending {
+            0 => DEFAULT_MAX_PENDING,
+            n => n as usize,
+        };
+        let ttl = match ttl_ms {
+            0 => DEFAULT_TTL,
+            ms => Duration::from_millis(u64::from(ms)),
+        };
+        let store = TokenStore::new(max, ttl);
+        // SAFETY: checked non-NULL.
+        unsafe { write_out(out_store, arc_into_handle::<rp_handoff_store>(store)) };
+        Ok(())
+    })
+}
+
+/// Issues a fresh random token (from the OS random source) and stores it.
+///
+/// Parameters: `out_token`, `cap`: receives the `RP_HANDOFF_TOKEN_LEN` token bytes; `cap` must
+/// be at least `RP_HANDOFF_TOKEN_LEN`.
+///
+/// Returns `RP_STATUS_OK`; `RP_STATUS_AGAIN` when the store is full of unexpired tokens;
+/// `RP_STATUS_BUFFER_TOO_SMALL`; `RP_STATUS_IO`; `RP_STATUS_NULL_ARGUMENT`.
+///
+/// Thread safety: may run concurrently with any other call on the store.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_handoff_store_issue(
+    store: *const rp_handoff_store,
+    out_token: *mut u8,
+    cap: usize,
+) -> rp_status {
+    boundary(|| {
+        // SAFETY: `store` is NULL or a live store reference per the API contract.
+        let store = unsafe { arc_ref::<rp_handoff_store>(store, "store") }?;
+        if out_token.is_null() {
+            return Err(Failure::null("out_token"));
+        }
+        // SAFETY: `cap` writable bytes at `out_token` per the API contract.
+        let out = unsafe { slice_out(out_token, cap, "out_token") }?;
+        if out.len() < TOKEN_LEN {
+            return Err(crate::Error::BufferTooSmall {
+                needed: TOKEN_LEN,
+                capacity: out.len(),
+            }
+            .into());
+        }
+        let token = store.issue()?;
+        out[..TOKEN_LEN].copy_from_slice(&token.0);
+        Ok(())
+    })
+}
+
+/// Adds a token issued elsewhere (for example one agreed with the broker).
+///
+/// Parameters: `token`, `len`: exactly `RP_HANDOFF_TOKEN_LEN` bytes (copied).
+///
+/// Returns `RP_STATUS_OK`; `RP_STATUS_AGAIN` when the store is full; `RP_STATUS_INVALID_ARGUMENT`
+/// for another length; `RP_STATUS_NULL_ARGUMENT`.
+///
+/// Thread safety: may run concurrently with any other call on the store.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_handoff_store_insert(
+    store: *const rp_handoff_store,
+    token: *const u8,
+    len: usize,
+) -> rp_status {
+    boundary(|| {
+        // SAFETY: `store` is NULL or a live store reference per the API contract.
+        let store = unsafe { arc_ref::<rp_handoff_store>(store, "store") }?;
+        // SAFETY: `len` readable bytes at `token` per the API contract.
+        let bytes = unsafe { slice_arg(token, len, "token") }?;
+        let token: [u8; TOKEN_LEN] = bytes.try_into().map_err(|_| {
+            Failure::new(
+                rp_status::InvalidArgument,
+                format!("a handoff token is {TOKEN_LEN} bytes, got {}", bytes.len()),
+            )
+        })?;
+        store.insert(&Token(token))?;
+        Ok(())
+    })
+}
+
+/// Serves one handoff offer on a framed control connection: reads exactly one HandoffOffer
+/// frame from `fd`, checks request id = correlation id, checks and consumes the token, and
+/// writes the HandoffAck (accepted, or rejected with the reason: always a well-formed ack).
+///
+/// Parameters: `store`; `fd` a connected stream socket (blocking or not; its mode and options
+/// are not changed); `timeout_ms` the deadline for the whole exchange (< 0 = none);
+/// `out_accepted` receives whether the token was accepted; `out_correlation_id` (may be NULL)
+/// receives the offer's correlation id.
+///
+/// Returns `RP_STATUS_OK` when an ack was written (check `*out_accepted`; after a rejection
+/// `rp_last_error_message` is not set); `RP_STATUS_TIMEOUT`; `RP_STATUS_CLOSED`,
+/// `RP_STATUS_TRUNCATED`; `RP_STATUS_PROTOCOL` / `RP_STATUS_MALFORMED` /
+/// `RP_STATUS_UNSUPPORTED_FRAMING` / `RP_STATUS_TOO_LARGE` when the frame is not a valid
+/// offer (no ack is written); `RP_STATUS_IO`; `RP_STATUS_NULL_ARGUMENT`,
+/// `RP_STATUS_INVALID_ARGUMENT`.
+///
+/// Thread safety: may run concurrently with other calls on the store; `fd` must not be read
+/// by anyone else meanwhile.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_handoff_serve_offer(
+    store: *const rp_handoff_store,
+    fd: i32,
+    timeout_ms: i32,
+    out_accepted: *mut bool,
+    out_correlation_id: *mut u64,
+) -> rp_status {
+    boundary(|| {
+        // SAFETY: `store` is NULL or a live store reference per the API contract.
+        let store = unsafe { arc_ref::<rp_handoff_store>(store, "store") }?;
+        if out_accepted.is_null() {
+            return Err(Failure::null("out_accepted"));
+        }
+        // SAFETY: `fd` is open for the call per the API contract.
+        let mut conn = unsafe { deadline_fd(fd, timeout_ms) }?;
+        let outcome = handoff::serve_offer(&mut conn, store)?;
+        // SAFETY: checked non-NULL; `out_correlation_id` is checked below.
+        unsafe { write_out(out_accepted, outcome.accepted) };
+        if !out_correlation_id.is_null() {
+            // SAFETY: non-NULL, writable per the API contract.
+            unsafe { write_out(out_correlation_id, outcome.correlation_id) };
+        }
+        Ok(())
+    })
+}
+
+/// Receives a handed-off connection on the Unix stream socket `fd`: the connection's
+/// descriptor by `SCM_RIGHTS` together with the first bytes of a HandoffOffer frame, then the
+/// rest of the frame; answers the offer with a HandoffAck on `fd`; on acceptance gives the
+/// adopted descriptor to the caller.
+///
+/// Parameters: `store`; `fd` the Unix socket the broker hands connections over; `timeout_ms`
+/// the deadline for the whole exchange (< 0 = none); `out_fd` receives the adopted connection
+/// (close-on-exec) on `RP_STATUS_OK` only.
+///
+/// Returns `RP_STATUS_OK`; `RP_STATUS_REJECTED` when the token was refused (wrong, replayed,
+/// expired, not 16 bytes, or request id != correlation id): the ack said so, the received
+/// descriptor was closed, and `rp_last_error_message` gives the reason; `RP_STATUS_TIMEOUT`;
+/// `RP_STATUS_CLOSED`; `RP_STATUS_PROTOCOL` (no descriptor, several descriptors, a truncated
+/// control message, or not an offer); `RP_STATUS_MALFORMED`; `RP_STATUS_IO`;
+/// `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_ARGUMENT`. On every failure, every
+/// descriptor received is closed.
+///
+/// Ownership: the caller owns `*out_fd` and closes it with `close()`.
+/// Thread safety: may run concurrently with other calls on the store; `fd` must not be read
+/// by anyone else meanwhile.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_handoff_accept(
+    store: *const rp_handoff_store,
+    fd: i32,
+    timeout_ms: i32,
+    out_fd: *mut i32,
+) -> rp_status {
+    boundary(|| {
+        // SAFETY: `store` is NULL or a live store reference per the API contract.
+        let store = unsafe { arc_ref::<rp_handoff_store>(store, "store") }?;
+        if out_fd.is_null() {
+            return Err(Failure::null("out_fd"));
+        }
+        // SAFETY: `fd` is open for the call per the API contract.
+        let mut conn = unsafe { deadline_fd(fd, timeout_ms) }?;
+        // The descriptor arrives with the first bytes: wait for them under the deadline.
+        conn.wait(libc::POLLIN)
+            .map_err(crate::wire::WireError::from_io)?;
+        let (adopted, _outcome) = handoff::accept_handoff(&mut conn, store)?;
+        // SAFETY: checked non-NULL; ownership of the descriptor passes to the caller.
+        unsafe { write_out(out_fd, adopted.into_raw_fd()) };
+        Ok(())
+    })
+}
+
+/// Drops one reference to a token store. NULL is a no-op. Must not be called twice with the
+/// same reference.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_handoff_store_free(store: *const rp_handoff_store) {
+    super::boundary::boundary_or((), || {
+        // SAFETY: `store` is NULL or a live reference owned by the caller, freed once.
+        unsafe { arc_free(store) }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_length_matches_the_core() {
+        assert_eq!(RP_HANDOFF_TOKEN_LEN, TOKEN_LEN);
+    }
+}

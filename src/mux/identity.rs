@@ -1,0 +1,251 @@
+//! The identity a backend daemon reports when a broker probes its endpoint.
+//!
+//! A probe reply carries, after the echoed nonce, the protobuf `DaemonProcess` of the answering
+//! process followed by one extra field appended by hand: field 3 (tag byte `0x1a`, length byte
+//! `0x20`) holding a 32-byte legacy SHA-256 of the executable, or 32 zero bytes. Probers of the
+//! reference implementation expect that exact layout (`WIRE.md`, "Identity probe").
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::Path;
+
+use prost::Message;
+use sha2::Digest;
+
+use crate::error::{Error, Result};
+use crate::wire::proto::{DaemonProcess, Endpoint};
+
+/// The hash algorithm name probers expect in `exe_hash_algorithm`.
+pub const EXE_HASH_ALGORITHM: &str = "blake3";
+/// Length of the legacy SHA-256 slot appended after the `DaemonProcess` message.
+pub const LEGACY_SHA256_LEN: usize = 32;
+/// Tag byte of the hand-appended legacy field (field 3, length-delimited).
+const LEGACY_FIELD_TAG: u8 = 0x1a;
+
+/// Where the kernel exposes the running executable of this process.
+const SELF_EXE: &str = "/proc/self/exe";
+/// The kernel's id of the current boot.
+const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
+
+/// Which hashes of the executable [`DaemonIdentity::current_process`] computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LegacyHash {
+    /// Only BLAKE3; the legacy SHA-256 slot is 32 zero bytes.
+    #[default]
+    Zeros,
+    /// BLAKE3, and SHA-256 of the executable in the legacy slot (for old probers).
+    Sha256,
+}
+
+/// The identity of a daemon process, as reported in identity-probe replies.
+///
+/// Build it for the running process with [`DaemonIdentity::current_process`], or field by
+/// field (every field is public) when the daemon knows better.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DaemonIdentity {
+    /// Process id.
+    pub pid: u32,
+    /// Canonical absolute path of the executable.
+    pub exe_path: String,
+    /// Namespace of the endpoint the daemon serves.
+    pub endpoint_namespace: String,
+    /// Path of the endpoint the daemon serves (the one probers connect to).
+    pub endpoint_path: String,
+    /// When the process started, in Unix milliseconds.
+    pub started_at_unix_ms: u64,
+    /// `/proc/sys/kernel/random/boot_id` of the machine, without the trailing newline.
+    pub boot_id: String,
+    /// How long the daemon stays up without clients, if it has such a limit.
+    pub idle_timeout_secs: Option<u32>,
+    /// Name of the hash in `exe_hash`; [`EXE_HASH_ALGORITHM`] for identities librp builds.
+    pub exe_hash_algorithm: String,
+    /// Hash of the executable file.
+    pub exe_hash: Vec<u8>,
+    /// The legacy SHA-256 slot: SHA-256 of the executable, or zeros.
+    pub legacy_exe_sha256: [u8; LEGACY_SHA256_LEN],
+}
+
+impl DaemonIdentity {
+    /// The identity of the calling process serving the endpoint `namespace`:`path`.
+    ///
+    /// Reads `/proc/self/exe` (canonical path, BLAKE3 hash, and SHA-256 when `legacy` asks for
+    /// it), `/proc/sys/kernel/random/boot_id`, and the process start time from `/proc/self/stat`.
+    /// Linux only; fails with an I/O error elsewhere or when `/proc` is not mounted.
+    pub fn current_process(
+        namespace: &str,
+        path: &str,
+        idle_timeout_secs: Option<u32>,
+        legacy: LegacyHash,
+    ) -> Result<Self> {
+        let exe = std::fs::canonicalize(SELF_EXE)
+            .map_err(|e| Error::io("resolving /proc/self/exe", e))?;
+        let exe_path = exe
+            .to_str()
+            .ok_or(Error::InvalidUtf8("executable path"))?
+            .to_owned();
+        let (exe_hash, legacy_exe_sha256) = hash_executable(Path::new(SELF_EXE), legacy)?;
+        Ok(DaemonIdentity {
+            pid: std::process::id(),
+            exe_path,
+            endpoint_namespace: namespace.to_owned(),
+            endpoint_path: path.to_owned(),
+            started_at_unix_ms: process_start_unix_ms()?,
+            boot_id: read_boot_id()?,
+            idle_timeout_secs,
+            exe_hash_algorithm: EXE_HASH_ALGORITHM.to_owned(),
+            exe_hash,
+            legacy_exe_sha256,
+        })
+    }
+
+    /// The `DaemonProcess` protobuf message (without the legacy slot, which has no proto field).
+    pub fn to_proto(&self) -> DaemonProcess {
+        DaemonProcess {
+            pid: self.pid,
+            exe_path: self.exe_path.clone(),
+            ipc_endpoint: Some(Endpoint {
+                namespace_id: self.endpoint_namespace.clone(),
+                path: self.endpoint_path.clone(),
+            }),
+            started_at_unix_ms: self.started_at_unix_ms,
+            boot_id: self.boot_id.clone(),
+            idle_timeout_secs: self.idle_timeout_secs,
+            exe_hash_algorithm: self.exe_hash_algorithm.clone(),
+            exe_hash: self.exe_hash.clone(),
+        }
+    }
+
+    /// The identity bytes of a probe reply (what follows the 32-byte nonce): the encoded
+    /// `DaemonProcess`, then `0x1a 0x20` and the 32-byte legacy slot.
+    pub fn encode_reply_identity(&self) -> Vec<u8> {
+        let message = self.to_proto();
+        let mut out = Vec::with_capacity(message.encoded_len() + 2 + LEGACY_SHA256_LEN);
+        // Encoding into a Vec cannot run out of space.
+        message
+            .encode(&mut out)
+            .expect("a Vec grows to fit the message");
+        out.push(LEGACY_FIELD_TAG);
+        out.push(LEGACY_SHA256_LEN as u8);
+        out.extend_from_slice(&self.legacy_exe_sha256);
+        out
+    }
+}
+
+/// BLAKE3 of the file, and its SHA-256 (or zeros) for the legacy slot, in one read.
+fn hash_executable(path: &Path, legacy: LegacyHash) -> Result<(Vec<u8>, [u8; LEGACY_SHA256_LEN])> {
+    let mut file = File::open(path).map_err(|e| Error::io("opening the executable", e))?;
+    let mut blake = blake3::Hasher::new();
+    let mut sha = (legacy == LegacyHash::Sha256).then(sha2::Sha256::new);
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let n = match file.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::io("hashing the executable", e)),
+        };
+        blake.update(&chunk[..n]);
+        if let Some(sha) = &mut sha {
+            sha.update(&chunk[..n]);
+        }
+    }
+    let mut legacy_slot = [0u8; LEGACY_SHA256_LEN];
+    if let Some(sha) = sha {
+        legacy_slot.copy_from_slice(&sha.finalize());
+    }
+    Ok((blake.finalize().as_bytes().to_vec(), legacy_slot))
+}
+
+fn read_boot_id() -> Result<String> {
+    let text = std::fs::read_to_string(BOOT_ID).map_err(|e| Error::io("reading boot_id", e))?;
+    Ok(text.trim_end().to_owned())
+}
+
+/// Clock ticks per second of the times in `/proc/<pid>/stat`. The kernel reports them in
+/// USER_HZ, which is 100 on every architecture Linux ships today (the ABI fixes it).
+const USER_HZ: u64 = 100;
+
+/// Start time of the current process in Unix milliseconds: boot time (`btime` in `/proc/stat`)
+/// plus the process start offset (field 22 of `/proc/self/stat`).
+fn process_start_unix_ms() -> Result<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat")
+        .map_err(|e| Error::io("reading /proc/self/stat", e))?;
+    // The command name (field 2) may contain spaces and parentheses: fields after it are
+    // counted from the last ')'.
+    let after_comm = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .ok_or_else(|| Error::invalid_argument("unexpected /proc/self/stat format"))?;
+    // `after_comm` starts with field 3, so field 22 is the 20th item.
+    let start_ticks: u64 = after_comm
+        .split_whitespace()
+        .nth(19)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| Error::invalid_argument("no start time in /proc/self/stat"))?;
+    let proc_stat =
+        std::fs::read_to_string("/proc/stat").map_err(|e| Error::io("reading /proc/stat", e))?;
+    let boot_secs: u64 = proc_stat
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))
+        .and_then(|s| s.trim().parse().ok())
+        .ok_or_else(|| Error::invalid_argument("no btime in /proc/stat"))?;
+    Ok(boot_secs * 1000 + start_ticks * 1000 / USER_HZ)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// The fixed identity of `vectors/probe_response_*.hex`.
+    pub(crate) fn fixed_identity() -> DaemonIdentity {
+        DaemonIdentity {
+            pid: 4242,
+            exe_path: "/opt/rp-demo/bin/rp-demo-backend".into(),
+            endpoint_namespace: "rp-demo-ns".into(),
+            endpoint_path: "/tmp/rp-demo/backend.sock".into(),
+            started_at_unix_ms: 1_700_000_000_000,
+            boot_id: "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0".into(),
+            idle_timeout_secs: Some(600),
+            exe_hash_algorithm: "blake3".into(),
+            exe_hash: (0xa0..=0xbf).collect(),
+            legacy_exe_sha256: [0x5a; 32],
+        }
+    }
+
+    #[test]
+    fn current_process_matches_proc() {
+        let id =
+            DaemonIdentity::current_process("ns", "/tmp/x.sock", None, LegacyHash::Sha256).unwrap();
+        assert_eq!(id.pid, std::process::id());
+        let exe = std::fs::canonicalize("/proc/self/exe").unwrap();
+        assert_eq!(id.exe_path, exe.to_str().unwrap());
+        let bytes = std::fs::read(&exe).unwrap();
+        assert_eq!(id.exe_hash, blake3::hash(&bytes).as_bytes());
+        assert_eq!(id.legacy_exe_sha256[..], sha2::Sha256::digest(&bytes)[..]);
+        assert_eq!(
+            id.boot_id,
+            std::fs::read_to_string(BOOT_ID).unwrap().trim_end()
+        );
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        assert!(id.started_at_unix_ms <= now + 1000);
+        assert!(
+            id.started_at_unix_ms + 3_600_000 > now,
+            "started within the hour"
+        );
+        let zeros =
+            DaemonIdentity::current_process("ns", "/tmp/x.sock", Some(5), LegacyHash::Zeros)
+                .unwrap();
+        assert_eq!(zeros.legacy_exe_sha256, [0; 32]);
+        assert_eq!(zeros.idle_timeout_secs, Some(5));
+    }
+
+    #[test]
+    fn identity_bytes_have_the_legacy_field_last() {
+        let bytes = fixed_identity().encode_reply_identity();
+        assert_eq!(&bytes[bytes.len() - 34..bytes.len() - 32], &[0x1a, 0x20]);
+        assert_eq!(&bytes[bytes.len() - 32..], &[0x5a; 32]);
+    }
+}

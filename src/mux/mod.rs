@@ -1,0 +1,303 @@
+//! The backend endpoint multiplexer: a sans-io classifier over a daemon's read buffer.
+//!
+//! A daemon that already speaks its own ("legacy") wire on an endpoint keeps its sockets,
+//! threads and event loop. For each connection it feeds the bytes buffered so far to
+//! [`Mux::poll`], which never reads, writes or consumes anything: the returned [`MuxEvent`]
+//! says what the bytes are and how many to advance past once handled.
+//!
+//! Order of decisions (the reference implementation's, checked by `tests/mux_cases.rs`):
+//! 1. an empty buffer needs more bytes (the legacy detector is not asked);
+//! 2. the legacy detector runs first and wins ties, even against a valid v1 frame;
+//! 3. a first byte other than the v1 framing byte is legacy;
+//! 4. an incomplete frame needs more bytes; a framing violation is fatal;
+//! 5. an identity probe (0xB232) is answered; a malformed probe is fatal;
+//! 6. any other first-party protocol is fatal, and so is a consumer protocol not served;
+//! 7. a frame of a served protocol is a payload (its kind and envelope version are not checked).
+
+mod identity;
+
+pub use identity::{DaemonIdentity, LegacyHash, EXE_HASH_ALGORITHM, LEGACY_SHA256_LEN};
+
+use std::borrow::Cow;
+
+use crate::error::{Error, ErrorKind};
+use crate::wire::proto::{FrameKind, PayloadEncoding};
+use crate::wire::{self, registry, Decoded, FrameView, WireError};
+
+/// Length of the nonce an identity probe carries.
+pub const PROBE_NONCE_LEN: usize = 32;
+
+/// What the legacy detector says about the buffered bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LegacyVerdict {
+    /// The bytes are not the daemon's own wire; the mux goes on to classify them.
+    NotLegacy,
+    /// The bytes are the daemon's own wire.
+    Legacy,
+    /// The detector cannot tell yet; wait for more bytes.
+    NeedMore,
+}
+
+/// A legacy detector failed (for example a C callback returned a value outside its enum).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("legacy detector failed: {0}")]
+pub struct DetectorError(pub Cow<'static, str>);
+
+/// Decides whether buffered bytes belong to the daemon's own wire. Called from every thread
+/// that polls the mux, possibly concurrently.
+pub type LegacyDetector =
+    Box<dyn Fn(&[u8]) -> Result<LegacyVerdict, DetectorError> + Send + Sync + 'static>;
+
+/// The verdict on the front of a buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MuxEvent<'a> {
+    /// The buffer holds too little to decide; read more and poll again. Nothing consumed.
+    NeedMoreBytes,
+    /// The bytes are the daemon's own wire; handle them with the daemon's own code.
+    /// The mux does not know their extent, so nothing is consumed.
+    Legacy,
+    /// An identity probe: write `reply` back, then advance by `consumed`.
+    ///
+    /// The reply is an owned vector: probes are rare (a broker sends one per connection it
+    /// verifies), so this path allocates, while the payload path does not.
+    ProbeAnswered {
+        /// The complete reply frame (header included).
+        reply: Vec<u8>,
+        /// Bytes the probe frame occupied.
+        consumed: usize,
+    },
+    /// A frame of a served consumer protocol, borrowed from the buffer (no copy, no allocation).
+    Payload {
+        /// The frame.
+        frame: FrameView<'a>,
+        /// Bytes the frame occupied.
+        consumed: usize,
+    },
+}
+
+/// A verdict that ends the connection.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MuxError {
+    /// A frame for a consumer protocol this endpoint does not serve.
+    #[error("payload protocol 0x{payload_protocol:04X} is not served on this endpoint")]
+    UnservedPayloadProtocol {
+        /// The frame's payload protocol.
+        payload_protocol: u32,
+    },
+    /// A first-party frame (control, admin, handoff) arrived on a backend endpoint.
+    #[error("first-party payload protocol 0x{payload_protocol:04X} is not accepted on a backend endpoint")]
+    UnexpectedFirstPartyFrame {
+        /// The frame's payload protocol.
+        payload_protocol: u32,
+    },
+    /// An identity probe broke its rules (kind, encoding, nonce length).
+    #[error("malformed identity probe: {0}")]
+    MalformedProbe(&'static str),
+    /// The bytes are not valid v1 framing (too large, undecodable body, ...).
+    #[error(transparent)]
+    Framing(#[from] WireError),
+    /// The legacy detector failed.
+    #[error(transparent)]
+    Detector(#[from] DetectorError),
+}
+
+impl MuxError {
+    /// The stable classification of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            MuxError::UnservedPayloadProtocol { .. } => ErrorKind::UnservedProtocol,
+            MuxError::UnexpectedFirstPartyFrame { .. } => ErrorKind::FirstPartyFrame,
+            MuxError::MalformedProbe(_) => ErrorKind::MalformedProbe,
+            MuxError::Framing(w) => w.kind(),
+            MuxError::Detector(_) => ErrorKind::InvalidArgument,
+        }
+    }
+}
+
+/// The multiplexer of one backend endpoint. Immutable after creation; `Sync`, so one mux may
+/// be polled from many threads at once.
+pub struct Mux {
+    served: Vec<u32>,
+    /// The identity bytes of every probe reply (after the nonce), encoded once.
+    reply_identity: Vec<u8>,
+    detector: Option<LegacyDetector>,
+}
+
+impl std::fmt::Debug for Mux {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mux")
+            .field("served", &self.served)
+            .field("reply_identity_len", &self.reply_identity.len())
+            .field("has_detector", &self.detector.is_some())
+            .finish()
+    }
+}
+
+impl Mux {
+    /// A mux answering probes with `identity`, serving the consumer protocols `served`, and
+    /// asking `detector` (if any) first whether bytes are the daemon's own wire.
+    ///
+    /// Fails when a served id is first-party or outside the consumer, private-use and SESSION
+    /// ranges ([`registry::check_servable`]).
+    pub fn new(
+        identity: &DaemonIdentity,
+        served: &[u32],
+        detector: Option<LegacyDetector>,
+    ) -> Result<Self, Error> {
+        for &id in served {
+            registry::check_servable(id)?;
+        }
+        let mut served = served.to_vec();
+        served.sort_unstable();
+        served.dedup();
+        Ok(Mux {
+            served,
+            reply_identity: identity.encode_reply_identity(),
+            detector,
+        })
+    }
+
+    /// The served consumer protocols, sorted.
+    pub fn served(&self) -> &[u32] {
+        &self.served
+    }
+
+    /// Classifies the front of `buf`. Handles at most one unit per call.
+    pub fn poll<'a>(&self, buf: &'a [u8]) -> Result<MuxEvent<'a>, MuxError> {
+        let Some(&first) = buf.first() else {
+            return Ok(MuxEvent::NeedMoreBytes);
+        };
+        if let Some(detect) = &self.detector {
+            match detect(buf)? {
+                LegacyVerdict::Legacy => return Ok(MuxEvent::Legacy),
+                LegacyVerdict::NeedMore => return Ok(MuxEvent::NeedMoreBytes),
+                LegacyVerdict::NotLegacy => {}
+            }
+        }
+        if first != wire::FRAMING_VERSION {
+            return Ok(MuxEvent::Legacy);
+        }
+        let (frame, consumed) = match wire::decode_frame(buf, wire::MAX_BODY)? {
+            Decoded::NeedMore { .. } => return Ok(MuxEvent::NeedMoreBytes),
+            Decoded::Frame { frame, consumed } => (frame, consumed),
+        };
+        let protocol = frame.payload_protocol;
+        if protocol == registry::IDENTITY_PROBE {
+            let reply = self.answer_probe(&frame)?;
+            return Ok(MuxEvent::ProbeAnswered { reply, consumed });
+        }
+        if registry::is_first_party(protocol) {
+            return Err(MuxError::UnexpectedFirstPartyFrame {
+                payload_protocol: protocol,
+            });
+        }
+        if self.served.binary_search(&protocol).is_err() {
+            return Err(MuxError::UnservedPayloadProtocol {
+                payload_protocol: protocol,
+            });
+        }
+        Ok(MuxEvent::Payload { frame, consumed })
+    }
+
+    /// Checks a probe and encodes its reply: RESPONSE, same request id and trace context,
+    /// payload = nonce echo + identity bytes.
+    fn answer_probe(&self, probe: &FrameView<'_>) -> Result<Vec<u8>, MuxError> {
+        if probe.kind != FrameKind::Request as i32 {
+            return Err(MuxError::MalformedProbe("the frame kind is not REQUEST"));
+        }
+        if probe.payload_encoding != PayloadEncoding::None as i32 {
+            return Err(MuxError::MalformedProbe("the payload is compressed"));
+        }
+        if probe.payload.len() != PROBE_NONCE_LEN {
+            return Err(MuxError::MalformedProbe(
+                "the nonce is not exactly 32 bytes long",
+            ));
+        }
+        let mut payload = Vec::with_capacity(PROBE_NONCE_LEN + self.reply_identity.len());
+        payload.extend_from_slice(probe.payload);
+        payload.extend_from_slice(&self.reply_identity);
+        let reply = FrameView {
+            payload_protocol: registry::IDENTITY_PROBE,
+            payload: &payload,
+            ..response_to(probe)
+        };
+        Ok(reply.to_bytes()?)
+    }
+}
+
+/// The RESPONSE frame answering `request`: envelope version 1, same payload protocol, request
+/// id and trace context; no payload, no encoding, no deadline (set `payload` on the result).
+pub fn response_to<'a>(request: &FrameView<'a>) -> FrameView<'a> {
+    FrameView {
+        envelope_version: wire::ENVELOPE_VERSION,
+        kind: FrameKind::Response as i32,
+        payload_protocol: request.payload_protocol,
+        payload: &[],
+        request_id: request.request_id,
+        payload_encoding: PayloadEncoding::None as i32,
+        deadline_unix_ms: 0,
+        traceparent: request.traceparent,
+        tracestate: request.tracestate,
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    fn vector(name: &str) -> Vec<u8> {
+        let path = format!("{}/tests/vectors/{name}", env!("CARGO_MANIFEST_DIR"));
+        hex(std::fs::read_to_string(path).unwrap().trim())
+    }
+
+    #[test]
+    fn probe_replies_match_the_golden_vectors() {
+        let mut id = identity::tests::fixed_identity();
+        let mux = Mux::new(&id, &[0x7001], None).unwrap();
+        let probe = vector("probe_request.hex");
+        let MuxEvent::ProbeAnswered { reply, consumed } = mux.poll(&probe).unwrap() else {
+            panic!("not answered")
+        };
+        assert_eq!(consumed, probe.len());
+        assert_eq!(reply, vector("probe_response_legacy.hex"));
+
+        id.legacy_exe_sha256 = [0; 32];
+        let mux = Mux::new(&id, &[0x7001], None).unwrap();
+        let MuxEvent::ProbeAnswered { reply, .. } = mux.poll(&probe).unwrap() else {
+            panic!("not answered")
+        };
+        assert_eq!(reply, vector("probe_response_blake3_only.hex"));
+    }
+
+    #[test]
+    fn response_to_matches_the_echo_vector() {
+        let request = vector("consumer_request_traceparent.hex");
+        let Decoded::Frame { frame, .. } = wire::decode_frame(&request, wire::MAX_BODY).unwrap()
+        else {
+            panic!()
+        };
+        let echo = FrameView {
+            payload: frame.payload,
+            ..response_to(&frame)
+        };
+        assert_eq!(
+            echo.to_bytes().unwrap(),
+            vector("consumer_response_echo.hex")
+        );
+    }
+
+    #[test]
+    fn first_party_protocols_cannot_be_served() {
+        let id = identity::tests::fixed_identity();
+        assert!(Mux::new(&id, &[0x7001, 0xB232], None).is_err());
+        assert!(Mux::new(&id, &[0x1234], None).is_err());
+    }
+}

@@ -1,0 +1,67 @@
+//! A probe answered with the current process's identity verifies against `/proc`, the way a
+//! strict prober of the reference implementation checks it.
+
+use prost::Message;
+use rp::mux::{DaemonIdentity, LegacyHash, Mux, MuxEvent};
+use rp::wire::proto::DaemonProcess;
+use rp::wire::{decode_frame, Decoded, FrameView, MAX_BODY};
+
+#[test]
+fn current_process_identity_verifies_against_proc() {
+    let endpoint = "/tmp/rp-identity-test.sock";
+    let identity =
+        DaemonIdentity::current_process("test-ns", endpoint, Some(30), LegacyHash::Sha256).unwrap();
+    let mux = Mux::new(&identity, &[0x7001], None).unwrap();
+
+    let nonce: Vec<u8> = (100..132).collect();
+    let probe = FrameView {
+        payload_protocol: 0xB232,
+        payload: &nonce,
+        request_id: u64::from_le_bytes(nonce[..8].try_into().unwrap()),
+        traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ..FrameView::default()
+    }
+    .to_bytes()
+    .unwrap();
+    let MuxEvent::ProbeAnswered { reply, consumed } = mux.poll(&probe).unwrap() else {
+        panic!("probe not answered");
+    };
+    assert_eq!(consumed, probe.len());
+    let Decoded::Frame { frame, .. } = decode_frame(&reply, MAX_BODY).unwrap() else {
+        panic!("incomplete reply");
+    };
+    assert_eq!(frame.kind, 1, "RESPONSE");
+    assert_eq!(
+        frame.request_id,
+        u64::from_le_bytes(nonce[..8].try_into().unwrap())
+    );
+    assert_eq!(
+        frame.traceparent,
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    );
+    assert_eq!(&frame.payload[..32], &nonce[..]);
+
+    let dp = DaemonProcess::decode(&frame.payload[32..]).unwrap();
+    let pid = std::process::id();
+    assert_eq!(dp.pid, pid);
+    let exe = std::fs::canonicalize(format!("/proc/{pid}/exe")).unwrap();
+    assert_eq!(dp.exe_path, exe.to_str().unwrap());
+    assert_eq!(dp.exe_hash_algorithm, "blake3");
+    let file = std::fs::read(&exe).unwrap();
+    assert_eq!(dp.exe_hash, blake3::hash(&file).as_bytes());
+    let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    assert_eq!(dp.boot_id, boot_id.trim_end());
+    assert!(
+        std::path::Path::new(&format!("/proc/{}", dp.pid)).exists(),
+        "pid alive"
+    );
+    let endpoint_field = dp.ipc_endpoint.unwrap();
+    assert_eq!(endpoint_field.path, endpoint);
+    assert_eq!(endpoint_field.namespace_id, "test-ns");
+    assert_eq!(dp.idle_timeout_secs, Some(30));
+    // The hand-appended legacy field closes the payload: 0x1a 0x20 + SHA-256 of the file.
+    let tail = &frame.payload[frame.payload.len() - 34..];
+    assert_eq!(&tail[..2], &[0x1a, 0x20]);
+    use sha2::Digest;
+    assert_eq!(&tail[2..], &sha2::Sha256::digest(&file)[..]);
+}
