@@ -438,6 +438,88 @@ typedef int32_t rp_legacy_verdict;
 #endif // __cplusplus
 
 /**
+ * The protocol's `ErrorCode`: why a server refused (`rp_refusal_code`).
+ */
+enum rp_error_code
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * No code given.
+   */
+  RP_ERROR_CODE_UNSPECIFIED = 0,
+  /**
+   * The protocol or requested version is not supported.
+   */
+  RP_ERROR_CODE_VERSION_UNSUPPORTED = 1,
+  /**
+   * No such service.
+   */
+  RP_ERROR_CODE_SERVICE_UNKNOWN = 2,
+  /**
+   * The backend could not be started.
+   */
+  RP_ERROR_CODE_BACKEND_SPAWN_FAILED = 3,
+  /**
+   * Too many requests; see `rp_refusal_retry_after_ms`.
+   */
+  RP_ERROR_CODE_RATE_LIMITED = 4,
+  /**
+   * The server is shutting down.
+   */
+  RP_ERROR_CODE_SHUTTING_DOWN = 5,
+  /**
+   * This peer is not allowed (identity, credentials or token).
+   */
+  RP_ERROR_CODE_PEER_REJECTED = 6,
+  /**
+   * The server failed internally.
+   */
+  RP_ERROR_CODE_INTERNAL = 7,
+  /**
+   * The requested version is blocked by policy.
+   */
+  RP_ERROR_CODE_VERSION_BLOCKED = 8,
+  /**
+   * The server is short of descriptors.
+   */
+  RP_ERROR_CODE_FD_PRESSURE = 9,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum rp_error_code rp_error_code;
+#else
+typedef int32_t rp_error_code;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * What a registration callback decides.
+ */
+enum rp_registration_verdict
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Register the worker.
+   */
+  RP_REGISTRATION_VERDICT_ACCEPT = 0,
+  /**
+   * Refuse it; the reason written to the callback's buffer is sent to the worker.
+   */
+  RP_REGISTRATION_VERDICT_REJECT = 1,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum rp_registration_verdict rp_registration_verdict;
+#else
+typedef int32_t rp_registration_verdict;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * The identity of a daemon process: pid, canonical executable path, executable hash, boot id,
  * start time, optional idle timeout, the endpoint it serves, and the legacy SHA-256 slot.
  *
@@ -481,6 +563,114 @@ typedef struct rp_msg rp_msg;
  * threads at once with the same mux. Under the hood, an `Arc` of the Rust mux.
  */
 typedef struct rp_mux rp_mux;
+
+/**
+ * One push received by a worker: correlation id, payload protocol, payload, deadline and trace
+ * context.
+ *
+ * Methods: `rp_push_correlation_id`, `rp_push_payload_protocol`, `rp_push_payload`,
+ * `rp_push_deadline_unix_ms`, `rp_push_traceparent`, `rp_push_tracestate`, `rp_push_free`.
+ *
+ * Exclusive handle (Send). Its views are valid until it is freed; reading them copies nothing.
+ */
+typedef struct rp_push rp_push;
+
+/**
+ * A worker's connection to a push server.
+ *
+ * Methods: `rp_push_client_connect`, `rp_push_client_recv`, `rp_push_client_reply`,
+ * `rp_push_client_reply_error`, `rp_push_client_fd`, `rp_push_client_set_handler`,
+ * `rp_push_client_dispatch`, `rp_push_client_worker_id`, `rp_push_client_close`,
+ * `rp_push_client_free`.
+ *
+ * Functions taking `const rp_push_client *` are thread-safe: one thread may wait in
+ * `rp_push_client_recv` while others reply or close. Under the hood a background reader thread
+ * moves pushes from the socket into a bounded inbox (see `rp_push_worker_options_set_max_queued`).
+ */
+typedef struct rp_push_client rp_push_client;
+
+/**
+ * One job to push: payload protocol, payload, target, deadline and trace context.
+ *
+ * Methods: `rp_push_request_new`, `_set_deadline_unix_ms`, `_set_traceparent`,
+ * `_set_tracestate`, `_to_worker`, `_to_task_queue`, `_to_protocol`, `_free`.
+ * Exclusive handle (Send). Pushing copies it, so one request may be pushed many times.
+ */
+typedef struct rp_push_request rp_push_request;
+
+/**
+ * A worker's answer: a reply payload, or the worker's failure (code and message).
+ *
+ * Methods: `rp_push_result_is_failure`, `rp_push_result_payload`,
+ * `rp_push_result_failure_code`, `rp_push_result_failure_message`, `rp_push_result_free`.
+ */
+typedef struct rp_push_result rp_push_result;
+
+/**
+ * A running push server: one event-loop thread serves every worker.
+ *
+ * Methods: `rp_push_server_bind`, `rp_push_server_endpoint`, `rp_push_server_push`,
+ * `rp_push_server_push_wait`, `rp_push_server_workers`, `rp_push_server_dispatch`,
+ * `rp_push_server_event_fd`, `rp_push_server_disconnect`, `rp_push_server_shutdown`,
+ * `rp_push_server_free`.
+ *
+ * Functions taking `const rp_push_server *` are thread-safe. User callbacks never run on the
+ * server's own thread: only inside `rp_push_server_dispatch`.
+ */
+typedef struct rp_push_server rp_push_server;
+
+/**
+ * How a push server is set up.
+ *
+ * Methods: `rp_push_server_options_new`, `_set_service`, `_set_allow_other_uids`,
+ * `_set_allow_remote_tcp`, `_set_auth_token`, `_set_handshake_timeout_ms`,
+ * `_set_max_send_buffer`, `_set_registration_callback`, `_set_worker_callback`, `_free`;
+ * consumed by `rp_push_server_bind`. Exclusive handle (Send).
+ */
+typedef struct rp_push_server_options rp_push_server_options;
+
+/**
+ * An in-flight push. Methods: `rp_push_ticket_correlation_id`, `rp_push_ticket_is_done`,
+ * `rp_push_ticket_wait`, `rp_push_ticket_free`. Thread-safe through `const`.
+ */
+typedef struct rp_push_ticket rp_push_ticket;
+
+/**
+ * How a worker connects and what it registers as.
+ *
+ * Methods: `rp_push_worker_options_new`, `_add_namespace`, `_add_activity_type`, `_set_node`,
+ * `_add_protocol`, `_set_service`, `_set_connect_timeout_ms`, `_set_max_queued`,
+ * `_set_auth_token`, `_free`; consumed by `rp_push_client_connect`.
+ *
+ * Exclusive handle (Send).
+ */
+typedef struct rp_push_worker_options rp_push_worker_options;
+
+/**
+ * A server's refusal: code, reason, retry hint and details.
+ *
+ * Methods: `rp_refusal_code`, `rp_refusal_reason`, `rp_refusal_retry_after_ms`,
+ * `rp_refusal_detail_count`, `rp_refusal_detail`, `rp_refusal_free`.
+ *
+ * Exclusive handle (Send): owned by the caller, freed with `rp_refusal_free`.
+ */
+typedef struct rp_refusal rp_refusal;
+
+/**
+ * One worker: id, registration, kernel-reported credentials, pushes in flight. Always
+ * borrowed (from an `rp_worker_list` or a callback); never freed on its own.
+ *
+ * Methods: `rp_worker_info_id`, `_identity`, `_task_queue`, `_node`, `_namespace_count`,
+ * `_namespace`, `_activity_type_count`, `_activity_type`, `_protocol_count`, `_protocol`,
+ * `_peer`, `_in_flight`.
+ */
+typedef struct rp_worker_info rp_worker_info;
+
+/**
+ * The registered workers at one moment. Methods: `rp_worker_list_len`, `rp_worker_list_get`,
+ * `rp_worker_list_free`.
+ */
+typedef struct rp_worker_list rp_worker_list;
 
 /**
  * A borrowed byte range. `ptr` may be NULL when `len` is 0.
@@ -576,8 +766,7 @@ typedef struct rp_frame_view {
 typedef int32_t (*rp_legacy_detect_callback)(void *user_data, const uint8_t *buf, size_t len);
 
 /**
- * Releases the `user_data` of a callback. Called exactly once, from within the librp call
- * the registering function names, on the thread that makes that call.
+ * `void (*user_data_free)(void *user_data)`.
  */
 typedef void (*rp_user_data_free_callback)(void *user_data);
 
@@ -606,6 +795,56 @@ typedef struct rp_mux_event {
    */
   struct rp_bytes reply;
 } rp_mux_event;
+
+/**
+ * Handles one push inside `rp_push_client_dispatch`.
+ *
+ * Parameters: `user_data` as registered; `client` the client (borrowed: valid for this call,
+ * never freed here); `push` the push (borrowed: valid only until the callback returns — copy
+ * what you keep, and remember `rp_push_correlation_id` to reply later).
+ *
+ * Returns `RP_STATUS_OK` (an `rp_status` value as an integer), or another status when the job
+ * failed: if the push is still unanswered, librp then replies with a failure carrying that
+ * status as its code.
+ *
+ * Called on the thread that calls `rp_push_client_dispatch`, from within it. It may call
+ * `rp_push_client_reply` / `_reply_error` (now, or later from any thread) and other librp
+ * functions; it must not call `rp_push_client_dispatch`, `_set_handler` or `_free` on `client`.
+ */
+typedef int32_t (*rp_push_handler_callback)(void *user_data,
+                                            const struct rp_push_client *client,
+                                            const struct rp_push *push);
+
+/**
+ * Decides whether a worker may register. Without one, every registration is accepted.
+ *
+ * Parameters: `user_data` as registered; `worker` — what the worker asks to register as, and
+ * its kernel-reported credentials (borrowed: valid only until the callback returns);
+ * `reason`, `reason_cap` — a buffer for a NUL-terminated rejection reason.
+ *
+ * Returns an `rp_registration_verdict` as an integer; any other value rejects.
+ *
+ * Called on the thread that calls `rp_push_server_dispatch`, from within it. It may call other
+ * librp functions but must not call `rp_push_server_dispatch` or `_free` on this server. The
+ * worker waits for the decision (up to the server's handshake timeout).
+ */
+typedef int32_t (*rp_push_registration_callback)(void *user_data,
+                                                 const struct rp_worker_info *worker,
+                                                 char *reason,
+                                                 size_t reason_cap);
+
+/**
+ * Learns that a worker registered (`connected` true) or went away (`connected` false, with
+ * `reason`; its outstanding pushes have failed with `RP_STATUS_CLOSED`).
+ *
+ * `worker` and `reason` are borrowed: valid only until the callback returns. Called on the
+ * thread that calls `rp_push_server_dispatch`, from within it, with the same limits as
+ * `rp_push_registration_callback`.
+ */
+typedef void (*rp_push_worker_callback)(void *user_data,
+                                        const struct rp_worker_info *worker,
+                                        bool connected,
+                                        struct rp_str reason);
 
 #ifdef __cplusplus
 extern "C" {
@@ -1110,6 +1349,736 @@ rp_status rp_frame_encode_response_msg(const struct rp_frame_view *request,
                                        const uint8_t *payload,
                                        size_t payload_len,
                                        struct rp_msg **out_msg);
+
+/**
+ * Creates worker options.
+ *
+ * Parameters: `endpoint` — a socket path, `@name` (Linux abstract socket) or
+ * `tcp://host:port`; `identity` — who the worker is (1–256 bytes); `task_queue` — the queue of
+ * work it takes (may be empty).
+ *
+ * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
+ * `RP_STATUS_INVALID_ARGUMENT` (malformed endpoint).
+ *
+ * Ownership: the caller owns `*out_options`; `rp_push_client_connect` consumes it, otherwise
+ * free it with `rp_push_worker_options_free`.
+ */
+RP_NODISCARD
+rp_status rp_push_worker_options_new(const char *endpoint,
+                                     const char *identity,
+                                     const char *task_queue,
+                                     struct rp_push_worker_options **out_options);
+
+/**
+ * Adds a namespace the worker serves. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`,
+ * `RP_STATUS_INVALID_UTF8`.
+ */
+RP_NODISCARD
+rp_status rp_push_worker_options_add_namespace(struct rp_push_worker_options *options,
+                                               const char *name);
+
+/**
+ * Adds an activity type the worker handles. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`,
+ * `RP_STATUS_INVALID_UTF8`.
+ */
+RP_NODISCARD
+rp_status rp_push_worker_options_add_activity_type(struct rp_push_worker_options *options,
+                                                   const char *activity_type);
+
+/**
+ * Sets the node (host) name the worker reports. Returns `RP_STATUS_OK`,
+ * `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`.
+ */
+RP_NODISCARD
+rp_status rp_push_worker_options_set_node(struct rp_push_worker_options *options,
+                                          const char *node);
+
+/**
+ * Adds a consumer payload protocol the worker serves (consumer or private-use range).
+ * Returns `RP_STATUS_OK`, `RP_STATUS_INVALID_ARGUMENT` (a first-party or unassigned id),
+ * `RP_STATUS_NULL_ARGUMENT`.
+ */
+RP_NODISCARD
+rp_status rp_push_worker_options_add_protocol(struct rp_push_worker_options *options,
+                                              uint32_t payload_protocol);
+
+/**
+ * Sets the service name sent in the Hello (default "librp-push").
+ * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`.
+ */
+RP_NODISCARD
+rp_status rp_push_worker_options_set_service(struct rp_push_worker_options *options,
+                                             const char *service_name);
+
+/**
+ * Sets the limit for connecting, the Hello and the registration together (default 5000 ms).
+ * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+ */
+RP_NODISCARD
+rp_status rp_push_worker_options_set_connect_timeout_ms(struct rp_push_worker_options *options,
+                                                        uint32_t timeout_ms);
+
+/**
+ * Sets how many received pushes may wait in the client's inbox (default 1024). When it is
+ * full the client stops reading from the server: the server's buffer for this worker fills and
+ * further pushes to it fail with `RP_STATUS_AGAIN` on the server side. Nothing is dropped
+ * silently and memory stays bounded. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+ */
+RP_NODISCARD
+rp_status rp_push_worker_options_set_max_queued(struct rp_push_worker_options *options,
+                                                size_t max_queued);
+
+/**
+ * Sets the token sent in the Hello, for servers that require one (TCP). `token` may be NULL
+ * when `len` is 0. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+ */
+RP_NODISCARD
+rp_status rp_push_worker_options_set_auth_token(struct rp_push_worker_options *options,
+                                                const uint8_t *token,
+                                                size_t len);
+
+/**
+ * Frees worker options. NULL is a no-op. Must not be called twice with the same value.
+ */
+void rp_push_worker_options_free(struct rp_push_worker_options *options);
+
+/**
+ * Connects to the push server, says Hello and registers; pushes start arriving once this
+ * returns.
+ *
+ * Parameters: `options` — consumed by this call, even if an error is returned;
+ * `out_client` — receives the client on success.
+ *
+ * Returns:
+ * - `RP_STATUS_OK`.
+ * - `RP_STATUS_REFUSED`: the server refused the Hello; `rp_last_refusal` gives its code,
+ *   reason and retry hint.
+ * - `RP_STATUS_REJECTED`: the server declined the registration; the last error message holds
+ *   its reason.
+ * - `RP_STATUS_TIMEOUT`: no answer within the connect timeout.
+ * - `RP_STATUS_IO`: the endpoint could not be reached.
+ * - `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_PROTOCOL`, `RP_STATUS_MALFORMED`, framing errors.
+ *
+ * Blocks up to the connect timeout. Ownership: the caller owns `*out_client`; free it with
+ * `rp_push_client_free`.
+ */
+RP_NODISCARD
+rp_status rp_push_client_connect(struct rp_push_worker_options *options,
+                                 struct rp_push_client **out_client);
+
+/**
+ * The id the server gave this worker (0 if `client` is NULL).
+ */
+uint64_t rp_push_client_worker_id(const struct rp_push_client *client);
+
+/**
+ * Waits for the next push.
+ *
+ * Parameters: `timeout_ms` — negative waits forever, 0 only takes a push already here;
+ * `out_push` — receives the push on success.
+ *
+ * Returns `RP_STATUS_OK`, `RP_STATUS_TIMEOUT` (none came), `RP_STATUS_CLOSED` (the server went
+ * away, the connection broke a protocol rule, or `rp_push_client_close` was called — the last
+ * error message says which), `RP_STATUS_NULL_ARGUMENT`.
+ *
+ * Ownership: the caller owns `*out_push`; free it with `rp_push_free`.
+ * Thread safety: may run concurrently with every other `const rp_push_client *` function.
+ */
+RP_NODISCARD
+rp_status rp_push_client_recv(const struct rp_push_client *client,
+                              int32_t timeout_ms,
+                              struct rp_push **out_push);
+
+/**
+ * Replies to a push with a payload.
+ *
+ * Parameters: `correlation_id` — from `rp_push_correlation_id`; `payload`, `len` — the reply
+ * (copied; `payload` may be NULL when `len` is 0).
+ *
+ * Returns `RP_STATUS_OK`, `RP_STATUS_NOT_FOUND` (no such push, already answered, or withdrawn
+ * by the server after its deadline), `RP_STATUS_CLOSED`, `RP_STATUS_TIMEOUT` (the server did not
+ * take the bytes within the send timeout), `RP_STATUS_NULL_ARGUMENT`.
+ *
+ * Thread safety: may be called from any thread, also while another thread waits in recv.
+ */
+RP_NODISCARD
+rp_status rp_push_client_reply(const struct rp_push_client *client,
+                               uint64_t correlation_id,
+                               const uint8_t *payload,
+                               size_t len);
+
+/**
+ * Replies to a push with a failure: the worker could not do the job.
+ *
+ * Parameters: `code` — an `rp_status` or an application code above 1000; `message` — why
+ * (NUL-terminated UTF-8).
+ *
+ * Returns as `rp_push_client_reply`, plus `RP_STATUS_INVALID_UTF8`.
+ * Thread safety: may be called from any thread.
+ */
+RP_NODISCARD
+rp_status rp_push_client_reply_error(const struct rp_push_client *client,
+                                     uint64_t correlation_id,
+                                     int32_t code,
+                                     const char *message);
+
+/**
+ * A file descriptor that is readable while a push is waiting or the connection has ended, for
+ * `poll`/`epoll`/libuv/Go loops: when it is readable, `rp_push_client_recv` with timeout 0
+ * returns a push or `RP_STATUS_CLOSED`. Level-triggered.
+ *
+ * Returns the descriptor, or -1 if `client` is NULL. Owned by the client: never read from,
+ * write to or close it; it is valid until `rp_push_client_free`.
+ */
+int32_t rp_push_client_fd(const struct rp_push_client *client);
+
+/**
+ * Registers the handler `rp_push_client_dispatch` runs for each push, replacing any previous
+ * one (whose `user_data_free` then runs). `handler` NULL unregisters.
+ *
+ * Parameters: `user_data` — passed to `handler`; `user_data_free` — NULL, or called once with
+ * `user_data` when librp no longer needs it (on replacement, on unregistering, when the client
+ * is freed, or at once if `handler` is NULL or this call fails).
+ *
+ * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+ * Thread safety: not concurrently with `rp_push_client_dispatch` on the same client.
+ */
+RP_NODISCARD
+rp_status rp_push_client_set_handler(struct rp_push_client *client,
+                                     rp_push_handler_callback handler,
+                                     void *user_data,
+                                     rp_user_data_free_callback user_data_free);
+
+/**
+ * Receives pushes and runs the handler for each, on the calling thread.
+ *
+ * Waits up to `timeout_ms` (negative = forever) for the first push, then handles those already
+ * waiting, at most `max_pushes` in all (0 = no limit). `*out_handled` (may be NULL) receives
+ * how many were handled.
+ *
+ * Returns `RP_STATUS_OK` (at least one handled), `RP_STATUS_TIMEOUT` (none came),
+ * `RP_STATUS_CLOSED`, `RP_STATUS_INVALID_ARGUMENT` (no handler registered),
+ * `RP_STATUS_NULL_ARGUMENT`.
+ *
+ * Thread safety: may run concurrently with recv/reply/close; not with `_set_handler`/`_free`.
+ */
+RP_NODISCARD
+rp_status rp_push_client_dispatch(const struct rp_push_client *client,
+                                  int32_t timeout_ms,
+                                  size_t max_pushes,
+                                  size_t *out_handled);
+
+/**
+ * Closes the connection: threads blocked in recv or dispatch return `RP_STATUS_CLOSED`, and
+ * so do later calls. Idempotent; callable from any thread. NULL is a no-op.
+ */
+void rp_push_client_close(const struct rp_push_client *client);
+
+/**
+ * Closes the connection, waits for the client's reader thread to end, releases the handler's
+ * user data and frees the client. NULL is a no-op. Must not be called twice, nor while another
+ * thread still uses `client`.
+ */
+void rp_push_client_free(struct rp_push_client *client);
+
+/**
+ * The push's correlation id: pass it to `rp_push_client_reply`. 0 if `push` is NULL.
+ */
+uint64_t rp_push_correlation_id(const struct rp_push *push);
+
+/**
+ * The consumer payload protocol of the push's payload. 0 if `push` is NULL.
+ */
+uint32_t rp_push_payload_protocol(const struct rp_push *push);
+
+/**
+ * The push's payload. Borrowed: valid until `push` is freed (or, inside a handler, until it
+ * returns). Empty if `push` is NULL.
+ */
+struct rp_bytes rp_push_payload(const struct rp_push *push);
+
+/**
+ * The push's absolute deadline in Unix milliseconds; 0 = none (or NULL).
+ */
+uint64_t rp_push_deadline_unix_ms(const struct rp_push *push);
+
+/**
+ * The push's W3C traceparent (empty = none). Borrowed like `rp_push_payload`.
+ */
+struct rp_str rp_push_traceparent(const struct rp_push *push);
+
+/**
+ * The push's W3C tracestate (empty = none). Borrowed like `rp_push_payload`.
+ */
+struct rp_str rp_push_tracestate(const struct rp_push *push);
+
+/**
+ * Frees a push. NULL is a no-op. Must not be called twice with the same value; never call it on
+ * the push a handler receives.
+ */
+void rp_push_free(struct rp_push *push);
+
+/**
+ * Creates server options for `endpoint` (a socket path, `@name`, or `tcp://host:port`).
+ *
+ * A socket path is created 0600 in a directory only this user can write (created 0700 when
+ * missing); other users' processes are refused unless allowed; a TCP endpoint must be loopback
+ * unless `_set_allow_remote_tcp` (which requires an auth token).
+ *
+ * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
+ * `RP_STATUS_INVALID_ARGUMENT`. Ownership: consumed by `rp_push_server_bind`, or free it with
+ * `rp_push_server_options_free`.
+ */
+RP_NODISCARD
+rp_status rp_push_server_options_new(const char *endpoint,
+                                     struct rp_push_server_options **out_options);
+
+/**
+ * Sets the service name workers must ask for (default "librp-push").
+ * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`.
+ */
+RP_NODISCARD
+rp_status rp_push_server_options_set_service(struct rp_push_server_options *options,
+                                             const char *service_name);
+
+/**
+ * Accepts Unix peers of other users when `allow` is true (default false: refused with
+ * `PEER_REJECTED`). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+ */
+RP_NODISCARD
+rp_status rp_push_server_options_set_allow_other_uids(struct rp_push_server_options *options,
+                                                      bool allow);
+
+/**
+ * Allows a TCP endpoint on a non-loopback address (an auth token is then required).
+ * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+ */
+RP_NODISCARD
+rp_status rp_push_server_options_set_allow_remote_tcp(struct rp_push_server_options *options,
+                                                      bool allow);
+
+/**
+ * Requires every worker's Hello to carry this token (compared in constant time). `token` may
+ * be NULL when `len` is 0 (no token). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+ */
+RP_NODISCARD
+rp_status rp_push_server_options_set_auth_token(struct rp_push_server_options *options,
+                                                const uint8_t *token,
+                                                size_t len);
+
+/**
+ * Sets the time a new connection has to say Hello and register (default 10000 ms).
+ * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+ */
+RP_NODISCARD
+rp_status rp_push_server_options_set_handshake_timeout_ms(struct rp_push_server_options *options,
+                                                          uint32_t timeout_ms);
+
+/**
+ * Sets how many bytes may wait to be sent to one worker before pushes to it fail with
+ * `RP_STATUS_AGAIN` (default 8 MiB). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+ */
+RP_NODISCARD
+rp_status rp_push_server_options_set_max_send_buffer(struct rp_push_server_options *options,
+                                                     size_t bytes);
+
+/**
+ * Sets the callback that decides registrations (see `rp_push_registration_callback`); the
+ * application must then call `rp_push_server_dispatch`. `callback` NULL removes it.
+ *
+ * `user_data_free` (may be NULL) is called once with `user_data`: on replacement, when the
+ * options or the server built from them are freed, or at once if `callback` is NULL or this
+ * call fails. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+ */
+RP_NODISCARD
+rp_status rp_push_server_options_set_registration_callback(struct rp_push_server_options *options,
+                                                           rp_push_registration_callback callback,
+                                                           void *user_data,
+                                                           rp_user_data_free_callback user_data_free);
+
+/**
+ * Sets the callback told of workers registering and leaving (see `rp_push_worker_callback`);
+ * it runs inside `rp_push_server_dispatch`. `callback` NULL removes it. `user_data_free` as for
+ * `rp_push_server_options_set_registration_callback`. Returns `RP_STATUS_OK`,
+ * `RP_STATUS_NULL_ARGUMENT`.
+ */
+RP_NODISCARD
+rp_status rp_push_server_options_set_worker_callback(struct rp_push_server_options *options,
+                                                     rp_push_worker_callback callback,
+                                                     void *user_data,
+                                                     rp_user_data_free_callback user_data_free);
+
+/**
+ * Frees server options (and the user data of their callbacks). NULL is a no-op. Must not be
+ * called twice with the same value.
+ */
+void rp_push_server_options_free(struct rp_push_server_options *options);
+
+/**
+ * Binds the endpoint and starts serving on a new thread.
+ *
+ * Parameters: `options` — consumed by this call, even if an error is returned (with their
+ * callbacks, which the server then owns); `out_server` — receives the server.
+ *
+ * Returns `RP_STATUS_OK`, `RP_STATUS_IO` (for example the address is in use),
+ * `RP_STATUS_PERMISSION_DENIED` (an unsafe socket directory, or a non-loopback TCP address
+ * not allowed), `RP_STATUS_CONFIG` (remote TCP without a token), `RP_STATUS_NULL_ARGUMENT`.
+ *
+ * Ownership: the caller owns `*out_server`; free it with `rp_push_server_free`.
+ */
+RP_NODISCARD
+rp_status rp_push_server_bind(struct rp_push_server_options *options,
+                              struct rp_push_server **out_server);
+
+/**
+ * The endpoint actually bound (for `tcp://127.0.0.1:0`, with the real port), as a string
+ * `rp_push_worker_options_new` accepts. Borrowed: valid until the server is freed. Empty if
+ * `server` is NULL.
+ */
+struct rp_str rp_push_server_endpoint(const struct rp_push_server *server);
+
+/**
+ * Starts a push and returns at once with its ticket.
+ *
+ * Parameters: `request` — copied (it stays the caller's); `out_ticket` — receives the ticket.
+ *
+ * Returns `RP_STATUS_OK`, `RP_STATUS_CLOSED` (the server is shut down),
+ * `RP_STATUS_NULL_ARGUMENT`. Delivery failures arrive through the ticket.
+ *
+ * Ownership: the caller owns `*out_ticket`; free it with `rp_push_ticket_free` (freeing does
+ * not cancel the push). Thread safety: callable from any thread.
+ */
+RP_NODISCARD
+rp_status rp_push_server_push(const struct rp_push_server *server,
+                              const struct rp_push_request *request,
+                              struct rp_push_ticket **out_ticket);
+
+/**
+ * Pushes and waits up to `timeout_ms` (negative = forever) for the worker's answer. Without a
+ * deadline of its own the push gets "now + timeout" as its deadline, so the worker drops it
+ * when the caller stops waiting.
+ *
+ * Returns `RP_STATUS_OK` (`*out_result` holds the worker's answer — a reply or the worker's
+ * failure), `RP_STATUS_TIMEOUT`, `RP_STATUS_CLOSED` (the worker went away before answering, or
+ * the server shut down), `RP_STATUS_NOT_FOUND` (no worker matches the target),
+ * `RP_STATUS_AGAIN` (the worker is not keeping up), `RP_STATUS_NULL_ARGUMENT`.
+ *
+ * Ownership: the caller owns `*out_result`; free it with `rp_push_result_free`.
+ * Thread safety: callable from any thread.
+ */
+RP_NODISCARD
+rp_status rp_push_server_push_wait(const struct rp_push_server *server,
+                                   const struct rp_push_request *request,
+                                   int32_t timeout_ms,
+                                   struct rp_push_result **out_result);
+
+/**
+ * A snapshot of the registered workers.
+ *
+ * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`. Ownership: the caller owns `*out_list`;
+ * free it with `rp_worker_list_free`.
+ */
+RP_NODISCARD
+rp_status rp_push_server_workers(const struct rp_push_server *server,
+                                 struct rp_worker_list **out_list);
+
+/**
+ * Runs the registration and worker callbacks for pending server events, on the calling thread.
+ *
+ * Waits up to `timeout_ms` (negative = forever) for the first event, then handles those already
+ * waiting. `*out_handled` (may be NULL) receives how many were handled.
+ *
+ * Returns `RP_STATUS_OK` (at least one handled), `RP_STATUS_TIMEOUT` (none came),
+ * `RP_STATUS_CLOSED` (the server is shut down), `RP_STATUS_INVALID_ARGUMENT` (no callback was
+ * set on the options), `RP_STATUS_NULL_ARGUMENT`.
+ *
+ * Thread safety: callable from any one thread at a time per server.
+ */
+RP_NODISCARD
+rp_status rp_push_server_dispatch(const struct rp_push_server *server,
+                                  int32_t timeout_ms,
+                                  size_t *out_handled);
+
+/**
+ * A descriptor readable while server events wait for `rp_push_server_dispatch`. Level-triggered;
+ * owned by the server (never read or close it). -1 if `server` is NULL.
+ */
+int32_t rp_push_server_event_fd(const struct rp_push_server *server);
+
+/**
+ * Disconnects a worker; its outstanding pushes fail with `RP_STATUS_CLOSED`.
+ * Returns `RP_STATUS_OK`, `RP_STATUS_CLOSED` (server shut down), `RP_STATUS_NULL_ARGUMENT`.
+ */
+RP_NODISCARD
+rp_status rp_push_server_disconnect(const struct rp_push_server *server,
+                                    uint64_t worker_id);
+
+/**
+ * Stops serving: every worker is disconnected, every outstanding push fails with
+ * `RP_STATUS_CLOSED`, the socket file is removed. Blocks until the server thread has ended.
+ * Idempotent; callable from any thread. NULL is a no-op.
+ */
+void rp_push_server_shutdown(const struct rp_push_server *server);
+
+/**
+ * Shuts the server down (see `rp_push_server_shutdown`), releases its callbacks' user data and
+ * frees it. NULL is a no-op. Must not be called twice, nor while another thread uses `server`.
+ */
+void rp_push_server_free(struct rp_push_server *server);
+
+/**
+ * Creates a push request; by default it goes to any worker serving `payload_protocol`.
+ *
+ * Parameters: `payload`, `len` — copied (`payload` may be NULL when `len` is 0).
+ *
+ * Returns `RP_STATUS_OK`, `RP_STATUS_TOO_LARGE` (beyond what one frame carries),
+ * `RP_STATUS_NULL_ARGUMENT`. Ownership: the caller owns `*out_request`; free it with
+ * `rp_push_request_free`.
+ */
+RP_NODISCARD
+rp_status rp_push_request_new(uint32_t payload_protocol,
+                              const uint8_t *payload,
+                              size_t len,
+                              struct rp_push_request **out_request);
+
+/**
+ * Sets the absolute deadline (Unix milliseconds; 0 = none). Past it the push fails with
+ * `RP_STATUS_TIMEOUT` and the worker is told to drop it. Returns `RP_STATUS_OK`,
+ * `RP_STATUS_NULL_ARGUMENT`.
+ */
+RP_NODISCARD
+rp_status rp_push_request_set_deadline_unix_ms(struct rp_push_request *request,
+                                               uint64_t deadline);
+
+/**
+ * Sets the W3C traceparent (copied). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`,
+ * `RP_STATUS_INVALID_UTF8`.
+ */
+RP_NODISCARD
+rp_status rp_push_request_set_traceparent(struct rp_push_request *request,
+                                          const char *traceparent);
+
+/**
+ * Sets the W3C tracestate (copied). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`,
+ * `RP_STATUS_INVALID_UTF8`.
+ */
+RP_NODISCARD
+rp_status rp_push_request_set_tracestate(struct rp_push_request *request,
+                                         const char *tracestate);
+
+/**
+ * Sends the push to one worker by id. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+ */
+RP_NODISCARD
+rp_status rp_push_request_to_worker(struct rp_push_request *request,
+                                    uint64_t worker_id);
+
+/**
+ * Sends the push to the least busy worker registered for `task_queue`. Returns `RP_STATUS_OK`,
+ * `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`.
+ */
+RP_NODISCARD
+rp_status rp_push_request_to_task_queue(struct rp_push_request *request,
+                                        const char *task_queue);
+
+/**
+ * Sends the push to the least busy worker serving `payload_protocol` (the default target uses
+ * the request's own protocol). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+ */
+RP_NODISCARD
+rp_status rp_push_request_to_protocol(struct rp_push_request *request,
+                                      uint32_t payload_protocol);
+
+/**
+ * Frees a push request. NULL is a no-op. Must not be called twice with the same value.
+ */
+void rp_push_request_free(struct rp_push_request *request);
+
+/**
+ * The push's correlation id (0 if `ticket` is NULL).
+ */
+uint64_t rp_push_ticket_correlation_id(const struct rp_push_ticket *ticket);
+
+/**
+ * True once the push has an outcome (`rp_push_ticket_wait` then returns at once).
+ */
+bool rp_push_ticket_is_done(const struct rp_push_ticket *ticket);
+
+/**
+ * Waits up to `timeout_ms` (negative = forever, 0 = poll) for the push's outcome and takes it.
+ *
+ * Returns `RP_STATUS_OK` (`*out_result` holds the worker's answer), `RP_STATUS_TIMEOUT` (no
+ * outcome yet — or the push's own deadline passed; `rp_push_ticket_is_done` tells which),
+ * `RP_STATUS_CLOSED`, `RP_STATUS_NOT_FOUND`, `RP_STATUS_AGAIN` (see `rp_push_server_push_wait`),
+ * `RP_STATUS_INVALID_ARGUMENT` (the outcome was already taken), `RP_STATUS_NULL_ARGUMENT`.
+ *
+ * Ownership: the caller owns `*out_result`; free it with `rp_push_result_free`.
+ * Thread safety: callable from any thread.
+ */
+RP_NODISCARD
+rp_status rp_push_ticket_wait(const struct rp_push_ticket *ticket,
+                              int32_t timeout_ms,
+                              struct rp_push_result **out_result);
+
+/**
+ * Frees a ticket; the push itself goes on. NULL is a no-op. Must not be called twice.
+ */
+void rp_push_ticket_free(struct rp_push_ticket *ticket);
+
+/**
+ * True when the worker answered with a failure (see `rp_push_result_failure_code`).
+ */
+bool rp_push_result_is_failure(const struct rp_push_result *result);
+
+/**
+ * The worker's reply payload (empty for a failure). Borrowed: valid until the result is freed.
+ */
+struct rp_bytes rp_push_result_payload(const struct rp_push_result *result);
+
+/**
+ * The worker's failure code (0 when the worker replied normally).
+ */
+int32_t rp_push_result_failure_code(const struct rp_push_result *result);
+
+/**
+ * The worker's failure message (empty when it replied normally). Borrowed: valid until the
+ * result is freed.
+ */
+struct rp_str rp_push_result_failure_message(const struct rp_push_result *result);
+
+/**
+ * Frees a result. NULL is a no-op. Must not be called twice with the same value.
+ */
+void rp_push_result_free(struct rp_push_result *result);
+
+/**
+ * Number of workers in the list (0 if NULL).
+ */
+size_t rp_worker_list_len(const struct rp_worker_list *list);
+
+/**
+ * The `index`-th worker, or NULL if out of range. Borrowed: valid until the list is freed.
+ */
+const struct rp_worker_info *rp_worker_list_get(const struct rp_worker_list *list, size_t index);
+
+/**
+ * Frees a worker list (and the infos borrowed from it). NULL is a no-op.
+ */
+void rp_worker_list_free(struct rp_worker_list *list);
+
+/**
+ * The worker's id (0 if NULL).
+ */
+uint64_t rp_worker_info_id(const struct rp_worker_info *info);
+
+/**
+ * The identity the worker registered with. Borrowed like `info`.
+ */
+struct rp_str rp_worker_info_identity(const struct rp_worker_info *info);
+
+/**
+ * The worker's task queue. Borrowed like `info`.
+ */
+struct rp_str rp_worker_info_task_queue(const struct rp_worker_info *info);
+
+/**
+ * The worker's node (empty if none). Borrowed like `info`.
+ */
+struct rp_str rp_worker_info_node(const struct rp_worker_info *info);
+
+/**
+ * Number of namespaces the worker registered.
+ */
+size_t rp_worker_info_namespace_count(const struct rp_worker_info *info);
+
+/**
+ * The `index`-th namespace (empty if out of range). Borrowed like `info`.
+ */
+struct rp_str rp_worker_info_namespace(const struct rp_worker_info *info, size_t index);
+
+/**
+ * Number of activity types the worker registered.
+ */
+size_t rp_worker_info_activity_type_count(const struct rp_worker_info *info);
+
+/**
+ * The `index`-th activity type (empty if out of range). Borrowed like `info`.
+ */
+struct rp_str rp_worker_info_activity_type(const struct rp_worker_info *info, size_t index);
+
+/**
+ * Number of payload protocols the worker serves.
+ */
+size_t rp_worker_info_protocol_count(const struct rp_worker_info *info);
+
+/**
+ * The `index`-th payload protocol (0 if out of range).
+ */
+uint32_t rp_worker_info_protocol(const struct rp_worker_info *info, size_t index);
+
+/**
+ * The worker's kernel-reported credentials (Unix sockets). Returns false (writing nothing)
+ * for TCP workers or NULL `info`; each out pointer may be NULL.
+ */
+bool rp_worker_info_peer(const struct rp_worker_info *info,
+                         uint32_t *out_pid,
+                         uint32_t *out_uid,
+                         uint32_t *out_gid);
+
+/**
+ * Pushes sent to the worker and not yet answered, when the info was taken.
+ */
+size_t rp_worker_info_in_flight(const struct rp_worker_info *info);
+
+/**
+ * Copies the refusal behind the most recent failure on the calling thread.
+ *
+ * Call it right after a function returned `RP_STATUS_REFUSED`.
+ *
+ * Returns `RP_STATUS_OK` with `*out_refusal` set, `RP_STATUS_NOT_FOUND` if the most recent
+ * failure on this thread was not a refusal, or `RP_STATUS_NULL_ARGUMENT`.
+ *
+ * Ownership: the caller owns `*out_refusal`; free it with `rp_refusal_free`.
+ */
+RP_NODISCARD rp_status rp_last_refusal(struct rp_refusal **out_refusal);
+
+/**
+ * The refusal's code, one of `rp_error_code` (other values may come from newer servers).
+ * Returns 0 if `refusal` is NULL.
+ */
+int32_t rp_refusal_code(const struct rp_refusal *refusal);
+
+/**
+ * Milliseconds the server asks the client to wait before retrying; 0 = no hint (or NULL).
+ */
+uint64_t rp_refusal_retry_after_ms(const struct rp_refusal *refusal);
+
+/**
+ * The server's reason. Borrowed: valid until `refusal` is freed. Empty if `refusal` is NULL.
+ */
+struct rp_str rp_refusal_reason(const struct rp_refusal *refusal);
+
+/**
+ * Number of key/value details the server attached (0 if `refusal` is NULL).
+ */
+size_t rp_refusal_detail_count(const struct rp_refusal *refusal);
+
+/**
+ * The `index`-th detail, in key order.
+ *
+ * Returns `RP_STATUS_OK`, `RP_STATUS_INVALID_ARGUMENT` (index out of range) or
+ * `RP_STATUS_NULL_ARGUMENT`. Ownership: `*out_key` and `*out_value` borrow `refusal`.
+ */
+RP_NODISCARD
+rp_status rp_refusal_detail(const struct rp_refusal *refusal,
+                            size_t index,
+                            struct rp_str *out_key,
+                            struct rp_str *out_value);
+
+/**
+ * Frees a refusal. NULL is a no-op. Must not be called twice with the same value.
+ */
+void rp_refusal_free(struct rp_refusal *refusal);
 
 /**
  * Classifies a payload-protocol id. A backend may serve `RP_PROTOCOL_CLASS_CONSUMER`,

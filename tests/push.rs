@@ -382,3 +382,27 @@ fn a_worker_that_does_not_keep_up_gets_backpressure_not_unbounded_memory() {
 fn rp_now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
 }
+
+#[test]
+fn workers_connecting_at_the_same_moment_all_register() {
+    let dir = TempDir::new("concurrent");
+    let server = server(&dir);
+    for round in 0..20 {
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let ep = server.endpoint().clone();
+                thread::spawn(move || {
+                    PushClient::connect(WorkerOptions::new(ep, registration(&format!("q{i}"))))
+                        .map(|c| c.worker_id())
+                })
+            })
+            .collect();
+        let ids: Vec<u64> = handles
+            .into_iter()
+            .map(|h| h.join().unwrap().unwrap_or_else(|e| panic!("round {round}: {e}")))
+            .collect();
+        let unique: HashSet<u64> = ids.iter().copied().collect();
+        assert_eq!(unique.len(), 8, "round {round}: ids {ids:?}");
+        assert!(!ids.contains(&0));
+    }
+}

@@ -10,21 +10,21 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::Once;
 
 use super::status::rp_status;
+use crate::control::Refusal;
 
 /// A failed C call: the status to return and the text `rp_last_error_message` will show.
 #[derive(Debug)]
 pub struct Failure {
     pub(crate) status: rp_status,
     pub(crate) message: Cow<'static, str>,
+    /// Set when the failure is a broker's refusal, readable with `rp_last_refusal`.
+    pub(crate) refusal: Option<Box<Refusal>>,
 }
 
 impl Failure {
     /// A failure with a status and message.
     pub(crate) fn new(status: rp_status, message: impl Into<Cow<'static, str>>) -> Self {
-        Failure {
-            status,
-            message: message.into(),
-        }
+        Failure { status, message: message.into(), refusal: None }
     }
 
     /// A NULL pointer was passed for the argument `name`.
@@ -38,7 +38,11 @@ impl Failure {
 
 impl From<crate::Error> for Failure {
     fn from(e: crate::Error) -> Self {
-        Failure::new(e.kind().into(), e.to_string())
+        let mut f = Failure::new(e.kind().into(), e.to_string());
+        if let crate::Error::Refused(r) = e {
+            f.refusal = Some(r);
+        }
+        f
     }
 }
 
@@ -56,6 +60,8 @@ thread_local! {
     static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
     /// Set while this thread runs inside a boundary, so the panic hook stays silent.
     static IN_BOUNDARY: Cell<bool> = const { Cell::new(false) };
+    /// The refusal behind the most recent failure on this thread, if it was one.
+    pub(crate) static LAST_REFUSAL: RefCell<Option<Box<Refusal>>> = const { RefCell::new(None) };
     /// Where the last panic inside a boundary happened.
     static PANIC_LOCATION: RefCell<Option<String>> = const { RefCell::new(None) };
     #[cfg(test)]
@@ -77,6 +83,7 @@ pub(crate) fn boundary(body: impl FnOnce() -> FfiResult) -> rp_status {
         Ok(Ok(())) => rp_status::Ok,
         Ok(Err(failure)) => {
             set_last_error(&failure.message);
+            LAST_REFUSAL.set(failure.refusal);
             failure.status
         }
         Err(message) => {

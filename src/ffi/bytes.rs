@@ -145,6 +145,11 @@ pub(crate) unsafe fn slice_out<'a>(
     Ok(unsafe { std::slice::from_raw_parts_mut(ptr, cap) })
 }
 
+/// A millisecond timeout from C: negative waits forever, 0 does not wait.
+pub(crate) fn timeout_arg(timeout_ms: i32) -> Option<std::time::Duration> {
+    u64::try_from(timeout_ms).ok().map(std::time::Duration::from_millis)
+}
+
 /// A byte buffer owned by librp (an encoded frame, a received payload, ...).
 ///
 /// Methods: `rp_msg_data`, `rp_msg_len`, `rp_msg_free`.

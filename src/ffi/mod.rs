@@ -9,11 +9,15 @@
 
 pub mod boundary;
 pub mod bytes;
+pub mod callback;
 pub mod frame;
 pub mod handle;
 pub mod handoff;
 pub mod identity;
 pub mod mux;
+pub mod push_client;
+pub mod push_server;
+pub mod refusal;
 pub mod registry;
 pub mod status;
 pub mod version;

@@ -5,6 +5,7 @@ use std::ffi::c_void;
 
 use super::boundary::{boundary, boundary_or, Failure};
 use super::bytes::{rp_bytes, rp_msg, slice_arg, slice_out};
+use super::callback::{rp_user_data_free_callback, ForeignCallback};
 use super::frame::rp_frame_view;
 use super::handle::{
     arc_clone, arc_free, arc_into_handle, arc_ref, box_into_handle, box_ref, write_out, Castable,
@@ -43,32 +44,18 @@ pub enum rp_legacy_verdict {
 pub type rp_legacy_detect_callback =
     Option<unsafe extern "C" fn(user_data: *mut c_void, buf: *const u8, len: usize) -> i32>;
 
-/// Releases the `user_data` of a callback. Called exactly once, from within the librp call
-/// the registering function names, on the thread that makes that call.
-pub type rp_user_data_free_callback = Option<unsafe extern "C" fn(user_data: *mut c_void)>;
-
-/// The C legacy detector and its user data; dropping it releases the user data exactly once.
-struct CallbackDetector {
-    detect: rp_legacy_detect_callback,
-    user_data: *mut c_void,
-    user_data_free: rp_user_data_free_callback,
-}
-
-// SAFETY: the documentation of `rp_mux_new` / `rp_legacy_detect_callback` requires the callback
-// and `user_data` to be usable from any thread, concurrently, and `user_data_free` to be
-// callable from whichever thread drops the last mux reference.
-unsafe impl Send for CallbackDetector {}
-// SAFETY: as above; the detector is only ever called through `&self`.
-unsafe impl Sync for CallbackDetector {}
+/// The C legacy detector; dropping it releases the user data exactly once. The documentation
+/// of `rp_mux_new` requires the callback and `user_data` to be usable from any thread at once.
+struct CallbackDetector(ForeignCallback<rp_legacy_detect_callback>);
 
 impl CallbackDetector {
     fn detect(&self, buf: &[u8]) -> Result<LegacyVerdict, DetectorError> {
-        let Some(detect) = self.detect else {
+        let Some(detect) = self.0.func else {
             return Ok(LegacyVerdict::NotLegacy);
         };
         // SAFETY: the callback contract: it reads `len` bytes at `buf`, which are borrowed
         // from the caller's buffer for the duration of the call.
-        let code = unsafe { detect(self.user_data, buf.as_ptr(), buf.len()) };
+        let code = unsafe { detect(self.0.user_data, buf.as_ptr(), buf.len()) };
         verdict_from_code(code)
     }
 }
@@ -83,16 +70,6 @@ fn verdict_from_code(code: i32) -> Result<LegacyVerdict, DetectorError> {
             format!("the legacy detector returned {other}, which is not an rp_legacy_verdict")
                 .into(),
         )),
-    }
-}
-
-impl Drop for CallbackDetector {
-    fn drop(&mut self) {
-        if let Some(free) = self.user_data_free {
-            // SAFETY: `user_data_free` receives the `user_data` registered with it, once: this
-            // struct is its only owner and is dropped once.
-            unsafe { free(self.user_data) }
-        }
     }
 }
 
@@ -186,11 +163,7 @@ pub unsafe extern "C" fn rp_mux_new(
     out_mux: *mut *const rp_mux,
 ) -> rp_status {
     // Built first, so that every early return releases `user_data`.
-    let detector = CallbackDetector {
-        detect,
-        user_data,
-        user_data_free,
-    };
+    let detector = CallbackDetector(ForeignCallback::new(detect, user_data, user_data_free));
     boundary(move || {
         // SAFETY: `identity` is NULL or a live identity per the API contract.
         let identity = unsafe { box_ref::<rp_daemon_identity>(identity, "identity") }?;

@@ -900,14 +900,30 @@ impl EventLoop {
             Target::Protocol(p) => reg.payload_protocols.contains(p),
             Target::Worker(_) => false,
         };
+        // The least busy matching workers; among equals, take turns.
+        let mut least: Vec<Token> = Vec::new();
+        let mut fewest = usize::MAX;
+        for token in self.workers.values() {
+            let Some(c) = self.conns.get(token) else { continue };
+            if c.phase != Phase::Registered || !c.registration.as_ref().is_some_and(matches) {
+                continue;
+            }
+            match c.in_flight.len().cmp(&fewest) {
+                std::cmp::Ordering::Less => {
+                    fewest = c.in_flight.len();
+                    least.clear();
+                    least.push(*token);
+                }
+                std::cmp::Ordering::Equal => least.push(*token),
+                std::cmp::Ordering::Greater => {}
+            }
+        }
+        if least.is_empty() {
+            return None;
+        }
+        least.sort_unstable_by_key(|t| t.0);
         self.round_robin = self.round_robin.wrapping_add(1);
-        let rr = self.round_robin;
-        self.workers
-            .values()
-            .filter_map(|t| self.conns.get(t).map(|c| (*t, c)))
-            .filter(|(_, c)| c.phase == Phase::Registered && c.registration.as_ref().is_some_and(matches))
-            .min_by_key(|(t, c)| (c.in_flight.len(), (t.0 as u64).wrapping_add(rr) % 1024))
-            .map(|(t, _)| t)
+        Some(least[(self.round_robin % least.len() as u64) as usize])
     }
 
     fn update_in_flight(&self, worker_id: u64, delta: isize) {

@@ -1,0 +1,603 @@
+//! `rp_push_client_*`: the worker side of push for C.
+
+use std::ffi::{c_char, c_void};
+use std::sync::{Arc, Mutex};
+
+use super::boundary::{boundary, boundary_or, Failure};
+use super::bytes::{cstr_arg, rp_bytes, rp_str, slice_arg, timeout_arg};
+use super::callback::{rp_user_data_free_callback, ForeignCallback};
+use super::handle::{box_free, box_into_handle, box_ref, write_out, Castable, OwnedBox};
+use super::status::rp_status;
+use crate::push::proto::Registration;
+use crate::push::{Job, PushClient, WorkerOptions};
+use crate::transport::Endpoint;
+
+/// How a worker connects and what it registers as.
+///
+/// Methods: `rp_push_worker_options_new`, `_add_namespace`, `_add_activity_type`, `_set_node`,
+/// `_add_protocol`, `_set_service`, `_set_connect_timeout_ms`, `_set_max_queued`,
+/// `_set_auth_token`, `_free`; consumed by `rp_push_client_connect`.
+///
+/// Exclusive handle (Send).
+pub struct rp_push_worker_options {
+    _private: [u8; 0],
+}
+
+impl Castable for rp_push_worker_options {
+    type Ownership = OwnedBox;
+    type RustType = WorkerOptions;
+}
+
+/// A worker's connection to a push server.
+///
+/// Methods: `rp_push_client_connect`, `rp_push_client_recv`, `rp_push_client_reply`,
+/// `rp_push_client_reply_error`, `rp_push_client_fd`, `rp_push_client_set_handler`,
+/// `rp_push_client_dispatch`, `rp_push_client_worker_id`, `rp_push_client_close`,
+/// `rp_push_client_free`.
+///
+/// Functions taking `const rp_push_client *` are thread-safe: one thread may wait in
+/// `rp_push_client_recv` while others reply or close. Under the hood a background reader thread
+/// moves pushes from the socket into a bounded inbox (see `rp_push_worker_options_set_max_queued`).
+pub struct rp_push_client {
+    _private: [u8; 0],
+}
+
+pub(crate) struct ClientHandle {
+    client: PushClient,
+    handler: Mutex<Option<Arc<ForeignCallback<rp_push_handler_callback>>>>,
+}
+
+impl Castable for rp_push_client {
+    type Ownership = OwnedBox;
+    type RustType = ClientHandle;
+}
+
+/// One push received by a worker: correlation id, payload protocol, payload, deadline and trace
+/// context.
+///
+/// Methods: `rp_push_correlation_id`, `rp_push_payload_protocol`, `rp_push_payload`,
+/// `rp_push_deadline_unix_ms`, `rp_push_traceparent`, `rp_push_tracestate`, `rp_push_free`.
+///
+/// Exclusive handle (Send). Its views are valid until it is freed; reading them copies nothing.
+pub struct rp_push {
+    _private: [u8; 0],
+}
+
+impl Castable for rp_push {
+    type Ownership = OwnedBox;
+    type RustType = Job;
+}
+
+/// Handles one push inside `rp_push_client_dispatch`.
+///
+/// Parameters: `user_data` as registered; `client` the client (borrowed: valid for this call,
+/// never freed here); `push` the push (borrowed: valid only until the callback returns — copy
+/// what you keep, and remember `rp_push_correlation_id` to reply later).
+///
+/// Returns `RP_STATUS_OK` (an `rp_status` value as an integer), or another status when the job
+/// failed: if the push is still unanswered, librp then replies with a failure carrying that
+/// status as its code.
+///
+/// Called on the thread that calls `rp_push_client_dispatch`, from within it. It may call
+/// `rp_push_client_reply` / `_reply_error` (now, or later from any thread) and other librp
+/// functions; it must not call `rp_push_client_dispatch`, `_set_handler` or `_free` on `client`.
+pub type rp_push_handler_callback = Option<
+    unsafe extern "C" fn(user_data: *mut c_void, client: *const rp_push_client, push: *const rp_push) -> i32,
+>;
+
+/// Creates worker options.
+///
+/// Parameters: `endpoint` — a socket path, `@name` (Linux abstract socket) or
+/// `tcp://host:port`; `identity` — who the worker is (1–256 bytes); `task_queue` — the queue of
+/// work it takes (may be empty).
+///
+/// Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
+/// `RP_STATUS_INVALID_ARGUMENT` (malformed endpoint).
+///
+/// Ownership: the caller owns `*out_options`; `rp_push_client_connect` consumes it, otherwise
+/// free it with `rp_push_worker_options_free`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_push_worker_options_new(
+    endpoint: *const c_char,
+    identity: *const c_char,
+    task_queue: *const c_char,
+    out_options: *mut *mut rp_push_worker_options,
+) -> rp_status {
+    boundary(|| {
+        // SAFETY: NUL-terminated strings per the API contract.
+        let (endpoint, identity, task_queue) = unsafe {
+            (cstr_arg(endpoint, "endpoint")?, cstr_arg(identity, "identity")?, cstr_arg(task_queue, "task_queue")?)
+        };
+        if out_options.is_null() {
+            return Err(Failure::null("out_options"));
+        }
+        let registration =
+            Registration { identity: identity.to_owned(), task_queue: task_queue.to_owned(), ..Default::default() };
+        let opts = WorkerOptions::new(Endpoint::parse(endpoint)?, registration);
+        // SAFETY: checked non-NULL.
+        unsafe { write_out(out_options, box_into_handle::<rp_push_worker_options>(opts)) };
+        Ok(())
+    })
+}
+
+/// Runs `edit` on the options behind `options`.
+unsafe fn edit_options(
+    options: *mut rp_push_worker_options,
+    edit: impl FnOnce(&mut WorkerOptions) -> Result<(), Failure>,
+) -> rp_status {
+    boundary(|| {
+        if options.is_null() {
+            return Err(Failure::null("options"));
+        }
+        // SAFETY: a live, exclusively used rp_push_worker_options per the API contract.
+        let opts = unsafe { &mut *options.cast::<WorkerOptions>() };
+        edit(opts)
+    })
+}
+
+/// Adds a namespace the worker serves. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`,
+/// `RP_STATUS_INVALID_UTF8`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_push_worker_options_add_namespace(
+    options: *mut rp_push_worker_options,
+    name: *const c_char,
+) -> rp_status {
+    // SAFETY: forwarded API contract.
+    unsafe {
+        edit_options(options, |o| {
+            o.registration.namespaces.push(cstr_arg(name, "name")?.to_owned());
+            Ok(())
+        })
+    }
+}
+
+/// Adds an activity type the worker handles. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`,
+/// `RP_STATUS_INVALID_UTF8`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_push_worker_options_add_activity_type(
+    options: *mut rp_push_worker_options,
+    activity_type: *const c_char,
+) -> rp_status {
+    // SAFETY: forwarded API contract.
+    unsafe {
+        edit_options(options, |o| {
+            o.registration.activity_types.push(cstr_arg(activity_type, "activity_type")?.to_owned());
+            Ok(())
+        })
+    }
+}
+
+/// Sets the node (host) name the worker reports. Returns `RP_STATUS_OK`,
+/// `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_push_worker_options_set_node(
+    options: *mut rp_push_worker_options,
+    node: *const c_char,
+) -> rp_status {
+    // SAFETY: forwarded API contract.
+    unsafe {
+        edit_options(options, |o| {
+            o.registration.node = cstr_arg(node, "node")?.to_owned();
+            Ok(())
+        })
+    }
+}
+
+/// Adds a consumer payload protocol the worker serves (consumer or private-use range).
+/// Returns `RP_STATUS_OK`, `RP_STATUS_INVALID_ARGUMENT` (a first-party or unassigned id),
+/// `RP_STATUS_NULL_ARGUMENT`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_push_worker_options_add_protocol(
+    options: *mut rp_push_worker_options,
+    payload_protocol: u32,
+) -> rp_status {
+    // SAFETY: forwarded API contract.
+    unsafe {
+        edit_options(options, |o| {
+            crate::wire::registry::check_servable(payload_protocol)?;
+            o.registration.payload_protocols.push(payload_protocol);
+            Ok(())
+        })
+    }
+}
+
+/// Sets the service name sent in the Hello (default "librp-push").
+/// Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_push_worker_options_set_service(
+    options: *mut rp_push_worker_options,
+    service_name: *const c_char,
+) -> rp_status {
+    // SAFETY: forwarded API contract.
+    unsafe {
+        edit_options(options, |o| {
+            o.service_name = cstr_arg(service_name, "service_name")?.to_owned();
+            Ok(())
+        })
+    }
+}
+
+/// Sets the limit for connecting, the Hello and the registration together (default 5000 ms).
+/// Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_push_worker_options_set_connect_timeout_ms(
+    options: *mut rp_push_worker_options,
+    timeout_ms: u32,
+) -> rp_status {
+    // SAFETY: forwarded API contract.
+    unsafe {
+        edit_options(options, |o| {
+            o.connect_timeout = std::time::Duration::from_millis(u64::from(timeout_ms.max(1)));
+            Ok(())
+        })
+    }
+}
+
+/// Sets how many received pushes may wait in the client's inbox (default 1024). When it is
+/// full the client stops reading from the server: the server's buffer for this worker fills and
+/// further pushes to it fail with `RP_STATUS_AGAIN` on the server side. Nothing is dropped
+/// silently and memory stays bounded. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_push_worker_options_set_max_queued(
+    options: *mut rp_push_worker_options,
+    max_queued: usize,
+) -> rp_status {
+    // SAFETY: forwarded API contract.
+    unsafe {
+        edit_options(options, |o| {
+            o.max_queued_pushes = max_queued.max(1);
+            Ok(())
+        })
+    }
+}
+
+/// Sets the token sent in the Hello, for servers that require one (TCP). `token` may be NULL
+/// when `len` is 0. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_push_worker_options_set_auth_token(
+    options: *mut rp_push_worker_options,
+    token: *const u8,
+    len: usize,
+) -> rp_status {
+    // SAFETY: forwarded API contract.
+    unsafe {
+        edit_options(options, |o| {
+            o.auth_token = slice_arg(token, len, "token")?.to_vec();
+            Ok(())
+        })
+    }
+}
+
+/// Frees worker options. NULL is a no-op. Must not be called twice with the same value.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_push_worker_options_free(options: *mut rp_push_worker_options) {
+    // SAFETY: NULL or live options owned by the caller.
+    boundary_or((), || unsafe { box_free(options) })
+}
+
+/// Connects to the push server, says Hello and registers; pushes start arriving once this
+/// returns.
+///
+/// Parameters: `options` — consumed by this call, even if an error is returned;
+/// `out_client` — receives the client on success.
+///
+/// Returns:
+/// - `RP_STATUS_OK`.
+/// - `RP_STATUS_REFUSED`: the server refused the Hello; `rp_last_refusal` gives its code,
+///   reason and retry hint.
+/// - `RP_STATUS_REJECTED`: the server declined the registration; the last error message holds
+///   its reason.
+/// - `RP_STATUS_TIMEOUT`: no answer within the connect timeout.
+/// - `RP_STATUS_IO`: the endpoint could not be reached.
+/// - `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_PROTOCOL`, `RP_STATUS_MALFORMED`, framing errors.
+///
+/// Blocks up to the connect timeout. Ownership: the caller owns `*out_client`; free it with
+/// `rp_push_client_free`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_push_client_connect(
+    options: *mut rp_push_worker_options,
+    out_client: *mut *mut rp_push_client,
+) -> rp_status {
+    boundary(|| {
+        if options.is_null() {
+            return Err(Failure::null("options"));
+        }
+        // SAFETY: live options owned by the caller; consumed here on every path.
+        let opts = *unsafe { Box::from_raw(options.cast::<WorkerOptions>()) };
+        if out_client.is_null() {
+            return Err(Failure::null("out_client"));
+        }
+        let client = PushClient::connect(opts)?;
+        let handle = ClientHandle { client, handler: Mutex::new(None) };
+        // SAFETY: checked non-NULL.
+        unsafe { write_out(out_client, box_into_handle::<rp_push_client>(handle)) };
+        Ok(())
+    })
+}
+
+/// # Safety
+/// `client` is NULL or a live rp_push_client.
+unsafe fn client_ref<'a>(client: *const rp_push_client) -> Result<&'a ClientHandle, Failure> {
+    // SAFETY: forwarded contract.
+    unsafe { box_ref::<rp_push_client>(client, "client") }
+}
+
+/// The id the server gave this worker (0 if `client` is NULL).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_push_client_worker_id(client: *const rp_push_client) -> u64 {
+    // SAFETY: NULL or a live client.
+    boundary_or(0, || unsafe { client_ref(client) }.map_or(0, |c| c.client.worker_id()))
+}
+
+/// Waits for the next push.
+///
+/// Parameters: `timeout_ms` — negative waits forever, 0 only takes a push already here;
+/// `out_push` — receives the push on success.
+///
+/// Returns `RP_STATUS_OK`, `RP_STATUS_TIMEOUT` (none came), `RP_STATUS_CLOSED` (the server went
+/// away, the connection broke a protocol rule, or `rp_push_client_close` was called — the last
+/// error message says which), `RP_STATUS_NULL_ARGUMENT`.
+///
+/// Ownership: the caller owns `*out_push`; free it with `rp_push_free`.
+/// Thread safety: may run concurrently with every other `const rp_push_client *` function.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_push_client_recv(
+    client: *const rp_push_client,
+    timeout_ms: i32,
+    out_push: *mut *mut rp_push,
+) -> rp_status {
+    boundary(|| {
+        // SAFETY: NULL or a live client.
+        let c = unsafe { client_ref(client) }?;
+        if out_push.is_null() {
+            return Err(Failure::null("out_push"));
+        }
+        let job = c.client.recv(timeout_arg(timeout_ms))?;
+        // SAFETY: checked non-NULL.
+        unsafe { write_out(out_push, box_into_handle::<rp_push>(job)) };
+        Ok(())
+    })
+}
+
+/// Replies to a push with a payload.
+///
+/// Parameters: `correlation_id` — from `rp_push_correlation_id`; `payload`, `len` — the reply
+/// (copied; `payload` may be NULL when `len` is 0).
+///
+/// Returns `RP_STATUS_OK`, `RP_STATUS_NOT_FOUND` (no such push, already answered, or withdrawn
+/// by the server after its deadline), `RP_STATUS_CLOSED`, `RP_STATUS_TIMEOUT` (the server did not
+/// take the bytes within the send timeout), `RP_STATUS_NULL_ARGUMENT`.
+///
+/// Thread safety: may be called from any thread, also while another thread waits in recv.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_push_client_reply(
+    client: *const rp_push_client,
+    correlation_id: u64,
+    payload: *const u8,
+    len: usize,
+) -> rp_status {
+    boundary(|| {
+        // SAFETY: NULL or a live client; `len` readable bytes at `payload`.
+        let (c, payload) = unsafe { (client_ref(client)?, slice_arg(payload, len, "payload")?) };
+        c.client.reply(correlation_id, payload)?;
+        Ok(())
+    })
+}
+
+/// Replies to a push with a failure: the worker could not do the job.
+///
+/// Parameters: `code` — an `rp_status` or an application code above 1000; `message` — why
+/// (NUL-terminated UTF-8).
+///
+/// Returns as `rp_push_client_reply`, plus `RP_STATUS_INVALID_UTF8`.
+/// Thread safety: may be called from any thread.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_push_client_reply_error(
+    client: *const rp_push_client,
+    correlation_id: u64,
+    code: i32,
+    message: *const c_char,
+) -> rp_status {
+    boundary(|| {
+        // SAFETY: NULL or a live client; `message` NUL-terminated.
+        let (c, message) = unsafe { (client_ref(client)?, cstr_arg(message, "message")?) };
+        c.client.reply_error(correlation_id, code, message)?;
+        Ok(())
+    })
+}
+
+/// A file descriptor that is readable while a push is waiting or the connection has ended, for
+/// `poll`/`epoll`/libuv/Go loops: when it is readable, `rp_push_client_recv` with timeout 0
+/// returns a push or `RP_STATUS_CLOSED`. Level-triggered.
+///
+/// Returns the descriptor, or -1 if `client` is NULL. Owned by the client: never read from,
+/// write to or close it; it is valid until `rp_push_client_free`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_push_client_fd(client: *const rp_push_client) -> i32 {
+    // SAFETY: NULL or a live client.
+    boundary_or(-1, || unsafe { client_ref(client) }.map_or(-1, |c| c.client.pollable_fd()))
+}
+
+/// Registers the handler `rp_push_client_dispatch` runs for each push, replacing any previous
+/// one (whose `user_data_free` then runs). `handler` NULL unregisters.
+///
+/// Parameters: `user_data` — passed to `handler`; `user_data_free` — NULL, or called once with
+/// `user_data` when librp no longer needs it (on replacement, on unregistering, when the client
+/// is freed, or at once if `handler` is NULL or this call fails).
+///
+/// Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+/// Thread safety: not concurrently with `rp_push_client_dispatch` on the same client.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_push_client_set_handler(
+    client: *mut rp_push_client,
+    handler: rp_push_handler_callback,
+    user_data: *mut c_void,
+    user_data_free: rp_user_data_free_callback,
+) -> rp_status {
+    let callback = ForeignCallback::new(handler, user_data, user_data_free);
+    boundary(move || {
+        // SAFETY: NULL or a live client.
+        let c = unsafe { client_ref(client) }?;
+        let new = handler.is_some().then(|| Arc::new(callback));
+        let old = std::mem::replace(&mut *c.handler.lock().unwrap_or_else(|p| p.into_inner()), new);
+        drop(old); // runs the old user_data_free (outside the lock)
+        Ok(())
+    })
+}
+
+/// Receives pushes and runs the handler for each, on the calling thread.
+///
+/// Waits up to `timeout_ms` (negative = forever) for the first push, then handles those already
+/// waiting, at most `max_pushes` in all (0 = no limit). `*out_handled` (may be NULL) receives
+/// how many were handled.
+///
+/// Returns `RP_STATUS_OK` (at least one handled), `RP_STATUS_TIMEOUT` (none came),
+/// `RP_STATUS_CLOSED`, `RP_STATUS_INVALID_ARGUMENT` (no handler registered),
+/// `RP_STATUS_NULL_ARGUMENT`.
+///
+/// Thread safety: may run concurrently with recv/reply/close; not with `_set_handler`/`_free`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_push_client_dispatch(
+    client: *const rp_push_client,
+    timeout_ms: i32,
+    max_pushes: usize,
+    out_handled: *mut usize,
+) -> rp_status {
+    boundary(|| {
+        // SAFETY: NULL or a live client.
+        let c = unsafe { client_ref(client) }?;
+        let handler = c.handler.lock().unwrap_or_else(|p| p.into_inner()).clone().ok_or_else(|| {
+            Failure::new(rp_status::InvalidArgument, "no handler is registered (rp_push_client_set_handler)")
+        })?;
+        let handler_fn = handler.func.expect("registered handlers are non-NULL");
+        let limit = if max_pushes == 0 { usize::MAX } else { max_pushes };
+        let mut handled = 0usize;
+        let mut result = Ok(());
+        while handled < limit {
+            let wait = if handled == 0 { timeout_arg(timeout_ms) } else { Some(std::time::Duration::ZERO) };
+            let job = match c.client.recv(wait) {
+                Ok(job) => job,
+                Err(e) if handled > 0 && e.kind() == crate::ErrorKind::Timeout => break,
+                Err(e) => {
+                    result = Err(Failure::from(e));
+                    break;
+                }
+            };
+            let correlation_id = job.correlation_id;
+            let push_ptr = (&job as *const Job).cast::<rp_push>();
+            // SAFETY: the handler contract: `client` and `push` are borrowed for the call; no
+            // librp lock is held while it runs.
+            let code = unsafe { handler_fn(handler.user_data, client, push_ptr) };
+            handled += 1;
+            if code != rp_status::Ok as i32 && c.client.is_outstanding(correlation_id) {
+                let message = format!("the handler returned status {code}");
+                let _ = c.client.reply_error(correlation_id, code, &message);
+            }
+        }
+        if !out_handled.is_null() {
+            // SAFETY: checked non-NULL.
+            unsafe { write_out(out_handled, handled) };
+        }
+        result
+    })
+}
+
+/// Closes the connection: threads blocked in recv or dispatch return `RP_STATUS_CLOSED`, and
+/// so do later calls. Idempotent; callable from any thread. NULL is a no-op.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_push_client_close(client: *const rp_push_client) {
+    boundary_or((), || {
+        // SAFETY: NULL or a live client.
+        if let Ok(c) = unsafe { client_ref(client) } {
+            c.client.close();
+        }
+    })
+}
+
+/// Closes the connection, waits for the client's reader thread to end, releases the handler's
+/// user data and frees the client. NULL is a no-op. Must not be called twice, nor while another
+/// thread still uses `client`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_push_client_free(client: *mut rp_push_client) {
+    // SAFETY: NULL or a live client owned by the caller.
+    boundary_or((), || unsafe { box_free(client) })
+}
+
+/// # Safety
+/// `push` is NULL or a live rp_push.
+unsafe fn push_ref<'a>(push: *const rp_push) -> Option<&'a Job> {
+    // SAFETY: forwarded contract.
+    unsafe { box_ref::<rp_push>(push, "push") }.ok()
+}
+
+/// The push's correlation id: pass it to `rp_push_client_reply`. 0 if `push` is NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_push_correlation_id(push: *const rp_push) -> u64 {
+    // SAFETY: NULL or a live push.
+    boundary_or(0, || unsafe { push_ref(push) }.map_or(0, |j| j.correlation_id))
+}
+
+/// The consumer payload protocol of the push's payload. 0 if `push` is NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_push_payload_protocol(push: *const rp_push) -> u32 {
+    // SAFETY: NULL or a live push.
+    boundary_or(0, || unsafe { push_ref(push) }.map_or(0, |j| j.payload_protocol))
+}
+
+/// The push's payload. Borrowed: valid until `push` is freed (or, inside a handler, until it
+/// returns). Empty if `push` is NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_push_payload(push: *const rp_push) -> rp_bytes {
+    // SAFETY: NULL or a live push.
+    boundary_or(rp_bytes::from_slice(&[]), || {
+        unsafe { push_ref(push) }.map_or(rp_bytes::from_slice(&[]), |j| rp_bytes::from_slice(&j.payload))
+    })
+}
+
+/// The push's absolute deadline in Unix milliseconds; 0 = none (or NULL).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_push_deadline_unix_ms(push: *const rp_push) -> u64 {
+    // SAFETY: NULL or a live push.
+    boundary_or(0, || unsafe { push_ref(push) }.map_or(0, |j| j.deadline_unix_ms))
+}
+
+/// The push's W3C traceparent (empty = none). Borrowed like `rp_push_payload`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_push_traceparent(push: *const rp_push) -> rp_str {
+    // SAFETY: NULL or a live push.
+    boundary_or(rp_str::from_str(""), || {
+        unsafe { push_ref(push) }.map_or(rp_str::from_str(""), |j| rp_str::from_str(&j.traceparent))
+    })
+}
+
+/// The push's W3C tracestate (empty = none). Borrowed like `rp_push_payload`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_push_tracestate(push: *const rp_push) -> rp_str {
+    // SAFETY: NULL or a live push.
+    boundary_or(rp_str::from_str(""), || {
+        unsafe { push_ref(push) }.map_or(rp_str::from_str(""), |j| rp_str::from_str(&j.tracestate))
+    })
+}
+
+/// Frees a push. NULL is a no-op. Must not be called twice with the same value; never call it on
+/// the push a handler receives.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_push_free(push: *mut rp_push) {
+    // SAFETY: NULL or a live push owned by the caller.
+    boundary_or((), || unsafe { box_free(push) })
+}
