@@ -113,6 +113,7 @@ static int client(int fd) {
 
 int main(void) {
     printf("librp %s frame codec demo\n", rp_version_string());
+    fflush(stdout); /* before fork, so the child does not print it again */
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) {
         perror("socketpair");
