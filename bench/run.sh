@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Builds and runs librp's benchmarks with their same-run baselines, and prints a table of
+# medians, p99s and ratios. Each round-trip benchmark runs with both processes pinned to one
+# CPU (taskset -c 0: on this VM a cross-CPU wake-up costs ~95 us and makes runs bimodal) and
+# unpinned. RP_BENCH_ITERATIONS sets the samples per run (default 20000).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+
+need=()
+[ -f /usr/include/zmq.h ] || need+=(libzmq3-dev)
+[ -f /usr/include/nng/nng.h ] || need+=(libnng-dev)
+command -v taskset >/dev/null || need+=(util-linux)
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build/release --target rp_cargo >/dev/null
+out=build/bench
+mkdir -p "$out"
+cflags=(-O2 -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra -Werror -Iinclude -Ibench/c)
+cc "${cflags[@]}" bench/c/uds_pingpong.c -o "$out/uds_pingpong"
+cc "${cflags[@]}" bench/c/push_rtt.c -Lbuild/release/lib -lrp -Wl,-rpath,"$PWD/build/release/lib" -o "$out/push_rtt"
+cc "${cflags[@]}" bench/c/zmq_reqrep.c -lzmq -o "$out/zmq_reqrep"
+cc "${cflags[@]}" bench/c/nng_reqrep.c -lnng -lpthread -o "$out/nng_reqrep"
+
+results="$out/results.txt"
+: > "$results"
+for placement in pinned unpinned; do
+  for b in uds_pingpong push_rtt zmq_reqrep nng_reqrep; do
+    if [ "$placement" = pinned ]; then run=(taskset -c 0 "$out/$b"); else run=("$out/$b"); fi
+    line=$(timeout 300 "${run[@]}" | grep '^RESULT') || { echo "benchmark $b ($placement) failed" >&2; exit 1; }
+    echo "$placement $line" | tee -a "$results"
+  done
+done
+
+echo
+python3 - "$results" <<'PY'
+import sys, re
+rows = {}
+for line in open(sys.argv[1]):
+    placement, _, rest = line.partition(" ")
+    f = dict(kv.split("=") for kv in rest.split()[1:])
+    rows[(placement, f["name"])] = (float(f["p50_us"]), float(f["p99_us"]))
+print(f"{'round trip, 64 B':<22} {'placement':<9} {'p50 us':>8} {'p99 us':>8} {'p50 / raw':>10} {'p99 / raw':>10}")
+for placement in ("pinned", "unpinned"):
+    base = rows[(placement, "raw_uds_pingpong")]
+    for name in ("raw_uds_pingpong", "librp_push_rtt", "zmq_reqrep", "nng_reqrep"):
+        p50, p99 = rows[(placement, name)]
+        print(f"{name:<22} {placement:<9} {p50:>8.2f} {p99:>8.2f} {p50/base[0]:>10.2f} {p99/base[1]:>10.2f}")
+    push, zmq = rows[(placement, "librp_push_rtt")], rows[(placement, "zmq_reqrep")]
+    print(f"  librp push vs ZeroMQ REQ/REP ({placement}): p50 {zmq[0]/push[0]:.2f}x faster")
+PY
