@@ -65,3 +65,60 @@ fn current_process_identity_verifies_against_proc() {
     use sha2::Digest;
     assert_eq!(&tail[2..], &sha2::Sha256::digest(&file)[..]);
 }
+
+/// The prober side: `rp::mux::probe` over a real socket against a daemon answering through the
+/// mux, then `verify_identity`, which must pass for a truthful daemon and flag a lying one.
+#[test]
+fn probe_over_a_socket_and_verify_strictly() {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixListener;
+    use std::time::Duration;
+
+    let dir = std::env::temp_dir().join(format!("rp-probe-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let sock = dir.join("daemon.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    let path = sock.to_str().unwrap().to_owned();
+    let truthful = DaemonIdentity::current_process("probe-ns", &path, None, LegacyHash::Zeros).unwrap();
+    let mut liar = truthful.clone();
+    liar.exe_path = "/usr/bin/definitely-not-me".into();
+    liar.exe_hash = vec![0; 32];
+
+    let serve = |identity: DaemonIdentity| {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mux = Mux::new(&identity, &[0x7001], None).unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = conn.read(&mut chunk).unwrap();
+            assert!(n > 0, "prober hung up early");
+            buf.extend_from_slice(&chunk[..n]);
+            match mux.poll(&buf).unwrap() {
+                MuxEvent::NeedMoreBytes => continue,
+                MuxEvent::ProbeAnswered { reply, .. } => {
+                    conn.write_all(&reply).unwrap();
+                    return;
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    };
+    let endpoint = rp::transport::Endpoint::Path(sock.clone());
+    std::thread::scope(|s| {
+        let prober = s.spawn(|| rp::mux::probe(&endpoint, Duration::from_secs(5)));
+        serve(truthful.clone());
+        let answered = prober.join().unwrap().unwrap();
+        assert_eq!(answered, truthful);
+        assert_eq!(rp::mux::verify_identity(&answered, &endpoint), Vec::<String>::new());
+
+        let prober = s.spawn(|| rp::mux::probe(&endpoint, Duration::from_secs(5)));
+        serve(liar.clone());
+        let answered = prober.join().unwrap().unwrap();
+        let problems = rp::mux::verify_identity(&answered, &endpoint);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].contains("exe_path"));
+        assert!(problems[1].contains("exe_hash"));
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}

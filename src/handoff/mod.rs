@@ -15,6 +15,7 @@ mod fdpass;
 mod token;
 
 pub use fdpass::{recv_with_fd, send_with_fd, MAX_FDS_PER_MESSAGE};
+pub(crate) use token::fill_random;
 pub use token::{Token, TokenRejection, TokenStore, DEFAULT_MAX_PENDING, DEFAULT_TTL, TOKEN_LEN};
 
 use std::borrow::Cow;

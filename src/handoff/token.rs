@@ -29,11 +29,16 @@ impl Token {
     /// A fresh token from the operating system's random source (`/dev/urandom`).
     pub fn random() -> Result<Self> {
         let mut bytes = [0u8; TOKEN_LEN];
-        std::fs::File::open("/dev/urandom")
-            .and_then(|mut f| f.read_exact(&mut bytes))
-            .map_err(|e| Error::io("reading /dev/urandom", e))?;
+        fill_random(&mut bytes)?;
         Ok(Token(bytes))
     }
+}
+
+/// Fills `buf` from the operating system's random source (`/dev/urandom`).
+pub(crate) fn fill_random(buf: &mut [u8]) -> Result<()> {
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(buf))
+        .map_err(|e| Error::io("reading /dev/urandom", e))
 }
 
 /// Why a presented token was not accepted. The `Display` text goes into the HandoffAck's

@@ -115,6 +115,32 @@ impl DaemonIdentity {
         }
     }
 
+    /// Parses the identity bytes of a probe reply (what follows the nonce): the `DaemonProcess`
+    /// and, when the reply ends with the hand-appended field 3 (`0x1a 0x20` + 32 bytes), the
+    /// legacy slot (zeros otherwise).
+    pub fn decode_reply_identity(bytes: &[u8]) -> Result<Self> {
+        let message = DaemonProcess::decode(bytes)
+            .map_err(|e| crate::wire::WireError::from_prost("DaemonProcess", e))?;
+        let mut legacy_exe_sha256 = [0u8; LEGACY_SHA256_LEN];
+        let tail = bytes.len().checked_sub(2 + LEGACY_SHA256_LEN).map(|at| &bytes[at..]);
+        if let Some(tail) = tail.filter(|t| t[0] == LEGACY_FIELD_TAG && t[1] == LEGACY_SHA256_LEN as u8) {
+            legacy_exe_sha256.copy_from_slice(&tail[2..]);
+        }
+        let endpoint = message.ipc_endpoint.unwrap_or_default();
+        Ok(DaemonIdentity {
+            pid: message.pid,
+            exe_path: message.exe_path,
+            endpoint_namespace: endpoint.namespace_id,
+            endpoint_path: endpoint.path,
+            started_at_unix_ms: message.started_at_unix_ms,
+            boot_id: message.boot_id,
+            idle_timeout_secs: message.idle_timeout_secs,
+            exe_hash_algorithm: message.exe_hash_algorithm,
+            exe_hash: message.exe_hash,
+            legacy_exe_sha256,
+        })
+    }
+
     /// The identity bytes of a probe reply (what follows the 32-byte nonce): the encoded
     /// `DaemonProcess`, then `0x1a 0x20` and the 32-byte legacy slot.
     pub fn encode_reply_identity(&self) -> Vec<u8> {
@@ -132,7 +158,7 @@ impl DaemonIdentity {
 }
 
 /// BLAKE3 of the file, and its SHA-256 (or zeros) for the legacy slot, in one read.
-fn hash_executable(path: &Path, legacy: LegacyHash) -> Result<(Vec<u8>, [u8; LEGACY_SHA256_LEN])> {
+pub(crate) fn hash_executable(path: &Path, legacy: LegacyHash) -> Result<(Vec<u8>, [u8; LEGACY_SHA256_LEN])> {
     let mut file = File::open(path).map_err(|e| Error::io("opening the executable", e))?;
     let mut blake = blake3::Hasher::new();
     let mut sha = (legacy == LegacyHash::Sha256).then(sha2::Sha256::new);
@@ -156,7 +182,7 @@ fn hash_executable(path: &Path, legacy: LegacyHash) -> Result<(Vec<u8>, [u8; LEG
     Ok((blake.finalize().as_bytes().to_vec(), legacy_slot))
 }
 
-fn read_boot_id() -> Result<String> {
+pub(crate) fn read_boot_id() -> Result<String> {
     let text = std::fs::read_to_string(BOOT_ID).map_err(|e| Error::io("reading boot_id", e))?;
     Ok(text.trim_end().to_owned())
 }

@@ -15,8 +15,10 @@
 //! 7. a frame of a served protocol is a payload (its kind and envelope version are not checked).
 
 mod identity;
+mod probe;
 
 pub use identity::{DaemonIdentity, LegacyHash, EXE_HASH_ALGORITHM, LEGACY_SHA256_LEN};
+pub use probe::{probe, verify_identity};
 
 use std::borrow::Cow;
 
