@@ -8,7 +8,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 jobs=$(nproc 2>/dev/null || echo 2)
 
 echo "== cargo test"
-cargo test --locked
+cargo test --locked --workspace
 
 for type in Debug Release; do
   dir="build/$(echo "$type" | tr '[:upper:]' '[:lower:]')"

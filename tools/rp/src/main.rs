@@ -1,0 +1,110 @@
+//! `rp`: poke at running-process v1 endpoints from the shell.
+//!
+//! Exit codes: 0 success; 1 the operation failed (unreachable endpoint, bad bytes, a push not
+//! answered); 2 bad usage; 3 the server refused (Hello refused or registration rejected);
+//! 4 timed out; 5 `probe --verify` found a mismatch.
+
+mod decode;
+mod probe;
+mod push;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use rp::transport::Endpoint;
+use rp::{Error, ErrorKind};
+
+#[derive(Parser)]
+#[command(
+    name = "rp",
+    version,
+    about = "Probe, decode and drive running-process v1 endpoints",
+    after_help = "Exit codes: 0 ok, 1 failed, 2 usage, 3 refused or rejected, 4 timed out, 5 verification failed.\n\
+                  Endpoints: a socket path, @name (Linux abstract socket) or tcp://host:port."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Send an identity probe and print who answered
+    Probe(probe::Args),
+    /// Print every v1 frame in some bytes, field by field (hex argument, or hex/raw on stdin)
+    Decode(decode::Args),
+    /// Push each line read from stdin to a registered worker and print the replies
+    PushServer(push::ServerArgs),
+    /// Register with a push server and answer each push by running a command
+    Worker(push::WorkerArgs),
+}
+
+/// A failure with the exit code it maps to.
+pub struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl Failure {
+    /// A failure with an explicit exit code.
+    pub fn new(code: u8, message: impl Into<String>) -> Self {
+        Failure { code, message: message.into() }
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        let code = match e.kind() {
+            ErrorKind::Refused | ErrorKind::Rejected => 3,
+            ErrorKind::Timeout => 4,
+            _ => 1,
+        };
+        let mut message = e.to_string();
+        if let Some(r) = e.refusal() {
+            if r.retry_after_ms > 0 {
+                message.push_str(&format!(" (retry after {} ms)", r.retry_after_ms));
+            }
+            for (k, v) in &r.details {
+                message.push_str(&format!(" [{k}={v}]"));
+            }
+        }
+        Failure { code, message }
+    }
+}
+
+/// Parses an endpoint argument.
+pub fn endpoint_arg(s: &str) -> Result<Endpoint, String> {
+    Endpoint::parse(s).map_err(|e| e.to_string())
+}
+
+/// Parses a payload protocol id, decimal or 0x-prefixed hex.
+pub fn protocol_arg(s: &str) -> Result<u32, String> {
+    let parsed = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) => u32::from_str_radix(hex, 16),
+        None => s.parse(),
+    };
+    parsed.map_err(|_| format!("{s:?} is not a payload protocol id (decimal or 0x-hex)"))
+}
+
+/// Parses milliseconds into a duration.
+pub fn millis_arg(s: &str) -> Result<Duration, String> {
+    s.parse::<u64>().map(Duration::from_millis).map_err(|_| format!("{s:?} is not a number of milliseconds"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Probe(a) => probe::run(a),
+        Command::Decode(a) => decode::run(a),
+        Command::PushServer(a) => push::run_server(a),
+        Command::Worker(a) => push::run_worker(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("rp: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}

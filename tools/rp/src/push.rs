@@ -1,0 +1,219 @@
+//! `rp push-server` and `rp worker`.
+
+use std::io::{BufRead, Write};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use rp::push::proto::Registration;
+use rp::push::{PushClient, PushOutcome, PushServer, PushSpec, ServerEvent, ServerOptions, Target, WorkerOptions};
+use rp::transport::Endpoint;
+
+use crate::{endpoint_arg, millis_arg, protocol_arg, Failure};
+
+#[derive(clap::Args)]
+pub struct ServerArgs {
+    /// Where to listen
+    #[arg(value_parser = endpoint_arg)]
+    endpoint: Endpoint,
+    /// Push to workers of this task queue (default: any worker serving --protocol)
+    #[arg(long)]
+    task_queue: Option<String>,
+    /// Payload protocol of the pushes
+    #[arg(long, default_value = "0x7001", value_parser = protocol_arg)]
+    protocol: u32,
+    /// Wait for this many workers to register before reading stdin
+    #[arg(long, default_value = "1")]
+    workers: usize,
+    /// Time each push has for its reply
+    #[arg(long, default_value = "10000", value_parser = millis_arg)]
+    timeout_ms: Duration,
+    /// Time to wait for the workers to register
+    #[arg(long, default_value = "30000", value_parser = millis_arg)]
+    wait_ms: Duration,
+    /// Print one JSON object per reply
+    #[arg(long)]
+    json: bool,
+    /// No progress messages on stderr
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+pub fn run_server(args: ServerArgs) -> Result<(), Failure> {
+    let mut opts = ServerOptions::new(args.endpoint.clone());
+    opts.events = true;
+    let server = PushServer::bind(opts)?;
+    let say = |msg: String| {
+        if !args.quiet {
+            eprintln!("rp push-server: {msg}");
+        }
+    };
+    say(format!("listening on {}", server.endpoint()));
+    let mut registered = 0usize;
+    let deadline = std::time::Instant::now() + args.wait_ms;
+    while registered < args.workers {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let event = server.next_event(Some(left)).map_err(|e| match e.kind() {
+            rp::ErrorKind::Timeout => Failure::new(
+                4,
+                format!("{registered} of {} workers registered within {} ms", args.workers, args.wait_ms.as_millis()),
+            ),
+            _ => e.into(),
+        })?;
+        match event {
+            ServerEvent::WorkerConnected(w) => {
+                registered += 1;
+                say(format!(
+                    "worker {} registered: {} (queue {:?}) [{registered}/{}]",
+                    w.id, w.registration.identity, w.registration.task_queue, args.workers
+                ));
+            }
+            ServerEvent::WorkerDisconnected { worker_id, reason } => {
+                registered = registered.saturating_sub(1);
+                say(format!("worker {worker_id} left: {reason}"));
+            }
+            ServerEvent::RegistrationRequest { .. } => {}
+        }
+    }
+    let target = match &args.task_queue {
+        Some(q) => Target::TaskQueue(q.clone()),
+        None => Target::Protocol(args.protocol),
+    };
+    let stdout = std::io::stdout();
+    let mut failed = 0usize;
+    let mut total = 0usize;
+    for (n, line) in std::io::stdin().lock().lines().enumerate() {
+        let line = line.map_err(|e| Failure::new(1, format!("reading stdin: {e}")))?;
+        total += 1;
+        say(format!("push {n}: {} bytes", line.len()));
+        let spec = PushSpec { payload_protocol: args.protocol, payload: line.into_bytes(), ..PushSpec::default() };
+        let (ok, reply, detail) = match server.push_wait(target.clone(), spec, args.timeout_ms) {
+            Ok(PushOutcome::Reply(p)) => (true, String::from_utf8_lossy(&p).into_owned(), String::new()),
+            Ok(PushOutcome::WorkerFailure { code, message }) => (false, String::new(), format!("worker failed ({code}): {message}")),
+            Err(e) => (false, String::new(), e.to_string()),
+        };
+        failed += usize::from(!ok);
+        let mut out = stdout.lock();
+        let written = if args.json {
+            writeln!(out, "{}", serde_json::json!({"index": n, "ok": ok, "reply": reply, "error": detail}))
+        } else if ok {
+            writeln!(out, "{}", reply.trim_end_matches('\n'))
+        } else {
+            say(format!("push {n} failed: {detail}"));
+            Ok(())
+        };
+        written.and_then(|()| out.flush()).map_err(|e| Failure::new(1, format!("writing stdout: {e}")))?;
+    }
+    say(format!("{} of {total} pushes answered; shutting down", total - failed));
+    server.shutdown();
+    if failed > 0 {
+        return Err(Failure::new(1, format!("{failed} of {total} pushes were not answered")));
+    }
+    Ok(())
+}
+
+#[derive(clap::Args)]
+pub struct WorkerArgs {
+    /// The push server
+    #[arg(value_parser = endpoint_arg)]
+    endpoint: Endpoint,
+    /// Who this worker is
+    #[arg(long, default_value = "rp-worker")]
+    identity: String,
+    /// The task queue to register for
+    #[arg(long, default_value = "")]
+    task_queue: String,
+    /// Payload protocol served
+    #[arg(long, default_value = "0x7001", value_parser = protocol_arg)]
+    protocol: u32,
+    /// Service name in the Hello
+    #[arg(long, default_value = rp::push::DEFAULT_SERVICE)]
+    service: String,
+    /// Time allowed for connecting and registering
+    #[arg(long, default_value = "5000", value_parser = millis_arg)]
+    connect_timeout_ms: Duration,
+    /// No progress messages on stderr
+    #[arg(long, short)]
+    quiet: bool,
+    /// The command run for each push: payload on its stdin, reply from its stdout; a non-zero
+    /// exit becomes a failure reply carrying its stderr
+    #[arg(last = true, required = true)]
+    command: Vec<String>,
+}
+
+pub fn run_worker(args: WorkerArgs) -> Result<(), Failure> {
+    let registration = Registration {
+        identity: args.identity.clone(),
+        task_queue: args.task_queue.clone(),
+        payload_protocols: vec![args.protocol],
+        activity_types: vec![args.command[0].clone()],
+        ..Registration::default()
+    };
+    let mut opts = WorkerOptions::new(args.endpoint.clone(), registration);
+    opts.service_name = args.service.clone();
+    opts.connect_timeout = args.connect_timeout_ms;
+    // Until the connect timeout, keep trying while nothing listens yet (the server may still be
+    // starting); any other failure ends the attempt at once.
+    let deadline = std::time::Instant::now() + args.connect_timeout_ms;
+    let client = loop {
+        match PushClient::connect(opts.clone()) {
+            Ok(c) => break c,
+            Err(rp::Error::Io { source, .. })
+                if matches!(source.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused)
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let say = |msg: String| {
+        if !args.quiet {
+            eprintln!("rp worker {}: {msg}", args.identity);
+        }
+    };
+    say(format!("registered as worker {}", client.worker_id()));
+    let mut handled = 0usize;
+    loop {
+        let job = match client.recv(None) {
+            Ok(job) => job,
+            Err(e) if e.kind() == rp::ErrorKind::Closed => {
+                say(format!("{e}; answered {handled} pushes"));
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let outcome = run_command(&args.command, &job.payload);
+        let sent = match outcome {
+            Ok(stdout) => client.reply(job.correlation_id, &stdout),
+            Err((code, message)) => {
+                say(format!("push {} failed: {message}", job.correlation_id));
+                client.reply_error(job.correlation_id, code, &message)
+            }
+        };
+        sent?;
+        handled += 1;
+    }
+}
+
+/// Runs the command with `input` on stdin; its stdout on success, else (1000 + exit code, stderr).
+fn run_command(command: &[String], input: &[u8]) -> Result<Vec<u8>, (i32, String)> {
+    let mut child = Command::new(&command[0])
+        .args(&command[1..])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| (1000, format!("cannot run {}: {e}", command[0])))?;
+    let mut stdin = child.stdin.take().expect("piped");
+    let input = input.to_vec();
+    let feeder = std::thread::spawn(move || stdin.write_all(&input));
+    let output = child.wait_with_output().map_err(|e| (1000, format!("waiting for {}: {e}", command[0])))?;
+    let _ = feeder.join();
+    if output.status.success() {
+        Ok(output.stdout)
+    } else {
+        let code = 1000 + output.status.code().unwrap_or(255);
+        let stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+        Err((code, format!("{} exited with {}: {stderr}", command[0], output.status)))
+    }
+}

@@ -1,0 +1,204 @@
+//! The `rp` binary against real peers and the golden vectors. Bad input must give a one-line
+//! error and a non-zero exit code, never a panic.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use rp::mux::{DaemonIdentity, LegacyHash, Mux, MuxEvent};
+
+fn rp() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_rp"))
+}
+
+fn vectors() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/vectors")
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("rp-cli-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A failed run: non-zero `code`, exactly one stderr line starting with "rp: ", no panic.
+fn assert_clean_failure(out: &Output, code: i32) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(code), "stderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one-line error expected: {stderr}");
+    assert!(lines[0].starts_with("rp: "), "{stderr}");
+    stderr
+}
+
+#[test]
+fn decode_names_every_golden_vector() {
+    let expect = [
+        ("hello_request.hex", "Hello {"),
+        ("hello_reply_negotiated.hex", "HelloReply"),
+        ("hello_reply_refused_rate_limited.hex", "retry_after_ms: 1500"),
+        ("probe_request.hex", "probe nonce 000102"),
+        ("probe_response_legacy.hex", "probe answer"),
+        ("handoff_offer.hex", "HandoffOffer"),
+        ("handoff_ack_rejected.hex", "handoff token mismatch"),
+        ("consumer_request_traceparent.hex", "traceparent       00-4bf92f"),
+        ("consumer_request_deadline.hex", "deadline_unix_ms  1700000000123"),
+    ];
+    for (file, needle) in expect {
+        let hex = std::fs::read_to_string(vectors().join(file)).unwrap();
+        let out = rp().args(["decode", hex.trim()]).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{file}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(text.contains(needle), "{file}: {text}");
+    }
+    // Several frames on stdin as raw bytes, as JSON lines.
+    let mut raw = Vec::new();
+    for file in ["hello_request.hex", "hello_reply_negotiated.hex", "consumer_event.hex"] {
+        let hex = std::fs::read_to_string(vectors().join(file)).unwrap();
+        raw.extend((0..hex.trim().len()).step_by(2).map(|i| u8::from_str_radix(&hex.trim()[i..i + 2], 16).unwrap()));
+    }
+    let mut child = rp().args(["decode", "--json"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(&raw).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["kind"], "REQUEST");
+    assert_eq!(lines[1]["kind"], "RESPONSE");
+    assert_eq!(lines[2]["kind"], "EVENT");
+    assert_eq!(lines[2]["payload_protocol"], 0x7001);
+}
+
+#[test]
+fn decode_rejects_bad_bytes_in_one_line() {
+    let err = assert_clean_failure(&rp().args(["decode", "01ffffffff"]).output().unwrap(), 1);
+    assert!(err.contains("byte 0: frame body too large"), "{err}");
+    let err = assert_clean_failure(&rp().args(["decode", "0xyz"]).output().unwrap(), 1);
+    assert!(err.contains("not hex") || err.contains("odd number"), "{err}");
+    let hex = std::fs::read_to_string(vectors().join("hello_request.hex")).unwrap();
+    let truncated = &hex.trim()[..hex.trim().len() - 6];
+    let err = assert_clean_failure(&rp().args(["decode", truncated]).output().unwrap(), 1);
+    assert!(err.contains("incomplete frame"), "{err}");
+    // A valid frame, then garbage: the error names the byte where the garbage starts.
+    let err = assert_clean_failure(&rp().args(["decode", &format!("{}47", hex.trim())]).output().unwrap(), 1);
+    assert!(err.contains("byte 69: unsupported framing version 0x47"), "{err}");
+}
+
+/// Serves `count` identity probes on a Unix socket with the given identity.
+fn serve_probes(listener: UnixListener, identity: DaemonIdentity, count: usize) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mux = Mux::new(&identity, &[0x7001], None).unwrap();
+        for _ in 0..count {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            loop {
+                let n = conn.read(&mut chunk).unwrap();
+                if n == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                match mux.poll(&buf).unwrap() {
+                    MuxEvent::NeedMoreBytes => continue,
+                    MuxEvent::ProbeAnswered { reply, .. } => {
+                        conn.write_all(&reply).unwrap();
+                        break;
+                    }
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+        }
+    })
+}
+
+#[test]
+fn probe_prints_and_verifies_who_answered() {
+    let dir = temp_dir("probe");
+    let sock = dir.join("d.sock");
+    let path = sock.to_str().unwrap().to_owned();
+    let truthful = DaemonIdentity::current_process("cli-ns", &path, Some(60), LegacyHash::Zeros).unwrap();
+    let server = serve_probes(UnixListener::bind(&sock).unwrap(), truthful.clone(), 3);
+
+    let out = rp().args(["probe", &path]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains(&format!("pid:        {}", std::process::id())), "{text}");
+    assert!(text.contains(&format!("endpoint:   cli-ns:{path}")), "{text}");
+    assert!(text.contains("idle limit: 60 s"), "{text}");
+
+    let out = rp().args(["probe", "--verify", "--json", &path]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["verified"], true, "{v}");
+    assert_eq!(v["pid"], std::process::id());
+
+    // Probing a different path than the one the daemon reports fails verification (exit 5).
+    let alias = dir.join("alias.sock");
+    std::os::unix::fs::symlink(&sock, &alias).unwrap();
+    let out = rp().args(["probe", "--verify", alias.to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(5), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("MISMATCH:   reported endpoint"));
+    server.join().unwrap();
+
+    let err = assert_clean_failure(&rp().args(["probe", dir.join("none.sock").to_str().unwrap()]).output().unwrap(), 1);
+    assert!(err.contains("No such file"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn push_server_and_worker_answer_lines_with_a_command() {
+    let dir = temp_dir("push");
+    let ep = dir.join("p.sock");
+    let ep = ep.to_str().unwrap();
+    let worker = rp().args(["worker", "-q", ep, "--identity", "upper", "--", "tr", "a-z", "A-Z"]).spawn().unwrap();
+    let mut server = rp()
+        .args(["push-server", "-q", ep, "--json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    server.stdin.take().unwrap().write_all(b"hello\nworld\n").unwrap();
+    let out = server.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let replies: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(replies.len(), 2);
+    assert_eq!(replies[0]["reply"], "HELLO");
+    assert_eq!(replies[1]["reply"], "WORLD");
+    let status = wait_with_timeout(worker, Duration::from_secs(10));
+    assert_eq!(status, Some(0), "the worker ends cleanly when the server goes away");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_refused_worker_exits_3_with_the_reason() {
+    let dir = temp_dir("refused");
+    let ep = dir.join("p.sock");
+    let server = rp::push::PushServer::bind(rp::push::ServerOptions::new(rp::transport::Endpoint::Path(ep.clone()))).unwrap();
+    let out = rp()
+        .args(["worker", "-q", ep.to_str().unwrap(), "--service", "other-service", "--", "cat"])
+        .output()
+        .unwrap();
+    let err = assert_clean_failure(&out, 3);
+    assert!(err.contains("SERVICE_UNKNOWN") && err.contains("service is not registered"), "{err}");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn wait_with_timeout(mut child: std::process::Child, limit: Duration) -> Option<i32> {
+    let end = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < end {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    None
+}
