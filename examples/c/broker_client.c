@@ -78,10 +78,16 @@ int main(int argc, char **argv) {
     char cached[1024] = "";
     FILE *f = cache_file ? fopen(cache_file, "r") : NULL;
     if (f) {
-        if (fgets(cached, sizeof cached, f) && cached[0]) (void)rp_broker_options_set_cached_endpoint(opts, cached);
+        if (fgets(cached, sizeof cached, f) && cached[0] &&
+            rp_broker_options_set_cached_endpoint(opts, cached) != RP_STATUS_OK)
+            fprintf(stderr, "broker_client: ignoring the cached endpoint %s\n", cached);
         fclose(f);
     }
-    (void)rp_broker_options_set_adopt_handoff(opts, true, 0);
+    s = rp_broker_options_set_adopt_handoff(opts, true, 0);
+    if (s != RP_STATUS_OK) {
+        rp_broker_options_free(opts);
+        return fail("options", s);
+    }
     rp_broker_result *result = NULL;
     s = rp_broker_connect(opts, &result); /* consumes opts */
     if (s != RP_STATUS_OK) return fail("connect", s);
@@ -100,12 +106,12 @@ int main(int argc, char **argv) {
     rp_broker_result_free(result);
     if (s != RP_STATUS_OK) return fail("take connection", s);
     rp_frame_view frame;
-    (void)rp_frame_view_init(&frame);
+    s = rp_frame_view_init(&frame);
     frame.payload_protocol = DEMO_PROTOCOL;
     frame.request_id = 1;
     frame.payload.ptr = (const uint8_t *)text;
     frame.payload.len = strlen(text);
-    s = rp_conn_send(conn, &frame);
+    if (s == RP_STATUS_OK) s = rp_conn_send(conn, &frame);
     rp_frame *reply = NULL;
     if (s == RP_STATUS_OK) s = rp_conn_recv(conn, 5000, &reply);
     if (s != RP_STATUS_OK) {
@@ -113,7 +119,11 @@ int main(int argc, char **argv) {
         return fail("exchange", s);
     }
     rp_frame_view got;
-    (void)rp_frame_view_of(reply, &got);
+    if (rp_frame_view_of(reply, &got) != RP_STATUS_OK) {
+        rp_frame_free(reply);
+        rp_conn_free(conn);
+        return fail("frame view", RP_STATUS_NULL_ARGUMENT);
+    }
     printf("reply: %.*s\n", (int)got.payload.len, (const char *)got.payload.ptr);
     int ok = got.payload.len == strlen(text) && memcmp(got.payload.ptr, text, got.payload.len) == 0;
     rp_frame_free(reply);
