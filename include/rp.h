@@ -187,6 +187,10 @@ enum rp_status
    */
   RP_STATUS_BUFFER_TOO_SMALL = 5,
   /**
+   * The broker path is disabled by `RUNNING_PROCESS_DISABLE=1`; use your direct path.
+   */
+  RP_STATUS_DISABLED = 6,
+  /**
    * A required pointer argument was NULL.
    */
   RP_STATUS_NULL_ARGUMENT = 10,
@@ -520,6 +524,98 @@ typedef int32_t rp_registration_verdict;
 #endif // __cplusplus
 
 /**
+ * How `rp_broker_connect` reached the backend (`rp_broker_result_route`).
+ */
+enum rp_broker_route
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Straight to the cached endpoint, without a Hello.
+   */
+  RP_BROKER_ROUTE_HELLO_SKIP = 0,
+  /**
+   * Hello to the broker, then a new connection to the negotiated `backend_pipe`.
+   */
+  RP_BROKER_ROUTE_NEGOTIATED = 1,
+  /**
+   * Hello to the broker, which handed that same connection to the backend.
+   */
+  RP_BROKER_ROUTE_HANDED_OFF = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum rp_broker_route rp_broker_route;
+#else
+typedef int32_t rp_broker_route;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * An admin reply (0xAD01): kind, body, exit code, content type.
+ *
+ * Methods: `rp_admin_reply_kind`, `_body`, `_exit_code`, `_free`.
+ *
+ * Exclusive handle (Send).
+ */
+typedef struct rp_admin_reply rp_admin_reply;
+
+/**
+ * How to reach a backend through a broker.
+ *
+ * Methods: `rp_broker_options_new`, `_set_cached_endpoint`, `_set_client_version`,
+ * `_set_keepalive_secs`, `_set_adopt_handoff`, `_set_timeout_ms`, `_set_honor_disable_env`,
+ * `_free`; consumed by `rp_broker_connect`.
+ *
+ * Exclusive handle (Send).
+ */
+typedef struct rp_broker_options rp_broker_options;
+
+/**
+ * The outcome of `rp_broker_connect`: the route taken, the endpoint to cache, the negotiated
+ * fields and the connection.
+ *
+ * Methods: `rp_broker_result_route`, `_endpoint`, `_daemon_version`, `_server_capabilities`,
+ * `_keepalive_secs`, `_connection_id`, `_take_conn`, `_free`.
+ *
+ * Exclusive handle (Send).
+ */
+typedef struct rp_broker_result rp_broker_result;
+
+/**
+ * A running broker server (one event-loop thread for every connection).
+ *
+ * Methods: `rp_broker_server_bind`, `rp_broker_server_endpoint`,
+ * `rp_broker_server_begin_shutdown`, `rp_broker_server_free`.
+ *
+ * Functions taking `const rp_broker_server *` are thread-safe.
+ */
+typedef struct rp_broker_server rp_broker_server;
+
+/**
+ * How a broker server is set up: endpoint, service table, limits.
+ *
+ * Methods: `rp_broker_server_options_new`, `_add_service`, `_allow_version`, `_block_version`,
+ * `_set_min_version`, `_set_handoff`, `_set_rate_limit`, `_set_hello_timeout_ms`,
+ * `_set_handoff_ack_timeout_ms`, `_free`; consumed by `rp_broker_server_bind`.
+ *
+ * Exclusive handle (Send).
+ */
+typedef struct rp_broker_server_options rp_broker_server_options;
+
+/**
+ * A framed connection to a backend (or any v1 peer).
+ *
+ * Methods: `rp_conn_send`, `rp_conn_recv`, `rp_conn_fd`, `rp_conn_peer_credentials`,
+ * `rp_conn_close`, `rp_conn_free`.
+ *
+ * Functions taking `const rp_conn *` are thread-safe: one thread may wait in `rp_conn_recv`
+ * while another sends or calls `rp_conn_close`, which wakes it with `RP_STATUS_CLOSED`.
+ */
+typedef struct rp_conn rp_conn;
+
+/**
  * The identity of a daemon process: pid, canonical executable path, executable hash, boot id,
  * start time, optional idle timeout, the endpoint it serves, and the legacy SHA-256 slot.
  *
@@ -530,6 +626,15 @@ typedef int32_t rp_registration_verdict;
  * Exclusive handle (Send): calls taking `rp_daemon_identity *` must be serialised by the caller.
  */
 typedef struct rp_daemon_identity rp_daemon_identity;
+
+/**
+ * One received frame, owned.
+ *
+ * Methods: `rp_frame_view_of`, `rp_frame_free`.
+ *
+ * Exclusive handle (Send).
+ */
+typedef struct rp_frame rp_frame;
 
 /**
  * A bounded store of one-time handoff tokens: each token is 128 random bits, lives for a time
@@ -673,6 +778,21 @@ typedef struct rp_worker_info rp_worker_info;
 typedef struct rp_worker_list rp_worker_list;
 
 /**
+ * A borrowed UTF-8 string: not NUL-terminated, no interior NUL guaranteed. `ptr` may be NULL
+ * when `len` is 0. Print it with `printf("%.*s", (int)s.len, s.ptr)`.
+ */
+typedef struct rp_str {
+  /**
+   * First byte.
+   */
+  const char *ptr;
+  /**
+   * Length in bytes.
+   */
+  size_t len;
+} rp_str;
+
+/**
  * A borrowed byte range. `ptr` may be NULL when `len` is 0.
  *
  * Who owns the bytes and until when they live is stated wherever an `rp_bytes` appears.
@@ -687,21 +807,6 @@ typedef struct rp_bytes {
    */
   size_t len;
 } rp_bytes;
-
-/**
- * A borrowed UTF-8 string: not NUL-terminated, no interior NUL guaranteed. `ptr` may be NULL
- * when `len` is 0. Print it with `printf("%.*s", (int)s.len, s.ptr)`.
- */
-typedef struct rp_str {
-  /**
-   * First byte.
-   */
-  const char *ptr;
-  /**
-   * Length in bytes.
-   */
-  size_t len;
-} rp_str;
 
 /**
  * One v1 frame, with its byte fields borrowed.
@@ -863,6 +968,416 @@ extern "C" {
  * Thread safety: reads thread-local state; may be called from any thread.
  */
 size_t rp_last_error_message(char *buf, size_t cap);
+
+/**
+ * Creates options for `rp_broker_connect`.
+ *
+ * Parameters: `broker_endpoint` — a socket path or `@name`; `service_name` — the service
+ * (1–64 characters of `[a-z0-9-]`); `wanted_version` — the backend version wanted (semver);
+ * `own_version` — the caller's own version (hello-skip is tried only when it equals
+ * `wanted_version`); `out_options` — receives the options.
+ *
+ * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
+ * `RP_STATUS_INVALID_ARGUMENT` (malformed endpoint).
+ *
+ * Ownership: the caller owns `*out_options`; `rp_broker_connect` consumes it, otherwise free it
+ * with `rp_broker_options_free`.
+ */
+RP_NODISCARD
+rp_status rp_broker_options_new(const char *broker_endpoint,
+                                const char *service_name,
+                                const char *wanted_version,
+                                const char *own_version,
+                                struct rp_broker_options **out_options);
+
+/**
+ * Sets the backend endpoint remembered from an earlier connect (`rp_broker_result_endpoint`),
+ * for hello-skip. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
+ * `RP_STATUS_INVALID_ARGUMENT`.
+ */
+RP_NODISCARD
+rp_status rp_broker_options_set_cached_endpoint(struct rp_broker_options *options,
+                                                const char *endpoint);
+
+/**
+ * Sets the informational client version sent in the Hello (≤ 128 bytes). Returns
+ * `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`.
+ */
+RP_NODISCARD
+rp_status rp_broker_options_set_client_version(struct rp_broker_options *options,
+                                               const char *client_version);
+
+/**
+ * Sets the proposed keepalive interval (0 = the broker chooses; the reference grants 1800).
+ * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+ */
+RP_NODISCARD
+rp_status rp_broker_options_set_keepalive_secs(struct rp_broker_options *options,
+                                               uint64_t secs);
+
+/**
+ * Opts in (or out) of adopting a handed-off connection, waiting up to `wait_ms` for the
+ * broker's handoff-ready relay (`wait_ms` <= 0 = the default 2000 ms). Any failure falls back
+ * to connecting to `backend_pipe`. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+ */
+RP_NODISCARD
+rp_status rp_broker_options_set_adopt_handoff(struct rp_broker_options *options,
+                                              bool adopt,
+                                              int32_t wait_ms);
+
+/**
+ * Sets the limit for each connect and for the Hello round trip (default 5000 ms; 0 = 1 ms).
+ * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+ */
+RP_NODISCARD
+rp_status rp_broker_options_set_timeout_ms(struct rp_broker_options *options,
+                                           uint32_t timeout_ms);
+
+/**
+ * Makes `rp_broker_connect` honour `RUNNING_PROCESS_DISABLE`: `1` fails the connect with
+ * `RP_STATUS_DISABLED` (use your direct path), another non-empty value with
+ * `RP_STATUS_CONFIG`. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+ */
+RP_NODISCARD
+rp_status rp_broker_options_set_honor_disable_env(struct rp_broker_options *options,
+                                                  bool honor);
+
+/**
+ * Frees options. NULL is a no-op. Must not be called twice with the same value.
+ */
+void rp_broker_options_free(struct rp_broker_options *options);
+
+/**
+ * Reads `RUNNING_PROCESS_DISABLE`: `*out_disabled` is true for `1`, false when unset or empty.
+ *
+ * Returns `RP_STATUS_OK`, `RP_STATUS_CONFIG` (any other value; the message names it),
+ * `RP_STATUS_NULL_ARGUMENT`.
+ */
+RP_NODISCARD rp_status rp_broker_disabled_by_env(bool *out_disabled);
+
+/**
+ * Connects to a backend for a service through the broker.
+ *
+ * Hello-skip to the cached endpoint when the versions match and it accepts the connection;
+ * otherwise Hello → Negotiated, then (handoff negotiated and opted in) adopt the handed-off
+ * connection, or connect to `backend_pipe`. Handoff failures fall back silently.
+ *
+ * Parameters: `options` — consumed by this call, even if an error is returned; `out_result`
+ * — receives the result.
+ *
+ * Returns:
+ * - `RP_STATUS_OK`.
+ * - `RP_STATUS_REFUSED`: the broker refused; `rp_last_refusal` gives code, reason, retry hint
+ *   and details.
+ * - `RP_STATUS_DISABLED` / `RP_STATUS_CONFIG`: see `rp_broker_options_set_honor_disable_env`.
+ * - `RP_STATUS_PROTOCOL`: the broker negotiated an empty `backend_pipe`, or broke the protocol.
+ * - `RP_STATUS_TIMEOUT`, `RP_STATUS_IO`, `RP_STATUS_INVALID_ARGUMENT` (a field the broker would
+ *   refuse), `RP_STATUS_NULL_ARGUMENT`, framing errors.
+ *
+ * Blocks up to the options' timeouts. Ownership: the caller owns `*out_result`; free it with
+ * `rp_broker_result_free`.
+ */
+RP_NODISCARD
+rp_status rp_broker_connect(struct rp_broker_options *options,
+                            struct rp_broker_result **out_result);
+
+/**
+ * The route taken, one of `rp_broker_route` (-1 if `result` is NULL).
+ */
+int32_t rp_broker_result_route(const struct rp_broker_result *result);
+
+/**
+ * The backend endpoint to cache for hello-skip (pass it to
+ * `rp_broker_options_set_cached_endpoint` next time). Borrowed: valid until `result` is
+ * freed. Empty if `result` is NULL.
+ */
+struct rp_str rp_broker_result_endpoint(const struct rp_broker_result *result);
+
+/**
+ * `Negotiated.daemon_version` (empty after hello-skip). Borrowed: valid until `result` is
+ * freed. Empty if `result` is NULL.
+ */
+struct rp_str rp_broker_result_daemon_version(const struct rp_broker_result *result);
+
+/**
+ * `Negotiated.server_capabilities` (0 after hello-skip or if `result` is NULL).
+ */
+uint64_t rp_broker_result_server_capabilities(const struct rp_broker_result *result);
+
+/**
+ * `Negotiated.keepalive_interval_secs` (0 after hello-skip or if `result` is NULL).
+ */
+uint64_t rp_broker_result_keepalive_secs(const struct rp_broker_result *result);
+
+/**
+ * `Negotiated.connection_id` (0 after hello-skip or if `result` is NULL).
+ */
+uint64_t rp_broker_result_connection_id(const struct rp_broker_result *result);
+
+/**
+ * Takes the backend connection out of the result (once).
+ *
+ * Returns `RP_STATUS_OK`, `RP_STATUS_NOT_FOUND` (already taken), `RP_STATUS_NULL_ARGUMENT`.
+ *
+ * Ownership: the caller owns `*out_conn`; free it with `rp_conn_free`. A connection never
+ * taken is closed by `rp_broker_result_free`.
+ */
+RP_NODISCARD
+rp_status rp_broker_result_take_conn(struct rp_broker_result *result,
+                                     struct rp_conn **out_conn);
+
+/**
+ * Frees a result (closing a connection not taken). NULL is a no-op. Must not be called twice.
+ */
+void rp_broker_result_free(struct rp_broker_result *result);
+
+/**
+ * Sends one frame (its views are read during the call only).
+ *
+ * Returns `RP_STATUS_OK`, `RP_STATUS_CLOSED`, `RP_STATUS_TIMEOUT` (the peer did not read for
+ * 30 s), `RP_STATUS_TOO_LARGE`, `RP_STATUS_IO`, `RP_STATUS_NULL_ARGUMENT`,
+ * `RP_STATUS_INVALID_UTF8`.
+ *
+ * Thread safety: may run concurrently with `rp_conn_recv` and `rp_conn_close`; concurrent
+ * sends are serialised.
+ */
+RP_NODISCARD rp_status rp_conn_send(const struct rp_conn *conn, const struct rp_frame_view *frame);
+
+/**
+ * Receives one frame, waiting up to `timeout_ms` (< 0 = forever, 0 = only what is here).
+ *
+ * Returns `RP_STATUS_OK` with `*out_frame` set; `RP_STATUS_TIMEOUT` (nothing complete in time;
+ * partial bytes stay buffered); `RP_STATUS_CLOSED` (the peer closed, or `rp_conn_close`);
+ * `RP_STATUS_TOO_LARGE`, `RP_STATUS_UNSUPPORTED_FRAMING`, `RP_STATUS_TRUNCATED`,
+ * `RP_STATUS_MALFORMED`; `RP_STATUS_NULL_ARGUMENT`.
+ *
+ * Ownership: the caller owns `*out_frame`; free it with `rp_frame_free`.
+ * Thread safety: may run concurrently with `rp_conn_send` and `rp_conn_close`.
+ */
+RP_NODISCARD
+rp_status rp_conn_recv(const struct rp_conn *conn,
+                       int32_t timeout_ms,
+                       struct rp_frame **out_frame);
+
+/**
+ * The socket descriptor, for poll/epoll. A receive may buffer more than one frame: after the
+ * descriptor is readable, call `rp_conn_recv` with timeout 0 until `RP_STATUS_TIMEOUT` before
+ * waiting on it again. Owned by the connection: do not read from or close it. -1 if NULL.
+ */
+int32_t rp_conn_fd(const struct rp_conn *conn);
+
+/**
+ * The peer's kernel-reported credentials (Unix sockets).
+ *
+ * Returns `RP_STATUS_OK`, `RP_STATUS_NOT_FOUND` (none: a TCP connection), or
+ * `RP_STATUS_NULL_ARGUMENT` (any of the pointers).
+ */
+RP_NODISCARD
+rp_status rp_conn_peer_credentials(const struct rp_conn *conn,
+                                   uint32_t *out_pid,
+                                   uint32_t *out_uid,
+                                   uint32_t *out_gid);
+
+/**
+ * Closes the connection: a blocked `rp_conn_recv` returns `RP_STATUS_CLOSED`, later calls fail
+ * the same way. Idempotent; callable from any thread. NULL is a no-op.
+ */
+void rp_conn_close(const struct rp_conn *conn);
+
+/**
+ * Closes and frees a connection. NULL is a no-op. Must not be called twice, nor while another
+ * thread still uses `conn`.
+ */
+void rp_conn_free(struct rp_conn *conn);
+
+/**
+ * Fills `*out_view` with borrowed views of a received frame, valid until `frame` is freed.
+ *
+ * Returns `RP_STATUS_OK` or `RP_STATUS_NULL_ARGUMENT`.
+ */
+RP_NODISCARD
+rp_status rp_frame_view_of(const struct rp_frame *frame,
+                           struct rp_frame_view *out_view);
+
+/**
+ * Frees a received frame. NULL is a no-op. Must not be called twice with the same value.
+ */
+void rp_frame_free(struct rp_frame *frame);
+
+/**
+ * Sends one admin request (payload protocol 0xAD01) on a new connection to `endpoint` and
+ * waits up to `timeout_ms` (<= 0 = 5000) for the reply.
+ *
+ * Parameters: `verb` — an `AdminVerb` value (STATUS 1, HEALTHZ 4, READYZ 5, SHUTDOWN 21, ...);
+ * `service_name` — may be NULL (none).
+ *
+ * Returns `RP_STATUS_OK`, `RP_STATUS_TIMEOUT`, `RP_STATUS_CLOSED`, `RP_STATUS_IO`,
+ * `RP_STATUS_PROTOCOL`, `RP_STATUS_MALFORMED`, `RP_STATUS_NULL_ARGUMENT`,
+ * `RP_STATUS_INVALID_UTF8`.
+ *
+ * Ownership: the caller owns `*out_reply`; free it with `rp_admin_reply_free`.
+ */
+RP_NODISCARD
+rp_status rp_admin_request(const char *endpoint,
+                           int32_t verb,
+                           const char *service_name,
+                           int32_t timeout_ms,
+                           struct rp_admin_reply **out_reply);
+
+/**
+ * The reply's kind (TEXT 0, JSON 1, OPENMETRICS 2); -1 if `reply` is NULL.
+ */
+int32_t rp_admin_reply_kind(const struct rp_admin_reply *reply);
+
+/**
+ * The reply's exit code (0 = success); `UINT32_MAX` if `reply` is NULL.
+ */
+uint32_t rp_admin_reply_exit_code(const struct rp_admin_reply *reply);
+
+/**
+ * The reply's body. Borrowed: valid until `reply` is freed. Empty if `reply` is NULL.
+ */
+struct rp_str rp_admin_reply_body(const struct rp_admin_reply *reply);
+
+/**
+ * Frees an admin reply. NULL is a no-op. Must not be called twice with the same value.
+ */
+void rp_admin_reply_free(struct rp_admin_reply *reply);
+
+/**
+ * Creates broker server options for `endpoint` (a socket path or `@name`; a path socket is
+ * made 0600 in a 0700 directory) with an empty service table.
+ *
+ * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
+ * `RP_STATUS_INVALID_ARGUMENT`.
+ *
+ * Ownership: the caller owns `*out_options`; `rp_broker_server_bind` consumes it, otherwise
+ * free it with `rp_broker_server_options_free`.
+ */
+RP_NODISCARD
+rp_status rp_broker_server_options_new(const char *endpoint,
+                                       struct rp_broker_server_options **out_options);
+
+/**
+ * Adds (or replaces) a service: Hellos for `service_name` are answered with Negotiated
+ * carrying `backend_pipe` and `daemon_version`.
+ *
+ * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
+ * `RP_STATUS_INVALID_ARGUMENT` (a name outside 1–64 characters of `[a-z0-9-]`).
+ */
+RP_NODISCARD
+rp_status rp_broker_server_options_add_service(struct rp_broker_server_options *options,
+                                               const char *service_name,
+                                               const char *backend_pipe,
+                                               const char *daemon_version);
+
+/**
+ * Adds `version` to the service's allow list (once the list is non-empty, other wanted
+ * versions are refused with VERSION_UNSUPPORTED). Returns `RP_STATUS_OK`,
+ * `RP_STATUS_NOT_FOUND` (no such service), `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`.
+ */
+RP_NODISCARD
+rp_status rp_broker_server_options_allow_version(struct rp_broker_server_options *options,
+                                                 const char *service_name,
+                                                 const char *version);
+
+/**
+ * Blocks `version` for the service (refused with VERSION_BLOCKED). Returns as
+ * `rp_broker_server_options_allow_version`.
+ */
+RP_NODISCARD
+rp_status rp_broker_server_options_block_version(struct rp_broker_server_options *options,
+                                                 const char *service_name,
+                                                 const char *version);
+
+/**
+ * Sets the service's minimum version: lower wanted versions are refused with VERSION_BLOCKED
+ * and a 30 s retry hint. Returns as `rp_broker_server_options_allow_version`.
+ */
+RP_NODISCARD
+rp_status rp_broker_server_options_set_min_version(struct rp_broker_server_options *options,
+                                                   const char *service_name,
+                                                   const char *version);
+
+/**
+ * Offers handoff for the service: capable clients get a one-time token, and their
+ * connection is passed (SCM_RIGHTS, with a HandoffOffer) to the backend listening on
+ * `handoff_endpoint`; the backend's HandoffAck is relayed to the client. Every issued token is
+ * also put in `store` when it is not NULL (a backend in this process accepts offers with
+ * `rp_handoff_accept` on the same store); the options keep their own reference to `store`.
+ *
+ * Returns as `rp_broker_server_options_allow_version`, plus `RP_STATUS_INVALID_ARGUMENT`.
+ */
+RP_NODISCARD
+rp_status rp_broker_server_options_set_handoff(struct rp_broker_server_options *options,
+                                               const char *service_name,
+                                               const char *handoff_endpoint,
+                                               const struct rp_handoff_store *store);
+
+/**
+ * Sets the per-peer-uid Hello rate limit: at most `max_hellos` per `window_ms` (defaults 256
+ * per 1000 ms); more are refused with RATE_LIMITED and a retry hint. Returns `RP_STATUS_OK`,
+ * `RP_STATUS_NULL_ARGUMENT`.
+ */
+RP_NODISCARD
+rp_status rp_broker_server_options_set_rate_limit(struct rp_broker_server_options *options,
+                                                  uint32_t max_hellos,
+                                                  uint32_t window_ms);
+
+/**
+ * Sets how long a connection has to send its first frame (default 5000 ms). Returns
+ * `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+ */
+RP_NODISCARD
+rp_status rp_broker_server_options_set_hello_timeout_ms(struct rp_broker_server_options *options,
+                                                        uint32_t timeout_ms);
+
+/**
+ * Sets how long the broker waits for a backend's HandoffAck (default 1500 ms). Returns
+ * `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+ */
+RP_NODISCARD
+rp_status rp_broker_server_options_set_handoff_ack_timeout_ms(struct rp_broker_server_options *options,
+                                                              uint32_t timeout_ms);
+
+/**
+ * Frees server options. NULL is a no-op. Must not be called twice with the same value.
+ */
+void rp_broker_server_options_free(struct rp_broker_server_options *options);
+
+/**
+ * Binds the endpoint and starts serving on a new thread.
+ *
+ * Parameters: `options` — consumed by this call, even if an error is returned; `out_server`
+ * — receives the server.
+ *
+ * Returns `RP_STATUS_OK`, `RP_STATUS_INVALID_ARGUMENT` (a bad service table or a TCP
+ * endpoint), `RP_STATUS_PERMISSION_DENIED` (unsafe socket directory), `RP_STATUS_IO` (for
+ * example a live server already there), `RP_STATUS_NULL_ARGUMENT`.
+ *
+ * Ownership: the caller owns `*out_server`; free it with `rp_broker_server_free`.
+ */
+RP_NODISCARD
+rp_status rp_broker_server_bind(struct rp_broker_server_options *options,
+                                struct rp_broker_server **out_server);
+
+/**
+ * The endpoint actually bound. Borrowed: valid until `server` is freed. Empty if NULL.
+ */
+struct rp_str rp_broker_server_endpoint(const struct rp_broker_server *server);
+
+/**
+ * From now on every Hello is refused with SHUTTING_DOWN (as after the admin verb SHUTDOWN);
+ * the server keeps running until freed. Thread-safe. NULL is a no-op.
+ */
+void rp_broker_server_begin_shutdown(const struct rp_broker_server *server);
+
+/**
+ * Stops the server (closing every connection, removing the socket file, waiting for its
+ * thread) and frees it. NULL is a no-op. Must not be called twice, nor while another thread
+ * uses `server`.
+ */
+void rp_broker_server_free(struct rp_broker_server *server);
 
 /**
  * The bytes of a message.

@@ -10,6 +10,11 @@ jobs=$(nproc 2>/dev/null || echo 2)
 echo "== cargo test"
 cargo test --locked --workspace
 
+# Interop with the reference implementation (crates.io running-process): its own workspace,
+# so librp itself never depends on the reference crate.
+echo "== interop (interop/)"
+cargo test --locked --manifest-path interop/Cargo.toml
+
 for type in Debug Release; do
   dir="build/$(echo "$type" | tr '[:upper:]' '[:lower:]')"
   echo "== ctest ($type, $dir)"

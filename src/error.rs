@@ -54,6 +54,8 @@ pub enum ErrorKind {
     FirstPartyFrame,
     /// An identity probe broke its rules.
     MalformedProbe,
+    /// The broker path is disabled (`RUNNING_PROCESS_DISABLE=1`); use the direct path.
+    Disabled,
 }
 
 /// An error from librp: a kind plus a human-readable description.
@@ -104,6 +106,9 @@ pub enum Error {
     /// Invalid configuration.
     #[error("invalid configuration: {0}")]
     Config(Cow<'static, str>),
+    /// The broker path is disabled by the environment.
+    #[error("disabled: {0}")]
+    Disabled(Cow<'static, str>),
     /// An operating-system call failed.
     #[error("{context}: {source}")]
     Io {
@@ -133,6 +138,7 @@ impl Error {
             Error::Rejected(_) => ErrorKind::Rejected,
             Error::PermissionDenied(_) => ErrorKind::PermissionDenied,
             Error::Config(_) => ErrorKind::Config,
+            Error::Disabled(_) => ErrorKind::Disabled,
         }
     }
 

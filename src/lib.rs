@@ -5,6 +5,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod broker;
 pub mod control;
 pub mod error;
 pub mod handoff;

@@ -8,6 +8,7 @@
 #![allow(non_camel_case_types)]
 
 pub mod boundary;
+pub mod broker;
 pub mod bytes;
 pub mod callback;
 pub mod frame;

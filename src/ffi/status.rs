@@ -24,6 +24,8 @@ pub enum rp_status {
     Incomplete = 4,
     /// A caller-provided output buffer is too small; the needed size was reported.
     BufferTooSmall = 5,
+    /// The broker path is disabled by `RUNNING_PROCESS_DISABLE=1`; use your direct path.
+    Disabled = 6,
     /// A required pointer argument was NULL.
     NullArgument = 10,
     /// An argument is out of range or inconsistent.
@@ -65,13 +67,14 @@ pub enum rp_status {
 }
 
 /// Every status, for `From<i32>` and `rp_status_str` (not exported to C).
-const ALL_STATUSES: [rp_status; 24] = [
+const ALL_STATUSES: [rp_status; 25] = [
     rp_status::Ok,
     rp_status::Again,
     rp_status::Timeout,
     rp_status::Closed,
     rp_status::Incomplete,
     rp_status::BufferTooSmall,
+    rp_status::Disabled,
     rp_status::NullArgument,
     rp_status::InvalidArgument,
     rp_status::InvalidUtf8,
@@ -102,6 +105,7 @@ impl rp_status {
             rp_status::Closed => c"closed",
             rp_status::Incomplete => c"incomplete frame: more bytes needed",
             rp_status::BufferTooSmall => c"buffer too small",
+            rp_status::Disabled => c"broker path disabled",
             rp_status::NullArgument => c"NULL argument",
             rp_status::InvalidArgument => c"invalid argument",
             rp_status::InvalidUtf8 => c"invalid UTF-8",
@@ -159,6 +163,7 @@ impl From<ErrorKind> for rp_status {
             ErrorKind::UnservedProtocol => rp_status::UnservedProtocol,
             ErrorKind::FirstPartyFrame => rp_status::FirstPartyFrame,
             ErrorKind::MalformedProbe => rp_status::MalformedProbe,
+            ErrorKind::Disabled => rp_status::Disabled,
         }
     }
 }
@@ -189,7 +194,7 @@ mod tests {
             assert_eq!(rp_status::from(s as i32), s);
         }
         assert_eq!(rp_status::from(-1), rp_status::InvalidArgument);
-        assert_eq!(rp_status::from(7), rp_status::InvalidArgument);
+        assert_eq!(rp_status::from(8), rp_status::InvalidArgument);
         assert_eq!(rp_status::from(i32::MAX), rp_status::InvalidArgument);
     }
 

@@ -1,0 +1,233 @@
+//! librp against the reference implementation (crates.io `running-process`, features
+//! `client`), both directions, over real Unix sockets.
+
+use std::io::{Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use prost::Message;
+use rp::broker::{self, BrokerServer, BrokerServerOptions, ConnectOptions, Route, ServiceEntry};
+use rp::handoff::TokenStore;
+use rp::transport::Endpoint;
+use rp::wire::proto::FrameKind;
+use rp::wire::{FrameReader, FrameView};
+use running_process::broker::client::{connect_to_backend, BackendConnectionRoute, ConnectBackendRequest};
+use running_process::broker::protocol as reference;
+use running_process::broker::server::{handle_hello_connection, HelloHandler, PeerIdentity, RegisteredBackend};
+
+const PROTO: u32 = 0x7001;
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rp-interop-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    dir
+}
+
+/// Echoes every frame on `stream` as a RESPONSE with the same payload until it closes.
+fn echo(stream: UnixStream) {
+    let mut reader = FrameReader::new(stream.try_clone().unwrap());
+    let mut out = stream;
+    while let Ok(f) = reader.read_frame() {
+        let reply = FrameView { kind: FrameKind::Response as i32, ..f }.to_bytes().unwrap();
+        if out.write_all(&reply).is_err() {
+            break;
+        }
+    }
+}
+
+/// A librp-style echo backend on `path`.
+fn spawn_echo_backend(path: &std::path::Path) {
+    let listener = UnixListener::bind(path).unwrap();
+    std::thread::spawn(move || {
+        for s in listener.incoming().flatten() {
+            std::thread::spawn(move || echo(s));
+        }
+    });
+}
+
+/// A backend handoff socket served with librp's `accept_handoff`, echoing on adopted
+/// connections.
+fn spawn_handoff_backend(path: &std::path::Path, store: Arc<TokenStore>) {
+    let listener = UnixListener::bind(path).unwrap();
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            if let Ok((fd, _)) = rp::handoff::accept_handoff(&mut s, &store) {
+                std::thread::spawn(move || echo(UnixStream::from(fd)));
+            }
+        }
+    });
+}
+
+fn roundtrip<S: Read + Write>(stream: &mut S, text: &str) {
+    let frame = FrameView { payload_protocol: PROTO, payload: text.as_bytes(), request_id: 9, ..FrameView::default() };
+    stream.write_all(&frame.to_bytes().unwrap()).unwrap();
+    let mut header = [0u8; 5];
+    stream.read_exact(&mut header).unwrap();
+    let len = u32::from_le_bytes(header[1..5].try_into().unwrap()) as usize;
+    let mut body = vec![0u8; len];
+    stream.read_exact(&mut body).unwrap();
+    let got = reference::Frame::decode(body.as_slice()).unwrap();
+    assert_eq!(got.kind, reference::FrameKind::Response as i32);
+    assert_eq!(got.request_id, 9);
+    assert_eq!(got.payload, text.as_bytes());
+}
+
+fn librp_broker(dir: &std::path::Path, backend: &std::path::Path, handoff: Option<(PathBuf, Arc<TokenStore>)>) -> BrokerServer {
+    let service = ServiceEntry {
+        service_name: "rp-demo".into(),
+        backend_pipe: backend.to_str().unwrap().into(),
+        daemon_version: "1.2.3".into(),
+        handoff_endpoint: handoff.as_ref().map(|(p, _)| Endpoint::Path(p.clone())),
+        handoff_store: handoff.map(|(_, s)| s),
+        ..ServiceEntry::default()
+    };
+    BrokerServer::bind(BrokerServerOptions::new(Endpoint::Path(dir.join("broker.sock")), vec![service])).unwrap()
+}
+
+#[test]
+fn reference_client_through_librp_broker_to_librp_backend() {
+    let dir = temp_dir("ref-client");
+    let backend = dir.join("backend.sock");
+    spawn_echo_backend(&backend);
+    let broker = librp_broker(&dir, &backend, None);
+    let broker_path = broker.endpoint().to_string();
+
+    let request = ConnectBackendRequest::new(&broker_path, "rp-demo", "1.2.3", "9.9.9");
+    let mut conn = connect_to_backend(request).expect("reference client connects through the librp broker");
+    assert_eq!(conn.route, BackendConnectionRoute::BrokerNegotiated);
+    assert_eq!(conn.endpoint, backend.to_str().unwrap());
+    let n = conn.negotiated.as_ref().unwrap();
+    assert_eq!(n.daemon_version, "1.2.3");
+    assert_eq!(n.keepalive_interval_secs, 1800);
+    roundtrip(&mut conn.stream, "reference client");
+
+    // A refusal from the librp broker reads as the reference's refusal.
+    let request = ConnectBackendRequest::new(&broker_path, "no-such", "1.2.3", "9.9.9");
+    let err = connect_to_backend(request).unwrap_err();
+    assert!(format!("{err:?}").contains("ServiceUnknown") || format!("{err}").contains("not registered"), "{err:?}");
+}
+
+#[test]
+fn reference_client_adopts_a_librp_handoff() {
+    let dir = temp_dir("ref-adopt");
+    let backend = dir.join("backend.sock");
+    spawn_echo_backend(&backend);
+    let store = Arc::new(TokenStore::default());
+    let handoff = dir.join("handoff.sock");
+    spawn_handoff_backend(&handoff, Arc::clone(&store));
+    let broker = librp_broker(&dir, &backend, Some((handoff, store)));
+    let broker_path = broker.endpoint().to_string();
+
+    let mut request = ConnectBackendRequest::new(&broker_path, "rp-demo", "1.2.3", "9.9.9");
+    request.adopt_handed_off_connection = true;
+    let mut conn = connect_to_backend(request).unwrap();
+    assert_eq!(conn.route, BackendConnectionRoute::HandlePassed);
+    roundtrip(&mut conn.stream, "handed off by librp");
+}
+
+/// A minimal reference broker: the crate's own Hello handler behind a Unix listener.
+fn spawn_reference_broker(path: &std::path::Path, backend: &std::path::Path) {
+    let definition = reference::ServiceDefinition { service_name: "rp-demo".into(), ..Default::default() };
+    let handler = HelloHandler::new()
+        .with_backend(RegisteredBackend {
+            service_definition: definition,
+            daemon_version: "1.2.3".into(),
+            backend_pipe: backend.to_str().unwrap().into(),
+            server_capabilities: 0,
+        })
+        .unwrap();
+    let listener = UnixListener::bind(path).unwrap();
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            let creds = rp::transport::peer_credentials(std::os::fd::AsRawFd::as_raw_fd(&s)).unwrap();
+            let peer = PeerIdentity { pid: creds.pid, uid_or_sid: creds.uid.to_string() };
+            let _ = handle_hello_connection(&mut s, &handler, peer);
+        }
+    });
+}
+
+#[test]
+fn librp_client_through_reference_hello_handler() {
+    let dir = temp_dir("ref-broker");
+    let backend = dir.join("backend.sock");
+    spawn_echo_backend(&backend);
+    let broker_path = dir.join("broker.sock");
+    spawn_reference_broker(&broker_path, &backend);
+
+    let opts = ConnectOptions::new(Endpoint::Path(broker_path.clone()), "rp-demo", "1.2.3", "9.9.9");
+    let connected = broker::connect(&opts).expect("librp client through the reference Hello handler");
+    assert_eq!(connected.route, Route::Negotiated);
+    assert_eq!(connected.endpoint, Endpoint::Path(backend.clone()));
+    let n = connected.negotiated.unwrap();
+    assert_eq!(n.keepalive_interval_secs, 1800);
+    assert!(n.connection_id >= 1);
+    let payload = b"librp client";
+    connected
+        .conn
+        .send(&FrameView { payload_protocol: PROTO, payload, request_id: 3, ..FrameView::default() })
+        .unwrap();
+    let reply = connected.conn.recv(Some(Duration::from_secs(3))).unwrap();
+    assert_eq!(reply.payload, payload);
+
+    // The reference handler's refusal reaches the librp client as a Refusal.
+    let opts = ConnectOptions::new(Endpoint::Path(broker_path), "no-such", "1.2.3", "9.9.9");
+    let err = broker::connect(&opts).unwrap_err();
+    let refusal = err.refusal().expect("a refusal");
+    assert_eq!(refusal.code, reference::ErrorCode::ErrorServiceUnknown as i32);
+}
+
+#[test]
+fn reference_offer_is_served_by_librp() {
+    // The reference's encoding of an offer, answered by librp's backend-side handoff code.
+    let token = [7u8; 16];
+    let offer = reference::HandoffOffer {
+        handle_value: 0,
+        token: token.to_vec(),
+        service_name: "rp-demo".into(),
+        correlation_id: 5,
+    };
+    let frame = running_process::broker::server::handoff::wire::handoff_offer_frame(&offer);
+    let body = frame.encode_to_vec();
+    let mut bytes = vec![1u8];
+    bytes.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    bytes.extend_from_slice(&body);
+
+    let store = TokenStore::default();
+    store.insert(&rp::handoff::Token(token)).unwrap();
+    let (mut a, mut b) = UnixStream::pair().unwrap();
+    a.write_all(&bytes).unwrap();
+    let outcome = rp::handoff::serve_offer(&mut b, &store).unwrap();
+    assert!(outcome.accepted);
+    assert_eq!(outcome.correlation_id, 5);
+    let mut header = [0u8; 5];
+    a.read_exact(&mut header).unwrap();
+    let mut ack_body = vec![0u8; u32::from_le_bytes(header[1..5].try_into().unwrap()) as usize];
+    a.read_exact(&mut ack_body).unwrap();
+    let ack_frame = reference::Frame::decode(ack_body.as_slice()).unwrap();
+    running_process::broker::server::handoff::wire::validate_handoff_frame(&ack_frame, reference::FrameKind::Response).unwrap();
+    let ack = reference::HandoffAck::decode(ack_frame.payload.as_slice()).unwrap();
+    assert!(ack.accepted);
+    assert_eq!(ack.token, token);
+}
+
+#[test]
+fn librp_relay_is_what_the_reference_client_validates() {
+    // The handoff-ready relay librp's broker sends, checked with the reference's validator.
+    let ack = rp::wire::proto::HandoffAck { token: vec![1; 16], accepted: true, error_detail: String::new(), correlation_id: 3 };
+    let payload = ack.encode_to_vec();
+    let frame = FrameView {
+        kind: FrameKind::Event as i32,
+        payload_protocol: rp::wire::registry::HANDOFF,
+        payload: &payload,
+        request_id: 3,
+        ..FrameView::default()
+    }
+    .to_bytes()
+    .unwrap();
+    let decoded = reference::Frame::decode(&frame[5..]).unwrap();
+    running_process::broker::server::handoff::wire::validate_handoff_frame(&decoded, reference::FrameKind::Event).unwrap();
+}

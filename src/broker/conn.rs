@@ -1,0 +1,101 @@
+//! [`Conn`]: one framed connection (to a backend, a broker, or any v1 peer).
+
+use std::net::Shutdown;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::error::Error;
+use crate::transport::{PeerCredentials, Stream};
+use crate::wire::proto::Frame;
+use crate::wire::{FrameReader, FrameView, FrameWriter, WireError};
+
+/// A framed connection. Every method takes `&self`: one thread may wait in
+/// [`recv`](Self::recv) while another sends or calls [`close`](Self::close), which wakes the
+/// waiting receive.
+///
+/// [`fd`](Self::fd) is the socket itself, for `poll`/`epoll` loops. A receive may read more
+/// than one frame from the socket and keep the rest buffered, so after the descriptor became
+/// readable, call `recv` with a zero timeout until it reports `Timeout` before waiting on the
+/// descriptor again.
+#[derive(Debug)]
+pub struct Conn {
+    socket: Stream,
+    reader: Mutex<FrameReader<Stream>>,
+    writer: Mutex<FrameWriter<Stream>>,
+    closed: AtomicBool,
+}
+
+impl Conn {
+    /// Wraps a connected stream.
+    pub fn new(socket: Stream) -> Result<Conn, Error> {
+        let reader = FrameReader::new(socket.try_clone().map_err(|e| Error::io("clone socket", e))?);
+        Self::with_reader(socket, reader)
+    }
+
+    /// Wraps a stream whose reader already holds bytes received after a handshake.
+    pub(crate) fn with_reader(socket: Stream, reader: FrameReader<Stream>) -> Result<Conn, Error> {
+        let io = |e| Error::io("configure socket", e);
+        socket.set_nonblocking(false).map_err(io)?;
+        socket.set_write_timeout(Some(Duration::from_secs(30))).map_err(io)?;
+        let writer = FrameWriter::new(socket.try_clone().map_err(io)?);
+        Ok(Conn { socket, reader: Mutex::new(reader), writer: Mutex::new(writer), closed: AtomicBool::new(false) })
+    }
+
+    /// Sends one frame (all of it, or an error).
+    pub fn send(&self, frame: &FrameView<'_>) -> Result<(), Error> {
+        self.check_open()?;
+        let result = self.writer.lock().unwrap_or_else(|p| p.into_inner()).write_frame(frame);
+        result.map_err(|e| self.map_wire(e, "the peer did not accept the frame in time"))
+    }
+
+    /// Receives one frame, waiting up to `timeout` (`None` = forever, zero = only what is
+    /// already here or arrives at once).
+    ///
+    /// Fails with `Timeout` (nothing complete in time; partial bytes stay buffered), `Closed`
+    /// (the peer or [`close`](Self::close) ended the connection), or a wire error.
+    pub fn recv(&self, timeout: Option<Duration>) -> Result<Frame, Error> {
+        self.check_open()?;
+        let mut reader = self.reader.lock().unwrap_or_else(|p| p.into_inner());
+        let t = timeout.map(|t| t.max(Duration::from_millis(1)));
+        self.socket.set_read_timeout(t).map_err(|e| Error::io("set read timeout", e))?;
+        let result = reader.read_frame().map(|f| f.to_frame());
+        result.map_err(|e| self.map_wire(e, "no frame arrived in time"))
+    }
+
+    /// The socket descriptor, for `poll`/`epoll` (see the type docs). Owned by the connection.
+    pub fn fd(&self) -> RawFd {
+        self.socket.as_raw_fd()
+    }
+
+    /// The peer's kernel-reported credentials (Unix sockets; `None` for TCP).
+    pub fn peer_credentials(&self) -> Option<PeerCredentials> {
+        self.socket.peer_credentials()
+    }
+
+    /// Closes the connection: a blocked receive wakes with `Closed`, later calls fail with
+    /// `Closed`. Idempotent and callable from any thread.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        let _ = self.socket.shutdown(Shutdown::Both);
+    }
+
+    fn check_open(&self) -> Result<(), Error> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed("the connection was closed locally".into()));
+        }
+        Ok(())
+    }
+
+    fn map_wire(&self, e: WireError, timeout_text: &'static str) -> Error {
+        if self.closed.load(Ordering::Acquire) {
+            return Error::Closed("the connection was closed locally".into());
+        }
+        match e {
+            WireError::Timeout => Error::Timeout(timeout_text.into()),
+            WireError::Closed => Error::Closed("the peer closed the connection".into()),
+            e => e.into(),
+        }
+    }
+}

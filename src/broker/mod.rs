@@ -1,0 +1,19 @@
+//! Broker: reach a backend for a service through a broker ([`connect`]), the framed
+//! connection that results ([`Conn`]), admin requests ([`admin_request`]), and a broker server
+//! ([`BrokerServer`]).
+//!
+//! Wire facts are in `WIRE.md` ("Control plane", "Client behaviour of the reference",
+//! "Handoff"); the messages a librp broker sends are listed in `docs/PROTOCOL.md`.
+
+mod client;
+mod conn;
+mod server;
+
+pub use client::{admin_request, broker_disabled_by_env, connect, ConnectOptions, Connected, Route};
+pub use conn::Conn;
+pub use server::{BrokerServer, BrokerServerOptions, ServiceEntry};
+
+/// Environment variable that turns the broker path off (value `1`) for callers that honour it.
+pub const DISABLE_ENV: &str = "RUNNING_PROCESS_DISABLE";
+/// How long a client waits for the handoff-ready relay by default.
+pub const DEFAULT_HANDOFF_WAIT: std::time::Duration = std::time::Duration::from_secs(2);

@@ -1,0 +1,714 @@
+//! The broker server: answers Hellos from a service table, optionally hands the client's
+//! connection to the backend, and answers a few admin verbs.
+//!
+//! One event-loop thread serves every connection (no thread per client), so a slow or silent
+//! client never holds up others; each connection must finish its first frame before a
+//! deadline. A handoff (descriptor passing and the wait for the backend's ack) runs on a short
+//! helper thread of its own, at most [`MAX_CONCURRENT_HANDOFFS`] at once; beyond that clients
+//! are simply not offered a handoff and reconnect to `backend_pipe`.
+
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::UnixStream as StdUnixStream;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use mio::net::UnixListener;
+use mio::net::UnixStream;
+use mio::{Events, Interest, Poll, Token, Waker};
+use prost::Message;
+
+use crate::control::{check_hello_fields, hello_reply_frame, is_semver, negotiated, Refusal};
+use crate::error::Error;
+use crate::handoff::{self, TokenStore};
+use crate::transport::{self, Endpoint, ListenOptions, Listener, PeerCredentials};
+use crate::wire::proto::{
+    hello_reply, AdminReply, AdminReplyKind, AdminRequest, AdminVerb, ErrorCode, FrameKind, HandoffAck, HandoffOffer,
+    Hello, PayloadEncoding,
+};
+use crate::wire::{registry, FrameReader, FrameView, WireError, CAP_HANDLE_PASSING, HELLO_MAX_BODY};
+
+/// Most handoffs in progress at once.
+pub const MAX_CONCURRENT_HANDOFFS: usize = 64;
+
+/// One service the broker knows.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceEntry {
+    /// Service name (1–64 characters of `[a-z0-9-]`).
+    pub service_name: String,
+    /// The backend endpoint sent as `Negotiated.backend_pipe`.
+    pub backend_pipe: String,
+    /// The backend's version, sent as `Negotiated.daemon_version`.
+    pub daemon_version: String,
+    /// When non-empty, only these wanted versions are served (others: VERSION_UNSUPPORTED).
+    pub allowed_versions: Vec<String>,
+    /// Wanted versions refused with VERSION_BLOCKED.
+    pub blocked_versions: Vec<String>,
+    /// When non-empty, wanted versions below it are refused with VERSION_BLOCKED.
+    pub min_version: String,
+    /// The backend's handoff socket: when set, capable clients are offered a handoff.
+    pub handoff_endpoint: Option<Endpoint>,
+    /// Where issued tokens are also stored, for a backend in this process that checks them
+    /// (the backend must know the token to accept the offer).
+    pub handoff_store: Option<Arc<TokenStore>>,
+}
+
+/// How a broker server is set up.
+#[derive(Debug, Clone)]
+pub struct BrokerServerOptions {
+    /// Where to listen (a Unix socket path or `@abstract` name).
+    pub endpoint: Endpoint,
+    /// The service table.
+    pub services: Vec<ServiceEntry>,
+    /// Accept peers of other users (default: refused with PEER_REJECTED).
+    pub allow_other_uids: bool,
+    /// Time a connection has to send its first frame (default 5 s).
+    pub hello_timeout: Duration,
+    /// Hellos allowed per peer uid per window (default 256).
+    pub rate_limit: u32,
+    /// The rate-limit window (default 1 s).
+    pub rate_window: Duration,
+    /// How long to wait for the backend's HandoffAck (default 1.5 s).
+    pub handoff_ack_timeout: Duration,
+    /// Most connections at once; more are refused with RATE_LIMITED (default 4096).
+    pub max_connections: usize,
+}
+
+impl BrokerServerOptions {
+    /// Options with defaults for everything but the endpoint and services.
+    pub fn new(endpoint: Endpoint, services: Vec<ServiceEntry>) -> Self {
+        BrokerServerOptions {
+            endpoint,
+            services,
+            allow_other_uids: false,
+            hello_timeout: Duration::from_secs(5),
+            rate_limit: 256,
+            rate_window: Duration::from_secs(1),
+            handoff_ack_timeout: Duration::from_millis(1500),
+            max_connections: 4096,
+        }
+    }
+}
+
+/// A running broker server. Methods take `&self` and may be called from any thread.
+#[derive(Debug)]
+pub struct BrokerServer {
+    shared: Arc<Shared>,
+    waker: Arc<Waker>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    endpoint: Endpoint,
+}
+
+#[derive(Debug)]
+struct Shared {
+    shutting_down: AtomicBool,
+    stop: AtomicBool,
+    handoffs_in_progress: AtomicUsize,
+}
+
+impl BrokerServer {
+    /// Checks the service table, binds the endpoint and starts serving.
+    pub fn bind(opts: BrokerServerOptions) -> Result<BrokerServer, Error> {
+        for s in &opts.services {
+            check_service(s)?;
+        }
+        if matches!(opts.endpoint, Endpoint::Tcp(_)) {
+            return Err(Error::invalid_argument("a broker serves Unix sockets only (peer credentials are required)"));
+        }
+        let listener = Listener::bind(&opts.endpoint, &ListenOptions::default())?;
+        let endpoint = listener.local_endpoint()?;
+        let poll = Poll::new().map_err(|e| Error::io("create poller", e))?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(|e| Error::io("create waker", e))?);
+        let shared = Arc::new(Shared {
+            shutting_down: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+            handoffs_in_progress: AtomicUsize::new(0),
+        });
+        let mut event_loop = EventLoop::new(opts, listener, poll, Arc::clone(&shared))?;
+        let thread = std::thread::Builder::new()
+            .name("rp-broker".into())
+            .spawn(move || event_loop.run())
+            .map_err(|e| Error::io("spawn broker thread", e))?;
+        Ok(BrokerServer { shared, waker, thread: Mutex::new(Some(thread)), endpoint })
+    }
+
+    /// The endpoint actually bound.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// From now on every Hello is refused with SHUTTING_DOWN (the admin verb SHUTDOWN does
+    /// the same). The server keeps running until [`shutdown`](Self::shutdown) or drop.
+    pub fn begin_shutdown(&self) {
+        self.shared.shutting_down.store(true, Ordering::Release);
+    }
+
+    /// Stops serving and closes every connection. Idempotent; waits for the event loop.
+    pub fn shutdown(&self) {
+        self.shared.stop.store(true, Ordering::Release);
+        let _ = self.waker.wake();
+        let handle = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for BrokerServer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn check_service(s: &ServiceEntry) -> Result<(), Error> {
+    let name = &s.service_name;
+    if name.is_empty()
+        || name.len() > 64
+        || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return Err(Error::invalid_argument(format!("service name {name:?} is not 1-64 characters of [a-z0-9-]")));
+    }
+    for v in s.allowed_versions.iter().chain(&s.blocked_versions).chain((!s.min_version.is_empty()).then_some(&s.min_version)) {
+        if !is_semver(v) {
+            return Err(Error::invalid_argument(format!("version {v:?} of service {name} is not semver")));
+        }
+    }
+    if s.daemon_version.len() > 64 || s.backend_pipe.len() > 4096 {
+        return Err(Error::invalid_argument(format!("daemon_version or backend_pipe of service {name} is too long")));
+    }
+    Ok(())
+}
+
+/// `MAJOR.MINOR.PATCH` as numbers (pre-release tags ignored for ordering).
+fn version_triple(v: &str) -> (u64, u64, u64) {
+    let core = v.split('-').next().unwrap_or("");
+    let mut parts = core.split('.').map(|p| p.parse::<u64>().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+}
+
+/// The version policy of one service, applied to a wanted version.
+fn check_version_policy(service: &ServiceEntry, wanted: &str) -> Result<(), Refusal> {
+    if service.blocked_versions.iter().any(|b| b == wanted) {
+        return Err(Refusal::new(ErrorCode::VersionBlocked, format!("version {wanted} is blocked")));
+    }
+    if !service.min_version.is_empty() && version_triple(wanted) < version_triple(&service.min_version) {
+        return Err(Refusal::new(ErrorCode::VersionBlocked, "wanted_version is below min_version").with_retry_after_ms(30_000));
+    }
+    if !service.allowed_versions.is_empty() && !service.allowed_versions.iter().any(|a| a == wanted) {
+        return Err(Refusal::new(ErrorCode::VersionUnsupported, format!("version {wanted} is not in the allow list")));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The event loop
+// ---------------------------------------------------------------------------------------------
+
+const LISTENER: Token = Token(0);
+const WAKER: Token = Token(1);
+const FIRST_CONNECTION: usize = 2;
+
+struct Connection {
+    reader: FrameReader<UnixStream>,
+    fd: RawFd,
+    out: Vec<u8>,
+    out_pos: usize,
+    closing: bool,
+    peer: Option<PeerCredentials>,
+    deadline: Instant,
+}
+
+/// What the first frame asks for, copied out of the read buffer.
+enum FirstFrame {
+    Hello(u64, Hello),
+    Admin(u64, AdminRequest),
+    Invalid(Refusal),
+}
+
+struct RateWindow {
+    started: Instant,
+    count: u32,
+}
+
+struct EventLoop {
+    opts: BrokerServerOptions,
+    _listener: Listener,
+    accepting: UnixListener,
+    poll: Poll,
+    shared: Arc<Shared>,
+    conns: HashMap<Token, Connection>,
+    next_token: usize,
+    next_connection_id: u64,
+    rate: HashMap<u32, RateWindow>,
+}
+
+impl EventLoop {
+    fn new(opts: BrokerServerOptions, listener: Listener, poll: Poll, shared: Arc<Shared>) -> Result<Self, Error> {
+        let io = |e| Error::io("register listener", e);
+        let Listener::Unix(std_listener, _) = &listener else {
+            return Err(Error::invalid_argument("a broker serves Unix sockets only"));
+        };
+        let l = std_listener.try_clone().map_err(io)?;
+        l.set_nonblocking(true).map_err(io)?;
+        let mut accepting = UnixListener::from_std(l);
+        poll.registry().register(&mut accepting, LISTENER, Interest::READABLE).map_err(io)?;
+        Ok(EventLoop {
+            opts,
+            _listener: listener,
+            accepting,
+            poll,
+            shared,
+            conns: HashMap::new(),
+            next_token: FIRST_CONNECTION,
+            next_connection_id: 1,
+            rate: HashMap::new(),
+        })
+    }
+
+    fn run(&mut self) {
+        let mut events = Events::with_capacity(256);
+        while !self.shared.stop.load(Ordering::Acquire) {
+            let timeout = self.conns.values().map(|c| c.deadline).min().map(|d| d.saturating_duration_since(Instant::now()));
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                break;
+            }
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept_all(),
+                    WAKER => {}
+                    token => {
+                        if event.is_readable() || event.is_read_closed() || event.is_error() {
+                            self.read_from(token);
+                        }
+                        if event.is_writable() {
+                            self.flush(token);
+                        }
+                    }
+                }
+            }
+            let now = Instant::now();
+            let late: Vec<Token> = self.conns.iter().filter(|(_, c)| c.deadline <= now).map(|(t, _)| *t).collect();
+            for token in late {
+                self.close(token);
+            }
+        }
+    }
+
+    fn accept_all(&mut self) {
+        loop {
+            match self.accepting.accept() {
+                Ok((sock, _)) => self.add_connection(sock),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return,
+            }
+        }
+    }
+
+    fn add_connection(&mut self, mut sock: UnixStream) {
+        let token = Token(self.next_token);
+        self.next_token += 1;
+        let fd = sock.as_raw_fd();
+        let peer = transport::peer_credentials(fd).ok();
+        if self.poll.registry().register(&mut sock, token, Interest::READABLE).is_err() {
+            return;
+        }
+        let deadline = Instant::now() + self.opts.hello_timeout;
+        let conn = Connection {
+            reader: FrameReader::with_max_body(sock, HELLO_MAX_BODY),
+            fd,
+            out: Vec::new(),
+            out_pos: 0,
+            closing: false,
+            peer,
+            deadline,
+        };
+        self.conns.insert(token, conn);
+        let refusal = match peer {
+            None => Some(Refusal::new(ErrorCode::PeerRejected, "peer credentials are unavailable")),
+            Some(p) if p.uid != transport::effective_uid() && !self.opts.allow_other_uids => {
+                Some(Refusal::new(ErrorCode::PeerRejected, format!("peer uid {} is not allowed on this broker", p.uid)))
+            }
+            _ if self.conns.len() > self.opts.max_connections => {
+                Some(Refusal::new(ErrorCode::RateLimited, "too many connections").with_retry_after_ms(1000))
+            }
+            _ => None,
+        };
+        if let Some(r) = refusal {
+            self.refuse(token, 0, r);
+        }
+    }
+
+    fn read_from(&mut self, token: Token) {
+        let Some(conn) = self.conns.get_mut(&token) else { return };
+        if conn.closing {
+            // Drain and discard; the connection ends once its reply is flushed.
+            let mut sink = [0u8; 4096];
+            loop {
+                match conn.reader.get_mut().read(&mut sink) {
+                    Ok(0) => return self.close(token),
+                    Ok(_) => continue,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                    Err(_) => return self.close(token),
+                }
+            }
+        }
+        let first = match conn.reader.read_frame() {
+            Ok(frame) => parse_first_frame(&frame),
+            Err(WireError::Timeout) => return,
+            Err(WireError::UnsupportedFramingVersion { .. }) => {
+                return self.refuse(token, 0, Refusal::new(ErrorCode::VersionUnsupported, "unsupported framing version"));
+            }
+            Err(WireError::TooLarge { .. }) => {
+                let r = Refusal::new(ErrorCode::PeerRejected, format!("Hello frame exceeds {HELLO_MAX_BODY} bytes"));
+                return self.refuse(token, 0, r);
+            }
+            Err(_) => return self.close(token),
+        };
+        match first {
+            FirstFrame::Hello(id, hello) => self.on_hello(token, id, hello),
+            FirstFrame::Admin(id, request) => self.on_admin(token, id, request),
+            FirstFrame::Invalid(r) => self.refuse(token, 0, r),
+        }
+    }
+
+    fn on_hello(&mut self, token: Token, request_id: u64, hello: Hello) {
+        let Some(conn) = self.conns.get(&token) else { return };
+        let peer = conn.peer;
+        let result = check_hello_fields(&hello, peer.as_ref())
+            .and_then(|()| {
+                if self.shared.shutting_down.load(Ordering::Acquire) {
+                    return Err(Refusal::new(ErrorCode::ShuttingDown, "the broker is shutting down").with_retry_after_ms(1000));
+                }
+                self.check_rate(peer.map_or(u32::MAX, |p| p.uid))
+            })
+            .and_then(|()| {
+                let service = self
+                    .opts
+                    .services
+                    .iter()
+                    .find(|s| s.service_name == hello.service_name)
+                    .ok_or_else(|| Refusal::new(ErrorCode::ServiceUnknown, "service is not registered"))?;
+                check_version_policy(service, &hello.wanted_version)?;
+                Ok(service.clone())
+            });
+        let service = match result {
+            Ok(s) => s,
+            Err(r) => return self.refuse(token, request_id, r),
+        };
+        let connection_id = self.next_connection_id;
+        self.next_connection_id += 1;
+        let mut reply = negotiated(&service.daemon_version, connection_id, hello.client_keepalive_secs);
+        reply.backend_pipe = service.backend_pipe.clone();
+        let handoff = match (&service.handoff_endpoint, hello.client_capabilities & CAP_HANDLE_PASSING != 0) {
+            (Some(endpoint), true) => self.reserve_handoff(&service).map(|token| (endpoint.clone(), token)),
+            _ => None,
+        };
+        if let Some((_, t)) = &handoff {
+            reply.server_capabilities |= CAP_HANDLE_PASSING;
+            reply.handle_passed_token = t.0.to_vec();
+        }
+        let bytes = hello_reply_frame(request_id, hello_reply::Result::Negotiated(reply));
+        match handoff {
+            None => {
+                let Some(conn) = self.conns.get_mut(&token) else { return };
+                conn.out.extend_from_slice(&bytes);
+                conn.closing = true;
+                self.flush(token);
+            }
+            Some((endpoint, t)) => {
+                let Some(mut conn) = self.conns.remove(&token) else { return };
+                let _ = self.poll.registry().deregister(conn.reader.get_mut());
+                conn.out.extend_from_slice(&bytes);
+                let pending = conn.out[conn.out_pos..].to_vec();
+                let client = StdUnixStream::from(conn.reader.into_inner());
+                let job = HandoffJob {
+                    client,
+                    pending,
+                    backend: endpoint,
+                    token: t,
+                    service_name: service.service_name.clone(),
+                    correlation_id: connection_id,
+                    ack_timeout: self.opts.handoff_ack_timeout,
+                };
+                let shared = Arc::clone(&self.shared);
+                let spawned = std::thread::Builder::new().name("rp-broker-handoff".into()).spawn(move || {
+                    job.run();
+                    shared.handoffs_in_progress.fetch_sub(1, Ordering::AcqRel);
+                });
+                if spawned.is_err() {
+                    self.shared.handoffs_in_progress.fetch_sub(1, Ordering::AcqRel);
+                }
+            }
+        }
+    }
+
+    /// Takes a handoff slot and a fresh token, or `None` (then no handoff is offered).
+    fn reserve_handoff(&self, service: &ServiceEntry) -> Option<handoff::Token> {
+        let in_progress = &self.shared.handoffs_in_progress;
+        if in_progress.fetch_add(1, Ordering::AcqRel) >= MAX_CONCURRENT_HANDOFFS {
+            in_progress.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        let token = handoff::Token::random().ok().filter(|t| service.handoff_store.as_ref().is_none_or(|s| s.insert(t).is_ok()));
+        if token.is_none() {
+            in_progress.fetch_sub(1, Ordering::AcqRel);
+        }
+        token
+    }
+
+    /// Per-peer-uid Hello rate limit.
+    fn check_rate(&mut self, uid: u32) -> Result<(), Refusal> {
+        let now = Instant::now();
+        let window = self.opts.rate_window.max(Duration::from_millis(1));
+        let entry = self.rate.entry(uid).or_insert(RateWindow { started: now, count: 0 });
+        let elapsed = now.duration_since(entry.started);
+        if elapsed >= window {
+            entry.started = now;
+            entry.count = 0;
+        }
+        if entry.count < self.opts.rate_limit.max(1) {
+            entry.count += 1;
+            return Ok(());
+        }
+        let retry = (window - elapsed).as_millis().max(1) as u64;
+        let mut r = Refusal::new(ErrorCode::RateLimited, "Hello rate limit exceeded").with_retry_after_ms(retry);
+        r.details.insert("scope".into(), "peer".into());
+        Err(r)
+    }
+
+    fn on_admin(&mut self, token: Token, request_id: u64, request: AdminRequest) {
+        let verb = AdminVerb::try_from(request.verb).unwrap_or(AdminVerb::Unspecified);
+        let (body, exit_code) = match verb {
+            AdminVerb::Healthz | AdminVerb::Readyz => {
+                if self.shared.shutting_down.load(Ordering::Acquire) {
+                    ("shutting down".to_owned(), 1)
+                } else {
+                    ("ok".to_owned(), 0)
+                }
+            }
+            AdminVerb::Status | AdminVerb::ListInstances => {
+                let names: Vec<&str> = self.opts.services.iter().map(|s| s.service_name.as_str()).collect();
+                (format!("services: {}; connections: {}", names.join(","), self.conns.len()), 0)
+            }
+            AdminVerb::Shutdown => {
+                self.shared.shutting_down.store(true, Ordering::Release);
+                ("shutting down".to_owned(), 0)
+            }
+            other => (format!("verb {} is not supported by this broker", other.as_str_name()), 2),
+        };
+        let reply = AdminReply { kind: AdminReplyKind::Text as i32, body, exit_code, content_type: "text/plain".into() };
+        let payload = reply.encode_to_vec();
+        let frame = FrameView {
+            kind: FrameKind::Response as i32,
+            payload_protocol: registry::ADMIN,
+            payload: &payload,
+            request_id,
+            ..FrameView::default()
+        };
+        let Some(conn) = self.conns.get_mut(&token) else { return };
+        if frame.encode_to_vec(&mut conn.out).is_err() {
+            return self.close(token);
+        }
+        conn.closing = true;
+        self.flush(token);
+    }
+
+    fn refuse(&mut self, token: Token, request_id: u64, refusal: Refusal) {
+        let Some(conn) = self.conns.get_mut(&token) else { return };
+        conn.out.extend_from_slice(&hello_reply_frame(request_id, hello_reply::Result::Refused(refusal.to_message())));
+        conn.closing = true;
+        self.flush(token);
+    }
+
+    /// Writes what is queued; closes a closing connection once flushed.
+    fn flush(&mut self, token: Token) {
+        let Some(conn) = self.conns.get_mut(&token) else { return };
+        while conn.out_pos < conn.out.len() {
+            match transport::send_nosignal(conn.fd, &conn.out[conn.out_pos..]) {
+                Ok(n) => conn.out_pos += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let _ = self.poll.registry().reregister(
+                        conn.reader.get_mut(),
+                        token,
+                        Interest::READABLE | Interest::WRITABLE,
+                    );
+                    return;
+                }
+                Err(_) => return self.close(token),
+            }
+        }
+        if conn.closing {
+            self.close(token);
+        }
+    }
+
+    fn close(&mut self, token: Token) {
+        if let Some(mut conn) = self.conns.remove(&token) {
+            let _ = self.poll.registry().deregister(conn.reader.get_mut());
+        }
+    }
+}
+
+fn parse_first_frame(frame: &FrameView<'_>) -> FirstFrame {
+    let rejected = |why: &str| FirstFrame::Invalid(Refusal::new(ErrorCode::PeerRejected, why));
+    if frame.envelope_version != 1 {
+        return FirstFrame::Invalid(Refusal::new(ErrorCode::VersionUnsupported, "frame envelope_version is not v1"));
+    }
+    if frame.payload_encoding != PayloadEncoding::None as i32 {
+        return rejected("the first frame must not be compressed");
+    }
+    if frame.frame_kind() != Some(FrameKind::Request) {
+        return rejected("the first frame must be a REQUEST");
+    }
+    match frame.payload_protocol {
+        registry::CONTROL => match Hello::decode(frame.payload) {
+            Ok(h) => FirstFrame::Hello(frame.request_id, h),
+            Err(_) => rejected("malformed Hello payload"),
+        },
+        registry::ADMIN => match AdminRequest::decode(frame.payload) {
+            Ok(r) => FirstFrame::Admin(frame.request_id, r),
+            Err(_) => rejected("malformed AdminRequest payload"),
+        },
+        _ => rejected("the first frame must be a Hello (payload protocol 0x0000)"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handoff
+// ---------------------------------------------------------------------------------------------
+
+/// One handoff, run on its own short thread: finish writing the Negotiated, pass the client's
+/// descriptor to the backend with a HandoffOffer, wait for the HandoffAck, relay it to the
+/// client as the handoff-ready EVENT. A failure relays `accepted = false`, so the client
+/// reconnects to `backend_pipe` at once instead of waiting out its timeout.
+struct HandoffJob {
+    client: StdUnixStream,
+    pending: Vec<u8>,
+    backend: Endpoint,
+    token: handoff::Token,
+    service_name: String,
+    correlation_id: u64,
+    ack_timeout: Duration,
+}
+
+impl HandoffJob {
+    fn run(self) {
+        let io_limit = Some(Duration::from_secs(2));
+        if self.client.set_nonblocking(false).is_err()
+            || self.client.set_write_timeout(io_limit).is_err()
+            || (&self.client).write_all(&self.pending).is_err()
+        {
+            return;
+        }
+        let ack = match self.offer() {
+            Ok(ack) => ack,
+            Err(e) => HandoffAck {
+                token: self.token.0.to_vec(),
+                accepted: false,
+                error_detail: format!("handoff failed: {e}"),
+                correlation_id: self.correlation_id,
+            },
+        };
+        let payload = ack.encode_to_vec();
+        let relay = FrameView {
+            kind: FrameKind::Event as i32,
+            payload_protocol: registry::HANDOFF,
+            payload: &payload,
+            request_id: self.correlation_id,
+            ..FrameView::default()
+        };
+        if let Ok(bytes) = relay.to_bytes() {
+            let _ = (&self.client).write_all(&bytes);
+        }
+        // The broker's copy of the client connection closes here; an adopted one lives on in
+        // the backend.
+    }
+
+    fn offer(&self) -> Result<HandoffAck, Error> {
+        let socket = match transport::connect(&self.backend, self.ack_timeout)? {
+            transport::Stream::Unix(s) => s,
+            transport::Stream::Tcp(_) => return Err(Error::invalid_argument("a handoff endpoint must be a Unix socket")),
+        };
+        let io = |e| Error::io("configure handoff socket", e);
+        socket.set_read_timeout(Some(self.ack_timeout)).map_err(io)?;
+        socket.set_write_timeout(Some(self.ack_timeout)).map_err(io)?;
+        let offer = HandoffOffer {
+            handle_value: 0,
+            token: self.token.0.to_vec(),
+            service_name: self.service_name.clone(),
+            correlation_id: self.correlation_id,
+        }
+        .encode_to_vec();
+        let frame = FrameView {
+            kind: FrameKind::Request as i32,
+            payload_protocol: registry::HANDOFF,
+            payload: &offer,
+            request_id: self.correlation_id,
+            ..FrameView::default()
+        }
+        .to_bytes()?;
+        let sent = handoff::send_with_fd(&socket, &frame, &self.client)?;
+        if sent < frame.len() {
+            (&socket).write_all(&frame[sent..]).map_err(|e| Error::io("send handoff offer", e))?;
+        }
+        let mut reader = FrameReader::with_max_body(&socket, HELLO_MAX_BODY);
+        let reply = reader.read_frame().map_err(|e| match e {
+            WireError::Timeout => Error::Timeout("the backend did not acknowledge the handoff in time".into()),
+            e => e.into(),
+        })?;
+        if reply.payload_protocol != registry::HANDOFF
+            || reply.frame_kind() != Some(FrameKind::Response)
+            || reply.request_id != self.correlation_id
+        {
+            return Err(WireError::Protocol("expected the backend's HandoffAck".into()).into());
+        }
+        let ack = HandoffAck::decode(reply.payload).map_err(|e| WireError::from_prost("HandoffAck", e))?;
+        if ack.token != self.token.0 || ack.correlation_id != self.correlation_id {
+            return Err(WireError::Protocol("the HandoffAck does not echo the offer".into()).into());
+        }
+        Ok(ack)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_policy() {
+        let s = ServiceEntry {
+            service_name: "svc".into(),
+            allowed_versions: vec!["1.2.3".into(), "1.0.0".into()],
+            blocked_versions: vec!["1.0.0".into()],
+            min_version: "0.5.0".into(),
+            ..Default::default()
+        };
+        assert!(check_version_policy(&s, "1.2.3").is_ok());
+        assert_eq!(check_version_policy(&s, "1.0.0").unwrap_err().code, ErrorCode::VersionBlocked as i32);
+        assert_eq!(check_version_policy(&s, "0.4.9").unwrap_err().code, ErrorCode::VersionBlocked as i32);
+        assert_eq!(check_version_policy(&s, "2.0.0").unwrap_err().code, ErrorCode::VersionUnsupported as i32);
+    }
+
+    #[test]
+    fn min_version_refusal_matches_the_vector() {
+        let s = ServiceEntry { service_name: "svc".into(), min_version: "2.0.0".into(), ..Default::default() };
+        let r = check_version_policy(&s, "1.2.3").unwrap_err();
+        let bytes = hello_reply_frame(1, hello_reply::Result::Refused(r.to_message()));
+        let want = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/vectors/hello_reply_refused_version_blocked.hex"
+        ))
+        .unwrap();
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, want.trim());
+    }
+}
