@@ -1185,6 +1185,21 @@ rp_status rp_conn_peer_credentials(const struct rp_conn *conn,
 void rp_conn_close(const struct rp_conn *conn);
 
 /**
+ * Makes a librp connection of a connected Unix stream socket — for example the descriptor
+ * `rp_handoff_accept` adopted — so it can send and receive frames with `rp_conn_*`.
+ *
+ * Parameters: `fd` — consumed on every path: the connection owns it afterwards, and it is
+ * closed if this call fails (a negative `fd` is only rejected); `out_conn` — receives the
+ * connection.
+ *
+ * Returns `RP_STATUS_OK`, `RP_STATUS_INVALID_ARGUMENT` (negative `fd`), `RP_STATUS_IO`,
+ * `RP_STATUS_NULL_ARGUMENT` (then `fd` is closed too).
+ *
+ * Ownership: the caller owns `*out_conn`; free it with `rp_conn_free`, which closes `fd`.
+ */
+RP_NODISCARD rp_status rp_conn_adopt_fd(int32_t fd, struct rp_conn **out_conn);
+
+/**
  * Closes and frees a connection. NULL is a no-op. Must not be called twice, nor while another
  * thread still uses `conn`.
  */

@@ -246,6 +246,14 @@ fn losing_a_worker_fails_only_its_pushes() {
     let doomed_tickets: Vec<_> =
         (0..5).map(|_| server.push(Target::TaskQueue("doomed".into()), spec(b"x")).unwrap()).collect();
     let _taken = doomed.recv(Some(Duration::from_secs(5))).unwrap();
+    // All five are on their way to the doomed worker before it dies (a push dispatched after
+    // its worker left would rightly fail with NotFound instead).
+    let doomed_id = doomed.worker_id();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while server.workers().iter().find(|w| w.id == doomed_id).map(|w| w.in_flight) != Some(5) {
+        assert!(Instant::now() < deadline, "pushes never reached the doomed worker");
+        thread::sleep(Duration::from_millis(5));
+    }
     drop(doomed); // dies mid-push
     for t in &doomed_tickets {
         assert_eq!(t.wait(Some(Duration::from_secs(5))).unwrap_err().kind(), ErrorKind::Closed);

@@ -34,6 +34,12 @@ impl Conn {
         Self::with_reader(socket, reader)
     }
 
+    /// Adopts a connected Unix stream socket, for example one received by a handoff
+    /// (`rp::handoff::accept_handoff`). The connection owns and closes the descriptor.
+    pub fn from_unix_fd(fd: std::os::fd::OwnedFd) -> Result<Conn, Error> {
+        Self::new(Stream::Unix(std::os::unix::net::UnixStream::from(fd)))
+    }
+
     /// Wraps a stream whose reader already holds bytes received after a handshake.
     pub(crate) fn with_reader(socket: Stream, reader: FrameReader<Stream>) -> Result<Conn, Error> {
         let io = |e| Error::io("configure socket", e);

@@ -594,6 +594,37 @@ pub unsafe extern "C" fn rp_conn_close(conn: *const rp_conn) {
     })
 }
 
+/// Makes a librp connection of a connected Unix stream socket — for example the descriptor
+/// `rp_handoff_accept` adopted — so it can send and receive frames with `rp_conn_*`.
+///
+/// Parameters: `fd` — consumed on every path: the connection owns it afterwards, and it is
+/// closed if this call fails (a negative `fd` is only rejected); `out_conn` — receives the
+/// connection.
+///
+/// Returns `RP_STATUS_OK`, `RP_STATUS_INVALID_ARGUMENT` (negative `fd`), `RP_STATUS_IO`,
+/// `RP_STATUS_NULL_ARGUMENT` (then `fd` is closed too).
+///
+/// Ownership: the caller owns `*out_conn`; free it with `rp_conn_free`, which closes `fd`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_conn_adopt_fd(fd: i32, out_conn: *mut *mut rp_conn) -> rp_status {
+    boundary(|| {
+        if fd < 0 {
+            return Err(Failure::new(rp_status::InvalidArgument, format!("fd {fd} is not a descriptor")));
+        }
+        // SAFETY: the caller hands over ownership of the open descriptor `fd` (API contract);
+        // from here it is closed exactly once, by the OwnedFd or the connection owning it.
+        let owned = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        if out_conn.is_null() {
+            return Err(Failure::null("out_conn"));
+        }
+        let conn = crate::broker::Conn::from_unix_fd(owned)?;
+        // SAFETY: checked non-NULL.
+        unsafe { write_out(out_conn, box_into_handle::<rp_conn>(conn)) };
+        Ok(())
+    })
+}
+
 /// Closes and frees a connection. NULL is a no-op. Must not be called twice, nor while another
 /// thread still uses `conn`.
 #[unsafe(no_mangle)]
