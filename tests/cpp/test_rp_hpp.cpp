@@ -189,7 +189,7 @@ TEST(Mux, DetectorExceptionIsRethrownByPoll) {
     rp::Identity id;
     rp::Mux mux(id, {0x7001}, [](rp::Bytes b) -> rp_legacy_verdict {
         if (b.data[0] == '!') throw std::runtime_error("detector failed");
-        return RP_LEGACY_VERDICT_NEED_MORE;
+        return b.data[0] == '?' ? RP_LEGACY_VERDICT_NEED_MORE : RP_LEGACY_VERDICT_NOT_LEGACY;
     });
     EXPECT_THROW(
         {
@@ -239,7 +239,9 @@ TEST(Push, WorkerAndServerWithCallbacks) {
         }
     });
     auto opts = [&](const char *name) {
-        return rp::WorkerOptions(ep, name, "q").add_protocol(0x7001).add_namespace("ns").node("n1");
+        rp::WorkerOptions o(ep, name, "q");
+        o.add_protocol(0x7001).add_namespace("ns").node("n1");
+        return o;
     };
     try {
         (void)rp::PushClient::connect(opts("eve"));
@@ -360,7 +362,7 @@ TEST(Push, WorkerAndServerWithCallbacks) {
 
 TEST(Push, RefusedHello) {
     std::string ep = temp_socket("svc.sock");
-    auto server = rp::PushServer::bind(std::move(rp::ServerOptions(ep).service("svc-a")));
+    auto server = rp::PushServer::bind(rp::ServerOptions(ep).service("svc-a"));
     try {
         (void)rp::PushClient::connect(rp::WorkerOptions(ep, "w").add_protocol(0x7001).service("svc-b"));
         FAIL() << "wrong service accepted";

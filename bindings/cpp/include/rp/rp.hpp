@@ -483,11 +483,13 @@ class PushClient {
 public:
     /// Connects, says Hello and registers; consumes `options` (even when it throws).
     /// Throws rp::Refused, or rp::Error (REJECTED with the reason, TIMEOUT, IO, ...).
-    static PushClient connect(WorkerOptions &&options) {
+    /// (Both overloads consume: a chained builder expression is an lvalue.)
+    static PushClient connect(WorkerOptions &options) {
         rp_push_client *c = nullptr;
         detail::check(rp_push_client_connect(options.release(), &c));
         return PushClient(c);
     }
+    static PushClient connect(WorkerOptions &&options) { return connect(options); }
     explicit PushClient(rp_push_client *c) noexcept : p_(c) {}
 
     std::uint64_t worker_id() const noexcept { return rp_push_client_worker_id(p_.get()); }
@@ -746,11 +748,13 @@ private:
 class PushServer {
 public:
     /// Binds and starts serving; consumes `options` (even when it throws).
-    static PushServer bind(ServerOptions &&options) {
+    /// (Both overloads consume: a chained builder expression is an lvalue.)
+    static PushServer bind(ServerOptions &options) {
         rp_push_server *s = nullptr;
         detail::check(rp_push_server_bind(options.release(), &s));
         return PushServer(s);
     }
+    static PushServer bind(ServerOptions &&options) { return bind(options); }
     explicit PushServer(rp_push_server *s) noexcept : p_(s) {}
 
     std::string_view endpoint() const noexcept { return detail::view(rp_push_server_endpoint(p_.get())); }
