@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -311,5 +312,33 @@ func TestRegistrationCallbackPanic(t *testing.T) {
 	}()
 	if err := <-errc; !errors.Is(err, ErrRejected) {
 		t.Fatalf("worker whose registration callback panicked: %v", err)
+	}
+}
+
+// A worker dropped without Close is freed by its cleanup once unreachable (the leak net):
+// the server then sees it leave.
+func TestForgottenWorkerIsFreedByCleanup(t *testing.T) {
+	s := startServer(t, nil)
+	func() {
+		_, err := Connect(ctxTimeout(t, 5*time.Second), s.Endpoint(), WorkerOptions{Identity: "forgotten", Protocols: []uint32{0x7001}})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}()
+	waitWorkers(t, s, 1)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		runtime.GC()
+		ws, err := s.Workers()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ws) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the forgotten worker was never freed")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
