@@ -39,4 +39,6 @@ export RP_EXAMPLES_DIR="$PWD/build/release" # the C push_server the cross-langua
   # Go >= 1.21 checks cgo pointer rules fully only when built with this experiment (it
   # rebuilds the standard library once; GODEBUG=cgocheck=2 is no longer accepted).
   GOEXPERIMENT=cgocheck2 go test -count=1 ./...
+  # A collection before every C call that uses a handle: a missing KeepAlive fails loudly.
+  go test -tags rpdebug -count=1 ./...
 )

@@ -40,6 +40,7 @@ func NewHandoffStore(maxPending int, ttl time.Duration) (*HandoffStore, error) {
 func (s *HandoffStore) do(f func(p *C.rp_handoff_store, e *C.rpg_err) C.int32_t) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	maybeGC()
 	if s.ptr == nil {
 		return &Error{Status: StatusClosed, Msg: "handoff store closed"}
 	}
@@ -125,6 +126,7 @@ func (s *HandoffStore) Close() error {
 	s.once.Do(func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
+		maybeGC()
 		s.cleanup.Stop()
 		C.rp_handoff_store_free(s.ptr)
 		s.ptr = nil

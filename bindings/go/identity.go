@@ -62,6 +62,7 @@ func NewIdentity() (*Identity, error) {
 func (id *Identity) do(f func(p *C.rp_daemon_identity, e *C.rpg_err) C.int32_t) error {
 	id.mu.Lock()
 	defer id.mu.Unlock()
+	maybeGC()
 	if id.ptr == nil {
 		return &Error{Status: StatusClosed, Msg: "identity closed"}
 	}
@@ -137,6 +138,7 @@ func (id *Identity) SetExeHash(algorithm string, hash []byte) error {
 func (id *Identity) Encode() ([]byte, error) {
 	id.mu.Lock()
 	defer id.mu.Unlock()
+	maybeGC()
 	if id.ptr == nil {
 		return nil, &Error{Status: StatusClosed, Msg: "identity closed"}
 	}
@@ -150,6 +152,7 @@ func (id *Identity) Close() error {
 	id.once.Do(func() {
 		id.mu.Lock()
 		defer id.mu.Unlock()
+		maybeGC()
 		id.cleanup.Stop()
 		C.rp_daemon_identity_free(id.ptr)
 		id.ptr = nil

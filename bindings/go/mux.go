@@ -101,6 +101,7 @@ func NewMux(identity *Identity, served []uint32, detect func(buf []byte) LegacyV
 func (m *Mux) Poll(buf []byte) (MuxEvent, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
+	maybeGC()
 	if m.ptr == nil {
 		return MuxEvent{}, &Error{Status: StatusClosed, Msg: "mux closed"}
 	}
@@ -131,6 +132,7 @@ func (m *Mux) Close() error {
 	m.once.Do(func() {
 		m.mu.Lock()
 		defer m.mu.Unlock()
+		maybeGC()
 		m.cleanup.Stop()
 		C.rp_mux_free(m.ptr)
 		m.ptr = nil

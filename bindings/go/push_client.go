@@ -149,6 +149,7 @@ func (w *Worker) ID() uint64 { return w.id }
 func (w *Worker) Fd() int {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
+	maybeGC()
 	if w.ptr == nil {
 		return -1
 	}
@@ -178,6 +179,7 @@ func (w *Worker) TryRecv(timeout time.Duration) (*Push, error) {
 func (w *Worker) recv(timeoutMs C.int32_t) (*Push, error) {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
+	maybeGC()
 	if w.ptr == nil {
 		return nil, &Error{Status: StatusClosed, Msg: "worker closed"}
 	}
@@ -196,6 +198,7 @@ func (w *Worker) recv(timeoutMs C.int32_t) (*Push, error) {
 func (w *Worker) Reply(correlationID uint64, payload []byte) error {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
+	maybeGC()
 	if w.ptr == nil {
 		return &Error{Status: StatusClosed, Msg: "worker closed"}
 	}
@@ -210,6 +213,7 @@ func (w *Worker) Reply(correlationID uint64, payload []byte) error {
 func (w *Worker) ReplyError(correlationID uint64, code int32, message string) error {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
+	maybeGC()
 	if w.ptr == nil {
 		return &Error{Status: StatusClosed, Msg: "worker closed"}
 	}
@@ -250,6 +254,7 @@ type handlerBox struct{ fn func(*Push) error }
 func (w *Worker) Handle(fn func(*Push) error) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	maybeGC()
 	if w.ptr == nil {
 		return &Error{Status: StatusClosed, Msg: "worker closed"}
 	}
@@ -283,6 +288,7 @@ func (w *Worker) Dispatch(ctx context.Context, maxPushes int) (int, error) {
 func (w *Worker) dispatchOnce(timeoutMs C.int32_t, maxPushes int) (int, error) {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
+	maybeGC()
 	if w.ptr == nil {
 		return 0, &Error{Status: StatusClosed, Msg: "worker closed"}
 	}
@@ -301,6 +307,7 @@ func (w *Worker) Close() error {
 		w.mu.RUnlock()
 		w.mu.Lock()
 		defer w.mu.Unlock()
+		maybeGC()
 		w.cleanup.Stop()
 		C.rp_push_client_free(w.ptr)
 		w.ptr = nil

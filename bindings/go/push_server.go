@@ -140,6 +140,7 @@ type PushRequest struct {
 func (s *Server) Push(req *PushRequest) (*Ticket, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	maybeGC()
 	if s.ptr == nil {
 		return nil, errServerClosed()
 	}
@@ -190,6 +191,7 @@ func (s *Server) PushWait(ctx context.Context, req *PushRequest) (*PushResult, e
 func (s *Server) Workers() ([]WorkerInfo, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	maybeGC()
 	if s.ptr == nil {
 		return nil, errServerClosed()
 	}
@@ -228,6 +230,7 @@ func (s *Server) Dispatch(ctx context.Context) (int, error) {
 func (s *Server) dispatchOnce(timeoutMs C.int32_t) (int, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	maybeGC()
 	if s.ptr == nil {
 		return 0, errServerClosed()
 	}
@@ -242,6 +245,7 @@ func (s *Server) dispatchOnce(timeoutMs C.int32_t) (int, error) {
 func (s *Server) EventFd() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	maybeGC()
 	if s.ptr == nil {
 		return -1
 	}
@@ -252,6 +256,7 @@ func (s *Server) EventFd() int {
 func (s *Server) Disconnect(workerID uint64) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	maybeGC()
 	if s.ptr == nil {
 		return errServerClosed()
 	}
@@ -269,6 +274,7 @@ func (s *Server) Close() error {
 		s.mu.RUnlock()
 		s.mu.Lock()
 		defer s.mu.Unlock()
+		maybeGC()
 		s.cleanup.Stop()
 		C.rp_push_server_free(s.ptr)
 		s.ptr = nil
@@ -300,6 +306,7 @@ func (t *Ticket) CorrelationID() uint64 { return t.id }
 func (t *Ticket) Done() bool {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
+	maybeGC()
 	return t.ptr != nil && bool(C.rp_push_ticket_is_done(t.ptr))
 }
 
@@ -323,6 +330,7 @@ func (t *Ticket) Wait(ctx context.Context) (*PushResult, error) {
 func (t *Ticket) wait(timeoutMs C.int32_t) (*PushResult, error) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
+	maybeGC()
 	if t.ptr == nil {
 		return nil, &Error{Status: StatusClosed, Msg: "ticket closed"}
 	}
@@ -346,6 +354,7 @@ func (t *Ticket) Close() error {
 	t.once.Do(func() {
 		t.mu.Lock()
 		defer t.mu.Unlock()
+		maybeGC()
 		t.cleanup.Stop()
 		C.rp_push_ticket_free(t.ptr)
 		t.ptr = nil
