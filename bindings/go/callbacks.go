@@ -10,6 +10,7 @@ import "C"
 
 import (
 	"context"
+	"errors"
 	"runtime/cgo"
 	"sync"
 	"time"
@@ -75,17 +76,15 @@ func rpgoPushHandler(h C.uintptr_t, client *C.rp_push_client, push *C.rp_push, p
 	}
 	// Answer with the error's text ourselves; librp sees the push answered.
 	code := int32(HandlerErrorCode)
-	if e, ok := err.(*Error); ok {
-		code = int32(e.Status)
+	var re *Error
+	if errors.As(err, &re) && re.Status != StatusOK {
+		code = int32(re.Status)
 	}
 	var ce C.rpg_err
 	msg := cString(err.Error())
 	defer C.free(unsafe.Pointer(msg))
 	C.rpg_client_reply_error(client, C.uint64_t(p.CorrelationID), C.int32_t(code), msg, &ce)
 	_ = takeErr(0, &ce) // an answer that can no longer be sent (closed, withdrawn) is not news
-	if code == 0 {
-		code = int32(HandlerErrorCode)
-	}
 	return C.int32_t(code)
 }
 

@@ -6,6 +6,8 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <sys/socket.h>
 #include <thread>
@@ -391,4 +393,47 @@ TEST(Handles, MoveOnlyAndRelease) {
     rp_daemon_identity *raw = b.release();
     EXPECT_NE(raw, nullptr);
     rp_daemon_identity_free(raw);
+}
+
+namespace {
+std::vector<std::uint8_t> read_vector(const char *name) {
+    std::ifstream in(std::string(RP_VECTORS_DIR) + "/" + name);
+    std::string hex((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::vector<std::uint8_t> out;
+    for (std::size_t i = 0; i + 1 < hex.size(); i += 2) {
+        if (!std::isxdigit(static_cast<unsigned char>(hex[i]))) break;
+        out.push_back(static_cast<std::uint8_t>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+    }
+    return out;
+}
+constexpr std::size_t kOfferTokenOffset = 15;  // token bytes inside handoff_offer.hex
+}  // namespace
+
+TEST(Handoff, ServeOfferOnceThenReject) {
+    std::vector<std::uint8_t> offer = read_vector("handoff_offer.hex");
+    ASSERT_EQ(offer.size(), 44u);
+    rp::HandoffStore store;
+    ASSERT_TRUE(store.insert(rp::Bytes(offer.data() + kOfferTokenOffset, RP_HANDOFF_TOKEN_LEN)));
+    EXPECT_THROW(store.insert(rp::Bytes(offer.data(), 3)), rp::Error);
+    int sv[2];
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    for (bool want : {true, false}) {
+        ASSERT_TRUE(write_all(sv[0], offer));
+        auto o = store.serve_offer(sv[1], 1000ms);
+        ASSERT_TRUE(o.has_value());
+        EXPECT_EQ(o->accepted, want);
+        EXPECT_EQ(o->correlation_id, 77u);
+        std::vector<std::uint8_t> storage;
+        rp::Frame ack = read_frame(sv[0], storage);
+        EXPECT_EQ(ack.kind, RP_FRAME_KIND_RESPONSE);
+        EXPECT_EQ(ack.request_id, 77u);
+    }
+    EXPECT_FALSE(store.serve_offer(sv[1], 20ms).has_value());
+    close(sv[0]);
+    close(sv[1]);
+
+    rp::HandoffStore one(1, 60000ms);
+    auto t1 = one.issue();
+    ASSERT_TRUE(t1.has_value());
+    EXPECT_FALSE(one.issue().has_value());  // full
 }

@@ -802,6 +802,68 @@ private:
     detail::Owned<rp_push_server, rp_push_server_free> p_;
 };
 
+// ----------------------------------------------------------------------------------------------
+// Handoff
+// ----------------------------------------------------------------------------------------------
+
+/// A store of one-time handoff tokens (rp_handoff_store, shared in C: every method may run
+/// concurrently). Move-only here, since the C API has no clone for it.
+class HandoffStore {
+public:
+    using Token = std::array<std::uint8_t, RP_HANDOFF_TOKEN_LEN>;
+
+    /// `max_pending` 0 = 1024; `ttl` 0 = 30 s.
+    explicit HandoffStore(std::uint32_t max_pending = 0, std::chrono::milliseconds ttl = std::chrono::milliseconds(0)) {
+        const rp_handoff_store *p = nullptr;
+        detail::check(rp_handoff_store_new(max_pending, static_cast<std::uint32_t>(ttl.count()), &p));
+        p_.reset(p);
+    }
+    /// A fresh random token, stored; std::nullopt when the store is full (RP_STATUS_AGAIN).
+    std::optional<Token> issue() const {
+        Token t{};
+        rp_status st = rp_handoff_store_issue(p_.get(), t.data(), t.size());
+        if (st == RP_STATUS_AGAIN) return std::nullopt;
+        detail::check(st);
+        return t;
+    }
+    /// Adds a token issued elsewhere; false when the store is full.
+    bool insert(Bytes token) const {
+        rp_status st = rp_handoff_store_insert(p_.get(), detail::ptr_or_null(token), token.size);
+        if (st == RP_STATUS_AGAIN) return false;
+        detail::check(st);
+        return true;
+    }
+    struct Offer {
+        bool accepted = false;
+        std::uint64_t correlation_id = 0;
+    };
+    /// Serves one offer on the framed connection `fd`; std::nullopt on timeout.
+    std::optional<Offer> serve_offer(int fd, std::chrono::milliseconds timeout) const {
+        Offer o;
+        rp_status st = rp_handoff_serve_offer(p_.get(), fd, detail::to_ms(timeout), &o.accepted, &o.correlation_id);
+        if (st == RP_STATUS_TIMEOUT) return std::nullopt;
+        detail::check(st);
+        return o;
+    }
+    /// Receives a handed-off connection on the Unix socket `fd`; the caller owns (and closes)
+    /// the returned descriptor. std::nullopt on timeout; throws rp::Error(RP_STATUS_REJECTED)
+    /// when the token was refused.
+    std::optional<int> accept(int fd, std::chrono::milliseconds timeout) const {
+        int32_t out = -1;
+        rp_status st = rp_handoff_accept(p_.get(), fd, detail::to_ms(timeout), &out);
+        if (st == RP_STATUS_TIMEOUT) return std::nullopt;
+        detail::check(st);
+        return out;
+    }
+    const rp_handoff_store *capi() const noexcept { return p_.get(); }
+
+private:
+    struct Free {
+        void operator()(const rp_handoff_store *p) const noexcept { rp_handoff_store_free(p); }
+    };
+    std::unique_ptr<const rp_handoff_store, Free> p_;
+};
+
 /// The loaded library's version string.
 inline std::string_view version() noexcept { return rp_version_string(); }
 
