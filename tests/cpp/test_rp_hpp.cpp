@@ -1,4 +1,7 @@
 // Tests of the C++ wrapper (bindings/cpp/include/rp/rp.hpp) over real sockets.
+//
+// Still to come with the broker (rp_broker_* / rp_conn_*, not in rp.h yet): the issue-7
+// scenario of a C++ client reaching examples/c/legacy_daemon.c through a librp broker.
 #include <rp/rp.hpp>
 
 #include <gtest/gtest.h>
