@@ -319,13 +319,12 @@ func TestRegistrationCallbackPanic(t *testing.T) {
 // the server then sees it leave.
 func TestForgottenWorkerIsFreedByCleanup(t *testing.T) {
 	s := startServer(t, nil)
-	func() {
-		_, err := Connect(ctxTimeout(t, 5*time.Second), s.Endpoint(), WorkerOptions{Identity: "forgotten", Protocols: []uint32{0x7001}})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}()
+	w, err := Connect(ctxTimeout(t, 5*time.Second), s.Endpoint(), WorkerOptions{Identity: "forgotten", Protocols: []uint32{0x7001}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	waitWorkers(t, s, 1)
+	runtime.KeepAlive(w) // reachable until listed; unreachable (never closed) from here on
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		runtime.GC()
