@@ -19,10 +19,12 @@
 //	PKG_CONFIG_PATH=$PWD/../../build/stage/lib/pkgconfig \
 //	LD_LIBRARY_PATH=$PWD/../../build/stage/lib go test -race ./...
 //
-// Without pkg-config, set the flags by hand (and skip pkg-config with a build that has no
-// rp.pc; the flags add to what pkg-config reports):
+// Without an install, give the flags by hand and make the pkg-config step a no-op (cgo runs
+// $PKG_CONFIG; `true` reports no flags). From bindings/go, with ROOT the source tree and the
+// CMake Release build in build/release:
 //
-//	CGO_CFLAGS="-I$ROOT/include" CGO_LDFLAGS="-L$ROOT/target/release -Wl,-rpath,$ROOT/target/release"
+//	PKG_CONFIG=true CGO_CFLAGS="-I$ROOT/include" \
+//	CGO_LDFLAGS="-L$ROOT/build/release/lib -lrp -Wl,-rpath,$ROOT/build/release/lib" go test ./...
 //
 // # Conventions
 //
