@@ -10,7 +10,7 @@ macro(run)
 endmacro()
 
 run(${CMAKE_COMMAND} --install "${BUILD_DIR}" --prefix "${STAGE}/prefix")
-foreach(f lib/librp.so lib/librp.a include/rp.h lib/cmake/rp/rpConfig.cmake
+foreach(f lib/librp.so lib/librp.a include/rp.h include/rp/rp.hpp lib/cmake/rp/rpConfig.cmake
           lib/cmake/rp/rpConfigVersion.cmake lib/cmake/rp/rpTargets.cmake lib/pkgconfig/rp.pc)
   if(NOT EXISTS "${STAGE}/prefix/${f}")
     message(FATAL_ERROR "install is missing ${f}")
@@ -23,6 +23,12 @@ run(${CMAKE_COMMAND} -S "${CONSUMER_SRC}" -B "${STAGE}/consumer" -G "${GENERATOR
 run(${CMAKE_COMMAND} --build "${STAGE}/consumer")
 run("${STAGE}/consumer/consumer")
 run("${STAGE}/consumer/consumer_static")
+
+# find_package(rp REQUIRED) + rp::cpp (the C++17 wrapper).
+run(${CMAKE_COMMAND} -S "${CONSUMER_SRC}/../cmake-consumer-cpp" -B "${STAGE}/consumer_cpp" -G "${GENERATOR}"
+    -DCMAKE_BUILD_TYPE=Release "-DCMAKE_PREFIX_PATH=${STAGE}/prefix")
+run(${CMAKE_COMMAND} --build "${STAGE}/consumer_cpp")
+run("${STAGE}/consumer_cpp/consumer_cpp")
 
 # pkg-config --cflags --libs rp
 find_program(PKG_CONFIG pkg-config REQUIRED)

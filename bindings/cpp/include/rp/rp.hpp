@@ -1,0 +1,872 @@
+// rp.hpp -- header-only C++17 wrapper over librp's C API (rp.h).
+//
+// - Namespace rp. Each owned handle is a move-only class over std::unique_ptr with a deleter
+//   calling the matching rp_*_free; capi() exposes the C handle and release() gives it up.
+//   Mux (a shared handle in C) is copyable: a copy takes a reference with rp_mux_clone.
+// - A failing call throws rp::Error (status + rp_last_error_message), or rp::Refused for
+//   RP_STATUS_REFUSED (code, reason, retry hint, details). Expected non-events (a timeout, a
+//   partial frame) return std::optional or a count of 0 instead.
+// - Callbacks accept any callable. It is moved into a heap box passed to librp as user_data and
+//   destroyed by the user_data_free librp calls, so its lifetime follows librp's. Trampolines
+//   are noexcept: no exception ever reaches C. What an exception becomes is said per callback:
+//   a failure reply or a rejection when the peer can be told, otherwise it is rethrown from the
+//   wrapper of the librp call that ran the callback (callbacks run on that call's thread).
+// - Thread safety is librp's: const methods map to functions taking `const rp_x *`.
+//
+// The broker client and the session are not wrapped yet: they are not in rp.h.
+#ifndef RP_RP_HPP
+#define RP_RP_HPP
+
+#include <rp.h>
+
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace rp {
+
+// ----------------------------------------------------------------------------------------------
+// Errors
+// ----------------------------------------------------------------------------------------------
+
+/// A failed librp call: its status and the message librp recorded for it.
+class Error : public std::runtime_error {
+public:
+    Error(rp_status status, const std::string &message)
+        : std::runtime_error(std::string(rp_status_str(static_cast<int32_t>(status))) +
+                             (message.empty() ? std::string() : ": " + message)),
+          status_(status), message_(message) {}
+    /// The librp status code.
+    rp_status status() const noexcept { return status_; }
+    /// librp's message, without the status name.
+    const std::string &message() const noexcept { return message_; }
+
+private:
+    rp_status status_;
+    std::string message_;
+};
+
+/// A server's refusal (RP_STATUS_REFUSED).
+class Refused : public Error {
+public:
+    Refused(const std::string &message, int32_t code, std::string reason,
+            std::chrono::milliseconds retry_after,
+            std::vector<std::pair<std::string, std::string>> details)
+        : Error(RP_STATUS_REFUSED, message), code_(code), reason_(std::move(reason)),
+          retry_after_(retry_after), details_(std::move(details)) {}
+    /// One of rp_error_code (newer servers may send others).
+    int32_t code() const noexcept { return code_; }
+    const std::string &reason() const noexcept { return reason_; }
+    /// 0 = no hint.
+    std::chrono::milliseconds retry_after() const noexcept { return retry_after_; }
+    const std::vector<std::pair<std::string, std::string>> &details() const noexcept {
+        return details_;
+    }
+
+private:
+    int32_t code_;
+    std::string reason_;
+    std::chrono::milliseconds retry_after_;
+    std::vector<std::pair<std::string, std::string>> details_;
+};
+
+/// A borrowed byte range; who owns the bytes is said wherever one is returned.
+struct Bytes {
+    const std::uint8_t *data = nullptr;
+    std::size_t size = 0;
+
+    Bytes() = default;
+    Bytes(const std::uint8_t *d, std::size_t n) noexcept : data(d), size(n) {}
+    Bytes(const std::vector<std::uint8_t> &v) noexcept : data(v.data()), size(v.size()) {}
+    Bytes(std::string_view s) noexcept
+        : data(reinterpret_cast<const std::uint8_t *>(s.data())), size(s.size()) {}
+    const std::uint8_t *begin() const noexcept { return data; }
+    const std::uint8_t *end() const noexcept { return data + size; }
+    bool empty() const noexcept { return size == 0; }
+    std::string_view str() const noexcept {
+        return std::string_view(reinterpret_cast<const char *>(data), size);
+    }
+    std::vector<std::uint8_t> to_vector() const { return std::vector<std::uint8_t>(begin(), end()); }
+};
+
+namespace detail {
+
+inline std::string last_error_message() {
+    std::size_t n = rp_last_error_message(nullptr, 0);
+    std::string s(n + 1, '\0');
+    rp_last_error_message(&s[0], s.size());
+    s.resize(n);
+    return s;
+}
+
+inline std::string_view view(rp_str s) noexcept {
+    return s.len == 0 ? std::string_view() : std::string_view(s.ptr, s.len);
+}
+
+inline Bytes view(rp_bytes b) noexcept { return Bytes(b.ptr, b.len); }
+
+/// Throws the error of the call that just returned `st` on this thread.
+[[noreturn]] inline void throw_status(rp_status st) {
+    std::string msg = last_error_message();
+    if (st == RP_STATUS_REFUSED) {
+        rp_refusal *r = nullptr;
+        if (rp_last_refusal(&r) == RP_STATUS_OK) {
+            std::unique_ptr<rp_refusal, void (*)(rp_refusal *)> guard(r, rp_refusal_free);
+            std::vector<std::pair<std::string, std::string>> details;
+            for (std::size_t i = 0, n = rp_refusal_detail_count(r); i < n; i++) {
+                rp_str k{}, v{};
+                if (rp_refusal_detail(r, i, &k, &v) == RP_STATUS_OK)
+                    details.emplace_back(std::string(view(k)), std::string(view(v)));
+            }
+            throw Refused(msg, rp_refusal_code(r), std::string(view(rp_refusal_reason(r))),
+                          std::chrono::milliseconds(rp_refusal_retry_after_ms(r)),
+                          std::move(details));
+        }
+    }
+    throw Error(st, msg);
+}
+
+inline void check(rp_status st) {
+    if (st != RP_STATUS_OK) throw_status(st);
+}
+
+/// Exceptions escaping a callback wait here until the wrapper of the librp call that ran the
+/// callback (on this same thread) rethrows them.
+inline std::exception_ptr &pending_exception() noexcept {
+    static thread_local std::exception_ptr p;
+    return p;
+}
+
+inline void stash_exception() noexcept {
+    if (!pending_exception()) pending_exception() = std::current_exception();
+}
+
+inline void rethrow_pending() {
+    if (std::exception_ptr p = std::exchange(pending_exception(), nullptr)) std::rethrow_exception(p);
+}
+
+template <class T> void delete_box(void *p) noexcept { delete static_cast<T *>(p); }
+
+template <class T, void (*Free)(T *)> struct Deleter {
+    void operator()(T *p) const noexcept { Free(p); }
+};
+
+template <class T, void (*Free)(T *)> using Owned = std::unique_ptr<T, Deleter<T, Free>>;
+
+inline int32_t to_ms(std::chrono::milliseconds t) noexcept {
+    if (t.count() < 0) return -1;
+    if (t.count() > INT32_MAX) return INT32_MAX;
+    return static_cast<int32_t>(t.count());
+}
+
+inline const std::uint8_t *ptr_or_null(Bytes b) noexcept { return b.size ? b.data : nullptr; }
+
+}  // namespace detail
+
+/// Waits forever, for the timeouts below.
+inline constexpr std::chrono::milliseconds forever{-1};
+
+// ----------------------------------------------------------------------------------------------
+// Frames
+// ----------------------------------------------------------------------------------------------
+
+/// One v1 frame with borrowed byte fields (see rp_frame_view).
+struct Frame {
+    std::uint32_t envelope_version = 1;
+    rp_frame_kind kind = RP_FRAME_KIND_REQUEST;
+    std::uint32_t payload_protocol = 0;
+    rp_payload_encoding payload_encoding = RP_PAYLOAD_ENCODING_NONE;
+    std::uint64_t request_id = 0;
+    std::uint64_t deadline_unix_ms = 0;
+    Bytes payload;
+    std::string_view traceparent;
+    std::string_view tracestate;
+
+    rp_frame_view to_c() const noexcept {
+        rp_frame_view v{};
+        v.envelope_version = envelope_version;
+        v.kind = static_cast<int32_t>(kind);
+        v.payload_protocol = payload_protocol;
+        v.payload_encoding = static_cast<int32_t>(payload_encoding);
+        v.request_id = request_id;
+        v.deadline_unix_ms = deadline_unix_ms;
+        v.payload = rp_bytes{detail::ptr_or_null(payload), payload.size};
+        v.traceparent = rp_str{traceparent.empty() ? nullptr : traceparent.data(), traceparent.size()};
+        v.tracestate = rp_str{tracestate.empty() ? nullptr : tracestate.data(), tracestate.size()};
+        return v;
+    }
+    static Frame from_c(const rp_frame_view &v) noexcept {
+        Frame f;
+        f.envelope_version = v.envelope_version;
+        f.kind = static_cast<rp_frame_kind>(v.kind);
+        f.payload_protocol = v.payload_protocol;
+        f.payload_encoding = static_cast<rp_payload_encoding>(v.payload_encoding);
+        f.request_id = v.request_id;
+        f.deadline_unix_ms = v.deadline_unix_ms;
+        f.payload = detail::view(v.payload);
+        f.traceparent = detail::view(v.traceparent);
+        f.tracestate = detail::view(v.tracestate);
+        return f;
+    }
+};
+
+namespace detail {
+template <class Enc> void append_encoded(std::vector<std::uint8_t> &out, std::size_t guess, Enc enc) {
+    std::size_t old = out.size();
+    for (;;) {
+        out.resize(old + guess);
+        std::size_t n = 0;
+        rp_status st = enc(out.data() + old, guess, &n);
+        if (st == RP_STATUS_BUFFER_TOO_SMALL && n > guess) {
+            guess = n;
+            continue;
+        }
+        if (st != RP_STATUS_OK) {
+            out.resize(old);
+            throw_status(st);
+        }
+        out.resize(old + n);
+        return;
+    }
+}
+}  // namespace detail
+
+/// Appends the encoded frame (header and body) to `out`.
+inline void encode_append(std::vector<std::uint8_t> &out, const Frame &f) {
+    rp_frame_view v = f.to_c();
+    detail::append_encoded(out, 64 + f.payload.size + f.traceparent.size() + f.tracestate.size(),
+                           [&](std::uint8_t *buf, std::size_t cap, std::size_t *n) {
+                               return rp_frame_encode(&v, buf, cap, n);
+                           });
+}
+
+/// The encoded frame.
+inline std::vector<std::uint8_t> encode(const Frame &f) {
+    std::vector<std::uint8_t> out;
+    encode_append(out, f);
+    return out;
+}
+
+/// The RESPONSE frame answering `request` with `payload`.
+inline std::vector<std::uint8_t> encode_response(const Frame &request, Bytes payload) {
+    rp_frame_view v = request.to_c();
+    std::vector<std::uint8_t> out;
+    detail::append_encoded(out, 64 + payload.size + request.traceparent.size() + request.tracestate.size(),
+                           [&](std::uint8_t *buf, std::size_t cap, std::size_t *n) {
+                               return rp_frame_encode_response(&v, detail::ptr_or_null(payload),
+                                                               payload.size, buf, cap, n);
+                           });
+    return out;
+}
+
+/// A decoded frame and the bytes it occupies.
+struct Decoded {
+    Frame frame;  ///< views into the decoded buffer
+    std::size_t length = 0;
+};
+
+/// Decodes the frame at the front of `buf`; std::nullopt while the buffer holds only part of
+/// one (then `*needed`, if given, receives the total bytes needed). `max_body` 0 means
+/// RP_FRAME_MAX_BODY. Throws rp::Error for framing errors (fatal for a connection).
+inline std::optional<Decoded> decode(Bytes buf, std::uint32_t max_body = 0, std::size_t *needed = nullptr) {
+    rp_frame_view v{};
+    std::size_t n = 0;
+    rp_status st = rp_frame_decode(detail::ptr_or_null(buf), buf.size, max_body, &v, &n);
+    if (st == RP_STATUS_INCOMPLETE) {
+        if (needed) *needed = n;
+        return std::nullopt;
+    }
+    detail::check(st);
+    return Decoded{Frame::from_c(v), n};
+}
+
+// ----------------------------------------------------------------------------------------------
+// Daemon identity and mux
+// ----------------------------------------------------------------------------------------------
+
+/// A daemon's identity (rp_daemon_identity, exclusive: calls on one object are serialised by
+/// the caller).
+class Identity {
+public:
+    /// An empty identity to fill with the setters.
+    Identity() {
+        rp_daemon_identity *p = nullptr;
+        detail::check(rp_daemon_identity_new(&p));
+        p_.reset(p);
+    }
+    /// The calling process serving `ns`:`path` (flags: 0 or RP_DAEMON_IDENTITY_LEGACY_SHA256).
+    static Identity current(const std::string &ns, const std::string &path, std::uint32_t flags = 0) {
+        rp_daemon_identity *p = nullptr;
+        detail::check(rp_daemon_identity_new_current(ns.c_str(), path.c_str(), flags, &p));
+        return Identity(p);
+    }
+    Identity &pid(std::uint32_t pid) { return set(rp_daemon_identity_set_pid(p_.get(), pid)); }
+    Identity &exe_path(const std::string &s) { return set(rp_daemon_identity_set_exe_path(p_.get(), s.c_str())); }
+    Identity &endpoint(const std::string &ns, const std::string &path) {
+        return set(rp_daemon_identity_set_endpoint(p_.get(), ns.c_str(), path.c_str()));
+    }
+    Identity &boot_id(const std::string &s) { return set(rp_daemon_identity_set_boot_id(p_.get(), s.c_str())); }
+    Identity &started_at_unix_ms(std::uint64_t ms) {
+        return set(rp_daemon_identity_set_started_at_unix_ms(p_.get(), ms));
+    }
+    Identity &idle_timeout(std::optional<std::chrono::seconds> t) {
+        return set(t ? rp_daemon_identity_set_idle_timeout_secs(p_.get(), static_cast<std::uint32_t>(t->count()))
+                     : rp_daemon_identity_clear_idle_timeout(p_.get()));
+    }
+    Identity &exe_hash(const std::string &algorithm, Bytes hash) {
+        return set(rp_daemon_identity_set_exe_hash(p_.get(), algorithm.c_str(), detail::ptr_or_null(hash), hash.size));
+    }
+    /// The identity part of a probe reply (what follows the 32-byte nonce echo).
+    std::vector<std::uint8_t> encode() const {
+        std::vector<std::uint8_t> out;
+        detail::append_encoded(out, 256, [&](std::uint8_t *buf, std::size_t cap, std::size_t *n) {
+            return rp_daemon_identity_encode(p_.get(), buf, cap, n);
+        });
+        return out;
+    }
+    const rp_daemon_identity *capi() const noexcept { return p_.get(); }
+    rp_daemon_identity *capi() noexcept { return p_.get(); }
+    rp_daemon_identity *release() noexcept { return p_.release(); }
+
+private:
+    explicit Identity(rp_daemon_identity *p) noexcept : p_(p) {}
+    Identity &set(rp_status st) {
+        detail::check(st);
+        return *this;
+    }
+    detail::Owned<rp_daemon_identity, rp_daemon_identity_free> p_;
+};
+
+/// The verdict of one Mux::poll.
+struct MuxEvent {
+    rp_mux_event_kind kind = RP_MUX_EVENT_KIND_NEED_MORE_BYTES;
+    std::size_t consumed = 0;  ///< bytes to advance past once handled
+    Frame frame;               ///< RP_MUX_EVENT_KIND_PAYLOAD: views into the polled buffer
+    /// RP_MUX_EVENT_KIND_PROBE_ANSWERED: the reply to write back. Owned by librp, valid until
+    /// the next poll on this thread (with any mux).
+    Bytes reply;
+};
+
+/// The multiplexer of one backend endpoint (rp_mux, shared: copies share one mux; poll may run
+/// on many threads at once).
+class Mux {
+public:
+    /// A mux without a legacy wire (any first byte other than RP_FRAMING_VERSION is legacy).
+    Mux(const Identity &identity, const std::vector<std::uint32_t> &served) {
+        detail::check(rp_mux_new(identity.capi(), served.data(), served.size(), nullptr, nullptr, nullptr, &p_));
+    }
+    /// A mux with a legacy detector: any callable `rp_legacy_verdict(rp::Bytes buf)`, run inside
+    /// poll on the polling thread (concurrently when several threads poll: it must be
+    /// thread-safe). An exception from it fails that poll and is rethrown by poll.
+    template <class F, class = std::enable_if_t<std::is_invocable_r_v<rp_legacy_verdict, F &, Bytes>>>
+    Mux(const Identity &identity, const std::vector<std::uint32_t> &served, F &&detect) {
+        using Fn = std::decay_t<F>;
+        Fn *box = new Fn(std::forward<F>(detect));
+        // librp owns box on every path (freed from within rp_mux_new on failure).
+        detail::check(rp_mux_new(identity.capi(), served.data(), served.size(), &detect_tramp<Fn>, box,
+                                 &detail::delete_box<Fn>, &p_));
+    }
+    Mux(const Mux &o) noexcept : p_(rp_mux_clone(o.p_)) {}
+    Mux(Mux &&o) noexcept : p_(std::exchange(o.p_, nullptr)) {}
+    Mux &operator=(Mux o) noexcept {
+        std::swap(p_, o.p_);
+        return *this;
+    }
+    ~Mux() { rp_mux_free(p_); }
+
+    /// Classifies the front of `buf`. Throws rp::Error for connection-fatal verdicts.
+    MuxEvent poll(Bytes buf) const {
+        rp_mux_event ev{};
+        detail::pending_exception() = nullptr;
+        rp_status st = rp_mux_poll(p_, detail::ptr_or_null(buf), buf.size, &ev);
+        detail::rethrow_pending();
+        detail::check(st);
+        MuxEvent out;
+        out.kind = ev.kind;
+        out.consumed = ev.consumed;
+        if (ev.kind == RP_MUX_EVENT_KIND_PAYLOAD) out.frame = Frame::from_c(ev.frame);
+        out.reply = detail::view(ev.reply);
+        return out;
+    }
+    const rp_mux *capi() const noexcept { return p_; }
+
+private:
+    template <class Fn> static int32_t detect_tramp(void *ud, const std::uint8_t *buf, std::size_t len) noexcept {
+        try {
+            return static_cast<int32_t>((*static_cast<Fn *>(ud))(Bytes(buf, len)));
+        } catch (...) {
+            detail::stash_exception();
+            return -1;  // not a verdict: rp_mux_poll fails with RP_STATUS_INVALID_ARGUMENT
+        }
+    }
+    const rp_mux *p_ = nullptr;
+};
+
+// ----------------------------------------------------------------------------------------------
+// Push: worker side
+// ----------------------------------------------------------------------------------------------
+
+/// A push, borrowed (inside a handler: valid until it returns).
+class PushView {
+public:
+    explicit PushView(const rp_push *p) noexcept : p_(p) {}
+    std::uint64_t correlation_id() const noexcept { return rp_push_correlation_id(p_); }
+    std::uint32_t payload_protocol() const noexcept { return rp_push_payload_protocol(p_); }
+    Bytes payload() const noexcept { return detail::view(rp_push_payload(p_)); }
+    std::uint64_t deadline_unix_ms() const noexcept { return rp_push_deadline_unix_ms(p_); }
+    std::string_view traceparent() const noexcept { return detail::view(rp_push_traceparent(p_)); }
+    std::string_view tracestate() const noexcept { return detail::view(rp_push_tracestate(p_)); }
+    const rp_push *capi() const noexcept { return p_; }
+
+protected:
+    const rp_push *p_;
+};
+
+/// An owned push (rp_push); its views live as long as it does.
+class Push : public PushView {
+public:
+    explicit Push(rp_push *p) noexcept : PushView(p), owned_(p) {}
+    rp_push *release() noexcept {
+        p_ = nullptr;
+        return owned_.release();
+    }
+
+private:
+    detail::Owned<rp_push, rp_push_free> owned_;
+};
+
+/// What a worker registers as and how it connects (rp_push_worker_options).
+class WorkerOptions {
+public:
+    WorkerOptions(const std::string &endpoint, const std::string &identity, const std::string &task_queue = "") {
+        rp_push_worker_options *p = nullptr;
+        detail::check(rp_push_worker_options_new(endpoint.c_str(), identity.c_str(), task_queue.c_str(), &p));
+        p_.reset(p);
+    }
+    WorkerOptions &add_namespace(const std::string &s) { return set(rp_push_worker_options_add_namespace(p_.get(), s.c_str())); }
+    WorkerOptions &add_activity_type(const std::string &s) {
+        return set(rp_push_worker_options_add_activity_type(p_.get(), s.c_str()));
+    }
+    WorkerOptions &node(const std::string &s) { return set(rp_push_worker_options_set_node(p_.get(), s.c_str())); }
+    WorkerOptions &add_protocol(std::uint32_t id) { return set(rp_push_worker_options_add_protocol(p_.get(), id)); }
+    WorkerOptions &service(const std::string &s) { return set(rp_push_worker_options_set_service(p_.get(), s.c_str())); }
+    WorkerOptions &connect_timeout(std::chrono::milliseconds t) {
+        return set(rp_push_worker_options_set_connect_timeout_ms(p_.get(), static_cast<std::uint32_t>(t.count())));
+    }
+    WorkerOptions &max_queued(std::size_t n) { return set(rp_push_worker_options_set_max_queued(p_.get(), n)); }
+    WorkerOptions &auth_token(Bytes t) {
+        return set(rp_push_worker_options_set_auth_token(p_.get(), detail::ptr_or_null(t), t.size));
+    }
+    rp_push_worker_options *release() noexcept { return p_.release(); }
+
+private:
+    WorkerOptions &set(rp_status st) {
+        detail::check(st);
+        return *this;
+    }
+    detail::Owned<rp_push_worker_options, rp_push_worker_options_free> p_;
+};
+
+/// A worker's connection to a push server (rp_push_client). const methods are thread-safe
+/// (one thread may wait in recv while others reply or close).
+class PushClient {
+public:
+    /// Connects, says Hello and registers; consumes `options` (even when it throws).
+    /// Throws rp::Refused, or rp::Error (REJECTED with the reason, TIMEOUT, IO, ...).
+    /// (Both overloads consume: a chained builder expression is an lvalue.)
+    static PushClient connect(WorkerOptions &options) {
+        rp_push_client *c = nullptr;
+        detail::check(rp_push_client_connect(options.release(), &c));
+        return PushClient(c);
+    }
+    static PushClient connect(WorkerOptions &&options) { return connect(options); }
+    explicit PushClient(rp_push_client *c) noexcept : p_(c) {}
+
+    std::uint64_t worker_id() const noexcept { return rp_push_client_worker_id(p_.get()); }
+    /// Readable (level-triggered) while a push waits or the connection ended. Owned by the client.
+    int fd() const noexcept { return rp_push_client_fd(p_.get()); }
+
+    /// The next push, or std::nullopt when none came within `timeout` (forever: rp::forever).
+    /// Throws rp::Error(RP_STATUS_CLOSED) once the connection ended.
+    std::optional<Push> recv(std::chrono::milliseconds timeout) const {
+        rp_push *p = nullptr;
+        rp_status st = rp_push_client_recv(p_.get(), detail::to_ms(timeout), &p);
+        if (st == RP_STATUS_TIMEOUT) return std::nullopt;
+        detail::check(st);
+        return Push(p);
+    }
+    void reply(std::uint64_t correlation_id, Bytes payload) const {
+        detail::check(rp_push_client_reply(p_.get(), correlation_id, detail::ptr_or_null(payload), payload.size));
+    }
+    void reply_error(std::uint64_t correlation_id, int32_t code, const std::string &message) const {
+        detail::check(rp_push_client_reply_error(p_.get(), correlation_id, code, message.c_str()));
+    }
+
+    /// Sets the handler dispatch runs for each push: any callable `void(const PushClient &,
+    /// PushView)` or `rp_status(const PushClient &, PushView)`. It must reply (now or later).
+    /// An exception from it answers the push with a failure carrying what() (code: the
+    /// rp::Error's status, else 1001); it is not rethrown.
+    template <class F> void set_handler(F &&handler) {
+        using Fn = std::decay_t<F>;
+        Fn *box = new Fn(std::forward<F>(handler));
+        // librp owns box on every path.
+        detail::check(rp_push_client_set_handler(p_.get(), &handler_tramp<Fn>, box, &detail::delete_box<Fn>));
+    }
+    void clear_handler() { detail::check(rp_push_client_set_handler(p_.get(), nullptr, nullptr, nullptr)); }
+
+    /// Runs the handler for pushes; returns how many were handled (0: none came in time).
+    std::size_t dispatch(std::chrono::milliseconds timeout, std::size_t max_pushes = 0) const {
+        std::size_t n = 0;
+        rp_status st = rp_push_client_dispatch(p_.get(), detail::to_ms(timeout), max_pushes, &n);
+        if (st == RP_STATUS_TIMEOUT) return 0;
+        detail::check(st);
+        return n;
+    }
+    /// Closes the connection; waiters return CLOSED. Idempotent, any thread.
+    void close() const noexcept { rp_push_client_close(p_.get()); }
+
+    rp_push_client *capi() const noexcept { return p_.get(); }
+    rp_push_client *release() noexcept { return p_.release(); }
+
+private:
+    template <class Fn>
+    static int32_t handler_tramp(void *ud, const rp_push_client *c, const rp_push *p) noexcept {
+        // A non-owning view of the client for the duration of the call.
+        PushClient self(const_cast<rp_push_client *>(c));
+        int32_t code = RP_STATUS_OK;
+        std::string what;
+        try {
+            auto &fn = *static_cast<Fn *>(ud);
+            if constexpr (std::is_void_v<std::invoke_result_t<Fn &, const PushClient &, PushView>>) {
+                fn(static_cast<const PushClient &>(self), PushView(p));
+            } else {
+                code = static_cast<int32_t>(fn(static_cast<const PushClient &>(self), PushView(p)));
+            }
+        } catch (const Error &e) {
+            code = static_cast<int32_t>(e.status());
+            what = e.what();
+        } catch (const std::exception &e) {
+            code = 1001;
+            what = e.what();
+        } catch (...) {
+            code = 1001;
+            what = "unknown exception";
+        }
+        self.p_.release();
+        if (!what.empty()) {
+            try {
+                (void)rp_push_client_reply_error(c, rp_push_correlation_id(p), code, what.c_str());
+            } catch (...) {
+            }
+        }
+        return code;
+    }
+    detail::Owned<rp_push_client, rp_push_client_free> p_;
+};
+
+// ----------------------------------------------------------------------------------------------
+// Push: server side
+// ----------------------------------------------------------------------------------------------
+
+/// One worker (a copy of rp_worker_info).
+struct WorkerInfo {
+    std::uint64_t id = 0;
+    std::string identity, task_queue, node;
+    std::vector<std::string> namespaces, activity_types;
+    std::vector<std::uint32_t> protocols;
+    bool has_peer = false;  ///< kernel credentials (Unix peers only)
+    std::uint32_t pid = 0, uid = 0, gid = 0;
+    std::size_t in_flight = 0;
+
+    static WorkerInfo from_c(const rp_worker_info *w) {
+        WorkerInfo i;
+        i.id = rp_worker_info_id(w);
+        i.identity = std::string(detail::view(rp_worker_info_identity(w)));
+        i.task_queue = std::string(detail::view(rp_worker_info_task_queue(w)));
+        i.node = std::string(detail::view(rp_worker_info_node(w)));
+        for (std::size_t k = 0, n = rp_worker_info_namespace_count(w); k < n; k++)
+            i.namespaces.emplace_back(detail::view(rp_worker_info_namespace(w, k)));
+        for (std::size_t k = 0, n = rp_worker_info_activity_type_count(w); k < n; k++)
+            i.activity_types.emplace_back(detail::view(rp_worker_info_activity_type(w, k)));
+        for (std::size_t k = 0, n = rp_worker_info_protocol_count(w); k < n; k++)
+            i.protocols.push_back(rp_worker_info_protocol(w, k));
+        i.has_peer = rp_worker_info_peer(w, &i.pid, &i.uid, &i.gid);
+        i.in_flight = rp_worker_info_in_flight(w);
+        return i;
+    }
+};
+
+/// A registration decision.
+struct Registration {
+    bool accept = true;
+    std::string reason;
+    static Registration accepted() { return {}; }
+    static Registration rejected(std::string why) { return {false, std::move(why)}; }
+};
+
+/// How a push server is set up (rp_push_server_options).
+class ServerOptions {
+public:
+    explicit ServerOptions(const std::string &endpoint) {
+        rp_push_server_options *p = nullptr;
+        detail::check(rp_push_server_options_new(endpoint.c_str(), &p));
+        p_.reset(p);
+    }
+    ServerOptions &service(const std::string &s) { return set(rp_push_server_options_set_service(p_.get(), s.c_str())); }
+    ServerOptions &allow_other_uids(bool b) { return set(rp_push_server_options_set_allow_other_uids(p_.get(), b)); }
+    ServerOptions &allow_remote_tcp(bool b) { return set(rp_push_server_options_set_allow_remote_tcp(p_.get(), b)); }
+    ServerOptions &auth_token(Bytes t) {
+        return set(rp_push_server_options_set_auth_token(p_.get(), detail::ptr_or_null(t), t.size));
+    }
+    ServerOptions &handshake_timeout(std::chrono::milliseconds t) {
+        return set(rp_push_server_options_set_handshake_timeout_ms(p_.get(), static_cast<std::uint32_t>(t.count())));
+    }
+    ServerOptions &max_send_buffer(std::size_t bytes) { return set(rp_push_server_options_set_max_send_buffer(p_.get(), bytes)); }
+
+    /// Decides registrations inside PushServer::dispatch: any callable
+    /// `rp::Registration(const rp::WorkerInfo &)`. An exception rejects the worker with what().
+    template <class F> ServerOptions &on_registration(F &&f) {
+        using Fn = std::decay_t<F>;
+        Fn *box = new Fn(std::forward<F>(f));
+        return set(rp_push_server_options_set_registration_callback(p_.get(), &registration_tramp<Fn>, box,
+                                                                     &detail::delete_box<Fn>));
+    }
+    /// Learns of workers registering and leaving inside PushServer::dispatch: any callable
+    /// `void(const rp::WorkerInfo &, bool connected, std::string_view reason)`. An exception
+    /// is rethrown by dispatch.
+    template <class F> ServerOptions &on_worker(F &&f) {
+        using Fn = std::decay_t<F>;
+        Fn *box = new Fn(std::forward<F>(f));
+        return set(rp_push_server_options_set_worker_callback(p_.get(), &worker_tramp<Fn>, box,
+                                                               &detail::delete_box<Fn>));
+    }
+    rp_push_server_options *release() noexcept { return p_.release(); }
+
+private:
+    template <class Fn>
+    static int32_t registration_tramp(void *ud, const rp_worker_info *w, char *reason, std::size_t cap) noexcept {
+        Registration r;
+        try {
+            r = (*static_cast<Fn *>(ud))(WorkerInfo::from_c(w));
+        } catch (const std::exception &e) {
+            r = Registration{false, e.what()};
+        } catch (...) {
+            r = Registration{false, "registration callback failed"};
+        }
+        if (r.accept) return RP_REGISTRATION_VERDICT_ACCEPT;
+        if (cap > 0) {
+            std::size_t n = r.reason.copy(reason, cap - 1);
+            reason[n] = '\0';
+        }
+        return RP_REGISTRATION_VERDICT_REJECT;
+    }
+    template <class Fn>
+    static void worker_tramp(void *ud, const rp_worker_info *w, bool connected, rp_str reason) noexcept {
+        try {
+            (*static_cast<Fn *>(ud))(WorkerInfo::from_c(w), connected, detail::view(reason));
+        } catch (...) {
+            detail::stash_exception();
+        }
+    }
+    ServerOptions &set(rp_status st) {
+        detail::check(st);
+        return *this;
+    }
+    detail::Owned<rp_push_server_options, rp_push_server_options_free> p_;
+};
+
+/// One job to push (rp_push_request); pushing copies it.
+class PushRequest {
+public:
+    PushRequest(std::uint32_t payload_protocol, Bytes payload) {
+        rp_push_request *p = nullptr;
+        detail::check(rp_push_request_new(payload_protocol, detail::ptr_or_null(payload), payload.size, &p));
+        p_.reset(p);
+    }
+    PushRequest &deadline_unix_ms(std::uint64_t ms) { return set(rp_push_request_set_deadline_unix_ms(p_.get(), ms)); }
+    PushRequest &traceparent(const std::string &s) { return set(rp_push_request_set_traceparent(p_.get(), s.c_str())); }
+    PushRequest &tracestate(const std::string &s) { return set(rp_push_request_set_tracestate(p_.get(), s.c_str())); }
+    PushRequest &to_worker(std::uint64_t id) { return set(rp_push_request_to_worker(p_.get(), id)); }
+    PushRequest &to_task_queue(const std::string &q) { return set(rp_push_request_to_task_queue(p_.get(), q.c_str())); }
+    PushRequest &to_protocol(std::uint32_t id) { return set(rp_push_request_to_protocol(p_.get(), id)); }
+    const rp_push_request *capi() const noexcept { return p_.get(); }
+
+private:
+    PushRequest &set(rp_status st) {
+        detail::check(st);
+        return *this;
+    }
+    detail::Owned<rp_push_request, rp_push_request_free> p_;
+};
+
+/// A worker's answer (rp_push_result).
+class PushResult {
+public:
+    explicit PushResult(rp_push_result *r) noexcept : p_(r) {}
+    bool is_failure() const noexcept { return rp_push_result_is_failure(p_.get()); }
+    Bytes payload() const noexcept { return detail::view(rp_push_result_payload(p_.get())); }
+    int32_t failure_code() const noexcept { return rp_push_result_failure_code(p_.get()); }
+    std::string_view failure_message() const noexcept { return detail::view(rp_push_result_failure_message(p_.get())); }
+
+private:
+    detail::Owned<rp_push_result, rp_push_result_free> p_;
+};
+
+/// An in-flight push (rp_push_ticket); destroying it does not cancel the push.
+class Ticket {
+public:
+    explicit Ticket(rp_push_ticket *t) noexcept : p_(t) {}
+    std::uint64_t correlation_id() const noexcept { return rp_push_ticket_correlation_id(p_.get()); }
+    bool done() const noexcept { return rp_push_ticket_is_done(p_.get()); }
+    /// The outcome, or std::nullopt while there is none after `timeout`. Throws rp::Error for
+    /// delivery failures (CLOSED, NOT_FOUND, AGAIN), for a timeout of the push's own deadline
+    /// (TIMEOUT with done() true), and when the outcome was already taken.
+    std::optional<PushResult> wait(std::chrono::milliseconds timeout) const {
+        rp_push_result *r = nullptr;
+        rp_status st = rp_push_ticket_wait(p_.get(), detail::to_ms(timeout), &r);
+        if (st == RP_STATUS_TIMEOUT && !done()) return std::nullopt;
+        detail::check(st);
+        return PushResult(r);
+    }
+
+private:
+    detail::Owned<rp_push_ticket, rp_push_ticket_free> p_;
+};
+
+/// A running push server (rp_push_server). const methods are thread-safe; dispatch runs on one
+/// thread at a time.
+class PushServer {
+public:
+    /// Binds and starts serving; consumes `options` (even when it throws).
+    /// (Both overloads consume: a chained builder expression is an lvalue.)
+    static PushServer bind(ServerOptions &options) {
+        rp_push_server *s = nullptr;
+        detail::check(rp_push_server_bind(options.release(), &s));
+        return PushServer(s);
+    }
+    static PushServer bind(ServerOptions &&options) { return bind(options); }
+    explicit PushServer(rp_push_server *s) noexcept : p_(s) {}
+
+    std::string_view endpoint() const noexcept { return detail::view(rp_push_server_endpoint(p_.get())); }
+    Ticket push(const PushRequest &req) const {
+        rp_push_ticket *t = nullptr;
+        detail::check(rp_push_server_push(p_.get(), req.capi(), &t));
+        return Ticket(t);
+    }
+    /// The worker's answer, or std::nullopt on timeout. Throws for CLOSED, NOT_FOUND, AGAIN.
+    std::optional<PushResult> push_wait(const PushRequest &req, std::chrono::milliseconds timeout) const {
+        rp_push_result *r = nullptr;
+        rp_status st = rp_push_server_push_wait(p_.get(), req.capi(), detail::to_ms(timeout), &r);
+        if (st == RP_STATUS_TIMEOUT) return std::nullopt;
+        detail::check(st);
+        return PushResult(r);
+    }
+    std::vector<WorkerInfo> workers() const {
+        rp_worker_list *l = nullptr;
+        detail::check(rp_push_server_workers(p_.get(), &l));
+        detail::Owned<rp_worker_list, rp_worker_list_free> guard(l);
+        std::vector<WorkerInfo> out;
+        for (std::size_t i = 0, n = rp_worker_list_len(l); i < n; i++)
+            out.push_back(WorkerInfo::from_c(rp_worker_list_get(l, i)));
+        return out;
+    }
+    /// Runs the server callbacks for pending events; returns how many (0: none in time).
+    std::size_t dispatch(std::chrono::milliseconds timeout) const {
+        std::size_t n = 0;
+        detail::pending_exception() = nullptr;
+        rp_status st = rp_push_server_dispatch(p_.get(), detail::to_ms(timeout), &n);
+        detail::rethrow_pending();
+        if (st == RP_STATUS_TIMEOUT) return 0;
+        detail::check(st);
+        return n;
+    }
+    int event_fd() const noexcept { return rp_push_server_event_fd(p_.get()); }
+    void disconnect(std::uint64_t worker_id) const { detail::check(rp_push_server_disconnect(p_.get(), worker_id)); }
+    /// Stops serving (blocks until the server thread ended). Idempotent, any thread.
+    void shutdown() const noexcept { rp_push_server_shutdown(p_.get()); }
+
+    rp_push_server *capi() const noexcept { return p_.get(); }
+    rp_push_server *release() noexcept { return p_.release(); }
+
+private:
+    detail::Owned<rp_push_server, rp_push_server_free> p_;
+};
+
+// ----------------------------------------------------------------------------------------------
+// Handoff
+// ----------------------------------------------------------------------------------------------
+
+/// A store of one-time handoff tokens (rp_handoff_store, shared in C: every method may run
+/// concurrently). Move-only here, since the C API has no clone for it.
+class HandoffStore {
+public:
+    using Token = std::array<std::uint8_t, RP_HANDOFF_TOKEN_LEN>;
+
+    /// `max_pending` 0 = 1024; `ttl` 0 = 30 s.
+    explicit HandoffStore(std::uint32_t max_pending = 0, std::chrono::milliseconds ttl = std::chrono::milliseconds(0)) {
+        const rp_handoff_store *p = nullptr;
+        detail::check(rp_handoff_store_new(max_pending, static_cast<std::uint32_t>(ttl.count()), &p));
+        p_.reset(p);
+    }
+    /// A fresh random token, stored; std::nullopt when the store is full (RP_STATUS_AGAIN).
+    std::optional<Token> issue() const {
+        Token t{};
+        rp_status st = rp_handoff_store_issue(p_.get(), t.data(), t.size());
+        if (st == RP_STATUS_AGAIN) return std::nullopt;
+        detail::check(st);
+        return t;
+    }
+    /// Adds a token issued elsewhere; false when the store is full.
+    bool insert(Bytes token) const {
+        rp_status st = rp_handoff_store_insert(p_.get(), detail::ptr_or_null(token), token.size);
+        if (st == RP_STATUS_AGAIN) return false;
+        detail::check(st);
+        return true;
+    }
+    struct Offer {
+        bool accepted = false;
+        std::uint64_t correlation_id = 0;
+    };
+    /// Serves one offer on the framed connection `fd`; std::nullopt on timeout.
+    std::optional<Offer> serve_offer(int fd, std::chrono::milliseconds timeout) const {
+        Offer o;
+        rp_status st = rp_handoff_serve_offer(p_.get(), fd, detail::to_ms(timeout), &o.accepted, &o.correlation_id);
+        if (st == RP_STATUS_TIMEOUT) return std::nullopt;
+        detail::check(st);
+        return o;
+    }
+    /// Receives a handed-off connection on the Unix socket `fd`; the caller owns (and closes)
+    /// the returned descriptor. std::nullopt on timeout; throws rp::Error(RP_STATUS_REJECTED)
+    /// when the token was refused.
+    std::optional<int> accept(int fd, std::chrono::milliseconds timeout) const {
+        int32_t out = -1;
+        rp_status st = rp_handoff_accept(p_.get(), fd, detail::to_ms(timeout), &out);
+        if (st == RP_STATUS_TIMEOUT) return std::nullopt;
+        detail::check(st);
+        return out;
+    }
+    const rp_handoff_store *capi() const noexcept { return p_.get(); }
+
+private:
+    struct Free {
+        void operator()(const rp_handoff_store *p) const noexcept { rp_handoff_store_free(p); }
+    };
+    std::unique_ptr<const rp_handoff_store, Free> p_;
+};
+
+/// The loaded library's version string.
+inline std::string_view version() noexcept { return rp_version_string(); }
+
+}  // namespace rp
+
+#endif  // RP_RP_HPP

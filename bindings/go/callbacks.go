@@ -1,0 +1,207 @@
+package rp
+
+/*
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include "shims.h"
+*/
+import "C"
+
+import (
+	"context"
+	"errors"
+	"runtime/cgo"
+	"sync"
+	"time"
+	"unsafe"
+)
+
+// Panics recovered in callbacks wait here, by id, until the Go caller of the librp function
+// that ran the callback takes them and panics again (see takeErr). The id travels through a
+// thread-local in shims.c: callbacks always run on the thread of that librp call.
+var panics struct {
+	sync.Mutex
+	next uint64
+	m    map[uint64]any
+}
+
+func stashPanic(v any) uint64 {
+	panics.Lock()
+	defer panics.Unlock()
+	if panics.m == nil {
+		panics.m = make(map[uint64]any)
+	}
+	panics.next++
+	panics.m[panics.next] = v
+	return panics.next
+}
+
+func takePanic(id uint64) (bool, any) {
+	if id == 0 {
+		return false, nil
+	}
+	panics.Lock()
+	defer panics.Unlock()
+	v, ok := panics.m[id]
+	delete(panics.m, id)
+	return ok, v
+}
+
+// newHandle wraps v in a cgo.Handle passed to C as an integer; librp gives it back to
+// rpgoFreeHandle (the user_data_free of every callback) when it no longer needs it.
+func newHandle(v any) C.uintptr_t { return C.uintptr_t(cgo.NewHandle(v)) }
+
+//export rpgoFreeHandle
+func rpgoFreeHandle(h C.uintptr_t) {
+	cgo.Handle(h).Delete()
+}
+
+// guard recovers a panic in a callback and records its id for the C trampoline.
+func guard(panicID *C.uint64_t) {
+	if r := recover(); r != nil {
+		*panicID = C.uint64_t(stashPanic(r))
+	}
+}
+
+//export rpgoPushHandler
+func rpgoPushHandler(h C.uintptr_t, client *C.rp_push_client, push *C.rp_push, panicID *C.uint64_t) (st C.int32_t) {
+	st = C.RP_STATUS_PANIC
+	defer guard(panicID)
+	hb := cgo.Handle(h).Value().(*handlerBox)
+	p := pushFrom(push)
+	err := hb.fn(p)
+	if err == nil {
+		return C.RP_STATUS_OK
+	}
+	// Answer with the error's text ourselves; librp sees the push answered.
+	code := int32(HandlerErrorCode)
+	var re *Error
+	if errors.As(err, &re) && re.Status != StatusOK {
+		code = int32(re.Status)
+	}
+	var ce C.rpg_err
+	msg := cString(err.Error())
+	defer C.free(unsafe.Pointer(msg))
+	C.rpg_client_reply_error(client, C.uint64_t(p.CorrelationID), C.int32_t(code), msg, &ce)
+	_ = takeErr(0, &ce) // an answer that can no longer be sent (closed, withdrawn) is not news
+	return C.int32_t(code)
+}
+
+//export rpgoRegistration
+func rpgoRegistration(h C.uintptr_t, info *C.rp_worker_info, reason *C.char, reasonCap C.size_t, panicID *C.uint64_t) (v C.int32_t) {
+	v = C.RP_REGISTRATION_VERDICT_REJECT
+	defer guard(panicID)
+	fn := cgo.Handle(h).Value().(func(*WorkerInfo) (bool, string))
+	ok, why := fn(workerInfoFrom(info))
+	if ok {
+		return C.RP_REGISTRATION_VERDICT_ACCEPT
+	}
+	if reasonCap > 0 && reason != nil {
+		buf := unsafe.Slice((*byte)(unsafe.Pointer(reason)), int(reasonCap))
+		n := copy(buf[:len(buf)-1], why)
+		buf[n] = 0
+	}
+	return C.RP_REGISTRATION_VERDICT_REJECT
+}
+
+//export rpgoWorkerEvent
+func rpgoWorkerEvent(h C.uintptr_t, info *C.rp_worker_info, connected C.bool, reason *C.char, reasonLen C.size_t, panicID *C.uint64_t) {
+	defer guard(panicID)
+	fn := cgo.Handle(h).Value().(func(*WorkerInfo, bool, string))
+	fn(workerInfoFrom(info), bool(connected), goStr(reason, reasonLen))
+}
+
+//export rpgoDetect
+func rpgoDetect(h C.uintptr_t, buf *C.uint8_t, n C.size_t, panicID *C.uint64_t) (v C.int32_t) {
+	v = -1 // outside rp_legacy_verdict: rp_mux_poll fails with INVALID_ARGUMENT
+	defer guard(panicID)
+	fn := cgo.Handle(h).Value().(func([]byte) LegacyVerdict)
+	// buf is the caller's own slice (passed to Poll), borrowed for this call.
+	return C.int32_t(fn(unsafe.Slice((*byte)(unsafe.Pointer(buf)), int(n))))
+}
+
+// cArena holds C allocations for one call's configuration and frees them together.
+type cArena []unsafe.Pointer
+
+func (a *cArena) str(s string) *C.char {
+	p := cString(s)
+	*a = append(*a, unsafe.Pointer(p))
+	return p
+}
+
+// optStr is str for optional fields: "" stays NULL.
+func (a *cArena) optStr(s string) *C.char {
+	if s == "" {
+		return nil
+	}
+	return a.str(s)
+}
+
+func (a *cArena) bytes(b []byte) *C.uint8_t {
+	if len(b) == 0 {
+		return nil
+	}
+	p := C.CBytes(b)
+	*a = append(*a, p)
+	return (*C.uint8_t)(p)
+}
+
+func (a *cArena) strs(ss []string) **C.char {
+	if len(ss) == 0 {
+		return nil
+	}
+	arr := (**C.char)(C.malloc(C.size_t(len(ss)) * C.size_t(unsafe.Sizeof((*C.char)(nil)))))
+	*a = append(*a, unsafe.Pointer(arr))
+	s := unsafe.Slice(arr, len(ss))
+	for i, v := range ss {
+		s[i] = a.str(v)
+	}
+	return arr
+}
+
+func (a *cArena) u32s(v []uint32) *C.uint32_t {
+	if len(v) == 0 {
+		return nil
+	}
+	p := (*C.uint32_t)(C.malloc(C.size_t(len(v)) * 4))
+	*a = append(*a, unsafe.Pointer(p))
+	copy(unsafe.Slice((*uint32)(unsafe.Pointer(p)), len(v)), v)
+	return p
+}
+
+func (a *cArena) free() {
+	for _, p := range *a {
+		C.free(p)
+	}
+	*a = nil
+}
+
+// cString copies s into C memory; strings with a NUL byte are cut there (librp would reject
+// them as not UTF-8 text anyway).
+func cString(s string) *C.char { return C.CString(s) }
+
+// bytesPtr is the borrowed C view of b (NULL for an empty slice).
+func bytesPtr(b []byte) *C.uint8_t {
+	if len(b) == 0 {
+		return nil
+	}
+	return (*C.uint8_t)(unsafe.Pointer(unsafe.SliceData(b)))
+}
+
+// waitSlice is how long one blocking librp call may wait: the context's remaining time, cut
+// to a short slice so that a cancelled context is noticed promptly.
+const waitSliceMax = 50 * time.Millisecond
+
+func waitSlice(ctx context.Context) C.int32_t {
+	d := waitSliceMax
+	if dl, ok := ctx.Deadline(); ok {
+		if r := time.Until(dl); r < d {
+			d = r
+		}
+	}
+	if d < 0 {
+		d = 0
+	}
+	return C.int32_t((d + time.Millisecond - 1) / time.Millisecond)
+}

@@ -1,0 +1,97 @@
+package rp_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	rp "github.com/librp/rp/bindings/go"
+)
+
+// A push server and a worker in one process: the worker answers each push in upper case.
+func Example() {
+	dir, _ := os.MkdirTemp("", "rp-example")
+	defer os.RemoveAll(dir)
+	server, err := rp.Bind(filepath.Join(dir, "push.sock"), nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer server.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	worker, err := rp.Connect(ctx, server.Endpoint(), rp.WorkerOptions{
+		Identity: "upper", TaskQueue: "uppercase", Protocols: []uint32{0x7001},
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer worker.Close()
+	go func() {
+		for push, err := range worker.Pushes(ctx) {
+			if err != nil {
+				return
+			}
+			worker.Reply(push.CorrelationID, bytes.ToUpper(push.Payload))
+		}
+	}()
+
+	res, err := server.PushWait(ctx, &rp.PushRequest{PayloadProtocol: 0x7001, ToTaskQueue: "uppercase", Payload: []byte("hello")})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Printf("%s\n", res.Payload)
+	// Output: HELLO
+}
+
+// A daemon classifies what a connection sent with a Mux: its own legacy wire, or v1 frames.
+func ExampleMux_Poll() {
+	id, _ := rp.NewIdentity()
+	defer id.Close()
+	mux, err := rp.NewMux(id, []uint32{0x7001}, func(buf []byte) rp.LegacyVerdict {
+		if buf[0] == '#' {
+			return rp.Legacy
+		}
+		return rp.NotLegacy
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer mux.Close()
+
+	buf, _ := rp.EncodeFrame(&rp.Frame{PayloadProtocol: 0x7001, RequestID: 1, Payload: []byte("ping")})
+	for _, input := range [][]byte{[]byte("#legacy"), buf[:3], buf} {
+		ev, err := mux.Poll(input)
+		if err != nil {
+			fmt.Println(err)
+			continue
+		}
+		switch ev.Kind {
+		case rp.MuxLegacy:
+			fmt.Println("legacy")
+		case rp.MuxNeedMoreBytes:
+			fmt.Println("need more bytes")
+		case rp.MuxPayload:
+			fmt.Printf("request %d: %s (%d bytes)\n", ev.Frame.RequestID, ev.Frame.Payload, ev.Consumed)
+		}
+	}
+	// Output:
+	// legacy
+	// need more bytes
+	// request 1: ping (19 bytes)
+}
+
+// Failures are values: compare them with errors.Is.
+func ExampleError() {
+	_, _, err := rp.DecodeFrame([]byte{7, 0, 0, 0, 0}, 0)
+	fmt.Println(errors.Is(err, rp.ErrUnsupportedFraming), errors.Is(err, rp.ErrTimeout))
+	// Output: true false
+}

@@ -1,0 +1,3 @@
+module github.com/librp/rp/bindings/go
+
+go 1.24

@@ -1,0 +1,135 @@
+package rp
+
+/*
+#include "shims.h"
+*/
+import "C"
+
+import (
+	"os"
+	"runtime"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// HandoffStore is a bounded store of one-time handoff tokens (rp_handoff_store): 128 random
+// bits each, accepted at most once, for a time to live, compared in constant time. Safe for
+// concurrent use.
+type HandoffStore struct {
+	mu      sync.RWMutex // shared: every C call; exclusive: free
+	ptr     *C.rp_handoff_store
+	once    sync.Once
+	cleanup runtime.Cleanup
+}
+
+// NewHandoffStore creates a store holding at most maxPending tokens (0 = 1024), each living
+// ttl (0 = 30 s).
+func NewHandoffStore(maxPending int, ttl time.Duration) (*HandoffStore, error) {
+	var p *C.rp_handoff_store
+	var e C.rpg_err
+	st := C.rpg_handoff_store_new(C.uint32_t(max(maxPending, 0)), C.uint32_t(ttl/time.Millisecond), &p, &e)
+	if err := takeErr(st, &e); err != nil {
+		return nil, err
+	}
+	s := &HandoffStore{ptr: p}
+	s.cleanup = runtime.AddCleanup(s, func(p *C.rp_handoff_store) { C.rp_handoff_store_free(p) }, p)
+	return s, nil
+}
+
+func (s *HandoffStore) do(f func(p *C.rp_handoff_store, e *C.rpg_err) C.int32_t) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	maybeGC()
+	if s.ptr == nil {
+		return &Error{Status: StatusClosed, Msg: "handoff store closed"}
+	}
+	var e C.rpg_err
+	st := f(s.ptr, &e)
+	return takeErr(st, &e)
+}
+
+// Issue issues and stores a fresh random token. ErrAgain when the store is full.
+func (s *HandoffStore) Issue() ([HandoffTokenLen]byte, error) {
+	var tok [HandoffTokenLen]byte
+	err := s.do(func(p *C.rp_handoff_store, e *C.rpg_err) C.int32_t {
+		return C.rpg_handoff_issue(p, (*C.uint8_t)(&tok[0]), C.size_t(len(tok)), e)
+	})
+	return tok, err
+}
+
+// Insert adds a token issued elsewhere (exactly HandoffTokenLen bytes).
+func (s *HandoffStore) Insert(token []byte) error {
+	return s.do(func(p *C.rp_handoff_store, e *C.rpg_err) C.int32_t {
+		st := C.rpg_handoff_insert(p, bytesPtr(token), C.size_t(len(token)), e)
+		runtime.KeepAlive(token)
+		return st
+	})
+}
+
+// withFd runs f with the descriptor of c held open.
+func withFd(c syscall.Conn, f func(fd C.int32_t)) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	return rc.Control(func(fd uintptr) { f(C.int32_t(fd)) })
+}
+
+func timeoutMs(d time.Duration) C.int32_t {
+	if d < 0 {
+		return -1
+	}
+	return C.int32_t(min(d/time.Millisecond, 1<<31-1))
+}
+
+// ServeOffer serves one handoff offer on a framed control connection: reads one HandoffOffer,
+// checks and consumes its token, and writes the HandoffAck. It reports whether the token was
+// accepted and the offer's correlation id. timeout < 0 waits forever.
+func (s *HandoffStore) ServeOffer(conn syscall.Conn, timeout time.Duration) (accepted bool, correlationID uint64, err error) {
+	var ok C.bool
+	var corr C.uint64_t
+	ferr := withFd(conn, func(fd C.int32_t) {
+		err = s.do(func(p *C.rp_handoff_store, e *C.rpg_err) C.int32_t {
+			return C.rpg_handoff_serve_offer(p, fd, timeoutMs(timeout), &ok, &corr, e)
+		})
+	})
+	if ferr != nil {
+		return false, 0, ferr
+	}
+	return bool(ok), uint64(corr), err
+}
+
+// Accept receives a handed-off connection on the Unix socket conn (the descriptor by
+// SCM_RIGHTS with a HandoffOffer), answers the offer, and on acceptance returns the adopted
+// connection (close-on-exec) as a file; net.FileConn turns it into a net.Conn. ErrRejected when
+// the token was refused (the ack said so and the received descriptor was closed).
+func (s *HandoffStore) Accept(conn syscall.Conn, timeout time.Duration) (*os.File, error) {
+	var out C.int32_t = -1
+	var err error
+	ferr := withFd(conn, func(fd C.int32_t) {
+		err = s.do(func(p *C.rp_handoff_store, e *C.rpg_err) C.int32_t {
+			return C.rpg_handoff_accept(p, fd, timeoutMs(timeout), &out, e)
+		})
+	})
+	if ferr != nil {
+		return nil, ferr
+	}
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(out), "rp-handoff"), nil
+}
+
+// Close drops the store. Idempotent.
+func (s *HandoffStore) Close() error {
+	s.once.Do(func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		maybeGC()
+		s.cleanup.Stop()
+		C.rp_handoff_store_free(s.ptr)
+		s.ptr = nil
+	})
+	return nil
+}

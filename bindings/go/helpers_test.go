@@ -1,0 +1,69 @@
+package rp
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// sockPath returns a socket path in a fresh owner-only directory (short enough for sun_path).
+func sockPath(t testing.TB, name string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "rpgo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return filepath.Join(dir, name)
+}
+
+func ctxTimeout(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// startServer binds a push server on a fresh socket; it is closed when the test ends.
+func startServer(t testing.TB, opts *ServerOptions) *Server {
+	t.Helper()
+	s, err := Bind(sockPath(t, "push.sock"), opts)
+	if err != nil {
+		t.Fatalf("Bind: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func connectWorker(t testing.TB, s *Server, identity string) *Worker {
+	t.Helper()
+	w, err := Connect(ctxTimeout(t, 5*time.Second), s.Endpoint(), WorkerOptions{
+		Identity: identity, TaskQueue: "q", Protocols: []uint32{0x7001},
+		Namespaces: []string{"ns1"}, ActivityTypes: []string{"upper"}, Node: "node-a",
+	})
+	if err != nil {
+		t.Fatalf("Connect(%s): %v", identity, err)
+	}
+	t.Cleanup(func() { w.Close() })
+	return w
+}
+
+// waitWorkers waits until the server lists n workers.
+func waitWorkers(t testing.TB, s *Server, n int) []WorkerInfo {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ws, err := s.Workers()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ws) == n {
+			return ws
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server lists %d workers, want %d", len(ws), n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -1,0 +1,161 @@
+package rp
+
+/*
+#include <stdlib.h>
+#include "shims.h"
+*/
+import "C"
+
+import (
+	"runtime"
+	"sync"
+	"time"
+	"unsafe"
+)
+
+// Identity is a daemon's identity, answered to broker identity probes by a [Mux]
+// (rp_daemon_identity). A mux copies it when created. Methods are safe for concurrent use.
+type Identity struct {
+	mu      sync.Mutex // the C contract: the caller serialises calls on one identity
+	ptr     *C.rp_daemon_identity
+	once    sync.Once
+	cleanup runtime.Cleanup
+}
+
+func newIdentity(p *C.rp_daemon_identity) *Identity {
+	id := &Identity{ptr: p}
+	id.cleanup = runtime.AddCleanup(id, func(p *C.rp_daemon_identity) { C.rp_daemon_identity_free(p) }, p)
+	return id
+}
+
+// CurrentIdentity builds the identity of this process serving the endpoint
+// namespace:path, as a strict prober checks it (pid, executable path and BLAKE3 hash, boot id,
+// start time). With legacySHA256 the legacy slot holds the executable's SHA-256. It reads and
+// hashes the whole executable: call it once at start-up.
+func CurrentIdentity(namespace, path string, legacySHA256 bool) (*Identity, error) {
+	var a cArena
+	defer a.free()
+	var flags C.uint32_t
+	if legacySHA256 {
+		flags = C.RP_DAEMON_IDENTITY_LEGACY_SHA256
+	}
+	var p *C.rp_daemon_identity
+	var e C.rpg_err
+	st := C.rpg_identity_new_current(a.str(namespace), a.str(path), flags, &p, &e)
+	if err := takeErr(st, &e); err != nil {
+		return nil, err
+	}
+	return newIdentity(p), nil
+}
+
+// NewIdentity returns an empty identity to fill with the Set methods.
+func NewIdentity() (*Identity, error) {
+	var p *C.rp_daemon_identity
+	var e C.rpg_err
+	st := C.rpg_identity_new(&p, &e)
+	if err := takeErr(st, &e); err != nil {
+		return nil, err
+	}
+	return newIdentity(p), nil
+}
+
+func (id *Identity) do(f func(p *C.rp_daemon_identity, e *C.rpg_err) C.int32_t) error {
+	id.mu.Lock()
+	defer id.mu.Unlock()
+	maybeGC()
+	if id.ptr == nil {
+		return &Error{Status: StatusClosed, Msg: "identity closed"}
+	}
+	var e C.rpg_err
+	st := f(id.ptr, &e)
+	return takeErr(st, &e)
+}
+
+// SetPID sets the process id.
+func (id *Identity) SetPID(pid uint32) error {
+	return id.do(func(p *C.rp_daemon_identity, e *C.rpg_err) C.int32_t {
+		return C.rpg_identity_set_pid(p, C.uint32_t(pid), e)
+	})
+}
+
+// SetExePath sets the canonical absolute path of the executable.
+func (id *Identity) SetExePath(path string) error {
+	return id.do(func(p *C.rp_daemon_identity, e *C.rpg_err) C.int32_t {
+		s := cString(path)
+		defer C.free(unsafe.Pointer(s))
+		return C.rpg_identity_set_strings(p, s, nil, nil, nil, e)
+	})
+}
+
+// SetEndpoint sets the endpoint the daemon serves.
+func (id *Identity) SetEndpoint(namespace, path string) error {
+	return id.do(func(p *C.rp_daemon_identity, e *C.rpg_err) C.int32_t {
+		var a cArena
+		defer a.free()
+		return C.rpg_identity_set_strings(p, nil, a.str(namespace), a.str(path), nil, e)
+	})
+}
+
+// SetBootID sets the boot id.
+func (id *Identity) SetBootID(bootID string) error {
+	return id.do(func(p *C.rp_daemon_identity, e *C.rpg_err) C.int32_t {
+		s := cString(bootID)
+		defer C.free(unsafe.Pointer(s))
+		return C.rpg_identity_set_strings(p, nil, nil, nil, s, e)
+	})
+}
+
+// SetStartedAt sets when the process started.
+func (id *Identity) SetStartedAt(t time.Time) error {
+	return id.do(func(p *C.rp_daemon_identity, e *C.rpg_err) C.int32_t {
+		return C.rpg_identity_set_started_at(p, unixMs(t), e)
+	})
+}
+
+// SetIdleTimeout sets the idle timeout the daemon reports; a negative value removes it.
+func (id *Identity) SetIdleTimeout(d time.Duration) error {
+	secs := int64(-1)
+	if d >= 0 {
+		secs = int64(d / time.Second)
+	}
+	return id.do(func(p *C.rp_daemon_identity, e *C.rpg_err) C.int32_t {
+		return C.rpg_identity_set_idle_timeout(p, C.int64_t(secs), e)
+	})
+}
+
+// SetExeHash sets the executable hash and its algorithm ("blake3" for strict probers).
+func (id *Identity) SetExeHash(algorithm string, hash []byte) error {
+	return id.do(func(p *C.rp_daemon_identity, e *C.rpg_err) C.int32_t {
+		s := cString(algorithm)
+		defer C.free(unsafe.Pointer(s))
+		st := C.rpg_identity_set_exe_hash(p, s, bytesPtr(hash), C.size_t(len(hash)), e)
+		runtime.KeepAlive(hash)
+		return st
+	})
+}
+
+// Encode returns the identity part of a probe reply (what follows the 32-byte nonce echo).
+func (id *Identity) Encode() ([]byte, error) {
+	id.mu.Lock()
+	defer id.mu.Unlock()
+	maybeGC()
+	if id.ptr == nil {
+		return nil, &Error{Status: StatusClosed, Msg: "identity closed"}
+	}
+	return growEncode(nil, 256, func(buf *C.uint8_t, cp C.size_t, outLen *C.size_t, e *C.rpg_err) C.int32_t {
+		return C.rpg_identity_encode(id.ptr, buf, cp, outLen, e)
+	})
+}
+
+// Close frees the identity. Idempotent.
+func (id *Identity) Close() error {
+	id.once.Do(func() {
+		id.mu.Lock()
+		defer id.mu.Unlock()
+		maybeGC()
+		id.cleanup.Stop()
+		C.rp_daemon_identity_free(id.ptr)
+		id.ptr = nil
+	})
+	return nil
+}

@@ -1,0 +1,316 @@
+package rp
+
+/*
+#include <stdlib.h>
+#include "shims.h"
+*/
+import "C"
+
+import (
+	"context"
+	"iter"
+	"runtime"
+	"sync"
+	"time"
+	"unsafe"
+)
+
+// HandlerErrorCode is the failure code sent for a push whose handler returned an error that is
+// not an *Error (application codes are above 1000).
+const HandlerErrorCode = 1001
+
+// WorkerOptions say what a worker registers as and how it connects.
+type WorkerOptions struct {
+	Identity       string   // who the worker is (1–256 bytes); required
+	TaskQueue      string   // the queue of work it takes (may be empty)
+	Namespaces     []string // namespaces it serves
+	ActivityTypes  []string // activity types it handles
+	Node           string   // host name to report (optional)
+	Protocols      []uint32 // consumer payload protocols it serves
+	Service        string   // service name in the Hello (default "librp-push")
+	ConnectTimeout time.Duration
+	MaxQueued      int    // pushes that may wait in the inbox (default 1024)
+	AuthToken      []byte // for servers that require one (TCP)
+}
+
+// Push is one push received by a worker. Its fields are Go copies.
+type Push struct {
+	CorrelationID   uint64 // pass it to Reply
+	PayloadProtocol uint32
+	Payload         []byte
+	Deadline        time.Time // zero = none
+	Traceparent     string
+	Tracestate      string
+}
+
+func pushFrom(p *C.rp_push) *Push {
+	return &Push{
+		CorrelationID:   uint64(C.rp_push_correlation_id(p)),
+		PayloadProtocol: uint32(C.rp_push_payload_protocol(p)),
+		Payload:         rpBytes(C.rp_push_payload(p)),
+		Deadline:        fromUnixMs(C.rp_push_deadline_unix_ms(p)),
+		Traceparent:     rpStr(C.rp_push_traceparent(p)),
+		Tracestate:      rpStr(C.rp_push_tracestate(p)),
+	}
+}
+
+// Worker is a worker's connection to a push server (rp_push_client). Its methods are safe
+// for concurrent use: one goroutine may wait in Recv while others reply or close.
+type Worker struct {
+	// mu guards ptr: shared for calls on the thread-safe `const rp_push_client *` functions,
+	// exclusive for rp_push_client_set_handler and rp_push_client_free.
+	mu       sync.RWMutex
+	ptr      *C.rp_push_client
+	id       uint64
+	once     sync.Once
+	cleanup  runtime.Cleanup
+	dispatch sync.Mutex // one Dispatch at a time
+}
+
+// Connect connects to the push server at endpoint (a socket path, "@name" or
+// "tcp://host:port"), says Hello and registers. It returns when registered, on failure, or when
+// ctx is done (a connection that completes later is then closed).
+//
+// Errors: *RefusedError (the server refused the Hello), ErrRejected (registration declined;
+// the message holds the reason), ErrTimeout, ErrIO (nothing listens), protocol errors.
+func Connect(ctx context.Context, endpoint string, opts WorkerOptions) (*Worker, error) {
+	if err := ctxErr(ctx); err != nil {
+		return nil, err
+	}
+	timeout := opts.ConnectTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		if r := time.Until(dl); timeout == 0 || r < timeout {
+			timeout = max(r, time.Millisecond)
+		}
+	}
+	type result struct {
+		w   *Worker
+		err error
+	}
+	connect := func() result {
+		var a cArena
+		defer a.free()
+		cfg := C.rpg_worker_cfg{
+			endpoint:            a.str(endpoint),
+			identity:            a.str(opts.Identity),
+			task_queue:          a.str(opts.TaskQueue),
+			node:                a.optStr(opts.Node),
+			service:             a.optStr(opts.Service),
+			connect_timeout_ms:  C.uint32_t((timeout + time.Millisecond - 1) / time.Millisecond),
+			max_queued:          C.size_t(max(opts.MaxQueued, 0)),
+			auth_token:          a.bytes(opts.AuthToken),
+			auth_token_len:      C.size_t(len(opts.AuthToken)),
+			namespaces:          a.strs(opts.Namespaces),
+			namespace_count:     C.size_t(len(opts.Namespaces)),
+			activity_types:      a.strs(opts.ActivityTypes),
+			activity_type_count: C.size_t(len(opts.ActivityTypes)),
+			protocols:           a.u32s(opts.Protocols),
+			protocol_count:      C.size_t(len(opts.Protocols)),
+		}
+		var p *C.rp_push_client
+		var e C.rpg_err
+		st := C.rpg_worker_connect(&cfg, &p, &e)
+		if err := takeErr(st, &e); err != nil {
+			return result{nil, err}
+		}
+		return result{newWorker(p), nil}
+	}
+	if ctx.Done() == nil {
+		r := connect()
+		return r.w, r.err
+	}
+	ch := make(chan result, 1)
+	go func() { ch <- connect() }()
+	select {
+	case r := <-ch:
+		return r.w, r.err
+	case <-ctx.Done():
+		go func() {
+			if r := <-ch; r.w != nil {
+				r.w.Close()
+			}
+		}()
+		return nil, ctx.Err()
+	}
+}
+
+func newWorker(p *C.rp_push_client) *Worker {
+	w := &Worker{ptr: p, id: uint64(C.rp_push_client_worker_id(p))}
+	w.cleanup = runtime.AddCleanup(w, func(p *C.rp_push_client) { C.rp_push_client_free(p) }, p)
+	return w
+}
+
+// ID is the id the server gave this worker.
+func (w *Worker) ID() uint64 { return w.id }
+
+// Fd is a descriptor that is readable while a push waits or the connection has ended
+// (level-triggered), for callers with their own poll loop; -1 after Close. It belongs to the
+// worker: never read, write or close it.
+func (w *Worker) Fd() int {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	maybeGC()
+	if w.ptr == nil {
+		return -1
+	}
+	return int(C.rp_push_client_fd(w.ptr))
+}
+
+// Recv waits for the next push. It returns ErrClosed when the server went away or the worker
+// was closed, and ctx.Err() when ctx is done first.
+func (w *Worker) Recv(ctx context.Context) (*Push, error) {
+	for {
+		p, err := w.recv(waitSlice(ctx))
+		if err == nil || !isStatus(err, StatusTimeout) {
+			return p, err
+		}
+		if err := ctxErr(ctx); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// TryRecv waits at most timeout (0 = only take a push already here) for a push; ErrTimeout
+// when none came. For a poll loop on Fd.
+func (w *Worker) TryRecv(timeout time.Duration) (*Push, error) {
+	return w.recv(C.int32_t(min(timeout, time.Duration(1<<31-1)*time.Millisecond) / time.Millisecond))
+}
+
+func (w *Worker) recv(timeoutMs C.int32_t) (*Push, error) {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	maybeGC()
+	if w.ptr == nil {
+		return nil, &Error{Status: StatusClosed, Msg: "worker closed"}
+	}
+	var p *C.rp_push
+	var e C.rpg_err
+	st := C.rpg_client_recv(w.ptr, timeoutMs, &p, &e)
+	if err := takeErr(st, &e); err != nil {
+		return nil, err
+	}
+	defer C.rp_push_free(p)
+	return pushFrom(p), nil
+}
+
+// Reply answers the push with correlationID with payload (copied). Errors: ErrNotFound (no
+// such push, already answered, or withdrawn after its deadline), ErrClosed, ErrTimeout.
+func (w *Worker) Reply(correlationID uint64, payload []byte) error {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	maybeGC()
+	if w.ptr == nil {
+		return &Error{Status: StatusClosed, Msg: "worker closed"}
+	}
+	var e C.rpg_err
+	st := C.rpg_client_reply(w.ptr, C.uint64_t(correlationID), bytesPtr(payload), C.size_t(len(payload)), &e)
+	runtime.KeepAlive(payload)
+	return takeErr(st, &e)
+}
+
+// ReplyError answers the push with a failure: code is a Status or an application code above
+// 1000, message says why.
+func (w *Worker) ReplyError(correlationID uint64, code int32, message string) error {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	maybeGC()
+	if w.ptr == nil {
+		return &Error{Status: StatusClosed, Msg: "worker closed"}
+	}
+	msg := cString(message)
+	defer C.free(unsafe.Pointer(msg))
+	var e C.rpg_err
+	st := C.rpg_client_reply_error(w.ptr, C.uint64_t(correlationID), C.int32_t(code), msg, &e)
+	return takeErr(st, &e)
+}
+
+// Pushes yields pushes until the worker is closed, the server goes away or ctx is done; the
+// final error (if any other than ErrClosed) is yielded with a nil push. Breaking out of the
+// loop leaves the worker open.
+func (w *Worker) Pushes(ctx context.Context) iter.Seq2[*Push, error] {
+	return func(yield func(*Push, error) bool) {
+		for {
+			p, err := w.Recv(ctx)
+			if err != nil {
+				if !isStatus(err, StatusClosed) {
+					yield(nil, err)
+				}
+				return
+			}
+			if !yield(p, nil) {
+				return
+			}
+		}
+	}
+}
+
+type handlerBox struct{ fn func(*Push) error }
+
+// Handle sets the function Dispatch runs for each push, replacing any previous one (nil
+// removes it). The function runs on the goroutine that calls Dispatch. If it returns nil it
+// must have replied (now with Reply, or later from any goroutine); if it returns an error the
+// push is answered with a failure carrying the error's text (code: the *Error's status, or
+// HandlerErrorCode). A panic in it fails the push and is raised again from Dispatch.
+func (w *Worker) Handle(fn func(*Push) error) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	maybeGC()
+	if w.ptr == nil {
+		return &Error{Status: StatusClosed, Msg: "worker closed"}
+	}
+	var h C.uintptr_t
+	if fn != nil {
+		h = newHandle(&handlerBox{fn: fn})
+	}
+	var e C.rpg_err
+	// librp owns h from here on every path (released through rpgoFreeHandle).
+	st := C.rpg_client_set_handler(w.ptr, h, &e)
+	return takeErr(st, &e)
+}
+
+// Dispatch receives pushes and runs the handler for each, on this goroutine: it waits until
+// the first push (or ctx is done), then handles those already waiting, at most maxPushes in
+// all (0 = no limit). It returns how many were handled.
+func (w *Worker) Dispatch(ctx context.Context, maxPushes int) (int, error) {
+	w.dispatch.Lock()
+	defer w.dispatch.Unlock()
+	for {
+		n, err := w.dispatchOnce(waitSlice(ctx), maxPushes)
+		if err == nil || !isStatus(err, StatusTimeout) {
+			return n, err
+		}
+		if err := ctxErr(ctx); err != nil {
+			return 0, err
+		}
+	}
+}
+
+func (w *Worker) dispatchOnce(timeoutMs C.int32_t, maxPushes int) (int, error) {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	maybeGC()
+	if w.ptr == nil {
+		return 0, &Error{Status: StatusClosed, Msg: "worker closed"}
+	}
+	var handled C.size_t
+	var e C.rpg_err
+	st := C.rpg_client_dispatch(w.ptr, timeoutMs, C.size_t(max(maxPushes, 0)), &handled, &e)
+	return int(handled), takeErr(st, &e)
+}
+
+// Close closes the connection (goroutines blocked in Recv or Dispatch return ErrClosed) and
+// frees the worker. It is idempotent and safe to call from any goroutine.
+func (w *Worker) Close() error {
+	w.once.Do(func() {
+		w.mu.RLock()
+		C.rp_push_client_close(w.ptr) // unblocks waiters so that they release mu
+		w.mu.RUnlock()
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		maybeGC()
+		w.cleanup.Stop()
+		C.rp_push_client_free(w.ptr)
+		w.ptr = nil
+	})
+	return nil
+}

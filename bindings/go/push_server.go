@@ -1,0 +1,363 @@
+package rp
+
+/*
+#include "shims.h"
+*/
+import "C"
+
+import (
+	"context"
+	"runtime"
+	"sync"
+	"time"
+)
+
+// WorkerInfo describes one registered worker (a Go copy).
+type WorkerInfo struct {
+	ID            uint64
+	Identity      string
+	TaskQueue     string
+	Node          string
+	Namespaces    []string
+	ActivityTypes []string
+	Protocols     []uint32
+	// Kernel-reported credentials of a Unix-socket peer; HasPeer is false for TCP workers.
+	HasPeer       bool
+	PID, UID, GID uint32
+	InFlight      int // pushes sent and not yet answered when the info was taken
+}
+
+func workerInfoFrom(w *C.rp_worker_info) *WorkerInfo {
+	wi := &WorkerInfo{
+		ID:        uint64(C.rp_worker_info_id(w)),
+		Identity:  rpStr(C.rp_worker_info_identity(w)),
+		TaskQueue: rpStr(C.rp_worker_info_task_queue(w)),
+		Node:      rpStr(C.rp_worker_info_node(w)),
+		InFlight:  int(C.rp_worker_info_in_flight(w)),
+	}
+	for i := C.size_t(0); i < C.rp_worker_info_namespace_count(w); i++ {
+		wi.Namespaces = append(wi.Namespaces, rpStr(C.rp_worker_info_namespace(w, i)))
+	}
+	for i := C.size_t(0); i < C.rp_worker_info_activity_type_count(w); i++ {
+		wi.ActivityTypes = append(wi.ActivityTypes, rpStr(C.rp_worker_info_activity_type(w, i)))
+	}
+	for i := C.size_t(0); i < C.rp_worker_info_protocol_count(w); i++ {
+		wi.Protocols = append(wi.Protocols, uint32(C.rp_worker_info_protocol(w, i)))
+	}
+	var pid, uid, gid C.uint32_t
+	if C.rp_worker_info_peer(w, &pid, &uid, &gid) {
+		wi.HasPeer, wi.PID, wi.UID, wi.GID = true, uint32(pid), uint32(uid), uint32(gid)
+	}
+	return wi
+}
+
+// ServerOptions say how a push server is set up. The zero value is librp's defaults.
+type ServerOptions struct {
+	Service          string // service name workers must ask for (default "librp-push")
+	AllowOtherUIDs   bool   // accept Unix peers of other users
+	AllowRemoteTCP   bool   // allow a non-loopback TCP address (requires AuthToken)
+	AuthToken        []byte // token every worker's Hello must carry
+	HandshakeTimeout time.Duration
+	MaxSendBuffer    int // bytes queued per worker before pushes fail with ErrAgain
+
+	// OnRegister decides each registration (accept, or reject with a reason). It runs inside
+	// Dispatch, which the application must then call. nil accepts every worker.
+	OnRegister func(w *WorkerInfo) (accept bool, reason string)
+	// OnWorker learns that a worker registered (connected) or left (with a reason). It runs
+	// inside Dispatch.
+	OnWorker func(w *WorkerInfo, connected bool, reason string)
+}
+
+// Server is a running push server (rp_push_server). Its methods are safe for concurrent use,
+// except that Dispatch runs in one goroutine at a time.
+type Server struct {
+	mu       sync.RWMutex // shared: calls on the thread-safe functions; exclusive: free
+	ptr      *C.rp_push_server
+	endpoint string
+	once     sync.Once
+	cleanup  runtime.Cleanup
+	dispatch sync.Mutex
+}
+
+// Bind binds endpoint (a socket path, "@name" or "tcp://127.0.0.1:0") and starts serving.
+// Errors: ErrIO (address in use), ErrPermissionDenied (unsafe socket directory, non-loopback
+// TCP not allowed), ErrConfig (remote TCP without a token).
+func Bind(endpoint string, opts *ServerOptions) (*Server, error) {
+	if opts == nil {
+		opts = &ServerOptions{}
+	}
+	var a cArena
+	defer a.free()
+	cfg := C.rpg_server_cfg{
+		endpoint:             a.str(endpoint),
+		service:              a.optStr(opts.Service),
+		allow_other_uids:     C.bool(opts.AllowOtherUIDs),
+		allow_remote_tcp:     C.bool(opts.AllowRemoteTCP),
+		auth_token:           a.bytes(opts.AuthToken),
+		auth_token_len:       C.size_t(len(opts.AuthToken)),
+		handshake_timeout_ms: C.uint32_t(opts.HandshakeTimeout / time.Millisecond),
+		max_send_buffer:      C.size_t(max(opts.MaxSendBuffer, 0)),
+	}
+	// librp owns the handles from here on every path (released through rpgoFreeHandle).
+	if opts.OnRegister != nil {
+		cfg.registration_handle = newHandle(opts.OnRegister)
+	}
+	if opts.OnWorker != nil {
+		cfg.worker_handle = newHandle(opts.OnWorker)
+	}
+	var p *C.rp_push_server
+	var e C.rpg_err
+	st := C.rpg_server_bind(&cfg, &p, &e)
+	if err := takeErr(st, &e); err != nil {
+		return nil, err
+	}
+	s := &Server{ptr: p, endpoint: rpStr(C.rp_push_server_endpoint(p))}
+	s.cleanup = runtime.AddCleanup(s, func(p *C.rp_push_server) { C.rp_push_server_free(p) }, p)
+	return s, nil
+}
+
+// Endpoint is the endpoint actually bound (with the real port for "tcp://…:0"), in the form
+// Connect accepts.
+func (s *Server) Endpoint() string { return s.endpoint }
+
+func errServerClosed() error { return &Error{Status: StatusClosed, Msg: "server closed"} }
+
+// PushRequest is one job to push. By default it goes to the least busy worker serving
+// PayloadProtocol; ToWorker, ToTaskQueue or ToProtocol choose another target.
+type PushRequest struct {
+	PayloadProtocol uint32
+	Payload         []byte
+	Deadline        time.Time // zero = none (PushWait uses the context's deadline)
+	Traceparent     string
+	Tracestate      string
+	ToWorker        uint64
+	ToTaskQueue     string
+	ToProtocol      uint32
+}
+
+// Push starts a push and returns its ticket at once; delivery failures arrive through the
+// ticket. Errors: ErrClosed (server shut down).
+func (s *Server) Push(req *PushRequest) (*Ticket, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	maybeGC()
+	if s.ptr == nil {
+		return nil, errServerClosed()
+	}
+	var a cArena
+	defer a.free()
+	cfg := C.rpg_request_cfg{
+		payload_protocol: C.uint32_t(req.PayloadProtocol),
+		deadline_unix_ms: unixMs(req.Deadline),
+		traceparent:      a.optStr(req.Traceparent),
+		tracestate:       a.optStr(req.Tracestate),
+		to_task_queue:    a.optStr(req.ToTaskQueue),
+		to_worker:        C.uint64_t(req.ToWorker),
+		to_protocol:      C.uint32_t(req.ToProtocol),
+	}
+	var t *C.rp_push_ticket
+	var e C.rpg_err
+	st := C.rpg_server_push(s.ptr, &cfg, bytesPtr(req.Payload), C.size_t(len(req.Payload)), &t, &e)
+	runtime.KeepAlive(req)
+	if err := takeErr(st, &e); err != nil {
+		return nil, err
+	}
+	tk := &Ticket{ptr: t, id: uint64(C.rp_push_ticket_correlation_id(t))}
+	tk.cleanup = runtime.AddCleanup(tk, func(p *C.rp_push_ticket) { C.rp_push_ticket_free(p) }, t)
+	return tk, nil
+}
+
+// PushWait pushes and waits for the worker's answer. Without a deadline of its own the push
+// gets the context's deadline, so the worker drops it when the caller stops waiting.
+// Errors: ErrTimeout, ErrClosed (the worker went away), ErrNotFound (no worker matches),
+// ErrAgain (the worker is not keeping up), ctx.Err().
+func (s *Server) PushWait(ctx context.Context, req *PushRequest) (*PushResult, error) {
+	if err := ctxErr(ctx); err != nil {
+		return nil, err
+	}
+	r := *req
+	if dl, ok := ctx.Deadline(); ok && r.Deadline.IsZero() {
+		r.Deadline = dl
+	}
+	t, err := s.Push(&r)
+	if err != nil {
+		return nil, err
+	}
+	defer t.Close()
+	return t.Wait(ctx)
+}
+
+// Workers returns a snapshot of the registered workers.
+func (s *Server) Workers() ([]WorkerInfo, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	maybeGC()
+	if s.ptr == nil {
+		return nil, errServerClosed()
+	}
+	var l *C.rp_worker_list
+	var e C.rpg_err
+	st := C.rpg_server_workers(s.ptr, &l, &e)
+	if err := takeErr(st, &e); err != nil {
+		return nil, err
+	}
+	defer C.rp_worker_list_free(l)
+	n := int(C.rp_worker_list_len(l))
+	out := make([]WorkerInfo, 0, n)
+	for i := 0; i < n; i++ {
+		out = append(out, *workerInfoFrom(C.rp_worker_list_get(l, C.size_t(i))))
+	}
+	return out, nil
+}
+
+// Dispatch runs OnRegister and OnWorker for pending server events on this goroutine: it waits
+// until the first event (or ctx is done), then handles those already waiting, and returns how
+// many it handled. ErrInvalidArgument when the options set no callback.
+func (s *Server) Dispatch(ctx context.Context) (int, error) {
+	s.dispatch.Lock()
+	defer s.dispatch.Unlock()
+	for {
+		n, err := s.dispatchOnce(waitSlice(ctx))
+		if err == nil || !isStatus(err, StatusTimeout) {
+			return n, err
+		}
+		if err := ctxErr(ctx); err != nil {
+			return 0, err
+		}
+	}
+}
+
+func (s *Server) dispatchOnce(timeoutMs C.int32_t) (int, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	maybeGC()
+	if s.ptr == nil {
+		return 0, errServerClosed()
+	}
+	var handled C.size_t
+	var e C.rpg_err
+	st := C.rpg_server_dispatch(s.ptr, timeoutMs, &handled, &e)
+	return int(handled), takeErr(st, &e)
+}
+
+// EventFd is a descriptor readable while events wait for Dispatch (level-triggered); -1 after
+// Close. It belongs to the server: never read or close it.
+func (s *Server) EventFd() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	maybeGC()
+	if s.ptr == nil {
+		return -1
+	}
+	return int(C.rp_push_server_event_fd(s.ptr))
+}
+
+// Disconnect disconnects a worker; its outstanding pushes fail with ErrClosed.
+func (s *Server) Disconnect(workerID uint64) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	maybeGC()
+	if s.ptr == nil {
+		return errServerClosed()
+	}
+	var e C.rpg_err
+	st := C.rpg_server_disconnect(s.ptr, C.uint64_t(workerID), &e)
+	return takeErr(st, &e)
+}
+
+// Close stops serving (every worker is disconnected, outstanding pushes fail with ErrClosed,
+// the socket file is removed) and frees the server. Idempotent; safe from any goroutine.
+func (s *Server) Close() error {
+	s.once.Do(func() {
+		s.mu.RLock()
+		C.rp_push_server_shutdown(s.ptr) // unblocks waiters so that they release mu
+		s.mu.RUnlock()
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		maybeGC()
+		s.cleanup.Stop()
+		C.rp_push_server_free(s.ptr)
+		s.ptr = nil
+	})
+	return nil
+}
+
+// PushResult is a worker's answer: a reply payload, or the worker's failure.
+type PushResult struct {
+	Payload        []byte
+	Failed         bool
+	FailureCode    int32
+	FailureMessage string
+}
+
+// Ticket is an in-flight push (rp_push_ticket). Closing it does not cancel the push.
+type Ticket struct {
+	mu      sync.RWMutex
+	ptr     *C.rp_push_ticket
+	id      uint64
+	once    sync.Once
+	cleanup runtime.Cleanup
+}
+
+// CorrelationID is the push's correlation id.
+func (t *Ticket) CorrelationID() uint64 { return t.id }
+
+// Done reports whether the push has an outcome.
+func (t *Ticket) Done() bool {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	maybeGC()
+	return t.ptr != nil && bool(C.rp_push_ticket_is_done(t.ptr))
+}
+
+// Wait waits for the push's outcome and takes it (it can be taken once; later calls return
+// ErrInvalidArgument). Errors as for Server.PushWait.
+func (t *Ticket) Wait(ctx context.Context) (*PushResult, error) {
+	for {
+		r, err := t.wait(waitSlice(ctx))
+		if err == nil || !isStatus(err, StatusTimeout) {
+			return r, err
+		}
+		if t.Done() { // the push's own deadline passed
+			return nil, err
+		}
+		if err := ctxErr(ctx); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func (t *Ticket) wait(timeoutMs C.int32_t) (*PushResult, error) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	maybeGC()
+	if t.ptr == nil {
+		return nil, &Error{Status: StatusClosed, Msg: "ticket closed"}
+	}
+	var r *C.rp_push_result
+	var e C.rpg_err
+	st := C.rpg_ticket_wait(t.ptr, timeoutMs, &r, &e)
+	if err := takeErr(st, &e); err != nil {
+		return nil, err
+	}
+	defer C.rp_push_result_free(r)
+	return &PushResult{
+		Payload:        rpBytes(C.rp_push_result_payload(r)),
+		Failed:         bool(C.rp_push_result_is_failure(r)),
+		FailureCode:    int32(C.rp_push_result_failure_code(r)),
+		FailureMessage: rpStr(C.rp_push_result_failure_message(r)),
+	}, nil
+}
+
+// Close frees the ticket; the push goes on. Idempotent.
+func (t *Ticket) Close() error {
+	t.once.Do(func() {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		maybeGC()
+		t.cleanup.Stop()
+		C.rp_push_ticket_free(t.ptr)
+		t.ptr = nil
+	})
+	return nil
+}

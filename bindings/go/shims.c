@@ -1,0 +1,397 @@
+/* See shims.h. Each helper runs entirely on one OS thread, so the thread-local error text and
+ * refusal that librp leaves behind are read by the thread that produced them. */
+#include "shims.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "_cgo_export.h"
+
+/* The id of a panic stashed by a Go callback on this thread, reported by the helper that ran
+ * the callback (callbacks run only on the thread of the librp call that invokes them). */
+static __thread uint64_t rpg_tls_panic;
+
+void rpg_err_clear(rpg_err *e) {
+    memset(e, 0, sizeof *e);
+}
+
+static int32_t rpg_fail(int32_t st, rpg_err *e) {
+    e->status = st;
+    size_t n = rp_last_error_message(NULL, 0);
+    e->msg = malloc(n + 1);
+    if (e->msg != NULL) {
+        rp_last_error_message(e->msg, n + 1);
+        e->msg_len = n;
+    }
+    if (st == RP_STATUS_REFUSED) {
+        rp_refusal *r = NULL;
+        if (rp_last_refusal(&r) == RP_STATUS_OK) e->refusal = r;
+    }
+    return st;
+}
+
+#define RPG_TRY(expr)                                                                      \
+    do {                                                                                   \
+        int32_t st_ = (int32_t)(expr);                                                     \
+        if (st_ != RP_STATUS_OK) return rpg_fail(st_, e);                                  \
+    } while (0)
+
+#define RPG_RETURN(expr)                                                                   \
+    do {                                                                                   \
+        int32_t st_ = (int32_t)(expr);                                                     \
+        return st_ == RP_STATUS_OK ? st_ : rpg_fail(st_, e);                               \
+    } while (0)
+
+/* --- callbacks ------------------------------------------------------------------------- */
+
+static void rpg_free_handle(void *user_data) {
+    rpgoFreeHandle((uintptr_t)user_data);
+}
+
+static void rpg_note_panic(uint64_t id) {
+    if (id != 0 && rpg_tls_panic == 0) rpg_tls_panic = id;
+}
+
+static int32_t rpg_push_handler_tramp(void *user_data, const rp_push_client *client,
+                                      const rp_push *push) {
+    uint64_t panic_id = 0;
+    int32_t st = rpgoPushHandler((uintptr_t)user_data, (rp_push_client *)client, (rp_push *)push,
+                                 &panic_id);
+    rpg_note_panic(panic_id);
+    return st;
+}
+
+static int32_t rpg_registration_tramp(void *user_data, const rp_worker_info *worker, char *reason,
+                                      size_t reason_cap) {
+    uint64_t panic_id = 0;
+    int32_t v = rpgoRegistration((uintptr_t)user_data, (rp_worker_info *)worker, reason,
+                                 reason_cap, &panic_id);
+    rpg_note_panic(panic_id);
+    return v;
+}
+
+static void rpg_worker_tramp(void *user_data, const rp_worker_info *worker, bool connected,
+                             rp_str reason) {
+    uint64_t panic_id = 0;
+    rpgoWorkerEvent((uintptr_t)user_data, (rp_worker_info *)worker, connected, (char *)reason.ptr,
+                    reason.len, &panic_id);
+    rpg_note_panic(panic_id);
+}
+
+static int32_t rpg_detect_tramp(void *user_data, const uint8_t *buf, size_t len) {
+    uint64_t panic_id = 0;
+    int32_t v = rpgoDetect((uintptr_t)user_data, (uint8_t *)buf, len, &panic_id);
+    rpg_note_panic(panic_id);
+    return v;
+}
+
+/* Runs before/after a librp call that may invoke callbacks. */
+static void rpg_panic_begin(void) { rpg_tls_panic = 0; }
+static void rpg_panic_end(rpg_err *e) {
+    e->panic_id = rpg_tls_panic;
+    rpg_tls_panic = 0;
+}
+
+/* --- frames ---------------------------------------------------------------------------- */
+
+static void rpg_view_from(rp_frame_view *v, const rpg_frame *f, const uint8_t *payload,
+                          const char *tp, const char *ts) {
+    v->envelope_version = f->envelope_version;
+    v->kind = f->kind;
+    v->payload_protocol = f->payload_protocol;
+    v->payload_encoding = f->payload_encoding;
+    v->request_id = f->request_id;
+    v->deadline_unix_ms = f->deadline_unix_ms;
+    v->payload.ptr = payload;
+    v->payload.len = f->payload_len;
+    v->traceparent.ptr = tp;
+    v->traceparent.len = f->traceparent_len;
+    v->tracestate.ptr = ts;
+    v->tracestate.len = f->tracestate_len;
+}
+
+static size_t rpg_off(const void *base, const void *p, size_t len) {
+    if (p == NULL || len == 0) return 0;
+    return (size_t)((const uint8_t *)p - (const uint8_t *)base);
+}
+
+static void rpg_frame_from(rpg_frame *f, const rp_frame_view *v, const uint8_t *base) {
+    f->envelope_version = v->envelope_version;
+    f->kind = v->kind;
+    f->payload_protocol = v->payload_protocol;
+    f->payload_encoding = v->payload_encoding;
+    f->request_id = v->request_id;
+    f->deadline_unix_ms = v->deadline_unix_ms;
+    f->payload_off = rpg_off(base, v->payload.ptr, v->payload.len);
+    f->payload_len = v->payload.len;
+    f->traceparent_off = rpg_off(base, v->traceparent.ptr, v->traceparent.len);
+    f->traceparent_len = v->traceparent.len;
+    f->tracestate_off = rpg_off(base, v->tracestate.ptr, v->tracestate.len);
+    f->tracestate_len = v->tracestate.len;
+}
+
+int32_t rpg_frame_encode(const rpg_frame *f, const uint8_t *payload, const char *traceparent,
+                         const char *tracestate, uint8_t *buf, size_t cap, size_t *out_len,
+                         rpg_err *e) {
+    rp_frame_view v;
+    rpg_view_from(&v, f, payload, traceparent, tracestate);
+    RPG_RETURN(rp_frame_encode(&v, buf, cap, out_len));
+}
+
+int32_t rpg_frame_decode(const uint8_t *buf, size_t len, uint32_t max_body, rpg_frame *out,
+                         size_t *out_len, rpg_err *e) {
+    rp_frame_view v;
+    RPG_TRY(rp_frame_decode(buf, len, max_body, &v, out_len));
+    rpg_frame_from(out, &v, buf);
+    return RP_STATUS_OK;
+}
+
+int32_t rpg_frame_encode_response(const rpg_frame *req, const char *traceparent,
+                                  const char *tracestate, const uint8_t *payload, size_t len,
+                                  uint8_t *buf, size_t cap, size_t *out_len, rpg_err *e) {
+    rp_frame_view v;
+    rpg_view_from(&v, req, NULL, traceparent, tracestate);
+    v.payload.len = 0;
+    RPG_RETURN(rp_frame_encode_response(&v, payload, len, buf, cap, out_len));
+}
+
+/* --- push client ----------------------------------------------------------------------- */
+
+int32_t rpg_worker_connect(const rpg_worker_cfg *cfg, rp_push_client **out, rpg_err *e) {
+    rp_push_worker_options *o = NULL;
+    RPG_TRY(rp_push_worker_options_new(cfg->endpoint, cfg->identity, cfg->task_queue, &o));
+    int32_t st = RP_STATUS_OK;
+    for (size_t i = 0; st == RP_STATUS_OK && i < cfg->namespace_count; i++)
+        st = rp_push_worker_options_add_namespace(o, cfg->namespaces[i]);
+    for (size_t i = 0; st == RP_STATUS_OK && i < cfg->activity_type_count; i++)
+        st = rp_push_worker_options_add_activity_type(o, cfg->activity_types[i]);
+    for (size_t i = 0; st == RP_STATUS_OK && i < cfg->protocol_count; i++)
+        st = rp_push_worker_options_add_protocol(o, cfg->protocols[i]);
+    if (st == RP_STATUS_OK && cfg->node != NULL) st = rp_push_worker_options_set_node(o, cfg->node);
+    if (st == RP_STATUS_OK && cfg->service != NULL)
+        st = rp_push_worker_options_set_service(o, cfg->service);
+    if (st == RP_STATUS_OK && cfg->connect_timeout_ms != 0)
+        st = rp_push_worker_options_set_connect_timeout_ms(o, cfg->connect_timeout_ms);
+    if (st == RP_STATUS_OK && cfg->max_queued != 0)
+        st = rp_push_worker_options_set_max_queued(o, cfg->max_queued);
+    if (st == RP_STATUS_OK && cfg->auth_token_len != 0)
+        st = rp_push_worker_options_set_auth_token(o, cfg->auth_token, cfg->auth_token_len);
+    if (st != RP_STATUS_OK) {
+        rpg_fail(st, e);
+        rp_push_worker_options_free(o);
+        return st;
+    }
+    RPG_RETURN(rp_push_client_connect(o, out)); /* consumes o on every path */
+}
+
+int32_t rpg_client_recv(const rp_push_client *c, int32_t timeout_ms, rp_push **out, rpg_err *e) {
+    RPG_RETURN(rp_push_client_recv(c, timeout_ms, out));
+}
+
+int32_t rpg_client_reply(const rp_push_client *c, uint64_t id, const uint8_t *payload, size_t len,
+                         rpg_err *e) {
+    RPG_RETURN(rp_push_client_reply(c, id, payload, len));
+}
+
+int32_t rpg_client_reply_error(const rp_push_client *c, uint64_t id, int32_t code,
+                               const char *message, rpg_err *e) {
+    RPG_RETURN(rp_push_client_reply_error(c, id, code, message));
+}
+
+int32_t rpg_client_set_handler(rp_push_client *c, uintptr_t handle, rpg_err *e) {
+    if (handle == 0) RPG_RETURN(rp_push_client_set_handler(c, NULL, NULL, NULL));
+    RPG_RETURN(rp_push_client_set_handler(c, rpg_push_handler_tramp, (void *)handle,
+                                          rpg_free_handle));
+}
+
+int32_t rpg_client_dispatch(const rp_push_client *c, int32_t timeout_ms, size_t max,
+                            size_t *out_handled, rpg_err *e) {
+    rpg_panic_begin();
+    int32_t st = rp_push_client_dispatch(c, timeout_ms, max, out_handled);
+    rpg_panic_end(e);
+    RPG_RETURN(st);
+}
+
+/* --- push server ----------------------------------------------------------------------- */
+
+int32_t rpg_server_bind(const rpg_server_cfg *cfg, rp_push_server **out, rpg_err *e) {
+    rp_push_server_options *o = NULL;
+    int32_t st = rp_push_server_options_new(cfg->endpoint, &o);
+    if (st != RP_STATUS_OK) {
+        /* The handles were never given to librp: release them here. */
+        rpg_fail(st, e);
+        if (cfg->registration_handle) rpg_free_handle((void *)cfg->registration_handle);
+        if (cfg->worker_handle) rpg_free_handle((void *)cfg->worker_handle);
+        return st;
+    }
+    /* Callbacks first: from here on librp owns the handles on every path. */
+    if (cfg->registration_handle)
+        st = rp_push_server_options_set_registration_callback(
+            o, rpg_registration_tramp, (void *)cfg->registration_handle, rpg_free_handle);
+    else
+        st = RP_STATUS_OK;
+    if (cfg->worker_handle) {
+        int32_t st2 = rp_push_server_options_set_worker_callback(
+            o, rpg_worker_tramp, (void *)cfg->worker_handle, rpg_free_handle);
+        if (st == RP_STATUS_OK) st = st2;
+    }
+    if (st == RP_STATUS_OK && cfg->service != NULL)
+        st = rp_push_server_options_set_service(o, cfg->service);
+    if (st == RP_STATUS_OK && cfg->allow_other_uids)
+        st = rp_push_server_options_set_allow_other_uids(o, true);
+    if (st == RP_STATUS_OK && cfg->allow_remote_tcp)
+        st = rp_push_server_options_set_allow_remote_tcp(o, true);
+    if (st == RP_STATUS_OK && cfg->auth_token_len != 0)
+        st = rp_push_server_options_set_auth_token(o, cfg->auth_token, cfg->auth_token_len);
+    if (st == RP_STATUS_OK && cfg->handshake_timeout_ms != 0)
+        st = rp_push_server_options_set_handshake_timeout_ms(o, cfg->handshake_timeout_ms);
+    if (st == RP_STATUS_OK && cfg->max_send_buffer != 0)
+        st = rp_push_server_options_set_max_send_buffer(o, cfg->max_send_buffer);
+    if (st != RP_STATUS_OK) {
+        rpg_fail(st, e);
+        rp_push_server_options_free(o);
+        return st;
+    }
+    RPG_RETURN(rp_push_server_bind(o, out)); /* consumes o on every path */
+}
+
+int32_t rpg_server_push(const rp_push_server *s, const rpg_request_cfg *cfg, const uint8_t *payload,
+                        size_t len, rp_push_ticket **out, rpg_err *e) {
+    rp_push_request *r = NULL;
+    RPG_TRY(rp_push_request_new(cfg->payload_protocol, payload, len, &r));
+    int32_t st = RP_STATUS_OK;
+    if (cfg->deadline_unix_ms != 0) st = rp_push_request_set_deadline_unix_ms(r, cfg->deadline_unix_ms);
+    if (st == RP_STATUS_OK && cfg->traceparent != NULL)
+        st = rp_push_request_set_traceparent(r, cfg->traceparent);
+    if (st == RP_STATUS_OK && cfg->tracestate != NULL)
+        st = rp_push_request_set_tracestate(r, cfg->tracestate);
+    if (st == RP_STATUS_OK && cfg->to_worker != 0) st = rp_push_request_to_worker(r, cfg->to_worker);
+    if (st == RP_STATUS_OK && cfg->to_task_queue != NULL)
+        st = rp_push_request_to_task_queue(r, cfg->to_task_queue);
+    if (st == RP_STATUS_OK && cfg->to_protocol != 0)
+        st = rp_push_request_to_protocol(r, cfg->to_protocol);
+    if (st == RP_STATUS_OK) st = rp_push_server_push(s, r, out);
+    if (st != RP_STATUS_OK) rpg_fail(st, e);
+    rp_push_request_free(r);
+    return st;
+}
+
+int32_t rpg_ticket_wait(const rp_push_ticket *t, int32_t timeout_ms, rp_push_result **out,
+                        rpg_err *e) {
+    RPG_RETURN(rp_push_ticket_wait(t, timeout_ms, out));
+}
+
+int32_t rpg_server_workers(const rp_push_server *s, rp_worker_list **out, rpg_err *e) {
+    RPG_RETURN(rp_push_server_workers(s, out));
+}
+
+int32_t rpg_server_dispatch(const rp_push_server *s, int32_t timeout_ms, size_t *out_handled,
+                            rpg_err *e) {
+    rpg_panic_begin();
+    int32_t st = rp_push_server_dispatch(s, timeout_ms, out_handled);
+    rpg_panic_end(e);
+    RPG_RETURN(st);
+}
+
+int32_t rpg_server_disconnect(const rp_push_server *s, uint64_t worker_id, rpg_err *e) {
+    RPG_RETURN(rp_push_server_disconnect(s, worker_id));
+}
+
+/* --- identity -------------------------------------------------------------------------- */
+
+int32_t rpg_identity_new(rp_daemon_identity **out, rpg_err *e) {
+    RPG_RETURN(rp_daemon_identity_new(out));
+}
+
+int32_t rpg_identity_new_current(const char *ns, const char *path, uint32_t flags,
+                                 rp_daemon_identity **out, rpg_err *e) {
+    RPG_RETURN(rp_daemon_identity_new_current(ns, path, flags, out));
+}
+
+int32_t rpg_identity_set_pid(rp_daemon_identity *id, uint32_t pid, rpg_err *e) {
+    RPG_RETURN(rp_daemon_identity_set_pid(id, pid));
+}
+
+int32_t rpg_identity_set_strings(rp_daemon_identity *id, const char *exe_path, const char *ns,
+                                 const char *path, const char *boot_id, rpg_err *e) {
+    if (exe_path != NULL) RPG_TRY(rp_daemon_identity_set_exe_path(id, exe_path));
+    if (ns != NULL && path != NULL) RPG_TRY(rp_daemon_identity_set_endpoint(id, ns, path));
+    if (boot_id != NULL) RPG_TRY(rp_daemon_identity_set_boot_id(id, boot_id));
+    return RP_STATUS_OK;
+}
+
+int32_t rpg_identity_set_started_at(rp_daemon_identity *id, uint64_t ms, rpg_err *e) {
+    RPG_RETURN(rp_daemon_identity_set_started_at_unix_ms(id, ms));
+}
+
+int32_t rpg_identity_set_idle_timeout(rp_daemon_identity *id, int64_t secs, rpg_err *e) {
+    if (secs < 0) RPG_RETURN(rp_daemon_identity_clear_idle_timeout(id));
+    RPG_RETURN(rp_daemon_identity_set_idle_timeout_secs(id, (uint32_t)secs));
+}
+
+int32_t rpg_identity_set_exe_hash(rp_daemon_identity *id, const char *algorithm,
+                                  const uint8_t *hash, size_t len, rpg_err *e) {
+    RPG_RETURN(rp_daemon_identity_set_exe_hash(id, algorithm, hash, len));
+}
+
+int32_t rpg_identity_encode(const rp_daemon_identity *id, uint8_t *buf, size_t cap,
+                            size_t *out_len, rpg_err *e) {
+    RPG_RETURN(rp_daemon_identity_encode(id, buf, cap, out_len));
+}
+
+/* --- mux ------------------------------------------------------------------------------- */
+
+int32_t rpg_mux_new(const rp_daemon_identity *id, const uint32_t *served, size_t n,
+                    uintptr_t detect_handle, const rp_mux **out, rpg_err *e) {
+    if (detect_handle == 0) RPG_RETURN(rp_mux_new(id, served, n, NULL, NULL, NULL, out));
+    /* user_data passes to librp on every path (freed from within rp_mux_new on failure). */
+    RPG_RETURN(rp_mux_new(id, served, n, rpg_detect_tramp, (void *)detect_handle, rpg_free_handle,
+                          out));
+}
+
+int32_t rpg_mux_poll(const rp_mux *mux, const uint8_t *buf, size_t len, rpg_mux_result *out,
+                     rpg_err *e) {
+    rp_mux_event ev;
+    rpg_panic_begin();
+    int32_t st = rp_mux_poll(mux, buf, len, &ev);
+    rpg_panic_end(e);
+    RPG_TRY(st);
+    out->kind = ev.kind;
+    out->consumed = ev.consumed;
+    rpg_frame_from(&out->frame, &ev.frame, buf);
+    out->reply = NULL;
+    out->reply_len = 0;
+    /* The reply lives in a per-thread buffer; copy it before this thread runs anything else. */
+    if (ev.reply.len != 0) {
+        out->reply = malloc(ev.reply.len);
+        if (out->reply == NULL) return RP_STATUS_IO;
+        memcpy(out->reply, ev.reply.ptr, ev.reply.len);
+        out->reply_len = ev.reply.len;
+    }
+    return RP_STATUS_OK;
+}
+
+/* --- handoff --------------------------------------------------------------------------- */
+
+int32_t rpg_handoff_store_new(uint32_t max_pending, uint32_t ttl_ms,
+                              const rp_handoff_store **out, rpg_err *e) {
+    RPG_RETURN(rp_handoff_store_new(max_pending, ttl_ms, out));
+}
+
+int32_t rpg_handoff_issue(const rp_handoff_store *s, uint8_t *token, size_t cap, rpg_err *e) {
+    RPG_RETURN(rp_handoff_store_issue(s, token, cap));
+}
+
+int32_t rpg_handoff_insert(const rp_handoff_store *s, const uint8_t *token, size_t len, rpg_err *e) {
+    RPG_RETURN(rp_handoff_store_insert(s, token, len));
+}
+
+int32_t rpg_handoff_serve_offer(const rp_handoff_store *s, int32_t fd, int32_t timeout_ms,
+                                bool *accepted, uint64_t *correlation_id, rpg_err *e) {
+    RPG_RETURN(rp_handoff_serve_offer(s, fd, timeout_ms, accepted, correlation_id));
+}
+
+int32_t rpg_handoff_accept(const rp_handoff_store *s, int32_t fd, int32_t timeout_ms,
+                           int32_t *out_fd, rpg_err *e) {
+    RPG_RETURN(rp_handoff_accept(s, fd, timeout_ms, out_fd));
+}

@@ -1,0 +1,137 @@
+/* C side of the Go binding: helpers that call an rp_* function and capture the calling thread's
+ * error text (and refusal) in the same cgo call, and trampolines that route librp callbacks to
+ * the exported Go functions in callbacks.go. Declarations only: callbacks.go uses //export. */
+#ifndef RP_GO_SHIMS_H
+#define RP_GO_SHIMS_H
+
+#include <rp.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The outcome of one shim call. On failure `msg` is malloc'd (the Go side frees it) and
+ * `refusal` is set for RP_STATUS_REFUSED. `panic_id` is non-zero when a Go callback run inside
+ * the call panicked (the Go caller re-panics with the stashed value). */
+typedef struct rpg_err {
+    int32_t status;
+    char *msg;
+    size_t msg_len;
+    rp_refusal *refusal;
+    uint64_t panic_id;
+} rpg_err;
+
+/* Frame fields without pointers: byte fields are offsets into the buffer the frame was decoded
+ * from (decode/poll), or lengths of separately passed arguments (encode). */
+typedef struct rpg_frame {
+    uint32_t envelope_version;
+    int32_t kind;
+    uint32_t payload_protocol;
+    int32_t payload_encoding;
+    uint64_t request_id;
+    uint64_t deadline_unix_ms;
+    size_t payload_off, payload_len;
+    size_t traceparent_off, traceparent_len;
+    size_t tracestate_off, tracestate_len;
+} rpg_frame;
+
+typedef struct rpg_mux_result {
+    int32_t kind;
+    size_t consumed;
+    rpg_frame frame;
+    uint8_t *reply; /* malloc'd copy of the probe reply, freed by the Go side */
+    size_t reply_len;
+} rpg_mux_result;
+
+/* Every pointer in these configs is C memory (allocated by the Go side with C.malloc). */
+typedef struct rpg_worker_cfg {
+    const char *endpoint, *identity, *task_queue, *node, *service;
+    uint32_t connect_timeout_ms; /* 0 = librp default */
+    size_t max_queued;           /* 0 = librp default */
+    const uint8_t *auth_token;
+    size_t auth_token_len;
+    const char *const *namespaces;
+    size_t namespace_count;
+    const char *const *activity_types;
+    size_t activity_type_count;
+    const uint32_t *protocols;
+    size_t protocol_count;
+} rpg_worker_cfg;
+
+typedef struct rpg_server_cfg {
+    const char *endpoint, *service;
+    bool allow_other_uids, allow_remote_tcp;
+    const uint8_t *auth_token;
+    size_t auth_token_len;
+    uint32_t handshake_timeout_ms; /* 0 = librp default */
+    size_t max_send_buffer;        /* 0 = librp default */
+    uintptr_t registration_handle; /* cgo.Handle or 0 */
+    uintptr_t worker_handle;       /* cgo.Handle or 0 */
+} rpg_server_cfg;
+
+typedef struct rpg_request_cfg {
+    uint32_t payload_protocol;
+    uint64_t deadline_unix_ms;
+    const char *traceparent, *tracestate, *to_task_queue; /* NULL = unset */
+    uint64_t to_worker;                                    /* 0 = unset */
+    uint32_t to_protocol;                                  /* 0 = unset */
+} rpg_request_cfg;
+
+void rpg_err_clear(rpg_err *e);
+
+int32_t rpg_frame_encode(const rpg_frame *f, const uint8_t *payload, const char *traceparent,
+                         const char *tracestate, uint8_t *buf, size_t cap, size_t *out_len,
+                         rpg_err *e);
+int32_t rpg_frame_decode(const uint8_t *buf, size_t len, uint32_t max_body, rpg_frame *out,
+                         size_t *out_len, rpg_err *e);
+int32_t rpg_frame_encode_response(const rpg_frame *req, const char *traceparent,
+                                  const char *tracestate, const uint8_t *payload, size_t len,
+                                  uint8_t *buf, size_t cap, size_t *out_len, rpg_err *e);
+
+int32_t rpg_worker_connect(const rpg_worker_cfg *cfg, rp_push_client **out, rpg_err *e);
+int32_t rpg_client_recv(const rp_push_client *c, int32_t timeout_ms, rp_push **out, rpg_err *e);
+int32_t rpg_client_reply(const rp_push_client *c, uint64_t id, const uint8_t *payload, size_t len,
+                         rpg_err *e);
+int32_t rpg_client_reply_error(const rp_push_client *c, uint64_t id, int32_t code,
+                               const char *message, rpg_err *e);
+int32_t rpg_client_set_handler(rp_push_client *c, uintptr_t handle, rpg_err *e);
+int32_t rpg_client_dispatch(const rp_push_client *c, int32_t timeout_ms, size_t max,
+                            size_t *out_handled, rpg_err *e);
+
+int32_t rpg_server_bind(const rpg_server_cfg *cfg, rp_push_server **out, rpg_err *e);
+int32_t rpg_server_push(const rp_push_server *s, const rpg_request_cfg *cfg, const uint8_t *payload,
+                        size_t len, rp_push_ticket **out, rpg_err *e);
+int32_t rpg_ticket_wait(const rp_push_ticket *t, int32_t timeout_ms, rp_push_result **out,
+                        rpg_err *e);
+int32_t rpg_server_workers(const rp_push_server *s, rp_worker_list **out, rpg_err *e);
+int32_t rpg_server_dispatch(const rp_push_server *s, int32_t timeout_ms, size_t *out_handled,
+                            rpg_err *e);
+int32_t rpg_server_disconnect(const rp_push_server *s, uint64_t worker_id, rpg_err *e);
+
+int32_t rpg_identity_new(rp_daemon_identity **out, rpg_err *e);
+int32_t rpg_identity_new_current(const char *ns, const char *path, uint32_t flags,
+                                 rp_daemon_identity **out, rpg_err *e);
+int32_t rpg_identity_set_pid(rp_daemon_identity *id, uint32_t pid, rpg_err *e);
+int32_t rpg_identity_set_strings(rp_daemon_identity *id, const char *exe_path, const char *ns,
+                                 const char *path, const char *boot_id, rpg_err *e);
+int32_t rpg_identity_set_started_at(rp_daemon_identity *id, uint64_t ms, rpg_err *e);
+int32_t rpg_identity_set_idle_timeout(rp_daemon_identity *id, int64_t secs, rpg_err *e);
+int32_t rpg_identity_set_exe_hash(rp_daemon_identity *id, const char *algorithm,
+                                  const uint8_t *hash, size_t len, rpg_err *e);
+int32_t rpg_identity_encode(const rp_daemon_identity *id, uint8_t *buf, size_t cap,
+                            size_t *out_len, rpg_err *e);
+
+int32_t rpg_mux_new(const rp_daemon_identity *id, const uint32_t *served, size_t n,
+                    uintptr_t detect_handle, const rp_mux **out, rpg_err *e);
+int32_t rpg_mux_poll(const rp_mux *mux, const uint8_t *buf, size_t len, rpg_mux_result *out,
+                     rpg_err *e);
+
+int32_t rpg_handoff_store_new(uint32_t max_pending, uint32_t ttl_ms,
+                              const rp_handoff_store **out, rpg_err *e);
+int32_t rpg_handoff_issue(const rp_handoff_store *s, uint8_t *token, size_t cap, rpg_err *e);
+int32_t rpg_handoff_insert(const rp_handoff_store *s, const uint8_t *token, size_t len, rpg_err *e);
+int32_t rpg_handoff_serve_offer(const rp_handoff_store *s, int32_t fd, int32_t timeout_ms,
+                                bool *accepted, uint64_t *correlation_id, rpg_err *e);
+int32_t rpg_handoff_accept(const rp_handoff_store *s, int32_t fd, int32_t timeout_ms,
+                           int32_t *out_fd, rpg_err *e);
+
+#endif
