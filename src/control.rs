@@ -41,9 +41,11 @@ impl Refusal {
         self
     }
 
-    /// The code's wire name (`ERROR_CODE_...` without the prefix), or "UNKNOWN".
+    /// The code's name as the protocol spells it (`SERVICE_UNKNOWN`, ...), or "UNKNOWN".
     pub fn code_name(&self) -> &'static str {
-        ErrorCode::try_from(self.code).map(|c| c.as_str_name()).unwrap_or("UNKNOWN")
+        ErrorCode::try_from(self.code)
+            .map(|c| c.as_str_name().trim_start_matches("ERROR_CODE_"))
+            .unwrap_or("UNKNOWN")
     }
 
     /// The wire message.

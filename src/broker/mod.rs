@@ -11,7 +11,7 @@ mod server;
 
 pub use client::{admin_request, broker_disabled_by_env, connect, ConnectOptions, Connected, Route};
 pub use conn::Conn;
-pub use server::{BrokerServer, BrokerServerOptions, ServiceEntry};
+pub use server::{BrokerEvent, BrokerServer, BrokerServerOptions, ServiceEntry};
 
 /// Environment variable that turns the broker path off (value `1`) for callers that honour it.
 pub const DISABLE_ENV: &str = "RUNNING_PROCESS_DISABLE";

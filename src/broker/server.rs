@@ -75,7 +75,40 @@ pub struct BrokerServerOptions {
     pub handoff_ack_timeout: Duration,
     /// Most connections at once; more are refused with RATE_LIMITED (default 4096).
     pub max_connections: usize,
+    /// Queue a [`BrokerEvent`] for every Hello answered, for [`BrokerServer::next_event`]
+    /// (default off). At most 4096 wait; beyond that new ones are counted, not kept.
+    pub events: bool,
 }
+
+/// What the broker did with one connection, for logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BrokerEvent {
+    /// A Hello was answered with Negotiated.
+    Negotiated {
+        /// Kernel-reported credentials of the client.
+        peer: Option<PeerCredentials>,
+        /// The service asked for.
+        service: String,
+        /// The version asked for.
+        wanted_version: String,
+        /// The connection id given.
+        connection_id: u64,
+        /// Whether the connection is being handed to the backend.
+        handoff: bool,
+    },
+    /// A connection was refused.
+    Refused {
+        /// Kernel-reported credentials of the client.
+        peer: Option<PeerCredentials>,
+        /// The service asked for ("" when refused before a Hello was read).
+        service: String,
+        /// The refusal sent.
+        refusal: Refusal,
+    },
+}
+
+/// Most events kept waiting for [`BrokerServer::next_event`].
+const MAX_QUEUED_EVENTS: usize = 4096;
 
 impl BrokerServerOptions {
     /// Options with defaults for everything but the endpoint and services.
@@ -89,6 +122,7 @@ impl BrokerServerOptions {
             rate_window: Duration::from_secs(1),
             handoff_ack_timeout: Duration::from_millis(1500),
             max_connections: 4096,
+            events: false,
         }
     }
 }
@@ -107,6 +141,25 @@ struct Shared {
     shutting_down: AtomicBool,
     stop: AtomicBool,
     handoffs_in_progress: AtomicUsize,
+    events_enabled: bool,
+    events: Mutex<std::collections::VecDeque<BrokerEvent>>,
+    event_ready: std::sync::Condvar,
+    events_dropped: std::sync::atomic::AtomicU64,
+}
+
+impl Shared {
+    fn emit(&self, event: BrokerEvent) {
+        if !self.events_enabled {
+            return;
+        }
+        let mut q = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        if q.len() >= MAX_QUEUED_EVENTS {
+            self.events_dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        q.push_back(event);
+        self.event_ready.notify_one();
+    }
 }
 
 impl BrokerServer {
@@ -126,6 +179,10 @@ impl BrokerServer {
             shutting_down: AtomicBool::new(false),
             stop: AtomicBool::new(false),
             handoffs_in_progress: AtomicUsize::new(0),
+            events_enabled: opts.events,
+            events: Mutex::new(std::collections::VecDeque::new()),
+            event_ready: std::sync::Condvar::new(),
+            events_dropped: std::sync::atomic::AtomicU64::new(0),
         });
         let mut event_loop = EventLoop::new(opts, listener, poll, Arc::clone(&shared))?;
         let thread = std::thread::Builder::new()
@@ -140,6 +197,39 @@ impl BrokerServer {
         &self.endpoint
     }
 
+    /// Takes the next event, waiting up to `timeout` (`None` = forever). Requires
+    /// [`BrokerServerOptions::events`]. Fails with `Timeout`, or `Closed` once shut down.
+    pub fn next_event(&self, timeout: Option<Duration>) -> Result<BrokerEvent, Error> {
+        if !self.shared.events_enabled {
+            return Err(Error::invalid_argument("events are not enabled on this broker"));
+        }
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut q = self.shared.events.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(e) = q.pop_front() {
+                return Ok(e);
+            }
+            if self.shared.stop.load(Ordering::Acquire) {
+                return Err(Error::Closed("the broker is shut down".into()));
+            }
+            q = match deadline {
+                None => self.shared.event_ready.wait(q).unwrap_or_else(|p| p.into_inner()),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        return Err(Error::Timeout("no broker event".into()));
+                    }
+                    self.shared.event_ready.wait_timeout(q, d - now).unwrap_or_else(|p| p.into_inner()).0
+                }
+            };
+        }
+    }
+
+    /// Events not kept because the queue was full.
+    pub fn events_dropped(&self) -> u64 {
+        self.shared.events_dropped.load(Ordering::Relaxed)
+    }
+
     /// From now on every Hello is refused with SHUTTING_DOWN (the admin verb SHUTDOWN does
     /// the same). The server keeps running until [`shutdown`](Self::shutdown) or drop.
     pub fn begin_shutdown(&self) {
@@ -149,6 +239,7 @@ impl BrokerServer {
     /// Stops serving and closes every connection. Idempotent; waits for the event loop.
     pub fn shutdown(&self) {
         self.shared.stop.store(true, Ordering::Release);
+        self.shared.event_ready.notify_all();
         let _ = self.waker.wake();
         let handle = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(h) = handle {
@@ -341,7 +432,7 @@ impl EventLoop {
             _ => None,
         };
         if let Some(r) = refusal {
-            self.refuse(token, 0, r);
+            self.refuse(token, 0, r, "");
         }
     }
 
@@ -364,18 +455,18 @@ impl EventLoop {
             Ok(frame) => parse_first_frame(&frame),
             Err(WireError::Timeout) => return,
             Err(WireError::UnsupportedFramingVersion { .. }) => {
-                return self.refuse(token, 0, Refusal::new(ErrorCode::VersionUnsupported, "unsupported framing version"));
+                return self.refuse(token, 0, Refusal::new(ErrorCode::VersionUnsupported, "unsupported framing version"), "");
             }
             Err(WireError::TooLarge { .. }) => {
                 let r = Refusal::new(ErrorCode::PeerRejected, format!("Hello frame exceeds {HELLO_MAX_BODY} bytes"));
-                return self.refuse(token, 0, r);
+                return self.refuse(token, 0, r, "");
             }
             Err(_) => return self.close(token),
         };
         match first {
             FirstFrame::Hello(id, hello) => self.on_hello(token, id, hello),
             FirstFrame::Admin(id, request) => self.on_admin(token, id, request),
-            FirstFrame::Invalid(r) => self.refuse(token, 0, r),
+            FirstFrame::Invalid(r) => self.refuse(token, 0, r, ""),
         }
     }
 
@@ -401,7 +492,7 @@ impl EventLoop {
             });
         let service = match result {
             Ok(s) => s,
-            Err(r) => return self.refuse(token, request_id, r),
+            Err(r) => return self.refuse(token, request_id, r, &hello.service_name),
         };
         let connection_id = self.next_connection_id;
         self.next_connection_id += 1;
@@ -416,6 +507,13 @@ impl EventLoop {
             reply.handle_passed_token = t.0.to_vec();
         }
         let bytes = hello_reply_frame(request_id, hello_reply::Result::Negotiated(reply));
+        self.shared.emit(BrokerEvent::Negotiated {
+            peer,
+            service: service.service_name.clone(),
+            wanted_version: hello.wanted_version.clone(),
+            connection_id,
+            handoff: handoff.is_some(),
+        });
         match handoff {
             None => {
                 let Some(conn) = self.conns.get_mut(&token) else { return };
@@ -521,8 +619,9 @@ impl EventLoop {
         self.flush(token);
     }
 
-    fn refuse(&mut self, token: Token, request_id: u64, refusal: Refusal) {
+    fn refuse(&mut self, token: Token, request_id: u64, refusal: Refusal, service: &str) {
         let Some(conn) = self.conns.get_mut(&token) else { return };
+        self.shared.emit(BrokerEvent::Refused { peer: conn.peer, service: service.to_owned(), refusal: refusal.clone() });
         conn.out.extend_from_slice(&hello_reply_frame(request_id, hello_reply::Result::Refused(refusal.to_message())));
         conn.closing = true;
         self.flush(token);

@@ -4,6 +4,7 @@
 //! answered); 2 bad usage; 3 the server refused (Hello refused or registration rejected);
 //! 4 timed out; 5 `probe --verify` found a mismatch.
 
+mod broker;
 mod decode;
 mod probe;
 mod push;
@@ -32,6 +33,10 @@ struct Cli {
 enum Command {
     /// Send an identity probe and print who answered
     Probe(probe::Args),
+    /// Run the Hello exchange with a broker and print Negotiated or the refusal
+    Hello(broker::HelloArgs),
+    /// Run a librp broker from flags or a config file, logging each connection and refusal
+    Broker(broker::BrokerArgs),
     /// Print every v1 frame in some bytes, field by field (hex argument, or hex/raw on stdin)
     Decode(decode::Args),
     /// Push each line read from stdin to a registered worker and print the replies
@@ -44,12 +49,14 @@ enum Command {
 pub struct Failure {
     code: u8,
     message: String,
+    /// The server's refusal, when the failure is one.
+    refusal: Option<rp::control::Refusal>,
 }
 
 impl Failure {
     /// A failure with an explicit exit code.
     pub fn new(code: u8, message: impl Into<String>) -> Self {
-        Failure { code, message: message.into() }
+        Failure { code, message: message.into(), refusal: None }
     }
 }
 
@@ -69,7 +76,7 @@ impl From<Error> for Failure {
                 message.push_str(&format!(" [{k}={v}]"));
             }
         }
-        Failure { code, message }
+        Failure { code, message, refusal: e.refusal().cloned() }
     }
 }
 
@@ -97,6 +104,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Probe(a) => probe::run(a),
         Command::Decode(a) => decode::run(a),
+        Command::Hello(a) => broker::run_hello(a),
+        Command::Broker(a) => broker::run_broker(a),
         Command::PushServer(a) => push::run_server(a),
         Command::Worker(a) => push::run_worker(a),
     };

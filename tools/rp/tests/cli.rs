@@ -202,3 +202,57 @@ fn wait_with_timeout(mut child: std::process::Child, limit: Duration) -> Option<
     let _ = child.kill();
     None
 }
+
+#[test]
+fn broker_and_hello_negotiate_refuse_and_log() {
+    let dir = temp_dir("broker");
+    let sock = dir.join("b.sock");
+    let config = dir.join("broker.conf");
+    std::fs::write(&config, "# test broker\nservice demo /tmp/backend.sock 1.2.3\nmin demo 1.0.0\n").unwrap();
+    let mut broker = rp()
+        .args(["broker", sock.to_str().unwrap(), "--config", config.to_str().unwrap(), "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    for _ in 0..200 {
+        if sock.exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let ep = sock.to_str().unwrap();
+
+    let out = rp().args(["hello", ep, "demo", "1.2.3", "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["negotiated"], true);
+    assert_eq!(v["backend_pipe"], "/tmp/backend.sock");
+    assert_eq!(v["keepalive_interval_secs"], 1800);
+
+    let out = rp().args(["hello", ep, "demo", "0.9.0"]).output().unwrap();
+    let err = assert_clean_failure(&out, 3);
+    assert!(err.contains("VERSION_BLOCKED") && err.contains("retry after 30000 ms"), "{err}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("retry after:   30000 ms"));
+
+    let err = assert_clean_failure(&rp().args(["hello", ep, "nope", "1.0.0"]).output().unwrap(), 3);
+    assert!(err.contains("SERVICE_UNKNOWN"), "{err}");
+    let err = assert_clean_failure(&rp().args(["hello", ep, "Bad_Name", "1.0.0"]).output().unwrap(), 1);
+    assert!(err.contains("service_name"), "{err}");
+
+    // The broker logged each connection, with the peer's kernel-reported pid.
+    broker.kill().unwrap();
+    let out = broker.wait_with_output().unwrap();
+    let events: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(events.len(), 3, "{events:?}");
+    assert_eq!(events[0]["event"], "negotiated");
+    assert_eq!(events[1]["event"], "refused");
+    assert_eq!(events[1]["code"], 8);
+    assert_eq!(events[2]["service"], "nope");
+    assert!(events[0]["peer"]["pid"].as_u64().unwrap() > 0);
+
+    let err = assert_clean_failure(&rp().args(["broker", dir.join("x.sock").to_str().unwrap()]).output().unwrap(), 2);
+    assert!(err.contains("no services"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,272 @@
+//! `rp hello` and `rp broker`.
+
+use std::time::Duration;
+
+use rp::broker::{BrokerEvent, BrokerServer, BrokerServerOptions, ServiceEntry};
+use rp::control::{client_handshake, ClientHello};
+use rp::transport::{self, Endpoint, PeerCredentials};
+use rp::wire::{FrameReader, FrameWriter, WireError};
+
+use crate::{endpoint_arg, millis_arg, Failure};
+
+#[derive(clap::Args)]
+pub struct HelloArgs {
+    /// The broker
+    #[arg(value_parser = endpoint_arg)]
+    broker: Endpoint,
+    /// The service to ask for
+    service: String,
+    /// The version wanted (semver)
+    version: String,
+    /// This client's version, sent as client_version
+    #[arg(long, default_value = "")]
+    client_version: String,
+    /// Advertise handle passing (capability bit 0)
+    #[arg(long)]
+    handoff: bool,
+    /// Print JSON instead of text
+    #[arg(long)]
+    json: bool,
+    /// Give up after this many milliseconds
+    #[arg(long, default_value = "5000", value_parser = millis_arg)]
+    timeout_ms: Duration,
+}
+
+pub fn run_hello(args: HelloArgs) -> Result<(), Failure> {
+    let stream = transport::connect(&args.broker, args.timeout_ms)?;
+    let io = |e| Failure::from(rp::Error::io("configure socket", e));
+    stream.set_read_timeout(Some(args.timeout_ms)).map_err(io)?;
+    stream.set_write_timeout(Some(args.timeout_ms)).map_err(io)?;
+    let mut writer = FrameWriter::new(stream.try_clone().map_err(io)?);
+    let mut reader = FrameReader::new(stream);
+    let hello = ClientHello {
+        service_name: args.service.clone(),
+        wanted_version: args.version.clone(),
+        client_version: args.client_version.clone(),
+        capabilities: if args.handoff { rp::wire::CAP_HANDLE_PASSING } else { 0 },
+        ..ClientHello::default()
+    };
+    let outcome = client_handshake(&mut reader, &mut writer, &hello).map_err(|e| match e {
+        rp::Error::Wire(WireError::Timeout) => {
+            Failure::new(4, format!("{} did not answer the Hello within {} ms", args.broker, args.timeout_ms.as_millis()))
+        }
+        e => e.into(),
+    });
+    match outcome {
+        Ok(n) => {
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "negotiated": true,
+                        "negotiated_protocol": n.negotiated_protocol,
+                        "daemon_version": n.daemon_version,
+                        "backend_pipe": n.backend_pipe,
+                        "warnings": n.warnings,
+                        "server_capabilities": n.server_capabilities,
+                        "keepalive_interval_secs": n.keepalive_interval_secs,
+                        "handoff_token_len": n.handle_passed_token.len(),
+                        "connection_id": n.connection_id,
+                    })
+                );
+            } else {
+                println!("negotiated:    protocol {}", n.negotiated_protocol);
+                println!("daemon:        {}", n.daemon_version);
+                println!("backend pipe:  {}", n.backend_pipe);
+                println!("keepalive:     {} s", n.keepalive_interval_secs);
+                println!("capabilities:  {:#x}", n.server_capabilities);
+                if !n.handle_passed_token.is_empty() {
+                    println!("handoff token: {} bytes (not shown)", n.handle_passed_token.len());
+                }
+                println!("connection id: {}", n.connection_id);
+                for w in &n.warnings {
+                    println!("warning:       {w}");
+                }
+            }
+            Ok(())
+        }
+        Err(f) => {
+            if let Some(r) = refusal_of(&f) {
+                if args.json {
+                    println!(
+                        "{}",
+                        serde_json::json!({
+                            "negotiated": false,
+                            "code": r.0, "code_name": r.1, "reason": r.2, "retry_after_ms": r.3, "details": r.4,
+                        })
+                    );
+                } else {
+                    println!("refused:       {} ({})", r.1, r.0);
+                    println!("reason:        {}", r.2);
+                    if r.3 > 0 {
+                        println!("retry after:   {} ms", r.3);
+                    }
+                    for (k, v) in &r.4 {
+                        println!("detail:        {k}={v}");
+                    }
+                }
+            }
+            Err(f)
+        }
+    }
+}
+
+type RefusalParts = (i32, String, String, u64, std::collections::BTreeMap<String, String>);
+
+/// The refusal carried by a failure of the handshake, if it was one.
+fn refusal_of(f: &Failure) -> Option<RefusalParts> {
+    f.refusal.as_ref().map(|r| (r.code, r.code_name().to_owned(), r.reason.clone(), r.retry_after_ms, r.details.clone()))
+}
+
+#[derive(clap::Args)]
+pub struct BrokerArgs {
+    /// Where to listen (a socket path or @name)
+    #[arg(value_parser = endpoint_arg)]
+    endpoint: Endpoint,
+    /// A service: NAME=BACKEND_ENDPOINT@VERSION (repeatable)
+    #[arg(long = "service", value_parser = service_arg)]
+    services: Vec<ServiceEntry>,
+    /// Serve only these versions of a service: NAME=VERSION (repeatable)
+    #[arg(long = "allow", value_parser = pair_arg)]
+    allow: Vec<(String, String)>,
+    /// Refuse these versions with VERSION_BLOCKED: NAME=VERSION (repeatable)
+    #[arg(long = "block", value_parser = pair_arg)]
+    block: Vec<(String, String)>,
+    /// Refuse versions below this one with VERSION_BLOCKED: NAME=VERSION (repeatable)
+    #[arg(long = "min-version", value_parser = pair_arg)]
+    min_version: Vec<(String, String)>,
+    /// A file of lines `service NAME BACKEND VERSION`, `allow|block|min NAME VERSION` (# comments)
+    #[arg(long)]
+    config: Option<std::path::PathBuf>,
+    /// Accept Hellos from processes of other users
+    #[arg(long)]
+    allow_other_uids: bool,
+    /// Print one JSON object per connection on stdout instead of log lines on stderr
+    #[arg(long)]
+    json: bool,
+    /// No log lines
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+fn service_arg(s: &str) -> Result<ServiceEntry, String> {
+    let (name, rest) = s.split_once('=').ok_or("expected NAME=BACKEND_ENDPOINT@VERSION")?;
+    let (backend, version) = rest.rsplit_once('@').ok_or("expected NAME=BACKEND_ENDPOINT@VERSION")?;
+    Ok(ServiceEntry {
+        service_name: name.to_owned(),
+        backend_pipe: backend.to_owned(),
+        daemon_version: version.to_owned(),
+        ..ServiceEntry::default()
+    })
+}
+
+fn pair_arg(s: &str) -> Result<(String, String), String> {
+    s.split_once('=').map(|(a, b)| (a.to_owned(), b.to_owned())).ok_or_else(|| "expected NAME=VERSION".to_owned())
+}
+
+/// Reads a service table file into the arguments.
+fn read_config(args: &mut BrokerArgs, path: &std::path::Path) -> Result<(), Failure> {
+    let text = std::fs::read_to_string(path).map_err(|e| Failure::new(1, format!("{}: {e}", path.display())))?;
+    for (n, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let bad = || Failure::new(1, format!("{}:{}: cannot read {line:?}", path.display(), n + 1));
+        match words.as_slice() {
+            ["service", name, backend, version] => args.services.push(ServiceEntry {
+                service_name: (*name).to_owned(),
+                backend_pipe: (*backend).to_owned(),
+                daemon_version: (*version).to_owned(),
+                ..ServiceEntry::default()
+            }),
+            ["allow", name, version] => args.allow.push(((*name).to_owned(), (*version).to_owned())),
+            ["block", name, version] => args.block.push(((*name).to_owned(), (*version).to_owned())),
+            ["min", name, version] => args.min_version.push(((*name).to_owned(), (*version).to_owned())),
+            _ => return Err(bad()),
+        }
+    }
+    Ok(())
+}
+
+pub fn run_broker(mut args: BrokerArgs) -> Result<(), Failure> {
+    if let Some(path) = args.config.clone() {
+        read_config(&mut args, &path)?;
+    }
+    if args.services.is_empty() {
+        return Err(Failure::new(2, "no services: give --service NAME=BACKEND@VERSION or --config FILE"));
+    }
+    for (rules, apply) in [
+        (&args.allow, (|s: &mut ServiceEntry, v: &str| s.allowed_versions.push(v.to_owned())) as fn(&mut ServiceEntry, &str)),
+        (&args.block, |s, v| s.blocked_versions.push(v.to_owned())),
+        (&args.min_version, |s, v| s.min_version = v.to_owned()),
+    ] {
+        for (name, version) in rules {
+            let service = args
+                .services
+                .iter_mut()
+                .find(|s| &s.service_name == name)
+                .ok_or_else(|| Failure::new(2, format!("version rule for unknown service {name:?}")))?;
+            apply(service, version);
+        }
+    }
+    let mut opts = BrokerServerOptions::new(args.endpoint.clone(), args.services.clone());
+    opts.allow_other_uids = args.allow_other_uids;
+    opts.events = true;
+    let server = BrokerServer::bind(opts)?;
+    if !args.quiet && !args.json {
+        let names: Vec<String> =
+            args.services.iter().map(|s| format!("{} -> {} ({})", s.service_name, s.backend_pipe, s.daemon_version)).collect();
+        eprintln!("rp broker: listening on {}; services: {}", server.endpoint(), names.join(", "));
+    }
+    loop {
+        let event = match server.next_event(None) {
+            Ok(e) => e,
+            Err(e) if e.kind() == rp::ErrorKind::Closed => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        if args.quiet {
+            continue;
+        }
+        if args.json {
+            println!("{}", event_json(&event));
+        } else {
+            eprintln!("rp broker: {}", event_text(&event));
+        }
+    }
+}
+
+fn who(peer: &Option<PeerCredentials>) -> String {
+    peer.map_or("an unknown peer".to_owned(), |p| format!("pid {} (uid {})", p.pid, p.uid))
+}
+
+fn event_text(e: &BrokerEvent) -> String {
+    match e {
+        BrokerEvent::Negotiated { peer, service, wanted_version, connection_id, handoff } => format!(
+            "negotiated {service} {wanted_version} for {} as connection {connection_id}{}",
+            who(peer),
+            if *handoff { ", handing it off" } else { "" }
+        ),
+        BrokerEvent::Refused { peer, service, refusal } => {
+            let code = refusal.code_name();
+            let service = if service.is_empty() { "-" } else { service };
+            let retry = if refusal.retry_after_ms > 0 { format!(", retry after {} ms", refusal.retry_after_ms) } else { String::new() };
+            format!("refused {service} for {}: {code}: {}{retry}", who(peer), refusal.reason)
+        }
+    }
+}
+
+fn event_json(e: &BrokerEvent) -> serde_json::Value {
+    let peer = |p: &Option<PeerCredentials>| p.map(|p| serde_json::json!({"pid": p.pid, "uid": p.uid, "gid": p.gid}));
+    match e {
+        BrokerEvent::Negotiated { peer: p, service, wanted_version, connection_id, handoff } => serde_json::json!({
+            "event": "negotiated", "peer": peer(p), "service": service, "wanted_version": wanted_version,
+            "connection_id": connection_id, "handoff": handoff,
+        }),
+        BrokerEvent::Refused { peer: p, service, refusal } => serde_json::json!({
+            "event": "refused", "peer": peer(p), "service": service, "code": refusal.code,
+            "reason": refusal.reason, "retry_after_ms": refusal.retry_after_ms,
+        }),
+    }
+}
