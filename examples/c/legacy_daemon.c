@@ -12,6 +12,8 @@
  *   legacy_daemon --self-test [SOCKET_PATH] serve, and from a child process talk to it with a
  *                                           legacy client and a v1 client at once (plus a probe);
  *                                           exit 0 when every answer was right
+ *   legacy_daemon --clients SOCKET_PATH     only the clients of --self-test, against a daemon
+ *                                           already serving SOCKET_PATH
  */
 #define _GNU_SOURCE
 
@@ -270,12 +272,14 @@ static int self_test_client(const char *path) {
 }
 
 int main(int argc, char **argv) {
+    if (argc == 3 && strcmp(argv[1], "--clients") == 0) return self_test_client(argv[2]);
     int self_test = argc > 1 && strcmp(argv[1], "--self-test") == 0;
     const char *path = argc > 1 + self_test ? argv[1 + self_test] : NULL;
     char default_path[108];
     if (!path) {
         if (!self_test) {
-            fprintf(stderr, "usage: %s SOCKET_PATH | --self-test [SOCKET_PATH]\n", argv[0]);
+            fprintf(stderr, "usage: %s SOCKET_PATH | --self-test [SOCKET_PATH] | --clients SOCKET_PATH\n",
+                    argv[0]);
             return 2;
         }
         snprintf(default_path, sizeof default_path, "/tmp/rp-legacy-daemon-%d.sock", (int)getpid());
