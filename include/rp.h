@@ -689,8 +689,8 @@ typedef struct rp_push rp_push;
  * `rp_push_client_free`.
  *
  * Functions taking `const rp_push_client *` are thread-safe: one thread may wait in
- * `rp_push_client_recv` while others reply or close. Under the hood a background reader thread
- * moves pushes from the socket into a bounded inbox (see `rp_push_worker_options_set_max_queued`).
+ * `rp_push_client_recv` while others reply or close. There is no background thread: the thread
+ * that receives reads the socket itself.
  */
 typedef struct rp_push_client rp_push_client;
 
@@ -1949,10 +1949,11 @@ rp_status rp_push_worker_options_set_connect_timeout_ms(struct rp_push_worker_op
                                                         uint32_t timeout_ms);
 
 /**
- * Sets how many received pushes may wait in the client's inbox (default 1024). When it is
- * full the client stops reading from the server: the server's buffer for this worker fills and
- * further pushes to it fail with `RP_STATUS_AGAIN` on the server side. Nothing is dropped
- * silently and memory stays bounded. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+ * Kept for source compatibility; it no longer changes anything. The client reads from the
+ * server only inside `rp_push_client_recv`/`_dispatch`, so its inbox holds at most the pushes
+ * that arrived in one read. While the worker does not receive, the server's buffer for it
+ * fills and further pushes to it fail with `RP_STATUS_AGAIN` on the server side: nothing is
+ * dropped silently and memory stays bounded. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
  */
 RP_NODISCARD
 rp_status rp_push_worker_options_set_max_queued(struct rp_push_worker_options *options,
@@ -2105,8 +2106,7 @@ rp_status rp_push_client_dispatch(const struct rp_push_client *client,
 void rp_push_client_close(const struct rp_push_client *client);
 
 /**
- * Closes the connection, waits for the client's reader thread to end, releases the handler's
- * user data and frees the client. NULL is a no-op. Must not be called twice, nor while another
+ * Closes the connection, releases the handler's user data and frees the client. NULL is a no-op. Must not be called twice, nor while another
  * thread still uses `client`.
  */
 void rp_push_client_free(struct rp_push_client *client);

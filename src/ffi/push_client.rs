@@ -36,8 +36,8 @@ impl Castable for rp_push_worker_options {
 /// `rp_push_client_free`.
 ///
 /// Functions taking `const rp_push_client *` are thread-safe: one thread may wait in
-/// `rp_push_client_recv` while others reply or close. Under the hood a background reader thread
-/// moves pushes from the socket into a bounded inbox (see `rp_push_worker_options_set_max_queued`).
+/// `rp_push_client_recv` while others reply or close. There is no background thread: the thread
+/// that receives reads the socket itself.
 pub struct rp_push_client {
     _private: [u8; 0],
 }
@@ -240,10 +240,11 @@ pub unsafe extern "C" fn rp_push_worker_options_set_connect_timeout_ms(
     }
 }
 
-/// Sets how many received pushes may wait in the client's inbox (default 1024). When it is
-/// full the client stops reading from the server: the server's buffer for this worker fills and
-/// further pushes to it fail with `RP_STATUS_AGAIN` on the server side. Nothing is dropped
-/// silently and memory stays bounded. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+/// Kept for source compatibility; it no longer changes anything. The client reads from the
+/// server only inside `rp_push_client_recv`/`_dispatch`, so its inbox holds at most the pushes
+/// that arrived in one read. While the worker does not receive, the server's buffer for it
+/// fills and further pushes to it fail with `RP_STATUS_AGAIN` on the server side: nothing is
+/// dropped silently and memory stays bounded. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_worker_options_set_max_queued(
@@ -529,8 +530,7 @@ pub unsafe extern "C" fn rp_push_client_close(client: *const rp_push_client) {
     })
 }
 
-/// Closes the connection, waits for the client's reader thread to end, releases the handler's
-/// user data and frees the client. NULL is a no-op. Must not be called twice, nor while another
+/// Closes the connection, releases the handler's user data and frees the client. NULL is a no-op. Must not be called twice, nor while another
 /// thread still uses `client`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_client_free(client: *mut rp_push_client) {

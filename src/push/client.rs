@@ -4,10 +4,9 @@ use std::borrow::Cow;
 use std::collections::{HashSet, VecDeque};
 use std::io::{Read, Write};
 use std::net::Shutdown;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread::JoinHandle;
+use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use prost::Message;
@@ -16,7 +15,7 @@ use super::proto::{push_reply, Push, PushFailure, PushReply, Registration, Regis
 use super::{PUSH_PROTOCOL, PUSH_PROTOCOL_VERSION, REGISTRATION_REQUEST_ID};
 use crate::control::{client_handshake, ClientHello};
 use crate::error::Error;
-use crate::transport::{self, Endpoint, Stream};
+use crate::transport::{self, Endpoint, NonBlockingReads, Stream};
 use crate::wire::proto::{FrameKind, Negotiated};
 use crate::wire::{FrameReader, FrameView, FrameWriter, WireError};
 
@@ -31,7 +30,7 @@ pub struct WorkerOptions {
     pub registration: Registration,
     /// Limit for connecting, the Hello and the registration together (default 5 s).
     pub connect_timeout: Duration,
-    /// Pushes held before the worker stops reading from the server (default 1024).
+    /// Kept for compatibility; the inbox holds at most the pushes of one read (default 1024).
     pub max_queued_pushes: usize,
     /// Limit for one reply to be written (default 30 s).
     pub send_timeout: Duration,
@@ -77,32 +76,30 @@ pub struct Job {
 /// A registered worker connection. All methods take `&self` and may be called from any thread:
 /// one thread may wait in [`recv`](Self::recv) while others reply or close.
 ///
-/// A background reader moves pushes from the socket into a bounded inbox. When the inbox is
-/// full the reader stops reading, so the server's send buffer for this worker fills and its
-/// pushes fail with "try again"; nothing is dropped silently and memory stays bounded.
+/// There is no background thread: the thread that calls `recv` (or the first of several)
+/// reads the socket itself, so a push reaches the caller without a thread hop. Flow control
+/// follows: while nobody receives, nothing is read, the server's send buffer for this worker
+/// fills and its pushes fail with "try again". Nothing is dropped silently and memory stays
+/// bounded (at most the frames of one read wait in the inbox).
 #[derive(Debug)]
 pub struct PushClient {
-    shared: Arc<Shared>,
-    writer: Mutex<FrameWriter<Stream>>,
     socket: Stream,
-    reader: Mutex<Option<JoinHandle<()>>>,
+    state: Mutex<State>,
+    changed: Condvar,
+    writer: Mutex<FrameWriter<Stream>>,
+    /// Holds one byte while a push waits in the inbox or the connection has ended.
+    signal_rx: UnixStream,
+    signal_tx: UnixStream,
+    /// Level-triggered set of the socket and `signal_rx`: the application's pollable fd.
+    readiness: OwnedFd,
     worker_id: u64,
     negotiated: Negotiated,
 }
 
 #[derive(Debug)]
-struct Shared {
-    inbox: Mutex<Inbox>,
-    changed: Condvar,
-    max_queued: usize,
-    /// Readable end of the notification pair: holds one byte while a push waits or the
-    /// connection has ended.
-    signal_rx: UnixStream,
-    signal_tx: UnixStream,
-}
-
-#[derive(Debug, Default)]
-struct Inbox {
+struct State {
+    /// The framed reader; `None` while a receiving thread has it.
+    reader: Option<FrameReader<NonBlockingReads>>,
     jobs: VecDeque<Job>,
     /// Received and not yet answered; a reply must name one of these, once.
     outstanding: HashSet<u64>,
@@ -143,7 +140,7 @@ impl PushClient {
         };
         let negotiated = client_handshake(&mut reader, &mut writer, &hello).map_err(timeout_to_error)?;
 
-        // Register before the reader thread exists, so nothing else can consume the ack.
+        // Register before anyone receives, so nothing else can consume the ack.
         socket.set_read_timeout(Some(remaining()?)).map_err(io)?;
         let registration = opts.registration.encode_to_vec();
         writer.write_frame(&FrameView {
@@ -169,30 +166,42 @@ impl PushClient {
 
         socket.set_read_timeout(None).map_err(io)?;
         socket.set_write_timeout(Some(opts.send_timeout)).map_err(io)?;
+        // Pushes that arrived with the ack stay buffered in the reader, which changes hands.
+        let reader = reader.map_inner(NonBlockingReads);
         let (signal_rx, signal_tx) = UnixStream::pair().map_err(|e| Error::io("notification socket", e))?;
         signal_rx.set_nonblocking(true).map_err(io)?;
         signal_tx.set_nonblocking(true).map_err(io)?;
-        let shared = Arc::new(Shared {
-            inbox: Mutex::new(Inbox::default()),
+        let readiness = transport::readiness_set(&[socket.as_raw_fd(), signal_rx.as_raw_fd()])
+            .map_err(|e| Error::io("create the pollable descriptor", e))?;
+        let client = PushClient {
+            socket,
+            state: Mutex::new(State {
+                reader: Some(reader),
+                jobs: VecDeque::new(),
+                outstanding: HashSet::new(),
+                closed: None,
+                signalled: false,
+            }),
             changed: Condvar::new(),
-            max_queued: opts.max_queued_pushes.max(1),
+            writer: Mutex::new(writer),
             signal_rx,
             signal_tx,
-        });
-        let reader_shared = Arc::clone(&shared);
-        let reader_socket = socket.try_clone().map_err(io)?;
-        let handle = std::thread::Builder::new()
-            .name("rp-push-reader".into())
-            .spawn(move || read_pushes(reader, reader_shared, reader_socket))
-            .map_err(|e| Error::io("spawn reader thread", e))?;
-        Ok(PushClient {
-            shared,
-            writer: Mutex::new(writer),
-            socket,
-            reader: Mutex::new(Some(handle)),
+            readiness,
             worker_id: ack.worker_id,
             negotiated,
-        })
+        };
+        // Frames that came with the ack are pushes already here.
+        {
+            let mut st = client.lock();
+            let mut reader = st.reader.take().expect("reader present at start");
+            let outcome = take_buffered(&mut reader, &mut st);
+            st.reader = Some(reader);
+            if let Err(reason) = outcome {
+                client.close_with(&mut st, reason);
+            }
+            client.update_signal(&mut st);
+        }
+        Ok(client)
     }
 
     /// The id the server gave this worker.
@@ -211,26 +220,48 @@ impl PushClient {
     /// (server gone, protocol violation, or [`close`](Self::close)); the reason is in the error.
     pub fn recv(&self, timeout: Option<Duration>) -> Result<Job, Error> {
         let deadline = timeout.map(|t| Instant::now() + t);
-        let mut inbox = self.shared.lock();
+        let mut polled = false;
+        let mut st = self.lock();
         loop {
-            if let Some(reason) = &inbox.closed {
+            if let Some(reason) = &st.closed {
                 return Err(Error::Closed(reason.clone()));
             }
-            if let Some(job) = inbox.jobs.pop_front() {
-                inbox.outstanding.insert(job.correlation_id);
-                self.shared.update_signal(&mut inbox);
-                self.shared.changed.notify_all();
+            if let Some(job) = st.jobs.pop_front() {
+                st.outstanding.insert(job.correlation_id);
+                self.update_signal(&mut st);
                 return Ok(job);
             }
-            inbox = match deadline {
-                None => self.shared.changed.wait(inbox).unwrap_or_else(|p| p.into_inner()),
-                Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        return Err(Error::Timeout("no push arrived".into()));
-                    }
-                    self.shared.changed.wait_timeout(inbox, d - now).unwrap_or_else(|p| p.into_inner()).0
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            let expired = left.is_some_and(|l| l.is_zero());
+            if expired && polled {
+                return Err(Error::Timeout("no push arrived".into()));
+            }
+            if let Some(mut reader) = st.reader.take() {
+                // This thread reads the socket (even with no time left, what is already there);
+                // others wait for it on the condition variable.
+                polled = true;
+                drop(st);
+                let readable = transport::wait_readable(self.socket.as_raw_fd(), left);
+                st = self.lock();
+                let outcome = match readable {
+                    Ok(false) => Ok(()),
+                    Ok(true) => read_into(&mut reader, &mut st),
+                    Err(e) => Err(format!("connection failed: {e}").into()),
+                };
+                st.reader = Some(reader);
+                if let Err(reason) = outcome {
+                    self.close_with(&mut st, reason);
                 }
+                self.update_signal(&mut st);
+                self.changed.notify_all();
+                continue;
+            }
+            if expired {
+                return Err(Error::Timeout("no push arrived".into()));
+            }
+            st = match left {
+                None => self.changed.wait(st).unwrap_or_else(|p| p.into_inner()),
+                Some(l) => self.changed.wait_timeout(st, l).unwrap_or_else(|p| p.into_inner()).0,
             };
         }
     }
@@ -250,16 +281,16 @@ impl PushClient {
 
     /// True while `correlation_id` was received and not yet answered.
     pub fn is_outstanding(&self, correlation_id: u64) -> bool {
-        self.shared.lock().outstanding.contains(&correlation_id)
+        self.lock().outstanding.contains(&correlation_id)
     }
 
     fn send_reply(&self, correlation_id: u64, msg: &PushReply) -> Result<(), Error> {
         {
-            let mut inbox = self.shared.lock();
-            if let Some(reason) = &inbox.closed {
+            let mut st = self.lock();
+            if let Some(reason) = &st.closed {
                 return Err(Error::Closed(reason.clone()));
             }
-            if !inbox.outstanding.remove(&correlation_id) {
+            if !st.outstanding.remove(&correlation_id) {
                 return Err(Error::NotFound(
                     format!("push {correlation_id} was not received or was already answered").into(),
                 ));
@@ -282,108 +313,101 @@ impl PushClient {
     }
 
     /// A descriptor that is readable while a push is waiting or the connection has ended, for
-    /// `poll`/`epoll` loops. Owned by the client; do not read from or close it.
+    /// `poll`/`epoll` loops; then [`recv`](Self::recv) with a zero timeout returns at once. It
+    /// may also be readable for part of a push that has not fully arrived (recv then times out).
+    /// Owned by the client; do not read from or close it.
     pub fn pollable_fd(&self) -> RawFd {
-        self.shared.signal_rx.as_raw_fd()
+        self.readiness.as_raw_fd()
     }
 
     /// Number of pushes waiting in the inbox.
     pub fn queued(&self) -> usize {
-        self.shared.lock().jobs.len()
+        self.lock().jobs.len()
     }
 
     /// Closes the connection; blocked and later calls fail with `Closed`. Idempotent, and
     /// callable from any thread.
     pub fn close(&self) {
-        self.shared.close("closed locally".into());
-        let _ = self.socket.shutdown(Shutdown::Both);
+        let mut st = self.lock();
+        self.close_with(&mut st, "closed locally".into());
+        self.update_signal(&mut st);
+        self.changed.notify_all();
+    }
+
+    fn close_with(&self, st: &mut State, reason: Cow<'static, str>) {
+        if st.closed.is_none() {
+            st.closed = Some(reason);
+            st.jobs.clear();
+            // Wakes a thread waiting for the socket to become readable.
+            let _ = self.socket.shutdown(Shutdown::Both);
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Keeps exactly one byte in the notification socket while something is ready.
+    fn update_signal(&self, st: &mut State) {
+        let ready = !st.jobs.is_empty() || st.closed.is_some();
+        if ready && !st.signalled {
+            st.signalled = (&self.signal_tx).write(&[1]).is_ok();
+        } else if !ready && st.signalled {
+            let mut byte = [0u8; 1];
+            let _ = (&self.signal_rx).read(&mut byte);
+            st.signalled = false;
+        }
     }
 }
 
 impl Drop for PushClient {
     fn drop(&mut self) {
         self.close();
-        let handle = self.reader.get_mut().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(h) = handle {
-            let _ = h.join();
-        }
     }
 }
 
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Inbox> {
-        self.inbox.lock().unwrap_or_else(|p| p.into_inner())
+/// Reads what the socket has, then moves every complete frame into the inbox.
+fn read_into(reader: &mut FrameReader<NonBlockingReads>, st: &mut State) -> Result<(), Cow<'static, str>> {
+    match reader.read_more() {
+        Ok(_) | Err(WireError::Timeout) => {}
+        Err(WireError::Closed) => return Err("the server closed the connection".into()),
+        Err(e) => return Err(format!("connection failed: {e}").into()),
     }
-
-    fn close(&self, reason: Cow<'static, str>) {
-        let mut inbox = self.lock();
-        if inbox.closed.is_none() {
-            inbox.closed = Some(reason);
-            inbox.jobs.clear();
-        }
-        self.update_signal(&mut inbox);
-        self.changed.notify_all();
-    }
-
-    /// Keeps exactly one byte in the notification socket while something is ready.
-    fn update_signal(&self, inbox: &mut Inbox) {
-        let ready = !inbox.jobs.is_empty() || inbox.closed.is_some();
-        if ready && !inbox.signalled {
-            inbox.signalled = (&self.signal_tx).write(&[1]).is_ok();
-        } else if !ready && inbox.signalled {
-            let mut byte = [0u8; 1];
-            let _ = (&self.signal_rx).read(&mut byte);
-            inbox.signalled = false;
-        }
-    }
+    take_buffered(reader, st)
 }
 
-/// The reader thread: frames from the server into the inbox until the connection ends.
-fn read_pushes(mut reader: FrameReader<Stream>, shared: Arc<Shared>, socket: Stream) {
-    let reason: Cow<'static, str> = loop {
-        let frame = match reader.read_frame() {
-            Ok(f) => f,
-            Err(WireError::Closed) => break "the server closed the connection".into(),
-            Err(e) => break format!("connection failed: {e}").into(),
+/// Moves every complete buffered frame into the inbox; a frame that is not a push or a cancel
+/// on the push protocol ends the connection.
+fn take_buffered(reader: &mut FrameReader<NonBlockingReads>, st: &mut State) -> Result<(), Cow<'static, str>> {
+    loop {
+        let frame = match reader.next_buffered() {
+            Ok(Some(f)) => f,
+            Ok(None) => return Ok(()),
+            Err(e) => return Err(format!("connection failed: {e}").into()),
         };
         if frame.payload_protocol != PUSH_PROTOCOL {
-            break format!("protocol violation: frame on payload protocol 0x{:04X}", frame.payload_protocol).into();
+            return Err(format!("protocol violation: frame on payload protocol 0x{:04X}", frame.payload_protocol).into());
         }
         match frame.frame_kind() {
             Some(FrameKind::Event) => {
-                let push = match Push::decode(frame.payload) {
-                    Ok(p) => p,
-                    Err(e) => break format!("protocol violation: malformed Push: {e}").into(),
-                };
-                let job = Job {
+                let push = Push::decode(frame.payload)
+                    .map_err(|e| Cow::Owned(format!("protocol violation: malformed Push: {e}")))?;
+                st.jobs.push_back(Job {
                     correlation_id: frame.request_id,
                     payload_protocol: push.payload_protocol,
                     payload: push.payload,
                     deadline_unix_ms: frame.deadline_unix_ms,
                     traceparent: frame.traceparent.to_owned(),
                     tracestate: frame.tracestate.to_owned(),
-                };
-                let mut inbox = shared.lock();
-                while inbox.jobs.len() >= shared.max_queued && inbox.closed.is_none() {
-                    inbox = shared.changed.wait(inbox).unwrap_or_else(|p| p.into_inner());
-                }
-                if inbox.closed.is_some() {
-                    return;
-                }
-                inbox.jobs.push_back(job);
-                shared.update_signal(&mut inbox);
-                shared.changed.notify_all();
+                });
             }
             Some(FrameKind::Cancel) => {
                 // The server gave up on a push (deadline passed): drop it if not yet received.
-                let mut inbox = shared.lock();
-                inbox.jobs.retain(|j| j.correlation_id != frame.request_id);
-                inbox.outstanding.remove(&frame.request_id);
-                shared.update_signal(&mut inbox);
+                let id = frame.request_id;
+                st.jobs.retain(|j| j.correlation_id != id);
+                st.outstanding.remove(&id);
             }
-            _ => break format!("protocol violation: unexpected frame kind {}", frame.kind).into(),
+            _ => return Err(format!("protocol violation: unexpected frame kind {}", frame.kind).into()),
         }
-    };
-    shared.close(reason);
-    let _ = socket.shutdown(Shutdown::Both);
+    }
 }

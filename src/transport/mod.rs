@@ -190,6 +190,27 @@ pub fn send_nosignal(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     sys::send_nosignal(fd, buf)
 }
 
+/// Waits up to `timeout` (`None` = forever) for `fd` to be readable or hung up; false on timeout.
+pub fn wait_readable(fd: RawFd, timeout: Option<Duration>) -> io::Result<bool> {
+    sys::wait_readable(fd, timeout)
+}
+
+/// A level-triggered epoll set over `fds`: one descriptor readable whenever any of them is.
+pub fn readiness_set(fds: &[RawFd]) -> io::Result<std::os::fd::OwnedFd> {
+    sys::readiness_set(fds)
+}
+
+/// Reads from a socket without blocking, whatever its mode, so a stream shared with blocking
+/// writers can be read only when `poll` said so.
+#[derive(Debug)]
+pub struct NonBlockingReads(pub Stream);
+
+impl Read for NonBlockingReads {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        sys::recv_dontwait(self.0.as_raw_fd(), buf)
+    }
+}
+
 /// Kernel-reported credentials of the peer of a Unix socket descriptor.
 pub fn peer_credentials(fd: RawFd) -> io::Result<PeerCredentials> {
     sys::peer_credentials(fd)

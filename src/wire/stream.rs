@@ -66,6 +66,36 @@ impl<R: Read> FrameReader<R> {
         FrameView::parse_body(&self.buf[frame_start + HEADER_LEN..frame_start + total])
     }
 
+    /// The next frame if one is already complete in the buffer; never reads.
+    pub fn next_buffered(&mut self) -> Result<Option<FrameView<'_>>, WireError> {
+        let total = match frame_extent(&self.buf[self.start..self.end], self.max_body)? {
+            Extent::Complete(total) => total,
+            Extent::NeedMore(_) => return Ok(None),
+        };
+        let frame_start = self.start;
+        self.start += total;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+        FrameView::parse_body(&self.buf[frame_start + HEADER_LEN..frame_start + total]).map(Some)
+    }
+
+    /// Reads once from the stream into the buffer (after `poll` said it is readable).
+    ///
+    /// Returns the bytes read; `WouldBlock` surfaces as [`WireError::Timeout`]; end of stream is
+    /// [`WireError::Closed`] at a frame boundary and [`WireError::Truncated`] inside one.
+    pub fn read_more(&mut self) -> Result<usize, WireError> {
+        let needed = match frame_extent(&self.buf[self.start..self.end], self.max_body)? {
+            Extent::NeedMore(n) => n,
+            Extent::Complete(total) => total + HEADER_LEN,
+        };
+        // `fill` may move the buffered bytes to the front: count them, not positions.
+        let before = self.end - self.start;
+        self.fill(needed)?;
+        Ok(self.end - self.start - before)
+    }
+
     /// Bytes received but not yet returned as frames.
     pub fn buffered(&self) -> &[u8] {
         &self.buf[self.start..self.end]
@@ -79,6 +109,11 @@ impl<R: Read> FrameReader<R> {
     /// The underlying stream, mutably (reading from it directly desynchronises the framing).
     pub fn get_mut(&mut self) -> &mut R {
         &mut self.inner
+    }
+
+    /// The same reader over another stream type, keeping every buffered byte.
+    pub fn map_inner<S>(self, f: impl FnOnce(R) -> S) -> FrameReader<S> {
+        FrameReader { inner: f(self.inner), buf: self.buf, start: self.start, end: self.end, max_body: self.max_body }
     }
 
     /// Unwraps the stream, dropping any buffered bytes.
