@@ -231,3 +231,92 @@ fn librp_relay_is_what_the_reference_client_validates() {
     let decoded = reference::Frame::decode(&frame[5..]).unwrap();
     running_process::broker::server::handoff::wire::validate_handoff_frame(&decoded, reference::FrameKind::Event).unwrap();
 }
+
+/// The reference's strict prober (`probe_endpoint_with_timeout`: pid alive, executable path and
+/// BLAKE3 checked against the OS, boot id, then the probe answer compared field by field) accepts
+/// a daemon that answers through librp's mux with librp's current-process identity.
+#[test]
+fn reference_strict_prober_verifies_a_librp_mux_daemon() {
+    use running_process::broker::backend_lifecycle::identity::DaemonProcess as ReferenceDaemon;
+    use running_process::broker::backend_lifecycle::probe::probe_endpoint_with_timeout;
+
+    let dir = temp_dir("strict-probe");
+    let sock = dir.join("daemon.sock");
+    let path = sock.to_str().unwrap().to_owned();
+    let ours =
+        rp::mux::DaemonIdentity::current_process("interop-ns", &path, Some(30), rp::mux::LegacyHash::Sha256).unwrap();
+    let listener = UnixListener::bind(&sock).unwrap();
+    let mux = rp::mux::Mux::new(&ours, &[PROTO], None).unwrap();
+    let daemon = std::thread::spawn(move || {
+        // One probe connection, answered through the mux exactly as a C daemon's loop would.
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = conn.read(&mut chunk).unwrap();
+            assert!(n > 0, "prober hung up before probing");
+            buf.extend_from_slice(&chunk[..n]);
+            match mux.poll(&buf).unwrap() {
+                rp::mux::MuxEvent::NeedMoreBytes => continue,
+                rp::mux::MuxEvent::ProbeAnswered { reply, .. } => return conn.write_all(&reply).unwrap(),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    });
+
+    // What a broker recorded when this daemon registered: librp's published identity.
+    let expected = ReferenceDaemon {
+        pid: ours.pid,
+        exe_path: PathBuf::from(&ours.exe_path),
+        exe_hash: ours.exe_hash.clone().try_into().unwrap(),
+        legacy_exe_sha256: ours.legacy_exe_sha256,
+        boot_id: ours.boot_id.clone(),
+        ipc_endpoint: reference::Endpoint { namespace_id: "interop-ns".into(), path: path.clone() },
+        started_at_unix_ms: ours.started_at_unix_ms,
+        idle_timeout_secs: Some(30),
+    };
+    probe_endpoint_with_timeout(&expected.ipc_endpoint, &expected, Duration::from_secs(5))
+        .expect("the reference's strict verification accepts librp's answer");
+    daemon.join().unwrap();
+
+    // The same check is strict: an identity whose hash is not the executable's is refused
+    // (before any connection is made).
+    let wrong = ReferenceDaemon { exe_hash: [0; 32], ..expected };
+    assert!(probe_endpoint_with_timeout(&wrong.ipc_endpoint, &wrong, Duration::from_secs(1)).is_err());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The HandoffOffer frame librp's broker sends is read and served by the reference backend's
+/// `read_handoff_offer` / `respond_to_handoff_offer`: accepted with the token it expects, and
+/// answered with a well-formed rejection for another token.
+#[test]
+fn reference_backend_serves_a_librp_offer() {
+    use running_process::broker::backend_lib::wire::{read_handoff_offer, respond_to_handoff_offer};
+    use running_process::broker::server::HandoffTokenStore;
+
+    for (matching, label) in [(true, "accepted"), (false, "rejected")] {
+        let mut store = HandoffTokenStore::new();
+        let now = std::time::Instant::now();
+        let expected = store.issue(now).unwrap();
+        let presented: Vec<u8> = if matching { expected.as_bytes().to_vec() } else { vec![0x42; 16] };
+        let (broker_side, backend_side) = UnixStream::pair().unwrap();
+        (&broker_side).write_all(&rp::handoff::offer_frame(&presented, "rp-demo", 77)).unwrap();
+
+        let mut backend = backend_side;
+        let offer = read_handoff_offer(&mut backend).expect("the reference reads librp's offer");
+        assert_eq!(offer.correlation_id, 77, "{label}");
+        assert_eq!(offer.service_name, "rp-demo", "{label}");
+        respond_to_handoff_offer(&mut backend, &mut store, expected, offer, now).unwrap();
+
+        let mut reader = FrameReader::new(&broker_side);
+        let frame = reader.read_frame().unwrap();
+        assert_eq!(frame.payload_protocol, 0xD0FF);
+        assert_eq!(frame.kind, FrameKind::Response as i32);
+        assert_eq!(frame.request_id, 77);
+        let ack = rp::wire::proto::HandoffAck::decode(frame.payload).unwrap();
+        assert_eq!(ack.accepted, matching, "{label}");
+        assert_eq!(ack.token, presented, "{label}: the ack echoes the presented token");
+        assert_eq!(ack.correlation_id, 77);
+        assert_eq!(ack.error_detail.is_empty(), matching, "{label}: {}", ack.error_detail);
+    }
+}

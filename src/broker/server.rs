@@ -26,7 +26,7 @@ use crate::error::Error;
 use crate::handoff::{self, TokenStore};
 use crate::transport::{self, Endpoint, ListenOptions, Listener, PeerCredentials};
 use crate::wire::proto::{
-    hello_reply, AdminReply, AdminReplyKind, AdminRequest, AdminVerb, ErrorCode, FrameKind, HandoffAck, HandoffOffer,
+    hello_reply, AdminReply, AdminReplyKind, AdminRequest, AdminVerb, ErrorCode, FrameKind, HandoffAck,
     Hello, PayloadEncoding,
 };
 use crate::wire::{registry, FrameReader, FrameView, WireError, CAP_HANDLE_PASSING, HELLO_MAX_BODY};
@@ -740,21 +740,7 @@ impl HandoffJob {
         let io = |e| Error::io("configure handoff socket", e);
         socket.set_read_timeout(Some(self.ack_timeout)).map_err(io)?;
         socket.set_write_timeout(Some(self.ack_timeout)).map_err(io)?;
-        let offer = HandoffOffer {
-            handle_value: 0,
-            token: self.token.0.to_vec(),
-            service_name: self.service_name.clone(),
-            correlation_id: self.correlation_id,
-        }
-        .encode_to_vec();
-        let frame = FrameView {
-            kind: FrameKind::Request as i32,
-            payload_protocol: registry::HANDOFF,
-            payload: &offer,
-            request_id: self.correlation_id,
-            ..FrameView::default()
-        }
-        .to_bytes()?;
+        let frame = handoff::offer_frame(&self.token.0, &self.service_name, self.correlation_id);
         let sent = handoff::send_with_fd(&socket, &frame, &self.client)?;
         if sent < frame.len() {
             (&socket).write_all(&frame[sent..]).map_err(|e| Error::io("send handoff offer", e))?;

@@ -44,6 +44,27 @@ pub struct HandoffOutcome {
     pub correlation_id: u64,
 }
 
+/// The broker's HandoffOffer frame: a REQUEST on 0xD0FF whose request id is the correlation id,
+/// carrying the one-time token (`handle_value` 0: on Unix the descriptor travels by SCM_RIGHTS).
+pub fn offer_frame(token: &[u8], service_name: &str, correlation_id: u64) -> Vec<u8> {
+    let offer = HandoffOffer {
+        handle_value: 0,
+        token: token.to_vec(),
+        service_name: service_name.to_owned(),
+        correlation_id,
+    }
+    .encode_to_vec();
+    FrameView {
+        kind: FrameKind::Request as i32,
+        payload_protocol: registry::HANDOFF,
+        payload: &offer,
+        request_id: correlation_id,
+        ..FrameView::default()
+    }
+    .to_bytes()
+    .expect("a HandoffOffer is far below the frame cap")
+}
+
 /// Answers one offer frame: checks the frame, the request id against the correlation id, and
 /// the token (consuming it), and returns the encoded HandoffAck frame with the outcome.
 ///
