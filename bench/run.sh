@@ -24,6 +24,7 @@ cc "${cflags[@]}" bench/c/uds_pingpong.c -o "$out/uds_pingpong"
 cc "${cflags[@]}" bench/c/push_rtt.c -Lbuild/release/lib -lrp -Wl,-rpath,"$PWD/build/release/lib" -o "$out/push_rtt"
 cc "${cflags[@]}" bench/c/zmq_reqrep.c -lzmq -o "$out/zmq_reqrep"
 cc "${cflags[@]}" bench/c/nng_reqrep.c -lnng -lpthread -o "$out/nng_reqrep"
+cc "${cflags[@]}" bench/c/codec.c -Lbuild/release/lib -lrp -Wl,-rpath,"$PWD/build/release/lib" -o "$out/codec"
 
 results="$out/results.txt"
 : > "$results"
@@ -34,6 +35,19 @@ for placement in pinned unpinned; do
     echo "$placement $line" | tee -a "$results"
   done
 done
+
+# Codec: wall clock (pinned), and instructions per operation from callgrind (they do not drift
+# with machine load): the difference between two runs of different lengths, per iteration.
+codec_results="$out/codec.txt"
+: > "$codec_results"
+taskset -c 0 "$out/codec" | tee -a "$codec_results"
+if command -v valgrind >/dev/null; then
+  for name in c_handwritten_decode rp_frame_decode rp_mux_poll rp_frame_encode; do
+    count() { valgrind --tool=callgrind --callgrind-out-file=/dev/null "$out/codec" --only "$name" --iterations "$1" 2>&1 | awk '/Collected/ {print $4}'; }
+    a=$(count 10000); b=$(count 20000)
+    echo "INSTR name=codec_$name instructions_per_op=$(( (b - a) / 10000 ))" | tee -a "$codec_results"
+  done
+fi
 
 echo
 python3 - "$results" <<'PY'
@@ -51,4 +65,21 @@ for placement in ("pinned", "unpinned"):
         print(f"{name:<22} {placement:<9} {p50:>8.2f} {p99:>8.2f} {p50/base[0]:>10.2f} {p99/base[1]:>10.2f}")
     push, zmq = rows[(placement, "librp_push_rtt")], rows[(placement, "zmq_reqrep")]
     print(f"  librp push vs ZeroMQ REQ/REP ({placement}): p50 {zmq[0]/push[0]:.2f}x faster")
+PY
+echo
+python3 - "$codec_results" <<'PY'
+import sys
+ns, ins = {}, {}
+for line in open(sys.argv[1]):
+    f = dict(kv.split("=") for kv in line.split()[1:])
+    if line.startswith("RESULT"):
+        ns[f["name"]] = float(f["ns_per_op"])
+    elif line.startswith("INSTR"):
+        ins[f["name"]] = int(f["instructions_per_op"])
+base = "codec_c_handwritten_decode"
+print(f"{'codec, 64 B payload':<30} {'ns/op':>8} {'instr/op':>9} {'instr / C decode':>17}")
+for name in ("codec_c_handwritten_decode", "codec_rp_frame_decode", "codec_rp_mux_poll", "codec_rp_frame_encode"):
+    i = ins.get(name)
+    ratio = f"{i / ins[base]:.2f}" if i and base in ins else "-"
+    print(f"{name:<30} {ns.get(name, 0):>8.1f} {i if i else '-':>9} {ratio:>17}")
 PY

@@ -509,7 +509,7 @@ pub unsafe extern "C" fn rp_conn_send(conn: *const rp_conn, frame: *const rp_fra
         // SAFETY: forwarded API contract.
         let conn = unsafe { conn_ref(conn) }?;
         // SAFETY: NULL or a readable rp_frame_view whose views are valid for the call.
-        let view = unsafe { frame.as_ref() }.ok_or(Failure::null("frame"))?;
+        let view = unsafe { frame.as_ref() }.ok_or_else(|| Failure::null("frame"))?;
         // SAFETY: as above.
         let view = unsafe { view.to_view() }?;
         conn.send(&view)?;

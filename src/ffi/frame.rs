@@ -220,7 +220,7 @@ pub unsafe extern "C" fn rp_frame_encode(
 ) -> rp_status {
     boundary(|| {
         // SAFETY: `frame` is NULL or a readable rp_frame_view whose views are valid now.
-        let view = unsafe { frame.as_ref() }.ok_or(Failure::null("frame"))?;
+        let view = unsafe { frame.as_ref() }.ok_or_else(|| Failure::null("frame"))?;
         // SAFETY: as above.
         let view = unsafe { view.to_view() }?;
         if out_len.is_null() {
@@ -259,7 +259,7 @@ pub unsafe extern "C" fn rp_frame_encode_msg(
 ) -> rp_status {
     boundary(|| {
         // SAFETY: `frame` is NULL or a readable rp_frame_view whose views are valid now.
-        let view = unsafe { frame.as_ref() }.ok_or(Failure::null("frame"))?;
+        let view = unsafe { frame.as_ref() }.ok_or_else(|| Failure::null("frame"))?;
         // SAFETY: as above.
         let view = unsafe { view.to_view() }?;
         if out_msg.is_null() {

@@ -29,7 +29,7 @@ pub(crate) unsafe fn box_ref<'a, C: Castable<Ownership = OwnedBox>>(
     name: &'static str,
 ) -> Result<&'a C::RustType, Failure> {
     // SAFETY: per the contract above, a non-NULL handle points to a live `C::RustType`.
-    unsafe { handle.cast::<C::RustType>().as_ref() }.ok_or(Failure::null(name))
+    unsafe { handle.cast::<C::RustType>().as_ref() }.ok_or_else(|| Failure::null(name))
 }
 
 /// Frees a boxed handle; NULL is a no-op.
@@ -71,7 +71,7 @@ pub(crate) unsafe fn arc_ref<'a, C: Castable<Ownership = OwnedArc>>(
     name: &'static str,
 ) -> Result<&'a C::RustType, Failure> {
     // SAFETY: per the contract above, a non-NULL handle points to the value inside a live Arc.
-    unsafe { handle.cast::<C::RustType>().as_ref() }.ok_or(Failure::null(name))
+    unsafe { handle.cast::<C::RustType>().as_ref() }.ok_or_else(|| Failure::null(name))
 }
 
 /// Adds one reference to a shared handle and returns it (the same pointer).

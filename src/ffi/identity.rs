@@ -40,7 +40,7 @@ unsafe fn with_identity(
     boundary(|| {
         // SAFETY: per the contract above, a non-NULL pointer is a live, unshared identity.
         let id = unsafe { identity.cast::<DaemonIdentity>().as_mut() }
-            .ok_or(Failure::null("identity"))?;
+            .ok_or_else(|| Failure::null("identity"))?;
         set(id)
     })
 }

@@ -303,7 +303,7 @@ unsafe fn response_view<'a>(
     payload_len: usize,
 ) -> Result<FrameView<'a>, Failure> {
     // SAFETY: `request` is NULL or a readable rp_frame_view whose views are valid now.
-    let request = unsafe { request.as_ref() }.ok_or(Failure::null("request"))?;
+    let request = unsafe { request.as_ref() }.ok_or_else(|| Failure::null("request"))?;
     // SAFETY: as above.
     let request = unsafe { request.to_view() }?;
     // SAFETY: `payload_len` readable bytes at `payload` (or NULL, 0).
