@@ -1,23 +1,26 @@
 //! The server side: accept workers, keep their registrations, push work, collect replies.
 //!
-//! One event-loop thread serves every worker (no thread per worker). API calls from any thread
-//! hand commands to it through a queue and a waker. User code never runs on that thread:
-//! registration decisions and connect/disconnect notices are queued as [`ServerEvent`]s that
-//! the application takes with [`PushServer::next_event`] on its own thread.
+//! One event-loop thread serves every worker (no thread per worker): it accepts connections,
+//! runs handshakes, reads replies and enforces deadlines. A thread that pushes writes the push
+//! to the worker's socket itself, and a thread waiting in [`PushServer::push_wait`] reads the
+//! reply itself (taking that worker's socket out of the event loop's epoll set meanwhile), so a
+//! synchronous push costs no thread hop inside the server. User code never runs on the event
+//! loop: registration decisions and connect/disconnect notices are queued as [`ServerEvent`]s
+//! that the application takes with [`PushServer::next_event`] on its own thread.
 
 use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream as StdUnixStream;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use mio::event::Source;
-use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use mio::net::{TcpListener, UnixListener};
+use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use prost::Message;
 
@@ -25,7 +28,7 @@ use super::proto::{push_reply, Push, PushReply, Registration, RegistrationAck};
 use super::{now_unix_ms, PUSH_PROTOCOL, PUSH_PROTOCOL_VERSION};
 use crate::control::{check_hello_fields, hello_reply_frame, negotiated, Refusal};
 use crate::error::Error;
-use crate::transport::{self, Endpoint, ListenOptions, Listener, PeerCredentials};
+use crate::transport::{self, Endpoint, ListenOptions, Listener, NonBlockingReads, PeerCredentials, Stream};
 use crate::wire::proto::{hello_reply, ErrorCode, FrameKind, Hello};
 use crate::wire::{registry, FrameReader, FrameView, WireError, HELLO_MAX_BODY, MAX_BODY};
 
@@ -248,15 +251,29 @@ impl Ticket {
 #[derive(Debug)]
 pub struct PushServer {
     shared: Arc<Shared>,
-    waker: Arc<Waker>,
     thread: Mutex<Option<JoinHandle<()>>>,
     endpoint: Endpoint,
 }
 
+/// State shared by the event loop and the threads that call the API.
 #[derive(Debug)]
 struct Shared {
+    waker: Waker,
+    /// The event loop's epoll set; callers take a worker's socket out of it while they read.
+    registry: Registry,
+    max_send_buffer: usize,
     commands: Mutex<VecDeque<Command>>,
+    /// Registered workers as the API reports them.
     workers: Mutex<BTreeMap<u64, WorkerInfo>>,
+    /// Registered workers' connections, for picking one and writing to it.
+    links: RwLock<HashMap<u64, Arc<Link>>>,
+    /// Pushes sent and not yet answered. Lock order: `in_flight`, then a link's `io`.
+    in_flight: Mutex<HashMap<u64, InFlight>>,
+    /// (deadline in Unix ms, correlation id) of pushes with a deadline.
+    deadlines: Mutex<BinaryHeap<Reverse<(u64, u64)>>>,
+    /// When the event loop will next wake by itself (Unix ms; u64::MAX = never).
+    loop_wakes_at: AtomicU64,
+    round_robin: AtomicU64,
     events: Mutex<VecDeque<ServerEvent>>,
     event_ready: Condvar,
     events_enabled: bool,
@@ -267,11 +284,317 @@ struct Shared {
 }
 
 #[derive(Debug)]
+struct InFlight {
+    ticket: Ticket,
+    link: Arc<Link>,
+}
+
+#[derive(Debug)]
 enum Command {
-    Push { target: Target, spec: PushSpec, ticket: Ticket },
     Decide { worker_id: u64, decision: RegistrationDecision },
     Disconnect { worker_id: u64 },
+    /// A caller left bytes queued on a link: watch it for writability.
+    WantWrite(Token),
+    /// A caller reading a link found it broken.
+    Close(Token, Cow<'static, str>),
     Stop,
+}
+
+/// One connection, shared by the event loop and the threads that push to its worker.
+#[derive(Debug)]
+struct Link {
+    token: Token,
+    socket: Stream,
+    /// The framed reader. Held by the event loop while it reads, or by a `push_wait` caller
+    /// while it waits for its reply with the socket out of the epoll set.
+    reader: Mutex<FrameReader<NonBlockingReads>>,
+    io: Mutex<LinkIo>,
+    /// Set once the worker is registered.
+    worker: OnceLock<RegisteredWorker>,
+    in_flight_count: AtomicUsize,
+}
+
+#[derive(Debug)]
+struct RegisteredWorker {
+    id: u64,
+    registration: Registration,
+}
+
+#[derive(Debug, Default)]
+struct LinkIo {
+    out: Vec<u8>,
+    out_pos: usize,
+    wants_write: bool,
+    closed: bool,
+    in_flight: HashSet<u64>,
+}
+
+/// What writing to a link did.
+enum Sent {
+    /// Everything went out.
+    All,
+    /// Some bytes wait for the socket to become writable.
+    Queued,
+    /// The link is closed.
+    Closed,
+}
+
+impl Link {
+    fn fd(&self) -> RawFd {
+        self.socket.as_raw_fd()
+    }
+
+    fn worker_id(&self) -> u64 {
+        self.worker.get().map_or(0, |w| w.id)
+    }
+
+    fn lock_io(&self) -> MutexGuard<'_, LinkIo> {
+        self.io.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Writes `bytes` after whatever is already queued, without blocking.
+    fn send(&self, bytes: &[u8]) -> Sent {
+        let mut io = self.lock_io();
+        if io.closed {
+            return Sent::Closed;
+        }
+        if io.out_pos < io.out.len() {
+            io.out.extend_from_slice(bytes);
+            return Sent::Queued;
+        }
+        let mut at = 0;
+        while at < bytes.len() {
+            match transport::send_nonblocking(self.fd(), &bytes[at..]) {
+                Ok(n) => at += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(_) => {
+                    io.closed = true;
+                    return Sent::Closed;
+                }
+            }
+        }
+        if at == bytes.len() {
+            return Sent::All;
+        }
+        io.out.clear();
+        io.out_pos = 0;
+        io.out.extend_from_slice(&bytes[at..]);
+        Sent::Queued
+    }
+
+    /// Bytes queued and not yet written.
+    fn backlog(&self) -> usize {
+        let io = self.lock_io();
+        io.out.len() - io.out_pos
+    }
+}
+
+impl Shared {
+    fn emit(&self, event: ServerEvent) {
+        if !self.events_enabled {
+            return;
+        }
+        let mut events = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        if events.is_empty() {
+            let _ = (&self.event_signal_tx).write(&[1]);
+        }
+        events.push_back(event);
+        self.event_ready.notify_all();
+    }
+
+    fn command(&self, c: Command) {
+        self.commands.lock().unwrap_or_else(|p| p.into_inner()).push_back(c);
+        let _ = self.waker.wake();
+    }
+
+    fn lock_in_flight(&self) -> MutexGuard<'_, HashMap<u64, InFlight>> {
+        self.in_flight.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn update_in_flight(&self, worker_id: u64, delta: isize) {
+        if let Some(w) = self.workers.lock().unwrap_or_else(|p| p.into_inner()).get_mut(&worker_id) {
+            w.in_flight = w.in_flight.saturating_add_signed(delta);
+        }
+    }
+
+    /// The named worker, or the least busy registered worker matching the target, taking turns
+    /// among equals.
+    fn pick(&self, target: &Target) -> Option<Arc<Link>> {
+        let links = self.links.read().unwrap_or_else(|p| p.into_inner());
+        if let Target::Worker(id) = target {
+            return links.get(id).cloned();
+        }
+        let matches = |reg: &Registration| match target {
+            Target::TaskQueue(q) => reg.task_queue == *q,
+            Target::Protocol(p) => reg.payload_protocols.contains(p),
+            Target::Worker(_) => false,
+        };
+        let mut least: Vec<&Arc<Link>> = Vec::new();
+        let mut fewest = usize::MAX;
+        for link in links.values() {
+            let Some(w) = link.worker.get() else { continue };
+            if !matches(&w.registration) {
+                continue;
+            }
+            let busy = link.in_flight_count.load(Ordering::Relaxed);
+            match busy.cmp(&fewest) {
+                std::cmp::Ordering::Less => {
+                    fewest = busy;
+                    least.clear();
+                    least.push(link);
+                }
+                std::cmp::Ordering::Equal => least.push(link),
+                std::cmp::Ordering::Greater => {}
+            }
+        }
+        if least.is_empty() {
+            return None;
+        }
+        least.sort_unstable_by_key(|l| l.token.0);
+        let turn = self.round_robin.fetch_add(1, Ordering::Relaxed);
+        Some(Arc::clone(least[(turn % least.len() as u64) as usize]))
+    }
+
+    /// Sends a push from the calling thread. Returns the link it went to, or completes the
+    /// ticket with the reason it could not be sent.
+    fn start_push(&self, target: &Target, spec: &PushSpec, ticket: &Ticket) -> Option<Arc<Link>> {
+        let Some(link) = self.pick(target) else {
+            let what = match target {
+                Target::Worker(id) => format!("worker {id} is not connected"),
+                Target::TaskQueue(q) => format!("no worker is registered for task queue {q:?}"),
+                Target::Protocol(p) => format!("no worker serves payload protocol 0x{p:04X}"),
+            };
+            ticket.complete(Err(Error::NotFound(what.into())));
+            return None;
+        };
+        if link.backlog() > self.max_send_buffer {
+            ticket.complete(Err(Error::Again(
+                format!("worker {} is not keeping up (send buffer full)", link.worker_id()).into(),
+            )));
+            return None;
+        }
+        if spec.deadline_unix_ms != 0 && spec.deadline_unix_ms <= now_unix_ms() {
+            ticket.complete(Err(Error::Timeout("the push's deadline has already passed".into())));
+            return None;
+        }
+        let correlation_id = ticket.correlation_id();
+        let payload = Push { payload_protocol: spec.payload_protocol, payload: spec.payload.clone() }.encode_to_vec();
+        let trace = (spec.deadline_unix_ms, spec.traceparent.as_str(), spec.tracestate.as_str());
+        let mut frame = Vec::new();
+        if let Err(e) = push_frame(&mut frame, FrameKind::Event, correlation_id, &payload, Some(trace)) {
+            ticket.complete(Err(e.into()));
+            return None;
+        }
+        {
+            // Recorded before the bytes leave, so a reply or a disconnect always finds it.
+            let mut in_flight = self.lock_in_flight();
+            let mut io = link.lock_io();
+            if io.closed {
+                drop(io);
+                drop(in_flight);
+                ticket.complete(Err(Error::Closed(format!("worker {} disconnected", link.worker_id()).into())));
+                return None;
+            }
+            io.in_flight.insert(correlation_id);
+            in_flight.insert(correlation_id, InFlight { ticket: ticket.clone(), link: Arc::clone(&link) });
+        }
+        link.in_flight_count.fetch_add(1, Ordering::Relaxed);
+        self.update_in_flight(link.worker_id(), 1);
+        if spec.deadline_unix_ms != 0 {
+            self.deadlines.lock().unwrap_or_else(|p| p.into_inner()).push(Reverse((spec.deadline_unix_ms, correlation_id)));
+            if spec.deadline_unix_ms < self.loop_wakes_at.load(Ordering::Acquire) {
+                let _ = self.waker.wake();
+            }
+        }
+        match link.send(&frame) {
+            Sent::All => {}
+            Sent::Queued => self.command(Command::WantWrite(link.token)),
+            Sent::Closed => self.command(Command::Close(link.token, "send failed".into())),
+        }
+        Some(link)
+    }
+
+    /// A worker's reply arrived (read by the event loop or by a waiting caller).
+    fn complete_reply(&self, link: &Link, correlation_id: u64, reply: PushReply) {
+        let entry = {
+            let mut in_flight = self.lock_in_flight();
+            let mut io = link.lock_io();
+            if !io.in_flight.remove(&correlation_id) {
+                // Late (its deadline passed) or never sent: nothing waits for it.
+                return;
+            }
+            drop(io);
+            in_flight.remove(&correlation_id)
+        };
+        link.in_flight_count.fetch_sub(1, Ordering::Relaxed);
+        self.update_in_flight(link.worker_id(), -1);
+        if let Some(f) = entry {
+            let outcome = match reply.result {
+                Some(push_reply::Result::Payload(p)) => PushOutcome::Reply(p),
+                Some(push_reply::Result::Failure(f)) => PushOutcome::WorkerFailure { code: f.code, message: f.message },
+                None => PushOutcome::Reply(Vec::new()),
+            };
+            f.ticket.complete(Ok(outcome));
+        }
+    }
+
+    /// Moves every complete buffered frame of a registered link to its ticket. Any frame but a
+    /// push reply ends the connection (the reason is returned).
+    fn drain_replies(&self, link: &Link, reader: &mut FrameReader<NonBlockingReads>) -> Result<(), Cow<'static, str>> {
+        loop {
+            let (id, reply) = {
+                let frame = match reader.next_buffered() {
+                    Ok(Some(f)) => f,
+                    Ok(None) => return Ok(()),
+                    Err(e) => return Err(format!("connection failed: {e}").into()),
+                };
+                match parse_incoming(Phase::Registered, &frame) {
+                    Ok(Incoming::Reply(id, reply)) => (id, reply),
+                    Ok(_) => return Err("protocol violation: unexpected frame".into()),
+                    Err(why) => return Err(format!("protocol violation: {why}").into()),
+                }
+            };
+            self.complete_reply(link, id, reply);
+        }
+    }
+
+    /// Waits for `ticket` by reading `link` on the calling thread, if no one else is reading it.
+    /// Returns without waiting when another thread (the event loop or another caller) reads.
+    fn read_until_done(&self, link: &Link, ticket: &Ticket, deadline: Instant) {
+        let Ok(mut reader) = link.reader.try_lock() else { return };
+        // Out of the event loop's epoll set while this thread reads, so it is not woken.
+        let _ = self.registry.deregister(&mut SourceFd(&link.fd()));
+        let mut failure = self.drain_replies(link, &mut reader).err();
+        while failure.is_none() && !ticket.is_done() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match transport::wait_readable(link.fd(), Some(left)) {
+                Ok(false) => break,
+                Ok(true) => {}
+                Err(e) => {
+                    failure = Some(format!("connection failed: {e}").into());
+                    break;
+                }
+            }
+            failure = match reader.read_more() {
+                Ok(_) | Err(WireError::Timeout) => self.drain_replies(link, &mut reader).err(),
+                Err(WireError::Closed) => Some("worker closed the connection".into()),
+                Err(e) => Some(format!("connection failed: {e}").into()),
+            };
+        }
+        let closed = link.lock_io().closed;
+        if !closed {
+            let interest = if link.lock_io().wants_write { Interest::READABLE | Interest::WRITABLE } else { Interest::READABLE };
+            let _ = self.registry.register(&mut SourceFd(&link.fd()), link.token, interest);
+        }
+        drop(reader);
+        if let Some(reason) = failure {
+            self.command(Command::Close(link.token, reason));
+        }
+    }
 }
 
 impl PushServer {
@@ -280,20 +603,25 @@ impl PushServer {
         if opts.allow_remote_tcp && opts.auth_token.is_empty() {
             return Err(Error::Config("a server reachable from other hosts requires an auth token".into()));
         }
-        let listener = Listener::bind(
-            &opts.endpoint,
-            &ListenOptions { allow_remote_tcp: opts.allow_remote_tcp },
-        )?;
+        let listener = Listener::bind(&opts.endpoint, &ListenOptions { allow_remote_tcp: opts.allow_remote_tcp })?;
         let endpoint = listener.local_endpoint()?;
         let poll = Poll::new().map_err(|e| Error::io("create poller", e))?;
-        let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(|e| Error::io("create waker", e))?);
-        let (event_signal_rx, event_signal_tx) =
-            StdUnixStream::pair().map_err(|e| Error::io("notification socket", e))?;
+        let waker = Waker::new(poll.registry(), WAKER).map_err(|e| Error::io("create waker", e))?;
+        let registry = poll.registry().try_clone().map_err(|e| Error::io("clone poller", e))?;
+        let (event_signal_rx, event_signal_tx) = StdUnixStream::pair().map_err(|e| Error::io("notification socket", e))?;
         event_signal_rx.set_nonblocking(true).map_err(|e| Error::io("notification socket", e))?;
         event_signal_tx.set_nonblocking(true).map_err(|e| Error::io("notification socket", e))?;
         let shared = Arc::new(Shared {
+            waker,
+            registry,
+            max_send_buffer: opts.max_send_buffer,
             commands: Mutex::new(VecDeque::new()),
             workers: Mutex::new(BTreeMap::new()),
+            links: RwLock::new(HashMap::new()),
+            in_flight: Mutex::new(HashMap::new()),
+            deadlines: Mutex::new(BinaryHeap::new()),
+            loop_wakes_at: AtomicU64::new(u64::MAX),
+            round_robin: AtomicU64::new(0),
             events: Mutex::new(VecDeque::new()),
             event_ready: Condvar::new(),
             events_enabled: opts.events || opts.decide_registrations,
@@ -307,7 +635,7 @@ impl PushServer {
             .name("rp-push-server".into())
             .spawn(move || event_loop.run())
             .map_err(|e| Error::io("spawn server thread", e))?;
-        Ok(PushServer { shared, waker, thread: Mutex::new(Some(thread)), endpoint })
+        Ok(PushServer { shared, thread: Mutex::new(Some(thread)), endpoint })
     }
 
     /// The endpoint actually bound (with the real port for `tcp://host:0`).
@@ -315,24 +643,34 @@ impl PushServer {
         &self.endpoint
     }
 
-    /// Starts a push and returns its ticket at once. Failures to deliver (no such worker, send
-    /// buffer full, worker gone) arrive through the ticket.
+    /// Starts a push and returns its ticket at once; the push is written from the calling
+    /// thread. Failures to deliver (no such worker, send buffer full, worker gone) arrive
+    /// through the ticket.
     pub fn push(&self, target: Target, spec: PushSpec) -> Result<Ticket, Error> {
         if self.shared.stopping.load(Ordering::Acquire) {
             return Err(Error::Closed("the server is shut down".into()));
         }
         let ticket = Ticket::new(self.shared.next_correlation.fetch_add(1, Ordering::Relaxed));
-        self.command(Command::Push { target, spec, ticket: ticket.clone() })?;
+        self.shared.start_push(&target, &spec, &ticket);
         Ok(ticket)
     }
 
-    /// Pushes and waits up to `timeout` for the reply. Without a deadline of its own the push
+    /// Pushes and waits up to `timeout` for the reply, reading it on the calling thread when no
+    /// other thread is reading that worker's connection. Without a deadline of its own the push
     /// gets `now + timeout` as its deadline, so the worker drops it when the caller stops waiting.
     pub fn push_wait(&self, target: Target, mut spec: PushSpec, timeout: Duration) -> Result<PushOutcome, Error> {
+        if self.shared.stopping.load(Ordering::Acquire) {
+            return Err(Error::Closed("the server is shut down".into()));
+        }
         if spec.deadline_unix_ms == 0 {
             spec.deadline_unix_ms = now_unix_ms() + timeout.as_millis().max(1) as u64;
         }
-        self.push(target, spec)?.wait(Some(timeout + Duration::from_millis(50)))
+        let wait_until = Instant::now() + timeout + Duration::from_millis(50);
+        let ticket = Ticket::new(self.shared.next_correlation.fetch_add(1, Ordering::Relaxed));
+        if let Some(link) = self.shared.start_push(&target, &spec, &ticket) {
+            self.shared.read_until_done(&link, &ticket, wait_until);
+        }
+        ticket.wait(Some(wait_until.saturating_duration_since(Instant::now())))
     }
 
     /// The registered workers.
@@ -391,8 +729,7 @@ impl PushServer {
     /// `Closed`. Idempotent; blocks until the event loop has finished.
     pub fn shutdown(&self) {
         if !self.shared.stopping.swap(true, Ordering::AcqRel) {
-            self.shared.commands.lock().unwrap_or_else(|p| p.into_inner()).push_back(Command::Stop);
-            let _ = self.waker.wake();
+            self.shared.command(Command::Stop);
         }
         self.shared.event_ready.notify_all();
         let handle = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
@@ -405,28 +742,14 @@ impl PushServer {
         if self.shared.stopping.load(Ordering::Acquire) {
             return Err(Error::Closed("the server is shut down".into()));
         }
-        self.shared.commands.lock().unwrap_or_else(|p| p.into_inner()).push_back(c);
-        self.waker.wake().map_err(|e| Error::io("wake server thread", e))
+        self.shared.command(c);
+        Ok(())
     }
 }
 
 impl Drop for PushServer {
     fn drop(&mut self) {
         self.shutdown();
-    }
-}
-
-impl Shared {
-    fn emit(&self, event: ServerEvent) {
-        if !self.events_enabled {
-            return;
-        }
-        let mut events = self.events.lock().unwrap_or_else(|p| p.into_inner());
-        if events.is_empty() {
-            let _ = (&self.event_signal_tx).write(&[1]);
-        }
-        events.push_back(event);
-        self.event_ready.notify_all();
     }
 }
 
@@ -441,50 +764,6 @@ const FIRST_CONNECTION: usize = 2;
 enum Accepting {
     Unix(UnixListener),
     Tcp(TcpListener),
-}
-
-enum Sock {
-    Unix(UnixStream),
-    Tcp(TcpStream),
-}
-
-impl Read for Sock {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Sock::Unix(s) => s.read(buf),
-            Sock::Tcp(s) => s.read(buf),
-        }
-    }
-}
-
-impl Sock {
-    fn fd(&self) -> RawFd {
-        match self {
-            Sock::Unix(s) => s.as_raw_fd(),
-            Sock::Tcp(s) => s.as_raw_fd(),
-        }
-    }
-}
-
-impl Source for Sock {
-    fn register(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
-        match self {
-            Sock::Unix(s) => s.register(r, t, i),
-            Sock::Tcp(s) => s.register(r, t, i),
-        }
-    }
-    fn reregister(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
-        match self {
-            Sock::Unix(s) => s.reregister(r, t, i),
-            Sock::Tcp(s) => s.reregister(r, t, i),
-        }
-    }
-    fn deregister(&mut self, r: &Registry) -> io::Result<()> {
-        match self {
-            Sock::Unix(s) => s.deregister(r),
-            Sock::Tcp(s) => s.deregister(r),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -502,23 +781,13 @@ enum Phase {
 }
 
 struct Conn {
-    reader: FrameReader<Sock>,
-    fd: RawFd,
-    out: Vec<u8>,
-    out_pos: usize,
-    wants_write: bool,
+    link: Arc<Link>,
     phase: Phase,
     peer: Option<PeerCredentials>,
     handshake_deadline: Instant,
     worker_id: u64,
     registration: Option<Registration>,
     registration_request_id: u64,
-    in_flight: HashSet<u64>,
-}
-
-struct InFlight {
-    ticket: Ticket,
-    token: Token,
 }
 
 /// What one frame from a connection asks for, copied out of the read buffer.
@@ -537,11 +806,9 @@ struct EventLoop {
     conns: HashMap<Token, Conn>,
     next_token: usize,
     next_connection_id: u64,
-    workers: HashMap<u64, Token>,
-    in_flight: HashMap<u64, InFlight>,
-    push_deadlines: BinaryHeap<Reverse<(u64, u64)>>,
+    /// Workers waiting for the application's decision, by the id they will get.
+    pending_decisions: HashMap<u64, Token>,
     handshake_deadlines: BinaryHeap<Reverse<(Instant, Token)>>,
-    round_robin: u64,
 }
 
 impl EventLoop {
@@ -573,11 +840,8 @@ impl EventLoop {
             conns: HashMap::new(),
             next_token: FIRST_CONNECTION,
             next_connection_id: 1,
-            workers: HashMap::new(),
-            in_flight: HashMap::new(),
-            push_deadlines: BinaryHeap::new(),
+            pending_decisions: HashMap::new(),
             handshake_deadlines: BinaryHeap::new(),
-            round_robin: 0,
         })
     }
 
@@ -613,14 +877,17 @@ impl EventLoop {
         self.stop();
     }
 
+    /// How long to sleep: until the next push deadline or handshake deadline. Publishes the
+    /// push part so a caller adding an earlier deadline knows to wake the loop.
     fn next_timeout(&self) -> Option<Duration> {
-        let mut next: Option<Duration> = None;
-        let mut consider = |d: Duration| next = Some(next.map_or(d, |n| n.min(d)));
-        if let Some(Reverse((ms, _))) = self.push_deadlines.peek() {
-            consider(Duration::from_millis(ms.saturating_sub(now_unix_ms())));
-        }
+        let deadlines = self.shared.deadlines.lock().unwrap_or_else(|p| p.into_inner());
+        let push_ms = deadlines.peek().map(|Reverse((ms, _))| *ms);
+        self.shared.loop_wakes_at.store(push_ms.unwrap_or(u64::MAX), Ordering::Release);
+        drop(deadlines);
+        let mut next: Option<Duration> = push_ms.map(|ms| Duration::from_millis(ms.saturating_sub(now_unix_ms())));
         if let Some(Reverse((at, _))) = self.handshake_deadlines.peek() {
-            consider(at.saturating_duration_since(Instant::now()));
+            let d = at.saturating_duration_since(Instant::now());
+            next = Some(next.map_or(d, |n| n.min(d)));
         }
         next
     }
@@ -628,14 +895,15 @@ impl EventLoop {
     fn accept_all(&mut self) {
         loop {
             let accepted = match &self.accepting {
-                Accepting::Unix(l) => l.accept().map(|(s, _)| Sock::Unix(s)),
+                Accepting::Unix(l) => l.accept().map(|(s, _)| Stream::Unix(OwnedFd::from(s).into())),
                 Accepting::Tcp(l) => l.accept().map(|(s, _)| {
+                    let s: std::net::TcpStream = OwnedFd::from(s).into();
                     let _ = s.set_nodelay(true);
-                    Sock::Tcp(s)
+                    Stream::Tcp(s)
                 }),
             };
             match accepted {
-                Ok(sock) => self.add_connection(sock),
+                Ok(stream) => self.add_connection(stream),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 // Out of descriptors or similar: stop accepting for this round.
@@ -644,33 +912,35 @@ impl EventLoop {
         }
     }
 
-    fn add_connection(&mut self, mut sock: Sock) {
+    fn add_connection(&mut self, socket: Stream) {
         let token = Token(self.next_token);
         self.next_token += 1;
-        let fd = sock.fd();
-        let peer = match &sock {
-            Sock::Unix(_) => transport::peer_credentials(fd).ok(),
-            Sock::Tcp(_) => None,
-        };
-        if sock.register(self.poll.registry(), token, Interest::READABLE).is_err() {
+        let peer = socket.peer_credentials();
+        let Ok(reading) = socket.try_clone() else { return };
+        let link = Arc::new(Link {
+            token,
+            reader: Mutex::new(FrameReader::with_max_body(NonBlockingReads(reading), HELLO_MAX_BODY)),
+            socket,
+            io: Mutex::new(LinkIo::default()),
+            worker: OnceLock::new(),
+            in_flight_count: AtomicUsize::new(0),
+        });
+        if self.shared.registry.register(&mut SourceFd(&link.fd()), token, Interest::READABLE).is_err() {
             return;
         }
         let handshake_deadline = Instant::now() + self.opts.handshake_timeout;
-        let conn = Conn {
-            reader: FrameReader::with_max_body(sock, HELLO_MAX_BODY),
-            fd,
-            out: Vec::new(),
-            out_pos: 0,
-            wants_write: false,
-            phase: Phase::Hello,
-            peer,
-            handshake_deadline,
-            worker_id: 0,
-            registration: None,
-            registration_request_id: 0,
-            in_flight: HashSet::new(),
-        };
-        self.conns.insert(token, conn);
+        self.conns.insert(
+            token,
+            Conn {
+                link,
+                phase: Phase::Hello,
+                peer,
+                handshake_deadline,
+                worker_id: 0,
+                registration: None,
+                registration_request_id: 0,
+            },
+        );
         self.handshake_deadlines.push(Reverse((handshake_deadline, token)));
 
         // Refusals that need no Hello: another user's process, too many connections.
@@ -679,9 +949,7 @@ impl EventLoop {
                 Refusal::new(ErrorCode::PeerRejected, format!("peer uid {} is not allowed on this server", p.uid))
             })
         } else if self.conns.len() > self.opts.max_connections {
-            Some(
-                Refusal::new(ErrorCode::RateLimited, "too many connections").with_retry_after_ms(1000),
-            )
+            Some(Refusal::new(ErrorCode::RateLimited, "too many connections").with_retry_after_ms(1000))
         } else {
             None
         };
@@ -691,21 +959,54 @@ impl EventLoop {
     }
 
     fn read_from(&mut self, token: Token) {
+        let Some(conn) = self.conns.get(&token) else { return };
+        let link = Arc::clone(&conn.link);
+        // A caller waiting for its reply reads this link itself.
+        let Ok(mut reader) = link.reader.try_lock() else { return };
         loop {
-            let Some(conn) = self.conns.get_mut(&token) else { return };
-            if conn.phase == Phase::Closing {
-                // Drain and discard; the connection ends once its last reply is flushed.
-                let mut sink = [0u8; 4096];
-                match conn.reader.get_mut().read(&mut sink) {
-                    Ok(0) => return self.close(token, "peer closed the connection".into()),
-                    Ok(_) => continue,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                    Err(_) => return self.close(token, "connection failed".into()),
+            let Some(phase) = self.conns.get(&token).map(|c| c.phase) else { return };
+            match phase {
+                Phase::Closing => {
+                    // Drain and discard; the connection ends once its last reply is flushed.
+                    let mut sink = [0u8; 4096];
+                    match transport::recv_nonblocking(link.fd(), &mut sink) {
+                        Ok(0) => return self.close(token, "peer closed the connection".into()),
+                        Ok(_) => continue,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                        Err(_) => return self.close(token, "connection failed".into()),
+                    }
+                }
+                Phase::Registered => {
+                    if let Err(reason) = self.shared.drain_replies(&link, &mut reader) {
+                        return self.close(token, reason);
+                    }
+                }
+                _ => {
+                    let incoming = match reader.next_buffered() {
+                        Ok(Some(frame)) => Some(parse_incoming(phase, &frame)),
+                        Ok(None) => None,
+                        Err(WireError::UnsupportedFramingVersion { .. }) if phase == Phase::Hello => {
+                            let refusal = Refusal::new(ErrorCode::VersionUnsupported, "unsupported framing version");
+                            return self.refuse(token, 0, refusal);
+                        }
+                        Err(e) => return self.close(token, format!("connection failed: {e}").into()),
+                    };
+                    if let Some(incoming) = incoming {
+                        match incoming {
+                            Ok(Incoming::Hello(id, hello)) => self.on_hello(token, id, hello),
+                            Ok(Incoming::Registration(id, reg)) => self.on_registration(token, id, reg),
+                            Ok(Incoming::Reply(..)) => unreachable!("replies are parsed only when registered"),
+                            Err(why) => return self.close(token, format!("protocol violation: {why}").into()),
+                        }
+                        if self.conns.get(&token).is_some_and(|c| c.phase != Phase::Hello) {
+                            reader.set_max_body(MAX_BODY);
+                        }
+                        continue;
+                    }
                 }
             }
-            let phase = conn.phase;
-            let incoming = match conn.reader.read_frame() {
-                Ok(frame) => parse_incoming(phase, &frame),
+            match reader.read_more() {
+                Ok(_) => {}
                 Err(WireError::Timeout) => return, // WouldBlock: nothing more for now
                 Err(WireError::Closed) => return self.close(token, "worker closed the connection".into()),
                 Err(WireError::UnsupportedFramingVersion { .. }) if phase == Phase::Hello => {
@@ -713,12 +1014,6 @@ impl EventLoop {
                     return self.refuse(token, 0, refusal);
                 }
                 Err(e) => return self.close(token, format!("connection failed: {e}").into()),
-            };
-            match incoming {
-                Ok(Incoming::Hello(id, hello)) => self.on_hello(token, id, hello),
-                Ok(Incoming::Registration(id, reg)) => self.on_registration(token, id, reg),
-                Ok(Incoming::Reply(id, reply)) => self.on_reply(token, id, reply),
-                Err(why) => return self.close(token, format!("protocol violation: {why}").into()),
             }
         }
     }
@@ -749,10 +1044,9 @@ impl EventLoop {
                 let connection_id = self.next_connection_id;
                 self.next_connection_id += 1;
                 let reply = negotiated(PUSH_PROTOCOL_VERSION, connection_id, hello.client_keepalive_secs);
-                conn.reader.set_max_body(MAX_BODY);
                 conn.phase = Phase::Registering;
-                conn.out.extend_from_slice(&hello_reply_frame(request_id, hello_reply::Result::Negotiated(reply)));
-                self.flush(token);
+                let bytes = hello_reply_frame(request_id, hello_reply::Result::Negotiated(reply));
+                self.send(token, &bytes);
             }
         }
     }
@@ -766,20 +1060,20 @@ impl EventLoop {
         if let Err(reason) = check_registration(&reg) {
             return self.answer_registration(token, RegistrationDecision::Reject(reason));
         }
+        conn.registration = Some(reg.clone());
         if self.opts.decide_registrations {
             conn.phase = Phase::AwaitingDecision;
-            conn.registration = Some(reg.clone());
-            self.workers.insert(worker_id, token);
             let peer = conn.peer;
+            self.pending_decisions.insert(worker_id, token);
             self.shared.emit(ServerEvent::RegistrationRequest { worker_id, registration: reg, peer });
         } else {
-            conn.registration = Some(reg);
             self.answer_registration(token, RegistrationDecision::Accept);
         }
     }
 
     fn answer_registration(&mut self, token: Token, decision: RegistrationDecision) {
         let Some(conn) = self.conns.get_mut(&token) else { return };
+        self.pending_decisions.remove(&conn.worker_id);
         let ack = match &decision {
             RegistrationDecision::Accept => {
                 RegistrationAck { accepted: true, reason: String::new(), worker_id: conn.worker_id }
@@ -788,48 +1082,29 @@ impl EventLoop {
                 RegistrationAck { accepted: false, reason: reason.clone(), worker_id: 0 }
             }
         };
-        let payload = ack.encode_to_vec();
-        push_frame(&mut conn.out, FrameKind::Response, conn.registration_request_id, &payload, None)
+        let mut frame = Vec::new();
+        push_frame(&mut frame, FrameKind::Response, conn.registration_request_id, &ack.encode_to_vec(), None)
             .expect("a registration ack is far below the frame cap");
         match decision {
             RegistrationDecision::Accept => {
                 conn.phase = Phase::Registered;
-                let info = WorkerInfo {
-                    id: conn.worker_id,
-                    registration: conn.registration.clone().unwrap_or_default(),
-                    peer: conn.peer,
-                    in_flight: 0,
-                };
-                self.workers.insert(info.id, token);
+                let registration = conn.registration.clone().unwrap_or_default();
+                let info = WorkerInfo { id: conn.worker_id, registration: registration.clone(), peer: conn.peer, in_flight: 0 };
+                let link = Arc::clone(&conn.link);
+                let _ = link.worker.set(RegisteredWorker { id: info.id, registration });
+                // The ack is queued before the worker can be picked, so every push queues behind
+                // it; and the worker is known before the ack reaches it.
+                link.lock_io().out.extend_from_slice(&frame);
+                self.shared.links.write().unwrap_or_else(|p| p.into_inner()).insert(info.id, link);
                 self.shared.workers.lock().unwrap_or_else(|p| p.into_inner()).insert(info.id, info.clone());
                 self.shared.emit(ServerEvent::WorkerConnected(info));
+                self.flush(token);
             }
             RegistrationDecision::Reject(_) => {
-                self.workers.remove(&conn.worker_id);
                 conn.phase = Phase::Closing;
+                self.send(token, &frame);
             }
         }
-        self.flush(token);
-    }
-
-    fn on_reply(&mut self, token: Token, correlation_id: u64, reply: PushReply) {
-        let Some(conn) = self.conns.get_mut(&token) else { return };
-        if !conn.in_flight.remove(&correlation_id) {
-            // Late (its deadline passed) or never sent: nothing waits for it.
-            return;
-        }
-        let worker_id = conn.worker_id;
-        if let Some(f) = self.in_flight.remove(&correlation_id) {
-            let outcome = match reply.result {
-                Some(push_reply::Result::Payload(p)) => Ok(PushOutcome::Reply(p)),
-                Some(push_reply::Result::Failure(f)) => {
-                    Ok(PushOutcome::WorkerFailure { code: f.code, message: f.message })
-                }
-                None => Ok(PushOutcome::Reply(Vec::new())),
-            };
-            f.ticket.complete(outcome);
-        }
-        self.update_in_flight(worker_id, -1);
     }
 
     fn run_commands(&mut self) -> bool {
@@ -838,97 +1113,22 @@ impl EventLoop {
             match command {
                 None => return true,
                 Some(Command::Stop) => return false,
-                Some(Command::Push { target, spec, ticket }) => self.start_push(target, spec, ticket),
                 Some(Command::Decide { worker_id, decision }) => {
-                    if let Some(&token) = self.workers.get(&worker_id) {
+                    if let Some(&token) = self.pending_decisions.get(&worker_id) {
                         if self.conns.get(&token).is_some_and(|c| c.phase == Phase::AwaitingDecision) {
                             self.answer_registration(token, decision);
                         }
                     }
                 }
                 Some(Command::Disconnect { worker_id }) => {
-                    if let Some(&token) = self.workers.get(&worker_id) {
+                    let token = self.shared.links.read().unwrap_or_else(|p| p.into_inner()).get(&worker_id).map(|l| l.token);
+                    if let Some(token) = token {
                         self.close(token, "disconnected by the server".into());
                     }
                 }
+                Some(Command::WantWrite(token)) => self.flush(token),
+                Some(Command::Close(token, reason)) => self.close(token, reason),
             }
-        }
-    }
-
-    fn start_push(&mut self, target: Target, spec: PushSpec, ticket: Ticket) {
-        let Some(token) = self.pick_worker(&target) else {
-            let what = match &target {
-                Target::Worker(id) => format!("worker {id} is not connected"),
-                Target::TaskQueue(q) => format!("no worker is registered for task queue {q:?}"),
-                Target::Protocol(p) => format!("no worker serves payload protocol 0x{p:04X}"),
-            };
-            return ticket.complete(Err(Error::NotFound(what.into())));
-        };
-        let conn = self.conns.get_mut(&token).expect("picked workers exist");
-        if conn.out.len() - conn.out_pos > self.opts.max_send_buffer {
-            return ticket.complete(Err(Error::Again(
-                format!("worker {} is not keeping up (send buffer full)", conn.worker_id).into(),
-            )));
-        }
-        if spec.deadline_unix_ms != 0 && spec.deadline_unix_ms <= now_unix_ms() {
-            return ticket.complete(Err(Error::Timeout("the push's deadline has already passed".into())));
-        }
-        let correlation_id = ticket.correlation_id();
-        let payload = Push { payload_protocol: spec.payload_protocol, payload: spec.payload }.encode_to_vec();
-        let trace = (spec.deadline_unix_ms, spec.traceparent.as_str(), spec.tracestate.as_str());
-        if let Err(e) = push_frame(&mut conn.out, FrameKind::Event, correlation_id, &payload, Some(trace)) {
-            return ticket.complete(Err(e.into()));
-        }
-        conn.in_flight.insert(correlation_id);
-        let worker_id = conn.worker_id;
-        if spec.deadline_unix_ms != 0 {
-            self.push_deadlines.push(Reverse((spec.deadline_unix_ms, correlation_id)));
-        }
-        self.in_flight.insert(correlation_id, InFlight { ticket, token });
-        self.update_in_flight(worker_id, 1);
-        self.flush(token);
-    }
-
-    /// The named worker, or the least busy registered worker matching the target.
-    fn pick_worker(&mut self, target: &Target) -> Option<Token> {
-        if let Target::Worker(id) = target {
-            let token = *self.workers.get(id)?;
-            return self.conns.get(&token).filter(|c| c.phase == Phase::Registered).map(|_| token);
-        }
-        let matches = |reg: &Registration| match target {
-            Target::TaskQueue(q) => reg.task_queue == *q,
-            Target::Protocol(p) => reg.payload_protocols.contains(p),
-            Target::Worker(_) => false,
-        };
-        // The least busy matching workers; among equals, take turns.
-        let mut least: Vec<Token> = Vec::new();
-        let mut fewest = usize::MAX;
-        for token in self.workers.values() {
-            let Some(c) = self.conns.get(token) else { continue };
-            if c.phase != Phase::Registered || !c.registration.as_ref().is_some_and(matches) {
-                continue;
-            }
-            match c.in_flight.len().cmp(&fewest) {
-                std::cmp::Ordering::Less => {
-                    fewest = c.in_flight.len();
-                    least.clear();
-                    least.push(*token);
-                }
-                std::cmp::Ordering::Equal => least.push(*token),
-                std::cmp::Ordering::Greater => {}
-            }
-        }
-        if least.is_empty() {
-            return None;
-        }
-        least.sort_unstable_by_key(|t| t.0);
-        self.round_robin = self.round_robin.wrapping_add(1);
-        Some(least[(self.round_robin % least.len() as u64) as usize])
-    }
-
-    fn update_in_flight(&self, worker_id: u64, delta: isize) {
-        if let Some(w) = self.shared.workers.lock().unwrap_or_else(|p| p.into_inner()).get_mut(&worker_id) {
-            w.in_flight = w.in_flight.saturating_add_signed(delta);
         }
     }
 
@@ -936,23 +1136,33 @@ impl EventLoop {
     /// connections that did not finish the handshake in time.
     fn expire(&mut self) {
         let now_ms = now_unix_ms();
-        while let Some(&Reverse((deadline, correlation_id))) = self.push_deadlines.peek() {
-            if deadline > now_ms {
-                break;
-            }
-            self.push_deadlines.pop();
-            let Some(f) = self.in_flight.remove(&correlation_id) else { continue };
-            f.ticket.complete(Err(Error::Timeout(
+        loop {
+            let due = {
+                let mut deadlines = self.shared.deadlines.lock().unwrap_or_else(|p| p.into_inner());
+                match deadlines.peek() {
+                    Some(&Reverse((ms, id))) if ms <= now_ms => {
+                        deadlines.pop();
+                        Some(id)
+                    }
+                    _ => None,
+                }
+            };
+            let Some(correlation_id) = due else { break };
+            let entry = {
+                let mut in_flight = self.shared.lock_in_flight();
+                let Some(entry) = in_flight.remove(&correlation_id) else { continue };
+                entry.link.lock_io().in_flight.remove(&correlation_id);
+                entry
+            };
+            entry.link.in_flight_count.fetch_sub(1, Ordering::Relaxed);
+            self.shared.update_in_flight(entry.link.worker_id(), -1);
+            entry.ticket.complete(Err(Error::Timeout(
                 format!("push {correlation_id} passed its deadline without a reply").into(),
             )));
-            if let Some(conn) = self.conns.get_mut(&f.token) {
-                conn.in_flight.remove(&correlation_id);
-                push_frame(&mut conn.out, FrameKind::Cancel, correlation_id, &[], None)
-                    .expect("an empty cancel frame is far below the frame cap");
-                let worker_id = conn.worker_id;
-                self.update_in_flight(worker_id, -1);
-                self.flush(f.token);
-            }
+            let mut cancel = Vec::new();
+            push_frame(&mut cancel, FrameKind::Cancel, correlation_id, &[], None)
+                .expect("an empty cancel frame is far below the frame cap");
+            self.send(entry.link.token, &cancel);
         }
         let now = Instant::now();
         while let Some(&Reverse((at, token))) = self.handshake_deadlines.peek() {
@@ -968,60 +1178,92 @@ impl EventLoop {
 
     fn refuse(&mut self, token: Token, request_id: u64, refusal: Refusal) {
         let Some(conn) = self.conns.get_mut(&token) else { return };
-        conn.out.extend_from_slice(&hello_reply_frame(request_id, hello_reply::Result::Refused(refusal.to_message())));
         conn.phase = Phase::Closing;
-        self.flush(token);
+        let bytes = hello_reply_frame(request_id, hello_reply::Result::Refused(refusal.to_message()));
+        self.send(token, &bytes);
     }
 
-    /// Writes what is queued for a connection; closes it when a closing one is flushed.
+    /// Writes bytes on a connection from the event loop; a closing connection ends once its
+    /// bytes are out.
+    fn send(&mut self, token: Token, bytes: &[u8]) {
+        let Some(conn) = self.conns.get(&token) else { return };
+        match conn.link.send(bytes) {
+            Sent::All => {
+                if conn.phase == Phase::Closing {
+                    self.close(token, "refused".into());
+                }
+            }
+            Sent::Queued => self.flush(token),
+            Sent::Closed => self.close(token, "send failed".into()),
+        }
+    }
+
+    /// Writes what is queued for a connection and watches it for writability while bytes remain;
+    /// closes a closing connection once flushed.
     fn flush(&mut self, token: Token) {
-        let Some(conn) = self.conns.get_mut(&token) else { return };
-        while conn.out_pos < conn.out.len() {
-            match transport::send_nosignal(conn.fd, &conn.out[conn.out_pos..]) {
-                Ok(n) => conn.out_pos += n,
+        let Some(conn) = self.conns.get(&token) else { return };
+        let link = Arc::clone(&conn.link);
+        let closing = conn.phase == Phase::Closing;
+        let mut io = link.lock_io();
+        while io.out_pos < io.out.len() {
+            let at = io.out_pos;
+            match transport::send_nonblocking(link.fd(), &io.out[at..]) {
+                Ok(n) => io.out_pos += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => return self.close(token, format!("send failed: {e}").into()),
+                Err(e) => {
+                    drop(io);
+                    return self.close(token, format!("send failed: {e}").into());
+                }
             }
         }
-        let drained = conn.out_pos == conn.out.len();
+        let drained = io.out_pos == io.out.len();
         if drained {
-            conn.out.clear();
-            conn.out_pos = 0;
-            if conn.phase == Phase::Closing {
-                return self.close(token, "refused".into());
-            }
-        } else if conn.out_pos > 64 * 1024 {
-            conn.out.drain(..conn.out_pos);
-            conn.out_pos = 0;
+            io.out.clear();
+            io.out_pos = 0;
+        } else if io.out_pos > 64 * 1024 {
+            let at = io.out_pos;
+            io.out.drain(..at);
+            io.out_pos = 0;
         }
-        if drained == conn.wants_write {
-            conn.wants_write = !drained;
+        if drained == io.wants_write {
+            io.wants_write = !drained;
             let interest = if drained { Interest::READABLE } else { Interest::READABLE | Interest::WRITABLE };
-            let _ = conn.reader.get_mut().reregister(self.poll.registry(), token, interest);
+            // Fails harmlessly while a caller has the socket out of the set; it re-adds it with
+            // the interest in force then.
+            let _ = self.shared.registry.reregister(&mut SourceFd(&link.fd()), token, interest);
+        }
+        drop(io);
+        if drained && closing {
+            self.close(token, "refused".into());
         }
     }
 
     fn close(&mut self, token: Token, reason: Cow<'static, str>) {
-        let Some(mut conn) = self.conns.remove(&token) else { return };
-        let _ = conn.reader.get_mut().deregister(self.poll.registry());
-        for correlation_id in conn.in_flight.drain() {
-            if let Some(f) = self.in_flight.remove(&correlation_id) {
-                f.ticket.complete(Err(Error::Closed(
-                    format!("worker {} disconnected before replying: {reason}", conn.worker_id).into(),
-                )));
-            }
+        let Some(conn) = self.conns.remove(&token) else { return };
+        let link = conn.link;
+        let _ = self.shared.registry.deregister(&mut SourceFd(&link.fd()));
+        self.pending_decisions.remove(&conn.worker_id);
+        let was_registered = conn.phase == Phase::Registered;
+        if was_registered {
+            self.shared.links.write().unwrap_or_else(|p| p.into_inner()).remove(&conn.worker_id);
         }
-        if conn.worker_id != 0 && self.workers.get(&conn.worker_id) == Some(&token) {
-            self.workers.remove(&conn.worker_id);
-            let was_registered =
-                self.shared.workers.lock().unwrap_or_else(|p| p.into_inner()).remove(&conn.worker_id).is_some();
-            if was_registered {
-                self.shared.emit(ServerEvent::WorkerDisconnected {
-                    worker_id: conn.worker_id,
-                    reason: reason.into_owned(),
-                });
-            }
+        let failed: Vec<InFlight> = {
+            let mut in_flight = self.shared.lock_in_flight();
+            let mut io = link.lock_io();
+            io.closed = true;
+            io.in_flight.drain().filter_map(|id| in_flight.remove(&id)).collect()
+        };
+        // Wakes a caller reading this socket; the descriptor closes with the last reference.
+        let _ = link.socket.shutdown(std::net::Shutdown::Both);
+        for f in failed {
+            f.ticket.complete(Err(Error::Closed(
+                format!("worker {} disconnected before replying: {reason}", conn.worker_id).into(),
+            )));
+        }
+        if was_registered {
+            self.shared.workers.lock().unwrap_or_else(|p| p.into_inner()).remove(&conn.worker_id);
+            self.shared.emit(ServerEvent::WorkerDisconnected { worker_id: conn.worker_id, reason: reason.into_owned() });
         }
     }
 
@@ -1030,14 +1272,9 @@ impl EventLoop {
         for token in tokens {
             self.close(token, "the server shut down".into());
         }
-        for (_, f) in self.in_flight.drain() {
+        let left: Vec<InFlight> = self.shared.lock_in_flight().drain().map(|(_, f)| f).collect();
+        for f in left {
             f.ticket.complete(Err(Error::Closed("the server shut down".into())));
-        }
-        let pending: Vec<Command> = self.shared.commands.lock().unwrap_or_else(|p| p.into_inner()).drain(..).collect();
-        for c in pending {
-            if let Command::Push { ticket, .. } = c {
-                ticket.complete(Err(Error::Closed("the server shut down".into())));
-            }
         }
         self.shared.event_ready.notify_all();
     }

@@ -211,6 +211,16 @@ impl Read for NonBlockingReads {
     }
 }
 
+/// `send(2)` with `MSG_NOSIGNAL | MSG_DONTWAIT` on any socket descriptor.
+pub fn send_nonblocking(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+    sys::send_nonblocking(fd, buf)
+}
+
+/// `recv(2)` with `MSG_DONTWAIT` on any socket descriptor.
+pub fn recv_nonblocking(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    sys::recv_dontwait(fd, buf)
+}
+
 /// Kernel-reported credentials of the peer of a Unix socket descriptor.
 pub fn peer_credentials(fd: RawFd) -> io::Result<PeerCredentials> {
     sys::peer_credentials(fd)

@@ -103,3 +103,14 @@ pub(crate) fn readiness_set(fds: &[RawFd]) -> io::Result<std::os::fd::OwnedFd> {
     }
     Ok(owned)
 }
+
+/// `send(2)` with `MSG_NOSIGNAL | MSG_DONTWAIT`: never blocks, never raises SIGPIPE.
+pub(crate) fn send_nonblocking(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is a valid readable slice of `buf.len()` bytes for the duration of the call.
+    let n = unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
