@@ -21,12 +21,26 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::string temp_dir() {
-    char tmpl[] = "/tmp/rpcppbXXXXXX";
-    const char *dir = mkdtemp(tmpl);
-    if (dir == nullptr) throw std::runtime_error("mkdtemp");
-    return dir;
-}
+// A fresh owner-only directory, removed (with what is left in it) at the end of the test.
+class TempDir {
+public:
+    TempDir() {
+        char tmpl[] = "/tmp/rpcppbXXXXXX";
+        const char *dir = mkdtemp(tmpl);
+        if (dir == nullptr) throw std::runtime_error("mkdtemp");
+        path_ = dir;
+    }
+    ~TempDir() {
+        for (const char *name : {"backend.sock", "broker.sock", "limited.sock"})
+            unlink((path_ + "/" + name).c_str());
+        rmdir(path_.c_str());
+    }
+    operator const std::string &() const { return path_; }
+    std::string operator+(const char *name) const { return path_ + name; }
+
+private:
+    std::string path_;
+};
 
 int listen_unix(const std::string &path) {
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -119,7 +133,7 @@ rp::BrokerServer start_broker(const std::string &dir, const std::string &backend
 }  // namespace
 
 TEST(Broker, NegotiatedThenHelloSkip) {
-    std::string dir = temp_dir();
+    TempDir dir;
     Backend backend(dir + "/backend.sock");
     rp::BrokerServer broker = start_broker(dir, backend.path());
     EXPECT_EQ(broker.endpoint(), dir + "/broker.sock");
@@ -169,7 +183,7 @@ TEST(Broker, NegotiatedThenHelloSkip) {
 }
 
 TEST(Broker, RefusalsCarryCodeAndRetryHint) {
-    std::string dir = temp_dir();
+    TempDir dir;
     Backend backend(dir + "/backend.sock");
     rp::BrokerServer broker = start_broker(dir, backend.path());
     std::string ep(broker.endpoint());
@@ -209,7 +223,7 @@ TEST(Broker, RefusalsCarryCodeAndRetryHint) {
 }
 
 TEST(Broker, RateLimitedAndDisabledByEnv) {
-    std::string dir = temp_dir();
+    TempDir dir;
     Backend backend(dir + "/backend.sock");
     rp::BrokerServer broker = rp::BrokerServer::bind(
         rp::BrokerServerOptions(dir + "/limited.sock").add_service("echo", backend.path(), "1.2.3").rate_limit(1, 60000ms));
