@@ -117,7 +117,7 @@ func runCtx[T any](ctx context.Context, call func() (T, error), discard func(T))
 	}
 }
 
-// ctxTimeout is limit cut to the context's remaining time (limit 0 = none of its own).
+// ctxLimit is limit cut to the context's remaining time (limit 0 = none of its own).
 func ctxLimit(ctx context.Context, limit time.Duration) time.Duration {
 	if dl, ok := ctx.Deadline(); ok {
 		if r := time.Until(dl); limit == 0 || r < limit {
