@@ -348,3 +348,36 @@ func TestBrokerHandoffToGoBackend(t *testing.T) {
 		t.Fatalf("backend: %v", err)
 	}
 }
+
+// ConnectBroker returns when its context is cancelled while a silent broker never answers
+// the Hello.
+func TestConnectBrokerCancelledDuringHello(t *testing.T) {
+	path := sockPath(t, "silent.sock")
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	held := make(chan net.Conn, 1)
+	go func() {
+		if c, err := l.Accept(); err == nil {
+			held <- c // read nothing, answer nothing
+		}
+	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(150*time.Millisecond, cancel)
+	start := time.Now()
+	_, _, err = ConnectBroker(ctx, BrokerOptions{Endpoint: path, Service: "echo", WantedVersion: "1.2.3", Timeout: 3 * time.Second})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("ConnectBroker: %v", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("returned %v after the cancel", d)
+	}
+	select {
+	case c := <-held:
+		c.Close()
+	case <-time.After(5 * time.Second):
+		t.Fatal("the broker never saw the connection")
+	}
+}
