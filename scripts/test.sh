@@ -47,3 +47,6 @@ export RP_EXAMPLES_DIR="$PWD/build/release" # the C push_server the cross-langua
   # A collection before every C call that uses a handle: a missing KeepAlive fails loudly.
   go test -tags rpdebug -count=1 ./...
 )
+
+echo "== demo (scripts/demo.sh)"
+bash scripts/demo.sh

@@ -84,3 +84,66 @@ func TestGoWorkersAnswerCPushServer(t *testing.T) {
 		t.Fatalf("answered %v", answered)
 	}
 }
+
+// The rp-go-worker program (cmd/rp-go-worker), started before the C push_server example
+// listens, answers its pushes alongside the C push_worker example and exits 0 when the server
+// shuts down.
+func TestGoWorkerProgramWithCPushServer(t *testing.T) {
+	dir := examplesDir(t)
+	worker := filepath.Join(t.TempDir(), "rp-go-worker")
+	build := exec.Command("go", "build", "-o", worker, "./cmd/rp-go-worker")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/rp-go-worker: %v\n%s", err, out)
+	}
+	ep := sockPath(t, "c-server.sock")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var wout, cout, sout bytes.Buffer
+	w := exec.CommandContext(ctx, worker, ep, "go-worker") // before the server: it retries
+	w.Stdout, w.Stderr = &wout, &wout
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	srv := exec.CommandContext(ctx, filepath.Join(dir, "push_server"), ep, "8", "2")
+	srv.Stdout, srv.Stderr = &sout, &sout
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	cw := exec.CommandContext(ctx, filepath.Join(dir, "push_worker"), ep, "c-worker")
+	cw.Stdout, cw.Stderr = &cout, &cout
+	if err := cw.Start(); err != nil {
+		t.Fatal(err)
+	}
+	serr := srv.Wait()
+	werr := w.Wait()
+	cerr := cw.Wait()
+	if serr != nil || werr != nil || cerr != nil {
+		t.Fatalf("push_server: %v\n%s\nrp-go-worker: %v\n%s\npush_worker: %v\n%s", serr, sout.String(),
+			werr, wout.String(), cerr, cout.String())
+	}
+	if !strings.Contains(sout.String(), "8 of 8 jobs answered") {
+		t.Fatalf("push_server output:\n%s", sout.String())
+	}
+	if !strings.Contains(wout.String(), "worker go-worker: registered as worker") ||
+		!strings.Contains(wout.String(), "worker go-worker: push ") ||
+		!strings.Contains(wout.String(), "worker go-worker: done") {
+		t.Fatalf("rp-go-worker output:\n%s", wout.String())
+	}
+	if !strings.Contains(sout.String(), "registered: go-worker") {
+		t.Fatalf("push_server did not list the Go worker:\n%s", sout.String())
+	}
+	// Every reply the server printed is its job in upper case.
+	replies := 0
+	for _, line := range strings.Split(sout.String(), "\n") {
+		if _, reply, ok := strings.Cut(line, " -> "); ok {
+			replies++
+			if reply != strings.ToUpper(reply) || !strings.HasPrefix(reply, `"JOB `) {
+				t.Fatalf("reply not in upper case: %s", line)
+			}
+		}
+	}
+	if replies != 8 {
+		t.Fatalf("%d replies in:\n%s", replies, sout.String())
+	}
+}

@@ -23,6 +23,7 @@ const (
 	StatusAgain              Status = C.RP_STATUS_AGAIN
 	StatusTimeout            Status = C.RP_STATUS_TIMEOUT
 	StatusClosed             Status = C.RP_STATUS_CLOSED
+	StatusDisabled           Status = C.RP_STATUS_DISABLED
 	StatusIncomplete         Status = C.RP_STATUS_INCOMPLETE
 	StatusBufferTooSmall     Status = C.RP_STATUS_BUFFER_TOO_SMALL
 	StatusNullArgument       Status = C.RP_STATUS_NULL_ARGUMENT
@@ -73,6 +74,7 @@ var (
 	ErrAgain              = &Error{Status: StatusAgain}
 	ErrTimeout            = &Error{Status: StatusTimeout}
 	ErrClosed             = &Error{Status: StatusClosed}
+	ErrDisabled           = &Error{Status: StatusDisabled}
 	ErrIncomplete         = &Error{Status: StatusIncomplete}
 	ErrBufferTooSmall     = &Error{Status: StatusBufferTooSmall}
 	ErrNullArgument       = &Error{Status: StatusNullArgument}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"time"
@@ -94,4 +95,79 @@ func ExampleError() {
 	_, _, err := rp.DecodeFrame([]byte{7, 0, 0, 0, 0}, 0)
 	fmt.Println(errors.Is(err, rp.ErrUnsupportedFraming), errors.Is(err, rp.ErrTimeout))
 	// Output: true false
+}
+
+// A client reaches a service's backend through a librp broker, then skips the Hello next time
+// with the endpoint it cached. The backend here is a Conn adopted from each accepted socket.
+func ExampleConnectBroker() {
+	dir, _ := os.MkdirTemp("", "rp-example")
+	defer os.RemoveAll(dir)
+	backend, err := net.Listen("unix", filepath.Join(dir, "backend.sock"))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer backend.Close()
+	go func() { // echo every request
+		for {
+			c, err := backend.Accept()
+			if err != nil {
+				return
+			}
+			conn, err := rp.AdoptConn(c.(*net.UnixConn))
+			c.Close() // the Conn has its own descriptor
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				for {
+					f, err := conn.Recv(context.Background())
+					if err != nil {
+						return
+					}
+					f.Kind = rp.KindResponse
+					conn.Send(f)
+				}
+			}()
+		}
+	}()
+	broker, err := rp.BindBroker(filepath.Join(dir, "broker.sock"), &rp.BrokerServerOptions{
+		Services: []rp.BrokerService{{Name: "demo", Backend: filepath.Join(dir, "backend.sock"), DaemonVersion: "1.0.0"}},
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer broker.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	opts := rp.BrokerOptions{Endpoint: broker.Endpoint(), Service: "demo", WantedVersion: "1.0.0"}
+	for _, text := range []string{"hi there", "again"} {
+		conn, res, err := rp.ConnectBroker(ctx, opts)
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		conn.Send(&rp.Frame{PayloadProtocol: 0x7001, RequestID: 1, Payload: []byte(text)})
+		reply, err := conn.Recv(ctx)
+		conn.Close()
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		fmt.Printf("%s: %s\n", res.Route, reply.Payload)
+		opts.CachedEndpoint = res.Endpoint
+	}
+
+	_, _, err = rp.ConnectBroker(ctx, rp.BrokerOptions{Endpoint: broker.Endpoint(), Service: "nosuch", WantedVersion: "1.0.0"})
+	var refused *rp.RefusedError
+	if errors.As(err, &refused) {
+		fmt.Println("refused:", refused.Code == rp.CodeServiceUnknown)
+	}
+	// Output:
+	// negotiated: hi there
+	// hello-skip: again
+	// refused: true
 }

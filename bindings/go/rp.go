@@ -2,7 +2,9 @@
 //
 // It wraps the C API of librp (include/rp.h) through cgo: push workers ([Connect], [Worker]),
 // push servers ([Bind], [Server]), the sans-io endpoint multiplexer ([NewMux], [Mux]), daemon
-// identities ([Identity]), one-time handoff tokens ([HandoffStore]) and v1 frames ([Frame]).
+// identities ([Identity]), one-time handoff tokens ([HandoffStore]), v1 frames ([Frame]), the
+// broker client ([ConnectBroker], [Conn], [AdminRequest]) and the broker server
+// ([BindBroker], [BrokerServer]).
 //
 // # Building
 //

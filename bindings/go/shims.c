@@ -395,3 +395,104 @@ int32_t rpg_handoff_accept(const rp_handoff_store *s, int32_t fd, int32_t timeou
                            int32_t *out_fd, rpg_err *e) {
     RPG_RETURN(rp_handoff_accept(s, fd, timeout_ms, out_fd));
 }
+
+/* --- broker client, connections, admin, broker server ----------------------------------- */
+
+int32_t rpg_broker_connect(const rpg_broker_cfg *cfg, rp_broker_result **out, rpg_err *e) {
+    rp_broker_options *o = NULL;
+    RPG_TRY(rp_broker_options_new(cfg->endpoint, cfg->service, cfg->wanted_version,
+                                  cfg->own_version, &o));
+    int32_t st = RP_STATUS_OK;
+    if (cfg->cached_endpoint != NULL) st = rp_broker_options_set_cached_endpoint(o, cfg->cached_endpoint);
+    if (st == RP_STATUS_OK && cfg->client_version != NULL)
+        st = rp_broker_options_set_client_version(o, cfg->client_version);
+    if (st == RP_STATUS_OK && cfg->keepalive_secs != 0)
+        st = rp_broker_options_set_keepalive_secs(o, cfg->keepalive_secs);
+    if (st == RP_STATUS_OK && cfg->adopt_handoff)
+        st = rp_broker_options_set_adopt_handoff(o, true, cfg->handoff_wait_ms);
+    if (st == RP_STATUS_OK && cfg->timeout_ms != 0)
+        st = rp_broker_options_set_timeout_ms(o, cfg->timeout_ms);
+    if (st == RP_STATUS_OK && cfg->honor_disable_env)
+        st = rp_broker_options_set_honor_disable_env(o, true);
+    if (st != RP_STATUS_OK) {
+        rpg_fail(st, e);
+        rp_broker_options_free(o);
+        return st;
+    }
+    RPG_RETURN(rp_broker_connect(o, out)); /* consumes o on every path */
+}
+
+int32_t rpg_broker_result_take_conn(rp_broker_result *r, rp_conn **out, rpg_err *e) {
+    RPG_RETURN(rp_broker_result_take_conn(r, out));
+}
+
+int32_t rpg_broker_disabled_by_env(bool *out, rpg_err *e) {
+    RPG_RETURN(rp_broker_disabled_by_env(out));
+}
+
+int32_t rpg_conn_send(const rp_conn *c, const rpg_frame *f, const uint8_t *payload,
+                      const char *traceparent, const char *tracestate, rpg_err *e) {
+    rp_frame_view v;
+    rpg_view_from(&v, f, payload, traceparent, tracestate);
+    RPG_RETURN(rp_conn_send(c, &v));
+}
+
+int32_t rpg_conn_recv(const rp_conn *c, int32_t timeout_ms, rp_frame **out, rp_frame_view *view,
+                      rpg_err *e) {
+    RPG_TRY(rp_conn_recv(c, timeout_ms, out));
+    int32_t st = rp_frame_view_of(*out, view);
+    if (st != RP_STATUS_OK) {
+        rpg_fail(st, e);
+        rp_frame_free(*out);
+        *out = NULL;
+    }
+    return st;
+}
+
+int32_t rpg_conn_peer_credentials(const rp_conn *c, uint32_t *pid, uint32_t *uid, uint32_t *gid,
+                                  rpg_err *e) {
+    RPG_RETURN(rp_conn_peer_credentials(c, pid, uid, gid));
+}
+
+int32_t rpg_conn_adopt_fd(int32_t fd, rp_conn **out, rpg_err *e) {
+    RPG_RETURN(rp_conn_adopt_fd(fd, out));
+}
+
+int32_t rpg_admin_request(const char *endpoint, int32_t verb, const char *service,
+                          int32_t timeout_ms, rp_admin_reply **out, rpg_err *e) {
+    RPG_RETURN(rp_admin_request(endpoint, verb, service, timeout_ms, out));
+}
+
+static int32_t rpg_add_broker_service(rp_broker_server_options *o, const rpg_broker_service *s) {
+    int32_t st = rp_broker_server_options_add_service(o, s->name, s->backend, s->daemon_version);
+    for (size_t i = 0; st == RP_STATUS_OK && i < s->allow_count; i++)
+        st = rp_broker_server_options_allow_version(o, s->name, s->allow[i]);
+    for (size_t i = 0; st == RP_STATUS_OK && i < s->block_count; i++)
+        st = rp_broker_server_options_block_version(o, s->name, s->block[i]);
+    if (st == RP_STATUS_OK && s->min_version != NULL)
+        st = rp_broker_server_options_set_min_version(o, s->name, s->min_version);
+    if (st == RP_STATUS_OK && s->handoff_endpoint != NULL)
+        st = rp_broker_server_options_set_handoff(o, s->name, s->handoff_endpoint, s->handoff_store);
+    return st;
+}
+
+int32_t rpg_broker_server_bind(const rpg_broker_server_cfg *cfg, rp_broker_server **out,
+                               rpg_err *e) {
+    rp_broker_server_options *o = NULL;
+    RPG_TRY(rp_broker_server_options_new(cfg->endpoint, &o));
+    int32_t st = RP_STATUS_OK;
+    for (size_t i = 0; st == RP_STATUS_OK && i < cfg->service_count; i++)
+        st = rpg_add_broker_service(o, &cfg->services[i]);
+    if (st == RP_STATUS_OK && cfg->rate_max != 0)
+        st = rp_broker_server_options_set_rate_limit(o, cfg->rate_max, cfg->rate_window_ms);
+    if (st == RP_STATUS_OK && cfg->hello_timeout_ms != 0)
+        st = rp_broker_server_options_set_hello_timeout_ms(o, cfg->hello_timeout_ms);
+    if (st == RP_STATUS_OK && cfg->handoff_ack_timeout_ms != 0)
+        st = rp_broker_server_options_set_handoff_ack_timeout_ms(o, cfg->handoff_ack_timeout_ms);
+    if (st != RP_STATUS_OK) {
+        rpg_fail(st, e);
+        rp_broker_server_options_free(o);
+        return st;
+    }
+    RPG_RETURN(rp_broker_server_bind(o, out)); /* consumes o on every path */
+}

@@ -134,4 +134,52 @@ int32_t rpg_handoff_serve_offer(const rp_handoff_store *s, int32_t fd, int32_t t
 int32_t rpg_handoff_accept(const rp_handoff_store *s, int32_t fd, int32_t timeout_ms,
                            int32_t *out_fd, rpg_err *e);
 
+/* --- broker client, connections, admin, broker server ----------------------------------- */
+
+typedef struct rpg_broker_cfg {
+    const char *endpoint, *service, *wanted_version, *own_version;
+    const char *cached_endpoint, *client_version; /* NULL = unset */
+    uint64_t keepalive_secs;                      /* 0 = the broker chooses */
+    bool adopt_handoff;
+    int32_t handoff_wait_ms; /* <= 0 = librp default */
+    uint32_t timeout_ms;     /* 0 = librp default */
+    bool honor_disable_env;
+} rpg_broker_cfg;
+
+typedef struct rpg_broker_service {
+    const char *name, *backend, *daemon_version;
+    const char *min_version;      /* NULL = unset */
+    const char *handoff_endpoint; /* NULL = no handoff */
+    const rp_handoff_store *handoff_store;
+    const char *const *allow;
+    size_t allow_count;
+    const char *const *block;
+    size_t block_count;
+} rpg_broker_service;
+
+typedef struct rpg_broker_server_cfg {
+    const char *endpoint;
+    const rpg_broker_service *services;
+    size_t service_count;
+    uint32_t rate_max, rate_window_ms;   /* 0 = librp default (both set together) */
+    uint32_t hello_timeout_ms;           /* 0 = librp default */
+    uint32_t handoff_ack_timeout_ms;     /* 0 = librp default */
+} rpg_broker_server_cfg;
+
+int32_t rpg_broker_connect(const rpg_broker_cfg *cfg, rp_broker_result **out, rpg_err *e);
+int32_t rpg_broker_result_take_conn(rp_broker_result *r, rp_conn **out, rpg_err *e);
+int32_t rpg_broker_disabled_by_env(bool *out, rpg_err *e);
+int32_t rpg_conn_send(const rp_conn *c, const rpg_frame *f, const uint8_t *payload,
+                      const char *traceparent, const char *tracestate, rpg_err *e);
+/* On success *out is the received frame (free it with rp_frame_free) and *view its fields. */
+int32_t rpg_conn_recv(const rp_conn *c, int32_t timeout_ms, rp_frame **out, rp_frame_view *view,
+                      rpg_err *e);
+int32_t rpg_conn_peer_credentials(const rp_conn *c, uint32_t *pid, uint32_t *uid, uint32_t *gid,
+                                  rpg_err *e);
+int32_t rpg_conn_adopt_fd(int32_t fd, rp_conn **out, rpg_err *e);
+int32_t rpg_admin_request(const char *endpoint, int32_t verb, const char *service,
+                          int32_t timeout_ms, rp_admin_reply **out, rpg_err *e);
+int32_t rpg_broker_server_bind(const rpg_broker_server_cfg *cfg, rp_broker_server **out,
+                               rpg_err *e);
+
 #endif

@@ -1,7 +1,7 @@
 // Tests of the C++ wrapper (bindings/cpp/include/rp/rp.hpp) over real sockets.
-//
-// Still to come with the broker (rp_broker_* / rp_conn_*, not in rp.h yet): the issue-7
-// scenario of a C++ client reaching examples/c/legacy_daemon.c through a librp broker.
+// The broker client, rp::Conn and rp::BrokerServer are tested in test_broker_hpp.cpp; the
+// issue-7 scenario (a C++ client reaching examples/c/legacy_daemon.c through a librp broker)
+// runs examples/cpp/broker_client.cpp under ctest (scripts/broker-demo-cpp.sh).
 #include <rp/rp.hpp>
 
 #include <gtest/gtest.h>

@@ -13,7 +13,7 @@
 //   wrapper of the librp call that ran the callback (callbacks run on that call's thread).
 // - Thread safety is librp's: const methods map to functions taking `const rp_x *`.
 //
-// The broker client and the session are not wrapped yet: they are not in rp.h.
+// The session is not wrapped yet: it is not in rp.h.
 #ifndef RP_RP_HPP
 #define RP_RP_HPP
 
@@ -862,6 +862,281 @@ private:
         void operator()(const rp_handoff_store *p) const noexcept { rp_handoff_store_free(p); }
     };
     std::unique_ptr<const rp_handoff_store, Free> p_;
+};
+
+// ----------------------------------------------------------------------------------------------
+// Broker client, connections, admin requests, broker server
+// ----------------------------------------------------------------------------------------------
+
+/// How connect_broker reached the backend (rp_broker_route).
+enum class Route : int32_t {
+    hello_skip = RP_BROKER_ROUTE_HELLO_SKIP,  ///< straight to the cached endpoint
+    negotiated = RP_BROKER_ROUTE_NEGOTIATED,  ///< Hello, then a new connection to the backend
+    handed_off = RP_BROKER_ROUTE_HANDED_OFF,  ///< Hello, then the broker handed the connection over
+};
+
+inline std::string_view to_string(Route r) noexcept {
+    switch (r) {
+    case Route::hello_skip: return "hello-skip";
+    case Route::negotiated: return "negotiated";
+    case Route::handed_off: return "handed off";
+    }
+    return "unknown route";
+}
+
+/// How to reach a service's backend through a broker (rp_broker_options).
+class BrokerOptions {
+public:
+    /// `own_version` empty = `wanted_version` (hello-skip is tried only when they are equal).
+    BrokerOptions(const std::string &broker_endpoint, const std::string &service, const std::string &wanted_version,
+                  const std::string &own_version = std::string()) {
+        rp_broker_options *p = nullptr;
+        detail::check(rp_broker_options_new(broker_endpoint.c_str(), service.c_str(), wanted_version.c_str(),
+                                            (own_version.empty() ? wanted_version : own_version).c_str(), &p));
+        p_.reset(p);
+    }
+    /// The backend endpoint remembered from an earlier connect (BrokerResult::endpoint).
+    BrokerOptions &cached_endpoint(const std::string &s) {
+        return set(rp_broker_options_set_cached_endpoint(p_.get(), s.c_str()));
+    }
+    BrokerOptions &client_version(const std::string &s) {
+        return set(rp_broker_options_set_client_version(p_.get(), s.c_str()));
+    }
+    BrokerOptions &keepalive(std::chrono::seconds t) {
+        return set(rp_broker_options_set_keepalive_secs(p_.get(), static_cast<std::uint64_t>(t.count())));
+    }
+    /// Opt in to adopting a handed-off connection, waiting up to `wait` (0 = 2 s).
+    BrokerOptions &adopt_handoff(bool adopt, std::chrono::milliseconds wait = std::chrono::milliseconds(0)) {
+        return set(rp_broker_options_set_adopt_handoff(p_.get(), adopt, detail::to_ms(wait)));
+    }
+    /// Limit for each connect and for the Hello round trip (default 5 s).
+    BrokerOptions &timeout(std::chrono::milliseconds t) {
+        return set(rp_broker_options_set_timeout_ms(p_.get(), static_cast<std::uint32_t>(detail::to_ms(t) < 0 ? 0 : detail::to_ms(t))));
+    }
+    /// RUNNING_PROCESS_DISABLE=1 then fails connect_broker with rp::Error(RP_STATUS_DISABLED).
+    BrokerOptions &honor_disable_env(bool b) { return set(rp_broker_options_set_honor_disable_env(p_.get(), b)); }
+    rp_broker_options *release() noexcept { return p_.release(); }
+
+private:
+    BrokerOptions &set(rp_status st) {
+        detail::check(st);
+        return *this;
+    }
+    detail::Owned<rp_broker_options, rp_broker_options_free> p_;
+};
+
+/// A received frame (rp_frame), owned; frame() views its bytes, valid while it lives (moves
+/// keep them valid).
+class ReceivedFrame {
+public:
+    explicit ReceivedFrame(rp_frame *f) : p_(f) {
+        rp_frame_view v{};
+        detail::check(rp_frame_view_of(f, &v));
+        frame_ = Frame::from_c(v);
+    }
+    const Frame &frame() const noexcept { return frame_; }
+    const Frame *operator->() const noexcept { return &frame_; }
+    rp_frame *capi() const noexcept { return p_.get(); }
+
+private:
+    detail::Owned<rp_frame, rp_frame_free> p_;
+    Frame frame_;
+};
+
+/// Kernel-reported credentials of a Unix-socket peer.
+struct Credentials {
+    std::uint32_t pid = 0, uid = 0, gid = 0;
+};
+
+/// A framed v1 connection (rp_conn). const methods are thread-safe: one thread may wait in
+/// recv while another sends or closes.
+class Conn {
+public:
+    explicit Conn(rp_conn *c) noexcept : p_(c) {}
+    /// A connection over a connected Unix stream socket (for example a handed-off descriptor);
+    /// `fd` is consumed on every path, even when this throws.
+    static Conn adopt_fd(int fd) {
+        rp_conn *c = nullptr;
+        detail::check(rp_conn_adopt_fd(fd, &c));
+        return Conn(c);
+    }
+
+    /// Sends one frame. Throws rp::Error (CLOSED, TIMEOUT after 30 s unread, TOO_LARGE, IO).
+    void send(const Frame &f) const {
+        rp_frame_view v = f.to_c();
+        detail::check(rp_conn_send(p_.get(), &v));
+    }
+    /// The next frame, or std::nullopt when none is complete within `timeout` (rp::forever
+    /// waits). Throws rp::Error(RP_STATUS_CLOSED) once the peer closed or close() was called.
+    std::optional<ReceivedFrame> recv(std::chrono::milliseconds timeout) const {
+        rp_frame *f = nullptr;
+        rp_status st = rp_conn_recv(p_.get(), detail::to_ms(timeout), &f);
+        if (st == RP_STATUS_TIMEOUT) return std::nullopt;
+        detail::check(st);
+        return ReceivedFrame(f);
+    }
+    /// The socket descriptor, for poll; owned by the connection. After it is readable, call
+    /// recv(0ms) until std::nullopt.
+    int fd() const noexcept { return rp_conn_fd(p_.get()); }
+    /// The peer's credentials; std::nullopt when there are none (TCP).
+    std::optional<Credentials> peer_credentials() const {
+        Credentials c;
+        rp_status st = rp_conn_peer_credentials(p_.get(), &c.pid, &c.uid, &c.gid);
+        if (st == RP_STATUS_NOT_FOUND) return std::nullopt;
+        detail::check(st);
+        return c;
+    }
+    /// Closes the connection; a blocked recv throws CLOSED. Idempotent, any thread.
+    void close() const noexcept { rp_conn_close(p_.get()); }
+
+    rp_conn *capi() const noexcept { return p_.get(); }
+    rp_conn *release() noexcept { return p_.release(); }
+
+private:
+    detail::Owned<rp_conn, rp_conn_free> p_;
+};
+
+/// What connect_broker learned (copies of rp_broker_result's fields).
+struct BrokerResult {
+    Route route = Route::negotiated;
+    std::string endpoint;        ///< to cache: BrokerOptions::cached_endpoint next time
+    std::string daemon_version;  ///< empty after hello-skip
+    std::uint64_t server_capabilities = 0;
+    std::chrono::seconds keepalive{0};
+    std::uint64_t connection_id = 0;
+};
+
+/// A backend connection and how it was reached.
+struct BrokerConnection {
+    Conn conn;
+    BrokerResult result;
+};
+
+/// Connects to the backend through the broker; consumes `options` (even when it throws).
+/// Throws rp::Refused (code, reason, retry hint, details), or rp::Error (DISABLED and CONFIG
+/// with honor_disable_env, TIMEOUT, IO, PROTOCOL, INVALID_ARGUMENT).
+inline BrokerConnection connect_broker(BrokerOptions &options) {
+    rp_broker_result *r = nullptr;
+    detail::check(rp_broker_connect(options.release(), &r));
+    detail::Owned<rp_broker_result, rp_broker_result_free> guard(r);
+    BrokerResult res;
+    res.route = static_cast<Route>(rp_broker_result_route(r));
+    res.endpoint = std::string(detail::view(rp_broker_result_endpoint(r)));
+    res.daemon_version = std::string(detail::view(rp_broker_result_daemon_version(r)));
+    res.server_capabilities = rp_broker_result_server_capabilities(r);
+    res.keepalive = std::chrono::seconds(rp_broker_result_keepalive_secs(r));
+    res.connection_id = rp_broker_result_connection_id(r);
+    rp_conn *c = nullptr;
+    detail::check(rp_broker_result_take_conn(r, &c));
+    return BrokerConnection{Conn(c), std::move(res)};
+}
+inline BrokerConnection connect_broker(BrokerOptions &&options) { return connect_broker(options); }
+
+/// RUNNING_PROCESS_DISABLE: true for "1", false when unset or empty; throws rp::Error(CONFIG)
+/// for any other value.
+inline bool disabled_by_env() {
+    bool b = false;
+    detail::check(rp_broker_disabled_by_env(&b));
+    return b;
+}
+
+/// Admin verbs (payload protocol 0xAD01) and reply kinds.
+enum class AdminVerb : int32_t { status = 1, healthz = 4, readyz = 5, shutdown = 21 };
+enum class AdminKind : int32_t { text = 0, json = 1, openmetrics = 2 };
+
+struct AdminReply {
+    AdminKind kind = AdminKind::text;
+    std::uint32_t exit_code = 0;  ///< 0 = success
+    std::string body;
+};
+
+/// Sends one admin request on a new connection to `endpoint` and waits up to `timeout` (0 =
+/// 5 s) for the reply; std::nullopt when none came in time. `service` empty = none.
+inline std::optional<AdminReply> admin_request(const std::string &endpoint, AdminVerb verb,
+                                               const std::string &service = std::string(),
+                                               std::chrono::milliseconds timeout = std::chrono::milliseconds(0)) {
+    rp_admin_reply *r = nullptr;
+    rp_status st = rp_admin_request(endpoint.c_str(), static_cast<int32_t>(verb),
+                                    service.empty() ? nullptr : service.c_str(), detail::to_ms(timeout), &r);
+    if (st == RP_STATUS_TIMEOUT) return std::nullopt;
+    detail::check(st);
+    detail::Owned<rp_admin_reply, rp_admin_reply_free> guard(r);
+    return AdminReply{static_cast<AdminKind>(rp_admin_reply_kind(r)), rp_admin_reply_exit_code(r),
+                      std::string(detail::view(rp_admin_reply_body(r)))};
+}
+
+/// How a broker server is set up (rp_broker_server_options): endpoint, service table, limits.
+class BrokerServerOptions {
+public:
+    explicit BrokerServerOptions(const std::string &endpoint) {
+        rp_broker_server_options *p = nullptr;
+        detail::check(rp_broker_server_options_new(endpoint.c_str(), &p));
+        p_.reset(p);
+    }
+    /// Adds (or replaces) a service answered with Negotiated{backend_pipe, daemon_version}.
+    BrokerServerOptions &add_service(const std::string &name, const std::string &backend_pipe,
+                                     const std::string &daemon_version) {
+        return set(rp_broker_server_options_add_service(p_.get(), name.c_str(), backend_pipe.c_str(),
+                                                        daemon_version.c_str()));
+    }
+    BrokerServerOptions &allow_version(const std::string &service, const std::string &version) {
+        return set(rp_broker_server_options_allow_version(p_.get(), service.c_str(), version.c_str()));
+    }
+    BrokerServerOptions &block_version(const std::string &service, const std::string &version) {
+        return set(rp_broker_server_options_block_version(p_.get(), service.c_str(), version.c_str()));
+    }
+    BrokerServerOptions &min_version(const std::string &service, const std::string &version) {
+        return set(rp_broker_server_options_set_min_version(p_.get(), service.c_str(), version.c_str()));
+    }
+    /// Offers handoff for `service` to the backend listening on `handoff_endpoint`; issued
+    /// tokens also go to `store` when given (the options keep their own reference to it).
+    BrokerServerOptions &handoff(const std::string &service, const std::string &handoff_endpoint,
+                                 const HandoffStore *store = nullptr) {
+        return set(rp_broker_server_options_set_handoff(p_.get(), service.c_str(), handoff_endpoint.c_str(),
+                                                        store ? store->capi() : nullptr));
+    }
+    BrokerServerOptions &rate_limit(std::uint32_t max_hellos, std::chrono::milliseconds window) {
+        return set(rp_broker_server_options_set_rate_limit(p_.get(), max_hellos, static_cast<std::uint32_t>(window.count())));
+    }
+    BrokerServerOptions &hello_timeout(std::chrono::milliseconds t) {
+        return set(rp_broker_server_options_set_hello_timeout_ms(p_.get(), static_cast<std::uint32_t>(t.count())));
+    }
+    BrokerServerOptions &handoff_ack_timeout(std::chrono::milliseconds t) {
+        return set(rp_broker_server_options_set_handoff_ack_timeout_ms(p_.get(), static_cast<std::uint32_t>(t.count())));
+    }
+    rp_broker_server_options *release() noexcept { return p_.release(); }
+
+private:
+    BrokerServerOptions &set(rp_status st) {
+        detail::check(st);
+        return *this;
+    }
+    detail::Owned<rp_broker_server_options, rp_broker_server_options_free> p_;
+};
+
+/// A running librp broker (rp_broker_server); destroying it stops it (closing its
+/// connections and removing the socket file). const methods are thread-safe.
+class BrokerServer {
+public:
+    /// Binds and starts serving; consumes `options` (even when it throws). Throws rp::Error
+    /// (INVALID_ARGUMENT, PERMISSION_DENIED, IO).
+    static BrokerServer bind(BrokerServerOptions &options) {
+        rp_broker_server *s = nullptr;
+        detail::check(rp_broker_server_bind(options.release(), &s));
+        return BrokerServer(s);
+    }
+    static BrokerServer bind(BrokerServerOptions &&options) { return bind(options); }
+    explicit BrokerServer(rp_broker_server *s) noexcept : p_(s) {}
+
+    std::string_view endpoint() const noexcept { return detail::view(rp_broker_server_endpoint(p_.get())); }
+    /// Refuses every Hello from now on with SHUTTING_DOWN; keeps running until destroyed.
+    void begin_shutdown() const noexcept { rp_broker_server_begin_shutdown(p_.get()); }
+
+    rp_broker_server *capi() const noexcept { return p_.get(); }
+    rp_broker_server *release() noexcept { return p_.release(); }
+
+private:
+    detail::Owned<rp_broker_server, rp_broker_server_free> p_;
 };
 
 /// The loaded library's version string.

@@ -1,0 +1,542 @@
+package rp
+
+/*
+#include <stdlib.h>
+#include "shims.h"
+*/
+import "C"
+
+import (
+	"context"
+	"runtime"
+	"slices"
+	"sync"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+// Route is how [ConnectBroker] reached the backend (rp_broker_route).
+type Route int32
+
+// The routes.
+const (
+	RouteHelloSkip  Route = C.RP_BROKER_ROUTE_HELLO_SKIP // straight to the cached endpoint
+	RouteNegotiated Route = C.RP_BROKER_ROUTE_NEGOTIATED // Hello, then a new connection to the backend
+	RouteHandedOff  Route = C.RP_BROKER_ROUTE_HANDED_OFF // Hello, then the broker handed the connection over
+)
+
+func (r Route) String() string {
+	switch r {
+	case RouteHelloSkip:
+		return "hello-skip"
+	case RouteNegotiated:
+		return "negotiated"
+	case RouteHandedOff:
+		return "handed off"
+	}
+	return "unknown route"
+}
+
+// BrokerOptions say how to reach a service's backend through a broker.
+type BrokerOptions struct {
+	Endpoint      string // the broker: a socket path or "@name"; required
+	Service       string // the service (1–64 characters of [a-z0-9-]); required
+	WantedVersion string // the backend version wanted (semver); required
+	// OwnVersion is the caller's own version (default WantedVersion); hello-skip is tried
+	// only when it equals WantedVersion.
+	OwnVersion string
+	// CachedEndpoint is BrokerResult.Endpoint from an earlier connect, for hello-skip.
+	CachedEndpoint string
+	ClientVersion  string        // informational version sent in the Hello (≤ 128 bytes)
+	KeepAlive      time.Duration // proposed keepalive interval (0 = the broker chooses)
+	// AdoptHandoff opts in to adopting a handed-off connection, waiting up to HandoffWait
+	// (0 = librp's 2 s) for the broker's relay; any failure falls back to the backend endpoint.
+	AdoptHandoff bool
+	HandoffWait  time.Duration
+	// Timeout limits each connect and the Hello round trip (0 = librp's 5 s); a shorter
+	// context deadline wins.
+	Timeout time.Duration
+	// HonorDisableEnv makes ConnectBroker fail with ErrDisabled when RUNNING_PROCESS_DISABLE
+	// is 1 (use your direct path), and with ErrConfig for another non-empty value.
+	HonorDisableEnv bool
+}
+
+// BrokerResult is what a broker connect learned (Go copies).
+type BrokerResult struct {
+	Route Route
+	// Endpoint is the backend endpoint to cache: pass it as BrokerOptions.CachedEndpoint next
+	// time to skip the Hello.
+	Endpoint           string
+	DaemonVersion      string        // Negotiated.daemon_version ("" after hello-skip)
+	ServerCapabilities uint64        // 0 after hello-skip
+	KeepAlive          time.Duration // granted keepalive interval (0 after hello-skip)
+	ConnectionID       uint64        // 0 after hello-skip
+}
+
+// DisabledByEnv reads RUNNING_PROCESS_DISABLE: true for "1", false when unset or empty,
+// ErrConfig for any other value.
+func DisabledByEnv() (bool, error) {
+	var b C.bool
+	var e C.rpg_err
+	st := C.rpg_broker_disabled_by_env(&b, &e)
+	if err := takeErr(st, &e); err != nil {
+		return false, err
+	}
+	return bool(b), nil
+}
+
+func durMs(d time.Duration) time.Duration { return (d + time.Millisecond - 1) / time.Millisecond }
+
+// runCtx runs a blocking C call on another goroutine when ctx can be cancelled, and returns
+// ctx.Err() once ctx is done first; a value produced later is handed to discard.
+func runCtx[T any](ctx context.Context, call func() (T, error), discard func(T)) (T, error) {
+	if ctx.Done() == nil {
+		return call()
+	}
+	type result struct {
+		v   T
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		v, err := call()
+		ch <- result{v, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.v, r.err
+	case <-ctx.Done():
+		go func() {
+			if r := <-ch; r.err == nil {
+				discard(r.v)
+			}
+		}()
+		var zero T
+		return zero, ctx.Err()
+	}
+}
+
+// ctxLimit is limit cut to the context's remaining time (limit 0 = none of its own).
+func ctxLimit(ctx context.Context, limit time.Duration) time.Duration {
+	if dl, ok := ctx.Deadline(); ok {
+		if r := time.Until(dl); limit == 0 || r < limit {
+			limit = max(r, time.Millisecond)
+		}
+	}
+	return limit
+}
+
+// ConnectBroker connects to a service's backend through the broker: by hello-skip to
+// opts.CachedEndpoint when the versions match and it answers, otherwise by a Hello (then the
+// handed-off connection, or a new connection to the negotiated backend). It returns when
+// connected, on failure, or when ctx is done (a connection made later is then closed).
+//
+// Errors: *RefusedError (the broker refused: code, reason, retry hint, details), ErrDisabled
+// and ErrConfig (HonorDisableEnv), ErrTimeout, ErrIO (nothing listens), ErrProtocol,
+// ErrInvalidArgument (a field the broker would refuse).
+func ConnectBroker(ctx context.Context, opts BrokerOptions) (*Conn, *BrokerResult, error) {
+	if err := ctxErr(ctx); err != nil {
+		return nil, nil, err
+	}
+	own := opts.OwnVersion
+	if own == "" {
+		own = opts.WantedVersion
+	}
+	timeout := ctxLimit(ctx, opts.Timeout)
+	type out struct {
+		c *Conn
+		r *BrokerResult
+	}
+	o, err := runCtx(ctx, func() (out, error) {
+		var a cArena
+		defer a.free()
+		cfg := C.rpg_broker_cfg{
+			endpoint:          a.str(opts.Endpoint),
+			service:           a.str(opts.Service),
+			wanted_version:    a.str(opts.WantedVersion),
+			own_version:       a.str(own),
+			cached_endpoint:   a.optStr(opts.CachedEndpoint),
+			client_version:    a.optStr(opts.ClientVersion),
+			keepalive_secs:    C.uint64_t(opts.KeepAlive / time.Second),
+			adopt_handoff:     C.bool(opts.AdoptHandoff),
+			handoff_wait_ms:   C.int32_t(min(durMs(opts.HandoffWait), 1<<31-1)),
+			timeout_ms:        C.uint32_t(min(durMs(timeout), 1<<32-1)),
+			honor_disable_env: C.bool(opts.HonorDisableEnv),
+		}
+		var r *C.rp_broker_result
+		var e C.rpg_err
+		st := C.rpg_broker_connect(&cfg, &r, &e)
+		if err := takeErr(st, &e); err != nil {
+			return out{}, err
+		}
+		defer C.rp_broker_result_free(r)
+		res := &BrokerResult{
+			Route:              Route(C.rp_broker_result_route(r)),
+			Endpoint:           rpStr(C.rp_broker_result_endpoint(r)),
+			DaemonVersion:      rpStr(C.rp_broker_result_daemon_version(r)),
+			ServerCapabilities: uint64(C.rp_broker_result_server_capabilities(r)),
+			KeepAlive:          time.Duration(C.rp_broker_result_keepalive_secs(r)) * time.Second,
+			ConnectionID:       uint64(C.rp_broker_result_connection_id(r)),
+		}
+		var c *C.rp_conn
+		st = C.rpg_broker_result_take_conn(r, &c, &e)
+		if err := takeErr(st, &e); err != nil {
+			return out{}, err
+		}
+		return out{newConn(c), res}, nil
+	}, func(o out) { o.c.Close() })
+	return o.c, o.r, err
+}
+
+// Conn is a framed v1 connection to a backend (rp_conn). Its methods are safe for concurrent
+// use: one goroutine may wait in Recv while others Send or Close.
+type Conn struct {
+	mu      sync.RWMutex // shared: the thread-safe `const rp_conn *` calls; exclusive: free
+	ptr     *C.rp_conn
+	once    sync.Once
+	cleanup runtime.Cleanup
+}
+
+func newConn(p *C.rp_conn) *Conn {
+	c := &Conn{ptr: p}
+	c.cleanup = runtime.AddCleanup(c, func(p *C.rp_conn) { C.rp_conn_free(p) }, p)
+	return c
+}
+
+// AdoptConn makes a Conn of a connected Unix stream socket, for example the file
+// [HandoffStore.Accept] returned. The Conn works on its own duplicate of the descriptor: the
+// caller still owns conn and closes it as usual.
+func AdoptConn(conn syscall.Conn) (*Conn, error) {
+	dup := -1
+	var derr error
+	if err := withFd(conn, func(fd C.int32_t) {
+		r, _, errno := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_DUPFD_CLOEXEC, 0)
+		if errno != 0 {
+			derr = &Error{Status: StatusIO, Msg: "dup: " + errno.Error()}
+			return
+		}
+		dup = int(r)
+	}); err != nil {
+		return nil, err
+	}
+	if derr != nil {
+		return nil, derr
+	}
+	var p *C.rp_conn
+	var e C.rpg_err
+	st := C.rpg_conn_adopt_fd(C.int32_t(dup), &p, &e) // consumes dup on every path
+	if err := takeErr(st, &e); err != nil {
+		return nil, err
+	}
+	return newConn(p), nil
+}
+
+func errConnClosed() error { return &Error{Status: StatusClosed, Msg: "connection closed"} }
+
+// Send sends one frame (f is read during the call only). EnvelopeVersion 0 is sent as 1.
+// Errors: ErrClosed, ErrTimeout (the peer did not read for 30 s), ErrTooLarge, ErrIO.
+func (c *Conn) Send(f *Frame) error {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	maybeGC()
+	if c.ptr == nil {
+		return errConnClosed()
+	}
+	h := f.header()
+	var e C.rpg_err
+	st := C.rpg_conn_send(c.ptr, &h, bytesPtr(f.Payload), strPtr(f.Traceparent), strPtr(f.Tracestate), &e)
+	runtime.KeepAlive(f)
+	return takeErr(st, &e)
+}
+
+// Recv waits for the next frame (a Go copy). It returns ErrClosed when the peer closed or
+// the Conn was closed, and ctx.Err() when ctx is done first.
+func (c *Conn) Recv(ctx context.Context) (*Frame, error) {
+	for {
+		f, err := c.recv(waitSlice(ctx))
+		if err == nil || !isStatus(err, StatusTimeout) {
+			return f, err
+		}
+		if err := ctxErr(ctx); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// TryRecv waits at most timeout (0 = only a frame already here) for a frame; ErrTimeout when
+// none came. For a poll loop on Fd: after Fd is readable, call TryRecv(0) until ErrTimeout.
+func (c *Conn) TryRecv(timeout time.Duration) (*Frame, error) {
+	return c.recv(C.int32_t(min(timeout, time.Duration(1<<31-1)*time.Millisecond) / time.Millisecond))
+}
+
+func (c *Conn) recv(timeoutMs C.int32_t) (*Frame, error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	maybeGC()
+	if c.ptr == nil {
+		return nil, errConnClosed()
+	}
+	var p *C.rp_frame
+	var v C.rp_frame_view
+	var e C.rpg_err
+	st := C.rpg_conn_recv(c.ptr, timeoutMs, &p, &v, &e)
+	if err := takeErr(st, &e); err != nil {
+		return nil, err
+	}
+	defer C.rp_frame_free(p)
+	return &Frame{
+		EnvelopeVersion: uint32(v.envelope_version),
+		Kind:            FrameKind(v.kind),
+		PayloadProtocol: uint32(v.payload_protocol),
+		PayloadEncoding: int32(v.payload_encoding),
+		RequestID:       uint64(v.request_id),
+		Deadline:        fromUnixMs(v.deadline_unix_ms),
+		Payload:         rpBytes(v.payload),
+		Traceparent:     rpStr(v.traceparent),
+		Tracestate:      rpStr(v.tracestate),
+	}, nil
+}
+
+// Fd is the socket descriptor, for a poll loop (-1 after Close). It belongs to the Conn:
+// never read, write or close it.
+func (c *Conn) Fd() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	maybeGC()
+	if c.ptr == nil {
+		return -1
+	}
+	return int(C.rp_conn_fd(c.ptr))
+}
+
+// PeerCredentials are the peer's kernel-reported pid, uid and gid (Unix sockets; ErrNotFound
+// for TCP).
+func (c *Conn) PeerCredentials() (pid, uid, gid uint32, err error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	maybeGC()
+	if c.ptr == nil {
+		return 0, 0, 0, errConnClosed()
+	}
+	var p, u, g C.uint32_t
+	var e C.rpg_err
+	st := C.rpg_conn_peer_credentials(c.ptr, &p, &u, &g, &e)
+	if err := takeErr(st, &e); err != nil {
+		return 0, 0, 0, err
+	}
+	return uint32(p), uint32(u), uint32(g), nil
+}
+
+// Close closes the connection (a goroutine blocked in Recv returns ErrClosed) and frees it.
+// It is idempotent and safe to call from any goroutine.
+func (c *Conn) Close() error {
+	c.once.Do(func() {
+		c.mu.RLock()
+		C.rp_conn_close(c.ptr) // wakes a waiting Recv so that it releases mu
+		c.mu.RUnlock()
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		maybeGC()
+		c.cleanup.Stop()
+		C.rp_conn_free(c.ptr)
+		c.ptr = nil
+	})
+	return nil
+}
+
+// AdminVerb is an admin request's verb (payload protocol 0xAD01).
+type AdminVerb int32
+
+// Some admin verbs.
+const (
+	AdminStatus   AdminVerb = 1
+	AdminHealthz  AdminVerb = 4
+	AdminReadyz   AdminVerb = 5
+	AdminShutdown AdminVerb = 21
+)
+
+// AdminReplyKind is the content type of an admin reply.
+type AdminReplyKind int32
+
+// Admin reply kinds.
+const (
+	AdminText        AdminReplyKind = 0
+	AdminJSON        AdminReplyKind = 1
+	AdminOpenMetrics AdminReplyKind = 2
+)
+
+// AdminReply is an admin reply (Go copies).
+type AdminReply struct {
+	Kind     AdminReplyKind
+	ExitCode uint32 // 0 = success
+	Body     []byte
+}
+
+// AdminRequest sends one admin request on a new connection to endpoint (a broker, say) and
+// waits for the reply, until ctx is done (at most 5 s without a deadline). service may be "".
+// Errors: ErrTimeout, ErrClosed, ErrIO, ErrProtocol, ErrMalformed.
+func AdminRequest(ctx context.Context, endpoint string, verb AdminVerb, service string) (*AdminReply, error) {
+	if err := ctxErr(ctx); err != nil {
+		return nil, err
+	}
+	timeout := ctxLimit(ctx, 0)
+	return runCtx(ctx, func() (*AdminReply, error) {
+		ep := cString(endpoint)
+		defer C.free(unsafe.Pointer(ep))
+		var svc *C.char
+		if service != "" {
+			svc = cString(service)
+			defer C.free(unsafe.Pointer(svc))
+		}
+		var r *C.rp_admin_reply
+		var e C.rpg_err
+		st := C.rpg_admin_request(ep, C.int32_t(verb), svc, C.int32_t(min(durMs(timeout), 1<<31-1)), &r, &e)
+		if err := takeErr(st, &e); err != nil {
+			return nil, err
+		}
+		defer C.rp_admin_reply_free(r)
+		body := C.rp_admin_reply_body(r)
+		return &AdminReply{
+			Kind:     AdminReplyKind(C.rp_admin_reply_kind(r)),
+			ExitCode: uint32(C.rp_admin_reply_exit_code(r)),
+			Body:     C.GoBytes(unsafe.Pointer(body.ptr), C.int(body.len)),
+		}, nil
+	}, func(*AdminReply) {})
+}
+
+// BrokerService is one row of a broker's service table.
+type BrokerService struct {
+	Name          string // 1–64 characters of [a-z0-9-]
+	Backend       string // the backend_pipe sent in Negotiated
+	DaemonVersion string // the daemon_version sent in Negotiated
+	// Allow, once non-empty, is the only wanted versions accepted (others are refused with
+	// CodeVersionUnsupported); Block lists versions refused with CodeVersionBlocked.
+	Allow, Block []string
+	// MinVersion refuses lower wanted versions with CodeVersionBlocked and a 30 s retry hint.
+	MinVersion string
+	// HandoffEndpoint offers handoff: capable clients' connections are passed to the backend
+	// listening there; issued tokens also go to HandoffStore when it is not nil.
+	HandoffEndpoint string
+	HandoffStore    *HandoffStore
+}
+
+// BrokerServerOptions say how a broker server is set up. The zero value of each limit is
+// librp's default.
+type BrokerServerOptions struct {
+	Services []BrokerService
+	// RateLimit is the most Hellos per peer uid in RateWindow (default 256 per 1 s; RateWindow
+	// 0 = 1 s); more are refused with CodeRateLimited and a retry hint.
+	RateLimit         int
+	RateWindow        time.Duration
+	HelloTimeout      time.Duration // how long a connection has to send its first frame
+	HandoffAckTimeout time.Duration // how long to wait for a backend's HandoffAck
+}
+
+// BrokerServer is a running librp broker (rp_broker_server). Its methods are safe for
+// concurrent use.
+type BrokerServer struct {
+	mu       sync.RWMutex // shared: thread-safe calls; exclusive: free
+	ptr      *C.rp_broker_server
+	endpoint string
+	once     sync.Once
+	cleanup  runtime.Cleanup
+}
+
+// BindBroker binds endpoint (a socket path or "@name"; a path socket is made 0600 in a 0700
+// directory) and starts serving on a librp thread. Errors: ErrInvalidArgument (a bad service
+// table), ErrPermissionDenied (unsafe socket directory), ErrIO (a live server already there),
+// ErrNotFound.
+func BindBroker(endpoint string, opts *BrokerServerOptions) (*BrokerServer, error) {
+	if opts == nil {
+		opts = &BrokerServerOptions{}
+	}
+	var a cArena
+	defer a.free()
+	var stores []*HandoffStore // read-locked until bind returns (the options take a reference)
+	defer func() {
+		for _, s := range stores {
+			s.mu.RUnlock()
+		}
+	}()
+	var svcs *C.rpg_broker_service
+	if n := len(opts.Services); n > 0 {
+		svcs = (*C.rpg_broker_service)(C.calloc(C.size_t(n), C.size_t(unsafe.Sizeof(C.rpg_broker_service{}))))
+		a = append(a, unsafe.Pointer(svcs))
+		rows := unsafe.Slice(svcs, n)
+		for i, s := range opts.Services {
+			rows[i] = C.rpg_broker_service{
+				name:             a.str(s.Name),
+				backend:          a.str(s.Backend),
+				daemon_version:   a.str(s.DaemonVersion),
+				min_version:      a.optStr(s.MinVersion),
+				handoff_endpoint: a.optStr(s.HandoffEndpoint),
+				allow:            a.strs(s.Allow),
+				allow_count:      C.size_t(len(s.Allow)),
+				block:            a.strs(s.Block),
+				block_count:      C.size_t(len(s.Block)),
+			}
+			if s.HandoffStore != nil {
+				if !slices.Contains(stores, s.HandoffStore) {
+					s.HandoffStore.mu.RLock()
+					stores = append(stores, s.HandoffStore)
+				}
+				if s.HandoffStore.ptr == nil {
+					return nil, &Error{Status: StatusClosed, Msg: "handoff store closed"}
+				}
+				rows[i].handoff_store = s.HandoffStore.ptr
+			}
+		}
+	}
+	window := opts.RateWindow
+	if opts.RateLimit > 0 && window == 0 {
+		window = time.Second
+	}
+	cfg := C.rpg_broker_server_cfg{
+		endpoint:               a.str(endpoint),
+		services:               svcs,
+		service_count:          C.size_t(len(opts.Services)),
+		rate_max:               C.uint32_t(max(opts.RateLimit, 0)),
+		rate_window_ms:         C.uint32_t(durMs(window)),
+		hello_timeout_ms:       C.uint32_t(durMs(opts.HelloTimeout)),
+		handoff_ack_timeout_ms: C.uint32_t(durMs(opts.HandoffAckTimeout)),
+	}
+	maybeGC()
+	var p *C.rp_broker_server
+	var e C.rpg_err
+	st := C.rpg_broker_server_bind(&cfg, &p, &e)
+	if err := takeErr(st, &e); err != nil {
+		return nil, err
+	}
+	s := &BrokerServer{ptr: p, endpoint: rpStr(C.rp_broker_server_endpoint(p))}
+	s.cleanup = runtime.AddCleanup(s, func(p *C.rp_broker_server) { C.rp_broker_server_free(p) }, p)
+	return s, nil
+}
+
+// Endpoint is the endpoint actually bound.
+func (s *BrokerServer) Endpoint() string { return s.endpoint }
+
+// BeginShutdown makes the broker refuse every Hello from now on with CodeShuttingDown; it
+// keeps running until Close. A no-op after Close.
+func (s *BrokerServer) BeginShutdown() {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	maybeGC()
+	if s.ptr != nil {
+		C.rp_broker_server_begin_shutdown(s.ptr)
+	}
+}
+
+// Close stops the broker (closing its connections, removing the socket file, waiting for its
+// thread) and frees it. Idempotent.
+func (s *BrokerServer) Close() error {
+	s.once.Do(func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		maybeGC()
+		s.cleanup.Stop()
+		C.rp_broker_server_free(s.ptr)
+		s.ptr = nil
+	})
+	return nil
+}
