@@ -18,7 +18,7 @@ mod identity;
 mod probe;
 
 pub use identity::{DaemonIdentity, LegacyHash, EXE_HASH_ALGORITHM, LEGACY_SHA256_LEN};
-pub use probe::{probe, verify_identity};
+pub use probe::{probe, probe_with_nonce, verify_identity};
 
 use std::borrow::Cow;
 

@@ -21,6 +21,13 @@ use crate::wire::{registry, FrameReader, FrameView, FrameWriter, WireError};
 pub fn probe(endpoint: &Endpoint, timeout: Duration) -> Result<DaemonIdentity> {
     let mut nonce = [0u8; PROBE_NONCE_LEN];
     fill_random(&mut nonce)?;
+    probe_with_nonce(endpoint, &nonce, timeout)
+}
+
+/// [`probe`] with a nonce of the caller's choosing (for replaying a capture or testing against
+/// recorded answers; a fixed nonce lets a recorded answer pass, so use [`probe`] otherwise).
+pub fn probe_with_nonce(endpoint: &Endpoint, nonce: &[u8; PROBE_NONCE_LEN], timeout: Duration) -> Result<DaemonIdentity> {
+    let nonce = *nonce;
     let request_id = u64::from_le_bytes(nonce[..8].try_into().expect("8 bytes"));
     let stream = transport::connect(endpoint, timeout)?;
     let io = |e| Error::io("configure socket", e);

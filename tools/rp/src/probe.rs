@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use rp::mux::{probe, verify_identity, DaemonIdentity};
+use rp::mux::{probe, probe_with_nonce, verify_identity, DaemonIdentity};
 use rp::transport::Endpoint;
 
 use crate::{endpoint_arg, millis_arg, Failure};
@@ -21,10 +21,27 @@ pub struct Args {
     /// Give up after this many milliseconds
     #[arg(long, default_value = "5000", value_parser = millis_arg)]
     timeout_ms: Duration,
+    /// Use this 32-byte nonce (64 hex digits) instead of a random one, to replay a capture
+    #[arg(long, value_parser = nonce_arg)]
+    nonce: Option<[u8; 32]>,
+}
+
+fn nonce_arg(s: &str) -> Result<[u8; 32], String> {
+    if s.len() != 64 {
+        return Err("a nonce is 64 hex digits (32 bytes)".into());
+    }
+    let mut out = [0u8; 32];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).map_err(|_| format!("{s:?} is not hex"))?;
+    }
+    Ok(out)
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {
-    let identity = probe(&args.endpoint, args.timeout_ms)?;
+    let identity = match &args.nonce {
+        Some(nonce) => probe_with_nonce(&args.endpoint, nonce, args.timeout_ms)?,
+        None => probe(&args.endpoint, args.timeout_ms)?,
+    };
     let problems = args.verify.then(|| verify_identity(&identity, &args.endpoint));
     if args.json {
         let mut v = to_json(&identity);

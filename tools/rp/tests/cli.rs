@@ -256,3 +256,64 @@ fn broker_and_hello_negotiate_refuse_and_log() {
     assert!(err.contains("no services"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Serves one connection: reads one frame, answers with the bytes of a golden vector.
+fn answer_with_vector(listener: UnixListener, vector: &'static str) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut reader = rp::wire::FrameReader::new(conn.try_clone().unwrap());
+        let _request = reader.read_frame().unwrap().to_frame();
+        let hex = std::fs::read_to_string(vectors().join(vector)).unwrap();
+        let hex = hex.trim();
+        let bytes: Vec<u8> = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
+        conn.write_all(&bytes).unwrap();
+    })
+}
+
+#[test]
+fn hello_and_probe_read_the_reference_answers() {
+    let dir = temp_dir("golden");
+    // A broker answering with the reference's recorded replies (request id 1, as rp sends).
+    let sock = dir.join("broker.sock");
+    let server = answer_with_vector(UnixListener::bind(&sock).unwrap(), "hello_reply_negotiated.hex");
+    let out = rp().args(["hello", sock.to_str().unwrap(), "rp-demo", "1.2.3"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("keepalive:     1800 s") && text.contains("connection id: 1"), "{text}");
+    server.join().unwrap();
+    std::fs::remove_file(&sock).unwrap();
+
+    let server = answer_with_vector(UnixListener::bind(&sock).unwrap(), "hello_reply_refused_rate_limited.hex");
+    let out = rp().args(["hello", "--json", sock.to_str().unwrap(), "rp-demo", "1.2.3"]).output().unwrap();
+    let err = assert_clean_failure(&out, 3);
+    assert!(err.contains("RATE_LIMITED") && err.contains("retry after 1500 ms") && err.contains("[scope=peer]"), "{err}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["retry_after_ms"], 1500);
+    assert_eq!(v["details"]["scope"], "peer");
+    server.join().unwrap();
+
+    // A daemon answering with the reference's recorded probe answer: with the recorded nonce
+    // it is read field by field; with a fresh random nonce it is refused (a replay).
+    let sock = dir.join("daemon.sock");
+    let nonce: String = (0u8..32).map(|b| format!("{b:02x}")).collect();
+    let server = answer_with_vector(UnixListener::bind(&sock).unwrap(), "probe_response_legacy.hex");
+    let out = rp().args(["probe", "--json", "--nonce", &nonce, sock.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["pid"], 4242);
+    assert_eq!(v["exe_path"], "/opt/rp-demo/bin/rp-demo-backend");
+    assert_eq!(v["endpoint"]["path"], "/tmp/rp-demo/backend.sock");
+    assert_eq!(v["idle_timeout_secs"], 600);
+    assert_eq!(v["legacy_exe_sha256"], "5a".repeat(32));
+    server.join().unwrap();
+    std::fs::remove_file(&sock).unwrap();
+    let server = answer_with_vector(UnixListener::bind(&sock).unwrap(), "probe_response_legacy.hex");
+    let err = assert_clean_failure(&rp().args(["probe", sock.to_str().unwrap()]).output().unwrap(), 1);
+    assert!(err.contains("protocol violation") && err.contains("request id"), "{err}");
+    server.join().unwrap();
+
+    // A push server cannot listen where no socket can be made.
+    let err = assert_clean_failure(&rp().args(["push-server", "/proc/version/push.sock"]).output().unwrap(), 1);
+    assert!(err.contains("socket directory") || err.contains("Not a directory") || err.contains("bind"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
