@@ -760,6 +760,9 @@ impl Drop for PushServer {
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
 const FIRST_CONNECTION: usize = 2;
+/// How soon accepting is retried after it failed for lack of descriptors (or similar): the
+/// listener is edge-triggered, so connections left in the backlog would get no new event.
+const ACCEPT_RETRY: Duration = Duration::from_millis(50);
 
 enum Accepting {
     Unix(UnixListener),
@@ -809,6 +812,8 @@ struct EventLoop {
     /// Workers waiting for the application's decision, by the id they will get.
     pending_decisions: HashMap<u64, Token>,
     handshake_deadlines: BinaryHeap<Reverse<(Instant, Token)>>,
+    /// Set when accepting failed (EMFILE, ENFILE, ENOMEM...): when to try again.
+    accept_retry: Option<Instant>,
 }
 
 impl EventLoop {
@@ -842,6 +847,7 @@ impl EventLoop {
             next_connection_id: 1,
             pending_decisions: HashMap::new(),
             handshake_deadlines: BinaryHeap::new(),
+            accept_retry: None,
         })
     }
 
@@ -873,6 +879,9 @@ impl EventLoop {
                 break;
             }
             self.expire();
+            if self.accept_retry.is_some_and(|at| at <= Instant::now()) {
+                self.accept_all();
+            }
         }
         self.stop();
     }
@@ -885,7 +894,7 @@ impl EventLoop {
         self.shared.loop_wakes_at.store(push_ms.unwrap_or(u64::MAX), Ordering::Release);
         drop(deadlines);
         let mut next: Option<Duration> = push_ms.map(|ms| Duration::from_millis(ms.saturating_sub(now_unix_ms())));
-        if let Some(Reverse((at, _))) = self.handshake_deadlines.peek() {
+        for at in self.handshake_deadlines.peek().map(|Reverse((at, _))| *at).into_iter().chain(self.accept_retry) {
             let d = at.saturating_duration_since(Instant::now());
             next = Some(next.map_or(d, |n| n.min(d)));
         }
@@ -893,6 +902,7 @@ impl EventLoop {
     }
 
     fn accept_all(&mut self) {
+        self.accept_retry = None;
         loop {
             let accepted = match &self.accepting {
                 Accepting::Unix(l) => l.accept().map(|(s, _)| Stream::Unix(OwnedFd::from(s).into())),
@@ -906,8 +916,12 @@ impl EventLoop {
                 Ok(stream) => self.add_connection(stream),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                // Out of descriptors or similar: stop accepting for this round.
-                Err(_) => return,
+                // Out of descriptors or similar: stop accepting for now and retry shortly, since
+                // the edge-triggered listener reports nothing new for connections already queued.
+                Err(_) => {
+                    self.accept_retry = Some(Instant::now() + ACCEPT_RETRY);
+                    return;
+                }
             }
         }
     }
