@@ -150,16 +150,7 @@ impl PushClient {
             request_id: REGISTRATION_REQUEST_ID,
             ..FrameView::default()
         })?;
-        let ack = {
-            let frame = reader.read_frame().map_err(|e| timeout_to_error(e.into()))?;
-            if frame.payload_protocol != PUSH_PROTOCOL
-                || frame.frame_kind() != Some(FrameKind::Response)
-                || frame.request_id != REGISTRATION_REQUEST_ID
-            {
-                return Err(WireError::Protocol("expected the registration ack".into()).into());
-            }
-            RegistrationAck::decode(frame.payload).map_err(|e| WireError::from_prost("RegistrationAck", e))?
-        };
+        let ack = registration_ack(&reader.read_frame().map_err(|e| timeout_to_error(e.into()))?)?;
         if !ack.accepted {
             return Err(Error::Rejected(format!("registration rejected: {}", ack.reason).into()));
         }
@@ -366,6 +357,46 @@ impl Drop for PushClient {
     }
 }
 
+/// Checks and decodes the server's answer to the registration.
+fn registration_ack(frame: &FrameView<'_>) -> Result<RegistrationAck, Error> {
+    if frame.payload_protocol != PUSH_PROTOCOL
+        || frame.frame_kind() != Some(FrameKind::Response)
+        || frame.request_id != REGISTRATION_REQUEST_ID
+    {
+        return Err(WireError::Protocol("expected the registration ack".into()).into());
+    }
+    Ok(RegistrationAck::decode(frame.payload).map_err(|e| WireError::from_prost("RegistrationAck", e))?)
+}
+
+/// Fuzzing and corpus-replay hook (see [`super::fuzzing`]): runs `bytes`, as if a server sent
+/// them, through the worker's real parse path: the HelloReply ([`client_handshake`]), the
+/// registration ack, then the frames a receiving thread turns into pushes. Returns the pushes
+/// received, in order (empty when the handshake fails).
+pub(crate) fn fuzz_server_stream(bytes: &[u8]) -> Vec<Job> {
+    let mut reader = FrameReader::new(bytes);
+    let hello = ClientHello {
+        service_name: super::DEFAULT_SERVICE.to_owned(),
+        wanted_version: PUSH_PROTOCOL_VERSION.to_owned(),
+        ..ClientHello::default()
+    };
+    if client_handshake(&mut reader, &mut FrameWriter::new(std::io::sink()), &hello).is_err() {
+        return Vec::new();
+    }
+    match reader.read_frame().map_err(Error::from).and_then(|f| registration_ack(&f)) {
+        Ok(ack) if ack.accepted => {}
+        _ => return Vec::new(),
+    }
+    let mut st = State { reader: None, jobs: VecDeque::new(), outstanding: HashSet::new(), closed: None, signalled: false };
+    let mut received = Vec::new();
+    loop {
+        let outcome = take_buffered(&mut reader, &mut st);
+        received.extend(st.jobs.drain(..));
+        if outcome.is_err() || reader.read_more().is_err() {
+            return received;
+        }
+    }
+}
+
 /// Reads what the socket has, then moves every complete frame into the inbox.
 fn read_into(reader: &mut FrameReader<NonBlockingReads>, st: &mut State) -> Result<(), Cow<'static, str>> {
     match reader.read_more() {
@@ -378,7 +409,7 @@ fn read_into(reader: &mut FrameReader<NonBlockingReads>, st: &mut State) -> Resu
 
 /// Moves every complete buffered frame into the inbox; a frame that is not a push or a cancel
 /// on the push protocol ends the connection.
-fn take_buffered(reader: &mut FrameReader<NonBlockingReads>, st: &mut State) -> Result<(), Cow<'static, str>> {
+fn take_buffered<R: Read>(reader: &mut FrameReader<R>, st: &mut State) -> Result<(), Cow<'static, str>> {
     loop {
         let frame = match reader.next_buffered() {
             Ok(Some(f)) => f,
