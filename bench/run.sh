@@ -24,6 +24,7 @@ cc "${cflags[@]}" bench/c/uds_pingpong.c -o "$out/uds_pingpong"
 cc "${cflags[@]}" bench/c/push_rtt.c -Lbuild/release/lib -lrp -Wl,-rpath,"$PWD/build/release/lib" -o "$out/push_rtt"
 cc "${cflags[@]}" bench/c/zmq_reqrep.c -lzmq -o "$out/zmq_reqrep"
 cc "${cflags[@]}" bench/c/nng_reqrep.c -lnng -lpthread -o "$out/nng_reqrep"
+cc "${cflags[@]}" bench/c/push_scale.c -Lbuild/release/lib -lrp -Wl,-rpath,"$PWD/build/release/lib" -o "$out/push_scale"
 cc "${cflags[@]}" bench/c/codec.c -Lbuild/release/lib -lrp -Wl,-rpath,"$PWD/build/release/lib" -o "$out/codec"
 
 results="$out/results.txt"
@@ -35,6 +36,10 @@ for placement in pinned unpinned; do
     echo "$placement $line" | tee -a "$results"
   done
 done
+
+# Scale: one push server with 1, 10, 100 and 1,000 registered workers.
+echo
+"$out/push_scale" | tee "$out/scale.txt"
 
 # Codec: wall clock (pinned), and instructions per operation from callgrind (they do not drift
 # with machine load): the difference between two runs of different lengths, per iteration.
