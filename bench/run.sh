@@ -25,6 +25,7 @@ cc "${cflags[@]}" bench/c/push_rtt.c -Lbuild/release/lib -lrp -Wl,-rpath,"$PWD/b
 cc "${cflags[@]}" bench/c/zmq_reqrep.c -lzmq -o "$out/zmq_reqrep"
 cc "${cflags[@]}" bench/c/nng_reqrep.c -lnng -lpthread -o "$out/nng_reqrep"
 cc "${cflags[@]}" bench/c/push_scale.c -Lbuild/release/lib -lrp -Wl,-rpath,"$PWD/build/release/lib" -o "$out/push_scale"
+cc "${cflags[@]}" bench/c/hello_rtt.c -Lbuild/release/lib -lrp -lpthread -Wl,-rpath,"$PWD/build/release/lib" -o "$out/hello_rtt"
 cc "${cflags[@]}" bench/c/codec.c -Lbuild/release/lib -lrp -Wl,-rpath,"$PWD/build/release/lib" -o "$out/codec"
 
 results="$out/results.txt"
@@ -35,6 +36,13 @@ for placement in pinned unpinned; do
     line=$(timeout 300 "${run[@]}" | grep '^RESULT') || { echo "benchmark $b ($placement) failed" >&2; exit 1; }
     echo "$placement $line" | tee -a "$results"
   done
+done
+
+# Connection setup through a broker (Hello, Negotiated, connect to the backend).
+echo
+for placement in pinned unpinned; do
+  if [ "$placement" = pinned ]; then run=(taskset -c 0 "$out/hello_rtt"); else run=("$out/hello_rtt"); fi
+  echo "$placement $("${run[@]}" | grep '^RESULT')" | tee -a "$out/hello.txt"
 done
 
 # Scale: one push server with 1, 10, 100 and 1,000 registered workers.
