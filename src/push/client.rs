@@ -153,16 +153,7 @@ impl PushClient {
             request_id: REGISTRATION_REQUEST_ID,
             ..FrameView::default()
         })?;
-        let ack = {
-            let frame = reader.read_frame().map_err(|e| timeout_to_error(e.into()))?;
-            if frame.payload_protocol != PUSH_PROTOCOL
-                || frame.frame_kind() != Some(FrameKind::Response)
-                || frame.request_id != REGISTRATION_REQUEST_ID
-            {
-                return Err(WireError::Protocol("expected the registration ack".into()).into());
-            }
-            RegistrationAck::decode(frame.payload).map_err(|e| WireError::from_prost("RegistrationAck", e))?
-        };
+        let ack = registration_ack(&reader.read_frame().map_err(|e| timeout_to_error(e.into()))?)?;
         if !ack.accepted {
             return Err(Error::Rejected(format!("registration rejected: {}", ack.reason).into()));
         }
@@ -338,8 +329,62 @@ impl Shared {
     }
 }
 
+/// Checks and decodes the server's answer to the registration.
+fn registration_ack(frame: &FrameView<'_>) -> Result<RegistrationAck, Error> {
+    if frame.payload_protocol != PUSH_PROTOCOL
+        || frame.frame_kind() != Some(FrameKind::Response)
+        || frame.request_id != REGISTRATION_REQUEST_ID
+    {
+        return Err(WireError::Protocol("expected the registration ack".into()).into());
+    }
+    Ok(RegistrationAck::decode(frame.payload).map_err(|e| WireError::from_prost("RegistrationAck", e))?)
+}
+
+/// Fuzzing and corpus-replay hook (see [`super::fuzzing`]): runs `bytes`, as if a server sent
+/// them, through the worker's real parse path: the HelloReply ([`client_handshake`]), the
+/// registration ack, then the reader thread's loop (run on this thread, with an unbounded inbox
+/// so it never waits). Returns the pushes received, in order (empty when the handshake fails).
+pub(crate) fn fuzz_server_stream(bytes: &[u8]) -> Vec<Job> {
+    let mut reader = FrameReader::new(bytes);
+    let hello = ClientHello {
+        service_name: super::DEFAULT_SERVICE.to_owned(),
+        wanted_version: PUSH_PROTOCOL_VERSION.to_owned(),
+        ..ClientHello::default()
+    };
+    if client_handshake(&mut reader, &mut FrameWriter::new(std::io::sink()), &hello).is_err() {
+        return Vec::new();
+    }
+    match reader.read_frame().map_err(Error::from).and_then(|f| registration_ack(&f)) {
+        Ok(ack) if ack.accepted => {}
+        _ => return Vec::new(),
+    }
+    let (signal_rx, signal_tx) = UnixStream::pair().expect("socketpair for the fuzzing hook");
+    let (socket, _peer) = UnixStream::pair().expect("socketpair for the fuzzing hook");
+    let shared = Arc::new(Shared {
+        inbox: Mutex::new(Inbox::default()),
+        changed: Condvar::new(),
+        max_queued: usize::MAX,
+        signal_rx,
+        signal_tx,
+    });
+    let mut received = Vec::new();
+    read_pushes_into(reader, &shared, Stream::Unix(socket), Some(&mut received));
+    assert!(shared.lock().closed.is_some(), "the reader loop ends only with the connection closed");
+    received
+}
+
 /// The reader thread: frames from the server into the inbox until the connection ends.
-fn read_pushes(mut reader: FrameReader<Stream>, shared: Arc<Shared>, socket: Stream) {
+fn read_pushes(reader: FrameReader<Stream>, shared: Arc<Shared>, socket: Stream) {
+    read_pushes_into(reader, &shared, socket, None)
+}
+
+/// The reader loop; `seen` (fuzzing hook only) collects each push as it is queued.
+fn read_pushes_into<R: Read>(
+    mut reader: FrameReader<R>,
+    shared: &Shared,
+    socket: Stream,
+    mut seen: Option<&mut Vec<Job>>,
+) {
     let reason: Cow<'static, str> = loop {
         let frame = match reader.read_frame() {
             Ok(f) => f,
@@ -369,6 +414,9 @@ fn read_pushes(mut reader: FrameReader<Stream>, shared: Arc<Shared>, socket: Str
                 }
                 if inbox.closed.is_some() {
                     return;
+                }
+                if let Some(seen) = seen.as_deref_mut() {
+                    seen.push(job.clone());
                 }
                 inbox.jobs.push_back(job);
                 shared.update_signal(&mut inbox);

@@ -15,6 +15,21 @@ pub use server::{
 };
 
 /// Generated messages of `proto/librp_push.proto`.
+/// Hooks for the fuzz targets (`fuzz/`) and their corpus replay (`tests/fuzz_corpus.rs`); not
+/// API. Each runs one side's real parse path over bytes, without a socket or threads.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// The worker side: HelloReply, registration ack, then the reader loop; returns the pushes.
+    pub fn server_stream(bytes: &[u8]) -> Vec<super::Job> {
+        super::client::fuzz_server_stream(bytes)
+    }
+
+    /// The server side: Hello, registration, replies; returns the frames accepted.
+    pub fn worker_stream(bytes: &[u8], peer: Option<crate::transport::PeerCredentials>) -> usize {
+        super::server::fuzz_worker_stream(bytes, peer)
+    }
+}
+
 pub mod proto {
     #![allow(missing_docs, clippy::all)]
     include!(concat!(env!("OUT_DIR"), "/librp.push.v1.rs"));

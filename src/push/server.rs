@@ -1043,6 +1043,42 @@ impl EventLoop {
     }
 }
 
+/// Fuzzing and corpus-replay hook (see [`super::fuzzing`]): runs `bytes`, as if one worker
+/// connection sent them, through the event loop's read path without a socket: a [`FrameReader`]
+/// capped at [`HELLO_MAX_BODY`] until the Hello is accepted, [`parse_incoming`] in the
+/// connection's phase, and the Hello and registration checks the loop applies (with `peer` as
+/// the kernel-reported peer), advancing phases as for an accepted worker. Returns the number of
+/// frames accepted before the server would have closed the connection.
+pub(crate) fn fuzz_worker_stream(bytes: &[u8], peer: Option<PeerCredentials>) -> usize {
+    let mut reader = FrameReader::with_max_body(bytes, HELLO_MAX_BODY);
+    let mut phase = Phase::Hello;
+    let mut accepted = 0;
+    loop {
+        let incoming = match reader.read_frame() {
+            Ok(frame) => parse_incoming(phase, &frame),
+            Err(_) => return accepted,
+        };
+        match incoming {
+            Ok(Incoming::Hello(_, hello)) => {
+                if check_hello_fields(&hello, peer.as_ref()).is_err() {
+                    return accepted;
+                }
+                reader.set_max_body(MAX_BODY);
+                phase = Phase::Registering;
+            }
+            Ok(Incoming::Registration(_, reg)) => {
+                if check_registration(&reg).is_err() {
+                    return accepted;
+                }
+                phase = Phase::Registered;
+            }
+            Ok(Incoming::Reply(..)) => {}
+            Err(_) => return accepted,
+        }
+        accepted += 1;
+    }
+}
+
 /// Decodes one frame into what it asks for, given where the connection is in its life.
 fn parse_incoming(phase: Phase, frame: &FrameView<'_>) -> Result<Incoming, String> {
     let kind = frame.frame_kind();
