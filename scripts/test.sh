@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: cargo tests (unit, integration, golden vectors, header drift), then the
 # C/C++ tests, examples, export/SONAME check and install/consumer test under ctest, in a Debug
-# build (ASan + UBSan) and a Release build.
+# build (ASan + UBSan) and a Release build; then the heavy fault/load tests (bounded counts), and
+# the C tests of the Release build once more under valgrind memcheck.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -21,3 +22,9 @@ for type in Debug Release; do
   fi
   ctest --test-dir "$dir" --output-on-failure --timeout 300 -j "$jobs"
 done
+
+echo "== fault, load and security tests (release, bounded)"
+cargo test --locked --release --test hostile --test storm --test security -- --test-threads=1 --nocapture
+
+echo "== valgrind (Release C tests)"
+bash scripts/valgrind.sh build/release
