@@ -437,6 +437,9 @@ impl Shared {
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
 const FIRST_CONNECTION: usize = 2;
+/// How soon accepting is retried after it failed for lack of descriptors (or similar): the
+/// listener is edge-triggered, so connections left in the backlog would get no new event.
+const ACCEPT_RETRY: Duration = Duration::from_millis(50);
 
 enum Accepting {
     Unix(UnixListener),
@@ -542,6 +545,8 @@ struct EventLoop {
     push_deadlines: BinaryHeap<Reverse<(u64, u64)>>,
     handshake_deadlines: BinaryHeap<Reverse<(Instant, Token)>>,
     round_robin: u64,
+    /// Set when accepting failed (EMFILE, ENFILE, ENOMEM...): when to try again.
+    accept_retry: Option<Instant>,
 }
 
 impl EventLoop {
@@ -578,6 +583,7 @@ impl EventLoop {
             push_deadlines: BinaryHeap::new(),
             handshake_deadlines: BinaryHeap::new(),
             round_robin: 0,
+            accept_retry: None,
         })
     }
 
@@ -609,6 +615,9 @@ impl EventLoop {
                 break;
             }
             self.expire();
+            if self.accept_retry.is_some_and(|at| at <= Instant::now()) {
+                self.accept_all();
+            }
         }
         self.stop();
     }
@@ -622,10 +631,14 @@ impl EventLoop {
         if let Some(Reverse((at, _))) = self.handshake_deadlines.peek() {
             consider(at.saturating_duration_since(Instant::now()));
         }
+        if let Some(at) = self.accept_retry {
+            consider(at.saturating_duration_since(Instant::now()));
+        }
         next
     }
 
     fn accept_all(&mut self) {
+        self.accept_retry = None;
         loop {
             let accepted = match &self.accepting {
                 Accepting::Unix(l) => l.accept().map(|(s, _)| Sock::Unix(s)),
@@ -638,8 +651,12 @@ impl EventLoop {
                 Ok(sock) => self.add_connection(sock),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                // Out of descriptors or similar: stop accepting for this round.
-                Err(_) => return,
+                // Out of descriptors or similar: stop accepting for now and retry shortly, since
+                // the edge-triggered listener reports nothing new for connections already queued.
+                Err(_) => {
+                    self.accept_retry = Some(Instant::now() + ACCEPT_RETRY);
+                    return;
+                }
             }
         }
     }
