@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: cargo tests (unit, integration, golden vectors, header drift), then the
 # C/C++ tests, examples, export/SONAME check and install/consumer test under ctest, in a Debug
-# build (ASan + UBSan) and a Release build; then the Go binding (bindings/go) against a staged
-# install of the Release build, with the race detector and with cgocheck2.
+# build (ASan + UBSan) and a Release build; then the heavy fault/load tests (bounded counts), the
+# C tests of the Release build once more under valgrind memcheck, the Go binding (bindings/go)
+# against a staged install of the Release build (race detector, cgocheck2), and the demo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -27,6 +28,12 @@ for type in Debug Release; do
   fi
   ctest --test-dir "$dir" --output-on-failure --timeout 300 -j "$jobs"
 done
+
+echo "== heavy fault and load tests (release, bounded in time; #[ignore]d in plain cargo test)"
+cargo test --locked --release --test hostile --test storm -- --ignored --test-threads=1 --nocapture
+
+echo "== valgrind (Release C tests)"
+bash scripts/valgrind.sh build/release
 
 echo "== go test (bindings/go)"
 [ -x /usr/local/go/bin/go ] && export PATH="$PATH:/usr/local/go/bin"

@@ -784,18 +784,21 @@ unsafe fn edit_service(
     service_name: *const c_char,
     edit: impl FnOnce(&mut ServiceEntry) -> Result<(), Failure>,
 ) -> rp_status {
-    // SAFETY: forwarded API contract.
-    unsafe {
-        edit_server_options(options, |o| {
-            let name = cstr_arg(service_name, "service_name")?;
-            let service = o
-                .services
-                .iter_mut()
-                .find(|s| s.service_name == name)
-                .ok_or_else(|| Failure::new(rp_status::NotFound, format!("service {name:?} was not added")))?;
-            edit(service)
-        })
-    }
+    boundary(|| {
+        if options.is_null() {
+            return Err(Failure::null("options"));
+        }
+        // SAFETY: live, exclusively used options per the API contract.
+        let o = unsafe { &mut *options.cast::<BrokerServerOptions>() };
+        // SAFETY: NUL-terminated per the API contract.
+        let name = unsafe { cstr_arg(service_name, "service_name") }?;
+        let service = o
+            .services
+            .iter_mut()
+            .find(|s| s.service_name == name)
+            .ok_or_else(|| Failure::new(rp_status::NotFound, format!("service {name:?} was not added")))?;
+        edit(service)
+    })
 }
 
 /// Adds (or replaces) a service: Hellos for `service_name` are answered with Negotiated

@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""Writes the seed corpus (fuzz/corpus/<target>/seed-*) from the golden vectors in
+tests/vectors/*.hex plus a few hand-built push-protocol sessions. Deterministic; rerun after
+adding vectors: python3 fuzz/seed.py"""
+import os, struct, pathlib
+
+root = pathlib.Path(__file__).resolve().parent.parent
+vectors = {p.stem: bytes.fromhex(p.read_text().strip()) for p in sorted((root / "tests/vectors").glob("*.hex"))}
+
+def varint(v):
+    v &= (1 << 64) - 1
+    out = bytearray()
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        if v:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+def field(num, value):
+    if isinstance(value, int):
+        return varint(num << 3) + varint(value) if value else b""
+    value = value.encode() if isinstance(value, str) else value
+    return varint(num << 3 | 2) + varint(len(value)) + value if value else b""
+
+def frame(kind, protocol, payload=b"", request_id=0, deadline=0, traceparent=""):
+    body = (field(1, 1) + field(2, kind) + field(3, protocol) + field(4, payload) + field(5, request_id)
+            + field(7, deadline) + field(8, traceparent))
+    return b"\x01" + struct.pack("<I", len(body)) + body
+
+PUSH, CONTROL = 0xF0B5, 0x0000
+REQUEST, RESPONSE, EVENT, CANCEL = 0, 1, 2, 3
+registration = (field(1, "worker-1") + field(2, "q") + field(3, "default") + field(4, "echo")
+                + field(6, varint(0x7001)))
+reg_frame = frame(REQUEST, PUSH, registration, request_id=1)
+reply_ok = frame(RESPONSE, PUSH, field(1, b"echo:hi"), request_id=5)
+reply_fail = frame(RESPONSE, PUSH, field(2, field(1, 1001) + field(2, "could not")), request_id=6)
+ack = frame(RESPONSE, PUSH, field(1, 1) + field(3, 2), request_id=1)
+push = frame(EVENT, PUSH, field(1, 0x7001) + field(2, b"job"), request_id=5, deadline=1700000000123,
+             traceparent="00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+cancel = frame(CANCEL, PUSH, request_id=5)
+
+seeds = {
+    "frame_decode": {k: v[5:] for k, v in vectors.items()},
+    "frame_reader": {**{k: b"\x07" + v for k, v in vectors.items()},
+                     "session": b"\x03" + vectors["hello_request"] + reg_frame + reply_ok + reply_fail,
+                     "truncated": b"\x09" + vectors["consumer_event"] + vectors["hello_request"][:30]},
+    "mux_poll": {**{k: b"\x00" + v for k, v in vectors.items()},
+                 "detector": b"\x03\x00\x02\x00" + vectors["probe_request"] + vectors["consumer_request_minimal"],
+                 "pipelined": b"\x00" + vectors["probe_request"] + vectors["consumer_request_deadline"]
+                              + vectors["consumer_event"]},
+    "push_server": {"session": b"\x01" + vectors["hello_request"] + reg_frame + reply_ok + reply_fail,
+                    "pid_mismatch": b"\x02" + vectors["hello_request"] + reg_frame,
+                    "no_peer": b"\x00" + vectors["hello_request_replayable"] + reg_frame + reply_ok},
+    "push_worker": {"session": vectors["hello_reply_negotiated"] + ack + push + cancel + push,
+                    "refused": vectors["hello_reply_refused_rate_limited"],
+                    "rejected": vectors["hello_reply_negotiated"]
+                                + frame(RESPONSE, PUSH, field(2, "no"), request_id=1)},
+    "handoff": {"offer": vectors["handoff_offer"], "ack_as_offer": vectors["handoff_ack_accepted"]},
+    # c_api: op byte, argument byte, then data; see c_api in src/lib.rs.
+    "c_api": {"decode": bytes([0, len(vectors["consumer_request_traceparent"]) // 2 + 1])
+                        + vectors["consumer_request_traceparent"] + b"\x00" * 40,
+              "mux": bytes([2, 0x01, 3, 0]) + b"\x00" + bytes([3, 28]) + vectors["probe_request"]
+                     + bytes([4, 0, 5, 1, 3, 6]) + vectors["consumer_request_minimal"] + b"\x00"
+                     + bytes([6, 1, 7, 16]) + bytes(range(16)) + bytes([9, 0, 10, 5, 8, 0])},
+}
+for target, files in seeds.items():
+    d = root / "fuzz/corpus" / target
+    d.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        (d / f"seed-{name}").write_bytes(data)
+print({t: len(f) for t, f in seeds.items()})

@@ -1,0 +1,476 @@
+//! The bodies of librp's fuzz targets, shared by the libFuzzer binaries in `fuzz_targets/` and
+//! by the corpus replay test (`tests/fuzz_corpus.rs`, which includes this file as a module), so
+//! a corpus file replays through exactly the code the fuzzer ran.
+//!
+//! Each function takes arbitrary bytes, must never panic, hang or leak, and asserts the
+//! properties named in its documentation; a failed assertion is a finding.
+#![allow(clippy::missing_safety_doc)]
+
+use std::io::{self, Read, Write};
+use std::time::Duration;
+
+use prost::Message;
+use rp::handoff::{self, Token, TokenStore};
+use rp::mux::{DaemonIdentity, DetectorError, LegacyVerdict, Mux, MuxEvent, PROBE_NONCE_LEN};
+use rp::wire::proto::{Frame, FrameKind, HandoffAck};
+use rp::wire::{
+    decode_frame, registry, Decoded, FrameReader, FrameView, WireError, HEADER_LEN, HELLO_MAX_BODY, MAX_BODY,
+};
+
+/// Every target: (name, body). The corpus folder of a target is `fuzz/corpus/<name>/`.
+pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+    ("frame_decode", frame_decode),
+    ("frame_reader", frame_reader),
+    ("mux_poll", mux_poll),
+    ("push_server", push_server),
+    ("push_worker", push_worker),
+    ("handoff", handoff_offer),
+    ("c_api", c_api),
+];
+
+/// The frame decoder: `FrameView::parse_body` agrees with prost on acceptance and on every
+/// field; a decoded frame re-encodes to prost's canonical bytes (so to the input itself when
+/// the input was canonical) and decodes again to the same view; `decode_frame` never claims
+/// more bytes than it was given and `NeedMore` always asks for more than it has.
+pub fn frame_decode(data: &[u8]) {
+    let mine = FrameView::parse_body(data);
+    let theirs = Frame::decode(data);
+    assert_eq!(mine.is_ok(), theirs.is_ok(), "acceptance differs from prost: {mine:?} vs {theirs:?}");
+    if let (Ok(view), Ok(frame)) = (&mine, &theirs) {
+        assert_eq!(&view.to_frame(), frame, "fields differ from prost");
+        let canonical = frame.encode_to_vec();
+        let bytes = view.to_bytes().expect("a decoded body is below the cap");
+        assert_eq!(bytes.len(), view.encoded_len());
+        assert_eq!(&bytes[HEADER_LEN..], &canonical[..], "re-encoding differs from prost");
+        if canonical == data {
+            assert_eq!(&bytes[HEADER_LEN..], data, "a canonical body did not re-encode to itself");
+        }
+        assert_eq!(&FrameView::parse_body(&bytes[HEADER_LEN..]).expect("re-encoding decodes"), view);
+        let mut small = vec![0u8; bytes.len().saturating_sub(1)];
+        assert!(view.encode_into(&mut small).is_err());
+    }
+    for cap in [MAX_BODY, HELLO_MAX_BODY, 0, 16] {
+        match decode_frame(data, cap) {
+            Ok(Decoded::NeedMore { needed }) => assert!(needed > data.len()),
+            Ok(Decoded::Frame { frame, consumed }) => {
+                assert!(consumed <= data.len() && consumed >= HEADER_LEN);
+                assert!((consumed - HEADER_LEN) as u64 <= u64::from(cap));
+                assert_eq!(FrameView::parse_body(&data[HEADER_LEN..consumed]).expect("the same body parses alone"), frame);
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// A small deterministic generator driven by the input, for chunk sizes and choices.
+struct Dice(u64);
+impl Dice {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+}
+
+/// A byte stream delivered in chunks of input-chosen sizes, with interruptions and
+/// "would block" between them, as a non-blocking socket delivers it.
+struct Chopped<'a> {
+    data: &'a [u8],
+    dice: Dice,
+}
+impl Read for Chopped<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.dice.next() % 8 {
+            0 => return Err(io::ErrorKind::Interrupted.into()),
+            1 => return Err(io::ErrorKind::WouldBlock.into()),
+            _ => {}
+        }
+        let n = (1 + self.dice.next() as usize % 64).min(buf.len()).min(self.data.len());
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
+    }
+}
+
+/// `FrameReader` over a stream chopped at arbitrary points (with EINTR and EAGAIN in between)
+/// yields exactly the frames `decode_frame` finds in the whole buffer, with the server's cap
+/// policy (Hello cap for the first frame, full cap after), then ends with the same outcome:
+/// a clean close at a frame boundary, truncation inside one, or the same error.
+pub fn frame_reader(data: &[u8]) {
+    let Some((&seed, stream)) = data.split_first() else { return };
+    let mut reader = FrameReader::with_max_body(Chopped { data: stream, dice: Dice(u64::from(seed)) }, HELLO_MAX_BODY);
+    let mut rest = stream;
+    let mut cap = HELLO_MAX_BODY;
+    for _ in 0..10_000 {
+        let expected = match decode_frame(rest, cap) {
+            Ok(Decoded::Frame { frame, consumed }) => {
+                rest = &rest[consumed..];
+                Ok(frame)
+            }
+            Ok(Decoded::NeedMore { .. }) if rest.is_empty() => Err(WireError::Closed),
+            Ok(Decoded::NeedMore { needed }) => {
+                Err(WireError::Truncated { received: rest.len(), expected: needed })
+            }
+            Err(e) => Err(e),
+        };
+        let got = loop {
+            match reader.read_frame() {
+                Err(WireError::Timeout) => continue, // would block: the caller polls and retries
+                other => break other.map(|f| f.to_frame()),
+            }
+        };
+        match (&expected, &got) {
+            (Ok(e), Ok(g)) => assert_eq!(&e.to_frame(), g),
+            (Err(e), Err(g)) => {
+                assert_eq!(std::mem::discriminant(e), std::mem::discriminant(g), "{e:?} vs {g:?}");
+                return;
+            }
+            _ => panic!("reader and decoder disagree: expected {expected:?}, got {got:?}"),
+        }
+        cap = MAX_BODY;
+        reader.set_max_body(cap);
+    }
+}
+
+fn fixed_identity() -> DaemonIdentity {
+    DaemonIdentity {
+        pid: 4242,
+        exe_path: "/opt/rp-demo/bin/rp-demo-backend".into(),
+        endpoint_namespace: "rp-demo-ns".into(),
+        endpoint_path: "/tmp/rp-demo/backend.sock".into(),
+        started_at_unix_ms: 1_700_000_000_000,
+        boot_id: "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0".into(),
+        idle_timeout_secs: Some(600),
+        exe_hash_algorithm: rp::mux::EXE_HASH_ALGORITHM.into(),
+        exe_hash: (0xa0..0xc0).collect(),
+        ..DaemonIdentity::default()
+    }
+}
+
+/// The endpoint mux driven as a daemon drives it, with a legacy detector whose verdicts (and
+/// failures) come from the input: every event consumes at most what it was given and makes
+/// progress, a payload is always on a served protocol, a probe reply is a well-formed RESPONSE
+/// on the identity-probe protocol echoing the nonce.
+pub fn mux_poll(data: &[u8]) {
+    let Some((&head, rest)) = data.split_first() else { return };
+    let script_len = usize::from(head % 8).min(rest.len());
+    let (script, mut buf) = rest.split_at(script_len);
+    let script = script.to_vec();
+    let calls = std::sync::atomic::AtomicUsize::new(0);
+    let detector: Option<rp::mux::LegacyDetector> = if script.is_empty() {
+        None
+    } else {
+        Some(Box::new(move |b: &[u8]| {
+            assert!(!b.is_empty(), "the detector is never asked about an empty buffer");
+            let i = calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            match script[i % script.len()] % 4 {
+                0 => Ok(LegacyVerdict::NotLegacy),
+                1 => Ok(LegacyVerdict::Legacy),
+                2 => Ok(LegacyVerdict::NeedMore),
+                _ => Err(DetectorError("scripted failure".into())),
+            }
+        }))
+    };
+    let served = [0x7001, 0x7002];
+    let mux = Mux::new(&fixed_identity(), &served, detector).expect("valid mux");
+    for _ in 0..1000 {
+        match mux.poll(buf) {
+            Ok(MuxEvent::NeedMoreBytes | MuxEvent::Legacy) | Err(_) => return,
+            Ok(MuxEvent::Payload { frame, consumed }) => {
+                assert!(consumed > 0 && consumed <= buf.len());
+                assert!(served.contains(&frame.payload_protocol));
+                buf = &buf[consumed..];
+            }
+            Ok(MuxEvent::ProbeAnswered { reply, consumed }) => {
+                assert!(consumed > 0 && consumed <= buf.len());
+                let Ok(Decoded::Frame { frame, consumed: n }) = decode_frame(&reply, MAX_BODY) else {
+                    panic!("probe reply is not one frame")
+                };
+                assert_eq!(n, reply.len());
+                assert_eq!(frame.payload_protocol, registry::IDENTITY_PROBE);
+                assert_eq!(frame.kind, FrameKind::Response as i32);
+                let Ok(Decoded::Frame { frame: probe, .. }) = decode_frame(buf, MAX_BODY) else { unreachable!() };
+                assert_eq!(frame.request_id, probe.request_id);
+                assert_eq!(&frame.payload[..PROBE_NONCE_LEN], probe.payload);
+                buf = &buf[consumed..];
+            }
+        }
+    }
+}
+
+/// The push server's read path for one worker connection (Hello, registration, replies),
+/// through `rp::push::fuzzing::worker_stream`. The first byte picks the kernel-reported peer
+/// (none, pid 4242 as in the golden Hello, or another pid) so the peer_pid check is reached.
+pub fn push_server(data: &[u8]) {
+    let Some((&which, stream)) = data.split_first() else { return };
+    let peer = match which % 3 {
+        0 => None,
+        n => Some(rp::transport::PeerCredentials { pid: if n == 1 { 4242 } else { 7 }, uid: 0, gid: 0 }),
+    };
+    let accepted = rp::push::fuzzing::worker_stream(stream, peer);
+    // Each accepted frame is at least a header long.
+    assert!(accepted * HEADER_LEN <= stream.len());
+}
+
+/// The worker's parse path for what a server sends (HelloReply, registration ack, pushes and
+/// cancels), through `rp::push::fuzzing::server_stream`: every push received was an EVENT on
+/// the push protocol present in the input.
+pub fn push_worker(data: &[u8]) {
+    let jobs = rp::push::fuzzing::server_stream(data);
+    assert!(jobs.len() * HEADER_LEN <= data.len());
+}
+
+/// A duplex stream: reads come from the input, writes are collected.
+struct Duplex<'a> {
+    input: &'a [u8],
+    output: Vec<u8>,
+}
+impl Read for Duplex<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.input.read(buf)
+    }
+}
+impl Write for Duplex<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.output.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The token of the golden `handoff_offer` vector (10 11 .. 1f), pending in the store.
+const GOLDEN_TOKEN: [u8; 16] = [
+    0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18, 0x19, 0x1a, 0x1b, 0x1c, 0x1d, 0x1e, 0x1f,
+];
+
+/// Handoff offer parsing and answering (`serve_offer`): a served offer gets exactly one ack
+/// frame that echoes the correlation id and the presented token; an accepted token is consumed
+/// (serving the same offer again is rejected); a failure writes nothing.
+pub fn handoff_offer(data: &[u8]) {
+    let store = TokenStore::new(4, Duration::from_secs(60));
+    store.insert(&Token(GOLDEN_TOKEN)).expect("empty store");
+    let mut conn = Duplex { input: data, output: Vec::new() };
+    let Ok(outcome) = handoff::serve_offer(&mut conn, &store) else {
+        assert!(conn.output.is_empty(), "a failed offer wrote an ack");
+        return;
+    };
+    let Ok(Decoded::Frame { frame, consumed }) = decode_frame(&conn.output, MAX_BODY) else {
+        panic!("the ack is not one frame")
+    };
+    assert_eq!(consumed, conn.output.len());
+    assert_eq!(frame.payload_protocol, registry::HANDOFF);
+    assert_eq!(frame.kind, FrameKind::Response as i32);
+    let ack = HandoffAck::decode(frame.payload).expect("the ack decodes");
+    assert_eq!(ack.accepted, outcome.accepted);
+    assert_eq!(ack.correlation_id, outcome.correlation_id);
+    if outcome.accepted {
+        assert_eq!(ack.token, GOLDEN_TOKEN, "only the pending token is accepted");
+        assert!(store.is_empty(), "an accepted token is consumed");
+        let mut again = Duplex { input: data, output: Vec::new() };
+        let second = handoff::serve_offer(&mut again, &store).expect("the same offer parses again");
+        assert!(!second.accepted, "a token was accepted twice");
+    } else {
+        assert_eq!(store.len(), 1, "a rejected offer consumed the pending token");
+    }
+}
+
+mod capi {
+    use std::ffi::c_void;
+
+    /// The verdict script a C detector reads: the callback takes the next byte each call.
+    pub struct Script {
+        pub bytes: Vec<u8>,
+        pub at: usize,
+    }
+
+    pub unsafe extern "C" fn detect(user_data: *mut c_void, buf: *const u8, len: usize) -> i32 {
+        // SAFETY: user_data is the Script boxed by `c_api` for this mux, alive until freed.
+        let script = unsafe { &mut *user_data.cast::<Script>() };
+        assert!(!buf.is_null() && len > 0);
+        // SAFETY: the mux lends `len` readable bytes for the call; touch them all (ASan checks).
+        let sum = unsafe { std::slice::from_raw_parts(buf, len) }.iter().fold(0u8, |a, b| a ^ b);
+        let b = script.bytes.get(script.at % script.bytes.len().max(1)).copied().unwrap_or(0);
+        script.at += 1;
+        std::hint::black_box(sum);
+        // 0..=2 are verdicts; anything else is a detector failure the mux must report.
+        match b % 5 {
+            4 => -1,
+            v => i32::from(v),
+        }
+    }
+
+    pub unsafe extern "C" fn free_script(user_data: *mut c_void) {
+        // SAFETY: user_data came from Box::into_raw in `c_api`; librp frees it exactly once.
+        drop(unsafe { Box::from_raw(user_data.cast::<Script>()) });
+    }
+}
+
+/// A sequence of C API calls chosen by the input, through the `extern "C"` functions as a C
+/// program calls them: frame decode/encode (re-encoding a decoded frame gives its bytes back
+/// when they were canonical), encode to an `rp_msg`, response encoding, daemon identities,
+/// muxes (created with a scripted C detector, cloned, polled, freed in any order), handoff
+/// token stores, NULL arguments, status strings and the last error. Every handle is freed at
+/// the end, so LeakSanitizer reports any leak; ASan reports any use of a dangling view.
+pub fn c_api(data: &[u8]) {
+    use rp::ffi::boundary::rp_last_error_message;
+    use rp::ffi::bytes::{rp_msg, rp_msg_data, rp_msg_free, rp_msg_len};
+    use rp::ffi::frame::{rp_frame_decode, rp_frame_encode, rp_frame_encode_msg, rp_frame_view, rp_frame_view_init};
+    use rp::ffi::handoff::{rp_handoff_store, rp_handoff_store_free, rp_handoff_store_insert, rp_handoff_store_issue, rp_handoff_store_new};
+    use rp::ffi::identity::{rp_daemon_identity, rp_daemon_identity_free, rp_daemon_identity_new, rp_daemon_identity_set_pid};
+    use rp::ffi::mux::{rp_frame_encode_response, rp_frame_encode_response_msg, rp_mux, rp_mux_clone, rp_mux_event, rp_mux_free, rp_mux_new, rp_mux_poll};
+    use rp::ffi::registry::rp_protocol_classify;
+    use rp::ffi::status::{rp_status, rp_status_str};
+    use std::ptr::{null, null_mut};
+
+    let mut input = data;
+    let mut take = |n: usize| -> &[u8] {
+        let n = n.min(input.len());
+        let (a, b) = input.split_at(n);
+        input = b;
+        a
+    };
+    let mut muxes: Vec<*const rp_mux> = Vec::new();
+    let mut stores: Vec<*const rp_handoff_store> = Vec::new();
+    let mut identity: *mut rp_daemon_identity = null_mut();
+    // SAFETY (whole body): every pointer passed is NULL, a live handle this function owns, or a
+    // buffer of the stated length; views are read before the call that may invalidate them.
+    unsafe {
+        assert_eq!(rp_daemon_identity_new(&mut identity), rp_status::Ok);
+        for _ in 0..64 {
+            let Some(&op) = take(1).first() else { break };
+            let arg = take(1).first().copied().unwrap_or(0);
+            match op % 12 {
+                0 => {
+                    // Decode a chunk; re-encode what decoded.
+                    let chunk = take(usize::from(arg) * 2).to_vec();
+                    let mut view = std::mem::zeroed::<rp_frame_view>();
+                    let mut used = 0usize;
+                    let cap = if arg & 1 == 0 { MAX_BODY } else { HELLO_MAX_BODY };
+                    if rp_frame_decode(chunk.as_ptr(), chunk.len(), cap, &mut view, &mut used) == rp_status::Ok {
+                        assert!(used <= chunk.len());
+                        let mut out = vec![0u8; used + 16];
+                        let mut n = 0usize;
+                        assert_eq!(rp_frame_encode(&view, out.as_mut_ptr(), out.len(), &mut n), rp_status::Ok);
+                        let canonical = Frame::decode(&chunk[HEADER_LEN..used]).unwrap().encode_to_vec();
+                        assert_eq!(&out[HEADER_LEN..n], &canonical[..]);
+                        let mut msg: *mut rp_msg = null_mut();
+                        assert_eq!(rp_frame_encode_msg(&view, &mut msg), rp_status::Ok);
+                        assert_eq!(std::slice::from_raw_parts(rp_msg_data(msg), rp_msg_len(msg)), &out[..n]);
+                        rp_msg_free(msg);
+                        // A response to it, into a buffer too small, then one large enough.
+                        let payload = take(usize::from(arg % 32)).to_vec();
+                        let mut tiny = [0u8; 4];
+                        let st = rp_frame_encode_response(&view, payload.as_ptr(), payload.len(), tiny.as_mut_ptr(), tiny.len(), &mut n);
+                        assert_ne!(st, rp_status::Ok);
+                        let mut msg: *mut rp_msg = null_mut();
+                        if rp_frame_encode_response_msg(&view, payload.as_ptr(), payload.len(), &mut msg) == rp_status::Ok {
+                            assert!(rp_msg_len(msg) >= HEADER_LEN);
+                            rp_msg_free(msg);
+                        }
+                    }
+                }
+                1 => {
+                    let mut view = std::mem::zeroed::<rp_frame_view>();
+                    assert_eq!(rp_frame_view_init(&mut view), rp_status::Ok);
+                    view.request_id = u64::from(arg) << 56;
+                    view.kind = i32::from(arg) - 128;
+                    let mut buf = vec![0u8; usize::from(arg)];
+                    let mut n = 0usize;
+                    let st = rp_frame_encode(&view, buf.as_mut_ptr(), buf.len(), &mut n);
+                    assert!(st != rp_status::Ok || n <= buf.len());
+                }
+                2 if muxes.len() < 4 => {
+                    let script = Box::new(capi::Script { bytes: take(usize::from(arg % 8)).to_vec(), at: 0 });
+                    let served = [0x7001u32, u32::from(arg) << 8];
+                    let detect = if arg & 0x80 != 0 { None } else { Some(capi::detect as _) };
+                    let mut mux: *const rp_mux = null();
+                    let ud = Box::into_raw(script).cast();
+                    if rp_mux_new(identity, served.as_ptr(), 1 + usize::from(arg & 1), detect, ud, Some(capi::free_script), &mut mux) == rp_status::Ok {
+                        muxes.push(mux);
+                    }
+                }
+                3 if !muxes.is_empty() => {
+                    let mux = muxes[usize::from(arg) % muxes.len()];
+                    let chunk = take(usize::from(arg) * 2).to_vec();
+                    let mut ev = std::mem::zeroed::<rp_mux_event>();
+                    if rp_mux_poll(mux, chunk.as_ptr(), chunk.len(), &mut ev) == rp_status::Ok {
+                        assert!(ev.consumed <= chunk.len());
+                        let f = ev.frame.payload;
+                        if f.len > 0 {
+                            let start = f.ptr.offset_from(chunk.as_ptr());
+                            assert!(start >= 0 && start as usize + f.len <= chunk.len(), "payload view outside the buffer");
+                        }
+                        let r = ev.reply;
+                        if r.len > 0 {
+                            let copy = std::slice::from_raw_parts(r.ptr, r.len).to_vec();
+                            assert!(matches!(decode_frame(&copy, MAX_BODY), Ok(Decoded::Frame { .. })));
+                        }
+                    }
+                }
+                4 if !muxes.is_empty() && muxes.len() < 8 => {
+                    let m = rp_mux_clone(muxes[usize::from(arg) % muxes.len()]);
+                    assert!(!m.is_null());
+                    muxes.push(m);
+                }
+                5 if !muxes.is_empty() => {
+                    let i = usize::from(arg) % muxes.len();
+                    rp_mux_free(muxes.swap_remove(i));
+                }
+                6 if stores.len() < 3 => {
+                    let mut s: *const rp_handoff_store = null();
+                    if rp_handoff_store_new(u32::from(arg % 4), 60_000, &mut s) == rp_status::Ok {
+                        stores.push(s);
+                    }
+                }
+                7 if !stores.is_empty() => {
+                    let s = stores[usize::from(arg) % stores.len()];
+                    let mut tok = [0u8; 16];
+                    let n = usize::from(arg % 20);
+                    let mut out = vec![0u8; n];
+                    let _ = rp_handoff_store_issue(s, out.as_mut_ptr(), n);
+                    let t = take(usize::from(arg % 17));
+                    tok[..t.len()].copy_from_slice(t);
+                    let _ = rp_handoff_store_insert(s, tok.as_ptr(), t.len());
+                }
+                8 if !stores.is_empty() => {
+                    let i = usize::from(arg) % stores.len();
+                    rp_handoff_store_free(stores.swap_remove(i));
+                }
+                9 => {
+                    // NULL arguments are errors, never crashes.
+                    let mut ev = std::mem::zeroed::<rp_mux_event>();
+                    assert_eq!(rp_mux_poll(null(), null(), 0, &mut ev), rp_status::NullArgument);
+                    let mut n = 0usize;
+                    assert_ne!(rp_frame_decode(null(), 5, MAX_BODY, null_mut(), &mut n), rp_status::Ok);
+                    assert_ne!(rp_frame_encode(null(), null_mut(), 0, null_mut()), rp_status::Ok);
+                    assert_ne!(rp_daemon_identity_set_pid(null_mut(), 1), rp_status::Ok);
+                    rp_mux_free(null());
+                    rp_handoff_store_free(null());
+                    rp_msg_free(null_mut());
+                }
+                10 => {
+                    let code = i32::from(arg as i8) * 3;
+                    assert!(!rp_status_str(code).is_null());
+                    let _ = rp_protocol_classify(u32::from(arg) << (arg % 24));
+                    let mut buf = vec![0 as std::ffi::c_char; usize::from(arg % 8)];
+                    let full = rp_last_error_message(if buf.is_empty() { null_mut() } else { buf.as_mut_ptr() }, buf.len());
+                    if !buf.is_empty() {
+                        let written = full.min(buf.len() - 1);
+                        assert_eq!(buf[written], 0, "the message is NUL-terminated");
+                    }
+                }
+                _ => {
+                    let _ = rp_daemon_identity_set_pid(identity, u32::from(arg));
+                }
+            }
+        }
+        for m in muxes {
+            rp_mux_free(m);
+        }
+        for s in stores {
+            rp_handoff_store_free(s);
+        }
+        rp_daemon_identity_free(identity);
+    }
+}

@@ -1,0 +1,161 @@
+//! Helpers shared by the fault, load and security tests: temp dirs, raw peers that speak the
+//! push protocol frame by frame, /proc measurements.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use prost::Message;
+use rp::control::ClientHello;
+use rp::push::proto::Registration;
+use rp::push::{PushClient, PushServer, ServerOptions, WorkerOptions, PUSH_PROTOCOL, PUSH_PROTOCOL_VERSION};
+use rp::transport::Endpoint;
+use rp::wire::proto::{hello_reply, FrameKind, HelloReply};
+use rp::wire::{registry, FrameReader, FrameView, WireError};
+
+pub struct TempDir(pub PathBuf);
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("rp-rel-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        TempDir(dir)
+    }
+    pub fn endpoint(&self) -> Endpoint {
+        Endpoint::Path(self.0.join("push.sock"))
+    }
+    pub fn sock(&self) -> PathBuf {
+        self.0.join("push.sock")
+    }
+}
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn registration(queue: &str) -> Registration {
+    Registration {
+        identity: format!("rel-worker-{queue}"),
+        task_queue: queue.into(),
+        namespaces: vec!["default".into()],
+        activity_types: vec!["echo".into()],
+        payload_protocols: vec![0x7001],
+        ..Registration::default()
+    }
+}
+
+pub fn server_with(dir: &TempDir, tune: impl FnOnce(&mut ServerOptions)) -> PushServer {
+    let mut opts = ServerOptions::new(dir.endpoint());
+    tune(&mut opts);
+    PushServer::bind(opts).expect("bind")
+}
+
+pub fn worker(endpoint: &Endpoint, queue: &str) -> PushClient {
+    PushClient::connect(WorkerOptions::new(endpoint.clone(), registration(queue))).expect("connect")
+}
+
+/// One encoded frame.
+pub fn frame(kind: FrameKind, protocol: u32, request_id: u64, payload: &[u8]) -> Vec<u8> {
+    FrameView { kind: kind as i32, payload_protocol: protocol, payload, request_id, ..FrameView::default() }
+        .to_bytes()
+        .unwrap()
+}
+
+/// The Hello a push worker sends (this process's pid as peer_pid).
+pub fn hello_bytes() -> Vec<u8> {
+    let hello = ClientHello {
+        service_name: rp::push::DEFAULT_SERVICE.into(),
+        wanted_version: PUSH_PROTOCOL_VERSION.into(),
+        ..ClientHello::default()
+    };
+    frame(FrameKind::Request, registry::CONTROL, 1, &hello.to_message().encode_to_vec())
+}
+
+pub fn registration_bytes(queue: &str) -> Vec<u8> {
+    frame(FrameKind::Request, PUSH_PROTOCOL, 1, &registration(queue).encode_to_vec())
+}
+
+/// Reads one HelloReply from a raw peer.
+pub fn read_hello_reply(sock: &UnixStream) -> Result<hello_reply::Result, WireError> {
+    sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut reader = FrameReader::new(sock);
+    let frame = reader.read_frame()?;
+    Ok(HelloReply::decode(frame.payload).expect("HelloReply").result.expect("a result"))
+}
+
+/// A raw connection that has said Hello and registered, with its two answers read.
+pub fn raw_registered_worker(endpoint: &std::path::Path, queue: &str) -> UnixStream {
+    let mut sock = UnixStream::connect(endpoint).expect("connect");
+    let mut both = hello_bytes();
+    both.extend_from_slice(&registration_bytes(queue));
+    sock.write_all(&both).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut reader = FrameReader::new(&sock);
+    let reply = reader.read_frame().expect("hello reply");
+    assert_eq!(reply.payload_protocol, registry::CONTROL);
+    let ack = reader.read_frame().expect("registration ack");
+    assert_eq!(ack.payload_protocol, PUSH_PROTOCOL);
+    assert!(reader.buffered().is_empty());
+    drop(reader);
+    sock
+}
+
+/// Waits until the server closed a raw connection (EOF or reset); returns how long it took.
+pub fn wait_closed(sock: &mut UnixStream, limit: Duration) -> Option<Duration> {
+    let start = std::time::Instant::now();
+    sock.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+    let mut buf = [0u8; 4096];
+    while start.elapsed() < limit {
+        match sock.read(&mut buf) {
+            Ok(0) => return Some(start.elapsed()),
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(_) => return Some(start.elapsed()),
+        }
+    }
+    None
+}
+
+/// Open descriptors of this process.
+pub fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// Resident set size of this process, in KiB.
+pub fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Waits (up to `limit`) for the descriptor count to come back to `target` or below.
+pub fn settle_fds(target: usize, limit: Duration) -> usize {
+    let start = std::time::Instant::now();
+    loop {
+        let n = open_fds();
+        if n <= target || start.elapsed() > limit {
+            return n;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Raises the soft descriptor limit to the hard one.
+pub fn raise_fd_limit() -> u64 {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to an rlimit.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        lim.rlim_cur = lim.rlim_max.min(65536);
+        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+    }
+    lim.rlim_cur as u64
+}

@@ -1,0 +1,220 @@
+//! Security properties, each a pass/fail test (threat model and protections: docs/SECURITY.md).
+//!
+//! Cross-uid tests run the peer as uid/gid 65534 (this test binary re-executed with
+//! `Command::uid`), which needs root; without root they print why they are skipped.
+
+mod common;
+
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use prost::Message;
+use rp::control::ClientHello;
+use rp::push::{PushServer, ServerOptions, WorkerOptions, PUSH_PROTOCOL_VERSION};
+use rp::transport::Endpoint;
+use rp::wire::proto::{hello_reply, ErrorCode, FrameKind};
+use rp::wire::registry;
+use rp::ErrorKind;
+
+const OTHER_UID: u32 = 65534;
+const ENV: &str = "RP_SECURITY_ENDPOINT";
+
+fn is_root() -> bool {
+    rp::transport::effective_uid() == 0
+}
+
+/// Child process body: connect as a worker and exit with a code that names the outcome.
+#[test]
+#[ignore = "run by the cross-uid tests as a child process under another uid"]
+fn other_uid_child() {
+    let Ok(ep) = std::env::var(ENV) else { return };
+    let opts = WorkerOptions::new(Endpoint::parse(&ep).unwrap(), registration("other"));
+    let code = match rp::push::PushClient::connect(opts) {
+        Ok(_) => 0,
+        Err(e) if e.refusal().is_some_and(|r| r.code == ErrorCode::PeerRejected as i32) => 3,
+        Err(e) if e.kind() == ErrorKind::Io || e.kind() == ErrorKind::PermissionDenied => 4,
+        Err(_) => 5,
+    };
+    std::process::exit(code);
+}
+
+/// Runs `other_uid_child` as uid/gid 65534 against `endpoint`; returns its exit code.
+fn connect_as_other_uid(endpoint: &str) -> i32 {
+    let status = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "other_uid_child", "--ignored", "--nocapture", "--test-threads=1"])
+        .env(ENV, endpoint)
+        .uid(OTHER_UID)
+        .gid(OTHER_UID)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    status.code().unwrap_or(-1)
+}
+
+#[test]
+fn created_socket_is_0600_in_a_0700_directory() {
+    let dir = TempDir::new("modes");
+    let nested = dir.0.join("a/b");
+    let server = PushServer::bind(ServerOptions::new(Endpoint::Path(nested.join("s.sock")))).unwrap();
+    assert_eq!(std::fs::metadata(nested.join("s.sock")).unwrap().mode() & 0o777, 0o600);
+    assert_eq!(std::fs::metadata(&nested).unwrap().mode() & 0o777, 0o700);
+    assert_eq!(std::fs::metadata(dir.0.join("a")).unwrap().mode() & 0o777, 0o700);
+    drop(server);
+}
+
+#[test]
+fn a_peer_of_another_uid_is_refused_by_default_and_allowed_when_opted_in() {
+    if !is_root() {
+        println!("SKIPPED: needs root to run a peer as uid {OTHER_UID}");
+        return;
+    }
+    // An abstract socket has no file permissions, so the server's own uid check decides.
+    let name = format!("@rp-sec-{}-refuse", std::process::id());
+    let server = PushServer::bind(ServerOptions::new(Endpoint::parse(&name).unwrap())).unwrap();
+    assert_eq!(connect_as_other_uid(&name), 3, "uid {OTHER_UID} was not refused with PEER_REJECTED");
+    assert!(server.workers().is_empty());
+    drop(server);
+
+    let name = format!("@rp-sec-{}-allow", std::process::id());
+    let mut opts = ServerOptions::new(Endpoint::parse(&name).unwrap());
+    opts.allow_other_uids = true;
+    let server = PushServer::bind(opts).unwrap();
+    assert_eq!(connect_as_other_uid(&name), 0, "uid {OTHER_UID} was refused although allowed");
+    drop(server);
+
+    // A path socket: the 0700 directory already keeps the other user out.
+    let dir = TempDir::new("uidpath");
+    let mut opts = ServerOptions::new(dir.endpoint());
+    opts.allow_other_uids = true;
+    let _server = PushServer::bind(opts).unwrap();
+    assert_eq!(connect_as_other_uid(&dir.sock().to_string_lossy()), 4, "the 0700 directory let uid {OTHER_UID} in");
+}
+
+#[test]
+fn the_server_reports_kernel_credentials_not_claims() {
+    let dir = TempDir::new("creds");
+    let server = server_with(&dir, |_| {});
+    let _client = worker(server.endpoint(), "q");
+    let peer = server.workers()[0].peer.expect("kernel credentials");
+    assert_eq!(peer.pid, std::process::id());
+    assert_eq!(peer.uid, rp::transport::effective_uid());
+}
+
+fn hello_with_pid(pid: u32) -> Vec<u8> {
+    let mut hello = ClientHello {
+        service_name: rp::push::DEFAULT_SERVICE.into(),
+        wanted_version: PUSH_PROTOCOL_VERSION.into(),
+        ..ClientHello::default()
+    }
+    .to_message();
+    hello.peer_pid = pid;
+    frame(FrameKind::Request, registry::CONTROL, 1, &hello.encode_to_vec())
+}
+
+#[test]
+fn hello_peer_pid_is_checked_against_so_peercred() {
+    let dir = TempDir::new("peerpid");
+    let _server = server_with(&dir, |_| {});
+    let me = std::process::id();
+    for (pid, ok) in [(me, true), (0, true), (me + 1, false), (1, false), (u32::MAX, false)] {
+        let mut s = UnixStream::connect(dir.sock()).unwrap();
+        s.write_all(&hello_with_pid(pid)).unwrap();
+        match read_hello_reply(&s).unwrap() {
+            hello_reply::Result::Negotiated(_) => assert!(ok, "peer_pid {pid} accepted"),
+            hello_reply::Result::Refused(r) => {
+                assert!(!ok, "peer_pid {pid} refused: {r:?}");
+                assert_eq!(r.code, ErrorCode::PeerRejected as i32);
+            }
+        }
+    }
+}
+
+#[test]
+fn symlinked_foreign_or_shared_socket_directories_are_refused() {
+    let dir = TempDir::new("dirs");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let real = dir.0.join("real");
+    std::fs::create_dir(&real).unwrap();
+    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let link = dir.0.join("link");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let bind = |p: std::path::PathBuf| PushServer::bind(ServerOptions::new(Endpoint::Path(p)));
+    let e = bind(link.join("s.sock")).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::PermissionDenied, "symlinked directory: {e}");
+
+    let shared = dir.0.join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    for mode in [0o770, 0o707, 0o777] {
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(mode)).unwrap();
+        let e = bind(shared.join("s.sock")).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::PermissionDenied, "mode {mode:o}: {e}");
+    }
+
+    if is_root() {
+        let foreign = dir.0.join("foreign");
+        std::fs::create_dir(&foreign).unwrap();
+        std::fs::set_permissions(&foreign, std::fs::Permissions::from_mode(0o700)).unwrap();
+        std::os::unix::fs::chown(&foreign, Some(OTHER_UID), Some(OTHER_UID)).unwrap();
+        let e = bind(foreign.join("s.sock")).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::PermissionDenied, "foreign-owned directory: {e}");
+    } else {
+        println!("SKIPPED (foreign-owned directory): needs root to chown a directory to uid {OTHER_UID}");
+    }
+    // A regular file where the socket goes is left alone.
+    let file = real.join("s.sock");
+    std::fs::write(&file, b"keep me").unwrap();
+    let e = bind(file.clone()).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::PermissionDenied);
+    assert_eq!(std::fs::read(&file).unwrap(), b"keep me");
+}
+
+#[test]
+fn a_live_socket_is_not_taken_over_and_a_stale_one_is_replaced() {
+    let dir = TempDir::new("squat");
+    let first = server_with(&dir, |_| {});
+    let e = PushServer::bind(ServerOptions::new(dir.endpoint())).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Io, "{e}");
+    assert!(e.to_string().contains("in use"), "{e}");
+    // The first server still owns its socket and serves.
+    let _w = worker(first.endpoint(), "q");
+    assert_eq!(first.workers().len(), 1);
+    drop(_w);
+    drop(first);
+
+    // A stale socket file (no listener behind it) is replaced.
+    std::fs::create_dir_all(&dir.0).unwrap();
+    drop(UnixListener::bind(dir.sock()).unwrap());
+    assert!(dir.sock().exists());
+    let second = server_with(&dir, |_| {});
+    let _w = worker(second.endpoint(), "q");
+}
+
+#[test]
+fn a_tcp_server_reachable_from_elsewhere_must_be_enabled_explicitly() {
+    let e = PushServer::bind(ServerOptions::new(Endpoint::parse("tcp://0.0.0.0:0").unwrap())).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
+}
+
+#[test]
+fn a_wrong_auth_token_is_refused() {
+    let mut opts = ServerOptions::new(Endpoint::parse("tcp://127.0.0.1:0").unwrap());
+    opts.auth_token = b"correct horse".to_vec();
+    let server = PushServer::bind(opts).unwrap();
+    for token in [&b"correct hors"[..], b"correct horsf", b"", b"correct horse!"] {
+        let mut o = WorkerOptions::new(server.endpoint().clone(), registration("q"));
+        o.auth_token = token.to_vec();
+        o.connect_timeout = Duration::from_secs(5);
+        let e = rp::push::PushClient::connect(o).unwrap_err();
+        assert_eq!(e.refusal().map(|r| r.code), Some(ErrorCode::PeerRejected as i32), "{e}");
+    }
+    let mut o = WorkerOptions::new(server.endpoint().clone(), registration("q"));
+    o.auth_token = b"correct horse".to_vec();
+    rp::push::PushClient::connect(o).unwrap();
+}
