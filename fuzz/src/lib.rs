@@ -17,8 +17,11 @@ use rp::wire::{
     decode_frame, registry, Decoded, FrameReader, FrameView, WireError, HEADER_LEN, HELLO_MAX_BODY, MAX_BODY,
 };
 
+/// A fuzz target: its name and its body.
+pub type Target = (&'static str, fn(&[u8]));
+
 /// Every target: (name, body). The corpus folder of a target is `fuzz/corpus/<name>/`.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[Target] = &[
     ("frame_decode", frame_decode),
     ("frame_reader", frame_reader),
     ("mux_poll", mux_poll),
