@@ -35,8 +35,21 @@ pub(crate) fn put_varint(out: &mut [u8], mut v: u64) -> usize {
 }
 
 /// Reads a varint at `*pos`, advancing it. At most 10 bytes; the tenth may only be 0 or 1.
-#[inline]
+#[inline(always)]
 pub(crate) fn get_varint(buf: &[u8], pos: &mut usize) -> PbResult<u64> {
+    // Keys and small values are one byte: decide those without a loop.
+    match buf.get(*pos) {
+        Some(&b) if b < 0x80 => {
+            *pos += 1;
+            Ok(u64::from(b))
+        }
+        _ => get_varint_slow(buf, pos),
+    }
+}
+
+/// The general varint loop, kept out of line so the one-byte case stays small.
+#[inline(never)]
+fn get_varint_slow(buf: &[u8], pos: &mut usize) -> PbResult<u64> {
     let mut value: u64 = 0;
     for i in 0..10 {
         let Some(&b) = buf.get(*pos + i) else {
@@ -55,7 +68,7 @@ pub(crate) fn get_varint(buf: &[u8], pos: &mut usize) -> PbResult<u64> {
 }
 
 /// Reads a field key, returning (field number, wire type).
-#[inline]
+#[inline(always)]
 pub(crate) fn get_key(buf: &[u8], pos: &mut usize) -> PbResult<(u32, u8)> {
     let key = get_varint(buf, pos)?;
     if key > u64::from(u32::MAX) {
@@ -73,7 +86,7 @@ pub(crate) fn get_key(buf: &[u8], pos: &mut usize) -> PbResult<(u32, u8)> {
 }
 
 /// Reads a length-delimited field's bytes.
-#[inline]
+#[inline(always)]
 pub(crate) fn get_len_delimited<'a>(buf: &'a [u8], pos: &mut usize) -> PbResult<&'a [u8]> {
     let len = get_varint(buf, pos)?;
     let remaining = (buf.len() - *pos) as u64;
