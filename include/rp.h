@@ -810,16 +810,6 @@ typedef struct rp_refusal rp_refusal;
 typedef struct rp_session rp_session;
 
 /**
- * One call this side made (a ticket): wait for its response, read the chunks the peer
- * streams, write chunks of a tunnel, half-close, cancel.
- *
- * Methods: `rp_session_call_id`, `_is_done`, `_wait`, `_next_chunk`, `_send_chunk`,
- * `_close_write`, `_cancel`, `_free`. Thread-safe through `const`: one thread may wait while
- * another cancels.
- */
-typedef struct rp_session_call rp_session_call;
-
-/**
  * Deadline and trace context of a call. Methods: `rp_session_call_options_new`,
  * `_set_deadline_unix_ms`, `_set_traceparent`, `_set_tracestate`, `_free`. Exclusive handle
  * (Send); calls copy it, so one options value may serve many calls.
@@ -835,6 +825,16 @@ typedef struct rp_session_call_options rp_session_call_options;
  * `rp_session_request_free`. Thread-safe through `const` until it is ended.
  */
 typedef struct rp_session_request rp_session_request;
+
+/**
+ * One call this side made, started by `rp_session_call_start`: wait for its response, read the chunks the peer
+ * streams, write chunks of a tunnel, half-close, cancel.
+ *
+ * Methods: `rp_session_ticket_id`, `_is_done`, `_wait`, `_next_chunk`, `_send_chunk`,
+ * `_close_write`, `_cancel`, `_free`. Thread-safe through `const`: one thread may wait while
+ * another cancels.
+ */
+typedef struct rp_session_ticket rp_session_ticket;
 
 /**
  * One worker: id, registration, kernel-reported credentials, pushes in flight. Always
@@ -2772,7 +2772,7 @@ rp_status rp_session_call(const struct rp_session *session,
  * Returns `RP_STATUS_OK`, `RP_STATUS_CLOSED`, `RP_STATUS_TIMEOUT` (the deadline had already
  * passed), `RP_STATUS_NULL_ARGUMENT`.
  *
- * Ownership: the caller owns `*out_call`; free it with `rp_session_call_free` (which cancels
+ * Ownership: the caller owns `*out_call`; free it with `rp_session_ticket_free` (which cancels
  * the call if it has no outcome yet). Thread safety: callable from any number of threads.
  */
 RP_NODISCARD
@@ -2781,7 +2781,7 @@ rp_status rp_session_call_start(const struct rp_session *session,
                                 const uint8_t *payload,
                                 size_t len,
                                 const struct rp_session_call_options *options,
-                                struct rp_session_call **out_call);
+                                struct rp_session_ticket **out_call);
 
 /**
  * Runs the dispatcher callback for the peer's requests, on the calling thread.
@@ -2867,19 +2867,19 @@ void rp_session_call_options_free(struct rp_session_call_options *options);
 /**
  * The call's request id (odd on the connecting side, even on the accepting side); 0 if NULL.
  */
-uint64_t rp_session_call_id(const struct rp_session_call *call);
+uint64_t rp_session_ticket_id(const struct rp_session_ticket *call);
 
 /**
- * True once the call has an outcome (`rp_session_call_wait` then returns at once); false if
+ * True once the call has an outcome (`rp_session_ticket_wait` then returns at once); false if
  * NULL.
  */
-bool rp_session_call_is_done(const struct rp_session_call *call);
+bool rp_session_ticket_is_done(const struct rp_session_ticket *call);
 
 /**
  * Waits up to `timeout_ms` (negative = forever, 0 = poll) for the call's response and takes it.
  *
  * Returns `RP_STATUS_OK` (`*out_response` holds the answer), `RP_STATUS_TIMEOUT` (the wait
- * ended first and the call goes on — `rp_session_call_is_done` is false — or the call's
+ * ended first and the call goes on — `rp_session_ticket_is_done` is false — or the call's
  * deadline passed and it ended), `RP_STATUS_CLOSED`, `RP_STATUS_CANCELLED`, the peer's error
  * as a status (see `rp_session_call`), `RP_STATUS_INVALID_ARGUMENT` (the outcome was already
  * taken), `RP_STATUS_NULL_ARGUMENT`.
@@ -2888,26 +2888,26 @@ bool rp_session_call_is_done(const struct rp_session_call *call);
  * Thread safety: callable from any thread, concurrently with the other call functions.
  */
 RP_NODISCARD
-rp_status rp_session_call_wait(const struct rp_session_call *call,
-                               int32_t timeout_ms,
-                               struct rp_msg **out_response);
+rp_status rp_session_ticket_wait(const struct rp_session_ticket *call,
+                                 int32_t timeout_ms,
+                                 struct rp_msg **out_response);
 
 /**
  * Reads the next chunk the peer streamed on this call, waiting up to `timeout_ms` (negative =
  * forever, 0 = poll). Chunks arrive in the order the peer sent them.
  *
  * Returns `RP_STATUS_OK` (`*out_chunk` holds the chunk), `RP_STATUS_CLOSED` (the stream has
- * ended: the peer half-closed or sent its response — take it with `rp_session_call_wait` — or
- * the connection ended, which `rp_session_call_wait` then reports as `RP_STATUS_CLOSED` too),
+ * ended: the peer half-closed or sent its response — take it with `rp_session_ticket_wait` — or
+ * the connection ended, which `rp_session_ticket_wait` then reports as `RP_STATUS_CLOSED` too),
  * `RP_STATUS_TIMEOUT`, `RP_STATUS_CANCELLED`, the call's error, `RP_STATUS_NULL_ARGUMENT`.
  *
  * Ownership: the caller owns `*out_chunk`; free it with `rp_msg_free`.
  * Thread safety: callable from any thread; concurrent readers each get different chunks.
  */
 RP_NODISCARD
-rp_status rp_session_call_next_chunk(const struct rp_session_call *call,
-                                     int32_t timeout_ms,
-                                     struct rp_msg **out_chunk);
+rp_status rp_session_ticket_next_chunk(const struct rp_session_ticket *call,
+                                       int32_t timeout_ms,
+                                       struct rp_msg **out_chunk);
 
 /**
  * Sends one chunk to the peer on this call (a tunnel; the peer reads it with
@@ -2918,9 +2918,9 @@ rp_status rp_session_call_next_chunk(const struct rp_session_call *call,
  * for 30 s), `RP_STATUS_NULL_ARGUMENT`. Thread safety: callable from any thread.
  */
 RP_NODISCARD
-rp_status rp_session_call_send_chunk(const struct rp_session_call *call,
-                                     const uint8_t *chunk,
-                                     size_t len);
+rp_status rp_session_ticket_send_chunk(const struct rp_session_ticket *call,
+                                       const uint8_t *chunk,
+                                       size_t len);
 
 /**
  * Half-closes the call's tunnel: tells the peer this side sends no more chunks (its
@@ -2929,21 +2929,21 @@ rp_status rp_session_call_send_chunk(const struct rp_session_call *call,
  * Returns `RP_STATUS_OK`, `RP_STATUS_CLOSED` (already half-closed, or the call or connection
  * ended), `RP_STATUS_CANCELLED`, `RP_STATUS_NULL_ARGUMENT`.
  */
-RP_NODISCARD rp_status rp_session_call_close_write(const struct rp_session_call *call);
+RP_NODISCARD rp_status rp_session_ticket_close_write(const struct rp_session_ticket *call);
 
 /**
- * Cancels the call: waiters in `rp_session_call_wait` / `_next_chunk` return
+ * Cancels the call: waiters in `rp_session_ticket_wait` / `_next_chunk` return
  * `RP_STATUS_CANCELLED` at once and the peer is sent a CANCEL (its request reports
  * `rp_session_request_is_cancelled`). Does nothing once the call has an outcome.
  * Callable from any thread. NULL is a no-op.
  */
-void rp_session_call_cancel(const struct rp_session_call *call);
+void rp_session_ticket_cancel(const struct rp_session_ticket *call);
 
 /**
  * Frees a call, cancelling it first if it has no outcome yet. NULL is a no-op. Must not be
  * called twice, nor while another thread uses `call`.
  */
-void rp_session_call_free(struct rp_session_call *call);
+void rp_session_ticket_free(struct rp_session_ticket *call);
 
 /**
  * The request id the caller chose (0 if NULL).
@@ -2998,7 +2998,7 @@ rp_status rp_session_request_next_chunk(const struct rp_session_request *request
 
 /**
  * Streams one chunk to the caller (an EVENT frame; the caller reads it with
- * `rp_session_call_next_chunk`) before the final answer. `chunk`, `len` are copied.
+ * `rp_session_ticket_next_chunk`) before the final answer. `chunk`, `len` are copied.
  *
  * Returns `RP_STATUS_OK`, `RP_STATUS_CLOSED` (this side half-closed, or the connection
  * ended), `RP_STATUS_CANCELLED`, `RP_STATUS_TIMEOUT` (the request's deadline passed, or the
@@ -3010,7 +3010,7 @@ rp_status rp_session_request_send_chunk(const struct rp_session_request *request
                                         size_t len);
 
 /**
- * Half-closes this side of the request's stream: the caller's `rp_session_call_next_chunk`
+ * Half-closes this side of the request's stream: the caller's `rp_session_ticket_next_chunk`
  * returns `RP_STATUS_CLOSED` after the chunks already sent. The answer is still due.
  * Returns as `rp_session_request_send_chunk`.
  */

@@ -71,17 +71,17 @@ impl Castable for rp_session_call_options {
     type RustType = CallOptions;
 }
 
-/// One call this side made (a ticket): wait for its response, read the chunks the peer
+/// One call this side made, started by `rp_session_call_start`: wait for its response, read the chunks the peer
 /// streams, write chunks of a tunnel, half-close, cancel.
 ///
-/// Methods: `rp_session_call_id`, `_is_done`, `_wait`, `_next_chunk`, `_send_chunk`,
+/// Methods: `rp_session_ticket_id`, `_is_done`, `_wait`, `_next_chunk`, `_send_chunk`,
 /// `_close_write`, `_cancel`, `_free`. Thread-safe through `const`: one thread may wait while
 /// another cancels.
-pub struct rp_session_call {
+pub struct rp_session_ticket {
     _private: [u8; 0],
 }
 
-impl Castable for rp_session_call {
+impl Castable for rp_session_ticket {
     type Ownership = OwnedBox;
     type RustType = Call;
 }
@@ -225,7 +225,7 @@ pub unsafe extern "C" fn rp_session_call(
 /// Returns `RP_STATUS_OK`, `RP_STATUS_CLOSED`, `RP_STATUS_TIMEOUT` (the deadline had already
 /// passed), `RP_STATUS_NULL_ARGUMENT`.
 ///
-/// Ownership: the caller owns `*out_call`; free it with `rp_session_call_free` (which cancels
+/// Ownership: the caller owns `*out_call`; free it with `rp_session_ticket_free` (which cancels
 /// the call if it has no outcome yet). Thread safety: callable from any number of threads.
 #[must_use]
 #[unsafe(no_mangle)]
@@ -235,7 +235,7 @@ pub unsafe extern "C" fn rp_session_call_start(
     payload: *const u8,
     len: usize,
     options: *const rp_session_call_options,
-    out_call: *mut *mut rp_session_call,
+    out_call: *mut *mut rp_session_ticket,
 ) -> rp_status {
     boundary(|| {
         // SAFETY: forwarded API contract.
@@ -245,7 +245,7 @@ pub unsafe extern "C" fn rp_session_call_start(
         }
         let call = s.session.start_call(payload_protocol, payload, &opts)?;
         // SAFETY: checked non-NULL.
-        unsafe { write_out(out_call, box_into_handle::<rp_session_call>(call)) };
+        unsafe { write_out(out_call, box_into_handle::<rp_session_ticket>(call)) };
         Ok(())
     })
 }
@@ -437,9 +437,9 @@ pub unsafe extern "C" fn rp_session_call_options_free(options: *mut rp_session_c
 // Calls
 // ---------------------------------------------------------------------------------------------
 
-unsafe fn call_ref<'a>(call: *const rp_session_call) -> Result<&'a Call, Failure> {
+unsafe fn call_ref<'a>(call: *const rp_session_ticket) -> Result<&'a Call, Failure> {
     // SAFETY: NULL or a live call per the API contract.
-    unsafe { box_ref::<rp_session_call>(call, "call") }
+    unsafe { box_ref::<rp_session_ticket>(call, "call") }
 }
 
 /// Writes an owned message out.
@@ -450,15 +450,15 @@ unsafe fn write_msg(out: *mut *mut rp_msg, bytes: Vec<u8>) {
 
 /// The call's request id (odd on the connecting side, even on the accepting side); 0 if NULL.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn rp_session_call_id(call: *const rp_session_call) -> u64 {
+pub unsafe extern "C" fn rp_session_ticket_id(call: *const rp_session_ticket) -> u64 {
     // SAFETY: forwarded API contract.
     boundary_or(0, || unsafe { call_ref(call) }.map_or(0, |c| c.id()))
 }
 
-/// True once the call has an outcome (`rp_session_call_wait` then returns at once); false if
+/// True once the call has an outcome (`rp_session_ticket_wait` then returns at once); false if
 /// NULL.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn rp_session_call_is_done(call: *const rp_session_call) -> bool {
+pub unsafe extern "C" fn rp_session_ticket_is_done(call: *const rp_session_ticket) -> bool {
     // SAFETY: forwarded API contract.
     boundary_or(false, || unsafe { call_ref(call) }.is_ok_and(|c| c.is_done()))
 }
@@ -466,7 +466,7 @@ pub unsafe extern "C" fn rp_session_call_is_done(call: *const rp_session_call) -
 /// Waits up to `timeout_ms` (negative = forever, 0 = poll) for the call's response and takes it.
 ///
 /// Returns `RP_STATUS_OK` (`*out_response` holds the answer), `RP_STATUS_TIMEOUT` (the wait
-/// ended first and the call goes on — `rp_session_call_is_done` is false — or the call's
+/// ended first and the call goes on — `rp_session_ticket_is_done` is false — or the call's
 /// deadline passed and it ended), `RP_STATUS_CLOSED`, `RP_STATUS_CANCELLED`, the peer's error
 /// as a status (see `rp_session_call`), `RP_STATUS_INVALID_ARGUMENT` (the outcome was already
 /// taken), `RP_STATUS_NULL_ARGUMENT`.
@@ -475,8 +475,8 @@ pub unsafe extern "C" fn rp_session_call_is_done(call: *const rp_session_call) -
 /// Thread safety: callable from any thread, concurrently with the other call functions.
 #[must_use]
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn rp_session_call_wait(
-    call: *const rp_session_call,
+pub unsafe extern "C" fn rp_session_ticket_wait(
+    call: *const rp_session_ticket,
     timeout_ms: i32,
     out_response: *mut *mut rp_msg,
 ) -> rp_status {
@@ -497,16 +497,16 @@ pub unsafe extern "C" fn rp_session_call_wait(
 /// forever, 0 = poll). Chunks arrive in the order the peer sent them.
 ///
 /// Returns `RP_STATUS_OK` (`*out_chunk` holds the chunk), `RP_STATUS_CLOSED` (the stream has
-/// ended: the peer half-closed or sent its response — take it with `rp_session_call_wait` — or
-/// the connection ended, which `rp_session_call_wait` then reports as `RP_STATUS_CLOSED` too),
+/// ended: the peer half-closed or sent its response — take it with `rp_session_ticket_wait` — or
+/// the connection ended, which `rp_session_ticket_wait` then reports as `RP_STATUS_CLOSED` too),
 /// `RP_STATUS_TIMEOUT`, `RP_STATUS_CANCELLED`, the call's error, `RP_STATUS_NULL_ARGUMENT`.
 ///
 /// Ownership: the caller owns `*out_chunk`; free it with `rp_msg_free`.
 /// Thread safety: callable from any thread; concurrent readers each get different chunks.
 #[must_use]
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn rp_session_call_next_chunk(
-    call: *const rp_session_call,
+pub unsafe extern "C" fn rp_session_ticket_next_chunk(
+    call: *const rp_session_ticket,
     timeout_ms: i32,
     out_chunk: *mut *mut rp_msg,
 ) -> rp_status {
@@ -531,8 +531,8 @@ pub unsafe extern "C" fn rp_session_call_next_chunk(
 /// for 30 s), `RP_STATUS_NULL_ARGUMENT`. Thread safety: callable from any thread.
 #[must_use]
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn rp_session_call_send_chunk(
-    call: *const rp_session_call,
+pub unsafe extern "C" fn rp_session_ticket_send_chunk(
+    call: *const rp_session_ticket,
     chunk: *const u8,
     len: usize,
 ) -> rp_status {
@@ -551,7 +551,7 @@ pub unsafe extern "C" fn rp_session_call_send_chunk(
 /// ended), `RP_STATUS_CANCELLED`, `RP_STATUS_NULL_ARGUMENT`.
 #[must_use]
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn rp_session_call_close_write(call: *const rp_session_call) -> rp_status {
+pub unsafe extern "C" fn rp_session_ticket_close_write(call: *const rp_session_ticket) -> rp_status {
     boundary(|| {
         // SAFETY: forwarded API contract.
         unsafe { call_ref(call) }?.close_write()?;
@@ -559,12 +559,12 @@ pub unsafe extern "C" fn rp_session_call_close_write(call: *const rp_session_cal
     })
 }
 
-/// Cancels the call: waiters in `rp_session_call_wait` / `_next_chunk` return
+/// Cancels the call: waiters in `rp_session_ticket_wait` / `_next_chunk` return
 /// `RP_STATUS_CANCELLED` at once and the peer is sent a CANCEL (its request reports
 /// `rp_session_request_is_cancelled`). Does nothing once the call has an outcome.
 /// Callable from any thread. NULL is a no-op.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn rp_session_call_cancel(call: *const rp_session_call) {
+pub unsafe extern "C" fn rp_session_ticket_cancel(call: *const rp_session_ticket) {
     boundary_or((), || {
         // SAFETY: forwarded API contract.
         if let Ok(c) = unsafe { call_ref(call) } {
@@ -576,7 +576,7 @@ pub unsafe extern "C" fn rp_session_call_cancel(call: *const rp_session_call) {
 /// Frees a call, cancelling it first if it has no outcome yet. NULL is a no-op. Must not be
 /// called twice, nor while another thread uses `call`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn rp_session_call_free(call: *mut rp_session_call) {
+pub unsafe extern "C" fn rp_session_ticket_free(call: *mut rp_session_ticket) {
     // SAFETY: NULL or a live call owned by the caller.
     boundary_or((), || unsafe { box_free(call) })
 }
@@ -675,7 +675,7 @@ pub unsafe extern "C" fn rp_session_request_next_chunk(
 }
 
 /// Streams one chunk to the caller (an EVENT frame; the caller reads it with
-/// `rp_session_call_next_chunk`) before the final answer. `chunk`, `len` are copied.
+/// `rp_session_ticket_next_chunk`) before the final answer. `chunk`, `len` are copied.
 ///
 /// Returns `RP_STATUS_OK`, `RP_STATUS_CLOSED` (this side half-closed, or the connection
 /// ended), `RP_STATUS_CANCELLED`, `RP_STATUS_TIMEOUT` (the request's deadline passed, or the
@@ -695,7 +695,7 @@ pub unsafe extern "C" fn rp_session_request_send_chunk(
     })
 }
 
-/// Half-closes this side of the request's stream: the caller's `rp_session_call_next_chunk`
+/// Half-closes this side of the request's stream: the caller's `rp_session_ticket_next_chunk`
 /// returns `RP_STATUS_CLOSED` after the chunks already sent. The answer is still due.
 /// Returns as `rp_session_request_send_chunk`.
 #[must_use]

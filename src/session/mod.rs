@@ -753,10 +753,15 @@ impl Request {
             return Err(Error::invalid_argument("the request was already answered"));
         }
         self.inner.lock().serving.remove(&self.id);
+        let late = self.deadline.is_some_and(|d| d <= Instant::now());
         if let Some(Outcome::Ready(Some(Err(e)))) = &self.exchange.lock().outcome {
+            // Cancelled or the session ended: nothing is sent. Past the deadline, the caller
+            // has ended the call with TIMEOUT, and so does this side.
+            if late {
+                return Err(Error::Timeout("the request's deadline passed before it was answered".into()));
+            }
             return Err(copy_error(e));
         }
-        let late = self.deadline.is_some_and(|d| d <= Instant::now());
         let (msg, outcome) = if late {
             let text = "the request's deadline passed before it was answered";
             (error_message(code::TIMEOUT, text), Err(Error::Timeout(text.into())))
@@ -776,6 +781,9 @@ impl Request {
     /// `timeout`. Fails with `Closed` once the caller half-closed (or the session ended),
     /// `Timeout` (the wait or the request's deadline), or `Cancelled`.
     pub fn next_chunk(&self, timeout: Option<Duration>) -> Result<Vec<u8>, Error> {
+        if self.deadline.is_some_and(|d| d <= Instant::now()) {
+            return Err(Error::Timeout("the request's deadline passed".into()));
+        }
         match wait_on(&self.exchange, timeout, self.deadline, take_chunk) {
             Ok(r) => r,
             Err(true) => Err(Error::Timeout("the request's deadline passed".into())),
