@@ -174,7 +174,7 @@ unsafe fn session_ref<'a>(session: *const rp_session) -> Result<&'a SessionHandl
 
 unsafe fn options_of(options: *const rp_session_call_options) -> CallOptions {
     // SAFETY: NULL or live options per the API contract.
-    unsafe { box_ref::<rp_session_call_options>(options, "options") }.map(Clone::clone).unwrap_or_default()
+    unsafe { box_ref::<rp_session_call_options>(options, "options") }.cloned().unwrap_or_default()
 }
 
 /// Calls the peer and waits up to `timeout_ms` (negative = forever) for its response.

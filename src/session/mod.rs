@@ -599,9 +599,8 @@ impl Call {
     /// is false) or the call's deadline passed (the call ended and the peer was sent a CANCEL).
     /// An outcome can be taken once; later calls fail with `InvalidArgument`.
     pub fn wait(&self, timeout: Option<Duration>) -> Result<Vec<u8>, Error> {
-        let got = wait_on(&self.exchange, timeout, self.deadline, |st| match &mut st.outcome {
-            Some(Outcome::Ready(r)) => Some(r.take()),
-            None => None,
+        let got = wait_on(&self.exchange, timeout, self.deadline, |st| {
+            st.outcome.as_mut().map(|Outcome::Ready(r)| r.take())
         });
         match got {
             Ok(Some(result)) => result,
