@@ -799,7 +799,8 @@ typedef struct rp_refusal rp_refusal;
 /**
  * One multiplexed session over a connection: calls in both directions, streams and tunnels.
  *
- * Methods: `rp_session_new`, `rp_session_call`, `rp_session_call_start`,
+ * Methods: `rp_session_new`, `rp_session_connect`, `rp_session_listener_accept`,
+ * `rp_session_call`, `rp_session_call_start`,
  * `rp_session_dispatch`, `rp_session_side_of`, `rp_session_pending_calls`,
  * `rp_session_close`, `rp_session_free`.
  *
@@ -815,6 +816,15 @@ typedef struct rp_session rp_session;
  * (Send); calls copy it, so one options value may serve many calls.
  */
 typedef struct rp_session_call_options rp_session_call_options;
+
+/**
+ * A listening socket whose connections become sessions on the accepting side.
+ *
+ * Methods: `rp_session_listener_bind`, `rp_session_listener_endpoint`,
+ * `rp_session_listener_accept`, `rp_session_listener_free`. Functions taking
+ * `const rp_session_listener *` are thread-safe.
+ */
+typedef struct rp_session_listener rp_session_listener;
 
 /**
  * One of the peer's requests, given to the dispatcher callback.
@@ -2735,6 +2745,79 @@ rp_status rp_session_new(struct rp_conn *conn,
                          void *user_data,
                          rp_user_data_free_callback user_data_free,
                          struct rp_session **out_session);
+
+/**
+ * Connects to `endpoint` and starts a session there as the connecting side (odd request
+ * ids). The peer is typically an `rp_session_listener`; no Hello is exchanged.
+ *
+ * Parameters: `endpoint` — a socket path, `@abstract` name, or `tcp://host:port`;
+ * `timeout_ms` — limit for connecting (negative = 5000 ms); `dispatcher`, `user_data`,
+ * `user_data_free` and `out_session` as for `rp_session_new`.
+ *
+ * Returns `RP_STATUS_OK`, `RP_STATUS_IO` (nothing listens there), `RP_STATUS_TIMEOUT`,
+ * `RP_STATUS_INVALID_ARGUMENT` (a malformed endpoint), `RP_STATUS_INVALID_UTF8`,
+ * `RP_STATUS_NULL_ARGUMENT`.
+ *
+ * Ownership: the caller owns `*out_session`; free it with `rp_session_free`.
+ */
+RP_NODISCARD
+rp_status rp_session_connect(const char *endpoint,
+                             int32_t timeout_ms,
+                             rp_session_request_callback dispatcher,
+                             void *user_data,
+                             rp_user_data_free_callback user_data_free,
+                             struct rp_session **out_session);
+
+/**
+ * Binds a listener for sessions.
+ *
+ * Parameters: `endpoint` — a socket path (created 0600 in a directory only this user can
+ * write; created 0700 when missing), an `@abstract` name, or a loopback `tcp://host:port`
+ * (port 0 picks one). Unix peers of another user are refused; on TCP any local process may
+ * connect. `out_listener` receives the listener.
+ *
+ * Returns `RP_STATUS_OK`, `RP_STATUS_IO` (for example the address is in use),
+ * `RP_STATUS_PERMISSION_DENIED` (an unsafe socket directory, or a non-loopback TCP address),
+ * `RP_STATUS_INVALID_ARGUMENT`, `RP_STATUS_INVALID_UTF8`, `RP_STATUS_NULL_ARGUMENT`.
+ *
+ * Ownership: the caller owns `*out_listener`; free it with `rp_session_listener_free`.
+ */
+RP_NODISCARD
+rp_status rp_session_listener_bind(const char *endpoint,
+                                   struct rp_session_listener **out_listener);
+
+/**
+ * The endpoint actually bound (for `tcp://127.0.0.1:0`, with the real port), as a string
+ * `rp_session_connect` accepts. Borrowed: valid until the listener is freed. Empty if NULL.
+ */
+struct rp_str rp_session_listener_endpoint(const struct rp_session_listener *listener);
+
+/**
+ * Waits up to `timeout_ms` (negative = forever, 0 = only one already waiting) for a
+ * connection and starts a session on it as the accepting side (even request ids).
+ *
+ * Parameters: `dispatcher`, `user_data`, `user_data_free` and `out_session` as for
+ * `rp_session_new` (`user_data_free` also runs at once when no connection came).
+ *
+ * Returns `RP_STATUS_OK`, `RP_STATUS_TIMEOUT` (no connection in time), `RP_STATUS_IO`,
+ * `RP_STATUS_NULL_ARGUMENT`.
+ *
+ * Ownership: the caller owns `*out_session`; free it with `rp_session_free`.
+ * Thread safety: callable from several threads at once; each connection goes to one.
+ */
+RP_NODISCARD
+rp_status rp_session_listener_accept(const struct rp_session_listener *listener,
+                                     int32_t timeout_ms,
+                                     rp_session_request_callback dispatcher,
+                                     void *user_data,
+                                     rp_user_data_free_callback user_data_free,
+                                     struct rp_session **out_session);
+
+/**
+ * Frees a listener (a socket file it created is removed); sessions accepted from it go on.
+ * NULL is a no-op. Must not be called twice, nor while another thread uses `listener`.
+ */
+void rp_session_listener_free(struct rp_session_listener *listener);
 
 /**
  * Calls the peer and waits up to `timeout_ms` (negative = forever) for its response.

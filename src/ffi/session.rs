@@ -9,7 +9,8 @@ use super::callback::{rp_user_data_free_callback, ForeignCallback};
 use super::handle::{box_free, box_into_handle, box_ref, write_out, Castable, OwnedBox};
 use super::status::rp_status;
 use crate::broker::Conn;
-use crate::session::{Call, CallOptions, Request, Session, Side};
+use crate::session::{Call, CallOptions, Request, Session, SessionListener, Side};
+use crate::transport::Endpoint;
 
 /// Which end of the connection a session is; it decides the parity of its request ids.
 #[repr(i32)]
@@ -38,7 +39,8 @@ pub type rp_session_request_callback = Option<unsafe extern "C" fn(user_data: *m
 
 /// One multiplexed session over a connection: calls in both directions, streams and tunnels.
 ///
-/// Methods: `rp_session_new`, `rp_session_call`, `rp_session_call_start`,
+/// Methods: `rp_session_new`, `rp_session_connect`, `rp_session_listener_accept`,
+/// `rp_session_call`, `rp_session_call_start`,
 /// `rp_session_dispatch`, `rp_session_side_of`, `rp_session_pending_calls`,
 /// `rp_session_close`, `rp_session_free`.
 ///
@@ -146,13 +148,167 @@ pub unsafe extern "C" fn rp_session_new(
             s if s == rp_session_side::Accepting as i32 => Side::Accepting,
             other => return Err(Failure::new(rp_status::InvalidArgument, format!("{other} is not an rp_session_side"))),
         };
-        let dispatcher = dispatcher.is_some().then_some(callback);
-        let session = Session::new(conn, side, dispatcher.is_some())?;
-        let handle = SessionHandle { session, dispatcher };
+        let handle = start(conn, side, callback)?;
         // SAFETY: checked non-NULL.
-        unsafe { write_out(out_session, box_into_handle::<rp_session>(handle)) };
+        unsafe { write_out(out_session, handle) };
         Ok(())
     })
+}
+
+/// Starts a session and boxes it with its dispatcher (dropped at once when it has no function).
+fn start(
+    conn: Conn,
+    side: Side,
+    callback: ForeignCallback<rp_session_request_callback>,
+) -> Result<*mut rp_session, Failure> {
+    let dispatcher = callback.func.is_some().then_some(callback);
+    let session = Session::new(conn, side, dispatcher.is_some())?;
+    Ok(box_into_handle::<rp_session>(SessionHandle { session, dispatcher }))
+}
+
+/// Connects to `endpoint` and starts a session there as the connecting side (odd request
+/// ids). The peer is typically an `rp_session_listener`; no Hello is exchanged.
+///
+/// Parameters: `endpoint` — a socket path, `@abstract` name, or `tcp://host:port`;
+/// `timeout_ms` — limit for connecting (negative = 5000 ms); `dispatcher`, `user_data`,
+/// `user_data_free` and `out_session` as for `rp_session_new`.
+///
+/// Returns `RP_STATUS_OK`, `RP_STATUS_IO` (nothing listens there), `RP_STATUS_TIMEOUT`,
+/// `RP_STATUS_INVALID_ARGUMENT` (a malformed endpoint), `RP_STATUS_INVALID_UTF8`,
+/// `RP_STATUS_NULL_ARGUMENT`.
+///
+/// Ownership: the caller owns `*out_session`; free it with `rp_session_free`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_session_connect(
+    endpoint: *const c_char,
+    timeout_ms: i32,
+    dispatcher: rp_session_request_callback,
+    user_data: *mut c_void,
+    user_data_free: rp_user_data_free_callback,
+    out_session: *mut *mut rp_session,
+) -> rp_status {
+    let callback = ForeignCallback::new(dispatcher, user_data, user_data_free);
+    boundary(|| {
+        // SAFETY: NUL-terminated per the API contract.
+        let endpoint = Endpoint::parse(unsafe { cstr_arg(endpoint, "endpoint") }?)?;
+        if out_session.is_null() {
+            return Err(Failure::null("out_session"));
+        }
+        let timeout = timeout_arg(timeout_ms).unwrap_or(std::time::Duration::from_secs(5));
+        let conn = crate::session::connect(&endpoint, timeout.max(std::time::Duration::from_millis(1)))?;
+        let handle = start(conn, Side::Connecting, callback)?;
+        // SAFETY: checked non-NULL.
+        unsafe { write_out(out_session, handle) };
+        Ok(())
+    })
+}
+
+/// A listening socket whose connections become sessions on the accepting side.
+///
+/// Methods: `rp_session_listener_bind`, `rp_session_listener_endpoint`,
+/// `rp_session_listener_accept`, `rp_session_listener_free`. Functions taking
+/// `const rp_session_listener *` are thread-safe.
+pub struct rp_session_listener {
+    _private: [u8; 0],
+}
+
+impl Castable for rp_session_listener {
+    type Ownership = OwnedBox;
+    type RustType = ListenerHandle;
+}
+
+pub(crate) struct ListenerHandle {
+    listener: SessionListener,
+    /// The bound endpoint as text, for `rp_session_listener_endpoint`.
+    endpoint: String,
+}
+
+/// Binds a listener for sessions.
+///
+/// Parameters: `endpoint` — a socket path (created 0600 in a directory only this user can
+/// write; created 0700 when missing), an `@abstract` name, or a loopback `tcp://host:port`
+/// (port 0 picks one). Unix peers of another user are refused; on TCP any local process may
+/// connect. `out_listener` receives the listener.
+///
+/// Returns `RP_STATUS_OK`, `RP_STATUS_IO` (for example the address is in use),
+/// `RP_STATUS_PERMISSION_DENIED` (an unsafe socket directory, or a non-loopback TCP address),
+/// `RP_STATUS_INVALID_ARGUMENT`, `RP_STATUS_INVALID_UTF8`, `RP_STATUS_NULL_ARGUMENT`.
+///
+/// Ownership: the caller owns `*out_listener`; free it with `rp_session_listener_free`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_session_listener_bind(
+    endpoint: *const c_char,
+    out_listener: *mut *mut rp_session_listener,
+) -> rp_status {
+    boundary(|| {
+        // SAFETY: NUL-terminated per the API contract.
+        let endpoint = Endpoint::parse(unsafe { cstr_arg(endpoint, "endpoint") }?)?;
+        if out_listener.is_null() {
+            return Err(Failure::null("out_listener"));
+        }
+        let listener = SessionListener::bind(&endpoint)?;
+        let handle = ListenerHandle { endpoint: listener.endpoint().to_string(), listener };
+        // SAFETY: checked non-NULL.
+        unsafe { write_out(out_listener, box_into_handle::<rp_session_listener>(handle)) };
+        Ok(())
+    })
+}
+
+/// The endpoint actually bound (for `tcp://127.0.0.1:0`, with the real port), as a string
+/// `rp_session_connect` accepts. Borrowed: valid until the listener is freed. Empty if NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_session_listener_endpoint(listener: *const rp_session_listener) -> rp_str {
+    boundary_or(rp_str::from_str(""), || {
+        // SAFETY: NULL or a live listener per the API contract.
+        unsafe { box_ref::<rp_session_listener>(listener, "listener") }
+            .map_or(rp_str::from_str(""), |l| rp_str::from_str(&l.endpoint))
+    })
+}
+
+/// Waits up to `timeout_ms` (negative = forever, 0 = only one already waiting) for a
+/// connection and starts a session on it as the accepting side (even request ids).
+///
+/// Parameters: `dispatcher`, `user_data`, `user_data_free` and `out_session` as for
+/// `rp_session_new` (`user_data_free` also runs at once when no connection came).
+///
+/// Returns `RP_STATUS_OK`, `RP_STATUS_TIMEOUT` (no connection in time), `RP_STATUS_IO`,
+/// `RP_STATUS_NULL_ARGUMENT`.
+///
+/// Ownership: the caller owns `*out_session`; free it with `rp_session_free`.
+/// Thread safety: callable from several threads at once; each connection goes to one.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_session_listener_accept(
+    listener: *const rp_session_listener,
+    timeout_ms: i32,
+    dispatcher: rp_session_request_callback,
+    user_data: *mut c_void,
+    user_data_free: rp_user_data_free_callback,
+    out_session: *mut *mut rp_session,
+) -> rp_status {
+    let callback = ForeignCallback::new(dispatcher, user_data, user_data_free);
+    boundary(|| {
+        // SAFETY: NULL or a live listener per the API contract.
+        let l = unsafe { box_ref::<rp_session_listener>(listener, "listener") }?;
+        if out_session.is_null() {
+            return Err(Failure::null("out_session"));
+        }
+        let conn = l.listener.accept(timeout_arg(timeout_ms))?;
+        let handle = start(conn, Side::Accepting, callback)?;
+        // SAFETY: checked non-NULL.
+        unsafe { write_out(out_session, handle) };
+        Ok(())
+    })
+}
+
+/// Frees a listener (a socket file it created is removed); sessions accepted from it go on.
+/// NULL is a no-op. Must not be called twice, nor while another thread uses `listener`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_session_listener_free(listener: *mut rp_session_listener) {
+    // SAFETY: NULL or a live listener owned by the caller.
+    boundary_or((), || unsafe { box_free(listener) })
 }
 
 /// The failure of a call: a peer's error with a known `rp_status` code below 1000 becomes that
@@ -279,10 +435,10 @@ pub unsafe extern "C" fn rp_session_dispatch(
             let wait = if handled == 0 { timeout_arg(timeout_ms) } else { Some(std::time::Duration::ZERO) };
             match s.session.next_request(wait) {
                 Ok(request) => {
-                    let request = box_into_handle::<rp_session_request>(request);
-                    if let Some(func) = cb.func {
+                    match cb.func {
                         // SAFETY: the callback contract: it receives ownership of `request`.
-                        unsafe { func(cb.user_data, request) };
+                        Some(func) => unsafe { func(cb.user_data, box_into_handle::<rp_session_request>(request)) },
+                        None => drop(request),
                     }
                     handled += 1;
                 }

@@ -22,6 +22,7 @@ use prost::Message;
 
 use crate::broker::Conn;
 use crate::error::Error;
+use crate::transport::{Endpoint, ListenOptions, Listener};
 use crate::wire::proto::FrameKind;
 use crate::wire::registry::SESSION;
 use crate::wire::FrameView;
@@ -337,6 +338,53 @@ impl Session {
         self.inner.conn.close();
         self.inner.end("the session was closed locally".into());
     }
+}
+
+/// A listening socket whose accepted connections become sessions (the accepting side).
+///
+/// The socket is owner-only (see [`crate::transport`]); a Unix peer of another user is refused
+/// at accept time, and a TCP endpoint must be a loopback address.
+#[derive(Debug)]
+pub struct SessionListener {
+    listener: Listener,
+    endpoint: Endpoint,
+}
+
+impl SessionListener {
+    /// Binds `endpoint` (a socket path, `@abstract` name or loopback `tcp://host:port`).
+    pub fn bind(endpoint: &Endpoint) -> Result<SessionListener, Error> {
+        let listener = Listener::bind(endpoint, &ListenOptions::default())?;
+        let endpoint = listener.local_endpoint()?;
+        Ok(SessionListener { listener, endpoint })
+    }
+
+    /// The endpoint actually bound (for `tcp://127.0.0.1:0`, with the real port).
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// Waits up to `timeout` (`None` = forever) for a connection and returns it, for
+    /// [`Session::new`] with [`Side::Accepting`]. Peers of another user are closed and waited
+    /// past. Fails with `Timeout` or an I/O error.
+    pub fn accept(&self, timeout: Option<Duration>) -> Result<Conn, Error> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            let stream = self.listener.accept_timeout(left)?;
+            if let Some(peer) = stream.peer_credentials() {
+                if peer.uid != crate::transport::effective_uid() {
+                    continue; // dropped: closes the connection
+                }
+            }
+            return Conn::new(stream);
+        }
+    }
+}
+
+/// Connects to a [`SessionListener`] (or any peer that speaks the session on a fresh
+/// connection), for [`Session::new`] with [`Side::Connecting`].
+pub fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<Conn, Error> {
+    Conn::new(crate::transport::connect(endpoint, timeout)?)
 }
 
 impl Drop for Session {
@@ -731,7 +779,7 @@ impl Request {
     /// True once the caller cancelled the request (or the session ended); answers are then
     /// not sent.
     pub fn is_cancelled(&self) -> bool {
-        self.exchange.is_done()
+        !self.answered.load(Ordering::Acquire) && self.exchange.is_done()
     }
 
     /// Answers with a payload. Fails with `Cancelled` (the caller cancelled), `Timeout` (the

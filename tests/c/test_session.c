@@ -559,6 +559,69 @@ static void dispatcher_answers_from_another_thread(void) {
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* rp_session_listener and rp_session_connect                                                  */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef struct connector_args {
+    const char *endpoint;
+    server *srv;
+    rp_session *session;
+} connector_args;
+
+static void *connector(void *arg) {
+    connector_args *c = (connector_args *)arg;
+    CHECK_OK(rp_session_connect(c->endpoint, 5000, dispatcher, c->srv, NULL, &c->session));
+    return NULL;
+}
+
+static void listener_and_connect(void) {
+    char dir[256], ep[320];
+    const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    snprintf(dir, sizeof dir, "%s/rp-c-session-%d", tmp, (int)getpid());
+    snprintf(ep, sizeof ep, "%s/s.sock", dir);
+    rp_session_listener *listener = NULL;
+    CHECK_OK(rp_session_listener_bind(ep, &listener));
+    rp_str bound = rp_session_listener_endpoint(listener);
+    CHECK(bound.len == strlen(ep) && memcmp(bound.ptr, ep, bound.len) == 0);
+    rp_session *b = NULL;
+    CHECK_STATUS(rp_session_listener_accept(listener, 0, NULL, NULL, NULL, &b), RP_STATUS_TIMEOUT);
+
+    server sa, sb;
+    server_init(&sa, 0);
+    server_init(&sb, 1);
+    connector_args c = {ep, &sa, NULL};
+    pthread_t t;
+    pthread_create(&t, NULL, connector, &c);
+    CHECK_OK(rp_session_listener_accept(listener, 5000, dispatcher, &sb, NULL, &b));
+    pthread_join(t, NULL);
+    rp_session *a = c.session;
+    if (a && b) {
+        pthread_t da, db;
+        pthread_create(&da, NULL, dispatch_loop, a);
+        pthread_create(&db, NULL, dispatch_loop, b);
+        rp_msg *resp = NULL;
+        CHECK_OK(rp_session_call(a, PROTO_ECHO, (const uint8_t *)"from a", 6, NULL, 5000, &resp));
+        CHECK(resp && rp_msg_len(resp) == 6);
+        rp_msg_free(resp);
+        resp = NULL;
+        CHECK_OK(rp_session_call(b, PROTO_ECHO, (const uint8_t *)"from b", 6, NULL, 5000, &resp));
+        CHECK(resp && rp_msg_len(resp) == 6);
+        rp_msg_free(resp);
+        CHECK(sa.served == 1 && sb.served == 1 && sa.wrong_parity == 0 && sb.wrong_parity == 0);
+        rp_session_close(a);
+        pthread_join(da, NULL);
+        pthread_join(db, NULL);
+    }
+    rp_session_free(a);
+    rp_session_free(b);
+    CHECK_STATUS(rp_session_connect("/nonexistent/rp-session.sock", 1000, NULL, NULL, NULL, &a), RP_STATUS_IO);
+    rp_session_listener_free(listener);
+    CHECK(rmdir(dir) == 0); /* the socket file was removed */
+    server_destroy(&sa);
+    server_destroy(&sb);
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* The peer dies with 100 calls pending                                                        */
 /* ------------------------------------------------------------------------------------------ */
 
@@ -639,6 +702,7 @@ int main(int argc, char **argv) {
     stream_and_tunnel();
     cancel_and_deadlines();
     dispatcher_answers_from_another_thread();
+    listener_and_connect();
     peer_dies_with_100_calls_pending();
     return CHECK_DONE("test_session");
 }
