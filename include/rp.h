@@ -801,7 +801,7 @@ typedef struct rp_refusal rp_refusal;
  *
  * Methods: `rp_session_new`, `rp_session_connect`, `rp_session_listener_accept`,
  * `rp_session_call`, `rp_session_call_start`,
- * `rp_session_dispatch`, `rp_session_side_of`, `rp_session_pending_calls`,
+ * `rp_session_dispatch`, `rp_session_dispatch_fd`, `rp_session_side_of`, `rp_session_pending_calls`,
  * `rp_session_close`, `rp_session_free`.
  *
  * Under the hood it owns the connection and one reader thread, the only reader of the
@@ -2883,6 +2883,13 @@ RP_NODISCARD
 rp_status rp_session_dispatch(const struct rp_session *session,
                               int32_t timeout_ms,
                               size_t *out_handled);
+
+/**
+ * A descriptor readable while a request waits for `rp_session_dispatch` or the session has
+ * ended, for poll/epoll loops: when it is readable, call `rp_session_dispatch` with timeout 0.
+ * Level-triggered; owned by the session: never read from or close it. -1 if `session` is NULL.
+ */
+int32_t rp_session_dispatch_fd(const struct rp_session *session);
 
 /**
  * The side the session was created as (`RP_SESSION_SIDE_CONNECTING` if `session` is NULL).

@@ -41,7 +41,7 @@ pub type rp_session_request_callback = Option<unsafe extern "C" fn(user_data: *m
 ///
 /// Methods: `rp_session_new`, `rp_session_connect`, `rp_session_listener_accept`,
 /// `rp_session_call`, `rp_session_call_start`,
-/// `rp_session_dispatch`, `rp_session_side_of`, `rp_session_pending_calls`,
+/// `rp_session_dispatch`, `rp_session_dispatch_fd`, `rp_session_side_of`, `rp_session_pending_calls`,
 /// `rp_session_close`, `rp_session_free`.
 ///
 /// Under the hood it owns the connection and one reader thread, the only reader of the
@@ -452,6 +452,15 @@ pub unsafe extern "C" fn rp_session_dispatch(
         }
         result
     })
+}
+
+/// A descriptor readable while a request waits for `rp_session_dispatch` or the session has
+/// ended, for poll/epoll loops: when it is readable, call `rp_session_dispatch` with timeout 0.
+/// Level-triggered; owned by the session: never read from or close it. -1 if `session` is NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_session_dispatch_fd(session: *const rp_session) -> i32 {
+    // SAFETY: forwarded API contract.
+    boundary_or(-1, || unsafe { session_ref(session) }.map_or(-1, |s| s.session.request_fd()))
 }
 
 /// The side the session was created as (`RP_SESSION_SIDE_CONNECTING` if `session` is NULL).

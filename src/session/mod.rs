@@ -13,6 +13,9 @@
 
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -43,6 +46,8 @@ pub mod code {
     pub const CLOSED: i32 = 3;
     /// The request was cancelled.
     pub const CANCELLED: i32 = 7;
+    /// The serving side has too many requests waiting to be dispatched; retry later.
+    pub const AGAIN: i32 = 1;
     /// The argument was not acceptable to the serving side.
     pub const INVALID_ARGUMENT: i32 = 11;
     /// The receiving session has no dispatcher: it serves no requests.
@@ -50,6 +55,9 @@ pub mod code {
     /// The smallest application code; codes below are `rp_status` values.
     pub const FIRST_APPLICATION_CODE: i32 = 1000;
 }
+
+/// Requests held for dispatch at most; more are answered at once with the `AGAIN` error.
+pub const MAX_QUEUED_REQUESTS: usize = 65536;
 
 /// Which end of the connection this session is; it decides the parity of request ids.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +115,7 @@ fn deadline_instant(deadline_unix_ms: u64) -> Option<Instant> {
 fn peer_error(e: SessionError) -> Error {
     let text = |m: String| -> Cow<'static, str> { format!("the peer answered: {m}").into() };
     match e.code {
+        code::AGAIN => Error::Again(text(e.message)),
         code::TIMEOUT => Error::Timeout(text(e.message)),
         code::CLOSED => Error::Closed(text(e.message)),
         code::CANCELLED => Error::Cancelled(text(e.message)),
@@ -135,6 +144,10 @@ struct Inner {
     state: Mutex<State>,
     /// Signalled when a request is queued or the session closes.
     requests_changed: Condvar,
+    /// Readable end of the notification pair: holds one byte while a request waits to be
+    /// dispatched or the session has ended.
+    signal_rx: UnixStream,
+    signal_tx: UnixStream,
 }
 
 #[derive(Debug, Default)]
@@ -147,6 +160,8 @@ struct State {
     serving: HashMap<u64, Arc<Exchange>>,
     /// Requests waiting for [`Session::next_request`].
     queue: VecDeque<Request>,
+    /// True while the notification socket holds its byte.
+    signalled: bool,
 }
 
 /// The shared state of one request id on one side: chunks the peer sent, the outcome.
@@ -215,6 +230,10 @@ impl Session {
     /// `serve_requests` false: the peer's requests are answered at once with the
     /// `NOT_FOUND` error ("no dispatcher"); true: they queue for [`next_request`](Self::next_request).
     pub fn new(conn: Conn, side: Side, serve_requests: bool) -> Result<Session, Error> {
+        let (signal_rx, signal_tx) = UnixStream::pair().map_err(|e| Error::io("notification socket", e))?;
+        let io = |e| Error::io("notification socket", e);
+        signal_rx.set_nonblocking(true).map_err(io)?;
+        signal_tx.set_nonblocking(true).map_err(io)?;
         let inner = Arc::new(Inner {
             conn,
             side,
@@ -222,6 +241,8 @@ impl Session {
             serving: AtomicBool::new(serve_requests),
             state: Mutex::new(State::default()),
             requests_changed: Condvar::new(),
+            signal_rx,
+            signal_tx,
         });
         let reader_inner = Arc::clone(&inner);
         let handle = std::thread::Builder::new()
@@ -299,7 +320,9 @@ impl Session {
             if let Some(reason) = &st.closed {
                 return Err(Error::Closed(reason.clone()));
             }
-            if let Some(req) = st.queue.pop_front() {
+            let next = st.queue.pop_front();
+            self.inner.update_signal(&mut st);
+            if let Some(req) = next {
                 if req.deadline.is_some_and(|d| d <= Instant::now()) {
                     drop(st);
                     let _ = req.answer(Err(Error::Timeout("the request's deadline passed before it was served".into())));
@@ -319,6 +342,13 @@ impl Session {
                 }
             };
         }
+    }
+
+    /// A descriptor that is readable while a request waits for
+    /// [`next_request`](Self::next_request) or the session has ended, for `poll`/`epoll` loops.
+    /// Level-triggered; owned by the session: never read from or close it.
+    pub fn request_fd(&self) -> RawFd {
+        self.inner.signal_rx.as_raw_fd()
     }
 
     /// Number of this side's calls waiting for a response.
@@ -402,6 +432,19 @@ impl Inner {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Keeps exactly one byte in the notification socket while a request waits or the session
+    /// has ended.
+    fn update_signal(&self, st: &mut State) {
+        let ready = !st.queue.is_empty() || st.closed.is_some();
+        if ready && !st.signalled {
+            st.signalled = (&self.signal_tx).write(&[1]).is_ok();
+        } else if !ready && st.signalled {
+            let mut byte = [0u8; 1];
+            let _ = (&self.signal_rx).read(&mut byte);
+            st.signalled = false;
+        }
+    }
+
     fn closed_error(&self) -> Error {
         let st = self.lock();
         Error::Closed(st.closed.clone().unwrap_or_else(|| "the session ended".into()))
@@ -454,6 +497,7 @@ impl Inner {
                 st.closed = Some(reason.clone());
             }
             let queued = std::mem::take(&mut st.queue);
+            self.update_signal(&mut st);
             (std::mem::take(&mut st.calls), std::mem::take(&mut st.serving), queued)
         };
         self.requests_changed.notify_all();
@@ -519,7 +563,15 @@ fn read_frames(inner: Arc<Inner>) {
                     break format!("protocol violation: request id {id} is already in use").into();
                 }
                 st.serving.insert(id, Arc::clone(&request.exchange));
+                if st.queue.len() >= MAX_QUEUED_REQUESTS {
+                    drop(st);
+                    request.answered.store(true, Ordering::Release);
+                    inner.lock().serving.remove(&id);
+                    let _ = inner.send_error(id, code::AGAIN, "too many requests are waiting to be dispatched");
+                    continue;
+                }
                 st.queue.push_back(request);
+                inner.update_signal(&mut st);
                 drop(st);
                 inner.requests_changed.notify_one();
             }
@@ -563,6 +615,7 @@ fn read_frames(inner: Arc<Inner>) {
                 let mut st = inner.lock();
                 let (gone, kept) = std::mem::take(&mut st.queue).into_iter().partition(|r| r.id == id);
                 st.queue = kept;
+                inner.update_signal(&mut st);
                 drop(st);
                 drop::<VecDeque<Request>>(gone);
             }

@@ -8,6 +8,7 @@
 #include "rp.h"
 #include "check.h"
 
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -535,6 +536,44 @@ static void no_dispatcher(void) {
     rp_session_free(b);
 }
 
+/* Serves with poll(2) on rp_session_dispatch_fd instead of a blocking dispatch. */
+static void *poll_loop(void *arg) {
+    rp_session *session = (rp_session *)arg;
+    struct pollfd pfd = {rp_session_dispatch_fd(session), POLLIN, 0};
+    CHECK(pfd.fd >= 0);
+    for (;;) {
+        int n = poll(&pfd, 1, 5000);
+        CHECK(n == 1);
+        if (n != 1) break;
+        size_t handled = 0;
+        rp_status st = rp_session_dispatch(session, 0, &handled);
+        if (st == RP_STATUS_CLOSED) break;
+        CHECK_OK(st); /* readable means a request waits */
+        CHECK(handled >= 1);
+    }
+    return NULL;
+}
+
+static void dispatch_driven_by_poll(void) {
+    server sb;
+    server_init(&sb, 1);
+    rp_session *a = NULL, *b = NULL;
+    make_pair(&a, NULL, &b, &sb);
+    struct pollfd pfd = {rp_session_dispatch_fd(b), POLLIN, 0};
+    CHECK(poll(&pfd, 1, 0) == 0); /* nothing waits yet */
+    pthread_t d;
+    pthread_create(&d, NULL, poll_loop, b);
+    pthread_t tids[4];
+    caller_args args[4];
+    run_callers(a, 4, 250, PROTO_ECHO, "", tids, args);
+    CHECK(join_callers(4, tids, args) == 1000);
+    rp_session_free(a); /* the peer's descriptor turns readable, dispatch says CLOSED */
+    pthread_join(d, NULL);
+    CHECK(poll(&pfd, 1, 0) == 1);
+    rp_session_free(b);
+    server_destroy(&sb);
+}
+
 static void dispatcher_answers_from_another_thread(void) {
     server sb;
     server_init(&sb, 1);
@@ -703,6 +742,7 @@ int main(int argc, char **argv) {
     cancel_and_deadlines();
     dispatcher_answers_from_another_thread();
     listener_and_connect();
+    dispatch_driven_by_poll();
     peer_dies_with_100_calls_pending();
     return CHECK_DONE("test_session");
 }
