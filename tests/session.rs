@@ -130,3 +130,76 @@ fn cancel_deadline_and_close_end_calls() {
 fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
 }
+
+/// A raw peer: writes frames by hand and sees what the session answers.
+fn raw_peer() -> (Session, rp::wire::FrameReader<UnixStream>, rp::wire::FrameWriter<UnixStream>) {
+    let (x, y) = UnixStream::pair().unwrap();
+    let session = Session::new(Conn::new(Stream::Unix(x)).unwrap(), Side::Connecting, false).unwrap();
+    y.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let reader = rp::wire::FrameReader::new(y.try_clone().unwrap());
+    (session, reader, rp::wire::FrameWriter::new(y))
+}
+
+fn session_frame<'a>(kind: rp::wire::proto::FrameKind, id: u64, payload: &'a [u8]) -> rp::FrameView<'a> {
+    rp::FrameView {
+        kind: kind as i32,
+        payload_protocol: rp::wire::registry::SESSION,
+        payload,
+        request_id: id,
+        ..rp::FrameView::default()
+    }
+}
+
+#[test]
+fn wire_shape_of_a_call_and_of_the_no_dispatcher_error() {
+    use prost::Message;
+    use rp::session::proto::SessionMessage;
+    use rp::wire::proto::FrameKind;
+
+    let (session, mut reader, mut writer) = raw_peer();
+    let opts = CallOptions { traceparent: "tp".into(), ..CallOptions::default() };
+    let call = session.start_call(0x7A63, b"ask", &opts).unwrap();
+    {
+        let f = reader.read_frame().unwrap();
+        assert_eq!(f.payload_protocol, rp::wire::registry::SESSION);
+        assert_eq!(f.frame_kind(), Some(FrameKind::Request));
+        assert_eq!(f.request_id, 1);
+        assert_eq!(f.traceparent, "tp");
+        let m = SessionMessage::decode(f.payload).unwrap();
+        assert_eq!((m.payload_protocol, m.payload.as_slice()), (0x7A63, &b"ask"[..]));
+    }
+    let answer = SessionMessage { payload: b"yes".to_vec(), ..SessionMessage::default() }.encode_to_vec();
+    writer.write_frame(&session_frame(FrameKind::Response, 1, &answer)).unwrap();
+    assert_eq!(call.wait(Some(Duration::from_secs(5))).unwrap(), b"yes");
+
+    // The peer (accepting side) calls with an even id; this session has no dispatcher.
+    let ask = SessionMessage { payload_protocol: 0x7A63, ..SessionMessage::default() }.encode_to_vec();
+    writer.write_frame(&session_frame(FrameKind::Request, 2, &ask)).unwrap();
+    let f = reader.read_frame().unwrap();
+    assert_eq!((f.frame_kind(), f.request_id), (Some(FrameKind::Response), 2));
+    let e = SessionMessage::decode(f.payload).unwrap().error.unwrap();
+    assert_eq!(e.code, rp::session::code::NOT_FOUND);
+    assert!(e.message.contains("no dispatcher"));
+}
+
+#[test]
+fn protocol_violations_end_the_session_with_closed() {
+    use rp::wire::proto::FrameKind;
+    // A request with this side's parity (odd ids belong to the connecting side).
+    let (session, _reader, mut writer) = raw_peer();
+    let pending = session.start_call(ECHO, b"", &CallOptions::default()).unwrap();
+    writer.write_frame(&session_frame(FrameKind::Request, 3, &[])).unwrap();
+    let err = pending.wait(Some(Duration::from_secs(5))).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Closed);
+    assert!(err.to_string().contains("parity"), "{err}");
+
+    // A frame on another payload protocol.
+    let (session, _reader, mut writer) = raw_peer();
+    let pending = session.start_call(ECHO, b"", &CallOptions::default()).unwrap();
+    let mut f = session_frame(FrameKind::Response, 1, &[]);
+    f.payload_protocol = 0x7001;
+    writer.write_frame(&f).unwrap();
+    let err = pending.wait(Some(Duration::from_secs(5))).unwrap_err();
+    assert!(err.to_string().contains("payload protocol"), "{err}");
+    assert!(session.is_closed());
+}
