@@ -3,8 +3,9 @@
 //! A [`Session`] owns one [`Conn`] and is its only reader: one reader thread routes every
 //! incoming frame — a RESPONSE to the call waiting for it, an EVENT to the stream of its
 //! request id, a REQUEST to the queue of requests to serve, a CANCEL to the request being
-//! served. The reader never runs user code; requests are taken with [`Session::next_request`]
-//! on a thread of the application's choosing.
+//! served. The reader never runs user code and never writes (librp's own error answers go
+//! through a second thread); requests are taken with [`Session::next_request`] on a thread of
+//! the application's choosing.
 //!
 //! Wire (docs/PROTOCOL.md, "Session"): every frame is on payload protocol
 //! [`SESSION`](crate::wire::registry::SESSION) and carries one `SessionMessage`
@@ -131,7 +132,8 @@ fn peer_error(e: SessionError) -> Error {
 #[derive(Debug)]
 pub struct Session {
     inner: Arc<Inner>,
-    reader: Mutex<Option<JoinHandle<()>>>,
+    /// The reader, then the answerer (which ends when the reader has ended).
+    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 #[derive(Debug)]
@@ -244,12 +246,31 @@ impl Session {
             signal_rx,
             signal_tx,
         });
+        // librp's own error answers are written by a second thread, so the reader never blocks
+        // on a write (two readers each waiting for the other to read could never finish).
+        let (answers, queued_answers) = std::sync::mpsc::channel::<AutoAnswer>();
+        let answer_inner = Arc::clone(&inner);
+        let answerer = std::thread::Builder::new()
+            .name("rp-session-answers".into())
+            .spawn(move || {
+                for (id, code, message) in queued_answers {
+                    let _ = answer_inner.send_error(id, code, message);
+                }
+            })
+            .map_err(|e| Error::io("spawn session thread", e))?;
         let reader_inner = Arc::clone(&inner);
-        let handle = std::thread::Builder::new()
+        let reader = std::thread::Builder::new()
             .name("rp-session-reader".into())
-            .spawn(move || read_frames(reader_inner))
-            .map_err(|e| Error::io("spawn session reader thread", e))?;
-        Ok(Session { inner, reader: Mutex::new(Some(handle)) })
+            .spawn(move || read_frames(reader_inner, answers));
+        let reader = match reader {
+            Ok(r) => r,
+            Err(e) => {
+                // The answer channel's sender is gone with the closure: the answerer ends.
+                let _ = answerer.join();
+                return Err(Error::io("spawn session reader thread", e));
+            }
+        };
+        Ok(Session { inner, threads: Mutex::new(vec![reader, answerer]) })
     }
 
     /// Which side this session is.
@@ -420,9 +441,9 @@ pub fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<Conn, Error> {
 impl Drop for Session {
     fn drop(&mut self) {
         self.close();
-        let handle = self.reader.get_mut().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(h) = handle {
-            let _ = h.join();
+        let threads = std::mem::take(self.threads.get_mut().unwrap_or_else(|p| p.into_inner()));
+        for t in threads {
+            let _ = t.join();
         }
     }
 }
@@ -510,7 +531,10 @@ impl Inner {
 }
 
 /// The reader thread: routes frames until the connection ends, then ends the session.
-fn read_frames(inner: Arc<Inner>) {
+/// An error answer the reader leaves to the answerer thread: request id, code, message.
+type AutoAnswer = (u64, i32, &'static str);
+
+fn read_frames(inner: Arc<Inner>, answers: std::sync::mpsc::Sender<AutoAnswer>) {
     let reason: Cow<'static, str> = loop {
         let frame = match inner.conn.recv(None) {
             Ok(f) => f,
@@ -550,16 +574,18 @@ fn read_frames(inner: Arc<Inner>) {
                 };
                 if !inner.serving.load(Ordering::Acquire) {
                     request.answered.store(true, Ordering::Release);
-                    let _ = inner.send_error(id, code::NOT_FOUND, "no dispatcher: this session serves no requests");
+                    let _ = answers.send((id, code::NOT_FOUND, "no dispatcher: this session serves no requests"));
                     continue;
                 }
                 if deadline.is_some_and(|d| d <= Instant::now()) {
-                    let _ = request.answer(Err(Error::Timeout("the request's deadline had passed on arrival".into())));
+                    request.answered.store(true, Ordering::Release);
+                    let _ = answers.send((id, code::TIMEOUT, "the request's deadline had passed on arrival"));
                     continue;
                 }
                 let mut st = inner.lock();
                 if st.serving.contains_key(&id) {
                     drop(st);
+                    request.answered.store(true, Ordering::Release);
                     break format!("protocol violation: request id {id} is already in use").into();
                 }
                 st.serving.insert(id, Arc::clone(&request.exchange));
@@ -567,7 +593,7 @@ fn read_frames(inner: Arc<Inner>) {
                     drop(st);
                     request.answered.store(true, Ordering::Release);
                     inner.lock().serving.remove(&id);
-                    let _ = inner.send_error(id, code::AGAIN, "too many requests are waiting to be dispatched");
+                    let _ = answers.send((id, code::AGAIN, "too many requests are waiting to be dispatched"));
                     continue;
                 }
                 st.queue.push_back(request);
