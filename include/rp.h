@@ -804,9 +804,10 @@ typedef struct rp_refusal rp_refusal;
  * `rp_session_dispatch`, `rp_session_dispatch_fd`, `rp_session_side_of`, `rp_session_pending_calls`,
  * `rp_session_close`, `rp_session_free`.
  *
- * Under the hood it owns the connection and one reader thread, the only reader of the
- * connection, which routes each incoming frame to its call, stream or request queue and never
- * runs user code. Functions taking `const rp_session *` are thread-safe.
+ * Under the hood it owns the connection and two threads: the reader, the only reader of the
+ * connection, which routes each incoming frame to its call, stream or request queue, and an
+ * answerer that writes librp's own error answers ("no dispatcher", deadline passed); neither
+ * ever runs user code. Functions taking `const rp_session *` are thread-safe.
  */
 typedef struct rp_session rp_session;
 
