@@ -1,7 +1,7 @@
 //! Compiles `proto/*.proto` with protox (no `protoc` needed) and sets the SONAME.
 
 fn main() {
-    let protos = ["proto/running_process_v1.proto", "proto/librp_push.proto"];
+    let protos = ["proto/running_process_v1.proto", "proto/librp_push.proto", "proto/librp_session.proto"];
     for p in &protos {
         println!("cargo:rerun-if-changed={p}");
     }

@@ -191,6 +191,11 @@ enum rp_status
    */
   RP_STATUS_DISABLED = 6,
   /**
+   * The call was cancelled (by `rp_session_call_cancel`, or by the peer for a request being
+   * served).
+   */
+  RP_STATUS_CANCELLED = 7,
+  /**
    * A required pointer argument was NULL.
    */
   RP_STATUS_NULL_ARGUMENT = 10,
@@ -252,6 +257,11 @@ enum rp_status
    * The operation is not permitted (for example a peer of another user).
    */
   RP_STATUS_PERMISSION_DENIED = 32,
+  /**
+   * The peer answered a session call with an application error (code 1000 or more, or one
+   * librp does not know); `rp_last_error_message` shows "peer error CODE: MESSAGE".
+   */
+  RP_STATUS_PEER_ERROR = 33,
   /**
    * An operating-system call failed.
    */
@@ -342,6 +352,31 @@ enum rp_protocol_class
 typedef enum rp_protocol_class rp_protocol_class;
 #else
 typedef int32_t rp_protocol_class;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * Which end of the connection a session is; it decides the parity of its request ids.
+ */
+enum rp_session_side
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * The side that connected: its calls use odd request ids.
+   */
+  RP_SESSION_SIDE_CONNECTING = 0,
+  /**
+   * The side that accepted the connection: its calls use even request ids.
+   */
+  RP_SESSION_SIDE_ACCEPTING = 1,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum rp_session_side rp_session_side;
+#else
+typedef int32_t rp_session_side;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -762,6 +797,57 @@ typedef struct rp_push_worker_options rp_push_worker_options;
 typedef struct rp_refusal rp_refusal;
 
 /**
+ * One multiplexed session over a connection: calls in both directions, streams and tunnels.
+ *
+ * Methods: `rp_session_new`, `rp_session_connect`, `rp_session_listener_accept`,
+ * `rp_session_call`, `rp_session_call_start`,
+ * `rp_session_dispatch`, `rp_session_dispatch_fd`, `rp_session_side_of`, `rp_session_pending_calls`,
+ * `rp_session_close`, `rp_session_free`.
+ *
+ * Under the hood it owns the connection and two threads: the reader, the only reader of the
+ * connection, which routes each incoming frame to its call, stream or request queue, and an
+ * answerer that writes librp's own error answers ("no dispatcher", deadline passed); neither
+ * ever runs user code. Functions taking `const rp_session *` are thread-safe.
+ */
+typedef struct rp_session rp_session;
+
+/**
+ * Deadline and trace context of a call. Methods: `rp_session_call_options_new`,
+ * `_set_deadline_unix_ms`, `_set_traceparent`, `_set_tracestate`, `_free`. Exclusive handle
+ * (Send); calls copy it, so one options value may serve many calls.
+ */
+typedef struct rp_session_call_options rp_session_call_options;
+
+/**
+ * A listening socket whose connections become sessions on the accepting side.
+ *
+ * Methods: `rp_session_listener_bind`, `rp_session_listener_endpoint`,
+ * `rp_session_listener_accept`, `rp_session_listener_free`. Functions taking
+ * `const rp_session_listener *` are thread-safe.
+ */
+typedef struct rp_session_listener rp_session_listener;
+
+/**
+ * One of the peer's requests, given to the dispatcher callback.
+ *
+ * Methods: `rp_session_request_id`, `_protocol`, `_payload`, `_deadline_unix_ms`,
+ * `_traceparent`, `_tracestate`, `_is_cancelled`, `_next_chunk`, `_send_chunk`,
+ * `_close_write`, and to end it `rp_session_respond`, `rp_session_respond_error`,
+ * `rp_session_request_free`. Thread-safe through `const` until it is ended.
+ */
+typedef struct rp_session_request rp_session_request;
+
+/**
+ * One call this side made, started by `rp_session_call_start`: wait for its response, read the chunks the peer
+ * streams, write chunks of a tunnel, half-close, cancel.
+ *
+ * Methods: `rp_session_ticket_id`, `_is_done`, `_wait`, `_next_chunk`, `_send_chunk`,
+ * `_close_write`, `_cancel`, `_free`. Thread-safe through `const`: one thread may wait while
+ * another cancels.
+ */
+typedef struct rp_session_ticket rp_session_ticket;
+
+/**
  * One worker: id, registration, kernel-reported credentials, pushes in flight. Always
  * borrowed (from an `rp_worker_list` or a callback); never freed on its own.
  *
@@ -950,6 +1036,23 @@ typedef void (*rp_push_worker_callback)(void *user_data,
                                         const struct rp_worker_info *worker,
                                         bool connected,
                                         struct rp_str reason);
+
+/**
+ * Serves one of the peer's requests.
+ *
+ * Parameters: `user_data` as registered; `request` — the request, **owned by the callback**
+ * (unlike other handles passed to callbacks, because the answer may come later from another
+ * thread): hand it to exactly one of `rp_session_respond`, `rp_session_respond_error` or
+ * `rp_session_request_free`, now or later, from any thread. Its fields (payload, trace
+ * context) stay valid until then.
+ *
+ * Called on the thread that calls `rp_session_dispatch`, from within it. It may call any librp
+ * function, including `rp_session_call` on the same session (the answer is read by the
+ * session's reader, not by this thread), but must not call `rp_session_free` on the session.
+ * While it runs, this `rp_session_dispatch` serves no other request; answer slow requests from
+ * another thread, or call `rp_session_dispatch` from several threads.
+ */
+typedef void (*rp_session_request_callback)(void *user_data, struct rp_session_request *request);
 
 #ifdef __cplusplus
 extern "C" {
@@ -2617,6 +2720,429 @@ void rp_refusal_free(struct rp_refusal *refusal);
  * Thread safety: may be called from any thread.
  */
 rp_protocol_class rp_protocol_classify(uint32_t id);
+
+/**
+ * Starts a session over a connection.
+ *
+ * Parameters: `conn` — consumed by this call, even if an error is returned; from now on only
+ * the session reads it (from `rp_broker_result_take_conn`, `rp_conn_adopt_fd` after your own
+ * `accept`, or a handoff); `side` — `RP_SESSION_SIDE_CONNECTING` for the end that connected,
+ * `RP_SESSION_SIDE_ACCEPTING` for the end that accepted (both ends must differ);
+ * `dispatcher` — serves the peer's requests (see `rp_session_request_callback`) when the
+ * application calls `rp_session_dispatch`; NULL: the session serves no requests, and each one
+ * is answered at once with the error code 13 (`RP_STATUS_NOT_FOUND`, "no dispatcher");
+ * `user_data_free` (may be NULL) — called once with `user_data` when the session is freed, or
+ * at once if `dispatcher` is NULL or this call fails; `out_session` — receives the session.
+ *
+ * Returns `RP_STATUS_OK`, `RP_STATUS_INVALID_ARGUMENT` (unknown `side`), `RP_STATUS_IO`
+ * (no thread could be started), `RP_STATUS_NULL_ARGUMENT`.
+ *
+ * Ownership: the caller owns `*out_session`; free it with `rp_session_free`.
+ */
+RP_NODISCARD
+rp_status rp_session_new(struct rp_conn *conn,
+                         int32_t side,
+                         rp_session_request_callback dispatcher,
+                         void *user_data,
+                         rp_user_data_free_callback user_data_free,
+                         struct rp_session **out_session);
+
+/**
+ * Connects to `endpoint` and starts a session there as the connecting side (odd request
+ * ids). The peer is typically an `rp_session_listener`; no Hello is exchanged.
+ *
+ * Parameters: `endpoint` — a socket path, `@abstract` name, or `tcp://host:port`;
+ * `timeout_ms` — limit for connecting (negative = 5000 ms); `dispatcher`, `user_data`,
+ * `user_data_free` and `out_session` as for `rp_session_new`.
+ *
+ * Returns `RP_STATUS_OK`, `RP_STATUS_IO` (nothing listens there), `RP_STATUS_TIMEOUT`,
+ * `RP_STATUS_INVALID_ARGUMENT` (a malformed endpoint), `RP_STATUS_INVALID_UTF8`,
+ * `RP_STATUS_NULL_ARGUMENT`.
+ *
+ * Ownership: the caller owns `*out_session`; free it with `rp_session_free`.
+ */
+RP_NODISCARD
+rp_status rp_session_connect(const char *endpoint,
+                             int32_t timeout_ms,
+                             rp_session_request_callback dispatcher,
+                             void *user_data,
+                             rp_user_data_free_callback user_data_free,
+                             struct rp_session **out_session);
+
+/**
+ * Binds a listener for sessions.
+ *
+ * Parameters: `endpoint` — a socket path (created 0600 in a directory only this user can
+ * write; created 0700 when missing), an `@abstract` name, or a loopback `tcp://host:port`
+ * (port 0 picks one). Unix peers of another user are refused; on TCP any local process may
+ * connect. `out_listener` receives the listener.
+ *
+ * Returns `RP_STATUS_OK`, `RP_STATUS_IO` (for example the address is in use),
+ * `RP_STATUS_PERMISSION_DENIED` (an unsafe socket directory, or a non-loopback TCP address),
+ * `RP_STATUS_INVALID_ARGUMENT`, `RP_STATUS_INVALID_UTF8`, `RP_STATUS_NULL_ARGUMENT`.
+ *
+ * Ownership: the caller owns `*out_listener`; free it with `rp_session_listener_free`.
+ */
+RP_NODISCARD
+rp_status rp_session_listener_bind(const char *endpoint,
+                                   struct rp_session_listener **out_listener);
+
+/**
+ * The endpoint actually bound (for `tcp://127.0.0.1:0`, with the real port), as a string
+ * `rp_session_connect` accepts. Borrowed: valid until the listener is freed. Empty if NULL.
+ */
+struct rp_str rp_session_listener_endpoint(const struct rp_session_listener *listener);
+
+/**
+ * Waits up to `timeout_ms` (negative = forever, 0 = only one already waiting) for a
+ * connection and starts a session on it as the accepting side (even request ids).
+ *
+ * Parameters: `dispatcher`, `user_data`, `user_data_free` and `out_session` as for
+ * `rp_session_new` (`user_data_free` also runs at once when no connection came).
+ *
+ * Returns `RP_STATUS_OK`, `RP_STATUS_TIMEOUT` (no connection in time), `RP_STATUS_IO`,
+ * `RP_STATUS_NULL_ARGUMENT`.
+ *
+ * Ownership: the caller owns `*out_session`; free it with `rp_session_free`.
+ * Thread safety: callable from several threads at once; each connection goes to one.
+ */
+RP_NODISCARD
+rp_status rp_session_listener_accept(const struct rp_session_listener *listener,
+                                     int32_t timeout_ms,
+                                     rp_session_request_callback dispatcher,
+                                     void *user_data,
+                                     rp_user_data_free_callback user_data_free,
+                                     struct rp_session **out_session);
+
+/**
+ * Frees a listener (a socket file it created is removed); sessions accepted from it go on.
+ * NULL is a no-op. Must not be called twice, nor while another thread uses `listener`.
+ */
+void rp_session_listener_free(struct rp_session_listener *listener);
+
+/**
+ * Calls the peer and waits up to `timeout_ms` (negative = forever) for its response.
+ *
+ * Parameters: `payload_protocol` — the consumer protocol of `payload` (carried to the peer,
+ * not read by librp); `payload`, `len` — copied (`payload` may be NULL when `len` is 0);
+ * `options` — deadline and trace context, or NULL for none. Without a deadline of its own the
+ * call gets "now + timeout" as its deadline, so the peer stops when the caller does.
+ *
+ * Returns `RP_STATUS_OK` (`*out_response` holds the answer), `RP_STATUS_TIMEOUT` (the wait or
+ * the deadline passed; the peer was sent a CANCEL, or the peer reported the deadline),
+ * `RP_STATUS_CLOSED` (the connection ended), `RP_STATUS_CANCELLED`, the peer's error as a
+ * status (`RP_STATUS_NOT_FOUND` when the peer has no dispatcher, `RP_STATUS_PEER_ERROR` for an
+ * application code; `rp_last_error_message` has the peer's message),
+ * `RP_STATUS_NULL_ARGUMENT`.
+ *
+ * Ownership: the caller owns `*out_response`; free it with `rp_msg_free`.
+ * Thread safety: callable from any number of threads at once.
+ */
+RP_NODISCARD
+rp_status rp_session_call(const struct rp_session *session,
+                          uint32_t payload_protocol,
+                          const uint8_t *payload,
+                          size_t len,
+                          const struct rp_session_call_options *options,
+                          int32_t timeout_ms,
+                          struct rp_msg **out_response);
+
+/**
+ * Starts a call and returns at once with its ticket; use it for asynchronous calls, streams
+ * (the peer answers with chunks, then a response) and tunnels (both sides send chunks).
+ *
+ * Parameters as for `rp_session_call`; the deadline in `options` (if any) is the only limit.
+ *
+ * Returns `RP_STATUS_OK`, `RP_STATUS_CLOSED`, `RP_STATUS_TIMEOUT` (the deadline had already
+ * passed), `RP_STATUS_NULL_ARGUMENT`.
+ *
+ * Ownership: the caller owns `*out_call`; free it with `rp_session_ticket_free` (which cancels
+ * the call if it has no outcome yet). Thread safety: callable from any number of threads.
+ */
+RP_NODISCARD
+rp_status rp_session_call_start(const struct rp_session *session,
+                                uint32_t payload_protocol,
+                                const uint8_t *payload,
+                                size_t len,
+                                const struct rp_session_call_options *options,
+                                struct rp_session_ticket **out_call);
+
+/**
+ * Runs the dispatcher callback for the peer's requests, on the calling thread.
+ *
+ * Waits up to `timeout_ms` (negative = forever) for the first request, then serves those
+ * already waiting. `*out_handled` (may be NULL) receives how many were served. Requests whose
+ * deadline passed while they waited are answered with `RP_STATUS_TIMEOUT` and not served.
+ *
+ * Returns `RP_STATUS_OK` (at least one served), `RP_STATUS_TIMEOUT` (none came),
+ * `RP_STATUS_CLOSED` (the session ended), `RP_STATUS_INVALID_ARGUMENT` (the session has no
+ * dispatcher), `RP_STATUS_NULL_ARGUMENT`.
+ *
+ * Thread safety: callable from any number of threads at once; each request goes to one.
+ */
+RP_NODISCARD
+rp_status rp_session_dispatch(const struct rp_session *session,
+                              int32_t timeout_ms,
+                              size_t *out_handled);
+
+/**
+ * A descriptor readable while a request waits for `rp_session_dispatch` or the session has
+ * ended, for poll/epoll loops: when it is readable, call `rp_session_dispatch` with timeout 0.
+ * Level-triggered; owned by the session: never read from or close it. -1 if `session` is NULL.
+ */
+int32_t rp_session_dispatch_fd(const struct rp_session *session);
+
+/**
+ * The side the session was created as (`RP_SESSION_SIDE_CONNECTING` if `session` is NULL).
+ */
+rp_session_side rp_session_side_of(const struct rp_session *session);
+
+/**
+ * Number of this side's calls waiting for a response (0 if `session` is NULL).
+ */
+size_t rp_session_pending_calls(const struct rp_session *session);
+
+/**
+ * Closes the connection: every waiting call, stream read and `rp_session_dispatch` returns
+ * `RP_STATUS_CLOSED` at once, and later calls fail the same way. Idempotent; callable from
+ * any thread. NULL is a no-op.
+ */
+void rp_session_close(const struct rp_session *session);
+
+/**
+ * Closes the session (see `rp_session_close`), waits for its reader thread to end, releases
+ * the dispatcher's user data and frees it. Calls and requests still held stay valid and fail
+ * with `RP_STATUS_CLOSED`; free them as usual. NULL is a no-op. Must not be called twice, nor
+ * while another thread uses `session`, nor from the dispatcher callback.
+ */
+void rp_session_free(struct rp_session *session);
+
+/**
+ * Creates call options with no deadline and no trace context.
+ *
+ * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`. Ownership: the caller owns
+ * `*out_options`; free it with `rp_session_call_options_free`.
+ */
+RP_NODISCARD rp_status rp_session_call_options_new(struct rp_session_call_options **out_options);
+
+/**
+ * Sets the absolute deadline in Unix milliseconds (0 = none). It travels in the frame; past
+ * it the call ends with `RP_STATUS_TIMEOUT` on both sides. Returns `RP_STATUS_OK`,
+ * `RP_STATUS_NULL_ARGUMENT`.
+ */
+RP_NODISCARD
+rp_status rp_session_call_options_set_deadline_unix_ms(struct rp_session_call_options *options,
+                                                       uint64_t deadline_unix_ms);
+
+/**
+ * Sets the W3C traceparent (copied). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`,
+ * `RP_STATUS_INVALID_UTF8`.
+ */
+RP_NODISCARD
+rp_status rp_session_call_options_set_traceparent(struct rp_session_call_options *options,
+                                                  const char *traceparent);
+
+/**
+ * Sets the W3C tracestate (copied). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`,
+ * `RP_STATUS_INVALID_UTF8`.
+ */
+RP_NODISCARD
+rp_status rp_session_call_options_set_tracestate(struct rp_session_call_options *options,
+                                                 const char *tracestate);
+
+/**
+ * Frees call options. NULL is a no-op. Must not be called twice with the same value.
+ */
+void rp_session_call_options_free(struct rp_session_call_options *options);
+
+/**
+ * The call's request id (odd on the connecting side, even on the accepting side); 0 if NULL.
+ */
+uint64_t rp_session_ticket_id(const struct rp_session_ticket *call);
+
+/**
+ * True once the call has an outcome (`rp_session_ticket_wait` then returns at once); false if
+ * NULL.
+ */
+bool rp_session_ticket_is_done(const struct rp_session_ticket *call);
+
+/**
+ * Waits up to `timeout_ms` (negative = forever, 0 = poll) for the call's response and takes it.
+ *
+ * Returns `RP_STATUS_OK` (`*out_response` holds the answer), `RP_STATUS_TIMEOUT` (the wait
+ * ended first and the call goes on — `rp_session_ticket_is_done` is false — or the call's
+ * deadline passed and it ended), `RP_STATUS_CLOSED`, `RP_STATUS_CANCELLED`, the peer's error
+ * as a status (see `rp_session_call`), `RP_STATUS_INVALID_ARGUMENT` (the outcome was already
+ * taken), `RP_STATUS_NULL_ARGUMENT`.
+ *
+ * Ownership: the caller owns `*out_response`; free it with `rp_msg_free`.
+ * Thread safety: callable from any thread, concurrently with the other call functions.
+ */
+RP_NODISCARD
+rp_status rp_session_ticket_wait(const struct rp_session_ticket *call,
+                                 int32_t timeout_ms,
+                                 struct rp_msg **out_response);
+
+/**
+ * Reads the next chunk the peer streamed on this call, waiting up to `timeout_ms` (negative =
+ * forever, 0 = poll). Chunks arrive in the order the peer sent them.
+ *
+ * Returns `RP_STATUS_OK` (`*out_chunk` holds the chunk), `RP_STATUS_CLOSED` (the stream has
+ * ended: the peer half-closed or sent its response — take it with `rp_session_ticket_wait` — or
+ * the connection ended, which `rp_session_ticket_wait` then reports as `RP_STATUS_CLOSED` too),
+ * `RP_STATUS_TIMEOUT`, `RP_STATUS_CANCELLED`, the call's error, `RP_STATUS_NULL_ARGUMENT`.
+ *
+ * Ownership: the caller owns `*out_chunk`; free it with `rp_msg_free`.
+ * Thread safety: callable from any thread; concurrent readers each get different chunks.
+ */
+RP_NODISCARD
+rp_status rp_session_ticket_next_chunk(const struct rp_session_ticket *call,
+                                       int32_t timeout_ms,
+                                       struct rp_msg **out_chunk);
+
+/**
+ * Sends one chunk to the peer on this call (a tunnel; the peer reads it with
+ * `rp_session_request_next_chunk`). `chunk`, `len` are copied.
+ *
+ * Returns `RP_STATUS_OK`, `RP_STATUS_CLOSED` (the call ended, this side already half-closed,
+ * or the connection ended), `RP_STATUS_CANCELLED`, `RP_STATUS_TIMEOUT` (the peer did not read
+ * for 30 s), `RP_STATUS_NULL_ARGUMENT`. Thread safety: callable from any thread.
+ */
+RP_NODISCARD
+rp_status rp_session_ticket_send_chunk(const struct rp_session_ticket *call,
+                                       const uint8_t *chunk,
+                                       size_t len);
+
+/**
+ * Half-closes the call's tunnel: tells the peer this side sends no more chunks (its
+ * `rp_session_request_next_chunk` then returns `RP_STATUS_CLOSED`). The response still comes.
+ *
+ * Returns `RP_STATUS_OK`, `RP_STATUS_CLOSED` (already half-closed, or the call or connection
+ * ended), `RP_STATUS_CANCELLED`, `RP_STATUS_NULL_ARGUMENT`.
+ */
+RP_NODISCARD rp_status rp_session_ticket_close_write(const struct rp_session_ticket *call);
+
+/**
+ * Cancels the call: waiters in `rp_session_ticket_wait` / `_next_chunk` return
+ * `RP_STATUS_CANCELLED` at once and the peer is sent a CANCEL (its request reports
+ * `rp_session_request_is_cancelled`). Does nothing once the call has an outcome.
+ * Callable from any thread. NULL is a no-op.
+ */
+void rp_session_ticket_cancel(const struct rp_session_ticket *call);
+
+/**
+ * Frees a call, cancelling it first if it has no outcome yet. NULL is a no-op. Must not be
+ * called twice, nor while another thread uses `call`.
+ */
+void rp_session_ticket_free(struct rp_session_ticket *call);
+
+/**
+ * The request id the caller chose (0 if NULL).
+ */
+uint64_t rp_session_request_id(const struct rp_session_request *request);
+
+/**
+ * The consumer protocol the caller named for the payload (0 if NULL).
+ */
+uint32_t rp_session_request_protocol(const struct rp_session_request *request);
+
+/**
+ * The request's bytes. Borrowed: valid until the request is ended (responded or freed).
+ */
+struct rp_bytes rp_session_request_payload(const struct rp_session_request *request);
+
+/**
+ * The request's absolute deadline in Unix milliseconds (0 = none, or NULL).
+ */
+uint64_t rp_session_request_deadline_unix_ms(const struct rp_session_request *request);
+
+/**
+ * The W3C traceparent (empty if none). Borrowed: valid until the request is ended.
+ */
+struct rp_str rp_session_request_traceparent(const struct rp_session_request *request);
+
+/**
+ * The W3C tracestate (empty if none). Borrowed: valid until the request is ended.
+ */
+struct rp_str rp_session_request_tracestate(const struct rp_session_request *request);
+
+/**
+ * True once the caller cancelled the request or the connection ended (an answer is then not
+ * sent); false if NULL. Poll it in long handlers.
+ */
+bool rp_session_request_is_cancelled(const struct rp_session_request *request);
+
+/**
+ * Reads the next chunk the caller sent on this request (a tunnel), waiting up to `timeout_ms`
+ * (negative = forever, 0 = poll).
+ *
+ * Returns `RP_STATUS_OK` (`*out_chunk` holds it), `RP_STATUS_CLOSED` (the caller half-closed,
+ * or the connection ended), `RP_STATUS_TIMEOUT` (the wait or the request's deadline),
+ * `RP_STATUS_CANCELLED`, `RP_STATUS_NULL_ARGUMENT`.
+ *
+ * Ownership: the caller owns `*out_chunk`; free it with `rp_msg_free`.
+ */
+RP_NODISCARD
+rp_status rp_session_request_next_chunk(const struct rp_session_request *request,
+                                        int32_t timeout_ms,
+                                        struct rp_msg **out_chunk);
+
+/**
+ * Streams one chunk to the caller (an EVENT frame; the caller reads it with
+ * `rp_session_ticket_next_chunk`) before the final answer. `chunk`, `len` are copied.
+ *
+ * Returns `RP_STATUS_OK`, `RP_STATUS_CLOSED` (this side half-closed, or the connection
+ * ended), `RP_STATUS_CANCELLED`, `RP_STATUS_TIMEOUT` (the request's deadline passed, or the
+ * caller did not read for 30 s), `RP_STATUS_NULL_ARGUMENT`.
+ */
+RP_NODISCARD
+rp_status rp_session_request_send_chunk(const struct rp_session_request *request,
+                                        const uint8_t *chunk,
+                                        size_t len);
+
+/**
+ * Half-closes this side of the request's stream: the caller's `rp_session_ticket_next_chunk`
+ * returns `RP_STATUS_CLOSED` after the chunks already sent. The answer is still due.
+ * Returns as `rp_session_request_send_chunk`.
+ */
+RP_NODISCARD rp_status rp_session_request_close_write(const struct rp_session_request *request);
+
+/**
+ * Answers a request with a payload, ending it. Consumes `request`, even if an error is
+ * returned. `payload`, `len` are copied (`payload` may be NULL when `len` is 0).
+ *
+ * Returns `RP_STATUS_OK`, `RP_STATUS_CANCELLED` (the caller cancelled; nothing was sent),
+ * `RP_STATUS_TIMEOUT` (the request's deadline passed: the caller was sent the
+ * `RP_STATUS_TIMEOUT` error instead), `RP_STATUS_CLOSED` (the connection ended),
+ * `RP_STATUS_NULL_ARGUMENT` (a NULL `payload` with a non-zero `len`: the caller is sent the
+ * `RP_STATUS_CLOSED` error).
+ *
+ * Thread safety: callable from any thread.
+ */
+RP_NODISCARD
+rp_status rp_session_respond(struct rp_session_request *request,
+                             const uint8_t *payload,
+                             size_t len);
+
+/**
+ * Answers a request with an error, ending it: the caller's call returns the status `code`
+ * (when it is an `rp_status`, for example `RP_STATUS_NOT_FOUND`) or `RP_STATUS_PEER_ERROR`
+ * (for an application code of 1000 or more), with `message` as its last error text.
+ * Consumes `request`, even if an error is returned. `message` is copied (NULL = "").
+ *
+ * Returns as `rp_session_respond` (plus `RP_STATUS_INVALID_UTF8` for `message`).
+ */
+RP_NODISCARD
+rp_status rp_session_respond_error(struct rp_session_request *request,
+                                   int32_t code,
+                                   const char *message);
+
+/**
+ * Frees a request; if it was not answered, the caller is sent the `RP_STATUS_CLOSED` error
+ * ("dropped without answering"). NULL is a no-op. Must not be called twice, nor after
+ * `rp_session_respond` / `_respond_error` (which already freed it).
+ */
+void rp_session_request_free(struct rp_session_request *request);
 
 /**
  * A static, human-readable name for a status code.

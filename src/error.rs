@@ -56,6 +56,10 @@ pub enum ErrorKind {
     MalformedProbe,
     /// The broker path is disabled (`RUNNING_PROCESS_DISABLE=1`); use the direct path.
     Disabled,
+    /// The call was cancelled (locally, or by the peer for a request being served).
+    Cancelled,
+    /// The peer answered a call with an application error (see [`Error::Peer`]).
+    PeerError,
 }
 
 /// An error from librp: a kind plus a human-readable description.
@@ -109,6 +113,18 @@ pub enum Error {
     /// The broker path is disabled by the environment.
     #[error("disabled: {0}")]
     Disabled(Cow<'static, str>),
+    /// The call was cancelled.
+    #[error("cancelled: {0}")]
+    Cancelled(Cow<'static, str>),
+    /// The peer answered a session call with an application error (code 1000 or more, or a
+    /// code librp does not know).
+    #[error("peer error {code}: {message}")]
+    Peer {
+        /// The peer's code.
+        code: i32,
+        /// The peer's message.
+        message: String,
+    },
     /// An operating-system call failed.
     #[error("{context}: {source}")]
     Io {
@@ -139,6 +155,8 @@ impl Error {
             Error::PermissionDenied(_) => ErrorKind::PermissionDenied,
             Error::Config(_) => ErrorKind::Config,
             Error::Disabled(_) => ErrorKind::Disabled,
+            Error::Cancelled(_) => ErrorKind::Cancelled,
+            Error::Peer { .. } => ErrorKind::PeerError,
         }
     }
 

@@ -11,6 +11,7 @@ pub mod error;
 pub mod handoff;
 pub mod mux;
 pub mod push;
+pub mod session;
 pub mod transport;
 pub mod wire;
 

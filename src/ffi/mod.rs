@@ -3,7 +3,7 @@
 //!
 //! Plumbing: [`status`] (codes), [`boundary`] (panics and the last error), [`bytes`]
 //! (borrowed views and owned buffers), [`handle`] (opaque handle ownership), [`version`].
-//! One module per C object follows: [`frame`], [`registry`], [`identity`], [`mux`], [`handoff`].
+//! One module per C object follows: [`frame`], [`registry`], [`identity`], [`mux`], [`handoff`], [`session`].
 #![allow(unsafe_code)]
 #![allow(non_camel_case_types)]
 
@@ -20,5 +20,6 @@ pub mod push_client;
 pub mod push_server;
 pub mod refusal;
 pub mod registry;
+pub mod session;
 pub mod status;
 pub mod version;

@@ -26,6 +26,9 @@ pub enum rp_status {
     BufferTooSmall = 5,
     /// The broker path is disabled by `RUNNING_PROCESS_DISABLE=1`; use your direct path.
     Disabled = 6,
+    /// The call was cancelled (by `rp_session_call_cancel`, or by the peer for a request being
+    /// served).
+    Cancelled = 7,
     /// A required pointer argument was NULL.
     NullArgument = 10,
     /// An argument is out of range or inconsistent.
@@ -58,6 +61,9 @@ pub enum rp_status {
     Rejected = 31,
     /// The operation is not permitted (for example a peer of another user).
     PermissionDenied = 32,
+    /// The peer answered a session call with an application error (code 1000 or more, or one
+    /// librp does not know); `rp_last_error_message` shows "peer error CODE: MESSAGE".
+    PeerError = 33,
     /// An operating-system call failed.
     Io = 40,
     /// The configuration (environment or options) is invalid.
@@ -67,7 +73,7 @@ pub enum rp_status {
 }
 
 /// Every status, for `From<i32>` and `rp_status_str` (not exported to C).
-const ALL_STATUSES: [rp_status; 25] = [
+const ALL_STATUSES: [rp_status; 27] = [
     rp_status::Ok,
     rp_status::Again,
     rp_status::Timeout,
@@ -75,6 +81,7 @@ const ALL_STATUSES: [rp_status; 25] = [
     rp_status::Incomplete,
     rp_status::BufferTooSmall,
     rp_status::Disabled,
+    rp_status::Cancelled,
     rp_status::NullArgument,
     rp_status::InvalidArgument,
     rp_status::InvalidUtf8,
@@ -90,6 +97,7 @@ const ALL_STATUSES: [rp_status; 25] = [
     rp_status::Refused,
     rp_status::Rejected,
     rp_status::PermissionDenied,
+    rp_status::PeerError,
     rp_status::Io,
     rp_status::Config,
     rp_status::Panic,
@@ -106,6 +114,7 @@ impl rp_status {
             rp_status::Incomplete => c"incomplete frame: more bytes needed",
             rp_status::BufferTooSmall => c"buffer too small",
             rp_status::Disabled => c"broker path disabled",
+            rp_status::Cancelled => c"cancelled",
             rp_status::NullArgument => c"NULL argument",
             rp_status::InvalidArgument => c"invalid argument",
             rp_status::InvalidUtf8 => c"invalid UTF-8",
@@ -121,6 +130,7 @@ impl rp_status {
             rp_status::Refused => c"refused",
             rp_status::Rejected => c"rejected",
             rp_status::PermissionDenied => c"permission denied",
+            rp_status::PeerError => c"peer error",
             rp_status::Io => c"i/o error",
             rp_status::Config => c"invalid configuration",
             rp_status::Panic => c"internal panic",
@@ -164,6 +174,8 @@ impl From<ErrorKind> for rp_status {
             ErrorKind::FirstPartyFrame => rp_status::FirstPartyFrame,
             ErrorKind::MalformedProbe => rp_status::MalformedProbe,
             ErrorKind::Disabled => rp_status::Disabled,
+            ErrorKind::Cancelled => rp_status::Cancelled,
+            ErrorKind::PeerError => rp_status::PeerError,
         }
     }
 }
@@ -194,7 +206,7 @@ mod tests {
             assert_eq!(rp_status::from(s as i32), s);
         }
         assert_eq!(rp_status::from(-1), rp_status::InvalidArgument);
-        assert_eq!(rp_status::from(8), rp_status::InvalidArgument);
+        assert_eq!(rp_status::from(9), rp_status::InvalidArgument);
         assert_eq!(rp_status::from(i32::MAX), rp_status::InvalidArgument);
     }
 

@@ -330,6 +330,26 @@ impl Listener {
         }
     }
 
+    /// Accepts one connection, waiting up to `timeout` (`None` = forever). Fails with
+    /// `Timeout` when none came in time. Works whether the listener blocks or not.
+    pub fn accept_timeout(&self, timeout: Option<Duration>) -> Result<Stream, Error> {
+        let deadline = timeout.map(|t| std::time::Instant::now() + t);
+        loop {
+            let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
+            let ready = sys::wait_readable(self.as_raw_fd(), left).map_err(|e| Error::io("wait for a connection", e))?;
+            if !ready {
+                return Err(Error::Timeout("no connection arrived in time".into()));
+            }
+            self.set_nonblocking(true).map_err(|e| Error::io("accept", e))?;
+            match self.accept() {
+                Ok(s) => return Ok(s),
+                // The connection went away between the wake-up and the accept: wait again.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::io("accept", e)),
+            }
+        }
+    }
+
     /// Accepts one connection.
     pub fn accept(&self) -> io::Result<Stream> {
         match self {

@@ -1,0 +1,997 @@
+//! Session: multiplexed calls, streams and tunnels in both directions over one connection.
+//!
+//! A [`Session`] owns one [`Conn`] and is its only reader: one reader thread routes every
+//! incoming frame — a RESPONSE to the call waiting for it, an EVENT to the stream of its
+//! request id, a REQUEST to the queue of requests to serve, a CANCEL to the request being
+//! served. The reader never runs user code and never writes (librp's own error answers go
+//! through a second thread); requests are taken with [`Session::next_request`] on a thread of
+//! the application's choosing.
+//!
+//! Wire (docs/PROTOCOL.md, "Session"): every frame is on payload protocol
+//! [`SESSION`](crate::wire::registry::SESSION) and carries one `SessionMessage`
+//! (`proto/librp_session.proto`). Request ids are split by side: the connecting side uses odd
+//! ids, the accepting side even ids, so both sides call each other on one connection.
+
+use std::borrow::Cow;
+use std::collections::{HashMap, VecDeque};
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use prost::Message;
+
+use crate::broker::Conn;
+use crate::error::Error;
+use crate::transport::{Endpoint, ListenOptions, Listener};
+use crate::wire::proto::FrameKind;
+use crate::wire::registry::SESSION;
+use crate::wire::FrameView;
+
+/// Generated messages of `proto/librp_session.proto`.
+pub mod proto {
+    #![allow(missing_docs, clippy::all)]
+    include!(concat!(env!("OUT_DIR"), "/librp.session.v1.rs"));
+}
+
+use proto::{SessionError, SessionMessage};
+
+/// Error codes librp itself puts in a `SessionError` (they are `rp_status` values).
+pub mod code {
+    /// The request's deadline passed.
+    pub const TIMEOUT: i32 = 2;
+    /// The serving side dropped the request without answering, or its connection ended.
+    pub const CLOSED: i32 = 3;
+    /// The request was cancelled.
+    pub const CANCELLED: i32 = 7;
+    /// The serving side has too many requests waiting to be dispatched; retry later.
+    pub const AGAIN: i32 = 1;
+    /// The argument was not acceptable to the serving side.
+    pub const INVALID_ARGUMENT: i32 = 11;
+    /// The receiving session has no dispatcher: it serves no requests.
+    pub const NOT_FOUND: i32 = 13;
+    /// The smallest application code; codes below are `rp_status` values.
+    pub const FIRST_APPLICATION_CODE: i32 = 1000;
+}
+
+/// Requests held for dispatch at most; more are answered at once with the `AGAIN` error.
+pub const MAX_QUEUED_REQUESTS: usize = 65536;
+
+/// Which end of the connection this session is; it decides the parity of request ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The side that connected: its calls use odd request ids (1, 3, 5, ...).
+    Connecting,
+    /// The side that accepted: its calls use even request ids (2, 4, 6, ...).
+    Accepting,
+}
+
+impl Side {
+    fn first_id(self) -> u64 {
+        match self {
+            Side::Connecting => 1,
+            Side::Accepting => 2,
+        }
+    }
+
+    /// True when `id` belongs to this side's calls.
+    fn owns(self, id: u64) -> bool {
+        (id % 2 == 1) == (self == Side::Connecting)
+    }
+}
+
+/// What a call sends besides its payload.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallOptions {
+    /// Absolute deadline in Unix milliseconds (0 = none). Past it the call ends with `Timeout`
+    /// on both sides, and the peer is sent a CANCEL.
+    pub deadline_unix_ms: u64,
+    /// W3C traceparent ("" = none).
+    pub traceparent: String,
+    /// W3C tracestate ("" = none).
+    pub tracestate: String,
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The monotonic instant of a Unix-ms deadline (`None` for 0 = no deadline).
+fn deadline_instant(deadline_unix_ms: u64) -> Option<Instant> {
+    if deadline_unix_ms == 0 {
+        return None;
+    }
+    let left = deadline_unix_ms.saturating_sub(now_unix_ms());
+    Some(Instant::now() + Duration::from_millis(left))
+}
+
+/// The error a peer's `SessionError` stands for: librp's own codes map back to their kind.
+fn peer_error(e: SessionError) -> Error {
+    let text = |m: String| -> Cow<'static, str> { format!("the peer answered: {m}").into() };
+    match e.code {
+        code::AGAIN => Error::Again(text(e.message)),
+        code::TIMEOUT => Error::Timeout(text(e.message)),
+        code::CLOSED => Error::Closed(text(e.message)),
+        code::CANCELLED => Error::Cancelled(text(e.message)),
+        code::INVALID_ARGUMENT => Error::InvalidArgument(text(e.message)),
+        code::NOT_FOUND => Error::NotFound(text(e.message)),
+        code => Error::Peer { code, message: e.message },
+    }
+}
+
+/// One multiplexed session over a connection. All methods take `&self` and may be called from
+/// any thread; dropping the session closes the connection and ends every call and stream with
+/// `Closed`.
+#[derive(Debug)]
+pub struct Session {
+    inner: Arc<Inner>,
+    /// The reader, then the answerer (which ends when the reader has ended).
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    conn: Conn,
+    side: Side,
+    next_id: AtomicU64,
+    /// False: incoming requests are answered at once with `NOT_FOUND` (no dispatcher).
+    serving: AtomicBool,
+    state: Mutex<State>,
+    /// Signalled when a request is queued or the session closes.
+    requests_changed: Condvar,
+    /// Readable end of the notification pair: holds one byte while a request waits to be
+    /// dispatched or the session has ended.
+    signal_rx: UnixStream,
+    signal_tx: UnixStream,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Why the session ended (set once).
+    closed: Option<Cow<'static, str>>,
+    /// This side's calls still waiting for their response, by request id.
+    calls: HashMap<u64, Arc<Exchange>>,
+    /// The peer's requests received and not yet answered, by request id.
+    serving: HashMap<u64, Arc<Exchange>>,
+    /// Requests waiting for [`Session::next_request`].
+    queue: VecDeque<Request>,
+    /// True while the notification socket holds its byte.
+    signalled: bool,
+}
+
+/// The shared state of one request id on one side: chunks the peer sent, the outcome.
+#[derive(Debug, Default)]
+struct Exchange {
+    state: Mutex<ExchangeState>,
+    changed: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct ExchangeState {
+    /// Chunks received and not yet read.
+    chunks: VecDeque<Vec<u8>>,
+    /// The peer sent its end of stream (or its final response).
+    peer_done: bool,
+    /// Set once: the call's outcome (for calls), or why a served request ended early.
+    outcome: Option<Outcome>,
+    /// This side sent its end of stream.
+    write_closed: bool,
+}
+
+#[derive(Debug)]
+enum Outcome {
+    /// The response payload, or the error it ended with; `None` once taken.
+    Ready(Option<Result<Vec<u8>, Error>>),
+}
+
+impl Exchange {
+    fn lock(&self) -> MutexGuard<'_, ExchangeState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sets the outcome once and wakes every waiter; returns false if there already was one.
+    fn finish(&self, result: Result<Vec<u8>, Error>) -> bool {
+        let mut st = self.lock();
+        if st.outcome.is_some() {
+            return false;
+        }
+        st.outcome = Some(Outcome::Ready(Some(result)));
+        st.peer_done = true;
+        self.changed.notify_all();
+        true
+    }
+
+    fn is_done(&self) -> bool {
+        self.lock().outcome.is_some()
+    }
+}
+
+/// Copies an error that several waiters must see (errors are not `Clone`).
+fn copy_error(e: &Error) -> Error {
+    match e {
+        Error::Timeout(m) => Error::Timeout(m.clone()),
+        Error::Closed(m) => Error::Closed(m.clone()),
+        Error::Cancelled(m) => Error::Cancelled(m.clone()),
+        Error::NotFound(m) => Error::NotFound(m.clone()),
+        Error::InvalidArgument(m) => Error::InvalidArgument(m.clone()),
+        Error::Peer { code, message } => Error::Peer { code: *code, message: message.clone() },
+        other => Error::Closed(other.to_string().into()),
+    }
+}
+
+impl Session {
+    /// Starts a session over `conn`, which it owns from now on (nothing else may read it).
+    ///
+    /// `serve_requests` false: the peer's requests are answered at once with the
+    /// `NOT_FOUND` error ("no dispatcher"); true: they queue for [`next_request`](Self::next_request).
+    pub fn new(conn: Conn, side: Side, serve_requests: bool) -> Result<Session, Error> {
+        let (signal_rx, signal_tx) = UnixStream::pair().map_err(|e| Error::io("notification socket", e))?;
+        let io = |e| Error::io("notification socket", e);
+        signal_rx.set_nonblocking(true).map_err(io)?;
+        signal_tx.set_nonblocking(true).map_err(io)?;
+        let inner = Arc::new(Inner {
+            conn,
+            side,
+            next_id: AtomicU64::new(side.first_id()),
+            serving: AtomicBool::new(serve_requests),
+            state: Mutex::new(State::default()),
+            requests_changed: Condvar::new(),
+            signal_rx,
+            signal_tx,
+        });
+        // librp's own error answers are written by a second thread, so the reader never blocks
+        // on a write (two readers each waiting for the other to read could never finish).
+        let (answers, queued_answers) = std::sync::mpsc::channel::<AutoAnswer>();
+        let answer_inner = Arc::clone(&inner);
+        let answerer = std::thread::Builder::new()
+            .name("rp-session-answers".into())
+            .spawn(move || {
+                for (id, code, message) in queued_answers {
+                    let _ = answer_inner.send_error(id, code, message);
+                }
+            })
+            .map_err(|e| Error::io("spawn session thread", e))?;
+        let reader_inner = Arc::clone(&inner);
+        let reader = std::thread::Builder::new()
+            .name("rp-session-reader".into())
+            .spawn(move || read_frames(reader_inner, answers));
+        let reader = match reader {
+            Ok(r) => r,
+            Err(e) => {
+                // The answer channel's sender is gone with the closure: the answerer ends.
+                let _ = answerer.join();
+                return Err(Error::io("spawn session reader thread", e));
+            }
+        };
+        Ok(Session { inner, threads: Mutex::new(vec![reader, answerer]) })
+    }
+
+    /// Which side this session is.
+    pub fn side(&self) -> Side {
+        self.inner.side
+    }
+
+    /// Starts a call and returns at once; the response arrives through the [`Call`].
+    ///
+    /// Fails with `Closed` (the session ended), `Timeout` (the deadline already passed), or a
+    /// send error.
+    pub fn start_call(&self, payload_protocol: u32, payload: &[u8], opts: &CallOptions) -> Result<Call, Error> {
+        let inner = &self.inner;
+        let deadline = deadline_instant(opts.deadline_unix_ms);
+        if deadline.is_some_and(|d| d <= Instant::now()) {
+            return Err(Error::Timeout("the call's deadline had already passed".into()));
+        }
+        let id = inner.next_id.fetch_add(2, Ordering::Relaxed);
+        let exchange = Arc::new(Exchange::default());
+        {
+            let mut st = inner.lock();
+            if let Some(reason) = &st.closed {
+                return Err(Error::Closed(reason.clone()));
+            }
+            st.calls.insert(id, Arc::clone(&exchange));
+        }
+        let msg = SessionMessage { payload_protocol, payload: payload.to_vec(), ..SessionMessage::default() };
+        let sent = inner.send(FrameKind::Request, id, &msg, opts.deadline_unix_ms, &opts.traceparent, &opts.tracestate);
+        if let Err(e) = sent {
+            inner.lock().calls.remove(&id);
+            return Err(e);
+        }
+        Ok(Call { inner: Arc::clone(inner), exchange, id, deadline })
+    }
+
+    /// Calls and waits up to `timeout` (`None` = forever) for the response payload.
+    ///
+    /// Without a deadline of its own the call gets "now + timeout" as its deadline, so the peer
+    /// knows when to stop. Fails with `Timeout`, `Closed`, `Cancelled`, the peer's error (see
+    /// [`Error::Peer`]), or a send error.
+    pub fn call(
+        &self,
+        payload_protocol: u32,
+        payload: &[u8],
+        opts: &CallOptions,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<u8>, Error> {
+        let mut opts = Cow::Borrowed(opts);
+        if let (0, Some(t)) = (opts.deadline_unix_ms, timeout) {
+            opts.to_mut().deadline_unix_ms = now_unix_ms() + (t.as_millis() as u64).max(1);
+        }
+        let call = self.start_call(payload_protocol, payload, &opts)?;
+        let result = call.wait(timeout);
+        if result.as_ref().is_err_and(|e| e.kind() == crate::ErrorKind::Timeout) {
+            call.cancel_with(Error::Timeout("the call timed out".into()));
+        }
+        result
+    }
+
+    /// Takes the next request to serve, waiting up to `timeout` (`None` = forever).
+    ///
+    /// Requests whose deadline passed while queued are answered with `TIMEOUT` and skipped.
+    /// Fails with `Timeout` (none came) or `Closed` (the session ended).
+    pub fn next_request(&self, timeout: Option<Duration>) -> Result<Request, Error> {
+        let until = timeout.map(|t| Instant::now() + t);
+        let mut st = self.inner.lock();
+        loop {
+            if let Some(reason) = &st.closed {
+                return Err(Error::Closed(reason.clone()));
+            }
+            let next = st.queue.pop_front();
+            self.inner.update_signal(&mut st);
+            if let Some(req) = next {
+                if req.deadline.is_some_and(|d| d <= Instant::now()) {
+                    drop(st);
+                    let _ = req.answer(Err(Error::Timeout("the request's deadline passed before it was served".into())));
+                    st = self.inner.lock();
+                    continue;
+                }
+                return Ok(req);
+            }
+            st = match until {
+                None => self.inner.requests_changed.wait(st).unwrap_or_else(|p| p.into_inner()),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        return Err(Error::Timeout("no request arrived".into()));
+                    }
+                    self.inner.requests_changed.wait_timeout(st, d - now).unwrap_or_else(|p| p.into_inner()).0
+                }
+            };
+        }
+    }
+
+    /// A descriptor that is readable while a request waits for
+    /// [`next_request`](Self::next_request) or the session has ended, for `poll`/`epoll` loops.
+    /// Level-triggered; owned by the session: never read from or close it.
+    pub fn request_fd(&self) -> RawFd {
+        self.inner.signal_rx.as_raw_fd()
+    }
+
+    /// Number of this side's calls waiting for a response.
+    pub fn pending_calls(&self) -> usize {
+        self.inner.lock().calls.len()
+    }
+
+    /// True once the session has ended (connection closed, protocol violation, or
+    /// [`close`](Self::close)).
+    pub fn is_closed(&self) -> bool {
+        self.inner.lock().closed.is_some()
+    }
+
+    /// Closes the connection: every call, stream and request wait ends with `Closed` at once.
+    /// Idempotent; callable from any thread.
+    pub fn close(&self) {
+        self.inner.conn.close();
+        self.inner.end("the session was closed locally".into());
+    }
+}
+
+/// A listening socket whose accepted connections become sessions (the accepting side).
+///
+/// The socket is owner-only (see [`crate::transport`]); a Unix peer of another user is refused
+/// at accept time, and a TCP endpoint must be a loopback address.
+#[derive(Debug)]
+pub struct SessionListener {
+    listener: Listener,
+    endpoint: Endpoint,
+}
+
+impl SessionListener {
+    /// Binds `endpoint` (a socket path, `@abstract` name or loopback `tcp://host:port`).
+    pub fn bind(endpoint: &Endpoint) -> Result<SessionListener, Error> {
+        let listener = Listener::bind(endpoint, &ListenOptions::default())?;
+        let endpoint = listener.local_endpoint()?;
+        Ok(SessionListener { listener, endpoint })
+    }
+
+    /// The endpoint actually bound (for `tcp://127.0.0.1:0`, with the real port).
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// Waits up to `timeout` (`None` = forever) for a connection and returns it, for
+    /// [`Session::new`] with [`Side::Accepting`]. Peers of another user are closed and waited
+    /// past. Fails with `Timeout` or an I/O error.
+    pub fn accept(&self, timeout: Option<Duration>) -> Result<Conn, Error> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            let stream = self.listener.accept_timeout(left)?;
+            if let Some(peer) = stream.peer_credentials() {
+                if peer.uid != crate::transport::effective_uid() {
+                    continue; // dropped: closes the connection
+                }
+            }
+            return Conn::new(stream);
+        }
+    }
+}
+
+/// Connects to a [`SessionListener`] (or any peer that speaks the session on a fresh
+/// connection), for [`Session::new`] with [`Side::Connecting`].
+pub fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<Conn, Error> {
+    Conn::new(crate::transport::connect(endpoint, timeout)?)
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.close();
+        let threads = std::mem::take(self.threads.get_mut().unwrap_or_else(|p| p.into_inner()));
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Keeps exactly one byte in the notification socket while a request waits or the session
+    /// has ended.
+    fn update_signal(&self, st: &mut State) {
+        let ready = !st.queue.is_empty() || st.closed.is_some();
+        if ready && !st.signalled {
+            st.signalled = (&self.signal_tx).write(&[1]).is_ok();
+        } else if !ready && st.signalled {
+            let mut byte = [0u8; 1];
+            let _ = (&self.signal_rx).read(&mut byte);
+            st.signalled = false;
+        }
+    }
+
+    fn closed_error(&self) -> Error {
+        let st = self.lock();
+        Error::Closed(st.closed.clone().unwrap_or_else(|| "the session ended".into()))
+    }
+
+    fn send(
+        &self,
+        kind: FrameKind,
+        request_id: u64,
+        msg: &SessionMessage,
+        deadline_unix_ms: u64,
+        traceparent: &str,
+        tracestate: &str,
+    ) -> Result<(), Error> {
+        let payload = msg.encode_to_vec();
+        let frame = FrameView {
+            kind: kind as i32,
+            payload_protocol: SESSION,
+            payload: &payload,
+            request_id,
+            deadline_unix_ms,
+            traceparent,
+            tracestate,
+            ..FrameView::default()
+        };
+        self.conn.send(&frame).map_err(|e| match e {
+            Error::Closed(_) => self.closed_error(),
+            e => e,
+        })
+    }
+
+    fn send_simple(&self, kind: FrameKind, request_id: u64, msg: &SessionMessage) -> Result<(), Error> {
+        self.send(kind, request_id, msg, 0, "", "")
+    }
+
+    /// Sends an error RESPONSE for one of the peer's requests.
+    fn send_error(&self, request_id: u64, code: i32, message: &str) -> Result<(), Error> {
+        let msg = SessionMessage {
+            error: Some(SessionError { code, message: message.to_owned() }),
+            ..SessionMessage::default()
+        };
+        self.send_simple(FrameKind::Response, request_id, &msg)
+    }
+
+    /// Ends the session once: every call, stream and request wait ends with `Closed`.
+    fn end(&self, reason: Cow<'static, str>) {
+        let (calls, serving, queued) = {
+            let mut st = self.lock();
+            if st.closed.is_none() {
+                st.closed = Some(reason.clone());
+            }
+            let queued = std::mem::take(&mut st.queue);
+            self.update_signal(&mut st);
+            (std::mem::take(&mut st.calls), std::mem::take(&mut st.serving), queued)
+        };
+        self.requests_changed.notify_all();
+        for ex in calls.values().chain(serving.values()) {
+            ex.finish(Err(Error::Closed(reason.clone())));
+        }
+        // Dropped outside the lock: a dropped request tries to answer.
+        drop(queued);
+    }
+}
+
+/// The reader thread: routes frames until the connection ends, then ends the session.
+/// An error answer the reader leaves to the answerer thread: request id, code, message.
+type AutoAnswer = (u64, i32, &'static str);
+
+fn read_frames(inner: Arc<Inner>, answers: std::sync::mpsc::Sender<AutoAnswer>) {
+    let reason: Cow<'static, str> = loop {
+        let frame = match inner.conn.recv(None) {
+            Ok(f) => f,
+            Err(Error::Closed(m)) => break m,
+            Err(e) => break format!("connection failed: {e}").into(),
+        };
+        if frame.payload_encoding != 0 {
+            break "protocol violation: session frames are never compressed".into();
+        }
+        if frame.payload_protocol != SESSION {
+            break format!("protocol violation: frame on payload protocol 0x{:04X}", frame.payload_protocol).into();
+        }
+        let msg = if frame.kind == FrameKind::Cancel as i32 {
+            SessionMessage::default()
+        } else {
+            match SessionMessage::decode(frame.payload.as_slice()) {
+                Ok(m) => m,
+                Err(e) => break format!("protocol violation: malformed SessionMessage: {e}").into(),
+            }
+        };
+        let id = frame.request_id;
+        let ours = inner.side.owns(id);
+        match (FrameKind::try_from(frame.kind).ok(), ours) {
+            (Some(FrameKind::Request), false) => {
+                let deadline = deadline_instant(frame.deadline_unix_ms);
+                let request = Request {
+                    inner: Arc::clone(&inner),
+                    exchange: Arc::new(Exchange::default()),
+                    id,
+                    payload_protocol: msg.payload_protocol,
+                    payload: msg.payload,
+                    deadline_unix_ms: frame.deadline_unix_ms,
+                    deadline,
+                    traceparent: frame.traceparent,
+                    tracestate: frame.tracestate,
+                    answered: AtomicBool::new(false),
+                };
+                if !inner.serving.load(Ordering::Acquire) {
+                    request.answered.store(true, Ordering::Release);
+                    let _ = answers.send((id, code::NOT_FOUND, "no dispatcher: this session serves no requests"));
+                    continue;
+                }
+                if deadline.is_some_and(|d| d <= Instant::now()) {
+                    request.answered.store(true, Ordering::Release);
+                    let _ = answers.send((id, code::TIMEOUT, "the request's deadline had passed on arrival"));
+                    continue;
+                }
+                let mut st = inner.lock();
+                if st.serving.contains_key(&id) {
+                    drop(st);
+                    request.answered.store(true, Ordering::Release);
+                    break format!("protocol violation: request id {id} is already in use").into();
+                }
+                st.serving.insert(id, Arc::clone(&request.exchange));
+                if st.queue.len() >= MAX_QUEUED_REQUESTS {
+                    drop(st);
+                    request.answered.store(true, Ordering::Release);
+                    inner.lock().serving.remove(&id);
+                    let _ = answers.send((id, code::AGAIN, "too many requests are waiting to be dispatched"));
+                    continue;
+                }
+                st.queue.push_back(request);
+                inner.update_signal(&mut st);
+                drop(st);
+                inner.requests_changed.notify_one();
+            }
+            (Some(FrameKind::Request), true) => {
+                break format!("protocol violation: the peer sent a request with id {id}, which has this side's parity")
+                    .into();
+            }
+            (Some(FrameKind::Response), true) => {
+                let call = inner.lock().calls.remove(&id);
+                if let Some(ex) = call {
+                    let result = match msg.error {
+                        Some(e) => Err(peer_error(e)),
+                        None => Ok(msg.payload),
+                    };
+                    ex.finish(result);
+                }
+                // An unknown id: the call was cancelled or timed out here; drop the answer.
+            }
+            (Some(FrameKind::Event), ours) => {
+                let ex = {
+                    let st = inner.lock();
+                    if ours { st.calls.get(&id).cloned() } else { st.serving.get(&id).cloned() }
+                };
+                if let Some(ex) = ex {
+                    let mut st = ex.lock();
+                    if !msg.payload.is_empty() || !msg.end_of_stream {
+                        st.chunks.push_back(msg.payload);
+                    }
+                    if msg.end_of_stream {
+                        st.peer_done = true;
+                    }
+                    ex.changed.notify_all();
+                }
+            }
+            (Some(FrameKind::Cancel), false) => {
+                let ex = inner.lock().serving.remove(&id);
+                if let Some(ex) = ex {
+                    ex.finish(Err(Error::Cancelled("the caller cancelled the request".into())));
+                }
+                // Also take it off the queue if it was not yet dispatched (dropped outside the lock).
+                let mut st = inner.lock();
+                let (gone, kept) = std::mem::take(&mut st.queue).into_iter().partition(|r| r.id == id);
+                st.queue = kept;
+                inner.update_signal(&mut st);
+                drop(st);
+                drop::<VecDeque<Request>>(gone);
+            }
+            (Some(FrameKind::Cancel), true) | (Some(FrameKind::Response), false) => {
+                break format!("protocol violation: frame kind {} with request id {id} of the wrong side", frame.kind)
+                    .into();
+            }
+            (None, _) => break format!("protocol violation: unknown frame kind {}", frame.kind).into(),
+        }
+    };
+    inner.conn.close();
+    inner.end(reason);
+}
+
+/// Waits on an exchange until `ready` returns a value, the wait limit or the deadline passes.
+///
+/// Returns `Err(true)` when the deadline passed, `Err(false)` when only the wait limit did.
+fn wait_on<T>(
+    ex: &Exchange,
+    timeout: Option<Duration>,
+    deadline: Option<Instant>,
+    mut ready: impl FnMut(&mut ExchangeState) -> Option<T>,
+) -> Result<T, bool> {
+    let until = timeout.map(|t| Instant::now() + t);
+    let mut st = ex.lock();
+    loop {
+        if let Some(v) = ready(&mut st) {
+            return Ok(v);
+        }
+        let now = Instant::now();
+        if deadline.is_some_and(|d| d <= now) {
+            return Err(true);
+        }
+        if until.is_some_and(|u| u <= now) {
+            return Err(false);
+        }
+        let limit = [until, deadline].into_iter().flatten().min();
+        st = match limit {
+            None => ex.changed.wait(st).unwrap_or_else(|p| p.into_inner()),
+            Some(l) => ex.changed.wait_timeout(st, l - now).unwrap_or_else(|p| p.into_inner()).0,
+        };
+    }
+}
+
+/// Takes a chunk, or says why there is none (ended, failed) — `None` means "wait".
+fn take_chunk(st: &mut ExchangeState) -> Option<Result<Vec<u8>, Error>> {
+    if let Some(c) = st.chunks.pop_front() {
+        return Some(Ok(c));
+    }
+    match &st.outcome {
+        Some(Outcome::Ready(Some(Err(e)))) => Some(Err(copy_error(e))),
+        Some(_) => Some(Err(Error::Closed("the stream has ended".into()))),
+        None if st.peer_done => Some(Err(Error::Closed("the stream has ended".into()))),
+        None => None,
+    }
+}
+
+/// One call this side made: wait for its response, read its stream, write to its tunnel,
+/// cancel it. All methods take `&self`; dropping an unfinished call cancels it.
+#[derive(Debug)]
+pub struct Call {
+    inner: Arc<Inner>,
+    exchange: Arc<Exchange>,
+    id: u64,
+    deadline: Option<Instant>,
+}
+
+impl Call {
+    /// The call's request id (odd on the connecting side, even on the accepting side).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// True once the call has an outcome ([`wait`](Self::wait) then returns at once).
+    pub fn is_done(&self) -> bool {
+        self.exchange.is_done()
+    }
+
+    /// Waits up to `timeout` (`None` = forever) for the response and takes it.
+    ///
+    /// `Timeout` either means the wait ended first (the call goes on; [`is_done`](Self::is_done)
+    /// is false) or the call's deadline passed (the call ended and the peer was sent a CANCEL).
+    /// An outcome can be taken once; later calls fail with `InvalidArgument`.
+    pub fn wait(&self, timeout: Option<Duration>) -> Result<Vec<u8>, Error> {
+        let got = wait_on(&self.exchange, timeout, self.deadline, |st| {
+            st.outcome.as_mut().map(|Outcome::Ready(r)| r.take())
+        });
+        match got {
+            Ok(Some(result)) => result,
+            Ok(None) => Err(Error::invalid_argument("the call's outcome was already taken")),
+            Err(true) => {
+                self.cancel_with(Error::Timeout("the call's deadline passed".into()));
+                match self.wait(Some(Duration::ZERO)) {
+                    Err(e) if e.kind() == crate::ErrorKind::InvalidArgument => {
+                        Err(Error::Timeout("the call's deadline passed".into()))
+                    }
+                    other => other,
+                }
+            }
+            Err(false) => Err(Error::Timeout("no response arrived in time".into())),
+        }
+    }
+
+    /// Reads the next chunk the peer streamed (EVENT frames), waiting up to `timeout`.
+    ///
+    /// Fails with `Closed` once the stream has ended (the peer's end of stream or final
+    /// response — take that with [`wait`](Self::wait) — or the connection ended), `Timeout`,
+    /// `Cancelled`, or the call's error.
+    pub fn next_chunk(&self, timeout: Option<Duration>) -> Result<Vec<u8>, Error> {
+        match wait_on(&self.exchange, timeout, self.deadline, take_chunk) {
+            Ok(r) => r,
+            Err(true) => {
+                self.cancel_with(Error::Timeout("the call's deadline passed".into()));
+                Err(Error::Timeout("the call's deadline passed".into()))
+            }
+            Err(false) => Err(Error::Timeout("no chunk arrived in time".into())),
+        }
+    }
+
+    /// Sends one chunk to the peer on this call (the tunnel direction caller → callee).
+    pub fn send_chunk(&self, chunk: &[u8]) -> Result<(), Error> {
+        self.check_writable()?;
+        let msg = SessionMessage { payload: chunk.to_vec(), ..SessionMessage::default() };
+        self.inner.send_simple(FrameKind::Event, self.id, &msg)
+    }
+
+    /// Half-closes: tells the peer this side sends no more chunks. The response still comes.
+    pub fn close_write(&self) -> Result<(), Error> {
+        self.check_writable()?;
+        self.exchange.lock().write_closed = true;
+        let msg = SessionMessage { end_of_stream: true, ..SessionMessage::default() };
+        self.inner.send_simple(FrameKind::Event, self.id, &msg)
+    }
+
+    fn check_writable(&self) -> Result<(), Error> {
+        let st = self.exchange.lock();
+        match &st.outcome {
+            Some(Outcome::Ready(Some(Err(e)))) => Err(copy_error(e)),
+            Some(_) => Err(Error::Closed("the call has ended".into())),
+            None if st.write_closed => Err(Error::Closed("this side already closed its half".into())),
+            None => Ok(()),
+        }
+    }
+
+    /// Cancels the call: its waiters wake with `Cancelled` and the peer is sent a CANCEL.
+    /// Does nothing once the call has an outcome.
+    pub fn cancel(&self) {
+        self.cancel_with(Error::Cancelled("the call was cancelled".into()));
+    }
+
+    fn cancel_with(&self, error: Error) {
+        if self.exchange.finish(Err(error)) {
+            self.inner.lock().calls.remove(&self.id);
+            let _ = self.inner.send_simple(FrameKind::Cancel, self.id, &SessionMessage::default());
+        }
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        self.cancel();
+    }
+}
+
+/// One of the peer's requests being served: its fields, its stream, and its answer.
+///
+/// Answer it once with [`respond`](Self::respond) or [`respond_error`](Self::respond_error),
+/// from any thread; dropping it unanswered answers with the `CLOSED` error.
+#[derive(Debug)]
+pub struct Request {
+    inner: Arc<Inner>,
+    exchange: Arc<Exchange>,
+    id: u64,
+    payload_protocol: u32,
+    payload: Vec<u8>,
+    deadline_unix_ms: u64,
+    deadline: Option<Instant>,
+    traceparent: String,
+    tracestate: String,
+    answered: AtomicBool,
+}
+
+impl Request {
+    /// The request id the caller chose.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The consumer protocol of the payload.
+    pub fn payload_protocol(&self) -> u32 {
+        self.payload_protocol
+    }
+
+    /// The request's bytes.
+    pub fn payload(&self) -> &[u8] {
+        &self.payload
+    }
+
+    /// Absolute deadline in Unix milliseconds; 0 = none.
+    pub fn deadline_unix_ms(&self) -> u64 {
+        self.deadline_unix_ms
+    }
+
+    /// W3C traceparent ("" = none).
+    pub fn traceparent(&self) -> &str {
+        &self.traceparent
+    }
+
+    /// W3C tracestate ("" = none).
+    pub fn tracestate(&self) -> &str {
+        &self.tracestate
+    }
+
+    /// True once the caller cancelled the request (or the session ended); answers are then
+    /// not sent.
+    pub fn is_cancelled(&self) -> bool {
+        !self.answered.load(Ordering::Acquire) && self.exchange.is_done()
+    }
+
+    /// Answers with a payload. Fails with `Cancelled` (the caller cancelled), `Timeout` (the
+    /// deadline passed: the caller is sent the `TIMEOUT` error instead), `Closed`, or
+    /// `InvalidArgument` (already answered).
+    pub fn respond(&self, payload: &[u8]) -> Result<(), Error> {
+        self.answer(Ok(payload.to_vec()))
+    }
+
+    /// Answers with an error: `code` is an `rp_status` value or an application code ≥ 1000.
+    /// Fails like [`respond`](Self::respond).
+    pub fn respond_error(&self, code: i32, message: &str) -> Result<(), Error> {
+        self.answer(Err(Error::Peer { code, message: message.to_owned() }))
+    }
+
+    fn answer(&self, result: Result<Vec<u8>, Error>) -> Result<(), Error> {
+        if self.answered.swap(true, Ordering::AcqRel) {
+            return Err(Error::invalid_argument("the request was already answered"));
+        }
+        self.inner.lock().serving.remove(&self.id);
+        let late = self.deadline.is_some_and(|d| d <= Instant::now());
+        if let Some(Outcome::Ready(Some(Err(e)))) = &self.exchange.lock().outcome {
+            // Cancelled or the session ended: nothing is sent. Past the deadline, the caller
+            // has ended the call with TIMEOUT, and so does this side.
+            if late {
+                return Err(Error::Timeout("the request's deadline passed before it was answered".into()));
+            }
+            return Err(copy_error(e));
+        }
+        let (msg, outcome) = if late {
+            let text = "the request's deadline passed before it was answered";
+            (error_message(code::TIMEOUT, text), Err(Error::Timeout(text.into())))
+        } else {
+            match result {
+                Ok(payload) => (SessionMessage { payload, ..SessionMessage::default() }, Ok(())),
+                Err(Error::Peer { code, message }) => (error_message(code, &message), Ok(())),
+                Err(e) => (error_message(code_of(&e), &e.to_string()), Ok(())),
+            }
+        };
+        self.exchange.finish(Err(Error::Closed("the request was answered".into())));
+        self.inner.send_simple(FrameKind::Response, self.id, &msg)?;
+        outcome
+    }
+
+    /// Reads the next chunk the caller sent on this request (a tunnel), waiting up to
+    /// `timeout`. Fails with `Closed` once the caller half-closed (or the session ended),
+    /// `Timeout` (the wait or the request's deadline), or `Cancelled`.
+    pub fn next_chunk(&self, timeout: Option<Duration>) -> Result<Vec<u8>, Error> {
+        if self.deadline.is_some_and(|d| d <= Instant::now()) {
+            return Err(Error::Timeout("the request's deadline passed".into()));
+        }
+        match wait_on(&self.exchange, timeout, self.deadline, take_chunk) {
+            Ok(r) => r,
+            Err(true) => Err(Error::Timeout("the request's deadline passed".into())),
+            Err(false) => Err(Error::Timeout("no chunk arrived in time".into())),
+        }
+    }
+
+    /// Streams one chunk to the caller (an EVENT frame) before the final answer.
+    pub fn send_chunk(&self, chunk: &[u8]) -> Result<(), Error> {
+        self.check_writable()?;
+        let msg = SessionMessage { payload: chunk.to_vec(), ..SessionMessage::default() };
+        self.inner.send_simple(FrameKind::Event, self.id, &msg)
+    }
+
+    /// Half-closes: tells the caller no more chunks come; the final answer is still due.
+    pub fn close_write(&self) -> Result<(), Error> {
+        self.check_writable()?;
+        self.exchange.lock().write_closed = true;
+        let msg = SessionMessage { end_of_stream: true, ..SessionMessage::default() };
+        self.inner.send_simple(FrameKind::Event, self.id, &msg)
+    }
+
+    fn check_writable(&self) -> Result<(), Error> {
+        if self.answered.load(Ordering::Acquire) {
+            return Err(Error::Closed("the request was already answered".into()));
+        }
+        if self.deadline.is_some_and(|d| d <= Instant::now()) {
+            return Err(Error::Timeout("the request's deadline passed".into()));
+        }
+        let st = self.exchange.lock();
+        match &st.outcome {
+            Some(Outcome::Ready(Some(Err(e)))) => Err(copy_error(e)),
+            Some(_) => Err(Error::Closed("the request has ended".into())),
+            None if st.write_closed => Err(Error::Closed("this side already closed its half".into())),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Request {
+    fn drop(&mut self) {
+        if !self.answered.load(Ordering::Acquire) {
+            let _ = self.answer(Err(Error::Peer {
+                code: code::CLOSED,
+                message: "the serving side dropped the request without answering".into(),
+            }));
+        }
+    }
+}
+
+fn error_message(code: i32, message: &str) -> SessionMessage {
+    SessionMessage { error: Some(SessionError { code, message: message.to_owned() }), ..SessionMessage::default() }
+}
+
+/// The wire code of a local error kind.
+fn code_of(e: &Error) -> i32 {
+    match e.kind() {
+        crate::ErrorKind::Timeout => code::TIMEOUT,
+        crate::ErrorKind::Cancelled => code::CANCELLED,
+        crate::ErrorKind::NotFound => code::NOT_FOUND,
+        crate::ErrorKind::InvalidArgument => code::INVALID_ARGUMENT,
+        _ => code::CLOSED,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_split_by_side() {
+        assert!(Side::Connecting.owns(1) && !Side::Connecting.owns(2));
+        assert!(Side::Accepting.owns(2) && !Side::Accepting.owns(3));
+        assert_eq!(Side::Connecting.first_id(), 1);
+        assert_eq!(Side::Accepting.first_id(), 2);
+    }
+
+    #[test]
+    fn peer_codes_map_back_to_kinds() {
+        let e = |code| peer_error(SessionError { code, message: "m".into() }).kind();
+        assert_eq!(e(code::TIMEOUT), crate::ErrorKind::Timeout);
+        assert_eq!(e(code::NOT_FOUND), crate::ErrorKind::NotFound);
+        assert_eq!(e(1234), crate::ErrorKind::PeerError);
+    }
+}

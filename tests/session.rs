@@ -1,0 +1,205 @@
+//! Sessions over Unix socket pairs, through the Rust API.
+
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use rp::broker::Conn;
+use rp::session::{CallOptions, Session, Side};
+use rp::transport::Stream;
+use rp::ErrorKind;
+
+const ECHO: u32 = 0x7001;
+const STREAM: u32 = 0x7002;
+const HOLD: u32 = 0x7004;
+
+fn pair(serve_a: bool, serve_b: bool) -> (Arc<Session>, Arc<Session>) {
+    let (x, y) = UnixStream::pair().unwrap();
+    let a = Session::new(Conn::new(Stream::Unix(x)).unwrap(), Side::Connecting, serve_a).unwrap();
+    let b = Session::new(Conn::new(Stream::Unix(y)).unwrap(), Side::Accepting, serve_b).unwrap();
+    (Arc::new(a), Arc::new(b))
+}
+
+/// Serves ECHO (answer = payload) and STREAM (100 chunks, then "done"); HOLD requests are
+/// kept until the session ends.
+fn serve(session: Arc<Session>) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        let mut held = Vec::new();
+        loop {
+            let req = match session.next_request(None) {
+                Ok(r) => r,
+                Err(e) => {
+                    assert_eq!(e.kind(), ErrorKind::Closed);
+                    return;
+                }
+            };
+            match req.payload_protocol() {
+                ECHO => req.respond(req.payload()).unwrap(),
+                STREAM => {
+                    for i in 0..100 {
+                        req.send_chunk(format!("c{i}").as_bytes()).unwrap();
+                    }
+                    req.respond(b"done").unwrap();
+                }
+                _ => held.push(req),
+            }
+        }
+    })
+}
+
+#[test]
+fn both_sides_call_each_other_with_split_ids() {
+    let (a, b) = pair(true, true);
+    let (sa, sb) = (serve(Arc::clone(&a)), serve(Arc::clone(&b)));
+    let mut callers = Vec::new();
+    for (who, s) in [("a", &a), ("b", &b)] {
+        for t in 0..4 {
+            let s = Arc::clone(s);
+            callers.push(thread::spawn(move || {
+                for i in 0..250 {
+                    let msg = format!("{who}{t}-{i}");
+                    let got = s.call(ECHO, msg.as_bytes(), &CallOptions::default(), Some(Duration::from_secs(10)));
+                    assert_eq!(got.unwrap(), msg.as_bytes());
+                }
+            }));
+        }
+    }
+    for c in callers {
+        c.join().unwrap();
+    }
+    let ca = a.start_call(ECHO, b"", &CallOptions::default()).unwrap();
+    let cb = b.start_call(ECHO, b"", &CallOptions::default()).unwrap();
+    assert_eq!(ca.id() % 2, 1);
+    assert_eq!(cb.id() % 2, 0);
+    ca.wait(None).unwrap();
+    cb.wait(None).unwrap();
+    a.close();
+    sa.join().unwrap();
+    sb.join().unwrap();
+}
+
+#[test]
+fn stream_chunks_arrive_in_order_then_the_response() {
+    let (a, b) = pair(false, true);
+    let server = serve(Arc::clone(&b));
+    let call = a.start_call(STREAM, b"", &CallOptions::default()).unwrap();
+    for i in 0..100 {
+        assert_eq!(call.next_chunk(Some(Duration::from_secs(5))).unwrap(), format!("c{i}").as_bytes());
+    }
+    assert_eq!(call.next_chunk(Some(Duration::from_secs(5))).unwrap_err().kind(), ErrorKind::Closed);
+    assert_eq!(call.wait(Some(Duration::from_secs(5))).unwrap(), b"done");
+    drop(a);
+    server.join().unwrap();
+}
+
+#[test]
+fn no_dispatcher_answers_not_found() {
+    let (a, _b) = pair(false, false);
+    let err = a.call(ECHO, b"x", &CallOptions::default(), Some(Duration::from_secs(5))).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert!(err.to_string().contains("no dispatcher"), "{err}");
+}
+
+#[test]
+fn cancel_deadline_and_close_end_calls() {
+    let (a, b) = pair(false, true);
+    let server = serve(Arc::clone(&b));
+
+    let call = a.start_call(HOLD, b"", &CallOptions::default()).unwrap();
+    call.cancel();
+    assert_eq!(call.wait(Some(Duration::ZERO)).unwrap_err().kind(), ErrorKind::Cancelled);
+
+    let opts = CallOptions { deadline_unix_ms: now_ms() + 100, ..CallOptions::default() };
+    let started = Instant::now();
+    let call = a.start_call(HOLD, b"", &opts).unwrap();
+    assert_eq!(call.wait(None).unwrap_err().kind(), ErrorKind::Timeout);
+    assert!(call.is_done());
+    assert!(started.elapsed() < Duration::from_secs(2));
+
+    let pending: Vec<_> = (0..20).map(|_| a.start_call(HOLD, b"", &CallOptions::default()).unwrap()).collect();
+    assert_eq!(a.pending_calls(), 20);
+    drop(b); // the server thread still holds a reference; closing ends the connection
+    a.close();
+    for c in &pending {
+        assert_eq!(c.wait(Some(Duration::from_secs(1))).unwrap_err().kind(), ErrorKind::Closed);
+    }
+    server.join().unwrap();
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+}
+
+/// A raw peer: writes frames by hand and sees what the session answers.
+fn raw_peer() -> (Session, rp::wire::FrameReader<UnixStream>, rp::wire::FrameWriter<UnixStream>) {
+    let (x, y) = UnixStream::pair().unwrap();
+    let session = Session::new(Conn::new(Stream::Unix(x)).unwrap(), Side::Connecting, false).unwrap();
+    y.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let reader = rp::wire::FrameReader::new(y.try_clone().unwrap());
+    (session, reader, rp::wire::FrameWriter::new(y))
+}
+
+fn session_frame<'a>(kind: rp::wire::proto::FrameKind, id: u64, payload: &'a [u8]) -> rp::FrameView<'a> {
+    rp::FrameView {
+        kind: kind as i32,
+        payload_protocol: rp::wire::registry::SESSION,
+        payload,
+        request_id: id,
+        ..rp::FrameView::default()
+    }
+}
+
+#[test]
+fn wire_shape_of_a_call_and_of_the_no_dispatcher_error() {
+    use prost::Message;
+    use rp::session::proto::SessionMessage;
+    use rp::wire::proto::FrameKind;
+
+    let (session, mut reader, mut writer) = raw_peer();
+    let opts = CallOptions { traceparent: "tp".into(), ..CallOptions::default() };
+    let call = session.start_call(0x7A63, b"ask", &opts).unwrap();
+    {
+        let f = reader.read_frame().unwrap();
+        assert_eq!(f.payload_protocol, rp::wire::registry::SESSION);
+        assert_eq!(f.frame_kind(), Some(FrameKind::Request));
+        assert_eq!(f.request_id, 1);
+        assert_eq!(f.traceparent, "tp");
+        let m = SessionMessage::decode(f.payload).unwrap();
+        assert_eq!((m.payload_protocol, m.payload.as_slice()), (0x7A63, &b"ask"[..]));
+    }
+    let answer = SessionMessage { payload: b"yes".to_vec(), ..SessionMessage::default() }.encode_to_vec();
+    writer.write_frame(&session_frame(FrameKind::Response, 1, &answer)).unwrap();
+    assert_eq!(call.wait(Some(Duration::from_secs(5))).unwrap(), b"yes");
+
+    // The peer (accepting side) calls with an even id; this session has no dispatcher.
+    let ask = SessionMessage { payload_protocol: 0x7A63, ..SessionMessage::default() }.encode_to_vec();
+    writer.write_frame(&session_frame(FrameKind::Request, 2, &ask)).unwrap();
+    let f = reader.read_frame().unwrap();
+    assert_eq!((f.frame_kind(), f.request_id), (Some(FrameKind::Response), 2));
+    let e = SessionMessage::decode(f.payload).unwrap().error.unwrap();
+    assert_eq!(e.code, rp::session::code::NOT_FOUND);
+    assert!(e.message.contains("no dispatcher"));
+}
+
+#[test]
+fn protocol_violations_end_the_session_with_closed() {
+    use rp::wire::proto::FrameKind;
+    // A request with this side's parity (odd ids belong to the connecting side).
+    let (session, _reader, mut writer) = raw_peer();
+    let pending = session.start_call(ECHO, b"", &CallOptions::default()).unwrap();
+    writer.write_frame(&session_frame(FrameKind::Request, 3, &[])).unwrap();
+    let err = pending.wait(Some(Duration::from_secs(5))).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Closed);
+    assert!(err.to_string().contains("parity"), "{err}");
+
+    // A frame on another payload protocol.
+    let (session, _reader, mut writer) = raw_peer();
+    let pending = session.start_call(ECHO, b"", &CallOptions::default()).unwrap();
+    let mut f = session_frame(FrameKind::Response, 1, &[]);
+    f.payload_protocol = 0x7001;
+    writer.write_frame(&f).unwrap();
+    let err = pending.wait(Some(Duration::from_secs(5))).unwrap_err();
+    assert!(err.to_string().contains("payload protocol"), "{err}");
+    assert!(session.is_closed());
+}
