@@ -24,6 +24,7 @@ const (
 	StatusTimeout            Status = C.RP_STATUS_TIMEOUT
 	StatusClosed             Status = C.RP_STATUS_CLOSED
 	StatusDisabled           Status = C.RP_STATUS_DISABLED
+	StatusCancelled          Status = C.RP_STATUS_CANCELLED
 	StatusIncomplete         Status = C.RP_STATUS_INCOMPLETE
 	StatusBufferTooSmall     Status = C.RP_STATUS_BUFFER_TOO_SMALL
 	StatusNullArgument       Status = C.RP_STATUS_NULL_ARGUMENT
@@ -41,6 +42,7 @@ const (
 	StatusRefused            Status = C.RP_STATUS_REFUSED
 	StatusRejected           Status = C.RP_STATUS_REJECTED
 	StatusPermissionDenied   Status = C.RP_STATUS_PERMISSION_DENIED
+	StatusPeerError          Status = C.RP_STATUS_PEER_ERROR
 	StatusIO                 Status = C.RP_STATUS_IO
 	StatusConfig             Status = C.RP_STATUS_CONFIG
 	StatusPanic              Status = C.RP_STATUS_PANIC
@@ -75,6 +77,7 @@ var (
 	ErrTimeout            = &Error{Status: StatusTimeout}
 	ErrClosed             = &Error{Status: StatusClosed}
 	ErrDisabled           = &Error{Status: StatusDisabled}
+	ErrCancelled          = &Error{Status: StatusCancelled}
 	ErrIncomplete         = &Error{Status: StatusIncomplete}
 	ErrBufferTooSmall     = &Error{Status: StatusBufferTooSmall}
 	ErrNullArgument       = &Error{Status: StatusNullArgument}
@@ -92,6 +95,7 @@ var (
 	ErrRefused            = &Error{Status: StatusRefused}
 	ErrRejected           = &Error{Status: StatusRejected}
 	ErrPermissionDenied   = &Error{Status: StatusPermissionDenied}
+	ErrPeerError          = &Error{Status: StatusPeerError}
 	ErrIO                 = &Error{Status: StatusIO}
 	ErrConfig             = &Error{Status: StatusConfig}
 	ErrPanic              = &Error{Status: StatusPanic}
