@@ -8,6 +8,7 @@
 pub mod broker;
 pub mod control;
 pub mod error;
+mod event_queue;
 pub mod handoff;
 pub mod mux;
 pub mod push;

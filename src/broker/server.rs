@@ -23,6 +23,7 @@ use prost::Message;
 
 use crate::control::{check_hello_fields, hello_reply_frame, is_semver, negotiated, Refusal};
 use crate::error::Error;
+use crate::event_queue::EventQueue;
 use crate::handoff::{self, TokenStore};
 use crate::transport::{self, Endpoint, ListenOptions, Listener, PeerCredentials};
 use crate::wire::proto::{
@@ -142,23 +143,14 @@ struct Shared {
     stop: AtomicBool,
     handoffs_in_progress: AtomicUsize,
     events_enabled: bool,
-    events: Mutex<std::collections::VecDeque<BrokerEvent>>,
-    event_ready: std::sync::Condvar,
-    events_dropped: std::sync::atomic::AtomicU64,
+    events: EventQueue<BrokerEvent>,
 }
 
 impl Shared {
     fn emit(&self, event: BrokerEvent) {
-        if !self.events_enabled {
-            return;
+        if self.events_enabled {
+            self.events.push(event);
         }
-        let mut q = self.events.lock().unwrap_or_else(|p| p.into_inner());
-        if q.len() >= MAX_QUEUED_EVENTS {
-            self.events_dropped.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        q.push_back(event);
-        self.event_ready.notify_one();
     }
 }
 
@@ -180,9 +172,7 @@ impl BrokerServer {
             stop: AtomicBool::new(false),
             handoffs_in_progress: AtomicUsize::new(0),
             events_enabled: opts.events,
-            events: Mutex::new(std::collections::VecDeque::new()),
-            event_ready: std::sync::Condvar::new(),
-            events_dropped: std::sync::atomic::AtomicU64::new(0),
+            events: EventQueue::new(MAX_QUEUED_EVENTS, false)?,
         });
         let mut event_loop = EventLoop::new(opts, listener, poll, Arc::clone(&shared))?;
         let thread = std::thread::Builder::new()
@@ -203,31 +193,12 @@ impl BrokerServer {
         if !self.shared.events_enabled {
             return Err(Error::invalid_argument("events are not enabled on this broker"));
         }
-        let deadline = timeout.map(|t| Instant::now() + t);
-        let mut q = self.shared.events.lock().unwrap_or_else(|p| p.into_inner());
-        loop {
-            if let Some(e) = q.pop_front() {
-                return Ok(e);
-            }
-            if self.shared.stop.load(Ordering::Acquire) {
-                return Err(Error::Closed("the broker is shut down".into()));
-            }
-            q = match deadline {
-                None => self.shared.event_ready.wait(q).unwrap_or_else(|p| p.into_inner()),
-                Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        return Err(Error::Timeout("no broker event".into()));
-                    }
-                    self.shared.event_ready.wait_timeout(q, d - now).unwrap_or_else(|p| p.into_inner()).0
-                }
-            };
-        }
+        self.shared.events.pop(timeout, "the broker is shut down")
     }
 
     /// Events not kept because the queue was full.
     pub fn events_dropped(&self) -> u64 {
-        self.shared.events_dropped.load(Ordering::Relaxed)
+        self.shared.events.dropped()
     }
 
     /// From now on every Hello is refused with SHUTTING_DOWN (the admin verb SHUTDOWN does
@@ -239,7 +210,7 @@ impl BrokerServer {
     /// Stops serving and closes every connection. Idempotent; waits for the event loop.
     pub fn shutdown(&self) {
         self.shared.stop.store(true, Ordering::Release);
-        self.shared.event_ready.notify_all();
+        self.shared.events.close();
         let _ = self.waker.wake();
         let handle = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(h) = handle {

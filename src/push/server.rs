@@ -11,9 +11,8 @@
 use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
-use std::io::{self, Read, Write};
+use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::os::unix::net::UnixStream as StdUnixStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, RwLock};
 use std::thread::JoinHandle;
@@ -28,6 +27,7 @@ use super::proto::{push_reply, Push, PushReply, Registration, RegistrationAck};
 use super::{now_unix_ms, PUSH_PROTOCOL, PUSH_PROTOCOL_VERSION};
 use crate::control::{check_hello_fields, hello_reply_frame, negotiated, Refusal};
 use crate::error::Error;
+use crate::event_queue::EventQueue;
 use crate::transport::{self, Endpoint, ListenOptions, Listener, NonBlockingReads, PeerCredentials, Stream};
 use crate::wire::proto::{hello_reply, ErrorCode, FrameKind, Hello};
 use crate::wire::{registry, FrameReader, FrameView, WireError, HELLO_MAX_BODY, MAX_BODY};
@@ -274,11 +274,8 @@ struct Shared {
     /// When the event loop will next wake by itself (Unix ms; u64::MAX = never).
     loop_wakes_at: AtomicU64,
     round_robin: AtomicU64,
-    events: Mutex<VecDeque<ServerEvent>>,
-    event_ready: Condvar,
+    events: EventQueue<ServerEvent>,
     events_enabled: bool,
-    event_signal_rx: StdUnixStream,
-    event_signal_tx: StdUnixStream,
     next_correlation: AtomicU64,
     stopping: AtomicBool,
 }
@@ -392,15 +389,9 @@ impl Link {
 
 impl Shared {
     fn emit(&self, event: ServerEvent) {
-        if !self.events_enabled {
-            return;
+        if self.events_enabled {
+            self.events.push(event);
         }
-        let mut events = self.events.lock().unwrap_or_else(|p| p.into_inner());
-        if events.is_empty() {
-            let _ = (&self.event_signal_tx).write(&[1]);
-        }
-        events.push_back(event);
-        self.event_ready.notify_all();
     }
 
     fn command(&self, c: Command) {
@@ -608,9 +599,6 @@ impl PushServer {
         let poll = Poll::new().map_err(|e| Error::io("create poller", e))?;
         let waker = Waker::new(poll.registry(), WAKER).map_err(|e| Error::io("create waker", e))?;
         let registry = poll.registry().try_clone().map_err(|e| Error::io("clone poller", e))?;
-        let (event_signal_rx, event_signal_tx) = StdUnixStream::pair().map_err(|e| Error::io("notification socket", e))?;
-        event_signal_rx.set_nonblocking(true).map_err(|e| Error::io("notification socket", e))?;
-        event_signal_tx.set_nonblocking(true).map_err(|e| Error::io("notification socket", e))?;
         let shared = Arc::new(Shared {
             waker,
             registry,
@@ -622,11 +610,8 @@ impl PushServer {
             deadlines: Mutex::new(BinaryHeap::new()),
             loop_wakes_at: AtomicU64::new(u64::MAX),
             round_robin: AtomicU64::new(0),
-            events: Mutex::new(VecDeque::new()),
-            event_ready: Condvar::new(),
+            events: EventQueue::new(MAX_QUEUED_EVENTS, true)?,
             events_enabled: opts.events || opts.decide_registrations,
-            event_signal_rx,
-            event_signal_tx,
             next_correlation: AtomicU64::new(1),
             stopping: AtomicBool::new(false),
         });
@@ -694,35 +679,12 @@ impl PushServer {
         if !self.shared.events_enabled {
             return Err(Error::invalid_argument("events are not enabled on this server"));
         }
-        let deadline = timeout.map(|t| Instant::now() + t);
-        let mut events = self.shared.events.lock().unwrap_or_else(|p| p.into_inner());
-        loop {
-            if let Some(e) = events.pop_front() {
-                if events.is_empty() {
-                    let mut b = [0u8; 64];
-                    while (&self.shared.event_signal_rx).read(&mut b).is_ok_and(|n| n > 0) {}
-                }
-                return Ok(e);
-            }
-            if self.shared.stopping.load(Ordering::Acquire) {
-                return Err(Error::Closed("the server is shut down".into()));
-            }
-            events = match deadline {
-                None => self.shared.event_ready.wait(events).unwrap_or_else(|p| p.into_inner()),
-                Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        return Err(Error::Timeout("no server event".into()));
-                    }
-                    self.shared.event_ready.wait_timeout(events, d - now).unwrap_or_else(|p| p.into_inner()).0
-                }
-            };
-        }
+        self.shared.events.pop(timeout, "the server is shut down")
     }
 
     /// A descriptor readable while an event is waiting. Owned by the server.
     pub fn event_fd(&self) -> RawFd {
-        self.shared.event_signal_rx.as_raw_fd()
+        self.shared.events.signal_fd().expect("the server's event queue is pollable")
     }
 
     /// Stops serving: every worker is disconnected and every outstanding push fails with
@@ -731,7 +693,7 @@ impl PushServer {
         if !self.shared.stopping.swap(true, Ordering::AcqRel) {
             self.shared.command(Command::Stop);
         }
-        self.shared.event_ready.notify_all();
+        self.shared.events.close();
         let handle = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(h) = handle {
             let _ = h.join();
@@ -760,6 +722,9 @@ impl Drop for PushServer {
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
 const FIRST_CONNECTION: usize = 2;
+/// Most server events kept waiting for [`PushServer::next_event`]; beyond that new ones are
+/// dropped (and counted), so an application that stops reading cannot grow memory.
+const MAX_QUEUED_EVENTS: usize = 65_536;
 /// How soon accepting is retried after it failed for lack of descriptors (or similar): the
 /// listener is edge-triggered, so connections left in the backlog would get no new event.
 const ACCEPT_RETRY: Duration = Duration::from_millis(50);
@@ -1290,7 +1255,7 @@ impl EventLoop {
         for f in left {
             f.ticket.complete(Err(Error::Closed("the server shut down".into())));
         }
-        self.shared.event_ready.notify_all();
+        self.shared.events.close();
     }
 }
 
