@@ -1,29 +1,12 @@
 //! Decoding a frame view allocates nothing (checked with a counting global allocator).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use rp::wire::{decode_frame, Decoded, FrameView, MAX_BODY};
 
-struct Counting;
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator unchanged; only counts calls.
-#[allow(unsafe_code)]
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+#[path = "common/counting_alloc.rs"]
+mod counting_alloc;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: counting_alloc::Counting = counting_alloc::Counting;
 
 #[test]
 fn decode_and_encode_into_allocate_nothing() {
@@ -38,7 +21,7 @@ fn decode_and_encode_into_allocate_nothing() {
     let bytes = frame.to_bytes().unwrap();
     let mut out = [0u8; 256];
 
-    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    let before = counting_alloc::allocations();
     let mut total = 0usize;
     for _ in 0..1000 {
         match decode_frame(std::hint::black_box(&bytes), MAX_BODY).unwrap() {
@@ -49,7 +32,7 @@ fn decode_and_encode_into_allocate_nothing() {
             Decoded::NeedMore { .. } => unreachable!(),
         }
     }
-    let after = ALLOCATIONS.load(Ordering::SeqCst);
+    let after = counting_alloc::allocations();
     assert_eq!(after - before, 0, "allocations during decode/encode_into");
     assert!(total > 0);
 }

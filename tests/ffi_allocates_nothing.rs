@@ -3,37 +3,16 @@
 //! global allocator in its own test binary sees every allocation.
 #![allow(unsafe_code)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use rp::ffi::frame::{rp_frame_decode, rp_frame_encode, rp_frame_view, rp_frame_view_init};
 use rp::ffi::identity::{rp_daemon_identity_free, rp_daemon_identity_new_current};
 use rp::ffi::mux::{rp_mux_event, rp_mux_event_kind, rp_mux_free, rp_mux_new, rp_mux_poll};
 use rp::ffi::status::rp_status;
 
-struct Counting;
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator unchanged; only counts calls.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+#[path = "common/counting_alloc.rs"]
+mod counting_alloc;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: counting_alloc::Counting = counting_alloc::Counting;
 
 #[test]
 fn decode_encode_and_mux_poll_allocate_nothing_through_the_c_api() {
@@ -66,7 +45,7 @@ fn decode_encode_and_mux_poll_allocate_nothing_through_the_c_api() {
 
     let mut out = [0u8; 256];
     let mut event = std::mem::MaybeUninit::<rp_mux_event>::uninit();
-    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    let before = counting_alloc::allocations();
     for _ in 0..1000 {
         let mut view = std::mem::MaybeUninit::<rp_frame_view>::uninit();
         let mut used = 0usize;
@@ -78,7 +57,7 @@ fn decode_encode_and_mux_poll_allocate_nothing_through_the_c_api() {
             assert_eq!(event.assume_init_ref().kind, rp_mux_event_kind::Payload);
         }
     }
-    let allocations = ALLOCATIONS.load(Ordering::SeqCst) - before;
+    let allocations = counting_alloc::allocations() - before;
     assert_eq!(allocations, 0, "allocations during 1000 rounds of decode/encode/mux poll");
     // SAFETY: live mux owned here.
     unsafe { rp_mux_free(mux) };

@@ -1,35 +1,13 @@
 //! The payload path of `Mux::poll` allocates nothing: a counting global allocator (in its own
 //! test binary, so no other test shares it) sees zero allocations across many polls.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use rp::mux::{DaemonIdentity, LegacyVerdict, Mux, MuxEvent};
 
-struct Counting;
-
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator; only counts calls.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
-        // SAFETY: forwarded contract.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded contract.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
-        // SAFETY: forwarded contract.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+#[path = "common/counting_alloc.rs"]
+mod counting_alloc;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: counting_alloc::Counting = counting_alloc::Counting;
 
 fn hex(s: &str) -> Vec<u8> {
     (0..s.len())
@@ -55,7 +33,7 @@ fn payload_poll_allocates_nothing() {
     });
     let mux = Mux::new(&identity, &[0x7001], Some(detector)).unwrap();
 
-    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    let before = counting_alloc::allocations();
     let mut payload_bytes = 0;
     for _ in 0..1000 {
         match mux.poll(std::hint::black_box(&frame)) {
@@ -70,7 +48,7 @@ fn payload_poll_allocates_nothing() {
             Ok(MuxEvent::NeedMoreBytes)
         ));
     }
-    let after = ALLOCATIONS.load(Ordering::SeqCst);
+    let after = counting_alloc::allocations();
     assert_eq!(after - before, 0, "allocations on the payload path");
     assert_eq!(payload_bytes, 19 * 1000);
 }
