@@ -26,6 +26,7 @@ cc "${cflags[@]}" bench/c/zmq_reqrep.c -lzmq -o "$out/zmq_reqrep"
 cc "${cflags[@]}" bench/c/nng_reqrep.c -lnng -lpthread -o "$out/nng_reqrep"
 cc "${cflags[@]}" bench/c/push_scale.c -Lbuild/release/lib -lrp -Wl,-rpath,"$PWD/build/release/lib" -o "$out/push_scale"
 cc "${cflags[@]}" bench/c/hello_rtt.c -Lbuild/release/lib -lrp -lpthread -Wl,-rpath,"$PWD/build/release/lib" -o "$out/hello_rtt"
+cc "${cflags[@]}" bench/c/stream.c -Lbuild/release/lib -lrp -lzmq -Wl,-rpath,"$PWD/build/release/lib" -o "$out/stream"
 cc "${cflags[@]}" bench/c/codec.c -Lbuild/release/lib -lrp -Wl,-rpath,"$PWD/build/release/lib" -o "$out/codec"
 
 results="$out/results.txt"
@@ -43,6 +44,13 @@ echo
 for placement in pinned unpinned; do
   if [ "$placement" = pinned ]; then run=(taskset -c 0 "$out/hello_rtt"); else run=("$out/hello_rtt"); fi
   echo "$placement $("${run[@]}" | grep '^RESULT')" | tee -a "$out/hello.txt"
+done
+
+# One-way stream of 64 B messages over one connection (pinned and unpinned).
+echo
+for placement in pinned unpinned; do
+  if [ "$placement" = pinned ]; then run=(taskset -c 0 "$out/stream"); else run=("$out/stream"); fi
+  "${run[@]}" | sed "s/^/$placement /" | tee -a "$out/stream.txt"
 done
 
 # Scale: one push server with 1, 10, 100 and 1,000 registered workers.

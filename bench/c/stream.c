@@ -1,0 +1,132 @@
+/* One-way stream of 64-byte messages over one connection, two processes: librp (rp_conn_send
+ * of v1 frames, one call per frame; the receiver reads with rp_conn_recv), a raw Unix socket
+ * (one write per message, the reader reads in large chunks), and ZeroMQ PUSH/PULL over ipc://.
+ * Prints "RESULT name=stream_X msgs_per_sec=..." lines. */
+#include "bench.h"
+
+#include <rp.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zmq.h>
+
+static size_t count(void) {
+    const char *s = getenv("RP_BENCH_STREAM_MESSAGES");
+    return s ? (size_t)strtoull(s, NULL, 10) : 200000;
+}
+
+static void report(const char *name, size_t n, uint64_t ns) {
+    printf("RESULT name=%s msgs_per_sec=%.0f n=%zu\n", name, (double)n * 1e9 / (double)ns, n);
+    fflush(stdout);
+}
+
+static int librp_stream(size_t n) {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) return 1;
+    uint64_t t0 = bench_now_ns();
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(sv[0]);
+        rp_conn *conn = NULL;
+        if (rp_conn_adopt_fd(sv[1], &conn) != RP_STATUS_OK) _exit(1);
+        for (size_t i = 0; i < n; i++) {
+            rp_frame *f = NULL;
+            if (rp_conn_recv(conn, 10000, &f) != RP_STATUS_OK) _exit(2);
+            rp_frame_free(f);
+        }
+        rp_conn_free(conn);
+        _exit(0);
+    }
+    close(sv[1]);
+    rp_conn *conn = NULL;
+    if (rp_conn_adopt_fd(sv[0], &conn) != RP_STATUS_OK) return 1;
+    uint8_t payload[BENCH_MSG];
+    memset(payload, 'x', sizeof payload);
+    rp_frame_view f;
+    if (rp_frame_view_init(&f) != RP_STATUS_OK) return 1;
+    f.kind = RP_FRAME_KIND_EVENT;
+    f.payload_protocol = 0x7001;
+    f.payload.ptr = payload;
+    f.payload.len = sizeof payload;
+    for (size_t i = 0; i < n; i++) {
+        f.request_id = i + 1;
+        if (rp_conn_send(conn, &f) != RP_STATUS_OK) return 1;
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    report("stream_librp_conn", n, bench_now_ns() - t0);
+    rp_conn_free(conn);
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 1;
+}
+
+static int raw_stream(size_t n) {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) return 1;
+    uint64_t t0 = bench_now_ns();
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(sv[0]);
+        uint8_t buf[65536];
+        size_t got = 0;
+        while (got < n * BENCH_MSG) {
+            ssize_t r = read(sv[1], buf, sizeof buf);
+            if (r <= 0) _exit(1);
+            got += (size_t)r;
+        }
+        _exit(0);
+    }
+    close(sv[1]);
+    uint8_t msg[BENCH_MSG];
+    memset(msg, 'x', sizeof msg);
+    for (size_t i = 0; i < n; i++)
+        if (send(sv[0], msg, sizeof msg, MSG_NOSIGNAL) != (ssize_t)sizeof msg) return 1;
+    int status = 0;
+    waitpid(pid, &status, 0);
+    report("stream_raw_uds", n, bench_now_ns() - t0);
+    close(sv[0]);
+    return 0;
+}
+
+static int zmq_stream(size_t n) {
+    char dir[] = "/tmp/rp-bench-zs-XXXXXX";
+    if (!mkdtemp(dir)) return 1;
+    char ep[256];
+    snprintf(ep, sizeof ep, "ipc://%s/s.sock", dir);
+    uint64_t t0 = bench_now_ns();
+    pid_t pid = fork();
+    if (pid == 0) {
+        void *ctx = zmq_ctx_new();
+        void *pull = zmq_socket(ctx, ZMQ_PULL);
+        if (zmq_bind(pull, ep) != 0) _exit(1);
+        uint8_t buf[BENCH_MSG];
+        for (size_t i = 0; i < n; i++)
+            if (zmq_recv(pull, buf, sizeof buf, 0) < 0) _exit(2);
+        zmq_close(pull);
+        zmq_ctx_term(ctx);
+        _exit(0);
+    }
+    void *ctx = zmq_ctx_new();
+    void *push = zmq_socket(ctx, ZMQ_PUSH);
+    if (zmq_connect(push, ep) != 0) return 1;
+    uint8_t msg[BENCH_MSG];
+    memset(msg, 'x', sizeof msg);
+    for (size_t i = 0; i < n; i++)
+        if (zmq_send(push, msg, sizeof msg, 0) < 0) return 1;
+    int status = 0;
+    waitpid(pid, &status, 0);
+    report("stream_zmq_push_pull", n, bench_now_ns() - t0);
+    zmq_close(push);
+    zmq_ctx_term(ctx);
+    char path[256];
+    snprintf(path, sizeof path, "%s/s.sock", dir);
+    unlink(path);
+    rmdir(dir);
+    return 0;
+}
+
+int main(void) {
+    size_t n = count();
+    if (raw_stream(n) || librp_stream(n) || zmq_stream(n)) return 1;
+    return 0;
+}
