@@ -1247,6 +1247,20 @@ void rp_broker_result_free(struct rp_broker_result *result);
 RP_NODISCARD rp_status rp_conn_send(const struct rp_conn *conn, const struct rp_frame_view *frame);
 
 /**
+ * Sends `count` frames with one write where the socket allows: the way to stream many small
+ * frames without a system call each (their views are read during the call only). The frames go
+ * out in order and whole; on failure none may be assumed delivered.
+ *
+ * Returns as `rp_conn_send`; `frames` may be NULL when `count` is 0.
+ *
+ * Thread safety: as `rp_conn_send`.
+ */
+RP_NODISCARD
+rp_status rp_conn_send_many(const struct rp_conn *conn,
+                            const struct rp_frame_view *frames,
+                            size_t count);
+
+/**
  * Receives one frame, waiting up to `timeout_ms` (< 0 = forever, 0 = only what is here).
  *
  * Returns `RP_STATUS_OK` with `*out_frame` set; `RP_STATUS_TIMEOUT` (nothing complete in time;

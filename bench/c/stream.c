@@ -21,7 +21,7 @@ static void report(const char *name, size_t n, uint64_t ns) {
     fflush(stdout);
 }
 
-static int librp_stream(size_t n) {
+static int librp_stream(size_t n, size_t batch) {
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) return 1;
     uint64_t t0 = bench_now_ns();
@@ -43,19 +43,23 @@ static int librp_stream(size_t n) {
     if (rp_conn_adopt_fd(sv[0], &conn) != RP_STATUS_OK) return 1;
     uint8_t payload[BENCH_MSG];
     memset(payload, 'x', sizeof payload);
-    rp_frame_view f;
-    if (rp_frame_view_init(&f) != RP_STATUS_OK) return 1;
-    f.kind = RP_FRAME_KIND_EVENT;
-    f.payload_protocol = 0x7001;
-    f.payload.ptr = payload;
-    f.payload.len = sizeof payload;
-    for (size_t i = 0; i < n; i++) {
-        f.request_id = i + 1;
-        if (rp_conn_send(conn, &f) != RP_STATUS_OK) return 1;
+    rp_frame_view frames[64];
+    for (size_t k = 0; k < 64; k++) {
+        if (rp_frame_view_init(&frames[k]) != RP_STATUS_OK) return 1;
+        frames[k].kind = RP_FRAME_KIND_EVENT;
+        frames[k].payload_protocol = 0x7001;
+        frames[k].payload.ptr = payload;
+        frames[k].payload.len = sizeof payload;
+    }
+    for (size_t i = 0; i < n; i += batch) {
+        size_t k = n - i < batch ? n - i : batch;
+        for (size_t j = 0; j < k; j++) frames[j].request_id = i + j + 1;
+        rp_status st = k == 1 ? rp_conn_send(conn, &frames[0]) : rp_conn_send_many(conn, frames, k);
+        if (st != RP_STATUS_OK) return 1;
     }
     int status = 0;
     waitpid(pid, &status, 0);
-    report("stream_librp_conn", n, bench_now_ns() - t0);
+    report(batch == 1 ? "stream_librp_conn" : "stream_librp_conn_send_many64", n, bench_now_ns() - t0);
     rp_conn_free(conn);
     return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 1;
 }
@@ -127,6 +131,6 @@ static int zmq_stream(size_t n) {
 
 int main(void) {
     size_t n = count();
-    if (raw_stream(n) || librp_stream(n) || zmq_stream(n)) return 1;
+    if (raw_stream(n) || librp_stream(n, 1) || librp_stream(n, 64) || zmq_stream(n)) return 1;
     return 0;
 }

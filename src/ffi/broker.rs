@@ -517,6 +517,45 @@ pub unsafe extern "C" fn rp_conn_send(conn: *const rp_conn, frame: *const rp_fra
     })
 }
 
+/// Sends `count` frames with one write where the socket allows: the way to stream many small
+/// frames without a system call each (their views are read during the call only). The frames go
+/// out in order and whole; on failure none may be assumed delivered.
+///
+/// Returns as `rp_conn_send`; `frames` may be NULL when `count` is 0.
+///
+/// Thread safety: as `rp_conn_send`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_conn_send_many(
+    conn: *const rp_conn,
+    frames: *const rp_frame_view,
+    count: usize,
+) -> rp_status {
+    boundary(|| {
+        // SAFETY: forwarded API contract.
+        let conn = unsafe { conn_ref(conn) }?;
+        if frames.is_null() && count > 0 {
+            return Err(Failure::null("frames"));
+        }
+        if count > isize::MAX as usize / std::mem::size_of::<rp_frame_view>() {
+            return Err(Failure::new(rp_status::InvalidArgument, "count too large"));
+        }
+        let c_frames: &[rp_frame_view] = if count == 0 {
+            &[]
+        } else {
+            // SAFETY: `count` readable rp_frame_views at `frames` per the API contract.
+            unsafe { std::slice::from_raw_parts(frames, count) }
+        };
+        let views = c_frames
+            .iter()
+            // SAFETY: each view's buffers are valid for the call per the API contract.
+            .map(|f| unsafe { f.to_view() })
+            .collect::<Result<Vec<_>, Failure>>()?;
+        conn.send_many(&views)?;
+        Ok(())
+    })
+}
+
 /// Receives one frame, waiting up to `timeout_ms` (< 0 = forever, 0 = only what is here).
 ///
 /// Returns `RP_STATUS_OK` with `*out_frame` set; `RP_STATUS_TIMEOUT` (nothing complete in time;

@@ -181,6 +181,17 @@ impl<W: Write> FrameWriter<W> {
         write_all(&mut self.inner, &self.scratch)
     }
 
+    /// Encodes several frames into one buffer and writes them with as few system calls as the
+    /// stream allows (all of them, or an error). A frame over the cap fails before anything is
+    /// written.
+    pub fn write_frames(&mut self, frames: &[FrameView<'_>]) -> Result<(), WireError> {
+        self.scratch.clear();
+        for frame in frames {
+            frame.encode_to_vec(&mut self.scratch)?;
+        }
+        write_all(&mut self.inner, &self.scratch)
+    }
+
     /// The underlying stream.
     pub fn get_ref(&self) -> &W {
         &self.inner

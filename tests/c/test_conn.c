@@ -39,6 +39,33 @@ int main(int argc, char **argv) {
     rp_frame *back = NULL;
     CHECK_OK(rp_conn_recv(conn, 5000, &back));
     rp_frame_free(back);
+    /* Several frames in one call arrive whole and in order. */
+    rp_frame_view batch[3];
+    for (int i = 0; i < 3; i++) {
+        batch[i] = f;
+        batch[i].request_id = 100 + (uint64_t)i;
+    }
+    CHECK_OK(rp_conn_send_many(conn, batch, 3));
+    CHECK_OK(rp_conn_send_many(conn, NULL, 0));
+    CHECK_STATUS(rp_conn_send_many(conn, NULL, 2), RP_STATUS_NULL_ARGUMENT);
+    uint8_t many[1024];
+    size_t have = 0;
+    while (have < 3 * (size_t)n) {
+        ssize_t r = read(sv[1], many + have, sizeof many - have);
+        CHECK(r > 0);
+        if (r <= 0) break;
+        have += (size_t)r;
+    }
+    size_t at = 0;
+    for (int i = 0; i < 3; i++) {
+        rp_frame_view one;
+        size_t used = 0;
+        CHECK_OK(rp_frame_decode(many + at, have - at, 0, &one, &used));
+        CHECK(one.request_id == 100 + (uint64_t)i && one.payload.len == 7);
+        at += used;
+    }
+    CHECK(at == have);
+
     /* The peer going away is CLOSED. */
     close(sv[1]);
     back = NULL;
