@@ -1142,6 +1142,210 @@ private:
 /// The loaded library's version string.
 inline std::string_view version() noexcept { return rp_version_string(); }
 
+// ---------------------------------------------------------------------------------------------
+// Sessions: calls both ways over one connection
+// ---------------------------------------------------------------------------------------------
+
+/// Which end of the connection a session is (request ids: odd when connecting, even when
+/// accepting; the two ends must differ).
+enum class SessionSide : int32_t {
+    Connecting = RP_SESSION_SIDE_CONNECTING,
+    Accepting = RP_SESSION_SIDE_ACCEPTING,
+};
+
+namespace detail {
+/// Takes an rp_msg's bytes into a vector and frees it.
+inline std::vector<std::uint8_t> take_msg(rp_msg *m) {
+    Owned<rp_msg, rp_msg_free> guard(m);
+    const std::uint8_t *d = rp_msg_data(m);
+    return std::vector<std::uint8_t>(d, d + rp_msg_len(m));
+}
+}  // namespace detail
+
+/// One of the peer's requests, owned until it is answered (move-only). Answer it exactly once
+/// with respond() or respond_error(), now or later, from any thread; dropping it unanswered
+/// sends the peer an error.
+class SessionRequest {
+public:
+    explicit SessionRequest(rp_session_request *r) noexcept : p_(r) {}
+
+    std::uint64_t id() const noexcept { return rp_session_request_id(p_.get()); }
+    /// The consumer protocol the caller gave its payload.
+    std::uint32_t protocol() const noexcept { return rp_session_request_protocol(p_.get()); }
+    /// Valid while this request is alive.
+    Bytes payload() const noexcept { return detail::view(rp_session_request_payload(p_.get())); }
+    std::uint64_t deadline_unix_ms() const noexcept { return rp_session_request_deadline_unix_ms(p_.get()); }
+    std::string_view traceparent() const noexcept { return detail::view(rp_session_request_traceparent(p_.get())); }
+    std::string_view tracestate() const noexcept { return detail::view(rp_session_request_tracestate(p_.get())); }
+    /// True once the caller cancelled (or its deadline passed).
+    bool is_cancelled() const noexcept { return rp_session_request_is_cancelled(p_.get()); }
+
+    /// Streams one chunk to the caller before the response.
+    void send_chunk(Bytes chunk) const {
+        detail::check(rp_session_request_send_chunk(p_.get(), detail::ptr_or_null(chunk), chunk.size));
+    }
+    /// The caller's next tunnel chunk, or std::nullopt when none came within `timeout`. Throws
+    /// rp::Error(RP_STATUS_CLOSED) once the caller half-closed.
+    std::optional<std::vector<std::uint8_t>> next_chunk(std::chrono::milliseconds timeout) const {
+        rp_msg *m = nullptr;
+        rp_status st = rp_session_request_next_chunk(p_.get(), detail::to_ms(timeout), &m);
+        if (st == RP_STATUS_TIMEOUT) return std::nullopt;
+        detail::check(st);
+        return detail::take_msg(m);
+    }
+    /// Half-closes this side of a tunnel.
+    void close_write() const { detail::check(rp_session_request_close_write(p_.get())); }
+
+    /// Answers with `payload`; the request is consumed even when this throws.
+    void respond(Bytes payload) {
+        detail::check(rp_session_respond(p_.release(), detail::ptr_or_null(payload), payload.size));
+    }
+    /// Answers with an error (`code`: an rp_status, or an application code above 1000); the
+    /// request is consumed even when this throws.
+    void respond_error(int32_t code, const std::string &message) {
+        detail::check(rp_session_respond_error(p_.release(), code, message.c_str()));
+    }
+
+    bool answered() const noexcept { return p_ == nullptr; }
+    rp_session_request *capi() const noexcept { return p_.get(); }
+    rp_session_request *release() noexcept { return p_.release(); }
+
+private:
+    detail::Owned<rp_session_request, rp_session_request_free> p_;
+};
+
+/// An asynchronous call (a stream or a tunnel too). Dropping it cancels the call if it has no
+/// outcome yet. const methods are thread-safe.
+class SessionCall {
+public:
+    explicit SessionCall(rp_session_ticket *t) noexcept : p_(t) {}
+
+    std::uint64_t id() const noexcept { return rp_session_ticket_id(p_.get()); }
+    bool is_done() const noexcept { return rp_session_ticket_is_done(p_.get()); }
+    /// The response, or std::nullopt when none came within `timeout`. Throws rp::Error with the
+    /// peer's error (its message in what()), CLOSED, CANCELLED or TIMEOUT (deadline passed).
+    std::optional<std::vector<std::uint8_t>> wait(std::chrono::milliseconds timeout) const {
+        rp_msg *m = nullptr;
+        rp_status st = rp_session_ticket_wait(p_.get(), detail::to_ms(timeout), &m);
+        if (st == RP_STATUS_TIMEOUT && !is_done()) return std::nullopt;
+        detail::check(st);
+        return detail::take_msg(m);
+    }
+    /// The next streamed chunk; std::nullopt when none came within `timeout`, or when the
+    /// stream has ended (then `ended` is set, if given, and wait() gives the response).
+    std::optional<std::vector<std::uint8_t>> next_chunk(std::chrono::milliseconds timeout, bool *ended = nullptr) const {
+        rp_msg *m = nullptr;
+        rp_status st = rp_session_ticket_next_chunk(p_.get(), detail::to_ms(timeout), &m);
+        if (ended) *ended = st == RP_STATUS_CLOSED;
+        if (st == RP_STATUS_TIMEOUT || st == RP_STATUS_CLOSED) return std::nullopt;
+        detail::check(st);
+        return detail::take_msg(m);
+    }
+    /// Sends one tunnel chunk to the callee.
+    void send_chunk(Bytes chunk) const {
+        detail::check(rp_session_ticket_send_chunk(p_.get(), detail::ptr_or_null(chunk), chunk.size));
+    }
+    /// Half-closes this side of a tunnel.
+    void close_write() const { detail::check(rp_session_ticket_close_write(p_.get())); }
+    /// Cancels the call (the peer is sent CANCEL; waiters throw CANCELLED).
+    void cancel() const noexcept { rp_session_ticket_cancel(p_.get()); }
+
+    rp_session_ticket *capi() const noexcept { return p_.get(); }
+
+private:
+    detail::Owned<rp_session_ticket, rp_session_ticket_free> p_;
+};
+
+/// A session over one connection: both ends call each other, with streams, tunnels, cancel
+/// and deadlines. const methods are thread-safe; calls may run on any number of threads.
+class Session {
+public:
+    /// A session over `conn` (consumed, even when this throws) without a dispatcher: the peer's
+    /// requests get the "no dispatcher" error.
+    static Session over(Conn &&conn, SessionSide side) {
+        rp_session *s = nullptr;
+        detail::check(rp_session_new(conn.release(), static_cast<int32_t>(side), nullptr, nullptr, nullptr, &s));
+        return Session(s);
+    }
+    /// A session over `conn` (consumed, even when this throws) whose dispatcher is any callable
+    /// `void(rp::SessionRequest &)`: it runs inside dispatch() on the calling thread; answer the
+    /// request there, or move it elsewhere to answer later from any thread. An exception
+    /// escaping it answers a request still held there with an error carrying what() (code: the
+    /// rp::Error's status, else 1001).
+    template <class F> static Session over(Conn &&conn, SessionSide side, F &&dispatcher) {
+        using Fn = std::decay_t<F>;
+        Fn *box = new Fn(std::forward<F>(dispatcher));
+        rp_session *s = nullptr;
+        // librp owns box (through delete_box) on every path.
+        detail::check(rp_session_new(conn.release(), static_cast<int32_t>(side), &dispatch_tramp<Fn>, box,
+                                     &detail::delete_box<Fn>, &s));
+        return Session(s);
+    }
+    explicit Session(rp_session *s) noexcept : p_(s) {}
+
+    /// Calls the peer and waits up to `timeout` for its answer (also sent as the deadline);
+    /// std::nullopt when the time ran out. Throws rp::Error with the peer's error, CLOSED, ...
+    std::optional<std::vector<std::uint8_t>> call(std::uint32_t protocol, Bytes payload,
+                                                  std::chrono::milliseconds timeout) const {
+        rp_msg *m = nullptr;
+        rp_status st = rp_session_call(p_.get(), protocol, detail::ptr_or_null(payload), payload.size, nullptr,
+                                       detail::to_ms(timeout), &m);
+        if (st == RP_STATUS_TIMEOUT) return std::nullopt;
+        detail::check(st);
+        return detail::take_msg(m);
+    }
+    /// Starts a call (for async use, streams and tunnels) and returns at once.
+    SessionCall call_start(std::uint32_t protocol, Bytes payload) const {
+        rp_session_ticket *t = nullptr;
+        detail::check(rp_session_call_start(p_.get(), protocol, detail::ptr_or_null(payload), payload.size,
+                                            nullptr, &t));
+        return SessionCall(t);
+    }
+    /// Runs the dispatcher for the peer's pending requests on this thread; returns how many
+    /// (0: none came within `timeout`).
+    std::size_t dispatch(std::chrono::milliseconds timeout) const {
+        std::size_t n = 0;
+        rp_status st = rp_session_dispatch(p_.get(), detail::to_ms(timeout), &n);
+        if (st == RP_STATUS_TIMEOUT) return 0;
+        detail::check(st);
+        return n;
+    }
+    /// Readable (level-triggered) while requests wait for dispatch(). Owned by the session.
+    int dispatch_fd() const noexcept { return rp_session_dispatch_fd(p_.get()); }
+    /// Closes the session: every waiting call and stream ends CLOSED. Idempotent, any thread.
+    void close() const noexcept { rp_session_close(p_.get()); }
+
+    rp_session *capi() const noexcept { return p_.get(); }
+
+private:
+    template <class Fn> static void dispatch_tramp(void *ud, rp_session_request *r) noexcept {
+        SessionRequest request(r);
+        int32_t code = 0;
+        std::string what;
+        try {
+            (*static_cast<Fn *>(ud))(request);
+            return;
+        } catch (const Error &e) {
+            code = static_cast<int32_t>(e.status());
+            what = e.what();
+        } catch (const std::exception &e) {
+            code = 1001;
+            what = e.what();
+        } catch (...) {
+            code = 1001;
+            what = "unknown exception";
+        }
+        // A request the callable moved away is its to answer; one still here gets the text.
+        if (!request.answered()) {
+            try {
+                request.respond_error(code, what);
+            } catch (...) {
+            }
+        }
+    }
+    detail::Owned<rp_session, rp_session_free> p_;
+};
+
 }  // namespace rp
 
 #endif  // RP_RP_HPP
