@@ -11,6 +11,7 @@ import "C"
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime/cgo"
 	"sync"
 	"time"
@@ -204,4 +205,18 @@ func waitSlice(ctx context.Context) C.int32_t {
 		d = 0
 	}
 	return C.int32_t((d + time.Millisecond - 1) / time.Millisecond)
+}
+
+//export rpgoSessionRequest
+func rpgoSessionRequest(h C.uintptr_t, req *C.rp_session_request, panicID *C.uint64_t) {
+	r := newSessionRequest(req)
+	defer func() {
+		if v := recover(); v != nil {
+			// The peer gets an error for a request the panicking dispatcher did not answer;
+			// the Go caller of Dispatch panics again with v.
+			_ = r.RespondError(1001, fmt.Sprint("the dispatcher panicked: ", v))
+			*panicID = C.uint64_t(stashPanic(v))
+		}
+	}()
+	cgo.Handle(h).Value().(*sessionBox).fn(r)
 }

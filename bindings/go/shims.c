@@ -496,3 +496,46 @@ int32_t rpg_broker_server_bind(const rpg_broker_server_cfg *cfg, rp_broker_serve
     }
     RPG_RETURN(rp_broker_server_bind(o, out)); /* consumes o on every path */
 }
+
+/* --- sessions ---------------------------------------------------------------------------- */
+
+static void rpg_session_request_tramp(void *user_data, rp_session_request *request) {
+    uint64_t panic_id = 0;
+    rpgoSessionRequest((uintptr_t)user_data, request, &panic_id);
+    rpg_note_panic(panic_id);
+}
+
+int32_t rpg_session_new(rp_conn *conn, int32_t side, uintptr_t handle, rp_session **out, rpg_err *e) {
+    rpg_err_clear(e);
+    if (handle == 0) RPG_RETURN(rp_session_new(conn, side, NULL, NULL, NULL, out));
+    RPG_RETURN(rp_session_new(conn, side, rpg_session_request_tramp, (void *)handle, rpg_free_handle, out));
+}
+
+int32_t rpg_session_call_start(const rp_session *s, uint32_t protocol, const uint8_t *payload, size_t len,
+                               rp_session_ticket **out, rpg_err *e) {
+    rpg_err_clear(e);
+    RPG_RETURN(rp_session_call_start(s, protocol, payload, len, NULL, out));
+}
+
+int32_t rpg_session_ticket_wait(const rp_session_ticket *t, int32_t timeout_ms, rp_msg **out, rpg_err *e) {
+    rpg_err_clear(e);
+    RPG_RETURN(rp_session_ticket_wait(t, timeout_ms, out));
+}
+
+int32_t rpg_session_dispatch(const rp_session *s, int32_t timeout_ms, size_t *handled, rpg_err *e) {
+    rpg_err_clear(e);
+    rpg_panic_begin();
+    int32_t st = rp_session_dispatch(s, timeout_ms, handled);
+    rpg_panic_end(e);
+    return st == RP_STATUS_OK ? st : rpg_fail(st, e);
+}
+
+int32_t rpg_session_respond(rp_session_request *r, const uint8_t *payload, size_t len, rpg_err *e) {
+    rpg_err_clear(e);
+    RPG_RETURN(rp_session_respond(r, payload, len));
+}
+
+int32_t rpg_session_respond_error(rp_session_request *r, int32_t code, const char *message, rpg_err *e) {
+    rpg_err_clear(e);
+    RPG_RETURN(rp_session_respond_error(r, code, message));
+}

@@ -182,4 +182,14 @@ int32_t rpg_admin_request(const char *endpoint, int32_t verb, const char *servic
 int32_t rpg_broker_server_bind(const rpg_broker_server_cfg *cfg, rp_broker_server **out,
                                rpg_err *e);
 
+/* Sessions. `handle` 0 = no dispatcher. Messages come back as rp_msg (the Go side copies and
+ * frees them). */
+int32_t rpg_session_new(rp_conn *conn, int32_t side, uintptr_t handle, rp_session **out, rpg_err *e);
+int32_t rpg_session_call_start(const rp_session *s, uint32_t protocol, const uint8_t *payload, size_t len,
+                               rp_session_ticket **out, rpg_err *e);
+int32_t rpg_session_ticket_wait(const rp_session_ticket *t, int32_t timeout_ms, rp_msg **out, rpg_err *e);
+int32_t rpg_session_dispatch(const rp_session *s, int32_t timeout_ms, size_t *handled, rpg_err *e);
+int32_t rpg_session_respond(rp_session_request *r, const uint8_t *payload, size_t len, rpg_err *e);
+int32_t rpg_session_respond_error(rp_session_request *r, int32_t code, const char *message, rpg_err *e);
+
 #endif

@@ -1,0 +1,213 @@
+package rp
+
+/*
+#include <stdlib.h>
+#include "shims.h"
+*/
+import "C"
+
+import (
+	"context"
+	"runtime"
+	"sync"
+	"unsafe"
+)
+
+// SessionSide says which end of the connection a session is: the connecting end's calls use
+// odd request ids, the accepting end's even ones, so the two ends must differ.
+type SessionSide int32
+
+const (
+	SessionConnecting SessionSide = C.RP_SESSION_SIDE_CONNECTING
+	SessionAccepting  SessionSide = C.RP_SESSION_SIDE_ACCEPTING
+)
+
+type sessionBox struct{ fn func(*SessionRequest) }
+
+// Session runs calls in both directions over one connection (rp_session). Its methods are safe
+// for concurrent use; any number of goroutines may Call at once.
+type Session struct {
+	mu       sync.RWMutex // shared: the thread-safe `const rp_session *` calls; exclusive: free
+	ptr      *C.rp_session
+	once     sync.Once
+	dispatch sync.Mutex
+	cleanup  runtime.Cleanup
+}
+
+// NewSession makes a session of conn, which it takes over: conn is closed from now on, even
+// when NewSession fails. dispatcher serves the peer's requests when Dispatch runs (on the
+// goroutine calling Dispatch); it owns each request and must answer it, now or later, from any
+// goroutine. With a nil dispatcher the peer's requests get the "no dispatcher" error.
+func NewSession(conn *Conn, side SessionSide, dispatcher func(*SessionRequest)) (*Session, error) {
+	conn.mu.Lock()
+	p := conn.ptr
+	conn.ptr = nil
+	conn.cleanup.Stop()
+	conn.mu.Unlock()
+	if p == nil {
+		return nil, errConnClosed()
+	}
+	var h C.uintptr_t
+	if dispatcher != nil {
+		h = newHandle(&sessionBox{fn: dispatcher})
+	}
+	var s *C.rp_session
+	var e C.rpg_err
+	// librp owns p (and h) from here on every path.
+	st := C.rpg_session_new(p, C.int32_t(side), h, &s, &e)
+	if err := takeErr(st, &e); err != nil {
+		return nil, err
+	}
+	out := &Session{ptr: s}
+	out.cleanup = runtime.AddCleanup(out, func(p *C.rp_session) { C.rp_session_free(p) }, s)
+	return out, nil
+}
+
+func errSessionClosed() error { return &Error{Status: StatusClosed, Msg: "session closed"} }
+
+// Call sends a request on the consumer protocol `protocol` and waits for the answer until ctx
+// is done (then the call is cancelled and ctx's error returned). The peer's error comes back
+// as an *Error with the peer's status and message (ErrPeerError for application codes,
+// ErrNotFound when the peer has no dispatcher); ErrClosed when the connection ended.
+func (s *Session) Call(ctx context.Context, protocol uint32, payload []byte) ([]byte, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	maybeGC()
+	if s.ptr == nil {
+		return nil, errSessionClosed()
+	}
+	var t *C.rp_session_ticket
+	var e C.rpg_err
+	st := C.rpg_session_call_start(s.ptr, C.uint32_t(protocol), bytesPtr(payload), C.size_t(len(payload)), &t, &e)
+	runtime.KeepAlive(payload)
+	if err := takeErr(st, &e); err != nil {
+		return nil, err
+	}
+	defer C.rp_session_ticket_free(t) // cancels the call if it has no outcome yet
+	for {
+		var m *C.rp_msg
+		st := C.rpg_session_ticket_wait(t, waitSlice(ctx), &m, &e)
+		if st == C.RP_STATUS_OK {
+			out := C.GoBytes(unsafe.Pointer(C.rp_msg_data(m)), C.int(C.rp_msg_len(m)))
+			C.rp_msg_free(m)
+			return out, nil
+		}
+		err := takeErr(st, &e)
+		if !isStatus(err, StatusTimeout) || bool(C.rp_session_ticket_is_done(t)) {
+			return nil, err
+		}
+		if err := ctxErr(ctx); err != nil {
+			C.rp_session_ticket_cancel(t)
+			return nil, err
+		}
+	}
+}
+
+// Dispatch runs the dispatcher for the peer's requests on this goroutine: it waits until the
+// first request (or ctx is done), then serves those already waiting. It returns how many were
+// served. A panic in the dispatcher answers its request with an error and is raised again here.
+func (s *Session) Dispatch(ctx context.Context) (int, error) {
+	s.dispatch.Lock()
+	defer s.dispatch.Unlock()
+	for {
+		n, err := s.dispatchOnce(waitSlice(ctx))
+		if err == nil || !isStatus(err, StatusTimeout) {
+			return n, err
+		}
+		if err := ctxErr(ctx); err != nil {
+			return 0, err
+		}
+	}
+}
+
+func (s *Session) dispatchOnce(timeoutMs C.int32_t) (int, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	maybeGC()
+	if s.ptr == nil {
+		return 0, errSessionClosed()
+	}
+	var n C.size_t
+	var e C.rpg_err
+	st := C.rpg_session_dispatch(s.ptr, timeoutMs, &n, &e)
+	return int(n), takeErr(st, &e)
+}
+
+// Close closes the session (every waiting call returns ErrClosed) and frees it. Idempotent and
+// safe from any goroutine.
+func (s *Session) Close() error {
+	s.once.Do(func() {
+		s.mu.RLock()
+		C.rp_session_close(s.ptr) // unblocks waiters so that they release mu
+		s.mu.RUnlock()
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		maybeGC()
+		s.cleanup.Stop()
+		C.rp_session_free(s.ptr)
+		s.ptr = nil
+	})
+	return nil
+}
+
+// SessionRequest is one of the peer's requests, owned until Respond or RespondError (exactly
+// one, from any goroutine). A request never answered is dropped when collected, and the peer
+// gets an error.
+type SessionRequest struct {
+	mu       sync.Mutex
+	ptr      *C.rp_session_request
+	ID       uint64
+	Protocol uint32
+	Payload  []byte
+	cleanup  runtime.Cleanup
+}
+
+func newSessionRequest(p *C.rp_session_request) *SessionRequest {
+	b := C.rp_session_request_payload(p)
+	r := &SessionRequest{
+		ptr:      p,
+		ID:       uint64(C.rp_session_request_id(p)),
+		Protocol: uint32(C.rp_session_request_protocol(p)),
+		Payload:  C.GoBytes(unsafe.Pointer(b.ptr), C.int(b.len)),
+	}
+	r.cleanup = runtime.AddCleanup(r, func(p *C.rp_session_request) { C.rp_session_request_free(p) }, p)
+	return r
+}
+
+func (r *SessionRequest) take() *C.rp_session_request {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p := r.ptr
+	r.ptr = nil
+	if p != nil {
+		r.cleanup.Stop()
+	}
+	return p
+}
+
+// Respond answers the request with payload. Errors: ErrCancelled (the caller cancelled),
+// ErrTimeout (its deadline passed), ErrClosed; answering twice is ErrInvalidArgument.
+func (r *SessionRequest) Respond(payload []byte) error {
+	p := r.take()
+	if p == nil {
+		return &Error{Status: StatusInvalidArgument, Msg: "the request was already answered"}
+	}
+	var e C.rpg_err
+	st := C.rpg_session_respond(p, bytesPtr(payload), C.size_t(len(payload)), &e)
+	runtime.KeepAlive(payload)
+	return takeErr(st, &e)
+}
+
+// RespondError answers the request with an error: code is a Status, or an application code
+// above 1000; the caller receives it with message.
+func (r *SessionRequest) RespondError(code int32, message string) error {
+	p := r.take()
+	if p == nil {
+		return &Error{Status: StatusInvalidArgument, Msg: "the request was already answered"}
+	}
+	cmsg := C.CString(message)
+	defer C.free(unsafe.Pointer(cmsg))
+	var e C.rpg_err
+	st := C.rpg_session_respond_error(p, C.int32_t(code), cmsg, &e)
+	return takeErr(st, &e)
+}
