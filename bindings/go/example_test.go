@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	rp "github.com/librp/rp/bindings/go"
@@ -170,4 +171,57 @@ func ExampleConnectBroker() {
 	// negotiated: hi there
 	// hello-skip: again
 	// refused: true
+}
+
+// Two sessions over one socket pair: the accepting side upper-cases what the connecting side
+// sends it. Either side may call the other; here only one does.
+func ExampleNewSession() {
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		panic(err)
+	}
+	adopt := func(fd int) *rp.Conn {
+		f := os.NewFile(uintptr(fd), "session")
+		defer f.Close() // the Conn keeps its own duplicate
+		c, err := net.FileConn(f)
+		if err != nil {
+			panic(err)
+		}
+		defer c.Close()
+		conn, err := rp.AdoptConn(c.(*net.UnixConn))
+		if err != nil {
+			panic(err)
+		}
+		return conn
+	}
+
+	client, err := rp.NewSession(adopt(fds[0]), rp.SessionConnecting, nil)
+	if err != nil {
+		panic(err)
+	}
+	defer client.Close()
+	server, err := rp.NewSession(adopt(fds[1]), rp.SessionAccepting, func(req *rp.SessionRequest) {
+		_ = req.Respond(bytes.ToUpper(req.Payload))
+	})
+	if err != nil {
+		panic(err)
+	}
+	defer server.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	go func() {
+		for ctx.Err() == nil {
+			if _, err := server.Dispatch(ctx); err != nil {
+				return
+			}
+		}
+	}()
+
+	reply, err := client.Call(ctx, 0x7001, []byte("hello"))
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(string(reply))
+	// Output: HELLO
 }
