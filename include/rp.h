@@ -3004,7 +3004,9 @@ rp_status rp_session_ticket_wait(const struct rp_session_ticket *call,
  * Returns `RP_STATUS_OK` (`*out_chunk` holds the chunk), `RP_STATUS_CLOSED` (the stream has
  * ended: the peer half-closed or sent its response — take it with `rp_session_ticket_wait` — or
  * the connection ended, which `rp_session_ticket_wait` then reports as `RP_STATUS_CLOSED` too),
- * `RP_STATUS_TIMEOUT`, `RP_STATUS_CANCELLED`, the call's error, `RP_STATUS_NULL_ARGUMENT`.
+ * `RP_STATUS_TIMEOUT`, `RP_STATUS_CANCELLED`, the call's error, `RP_STATUS_TOO_LARGE` (more
+ * than 64 MiB of chunks were left unread: the call ended and the peer was sent a CANCEL),
+ * `RP_STATUS_NULL_ARGUMENT`.
  *
  * Ownership: the caller owns `*out_chunk`; free it with `rp_msg_free`.
  * Thread safety: callable from any thread; concurrent readers each get different chunks.
@@ -3092,7 +3094,8 @@ bool rp_session_request_is_cancelled(const struct rp_session_request *request);
  *
  * Returns `RP_STATUS_OK` (`*out_chunk` holds it), `RP_STATUS_CLOSED` (the caller half-closed,
  * or the connection ended), `RP_STATUS_TIMEOUT` (the wait or the request's deadline),
- * `RP_STATUS_CANCELLED`, `RP_STATUS_NULL_ARGUMENT`.
+ * `RP_STATUS_CANCELLED`, `RP_STATUS_TOO_LARGE` (more than 64 MiB of the caller's chunks were
+ * left unread: the request ended and the caller was told), `RP_STATUS_NULL_ARGUMENT`.
  *
  * Ownership: the caller owns `*out_chunk`; free it with `rp_msg_free`.
  */

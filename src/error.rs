@@ -116,6 +116,9 @@ pub enum Error {
     /// The call was cancelled.
     #[error("cancelled: {0}")]
     Cancelled(Cow<'static, str>),
+    /// More data arrived than librp holds for a reader that has not taken it.
+    #[error("too much unread data: {0}")]
+    Overflow(Cow<'static, str>),
     /// The peer answered a session call with an application error (code 1000 or more, or a
     /// code librp does not know).
     #[error("peer error {code}: {message}")]
@@ -156,6 +159,7 @@ impl Error {
             Error::Config(_) => ErrorKind::Config,
             Error::Disabled(_) => ErrorKind::Disabled,
             Error::Cancelled(_) => ErrorKind::Cancelled,
+            Error::Overflow(_) => ErrorKind::TooLarge,
             Error::Peer { .. } => ErrorKind::PeerError,
         }
     }

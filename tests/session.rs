@@ -203,3 +203,76 @@ fn protocol_violations_end_the_session_with_closed() {
     assert!(err.to_string().contains("payload protocol"), "{err}");
     assert!(session.is_closed());
 }
+
+#[test]
+fn a_reader_that_falls_64_mib_behind_loses_only_that_exchange() {
+    const MIB: usize = 1 << 20;
+    let (a, b) = pair(false, true);
+    // The serving side floods the caller's stream until its request is cancelled; a TUNNEL
+    // request is never read; ECHO answers.
+    let server = {
+        let b = Arc::clone(&b);
+        thread::spawn(move || {
+            let mut tunnel_outcome = None;
+            while let Ok(req) = b.next_request(None) {
+                match req.payload_protocol() {
+                    STREAM => {
+                        let chunk = vec![7u8; MIB];
+                        let mut sent = 0;
+                        let err = loop {
+                            match req.send_chunk(&chunk) {
+                                Ok(()) => sent += 1,
+                                Err(e) => break e,
+                            }
+                            assert!(sent < 1000, "the flood was never stopped");
+                        };
+                        assert_eq!(err.kind(), ErrorKind::Cancelled, "{err}");
+                        assert!(sent > 64, "stopped after only {sent} MiB");
+                    }
+                    HOLD => {
+                        // Never reads the tunnel; waits for librp to end the request.
+                        while !req.is_cancelled() {
+                            thread::sleep(Duration::from_millis(10));
+                        }
+                        tunnel_outcome = Some(req.respond(b"late").unwrap_err().kind());
+                    }
+                    _ => req.respond(req.payload()).unwrap(),
+                }
+            }
+            tunnel_outcome
+        })
+    };
+
+    // A call whose stream is never read.
+    let flood = a.start_call(STREAM, b"", &CallOptions::default()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !flood.is_done() {
+        assert!(Instant::now() < deadline, "the unread stream was never cut off");
+        thread::sleep(Duration::from_millis(10));
+    }
+    let err = flood.next_chunk(Some(Duration::ZERO)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TooLarge, "{err}");
+    assert!(err.to_string().contains("64 MiB"), "{err}");
+    assert_eq!(flood.wait(Some(Duration::ZERO)).unwrap_err().kind(), ErrorKind::TooLarge);
+
+    // A tunnel the serving side never reads: the caller gets code 22 back.
+    let tunnel = a.start_call(HOLD, b"", &CallOptions::default()).unwrap();
+    let chunk = vec![9u8; MIB];
+    let mut sent = 0;
+    let err = loop {
+        if let Err(e) = tunnel.send_chunk(&chunk) {
+            break e;
+        }
+        sent += 1;
+        if sent > 80 {
+            break tunnel.wait(Some(Duration::from_secs(30))).unwrap_err();
+        }
+    };
+    assert_eq!(err.kind(), ErrorKind::TooLarge, "{err}");
+
+    // The session itself goes on.
+    let got = a.call(ECHO, b"still here", &CallOptions::default(), Some(Duration::from_secs(5))).unwrap();
+    assert_eq!(got, b"still here");
+    drop(a);
+    assert_eq!(server.join().unwrap(), Some(ErrorKind::TooLarge));
+}

@@ -53,12 +53,26 @@ pub mod code {
     pub const INVALID_ARGUMENT: i32 = 11;
     /// The receiving session has no dispatcher: it serves no requests.
     pub const NOT_FOUND: i32 = 13;
+    /// The serving side's reader left more than [`super::MAX_UNREAD_STREAM_BYTES`] of the
+    /// caller's stream unread.
+    pub const TOO_LARGE: i32 = 22;
     /// The smallest application code; codes below are `rp_status` values.
     pub const FIRST_APPLICATION_CODE: i32 = 1000;
 }
 
 /// Requests held for dispatch at most; more are answered at once with the `AGAIN` error.
 pub const MAX_QUEUED_REQUESTS: usize = 65536;
+
+/// Stream bytes held at most per call or served request for a reader that has not taken
+/// them (payload bytes plus 64 per chunk). Beyond it the exchange ends with
+/// [`Error::Overflow`] and the peer is told (a CANCEL for a call, a `TOO_LARGE` error answer
+/// for a served request).
+pub const MAX_UNREAD_STREAM_BYTES: usize = 64 << 20;
+
+/// What [`MAX_UNREAD_STREAM_BYTES`] counts for one chunk of `len` payload bytes.
+const fn chunk_cost(len: usize) -> usize {
+    len + 64
+}
 
 /// Which end of the connection this session is; it decides the parity of request ids.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,6 +136,7 @@ fn peer_error(e: SessionError) -> Error {
         code::CANCELLED => Error::Cancelled(text(e.message)),
         code::INVALID_ARGUMENT => Error::InvalidArgument(text(e.message)),
         code::NOT_FOUND => Error::NotFound(text(e.message)),
+        code::TOO_LARGE => Error::Overflow(text(e.message)),
         code => Error::Peer { code, message: e.message },
     }
 }
@@ -177,6 +192,8 @@ struct Exchange {
 struct ExchangeState {
     /// Chunks received and not yet read.
     chunks: VecDeque<Vec<u8>>,
+    /// What the unread chunks count against [`MAX_UNREAD_STREAM_BYTES`].
+    unread_bytes: usize,
     /// The peer sent its end of stream (or its final response).
     peer_done: bool,
     /// Set once: the call's outcome (for calls), or why a served request ended early.
@@ -219,6 +236,7 @@ fn copy_error(e: &Error) -> Error {
         Error::Timeout(m) => Error::Timeout(m.clone()),
         Error::Closed(m) => Error::Closed(m.clone()),
         Error::Cancelled(m) => Error::Cancelled(m.clone()),
+        Error::Overflow(m) => Error::Overflow(m.clone()),
         Error::NotFound(m) => Error::NotFound(m.clone()),
         Error::InvalidArgument(m) => Error::InvalidArgument(m.clone()),
         Error::Peer { code, message } => Error::Peer { code: *code, message: message.clone() },
@@ -253,8 +271,11 @@ impl Session {
         let answerer = std::thread::Builder::new()
             .name("rp-session-answers".into())
             .spawn(move || {
-                for (id, code, message) in queued_answers {
-                    let _ = answer_inner.send_error(id, code, message);
+                for (id, frame, message) in queued_answers {
+                    let _ = match frame {
+                        AutoFrame::Error(code) => answer_inner.send_error(id, code, message),
+                        AutoFrame::Cancel => answer_inner.send_simple(FrameKind::Cancel, id, &SessionMessage::default()),
+                    };
                 }
             })
             .map_err(|e| Error::io("spawn session thread", e))?;
@@ -532,7 +553,41 @@ impl Inner {
 
 /// The reader thread: routes frames until the connection ends, then ends the session.
 /// An error answer the reader leaves to the answerer thread: request id, code, message.
-type AutoAnswer = (u64, i32, &'static str);
+type AutoAnswer = (u64, AutoFrame, &'static str);
+
+/// What librp itself writes for the reader thread (see [`AutoAnswer`]).
+#[derive(Debug, Clone, Copy)]
+enum AutoFrame {
+    /// A RESPONSE carrying this error code.
+    Error(i32),
+    /// A CANCEL of one of this side's calls.
+    Cancel,
+}
+
+/// Ends the exchange `id` whose reader fell [`MAX_UNREAD_STREAM_BYTES`] behind: its waiters
+/// get [`Error::Overflow`], its unread chunks are dropped, and the peer is told.
+fn stream_overflowed(
+    inner: &Inner,
+    ex: &Exchange,
+    id: u64,
+    ours: bool,
+    answers: &std::sync::mpsc::Sender<AutoAnswer>,
+) {
+    let why = "the peer streamed more than 64 MiB that was not read; the exchange was ended";
+    if ex.finish(Err(Error::Overflow(why.into()))) {
+        let mut st = ex.lock();
+        st.chunks.clear();
+        st.unread_bytes = 0;
+        drop(st);
+        if ours {
+            inner.lock().calls.remove(&id);
+            let _ = answers.send((id, AutoFrame::Cancel, why));
+        } else {
+            inner.lock().serving.remove(&id);
+            let _ = answers.send((id, AutoFrame::Error(code::TOO_LARGE), why));
+        }
+    }
+}
 
 fn read_frames(inner: Arc<Inner>, answers: std::sync::mpsc::Sender<AutoAnswer>) {
     let reason: Cow<'static, str> = loop {
@@ -574,12 +629,12 @@ fn read_frames(inner: Arc<Inner>, answers: std::sync::mpsc::Sender<AutoAnswer>) 
                 };
                 if !inner.serving.load(Ordering::Acquire) {
                     request.answered.store(true, Ordering::Release);
-                    let _ = answers.send((id, code::NOT_FOUND, "no dispatcher: this session serves no requests"));
+                    let _ = answers.send((id, AutoFrame::Error(code::NOT_FOUND), "no dispatcher: this session serves no requests"));
                     continue;
                 }
                 if deadline.is_some_and(|d| d <= Instant::now()) {
                     request.answered.store(true, Ordering::Release);
-                    let _ = answers.send((id, code::TIMEOUT, "the request's deadline had passed on arrival"));
+                    let _ = answers.send((id, AutoFrame::Error(code::TIMEOUT), "the request's deadline had passed on arrival"));
                     continue;
                 }
                 let mut st = inner.lock();
@@ -593,7 +648,7 @@ fn read_frames(inner: Arc<Inner>, answers: std::sync::mpsc::Sender<AutoAnswer>) 
                     drop(st);
                     request.answered.store(true, Ordering::Release);
                     inner.lock().serving.remove(&id);
-                    let _ = answers.send((id, code::AGAIN, "too many requests are waiting to be dispatched"));
+                    let _ = answers.send((id, AutoFrame::Error(code::AGAIN), "too many requests are waiting to be dispatched"));
                     continue;
                 }
                 st.queue.push_back(request);
@@ -624,6 +679,13 @@ fn read_frames(inner: Arc<Inner>, answers: std::sync::mpsc::Sender<AutoAnswer>) 
                 if let Some(ex) = ex {
                     let mut st = ex.lock();
                     if !msg.payload.is_empty() || !msg.end_of_stream {
+                        let cost = chunk_cost(msg.payload.len());
+                        if st.unread_bytes + cost > MAX_UNREAD_STREAM_BYTES {
+                            drop(st);
+                            stream_overflowed(&inner, &ex, id, ours, &answers);
+                            continue;
+                        }
+                        st.unread_bytes += cost;
                         st.chunks.push_back(msg.payload);
                     }
                     if msg.end_of_stream {
@@ -689,6 +751,7 @@ fn wait_on<T>(
 /// Takes a chunk, or says why there is none (ended, failed) — `None` means "wait".
 fn take_chunk(st: &mut ExchangeState) -> Option<Result<Vec<u8>, Error>> {
     if let Some(c) = st.chunks.pop_front() {
+        st.unread_bytes -= chunk_cost(c.len());
         return Some(Ok(c));
     }
     match &st.outcome {
