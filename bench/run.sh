@@ -22,6 +22,7 @@ mkdir -p "$out"
 cflags=(-O2 -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra -Werror -Iinclude -Ibench/c)
 cc "${cflags[@]}" bench/c/uds_pingpong.c -o "$out/uds_pingpong"
 cc "${cflags[@]}" bench/c/push_rtt.c -Lbuild/release/lib -lrp -Wl,-rpath,"$PWD/build/release/lib" -o "$out/push_rtt"
+cc "${cflags[@]}" bench/c/session_rtt.c -Lbuild/release/lib -lrp -Wl,-rpath,"$PWD/build/release/lib" -o "$out/session_rtt"
 cc "${cflags[@]}" bench/c/zmq_reqrep.c -lzmq -o "$out/zmq_reqrep"
 cc "${cflags[@]}" bench/c/nng_reqrep.c -lnng -lpthread -o "$out/nng_reqrep"
 cc "${cflags[@]}" bench/c/push_scale.c -Lbuild/release/lib -lrp -Wl,-rpath,"$PWD/build/release/lib" -o "$out/push_scale"
@@ -32,7 +33,7 @@ cc "${cflags[@]}" bench/c/codec.c -Lbuild/release/lib -lrp -Wl,-rpath,"$PWD/buil
 results="$out/results.txt"
 : > "$results"
 for placement in pinned unpinned; do
-  for b in uds_pingpong push_rtt zmq_reqrep nng_reqrep; do
+  for b in uds_pingpong push_rtt session_rtt zmq_reqrep nng_reqrep; do
     if [ "$placement" = pinned ]; then run=(taskset -c 0 "$out/$b"); else run=("$out/$b"); fi
     line=$(timeout 300 "${run[@]}" | grep '^RESULT') || { echo "benchmark $b ($placement) failed" >&2; exit 1; }
     echo "$placement $line" | tee -a "$results"
@@ -81,7 +82,7 @@ for line in open(sys.argv[1]):
 print(f"{'round trip, 64 B':<22} {'placement':<9} {'p50 us':>8} {'p99 us':>8} {'p50 / raw':>10} {'p99 / raw':>10}")
 for placement in ("pinned", "unpinned"):
     base = rows[(placement, "raw_uds_pingpong")]
-    for name in ("raw_uds_pingpong", "librp_push_rtt", "zmq_reqrep", "nng_reqrep"):
+    for name in ("raw_uds_pingpong", "librp_push_rtt", "librp_session_rtt", "zmq_reqrep", "nng_reqrep"):
         p50, p99 = rows[(placement, name)]
         print(f"{name:<22} {placement:<9} {p50:>8.2f} {p99:>8.2f} {p50/base[0]:>10.2f} {p99/base[1]:>10.2f}")
     push, zmq = rows[(placement, "librp_push_rtt")], rows[(placement, "zmq_reqrep")]
