@@ -70,6 +70,18 @@ func errSessionClosed() error { return &Error{Status: StatusClosed, Msg: "sessio
 // as an *Error with the peer's status and message (ErrPeerError for application codes,
 // ErrNotFound when the peer has no dispatcher); ErrClosed when the connection ended.
 func (s *Session) Call(ctx context.Context, protocol uint32, payload []byte) ([]byte, error) {
+	c, err := s.Start(protocol, payload)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	return c.Wait(ctx)
+}
+
+// Start sends a request and returns at once with the call in progress: read the peer's
+// stream with Next, write to it with Send and CloseWrite (a tunnel), take the answer with
+// Wait. Close the call when done with it; closing an unfinished call cancels it.
+func (s *Session) Start(protocol uint32, payload []byte) (*SessionCall, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	maybeGC()
@@ -83,21 +95,138 @@ func (s *Session) Call(ctx context.Context, protocol uint32, payload []byte) ([]
 	if err := takeErr(st, &e); err != nil {
 		return nil, err
 	}
-	defer C.rp_session_ticket_free(t) // cancels the call if it has no outcome yet
+	c := &SessionCall{ptr: t, ID: uint64(C.rp_session_ticket_id(t))}
+	c.cleanup = runtime.AddCleanup(c, func(p *C.rp_session_ticket) { C.rp_session_ticket_free(p) }, t)
+	return c, nil
+}
+
+// SessionCall is one call in progress (see Session.Start). Its methods are safe for concurrent
+// use; it stays usable after its Session is closed (every method then reports ErrClosed).
+type SessionCall struct {
+	mu      sync.RWMutex // shared: the thread-safe ticket calls; exclusive: free
+	ptr     *C.rp_session_ticket
+	once    sync.Once
+	cleanup runtime.Cleanup
+	// ID is the call's request id (odd from the connecting side, even from the accepting one).
+	ID uint64
+}
+
+func errCallClosed() error { return &Error{Status: StatusClosed, Msg: "the call was closed"} }
+
+// Wait returns the answer, waiting until ctx is done (then the call is cancelled and ctx's
+// error returned). Errors as for Session.Call.
+func (c *SessionCall) Wait(ctx context.Context) ([]byte, error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.ptr == nil {
+		return nil, errCallClosed()
+	}
 	for {
+		maybeGC()
 		var m *C.rp_msg
-		st := C.rpg_session_ticket_wait(t, waitSlice(ctx), &m, &e)
+		var e C.rpg_err
+		st := C.rpg_session_ticket_wait(c.ptr, waitSlice(ctx), &m, &e)
 		if st == C.RP_STATUS_OK {
-			out := C.GoBytes(unsafe.Pointer(C.rp_msg_data(m)), C.int(C.rp_msg_len(m)))
-			C.rp_msg_free(m)
-			return out, nil
+			return takeMsg(m), nil
 		}
 		err := takeErr(st, &e)
-		if !isStatus(err, StatusTimeout) || bool(C.rp_session_ticket_is_done(t)) {
+		if !isStatus(err, StatusTimeout) || bool(C.rp_session_ticket_is_done(c.ptr)) {
 			return nil, err
 		}
 		if err := ctxErr(ctx); err != nil {
-			C.rp_session_ticket_cancel(t)
+			C.rp_session_ticket_cancel(c.ptr)
+			return nil, err
+		}
+	}
+}
+
+// Next returns the next chunk the peer streamed on this call, waiting until ctx is done (the
+// call goes on). ErrClosed once the stream has ended: the answer is then Wait's.
+func (c *SessionCall) Next(ctx context.Context) ([]byte, error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.ptr == nil {
+		return nil, errCallClosed()
+	}
+	return nextChunk(ctx, func(timeoutMs C.int32_t, m **C.rp_msg, e *C.rpg_err) C.int32_t {
+		return C.rpg_session_ticket_next_chunk(c.ptr, timeoutMs, m, e)
+	}, func() bool { return bool(C.rp_session_ticket_is_done(c.ptr)) })
+}
+
+// Send streams one chunk to the peer (it reads them with SessionRequest.Next).
+func (c *SessionCall) Send(chunk []byte) error {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.ptr == nil {
+		return errCallClosed()
+	}
+	maybeGC()
+	var e C.rpg_err
+	st := C.rpg_session_ticket_send_chunk(c.ptr, bytesPtr(chunk), C.size_t(len(chunk)), &e)
+	runtime.KeepAlive(chunk)
+	return takeErr(st, &e)
+}
+
+// CloseWrite tells the peer no more chunks come from this side; the answer is still due.
+func (c *SessionCall) CloseWrite() error {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.ptr == nil {
+		return errCallClosed()
+	}
+	maybeGC()
+	var e C.rpg_err
+	st := C.rpg_session_ticket_close_write(c.ptr, &e)
+	return takeErr(st, &e)
+}
+
+// Cancel cancels the call: its waiters return ErrCancelled and the peer is told. It does
+// nothing once the call has its answer.
+func (c *SessionCall) Cancel() {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.ptr != nil {
+		C.rp_session_ticket_cancel(c.ptr)
+	}
+}
+
+// Close frees the call, cancelling it if it has no answer yet. Idempotent.
+func (c *SessionCall) Close() error {
+	c.once.Do(func() {
+		c.Cancel() // wakes this call's waiters so that they release mu
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		maybeGC()
+		c.cleanup.Stop()
+		C.rp_session_ticket_free(c.ptr)
+		c.ptr = nil
+	})
+	return nil
+}
+
+// takeMsg copies an rp_msg into Go memory and frees it.
+func takeMsg(m *C.rp_msg) []byte {
+	out := C.GoBytes(unsafe.Pointer(C.rp_msg_data(m)), C.int(C.rp_msg_len(m)))
+	C.rp_msg_free(m)
+	return out
+}
+
+// nextChunk waits for a chunk in slices of waitSlice until ctx is done; done reports whether
+// the exchange has ended (a TIMEOUT is then its deadline, not the slice).
+func nextChunk(ctx context.Context, next func(C.int32_t, **C.rp_msg, *C.rpg_err) C.int32_t, done func() bool) ([]byte, error) {
+	for {
+		maybeGC()
+		var m *C.rp_msg
+		var e C.rpg_err
+		st := next(waitSlice(ctx), &m, &e)
+		if st == C.RP_STATUS_OK {
+			return takeMsg(m), nil
+		}
+		err := takeErr(st, &e)
+		if !isStatus(err, StatusTimeout) || done() {
+			return nil, err
+		}
+		if err := ctxErr(ctx); err != nil {
 			return nil, err
 		}
 	}
@@ -154,7 +283,7 @@ func (s *Session) Close() error {
 // one, from any goroutine). A request never answered is dropped when collected, and the peer
 // gets an error.
 type SessionRequest struct {
-	mu       sync.Mutex
+	mu       sync.RWMutex // shared: chunk calls; exclusive: taking the request to answer it
 	ptr      *C.rp_session_request
 	ID       uint64
 	Protocol uint32
@@ -209,5 +338,49 @@ func (r *SessionRequest) RespondError(code int32, message string) error {
 	defer C.free(unsafe.Pointer(cmsg))
 	var e C.rpg_err
 	st := C.rpg_session_respond_error(p, C.int32_t(code), cmsg, &e)
+	return takeErr(st, &e)
+}
+
+func errAnswered() error {
+	return &Error{Status: StatusInvalidArgument, Msg: "the request was already answered"}
+}
+
+// Next returns the next chunk the caller sent on this request (a tunnel), waiting until ctx is
+// done. ErrClosed once the caller half-closed; ErrCancelled once it cancelled.
+func (r *SessionRequest) Next(ctx context.Context) ([]byte, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.ptr == nil {
+		return nil, errAnswered()
+	}
+	return nextChunk(ctx, func(timeoutMs C.int32_t, m **C.rp_msg, e *C.rpg_err) C.int32_t {
+		return C.rpg_session_request_next_chunk(r.ptr, timeoutMs, m, e)
+	}, func() bool { return bool(C.rp_session_request_is_cancelled(r.ptr)) })
+}
+
+// Send streams one chunk to the caller (SessionCall.Next) before the answer.
+func (r *SessionRequest) Send(chunk []byte) error {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.ptr == nil {
+		return errAnswered()
+	}
+	maybeGC()
+	var e C.rpg_err
+	st := C.rpg_session_request_send_chunk(r.ptr, bytesPtr(chunk), C.size_t(len(chunk)), &e)
+	runtime.KeepAlive(chunk)
+	return takeErr(st, &e)
+}
+
+// CloseWrite tells the caller no more chunks come; the answer is still due.
+func (r *SessionRequest) CloseWrite() error {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.ptr == nil {
+		return errAnswered()
+	}
+	maybeGC()
+	var e C.rpg_err
+	st := C.rpg_session_request_close_write(r.ptr, &e)
 	return takeErr(st, &e)
 }

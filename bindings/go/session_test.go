@@ -3,6 +3,7 @@ package rp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -178,5 +179,105 @@ func TestSessionDispatcherPanicIsRaisedInDispatch(t *testing.T) {
 	}
 	if v := <-panicked; v != "dispatcher bug" {
 		t.Fatalf("Dispatch must panic again with the dispatcher's value, got %v", v)
+	}
+}
+
+// streaming serves "stream" by sending 100 chunks then an answer, and "tunnel" by reading the
+// caller's chunks until it half-closes and answering with how many bytes came.
+func streaming(side string) func(*SessionRequest) {
+	return func(r *SessionRequest) {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			switch string(r.Payload) {
+			case "stream":
+				for i := 0; i < 100; i++ {
+					if err := r.Send([]byte(fmt.Sprintf("c%d", i))); err != nil {
+						_ = r.RespondError(1001, err.Error())
+						return
+					}
+				}
+				_ = r.CloseWrite()
+				_ = r.Respond([]byte("done"))
+			case "tunnel":
+				total := 0
+				for {
+					chunk, err := r.Next(ctx)
+					if errors.Is(err, ErrClosed) {
+						break
+					}
+					if err != nil {
+						_ = r.RespondError(1002, err.Error())
+						return
+					}
+					total += len(chunk)
+				}
+				_ = r.Respond([]byte(fmt.Sprintf("%s got %d bytes", side, total)))
+			default:
+				_ = r.RespondError(1003, "unknown")
+			}
+		}()
+	}
+}
+
+func TestSessionStreamAndTunnel(t *testing.T) {
+	c, _ := sessionPair(t, streaming)
+	ctx := ctxTimeout(t, 10*time.Second)
+
+	call, err := c.Start(0xF100, []byte("stream"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer call.Close()
+	if call.ID%2 != 1 {
+		t.Fatalf("connecting side's call id %d is not odd", call.ID)
+	}
+	for i := 0; i < 100; i++ {
+		chunk, err := call.Next(ctx)
+		if err != nil || string(chunk) != fmt.Sprintf("c%d", i) {
+			t.Fatalf("chunk %d: %q, %v", i, chunk, err)
+		}
+	}
+	if _, err := call.Next(ctx); !errors.Is(err, ErrClosed) {
+		t.Fatalf("after the stream: %v, want ErrClosed", err)
+	}
+	if got, err := call.Wait(ctx); err != nil || string(got) != "done" {
+		t.Fatalf("answer: %q, %v", got, err)
+	}
+
+	tunnel, err := c.Start(0xF100, []byte("tunnel"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tunnel.Close()
+	for i := 0; i < 50; i++ {
+		if err := tunnel.Send(make([]byte, 1000)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tunnel.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tunnel.Send([]byte("x")); !errors.Is(err, ErrClosed) {
+		t.Fatalf("send after CloseWrite: %v, want ErrClosed", err)
+	}
+	if got, err := tunnel.Wait(ctx); err != nil || string(got) != "accepting got 50000 bytes" {
+		t.Fatalf("tunnel answer: %q, %v", got, err)
+	}
+
+	// Next gives up with ctx and the call goes on; Close cancels it; the closed call says so.
+	held, err := c.Start(0xF100, []byte("tunnel"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(context.Background(), 60*time.Millisecond)
+	defer cancel()
+	if _, err := held.Next(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Next with an expired ctx: %v", err)
+	}
+	held.Close()
+	held.Close()
+	if _, err := held.Wait(ctx); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Wait after Close: %v, want ErrClosed", err)
 	}
 }

@@ -539,3 +539,33 @@ int32_t rpg_session_respond_error(rp_session_request *r, int32_t code, const cha
     rpg_err_clear(e);
     RPG_RETURN(rp_session_respond_error(r, code, message));
 }
+
+int32_t rpg_session_ticket_next_chunk(const rp_session_ticket *t, int32_t timeout_ms, rp_msg **out, rpg_err *e) {
+    rpg_err_clear(e);
+    RPG_RETURN(rp_session_ticket_next_chunk(t, timeout_ms, out));
+}
+
+int32_t rpg_session_ticket_send_chunk(const rp_session_ticket *t, const uint8_t *chunk, size_t len, rpg_err *e) {
+    rpg_err_clear(e);
+    RPG_RETURN(rp_session_ticket_send_chunk(t, chunk, len));
+}
+
+int32_t rpg_session_ticket_close_write(const rp_session_ticket *t, rpg_err *e) {
+    rpg_err_clear(e);
+    RPG_RETURN(rp_session_ticket_close_write(t));
+}
+
+int32_t rpg_session_request_next_chunk(const rp_session_request *r, int32_t timeout_ms, rp_msg **out, rpg_err *e) {
+    rpg_err_clear(e);
+    RPG_RETURN(rp_session_request_next_chunk(r, timeout_ms, out));
+}
+
+int32_t rpg_session_request_send_chunk(const rp_session_request *r, const uint8_t *chunk, size_t len, rpg_err *e) {
+    rpg_err_clear(e);
+    RPG_RETURN(rp_session_request_send_chunk(r, chunk, len));
+}
+
+int32_t rpg_session_request_close_write(const rp_session_request *r, rpg_err *e) {
+    rpg_err_clear(e);
+    RPG_RETURN(rp_session_request_close_write(r));
+}

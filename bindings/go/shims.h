@@ -192,4 +192,11 @@ int32_t rpg_session_dispatch(const rp_session *s, int32_t timeout_ms, size_t *ha
 int32_t rpg_session_respond(rp_session_request *r, const uint8_t *payload, size_t len, rpg_err *e);
 int32_t rpg_session_respond_error(rp_session_request *r, int32_t code, const char *message, rpg_err *e);
 
+int32_t rpg_session_ticket_next_chunk(const rp_session_ticket *t, int32_t timeout_ms, rp_msg **out, rpg_err *e);
+int32_t rpg_session_ticket_send_chunk(const rp_session_ticket *t, const uint8_t *chunk, size_t len, rpg_err *e);
+int32_t rpg_session_ticket_close_write(const rp_session_ticket *t, rpg_err *e);
+int32_t rpg_session_request_next_chunk(const rp_session_request *r, int32_t timeout_ms, rp_msg **out, rpg_err *e);
+int32_t rpg_session_request_send_chunk(const rp_session_request *r, const uint8_t *chunk, size_t len, rpg_err *e);
+int32_t rpg_session_request_close_write(const rp_session_request *r, rpg_err *e);
+
 #endif
