@@ -461,6 +461,13 @@ impl Read for Sock {
 }
 
 impl Sock {
+    fn shutdown_write(&self) -> io::Result<()> {
+        match self {
+            Sock::Unix(s) => s.shutdown(std::net::Shutdown::Write),
+            Sock::Tcp(s) => s.shutdown(std::net::Shutdown::Write),
+        }
+    }
+
     fn fd(&self) -> RawFd {
         match self {
             Sock::Unix(s) => s.as_raw_fd(),
@@ -1006,7 +1013,10 @@ impl EventLoop {
             conn.out.clear();
             conn.out_pos = 0;
             if conn.phase == Phase::Closing {
-                return self.close(token, "refused".into());
+                // Half-close rather than close: a peer that is still writing (a Hello sent before
+                // it read the refusal) must not get EPIPE before it can read why it was refused.
+                // Its bytes are drained until it closes, or until the handshake deadline.
+                let _ = conn.reader.get_mut().shutdown_write();
             }
         } else if conn.out_pos > 64 * 1024 {
             conn.out.drain(..conn.out_pos);
