@@ -48,6 +48,7 @@ fn assert_still_serving(server: &rp::push::PushServer, queue: &str) {
 }
 
 #[test]
+#[ignore = "counts process-wide descriptors: run single-threaded by scripts/test.sh with --ignored"]
 fn peers_closing_mid_header_and_mid_body_end_only_their_connection() {
     let dir = TempDir::new("midclose");
     let server = server_with(&dir, |_| {});
@@ -391,4 +392,28 @@ fn a_connection_queued_while_out_of_descriptors_is_served_once_they_free_up() {
     let _ = child.wait();
     let (_, took) = outcome.unwrap_or_else(|e| panic!("the queued worker was never served: {e}"));
     println!("worker queued under descriptor exhaustion registered after {took:?}");
+}
+
+/// A peer refused at accept (here: over `max_connections`) that writes its Hello only after the
+/// server has answered must still read the refusal, code and retry hint included, rather than
+/// fail with EPIPE: the server half-closes instead of closing.
+#[test]
+fn a_refused_peer_that_writes_late_still_reads_the_refusal() {
+    let dir = TempDir::new("latewrite");
+    let _server = server_with(&dir, |o| o.max_connections = 0);
+    for _ in 0..20 {
+        let mut s = UnixStream::connect(dir.sock()).unwrap();
+        thread::sleep(Duration::from_millis(30)); // the refusal is sent (and the write side shut) meanwhile
+        s.write_all(&hello_bytes()).expect("writing the Hello after the refusal must not fail");
+        match read_hello_reply(&s).expect("the refusal is readable") {
+            hello_reply::Result::Refused(r) => {
+                assert_eq!(r.code, rp::wire::proto::ErrorCode::RateLimited as i32);
+                assert_eq!(r.retry_after_ms, 1000);
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+    // The push worker reports the refusal the same way, whenever it writes.
+    let e = rp::push::PushClient::connect(WorkerOptions::new(dir.endpoint(), registration("q"))).unwrap_err();
+    assert_eq!(e.refusal().map(|r| r.retry_after_ms), Some(1000), "{e}");
 }

@@ -34,7 +34,11 @@ fn is_root() -> bool {
 fn other_uid_child() {
     let Ok(ep) = std::env::var(ENV) else { return };
     let opts = WorkerOptions::new(Endpoint::parse(&ep).unwrap(), registration("other"));
-    let code = match rp::push::PushClient::connect(opts) {
+    let outcome = rp::push::PushClient::connect(opts);
+    if let Err(e) = &outcome {
+        eprintln!("child outcome: {e:?}");
+    }
+    let code = match outcome {
         Ok(_) => 0,
         Err(e) if e.refusal().is_some_and(|r| r.code == ErrorCode::PeerRejected as i32) => 3,
         Err(e) if e.kind() == ErrorKind::Io || e.kind() == ErrorKind::PermissionDenied => 4,
@@ -43,18 +47,39 @@ fn other_uid_child() {
     std::process::exit(code);
 }
 
+/// A copy of this test binary that uid 65534 can execute (the build tree may sit under a
+/// directory only root can enter, such as /root).
+fn executable_copy() -> std::path::PathBuf {
+    static COPY: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    COPY.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("rp-sec-bin-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let copy = dir.join("security-child");
+        std::fs::copy(std::env::current_exe().unwrap(), &copy).unwrap();
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+        copy
+    })
+    .clone()
+}
+
 /// Runs `other_uid_child` as uid/gid 65534 against `endpoint`; returns its exit code.
 fn connect_as_other_uid(endpoint: &str) -> i32 {
-    let status = Command::new(std::env::current_exe().unwrap())
+    let output = Command::new(executable_copy())
+        .current_dir("/")
         .args(["--exact", "other_uid_child", "--ignored", "--nocapture", "--test-threads=1"])
         .env(ENV, endpoint)
         .uid(OTHER_UID)
         .gid(OTHER_UID)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
+        .stderr(Stdio::piped())
+        .output()
         .unwrap();
-    status.code().unwrap_or(-1)
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if let Some(line) = stderr.lines().find(|l| l.starts_with("child outcome")) {
+        println!("uid {OTHER_UID} -> {endpoint}: {line}");
+    }
+    output.status.code().unwrap_or(-1)
 }
 
 #[test]
@@ -94,6 +119,7 @@ fn a_peer_of_another_uid_is_refused_by_default_and_allowed_when_opted_in() {
     opts.allow_other_uids = true;
     let _server = PushServer::bind(opts).unwrap();
     assert_eq!(connect_as_other_uid(&dir.sock().to_string_lossy()), 4, "the 0700 directory let uid {OTHER_UID} in");
+    let _ = std::fs::remove_dir_all(executable_copy().parent().unwrap());
 }
 
 #[test]

@@ -781,6 +781,14 @@ struct EventLoop {
     accept_retry: Option<Instant>,
 }
 
+/// Ends a refused connection's sending side once its refusal is out, rather than closing it: a
+/// peer still writing (a Hello sent before it read the refusal) must not get EPIPE before it can
+/// read why it was refused. Its bytes are drained (phase `Closing`) until it closes, or until the
+/// handshake deadline.
+fn half_close(link: &Link) {
+    let _ = transport::shutdown_write(link.fd());
+}
+
 impl EventLoop {
     fn new(opts: ServerOptions, listener: Listener, poll: Poll, shared: Arc<Shared>) -> Result<Self, Error> {
         let io = |e| Error::io("register listener", e);
@@ -1169,7 +1177,7 @@ impl EventLoop {
         match conn.link.send(bytes) {
             Sent::All => {
                 if conn.phase == Phase::Closing {
-                    self.close(token, "refused".into());
+                    half_close(&conn.link);
                 }
             }
             Sent::Queued => self.flush(token),
@@ -1214,7 +1222,7 @@ impl EventLoop {
         }
         drop(io);
         if drained && closing {
-            self.close(token, "refused".into());
+            half_close(&link);
         }
     }
 

@@ -221,6 +221,11 @@ pub fn recv_nonblocking(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     sys::recv_dontwait(fd, buf)
 }
 
+/// Shuts the sending side of any socket descriptor (`shutdown(2)` with `SHUT_WR`).
+pub fn shutdown_write(fd: RawFd) -> io::Result<()> {
+    sys::shutdown_write(fd)
+}
+
 /// Kernel-reported credentials of the peer of a Unix socket descriptor.
 pub fn peer_credentials(fd: RawFd) -> io::Result<PeerCredentials> {
     sys::peer_credentials(fd)

@@ -56,6 +56,16 @@ pub(crate) fn recv_dontwait(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
+/// `shutdown(fd, SHUT_WR)`: no more bytes are sent on the socket; the peer reads the end.
+pub(crate) fn shutdown_write(fd: RawFd) -> io::Result<()> {
+    // SAFETY: shutdown(2) takes no memory; an invalid descriptor is reported as EBADF.
+    if unsafe { libc::shutdown(fd, libc::SHUT_WR) } < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
 /// Waits up to `timeout_ms` (negative = forever) for `fd` to be readable (or hung up).
 /// Returns false on timeout. EINTR is retried with the time left.
 pub(crate) fn wait_readable(fd: RawFd, timeout: Option<std::time::Duration>) -> io::Result<bool> {
