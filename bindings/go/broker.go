@@ -253,15 +253,7 @@ func (c *Conn) Send(f *Frame) error {
 // Recv waits for the next frame (a Go copy). It returns ErrClosed when the peer closed or
 // the Conn was closed, and ctx.Err() when ctx is done first.
 func (c *Conn) Recv(ctx context.Context) (*Frame, error) {
-	for {
-		f, err := c.recv(waitSlice(ctx))
-		if err == nil || !isStatus(err, StatusTimeout) {
-			return f, err
-		}
-		if err := ctxErr(ctx); err != nil {
-			return nil, err
-		}
-	}
+	return waitInSlices(ctx, c.recv, nil)
 }
 
 // TryRecv waits at most timeout (0 = only a frame already here) for a frame; ErrTimeout when

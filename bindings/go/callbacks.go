@@ -207,6 +207,22 @@ func waitSlice(ctx context.Context) C.int32_t {
 	return C.int32_t((d + time.Millisecond - 1) / time.Millisecond)
 }
 
+// waitInSlices runs a blocking librp call in waitSlice-long attempts until it returns anything
+// but a TIMEOUT, until ended (may be nil) says the TIMEOUT is the operation's own (its deadline
+// passed), or until ctx is done (then ctx's error, with T's zero value).
+func waitInSlices[T any](ctx context.Context, attempt func(timeoutMs C.int32_t) (T, error), ended func() bool) (T, error) {
+	for {
+		v, err := attempt(waitSlice(ctx))
+		if err == nil || !isStatus(err, StatusTimeout) || (ended != nil && ended()) {
+			return v, err
+		}
+		if err := ctxErr(ctx); err != nil {
+			var zero T
+			return zero, err
+		}
+	}
+}
+
 //export rpgoSessionRequest
 func rpgoSessionRequest(h C.uintptr_t, req *C.rp_session_request, panicID *C.uint64_t) {
 	r := newSessionRequest(req)

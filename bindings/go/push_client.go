@@ -159,15 +159,7 @@ func (w *Worker) Fd() int {
 // Recv waits for the next push. It returns ErrClosed when the server went away or the worker
 // was closed, and ctx.Err() when ctx is done first.
 func (w *Worker) Recv(ctx context.Context) (*Push, error) {
-	for {
-		p, err := w.recv(waitSlice(ctx))
-		if err == nil || !isStatus(err, StatusTimeout) {
-			return p, err
-		}
-		if err := ctxErr(ctx); err != nil {
-			return nil, err
-		}
-	}
+	return waitInSlices(ctx, w.recv, nil)
 }
 
 // TryRecv waits at most timeout (0 = only take a push already here) for a push; ErrTimeout
@@ -274,15 +266,7 @@ func (w *Worker) Handle(fn func(*Push) error) error {
 func (w *Worker) Dispatch(ctx context.Context, maxPushes int) (int, error) {
 	w.dispatch.Lock()
 	defer w.dispatch.Unlock()
-	for {
-		n, err := w.dispatchOnce(waitSlice(ctx), maxPushes)
-		if err == nil || !isStatus(err, StatusTimeout) {
-			return n, err
-		}
-		if err := ctxErr(ctx); err != nil {
-			return 0, err
-		}
-	}
+	return waitInSlices(ctx, func(timeoutMs C.int32_t) (int, error) { return w.dispatchOnce(timeoutMs, maxPushes) }, nil)
 }
 
 func (w *Worker) dispatchOnce(timeoutMs C.int32_t, maxPushes int) (int, error) {

@@ -216,15 +216,7 @@ func (s *Server) Workers() ([]WorkerInfo, error) {
 func (s *Server) Dispatch(ctx context.Context) (int, error) {
 	s.dispatch.Lock()
 	defer s.dispatch.Unlock()
-	for {
-		n, err := s.dispatchOnce(waitSlice(ctx))
-		if err == nil || !isStatus(err, StatusTimeout) {
-			return n, err
-		}
-		if err := ctxErr(ctx); err != nil {
-			return 0, err
-		}
-	}
+	return waitInSlices(ctx, s.dispatchOnce, nil)
 }
 
 func (s *Server) dispatchOnce(timeoutMs C.int32_t) (int, error) {
@@ -313,18 +305,7 @@ func (t *Ticket) Done() bool {
 // Wait waits for the push's outcome and takes it (it can be taken once; later calls return
 // ErrInvalidArgument). Errors as for Server.PushWait.
 func (t *Ticket) Wait(ctx context.Context) (*PushResult, error) {
-	for {
-		r, err := t.wait(waitSlice(ctx))
-		if err == nil || !isStatus(err, StatusTimeout) {
-			return r, err
-		}
-		if t.Done() { // the push's own deadline passed
-			return nil, err
-		}
-		if err := ctxErr(ctx); err != nil {
-			return nil, err
-		}
-	}
+	return waitInSlices(ctx, t.wait, t.Done) // Done: the push's own deadline passed
 }
 
 func (t *Ticket) wait(timeoutMs C.int32_t) (*PushResult, error) {

@@ -121,24 +121,18 @@ func (c *SessionCall) Wait(ctx context.Context) ([]byte, error) {
 	if c.ptr == nil {
 		return nil, errCallClosed()
 	}
-	for {
-		maybeGC()
-		var m *C.rp_msg
-		var e C.rpg_err
-		st := C.rpg_session_ticket_wait(c.ptr, waitSlice(ctx), &m, &e)
-		if st == C.RP_STATUS_OK {
-			return takeMsg(m), nil
-		}
-		err := takeErr(st, &e)
-		if !isStatus(err, StatusTimeout) || bool(C.rp_session_ticket_is_done(c.ptr)) {
-			return nil, err
-		}
-		if err := ctxErr(ctx); err != nil {
-			C.rp_session_ticket_cancel(c.ptr)
-			return nil, err
-		}
+	out, err := waitInSlices(ctx, func(timeoutMs C.int32_t) ([]byte, error) {
+		return takeMsgOrErr(func(m **C.rp_msg, e *C.rpg_err) C.int32_t {
+			return C.rpg_session_ticket_wait(c.ptr, timeoutMs, m, e)
+		})
+	}, c.done)
+	if err != nil && err == ctx.Err() { // ctx ended the wait, not the call
+		C.rp_session_ticket_cancel(c.ptr)
 	}
+	return out, err
 }
+
+func (c *SessionCall) done() bool { return bool(C.rp_session_ticket_is_done(c.ptr)) }
 
 // Next returns the next chunk the peer streamed on this call, waiting until ctx is done (the
 // call goes on). ErrClosed once the stream has ended: the answer is then Wait's.
@@ -148,9 +142,11 @@ func (c *SessionCall) Next(ctx context.Context) ([]byte, error) {
 	if c.ptr == nil {
 		return nil, errCallClosed()
 	}
-	return nextChunk(ctx, func(timeoutMs C.int32_t, m **C.rp_msg, e *C.rpg_err) C.int32_t {
-		return C.rpg_session_ticket_next_chunk(c.ptr, timeoutMs, m, e)
-	}, func() bool { return bool(C.rp_session_ticket_is_done(c.ptr)) })
+	return waitInSlices(ctx, func(timeoutMs C.int32_t) ([]byte, error) {
+		return takeMsgOrErr(func(m **C.rp_msg, e *C.rpg_err) C.int32_t {
+			return C.rpg_session_ticket_next_chunk(c.ptr, timeoutMs, m, e)
+		})
+	}, c.done)
 }
 
 // Send streams one chunk to the peer (it reads them with SessionRequest.Next).
@@ -211,25 +207,15 @@ func takeMsg(m *C.rp_msg) []byte {
 	return out
 }
 
-// nextChunk waits for a chunk in slices of waitSlice until ctx is done; done reports whether
-// the exchange has ended (a TIMEOUT is then its deadline, not the slice).
-func nextChunk(ctx context.Context, next func(C.int32_t, **C.rp_msg, *C.rpg_err) C.int32_t, done func() bool) ([]byte, error) {
-	for {
-		maybeGC()
-		var m *C.rp_msg
-		var e C.rpg_err
-		st := next(waitSlice(ctx), &m, &e)
-		if st == C.RP_STATUS_OK {
-			return takeMsg(m), nil
-		}
-		err := takeErr(st, &e)
-		if !isStatus(err, StatusTimeout) || done() {
-			return nil, err
-		}
-		if err := ctxErr(ctx); err != nil {
-			return nil, err
-		}
+// takeMsgOrErr runs one librp call that yields an rp_msg and returns its Go copy or the error.
+func takeMsgOrErr(call func(**C.rp_msg, *C.rpg_err) C.int32_t) ([]byte, error) {
+	maybeGC()
+	var m *C.rp_msg
+	var e C.rpg_err
+	if st := call(&m, &e); st != C.RP_STATUS_OK {
+		return nil, takeErr(st, &e)
 	}
+	return takeMsg(m), nil
 }
 
 // Dispatch runs the dispatcher for the peer's requests on this goroutine: it waits until the
@@ -238,15 +224,7 @@ func nextChunk(ctx context.Context, next func(C.int32_t, **C.rp_msg, *C.rpg_err)
 func (s *Session) Dispatch(ctx context.Context) (int, error) {
 	s.dispatch.Lock()
 	defer s.dispatch.Unlock()
-	for {
-		n, err := s.dispatchOnce(waitSlice(ctx))
-		if err == nil || !isStatus(err, StatusTimeout) {
-			return n, err
-		}
-		if err := ctxErr(ctx); err != nil {
-			return 0, err
-		}
-	}
+	return waitInSlices(ctx, s.dispatchOnce, nil)
 }
 
 func (s *Session) dispatchOnce(timeoutMs C.int32_t) (int, error) {
@@ -353,8 +331,10 @@ func (r *SessionRequest) Next(ctx context.Context) ([]byte, error) {
 	if r.ptr == nil {
 		return nil, errAnswered()
 	}
-	return nextChunk(ctx, func(timeoutMs C.int32_t, m **C.rp_msg, e *C.rpg_err) C.int32_t {
-		return C.rpg_session_request_next_chunk(r.ptr, timeoutMs, m, e)
+	return waitInSlices(ctx, func(timeoutMs C.int32_t) ([]byte, error) {
+		return takeMsgOrErr(func(m **C.rp_msg, e *C.rpg_err) C.int32_t {
+			return C.rpg_session_request_next_chunk(r.ptr, timeoutMs, m, e)
+		})
 	}, func() bool { return bool(C.rp_session_request_is_cancelled(r.ptr)) })
 }
 
