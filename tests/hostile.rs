@@ -337,61 +337,115 @@ fn close_racing_a_blocked_recv() {
 }
 
 const FD_PRESSURE_ENV: &str = "RP_FD_PRESSURE_DIR";
+const FD_PRESSURE_KIND_ENV: &str = "RP_FD_PRESSURE_KIND";
 
-/// Child process: a push server whose descriptor limit is a few above what it uses.
+/// Child process: a push server (or a broker server) whose descriptor limit is a few above
+/// what it uses.
 #[test]
-#[ignore = "run by a_connection_queued_while_out_of_descriptors_is_served_once_they_free_up"]
+#[ignore = "run by the *_queued_while_out_of_descriptors_* tests"]
 fn fd_pressure_server_child() {
     let Ok(dir) = std::env::var(FD_PRESSURE_ENV) else { return };
     let dir = TempDir(dir.into());
-    let _server = server_with(&dir, |_| {});
-    let limit = open_fds() as u64 + 6;
+    let _server: Box<dyn std::any::Any> = match std::env::var(FD_PRESSURE_KIND_ENV).as_deref() {
+        Ok("broker") => {
+            let opts = rp::broker::BrokerServerOptions::new(dir.endpoint(), Vec::new());
+            Box::new(rp::broker::BrokerServer::bind(opts).expect("bind broker"))
+        }
+        _ => Box::new(server_with(&dir, |_| {})),
+    };
+    // open_fds() counts the directory it reads, so this leaves 6 descriptors spare.
+    let limit = open_fds() as u64 + 5;
     let lim = libc::rlimit { rlim_cur: limit, rlim_max: limit.max(4096) };
     // SAFETY: setrlimit with a valid rlimit.
     unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
-    std::fs::write(dir.0.join("ready"), b"").unwrap();
+    std::fs::write(dir.0.join("ready.tmp"), limit.to_string()).unwrap();
+    std::fs::rename(dir.0.join("ready.tmp"), dir.0.join("ready")).unwrap();
     thread::sleep(Duration::from_secs(30));
 }
 
-/// A worker that connects while the server is out of descriptors waits in the listen backlog;
-/// once descriptors free up it must be accepted and served, without needing another connection
-/// to arrive first (the listener is edge-triggered).
-#[test]
-fn a_connection_queued_while_out_of_descriptors_is_served_once_they_free_up() {
-    let dir = TempDir::new("fdpressure");
+/// Starts a server of `kind` in a child process, takes every descriptor it may open with
+/// silent connections (none left waiting in the backlog), starts `late` while the server cannot
+/// accept it, then frees exactly one descriptor. `late` must be served: the listener is
+/// edge-triggered, so the server has to retry accepting by itself, and a connection must not
+/// need a second descriptor (a duplicate that failed used to drop the connection just accepted).
+fn queued_while_out_of_descriptors<T: Send + 'static>(
+    kind: &str,
+    late: impl FnOnce(&TempDir) -> Result<T, String> + Send + 'static,
+) -> (T, Duration) {
+    let dir = TempDir::new(&format!("fdpressure-{kind}"));
     std::fs::create_dir_all(&dir.0).unwrap();
     std::fs::set_permissions(&dir.0, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "fd_pressure_server_child", "--ignored", "--nocapture", "--test-threads=1"])
         .env(FD_PRESSURE_ENV, &dir.0)
+        .env(FD_PRESSURE_KIND_ENV, kind)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
+    let child_fds = format!("/proc/{}/fd", child.id());
+    let limit_file = dir.0.join("ready");
     let start = Instant::now();
-    while !dir.0.join("ready").exists() {
+    while !limit_file.exists() {
         assert!(start.elapsed() < Duration::from_secs(10), "server child did not start");
         thread::sleep(Duration::from_millis(10));
     }
-    // Exhaust the server's descriptors with silent connections.
-    let hogs: Vec<UnixStream> = (0..20).map(|_| UnixStream::connect(dir.sock()).unwrap()).collect();
-    thread::sleep(Duration::from_millis(200));
-    // A worker arrives while the server cannot accept it.
-    let endpoint = dir.endpoint();
+    let limit: u64 = std::fs::read_to_string(limit_file).unwrap().parse().unwrap();
+    // Descriptors the child may still open are the numbers below its limit not in use
+    // (an inherited descriptor above the limit does not count).
+    let child_fds_below_limit = || {
+        let below_limit = |e: std::io::Result<std::fs::DirEntry>| {
+            e.ok()?.file_name().to_str()?.parse::<u64>().ok().filter(|&n| n < limit)
+        };
+        std::fs::read_dir(&child_fds).map(|d| d.filter_map(below_limit).count() as u64).unwrap_or(0)
+    };
+    let mut hogs = Vec::new();
+    while child_fds_below_limit() < limit {
+        assert!(hogs.len() < 50, "the server never reached its descriptor limit (it dropped accepted connections)");
+        hogs.push(UnixStream::connect(dir.sock()).unwrap());
+        let settle = Instant::now();
+        while child_fds_below_limit() < limit && settle.elapsed() < Duration::from_millis(100) {
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+    thread::sleep(Duration::from_millis(100));
+    let dir = Arc::new(dir);
+    let late_dir = Arc::clone(&dir);
     let connecting = thread::spawn(move || {
-        let mut opts = WorkerOptions::new(endpoint, registration("late"));
-        opts.connect_timeout = Duration::from_secs(4);
         let started = Instant::now();
-        rp::push::PushClient::connect(opts).map(|c| (c.worker_id(), started.elapsed()))
+        late(&late_dir).map(|t| (t, started.elapsed()))
     });
     thread::sleep(Duration::from_millis(300));
-    // Descriptors free up; no further connection arrives.
-    drop(hogs);
+    // One descriptor frees up (the first hog was accepted); no further connection arrives.
+    drop(hogs.remove(0));
     let outcome = connecting.join().unwrap();
     let _ = child.kill();
     let _ = child.wait();
-    let (_, took) = outcome.unwrap_or_else(|e| panic!("the queued worker was never served: {e}"));
+    outcome.unwrap_or_else(|e| panic!("the connection queued under descriptor exhaustion was never served: {e}"))
+}
+
+#[test]
+fn a_worker_queued_while_out_of_descriptors_is_served_once_one_frees_up() {
+    let (_, took) = queued_while_out_of_descriptors("push", |dir| {
+        let mut opts = WorkerOptions::new(dir.endpoint(), registration("late"));
+        opts.connect_timeout = Duration::from_secs(4);
+        rp::push::PushClient::connect(opts).map(|c| c.worker_id()).map_err(|e| e.to_string())
+    });
+    assert!(took >= Duration::from_millis(200), "the worker was served before a descriptor freed up ({took:?})");
     println!("worker queued under descriptor exhaustion registered after {took:?}");
+}
+
+#[test]
+fn a_broker_client_queued_while_out_of_descriptors_is_answered_once_one_frees_up() {
+    let (reply, took) = queued_while_out_of_descriptors("broker", |dir| {
+        let mut sock = UnixStream::connect(dir.sock()).map_err(|e| e.to_string())?;
+        sock.write_all(&hello_bytes()).map_err(|e| e.to_string())?;
+        read_hello_reply(&sock).map_err(|e| e.to_string())
+    });
+    // No service is configured: the broker answers with a refusal, which proves it read the Hello.
+    assert!(matches!(reply, hello_reply::Result::Refused(_)), "{reply:?}");
+    assert!(took >= Duration::from_millis(200), "the client was answered before a descriptor freed up ({took:?})");
+    println!("broker client queued under descriptor exhaustion answered after {took:?}");
 }
 
 /// A peer refused at accept (here: over `max_connections`) that writes its Hello only after the

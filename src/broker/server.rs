@@ -305,6 +305,8 @@ struct EventLoop {
     next_token: usize,
     next_connection_id: u64,
     rate: HashMap<u32, RateWindow>,
+    /// Set when accepting failed (EMFILE, ENFILE, ENOMEM...): when to try again.
+    accept_retry: Option<Instant>,
 }
 
 impl EventLoop {
@@ -327,13 +329,19 @@ impl EventLoop {
             next_token: FIRST_CONNECTION,
             next_connection_id: 1,
             rate: HashMap::new(),
+            accept_retry: None,
         })
     }
 
     fn run(&mut self) {
         let mut events = Events::with_capacity(256);
         while !self.shared.stop.load(Ordering::Acquire) {
-            let timeout = self.conns.values().map(|c| c.deadline).min().map(|d| d.saturating_duration_since(Instant::now()));
+            let next_deadline = self.conns.values().map(|c| c.deadline).min();
+            let wake_at = match (next_deadline, self.accept_retry) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let timeout = wake_at.map(|d| d.saturating_duration_since(Instant::now()));
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -355,6 +363,9 @@ impl EventLoop {
                 }
             }
             let now = Instant::now();
+            if self.accept_retry.is_some_and(|at| at <= now) {
+                self.accept_all();
+            }
             let late: Vec<Token> = self.conns.iter().filter(|(_, c)| c.deadline <= now).map(|(t, _)| *t).collect();
             for token in late {
                 self.close(token);
@@ -363,12 +374,18 @@ impl EventLoop {
     }
 
     fn accept_all(&mut self) {
+        self.accept_retry = None;
         loop {
             match self.accepting.accept() {
                 Ok((sock, _)) => self.add_connection(sock),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => return,
+                // Out of descriptors or similar: retry shortly, since the edge-triggered
+                // listener reports nothing new for connections already queued.
+                Err(_) => {
+                    self.accept_retry = Some(Instant::now() + transport::ACCEPT_RETRY);
+                    return;
+                }
             }
         }
     }

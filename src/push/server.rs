@@ -301,9 +301,12 @@ enum Command {
 #[derive(Debug)]
 struct Link {
     token: Token,
-    socket: Stream,
-    /// The framed reader. Held by the event loop while it reads, or by a `push_wait` caller
-    /// while it waits for its reply with the socket out of the epoll set.
+    /// The socket's descriptor, owned by `reader` and so open as long as this link lives.
+    /// Writers use it directly: a link costs one descriptor, never a duplicate (which could
+    /// fail, and drop a connection just accepted, when descriptors run short).
+    fd: RawFd,
+    /// The framed reader, owner of the socket. Held by the event loop while it reads, or by a
+    /// `push_wait` caller while it waits for its reply with the socket out of the epoll set.
     reader: Mutex<FrameReader<NonBlockingReads>>,
     io: Mutex<LinkIo>,
     /// Set once the worker is registered.
@@ -338,7 +341,7 @@ enum Sent {
 
 impl Link {
     fn fd(&self) -> RawFd {
-        self.socket.as_raw_fd()
+        self.fd
     }
 
     fn worker_id(&self) -> u64 {
@@ -725,9 +728,6 @@ const FIRST_CONNECTION: usize = 2;
 /// Most server events kept waiting for [`PushServer::next_event`]; beyond that new ones are
 /// dropped (and counted), so an application that stops reading cannot grow memory.
 const MAX_QUEUED_EVENTS: usize = 65_536;
-/// How soon accepting is retried after it failed for lack of descriptors (or similar): the
-/// listener is edge-triggered, so connections left in the backlog would get no new event.
-const ACCEPT_RETRY: Duration = Duration::from_millis(50);
 
 enum Accepting {
     Unix(UnixListener),
@@ -786,7 +786,7 @@ struct EventLoop {
 /// read why it was refused. Its bytes are drained (phase `Closing`) until it closes, or until the
 /// handshake deadline.
 fn half_close(link: &Link) {
-    let _ = transport::shutdown_write(link.fd());
+    let _ = transport::shutdown(link.fd(), std::net::Shutdown::Write);
 }
 
 impl EventLoop {
@@ -892,7 +892,7 @@ impl EventLoop {
                 // Out of descriptors or similar: stop accepting for now and retry shortly, since
                 // the edge-triggered listener reports nothing new for connections already queued.
                 Err(_) => {
-                    self.accept_retry = Some(Instant::now() + ACCEPT_RETRY);
+                    self.accept_retry = Some(Instant::now() + transport::ACCEPT_RETRY);
                     return;
                 }
             }
@@ -903,11 +903,10 @@ impl EventLoop {
         let token = Token(self.next_token);
         self.next_token += 1;
         let peer = socket.peer_credentials();
-        let Ok(reading) = socket.try_clone() else { return };
         let link = Arc::new(Link {
             token,
-            reader: Mutex::new(FrameReader::with_max_body(NonBlockingReads(reading), HELLO_MAX_BODY)),
-            socket,
+            fd: socket.as_raw_fd(),
+            reader: Mutex::new(FrameReader::with_max_body(NonBlockingReads(socket), HELLO_MAX_BODY)),
             io: Mutex::new(LinkIo::default()),
             worker: OnceLock::new(),
             in_flight_count: AtomicUsize::new(0),
@@ -1242,7 +1241,7 @@ impl EventLoop {
             io.in_flight.drain().filter_map(|id| in_flight.remove(&id)).collect()
         };
         // Wakes a caller reading this socket; the descriptor closes with the last reference.
-        let _ = link.socket.shutdown(std::net::Shutdown::Both);
+        let _ = transport::shutdown(link.fd(), std::net::Shutdown::Both);
         for f in failed {
             f.ticket.complete(Err(Error::Closed(
                 format!("worker {} disconnected before replying: {reason}", conn.worker_id).into(),

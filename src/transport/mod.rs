@@ -221,9 +221,13 @@ pub fn recv_nonblocking(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     sys::recv_dontwait(fd, buf)
 }
 
-/// Shuts the sending side of any socket descriptor (`shutdown(2)` with `SHUT_WR`).
-pub fn shutdown_write(fd: RawFd) -> io::Result<()> {
-    sys::shutdown_write(fd)
+/// How soon accepting is retried after it failed for lack of descriptors (or similar): the
+/// listener is edge-triggered, so connections left in the backlog would get no new event.
+pub(crate) const ACCEPT_RETRY: Duration = Duration::from_millis(50);
+
+/// Shuts one or both directions of any socket descriptor (`shutdown(2)`).
+pub fn shutdown(fd: RawFd, how: Shutdown) -> io::Result<()> {
+    sys::shutdown(fd, how)
 }
 
 /// Kernel-reported credentials of the peer of a Unix socket descriptor.

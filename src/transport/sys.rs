@@ -56,10 +56,16 @@ pub(crate) fn recv_dontwait(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
-/// `shutdown(fd, SHUT_WR)`: no more bytes are sent on the socket; the peer reads the end.
-pub(crate) fn shutdown_write(fd: RawFd) -> io::Result<()> {
+/// `shutdown(2)` on a socket descriptor: `SHUT_WR` ends what is sent (the peer reads the end),
+/// `SHUT_RDWR` also wakes a thread blocked reading it.
+pub(crate) fn shutdown(fd: RawFd, how: std::net::Shutdown) -> io::Result<()> {
+    let how = match how {
+        std::net::Shutdown::Read => libc::SHUT_RD,
+        std::net::Shutdown::Write => libc::SHUT_WR,
+        std::net::Shutdown::Both => libc::SHUT_RDWR,
+    };
     // SAFETY: shutdown(2) takes no memory; an invalid descriptor is reported as EBADF.
-    if unsafe { libc::shutdown(fd, libc::SHUT_WR) } < 0 {
+    if unsafe { libc::shutdown(fd, how) } < 0 {
         Err(io::Error::last_os_error())
     } else {
         Ok(())
