@@ -42,6 +42,14 @@ push = frame(EVENT, PUSH, field(1, 0x7001) + field(2, b"job"), request_id=5, dea
              traceparent="00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
 cancel = frame(CANCEL, PUSH, request_id=5)
 
+ADMIN, SESSION = 0xAD01, 0x5350
+
+def hello(service, version):
+    return field(1, 1) + field(2, 1) + field(3, service) + field(4, version) + field(5, "seed/1")
+
+def session(kind, request_id, message=b"", deadline=0):
+    return frame(kind, SESSION, message, request_id=request_id, deadline=deadline)
+
 seeds = {
     "frame_decode": {k: v[5:] for k, v in vectors.items()},
     "frame_reader": {**{k: b"\x07" + v for k, v in vectors.items()},
@@ -58,6 +66,25 @@ seeds = {
                     "refused": vectors["hello_reply_refused_rate_limited"],
                     "rejected": vectors["hello_reply_negotiated"]
                                 + frame(RESPONSE, PUSH, field(2, "no"), request_id=1)},
+    "broker_hello": {**{k: b"\x00" + v for k, v in vectors.items() if k.startswith("hello_request")},
+                     **{f"{svc}-{ver}": b"\x00" + frame(REQUEST, CONTROL, hello(svc, ver), request_id=3)
+                        for svc, ver in [("echo", "1.0.0"), ("pinned", "1.2.3"), ("pinned", "1.2.4"),
+                                         ("strict", "0.9.0"), ("strict", "0.4.0"), ("strict", "2.0.0"),
+                                         ("nope", "1.0.0")]},
+                     "pid": b"\x02" + frame(REQUEST, CONTROL, hello("echo", "1.0.0") + field(10, 4242), request_id=3),
+                     "admin": b"\x00" + frame(REQUEST, ADMIN, field(1, 1), request_id=9),
+                     "event": b"\x00" + frame(EVENT, CONTROL, hello("echo", "1.0.0"))},
+    # session_router: flags byte (bit 0 side, bit 1 dispatcher, bits 2-3 calls), then the peer's bytes.
+    "session_router": {"answers": bytes([0b1110]) + session(RESPONSE, 1, field(2, b"a"))
+                                  + session(EVENT, 3, field(2, b"chunk")) + session(EVENT, 3, field(4, 1))
+                                  + session(RESPONSE, 3, field(2, b"b"))
+                                  + session(RESPONSE, 5, field(3, field(1, 13) + field(2, "no"))),
+                       "requests": bytes([0b0010]) + session(REQUEST, 2, field(1, 0x8000) + field(2, b"q"))
+                                   + session(EVENT, 2, field(2, b"up")) + session(CANCEL, 2)
+                                   + session(REQUEST, 4, field(2, b"q"), deadline=1),
+                       "no_dispatcher": bytes([0b0000]) + session(REQUEST, 2, field(2, b"q")),
+                       "wrong_side": bytes([0b0101]) + session(REQUEST, 2, field(2, b"q")),
+                       "foreign": bytes([0b0110]) + frame(REQUEST, PUSH, b"x", request_id=1)},
     "handoff": {"offer": vectors["handoff_offer"], "ack_as_offer": vectors["handoff_ack_accepted"]},
     # c_api: op byte, argument byte, then data; see c_api in src/lib.rs.
     "c_api": {"decode": bytes([0, len(vectors["consumer_request_traceparent"]) // 2 + 1])

@@ -29,6 +29,8 @@ pub const TARGETS: &[Target] = &[
     ("push_worker", push_worker),
     ("handoff", handoff_offer),
     ("c_api", c_api),
+    ("broker_hello", broker_hello),
+    ("session_router", session_router),
 ];
 
 /// The frame decoder: `FrameView::parse_body` agrees with prost on acceptance and on every
@@ -205,11 +207,7 @@ pub fn mux_poll(data: &[u8]) {
 /// (none, pid 4242 as in the golden Hello, or another pid) so the peer_pid check is reached.
 pub fn push_server(data: &[u8]) {
     let Some((&which, stream)) = data.split_first() else { return };
-    let peer = match which % 3 {
-        0 => None,
-        n => Some(rp::transport::PeerCredentials { pid: if n == 1 { 4242 } else { 7 }, uid: 0, gid: 0 }),
-    };
-    let accepted = rp::push::fuzzing::worker_stream(stream, peer);
+    let accepted = rp::push::fuzzing::worker_stream(stream, chosen_peer(which));
     // Each accepted frame is at least a header long.
     assert!(accepted * HEADER_LEN <= stream.len());
 }
@@ -220,6 +218,138 @@ pub fn push_server(data: &[u8]) {
 pub fn push_worker(data: &[u8]) {
     let jobs = rp::push::fuzzing::server_stream(data);
     assert!(jobs.len() * HEADER_LEN <= data.len());
+}
+
+/// The kernel-reported peer chosen by an input's first byte: none, pid 4242 as in the golden
+/// Hello, or another pid (so the peer_pid check is reached both ways).
+fn chosen_peer(which: u8) -> Option<rp::transport::PeerCredentials> {
+    match which % 3 {
+        0 => None,
+        n => Some(rp::transport::PeerCredentials { pid: if n == 1 { 4242 } else { 7 }, uid: 0, gid: 0 }),
+    }
+}
+
+/// The broker services the `broker_hello` target answers for: one plain, one with an allow
+/// list, one with a block list and a minimum version.
+fn broker_services() -> &'static [rp::broker::ServiceEntry] {
+    use rp::broker::ServiceEntry;
+    static SERVICES: std::sync::OnceLock<Vec<ServiceEntry>> = std::sync::OnceLock::new();
+    SERVICES.get_or_init(|| {
+        let entry = |name: &str| ServiceEntry {
+            service_name: name.into(),
+            backend_pipe: format!("/run/{name}.sock"),
+            daemon_version: "1.0.0".into(),
+            ..ServiceEntry::default()
+        };
+        vec![
+            entry("echo"),
+            ServiceEntry { allowed_versions: vec!["1.2.3".into()], ..entry("pinned") },
+            ServiceEntry { blocked_versions: vec!["0.9.0".into()], min_version: "0.5.0".into(), ..entry("strict") },
+        ]
+    })
+}
+
+/// The broker server's handling of a client's first frame (Hello or admin request), through
+/// `rp::broker::fuzzing::client_stream`; the first byte picks the kernel-reported peer. An
+/// answer is exactly one RESPONSE echoing the request id: a HelloReply on the control protocol
+/// (Negotiated only for a configured service whose version policy admits the wanted version,
+/// with that service's backend) or an AdminReply.
+pub fn broker_hello(data: &[u8]) {
+    use rp::wire::proto::{hello_reply, AdminReply, Hello, HelloReply};
+    let Some((&which, stream)) = data.split_first() else { return };
+    let Some(reply) = rp::broker::fuzzing::client_stream(stream, chosen_peer(which), broker_services()) else { return };
+    let (frame, consumed) = match decode_frame(&reply, MAX_BODY) {
+        Ok(Decoded::Frame { frame, consumed }) => (frame, consumed),
+        other => panic!("the answer is not one frame: {other:?}"),
+    };
+    assert_eq!(consumed, reply.len(), "the answer is more than one frame");
+    assert_eq!(frame.kind, FrameKind::Response as i32);
+    // What the client asked, as decoded independently of the server's code.
+    let asked = match decode_frame(stream, HELLO_MAX_BODY) {
+        Ok(Decoded::Frame { frame, .. }) => Some(frame),
+        _ => None,
+    };
+    match frame.payload_protocol {
+        registry::CONTROL => {
+            let result = HelloReply::decode(frame.payload).expect("HelloReply decodes").result.expect("a result");
+            if let hello_reply::Result::Negotiated(n) = result {
+                let asked = asked.expect("a Negotiated answers a decodable frame");
+                assert_eq!(frame.request_id, asked.request_id, "the request id is not echoed");
+                let hello = Hello::decode(asked.payload).expect("a Negotiated answers a Hello");
+                let service = broker_services()
+                    .iter()
+                    .find(|s| s.service_name == hello.service_name)
+                    .expect("Negotiated for an unknown service");
+                assert_eq!(n.backend_pipe, service.backend_pipe);
+                let v = hello.wanted_version.as_str();
+                assert!(service.allowed_versions.is_empty() || service.allowed_versions.iter().any(|a| a == v));
+                assert!(!service.blocked_versions.iter().any(|b| b == v), "a blocked version was served");
+            } else if let hello_reply::Result::Refused(r) = result {
+                assert_ne!(r.code, 0, "a refusal without a code");
+            }
+        }
+        registry::ADMIN => {
+            AdminReply::decode(frame.payload).expect("AdminReply decodes");
+            assert_eq!(Some(frame.request_id), asked.map(|f| f.request_id), "the request id is not echoed");
+        }
+        other => panic!("answer on payload protocol 0x{other:04X}"),
+    }
+}
+
+/// The session's frame routing: a session (side, dispatcher and up to three calls of its own
+/// chosen by the first byte) over a real socket pair reads the rest of the input as what its
+/// peer sent, then end of stream. The reader thread must route or reject every frame without
+/// panicking; every call ends (answered, failed, or CLOSED when the connection ends), never by
+/// timeout; the session ends; everything it wrote back is well-formed session frames.
+pub fn session_router(data: &[u8]) {
+    use rp::session::{CallOptions, Session, Side};
+    use std::os::unix::net::UnixStream;
+    let Some((&flags, stream)) = data.split_first() else { return };
+    let Ok((ours, mut theirs)) = UnixStream::pair() else { return };
+    let conn = rp::broker::Conn::new(rp::transport::Stream::Unix(ours)).expect("conn over a socket pair");
+    let side = if flags & 1 == 0 { Side::Connecting } else { Side::Accepting };
+    let session = Session::new(conn, side, flags & 2 != 0).expect("session");
+    let calls: Vec<_> = (0..(flags >> 2) % 4)
+        .filter_map(|_| session.start_call(0x8000, b"call", &CallOptions::default()).ok())
+        .collect();
+    // What the session writes is read concurrently, so its writes never block.
+    let mut reading = theirs.try_clone().expect("clone");
+    let written = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let _ = reading.set_read_timeout(Some(Duration::from_secs(10)));
+        let _ = reading.read_to_end(&mut all);
+        all
+    });
+    let _ = theirs.write_all(stream);
+    let _ = theirs.shutdown(std::net::Shutdown::Write);
+    // Dispatch whatever was queued: answer each request.
+    while let Ok(request) = session.next_request(Some(Duration::ZERO)) {
+        let _ = request.respond(b"answer");
+    }
+    for call in calls {
+        match call.wait(Some(Duration::from_secs(10))) {
+            Err(e) => assert_ne!(e.kind(), rp::ErrorKind::Timeout, "a call outlived its connection: {e}"),
+            Ok(_) => {}
+        }
+    }
+    let start = std::time::Instant::now();
+    while !session.is_closed() {
+        assert!(start.elapsed() < Duration::from_secs(10), "the session did not end after end of stream");
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    drop(session);
+    let _ = theirs.shutdown(std::net::Shutdown::Both);
+    let back = written.join().expect("reader");
+    let mut at = 0;
+    while at < back.len() {
+        match decode_frame(&back[at..], MAX_BODY) {
+            Ok(Decoded::Frame { frame, consumed }) => {
+                assert_eq!(frame.payload_protocol, registry::SESSION, "the session wrote another protocol");
+                at += consumed;
+            }
+            other => panic!("the session wrote a malformed frame at byte {at}: {other:?}"),
+        }
+    }
 }
 
 /// A duplex stream: reads come from the input, writes are collected.

@@ -13,6 +13,19 @@ pub use client::{admin_request, broker_disabled_by_env, connect, ConnectOptions,
 pub use conn::Conn;
 pub use server::{BrokerEvent, BrokerServer, BrokerServerOptions, ServiceEntry};
 
+/// Entry points for the fuzz targets and their corpus replay; not part of the stable API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::ServiceEntry;
+    use crate::transport::PeerCredentials;
+
+    /// The broker server's answer to a client connection that sent `bytes`: the reply bytes,
+    /// or `None` when the server would close the connection without one.
+    pub fn client_stream(bytes: &[u8], peer: Option<PeerCredentials>, services: &[ServiceEntry]) -> Option<Vec<u8>> {
+        super::server::fuzz_client_stream(bytes, peer, services)
+    }
+}
+
 /// Environment variable that turns the broker path off (value `1`) for callers that honour it.
 pub const DISABLE_ENV: &str = "RUNNING_PROCESS_DISABLE";
 /// How long a client waits for the handoff-ready relay by default.

@@ -440,16 +440,11 @@ impl EventLoop {
             }
         }
         let first = match conn.reader.read_frame() {
-            Ok(frame) => parse_first_frame(&frame),
             Err(WireError::Timeout) => return,
-            Err(WireError::UnsupportedFramingVersion { .. }) => {
-                return self.refuse(token, 0, Refusal::new(ErrorCode::VersionUnsupported, "unsupported framing version"), "");
-            }
-            Err(WireError::TooLarge { .. }) => {
-                let r = Refusal::new(ErrorCode::PeerRejected, format!("Hello frame exceeds {HELLO_MAX_BODY} bytes"));
-                return self.refuse(token, 0, r, "");
-            }
-            Err(_) => return self.close(token),
+            read => match first_frame(read) {
+                Some(first) => first,
+                None => return self.close(token),
+            },
         };
         match first {
             FirstFrame::Hello(id, hello) => self.on_hello(token, id, hello),
@@ -468,16 +463,7 @@ impl EventLoop {
                 }
                 self.check_rate(peer.map_or(u32::MAX, |p| p.uid))
             })
-            .and_then(|()| {
-                let service = self
-                    .opts
-                    .services
-                    .iter()
-                    .find(|s| s.service_name == hello.service_name)
-                    .ok_or_else(|| Refusal::new(ErrorCode::ServiceUnknown, "service is not registered"))?;
-                check_version_policy(service, &hello.wanted_version)?;
-                Ok(service.clone())
-            });
+            .and_then(|()| choose_service(&self.opts.services, &hello).cloned());
         let service = match result {
             Ok(s) => s,
             Err(r) => return self.refuse(token, request_id, r, &hello.service_name),
@@ -590,17 +576,8 @@ impl EventLoop {
             }
             other => (format!("verb {} is not supported by this broker", other.as_str_name()), 2),
         };
-        let reply = AdminReply { kind: AdminReplyKind::Text as i32, body, exit_code, content_type: "text/plain".into() };
-        let payload = reply.encode_to_vec();
-        let frame = FrameView {
-            kind: FrameKind::Response as i32,
-            payload_protocol: registry::ADMIN,
-            payload: &payload,
-            request_id,
-            ..FrameView::default()
-        };
         let Some(conn) = self.conns.get_mut(&token) else { return };
-        if frame.encode_to_vec(&mut conn.out).is_err() {
+        if admin_reply_frame(request_id, body, exit_code, &mut conn.out).is_err() {
             return self.close(token);
         }
         conn.closing = true;
@@ -643,6 +620,79 @@ impl EventLoop {
             let _ = self.poll.registry().deregister(conn.reader.get_mut());
         }
     }
+}
+
+/// What the result of reading a connection's first frame asks for; `None` when the connection
+/// is simply closed (the peer went away, or sent something not worth an answer).
+fn first_frame(read: Result<FrameView<'_>, WireError>) -> Option<FirstFrame> {
+    match read {
+        Ok(frame) => Some(parse_first_frame(&frame)),
+        Err(WireError::UnsupportedFramingVersion { .. }) => {
+            Some(FirstFrame::Invalid(Refusal::new(ErrorCode::VersionUnsupported, "unsupported framing version")))
+        }
+        Err(WireError::TooLarge { .. }) => Some(FirstFrame::Invalid(Refusal::new(
+            ErrorCode::PeerRejected,
+            format!("Hello frame exceeds {HELLO_MAX_BODY} bytes"),
+        ))),
+        Err(_) => None,
+    }
+}
+
+/// The service a Hello asks for, if it is registered and its version policy admits the
+/// wanted version.
+fn choose_service<'a>(services: &'a [ServiceEntry], hello: &Hello) -> Result<&'a ServiceEntry, Refusal> {
+    let service = services
+        .iter()
+        .find(|s| s.service_name == hello.service_name)
+        .ok_or_else(|| Refusal::new(ErrorCode::ServiceUnknown, "service is not registered"))?;
+    check_version_policy(service, &hello.wanted_version)?;
+    Ok(service)
+}
+
+/// Appends the admin RESPONSE frame answering request `request_id` to `out`.
+fn admin_reply_frame(request_id: u64, body: String, exit_code: u32, out: &mut Vec<u8>) -> Result<(), WireError> {
+    let reply = AdminReply { kind: AdminReplyKind::Text as i32, body, exit_code, content_type: "text/plain".into() };
+    let payload = reply.encode_to_vec();
+    let frame = FrameView {
+        kind: FrameKind::Response as i32,
+        payload_protocol: registry::ADMIN,
+        payload: &payload,
+        request_id,
+        ..FrameView::default()
+    };
+    frame.encode_to_vec(out).map(|_| ())
+}
+
+/// Fuzzing and corpus-replay hook (see [`super::fuzzing`]): answers `bytes`, as if one client
+/// connection sent them, through the event loop's first-frame path without a socket: a
+/// [`FrameReader`] capped at [`HELLO_MAX_BODY`], [`first_frame`], the Hello checks against
+/// `services` with `peer` as the kernel-reported peer (rate limits, shutdown and handoff,
+/// which depend on the loop's state, are left out), and the reply bytes the loop would write.
+/// `None` when the loop would close without answering.
+pub(crate) fn fuzz_client_stream(
+    bytes: &[u8],
+    peer: Option<PeerCredentials>,
+    services: &[ServiceEntry],
+) -> Option<Vec<u8>> {
+    let mut reader = FrameReader::with_max_body(bytes, HELLO_MAX_BODY);
+    let mut out = Vec::new();
+    match first_frame(reader.read_frame())? {
+        FirstFrame::Hello(id, hello) => {
+            let result = check_hello_fields(&hello, peer.as_ref()).and_then(|()| choose_service(services, &hello));
+            let reply = match result {
+                Ok(service) => {
+                    let mut n = negotiated(&service.daemon_version, 1, hello.client_keepalive_secs);
+                    n.backend_pipe = service.backend_pipe.clone();
+                    hello_reply::Result::Negotiated(n)
+                }
+                Err(r) => hello_reply::Result::Refused(r.to_message()),
+            };
+            out.extend_from_slice(&hello_reply_frame(id, reply));
+        }
+        FirstFrame::Admin(id, _) => admin_reply_frame(id, "ok".into(), 0, &mut out).ok()?,
+        FirstFrame::Invalid(r) => out.extend_from_slice(&hello_reply_frame(0, hello_reply::Result::Refused(r.to_message()))),
+    }
+    Some(out)
 }
 
 fn parse_first_frame(frame: &FrameView<'_>) -> FirstFrame {
