@@ -471,3 +471,44 @@ fn a_refused_peer_that_writes_late_still_reads_the_refusal() {
     let e = rp::push::PushClient::connect(WorkerOptions::new(dir.endpoint(), registration("q"))).unwrap_err();
     assert_eq!(e.refusal().map(|r| r.retry_after_ms), Some(1000), "{e}");
 }
+
+/// A registered worker that starts a large frame and stalls is disconnected once the frame
+/// timeout passes (it cannot pin a partial frame's memory); one that keeps completing frames
+/// in small pieces for longer than the timeout, with a partial frame buffered at every pause,
+/// is not.
+#[test]
+fn a_registered_worker_stalled_mid_frame_is_disconnected_at_the_frame_timeout() {
+    let dir = TempDir::new("midframe");
+    let timeout = Duration::from_millis(400);
+    let _server = server_with(&dir, |o| o.frame_timeout = timeout);
+
+    let mut stalled = raw_registered_worker(&dir.sock(), "stall");
+    let reply = frame(rp::wire::proto::FrameKind::Response, rp::push::PUSH_PROTOCOL, 99, &vec![1u8; 1 << 20]);
+    let start = Instant::now(); // the server's clock starts with the first bytes it reads
+    stalled.write_all(&reply[..reply.len() / 2]).unwrap();
+    let closed = thread::spawn(move || wait_closed(&mut stalled, Duration::from_secs(5)).map(|_| start.elapsed()));
+
+    // Meanwhile another worker streams late replies (ids nothing waits for) in 7-byte pieces
+    // every 10 ms for three timeouts: every pause leaves a partial frame, but frames complete.
+    let mut busy = raw_registered_worker(&dir.sock(), "busy");
+    let small = frame(rp::wire::proto::FrameKind::Response, rp::push::PUSH_PROTOCOL, 98, &[0x0a, 0x01, b'x']);
+    let stream: Vec<u8> = small.iter().copied().cycle().take(small.len() * 200).collect();
+    let streaming = Instant::now();
+    for piece in stream.chunks(7) {
+        if streaming.elapsed() > timeout * 3 {
+            break;
+        }
+        busy.write_all(piece).expect("the busy worker was disconnected");
+        thread::sleep(Duration::from_millis(10));
+    }
+
+    let took = closed.join().unwrap().expect("the stalled worker is still connected after 5 s");
+    assert!(took >= timeout.mul_f64(0.95), "closed before the frame timeout, after {took:?}");
+    println!("stalled worker disconnected after {took:?} (frame timeout {timeout:?})");
+    busy.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    let mut byte = [0u8; 1];
+    match std::io::Read::read(&mut busy, &mut byte) {
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+        other => panic!("the busy worker's connection ended: {other:?}"),
+    }
+}

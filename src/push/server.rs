@@ -49,6 +49,10 @@ pub struct ServerOptions {
     pub handshake_timeout: Duration,
     /// Most connections at once; more are refused with a retry hint (default 4096).
     pub max_connections: usize,
+    /// Time a registered worker has to finish a frame once its first bytes arrived (default
+    /// 30 s); a worker stalled mid-frame longer is disconnected, so it cannot pin the memory of
+    /// a large partial frame. `Duration::ZERO` means no limit.
+    pub frame_timeout: Duration,
     /// Bytes queued for one worker before pushes to it fail with "try again" (default 8 MiB).
     pub max_send_buffer: usize,
     /// Registrations wait for [`PushServer::decide`] instead of being accepted at once.
@@ -68,6 +72,7 @@ impl ServerOptions {
             auth_token: Vec::new(),
             handshake_timeout: Duration::from_secs(10),
             max_connections: 4096,
+            frame_timeout: Duration::from_secs(30),
             max_send_buffer: 8 << 20,
             decide_registrations: false,
             events: false,
@@ -753,6 +758,9 @@ struct Conn {
     phase: Phase,
     peer: Option<PeerCredentials>,
     handshake_deadline: Instant,
+    /// While a registered worker's partial frame is buffered: when it must be complete, and
+    /// the reader's frame count then (a count that moved means frames are completing).
+    partial_frame: Option<(Instant, u64)>,
     worker_id: u64,
     registration: Option<Registration>,
     registration_request_id: u64,
@@ -776,7 +784,8 @@ struct EventLoop {
     next_connection_id: u64,
     /// Workers waiting for the application's decision, by the id they will get.
     pending_decisions: HashMap<u64, Token>,
-    handshake_deadlines: BinaryHeap<Reverse<(Instant, Token)>>,
+    /// Handshake and partial-frame deadlines of connections (stale entries are skipped).
+    conn_deadlines: BinaryHeap<Reverse<(Instant, Token)>>,
     /// Set when accepting failed (EMFILE, ENFILE, ENOMEM...): when to try again.
     accept_retry: Option<Instant>,
 }
@@ -819,7 +828,7 @@ impl EventLoop {
             next_token: FIRST_CONNECTION,
             next_connection_id: 1,
             pending_decisions: HashMap::new(),
-            handshake_deadlines: BinaryHeap::new(),
+            conn_deadlines: BinaryHeap::new(),
             accept_retry: None,
         })
     }
@@ -867,7 +876,7 @@ impl EventLoop {
         self.shared.loop_wakes_at.store(push_ms.unwrap_or(u64::MAX), Ordering::Release);
         drop(deadlines);
         let mut next: Option<Duration> = push_ms.map(|ms| Duration::from_millis(ms.saturating_sub(now_unix_ms())));
-        for at in self.handshake_deadlines.peek().map(|Reverse((at, _))| *at).into_iter().chain(self.accept_retry) {
+        for at in self.conn_deadlines.peek().map(|Reverse((at, _))| *at).into_iter().chain(self.accept_retry) {
             let d = at.saturating_duration_since(Instant::now());
             next = Some(next.map_or(d, |n| n.min(d)));
         }
@@ -922,12 +931,13 @@ impl EventLoop {
                 phase: Phase::Hello,
                 peer,
                 handshake_deadline,
+                partial_frame: None,
                 worker_id: 0,
                 registration: None,
                 registration_request_id: 0,
             },
         );
-        self.handshake_deadlines.push(Reverse((handshake_deadline, token)));
+        self.conn_deadlines.push(Reverse((handshake_deadline, token)));
 
         // Refusals that need no Hello: another user's process, too many connections.
         let refusal = if let Some(p) = peer.filter(|p| p.uid != transport::effective_uid()) {
@@ -993,7 +1003,8 @@ impl EventLoop {
             }
             match reader.read_more() {
                 Ok(_) => {}
-                Err(WireError::Timeout) => return, // WouldBlock: nothing more for now
+                // WouldBlock: nothing more for now.
+                Err(WireError::Timeout) => return self.track_partial_frame(token, &reader),
                 Err(WireError::Closed) => return self.close(token, "worker closed the connection".into()),
                 Err(WireError::UnsupportedFramingVersion { .. }) if phase == Phase::Hello => {
                     let refusal = Refusal::new(ErrorCode::VersionUnsupported, "unsupported framing version");
@@ -1002,6 +1013,45 @@ impl EventLoop {
                 Err(e) => return self.close(token, format!("connection failed: {e}").into()),
             }
         }
+    }
+
+    /// Starts, restarts or clears the deadline of a registered worker's partial frame, so a
+    /// worker that stalls mid-frame is disconnected after [`ServerOptions::frame_timeout`]
+    /// while one that keeps completing frames never is.
+    fn track_partial_frame(&mut self, token: Token, reader: &FrameReader<NonBlockingReads>) {
+        let timeout = self.opts.frame_timeout;
+        let Some(conn) = self.conns.get_mut(&token) else { return };
+        let frames = reader.frames_read();
+        if conn.phase != Phase::Registered || timeout.is_zero() || reader.buffered().is_empty() {
+            conn.partial_frame = None;
+        } else if conn.partial_frame.is_none_or(|(_, seen)| seen != frames) {
+            let at = Instant::now() + timeout;
+            conn.partial_frame = Some((at, frames));
+            self.conn_deadlines.push(Reverse((at, token)));
+        }
+    }
+
+    /// A partial-frame deadline passed: disconnects the worker if it is still stalled on the
+    /// same frame; re-tracks it otherwise. A worker whose reader a `push_wait` caller holds is
+    /// being read right now: it is looked at again one timeout later.
+    fn partial_frame_expired(&mut self, token: Token) {
+        let timeout = self.opts.frame_timeout;
+        let Some(conn) = self.conns.get_mut(&token) else { return };
+        let link = Arc::clone(&conn.link);
+        let Ok(reader) = link.reader.try_lock() else {
+            if let Some((at, _)) = conn.partial_frame.as_mut() {
+                *at = Instant::now() + timeout;
+                self.conn_deadlines.push(Reverse((*at, token)));
+            }
+            return;
+        };
+        let seen = conn.partial_frame.map(|(_, seen)| seen);
+        if seen == Some(reader.frames_read()) && !reader.buffered().is_empty() {
+            drop(reader);
+            return self.close(token, "the worker stalled in the middle of a frame".into());
+        }
+        conn.partial_frame = None;
+        self.track_partial_frame(token, &reader);
     }
 
     fn on_hello(&mut self, token: Token, request_id: u64, hello: Hello) {
@@ -1151,13 +1201,16 @@ impl EventLoop {
             self.send(entry.link.token, &cancel);
         }
         let now = Instant::now();
-        while let Some(&Reverse((at, token))) = self.handshake_deadlines.peek() {
+        while let Some(&Reverse((at, token))) = self.conn_deadlines.peek() {
             if at > now {
                 break;
             }
-            self.handshake_deadlines.pop();
-            if self.conns.get(&token).is_some_and(|c| c.handshake_deadline == at && c.phase != Phase::Registered) {
+            self.conn_deadlines.pop();
+            let Some(conn) = self.conns.get(&token) else { continue };
+            if conn.handshake_deadline == at && conn.phase != Phase::Registered {
                 self.close(token, "handshake not completed in time".into());
+            } else if conn.partial_frame.is_some_and(|(deadline, _)| deadline == at) {
+                self.partial_frame_expired(token);
             }
         }
     }

@@ -9,6 +9,10 @@ use super::{WireError, HEADER_LEN, MAX_BODY};
 /// arrive in one system call.
 const MIN_BUFFER: usize = 8 * 1024;
 
+/// An empty read buffer larger than this is freed before the next read, so a connection that
+/// once carried a large frame does not keep its memory while idle.
+const RELEASE_ABOVE: usize = 256 * 1024;
+
 /// Reads frames from a stream through an internal buffer, handing out borrowed views.
 ///
 /// Memory grows only with bytes that actually arrived (at most about twice the frame
@@ -22,6 +26,8 @@ pub struct FrameReader<R> {
     start: usize,
     end: usize,
     max_body: u32,
+    /// Frames returned so far.
+    frames: u64,
 }
 
 impl<R: Read> FrameReader<R> {
@@ -35,6 +41,7 @@ impl<R: Read> FrameReader<R> {
         FrameReader {
             inner,
             buf: Vec::new(),
+            frames: 0,
             start: 0,
             end: 0,
             max_body: max_body.min(MAX_BODY),
@@ -63,6 +70,7 @@ impl<R: Read> FrameReader<R> {
             self.start = 0;
             self.end = 0;
         }
+        self.frames += 1;
         FrameView::parse_body(&self.buf[frame_start + HEADER_LEN..frame_start + total])
     }
 
@@ -78,7 +86,19 @@ impl<R: Read> FrameReader<R> {
             self.start = 0;
             self.end = 0;
         }
+        self.frames += 1;
         FrameView::parse_body(&self.buf[frame_start + HEADER_LEN..frame_start + total]).map(Some)
+    }
+
+    /// How many frames this reader has returned: a caller watching for a stalled peer compares
+    /// it between two moments to tell a frame that completed from one still arriving.
+    pub fn frames_read(&self) -> u64 {
+        self.frames
+    }
+
+    /// The read buffer's size in bytes (what this reader holds in memory).
+    pub fn capacity(&self) -> usize {
+        self.buf.len()
     }
 
     /// Reads once from the stream into the buffer (after `poll` said it is readable).
@@ -113,7 +133,14 @@ impl<R: Read> FrameReader<R> {
 
     /// The same reader over another stream type, keeping every buffered byte.
     pub fn map_inner<S>(self, f: impl FnOnce(R) -> S) -> FrameReader<S> {
-        FrameReader { inner: f(self.inner), buf: self.buf, start: self.start, end: self.end, max_body: self.max_body }
+        FrameReader {
+            inner: f(self.inner),
+            buf: self.buf,
+            start: self.start,
+            end: self.end,
+            max_body: self.max_body,
+            frames: self.frames,
+        }
     }
 
     /// Unwraps the stream, dropping any buffered bytes.
@@ -124,6 +151,11 @@ impl<R: Read> FrameReader<R> {
     /// Reads at least one more byte towards `needed` buffered bytes.
     fn fill(&mut self, needed: usize) -> Result<(), WireError> {
         let have = self.end - self.start;
+        if have == 0 && self.buf.len() > RELEASE_ABOVE {
+            self.buf = Vec::new();
+            self.start = 0;
+            self.end = 0;
+        }
         if self.start + needed > self.buf.len() {
             // Move the partial frame to the front, then grow by what arrived, not by what
             // was announced: double the buffer, capped at the frame's full size.
@@ -220,5 +252,43 @@ fn write_all<W: Write>(w: &mut W, mut bytes: &[u8]) -> Result<(), WireError> {
     match w.flush() {
         Ok(()) => Ok(()),
         Err(e) => Err(WireError::from_io(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::proto::FrameKind;
+
+    fn frame_bytes(payload_len: usize) -> Vec<u8> {
+        let payload = vec![7u8; payload_len];
+        FrameView { kind: FrameKind::Event as i32, payload_protocol: 0x8000, payload: &payload, ..FrameView::default() }
+            .to_bytes()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_large_frame_does_not_keep_its_buffer_once_read() {
+        let mut stream = frame_bytes(1 << 20);
+        stream.extend_from_slice(&frame_bytes(64));
+        let mut reader = FrameReader::new(&stream[..]);
+        assert_eq!(reader.read_frame().unwrap().payload.len(), 1 << 20);
+        assert_eq!(reader.frames_read(), 1);
+        assert!(reader.capacity() >= 1 << 20);
+        assert_eq!(reader.read_frame().unwrap().payload.len(), 64);
+        assert_eq!(reader.frames_read(), 2);
+        assert!(reader.capacity() <= RELEASE_ABOVE, "buffer kept at {} bytes", reader.capacity());
+    }
+
+    #[test]
+    fn buffered_frames_count_as_read() {
+        let mut stream = frame_bytes(10);
+        stream.extend_from_slice(&frame_bytes(20));
+        let mut reader = FrameReader::new(&stream[..]);
+        reader.read_more().unwrap();
+        assert!(reader.next_buffered().unwrap().is_some());
+        assert!(reader.next_buffered().unwrap().is_some());
+        assert!(reader.next_buffered().unwrap().is_none());
+        assert_eq!(reader.frames_read(), 2);
     }
 }
