@@ -488,20 +488,18 @@ fn a_registered_worker_stalled_mid_frame_is_disconnected_at_the_frame_timeout() 
     stalled.write_all(&reply[..reply.len() / 2]).unwrap();
     let closed = thread::spawn(move || wait_closed(&mut stalled, Duration::from_secs(5)).map(|_| start.elapsed()));
 
-    // Meanwhile another worker streams late replies (ids nothing waits for) in 7-byte pieces
-    // every 10 ms for three timeouts: every pause leaves a partial frame, but frames complete.
+    // Meanwhile another worker streams late replies (ids nothing waits for) for three
+    // timeouts, each write the end of one frame and the start of the next: at every pause a
+    // partial frame is buffered, but frames keep completing.
     let mut busy = raw_registered_worker(&dir.sock(), "busy");
     let small = frame(rp::wire::proto::FrameKind::Response, rp::push::PUSH_PROTOCOL, 98, &[0x0a, 0x01, b'x']);
-    let stream: Vec<u8> = small.iter().copied().cycle().take(small.len() * 200).collect();
+    let straddling: Vec<u8> = [&small[3..], &small[..3]].concat();
+    busy.write_all(&small[..3]).unwrap();
     let streaming = Instant::now();
-    for piece in stream.chunks(7) {
-        if streaming.elapsed() > timeout * 3 {
-            break;
-        }
-        busy.write_all(piece).expect("the busy worker was disconnected");
+    while streaming.elapsed() < timeout * 3 {
+        busy.write_all(&straddling).expect("the busy worker was disconnected");
         thread::sleep(Duration::from_millis(10));
     }
-
     let took = closed.join().unwrap().expect("the stalled worker is still connected after 5 s");
     assert!(took >= timeout.mul_f64(0.95), "closed before the frame timeout, after {took:?}");
     println!("stalled worker disconnected after {took:?} (frame timeout {timeout:?})");
