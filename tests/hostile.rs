@@ -346,13 +346,21 @@ const FD_PRESSURE_KIND_ENV: &str = "RP_FD_PRESSURE_KIND";
 fn fd_pressure_server_child() {
     let Ok(dir) = std::env::var(FD_PRESSURE_ENV) else { return };
     let dir = TempDir(dir.into());
-    let _server: Box<dyn std::any::Any> = match std::env::var(FD_PRESSURE_KIND_ENV).as_deref() {
-        Ok("broker") => {
-            let opts = rp::broker::BrokerServerOptions::new(dir.endpoint(), Vec::new());
-            Box::new(rp::broker::BrokerServer::bind(opts).expect("bind broker"))
-        }
-        _ => Box::new(server_with(&dir, |_| {})),
+    let kind = std::env::var(FD_PRESSURE_KIND_ENV).unwrap_or_default();
+    // "-max4" kinds: at most 4 connections, and no descriptor limit.
+    let max_connections = if kind.ends_with("-max4") { 4 } else { 4096 };
+    let _server: Box<dyn std::any::Any> = if kind.starts_with("broker") {
+        let mut opts = rp::broker::BrokerServerOptions::new(dir.endpoint(), Vec::new());
+        opts.max_connections = max_connections;
+        Box::new(rp::broker::BrokerServer::bind(opts).expect("bind broker"))
+    } else {
+        Box::new(server_with(&dir, |o| o.max_connections = max_connections))
     };
+    if max_connections == 4 {
+        std::fs::write(dir.0.join("ready"), b"").unwrap();
+        thread::sleep(Duration::from_secs(30));
+        return;
+    }
     // open_fds() counts the directory it reads, so this leaves 6 descriptors spare.
     let limit = open_fds() as u64 + 5;
     let lim = libc::rlimit { rlim_cur: limit, rlim_max: limit.max(4096) };
@@ -446,6 +454,70 @@ fn a_broker_client_queued_while_out_of_descriptors_is_answered_once_one_frees_up
     assert!(matches!(reply, hello_reply::Result::Refused(_)), "{reply:?}");
     assert!(took >= Duration::from_millis(200), "the client was answered before a descriptor freed up ({took:?})");
     println!("broker client queued under descriptor exhaustion answered after {took:?}");
+}
+
+/// Starts a server of `kind` (at most 4 connections) in a child process and stops it
+/// (SIGSTOP); meanwhile 4 clients connect and leave, and `late` connects; then the server
+/// resumes and accepts all 5 in one batch. The departed ones must not count towards the limit:
+/// `late` is served, not refused RATE_LIMITED.
+fn served_after_a_burst_of_departed_connections<T: Send + 'static>(
+    kind: &str,
+    late: impl FnOnce(&TempDir) -> Result<T, String> + Send + 'static,
+) -> T {
+    let dir = Arc::new(TempDir::new(&format!("departed-{kind}")));
+    std::fs::create_dir_all(&dir.0).unwrap();
+    std::fs::set_permissions(&dir.0, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "fd_pressure_server_child", "--ignored", "--nocapture", "--test-threads=1"])
+        .env(FD_PRESSURE_ENV, &dir.0)
+        .env(FD_PRESSURE_KIND_ENV, format!("{kind}-max4"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !dir.0.join("ready").exists() {
+        assert!(start.elapsed() < Duration::from_secs(10), "server child did not start");
+        thread::sleep(Duration::from_millis(10));
+    }
+    let pid = child.id() as libc::pid_t;
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    for _ in 0..4 {
+        drop(UnixStream::connect(dir.sock()).unwrap());
+    }
+    let late_dir = Arc::clone(&dir);
+    let connecting = thread::spawn(move || late(&late_dir));
+    thread::sleep(Duration::from_millis(200));
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    let outcome = connecting.join().unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    outcome.unwrap_or_else(|e| panic!("refused after a burst of departed connections: {e}"))
+}
+
+#[test]
+fn departed_connections_do_not_count_towards_a_push_servers_limit() {
+    served_after_a_burst_of_departed_connections("push", |dir| {
+        let mut opts = WorkerOptions::new(dir.endpoint(), registration("late"));
+        opts.connect_timeout = Duration::from_secs(4);
+        rp::push::PushClient::connect(opts).map(|c| c.worker_id()).map_err(|e| e.to_string())
+    });
+}
+
+#[test]
+fn departed_connections_do_not_count_towards_a_brokers_limit() {
+    let reply = served_after_a_burst_of_departed_connections("broker", |dir| {
+        let mut sock = UnixStream::connect(dir.sock()).map_err(|e| e.to_string())?;
+        sock.write_all(&hello_bytes()).map_err(|e| e.to_string())?;
+        read_hello_reply(&sock).map_err(|e| e.to_string())
+    });
+    // No service is configured: SERVICE_UNKNOWN, not RATE_LIMITED.
+    match reply {
+        hello_reply::Result::Refused(r) => assert_eq!(r.code, rp::wire::proto::ErrorCode::ServiceUnknown as i32, "{r:?}"),
+        other => panic!("{other:?}"),
+    }
 }
 
 /// A peer refused at accept (here: over `max_connections`) that writes its Hello only after the

@@ -414,7 +414,7 @@ impl EventLoop {
             Some(p) if p.uid != transport::effective_uid() && !self.opts.allow_other_uids => {
                 Some(Refusal::new(ErrorCode::PeerRejected, format!("peer uid {} is not allowed on this broker", p.uid)))
             }
-            _ if self.conns.len() > self.opts.max_connections => {
+            _ if self.conns.len() > self.opts.max_connections && self.reap_departed() == 0 => {
                 Some(Refusal::new(ErrorCode::RateLimited, "too many connections").with_retry_after_ms(1000))
             }
             _ => None,
@@ -422,6 +422,18 @@ impl EventLoop {
         if let Some(r) = refusal {
             self.refuse(token, 0, r, "");
         }
+    }
+
+    /// Closes connections whose client has already gone without sending anything (an accept
+    /// burst can queue many such), so they stop counting towards `max_connections`; returns
+    /// how many. Runs only when the limit is reached.
+    fn reap_departed(&mut self) -> usize {
+        let gone: Vec<Token> =
+            self.conns.iter().filter(|(_, c)| !c.closing && transport::peer_gone(c.fd)).map(|(t, _)| *t).collect();
+        for &token in &gone {
+            self.close(token);
+        }
+        gone.len()
     }
 
     fn read_from(&mut self, token: Token) {

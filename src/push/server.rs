@@ -944,7 +944,7 @@ impl EventLoop {
             (!self.opts.allow_other_uids).then(|| {
                 Refusal::new(ErrorCode::PeerRejected, format!("peer uid {} is not allowed on this server", p.uid))
             })
-        } else if self.conns.len() > self.opts.max_connections {
+        } else if self.conns.len() > self.opts.max_connections && self.reap_departed() == 0 {
             Some(Refusal::new(ErrorCode::RateLimited, "too many connections").with_retry_after_ms(1000))
         } else {
             None
@@ -952,6 +952,22 @@ impl EventLoop {
         if let Some(r) = refusal {
             self.refuse(token, 0, r);
         }
+    }
+
+    /// Closes connections still saying Hello whose peer has already gone (an accept burst can
+    /// queue many such), so they stop counting towards `max_connections`; returns how many.
+    /// Runs only when the limit is reached.
+    fn reap_departed(&mut self) -> usize {
+        let gone: Vec<Token> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.phase == Phase::Hello && transport::peer_gone(c.link.fd()))
+            .map(|(t, _)| *t)
+            .collect();
+        for &token in &gone {
+            self.close(token, "peer closed the connection".into());
+        }
+        gone.len()
     }
 
     fn read_from(&mut self, token: Token) {

@@ -225,6 +225,12 @@ pub fn recv_nonblocking(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
 /// listener is edge-triggered, so connections left in the backlog would get no new event.
 pub(crate) const ACCEPT_RETRY: Duration = Duration::from_millis(50);
 
+/// Whether the peer of a socket descriptor has closed it with nothing left to read; never
+/// consumes or blocks.
+pub fn peer_gone(fd: RawFd) -> bool {
+    sys::peer_gone(fd)
+}
+
 /// Shuts one or both directions of any socket descriptor (`shutdown(2)`).
 pub fn shutdown(fd: RawFd, how: Shutdown) -> io::Result<()> {
     sys::shutdown(fd, how)

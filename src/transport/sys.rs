@@ -45,6 +45,15 @@ pub(crate) fn effective_uid() -> u32 {
     unsafe { libc::geteuid() }
 }
 
+/// Whether the peer of a socket has closed it with nothing left to read (a `recv` with
+/// `MSG_PEEK | MSG_DONTWAIT` that returns 0, or a reset). Never consumes or blocks.
+pub(crate) fn peer_gone(fd: RawFd) -> bool {
+    let mut byte = 0u8;
+    // SAFETY: `byte` is a valid writable byte for the duration of the call.
+    let n = unsafe { libc::recv(fd, (&mut byte as *mut u8).cast(), 1, libc::MSG_PEEK | libc::MSG_DONTWAIT) };
+    n == 0 || (n < 0 && matches!(io::Error::last_os_error().raw_os_error(), Some(libc::ECONNRESET | libc::EPIPE)))
+}
+
 /// `recv(2)` with `MSG_DONTWAIT`: never blocks, whatever the descriptor's mode.
 pub(crate) fn recv_dontwait(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     // SAFETY: `buf` is a valid writable slice of `buf.len()` bytes for the duration of the call.
