@@ -30,7 +30,7 @@ for type in Debug Release; do
 done
 
 echo "== heavy fault and load tests (release, bounded in time; #[ignore]d in plain cargo test)"
-cargo test --locked --release --test hostile --test storm -- --ignored --test-threads=1 --nocapture
+cargo test --locked --release --test hostile --test storm --test load -- --ignored --test-threads=1 --nocapture
 
 echo "== valgrind (Release C tests)"
 bash scripts/valgrind.sh build/release
