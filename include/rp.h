@@ -764,7 +764,8 @@ typedef struct rp_push_server rp_push_server;
  *
  * Methods: `rp_push_server_options_new`, `_set_service`, `_set_allow_other_uids`,
  * `_set_allow_remote_tcp`, `_set_auth_token`, `_set_handshake_timeout_ms`,
- * `_set_max_send_buffer`, `_set_registration_callback`, `_set_worker_callback`, `_free`;
+ * `_set_frame_timeout_ms`, `_set_max_send_buffer`, `_set_registration_callback`,
+ * `_set_worker_callback`, `_free`;
  * consumed by `rp_push_server_bind`. Exclusive handle (Send).
  */
 typedef struct rp_push_server_options rp_push_server_options;
@@ -2320,6 +2321,16 @@ rp_status rp_push_server_options_set_auth_token(struct rp_push_server_options *o
 RP_NODISCARD
 rp_status rp_push_server_options_set_handshake_timeout_ms(struct rp_push_server_options *options,
                                                           uint32_t timeout_ms);
+
+/**
+ * Sets the time a registered worker has to finish a frame once its first bytes arrived
+ * (default 30000 ms); a worker stalled mid-frame longer is disconnected, so it cannot pin the
+ * memory of a large partial frame. 0 means no limit.
+ * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+ */
+RP_NODISCARD
+rp_status rp_push_server_options_set_frame_timeout_ms(struct rp_push_server_options *options,
+                                                      uint32_t timeout_ms);
 
 /**
  * Sets how many bytes may wait to be sent to one worker before pushes to it fail with

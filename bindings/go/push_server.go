@@ -58,7 +58,10 @@ type ServerOptions struct {
 	AllowRemoteTCP   bool   // allow a non-loopback TCP address (requires AuthToken)
 	AuthToken        []byte // token every worker's Hello must carry
 	HandshakeTimeout time.Duration
-	MaxSendBuffer    int // bytes queued per worker before pushes fail with ErrAgain
+	// FrameTimeout is the time a registered worker has to finish a frame it started (0 = the
+	// default, 30 s; negative = no limit); a worker stalled mid-frame longer is disconnected.
+	FrameTimeout  time.Duration
+	MaxSendBuffer int // bytes queued per worker before pushes fail with ErrAgain
 
 	// OnRegister decides each registration (accept, or reject with a reason). It runs inside
 	// Dispatch, which the application must then call. nil accepts every worker.
@@ -96,6 +99,7 @@ func Bind(endpoint string, opts *ServerOptions) (*Server, error) {
 		auth_token:           a.bytes(opts.AuthToken),
 		auth_token_len:       C.size_t(len(opts.AuthToken)),
 		handshake_timeout_ms: C.uint32_t(opts.HandshakeTimeout / time.Millisecond),
+		frame_timeout_ms:     C.int64_t(frameTimeoutMs(opts.FrameTimeout)),
 		max_send_buffer:      C.size_t(max(opts.MaxSendBuffer, 0)),
 	}
 	// librp owns the handles from here on every path (released through rpgoFreeHandle).
@@ -114,6 +118,15 @@ func Bind(endpoint string, opts *ServerOptions) (*Server, error) {
 	s := &Server{ptr: p, endpoint: rpStr(C.rp_push_server_endpoint(p))}
 	s.cleanup = runtime.AddCleanup(s, func(p *C.rp_push_server) { C.rp_push_server_free(p) }, p)
 	return s, nil
+}
+
+// frameTimeoutMs maps FrameTimeout to the shim's convention: 0 default, negative no limit,
+// and a positive duration below a millisecond rounds up rather than to "default".
+func frameTimeoutMs(d time.Duration) int64 {
+	if d > 0 && d < time.Millisecond {
+		return 1
+	}
+	return int64(d / time.Millisecond)
 }
 
 // Endpoint is the endpoint actually bound (with the real port for "tcp://…:0"), in the form

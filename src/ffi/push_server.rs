@@ -57,7 +57,8 @@ pub type rp_push_worker_callback = Option<
 ///
 /// Methods: `rp_push_server_options_new`, `_set_service`, `_set_allow_other_uids`,
 /// `_set_allow_remote_tcp`, `_set_auth_token`, `_set_handshake_timeout_ms`,
-/// `_set_max_send_buffer`, `_set_registration_callback`, `_set_worker_callback`, `_free`;
+/// `_set_frame_timeout_ms`, `_set_max_send_buffer`, `_set_registration_callback`,
+/// `_set_worker_callback`, `_free`;
 /// consumed by `rp_push_server_bind`. Exclusive handle (Send).
 pub struct rp_push_server_options {
     _private: [u8; 0],
@@ -296,6 +297,25 @@ pub unsafe extern "C" fn rp_push_server_options_set_handshake_timeout_ms(
     unsafe {
         edit_server_options(options, |o| {
             o.opts.handshake_timeout = std::time::Duration::from_millis(u64::from(timeout_ms.max(1)));
+            Ok(())
+        })
+    }
+}
+
+/// Sets the time a registered worker has to finish a frame once its first bytes arrived
+/// (default 30000 ms); a worker stalled mid-frame longer is disconnected, so it cannot pin the
+/// memory of a large partial frame. 0 means no limit.
+/// Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_push_server_options_set_frame_timeout_ms(
+    options: *mut rp_push_server_options,
+    timeout_ms: u32,
+) -> rp_status {
+    // SAFETY: forwarded API contract.
+    unsafe {
+        edit_server_options(options, |o| {
+            o.opts.frame_timeout = std::time::Duration::from_millis(u64::from(timeout_ms));
             Ok(())
         })
     }

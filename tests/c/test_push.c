@@ -161,6 +161,27 @@ static void refusal_visible_in_c(void) {
     rp_push_server_free(server);
 }
 
+/* Every server option setter takes its options first and refuses NULL. */
+static void server_option_setters(void) {
+    CHECK_STATUS(rp_push_server_options_set_frame_timeout_ms(NULL, 100), RP_STATUS_NULL_ARGUMENT);
+    CHECK_STATUS(rp_push_server_options_set_handshake_timeout_ms(NULL, 100), RP_STATUS_NULL_ARGUMENT);
+    CHECK_STATUS(rp_push_server_options_set_max_send_buffer(NULL, 100), RP_STATUS_NULL_ARGUMENT);
+    char ep[512];
+    endpoint_path(ep, sizeof ep, "setters");
+    rp_push_server_options *opts = NULL;
+    CHECK_OK(rp_push_server_options_new(ep, &opts));
+    CHECK_OK(rp_push_server_options_set_frame_timeout_ms(opts, 0)); /* no limit */
+    CHECK_OK(rp_push_server_options_set_frame_timeout_ms(opts, 250));
+    CHECK_OK(rp_push_server_options_set_handshake_timeout_ms(opts, 250));
+    CHECK_OK(rp_push_server_options_set_max_send_buffer(opts, 1 << 20));
+    rp_push_server *server = NULL;
+    CHECK_OK(rp_push_server_bind(opts, &server));
+    rp_push_client *client = connect_worker("setters", "q");
+    CHECK(client != NULL);
+    rp_push_client_free(client);
+    rp_push_server_free(server);
+}
+
 struct decider {
     int freed;
 };
@@ -606,6 +627,7 @@ int main(int argc, char **argv) {
 
     round_trip_and_workers();
     refusal_visible_in_c();
+    server_option_setters();
     registration_decided_by_callback();
     ten_thousand_pushes_ten_workers();
     deadline_passes();

@@ -631,6 +631,10 @@ public:
     ServerOptions &handshake_timeout(std::chrono::milliseconds t) {
         return set(rp_push_server_options_set_handshake_timeout_ms(p_.get(), static_cast<std::uint32_t>(t.count())));
     }
+    /// Time a registered worker has to finish a frame it started (0 = no limit; default 30 s).
+    ServerOptions &frame_timeout(std::chrono::milliseconds t) {
+        return set(rp_push_server_options_set_frame_timeout_ms(p_.get(), static_cast<std::uint32_t>(t.count())));
+    }
     ServerOptions &max_send_buffer(std::size_t bytes) { return set(rp_push_server_options_set_max_send_buffer(p_.get(), bytes)); }
 
     /// Decides registrations inside PushServer::dispatch: any callable
