@@ -1278,6 +1278,28 @@ rp_status rp_conn_recv(const struct rp_conn *conn,
                        struct rp_frame **out_frame);
 
 /**
+ * Receives up to `capacity` frames without copying them: waits up to `timeout_ms` (< 0 =
+ * forever, 0 = only what is here) for the first, then takes every further frame already
+ * received, and writes one view per frame to `views`. The way to read a stream of small frames
+ * without a system call, an allocation or a copy per frame.
+ *
+ * Returns `RP_STATUS_OK` with `*out_count` (1..=`capacity`) views written; otherwise as
+ * `rp_conn_recv` (`*out_count` is then 0), plus `RP_STATUS_INVALID_ARGUMENT` if `capacity` is 0.
+ * A frame that fails to decode after others were returned is reported by the next receive.
+ *
+ * Ownership: the views borrow the connection's read buffer. They stay valid until the next
+ * `rp_conn_recv` or `rp_conn_recv_views` on this connection, or `rp_conn_free`; copy what
+ * must outlive that.
+ * Thread safety: as `rp_conn_recv`, but only one thread should receive while it holds views.
+ */
+RP_NODISCARD
+rp_status rp_conn_recv_views(const struct rp_conn *conn,
+                             int32_t timeout_ms,
+                             struct rp_frame_view *views,
+                             size_t capacity,
+                             size_t *out_count);
+
+/**
  * The socket descriptor, for poll/epoll. A receive may buffer more than one frame: after the
  * descriptor is readable, call `rp_conn_recv` with timeout 0 until `RP_STATUS_TIMEOUT` before
  * waiting on it again. Owned by the connection: do not read from or close it. -1 if NULL.

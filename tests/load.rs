@@ -3,7 +3,6 @@
 //!
 //! Heavy: `scripts/test.sh` runs it in release with `--ignored`.
 
-#[allow(dead_code)]
 mod common;
 
 use std::collections::VecDeque;
@@ -98,7 +97,6 @@ fn a_million_pushes_through_a_hundred_workers_are_each_answered_once() {
     let took = start.elapsed();
     let end_rss = rss_kib();
     peak_rss = peak_rss.max(end_rss);
-    drop(settle);
     stop.store(true, Ordering::Release);
     let per_worker: Vec<u64> = workers.into_iter().map(|w| w.join().expect("worker thread")).collect();
 

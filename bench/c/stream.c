@@ -1,5 +1,6 @@
 /* One-way stream of 64-byte messages over one connection, two processes: librp (rp_conn_send
- * of v1 frames, one call per frame; the receiver reads with rp_conn_recv), a raw Unix socket
+ * of v1 frames, one call per frame, or rp_conn_send_many of 64; the receiver reads with
+ * rp_conn_recv, or takes batches of views with rp_conn_recv_views), a raw Unix socket
  * (one write per message, the reader reads in large chunks), and ZeroMQ PUSH/PULL over ipc://.
  * Prints "RESULT name=stream_X msgs_per_sec=..." lines. */
 #include "bench.h"
@@ -21,7 +22,10 @@ static void report(const char *name, size_t n, uint64_t ns) {
     fflush(stdout);
 }
 
-static int librp_stream(size_t n, size_t batch) {
+/* batch: frames per send call (1 = rp_conn_send, else rp_conn_send_many); views: the receiver
+ * takes every frame already received in one rp_conn_recv_views call instead of one
+ * rp_conn_recv (an owned copy) per frame. */
+static int librp_stream(size_t n, size_t batch, int views) {
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) return 1;
     uint64_t t0 = bench_now_ns();
@@ -30,10 +34,22 @@ static int librp_stream(size_t n, size_t batch) {
         close(sv[0]);
         rp_conn *conn = NULL;
         if (rp_conn_adopt_fd(sv[1], &conn) != RP_STATUS_OK) _exit(1);
-        for (size_t i = 0; i < n; i++) {
-            rp_frame *f = NULL;
-            if (rp_conn_recv(conn, 10000, &f) != RP_STATUS_OK) _exit(2);
-            rp_frame_free(f);
+        if (views) {
+            rp_frame_view got[1024];
+            uint64_t bytes = 0;
+            for (size_t i = 0; i < n;) {
+                size_t k = 0;
+                if (rp_conn_recv_views(conn, 10000, got, 1024, &k) != RP_STATUS_OK) _exit(2);
+                for (size_t j = 0; j < k; j++) bytes += got[j].payload.len;
+                i += k;
+            }
+            if (bytes != (uint64_t)n * BENCH_MSG) _exit(3);
+        } else {
+            for (size_t i = 0; i < n; i++) {
+                rp_frame *f = NULL;
+                if (rp_conn_recv(conn, 10000, &f) != RP_STATUS_OK) _exit(2);
+                rp_frame_free(f);
+            }
         }
         rp_conn_free(conn);
         _exit(0);
@@ -59,7 +75,8 @@ static int librp_stream(size_t n, size_t batch) {
     }
     int status = 0;
     waitpid(pid, &status, 0);
-    report(batch == 1 ? "stream_librp_conn" : "stream_librp_conn_send_many64", n, bench_now_ns() - t0);
+    report(views ? "stream_librp_send_many64_recv_views" : batch == 1 ? "stream_librp_conn" : "stream_librp_conn_send_many64", n,
+           bench_now_ns() - t0);
     rp_conn_free(conn);
     return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 1;
 }
@@ -131,6 +148,6 @@ static int zmq_stream(size_t n) {
 
 int main(void) {
     size_t n = count();
-    if (raw_stream(n) || librp_stream(n, 1) || librp_stream(n, 64) || zmq_stream(n)) return 1;
+    if (raw_stream(n) || librp_stream(n, 1, 0) || librp_stream(n, 64, 0) || librp_stream(n, 64, 1) || zmq_stream(n)) return 1;
     return 0;
 }

@@ -581,6 +581,52 @@ pub unsafe extern "C" fn rp_conn_recv(conn: *const rp_conn, timeout_ms: i32, out
     })
 }
 
+/// Receives up to `capacity` frames without copying them: waits up to `timeout_ms` (< 0 =
+/// forever, 0 = only what is here) for the first, then takes every further frame already
+/// received, and writes one view per frame to `views`. The way to read a stream of small frames
+/// without a system call, an allocation or a copy per frame.
+///
+/// Returns `RP_STATUS_OK` with `*out_count` (1..=`capacity`) views written; otherwise as
+/// `rp_conn_recv` (`*out_count` is then 0), plus `RP_STATUS_INVALID_ARGUMENT` if `capacity` is 0.
+/// A frame that fails to decode after others were returned is reported by the next receive.
+///
+/// Ownership: the views borrow the connection's read buffer. They stay valid until the next
+/// `rp_conn_recv` or `rp_conn_recv_views` on this connection, or `rp_conn_free`; copy what
+/// must outlive that.
+/// Thread safety: as `rp_conn_recv`, but only one thread should receive while it holds views.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_conn_recv_views(
+    conn: *const rp_conn,
+    timeout_ms: i32,
+    views: *mut rp_frame_view,
+    capacity: usize,
+    out_count: *mut usize,
+) -> rp_status {
+    boundary(|| {
+        // SAFETY: forwarded API contract.
+        let conn = unsafe { conn_ref(conn) }?;
+        if views.is_null() || out_count.is_null() {
+            return Err(Failure::null("views/out_count"));
+        }
+        // SAFETY: checked non-NULL.
+        unsafe { write_out(out_count, 0) };
+        if capacity == 0 {
+            return Err(Failure::new(rp_status::InvalidArgument, "capacity is 0"));
+        }
+        let mut written = 0;
+        conn.recv_each(timeout_arg(timeout_ms), capacity, |frame| {
+            // SAFETY: `views` has room for `capacity` entries per the API contract, and
+            // recv_each hands out at most `capacity` frames.
+            unsafe { views.add(written).write(rp_frame_view::from_view(&frame)) };
+            written += 1;
+        })?;
+        // SAFETY: checked non-NULL.
+        unsafe { write_out(out_count, written) };
+        Ok(())
+    })
+}
+
 /// The socket descriptor, for poll/epoll. A receive may buffer more than one frame: after the
 /// descriptor is readable, call `rp_conn_recv` with timeout 0 until `RP_STATUS_TIMEOUT` before
 /// waiting on it again. Owned by the connection: do not read from or close it. -1 if NULL.

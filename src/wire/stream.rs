@@ -90,6 +90,17 @@ impl<R: Read> FrameReader<R> {
         FrameView::parse_body(&self.buf[frame_start + HEADER_LEN..frame_start + total]).map(Some)
     }
 
+    /// Reads (blocking, per the stream's timeout) until at least one complete frame is
+    /// buffered, without consuming it. Errors as [`read_frame`](Self::read_frame).
+    pub fn wait_frame(&mut self) -> Result<(), WireError> {
+        loop {
+            match frame_extent(&self.buf[self.start..self.end], self.max_body)? {
+                Extent::Complete(_) => return Ok(()),
+                Extent::NeedMore(needed) => self.fill(needed)?,
+            }
+        }
+    }
+
     /// How many frames this reader has returned: a caller watching for a stalled peer compares
     /// it between two moments to tell a frame that completed from one still arriving.
     pub fn frames_read(&self) -> u64 {

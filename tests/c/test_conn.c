@@ -3,6 +3,7 @@
 #include "rp.h"
 #include "check.h"
 
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -65,6 +66,40 @@ int main(int argc, char **argv) {
         at += used;
     }
     CHECK(at == have);
+
+    /* Frames already received are taken in one call, without a copy, in order; the capacity
+     * bounds a call and the rest waits for the next. */
+    CHECK(write(sv[1], many, have) == (ssize_t)have);
+    rp_frame_view views[8];
+    size_t count = 99;
+    CHECK_OK(rp_conn_recv_views(conn, 5000, views, 2, &count));
+    CHECK(count == 2 && views[0].request_id == 100 && views[1].request_id == 101);
+    CHECK(views[1].payload.len == 7 && memcmp(views[1].payload.ptr, "adopted", 7) == 0);
+    CHECK_OK(rp_conn_recv_views(conn, 5000, views, 8, &count));
+    CHECK(count == 1 && views[0].request_id == 102);
+    CHECK_STATUS(rp_conn_recv_views(conn, 0, views, 8, &count), RP_STATUS_TIMEOUT);
+    CHECK(count == 0);
+    /* A partial frame stays buffered across a timeout and completes later. */
+    size_t one_len = have / 3;
+    CHECK(write(sv[1], many, 3) == 3);
+    CHECK_STATUS(rp_conn_recv_views(conn, 10, views, 8, &count), RP_STATUS_TIMEOUT);
+    CHECK(write(sv[1], many + 3, one_len - 3) == (ssize_t)(one_len - 3));
+    CHECK_OK(rp_conn_recv_views(conn, 5000, views, 8, &count));
+    CHECK(count == 1 && views[0].request_id == 100);
+    /* A malformed frame after a good one: the good one now, the error on the next call. */
+    static const uint8_t malformed[] = {0x01, 2, 0, 0, 0, 0xff, 0xff};
+    CHECK(write(sv[1], many, one_len) == (ssize_t)one_len);
+    CHECK(write(sv[1], malformed, sizeof malformed) == (ssize_t)sizeof malformed);
+    usleep(20000);
+    CHECK_OK(rp_conn_recv_views(conn, 5000, views, 8, &count));
+    CHECK(count == 1 && views[0].request_id == 100);
+    CHECK_STATUS(rp_conn_recv_views(conn, 5000, views, 8, &count), RP_STATUS_MALFORMED);
+    CHECK(count == 0);
+    /* Bad arguments. */
+    CHECK_STATUS(rp_conn_recv_views(conn, 0, NULL, 8, &count), RP_STATUS_NULL_ARGUMENT);
+    CHECK_STATUS(rp_conn_recv_views(conn, 0, views, 8, NULL), RP_STATUS_NULL_ARGUMENT);
+    CHECK_STATUS(rp_conn_recv_views(conn, 0, views, 0, &count), RP_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(rp_conn_recv_views(NULL, 0, views, 8, &count), RP_STATUS_NULL_ARGUMENT);
 
     /* The peer going away is CLOSED. */
     close(sv[1]);
