@@ -27,11 +27,29 @@ pub struct Conn {
     closed: AtomicBool,
 }
 
+/// The socket as the framed reader reads it: blocking (per the socket's read timeout), or
+/// without ever waiting when `dont_wait` is set (a receive with a zero timeout).
+#[derive(Debug)]
+struct SocketReads {
+    socket: Stream,
+    dont_wait: bool,
+}
+
+impl std::io::Read for SocketReads {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.dont_wait {
+            crate::transport::recv_nonblocking(self.socket.as_raw_fd(), buf)
+        } else {
+            self.socket.read(buf)
+        }
+    }
+}
+
 /// The receiving half: the framed reader and the read timeout last set on the socket (set
 /// again only when a receive asks for another).
 #[derive(Debug)]
 struct Receiving {
-    reader: FrameReader<Stream>,
+    reader: FrameReader<SocketReads>,
     read_timeout: Option<Option<Duration>>,
     /// An error met after frames were handed out, for the next receive.
     pending_error: Option<Error>,
@@ -62,6 +80,7 @@ impl Conn {
         socket.set_nonblocking(false).map_err(io)?;
         socket.set_write_timeout(Some(Duration::from_secs(30))).map_err(io)?;
         let writer = FrameWriter::new(socket.try_clone().map_err(io)?);
+        let reader = reader.map_inner(|socket| SocketReads { socket, dont_wait: false });
         let receiving = Mutex::new(Receiving { reader, read_timeout: None, pending_error: None });
         Ok(Conn { socket, receiving, writer: Mutex::new(writer), closed: AtomicBool::new(false) })
     }
@@ -109,11 +128,12 @@ impl Conn {
             return Err(e);
         }
         if !rx.has_complete_frame() {
-            let t = timeout.map(|t| t.max(Duration::from_millis(1)));
-            if rx.read_timeout != Some(t) {
-                self.socket.set_read_timeout(t).map_err(|e| Error::io("set read timeout", e))?;
-                rx.read_timeout = Some(t);
+            let dont_wait = timeout == Some(Duration::ZERO);
+            if !dont_wait && rx.read_timeout != Some(timeout) {
+                self.socket.set_read_timeout(timeout).map_err(|e| Error::io("set read timeout", e))?;
+                rx.read_timeout = Some(timeout);
             }
+            rx.reader.get_mut().dont_wait = dont_wait;
             rx.reader.wait_frame().map_err(|e| self.map_wire(e, "no frame arrived in time"))?;
         }
         let mut count = 0;
