@@ -1,11 +1,14 @@
 //! Session: multiplexed calls, streams and tunnels in both directions over one connection.
 //!
-//! A [`Session`] owns one [`Conn`] and is its only reader: one reader thread routes every
-//! incoming frame — a RESPONSE to the call waiting for it, an EVENT to the stream of its
-//! request id, a REQUEST to the queue of requests to serve, a CANCEL to the request being
-//! served. The reader never runs user code and never writes (librp's own error answers go
-//! through a second thread); requests are taken with [`Session::next_request`] on a thread of
-//! the application's choosing.
+//! A [`Session`] owns one [`Conn`] and is its only reader: every incoming frame is routed by
+//! one function ([`route`]) — a RESPONSE to the call waiting for it, an EVENT to the stream of
+//! its request id, a REQUEST to the queue of requests to serve, a CANCEL to the request being
+//! served. Whoever holds the reader role reads and routes: a reader thread by default, or a
+//! thread waiting for a frame (a caller waiting for its response, a dispatcher waiting for a
+//! request) when no one else reads — the reader thread then steps aside, which spares each
+//! call two thread hops. Routing never runs user code and never writes (librp's own error
+//! answers go through an answerer thread); requests are taken with [`Session::next_request`]
+//! on a thread of the application's choosing.
 //!
 //! Wire (docs/PROTOCOL.md, "Session"): every frame is on payload protocol
 //! [`SESSION`](crate::wire::registry::SESSION) and carries one `SessionMessage`
@@ -15,9 +18,10 @@
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::Sender;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -26,7 +30,7 @@ use prost::Message;
 
 use crate::broker::Conn;
 use crate::error::Error;
-use crate::transport::{Endpoint, ListenOptions, Listener};
+use crate::transport::{self, Endpoint, ListenOptions, Listener};
 use crate::wire::proto::FrameKind;
 use crate::wire::registry::SESSION;
 use crate::wire::FrameView;
@@ -68,6 +72,10 @@ pub const MAX_QUEUED_REQUESTS: usize = 65536;
 /// [`Error::Overflow`] and the peer is told (a CANCEL for a call, a `TOO_LARGE` error answer
 /// for a served request).
 pub const MAX_UNREAD_STREAM_BYTES: usize = 64 << 20;
+
+/// The longest a thread reading for itself waits in one `poll` before it looks again at
+/// whether what it waits for came by another way (a cancel from another thread).
+const READ_SLICE: Duration = Duration::from_millis(20);
 
 /// What [`MAX_UNREAD_STREAM_BYTES`] counts for one chunk of `len` payload bytes.
 const fn chunk_cost(len: usize) -> usize {
@@ -165,6 +173,12 @@ struct Inner {
     /// dispatched or the session has ended.
     signal_rx: UnixStream,
     signal_tx: UnixStream,
+    /// The reader role: held by the thread reading and routing frames (see [`read_while`]).
+    reading: Mutex<()>,
+    /// The reader thread's epoll set: the connection, while no waiting thread reads it.
+    reader_set: OwnedFd,
+    /// Where librp's own answers go (the answerer thread); taken when the session ends.
+    answers: Mutex<Option<Sender<AutoAnswer>>>,
 }
 
 #[derive(Debug, Default)]
@@ -254,6 +268,10 @@ impl Session {
         let io = |e| Error::io("notification socket", e);
         signal_rx.set_nonblocking(true).map_err(io)?;
         signal_tx.set_nonblocking(true).map_err(io)?;
+        let reader_set = transport::readiness_set(&[conn.fd()]).map_err(|e| Error::io("reader epoll set", e))?;
+        // librp's own error answers are written by a second thread, so routing never blocks
+        // on a write (two readers each waiting for the other to read could never finish).
+        let (answers, queued_answers) = std::sync::mpsc::channel::<AutoAnswer>();
         let inner = Arc::new(Inner {
             conn,
             side,
@@ -263,10 +281,10 @@ impl Session {
             requests_changed: Condvar::new(),
             signal_rx,
             signal_tx,
+            reading: Mutex::new(()),
+            reader_set,
+            answers: Mutex::new(Some(answers)),
         });
-        // librp's own error answers are written by a second thread, so the reader never blocks
-        // on a write (two readers each waiting for the other to read could never finish).
-        let (answers, queued_answers) = std::sync::mpsc::channel::<AutoAnswer>();
         let answer_inner = Arc::clone(&inner);
         let answerer = std::thread::Builder::new()
             .name("rp-session-answers".into())
@@ -282,11 +300,12 @@ impl Session {
         let reader_inner = Arc::clone(&inner);
         let reader = std::thread::Builder::new()
             .name("rp-session-reader".into())
-            .spawn(move || read_frames(reader_inner, answers));
+            .spawn(move || read_frames(reader_inner));
         let reader = match reader {
             Ok(r) => r,
             Err(e) => {
-                // The answer channel's sender is gone with the closure: the answerer ends.
+                // Ending the session drops the answer channel's sender: the answerer ends.
+                inner.end("the session could not start".into());
                 let _ = answerer.join();
                 return Err(Error::io("spawn session reader thread", e));
             }
@@ -372,6 +391,16 @@ impl Session {
                     continue;
                 }
                 return Ok(req);
+            }
+            if until.is_some_and(|d| d <= Instant::now()) {
+                return Err(Error::Timeout("no request arrived".into()));
+            }
+            // Read for ourselves if no one else does; otherwise wait for whoever reads.
+            drop(st);
+            let read = read_while(&self.inner, until, || !self.inner.lock().queue.is_empty());
+            st = self.inner.lock();
+            if read {
+                continue;
             }
             st = match until {
                 None => self.inner.requests_changed.wait(st).unwrap_or_else(|p| p.into_inner()),
@@ -531,6 +560,13 @@ impl Inner {
         self.send_simple(FrameKind::Response, request_id, &msg)
     }
 
+    /// Hands one of librp's own answers to the answerer thread (dropped once the session ended).
+    fn auto_answer(&self, id: u64, frame: AutoFrame, message: &'static str) {
+        if let Some(tx) = self.answers.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            let _ = tx.send((id, frame, message));
+        }
+    }
+
     /// Ends the session once: every call, stream and request wait ends with `Closed`.
     fn end(&self, reason: Cow<'static, str>) {
         let (calls, serving, queued) = {
@@ -542,6 +578,7 @@ impl Inner {
             self.update_signal(&mut st);
             (std::mem::take(&mut st.calls), std::mem::take(&mut st.serving), queued)
         };
+        self.answers.lock().unwrap_or_else(|p| p.into_inner()).take();
         self.requests_changed.notify_all();
         for ex in calls.values().chain(serving.values()) {
             ex.finish(Err(Error::Closed(reason.clone())));
@@ -566,13 +603,7 @@ enum AutoFrame {
 
 /// Ends the exchange `id` whose reader fell [`MAX_UNREAD_STREAM_BYTES`] behind: its waiters
 /// get [`Error::Overflow`], its unread chunks are dropped, and the peer is told.
-fn stream_overflowed(
-    inner: &Inner,
-    ex: &Exchange,
-    id: u64,
-    ours: bool,
-    answers: &std::sync::mpsc::Sender<AutoAnswer>,
-) {
+fn stream_overflowed(inner: &Inner, ex: &Exchange, id: u64, ours: bool) {
     let why = "the peer streamed more than 64 MiB that was not read; the exchange was ended";
     if ex.finish(Err(Error::Overflow(why.into()))) {
         let mut st = ex.lock();
@@ -581,150 +612,237 @@ fn stream_overflowed(
         drop(st);
         if ours {
             inner.lock().calls.remove(&id);
-            let _ = answers.send((id, AutoFrame::Cancel, why));
+            inner.auto_answer(id, AutoFrame::Cancel, why);
         } else {
             inner.lock().serving.remove(&id);
-            let _ = answers.send((id, AutoFrame::Error(code::TOO_LARGE), why));
+            inner.auto_answer(id, AutoFrame::Error(code::TOO_LARGE), why);
         }
     }
 }
 
-fn read_frames(inner: Arc<Inner>, answers: std::sync::mpsc::Sender<AutoAnswer>) {
+/// The reader thread: whenever the connection is readable and no other thread holds the
+/// reader role, reads and routes what arrived; ends the session when the connection ends.
+fn read_frames(inner: Arc<Inner>) {
     let reason: Cow<'static, str> = loop {
-        let frame = match inner.conn.recv(None) {
-            Ok(f) => f,
-            Err(Error::Closed(m)) => break m,
-            Err(e) => break format!("connection failed: {e}").into(),
-        };
-        if frame.payload_encoding != 0 {
-            break "protocol violation: session frames are never compressed".into();
+        if let Err(e) = transport::wait_readable(inner.reader_set.as_raw_fd(), None) {
+            break format!("connection failed: {e}").into();
         }
-        if frame.payload_protocol != SESSION {
-            break format!("protocol violation: frame on payload protocol 0x{:04X}", frame.payload_protocol).into();
+        let role = inner.reading.lock().unwrap_or_else(|p| p.into_inner());
+        let read = read_available(&inner);
+        drop(role);
+        if let Err(reason) = read {
+            break reason;
         }
-        let msg = if frame.kind == FrameKind::Cancel as i32 {
-            SessionMessage::default()
-        } else {
-            match SessionMessage::decode(frame.payload.as_slice()) {
-                Ok(m) => m,
-                Err(e) => break format!("protocol violation: malformed SessionMessage: {e}").into(),
-            }
-        };
-        let id = frame.request_id;
-        let ours = inner.side.owns(id);
-        match (FrameKind::try_from(frame.kind).ok(), ours) {
-            (Some(FrameKind::Request), false) => {
-                let deadline = deadline_instant(frame.deadline_unix_ms);
-                let request = Request {
-                    inner: Arc::clone(&inner),
-                    exchange: Arc::new(Exchange::default()),
-                    id,
-                    payload_protocol: msg.payload_protocol,
-                    payload: msg.payload,
-                    deadline_unix_ms: frame.deadline_unix_ms,
-                    deadline,
-                    traceparent: frame.traceparent,
-                    tracestate: frame.tracestate,
-                    answered: AtomicBool::new(false),
-                };
-                if !inner.serving.load(Ordering::Acquire) {
-                    request.answered.store(true, Ordering::Release);
-                    let _ = answers.send((id, AutoFrame::Error(code::NOT_FOUND), "no dispatcher: this session serves no requests"));
-                    continue;
-                }
-                if deadline.is_some_and(|d| d <= Instant::now()) {
-                    request.answered.store(true, Ordering::Release);
-                    let _ = answers.send((id, AutoFrame::Error(code::TIMEOUT), "the request's deadline had passed on arrival"));
-                    continue;
-                }
-                let mut st = inner.lock();
-                if st.serving.contains_key(&id) {
-                    drop(st);
-                    request.answered.store(true, Ordering::Release);
-                    break format!("protocol violation: request id {id} is already in use").into();
-                }
-                st.serving.insert(id, Arc::clone(&request.exchange));
-                if st.queue.len() >= MAX_QUEUED_REQUESTS {
-                    drop(st);
-                    request.answered.store(true, Ordering::Release);
-                    inner.lock().serving.remove(&id);
-                    let _ = answers.send((id, AutoFrame::Error(code::AGAIN), "too many requests are waiting to be dispatched"));
-                    continue;
-                }
-                st.queue.push_back(request);
-                inner.update_signal(&mut st);
-                drop(st);
-                inner.requests_changed.notify_one();
-            }
-            (Some(FrameKind::Request), true) => {
-                break format!("protocol violation: the peer sent a request with id {id}, which has this side's parity")
-                    .into();
-            }
-            (Some(FrameKind::Response), true) => {
-                let call = inner.lock().calls.remove(&id);
-                if let Some(ex) = call {
-                    let result = match msg.error {
-                        Some(e) => Err(peer_error(e)),
-                        None => Ok(msg.payload),
-                    };
-                    ex.finish(result);
-                }
-                // An unknown id: the call was cancelled or timed out here; drop the answer.
-            }
-            (Some(FrameKind::Event), ours) => {
-                let ex = {
-                    let st = inner.lock();
-                    if ours { st.calls.get(&id).cloned() } else { st.serving.get(&id).cloned() }
-                };
-                if let Some(ex) = ex {
-                    let mut st = ex.lock();
-                    if !msg.payload.is_empty() || !msg.end_of_stream {
-                        let cost = chunk_cost(msg.payload.len());
-                        if st.unread_bytes + cost > MAX_UNREAD_STREAM_BYTES {
-                            drop(st);
-                            stream_overflowed(&inner, &ex, id, ours, &answers);
-                            continue;
-                        }
-                        st.unread_bytes += cost;
-                        st.chunks.push_back(msg.payload);
-                    }
-                    if msg.end_of_stream {
-                        st.peer_done = true;
-                    }
-                    ex.changed.notify_all();
-                }
-            }
-            (Some(FrameKind::Cancel), false) => {
-                let ex = inner.lock().serving.remove(&id);
-                if let Some(ex) = ex {
-                    ex.finish(Err(Error::Cancelled("the caller cancelled the request".into())));
-                }
-                // Also take it off the queue if it was not yet dispatched (dropped outside the lock).
-                let mut st = inner.lock();
-                let (gone, kept) = std::mem::take(&mut st.queue).into_iter().partition(|r| r.id == id);
-                st.queue = kept;
-                inner.update_signal(&mut st);
-                drop(st);
-                drop::<VecDeque<Request>>(gone);
-            }
-            (Some(FrameKind::Cancel), true) | (Some(FrameKind::Response), false) => {
-                break format!("protocol violation: frame kind {} with request id {id} of the wrong side", frame.kind)
-                    .into();
-            }
-            (None, _) => break format!("protocol violation: unknown frame kind {}", frame.kind).into(),
+        if let Some(reason) = inner.lock().closed.clone() {
+            break reason; // ended by a thread that was reading for itself
         }
     };
     inner.conn.close();
     inner.end(reason);
 }
 
+/// Reads and routes every frame the connection holds now, without waiting. The caller holds
+/// the reader role. Returns how many frames were routed, or why the session must end.
+fn read_available(inner: &Arc<Inner>) -> Result<usize, Cow<'static, str>> {
+    let mut routed = 0;
+    loop {
+        let mut violation = None;
+        let got = inner.conn.recv_each(Some(Duration::ZERO), 256, |frame| {
+            if violation.is_none() {
+                violation = route(inner, &frame).err();
+            }
+        });
+        if let Some(why) = violation {
+            return Err(why);
+        }
+        match got {
+            Ok(n) => routed += n,
+            Err(Error::Timeout(_)) => return Ok(routed),
+            Err(Error::Closed(m)) => return Err(m),
+            Err(e) => return Err(format!("connection failed: {e}").into()),
+        }
+    }
+}
+
+/// Reads the connection on the calling thread until `done` is true, `until` passes or the
+/// session ends — if no other thread holds the reader role. Meanwhile the connection is out of
+/// the reader thread's epoll set, so that thread sleeps instead of waking for each frame.
+/// Returns false when another thread is reading (wait for it to route instead) or the session
+/// has ended with nothing done.
+fn read_while(inner: &Arc<Inner>, until: Option<Instant>, mut done: impl FnMut() -> bool) -> bool {
+    let Ok(role) = inner.reading.try_lock() else { return false };
+    let fd = inner.conn.fd();
+    let set = inner.reader_set.as_raw_fd();
+    let _ = transport::readiness_set_member(set, fd, false);
+    let mut ended = None;
+    let mut looked = false;
+    while !done() && inner.lock().closed.is_none() {
+        looked = true;
+        let left = until.map(|u| u.saturating_duration_since(Instant::now()));
+        if left == Some(Duration::ZERO) {
+            break;
+        }
+        match transport::wait_readable(fd, Some(left.map_or(READ_SLICE, |l| l.min(READ_SLICE)))) {
+            Ok(false) => continue,
+            Ok(true) => {}
+            Err(e) => {
+                ended = Some(format!("connection failed: {e}").into());
+                break;
+            }
+        }
+        if let Err(why) = read_available(inner) {
+            ended = Some(why);
+            break;
+        }
+    }
+    // Back in the reader thread's set; if frames are waiting, that thread wakes at once.
+    let _ = transport::readiness_set_member(set, fd, true);
+    drop(role);
+    if let Some(why) = ended {
+        inner.conn.close();
+        inner.end(why);
+    }
+    // Nothing to read for (the session had ended): let the caller wait as usual.
+    looked || done()
+}
+
+/// Routes one incoming frame to where it belongs. Returns why the session must end on a
+/// protocol violation. Runs with the reader role held; never blocks on I/O.
+fn route(inner: &Arc<Inner>, frame: &FrameView<'_>) -> Result<(), Cow<'static, str>> {
+    if frame.payload_encoding != 0 {
+        return Err("protocol violation: session frames are never compressed".into());
+    }
+    if frame.payload_protocol != SESSION {
+        return Err(format!("protocol violation: frame on payload protocol 0x{:04X}", frame.payload_protocol).into());
+    }
+    let msg = if frame.kind == FrameKind::Cancel as i32 {
+        SessionMessage::default()
+    } else {
+        match SessionMessage::decode(frame.payload) {
+            Ok(m) => m,
+            Err(e) => return Err(format!("protocol violation: malformed SessionMessage: {e}").into()),
+        }
+    };
+    let id = frame.request_id;
+    let ours = inner.side.owns(id);
+    match (FrameKind::try_from(frame.kind).ok(), ours) {
+        (Some(FrameKind::Request), false) => {
+            let deadline = deadline_instant(frame.deadline_unix_ms);
+            let request = Request {
+                inner: Arc::clone(inner),
+                exchange: Arc::new(Exchange::default()),
+                id,
+                payload_protocol: msg.payload_protocol,
+                payload: msg.payload,
+                deadline_unix_ms: frame.deadline_unix_ms,
+                deadline,
+                traceparent: frame.traceparent.to_owned(),
+                tracestate: frame.tracestate.to_owned(),
+                answered: AtomicBool::new(false),
+            };
+            if !inner.serving.load(Ordering::Acquire) {
+                request.answered.store(true, Ordering::Release);
+                inner.auto_answer(id, AutoFrame::Error(code::NOT_FOUND), "no dispatcher: this session serves no requests");
+                return Ok(());
+            }
+            if deadline.is_some_and(|d| d <= Instant::now()) {
+                request.answered.store(true, Ordering::Release);
+                inner.auto_answer(id, AutoFrame::Error(code::TIMEOUT), "the request's deadline had passed on arrival");
+                return Ok(());
+            }
+            let mut st = inner.lock();
+            if st.serving.contains_key(&id) {
+                drop(st);
+                request.answered.store(true, Ordering::Release);
+                return Err(format!("protocol violation: request id {id} is already in use").into());
+            }
+            st.serving.insert(id, Arc::clone(&request.exchange));
+            if st.queue.len() >= MAX_QUEUED_REQUESTS {
+                drop(st);
+                request.answered.store(true, Ordering::Release);
+                inner.lock().serving.remove(&id);
+                inner.auto_answer(id, AutoFrame::Error(code::AGAIN), "too many requests are waiting to be dispatched");
+                return Ok(());
+            }
+            st.queue.push_back(request);
+            inner.update_signal(&mut st);
+            drop(st);
+            inner.requests_changed.notify_one();
+        }
+        (Some(FrameKind::Request), true) => {
+            return Err(format!("protocol violation: the peer sent a request with id {id}, which has this side's parity")
+                .into());
+        }
+        (Some(FrameKind::Response), true) => {
+            let call = inner.lock().calls.remove(&id);
+            if let Some(ex) = call {
+                let result = match msg.error {
+                    Some(e) => Err(peer_error(e)),
+                    None => Ok(msg.payload),
+                };
+                ex.finish(result);
+            }
+            // An unknown id: the call was cancelled or timed out here; drop the answer.
+        }
+        (Some(FrameKind::Event), ours) => {
+            let ex = {
+                let st = inner.lock();
+                if ours { st.calls.get(&id).cloned() } else { st.serving.get(&id).cloned() }
+            };
+            if let Some(ex) = ex {
+                let mut st = ex.lock();
+                if !msg.payload.is_empty() || !msg.end_of_stream {
+                    let cost = chunk_cost(msg.payload.len());
+                    if st.unread_bytes + cost > MAX_UNREAD_STREAM_BYTES {
+                        drop(st);
+                        stream_overflowed(inner, &ex, id, ours);
+                        return Ok(());
+                    }
+                    st.unread_bytes += cost;
+                    st.chunks.push_back(msg.payload);
+                }
+                if msg.end_of_stream {
+                    st.peer_done = true;
+                }
+                ex.changed.notify_all();
+            }
+        }
+        (Some(FrameKind::Cancel), false) => {
+            let ex = inner.lock().serving.remove(&id);
+            if let Some(ex) = ex {
+                ex.finish(Err(Error::Cancelled("the caller cancelled the request".into())));
+            }
+            // Also take it off the queue if it was not yet dispatched (dropped outside the lock).
+            let mut st = inner.lock();
+            let (gone, kept) = std::mem::take(&mut st.queue).into_iter().partition(|r| r.id == id);
+            st.queue = kept;
+            inner.update_signal(&mut st);
+            drop(st);
+            drop::<VecDeque<Request>>(gone);
+        }
+        (Some(FrameKind::Cancel), true) | (Some(FrameKind::Response), false) => {
+            return Err(format!("protocol violation: frame kind {} with request id {id} of the wrong side", frame.kind)
+                .into());
+        }
+        (None, _) => return Err(format!("protocol violation: unknown frame kind {}", frame.kind).into()),
+    }
+    Ok(())
+}
+
+/// How a waiter on an exchange may read the connection itself: the session, and when what
+/// it waits for has arrived.
+type ReadFor<'a> = (&'a Arc<Inner>, fn(&ExchangeState) -> bool);
+
 /// Waits on an exchange until `ready` returns a value, the wait limit or the deadline passes.
+/// With `read_for`, the waiting thread reads and routes frames itself while no other thread
+/// does (see [`read_while`]).
 ///
 /// Returns `Err(true)` when the deadline passed, `Err(false)` when only the wait limit did.
 fn wait_on<T>(
     ex: &Exchange,
     timeout: Option<Duration>,
     deadline: Option<Instant>,
+    read_for: Option<ReadFor<'_>>,
     mut ready: impl FnMut(&mut ExchangeState) -> Option<T>,
 ) -> Result<T, bool> {
     let until = timeout.map(|t| Instant::now() + t);
@@ -741,11 +859,29 @@ fn wait_on<T>(
             return Err(false);
         }
         let limit = [until, deadline].into_iter().flatten().min();
+        if let Some((inner, arrived)) = read_for {
+            drop(st);
+            let read = read_while(inner, limit, || arrived(&ex.lock()));
+            st = ex.lock();
+            if read {
+                continue;
+            }
+        }
         st = match limit {
             None => ex.changed.wait(st).unwrap_or_else(|p| p.into_inner()),
             Some(l) => ex.changed.wait_timeout(st, l - now).unwrap_or_else(|p| p.into_inner()).0,
         };
     }
+}
+
+/// True once a call's outcome is there.
+fn has_outcome(st: &ExchangeState) -> bool {
+    st.outcome.is_some()
+}
+
+/// True once [`take_chunk`] has something to return.
+fn has_chunk_or_end(st: &ExchangeState) -> bool {
+    !st.chunks.is_empty() || st.outcome.is_some() || st.peer_done
 }
 
 /// Takes a chunk, or says why there is none (ended, failed) — `None` means "wait".
@@ -789,7 +925,7 @@ impl Call {
     /// is false) or the call's deadline passed (the call ended and the peer was sent a CANCEL).
     /// An outcome can be taken once; later calls fail with `InvalidArgument`.
     pub fn wait(&self, timeout: Option<Duration>) -> Result<Vec<u8>, Error> {
-        let got = wait_on(&self.exchange, timeout, self.deadline, |st| {
+        let got = wait_on(&self.exchange, timeout, self.deadline, Some((&self.inner, has_outcome)), |st| {
             st.outcome.as_mut().map(|Outcome::Ready(r)| r.take())
         });
         match got {
@@ -814,7 +950,7 @@ impl Call {
     /// response — take that with [`wait`](Self::wait) — or the connection ended), `Timeout`,
     /// `Cancelled`, or the call's error.
     pub fn next_chunk(&self, timeout: Option<Duration>) -> Result<Vec<u8>, Error> {
-        match wait_on(&self.exchange, timeout, self.deadline, take_chunk) {
+        match wait_on(&self.exchange, timeout, self.deadline, Some((&self.inner, has_chunk_or_end)), take_chunk) {
             Ok(r) => r,
             Err(true) => {
                 self.cancel_with(Error::Timeout("the call's deadline passed".into()));
@@ -973,7 +1109,7 @@ impl Request {
         if self.deadline.is_some_and(|d| d <= Instant::now()) {
             return Err(Error::Timeout("the request's deadline passed".into()));
         }
-        match wait_on(&self.exchange, timeout, self.deadline, take_chunk) {
+        match wait_on(&self.exchange, timeout, self.deadline, Some((&self.inner, has_chunk_or_end)), take_chunk) {
             Ok(r) => r,
             Err(true) => Err(Error::Timeout("the request's deadline passed".into())),
             Err(false) => Err(Error::Timeout("no chunk arrived in time".into())),

@@ -200,6 +200,11 @@ pub fn readiness_set(fds: &[RawFd]) -> io::Result<std::os::fd::OwnedFd> {
     sys::readiness_set(fds)
 }
 
+/// Adds `fd` to (or removes it from) a set made by [`readiness_set`].
+pub fn readiness_set_member(set: RawFd, fd: RawFd, member: bool) -> io::Result<()> {
+    sys::readiness_set_member(set, fd, member)
+}
+
 /// Reads from a socket without blocking, whatever its mode, so a stream shared with blocking
 /// writers can be read only when `poll` said so.
 #[derive(Debug)]

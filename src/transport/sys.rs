@@ -129,6 +129,18 @@ pub(crate) fn readiness_set(fds: &[RawFd]) -> io::Result<std::os::fd::OwnedFd> {
     Ok(owned)
 }
 
+/// Adds `fd` to (or removes it from) an epoll set made by [`readiness_set`]. Adding a
+/// descriptor that is already readable makes the set readable at once.
+pub(crate) fn readiness_set_member(set: RawFd, fd: RawFd, member: bool) -> io::Result<()> {
+    let mut ev = libc::epoll_event { events: libc::EPOLLIN as u32, u64: fd as u64 };
+    let op = if member { libc::EPOLL_CTL_ADD } else { libc::EPOLL_CTL_DEL };
+    // SAFETY: valid epoll fd, descriptor and event struct for the call.
+    if unsafe { libc::epoll_ctl(set, op, fd, &mut ev) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// `send(2)` with `MSG_NOSIGNAL | MSG_DONTWAIT`: never blocks, never raises SIGPIPE.
 pub(crate) fn send_nonblocking(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     // SAFETY: `buf` is a valid readable slice of `buf.len()` bytes for the duration of the call.
