@@ -3,7 +3,8 @@
 # process at a time, for SECS seconds (default 240), starting from the committed corpus in
 # fuzz/corpus/<target>/. New inputs go to a scratch corpus (WORK, default /tmp/rp-fuzz), crashes
 # to WORK/artifacts/<target>/. Prints one line per target: executions, exec/s, edges covered
-# (libFuzzer "cov"), features, corpus size, peak RSS, crashes.
+# (libFuzzer "cov"), features, corpus size, peak RSS, crashes. FUZZ_TIMEOUT sets the seconds one input
+# may take (default 1; the session_router target, which starts threads, wants more on a busy machine).
 #   scripts/fuzz.sh [SECS] [TARGET...]
 # Afterwards, to fold new coverage into the committed corpus (keeps only inputs that add edges):
 #   fuzz/target/x86_64-unknown-linux-gnu/release/<t> -merge=1 fuzz/corpus/<t> WORK/<t>
@@ -23,7 +24,7 @@ for t in "${targets[@]}"; do
   mkdir -p "$work/$t" "$work/artifacts/$t"
   log="$work/$t.log"
   set +e
-  "$bin/$t" "$work/$t" "fuzz/corpus/$t" -max_total_time="$secs" -rss_limit_mb=2048 -timeout=1 \
+  "$bin/$t" "$work/$t" "fuzz/corpus/$t" -max_total_time="$secs" -rss_limit_mb=2048 -timeout="${FUZZ_TIMEOUT:-1}" \
       -print_final_stats=1 -artifact_prefix="$work/artifacts/$t/" >"$log" 2>&1
   rc=$?
   set -e
