@@ -632,8 +632,9 @@ typedef struct rp_broker_server rp_broker_server;
  * How a broker server is set up: endpoint, service table, limits.
  *
  * Methods: `rp_broker_server_options_new`, `_add_service`, `_allow_version`, `_block_version`,
- * `_set_min_version`, `_set_handoff`, `_set_rate_limit`, `_set_hello_timeout_ms`,
- * `_set_handoff_ack_timeout_ms`, `_free`; consumed by `rp_broker_server_bind`.
+ * `_set_min_version`, `_set_handoff`, `_set_rate_limit`, `_set_max_connections`,
+ * `_set_hello_timeout_ms`, `_set_handoff_ack_timeout_ms`, `_free`; consumed by
+ * `rp_broker_server_bind`.
  *
  * Exclusive handle (Send).
  */
@@ -764,9 +765,9 @@ typedef struct rp_push_server rp_push_server;
  *
  * Methods: `rp_push_server_options_new`, `_set_service`, `_set_allow_other_uids`,
  * `_set_allow_remote_tcp`, `_set_auth_token`, `_set_handshake_timeout_ms`,
- * `_set_frame_timeout_ms`, `_set_max_send_buffer`, `_set_registration_callback`,
- * `_set_worker_callback`, `_free`;
- * consumed by `rp_push_server_bind`. Exclusive handle (Send).
+ * `_set_frame_timeout_ms`, `_set_max_connections`, `_set_max_send_buffer`,
+ * `_set_registration_callback`, `_set_worker_callback`, `_free`; consumed by
+ * `rp_push_server_bind`. Exclusive handle (Send).
  */
 typedef struct rp_push_server_options rp_push_server_options;
 
@@ -1478,6 +1479,17 @@ RP_NODISCARD
 rp_status rp_broker_server_options_set_rate_limit(struct rp_broker_server_options *options,
                                                   uint32_t max_hellos,
                                                   uint32_t window_ms);
+
+/**
+ * Sets the most connections at once (default 4096) and the most from one peer uid (default
+ * 2048), so one user cannot take them all; more are refused with RATE_LIMITED and a retry
+ * hint (detail `scope` = `peer-uid` for the per-uid limit). Clients that already left are
+ * closed first when a limit is reached. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+ */
+RP_NODISCARD
+rp_status rp_broker_server_options_set_max_connections(struct rp_broker_server_options *options,
+                                                       size_t total,
+                                                       size_t per_uid);
 
 /**
  * Sets how long a connection has to send its first frame (default 5000 ms). Returns
@@ -2353,6 +2365,17 @@ rp_status rp_push_server_options_set_handshake_timeout_ms(struct rp_push_server_
 RP_NODISCARD
 rp_status rp_push_server_options_set_frame_timeout_ms(struct rp_push_server_options *options,
                                                       uint32_t timeout_ms);
+
+/**
+ * Sets the most connections at once (default 4096) and the most from one peer uid (default
+ * 2048), so one user cannot take them all; more are refused with RATE_LIMITED and a retry
+ * hint (detail `scope` = `peer-uid` for the per-uid limit). Clients that already left are
+ * closed first when a limit is reached. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+ */
+RP_NODISCARD
+rp_status rp_push_server_options_set_max_connections(struct rp_push_server_options *options,
+                                                     size_t total,
+                                                     size_t per_uid);
 
 /**
  * Sets how many bytes may wait to be sent to one worker before pushes to it fail with

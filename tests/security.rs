@@ -119,7 +119,60 @@ fn a_peer_of_another_uid_is_refused_by_default_and_allowed_when_opted_in() {
     opts.allow_other_uids = true;
     let _server = PushServer::bind(opts).unwrap();
     assert_eq!(connect_as_other_uid(&dir.sock().to_string_lossy()), 4, "the 0700 directory let uid {OTHER_UID} in");
+
+    // One user at its connection limit does not lock another user out.
+    let name = format!("@rp-sec-{}-peruid", std::process::id());
+    let mut opts = ServerOptions::new(Endpoint::parse(&name).unwrap());
+    opts.allow_other_uids = true;
+    opts.max_connections_per_uid = 2;
+    let server = PushServer::bind(opts).unwrap();
+    let _mine = [worker(server.endpoint(), "q"), worker(server.endpoint(), "q")];
+    let refused = rp::push::PushClient::connect(WorkerOptions::new(server.endpoint().clone(), registration("q")));
+    assert_eq!(refused.unwrap_err().refusal().map(|r| r.code), Some(ErrorCode::RateLimited as i32));
+    assert_eq!(connect_as_other_uid(&name), 0, "uid {OTHER_UID} was locked out by another user's connections");
     let _ = std::fs::remove_dir_all(executable_copy().parent().unwrap());
+}
+
+/// `max_connections_per_uid`: one user's connections beyond its share are refused
+/// RATE_LIMITED (scope "peer-uid", with a retry hint), by the push server and by the broker;
+/// a slot that frees up is usable again.
+#[test]
+fn one_user_is_limited_to_its_share_of_connections() {
+    let dir = TempDir::new("peruid");
+    let server = server_with(&dir, |o| o.max_connections_per_uid = 2);
+    let first = worker(server.endpoint(), "q");
+    let _second = worker(server.endpoint(), "q");
+    let e = rp::push::PushClient::connect(WorkerOptions::new(dir.endpoint(), registration("q"))).unwrap_err();
+    let r = e.refusal().expect("a refusal");
+    assert_eq!((r.code, r.retry_after_ms), (ErrorCode::RateLimited as i32, 1000), "{e}");
+    assert_eq!(r.details.get("scope").map(String::as_str), Some("peer-uid"));
+    drop(first);
+    let start = std::time::Instant::now();
+    loop {
+        match rp::push::PushClient::connect(WorkerOptions::new(dir.endpoint(), registration("q"))) {
+            Ok(_) => break,
+            Err(e) if start.elapsed() < Duration::from_secs(5) && e.refusal().is_some() => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            Err(e) => panic!("a freed slot was not usable again: {e}"),
+        }
+    }
+
+    let bdir = TempDir::new("peruid-broker");
+    let mut opts = rp::broker::BrokerServerOptions::new(bdir.endpoint(), Vec::new());
+    opts.max_connections_per_uid = 1;
+    let _broker = rp::broker::BrokerServer::bind(opts).unwrap();
+    let _silent = UnixStream::connect(bdir.sock()).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let mut s = UnixStream::connect(bdir.sock()).unwrap();
+    s.write_all(&hello_bytes()).unwrap();
+    match read_hello_reply(&s).unwrap() {
+        hello_reply::Result::Refused(r) => {
+            assert_eq!(r.code, ErrorCode::RateLimited as i32, "{r:?}");
+            assert_eq!(r.details.get("scope").map(String::as_str), Some("peer-uid"));
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
 }
 
 #[test]

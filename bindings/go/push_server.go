@@ -62,6 +62,10 @@ type ServerOptions struct {
 	// default, 30 s; negative = no limit); a worker stalled mid-frame longer is disconnected.
 	FrameTimeout  time.Duration
 	MaxSendBuffer int // bytes queued per worker before pushes fail with ErrAgain
+	// MaxConnections and MaxConnectionsPerUID cap connections in all and from one peer uid
+	// (0 = the defaults, 4096 and 2048); more are refused with a *RefusedError (RATE_LIMITED).
+	MaxConnections       int
+	MaxConnectionsPerUID int
 
 	// OnRegister decides each registration (accept, or reject with a reason). It runs inside
 	// Dispatch, which the application must then call. nil accepts every worker.
@@ -92,15 +96,17 @@ func Bind(endpoint string, opts *ServerOptions) (*Server, error) {
 	var a cArena
 	defer a.free()
 	cfg := C.rpg_server_cfg{
-		endpoint:             a.str(endpoint),
-		service:              a.optStr(opts.Service),
-		allow_other_uids:     C.bool(opts.AllowOtherUIDs),
-		allow_remote_tcp:     C.bool(opts.AllowRemoteTCP),
-		auth_token:           a.bytes(opts.AuthToken),
-		auth_token_len:       C.size_t(len(opts.AuthToken)),
-		handshake_timeout_ms: C.uint32_t(opts.HandshakeTimeout / time.Millisecond),
-		frame_timeout_ms:     C.int64_t(frameTimeoutMs(opts.FrameTimeout)),
-		max_send_buffer:      C.size_t(max(opts.MaxSendBuffer, 0)),
+		endpoint:                a.str(endpoint),
+		service:                 a.optStr(opts.Service),
+		allow_other_uids:        C.bool(opts.AllowOtherUIDs),
+		allow_remote_tcp:        C.bool(opts.AllowRemoteTCP),
+		auth_token:              a.bytes(opts.AuthToken),
+		auth_token_len:          C.size_t(len(opts.AuthToken)),
+		handshake_timeout_ms:    C.uint32_t(opts.HandshakeTimeout / time.Millisecond),
+		frame_timeout_ms:        C.int64_t(frameTimeoutMs(opts.FrameTimeout)),
+		max_connections:         C.size_t(max(opts.MaxConnections, 0)),
+		max_connections_per_uid: C.size_t(max(opts.MaxConnectionsPerUID, 0)),
+		max_send_buffer:         C.size_t(max(opts.MaxSendBuffer, 0)),
 	}
 	// librp owns the handles from here on every path (released through rpgoFreeHandle).
 	if opts.OnRegister != nil {

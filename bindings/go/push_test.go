@@ -341,3 +341,28 @@ func TestForgottenWorkerIsFreedByCleanup(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// A server's per-user connection share is enforced from Go options: a second worker of this
+// user is refused RATE_LIMITED with a retry hint, and admitted once the first leaves.
+func TestMaxConnectionsPerUID(t *testing.T) {
+	s := startServer(t, &ServerOptions{MaxConnectionsPerUID: 1, FrameTimeout: 5 * time.Second})
+	first := connectWorker(t, s, "first")
+	_, err := Connect(ctxTimeout(t, 5*time.Second), s.Endpoint(), WorkerOptions{Identity: "second", Protocols: []uint32{0x7001}})
+	var re *RefusedError
+	if !errors.As(err, &re) || re.Code != CodeRateLimited || re.RetryAfter <= 0 {
+		t.Fatalf("second worker of the same user: %#v", err)
+	}
+	first.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		w, err := Connect(ctxTimeout(t, 5*time.Second), s.Endpoint(), WorkerOptions{Identity: "third", Protocols: []uint32{0x7001}})
+		if err == nil {
+			w.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the freed slot was not usable again: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -245,6 +245,9 @@ int32_t rpg_server_bind(const rpg_server_cfg *cfg, rp_push_server **out, rpg_err
         st = rp_push_server_options_set_auth_token(o, cfg->auth_token, cfg->auth_token_len);
     if (st == RP_STATUS_OK && cfg->handshake_timeout_ms != 0)
         st = rp_push_server_options_set_handshake_timeout_ms(o, cfg->handshake_timeout_ms);
+    if (st == RP_STATUS_OK && (cfg->max_connections != 0 || cfg->max_connections_per_uid != 0))
+        st = rp_push_server_options_set_max_connections(o, cfg->max_connections ? cfg->max_connections : 4096,
+                                                        cfg->max_connections_per_uid ? cfg->max_connections_per_uid : 2048);
     if (st == RP_STATUS_OK && cfg->frame_timeout_ms != 0)
         st = rp_push_server_options_set_frame_timeout_ms(
             o, cfg->frame_timeout_ms < 0 ? 0 : cfg->frame_timeout_ms > UINT32_MAX ? UINT32_MAX : (uint32_t)cfg->frame_timeout_ms);

@@ -64,6 +64,8 @@ typedef struct rpg_server_cfg {
     size_t auth_token_len;
     uint32_t handshake_timeout_ms; /* 0 = librp default */
     int64_t frame_timeout_ms;      /* 0 = librp default, negative = no limit */
+    size_t max_connections;        /* 0 = librp default */
+    size_t max_connections_per_uid; /* 0 = librp default */
     size_t max_send_buffer;        /* 0 = librp default */
     uintptr_t registration_handle; /* cgo.Handle or 0 */
     uintptr_t worker_handle;       /* cgo.Handle or 0 */

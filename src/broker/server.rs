@@ -76,6 +76,9 @@ pub struct BrokerServerOptions {
     pub handoff_ack_timeout: Duration,
     /// Most connections at once; more are refused with RATE_LIMITED (default 4096).
     pub max_connections: usize,
+    /// Most connections at once from one peer uid, so one user cannot take every connection;
+    /// more are refused with RATE_LIMITED (default 2048).
+    pub max_connections_per_uid: usize,
     /// Queue a [`BrokerEvent`] for every Hello answered, for [`BrokerServer::next_event`]
     /// (default off). At most 4096 wait; beyond that new ones are counted, not kept.
     pub events: bool,
@@ -123,6 +126,7 @@ impl BrokerServerOptions {
             rate_window: Duration::from_secs(1),
             handoff_ack_timeout: Duration::from_millis(1500),
             max_connections: 4096,
+            max_connections_per_uid: 2048,
             events: false,
         }
     }
@@ -307,6 +311,8 @@ struct EventLoop {
     rate: HashMap<u32, RateWindow>,
     /// Set when accepting failed (EMFILE, ENFILE, ENOMEM...): when to try again.
     accept_retry: Option<Instant>,
+    /// Open connections per peer uid.
+    per_uid: HashMap<u32, usize>,
 }
 
 impl EventLoop {
@@ -330,6 +336,7 @@ impl EventLoop {
             next_connection_id: 1,
             rate: HashMap::new(),
             accept_retry: None,
+            per_uid: HashMap::new(),
         })
     }
 
@@ -409,6 +416,9 @@ impl EventLoop {
             deadline,
         };
         self.conns.insert(token, conn);
+        if let Some(p) = peer {
+            *self.per_uid.entry(p.uid).or_insert(0) += 1;
+        }
         let refusal = match peer {
             None => Some(Refusal::new(ErrorCode::PeerRejected, "peer credentials are unavailable")),
             Some(p) if p.uid != transport::effective_uid() && !self.opts.allow_other_uids => {
@@ -416,6 +426,15 @@ impl EventLoop {
             }
             _ if self.conns.len() > self.opts.max_connections && self.reap_departed() == 0 => {
                 Some(Refusal::new(ErrorCode::RateLimited, "too many connections").with_retry_after_ms(1000))
+            }
+            Some(p)
+                if self.per_uid.get(&p.uid).copied().unwrap_or(0) > self.opts.max_connections_per_uid
+                    && self.reap_departed() == 0 =>
+            {
+                let mut r =
+                    Refusal::new(ErrorCode::RateLimited, "too many connections from this user").with_retry_after_ms(1000);
+                r.details.insert("scope".into(), "peer-uid".into());
+                Some(r)
             }
             _ => None,
         };
@@ -509,6 +528,9 @@ impl EventLoop {
             }
             Some((endpoint, t)) => {
                 let Some(mut conn) = self.conns.remove(&token) else { return };
+                if let Some(p) = conn.peer {
+                    transport::forget_peer_uid(&mut self.per_uid, p.uid);
+                }
                 let _ = self.poll.registry().deregister(conn.reader.get_mut());
                 conn.out.extend_from_slice(&bytes);
                 let pending = conn.out[conn.out_pos..].to_vec();
@@ -629,6 +651,9 @@ impl EventLoop {
 
     fn close(&mut self, token: Token) {
         if let Some(mut conn) = self.conns.remove(&token) {
+            if let Some(p) = conn.peer {
+                transport::forget_peer_uid(&mut self.per_uid, p.uid);
+            }
             let _ = self.poll.registry().deregister(conn.reader.get_mut());
         }
     }

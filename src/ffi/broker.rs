@@ -116,8 +116,9 @@ impl Castable for rp_admin_reply {
 /// How a broker server is set up: endpoint, service table, limits.
 ///
 /// Methods: `rp_broker_server_options_new`, `_add_service`, `_allow_version`, `_block_version`,
-/// `_set_min_version`, `_set_handoff`, `_set_rate_limit`, `_set_hello_timeout_ms`,
-/// `_set_handoff_ack_timeout_ms`, `_free`; consumed by `rp_broker_server_bind`.
+/// `_set_min_version`, `_set_handoff`, `_set_rate_limit`, `_set_max_connections`,
+/// `_set_hello_timeout_ms`, `_set_handoff_ack_timeout_ms`, `_free`; consumed by
+/// `rp_broker_server_bind`.
 ///
 /// Exclusive handle (Send).
 pub struct rp_broker_server_options {
@@ -1016,6 +1017,27 @@ pub unsafe extern "C" fn rp_broker_server_options_set_rate_limit(
         edit_server_options(options, |o| {
             o.rate_limit = max_hellos.max(1);
             o.rate_window = Duration::from_millis(u64::from(window_ms.max(1)));
+            Ok(())
+        })
+    }
+}
+
+/// Sets the most connections at once (default 4096) and the most from one peer uid (default
+/// 2048), so one user cannot take them all; more are refused with RATE_LIMITED and a retry
+/// hint (detail `scope` = `peer-uid` for the per-uid limit). Clients that already left are
+/// closed first when a limit is reached. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_broker_server_options_set_max_connections(
+    options: *mut rp_broker_server_options,
+    total: usize,
+    per_uid: usize,
+) -> rp_status {
+    // SAFETY: forwarded API contract.
+    unsafe {
+        edit_server_options(options, |o| {
+            o.max_connections = total;
+            o.max_connections_per_uid = per_uid;
             Ok(())
         })
     }

@@ -57,9 +57,9 @@ pub type rp_push_worker_callback = Option<
 ///
 /// Methods: `rp_push_server_options_new`, `_set_service`, `_set_allow_other_uids`,
 /// `_set_allow_remote_tcp`, `_set_auth_token`, `_set_handshake_timeout_ms`,
-/// `_set_frame_timeout_ms`, `_set_max_send_buffer`, `_set_registration_callback`,
-/// `_set_worker_callback`, `_free`;
-/// consumed by `rp_push_server_bind`. Exclusive handle (Send).
+/// `_set_frame_timeout_ms`, `_set_max_connections`, `_set_max_send_buffer`,
+/// `_set_registration_callback`, `_set_worker_callback`, `_free`; consumed by
+/// `rp_push_server_bind`. Exclusive handle (Send).
 pub struct rp_push_server_options {
     _private: [u8; 0],
 }
@@ -316,6 +316,27 @@ pub unsafe extern "C" fn rp_push_server_options_set_frame_timeout_ms(
     unsafe {
         edit_server_options(options, |o| {
             o.opts.frame_timeout = std::time::Duration::from_millis(u64::from(timeout_ms));
+            Ok(())
+        })
+    }
+}
+
+/// Sets the most connections at once (default 4096) and the most from one peer uid (default
+/// 2048), so one user cannot take them all; more are refused with RATE_LIMITED and a retry
+/// hint (detail `scope` = `peer-uid` for the per-uid limit). Clients that already left are
+/// closed first when a limit is reached. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_push_server_options_set_max_connections(
+    options: *mut rp_push_server_options,
+    total: usize,
+    per_uid: usize,
+) -> rp_status {
+    // SAFETY: forwarded API contract.
+    unsafe {
+        edit_server_options(options, |o| {
+            o.opts.max_connections = total;
+            o.opts.max_connections_per_uid = per_uid;
             Ok(())
         })
     }

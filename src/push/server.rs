@@ -49,6 +49,9 @@ pub struct ServerOptions {
     pub handshake_timeout: Duration,
     /// Most connections at once; more are refused with a retry hint (default 4096).
     pub max_connections: usize,
+    /// Most connections at once from one peer uid (Unix sockets), so one user cannot take
+    /// every connection; more are refused with a retry hint (default 2048).
+    pub max_connections_per_uid: usize,
     /// Time a registered worker has to finish a frame once its first bytes arrived (default
     /// 30 s); a worker stalled mid-frame longer is disconnected, so it cannot pin the memory of
     /// a large partial frame. `Duration::ZERO` means no limit.
@@ -72,6 +75,7 @@ impl ServerOptions {
             auth_token: Vec::new(),
             handshake_timeout: Duration::from_secs(10),
             max_connections: 4096,
+            max_connections_per_uid: 2048,
             frame_timeout: Duration::from_secs(30),
             max_send_buffer: 8 << 20,
             decide_registrations: false,
@@ -784,6 +788,8 @@ struct EventLoop {
     next_connection_id: u64,
     /// Workers waiting for the application's decision, by the id they will get.
     pending_decisions: HashMap<u64, Token>,
+    /// Open connections per peer uid (Unix peers only).
+    per_uid: HashMap<u32, usize>,
     /// Handshake and partial-frame deadlines of connections (stale entries are skipped).
     conn_deadlines: BinaryHeap<Reverse<(Instant, Token)>>,
     /// Set when accepting failed (EMFILE, ENFILE, ENOMEM...): when to try again.
@@ -829,6 +835,7 @@ impl EventLoop {
             next_connection_id: 1,
             pending_decisions: HashMap::new(),
             conn_deadlines: BinaryHeap::new(),
+            per_uid: HashMap::new(),
             accept_retry: None,
         })
     }
@@ -938,6 +945,9 @@ impl EventLoop {
             },
         );
         self.conn_deadlines.push(Reverse((handshake_deadline, token)));
+        if let Some(p) = peer {
+            *self.per_uid.entry(p.uid).or_insert(0) += 1;
+        }
 
         // Refusals that need no Hello: another user's process, too many connections.
         let refusal = if let Some(p) = peer.filter(|p| p.uid != transport::effective_uid()) {
@@ -946,6 +956,12 @@ impl EventLoop {
             })
         } else if self.conns.len() > self.opts.max_connections && self.reap_departed() == 0 {
             Some(Refusal::new(ErrorCode::RateLimited, "too many connections").with_retry_after_ms(1000))
+        } else if peer.is_some_and(|p| self.per_uid.get(&p.uid).copied().unwrap_or(0) > self.opts.max_connections_per_uid)
+            && self.reap_departed() == 0
+        {
+            let mut r = Refusal::new(ErrorCode::RateLimited, "too many connections from this user").with_retry_after_ms(1000);
+            r.details.insert("scope".into(), "peer-uid".into());
+            Some(r)
         } else {
             None
         };
@@ -1296,6 +1312,9 @@ impl EventLoop {
 
     fn close(&mut self, token: Token, reason: Cow<'static, str>) {
         let Some(conn) = self.conns.remove(&token) else { return };
+        if let Some(p) = conn.peer {
+            transport::forget_peer_uid(&mut self.per_uid, p.uid);
+        }
         let link = conn.link;
         let _ = self.shared.registry.deregister(&mut SourceFd(&link.fd()));
         self.pending_decisions.remove(&conn.worker_id);

@@ -236,6 +236,16 @@ pub fn peer_gone(fd: RawFd) -> bool {
     sys::peer_gone(fd)
 }
 
+/// Counts one connection of `uid` as closed, in a server's per-uid connection counts.
+pub(crate) fn forget_peer_uid(per_uid: &mut std::collections::HashMap<u32, usize>, uid: u32) {
+    if let Some(n) = per_uid.get_mut(&uid) {
+        *n -= 1;
+        if *n == 0 {
+            per_uid.remove(&uid);
+        }
+    }
+}
+
 /// Shuts one or both directions of any socket descriptor (`shutdown(2)`).
 pub fn shutdown(fd: RawFd, how: Shutdown) -> io::Result<()> {
     sys::shutdown(fd, how)

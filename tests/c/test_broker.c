@@ -159,6 +159,8 @@ static rp_broker_server *start_broker(const char *name, const rp_handoff_store *
     CHECK_OK(rp_broker_server_options_set_handoff_ack_timeout_ms(o, 1500));
     CHECK_OK(rp_broker_server_options_set_hello_timeout_ms(o, 3000));
     if (rate) CHECK_OK(rp_broker_server_options_set_rate_limit(o, rate, 60000));
+    CHECK_OK(rp_broker_server_options_set_max_connections(o, 4096, 2048));
+    CHECK_STATUS(rp_broker_server_options_set_max_connections(NULL, 1, 1), RP_STATUS_NULL_ARGUMENT);
     CHECK_STATUS(rp_broker_server_options_allow_version(o, "nope", "1.0.0"), RP_STATUS_NOT_FOUND);
     rp_broker_server *server = NULL;
     CHECK_OK(rp_broker_server_bind(o, &server));

@@ -166,6 +166,7 @@ static void server_option_setters(void) {
     CHECK_STATUS(rp_push_server_options_set_frame_timeout_ms(NULL, 100), RP_STATUS_NULL_ARGUMENT);
     CHECK_STATUS(rp_push_server_options_set_handshake_timeout_ms(NULL, 100), RP_STATUS_NULL_ARGUMENT);
     CHECK_STATUS(rp_push_server_options_set_max_send_buffer(NULL, 100), RP_STATUS_NULL_ARGUMENT);
+    CHECK_STATUS(rp_push_server_options_set_max_connections(NULL, 10, 5), RP_STATUS_NULL_ARGUMENT);
     char ep[512];
     endpoint_path(ep, sizeof ep, "setters");
     rp_push_server_options *opts = NULL;
@@ -174,10 +175,20 @@ static void server_option_setters(void) {
     CHECK_OK(rp_push_server_options_set_frame_timeout_ms(opts, 250));
     CHECK_OK(rp_push_server_options_set_handshake_timeout_ms(opts, 250));
     CHECK_OK(rp_push_server_options_set_max_send_buffer(opts, 1 << 20));
+    CHECK_OK(rp_push_server_options_set_max_connections(opts, 100, 1));
     rp_push_server *server = NULL;
     CHECK_OK(rp_push_server_bind(opts, &server));
     rp_push_client *client = connect_worker("setters", "q");
     CHECK(client != NULL);
+    /* A second connection from this user is over its share: RATE_LIMITED, scope peer-uid. */
+    rp_push_worker_options *wo = NULL;
+    CHECK_OK(rp_push_worker_options_new(ep, "second", "q", &wo));
+    rp_push_client *second = NULL;
+    CHECK_STATUS(rp_push_client_connect(wo, &second), RP_STATUS_REFUSED);
+    rp_refusal *r = NULL;
+    CHECK_OK(rp_last_refusal(&r));
+    CHECK(rp_refusal_code(r) == RP_ERROR_CODE_RATE_LIMITED && rp_refusal_retry_after_ms(r) == 1000);
+    rp_refusal_free(r);
     rp_push_client_free(client);
     rp_push_server_free(server);
 }

@@ -631,6 +631,10 @@ public:
     ServerOptions &handshake_timeout(std::chrono::milliseconds t) {
         return set(rp_push_server_options_set_handshake_timeout_ms(p_.get(), static_cast<std::uint32_t>(t.count())));
     }
+    /// Most connections at once, and from one peer uid (defaults 4096 and 2048).
+    ServerOptions &max_connections(std::size_t total, std::size_t per_uid) {
+        return set(rp_push_server_options_set_max_connections(p_.get(), total, per_uid));
+    }
     /// Time a registered worker has to finish a frame it started (0 = no limit; default 30 s).
     ServerOptions &frame_timeout(std::chrono::milliseconds t) {
         return set(rp_push_server_options_set_frame_timeout_ms(p_.get(), static_cast<std::uint32_t>(t.count())));
