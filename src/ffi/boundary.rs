@@ -78,6 +78,10 @@ pub(crate) fn set_last_error(message: &dyn fmt::Display) {
 
 /// Runs a fallible extern body: returns `Ok` as `RP_STATUS_OK`, records and returns a failure's
 /// status, and turns a panic into `RP_STATUS_PANIC` with "internal panic: ..." as the message.
+///
+/// Inlined: each extern function has exactly one boundary, so this adds no code, and the body's
+/// arguments need not be packed into a closure for a call.
+#[inline(always)]
 pub(crate) fn boundary(body: impl FnOnce() -> FfiResult) -> rp_status {
     match catch(body) {
         Ok(Ok(())) => rp_status::Ok,
@@ -94,6 +98,7 @@ pub(crate) fn boundary(body: impl FnOnce() -> FfiResult) -> rp_status {
 }
 
 /// Runs an infallible extern body (a getter); a panic yields `neutral` and records the message.
+#[inline(always)]
 pub(crate) fn boundary_or<T>(neutral: T, body: impl FnOnce() -> T) -> T {
     match catch(body) {
         Ok(v) => v,
@@ -104,6 +109,8 @@ pub(crate) fn boundary_or<T>(neutral: T, body: impl FnOnce() -> T) -> T {
     }
 }
 
+/// Runs `body` with the panic hook silenced for this thread; a panic becomes its message.
+#[inline(always)]
 fn catch<T>(body: impl FnOnce() -> T) -> Result<T, String> {
     install_quiet_panic_hook();
     let was_inside = IN_BOUNDARY.replace(true);

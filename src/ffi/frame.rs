@@ -70,6 +70,8 @@ pub struct rp_frame_view {
 }
 
 impl rp_frame_view {
+    /// The C view of a frame (same borrows).
+    #[inline]
     pub(crate) fn from_view(v: &FrameView<'_>) -> Self {
         rp_frame_view {
             envelope_version: v.envelope_version,
@@ -84,8 +86,11 @@ impl rp_frame_view {
         }
     }
 
+    /// The Rust view of a frame from C (checked: NULL views with a length, bad UTF-8).
+    ///
     /// # Safety
     /// The views are NULL-with-zero-length or point to readable memory for `'a`.
+    #[inline]
     pub(crate) unsafe fn to_view<'a>(self) -> Result<FrameView<'a>, Failure> {
         // SAFETY: forwarded contract.
         unsafe {
