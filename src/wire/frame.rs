@@ -408,8 +408,7 @@ fn put_varint_field(out: &mut [u8], pos: usize, key: u64, v: u64) -> usize {
     if v == 0 {
         return pos;
     }
-    out[pos] = key as u8;
-    pos + 1 + pb::put_varint(&mut out[pos + 1..], v)
+    put_key_and_varint(out, pos, key, v)
 }
 
 /// Writes a length-delimited field at `pos` unless `b` is empty; returns the position after it.
@@ -418,11 +417,28 @@ fn put_bytes_field(out: &mut [u8], pos: usize, key: u64, b: &[u8]) -> usize {
     if b.is_empty() {
         return pos;
     }
-    out[pos] = key as u8;
-    let start = pos + 1 + pb::put_varint(&mut out[pos + 1..], b.len() as u64);
+    let start = put_key_and_varint(out, pos, key, b.len() as u64);
     let end = start + b.len();
     out[start..end].copy_from_slice(b);
     end
+}
+
+/// Writes a one-byte key and the varint `v` at `pos`; returns the position after them. With
+/// the 11 bytes of the longest such pair at hand (always, in the one-pass encoder) the bytes
+/// are stored with a single bounds check.
+#[inline(always)]
+fn put_key_and_varint(out: &mut [u8], pos: usize, key: u64, v: u64) -> usize {
+    match out.get_mut(pos..).and_then(|rest| rest.first_chunk_mut::<11>()) {
+        Some(eleven) => {
+            let [key_byte, ten @ ..] = eleven;
+            *key_byte = key as u8;
+            pos + 1 + pb::put_varint_in(ten, v)
+        }
+        None => {
+            out[pos] = key as u8;
+            pos + 1 + pb::put_varint(&mut out[pos + 1..], v)
+        }
+    }
 }
 
 impl Frame {

@@ -34,6 +34,22 @@ pub(crate) fn put_varint(out: &mut [u8], mut v: u64) -> usize {
     i + 1
 }
 
+/// Writes `v` as a varint at the front of `out`, which holds the longest one; returns the bytes
+/// written. A fixed-length loop, so no byte needs a bounds check.
+#[inline(always)]
+pub(crate) fn put_varint_in(out: &mut [u8; 10], mut v: u64) -> usize {
+    for (i, byte) in out.iter_mut().enumerate().take(9) {
+        if v < 0x80 {
+            *byte = v as u8;
+            return i + 1;
+        }
+        *byte = (v as u8) | 0x80;
+        v >>= 7;
+    }
+    out[9] = v as u8;
+    10
+}
+
 /// Reads a varint at `*pos`, advancing it. At most 10 bytes; the tenth may only be 0 or 1.
 #[inline(always)]
 pub(crate) fn get_varint(buf: &[u8], pos: &mut usize) -> PbResult<u64> {
@@ -189,6 +205,9 @@ mod tests {
             let mut out = [0u8; 10];
             let n = put_varint(&mut out, v);
             assert_eq!(n, varint_len(v), "{v}");
+            let mut ten = [0u8; 10];
+            assert_eq!(put_varint_in(&mut ten, v), n, "{v}");
+            assert_eq!(ten[..n], out[..n], "{v}");
             let mut pos = 0;
             assert_eq!(get_varint(&out[..n], &mut pos), Ok(v));
             assert_eq!(pos, n);
