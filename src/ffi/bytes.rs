@@ -65,7 +65,7 @@ impl rp_str {
     ///
     /// # Safety
     /// A non-NULL `ptr` points to `len` readable bytes that stay unchanged for `'a`.
-    #[inline]
+    #[inline(always)]
     pub(crate) unsafe fn as_str<'a>(&self, name: &'static str) -> Result<&'a str, Failure> {
         // Absent trace context is the common case: nothing to check.
         if self.len == 0 {
