@@ -205,7 +205,7 @@ impl<'a> FrameView<'a> {
         }
         if next_is(pos, KEY_PAYLOAD_PROTOCOL) {
             pos += 1;
-            f.payload_protocol = varint(&mut pos)? as u32;
+            f.payload_protocol = pb::get_varint_short(body, &mut pos).map_err(malformed)? as u32;
         }
         if next_is(pos, KEY_PAYLOAD) {
             pos += 1;

@@ -69,6 +69,29 @@ pub(crate) fn get_varint(buf: &[u8], pos: &mut usize) -> PbResult<u64> {
     }
 }
 
+/// [`get_varint`] with the two- and three-byte cases inline too, for a field that is usually
+/// that long (payload protocol ids: 0x7000 and up take three bytes).
+#[inline(always)]
+pub(crate) fn get_varint_short(buf: &[u8], pos: &mut usize) -> PbResult<u64> {
+    if let Some(&[b0, b1, b2]) = buf.get(*pos..).and_then(|rest| rest.first_chunk::<3>()) {
+        let low = u64::from(b0 & 0x7f);
+        if b0 < 0x80 {
+            *pos += 1;
+            return Ok(low);
+        }
+        let mid = low | u64::from(b1 & 0x7f) << 7;
+        if b1 < 0x80 {
+            *pos += 2;
+            return Ok(mid);
+        }
+        if b2 < 0x80 {
+            *pos += 3;
+            return Ok(mid | u64::from(b2) << 14);
+        }
+    }
+    get_varint(buf, pos)
+}
+
 /// The varint at `buf[pos..]` as (value, length), length 0 if it is invalid or cut short.
 /// Kept out of line so the one-byte case stays small; returns in registers.
 #[inline(never)]
@@ -228,15 +251,17 @@ mod tests {
                     let mut buf = vec![0xffu8; before];
                     buf.extend_from_slice(&enc[..n]);
                     buf.extend(std::iter::repeat_n(0xffu8, after));
-                    let mut pos = before;
-                    assert_eq!(get_varint(&buf, &mut pos), Ok(v), "{v} {before} {after}");
-                    assert_eq!(pos, before + n);
-                    // Cut short: every proper prefix is invalid.
-                    for cut in 0..n {
+                    for read in [get_varint, get_varint_short] {
                         let mut pos = before;
-                        let short = &buf[..before + cut];
-                        assert!(get_varint(short, &mut pos).is_err(), "{v} cut {cut}");
-                        assert_eq!(pos, before);
+                        assert_eq!(read(&buf, &mut pos), Ok(v), "{v} {before} {after}");
+                        assert_eq!(pos, before + n);
+                        // Cut short: every proper prefix is invalid.
+                        for cut in 0..n {
+                            let mut pos = before;
+                            let short = &buf[..before + cut];
+                            assert!(read(short, &mut pos).is_err(), "{v} cut {cut}");
+                            assert_eq!(pos, before);
+                        }
                     }
                 }
             }
