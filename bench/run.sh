@@ -64,11 +64,7 @@ codec_results="$out/codec.txt"
 : > "$codec_results"
 taskset -c 0 "$out/codec" | tee -a "$codec_results"
 if command -v valgrind >/dev/null; then
-  for name in c_handwritten_decode rp_frame_decode rp_mux_poll rp_frame_encode; do
-    count() { valgrind --tool=callgrind --callgrind-out-file=/dev/null "$out/codec" --only "$name" --iterations "$1" 2>&1 | awk '/Collected/ {print $4}'; }
-    a=$(count 10000); b=$(count 20000)
-    echo "INSTR name=codec_$name instructions_per_op=$(( (b - a) / 10000 ))" | tee -a "$codec_results"
-  done
+  bench/codec_instr.sh --no-build --out "$codec_results" | grep '^INSTR'
 fi
 
 echo

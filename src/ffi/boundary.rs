@@ -13,8 +13,15 @@ use super::status::rp_status;
 use crate::control::Refusal;
 
 /// A failed C call: the status to return and the text `rp_last_error_message` will show.
+///
+/// Boxed, so that an extern body's `Result<(), Failure>` is one pointer, returned in a register
+/// on the success path; failures are rare and usually format a message anyway.
 #[derive(Debug)]
-pub struct Failure {
+pub struct Failure(Box<FailureData>);
+
+/// What a [`Failure`] carries.
+#[derive(Debug)]
+pub(crate) struct FailureData {
     pub(crate) status: rp_status,
     pub(crate) message: Cow<'static, str>,
     /// Set when the failure is a broker's refusal, readable with `rp_last_refusal`.
@@ -23,11 +30,13 @@ pub struct Failure {
 
 impl Failure {
     /// A failure with a status and message.
+    #[cold]
     pub(crate) fn new(status: rp_status, message: impl Into<Cow<'static, str>>) -> Self {
-        Failure { status, message: message.into(), refusal: None }
+        Failure(Box::new(FailureData { status, message: message.into(), refusal: None }))
     }
 
     /// A NULL pointer was passed for the argument `name`.
+    #[cold]
     pub(crate) fn null(name: &'static str) -> Self {
         Failure::new(
             rp_status::NullArgument,
@@ -37,16 +46,18 @@ impl Failure {
 }
 
 impl From<crate::Error> for Failure {
+    #[cold]
     fn from(e: crate::Error) -> Self {
         let mut f = Failure::new(e.kind().into(), e.to_string());
         if let crate::Error::Refused(r) = e {
-            f.refusal = Some(r);
+            f.0.refusal = Some(r);
         }
         f
     }
 }
 
 impl From<crate::wire::WireError> for Failure {
+    #[cold]
     fn from(e: crate::wire::WireError) -> Self {
         Failure::new(e.kind().into(), e.to_string())
     }
@@ -78,10 +89,14 @@ pub(crate) fn set_last_error(message: &dyn fmt::Display) {
 
 /// Runs a fallible extern body: returns `Ok` as `RP_STATUS_OK`, records and returns a failure's
 /// status, and turns a panic into `RP_STATUS_PANIC` with "internal panic: ..." as the message.
+///
+/// Inlined: each extern function has exactly one boundary, so this adds no code, and the body's
+/// arguments need not be packed into a closure for a call.
+#[inline(always)]
 pub(crate) fn boundary(body: impl FnOnce() -> FfiResult) -> rp_status {
     match catch(body) {
         Ok(Ok(())) => rp_status::Ok,
-        Ok(Err(failure)) => {
+        Ok(Err(Failure(failure))) => {
             set_last_error(&failure.message);
             LAST_REFUSAL.set(failure.refusal);
             failure.status
@@ -94,6 +109,7 @@ pub(crate) fn boundary(body: impl FnOnce() -> FfiResult) -> rp_status {
 }
 
 /// Runs an infallible extern body (a getter); a panic yields `neutral` and records the message.
+#[inline(always)]
 pub(crate) fn boundary_or<T>(neutral: T, body: impl FnOnce() -> T) -> T {
     match catch(body) {
         Ok(v) => v,
@@ -104,6 +120,8 @@ pub(crate) fn boundary_or<T>(neutral: T, body: impl FnOnce() -> T) -> T {
     }
 }
 
+/// Runs `body` with the panic hook silenced for this thread; a panic becomes its message.
+#[inline(always)]
 fn catch<T>(body: impl FnOnce() -> T) -> Result<T, String> {
     install_quiet_panic_hook();
     let was_inside = IN_BOUNDARY.replace(true);

@@ -31,6 +31,8 @@ pub struct rp_str {
 }
 
 impl rp_bytes {
+    /// A view of `s` (borrowed for as long as `s` lives).
+    #[inline]
     pub(crate) fn from_slice(s: &[u8]) -> Self {
         rp_bytes {
             ptr: s.as_ptr(),
@@ -42,6 +44,7 @@ impl rp_bytes {
     ///
     /// # Safety
     /// A non-NULL `ptr` points to `len` readable bytes that stay unchanged for `'a`.
+    #[inline]
     pub(crate) unsafe fn as_slice<'a>(&self, name: &'static str) -> Result<&'a [u8], Failure> {
         // SAFETY: forwarded contract.
         unsafe { slice_arg(self.ptr, self.len, name) }
@@ -49,6 +52,8 @@ impl rp_bytes {
 }
 
 impl rp_str {
+    /// A view of `s` (borrowed for as long as `s` lives).
+    #[inline]
     pub(crate) fn from_str(s: &str) -> Self {
         rp_str {
             ptr: s.as_ptr().cast(),
@@ -60,7 +65,12 @@ impl rp_str {
     ///
     /// # Safety
     /// A non-NULL `ptr` points to `len` readable bytes that stay unchanged for `'a`.
+    #[inline(always)]
     pub(crate) unsafe fn as_str<'a>(&self, name: &'static str) -> Result<&'a str, Failure> {
+        // Absent trace context is the common case: nothing to check.
+        if self.len == 0 {
+            return Ok("");
+        }
         // SAFETY: forwarded contract.
         let bytes = unsafe { slice_arg(self.ptr.cast::<u8>(), self.len, name) }?;
         std::str::from_utf8(bytes).map_err(|e| {
@@ -76,6 +86,7 @@ impl rp_str {
 ///
 /// # Safety
 /// A non-NULL `ptr` points to `len` readable bytes that stay unchanged for `'a`.
+#[inline]
 pub(crate) unsafe fn slice_arg<'a>(
     ptr: *const u8,
     len: usize,
@@ -123,6 +134,7 @@ pub(crate) unsafe fn cstr_arg<'a>(
 ///
 /// # Safety
 /// A non-NULL `ptr` points to `cap` writable bytes not aliased for `'a`.
+#[inline]
 pub(crate) unsafe fn slice_out<'a>(
     ptr: *mut u8,
     cap: usize,

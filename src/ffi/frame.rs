@@ -70,6 +70,8 @@ pub struct rp_frame_view {
 }
 
 impl rp_frame_view {
+    /// The C view of a frame (same borrows).
+    #[inline]
     pub(crate) fn from_view(v: &FrameView<'_>) -> Self {
         rp_frame_view {
             envelope_version: v.envelope_version,
@@ -84,8 +86,11 @@ impl rp_frame_view {
         }
     }
 
+    /// The Rust view of a frame from C (checked: NULL views with a length, bad UTF-8).
+    ///
     /// # Safety
     /// The views are NULL-with-zero-length or point to readable memory for `'a`.
+    #[inline(always)]
     pub(crate) unsafe fn to_view<'a>(self) -> Result<FrameView<'a>, Failure> {
         // SAFETY: forwarded contract.
         unsafe {
@@ -228,17 +233,20 @@ pub unsafe extern "C" fn rp_frame_encode(
         }
         // SAFETY: the caller provides `cap` writable bytes at `buf` (or NULL, 0).
         let out = unsafe { slice_out(buf, cap, "buf") }?;
-        let result = view.encode_into(out);
-        let written = match &result {
-            Ok(n) => *n,
-            Err(crate::Error::BufferTooSmall { needed, .. }) => *needed,
-            Err(_) => 0,
-        };
-        if written > 0 {
-            // SAFETY: checked non-NULL.
-            unsafe { write_out(out_len, written) };
+        match view.encode_into(out) {
+            Ok(n) => {
+                // SAFETY: checked non-NULL.
+                unsafe { write_out(out_len, n) };
+                Ok(())
+            }
+            Err(e) => {
+                if let crate::Error::BufferTooSmall { needed, .. } = e {
+                    // SAFETY: checked non-NULL.
+                    unsafe { write_out(out_len, needed) };
+                }
+                Err(e.into())
+            }
         }
-        result.map(drop).map_err(Failure::from)
     })
 }
 

@@ -24,6 +24,7 @@ pub(crate) fn box_into_handle<C: Castable<Ownership = OwnedBox>>(value: C::RustT
 /// # Safety
 /// `handle` is NULL or was returned by [`box_into_handle`] for this `C` and not yet freed, and
 /// no `&mut` to the same value is live for `'a`.
+#[inline]
 pub(crate) unsafe fn box_ref<'a, C: Castable<Ownership = OwnedBox>>(
     handle: *const C,
     name: &'static str,
@@ -47,6 +48,7 @@ pub(crate) unsafe fn box_free<C: Castable<Ownership = OwnedBox>>(handle: *mut C)
 ///
 /// # Safety
 /// `out` is non-NULL and valid for a write of `T`.
+#[inline]
 pub(crate) unsafe fn write_out<T>(out: *mut T, value: T) {
     // SAFETY: per the contract above.
     unsafe { out.write(value) }
@@ -66,6 +68,7 @@ pub(crate) fn arc_into_handle<C: Castable<Ownership = OwnedArc>>(value: C::RustT
 /// # Safety
 /// `handle` is NULL or was returned by [`arc_into_handle`] / [`arc_clone`] for this `C`, and
 /// that reference is not freed for `'a`.
+#[inline]
 pub(crate) unsafe fn arc_ref<'a, C: Castable<Ownership = OwnedArc>>(
     handle: *const C,
     name: &'static str,

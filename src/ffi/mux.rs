@@ -184,10 +184,16 @@ pub unsafe extern "C" fn rp_mux_new(
         if out_mux.is_null() {
             return Err(Failure::null("out_mux"));
         }
-        // Without a callback the detector answers "not legacy" and only keeps `user_data`
-        // (released with the mux).
-        let detector: mux::LegacyDetector = Box::new(move |buf: &[u8]| detector.detect(buf));
-        let mux = Mux::new(identity, served, Some(detector))?;
+        let mux = if detector.0.func.is_some() {
+            let detector: mux::LegacyDetector = Box::new(move |buf: &[u8]| detector.detect(buf));
+            Mux::new(identity, served, Some(detector))?
+        } else {
+            // Without a callback there is nothing to ask (a detector answering "not legacy"
+            // changes no verdict); the mux only keeps `user_data`, released when it is freed.
+            let mut mux = Mux::new(identity, served, None)?;
+            mux.keep_alive(Box::new(detector));
+            mux
+        };
         // SAFETY: checked non-NULL.
         unsafe { write_out(out_mux, arc_into_handle::<rp_mux>(mux)) };
         Ok(())

@@ -124,6 +124,8 @@ pub struct Mux {
     /// The identity bytes of every probe reply (after the nonce), encoded once.
     reply_identity: Vec<u8>,
     detector: Option<LegacyDetector>,
+    /// Dropped with the mux: what a foreign caller needs kept alive as long as the mux.
+    keep_alive: Option<Box<dyn Send + Sync>>,
 }
 
 impl std::fmt::Debug for Mux {
@@ -157,7 +159,13 @@ impl Mux {
             served,
             reply_identity: identity.encode_reply_identity(),
             detector,
+            keep_alive: None,
         })
+    }
+
+    /// Keeps `value` alive until the mux is dropped (a C caller's user data, for one).
+    pub(crate) fn keep_alive(&mut self, value: Box<dyn Send + Sync>) {
+        self.keep_alive = Some(value);
     }
 
     /// The served consumer protocols, sorted.
@@ -166,6 +174,7 @@ impl Mux {
     }
 
     /// Classifies the front of `buf`. Handles at most one unit per call.
+    #[inline]
     pub fn poll<'a>(&self, buf: &'a [u8]) -> Result<MuxEvent<'a>, MuxError> {
         let Some(&first) = buf.first() else {
             return Ok(MuxEvent::NeedMoreBytes);

@@ -109,6 +109,10 @@ pub fn frame_extent(buf: &[u8], max_body: u32) -> Result<Extent, WireError> {
 ///
 /// `max_body` is the body cap in force ([`MAX_BODY`], or [`super::HELLO_MAX_BODY`] for a
 /// connection's first frame). A partial header or body is [`Decoded::NeedMore`], not an error.
+///
+/// Inlined into its two hot callers (the mux and `rp_frame_decode`), so the frame is built
+/// where it is used instead of being copied out of a returned value.
+#[inline(always)]
 pub fn decode_frame(buf: &[u8], max_body: u32) -> Result<Decoded<'_>, WireError> {
     match frame_extent(buf, max_body)? {
         Extent::NeedMore(needed) => Ok(Decoded::NeedMore { needed }),
@@ -119,11 +123,49 @@ pub fn decode_frame(buf: &[u8], max_body: u32) -> Result<Decoded<'_>, WireError>
     }
 }
 
+#[cold]
 fn malformed(detail: &'static str) -> WireError {
     WireError::Malformed {
         what: "Frame body",
         detail: Cow::Borrowed(detail),
     }
+}
+
+/// The key of each `Frame` field (field number and wire type), as read from the wire.
+const fn key(field: u32, wire_type: u8) -> u64 {
+    ((field as u64) << 3) | wire_type as u64
+}
+const KEY_ENVELOPE_VERSION: u64 = key(1, WT_VARINT);
+const KEY_KIND: u64 = key(2, WT_VARINT);
+const KEY_PAYLOAD_PROTOCOL: u64 = key(3, WT_VARINT);
+const KEY_PAYLOAD: u64 = key(4, WT_LEN);
+const KEY_REQUEST_ID: u64 = key(5, WT_VARINT);
+const KEY_PAYLOAD_ENCODING: u64 = key(6, WT_VARINT);
+const KEY_DEADLINE: u64 = key(7, WT_VARINT);
+const KEY_TRACEPARENT: u64 = key(8, WT_LEN);
+const KEY_TRACESTATE: u64 = key(9, WT_LEN);
+
+/// Reads a length-delimited string field; it must be UTF-8.
+#[inline(always)]
+fn utf8_field<'a>(body: &'a [u8], pos: &mut usize) -> Result<&'a str, WireError> {
+    let bytes = pb::get_len_delimited(body, pos).map_err(malformed)?;
+    if bytes.is_empty() {
+        return Ok("");
+    }
+    std::str::from_utf8(bytes)
+        .map_err(|_| malformed("invalid string value: data is not UTF-8 encoded"))
+}
+
+/// Any key but the nine of a well-formed `Frame` field: an invalid key, a known field with the
+/// wrong wire type (both errors), or an unknown field, which is skipped.
+#[cold]
+#[inline(never)]
+fn other_field(body: &[u8], pos: &mut usize, key: u64) -> Result<(), WireError> {
+    let (field, wt) = pb::split_key(key).map_err(malformed)?;
+    if (1..=9).contains(&field) {
+        return Err(wrong_wire_type(field));
+    }
+    pb::skip_field(body, pos, field, wt).map_err(malformed)
 }
 
 fn wrong_wire_type(field: u32) -> WireError {
@@ -138,6 +180,7 @@ impl<'a> FrameView<'a> {
     ///
     /// Accepts exactly what the prost runtime accepts: unknown fields are skipped, a repeated
     /// scalar keeps its last value, strings must be UTF-8.
+    #[inline(always)]
     pub fn parse_body(body: &'a [u8]) -> Result<Self, WireError> {
         let mut f = FrameView {
             envelope_version: 0,
@@ -145,37 +188,66 @@ impl<'a> FrameView<'a> {
             payload_encoding: 0,
             ..FrameView::default()
         };
+        let varint = |pos: &mut usize| pb::get_varint(body, pos).map_err(malformed);
         let mut pos = 0usize;
+        // Every encoder writes the fields in field-number order, each at most once, with
+        // one-byte keys: read that prefix with one comparison per field. The general loop
+        // below takes over wherever the body departs from it, with the same outcome as if it
+        // had read the whole body (fields are applied in wire order either way).
+        let next_is = |pos: usize, key: u64| body.get(pos).is_some_and(|&b| u64::from(b) == key);
+        if next_is(pos, KEY_ENVELOPE_VERSION) {
+            pos += 1;
+            f.envelope_version = varint(&mut pos)? as u32;
+        }
+        if next_is(pos, KEY_KIND) {
+            pos += 1;
+            f.kind = varint(&mut pos)? as i32;
+        }
+        if next_is(pos, KEY_PAYLOAD_PROTOCOL) {
+            pos += 1;
+            f.payload_protocol = pb::get_varint_short(body, &mut pos).map_err(malformed)? as u32;
+        }
+        if next_is(pos, KEY_PAYLOAD) {
+            pos += 1;
+            f.payload = pb::get_len_delimited(body, &mut pos).map_err(malformed)?;
+        }
+        if next_is(pos, KEY_REQUEST_ID) {
+            pos += 1;
+            f.request_id = varint(&mut pos)?;
+        }
+        if next_is(pos, KEY_PAYLOAD_ENCODING) {
+            pos += 1;
+            f.payload_encoding = varint(&mut pos)? as i32;
+        }
+        if next_is(pos, KEY_DEADLINE) {
+            pos += 1;
+            f.deadline_unix_ms = varint(&mut pos)?;
+        }
+        if next_is(pos, KEY_TRACEPARENT) {
+            pos += 1;
+            f.traceparent = utf8_field(body, &mut pos)?;
+        }
+        if next_is(pos, KEY_TRACESTATE) {
+            pos += 1;
+            f.tracestate = utf8_field(body, &mut pos)?;
+        }
         while pos < body.len() {
-            let (field, wt) = pb::get_key(body, &mut pos).map_err(malformed)?;
-            match (field, wt) {
-                (1..=3 | 5..=7, WT_VARINT) => {
-                    let v = pb::get_varint(body, &mut pos).map_err(malformed)?;
-                    match field {
-                        1 => f.envelope_version = v as u32,
-                        2 => f.kind = v as i32,
-                        3 => f.payload_protocol = v as u32,
-                        5 => f.request_id = v,
-                        6 => f.payload_encoding = v as i32,
-                        _ => f.deadline_unix_ms = v,
-                    }
-                }
-                (4, WT_LEN) => {
+            // Known fields are matched on the whole key, so each is one comparison; a key
+            // spelled in more than one byte has the same value and lands here too.
+            let key = pb::get_varint(body, &mut pos).map_err(malformed)?;
+            match key {
+                KEY_ENVELOPE_VERSION => f.envelope_version = varint(&mut pos)? as u32,
+                KEY_KIND => f.kind = varint(&mut pos)? as i32,
+                KEY_PAYLOAD_PROTOCOL => f.payload_protocol = varint(&mut pos)? as u32,
+                KEY_PAYLOAD => {
                     f.payload = pb::get_len_delimited(body, &mut pos).map_err(malformed)?
                 }
-                (8 | 9, WT_LEN) => {
-                    let bytes = pb::get_len_delimited(body, &mut pos).map_err(malformed)?;
-                    let s = std::str::from_utf8(bytes).map_err(|_| {
-                        malformed("invalid string value: data is not UTF-8 encoded")
-                    })?;
-                    if field == 8 {
-                        f.traceparent = s;
-                    } else {
-                        f.tracestate = s;
-                    }
-                }
-                (1..=9, _) => return Err(wrong_wire_type(field)),
-                _ => pb::skip_field(body, &mut pos, field, wt).map_err(malformed)?,
+                KEY_REQUEST_ID => f.request_id = varint(&mut pos)?,
+                KEY_PAYLOAD_ENCODING => f.payload_encoding = varint(&mut pos)? as i32,
+                KEY_DEADLINE => f.deadline_unix_ms = varint(&mut pos)?,
+                KEY_TRACEPARENT => f.traceparent = utf8_field(body, &mut pos)?,
+                KEY_TRACESTATE => f.tracestate = utf8_field(body, &mut pos)?,
+                _ => other_field(body, &mut pos, key)?,
             }
         }
         Ok(f)
@@ -220,9 +292,17 @@ impl<'a> FrameView<'a> {
 
     /// Encodes the frame (header and body) into the front of `out`; returns the bytes written.
     ///
-    /// Fails with [`Error::BufferTooSmall`] (carrying the size needed) when `out` is short, and
-    /// with a too-large wire error when the body exceeds [`MAX_BODY`].
+    /// Fails with [`Error::BufferTooSmall`] (carrying the size needed, nothing written) when
+    /// `out` is short, and with a too-large wire error when the body exceeds [`MAX_BODY`].
     pub fn encode_into(&self, out: &mut [u8]) -> Result<usize, Error> {
+        // One pass when even the longest body these fields could make fits in `out` and under
+        // the cap: write the body, then the length in front of it.
+        let bound = self.body_len_bound();
+        if bound <= MAX_BODY as usize && HEADER_LEN + bound <= out.len() {
+            let body_len = self.write_body(&mut out[HEADER_LEN..]);
+            write_header(out, body_len);
+            return Ok(HEADER_LEN + body_len);
+        }
         let body_len = self.checked_body_len()?;
         let total = HEADER_LEN + body_len;
         if out.len() < total {
@@ -277,35 +357,87 @@ impl<'a> FrameView<'a> {
         Ok(body_len)
     }
 
+    /// An upper bound of [`Self::body_len`] that needs no varint lengths (saturating).
+    #[inline]
+    fn body_len_bound(&self) -> usize {
+        self.payload
+            .len()
+            .saturating_add(self.traceparent.len())
+            .saturating_add(self.tracestate.len())
+            .saturating_add(MAX_FIELD_OVERHEAD)
+    }
+
     /// Writes header and body into `out`, which is exactly `HEADER_LEN + body_len` long.
     fn write(&self, out: &mut [u8], body_len: usize) {
-        out[0] = FRAMING_VERSION;
-        out[1..HEADER_LEN].copy_from_slice(&(body_len as u32).to_le_bytes());
-        let mut pos = HEADER_LEN;
-        let varint = |out: &mut [u8], pos: &mut usize, field: u32, v: u64| {
-            if v != 0 {
-                out[*pos] = pb::key_byte(field, WT_VARINT);
-                *pos += 1 + pb::put_varint(&mut out[*pos + 1..], v);
-            }
-        };
-        let bytes = |out: &mut [u8], pos: &mut usize, field: u32, b: &[u8]| {
-            if !b.is_empty() {
-                out[*pos] = pb::key_byte(field, WT_LEN);
-                *pos += 1 + pb::put_varint(&mut out[*pos + 1..], b.len() as u64);
-                out[*pos..*pos + b.len()].copy_from_slice(b);
-                *pos += b.len();
-            }
-        };
-        varint(out, &mut pos, 1, u64::from(self.envelope_version));
-        varint(out, &mut pos, 2, self.kind as i64 as u64);
-        varint(out, &mut pos, 3, u64::from(self.payload_protocol));
-        bytes(out, &mut pos, 4, self.payload);
-        varint(out, &mut pos, 5, self.request_id);
-        varint(out, &mut pos, 6, self.payload_encoding as i64 as u64);
-        varint(out, &mut pos, 7, self.deadline_unix_ms);
-        bytes(out, &mut pos, 8, self.traceparent.as_bytes());
-        bytes(out, &mut pos, 9, self.tracestate.as_bytes());
-        debug_assert_eq!(pos, out.len());
+        let written = self.write_body(&mut out[HEADER_LEN..]);
+        debug_assert_eq!(written, body_len);
+        write_header(out, body_len);
+    }
+
+    /// Writes the protobuf body at the front of `out`, which must hold it; returns its length.
+    /// Fields are written in field-number order and default values are left out, as prost does.
+    #[inline]
+    fn write_body(&self, out: &mut [u8]) -> usize {
+        let mut pos = 0;
+        pos = put_varint_field(out, pos, KEY_ENVELOPE_VERSION, u64::from(self.envelope_version));
+        pos = put_varint_field(out, pos, KEY_KIND, self.kind as i64 as u64);
+        pos = put_varint_field(out, pos, KEY_PAYLOAD_PROTOCOL, u64::from(self.payload_protocol));
+        pos = put_bytes_field(out, pos, KEY_PAYLOAD, self.payload);
+        pos = put_varint_field(out, pos, KEY_REQUEST_ID, self.request_id);
+        pos = put_varint_field(out, pos, KEY_PAYLOAD_ENCODING, self.payload_encoding as i64 as u64);
+        pos = put_varint_field(out, pos, KEY_DEADLINE, self.deadline_unix_ms);
+        pos = put_bytes_field(out, pos, KEY_TRACEPARENT, self.traceparent.as_bytes());
+        put_bytes_field(out, pos, KEY_TRACESTATE, self.tracestate.as_bytes())
+    }
+}
+
+/// The most body bytes the fields take besides the three byte strings: a one-byte key and a
+/// varint of at most 10 bytes for each of the nine fields (a value, or a string's length).
+const MAX_FIELD_OVERHEAD: usize = 9 * 11;
+
+/// Writes the framing byte and the body length at the front of `out`.
+#[inline(always)]
+fn write_header(out: &mut [u8], body_len: usize) {
+    out[0] = FRAMING_VERSION;
+    out[1..HEADER_LEN].copy_from_slice(&(body_len as u32).to_le_bytes());
+}
+
+/// Writes a varint field at `pos` unless `v` is 0; returns the position after it.
+#[inline(always)]
+fn put_varint_field(out: &mut [u8], pos: usize, key: u64, v: u64) -> usize {
+    if v == 0 {
+        return pos;
+    }
+    put_key_and_varint(out, pos, key, v)
+}
+
+/// Writes a length-delimited field at `pos` unless `b` is empty; returns the position after it.
+#[inline(always)]
+fn put_bytes_field(out: &mut [u8], pos: usize, key: u64, b: &[u8]) -> usize {
+    if b.is_empty() {
+        return pos;
+    }
+    let start = put_key_and_varint(out, pos, key, b.len() as u64);
+    let end = start + b.len();
+    out[start..end].copy_from_slice(b);
+    end
+}
+
+/// Writes a one-byte key and the varint `v` at `pos`; returns the position after them. With
+/// the 11 bytes of the longest such pair at hand (always, in the one-pass encoder) the bytes
+/// are stored with a single bounds check.
+#[inline(always)]
+fn put_key_and_varint(out: &mut [u8], pos: usize, key: u64, v: u64) -> usize {
+    match out.get_mut(pos..).and_then(|rest| rest.first_chunk_mut::<11>()) {
+        Some(eleven) => {
+            let [key_byte, ten @ ..] = eleven;
+            *key_byte = key as u8;
+            pos + 1 + pb::put_varint_in(ten, v)
+        }
+        None => {
+            out[pos] = key as u8;
+            pos + 1 + pb::put_varint(&mut out[pos + 1..], v)
+        }
     }
 }
 
@@ -436,6 +568,72 @@ mod tests {
             assert_eq!(mine.is_ok(), prost_ok, "case {case:02x?}: {mine:?}");
             if let Ok(v) = mine {
                 assert_eq!(v.to_frame(), Frame::decode(*case).unwrap());
+            }
+        }
+    }
+
+    /// Bodies built from random fields (in and out of order, repeated, with long keys, wrong
+    /// wire types, unknown fields), then cut or corrupted: accepted and decoded as prost does.
+    #[test]
+    fn random_bodies_agree_with_prost() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for _ in 0..20_000 {
+            let mut body = Vec::new();
+            for _ in 0..next(8) {
+                let field = 1 + next(12) as u32;
+                let wt = [WT_VARINT, WT_LEN, pb::WT_FIXED32, pb::WT_FIXED64][next(4) as usize];
+                let key = u64::from(field << 3) | u64::from(wt);
+                if next(8) == 0 {
+                    // The same key spelled in two bytes.
+                    body.extend_from_slice(&[(key as u8) | 0x80, (key >> 7) as u8]);
+                } else {
+                    body.push(key as u8);
+                }
+                let mut varint = [0u8; 10];
+                let value = [0, 1, 0x7001, 123_456_789, u64::MAX][next(5) as usize];
+                match wt {
+                    WT_VARINT => {
+                        let n = pb::put_varint(&mut varint, value);
+                        body.extend_from_slice(&varint[..n]);
+                    }
+                    WT_LEN => {
+                        let len = next(70) as usize;
+                        let n = pb::put_varint(&mut varint, len as u64);
+                        body.extend_from_slice(&varint[..n]);
+                        body.extend((0..len).map(|i| b'a' + (i % 26) as u8));
+                    }
+                    pb::WT_FIXED32 => body.extend_from_slice(&[1, 2, 3, 4]),
+                    _ => body.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]),
+                }
+            }
+            match next(4) {
+                0 if !body.is_empty() => body.truncate(next(body.len() as u64) as usize),
+                1 if !body.is_empty() => {
+                    let at = next(body.len() as u64) as usize;
+                    body[at] = next(256) as u8;
+                }
+                _ => {}
+            }
+            let mine = FrameView::parse_body(&body);
+            let theirs = Frame::decode(&body[..]);
+            assert_eq!(mine.is_ok(), theirs.is_ok(), "{body:02x?}: {mine:?}");
+            if let (Ok(mine), Ok(theirs)) = (mine, theirs) {
+                assert_eq!(mine.to_frame(), theirs, "{body:02x?}");
+                // Both encoder paths (roomy buffer: one pass; exact buffer: length first).
+                let canonical = theirs.encode_to_vec();
+                let total = HEADER_LEN + canonical.len();
+                for cap in [total, total + 200] {
+                    let mut out = vec![0u8; cap];
+                    assert_eq!(mine.encode_into(&mut out).unwrap(), total);
+                    assert_eq!(&out[HEADER_LEN..total], &canonical[..]);
+                    assert_eq!(out[1..HEADER_LEN], (canonical.len() as u32).to_le_bytes());
+                }
             }
         }
     }

@@ -34,43 +34,116 @@ pub(crate) fn put_varint(out: &mut [u8], mut v: u64) -> usize {
     i + 1
 }
 
+/// Writes `v` as a varint at the front of `out`, which holds the longest one; returns the bytes
+/// written. A fixed-length loop, so no byte needs a bounds check.
+#[inline(always)]
+pub(crate) fn put_varint_in(out: &mut [u8; 10], mut v: u64) -> usize {
+    for (i, byte) in out.iter_mut().enumerate().take(9) {
+        if v < 0x80 {
+            *byte = v as u8;
+            return i + 1;
+        }
+        *byte = (v as u8) | 0x80;
+        v >>= 7;
+    }
+    out[9] = v as u8;
+    10
+}
+
 /// Reads a varint at `*pos`, advancing it. At most 10 bytes; the tenth may only be 0 or 1.
 #[inline(always)]
 pub(crate) fn get_varint(buf: &[u8], pos: &mut usize) -> PbResult<u64> {
-    // Keys and small values are one byte: decide those without a loop.
-    match buf.get(*pos) {
-        Some(&b) if b < 0x80 => {
+    // Keys and small values are one byte: decide those without a call.
+    if let Some(&b) = buf.get(*pos) {
+        if b < 0x80 {
             *pos += 1;
-            Ok(u64::from(b))
+            return Ok(u64::from(b));
         }
-        _ => get_varint_slow(buf, pos),
+    }
+    match varint_slow(buf, *pos) {
+        (_, 0) => Err("invalid varint"),
+        (value, len) => {
+            *pos += len;
+            Ok(value)
+        }
     }
 }
 
-/// The general varint loop, kept out of line so the one-byte case stays small.
-#[inline(never)]
-fn get_varint_slow(buf: &[u8], pos: &mut usize) -> PbResult<u64> {
-    let mut value: u64 = 0;
-    for i in 0..10 {
-        let Some(&b) = buf.get(*pos + i) else {
-            return Err("invalid varint");
-        };
-        if i == 9 && b > 1 {
-            return Err("invalid varint");
+/// [`get_varint`] with the two- and three-byte cases inline too, for a field that is usually
+/// that long (payload protocol ids: 0x7000 and up take three bytes).
+#[inline(always)]
+pub(crate) fn get_varint_short(buf: &[u8], pos: &mut usize) -> PbResult<u64> {
+    if let Some(&[b0, b1, b2]) = buf.get(*pos..).and_then(|rest| rest.first_chunk::<3>()) {
+        let low = u64::from(b0 & 0x7f);
+        if b0 < 0x80 {
+            *pos += 1;
+            return Ok(low);
         }
-        value |= u64::from(b & 0x7f) << (7 * i);
-        if b < 0x80 {
-            *pos += i + 1;
-            return Ok(value);
+        let mid = low | u64::from(b1 & 0x7f) << 7;
+        if b1 < 0x80 {
+            *pos += 2;
+            return Ok(mid);
+        }
+        if b2 < 0x80 {
+            *pos += 3;
+            return Ok(mid | u64::from(b2) << 14);
         }
     }
-    Err("invalid varint")
+    get_varint(buf, pos)
+}
+
+/// The varint at `buf[pos..]` as (value, length), length 0 if it is invalid or cut short.
+/// Kept out of line so the one-byte case stays small; returns in registers.
+#[inline(never)]
+fn varint_slow(buf: &[u8], pos: usize) -> (u64, usize) {
+    let Some(rest) = buf.get(pos..).filter(|r| !r.is_empty()) else {
+        return (0, 0);
+    };
+    // Up to 8 bytes at once: load the 8 bytes starting at `pos` (or, near the end of `buf`,
+    // the last 8, shifted so that `pos` comes first and zeros follow the end).
+    if let Some(start) = buf.len().checked_sub(8).map(|last| pos.min(last)) {
+        let eight: [u8; 8] = buf[start..start + 8].try_into().expect("8 bytes");
+        let word = u64::from_le_bytes(eight) >> (8 * (pos - start));
+        // Byte i brings bits 7i..7i+6; the first byte without a continuation bit ends the
+        // varint (zeros past the end of `buf` count as such, hence the length check).
+        let mut value = 0;
+        for i in 0..8 {
+            value |= (word >> i) & (0x7f << (7 * i));
+            if word & (0x80 << (8 * i)) == 0 {
+                return if i < rest.len() { (value, i + 1) } else { (0, 0) };
+            }
+        }
+    }
+    varint_in(rest)
+}
+
+/// Decodes the varint at the front of `bytes` one byte at a time: (value, length), length 0
+/// if invalid or cut short.
+#[inline(always)]
+fn varint_in(bytes: &[u8]) -> (u64, usize) {
+    let mut value: u64 = 0;
+    for (i, &b) in bytes.iter().take(10).enumerate() {
+        value |= u64::from(b & 0x7f) << (7 * i);
+        if b < 0x80 {
+            // The tenth byte holds the 64th bit only.
+            if i == 9 && b > 1 {
+                return (0, 0);
+            }
+            return (value, i + 1);
+        }
+    }
+    (0, 0)
 }
 
 /// Reads a field key, returning (field number, wire type).
 #[inline(always)]
 pub(crate) fn get_key(buf: &[u8], pos: &mut usize) -> PbResult<(u32, u8)> {
-    let key = get_varint(buf, pos)?;
+    split_key(get_varint(buf, pos)?)
+}
+
+/// Checks a key read as a varint and splits it into (field number, wire type).
+#[inline]
+pub(crate) fn split_key(key: u64) -> PbResult<(u32, u8)> {
     if key > u64::from(u32::MAX) {
         return Err("invalid key value");
     }
@@ -145,13 +218,6 @@ fn advance(buf: &[u8], pos: &mut usize, n: usize) -> PbResult<()> {
     Ok(())
 }
 
-/// Writes a field key for fields 1..=15 (one byte).
-#[inline]
-pub(crate) fn key_byte(field: u32, wire_type: u8) -> u8 {
-    debug_assert!((1..=15).contains(&field));
-    ((field << 3) as u8) | wire_type
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,9 +228,43 @@ mod tests {
             let mut out = [0u8; 10];
             let n = put_varint(&mut out, v);
             assert_eq!(n, varint_len(v), "{v}");
+            let mut ten = [0u8; 10];
+            assert_eq!(put_varint_in(&mut ten, v), n, "{v}");
+            assert_eq!(ten[..n], out[..n], "{v}");
             let mut pos = 0;
             assert_eq!(get_varint(&out[..n], &mut pos), Ok(v));
             assert_eq!(pos, n);
+        }
+    }
+
+    #[test]
+    fn varints_decode_at_every_distance_from_the_end_of_the_buffer() {
+        let mut values = vec![0u64, 1, 127, 128, 300, 0x7001, 123_456_789, u64::MAX];
+        values.extend((1..64).map(|bit| (1u64 << bit) - 1));
+        values.extend((1..64).map(|bit| 1u64 << bit));
+        for v in values {
+            let mut enc = [0u8; 10];
+            let n = put_varint(&mut enc, v);
+            for before in 0..3 {
+                for after in 0..12 {
+                    // Continuation bytes around the varint: reading past its end would show.
+                    let mut buf = vec![0xffu8; before];
+                    buf.extend_from_slice(&enc[..n]);
+                    buf.extend(std::iter::repeat_n(0xffu8, after));
+                    for read in [get_varint, get_varint_short] {
+                        let mut pos = before;
+                        assert_eq!(read(&buf, &mut pos), Ok(v), "{v} {before} {after}");
+                        assert_eq!(pos, before + n);
+                        // Cut short: every proper prefix is invalid.
+                        for cut in 0..n {
+                            let mut pos = before;
+                            let short = &buf[..before + cut];
+                            assert!(read(short, &mut pos).is_err(), "{v} cut {cut}");
+                            assert_eq!(pos, before);
+                        }
+                    }
+                }
+            }
         }
     }
 
