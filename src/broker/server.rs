@@ -458,7 +458,8 @@ impl EventLoop {
     fn read_from(&mut self, token: Token) {
         let Some(conn) = self.conns.get_mut(&token) else { return };
         if conn.closing {
-            // Drain and discard; the connection ends once its reply is flushed.
+            // Drain and discard until the client closes (its answer went out, then our end of
+            // the stream).
             let mut sink = [0u8; 4096];
             loop {
                 match conn.reader.get_mut().read(&mut sink) {
@@ -645,7 +646,10 @@ impl EventLoop {
             }
         }
         if conn.closing {
-            self.close(token);
+            // Half-close rather than close: a client that writes after the answer was sent
+            // (a refusal at accept, before its Hello) still reads the answer instead of EPIPE.
+            // Its bytes are drained until it closes or the connection's deadline passes.
+            let _ = transport::shutdown(conn.fd, std::net::Shutdown::Write);
         }
     }
 
