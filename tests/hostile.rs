@@ -582,3 +582,22 @@ fn a_registered_worker_stalled_mid_frame_is_disconnected_at_the_frame_timeout() 
         other => panic!("the busy worker's connection ended: {other:?}"),
     }
 }
+
+/// The broker, too, half-closes after an answer: a client refused at accept (over
+/// `max_connections`) that writes its Hello only afterwards still reads the refusal.
+#[test]
+fn a_client_the_broker_refused_that_writes_late_still_reads_the_refusal() {
+    let dir = TempDir::new("broker-latewrite");
+    let mut opts = rp::broker::BrokerServerOptions::new(dir.endpoint(), Vec::new());
+    opts.max_connections = 0;
+    let _broker = rp::broker::BrokerServer::bind(opts).unwrap();
+    for _ in 0..10 {
+        let mut s = UnixStream::connect(dir.sock()).unwrap();
+        thread::sleep(Duration::from_millis(30)); // the refusal is sent (and the write side shut) meanwhile
+        s.write_all(&hello_bytes()).expect("writing the Hello after the refusal must not fail");
+        match read_hello_reply(&s).expect("the refusal is readable") {
+            hello_reply::Result::Refused(r) => assert_eq!(r.code, rp::wire::proto::ErrorCode::RateLimited as i32),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+}
