@@ -152,6 +152,11 @@ impl Conn {
         Ok(count)
     }
 
+    /// True when a complete frame is already buffered (a receive returns it without reading).
+    pub(crate) fn has_buffered_frame(&self) -> bool {
+        self.receiving.lock().unwrap_or_else(|p| p.into_inner()).has_complete_frame()
+    }
+
     /// The socket descriptor, for `poll`/`epoll` (see the type docs). Owned by the connection.
     pub fn fd(&self) -> RawFd {
         self.socket.as_raw_fd()

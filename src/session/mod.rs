@@ -73,9 +73,16 @@ pub const MAX_QUEUED_REQUESTS: usize = 65536;
 /// for a served request).
 pub const MAX_UNREAD_STREAM_BYTES: usize = 64 << 20;
 
-/// The longest a thread reading for itself waits in one `poll` before it looks again at
+/// The longest a thread reading for itself waits in one read before it looks again at
 /// whether what it waits for came by another way (a cancel from another thread).
 const READ_SLICE: Duration = Duration::from_millis(20);
+
+/// While the connection is parked out of the reader thread's set, how often that thread looks
+/// whether anyone still reads for itself; when no one does, it takes the connection back.
+/// This bounds how long a frame no one waits for (a cancel, a response to a call no one waits
+/// on yet) can sit unread after a burst of calls. A session whose requests are taken by a poll
+/// loop (`request_fd`) is never left parked.
+const PARKED_RECHECK: Duration = Duration::from_millis(10);
 
 /// What [`MAX_UNREAD_STREAM_BYTES`] counts for one chunk of `len` payload bytes.
 const fn chunk_cost(len: usize) -> usize {
@@ -173,10 +180,19 @@ struct Inner {
     /// dispatched or the session has ended.
     signal_rx: UnixStream,
     signal_tx: UnixStream,
+    /// Set once [`Session::request_fd`] was asked for: only then is the notification byte kept.
+    signal_used: AtomicBool,
     /// The reader role: held by the thread reading and routing frames (see [`read_while`]).
     reading: Mutex<()>,
-    /// The reader thread's epoll set: the connection, while no waiting thread reads it.
+    /// The reader thread's epoll set: the park notification, and the connection while it is
+    /// not parked.
     reader_set: OwnedFd,
+    /// True while the connection is out of the reader thread's set: a thread read for itself
+    /// and left it out for the next one (consecutive calls then cost no `epoll_ctl`).
+    parked: AtomicBool,
+    /// A byte on this pair tells the reader thread the connection was parked.
+    park_rx: UnixStream,
+    park_tx: UnixStream,
     /// Where librp's own answers go (the answerer thread); taken when the session ends.
     answers: Mutex<Option<Sender<AutoAnswer>>>,
 }
@@ -193,6 +209,8 @@ struct State {
     queue: VecDeque<Request>,
     /// True while the notification socket holds its byte.
     signalled: bool,
+    /// Threads waiting in `next_request` on `requests_changed`.
+    request_waiters: usize,
 }
 
 /// The shared state of one request id on one side: chunks the peer sent, the outcome.
@@ -214,6 +232,8 @@ struct ExchangeState {
     outcome: Option<Outcome>,
     /// This side sent its end of stream.
     write_closed: bool,
+    /// Threads waiting on `changed` (a notification is a system call; none is made for nobody).
+    waiters: usize,
 }
 
 #[derive(Debug)]
@@ -235,12 +255,19 @@ impl Exchange {
         }
         st.outcome = Some(Outcome::Ready(Some(result)));
         st.peer_done = true;
-        self.changed.notify_all();
+        self.notify(&st);
         true
     }
 
     fn is_done(&self) -> bool {
         self.lock().outcome.is_some()
+    }
+
+    /// Wakes the threads waiting on this exchange, if there are any.
+    fn notify(&self, st: &ExchangeState) {
+        if st.waiters > 0 {
+            self.changed.notify_all();
+        }
     }
 }
 
@@ -268,7 +295,11 @@ impl Session {
         let io = |e| Error::io("notification socket", e);
         signal_rx.set_nonblocking(true).map_err(io)?;
         signal_tx.set_nonblocking(true).map_err(io)?;
-        let reader_set = transport::readiness_set(&[conn.fd()]).map_err(|e| Error::io("reader epoll set", e))?;
+        let (park_rx, park_tx) = UnixStream::pair().map_err(|e| Error::io("notification socket", e))?;
+        park_rx.set_nonblocking(true).map_err(io)?;
+        park_tx.set_nonblocking(true).map_err(io)?;
+        let reader_set = transport::readiness_set(&[conn.fd(), park_rx.as_raw_fd()])
+            .map_err(|e| Error::io("reader epoll set", e))?;
         // librp's own error answers are written by a second thread, so routing never blocks
         // on a write (two readers each waiting for the other to read could never finish).
         let (answers, queued_answers) = std::sync::mpsc::channel::<AutoAnswer>();
@@ -281,8 +312,12 @@ impl Session {
             requests_changed: Condvar::new(),
             signal_rx,
             signal_tx,
+            signal_used: AtomicBool::new(false),
             reading: Mutex::new(()),
             reader_set,
+            parked: AtomicBool::new(false),
+            park_rx,
+            park_tx,
             answers: Mutex::new(Some(answers)),
         });
         let answer_inner = Arc::clone(&inner);
@@ -402,6 +437,7 @@ impl Session {
             if read {
                 continue;
             }
+            st.request_waiters += 1;
             st = match until {
                 None => self.inner.requests_changed.wait(st).unwrap_or_else(|p| p.into_inner()),
                 Some(d) => {
@@ -412,6 +448,7 @@ impl Session {
                     self.inner.requests_changed.wait_timeout(st, d - now).unwrap_or_else(|p| p.into_inner()).0
                 }
             };
+            st.request_waiters -= 1;
         }
     }
 
@@ -419,6 +456,10 @@ impl Session {
     /// [`next_request`](Self::next_request) or the session has ended, for `poll`/`epoll` loops.
     /// Level-triggered; owned by the session: never read from or close it.
     pub fn request_fd(&self) -> RawFd {
+        if !self.inner.signal_used.swap(true, Ordering::AcqRel) {
+            let mut st = self.inner.lock();
+            self.inner.update_signal(&mut st);
+        }
         self.inner.signal_rx.as_raw_fd()
     }
 
@@ -506,6 +547,9 @@ impl Inner {
     /// Keeps exactly one byte in the notification socket while a request waits or the session
     /// has ended.
     fn update_signal(&self, st: &mut State) {
+        if !self.signal_used.load(Ordering::Acquire) {
+            return; // no one polls the descriptor: spare the system calls
+        }
         let ready = !st.queue.is_empty() || st.closed.is_some();
         if ready && !st.signalled {
             st.signalled = (&self.signal_tx).write(&[1]).is_ok();
@@ -622,13 +666,28 @@ fn stream_overflowed(inner: &Inner, ex: &Exchange, id: u64, ours: bool) {
 
 /// The reader thread: whenever the connection is readable and no other thread holds the
 /// reader role, reads and routes what arrived; ends the session when the connection ends.
+/// While the connection is parked it looks every [`PARKED_RECHECK`] whether it may take it
+/// back.
 fn read_frames(inner: Arc<Inner>) {
     let reason: Cow<'static, str> = loop {
-        if let Err(e) = transport::wait_readable(inner.reader_set.as_raw_fd(), None) {
-            break format!("connection failed: {e}").into();
+        let parked = inner.parked.load(Ordering::Acquire);
+        let woke = match transport::wait_readable(inner.reader_set.as_raw_fd(), parked.then_some(PARKED_RECHECK)) {
+            Ok(woke) => woke,
+            Err(e) => break format!("connection failed: {e}").into(),
+        };
+        let mut sink = [0u8; 64];
+        while matches!((&inner.park_rx).read(&mut sink), Ok(n) if n > 0) {}
+        // A thread reading for itself has the connection.
+        let Ok(role) = inner.reading.try_lock() else { continue };
+        if inner.parked.load(Ordering::Acquire) {
+            if woke {
+                continue; // just parked: let the next call find it so
+            }
+            // No one has read for itself for a while: take the connection back.
+            let _ = transport::readiness_set_member(inner.reader_set.as_raw_fd(), inner.conn.fd(), true);
+            inner.parked.store(false, Ordering::Release);
         }
-        let role = inner.reading.lock().unwrap_or_else(|p| p.into_inner());
-        let read = read_available(&inner);
+        let read = route_available(&inner);
         drop(role);
         if let Err(reason) = read {
             break reason;
@@ -641,39 +700,54 @@ fn read_frames(inner: Arc<Inner>) {
     inner.end(reason);
 }
 
-/// Reads and routes every frame the connection holds now, without waiting. The caller holds
-/// the reader role. Returns how many frames were routed, or why the session must end.
-fn read_available(inner: &Arc<Inner>) -> Result<usize, Cow<'static, str>> {
-    let mut routed = 0;
-    loop {
-        let mut violation = None;
-        let got = inner.conn.recv_each(Some(Duration::ZERO), 256, |frame| {
-            if violation.is_none() {
-                violation = route(inner, &frame).err();
-            }
-        });
-        if let Some(why) = violation {
-            return Err(why);
+/// Frames routed at most per read, so a thread reading for itself looks at what it waits
+/// for between batches.
+const READ_BATCH: usize = 256;
+
+/// Reads from the connection, waiting up to `wait` for a complete frame (zero: only what is
+/// there), and routes the frames that completed (at most [`READ_BATCH`]). The caller holds
+/// the reader role. Returns how many frames were routed (0: none in time), or why the session
+/// must end.
+fn read_once(inner: &Arc<Inner>, wait: Duration) -> Result<usize, Cow<'static, str>> {
+    let mut violation = None;
+    let got = inner.conn.recv_each(Some(wait), READ_BATCH, |frame| {
+        if violation.is_none() {
+            violation = route(inner, &frame).err();
         }
-        match got {
-            Ok(n) => routed += n,
-            Err(Error::Timeout(_)) => return Ok(routed),
-            Err(Error::Closed(m)) => return Err(m),
-            Err(e) => return Err(format!("connection failed: {e}").into()),
-        }
+    });
+    if let Some(why) = violation {
+        return Err(why);
+    }
+    match got {
+        Ok(n) => Ok(n),
+        Err(Error::Timeout(_)) => Ok(0),
+        Err(Error::Closed(m)) => Err(m),
+        Err(e) => Err(format!("connection failed: {e}").into()),
     }
 }
 
+/// Routes what the connection has now without waiting: a read if nothing complete is
+/// buffered, then batches until no complete frame is left buffered (where no `poll` would see
+/// it). The caller holds the reader role.
+fn route_available(inner: &Arc<Inner>) -> Result<(), Cow<'static, str>> {
+    while read_once(inner, Duration::ZERO)? == READ_BATCH || inner.conn.has_buffered_frame() {}
+    Ok(())
+}
+
 /// Reads the connection on the calling thread until `done` is true, `until` passes or the
-/// session ends — if no other thread holds the reader role. Meanwhile the connection is out of
-/// the reader thread's epoll set, so that thread sleeps instead of waking for each frame.
+/// session ends — if no other thread holds the reader role. The connection is parked out of
+/// the reader thread's epoll set meanwhile (and stays so for the next thread that reads for
+/// itself), so that thread sleeps instead of waking for each frame.
 /// Returns false when another thread is reading (wait for it to route instead) or the session
 /// has ended with nothing done.
 fn read_while(inner: &Arc<Inner>, until: Option<Instant>, mut done: impl FnMut() -> bool) -> bool {
     let Ok(role) = inner.reading.try_lock() else { return false };
-    let fd = inner.conn.fd();
-    let set = inner.reader_set.as_raw_fd();
-    let _ = transport::readiness_set_member(set, fd, false);
+    if !inner.parked.load(Ordering::Acquire) {
+        let _ = transport::readiness_set_member(inner.reader_set.as_raw_fd(), inner.conn.fd(), false);
+        inner.parked.store(true, Ordering::Release);
+        // The reader thread may be waiting without a time limit: tell it to recheck.
+        let _ = (&inner.park_tx).write(&[1]);
+    }
     let mut ended = None;
     let mut looked = false;
     while !done() && inner.lock().closed.is_none() {
@@ -682,21 +756,27 @@ fn read_while(inner: &Arc<Inner>, until: Option<Instant>, mut done: impl FnMut()
         if left == Some(Duration::ZERO) {
             break;
         }
-        match transport::wait_readable(fd, Some(left.map_or(READ_SLICE, |l| l.min(READ_SLICE)))) {
-            Ok(false) => continue,
-            Ok(true) => {}
-            Err(e) => {
-                ended = Some(format!("connection failed: {e}").into());
-                break;
-            }
-        }
-        if let Err(why) = read_available(inner) {
+        // A blocking read with the socket's timeout (set again only when it changes).
+        if let Err(why) = read_once(inner, left.map_or(READ_SLICE, |l| l.min(READ_SLICE))) {
             ended = Some(why);
             break;
         }
     }
-    // Back in the reader thread's set; if frames are waiting, that thread wakes at once.
-    let _ = transport::readiness_set_member(set, fd, true);
+    if ended.is_none() {
+        // Frames that completed with the ones waited for, and stay buffered, are routed now.
+        while inner.conn.has_buffered_frame() {
+            if let Err(why) = read_once(inner, Duration::ZERO) {
+                ended = Some(why);
+                break;
+            }
+        }
+    }
+    if inner.signal_used.load(Ordering::Acquire) {
+        // A poll loop waits on `request_fd`: requests must not wait for the recheck, so the
+        // reader thread gets the connection back at once.
+        let _ = transport::readiness_set_member(inner.reader_set.as_raw_fd(), inner.conn.fd(), true);
+        inner.parked.store(false, Ordering::Release);
+    }
     drop(role);
     if let Some(why) = ended {
         inner.conn.close();
@@ -766,8 +846,11 @@ fn route(inner: &Arc<Inner>, frame: &FrameView<'_>) -> Result<(), Cow<'static, s
             }
             st.queue.push_back(request);
             inner.update_signal(&mut st);
+            let waiting = st.request_waiters > 0;
             drop(st);
-            inner.requests_changed.notify_one();
+            if waiting {
+                inner.requests_changed.notify_one();
+            }
         }
         (Some(FrameKind::Request), true) => {
             return Err(format!("protocol violation: the peer sent a request with id {id}, which has this side's parity")
@@ -804,7 +887,7 @@ fn route(inner: &Arc<Inner>, frame: &FrameView<'_>) -> Result<(), Cow<'static, s
                 if msg.end_of_stream {
                     st.peer_done = true;
                 }
-                ex.changed.notify_all();
+                ex.notify(&st);
             }
         }
         (Some(FrameKind::Cancel), false) => {
@@ -867,10 +950,12 @@ fn wait_on<T>(
                 continue;
             }
         }
+        st.waiters += 1;
         st = match limit {
             None => ex.changed.wait(st).unwrap_or_else(|p| p.into_inner()),
             Some(l) => ex.changed.wait_timeout(st, l - now).unwrap_or_else(|p| p.into_inner()).0,
         };
+        st.waiters -= 1;
     }
 }
 
