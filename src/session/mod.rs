@@ -741,6 +741,9 @@ fn route_available(inner: &Arc<Inner>) -> Result<(), Cow<'static, str>> {
 /// Returns false when another thread is reading (wait for it to route instead) or the session
 /// has ended with nothing done.
 fn read_while(inner: &Arc<Inner>, until: Option<Instant>, mut done: impl FnMut() -> bool) -> bool {
+    if until.is_some_and(|u| u <= Instant::now()) {
+        return false; // no time to read: do not park the connection for nothing
+    }
     let Ok(role) = inner.reading.try_lock() else { return false };
     if !inner.parked.load(Ordering::Acquire) {
         let _ = transport::readiness_set_member(inner.reader_set.as_raw_fd(), inner.conn.fd(), false);
