@@ -15,7 +15,7 @@ use super::proto::{push_reply, Push, PushFailure, PushReply, Registration, Regis
 use super::{PUSH_PROTOCOL, PUSH_PROTOCOL_VERSION, REGISTRATION_REQUEST_ID};
 use crate::control::{client_handshake, ClientHello};
 use crate::error::Error;
-use crate::transport::{self, Endpoint, NonBlockingReads, Stream};
+use crate::transport::{self, Endpoint, Stream, SwitchableReads};
 use crate::wire::proto::{FrameKind, Negotiated};
 use crate::wire::{FrameReader, FrameView, FrameWriter, WireError};
 
@@ -99,7 +99,9 @@ pub struct PushClient {
 #[derive(Debug)]
 struct State {
     /// The framed reader; `None` while a receiving thread has it.
-    reader: Option<FrameReader<NonBlockingReads>>,
+    reader: Option<FrameReader<SwitchableReads>>,
+    /// Threads waiting on `changed`, so a receiver notifies only when someone listens.
+    waiting: usize,
     jobs: VecDeque<Job>,
     /// Received and not yet answered; a reply must name one of these, once.
     outstanding: HashSet<u64>,
@@ -158,7 +160,7 @@ impl PushClient {
         socket.set_read_timeout(None).map_err(io)?;
         socket.set_write_timeout(Some(opts.send_timeout)).map_err(io)?;
         // Pushes that arrived with the ack stay buffered in the reader, which changes hands.
-        let reader = reader.map_inner(NonBlockingReads);
+        let reader = reader.map_inner(|stream| SwitchableReads { stream, wait: false });
         let (signal_rx, signal_tx) = UnixStream::pair().map_err(|e| Error::io("notification socket", e))?;
         signal_rx.set_nonblocking(true).map_err(io)?;
         signal_tx.set_nonblocking(true).map_err(io)?;
@@ -168,6 +170,7 @@ impl PushClient {
             socket,
             state: Mutex::new(State {
                 reader: Some(reader),
+                waiting: 0,
                 jobs: VecDeque::new(),
                 outstanding: HashSet::new(),
                 closed: None,
@@ -229,31 +232,46 @@ impl PushClient {
             }
             if let Some(mut reader) = st.reader.take() {
                 // This thread reads the socket (even with no time left, what is already there);
-                // others wait for it on the condition variable.
+                // others wait for it on the condition variable. Waiting forever is one blocking
+                // read; a limited wait polls first, so the limit is kept to the millisecond.
                 polled = true;
                 drop(st);
-                let readable = transport::wait_readable(self.socket.as_raw_fd(), left);
-                st = self.lock();
-                let outcome = match readable {
-                    Ok(false) => Ok(()),
-                    Ok(true) => read_into(&mut reader, &mut st),
-                    Err(e) => Err(format!("connection failed: {e}").into()),
+                let outcome = match left {
+                    None => {
+                        reader.get_mut().wait = true;
+                        let read = reader.read_more();
+                        reader.get_mut().wait = false;
+                        read
+                    }
+                    Some(l) => match transport::wait_readable(self.socket.as_raw_fd(), Some(l)) {
+                        Ok(false) => Ok(0),
+                        Ok(true) => reader.read_more(),
+                        Err(e) => Err(WireError::Io(e)),
+                    },
                 };
+                st = self.lock();
+                let outcome = outcome_into(outcome, &mut reader, &mut st);
                 st.reader = Some(reader);
                 if let Err(reason) = outcome {
                     self.close_with(&mut st, reason);
+                    self.update_signal(&mut st);
                 }
-                self.update_signal(&mut st);
-                self.changed.notify_all();
+                // A push that came is taken at the top of the loop, which also keeps the
+                // notification byte right for the rest.
+                if st.waiting > 0 {
+                    self.changed.notify_all();
+                }
                 continue;
             }
             if expired {
                 return Err(Error::Timeout("no push arrived".into()));
             }
+            st.waiting += 1;
             st = match left {
                 None => self.changed.wait(st).unwrap_or_else(|p| p.into_inner()),
                 Some(l) => self.changed.wait_timeout(st, l).unwrap_or_else(|p| p.into_inner()).0,
             };
+            st.waiting -= 1;
         }
     }
 
@@ -386,7 +404,7 @@ pub(crate) fn fuzz_server_stream(bytes: &[u8]) -> Vec<Job> {
         Ok(ack) if ack.accepted => {}
         _ => return Vec::new(),
     }
-    let mut st = State { reader: None, jobs: VecDeque::new(), outstanding: HashSet::new(), closed: None, signalled: false };
+    let mut st = State { reader: None, waiting: 0, jobs: VecDeque::new(), outstanding: HashSet::new(), closed: None, signalled: false };
     let mut received = Vec::new();
     loop {
         let outcome = take_buffered(&mut reader, &mut st);
@@ -397,9 +415,14 @@ pub(crate) fn fuzz_server_stream(bytes: &[u8]) -> Vec<Job> {
     }
 }
 
-/// Reads what the socket has, then moves every complete frame into the inbox.
-fn read_into(reader: &mut FrameReader<NonBlockingReads>, st: &mut State) -> Result<(), Cow<'static, str>> {
-    match reader.read_more() {
+/// Turns what one read did into the connection's fate, moving every complete frame it
+/// brought into the inbox.
+fn outcome_into(
+    read: Result<usize, WireError>,
+    reader: &mut FrameReader<SwitchableReads>,
+    st: &mut State,
+) -> Result<(), Cow<'static, str>> {
+    match read {
         Ok(_) | Err(WireError::Timeout) => {}
         Err(WireError::Closed) => return Err("the server closed the connection".into()),
         Err(e) => return Err(format!("connection failed: {e}").into()),

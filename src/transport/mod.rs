@@ -216,6 +216,28 @@ impl Read for NonBlockingReads {
     }
 }
 
+/// Reads from a blocking-mode socket shared with blocking writers: without blocking
+/// (`MSG_DONTWAIT`) by default, or waiting for data while `wait` is set, so a reader that would
+/// only `poll` and then read saves the `poll`. A waiting read returns on data, end of stream,
+/// a `shutdown` of the socket (from any thread), or the socket's read timeout.
+#[derive(Debug)]
+pub struct SwitchableReads {
+    /// The socket (in blocking mode).
+    pub stream: Stream,
+    /// Whether the next reads wait for data.
+    pub wait: bool,
+}
+
+impl Read for SwitchableReads {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.wait {
+            (&self.stream).read(buf)
+        } else {
+            sys::recv_dontwait(self.stream.as_raw_fd(), buf)
+        }
+    }
+}
+
 /// `send(2)` with `MSG_NOSIGNAL | MSG_DONTWAIT` on any socket descriptor.
 pub fn send_nonblocking(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     sys::send_nonblocking(fd, buf)
