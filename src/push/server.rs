@@ -180,8 +180,16 @@ pub struct Ticket {
 #[derive(Debug)]
 struct TicketInner {
     correlation_id: u64,
-    state: Mutex<TicketState>,
+    state: Mutex<TicketSlot>,
     done: Condvar,
+}
+
+/// A ticket's outcome and how many threads wait for it (so completing a push nobody waits on,
+/// as `push_wait` does for itself, makes no wake-up call).
+#[derive(Debug)]
+struct TicketSlot {
+    state: TicketState,
+    waiting: usize,
 }
 
 #[derive(Debug)]
@@ -196,7 +204,7 @@ impl Ticket {
         Ticket {
             inner: Arc::new(TicketInner {
                 correlation_id,
-                state: Mutex::new(TicketState::Pending),
+                state: Mutex::new(TicketSlot { state: TicketState::Pending, waiting: 0 }),
                 done: Condvar::new(),
             }),
         }
@@ -209,7 +217,7 @@ impl Ticket {
 
     /// True once the push has an outcome.
     pub fn is_done(&self) -> bool {
-        !matches!(*self.lock(), TicketState::Pending)
+        !matches!(self.lock().state, TicketState::Pending)
     }
 
     /// Waits for the outcome (`None` = forever) and takes it.
@@ -219,39 +227,44 @@ impl Ticket {
     /// with `InvalidArgument`.
     pub fn wait(&self, timeout: Option<Duration>) -> Result<PushOutcome, Error> {
         let deadline = timeout.map(|t| Instant::now() + t);
-        let mut state = self.lock();
+        let mut slot = self.lock();
         loop {
-            match std::mem::replace(&mut *state, TicketState::Taken) {
+            match std::mem::replace(&mut slot.state, TicketState::Taken) {
                 TicketState::Done(result) => return result,
                 TicketState::Taken => {
                     return Err(Error::invalid_argument("the push's outcome was already taken"))
                 }
-                TicketState::Pending => *state = TicketState::Pending,
+                TicketState::Pending => slot.state = TicketState::Pending,
             }
-            state = match deadline {
-                None => self.inner.done.wait(state).unwrap_or_else(|p| p.into_inner()),
+            slot.waiting += 1;
+            slot = match deadline {
+                None => self.inner.done.wait(slot).unwrap_or_else(|p| p.into_inner()),
                 Some(d) => {
                     let now = Instant::now();
                     if now >= d {
+                        slot.waiting -= 1;
                         return Err(Error::Timeout(
                             format!("push {} has no reply yet", self.inner.correlation_id).into(),
                         ));
                     }
-                    self.inner.done.wait_timeout(state, d - now).unwrap_or_else(|p| p.into_inner()).0
+                    self.inner.done.wait_timeout(slot, d - now).unwrap_or_else(|p| p.into_inner()).0
                 }
             };
+            slot.waiting -= 1;
         }
     }
 
     fn complete(&self, result: Result<PushOutcome, Error>) {
-        let mut state = self.lock();
-        if matches!(*state, TicketState::Pending) {
-            *state = TicketState::Done(result);
-            self.inner.done.notify_all();
+        let mut slot = self.lock();
+        if matches!(slot.state, TicketState::Pending) {
+            slot.state = TicketState::Done(result);
+            if slot.waiting > 0 {
+                self.inner.done.notify_all();
+            }
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, TicketState> {
+    fn lock(&self) -> MutexGuard<'_, TicketSlot> {
         self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
