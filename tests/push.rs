@@ -414,3 +414,47 @@ fn workers_connecting_at_the_same_moment_all_register() {
         assert!(!ids.contains(&0));
     }
 }
+
+/// `push_wait` keeps its worker's socket out of the event loop's epoll set between calls: the
+/// event loop must still read the replies to async pushes at once (alone and interleaved with
+/// `push_wait`s), and notice the worker leaving after the last `push_wait` without another push.
+#[test]
+fn a_worker_served_by_push_wait_is_still_watched_by_the_event_loop() {
+    let dir = TempDir::new("parked");
+    let server = PushServer::bind(ServerOptions { events: true, ..ServerOptions::new(dir.endpoint()) }).expect("bind");
+    let client = Arc::new(worker(server.endpoint(), "q"));
+    let answering = echo_worker(Arc::clone(&client));
+    let wait = Duration::from_secs(5);
+    assert!(matches!(server.next_event(Some(wait)), Ok(ServerEvent::WorkerConnected(_))));
+    let target = || Target::TaskQueue("q".into());
+    for i in 0..2000 {
+        let payload = format!("p{i}");
+        let expected = PushOutcome::Reply(format!("echo:{payload}").into_bytes());
+        if i % 3 == 2 {
+            let ticket = server.push(target(), spec(payload.as_bytes())).unwrap();
+            assert_eq!(ticket.wait(Some(wait)).unwrap(), expected, "async push {i}");
+        } else {
+            assert_eq!(server.push_wait(target(), spec(payload.as_bytes()), wait).unwrap(), expected, "push_wait {i}");
+        }
+    }
+    // Several async pushes in flight while a push_wait reads the same worker.
+    let tickets: Vec<_> = (0..10).map(|_| server.push(target(), spec(b"a")).unwrap()).collect();
+    assert_eq!(server.push_wait(target(), spec(b"w"), wait).unwrap(), PushOutcome::Reply(b"echo:w".to_vec()));
+    for t in &tickets {
+        assert_eq!(t.wait(Some(wait)).unwrap(), PushOutcome::Reply(b"echo:a".to_vec()));
+    }
+    assert_eq!(server.push_wait(target(), spec(b"last"), wait).unwrap(), PushOutcome::Reply(b"echo:last".to_vec()));
+    let id = client.worker_id();
+    client.close();
+    answering.join().unwrap();
+    let started = Instant::now();
+    loop {
+        match server.next_event(Some(wait)) {
+            Ok(ServerEvent::WorkerDisconnected { worker_id, .. }) if worker_id == id => break,
+            Ok(_) => {}
+            Err(e) => panic!("the worker's departure went unnoticed: {e}"),
+        }
+    }
+    assert!(started.elapsed() < Duration::from_secs(1), "noticed after {:?}", started.elapsed());
+    assert!(server.workers().is_empty());
+}

@@ -160,7 +160,7 @@ impl PushClient {
         socket.set_read_timeout(None).map_err(io)?;
         socket.set_write_timeout(Some(opts.send_timeout)).map_err(io)?;
         // Pushes that arrived with the ack stay buffered in the reader, which changes hands.
-        let reader = reader.map_inner(|stream| SwitchableReads { stream, wait: false });
+        let reader = reader.map_inner(SwitchableReads::new);
         let (signal_rx, signal_tx) = UnixStream::pair().map_err(|e| Error::io("notification socket", e))?;
         signal_rx.set_nonblocking(true).map_err(io)?;
         signal_tx.set_nonblocking(true).map_err(io)?;

@@ -28,7 +28,7 @@ use super::{now_unix_ms, PUSH_PROTOCOL, PUSH_PROTOCOL_VERSION};
 use crate::control::{check_hello_fields, hello_reply_frame, negotiated, Refusal};
 use crate::error::Error;
 use crate::event_queue::EventQueue;
-use crate::transport::{self, Endpoint, ListenOptions, Listener, NonBlockingReads, PeerCredentials, Stream};
+use crate::transport::{self, Endpoint, ListenOptions, Listener, PeerCredentials, Stream, SwitchableReads};
 use crate::wire::proto::{hello_reply, ErrorCode, FrameKind, Hello};
 use crate::wire::{registry, FrameReader, FrameView, WireError, HELLO_MAX_BODY, MAX_BODY};
 
@@ -289,8 +289,12 @@ struct Shared {
     workers: Mutex<BTreeMap<u64, WorkerInfo>>,
     /// Registered workers' connections, for picking one and writing to it.
     links: RwLock<HashMap<u64, Arc<Link>>>,
-    /// Pushes sent and not yet answered. Lock order: `in_flight`, then a link's `io`.
+    /// Pushes sent and not yet answered. Lock order: a link's `reader`, `in_flight`, then a
+    /// link's `io`.
     in_flight: Mutex<HashMap<u64, InFlight>>,
+    /// Links out of the epoll set between `push_wait` calls ([`LinkIo::parked`]); the event loop
+    /// puts each back once idle. Changed only by a holder of the link's reader.
+    parked: Mutex<HashSet<Token>>,
     /// (deadline in Unix ms, correlation id) of pushes with a deadline.
     deadlines: Mutex<BinaryHeap<Reverse<(u64, u64)>>>,
     /// When the event loop will next wake by itself (Unix ms; u64::MAX = never).
@@ -316,6 +320,8 @@ enum Command {
     WantWrite(Token),
     /// A caller reading a link found it broken.
     Close(Token, Cow<'static, str>),
+    /// The event loop skipped reading a link while a caller held its reader.
+    Read(Token),
     Stop,
 }
 
@@ -329,8 +335,12 @@ struct Link {
     fd: RawFd,
     /// The framed reader, owner of the socket. Held by the event loop while it reads, or by a
     /// `push_wait` caller while it waits for its reply with the socket out of the epoll set.
-    reader: Mutex<FrameReader<NonBlockingReads>>,
+    reader: Mutex<FrameReader<SwitchableReads>>,
     io: Mutex<LinkIo>,
+    /// Set by the event loop when it had a read to do but another thread held `reader`: that
+    /// thread asks the loop to read once it lets go, since the edge-triggered event that called
+    /// for the read will not come again.
+    missed_read: AtomicBool,
     /// Set once the worker is registered.
     worker: OnceLock<RegisteredWorker>,
     in_flight_count: AtomicUsize,
@@ -342,14 +352,43 @@ struct RegisteredWorker {
     registration: Registration,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct LinkIo {
     out: Vec<u8>,
     out_pos: usize,
     wants_write: bool,
     closed: bool,
     in_flight: HashSet<u64>,
+    /// Out of the event loop's epoll set: a `push_wait` caller took it out to read its reply
+    /// itself, and it stays out for the next call until the event loop needs it (an async push
+    /// or bytes to flush) or it has been idle for [`PARKED_IDLE`].
+    parked: bool,
+    /// When the last `push_wait` caller let go of the link.
+    idle_since: Instant,
 }
+
+impl Default for LinkIo {
+    fn default() -> Self {
+        LinkIo {
+            out: Vec::new(),
+            out_pos: 0,
+            wants_write: false,
+            closed: false,
+            in_flight: HashSet::new(),
+            parked: false,
+            idle_since: Instant::now(),
+        }
+    }
+}
+
+/// The longest a `push_wait` caller's read waits before it looks whether the event loop
+/// completed its push (a deadline that passed).
+const READ_SLICE: Duration = Duration::from_millis(20);
+
+/// How long a link parked by `push_wait` may go unused before the event loop watches it again,
+/// so a worker that leaves or sends something unasked while nobody pushes is noticed within
+/// about twice this.
+const PARKED_IDLE: Duration = Duration::from_millis(5);
 
 /// What writing to a link did.
 enum Sent {
@@ -403,6 +442,25 @@ impl Link {
         io.out_pos = 0;
         io.out.extend_from_slice(&bytes[at..]);
         Sent::Queued
+    }
+
+    /// The reader, for the event loop; `None` while another thread holds it, which then finds
+    /// `missed_read` set when it lets go (see [`Link::let_go`]).
+    fn reader_for_loop(&self) -> Option<MutexGuard<'_, FrameReader<SwitchableReads>>> {
+        if let Ok(reader) = self.reader.try_lock() {
+            return Some(reader);
+        }
+        self.missed_read.store(true, Ordering::SeqCst);
+        // Taken again in case the holder let go before the flag was set.
+        let reader = self.reader.try_lock().ok()?;
+        self.missed_read.store(false, Ordering::SeqCst);
+        Some(reader)
+    }
+
+    /// To call by a thread other than the event loop right after it let go of the reader: true
+    /// when the event loop skipped a read meanwhile, which the thread must then ask for.
+    fn let_go(&self) -> bool {
+        self.missed_read.load(Ordering::SeqCst) && self.missed_read.swap(false, Ordering::SeqCst)
     }
 
     /// Bytes queued and not yet written.
@@ -557,7 +615,7 @@ impl Shared {
 
     /// Moves every complete buffered frame of a registered link to its ticket. Any frame but a
     /// push reply ends the connection (the reason is returned).
-    fn drain_replies(&self, link: &Link, reader: &mut FrameReader<NonBlockingReads>) -> Result<(), Cow<'static, str>> {
+    fn drain_replies(&self, link: &Link, reader: &mut FrameReader<SwitchableReads>) -> Result<(), Cow<'static, str>> {
         loop {
             let (id, reply) = {
                 let frame = match reader.next_buffered() {
@@ -580,20 +638,20 @@ impl Shared {
     fn read_until_done(&self, link: &Link, ticket: &Ticket, deadline: Instant) {
         let Ok(mut reader) = link.reader.try_lock() else { return };
         // Out of the event loop's epoll set while this thread reads, so it is not woken.
-        let _ = self.registry.deregister(&mut SourceFd(&link.fd()));
+        let first_parked = self.park(link);
         let mut failure = self.drain_replies(link, &mut reader).err();
+        // Waiting reads, at most READ_SLICE each: the ticket may also be completed by the event
+        // loop (deadline passed, worker disconnected), which is seen between two reads. Closing
+        // the link shuts the socket down, which ends a read at once.
+        reader.get_mut().wait = true;
         while failure.is_none() && !ticket.is_done() {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
             }
-            match transport::wait_readable(link.fd(), Some(left)) {
-                Ok(false) => break,
-                Ok(true) => {}
-                Err(e) => {
-                    failure = Some(format!("connection failed: {e}").into());
-                    break;
-                }
+            if let Err(e) = reader.get_mut().set_wait_limit(Some(left.min(READ_SLICE))) {
+                failure = Some(format!("connection failed: {e}").into());
+                break;
             }
             failure = match reader.read_more() {
                 Ok(_) | Err(WireError::Timeout) => self.drain_replies(link, &mut reader).err(),
@@ -601,15 +659,67 @@ impl Shared {
                 Err(e) => Some(format!("connection failed: {e}").into()),
             };
         }
-        let closed = link.lock_io().closed;
-        if !closed {
-            let interest = if link.lock_io().wants_write { Interest::READABLE | Interest::WRITABLE } else { Interest::READABLE };
-            let _ = self.registry.register(&mut SourceFd(&link.fd()), link.token, interest);
-        }
+        reader.get_mut().wait = false;
         drop(reader);
+        if link.let_go() {
+            self.command(Command::Read(link.token));
+        }
         if let Some(reason) = failure {
             self.command(Command::Close(link.token, reason));
+            return;
         }
+        // Checked after letting go of the reader: a thread that wanted the link back in the
+        // set while this one held it could not put it back itself.
+        let needs_loop = {
+            let mut io = link.lock_io();
+            io.idle_since = Instant::now();
+            !io.in_flight.is_empty() || io.wants_write
+        };
+        if needs_loop {
+            self.unpark(link);
+        }
+        if first_parked {
+            // The event loop has no parked link to look after yet: it schedules the idle check.
+            let _ = self.waker.wake();
+        }
+    }
+
+    /// Takes a link whose reader the caller holds out of the event loop's epoll set, unless it
+    /// is out already. True when it is the only parked link (the event loop must be told).
+    fn park(&self, link: &Link) -> bool {
+        let mut io = link.lock_io();
+        if io.parked || io.closed {
+            return false;
+        }
+        let _ = self.registry.deregister(&mut SourceFd(&link.fd()));
+        io.parked = true;
+        drop(io);
+        let mut parked = self.parked.lock().unwrap_or_else(|p| p.into_inner());
+        parked.insert(link.token);
+        parked.len() == 1
+    }
+
+    /// Puts a parked link back in the event loop's epoll set, with the interest in force. Fails
+    /// (false) while another thread holds its reader; a `push_wait` caller re-checks whether
+    /// the link is needed when it lets go.
+    fn unpark(&self, link: &Link) -> bool {
+        let Ok(reader) = link.reader.try_lock() else { return false };
+        let mut io = link.lock_io();
+        if io.parked {
+            io.parked = false;
+            if !io.closed {
+                let interest = if io.wants_write { Interest::READABLE | Interest::WRITABLE } else { Interest::READABLE };
+                let _ = self.registry.register(&mut SourceFd(&link.fd()), link.token, interest);
+            }
+        }
+        drop(io);
+        self.parked.lock().unwrap_or_else(|p| p.into_inner()).remove(&link.token);
+        drop(reader);
+        // Bytes already waiting raise the event at once, maybe while this thread held the reader.
+        if link.let_go() {
+            self.command(Command::Read(link.token));
+        }
+        true
     }
 }
 
@@ -632,6 +742,7 @@ impl PushServer {
             workers: Mutex::new(BTreeMap::new()),
             links: RwLock::new(HashMap::new()),
             in_flight: Mutex::new(HashMap::new()),
+            parked: Mutex::new(HashSet::new()),
             deadlines: Mutex::new(BinaryHeap::new()),
             loop_wakes_at: AtomicU64::new(u64::MAX),
             round_robin: AtomicU64::new(0),
@@ -661,7 +772,12 @@ impl PushServer {
             return Err(Error::Closed("the server is shut down".into()));
         }
         let ticket = Ticket::new(self.shared.next_correlation.fetch_add(1, Ordering::Relaxed));
-        self.shared.start_push(&target, &spec, &ticket);
+        if let Some(link) = self.shared.start_push(&target, &spec, &ticket) {
+            // The event loop reads the reply: a link parked by `push_wait` goes back in its set.
+            if link.lock_io().parked {
+                self.shared.unpark(&link);
+            }
+        }
         Ok(ticket)
     }
 
@@ -807,6 +923,8 @@ struct EventLoop {
     conn_deadlines: BinaryHeap<Reverse<(Instant, Token)>>,
     /// Set when accepting failed (EMFILE, ENFILE, ENOMEM...): when to try again.
     accept_retry: Option<Instant>,
+    /// When to look at the parked links next (`None`: at the next wake-up).
+    park_check: Option<Instant>,
 }
 
 /// Ends a refused connection's sending side once its refusal is out, rather than closing it: a
@@ -850,6 +968,7 @@ impl EventLoop {
             conn_deadlines: BinaryHeap::new(),
             per_uid: HashMap::new(),
             accept_retry: None,
+            park_check: None,
         })
     }
 
@@ -881,6 +1000,7 @@ impl EventLoop {
                 break;
             }
             self.expire();
+            self.unpark_idle();
             if self.accept_retry.is_some_and(|at| at <= Instant::now()) {
                 self.accept_all();
             }
@@ -896,7 +1016,8 @@ impl EventLoop {
         self.shared.loop_wakes_at.store(push_ms.unwrap_or(u64::MAX), Ordering::Release);
         drop(deadlines);
         let mut next: Option<Duration> = push_ms.map(|ms| Duration::from_millis(ms.saturating_sub(now_unix_ms())));
-        for at in self.conn_deadlines.peek().map(|Reverse((at, _))| *at).into_iter().chain(self.accept_retry) {
+        let conn_deadline = self.conn_deadlines.peek().map(|Reverse((at, _))| *at);
+        for at in conn_deadline.into_iter().chain(self.accept_retry).chain(self.park_check) {
             let d = at.saturating_duration_since(Instant::now());
             next = Some(next.map_or(d, |n| n.min(d)));
         }
@@ -929,14 +1050,20 @@ impl EventLoop {
     }
 
     fn add_connection(&mut self, socket: Stream) {
+        // Blocking mode, so a `push_wait` caller can wait for its reply in one `recv`; every
+        // other read and write on it says `MSG_DONTWAIT`, so the event loop never blocks.
+        if socket.set_nonblocking(false).is_err() {
+            return;
+        }
         let token = Token(self.next_token);
         self.next_token += 1;
         let peer = socket.peer_credentials();
         let link = Arc::new(Link {
             token,
             fd: socket.as_raw_fd(),
-            reader: Mutex::new(FrameReader::with_max_body(NonBlockingReads(socket), HELLO_MAX_BODY)),
+            reader: Mutex::new(FrameReader::with_max_body(SwitchableReads::new(socket), HELLO_MAX_BODY)),
             io: Mutex::new(LinkIo::default()),
+            missed_read: AtomicBool::new(false),
             worker: OnceLock::new(),
             in_flight_count: AtomicUsize::new(0),
         });
@@ -1003,7 +1130,7 @@ impl EventLoop {
         let Some(conn) = self.conns.get(&token) else { return };
         let link = Arc::clone(&conn.link);
         // A caller waiting for its reply reads this link itself.
-        let Ok(mut reader) = link.reader.try_lock() else { return };
+        let Some(mut reader) = link.reader_for_loop() else { return };
         loop {
             let Some(phase) = self.conns.get(&token).map(|c| c.phase) else { return };
             match phase {
@@ -1063,7 +1190,7 @@ impl EventLoop {
     /// Starts, restarts or clears the deadline of a registered worker's partial frame, so a
     /// worker that stalls mid-frame is disconnected after [`ServerOptions::frame_timeout`]
     /// while one that keeps completing frames never is.
-    fn track_partial_frame(&mut self, token: Token, reader: &FrameReader<NonBlockingReads>) {
+    fn track_partial_frame(&mut self, token: Token, reader: &FrameReader<SwitchableReads>) {
         let timeout = self.opts.frame_timeout;
         let Some(conn) = self.conns.get_mut(&token) else { return };
         let frames = reader.frames_read();
@@ -1209,6 +1336,7 @@ impl EventLoop {
                 }
                 Some(Command::WantWrite(token)) => self.flush(token),
                 Some(Command::Close(token, reason)) => self.close(token, reason),
+                Some(Command::Read(token)) => self.read_from(token),
             }
         }
     }
@@ -1310,16 +1438,53 @@ impl EventLoop {
             io.out.drain(..at);
             io.out_pos = 0;
         }
+        let mut unpark = false;
         if drained == io.wants_write {
             io.wants_write = !drained;
-            let interest = if drained { Interest::READABLE } else { Interest::READABLE | Interest::WRITABLE };
-            // Fails harmlessly while a caller has the socket out of the set; it re-adds it with
-            // the interest in force then.
-            let _ = self.shared.registry.reregister(&mut SourceFd(&link.fd()), token, interest);
+            if io.parked {
+                // Out of the set (see `LinkIo::parked`): back in to be told when writable.
+                unpark = !drained;
+            } else {
+                let interest = if drained { Interest::READABLE } else { Interest::READABLE | Interest::WRITABLE };
+                let _ = self.shared.registry.reregister(&mut SourceFd(&link.fd()), token, interest);
+            }
         }
         drop(io);
+        if unpark {
+            self.shared.unpark(&link);
+        }
         if drained && closing {
             half_close(&link);
+        }
+    }
+
+    /// Puts back in the epoll set every parked link that no `push_wait` caller has used for
+    /// [`PARKED_IDLE`], and reads what it has, so a worker that left or sent something while
+    /// parked is noticed.
+    fn unpark_idle(&mut self) {
+        let now = Instant::now();
+        if self.park_check.is_some_and(|at| at > now) {
+            return;
+        }
+        self.park_check = None;
+        let tokens: Vec<Token> = self.shared.parked.lock().unwrap_or_else(|p| p.into_inner()).iter().copied().collect();
+        for token in tokens {
+            let Some(conn) = self.conns.get(&token) else {
+                self.shared.parked.lock().unwrap_or_else(|p| p.into_inner()).remove(&token);
+                continue;
+            };
+            let link = Arc::clone(&conn.link);
+            let due = link.lock_io().idle_since + PARKED_IDLE;
+            // A caller reading it now holds the reader: look again later.
+            let next = if due <= now && self.shared.unpark(&link) {
+                self.read_from(token);
+                continue;
+            } else if due <= now {
+                now + PARKED_IDLE
+            } else {
+                due
+            };
+            self.park_check = Some(self.park_check.map_or(next, |at| at.min(next)));
         }
     }
 

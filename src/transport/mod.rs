@@ -226,6 +226,26 @@ pub struct SwitchableReads {
     pub stream: Stream,
     /// Whether the next reads wait for data.
     pub wait: bool,
+    /// The read timeout last set through [`set_wait_limit`](Self::set_wait_limit).
+    limit: Option<Duration>,
+}
+
+impl SwitchableReads {
+    /// Wraps a socket; reads do not wait until `wait` is set.
+    pub fn new(stream: Stream) -> Self {
+        SwitchableReads { stream, wait: false, limit: None }
+    }
+
+    /// Sets how long a waiting read may wait (the socket's read timeout; `None` = forever).
+    /// Makes a system call only when the limit changes. The kernel rounds it up to its timer
+    /// tick, so callers that must keep a limit to the millisecond `poll` instead.
+    pub fn set_wait_limit(&mut self, limit: Option<Duration>) -> io::Result<()> {
+        if self.limit != limit {
+            self.stream.set_read_timeout(limit)?;
+            self.limit = limit;
+        }
+        Ok(())
+    }
 }
 
 impl Read for SwitchableReads {
