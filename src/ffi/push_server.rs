@@ -529,7 +529,7 @@ pub unsafe extern "C" fn rp_push_server_push_wait(
             return Err(Failure::null("out_result"));
         }
         let outcome = match timeout_arg(timeout_ms) {
-            Some(t) => s.server.push_wait(r.target.clone(), r.spec.clone(), t)?,
+            Some(t) => s.server.push_wait_ref(&r.target, &r.spec, t)?,
             None => s.server.push(r.target.clone(), r.spec.clone())?.wait(None)?,
         };
         // SAFETY: checked non-NULL.

@@ -23,7 +23,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use prost::Message;
 
-use super::proto::{push_reply, Push, PushReply, Registration, RegistrationAck};
+use super::proto::{push_reply, PushReply, Registration, RegistrationAck};
 use super::{now_unix_ms, PUSH_PROTOCOL, PUSH_PROTOCOL_VERSION};
 use crate::control::{check_hello_fields, hello_reply_frame, negotiated, Refusal};
 use crate::error::Error;
@@ -381,6 +381,10 @@ impl Default for LinkIo {
     }
 }
 
+/// A link's send buffer larger than this is freed once empty, so one large push does not keep
+/// its memory.
+const KEEP_SEND_BUFFER: usize = 64 * 1024;
+
 /// The longest a `push_wait` caller's read waits before it looks whether the event loop
 /// completed its push (a deadline that passed).
 const READ_SLICE: Duration = Duration::from_millis(20);
@@ -463,6 +467,43 @@ impl Link {
         self.missed_read.load(Ordering::SeqCst) && self.missed_read.swap(false, Ordering::SeqCst)
     }
 
+    /// Encodes a frame straight into the send buffer (reused from frame to frame) behind
+    /// whatever is queued, and writes what it can without blocking. The frame's size must have
+    /// been checked ([`FrameView::checked_body_len`]); a frame that still fails to encode closes
+    /// the link rather than being half-sent.
+    fn send_frame(&self, frame: &FrameView<'_>) -> Sent {
+        let mut io = self.lock_io();
+        if io.closed {
+            return Sent::Closed;
+        }
+        let queued = io.out_pos < io.out.len();
+        if frame.encode_to_vec(&mut io.out).is_err() {
+            io.closed = true;
+            return Sent::Closed;
+        }
+        if queued {
+            return Sent::Queued;
+        }
+        while io.out_pos < io.out.len() {
+            let at = io.out_pos;
+            match transport::send_nonblocking(self.fd(), &io.out[at..]) {
+                Ok(n) => io.out_pos += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Sent::Queued,
+                Err(_) => {
+                    io.closed = true;
+                    return Sent::Closed;
+                }
+            }
+        }
+        io.out.clear();
+        io.out_pos = 0;
+        if io.out.capacity() > KEEP_SEND_BUFFER {
+            io.out = Vec::new();
+        }
+        Sent::All
+    }
+
     /// Bytes queued and not yet written.
     fn backlog(&self) -> usize {
         let io = self.lock_io();
@@ -532,7 +573,8 @@ impl Shared {
 
     /// Sends a push from the calling thread. Returns the link it went to, or completes the
     /// ticket with the reason it could not be sent.
-    fn start_push(&self, target: &Target, spec: &PushSpec, ticket: &Ticket) -> Option<Arc<Link>> {
+    /// `deadline_unix_ms` replaces the spec's own.
+    fn start_push(&self, target: &Target, spec: &PushSpec, deadline_unix_ms: u64, ticket: &Ticket) -> Option<Arc<Link>> {
         let Some(link) = self.pick(target) else {
             let what = match target {
                 Target::Worker(id) => format!("worker {id} is not connected"),
@@ -548,15 +590,23 @@ impl Shared {
             )));
             return None;
         }
-        if spec.deadline_unix_ms != 0 && spec.deadline_unix_ms <= now_unix_ms() {
+        if deadline_unix_ms != 0 && deadline_unix_ms <= now_unix_ms() {
             ticket.complete(Err(Error::Timeout("the push's deadline has already passed".into())));
             return None;
         }
         let correlation_id = ticket.correlation_id();
-        let payload = Push { payload_protocol: spec.payload_protocol, payload: spec.payload.clone() }.encode_to_vec();
-        let trace = (spec.deadline_unix_ms, spec.traceparent.as_str(), spec.tracestate.as_str());
-        let mut frame = Vec::new();
-        if let Err(e) = push_frame(&mut frame, FrameKind::Event, correlation_id, &payload, Some(trace)) {
+        let payload = encode_push(spec.payload_protocol, &spec.payload);
+        let frame = FrameView {
+            kind: FrameKind::Event as i32,
+            payload_protocol: PUSH_PROTOCOL,
+            payload: &payload,
+            request_id: correlation_id,
+            deadline_unix_ms,
+            traceparent: &spec.traceparent,
+            tracestate: &spec.tracestate,
+            ..FrameView::default()
+        };
+        if let Err(e) = frame.checked_body_len() {
             ticket.complete(Err(e.into()));
             return None;
         }
@@ -575,13 +625,13 @@ impl Shared {
         }
         link.in_flight_count.fetch_add(1, Ordering::Relaxed);
         self.update_in_flight(link.worker_id(), 1);
-        if spec.deadline_unix_ms != 0 {
-            self.deadlines.lock().unwrap_or_else(|p| p.into_inner()).push(Reverse((spec.deadline_unix_ms, correlation_id)));
-            if spec.deadline_unix_ms < self.loop_wakes_at.load(Ordering::Acquire) {
+        if deadline_unix_ms != 0 {
+            self.deadlines.lock().unwrap_or_else(|p| p.into_inner()).push(Reverse((deadline_unix_ms, correlation_id)));
+            if deadline_unix_ms < self.loop_wakes_at.load(Ordering::Acquire) {
                 let _ = self.waker.wake();
             }
         }
-        match link.send(&frame) {
+        match link.send_frame(&frame) {
             Sent::All => {}
             Sent::Queued => self.command(Command::WantWrite(link.token)),
             Sent::Closed => self.command(Command::Close(link.token, "send failed".into())),
@@ -772,7 +822,7 @@ impl PushServer {
             return Err(Error::Closed("the server is shut down".into()));
         }
         let ticket = Ticket::new(self.shared.next_correlation.fetch_add(1, Ordering::Relaxed));
-        if let Some(link) = self.shared.start_push(&target, &spec, &ticket) {
+        if let Some(link) = self.shared.start_push(&target, &spec, spec.deadline_unix_ms, &ticket) {
             // The event loop reads the reply: a link parked by `push_wait` goes back in its set.
             if link.lock_io().parked {
                 self.shared.unpark(&link);
@@ -784,16 +834,23 @@ impl PushServer {
     /// Pushes and waits up to `timeout` for the reply, reading it on the calling thread when no
     /// other thread is reading that worker's connection. Without a deadline of its own the push
     /// gets `now + timeout` as its deadline, so the worker drops it when the caller stops waiting.
-    pub fn push_wait(&self, target: Target, mut spec: PushSpec, timeout: Duration) -> Result<PushOutcome, Error> {
+    pub fn push_wait(&self, target: Target, spec: PushSpec, timeout: Duration) -> Result<PushOutcome, Error> {
+        self.push_wait_ref(&target, &spec, timeout)
+    }
+
+    /// [`push_wait`](Self::push_wait) on a borrowed target and job, which are copied nowhere
+    /// but into the frame.
+    pub fn push_wait_ref(&self, target: &Target, spec: &PushSpec, timeout: Duration) -> Result<PushOutcome, Error> {
         if self.shared.stopping.load(Ordering::Acquire) {
             return Err(Error::Closed("the server is shut down".into()));
         }
-        if spec.deadline_unix_ms == 0 {
-            spec.deadline_unix_ms = now_unix_ms() + timeout.as_millis().max(1) as u64;
-        }
+        let deadline_unix_ms = match spec.deadline_unix_ms {
+            0 => now_unix_ms() + timeout.as_millis().max(1) as u64,
+            own => own,
+        };
         let wait_until = Instant::now() + timeout + Duration::from_millis(50);
         let ticket = Ticket::new(self.shared.next_correlation.fetch_add(1, Ordering::Relaxed));
-        if let Some(link) = self.shared.start_push(&target, &spec, &ticket) {
+        if let Some(link) = self.shared.start_push(target, spec, deadline_unix_ms, &ticket) {
             self.shared.read_until_done(&link, &ticket, wait_until);
         }
         ticket.wait(Some(wait_until.saturating_duration_since(Instant::now())))
@@ -1637,10 +1694,45 @@ fn push_frame(
     frame.encode_to_vec(out)
 }
 
+/// Encodes a `Push` message exactly as prost does (default fields left out), straight from the
+/// borrowed payload instead of a copy of it in a message struct.
+fn encode_push(payload_protocol: u32, payload: &[u8]) -> Vec<u8> {
+    use prost::encoding::{encode_key, encode_varint, WireType};
+    let mut out = Vec::with_capacity(payload.len() + 16);
+    if payload_protocol != 0 {
+        encode_key(1, WireType::Varint, &mut out);
+        encode_varint(u64::from(payload_protocol), &mut out);
+    }
+    if !payload.is_empty() {
+        encode_key(2, WireType::LengthDelimited, &mut out);
+        encode_varint(payload.len() as u64, &mut out);
+        out.extend_from_slice(payload);
+    }
+    out
+}
+
 /// Compares two byte strings in time independent of where they differ.
 pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::push::proto::Push;
+
+    /// The hand-written `Push` encoder matches prost's, defaults and large lengths included.
+    #[test]
+    fn encode_push_matches_prost() {
+        for protocol in [0u32, 1, 0x7001, u32::MAX] {
+            for len in [0usize, 1, 64, 127, 128, 300, 70_000] {
+                let payload: Vec<u8> = (0..len).map(|i| i as u8).collect();
+                let expected = Push { payload_protocol: protocol, payload: payload.clone() }.encode_to_vec();
+                assert_eq!(encode_push(protocol, &payload), expected, "protocol {protocol}, {len} bytes");
+            }
+        }
+    }
 }

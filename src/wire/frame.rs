@@ -346,7 +346,8 @@ impl<'a> FrameView<'a> {
         }
     }
 
-    fn checked_body_len(&self) -> Result<usize, WireError> {
+    /// The body length, or the too-large error encoding would fail with.
+    pub(crate) fn checked_body_len(&self) -> Result<usize, WireError> {
         let body_len = self.body_len();
         if body_len > MAX_BODY as usize {
             return Err(WireError::TooLarge {
