@@ -277,15 +277,14 @@ impl PushClient {
 
     /// Answers a push with a payload.
     pub fn reply(&self, correlation_id: u64, payload: &[u8]) -> Result<(), Error> {
-        let msg = PushReply { result: Some(push_reply::Result::Payload(payload.to_vec())) };
-        self.send_reply(correlation_id, &msg)
+        self.send_reply(correlation_id, &encode_reply_payload(payload))
     }
 
     /// Answers a push with a failure: the worker could not do the job.
     pub fn reply_error(&self, correlation_id: u64, code: i32, message: &str) -> Result<(), Error> {
         let failure = PushFailure { code, message: message.to_owned() };
         let msg = PushReply { result: Some(push_reply::Result::Failure(failure)) };
-        self.send_reply(correlation_id, &msg)
+        self.send_reply(correlation_id, &msg.encode_to_vec())
     }
 
     /// True while `correlation_id` was received and not yet answered.
@@ -293,7 +292,8 @@ impl PushClient {
         self.lock().outstanding.contains(&correlation_id)
     }
 
-    fn send_reply(&self, correlation_id: u64, msg: &PushReply) -> Result<(), Error> {
+    /// Sends an encoded `PushReply`.
+    fn send_reply(&self, correlation_id: u64, payload: &[u8]) -> Result<(), Error> {
         {
             let mut st = self.lock();
             if let Some(reason) = &st.closed {
@@ -305,11 +305,10 @@ impl PushClient {
                 ));
             }
         }
-        let payload = msg.encode_to_vec();
         let frame = FrameView {
             kind: FrameKind::Response as i32,
             payload_protocol: PUSH_PROTOCOL,
-            payload: &payload,
+            payload,
             request_id: correlation_id,
             ..FrameView::default()
         };
@@ -373,6 +372,17 @@ impl Drop for PushClient {
     fn drop(&mut self) {
         self.close();
     }
+}
+
+/// Encodes a `PushReply` carrying `payload` exactly as prost does (a oneof field is written even
+/// when empty), straight from the borrowed bytes instead of a copy of them in a message struct.
+fn encode_reply_payload(payload: &[u8]) -> Vec<u8> {
+    use prost::encoding::{encode_key, encode_varint, WireType};
+    let mut out = Vec::with_capacity(payload.len() + 6);
+    encode_key(1, WireType::LengthDelimited, &mut out);
+    encode_varint(payload.len() as u64, &mut out);
+    out.extend_from_slice(payload);
+    out
 }
 
 /// Checks and decodes the server's answer to the registration.
@@ -462,6 +472,21 @@ fn take_buffered<R: Read>(reader: &mut FrameReader<R>, st: &mut State) -> Result
                 st.outstanding.remove(&id);
             }
             _ => return Err(format!("protocol violation: unexpected frame kind {}", frame.kind).into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The hand-written `PushReply` encoder matches prost's, the empty payload included.
+    #[test]
+    fn encode_reply_payload_matches_prost() {
+        for len in [0usize, 1, 64, 127, 128, 70_000] {
+            let payload: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let expected = PushReply { result: Some(push_reply::Result::Payload(payload.clone())) }.encode_to_vec();
+            assert_eq!(encode_reply_payload(&payload), expected, "{len} bytes");
         }
     }
 }
