@@ -458,3 +458,29 @@ fn a_worker_served_by_push_wait_is_still_watched_by_the_event_loop() {
     assert!(started.elapsed() < Duration::from_secs(1), "noticed after {:?}", started.elapsed());
     assert!(server.workers().is_empty());
 }
+
+/// A `push_wait` whose worker took the push and never answers ends with `Timeout` at its
+/// deadline (not before, not long after), and the worker is told to drop it.
+#[test]
+fn push_wait_on_a_silent_worker_times_out_at_its_deadline() {
+    let dir = TempDir::new("silent");
+    let server = Arc::new(server(&dir));
+    let client = worker(server.endpoint(), "q");
+    let timeout = Duration::from_millis(300);
+    let started = Instant::now();
+    let waiting = {
+        let s = Arc::clone(&server);
+        thread::spawn(move || s.push_wait(Target::TaskQueue("q".into()), spec(b"held"), timeout))
+    };
+    let job = client.recv(Some(Duration::from_secs(5))).unwrap();
+    let result = waiting.join().unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(result.unwrap_err().kind(), ErrorKind::Timeout);
+    assert!(elapsed >= timeout && elapsed < Duration::from_secs(1), "returned after {elapsed:?}");
+    // The cancel that withdrew it arrives: the push is no longer outstanding.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while client.is_outstanding(job.correlation_id) {
+        assert!(Instant::now() < deadline, "no cancel reached the worker");
+        let _ = client.recv(Some(Duration::from_millis(10)));
+    }
+}

@@ -226,7 +226,12 @@ impl Ticket {
     /// [`is_done`](Self::is_done) tells which). An outcome can be taken once; later calls fail
     /// with `InvalidArgument`.
     pub fn wait(&self, timeout: Option<Duration>) -> Result<PushOutcome, Error> {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        self.wait_until(timeout.map(|t| Instant::now() + t))
+    }
+
+    /// [`wait`](Self::wait) until an instant (`None` = forever); reads no clock when the
+    /// outcome is already there.
+    fn wait_until(&self, deadline: Option<Instant>) -> Result<PushOutcome, Error> {
         let mut slot = self.lock();
         loop {
             match std::mem::replace(&mut slot.state, TicketState::Taken) {
@@ -573,7 +578,8 @@ impl Shared {
 
     /// Sends a push from the calling thread. Returns the link it went to, or completes the
     /// ticket with the reason it could not be sent.
-    /// `deadline_unix_ms` replaces the spec's own.
+    /// `deadline_unix_ms` replaces the spec's own; the caller has it kept
+    /// ([`enforce_deadline`](Self::enforce_deadline)).
     fn start_push(&self, target: &Target, spec: &PushSpec, deadline_unix_ms: u64, ticket: &Ticket) -> Option<Arc<Link>> {
         let Some(link) = self.pick(target) else {
             let what = match target {
@@ -590,7 +596,9 @@ impl Shared {
             )));
             return None;
         }
-        if deadline_unix_ms != 0 && deadline_unix_ms <= now_unix_ms() {
+        // A deadline the spec did not set was just derived from the clock by `push_wait`.
+        let own_deadline = deadline_unix_ms == spec.deadline_unix_ms;
+        if own_deadline && deadline_unix_ms != 0 && deadline_unix_ms <= now_unix_ms() {
             ticket.complete(Err(Error::Timeout("the push's deadline has already passed".into())));
             return None;
         }
@@ -625,18 +633,24 @@ impl Shared {
         }
         link.in_flight_count.fetch_add(1, Ordering::Relaxed);
         self.update_in_flight(link.worker_id(), 1);
-        if deadline_unix_ms != 0 {
-            self.deadlines.lock().unwrap_or_else(|p| p.into_inner()).push(Reverse((deadline_unix_ms, correlation_id)));
-            if deadline_unix_ms < self.loop_wakes_at.load(Ordering::Acquire) {
-                let _ = self.waker.wake();
-            }
-        }
         match link.send_frame(&frame) {
             Sent::All => {}
             Sent::Queued => self.command(Command::WantWrite(link.token)),
             Sent::Closed => self.command(Command::Close(link.token, "send failed".into())),
         }
         Some(link)
+    }
+
+    /// Has the event loop fail a push that is still unanswered at `deadline_unix_ms` (0 = none),
+    /// and tell its worker to drop it.
+    fn enforce_deadline(&self, deadline_unix_ms: u64, correlation_id: u64) {
+        if deadline_unix_ms == 0 {
+            return;
+        }
+        self.deadlines.lock().unwrap_or_else(|p| p.into_inner()).push(Reverse((deadline_unix_ms, correlation_id)));
+        if deadline_unix_ms < self.loop_wakes_at.load(Ordering::Acquire) {
+            let _ = self.waker.wake();
+        }
     }
 
     /// A worker's reply arrived (read by the event loop or by a waiting caller).
@@ -823,6 +837,7 @@ impl PushServer {
         }
         let ticket = Ticket::new(self.shared.next_correlation.fetch_add(1, Ordering::Relaxed));
         if let Some(link) = self.shared.start_push(&target, &spec, spec.deadline_unix_ms, &ticket) {
+            self.shared.enforce_deadline(spec.deadline_unix_ms, ticket.correlation_id());
             // The event loop reads the reply: a link parked by `push_wait` goes back in its set.
             if link.lock_io().parked {
                 self.shared.unpark(&link);
@@ -844,16 +859,25 @@ impl PushServer {
         if self.shared.stopping.load(Ordering::Acquire) {
             return Err(Error::Closed("the server is shut down".into()));
         }
+        let now = Instant::now();
+        let now_ms = now_unix_ms();
         let deadline_unix_ms = match spec.deadline_unix_ms {
-            0 => now_unix_ms() + timeout.as_millis().max(1) as u64,
+            0 => now_ms + timeout.as_millis().max(1) as u64,
             own => own,
         };
-        let wait_until = Instant::now() + timeout + Duration::from_millis(50);
+        let wait_until = now + timeout + Duration::from_millis(50);
+        let expires = now + Duration::from_millis(deadline_unix_ms.saturating_sub(now_ms));
         let ticket = Ticket::new(self.shared.next_correlation.fetch_add(1, Ordering::Relaxed));
         if let Some(link) = self.shared.start_push(target, spec, deadline_unix_ms, &ticket) {
-            self.shared.read_until_done(&link, &ticket, wait_until);
+            // While this thread reads the reply itself it also keeps the deadline, so a push
+            // answered in time never enters the event loop's deadline heap.
+            self.shared.read_until_done(&link, &ticket, expires.min(wait_until));
+            if !ticket.is_done() {
+                // Another thread reads this worker, or the deadline came: the loop takes over.
+                self.shared.enforce_deadline(deadline_unix_ms, ticket.correlation_id());
+            }
         }
-        ticket.wait(Some(wait_until.saturating_duration_since(Instant::now())))
+        ticket.wait_until(Some(wait_until))
     }
 
     /// The registered workers.
