@@ -601,3 +601,43 @@ fn a_client_the_broker_refused_that_writes_late_still_reads_the_refusal() {
         }
     }
 }
+
+/// A raw worker served by `push_wait` (its socket kept out of the server's event loop between
+/// calls): once answered, an unasked frame from it still ends its connection promptly; and one
+/// that stalls in the middle of its reply meets the frame timeout once the `push_wait` gave up.
+#[test]
+fn a_worker_served_by_push_wait_is_still_policed() {
+    use rp::wire::proto::FrameKind;
+    let dir = TempDir::new("policed");
+    let frame_timeout = Duration::from_millis(400);
+    let server = Arc::new(server_with(&dir, |o| o.frame_timeout = frame_timeout));
+
+    // Answered, then an unasked request: disconnected without another push.
+    let mut rude = raw_registered_worker(&dir.sock(), "rude");
+    let waiting = {
+        let s = Arc::clone(&server);
+        thread::spawn(move || s.push_wait(Target::TaskQueue("rude".into()), spec(b"job"), Duration::from_secs(5)))
+    };
+    let id = rp::wire::FrameReader::new(&rude).read_frame().expect("the push").request_id;
+    rude.write_all(&frame(FrameKind::Response, rp::push::PUSH_PROTOCOL, id, &[0x0a, 0x01, b'x'])).unwrap();
+    assert_eq!(waiting.join().unwrap().unwrap(), PushOutcome::Reply(b"x".to_vec()));
+    rude.write_all(&frame(FrameKind::Request, rp::push::PUSH_PROTOCOL, 7, &[])).unwrap();
+    let took = wait_closed(&mut rude, Duration::from_secs(5)).expect("the unasked frame went unnoticed");
+    assert!(took < Duration::from_secs(1), "noticed after {took:?}");
+
+    // Half a large reply, then silence: push_wait times out, the frame timeout closes it.
+    let mut stalled = raw_registered_worker(&dir.sock(), "stall");
+    let waiting = {
+        let s = Arc::clone(&server);
+        thread::spawn(move || s.push_wait(Target::TaskQueue("stall".into()), spec(b"job"), Duration::from_millis(200)))
+    };
+    let id = rp::wire::FrameReader::new(&stalled).read_frame().expect("the push").request_id;
+    let reply = frame(FrameKind::Response, rp::push::PUSH_PROTOCOL, id, &vec![1u8; 1 << 20]);
+    let start = Instant::now();
+    stalled.write_all(&reply[..reply.len() / 2]).unwrap();
+    assert_eq!(waiting.join().unwrap().unwrap_err().kind(), ErrorKind::Timeout);
+    let took = wait_closed(&mut stalled, Duration::from_secs(5)).map(|_| start.elapsed());
+    let took = took.expect("the stalled worker is still connected after 5 s");
+    assert!(took >= frame_timeout.mul_f64(0.95), "closed before the frame timeout, after {took:?}");
+    assert_still_serving(&server, "q");
+}

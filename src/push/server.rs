@@ -724,8 +724,11 @@ impl Shared {
             };
         }
         reader.get_mut().wait = false;
+        // Part of a frame already read here raises no event later: the event loop must look, so
+        // that a worker stalled mid-frame meets `frame_timeout`.
+        let partial = !reader.buffered().is_empty();
         drop(reader);
-        if link.let_go() {
+        if link.let_go() || (partial && failure.is_none()) {
             self.command(Command::Read(link.token));
         }
         if let Some(reason) = failure {
