@@ -23,7 +23,7 @@ results="$out/push_rtt_results.txt"
 : > "$results"
 for r in $(seq 1 "$runs"); do
   for b in uds_pingpong push_rtt zmq_reqrep; do
-    line=$(timeout 300 taskset -c "$cpu" "$out/$b" | grep '^RESULT') || { echo "benchmark $b failed" >&2; exit 1; }
+    line=$(timeout 300 taskset -c "$cpu" "$out/$b" | grep '^RESULT') || { echo "benchmark $b failed (run $r)" >&2; exit 1; }
     echo "$r $line" >> "$results"
   done
 done

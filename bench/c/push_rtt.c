@@ -46,7 +46,10 @@ int main(int argc, char **argv) {
         rp_worker_list_free(list);
         if (!ready) usleep(10000);
     }
-    if (!ready) return 1;
+    if (!ready) {
+        fprintf(stderr, "the worker did not register within 5 s\n");
+        return 1;
+    }
     uint8_t payload[BENCH_MSG];
     memset(payload, 'x', sizeof payload);
     rp_push_request *req = NULL;
@@ -56,7 +59,13 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < BENCH_WARMUP + n; i++) {
         uint64_t t0 = bench_now_ns();
         rp_push_result *res = NULL;
-        if (rp_push_server_push_wait(server, req, 5000, &res) != RP_STATUS_OK) return 1;
+        rp_status st = rp_push_server_push_wait(server, req, 5000, &res);
+        if (st != RP_STATUS_OK) {
+            char why[512];
+            rp_last_error_message(why, sizeof why);
+            fprintf(stderr, "push_wait %zu failed: status %d: %s\n", i, (int)st, why);
+            return 1;
+        }
         if (i >= BENCH_WARMUP) samples[i - BENCH_WARMUP] = bench_now_ns() - t0;
         if (rp_push_result_payload(res).len != BENCH_MSG) return 1;
         rp_push_result_free(res);
