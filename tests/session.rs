@@ -276,3 +276,38 @@ fn a_reader_that_falls_64_mib_behind_loses_only_that_exchange() {
     drop(a);
     assert_eq!(server.join().unwrap(), Some(ErrorKind::TooLarge));
 }
+
+/// Whichever thread reads (a caller or dispatcher for itself, or the reader thread, which
+/// takes the connection back after an idle gap), no answer or request is missed: calls from
+/// two threads after gaps around the reader thread's recheck, each answered well before its
+/// timeout, in a pair where both sides also serve.
+#[test]
+fn calls_around_idle_gaps_never_miss_their_answer() {
+    let (a, b) = pair(true, true);
+    let servers = [serve(Arc::clone(&a)), serve(Arc::clone(&b))];
+    let callers: Vec<_> = [Arc::clone(&a), Arc::clone(&b)]
+        .into_iter()
+        .enumerate()
+        .map(|(k, s)| {
+            thread::spawn(move || {
+                for i in 0..60u32 {
+                    // Gaps of 0..=14 ms straddle the 10 ms after which the reader thread
+                    // takes the connection back.
+                    thread::sleep(Duration::from_millis(u64::from((i * 7 + k as u32 * 3) % 15)));
+                    let started = Instant::now();
+                    let got = s.call(ECHO, &i.to_le_bytes(), &CallOptions::default(), Some(Duration::from_secs(3)));
+                    assert_eq!(got.unwrap_or_else(|e| panic!("call {i} failed after {:?}: {e}", started.elapsed())), i.to_le_bytes());
+                    assert!(started.elapsed() < Duration::from_secs(1), "call {i} took {:?}", started.elapsed());
+                }
+            })
+        })
+        .collect();
+    for c in callers {
+        c.join().unwrap();
+    }
+    a.close();
+    b.close();
+    for s in servers {
+        s.join().unwrap();
+    }
+}

@@ -434,7 +434,9 @@ impl Session {
             drop(st);
             let read = read_while(&self.inner, until, || !self.inner.lock().queue.is_empty());
             st = self.inner.lock();
-            if read {
+            // Look again before sleeping: whoever reads may have queued a request meanwhile
+            // (its notification is made only to threads already waiting).
+            if read || !st.queue.is_empty() || st.closed.is_some() {
                 continue;
             }
             st.request_waiters += 1;
@@ -949,7 +951,9 @@ fn wait_on<T>(
             drop(st);
             let read = read_while(inner, limit, || arrived(&ex.lock()));
             st = ex.lock();
-            if read {
+            // Look again before sleeping: whoever reads may have routed our frame meanwhile
+            // (its notification is made only to threads already waiting).
+            if read || arrived(&st) {
                 continue;
             }
         }
