@@ -49,7 +49,7 @@ set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.85 border -1
 set boxwidth 0.9
-set xrange [-0.6:*]
+set xrange [-0.6:$(( $(wc -l < "$data/pinned.dat") ))-0.4]
 set logscale y
 set yrange [1:*]
 set ylabel "round trip (µs, log scale)"
