@@ -120,6 +120,16 @@ pub fn rust_mux() -> rp::mux::Mux {
     rp::mux::Mux::new(&identity, &[PROTOCOL], None).expect("mux")
 }
 
+/// A Rust-API mux like [`rust_mux`] with a boxed detector answering "not legacy", which is
+/// what `rp_mux_new` builds for a NULL callback.
+pub fn rust_mux_with_detector() -> rp::mux::Mux {
+    let identity =
+        rp::mux::DaemonIdentity::current_process("bench", "/tmp/bench.sock", None, rp::mux::LegacyHash::Zeros)
+            .expect("identity");
+    let detector: rp::mux::LegacyDetector = Box::new(|_: &[u8]| Ok(rp::mux::LegacyVerdict::NotLegacy));
+    rp::mux::Mux::new(&identity, &[PROTOCOL], Some(detector)).expect("mux")
+}
+
 /// The reference crate's mux serving [`PROTOCOL`], whose detector always answers "not legacy".
 pub fn reference_mux(
 ) -> running_process::broker::backend_sdk::BackendEndpointMux<impl Fn(&[u8]) -> running_process::broker::backend_sdk::LegacyClassification>
@@ -130,4 +140,90 @@ pub fn reference_mux(
     let endpoint = Endpoint { namespace_id: "bench".into(), path: "/tmp/bench.sock".into() };
     let daemon = DaemonProcess::current_process(endpoint, None).expect("reference identity");
     BackendEndpointMux::new(daemon, &[PROTOCOL], |_: &[u8]| LegacyClassification::NotLegacy)
+}
+
+// The measured operations, shared by the criterion bench and the instruction counter. Each
+// returns a value derived from its result so that nothing is optimised away.
+
+/// Encodes `view` into `out` with the Rust API; returns the bytes written.
+#[inline]
+pub fn encode_rust(view: &rp::FrameView<'_>, out: &mut [u8]) -> usize {
+    view.encode_into(out).unwrap()
+}
+
+/// Encodes `view` into `out` through `rp_frame_encode`; returns the bytes written.
+#[inline]
+pub fn encode_c(view: &rp_frame_view, out: &mut [u8]) -> usize {
+    let mut len = 0usize;
+    // SAFETY: `view`'s views are valid (see `c_view`); `out` is writable for its length.
+    let st = unsafe { rp_frame_encode(view, out.as_mut_ptr(), out.len(), &mut len) };
+    assert_eq!(st, rp_status::Ok);
+    len
+}
+
+/// Encodes `frame` with the reference crate (a new `Vec`); returns its length.
+#[inline]
+pub fn encode_reference(frame: &running_process::frame_v1::Frame) -> usize {
+    running_process::frame_v1::encode_framed(frame).unwrap().len()
+}
+
+/// Decodes the frame at the front of `wire` with the Rust API; returns payload length + consumed.
+#[inline]
+pub fn decode_rust(wire: &[u8]) -> usize {
+    match rp::wire::decode_frame(wire, rp::wire::MAX_BODY).unwrap() {
+        rp::Decoded::Frame { frame, consumed } => frame.payload.len() + consumed,
+        rp::Decoded::NeedMore { .. } => panic!("complete frame expected"),
+    }
+}
+
+/// Decodes through `rp_frame_decode`; returns payload length + consumed.
+#[inline]
+pub fn decode_c(wire: &[u8]) -> usize {
+    let mut frame = std::mem::MaybeUninit::<rp_frame_view>::uninit();
+    let mut used = 0usize;
+    // SAFETY: `wire` is readable for its length; the out-pointers are writable.
+    let st = unsafe { rp_frame_decode(wire.as_ptr(), wire.len(), 0, frame.as_mut_ptr(), &mut used) };
+    assert_eq!(st, rp_status::Ok);
+    // SAFETY: written on OK.
+    unsafe { frame.assume_init() }.payload.len + used
+}
+
+/// Decodes with the reference crate (an owned prost `Frame`); returns payload length + consumed.
+#[inline]
+pub fn decode_reference(wire: &[u8]) -> usize {
+    let d = running_process::frame_v1::try_decode_framed(wire).unwrap().unwrap();
+    d.frame.payload.len() + d.consumed
+}
+
+/// Polls a Rust-API mux; returns payload length + consumed of the payload event.
+#[inline]
+pub fn poll_rust(mux: &rp::mux::Mux, wire: &[u8]) -> usize {
+    match mux.poll(wire).unwrap() {
+        rp::mux::MuxEvent::Payload { frame, consumed } => frame.payload.len() + consumed,
+        other => panic!("payload expected, got {other:?}"),
+    }
+}
+
+/// Polls through `rp_mux_poll`; returns payload length + consumed of the payload event.
+#[inline]
+pub fn poll_c(mux: *const rp_mux, wire: &[u8]) -> usize {
+    let mut ev = std::mem::MaybeUninit::<rp_mux_event>::uninit();
+    // SAFETY: `mux` is live (from `c_mux`); `wire` readable for its length; `ev` writable.
+    let st = unsafe { rp_mux_poll(mux, wire.as_ptr(), wire.len(), ev.as_mut_ptr()) };
+    assert_eq!(st, rp_status::Ok);
+    // SAFETY: written on OK.
+    let ev = unsafe { ev.assume_init() };
+    ev.frame.payload.len + ev.consumed
+}
+
+/// Polls the reference crate's mux; returns payload length + consumed of the payload event.
+#[inline]
+pub fn poll_reference<F: Fn(&[u8]) -> running_process::broker::backend_sdk::LegacyClassification>(
+    mux: &running_process::broker::backend_sdk::BackendEndpointMux<F>,
+    wire: &[u8],
+) -> usize {
+    match mux.poll(wire).unwrap() {
+        running_process::broker::backend_sdk::MuxPoll::Payload { frame, consumed } => frame.payload.len() + consumed,
+        other => panic!("payload expected, got {other:?}"),
+    }
 }
