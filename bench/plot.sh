@@ -40,6 +40,8 @@ when=$(date -u -r "$results" +%Y-%m-%d)
 cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo | sed 's/ \+/ /g')
 machine="$(nproc)-vCPU VM ($cpu)"
 samples=$(cat "$data/pinned.n")
+# One y range for both panels: up to the power of ten above the largest p99.
+ymax=$(awk '{ if ($NF > m) m = $NF } END { y = 1; while (y < m) y *= 10; print y }' "$data/pinned.dat" "$data/unpinned.dat")
 mkdir -p "$(dirname "$png")"
 gnuplot <<EOF
 set terminal pngcairo size 1400,650 font "DejaVu Sans,11" noenhanced
@@ -51,7 +53,7 @@ set style fill solid 0.85 border -1
 set boxwidth 0.9
 set xrange [-0.6:$(( $(wc -l < "$data/pinned.dat") ))-0.4]
 set logscale y
-set yrange [1:*]
+set yrange [1:$ymax]
 set ylabel "round trip (µs, log scale)"
 set grid ytics mytics
 set key top left

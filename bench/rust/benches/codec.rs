@@ -1,8 +1,8 @@
 //! Codec and mux costs on one 64-byte-payload frame: librp through its Rust API, librp through
 //! its C API (called from Rust), and the reference crate as the same-run baseline.
 //! Groups `encode`, `decode`, `mux_poll`; functions `rust`, `c_api`, `reference` (and
-//! `mux_poll/rust_detector`: the Rust mux with a boxed no-op legacy detector, as `rp_mux_new`
-//! builds it for a NULL callback).
+//! `mux_poll/rust_detector`: the Rust mux with a legacy detector, a boxed closure answering
+//! "not legacy", to show what a detector call costs).
 
 use std::hint::black_box;
 

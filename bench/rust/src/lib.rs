@@ -120,8 +120,8 @@ pub fn rust_mux() -> rp::mux::Mux {
     rp::mux::Mux::new(&identity, &[PROTOCOL], None).expect("mux")
 }
 
-/// A Rust-API mux like [`rust_mux`] with a boxed detector answering "not legacy", which is
-/// what `rp_mux_new` builds for a NULL callback.
+/// A Rust-API mux like [`rust_mux`] with a legacy detector: a boxed closure answering "not
+/// legacy" (what a detector call costs).
 pub fn rust_mux_with_detector() -> rp::mux::Mux {
     let identity =
         rp::mux::DaemonIdentity::current_process("bench", "/tmp/bench.sock", None, rp::mux::LegacyHash::Zeros)
