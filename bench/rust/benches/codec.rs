@@ -14,12 +14,22 @@ fn encode(c: &mut Criterion) {
     let cview = c_view();
     let reference = reference_frame();
     let wire = view.to_bytes().unwrap();
-    assert_eq!(running_process::frame_v1::encode_framed(&reference).unwrap(), wire, "same bytes");
+    assert_eq!(
+        running_process::frame_v1::encode_framed(&reference).unwrap(),
+        wire,
+        "same bytes"
+    );
     let mut out = [0u8; 256];
     let mut g = c.benchmark_group("encode");
-    g.bench_function("rust", |b| b.iter(|| encode_rust(black_box(&view), &mut out)));
-    g.bench_function("c_api", |b| b.iter(|| encode_c(black_box(&cview), &mut out)));
-    g.bench_function("reference", |b| b.iter(|| encode_reference(black_box(&reference))));
+    g.bench_function("rust", |b| {
+        b.iter(|| encode_rust(black_box(&view), &mut out))
+    });
+    g.bench_function("c_api", |b| {
+        b.iter(|| encode_c(black_box(&cview), &mut out))
+    });
+    g.bench_function("reference", |b| {
+        b.iter(|| encode_reference(black_box(&reference)))
+    });
     g.finish();
 }
 
@@ -28,7 +38,9 @@ fn decode(c: &mut Criterion) {
     let mut g = c.benchmark_group("decode");
     g.bench_function("rust", |b| b.iter(|| decode_rust(black_box(&wire))));
     g.bench_function("c_api", |b| b.iter(|| decode_c(black_box(&wire))));
-    g.bench_function("reference", |b| b.iter(|| decode_reference(black_box(&wire))));
+    g.bench_function("reference", |b| {
+        b.iter(|| decode_reference(black_box(&wire)))
+    });
     g.finish();
 }
 
@@ -40,9 +52,13 @@ fn mux_poll(c: &mut Criterion) {
     let reference = reference_mux();
     let mut g = c.benchmark_group("mux_poll");
     g.bench_function("rust", |b| b.iter(|| poll_rust(&rust, black_box(&wire))));
-    g.bench_function("rust_detector", |b| b.iter(|| poll_rust(&with_detector, black_box(&wire))));
+    g.bench_function("rust_detector", |b| {
+        b.iter(|| poll_rust(&with_detector, black_box(&wire)))
+    });
     g.bench_function("c_api", |b| b.iter(|| poll_c(cmux, black_box(&wire))));
-    g.bench_function("reference", |b| b.iter(|| poll_reference(&reference, black_box(&wire))));
+    g.bench_function("reference", |b| {
+        b.iter(|| poll_reference(&reference, black_box(&wire)))
+    });
     g.finish();
     // SAFETY: the one reference from `c_mux`.
     unsafe { rp_mux_free(cmux) };

@@ -100,11 +100,24 @@ pub fn c_mux() -> *const rp_mux {
     // SAFETY: NUL-terminated strings, valid out-pointers; the identity is freed after use.
     unsafe {
         assert_eq!(
-            rp_daemon_identity_new_current(c"bench".as_ptr(), c"/tmp/bench.sock".as_ptr(), 0, &mut identity),
+            rp_daemon_identity_new_current(
+                c"bench".as_ptr(),
+                c"/tmp/bench.sock".as_ptr(),
+                0,
+                &mut identity
+            ),
             rp_status::Ok
         );
         assert_eq!(
-            rp_mux_new(identity, &PROTOCOL, 1, None, std::ptr::null_mut(), None, &mut mux),
+            rp_mux_new(
+                identity,
+                &PROTOCOL,
+                1,
+                None,
+                std::ptr::null_mut(),
+                None,
+                &mut mux
+            ),
             rp_status::Ok
         );
         rp_daemon_identity_free(identity);
@@ -114,32 +127,46 @@ pub fn c_mux() -> *const rp_mux {
 
 /// A Rust-API mux serving [`PROTOCOL`], without a legacy detector.
 pub fn rust_mux() -> rp::mux::Mux {
-    let identity =
-        rp::mux::DaemonIdentity::current_process("bench", "/tmp/bench.sock", None, rp::mux::LegacyHash::Zeros)
-            .expect("identity");
+    let identity = rp::mux::DaemonIdentity::current_process(
+        "bench",
+        "/tmp/bench.sock",
+        None,
+        rp::mux::LegacyHash::Zeros,
+    )
+    .expect("identity");
     rp::mux::Mux::new(&identity, &[PROTOCOL], None).expect("mux")
 }
 
 /// A Rust-API mux like [`rust_mux`] with a legacy detector: a boxed closure answering "not
 /// legacy" (what a detector call costs).
 pub fn rust_mux_with_detector() -> rp::mux::Mux {
-    let identity =
-        rp::mux::DaemonIdentity::current_process("bench", "/tmp/bench.sock", None, rp::mux::LegacyHash::Zeros)
-            .expect("identity");
-    let detector: rp::mux::LegacyDetector = Box::new(|_: &[u8]| Ok(rp::mux::LegacyVerdict::NotLegacy));
+    let identity = rp::mux::DaemonIdentity::current_process(
+        "bench",
+        "/tmp/bench.sock",
+        None,
+        rp::mux::LegacyHash::Zeros,
+    )
+    .expect("identity");
+    let detector: rp::mux::LegacyDetector =
+        Box::new(|_: &[u8]| Ok(rp::mux::LegacyVerdict::NotLegacy));
     rp::mux::Mux::new(&identity, &[PROTOCOL], Some(detector)).expect("mux")
 }
 
 /// The reference crate's mux serving [`PROTOCOL`], whose detector always answers "not legacy".
-pub fn reference_mux(
-) -> running_process::broker::backend_sdk::BackendEndpointMux<impl Fn(&[u8]) -> running_process::broker::backend_sdk::LegacyClassification>
-{
+pub fn reference_mux() -> running_process::broker::backend_sdk::BackendEndpointMux<
+    impl Fn(&[u8]) -> running_process::broker::backend_sdk::LegacyClassification,
+> {
     use running_process::broker::backend_lifecycle::identity::DaemonProcess;
     use running_process::broker::backend_sdk::{BackendEndpointMux, LegacyClassification};
     use running_process::broker::protocol::Endpoint;
-    let endpoint = Endpoint { namespace_id: "bench".into(), path: "/tmp/bench.sock".into() };
+    let endpoint = Endpoint {
+        namespace_id: "bench".into(),
+        path: "/tmp/bench.sock".into(),
+    };
     let daemon = DaemonProcess::current_process(endpoint, None).expect("reference identity");
-    BackendEndpointMux::new(daemon, &[PROTOCOL], |_: &[u8]| LegacyClassification::NotLegacy)
+    BackendEndpointMux::new(daemon, &[PROTOCOL], |_: &[u8]| {
+        LegacyClassification::NotLegacy
+    })
 }
 
 // The measured operations, shared by the criterion bench and the instruction counter. Each
@@ -164,7 +191,9 @@ pub fn encode_c(view: &rp_frame_view, out: &mut [u8]) -> usize {
 /// Encodes `frame` with the reference crate (a new `Vec`); returns its length.
 #[inline]
 pub fn encode_reference(frame: &running_process::frame_v1::Frame) -> usize {
-    running_process::frame_v1::encode_framed(frame).unwrap().len()
+    running_process::frame_v1::encode_framed(frame)
+        .unwrap()
+        .len()
 }
 
 /// Decodes the frame at the front of `wire` with the Rust API; returns payload length + consumed.
@@ -182,7 +211,8 @@ pub fn decode_c(wire: &[u8]) -> usize {
     let mut frame = std::mem::MaybeUninit::<rp_frame_view>::uninit();
     let mut used = 0usize;
     // SAFETY: `wire` is readable for its length; the out-pointers are writable.
-    let st = unsafe { rp_frame_decode(wire.as_ptr(), wire.len(), 0, frame.as_mut_ptr(), &mut used) };
+    let st =
+        unsafe { rp_frame_decode(wire.as_ptr(), wire.len(), 0, frame.as_mut_ptr(), &mut used) };
     assert_eq!(st, rp_status::Ok);
     // SAFETY: written on OK.
     unsafe { frame.assume_init() }.payload.len + used
@@ -191,7 +221,9 @@ pub fn decode_c(wire: &[u8]) -> usize {
 /// Decodes with the reference crate (an owned prost `Frame`); returns payload length + consumed.
 #[inline]
 pub fn decode_reference(wire: &[u8]) -> usize {
-    let d = running_process::frame_v1::try_decode_framed(wire).unwrap().unwrap();
+    let d = running_process::frame_v1::try_decode_framed(wire)
+        .unwrap()
+        .unwrap();
     d.frame.payload.len() + d.consumed
 }
 
@@ -218,12 +250,16 @@ pub fn poll_c(mux: *const rp_mux, wire: &[u8]) -> usize {
 
 /// Polls the reference crate's mux; returns payload length + consumed of the payload event.
 #[inline]
-pub fn poll_reference<F: Fn(&[u8]) -> running_process::broker::backend_sdk::LegacyClassification>(
+pub fn poll_reference<
+    F: Fn(&[u8]) -> running_process::broker::backend_sdk::LegacyClassification,
+>(
     mux: &running_process::broker::backend_sdk::BackendEndpointMux<F>,
     wire: &[u8],
 ) -> usize {
     match mux.poll(wire).unwrap() {
-        running_process::broker::backend_sdk::MuxPoll::Payload { frame, consumed } => frame.payload.len() + consumed,
+        running_process::broker::backend_sdk::MuxPoll::Payload { frame, consumed } => {
+            frame.payload.len() + consumed
+        }
         other => panic!("payload expected, got {other:?}"),
     }
 }

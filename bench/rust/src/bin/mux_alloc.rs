@@ -42,7 +42,10 @@ fn count(name: &str, mut poll: impl FnMut()) {
         poll();
     }
     let n = ALLOCATIONS.load(Ordering::Relaxed) - before;
-    println!("ALLOC name={name} allocations_per_op={}", n as f64 / POLLS as f64);
+    println!(
+        "ALLOC name={name} allocations_per_op={}",
+        n as f64 / POLLS as f64
+    );
 }
 
 fn main() {

@@ -6,7 +6,9 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rp::push::{PushClient, PushOutcome, PushServer, PushSpec, ServerOptions, Target, WorkerOptions};
+use rp::push::{
+    PushClient, PushOutcome, PushServer, PushSpec, ServerOptions, Target, WorkerOptions,
+};
 use rp::transport::Endpoint;
 
 const PROTOCOL: u32 = 0x7001;
@@ -40,7 +42,11 @@ fn main() {
     if args.len() == 3 && args[1] == "--worker" {
         return worker(&args[2]);
     }
-    let n: usize = std::env::var("RP_BENCH_ITERATIONS").ok().and_then(|s| s.parse().ok()).filter(|&n| n > 0).unwrap_or(20000);
+    let n: usize = std::env::var("RP_BENCH_ITERATIONS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(20000);
     let dir = std::env::temp_dir().join(format!("rp-bench-rust-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("push.sock");
@@ -61,12 +67,22 @@ fn main() {
     assert!(ready, "worker did not register");
 
     // As rp_push_request_new builds it: target by protocol, payload, nothing else.
-    let spec = PushSpec { payload_protocol: PROTOCOL, payload: vec![b'x'; 64], ..PushSpec::default() };
+    let spec = PushSpec {
+        payload_protocol: PROTOCOL,
+        payload: vec![b'x'; 64],
+        ..PushSpec::default()
+    };
     let mut samples = Vec::with_capacity(n);
     for i in 0..WARMUP + n {
         let t0 = Instant::now();
         // The spec is cloned per push, as rp_push_server_push_wait does.
-        let outcome = server.push_wait(Target::Protocol(PROTOCOL), spec.clone(), Duration::from_millis(5000)).expect("push");
+        let outcome = server
+            .push_wait(
+                Target::Protocol(PROTOCOL),
+                spec.clone(),
+                Duration::from_millis(5000),
+            )
+            .expect("push");
         let elapsed = t0.elapsed().as_nanos() as u64;
         match outcome {
             PushOutcome::Reply(p) if p.len() == 64 => {}
