@@ -40,8 +40,8 @@ when=$(date -u -r "$results" +%Y-%m-%d)
 cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo | sed 's/ \+/ /g')
 machine="$(nproc)-vCPU VM ($cpu)"
 samples=$(cat "$data/pinned.n")
-# One y range for both panels: up to the power of ten above the largest p99.
-ymax=$(awk '{ if ($NF > m) m = $NF } END { y = 1; while (y < m) y *= 10; print y }' "$data/pinned.dat" "$data/unpinned.dat")
+# One y range for both panels: a power of ten, with room above the largest p99 for its label.
+ymax=$(awk '{ if ($NF > m) m = $NF } END { y = 1; while (y < 1.5 * m) y *= 10; print y }' "$data/pinned.dat" "$data/unpinned.dat")
 mkdir -p "$(dirname "$png")"
 gnuplot <<EOF
 set terminal pngcairo size 1400,650 font "DejaVu Sans,11" noenhanced
