@@ -55,13 +55,11 @@ fn mux_poll(c: &mut Criterion) {
     g.bench_function("rust_detector", |b| {
         b.iter(|| poll_rust(&with_detector, black_box(&wire)))
     });
-    g.bench_function("c_api", |b| b.iter(|| poll_c(cmux, black_box(&wire))));
+    g.bench_function("c_api", |b| b.iter(|| poll_c(&cmux, black_box(&wire))));
     g.bench_function("reference", |b| {
         b.iter(|| poll_reference(&reference, black_box(&wire)))
     });
     g.finish();
-    // SAFETY: the one reference from `c_mux`.
-    unsafe { rp_mux_free(cmux) };
 }
 
 criterion_group!(benches, encode, decode, mux_poll);

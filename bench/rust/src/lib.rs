@@ -93,8 +93,18 @@ pub fn reference_frame() -> running_process::frame_v1::Frame {
     }
 }
 
+/// A mux made through the C API; freed with `rp_mux_free` on drop.
+pub struct CMux(*const rp_mux);
+
+impl Drop for CMux {
+    fn drop(&mut self) {
+        // SAFETY: the one reference `c_mux` created.
+        unsafe { rp_mux_free(self.0) }
+    }
+}
+
 /// A C-API mux serving [`PROTOCOL`], without a legacy detector (as `bench/c/codec.c` makes it).
-pub fn c_mux() -> *const rp_mux {
+pub fn c_mux() -> CMux {
     let mut identity = std::ptr::null_mut();
     let mut mux = std::ptr::null();
     // SAFETY: NUL-terminated strings, valid out-pointers; the identity is freed after use.
@@ -122,7 +132,7 @@ pub fn c_mux() -> *const rp_mux {
         );
         rp_daemon_identity_free(identity);
     }
-    mux
+    CMux(mux)
 }
 
 /// A Rust-API mux serving [`PROTOCOL`], without a legacy detector.
@@ -238,10 +248,10 @@ pub fn poll_rust(mux: &rp::mux::Mux, wire: &[u8]) -> usize {
 
 /// Polls through `rp_mux_poll`; returns payload length + consumed of the payload event.
 #[inline]
-pub fn poll_c(mux: *const rp_mux, wire: &[u8]) -> usize {
+pub fn poll_c(mux: &CMux, wire: &[u8]) -> usize {
     let mut ev = std::mem::MaybeUninit::<rp_mux_event>::uninit();
     // SAFETY: `mux` is live (from `c_mux`); `wire` readable for its length; `ev` writable.
-    let st = unsafe { rp_mux_poll(mux, wire.as_ptr(), wire.len(), ev.as_mut_ptr()) };
+    let st = unsafe { rp_mux_poll(mux.0, wire.as_ptr(), wire.len(), ev.as_mut_ptr()) };
     assert_eq!(st, rp_status::Ok);
     // SAFETY: written on OK.
     let ev = unsafe { ev.assume_init() };

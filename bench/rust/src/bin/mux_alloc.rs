@@ -4,7 +4,6 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
-use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rp_bench::*;
@@ -57,13 +56,9 @@ fn main() {
     });
     let cmux = c_mux();
     count("mux_poll/c_api", || {
-        let mut ev = MaybeUninit::<rp_mux_event>::uninit();
-        // SAFETY: live mux; `wire` readable; `ev` writable.
-        let st = unsafe { rp_mux_poll(cmux, wire.as_ptr(), wire.len(), ev.as_mut_ptr()) };
-        assert_eq!(st, rp_status::Ok);
+        assert_eq!(poll_c(&cmux, black_box(&wire)), 64 + wire.len())
     });
-    // SAFETY: the one reference from `c_mux`.
-    unsafe { rp_mux_free(cmux) };
+    drop(cmux);
     let reference = reference_mux();
     count("mux_poll/reference", || {
         assert!(matches!(

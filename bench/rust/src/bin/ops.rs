@@ -43,7 +43,7 @@ fn main() {
         }
         "mux_poll/c_api" => {
             let mux = c_mux();
-            run(&mut || poll_c(mux, black_box(&wire)))
+            run(&mut || poll_c(&mux, black_box(&wire)))
         }
         "mux_poll/reference" => {
             let mux = reference_mux();
