@@ -1,6 +1,6 @@
 //! librp push round trip through the Rust API, the same shape as `bench/c/push_rtt.c`: the
 //! server pushes 64 bytes to a worker in a child process (this program re-run with `--worker`),
-//! the worker replies with them, and `PushServer::push_wait` returns the reply. Prints
+//! the worker replies with them, and `PushServer::push_wait_ref` returns the reply. Prints
 //! `RESULT name=librp_push_rtt_rust p50_us=... p99_us=... n=...` like bench/c/bench.h.
 
 use std::process::{Command, Stdio};
@@ -72,16 +72,13 @@ fn main() {
         payload: vec![b'x'; 64],
         ..PushSpec::default()
     };
+    let target = Target::Protocol(PROTOCOL);
     let mut samples = Vec::with_capacity(n);
     for i in 0..WARMUP + n {
         let t0 = Instant::now();
-        // The spec is cloned per push, as rp_push_server_push_wait does.
+        // Borrowed target and job, as rp_push_server_push_wait passes them.
         let outcome = server
-            .push_wait(
-                Target::Protocol(PROTOCOL),
-                spec.clone(),
-                Duration::from_millis(5000),
-            )
+            .push_wait_ref(&target, &spec, Duration::from_millis(5000))
             .expect("push");
         let elapsed = t0.elapsed().as_nanos() as u64;
         match outcome {
