@@ -101,3 +101,10 @@ for name in ("codec_c_handwritten_decode", "codec_rp_frame_decode", "codec_rp_mu
     ratio = f"{i / ins[base]:.2f}" if i and base in ins else "-"
     print(f"{name:<30} {ns.get(name, 0):>8.1f} {i if i else '-':>9} {ratio:>17}")
 PY
+
+# The latency plot (docs/latency.png) of the round trips above, then the criterion benchmarks
+# of the codec and mux against the reference crate, and the Rust-API push round trip.
+echo
+bash bench/plot.sh "$results" docs/latency.png
+echo
+bash bench/criterion.sh
