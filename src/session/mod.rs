@@ -625,6 +625,8 @@ impl Inner {
             (std::mem::take(&mut st.calls), std::mem::take(&mut st.serving), queued)
         };
         self.answers.lock().unwrap_or_else(|p| p.into_inner()).take();
+        // Wake the reader thread even while the connection is parked out of its set.
+        let _ = (&self.park_tx).write(&[1]);
         self.requests_changed.notify_all();
         for ex in calls.values().chain(serving.values()) {
             ex.finish(Err(Error::Closed(reason.clone())));
@@ -679,6 +681,9 @@ fn read_frames(inner: Arc<Inner>) {
         };
         let mut sink = [0u8; 64];
         while matches!((&inner.park_rx).read(&mut sink), Ok(n) if n > 0) {}
+        if let Some(reason) = inner.lock().closed.clone() {
+            break reason; // ended meanwhile (and woken for it)
+        }
         // A thread reading for itself has the connection.
         let Ok(role) = inner.reading.try_lock() else { continue };
         if inner.parked.load(Ordering::Acquire) {
