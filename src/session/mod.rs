@@ -263,6 +263,18 @@ impl Exchange {
         self.lock().outcome.is_some()
     }
 
+    /// Ok while this side may still send chunks: no outcome yet and not half-closed. `ended`
+    /// is the text for an exchange that ended without an error of its own.
+    fn check_writable(&self, ended: &'static str) -> Result<(), Error> {
+        let st = self.lock();
+        match &st.outcome {
+            Some(Outcome::Ready(Some(Err(e)))) => Err(copy_error(e)),
+            Some(_) => Err(Error::Closed(ended.into())),
+            None if st.write_closed => Err(Error::Closed("this side already closed its half".into())),
+            None => Ok(()),
+        }
+    }
+
     /// Wakes the threads waiting on this exchange, if there are any.
     fn notify(&self, st: &ExchangeState) {
         if st.waiters > 0 {
@@ -595,6 +607,19 @@ impl Inner {
 
     fn send_simple(&self, kind: FrameKind, request_id: u64, msg: &SessionMessage) -> Result<(), Error> {
         self.send(kind, request_id, msg, 0, "", "")
+    }
+
+    /// Sends one stream chunk (an EVENT) on request id `id`.
+    fn send_chunk(&self, id: u64, chunk: &[u8]) -> Result<(), Error> {
+        let msg = SessionMessage { payload: chunk.to_vec(), ..SessionMessage::default() };
+        self.send_simple(FrameKind::Event, id, &msg)
+    }
+
+    /// Marks `exchange` half-closed and sends the end of stream on request id `id`.
+    fn close_write(&self, exchange: &Exchange, id: u64) -> Result<(), Error> {
+        exchange.lock().write_closed = true;
+        let msg = SessionMessage { end_of_stream: true, ..SessionMessage::default() };
+        self.send_simple(FrameKind::Event, id, &msg)
     }
 
     /// Sends an error RESPONSE for one of the peer's requests.
@@ -1059,27 +1084,14 @@ impl Call {
 
     /// Sends one chunk to the peer on this call (the tunnel direction caller → callee).
     pub fn send_chunk(&self, chunk: &[u8]) -> Result<(), Error> {
-        self.check_writable()?;
-        let msg = SessionMessage { payload: chunk.to_vec(), ..SessionMessage::default() };
-        self.inner.send_simple(FrameKind::Event, self.id, &msg)
+        self.exchange.check_writable("the call has ended")?;
+        self.inner.send_chunk(self.id, chunk)
     }
 
     /// Half-closes: tells the peer this side sends no more chunks. The response still comes.
     pub fn close_write(&self) -> Result<(), Error> {
-        self.check_writable()?;
-        self.exchange.lock().write_closed = true;
-        let msg = SessionMessage { end_of_stream: true, ..SessionMessage::default() };
-        self.inner.send_simple(FrameKind::Event, self.id, &msg)
-    }
-
-    fn check_writable(&self) -> Result<(), Error> {
-        let st = self.exchange.lock();
-        match &st.outcome {
-            Some(Outcome::Ready(Some(Err(e)))) => Err(copy_error(e)),
-            Some(_) => Err(Error::Closed("the call has ended".into())),
-            None if st.write_closed => Err(Error::Closed("this side already closed its half".into())),
-            None => Ok(()),
-        }
+        self.exchange.check_writable("the call has ended")?;
+        self.inner.close_write(&self.exchange, self.id)
     }
 
     /// Cancels the call: its waiters wake with `Cancelled` and the peer is sent a CANCEL.
@@ -1216,16 +1228,13 @@ impl Request {
     /// Streams one chunk to the caller (an EVENT frame) before the final answer.
     pub fn send_chunk(&self, chunk: &[u8]) -> Result<(), Error> {
         self.check_writable()?;
-        let msg = SessionMessage { payload: chunk.to_vec(), ..SessionMessage::default() };
-        self.inner.send_simple(FrameKind::Event, self.id, &msg)
+        self.inner.send_chunk(self.id, chunk)
     }
 
     /// Half-closes: tells the caller no more chunks come; the final answer is still due.
     pub fn close_write(&self) -> Result<(), Error> {
         self.check_writable()?;
-        self.exchange.lock().write_closed = true;
-        let msg = SessionMessage { end_of_stream: true, ..SessionMessage::default() };
-        self.inner.send_simple(FrameKind::Event, self.id, &msg)
+        self.inner.close_write(&self.exchange, self.id)
     }
 
     fn check_writable(&self) -> Result<(), Error> {
@@ -1235,13 +1244,7 @@ impl Request {
         if self.deadline.is_some_and(|d| d <= Instant::now()) {
             return Err(Error::Timeout("the request's deadline passed".into()));
         }
-        let st = self.exchange.lock();
-        match &st.outcome {
-            Some(Outcome::Ready(Some(Err(e)))) => Err(copy_error(e)),
-            Some(_) => Err(Error::Closed("the request has ended".into())),
-            None if st.write_closed => Err(Error::Closed("this side already closed its half".into())),
-            None => Ok(()),
-        }
+        self.exchange.check_writable("the request has ended")
     }
 }
 
