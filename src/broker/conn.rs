@@ -95,9 +95,30 @@ impl Conn {
     /// Sends several frames in one write where the socket allows (all of them, or an error):
     /// the way to stream many small frames without a system call each.
     pub fn send_many(&self, frames: &[FrameView<'_>]) -> Result<(), Error> {
+        self.send_each(frames.iter().map(|f| Ok::<_, Error>(*f)))
+    }
+
+    /// [`send_many`](Self::send_many) for frames made on the fly (for example converted from
+    /// another representation): the first `Err` the iterator yields is returned and nothing
+    /// is sent.
+    pub fn send_each<'a, E: From<Error>>(
+        &self,
+        frames: impl IntoIterator<Item = Result<FrameView<'a>, E>>,
+    ) -> Result<(), E> {
         self.check_open()?;
-        let result = self.writer.lock().unwrap_or_else(|p| p.into_inner()).write_frames(frames);
-        result.map_err(|e| self.map_wire(e, "the peer did not accept the frames in time"))
+        let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        for frame in frames {
+            let queued = match frame {
+                Ok(frame) => writer.queue(&frame).map_err(|e| self.map_wire(e, "").into()),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = queued {
+                writer.discard_queued();
+                return Err(e);
+            }
+        }
+        let result = writer.write_queued();
+        result.map_err(|e| self.map_wire(e, "the peer did not accept the frames in time").into())
     }
 
     /// Receives one frame, waiting up to `timeout` (`None` = forever, zero = only what is

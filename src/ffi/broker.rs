@@ -547,13 +547,8 @@ pub unsafe extern "C" fn rp_conn_send_many(
             // SAFETY: `count` readable rp_frame_views at `frames` per the API contract.
             unsafe { std::slice::from_raw_parts(frames, count) }
         };
-        let views = c_frames
-            .iter()
-            // SAFETY: each view's buffers are valid for the call per the API contract.
-            .map(|f| unsafe { f.to_view() })
-            .collect::<Result<Vec<_>, Failure>>()?;
-        conn.send_many(&views)?;
-        Ok(())
+        // SAFETY: each view's buffers are valid for the call per the API contract.
+        conn.send_each(c_frames.iter().map(|f| unsafe { f.to_view() }))
     })
 }
 

@@ -213,7 +213,8 @@ impl<'a> FrameView<'a> {
         }
         if next_is(pos, KEY_REQUEST_ID) {
             pos += 1;
-            f.request_id = varint(&mut pos)?;
+            // Ids count up: past 127 they take two or three bytes.
+            f.request_id = pb::get_varint_short(body, &mut pos).map_err(malformed)?;
         }
         if next_is(pos, KEY_PAYLOAD_ENCODING) {
             pos += 1;
@@ -322,6 +323,21 @@ impl<'a> FrameView<'a> {
         out.resize(start + HEADER_LEN + body_len, 0);
         self.write(&mut out[start..], body_len);
         Ok(())
+    }
+
+    /// Encodes the frame at `out[at..]` in one pass, growing `out` (zero-filled, never
+    /// shrunk) when the frame might not fit; returns the end of the frame. Bytes past the end
+    /// are left as they were, so a reused buffer costs no clearing per frame.
+    pub(crate) fn encode_at(&self, out: &mut Vec<u8>, at: usize) -> Result<usize, WireError> {
+        let bound = self.body_len_bound();
+        let room = if bound <= MAX_BODY as usize { bound } else { self.checked_body_len()? };
+        let needed = at + HEADER_LEN + room;
+        if out.len() < needed {
+            out.resize(needed, 0);
+        }
+        let body_len = self.write_body(&mut out[at + HEADER_LEN..]);
+        write_header(&mut out[at..], body_len);
+        Ok(at + HEADER_LEN + body_len)
     }
 
     /// The encoded frame in a new vector.

@@ -202,11 +202,21 @@ impl<R: Read> FrameReader<R> {
 }
 
 /// Writes frames to a stream, reusing one encode buffer.
+///
+/// Frames can also be queued ([`queue`](Self::queue)) and written together
+/// ([`write_queued`](Self::write_queued)): one system call for many small frames.
 #[derive(Debug)]
 pub struct FrameWriter<W> {
     inner: W,
+    /// Encode buffer, kept at its high-water length (up to [`KEEP_SCRATCH`]); only
+    /// `scratch[..queued]` holds frames.
     scratch: Vec<u8>,
+    queued: usize,
 }
+
+/// The largest encode buffer a writer keeps between writes; a larger one (a big frame) is
+/// freed once written.
+const KEEP_SCRATCH: usize = 256 * 1024;
 
 impl<W: Write> FrameWriter<W> {
     /// Wraps a stream.
@@ -214,25 +224,51 @@ impl<W: Write> FrameWriter<W> {
         FrameWriter {
             inner,
             scratch: Vec::new(),
+            queued: 0,
         }
     }
 
-    /// Encodes and writes one frame, all of it or an error.
+    /// Encodes and writes one frame, all of it or an error (frames queued before it are
+    /// written first, in the same system call).
     pub fn write_frame(&mut self, frame: &FrameView<'_>) -> Result<(), WireError> {
-        self.scratch.clear();
-        frame.encode_to_vec(&mut self.scratch)?;
-        write_all(&mut self.inner, &self.scratch)
+        self.queue(frame)?;
+        self.write_queued()
     }
 
     /// Encodes several frames into one buffer and writes them with as few system calls as the
     /// stream allows (all of them, or an error). A frame over the cap fails before anything is
     /// written.
     pub fn write_frames(&mut self, frames: &[FrameView<'_>]) -> Result<(), WireError> {
-        self.scratch.clear();
         for frame in frames {
-            frame.encode_to_vec(&mut self.scratch)?;
+            if let Err(e) = self.queue(frame) {
+                self.discard_queued();
+                return Err(e);
+            }
         }
-        write_all(&mut self.inner, &self.scratch)
+        self.write_queued()
+    }
+
+    /// Encodes a frame behind the ones already queued, writing nothing yet. A frame over the
+    /// cap fails and leaves the queue as it was.
+    pub fn queue(&mut self, frame: &FrameView<'_>) -> Result<(), WireError> {
+        self.queued = frame.encode_at(&mut self.scratch, self.queued)?;
+        Ok(())
+    }
+
+    /// Drops the frames queued and not yet written.
+    pub fn discard_queued(&mut self) {
+        self.queued = 0;
+    }
+
+    /// Writes every queued frame, all of them or an error (after which the queue is empty:
+    /// the stream may hold part of it).
+    pub fn write_queued(&mut self) -> Result<(), WireError> {
+        let result = write_all(&mut self.inner, &self.scratch[..self.queued]);
+        self.queued = 0;
+        if self.scratch.len() > KEEP_SCRATCH {
+            self.scratch = Vec::new();
+        }
+        result
     }
 
     /// The underlying stream.
@@ -289,6 +325,34 @@ mod tests {
         assert_eq!(reader.read_frame().unwrap().payload.len(), 64);
         assert_eq!(reader.frames_read(), 2);
         assert!(reader.capacity() <= RELEASE_ABOVE, "buffer kept at {} bytes", reader.capacity());
+    }
+
+    #[test]
+    fn a_batch_with_a_frame_over_the_cap_writes_nothing_and_the_writer_goes_on() {
+        let small = [7u8; 64];
+        let huge = vec![0u8; MAX_BODY as usize + 1];
+        let frame = |payload| FrameView { payload, request_id: 1, ..FrameView::default() };
+        let mut writer = FrameWriter::new(Vec::new());
+        let err = writer.write_frames(&[frame(&small), frame(&huge), frame(&small)]).unwrap_err();
+        assert!(matches!(err, WireError::TooLarge { .. }), "{err:?}");
+        assert!(writer.get_ref().is_empty());
+        writer.write_frames(&[frame(&small), frame(&small)]).unwrap();
+        writer.write_frame(&frame(&small)).unwrap();
+        let expected: Vec<u8> = (0..3).flat_map(|_| frame(&small).to_bytes().unwrap()).collect();
+        assert_eq!(writer.get_ref(), &expected);
+    }
+
+    #[test]
+    fn a_large_frame_does_not_keep_its_encode_buffer_once_written() {
+        let big = vec![1u8; 1 << 20];
+        let mut writer = FrameWriter::new(Vec::new());
+        writer.write_frame(&FrameView { payload: &big, ..FrameView::default() }).unwrap();
+        assert_eq!(writer.scratch.len(), 0, "encode buffer kept after a 1 MiB frame");
+        writer.write_frame(&FrameView { payload: &big[..64], ..FrameView::default() }).unwrap();
+        assert!(writer.scratch.len() < KEEP_SCRATCH);
+        let mut reader = FrameReader::new(&writer.get_ref()[..]);
+        assert_eq!(reader.read_frame().unwrap().payload.len(), 1 << 20);
+        assert_eq!(reader.read_frame().unwrap().payload.len(), 64);
     }
 
     #[test]

@@ -49,6 +49,12 @@ int main(int argc, char **argv) {
     CHECK_OK(rp_conn_send_many(conn, batch, 3));
     CHECK_OK(rp_conn_send_many(conn, NULL, 0));
     CHECK_STATUS(rp_conn_send_many(conn, NULL, 2), RP_STATUS_NULL_ARGUMENT);
+    /* A bad frame anywhere in a batch fails the call and sends none of it. */
+    static const char not_utf8[] = {(char)0xff, (char)0xfe};
+    rp_frame_view bad_batch[3] = {batch[0], batch[1], batch[2]};
+    bad_batch[1].traceparent.ptr = not_utf8;
+    bad_batch[1].traceparent.len = sizeof not_utf8;
+    CHECK_STATUS(rp_conn_send_many(conn, bad_batch, 3), RP_STATUS_INVALID_UTF8);
     uint8_t many[1024];
     size_t have = 0;
     while (have < 3 * (size_t)n) {
@@ -66,6 +72,8 @@ int main(int argc, char **argv) {
         at += used;
     }
     CHECK(at == have);
+    /* Nothing of the refused batch followed the good one. */
+    CHECK(recv(sv[1], many, sizeof many, MSG_DONTWAIT) < 0);
 
     /* Frames already received are taken in one call, without a copy, in order; the capacity
      * bounds a call and the rest waits for the next. */
