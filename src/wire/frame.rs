@@ -213,8 +213,7 @@ impl<'a> FrameView<'a> {
         }
         if next_is(pos, KEY_REQUEST_ID) {
             pos += 1;
-            // Ids count up: past 127 they take two or three bytes.
-            f.request_id = pb::get_varint_short(body, &mut pos).map_err(malformed)?;
+            f.request_id = varint(&mut pos)?;
         }
         if next_is(pos, KEY_PAYLOAD_ENCODING) {
             pos += 1;
