@@ -1,6 +1,7 @@
 //! `rp_session_*`: multiplexed calls, streams and tunnels in both directions over one
 //! connection, for C.
 
+use std::borrow::Cow;
 use std::ffi::{c_char, c_void};
 
 use super::boundary::{boundary, boundary_or, Failure};
@@ -329,9 +330,13 @@ unsafe fn session_ref<'a>(session: *const rp_session) -> Result<&'a SessionHandl
     unsafe { box_ref::<rp_session>(session, "session") }
 }
 
-unsafe fn options_of(options: *const rp_session_call_options) -> CallOptions {
+unsafe fn options_of<'a>(options: *const rp_session_call_options) -> Cow<'a, CallOptions> {
     // SAFETY: NULL or live options per the API contract.
-    unsafe { box_ref::<rp_session_call_options>(options, "options") }.cloned().unwrap_or_default()
+    if options.is_null() {
+        return Cow::Owned(CallOptions::default());
+    }
+    // SAFETY: live options per the API contract (checked non-NULL).
+    unsafe { box_ref::<rp_session_call_options>(options, "options") }.map_or_else(|_| Cow::Owned(CallOptions::default()), Cow::Borrowed)
 }
 
 /// Calls the peer and waits up to `timeout_ms` (negative = forever) for its response.

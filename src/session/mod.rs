@@ -16,7 +16,7 @@
 //! ids, the accepting side even ids, so both sides call each other on one connection.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
@@ -41,7 +41,10 @@ pub mod proto {
     include!(concat!(env!("OUT_DIR"), "/librp.session.v1.rs"));
 }
 
+use message::IdMap;
 use proto::{SessionError, SessionMessage};
+
+mod message;
 
 /// Error codes librp itself puts in a `SessionError` (they are `rp_status` values).
 pub mod code {
@@ -202,9 +205,9 @@ struct State {
     /// Why the session ended (set once).
     closed: Option<Cow<'static, str>>,
     /// This side's calls still waiting for their response, by request id.
-    calls: HashMap<u64, Arc<Exchange>>,
+    calls: IdMap<Arc<Exchange>>,
     /// The peer's requests received and not yet answered, by request id.
-    serving: HashMap<u64, Arc<Exchange>>,
+    serving: IdMap<Arc<Exchange>>,
     /// Requests waiting for [`Session::next_request`].
     queue: VecDeque<Request>,
     /// True while the notification socket holds its byte.
@@ -370,11 +373,23 @@ impl Session {
     /// Fails with `Closed` (the session ended), `Timeout` (the deadline already passed), or a
     /// send error.
     pub fn start_call(&self, payload_protocol: u32, payload: &[u8], opts: &CallOptions) -> Result<Call, Error> {
-        let inner = &self.inner;
         let deadline = deadline_instant(opts.deadline_unix_ms);
         if deadline.is_some_and(|d| d <= Instant::now()) {
             return Err(Error::Timeout("the call's deadline had already passed".into()));
         }
+        self.send_call(payload_protocol, payload, opts, deadline)
+    }
+
+    /// Registers and sends a call whose deadline (`opts.deadline_unix_ms` as an instant) is
+    /// still ahead.
+    fn send_call(
+        &self,
+        payload_protocol: u32,
+        payload: &[u8],
+        opts: &CallOptions,
+        deadline: Option<Instant>,
+    ) -> Result<Call, Error> {
+        let inner = &self.inner;
         let id = inner.next_id.fetch_add(2, Ordering::Relaxed);
         let exchange = Arc::new(Exchange::default());
         {
@@ -384,8 +399,9 @@ impl Session {
             }
             st.calls.insert(id, Arc::clone(&exchange));
         }
-        let msg = SessionMessage { payload_protocol, payload: payload.to_vec(), ..SessionMessage::default() };
-        let sent = inner.send(FrameKind::Request, id, &msg, opts.deadline_unix_ms, &opts.traceparent, &opts.tracestate);
+        let sent = message::with_encoded(payload_protocol, payload, |body| {
+            inner.send(FrameKind::Request, id, body, opts.deadline_unix_ms, &opts.traceparent, &opts.tracestate)
+        });
         if let Err(e) = sent {
             inner.lock().calls.remove(&id);
             return Err(e);
@@ -405,11 +421,16 @@ impl Session {
         opts: &CallOptions,
         timeout: Option<Duration>,
     ) -> Result<Vec<u8>, Error> {
-        let mut opts = Cow::Borrowed(opts);
-        if let (0, Some(t)) = (opts.deadline_unix_ms, timeout) {
-            opts.to_mut().deadline_unix_ms = now_unix_ms() + (t.as_millis() as u64).max(1);
-        }
-        let call = self.start_call(payload_protocol, payload, &opts)?;
+        let call = match (opts.deadline_unix_ms, timeout) {
+            (0, Some(t)) => {
+                // The deadline is the timeout from now, on both clocks (read once each).
+                let ms = (t.as_millis() as u64).max(1);
+                let deadline = Instant::now() + Duration::from_millis(ms);
+                let opts = CallOptions { deadline_unix_ms: now_unix_ms() + ms, ..opts.clone() };
+                self.send_call(payload_protocol, payload, &opts, Some(deadline))?
+            }
+            _ => self.start_call(payload_protocol, payload, opts)?,
+        };
         let result = call.wait(timeout);
         if result.as_ref().is_err_and(|e| e.kind() == crate::ErrorKind::Timeout) {
             call.cancel_with(Error::Timeout("the call timed out".into()));
@@ -583,16 +604,15 @@ impl Inner {
         &self,
         kind: FrameKind,
         request_id: u64,
-        msg: &SessionMessage,
+        body: &[u8],
         deadline_unix_ms: u64,
         traceparent: &str,
         tracestate: &str,
     ) -> Result<(), Error> {
-        let payload = msg.encode_to_vec();
         let frame = FrameView {
             kind: kind as i32,
             payload_protocol: SESSION,
-            payload: &payload,
+            payload: body,
             request_id,
             deadline_unix_ms,
             traceparent,
@@ -605,14 +625,19 @@ impl Inner {
         })
     }
 
+    /// Sends a frame whose message has no deadline or trace context of its own.
     fn send_simple(&self, kind: FrameKind, request_id: u64, msg: &SessionMessage) -> Result<(), Error> {
-        self.send(kind, request_id, msg, 0, "", "")
+        self.send(kind, request_id, &msg.encode_to_vec(), 0, "", "")
+    }
+
+    /// Sends a frame whose message is only payload bytes (a response or a chunk).
+    fn send_payload(&self, kind: FrameKind, request_id: u64, payload: &[u8]) -> Result<(), Error> {
+        message::with_encoded(0, payload, |body| self.send(kind, request_id, body, 0, "", ""))
     }
 
     /// Sends one stream chunk (an EVENT) on request id `id`.
     fn send_chunk(&self, id: u64, chunk: &[u8]) -> Result<(), Error> {
-        let msg = SessionMessage { payload: chunk.to_vec(), ..SessionMessage::default() };
-        self.send_simple(FrameKind::Event, id, &msg)
+        self.send_payload(FrameKind::Event, id, chunk)
     }
 
     /// Marks `exchange` half-closed and sends the end of stream on request id `id`.
@@ -833,7 +858,7 @@ fn route(inner: &Arc<Inner>, frame: &FrameView<'_>) -> Result<(), Cow<'static, s
     let msg = if frame.kind == FrameKind::Cancel as i32 {
         SessionMessage::default()
     } else {
-        match SessionMessage::decode(frame.payload) {
+        match message::decode(frame.payload) {
             Ok(m) => m,
             Err(e) => return Err(format!("protocol violation: malformed SessionMessage: {e}").into()),
         }
@@ -1173,7 +1198,7 @@ impl Request {
     /// deadline passed: the caller is sent the `TIMEOUT` error instead), `Closed`, or
     /// `InvalidArgument` (already answered).
     pub fn respond(&self, payload: &[u8]) -> Result<(), Error> {
-        self.answer(Ok(payload.to_vec()))
+        self.answer(Ok(payload))
     }
 
     /// Answers with an error: `code` is an `rp_status` value or an application code ≥ 1000.
@@ -1182,7 +1207,7 @@ impl Request {
         self.answer(Err(Error::Peer { code, message: message.to_owned() }))
     }
 
-    fn answer(&self, result: Result<Vec<u8>, Error>) -> Result<(), Error> {
+    fn answer(&self, result: Result<&[u8], Error>) -> Result<(), Error> {
         if self.answered.swap(true, Ordering::AcqRel) {
             return Err(Error::invalid_argument("the request was already answered"));
         }
@@ -1201,7 +1226,10 @@ impl Request {
             (error_message(code::TIMEOUT, text), Err(Error::Timeout(text.into())))
         } else {
             match result {
-                Ok(payload) => (SessionMessage { payload, ..SessionMessage::default() }, Ok(())),
+                Ok(payload) => {
+                    self.exchange.finish(Err(Error::Closed("the request was answered".into())));
+                    return self.inner.send_payload(FrameKind::Response, self.id, payload);
+                }
                 Err(Error::Peer { code, message }) => (error_message(code, &message), Ok(())),
                 Err(e) => (error_message(code_of(&e), &e.to_string()), Ok(())),
             }

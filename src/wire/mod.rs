@@ -8,7 +8,7 @@
 
 mod error;
 mod frame;
-mod pb;
+pub(crate) mod pb;
 pub mod proto;
 pub mod registry;
 mod stream;
