@@ -9,6 +9,7 @@ pub mod broker;
 pub mod control;
 pub mod error;
 mod event_queue;
+mod fastpath;
 pub mod handoff;
 pub mod mux;
 pub mod push;

@@ -1,7 +1,7 @@
 //! The worker side: connect, register, receive pushes, reply.
 
 use std::borrow::Cow;
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::net::Shutdown;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -15,6 +15,7 @@ use super::proto::{push_reply, Push, PushFailure, PushReply, Registration, Regis
 use super::{PUSH_PROTOCOL, PUSH_PROTOCOL_VERSION, REGISTRATION_REQUEST_ID};
 use crate::control::{client_handshake, ClientHello};
 use crate::error::Error;
+use crate::fastpath::{self, IdSet};
 use crate::transport::{self, Endpoint, Stream, SwitchableReads};
 use crate::wire::proto::{FrameKind, Negotiated};
 use crate::wire::{FrameReader, FrameView, FrameWriter, WireError};
@@ -104,7 +105,7 @@ struct State {
     waiting: usize,
     jobs: VecDeque<Job>,
     /// Received and not yet answered; a reply must name one of these, once.
-    outstanding: HashSet<u64>,
+    outstanding: IdSet,
     closed: Option<Cow<'static, str>>,
     signalled: bool,
 }
@@ -172,7 +173,7 @@ impl PushClient {
                 reader: Some(reader),
                 waiting: 0,
                 jobs: VecDeque::new(),
-                outstanding: HashSet::new(),
+                outstanding: IdSet::default(),
                 closed: None,
                 signalled: false,
             }),
@@ -277,7 +278,7 @@ impl PushClient {
 
     /// Answers a push with a payload.
     pub fn reply(&self, correlation_id: u64, payload: &[u8]) -> Result<(), Error> {
-        self.send_reply(correlation_id, &encode_reply_payload(payload))
+        fastpath::with_reply_payload(payload, |reply| self.send_reply(correlation_id, reply))
     }
 
     /// Answers a push with a failure: the worker could not do the job.
@@ -374,17 +375,6 @@ impl Drop for PushClient {
     }
 }
 
-/// Encodes a `PushReply` carrying `payload` exactly as prost does (a oneof field is written even
-/// when empty), straight from the borrowed bytes instead of a copy of them in a message struct.
-fn encode_reply_payload(payload: &[u8]) -> Vec<u8> {
-    use prost::encoding::{encode_key, encode_varint, WireType};
-    let mut out = Vec::with_capacity(payload.len() + 6);
-    encode_key(1, WireType::LengthDelimited, &mut out);
-    encode_varint(payload.len() as u64, &mut out);
-    out.extend_from_slice(payload);
-    out
-}
-
 /// Checks and decodes the server's answer to the registration.
 fn registration_ack(frame: &FrameView<'_>) -> Result<RegistrationAck, Error> {
     if frame.payload_protocol != PUSH_PROTOCOL
@@ -414,7 +404,7 @@ pub(crate) fn fuzz_server_stream(bytes: &[u8]) -> Vec<Job> {
         Ok(ack) if ack.accepted => {}
         _ => return Vec::new(),
     }
-    let mut st = State { reader: None, waiting: 0, jobs: VecDeque::new(), outstanding: HashSet::new(), closed: None, signalled: false };
+    let mut st = State { reader: None, waiting: 0, jobs: VecDeque::new(), outstanding: IdSet::default(), closed: None, signalled: false };
     let mut received = Vec::new();
     loop {
         let outcome = take_buffered(&mut reader, &mut st);
@@ -454,8 +444,11 @@ fn take_buffered<R: Read>(reader: &mut FrameReader<R>, st: &mut State) -> Result
         }
         match frame.frame_kind() {
             Some(FrameKind::Event) => {
-                let push = Push::decode(frame.payload)
-                    .map_err(|e| Cow::Owned(format!("protocol violation: malformed Push: {e}")))?;
+                let push = match fastpath::plain_message(frame.payload) {
+                    Some((payload_protocol, payload)) => Push { payload_protocol, payload: payload.to_vec() },
+                    None => Push::decode(frame.payload)
+                        .map_err(|e| Cow::Owned(format!("protocol violation: malformed Push: {e}")))?,
+                };
                 st.jobs.push_back(Job {
                     correlation_id: frame.request_id,
                     payload_protocol: push.payload_protocol,
@@ -472,21 +465,6 @@ fn take_buffered<R: Read>(reader: &mut FrameReader<R>, st: &mut State) -> Result
                 st.outstanding.remove(&id);
             }
             _ => return Err(format!("protocol violation: unexpected frame kind {}", frame.kind).into()),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The hand-written `PushReply` encoder matches prost's, the empty payload included.
-    #[test]
-    fn encode_reply_payload_matches_prost() {
-        for len in [0usize, 1, 64, 127, 128, 70_000] {
-            let payload: Vec<u8> = (0..len).map(|i| i as u8).collect();
-            let expected = PushReply { result: Some(push_reply::Result::Payload(payload.clone())) }.encode_to_vec();
-            assert_eq!(encode_reply_payload(&payload), expected, "{len} bytes");
         }
     }
 }

@@ -28,6 +28,7 @@ use super::{now_unix_ms, PUSH_PROTOCOL, PUSH_PROTOCOL_VERSION};
 use crate::control::{check_hello_fields, hello_reply_frame, negotiated, Refusal};
 use crate::error::Error;
 use crate::event_queue::EventQueue;
+use crate::fastpath::{self, IdMap, IdSet};
 use crate::transport::{self, Endpoint, ListenOptions, Listener, PeerCredentials, Stream, SwitchableReads};
 use crate::wire::proto::{hello_reply, ErrorCode, FrameKind, Hello};
 use crate::wire::{registry, FrameReader, FrameView, WireError, HELLO_MAX_BODY, MAX_BODY};
@@ -293,10 +294,10 @@ struct Shared {
     /// Registered workers as the API reports them.
     workers: Mutex<BTreeMap<u64, WorkerInfo>>,
     /// Registered workers' connections, for picking one and writing to it.
-    links: RwLock<HashMap<u64, Arc<Link>>>,
+    links: RwLock<IdMap<Arc<Link>>>,
     /// Pushes sent and not yet answered. Lock order: a link's `reader`, `in_flight`, then a
     /// link's `io`.
-    in_flight: Mutex<HashMap<u64, InFlight>>,
+    in_flight: Mutex<IdMap<InFlight>>,
     /// Links out of the epoll set between `push_wait` calls ([`LinkIo::parked`]); the event loop
     /// puts each back once idle. Changed only by a holder of the link's reader.
     parked: Mutex<HashSet<Token>>,
@@ -363,7 +364,7 @@ struct LinkIo {
     out_pos: usize,
     wants_write: bool,
     closed: bool,
-    in_flight: HashSet<u64>,
+    in_flight: IdSet,
     /// Out of the event loop's epoll set: a `push_wait` caller took it out to read its reply
     /// itself, and it stays out for the next call until the event loop needs it (an async push
     /// or bytes to flush) or it has been idle for [`PARKED_IDLE`].
@@ -379,7 +380,7 @@ impl Default for LinkIo {
             out_pos: 0,
             wants_write: false,
             closed: false,
-            in_flight: HashSet::new(),
+            in_flight: IdSet::default(),
             parked: false,
             idle_since: Instant::now(),
         }
@@ -528,7 +529,7 @@ impl Shared {
         let _ = self.waker.wake();
     }
 
-    fn lock_in_flight(&self) -> MutexGuard<'_, HashMap<u64, InFlight>> {
+    fn lock_in_flight(&self) -> MutexGuard<'_, IdMap<InFlight>> {
         self.in_flight.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -603,42 +604,43 @@ impl Shared {
             return None;
         }
         let correlation_id = ticket.correlation_id();
-        let payload = encode_push(spec.payload_protocol, &spec.payload);
-        let frame = FrameView {
-            kind: FrameKind::Event as i32,
-            payload_protocol: PUSH_PROTOCOL,
-            payload: &payload,
-            request_id: correlation_id,
-            deadline_unix_ms,
-            traceparent: &spec.traceparent,
-            tracestate: &spec.tracestate,
-            ..FrameView::default()
-        };
-        if let Err(e) = frame.checked_body_len() {
-            ticket.complete(Err(e.into()));
-            return None;
-        }
-        {
-            // Recorded before the bytes leave, so a reply or a disconnect always finds it.
-            let mut in_flight = self.lock_in_flight();
-            let mut io = link.lock_io();
-            if io.closed {
-                drop(io);
-                drop(in_flight);
-                ticket.complete(Err(Error::Closed(format!("worker {} disconnected", link.worker_id()).into())));
+        fastpath::with_plain_message(spec.payload_protocol, &spec.payload, |payload| {
+            let frame = FrameView {
+                kind: FrameKind::Event as i32,
+                payload_protocol: PUSH_PROTOCOL,
+                payload,
+                request_id: correlation_id,
+                deadline_unix_ms,
+                traceparent: &spec.traceparent,
+                tracestate: &spec.tracestate,
+                ..FrameView::default()
+            };
+            if let Err(e) = frame.checked_body_len() {
+                ticket.complete(Err(e.into()));
                 return None;
             }
-            io.in_flight.insert(correlation_id);
-            in_flight.insert(correlation_id, InFlight { ticket: ticket.clone(), link: Arc::clone(&link) });
-        }
-        link.in_flight_count.fetch_add(1, Ordering::Relaxed);
-        self.update_in_flight(link.worker_id(), 1);
-        match link.send_frame(&frame) {
-            Sent::All => {}
-            Sent::Queued => self.command(Command::WantWrite(link.token)),
-            Sent::Closed => self.command(Command::Close(link.token, "send failed".into())),
-        }
-        Some(link)
+            {
+                // Recorded before the bytes leave, so a reply or a disconnect always finds it.
+                let mut in_flight = self.lock_in_flight();
+                let mut io = link.lock_io();
+                if io.closed {
+                    drop(io);
+                    drop(in_flight);
+                    ticket.complete(Err(Error::Closed(format!("worker {} disconnected", link.worker_id()).into())));
+                    return None;
+                }
+                io.in_flight.insert(correlation_id);
+                in_flight.insert(correlation_id, InFlight { ticket: ticket.clone(), link: Arc::clone(&link) });
+            }
+            link.in_flight_count.fetch_add(1, Ordering::Relaxed);
+            self.update_in_flight(link.worker_id(), 1);
+            match link.send_frame(&frame) {
+                Sent::All => {}
+                Sent::Queued => self.command(Command::WantWrite(link.token)),
+                Sent::Closed => self.command(Command::Close(link.token, "send failed".into())),
+            }
+            Some(link)
+        })
     }
 
     /// Has the event loop fail a push that is still unanswered at `deadline_unix_ms` (0 = none),
@@ -807,8 +809,8 @@ impl PushServer {
             max_send_buffer: opts.max_send_buffer,
             commands: Mutex::new(VecDeque::new()),
             workers: Mutex::new(BTreeMap::new()),
-            links: RwLock::new(HashMap::new()),
-            in_flight: Mutex::new(HashMap::new()),
+            links: RwLock::new(IdMap::default()),
+            in_flight: Mutex::new(IdMap::default()),
             parked: Mutex::new(HashSet::new()),
             deadlines: Mutex::new(BinaryHeap::new()),
             loop_wakes_at: AtomicU64::new(u64::MAX),
@@ -1677,9 +1679,11 @@ fn parse_incoming(phase: Phase, frame: &FrameView<'_>) -> Result<Incoming, Strin
                     frame.kind, frame.payload_protocol
                 ));
             }
-            PushReply::decode(frame.payload)
-                .map(|r| Incoming::Reply(frame.request_id, r))
-                .map_err(|e| format!("malformed PushReply: {e}"))
+            let reply = match fastpath::reply_payload(frame.payload) {
+                Some(p) => PushReply { result: Some(push_reply::Result::Payload(p.to_vec())) },
+                None => PushReply::decode(frame.payload).map_err(|e| format!("malformed PushReply: {e}"))?,
+            };
+            Ok(Incoming::Reply(frame.request_id, reply))
         }
         Phase::AwaitingDecision | Phase::Closing => Err("unexpected frame before the registration was answered".into()),
     }
@@ -1721,45 +1725,10 @@ fn push_frame(
     frame.encode_to_vec(out)
 }
 
-/// Encodes a `Push` message exactly as prost does (default fields left out), straight from the
-/// borrowed payload instead of a copy of it in a message struct.
-fn encode_push(payload_protocol: u32, payload: &[u8]) -> Vec<u8> {
-    use prost::encoding::{encode_key, encode_varint, WireType};
-    let mut out = Vec::with_capacity(payload.len() + 16);
-    if payload_protocol != 0 {
-        encode_key(1, WireType::Varint, &mut out);
-        encode_varint(u64::from(payload_protocol), &mut out);
-    }
-    if !payload.is_empty() {
-        encode_key(2, WireType::LengthDelimited, &mut out);
-        encode_varint(payload.len() as u64, &mut out);
-        out.extend_from_slice(payload);
-    }
-    out
-}
-
 /// Compares two byte strings in time independent of where they differ.
 pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::push::proto::Push;
-
-    /// The hand-written `Push` encoder matches prost's, defaults and large lengths included.
-    #[test]
-    fn encode_push_matches_prost() {
-        for protocol in [0u32, 1, 0x7001, u32::MAX] {
-            for len in [0usize, 1, 64, 127, 128, 300, 70_000] {
-                let payload: Vec<u8> = (0..len).map(|i| i as u8).collect();
-                let expected = Push { payload_protocol: protocol, payload: payload.clone() }.encode_to_vec();
-                assert_eq!(encode_push(protocol, &payload), expected, "protocol {protocol}, {len} bytes");
-            }
-        }
-    }
 }

@@ -30,6 +30,7 @@ use prost::Message;
 
 use crate::broker::Conn;
 use crate::error::Error;
+use crate::fastpath::{self, IdMap};
 use crate::transport::{self, Endpoint, ListenOptions, Listener};
 use crate::wire::proto::FrameKind;
 use crate::wire::registry::SESSION;
@@ -41,10 +42,7 @@ pub mod proto {
     include!(concat!(env!("OUT_DIR"), "/librp.session.v1.rs"));
 }
 
-use message::IdMap;
 use proto::{SessionError, SessionMessage};
-
-mod message;
 
 /// Error codes librp itself puts in a `SessionError` (they are `rp_status` values).
 pub mod code {
@@ -142,6 +140,16 @@ fn deadline_instant(deadline_unix_ms: u64) -> Option<Instant> {
     }
     let left = deadline_unix_ms.saturating_sub(now_unix_ms());
     Some(Instant::now() + Duration::from_millis(left))
+}
+
+/// Decodes a frame's `SessionMessage` (plain ones without prost, see [`fastpath`]).
+fn decode_message(bytes: &[u8]) -> Result<SessionMessage, prost::DecodeError> {
+    match fastpath::plain_message(bytes) {
+        Some((payload_protocol, payload)) => {
+            Ok(SessionMessage { payload_protocol, payload: payload.to_vec(), ..SessionMessage::default() })
+        }
+        None => SessionMessage::decode(bytes),
+    }
 }
 
 /// The error a peer's `SessionError` stands for: librp's own codes map back to their kind.
@@ -399,7 +407,7 @@ impl Session {
             }
             st.calls.insert(id, Arc::clone(&exchange));
         }
-        let sent = message::with_encoded(payload_protocol, payload, |body| {
+        let sent = fastpath::with_plain_message(payload_protocol, payload, |body| {
             inner.send(FrameKind::Request, id, body, opts.deadline_unix_ms, &opts.traceparent, &opts.tracestate)
         });
         if let Err(e) = sent {
@@ -632,7 +640,7 @@ impl Inner {
 
     /// Sends a frame whose message is only payload bytes (a response or a chunk).
     fn send_payload(&self, kind: FrameKind, request_id: u64, payload: &[u8]) -> Result<(), Error> {
-        message::with_encoded(0, payload, |body| self.send(kind, request_id, body, 0, "", ""))
+        fastpath::with_plain_message(0, payload, |body| self.send(kind, request_id, body, 0, "", ""))
     }
 
     /// Sends one stream chunk (an EVENT) on request id `id`.
@@ -858,7 +866,7 @@ fn route(inner: &Arc<Inner>, frame: &FrameView<'_>) -> Result<(), Cow<'static, s
     let msg = if frame.kind == FrameKind::Cancel as i32 {
         SessionMessage::default()
     } else {
-        match message::decode(frame.payload) {
+        match decode_message(frame.payload) {
             Ok(m) => m,
             Err(e) => return Err(format!("protocol violation: malformed SessionMessage: {e}").into()),
         }

@@ -317,10 +317,9 @@ impl<'a> FrameView<'a> {
 
     /// Appends the encoded frame (header and body) to `out`.
     pub fn encode_to_vec(&self, out: &mut Vec<u8>) -> Result<(), WireError> {
-        let body_len = self.checked_body_len()?;
         let start = out.len();
-        out.resize(start + HEADER_LEN + body_len, 0);
-        self.write(&mut out[start..], body_len);
+        let end = self.encode_at(out, start)?;
+        out.truncate(end);
         Ok(())
     }
 

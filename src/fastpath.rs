@@ -1,0 +1,237 @@
+//! The hot paths of librp's own protocols without prost, and the map of request ids.
+//!
+//! A push (`Push`), a session request, answer or chunk (`SessionMessage`) is nearly always just
+//! a payload protocol (field 1, varint) and payload bytes (field 2), and a worker's answer
+//! (`PushReply`) just its payload (field 1 of the `result` oneof). These shapes are encoded
+//! and decoded here directly; decoding gives up (`None`) on anything else, which the caller
+//! hands to the generated prost code instead, so both paths produce and accept the same bytes.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, Hasher};
+
+use crate::wire::pb;
+
+/// Key of the payload protocol (field 1, varint) of a plain message.
+const KEY_PROTOCOL: u8 = 0x08;
+/// Key of the payload (field 2, length-delimited) of a plain message.
+const KEY_PAYLOAD: u8 = 0x12;
+/// Key of `PushReply.payload` (field 1, length-delimited).
+const KEY_REPLY_PAYLOAD: u8 = 0x0a;
+
+/// Messages up to this size are encoded on the stack.
+const ON_STACK: usize = 512;
+
+/// Encodes the plain message `{payload_protocol, payload}` (a `Push`, or a `SessionMessage`
+/// without error or end of stream) and hands its bytes to `send`, without an allocation when
+/// they are small. Fields at their default are left out, as prost does.
+pub(crate) fn with_plain_message<R>(payload_protocol: u32, payload: &[u8], send: impl FnOnce(&[u8]) -> R) -> R {
+    // Two keys, a u32 varint (5 bytes at most) and a length varint (10 at most).
+    with_buffer(payload.len() + 17, |out| {
+        let mut pos = 0;
+        if payload_protocol != 0 {
+            out[pos] = KEY_PROTOCOL;
+            pos += 1 + pb::put_varint(&mut out[pos + 1..], u64::from(payload_protocol));
+        }
+        if !payload.is_empty() {
+            pos = put_bytes(out, pos, KEY_PAYLOAD, payload);
+        }
+        send(&out[..pos])
+    })
+}
+
+/// Decodes a plain message written in field order with nothing else in it: `(payload
+/// protocol, payload)`, or `None` for any other shape (including invalid bytes).
+pub(crate) fn plain_message(bytes: &[u8]) -> Option<(u32, &[u8])> {
+    let mut pos = 0;
+    let mut protocol = 0;
+    let mut payload: &[u8] = &[];
+    if bytes.first() == Some(&KEY_PROTOCOL) {
+        pos += 1;
+        // prost keeps the low 32 bits of a longer varint, as `as u32` does.
+        protocol = pb::get_varint(bytes, &mut pos).ok()? as u32;
+    }
+    if bytes.get(pos) == Some(&KEY_PAYLOAD) {
+        pos += 1;
+        payload = pb::get_len_delimited(bytes, &mut pos).ok()?;
+    }
+    (pos == bytes.len()).then_some((protocol, payload))
+}
+
+/// Encodes `PushReply { result: payload }` and hands its bytes to `send` (the oneof field is
+/// written even when the payload is empty, as prost does).
+pub(crate) fn with_reply_payload<R>(payload: &[u8], send: impl FnOnce(&[u8]) -> R) -> R {
+    with_buffer(payload.len() + 11, |out| {
+        let end = put_bytes(out, 0, KEY_REPLY_PAYLOAD, payload);
+        send(&out[..end])
+    })
+}
+
+/// Decodes a `PushReply` that is exactly one payload field: the payload, or `None` for any
+/// other shape.
+pub(crate) fn reply_payload(bytes: &[u8]) -> Option<&[u8]> {
+    if bytes.first() != Some(&KEY_REPLY_PAYLOAD) {
+        return None;
+    }
+    let mut pos = 1;
+    let payload = pb::get_len_delimited(bytes, &mut pos).ok()?;
+    (pos == bytes.len()).then_some(payload)
+}
+
+/// Runs `f` on a zeroed buffer of at least `len` bytes: on the stack when it is small.
+fn with_buffer<R>(len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
+    if len <= ON_STACK {
+        f(&mut [0u8; ON_STACK])
+    } else {
+        f(&mut vec![0u8; len])
+    }
+}
+
+/// Writes a length-delimited field at `pos`; returns the position after it.
+fn put_bytes(out: &mut [u8], pos: usize, key: u8, bytes: &[u8]) -> usize {
+    out[pos] = key;
+    let start = pos + 1 + pb::put_varint(&mut out[pos + 1..], bytes.len() as u64);
+    out[start..start + bytes.len()].copy_from_slice(bytes);
+    start + bytes.len()
+}
+
+/// A map keyed by request or correlation id. Ids are counters, not secrets: a multiply-and-
+/// fold hash with a per-map random seed spreads them at a fraction of SipHash's cost, and a
+/// peer that does not know the seed cannot aim its ids at one bucket.
+pub(crate) type IdMap<V> = HashMap<u64, V, IdHash>;
+
+/// A set of ids; see [`IdMap`].
+pub(crate) type IdSet = HashSet<u64, IdHash>;
+
+/// The [`BuildHasher`] of [`IdMap`] and [`IdSet`]: its seed is drawn once per map.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IdHash(u64);
+
+impl Default for IdHash {
+    fn default() -> Self {
+        IdHash(std::collections::hash_map::RandomState::new().hash_one(0x5350_u64))
+    }
+}
+
+impl BuildHasher for IdHash {
+    type Hasher = IdHasher;
+    fn build_hasher(&self) -> IdHasher {
+        IdHasher { seed: self.0, hash: 0 }
+    }
+}
+
+/// Hashes one `u64` id; see [`IdMap`].
+#[derive(Debug)]
+pub(crate) struct IdHasher {
+    seed: u64,
+    hash: u64,
+}
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        // Not reached for `u64` keys; correct for any other.
+        for &b in bytes {
+            self.write_u64(self.hash ^ u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        let product = u128::from(id ^ self.seed) * u128::from(0x9e37_79b9_7f4a_7c15_u64);
+        self.hash = (product as u64) ^ ((product >> 64) as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.hash
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use prost::Message;
+
+    use super::*;
+    use crate::push::proto::{push_reply, Push, PushFailure, PushReply};
+
+    const SIZES: [usize; 9] = [0, 1, 64, 127, 128, 300, 495, 496, 70_000];
+
+    fn bytes(len: usize) -> Vec<u8> {
+        (0..len).map(|i| i as u8).collect()
+    }
+
+    #[test]
+    fn plain_messages_are_the_bytes_prost_makes_and_decode_back() {
+        for protocol in [0u32, 1, 0x7001, u32::MAX] {
+            for len in SIZES {
+                let payload = bytes(len);
+                let ours = with_plain_message(protocol, &payload, <[u8]>::to_vec);
+                let prost = Push { payload_protocol: protocol, payload: payload.clone() }.encode_to_vec();
+                assert_eq!(ours, prost, "protocol {protocol}, {len} bytes");
+                assert_eq!(plain_message(&ours), Some((protocol, &payload[..])));
+            }
+        }
+    }
+
+    #[test]
+    fn reply_payloads_are_the_bytes_prost_makes_and_decode_back() {
+        for len in SIZES {
+            let payload = bytes(len);
+            let ours = with_reply_payload(&payload, <[u8]>::to_vec);
+            let prost = PushReply { result: Some(push_reply::Result::Payload(payload.clone())) }.encode_to_vec();
+            assert_eq!(ours, prost, "{len} bytes");
+            assert_eq!(reply_payload(&ours), Some(&payload[..]));
+        }
+    }
+
+    /// Whatever the fast decoders accept, prost decodes to the same thing.
+    #[test]
+    fn the_fast_decoders_accept_only_what_prost_reads_the_same_way() {
+        let failure = PushReply {
+            result: Some(push_reply::Result::Failure(PushFailure { code: -5, message: "no".into() })),
+        };
+        let mut two_results = with_reply_payload(b"first", <[u8]>::to_vec);
+        two_results.extend_from_slice(&with_reply_payload(b"second", <[u8]>::to_vec));
+        let mut reordered = with_plain_message(0, b"abc", <[u8]>::to_vec);
+        reordered.extend_from_slice(&with_plain_message(7, b"", <[u8]>::to_vec));
+        let cases: Vec<Vec<u8>> = vec![
+            vec![],
+            failure.encode_to_vec(),
+            two_results,
+            reordered,
+            vec![0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01], // a protocol varint past 32 bits
+            vec![0x08, 0x80],                               // cut short
+            vec![0x12, 0x05, 1, 2],                         // a payload longer than the message
+            vec![0x12, 0x00],                               // an explicit empty payload
+            vec![0x0a, 0x00],                               // an explicit empty reply payload
+            vec![0x2a, 0x01, 0x00],                         // an unknown field
+            vec![0x12, 0x01, 0x09, 0xff],                   // a stray byte after the payload
+            vec![0x0a, 0x01, 0x09, 0x0a],                   // a reply cut short after a payload
+        ];
+        for case in &cases {
+            if let Some((protocol, payload)) = plain_message(case) {
+                let prost = Push::decode(&case[..]).expect("prost accepts what the fast path does");
+                assert_eq!((prost.payload_protocol, &prost.payload[..]), (protocol, payload), "{case:02x?}");
+            }
+            if let Some(payload) = reply_payload(case) {
+                let prost = PushReply::decode(&case[..]).expect("prost accepts what the fast path does");
+                assert_eq!(prost.result, Some(push_reply::Result::Payload(payload.to_vec())), "{case:02x?}");
+            }
+        }
+        assert!(reply_payload(&cases[1]).is_none(), "a failure is not a payload");
+        assert!(reply_payload(&cases[2]).is_none(), "the last of two results wins in prost: not the fast path");
+    }
+
+    #[test]
+    fn an_id_map_spreads_consecutive_ids() {
+        let hash = IdHash::default();
+        let mut buckets = [0u32; 64];
+        for id in (1..=6400u64).step_by(2) {
+            buckets[(hash.hash_one(id) & 63) as usize] += 1;
+        }
+        // 3,200 ids over 64 buckets: 50 each on average.
+        assert!(buckets.iter().all(|&n| (20..=90).contains(&n)), "{buckets:?}");
+        let mut map = IdMap::default();
+        for id in 0..1000u64 {
+            map.insert(id * 2, id);
+        }
+        assert!((0..1000u64).all(|id| map.get(&(id * 2)) == Some(&id)));
+    }
+}
