@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Push round trip only: builds librp (Release) and the three round-trip benchmarks, runs raw
-# Unix-socket ping-pong, librp push and ZeroMQ REQ/REP pinned to one CPU (taskset -c 0),
+# Round trips only: builds librp (Release) and the four round-trip benchmarks, runs raw
+# Unix-socket ping-pong, librp push, librp session and ZeroMQ REQ/REP pinned to one CPU (taskset -c 0),
 # interleaved, RP_BENCH_RUNS times (default 5), and prints each run's p50/p99 with ratios
 # against the raw baseline of the same run, then the median of the runs.
 # RP_BENCH_ITERATIONS sets the samples per run (default 20000); RP_BENCH_CPU the CPU (default 0).
@@ -17,12 +17,13 @@ mkdir -p "$out"
 cflags=(-O2 -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra -Werror -Iinclude -Ibench/c)
 cc "${cflags[@]}" bench/c/uds_pingpong.c -o "$out/uds_pingpong"
 cc "${cflags[@]}" bench/c/push_rtt.c -Lbuild/release/lib -lrp -Wl,-rpath,"$PWD/build/release/lib" -o "$out/push_rtt"
+cc "${cflags[@]}" bench/c/session_rtt.c -Lbuild/release/lib -lrp -Wl,-rpath,"$PWD/build/release/lib" -o "$out/session_rtt"
 cc "${cflags[@]}" bench/c/zmq_reqrep.c -lzmq -o "$out/zmq_reqrep"
 
 results="$out/push_rtt_results.txt"
 : > "$results"
 for r in $(seq 1 "$runs"); do
-  for b in uds_pingpong push_rtt zmq_reqrep; do
+  for b in uds_pingpong push_rtt session_rtt zmq_reqrep; do
     line=$(timeout 300 taskset -c "$cpu" "$out/$b" | grep '^RESULT') || { echo "benchmark $b failed (run $r)" >&2; exit 1; }
     echo "$r $line" >> "$results"
   done
@@ -35,20 +36,24 @@ for line in open(sys.argv[1]):
     run, _, rest = line.partition(" ")
     f = dict(kv.split("=") for kv in rest.split()[1:])
     runs.setdefault(run, {})[f["name"]] = (float(f["p50_us"]), float(f["p99_us"]))
-names = ("raw_uds_pingpong", "librp_push_rtt", "zmq_reqrep")
+names = ("raw_uds_pingpong", "librp_push_rtt", "librp_session_rtt", "zmq_reqrep")
 print(f"{'run':<4} {'benchmark':<18} {'p50 us':>8} {'p99 us':>8} {'p50/raw':>8} {'p99/raw':>8}")
 agg = {n: [] for n in names}
-zmq_x = []
+zmq_x = {"librp_push_rtt": [], "librp_session_rtt": []}
 for run, rows in runs.items():
     base = rows["raw_uds_pingpong"]
     for n in names:
         p50, p99 = rows[n]
         agg[n].append((p50, p99, p50 / base[0], p99 / base[1]))
         print(f"{run:<4} {n:<18} {p50:>8.2f} {p99:>8.2f} {p50/base[0]:>8.2f} {p99/base[1]:>8.2f}")
-    zmq_x.append(rows["zmq_reqrep"][0] / rows["librp_push_rtt"][0])
+    for n in zmq_x:
+        zmq_x[n].append(rows["zmq_reqrep"][0] / rows[n][0])
 print("median of runs:")
 for n in names:
     cols = list(zip(*agg[n]))
     print(f"     {n:<18} " + " ".join(f"{statistics.median(c):>8.2f}" for c in cols))
-print(f"     librp push vs ZeroMQ REQ/REP p50: {statistics.median(zmq_x):.2f}x faster")
+for n, xs in zmq_x.items():
+    print(f"     {n} vs ZeroMQ REQ/REP p50: {statistics.median(xs):.2f}x faster")
+raw_x = [rows["zmq_reqrep"][0] / rows["raw_uds_pingpong"][0] for rows in runs.values()]
+print(f"     (the raw ping-pong itself: {statistics.median(raw_x):.2f}x faster than ZeroMQ)")
 PY

@@ -14,7 +14,7 @@
 
 static size_t count(void) {
     const char *s = getenv("RP_BENCH_STREAM_MESSAGES");
-    return s ? (size_t)strtoull(s, NULL, 10) : 200000;
+    return s ? (size_t)strtoull(s, NULL, 10) : 1000000;
 }
 
 static void report(const char *name, size_t n, uint64_t ns) {
