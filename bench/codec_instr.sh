@@ -22,14 +22,8 @@ while [ $# -gt 0 ]; do
 done
 command -v valgrind >/dev/null || { echo "valgrind is not installed" >&2; exit 1; }
 
-if [ "$build" = 1 ]; then
-  cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-  cmake --build build/release --target rp_cargo >/dev/null
-fi
+if [ "$build" = 1 ]; then bash bench/build.sh codec; else bash bench/build.sh --no-lib codec; fi
 out=build/bench
-mkdir -p "$out"
-cc -O2 -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra -Werror -Iinclude -Ibench/c \
-  bench/c/codec.c -Lbuild/release/lib -lrp -Wl,-rpath,"$PWD/build/release/lib" -o "$out/codec"
 
 # Instructions of one run of `codec --only NAME --iterations N`.
 count() {

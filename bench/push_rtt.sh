@@ -10,15 +10,8 @@ export PATH="$HOME/.cargo/bin:$PATH"
 runs=${RP_BENCH_RUNS:-5}
 cpu=${RP_BENCH_CPU:-0}
 
-cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build/release --target rp_cargo >/dev/null
+bash bench/build.sh uds_pingpong push_rtt session_rtt zmq_reqrep
 out=build/bench
-mkdir -p "$out"
-cflags=(-O2 -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra -Werror -Iinclude -Ibench/c)
-cc "${cflags[@]}" bench/c/uds_pingpong.c -o "$out/uds_pingpong"
-cc "${cflags[@]}" bench/c/push_rtt.c -Lbuild/release/lib -lrp -Wl,-rpath,"$PWD/build/release/lib" -o "$out/push_rtt"
-cc "${cflags[@]}" bench/c/session_rtt.c -Lbuild/release/lib -lrp -Wl,-rpath,"$PWD/build/release/lib" -o "$out/session_rtt"
-cc "${cflags[@]}" bench/c/zmq_reqrep.c -lzmq -o "$out/zmq_reqrep"
 
 results="$out/push_rtt_results.txt"
 : > "$results"

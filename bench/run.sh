@@ -15,20 +15,8 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
-cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build/release --target rp_cargo >/dev/null
+bash bench/build.sh uds_pingpong push_rtt session_rtt zmq_reqrep nng_reqrep push_scale hello_rtt stream codec
 out=build/bench
-mkdir -p "$out"
-cflags=(-O2 -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra -Werror -Iinclude -Ibench/c)
-cc "${cflags[@]}" bench/c/uds_pingpong.c -o "$out/uds_pingpong"
-cc "${cflags[@]}" bench/c/push_rtt.c -Lbuild/release/lib -lrp -Wl,-rpath,"$PWD/build/release/lib" -o "$out/push_rtt"
-cc "${cflags[@]}" bench/c/session_rtt.c -Lbuild/release/lib -lrp -Wl,-rpath,"$PWD/build/release/lib" -o "$out/session_rtt"
-cc "${cflags[@]}" bench/c/zmq_reqrep.c -lzmq -o "$out/zmq_reqrep"
-cc "${cflags[@]}" bench/c/nng_reqrep.c -lnng -lpthread -o "$out/nng_reqrep"
-cc "${cflags[@]}" bench/c/push_scale.c -Lbuild/release/lib -lrp -Wl,-rpath,"$PWD/build/release/lib" -o "$out/push_scale"
-cc "${cflags[@]}" bench/c/hello_rtt.c -Lbuild/release/lib -lrp -lpthread -Wl,-rpath,"$PWD/build/release/lib" -o "$out/hello_rtt"
-cc "${cflags[@]}" bench/c/stream.c -Lbuild/release/lib -lrp -lzmq -Wl,-rpath,"$PWD/build/release/lib" -o "$out/stream"
-cc "${cflags[@]}" bench/c/codec.c -Lbuild/release/lib -lrp -Wl,-rpath,"$PWD/build/release/lib" -o "$out/codec"
 
 results="$out/results.txt"
 : > "$results"
