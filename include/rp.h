@@ -624,6 +624,14 @@ typedef struct rp_broker_result rp_broker_result;
  * Methods: `rp_broker_server_bind`, `rp_broker_server_endpoint`,
  * `rp_broker_server_begin_shutdown`, `rp_broker_server_free`.
  *
+ * Limits on what a peer sends (each refused with a reason naming it; docs/PROTOCOL.md):
+ * the first frame is at most 64 KiB. Hello, refused with PEER_REJECTED: `service_name` 1-64
+ * characters of `[a-z0-9-]`, `wanted_version` semver (pre-release `[a-z0-9.]`) of at most 64,
+ * `client_version` at most 128 bytes, `client_lib_name` and `client_lib_version` at most 64,
+ * `auth_token` and `capability_token` at most 1024, `request_id` and `peer_attestation_nonce`
+ * at most 256. AdminRequest, answered with exit code 2: `service_name` at most 64 bytes,
+ * `output_path` at most 4096.
+ *
  * Functions taking `const rp_broker_server *` are thread-safe.
  */
 typedef struct rp_broker_server rp_broker_server;
@@ -1429,7 +1437,8 @@ rp_status rp_broker_server_options_add_service(struct rp_broker_server_options *
 
 /**
  * Adds `version` to the service's allow list (once the list is non-empty, other wanted
- * versions are refused with VERSION_UNSUPPORTED). Returns `RP_STATUS_OK`,
+ * versions are refused with VERSION_BLOCKED and a 30000 ms retry hint, as the reference
+ * broker does). Returns `RP_STATUS_OK`,
  * `RP_STATUS_NOT_FOUND` (no such service), `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`.
  */
 RP_NODISCARD

@@ -403,7 +403,8 @@ type BrokerService struct {
 	Backend       string // the backend_pipe sent in Negotiated
 	DaemonVersion string // the daemon_version sent in Negotiated
 	// Allow, once non-empty, is the only wanted versions accepted (others are refused with
-	// CodeVersionUnsupported); Block lists versions refused with CodeVersionBlocked.
+	// CodeVersionBlocked and a 30 s retry hint, as the reference broker does); Block lists
+	// versions refused with CodeVersionBlocked and no hint.
 	Allow, Block []string
 	// MinVersion refuses lower wanted versions with CodeVersionBlocked and a 30 s retry hint.
 	MinVersion string

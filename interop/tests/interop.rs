@@ -13,7 +13,9 @@ use rp::handoff::TokenStore;
 use rp::transport::Endpoint;
 use rp::wire::proto::FrameKind;
 use rp::wire::{FrameReader, FrameView};
-use running_process::broker::client::{connect_to_backend, BackendConnectionRoute, ConnectBackendRequest};
+use running_process::broker::client::{
+    connect_to_backend, BackendConnectionRoute, BrokerClientError, ConnectBackendRequest, RefusalKind,
+};
 use running_process::broker::protocol as reference;
 use running_process::broker::server::{handle_hello_connection, HelloHandler, PeerIdentity, RegisteredBackend};
 
@@ -76,11 +78,15 @@ fn roundtrip<S: Read + Write>(stream: &mut S, text: &str) {
     assert_eq!(got.payload, text.as_bytes());
 }
 
+/// Versions both brokers of the comparison tests serve (the allow list).
+const ALLOWED: &str = "1.2.3";
+
 fn librp_broker(dir: &std::path::Path, backend: &std::path::Path, handoff: Option<(PathBuf, Arc<TokenStore>)>) -> BrokerServer {
     let service = ServiceEntry {
         service_name: "rp-demo".into(),
         backend_pipe: backend.to_str().unwrap().into(),
         daemon_version: "1.2.3".into(),
+        allowed_versions: vec![ALLOWED.into()],
         handoff_endpoint: handoff.as_ref().map(|(p, _)| Endpoint::Path(p.clone())),
         handoff_store: handoff.map(|(_, s)| s),
         ..ServiceEntry::default()
@@ -131,7 +137,11 @@ fn reference_client_adopts_a_librp_handoff() {
 
 /// A minimal reference broker: the crate's own Hello handler behind a Unix listener.
 fn spawn_reference_broker(path: &std::path::Path, backend: &std::path::Path) {
-    let definition = reference::ServiceDefinition { service_name: "rp-demo".into(), ..Default::default() };
+    let definition = reference::ServiceDefinition {
+        service_name: "rp-demo".into(),
+        version_allow_list: vec![ALLOWED.into()],
+        ..Default::default()
+    };
     let handler = HelloHandler::new()
         .with_backend(RegisteredBackend {
             service_definition: definition,
@@ -319,4 +329,116 @@ fn reference_backend_serves_a_librp_offer() {
         assert_eq!(ack.correlation_id, 77);
         assert_eq!(ack.error_detail.is_empty(), matching, "{label}: {}", ack.error_detail);
     }
+}
+
+/// What a client learns from one broker answer: the reference client's classification of the
+/// refusal, its code and retry hint (the reason text may differ in wording).
+#[derive(Debug, PartialEq)]
+struct Answer {
+    kind: RefusalKind,
+    code: reference::ErrorCode,
+    retry_after_ms: u64,
+}
+
+/// The reference client's view of a Hello for `service`/`version` sent to `broker`.
+fn reference_client_hello(broker: &str, service: &str, version: &str) -> (Answer, String) {
+    let err = connect_to_backend(ConnectBackendRequest::new(broker, service, version, "9.9.9"))
+        .err()
+        .unwrap_or_else(|| panic!("{service} {version}: negotiated, expected a refusal"));
+    let kind = err.refusal_kind().unwrap_or_else(|| panic!("{service} {version}: not a refusal: {err:?}"));
+    match err {
+        BrokerClientError::Refused { code, reason, retry_after_ms } => (Answer { kind, code, retry_after_ms }, reason),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Sends raw `bytes` to `broker` (then shuts the write side when `eof`) and reads the one
+/// answer with the reference's framing and message types.
+fn raw_answer(broker: &std::path::Path, bytes: &[u8], eof: bool) -> (Answer, String, u64) {
+    let mut s = UnixStream::connect(broker).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(bytes).unwrap();
+    if eof {
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+    }
+    let body = running_process::broker::protocol::read_frame(&mut s).expect("an answer frame");
+    let frame = reference::Frame::decode(body.as_slice()).unwrap();
+    assert_eq!(frame.kind, reference::FrameKind::Response as i32);
+    let reply = reference::HelloReply::decode(frame.payload.as_slice()).unwrap();
+    let Some(reference::hello_reply::Result::Refused(r)) = reply.result else { panic!("not a refusal: {reply:?}") };
+    let code = reference::ErrorCode::try_from(r.code).unwrap();
+    (Answer { kind: RefusalKind::from_code(code), code, retry_after_ms: r.retry_after_ms }, r.reason, frame.request_id)
+}
+
+/// Each Hello the reference broker refuses in a known way, sent by the reference client to the
+/// reference broker and to librp's broker: the same `RefusalKind`, code and retry hint.
+#[test]
+fn librp_broker_refuses_like_the_reference_broker() {
+    let dir = temp_dir("refusals");
+    let backend = dir.join("backend.sock");
+    spawn_echo_backend(&backend);
+    let ours = librp_broker(&dir, &backend, None);
+    let theirs = dir.join("reference.sock");
+    spawn_reference_broker(&theirs, &backend);
+    let (ours_path, theirs_path) = (ours.endpoint().to_string(), theirs.to_str().unwrap().to_owned());
+
+    let cases = [
+        ("rp-demo", "1.2.4", "outside the allow list"),
+        ("Rp_Demo", "1.2.3", "service name not [a-z0-9-]"),
+        (&*"a".repeat(65), "1.2.3", "service name over 64"),
+        ("rp-demo", "1.2", "wanted_version not semver"),
+        ("rp-demo", "1.2.3-RC1", "upper-case pre-release"),
+        ("BAD", "x", "bad name and bad version"),
+        ("no-such", "x", "unknown service and bad version"),
+        ("no-such", "1.2.3", "unknown service"),
+    ];
+    for (service, version, what) in cases {
+        let (want, want_reason) = reference_client_hello(&theirs_path, service, version);
+        let (got, got_reason) = reference_client_hello(&ours_path, service, version);
+        assert_eq!(got, want, "{what}: librp said {got_reason:?}, the reference {want_reason:?}");
+    }
+    // The table of the issue, pinned: the reference's answers are what we compare with.
+    let (a, _) = reference_client_hello(&ours_path, "rp-demo", "1.2.4");
+    assert_eq!((a.kind, a.retry_after_ms), (RefusalKind::VersionBlocked, 30_000));
+    let (a, reason) = reference_client_hello(&ours_path, "Rp_Demo", "1.2.3");
+    assert_eq!((a.kind, reason.as_str()), (RefusalKind::Other(reference::ErrorCode::ErrorPeerRejected), "invalid service_name"));
+    let (_, reason) = reference_client_hello(&ours_path, "rp-demo", "1.2");
+    assert_eq!(reason, "invalid wanted_version");
+
+    // First frames the reference client cannot send: an undecodable body behind a good framing
+    // byte, a Hello cut short then EOF, nothing then EOF.
+    let hello = reference::Hello {
+        client_min_protocol: 1,
+        client_max_protocol: 1,
+        service_name: "rp-demo".into(),
+        wanted_version: "1.2.3".into(),
+        ..Default::default()
+    };
+    let frame = reference::Frame {
+        envelope_version: 1,
+        kind: reference::FrameKind::Request as i32,
+        payload: hello.encode_to_vec(),
+        request_id: 1,
+        ..Default::default()
+    }
+    .encode_to_vec();
+    let mut full = vec![1u8];
+    full.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+    full.extend_from_slice(&frame);
+    let raw_cases: [(&[u8], bool, &str); 5] = [
+        (&[0x01, 3, 0, 0, 0, 0xff, 0xff, 0xff], false, "malformed broker Frame"),
+        (&full[..3], true, "incomplete Hello frame"),
+        (&full[..full.len() - 1], true, "incomplete Hello frame"),
+        (&[], true, "incomplete Hello frame"),
+        (&[0x47, 0x45, 0x54, 0x20], false, "unsupported framing version"),
+    ];
+    for (bytes, eof, reason) in raw_cases {
+        let want = raw_answer(&theirs, bytes, eof);
+        let got = raw_answer(std::path::Path::new(&ours_path), bytes, eof);
+        assert_eq!(want.1, reason, "the reference's reason");
+        assert_eq!((&got.0, got.2), (&want.0, want.2), "{reason}: librp said {:?}", got.1);
+        assert_eq!(got.1, reason);
+    }
+    drop(ours);
+    let _ = std::fs::remove_dir_all(&dir);
 }

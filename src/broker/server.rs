@@ -21,7 +21,7 @@ use mio::net::UnixStream;
 use mio::{Events, Interest, Poll, Token, Waker};
 use prost::Message;
 
-use crate::control::{check_hello_fields, hello_reply_frame, is_semver, negotiated, Refusal};
+use crate::control::{check_hello_fields, hello_reply_frame, is_semver, is_service_name, negotiated, Refusal};
 use crate::error::Error;
 use crate::event_queue::EventQueue;
 use crate::handoff::{self, TokenStore};
@@ -31,6 +31,11 @@ use crate::wire::proto::{
     Hello, PayloadEncoding,
 };
 use crate::wire::{registry, FrameReader, FrameView, WireError, CAP_HANDLE_PASSING, HELLO_MAX_BODY};
+
+/// Most bytes of `AdminRequest.service_name` the broker accepts (longer: exit code 2).
+pub const ADMIN_MAX_SERVICE_NAME: usize = 64;
+/// Most bytes of `AdminRequest.output_path` the broker accepts (longer: exit code 2).
+pub const ADMIN_MAX_OUTPUT_PATH: usize = 4096;
 
 /// Most handoffs in progress at once.
 pub const MAX_CONCURRENT_HANDOFFS: usize = 64;
@@ -44,11 +49,12 @@ pub struct ServiceEntry {
     pub backend_pipe: String,
     /// The backend's version, sent as `Negotiated.daemon_version`.
     pub daemon_version: String,
-    /// When non-empty, only these wanted versions are served (others: VERSION_UNSUPPORTED).
+    /// When non-empty, only these wanted versions are served (others: VERSION_BLOCKED, retry
+    /// 30000 ms, as the reference's `version_allow_list`).
     pub allowed_versions: Vec<String>,
-    /// Wanted versions refused with VERSION_BLOCKED.
+    /// Wanted versions refused with VERSION_BLOCKED (no retry hint; a librp addition).
     pub blocked_versions: Vec<String>,
-    /// When non-empty, wanted versions below it are refused with VERSION_BLOCKED.
+    /// When non-empty, wanted versions below it are refused with VERSION_BLOCKED, retry 30000 ms.
     pub min_version: String,
     /// The backend's handoff socket: when set, capable clients are offered a handoff.
     pub handoff_endpoint: Option<Endpoint>,
@@ -231,10 +237,7 @@ impl Drop for BrokerServer {
 
 fn check_service(s: &ServiceEntry) -> Result<(), Error> {
     let name = &s.service_name;
-    if name.is_empty()
-        || name.len() > 64
-        || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    {
+    if !is_service_name(name) {
         return Err(Error::invalid_argument(format!("service name {name:?} is not 1-64 characters of [a-z0-9-]")));
     }
     for v in s.allowed_versions.iter().chain(&s.blocked_versions).chain((!s.min_version.is_empty()).then_some(&s.min_version)) {
@@ -255,16 +258,22 @@ fn version_triple(v: &str) -> (u64, u64, u64) {
     (parts.next().unwrap_or(0), parts.next().unwrap_or(0), parts.next().unwrap_or(0))
 }
 
-/// The version policy of one service, applied to a wanted version.
+/// Retry hint of a refusal by version policy (the reference's).
+const VERSION_POLICY_RETRY_MS: u64 = 30_000;
+
+/// The version policy of one service, applied to a wanted version, in the reference's order
+/// (`validate_version_policy`: the floor, then the allow list), then librp's block list.
 fn check_version_policy(service: &ServiceEntry, wanted: &str) -> Result<(), Refusal> {
-    if service.blocked_versions.iter().any(|b| b == wanted) {
-        return Err(Refusal::new(ErrorCode::VersionBlocked, format!("version {wanted} is blocked")));
-    }
     if !service.min_version.is_empty() && version_triple(wanted) < version_triple(&service.min_version) {
-        return Err(Refusal::new(ErrorCode::VersionBlocked, "wanted_version is below min_version").with_retry_after_ms(30_000));
+        return Err(Refusal::new(ErrorCode::VersionBlocked, "wanted_version is below min_version")
+            .with_retry_after_ms(VERSION_POLICY_RETRY_MS));
     }
     if !service.allowed_versions.is_empty() && !service.allowed_versions.iter().any(|a| a == wanted) {
-        return Err(Refusal::new(ErrorCode::VersionUnsupported, format!("version {wanted} is not in the allow list")));
+        return Err(Refusal::new(ErrorCode::VersionBlocked, "wanted_version is not in version_allow_list")
+            .with_retry_after_ms(VERSION_POLICY_RETRY_MS));
+    }
+    if service.blocked_versions.iter().any(|b| b == wanted) {
+        return Err(Refusal::new(ErrorCode::VersionBlocked, format!("version {wanted} is blocked")));
     }
     Ok(())
 }
@@ -291,7 +300,8 @@ struct Connection {
 enum FirstFrame {
     Hello(u64, Hello),
     Admin(u64, AdminRequest),
-    Invalid(Refusal),
+    /// Refused with this request id (0 when the frame did not decode).
+    Invalid(u64, Refusal),
 }
 
 struct RateWindow {
@@ -373,8 +383,14 @@ impl EventLoop {
             if self.accept_retry.is_some_and(|at| at <= now) {
                 self.accept_all();
             }
-            let late: Vec<Token> = self.conns.iter().filter(|(_, c)| c.deadline <= now).map(|(t, _)| *t).collect();
-            for token in late {
+            let late: Vec<(Token, bool)> =
+                self.conns.iter().filter(|(_, c)| c.deadline <= now).map(|(t, c)| (*t, c.closing)).collect();
+            for (token, answered) in late {
+                if !answered {
+                    // As the reference: a first frame not complete by the deadline is answered
+                    // "incomplete Hello frame" before the close.
+                    self.refuse(token, 0, incomplete_hello(), "");
+                }
                 self.close(token);
             }
         }
@@ -473,15 +489,12 @@ impl EventLoop {
         }
         let first = match conn.reader.read_frame() {
             Err(WireError::Timeout) => return,
-            read => match first_frame(read) {
-                Some(first) => first,
-                None => return self.close(token),
-            },
+            read => first_frame(read),
         };
         match first {
             FirstFrame::Hello(id, hello) => self.on_hello(token, id, hello),
             FirstFrame::Admin(id, request) => self.on_admin(token, id, request),
-            FirstFrame::Invalid(r) => self.refuse(token, 0, r, ""),
+            FirstFrame::Invalid(id, r) => self.refuse(token, id, r, ""),
         }
     }
 
@@ -592,24 +605,30 @@ impl EventLoop {
     }
 
     fn on_admin(&mut self, token: Token, request_id: u64, request: AdminRequest) {
-        let verb = AdminVerb::try_from(request.verb).unwrap_or(AdminVerb::Unspecified);
-        let (body, exit_code) = match verb {
-            AdminVerb::Healthz | AdminVerb::Readyz => {
+        let (body, exit_code) = match AdminVerb::try_from(request.verb) {
+            _ if request.service_name.len() > ADMIN_MAX_SERVICE_NAME => {
+                (format!("service_name exceeds {ADMIN_MAX_SERVICE_NAME} bytes"), 2)
+            }
+            _ if request.output_path.len() > ADMIN_MAX_OUTPUT_PATH => {
+                (format!("output_path exceeds {ADMIN_MAX_OUTPUT_PATH} bytes"), 2)
+            }
+            Ok(AdminVerb::Healthz | AdminVerb::Readyz) => {
                 if self.shared.shutting_down.load(Ordering::Acquire) {
                     ("shutting down".to_owned(), 1)
                 } else {
                     ("ok".to_owned(), 0)
                 }
             }
-            AdminVerb::Status | AdminVerb::ListInstances => {
+            Ok(AdminVerb::Status | AdminVerb::ListInstances) => {
                 let names: Vec<&str> = self.opts.services.iter().map(|s| s.service_name.as_str()).collect();
                 (format!("services: {}; connections: {}", names.join(","), self.conns.len()), 0)
             }
-            AdminVerb::Shutdown => {
+            Ok(AdminVerb::Shutdown) => {
                 self.shared.shutting_down.store(true, Ordering::Release);
                 ("shutting down".to_owned(), 0)
             }
-            other => (format!("verb {} is not supported by this broker", other.as_str_name()), 2),
+            Ok(other) => (format!("verb {} ({}) is not supported by this broker", other.as_str_name(), request.verb), 2),
+            Err(_) => (format!("verb {} is not supported by this broker", request.verb), 2),
         };
         let Some(conn) = self.conns.get_mut(&token) else { return };
         if admin_reply_frame(request_id, body, exit_code, &mut conn.out).is_err() {
@@ -663,19 +682,26 @@ impl EventLoop {
     }
 }
 
-/// What the result of reading a connection's first frame asks for; `None` when the connection
-/// is simply closed (the peer went away, or sent something not worth an answer).
-fn first_frame(read: Result<FrameView<'_>, WireError>) -> Option<FirstFrame> {
+/// The reference's answer to a stream that ended (or stalled past the deadline) before its
+/// first frame was complete.
+fn incomplete_hello() -> Refusal {
+    Refusal::new(ErrorCode::PeerRejected, "incomplete Hello frame")
+}
+
+/// What the result of reading a connection's first frame asks for (not called for a read
+/// that would block). Every outcome is answered, as the reference's `reply_for_framing_error`
+/// does: an undecodable body with "malformed broker Frame", a stream that ended early with
+/// "incomplete Hello frame" (written even when the peer is gone; the write then fails).
+fn first_frame(read: Result<FrameView<'_>, WireError>) -> FirstFrame {
+    let invalid = |code, reason: &str| FirstFrame::Invalid(0, Refusal::new(code, reason));
     match read {
-        Ok(frame) => Some(parse_first_frame(&frame)),
+        Ok(frame) => parse_first_frame(&frame),
         Err(WireError::UnsupportedFramingVersion { .. }) => {
-            Some(FirstFrame::Invalid(Refusal::new(ErrorCode::VersionUnsupported, "unsupported framing version")))
+            invalid(ErrorCode::VersionUnsupported, "unsupported framing version")
         }
-        Err(WireError::TooLarge { .. }) => Some(FirstFrame::Invalid(Refusal::new(
-            ErrorCode::PeerRejected,
-            format!("Hello frame exceeds {HELLO_MAX_BODY} bytes"),
-        ))),
-        Err(_) => None,
+        Err(WireError::TooLarge { .. }) => invalid(ErrorCode::PeerRejected, "initial Hello frame exceeds 64 KiB"),
+        Err(WireError::Malformed { .. }) => invalid(ErrorCode::PeerRejected, "malformed broker Frame"),
+        Err(_) => FirstFrame::Invalid(0, incomplete_hello()),
     }
 }
 
@@ -717,7 +743,7 @@ pub(crate) fn fuzz_client_stream(
 ) -> Option<Vec<u8>> {
     let mut reader = FrameReader::with_max_body(bytes, HELLO_MAX_BODY);
     let mut out = Vec::new();
-    match first_frame(reader.read_frame())? {
+    match first_frame(reader.read_frame()) {
         FirstFrame::Hello(id, hello) => {
             let result = check_hello_fields(&hello, peer.as_ref()).and_then(|()| choose_service(services, &hello));
             let reply = match result {
@@ -731,32 +757,38 @@ pub(crate) fn fuzz_client_stream(
             out.extend_from_slice(&hello_reply_frame(id, reply));
         }
         FirstFrame::Admin(id, _) => admin_reply_frame(id, "ok".into(), 0, &mut out).ok()?,
-        FirstFrame::Invalid(r) => out.extend_from_slice(&hello_reply_frame(0, hello_reply::Result::Refused(r.to_message()))),
+        FirstFrame::Invalid(id, r) => out.extend_from_slice(&hello_reply_frame(id, hello_reply::Result::Refused(r.to_message()))),
     }
     Some(out)
 }
 
+/// Checks a decoded first frame in the reference's order (`validate_frame_envelope`:
+/// envelope version, kind, payload protocol, encoding; then the payload). Refusals echo the
+/// frame's request id, as the reference's do.
 fn parse_first_frame(frame: &FrameView<'_>) -> FirstFrame {
-    let rejected = |why: &str| FirstFrame::Invalid(Refusal::new(ErrorCode::PeerRejected, why));
+    let id = frame.request_id;
+    let rejected = |why: &str| FirstFrame::Invalid(id, Refusal::new(ErrorCode::PeerRejected, why));
     if frame.envelope_version != 1 {
-        return FirstFrame::Invalid(Refusal::new(ErrorCode::VersionUnsupported, "frame envelope_version is not v1"));
-    }
-    if frame.payload_encoding != PayloadEncoding::None as i32 {
-        return rejected("the first frame must not be compressed");
+        return FirstFrame::Invalid(id, Refusal::new(ErrorCode::VersionUnsupported, "frame envelope_version is not v1"));
     }
     if frame.frame_kind() != Some(FrameKind::Request) {
-        return rejected("the first frame must be a REQUEST");
+        return rejected("Hello frame kind must be REQUEST");
     }
-    match frame.payload_protocol {
-        registry::CONTROL => match Hello::decode(frame.payload) {
-            Ok(h) => FirstFrame::Hello(frame.request_id, h),
-            Err(_) => rejected("malformed Hello payload"),
-        },
-        registry::ADMIN => match AdminRequest::decode(frame.payload) {
-            Ok(r) => FirstFrame::Admin(frame.request_id, r),
+    if frame.payload_protocol != registry::CONTROL && frame.payload_protocol != registry::ADMIN {
+        return rejected("Hello frame payload_protocol must be control-plane");
+    }
+    if frame.payload_encoding != PayloadEncoding::None as i32 {
+        return rejected("Hello payload must not be compressed");
+    }
+    if frame.payload_protocol == registry::ADMIN {
+        return match AdminRequest::decode(frame.payload) {
+            Ok(r) => FirstFrame::Admin(id, r),
             Err(_) => rejected("malformed AdminRequest payload"),
-        },
-        _ => rejected("the first frame must be a Hello (payload protocol 0x0000)"),
+        };
+    }
+    match Hello::decode(frame.payload) {
+        Ok(h) => FirstFrame::Hello(id, h),
+        Err(_) => rejected("malformed Hello payload"),
     }
 }
 
@@ -859,7 +891,8 @@ mod tests {
         assert!(check_version_policy(&s, "1.2.3").is_ok());
         assert_eq!(check_version_policy(&s, "1.0.0").unwrap_err().code, ErrorCode::VersionBlocked as i32);
         assert_eq!(check_version_policy(&s, "0.4.9").unwrap_err().code, ErrorCode::VersionBlocked as i32);
-        assert_eq!(check_version_policy(&s, "2.0.0").unwrap_err().code, ErrorCode::VersionUnsupported as i32);
+        let r = check_version_policy(&s, "2.0.0").unwrap_err();
+        assert_eq!((r.code, r.retry_after_ms), (ErrorCode::VersionBlocked as i32, 30_000));
     }
 
     #[test]
