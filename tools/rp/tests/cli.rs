@@ -317,3 +317,112 @@ fn hello_and_probe_read_the_reference_answers() {
     assert!(err.contains("socket directory") || err.contains("Not a directory") || err.contains("bind"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Starts `rp broker` with `args` and waits for its socket.
+fn start_rp_broker(sock: &Path, args: &[&str]) -> std::process::Child {
+    let child = rp()
+        .arg("broker")
+        .arg(sock)
+        .args(args)
+        .arg("-q")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    for _ in 0..500 {
+        if sock.exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child
+}
+
+#[test]
+fn hello_skips_to_a_cached_endpoint_only_for_its_own_version() {
+    let dir = temp_dir("cached");
+    let backend = dir.join("backend.sock");
+    let _listener = UnixListener::bind(&backend).unwrap();
+    let sock = dir.join("b.sock");
+    let mut broker = start_rp_broker(&sock, &["--service", &format!("demo={}@1.2.3", backend.display())]);
+    let (ep, cached) = (sock.to_str().unwrap(), backend.to_str().unwrap());
+
+    // The cached endpoint answers: no Hello is sent.
+    let out = rp().args(["hello", ep, "demo", "1.2.3", "--cached", cached, "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((v["route"].as_str(), v["endpoint"].as_str()), (Some("hello-skip"), Some(cached)), "{v}");
+    // Another own version: the cache is not used, the broker negotiates.
+    let out = rp().args(["hello", ep, "demo", "1.2.3", "--cached", cached, "--own-version", "1.2.4"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("route:         negotiated"), "{text}");
+    // A dead cached endpoint: Hello as usual.
+    let dead = dir.join("dead.sock");
+    let out = rp().args(["hello", ep, "demo", "1.2.3", "--cached", dead.to_str().unwrap()]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("route:         negotiated"));
+    broker.kill().unwrap();
+    let _ = broker.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A backend on `path` that takes each offer rp broker makes (it trusts its owner-only socket,
+/// since rp broker cannot tell it the tokens in advance) and echoes frames on the adopted
+/// connection.
+fn spawn_trusting_handoff_backend(path: &Path) {
+    use prost::Message;
+    let listener = UnixListener::bind(path).unwrap();
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            let mut first = vec![0u8; 512];
+            let Ok((n, Some(fd))) = rp::handoff::recv_with_fd(&s, &mut first) else { continue };
+            let Ok(rp::Decoded::Frame { frame, .. }) = rp::wire::decode_frame(&first[..n], 512) else { continue };
+            let offer = rp::wire::proto::HandoffOffer::decode(frame.payload).unwrap();
+            let store = rp::handoff::TokenStore::default();
+            store.insert(&rp::handoff::Token(offer.token.as_slice().try_into().unwrap())).unwrap();
+            let (ack, outcome) = rp::handoff::answer_offer(&frame, &store).unwrap();
+            s.write_all(&ack).unwrap();
+            assert!(outcome.accepted);
+            std::thread::spawn(move || {
+                let conn = std::os::unix::net::UnixStream::from(fd);
+                let mut reader = rp::wire::FrameReader::new(conn.try_clone().unwrap());
+                let mut out = conn;
+                while let Ok(f) = reader.read_frame() {
+                    let reply = rp::FrameView { kind: rp::wire::proto::FrameKind::Response as i32, ..f }.to_bytes().unwrap();
+                    if out.write_all(&reply).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn broker_hands_connections_off_to_a_backend() {
+    let dir = temp_dir("handoff");
+    let handoff = dir.join("handoff.sock");
+    spawn_trusting_handoff_backend(&handoff);
+    let sock = dir.join("b.sock");
+    let service = format!("demo={}@1.2.3", dir.join("no-backend.sock").display());
+    let mut broker = start_rp_broker(&sock, &["--service", &service, "--handoff", &format!("demo={}", handoff.display())]);
+
+    let mut opts = rp::broker::ConnectOptions::new(rp::transport::Endpoint::Path(sock.clone()), "demo", "1.2.3", "1.2.3");
+    opts.adopt_handoff = true;
+    let connected = rp::broker::connect(&opts).expect("connect through rp broker");
+    assert_eq!(connected.route, rp::broker::Route::HandedOff);
+    let payload = b"handed off by rp broker";
+    connected.conn.send(&rp::FrameView { payload_protocol: 0x7001, payload, request_id: 4, ..rp::FrameView::default() }).unwrap();
+    let reply = connected.conn.recv(Some(Duration::from_secs(5))).unwrap();
+    assert_eq!((reply.request_id, reply.payload.as_slice()), (4, &payload[..]));
+
+    // `rp hello --handoff` sees the offer in the Negotiated.
+    let out = rp().args(["hello", sock.to_str().unwrap(), "demo", "1.2.3", "--handoff", "--json"]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((v["server_capabilities"].as_u64(), v["handoff_token_len"].as_u64()), (Some(1), Some(16)), "{v}");
+
+    let err = assert_clean_failure(&rp().args(["broker", "x.sock", "--service", &service, "--handoff", "other=/tmp/h.sock"]).output().unwrap(), 2);
+    assert!(err.contains("handoff for unknown service"), "{err}");
+    broker.kill().unwrap();
+    let _ = broker.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
