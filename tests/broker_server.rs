@@ -209,3 +209,27 @@ fn admin_requests_name_the_verb_and_are_bounded() {
     let long_name = AdminRequest { verb: healthz, service_name: "s".repeat(65), ..AdminRequest::default() };
     assert!(admin(&b, &long_name).body.contains("service_name exceeds 64 bytes"));
 }
+
+#[test]
+fn replies_echo_the_request_id_and_trace_context() {
+    let b = broker("trace", |_| {});
+    for version in ["1.2.3", "1.2.4"] {
+        let payload = hello("rp-demo", version).encode_to_vec();
+        let bytes = FrameView {
+            payload_protocol: registry::CONTROL,
+            payload: &payload,
+            request_id: 11,
+            traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            tracestate: "rp=1",
+            ..FrameView::default()
+        }
+        .to_bytes()
+        .unwrap();
+        let mut s = b.connect();
+        s.write_all(&bytes).unwrap();
+        let mut reader = FrameReader::new(&s);
+        let f = reader.read_frame().unwrap();
+        assert_eq!(f.request_id, 11);
+        assert_eq!((f.traceparent, f.tracestate), ("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "rp=1"));
+    }
+}

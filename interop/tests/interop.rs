@@ -352,16 +352,21 @@ fn reference_client_hello(broker: &str, service: &str, version: &str) -> (Answer
     }
 }
 
-/// Sends raw `bytes` to `broker` (then shuts the write side when `eof`) and reads the one
-/// answer with the reference's framing and message types.
-fn raw_answer(broker: &std::path::Path, bytes: &[u8], eof: bool) -> (Answer, String, u64) {
+/// Sends raw `bytes` to `broker` (then shuts the write side when `eof`) and reads the body of
+/// the one answer frame with the reference's framing.
+fn raw_body(broker: &std::path::Path, bytes: &[u8], eof: bool) -> Vec<u8> {
     let mut s = UnixStream::connect(broker).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     s.write_all(bytes).unwrap();
     if eof {
         s.shutdown(std::net::Shutdown::Write).unwrap();
     }
-    let body = running_process::broker::protocol::read_frame(&mut s).expect("an answer frame");
+    running_process::broker::protocol::read_frame(&mut s).expect("an answer frame")
+}
+
+/// The answer to raw `bytes`, read with the reference's message types.
+fn raw_answer(broker: &std::path::Path, bytes: &[u8], eof: bool) -> (Answer, String, u64) {
+    let body = raw_body(broker, bytes, eof);
     let frame = reference::Frame::decode(body.as_slice()).unwrap();
     assert_eq!(frame.kind, reference::FrameKind::Response as i32);
     let reply = reference::HelloReply::decode(frame.payload.as_slice()).unwrap();
@@ -438,6 +443,30 @@ fn librp_broker_refuses_like_the_reference_broker() {
         assert_eq!(want.1, reason, "the reference's reason");
         assert_eq!((&got.0, got.2), (&want.0, want.2), "{reason}: librp said {:?}", got.1);
         assert_eq!(got.1, reason);
+        // Not only the same meaning: the same bytes.
+        assert_eq!(raw_body(std::path::Path::new(&ours_path), bytes, eof), raw_body(&theirs, bytes, eof), "{reason}");
+    }
+
+    // Every Hello case, sent raw with a request id and trace context: librp's answer is the
+    // reference's, byte for byte (request id and trace context echoed).
+    for (service, version, what) in cases {
+        let hello = reference::Hello { service_name: service.into(), wanted_version: version.into(), ..hello.clone() };
+        let frame = reference::Frame {
+            envelope_version: 1,
+            kind: reference::FrameKind::Request as i32,
+            payload: hello.encode_to_vec(),
+            request_id: 9,
+            traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into(),
+            tracestate: "rp=1".into(),
+            ..Default::default()
+        }
+        .encode_to_vec();
+        let mut bytes = vec![1u8];
+        bytes.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&frame);
+        let want = raw_body(&theirs, &bytes, false);
+        let got = raw_body(std::path::Path::new(&ours_path), &bytes, false);
+        assert_eq!(got, want, "{what}");
     }
     drop(ours);
     let _ = std::fs::remove_dir_all(&dir);

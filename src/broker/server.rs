@@ -21,14 +21,14 @@ use mio::net::UnixStream;
 use mio::{Events, Interest, Poll, Token, Waker};
 use prost::Message;
 
-use crate::control::{check_hello_fields, hello_reply_frame, is_semver, is_service_name, negotiated, Refusal};
+use crate::control::{check_hello_fields, is_semver, is_service_name, negotiated, Refusal};
 use crate::error::Error;
 use crate::event_queue::EventQueue;
 use crate::handoff::{self, TokenStore};
 use crate::transport::{self, Endpoint, ListenOptions, Listener, PeerCredentials};
 use crate::wire::proto::{
     hello_reply, AdminReply, AdminReplyKind, AdminRequest, AdminVerb, ErrorCode, FrameKind, HandoffAck,
-    Hello, PayloadEncoding,
+    Hello, HelloReply, PayloadEncoding,
 };
 use crate::wire::{registry, FrameReader, FrameView, WireError, CAP_HANDLE_PASSING, HELLO_MAX_BODY};
 
@@ -298,10 +298,45 @@ struct Connection {
 
 /// What the first frame asks for, copied out of the read buffer.
 enum FirstFrame {
-    Hello(u64, Hello),
+    Hello(ReplyTo, Hello),
     Admin(u64, AdminRequest),
-    /// Refused with this request id (0 when the frame did not decode).
-    Invalid(u64, Refusal),
+    /// Refused, answering this request (request id 0 when the frame did not decode).
+    Invalid(ReplyTo, Refusal),
+}
+
+/// The request a HelloReply answers: its id and trace context, which the reply echoes as the
+/// reference broker's does (`write_response_frame`).
+#[derive(Debug, Default)]
+struct ReplyTo {
+    request_id: u64,
+    traceparent: String,
+    tracestate: String,
+}
+
+impl ReplyTo {
+    fn of(frame: &FrameView<'_>) -> Self {
+        ReplyTo {
+            request_id: frame.request_id,
+            traceparent: frame.traceparent.to_owned(),
+            tracestate: frame.tracestate.to_owned(),
+        }
+    }
+
+    /// The RESPONSE frame on the control protocol carrying `result`.
+    fn hello_reply(&self, result: hello_reply::Result) -> Vec<u8> {
+        let payload = HelloReply { result: Some(result) }.encode_to_vec();
+        let frame = FrameView {
+            kind: FrameKind::Response as i32,
+            payload_protocol: registry::CONTROL,
+            payload: &payload,
+            request_id: self.request_id,
+            traceparent: &self.traceparent,
+            tracestate: &self.tracestate,
+            ..FrameView::default()
+        };
+        // The request was at most 64 KiB, so its answer is far below the frame cap.
+        frame.to_bytes().unwrap_or_default()
+    }
 }
 
 struct RateWindow {
@@ -389,7 +424,7 @@ impl EventLoop {
                 if !answered {
                     // As the reference: a first frame not complete by the deadline is answered
                     // "incomplete Hello frame" before the close.
-                    self.refuse(token, 0, incomplete_hello(), "");
+                    self.refuse(token, &ReplyTo::default(), incomplete_hello(), "");
                 }
                 self.close(token);
             }
@@ -455,7 +490,7 @@ impl EventLoop {
             _ => None,
         };
         if let Some(r) = refusal {
-            self.refuse(token, 0, r, "");
+            self.refuse(token, &ReplyTo::default(), r, "");
         }
     }
 
@@ -492,13 +527,13 @@ impl EventLoop {
             read => first_frame(read),
         };
         match first {
-            FirstFrame::Hello(id, hello) => self.on_hello(token, id, hello),
+            FirstFrame::Hello(to, hello) => self.on_hello(token, to, hello),
             FirstFrame::Admin(id, request) => self.on_admin(token, id, request),
-            FirstFrame::Invalid(id, r) => self.refuse(token, id, r, ""),
+            FirstFrame::Invalid(to, r) => self.refuse(token, &to, r, ""),
         }
     }
 
-    fn on_hello(&mut self, token: Token, request_id: u64, hello: Hello) {
+    fn on_hello(&mut self, token: Token, to: ReplyTo, hello: Hello) {
         let Some(conn) = self.conns.get(&token) else { return };
         let peer = conn.peer;
         let result = check_hello_fields(&hello, peer.as_ref())
@@ -511,7 +546,7 @@ impl EventLoop {
             .and_then(|()| choose_service(&self.opts.services, &hello).cloned());
         let service = match result {
             Ok(s) => s,
-            Err(r) => return self.refuse(token, request_id, r, &hello.service_name),
+            Err(r) => return self.refuse(token, &to, r, &hello.service_name),
         };
         let connection_id = self.next_connection_id;
         self.next_connection_id += 1;
@@ -525,7 +560,7 @@ impl EventLoop {
             reply.server_capabilities |= CAP_HANDLE_PASSING;
             reply.handle_passed_token = t.0.to_vec();
         }
-        let bytes = hello_reply_frame(request_id, hello_reply::Result::Negotiated(reply));
+        let bytes = to.hello_reply(hello_reply::Result::Negotiated(reply));
         self.shared.emit(BrokerEvent::Negotiated {
             peer,
             service: service.service_name.clone(),
@@ -638,10 +673,10 @@ impl EventLoop {
         self.flush(token);
     }
 
-    fn refuse(&mut self, token: Token, request_id: u64, refusal: Refusal, service: &str) {
+    fn refuse(&mut self, token: Token, to: &ReplyTo, refusal: Refusal, service: &str) {
         let Some(conn) = self.conns.get_mut(&token) else { return };
         self.shared.emit(BrokerEvent::Refused { peer: conn.peer, service: service.to_owned(), refusal: refusal.clone() });
-        conn.out.extend_from_slice(&hello_reply_frame(request_id, hello_reply::Result::Refused(refusal.to_message())));
+        conn.out.extend_from_slice(&to.hello_reply(hello_reply::Result::Refused(refusal.to_message())));
         conn.closing = true;
         self.flush(token);
     }
@@ -693,7 +728,7 @@ fn incomplete_hello() -> Refusal {
 /// does: an undecodable body with "malformed broker Frame", a stream that ended early with
 /// "incomplete Hello frame" (written even when the peer is gone; the write then fails).
 fn first_frame(read: Result<FrameView<'_>, WireError>) -> FirstFrame {
-    let invalid = |code, reason: &str| FirstFrame::Invalid(0, Refusal::new(code, reason));
+    let invalid = |code, reason: &str| FirstFrame::Invalid(ReplyTo::default(), Refusal::new(code, reason));
     match read {
         Ok(frame) => parse_first_frame(&frame),
         Err(WireError::UnsupportedFramingVersion { .. }) => {
@@ -701,7 +736,7 @@ fn first_frame(read: Result<FrameView<'_>, WireError>) -> FirstFrame {
         }
         Err(WireError::TooLarge { .. }) => invalid(ErrorCode::PeerRejected, "initial Hello frame exceeds 64 KiB"),
         Err(WireError::Malformed { .. }) => invalid(ErrorCode::PeerRejected, "malformed broker Frame"),
-        Err(_) => FirstFrame::Invalid(0, incomplete_hello()),
+        Err(_) => FirstFrame::Invalid(ReplyTo::default(), incomplete_hello()),
     }
 }
 
@@ -744,7 +779,7 @@ pub(crate) fn fuzz_client_stream(
     let mut reader = FrameReader::with_max_body(bytes, HELLO_MAX_BODY);
     let mut out = Vec::new();
     match first_frame(reader.read_frame()) {
-        FirstFrame::Hello(id, hello) => {
+        FirstFrame::Hello(to, hello) => {
             let result = check_hello_fields(&hello, peer.as_ref()).and_then(|()| choose_service(services, &hello));
             let reply = match result {
                 Ok(service) => {
@@ -754,10 +789,10 @@ pub(crate) fn fuzz_client_stream(
                 }
                 Err(r) => hello_reply::Result::Refused(r.to_message()),
             };
-            out.extend_from_slice(&hello_reply_frame(id, reply));
+            out.extend_from_slice(&to.hello_reply(reply));
         }
         FirstFrame::Admin(id, _) => admin_reply_frame(id, "ok".into(), 0, &mut out).ok()?,
-        FirstFrame::Invalid(id, r) => out.extend_from_slice(&hello_reply_frame(id, hello_reply::Result::Refused(r.to_message()))),
+        FirstFrame::Invalid(to, r) => out.extend_from_slice(&to.hello_reply(hello_reply::Result::Refused(r.to_message()))),
     }
     Some(out)
 }
@@ -767,9 +802,12 @@ pub(crate) fn fuzz_client_stream(
 /// frame's request id, as the reference's do.
 fn parse_first_frame(frame: &FrameView<'_>) -> FirstFrame {
     let id = frame.request_id;
-    let rejected = |why: &str| FirstFrame::Invalid(id, Refusal::new(ErrorCode::PeerRejected, why));
+    let rejected = |why: &str| FirstFrame::Invalid(ReplyTo::of(frame), Refusal::new(ErrorCode::PeerRejected, why));
     if frame.envelope_version != 1 {
-        return FirstFrame::Invalid(id, Refusal::new(ErrorCode::VersionUnsupported, "frame envelope_version is not v1"));
+        return FirstFrame::Invalid(
+            ReplyTo::of(frame),
+            Refusal::new(ErrorCode::VersionUnsupported, "frame envelope_version is not v1"),
+        );
     }
     if frame.frame_kind() != Some(FrameKind::Request) {
         return rejected("Hello frame kind must be REQUEST");
@@ -787,7 +825,7 @@ fn parse_first_frame(frame: &FrameView<'_>) -> FirstFrame {
         };
     }
     match Hello::decode(frame.payload) {
-        Ok(h) => FirstFrame::Hello(id, h),
+        Ok(h) => FirstFrame::Hello(ReplyTo::of(frame), h),
         Err(_) => rejected("malformed Hello payload"),
     }
 }
@@ -878,6 +916,7 @@ impl HandoffJob {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::control::hello_reply_frame;
 
     #[test]
     fn version_policy() {
