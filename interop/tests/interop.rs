@@ -430,8 +430,9 @@ fn librp_broker_refuses_like_the_reference_broker() {
     let mut full = vec![1u8];
     full.extend_from_slice(&(frame.len() as u32).to_le_bytes());
     full.extend_from_slice(&frame);
-    let raw_cases: [(&[u8], bool, &str); 5] = [
+    let raw_cases: [(&[u8], bool, &str); 6] = [
         (&[0x01, 3, 0, 0, 0, 0xff, 0xff, 0xff], false, "malformed broker Frame"),
+        (&[0x01, 0x01, 0x00, 0x01, 0x00], false, "initial Hello frame exceeds 64 KiB"),
         (&full[..3], true, "incomplete Hello frame"),
         (&full[..full.len() - 1], true, "incomplete Hello frame"),
         (&[], true, "incomplete Hello frame"),
