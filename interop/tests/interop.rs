@@ -472,3 +472,50 @@ fn librp_broker_refuses_like_the_reference_broker() {
     drop(ours);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A backend handoff socket that takes every offer made to it (as a backend behind `rp broker
+/// --handoff` does: that broker keeps no token store another process could share), echoing on
+/// adopted connections.
+fn spawn_trusting_handoff_backend(path: &std::path::Path) {
+    let listener = UnixListener::bind(path).unwrap();
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            let mut first = vec![0u8; 512];
+            let Ok((n, Some(fd))) = rp::handoff::recv_with_fd(&s, &mut first) else { continue };
+            let Ok(rp::Decoded::Frame { frame, .. }) = rp::wire::decode_frame(&first[..n], 512) else { continue };
+            let offer = rp::wire::proto::HandoffOffer::decode(frame.payload).unwrap();
+            let store = TokenStore::default();
+            store.insert(&rp::handoff::Token(offer.token.as_slice().try_into().unwrap())).unwrap();
+            let (ack, _) = rp::handoff::answer_offer(&frame, &store).unwrap();
+            s.write_all(&ack).unwrap();
+            std::thread::spawn(move || echo(UnixStream::from(fd)));
+        }
+    });
+}
+
+/// The broker as `rp broker --service rp-demo=... --handoff rp-demo=HANDOFF` sets it up (a
+/// handoff endpoint, no shared token store): the reference client's route is HandlePassed.
+#[test]
+fn reference_client_is_handed_off_by_a_storeless_broker() {
+    let dir = temp_dir("ref-storeless");
+    let backend = dir.join("backend.sock");
+    let handoff = dir.join("handoff.sock");
+    spawn_trusting_handoff_backend(&handoff);
+    let service = ServiceEntry {
+        service_name: "rp-demo".into(),
+        backend_pipe: backend.to_str().unwrap().into(),
+        daemon_version: "1.2.3".into(),
+        handoff_endpoint: Some(Endpoint::Path(handoff)),
+        ..ServiceEntry::default()
+    };
+    let broker =
+        BrokerServer::bind(BrokerServerOptions::new(Endpoint::Path(dir.join("broker.sock")), vec![service])).unwrap();
+    let broker_path = broker.endpoint().to_string();
+    let mut request = ConnectBackendRequest::new(&broker_path, "rp-demo", "1.2.3", "9.9.9");
+    request.adopt_handed_off_connection = true;
+    let mut conn = connect_to_backend(request).unwrap();
+    assert_eq!(conn.route, BackendConnectionRoute::HandlePassed);
+    roundtrip(&mut conn.stream, "handed off without a shared store");
+    drop(broker);
+    let _ = std::fs::remove_dir_all(&dir);
+}
