@@ -53,7 +53,8 @@ pub type rp_log_callback = Option<
 /// passed to every call; `user_data_free` (may be NULL), called exactly once with `user_data`
 /// when this callback is replaced or cleared by a later `rp_log_set` — after the last call of
 /// the callback in progress on any thread has returned (so possibly on that thread, just after
-/// `rp_log_set` returned).
+/// `rp_log_set` returned). With a NULL `callback` or `RP_LOG_LEVEL_OFF` the log is cleared and
+/// this call's own `user_data_free(user_data)` runs before it returns.
 ///
 /// Returns `RP_STATUS_OK`, or `RP_STATUS_INVALID_ARGUMENT` when `max_level` is not an
 /// `rp_log_level` (then nothing changes and `user_data_free` is not called: `user_data` stays

@@ -228,10 +228,17 @@ impl PushClient {
     pub fn recv(&self, timeout: Option<Duration>) -> Result<Job, Error> {
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut polled = false;
+        // Set when this thread's read ended the connection: logged once the lock is released.
+        let mut ended = false;
         let mut st = self.lock();
         loop {
             if let Some(reason) = &st.closed {
-                return Err(Error::Closed(reason.clone()));
+                let reason = reason.clone();
+                drop(st);
+                if ended {
+                    self.log_end(&reason);
+                }
+                return Err(Error::Closed(reason));
             }
             if let Some(job) = st.jobs.pop_front() {
                 st.outstanding.insert(job.correlation_id);
@@ -266,6 +273,7 @@ impl PushClient {
                 let outcome = outcome_into(outcome, &mut reader, &mut st, &self.stats);
                 st.reader = Some(reader);
                 if let Err(reason) = outcome {
+                    ended = st.closed.is_none();
                     self.close_with(&mut st, reason);
                     self.update_signal(&mut st);
                 }
@@ -370,18 +378,28 @@ impl PushClient {
     /// callable from any thread.
     pub fn close(&self) {
         let mut st = self.lock();
+        let first = st.closed.is_none();
         self.close_with(&mut st, "closed locally".into());
         self.update_signal(&mut st);
         self.changed.notify_all();
+        drop(st);
+        if first {
+            self.log_end("closed locally");
+        }
+    }
+
+    /// Logs why the connection ended (called without the state lock: the log callback may
+    /// call back into this client).
+    fn log_end(&self, reason: &str) {
+        if reason.starts_with("protocol violation") || reason.starts_with("connection failed") {
+            crate::log!(Warn, "push-worker", "worker {}: connection ended: {reason}", self.worker_id);
+        } else {
+            crate::log!(Info, "push-worker", "worker {}: connection ended: {reason}", self.worker_id);
+        }
     }
 
     fn close_with(&self, st: &mut State, reason: Cow<'static, str>) {
         if st.closed.is_none() {
-            if reason.starts_with("protocol violation") || reason.starts_with("connection failed") {
-                crate::log!(Warn, "push-worker", "worker {}: connection ended: {reason}", self.worker_id);
-            } else {
-                crate::log!(Info, "push-worker", "worker {}: connection ended: {reason}", self.worker_id);
-            }
             st.closed = Some(reason);
             st.jobs.clear();
             // Wakes a thread waiting for the socket to become readable.
@@ -506,7 +524,6 @@ fn take_buffered<R: Read>(
                 // The server gave up on a push (deadline passed): drop it if not yet received.
                 let id = frame.request_id;
                 stats::bump(&counters.cancels_received);
-                crate::log!(Debug, "push-worker", "the server cancelled push {id} (its deadline passed)");
                 st.jobs.retain(|j| j.correlation_id != id);
                 st.outstanding.remove(&id);
             }

@@ -690,20 +690,22 @@ impl Inner {
 
     /// Ends the session once: every call, stream and request wait ends with `Closed`.
     fn end(&self, reason: Cow<'static, str>) {
-        let (calls, serving, queued) = {
+        let (calls, serving, queued, first) = {
             let mut st = self.lock();
-            if st.closed.is_none() {
+            let first = st.closed.is_none();
+            if first {
                 st.closed = Some(reason.clone());
-                if reason.starts_with("protocol violation") {
-                    crate::log!(Warn, "session", "session ended: {reason}");
-                } else {
-                    crate::log!(Info, "session", "session ended: {reason}");
-                }
             }
             let queued = std::mem::take(&mut st.queue);
             self.update_signal(&mut st);
-            (std::mem::take(&mut st.calls), std::mem::take(&mut st.serving), queued)
+            (std::mem::take(&mut st.calls), std::mem::take(&mut st.serving), queued, first)
         };
+        // Logged without the lock: the log callback may call back into this session.
+        if first && reason.starts_with("protocol violation") {
+            crate::log!(Warn, "session", "session ended: {reason}");
+        } else if first {
+            crate::log!(Info, "session", "session ended: {reason}");
+        }
         self.answers.lock().unwrap_or_else(|p| p.into_inner()).take();
         // Wake the reader thread even while the connection is parked out of its set.
         let _ = (&self.park_tx).write(&[1]);
