@@ -19,7 +19,7 @@
 
 #define PROTO 0x7001u
 
-static char g_dir[256];
+static char g_dir[128];
 
 static void endpoint_path(char *out, size_t cap, const char *name) {
     snprintf(out, cap, "%s/%s.sock", g_dir, name);
@@ -149,7 +149,9 @@ static int raw_connect(const char *path) {
     struct sockaddr_un addr;
     memset(&addr, 0, sizeof addr);
     addr.sun_family = AF_UNIX;
-    snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path);
+    size_t n = strlen(path);
+    CHECK(n < sizeof addr.sun_path);
+    memcpy(addr.sun_path, path, n < sizeof addr.sun_path ? n : sizeof addr.sun_path - 1);
     CHECK(connect(fd, (struct sockaddr *)&addr, sizeof addr) == 0);
     return fd;
 }
