@@ -36,6 +36,17 @@ macro_rules! stats {
             $(pub(crate) $r: RefusalCounters,)?
         }
 
+        impl $snap {
+            /// Every field as (name, value), in declaration order; refusals as
+            /// `refused_<code>` (`refused_service_unknown`, ...).
+            pub fn fields(&self) -> Vec<(String, u64)> {
+                #[allow(unused_mut)]
+                let mut v = vec![$((stringify!($f).to_owned(), self.$f),)*];
+                $(v.extend(self.$r.fields().into_iter().map(|(n, x)| (format!("refused_{n}"), x)));)?
+                v
+            }
+        }
+
         impl $ctr {
             /// The counters as they are now (gauges read 0: the role fills them in).
             #[allow(dead_code)]
