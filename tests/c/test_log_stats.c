@@ -398,16 +398,24 @@ static void session_counters(void) {
     rp_msg_free(resp);
     rp_session_ticket_free(call);
 
+    /* A call nobody dispatches times out (and the peer is sent a CANCEL). */
+    CHECK_STATUS(rp_session_call(client, PROTO, (const uint8_t *)"slow", 4, NULL, 50, &resp), RP_STATUS_TIMEOUT);
+
     rp_session_stats ss;
     memset(&ss, 0, sizeof ss);
     ss.size = sizeof ss;
     CHECK_OK(rp_session_get_stats(client, &ss));
-    CHECK(ss.calls_started == 1 && ss.calls_succeeded == 1 && ss.calls_failed == 0 && ss.calls_pending == 0);
-    CHECK(ss.requests_received == 0);
-    memset(&ss, 0, sizeof ss);
-    ss.size = sizeof ss;
-    CHECK_OK(rp_session_get_stats(a.session, &ss));
-    CHECK(ss.requests_received == 1 && ss.requests_answered == 1 && ss.calls_started == 0);
+    CHECK(ss.size == sizeof ss);
+    CHECK(ss.calls_started == 2 && ss.calls_succeeded == 1 && ss.calls_failed == 1 && ss.calls_timed_out == 1);
+    CHECK(ss.calls_pending == 0 && ss.requests_received == 0);
+    for (int i = 0; i < 500; i++) {
+        memset(&ss, 0, sizeof ss);
+        ss.size = sizeof ss;
+        CHECK_OK(rp_session_get_stats(a.session, &ss));
+        if (ss.requests_received == 2 && ss.requests_queued == 0) break;
+        sleep_ms(10);
+    }
+    CHECK(ss.requests_received == 2 && ss.requests_answered == 1 && ss.requests_queued == 0 && ss.calls_started == 0);
 
     rp_session_free(client);
     rp_session_free(a.session);
