@@ -1,8 +1,8 @@
 /* The log callback and the statistics calls through the C API, on real Unix sockets: with no
  * callback nothing is written anywhere; with one, a refused connection, two registrations, a
- * push answered, one timed out, a handshake timeout and a lost worker each give their exact log
- * event and counter; the callback calls back into librp; the broker's stats equal its METRICS
- * admin answer.
+ * push answered, one timed out, a handshake timeout, a protocol violation and a lost worker each
+ * give their exact log event and counter; the callback calls back into librp; the broker's
+ * stats equal its METRICS admin answer; session calls are counted on both ends.
  *
  * argv[1] is the vectors folder (unused). */
 #include "rp.h"
@@ -252,14 +252,32 @@ static void push_server_events_and_counters(void) {
     snprintf(msg, sizeof msg, "worker %llu lost: ", (unsigned long long)mute_id);
     CHECK(logged_prefix(&sink, RP_LOG_LEVEL_WARN, "push-server", msg));
 
+    /* A connection (token 6) whose first frame is not a Hello: a protocol violation. */
+    rp_frame_view f;
+    CHECK_OK(rp_frame_view_init(&f));
+    f.kind = RP_FRAME_KIND_REQUEST;
+    f.payload_protocol = PROTO;
+    f.request_id = 1;
+    uint8_t wire[64];
+    size_t wire_len = 0;
+    CHECK_OK(rp_frame_encode(&f, wire, sizeof wire, &wire_len));
+    raw = raw_connect(ep);
+    CHECK(write(raw, wire, wire_len) == (ssize_t)wire_len);
+    WAIT_STATS(server, st, st.protocol_violations == 1);
+    close(raw);
+    snprintf(msg, sizeof msg,
+             "connection 6 from pid %u uid %u closed: protocol violation: expected a Hello, got payload protocol 0x7001",
+             pid, uid);
+    CHECK(logged(&sink, RP_LOG_LEVEL_WARN, "push-server", msg));
+
     ws = worker_stats(echo);
     CHECK(ws.pushes_received == 1 && ws.replies_sent == 1 && ws.failures_sent == 0 && ws.cancels_received == 0);
     CHECK(ws.pushes_outstanding == 0 && ws.bytes_in > 0 && ws.bytes_out > 0);
 
     WAIT_STATS(server, st, st.connections_open == 1);
-    CHECK(st.connections_accepted == 4);
+    CHECK(st.connections_accepted == 5);
     CHECK(st.workers_registered == 1 && st.registrations_accepted == 2 && st.registrations_rejected == 0);
-    CHECK(st.workers_lost == 1 && st.handshake_timeouts == 1 && st.protocol_violations == 0);
+    CHECK(st.workers_lost == 1 && st.handshake_timeouts == 1 && st.protocol_violations == 1);
     CHECK(st.pushes_sent == 2 && st.pushes_answered == 1 && st.pushes_timed_out == 1);
     CHECK(st.pushes_failed == 0 && st.pushes_lost == 0 && st.pushes_in_flight == 0 && st.pushes_unsent == 1);
     CHECK(st.refused_service_unknown == 1 && st.refused_peer_rejected == 0 && st.refused_rate_limited == 0);
@@ -271,7 +289,7 @@ static void push_server_events_and_counters(void) {
     memset(&small, 0xee, sizeof small);
     small.size = 2 * sizeof(uint64_t);
     CHECK_OK(rp_push_server_get_stats(server, &small));
-    CHECK(small.size == 2 * sizeof(uint64_t) && small.connections_accepted == 4);
+    CHECK(small.size == 2 * sizeof(uint64_t) && small.connections_accepted == 5);
     CHECK(small.connections_open == 0xeeeeeeeeeeeeeeeeull);
     small.size = 0;
     CHECK_STATUS(rp_push_server_get_stats(server, &small), RP_STATUS_INVALID_ARGUMENT);
