@@ -14,6 +14,8 @@
  * - Strings passed in are NUL-terminated UTF-8; rp_str views are UTF-8 and NOT NUL-terminated.
  * - No panic crosses this boundary: an internal bug returns RP_STATUS_PANIC.
  * - librp never writes to stdout/stderr and never installs signal handlers.
+ * - Logs and statistics: librp is silent until rp_log_set installs a log callback (the one
+ *   callback that may also run on librp's own threads); rp_*_get_stats fill plain structs.
  *
  * Thread safety
  * -------------
