@@ -14,6 +14,8 @@
  * - Strings passed in are NUL-terminated UTF-8; rp_str views are UTF-8 and NOT NUL-terminated.
  * - No panic crosses this boundary: an internal bug returns RP_STATUS_PANIC.
  * - librp never writes to stdout/stderr and never installs signal handlers.
+ * - Logs and statistics: librp is silent until rp_log_set installs a log callback (the one
+ *   callback that may also run on librp's own threads); rp_*_get_stats fill plain structs.
  *
  * Thread safety
  * -------------
@@ -280,6 +282,45 @@ enum rp_status
 typedef enum rp_status rp_status;
 #else
 typedef int32_t rp_status;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * How much a log event matters; `rp_log_set` delivers the events at or below (more severe
+ * than or equal to) the level it is given.
+ */
+enum rp_log_level
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * No events (only as `rp_log_set`'s `max_level`).
+   */
+  RP_LOG_LEVEL_OFF = 0,
+  /**
+   * Something failed that librp cannot recover from on its own.
+   */
+  RP_LOG_LEVEL_ERROR = 1,
+  /**
+   * A peer was refused or misbehaved (protocol violation), a timeout passed, a worker was
+   * lost, a registration was rejected.
+   */
+  RP_LOG_LEVEL_WARN = 2,
+  /**
+   * A connection, Hello or registration was accepted; a connection ended normally.
+   */
+  RP_LOG_LEVEL_INFO = 3,
+  /**
+   * Details for tracing a problem.
+   */
+  RP_LOG_LEVEL_DEBUG = 4,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum rp_log_level rp_log_level;
+#else
+typedef int32_t rp_log_level;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -951,6 +992,32 @@ typedef struct rp_frame_view {
 } rp_frame_view;
 
 /**
+ * Receives one log event.
+ *
+ * Parameters: `user_data` as registered; `level` — an `rp_log_level` (ERROR to DEBUG);
+ * `component` — which part of librp speaks: `"push-server"`, `"push-worker"`, `"broker"`,
+ * `"session"`; `message` — one line of UTF-8 text without a trailing newline. `component` and
+ * `message` are NUL-terminated and borrowed: valid only until the callback returns.
+ *
+ * Called on the thread that noticed the event: the push server's or the broker server's
+ * event-loop thread, a session's reader thread, or the application's own thread inside a
+ * librp call (a connect, a push, a receive...). Several threads may call it at once, so it must
+ * be thread-safe. No librp lock is held while it runs: it may call any librp function,
+ * including `rp_log_set`; a librp call it makes may log in turn (so it runs nested). It must
+ * return normally: it must not unwind (no C++ exception, no `longjmp`, no Go panic) out of
+ * the callback — that aborts the process.
+ */
+typedef void (*rp_log_callback)(void *user_data,
+                                rp_log_level level,
+                                const char *component,
+                                const char *message);
+
+/**
+ * `void (*user_data_free)(void *user_data)`.
+ */
+typedef void (*rp_user_data_free_callback)(void *user_data);
+
+/**
  * Decides whether the bytes buffered on a connection belong to the daemon's own ("legacy")
  * wire.
  *
@@ -965,11 +1032,6 @@ typedef struct rp_frame_view {
  * `buf` is borrowed: valid only until the callback returns. It must not free the mux.
  */
 typedef int32_t (*rp_legacy_detect_callback)(void *user_data, const uint8_t *buf, size_t len);
-
-/**
- * `void (*user_data_free)(void *user_data)`.
- */
-typedef void (*rp_user_data_free_callback)(void *user_data);
 
 /**
  * The verdict of one `rp_mux_poll`.
@@ -1063,6 +1125,275 @@ typedef void (*rp_push_worker_callback)(void *user_data,
  * another thread, or call `rp_session_dispatch` from several threads.
  */
 typedef void (*rp_session_request_callback)(void *user_data, struct rp_session_request *request);
+
+/**
+ * What a push server did since it was bound. Read with `rp_push_server_get_stats`.
+ *
+ * Pushes add up: `pushes_sent = pushes_answered + pushes_failed + pushes_timed_out +
+ * pushes_lost + pushes_in_flight`.
+ */
+typedef struct rp_push_server_stats {
+  /**
+   * Set to `sizeof(rp_push_server_stats)` before the call; librp writes back the bytes filled.
+   */
+  uint64_t size;
+  /**
+   * Connections accepted (before any check).
+   */
+  uint64_t connections_accepted;
+  /**
+   * Connections open now (handshaking, registered, or closing).
+   */
+  uint64_t connections_open;
+  /**
+   * Workers registered now.
+   */
+  uint64_t workers_registered;
+  /**
+   * Registrations accepted.
+   */
+  uint64_t registrations_accepted;
+  /**
+   * Registrations rejected (invalid, or by the registration callback).
+   */
+  uint64_t registrations_rejected;
+  /**
+   * Registered workers that went away before the server shut down (closed by the worker,
+   * a failure, a protocol violation, a stall, or `rp_push_server_disconnect`).
+   */
+  uint64_t workers_lost;
+  /**
+   * Connections closed for not finishing Hello and registration within the handshake timeout.
+   */
+  uint64_t handshake_timeouts;
+  /**
+   * Connections closed for a protocol violation (an unexpected or malformed frame).
+   */
+  uint64_t protocol_violations;
+  /**
+   * Pushes waiting for their reply now.
+   */
+  uint64_t pushes_in_flight;
+  /**
+   * Pushes written to a worker.
+   */
+  uint64_t pushes_sent;
+  /**
+   * Pushes answered with a reply payload.
+   */
+  uint64_t pushes_answered;
+  /**
+   * Pushes answered with the worker's failure.
+   */
+  uint64_t pushes_failed;
+  /**
+   * Pushes that passed their deadline without a reply.
+   */
+  uint64_t pushes_timed_out;
+  /**
+   * Pushes whose worker disconnected (or the server shut down) before replying.
+   */
+  uint64_t pushes_lost;
+  /**
+   * Pushes never written: no matching worker, its send buffer full, its deadline already
+   * passed, or too large.
+   */
+  uint64_t pushes_unsent;
+  /**
+   * Bytes read from workers.
+   */
+  uint64_t bytes_in;
+  /**
+   * Bytes written to workers.
+   */
+  uint64_t bytes_out;
+  /**
+   * Connections refused with PEER_REJECTED (another user's process, a wrong auth token,
+   * invalid Hello fields).
+   */
+  uint64_t refused_peer_rejected;
+  /**
+   * Connections refused with RATE_LIMITED (too many connections, in all or from one user).
+   */
+  uint64_t refused_rate_limited;
+  /**
+   * Connections refused with SERVICE_UNKNOWN (the Hello asked for another service).
+   */
+  uint64_t refused_service_unknown;
+  /**
+   * Connections refused with VERSION_UNSUPPORTED (protocol or framing version).
+   */
+  uint64_t refused_version_unsupported;
+  /**
+   * Connections refused with SHUTTING_DOWN.
+   */
+  uint64_t refused_shutting_down;
+  /**
+   * Connections refused with any other code.
+   */
+  uint64_t refused_other;
+} rp_push_server_stats;
+
+/**
+ * What one push worker (`rp_push_client`) did since it connected. Read with
+ * `rp_push_client_get_stats`.
+ */
+typedef struct rp_push_worker_stats {
+  /**
+   * Set to `sizeof(rp_push_worker_stats)` before the call; librp writes back the bytes filled.
+   */
+  uint64_t size;
+  /**
+   * Pushes received from the server.
+   */
+  uint64_t pushes_received;
+  /**
+   * Pushes received and not yet taken by `rp_push_client_recv` now.
+   */
+  uint64_t pushes_queued;
+  /**
+   * Pushes taken and not yet answered now.
+   */
+  uint64_t pushes_outstanding;
+  /**
+   * Replies sent with a payload (`rp_push_client_reply`).
+   */
+  uint64_t replies_sent;
+  /**
+   * Replies sent with a failure (`rp_push_client_reply_error`).
+   */
+  uint64_t failures_sent;
+  /**
+   * Pushes the server cancelled (their deadline passed).
+   */
+  uint64_t cancels_received;
+  /**
+   * Bytes read from the server after the registration.
+   */
+  uint64_t bytes_in;
+  /**
+   * Bytes of replies written to the server.
+   */
+  uint64_t bytes_out;
+} rp_push_worker_stats;
+
+/**
+ * What a broker server did since it was bound. Read with `rp_broker_server_get_stats`; the
+ * METRICS admin verb (`rp_admin_request`) reports the same numbers in OpenMetrics text.
+ */
+typedef struct rp_broker_server_stats {
+  /**
+   * Set to `sizeof(rp_broker_server_stats)` before the call; librp writes back the bytes filled.
+   */
+  uint64_t size;
+  /**
+   * Connections accepted (before any check).
+   */
+  uint64_t connections_accepted;
+  /**
+   * Connections open now (excluding those handed to a backend).
+   */
+  uint64_t connections_open;
+  /**
+   * Hellos answered with Negotiated.
+   */
+  uint64_t hellos_negotiated;
+  /**
+   * Admin requests answered (including the one asking for these numbers).
+   */
+  uint64_t admin_requests;
+  /**
+   * Connections closed for not sending their first frame within the Hello timeout.
+   */
+  uint64_t hello_timeouts;
+  /**
+   * Handoffs started (the client was offered one and its connection passed on).
+   */
+  uint64_t handoffs_started;
+  /**
+   * Handoffs the backend accepted.
+   */
+  uint64_t handoffs_accepted;
+  /**
+   * Handoffs that failed or the backend declined (the client was told to reconnect).
+   */
+  uint64_t handoffs_failed;
+  /**
+   * Hellos refused with PEER_REJECTED (another user's process, invalid Hello fields).
+   */
+  uint64_t refused_peer_rejected;
+  /**
+   * Hellos refused with RATE_LIMITED (Hello rate, or too many connections).
+   */
+  uint64_t refused_rate_limited;
+  /**
+   * Hellos refused with SERVICE_UNKNOWN.
+   */
+  uint64_t refused_service_unknown;
+  /**
+   * Hellos refused with VERSION_UNSUPPORTED.
+   */
+  uint64_t refused_version_unsupported;
+  /**
+   * Hellos refused with VERSION_BLOCKED.
+   */
+  uint64_t refused_version_blocked;
+  /**
+   * Hellos refused with SHUTTING_DOWN.
+   */
+  uint64_t refused_shutting_down;
+  /**
+   * Hellos refused with any other code.
+   */
+  uint64_t refused_other;
+} rp_broker_server_stats;
+
+/**
+ * What one session did since it started. Read with `rp_session_get_stats`.
+ */
+typedef struct rp_session_stats {
+  /**
+   * Set to `sizeof(rp_session_stats)` before the call; librp writes back the bytes filled.
+   */
+  uint64_t size;
+  /**
+   * Calls this side started.
+   */
+  uint64_t calls_started;
+  /**
+   * Calls answered with a response payload.
+   */
+  uint64_t calls_succeeded;
+  /**
+   * Calls that ended otherwise (the peer's error, timeout, cancel, the session ended).
+   */
+  uint64_t calls_failed;
+  /**
+   * Of the failed calls, those whose deadline or wait limit passed.
+   */
+  uint64_t calls_timed_out;
+  /**
+   * Calls waiting for their outcome now.
+   */
+  uint64_t calls_pending;
+  /**
+   * Requests received from the peer.
+   */
+  uint64_t requests_received;
+  /**
+   * Requests answered by the application (`rp_session_respond`, `_respond_error`).
+   */
+  uint64_t requests_answered;
+  /**
+   * Requests answered by librp itself (no dispatcher, queue full, freed unanswered,
+   * deadline passed on arrival).
+   */
+  uint64_t requests_auto_answered;
+  /**
+   * Requests waiting to be dispatched now.
+   */
+  uint64_t requests_queued;
+} rp_session_stats;
 
 #ifdef __cplusplus
 extern "C" {
@@ -1917,6 +2248,33 @@ rp_status rp_daemon_identity_encode(const struct rp_daemon_identity *identity,
  * A mux created from it keeps its own copy.
  */
 void rp_daemon_identity_free(struct rp_daemon_identity *identity);
+
+/**
+ * Sets the process-wide log callback, or clears it (`callback` NULL).
+ *
+ * librp is silent by default: with no callback set, nothing is formatted and a log point
+ * costs one atomic load; librp never writes to stdout or stderr either way.
+ *
+ * Parameters: `max_level` — the most verbose `rp_log_level` delivered (`RP_LOG_LEVEL_WARN`
+ * delivers ERROR and WARN; `RP_LOG_LEVEL_OFF` delivers nothing); `callback`; `user_data`,
+ * passed to every call; `user_data_free` (may be NULL), called exactly once with `user_data`
+ * when this callback is replaced or cleared by a later `rp_log_set` — after the last call of
+ * the callback in progress on any thread has returned (so possibly on that thread, just after
+ * `rp_log_set` returned). With a NULL `callback` or `RP_LOG_LEVEL_OFF` the log is cleared and
+ * this call's own `user_data_free(user_data)` runs before it returns.
+ *
+ * Returns `RP_STATUS_OK`, or `RP_STATUS_INVALID_ARGUMENT` when `max_level` is not an
+ * `rp_log_level` (then nothing changes and `user_data_free` is not called: `user_data` stays
+ * the caller's).
+ *
+ * Thread safety: may be called from any thread, at any time, including from inside the
+ * callback.
+ */
+RP_NODISCARD
+rp_status rp_log_set(int32_t max_level,
+                     rp_log_callback callback,
+                     void *user_data,
+                     rp_user_data_free_callback user_data_free);
 
 /**
  * Creates a mux.
@@ -3225,6 +3583,65 @@ rp_status rp_session_respond_error(struct rp_session_request *request,
  * `rp_session_respond` / `_respond_error` (which already freed it).
  */
 void rp_session_request_free(struct rp_session_request *request);
+
+/**
+ * Reads what a push server did since it was bound.
+ *
+ * Parameters: `server`; `out_stats` — set `out_stats->size = sizeof(rp_push_server_stats)`
+ * first. On success the fields that fit in `size` are filled and `size` is set to the bytes
+ * filled.
+ *
+ * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_ARGUMENT` (`size`
+ * smaller than the first counter). Thread safety: may be called from any thread, at any
+ * time; the counters are read one by one, not as one atomic snapshot. Costs a few locks:
+ * cheap enough to call every second, not on every push.
+ */
+RP_NODISCARD
+rp_status rp_push_server_get_stats(const struct rp_push_server *server,
+                                   struct rp_push_server_stats *out_stats);
+
+/**
+ * Reads what a push worker did since it connected.
+ *
+ * Parameters: `client`; `out_stats` — set `out_stats->size = sizeof(rp_push_worker_stats)`
+ * first. On success the fields that fit in `size` are filled and `size` is set to the bytes
+ * filled.
+ *
+ * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_ARGUMENT` (`size`
+ * too small). Thread safety: may be called from any thread, also while another receives.
+ */
+RP_NODISCARD
+rp_status rp_push_client_get_stats(const struct rp_push_client *client,
+                                   struct rp_push_worker_stats *out_stats);
+
+/**
+ * Reads what a broker server did since it was bound (the METRICS admin verb answers the
+ * same numbers).
+ *
+ * Parameters: `server`; `out_stats` — set `out_stats->size = sizeof(rp_broker_server_stats)`
+ * first. On success the fields that fit in `size` are filled and `size` is set to the bytes
+ * filled.
+ *
+ * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_ARGUMENT` (`size`
+ * too small). Thread safety: may be called from any thread.
+ */
+RP_NODISCARD
+rp_status rp_broker_server_get_stats(const struct rp_broker_server *server,
+                                     struct rp_broker_server_stats *out_stats);
+
+/**
+ * Reads what a session did since it started.
+ *
+ * Parameters: `session`; `out_stats` — set `out_stats->size = sizeof(rp_session_stats)`
+ * first. On success the fields that fit in `size` are filled and `size` is set to the bytes
+ * filled.
+ *
+ * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_ARGUMENT` (`size`
+ * too small). Thread safety: may be called from any thread.
+ */
+RP_NODISCARD
+rp_status rp_session_get_stats(const struct rp_session *session,
+                               struct rp_session_stats *out_stats);
 
 /**
  * A static, human-readable name for a status code.

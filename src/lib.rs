@@ -11,9 +11,11 @@ pub mod error;
 mod event_queue;
 mod fastpath;
 pub mod handoff;
+pub mod log;
 pub mod mux;
 pub mod push;
 pub mod session;
+pub mod stats;
 pub mod transport;
 pub mod wire;
 

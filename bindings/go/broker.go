@@ -345,6 +345,7 @@ const (
 	AdminStatus   AdminVerb = 1
 	AdminHealthz  AdminVerb = 4
 	AdminReadyz   AdminVerb = 5
+	AdminMetrics  AdminVerb = 9 // OpenMetrics text; the numbers of BrokerServer.Stats
 	AdminShutdown AdminVerb = 21
 )
 

@@ -25,6 +25,8 @@ use crate::control::{check_hello_fields, is_semver, is_service_name, negotiated,
 use crate::error::Error;
 use crate::event_queue::EventQueue;
 use crate::handoff::{self, TokenStore};
+use crate::log::Peer;
+use crate::stats::{self, BrokerServerCounters, BrokerServerStats};
 use crate::transport::{self, Endpoint, ListenOptions, Listener, PeerCredentials};
 use crate::wire::proto::{
     hello_reply, AdminReply, AdminReplyKind, AdminRequest, AdminVerb, ErrorCode, FrameKind, HandoffAck,
@@ -154,6 +156,9 @@ struct Shared {
     handoffs_in_progress: AtomicUsize,
     events_enabled: bool,
     events: EventQueue<BrokerEvent>,
+    /// Counters for [`BrokerServer::stats`] and the METRICS admin verb.
+    stats: BrokerServerCounters,
+    started: Instant,
 }
 
 impl Shared {
@@ -183,6 +188,8 @@ impl BrokerServer {
             handoffs_in_progress: AtomicUsize::new(0),
             events_enabled: opts.events,
             events: EventQueue::new(MAX_QUEUED_EVENTS, false)?,
+            stats: BrokerServerCounters::default(),
+            started: Instant::now(),
         });
         let mut event_loop = EventLoop::new(opts, listener, poll, Arc::clone(&shared))?;
         let thread = std::thread::Builder::new()
@@ -204,6 +211,11 @@ impl BrokerServer {
             return Err(Error::invalid_argument("events are not enabled on this broker"));
         }
         self.shared.events.pop(timeout, "the broker is shut down")
+    }
+
+    /// What the broker did since it was bound (the METRICS admin verb reports the same).
+    pub fn stats(&self) -> BrokerServerStats {
+        self.shared.stats.snapshot()
     }
 
     /// Events not kept because the queue was full.
@@ -422,6 +434,8 @@ impl EventLoop {
                 self.conns.iter().filter(|(_, c)| c.deadline <= now).map(|(t, c)| (*t, c.closing)).collect();
             for (token, answered) in late {
                 if !answered {
+                    stats::bump(&self.shared.stats.hello_timeouts);
+                    crate::log!(Warn, "broker", "connection {}: no complete Hello within the timeout", token.0);
                     // As the reference: a first frame not complete by the deadline is answered
                     // "incomplete Hello frame" before the close.
                     self.refuse(token, &ReplyTo::default(), incomplete_hello(), "");
@@ -456,6 +470,9 @@ impl EventLoop {
         if self.poll.registry().register(&mut sock, token, Interest::READABLE).is_err() {
             return;
         }
+        stats::bump(&self.shared.stats.connections_accepted);
+        self.shared.stats.connections_open.fetch_add(1, Ordering::Relaxed);
+        crate::log!(Debug, "broker", "connection {} accepted from {}", token.0, Peer(peer));
         let deadline = Instant::now() + self.opts.hello_timeout;
         let conn = Connection {
             reader: FrameReader::with_max_body(sock, HELLO_MAX_BODY),
@@ -550,6 +567,16 @@ impl EventLoop {
         };
         let connection_id = self.next_connection_id;
         self.next_connection_id += 1;
+        stats::bump(&self.shared.stats.hellos_negotiated);
+        crate::log!(
+            Info,
+            "broker",
+            "connection {} from {} negotiated service {:?} version {:?}",
+            token.0,
+            Peer(peer),
+            service.service_name,
+            hello.wanted_version
+        );
         let mut reply = negotiated(&service.daemon_version, connection_id, hello.client_keepalive_secs);
         reply.backend_pipe = service.backend_pipe.clone();
         let handoff = match (&service.handoff_endpoint, hello.client_capabilities & CAP_HANDLE_PASSING != 0) {
@@ -577,6 +604,7 @@ impl EventLoop {
             }
             Some((endpoint, t)) => {
                 let Some(mut conn) = self.conns.remove(&token) else { return };
+                self.shared.stats.connections_open.fetch_sub(1, Ordering::Relaxed);
                 if let Some(p) = conn.peer {
                     transport::forget_peer_uid(&mut self.per_uid, p.uid);
                 }
@@ -595,11 +623,15 @@ impl EventLoop {
                 };
                 let shared = Arc::clone(&self.shared);
                 let spawned = std::thread::Builder::new().name("rp-broker-handoff".into()).spawn(move || {
-                    job.run();
+                    let accepted = job.run();
+                    stats::bump(if accepted { &shared.stats.handoffs_accepted } else { &shared.stats.handoffs_failed });
                     shared.handoffs_in_progress.fetch_sub(1, Ordering::AcqRel);
                 });
-                if spawned.is_err() {
-                    self.shared.handoffs_in_progress.fetch_sub(1, Ordering::AcqRel);
+                match spawned {
+                    Ok(_) => stats::bump(&self.shared.stats.handoffs_started),
+                    Err(_) => {
+                        self.shared.handoffs_in_progress.fetch_sub(1, Ordering::AcqRel);
+                    }
                 }
             }
         }
@@ -640,7 +672,20 @@ impl EventLoop {
     }
 
     fn on_admin(&mut self, token: Token, request_id: u64, request: AdminRequest) {
-        let (body, exit_code) = match AdminVerb::try_from(request.verb) {
+        stats::bump(&self.shared.stats.admin_requests);
+        let verb = AdminVerb::try_from(request.verb);
+        let within_limits = request.service_name.len() <= ADMIN_MAX_SERVICE_NAME
+            && request.output_path.len() <= ADMIN_MAX_OUTPUT_PATH;
+        if within_limits && verb == Ok(AdminVerb::Metrics) {
+            let body = render_metrics(&self.shared.stats.snapshot(), self.shared.started.elapsed());
+            let Some(conn) = self.conns.get_mut(&token) else { return };
+            if admin_reply(request_id, AdminReplyKind::Openmetrics, OPENMETRICS_TYPE, body, 0, &mut conn.out).is_err() {
+                return self.close(token);
+            }
+            conn.closing = true;
+            return self.flush(token);
+        }
+        let (body, exit_code) = match verb {
             _ if request.service_name.len() > ADMIN_MAX_SERVICE_NAME => {
                 (format!("service_name exceeds {ADMIN_MAX_SERVICE_NAME} bytes"), 2)
             }
@@ -675,6 +720,17 @@ impl EventLoop {
 
     fn refuse(&mut self, token: Token, to: &ReplyTo, refusal: Refusal, service: &str) {
         let Some(conn) = self.conns.get_mut(&token) else { return };
+        self.shared.stats.refused.count(refusal.code);
+        crate::log!(
+            Warn,
+            "broker",
+            "connection {} from {} refused ({}): {}{}",
+            token.0,
+            Peer(conn.peer),
+            refusal.code_name(),
+            refusal.reason,
+            if service.is_empty() { String::new() } else { format!(" (service {service:?})") }
+        );
         self.shared.emit(BrokerEvent::Refused { peer: conn.peer, service: service.to_owned(), refusal: refusal.clone() });
         conn.out.extend_from_slice(&to.hello_reply(hello_reply::Result::Refused(refusal.to_message())));
         conn.closing = true;
@@ -709,6 +765,7 @@ impl EventLoop {
 
     fn close(&mut self, token: Token) {
         if let Some(mut conn) = self.conns.remove(&token) {
+            self.shared.stats.connections_open.fetch_sub(1, Ordering::Relaxed);
             if let Some(p) = conn.peer {
                 transport::forget_peer_uid(&mut self.per_uid, p.uid);
             }
@@ -753,7 +810,70 @@ fn choose_service<'a>(services: &'a [ServiceEntry], hello: &Hello) -> Result<&'a
 
 /// Appends the admin RESPONSE frame answering request `request_id` to `out`.
 fn admin_reply_frame(request_id: u64, body: String, exit_code: u32, out: &mut Vec<u8>) -> Result<(), WireError> {
-    let reply = AdminReply { kind: AdminReplyKind::Text as i32, body, exit_code, content_type: "text/plain".into() };
+    admin_reply(request_id, AdminReplyKind::Text, "text/plain", body, exit_code, out)
+}
+
+/// The content type of the METRICS verb's answer, as running-process sends it.
+const OPENMETRICS_TYPE: &str = "application/openmetrics-text";
+
+/// The METRICS verb's OpenMetrics body: running-process's frozen v1 families in its order
+/// (Hellos by outcome, open connections and uptime filled in; the families about spawning
+/// backends, which this broker does not do, without samples), then librp's own counters.
+/// Every number is the one [`BrokerServer::stats`] reports.
+pub(crate) fn render_metrics(s: &BrokerServerStats, uptime: Duration) -> String {
+    use std::fmt::Write as _;
+    const P: &str = "running_process_broker_v1_";
+    let r = &s.refused;
+    let mut out = String::new();
+    let _ = writeln!(out, "# TYPE {P}hello_total counter");
+    for (outcome, n) in [
+        ("negotiated", s.hellos_negotiated),
+        ("peer_rejected", r.peer_rejected),
+        ("rate_limited", r.rate_limited),
+        ("service_unknown", r.service_unknown),
+        ("version_unsupported", r.version_unsupported),
+        ("version_blocked", r.version_blocked),
+        ("shutting_down", r.shutting_down),
+        ("refused_other", r.other),
+    ] {
+        let _ = writeln!(out, "{P}hello_total{{outcome=\"{outcome}\"}} {n}");
+    }
+    for (name, kind) in [
+        ("hello_duration_seconds", "histogram"),
+        ("active_backends", "gauge"),
+        ("spawn_attempts_total", "counter"),
+        ("spawn_budget_remaining", "gauge"),
+    ] {
+        let _ = writeln!(out, "# TYPE {P}{name} {kind}");
+    }
+    let _ = writeln!(out, "# TYPE {P}connections_open gauge\n{P}connections_open {}", s.connections_open);
+    let _ = writeln!(out, "# TYPE {P}fd_usage_ratio gauge\n{P}fd_usage_ratio 0");
+    let _ = writeln!(out, "# TYPE {P}uptime_seconds gauge\n{P}uptime_seconds {}", uptime.as_secs());
+    for (name, n) in [
+        ("connections_accepted_total", s.connections_accepted),
+        ("admin_requests_total", s.admin_requests),
+        ("hello_timeouts_total", s.hello_timeouts),
+    ] {
+        let _ = writeln!(out, "# TYPE librp_broker_{name} counter\nlibrp_broker_{name} {n}");
+    }
+    let _ = writeln!(out, "# TYPE librp_broker_handoffs_total counter");
+    for (outcome, n) in [("started", s.handoffs_started), ("accepted", s.handoffs_accepted), ("failed", s.handoffs_failed)] {
+        let _ = writeln!(out, "librp_broker_handoffs_total{{outcome=\"{outcome}\"}} {n}");
+    }
+    out.push_str("# EOF\n");
+    out
+}
+
+/// Appends an admin RESPONSE frame of any kind to `out`.
+fn admin_reply(
+    request_id: u64,
+    kind: AdminReplyKind,
+    content_type: &str,
+    body: String,
+    exit_code: u32,
+    out: &mut Vec<u8>,
+) -> Result<(), WireError> {
+    let reply = AdminReply { kind: kind as i32, body, exit_code, content_type: content_type.into() };
     let payload = reply.encode_to_vec();
     let frame = FrameView {
         kind: FrameKind::Response as i32,
@@ -849,13 +969,15 @@ struct HandoffJob {
 }
 
 impl HandoffJob {
-    fn run(self) {
+    /// True when the backend accepted the connection.
+    fn run(self) -> bool {
         let io_limit = Some(Duration::from_secs(2));
         if self.client.set_nonblocking(false).is_err()
             || self.client.set_write_timeout(io_limit).is_err()
             || (&self.client).write_all(&self.pending).is_err()
         {
-            return;
+            crate::log!(Warn, "broker", "handoff {} failed: the client went away", self.correlation_id);
+            return false;
         }
         let ack = match self.offer() {
             Ok(ack) => ack,
@@ -877,6 +999,12 @@ impl HandoffJob {
         if let Ok(bytes) = relay.to_bytes() {
             let _ = (&self.client).write_all(&bytes);
         }
+        if ack.accepted {
+            crate::log!(Info, "broker", "handoff {} to {} accepted", self.correlation_id, self.backend);
+        } else {
+            crate::log!(Warn, "broker", "handoff {} to {} declined: {}", self.correlation_id, self.backend, ack.error_detail);
+        }
+        ack.accepted
         // The broker's copy of the client connection closes here; an adopted one lives on in
         // the backend.
     }

@@ -150,7 +150,7 @@ pub struct rp_broker_server {
 
 /// What an `rp_broker_server` holds.
 pub(crate) struct ServerHandle {
-    server: BrokerServer,
+    pub(crate) server: BrokerServer,
     endpoint: String,
 }
 

@@ -43,7 +43,7 @@ pub struct rp_push_client {
 }
 
 pub(crate) struct ClientHandle {
-    client: PushClient,
+    pub(crate) client: PushClient,
     handler: Mutex<Option<Arc<ForeignCallback<rp_push_handler_callback>>>>,
 }
 

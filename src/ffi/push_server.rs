@@ -89,7 +89,7 @@ pub struct rp_push_server {
 }
 
 pub(crate) struct ServerHandle {
-    server: PushServer,
+    pub(crate) server: PushServer,
     on_registration: Option<ForeignCallback<rp_push_registration_callback>>,
     on_worker: Option<ForeignCallback<rp_push_worker_callback>>,
     /// Registered workers as last seen, to describe them when they leave.

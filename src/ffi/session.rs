@@ -54,7 +54,7 @@ pub struct rp_session {
 }
 
 pub(crate) struct SessionHandle {
-    session: Session,
+    pub(crate) session: Session,
     dispatcher: Option<ForeignCallback<rp_session_request_callback>>,
 }
 

@@ -16,6 +16,7 @@ use super::{PUSH_PROTOCOL, PUSH_PROTOCOL_VERSION, REGISTRATION_REQUEST_ID};
 use crate::control::{client_handshake, ClientHello};
 use crate::error::Error;
 use crate::fastpath::{self, IdSet};
+use crate::stats::{self, PushWorkerCounters, PushWorkerStats};
 use crate::transport::{self, Endpoint, Stream, SwitchableReads};
 use crate::wire::proto::{FrameKind, Negotiated};
 use crate::wire::{FrameReader, FrameView, FrameWriter, WireError};
@@ -95,6 +96,7 @@ pub struct PushClient {
     readiness: OwnedFd,
     worker_id: u64,
     negotiated: Negotiated,
+    stats: PushWorkerCounters,
 }
 
 #[derive(Debug)]
@@ -116,6 +118,15 @@ impl PushClient {
     /// Fails with `Refused` (the server's code and retry hint in the error), `Rejected` (the
     /// registration was declined, with the server's reason), `Timeout`, or an I/O error.
     pub fn connect(opts: WorkerOptions) -> Result<PushClient, Error> {
+        let result = Self::connect_inner(&opts);
+        match &result {
+            Ok(c) => crate::log!(Info, "push-worker", "registered with {} as worker {}", opts.endpoint, c.worker_id),
+            Err(e) => crate::log!(Warn, "push-worker", "connecting to {} failed: {e}", opts.endpoint),
+        }
+        result
+    }
+
+    fn connect_inner(opts: &WorkerOptions) -> Result<PushClient, Error> {
         let deadline = Instant::now() + opts.connect_timeout;
         let socket = transport::connect(&opts.endpoint, opts.connect_timeout)?;
         let remaining = || {
@@ -184,12 +195,13 @@ impl PushClient {
             readiness,
             worker_id: ack.worker_id,
             negotiated,
+            stats: PushWorkerCounters::default(),
         };
         // Frames that came with the ack are pushes already here.
         {
             let mut st = client.lock();
             let mut reader = st.reader.take().expect("reader present at start");
-            let outcome = take_buffered(&mut reader, &mut st);
+            let outcome = take_buffered(&mut reader, &mut st, &client.stats);
             st.reader = Some(reader);
             if let Err(reason) = outcome {
                 client.close_with(&mut st, reason);
@@ -216,10 +228,17 @@ impl PushClient {
     pub fn recv(&self, timeout: Option<Duration>) -> Result<Job, Error> {
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut polled = false;
+        // Set when this thread's read ended the connection: logged once the lock is released.
+        let mut ended = false;
         let mut st = self.lock();
         loop {
             if let Some(reason) = &st.closed {
-                return Err(Error::Closed(reason.clone()));
+                let reason = reason.clone();
+                drop(st);
+                if ended {
+                    self.log_end(&reason);
+                }
+                return Err(Error::Closed(reason));
             }
             if let Some(job) = st.jobs.pop_front() {
                 st.outstanding.insert(job.correlation_id);
@@ -251,9 +270,10 @@ impl PushClient {
                     },
                 };
                 st = self.lock();
-                let outcome = outcome_into(outcome, &mut reader, &mut st);
+                let outcome = outcome_into(outcome, &mut reader, &mut st, &self.stats);
                 st.reader = Some(reader);
                 if let Err(reason) = outcome {
+                    ended = st.closed.is_none();
                     self.close_with(&mut st, reason);
                     self.update_signal(&mut st);
                 }
@@ -278,14 +298,23 @@ impl PushClient {
 
     /// Answers a push with a payload.
     pub fn reply(&self, correlation_id: u64, payload: &[u8]) -> Result<(), Error> {
-        fastpath::with_reply_payload(payload, |reply| self.send_reply(correlation_id, reply))
+        fastpath::with_reply_payload(payload, |reply| self.send_reply(correlation_id, reply, false))
     }
 
     /// Answers a push with a failure: the worker could not do the job.
     pub fn reply_error(&self, correlation_id: u64, code: i32, message: &str) -> Result<(), Error> {
         let failure = PushFailure { code, message: message.to_owned() };
         let msg = PushReply { result: Some(push_reply::Result::Failure(failure)) };
-        self.send_reply(correlation_id, &msg.encode_to_vec())
+        self.send_reply(correlation_id, &msg.encode_to_vec(), true)
+    }
+
+    /// What this worker did since it connected.
+    pub fn stats(&self) -> PushWorkerStats {
+        let mut s = self.stats.snapshot();
+        let st = self.lock();
+        s.pushes_queued = st.jobs.len() as u64;
+        s.pushes_outstanding = st.outstanding.len() as u64;
+        s
     }
 
     /// True while `correlation_id` was received and not yet answered.
@@ -294,7 +323,7 @@ impl PushClient {
     }
 
     /// Sends an encoded `PushReply`.
-    fn send_reply(&self, correlation_id: u64, payload: &[u8]) -> Result<(), Error> {
+    fn send_reply(&self, correlation_id: u64, payload: &[u8], failure: bool) -> Result<(), Error> {
         {
             let mut st = self.lock();
             if let Some(reason) = &st.closed {
@@ -313,7 +342,18 @@ impl PushClient {
             request_id: correlation_id,
             ..FrameView::default()
         };
-        let result = self.writer.lock().unwrap_or_else(|p| p.into_inner()).write_frame(&frame);
+        let result = {
+            let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+            writer.queue(&frame).and_then(|()| {
+                let n = writer.queued_len();
+                writer.write_queued()?;
+                stats::add(&self.stats.bytes_out, n);
+                Ok(())
+            })
+        };
+        if result.is_ok() {
+            stats::bump(if failure { &self.stats.failures_sent } else { &self.stats.replies_sent });
+        }
         result.map_err(|e| match e {
             WireError::Timeout => Error::Timeout("the server did not accept the reply in time".into()),
             WireError::Closed => Error::Closed("the server closed the connection".into()),
@@ -338,9 +378,24 @@ impl PushClient {
     /// callable from any thread.
     pub fn close(&self) {
         let mut st = self.lock();
+        let first = st.closed.is_none();
         self.close_with(&mut st, "closed locally".into());
         self.update_signal(&mut st);
         self.changed.notify_all();
+        drop(st);
+        if first {
+            self.log_end("closed locally");
+        }
+    }
+
+    /// Logs why the connection ended (called without the state lock: the log callback may
+    /// call back into this client).
+    fn log_end(&self, reason: &str) {
+        if reason.starts_with("protocol violation") || reason.starts_with("connection failed") {
+            crate::log!(Warn, "push-worker", "worker {}: connection ended: {reason}", self.worker_id);
+        } else {
+            crate::log!(Info, "push-worker", "worker {}: connection ended: {reason}", self.worker_id);
+        }
     }
 
     fn close_with(&self, st: &mut State, reason: Cow<'static, str>) {
@@ -407,7 +462,7 @@ pub(crate) fn fuzz_server_stream(bytes: &[u8]) -> Vec<Job> {
     let mut st = State { reader: None, waiting: 0, jobs: VecDeque::new(), outstanding: IdSet::default(), closed: None, signalled: false };
     let mut received = Vec::new();
     loop {
-        let outcome = take_buffered(&mut reader, &mut st);
+        let outcome = take_buffered(&mut reader, &mut st, &PushWorkerCounters::default());
         received.extend(st.jobs.drain(..));
         if outcome.is_err() || reader.read_more().is_err() {
             return received;
@@ -421,18 +476,24 @@ fn outcome_into(
     read: Result<usize, WireError>,
     reader: &mut FrameReader<SwitchableReads>,
     st: &mut State,
+    counters: &PushWorkerCounters,
 ) -> Result<(), Cow<'static, str>> {
     match read {
-        Ok(_) | Err(WireError::Timeout) => {}
+        Ok(n) => stats::add(&counters.bytes_in, n),
+        Err(WireError::Timeout) => {}
         Err(WireError::Closed) => return Err("the server closed the connection".into()),
         Err(e) => return Err(format!("connection failed: {e}").into()),
     }
-    take_buffered(reader, st)
+    take_buffered(reader, st, counters)
 }
 
 /// Moves every complete buffered frame into the inbox; a frame that is not a push or a cancel
 /// on the push protocol ends the connection.
-fn take_buffered<R: Read>(reader: &mut FrameReader<R>, st: &mut State) -> Result<(), Cow<'static, str>> {
+fn take_buffered<R: Read>(
+    reader: &mut FrameReader<R>,
+    st: &mut State,
+    counters: &PushWorkerCounters,
+) -> Result<(), Cow<'static, str>> {
     loop {
         let frame = match reader.next_buffered() {
             Ok(Some(f)) => f,
@@ -449,6 +510,7 @@ fn take_buffered<R: Read>(reader: &mut FrameReader<R>, st: &mut State) -> Result
                     None => Push::decode(frame.payload)
                         .map_err(|e| Cow::Owned(format!("protocol violation: malformed Push: {e}")))?,
                 };
+                stats::bump(&counters.pushes_received);
                 st.jobs.push_back(Job {
                     correlation_id: frame.request_id,
                     payload_protocol: push.payload_protocol,
@@ -461,6 +523,7 @@ fn take_buffered<R: Read>(reader: &mut FrameReader<R>, st: &mut State) -> Result
             Some(FrameKind::Cancel) => {
                 // The server gave up on a push (deadline passed): drop it if not yet received.
                 let id = frame.request_id;
+                stats::bump(&counters.cancels_received);
                 st.jobs.retain(|j| j.correlation_id != id);
                 st.outstanding.remove(&id);
             }

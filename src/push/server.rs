@@ -29,6 +29,8 @@ use crate::control::{check_hello_fields, hello_reply_frame, negotiated, Refusal}
 use crate::error::Error;
 use crate::event_queue::EventQueue;
 use crate::fastpath::{self, IdMap, IdSet};
+use crate::log::Peer;
+use crate::stats::{self, PushServerCounters, PushServerStats};
 use crate::transport::{self, Endpoint, ListenOptions, Listener, PeerCredentials, Stream, SwitchableReads};
 use crate::wire::proto::{hello_reply, ErrorCode, FrameKind, Hello};
 use crate::wire::{registry, FrameReader, FrameView, WireError, HELLO_MAX_BODY, MAX_BODY};
@@ -310,6 +312,8 @@ struct Shared {
     events_enabled: bool,
     next_correlation: AtomicU64,
     stopping: AtomicBool,
+    /// Counters for [`PushServer::stats`], shared with every link.
+    stats: Arc<PushServerCounters>,
 }
 
 #[derive(Debug)]
@@ -350,6 +354,8 @@ struct Link {
     /// Set once the worker is registered.
     worker: OnceLock<RegisteredWorker>,
     in_flight_count: AtomicUsize,
+    /// The server's counters (bytes out).
+    stats: Arc<PushServerCounters>,
 }
 
 #[derive(Debug)]
@@ -436,7 +442,10 @@ impl Link {
         let mut at = 0;
         while at < bytes.len() {
             match transport::send_nonblocking(self.fd(), &bytes[at..]) {
-                Ok(n) => at += n,
+                Ok(n) => {
+                    at += n;
+                    stats::add(&self.stats.bytes_out, n);
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(_) => {
@@ -493,7 +502,10 @@ impl Link {
         while io.out_pos < io.out.len() {
             let at = io.out_pos;
             match transport::send_nonblocking(self.fd(), &io.out[at..]) {
-                Ok(n) => io.out_pos += n,
+                Ok(n) => {
+                    io.out_pos += n;
+                    stats::add(&self.stats.bytes_out, n);
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Sent::Queued,
                 Err(_) => {
@@ -588,10 +600,12 @@ impl Shared {
                 Target::TaskQueue(q) => format!("no worker is registered for task queue {q:?}"),
                 Target::Protocol(p) => format!("no worker serves payload protocol 0x{p:04X}"),
             };
+            stats::bump(&self.stats.pushes_unsent);
             ticket.complete(Err(Error::NotFound(what.into())));
             return None;
         };
         if link.backlog() > self.max_send_buffer {
+            stats::bump(&self.stats.pushes_unsent);
             ticket.complete(Err(Error::Again(
                 format!("worker {} is not keeping up (send buffer full)", link.worker_id()).into(),
             )));
@@ -600,6 +614,7 @@ impl Shared {
         // A deadline the spec did not set was just derived from the clock by `push_wait`.
         let own_deadline = deadline_unix_ms == spec.deadline_unix_ms;
         if own_deadline && deadline_unix_ms != 0 && deadline_unix_ms <= now_unix_ms() {
+            stats::bump(&self.stats.pushes_unsent);
             ticket.complete(Err(Error::Timeout("the push's deadline has already passed".into())));
             return None;
         }
@@ -616,6 +631,7 @@ impl Shared {
                 ..FrameView::default()
             };
             if let Err(e) = frame.checked_body_len() {
+                stats::bump(&self.stats.pushes_unsent);
                 ticket.complete(Err(e.into()));
                 return None;
             }
@@ -626,6 +642,7 @@ impl Shared {
                 if io.closed {
                     drop(io);
                     drop(in_flight);
+                    stats::bump(&self.stats.pushes_unsent);
                     ticket.complete(Err(Error::Closed(format!("worker {} disconnected", link.worker_id()).into())));
                     return None;
                 }
@@ -633,6 +650,7 @@ impl Shared {
                 in_flight.insert(correlation_id, InFlight { ticket: ticket.clone(), link: Arc::clone(&link) });
             }
             link.in_flight_count.fetch_add(1, Ordering::Relaxed);
+            stats::bump(&self.stats.pushes_sent);
             self.update_in_flight(link.worker_id(), 1);
             match link.send_frame(&frame) {
                 Sent::All => {}
@@ -675,6 +693,10 @@ impl Shared {
                 Some(push_reply::Result::Failure(f)) => PushOutcome::WorkerFailure { code: f.code, message: f.message },
                 None => PushOutcome::Reply(Vec::new()),
             };
+            match &outcome {
+                PushOutcome::Reply(_) => stats::bump(&self.stats.pushes_answered),
+                PushOutcome::WorkerFailure { .. } => stats::bump(&self.stats.pushes_failed),
+            }
             f.ticket.complete(Ok(outcome));
         }
     }
@@ -720,7 +742,11 @@ impl Shared {
                 break;
             }
             failure = match reader.read_more() {
-                Ok(_) | Err(WireError::Timeout) => self.drain_replies(link, &mut reader).err(),
+                Ok(n) => {
+                    stats::add(&self.stats.bytes_in, n);
+                    self.drain_replies(link, &mut reader).err()
+                }
+                Err(WireError::Timeout) => self.drain_replies(link, &mut reader).err(),
                 Err(WireError::Closed) => Some("worker closed the connection".into()),
                 Err(e) => Some(format!("connection failed: {e}").into()),
             };
@@ -819,6 +845,7 @@ impl PushServer {
             events_enabled: opts.events || opts.decide_registrations,
             next_correlation: AtomicU64::new(1),
             stopping: AtomicBool::new(false),
+            stats: Arc::default(),
         });
         let mut event_loop = EventLoop::new(opts, listener, poll, Arc::clone(&shared))?;
         let thread = std::thread::Builder::new()
@@ -888,6 +915,14 @@ impl PushServer {
     /// The registered workers.
     pub fn workers(&self) -> Vec<WorkerInfo> {
         self.shared.workers.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
+    }
+
+    /// What the server did since it was bound; cheap enough to call often.
+    pub fn stats(&self) -> PushServerStats {
+        let mut s = self.shared.stats.snapshot();
+        s.workers_registered = self.shared.workers.lock().unwrap_or_else(|p| p.into_inner()).len() as u64;
+        s.pushes_in_flight = self.shared.lock_in_flight().len() as u64;
+        s
     }
 
     /// Answers a [`ServerEvent::RegistrationRequest`].
@@ -1144,6 +1179,8 @@ impl EventLoop {
         let token = Token(self.next_token);
         self.next_token += 1;
         let peer = socket.peer_credentials();
+        stats::bump(&self.shared.stats.connections_accepted);
+        crate::log!(Debug, "push-server", "connection {} accepted from {}", token.0, Peer(peer));
         let link = Arc::new(Link {
             token,
             fd: socket.as_raw_fd(),
@@ -1152,6 +1189,7 @@ impl EventLoop {
             missed_read: AtomicBool::new(false),
             worker: OnceLock::new(),
             in_flight_count: AtomicUsize::new(0),
+            stats: Arc::clone(&self.shared.stats),
         });
         if self.shared.registry.register(&mut SourceFd(&link.fd()), token, Interest::READABLE).is_err() {
             return;
@@ -1171,6 +1209,7 @@ impl EventLoop {
             },
         );
         self.conn_deadlines.push(Reverse((handshake_deadline, token)));
+        self.shared.stats.connections_open.fetch_add(1, Ordering::Relaxed);
         if let Some(p) = peer {
             *self.per_uid.entry(p.uid).or_insert(0) += 1;
         }
@@ -1225,7 +1264,10 @@ impl EventLoop {
                     let mut sink = [0u8; 4096];
                     match transport::recv_nonblocking(link.fd(), &mut sink) {
                         Ok(0) => return self.close(token, "peer closed the connection".into()),
-                        Ok(_) => continue,
+                        Ok(n) => {
+                            stats::add(&self.shared.stats.bytes_in, n);
+                            continue;
+                        }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                         Err(_) => return self.close(token, "connection failed".into()),
                     }
@@ -1260,7 +1302,7 @@ impl EventLoop {
                 }
             }
             match reader.read_more() {
-                Ok(_) => {}
+                Ok(n) => stats::add(&self.shared.stats.bytes_in, n),
                 // WouldBlock: nothing more for now.
                 Err(WireError::Timeout) => return self.track_partial_frame(token, &reader),
                 Err(WireError::Closed) => return self.close(token, "worker closed the connection".into()),
@@ -1385,6 +1427,16 @@ impl EventLoop {
                 let registration = conn.registration.clone().unwrap_or_default();
                 let info = WorkerInfo { id: conn.worker_id, registration: registration.clone(), peer: conn.peer, in_flight: 0 };
                 let link = Arc::clone(&conn.link);
+                stats::bump(&self.shared.stats.registrations_accepted);
+                crate::log!(
+                    Info,
+                    "push-server",
+                    "worker {} registered from {}: identity {:?}, task queue {:?}",
+                    info.id,
+                    Peer(info.peer),
+                    info.registration.identity,
+                    info.registration.task_queue
+                );
                 let _ = link.worker.set(RegisteredWorker { id: info.id, registration });
                 // The ack is queued before the worker can be picked, so every push queues behind
                 // it; and the worker is known before the ack reaches it.
@@ -1394,7 +1446,15 @@ impl EventLoop {
                 self.shared.emit(ServerEvent::WorkerConnected(info));
                 self.flush(token);
             }
-            RegistrationDecision::Reject(_) => {
+            RegistrationDecision::Reject(reason) => {
+                stats::bump(&self.shared.stats.registrations_rejected);
+                crate::log!(
+                    Warn,
+                    "push-server",
+                    "registration of connection {} from {} rejected: {reason}",
+                    token.0,
+                    Peer(conn.peer)
+                );
                 conn.phase = Phase::Closing;
                 self.send(token, &frame);
             }
@@ -1451,6 +1511,13 @@ impl EventLoop {
             };
             entry.link.in_flight_count.fetch_sub(1, Ordering::Relaxed);
             self.shared.update_in_flight(entry.link.worker_id(), -1);
+            stats::bump(&self.shared.stats.pushes_timed_out);
+            crate::log!(
+                Warn,
+                "push-server",
+                "push {correlation_id} to worker {} passed its deadline without a reply",
+                entry.link.worker_id()
+            );
             entry.ticket.complete(Err(Error::Timeout(
                 format!("push {correlation_id} passed its deadline without a reply").into(),
             )));
@@ -1467,6 +1534,9 @@ impl EventLoop {
             self.conn_deadlines.pop();
             let Some(conn) = self.conns.get(&token) else { continue };
             if conn.handshake_deadline == at && conn.phase != Phase::Registered {
+                if conn.phase != Phase::Closing {
+                    stats::bump(&self.shared.stats.handshake_timeouts);
+                }
                 self.close(token, "handshake not completed in time".into());
             } else if conn.partial_frame.is_some_and(|(deadline, _)| deadline == at) {
                 self.partial_frame_expired(token);
@@ -1477,6 +1547,16 @@ impl EventLoop {
     fn refuse(&mut self, token: Token, request_id: u64, refusal: Refusal) {
         let Some(conn) = self.conns.get_mut(&token) else { return };
         conn.phase = Phase::Closing;
+        self.shared.stats.refused.count(refusal.code);
+        crate::log!(
+            Warn,
+            "push-server",
+            "connection {} from {} refused ({}): {}",
+            token.0,
+            Peer(conn.peer),
+            refusal.code_name(),
+            refusal.reason
+        );
         let bytes = hello_reply_frame(request_id, hello_reply::Result::Refused(refusal.to_message()));
         self.send(token, &bytes);
     }
@@ -1506,7 +1586,10 @@ impl EventLoop {
         while io.out_pos < io.out.len() {
             let at = io.out_pos;
             match transport::send_nonblocking(link.fd(), &io.out[at..]) {
-                Ok(n) => io.out_pos += n,
+                Ok(n) => {
+                    io.out_pos += n;
+                    stats::add(&self.shared.stats.bytes_out, n);
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => {
@@ -1576,8 +1659,22 @@ impl EventLoop {
 
     fn close(&mut self, token: Token, reason: Cow<'static, str>) {
         let Some(conn) = self.conns.remove(&token) else { return };
+        self.shared.stats.connections_open.fetch_sub(1, Ordering::Relaxed);
         if let Some(p) = conn.peer {
             transport::forget_peer_uid(&mut self.per_uid, p.uid);
+        }
+        let violation = reason.starts_with("protocol violation");
+        if violation {
+            stats::bump(&self.shared.stats.protocol_violations);
+        }
+        let stopping = self.shared.stopping.load(Ordering::Acquire);
+        if conn.phase == Phase::Registered && !stopping {
+            stats::bump(&self.shared.stats.workers_lost);
+            crate::log!(Warn, "push-server", "worker {} lost: {reason}", conn.worker_id);
+        } else if violation || reason.starts_with("handshake") {
+            crate::log!(Warn, "push-server", "connection {} from {} closed: {reason}", token.0, Peer(conn.peer));
+        } else {
+            crate::log!(Debug, "push-server", "connection {} closed: {reason}", token.0);
         }
         let link = conn.link;
         let _ = self.shared.registry.deregister(&mut SourceFd(&link.fd()));
@@ -1594,6 +1691,7 @@ impl EventLoop {
         };
         // Wakes a caller reading this socket; the descriptor closes with the last reference.
         let _ = transport::shutdown(link.fd(), std::net::Shutdown::Both);
+        stats::add(&self.shared.stats.pushes_lost, failed.len());
         for f in failed {
             f.ticket.complete(Err(Error::Closed(
                 format!("worker {} disconnected before replying: {reason}", conn.worker_id).into(),
@@ -1611,6 +1709,7 @@ impl EventLoop {
             self.close(token, "the server shut down".into());
         }
         let left: Vec<InFlight> = self.shared.lock_in_flight().drain().map(|(_, f)| f).collect();
+        stats::add(&self.shared.stats.pushes_lost, left.len());
         for f in left {
             f.ticket.complete(Err(Error::Closed("the server shut down".into())));
         }

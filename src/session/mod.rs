@@ -31,6 +31,7 @@ use prost::Message;
 use crate::broker::Conn;
 use crate::error::Error;
 use crate::fastpath::{self, IdMap};
+use crate::stats::{self, SessionCounters, SessionStats};
 use crate::transport::{self, Endpoint, ListenOptions, Listener};
 use crate::wire::proto::FrameKind;
 use crate::wire::registry::SESSION;
@@ -206,6 +207,8 @@ struct Inner {
     park_tx: UnixStream,
     /// Where librp's own answers go (the answerer thread); taken when the session ends.
     answers: Mutex<Option<Sender<AutoAnswer>>>,
+    /// Counters for [`Session::stats`].
+    stats: SessionCounters,
 }
 
 #[derive(Debug, Default)]
@@ -342,6 +345,7 @@ impl Session {
             park_rx,
             park_tx,
             answers: Mutex::new(Some(answers)),
+            stats: SessionCounters::default(),
         });
         let answer_inner = Arc::clone(&inner);
         let answerer = std::thread::Builder::new()
@@ -414,6 +418,7 @@ impl Session {
             inner.lock().calls.remove(&id);
             return Err(e);
         }
+        stats::bump(&inner.stats.calls_started);
         Ok(Call { inner: Arc::clone(inner), exchange, id, deadline })
     }
 
@@ -509,6 +514,15 @@ impl Session {
     /// Number of this side's calls waiting for a response.
     pub fn pending_calls(&self) -> usize {
         self.inner.lock().calls.len()
+    }
+
+    /// What this session did since it started.
+    pub fn stats(&self) -> SessionStats {
+        let mut s = self.inner.stats.snapshot();
+        let st = self.inner.lock();
+        s.calls_pending = st.calls.len() as u64;
+        s.requests_queued = st.queue.len() as u64;
+        s
     }
 
     /// True once the session has ended (connection closed, protocol violation, or
@@ -666,6 +680,9 @@ impl Inner {
 
     /// Hands one of librp's own answers to the answerer thread (dropped once the session ended).
     fn auto_answer(&self, id: u64, frame: AutoFrame, message: &'static str) {
+        if matches!(frame, AutoFrame::Error(_)) {
+            stats::bump(&self.stats.requests_auto_answered);
+        }
         if let Some(tx) = self.answers.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
             let _ = tx.send((id, frame, message));
         }
@@ -673,20 +690,32 @@ impl Inner {
 
     /// Ends the session once: every call, stream and request wait ends with `Closed`.
     fn end(&self, reason: Cow<'static, str>) {
-        let (calls, serving, queued) = {
+        let (calls, serving, queued, first) = {
             let mut st = self.lock();
-            if st.closed.is_none() {
+            let first = st.closed.is_none();
+            if first {
                 st.closed = Some(reason.clone());
             }
             let queued = std::mem::take(&mut st.queue);
             self.update_signal(&mut st);
-            (std::mem::take(&mut st.calls), std::mem::take(&mut st.serving), queued)
+            (std::mem::take(&mut st.calls), std::mem::take(&mut st.serving), queued, first)
         };
+        // Logged without the lock: the log callback may call back into this session.
+        if first && reason.starts_with("protocol violation") {
+            crate::log!(Warn, "session", "session ended: {reason}");
+        } else if first {
+            crate::log!(Info, "session", "session ended: {reason}");
+        }
         self.answers.lock().unwrap_or_else(|p| p.into_inner()).take();
         // Wake the reader thread even while the connection is parked out of its set.
         let _ = (&self.park_tx).write(&[1]);
         self.requests_changed.notify_all();
-        for ex in calls.values().chain(serving.values()) {
+        for ex in calls.values() {
+            if ex.finish(Err(Error::Closed(reason.clone()))) {
+                stats::bump(&self.stats.calls_failed);
+            }
+        }
+        for ex in serving.values() {
             ex.finish(Err(Error::Closed(reason.clone())));
         }
         // Dropped outside the lock: a dropped request tries to answer.
@@ -888,6 +917,7 @@ fn route(inner: &Arc<Inner>, frame: &FrameView<'_>) -> Result<(), Cow<'static, s
                 tracestate: frame.tracestate.to_owned(),
                 answered: AtomicBool::new(false),
             };
+            stats::bump(&inner.stats.requests_received);
             if !inner.serving.load(Ordering::Acquire) {
                 request.answered.store(true, Ordering::Release);
                 inner.auto_answer(id, AutoFrame::Error(code::NOT_FOUND), "no dispatcher: this session serves no requests");
@@ -931,7 +961,10 @@ fn route(inner: &Arc<Inner>, frame: &FrameView<'_>) -> Result<(), Cow<'static, s
                     Some(e) => Err(peer_error(e)),
                     None => Ok(msg.payload),
                 };
-                ex.finish(result);
+                let ok = result.is_ok();
+                if ex.finish(result) {
+                    stats::bump(if ok { &inner.stats.calls_succeeded } else { &inner.stats.calls_failed });
+                }
             }
             // An unknown id: the call was cancelled or timed out here; drop the answer.
         }
@@ -1134,7 +1167,13 @@ impl Call {
     }
 
     fn cancel_with(&self, error: Error) {
+        let timed_out = error.kind() == crate::ErrorKind::Timeout;
         if self.exchange.finish(Err(error)) {
+            stats::bump(&self.inner.stats.calls_failed);
+            if timed_out {
+                stats::bump(&self.inner.stats.calls_timed_out);
+                crate::log!(Debug, "session", "call {} timed out", self.id);
+            }
             self.inner.lock().calls.remove(&self.id);
             let _ = self.inner.send_simple(FrameKind::Cancel, self.id, &SessionMessage::default());
         }
@@ -1206,13 +1245,21 @@ impl Request {
     /// deadline passed: the caller is sent the `TIMEOUT` error instead), `Closed`, or
     /// `InvalidArgument` (already answered).
     pub fn respond(&self, payload: &[u8]) -> Result<(), Error> {
-        self.answer(Ok(payload))
+        self.counted(self.answer(Ok(payload)))
     }
 
     /// Answers with an error: `code` is an `rp_status` value or an application code ≥ 1000.
     /// Fails like [`respond`](Self::respond).
     pub fn respond_error(&self, code: i32, message: &str) -> Result<(), Error> {
-        self.answer(Err(Error::Peer { code, message: message.to_owned() }))
+        self.counted(self.answer(Err(Error::Peer { code, message: message.to_owned() })))
+    }
+
+    /// Counts an answer the application gave (not a second one).
+    fn counted(&self, result: Result<(), Error>) -> Result<(), Error> {
+        if !result.as_ref().is_err_and(|e| e.kind() == crate::ErrorKind::InvalidArgument) {
+            stats::bump(&self.inner.stats.requests_answered);
+        }
+        result
     }
 
     fn answer(&self, result: Result<&[u8], Error>) -> Result<(), Error> {
@@ -1287,6 +1334,7 @@ impl Request {
 impl Drop for Request {
     fn drop(&mut self) {
         if !self.answered.load(Ordering::Acquire) {
+            stats::bump(&self.inner.stats.requests_auto_answered);
             let _ = self.answer(Err(Error::Peer {
                 code: code::CLOSED,
                 message: "the serving side dropped the request without answering".into(),

@@ -255,6 +255,11 @@ impl<W: Write> FrameWriter<W> {
         Ok(())
     }
 
+    /// Bytes of the frames queued and not yet written.
+    pub fn queued_len(&self) -> usize {
+        self.queued
+    }
+
     /// Drops the frames queued and not yet written.
     pub fn discard_queued(&mut self) {
         self.queued = 0;

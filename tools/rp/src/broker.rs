@@ -179,6 +179,9 @@ pub struct BrokerArgs {
     /// No log lines
     #[arg(long, short)]
     quiet: bool,
+    /// Also print librp's log events at this level and above on stderr (error, warn, info, debug)
+    #[arg(long, value_parser = crate::log_level_arg)]
+    log: Option<rp::log::Level>,
 }
 
 fn service_arg(s: &str) -> Result<ServiceEntry, String> {
@@ -224,6 +227,7 @@ fn read_config(args: &mut BrokerArgs, path: &std::path::Path) -> Result<(), Fail
 }
 
 pub fn run_broker(mut args: BrokerArgs) -> Result<(), Failure> {
+    crate::log_to_stderr(args.log);
     if let Some(path) = args.config.clone() {
         read_config(&mut args, &path)?;
     }

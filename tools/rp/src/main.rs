@@ -99,6 +99,42 @@ pub fn millis_arg(s: &str) -> Result<Duration, String> {
     s.parse::<u64>().map(Duration::from_millis).map_err(|_| format!("{s:?} is not a number of milliseconds"))
 }
 
+/// Parses a `--log` level: error, warn, info or debug.
+pub fn log_level_arg(s: &str) -> Result<rp::log::Level, String> {
+    match s {
+        "error" => Ok(rp::log::Level::Error),
+        "warn" => Ok(rp::log::Level::Warn),
+        "info" => Ok(rp::log::Level::Info),
+        "debug" => Ok(rp::log::Level::Debug),
+        _ => Err(format!("{s:?} is not a log level (error, warn, info, debug)")),
+    }
+}
+
+/// Sends librp's own log events at `level` and above to stderr (`--log LEVEL`).
+pub fn log_to_stderr(level: Option<rp::log::Level>) {
+    if let Some(level) = level {
+        let sink = |l: rp::log::Level, component: &str, message: &str| {
+            eprintln!("rp: [{}] {component}: {message}", l.as_str());
+        };
+        rp::log::set_sink(level, Some(std::sync::Arc::new(sink)));
+    }
+}
+
+/// Prints statistics (`--stats`): one JSON object on stdout with `json`, else `name value`
+/// lines on stderr under a title.
+pub fn print_stats(title: &str, fields: &[(String, u64)], json: bool) {
+    if json {
+        let map: serde_json::Map<String, serde_json::Value> =
+            fields.iter().map(|(k, v)| (k.clone(), serde_json::Value::from(*v))).collect();
+        println!("{}", serde_json::json!({ "stats": title, "values": map }));
+    } else {
+        eprintln!("rp: {title} statistics:");
+        for (k, v) in fields {
+            eprintln!("  {k} {v}");
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {

@@ -177,6 +177,47 @@ fn push_server_and_worker_answer_lines_with_a_command() {
 }
 
 #[test]
+fn push_server_stats_and_log() {
+    let dir = temp_dir("stats");
+    let ep = dir.join("p.sock");
+    let ep = ep.to_str().unwrap();
+    let worker = rp()
+        .args(["worker", "-q", "--stats", ep, "--identity", "cat", "--", "cat"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut server = rp()
+        .args(["push-server", "-q", ep, "--json", "--stats", "--log", "info"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    server.stdin.take().unwrap().write_all(b"a\nb\nc\n").unwrap();
+    let out = server.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 4, "three replies, then the statistics");
+    let stats = &lines[3];
+    assert_eq!(stats["stats"], "push-server");
+    for (k, v) in [("pushes_sent", 3), ("pushes_answered", 3), ("registrations_accepted", 1), ("workers_registered", 1)] {
+        assert_eq!(stats["values"][k], v, "{k} in {stats}");
+    }
+    assert!(stats["values"]["bytes_out"].as_u64().unwrap() > 0);
+    assert!(
+        stderr.lines().any(|l| l.starts_with("rp: [info] push-server: worker ") && l.contains("identity \"cat\"")),
+        "--log info shows the registration: {stderr}"
+    );
+    let worker_out = worker.wait_with_output().unwrap();
+    let worker_err = String::from_utf8_lossy(&worker_out.stderr);
+    assert_eq!(worker_out.status.code(), Some(0), "{worker_err}");
+    assert!(worker_err.contains("rp: worker statistics:") && worker_err.contains("  replies_sent 3"), "{worker_err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn a_refused_worker_exits_3_with_the_reason() {
     let dir = temp_dir("refused");
     let ep = dir.join("p.sock");

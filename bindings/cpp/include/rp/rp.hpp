@@ -1049,7 +1049,7 @@ inline bool disabled_by_env() {
 }
 
 /// Admin verbs (payload protocol 0xAD01) and reply kinds.
-enum class AdminVerb : int32_t { status = 1, healthz = 4, readyz = 5, shutdown = 21 };
+enum class AdminVerb : int32_t { status = 1, healthz = 4, readyz = 5, metrics = 9, shutdown = 21 };
 enum class AdminKind : int32_t { text = 0, json = 1, openmetrics = 2 };
 
 struct AdminReply {
@@ -1353,6 +1353,73 @@ private:
     }
     detail::Owned<rp_session, rp_session_free> p_;
 };
+
+// ----------------------------------------------------------------------------------------------
+// Logs and statistics
+// ----------------------------------------------------------------------------------------------
+
+/// How much a log event matters (rp_log_level).
+enum class LogLevel : int32_t { off = 0, error = 1, warn = 2, info = 3, debug = 4 };
+
+/// Sets the process-wide log callback: any callable `void(LogLevel, std::string_view component,
+/// std::string_view message)`, receiving the events at `max_level` and more severe. The views
+/// live only during the call. It runs on librp's threads (the push server's and broker's event
+/// loops, a session's reader) as well as the application's, possibly on several at once, so it
+/// must be thread-safe; it may call back into librp. An exception it throws is swallowed (no
+/// librp call waits for the callback). The callable is destroyed when replaced or cleared.
+template <class F> void set_log(LogLevel max_level, F &&callback) {
+    using Fn = std::decay_t<F>;
+    struct Tramp {
+        static void call(void *ud, rp_log_level level, const char *component, const char *message) noexcept {
+            try {
+                (*static_cast<Fn *>(ud))(static_cast<LogLevel>(level), std::string_view(component),
+                                         std::string_view(message));
+            } catch (...) {
+            }
+        }
+    };
+    Fn *box = new Fn(std::forward<F>(callback));
+    rp_status st = rp_log_set(static_cast<int32_t>(max_level), &Tramp::call, box, &detail::delete_box<Fn>);
+    if (st != RP_STATUS_OK) {
+        delete box;  // not taken on failure
+        detail::throw_status(st);
+    }
+}
+
+/// Clears the log callback (librp is silent again).
+inline void clear_log() { detail::check(rp_log_set(0, nullptr, nullptr, nullptr)); }
+
+/// Statistics are librp's plain C structs; see rp.h for what each field counts.
+using PushServerStats = rp_push_server_stats;
+using PushWorkerStats = rp_push_worker_stats;
+using BrokerServerStats = rp_broker_server_stats;
+using SessionStats = rp_session_stats;
+
+namespace detail {
+template <class S, class H> S read_stats(rp_status (*get)(const H *, S *), const H *handle) {
+    S s{};
+    s.size = sizeof s;
+    check(get(handle, &s));
+    return s;
+}
+}  // namespace detail
+
+/// What a push server did since it was bound. Thread-safe.
+inline PushServerStats stats(const PushServer &s) {
+    return detail::read_stats(rp_push_server_get_stats, static_cast<const rp_push_server *>(s.capi()));
+}
+/// What a push worker did since it connected. Thread-safe.
+inline PushWorkerStats stats(const PushClient &c) {
+    return detail::read_stats(rp_push_client_get_stats, static_cast<const rp_push_client *>(c.capi()));
+}
+/// What a broker server did since it was bound (the METRICS admin verb reports the same).
+inline BrokerServerStats stats(const BrokerServer &b) {
+    return detail::read_stats(rp_broker_server_get_stats, static_cast<const rp_broker_server *>(b.capi()));
+}
+/// What a session did since it started. Thread-safe.
+inline SessionStats stats(const Session &s) {
+    return detail::read_stats(rp_session_get_stats, static_cast<const rp_session *>(s.capi()));
+}
 
 }  // namespace rp
 
