@@ -2303,9 +2303,10 @@ void rp_push_free(struct rp_push *push);
 /**
  * Creates server options for `endpoint` (a socket path, `@name`, or `tcp://host:port`).
  *
- * A socket path is created 0600 in a directory only this user can write (created 0700 when
- * missing); other users' processes are refused unless allowed; a TCP endpoint must be loopback
- * unless `_set_allow_remote_tcp` (which requires an auth token).
+ * A socket path is created 0600 in a directory only this user can write (that directory, and
+ * only it, is created 0700 when missing and its parent exists); other users' processes are
+ * refused unless allowed; a TCP endpoint must be loopback unless `_set_allow_remote_tcp`
+ * (which requires an auth token).
  *
  * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
  * `RP_STATUS_INVALID_ARGUMENT`. Ownership: consumed by `rp_push_server_bind`, or free it with
@@ -2843,9 +2844,10 @@ rp_status rp_session_connect(const char *endpoint,
  * Binds a listener for sessions.
  *
  * Parameters: `endpoint` — a socket path (created 0600 in a directory only this user can
- * write; created 0700 when missing), an `@abstract` name, or a loopback `tcp://host:port`
- * (port 0 picks one). Unix peers of another user are refused; on TCP any local process may
- * connect. `out_listener` receives the listener.
+ * write; that directory, and only it, is created 0700 when missing and its parent exists), an
+ * `@abstract` name, or a loopback `tcp://host:port` (port 0 picks one). Unix peers of another
+ * user are refused; on TCP any local process may connect. `out_listener` receives the
+ * listener.
  *
  * Returns `RP_STATUS_OK`, `RP_STATUS_IO` (for example the address is in use),
  * `RP_STATUS_PERMISSION_DENIED` (an unsafe socket directory, or a non-loopback TCP address),

@@ -173,9 +173,10 @@ pub struct rp_worker_info {
 
 /// Creates server options for `endpoint` (a socket path, `@name`, or `tcp://host:port`).
 ///
-/// A socket path is created 0600 in a directory only this user can write (created 0700 when
-/// missing); other users' processes are refused unless allowed; a TCP endpoint must be loopback
-/// unless `_set_allow_remote_tcp` (which requires an auth token).
+/// A socket path is created 0600 in a directory only this user can write (that directory, and
+/// only it, is created 0700 when missing and its parent exists); other users' processes are
+/// refused unless allowed; a TCP endpoint must be loopback unless `_set_allow_remote_tcp`
+/// (which requires an auth token).
 ///
 /// Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
 /// `RP_STATUS_INVALID_ARGUMENT`. Ownership: consumed by `rp_push_server_bind`, or free it with

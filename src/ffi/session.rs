@@ -229,9 +229,10 @@ pub(crate) struct ListenerHandle {
 /// Binds a listener for sessions.
 ///
 /// Parameters: `endpoint` — a socket path (created 0600 in a directory only this user can
-/// write; created 0700 when missing), an `@abstract` name, or a loopback `tcp://host:port`
-/// (port 0 picks one). Unix peers of another user are refused; on TCP any local process may
-/// connect. `out_listener` receives the listener.
+/// write; that directory, and only it, is created 0700 when missing and its parent exists), an
+/// `@abstract` name, or a loopback `tcp://host:port` (port 0 picks one). Unix peers of another
+/// user are refused; on TCP any local process may connect. `out_listener` receives the
+/// listener.
 ///
 /// Returns `RP_STATUS_OK`, `RP_STATUS_IO` (for example the address is in use),
 /// `RP_STATUS_PERMISSION_DENIED` (an unsafe socket directory, or a non-loopback TCP address),

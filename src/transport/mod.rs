@@ -1,7 +1,8 @@
 //! Endpoints and connections: Unix socket paths, Linux abstract names and TCP.
 //!
 //! Listening sockets librp creates are owner-only: a path socket is mode 0600 inside a
-//! directory that only this user can write (created 0700 when missing). Every send uses
+//! directory that only this user can write (created 0700 when missing; only that directory,
+//! never its missing parents). Every send uses
 //! `MSG_NOSIGNAL`, so a vanished peer never raises SIGPIPE in the host process.
 
 mod sys;
@@ -452,7 +453,7 @@ impl Drop for Listener {
 }
 
 /// Binds a socket file: the parent must be a real directory owned by this user and writable by
-/// no one else (it is created 0700 when missing); a live socket at the path is never taken over,
+/// no one else (it is created 0700 when missing, if its own parent exists); a live socket at the path is never taken over,
 /// a stale one is replaced, anything else at the path is left alone and refused.
 fn bind_path(path: &Path) -> Result<Listener, Error> {
     let parent = match path.parent() {
@@ -487,11 +488,21 @@ fn bind_path(path: &Path) -> Result<Listener, Error> {
 
 fn check_or_create_private_dir(dir: &Path) -> Result<(), Error> {
     match std::fs::symlink_metadata(dir) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|e| Error::io("create socket directory", e)),
+        // Only the socket's own directory is created, never a chain of them: a typo in a
+        // path must not build a tree (as root, from `/`).
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            std::fs::DirBuilder::new().mode(0o700).create(dir).map_err(|e| {
+                let why = if e.kind() == io::ErrorKind::NotFound {
+                    format!(
+                        "{}: its parent directory does not exist (librp creates only the socket's own directory, not its parents)",
+                        dir.display()
+                    )
+                } else {
+                    format!("{}: {e}", dir.display())
+                };
+                Error::io("create socket directory", io::Error::new(e.kind(), why))
+            })
+        }
         Err(e) => Err(Error::io("inspect socket directory", e)),
         Ok(meta) => {
             let refuse = |why: String| {
