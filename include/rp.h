@@ -15,6 +15,15 @@
  * - No panic crosses this boundary: an internal bug returns RP_STATUS_PANIC.
  * - librp never writes to stdout/stderr and never installs signal handlers.
  *
+ * Event loops
+ * -----------
+ * Every descriptor librp hands out (rp_conn_fd, rp_push_client_fd, rp_push_server_event_fd,
+ * rp_session_dispatch_fd) is level-triggered: readable exactly while the matching receive with
+ * timeout 0 would return without waiting (something is ready, also when librp already took it
+ * off the socket and holds it, or the handle ended) and not readable otherwise. One receive per
+ * wake-up loses nothing. Watch these descriptors for readability only; never read, write or
+ * close them: the handle owns them.
+ *
  * Thread safety
  * -------------
  * Functions taking `const rp_x *` may run concurrently on the same handle. Functions taking
@@ -1301,9 +1310,14 @@ rp_status rp_conn_recv_views(const struct rp_conn *conn,
                              size_t *out_count);
 
 /**
- * The socket descriptor, for poll/epoll. A receive may buffer more than one frame: after the
- * descriptor is readable, call `rp_conn_recv` with timeout 0 until `RP_STATUS_TIMEOUT` before
- * waiting on it again. Owned by the connection: do not read from or close it. -1 if NULL.
+ * A descriptor for poll/epoll loops, readable exactly while `rp_conn_recv` would return without
+ * waiting: a frame is here (also one an earlier receive already took off the socket and
+ * buffered), or the connection ended. Level-triggered: one `rp_conn_recv` with timeout 0 per
+ * wake-up loses nothing, and nothing pending means not readable. It may also be readable for
+ * part of a frame (`rp_conn_recv` with timeout 0 then returns `RP_STATUS_TIMEOUT`).
+ *
+ * Not the socket: watch it for readability only; never read, write or close it. Owned by the
+ * connection, the same descriptor for its lifetime. -1 if `conn` is NULL.
  */
 int32_t rp_conn_fd(const struct rp_conn *conn);
 

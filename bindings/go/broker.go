@@ -257,7 +257,7 @@ func (c *Conn) Recv(ctx context.Context) (*Frame, error) {
 }
 
 // TryRecv waits at most timeout (0 = only a frame already here) for a frame; ErrTimeout when
-// none came. For a poll loop on Fd: after Fd is readable, call TryRecv(0) until ErrTimeout.
+// none came. For a poll loop on Fd: each time Fd is readable, call TryRecv(0).
 func (c *Conn) TryRecv(timeout time.Duration) (*Frame, error) {
 	return c.recv(C.int32_t(min(timeout, time.Duration(1<<31-1)*time.Millisecond) / time.Millisecond))
 }
@@ -290,8 +290,10 @@ func (c *Conn) recv(timeoutMs C.int32_t) (*Frame, error) {
 	}, nil
 }
 
-// Fd is the socket descriptor, for a poll loop (-1 after Close). It belongs to the Conn:
-// never read, write or close it.
+// Fd is a descriptor for a poll loop (-1 after Close), readable (level-triggered) exactly while
+// TryRecv(0) would return a frame or the end, also for frames already buffered: one TryRecv(0)
+// per wake-up is enough. It is not the socket: watch it for readability only; it belongs to
+// the Conn: never read, write or close it.
 func (c *Conn) Fd() int {
 	c.mu.RLock()
 	defer c.mu.RUnlock()

@@ -472,6 +472,12 @@ pub unsafe extern "C" fn rp_broker_result_take_conn(
         // SAFETY: a live, exclusively used result per the API contract.
         let r = unsafe { &mut *result.cast::<ResultHandle>() };
         let conn = r.conn.take().ok_or_else(|| Failure::new(rp_status::NotFound, "the connection was already taken"))?;
+        // The pollable descriptor is made now, while no thread receives, so `rp_conn_fd` never
+        // waits for one.
+        if let Err(e) = conn.pollable_fd() {
+            r.conn = Some(conn);
+            return Err(e.into());
+        }
         // SAFETY: checked non-NULL.
         unsafe { write_out(out_conn, box_into_handle::<rp_conn>(conn)) };
         Ok(())
@@ -623,13 +629,18 @@ pub unsafe extern "C" fn rp_conn_recv_views(
     })
 }
 
-/// The socket descriptor, for poll/epoll. A receive may buffer more than one frame: after the
-/// descriptor is readable, call `rp_conn_recv` with timeout 0 until `RP_STATUS_TIMEOUT` before
-/// waiting on it again. Owned by the connection: do not read from or close it. -1 if NULL.
+/// A descriptor for poll/epoll loops, readable exactly while `rp_conn_recv` would return without
+/// waiting: a frame is here (also one an earlier receive already took off the socket and
+/// buffered), or the connection ended. Level-triggered: one `rp_conn_recv` with timeout 0 per
+/// wake-up loses nothing, and nothing pending means not readable. It may also be readable for
+/// part of a frame (`rp_conn_recv` with timeout 0 then returns `RP_STATUS_TIMEOUT`).
+///
+/// Not the socket: watch it for readability only; never read, write or close it. Owned by the
+/// connection, the same descriptor for its lifetime. -1 if `conn` is NULL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_conn_fd(conn: *const rp_conn) -> i32 {
     // SAFETY: forwarded API contract.
-    boundary_or(-1, || unsafe { conn_ref(conn) }.map_or(-1, |c| c.fd()))
+    boundary_or(-1, || unsafe { conn_ref(conn) }.map_or(-1, |c| c.pollable_fd().unwrap_or(-1)))
 }
 
 /// The peer's kernel-reported credentials (Unix sockets).
@@ -700,6 +711,8 @@ pub unsafe extern "C" fn rp_conn_adopt_fd(fd: i32, out_conn: *mut *mut rp_conn) 
             return Err(Failure::null("out_conn"));
         }
         let conn = crate::broker::Conn::from_unix_fd(owned)?;
+        // As in `rp_broker_result_take_conn`: the pollable descriptor is made before any receive.
+        conn.pollable_fd()?;
         // SAFETY: checked non-NULL.
         unsafe { write_out(out_conn, box_into_handle::<rp_conn>(conn)) };
         Ok(())

@@ -206,6 +206,54 @@ pub fn readiness_set_member(set: RawFd, fd: RawFd, member: bool) -> io::Result<(
     sys::readiness_set_member(set, fd, member)
 }
 
+/// A descriptor readable exactly while its owner says something is ready: the one mechanism
+/// behind every descriptor librp hands to an event loop, so each is level-triggered even for
+/// what librp already holds in memory (a buffered frame, a queued event) and the socket no longer
+/// shows. It holds one byte in a socket pair while raised; [`set`](Self::set) makes a system
+/// call only when the state changes, so an owner that calls it after every receive pays nothing
+/// while nothing is left over.
+#[derive(Debug)]
+pub struct ReadySignal {
+    rx: UnixStream,
+    tx: UnixStream,
+    raised: std::sync::atomic::AtomicBool,
+}
+
+impl ReadySignal {
+    /// A lowered signal.
+    pub fn new() -> Result<ReadySignal, Error> {
+        let io = |e| Error::io("readiness signal", e);
+        let (rx, tx) = UnixStream::pair().map_err(io)?;
+        rx.set_nonblocking(true).map_err(io)?;
+        tx.set_nonblocking(true).map_err(io)?;
+        Ok(ReadySignal { rx, tx, raised: std::sync::atomic::AtomicBool::new(false) })
+    }
+
+    /// Raises (`ready`) or lowers the signal. Callers serialise it with what decides `ready`
+    /// (the lock guarding the buffer or queue), so the byte always matches the last call.
+    pub fn set(&self, ready: bool) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if ready == self.raised.load(Relaxed) {
+            return;
+        }
+        if ready {
+            if (&self.tx).write(&[1]).is_ok() {
+                self.raised.store(true, Relaxed);
+            }
+        } else {
+            // Raised means exactly one byte is there: one read takes it.
+            let mut b = [0u8; 8];
+            let _ = (&self.rx).read(&mut b);
+            self.raised.store(false, Relaxed);
+        }
+    }
+
+    /// The descriptor, readable while the signal is raised. Owned by the signal.
+    pub fn fd(&self) -> RawFd {
+        self.rx.as_raw_fd()
+    }
+}
+
 /// Reads from a socket without blocking, whatever its mode, so a stream shared with blocking
 /// writers can be read only when `poll` said so.
 #[derive(Debug)]

@@ -983,8 +983,9 @@ public:
         detail::check(st);
         return ReceivedFrame(f);
     }
-    /// The socket descriptor, for poll; owned by the connection. After it is readable, call
-    /// recv(0ms) until std::nullopt.
+    /// A descriptor for poll/epoll, readable (level-triggered) exactly while recv(0ms) would
+    /// return a frame or the end, also for frames already buffered: one recv per wake-up is
+    /// enough. Not the socket: watch it for readability only; owned by the connection.
     int fd() const noexcept { return rp_conn_fd(p_.get()); }
     /// The peer's credentials; std::nullopt when there are none (TCP).
     std::optional<Credentials> peer_credentials() const {
