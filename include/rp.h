@@ -24,6 +24,14 @@
  * wake-up loses nothing. Watch these descriptors for readability only; never read, write or
  * close them: the handle owns them.
  *
+ * Timeouts
+ * --------
+ * Every timeout_ms argument and every *_timeout_ms option (and wait_ms) follows one rule:
+ * 0 = do not wait (try once: take only what is already there), -1 = no limit, > 0 = at most
+ * that many milliseconds. Any other value (-2, ...) fails with RP_STATUS_INVALID_ARGUMENT,
+ * whose message states the rule. A call waiting without limit still returns when the peer ends
+ * the connection or the handle is closed from another thread (its _close or _shutdown).
+ *
  * Thread safety
  * -------------
  * Functions taking `const rp_x *` may run concurrently on the same handle. Functions taking
@@ -1131,8 +1139,9 @@ rp_status rp_broker_options_set_keepalive_secs(struct rp_broker_options *options
 
 /**
  * Opts in (or out) of adopting a handed-off connection, waiting up to `wait_ms` for the
- * broker's handoff-ready relay (`wait_ms` <= 0 = the default 2000 ms). Any failure falls back
- * to connecting to `backend_pipe`. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+ * broker's handoff-ready relay (a timeout: 0 = only a relay already there, -1 = no limit; the
+ * default is 2000 ms). Any failure falls back to connecting to `backend_pipe`. Returns
+ * `RP_STATUS_OK`, `RP_STATUS_INVALID_ARGUMENT` (`wait_ms` below -1), `RP_STATUS_NULL_ARGUMENT`.
  */
 RP_NODISCARD
 rp_status rp_broker_options_set_adopt_handoff(struct rp_broker_options *options,
@@ -1140,12 +1149,13 @@ rp_status rp_broker_options_set_adopt_handoff(struct rp_broker_options *options,
                                               int32_t wait_ms);
 
 /**
- * Sets the limit for each connect and for the Hello round trip (default 5000 ms; 0 = 1 ms).
- * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+ * Sets the limit for each connect and for the Hello round trip (default 5000 ms; 0 = do not
+ * wait, -1 = no limit). Returns `RP_STATUS_OK`, `RP_STATUS_INVALID_ARGUMENT` (a timeout below
+ * -1), `RP_STATUS_NULL_ARGUMENT`.
  */
 RP_NODISCARD
 rp_status rp_broker_options_set_timeout_ms(struct rp_broker_options *options,
-                                           uint32_t timeout_ms);
+                                           int32_t timeout_ms);
 
 /**
  * Makes `rp_broker_connect` honour `RUNNING_PROCESS_DISABLE`: `1` fails the connect with
@@ -1272,7 +1282,7 @@ rp_status rp_conn_send_many(const struct rp_conn *conn,
                             size_t count);
 
 /**
- * Receives one frame, waiting up to `timeout_ms` (< 0 = forever, 0 = only what is here).
+ * Receives one frame, waiting up to `timeout_ms` (-1 = no limit, 0 = only what is here).
  *
  * Returns `RP_STATUS_OK` with `*out_frame` set; `RP_STATUS_TIMEOUT` (nothing complete in time;
  * partial bytes stay buffered); `RP_STATUS_CLOSED` (the peer closed, or `rp_conn_close`);
@@ -1288,8 +1298,8 @@ rp_status rp_conn_recv(const struct rp_conn *conn,
                        struct rp_frame **out_frame);
 
 /**
- * Receives up to `capacity` frames without copying them: waits up to `timeout_ms` (< 0 =
- * forever, 0 = only what is here) for the first, then takes every further frame already
+ * Receives up to `capacity` frames without copying them: waits up to `timeout_ms` (-1 =
+ * no limit, 0 = only what is here) for the first, then takes every further frame already
  * received, and writes one view per frame to `views`. The way to read a stream of small frames
  * without a system call, an allocation or a copy per frame.
  *
@@ -1376,14 +1386,14 @@ void rp_frame_free(struct rp_frame *frame);
 
 /**
  * Sends one admin request (payload protocol 0xAD01) on a new connection to `endpoint` and
- * waits up to `timeout_ms` (<= 0 = 5000) for the reply.
+ * waits up to `timeout_ms` for the reply (0 = only a reply already there, -1 = no limit).
  *
  * Parameters: `verb` — an `AdminVerb` value (STATUS 1, HEALTHZ 4, READYZ 5, SHUTDOWN 21, ...);
  * `service_name` — may be NULL (none).
  *
  * Returns `RP_STATUS_OK`, `RP_STATUS_TIMEOUT`, `RP_STATUS_CLOSED`, `RP_STATUS_IO`,
- * `RP_STATUS_PROTOCOL`, `RP_STATUS_MALFORMED`, `RP_STATUS_NULL_ARGUMENT`,
- * `RP_STATUS_INVALID_UTF8`.
+ * `RP_STATUS_PROTOCOL`, `RP_STATUS_MALFORMED`, `RP_STATUS_INVALID_ARGUMENT` (a timeout below
+ * -1), `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`.
  *
  * Ownership: the caller owns `*out_reply`; free it with `rp_admin_reply_free`.
  */
@@ -1506,20 +1516,22 @@ rp_status rp_broker_server_options_set_max_connections(struct rp_broker_server_o
                                                        size_t per_uid);
 
 /**
- * Sets how long a connection has to send its first frame (default 5000 ms). Returns
- * `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+ * Sets how long a connection has to send its first frame (default 5000 ms; 0 = none: only a
+ * frame already there counts, -1 = no limit). Returns `RP_STATUS_OK`,
+ * `RP_STATUS_INVALID_ARGUMENT` (a timeout below -1), `RP_STATUS_NULL_ARGUMENT`.
  */
 RP_NODISCARD
 rp_status rp_broker_server_options_set_hello_timeout_ms(struct rp_broker_server_options *options,
-                                                        uint32_t timeout_ms);
+                                                        int32_t timeout_ms);
 
 /**
- * Sets how long the broker waits for a backend's HandoffAck (default 1500 ms). Returns
- * `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+ * Sets how long the broker waits for a backend's HandoffAck (default 1500 ms; 0 = do not
+ * wait, -1 = no limit). Returns `RP_STATUS_OK`, `RP_STATUS_INVALID_ARGUMENT` (a timeout below
+ * -1), `RP_STATUS_NULL_ARGUMENT`.
  */
 RP_NODISCARD
 rp_status rp_broker_server_options_set_handoff_ack_timeout_ms(struct rp_broker_server_options *options,
-                                                              uint32_t timeout_ms);
+                                                              int32_t timeout_ms);
 
 /**
  * Frees server options. NULL is a no-op. Must not be called twice with the same value.
@@ -1711,7 +1723,7 @@ rp_status rp_handoff_store_insert(const struct rp_handoff_store *store,
  * writes the HandoffAck (accepted, or rejected with the reason: always a well-formed ack).
  *
  * Parameters: `store`; `fd` a connected stream socket (blocking or not; its mode and options
- * are not changed); `timeout_ms` the deadline for the whole exchange (< 0 = none);
+ * are not changed); `timeout_ms` the deadline for the whole exchange (-1 = none, 0 = do not wait);
  * `out_accepted` receives whether the token was accepted; `out_correlation_id` (may be NULL)
  * receives the offer's correlation id.
  *
@@ -1739,7 +1751,7 @@ rp_status rp_handoff_serve_offer(const struct rp_handoff_store *store,
  * adopted descriptor to the caller.
  *
  * Parameters: `store`; `fd` the Unix socket the broker hands connections over; `timeout_ms`
- * the deadline for the whole exchange (< 0 = none); `out_fd` receives the adopted connection
+ * the deadline for the whole exchange (-1 = none, 0 = do not wait); `out_fd` receives the adopted connection
  * (close-on-exec) on `RP_STATUS_OK` only.
  *
  * Returns `RP_STATUS_OK`; `RP_STATUS_REJECTED` when the token was refused (wrong, replayed,
@@ -2107,12 +2119,13 @@ rp_status rp_push_worker_options_set_service(struct rp_push_worker_options *opti
                                              const char *service_name);
 
 /**
- * Sets the limit for connecting, the Hello and the registration together (default 5000 ms).
- * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+ * Sets the limit for connecting, the Hello and the registration together (default 5000 ms;
+ * 0 = do not wait, -1 = no limit). Returns `RP_STATUS_OK`, `RP_STATUS_INVALID_ARGUMENT` (a
+ * timeout below -1), `RP_STATUS_NULL_ARGUMENT`.
  */
 RP_NODISCARD
 rp_status rp_push_worker_options_set_connect_timeout_ms(struct rp_push_worker_options *options,
-                                                        uint32_t timeout_ms);
+                                                        int32_t timeout_ms);
 
 /**
  * Kept for source compatibility; it no longer changes anything. The client reads from the
@@ -2171,7 +2184,7 @@ uint64_t rp_push_client_worker_id(const struct rp_push_client *client);
 /**
  * Waits for the next push.
  *
- * Parameters: `timeout_ms` — negative waits forever, 0 only takes a push already here;
+ * Parameters: `timeout_ms` — -1 waits without limit, 0 only takes a push already here;
  * `out_push` — receives the push on success.
  *
  * Returns `RP_STATUS_OK`, `RP_STATUS_TIMEOUT` (none came), `RP_STATUS_CLOSED` (the server went
@@ -2249,7 +2262,7 @@ rp_status rp_push_client_set_handler(struct rp_push_client *client,
 /**
  * Receives pushes and runs the handler for each, on the calling thread.
  *
- * Waits up to `timeout_ms` (negative = forever) for the first push, then handles those already
+ * Waits up to `timeout_ms` (-1 = no limit) for the first push, then handles those already
  * waiting, at most `max_pushes` in all (0 = no limit). `*out_handled` (may be NULL) receives
  * how many were handled.
  *
@@ -2364,22 +2377,24 @@ rp_status rp_push_server_options_set_auth_token(struct rp_push_server_options *o
                                                 size_t len);
 
 /**
- * Sets the time a new connection has to say Hello and register (default 10000 ms).
- * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+ * Sets the time a new connection has to say Hello and register (default 10000 ms; 0 = none:
+ * only a Hello already there counts, -1 = no limit). Returns `RP_STATUS_OK`,
+ * `RP_STATUS_INVALID_ARGUMENT` (a timeout below -1), `RP_STATUS_NULL_ARGUMENT`.
  */
 RP_NODISCARD
 rp_status rp_push_server_options_set_handshake_timeout_ms(struct rp_push_server_options *options,
-                                                          uint32_t timeout_ms);
+                                                          int32_t timeout_ms);
 
 /**
  * Sets the time a registered worker has to finish a frame once its first bytes arrived
  * (default 30000 ms); a worker stalled mid-frame longer is disconnected, so it cannot pin the
- * memory of a large partial frame. 0 means no limit.
- * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+ * memory of a large partial frame. -1 means no limit; 0 gives a partial frame no time.
+ * Returns `RP_STATUS_OK`, `RP_STATUS_INVALID_ARGUMENT` (a timeout below -1),
+ * `RP_STATUS_NULL_ARGUMENT`.
  */
 RP_NODISCARD
 rp_status rp_push_server_options_set_frame_timeout_ms(struct rp_push_server_options *options,
-                                                      uint32_t timeout_ms);
+                                                      int32_t timeout_ms);
 
 /**
  * Sets the most connections at once (default 4096) and the most from one peer uid (default
@@ -2472,7 +2487,7 @@ rp_status rp_push_server_push(const struct rp_push_server *server,
                               struct rp_push_ticket **out_ticket);
 
 /**
- * Pushes and waits up to `timeout_ms` (negative = forever) for the worker's answer. Without a
+ * Pushes and waits up to `timeout_ms` (-1 = no limit) for the worker's answer. Without a
  * deadline of its own the push gets "now + timeout" as its deadline, so the worker drops it
  * when the caller stops waiting.
  *
@@ -2503,7 +2518,7 @@ rp_status rp_push_server_workers(const struct rp_push_server *server,
 /**
  * Runs the registration and worker callbacks for pending server events, on the calling thread.
  *
- * Waits up to `timeout_ms` (negative = forever) for the first event, then handles those already
+ * Waits up to `timeout_ms` (-1 = no limit) for the first event, then handles those already
  * waiting. `*out_handled` (may be NULL) receives how many were handled.
  *
  * Returns `RP_STATUS_OK` (at least one handled), `RP_STATUS_TIMEOUT` (none came),
@@ -2623,7 +2638,7 @@ uint64_t rp_push_ticket_correlation_id(const struct rp_push_ticket *ticket);
 bool rp_push_ticket_is_done(const struct rp_push_ticket *ticket);
 
 /**
- * Waits up to `timeout_ms` (negative = forever, 0 = poll) for the push's outcome and takes it.
+ * Waits up to `timeout_ms` (-1 = no limit, 0 = do not wait) for the push's outcome and takes it.
  *
  * Returns `RP_STATUS_OK` (`*out_result` holds the worker's answer), `RP_STATUS_TIMEOUT` (no
  * outcome yet — or the push's own deadline passed; `rp_push_ticket_is_done` tells which),
@@ -2837,7 +2852,7 @@ rp_status rp_session_new(struct rp_conn *conn,
  * ids). The peer is typically an `rp_session_listener`; no Hello is exchanged.
  *
  * Parameters: `endpoint` — a socket path, `@abstract` name, or `tcp://host:port`;
- * `timeout_ms` — limit for connecting (negative = 5000 ms); `dispatcher`, `user_data`,
+ * `timeout_ms` — limit for connecting (see the timeout rule); `dispatcher`, `user_data`,
  * `user_data_free` and `out_session` as for `rp_session_new`.
  *
  * Returns `RP_STATUS_OK`, `RP_STATUS_IO` (nothing listens there), `RP_STATUS_TIMEOUT`,
@@ -2880,7 +2895,7 @@ rp_status rp_session_listener_bind(const char *endpoint,
 struct rp_str rp_session_listener_endpoint(const struct rp_session_listener *listener);
 
 /**
- * Waits up to `timeout_ms` (negative = forever, 0 = only one already waiting) for a
+ * Waits up to `timeout_ms` (-1 = no limit, 0 = only one already waiting) for a
  * connection and starts a session on it as the accepting side (even request ids).
  *
  * Parameters: `dispatcher`, `user_data`, `user_data_free` and `out_session` as for
@@ -2907,7 +2922,7 @@ rp_status rp_session_listener_accept(const struct rp_session_listener *listener,
 void rp_session_listener_free(struct rp_session_listener *listener);
 
 /**
- * Calls the peer and waits up to `timeout_ms` (negative = forever) for its response.
+ * Calls the peer and waits up to `timeout_ms` (-1 = no limit) for its response.
  *
  * Parameters: `payload_protocol` — the consumer protocol of `payload` (carried to the peer,
  * not read by librp); `payload`, `len` — copied (`payload` may be NULL when `len` is 0);
@@ -2956,7 +2971,7 @@ rp_status rp_session_call_start(const struct rp_session *session,
 /**
  * Runs the dispatcher callback for the peer's requests, on the calling thread.
  *
- * Waits up to `timeout_ms` (negative = forever) for the first request, then serves those
+ * Waits up to `timeout_ms` (-1 = no limit) for the first request, then serves those
  * already waiting. `*out_handled` (may be NULL) receives how many were served. Requests whose
  * deadline passed while they waited are answered with `RP_STATUS_TIMEOUT` and not served.
  *
@@ -3053,7 +3068,7 @@ uint64_t rp_session_ticket_id(const struct rp_session_ticket *call);
 bool rp_session_ticket_is_done(const struct rp_session_ticket *call);
 
 /**
- * Waits up to `timeout_ms` (negative = forever, 0 = poll) for the call's response and takes it.
+ * Waits up to `timeout_ms` (-1 = no limit, 0 = do not wait) for the call's response and takes it.
  *
  * Returns `RP_STATUS_OK` (`*out_response` holds the answer), `RP_STATUS_TIMEOUT` (the wait
  * ended first and the call goes on — `rp_session_ticket_is_done` is false — or the call's
@@ -3070,8 +3085,8 @@ rp_status rp_session_ticket_wait(const struct rp_session_ticket *call,
                                  struct rp_msg **out_response);
 
 /**
- * Reads the next chunk the peer streamed on this call, waiting up to `timeout_ms` (negative =
- * forever, 0 = poll). Chunks arrive in the order the peer sent them.
+ * Reads the next chunk the peer streamed on this call, waiting up to `timeout_ms` (-1 = no
+ * limit, 0 = do not wait). Chunks arrive in the order the peer sent them.
  *
  * Returns `RP_STATUS_OK` (`*out_chunk` holds the chunk), `RP_STATUS_CLOSED` (the stream has
  * ended: the peer half-closed or sent its response — take it with `rp_session_ticket_wait` — or
@@ -3162,7 +3177,7 @@ bool rp_session_request_is_cancelled(const struct rp_session_request *request);
 
 /**
  * Reads the next chunk the caller sent on this request (a tunnel), waiting up to `timeout_ms`
- * (negative = forever, 0 = poll).
+ * (-1 = no limit, 0 = do not wait).
  *
  * Returns `RP_STATUS_OK` (`*out_chunk` holds it), `RP_STATUS_CLOSED` (the caller half-closed,
  * or the connection ended), `RP_STATUS_TIMEOUT` (the wait or the request's deadline),

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::ffi::{c_char, c_void};
 
 use super::boundary::{boundary, boundary_or, Failure};
-use super::bytes::{cstr_arg, rp_bytes, rp_msg, rp_str, slice_arg, timeout_arg};
+use super::bytes::{cstr_arg, limit_arg, rp_bytes, rp_msg, rp_str, slice_arg, timeout_arg};
 use super::callback::{rp_user_data_free_callback, ForeignCallback};
 use super::handle::{box_free, box_into_handle, box_ref, write_out, Castable, OwnedBox};
 use super::status::rp_status;
@@ -172,7 +172,7 @@ fn start(
 /// ids). The peer is typically an `rp_session_listener`; no Hello is exchanged.
 ///
 /// Parameters: `endpoint` — a socket path, `@abstract` name, or `tcp://host:port`;
-/// `timeout_ms` — limit for connecting (negative = 5000 ms); `dispatcher`, `user_data`,
+/// `timeout_ms` — limit for connecting (see the timeout rule); `dispatcher`, `user_data`,
 /// `user_data_free` and `out_session` as for `rp_session_new`.
 ///
 /// Returns `RP_STATUS_OK`, `RP_STATUS_IO` (nothing listens there), `RP_STATUS_TIMEOUT`,
@@ -197,8 +197,7 @@ pub unsafe extern "C" fn rp_session_connect(
         if out_session.is_null() {
             return Err(Failure::null("out_session"));
         }
-        let timeout = timeout_arg(timeout_ms).unwrap_or(std::time::Duration::from_secs(5));
-        let conn = crate::session::connect(&endpoint, timeout.max(std::time::Duration::from_millis(1)))?;
+        let conn = crate::session::connect(&endpoint, limit_arg(timeout_ms)?)?;
         let handle = start(conn, Side::Connecting, callback)?;
         // SAFETY: checked non-NULL.
         unsafe { write_out(out_session, handle) };
@@ -270,7 +269,7 @@ pub unsafe extern "C" fn rp_session_listener_endpoint(listener: *const rp_sessio
     })
 }
 
-/// Waits up to `timeout_ms` (negative = forever, 0 = only one already waiting) for a
+/// Waits up to `timeout_ms` (-1 = no limit, 0 = only one already waiting) for a
 /// connection and starts a session on it as the accepting side (even request ids).
 ///
 /// Parameters: `dispatcher`, `user_data`, `user_data_free` and `out_session` as for
@@ -298,7 +297,7 @@ pub unsafe extern "C" fn rp_session_listener_accept(
         if out_session.is_null() {
             return Err(Failure::null("out_session"));
         }
-        let conn = l.listener.accept(timeout_arg(timeout_ms))?;
+        let conn = l.listener.accept(timeout_arg(timeout_ms)?)?;
         let handle = start(conn, Side::Accepting, callback)?;
         // SAFETY: checked non-NULL.
         unsafe { write_out(out_session, handle) };
@@ -340,7 +339,7 @@ unsafe fn options_of<'a>(options: *const rp_session_call_options) -> Cow<'a, Cal
     unsafe { box_ref::<rp_session_call_options>(options, "options") }.map_or_else(|_| Cow::Owned(CallOptions::default()), Cow::Borrowed)
 }
 
-/// Calls the peer and waits up to `timeout_ms` (negative = forever) for its response.
+/// Calls the peer and waits up to `timeout_ms` (-1 = no limit) for its response.
 ///
 /// Parameters: `payload_protocol` — the consumer protocol of `payload` (carried to the peer,
 /// not read by librp); `payload`, `len` — copied (`payload` may be NULL when `len` is 0);
@@ -373,7 +372,7 @@ pub unsafe extern "C" fn rp_session_call(
         if out_response.is_null() {
             return Err(Failure::null("out_response"));
         }
-        let response = s.session.call(payload_protocol, payload, &opts, timeout_arg(timeout_ms)).map_err(call_failure)?;
+        let response = s.session.call(payload_protocol, payload, &opts, timeout_arg(timeout_ms)?).map_err(call_failure)?;
         // SAFETY: checked non-NULL.
         unsafe { write_out(out_response, box_into_handle::<rp_msg>(response)) };
         Ok(())
@@ -415,7 +414,7 @@ pub unsafe extern "C" fn rp_session_call_start(
 
 /// Runs the dispatcher callback for the peer's requests, on the calling thread.
 ///
-/// Waits up to `timeout_ms` (negative = forever) for the first request, then serves those
+/// Waits up to `timeout_ms` (-1 = no limit) for the first request, then serves those
 /// already waiting. `*out_handled` (may be NULL) receives how many were served. Requests whose
 /// deadline passed while they waited are answered with `RP_STATUS_TIMEOUT` and not served.
 ///
@@ -437,9 +436,10 @@ pub unsafe extern "C" fn rp_session_dispatch(
         let Some(cb) = &s.dispatcher else {
             return Err(Failure::new(rp_status::InvalidArgument, "the session has no dispatcher"));
         };
+        let first_wait = timeout_arg(timeout_ms)?;
         let mut handled = 0usize;
         let result = loop {
-            let wait = if handled == 0 { timeout_arg(timeout_ms) } else { Some(std::time::Duration::ZERO) };
+            let wait = if handled == 0 { first_wait } else { Some(std::time::Duration::ZERO) };
             match s.session.next_request(wait) {
                 Ok(request) => {
                     match cb.func {
@@ -635,7 +635,7 @@ pub unsafe extern "C" fn rp_session_ticket_is_done(call: *const rp_session_ticke
     boundary_or(false, || unsafe { call_ref(call) }.is_ok_and(|c| c.is_done()))
 }
 
-/// Waits up to `timeout_ms` (negative = forever, 0 = poll) for the call's response and takes it.
+/// Waits up to `timeout_ms` (-1 = no limit, 0 = do not wait) for the call's response and takes it.
 ///
 /// Returns `RP_STATUS_OK` (`*out_response` holds the answer), `RP_STATUS_TIMEOUT` (the wait
 /// ended first and the call goes on — `rp_session_ticket_is_done` is false — or the call's
@@ -658,15 +658,15 @@ pub unsafe extern "C" fn rp_session_ticket_wait(
         if out_response.is_null() {
             return Err(Failure::null("out_response"));
         }
-        let response = c.wait(timeout_arg(timeout_ms)).map_err(call_failure)?;
+        let response = c.wait(timeout_arg(timeout_ms)?).map_err(call_failure)?;
         // SAFETY: checked non-NULL.
         unsafe { write_msg(out_response, response) };
         Ok(())
     })
 }
 
-/// Reads the next chunk the peer streamed on this call, waiting up to `timeout_ms` (negative =
-/// forever, 0 = poll). Chunks arrive in the order the peer sent them.
+/// Reads the next chunk the peer streamed on this call, waiting up to `timeout_ms` (-1 = no
+/// limit, 0 = do not wait). Chunks arrive in the order the peer sent them.
 ///
 /// Returns `RP_STATUS_OK` (`*out_chunk` holds the chunk), `RP_STATUS_CLOSED` (the stream has
 /// ended: the peer half-closed or sent its response — take it with `rp_session_ticket_wait` — or
@@ -690,7 +690,7 @@ pub unsafe extern "C" fn rp_session_ticket_next_chunk(
         if out_chunk.is_null() {
             return Err(Failure::null("out_chunk"));
         }
-        let chunk = c.next_chunk(timeout_arg(timeout_ms)).map_err(call_failure)?;
+        let chunk = c.next_chunk(timeout_arg(timeout_ms)?).map_err(call_failure)?;
         // SAFETY: checked non-NULL.
         unsafe { write_msg(out_chunk, chunk) };
         Ok(())
@@ -821,7 +821,7 @@ pub unsafe extern "C" fn rp_session_request_is_cancelled(request: *const rp_sess
 }
 
 /// Reads the next chunk the caller sent on this request (a tunnel), waiting up to `timeout_ms`
-/// (negative = forever, 0 = poll).
+/// (-1 = no limit, 0 = do not wait).
 ///
 /// Returns `RP_STATUS_OK` (`*out_chunk` holds it), `RP_STATUS_CLOSED` (the caller half-closed,
 /// or the connection ended), `RP_STATUS_TIMEOUT` (the wait or the request's deadline),
@@ -842,7 +842,7 @@ pub unsafe extern "C" fn rp_session_request_next_chunk(
         if out_chunk.is_null() {
             return Err(Failure::null("out_chunk"));
         }
-        let chunk = r.next_chunk(timeout_arg(timeout_ms))?;
+        let chunk = r.next_chunk(timeout_arg(timeout_ms)?)?;
         // SAFETY: checked non-NULL.
         unsafe { write_msg(out_chunk, chunk) };
         Ok(())

@@ -191,6 +191,10 @@ pub fn send_nosignal(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     sys::send_nosignal(fd, buf)
 }
 
+/// "No limit" where a limit is kept as a `Duration` (an option of a connect or a server): longer
+/// than any process runs, and still far from overflowing `Instant` arithmetic.
+pub const NO_LIMIT: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// Waits up to `timeout` (`None` = forever) for `fd` to be readable or hung up; false on timeout.
 pub fn wait_readable(fd: RawFd, timeout: Option<Duration>) -> io::Result<bool> {
     sys::wait_readable(fd, timeout)
