@@ -841,8 +841,8 @@ typedef struct rp_session_call_options rp_session_call_options;
  * A listening socket whose connections become sessions on the accepting side.
  *
  * Methods: `rp_session_listener_bind`, `rp_session_listener_endpoint`,
- * `rp_session_listener_accept`, `rp_session_listener_free`. Functions taking
- * `const rp_session_listener *` are thread-safe.
+ * `rp_session_listener_accept`, `rp_session_listener_close`, `rp_session_listener_free`.
+ * Functions taking `const rp_session_listener *` are thread-safe.
  */
 typedef struct rp_session_listener rp_session_listener;
 
@@ -2901,7 +2901,8 @@ struct rp_str rp_session_listener_endpoint(const struct rp_session_listener *lis
  * Parameters: `dispatcher`, `user_data`, `user_data_free` and `out_session` as for
  * `rp_session_new` (`user_data_free` also runs at once when no connection came).
  *
- * Returns `RP_STATUS_OK`, `RP_STATUS_TIMEOUT` (no connection in time), `RP_STATUS_IO`,
+ * Returns `RP_STATUS_OK`, `RP_STATUS_TIMEOUT` (no connection in time), `RP_STATUS_CLOSED`
+ * (`rp_session_listener_close` was called, also while this call waited), `RP_STATUS_IO`,
  * `RP_STATUS_NULL_ARGUMENT`.
  *
  * Ownership: the caller owns `*out_session`; free it with `rp_session_free`.
@@ -2916,8 +2917,16 @@ rp_status rp_session_listener_accept(const struct rp_session_listener *listener,
                                      struct rp_session **out_session);
 
 /**
+ * Stops accepting: every `rp_session_listener_accept` waiting now (on any thread) returns
+ * `RP_STATUS_CLOSED` at once, and so do later ones. Sessions accepted before go on; free the
+ * listener as usual. Idempotent; callable from any thread. NULL is a no-op.
+ */
+void rp_session_listener_close(const struct rp_session_listener *listener);
+
+/**
  * Frees a listener (a socket file it created is removed); sessions accepted from it go on.
- * NULL is a no-op. Must not be called twice, nor while another thread uses `listener`.
+ * NULL is a no-op. Must not be called twice, nor while another thread uses `listener` (close
+ * it with `rp_session_listener_close` first to wake a thread waiting in accept).
  */
 void rp_session_listener_free(struct rp_session_listener *listener);
 

@@ -208,8 +208,8 @@ pub unsafe extern "C" fn rp_session_connect(
 /// A listening socket whose connections become sessions on the accepting side.
 ///
 /// Methods: `rp_session_listener_bind`, `rp_session_listener_endpoint`,
-/// `rp_session_listener_accept`, `rp_session_listener_free`. Functions taking
-/// `const rp_session_listener *` are thread-safe.
+/// `rp_session_listener_accept`, `rp_session_listener_close`, `rp_session_listener_free`.
+/// Functions taking `const rp_session_listener *` are thread-safe.
 pub struct rp_session_listener {
     _private: [u8; 0],
 }
@@ -275,7 +275,8 @@ pub unsafe extern "C" fn rp_session_listener_endpoint(listener: *const rp_sessio
 /// Parameters: `dispatcher`, `user_data`, `user_data_free` and `out_session` as for
 /// `rp_session_new` (`user_data_free` also runs at once when no connection came).
 ///
-/// Returns `RP_STATUS_OK`, `RP_STATUS_TIMEOUT` (no connection in time), `RP_STATUS_IO`,
+/// Returns `RP_STATUS_OK`, `RP_STATUS_TIMEOUT` (no connection in time), `RP_STATUS_CLOSED`
+/// (`rp_session_listener_close` was called, also while this call waited), `RP_STATUS_IO`,
 /// `RP_STATUS_NULL_ARGUMENT`.
 ///
 /// Ownership: the caller owns `*out_session`; free it with `rp_session_free`.
@@ -305,8 +306,22 @@ pub unsafe extern "C" fn rp_session_listener_accept(
     })
 }
 
+/// Stops accepting: every `rp_session_listener_accept` waiting now (on any thread) returns
+/// `RP_STATUS_CLOSED` at once, and so do later ones. Sessions accepted before go on; free the
+/// listener as usual. Idempotent; callable from any thread. NULL is a no-op.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_session_listener_close(listener: *const rp_session_listener) {
+    boundary_or((), || {
+        // SAFETY: NULL or a live listener per the API contract.
+        if let Ok(l) = unsafe { box_ref::<rp_session_listener>(listener, "listener") } {
+            l.listener.close();
+        }
+    })
+}
+
 /// Frees a listener (a socket file it created is removed); sessions accepted from it go on.
-/// NULL is a no-op. Must not be called twice, nor while another thread uses `listener`.
+/// NULL is a no-op. Must not be called twice, nor while another thread uses `listener` (close
+/// it with `rp_session_listener_close` first to wake a thread waiting in accept).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_session_listener_free(listener: *mut rp_session_listener) {
     // SAFETY: NULL or a live listener owned by the caller.

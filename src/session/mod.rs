@@ -528,6 +528,7 @@ impl Session {
 pub struct SessionListener {
     listener: Listener,
     endpoint: Endpoint,
+    closed: AtomicBool,
 }
 
 impl SessionListener {
@@ -535,7 +536,7 @@ impl SessionListener {
     pub fn bind(endpoint: &Endpoint) -> Result<SessionListener, Error> {
         let listener = Listener::bind(endpoint, &ListenOptions::default())?;
         let endpoint = listener.local_endpoint()?;
-        Ok(SessionListener { listener, endpoint })
+        Ok(SessionListener { listener, endpoint, closed: AtomicBool::new(false) })
     }
 
     /// The endpoint actually bound (for `tcp://127.0.0.1:0`, with the real port).
@@ -543,14 +544,22 @@ impl SessionListener {
         &self.endpoint
     }
 
+    /// Stops accepting: every [`accept`](Self::accept) waiting now or called later fails with
+    /// `Closed` at once. Connections already accepted go on. Idempotent; callable from any
+    /// thread.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.listener.shutdown();
+    }
+
     /// Waits up to `timeout` (`None` = forever) for a connection and returns it, for
     /// [`Session::new`] with [`Side::Accepting`]. Peers of another user are closed and waited
-    /// past. Fails with `Timeout` or an I/O error.
+    /// past. Fails with `Timeout`, `Closed` (see [`close`](Self::close)) or an I/O error.
     pub fn accept(&self, timeout: Option<Duration>) -> Result<Conn, Error> {
         let deadline = timeout.map(|t| Instant::now() + t);
         loop {
             let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            let stream = self.listener.accept_timeout(left)?;
+            let stream = self.listener.accept_timeout(left, || self.closed.load(Ordering::Acquire))?;
             if let Some(peer) = stream.peer_credentials() {
                 if peer.uid != crate::transport::effective_uid() {
                     continue; // dropped: closes the connection

@@ -456,12 +456,19 @@ impl Listener {
     }
 
     /// Accepts one connection, waiting up to `timeout` (`None` = forever). Fails with
-    /// `Timeout` when none came in time. Works whether the listener blocks or not.
-    pub fn accept_timeout(&self, timeout: Option<Duration>) -> Result<Stream, Error> {
+    /// `Timeout` when none came in time, and with `Closed` once `closed` says so after a
+    /// [`shutdown`](Self::shutdown) woke it. Works whether the listener blocks or not.
+    pub fn accept_timeout(&self, timeout: Option<Duration>, closed: impl Fn() -> bool) -> Result<Stream, Error> {
         let deadline = timeout.map(|t| std::time::Instant::now() + t);
         loop {
+            if closed() {
+                return Err(Error::Closed("the listener was closed".into()));
+            }
             let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
             let ready = sys::wait_readable(self.as_raw_fd(), left).map_err(|e| Error::io("wait for a connection", e))?;
+            if closed() {
+                return Err(Error::Closed("the listener was closed".into()));
+            }
             if !ready {
                 return Err(Error::Timeout("no connection arrived in time".into()));
             }
@@ -473,6 +480,12 @@ impl Listener {
                 Err(e) => return Err(Error::io("accept", e)),
             }
         }
+    }
+
+    /// Stops accepting: wakes every thread waiting in [`accept_timeout`](Self::accept_timeout)
+    /// (the descriptor stays readable, so callers check their own closed flag first).
+    pub fn shutdown(&self) {
+        let _ = sys::shutdown(self.as_raw_fd(), Shutdown::Both);
     }
 
     /// Accepts one connection.

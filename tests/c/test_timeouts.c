@@ -1,11 +1,13 @@
 /* One timeout rule for every call and every *_timeout_ms option: 0 = do not wait (try once),
  * -1 = no limit, > 0 = milliseconds, anything else RP_STATUS_INVALID_ARGUMENT with the rule in
  * the message. For each call taking a timeout: -2 is refused, 0 returns at once, -1 waits until
- * a peer or a close from another thread wakes it. */
+ * a peer or a close from another thread wakes it (rp_session_listener_accept included: its
+ * rp_session_listener_close wakes every waiting thread). */
 #include "rp.h"
 #include "check.h"
 
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -392,6 +394,46 @@ static void session_calls(void) {
     rp_session_listener_free(l);
 }
 
+/* ---- a listener's accept is woken by its close ---------------------------------------- */
+
+static void close_listener(void *l) { rp_session_listener_close((const rp_session_listener *)l); }
+
+static void *accept_forever(void *l) {
+    rp_session *s = NULL;
+    return (void *)(intptr_t)rp_session_listener_accept((const rp_session_listener *)l, -1, NULL, NULL, NULL, &s);
+}
+
+static void listener_close_wakes_accept(void) {
+    char ep[128];
+    snprintf(ep, sizeof ep, "%s/closing.sock", g_dir);
+    rp_session_listener *l = NULL;
+    CHECK_OK(rp_session_listener_bind(ep, &l));
+    /* Two threads wait without limit; a close from a third wakes both. */
+    pthread_t other;
+    CHECK(pthread_create(&other, NULL, accept_forever, l) == 0);
+    struct waker w;
+    wake_later(&w, close_listener, l);
+    rp_session *s = NULL;
+    CHECK_STATUS(rp_session_listener_accept(l, -1, NULL, NULL, NULL, &s), RP_STATUS_CLOSED);
+    CHECK(s == NULL);
+    woken(&w);
+    void *other_status = NULL;
+    pthread_join(other, &other_status);
+    CHECK((intptr_t)other_status == RP_STATUS_CLOSED);
+    /* Later accepts fail at once; closing again is harmless; NULL is a no-op. */
+    EXPECT_AT_ONCE(rp_session_listener_accept(l, -1, NULL, NULL, NULL, &s), RP_STATUS_CLOSED);
+    rp_session_listener_close(l);
+    rp_session_listener_close(NULL);
+    rp_session_listener_free(l);
+
+    /* The same for a TCP listener. */
+    CHECK_OK(rp_session_listener_bind("tcp://127.0.0.1:0", &l));
+    wake_later(&w, close_listener, l);
+    CHECK_STATUS(rp_session_listener_accept(l, -1, NULL, NULL, NULL, &s), RP_STATUS_CLOSED);
+    woken(&w);
+    rp_session_listener_free(l);
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     (void)argv;
@@ -401,6 +443,7 @@ int main(int argc, char **argv) {
     handoff_calls();
     push_calls();
     session_calls();
+    listener_close_wakes_accept();
     rmdir(g_dir);
     return CHECK_DONE("test_timeouts");
 }
