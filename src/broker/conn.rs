@@ -212,32 +212,34 @@ impl Conn {
     /// would return without waiting: a frame is here (also one already buffered), or the
     /// connection ended. Level-triggered: one receive per wake-up loses nothing. It may be
     /// readable for part of a frame too (a zero-timeout receive then reports `Timeout` and takes
-    /// the bytes). Only for readability; owned by the connection. Made on the first call, which
-    /// waits for a receive in progress on another thread.
+    /// the bytes). Only for readability; owned by the connection. Made on the first call, so a
+    /// connection never polled pays nothing for it; that call never waits.
     pub fn pollable_fd(&self) -> Result<RawFd, Error> {
         if let Some(r) = self.ready.get() {
             return Ok(r.set.as_raw_fd());
         }
-        let rx = self.receiving.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(r) = self.ready.get() {
-            return Ok(r.set.as_raw_fd());
-        }
+        // Held until the descriptor is published, so no receive runs between reading the
+        // buffer's state and publishing. A receive in progress on another thread is not waited
+        // for: the signal then starts raised (at worst one spurious wake-up), and that receive,
+        // or the next, sets it right.
+        let rx = self.receiving.try_lock();
+        let ready_now = match &rx {
+            Ok(rx) => rx.ready(),
+            Err(std::sync::TryLockError::Poisoned(p)) => p.get_ref().ready(),
+            Err(std::sync::TryLockError::WouldBlock) => true,
+        };
         let signal = ReadySignal::new()?;
         let set = crate::transport::readiness_set(&[self.socket.as_raw_fd(), signal.fd()])
             .map_err(|e| Error::io("create the pollable descriptor", e))?;
-        signal.set(rx.ready());
-        Ok(self.ready.get_or_init(|| Readiness { signal, set }).set.as_raw_fd())
+        signal.set(ready_now);
+        let fd = self.ready.get_or_init(|| Readiness { signal, set }).set.as_raw_fd();
+        drop(rx);
+        Ok(fd)
     }
 
     /// The socket itself, for librp's own readers.
     pub(crate) fn socket_fd(&self) -> RawFd {
         self.socket.as_raw_fd()
-    }
-
-    /// Drops the pollable descriptor, for an owner that reads the connection itself and never
-    /// hands the descriptor out (a session).
-    pub(crate) fn forget_pollable_fd(&mut self) {
-        self.ready.take();
     }
 
     /// The peer's kernel-reported credentials (Unix sockets; `None` for TCP).

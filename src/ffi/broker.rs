@@ -471,12 +471,6 @@ pub unsafe extern "C" fn rp_broker_result_take_conn(
         // SAFETY: a live, exclusively used result per the API contract.
         let r = unsafe { &mut *result.cast::<ResultHandle>() };
         let conn = r.conn.take().ok_or_else(|| Failure::new(rp_status::NotFound, "the connection was already taken"))?;
-        // The pollable descriptor is made now, while no thread receives, so `rp_conn_fd` never
-        // waits for one.
-        if let Err(e) = conn.pollable_fd() {
-            r.conn = Some(conn);
-            return Err(e.into());
-        }
         // SAFETY: checked non-NULL.
         unsafe { write_out(out_conn, box_into_handle::<rp_conn>(conn)) };
         Ok(())
@@ -710,8 +704,6 @@ pub unsafe extern "C" fn rp_conn_adopt_fd(fd: i32, out_conn: *mut *mut rp_conn) 
             return Err(Failure::null("out_conn"));
         }
         let conn = crate::broker::Conn::from_unix_fd(owned)?;
-        // As in `rp_broker_result_take_conn`: the pollable descriptor is made before any receive.
-        conn.pollable_fd()?;
         // SAFETY: checked non-NULL.
         unsafe { write_out(out_conn, box_into_handle::<rp_conn>(conn)) };
         Ok(())

@@ -310,8 +310,6 @@ impl Session {
     /// `serve_requests` false: the peer's requests are answered at once with the
     /// `NOT_FOUND` error ("no dispatcher"); true: they queue for [`next_request`](Self::next_request).
     pub fn new(conn: Conn, side: Side, serve_requests: bool) -> Result<Session, Error> {
-        let mut conn = conn;
-        conn.forget_pollable_fd();
         let signal = ReadySignal::new()?;
         let io = |e| Error::io("notification socket", e);
         let (park_rx, park_tx) = UnixStream::pair().map_err(|e| Error::io("notification socket", e))?;

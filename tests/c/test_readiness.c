@@ -9,10 +9,12 @@
 #include "check.h"
 
 #include <poll.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -111,6 +113,44 @@ static void conn_burst(enum mode m, long n) {
     char what[64];
     snprintf(what, sizeof what, "conn burst of %ld", n);
     run_loop(what, m, fd, take_frame, conn, n);
+    close(sv[1]);
+    rp_conn_free(conn);
+}
+
+/* rp_conn_fd asked for while another thread waits in rp_conn_recv does not wait for it, and
+ * the descriptor is right once that receive returned. */
+static void *recv_one(void *conn) {
+    rp_frame *f = NULL;
+    rp_status st = rp_conn_recv((rp_conn *)conn, 5000, &f);
+    rp_frame_free(f);
+    return (void *)(intptr_t)st;
+}
+
+static void conn_fd_while_receiving(void) {
+    int sv[2];
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+    rp_conn *conn = NULL;
+    CHECK_OK(rp_conn_adopt_fd(sv[0], &conn));
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, recv_one, conn) == 0);
+    usleep(50000); /* the thread now waits inside rp_conn_recv */
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    int fd = rp_conn_fd(conn);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    CHECK(fd >= 0);
+    CHECK((b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000 < 1000);
+    rp_frame_view f;
+    CHECK_OK(rp_frame_view_init(&f));
+    f.payload_protocol = PROTO;
+    uint8_t buf[64];
+    size_t len = 0;
+    CHECK_OK(rp_frame_encode(&f, buf, sizeof buf, &len));
+    CHECK(write(sv[1], buf, len) == (ssize_t)len);
+    void *st = NULL;
+    pthread_join(t, &st);
+    CHECK((intptr_t)st == RP_STATUS_OK);
+    CHECK(!readable(USE_POLL, -1, fd, 0));
     close(sv[1]);
     rp_conn_free(conn);
 }
@@ -256,6 +296,7 @@ int main(int argc, char **argv) {
     (void)argc;
     (void)argv;
     CHECK(mkdtemp(g_dir) != NULL);
+    conn_fd_while_receiving();
     const long bursts[] = {3, 100};
     const enum mode modes[] = {USE_EPOLL, USE_POLL};
     for (int b = 0; b < 2; b++) {
