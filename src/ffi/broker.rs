@@ -629,7 +629,9 @@ pub unsafe extern "C" fn rp_conn_recv_views(
 /// part of a frame (`rp_conn_recv` with timeout 0 then returns `RP_STATUS_TIMEOUT`).
 ///
 /// Not the socket: watch it for readability only; never read, write or close it. Owned by the
-/// connection, the same descriptor for its lifetime. -1 if `conn` is NULL.
+/// connection, the same descriptor for its lifetime; made on the first call (which never waits
+/// for a receive in progress). -1 if `conn` is NULL or the descriptor could not be made (out of
+/// descriptors).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_conn_fd(conn: *const rp_conn) -> i32 {
     // SAFETY: forwarded API contract.
