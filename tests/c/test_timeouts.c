@@ -233,7 +233,10 @@ static rp_push_client *connect_worker(const char *ep, int32_t connect_timeout_ms
     EXPECT_BAD_TIMEOUT(rp_push_worker_options_set_connect_timeout_ms(opts, -2));
     CHECK_OK(rp_push_worker_options_set_connect_timeout_ms(opts, connect_timeout_ms));
     rp_push_client *client = NULL;
-    EXPECT_AT_ONCE(rp_push_client_connect(opts, &client), expect);
+    if (connect_timeout_ms == 0)
+        EXPECT_AT_ONCE(rp_push_client_connect(opts, &client), expect);
+    else
+        CHECK_STATUS(rp_push_client_connect(opts, &client), expect);
     return client;
 }
 
@@ -304,10 +307,25 @@ static void push_calls(void) {
     woken(&w);
     rp_push_client_free(client);
 
-    /* The server's dispatch waiting without limit is woken by a shutdown (once both workers'
+    /* A push waited for without limit: woken when the worker leaves without answering. */
+    client = connect_worker(ep, 5000, RP_STATUS_OK);
+    wake_later(&w, close_client, client);
+    CHECK_STATUS(rp_push_server_push_wait(server, req, -1, &result), RP_STATUS_CLOSED);
+    woken(&w);
+    rp_push_client_free(client);
+
+    /* A worker's dispatch waiting without limit is woken by its close. */
+    client = connect_worker(ep, 5000, RP_STATUS_OK);
+    CHECK_OK(rp_push_client_set_handler(client, ignore_push, NULL, NULL));
+    wake_later(&w, close_client, client);
+    CHECK_STATUS(rp_push_client_dispatch(client, -1, 0, &handled), RP_STATUS_CLOSED);
+    woken(&w);
+    rp_push_client_free(client);
+
+    /* The server's dispatch waiting without limit is woken by a shutdown (once the workers'
      * departures, which come on their own time, were handled). */
-    while (gone < 2 && rp_push_server_dispatch(server, 2000, &handled) == RP_STATUS_OK) {}
-    CHECK(gone == 2);
+    while (gone < 4 && rp_push_server_dispatch(server, 2000, &handled) == RP_STATUS_OK) {}
+    CHECK(gone == 4);
     wake_later(&w, shutdown_server, server);
     CHECK_STATUS(rp_push_server_dispatch(server, -1, &handled), RP_STATUS_CLOSED);
     woken(&w);
@@ -388,6 +406,14 @@ static void session_calls(void) {
     CHECK_OK(rp_session_listener_accept(l, -1, keep_request, NULL, NULL, &b));
     wake_later(&w, close_session, b);
     CHECK_STATUS(rp_session_dispatch(b, -1, &handled), RP_STATUS_CLOSED);
+    woken(&w);
+    rp_session_free(a);
+    rp_session_free(b);
+    /* And a call waits without limit until its session is closed. */
+    CHECK_OK(rp_session_connect(ep, -1, NULL, NULL, NULL, &a));
+    CHECK_OK(rp_session_listener_accept(l, -1, keep_request, NULL, NULL, &b));
+    wake_later(&w, close_session, a);
+    CHECK_STATUS(rp_session_call(a, PROTO, (const uint8_t *)"w", 1, NULL, -1, &m), RP_STATUS_CLOSED);
     woken(&w);
     rp_session_free(a);
     rp_session_free(b);
