@@ -2535,8 +2535,9 @@ rp_status rp_push_server_dispatch(const struct rp_push_server *server,
                                   size_t *out_handled);
 
 /**
- * A descriptor readable while server events wait for `rp_push_server_dispatch`. Level-triggered;
- * owned by the server (never read or close it). -1 if `server` is NULL.
+ * A descriptor readable while server events wait for `rp_push_server_dispatch`, or once the
+ * server is shut down (`rp_push_server_dispatch` then returns `RP_STATUS_CLOSED` at once).
+ * Level-triggered; owned by the server (never read or close it). -1 if `server` is NULL.
  */
 int32_t rp_push_server_event_fd(const struct rp_push_server *server);
 

@@ -66,7 +66,7 @@ impl<T> EventQueue<T> {
         let mut st = self.lock();
         loop {
             if let Some(item) = st.items.pop_front() {
-                if let (true, Some(signal)) = (st.items.is_empty(), &self.signal) {
+                if let (true, false, Some(signal)) = (st.items.is_empty(), st.closed, &self.signal) {
                     signal.set(false);
                 }
                 return Ok(item);
@@ -87,13 +87,20 @@ impl<T> EventQueue<T> {
         }
     }
 
-    /// No more events will come: waiters return once the queue is empty.
+    /// No more events will come: waiters return once the queue is empty, and the descriptor
+    /// stays readable (a pop then returns `Closed` at once).
     pub(crate) fn close(&self) {
-        self.lock().closed = true;
+        let mut st = self.lock();
+        st.closed = true;
+        if let Some(signal) = &self.signal {
+            signal.set(true);
+        }
+        drop(st);
         self.ready.notify_all();
     }
 
-    /// The descriptor readable while events wait (when the queue was made pollable).
+    /// The descriptor readable while events wait or the queue is closed (when the queue was
+    /// made pollable).
     pub(crate) fn signal_fd(&self) -> Option<RawFd> {
         self.signal.as_ref().map(ReadySignal::fd)
     }
@@ -125,5 +132,10 @@ mod tests {
         assert!(matches!(q.pop(Some(Duration::from_millis(5)), "closed"), Err(Error::Timeout(_))));
         q.close();
         assert!(matches!(q.pop(None, "closed"), Err(Error::Closed(_))));
+        // Closed: readable, so a poll loop learns it.
+        #[allow(unsafe_code)]
+        // SAFETY: one valid pollfd.
+        let readable = unsafe { libc::poll(&mut pfd, 1, 0) };
+        assert_eq!(readable, 1);
     }
 }

@@ -669,8 +669,9 @@ impl ServerHandle {
     }
 }
 
-/// A descriptor readable while server events wait for `rp_push_server_dispatch`. Level-triggered;
-/// owned by the server (never read or close it). -1 if `server` is NULL.
+/// A descriptor readable while server events wait for `rp_push_server_dispatch`, or once the
+/// server is shut down (`rp_push_server_dispatch` then returns `RP_STATUS_CLOSED` at once).
+/// Level-triggered; owned by the server (never read or close it). -1 if `server` is NULL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_server_event_fd(server: *const rp_push_server) -> i32 {
     // SAFETY: NULL or a live server.

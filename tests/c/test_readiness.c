@@ -292,11 +292,75 @@ static void session_burst(enum mode m, long n) {
     rp_session_free(server);
 }
 
+/* ---- an ended handle: readable, and the receive returns CLOSED at once -------------------- */
+
+static void closed_handles_are_readable(void) {
+    int sv[2];
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+    rp_conn *conn = NULL;
+    CHECK_OK(rp_conn_adopt_fd(sv[0], &conn));
+    int fd = rp_conn_fd(conn);
+    CHECK(!readable(USE_POLL, -1, fd, 0));
+    rp_conn_close(conn);
+    CHECK(readable(USE_POLL, -1, fd, 1000));
+    rp_frame *f = NULL;
+    CHECK_STATUS(rp_conn_recv(conn, 0, &f), RP_STATUS_CLOSED);
+    rp_conn_free(conn);
+    close(sv[1]);
+
+    char ep[128];
+    snprintf(ep, sizeof ep, "%s/closing.sock", g_dir);
+    rp_push_server_options *so = NULL;
+    CHECK_OK(rp_push_server_options_new(ep, &so));
+    long connected = 0;
+    CHECK_OK(rp_push_server_options_set_worker_callback(so, on_worker, &connected, NULL));
+    rp_push_server *server = NULL;
+    CHECK_OK(rp_push_server_bind(so, &server));
+    rp_push_client *client = connect_worker(ep);
+    int cfd = rp_push_client_fd(client);
+    int sfd = rp_push_server_event_fd(server);
+    size_t handled = 0;
+    while (rp_push_server_dispatch(server, 0, &handled) == RP_STATUS_OK) {}
+    CHECK(!readable(USE_POLL, -1, cfd, 0));
+    CHECK(!readable(USE_POLL, -1, sfd, 0));
+    rp_push_client_close(client);
+    CHECK(readable(USE_POLL, -1, cfd, 1000));
+    rp_push *p = NULL;
+    CHECK_STATUS(rp_push_client_recv(client, 0, &p), RP_STATUS_CLOSED);
+    rp_push_server_shutdown(server);
+    /* Events left (the worker's departure) come first, then CLOSED; readable all along. */
+    rp_status st = RP_STATUS_OK;
+    for (int i = 0; i < 10 && st == RP_STATUS_OK; i++) {
+        CHECK(readable(USE_POLL, -1, sfd, 1000));
+        st = rp_push_server_dispatch(server, 0, &handled);
+    }
+    CHECK_STATUS(st, RP_STATUS_CLOSED);
+    CHECK(readable(USE_POLL, -1, sfd, 0));
+    rp_push_client_free(client);
+    rp_push_server_free(server);
+
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+    rp_conn *ca = NULL, *cb = NULL;
+    CHECK_OK(rp_conn_adopt_fd(sv[0], &ca));
+    CHECK_OK(rp_conn_adopt_fd(sv[1], &cb));
+    rp_session *sa = NULL, *sb = NULL;
+    CHECK_OK(rp_session_new(ca, RP_SESSION_SIDE_CONNECTING, NULL, NULL, NULL, &sa));
+    CHECK_OK(rp_session_new(cb, RP_SESSION_SIDE_ACCEPTING, answer, NULL, NULL, &sb));
+    int dfd = rp_session_dispatch_fd(sb);
+    CHECK(!readable(USE_POLL, -1, dfd, 0));
+    rp_session_close(sb);
+    CHECK(readable(USE_POLL, -1, dfd, 1000));
+    CHECK_STATUS(rp_session_dispatch(sb, 0, &handled), RP_STATUS_CLOSED);
+    rp_session_free(sa);
+    rp_session_free(sb);
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     (void)argv;
     CHECK(mkdtemp(g_dir) != NULL);
     conn_fd_while_receiving();
+    closed_handles_are_readable();
     const long bursts[] = {3, 100};
     const enum mode modes[] = {USE_EPOLL, USE_POLL};
     for (int b = 0; b < 2; b++) {
