@@ -1725,8 +1725,8 @@ rp_status rp_handoff_store_insert(const struct rp_handoff_store *store,
  * writes the HandoffAck (accepted, or rejected with the reason: always a well-formed ack).
  *
  * Parameters: `store`; `fd` a connected stream socket (blocking or not; its mode and options
- * are not changed); `timeout_ms` the deadline for the whole exchange (-1 = none, 0 = do not wait);
- * `out_accepted` receives whether the token was accepted; `out_correlation_id` (may be NULL)
+ * are not changed); `timeout_ms` the deadline for the whole exchange (-1 = none, 0 = do not
+ * wait); `out_accepted` receives whether the token was accepted; `out_correlation_id` (may be NULL)
  * receives the offer's correlation id.
  *
  * Returns `RP_STATUS_OK` when an ack was written (check `*out_accepted`; after a rejection
@@ -1753,8 +1753,8 @@ rp_status rp_handoff_serve_offer(const struct rp_handoff_store *store,
  * adopted descriptor to the caller.
  *
  * Parameters: `store`; `fd` the Unix socket the broker hands connections over; `timeout_ms`
- * the deadline for the whole exchange (-1 = none, 0 = do not wait); `out_fd` receives the adopted connection
- * (close-on-exec) on `RP_STATUS_OK` only.
+ * the deadline for the whole exchange (-1 = none, 0 = do not wait); `out_fd` receives the
+ * adopted connection (close-on-exec) on `RP_STATUS_OK` only.
  *
  * Returns `RP_STATUS_OK`; `RP_STATUS_REJECTED` when the token was refused (wrong, replayed,
  * expired, not 16 bytes, or request id != correlation id): the ack said so, the received

@@ -44,7 +44,10 @@ impl DeadlineFd<'_> {
             let timeout_ms = match self.deadline {
                 None => -1,
                 // No time left is one look without waiting (a zero timeout tries once).
-                Some(d) => d.saturating_duration_since(Instant::now()).as_micros().div_ceil(1000).min(i32::MAX as u128) as i32,
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32
+                }
             };
             let mut pfd = libc::pollfd {
                 fd: std::os::fd::AsRawFd::as_raw_fd(&self.fd),
@@ -247,8 +250,8 @@ pub unsafe extern "C" fn rp_handoff_store_insert(
 /// writes the HandoffAck (accepted, or rejected with the reason: always a well-formed ack).
 ///
 /// Parameters: `store`; `fd` a connected stream socket (blocking or not; its mode and options
-/// are not changed); `timeout_ms` the deadline for the whole exchange (-1 = none, 0 = do not wait);
-/// `out_accepted` receives whether the token was accepted; `out_correlation_id` (may be NULL)
+/// are not changed); `timeout_ms` the deadline for the whole exchange (-1 = none, 0 = do not
+/// wait); `out_accepted` receives whether the token was accepted; `out_correlation_id` (may be NULL)
 /// receives the offer's correlation id.
 ///
 /// Returns `RP_STATUS_OK` when an ack was written (check `*out_accepted`; after a rejection
@@ -294,8 +297,8 @@ pub unsafe extern "C" fn rp_handoff_serve_offer(
 /// adopted descriptor to the caller.
 ///
 /// Parameters: `store`; `fd` the Unix socket the broker hands connections over; `timeout_ms`
-/// the deadline for the whole exchange (-1 = none, 0 = do not wait); `out_fd` receives the adopted connection
-/// (close-on-exec) on `RP_STATUS_OK` only.
+/// the deadline for the whole exchange (-1 = none, 0 = do not wait); `out_fd` receives the
+/// adopted connection (close-on-exec) on `RP_STATUS_OK` only.
 ///
 /// Returns `RP_STATUS_OK`; `RP_STATUS_REJECTED` when the token was refused (wrong, replayed,
 /// expired, not 16 bytes, or request id != correlation id): the ack said so, the received

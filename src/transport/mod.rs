@@ -518,8 +518,9 @@ impl Drop for Listener {
 }
 
 /// Binds a socket file: the parent must be a real directory owned by this user and writable by
-/// no one else (it is created 0700 when missing, if its own parent exists); a live socket at the path is never taken over,
-/// a stale one is replaced, anything else at the path is left alone and refused.
+/// no one else (it is created 0700 when missing, if its own parent exists); a live socket at
+/// the path is never taken over, a stale one is replaced, anything else at the path is left
+/// alone and refused.
 fn bind_path(path: &Path) -> Result<Listener, Error> {
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
