@@ -17,6 +17,23 @@
  * - Logs and statistics: librp is silent until rp_log_set installs a log callback (the one
  *   callback that may also run on librp's own threads); rp_*_get_stats fill plain structs.
  *
+ * Event loops
+ * -----------
+ * Every descriptor librp hands out (rp_conn_fd, rp_push_client_fd, rp_push_server_event_fd,
+ * rp_session_dispatch_fd) is level-triggered: readable exactly while the matching receive with
+ * timeout 0 would return without waiting (something is ready, also when librp already took it
+ * off the socket and holds it, or the handle ended) and not readable otherwise. One receive per
+ * wake-up loses nothing. Watch these descriptors for readability only; never read, write or
+ * close them: the handle owns them.
+ *
+ * Timeouts
+ * --------
+ * Every timeout_ms argument and every *_timeout_ms option (and wait_ms) follows one rule:
+ * 0 = do not wait (try once: take only what is already there), -1 = no limit, > 0 = at most
+ * that many milliseconds. Any other value (-2, ...) fails with RP_STATUS_INVALID_ARGUMENT,
+ * whose message states the rule. A call waiting without limit still returns when the peer ends
+ * the connection or the handle is closed from another thread (its _close or _shutdown).
+ *
  * Thread safety
  * -------------
  * Functions taking `const rp_x *` may run concurrently on the same handle. Functions taking
@@ -873,8 +890,8 @@ typedef struct rp_session_call_options rp_session_call_options;
  * A listening socket whose connections become sessions on the accepting side.
  *
  * Methods: `rp_session_listener_bind`, `rp_session_listener_endpoint`,
- * `rp_session_listener_accept`, `rp_session_listener_free`. Functions taking
- * `const rp_session_listener *` are thread-safe.
+ * `rp_session_listener_accept`, `rp_session_listener_close`, `rp_session_listener_free`.
+ * Functions taking `const rp_session_listener *` are thread-safe.
  */
 typedef struct rp_session_listener rp_session_listener;
 
@@ -1461,8 +1478,9 @@ rp_status rp_broker_options_set_keepalive_secs(struct rp_broker_options *options
 
 /**
  * Opts in (or out) of adopting a handed-off connection, waiting up to `wait_ms` for the
- * broker's handoff-ready relay (`wait_ms` <= 0 = the default 2000 ms). Any failure falls back
- * to connecting to `backend_pipe`. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+ * broker's handoff-ready relay (a timeout: 0 = only a relay already there, -1 = no limit; the
+ * default is 2000 ms). Any failure falls back to connecting to `backend_pipe`. Returns
+ * `RP_STATUS_OK`, `RP_STATUS_INVALID_ARGUMENT` (`wait_ms` below -1), `RP_STATUS_NULL_ARGUMENT`.
  */
 RP_NODISCARD
 rp_status rp_broker_options_set_adopt_handoff(struct rp_broker_options *options,
@@ -1470,12 +1488,13 @@ rp_status rp_broker_options_set_adopt_handoff(struct rp_broker_options *options,
                                               int32_t wait_ms);
 
 /**
- * Sets the limit for each connect and for the Hello round trip (default 5000 ms; 0 = 1 ms).
- * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+ * Sets the limit for each connect and for the Hello round trip (default 5000 ms; 0 = do not
+ * wait, -1 = no limit). Returns `RP_STATUS_OK`, `RP_STATUS_INVALID_ARGUMENT` (a timeout below
+ * -1), `RP_STATUS_NULL_ARGUMENT`.
  */
 RP_NODISCARD
 rp_status rp_broker_options_set_timeout_ms(struct rp_broker_options *options,
-                                           uint32_t timeout_ms);
+                                           int32_t timeout_ms);
 
 /**
  * Makes `rp_broker_connect` honour `RUNNING_PROCESS_DISABLE`: `1` fails the connect with
@@ -1602,7 +1621,7 @@ rp_status rp_conn_send_many(const struct rp_conn *conn,
                             size_t count);
 
 /**
- * Receives one frame, waiting up to `timeout_ms` (< 0 = forever, 0 = only what is here).
+ * Receives one frame, waiting up to `timeout_ms` (-1 = no limit, 0 = only what is here).
  *
  * Returns `RP_STATUS_OK` with `*out_frame` set; `RP_STATUS_TIMEOUT` (nothing complete in time;
  * partial bytes stay buffered); `RP_STATUS_CLOSED` (the peer closed, or `rp_conn_close`);
@@ -1618,8 +1637,8 @@ rp_status rp_conn_recv(const struct rp_conn *conn,
                        struct rp_frame **out_frame);
 
 /**
- * Receives up to `capacity` frames without copying them: waits up to `timeout_ms` (< 0 =
- * forever, 0 = only what is here) for the first, then takes every further frame already
+ * Receives up to `capacity` frames without copying them: waits up to `timeout_ms` (-1 =
+ * no limit, 0 = only what is here) for the first, then takes every further frame already
  * received, and writes one view per frame to `views`. The way to read a stream of small frames
  * without a system call, an allocation or a copy per frame.
  *
@@ -1640,9 +1659,16 @@ rp_status rp_conn_recv_views(const struct rp_conn *conn,
                              size_t *out_count);
 
 /**
- * The socket descriptor, for poll/epoll. A receive may buffer more than one frame: after the
- * descriptor is readable, call `rp_conn_recv` with timeout 0 until `RP_STATUS_TIMEOUT` before
- * waiting on it again. Owned by the connection: do not read from or close it. -1 if NULL.
+ * A descriptor for poll/epoll loops, readable exactly while `rp_conn_recv` would return without
+ * waiting: a frame is here (also one an earlier receive already took off the socket and
+ * buffered), or the connection ended. Level-triggered: one `rp_conn_recv` with timeout 0 per
+ * wake-up loses nothing, and nothing pending means not readable. It may also be readable for
+ * part of a frame (`rp_conn_recv` with timeout 0 then returns `RP_STATUS_TIMEOUT`).
+ *
+ * Not the socket: watch it for readability only; never read, write or close it. Owned by the
+ * connection, the same descriptor for its lifetime; made on the first call (which never waits
+ * for a receive in progress). -1 if `conn` is NULL or the descriptor could not be made (out of
+ * descriptors).
  */
 int32_t rp_conn_fd(const struct rp_conn *conn);
 
@@ -1701,14 +1727,14 @@ void rp_frame_free(struct rp_frame *frame);
 
 /**
  * Sends one admin request (payload protocol 0xAD01) on a new connection to `endpoint` and
- * waits up to `timeout_ms` (<= 0 = 5000) for the reply.
+ * waits up to `timeout_ms` for the reply (0 = only a reply already there, -1 = no limit).
  *
  * Parameters: `verb` — an `AdminVerb` value (STATUS 1, HEALTHZ 4, READYZ 5, SHUTDOWN 21, ...);
  * `service_name` — may be NULL (none).
  *
  * Returns `RP_STATUS_OK`, `RP_STATUS_TIMEOUT`, `RP_STATUS_CLOSED`, `RP_STATUS_IO`,
- * `RP_STATUS_PROTOCOL`, `RP_STATUS_MALFORMED`, `RP_STATUS_NULL_ARGUMENT`,
- * `RP_STATUS_INVALID_UTF8`.
+ * `RP_STATUS_PROTOCOL`, `RP_STATUS_MALFORMED`, `RP_STATUS_INVALID_ARGUMENT` (a timeout below
+ * -1), `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`.
  *
  * Ownership: the caller owns `*out_reply`; free it with `rp_admin_reply_free`.
  */
@@ -1832,20 +1858,22 @@ rp_status rp_broker_server_options_set_max_connections(struct rp_broker_server_o
                                                        size_t per_uid);
 
 /**
- * Sets how long a connection has to send its first frame (default 5000 ms). Returns
- * `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+ * Sets how long a connection has to send its first frame (default 5000 ms; 0 = none: only a
+ * frame already there counts, -1 = no limit). Returns `RP_STATUS_OK`,
+ * `RP_STATUS_INVALID_ARGUMENT` (a timeout below -1), `RP_STATUS_NULL_ARGUMENT`.
  */
 RP_NODISCARD
 rp_status rp_broker_server_options_set_hello_timeout_ms(struct rp_broker_server_options *options,
-                                                        uint32_t timeout_ms);
+                                                        int32_t timeout_ms);
 
 /**
- * Sets how long the broker waits for a backend's HandoffAck (default 1500 ms). Returns
- * `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+ * Sets how long the broker waits for a backend's HandoffAck (default 1500 ms; 0 = do not
+ * wait, -1 = no limit). Returns `RP_STATUS_OK`, `RP_STATUS_INVALID_ARGUMENT` (a timeout below
+ * -1), `RP_STATUS_NULL_ARGUMENT`.
  */
 RP_NODISCARD
 rp_status rp_broker_server_options_set_handoff_ack_timeout_ms(struct rp_broker_server_options *options,
-                                                              uint32_t timeout_ms);
+                                                              int32_t timeout_ms);
 
 /**
  * Frees server options. NULL is a no-op. Must not be called twice with the same value.
@@ -2037,8 +2065,8 @@ rp_status rp_handoff_store_insert(const struct rp_handoff_store *store,
  * writes the HandoffAck (accepted, or rejected with the reason: always a well-formed ack).
  *
  * Parameters: `store`; `fd` a connected stream socket (blocking or not; its mode and options
- * are not changed); `timeout_ms` the deadline for the whole exchange (< 0 = none);
- * `out_accepted` receives whether the token was accepted; `out_correlation_id` (may be NULL)
+ * are not changed); `timeout_ms` the deadline for the whole exchange (-1 = none, 0 = do not
+ * wait); `out_accepted` receives whether the token was accepted; `out_correlation_id` (may be NULL)
  * receives the offer's correlation id.
  *
  * Returns `RP_STATUS_OK` when an ack was written (check `*out_accepted`; after a rejection
@@ -2065,8 +2093,8 @@ rp_status rp_handoff_serve_offer(const struct rp_handoff_store *store,
  * adopted descriptor to the caller.
  *
  * Parameters: `store`; `fd` the Unix socket the broker hands connections over; `timeout_ms`
- * the deadline for the whole exchange (< 0 = none); `out_fd` receives the adopted connection
- * (close-on-exec) on `RP_STATUS_OK` only.
+ * the deadline for the whole exchange (-1 = none, 0 = do not wait); `out_fd` receives the
+ * adopted connection (close-on-exec) on `RP_STATUS_OK` only.
  *
  * Returns `RP_STATUS_OK`; `RP_STATUS_REJECTED` when the token was refused (wrong, replayed,
  * expired, not 16 bytes, or request id != correlation id): the ack said so, the received
@@ -2460,12 +2488,13 @@ rp_status rp_push_worker_options_set_service(struct rp_push_worker_options *opti
                                              const char *service_name);
 
 /**
- * Sets the limit for connecting, the Hello and the registration together (default 5000 ms).
- * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+ * Sets the limit for connecting, the Hello and the registration together (default 5000 ms;
+ * 0 = do not wait, -1 = no limit). Returns `RP_STATUS_OK`, `RP_STATUS_INVALID_ARGUMENT` (a
+ * timeout below -1), `RP_STATUS_NULL_ARGUMENT`.
  */
 RP_NODISCARD
 rp_status rp_push_worker_options_set_connect_timeout_ms(struct rp_push_worker_options *options,
-                                                        uint32_t timeout_ms);
+                                                        int32_t timeout_ms);
 
 /**
  * Kept for source compatibility; it no longer changes anything. The client reads from the
@@ -2524,7 +2553,7 @@ uint64_t rp_push_client_worker_id(const struct rp_push_client *client);
 /**
  * Waits for the next push.
  *
- * Parameters: `timeout_ms` — negative waits forever, 0 only takes a push already here;
+ * Parameters: `timeout_ms` — -1 waits without limit, 0 only takes a push already here;
  * `out_push` — receives the push on success.
  *
  * Returns `RP_STATUS_OK`, `RP_STATUS_TIMEOUT` (none came), `RP_STATUS_CLOSED` (the server went
@@ -2602,7 +2631,7 @@ rp_status rp_push_client_set_handler(struct rp_push_client *client,
 /**
  * Receives pushes and runs the handler for each, on the calling thread.
  *
- * Waits up to `timeout_ms` (negative = forever) for the first push, then handles those already
+ * Waits up to `timeout_ms` (-1 = no limit) for the first push, then handles those already
  * waiting, at most `max_pushes` in all (0 = no limit). `*out_handled` (may be NULL) receives
  * how many were handled.
  *
@@ -2670,9 +2699,10 @@ void rp_push_free(struct rp_push *push);
 /**
  * Creates server options for `endpoint` (a socket path, `@name`, or `tcp://host:port`).
  *
- * A socket path is created 0600 in a directory only this user can write (created 0700 when
- * missing); other users' processes are refused unless allowed; a TCP endpoint must be loopback
- * unless `_set_allow_remote_tcp` (which requires an auth token).
+ * A socket path is created 0600 in a directory only this user can write (that directory, and
+ * only it, is created 0700 when missing and its parent exists); other users' processes are
+ * refused unless allowed; a TCP endpoint must be loopback unless `_set_allow_remote_tcp`
+ * (which requires an auth token).
  *
  * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
  * `RP_STATUS_INVALID_ARGUMENT`. Ownership: consumed by `rp_push_server_bind`, or free it with
@@ -2716,22 +2746,24 @@ rp_status rp_push_server_options_set_auth_token(struct rp_push_server_options *o
                                                 size_t len);
 
 /**
- * Sets the time a new connection has to say Hello and register (default 10000 ms).
- * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+ * Sets the time a new connection has to say Hello and register (default 10000 ms; 0 = none:
+ * only a Hello already there counts, -1 = no limit). Returns `RP_STATUS_OK`,
+ * `RP_STATUS_INVALID_ARGUMENT` (a timeout below -1), `RP_STATUS_NULL_ARGUMENT`.
  */
 RP_NODISCARD
 rp_status rp_push_server_options_set_handshake_timeout_ms(struct rp_push_server_options *options,
-                                                          uint32_t timeout_ms);
+                                                          int32_t timeout_ms);
 
 /**
  * Sets the time a registered worker has to finish a frame once its first bytes arrived
  * (default 30000 ms); a worker stalled mid-frame longer is disconnected, so it cannot pin the
- * memory of a large partial frame. 0 means no limit.
- * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+ * memory of a large partial frame. -1 means no limit; 0 gives a partial frame no time.
+ * Returns `RP_STATUS_OK`, `RP_STATUS_INVALID_ARGUMENT` (a timeout below -1),
+ * `RP_STATUS_NULL_ARGUMENT`.
  */
 RP_NODISCARD
 rp_status rp_push_server_options_set_frame_timeout_ms(struct rp_push_server_options *options,
-                                                      uint32_t timeout_ms);
+                                                      int32_t timeout_ms);
 
 /**
  * Sets the most connections at once (default 4096) and the most from one peer uid (default
@@ -2824,7 +2856,7 @@ rp_status rp_push_server_push(const struct rp_push_server *server,
                               struct rp_push_ticket **out_ticket);
 
 /**
- * Pushes and waits up to `timeout_ms` (negative = forever) for the worker's answer. Without a
+ * Pushes and waits up to `timeout_ms` (-1 = no limit) for the worker's answer. Without a
  * deadline of its own the push gets "now + timeout" as its deadline, so the worker drops it
  * when the caller stops waiting.
  *
@@ -2855,7 +2887,7 @@ rp_status rp_push_server_workers(const struct rp_push_server *server,
 /**
  * Runs the registration and worker callbacks for pending server events, on the calling thread.
  *
- * Waits up to `timeout_ms` (negative = forever) for the first event, then handles those already
+ * Waits up to `timeout_ms` (-1 = no limit) for the first event, then handles those already
  * waiting. `*out_handled` (may be NULL) receives how many were handled.
  *
  * Returns `RP_STATUS_OK` (at least one handled), `RP_STATUS_TIMEOUT` (none came),
@@ -2870,8 +2902,9 @@ rp_status rp_push_server_dispatch(const struct rp_push_server *server,
                                   size_t *out_handled);
 
 /**
- * A descriptor readable while server events wait for `rp_push_server_dispatch`. Level-triggered;
- * owned by the server (never read or close it). -1 if `server` is NULL.
+ * A descriptor readable while server events wait for `rp_push_server_dispatch`, or once the
+ * server is shut down (`rp_push_server_dispatch` then returns `RP_STATUS_CLOSED` at once).
+ * Level-triggered; owned by the server (never read or close it). -1 if `server` is NULL.
  */
 int32_t rp_push_server_event_fd(const struct rp_push_server *server);
 
@@ -2975,7 +3008,7 @@ uint64_t rp_push_ticket_correlation_id(const struct rp_push_ticket *ticket);
 bool rp_push_ticket_is_done(const struct rp_push_ticket *ticket);
 
 /**
- * Waits up to `timeout_ms` (negative = forever, 0 = poll) for the push's outcome and takes it.
+ * Waits up to `timeout_ms` (-1 = no limit, 0 = do not wait) for the push's outcome and takes it.
  *
  * Returns `RP_STATUS_OK` (`*out_result` holds the worker's answer), `RP_STATUS_TIMEOUT` (no
  * outcome yet — or the push's own deadline passed; `rp_push_ticket_is_done` tells which),
@@ -3189,7 +3222,7 @@ rp_status rp_session_new(struct rp_conn *conn,
  * ids). The peer is typically an `rp_session_listener`; no Hello is exchanged.
  *
  * Parameters: `endpoint` — a socket path, `@abstract` name, or `tcp://host:port`;
- * `timeout_ms` — limit for connecting (negative = 5000 ms); `dispatcher`, `user_data`,
+ * `timeout_ms` — limit for connecting (see the timeout rule); `dispatcher`, `user_data`,
  * `user_data_free` and `out_session` as for `rp_session_new`.
  *
  * Returns `RP_STATUS_OK`, `RP_STATUS_IO` (nothing listens there), `RP_STATUS_TIMEOUT`,
@@ -3210,9 +3243,10 @@ rp_status rp_session_connect(const char *endpoint,
  * Binds a listener for sessions.
  *
  * Parameters: `endpoint` — a socket path (created 0600 in a directory only this user can
- * write; created 0700 when missing), an `@abstract` name, or a loopback `tcp://host:port`
- * (port 0 picks one). Unix peers of another user are refused; on TCP any local process may
- * connect. `out_listener` receives the listener.
+ * write; that directory, and only it, is created 0700 when missing and its parent exists), an
+ * `@abstract` name, or a loopback `tcp://host:port` (port 0 picks one). Unix peers of another
+ * user are refused; on TCP any local process may connect. `out_listener` receives the
+ * listener.
  *
  * Returns `RP_STATUS_OK`, `RP_STATUS_IO` (for example the address is in use),
  * `RP_STATUS_PERMISSION_DENIED` (an unsafe socket directory, or a non-loopback TCP address),
@@ -3231,13 +3265,14 @@ rp_status rp_session_listener_bind(const char *endpoint,
 struct rp_str rp_session_listener_endpoint(const struct rp_session_listener *listener);
 
 /**
- * Waits up to `timeout_ms` (negative = forever, 0 = only one already waiting) for a
+ * Waits up to `timeout_ms` (-1 = no limit, 0 = only one already waiting) for a
  * connection and starts a session on it as the accepting side (even request ids).
  *
  * Parameters: `dispatcher`, `user_data`, `user_data_free` and `out_session` as for
  * `rp_session_new` (`user_data_free` also runs at once when no connection came).
  *
- * Returns `RP_STATUS_OK`, `RP_STATUS_TIMEOUT` (no connection in time), `RP_STATUS_IO`,
+ * Returns `RP_STATUS_OK`, `RP_STATUS_TIMEOUT` (no connection in time), `RP_STATUS_CLOSED`
+ * (`rp_session_listener_close` was called, also while this call waited), `RP_STATUS_IO`,
  * `RP_STATUS_NULL_ARGUMENT`.
  *
  * Ownership: the caller owns `*out_session`; free it with `rp_session_free`.
@@ -3252,13 +3287,21 @@ rp_status rp_session_listener_accept(const struct rp_session_listener *listener,
                                      struct rp_session **out_session);
 
 /**
+ * Stops accepting: every `rp_session_listener_accept` waiting now (on any thread) returns
+ * `RP_STATUS_CLOSED` at once, and so do later ones. Sessions accepted before go on; free the
+ * listener as usual. Idempotent; callable from any thread. NULL is a no-op.
+ */
+void rp_session_listener_close(const struct rp_session_listener *listener);
+
+/**
  * Frees a listener (a socket file it created is removed); sessions accepted from it go on.
- * NULL is a no-op. Must not be called twice, nor while another thread uses `listener`.
+ * NULL is a no-op. Must not be called twice, nor while another thread uses `listener` (close
+ * it with `rp_session_listener_close` first to wake a thread waiting in accept).
  */
 void rp_session_listener_free(struct rp_session_listener *listener);
 
 /**
- * Calls the peer and waits up to `timeout_ms` (negative = forever) for its response.
+ * Calls the peer and waits up to `timeout_ms` (-1 = no limit) for its response.
  *
  * Parameters: `payload_protocol` — the consumer protocol of `payload` (carried to the peer,
  * not read by librp); `payload`, `len` — copied (`payload` may be NULL when `len` is 0);
@@ -3307,7 +3350,7 @@ rp_status rp_session_call_start(const struct rp_session *session,
 /**
  * Runs the dispatcher callback for the peer's requests, on the calling thread.
  *
- * Waits up to `timeout_ms` (negative = forever) for the first request, then serves those
+ * Waits up to `timeout_ms` (-1 = no limit) for the first request, then serves those
  * already waiting. `*out_handled` (may be NULL) receives how many were served. Requests whose
  * deadline passed while they waited are answered with `RP_STATUS_TIMEOUT` and not served.
  *
@@ -3404,7 +3447,7 @@ uint64_t rp_session_ticket_id(const struct rp_session_ticket *call);
 bool rp_session_ticket_is_done(const struct rp_session_ticket *call);
 
 /**
- * Waits up to `timeout_ms` (negative = forever, 0 = poll) for the call's response and takes it.
+ * Waits up to `timeout_ms` (-1 = no limit, 0 = do not wait) for the call's response and takes it.
  *
  * Returns `RP_STATUS_OK` (`*out_response` holds the answer), `RP_STATUS_TIMEOUT` (the wait
  * ended first and the call goes on — `rp_session_ticket_is_done` is false — or the call's
@@ -3421,8 +3464,8 @@ rp_status rp_session_ticket_wait(const struct rp_session_ticket *call,
                                  struct rp_msg **out_response);
 
 /**
- * Reads the next chunk the peer streamed on this call, waiting up to `timeout_ms` (negative =
- * forever, 0 = poll). Chunks arrive in the order the peer sent them.
+ * Reads the next chunk the peer streamed on this call, waiting up to `timeout_ms` (-1 = no
+ * limit, 0 = do not wait). Chunks arrive in the order the peer sent them.
  *
  * Returns `RP_STATUS_OK` (`*out_chunk` holds the chunk), `RP_STATUS_CLOSED` (the stream has
  * ended: the peer half-closed or sent its response — take it with `rp_session_ticket_wait` — or
@@ -3513,7 +3556,7 @@ bool rp_session_request_is_cancelled(const struct rp_session_request *request);
 
 /**
  * Reads the next chunk the caller sent on this request (a tunnel), waiting up to `timeout_ms`
- * (negative = forever, 0 = poll).
+ * (-1 = no limit, 0 = do not wait).
  *
  * Returns `RP_STATUS_OK` (`*out_chunk` holds it), `RP_STATUS_CLOSED` (the caller half-closed,
  * or the connection ended), `RP_STATUS_TIMEOUT` (the wait or the request's deadline),

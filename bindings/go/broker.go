@@ -51,11 +51,12 @@ type BrokerOptions struct {
 	ClientVersion  string        // informational version sent in the Hello (≤ 128 bytes)
 	KeepAlive      time.Duration // proposed keepalive interval (0 = the broker chooses)
 	// AdoptHandoff opts in to adopting a handed-off connection, waiting up to HandoffWait
-	// (0 = librp's 2 s) for the broker's relay; any failure falls back to the backend endpoint.
+	// (0 = librp's 2 s, negative = no limit) for the broker's relay; any failure falls back to
+	// the backend endpoint.
 	AdoptHandoff bool
 	HandoffWait  time.Duration
-	// Timeout limits each connect and the Hello round trip (0 = librp's 5 s); a shorter
-	// context deadline wins.
+	// Timeout limits each connect and the Hello round trip (0 = librp's 5 s, negative = no
+	// limit); a shorter context deadline wins.
 	Timeout time.Duration
 	// HonorDisableEnv makes ConnectBroker fail with ErrDisabled when RUNNING_PROCESS_DISABLE
 	// is 1 (use your direct path), and with ErrConfig for another non-empty value.
@@ -160,8 +161,8 @@ func ConnectBroker(ctx context.Context, opts BrokerOptions) (*Conn, *BrokerResul
 			client_version:    a.optStr(opts.ClientVersion),
 			keepalive_secs:    C.uint64_t(opts.KeepAlive / time.Second),
 			adopt_handoff:     C.bool(opts.AdoptHandoff),
-			handoff_wait_ms:   C.int32_t(min(durMs(opts.HandoffWait), 1<<31-1)),
-			timeout_ms:        C.uint32_t(min(durMs(timeout), 1<<32-1)),
+			handoff_wait_ms:   optionMs(opts.HandoffWait),
+			timeout_ms:        optionMs(timeout),
 			honor_disable_env: C.bool(opts.HonorDisableEnv),
 		}
 		var r *C.rp_broker_result
@@ -257,9 +258,9 @@ func (c *Conn) Recv(ctx context.Context) (*Frame, error) {
 }
 
 // TryRecv waits at most timeout (0 = only a frame already here) for a frame; ErrTimeout when
-// none came. For a poll loop on Fd: after Fd is readable, call TryRecv(0) until ErrTimeout.
+// none came. For a poll loop on Fd: each time Fd is readable, call TryRecv(0).
 func (c *Conn) TryRecv(timeout time.Duration) (*Frame, error) {
-	return c.recv(C.int32_t(min(timeout, time.Duration(1<<31-1)*time.Millisecond) / time.Millisecond))
+	return c.recv(timeoutMs(timeout))
 }
 
 func (c *Conn) recv(timeoutMs C.int32_t) (*Frame, error) {
@@ -290,8 +291,10 @@ func (c *Conn) recv(timeoutMs C.int32_t) (*Frame, error) {
 	}, nil
 }
 
-// Fd is the socket descriptor, for a poll loop (-1 after Close). It belongs to the Conn:
-// never read, write or close it.
+// Fd is a descriptor for a poll loop (-1 after Close), readable (level-triggered) exactly while
+// TryRecv(0) would return a frame or the end, also for frames already buffered: one TryRecv(0)
+// per wake-up is enough. It is not the socket: watch it for readability only; it belongs to
+// the Conn: never read, write or close it.
 func (c *Conn) Fd() int {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
@@ -366,6 +369,9 @@ type AdminReply struct {
 	Body     []byte
 }
 
+// adminDefaultTimeout bounds AdminRequest when ctx has no deadline.
+const adminDefaultTimeout = 5 * time.Second
+
 // AdminRequest sends one admin request on a new connection to endpoint (a broker, say) and
 // waits for the reply, until ctx is done (at most 5 s without a deadline). service may be "".
 // Errors: ErrTimeout, ErrClosed, ErrIO, ErrProtocol, ErrMalformed.
@@ -373,7 +379,7 @@ func AdminRequest(ctx context.Context, endpoint string, verb AdminVerb, service 
 	if err := ctxErr(ctx); err != nil {
 		return nil, err
 	}
-	timeout := ctxLimit(ctx, 0)
+	timeout := ctxLimit(ctx, adminDefaultTimeout)
 	return runCtx(ctx, func() (*AdminReply, error) {
 		ep := cString(endpoint)
 		defer C.free(unsafe.Pointer(ep))
@@ -384,7 +390,7 @@ func AdminRequest(ctx context.Context, endpoint string, verb AdminVerb, service 
 		}
 		var r *C.rp_admin_reply
 		var e C.rpg_err
-		st := C.rpg_admin_request(ep, C.int32_t(verb), svc, C.int32_t(min(durMs(timeout), 1<<31-1)), &r, &e)
+		st := C.rpg_admin_request(ep, C.int32_t(verb), svc, timeoutMs(timeout), &r, &e)
 		if err := takeErr(st, &e); err != nil {
 			return nil, err
 		}
@@ -423,8 +429,8 @@ type BrokerServerOptions struct {
 	// 0 = 1 s); more are refused with CodeRateLimited and a retry hint.
 	RateLimit         int
 	RateWindow        time.Duration
-	HelloTimeout      time.Duration // how long a connection has to send its first frame
-	HandoffAckTimeout time.Duration // how long to wait for a backend's HandoffAck
+	HelloTimeout      time.Duration // how long a connection has to send its first frame (0 = default, negative = no limit)
+	HandoffAckTimeout time.Duration // how long to wait for a backend's HandoffAck (0 = default, negative = no limit)
 }
 
 // BrokerServer is a running librp broker (rp_broker_server). Its methods are safe for
@@ -492,8 +498,8 @@ func BindBroker(endpoint string, opts *BrokerServerOptions) (*BrokerServer, erro
 		service_count:          C.size_t(len(opts.Services)),
 		rate_max:               C.uint32_t(max(opts.RateLimit, 0)),
 		rate_window_ms:         C.uint32_t(durMs(window)),
-		hello_timeout_ms:       C.uint32_t(durMs(opts.HelloTimeout)),
-		handoff_ack_timeout_ms: C.uint32_t(durMs(opts.HandoffAckTimeout)),
+		hello_timeout_ms:       optionMs(opts.HelloTimeout),
+		handoff_ack_timeout_ms: optionMs(opts.HandoffAckTimeout),
 	}
 	maybeGC()
 	var p *C.rp_broker_server

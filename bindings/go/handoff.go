@@ -76,11 +76,22 @@ func withFd(c syscall.Conn, f func(fd C.int32_t)) error {
 	return rc.Control(func(fd uintptr) { f(C.int32_t(fd)) })
 }
 
+// timeoutMs is a wait as librp's timeout rule takes it: negative = no limit (-1), 0 = do not
+// wait, otherwise milliseconds rounded up (so a short wait never becomes none).
 func timeoutMs(d time.Duration) C.int32_t {
 	if d < 0 {
 		return -1
 	}
-	return C.int32_t(min(d/time.Millisecond, 1<<31-1))
+	return C.int32_t(min((d+time.Millisecond-1)/time.Millisecond, 1<<31-1))
+}
+
+// optionMs is a *_timeout_ms option: 0 keeps librp's default (the shims leave it unset),
+// negative = no limit (-1), otherwise milliseconds rounded up.
+func optionMs(d time.Duration) C.int32_t {
+	if d == 0 {
+		return 0
+	}
+	return timeoutMs(d)
 }
 
 // ServeOffer serves one handoff offer on a framed control connection: reads one HandoffOffer,

@@ -96,7 +96,7 @@ func Connect(ctx context.Context, endpoint string, opts WorkerOptions) (*Worker,
 			task_queue:          a.str(opts.TaskQueue),
 			node:                a.optStr(opts.Node),
 			service:             a.optStr(opts.Service),
-			connect_timeout_ms:  C.uint32_t((timeout + time.Millisecond - 1) / time.Millisecond),
+			connect_timeout_ms:  optionMs(timeout),
 			max_queued:          C.size_t(max(opts.MaxQueued, 0)),
 			auth_token:          a.bytes(opts.AuthToken),
 			auth_token_len:      C.size_t(len(opts.AuthToken)),
@@ -165,7 +165,7 @@ func (w *Worker) Recv(ctx context.Context) (*Push, error) {
 // TryRecv waits at most timeout (0 = only take a push already here) for a push; ErrTimeout
 // when none came. For a poll loop on Fd.
 func (w *Worker) TryRecv(timeout time.Duration) (*Push, error) {
-	return w.recv(C.int32_t(min(timeout, time.Duration(1<<31-1)*time.Millisecond) / time.Millisecond))
+	return w.recv(timeoutMs(timeout))
 }
 
 func (w *Worker) recv(timeoutMs C.int32_t) (*Push, error) {

@@ -102,8 +102,8 @@ func Bind(endpoint string, opts *ServerOptions) (*Server, error) {
 		allow_remote_tcp:        C.bool(opts.AllowRemoteTCP),
 		auth_token:              a.bytes(opts.AuthToken),
 		auth_token_len:          C.size_t(len(opts.AuthToken)),
-		handshake_timeout_ms:    C.uint32_t(opts.HandshakeTimeout / time.Millisecond),
-		frame_timeout_ms:        C.int64_t(frameTimeoutMs(opts.FrameTimeout)),
+		handshake_timeout_ms:    optionMs(opts.HandshakeTimeout),
+		frame_timeout_ms:        optionMs(opts.FrameTimeout),
 		max_connections:         C.size_t(max(opts.MaxConnections, 0)),
 		max_connections_per_uid: C.size_t(max(opts.MaxConnectionsPerUID, 0)),
 		max_send_buffer:         C.size_t(max(opts.MaxSendBuffer, 0)),
@@ -128,13 +128,6 @@ func Bind(endpoint string, opts *ServerOptions) (*Server, error) {
 
 // frameTimeoutMs maps FrameTimeout to the shim's convention: 0 default, negative no limit,
 // and a positive duration below a millisecond rounds up rather than to "default".
-func frameTimeoutMs(d time.Duration) int64 {
-	if d > 0 && d < time.Millisecond {
-		return 1
-	}
-	return int64(d / time.Millisecond)
-}
-
 // Endpoint is the endpoint actually bound (with the real port for "tcp://…:0"), in the form
 // Connect accepts.
 func (s *Server) Endpoint() string { return s.endpoint }

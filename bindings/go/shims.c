@@ -249,8 +249,7 @@ int32_t rpg_server_bind(const rpg_server_cfg *cfg, rp_push_server **out, rpg_err
         st = rp_push_server_options_set_max_connections(o, cfg->max_connections ? cfg->max_connections : 4096,
                                                         cfg->max_connections_per_uid ? cfg->max_connections_per_uid : 2048);
     if (st == RP_STATUS_OK && cfg->frame_timeout_ms != 0)
-        st = rp_push_server_options_set_frame_timeout_ms(
-            o, cfg->frame_timeout_ms < 0 ? 0 : cfg->frame_timeout_ms > UINT32_MAX ? UINT32_MAX : (uint32_t)cfg->frame_timeout_ms);
+        st = rp_push_server_options_set_frame_timeout_ms(o, cfg->frame_timeout_ms);
     if (st == RP_STATUS_OK && cfg->max_send_buffer != 0)
         st = rp_push_server_options_set_max_send_buffer(o, cfg->max_send_buffer);
     if (st != RP_STATUS_OK) {
@@ -414,8 +413,9 @@ int32_t rpg_broker_connect(const rpg_broker_cfg *cfg, rp_broker_result **out, rp
         st = rp_broker_options_set_client_version(o, cfg->client_version);
     if (st == RP_STATUS_OK && cfg->keepalive_secs != 0)
         st = rp_broker_options_set_keepalive_secs(o, cfg->keepalive_secs);
+    /* librp's default handoff wait (2000 ms) when the Go side leaves it at 0. */
     if (st == RP_STATUS_OK && cfg->adopt_handoff)
-        st = rp_broker_options_set_adopt_handoff(o, true, cfg->handoff_wait_ms);
+        st = rp_broker_options_set_adopt_handoff(o, true, cfg->handoff_wait_ms != 0 ? cfg->handoff_wait_ms : 2000);
     if (st == RP_STATUS_OK && cfg->timeout_ms != 0)
         st = rp_broker_options_set_timeout_ms(o, cfg->timeout_ms);
     if (st == RP_STATUS_OK && cfg->honor_disable_env)

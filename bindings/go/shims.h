@@ -45,7 +45,7 @@ typedef struct rpg_mux_result {
 /* Every pointer in these configs is C memory (allocated by the Go side with C.malloc). */
 typedef struct rpg_worker_cfg {
     const char *endpoint, *identity, *task_queue, *node, *service;
-    uint32_t connect_timeout_ms; /* 0 = librp default */
+    int32_t connect_timeout_ms; /* 0 = librp default, -1 = no limit */
     size_t max_queued;           /* 0 = librp default */
     const uint8_t *auth_token;
     size_t auth_token_len;
@@ -62,8 +62,8 @@ typedef struct rpg_server_cfg {
     bool allow_other_uids, allow_remote_tcp;
     const uint8_t *auth_token;
     size_t auth_token_len;
-    uint32_t handshake_timeout_ms; /* 0 = librp default */
-    int64_t frame_timeout_ms;      /* 0 = librp default, negative = no limit */
+    int32_t handshake_timeout_ms; /* 0 = librp default, -1 = no limit */
+    int32_t frame_timeout_ms;     /* 0 = librp default, -1 = no limit */
     size_t max_connections;        /* 0 = librp default */
     size_t max_connections_per_uid; /* 0 = librp default */
     size_t max_send_buffer;        /* 0 = librp default */
@@ -144,8 +144,8 @@ typedef struct rpg_broker_cfg {
     const char *cached_endpoint, *client_version; /* NULL = unset */
     uint64_t keepalive_secs;                      /* 0 = the broker chooses */
     bool adopt_handoff;
-    int32_t handoff_wait_ms; /* <= 0 = librp default */
-    uint32_t timeout_ms;     /* 0 = librp default */
+    int32_t handoff_wait_ms; /* 0 = librp default, -1 = no limit */
+    int32_t timeout_ms;      /* 0 = librp default, -1 = no limit */
     bool honor_disable_env;
 } rpg_broker_cfg;
 
@@ -165,8 +165,8 @@ typedef struct rpg_broker_server_cfg {
     const rpg_broker_service *services;
     size_t service_count;
     uint32_t rate_max, rate_window_ms;   /* 0 = librp default (both set together) */
-    uint32_t hello_timeout_ms;           /* 0 = librp default */
-    uint32_t handoff_ack_timeout_ms;     /* 0 = librp default */
+    int32_t hello_timeout_ms;            /* 0 = librp default, -1 = no limit */
+    int32_t handoff_ack_timeout_ms;      /* 0 = librp default, -1 = no limit */
 } rpg_broker_server_cfg;
 
 int32_t rpg_broker_connect(const rpg_broker_cfg *cfg, rp_broker_result **out, rpg_err *e);

@@ -199,9 +199,11 @@ fn wait_for_handoff(
     ack.accepted && ack.token == negotiated.handle_passed_token
 }
 
-/// Sends one admin request (0xAD01) on a new connection to `endpoint` and returns the reply.
-pub fn admin_request(endpoint: &Endpoint, request: &AdminRequest, timeout: Duration) -> Result<AdminReply, Error> {
-    let stream = transport::connect(endpoint, timeout)?;
+/// Sends one admin request (0xAD01) on a new connection to `endpoint` and returns the reply,
+/// within `timeout` in all (`None` = no limit; zero = only a reply already there).
+pub fn admin_request(endpoint: &Endpoint, request: &AdminRequest, timeout: Option<Duration>) -> Result<AdminReply, Error> {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let stream = transport::connect(endpoint, timeout.unwrap_or(transport::NO_LIMIT))?;
     let conn = Conn::new(stream)?;
     let payload = request.encode_to_vec();
     conn.send(&FrameView {
@@ -211,7 +213,7 @@ pub fn admin_request(endpoint: &Endpoint, request: &AdminRequest, timeout: Durat
         request_id: 1,
         ..FrameView::default()
     })?;
-    let frame = conn.recv(Some(timeout))?;
+    let frame = conn.recv(deadline.map(|d| d.saturating_duration_since(Instant::now())))?;
     if frame.payload_protocol != registry::ADMIN || frame.kind != FrameKind::Response as i32 {
         return Err(WireError::Protocol(
             format!("expected an AdminReply, got kind {} on 0x{:04X}", frame.kind, frame.payload_protocol).into(),

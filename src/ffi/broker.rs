@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::boundary::{boundary, boundary_or, Failure};
-use super::bytes::{cstr_arg, rp_str, timeout_arg};
+use super::bytes::{cstr_arg, limit_arg, rp_str, timeout_arg};
 use super::frame::rp_frame_view;
 use super::handle::{arc_clone, box_free, box_into_handle, box_ref, write_out, Castable, OwnedBox};
 use super::handoff::rp_handoff_store;
@@ -268,8 +268,9 @@ pub unsafe extern "C" fn rp_broker_options_set_keepalive_secs(options: *mut rp_b
 }
 
 /// Opts in (or out) of adopting a handed-off connection, waiting up to `wait_ms` for the
-/// broker's handoff-ready relay (`wait_ms` <= 0 = the default 2000 ms). Any failure falls back
-/// to connecting to `backend_pipe`. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+/// broker's handoff-ready relay (a timeout: 0 = only a relay already there, -1 = no limit; the
+/// default is 2000 ms). Any failure falls back to connecting to `backend_pipe`. Returns
+/// `RP_STATUS_OK`, `RP_STATUS_INVALID_ARGUMENT` (`wait_ms` below -1), `RP_STATUS_NULL_ARGUMENT`.
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_broker_options_set_adopt_handoff(
@@ -281,24 +282,22 @@ pub unsafe extern "C" fn rp_broker_options_set_adopt_handoff(
     unsafe {
         edit_options(options, |o| {
             o.adopt_handoff = adopt;
-            o.handoff_wait = match u64::try_from(wait_ms) {
-                Ok(ms) if ms > 0 => Duration::from_millis(ms),
-                _ => broker::DEFAULT_HANDOFF_WAIT,
-            };
+            o.handoff_wait = limit_arg(wait_ms)?;
             Ok(())
         })
     }
 }
 
-/// Sets the limit for each connect and for the Hello round trip (default 5000 ms; 0 = 1 ms).
-/// Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+/// Sets the limit for each connect and for the Hello round trip (default 5000 ms; 0 = do not
+/// wait, -1 = no limit). Returns `RP_STATUS_OK`, `RP_STATUS_INVALID_ARGUMENT` (a timeout below
+/// -1), `RP_STATUS_NULL_ARGUMENT`.
 #[must_use]
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn rp_broker_options_set_timeout_ms(options: *mut rp_broker_options, timeout_ms: u32) -> rp_status {
+pub unsafe extern "C" fn rp_broker_options_set_timeout_ms(options: *mut rp_broker_options, timeout_ms: i32) -> rp_status {
     // SAFETY: forwarded API contract.
     unsafe {
         edit_options(options, |o| {
-            o.timeout = Duration::from_millis(u64::from(timeout_ms.max(1)));
+            o.timeout = limit_arg(timeout_ms)?;
             Ok(())
         })
     }
@@ -560,7 +559,7 @@ pub unsafe extern "C" fn rp_conn_send_many(
     })
 }
 
-/// Receives one frame, waiting up to `timeout_ms` (< 0 = forever, 0 = only what is here).
+/// Receives one frame, waiting up to `timeout_ms` (-1 = no limit, 0 = only what is here).
 ///
 /// Returns `RP_STATUS_OK` with `*out_frame` set; `RP_STATUS_TIMEOUT` (nothing complete in time;
 /// partial bytes stay buffered); `RP_STATUS_CLOSED` (the peer closed, or `rp_conn_close`);
@@ -578,15 +577,15 @@ pub unsafe extern "C" fn rp_conn_recv(conn: *const rp_conn, timeout_ms: i32, out
         if out_frame.is_null() {
             return Err(Failure::null("out_frame"));
         }
-        let frame = conn.recv(timeout_arg(timeout_ms))?;
+        let frame = conn.recv(timeout_arg(timeout_ms)?)?;
         // SAFETY: checked non-NULL.
         unsafe { write_out(out_frame, box_into_handle::<rp_frame>(frame)) };
         Ok(())
     })
 }
 
-/// Receives up to `capacity` frames without copying them: waits up to `timeout_ms` (< 0 =
-/// forever, 0 = only what is here) for the first, then takes every further frame already
+/// Receives up to `capacity` frames without copying them: waits up to `timeout_ms` (-1 =
+/// no limit, 0 = only what is here) for the first, then takes every further frame already
 /// received, and writes one view per frame to `views`. The way to read a stream of small frames
 /// without a system call, an allocation or a copy per frame.
 ///
@@ -619,7 +618,7 @@ pub unsafe extern "C" fn rp_conn_recv_views(
             return Err(Failure::new(rp_status::InvalidArgument, "capacity is 0"));
         }
         let mut written = 0;
-        conn.recv_each(timeout_arg(timeout_ms), capacity, |frame| {
+        conn.recv_each(timeout_arg(timeout_ms)?, capacity, |frame| {
             // SAFETY: `views` has room for `capacity` entries per the API contract, and
             // recv_each hands out at most `capacity` frames.
             unsafe { views.add(written).write(rp_frame_view::from_view(&frame)) };
@@ -631,13 +630,20 @@ pub unsafe extern "C" fn rp_conn_recv_views(
     })
 }
 
-/// The socket descriptor, for poll/epoll. A receive may buffer more than one frame: after the
-/// descriptor is readable, call `rp_conn_recv` with timeout 0 until `RP_STATUS_TIMEOUT` before
-/// waiting on it again. Owned by the connection: do not read from or close it. -1 if NULL.
+/// A descriptor for poll/epoll loops, readable exactly while `rp_conn_recv` would return without
+/// waiting: a frame is here (also one an earlier receive already took off the socket and
+/// buffered), or the connection ended. Level-triggered: one `rp_conn_recv` with timeout 0 per
+/// wake-up loses nothing, and nothing pending means not readable. It may also be readable for
+/// part of a frame (`rp_conn_recv` with timeout 0 then returns `RP_STATUS_TIMEOUT`).
+///
+/// Not the socket: watch it for readability only; never read, write or close it. Owned by the
+/// connection, the same descriptor for its lifetime; made on the first call (which never waits
+/// for a receive in progress). -1 if `conn` is NULL or the descriptor could not be made (out of
+/// descriptors).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_conn_fd(conn: *const rp_conn) -> i32 {
     // SAFETY: forwarded API contract.
-    boundary_or(-1, || unsafe { conn_ref(conn) }.map_or(-1, |c| c.fd()))
+    boundary_or(-1, || unsafe { conn_ref(conn) }.map_or(-1, |c| c.pollable_fd().unwrap_or(-1)))
 }
 
 /// The peer's kernel-reported credentials (Unix sockets).
@@ -752,14 +758,14 @@ pub unsafe extern "C" fn rp_frame_free(frame: *mut rp_frame) {
 // ---------------------------------------------------------------------------------------------
 
 /// Sends one admin request (payload protocol 0xAD01) on a new connection to `endpoint` and
-/// waits up to `timeout_ms` (<= 0 = 5000) for the reply.
+/// waits up to `timeout_ms` for the reply (0 = only a reply already there, -1 = no limit).
 ///
 /// Parameters: `verb` — an `AdminVerb` value (STATUS 1, HEALTHZ 4, READYZ 5, SHUTDOWN 21, ...);
 /// `service_name` — may be NULL (none).
 ///
 /// Returns `RP_STATUS_OK`, `RP_STATUS_TIMEOUT`, `RP_STATUS_CLOSED`, `RP_STATUS_IO`,
-/// `RP_STATUS_PROTOCOL`, `RP_STATUS_MALFORMED`, `RP_STATUS_NULL_ARGUMENT`,
-/// `RP_STATUS_INVALID_UTF8`.
+/// `RP_STATUS_PROTOCOL`, `RP_STATUS_MALFORMED`, `RP_STATUS_INVALID_ARGUMENT` (a timeout below
+/// -1), `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`.
 ///
 /// Ownership: the caller owns `*out_reply`; free it with `rp_admin_reply_free`.
 #[must_use]
@@ -783,7 +789,7 @@ pub unsafe extern "C" fn rp_admin_request(
         if out_reply.is_null() {
             return Err(Failure::null("out_reply"));
         }
-        let timeout = Duration::from_millis(u64::try_from(timeout_ms).ok().filter(|t| *t > 0).unwrap_or(5000));
+        let timeout = timeout_arg(timeout_ms)?;
         let request = AdminRequest { verb, service_name, ..AdminRequest::default() };
         let reply = broker::admin_request(&endpoint, &request, timeout)?;
         // SAFETY: checked non-NULL.
@@ -1047,35 +1053,37 @@ pub unsafe extern "C" fn rp_broker_server_options_set_max_connections(
     }
 }
 
-/// Sets how long a connection has to send its first frame (default 5000 ms). Returns
-/// `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+/// Sets how long a connection has to send its first frame (default 5000 ms; 0 = none: only a
+/// frame already there counts, -1 = no limit). Returns `RP_STATUS_OK`,
+/// `RP_STATUS_INVALID_ARGUMENT` (a timeout below -1), `RP_STATUS_NULL_ARGUMENT`.
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_broker_server_options_set_hello_timeout_ms(
     options: *mut rp_broker_server_options,
-    timeout_ms: u32,
+    timeout_ms: i32,
 ) -> rp_status {
     // SAFETY: forwarded API contract.
     unsafe {
         edit_server_options(options, |o| {
-            o.hello_timeout = Duration::from_millis(u64::from(timeout_ms.max(1)));
+            o.hello_timeout = limit_arg(timeout_ms)?;
             Ok(())
         })
     }
 }
 
-/// Sets how long the broker waits for a backend's HandoffAck (default 1500 ms). Returns
-/// `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+/// Sets how long the broker waits for a backend's HandoffAck (default 1500 ms; 0 = do not
+/// wait, -1 = no limit). Returns `RP_STATUS_OK`, `RP_STATUS_INVALID_ARGUMENT` (a timeout below
+/// -1), `RP_STATUS_NULL_ARGUMENT`.
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_broker_server_options_set_handoff_ack_timeout_ms(
     options: *mut rp_broker_server_options,
-    timeout_ms: u32,
+    timeout_ms: i32,
 ) -> rp_status {
     // SAFETY: forwarded API contract.
     unsafe {
         edit_server_options(options, |o| {
-            o.handoff_ack_timeout = Duration::from_millis(u64::from(timeout_ms.max(1)));
+            o.handoff_ack_timeout = limit_arg(timeout_ms)?;
             Ok(())
         })
     }

@@ -157,9 +157,26 @@ pub(crate) unsafe fn slice_out<'a>(
     Ok(unsafe { std::slice::from_raw_parts_mut(ptr, cap) })
 }
 
-/// A millisecond timeout from C: negative waits forever, 0 does not wait.
-pub(crate) fn timeout_arg(timeout_ms: i32) -> Option<std::time::Duration> {
-    u64::try_from(timeout_ms).ok().map(std::time::Duration::from_millis)
+/// The one reading of a timeout from C, for every `timeout_ms` argument and `*_timeout_ms`
+/// option: 0 = do not wait (try once, `Some(0)`), -1 = no limit (`None`), > 0 = milliseconds;
+/// anything else is `RP_STATUS_INVALID_ARGUMENT` with the rule in the message.
+pub(crate) fn timeout_arg(timeout_ms: i32) -> Result<Option<std::time::Duration>, Failure> {
+    match timeout_ms {
+        -1 => Ok(None),
+        ms if ms >= 0 => Ok(Some(std::time::Duration::from_millis(ms as u64))),
+        other => Err(Failure::new(
+            rp_status::InvalidArgument,
+            format!(
+                "timeout {other} ms is not valid: use 0 (do not wait), -1 (no limit) or a positive number of milliseconds"
+            ),
+        )),
+    }
+}
+
+/// [`timeout_arg`] for an option the core keeps as a `Duration`: no limit becomes
+/// [`crate::transport::NO_LIMIT`].
+pub(crate) fn limit_arg(timeout_ms: i32) -> Result<std::time::Duration, Failure> {
+    Ok(timeout_arg(timeout_ms)?.unwrap_or(crate::transport::NO_LIMIT))
 }
 
 /// A byte buffer owned by librp (an encoded frame, a received payload, ...).

@@ -4,7 +4,7 @@ use std::ffi::{c_char, c_void};
 use std::sync::{Arc, Mutex};
 
 use super::boundary::{boundary, boundary_or, Failure};
-use super::bytes::{cstr_arg, rp_bytes, rp_str, slice_arg, timeout_arg};
+use super::bytes::{cstr_arg, limit_arg, rp_bytes, rp_str, slice_arg, timeout_arg};
 use super::callback::{rp_user_data_free_callback, ForeignCallback};
 use super::handle::{box_free, box_into_handle, box_ref, write_out, Castable, OwnedBox};
 use super::status::rp_status;
@@ -223,18 +223,19 @@ pub unsafe extern "C" fn rp_push_worker_options_set_service(
     }
 }
 
-/// Sets the limit for connecting, the Hello and the registration together (default 5000 ms).
-/// Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+/// Sets the limit for connecting, the Hello and the registration together (default 5000 ms;
+/// 0 = do not wait, -1 = no limit). Returns `RP_STATUS_OK`, `RP_STATUS_INVALID_ARGUMENT` (a
+/// timeout below -1), `RP_STATUS_NULL_ARGUMENT`.
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_worker_options_set_connect_timeout_ms(
     options: *mut rp_push_worker_options,
-    timeout_ms: u32,
+    timeout_ms: i32,
 ) -> rp_status {
     // SAFETY: forwarded API contract.
     unsafe {
         edit_options(options, |o| {
-            o.connect_timeout = std::time::Duration::from_millis(u64::from(timeout_ms.max(1)));
+            o.connect_timeout = limit_arg(timeout_ms)?;
             Ok(())
         })
     }
@@ -342,7 +343,7 @@ pub unsafe extern "C" fn rp_push_client_worker_id(client: *const rp_push_client)
 
 /// Waits for the next push.
 ///
-/// Parameters: `timeout_ms` — negative waits forever, 0 only takes a push already here;
+/// Parameters: `timeout_ms` — -1 waits without limit, 0 only takes a push already here;
 /// `out_push` — receives the push on success.
 ///
 /// Returns `RP_STATUS_OK`, `RP_STATUS_TIMEOUT` (none came), `RP_STATUS_CLOSED` (the server went
@@ -364,7 +365,7 @@ pub unsafe extern "C" fn rp_push_client_recv(
         if out_push.is_null() {
             return Err(Failure::null("out_push"));
         }
-        let job = c.client.recv(timeout_arg(timeout_ms))?;
+        let job = c.client.recv(timeout_arg(timeout_ms)?)?;
         // SAFETY: checked non-NULL.
         unsafe { write_out(out_push, box_into_handle::<rp_push>(job)) };
         Ok(())
@@ -462,7 +463,7 @@ pub unsafe extern "C" fn rp_push_client_set_handler(
 
 /// Receives pushes and runs the handler for each, on the calling thread.
 ///
-/// Waits up to `timeout_ms` (negative = forever) for the first push, then handles those already
+/// Waits up to `timeout_ms` (-1 = no limit) for the first push, then handles those already
 /// waiting, at most `max_pushes` in all (0 = no limit). `*out_handled` (may be NULL) receives
 /// how many were handled.
 ///
@@ -486,11 +487,12 @@ pub unsafe extern "C" fn rp_push_client_dispatch(
             Failure::new(rp_status::InvalidArgument, "no handler is registered (rp_push_client_set_handler)")
         })?;
         let handler_fn = handler.func.expect("registered handlers are non-NULL");
+        let first_wait = timeout_arg(timeout_ms)?;
         let limit = if max_pushes == 0 { usize::MAX } else { max_pushes };
         let mut handled = 0usize;
         let mut result = Ok(());
         while handled < limit {
-            let wait = if handled == 0 { timeout_arg(timeout_ms) } else { Some(std::time::Duration::ZERO) };
+            let wait = if handled == 0 { first_wait } else { Some(std::time::Duration::ZERO) };
             let job = match c.client.recv(wait) {
                 Ok(job) => job,
                 Err(e) if handled > 0 && e.kind() == crate::ErrorKind::Timeout => break,

@@ -5,7 +5,7 @@ use std::ffi::{c_char, c_void};
 use std::sync::Mutex;
 
 use super::boundary::{boundary, boundary_or, Failure};
-use super::bytes::{cstr_arg, rp_bytes, rp_str, slice_arg, timeout_arg};
+use super::bytes::{cstr_arg, limit_arg, rp_bytes, rp_str, slice_arg, timeout_arg};
 use super::callback::{rp_user_data_free_callback, ForeignCallback};
 use super::handle::{box_free, box_into_handle, box_ref, write_out, Castable, OwnedBox};
 use super::status::rp_status;
@@ -173,9 +173,10 @@ pub struct rp_worker_info {
 
 /// Creates server options for `endpoint` (a socket path, `@name`, or `tcp://host:port`).
 ///
-/// A socket path is created 0600 in a directory only this user can write (created 0700 when
-/// missing); other users' processes are refused unless allowed; a TCP endpoint must be loopback
-/// unless `_set_allow_remote_tcp` (which requires an auth token).
+/// A socket path is created 0600 in a directory only this user can write (that directory, and
+/// only it, is created 0700 when missing and its parent exists); other users' processes are
+/// refused unless allowed; a TCP endpoint must be loopback unless `_set_allow_remote_tcp`
+/// (which requires an auth token).
 ///
 /// Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
 /// `RP_STATUS_INVALID_ARGUMENT`. Ownership: consumed by `rp_push_server_bind`, or free it with
@@ -285,18 +286,19 @@ pub unsafe extern "C" fn rp_push_server_options_set_auth_token(
     }
 }
 
-/// Sets the time a new connection has to say Hello and register (default 10000 ms).
-/// Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+/// Sets the time a new connection has to say Hello and register (default 10000 ms; 0 = none:
+/// only a Hello already there counts, -1 = no limit). Returns `RP_STATUS_OK`,
+/// `RP_STATUS_INVALID_ARGUMENT` (a timeout below -1), `RP_STATUS_NULL_ARGUMENT`.
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_server_options_set_handshake_timeout_ms(
     options: *mut rp_push_server_options,
-    timeout_ms: u32,
+    timeout_ms: i32,
 ) -> rp_status {
     // SAFETY: forwarded API contract.
     unsafe {
         edit_server_options(options, |o| {
-            o.opts.handshake_timeout = std::time::Duration::from_millis(u64::from(timeout_ms.max(1)));
+            o.opts.handshake_timeout = limit_arg(timeout_ms)?;
             Ok(())
         })
     }
@@ -304,18 +306,23 @@ pub unsafe extern "C" fn rp_push_server_options_set_handshake_timeout_ms(
 
 /// Sets the time a registered worker has to finish a frame once its first bytes arrived
 /// (default 30000 ms); a worker stalled mid-frame longer is disconnected, so it cannot pin the
-/// memory of a large partial frame. 0 means no limit.
-/// Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+/// memory of a large partial frame. -1 means no limit; 0 gives a partial frame no time.
+/// Returns `RP_STATUS_OK`, `RP_STATUS_INVALID_ARGUMENT` (a timeout below -1),
+/// `RP_STATUS_NULL_ARGUMENT`.
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_server_options_set_frame_timeout_ms(
     options: *mut rp_push_server_options,
-    timeout_ms: u32,
+    timeout_ms: i32,
 ) -> rp_status {
     // SAFETY: forwarded API contract.
     unsafe {
         edit_server_options(options, |o| {
-            o.opts.frame_timeout = std::time::Duration::from_millis(u64::from(timeout_ms));
+            // The core reads a zero frame timeout as "no limit".
+            o.opts.frame_timeout = match timeout_arg(timeout_ms)? {
+                None => std::time::Duration::ZERO,
+                Some(t) => t.max(std::time::Duration::from_nanos(1)),
+            };
             Ok(())
         })
     }
@@ -503,7 +510,7 @@ pub unsafe extern "C" fn rp_push_server_push(
     })
 }
 
-/// Pushes and waits up to `timeout_ms` (negative = forever) for the worker's answer. Without a
+/// Pushes and waits up to `timeout_ms` (-1 = no limit) for the worker's answer. Without a
 /// deadline of its own the push gets "now + timeout" as its deadline, so the worker drops it
 /// when the caller stops waiting.
 ///
@@ -528,7 +535,7 @@ pub unsafe extern "C" fn rp_push_server_push_wait(
         if out_result.is_null() {
             return Err(Failure::null("out_result"));
         }
-        let outcome = match timeout_arg(timeout_ms) {
+        let outcome = match timeout_arg(timeout_ms)? {
             Some(t) => s.server.push_wait_ref(&r.target, &r.spec, t)?,
             None => s.server.push(r.target.clone(), r.spec.clone())?.wait(None)?,
         };
@@ -562,7 +569,7 @@ pub unsafe extern "C" fn rp_push_server_workers(
 
 /// Runs the registration and worker callbacks for pending server events, on the calling thread.
 ///
-/// Waits up to `timeout_ms` (negative = forever) for the first event, then handles those already
+/// Waits up to `timeout_ms` (-1 = no limit) for the first event, then handles those already
 /// waiting. `*out_handled` (may be NULL) receives how many were handled.
 ///
 /// Returns `RP_STATUS_OK` (at least one handled), `RP_STATUS_TIMEOUT` (none came),
@@ -580,9 +587,10 @@ pub unsafe extern "C" fn rp_push_server_dispatch(
     boundary(|| {
         // SAFETY: NULL or a live server.
         let s = unsafe { server_ref(server) }?;
+        let first_wait = timeout_arg(timeout_ms)?;
         let mut handled = 0usize;
         let result = loop {
-            let wait = if handled == 0 { timeout_arg(timeout_ms) } else { Some(std::time::Duration::ZERO) };
+            let wait = if handled == 0 { first_wait } else { Some(std::time::Duration::ZERO) };
             match s.server.next_event(wait) {
                 Ok(event) => {
                     s.handle_event(event);
@@ -661,8 +669,9 @@ impl ServerHandle {
     }
 }
 
-/// A descriptor readable while server events wait for `rp_push_server_dispatch`. Level-triggered;
-/// owned by the server (never read or close it). -1 if `server` is NULL.
+/// A descriptor readable while server events wait for `rp_push_server_dispatch`, or once the
+/// server is shut down (`rp_push_server_dispatch` then returns `RP_STATUS_CLOSED` at once).
+/// Level-triggered; owned by the server (never read or close it). -1 if `server` is NULL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_server_event_fd(server: *const rp_push_server) -> i32 {
     // SAFETY: NULL or a live server.
@@ -875,7 +884,7 @@ pub unsafe extern "C" fn rp_push_ticket_is_done(ticket: *const rp_push_ticket) -
     })
 }
 
-/// Waits up to `timeout_ms` (negative = forever, 0 = poll) for the push's outcome and takes it.
+/// Waits up to `timeout_ms` (-1 = no limit, 0 = do not wait) for the push's outcome and takes it.
 ///
 /// Returns `RP_STATUS_OK` (`*out_result` holds the worker's answer), `RP_STATUS_TIMEOUT` (no
 /// outcome yet — or the push's own deadline passed; `rp_push_ticket_is_done` tells which),
@@ -897,7 +906,7 @@ pub unsafe extern "C" fn rp_push_ticket_wait(
         if out_result.is_null() {
             return Err(Failure::null("out_result"));
         }
-        let outcome = t.wait(timeout_arg(timeout_ms))?;
+        let outcome = t.wait(timeout_arg(timeout_ms)?)?;
         // SAFETY: checked non-NULL.
         unsafe { write_out(out_result, box_into_handle::<rp_push_result>(outcome)) };
         Ok(())

@@ -2,10 +2,9 @@
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::Shutdown;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::os::unix::net::UnixStream;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -17,7 +16,7 @@ use crate::control::{client_handshake, ClientHello};
 use crate::error::Error;
 use crate::fastpath::{self, IdSet};
 use crate::stats::{self, PushWorkerCounters, PushWorkerStats};
-use crate::transport::{self, Endpoint, Stream, SwitchableReads};
+use crate::transport::{self, Endpoint, ReadySignal, Stream, SwitchableReads};
 use crate::wire::proto::{FrameKind, Negotiated};
 use crate::wire::{FrameReader, FrameView, FrameWriter, WireError};
 
@@ -89,10 +88,9 @@ pub struct PushClient {
     state: Mutex<State>,
     changed: Condvar,
     writer: Mutex<FrameWriter<Stream>>,
-    /// Holds one byte while a push waits in the inbox or the connection has ended.
-    signal_rx: UnixStream,
-    signal_tx: UnixStream,
-    /// Level-triggered set of the socket and `signal_rx`: the application's pollable fd.
+    /// Raised while a push waits in the inbox or the connection has ended.
+    signal: ReadySignal,
+    /// Level-triggered set of the socket and `signal`: the application's pollable fd.
     readiness: OwnedFd,
     worker_id: u64,
     negotiated: Negotiated,
@@ -109,7 +107,6 @@ struct State {
     /// Received and not yet answered; a reply must name one of these, once.
     outstanding: IdSet,
     closed: Option<Cow<'static, str>>,
-    signalled: bool,
 }
 
 impl PushClient {
@@ -173,10 +170,8 @@ impl PushClient {
         socket.set_write_timeout(Some(opts.send_timeout)).map_err(io)?;
         // Pushes that arrived with the ack stay buffered in the reader, which changes hands.
         let reader = reader.map_inner(SwitchableReads::new);
-        let (signal_rx, signal_tx) = UnixStream::pair().map_err(|e| Error::io("notification socket", e))?;
-        signal_rx.set_nonblocking(true).map_err(io)?;
-        signal_tx.set_nonblocking(true).map_err(io)?;
-        let readiness = transport::readiness_set(&[socket.as_raw_fd(), signal_rx.as_raw_fd()])
+        let signal = ReadySignal::new()?;
+        let readiness = transport::readiness_set(&[socket.as_raw_fd(), signal.fd()])
             .map_err(|e| Error::io("create the pollable descriptor", e))?;
         let client = PushClient {
             socket,
@@ -186,12 +181,10 @@ impl PushClient {
                 jobs: VecDeque::new(),
                 outstanding: IdSet::default(),
                 closed: None,
-                signalled: false,
             }),
             changed: Condvar::new(),
             writer: Mutex::new(writer),
-            signal_rx,
-            signal_tx,
+            signal,
             readiness,
             worker_id: ack.worker_id,
             negotiated,
@@ -411,16 +404,10 @@ impl PushClient {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Keeps exactly one byte in the notification socket while something is ready.
+    /// Keeps the pollable descriptor's signal raised exactly while something is ready (a
+    /// system call only when that changes; under the state lock, so it matches the state).
     fn update_signal(&self, st: &mut State) {
-        let ready = !st.jobs.is_empty() || st.closed.is_some();
-        if ready && !st.signalled {
-            st.signalled = (&self.signal_tx).write(&[1]).is_ok();
-        } else if !ready && st.signalled {
-            let mut byte = [0u8; 1];
-            let _ = (&self.signal_rx).read(&mut byte);
-            st.signalled = false;
-        }
+        self.signal.set(!st.jobs.is_empty() || st.closed.is_some());
     }
 }
 
@@ -459,7 +446,7 @@ pub(crate) fn fuzz_server_stream(bytes: &[u8]) -> Vec<Job> {
         Ok(ack) if ack.accepted => {}
         _ => return Vec::new(),
     }
-    let mut st = State { reader: None, waiting: 0, jobs: VecDeque::new(), outstanding: IdSet::default(), closed: None, signalled: false };
+    let mut st = State { reader: None, waiting: 0, jobs: VecDeque::new(), outstanding: IdSet::default(), closed: None };
     let mut received = Vec::new();
     loop {
         let outcome = take_buffered(&mut reader, &mut st, &PushWorkerCounters::default());

@@ -944,7 +944,8 @@ impl PushServer {
         self.shared.events.pop(timeout, "the server is shut down")
     }
 
-    /// A descriptor readable while an event is waiting. Owned by the server.
+    /// A descriptor readable while an event is waiting or the server is shut down. Owned by the
+    /// server.
     pub fn event_fd(&self) -> RawFd {
         self.shared.events.signal_fd().expect("the server's event queue is pollable")
     }

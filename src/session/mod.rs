@@ -32,7 +32,7 @@ use crate::broker::Conn;
 use crate::error::Error;
 use crate::fastpath::{self, IdMap};
 use crate::stats::{self, SessionCounters, SessionStats};
-use crate::transport::{self, Endpoint, ListenOptions, Listener};
+use crate::transport::{self, Endpoint, ListenOptions, Listener, ReadySignal};
 use crate::wire::proto::FrameKind;
 use crate::wire::registry::SESSION;
 use crate::wire::FrameView;
@@ -188,11 +188,9 @@ struct Inner {
     state: Mutex<State>,
     /// Signalled when a request is queued or the session closes.
     requests_changed: Condvar,
-    /// Readable end of the notification pair: holds one byte while a request waits to be
-    /// dispatched or the session has ended.
-    signal_rx: UnixStream,
-    signal_tx: UnixStream,
-    /// Set once [`Session::request_fd`] was asked for: only then is the notification byte kept.
+    /// Raised while a request waits to be dispatched or the session has ended.
+    signal: ReadySignal,
+    /// Set once [`Session::request_fd`] was asked for: only then is the signal kept.
     signal_used: AtomicBool,
     /// The reader role: held by the thread reading and routing frames (see [`read_while`]).
     reading: Mutex<()>,
@@ -221,8 +219,6 @@ struct State {
     serving: IdMap<Arc<Exchange>>,
     /// Requests waiting for [`Session::next_request`].
     queue: VecDeque<Request>,
-    /// True while the notification socket holds its byte.
-    signalled: bool,
     /// Threads waiting in `next_request` on `requests_changed`.
     request_waiters: usize,
 }
@@ -317,14 +313,12 @@ impl Session {
     /// `serve_requests` false: the peer's requests are answered at once with the
     /// `NOT_FOUND` error ("no dispatcher"); true: they queue for [`next_request`](Self::next_request).
     pub fn new(conn: Conn, side: Side, serve_requests: bool) -> Result<Session, Error> {
-        let (signal_rx, signal_tx) = UnixStream::pair().map_err(|e| Error::io("notification socket", e))?;
+        let signal = ReadySignal::new()?;
         let io = |e| Error::io("notification socket", e);
-        signal_rx.set_nonblocking(true).map_err(io)?;
-        signal_tx.set_nonblocking(true).map_err(io)?;
         let (park_rx, park_tx) = UnixStream::pair().map_err(|e| Error::io("notification socket", e))?;
         park_rx.set_nonblocking(true).map_err(io)?;
         park_tx.set_nonblocking(true).map_err(io)?;
-        let reader_set = transport::readiness_set(&[conn.fd(), park_rx.as_raw_fd()])
+        let reader_set = transport::readiness_set(&[conn.socket_fd(), park_rx.as_raw_fd()])
             .map_err(|e| Error::io("reader epoll set", e))?;
         // librp's own error answers are written by a second thread, so routing never blocks
         // on a write (two readers each waiting for the other to read could never finish).
@@ -336,8 +330,7 @@ impl Session {
             serving: AtomicBool::new(serve_requests),
             state: Mutex::new(State::default()),
             requests_changed: Condvar::new(),
-            signal_rx,
-            signal_tx,
+            signal,
             signal_used: AtomicBool::new(false),
             reading: Mutex::new(()),
             reader_set,
@@ -508,7 +501,7 @@ impl Session {
             let mut st = self.inner.lock();
             self.inner.update_signal(&mut st);
         }
-        self.inner.signal_rx.as_raw_fd()
+        self.inner.signal.fd()
     }
 
     /// Number of this side's calls waiting for a response.
@@ -547,6 +540,7 @@ impl Session {
 pub struct SessionListener {
     listener: Listener,
     endpoint: Endpoint,
+    closed: AtomicBool,
 }
 
 impl SessionListener {
@@ -554,7 +548,7 @@ impl SessionListener {
     pub fn bind(endpoint: &Endpoint) -> Result<SessionListener, Error> {
         let listener = Listener::bind(endpoint, &ListenOptions::default())?;
         let endpoint = listener.local_endpoint()?;
-        Ok(SessionListener { listener, endpoint })
+        Ok(SessionListener { listener, endpoint, closed: AtomicBool::new(false) })
     }
 
     /// The endpoint actually bound (for `tcp://127.0.0.1:0`, with the real port).
@@ -562,14 +556,22 @@ impl SessionListener {
         &self.endpoint
     }
 
+    /// Stops accepting: every [`accept`](Self::accept) waiting now or called later fails with
+    /// `Closed` at once. Connections already accepted go on. Idempotent; callable from any
+    /// thread.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.listener.shutdown();
+    }
+
     /// Waits up to `timeout` (`None` = forever) for a connection and returns it, for
     /// [`Session::new`] with [`Side::Accepting`]. Peers of another user are closed and waited
-    /// past. Fails with `Timeout` or an I/O error.
+    /// past. Fails with `Timeout`, `Closed` (see [`close`](Self::close)) or an I/O error.
     pub fn accept(&self, timeout: Option<Duration>) -> Result<Conn, Error> {
         let deadline = timeout.map(|t| Instant::now() + t);
         loop {
             let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            let stream = self.listener.accept_timeout(left)?;
+            let stream = self.listener.accept_timeout(left, || self.closed.load(Ordering::Acquire))?;
             if let Some(peer) = stream.peer_credentials() {
                 if peer.uid != crate::transport::effective_uid() {
                     continue; // dropped: closes the connection
@@ -601,20 +603,13 @@ impl Inner {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Keeps exactly one byte in the notification socket while a request waits or the session
-    /// has ended.
+    /// Keeps the request descriptor's signal raised exactly while a request waits or the
+    /// session has ended (under the state lock, so it matches the state).
     fn update_signal(&self, st: &mut State) {
         if !self.signal_used.load(Ordering::Acquire) {
             return; // no one polls the descriptor: spare the system calls
         }
-        let ready = !st.queue.is_empty() || st.closed.is_some();
-        if ready && !st.signalled {
-            st.signalled = (&self.signal_tx).write(&[1]).is_ok();
-        } else if !ready && st.signalled {
-            let mut byte = [0u8; 1];
-            let _ = (&self.signal_rx).read(&mut byte);
-            st.signalled = false;
-        }
+        self.signal.set(!st.queue.is_empty() || st.closed.is_some());
     }
 
     fn closed_error(&self) -> Error {
@@ -778,7 +773,7 @@ fn read_frames(inner: Arc<Inner>) {
                 continue; // just parked: let the next call find it so
             }
             // No one has read for itself for a while: take the connection back.
-            let _ = transport::readiness_set_member(inner.reader_set.as_raw_fd(), inner.conn.fd(), true);
+            let _ = transport::readiness_set_member(inner.reader_set.as_raw_fd(), inner.conn.socket_fd(), true);
             inner.parked.store(false, Ordering::Release);
         }
         let read = route_available(&inner);
@@ -840,7 +835,7 @@ fn read_while(inner: &Arc<Inner>, until: Option<Instant>, mut done: impl FnMut()
     }
     let Ok(role) = inner.reading.try_lock() else { return false };
     if !inner.parked.load(Ordering::Acquire) {
-        let _ = transport::readiness_set_member(inner.reader_set.as_raw_fd(), inner.conn.fd(), false);
+        let _ = transport::readiness_set_member(inner.reader_set.as_raw_fd(), inner.conn.socket_fd(), false);
         inner.parked.store(true, Ordering::Release);
         // The reader thread may be waiting without a time limit: tell it to recheck.
         let _ = (&inner.park_tx).write(&[1]);
@@ -871,7 +866,7 @@ fn read_while(inner: &Arc<Inner>, until: Option<Instant>, mut done: impl FnMut()
     if inner.signal_used.load(Ordering::Acquire) {
         // A poll loop waits on `request_fd`: requests must not wait for the recheck, so the
         // reader thread gets the connection back at once.
-        let _ = transport::readiness_set_member(inner.reader_set.as_raw_fd(), inner.conn.fd(), true);
+        let _ = transport::readiness_set_member(inner.reader_set.as_raw_fd(), inner.conn.socket_fd(), true);
         inner.parked.store(false, Ordering::Release);
     }
     drop(role);

@@ -1,7 +1,8 @@
 //! Endpoints and connections: Unix socket paths, Linux abstract names and TCP.
 //!
 //! Listening sockets librp creates are owner-only: a path socket is mode 0600 inside a
-//! directory that only this user can write (created 0700 when missing). Every send uses
+//! directory that only this user can write (created 0700 when missing; only that directory,
+//! never its missing parents). Every send uses
 //! `MSG_NOSIGNAL`, so a vanished peer never raises SIGPIPE in the host process.
 
 mod sys;
@@ -190,6 +191,10 @@ pub fn send_nosignal(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     sys::send_nosignal(fd, buf)
 }
 
+/// "No limit" where a limit is kept as a `Duration` (an option of a connect or a server): longer
+/// than any process runs, and still far from overflowing `Instant` arithmetic.
+pub const NO_LIMIT: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// Waits up to `timeout` (`None` = forever) for `fd` to be readable or hung up; false on timeout.
 pub fn wait_readable(fd: RawFd, timeout: Option<Duration>) -> io::Result<bool> {
     sys::wait_readable(fd, timeout)
@@ -203,6 +208,54 @@ pub fn readiness_set(fds: &[RawFd]) -> io::Result<std::os::fd::OwnedFd> {
 /// Adds `fd` to (or removes it from) a set made by [`readiness_set`].
 pub fn readiness_set_member(set: RawFd, fd: RawFd, member: bool) -> io::Result<()> {
     sys::readiness_set_member(set, fd, member)
+}
+
+/// A descriptor readable exactly while its owner says something is ready: the one mechanism
+/// behind every descriptor librp hands to an event loop, so each is level-triggered even for
+/// what librp already holds in memory (a buffered frame, a queued event) and the socket no longer
+/// shows. It holds one byte in a socket pair while raised; [`set`](Self::set) makes a system
+/// call only when the state changes, so an owner that calls it after every receive pays nothing
+/// while nothing is left over.
+#[derive(Debug)]
+pub struct ReadySignal {
+    rx: UnixStream,
+    tx: UnixStream,
+    raised: std::sync::atomic::AtomicBool,
+}
+
+impl ReadySignal {
+    /// A lowered signal.
+    pub fn new() -> Result<ReadySignal, Error> {
+        let io = |e| Error::io("readiness signal", e);
+        let (rx, tx) = UnixStream::pair().map_err(io)?;
+        rx.set_nonblocking(true).map_err(io)?;
+        tx.set_nonblocking(true).map_err(io)?;
+        Ok(ReadySignal { rx, tx, raised: std::sync::atomic::AtomicBool::new(false) })
+    }
+
+    /// Raises (`ready`) or lowers the signal. Callers serialise it with what decides `ready`
+    /// (the lock guarding the buffer or queue), so the byte always matches the last call.
+    pub fn set(&self, ready: bool) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if ready == self.raised.load(Relaxed) {
+            return;
+        }
+        if ready {
+            if (&self.tx).write(&[1]).is_ok() {
+                self.raised.store(true, Relaxed);
+            }
+        } else {
+            // Raised means exactly one byte is there: one read takes it.
+            let mut b = [0u8; 8];
+            let _ = (&self.rx).read(&mut b);
+            self.raised.store(false, Relaxed);
+        }
+    }
+
+    /// The descriptor, readable while the signal is raised. Owned by the signal.
+    pub fn fd(&self) -> RawFd {
+        self.rx.as_raw_fd()
+    }
 }
 
 /// Reads from a socket without blocking, whatever its mode, so a stream shared with blocking
@@ -403,12 +456,19 @@ impl Listener {
     }
 
     /// Accepts one connection, waiting up to `timeout` (`None` = forever). Fails with
-    /// `Timeout` when none came in time. Works whether the listener blocks or not.
-    pub fn accept_timeout(&self, timeout: Option<Duration>) -> Result<Stream, Error> {
+    /// `Timeout` when none came in time, and with `Closed` once `closed` says so after a
+    /// [`shutdown`](Self::shutdown) woke it. Works whether the listener blocks or not.
+    pub fn accept_timeout(&self, timeout: Option<Duration>, closed: impl Fn() -> bool) -> Result<Stream, Error> {
         let deadline = timeout.map(|t| std::time::Instant::now() + t);
         loop {
+            if closed() {
+                return Err(Error::Closed("the listener was closed".into()));
+            }
             let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
             let ready = sys::wait_readable(self.as_raw_fd(), left).map_err(|e| Error::io("wait for a connection", e))?;
+            if closed() {
+                return Err(Error::Closed("the listener was closed".into()));
+            }
             if !ready {
                 return Err(Error::Timeout("no connection arrived in time".into()));
             }
@@ -420,6 +480,12 @@ impl Listener {
                 Err(e) => return Err(Error::io("accept", e)),
             }
         }
+    }
+
+    /// Stops accepting: wakes every thread waiting in [`accept_timeout`](Self::accept_timeout)
+    /// (the descriptor stays readable, so callers check their own closed flag first).
+    pub fn shutdown(&self) {
+        let _ = sys::shutdown(self.as_raw_fd(), Shutdown::Both);
     }
 
     /// Accepts one connection.
@@ -452,8 +518,9 @@ impl Drop for Listener {
 }
 
 /// Binds a socket file: the parent must be a real directory owned by this user and writable by
-/// no one else (it is created 0700 when missing); a live socket at the path is never taken over,
-/// a stale one is replaced, anything else at the path is left alone and refused.
+/// no one else (it is created 0700 when missing, if its own parent exists); a live socket at
+/// the path is never taken over, a stale one is replaced, anything else at the path is left
+/// alone and refused.
 fn bind_path(path: &Path) -> Result<Listener, Error> {
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
@@ -487,11 +554,21 @@ fn bind_path(path: &Path) -> Result<Listener, Error> {
 
 fn check_or_create_private_dir(dir: &Path) -> Result<(), Error> {
     match std::fs::symlink_metadata(dir) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|e| Error::io("create socket directory", e)),
+        // Only the socket's own directory is created, never a chain of them: a typo in a
+        // path must not build a tree (as root, from `/`).
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            std::fs::DirBuilder::new().mode(0o700).create(dir).map_err(|e| {
+                let why = if e.kind() == io::ErrorKind::NotFound {
+                    format!(
+                        "{}: its parent directory does not exist (librp creates only the socket's own directory, not its parents)",
+                        dir.display()
+                    )
+                } else {
+                    format!("{}: {e}", dir.display())
+                };
+                Error::io("create socket directory", io::Error::new(e.kind(), why))
+            })
+        }
         Err(e) => Err(Error::io("inspect socket directory", e)),
         Ok(meta) => {
             let refuse = |why: String| {

@@ -104,6 +104,10 @@ pub(crate) fn wait_readable(fd: RawFd, timeout: Option<std::time::Duration>) -> 
             }
             return Err(e);
         }
+        // A limit beyond what one poll can wait (about 24 days) waits again.
+        if n == 0 && ms == i32::MAX && deadline.is_some_and(|d| std::time::Instant::now() < d) {
+            continue;
+        }
         return Ok(n > 0);
     }
 }

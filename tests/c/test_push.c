@@ -171,7 +171,7 @@ static void server_option_setters(void) {
     endpoint_path(ep, sizeof ep, "setters");
     rp_push_server_options *opts = NULL;
     CHECK_OK(rp_push_server_options_new(ep, &opts));
-    CHECK_OK(rp_push_server_options_set_frame_timeout_ms(opts, 0)); /* no limit */
+    CHECK_OK(rp_push_server_options_set_frame_timeout_ms(opts, -1)); /* no limit */
     CHECK_OK(rp_push_server_options_set_frame_timeout_ms(opts, 250));
     CHECK_OK(rp_push_server_options_set_handshake_timeout_ms(opts, 250));
     CHECK_OK(rp_push_server_options_set_max_send_buffer(opts, 1 << 20));

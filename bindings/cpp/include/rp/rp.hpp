@@ -461,7 +461,7 @@ public:
     WorkerOptions &add_protocol(std::uint32_t id) { return set(rp_push_worker_options_add_protocol(p_.get(), id)); }
     WorkerOptions &service(const std::string &s) { return set(rp_push_worker_options_set_service(p_.get(), s.c_str())); }
     WorkerOptions &connect_timeout(std::chrono::milliseconds t) {
-        return set(rp_push_worker_options_set_connect_timeout_ms(p_.get(), static_cast<std::uint32_t>(t.count())));
+        return set(rp_push_worker_options_set_connect_timeout_ms(p_.get(), detail::to_ms(t)));
     }
     WorkerOptions &max_queued(std::size_t n) { return set(rp_push_worker_options_set_max_queued(p_.get(), n)); }
     WorkerOptions &auth_token(Bytes t) {
@@ -629,7 +629,7 @@ public:
         return set(rp_push_server_options_set_auth_token(p_.get(), detail::ptr_or_null(t), t.size));
     }
     ServerOptions &handshake_timeout(std::chrono::milliseconds t) {
-        return set(rp_push_server_options_set_handshake_timeout_ms(p_.get(), static_cast<std::uint32_t>(t.count())));
+        return set(rp_push_server_options_set_handshake_timeout_ms(p_.get(), detail::to_ms(t)));
     }
     /// Most connections at once, and from one peer uid (defaults 4096 and 2048).
     ServerOptions &max_connections(std::size_t total, std::size_t per_uid) {
@@ -637,7 +637,7 @@ public:
     }
     /// Time a registered worker has to finish a frame it started (0 = no limit; default 30 s).
     ServerOptions &frame_timeout(std::chrono::milliseconds t) {
-        return set(rp_push_server_options_set_frame_timeout_ms(p_.get(), static_cast<std::uint32_t>(t.count())));
+        return set(rp_push_server_options_set_frame_timeout_ms(p_.get(), detail::to_ms(t)));
     }
     ServerOptions &max_send_buffer(std::size_t bytes) { return set(rp_push_server_options_set_max_send_buffer(p_.get(), bytes)); }
 
@@ -913,13 +913,13 @@ public:
     BrokerOptions &keepalive(std::chrono::seconds t) {
         return set(rp_broker_options_set_keepalive_secs(p_.get(), static_cast<std::uint64_t>(t.count())));
     }
-    /// Opt in to adopting a handed-off connection, waiting up to `wait` (0 = 2 s).
-    BrokerOptions &adopt_handoff(bool adopt, std::chrono::milliseconds wait = std::chrono::milliseconds(0)) {
+    /// Opt in to adopting a handed-off connection, waiting up to `wait` (default 2 s).
+    BrokerOptions &adopt_handoff(bool adopt, std::chrono::milliseconds wait = std::chrono::milliseconds(2000)) {
         return set(rp_broker_options_set_adopt_handoff(p_.get(), adopt, detail::to_ms(wait)));
     }
-    /// Limit for each connect and for the Hello round trip (default 5 s).
+    /// Limit for each connect and for the Hello round trip (default 5 s; rp::forever = none).
     BrokerOptions &timeout(std::chrono::milliseconds t) {
-        return set(rp_broker_options_set_timeout_ms(p_.get(), static_cast<std::uint32_t>(detail::to_ms(t) < 0 ? 0 : detail::to_ms(t))));
+        return set(rp_broker_options_set_timeout_ms(p_.get(), detail::to_ms(t)));
     }
     /// RUNNING_PROCESS_DISABLE=1 then fails connect_broker with rp::Error(RP_STATUS_DISABLED).
     BrokerOptions &honor_disable_env(bool b) { return set(rp_broker_options_set_honor_disable_env(p_.get(), b)); }
@@ -983,8 +983,9 @@ public:
         detail::check(st);
         return ReceivedFrame(f);
     }
-    /// The socket descriptor, for poll; owned by the connection. After it is readable, call
-    /// recv(0ms) until std::nullopt.
+    /// A descriptor for poll/epoll, readable (level-triggered) exactly while recv(0ms) would
+    /// return a frame or the end, also for frames already buffered: one recv per wake-up is
+    /// enough. Not the socket: watch it for readability only; owned by the connection.
     int fd() const noexcept { return rp_conn_fd(p_.get()); }
     /// The peer's credentials; std::nullopt when there are none (TCP).
     std::optional<Credentials> peer_credentials() const {
@@ -1058,11 +1059,12 @@ struct AdminReply {
     std::string body;
 };
 
-/// Sends one admin request on a new connection to `endpoint` and waits up to `timeout` (0 =
-/// 5 s) for the reply; std::nullopt when none came in time. `service` empty = none.
+/// Sends one admin request on a new connection to `endpoint` and waits up to `timeout` (default
+/// 5 s; rp::forever = no limit) for the reply; std::nullopt when none came in time. `service`
+/// empty = none.
 inline std::optional<AdminReply> admin_request(const std::string &endpoint, AdminVerb verb,
                                                const std::string &service = std::string(),
-                                               std::chrono::milliseconds timeout = std::chrono::milliseconds(0)) {
+                                               std::chrono::milliseconds timeout = std::chrono::milliseconds(5000)) {
     rp_admin_reply *r = nullptr;
     rp_status st = rp_admin_request(endpoint.c_str(), static_cast<int32_t>(verb),
                                     service.empty() ? nullptr : service.c_str(), detail::to_ms(timeout), &r);
@@ -1107,10 +1109,10 @@ public:
         return set(rp_broker_server_options_set_rate_limit(p_.get(), max_hellos, static_cast<std::uint32_t>(window.count())));
     }
     BrokerServerOptions &hello_timeout(std::chrono::milliseconds t) {
-        return set(rp_broker_server_options_set_hello_timeout_ms(p_.get(), static_cast<std::uint32_t>(t.count())));
+        return set(rp_broker_server_options_set_hello_timeout_ms(p_.get(), detail::to_ms(t)));
     }
     BrokerServerOptions &handoff_ack_timeout(std::chrono::milliseconds t) {
-        return set(rp_broker_server_options_set_handoff_ack_timeout_ms(p_.get(), static_cast<std::uint32_t>(t.count())));
+        return set(rp_broker_server_options_set_handoff_ack_timeout_ms(p_.get(), detail::to_ms(t)));
     }
     rp_broker_server_options *release() noexcept { return p_.release(); }
 
