@@ -40,6 +40,44 @@
  * `rp_x *` must be serialised by the caller for that handle, from any thread. Handles may move
  * between threads unless their type says otherwise.
  *
+ * Callbacks
+ * ---------
+ * Every callback takes `void *user_data` first: the pointer given when it was registered. Each
+ * registration also takes `user_data_free` (may be NULL), which librp calls exactly once with
+ * `user_data` when it no longer needs it: when the callback is replaced or removed, when the
+ * handle that owns it is freed, or at once when the registering call fails (each registering
+ * function says when). A callback runs only on the application's own thread, inside the call
+ * named here, never on a thread of librp's:
+ *   rp_legacy_detect_callback (given to rp_mux_new)             inside rp_mux_poll
+ *   rp_push_handler_callback (rp_push_client_set_handler)       inside rp_push_client_dispatch
+ *   rp_push_registration_callback, rp_push_worker_callback
+ *     (rp_push_server_options_set_*_callback)                   inside rp_push_server_dispatch
+ *   rp_session_request_callback (rp_session_new, rp_session_connect,
+ *     rp_session_listener_accept)                               inside rp_session_dispatch
+ * Handles and views passed to a callback are borrowed: valid only until it returns (except the
+ * rp_session_request, which the callback owns). A callback must never free the handle that
+ * runs it; each callback type lists what else it may and may not call.
+ *
+ * Call sequences
+ * --------------
+ * Daemon (a backend that keeps its own wire): rp_daemon_identity_new_current -> rp_mux_new;
+ *   for the bytes buffered on each connection, rp_mux_poll -> write event.reply back (probe),
+ *   serve event.frame (payload; answer with rp_frame_encode_response) or read your own wire
+ *   (legacy), then drop event.consumed bytes; handed-off connections: rp_handoff_store_new,
+ *   rp_handoff_accept.
+ * Worker: rp_push_worker_options_new (+ _add_protocol, ...) -> rp_push_client_connect ->
+ *   rp_push_client_recv -> rp_push_payload -> rp_push_client_reply -> rp_push_free, repeated
+ *   (or rp_push_client_set_handler + rp_push_client_dispatch) -> rp_push_client_free.
+ * Push server: rp_push_server_options_new -> rp_push_server_bind; per job rp_push_request_new
+ *   (+ _to_worker, ...) -> rp_push_server_push_wait -> rp_push_result_payload ->
+ *   rp_push_result_free (or rp_push_server_push -> rp_push_ticket_wait); rp_push_server_free.
+ * Tool: rp_broker_options_new -> rp_broker_connect -> rp_broker_result_take_conn ->
+ *   rp_broker_result_free; rp_conn_send / rp_conn_recv -> rp_conn_free.
+ * Both ends of a connection: rp_session_new over an rp_conn (or rp_session_connect,
+ *   rp_session_listener_accept) -> rp_session_call and rp_session_dispatch -> rp_session_free.
+ * Broker: rp_broker_server_options_new (+ _add_service) -> rp_broker_server_bind -> ... ->
+ *   rp_broker_server_free.
+ *
  * ABI contract
  * ------------
  * The values of constants and status codes never change and codes are never reused; functions

@@ -1,5 +1,6 @@
-//! Passing descriptors over Unix sockets with `SCM_RIGHTS`: the one module outside `src/ffi/`
-//! allowed `unsafe` (it calls `sendmsg`/`recvmsg` and walks control messages).
+//! Passing descriptors over Unix sockets with `SCM_RIGHTS`: one of the two modules outside
+//! `src/ffi/` allowed `unsafe` (with `transport::sys`); it calls `sendmsg`/`recvmsg` and walks
+//! control messages.
 //!
 //! Received descriptors are close-on-exec (`MSG_CMSG_CLOEXEC`), are owned (`OwnedFd`) the
 //! moment they are seen so every failure path closes them, and a truncated control message

@@ -1,5 +1,6 @@
-//! The few socket system calls std does not offer safely: sends that never raise SIGPIPE and
-//! kernel-reported peer credentials. Every `unsafe` block here says why it is sound.
+//! The few socket system calls std does not offer safely: sends that never raise SIGPIPE,
+//! kernel-reported peer credentials, the effective uid, non-blocking reads and peeks, `shutdown`,
+//! `poll` and the `epoll` readiness sets. Every `unsafe` block here says why it is sound.
 #![allow(unsafe_code)]
 
 use std::io;
