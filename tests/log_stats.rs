@@ -88,7 +88,7 @@ fn broker_handoffs_logs_and_metrics() {
     let reply = admin_request(
         &broker_ep,
         &AdminRequest { verb: AdminVerb::Metrics as i32, ..AdminRequest::default() },
-        Duration::from_secs(2),
+        Some(Duration::from_secs(2)),
     )
     .unwrap();
     assert_eq!(reply.kind, AdminReplyKind::Openmetrics as i32);
