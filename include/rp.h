@@ -1083,7 +1083,8 @@ size_t rp_last_error_message(char *buf, size_t cap);
  * `wanted_version`); `out_options` — receives the options.
  *
  * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
- * `RP_STATUS_INVALID_ARGUMENT` (malformed endpoint).
+ * `RP_STATUS_INVALID_ARGUMENT` (malformed endpoint, a service name or wanted version outside
+ * its rule; the message states the rule).
  *
  * Ownership: the caller owns `*out_options`; `rp_broker_connect` consumes it, otherwise free it
  * with `rp_broker_options_free`.
@@ -1106,7 +1107,8 @@ rp_status rp_broker_options_set_cached_endpoint(struct rp_broker_options *option
 
 /**
  * Sets the informational client version sent in the Hello (≤ 128 bytes). Returns
- * `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`.
+ * `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
+ * `RP_STATUS_INVALID_ARGUMENT` (longer than 128 bytes).
  */
 RP_NODISCARD
 rp_status rp_broker_options_set_client_version(struct rp_broker_options *options,
@@ -1419,7 +1421,8 @@ rp_status rp_broker_server_options_new(const char *endpoint,
  * carrying `backend_pipe` and `daemon_version`.
  *
  * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
- * `RP_STATUS_INVALID_ARGUMENT` (a name outside 1–64 characters of `[a-z0-9-]`).
+ * `RP_STATUS_INVALID_ARGUMENT` (a name outside 1–64 characters of `[a-z0-9-]`, a
+ * `daemon_version` over 64 bytes or a `backend_pipe` over 4096 bytes).
  */
 RP_NODISCARD
 rp_status rp_broker_server_options_add_service(struct rp_broker_server_options *options,
@@ -1430,7 +1433,9 @@ rp_status rp_broker_server_options_add_service(struct rp_broker_server_options *
 /**
  * Adds `version` to the service's allow list (once the list is non-empty, other wanted
  * versions are refused with VERSION_UNSUPPORTED). Returns `RP_STATUS_OK`,
- * `RP_STATUS_NOT_FOUND` (no such service), `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`.
+ * `RP_STATUS_NOT_FOUND` (no such service), `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
+ * `RP_STATUS_INVALID_ARGUMENT` (a version outside the rule `MAJOR.MINOR.PATCH[-suffix]`; the
+ * message states it).
  */
 RP_NODISCARD
 rp_status rp_broker_server_options_allow_version(struct rp_broker_server_options *options,
@@ -2037,10 +2042,10 @@ rp_status rp_frame_encode_response_msg(const struct rp_frame_view *request,
  *
  * Parameters: `endpoint` — a socket path, `@name` (Linux abstract socket) or
  * `tcp://host:port`; `identity` — who the worker is (1–256 bytes); `task_queue` — the queue of
- * work it takes (may be empty).
+ * work it takes (0–256 bytes).
  *
  * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
- * `RP_STATUS_INVALID_ARGUMENT` (malformed endpoint).
+ * `RP_STATUS_INVALID_ARGUMENT` (malformed endpoint, identity or task queue outside its length).
  *
  * Ownership: the caller owns `*out_options`; `rp_push_client_connect` consumes it, otherwise
  * free it with `rp_push_worker_options_free`.
@@ -2068,8 +2073,8 @@ rp_status rp_push_worker_options_add_activity_type(struct rp_push_worker_options
                                                    const char *activity_type);
 
 /**
- * Sets the node (host) name the worker reports. Returns `RP_STATUS_OK`,
- * `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`.
+ * Sets the node (host) name the worker reports (at most 256 bytes). Returns `RP_STATUS_OK`,
+ * `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`, `RP_STATUS_INVALID_ARGUMENT` (too long).
  */
 RP_NODISCARD
 rp_status rp_push_worker_options_set_node(struct rp_push_worker_options *options,
@@ -2085,8 +2090,9 @@ rp_status rp_push_worker_options_add_protocol(struct rp_push_worker_options *opt
                                               uint32_t payload_protocol);
 
 /**
- * Sets the service name sent in the Hello (default "librp-push").
- * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`.
+ * Sets the service name sent in the Hello (default "librp-push"): 1–64 characters of
+ * `[a-z0-9-]`. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
+ * `RP_STATUS_INVALID_ARGUMENT` (a name outside the rule).
  */
 RP_NODISCARD
 rp_status rp_push_worker_options_set_service(struct rp_push_worker_options *options,
@@ -2316,8 +2322,9 @@ rp_status rp_push_server_options_new(const char *endpoint,
                                      struct rp_push_server_options **out_options);
 
 /**
- * Sets the service name workers must ask for (default "librp-push").
- * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`.
+ * Sets the service name workers must ask for (default "librp-push"): 1–64 characters of
+ * `[a-z0-9-]`. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
+ * `RP_STATUS_INVALID_ARGUMENT` (a name outside the rule).
  */
 RP_NODISCARD
 rp_status rp_push_server_options_set_service(struct rp_push_server_options *options,
@@ -2532,9 +2539,11 @@ void rp_push_server_free(struct rp_push_server *server);
 /**
  * Creates a push request; by default it goes to any worker serving `payload_protocol`.
  *
- * Parameters: `payload`, `len` — copied (`payload` may be NULL when `len` is 0).
+ * Parameters: `payload_protocol` — a consumer (0x7000–0x7EFF) or private-use (0xF000–0xFFFF)
+ * id, or SESSION (0x5350); `payload`, `len` — copied (`payload` may be NULL when `len` is 0).
  *
  * Returns `RP_STATUS_OK`, `RP_STATUS_TOO_LARGE` (beyond what one frame carries),
+ * `RP_STATUS_INVALID_ARGUMENT` (a first-party or unassigned `payload_protocol`),
  * `RP_STATUS_NULL_ARGUMENT`. Ownership: the caller owns `*out_request`; free it with
  * `rp_push_request_free`.
  */
@@ -2586,7 +2595,8 @@ rp_status rp_push_request_to_task_queue(struct rp_push_request *request,
 
 /**
  * Sends the push to the least busy worker serving `payload_protocol` (the default target uses
- * the request's own protocol). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+ * the request's own protocol). Returns `RP_STATUS_OK`, `RP_STATUS_INVALID_ARGUMENT` (a
+ * first-party or unassigned id), `RP_STATUS_NULL_ARGUMENT`.
  */
 RP_NODISCARD
 rp_status rp_push_request_to_protocol(struct rp_push_request *request,

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::boundary::{boundary, boundary_or, Failure};
-use super::bytes::{cstr_arg, rp_str, timeout_arg};
+use super::bytes::{cstr_arg, len_arg, rp_str, rule_arg, timeout_arg};
+use crate::wire::names::{check_service_name, check_version};
 use super::frame::rp_frame_view;
 use super::handle::{arc_clone, box_free, box_into_handle, box_ref, write_out, Castable, OwnedBox};
 use super::handoff::rp_handoff_store;
@@ -163,7 +164,8 @@ impl Castable for rp_broker_server {
 /// `wanted_version`); `out_options` — receives the options.
 ///
 /// Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
-/// `RP_STATUS_INVALID_ARGUMENT` (malformed endpoint).
+/// `RP_STATUS_INVALID_ARGUMENT` (malformed endpoint, a service name or wanted version outside
+/// its rule; the message states the rule).
 ///
 /// Ownership: the caller owns `*out_options`; `rp_broker_connect` consumes it, otherwise free it
 /// with `rp_broker_options_free`.
@@ -189,6 +191,8 @@ pub unsafe extern "C" fn rp_broker_options_new(
         if out_options.is_null() {
             return Err(Failure::null("out_options"));
         }
+        let service = rule_arg(service, "service_name", check_service_name)?;
+        let wanted = rule_arg(wanted, "wanted_version", check_version)?;
         let opts = ConnectOptions::new(Endpoint::parse(endpoint)?, service, wanted, own);
         // SAFETY: checked non-NULL.
         unsafe { write_out(out_options, box_into_handle::<rp_broker_options>(opts)) };
@@ -229,7 +233,8 @@ pub unsafe extern "C" fn rp_broker_options_set_cached_endpoint(
 }
 
 /// Sets the informational client version sent in the Hello (≤ 128 bytes). Returns
-/// `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`.
+/// `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
+/// `RP_STATUS_INVALID_ARGUMENT` (longer than 128 bytes).
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_broker_options_set_client_version(
@@ -239,7 +244,7 @@ pub unsafe extern "C" fn rp_broker_options_set_client_version(
     // SAFETY: forwarded API contract.
     unsafe {
         edit_options(options, |o| {
-            o.client_version = cstr_arg(client_version, "client_version")?.to_owned();
+            o.client_version = len_arg(cstr_arg(client_version, "client_version")?, "client_version", 0, 128)?.to_owned();
             Ok(())
         })
     }
@@ -886,7 +891,8 @@ unsafe fn edit_service(
 /// carrying `backend_pipe` and `daemon_version`.
 ///
 /// Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
-/// `RP_STATUS_INVALID_ARGUMENT` (a name outside 1–64 characters of `[a-z0-9-]`).
+/// `RP_STATUS_INVALID_ARGUMENT` (a name outside 1–64 characters of `[a-z0-9-]`, a
+/// `daemon_version` over 64 bytes or a `backend_pipe` over 4096 bytes).
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_broker_server_options_add_service(
@@ -899,9 +905,11 @@ pub unsafe extern "C" fn rp_broker_server_options_add_service(
     unsafe {
         edit_server_options(options, |o| {
             let entry = ServiceEntry {
-                service_name: cstr_arg(service_name, "service_name")?.to_owned(),
-                backend_pipe: cstr_arg(backend_pipe, "backend_pipe")?.to_owned(),
-                daemon_version: cstr_arg(daemon_version, "daemon_version")?.to_owned(),
+                service_name: rule_arg(cstr_arg(service_name, "service_name")?, "service_name", check_service_name)?
+                    .to_owned(),
+                backend_pipe: len_arg(cstr_arg(backend_pipe, "backend_pipe")?, "backend_pipe", 0, 4096)?.to_owned(),
+                daemon_version: len_arg(cstr_arg(daemon_version, "daemon_version")?, "daemon_version", 0, 64)?
+                    .to_owned(),
                 ..ServiceEntry::default()
             };
             o.services.retain(|s| s.service_name != entry.service_name);
@@ -913,7 +921,9 @@ pub unsafe extern "C" fn rp_broker_server_options_add_service(
 
 /// Adds `version` to the service's allow list (once the list is non-empty, other wanted
 /// versions are refused with VERSION_UNSUPPORTED). Returns `RP_STATUS_OK`,
-/// `RP_STATUS_NOT_FOUND` (no such service), `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`.
+/// `RP_STATUS_NOT_FOUND` (no such service), `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
+/// `RP_STATUS_INVALID_ARGUMENT` (a version outside the rule `MAJOR.MINOR.PATCH[-suffix]`; the
+/// message states it).
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_broker_server_options_allow_version(
@@ -924,7 +934,7 @@ pub unsafe extern "C" fn rp_broker_server_options_allow_version(
     // SAFETY: forwarded API contract.
     unsafe {
         edit_service(options, service_name, |s| {
-            s.allowed_versions.push(cstr_arg(version, "version")?.to_owned());
+            s.allowed_versions.push(rule_arg(cstr_arg(version, "version")?, "version", check_version)?.to_owned());
             Ok(())
         })
     }
@@ -942,7 +952,7 @@ pub unsafe extern "C" fn rp_broker_server_options_block_version(
     // SAFETY: forwarded API contract.
     unsafe {
         edit_service(options, service_name, |s| {
-            s.blocked_versions.push(cstr_arg(version, "version")?.to_owned());
+            s.blocked_versions.push(rule_arg(cstr_arg(version, "version")?, "version", check_version)?.to_owned());
             Ok(())
         })
     }
@@ -960,7 +970,7 @@ pub unsafe extern "C" fn rp_broker_server_options_set_min_version(
     // SAFETY: forwarded API contract.
     unsafe {
         edit_service(options, service_name, |s| {
-            s.min_version = cstr_arg(version, "version")?.to_owned();
+            s.min_version = rule_arg(cstr_arg(version, "version")?, "version", check_version)?.to_owned();
             Ok(())
         })
     }

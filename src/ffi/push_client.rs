@@ -4,7 +4,7 @@ use std::ffi::{c_char, c_void};
 use std::sync::{Arc, Mutex};
 
 use super::boundary::{boundary, boundary_or, Failure};
-use super::bytes::{cstr_arg, rp_bytes, rp_str, slice_arg, timeout_arg};
+use super::bytes::{cstr_arg, len_arg, rp_bytes, rp_str, rule_arg, slice_arg, timeout_arg};
 use super::callback::{rp_user_data_free_callback, ForeignCallback};
 use super::handle::{box_free, box_into_handle, box_ref, write_out, Castable, OwnedBox};
 use super::status::rp_status;
@@ -89,10 +89,10 @@ pub type rp_push_handler_callback = Option<
 ///
 /// Parameters: `endpoint` — a socket path, `@name` (Linux abstract socket) or
 /// `tcp://host:port`; `identity` — who the worker is (1–256 bytes); `task_queue` — the queue of
-/// work it takes (may be empty).
+/// work it takes (0–256 bytes).
 ///
 /// Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
-/// `RP_STATUS_INVALID_ARGUMENT` (malformed endpoint).
+/// `RP_STATUS_INVALID_ARGUMENT` (malformed endpoint, identity or task queue outside its length).
 ///
 /// Ownership: the caller owns `*out_options`; `rp_push_client_connect` consumes it, otherwise
 /// free it with `rp_push_worker_options_free`.
@@ -112,6 +112,8 @@ pub unsafe extern "C" fn rp_push_worker_options_new(
         if out_options.is_null() {
             return Err(Failure::null("out_options"));
         }
+        let identity = len_arg(identity, "identity", 1, 256)?;
+        let task_queue = len_arg(task_queue, "task_queue", 0, 256)?;
         let registration =
             Registration { identity: identity.to_owned(), task_queue: task_queue.to_owned(), ..Default::default() };
         let opts = WorkerOptions::new(Endpoint::parse(endpoint)?, registration);
@@ -170,8 +172,8 @@ pub unsafe extern "C" fn rp_push_worker_options_add_activity_type(
     }
 }
 
-/// Sets the node (host) name the worker reports. Returns `RP_STATUS_OK`,
-/// `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`.
+/// Sets the node (host) name the worker reports (at most 256 bytes). Returns `RP_STATUS_OK`,
+/// `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`, `RP_STATUS_INVALID_ARGUMENT` (too long).
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_worker_options_set_node(
@@ -181,7 +183,7 @@ pub unsafe extern "C" fn rp_push_worker_options_set_node(
     // SAFETY: forwarded API contract.
     unsafe {
         edit_options(options, |o| {
-            o.registration.node = cstr_arg(node, "node")?.to_owned();
+            o.registration.node = len_arg(cstr_arg(node, "node")?, "node", 0, 256)?.to_owned();
             Ok(())
         })
     }
@@ -206,8 +208,9 @@ pub unsafe extern "C" fn rp_push_worker_options_add_protocol(
     }
 }
 
-/// Sets the service name sent in the Hello (default "librp-push").
-/// Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`.
+/// Sets the service name sent in the Hello (default "librp-push"): 1–64 characters of
+/// `[a-z0-9-]`. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
+/// `RP_STATUS_INVALID_ARGUMENT` (a name outside the rule).
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_worker_options_set_service(
@@ -217,7 +220,8 @@ pub unsafe extern "C" fn rp_push_worker_options_set_service(
     // SAFETY: forwarded API contract.
     unsafe {
         edit_options(options, |o| {
-            o.service_name = cstr_arg(service_name, "service_name")?.to_owned();
+            let name = cstr_arg(service_name, "service_name")?;
+            o.service_name = rule_arg(name, "service_name", crate::wire::names::check_service_name)?.to_owned();
             Ok(())
         })
     }

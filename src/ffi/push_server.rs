@@ -5,7 +5,7 @@ use std::ffi::{c_char, c_void};
 use std::sync::Mutex;
 
 use super::boundary::{boundary, boundary_or, Failure};
-use super::bytes::{cstr_arg, rp_bytes, rp_str, slice_arg, timeout_arg};
+use super::bytes::{cstr_arg, rp_bytes, rp_str, rule_arg, slice_arg, timeout_arg};
 use super::callback::{rp_user_data_free_callback, ForeignCallback};
 use super::handle::{box_free, box_into_handle, box_ref, write_out, Castable, OwnedBox};
 use super::status::rp_status;
@@ -216,8 +216,9 @@ unsafe fn edit_server_options(
     })
 }
 
-/// Sets the service name workers must ask for (default "librp-push").
-/// Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`.
+/// Sets the service name workers must ask for (default "librp-push"): 1–64 characters of
+/// `[a-z0-9-]`. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
+/// `RP_STATUS_INVALID_ARGUMENT` (a name outside the rule).
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_server_options_set_service(
@@ -227,7 +228,8 @@ pub unsafe extern "C" fn rp_push_server_options_set_service(
     // SAFETY: forwarded API contract.
     unsafe {
         edit_server_options(options, |o| {
-            o.opts.service_name = cstr_arg(service_name, "service_name")?.to_owned();
+            let name = cstr_arg(service_name, "service_name")?;
+            o.opts.service_name = rule_arg(name, "service_name", crate::wire::names::check_service_name)?.to_owned();
             Ok(())
         })
     }
@@ -708,9 +710,11 @@ pub unsafe extern "C" fn rp_push_server_free(server: *mut rp_push_server) {
 
 /// Creates a push request; by default it goes to any worker serving `payload_protocol`.
 ///
-/// Parameters: `payload`, `len` — copied (`payload` may be NULL when `len` is 0).
+/// Parameters: `payload_protocol` — a consumer (0x7000–0x7EFF) or private-use (0xF000–0xFFFF)
+/// id, or SESSION (0x5350); `payload`, `len` — copied (`payload` may be NULL when `len` is 0).
 ///
 /// Returns `RP_STATUS_OK`, `RP_STATUS_TOO_LARGE` (beyond what one frame carries),
+/// `RP_STATUS_INVALID_ARGUMENT` (a first-party or unassigned `payload_protocol`),
 /// `RP_STATUS_NULL_ARGUMENT`. Ownership: the caller owns `*out_request`; free it with
 /// `rp_push_request_free`.
 #[must_use]
@@ -727,6 +731,7 @@ pub unsafe extern "C" fn rp_push_request_new(
         if out_request.is_null() {
             return Err(Failure::null("out_request"));
         }
+        crate::wire::registry::check_servable(payload_protocol)?;
         // Leave room for the envelope and the Push wrapper inside the frame cap.
         if payload.len() > crate::wire::MAX_BODY as usize - 1024 {
             return Err(Failure::new(
@@ -837,13 +842,15 @@ pub unsafe extern "C" fn rp_push_request_to_task_queue(
 }
 
 /// Sends the push to the least busy worker serving `payload_protocol` (the default target uses
-/// the request's own protocol). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+/// the request's own protocol). Returns `RP_STATUS_OK`, `RP_STATUS_INVALID_ARGUMENT` (a
+/// first-party or unassigned id), `RP_STATUS_NULL_ARGUMENT`.
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_request_to_protocol(request: *mut rp_push_request, payload_protocol: u32) -> rp_status {
     // SAFETY: forwarded API contract.
     unsafe {
         edit_request(request, |r| {
+            crate::wire::registry::check_servable(payload_protocol)?;
             r.target = Target::Protocol(payload_protocol);
             Ok(())
         })
