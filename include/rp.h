@@ -254,7 +254,8 @@ enum rp_status
    */
   RP_STATUS_REJECTED = 31,
   /**
-   * The operation is not permitted (for example a peer of another user).
+   * The operation is not permitted: a peer of another user, an unsafe socket directory, or
+   * the system refused access (EACCES/EPERM on a connect, a bind or a file).
    */
   RP_STATUS_PERMISSION_DENIED = 32,
   /**

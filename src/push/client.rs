@@ -17,7 +17,7 @@ use crate::control::{client_handshake, ClientHello};
 use crate::error::Error;
 use crate::fastpath::{self, IdSet};
 use crate::transport::{self, Endpoint, Stream, SwitchableReads};
-use crate::wire::proto::{FrameKind, Negotiated};
+use crate::wire::proto::{ErrorCode, FrameKind, Negotiated};
 use crate::wire::{FrameReader, FrameView, FrameWriter, WireError};
 
 /// How a worker connects and registers.
@@ -110,6 +110,28 @@ struct State {
     signalled: bool,
 }
 
+/// Adds to a refusal of the worker's Hello what the peer is: a librp push server serving
+/// another service, or something else (a broker refuses the push service the same way).
+fn peer_not_push_server(e: Error, opts: &WorkerOptions) -> Error {
+    let Some(refusal) = e.refusal() else { return e };
+    if refusal.code != ErrorCode::ServiceUnknown as i32 {
+        return e;
+    }
+    let note = match (refusal.details.get(super::ROLE_DETAIL), refusal.details.get(super::SERVICE_DETAIL)) {
+        (Some(role), Some(theirs)) if role == super::PUSH_SERVER_ROLE => format!(
+            "the push server at {} answers to service {theirs:?}, not {:?}",
+            opts.endpoint, opts.service_name
+        ),
+        (Some(role), None) if role == super::PUSH_SERVER_ROLE => return e,
+        _ => format!(
+            "the peer at {} is not a librp push server (a running-process broker without a {:?} service \
+             answers like this); connect the worker to the push server's own endpoint",
+            opts.endpoint, opts.service_name
+        ),
+    };
+    e.noted(note)
+}
+
 impl PushClient {
     /// Connects, says Hello, registers, and starts receiving pushes.
     ///
@@ -141,7 +163,8 @@ impl PushClient {
             }
             e => e,
         };
-        let negotiated = client_handshake(&mut reader, &mut writer, &hello).map_err(timeout_to_error)?;
+        let negotiated = client_handshake(&mut reader, &mut writer, &hello)
+            .map_err(|e| peer_not_push_server(timeout_to_error(e), &opts))?;
 
         // Register before anyone receives, so nothing else can consume the ack.
         socket.set_read_timeout(Some(remaining()?)).map_err(io)?;

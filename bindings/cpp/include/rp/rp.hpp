@@ -39,13 +39,26 @@ namespace rp {
 // Errors
 // ----------------------------------------------------------------------------------------------
 
-/// A failed librp call: its status and the message librp recorded for it.
+namespace detail {
+
+/// "status word: message", with the status word once: librp's messages often start with it.
+inline std::string describe(rp_status status, const std::string &message) {
+    std::string word = rp_status_str(static_cast<int32_t>(status));
+    if (message.empty()) return word;
+    bool has_word = message.compare(0, word.size(), word) == 0 &&
+                    (message.size() == word.size() || message[word.size()] == ':' ||
+                     message[word.size()] == ' ' || message[word.size()] == '(');
+    return has_word ? message : word + ": " + message;
+}
+
+}  // namespace detail
+
+/// A failed librp call: its status and the message librp recorded for it. what() names the
+/// status once, followed by the message.
 class Error : public std::runtime_error {
 public:
     Error(rp_status status, const std::string &message)
-        : std::runtime_error(std::string(rp_status_str(static_cast<int32_t>(status))) +
-                             (message.empty() ? std::string() : ": " + message)),
-          status_(status), message_(message) {}
+        : std::runtime_error(detail::describe(status, message)), status_(status), message_(message) {}
     /// The librp status code.
     rp_status status() const noexcept { return status_; }
     /// librp's message, without the status name.
