@@ -7,7 +7,9 @@
  *   matching _free function (NULL is a no-op; freeing twice is undefined behaviour).
  * - Fallible functions return rp_status (RP_STATUS_OK = 0) and write results through out_*
  *   parameters, only on success unless the function says otherwise. After a non-OK status,
- *   rp_last_error_message() describes the failure on the calling thread.
+ *   rp_last_error_message() describes the failure on the calling thread. RP_NODISCARD marks
+ *   the calls whose status a correct program must read (they can fail at run time on a value,
+ *   the peer or the system); the others fail only on a NULL argument.
  * - Inputs are borrowed for the duration of the call and copied if kept. Outputs that outlive
  *   the call are owned by a handle with its own _free. Borrowed views (rp_bytes, rp_str,
  *   rp_frame_view) say exactly until when they are valid.
@@ -24,7 +26,9 @@
  * ABI contract
  * ------------
  * The values of constants and status codes never change and codes are never reused; functions
- * are only added. The shared library's SONAME changes when this contract is broken.
+ * are only added to the library. A function withdrawn from this header stays exported, doing
+ * what it did or nothing, so that programs linked earlier keep loading. The shared library's
+ * SONAME changes when this contract is broken.
  */
 
 
@@ -281,6 +285,39 @@ enum rp_status
 typedef enum rp_status rp_status;
 #else
 typedef int32_t rp_status;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * How `rp_broker_connect` reached the backend (`rp_broker_result_route`).
+ */
+enum rp_broker_route
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Straight to the cached endpoint, without a Hello.
+   */
+  RP_BROKER_ROUTE_HELLO_SKIP = 0,
+  /**
+   * Hello to the broker, then a new connection to the negotiated `backend_pipe`.
+   */
+  RP_BROKER_ROUTE_NEGOTIATED = 1,
+  /**
+   * Hello to the broker, which handed that same connection to the backend.
+   */
+  RP_BROKER_ROUTE_HANDED_OFF = 2,
+  /**
+   * No route: what `rp_broker_result_route` returns for a NULL result.
+   */
+  RP_BROKER_ROUTE_NONE = -1,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum rp_broker_route rp_broker_route;
+#else
+typedef int32_t rp_broker_route;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -560,35 +597,6 @@ typedef int32_t rp_registration_verdict;
 #endif // __cplusplus
 
 /**
- * How `rp_broker_connect` reached the backend (`rp_broker_result_route`).
- */
-enum rp_broker_route
-#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
-  : int32_t
-#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
- {
-  /**
-   * Straight to the cached endpoint, without a Hello.
-   */
-  RP_BROKER_ROUTE_HELLO_SKIP = 0,
-  /**
-   * Hello to the broker, then a new connection to the negotiated `backend_pipe`.
-   */
-  RP_BROKER_ROUTE_NEGOTIATED = 1,
-  /**
-   * Hello to the broker, which handed that same connection to the backend.
-   */
-  RP_BROKER_ROUTE_HANDED_OFF = 2,
-};
-#ifndef __cplusplus
-#if __STDC_VERSION__ >= 202311L
-typedef enum rp_broker_route rp_broker_route;
-#else
-typedef int32_t rp_broker_route;
-#endif // __STDC_VERSION__ >= 202311L
-#endif // __cplusplus
-
-/**
  * An admin reply (0xAD01): kind, body, exit code, content type.
  *
  * Methods: `rp_admin_reply_kind`, `_body`, `_exit_code`, `_free`.
@@ -728,6 +736,11 @@ typedef struct rp_push rp_push;
  * Functions taking `const rp_push_client *` are thread-safe: one thread may wait in
  * `rp_push_client_recv` while others reply or close. There is no background thread: the thread
  * that receives reads the socket itself.
+ *
+ * Flow control: the client reads from the server only inside `rp_push_client_recv` /
+ * `_dispatch`, so it holds at most the pushes that arrived in one read. While the worker does
+ * not receive, the server's buffer for it fills and further pushes to it fail with
+ * `RP_STATUS_AGAIN` on the server side: nothing is dropped silently and memory stays bounded.
  */
 typedef struct rp_push_client rp_push_client;
 
@@ -782,8 +795,8 @@ typedef struct rp_push_ticket rp_push_ticket;
  * How a worker connects and what it registers as.
  *
  * Methods: `rp_push_worker_options_new`, `_add_namespace`, `_add_activity_type`, `_set_node`,
- * `_add_protocol`, `_set_service`, `_set_connect_timeout_ms`, `_set_max_queued`,
- * `_set_auth_token`, `_free`; consumed by `rp_push_client_connect`.
+ * `_add_protocol`, `_set_service`, `_set_connect_timeout_ms`, `_set_auth_token`, `_free`;
+ * consumed by `rp_push_client_connect`.
  *
  * Exclusive handle (Send).
  */
@@ -1119,9 +1132,7 @@ rp_status rp_broker_options_set_client_version(struct rp_broker_options *options
  * Sets the proposed keepalive interval (0 = the broker chooses; the reference grants 1800).
  * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
  */
-RP_NODISCARD
-rp_status rp_broker_options_set_keepalive_secs(struct rp_broker_options *options,
-                                               uint64_t secs);
+rp_status rp_broker_options_set_keepalive_secs(struct rp_broker_options *options, uint64_t secs);
 
 /**
  * Opts in (or out) of adopting a handed-off connection, waiting up to `wait_ms` for the
@@ -1146,9 +1157,7 @@ rp_status rp_broker_options_set_timeout_ms(struct rp_broker_options *options,
  * `RP_STATUS_DISABLED` (use your direct path), another non-empty value with
  * `RP_STATUS_CONFIG`. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
  */
-RP_NODISCARD
-rp_status rp_broker_options_set_honor_disable_env(struct rp_broker_options *options,
-                                                  bool honor);
+rp_status rp_broker_options_set_honor_disable_env(struct rp_broker_options *options, bool honor);
 
 /**
  * Frees options. NULL is a no-op. Must not be called twice with the same value.
@@ -1190,9 +1199,9 @@ rp_status rp_broker_connect(struct rp_broker_options *options,
                             struct rp_broker_result **out_result);
 
 /**
- * The route taken, one of `rp_broker_route` (-1 if `result` is NULL).
+ * The route taken (`RP_BROKER_ROUTE_NONE` if `result` is NULL).
  */
-int32_t rp_broker_result_route(const struct rp_broker_result *result);
+rp_broker_route rp_broker_result_route(const struct rp_broker_result *result);
 
 /**
  * The backend endpoint to cache for hello-skip (pass it to
@@ -1481,7 +1490,6 @@ rp_status rp_broker_server_options_set_handoff(struct rp_broker_server_options *
  * per 1000 ms); more are refused with RATE_LIMITED and a retry hint. Returns `RP_STATUS_OK`,
  * `RP_STATUS_NULL_ARGUMENT`.
  */
-RP_NODISCARD
 rp_status rp_broker_server_options_set_rate_limit(struct rp_broker_server_options *options,
                                                   uint32_t max_hellos,
                                                   uint32_t window_ms);
@@ -1492,7 +1500,6 @@ rp_status rp_broker_server_options_set_rate_limit(struct rp_broker_server_option
  * hint (detail `scope` = `peer-uid` for the per-uid limit). Clients that already left are
  * closed first when a limit is reached. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
  */
-RP_NODISCARD
 rp_status rp_broker_server_options_set_max_connections(struct rp_broker_server_options *options,
                                                        size_t total,
                                                        size_t per_uid);
@@ -1579,7 +1586,7 @@ void rp_msg_free(struct rp_msg *msg);
  *
  * Returns `RP_STATUS_OK`, or `RP_STATUS_NULL_ARGUMENT` if `frame` is NULL.
  */
-RP_NODISCARD rp_status rp_frame_view_init(struct rp_frame_view *frame);
+rp_status rp_frame_view_init(struct rp_frame_view *frame);
 
 /**
  * Decodes the frame at the front of `buf` without copying it.
@@ -1804,9 +1811,7 @@ rp_status rp_daemon_identity_new_current(const char *endpoint_namespace,
  *
  * Returns `RP_STATUS_OK` or `RP_STATUS_NULL_ARGUMENT`.
  */
-RP_NODISCARD
-rp_status rp_daemon_identity_set_pid(struct rp_daemon_identity *identity,
-                                     uint32_t pid);
+rp_status rp_daemon_identity_set_pid(struct rp_daemon_identity *identity, uint32_t pid);
 
 /**
  * Sets the canonical absolute path of the executable (NUL-terminated UTF-8; copied).
@@ -1832,7 +1837,6 @@ rp_status rp_daemon_identity_set_endpoint(struct rp_daemon_identity *identity,
  *
  * Returns `RP_STATUS_OK` or `RP_STATUS_NULL_ARGUMENT`.
  */
-RP_NODISCARD
 rp_status rp_daemon_identity_set_started_at_unix_ms(struct rp_daemon_identity *identity,
                                                     uint64_t started_at_unix_ms);
 
@@ -1851,7 +1855,6 @@ rp_status rp_daemon_identity_set_boot_id(struct rp_daemon_identity *identity,
  *
  * Returns `RP_STATUS_OK` or `RP_STATUS_NULL_ARGUMENT`.
  */
-RP_NODISCARD
 rp_status rp_daemon_identity_set_idle_timeout_secs(struct rp_daemon_identity *identity,
                                                    uint32_t idle_timeout_secs);
 
@@ -1860,7 +1863,7 @@ rp_status rp_daemon_identity_set_idle_timeout_secs(struct rp_daemon_identity *id
  *
  * Returns `RP_STATUS_OK` or `RP_STATUS_NULL_ARGUMENT`.
  */
-RP_NODISCARD rp_status rp_daemon_identity_clear_idle_timeout(struct rp_daemon_identity *identity);
+rp_status rp_daemon_identity_clear_idle_timeout(struct rp_daemon_identity *identity);
 
 /**
  * Sets the executable hash and its algorithm name (strict probers require "blake3" and the
@@ -2108,17 +2111,6 @@ rp_status rp_push_worker_options_set_connect_timeout_ms(struct rp_push_worker_op
                                                         uint32_t timeout_ms);
 
 /**
- * Kept for source compatibility; it no longer changes anything. The client reads from the
- * server only inside `rp_push_client_recv`/`_dispatch`, so its inbox holds at most the pushes
- * that arrived in one read. While the worker does not receive, the server's buffer for it
- * fills and further pushes to it fail with `RP_STATUS_AGAIN` on the server side: nothing is
- * dropped silently and memory stays bounded. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
- */
-RP_NODISCARD
-rp_status rp_push_worker_options_set_max_queued(struct rp_push_worker_options *options,
-                                                size_t max_queued);
-
-/**
  * Sets the token sent in the Hello, for servers that require one (TCP). `token` may be NULL
  * when `len` is 0. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
  */
@@ -2335,7 +2327,6 @@ rp_status rp_push_server_options_set_service(struct rp_push_server_options *opti
  * Accepts Unix peers of other users when `allow` is true (default false: refused with
  * `PEER_REJECTED`). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
  */
-RP_NODISCARD
 rp_status rp_push_server_options_set_allow_other_uids(struct rp_push_server_options *options,
                                                       bool allow);
 
@@ -2343,7 +2334,6 @@ rp_status rp_push_server_options_set_allow_other_uids(struct rp_push_server_opti
  * Allows a TCP endpoint on a non-loopback address (an auth token is then required).
  * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
  */
-RP_NODISCARD
 rp_status rp_push_server_options_set_allow_remote_tcp(struct rp_push_server_options *options,
                                                       bool allow);
 
@@ -2380,7 +2370,6 @@ rp_status rp_push_server_options_set_frame_timeout_ms(struct rp_push_server_opti
  * hint (detail `scope` = `peer-uid` for the per-uid limit). Clients that already left are
  * closed first when a limit is reached. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
  */
-RP_NODISCARD
 rp_status rp_push_server_options_set_max_connections(struct rp_push_server_options *options,
                                                      size_t total,
                                                      size_t per_uid);
@@ -2389,7 +2378,6 @@ rp_status rp_push_server_options_set_max_connections(struct rp_push_server_optio
  * Sets how many bytes may wait to be sent to one worker before pushes to it fail with
  * `RP_STATUS_AGAIN` (default 8 MiB). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
  */
-RP_NODISCARD
 rp_status rp_push_server_options_set_max_send_buffer(struct rp_push_server_options *options,
                                                      size_t bytes);
 
@@ -2559,9 +2547,7 @@ rp_status rp_push_request_new(uint32_t payload_protocol,
  * `RP_STATUS_TIMEOUT` and the worker is told to drop it. Returns `RP_STATUS_OK`,
  * `RP_STATUS_NULL_ARGUMENT`.
  */
-RP_NODISCARD
-rp_status rp_push_request_set_deadline_unix_ms(struct rp_push_request *request,
-                                               uint64_t deadline);
+rp_status rp_push_request_set_deadline_unix_ms(struct rp_push_request *request, uint64_t deadline);
 
 /**
  * Sets the W3C traceparent (copied). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`,
@@ -2582,9 +2568,7 @@ rp_status rp_push_request_set_tracestate(struct rp_push_request *request,
 /**
  * Sends the push to one worker by id. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
  */
-RP_NODISCARD
-rp_status rp_push_request_to_worker(struct rp_push_request *request,
-                                    uint64_t worker_id);
+rp_status rp_push_request_to_worker(struct rp_push_request *request, uint64_t worker_id);
 
 /**
  * Sends the push to the least busy worker registered for `task_queue`. Returns `RP_STATUS_OK`,
@@ -2822,7 +2806,7 @@ rp_protocol_class rp_protocol_classify(uint32_t id);
  */
 RP_NODISCARD
 rp_status rp_session_new(struct rp_conn *conn,
-                         int32_t side,
+                         rp_session_side side,
                          rp_session_request_callback dispatcher,
                          void *user_data,
                          rp_user_data_free_callback user_data_free,
@@ -3011,7 +2995,6 @@ RP_NODISCARD rp_status rp_session_call_options_new(struct rp_session_call_option
  * it the call ends with `RP_STATUS_TIMEOUT` on both sides. Returns `RP_STATUS_OK`,
  * `RP_STATUS_NULL_ARGUMENT`.
  */
-RP_NODISCARD
 rp_status rp_session_call_options_set_deadline_unix_ms(struct rp_session_call_options *options,
                                                        uint64_t deadline_unix_ms);
 

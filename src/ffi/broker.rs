@@ -25,6 +25,8 @@ pub enum rp_broker_route {
     Negotiated = 1,
     /// Hello to the broker, which handed that same connection to the backend.
     HandedOff = 2,
+    /// No route: what `rp_broker_result_route` returns for a NULL result.
+    None = -1,
 }
 
 /// How to reach a backend through a broker.
@@ -252,7 +254,6 @@ pub unsafe extern "C" fn rp_broker_options_set_client_version(
 
 /// Sets the proposed keepalive interval (0 = the broker chooses; the reference grants 1800).
 /// Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
-#[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_broker_options_set_keepalive_secs(options: *mut rp_broker_options, secs: u64) -> rp_status {
     // SAFETY: forwarded API contract.
@@ -304,7 +305,6 @@ pub unsafe extern "C" fn rp_broker_options_set_timeout_ms(options: *mut rp_broke
 /// Makes `rp_broker_connect` honour `RUNNING_PROCESS_DISABLE`: `1` fails the connect with
 /// `RP_STATUS_DISABLED` (use your direct path), another non-empty value with
 /// `RP_STATUS_CONFIG`. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
-#[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_broker_options_set_honor_disable_env(options: *mut rp_broker_options, honor: bool) -> rp_status {
     // SAFETY: forwarded API contract.
@@ -403,15 +403,15 @@ unsafe fn result_ref<'a>(result: *const rp_broker_result) -> Result<&'a ResultHa
     unsafe { box_ref::<rp_broker_result>(result, "result") }
 }
 
-/// The route taken, one of `rp_broker_route` (-1 if `result` is NULL).
+/// The route taken (`RP_BROKER_ROUTE_NONE` if `result` is NULL).
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn rp_broker_result_route(result: *const rp_broker_result) -> i32 {
-    boundary_or(-1, || {
+pub unsafe extern "C" fn rp_broker_result_route(result: *const rp_broker_result) -> rp_broker_route {
+    boundary_or(rp_broker_route::None, || {
         // SAFETY: forwarded API contract.
-        unsafe { result_ref(result) }.map_or(-1, |r| match r.route {
-            Route::HelloSkip => rp_broker_route::HelloSkip as i32,
-            Route::Negotiated => rp_broker_route::Negotiated as i32,
-            Route::HandedOff => rp_broker_route::HandedOff as i32,
+        unsafe { result_ref(result) }.map_or(rp_broker_route::None, |r| match r.route {
+            Route::HelloSkip => rp_broker_route::HelloSkip,
+            Route::Negotiated => rp_broker_route::Negotiated,
+            Route::HandedOff => rp_broker_route::HandedOff,
         })
     })
 }
@@ -1010,7 +1010,6 @@ pub unsafe extern "C" fn rp_broker_server_options_set_handoff(
 /// Sets the per-peer-uid Hello rate limit: at most `max_hellos` per `window_ms` (defaults 256
 /// per 1000 ms); more are refused with RATE_LIMITED and a retry hint. Returns `RP_STATUS_OK`,
 /// `RP_STATUS_NULL_ARGUMENT`.
-#[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_broker_server_options_set_rate_limit(
     options: *mut rp_broker_server_options,
@@ -1031,7 +1030,6 @@ pub unsafe extern "C" fn rp_broker_server_options_set_rate_limit(
 /// 2048), so one user cannot take them all; more are refused with RATE_LIMITED and a retry
 /// hint (detail `scope` = `peer-uid` for the per-uid limit). Clients that already left are
 /// closed first when a limit is reached. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
-#[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_broker_server_options_set_max_connections(
     options: *mut rp_broker_server_options,

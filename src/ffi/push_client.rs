@@ -15,8 +15,8 @@ use crate::transport::Endpoint;
 /// How a worker connects and what it registers as.
 ///
 /// Methods: `rp_push_worker_options_new`, `_add_namespace`, `_add_activity_type`, `_set_node`,
-/// `_add_protocol`, `_set_service`, `_set_connect_timeout_ms`, `_set_max_queued`,
-/// `_set_auth_token`, `_free`; consumed by `rp_push_client_connect`.
+/// `_add_protocol`, `_set_service`, `_set_connect_timeout_ms`, `_set_auth_token`, `_free`;
+/// consumed by `rp_push_client_connect`.
 ///
 /// Exclusive handle (Send).
 pub struct rp_push_worker_options {
@@ -38,6 +38,11 @@ impl Castable for rp_push_worker_options {
 /// Functions taking `const rp_push_client *` are thread-safe: one thread may wait in
 /// `rp_push_client_recv` while others reply or close. There is no background thread: the thread
 /// that receives reads the socket itself.
+///
+/// Flow control: the client reads from the server only inside `rp_push_client_recv` /
+/// `_dispatch`, so it holds at most the pushes that arrived in one read. While the worker does
+/// not receive, the server's buffer for it fills and further pushes to it fail with
+/// `RP_STATUS_AGAIN` on the server side: nothing is dropped silently and memory stays bounded.
 pub struct rp_push_client {
     _private: [u8; 0],
 }
@@ -244,24 +249,16 @@ pub unsafe extern "C" fn rp_push_worker_options_set_connect_timeout_ms(
     }
 }
 
-/// Kept for source compatibility; it no longer changes anything. The client reads from the
-/// server only inside `rp_push_client_recv`/`_dispatch`, so its inbox holds at most the pushes
-/// that arrived in one read. While the worker does not receive, the server's buffer for it
-/// fills and further pushes to it fail with `RP_STATUS_AGAIN` on the server side: nothing is
-/// dropped silently and memory stays bounded. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
-#[must_use]
+/// Withdrawn from the API (it changed nothing) and left out of rp.h; still exported, doing
+/// nothing, so that programs linked against an earlier librp.so.0 keep loading (see "ABI
+/// contract" in rp.h). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_worker_options_set_max_queued(
     options: *mut rp_push_worker_options,
-    max_queued: usize,
+    _max_queued: usize,
 ) -> rp_status {
     // SAFETY: forwarded API contract.
-    unsafe {
-        edit_options(options, |o| {
-            o.max_queued_pushes = max_queued.max(1);
-            Ok(())
-        })
-    }
+    unsafe { edit_options(options, |_| Ok(())) }
 }
 
 /// Sets the token sent in the Hello, for servers that require one (TCP). `token` may be NULL

@@ -237,7 +237,6 @@ pub unsafe extern "C" fn rp_push_server_options_set_service(
 
 /// Accepts Unix peers of other users when `allow` is true (default false: refused with
 /// `PEER_REJECTED`). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
-#[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_server_options_set_allow_other_uids(
     options: *mut rp_push_server_options,
@@ -254,7 +253,6 @@ pub unsafe extern "C" fn rp_push_server_options_set_allow_other_uids(
 
 /// Allows a TCP endpoint on a non-loopback address (an auth token is then required).
 /// Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
-#[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_server_options_set_allow_remote_tcp(
     options: *mut rp_push_server_options,
@@ -327,7 +325,6 @@ pub unsafe extern "C" fn rp_push_server_options_set_frame_timeout_ms(
 /// 2048), so one user cannot take them all; more are refused with RATE_LIMITED and a retry
 /// hint (detail `scope` = `peer-uid` for the per-uid limit). Clients that already left are
 /// closed first when a limit is reached. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
-#[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_server_options_set_max_connections(
     options: *mut rp_push_server_options,
@@ -346,7 +343,6 @@ pub unsafe extern "C" fn rp_push_server_options_set_max_connections(
 
 /// Sets how many bytes may wait to be sent to one worker before pushes to it fail with
 /// `RP_STATUS_AGAIN` (default 8 MiB). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
-#[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_server_options_set_max_send_buffer(
     options: *mut rp_push_server_options,
@@ -765,7 +761,6 @@ unsafe fn edit_request(
 /// Sets the absolute deadline (Unix milliseconds; 0 = none). Past it the push fails with
 /// `RP_STATUS_TIMEOUT` and the worker is told to drop it. Returns `RP_STATUS_OK`,
 /// `RP_STATUS_NULL_ARGUMENT`.
-#[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_request_set_deadline_unix_ms(request: *mut rp_push_request, deadline: u64) -> rp_status {
     // SAFETY: forwarded API contract.
@@ -812,7 +807,6 @@ pub unsafe extern "C" fn rp_push_request_set_tracestate(
 }
 
 /// Sends the push to one worker by id. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
-#[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_request_to_worker(request: *mut rp_push_request, worker_id: u64) -> rp_status {
     // SAFETY: forwarded API contract.

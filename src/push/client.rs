@@ -31,8 +31,6 @@ pub struct WorkerOptions {
     pub registration: Registration,
     /// Limit for connecting, the Hello and the registration together (default 5 s).
     pub connect_timeout: Duration,
-    /// Kept for compatibility; the inbox holds at most the pushes of one read (default 1024).
-    pub max_queued_pushes: usize,
     /// Limit for one reply to be written (default 30 s).
     pub send_timeout: Duration,
     /// Token for servers that require one (TCP).
@@ -49,7 +47,6 @@ impl WorkerOptions {
             service_name: super::DEFAULT_SERVICE.to_owned(),
             registration,
             connect_timeout: Duration::from_secs(5),
-            max_queued_pushes: 1024,
             send_timeout: Duration::from_secs(30),
             auth_token: Vec::new(),
             client_version: String::new(),
