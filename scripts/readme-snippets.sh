@@ -31,7 +31,16 @@ count=0
 for f in "$dir"/snippet_*; do
   [ -e "$f" ] || continue
   case "$f" in
-    *.c) "$cc" -std=c11 -Wall -Wextra -Werror -I"$root/include" -c "$f" -o "$f.o" ;;
+    *.c)
+      extra=()
+      if grep -q '#include <uv.h>' "$f"; then # libuv's header needs POSIX; skipped without libuv
+        if ! pkg-config --exists libuv 2>/dev/null; then
+          echo "skipped (no libuv): $(basename "$f")"
+          continue
+        fi
+        read -ra extra <<<"-D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(pkg-config --cflags libuv)"
+      fi
+      "$cc" -std=c11 -Wall -Wextra -Werror "${extra[@]}" -I"$root/include" -c "$f" -o "$f.o" ;;
     *.cpp) "$cxx" -std=c++17 -Wall -Wextra -Werror -I"$root/include" -I"$root/bindings/cpp/include" -c "$f" -o "$f.o" ;;
   esac || { echo "README snippet failed to compile:" >&2; cat -n "$f" >&2; exit 1; }
   count=$((count + 1))
