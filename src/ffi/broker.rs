@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use super::boundary::{boundary, boundary_or, Failure};
 use super::bytes::{cstr_arg, len_arg, rp_str, rule_arg, timeout_arg};
-use crate::wire::names::{check_service_name, check_version};
 use super::frame::rp_frame_view;
 use super::handle::{arc_clone, box_free, box_into_handle, box_ref, write_out, Castable, OwnedBox};
 use super::handoff::rp_handoff_store;
 use super::status::rp_status;
 use crate::broker::{self, BrokerServer, BrokerServerOptions, Conn, ConnectOptions, Connected, Route, ServiceEntry};
 use crate::transport::Endpoint;
+use crate::wire::names::{check_service_name, check_version};
 use crate::wire::proto::{AdminReply, AdminRequest, Frame};
 
 /// How `rp_broker_connect` reached the backend (`rp_broker_result_route`).
