@@ -70,7 +70,10 @@ static int permission_checks(void) {
 static void permission_denied(void) {
     pid_t pid = fork();
     if (pid == 0) {
-        if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0)) _exit(3);
+        if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0)) {
+            fprintf(stderr, "test_diagnostics: cannot drop root to uid 65534 for the permission checks\n");
+            _exit(3);
+        }
         _exit(permission_checks() == 0 ? 0 : 1);
     }
     int status = 0;
