@@ -7,7 +7,9 @@
  *   matching _free function (NULL is a no-op; freeing twice is undefined behaviour).
  * - Fallible functions return rp_status (RP_STATUS_OK = 0) and write results through out_*
  *   parameters, only on success unless the function says otherwise. After a non-OK status,
- *   rp_last_error_message() describes the failure on the calling thread.
+ *   rp_last_error_message() describes the failure on the calling thread. RP_NODISCARD marks
+ *   the calls whose status a correct program must read (they can fail at run time on a value,
+ *   the peer or the system); the others fail only on a NULL argument.
  * - Inputs are borrowed for the duration of the call and copied if kept. Outputs that outlive
  *   the call are owned by a handle with its own _free. Borrowed views (rp_bytes, rp_str,
  *   rp_frame_view) say exactly until when they are valid.
@@ -81,7 +83,9 @@
  * ABI contract
  * ------------
  * The values of constants and status codes never change and codes are never reused; functions
- * are only added. The shared library's SONAME changes when this contract is broken.
+ * are only added to the library. A function withdrawn from this header stays exported, doing
+ * what it did or nothing, so that programs linked earlier keep loading. The shared library's
+ * SONAME changes when this contract is broken.
  */
 
 
@@ -311,7 +315,8 @@ enum rp_status
    */
   RP_STATUS_REJECTED = 31,
   /**
-   * The operation is not permitted (for example a peer of another user).
+   * The operation is not permitted: a peer of another user, an unsafe socket directory, or
+   * the system refused access (EACCES/EPERM on a connect, a bind or a file).
    */
   RP_STATUS_PERMISSION_DENIED = 32,
   /**
@@ -337,6 +342,39 @@ enum rp_status
 typedef enum rp_status rp_status;
 #else
 typedef int32_t rp_status;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * How `rp_broker_connect` reached the backend (`rp_broker_result_route`).
+ */
+enum rp_broker_route
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Straight to the cached endpoint, without a Hello.
+   */
+  RP_BROKER_ROUTE_HELLO_SKIP = 0,
+  /**
+   * Hello to the broker, then a new connection to the negotiated `backend_pipe`.
+   */
+  RP_BROKER_ROUTE_NEGOTIATED = 1,
+  /**
+   * Hello to the broker, which handed that same connection to the backend.
+   */
+  RP_BROKER_ROUTE_HANDED_OFF = 2,
+  /**
+   * No route: what `rp_broker_result_route` returns for a NULL result.
+   */
+  RP_BROKER_ROUTE_NONE = -1,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum rp_broker_route rp_broker_route;
+#else
+typedef int32_t rp_broker_route;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -655,35 +693,6 @@ typedef int32_t rp_registration_verdict;
 #endif // __cplusplus
 
 /**
- * How `rp_broker_connect` reached the backend (`rp_broker_result_route`).
- */
-enum rp_broker_route
-#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
-  : int32_t
-#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
- {
-  /**
-   * Straight to the cached endpoint, without a Hello.
-   */
-  RP_BROKER_ROUTE_HELLO_SKIP = 0,
-  /**
-   * Hello to the broker, then a new connection to the negotiated `backend_pipe`.
-   */
-  RP_BROKER_ROUTE_NEGOTIATED = 1,
-  /**
-   * Hello to the broker, which handed that same connection to the backend.
-   */
-  RP_BROKER_ROUTE_HANDED_OFF = 2,
-};
-#ifndef __cplusplus
-#if __STDC_VERSION__ >= 202311L
-typedef enum rp_broker_route rp_broker_route;
-#else
-typedef int32_t rp_broker_route;
-#endif // __STDC_VERSION__ >= 202311L
-#endif // __cplusplus
-
-/**
  * An admin reply (0xAD01): kind, body, exit code, content type.
  *
  * Methods: `rp_admin_reply_kind`, `_body`, `_exit_code`, `_free`.
@@ -831,6 +840,11 @@ typedef struct rp_push rp_push;
  * Functions taking `const rp_push_client *` are thread-safe: one thread may wait in
  * `rp_push_client_recv` while others reply or close. There is no background thread: the thread
  * that receives reads the socket itself.
+ *
+ * Flow control: the client reads from the server only inside `rp_push_client_recv` /
+ * `_dispatch`, so it holds at most the pushes that arrived in one read. While the worker does
+ * not receive, the server's buffer for it fills and further pushes to it fail with
+ * `RP_STATUS_AGAIN` on the server side: nothing is dropped silently and memory stays bounded.
  */
 typedef struct rp_push_client rp_push_client;
 
@@ -885,8 +899,8 @@ typedef struct rp_push_ticket rp_push_ticket;
  * How a worker connects and what it registers as.
  *
  * Methods: `rp_push_worker_options_new`, `_add_namespace`, `_add_activity_type`, `_set_node`,
- * `_add_protocol`, `_set_service`, `_set_connect_timeout_ms`, `_set_max_queued`,
- * `_set_auth_token`, `_free`; consumed by `rp_push_client_connect`.
+ * `_add_protocol`, `_set_service`, `_set_connect_timeout_ms`, `_set_auth_token`, `_free`;
+ * consumed by `rp_push_client_connect`.
  *
  * Exclusive handle (Send).
  */
@@ -1477,7 +1491,8 @@ size_t rp_last_error_message(char *buf, size_t cap);
  * `wanted_version`); `out_options` — receives the options.
  *
  * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
- * `RP_STATUS_INVALID_ARGUMENT` (malformed endpoint).
+ * `RP_STATUS_INVALID_ARGUMENT` (malformed endpoint, a service name or wanted version outside
+ * its rule; the message states the rule).
  *
  * Ownership: the caller owns `*out_options`; `rp_broker_connect` consumes it, otherwise free it
  * with `rp_broker_options_free`.
@@ -1500,7 +1515,8 @@ rp_status rp_broker_options_set_cached_endpoint(struct rp_broker_options *option
 
 /**
  * Sets the informational client version sent in the Hello (≤ 128 bytes). Returns
- * `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`.
+ * `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
+ * `RP_STATUS_INVALID_ARGUMENT` (longer than 128 bytes).
  */
 RP_NODISCARD
 rp_status rp_broker_options_set_client_version(struct rp_broker_options *options,
@@ -1510,9 +1526,7 @@ rp_status rp_broker_options_set_client_version(struct rp_broker_options *options
  * Sets the proposed keepalive interval (0 = the broker chooses; the reference grants 1800).
  * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
  */
-RP_NODISCARD
-rp_status rp_broker_options_set_keepalive_secs(struct rp_broker_options *options,
-                                               uint64_t secs);
+rp_status rp_broker_options_set_keepalive_secs(struct rp_broker_options *options, uint64_t secs);
 
 /**
  * Opts in (or out) of adopting a handed-off connection, waiting up to `wait_ms` for the
@@ -1539,9 +1553,7 @@ rp_status rp_broker_options_set_timeout_ms(struct rp_broker_options *options,
  * `RP_STATUS_DISABLED` (use your direct path), another non-empty value with
  * `RP_STATUS_CONFIG`. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
  */
-RP_NODISCARD
-rp_status rp_broker_options_set_honor_disable_env(struct rp_broker_options *options,
-                                                  bool honor);
+rp_status rp_broker_options_set_honor_disable_env(struct rp_broker_options *options, bool honor);
 
 /**
  * Frees options. NULL is a no-op. Must not be called twice with the same value.
@@ -1583,9 +1595,9 @@ rp_status rp_broker_connect(struct rp_broker_options *options,
                             struct rp_broker_result **out_result);
 
 /**
- * The route taken, one of `rp_broker_route` (-1 if `result` is NULL).
+ * The route taken (`RP_BROKER_ROUTE_NONE` if `result` is NULL).
  */
-int32_t rp_broker_result_route(const struct rp_broker_result *result);
+rp_broker_route rp_broker_result_route(const struct rp_broker_result *result);
 
 /**
  * The backend endpoint to cache for hello-skip (pass it to
@@ -1822,7 +1834,8 @@ rp_status rp_broker_server_options_new(const char *endpoint,
  * carrying `backend_pipe` and `daemon_version`.
  *
  * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
- * `RP_STATUS_INVALID_ARGUMENT` (a name outside 1–64 characters of `[a-z0-9-]`).
+ * `RP_STATUS_INVALID_ARGUMENT` (a name outside 1–64 characters of `[a-z0-9-]`, a
+ * `daemon_version` over 64 bytes or a `backend_pipe` over 4096 bytes).
  */
 RP_NODISCARD
 rp_status rp_broker_server_options_add_service(struct rp_broker_server_options *options,
@@ -1834,7 +1847,9 @@ rp_status rp_broker_server_options_add_service(struct rp_broker_server_options *
  * Adds `version` to the service's allow list (once the list is non-empty, other wanted
  * versions are refused with VERSION_BLOCKED and a 30000 ms retry hint, as the reference
  * broker does). Returns `RP_STATUS_OK`,
- * `RP_STATUS_NOT_FOUND` (no such service), `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`.
+ * `RP_STATUS_NOT_FOUND` (no such service), `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
+ * `RP_STATUS_INVALID_ARGUMENT` (a version outside the rule `MAJOR.MINOR.PATCH[-suffix]`; the
+ * message states it).
  */
 RP_NODISCARD
 rp_status rp_broker_server_options_allow_version(struct rp_broker_server_options *options,
@@ -1879,7 +1894,6 @@ rp_status rp_broker_server_options_set_handoff(struct rp_broker_server_options *
  * per 1000 ms); more are refused with RATE_LIMITED and a retry hint. Returns `RP_STATUS_OK`,
  * `RP_STATUS_NULL_ARGUMENT`.
  */
-RP_NODISCARD
 rp_status rp_broker_server_options_set_rate_limit(struct rp_broker_server_options *options,
                                                   uint32_t max_hellos,
                                                   uint32_t window_ms);
@@ -1890,7 +1904,6 @@ rp_status rp_broker_server_options_set_rate_limit(struct rp_broker_server_option
  * hint (detail `scope` = `peer-uid` for the per-uid limit). Clients that already left are
  * closed first when a limit is reached. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
  */
-RP_NODISCARD
 rp_status rp_broker_server_options_set_max_connections(struct rp_broker_server_options *options,
                                                        size_t total,
                                                        size_t per_uid);
@@ -1979,7 +1992,7 @@ void rp_msg_free(struct rp_msg *msg);
  *
  * Returns `RP_STATUS_OK`, or `RP_STATUS_NULL_ARGUMENT` if `frame` is NULL.
  */
-RP_NODISCARD rp_status rp_frame_view_init(struct rp_frame_view *frame);
+rp_status rp_frame_view_init(struct rp_frame_view *frame);
 
 /**
  * Decodes the frame at the front of `buf` without copying it.
@@ -2204,9 +2217,7 @@ rp_status rp_daemon_identity_new_current(const char *endpoint_namespace,
  *
  * Returns `RP_STATUS_OK` or `RP_STATUS_NULL_ARGUMENT`.
  */
-RP_NODISCARD
-rp_status rp_daemon_identity_set_pid(struct rp_daemon_identity *identity,
-                                     uint32_t pid);
+rp_status rp_daemon_identity_set_pid(struct rp_daemon_identity *identity, uint32_t pid);
 
 /**
  * Sets the canonical absolute path of the executable (NUL-terminated UTF-8; copied).
@@ -2232,7 +2243,6 @@ rp_status rp_daemon_identity_set_endpoint(struct rp_daemon_identity *identity,
  *
  * Returns `RP_STATUS_OK` or `RP_STATUS_NULL_ARGUMENT`.
  */
-RP_NODISCARD
 rp_status rp_daemon_identity_set_started_at_unix_ms(struct rp_daemon_identity *identity,
                                                     uint64_t started_at_unix_ms);
 
@@ -2251,7 +2261,6 @@ rp_status rp_daemon_identity_set_boot_id(struct rp_daemon_identity *identity,
  *
  * Returns `RP_STATUS_OK` or `RP_STATUS_NULL_ARGUMENT`.
  */
-RP_NODISCARD
 rp_status rp_daemon_identity_set_idle_timeout_secs(struct rp_daemon_identity *identity,
                                                    uint32_t idle_timeout_secs);
 
@@ -2260,7 +2269,7 @@ rp_status rp_daemon_identity_set_idle_timeout_secs(struct rp_daemon_identity *id
  *
  * Returns `RP_STATUS_OK` or `RP_STATUS_NULL_ARGUMENT`.
  */
-RP_NODISCARD rp_status rp_daemon_identity_clear_idle_timeout(struct rp_daemon_identity *identity);
+rp_status rp_daemon_identity_clear_idle_timeout(struct rp_daemon_identity *identity);
 
 /**
  * Sets the executable hash and its algorithm name (strict probers require "blake3" and the
@@ -2470,10 +2479,10 @@ rp_status rp_frame_encode_response_msg(const struct rp_frame_view *request,
  *
  * Parameters: `endpoint` — a socket path, `@name` (Linux abstract socket) or
  * `tcp://host:port`; `identity` — who the worker is (1–256 bytes); `task_queue` — the queue of
- * work it takes (may be empty).
+ * work it takes (0–256 bytes).
  *
  * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
- * `RP_STATUS_INVALID_ARGUMENT` (malformed endpoint).
+ * `RP_STATUS_INVALID_ARGUMENT` (malformed endpoint, identity or task queue outside its length).
  *
  * Ownership: the caller owns `*out_options`; `rp_push_client_connect` consumes it, otherwise
  * free it with `rp_push_worker_options_free`.
@@ -2501,8 +2510,8 @@ rp_status rp_push_worker_options_add_activity_type(struct rp_push_worker_options
                                                    const char *activity_type);
 
 /**
- * Sets the node (host) name the worker reports. Returns `RP_STATUS_OK`,
- * `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`.
+ * Sets the node (host) name the worker reports (at most 256 bytes). Returns `RP_STATUS_OK`,
+ * `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`, `RP_STATUS_INVALID_ARGUMENT` (too long).
  */
 RP_NODISCARD
 rp_status rp_push_worker_options_set_node(struct rp_push_worker_options *options,
@@ -2518,8 +2527,9 @@ rp_status rp_push_worker_options_add_protocol(struct rp_push_worker_options *opt
                                               uint32_t payload_protocol);
 
 /**
- * Sets the service name sent in the Hello (default "librp-push").
- * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`.
+ * Sets the service name sent in the Hello (default "librp-push"): 1–64 characters of
+ * `[a-z0-9-]`. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
+ * `RP_STATUS_INVALID_ARGUMENT` (a name outside the rule).
  */
 RP_NODISCARD
 rp_status rp_push_worker_options_set_service(struct rp_push_worker_options *options,
@@ -2533,17 +2543,6 @@ rp_status rp_push_worker_options_set_service(struct rp_push_worker_options *opti
 RP_NODISCARD
 rp_status rp_push_worker_options_set_connect_timeout_ms(struct rp_push_worker_options *options,
                                                         int32_t timeout_ms);
-
-/**
- * Kept for source compatibility; it no longer changes anything. The client reads from the
- * server only inside `rp_push_client_recv`/`_dispatch`, so its inbox holds at most the pushes
- * that arrived in one read. While the worker does not receive, the server's buffer for it
- * fills and further pushes to it fail with `RP_STATUS_AGAIN` on the server side: nothing is
- * dropped silently and memory stays bounded. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
- */
-RP_NODISCARD
-rp_status rp_push_worker_options_set_max_queued(struct rp_push_worker_options *options,
-                                                size_t max_queued);
 
 /**
  * Sets the token sent in the Hello, for servers that require one (TCP). `token` may be NULL
@@ -2751,8 +2750,9 @@ rp_status rp_push_server_options_new(const char *endpoint,
                                      struct rp_push_server_options **out_options);
 
 /**
- * Sets the service name workers must ask for (default "librp-push").
- * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`.
+ * Sets the service name workers must ask for (default "librp-push"): 1–64 characters of
+ * `[a-z0-9-]`. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
+ * `RP_STATUS_INVALID_ARGUMENT` (a name outside the rule).
  */
 RP_NODISCARD
 rp_status rp_push_server_options_set_service(struct rp_push_server_options *options,
@@ -2762,7 +2762,6 @@ rp_status rp_push_server_options_set_service(struct rp_push_server_options *opti
  * Accepts Unix peers of other users when `allow` is true (default false: refused with
  * `PEER_REJECTED`). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
  */
-RP_NODISCARD
 rp_status rp_push_server_options_set_allow_other_uids(struct rp_push_server_options *options,
                                                       bool allow);
 
@@ -2770,7 +2769,6 @@ rp_status rp_push_server_options_set_allow_other_uids(struct rp_push_server_opti
  * Allows a TCP endpoint on a non-loopback address (an auth token is then required).
  * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
  */
-RP_NODISCARD
 rp_status rp_push_server_options_set_allow_remote_tcp(struct rp_push_server_options *options,
                                                       bool allow);
 
@@ -2809,7 +2807,6 @@ rp_status rp_push_server_options_set_frame_timeout_ms(struct rp_push_server_opti
  * hint (detail `scope` = `peer-uid` for the per-uid limit). Clients that already left are
  * closed first when a limit is reached. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
  */
-RP_NODISCARD
 rp_status rp_push_server_options_set_max_connections(struct rp_push_server_options *options,
                                                      size_t total,
                                                      size_t per_uid);
@@ -2818,7 +2815,6 @@ rp_status rp_push_server_options_set_max_connections(struct rp_push_server_optio
  * Sets how many bytes may wait to be sent to one worker before pushes to it fail with
  * `RP_STATUS_AGAIN` (default 8 MiB). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
  */
-RP_NODISCARD
 rp_status rp_push_server_options_set_max_send_buffer(struct rp_push_server_options *options,
                                                      size_t bytes);
 
@@ -2970,9 +2966,11 @@ void rp_push_server_free(struct rp_push_server *server);
 /**
  * Creates a push request; by default it goes to any worker serving `payload_protocol`.
  *
- * Parameters: `payload`, `len` — copied (`payload` may be NULL when `len` is 0).
+ * Parameters: `payload_protocol` — a consumer (0x7000–0x7EFF) or private-use (0xF000–0xFFFF)
+ * id, or SESSION (0x5350); `payload`, `len` — copied (`payload` may be NULL when `len` is 0).
  *
  * Returns `RP_STATUS_OK`, `RP_STATUS_TOO_LARGE` (beyond what one frame carries),
+ * `RP_STATUS_INVALID_ARGUMENT` (a first-party or unassigned `payload_protocol`),
  * `RP_STATUS_NULL_ARGUMENT`. Ownership: the caller owns `*out_request`; free it with
  * `rp_push_request_free`.
  */
@@ -2987,9 +2985,7 @@ rp_status rp_push_request_new(uint32_t payload_protocol,
  * `RP_STATUS_TIMEOUT` and the worker is told to drop it. Returns `RP_STATUS_OK`,
  * `RP_STATUS_NULL_ARGUMENT`.
  */
-RP_NODISCARD
-rp_status rp_push_request_set_deadline_unix_ms(struct rp_push_request *request,
-                                               uint64_t deadline);
+rp_status rp_push_request_set_deadline_unix_ms(struct rp_push_request *request, uint64_t deadline);
 
 /**
  * Sets the W3C traceparent (copied). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`,
@@ -3010,9 +3006,7 @@ rp_status rp_push_request_set_tracestate(struct rp_push_request *request,
 /**
  * Sends the push to one worker by id. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
  */
-RP_NODISCARD
-rp_status rp_push_request_to_worker(struct rp_push_request *request,
-                                    uint64_t worker_id);
+rp_status rp_push_request_to_worker(struct rp_push_request *request, uint64_t worker_id);
 
 /**
  * Sends the push to the least busy worker registered for `task_queue`. Returns `RP_STATUS_OK`,
@@ -3024,7 +3018,8 @@ rp_status rp_push_request_to_task_queue(struct rp_push_request *request,
 
 /**
  * Sends the push to the least busy worker serving `payload_protocol` (the default target uses
- * the request's own protocol). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+ * the request's own protocol). Returns `RP_STATUS_OK`, `RP_STATUS_INVALID_ARGUMENT` (a
+ * first-party or unassigned id), `RP_STATUS_NULL_ARGUMENT`.
  */
 RP_NODISCARD
 rp_status rp_push_request_to_protocol(struct rp_push_request *request,
@@ -3249,7 +3244,7 @@ rp_protocol_class rp_protocol_classify(uint32_t id);
  */
 RP_NODISCARD
 rp_status rp_session_new(struct rp_conn *conn,
-                         int32_t side,
+                         rp_session_side side,
                          rp_session_request_callback dispatcher,
                          void *user_data,
                          rp_user_data_free_callback user_data_free,
@@ -3448,7 +3443,6 @@ RP_NODISCARD rp_status rp_session_call_options_new(struct rp_session_call_option
  * it the call ends with `RP_STATUS_TIMEOUT` on both sides. Returns `RP_STATUS_OK`,
  * `RP_STATUS_NULL_ARGUMENT`.
  */
-RP_NODISCARD
 rp_status rp_session_call_options_set_deadline_unix_ms(struct rp_session_call_options *options,
                                                        uint64_t deadline_unix_ms);
 

@@ -128,6 +128,15 @@ pub enum Error {
         /// The peer's message.
         message: String,
     },
+    /// An error with a note on its likely cause (for example what the peer turned out to be);
+    /// its kind and refusal are those of `source`.
+    #[error("{source}; {note}")]
+    Noted {
+        /// The error.
+        source: Box<Error>,
+        /// What it probably means and what to do.
+        note: Cow<'static, str>,
+    },
     /// An operating-system call failed.
     #[error("{context}: {source}")]
     Io {
@@ -149,6 +158,8 @@ impl Error {
             Error::InvalidUtf8(_) => ErrorKind::InvalidUtf8,
             Error::BufferTooSmall { .. } => ErrorKind::BufferTooSmall,
             Error::Timeout(_) => ErrorKind::Timeout,
+            // EACCES / EPERM (on a connect, a bind, a socket directory...) name their cause.
+            Error::Io { source, .. } if source.kind() == io::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,
             Error::Io { .. } => ErrorKind::Io,
             Error::Closed(_) => ErrorKind::Closed,
             Error::Again(_) => ErrorKind::Again,
@@ -161,6 +172,7 @@ impl Error {
             Error::Cancelled(_) => ErrorKind::Cancelled,
             Error::Overflow(_) => ErrorKind::TooLarge,
             Error::Peer { .. } => ErrorKind::PeerError,
+            Error::Noted { source, .. } => source.kind(),
         }
     }
 
@@ -173,8 +185,23 @@ impl Error {
     pub fn refusal(&self) -> Option<&Refusal> {
         match self {
             Error::Refused(r) => Some(r),
+            Error::Noted { source, .. } => source.refusal(),
             _ => None,
         }
+    }
+
+    /// The refusal, when this error is one, taken out of it.
+    pub(crate) fn into_refusal(self) -> Option<Box<Refusal>> {
+        match self {
+            Error::Refused(r) => Some(r),
+            Error::Noted { source, .. } => source.into_refusal(),
+            _ => None,
+        }
+    }
+
+    /// This error with a note on its likely cause.
+    pub fn noted(self, note: impl Into<Cow<'static, str>>) -> Self {
+        Error::Noted { source: Box::new(self), note: note.into() }
     }
 
     /// Shorthand for an [`Error::Io`] with context.

@@ -366,9 +366,7 @@ fn a_worker_that_does_not_keep_up_gets_backpressure_not_unbounded_memory() {
     let mut opts = ServerOptions::new(dir.endpoint());
     opts.max_send_buffer = 256 * 1024;
     let server = PushServer::bind(opts).unwrap();
-    let mut wopts = WorkerOptions::new(server.endpoint().clone(), registration("q"));
-    wopts.max_queued_pushes = 4;
-    let client = PushClient::connect(wopts).unwrap();
+    let client = PushClient::connect(WorkerOptions::new(server.endpoint().clone(), registration("q"))).unwrap();
     let payload = vec![7u8; 64 * 1024];
     let mut again = 0;
     let mut tickets = Vec::new();

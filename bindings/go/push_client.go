@@ -29,7 +29,6 @@ type WorkerOptions struct {
 	Protocols      []uint32 // consumer payload protocols it serves
 	Service        string   // service name in the Hello (default "librp-push")
 	ConnectTimeout time.Duration
-	MaxQueued      int    // pushes that may wait in the inbox (default 1024)
 	AuthToken      []byte // for servers that require one (TCP)
 }
 
@@ -97,7 +96,6 @@ func Connect(ctx context.Context, endpoint string, opts WorkerOptions) (*Worker,
 			node:                a.optStr(opts.Node),
 			service:             a.optStr(opts.Service),
 			connect_timeout_ms:  optionMs(timeout),
-			max_queued:          C.size_t(max(opts.MaxQueued, 0)),
 			auth_token:          a.bytes(opts.AuthToken),
 			auth_token_len:      C.size_t(len(opts.AuthToken)),
 			namespaces:          a.strs(opts.Namespaces),

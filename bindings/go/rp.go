@@ -3,8 +3,9 @@
 // It wraps the C API of librp (include/rp.h) through cgo: push workers ([Connect], [Worker]),
 // push servers ([Bind], [Server]), the sans-io endpoint multiplexer ([NewMux], [Mux]), daemon
 // identities ([Identity]), one-time handoff tokens ([HandoffStore]), v1 frames ([Frame]), the
-// broker client ([ConnectBroker], [Conn], [AdminRequest]) and the broker server
-// ([BindBroker], [BrokerServer]).
+// broker client ([ConnectBroker], [Conn], [AdminRequest]), the broker server
+// ([BindBroker], [BrokerServer]) and sessions, calls in both directions over one connection
+// ([NewSession], [Session]).
 //
 // # Building
 //

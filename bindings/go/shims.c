@@ -172,8 +172,6 @@ int32_t rpg_worker_connect(const rpg_worker_cfg *cfg, rp_push_client **out, rpg_
         st = rp_push_worker_options_set_service(o, cfg->service);
     if (st == RP_STATUS_OK && cfg->connect_timeout_ms != 0)
         st = rp_push_worker_options_set_connect_timeout_ms(o, cfg->connect_timeout_ms);
-    if (st == RP_STATUS_OK && cfg->max_queued != 0)
-        st = rp_push_worker_options_set_max_queued(o, cfg->max_queued);
     if (st == RP_STATUS_OK && cfg->auth_token_len != 0)
         st = rp_push_worker_options_set_auth_token(o, cfg->auth_token, cfg->auth_token_len);
     if (st != RP_STATUS_OK) {

@@ -46,7 +46,6 @@ typedef struct rpg_mux_result {
 typedef struct rpg_worker_cfg {
     const char *endpoint, *identity, *task_queue, *node, *service;
     int32_t connect_timeout_ms; /* 0 = librp default, -1 = no limit */
-    size_t max_queued;           /* 0 = librp default */
     const uint8_t *auth_token;
     size_t auth_token_len;
     const char *const *namespaces;

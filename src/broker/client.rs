@@ -142,7 +142,16 @@ pub fn connect(opts: &ConnectOptions) -> Result<Connected, Error> {
     drop(reader);
     drop(stream);
     let Some(backend) = backend else {
-        return Err(WireError::Protocol("the broker negotiated an empty backend_pipe".into()).into());
+        return Err(WireError::Protocol(
+            format!(
+                "the peer at {} is not a broker: it answered the Hello itself, naming no backend (empty \
+                 backend_pipe) and offering no handoff, as a librp push server or a backend does; connect to \
+                 the broker's endpoint",
+                opts.broker
+            )
+            .into(),
+        )
+        .into());
     };
     let stream = transport::connect(&backend, opts.timeout)?;
     Ok(Connected { conn: Conn::new(stream)?, route: Route::Negotiated, endpoint: backend, negotiated: Some(negotiated) })
@@ -171,6 +180,10 @@ fn hello(opts: &ConnectOptions) -> Result<(Stream, FrameReader<Stream>, Negotiat
         Error::Wire(WireError::Timeout) => {
             Error::Timeout(format!("no Hello reply from {} within {:?}", opts.broker, opts.timeout).into())
         }
+        e if e.refusal().and_then(|r| r.details.get(crate::push::ROLE_DETAIL)).is_some() => e.noted(format!(
+            "the peer at {} is a librp push server, not a broker; connect to the broker's endpoint",
+            opts.broker
+        )),
         e => e,
     })?;
     Ok((stream, reader, negotiated))

@@ -6,13 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::boundary::{boundary, boundary_or, Failure};
-use super::bytes::{cstr_arg, limit_arg, rp_str, timeout_arg};
+use super::bytes::{cstr_arg, len_arg, limit_arg, rp_str, rule_arg, timeout_arg};
 use super::frame::rp_frame_view;
 use super::handle::{arc_clone, box_free, box_into_handle, box_ref, write_out, Castable, OwnedBox};
 use super::handoff::rp_handoff_store;
 use super::status::rp_status;
 use crate::broker::{self, BrokerServer, BrokerServerOptions, Conn, ConnectOptions, Connected, Route, ServiceEntry};
 use crate::transport::Endpoint;
+use crate::wire::names::{check_service_name, check_version};
 use crate::wire::proto::{AdminReply, AdminRequest, Frame};
 
 /// How `rp_broker_connect` reached the backend (`rp_broker_result_route`).
@@ -24,6 +25,8 @@ pub enum rp_broker_route {
     Negotiated = 1,
     /// Hello to the broker, which handed that same connection to the backend.
     HandedOff = 2,
+    /// No route: what `rp_broker_result_route` returns for a NULL result.
+    None = -1,
 }
 
 /// How to reach a backend through a broker.
@@ -171,7 +174,8 @@ impl Castable for rp_broker_server {
 /// `wanted_version`); `out_options` — receives the options.
 ///
 /// Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
-/// `RP_STATUS_INVALID_ARGUMENT` (malformed endpoint).
+/// `RP_STATUS_INVALID_ARGUMENT` (malformed endpoint, a service name or wanted version outside
+/// its rule; the message states the rule).
 ///
 /// Ownership: the caller owns `*out_options`; `rp_broker_connect` consumes it, otherwise free it
 /// with `rp_broker_options_free`.
@@ -197,6 +201,8 @@ pub unsafe extern "C" fn rp_broker_options_new(
         if out_options.is_null() {
             return Err(Failure::null("out_options"));
         }
+        let service = rule_arg(service, "service_name", check_service_name)?;
+        let wanted = rule_arg(wanted, "wanted_version", check_version)?;
         let opts = ConnectOptions::new(Endpoint::parse(endpoint)?, service, wanted, own);
         // SAFETY: checked non-NULL.
         unsafe { write_out(out_options, box_into_handle::<rp_broker_options>(opts)) };
@@ -237,7 +243,8 @@ pub unsafe extern "C" fn rp_broker_options_set_cached_endpoint(
 }
 
 /// Sets the informational client version sent in the Hello (≤ 128 bytes). Returns
-/// `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`.
+/// `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
+/// `RP_STATUS_INVALID_ARGUMENT` (longer than 128 bytes).
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_broker_options_set_client_version(
@@ -247,7 +254,7 @@ pub unsafe extern "C" fn rp_broker_options_set_client_version(
     // SAFETY: forwarded API contract.
     unsafe {
         edit_options(options, |o| {
-            o.client_version = cstr_arg(client_version, "client_version")?.to_owned();
+            o.client_version = len_arg(cstr_arg(client_version, "client_version")?, "client_version", 0, 128)?.to_owned();
             Ok(())
         })
     }
@@ -255,7 +262,6 @@ pub unsafe extern "C" fn rp_broker_options_set_client_version(
 
 /// Sets the proposed keepalive interval (0 = the broker chooses; the reference grants 1800).
 /// Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
-#[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_broker_options_set_keepalive_secs(options: *mut rp_broker_options, secs: u64) -> rp_status {
     // SAFETY: forwarded API contract.
@@ -306,7 +312,6 @@ pub unsafe extern "C" fn rp_broker_options_set_timeout_ms(options: *mut rp_broke
 /// Makes `rp_broker_connect` honour `RUNNING_PROCESS_DISABLE`: `1` fails the connect with
 /// `RP_STATUS_DISABLED` (use your direct path), another non-empty value with
 /// `RP_STATUS_CONFIG`. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
-#[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_broker_options_set_honor_disable_env(options: *mut rp_broker_options, honor: bool) -> rp_status {
     // SAFETY: forwarded API contract.
@@ -405,15 +410,15 @@ unsafe fn result_ref<'a>(result: *const rp_broker_result) -> Result<&'a ResultHa
     unsafe { box_ref::<rp_broker_result>(result, "result") }
 }
 
-/// The route taken, one of `rp_broker_route` (-1 if `result` is NULL).
+/// The route taken (`RP_BROKER_ROUTE_NONE` if `result` is NULL).
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn rp_broker_result_route(result: *const rp_broker_result) -> i32 {
-    boundary_or(-1, || {
+pub unsafe extern "C" fn rp_broker_result_route(result: *const rp_broker_result) -> rp_broker_route {
+    boundary_or(rp_broker_route::None, || {
         // SAFETY: forwarded API contract.
-        unsafe { result_ref(result) }.map_or(-1, |r| match r.route {
-            Route::HelloSkip => rp_broker_route::HelloSkip as i32,
-            Route::Negotiated => rp_broker_route::Negotiated as i32,
-            Route::HandedOff => rp_broker_route::HandedOff as i32,
+        unsafe { result_ref(result) }.map_or(rp_broker_route::None, |r| match r.route {
+            Route::HelloSkip => rp_broker_route::HelloSkip,
+            Route::Negotiated => rp_broker_route::Negotiated,
+            Route::HandedOff => rp_broker_route::HandedOff,
         })
     })
 }
@@ -900,7 +905,8 @@ unsafe fn edit_service(
 /// carrying `backend_pipe` and `daemon_version`.
 ///
 /// Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
-/// `RP_STATUS_INVALID_ARGUMENT` (a name outside 1–64 characters of `[a-z0-9-]`).
+/// `RP_STATUS_INVALID_ARGUMENT` (a name outside 1–64 characters of `[a-z0-9-]`, a
+/// `daemon_version` over 64 bytes or a `backend_pipe` over 4096 bytes).
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_broker_server_options_add_service(
@@ -913,9 +919,11 @@ pub unsafe extern "C" fn rp_broker_server_options_add_service(
     unsafe {
         edit_server_options(options, |o| {
             let entry = ServiceEntry {
-                service_name: cstr_arg(service_name, "service_name")?.to_owned(),
-                backend_pipe: cstr_arg(backend_pipe, "backend_pipe")?.to_owned(),
-                daemon_version: cstr_arg(daemon_version, "daemon_version")?.to_owned(),
+                service_name: rule_arg(cstr_arg(service_name, "service_name")?, "service_name", check_service_name)?
+                    .to_owned(),
+                backend_pipe: len_arg(cstr_arg(backend_pipe, "backend_pipe")?, "backend_pipe", 0, 4096)?.to_owned(),
+                daemon_version: len_arg(cstr_arg(daemon_version, "daemon_version")?, "daemon_version", 0, 64)?
+                    .to_owned(),
                 ..ServiceEntry::default()
             };
             o.services.retain(|s| s.service_name != entry.service_name);
@@ -928,7 +936,9 @@ pub unsafe extern "C" fn rp_broker_server_options_add_service(
 /// Adds `version` to the service's allow list (once the list is non-empty, other wanted
 /// versions are refused with VERSION_BLOCKED and a 30000 ms retry hint, as the reference
 /// broker does). Returns `RP_STATUS_OK`,
-/// `RP_STATUS_NOT_FOUND` (no such service), `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`.
+/// `RP_STATUS_NOT_FOUND` (no such service), `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
+/// `RP_STATUS_INVALID_ARGUMENT` (a version outside the rule `MAJOR.MINOR.PATCH[-suffix]`; the
+/// message states it).
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_broker_server_options_allow_version(
@@ -939,7 +949,7 @@ pub unsafe extern "C" fn rp_broker_server_options_allow_version(
     // SAFETY: forwarded API contract.
     unsafe {
         edit_service(options, service_name, |s| {
-            s.allowed_versions.push(cstr_arg(version, "version")?.to_owned());
+            s.allowed_versions.push(rule_arg(cstr_arg(version, "version")?, "version", check_version)?.to_owned());
             Ok(())
         })
     }
@@ -957,7 +967,7 @@ pub unsafe extern "C" fn rp_broker_server_options_block_version(
     // SAFETY: forwarded API contract.
     unsafe {
         edit_service(options, service_name, |s| {
-            s.blocked_versions.push(cstr_arg(version, "version")?.to_owned());
+            s.blocked_versions.push(rule_arg(cstr_arg(version, "version")?, "version", check_version)?.to_owned());
             Ok(())
         })
     }
@@ -975,7 +985,7 @@ pub unsafe extern "C" fn rp_broker_server_options_set_min_version(
     // SAFETY: forwarded API contract.
     unsafe {
         edit_service(options, service_name, |s| {
-            s.min_version = cstr_arg(version, "version")?.to_owned();
+            s.min_version = rule_arg(cstr_arg(version, "version")?, "version", check_version)?.to_owned();
             Ok(())
         })
     }
@@ -1015,7 +1025,6 @@ pub unsafe extern "C" fn rp_broker_server_options_set_handoff(
 /// Sets the per-peer-uid Hello rate limit: at most `max_hellos` per `window_ms` (defaults 256
 /// per 1000 ms); more are refused with RATE_LIMITED and a retry hint. Returns `RP_STATUS_OK`,
 /// `RP_STATUS_NULL_ARGUMENT`.
-#[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_broker_server_options_set_rate_limit(
     options: *mut rp_broker_server_options,
@@ -1036,7 +1045,6 @@ pub unsafe extern "C" fn rp_broker_server_options_set_rate_limit(
 /// 2048), so one user cannot take them all; more are refused with RATE_LIMITED and a retry
 /// hint (detail `scope` = `peer-uid` for the per-uid limit). Clients that already left are
 /// closed first when a limit is reached. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
-#[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_broker_server_options_set_max_connections(
     options: *mut rp_broker_server_options,

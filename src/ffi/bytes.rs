@@ -130,6 +130,32 @@ pub(crate) unsafe fn cstr_arg<'a>(
     })
 }
 
+/// Checks the string argument `name` against a rule of `crate::wire::names` (or any check that
+/// returns its rule as text): `RP_STATUS_INVALID_ARGUMENT` naming the argument, its value and the
+/// rule.
+pub(crate) fn rule_arg<'a>(
+    value: &'a str,
+    name: &'static str,
+    check: fn(&str) -> Result<(), &'static str>,
+) -> Result<&'a str, Failure> {
+    check(value).map(|()| value).map_err(|rule| {
+        let shown = if value.len() <= 80 { format!("{value:?}") } else { format!("of {} bytes", value.len()) };
+        Failure::new(rp_status::InvalidArgument, format!("{name} {shown} is invalid: it must be {rule}"))
+    })
+}
+
+/// Checks that the string argument `name` is `min..=max` bytes long: else
+/// `RP_STATUS_INVALID_ARGUMENT` stating the rule.
+pub(crate) fn len_arg<'a>(value: &'a str, name: &'static str, min: usize, max: usize) -> Result<&'a str, Failure> {
+    if (min..=max).contains(&value.len()) {
+        return Ok(value);
+    }
+    Err(Failure::new(
+        rp_status::InvalidArgument,
+        format!("{name} is {} bytes long: it must be {min}-{max} bytes", value.len()),
+    ))
+}
+
 /// A `(ptr, cap)` output buffer as a mutable slice. `(NULL, 0)` is the empty buffer.
 ///
 /// # Safety

@@ -4,7 +4,7 @@ use std::ffi::{c_char, c_void};
 use std::sync::{Arc, Mutex};
 
 use super::boundary::{boundary, boundary_or, Failure};
-use super::bytes::{cstr_arg, limit_arg, rp_bytes, rp_str, slice_arg, timeout_arg};
+use super::bytes::{cstr_arg, len_arg, limit_arg, rp_bytes, rp_str, rule_arg, slice_arg, timeout_arg};
 use super::callback::{rp_user_data_free_callback, ForeignCallback};
 use super::handle::{box_free, box_into_handle, box_ref, write_out, Castable, OwnedBox};
 use super::status::rp_status;
@@ -15,8 +15,8 @@ use crate::transport::Endpoint;
 /// How a worker connects and what it registers as.
 ///
 /// Methods: `rp_push_worker_options_new`, `_add_namespace`, `_add_activity_type`, `_set_node`,
-/// `_add_protocol`, `_set_service`, `_set_connect_timeout_ms`, `_set_max_queued`,
-/// `_set_auth_token`, `_free`; consumed by `rp_push_client_connect`.
+/// `_add_protocol`, `_set_service`, `_set_connect_timeout_ms`, `_set_auth_token`, `_free`;
+/// consumed by `rp_push_client_connect`.
 ///
 /// Exclusive handle (Send).
 pub struct rp_push_worker_options {
@@ -38,6 +38,11 @@ impl Castable for rp_push_worker_options {
 /// Functions taking `const rp_push_client *` are thread-safe: one thread may wait in
 /// `rp_push_client_recv` while others reply or close. There is no background thread: the thread
 /// that receives reads the socket itself.
+///
+/// Flow control: the client reads from the server only inside `rp_push_client_recv` /
+/// `_dispatch`, so it holds at most the pushes that arrived in one read. While the worker does
+/// not receive, the server's buffer for it fills and further pushes to it fail with
+/// `RP_STATUS_AGAIN` on the server side: nothing is dropped silently and memory stays bounded.
 pub struct rp_push_client {
     _private: [u8; 0],
 }
@@ -89,10 +94,10 @@ pub type rp_push_handler_callback = Option<
 ///
 /// Parameters: `endpoint` — a socket path, `@name` (Linux abstract socket) or
 /// `tcp://host:port`; `identity` — who the worker is (1–256 bytes); `task_queue` — the queue of
-/// work it takes (may be empty).
+/// work it takes (0–256 bytes).
 ///
 /// Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
-/// `RP_STATUS_INVALID_ARGUMENT` (malformed endpoint).
+/// `RP_STATUS_INVALID_ARGUMENT` (malformed endpoint, identity or task queue outside its length).
 ///
 /// Ownership: the caller owns `*out_options`; `rp_push_client_connect` consumes it, otherwise
 /// free it with `rp_push_worker_options_free`.
@@ -112,6 +117,8 @@ pub unsafe extern "C" fn rp_push_worker_options_new(
         if out_options.is_null() {
             return Err(Failure::null("out_options"));
         }
+        let identity = len_arg(identity, "identity", 1, 256)?;
+        let task_queue = len_arg(task_queue, "task_queue", 0, 256)?;
         let registration =
             Registration { identity: identity.to_owned(), task_queue: task_queue.to_owned(), ..Default::default() };
         let opts = WorkerOptions::new(Endpoint::parse(endpoint)?, registration);
@@ -170,8 +177,8 @@ pub unsafe extern "C" fn rp_push_worker_options_add_activity_type(
     }
 }
 
-/// Sets the node (host) name the worker reports. Returns `RP_STATUS_OK`,
-/// `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`.
+/// Sets the node (host) name the worker reports (at most 256 bytes). Returns `RP_STATUS_OK`,
+/// `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`, `RP_STATUS_INVALID_ARGUMENT` (too long).
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_worker_options_set_node(
@@ -181,7 +188,7 @@ pub unsafe extern "C" fn rp_push_worker_options_set_node(
     // SAFETY: forwarded API contract.
     unsafe {
         edit_options(options, |o| {
-            o.registration.node = cstr_arg(node, "node")?.to_owned();
+            o.registration.node = len_arg(cstr_arg(node, "node")?, "node", 0, 256)?.to_owned();
             Ok(())
         })
     }
@@ -206,8 +213,9 @@ pub unsafe extern "C" fn rp_push_worker_options_add_protocol(
     }
 }
 
-/// Sets the service name sent in the Hello (default "librp-push").
-/// Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`.
+/// Sets the service name sent in the Hello (default "librp-push"): 1–64 characters of
+/// `[a-z0-9-]`. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
+/// `RP_STATUS_INVALID_ARGUMENT` (a name outside the rule).
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_worker_options_set_service(
@@ -217,7 +225,8 @@ pub unsafe extern "C" fn rp_push_worker_options_set_service(
     // SAFETY: forwarded API contract.
     unsafe {
         edit_options(options, |o| {
-            o.service_name = cstr_arg(service_name, "service_name")?.to_owned();
+            let name = cstr_arg(service_name, "service_name")?;
+            o.service_name = rule_arg(name, "service_name", crate::wire::names::check_service_name)?.to_owned();
             Ok(())
         })
     }
@@ -241,24 +250,16 @@ pub unsafe extern "C" fn rp_push_worker_options_set_connect_timeout_ms(
     }
 }
 
-/// Kept for source compatibility; it no longer changes anything. The client reads from the
-/// server only inside `rp_push_client_recv`/`_dispatch`, so its inbox holds at most the pushes
-/// that arrived in one read. While the worker does not receive, the server's buffer for it
-/// fills and further pushes to it fail with `RP_STATUS_AGAIN` on the server side: nothing is
-/// dropped silently and memory stays bounded. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
-#[must_use]
+/// Withdrawn from the API (it changed nothing) and left out of rp.h; still exported, doing
+/// nothing, so that programs linked against an earlier librp.so.0 keep loading (see "ABI
+/// contract" in rp.h). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_worker_options_set_max_queued(
     options: *mut rp_push_worker_options,
-    max_queued: usize,
+    _max_queued: usize,
 ) -> rp_status {
     // SAFETY: forwarded API contract.
-    unsafe {
-        edit_options(options, |o| {
-            o.max_queued_pushes = max_queued.max(1);
-            Ok(())
-        })
-    }
+    unsafe { edit_options(options, |_| Ok(())) }
 }
 
 /// Sets the token sent in the Hello, for servers that require one (TCP). `token` may be NULL

@@ -5,7 +5,7 @@ use std::ffi::{c_char, c_void};
 use std::sync::Mutex;
 
 use super::boundary::{boundary, boundary_or, Failure};
-use super::bytes::{cstr_arg, limit_arg, rp_bytes, rp_str, slice_arg, timeout_arg};
+use super::bytes::{cstr_arg, limit_arg, rp_bytes, rp_str, rule_arg, slice_arg, timeout_arg};
 use super::callback::{rp_user_data_free_callback, ForeignCallback};
 use super::handle::{box_free, box_into_handle, box_ref, write_out, Castable, OwnedBox};
 use super::status::rp_status;
@@ -217,8 +217,9 @@ unsafe fn edit_server_options(
     })
 }
 
-/// Sets the service name workers must ask for (default "librp-push").
-/// Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`.
+/// Sets the service name workers must ask for (default "librp-push"): 1–64 characters of
+/// `[a-z0-9-]`. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
+/// `RP_STATUS_INVALID_ARGUMENT` (a name outside the rule).
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_server_options_set_service(
@@ -228,7 +229,8 @@ pub unsafe extern "C" fn rp_push_server_options_set_service(
     // SAFETY: forwarded API contract.
     unsafe {
         edit_server_options(options, |o| {
-            o.opts.service_name = cstr_arg(service_name, "service_name")?.to_owned();
+            let name = cstr_arg(service_name, "service_name")?;
+            o.opts.service_name = rule_arg(name, "service_name", crate::wire::names::check_service_name)?.to_owned();
             Ok(())
         })
     }
@@ -236,7 +238,6 @@ pub unsafe extern "C" fn rp_push_server_options_set_service(
 
 /// Accepts Unix peers of other users when `allow` is true (default false: refused with
 /// `PEER_REJECTED`). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
-#[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_server_options_set_allow_other_uids(
     options: *mut rp_push_server_options,
@@ -253,7 +254,6 @@ pub unsafe extern "C" fn rp_push_server_options_set_allow_other_uids(
 
 /// Allows a TCP endpoint on a non-loopback address (an auth token is then required).
 /// Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
-#[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_server_options_set_allow_remote_tcp(
     options: *mut rp_push_server_options,
@@ -332,7 +332,6 @@ pub unsafe extern "C" fn rp_push_server_options_set_frame_timeout_ms(
 /// 2048), so one user cannot take them all; more are refused with RATE_LIMITED and a retry
 /// hint (detail `scope` = `peer-uid` for the per-uid limit). Clients that already left are
 /// closed first when a limit is reached. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
-#[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_server_options_set_max_connections(
     options: *mut rp_push_server_options,
@@ -351,7 +350,6 @@ pub unsafe extern "C" fn rp_push_server_options_set_max_connections(
 
 /// Sets how many bytes may wait to be sent to one worker before pushes to it fail with
 /// `RP_STATUS_AGAIN` (default 8 MiB). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
-#[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_server_options_set_max_send_buffer(
     options: *mut rp_push_server_options,
@@ -717,9 +715,11 @@ pub unsafe extern "C" fn rp_push_server_free(server: *mut rp_push_server) {
 
 /// Creates a push request; by default it goes to any worker serving `payload_protocol`.
 ///
-/// Parameters: `payload`, `len` — copied (`payload` may be NULL when `len` is 0).
+/// Parameters: `payload_protocol` — a consumer (0x7000–0x7EFF) or private-use (0xF000–0xFFFF)
+/// id, or SESSION (0x5350); `payload`, `len` — copied (`payload` may be NULL when `len` is 0).
 ///
 /// Returns `RP_STATUS_OK`, `RP_STATUS_TOO_LARGE` (beyond what one frame carries),
+/// `RP_STATUS_INVALID_ARGUMENT` (a first-party or unassigned `payload_protocol`),
 /// `RP_STATUS_NULL_ARGUMENT`. Ownership: the caller owns `*out_request`; free it with
 /// `rp_push_request_free`.
 #[must_use]
@@ -736,6 +736,7 @@ pub unsafe extern "C" fn rp_push_request_new(
         if out_request.is_null() {
             return Err(Failure::null("out_request"));
         }
+        crate::wire::registry::check_servable(payload_protocol)?;
         // Leave room for the envelope and the Push wrapper inside the frame cap.
         if payload.len() > crate::wire::MAX_BODY as usize - 1024 {
             return Err(Failure::new(
@@ -769,7 +770,6 @@ unsafe fn edit_request(
 /// Sets the absolute deadline (Unix milliseconds; 0 = none). Past it the push fails with
 /// `RP_STATUS_TIMEOUT` and the worker is told to drop it. Returns `RP_STATUS_OK`,
 /// `RP_STATUS_NULL_ARGUMENT`.
-#[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_request_set_deadline_unix_ms(request: *mut rp_push_request, deadline: u64) -> rp_status {
     // SAFETY: forwarded API contract.
@@ -816,7 +816,6 @@ pub unsafe extern "C" fn rp_push_request_set_tracestate(
 }
 
 /// Sends the push to one worker by id. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
-#[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_request_to_worker(request: *mut rp_push_request, worker_id: u64) -> rp_status {
     // SAFETY: forwarded API contract.
@@ -846,13 +845,15 @@ pub unsafe extern "C" fn rp_push_request_to_task_queue(
 }
 
 /// Sends the push to the least busy worker serving `payload_protocol` (the default target uses
-/// the request's own protocol). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+/// the request's own protocol). Returns `RP_STATUS_OK`, `RP_STATUS_INVALID_ARGUMENT` (a
+/// first-party or unassigned id), `RP_STATUS_NULL_ARGUMENT`.
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_request_to_protocol(request: *mut rp_push_request, payload_protocol: u32) -> rp_status {
     // SAFETY: forwarded API contract.
     unsafe {
         edit_request(request, |r| {
+            crate::wire::registry::check_servable(payload_protocol)?;
             r.target = Target::Protocol(payload_protocol);
             Ok(())
         })

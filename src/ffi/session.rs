@@ -23,6 +23,10 @@ pub enum rp_session_side {
     Accepting = 1,
 }
 
+/// An `rp_session_side` as received from C: the header names the enum, librp reads the
+/// integer and checks it (an integer from C is never transmuted into a Rust enum).
+pub type rp_session_side_arg = i32;
+
 /// Serves one of the peer's requests.
 ///
 /// Parameters: `user_data` as registered; `request` — the request, **owned by the callback**
@@ -129,7 +133,7 @@ impl Castable for rp_session_request {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_session_new(
     conn: *mut super::broker::rp_conn,
-    side: i32,
+    side: rp_session_side_arg,
     dispatcher: rp_session_request_callback,
     user_data: *mut c_void,
     user_data_free: rp_user_data_free_callback,
@@ -564,7 +568,6 @@ unsafe fn edit_options(
 /// Sets the absolute deadline in Unix milliseconds (0 = none). It travels in the frame; past
 /// it the call ends with `RP_STATUS_TIMEOUT` on both sides. Returns `RP_STATUS_OK`,
 /// `RP_STATUS_NULL_ARGUMENT`.
-#[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_session_call_options_set_deadline_unix_ms(
     options: *mut rp_session_call_options,

@@ -59,7 +59,8 @@ pub enum rp_status {
     Refused = 30,
     /// The peer rejected a registration or handoff (its reason is readable).
     Rejected = 31,
-    /// The operation is not permitted (for example a peer of another user).
+    /// The operation is not permitted: a peer of another user, an unsafe socket directory, or
+    /// the system refused access (EACCES/EPERM on a connect, a bind or a file).
     PermissionDenied = 32,
     /// The peer answered a session call with an application error (code 1000 or more, or one
     /// librp does not know); `rp_last_error_message` shows "peer error CODE: MESSAGE".

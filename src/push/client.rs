@@ -17,7 +17,7 @@ use crate::error::Error;
 use crate::fastpath::{self, IdSet};
 use crate::stats::{self, PushWorkerCounters, PushWorkerStats};
 use crate::transport::{self, Endpoint, ReadySignal, Stream, SwitchableReads};
-use crate::wire::proto::{FrameKind, Negotiated};
+use crate::wire::proto::{ErrorCode, FrameKind, Negotiated};
 use crate::wire::{FrameReader, FrameView, FrameWriter, WireError};
 
 /// How a worker connects and registers.
@@ -31,8 +31,6 @@ pub struct WorkerOptions {
     pub registration: Registration,
     /// Limit for connecting, the Hello and the registration together (default 5 s).
     pub connect_timeout: Duration,
-    /// Kept for compatibility; the inbox holds at most the pushes of one read (default 1024).
-    pub max_queued_pushes: usize,
     /// Limit for one reply to be written (default 30 s).
     pub send_timeout: Duration,
     /// Token for servers that require one (TCP).
@@ -49,7 +47,6 @@ impl WorkerOptions {
             service_name: super::DEFAULT_SERVICE.to_owned(),
             registration,
             connect_timeout: Duration::from_secs(5),
-            max_queued_pushes: 1024,
             send_timeout: Duration::from_secs(30),
             auth_token: Vec::new(),
             client_version: String::new(),
@@ -109,6 +106,28 @@ struct State {
     closed: Option<Cow<'static, str>>,
 }
 
+/// Adds to a refusal of the worker's Hello what the peer is: a librp push server serving
+/// another service, or something else (a broker refuses the push service the same way).
+fn peer_not_push_server(e: Error, opts: &WorkerOptions) -> Error {
+    let Some(refusal) = e.refusal() else { return e };
+    if refusal.code != ErrorCode::ServiceUnknown as i32 {
+        return e;
+    }
+    let note = match (refusal.details.get(super::ROLE_DETAIL), refusal.details.get(super::SERVICE_DETAIL)) {
+        (Some(role), Some(theirs)) if role == super::PUSH_SERVER_ROLE => format!(
+            "the push server at {} answers to service {theirs:?}, not {:?}",
+            opts.endpoint, opts.service_name
+        ),
+        (Some(role), None) if role == super::PUSH_SERVER_ROLE => return e,
+        _ => format!(
+            "the peer at {} is not a librp push server (a running-process broker without a {:?} service \
+             answers like this); connect the worker to the push server's own endpoint",
+            opts.endpoint, opts.service_name
+        ),
+    };
+    e.noted(note)
+}
+
 impl PushClient {
     /// Connects, says Hello, registers, and starts receiving pushes.
     ///
@@ -149,7 +168,8 @@ impl PushClient {
             }
             e => e,
         };
-        let negotiated = client_handshake(&mut reader, &mut writer, &hello).map_err(timeout_to_error)?;
+        let negotiated = client_handshake(&mut reader, &mut writer, &hello)
+            .map_err(|e| peer_not_push_server(timeout_to_error(e), opts))?;
 
         // Register before anyone receives, so nothing else can consume the ack.
         socket.set_read_timeout(Some(remaining()?)).map_err(io)?;

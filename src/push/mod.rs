@@ -41,6 +41,15 @@ pub const PUSH_PROTOCOL: u32 = crate::wire::registry::LIBRP_PUSH;
 pub const DEFAULT_SERVICE: &str = "librp-push";
 /// The version of the push protocol, sent as `wanted_version` and `daemon_version`.
 pub const PUSH_PROTOCOL_VERSION: &str = "1.0.0";
+/// Key of the `Refused.details` entry by which a push server names itself, so that a client
+/// that reached one by mistake (a broker client) or expected one (a worker) can say what the
+/// peer is. Its value is [`PUSH_SERVER_ROLE`].
+pub const ROLE_DETAIL: &str = "librp.role";
+/// The value of [`ROLE_DETAIL`] in a push server's refusals.
+pub const PUSH_SERVER_ROLE: &str = "push-server";
+/// Key of the `Refused.details` entry with the service a push server answers to (sent when
+/// it refused a Hello for another service).
+pub const SERVICE_DETAIL: &str = "librp.service";
 /// Request id of the registration frame.
 pub(crate) const REGISTRATION_REQUEST_ID: u64 = 1;
 

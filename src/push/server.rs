@@ -1359,7 +1359,9 @@ impl EventLoop {
         let Some(conn) = self.conns.get_mut(&token) else { return };
         let check = check_hello_fields(&hello, conn.peer.as_ref()).and_then(|()| {
             if hello.service_name != self.opts.service_name {
-                return Err(Refusal::new(ErrorCode::ServiceUnknown, "service is not registered"));
+                let mut refusal = Refusal::new(ErrorCode::ServiceUnknown, "service is not registered");
+                refusal.details.insert(super::SERVICE_DETAIL.into(), self.opts.service_name.clone());
+                return Err(refusal);
             }
             if !hello.wanted_version.starts_with("1.") {
                 return Err(Refusal::new(
@@ -1376,7 +1378,12 @@ impl EventLoop {
             Ok(())
         });
         match check {
-            Err(refusal) => self.refuse(token, request_id, refusal),
+            // A refused Hello names the server's role, so the client can say what it reached
+            // (framing-level refusals stay byte-identical to the reference broker's).
+            Err(mut refusal) => {
+                refusal.details.insert(super::ROLE_DETAIL.into(), super::PUSH_SERVER_ROLE.into());
+                self.refuse(token, request_id, refusal)
+            }
             Ok(()) => {
                 let connection_id = self.next_connection_id;
                 self.next_connection_id += 1;

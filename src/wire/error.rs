@@ -62,6 +62,7 @@ impl WireError {
             WireError::Protocol(_) => ErrorKind::Protocol,
             WireError::Closed => ErrorKind::Closed,
             WireError::Timeout => ErrorKind::Timeout,
+            WireError::Io(e) if e.kind() == io::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,
             WireError::Io(_) => ErrorKind::Io,
         }
     }

@@ -10,6 +10,7 @@ mod error;
 mod frame;
 pub(crate) mod pb;
 pub mod proto;
+pub mod names;
 pub mod registry;
 mod stream;
 

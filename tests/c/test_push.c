@@ -152,7 +152,9 @@ static void refusal_visible_in_c(void) {
     rp_str reason = rp_refusal_reason(r);
     CHECK(reason.len == strlen("service is not registered"));
     CHECK(rp_refusal_retry_after_ms(r) == 0);
-    CHECK(rp_refusal_detail_count(r) == 0);
+    /* The push server names its role and its service, so the worker can say what it reached. */
+    CHECK(rp_refusal_detail_count(r) == 2);
+    CHECK_LAST_ERROR_CONTAINS("answers to service \"librp-push\", not \"not-this-one\"");
     rp_refusal_free(r);
     /* A later non-refusal failure clears it. */
     CHECK_STATUS(rp_frame_view_init(NULL), RP_STATUS_NULL_ARGUMENT);

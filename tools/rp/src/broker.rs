@@ -117,8 +117,10 @@ pub fn run_hello(args: HelloArgs) -> Result<(), Failure> {
                         serde_json::json!({
                             "negotiated": false,
                             "code": r.0, "code_name": r.1, "reason": r.2, "retry_after_ms": r.3, "details": r.4,
+                            "ok": false, "exit_code": f.code, "error": f.message,
                         })
                     );
+                    return Err(f.reported());
                 } else {
                     println!("refused:       {} ({})", r.1, r.0);
                     println!("reason:        {}", r.2);

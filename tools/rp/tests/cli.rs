@@ -467,3 +467,46 @@ fn broker_hands_connections_off_to_a_backend() {
     let _ = broker.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// With `--json`, a failure prints one JSON object with the error on stdout, and keeps its
+/// exit code and its one stderr line.
+#[test]
+fn json_failures_print_an_error_object() {
+    let dir = temp_dir("json-fail");
+    let missing = dir.join("nobody.sock");
+    let missing = missing.to_str().unwrap();
+    let error_object = |args: &[&str], code: i32| -> serde_json::Value {
+        let out = rp().args(args).output().unwrap();
+        if code == 2 {
+            assert_eq!(out.status.code(), Some(2), "{args:?}"); // clap's own usage text on stderr
+        } else {
+            assert_clean_failure(&out, code);
+        }
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(stdout.lines().count(), 1, "{args:?}: one JSON line expected: {stdout}");
+        let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(v["ok"], false, "{args:?}: {v}");
+        assert_eq!(v["exit_code"], code, "{args:?}: {v}");
+        assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()), "{args:?}: {v}");
+        v
+    };
+    let v = error_object(&["probe", "--json", missing], 1);
+    assert!(v["error"].as_str().unwrap().contains("nobody.sock"), "{v}");
+    error_object(&["hello", missing, "demo", "1.2.3", "--json"], 1);
+    error_object(&["decode", "--json", "zz"], 1);
+    error_object(&["push-server", "--json", "/proc/version/push.sock"], 1);
+    // A usage error: the exit code stays 2.
+    error_object(&["hello", "--json", missing], 2);
+    // A refusal: the one object carries the refusal and the error.
+    let sock = dir.join("broker.sock");
+    let server = answer_with_vector(UnixListener::bind(&sock).unwrap(), "hello_reply_refused_rate_limited.hex");
+    let v = error_object(&["hello", "--json", sock.to_str().unwrap(), "rp-demo", "1.2.3"], 3);
+    assert_eq!(v["retry_after_ms"], 1500);
+    assert!(v["error"].as_str().unwrap().contains("RATE_LIMITED"), "{v}");
+    server.join().unwrap();
+    // Without --json, stdout stays empty.
+    let out = rp().args(["probe", missing]).output().unwrap();
+    assert_clean_failure(&out, 1);
+    assert!(out.stdout.is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}

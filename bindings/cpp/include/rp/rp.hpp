@@ -12,8 +12,6 @@
 //   a failure reply or a rejection when the peer can be told, otherwise it is rethrown from the
 //   wrapper of the librp call that ran the callback (callbacks run on that call's thread).
 // - Thread safety is librp's: const methods map to functions taking `const rp_x *`.
-//
-// The session is not wrapped yet: it is not in rp.h.
 #ifndef RP_RP_HPP
 #define RP_RP_HPP
 
@@ -39,13 +37,26 @@ namespace rp {
 // Errors
 // ----------------------------------------------------------------------------------------------
 
-/// A failed librp call: its status and the message librp recorded for it.
+namespace detail {
+
+/// "status word: message", with the status word once: librp's messages often start with it.
+inline std::string describe(rp_status status, const std::string &message) {
+    std::string word = rp_status_str(static_cast<int32_t>(status));
+    if (message.empty()) return word;
+    bool has_word = message.compare(0, word.size(), word) == 0 &&
+                    (message.size() == word.size() || message[word.size()] == ':' ||
+                     message[word.size()] == ' ' || message[word.size()] == '(');
+    return has_word ? message : word + ": " + message;
+}
+
+}  // namespace detail
+
+/// A failed librp call: its status and the message librp recorded for it. what() names the
+/// status once, followed by the message.
 class Error : public std::runtime_error {
 public:
     Error(rp_status status, const std::string &message)
-        : std::runtime_error(std::string(rp_status_str(static_cast<int32_t>(status))) +
-                             (message.empty() ? std::string() : ": " + message)),
-          status_(status), message_(message) {}
+        : std::runtime_error(detail::describe(status, message)), status_(status), message_(message) {}
     /// The librp status code.
     rp_status status() const noexcept { return status_; }
     /// librp's message, without the status name.
@@ -80,7 +91,10 @@ private:
     std::vector<std::pair<std::string, std::string>> details_;
 };
 
-/// A borrowed byte range; who owns the bytes is said wherever one is returned.
+/// A borrowed byte range; who owns the bytes is said wherever one is returned. Every call
+/// that takes bytes takes a Bytes, so it accepts a std::string, a std::string_view, a string
+/// literal (its bytes, without the NUL), a std::vector<std::uint8_t> or a pointer and length;
+/// the bytes must outlive the Bytes (a temporary passed to a call lives long enough).
 struct Bytes {
     const std::uint8_t *data = nullptr;
     std::size_t size = 0;
@@ -90,6 +104,8 @@ struct Bytes {
     Bytes(const std::vector<std::uint8_t> &v) noexcept : data(v.data()), size(v.size()) {}
     Bytes(std::string_view s) noexcept
         : data(reinterpret_cast<const std::uint8_t *>(s.data())), size(s.size()) {}
+    Bytes(const std::string &s) noexcept : Bytes(std::string_view(s)) {}
+    Bytes(const char *s) noexcept : Bytes(s ? std::string_view(s) : std::string_view()) {}
     const std::uint8_t *begin() const noexcept { return data; }
     const std::uint8_t *end() const noexcept { return data + size; }
     bool empty() const noexcept { return size == 0; }
@@ -463,7 +479,6 @@ public:
     WorkerOptions &connect_timeout(std::chrono::milliseconds t) {
         return set(rp_push_worker_options_set_connect_timeout_ms(p_.get(), detail::to_ms(t)));
     }
-    WorkerOptions &max_queued(std::size_t n) { return set(rp_push_worker_options_set_max_queued(p_.get(), n)); }
     WorkerOptions &auth_token(Bytes t) {
         return set(rp_push_worker_options_set_auth_token(p_.get(), detail::ptr_or_null(t), t.size));
     }
@@ -1274,7 +1289,7 @@ public:
     /// requests get the "no dispatcher" error.
     static Session over(Conn &&conn, SessionSide side) {
         rp_session *s = nullptr;
-        detail::check(rp_session_new(conn.release(), static_cast<int32_t>(side), nullptr, nullptr, nullptr, &s));
+        detail::check(rp_session_new(conn.release(), static_cast<rp_session_side>(side), nullptr, nullptr, nullptr, &s));
         return Session(s);
     }
     /// A session over `conn` (consumed, even when this throws) whose dispatcher is any callable
@@ -1287,7 +1302,7 @@ public:
         Fn *box = new Fn(std::forward<F>(dispatcher));
         rp_session *s = nullptr;
         // librp owns box (through delete_box) on every path.
-        detail::check(rp_session_new(conn.release(), static_cast<int32_t>(side), &dispatch_tramp<Fn>, box,
+        detail::check(rp_session_new(conn.release(), static_cast<rp_session_side>(side), &dispatch_tramp<Fn>, box,
                                      &detail::delete_box<Fn>, &s));
         return Session(s);
     }
