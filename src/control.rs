@@ -9,7 +9,7 @@ use prost::Message;
 use crate::error::Error;
 use crate::transport::PeerCredentials;
 use crate::wire::proto::{hello_reply, ErrorCode, FrameKind, Hello, HelloReply, Negotiated, Refused};
-use crate::wire::{registry, FrameReader, FrameView, FrameWriter, WireError, PROTOCOL_VERSION};
+use crate::wire::{names, registry, FrameReader, FrameView, FrameWriter, WireError, PROTOCOL_VERSION};
 
 /// Keepalive interval a server grants a client that proposed none.
 pub const DEFAULT_KEEPALIVE_SECS: u64 = 1800;
@@ -181,15 +181,11 @@ fn hello_shape_error(hello: &Hello, peer: Option<&PeerCredentials>) -> Option<Sh
             "the protocol range must include 1",
         );
     }
-    if !is_service_name(&hello.service_name) {
-        return fail(ErrorCode::PeerRejected, "invalid service_name", "service_name must be 1-64 characters of [a-z0-9-]");
+    if let Err(rule) = names::check_service_name(&hello.service_name) {
+        return fail(ErrorCode::PeerRejected, "invalid service_name", rule);
     }
-    if hello.wanted_version.len() > 64 || !is_semver(&hello.wanted_version) {
-        return fail(
-            ErrorCode::PeerRejected,
-            "invalid wanted_version",
-            "wanted_version must be MAJOR.MINOR.PATCH[-pre] with pre of [a-z0-9.], at most 64 characters",
-        );
+    if let Err(rule) = names::check_version(&hello.wanted_version) {
+        return fail(ErrorCode::PeerRejected, "invalid wanted_version", rule);
     }
     if hello.client_version.len() > 128 {
         return fail(ErrorCode::PeerRejected, "client_version exceeds 128 bytes", "client_version must be at most 128 bytes");
@@ -237,27 +233,6 @@ pub fn check_hello_fields(hello: &Hello, peer: Option<&PeerCredentials>) -> Resu
     }
 }
 
-/// True for 1-64 characters of `[a-z0-9-]`.
-pub fn is_service_name(name: &str) -> bool {
-    (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-}
-
-/// True for `MAJOR.MINOR.PATCH` (digits) with an optional `-pre` suffix of `[a-z0-9.]`, the
-/// grammar the reference accepts for versions.
-pub fn is_semver(v: &str) -> bool {
-    let (core, pre) = match v.split_once('-') {
-        Some((c, p)) => (c, Some(p)),
-        None => (v, None),
-    };
-    let mut parts = core.split('.');
-    let numeric = |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
-    numeric(parts.next())
-        && numeric(parts.next())
-        && numeric(parts.next())
-        && parts.next().is_none()
-        && pre.is_none_or(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.'))
-}
-
 /// The Negotiated a server grants: protocol 1, its version, the keepalive it accepts.
 pub fn negotiated(daemon_version: &str, connection_id: u64, proposed_keepalive_secs: u64) -> Negotiated {
     Negotiated {
@@ -290,17 +265,6 @@ pub fn hello_reply_frame(request_id: u64, result: hello_reply::Result) -> Vec<u8
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn semver() {
-        // The reference's grammar: leading zeros are allowed, the pre-release is [a-z0-9.].
-        for ok in ["1.2.3", "0.0.0", "10.20.30", "1.2.3-rc.1", "01.2.3", "2.3.4-rc.1.beta"] {
-            assert!(is_semver(ok), "{ok}");
-        }
-        for bad in ["", "1.2", "1.2.3.4", "1.2.x", "1.2.3-", "1.2.3-a b", "v1.2.3", "1.0.0-ALPHA", "1.0.0-alpha-2"] {
-            assert!(!is_semver(bad), "{bad}");
-        }
-    }
 
     #[test]
     fn hello_checks() {

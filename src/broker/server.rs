@@ -21,7 +21,7 @@ use mio::net::UnixStream;
 use mio::{Events, Interest, Poll, Token, Waker};
 use prost::Message;
 
-use crate::control::{check_hello_fields, is_semver, is_service_name, negotiated, Refusal};
+use crate::control::{check_hello_fields, negotiated, Refusal};
 use crate::error::Error;
 use crate::event_queue::EventQueue;
 use crate::handoff::{self, TokenStore};
@@ -32,7 +32,7 @@ use crate::wire::proto::{
     hello_reply, AdminReply, AdminReplyKind, AdminRequest, AdminVerb, ErrorCode, FrameKind, HandoffAck,
     Hello, HelloReply, PayloadEncoding,
 };
-use crate::wire::{registry, FrameReader, FrameView, WireError, CAP_HANDLE_PASSING, HELLO_MAX_BODY};
+use crate::wire::{names, registry, FrameReader, FrameView, WireError, CAP_HANDLE_PASSING, HELLO_MAX_BODY};
 
 /// Most bytes of `AdminRequest.service_name` the broker accepts (longer: exit code 2).
 pub const ADMIN_MAX_SERVICE_NAME: usize = 64;
@@ -249,12 +249,12 @@ impl Drop for BrokerServer {
 
 fn check_service(s: &ServiceEntry) -> Result<(), Error> {
     let name = &s.service_name;
-    if !is_service_name(name) {
-        return Err(Error::invalid_argument(format!("service name {name:?} is not 1-64 characters of [a-z0-9-]")));
+    if let Err(rule) = names::check_service_name(name) {
+        return Err(Error::invalid_argument(format!("service name {name:?} is not {rule}")));
     }
     for v in s.allowed_versions.iter().chain(&s.blocked_versions).chain((!s.min_version.is_empty()).then_some(&s.min_version)) {
-        if !is_semver(v) {
-            return Err(Error::invalid_argument(format!("version {v:?} of service {name} is not semver")));
+        if let Err(rule) = names::check_version(v) {
+            return Err(Error::invalid_argument(format!("version {v:?} of service {name} is not {rule}")));
         }
     }
     if s.daemon_version.len() > 64 || s.backend_pipe.len() > 4096 {

@@ -71,7 +71,7 @@ mod tests {
             assert_eq!(check_version(ok), Ok(()), "{ok}");
         }
         let long = format!("1.0.0-{}", "a".repeat(59));
-        for bad in ["", "1.0", "1.0.0.0", "1.0.0-", "1.0.0-ALPHA", "1.0.0-a-b", "v1.0.0", "1.x.0", &long] {
+        for bad in ["", "1.0", "1.0.0.0", "1.0.0-", "1.0.0-ALPHA", "1.0.0-a-b", "1.0.0-a b", "v1.0.0", "1.x.0", &long] {
             assert_eq!(check_version(bad), Err(VERSION_RULE), "{bad}");
         }
         assert_eq!(check_version(&long[..64]), Ok(()));
