@@ -439,6 +439,9 @@ fn take_buffered<R: Read>(reader: &mut FrameReader<R>, st: &mut State) -> Result
             Ok(None) => return Ok(()),
             Err(e) => return Err(format!("connection failed: {e}").into()),
         };
+        if let Err(e) = frame.check_plain() {
+            return Err(e.to_string().into());
+        }
         if frame.payload_protocol != PUSH_PROTOCOL {
             return Err(format!("protocol violation: frame on payload protocol 0x{:04X}", frame.payload_protocol).into());
         }

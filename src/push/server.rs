@@ -1656,6 +1656,12 @@ pub(crate) fn fuzz_worker_stream(bytes: &[u8], peer: Option<PeerCredentials>) ->
 
 /// Decodes one frame into what it asks for, given where the connection is in its life.
 fn parse_incoming(phase: Phase, frame: &FrameView<'_>) -> Result<Incoming, String> {
+    if let Err(e) = frame.check_plain() {
+        return Err(match e {
+            WireError::Protocol(why) => why.into_owned(),
+            e => e.to_string(),
+        });
+    }
     let kind = frame.frame_kind();
     match phase {
         Phase::Hello => {

@@ -857,8 +857,8 @@ fn read_while(inner: &Arc<Inner>, until: Option<Instant>, mut done: impl FnMut()
 /// Routes one incoming frame to where it belongs. Returns why the session must end on a
 /// protocol violation. Runs with the reader role held; never blocks on I/O.
 fn route(inner: &Arc<Inner>, frame: &FrameView<'_>) -> Result<(), Cow<'static, str>> {
-    if frame.payload_encoding != 0 {
-        return Err("protocol violation: session frames are never compressed".into());
+    if let Err(e) = frame.check_plain() {
+        return Err(e.to_string().into());
     }
     if frame.payload_protocol != SESSION {
         return Err(format!("protocol violation: frame on payload protocol 0x{:04X}", frame.payload_protocol).into());

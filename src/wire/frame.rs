@@ -253,6 +253,28 @@ impl<'a> FrameView<'a> {
         Ok(f)
     }
 
+    /// Checks that the payload is plain bytes librp can read: envelope version 1 and no payload
+    /// encoding (librp decodes no compression). The one check every role that reads payloads
+    /// applies; a frame that fails it is a protocol violation, never data.
+    pub fn check_plain(&self) -> Result<(), WireError> {
+        if self.envelope_version != ENVELOPE_VERSION {
+            return Err(WireError::Protocol(
+                format!("envelope_version {} is not 1", self.envelope_version).into(),
+            ));
+        }
+        if self.payload_encoding != PayloadEncoding::None as i32 {
+            let name = PayloadEncoding::try_from(self.payload_encoding).map_or("unknown", |e| e.as_str_name());
+            return Err(WireError::Protocol(
+                format!(
+                    "payload_encoding {} ({name}) is not NONE: librp reads only plain payloads",
+                    self.payload_encoding
+                )
+                .into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// The frame kind, if it is one of the four known kinds.
     pub fn frame_kind(&self) -> Option<FrameKind> {
         FrameKind::try_from(self.kind).ok()
