@@ -2039,6 +2039,12 @@ rp_status rp_frame_encode_response_msg(const struct rp_frame_view *request,
  * `tcp://host:port`; `identity` — who the worker is (1–256 bytes); `task_queue` — the queue of
  * work it takes (may be empty).
  *
+ * Limits of a registration (checked by `rp_push_client_connect`, which returns
+ * `RP_STATUS_INVALID_ARGUMENT` naming the limit, and by the server, which rejects the worker
+ * with a reason naming it): identity 1–256 bytes; task queue and node at most 256 bytes; at
+ * most 64 namespaces and 256 activity types of at most 256 bytes each; at most 64 payload
+ * protocols; at most 16 KiB for the whole encoded registration.
+ *
  * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
  * `RP_STATUS_INVALID_ARGUMENT` (malformed endpoint).
  *
@@ -2194,9 +2200,11 @@ rp_status rp_push_client_reply(const struct rp_push_client *client,
  * Replies to a push with a failure: the worker could not do the job.
  *
  * Parameters: `code` — an `rp_status` or an application code above 1000; `message` — why
- * (NUL-terminated UTF-8).
+ * (NUL-terminated UTF-8, at most 4096 bytes; a server ends the connection of a worker that
+ * sends a longer one).
  *
- * Returns as `rp_push_client_reply`, plus `RP_STATUS_INVALID_UTF8`.
+ * Returns as `rp_push_client_reply`, plus `RP_STATUS_INVALID_UTF8`, and
+ * `RP_STATUS_INVALID_ARGUMENT` for a message over 4096 bytes (the push stays unanswered).
  * Thread safety: may be called from any thread.
  */
 RP_NODISCARD
@@ -3201,9 +3209,12 @@ rp_status rp_session_respond(struct rp_session_request *request,
  * Answers a request with an error, ending it: the caller's call returns the status `code`
  * (when it is an `rp_status`, for example `RP_STATUS_NOT_FOUND`) or `RP_STATUS_PEER_ERROR`
  * (for an application code of 1000 or more), with `message` as its last error text.
- * Consumes `request`, even if an error is returned. `message` is copied (NULL = "").
+ * Consumes `request`, even if an error is returned. `message` is copied (NULL = ""); it is at
+ * most 4096 bytes (a session ends when its peer sends a longer one).
  *
- * Returns as `rp_session_respond` (plus `RP_STATUS_INVALID_UTF8` for `message`).
+ * Returns as `rp_session_respond` (plus `RP_STATUS_INVALID_UTF8` for `message`, and
+ * `RP_STATUS_INVALID_ARGUMENT` for a message over 4096 bytes: the caller then gets the
+ * `RP_STATUS_CLOSED` error of a request dropped without an answer).
  */
 RP_NODISCARD
 rp_status rp_session_respond_error(struct rp_session_request *request,

@@ -91,6 +91,12 @@ pub type rp_push_handler_callback = Option<
 /// `tcp://host:port`; `identity` — who the worker is (1–256 bytes); `task_queue` — the queue of
 /// work it takes (may be empty).
 ///
+/// Limits of a registration (checked by `rp_push_client_connect`, which returns
+/// `RP_STATUS_INVALID_ARGUMENT` naming the limit, and by the server, which rejects the worker
+/// with a reason naming it): identity 1–256 bytes; task queue and node at most 256 bytes; at
+/// most 64 namespaces and 256 activity types of at most 256 bytes each; at most 64 payload
+/// protocols; at most 16 KiB for the whole encoded registration.
+///
 /// Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
 /// `RP_STATUS_INVALID_ARGUMENT` (malformed endpoint).
 ///
@@ -400,9 +406,11 @@ pub unsafe extern "C" fn rp_push_client_reply(
 /// Replies to a push with a failure: the worker could not do the job.
 ///
 /// Parameters: `code` — an `rp_status` or an application code above 1000; `message` — why
-/// (NUL-terminated UTF-8).
+/// (NUL-terminated UTF-8, at most 4096 bytes; a server ends the connection of a worker that
+/// sends a longer one).
 ///
-/// Returns as `rp_push_client_reply`, plus `RP_STATUS_INVALID_UTF8`.
+/// Returns as `rp_push_client_reply`, plus `RP_STATUS_INVALID_UTF8`, and
+/// `RP_STATUS_INVALID_ARGUMENT` for a message over 4096 bytes (the push stays unanswered).
 /// Thread safety: may be called from any thread.
 #[must_use]
 #[unsafe(no_mangle)]

@@ -921,9 +921,12 @@ pub unsafe extern "C" fn rp_session_respond(
 /// Answers a request with an error, ending it: the caller's call returns the status `code`
 /// (when it is an `rp_status`, for example `RP_STATUS_NOT_FOUND`) or `RP_STATUS_PEER_ERROR`
 /// (for an application code of 1000 or more), with `message` as its last error text.
-/// Consumes `request`, even if an error is returned. `message` is copied (NULL = "").
+/// Consumes `request`, even if an error is returned. `message` is copied (NULL = ""); it is at
+/// most 4096 bytes (a session ends when its peer sends a longer one).
 ///
-/// Returns as `rp_session_respond` (plus `RP_STATUS_INVALID_UTF8` for `message`).
+/// Returns as `rp_session_respond` (plus `RP_STATUS_INVALID_UTF8` for `message`, and
+/// `RP_STATUS_INVALID_ARGUMENT` for a message over 4096 bytes: the caller then gets the
+/// `RP_STATUS_CLOSED` error of a request dropped without an answer).
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_session_respond_error(

@@ -12,13 +12,13 @@ use std::time::{Duration, Instant};
 use prost::Message;
 
 use super::proto::{push_reply, Push, PushFailure, PushReply, Registration, RegistrationAck};
-use super::{PUSH_PROTOCOL, PUSH_PROTOCOL_VERSION, REGISTRATION_REQUEST_ID};
+use super::{MAX_FAILURE_MESSAGE, PUSH_PROTOCOL, PUSH_PROTOCOL_VERSION, REGISTRATION_REQUEST_ID};
 use crate::control::{client_handshake, ClientHello};
 use crate::error::Error;
 use crate::fastpath::{self, IdSet};
 use crate::transport::{self, Endpoint, Stream, SwitchableReads};
 use crate::wire::proto::{FrameKind, Negotiated};
-use crate::wire::{FrameReader, FrameView, FrameWriter, WireError};
+use crate::wire::{FrameReader, FrameView, FrameWriter, WireError, HELLO_MAX_BODY, MAX_BODY};
 
 /// How a worker connects and registers.
 #[derive(Debug, Clone)]
@@ -116,6 +116,7 @@ impl PushClient {
     /// Fails with `Refused` (the server's code and retry hint in the error), `Rejected` (the
     /// registration was declined, with the server's reason), `Timeout`, or an I/O error.
     pub fn connect(opts: WorkerOptions) -> Result<PushClient, Error> {
+        super::check_registration(&opts.registration).map_err(Error::invalid_argument)?;
         let deadline = Instant::now() + opts.connect_timeout;
         let socket = transport::connect(&opts.endpoint, opts.connect_timeout)?;
         let remaining = || {
@@ -126,7 +127,8 @@ impl PushClient {
         let io = |e| Error::io("configure socket", e);
         socket.set_read_timeout(Some(remaining()?)).map_err(io)?;
         socket.set_write_timeout(Some(remaining()?)).map_err(io)?;
-        let mut reader = FrameReader::new(socket.try_clone().map_err(io)?);
+        // The HelloReply and the registration ack are small: the Hello cap holds until then.
+        let mut reader = FrameReader::with_max_body(socket.try_clone().map_err(io)?, HELLO_MAX_BODY);
         let mut writer = FrameWriter::new(socket.try_clone().map_err(io)?);
         let hello = ClientHello {
             service_name: opts.service_name.clone(),
@@ -158,6 +160,7 @@ impl PushClient {
             return Err(Error::Rejected(format!("registration rejected: {}", ack.reason).into()));
         }
 
+        reader.set_max_body(MAX_BODY);
         socket.set_read_timeout(None).map_err(io)?;
         socket.set_write_timeout(Some(opts.send_timeout)).map_err(io)?;
         // Pushes that arrived with the ack stay buffered in the reader, which changes hands.
@@ -282,7 +285,14 @@ impl PushClient {
     }
 
     /// Answers a push with a failure: the worker could not do the job.
+    /// The message is at most [`MAX_FAILURE_MESSAGE`] bytes (`InvalidArgument` otherwise).
     pub fn reply_error(&self, correlation_id: u64, code: i32, message: &str) -> Result<(), Error> {
+        if message.len() > MAX_FAILURE_MESSAGE {
+            return Err(Error::invalid_argument(format!(
+                "a failure message is at most {MAX_FAILURE_MESSAGE} bytes (got {})",
+                message.len()
+            )));
+        }
         let failure = PushFailure { code, message: message.to_owned() };
         let msg = PushReply { result: Some(push_reply::Result::Failure(failure)) };
         self.send_reply(correlation_id, &msg.encode_to_vec())
@@ -391,7 +401,7 @@ fn registration_ack(frame: &FrameView<'_>) -> Result<RegistrationAck, Error> {
 /// registration ack, then the frames a receiving thread turns into pushes. Returns the pushes
 /// received, in order (empty when the handshake fails).
 pub(crate) fn fuzz_server_stream(bytes: &[u8]) -> Vec<Job> {
-    let mut reader = FrameReader::new(bytes);
+    let mut reader = FrameReader::with_max_body(bytes, HELLO_MAX_BODY);
     let hello = ClientHello {
         service_name: super::DEFAULT_SERVICE.to_owned(),
         wanted_version: PUSH_PROTOCOL_VERSION.to_owned(),
@@ -401,7 +411,7 @@ pub(crate) fn fuzz_server_stream(bytes: &[u8]) -> Vec<Job> {
         return Vec::new();
     }
     match reader.read_frame().map_err(Error::from).and_then(|f| registration_ack(&f)) {
-        Ok(ack) if ack.accepted => {}
+        Ok(ack) if ack.accepted => reader.set_max_body(MAX_BODY),
         _ => return Vec::new(),
     }
     let mut st = State { reader: None, waiting: 0, jobs: VecDeque::new(), outstanding: IdSet::default(), closed: None, signalled: false };

@@ -24,7 +24,7 @@ use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use prost::Message;
 
 use super::proto::{push_reply, PushReply, Registration, RegistrationAck};
-use super::{now_unix_ms, PUSH_PROTOCOL, PUSH_PROTOCOL_VERSION};
+use super::{check_registration, now_unix_ms, MAX_FAILURE_MESSAGE, PUSH_PROTOCOL, PUSH_PROTOCOL_VERSION};
 use crate::control::{check_hello_fields, hello_reply_frame, negotiated, Refusal};
 use crate::error::Error;
 use crate::event_queue::EventQueue;
@@ -1252,7 +1252,9 @@ impl EventLoop {
                             Ok(Incoming::Reply(..)) => unreachable!("replies are parsed only when registered"),
                             Err(why) => return self.close(token, format!("protocol violation: {why}").into()),
                         }
-                        if self.conns.get(&token).is_some_and(|c| c.phase != Phase::Hello) {
+                        // The Hello cap holds until the worker is registered: a registration is
+                        // small (MAX_REGISTRATION_BYTES), pushes' replies may not be.
+                        if self.conns.get(&token).is_some_and(|c| c.phase == Phase::Registered) {
                             reader.set_max_body(MAX_BODY);
                         }
                         continue;
@@ -1354,13 +1356,14 @@ impl EventLoop {
         if let Err(reason) = check_registration(&reg) {
             return self.answer_registration(token, RegistrationDecision::Reject(reason));
         }
-        conn.registration = Some(reg.clone());
         if self.opts.decide_registrations {
+            conn.registration = Some(reg.clone());
             conn.phase = Phase::AwaitingDecision;
             let peer = conn.peer;
             self.pending_decisions.insert(worker_id, token);
             self.shared.emit(ServerEvent::RegistrationRequest { worker_id, registration: reg, peer });
         } else {
+            conn.registration = Some(reg);
             self.answer_registration(token, RegistrationDecision::Accept);
         }
     }
@@ -1382,9 +1385,14 @@ impl EventLoop {
         match decision {
             RegistrationDecision::Accept => {
                 conn.phase = Phase::Registered;
-                let registration = conn.registration.clone().unwrap_or_default();
+                let registration = conn.registration.take().unwrap_or_default();
                 let info = WorkerInfo { id: conn.worker_id, registration: registration.clone(), peer: conn.peer, in_flight: 0 };
                 let link = Arc::clone(&conn.link);
+                // Decided later (not while the event loop reads this link, which raises the cap
+                // itself): replies may now be as large as any frame.
+                if let Ok(mut reader) = link.reader.try_lock() {
+                    reader.set_max_body(MAX_BODY);
+                }
                 let _ = link.worker.set(RegisteredWorker { id: info.id, registration });
                 // The ack is queued before the worker can be picked, so every push queues behind
                 // it; and the worker is known before the ack reaches it.
@@ -1620,7 +1628,7 @@ impl EventLoop {
 
 /// Fuzzing and corpus-replay hook (see [`super::fuzzing`]): runs `bytes`, as if one worker
 /// connection sent them, through the event loop's parse path without a socket: a
-/// [`FrameReader`] capped at [`HELLO_MAX_BODY`] until the Hello is accepted, [`parse_incoming`]
+/// [`FrameReader`] capped at [`HELLO_MAX_BODY`] until the registration is accepted, [`parse_incoming`]
 /// in the connection's phase, and the Hello and registration checks the loop applies (with
 /// `peer` as the kernel-reported peer). Returns the number of frames accepted before the server
 /// would have closed the connection.
@@ -1638,13 +1646,13 @@ pub(crate) fn fuzz_worker_stream(bytes: &[u8], peer: Option<PeerCredentials>) ->
                 if check_hello_fields(&hello, peer.as_ref()).is_err() {
                     return accepted;
                 }
-                reader.set_max_body(MAX_BODY);
                 phase = Phase::Registering;
             }
             Ok(Incoming::Registration(_, reg)) => {
                 if check_registration(&reg).is_err() {
                     return accepted;
                 }
+                reader.set_max_body(MAX_BODY);
                 phase = Phase::Registered;
             }
             Ok(Incoming::Reply(..)) => {}
@@ -1689,23 +1697,18 @@ fn parse_incoming(phase: Phase, frame: &FrameView<'_>) -> Result<Incoming, Strin
                 Some(p) => PushReply { result: Some(push_reply::Result::Payload(p.to_vec())) },
                 None => PushReply::decode(frame.payload).map_err(|e| format!("malformed PushReply: {e}"))?,
             };
+            if let Some(push_reply::Result::Failure(f)) = &reply.result {
+                if f.message.len() > MAX_FAILURE_MESSAGE {
+                    return Err(format!(
+                        "a failure message of {} bytes exceeds the {MAX_FAILURE_MESSAGE}-byte limit",
+                        f.message.len()
+                    ));
+                }
+            }
             Ok(Incoming::Reply(frame.request_id, reply))
         }
         Phase::AwaitingDecision | Phase::Closing => Err("unexpected frame before the registration was answered".into()),
     }
-}
-
-fn check_registration(reg: &Registration) -> Result<(), String> {
-    if reg.identity.is_empty() || reg.identity.len() > 256 {
-        return Err("identity must be 1-256 bytes".into());
-    }
-    if reg.task_queue.len() > 256 || reg.node.len() > 256 {
-        return Err("task_queue and node must be at most 256 bytes".into());
-    }
-    for p in &reg.payload_protocols {
-        registry::check_servable(*p).map_err(|e| e.to_string())?;
-    }
-    Ok(())
 }
 
 /// Appends one push-protocol frame to a connection's send buffer.

@@ -65,6 +65,10 @@ pub mod code {
     pub const FIRST_APPLICATION_CODE: i32 = 1000;
 }
 
+/// Longest error message a session sends or accepts in a `SessionError`, in bytes; a peer's
+/// longer one is a protocol violation.
+pub const MAX_ERROR_MESSAGE: usize = 4096;
+
 /// Requests held for dispatch at most; more are answered at once with the `AGAIN` error.
 pub const MAX_QUEUED_REQUESTS: usize = 65536;
 
@@ -871,6 +875,13 @@ fn route(inner: &Arc<Inner>, frame: &FrameView<'_>) -> Result<(), Cow<'static, s
             Err(e) => return Err(format!("protocol violation: malformed SessionMessage: {e}").into()),
         }
     };
+    if let Some(e) = msg.error.as_ref().filter(|e| e.message.len() > MAX_ERROR_MESSAGE) {
+        return Err(format!(
+            "protocol violation: an error message of {} bytes exceeds the {MAX_ERROR_MESSAGE}-byte limit",
+            e.message.len()
+        )
+        .into());
+    }
     let id = frame.request_id;
     let ours = inner.side.owns(id);
     match (FrameKind::try_from(frame.kind).ok(), ours) {
@@ -1211,7 +1222,15 @@ impl Request {
 
     /// Answers with an error: `code` is an `rp_status` value or an application code ≥ 1000.
     /// Fails like [`respond`](Self::respond).
+    /// The message is at most [`MAX_ERROR_MESSAGE`] bytes (`InvalidArgument` otherwise, and the
+    /// request stays unanswered).
     pub fn respond_error(&self, code: i32, message: &str) -> Result<(), Error> {
+        if message.len() > MAX_ERROR_MESSAGE {
+            return Err(Error::invalid_argument(format!(
+                "an error message is at most {MAX_ERROR_MESSAGE} bytes (got {})",
+                message.len()
+            )));
+        }
         self.answer(Err(Error::Peer { code, message: message.to_owned() }))
     }
 
