@@ -703,6 +703,19 @@ impl Shared {
     /// Returns without waiting when another thread (the event loop or another caller) reads.
     fn read_until_done(&self, link: &Link, ticket: &Ticket, deadline: Instant) {
         let Ok(mut reader) = link.reader.try_lock() else { return };
+        if link.backlog() > 0 {
+            // The push is still being written (larger than the socket's buffers): the event loop
+            // writes the rest once the socket is writable, which it only learns with the link
+            // in its set, and reads the reply. Back in the set, then, and the loop waits.
+            drop(reader);
+            if link.let_go() {
+                self.command(Command::Read(link.token));
+            }
+            if link.lock_io().parked {
+                self.unpark(link);
+            }
+            return;
+        }
         // Out of the event loop's epoll set while this thread reads, so it is not woken.
         let first_parked = self.park(link);
         let mut failure = self.drain_replies(link, &mut reader).err();
