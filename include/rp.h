@@ -271,6 +271,11 @@ enum rp_status
    */
   RP_STATUS_CONFIG = 41,
   /**
+   * Memory for what a peer sent (a frame, a payload, a message) could not be allocated: the
+   * connection ended, the process lives on.
+   */
+  RP_STATUS_NO_MEMORY = 42,
+  /**
    * A bug inside librp was caught at the boundary; only `_free` is valid on the handle now.
    */
   RP_STATUS_PANIC = 90,
@@ -2168,7 +2173,8 @@ uint64_t rp_push_client_worker_id(const struct rp_push_client *client);
  *
  * Returns `RP_STATUS_OK`, `RP_STATUS_TIMEOUT` (none came), `RP_STATUS_CLOSED` (the server went
  * away, the connection broke a protocol rule, or `rp_push_client_close` was called — the last
- * error message says which), `RP_STATUS_NULL_ARGUMENT`.
+ * error message says which), `RP_STATUS_NO_MEMORY` (a push did not fit in memory: the
+ * connection ended, later calls return the same), `RP_STATUS_NULL_ARGUMENT`.
  *
  * Ownership: the caller owns `*out_push`; free it with `rp_push_free`.
  * Thread safety: may run concurrently with every other `const rp_push_client *` function.
@@ -2471,7 +2477,8 @@ rp_status rp_push_server_push(const struct rp_push_server *server,
  *
  * Returns `RP_STATUS_OK` (`*out_result` holds the worker's answer — a reply or the worker's
  * failure), `RP_STATUS_TIMEOUT`, `RP_STATUS_CLOSED` (the worker went away before answering, or
- * the server shut down), `RP_STATUS_NOT_FOUND` (no worker matches the target),
+ * the server shut down), `RP_STATUS_NO_MEMORY` (the worker's reply did not fit in memory: its
+ * connection ended), `RP_STATUS_NOT_FOUND` (no worker matches the target),
  * `RP_STATUS_AGAIN` (the worker is not keeping up), `RP_STATUS_NULL_ARGUMENT`.
  *
  * Ownership: the caller owns `*out_result`; free it with `rp_push_result_free`.
@@ -2908,7 +2915,8 @@ void rp_session_listener_free(struct rp_session_listener *listener);
  *
  * Returns `RP_STATUS_OK` (`*out_response` holds the answer), `RP_STATUS_TIMEOUT` (the wait or
  * the deadline passed; the peer was sent a CANCEL, or the peer reported the deadline),
- * `RP_STATUS_CLOSED` (the connection ended), `RP_STATUS_CANCELLED`, the peer's error as a
+ * `RP_STATUS_CLOSED` (the connection ended), `RP_STATUS_NO_MEMORY` (what the peer sent did not
+ * fit in memory: the session ended), `RP_STATUS_CANCELLED`, the peer's error as a
  * status (`RP_STATUS_NOT_FOUND` when the peer has no dispatcher, `RP_STATUS_PEER_ERROR` for an
  * application code; `rp_last_error_message` has the peer's message),
  * `RP_STATUS_NULL_ARGUMENT`.

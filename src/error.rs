@@ -60,6 +60,8 @@ pub enum ErrorKind {
     Cancelled,
     /// The peer answered a call with an application error (see [`Error::Peer`]).
     PeerError,
+    /// Memory for what a peer sent could not be allocated; the connection ended.
+    NoMemory,
 }
 
 /// An error from librp: a kind plus a human-readable description.
@@ -128,6 +130,9 @@ pub enum Error {
         /// The peer's message.
         message: String,
     },
+    /// Memory for what a peer sent could not be allocated; the connection ended.
+    #[error("out of memory: {0}")]
+    NoMemory(Cow<'static, str>),
     /// An operating-system call failed.
     #[error("{context}: {source}")]
     Io {
@@ -161,6 +166,7 @@ impl Error {
             Error::Cancelled(_) => ErrorKind::Cancelled,
             Error::Overflow(_) => ErrorKind::TooLarge,
             Error::Peer { .. } => ErrorKind::PeerError,
+            Error::NoMemory(_) => ErrorKind::NoMemory,
         }
     }
 

@@ -257,3 +257,35 @@ fn error_messages_are_bounded_both_ways() {
     assert_eq!(err.kind(), ErrorKind::Closed, "{err}");
     assert!(err.to_string().contains("4096-byte limit"), "{err}");
 }
+
+/// Trace context is kept with each push and request: more than 8 KiB of it ends the
+/// connection, on the worker and in a session.
+#[test]
+fn trace_context_is_bounded() {
+    use rp::session::{Session, Side};
+    use rp::wire::MAX_TRACE_CONTEXT;
+    let long = "t".repeat(MAX_TRACE_CONTEXT + 1);
+    // A session receiving a request with it.
+    let (x, y) = UnixStream::pair().unwrap();
+    let session = Session::new(rp::broker::Conn::new(rp::transport::Stream::Unix(x)).unwrap(), Side::Connecting, true).unwrap();
+    let message = rp::session::proto::SessionMessage { payload_protocol: 0x7001, ..Default::default() }.encode_to_vec();
+    let request = rp::FrameView {
+        kind: FrameKind::Request as i32,
+        payload_protocol: rp::wire::registry::SESSION,
+        payload: &message,
+        request_id: 2,
+        tracestate: &long,
+        ..rp::FrameView::default()
+    };
+    (&y).write_all(&request.to_bytes().unwrap()).unwrap();
+    let err = session.next_request(Some(Duration::from_secs(5))).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Closed, "{err}");
+    assert!(err.to_string().contains("trace context exceed the 8192-byte limit"), "{err}");
+    // Up to the limit is fine.
+    let (x, y) = UnixStream::pair().unwrap();
+    let session = Session::new(rp::broker::Conn::new(rp::transport::Stream::Unix(x)).unwrap(), Side::Connecting, true).unwrap();
+    let request = rp::FrameView { tracestate: &long[..MAX_TRACE_CONTEXT], ..request };
+    (&y).write_all(&request.to_bytes().unwrap()).unwrap();
+    let req = session.next_request(Some(Duration::from_secs(5))).unwrap();
+    assert_eq!(req.tracestate().len(), MAX_TRACE_CONTEXT);
+}

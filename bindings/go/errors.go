@@ -45,6 +45,7 @@ const (
 	StatusPeerError          Status = C.RP_STATUS_PEER_ERROR
 	StatusIO                 Status = C.RP_STATUS_IO
 	StatusConfig             Status = C.RP_STATUS_CONFIG
+	StatusNoMemory           Status = C.RP_STATUS_NO_MEMORY
 	StatusPanic              Status = C.RP_STATUS_PANIC
 )
 
@@ -98,6 +99,7 @@ var (
 	ErrPeerError          = &Error{Status: StatusPeerError}
 	ErrIO                 = &Error{Status: StatusIO}
 	ErrConfig             = &Error{Status: StatusConfig}
+	ErrNoMemory           = &Error{Status: StatusNoMemory}
 	ErrPanic              = &Error{Status: StatusPanic}
 )
 

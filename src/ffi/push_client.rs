@@ -353,7 +353,8 @@ pub unsafe extern "C" fn rp_push_client_worker_id(client: *const rp_push_client)
 ///
 /// Returns `RP_STATUS_OK`, `RP_STATUS_TIMEOUT` (none came), `RP_STATUS_CLOSED` (the server went
 /// away, the connection broke a protocol rule, or `rp_push_client_close` was called — the last
-/// error message says which), `RP_STATUS_NULL_ARGUMENT`.
+/// error message says which), `RP_STATUS_NO_MEMORY` (a push did not fit in memory: the
+/// connection ended, later calls return the same), `RP_STATUS_NULL_ARGUMENT`.
 ///
 /// Ownership: the caller owns `*out_push`; free it with `rp_push_free`.
 /// Thread safety: may run concurrently with every other `const rp_push_client *` function.

@@ -509,7 +509,8 @@ pub unsafe extern "C" fn rp_push_server_push(
 ///
 /// Returns `RP_STATUS_OK` (`*out_result` holds the worker's answer — a reply or the worker's
 /// failure), `RP_STATUS_TIMEOUT`, `RP_STATUS_CLOSED` (the worker went away before answering, or
-/// the server shut down), `RP_STATUS_NOT_FOUND` (no worker matches the target),
+/// the server shut down), `RP_STATUS_NO_MEMORY` (the worker's reply did not fit in memory: its
+/// connection ended), `RP_STATUS_NOT_FOUND` (no worker matches the target),
 /// `RP_STATUS_AGAIN` (the worker is not keeping up), `RP_STATUS_NULL_ARGUMENT`.
 ///
 /// Ownership: the caller owns `*out_result`; free it with `rp_push_result_free`.

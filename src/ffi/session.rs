@@ -348,7 +348,8 @@ unsafe fn options_of<'a>(options: *const rp_session_call_options) -> Cow<'a, Cal
 ///
 /// Returns `RP_STATUS_OK` (`*out_response` holds the answer), `RP_STATUS_TIMEOUT` (the wait or
 /// the deadline passed; the peer was sent a CANCEL, or the peer reported the deadline),
-/// `RP_STATUS_CLOSED` (the connection ended), `RP_STATUS_CANCELLED`, the peer's error as a
+/// `RP_STATUS_CLOSED` (the connection ended), `RP_STATUS_NO_MEMORY` (what the peer sent did not
+/// fit in memory: the session ended), `RP_STATUS_CANCELLED`, the peer's error as a
 /// status (`RP_STATUS_NOT_FOUND` when the peer has no dispatcher, `RP_STATUS_PEER_ERROR` for an
 /// application code; `rp_last_error_message` has the peer's message),
 /// `RP_STATUS_NULL_ARGUMENT`.

@@ -107,7 +107,18 @@ struct State {
     /// Received and not yet answered; a reply must name one of these, once.
     outstanding: IdSet,
     closed: Option<Cow<'static, str>>,
+    /// The connection ended because what the server sent did not fit in memory: calls then
+    /// fail with `NoMemory` rather than `Closed`.
+    no_memory: bool,
     signalled: bool,
+}
+
+impl State {
+    /// The error calls return once the connection has ended.
+    fn ended(&self) -> Option<Error> {
+        let reason = self.closed.clone()?;
+        Some(if self.no_memory { Error::NoMemory(reason) } else { Error::Closed(reason) })
+    }
 }
 
 impl PushClient {
@@ -178,6 +189,7 @@ impl PushClient {
                 jobs: VecDeque::new(),
                 outstanding: IdSet::default(),
                 closed: None,
+                no_memory: false,
                 signalled: false,
             }),
             changed: Condvar::new(),
@@ -216,13 +228,14 @@ impl PushClient {
     ///
     /// Fails with `Timeout` when none came in time and `Closed` when the connection ended
     /// (server gone, protocol violation, or [`close`](Self::close)); the reason is in the error.
+    /// `NoMemory` means a push did not fit in memory: the connection ended, the process lives.
     pub fn recv(&self, timeout: Option<Duration>) -> Result<Job, Error> {
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut polled = false;
         let mut st = self.lock();
         loop {
-            if let Some(reason) = &st.closed {
-                return Err(Error::Closed(reason.clone()));
+            if let Some(e) = st.ended() {
+                return Err(e);
             }
             if let Some(job) = st.jobs.pop_front() {
                 st.outstanding.insert(job.correlation_id);
@@ -307,8 +320,8 @@ impl PushClient {
     fn send_reply(&self, correlation_id: u64, payload: &[u8]) -> Result<(), Error> {
         {
             let mut st = self.lock();
-            if let Some(reason) = &st.closed {
-                return Err(Error::Closed(reason.clone()));
+            if let Some(e) = st.ended() {
+                return Err(e);
             }
             if !st.outstanding.remove(&correlation_id) {
                 return Err(Error::NotFound(
@@ -414,7 +427,7 @@ pub(crate) fn fuzz_server_stream(bytes: &[u8]) -> Vec<Job> {
         Ok(ack) if ack.accepted => reader.set_max_body(MAX_BODY),
         _ => return Vec::new(),
     }
-    let mut st = State { reader: None, waiting: 0, jobs: VecDeque::new(), outstanding: IdSet::default(), closed: None, signalled: false };
+    let mut st = State { reader: None, waiting: 0, jobs: VecDeque::new(), outstanding: IdSet::default(), closed: None, no_memory: false, signalled: false };
     let mut received = Vec::new();
     loop {
         let outcome = take_buffered(&mut reader, &mut st);
@@ -435,6 +448,10 @@ fn outcome_into(
     match read {
         Ok(_) | Err(WireError::Timeout) => {}
         Err(WireError::Closed) => return Err("the server closed the connection".into()),
+        Err(e @ WireError::NoMemory { .. }) => {
+            st.no_memory = true;
+            return Err(format!("the connection ended: {e}").into());
+        }
         Err(e) => return Err(format!("connection failed: {e}").into()),
     }
     take_buffered(reader, st)
@@ -449,7 +466,7 @@ fn take_buffered<R: Read>(reader: &mut FrameReader<R>, st: &mut State) -> Result
             Ok(None) => return Ok(()),
             Err(e) => return Err(format!("connection failed: {e}").into()),
         };
-        if let Err(e) = frame.check_plain() {
+        if let Err(e) = frame.check_plain().and_then(|()| frame.check_trace_context()) {
             return Err(e.to_string().into());
         }
         if frame.payload_protocol != PUSH_PROTOCOL {
@@ -457,10 +474,19 @@ fn take_buffered<R: Read>(reader: &mut FrameReader<R>, st: &mut State) -> Result
         }
         match frame.frame_kind() {
             Some(FrameKind::Event) => {
-                let push = match fastpath::plain_message(frame.payload) {
-                    Some((payload_protocol, payload)) => Push { payload_protocol, payload: payload.to_vec() },
-                    None => Push::decode(frame.payload)
-                        .map_err(|e| Cow::Owned(format!("protocol violation: malformed Push: {e}")))?,
+                let decoded = match fastpath::plain_message(frame.payload) {
+                    Some((payload_protocol, payload)) => {
+                        WireError::try_copy(payload).map(|payload| Push { payload_protocol, payload })
+                    }
+                    None => fastpath::decode_large(frame.payload, "Push", 2, &[1], false, |m: &mut Push, p| m.payload = p),
+                };
+                let push = match decoded {
+                    Ok(push) => push,
+                    Err(e @ WireError::NoMemory { .. }) => {
+                        st.no_memory = true;
+                        return Err(format!("push {} not received: {e}", frame.request_id).into());
+                    }
+                    Err(e) => return Err(format!("protocol violation: {e}").into()),
                 };
                 st.jobs.push_back(Job {
                     correlation_id: frame.request_id,

@@ -350,6 +350,9 @@ struct Link {
     /// Set once the worker is registered.
     worker: OnceLock<RegisteredWorker>,
     in_flight_count: AtomicUsize,
+    /// Set when what the worker sent did not fit in memory: its pushes then fail with
+    /// `NoMemory` rather than `Closed`.
+    no_memory: AtomicBool,
 }
 
 #[derive(Debug)]
@@ -417,6 +420,16 @@ impl Link {
 
     fn worker_id(&self) -> u64 {
         self.worker.get().map_or(0, |w| w.id)
+    }
+
+    /// The reason a read or decode failure `e` ends this link (after `context`), noting one
+    /// that is out of memory.
+    fn failed(&self, e: &WireError, context: &str) -> Cow<'static, str> {
+        if matches!(e, WireError::NoMemory { .. }) {
+            self.no_memory.store(true, Ordering::Relaxed);
+            return format!("a frame did not fit in memory: {e}").into();
+        }
+        format!("{context}{e}").into()
     }
 
     fn lock_io(&self) -> MutexGuard<'_, LinkIo> {
@@ -687,12 +700,12 @@ impl Shared {
                 let frame = match reader.next_buffered() {
                     Ok(Some(f)) => f,
                     Ok(None) => return Ok(()),
-                    Err(e) => return Err(format!("connection failed: {e}").into()),
+                    Err(e) => return Err(link.failed(&e, "connection failed: ")),
                 };
                 match parse_incoming(Phase::Registered, &frame) {
                     Ok(Incoming::Reply(id, reply)) => (id, reply),
                     Ok(_) => return Err("protocol violation: unexpected frame".into()),
-                    Err(why) => return Err(format!("protocol violation: {why}").into()),
+                    Err(e) => return Err(link.failed(&e, "")),
                 }
             };
             self.complete_reply(link, id, reply);
@@ -735,7 +748,7 @@ impl Shared {
             failure = match reader.read_more() {
                 Ok(_) | Err(WireError::Timeout) => self.drain_replies(link, &mut reader).err(),
                 Err(WireError::Closed) => Some("worker closed the connection".into()),
-                Err(e) => Some(format!("connection failed: {e}").into()),
+                Err(e) => Some(link.failed(&e, "connection failed: ")),
             };
         }
         reader.get_mut().wait = false;
@@ -1165,6 +1178,7 @@ impl EventLoop {
             missed_read: AtomicBool::new(false),
             worker: OnceLock::new(),
             in_flight_count: AtomicUsize::new(0),
+            no_memory: AtomicBool::new(false),
         });
         if self.shared.registry.register(&mut SourceFd(&link.fd()), token, Interest::READABLE).is_err() {
             return;
@@ -1263,7 +1277,7 @@ impl EventLoop {
                             Ok(Incoming::Hello(id, hello)) => self.on_hello(token, id, hello),
                             Ok(Incoming::Registration(id, reg)) => self.on_registration(token, id, reg),
                             Ok(Incoming::Reply(..)) => unreachable!("replies are parsed only when registered"),
-                            Err(why) => return self.close(token, format!("protocol violation: {why}").into()),
+                            Err(e) => return self.close(token, link.failed(&e, "")),
                         }
                         // The Hello cap holds until the worker is registered: a registration is
                         // small (MAX_REGISTRATION_BYTES), pushes' replies may not be.
@@ -1283,7 +1297,7 @@ impl EventLoop {
                     let refusal = Refusal::new(ErrorCode::VersionUnsupported, "unsupported framing version");
                     return self.refuse(token, 0, refusal);
                 }
-                Err(e) => return self.close(token, format!("connection failed: {e}").into()),
+                Err(e) => return self.close(token, link.failed(&e, "connection failed: ")),
             }
         }
     }
@@ -1615,10 +1629,10 @@ impl EventLoop {
         };
         // Wakes a caller reading this socket; the descriptor closes with the last reference.
         let _ = transport::shutdown(link.fd(), std::net::Shutdown::Both);
+        let no_memory = link.no_memory.load(Ordering::Relaxed);
         for f in failed {
-            f.ticket.complete(Err(Error::Closed(
-                format!("worker {} disconnected before replying: {reason}", conn.worker_id).into(),
-            )));
+            let why = format!("worker {} disconnected before replying: {reason}", conn.worker_id).into();
+            f.ticket.complete(Err(if no_memory { Error::NoMemory(why) } else { Error::Closed(why) }));
         }
         if was_registered {
             self.shared.workers.lock().unwrap_or_else(|p| p.into_inner()).remove(&conn.worker_id);
@@ -1675,52 +1689,62 @@ pub(crate) fn fuzz_worker_stream(bytes: &[u8], peer: Option<PeerCredentials>) ->
     }
 }
 
-/// Decodes one frame into what it asks for, given where the connection is in its life.
-fn parse_incoming(phase: Phase, frame: &FrameView<'_>) -> Result<Incoming, String> {
-    if let Err(e) = frame.check_plain() {
-        return Err(match e {
-            WireError::Protocol(why) => why.into_owned(),
-            e => e.to_string(),
-        });
-    }
+/// Decodes one frame into what it asks for, given where the connection is in its life. A
+/// frame that breaks the protocol is a [`WireError::Protocol`]; a reply whose payload does not
+/// fit in memory is [`WireError::NoMemory`].
+fn parse_incoming(phase: Phase, frame: &FrameView<'_>) -> Result<Incoming, WireError> {
+    let violation = |why: String| WireError::Protocol(why.into());
+    frame.check_plain()?;
     let kind = frame.frame_kind();
     match phase {
         Phase::Hello => {
             if frame.payload_protocol != registry::CONTROL || kind != Some(FrameKind::Request) {
-                return Err(format!("expected a Hello, got payload protocol 0x{:04X}", frame.payload_protocol));
+                return Err(violation(format!("expected a Hello, got payload protocol 0x{:04X}", frame.payload_protocol)));
             }
-            Hello::decode(frame.payload).map(|h| Incoming::Hello(frame.request_id, h)).map_err(|e| format!("malformed Hello: {e}"))
+            Hello::decode(frame.payload)
+                .map(|h| Incoming::Hello(frame.request_id, h))
+                .map_err(|e| violation(format!("malformed Hello: {e}")))
         }
         Phase::Registering => {
             if frame.payload_protocol != PUSH_PROTOCOL || kind != Some(FrameKind::Request) {
-                return Err("expected a registration".into());
+                return Err(violation("expected a registration".into()));
             }
             Registration::decode(frame.payload)
                 .map(|r| Incoming::Registration(frame.request_id, r))
-                .map_err(|e| format!("malformed Registration: {e}"))
+                .map_err(|e| violation(format!("malformed Registration: {e}")))
         }
         Phase::Registered => {
             if frame.payload_protocol != PUSH_PROTOCOL || kind != Some(FrameKind::Response) {
-                return Err(format!(
+                return Err(violation(format!(
                     "expected a push reply, got kind {} on payload protocol 0x{:04X}",
                     frame.kind, frame.payload_protocol
-                ));
+                )));
             }
-            let reply = match fastpath::reply_payload(frame.payload) {
-                Some(p) => PushReply { result: Some(push_reply::Result::Payload(p.to_vec())) },
-                None => PushReply::decode(frame.payload).map_err(|e| format!("malformed PushReply: {e}"))?,
+            let decoded = match fastpath::reply_payload(frame.payload) {
+                Some(p) => WireError::try_copy(p).map(|p| PushReply { result: Some(push_reply::Result::Payload(p)) }),
+                None => fastpath::decode_large(frame.payload, "PushReply", 1, &[2], true, |m: &mut PushReply, p| {
+                    m.result = Some(push_reply::Result::Payload(p))
+                }),
+            };
+            let reply = match decoded {
+                Ok(reply) => reply,
+                Err(e @ WireError::NoMemory { .. }) => return Err(e),
+                Err(e @ WireError::Protocol(_)) => return Err(e),
+                Err(e) => return Err(violation(e.to_string())),
             };
             if let Some(push_reply::Result::Failure(f)) = &reply.result {
                 if f.message.len() > MAX_FAILURE_MESSAGE {
-                    return Err(format!(
+                    return Err(violation(format!(
                         "a failure message of {} bytes exceeds the {MAX_FAILURE_MESSAGE}-byte limit",
                         f.message.len()
-                    ));
+                    )));
                 }
             }
             Ok(Incoming::Reply(frame.request_id, reply))
         }
-        Phase::AwaitingDecision | Phase::Closing => Err("unexpected frame before the registration was answered".into()),
+        Phase::AwaitingDecision | Phase::Closing => {
+            Err(violation("unexpected frame before the registration was answered".into()))
+        }
     }
 }
 

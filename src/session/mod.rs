@@ -34,7 +34,7 @@ use crate::fastpath::{self, IdMap};
 use crate::transport::{self, Endpoint, ListenOptions, Listener};
 use crate::wire::proto::FrameKind;
 use crate::wire::registry::SESSION;
-use crate::wire::FrameView;
+use crate::wire::{FrameView, WireError};
 
 /// Generated messages of `proto/librp_session.proto`.
 pub mod proto {
@@ -146,13 +146,15 @@ fn deadline_instant(deadline_unix_ms: u64) -> Option<Instant> {
     Some(Instant::now() + Duration::from_millis(left))
 }
 
-/// Decodes a frame's `SessionMessage` (plain ones without prost, see [`fastpath`]).
-fn decode_message(bytes: &[u8]) -> Result<SessionMessage, prost::DecodeError> {
+/// Decodes a frame's `SessionMessage` (plain ones without prost, see [`fastpath`]); the payload
+/// is copied by a fallible allocation ([`WireError::NoMemory`]).
+fn decode_message(bytes: &[u8]) -> Result<SessionMessage, WireError> {
     match fastpath::plain_message(bytes) {
-        Some((payload_protocol, payload)) => {
-            Ok(SessionMessage { payload_protocol, payload: payload.to_vec(), ..SessionMessage::default() })
-        }
-        None => SessionMessage::decode(bytes),
+        Some((payload_protocol, payload)) => WireError::try_copy(payload)
+            .map(|payload| SessionMessage { payload_protocol, payload, ..SessionMessage::default() }),
+        None => fastpath::decode_large(bytes, "SessionMessage", 2, &[1, 3, 4], false, |m: &mut SessionMessage, p| {
+            m.payload = p
+        }),
     }
 }
 
@@ -197,6 +199,9 @@ struct Inner {
     signal_tx: UnixStream,
     /// Set once [`Session::request_fd`] was asked for: only then is the notification byte kept.
     signal_used: AtomicBool,
+    /// Set when what the peer sent did not fit in memory: the session then ends with
+    /// `NoMemory` rather than `Closed`.
+    no_memory: AtomicBool,
     /// The reader role: held by the thread reading and routing frames (see [`read_while`]).
     reading: Mutex<()>,
     /// The reader thread's epoll set: the park notification, and the connection while it is
@@ -308,6 +313,7 @@ fn copy_error(e: &Error) -> Error {
         Error::NotFound(m) => Error::NotFound(m.clone()),
         Error::InvalidArgument(m) => Error::InvalidArgument(m.clone()),
         Error::Peer { code, message } => Error::Peer { code: *code, message: message.clone() },
+        Error::NoMemory(m) => Error::NoMemory(m.clone()),
         other => Error::Closed(other.to_string().into()),
     }
 }
@@ -340,6 +346,7 @@ impl Session {
             signal_rx,
             signal_tx,
             signal_used: AtomicBool::new(false),
+            no_memory: AtomicBool::new(false),
             reading: Mutex::new(()),
             reader_set,
             parked: AtomicBool::new(false),
@@ -407,7 +414,7 @@ impl Session {
         {
             let mut st = inner.lock();
             if let Some(reason) = &st.closed {
-                return Err(Error::Closed(reason.clone()));
+                return Err(inner.ended_error(reason.clone()));
             }
             st.calls.insert(id, Arc::clone(&exchange));
         }
@@ -459,7 +466,7 @@ impl Session {
         let mut st = self.inner.lock();
         loop {
             if let Some(reason) = &st.closed {
-                return Err(Error::Closed(reason.clone()));
+                return Err(self.inner.ended_error(reason.clone()));
             }
             let next = st.queue.pop_front();
             self.inner.update_signal(&mut st);
@@ -608,8 +615,18 @@ impl Inner {
     }
 
     fn closed_error(&self) -> Error {
-        let st = self.lock();
-        Error::Closed(st.closed.clone().unwrap_or_else(|| "the session ended".into()))
+        let reason = self.lock().closed.clone().unwrap_or_else(|| "the session ended".into());
+        self.ended_error(reason)
+    }
+
+    /// The error a session that ended for `reason` gives: `NoMemory` when what the peer sent
+    /// did not fit in memory, `Closed` otherwise.
+    fn ended_error(&self, reason: Cow<'static, str>) -> Error {
+        if self.no_memory.load(Ordering::Relaxed) {
+            Error::NoMemory(reason)
+        } else {
+            Error::Closed(reason)
+        }
     }
 
     fn send(
@@ -691,7 +708,7 @@ impl Inner {
         let _ = (&self.park_tx).write(&[1]);
         self.requests_changed.notify_all();
         for ex in calls.values().chain(serving.values()) {
-            ex.finish(Err(Error::Closed(reason.clone())));
+            ex.finish(Err(self.ended_error(reason.clone())));
         }
         // Dropped outside the lock: a dropped request tries to answer.
         drop(queued);
@@ -791,7 +808,13 @@ fn read_once(inner: &Arc<Inner>, wait: Duration) -> Result<usize, Cow<'static, s
         Ok(n) => Ok(n),
         Err(Error::Timeout(_)) => Ok(0),
         Err(Error::Closed(m)) => Err(m),
-        Err(e) => Err(format!("connection failed: {e}").into()),
+        Err(e) => {
+            if e.kind() == crate::ErrorKind::NoMemory {
+                inner.no_memory.store(true, Ordering::Relaxed);
+                return Err(format!("a frame did not fit in memory: {e}").into());
+            }
+            Err(format!("connection failed: {e}").into())
+        }
     }
 }
 
@@ -861,7 +884,7 @@ fn read_while(inner: &Arc<Inner>, until: Option<Instant>, mut done: impl FnMut()
 /// Routes one incoming frame to where it belongs. Returns why the session must end on a
 /// protocol violation. Runs with the reader role held; never blocks on I/O.
 fn route(inner: &Arc<Inner>, frame: &FrameView<'_>) -> Result<(), Cow<'static, str>> {
-    if let Err(e) = frame.check_plain() {
+    if let Err(e) = frame.check_plain().and_then(|()| frame.check_trace_context()) {
         return Err(e.to_string().into());
     }
     if frame.payload_protocol != SESSION {
@@ -872,7 +895,14 @@ fn route(inner: &Arc<Inner>, frame: &FrameView<'_>) -> Result<(), Cow<'static, s
     } else {
         match decode_message(frame.payload) {
             Ok(m) => m,
-            Err(e) => return Err(format!("protocol violation: malformed SessionMessage: {e}").into()),
+            Err(e @ WireError::NoMemory { .. }) => {
+                inner.no_memory.store(true, Ordering::Relaxed);
+                return Err(format!("message {} not received: {e}", frame.request_id).into());
+            }
+            Err(WireError::Malformed { detail, .. }) => {
+                return Err(format!("protocol violation: malformed SessionMessage: {detail}").into())
+            }
+            Err(e) => return Err(format!("protocol violation: {e}").into()),
         }
     };
     if let Some(e) = msg.error.as_ref().filter(|e| e.message.len() > MAX_ERROR_MESSAGE) {

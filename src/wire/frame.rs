@@ -275,6 +275,18 @@ impl<'a> FrameView<'a> {
         Ok(())
     }
 
+    /// Checks that the trace context is at most [`super::MAX_TRACE_CONTEXT`] bytes, before it
+    /// is kept with a push or a request.
+    pub fn check_trace_context(&self) -> Result<(), WireError> {
+        let len = self.traceparent.len() + self.tracestate.len();
+        if len > super::MAX_TRACE_CONTEXT {
+            return Err(WireError::Protocol(
+                format!("{len} bytes of trace context exceed the {}-byte limit", super::MAX_TRACE_CONTEXT).into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// The frame kind, if it is one of the four known kinds.
     pub fn frame_kind(&self) -> Option<FrameKind> {
         FrameKind::try_from(self.kind).ok()
@@ -380,6 +392,13 @@ impl<'a> FrameView<'a> {
             traceparent: self.traceparent.to_owned(),
             tracestate: self.tracestate.to_owned(),
         }
+    }
+
+    /// [`to_frame`](Self::to_frame) with the payload copied by a fallible allocation: what a
+    /// peer sent is copied this way, so a payload that does not fit in memory is
+    /// [`WireError::NoMemory`] rather than the end of the process.
+    pub fn try_to_frame(&self) -> Result<Frame, WireError> {
+        Ok(Frame { payload: WireError::try_copy(self.payload)?, ..FrameView { payload: &[], ..*self }.to_frame() })
     }
 
     /// The body length, or the too-large error encoding would fail with.
