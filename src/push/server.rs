@@ -355,10 +355,13 @@ struct Link {
     no_memory: AtomicBool,
 }
 
+/// What picking a worker needs of its registration (the whole of it is kept once, in
+/// [`Shared::workers`]).
 #[derive(Debug)]
 struct RegisteredWorker {
     id: u64,
-    registration: Registration,
+    task_queue: String,
+    payload_protocols: Vec<u32>,
 }
 
 #[derive(Debug)]
@@ -559,16 +562,16 @@ impl Shared {
         if let Target::Worker(id) = target {
             return links.get(id).cloned();
         }
-        let matches = |reg: &Registration| match target {
-            Target::TaskQueue(q) => reg.task_queue == *q,
-            Target::Protocol(p) => reg.payload_protocols.contains(p),
+        let matches = |w: &RegisteredWorker| match target {
+            Target::TaskQueue(q) => w.task_queue == *q,
+            Target::Protocol(p) => w.payload_protocols.contains(p),
             Target::Worker(_) => false,
         };
         let mut least: Vec<&Arc<Link>> = Vec::new();
         let mut fewest = usize::MAX;
         for link in links.values() {
             let Some(w) = link.worker.get() else { continue };
-            if !matches(&w.registration) {
+            if !matches(w) {
                 continue;
             }
             let busy = link.in_flight_count.load(Ordering::Relaxed);
@@ -1413,14 +1416,16 @@ impl EventLoop {
             RegistrationDecision::Accept => {
                 conn.phase = Phase::Registered;
                 let registration = conn.registration.take().unwrap_or_default();
-                let info = WorkerInfo { id: conn.worker_id, registration: registration.clone(), peer: conn.peer, in_flight: 0 };
+                let task_queue = registration.task_queue.clone();
+                let payload_protocols = registration.payload_protocols.clone();
+                let info = WorkerInfo { id: conn.worker_id, registration, peer: conn.peer, in_flight: 0 };
                 let link = Arc::clone(&conn.link);
                 // Decided later (not while the event loop reads this link, which raises the cap
                 // itself): replies may now be as large as any frame.
                 if let Ok(mut reader) = link.reader.try_lock() {
                     reader.set_max_body(MAX_BODY);
                 }
-                let _ = link.worker.set(RegisteredWorker { id: info.id, registration });
+                let _ = link.worker.set(RegisteredWorker { id: info.id, task_queue, payload_protocols });
                 // The ack is queued before the worker can be picked, so every push queues behind
                 // it; and the worker is known before the ack reaches it.
                 link.lock_io().out.extend_from_slice(&frame);
