@@ -2570,7 +2570,8 @@ rp_status rp_push_request_set_deadline_unix_ms(struct rp_push_request *request,
 
 /**
  * Sets the W3C traceparent (copied). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`,
- * `RP_STATUS_INVALID_UTF8`.
+ * `RP_STATUS_INVALID_UTF8`. Traceparent and tracestate together are at most 8192 bytes
+ * (the push then fails with `RP_STATUS_INVALID_ARGUMENT`; a receiver ends a connection carrying more).
  */
 RP_NODISCARD
 rp_status rp_push_request_set_traceparent(struct rp_push_request *request,
@@ -2578,7 +2579,8 @@ rp_status rp_push_request_set_traceparent(struct rp_push_request *request,
 
 /**
  * Sets the W3C tracestate (copied). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`,
- * `RP_STATUS_INVALID_UTF8`.
+ * `RP_STATUS_INVALID_UTF8`. Traceparent and tracestate together are at most 8192 bytes
+ * (the push then fails with `RP_STATUS_INVALID_ARGUMENT`; a receiver ends a connection carrying more).
  */
 RP_NODISCARD
 rp_status rp_push_request_set_tracestate(struct rp_push_request *request,
@@ -3022,7 +3024,8 @@ rp_status rp_session_call_options_set_deadline_unix_ms(struct rp_session_call_op
 
 /**
  * Sets the W3C traceparent (copied). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`,
- * `RP_STATUS_INVALID_UTF8`.
+ * `RP_STATUS_INVALID_UTF8`. Traceparent and tracestate together are at most 8192 bytes
+ * (the call then fails with `RP_STATUS_INVALID_ARGUMENT`; a receiver ends a connection carrying more).
  */
 RP_NODISCARD
 rp_status rp_session_call_options_set_traceparent(struct rp_session_call_options *options,
@@ -3030,7 +3033,8 @@ rp_status rp_session_call_options_set_traceparent(struct rp_session_call_options
 
 /**
  * Sets the W3C tracestate (copied). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`,
- * `RP_STATUS_INVALID_UTF8`.
+ * `RP_STATUS_INVALID_UTF8`. Traceparent and tracestate together are at most 8192 bytes
+ * (the call then fails with `RP_STATUS_INVALID_ARGUMENT`; a receiver ends a connection carrying more).
  */
 RP_NODISCARD
 rp_status rp_session_call_options_set_tracestate(struct rp_session_call_options *options,

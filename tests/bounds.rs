@@ -259,7 +259,7 @@ fn error_messages_are_bounded_both_ways() {
 }
 
 /// Trace context is kept with each push and request: more than 8 KiB of it ends the
-/// connection, on the worker and in a session.
+/// connection of a session that receives it, and is refused to a caller that would send it.
 #[test]
 fn trace_context_is_bounded() {
     use rp::session::{Session, Side};
@@ -288,4 +288,15 @@ fn trace_context_is_bounded() {
     (&y).write_all(&request.to_bytes().unwrap()).unwrap();
     let req = session.next_request(Some(Duration::from_secs(5))).unwrap();
     assert_eq!(req.tracestate().len(), MAX_TRACE_CONTEXT);
+    // Neither a session nor a push server sends more.
+    let opts = rp::session::CallOptions { tracestate: long.clone(), ..Default::default() };
+    let err = session.start_call(0x7001, b"", &opts).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+    let dir = TempDir::new("tracelimit");
+    let server = server_with(&dir, |_| {});
+    let spec = rp::push::PushSpec { traceparent: long.clone(), ..Default::default() };
+    let err = server.push(rp::push::Target::TaskQueue("q".into()), spec.clone()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+    let err = server.push_wait(rp::push::Target::TaskQueue("q".into()), spec, Duration::from_secs(1)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
 }

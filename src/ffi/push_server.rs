@@ -774,7 +774,8 @@ pub unsafe extern "C" fn rp_push_request_set_deadline_unix_ms(request: *mut rp_p
 }
 
 /// Sets the W3C traceparent (copied). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`,
-/// `RP_STATUS_INVALID_UTF8`.
+/// `RP_STATUS_INVALID_UTF8`. Traceparent and tracestate together are at most 8192 bytes
+/// (the push then fails with `RP_STATUS_INVALID_ARGUMENT`; a receiver ends a connection carrying more).
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_request_set_traceparent(
@@ -791,7 +792,8 @@ pub unsafe extern "C" fn rp_push_request_set_traceparent(
 }
 
 /// Sets the W3C tracestate (copied). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`,
-/// `RP_STATUS_INVALID_UTF8`.
+/// `RP_STATUS_INVALID_UTF8`. Traceparent and tracestate together are at most 8192 bytes
+/// (the push then fails with `RP_STATUS_INVALID_ARGUMENT`; a receiver ends a connection carrying more).
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_request_set_tracestate(

@@ -565,7 +565,8 @@ pub unsafe extern "C" fn rp_session_call_options_set_deadline_unix_ms(
 }
 
 /// Sets the W3C traceparent (copied). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`,
-/// `RP_STATUS_INVALID_UTF8`.
+/// `RP_STATUS_INVALID_UTF8`. Traceparent and tracestate together are at most 8192 bytes
+/// (the call then fails with `RP_STATUS_INVALID_ARGUMENT`; a receiver ends a connection carrying more).
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_session_call_options_set_traceparent(
@@ -582,7 +583,8 @@ pub unsafe extern "C" fn rp_session_call_options_set_traceparent(
 }
 
 /// Sets the W3C tracestate (copied). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`,
-/// `RP_STATUS_INVALID_UTF8`.
+/// `RP_STATUS_INVALID_UTF8`. Traceparent and tracestate together are at most 8192 bytes
+/// (the call then fails with `RP_STATUS_INVALID_ARGUMENT`; a receiver ends a connection carrying more).
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_session_call_options_set_tracestate(

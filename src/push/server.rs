@@ -869,6 +869,7 @@ impl PushServer {
         if self.shared.stopping.load(Ordering::Acquire) {
             return Err(Error::Closed("the server is shut down".into()));
         }
+        crate::wire::trace_context_fits(&spec.traceparent, &spec.tracestate).map_err(Error::invalid_argument)?;
         let ticket = Ticket::new(self.shared.next_correlation.fetch_add(1, Ordering::Relaxed));
         if let Some(link) = self.shared.start_push(&target, &spec, spec.deadline_unix_ms, &ticket) {
             self.shared.enforce_deadline(spec.deadline_unix_ms, ticket.correlation_id());
@@ -893,6 +894,7 @@ impl PushServer {
         if self.shared.stopping.load(Ordering::Acquire) {
             return Err(Error::Closed("the server is shut down".into()));
         }
+        crate::wire::trace_context_fits(&spec.traceparent, &spec.tracestate).map_err(Error::invalid_argument)?;
         let now = Instant::now();
         let now_ms = now_unix_ms();
         let deadline_unix_ms = match spec.deadline_unix_ms {

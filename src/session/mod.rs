@@ -408,6 +408,7 @@ impl Session {
         opts: &CallOptions,
         deadline: Option<Instant>,
     ) -> Result<Call, Error> {
+        crate::wire::trace_context_fits(&opts.traceparent, &opts.tracestate).map_err(Error::invalid_argument)?;
         let inner = &self.inner;
         let id = inner.next_id.fetch_add(2, Ordering::Relaxed);
         let exchange = Arc::new(Exchange::default());

@@ -123,6 +123,16 @@ pub fn decode_frame(buf: &[u8], max_body: u32) -> Result<Decoded<'_>, WireError>
     }
 }
 
+/// Checks trace context against [`super::MAX_TRACE_CONTEXT`] (a sender checks what it is
+/// asked to send with it, a receiver what it received); the error says by how much.
+pub(crate) fn trace_context_fits(traceparent: &str, tracestate: &str) -> Result<(), String> {
+    let len = traceparent.len() + tracestate.len();
+    if len > super::MAX_TRACE_CONTEXT {
+        return Err(format!("{len} bytes of trace context exceed the {}-byte limit", super::MAX_TRACE_CONTEXT));
+    }
+    Ok(())
+}
+
 #[cold]
 fn malformed(detail: &'static str) -> WireError {
     WireError::Malformed {
@@ -278,13 +288,7 @@ impl<'a> FrameView<'a> {
     /// Checks that the trace context is at most [`super::MAX_TRACE_CONTEXT`] bytes, before it
     /// is kept with a push or a request.
     pub fn check_trace_context(&self) -> Result<(), WireError> {
-        let len = self.traceparent.len() + self.tracestate.len();
-        if len > super::MAX_TRACE_CONTEXT {
-            return Err(WireError::Protocol(
-                format!("{len} bytes of trace context exceed the {}-byte limit", super::MAX_TRACE_CONTEXT).into(),
-            ));
-        }
-        Ok(())
+        trace_context_fits(self.traceparent, self.tracestate).map_err(|why| WireError::Protocol(why.into()))
     }
 
     /// The frame kind, if it is one of the four known kinds.

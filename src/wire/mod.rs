@@ -15,6 +15,7 @@ mod stream;
 
 pub use error::WireError;
 pub use frame::{decode_frame, frame_extent, Decoded, Extent, FrameView};
+pub(crate) use frame::trace_context_fits;
 pub use stream::{write_frame, FrameReader, FrameWriter};
 
 /// The only framing version librp speaks (the first byte of every frame).
