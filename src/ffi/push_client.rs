@@ -305,6 +305,8 @@ pub unsafe extern "C" fn rp_push_worker_options_free(options: *mut rp_push_worke
 ///   its reason.
 /// - `RP_STATUS_TIMEOUT`: no answer within the connect timeout.
 /// - `RP_STATUS_IO`: the endpoint could not be reached.
+/// - `RP_STATUS_INVALID_ARGUMENT`: the registration is over a limit (see
+///   `rp_push_worker_options_new`); the last error message names it. Nothing was sent.
 /// - `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_PROTOCOL`, `RP_STATUS_MALFORMED`, framing errors.
 ///
 /// Blocks up to the connect timeout. Ownership: the caller owns `*out_client`; free it with

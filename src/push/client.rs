@@ -125,7 +125,9 @@ impl PushClient {
     /// Connects, says Hello, registers, and starts receiving pushes.
     ///
     /// Fails with `Refused` (the server's code and retry hint in the error), `Rejected` (the
-    /// registration was declined, with the server's reason), `Timeout`, or an I/O error.
+    /// registration was declined, with the server's reason), `InvalidArgument` (the registration
+    /// is over a limit: `MAX_NAMESPACES` and the others of [`crate::push`]; nothing is sent), `Timeout`, or an I/O
+    /// error.
     pub fn connect(opts: WorkerOptions) -> Result<PushClient, Error> {
         super::check_registration(&opts.registration).map_err(Error::invalid_argument)?;
         let deadline = Instant::now() + opts.connect_timeout;
