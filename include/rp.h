@@ -333,6 +333,11 @@ enum rp_status
    */
   RP_STATUS_CONFIG = 41,
   /**
+   * Memory for what a peer sent (a frame, a payload, a message) could not be allocated: the
+   * connection ended, the process lives on.
+   */
+  RP_STATUS_NO_MEMORY = 42,
+  /**
    * A bug inside librp was caught at the boundary; only `_free` is valid on the handle now.
    */
   RP_STATUS_PANIC = 90,
@@ -2481,6 +2486,12 @@ rp_status rp_frame_encode_response_msg(const struct rp_frame_view *request,
  * `tcp://host:port`; `identity` — who the worker is (1–256 bytes); `task_queue` — the queue of
  * work it takes (0–256 bytes).
  *
+ * Limits of a registration (checked by `rp_push_client_connect`, which returns
+ * `RP_STATUS_INVALID_ARGUMENT` naming the limit, and by the server, which rejects the worker
+ * with a reason naming it): identity 1–256 bytes; task queue and node at most 256 bytes; at
+ * most 64 namespaces and 256 activity types of at most 256 bytes each; at most 64 payload
+ * protocols; at most 16 KiB for the whole encoded registration.
+ *
  * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
  * `RP_STATUS_INVALID_ARGUMENT` (malformed endpoint, identity or task queue outside its length).
  *
@@ -2573,6 +2584,8 @@ void rp_push_worker_options_free(struct rp_push_worker_options *options);
  *   its reason.
  * - `RP_STATUS_TIMEOUT`: no answer within the connect timeout.
  * - `RP_STATUS_IO`: the endpoint could not be reached.
+ * - `RP_STATUS_INVALID_ARGUMENT`: the registration is over a limit (see
+ *   `rp_push_worker_options_new`); the last error message names it. Nothing was sent.
  * - `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_PROTOCOL`, `RP_STATUS_MALFORMED`, framing errors.
  *
  * Blocks up to the connect timeout. Ownership: the caller owns `*out_client`; free it with
@@ -2595,7 +2608,8 @@ uint64_t rp_push_client_worker_id(const struct rp_push_client *client);
  *
  * Returns `RP_STATUS_OK`, `RP_STATUS_TIMEOUT` (none came), `RP_STATUS_CLOSED` (the server went
  * away, the connection broke a protocol rule, or `rp_push_client_close` was called — the last
- * error message says which), `RP_STATUS_NULL_ARGUMENT`.
+ * error message says which), `RP_STATUS_NO_MEMORY` (a push did not fit in memory: the
+ * connection ended, later calls return the same), `RP_STATUS_NULL_ARGUMENT`.
  *
  * Ownership: the caller owns `*out_push`; free it with `rp_push_free`.
  * Thread safety: may run concurrently with every other `const rp_push_client *` function.
@@ -2627,9 +2641,11 @@ rp_status rp_push_client_reply(const struct rp_push_client *client,
  * Replies to a push with a failure: the worker could not do the job.
  *
  * Parameters: `code` — an `rp_status` or an application code above 1000; `message` — why
- * (NUL-terminated UTF-8).
+ * (NUL-terminated UTF-8, at most 4096 bytes; a server ends the connection of a worker that
+ * sends a longer one).
  *
- * Returns as `rp_push_client_reply`, plus `RP_STATUS_INVALID_UTF8`.
+ * Returns as `rp_push_client_reply`, plus `RP_STATUS_INVALID_UTF8`, and
+ * `RP_STATUS_INVALID_ARGUMENT` for a message over 4096 bytes (the push stays unanswered).
  * Thread safety: may be called from any thread.
  */
 RP_NODISCARD
@@ -2896,7 +2912,8 @@ rp_status rp_push_server_push(const struct rp_push_server *server,
  *
  * Returns `RP_STATUS_OK` (`*out_result` holds the worker's answer — a reply or the worker's
  * failure), `RP_STATUS_TIMEOUT`, `RP_STATUS_CLOSED` (the worker went away before answering, or
- * the server shut down), `RP_STATUS_NOT_FOUND` (no worker matches the target),
+ * the server shut down), `RP_STATUS_NO_MEMORY` (the worker's reply did not fit in memory: its
+ * connection ended), `RP_STATUS_NOT_FOUND` (no worker matches the target),
  * `RP_STATUS_AGAIN` (the worker is not keeping up), `RP_STATUS_NULL_ARGUMENT`.
  *
  * Ownership: the caller owns `*out_result`; free it with `rp_push_result_free`.
@@ -2989,7 +3006,8 @@ rp_status rp_push_request_set_deadline_unix_ms(struct rp_push_request *request, 
 
 /**
  * Sets the W3C traceparent (copied). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`,
- * `RP_STATUS_INVALID_UTF8`.
+ * `RP_STATUS_INVALID_UTF8`. Traceparent and tracestate together are at most 8192 bytes
+ * (the push then fails with `RP_STATUS_INVALID_ARGUMENT`; a receiver ends a connection carrying more).
  */
 RP_NODISCARD
 rp_status rp_push_request_set_traceparent(struct rp_push_request *request,
@@ -2997,7 +3015,8 @@ rp_status rp_push_request_set_traceparent(struct rp_push_request *request,
 
 /**
  * Sets the W3C tracestate (copied). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`,
- * `RP_STATUS_INVALID_UTF8`.
+ * `RP_STATUS_INVALID_UTF8`. Traceparent and tracestate together are at most 8192 bytes
+ * (the push then fails with `RP_STATUS_INVALID_ARGUMENT`; a receiver ends a connection carrying more).
  */
 RP_NODISCARD
 rp_status rp_push_request_set_tracestate(struct rp_push_request *request,
@@ -3343,7 +3362,8 @@ void rp_session_listener_free(struct rp_session_listener *listener);
  *
  * Returns `RP_STATUS_OK` (`*out_response` holds the answer), `RP_STATUS_TIMEOUT` (the wait or
  * the deadline passed; the peer was sent a CANCEL, or the peer reported the deadline),
- * `RP_STATUS_CLOSED` (the connection ended), `RP_STATUS_CANCELLED`, the peer's error as a
+ * `RP_STATUS_CLOSED` (the connection ended), `RP_STATUS_NO_MEMORY` (what the peer sent did not
+ * fit in memory: the session ended), `RP_STATUS_CANCELLED`, the peer's error as a
  * status (`RP_STATUS_NOT_FOUND` when the peer has no dispatcher, `RP_STATUS_PEER_ERROR` for an
  * application code; `rp_last_error_message` has the peer's message),
  * `RP_STATUS_NULL_ARGUMENT`.
@@ -3448,7 +3468,8 @@ rp_status rp_session_call_options_set_deadline_unix_ms(struct rp_session_call_op
 
 /**
  * Sets the W3C traceparent (copied). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`,
- * `RP_STATUS_INVALID_UTF8`.
+ * `RP_STATUS_INVALID_UTF8`. Traceparent and tracestate together are at most 8192 bytes
+ * (the call then fails with `RP_STATUS_INVALID_ARGUMENT`; a receiver ends a connection carrying more).
  */
 RP_NODISCARD
 rp_status rp_session_call_options_set_traceparent(struct rp_session_call_options *options,
@@ -3456,7 +3477,8 @@ rp_status rp_session_call_options_set_traceparent(struct rp_session_call_options
 
 /**
  * Sets the W3C tracestate (copied). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`,
- * `RP_STATUS_INVALID_UTF8`.
+ * `RP_STATUS_INVALID_UTF8`. Traceparent and tracestate together are at most 8192 bytes
+ * (the call then fails with `RP_STATUS_INVALID_ARGUMENT`; a receiver ends a connection carrying more).
  */
 RP_NODISCARD
 rp_status rp_session_call_options_set_tracestate(struct rp_session_call_options *options,
@@ -3643,9 +3665,12 @@ rp_status rp_session_respond(struct rp_session_request *request,
  * Answers a request with an error, ending it: the caller's call returns the status `code`
  * (when it is an `rp_status`, for example `RP_STATUS_NOT_FOUND`) or `RP_STATUS_PEER_ERROR`
  * (for an application code of 1000 or more), with `message` as its last error text.
- * Consumes `request`, even if an error is returned. `message` is copied (NULL = "").
+ * Consumes `request`, even if an error is returned. `message` is copied (NULL = ""); it is at
+ * most 4096 bytes (a session ends when its peer sends a longer one).
  *
- * Returns as `rp_session_respond` (plus `RP_STATUS_INVALID_UTF8` for `message`).
+ * Returns as `rp_session_respond` (plus `RP_STATUS_INVALID_UTF8` for `message`, and
+ * `RP_STATUS_INVALID_ARGUMENT` for a message over 4096 bytes: the caller then gets the
+ * `RP_STATUS_CLOSED` error of a request dropped without an answer).
  */
 RP_NODISCARD
 rp_status rp_session_respond_error(struct rp_session_request *request,

@@ -60,6 +60,8 @@ pub enum ErrorKind {
     Cancelled,
     /// The peer answered a call with an application error (see [`Error::Peer`]).
     PeerError,
+    /// Memory for what a peer sent could not be allocated; the connection ended.
+    NoMemory,
 }
 
 /// An error from librp: a kind plus a human-readable description.
@@ -137,6 +139,9 @@ pub enum Error {
         /// What it probably means and what to do.
         note: Cow<'static, str>,
     },
+    /// Memory for what a peer sent could not be allocated; the connection ended.
+    #[error("out of memory: {0}")]
+    NoMemory(Cow<'static, str>),
     /// An operating-system call failed.
     #[error("{context}: {source}")]
     Io {
@@ -173,6 +178,7 @@ impl Error {
             Error::Overflow(_) => ErrorKind::TooLarge,
             Error::Peer { .. } => ErrorKind::PeerError,
             Error::Noted { source, .. } => source.kind(),
+            Error::NoMemory(_) => ErrorKind::NoMemory,
         }
     }
 

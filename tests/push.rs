@@ -482,3 +482,21 @@ fn push_wait_on_a_silent_worker_times_out_at_its_deadline() {
         let _ = client.recv(Some(Duration::from_millis(10)));
     }
 }
+
+/// A push larger than the socket buffers, sent by `push_wait`, is written out while the caller
+/// waits for its reply (the caller's link is out of the event loop's set while it reads).
+#[test]
+fn push_wait_delivers_a_push_larger_than_the_socket_buffers() {
+    let dir = TempDir::new("bigpushwait");
+    let server = server(&dir);
+    let client = Arc::new(worker(server.endpoint(), "big"));
+    let answering = echo_worker(Arc::clone(&client));
+    for len in [8 << 20, 64, 12 << 20] {
+        let payload = vec![5u8; len];
+        let out = server.push_wait(Target::TaskQueue("big".into()), spec(&payload), Duration::from_secs(10)).unwrap();
+        let PushOutcome::Reply(reply) = out else { panic!("{out:?}") };
+        assert_eq!(reply.len(), len + 5);
+    }
+    client.close();
+    answering.join().unwrap();
+}

@@ -46,6 +46,7 @@ const (
 	StatusPeerError          Status = C.RP_STATUS_PEER_ERROR
 	StatusIO                 Status = C.RP_STATUS_IO
 	StatusConfig             Status = C.RP_STATUS_CONFIG
+	StatusNoMemory           Status = C.RP_STATUS_NO_MEMORY
 	StatusPanic              Status = C.RP_STATUS_PANIC
 )
 
@@ -105,6 +106,7 @@ var (
 	ErrPeerError          = &Error{Status: StatusPeerError}
 	ErrIO                 = &Error{Status: StatusIO}
 	ErrConfig             = &Error{Status: StatusConfig}
+	ErrNoMemory           = &Error{Status: StatusNoMemory}
 	ErrPanic              = &Error{Status: StatusPanic}
 )
 

@@ -142,8 +142,16 @@ impl Conn {
     /// (the peer or [`close`](Self::close) ended the connection), or a wire error.
     pub fn recv(&self, timeout: Option<Duration>) -> Result<Frame, Error> {
         let mut frame = None;
-        self.recv_each(timeout, 1, |f| frame = Some(f.to_frame()))?;
-        frame.ok_or_else(|| Error::Closed("the connection ended".into()))
+        self.recv_each(timeout, 1, |f| frame = Some(f.try_to_frame()))?;
+        // A payload that did not fit in memory ends the connection (`NoMemory`).
+        match frame {
+            Some(Ok(frame)) => Ok(frame),
+            Some(Err(e)) => {
+                self.close();
+                Err(e.into())
+            }
+            None => Err(Error::Closed("the connection ended".into())),
+        }
     }
 
     /// Receives every frame already buffered, or arriving with the first, up to `max`:

@@ -96,6 +96,12 @@ pub type rp_push_handler_callback = Option<
 /// `tcp://host:port`; `identity` — who the worker is (1–256 bytes); `task_queue` — the queue of
 /// work it takes (0–256 bytes).
 ///
+/// Limits of a registration (checked by `rp_push_client_connect`, which returns
+/// `RP_STATUS_INVALID_ARGUMENT` naming the limit, and by the server, which rejects the worker
+/// with a reason naming it): identity 1–256 bytes; task queue and node at most 256 bytes; at
+/// most 64 namespaces and 256 activity types of at most 256 bytes each; at most 64 payload
+/// protocols; at most 16 KiB for the whole encoded registration.
+///
 /// Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
 /// `RP_STATUS_INVALID_ARGUMENT` (malformed endpoint, identity or task queue outside its length).
 ///
@@ -117,8 +123,8 @@ pub unsafe extern "C" fn rp_push_worker_options_new(
         if out_options.is_null() {
             return Err(Failure::null("out_options"));
         }
-        let identity = len_arg(identity, "identity", 1, 256)?;
-        let task_queue = len_arg(task_queue, "task_queue", 0, 256)?;
+        let identity = len_arg(identity, "identity", 1, crate::push::MAX_REGISTRATION_STRING)?;
+        let task_queue = len_arg(task_queue, "task_queue", 0, crate::push::MAX_REGISTRATION_STRING)?;
         let registration =
             Registration { identity: identity.to_owned(), task_queue: task_queue.to_owned(), ..Default::default() };
         let opts = WorkerOptions::new(Endpoint::parse(endpoint)?, registration);
@@ -188,7 +194,7 @@ pub unsafe extern "C" fn rp_push_worker_options_set_node(
     // SAFETY: forwarded API contract.
     unsafe {
         edit_options(options, |o| {
-            o.registration.node = len_arg(cstr_arg(node, "node")?, "node", 0, 256)?.to_owned();
+            o.registration.node = len_arg(cstr_arg(node, "node")?, "node", 0, crate::push::MAX_REGISTRATION_STRING)?.to_owned();
             Ok(())
         })
     }
@@ -301,6 +307,8 @@ pub unsafe extern "C" fn rp_push_worker_options_free(options: *mut rp_push_worke
 ///   its reason.
 /// - `RP_STATUS_TIMEOUT`: no answer within the connect timeout.
 /// - `RP_STATUS_IO`: the endpoint could not be reached.
+/// - `RP_STATUS_INVALID_ARGUMENT`: the registration is over a limit (see
+///   `rp_push_worker_options_new`); the last error message names it. Nothing was sent.
 /// - `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_PROTOCOL`, `RP_STATUS_MALFORMED`, framing errors.
 ///
 /// Blocks up to the connect timeout. Ownership: the caller owns `*out_client`; free it with
@@ -349,7 +357,8 @@ pub unsafe extern "C" fn rp_push_client_worker_id(client: *const rp_push_client)
 ///
 /// Returns `RP_STATUS_OK`, `RP_STATUS_TIMEOUT` (none came), `RP_STATUS_CLOSED` (the server went
 /// away, the connection broke a protocol rule, or `rp_push_client_close` was called — the last
-/// error message says which), `RP_STATUS_NULL_ARGUMENT`.
+/// error message says which), `RP_STATUS_NO_MEMORY` (a push did not fit in memory: the
+/// connection ended, later calls return the same), `RP_STATUS_NULL_ARGUMENT`.
 ///
 /// Ownership: the caller owns `*out_push`; free it with `rp_push_free`.
 /// Thread safety: may run concurrently with every other `const rp_push_client *` function.
@@ -402,9 +411,11 @@ pub unsafe extern "C" fn rp_push_client_reply(
 /// Replies to a push with a failure: the worker could not do the job.
 ///
 /// Parameters: `code` — an `rp_status` or an application code above 1000; `message` — why
-/// (NUL-terminated UTF-8).
+/// (NUL-terminated UTF-8, at most 4096 bytes; a server ends the connection of a worker that
+/// sends a longer one).
 ///
-/// Returns as `rp_push_client_reply`, plus `RP_STATUS_INVALID_UTF8`.
+/// Returns as `rp_push_client_reply`, plus `RP_STATUS_INVALID_UTF8`, and
+/// `RP_STATUS_INVALID_ARGUMENT` for a message over 4096 bytes (the push stays unanswered).
 /// Thread safety: may be called from any thread.
 #[must_use]
 #[unsafe(no_mangle)]

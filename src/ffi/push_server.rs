@@ -514,7 +514,8 @@ pub unsafe extern "C" fn rp_push_server_push(
 ///
 /// Returns `RP_STATUS_OK` (`*out_result` holds the worker's answer — a reply or the worker's
 /// failure), `RP_STATUS_TIMEOUT`, `RP_STATUS_CLOSED` (the worker went away before answering, or
-/// the server shut down), `RP_STATUS_NOT_FOUND` (no worker matches the target),
+/// the server shut down), `RP_STATUS_NO_MEMORY` (the worker's reply did not fit in memory: its
+/// connection ended), `RP_STATUS_NOT_FOUND` (no worker matches the target),
 /// `RP_STATUS_AGAIN` (the worker is not keeping up), `RP_STATUS_NULL_ARGUMENT`.
 ///
 /// Ownership: the caller owns `*out_result`; free it with `rp_push_result_free`.
@@ -782,7 +783,8 @@ pub unsafe extern "C" fn rp_push_request_set_deadline_unix_ms(request: *mut rp_p
 }
 
 /// Sets the W3C traceparent (copied). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`,
-/// `RP_STATUS_INVALID_UTF8`.
+/// `RP_STATUS_INVALID_UTF8`. Traceparent and tracestate together are at most 8192 bytes
+/// (the push then fails with `RP_STATUS_INVALID_ARGUMENT`; a receiver ends a connection carrying more).
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_request_set_traceparent(
@@ -799,7 +801,8 @@ pub unsafe extern "C" fn rp_push_request_set_traceparent(
 }
 
 /// Sets the W3C tracestate (copied). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`,
-/// `RP_STATUS_INVALID_UTF8`.
+/// `RP_STATUS_INVALID_UTF8`. Traceparent and tracestate together are at most 8192 bytes
+/// (the push then fails with `RP_STATUS_INVALID_ARGUMENT`; a receiver ends a connection carrying more).
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_request_set_tracestate(

@@ -367,7 +367,8 @@ unsafe fn options_of<'a>(options: *const rp_session_call_options) -> Cow<'a, Cal
 ///
 /// Returns `RP_STATUS_OK` (`*out_response` holds the answer), `RP_STATUS_TIMEOUT` (the wait or
 /// the deadline passed; the peer was sent a CANCEL, or the peer reported the deadline),
-/// `RP_STATUS_CLOSED` (the connection ended), `RP_STATUS_CANCELLED`, the peer's error as a
+/// `RP_STATUS_CLOSED` (the connection ended), `RP_STATUS_NO_MEMORY` (what the peer sent did not
+/// fit in memory: the session ended), `RP_STATUS_CANCELLED`, the peer's error as a
 /// status (`RP_STATUS_NOT_FOUND` when the peer has no dispatcher, `RP_STATUS_PEER_ERROR` for an
 /// application code; `rp_last_error_message` has the peer's message),
 /// `RP_STATUS_NULL_ARGUMENT`.
@@ -583,7 +584,8 @@ pub unsafe extern "C" fn rp_session_call_options_set_deadline_unix_ms(
 }
 
 /// Sets the W3C traceparent (copied). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`,
-/// `RP_STATUS_INVALID_UTF8`.
+/// `RP_STATUS_INVALID_UTF8`. Traceparent and tracestate together are at most 8192 bytes
+/// (the call then fails with `RP_STATUS_INVALID_ARGUMENT`; a receiver ends a connection carrying more).
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_session_call_options_set_traceparent(
@@ -600,7 +602,8 @@ pub unsafe extern "C" fn rp_session_call_options_set_traceparent(
 }
 
 /// Sets the W3C tracestate (copied). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`,
-/// `RP_STATUS_INVALID_UTF8`.
+/// `RP_STATUS_INVALID_UTF8`. Traceparent and tracestate together are at most 8192 bytes
+/// (the call then fails with `RP_STATUS_INVALID_ARGUMENT`; a receiver ends a connection carrying more).
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_session_call_options_set_tracestate(
@@ -940,9 +943,12 @@ pub unsafe extern "C" fn rp_session_respond(
 /// Answers a request with an error, ending it: the caller's call returns the status `code`
 /// (when it is an `rp_status`, for example `RP_STATUS_NOT_FOUND`) or `RP_STATUS_PEER_ERROR`
 /// (for an application code of 1000 or more), with `message` as its last error text.
-/// Consumes `request`, even if an error is returned. `message` is copied (NULL = "").
+/// Consumes `request`, even if an error is returned. `message` is copied (NULL = ""); it is at
+/// most 4096 bytes (a session ends when its peer sends a longer one).
 ///
-/// Returns as `rp_session_respond` (plus `RP_STATUS_INVALID_UTF8` for `message`).
+/// Returns as `rp_session_respond` (plus `RP_STATUS_INVALID_UTF8` for `message`, and
+/// `RP_STATUS_INVALID_ARGUMENT` for a message over 4096 bytes: the caller then gets the
+/// `RP_STATUS_CLOSED` error of a request dropped without an answer).
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_session_respond_error(

@@ -69,12 +69,15 @@ pub enum rp_status {
     Io = 40,
     /// The configuration (environment or options) is invalid.
     Config = 41,
+    /// Memory for what a peer sent (a frame, a payload, a message) could not be allocated: the
+    /// connection ended, the process lives on.
+    NoMemory = 42,
     /// A bug inside librp was caught at the boundary; only `_free` is valid on the handle now.
     Panic = 90,
 }
 
 /// Every status, for `From<i32>` and `rp_status_str` (not exported to C).
-const ALL_STATUSES: [rp_status; 27] = [
+const ALL_STATUSES: [rp_status; 28] = [
     rp_status::Ok,
     rp_status::Again,
     rp_status::Timeout,
@@ -101,6 +104,7 @@ const ALL_STATUSES: [rp_status; 27] = [
     rp_status::PeerError,
     rp_status::Io,
     rp_status::Config,
+    rp_status::NoMemory,
     rp_status::Panic,
 ];
 
@@ -134,6 +138,7 @@ impl rp_status {
             rp_status::PeerError => c"peer error",
             rp_status::Io => c"i/o error",
             rp_status::Config => c"invalid configuration",
+            rp_status::NoMemory => c"out of memory",
             rp_status::Panic => c"internal panic",
         }
     }
@@ -177,6 +182,7 @@ impl From<ErrorKind> for rp_status {
             ErrorKind::Disabled => rp_status::Disabled,
             ErrorKind::Cancelled => rp_status::Cancelled,
             ErrorKind::PeerError => rp_status::PeerError,
+            ErrorKind::NoMemory => rp_status::NoMemory,
         }
     }
 }

@@ -11,14 +11,14 @@ use std::time::{Duration, Instant};
 use prost::Message;
 
 use super::proto::{push_reply, Push, PushFailure, PushReply, Registration, RegistrationAck};
-use super::{PUSH_PROTOCOL, PUSH_PROTOCOL_VERSION, REGISTRATION_REQUEST_ID};
+use super::{MAX_FAILURE_MESSAGE, PUSH_PROTOCOL, PUSH_PROTOCOL_VERSION, REGISTRATION_REQUEST_ID};
 use crate::control::{client_handshake, ClientHello};
 use crate::error::Error;
 use crate::fastpath::{self, IdSet};
 use crate::stats::{self, PushWorkerCounters, PushWorkerStats};
 use crate::transport::{self, Endpoint, ReadySignal, Stream, SwitchableReads};
 use crate::wire::proto::{ErrorCode, FrameKind, Negotiated};
-use crate::wire::{FrameReader, FrameView, FrameWriter, WireError};
+use crate::wire::{FrameReader, FrameView, FrameWriter, WireError, HELLO_MAX_BODY, MAX_BODY};
 
 /// How a worker connects and registers.
 #[derive(Debug, Clone)]
@@ -104,6 +104,9 @@ struct State {
     /// Received and not yet answered; a reply must name one of these, once.
     outstanding: IdSet,
     closed: Option<Cow<'static, str>>,
+    /// The connection ended because what the server sent did not fit in memory: calls then
+    /// fail with `NoMemory` rather than `Closed`.
+    no_memory: bool,
 }
 
 /// Adds to a refusal of the worker's Hello what the peer is: a librp push server serving
@@ -128,11 +131,21 @@ fn peer_not_push_server(e: Error, opts: &WorkerOptions) -> Error {
     e.noted(note)
 }
 
+impl State {
+    /// The error calls return once the connection has ended.
+    fn ended(&self) -> Option<Error> {
+        let reason = self.closed.clone()?;
+        Some(if self.no_memory { Error::NoMemory(reason) } else { Error::Closed(reason) })
+    }
+}
+
 impl PushClient {
     /// Connects, says Hello, registers, and starts receiving pushes.
     ///
     /// Fails with `Refused` (the server's code and retry hint in the error), `Rejected` (the
-    /// registration was declined, with the server's reason), `Timeout`, or an I/O error.
+    /// registration was declined, with the server's reason), `InvalidArgument` (the registration
+    /// is over a limit: `MAX_NAMESPACES` and the others of [`crate::push`]; nothing is sent), `Timeout`, or an I/O
+    /// error.
     pub fn connect(opts: WorkerOptions) -> Result<PushClient, Error> {
         let result = Self::connect_inner(&opts);
         match &result {
@@ -143,6 +156,7 @@ impl PushClient {
     }
 
     fn connect_inner(opts: &WorkerOptions) -> Result<PushClient, Error> {
+        super::check_registration(&opts.registration).map_err(Error::invalid_argument)?;
         let deadline = Instant::now() + opts.connect_timeout;
         let socket = transport::connect(&opts.endpoint, opts.connect_timeout)?;
         let remaining = || {
@@ -153,7 +167,8 @@ impl PushClient {
         let io = |e| Error::io("configure socket", e);
         socket.set_read_timeout(Some(remaining()?)).map_err(io)?;
         socket.set_write_timeout(Some(remaining()?)).map_err(io)?;
-        let mut reader = FrameReader::new(socket.try_clone().map_err(io)?);
+        // The HelloReply and the registration ack are small: the Hello cap holds until then.
+        let mut reader = FrameReader::with_max_body(socket.try_clone().map_err(io)?, HELLO_MAX_BODY);
         let mut writer = FrameWriter::new(socket.try_clone().map_err(io)?);
         let hello = ClientHello {
             service_name: opts.service_name.clone(),
@@ -186,6 +201,7 @@ impl PushClient {
             return Err(Error::Rejected(format!("registration rejected: {}", ack.reason).into()));
         }
 
+        reader.set_max_body(MAX_BODY);
         socket.set_read_timeout(None).map_err(io)?;
         socket.set_write_timeout(Some(opts.send_timeout)).map_err(io)?;
         // Pushes that arrived with the ack stay buffered in the reader, which changes hands.
@@ -201,6 +217,7 @@ impl PushClient {
                 jobs: VecDeque::new(),
                 outstanding: IdSet::default(),
                 closed: None,
+                no_memory: false,
             }),
             changed: Condvar::new(),
             writer: Mutex::new(writer),
@@ -238,6 +255,7 @@ impl PushClient {
     ///
     /// Fails with `Timeout` when none came in time and `Closed` when the connection ended
     /// (server gone, protocol violation, or [`close`](Self::close)); the reason is in the error.
+    /// `NoMemory` means a push did not fit in memory: the connection ended, the process lives.
     pub fn recv(&self, timeout: Option<Duration>) -> Result<Job, Error> {
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut polled = false;
@@ -245,13 +263,13 @@ impl PushClient {
         let mut ended = false;
         let mut st = self.lock();
         loop {
-            if let Some(reason) = &st.closed {
-                let reason = reason.clone();
+            if let Some(e) = st.ended() {
+                let reason = st.closed.clone().unwrap_or_default();
                 drop(st);
                 if ended {
                     self.log_end(&reason);
                 }
-                return Err(Error::Closed(reason));
+                return Err(e);
             }
             if let Some(job) = st.jobs.pop_front() {
                 st.outstanding.insert(job.correlation_id);
@@ -315,7 +333,14 @@ impl PushClient {
     }
 
     /// Answers a push with a failure: the worker could not do the job.
+    /// The message is at most [`MAX_FAILURE_MESSAGE`] bytes (`InvalidArgument` otherwise).
     pub fn reply_error(&self, correlation_id: u64, code: i32, message: &str) -> Result<(), Error> {
+        if message.len() > MAX_FAILURE_MESSAGE {
+            return Err(Error::invalid_argument(format!(
+                "a failure message is at most {MAX_FAILURE_MESSAGE} bytes (got {})",
+                message.len()
+            )));
+        }
         let failure = PushFailure { code, message: message.to_owned() };
         let msg = PushReply { result: Some(push_reply::Result::Failure(failure)) };
         self.send_reply(correlation_id, &msg.encode_to_vec(), true)
@@ -339,8 +364,8 @@ impl PushClient {
     fn send_reply(&self, correlation_id: u64, payload: &[u8], failure: bool) -> Result<(), Error> {
         {
             let mut st = self.lock();
-            if let Some(reason) = &st.closed {
-                return Err(Error::Closed(reason.clone()));
+            if let Some(e) = st.ended() {
+                return Err(e);
             }
             if !st.outstanding.remove(&correlation_id) {
                 return Err(Error::NotFound(
@@ -453,7 +478,7 @@ fn registration_ack(frame: &FrameView<'_>) -> Result<RegistrationAck, Error> {
 /// registration ack, then the frames a receiving thread turns into pushes. Returns the pushes
 /// received, in order (empty when the handshake fails).
 pub(crate) fn fuzz_server_stream(bytes: &[u8]) -> Vec<Job> {
-    let mut reader = FrameReader::new(bytes);
+    let mut reader = FrameReader::with_max_body(bytes, HELLO_MAX_BODY);
     let hello = ClientHello {
         service_name: super::DEFAULT_SERVICE.to_owned(),
         wanted_version: PUSH_PROTOCOL_VERSION.to_owned(),
@@ -463,10 +488,10 @@ pub(crate) fn fuzz_server_stream(bytes: &[u8]) -> Vec<Job> {
         return Vec::new();
     }
     match reader.read_frame().map_err(Error::from).and_then(|f| registration_ack(&f)) {
-        Ok(ack) if ack.accepted => {}
+        Ok(ack) if ack.accepted => reader.set_max_body(MAX_BODY),
         _ => return Vec::new(),
     }
-    let mut st = State { reader: None, waiting: 0, jobs: VecDeque::new(), outstanding: IdSet::default(), closed: None };
+    let mut st = State { reader: None, waiting: 0, jobs: VecDeque::new(), outstanding: IdSet::default(), closed: None, no_memory: false };
     let mut received = Vec::new();
     loop {
         let outcome = take_buffered(&mut reader, &mut st, &PushWorkerCounters::default());
@@ -489,6 +514,10 @@ fn outcome_into(
         Ok(n) => stats::add(&counters.bytes_in, n),
         Err(WireError::Timeout) => {}
         Err(WireError::Closed) => return Err("the server closed the connection".into()),
+        Err(e @ WireError::NoMemory { .. }) => {
+            st.no_memory = true;
+            return Err(format!("the connection ended: {e}").into());
+        }
         Err(e) => return Err(format!("connection failed: {e}").into()),
     }
     take_buffered(reader, st, counters)
@@ -507,15 +536,27 @@ fn take_buffered<R: Read>(
             Ok(None) => return Ok(()),
             Err(e) => return Err(format!("connection failed: {e}").into()),
         };
+        if let Err(e) = frame.check_plain().and_then(|()| frame.check_trace_context()) {
+            return Err(e.to_string().into());
+        }
         if frame.payload_protocol != PUSH_PROTOCOL {
             return Err(format!("protocol violation: frame on payload protocol 0x{:04X}", frame.payload_protocol).into());
         }
         match frame.frame_kind() {
             Some(FrameKind::Event) => {
-                let push = match fastpath::plain_message(frame.payload) {
-                    Some((payload_protocol, payload)) => Push { payload_protocol, payload: payload.to_vec() },
-                    None => Push::decode(frame.payload)
-                        .map_err(|e| Cow::Owned(format!("protocol violation: malformed Push: {e}")))?,
+                let decoded = match fastpath::plain_message(frame.payload) {
+                    Some((payload_protocol, payload)) => {
+                        WireError::try_copy(payload).map(|payload| Push { payload_protocol, payload })
+                    }
+                    None => fastpath::decode_large(frame.payload, "Push", 2, &[1], false, |m: &mut Push, p| m.payload = p),
+                };
+                let push = match decoded {
+                    Ok(push) => push,
+                    Err(e @ WireError::NoMemory { .. }) => {
+                        st.no_memory = true;
+                        return Err(format!("push {} not received: {e}", frame.request_id).into());
+                    }
+                    Err(e) => return Err(format!("protocol violation: {e}").into()),
                 };
                 stats::bump(&counters.pushes_received);
                 st.jobs.push_back(Job {

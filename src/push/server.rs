@@ -24,7 +24,7 @@ use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use prost::Message;
 
 use super::proto::{push_reply, PushReply, Registration, RegistrationAck};
-use super::{now_unix_ms, PUSH_PROTOCOL, PUSH_PROTOCOL_VERSION};
+use super::{check_registration, now_unix_ms, MAX_FAILURE_MESSAGE, PUSH_PROTOCOL, PUSH_PROTOCOL_VERSION};
 use crate::control::{check_hello_fields, hello_reply_frame, negotiated, Refusal};
 use crate::error::Error;
 use crate::event_queue::EventQueue;
@@ -356,12 +356,18 @@ struct Link {
     in_flight_count: AtomicUsize,
     /// The server's counters (bytes out).
     stats: Arc<PushServerCounters>,
+    /// Set when what the worker sent did not fit in memory: its pushes then fail with
+    /// `NoMemory` rather than `Closed`.
+    no_memory: AtomicBool,
 }
 
+/// What picking a worker needs of its registration (the whole of it is kept once, in
+/// [`Shared::workers`]).
 #[derive(Debug)]
 struct RegisteredWorker {
     id: u64,
-    registration: Registration,
+    task_queue: String,
+    payload_protocols: Vec<u32>,
 }
 
 #[derive(Debug)]
@@ -423,6 +429,16 @@ impl Link {
 
     fn worker_id(&self) -> u64 {
         self.worker.get().map_or(0, |w| w.id)
+    }
+
+    /// The reason a read or decode failure `e` ends this link (after `context`), noting one
+    /// that is out of memory.
+    fn failed(&self, e: &WireError, context: &str) -> Cow<'static, str> {
+        if matches!(e, WireError::NoMemory { .. }) {
+            self.no_memory.store(true, Ordering::Relaxed);
+            return format!("a frame did not fit in memory: {e}").into();
+        }
+        format!("{context}{e}").into()
     }
 
     fn lock_io(&self) -> MutexGuard<'_, LinkIo> {
@@ -558,16 +574,16 @@ impl Shared {
         if let Target::Worker(id) = target {
             return links.get(id).cloned();
         }
-        let matches = |reg: &Registration| match target {
-            Target::TaskQueue(q) => reg.task_queue == *q,
-            Target::Protocol(p) => reg.payload_protocols.contains(p),
+        let matches = |w: &RegisteredWorker| match target {
+            Target::TaskQueue(q) => w.task_queue == *q,
+            Target::Protocol(p) => w.payload_protocols.contains(p),
             Target::Worker(_) => false,
         };
         let mut least: Vec<&Arc<Link>> = Vec::new();
         let mut fewest = usize::MAX;
         for link in links.values() {
             let Some(w) = link.worker.get() else { continue };
-            if !matches(&w.registration) {
+            if !matches(w) {
                 continue;
             }
             let busy = link.in_flight_count.load(Ordering::Relaxed);
@@ -709,12 +725,12 @@ impl Shared {
                 let frame = match reader.next_buffered() {
                     Ok(Some(f)) => f,
                     Ok(None) => return Ok(()),
-                    Err(e) => return Err(format!("connection failed: {e}").into()),
+                    Err(e) => return Err(link.failed(&e, "connection failed: ")),
                 };
                 match parse_incoming(Phase::Registered, &frame) {
                     Ok(Incoming::Reply(id, reply)) => (id, reply),
                     Ok(_) => return Err("protocol violation: unexpected frame".into()),
-                    Err(why) => return Err(format!("protocol violation: {why}").into()),
+                    Err(e) => return Err(link.failed(&e, "")),
                 }
             };
             self.complete_reply(link, id, reply);
@@ -725,6 +741,19 @@ impl Shared {
     /// Returns without waiting when another thread (the event loop or another caller) reads.
     fn read_until_done(&self, link: &Link, ticket: &Ticket, deadline: Instant) {
         let Ok(mut reader) = link.reader.try_lock() else { return };
+        if link.backlog() > 0 {
+            // The push is still being written (larger than the socket's buffers): the event loop
+            // writes the rest once the socket is writable, which it only learns with the link
+            // in its set, and reads the reply. Back in the set, then, and the loop waits.
+            drop(reader);
+            if link.let_go() {
+                self.command(Command::Read(link.token));
+            }
+            if link.lock_io().parked {
+                self.unpark(link);
+            }
+            return;
+        }
         // Out of the event loop's epoll set while this thread reads, so it is not woken.
         let first_parked = self.park(link);
         let mut failure = self.drain_replies(link, &mut reader).err();
@@ -748,7 +777,7 @@ impl Shared {
                 }
                 Err(WireError::Timeout) => self.drain_replies(link, &mut reader).err(),
                 Err(WireError::Closed) => Some("worker closed the connection".into()),
-                Err(e) => Some(format!("connection failed: {e}").into()),
+                Err(e) => Some(link.failed(&e, "connection failed: ")),
             };
         }
         reader.get_mut().wait = false;
@@ -867,6 +896,7 @@ impl PushServer {
         if self.shared.stopping.load(Ordering::Acquire) {
             return Err(Error::Closed("the server is shut down".into()));
         }
+        crate::wire::trace_context_fits(&spec.traceparent, &spec.tracestate).map_err(Error::invalid_argument)?;
         let ticket = Ticket::new(self.shared.next_correlation.fetch_add(1, Ordering::Relaxed));
         if let Some(link) = self.shared.start_push(&target, &spec, spec.deadline_unix_ms, &ticket) {
             self.shared.enforce_deadline(spec.deadline_unix_ms, ticket.correlation_id());
@@ -891,6 +921,7 @@ impl PushServer {
         if self.shared.stopping.load(Ordering::Acquire) {
             return Err(Error::Closed("the server is shut down".into()));
         }
+        crate::wire::trace_context_fits(&spec.traceparent, &spec.tracestate).map_err(Error::invalid_argument)?;
         let now = Instant::now();
         let now_ms = now_unix_ms();
         let deadline_unix_ms = match spec.deadline_unix_ms {
@@ -1191,6 +1222,7 @@ impl EventLoop {
             worker: OnceLock::new(),
             in_flight_count: AtomicUsize::new(0),
             stats: Arc::clone(&self.shared.stats),
+            no_memory: AtomicBool::new(false),
         });
         if self.shared.registry.register(&mut SourceFd(&link.fd()), token, Interest::READABLE).is_err() {
             return;
@@ -1293,9 +1325,11 @@ impl EventLoop {
                             Ok(Incoming::Hello(id, hello)) => self.on_hello(token, id, hello),
                             Ok(Incoming::Registration(id, reg)) => self.on_registration(token, id, reg),
                             Ok(Incoming::Reply(..)) => unreachable!("replies are parsed only when registered"),
-                            Err(why) => return self.close(token, format!("protocol violation: {why}").into()),
+                            Err(e) => return self.close(token, link.failed(&e, "")),
                         }
-                        if self.conns.get(&token).is_some_and(|c| c.phase != Phase::Hello) {
+                        // The Hello cap holds until the worker is registered: a registration is
+                        // small (MAX_REGISTRATION_BYTES), pushes' replies may not be.
+                        if self.conns.get(&token).is_some_and(|c| c.phase == Phase::Registered) {
                             reader.set_max_body(MAX_BODY);
                         }
                         continue;
@@ -1311,7 +1345,7 @@ impl EventLoop {
                     let refusal = Refusal::new(ErrorCode::VersionUnsupported, "unsupported framing version");
                     return self.refuse(token, 0, refusal);
                 }
-                Err(e) => return self.close(token, format!("connection failed: {e}").into()),
+                Err(e) => return self.close(token, link.failed(&e, "connection failed: ")),
             }
         }
     }
@@ -1404,13 +1438,14 @@ impl EventLoop {
         if let Err(reason) = check_registration(&reg) {
             return self.answer_registration(token, RegistrationDecision::Reject(reason));
         }
-        conn.registration = Some(reg.clone());
         if self.opts.decide_registrations {
+            conn.registration = Some(reg.clone());
             conn.phase = Phase::AwaitingDecision;
             let peer = conn.peer;
             self.pending_decisions.insert(worker_id, token);
             self.shared.emit(ServerEvent::RegistrationRequest { worker_id, registration: reg, peer });
         } else {
+            conn.registration = Some(reg);
             self.answer_registration(token, RegistrationDecision::Accept);
         }
     }
@@ -1432,8 +1467,10 @@ impl EventLoop {
         match decision {
             RegistrationDecision::Accept => {
                 conn.phase = Phase::Registered;
-                let registration = conn.registration.clone().unwrap_or_default();
-                let info = WorkerInfo { id: conn.worker_id, registration: registration.clone(), peer: conn.peer, in_flight: 0 };
+                let registration = conn.registration.take().unwrap_or_default();
+                let task_queue = registration.task_queue.clone();
+                let payload_protocols = registration.payload_protocols.clone();
+                let info = WorkerInfo { id: conn.worker_id, registration, peer: conn.peer, in_flight: 0 };
                 let link = Arc::clone(&conn.link);
                 stats::bump(&self.shared.stats.registrations_accepted);
                 crate::log!(
@@ -1445,7 +1482,12 @@ impl EventLoop {
                     info.registration.identity,
                     info.registration.task_queue
                 );
-                let _ = link.worker.set(RegisteredWorker { id: info.id, registration });
+                // Decided later (not while the event loop reads this link, which raises the cap
+                // itself): replies may now be as large as any frame.
+                if let Ok(mut reader) = link.reader.try_lock() {
+                    reader.set_max_body(MAX_BODY);
+                }
+                let _ = link.worker.set(RegisteredWorker { id: info.id, task_queue, payload_protocols });
                 // The ack is queued before the worker can be picked, so every push queues behind
                 // it; and the worker is known before the ack reaches it.
                 link.lock_io().out.extend_from_slice(&frame);
@@ -1700,10 +1742,10 @@ impl EventLoop {
         // Wakes a caller reading this socket; the descriptor closes with the last reference.
         let _ = transport::shutdown(link.fd(), std::net::Shutdown::Both);
         stats::add(&self.shared.stats.pushes_lost, failed.len());
+        let no_memory = link.no_memory.load(Ordering::Relaxed);
         for f in failed {
-            f.ticket.complete(Err(Error::Closed(
-                format!("worker {} disconnected before replying: {reason}", conn.worker_id).into(),
-            )));
+            let why = format!("worker {} disconnected before replying: {reason}", conn.worker_id).into();
+            f.ticket.complete(Err(if no_memory { Error::NoMemory(why) } else { Error::Closed(why) }));
         }
         if was_registered {
             self.shared.workers.lock().unwrap_or_else(|p| p.into_inner()).remove(&conn.worker_id);
@@ -1727,7 +1769,7 @@ impl EventLoop {
 
 /// Fuzzing and corpus-replay hook (see [`super::fuzzing`]): runs `bytes`, as if one worker
 /// connection sent them, through the event loop's parse path without a socket: a
-/// [`FrameReader`] capped at [`HELLO_MAX_BODY`] until the Hello is accepted, [`parse_incoming`]
+/// [`FrameReader`] capped at [`HELLO_MAX_BODY`] until the registration is accepted, [`parse_incoming`]
 /// in the connection's phase, and the Hello and registration checks the loop applies (with
 /// `peer` as the kernel-reported peer). Returns the number of frames accepted before the server
 /// would have closed the connection.
@@ -1745,13 +1787,13 @@ pub(crate) fn fuzz_worker_stream(bytes: &[u8], peer: Option<PeerCredentials>) ->
                 if check_hello_fields(&hello, peer.as_ref()).is_err() {
                     return accepted;
                 }
-                reader.set_max_body(MAX_BODY);
                 phase = Phase::Registering;
             }
             Ok(Incoming::Registration(_, reg)) => {
                 if check_registration(&reg).is_err() {
                     return accepted;
                 }
+                reader.set_max_body(MAX_BODY);
                 phase = Phase::Registered;
             }
             Ok(Incoming::Reply(..)) => {}
@@ -1761,52 +1803,63 @@ pub(crate) fn fuzz_worker_stream(bytes: &[u8], peer: Option<PeerCredentials>) ->
     }
 }
 
-/// Decodes one frame into what it asks for, given where the connection is in its life.
-fn parse_incoming(phase: Phase, frame: &FrameView<'_>) -> Result<Incoming, String> {
+/// Decodes one frame into what it asks for, given where the connection is in its life. A
+/// frame that breaks the protocol is a [`WireError::Protocol`]; a reply whose payload does not
+/// fit in memory is [`WireError::NoMemory`].
+fn parse_incoming(phase: Phase, frame: &FrameView<'_>) -> Result<Incoming, WireError> {
+    let violation = |why: String| WireError::Protocol(why.into());
+    frame.check_plain()?;
     let kind = frame.frame_kind();
     match phase {
         Phase::Hello => {
             if frame.payload_protocol != registry::CONTROL || kind != Some(FrameKind::Request) {
-                return Err(format!("expected a Hello, got payload protocol 0x{:04X}", frame.payload_protocol));
+                return Err(violation(format!("expected a Hello, got payload protocol 0x{:04X}", frame.payload_protocol)));
             }
-            Hello::decode(frame.payload).map(|h| Incoming::Hello(frame.request_id, h)).map_err(|e| format!("malformed Hello: {e}"))
+            Hello::decode(frame.payload)
+                .map(|h| Incoming::Hello(frame.request_id, h))
+                .map_err(|e| violation(format!("malformed Hello: {e}")))
         }
         Phase::Registering => {
             if frame.payload_protocol != PUSH_PROTOCOL || kind != Some(FrameKind::Request) {
-                return Err("expected a registration".into());
+                return Err(violation("expected a registration".into()));
             }
             Registration::decode(frame.payload)
                 .map(|r| Incoming::Registration(frame.request_id, r))
-                .map_err(|e| format!("malformed Registration: {e}"))
+                .map_err(|e| violation(format!("malformed Registration: {e}")))
         }
         Phase::Registered => {
             if frame.payload_protocol != PUSH_PROTOCOL || kind != Some(FrameKind::Response) {
-                return Err(format!(
+                return Err(violation(format!(
                     "expected a push reply, got kind {} on payload protocol 0x{:04X}",
                     frame.kind, frame.payload_protocol
-                ));
+                )));
             }
-            let reply = match fastpath::reply_payload(frame.payload) {
-                Some(p) => PushReply { result: Some(push_reply::Result::Payload(p.to_vec())) },
-                None => PushReply::decode(frame.payload).map_err(|e| format!("malformed PushReply: {e}"))?,
+            let decoded = match fastpath::reply_payload(frame.payload) {
+                Some(p) => WireError::try_copy(p).map(|p| PushReply { result: Some(push_reply::Result::Payload(p)) }),
+                None => fastpath::decode_large(frame.payload, "PushReply", 1, &[2], true, |m: &mut PushReply, p| {
+                    m.result = Some(push_reply::Result::Payload(p))
+                }),
             };
+            let reply = match decoded {
+                Ok(reply) => reply,
+                Err(e @ WireError::NoMemory { .. }) => return Err(e),
+                Err(e @ WireError::Protocol(_)) => return Err(e),
+                Err(e) => return Err(violation(e.to_string())),
+            };
+            if let Some(push_reply::Result::Failure(f)) = &reply.result {
+                if f.message.len() > MAX_FAILURE_MESSAGE {
+                    return Err(violation(format!(
+                        "a failure message of {} bytes exceeds the {MAX_FAILURE_MESSAGE}-byte limit",
+                        f.message.len()
+                    )));
+                }
+            }
             Ok(Incoming::Reply(frame.request_id, reply))
         }
-        Phase::AwaitingDecision | Phase::Closing => Err("unexpected frame before the registration was answered".into()),
+        Phase::AwaitingDecision | Phase::Closing => {
+            Err(violation("unexpected frame before the registration was answered".into()))
+        }
     }
-}
-
-fn check_registration(reg: &Registration) -> Result<(), String> {
-    if reg.identity.is_empty() || reg.identity.len() > 256 {
-        return Err("identity must be 1-256 bytes".into());
-    }
-    if reg.task_queue.len() > 256 || reg.node.len() > 256 {
-        return Err("task_queue and node must be at most 256 bytes".into());
-    }
-    for p in &reg.payload_protocols {
-        registry::check_servable(*p).map_err(|e| e.to_string())?;
-    }
-    Ok(())
 }
 
 /// Appends one push-protocol frame to a connection's send buffer.

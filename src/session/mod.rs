@@ -35,7 +35,7 @@ use crate::stats::{self, SessionCounters, SessionStats};
 use crate::transport::{self, Endpoint, ListenOptions, Listener, ReadySignal};
 use crate::wire::proto::FrameKind;
 use crate::wire::registry::SESSION;
-use crate::wire::FrameView;
+use crate::wire::{FrameView, WireError};
 
 /// Generated messages of `proto/librp_session.proto`.
 pub mod proto {
@@ -65,6 +65,10 @@ pub mod code {
     /// The smallest application code; codes below are `rp_status` values.
     pub const FIRST_APPLICATION_CODE: i32 = 1000;
 }
+
+/// Longest error message a session sends or accepts in a `SessionError`, in bytes; a peer's
+/// longer one is a protocol violation.
+pub const MAX_ERROR_MESSAGE: usize = 4096;
 
 /// Requests held for dispatch at most; more are answered at once with the `AGAIN` error.
 pub const MAX_QUEUED_REQUESTS: usize = 65536;
@@ -143,13 +147,15 @@ fn deadline_instant(deadline_unix_ms: u64) -> Option<Instant> {
     Some(Instant::now() + Duration::from_millis(left))
 }
 
-/// Decodes a frame's `SessionMessage` (plain ones without prost, see [`fastpath`]).
-fn decode_message(bytes: &[u8]) -> Result<SessionMessage, prost::DecodeError> {
+/// Decodes a frame's `SessionMessage` (plain ones without prost, see [`fastpath`]); the payload
+/// is copied by a fallible allocation ([`WireError::NoMemory`]).
+fn decode_message(bytes: &[u8]) -> Result<SessionMessage, WireError> {
     match fastpath::plain_message(bytes) {
-        Some((payload_protocol, payload)) => {
-            Ok(SessionMessage { payload_protocol, payload: payload.to_vec(), ..SessionMessage::default() })
-        }
-        None => SessionMessage::decode(bytes),
+        Some((payload_protocol, payload)) => WireError::try_copy(payload)
+            .map(|payload| SessionMessage { payload_protocol, payload, ..SessionMessage::default() }),
+        None => fastpath::decode_large(bytes, "SessionMessage", 2, &[1, 3, 4], false, |m: &mut SessionMessage, p| {
+            m.payload = p
+        }),
     }
 }
 
@@ -192,6 +198,9 @@ struct Inner {
     signal: ReadySignal,
     /// Set once [`Session::request_fd`] was asked for: only then is the signal kept.
     signal_used: AtomicBool,
+    /// Set when what the peer sent did not fit in memory: the session then ends with
+    /// `NoMemory` rather than `Closed`.
+    no_memory: AtomicBool,
     /// The reader role: held by the thread reading and routing frames (see [`read_while`]).
     reading: Mutex<()>,
     /// The reader thread's epoll set: the park notification, and the connection while it is
@@ -303,6 +312,7 @@ fn copy_error(e: &Error) -> Error {
         Error::NotFound(m) => Error::NotFound(m.clone()),
         Error::InvalidArgument(m) => Error::InvalidArgument(m.clone()),
         Error::Peer { code, message } => Error::Peer { code: *code, message: message.clone() },
+        Error::NoMemory(m) => Error::NoMemory(m.clone()),
         other => Error::Closed(other.to_string().into()),
     }
 }
@@ -332,6 +342,7 @@ impl Session {
             requests_changed: Condvar::new(),
             signal,
             signal_used: AtomicBool::new(false),
+            no_memory: AtomicBool::new(false),
             reading: Mutex::new(()),
             reader_set,
             parked: AtomicBool::new(false),
@@ -394,13 +405,14 @@ impl Session {
         opts: &CallOptions,
         deadline: Option<Instant>,
     ) -> Result<Call, Error> {
+        crate::wire::trace_context_fits(&opts.traceparent, &opts.tracestate).map_err(Error::invalid_argument)?;
         let inner = &self.inner;
         let id = inner.next_id.fetch_add(2, Ordering::Relaxed);
         let exchange = Arc::new(Exchange::default());
         {
             let mut st = inner.lock();
             if let Some(reason) = &st.closed {
-                return Err(Error::Closed(reason.clone()));
+                return Err(inner.ended_error(reason.clone()));
             }
             st.calls.insert(id, Arc::clone(&exchange));
         }
@@ -453,7 +465,7 @@ impl Session {
         let mut st = self.inner.lock();
         loop {
             if let Some(reason) = &st.closed {
-                return Err(Error::Closed(reason.clone()));
+                return Err(self.inner.ended_error(reason.clone()));
             }
             let next = st.queue.pop_front();
             self.inner.update_signal(&mut st);
@@ -613,8 +625,18 @@ impl Inner {
     }
 
     fn closed_error(&self) -> Error {
-        let st = self.lock();
-        Error::Closed(st.closed.clone().unwrap_or_else(|| "the session ended".into()))
+        let reason = self.lock().closed.clone().unwrap_or_else(|| "the session ended".into());
+        self.ended_error(reason)
+    }
+
+    /// The error a session that ended for `reason` gives: `NoMemory` when what the peer sent
+    /// did not fit in memory, `Closed` otherwise.
+    fn ended_error(&self, reason: Cow<'static, str>) -> Error {
+        if self.no_memory.load(Ordering::Relaxed) {
+            Error::NoMemory(reason)
+        } else {
+            Error::Closed(reason)
+        }
     }
 
     fn send(
@@ -706,12 +728,12 @@ impl Inner {
         let _ = (&self.park_tx).write(&[1]);
         self.requests_changed.notify_all();
         for ex in calls.values() {
-            if ex.finish(Err(Error::Closed(reason.clone()))) {
+            if ex.finish(Err(self.ended_error(reason.clone()))) {
                 stats::bump(&self.stats.calls_failed);
             }
         }
         for ex in serving.values() {
-            ex.finish(Err(Error::Closed(reason.clone())));
+            ex.finish(Err(self.ended_error(reason.clone())));
         }
         // Dropped outside the lock: a dropped request tries to answer.
         drop(queued);
@@ -811,7 +833,13 @@ fn read_once(inner: &Arc<Inner>, wait: Duration) -> Result<usize, Cow<'static, s
         Ok(n) => Ok(n),
         Err(Error::Timeout(_)) => Ok(0),
         Err(Error::Closed(m)) => Err(m),
-        Err(e) => Err(format!("connection failed: {e}").into()),
+        Err(e) => {
+            if e.kind() == crate::ErrorKind::NoMemory {
+                inner.no_memory.store(true, Ordering::Relaxed);
+                return Err(format!("a frame did not fit in memory: {e}").into());
+            }
+            Err(format!("connection failed: {e}").into())
+        }
     }
 }
 
@@ -881,8 +909,8 @@ fn read_while(inner: &Arc<Inner>, until: Option<Instant>, mut done: impl FnMut()
 /// Routes one incoming frame to where it belongs. Returns why the session must end on a
 /// protocol violation. Runs with the reader role held; never blocks on I/O.
 fn route(inner: &Arc<Inner>, frame: &FrameView<'_>) -> Result<(), Cow<'static, str>> {
-    if frame.payload_encoding != 0 {
-        return Err("protocol violation: session frames are never compressed".into());
+    if let Err(e) = frame.check_plain().and_then(|()| frame.check_trace_context()) {
+        return Err(e.to_string().into());
     }
     if frame.payload_protocol != SESSION {
         return Err(format!("protocol violation: frame on payload protocol 0x{:04X}", frame.payload_protocol).into());
@@ -892,9 +920,23 @@ fn route(inner: &Arc<Inner>, frame: &FrameView<'_>) -> Result<(), Cow<'static, s
     } else {
         match decode_message(frame.payload) {
             Ok(m) => m,
-            Err(e) => return Err(format!("protocol violation: malformed SessionMessage: {e}").into()),
+            Err(e @ WireError::NoMemory { .. }) => {
+                inner.no_memory.store(true, Ordering::Relaxed);
+                return Err(format!("message {} not received: {e}", frame.request_id).into());
+            }
+            Err(WireError::Malformed { detail, .. }) => {
+                return Err(format!("protocol violation: malformed SessionMessage: {detail}").into())
+            }
+            Err(e) => return Err(format!("protocol violation: {e}").into()),
         }
     };
+    if let Some(e) = msg.error.as_ref().filter(|e| e.message.len() > MAX_ERROR_MESSAGE) {
+        return Err(format!(
+            "protocol violation: an error message of {} bytes exceeds the {MAX_ERROR_MESSAGE}-byte limit",
+            e.message.len()
+        )
+        .into());
+    }
     let id = frame.request_id;
     let ours = inner.side.owns(id);
     match (FrameKind::try_from(frame.kind).ok(), ours) {
@@ -1245,7 +1287,15 @@ impl Request {
 
     /// Answers with an error: `code` is an `rp_status` value or an application code ≥ 1000.
     /// Fails like [`respond`](Self::respond).
+    /// The message is at most [`MAX_ERROR_MESSAGE`] bytes (`InvalidArgument` otherwise, and the
+    /// request stays unanswered).
     pub fn respond_error(&self, code: i32, message: &str) -> Result<(), Error> {
+        if message.len() > MAX_ERROR_MESSAGE {
+            return Err(Error::invalid_argument(format!(
+                "an error message is at most {MAX_ERROR_MESSAGE} bytes (got {})",
+                message.len()
+            )));
+        }
         self.counted(self.answer(Err(Error::Peer { code, message: message.to_owned() })))
     }
 
