@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use super::boundary::{boundary, boundary_or, Failure};
 use super::bytes::{cstr_arg, len_arg, limit_arg, rp_bytes, rp_str, rule_arg, slice_arg, timeout_arg};
 use super::callback::{rp_user_data_free_callback, ForeignCallback};
-use super::handle::{box_free, box_into_handle, box_ref, write_out, Castable, OwnedBox};
+use super::handle::{box_free, box_into_handle, box_mut, box_ref, box_take, castable, lend, opt_out, out_arg};
 use super::status::rp_status;
 use crate::push::proto::Registration;
 use crate::push::{Job, PushClient, WorkerOptions};
@@ -23,10 +23,6 @@ pub struct rp_push_worker_options {
     _private: [u8; 0],
 }
 
-impl Castable for rp_push_worker_options {
-    type Ownership = OwnedBox;
-    type RustType = WorkerOptions;
-}
 
 /// A worker's connection to a push server.
 ///
@@ -52,10 +48,7 @@ pub(crate) struct ClientHandle {
     handler: Mutex<Option<Arc<ForeignCallback<rp_push_handler_callback>>>>,
 }
 
-impl Castable for rp_push_client {
-    type Ownership = OwnedBox;
-    type RustType = ClientHandle;
-}
+castable!(rp_push_worker_options => WorkerOptions: OwnedBox, rp_push_client => ClientHandle: OwnedBox, rp_push => Job: OwnedBox);
 
 /// One push received by a worker: correlation id, payload protocol, payload, deadline and trace
 /// context.
@@ -66,11 +59,6 @@ impl Castable for rp_push_client {
 /// Exclusive handle (Send). Its views are valid until it is freed; reading them copies nothing.
 pub struct rp_push {
     _private: [u8; 0],
-}
-
-impl Castable for rp_push {
-    type Ownership = OwnedBox;
-    type RustType = Job;
 }
 
 /// Handles one push inside `rp_push_client_dispatch`.
@@ -120,32 +108,15 @@ pub unsafe extern "C" fn rp_push_worker_options_new(
         let (endpoint, identity, task_queue) = unsafe {
             (cstr_arg(endpoint, "endpoint")?, cstr_arg(identity, "identity")?, cstr_arg(task_queue, "task_queue")?)
         };
-        if out_options.is_null() {
-            return Err(Failure::null("out_options"));
-        }
+        // SAFETY: NULL or valid for a write per the API contract.
+        let out_options = unsafe { out_arg(out_options, "out_options") }?;
         let identity = len_arg(identity, "identity", 1, crate::push::MAX_REGISTRATION_STRING)?;
         let task_queue = len_arg(task_queue, "task_queue", 0, crate::push::MAX_REGISTRATION_STRING)?;
         let registration =
             Registration { identity: identity.to_owned(), task_queue: task_queue.to_owned(), ..Default::default() };
         let opts = WorkerOptions::new(Endpoint::parse(endpoint)?, registration);
-        // SAFETY: checked non-NULL.
-        unsafe { write_out(out_options, box_into_handle::<rp_push_worker_options>(opts)) };
+        out_options.write(box_into_handle(opts));
         Ok(())
-    })
-}
-
-/// Runs `edit` on the options behind `options`.
-unsafe fn edit_options(
-    options: *mut rp_push_worker_options,
-    edit: impl FnOnce(&mut WorkerOptions) -> Result<(), Failure>,
-) -> rp_status {
-    boundary(|| {
-        if options.is_null() {
-            return Err(Failure::null("options"));
-        }
-        // SAFETY: a live, exclusively used rp_push_worker_options per the API contract.
-        let opts = unsafe { &mut *options.cast::<WorkerOptions>() };
-        edit(opts)
     })
 }
 
@@ -157,13 +128,13 @@ pub unsafe extern "C" fn rp_push_worker_options_add_namespace(
     options: *mut rp_push_worker_options,
     name: *const c_char,
 ) -> rp_status {
-    // SAFETY: forwarded API contract.
-    unsafe {
-        edit_options(options, |o| {
-            o.registration.namespaces.push(cstr_arg(name, "name")?.to_owned());
-            Ok(())
-        })
-    }
+    boundary(|| {
+        // SAFETY: NULL or live options, used by one thread at a time per the API contract.
+        let o = unsafe { box_mut(options, "options") }?;
+        // SAFETY: a NUL-terminated string per the API contract.
+        o.registration.namespaces.push(unsafe { cstr_arg(name, "name") }?.to_owned());
+        Ok(())
+    })
 }
 
 /// Adds an activity type the worker handles. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`,
@@ -174,13 +145,13 @@ pub unsafe extern "C" fn rp_push_worker_options_add_activity_type(
     options: *mut rp_push_worker_options,
     activity_type: *const c_char,
 ) -> rp_status {
-    // SAFETY: forwarded API contract.
-    unsafe {
-        edit_options(options, |o| {
-            o.registration.activity_types.push(cstr_arg(activity_type, "activity_type")?.to_owned());
-            Ok(())
-        })
-    }
+    boundary(|| {
+        // SAFETY: NULL or live options, used by one thread at a time per the API contract.
+        let o = unsafe { box_mut(options, "options") }?;
+        // SAFETY: a NUL-terminated string per the API contract.
+        o.registration.activity_types.push(unsafe { cstr_arg(activity_type, "activity_type") }?.to_owned());
+        Ok(())
+    })
 }
 
 /// Sets the node (host) name the worker reports (at most 256 bytes). Returns `RP_STATUS_OK`,
@@ -191,13 +162,14 @@ pub unsafe extern "C" fn rp_push_worker_options_set_node(
     options: *mut rp_push_worker_options,
     node: *const c_char,
 ) -> rp_status {
-    // SAFETY: forwarded API contract.
-    unsafe {
-        edit_options(options, |o| {
-            o.registration.node = len_arg(cstr_arg(node, "node")?, "node", 0, crate::push::MAX_REGISTRATION_STRING)?.to_owned();
-            Ok(())
-        })
-    }
+    boundary(|| {
+        // SAFETY: NULL or live options, used by one thread at a time per the API contract.
+        let o = unsafe { box_mut(options, "options") }?;
+        // SAFETY: a NUL-terminated string per the API contract.
+        let node = unsafe { cstr_arg(node, "node") }?;
+        o.registration.node = len_arg(node, "node", 0, crate::push::MAX_REGISTRATION_STRING)?.to_owned();
+        Ok(())
+    })
 }
 
 /// Adds a consumer payload protocol the worker serves (consumer or private-use range).
@@ -209,14 +181,13 @@ pub unsafe extern "C" fn rp_push_worker_options_add_protocol(
     options: *mut rp_push_worker_options,
     payload_protocol: u32,
 ) -> rp_status {
-    // SAFETY: forwarded API contract.
-    unsafe {
-        edit_options(options, |o| {
-            crate::wire::registry::check_servable(payload_protocol)?;
-            o.registration.payload_protocols.push(payload_protocol);
-            Ok(())
-        })
-    }
+    boundary(|| {
+        // SAFETY: NULL or live options, used by one thread at a time per the API contract.
+        let o = unsafe { box_mut(options, "options") }?;
+        crate::wire::registry::check_servable(payload_protocol)?;
+        o.registration.payload_protocols.push(payload_protocol);
+        Ok(())
+    })
 }
 
 /// Sets the service name sent in the Hello (default "librp-push"): 1–64 characters of
@@ -228,14 +199,14 @@ pub unsafe extern "C" fn rp_push_worker_options_set_service(
     options: *mut rp_push_worker_options,
     service_name: *const c_char,
 ) -> rp_status {
-    // SAFETY: forwarded API contract.
-    unsafe {
-        edit_options(options, |o| {
-            let name = cstr_arg(service_name, "service_name")?;
-            o.service_name = rule_arg(name, "service_name", crate::wire::names::check_service_name)?.to_owned();
-            Ok(())
-        })
-    }
+    boundary(|| {
+        // SAFETY: NULL or live options, used by one thread at a time per the API contract.
+        let o = unsafe { box_mut(options, "options") }?;
+        // SAFETY: a NUL-terminated string per the API contract.
+        let name = unsafe { cstr_arg(service_name, "service_name") }?;
+        o.service_name = rule_arg(name, "service_name", crate::wire::names::check_service_name)?.to_owned();
+        Ok(())
+    })
 }
 
 /// Sets the limit for connecting, the Hello and the registration together (default 5000 ms;
@@ -247,13 +218,12 @@ pub unsafe extern "C" fn rp_push_worker_options_set_connect_timeout_ms(
     options: *mut rp_push_worker_options,
     timeout_ms: i32,
 ) -> rp_status {
-    // SAFETY: forwarded API contract.
-    unsafe {
-        edit_options(options, |o| {
-            o.connect_timeout = limit_arg(timeout_ms)?;
-            Ok(())
-        })
-    }
+    boundary(|| {
+        // SAFETY: NULL or live options, used by one thread at a time per the API contract.
+        let o = unsafe { box_mut(options, "options") }?;
+        o.connect_timeout = limit_arg(timeout_ms)?;
+        Ok(())
+    })
 }
 
 /// Withdrawn from the API (it changed nothing) and left out of rp.h; still exported, doing
@@ -264,8 +234,8 @@ pub unsafe extern "C" fn rp_push_worker_options_set_max_queued(
     options: *mut rp_push_worker_options,
     _max_queued: usize,
 ) -> rp_status {
-    // SAFETY: forwarded API contract.
-    unsafe { edit_options(options, |_| Ok(())) }
+    // SAFETY: NULL or live options, used by one thread at a time per the API contract.
+    boundary(|| unsafe { box_mut(options, "options") }.map(drop))
 }
 
 /// Sets the token sent in the Hello, for servers that require one (TCP). `token` may be NULL
@@ -277,13 +247,13 @@ pub unsafe extern "C" fn rp_push_worker_options_set_auth_token(
     token: *const u8,
     len: usize,
 ) -> rp_status {
-    // SAFETY: forwarded API contract.
-    unsafe {
-        edit_options(options, |o| {
-            o.auth_token = slice_arg(token, len, "token")?.to_vec();
-            Ok(())
-        })
-    }
+    boundary(|| {
+        // SAFETY: NULL or live options, used by one thread at a time per the API contract.
+        let o = unsafe { box_mut(options, "options") }?;
+        // SAFETY: `len` readable bytes at `token` per the API contract.
+        o.auth_token = unsafe { slice_arg(token, len, "token") }?.to_vec();
+        Ok(())
+    })
 }
 
 /// Frees worker options. NULL is a no-op. Must not be called twice with the same value.
@@ -320,18 +290,13 @@ pub unsafe extern "C" fn rp_push_client_connect(
     out_client: *mut *mut rp_push_client,
 ) -> rp_status {
     boundary(|| {
-        if options.is_null() {
-            return Err(Failure::null("options"));
-        }
-        // SAFETY: live options owned by the caller; consumed here on every path.
-        let opts = *unsafe { Box::from_raw(options.cast::<WorkerOptions>()) };
-        if out_client.is_null() {
-            return Err(Failure::null("out_client"));
-        }
+        // SAFETY: NULL or live options owned by the caller; consumed here on every path.
+        let opts = unsafe { box_take(options, "options") }?;
+        // SAFETY: NULL or valid for a write per the API contract.
+        let out_client = unsafe { out_arg(out_client, "out_client") }?;
         let client = PushClient::connect(opts)?;
         let handle = ClientHandle { client, handler: Mutex::new(None) };
-        // SAFETY: checked non-NULL.
-        unsafe { write_out(out_client, box_into_handle::<rp_push_client>(handle)) };
+        out_client.write(box_into_handle(handle));
         Ok(())
     })
 }
@@ -372,12 +337,9 @@ pub unsafe extern "C" fn rp_push_client_recv(
     boundary(|| {
         // SAFETY: NULL or a live client.
         let c = unsafe { client_ref(client) }?;
-        if out_push.is_null() {
-            return Err(Failure::null("out_push"));
-        }
-        let job = c.client.recv(timeout_arg(timeout_ms)?)?;
-        // SAFETY: checked non-NULL.
-        unsafe { write_out(out_push, box_into_handle::<rp_push>(job)) };
+        // SAFETY: NULL or valid for a write per the API contract.
+        let out_push = unsafe { out_arg(out_push, "out_push") }?;
+        out_push.write(box_into_handle(c.client.recv(timeout_arg(timeout_ms)?)?));
         Ok(())
     })
 }
@@ -499,36 +461,16 @@ pub unsafe extern "C" fn rp_push_client_dispatch(
             Failure::new(rp_status::InvalidArgument, "no handler is registered (rp_push_client_set_handler)")
         })?;
         let handler_fn = handler.func.expect("registered handlers are non-NULL");
-        let first_wait = timeout_arg(timeout_ms)?;
-        let limit = if max_pushes == 0 { usize::MAX } else { max_pushes };
-        let mut handled = 0usize;
-        let mut result = Ok(());
-        while handled < limit {
-            let wait = if handled == 0 { first_wait } else { Some(std::time::Duration::ZERO) };
-            let job = match c.client.recv(wait) {
-                Ok(job) => job,
-                Err(e) if handled > 0 && e.kind() == crate::ErrorKind::Timeout => break,
-                Err(e) => {
-                    result = Err(Failure::from(e));
-                    break;
-                }
-            };
-            let correlation_id = job.correlation_id;
-            let push_ptr = (&job as *const Job).cast::<rp_push>();
-            // SAFETY: the handler contract: `client` and `push` are borrowed for the call; no
+        let (handled, result) = c.client.dispatch(timeout_arg(timeout_ms)?, max_pushes, |job| {
+            // SAFETY: the handler contract: `client` and the push are borrowed for the call; no
             // librp lock is held while it runs.
-            let code = unsafe { handler_fn(handler.user_data, client, push_ptr) };
-            handled += 1;
-            if code != rp_status::Ok as i32 && c.client.is_outstanding(correlation_id) {
-                let message = format!("the handler returned status {code}");
-                let _ = c.client.reply_error(correlation_id, code, &message);
-            }
+            unsafe { handler_fn(handler.user_data, client, lend::<rp_push>(job)) }
+        });
+        // SAFETY: NULL or valid for a write per the API contract.
+        if let Some(out) = unsafe { opt_out(out_handled) } {
+            out.write(handled);
         }
-        if !out_handled.is_null() {
-            // SAFETY: checked non-NULL.
-            unsafe { write_out(out_handled, handled) };
-        }
-        result
+        Ok(result?)
     })
 }
 

@@ -6,6 +6,7 @@
 //! request_id = correlation id) → `PushReply` (worker RESPONSE echoing it).
 
 mod client;
+mod dispatch;
 mod server;
 
 pub use client::{Job, PushClient, WorkerOptions};
