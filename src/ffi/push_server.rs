@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use super::boundary::{boundary, boundary_or, Failure};
 use super::bytes::{cstr_arg, limit_arg, rp_bytes, rp_str, rule_arg, slice_arg, timeout_arg};
 use super::callback::{rp_user_data_free_callback, ForeignCallback};
-use super::handle::{box_free, box_into_handle, box_ref, write_out, Castable, OwnedBox};
+use super::handle::{borrowed_ref, box_free, box_into_handle, box_mut, box_ref, box_take, castable, lend, opt_out, out_arg};
 use super::status::rp_status;
 use crate::push::{
     PushOutcome, PushServer, PushSpec, RegistrationDecision, ServerEvent, ServerOptions, Target, Ticket, WorkerInfo,
@@ -70,10 +70,7 @@ pub(crate) struct ServerOptionsHandle {
     on_worker: Option<ForeignCallback<rp_push_worker_callback>>,
 }
 
-impl Castable for rp_push_server_options {
-    type Ownership = OwnedBox;
-    type RustType = ServerOptionsHandle;
-}
+castable!(rp_push_server_options => ServerOptionsHandle: OwnedBox);
 
 /// A running push server: one event-loop thread serves every worker.
 ///
@@ -98,10 +95,7 @@ pub(crate) struct ServerHandle {
     endpoint: String,
 }
 
-impl Castable for rp_push_server {
-    type Ownership = OwnedBox;
-    type RustType = ServerHandle;
-}
+castable!(rp_push_server => ServerHandle: OwnedBox);
 
 /// One job to push: payload protocol, payload, target, deadline and trace context.
 ///
@@ -117,10 +111,7 @@ pub(crate) struct PushRequest {
     spec: PushSpec,
 }
 
-impl Castable for rp_push_request {
-    type Ownership = OwnedBox;
-    type RustType = PushRequest;
-}
+castable!(rp_push_request => PushRequest: OwnedBox);
 
 /// An in-flight push. Methods: `rp_push_ticket_correlation_id`, `rp_push_ticket_is_done`,
 /// `rp_push_ticket_wait`, `rp_push_ticket_free`. Thread-safe through `const`.
@@ -128,10 +119,7 @@ pub struct rp_push_ticket {
     _private: [u8; 0],
 }
 
-impl Castable for rp_push_ticket {
-    type Ownership = OwnedBox;
-    type RustType = Ticket;
-}
+castable!(rp_push_ticket => Ticket: OwnedBox);
 
 /// A worker's answer: a reply payload, or the worker's failure (code and message).
 ///
@@ -141,10 +129,7 @@ pub struct rp_push_result {
     _private: [u8; 0],
 }
 
-impl Castable for rp_push_result {
-    type Ownership = OwnedBox;
-    type RustType = PushOutcome;
-}
+castable!(rp_push_result => PushOutcome: OwnedBox);
 
 /// The registered workers at one moment. Methods: `rp_worker_list_len`, `rp_worker_list_get`,
 /// `rp_worker_list_free`.
@@ -152,10 +137,7 @@ pub struct rp_worker_list {
     _private: [u8; 0],
 }
 
-impl Castable for rp_worker_list {
-    type Ownership = OwnedBox;
-    type RustType = Vec<WorkerInfo>;
-}
+castable!(rp_worker_list => Vec<WorkerInfo>: OwnedBox);
 
 /// One worker: id, registration, kernel-reported credentials, pushes in flight. Always
 /// borrowed (from an `rp_worker_list` or a callback); never freed on its own.
@@ -166,6 +148,8 @@ impl Castable for rp_worker_list {
 pub struct rp_worker_info {
     _private: [u8; 0],
 }
+
+castable!(rp_worker_info => WorkerInfo: Borrowed);
 
 // ---------------------------------------------------------------------------------------------
 // Options
@@ -190,30 +174,15 @@ pub unsafe extern "C" fn rp_push_server_options_new(
     boundary(|| {
         // SAFETY: NUL-terminated per the API contract.
         let endpoint = unsafe { cstr_arg(endpoint, "endpoint") }?;
-        if out_options.is_null() {
-            return Err(Failure::null("out_options"));
-        }
+        // SAFETY: NULL or valid for a write per the API contract.
+        let out_options = unsafe { out_arg(out_options, "out_options") }?;
         let handle = ServerOptionsHandle {
             opts: ServerOptions::new(Endpoint::parse(endpoint)?),
             on_registration: None,
             on_worker: None,
         };
-        // SAFETY: checked non-NULL.
-        unsafe { write_out(out_options, box_into_handle::<rp_push_server_options>(handle)) };
+        out_options.write(box_into_handle(handle));
         Ok(())
-    })
-}
-
-unsafe fn edit_server_options(
-    options: *mut rp_push_server_options,
-    edit: impl FnOnce(&mut ServerOptionsHandle) -> Result<(), Failure>,
-) -> rp_status {
-    boundary(|| {
-        if options.is_null() {
-            return Err(Failure::null("options"));
-        }
-        // SAFETY: live, exclusively used options per the API contract.
-        edit(unsafe { &mut *options.cast::<ServerOptionsHandle>() })
     })
 }
 
@@ -226,14 +195,16 @@ pub unsafe extern "C" fn rp_push_server_options_set_service(
     options: *mut rp_push_server_options,
     service_name: *const c_char,
 ) -> rp_status {
-    // SAFETY: forwarded API contract.
-    unsafe {
-        edit_server_options(options, |o| {
+    boundary(|| {
+        // SAFETY: `options` is NULL or live and used by one thread at a time, and the other
+        // pointers are valid as documented, per the API contract.
+        unsafe {
+            let o = box_mut(options, "options")?;
             let name = cstr_arg(service_name, "service_name")?;
             o.opts.service_name = rule_arg(name, "service_name", crate::wire::names::check_service_name)?.to_owned();
             Ok(())
-        })
-    }
+        }
+    })
 }
 
 /// Accepts Unix peers of other users when `allow` is true (default false: refused with
@@ -243,13 +214,15 @@ pub unsafe extern "C" fn rp_push_server_options_set_allow_other_uids(
     options: *mut rp_push_server_options,
     allow: bool,
 ) -> rp_status {
-    // SAFETY: forwarded API contract.
-    unsafe {
-        edit_server_options(options, |o| {
+    boundary(|| {
+        // SAFETY: `options` is NULL or live and used by one thread at a time, and the other
+        // pointers are valid as documented, per the API contract.
+        unsafe {
+            let o = box_mut(options, "options")?;
             o.opts.allow_other_uids = allow;
             Ok(())
-        })
-    }
+        }
+    })
 }
 
 /// Allows a TCP endpoint on a non-loopback address (an auth token is then required).
@@ -259,13 +232,15 @@ pub unsafe extern "C" fn rp_push_server_options_set_allow_remote_tcp(
     options: *mut rp_push_server_options,
     allow: bool,
 ) -> rp_status {
-    // SAFETY: forwarded API contract.
-    unsafe {
-        edit_server_options(options, |o| {
+    boundary(|| {
+        // SAFETY: `options` is NULL or live and used by one thread at a time, and the other
+        // pointers are valid as documented, per the API contract.
+        unsafe {
+            let o = box_mut(options, "options")?;
             o.opts.allow_remote_tcp = allow;
             Ok(())
-        })
-    }
+        }
+    })
 }
 
 /// Requires every worker's Hello to carry this token (compared in constant time). `token` may
@@ -277,13 +252,15 @@ pub unsafe extern "C" fn rp_push_server_options_set_auth_token(
     token: *const u8,
     len: usize,
 ) -> rp_status {
-    // SAFETY: forwarded API contract.
-    unsafe {
-        edit_server_options(options, |o| {
+    boundary(|| {
+        // SAFETY: `options` is NULL or live and used by one thread at a time, and the other
+        // pointers are valid as documented, per the API contract.
+        unsafe {
+            let o = box_mut(options, "options")?;
             o.opts.auth_token = slice_arg(token, len, "token")?.to_vec();
             Ok(())
-        })
-    }
+        }
+    })
 }
 
 /// Sets the time a new connection has to say Hello and register (default 10000 ms; 0 = none:
@@ -295,13 +272,15 @@ pub unsafe extern "C" fn rp_push_server_options_set_handshake_timeout_ms(
     options: *mut rp_push_server_options,
     timeout_ms: i32,
 ) -> rp_status {
-    // SAFETY: forwarded API contract.
-    unsafe {
-        edit_server_options(options, |o| {
+    boundary(|| {
+        // SAFETY: `options` is NULL or live and used by one thread at a time, and the other
+        // pointers are valid as documented, per the API contract.
+        unsafe {
+            let o = box_mut(options, "options")?;
             o.opts.handshake_timeout = limit_arg(timeout_ms)?;
             Ok(())
-        })
-    }
+        }
+    })
 }
 
 /// Sets the time a registered worker has to finish a frame once its first bytes arrived
@@ -315,17 +294,19 @@ pub unsafe extern "C" fn rp_push_server_options_set_frame_timeout_ms(
     options: *mut rp_push_server_options,
     timeout_ms: i32,
 ) -> rp_status {
-    // SAFETY: forwarded API contract.
-    unsafe {
-        edit_server_options(options, |o| {
+    boundary(|| {
+        // SAFETY: `options` is NULL or live and used by one thread at a time, and the other
+        // pointers are valid as documented, per the API contract.
+        unsafe {
+            let o = box_mut(options, "options")?;
             // The core reads a zero frame timeout as "no limit".
             o.opts.frame_timeout = match timeout_arg(timeout_ms)? {
                 None => std::time::Duration::ZERO,
                 Some(t) => t.max(std::time::Duration::from_nanos(1)),
             };
             Ok(())
-        })
-    }
+        }
+    })
 }
 
 /// Sets the most connections at once (default 4096) and the most from one peer uid (default
@@ -338,14 +319,16 @@ pub unsafe extern "C" fn rp_push_server_options_set_max_connections(
     total: usize,
     per_uid: usize,
 ) -> rp_status {
-    // SAFETY: forwarded API contract.
-    unsafe {
-        edit_server_options(options, |o| {
+    boundary(|| {
+        // SAFETY: `options` is NULL or live and used by one thread at a time, and the other
+        // pointers are valid as documented, per the API contract.
+        unsafe {
+            let o = box_mut(options, "options")?;
             o.opts.max_connections = total;
             o.opts.max_connections_per_uid = per_uid;
             Ok(())
-        })
-    }
+        }
+    })
 }
 
 /// Sets how many bytes may wait to be sent to one worker before pushes to it fail with
@@ -355,13 +338,15 @@ pub unsafe extern "C" fn rp_push_server_options_set_max_send_buffer(
     options: *mut rp_push_server_options,
     bytes: usize,
 ) -> rp_status {
-    // SAFETY: forwarded API contract.
-    unsafe {
-        edit_server_options(options, |o| {
+    boundary(|| {
+        // SAFETY: `options` is NULL or live and used by one thread at a time, and the other
+        // pointers are valid as documented, per the API contract.
+        unsafe {
+            let o = box_mut(options, "options")?;
             o.opts.max_send_buffer = bytes;
             Ok(())
-        })
-    }
+        }
+    })
 }
 
 /// Sets the callback that decides registrations (see `rp_push_registration_callback`); the
@@ -379,14 +364,16 @@ pub unsafe extern "C" fn rp_push_server_options_set_registration_callback(
     user_data_free: rp_user_data_free_callback,
 ) -> rp_status {
     let cb = ForeignCallback::new(callback, user_data, user_data_free);
-    // SAFETY: forwarded API contract.
-    unsafe {
-        edit_server_options(options, move |o| {
+    boundary(move || {
+        // SAFETY: `options` is NULL or live and used by one thread at a time, and the other
+        // pointers are valid as documented, per the API contract.
+        unsafe {
+            let o = box_mut(options, "options")?;
             o.on_registration = callback.is_some().then_some(cb);
             o.opts.decide_registrations = o.on_registration.is_some();
             Ok(())
-        })
-    }
+        }
+    })
 }
 
 /// Sets the callback told of workers registering and leaving (see `rp_push_worker_callback`);
@@ -402,14 +389,16 @@ pub unsafe extern "C" fn rp_push_server_options_set_worker_callback(
     user_data_free: rp_user_data_free_callback,
 ) -> rp_status {
     let cb = ForeignCallback::new(callback, user_data, user_data_free);
-    // SAFETY: forwarded API contract.
-    unsafe {
-        edit_server_options(options, move |o| {
+    boundary(move || {
+        // SAFETY: `options` is NULL or live and used by one thread at a time, and the other
+        // pointers are valid as documented, per the API contract.
+        unsafe {
+            let o = box_mut(options, "options")?;
             o.on_worker = callback.is_some().then_some(cb);
             o.opts.events = o.on_worker.is_some();
             Ok(())
-        })
-    }
+        }
+    })
 }
 
 /// Frees server options (and the user data of their callbacks). NULL is a no-op. Must not be
@@ -441,14 +430,10 @@ pub unsafe extern "C" fn rp_push_server_bind(
     out_server: *mut *mut rp_push_server,
 ) -> rp_status {
     boundary(|| {
-        if options.is_null() {
-            return Err(Failure::null("options"));
-        }
-        // SAFETY: live options owned by the caller; consumed here on every path.
-        let handle = *unsafe { Box::from_raw(options.cast::<ServerOptionsHandle>()) };
-        if out_server.is_null() {
-            return Err(Failure::null("out_server"));
-        }
+        // SAFETY: NULL or live options owned by the caller; consumed here on every path.
+        let handle = unsafe { box_take(options, "options") }?;
+        // SAFETY: NULL or valid for a write per the API contract.
+        let out_server = unsafe { out_arg(out_server, "out_server") }?;
         let server = PushServer::bind(handle.opts)?;
         let server = ServerHandle {
             endpoint: server.endpoint().to_string(),
@@ -457,8 +442,7 @@ pub unsafe extern "C" fn rp_push_server_bind(
             on_worker: handle.on_worker,
             known: Mutex::new(HashMap::new()),
         };
-        // SAFETY: checked non-NULL.
-        unsafe { write_out(out_server, box_into_handle::<rp_push_server>(server)) };
+        out_server.write(box_into_handle(server));
         Ok(())
     })
 }
@@ -498,12 +482,10 @@ pub unsafe extern "C" fn rp_push_server_push(
     boundary(|| {
         // SAFETY: NULL or live handles per the API contract.
         let (s, r) = unsafe { (server_ref(server)?, box_ref::<rp_push_request>(request, "request")?) };
-        if out_ticket.is_null() {
-            return Err(Failure::null("out_ticket"));
-        }
+        // SAFETY: NULL or valid for a write per the API contract.
+        let out_ticket = unsafe { out_arg(out_ticket, "out_ticket") }?;
         let ticket = s.server.push(r.target.clone(), r.spec.clone())?;
-        // SAFETY: checked non-NULL.
-        unsafe { write_out(out_ticket, box_into_handle::<rp_push_ticket>(ticket)) };
+        out_ticket.write(box_into_handle(ticket));
         Ok(())
     })
 }
@@ -531,15 +513,13 @@ pub unsafe extern "C" fn rp_push_server_push_wait(
     boundary(|| {
         // SAFETY: NULL or live handles per the API contract.
         let (s, r) = unsafe { (server_ref(server)?, box_ref::<rp_push_request>(request, "request")?) };
-        if out_result.is_null() {
-            return Err(Failure::null("out_result"));
-        }
+        // SAFETY: NULL or valid for a write per the API contract.
+        let out_result = unsafe { out_arg(out_result, "out_result") }?;
         let outcome = match timeout_arg(timeout_ms)? {
             Some(t) => s.server.push_wait_ref(&r.target, &r.spec, t)?,
             None => s.server.push(r.target.clone(), r.spec.clone())?.wait(None)?,
         };
-        // SAFETY: checked non-NULL.
-        unsafe { write_out(out_result, box_into_handle::<rp_push_result>(outcome)) };
+        out_result.write(box_into_handle(outcome));
         Ok(())
     })
 }
@@ -557,11 +537,9 @@ pub unsafe extern "C" fn rp_push_server_workers(
     boundary(|| {
         // SAFETY: NULL or a live server.
         let s = unsafe { server_ref(server) }?;
-        if out_list.is_null() {
-            return Err(Failure::null("out_list"));
-        }
-        // SAFETY: checked non-NULL.
-        unsafe { write_out(out_list, box_into_handle::<rp_worker_list>(s.server.workers())) };
+        // SAFETY: NULL or valid for a write per the API contract.
+        let out_list = unsafe { out_arg(out_list, "out_list") }?;
+        out_list.write(box_into_handle(s.server.workers()));
         Ok(())
     })
 }
@@ -586,35 +564,20 @@ pub unsafe extern "C" fn rp_push_server_dispatch(
     boundary(|| {
         // SAFETY: NULL or a live server.
         let s = unsafe { server_ref(server) }?;
-        let first_wait = timeout_arg(timeout_ms)?;
-        let mut handled = 0usize;
-        let result = loop {
-            let wait = if handled == 0 { first_wait } else { Some(std::time::Duration::ZERO) };
-            match s.server.next_event(wait) {
-                Ok(event) => {
-                    s.handle_event(event);
-                    handled += 1;
-                }
-                Err(e) if handled > 0 && e.kind() == crate::ErrorKind::Timeout => break Ok(()),
-                Err(e) => break Err(Failure::from(e)),
-            }
-        };
-        if !out_handled.is_null() {
-            // SAFETY: checked non-NULL.
-            unsafe { write_out(out_handled, handled) };
+        let (handled, result) =
+            s.server.dispatch(timeout_arg(timeout_ms)?, |info| s.decide(info), |event| s.on_event(event));
+        // SAFETY: NULL or valid for a write per the API contract.
+        if let Some(out) = unsafe { opt_out(out_handled) } {
+            out.write(handled);
         }
-        result
+        Ok(result?)
     })
 }
 
 impl ServerHandle {
-    fn handle_event(&self, event: ServerEvent) {
+    fn on_event(&self, event: ServerEvent) {
         match event {
-            ServerEvent::RegistrationRequest { worker_id, registration, peer } => {
-                let info = WorkerInfo { id: worker_id, registration, peer, in_flight: 0 };
-                let decision = self.decide(&info);
-                let _ = self.server.decide(worker_id, decision);
-            }
+            ServerEvent::RegistrationRequest { .. } => {} // answered through `decide`
             ServerEvent::WorkerConnected(info) => {
                 self.notify(&info, true, "");
                 self.known.lock().unwrap_or_else(|p| p.into_inner()).insert(info.id, info);
@@ -639,7 +602,7 @@ impl ServerHandle {
         // SAFETY: the callback contract: `worker` is borrowed for the call, `reason` holds
         // `reason.len()` writable bytes.
         let verdict = unsafe {
-            func(cb.user_data, (info as *const WorkerInfo).cast(), reason.as_mut_ptr(), reason.len())
+            func(cb.user_data, lend::<rp_worker_info>(info), reason.as_mut_ptr(), reason.len())
         };
         // Whatever the callback wrote, the buffer stays NUL-terminated.
         reason[reason.len() - 1] = 0;
@@ -662,7 +625,7 @@ impl ServerHandle {
         if let Some(cb) = &self.on_worker {
             if let Some(func) = cb.func {
                 // SAFETY: the callback contract: `worker` and `reason` are borrowed for the call.
-                unsafe { func(cb.user_data, (info as *const WorkerInfo).cast(), connected, rp_str::from_str(reason)) };
+                unsafe { func(cb.user_data, lend::<rp_worker_info>(info), connected, rp_str::from_str(reason)) };
             }
         }
     }
@@ -734,9 +697,8 @@ pub unsafe extern "C" fn rp_push_request_new(
     boundary(|| {
         // SAFETY: `len` readable bytes at `payload` per the API contract.
         let payload = unsafe { slice_arg(payload, len, "payload") }?;
-        if out_request.is_null() {
-            return Err(Failure::null("out_request"));
-        }
+        // SAFETY: NULL or valid for a write per the API contract.
+        let out_request = unsafe { out_arg(out_request, "out_request") }?;
         crate::wire::registry::check_servable(payload_protocol)?;
         // Leave room for the envelope and the Push wrapper inside the frame cap.
         if payload.len() > crate::wire::MAX_BODY as usize - 1024 {
@@ -749,22 +711,8 @@ pub unsafe extern "C" fn rp_push_request_new(
             target: Target::Protocol(payload_protocol),
             spec: PushSpec { payload_protocol, payload: payload.to_vec(), ..PushSpec::default() },
         };
-        // SAFETY: checked non-NULL.
-        unsafe { write_out(out_request, box_into_handle::<rp_push_request>(request)) };
+        out_request.write(box_into_handle(request));
         Ok(())
-    })
-}
-
-unsafe fn edit_request(
-    request: *mut rp_push_request,
-    edit: impl FnOnce(&mut PushRequest) -> Result<(), Failure>,
-) -> rp_status {
-    boundary(|| {
-        if request.is_null() {
-            return Err(Failure::null("request"));
-        }
-        // SAFETY: a live, exclusively used request per the API contract.
-        edit(unsafe { &mut *request.cast::<PushRequest>() })
     })
 }
 
@@ -773,13 +721,15 @@ unsafe fn edit_request(
 /// `RP_STATUS_NULL_ARGUMENT`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_request_set_deadline_unix_ms(request: *mut rp_push_request, deadline: u64) -> rp_status {
-    // SAFETY: forwarded API contract.
-    unsafe {
-        edit_request(request, |r| {
+    boundary(|| {
+        // SAFETY: `request` is NULL or live and used by one thread at a time, and the other
+        // pointers are valid as documented, per the API contract.
+        unsafe {
+            let r = box_mut(request, "request")?;
             r.spec.deadline_unix_ms = deadline;
             Ok(())
-        })
-    }
+        }
+    })
 }
 
 /// Sets the W3C traceparent (copied). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`,
@@ -791,13 +741,15 @@ pub unsafe extern "C" fn rp_push_request_set_traceparent(
     request: *mut rp_push_request,
     traceparent: *const c_char,
 ) -> rp_status {
-    // SAFETY: forwarded API contract.
-    unsafe {
-        edit_request(request, |r| {
+    boundary(|| {
+        // SAFETY: `request` is NULL or live and used by one thread at a time, and the other
+        // pointers are valid as documented, per the API contract.
+        unsafe {
+            let r = box_mut(request, "request")?;
             r.spec.traceparent = cstr_arg(traceparent, "traceparent")?.to_owned();
             Ok(())
-        })
-    }
+        }
+    })
 }
 
 /// Sets the W3C tracestate (copied). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`,
@@ -809,25 +761,29 @@ pub unsafe extern "C" fn rp_push_request_set_tracestate(
     request: *mut rp_push_request,
     tracestate: *const c_char,
 ) -> rp_status {
-    // SAFETY: forwarded API contract.
-    unsafe {
-        edit_request(request, |r| {
+    boundary(|| {
+        // SAFETY: `request` is NULL or live and used by one thread at a time, and the other
+        // pointers are valid as documented, per the API contract.
+        unsafe {
+            let r = box_mut(request, "request")?;
             r.spec.tracestate = cstr_arg(tracestate, "tracestate")?.to_owned();
             Ok(())
-        })
-    }
+        }
+    })
 }
 
 /// Sends the push to one worker by id. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_request_to_worker(request: *mut rp_push_request, worker_id: u64) -> rp_status {
-    // SAFETY: forwarded API contract.
-    unsafe {
-        edit_request(request, |r| {
+    boundary(|| {
+        // SAFETY: `request` is NULL or live and used by one thread at a time, and the other
+        // pointers are valid as documented, per the API contract.
+        unsafe {
+            let r = box_mut(request, "request")?;
             r.target = Target::Worker(worker_id);
             Ok(())
-        })
-    }
+        }
+    })
 }
 
 /// Sends the push to the least busy worker registered for `task_queue`. Returns `RP_STATUS_OK`,
@@ -838,13 +794,15 @@ pub unsafe extern "C" fn rp_push_request_to_task_queue(
     request: *mut rp_push_request,
     task_queue: *const c_char,
 ) -> rp_status {
-    // SAFETY: forwarded API contract.
-    unsafe {
-        edit_request(request, |r| {
+    boundary(|| {
+        // SAFETY: `request` is NULL or live and used by one thread at a time, and the other
+        // pointers are valid as documented, per the API contract.
+        unsafe {
+            let r = box_mut(request, "request")?;
             r.target = Target::TaskQueue(cstr_arg(task_queue, "task_queue")?.to_owned());
             Ok(())
-        })
-    }
+        }
+    })
 }
 
 /// Sends the push to the least busy worker serving `payload_protocol` (the default target uses
@@ -853,14 +811,16 @@ pub unsafe extern "C" fn rp_push_request_to_task_queue(
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_request_to_protocol(request: *mut rp_push_request, payload_protocol: u32) -> rp_status {
-    // SAFETY: forwarded API contract.
-    unsafe {
-        edit_request(request, |r| {
+    boundary(|| {
+        // SAFETY: `request` is NULL or live and used by one thread at a time, and the other
+        // pointers are valid as documented, per the API contract.
+        unsafe {
+            let r = box_mut(request, "request")?;
             crate::wire::registry::check_servable(payload_protocol)?;
             r.target = Target::Protocol(payload_protocol);
             Ok(())
-        })
-    }
+        }
+    })
 }
 
 /// Frees a push request. NULL is a no-op. Must not be called twice with the same value.
@@ -907,12 +867,10 @@ pub unsafe extern "C" fn rp_push_ticket_wait(
     boundary(|| {
         // SAFETY: NULL or a live ticket.
         let t = unsafe { box_ref::<rp_push_ticket>(ticket, "ticket") }?;
-        if out_result.is_null() {
-            return Err(Failure::null("out_result"));
-        }
+        // SAFETY: NULL or valid for a write per the API contract.
+        let out_result = unsafe { out_arg(out_result, "out_result") }?;
         let outcome = t.wait(timeout_arg(timeout_ms)?)?;
-        // SAFETY: checked non-NULL.
-        unsafe { write_out(out_result, box_into_handle::<rp_push_result>(outcome)) };
+        out_result.write(box_into_handle(outcome));
         Ok(())
     })
 }
@@ -1001,7 +959,7 @@ pub unsafe extern "C" fn rp_worker_list_get(list: *const rp_worker_list, index: 
         unsafe { box_ref::<rp_worker_list>(list, "list") }
             .ok()
             .and_then(|l| l.get(index))
-            .map_or(std::ptr::null(), |w| (w as *const WorkerInfo).cast())
+            .map_or(std::ptr::null(), lend::<rp_worker_info>)
     })
 }
 
@@ -1014,7 +972,7 @@ pub unsafe extern "C" fn rp_worker_list_free(list: *mut rp_worker_list) {
 
 unsafe fn info_ref<'a>(info: *const rp_worker_info) -> Option<&'a WorkerInfo> {
     // SAFETY: NULL or a borrowed live WorkerInfo per the API contract.
-    unsafe { info.cast::<WorkerInfo>().as_ref() }
+    unsafe { borrowed_ref::<rp_worker_info>(info, "info") }.ok()
 }
 
 /// Runs `f` on a worker info, or returns `neutral` for NULL.
@@ -1122,9 +1080,9 @@ pub unsafe extern "C" fn rp_worker_info_peer(
         // SAFETY: NULL or a borrowed live info.
         let Some(peer) = (unsafe { info_ref(info) }).and_then(|i| i.peer) else { return false };
         for (out, v) in [(out_pid, peer.pid), (out_uid, peer.uid), (out_gid, peer.gid)] {
-            if !out.is_null() {
-                // SAFETY: non-NULL out pointer provided by the caller.
-                unsafe { write_out(out, v) };
+            // SAFETY: NULL or valid for a write per the API contract.
+            if let Some(out) = unsafe { opt_out(out) } {
+                out.write(v);
             }
         }
         true

@@ -50,3 +50,36 @@ impl PushClient {
         (handled, Ok(()))
     }
 }
+
+impl super::PushServer {
+    /// Handles pending server events on the calling thread.
+    ///
+    /// Waits up to `first_wait` (`None` = no limit) for the first event, then handles those
+    /// already waiting. A registration request is answered with what `decide` returns for the
+    /// worker (its `in_flight` is 0); every other event goes to `on_event`.
+    ///
+    /// Returns how many events were handled, and `Ok` (at least one), a `Timeout` (none came)
+    /// or the error that ended the loop (`Closed` once the server is shut down).
+    pub fn dispatch(
+        &self,
+        first_wait: Option<Duration>,
+        mut decide: impl FnMut(&super::WorkerInfo) -> super::RegistrationDecision,
+        mut on_event: impl FnMut(super::ServerEvent),
+    ) -> (usize, Result<(), Error>) {
+        let mut handled = 0usize;
+        loop {
+            let wait = if handled == 0 { first_wait } else { Some(Duration::ZERO) };
+            match self.next_event(wait) {
+                Ok(super::ServerEvent::RegistrationRequest { worker_id, registration, peer }) => {
+                    let info = super::WorkerInfo { id: worker_id, registration, peer, in_flight: 0 };
+                    let decision = decide(&info);
+                    let _ = self.decide(worker_id, decision);
+                }
+                Ok(event) => on_event(event),
+                Err(e) if handled > 0 && e.kind() == ErrorKind::Timeout => return (handled, Ok(())),
+                Err(e) => return (handled, Err(e)),
+            }
+            handled += 1;
+        }
+    }
+}
