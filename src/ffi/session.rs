@@ -7,7 +7,7 @@ use std::ffi::{c_char, c_void};
 use super::boundary::{boundary, boundary_or, Failure};
 use super::bytes::{cstr_arg, limit_arg, rp_bytes, rp_msg, rp_str, slice_arg, timeout_arg};
 use super::callback::{rp_user_data_free_callback, ForeignCallback};
-use super::handle::{box_free, box_into_handle, box_ref, write_out, Castable, OwnedBox};
+use super::handle::{box_free, box_into_handle, box_mut, box_ref, box_take, castable, opt_out, out_arg};
 use super::status::rp_status;
 use crate::broker::Conn;
 use crate::session::{Call, CallOptions, Request, Session, SessionListener, Side};
@@ -62,10 +62,7 @@ pub(crate) struct SessionHandle {
     dispatcher: Option<ForeignCallback<rp_session_request_callback>>,
 }
 
-impl Castable for rp_session {
-    type Ownership = OwnedBox;
-    type RustType = SessionHandle;
-}
+castable!(rp_session => SessionHandle: OwnedBox);
 
 /// Deadline and trace context of a call. Methods: `rp_session_call_options_new`,
 /// `_set_deadline_unix_ms`, `_set_traceparent`, `_set_tracestate`, `_free`. Exclusive handle
@@ -74,10 +71,7 @@ pub struct rp_session_call_options {
     _private: [u8; 0],
 }
 
-impl Castable for rp_session_call_options {
-    type Ownership = OwnedBox;
-    type RustType = CallOptions;
-}
+castable!(rp_session_call_options => CallOptions: OwnedBox);
 
 /// One call this side made, started by `rp_session_call_start`: wait for its response, read the chunks the peer
 /// streams, write chunks of a tunnel, half-close, cancel.
@@ -89,10 +83,7 @@ pub struct rp_session_ticket {
     _private: [u8; 0],
 }
 
-impl Castable for rp_session_ticket {
-    type Ownership = OwnedBox;
-    type RustType = Call;
-}
+castable!(rp_session_ticket => Call: OwnedBox);
 
 /// One of the peer's requests, given to the dispatcher callback.
 ///
@@ -104,10 +95,7 @@ pub struct rp_session_request {
     _private: [u8; 0],
 }
 
-impl Castable for rp_session_request {
-    type Ownership = OwnedBox;
-    type RustType = Request;
-}
+castable!(rp_session_request => Request: OwnedBox);
 
 // ---------------------------------------------------------------------------------------------
 // Session
@@ -141,22 +129,17 @@ pub unsafe extern "C" fn rp_session_new(
 ) -> rp_status {
     let callback = ForeignCallback::new(dispatcher, user_data, user_data_free);
     boundary(|| {
-        if conn.is_null() {
-            return Err(Failure::null("conn"));
-        }
-        // SAFETY: a live connection owned by the caller, consumed here on every path.
-        let conn = *unsafe { Box::from_raw(conn.cast::<Conn>()) };
-        if out_session.is_null() {
-            return Err(Failure::null("out_session"));
-        }
+        // SAFETY: NULL or a live connection owned by the caller, consumed here on every path.
+        let conn = unsafe { box_take(conn, "conn") }?;
+        // SAFETY: NULL or valid for a write per the API contract.
+        let out_session = unsafe { out_arg(out_session, "out_session") }?;
         let side = match side {
             s if s == rp_session_side::Connecting as i32 => Side::Connecting,
             s if s == rp_session_side::Accepting as i32 => Side::Accepting,
             other => return Err(Failure::new(rp_status::InvalidArgument, format!("{other} is not an rp_session_side"))),
         };
         let handle = start(conn, side, callback)?;
-        // SAFETY: checked non-NULL.
-        unsafe { write_out(out_session, handle) };
+        out_session.write(handle);
         Ok(())
     })
 }
@@ -198,13 +181,11 @@ pub unsafe extern "C" fn rp_session_connect(
     boundary(|| {
         // SAFETY: NUL-terminated per the API contract.
         let endpoint = Endpoint::parse(unsafe { cstr_arg(endpoint, "endpoint") }?)?;
-        if out_session.is_null() {
-            return Err(Failure::null("out_session"));
-        }
+        // SAFETY: NULL or valid for a write per the API contract.
+        let out_session = unsafe { out_arg(out_session, "out_session") }?;
         let conn = crate::session::connect(&endpoint, limit_arg(timeout_ms)?)?;
         let handle = start(conn, Side::Connecting, callback)?;
-        // SAFETY: checked non-NULL.
-        unsafe { write_out(out_session, handle) };
+        out_session.write(handle);
         Ok(())
     })
 }
@@ -218,10 +199,7 @@ pub struct rp_session_listener {
     _private: [u8; 0],
 }
 
-impl Castable for rp_session_listener {
-    type Ownership = OwnedBox;
-    type RustType = ListenerHandle;
-}
+castable!(rp_session_listener => ListenerHandle: OwnedBox);
 
 pub(crate) struct ListenerHandle {
     listener: SessionListener,
@@ -251,13 +229,11 @@ pub unsafe extern "C" fn rp_session_listener_bind(
     boundary(|| {
         // SAFETY: NUL-terminated per the API contract.
         let endpoint = Endpoint::parse(unsafe { cstr_arg(endpoint, "endpoint") }?)?;
-        if out_listener.is_null() {
-            return Err(Failure::null("out_listener"));
-        }
+        // SAFETY: NULL or valid for a write per the API contract.
+        let out_listener = unsafe { out_arg(out_listener, "out_listener") }?;
         let listener = SessionListener::bind(&endpoint)?;
         let handle = ListenerHandle { endpoint: listener.endpoint().to_string(), listener };
-        // SAFETY: checked non-NULL.
-        unsafe { write_out(out_listener, box_into_handle::<rp_session_listener>(handle)) };
+        out_listener.write(box_into_handle(handle));
         Ok(())
     })
 }
@@ -299,13 +275,11 @@ pub unsafe extern "C" fn rp_session_listener_accept(
     boundary(|| {
         // SAFETY: NULL or a live listener per the API contract.
         let l = unsafe { box_ref::<rp_session_listener>(listener, "listener") }?;
-        if out_session.is_null() {
-            return Err(Failure::null("out_session"));
-        }
+        // SAFETY: NULL or valid for a write per the API contract.
+        let out_session = unsafe { out_arg(out_session, "out_session") }?;
         let conn = l.listener.accept(timeout_arg(timeout_ms)?)?;
         let handle = start(conn, Side::Accepting, callback)?;
-        // SAFETY: checked non-NULL.
-        unsafe { write_out(out_session, handle) };
+        out_session.write(handle);
         Ok(())
     })
 }
@@ -351,11 +325,10 @@ unsafe fn session_ref<'a>(session: *const rp_session) -> Result<&'a SessionHandl
 
 unsafe fn options_of<'a>(options: *const rp_session_call_options) -> Cow<'a, CallOptions> {
     // SAFETY: NULL or live options per the API contract.
-    if options.is_null() {
-        return Cow::Owned(CallOptions::default());
+    match unsafe { box_ref::<rp_session_call_options>(options, "options") } {
+        Ok(options) => Cow::Borrowed(options),
+        Err(_) => Cow::Owned(CallOptions::default()),
     }
-    // SAFETY: live options per the API contract (checked non-NULL).
-    unsafe { box_ref::<rp_session_call_options>(options, "options") }.map_or_else(|_| Cow::Owned(CallOptions::default()), Cow::Borrowed)
 }
 
 /// Calls the peer and waits up to `timeout_ms` (-1 = no limit) for its response.
@@ -389,12 +362,10 @@ pub unsafe extern "C" fn rp_session_call(
     boundary(|| {
         // SAFETY: forwarded API contract.
         let (s, payload, opts) = unsafe { (session_ref(session)?, slice_arg(payload, len, "payload")?, options_of(options)) };
-        if out_response.is_null() {
-            return Err(Failure::null("out_response"));
-        }
+        // SAFETY: NULL or valid for a write per the API contract.
+        let out_response = unsafe { out_arg(out_response, "out_response") }?;
         let response = s.session.call(payload_protocol, payload, &opts, timeout_arg(timeout_ms)?).map_err(call_failure)?;
-        // SAFETY: checked non-NULL.
-        unsafe { write_out(out_response, box_into_handle::<rp_msg>(response)) };
+        out_response.write(box_into_handle(response));
         Ok(())
     })
 }
@@ -422,12 +393,10 @@ pub unsafe extern "C" fn rp_session_call_start(
     boundary(|| {
         // SAFETY: forwarded API contract.
         let (s, payload, opts) = unsafe { (session_ref(session)?, slice_arg(payload, len, "payload")?, options_of(options)) };
-        if out_call.is_null() {
-            return Err(Failure::null("out_call"));
-        }
+        // SAFETY: NULL or valid for a write per the API contract.
+        let out_call = unsafe { out_arg(out_call, "out_call") }?;
         let call = s.session.start_call(payload_protocol, payload, &opts)?;
-        // SAFETY: checked non-NULL.
-        unsafe { write_out(out_call, box_into_handle::<rp_session_ticket>(call)) };
+        out_call.write(box_into_handle(call));
         Ok(())
     })
 }
@@ -456,28 +425,16 @@ pub unsafe extern "C" fn rp_session_dispatch(
         let Some(cb) = &s.dispatcher else {
             return Err(Failure::new(rp_status::InvalidArgument, "the session has no dispatcher"));
         };
-        let first_wait = timeout_arg(timeout_ms)?;
-        let mut handled = 0usize;
-        let result = loop {
-            let wait = if handled == 0 { first_wait } else { Some(std::time::Duration::ZERO) };
-            match s.session.next_request(wait) {
-                Ok(request) => {
-                    match cb.func {
-                        // SAFETY: the callback contract: it receives ownership of `request`.
-                        Some(func) => unsafe { func(cb.user_data, box_into_handle::<rp_session_request>(request)) },
-                        None => drop(request),
-                    }
-                    handled += 1;
-                }
-                Err(e) if handled > 0 && e.kind() == crate::ErrorKind::Timeout => break Ok(()),
-                Err(e) => break Err(Failure::from(e)),
-            }
-        };
-        if !out_handled.is_null() {
-            // SAFETY: checked non-NULL.
-            unsafe { write_out(out_handled, handled) };
+        let (handled, result) = s.session.dispatch(timeout_arg(timeout_ms)?, |request| match cb.func {
+            // SAFETY: the callback contract: it receives ownership of `request`.
+            Some(func) => unsafe { func(cb.user_data, box_into_handle::<rp_session_request>(request)) },
+            None => drop(request),
+        });
+        // SAFETY: NULL or valid for a write per the API contract.
+        if let Some(out) = unsafe { opt_out(out_handled) } {
+            out.write(handled);
         }
-        result
+        Ok(result?)
     })
 }
 
@@ -544,25 +501,10 @@ pub unsafe extern "C" fn rp_session_free(session: *mut rp_session) {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_session_call_options_new(out_options: *mut *mut rp_session_call_options) -> rp_status {
     boundary(|| {
-        if out_options.is_null() {
-            return Err(Failure::null("out_options"));
-        }
-        // SAFETY: checked non-NULL.
-        unsafe { write_out(out_options, box_into_handle::<rp_session_call_options>(CallOptions::default())) };
+        // SAFETY: NULL or valid for a write per the API contract.
+        let out_options = unsafe { out_arg(out_options, "out_options") }?;
+        out_options.write(box_into_handle(CallOptions::default()));
         Ok(())
-    })
-}
-
-unsafe fn edit_options(
-    options: *mut rp_session_call_options,
-    edit: impl FnOnce(&mut CallOptions) -> Result<(), Failure>,
-) -> rp_status {
-    boundary(|| {
-        if options.is_null() {
-            return Err(Failure::null("options"));
-        }
-        // SAFETY: live, exclusively used options per the API contract.
-        edit(unsafe { &mut *options.cast::<CallOptions>() })
     })
 }
 
@@ -574,13 +516,15 @@ pub unsafe extern "C" fn rp_session_call_options_set_deadline_unix_ms(
     options: *mut rp_session_call_options,
     deadline_unix_ms: u64,
 ) -> rp_status {
-    // SAFETY: forwarded API contract.
-    unsafe {
-        edit_options(options, |o| {
+    boundary(|| {
+        // SAFETY: `options` is NULL or live and used by one thread at a time, and the other
+        // pointers are valid as documented, per the API contract.
+        unsafe {
+            let o = box_mut(options, "options")?;
             o.deadline_unix_ms = deadline_unix_ms;
             Ok(())
-        })
-    }
+        }
+    })
 }
 
 /// Sets the W3C traceparent (copied). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`,
@@ -592,13 +536,15 @@ pub unsafe extern "C" fn rp_session_call_options_set_traceparent(
     options: *mut rp_session_call_options,
     traceparent: *const c_char,
 ) -> rp_status {
-    // SAFETY: forwarded API contract.
-    unsafe {
-        edit_options(options, |o| {
+    boundary(|| {
+        // SAFETY: `options` is NULL or live and used by one thread at a time, and the other
+        // pointers are valid as documented, per the API contract.
+        unsafe {
+            let o = box_mut(options, "options")?;
             o.traceparent = cstr_arg(traceparent, "traceparent")?.to_owned();
             Ok(())
-        })
-    }
+        }
+    })
 }
 
 /// Sets the W3C tracestate (copied). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`,
@@ -610,13 +556,15 @@ pub unsafe extern "C" fn rp_session_call_options_set_tracestate(
     options: *mut rp_session_call_options,
     tracestate: *const c_char,
 ) -> rp_status {
-    // SAFETY: forwarded API contract.
-    unsafe {
-        edit_options(options, |o| {
+    boundary(|| {
+        // SAFETY: `options` is NULL or live and used by one thread at a time, and the other
+        // pointers are valid as documented, per the API contract.
+        unsafe {
+            let o = box_mut(options, "options")?;
             o.tracestate = cstr_arg(tracestate, "tracestate")?.to_owned();
             Ok(())
-        })
-    }
+        }
+    })
 }
 
 /// Frees call options. NULL is a no-op. Must not be called twice with the same value.
@@ -633,12 +581,6 @@ pub unsafe extern "C" fn rp_session_call_options_free(options: *mut rp_session_c
 unsafe fn call_ref<'a>(call: *const rp_session_ticket) -> Result<&'a Call, Failure> {
     // SAFETY: NULL or a live call per the API contract.
     unsafe { box_ref::<rp_session_ticket>(call, "call") }
-}
-
-/// Writes an owned message out.
-unsafe fn write_msg(out: *mut *mut rp_msg, bytes: Vec<u8>) {
-    // SAFETY: the caller checked `out` non-NULL.
-    unsafe { write_out(out, box_into_handle::<rp_msg>(bytes)) }
 }
 
 /// The call's request id (odd on the connecting side, even on the accepting side); 0 if NULL.
@@ -676,12 +618,10 @@ pub unsafe extern "C" fn rp_session_ticket_wait(
     boundary(|| {
         // SAFETY: forwarded API contract.
         let c = unsafe { call_ref(call) }?;
-        if out_response.is_null() {
-            return Err(Failure::null("out_response"));
-        }
+        // SAFETY: NULL or valid for a write per the API contract.
+        let out_response = unsafe { out_arg(out_response, "out_response") }?;
         let response = c.wait(timeout_arg(timeout_ms)?).map_err(call_failure)?;
-        // SAFETY: checked non-NULL.
-        unsafe { write_msg(out_response, response) };
+        out_response.write(box_into_handle(response));
         Ok(())
     })
 }
@@ -708,12 +648,10 @@ pub unsafe extern "C" fn rp_session_ticket_next_chunk(
     boundary(|| {
         // SAFETY: forwarded API contract.
         let c = unsafe { call_ref(call) }?;
-        if out_chunk.is_null() {
-            return Err(Failure::null("out_chunk"));
-        }
+        // SAFETY: NULL or valid for a write per the API contract.
+        let out_chunk = unsafe { out_arg(out_chunk, "out_chunk") }?;
         let chunk = c.next_chunk(timeout_arg(timeout_ms)?).map_err(call_failure)?;
-        // SAFETY: checked non-NULL.
-        unsafe { write_msg(out_chunk, chunk) };
+        out_chunk.write(box_into_handle(chunk));
         Ok(())
     })
 }
@@ -860,12 +798,10 @@ pub unsafe extern "C" fn rp_session_request_next_chunk(
     boundary(|| {
         // SAFETY: forwarded API contract.
         let r = unsafe { request_ref(request) }?;
-        if out_chunk.is_null() {
-            return Err(Failure::null("out_chunk"));
-        }
+        // SAFETY: NULL or valid for a write per the API contract.
+        let out_chunk = unsafe { out_arg(out_chunk, "out_chunk") }?;
         let chunk = r.next_chunk(timeout_arg(timeout_ms)?)?;
-        // SAFETY: checked non-NULL.
-        unsafe { write_msg(out_chunk, chunk) };
+        out_chunk.write(box_into_handle(chunk));
         Ok(())
     })
 }
@@ -904,15 +840,6 @@ pub unsafe extern "C" fn rp_session_request_close_write(request: *const rp_sessi
     })
 }
 
-/// Takes ownership of a request handle (NULL-checked); it is dropped at the end of the caller.
-unsafe fn take_request(request: *mut rp_session_request) -> Result<Box<Request>, Failure> {
-    if request.is_null() {
-        return Err(Failure::null("request"));
-    }
-    // SAFETY: a live request owned by the caller, consumed here.
-    Ok(unsafe { Box::from_raw(request.cast::<Request>()) })
-}
-
 /// Answers a request with a payload, ending it. Consumes `request`, even if an error is
 /// returned. `payload`, `len` are copied (`payload` may be NULL when `len` is 0).
 ///
@@ -932,7 +859,7 @@ pub unsafe extern "C" fn rp_session_respond(
 ) -> rp_status {
     boundary(|| {
         // SAFETY: forwarded API contract.
-        let r = unsafe { take_request(request) }?;
+        let r = unsafe { box_take(request, "request") }?;
         // SAFETY: forwarded API contract.
         let payload = unsafe { slice_arg(payload, len, "payload") }?;
         r.respond(payload)?;
@@ -958,7 +885,7 @@ pub unsafe extern "C" fn rp_session_respond_error(
 ) -> rp_status {
     boundary(|| {
         // SAFETY: forwarded API contract.
-        let r = unsafe { take_request(request) }?;
+        let r = unsafe { box_take(request, "request") }?;
         // SAFETY: forwarded API contract.
         let message = if message.is_null() { "" } else { unsafe { cstr_arg(message, "message") }? };
         r.respond_error(code, message)?;

@@ -38,6 +38,8 @@ use crate::wire::registry::SESSION;
 use crate::wire::{FrameView, WireError};
 
 /// Generated messages of `proto/librp_session.proto`.
+mod dispatch;
+
 pub mod proto {
     #![allow(missing_docs, clippy::all)]
     include!(concat!(env!("OUT_DIR"), "/librp.session.v1.rs"));
