@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::boundary::{boundary, boundary_or, Failure};
 use super::bytes::{cstr_arg, len_arg, limit_arg, rp_str, rule_arg, timeout_arg};
 use super::frame::rp_frame_view;
-use super::handle::{arc_clone, box_free, box_into_handle, box_ref, write_out, Castable, OwnedBox};
+use super::handle::{arc_clone, box_free, box_into_handle, box_mut, box_ref, box_take, castable, out_arg, write_out};
 use super::handoff::rp_handoff_store;
 use super::status::rp_status;
 use crate::broker::{self, BrokerServer, BrokerServerOptions, Conn, ConnectOptions, Connected, Route, ServiceEntry};
@@ -40,10 +40,7 @@ pub struct rp_broker_options {
     _private: [u8; 0],
 }
 
-impl Castable for rp_broker_options {
-    type Ownership = OwnedBox;
-    type RustType = ConnectOptions;
-}
+castable!(rp_broker_options => ConnectOptions: OwnedBox);
 
 /// The outcome of `rp_broker_connect`: the route taken, the endpoint to cache, the negotiated
 /// fields and the connection.
@@ -67,10 +64,7 @@ pub(crate) struct ResultHandle {
     connection_id: u64,
 }
 
-impl Castable for rp_broker_result {
-    type Ownership = OwnedBox;
-    type RustType = ResultHandle;
-}
+castable!(rp_broker_result => ResultHandle: OwnedBox);
 
 /// A framed connection to a backend (or any v1 peer).
 ///
@@ -83,10 +77,7 @@ pub struct rp_conn {
     _private: [u8; 0],
 }
 
-impl Castable for rp_conn {
-    type Ownership = OwnedBox;
-    type RustType = Conn;
-}
+castable!(rp_conn => Conn: OwnedBox);
 
 /// One received frame, owned.
 ///
@@ -97,10 +88,7 @@ pub struct rp_frame {
     _private: [u8; 0],
 }
 
-impl Castable for rp_frame {
-    type Ownership = OwnedBox;
-    type RustType = Frame;
-}
+castable!(rp_frame => Frame: OwnedBox);
 
 /// An admin reply (0xAD01): kind, body, exit code, content type.
 ///
@@ -111,10 +99,7 @@ pub struct rp_admin_reply {
     _private: [u8; 0],
 }
 
-impl Castable for rp_admin_reply {
-    type Ownership = OwnedBox;
-    type RustType = AdminReply;
-}
+castable!(rp_admin_reply => AdminReply: OwnedBox);
 
 /// How a broker server is set up: endpoint, service table, limits.
 ///
@@ -128,10 +113,7 @@ pub struct rp_broker_server_options {
     _private: [u8; 0],
 }
 
-impl Castable for rp_broker_server_options {
-    type Ownership = OwnedBox;
-    type RustType = BrokerServerOptions;
-}
+castable!(rp_broker_server_options => BrokerServerOptions: OwnedBox);
 
 /// A running broker server (one event-loop thread for every connection).
 ///
@@ -157,10 +139,7 @@ pub(crate) struct ServerHandle {
     endpoint: String,
 }
 
-impl Castable for rp_broker_server {
-    type Ownership = OwnedBox;
-    type RustType = ServerHandle;
-}
+castable!(rp_broker_server => ServerHandle: OwnedBox);
 
 // ---------------------------------------------------------------------------------------------
 // Client options
@@ -198,29 +177,13 @@ pub unsafe extern "C" fn rp_broker_options_new(
                 cstr_arg(own_version, "own_version")?,
             )
         };
-        if out_options.is_null() {
-            return Err(Failure::null("out_options"));
-        }
+        // SAFETY: NULL or valid for a write per the API contract.
+        let out_options = unsafe { out_arg(out_options, "out_options") }?;
         let service = rule_arg(service, "service_name", check_service_name)?;
         let wanted = rule_arg(wanted, "wanted_version", check_version)?;
         let opts = ConnectOptions::new(Endpoint::parse(endpoint)?, service, wanted, own);
-        // SAFETY: checked non-NULL.
-        unsafe { write_out(out_options, box_into_handle::<rp_broker_options>(opts)) };
+        out_options.write(box_into_handle(opts));
         Ok(())
-    })
-}
-
-/// Runs `edit` on the options behind `options`.
-unsafe fn edit_options(
-    options: *mut rp_broker_options,
-    edit: impl FnOnce(&mut ConnectOptions) -> Result<(), Failure>,
-) -> rp_status {
-    boundary(|| {
-        if options.is_null() {
-            return Err(Failure::null("options"));
-        }
-        // SAFETY: a live, exclusively used rp_broker_options per the API contract.
-        edit(unsafe { &mut *options.cast::<ConnectOptions>() })
     })
 }
 
@@ -233,13 +196,15 @@ pub unsafe extern "C" fn rp_broker_options_set_cached_endpoint(
     options: *mut rp_broker_options,
     endpoint: *const c_char,
 ) -> rp_status {
-    // SAFETY: forwarded API contract.
-    unsafe {
-        edit_options(options, |o| {
+    boundary(|| {
+        // SAFETY: `options` is NULL or live and used by one thread at a time, and the other
+        // pointers are valid as documented, per the API contract.
+        unsafe {
+            let o = box_mut(options, "options")?;
             o.cached_endpoint = Some(Endpoint::parse(cstr_arg(endpoint, "endpoint")?)?);
             Ok(())
-        })
-    }
+        }
+    })
 }
 
 /// Sets the informational client version sent in the Hello (≤ 128 bytes). Returns
@@ -251,26 +216,30 @@ pub unsafe extern "C" fn rp_broker_options_set_client_version(
     options: *mut rp_broker_options,
     client_version: *const c_char,
 ) -> rp_status {
-    // SAFETY: forwarded API contract.
-    unsafe {
-        edit_options(options, |o| {
+    boundary(|| {
+        // SAFETY: `options` is NULL or live and used by one thread at a time, and the other
+        // pointers are valid as documented, per the API contract.
+        unsafe {
+            let o = box_mut(options, "options")?;
             o.client_version = len_arg(cstr_arg(client_version, "client_version")?, "client_version", 0, 128)?.to_owned();
             Ok(())
-        })
-    }
+        }
+    })
 }
 
 /// Sets the proposed keepalive interval (0 = the broker chooses; the reference grants 1800).
 /// Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_broker_options_set_keepalive_secs(options: *mut rp_broker_options, secs: u64) -> rp_status {
-    // SAFETY: forwarded API contract.
-    unsafe {
-        edit_options(options, |o| {
+    boundary(|| {
+        // SAFETY: `options` is NULL or live and used by one thread at a time, and the other
+        // pointers are valid as documented, per the API contract.
+        unsafe {
+            let o = box_mut(options, "options")?;
             o.keepalive_secs = secs;
             Ok(())
-        })
-    }
+        }
+    })
 }
 
 /// Opts in (or out) of adopting a handed-off connection, waiting up to `wait_ms` for the
@@ -284,14 +253,16 @@ pub unsafe extern "C" fn rp_broker_options_set_adopt_handoff(
     adopt: bool,
     wait_ms: i32,
 ) -> rp_status {
-    // SAFETY: forwarded API contract.
-    unsafe {
-        edit_options(options, |o| {
+    boundary(|| {
+        // SAFETY: `options` is NULL or live and used by one thread at a time, and the other
+        // pointers are valid as documented, per the API contract.
+        unsafe {
+            let o = box_mut(options, "options")?;
             o.adopt_handoff = adopt;
             o.handoff_wait = limit_arg(wait_ms)?;
             Ok(())
-        })
-    }
+        }
+    })
 }
 
 /// Sets the limit for each connect and for the Hello round trip (default 5000 ms; 0 = do not
@@ -300,13 +271,15 @@ pub unsafe extern "C" fn rp_broker_options_set_adopt_handoff(
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_broker_options_set_timeout_ms(options: *mut rp_broker_options, timeout_ms: i32) -> rp_status {
-    // SAFETY: forwarded API contract.
-    unsafe {
-        edit_options(options, |o| {
+    boundary(|| {
+        // SAFETY: `options` is NULL or live and used by one thread at a time, and the other
+        // pointers are valid as documented, per the API contract.
+        unsafe {
+            let o = box_mut(options, "options")?;
             o.timeout = limit_arg(timeout_ms)?;
             Ok(())
-        })
-    }
+        }
+    })
 }
 
 /// Makes `rp_broker_connect` honour `RUNNING_PROCESS_DISABLE`: `1` fails the connect with
@@ -314,13 +287,15 @@ pub unsafe extern "C" fn rp_broker_options_set_timeout_ms(options: *mut rp_broke
 /// `RP_STATUS_CONFIG`. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_broker_options_set_honor_disable_env(options: *mut rp_broker_options, honor: bool) -> rp_status {
-    // SAFETY: forwarded API contract.
-    unsafe {
-        edit_options(options, |o| {
+    boundary(|| {
+        // SAFETY: `options` is NULL or live and used by one thread at a time, and the other
+        // pointers are valid as documented, per the API contract.
+        unsafe {
+            let o = box_mut(options, "options")?;
             o.honor_disable_env = honor;
             Ok(())
-        })
-    }
+        }
+    })
 }
 
 /// Frees options. NULL is a no-op. Must not be called twice with the same value.
@@ -338,12 +313,10 @@ pub unsafe extern "C" fn rp_broker_options_free(options: *mut rp_broker_options)
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_broker_disabled_by_env(out_disabled: *mut bool) -> rp_status {
     boundary(|| {
-        if out_disabled.is_null() {
-            return Err(Failure::null("out_disabled"));
-        }
+        // SAFETY: NULL or valid for a write per the API contract.
+        let out_disabled = unsafe { out_arg(out_disabled, "out_disabled") }?;
         let disabled = broker::broker_disabled_by_env()?;
-        // SAFETY: checked non-NULL.
-        unsafe { write_out(out_disabled, disabled) };
+        out_disabled.write(disabled);
         Ok(())
     })
 }
@@ -379,14 +352,10 @@ pub unsafe extern "C" fn rp_broker_connect(
     out_result: *mut *mut rp_broker_result,
 ) -> rp_status {
     boundary(|| {
-        if options.is_null() {
-            return Err(Failure::null("options"));
-        }
-        // SAFETY: live options owned by the caller; consumed here on every path.
-        let opts = *unsafe { Box::from_raw(options.cast::<ConnectOptions>()) };
-        if out_result.is_null() {
-            return Err(Failure::null("out_result"));
-        }
+        // SAFETY: NULL or live options owned by the caller; consumed here on every path.
+        let opts = unsafe { box_take(options, "options") }?;
+        // SAFETY: NULL or valid for a write per the API contract.
+        let out_result = unsafe { out_arg(out_result, "out_result") }?;
         let Connected { conn, route, endpoint, negotiated } = broker::connect(&opts)?;
         let n = negotiated.unwrap_or_default();
         let result = ResultHandle {
@@ -398,8 +367,7 @@ pub unsafe extern "C" fn rp_broker_connect(
             keepalive_secs: n.keepalive_interval_secs,
             connection_id: n.connection_id,
         };
-        // SAFETY: checked non-NULL.
-        unsafe { write_out(out_result, box_into_handle::<rp_broker_result>(result)) };
+        out_result.write(box_into_handle(result));
         Ok(())
     })
 }
@@ -484,8 +452,7 @@ pub unsafe extern "C" fn rp_broker_result_take_conn(
         // SAFETY: a live, exclusively used result per the API contract.
         let r = unsafe { &mut *result.cast::<ResultHandle>() };
         let conn = r.conn.take().ok_or_else(|| Failure::new(rp_status::NotFound, "the connection was already taken"))?;
-        // SAFETY: checked non-NULL.
-        unsafe { write_out(out_conn, box_into_handle::<rp_conn>(conn)) };
+        out_conn.write(box_into_handle(conn));
         Ok(())
     })
 }
@@ -579,12 +546,10 @@ pub unsafe extern "C" fn rp_conn_recv(conn: *const rp_conn, timeout_ms: i32, out
     boundary(|| {
         // SAFETY: forwarded API contract.
         let conn = unsafe { conn_ref(conn) }?;
-        if out_frame.is_null() {
-            return Err(Failure::null("out_frame"));
-        }
+        // SAFETY: NULL or valid for a write per the API contract.
+        let out_frame = unsafe { out_arg(out_frame, "out_frame") }?;
         let frame = conn.recv(timeout_arg(timeout_ms)?)?;
-        // SAFETY: checked non-NULL.
-        unsafe { write_out(out_frame, box_into_handle::<rp_frame>(frame)) };
+        out_frame.write(box_into_handle(frame));
         Ok(())
     })
 }
@@ -715,12 +680,10 @@ pub unsafe extern "C" fn rp_conn_adopt_fd(fd: i32, out_conn: *mut *mut rp_conn) 
         // SAFETY: the caller hands over ownership of the open descriptor `fd` (API contract);
         // from here it is closed exactly once, by the OwnedFd or the connection owning it.
         let owned = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-        if out_conn.is_null() {
-            return Err(Failure::null("out_conn"));
-        }
+        // SAFETY: NULL or valid for a write per the API contract.
+        let out_conn = unsafe { out_arg(out_conn, "out_conn") }?;
         let conn = crate::broker::Conn::from_unix_fd(owned)?;
-        // SAFETY: checked non-NULL.
-        unsafe { write_out(out_conn, box_into_handle::<rp_conn>(conn)) };
+        out_conn.write(box_into_handle(conn));
         Ok(())
     })
 }
@@ -742,11 +705,9 @@ pub unsafe extern "C" fn rp_frame_view_of(frame: *const rp_frame, out_view: *mut
     boundary(|| {
         // SAFETY: NULL or a live frame per the API contract.
         let f = unsafe { box_ref::<rp_frame>(frame, "frame") }?;
-        if out_view.is_null() {
-            return Err(Failure::null("out_view"));
-        }
-        // SAFETY: checked non-NULL.
-        unsafe { write_out(out_view, rp_frame_view::from_view(&f.view())) };
+        // SAFETY: NULL or valid for a write per the API contract.
+        let out_view = unsafe { out_arg(out_view, "out_view") }?;
+        out_view.write(rp_frame_view::from_view(&f.view()));
         Ok(())
     })
 }
@@ -791,14 +752,12 @@ pub unsafe extern "C" fn rp_admin_request(
             // SAFETY: as above.
             unsafe { cstr_arg(service_name, "service_name") }?.to_owned()
         };
-        if out_reply.is_null() {
-            return Err(Failure::null("out_reply"));
-        }
+        // SAFETY: NULL or valid for a write per the API contract.
+        let out_reply = unsafe { out_arg(out_reply, "out_reply") }?;
         let timeout = timeout_arg(timeout_ms)?;
         let request = AdminRequest { verb, service_name, ..AdminRequest::default() };
         let reply = broker::admin_request(&endpoint, &request, timeout)?;
-        // SAFETY: checked non-NULL.
-        unsafe { write_out(out_reply, box_into_handle::<rp_admin_reply>(reply)) };
+        out_reply.write(box_into_handle(reply));
         Ok(())
     })
 }
@@ -854,27 +813,11 @@ pub unsafe extern "C" fn rp_broker_server_options_new(
     boundary(|| {
         // SAFETY: NUL-terminated string per the API contract.
         let endpoint = Endpoint::parse(unsafe { cstr_arg(endpoint, "endpoint") }?)?;
-        if out_options.is_null() {
-            return Err(Failure::null("out_options"));
-        }
+        // SAFETY: NULL or valid for a write per the API contract.
+        let out_options = unsafe { out_arg(out_options, "out_options") }?;
         let opts = BrokerServerOptions::new(endpoint, Vec::new());
-        // SAFETY: checked non-NULL.
-        unsafe { write_out(out_options, box_into_handle::<rp_broker_server_options>(opts)) };
+        out_options.write(box_into_handle(opts));
         Ok(())
-    })
-}
-
-/// Runs `edit` on the server options behind `options`.
-unsafe fn edit_server_options(
-    options: *mut rp_broker_server_options,
-    edit: impl FnOnce(&mut BrokerServerOptions) -> Result<(), Failure>,
-) -> rp_status {
-    boundary(|| {
-        if options.is_null() {
-            return Err(Failure::null("options"));
-        }
-        // SAFETY: live, exclusively used options per the API contract.
-        edit(unsafe { &mut *options.cast::<BrokerServerOptions>() })
     })
 }
 
@@ -915,9 +858,11 @@ pub unsafe extern "C" fn rp_broker_server_options_add_service(
     backend_pipe: *const c_char,
     daemon_version: *const c_char,
 ) -> rp_status {
-    // SAFETY: forwarded API contract.
-    unsafe {
-        edit_server_options(options, |o| {
+    boundary(|| {
+        // SAFETY: `options` is NULL or live and used by one thread at a time, and the other
+        // pointers are valid as documented, per the API contract.
+        unsafe {
+            let o = box_mut(options, "options")?;
             let entry = ServiceEntry {
                 service_name: rule_arg(cstr_arg(service_name, "service_name")?, "service_name", check_service_name)?
                     .to_owned(),
@@ -929,8 +874,8 @@ pub unsafe extern "C" fn rp_broker_server_options_add_service(
             o.services.retain(|s| s.service_name != entry.service_name);
             o.services.push(entry);
             Ok(())
-        })
-    }
+        }
+    })
 }
 
 /// Adds `version` to the service's allow list (once the list is non-empty, other wanted
@@ -1031,14 +976,16 @@ pub unsafe extern "C" fn rp_broker_server_options_set_rate_limit(
     max_hellos: u32,
     window_ms: u32,
 ) -> rp_status {
-    // SAFETY: forwarded API contract.
-    unsafe {
-        edit_server_options(options, |o| {
+    boundary(|| {
+        // SAFETY: `options` is NULL or live and used by one thread at a time, and the other
+        // pointers are valid as documented, per the API contract.
+        unsafe {
+            let o = box_mut(options, "options")?;
             o.rate_limit = max_hellos.max(1);
             o.rate_window = Duration::from_millis(u64::from(window_ms.max(1)));
             Ok(())
-        })
-    }
+        }
+    })
 }
 
 /// Sets the most connections at once (default 4096) and the most from one peer uid (default
@@ -1051,14 +998,16 @@ pub unsafe extern "C" fn rp_broker_server_options_set_max_connections(
     total: usize,
     per_uid: usize,
 ) -> rp_status {
-    // SAFETY: forwarded API contract.
-    unsafe {
-        edit_server_options(options, |o| {
+    boundary(|| {
+        // SAFETY: `options` is NULL or live and used by one thread at a time, and the other
+        // pointers are valid as documented, per the API contract.
+        unsafe {
+            let o = box_mut(options, "options")?;
             o.max_connections = total;
             o.max_connections_per_uid = per_uid;
             Ok(())
-        })
-    }
+        }
+    })
 }
 
 /// Sets how long a connection has to send its first frame (default 5000 ms; 0 = none: only a
@@ -1070,13 +1019,15 @@ pub unsafe extern "C" fn rp_broker_server_options_set_hello_timeout_ms(
     options: *mut rp_broker_server_options,
     timeout_ms: i32,
 ) -> rp_status {
-    // SAFETY: forwarded API contract.
-    unsafe {
-        edit_server_options(options, |o| {
+    boundary(|| {
+        // SAFETY: `options` is NULL or live and used by one thread at a time, and the other
+        // pointers are valid as documented, per the API contract.
+        unsafe {
+            let o = box_mut(options, "options")?;
             o.hello_timeout = limit_arg(timeout_ms)?;
             Ok(())
-        })
-    }
+        }
+    })
 }
 
 /// Sets how long the broker waits for a backend's HandoffAck (default 1500 ms; 0 = do not
@@ -1088,13 +1039,15 @@ pub unsafe extern "C" fn rp_broker_server_options_set_handoff_ack_timeout_ms(
     options: *mut rp_broker_server_options,
     timeout_ms: i32,
 ) -> rp_status {
-    // SAFETY: forwarded API contract.
-    unsafe {
-        edit_server_options(options, |o| {
+    boundary(|| {
+        // SAFETY: `options` is NULL or live and used by one thread at a time, and the other
+        // pointers are valid as documented, per the API contract.
+        unsafe {
+            let o = box_mut(options, "options")?;
             o.handoff_ack_timeout = limit_arg(timeout_ms)?;
             Ok(())
-        })
-    }
+        }
+    })
 }
 
 /// Frees server options. NULL is a no-op. Must not be called twice with the same value.
@@ -1121,18 +1074,13 @@ pub unsafe extern "C" fn rp_broker_server_bind(
     out_server: *mut *mut rp_broker_server,
 ) -> rp_status {
     boundary(|| {
-        if options.is_null() {
-            return Err(Failure::null("options"));
-        }
-        // SAFETY: live options owned by the caller; consumed here on every path.
-        let opts = *unsafe { Box::from_raw(options.cast::<BrokerServerOptions>()) };
-        if out_server.is_null() {
-            return Err(Failure::null("out_server"));
-        }
+        // SAFETY: NULL or live options owned by the caller; consumed here on every path.
+        let opts = unsafe { box_take(options, "options") }?;
+        // SAFETY: NULL or valid for a write per the API contract.
+        let out_server = unsafe { out_arg(out_server, "out_server") }?;
         let server = BrokerServer::bind(opts)?;
         let endpoint = server.endpoint().to_string();
-        // SAFETY: checked non-NULL.
-        unsafe { write_out(out_server, box_into_handle::<rp_broker_server>(ServerHandle { server, endpoint })) };
+        out_server.write(box_into_handle(ServerHandle { server, endpoint }));
         Ok(())
     })
 }

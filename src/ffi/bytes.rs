@@ -4,7 +4,7 @@
 use std::ffi::c_char;
 
 use super::boundary::{boundary_or, Failure};
-use super::handle::{box_free, box_ref, Castable, OwnedBox};
+use super::handle::{box_free, box_ref, castable};
 use super::status::rp_status;
 
 /// A borrowed byte range. `ptr` may be NULL when `len` is 0.
@@ -214,10 +214,7 @@ pub struct rp_msg {
     _private: [u8; 0],
 }
 
-impl Castable for rp_msg {
-    type Ownership = OwnedBox;
-    type RustType = Vec<u8>;
-}
+castable!(rp_msg => Vec<u8>: OwnedBox);
 
 /// The bytes of a message.
 ///

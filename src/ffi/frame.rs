@@ -2,7 +2,7 @@
 
 use super::boundary::{boundary, Failure};
 use super::bytes::{rp_bytes, rp_msg, rp_str, slice_arg, slice_out};
-use super::handle::{box_into_handle, write_out};
+use super::handle::{box_into_handle, out_arg, write_out};
 use super::status::rp_status;
 use crate::wire::{self, Decoded, FrameView};
 
@@ -161,12 +161,10 @@ pub unsafe extern "C" fn rp_frame_decode(
     boundary(|| {
         // SAFETY: the caller provides `len` readable bytes at `buf` (or NULL, 0).
         let buf = unsafe { slice_arg(buf, len, "buf") }?;
-        if out_frame.is_null() {
-            return Err(Failure::null("out_frame"));
-        }
-        if out_len.is_null() {
-            return Err(Failure::null("out_len"));
-        }
+        // SAFETY: NULL or valid for a write per the API contract.
+        let out_frame = unsafe { out_arg(out_frame, "out_frame") }?;
+        // SAFETY: NULL or valid for a write per the API contract.
+        let out_len = unsafe { out_arg(out_len, "out_len") }?;
         let cap = match max_body {
             0 => wire::MAX_BODY,
             n if n <= wire::MAX_BODY => n,
@@ -179,8 +177,7 @@ pub unsafe extern "C" fn rp_frame_decode(
         };
         match wire::decode_frame(buf, cap)? {
             Decoded::NeedMore { needed } => {
-                // SAFETY: checked non-NULL.
-                unsafe { write_out(out_len, needed) };
+                out_len.write(needed);
                 Err(Failure::new(
                     rp_status::Incomplete,
                     format!(
@@ -190,11 +187,8 @@ pub unsafe extern "C" fn rp_frame_decode(
                 ))
             }
             Decoded::Frame { frame, consumed } => {
-                // SAFETY: both checked non-NULL.
-                unsafe {
-                    write_out(out_frame, rp_frame_view::from_view(&frame));
-                    write_out(out_len, consumed);
-                }
+                out_frame.write(rp_frame_view::from_view(&frame));
+                out_len.write(consumed);
                 Ok(())
             }
         }
@@ -227,21 +221,18 @@ pub unsafe extern "C" fn rp_frame_encode(
         let view = unsafe { frame.as_ref() }.ok_or_else(|| Failure::null("frame"))?;
         // SAFETY: as above.
         let view = unsafe { view.to_view() }?;
-        if out_len.is_null() {
-            return Err(Failure::null("out_len"));
-        }
+        // SAFETY: NULL or valid for a write per the API contract.
+        let out_len = unsafe { out_arg(out_len, "out_len") }?;
         // SAFETY: the caller provides `cap` writable bytes at `buf` (or NULL, 0).
         let out = unsafe { slice_out(buf, cap, "buf") }?;
         match view.encode_into(out) {
             Ok(n) => {
-                // SAFETY: checked non-NULL.
-                unsafe { write_out(out_len, n) };
+                out_len.write(n);
                 Ok(())
             }
             Err(e) => {
                 if let crate::Error::BufferTooSmall { needed, .. } = e {
-                    // SAFETY: checked non-NULL.
-                    unsafe { write_out(out_len, needed) };
+                    out_len.write(needed);
                 }
                 Err(e.into())
             }
@@ -269,12 +260,10 @@ pub unsafe extern "C" fn rp_frame_encode_msg(
         let view = unsafe { frame.as_ref() }.ok_or_else(|| Failure::null("frame"))?;
         // SAFETY: as above.
         let view = unsafe { view.to_view() }?;
-        if out_msg.is_null() {
-            return Err(Failure::null("out_msg"));
-        }
+        // SAFETY: NULL or valid for a write per the API contract.
+        let out_msg = unsafe { out_arg(out_msg, "out_msg") }?;
         let bytes = view.to_bytes()?;
-        // SAFETY: checked non-NULL.
-        unsafe { write_out(out_msg, box_into_handle::<rp_msg>(bytes)) };
+        out_msg.write(box_into_handle(bytes));
         Ok(())
     })
 }

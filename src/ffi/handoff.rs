@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::boundary::{boundary, Failure};
 use super::bytes::{slice_arg, slice_out, timeout_arg};
-use super::handle::{arc_free, arc_into_handle, arc_ref, write_out, Castable, OwnedArc};
+use super::handle::{arc_free, arc_into_handle, arc_ref, castable, opt_out, out_arg};
 use super::status::rp_status;
 use crate::handoff::{self, Token, TokenStore, DEFAULT_MAX_PENDING, DEFAULT_TTL, TOKEN_LEN};
 
@@ -25,10 +25,7 @@ pub struct rp_handoff_store {
     _private: [u8; 0],
 }
 
-impl Castable for rp_handoff_store {
-    type Ownership = OwnedArc;
-    type RustType = TokenStore;
-}
+castable!(rp_handoff_store => TokenStore: OwnedArc);
 
 /// A caller's socket descriptor, borrowed for one call, whose reads and writes give up at a
 /// deadline (the descriptor's own blocking mode and options are left untouched).
@@ -159,9 +156,8 @@ pub unsafe extern "C" fn rp_handoff_store_new(
     out_store: *mut *const rp_handoff_store,
 ) -> rp_status {
     boundary(|| {
-        if out_store.is_null() {
-            return Err(Failure::null("out_store"));
-        }
+        // SAFETY: NULL or valid for a write per the API contract.
+        let out_store = unsafe { out_arg(out_store, "out_store") }?;
         let max = match max_pending {
             0 => DEFAULT_MAX_PENDING,
             n => n as usize,
@@ -171,8 +167,7 @@ pub unsafe extern "C" fn rp_handoff_store_new(
             ms => Duration::from_millis(u64::from(ms)),
         };
         let store = TokenStore::new(max, ttl);
-        // SAFETY: checked non-NULL.
-        unsafe { write_out(out_store, arc_into_handle::<rp_handoff_store>(store)) };
+        out_store.write(arc_into_handle::<rp_handoff_store>(store));
         Ok(())
     })
 }
@@ -196,9 +191,8 @@ pub unsafe extern "C" fn rp_handoff_store_issue(
     boundary(|| {
         // SAFETY: `store` is NULL or a live store reference per the API contract.
         let store = unsafe { arc_ref::<rp_handoff_store>(store, "store") }?;
-        if out_token.is_null() {
-            return Err(Failure::null("out_token"));
-        }
+        // SAFETY: only checked for NULL here.
+        unsafe { out_arg(out_token, "out_token") }?;
         // SAFETY: `cap` writable bytes at `out_token` per the API contract.
         let out = unsafe { slice_out(out_token, cap, "out_token") }?;
         if out.len() < TOKEN_LEN {
@@ -275,17 +269,15 @@ pub unsafe extern "C" fn rp_handoff_serve_offer(
     boundary(|| {
         // SAFETY: `store` is NULL or a live store reference per the API contract.
         let store = unsafe { arc_ref::<rp_handoff_store>(store, "store") }?;
-        if out_accepted.is_null() {
-            return Err(Failure::null("out_accepted"));
-        }
+        // SAFETY: NULL or valid for a write per the API contract.
+        let out_accepted = unsafe { out_arg(out_accepted, "out_accepted") }?;
         // SAFETY: `fd` is open for the call per the API contract.
         let mut conn = unsafe { deadline_fd(fd, timeout_ms) }?;
         let outcome = handoff::serve_offer(&mut conn, store)?;
-        // SAFETY: checked non-NULL; `out_correlation_id` is checked below.
-        unsafe { write_out(out_accepted, outcome.accepted) };
-        if !out_correlation_id.is_null() {
-            // SAFETY: non-NULL, writable per the API contract.
-            unsafe { write_out(out_correlation_id, outcome.correlation_id) };
+        out_accepted.write(outcome.accepted);
+        // SAFETY: NULL or valid for a write per the API contract.
+        if let Some(out) = unsafe { opt_out(out_correlation_id) } {
+            out.write(outcome.correlation_id);
         }
         Ok(())
     })
@@ -322,17 +314,15 @@ pub unsafe extern "C" fn rp_handoff_accept(
     boundary(|| {
         // SAFETY: `store` is NULL or a live store reference per the API contract.
         let store = unsafe { arc_ref::<rp_handoff_store>(store, "store") }?;
-        if out_fd.is_null() {
-            return Err(Failure::null("out_fd"));
-        }
+        // SAFETY: NULL or valid for a write per the API contract.
+        let out_fd = unsafe { out_arg(out_fd, "out_fd") }?;
         // SAFETY: `fd` is open for the call per the API contract.
         let mut conn = unsafe { deadline_fd(fd, timeout_ms) }?;
         // The descriptor arrives with the first bytes: wait for them under the deadline.
         conn.wait(libc::POLLIN)
             .map_err(crate::wire::WireError::from_io)?;
         let (adopted, _outcome) = handoff::accept_handoff(&mut conn, store)?;
-        // SAFETY: checked non-NULL; ownership of the descriptor passes to the caller.
-        unsafe { write_out(out_fd, adopted.into_raw_fd()) };
+        out_fd.write(adopted.into_raw_fd());
         Ok(())
     })
 }

@@ -4,7 +4,7 @@ use std::ffi::c_char;
 
 use super::boundary::{boundary, boundary_or, Failure, FfiResult};
 use super::bytes::{cstr_arg, slice_arg, slice_out};
-use super::handle::{box_free, box_into_handle, box_ref, write_out, Castable, OwnedBox};
+use super::handle::{box_free, box_into_handle, box_ref, castable, out_arg};
 use super::status::rp_status;
 use crate::mux::{DaemonIdentity, LegacyHash, EXE_HASH_ALGORITHM, LEGACY_SHA256_LEN};
 
@@ -24,10 +24,7 @@ pub struct rp_daemon_identity {
     _private: [u8; 0],
 }
 
-impl Castable for rp_daemon_identity {
-    type Ownership = OwnedBox;
-    type RustType = DaemonIdentity;
-}
+castable!(rp_daemon_identity => DaemonIdentity: OwnedBox);
 
 /// Runs `set` on the identity behind `identity`.
 ///
@@ -59,15 +56,13 @@ pub unsafe extern "C" fn rp_daemon_identity_new(
     out_identity: *mut *mut rp_daemon_identity,
 ) -> rp_status {
     boundary(|| {
-        if out_identity.is_null() {
-            return Err(Failure::null("out_identity"));
-        }
+        // SAFETY: NULL or valid for a write per the API contract.
+        let out_identity = unsafe { out_arg(out_identity, "out_identity") }?;
         let id = DaemonIdentity {
             exe_hash_algorithm: EXE_HASH_ALGORITHM.to_owned(),
             ..DaemonIdentity::default()
         };
-        // SAFETY: checked non-NULL.
-        unsafe { write_out(out_identity, box_into_handle::<rp_daemon_identity>(id)) };
+        out_identity.write(box_into_handle(id));
         Ok(())
     })
 }
@@ -106,9 +101,8 @@ pub unsafe extern "C" fn rp_daemon_identity_new_current(
         let namespace = unsafe { cstr_arg(endpoint_namespace, "endpoint_namespace") }?;
         // SAFETY: as above.
         let path = unsafe { cstr_arg(endpoint_path, "endpoint_path") }?;
-        if out_identity.is_null() {
-            return Err(Failure::null("out_identity"));
-        }
+        // SAFETY: NULL or valid for a write per the API contract.
+        let out_identity = unsafe { out_arg(out_identity, "out_identity") }?;
         if flags & !RP_DAEMON_IDENTITY_LEGACY_SHA256 != 0 {
             return Err(Failure::new(
                 rp_status::InvalidArgument,
@@ -121,8 +115,7 @@ pub unsafe extern "C" fn rp_daemon_identity_new_current(
             LegacyHash::Zeros
         };
         let id = DaemonIdentity::current_process(namespace, path, None, legacy)?;
-        // SAFETY: checked non-NULL.
-        unsafe { write_out(out_identity, box_into_handle::<rp_daemon_identity>(id)) };
+        out_identity.write(box_into_handle(id));
         Ok(())
     })
 }
@@ -341,14 +334,12 @@ pub unsafe extern "C" fn rp_daemon_identity_encode(
     boundary(|| {
         // SAFETY: `identity` is NULL or a live identity per the API contract.
         let id = unsafe { box_ref::<rp_daemon_identity>(identity, "identity") }?;
-        if out_len.is_null() {
-            return Err(Failure::null("out_len"));
-        }
+        // SAFETY: NULL or valid for a write per the API contract.
+        let out_len = unsafe { out_arg(out_len, "out_len") }?;
         // SAFETY: `cap` writable bytes at `buf` (or NULL, 0) per the API contract.
         let out = unsafe { slice_out(buf, cap, "buf") }?;
         let bytes = id.encode_reply_identity();
-        // SAFETY: checked non-NULL.
-        unsafe { write_out(out_len, bytes.len()) };
+        out_len.write(bytes.len());
         if out.len() < bytes.len() {
             return Err(crate::Error::BufferTooSmall {
                 needed: bytes.len(),

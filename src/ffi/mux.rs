@@ -7,10 +7,7 @@ use super::boundary::{boundary, boundary_or, Failure};
 use super::bytes::{rp_bytes, rp_msg, slice_arg, slice_out};
 use super::callback::{rp_user_data_free_callback, ForeignCallback};
 use super::frame::rp_frame_view;
-use super::handle::{
-    arc_clone, arc_free, arc_into_handle, arc_ref, box_into_handle, box_ref, write_out, Castable,
-    OwnedArc,
-};
+use super::handle::{arc_clone, arc_free, arc_into_handle, arc_ref, box_into_handle, box_ref, castable, out_arg};
 use super::identity::rp_daemon_identity;
 use super::status::rp_status;
 use crate::mux::{self, DetectorError, LegacyVerdict, Mux, MuxEvent};
@@ -85,10 +82,7 @@ pub struct rp_mux {
     _private: [u8; 0],
 }
 
-impl Castable for rp_mux {
-    type Ownership = OwnedArc;
-    type RustType = Mux;
-}
+castable!(rp_mux => Mux: OwnedArc);
 
 /// What `rp_mux_poll` found at the front of the buffer (`rp_mux_event.kind`).
 #[repr(i32)]
@@ -181,9 +175,8 @@ pub unsafe extern "C" fn rp_mux_new(
             // is that of a `const uint32_t *`.
             unsafe { std::slice::from_raw_parts(served, served_count) }
         };
-        if out_mux.is_null() {
-            return Err(Failure::null("out_mux"));
-        }
+        // SAFETY: NULL or valid for a write per the API contract.
+        let out_mux = unsafe { out_arg(out_mux, "out_mux") }?;
         let mux = if detector.0.func.is_some() {
             let detector: mux::LegacyDetector = Box::new(move |buf: &[u8]| detector.detect(buf));
             Mux::new(identity, served, Some(detector))?
@@ -194,8 +187,7 @@ pub unsafe extern "C" fn rp_mux_new(
             mux.keep_alive(Box::new(detector));
             mux
         };
-        // SAFETY: checked non-NULL.
-        unsafe { write_out(out_mux, arc_into_handle::<rp_mux>(mux)) };
+        out_mux.write(arc_into_handle::<rp_mux>(mux));
         Ok(())
     })
 }
@@ -240,9 +232,8 @@ pub unsafe extern "C" fn rp_mux_poll(
         let mux = unsafe { arc_ref::<rp_mux>(mux, "mux") }?;
         // SAFETY: `len` readable bytes at `buf` (or NULL, 0), unchanged during the call.
         let buf = unsafe { slice_arg(buf, len, "buf") }?;
-        if out_event.is_null() {
-            return Err(Failure::null("out_event"));
-        }
+        // SAFETY: NULL or valid for a write per the API contract.
+        let out_event = unsafe { out_arg(out_event, "out_event") }?;
         let event = mux.poll(buf).map_err(crate::Error::from)?;
         let mut out = rp_mux_event {
             kind: rp_mux_event_kind::NeedMoreBytes,
@@ -268,8 +259,7 @@ pub unsafe extern "C" fn rp_mux_poll(
                 out.frame = rp_frame_view::from_view(&frame);
             }
         }
-        // SAFETY: checked non-NULL; the caller provides a writable rp_mux_event.
-        unsafe { write_out(out_event, out) };
+        out_event.write(out);
         Ok(())
     })
 }
@@ -346,21 +336,18 @@ pub unsafe extern "C" fn rp_frame_encode_response(
     boundary(|| {
         // SAFETY: forwarded API contract.
         let response = unsafe { response_view(request, payload, payload_len) }?;
-        if out_len.is_null() {
-            return Err(Failure::null("out_len"));
-        }
+        // SAFETY: NULL or valid for a write per the API contract.
+        let out_len = unsafe { out_arg(out_len, "out_len") }?;
         // SAFETY: `cap` writable bytes at `buf` (or NULL, 0) per the API contract.
         let out = unsafe { slice_out(buf, cap, "buf") }?;
         match response.encode_into(out) {
             Ok(n) => {
-                // SAFETY: checked non-NULL.
-                unsafe { write_out(out_len, n) };
+                out_len.write(n);
                 Ok(())
             }
             Err(e) => {
                 if let crate::Error::BufferTooSmall { needed, .. } = e {
-                    // SAFETY: checked non-NULL.
-                    unsafe { write_out(out_len, needed) };
+                    out_len.write(needed);
                 }
                 Err(e.into())
             }
@@ -387,12 +374,10 @@ pub unsafe extern "C" fn rp_frame_encode_response_msg(
     boundary(|| {
         // SAFETY: forwarded API contract.
         let response = unsafe { response_view(request, payload, payload_len) }?;
-        if out_msg.is_null() {
-            return Err(Failure::null("out_msg"));
-        }
+        // SAFETY: NULL or valid for a write per the API contract.
+        let out_msg = unsafe { out_arg(out_msg, "out_msg") }?;
         let bytes = response.to_bytes()?;
-        // SAFETY: checked non-NULL.
-        unsafe { write_out(out_msg, box_into_handle::<rp_msg>(bytes)) };
+        out_msg.write(box_into_handle(bytes));
         Ok(())
     })
 }

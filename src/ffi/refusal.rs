@@ -2,7 +2,7 @@
 
 use super::boundary::{boundary, boundary_or, Failure, LAST_REFUSAL};
 use super::bytes::rp_str;
-use super::handle::{box_free, box_into_handle, box_ref, write_out, Castable, OwnedBox};
+use super::handle::{box_free, box_into_handle, box_ref, castable, out_arg, write_out};
 use super::status::rp_status;
 use crate::control::Refusal;
 
@@ -41,10 +41,7 @@ pub struct rp_refusal {
     _private: [u8; 0],
 }
 
-impl Castable for rp_refusal {
-    type Ownership = OwnedBox;
-    type RustType = Refusal;
-}
+castable!(rp_refusal => Refusal: OwnedBox);
 
 /// Copies the refusal behind the most recent failure on the calling thread.
 ///
@@ -60,14 +57,12 @@ pub unsafe extern "C" fn rp_last_refusal(out_refusal: *mut *mut rp_refusal) -> r
     // Read before `boundary` records a failure of this very call.
     let last = LAST_REFUSAL.with_borrow(|r| r.clone());
     boundary(|| {
-        if out_refusal.is_null() {
-            return Err(Failure::null("out_refusal"));
-        }
+        // SAFETY: NULL or valid for a write per the API contract.
+        let out_refusal = unsafe { out_arg(out_refusal, "out_refusal") }?;
         let refusal = last.ok_or_else(|| {
             Failure::new(rp_status::NotFound, "the most recent failure on this thread was not a refusal")
         })?;
-        // SAFETY: checked non-NULL.
-        unsafe { write_out(out_refusal, box_into_handle::<rp_refusal>(*refusal)) };
+        out_refusal.write(box_into_handle(*refusal));
         Ok(())
     })
 }
