@@ -121,8 +121,9 @@ pub enum Error {
     /// More data arrived than librp holds for a reader that has not taken it.
     #[error("too much unread data: {0}")]
     Overflow(Cow<'static, str>),
-    /// The peer answered a session call with an application error (code 1000 or more, or a
-    /// code librp does not know).
+    /// The peer answered a session call with an error code: an application code (1000 or
+    /// more, or one librp does not know; kind `PeerError`) or one of librp's stable codes,
+    /// whose kind it keeps ([`ErrorKind::from_code`]).
     #[error("peer error {code}: {message}")]
     Peer {
         /// The peer's code.
@@ -176,7 +177,8 @@ impl Error {
             Error::Disabled(_) => ErrorKind::Disabled,
             Error::Cancelled(_) => ErrorKind::Cancelled,
             Error::Overflow(_) => ErrorKind::TooLarge,
-            Error::Peer { .. } => ErrorKind::PeerError,
+            // librp's own codes (below 1000) stand for their kind: one table, src/status.rs.
+            Error::Peer { code, .. } => crate::status::peer_kind(*code),
             Error::Noted { source, .. } => source.kind(),
             Error::NoMemory(_) => ErrorKind::NoMemory,
         }

@@ -189,7 +189,7 @@ pub unsafe extern "C" fn rp_last_error_message(buf: *mut c_char, cap: usize) -> 
                 // SAFETY: the caller guarantees `buf` points to `cap` writable bytes; we write
                 // `n + 1 <= cap` bytes and the source is our own string, so they cannot overlap.
                 unsafe {
-                    std::ptr::copy_nonoverlapping(bytes.as_ptr(), buf.cast::<u8>(), n);
+                    std::ptr::copy_nonoverlapping(bytes.as_ptr(), buf as *mut u8, n);
                     *buf.add(n) = 0;
                 }
             }

@@ -2,13 +2,12 @@
 //! broker, the framed connection that results, admin requests, and a broker server, for C.
 
 use std::ffi::c_char;
-use std::sync::Arc;
 use std::time::Duration;
 
 use super::boundary::{boundary, boundary_or, Failure};
 use super::bytes::{cstr_arg, len_arg, limit_arg, rp_str, rule_arg, timeout_arg};
 use super::frame::rp_frame_view;
-use super::handle::{arc_clone, box_free, box_into_handle, box_mut, box_ref, box_take, castable, out_arg, write_out};
+use super::handle::{arc_clone_value, box_free, box_into_handle, box_mut, box_ref, box_take, castable, out_arg, write_out};
 use super::handoff::rp_handoff_store;
 use super::status::rp_status;
 use crate::broker::{self, BrokerServer, BrokerServerOptions, Conn, ConnectOptions, Connected, Route, ServiceEntry};
@@ -449,8 +448,9 @@ pub unsafe extern "C" fn rp_broker_result_take_conn(
         if result.is_null() || out_conn.is_null() {
             return Err(Failure::null("result/out_conn"));
         }
-        // SAFETY: a live, exclusively used result per the API contract.
-        let r = unsafe { &mut *result.cast::<ResultHandle>() };
+        // SAFETY: a live, exclusively used result per the API contract; `out_conn` checked above
+        // and valid for a write.
+        let (r, out_conn) = unsafe { (box_mut(result, "result")?, out_arg(out_conn, "out_conn")?) };
         let conn = r.conn.take().ok_or_else(|| Failure::new(rp_status::NotFound, "the connection was already taken"))?;
         out_conn.write(box_into_handle(conn));
         Ok(())
@@ -821,27 +821,12 @@ pub unsafe extern "C" fn rp_broker_server_options_new(
     })
 }
 
-/// Runs `edit` on the service named `service_name`.
-unsafe fn edit_service(
-    options: *mut rp_broker_server_options,
-    service_name: *const c_char,
-    edit: impl FnOnce(&mut ServiceEntry) -> Result<(), Failure>,
-) -> rp_status {
-    boundary(|| {
-        if options.is_null() {
-            return Err(Failure::null("options"));
-        }
-        // SAFETY: live, exclusively used options per the API contract.
-        let o = unsafe { &mut *options.cast::<BrokerServerOptions>() };
-        // SAFETY: NUL-terminated per the API contract.
-        let name = unsafe { cstr_arg(service_name, "service_name") }?;
-        let service = o
-            .services
-            .iter_mut()
-            .find(|s| s.service_name == name)
-            .ok_or_else(|| Failure::new(rp_status::NotFound, format!("service {name:?} was not added")))?;
-        edit(service)
-    })
+/// The service named `service_name` in `options`.
+fn service<'a>(o: &'a mut BrokerServerOptions, name: &str) -> Result<&'a mut ServiceEntry, Failure> {
+    o.services
+        .iter_mut()
+        .find(|s| s.service_name == name)
+        .ok_or_else(|| Failure::new(rp_status::NotFound, format!("service {name:?} was not added")))
 }
 
 /// Adds (or replaces) a service: Hellos for `service_name` are answered with Negotiated
@@ -891,13 +876,16 @@ pub unsafe extern "C" fn rp_broker_server_options_allow_version(
     service_name: *const c_char,
     version: *const c_char,
 ) -> rp_status {
-    // SAFETY: forwarded API contract.
-    unsafe {
-        edit_service(options, service_name, |s| {
+    boundary(|| {
+        // SAFETY: `options` is NULL or live and used by one thread at a time, and the other
+        // pointers are valid as documented, per the API contract.
+        unsafe {
+            let o = box_mut(options, "options")?;
+            let s = service(o, cstr_arg(service_name, "service_name")?)?;
             s.allowed_versions.push(rule_arg(cstr_arg(version, "version")?, "version", check_version)?.to_owned());
             Ok(())
-        })
-    }
+        }
+    })
 }
 
 /// Blocks `version` for the service (refused with VERSION_BLOCKED). Returns as
@@ -909,13 +897,16 @@ pub unsafe extern "C" fn rp_broker_server_options_block_version(
     service_name: *const c_char,
     version: *const c_char,
 ) -> rp_status {
-    // SAFETY: forwarded API contract.
-    unsafe {
-        edit_service(options, service_name, |s| {
+    boundary(|| {
+        // SAFETY: `options` is NULL or live and used by one thread at a time, and the other
+        // pointers are valid as documented, per the API contract.
+        unsafe {
+            let o = box_mut(options, "options")?;
+            let s = service(o, cstr_arg(service_name, "service_name")?)?;
             s.blocked_versions.push(rule_arg(cstr_arg(version, "version")?, "version", check_version)?.to_owned());
             Ok(())
-        })
-    }
+        }
+    })
 }
 
 /// Sets the service's minimum version: lower wanted versions are refused with VERSION_BLOCKED
@@ -927,13 +918,16 @@ pub unsafe extern "C" fn rp_broker_server_options_set_min_version(
     service_name: *const c_char,
     version: *const c_char,
 ) -> rp_status {
-    // SAFETY: forwarded API contract.
-    unsafe {
-        edit_service(options, service_name, |s| {
+    boundary(|| {
+        // SAFETY: `options` is NULL or live and used by one thread at a time, and the other
+        // pointers are valid as documented, per the API contract.
+        unsafe {
+            let o = box_mut(options, "options")?;
+            let s = service(o, cstr_arg(service_name, "service_name")?)?;
             s.min_version = rule_arg(cstr_arg(version, "version")?, "version", check_version)?.to_owned();
             Ok(())
-        })
-    }
+        }
+    })
 }
 
 /// Offers handoff for the service: capable clients get a one-time token, and their
@@ -951,20 +945,17 @@ pub unsafe extern "C" fn rp_broker_server_options_set_handoff(
     handoff_endpoint: *const c_char,
     store: *const rp_handoff_store,
 ) -> rp_status {
-    // SAFETY: forwarded API contract.
-    unsafe {
-        edit_service(options, service_name, |s| {
+    boundary(|| {
+        // SAFETY: `options` is NULL or live and used by one thread at a time, and the other
+        // pointers are valid as documented, per the API contract.
+        unsafe {
+            let o = box_mut(options, "options")?;
+            let s = service(o, cstr_arg(service_name, "service_name")?)?;
             s.handoff_endpoint = Some(Endpoint::parse(cstr_arg(handoff_endpoint, "handoff_endpoint")?)?);
-            s.handoff_store = if store.is_null() {
-                None
-            } else {
-                arc_clone::<rp_handoff_store>(store, "store")?;
-                // SAFETY: the reference just added is owned by the Arc rebuilt here.
-                Some(Arc::from_raw(store.cast::<crate::handoff::TokenStore>()))
-            };
+            s.handoff_store = arc_clone_value::<rp_handoff_store>(store);
             Ok(())
-        })
-    }
+        }
+    })
 }
 
 /// Sets the per-peer-uid Hello rate limit: at most `max_hellos` per `window_ms` (defaults 256

@@ -72,7 +72,7 @@ impl rp_str {
             return Ok("");
         }
         // SAFETY: forwarded contract.
-        let bytes = unsafe { slice_arg(self.ptr.cast::<u8>(), self.len, name) }?;
+        let bytes = unsafe { slice_arg(self.ptr as *const u8, self.len, name) }?;
         std::str::from_utf8(bytes).map_err(|e| {
             Failure::new(
                 rp_status::InvalidUtf8,

@@ -2,9 +2,9 @@
 
 use std::ffi::c_char;
 
-use super::boundary::{boundary, boundary_or, Failure, FfiResult};
+use super::boundary::{boundary, boundary_or, Failure};
 use super::bytes::{cstr_arg, slice_arg, slice_out};
-use super::handle::{box_free, box_into_handle, box_ref, castable, out_arg};
+use super::handle::{box_free, box_into_handle, box_mut, box_ref, castable, out_arg};
 use super::status::rp_status;
 use crate::mux::{DaemonIdentity, LegacyHash, EXE_HASH_ALGORITHM, LEGACY_SHA256_LEN};
 
@@ -25,22 +25,6 @@ pub struct rp_daemon_identity {
 }
 
 castable!(rp_daemon_identity => DaemonIdentity: OwnedBox);
-
-/// Runs `set` on the identity behind `identity`.
-///
-/// # Safety
-/// `identity` is NULL or a live `rp_daemon_identity` not used concurrently.
-unsafe fn with_identity(
-    identity: *mut rp_daemon_identity,
-    set: impl FnOnce(&mut DaemonIdentity) -> FfiResult,
-) -> rp_status {
-    boundary(|| {
-        // SAFETY: per the contract above, a non-NULL pointer is a live, unshared identity.
-        let id = unsafe { identity.cast::<DaemonIdentity>().as_mut() }
-            .ok_or_else(|| Failure::null("identity"))?;
-        set(id)
-    })
-}
 
 /// Creates an empty identity to fill field by field (for daemons that know their identity
 /// better than `/proc` does): pid 0, empty strings, no idle timeout, `exe_hash_algorithm`
@@ -128,13 +112,15 @@ pub unsafe extern "C" fn rp_daemon_identity_set_pid(
     identity: *mut rp_daemon_identity,
     pid: u32,
 ) -> rp_status {
-    // SAFETY: `identity` is NULL or a live identity owned by the caller.
-    unsafe {
-        with_identity(identity, |id| {
+    boundary(|| {
+        // SAFETY: `identity` is NULL or live and used by one thread at a time, and the other
+        // pointers are valid as documented, per the API contract.
+        unsafe {
+            let id = box_mut(identity, "identity")?;
             id.pid = pid;
             Ok(())
-        })
-    }
+        }
+    })
 }
 
 /// Sets the canonical absolute path of the executable (NUL-terminated UTF-8; copied).
@@ -146,14 +132,16 @@ pub unsafe extern "C" fn rp_daemon_identity_set_exe_path(
     identity: *mut rp_daemon_identity,
     exe_path: *const c_char,
 ) -> rp_status {
-    // SAFETY: `identity` is NULL or a live identity owned by the caller.
-    unsafe {
-        with_identity(identity, |id| {
+    boundary(|| {
+        // SAFETY: `identity` is NULL or live and used by one thread at a time, and the other
+        // pointers are valid as documented, per the API contract.
+        unsafe {
+            let id = box_mut(identity, "identity")?;
             // SAFETY: NUL-terminated string per the API contract.
             id.exe_path = cstr_arg(exe_path, "exe_path")?.to_owned();
             Ok(())
-        })
-    }
+        }
+    })
 }
 
 /// Sets the endpoint the daemon serves (NUL-terminated UTF-8 strings; copied).
@@ -166,9 +154,11 @@ pub unsafe extern "C" fn rp_daemon_identity_set_endpoint(
     endpoint_namespace: *const c_char,
     endpoint_path: *const c_char,
 ) -> rp_status {
-    // SAFETY: `identity` is NULL or a live identity owned by the caller.
-    unsafe {
-        with_identity(identity, |id| {
+    boundary(|| {
+        // SAFETY: `identity` is NULL or live and used by one thread at a time, and the other
+        // pointers are valid as documented, per the API contract.
+        unsafe {
+            let id = box_mut(identity, "identity")?;
             // SAFETY: NUL-terminated strings per the API contract.
             let namespace = cstr_arg(endpoint_namespace, "endpoint_namespace")?;
             // SAFETY: as above.
@@ -176,8 +166,8 @@ pub unsafe extern "C" fn rp_daemon_identity_set_endpoint(
             id.endpoint_namespace = namespace.to_owned();
             id.endpoint_path = path.to_owned();
             Ok(())
-        })
-    }
+        }
+    })
 }
 
 /// Sets when the process started, in Unix milliseconds.
@@ -188,13 +178,15 @@ pub unsafe extern "C" fn rp_daemon_identity_set_started_at_unix_ms(
     identity: *mut rp_daemon_identity,
     started_at_unix_ms: u64,
 ) -> rp_status {
-    // SAFETY: `identity` is NULL or a live identity owned by the caller.
-    unsafe {
-        with_identity(identity, |id| {
+    boundary(|| {
+        // SAFETY: `identity` is NULL or live and used by one thread at a time, and the other
+        // pointers are valid as documented, per the API contract.
+        unsafe {
+            let id = box_mut(identity, "identity")?;
             id.started_at_unix_ms = started_at_unix_ms;
             Ok(())
-        })
-    }
+        }
+    })
 }
 
 /// Sets the boot id (NUL-terminated UTF-8, as in `/proc/sys/kernel/random/boot_id` without
@@ -207,14 +199,16 @@ pub unsafe extern "C" fn rp_daemon_identity_set_boot_id(
     identity: *mut rp_daemon_identity,
     boot_id: *const c_char,
 ) -> rp_status {
-    // SAFETY: `identity` is NULL or a live identity owned by the caller.
-    unsafe {
-        with_identity(identity, |id| {
+    boundary(|| {
+        // SAFETY: `identity` is NULL or live and used by one thread at a time, and the other
+        // pointers are valid as documented, per the API contract.
+        unsafe {
+            let id = box_mut(identity, "identity")?;
             // SAFETY: NUL-terminated string per the API contract.
             id.boot_id = cstr_arg(boot_id, "boot_id")?.to_owned();
             Ok(())
-        })
-    }
+        }
+    })
 }
 
 /// Sets the idle timeout the daemon reports (it is present in replies from now on, even 0).
@@ -225,13 +219,15 @@ pub unsafe extern "C" fn rp_daemon_identity_set_idle_timeout_secs(
     identity: *mut rp_daemon_identity,
     idle_timeout_secs: u32,
 ) -> rp_status {
-    // SAFETY: `identity` is NULL or a live identity owned by the caller.
-    unsafe {
-        with_identity(identity, |id| {
+    boundary(|| {
+        // SAFETY: `identity` is NULL or live and used by one thread at a time, and the other
+        // pointers are valid as documented, per the API contract.
+        unsafe {
+            let id = box_mut(identity, "identity")?;
             id.idle_timeout_secs = Some(idle_timeout_secs);
             Ok(())
-        })
-    }
+        }
+    })
 }
 
 /// Removes the idle timeout (the field is then absent from replies).
@@ -241,13 +237,15 @@ pub unsafe extern "C" fn rp_daemon_identity_set_idle_timeout_secs(
 pub unsafe extern "C" fn rp_daemon_identity_clear_idle_timeout(
     identity: *mut rp_daemon_identity,
 ) -> rp_status {
-    // SAFETY: `identity` is NULL or a live identity owned by the caller.
-    unsafe {
-        with_identity(identity, |id| {
+    boundary(|| {
+        // SAFETY: `identity` is NULL or live and used by one thread at a time, and the other
+        // pointers are valid as documented, per the API contract.
+        unsafe {
+            let id = box_mut(identity, "identity")?;
             id.idle_timeout_secs = None;
             Ok(())
-        })
-    }
+        }
+    })
 }
 
 /// Sets the executable hash and its algorithm name (strict probers require "blake3" and the
@@ -265,9 +263,11 @@ pub unsafe extern "C" fn rp_daemon_identity_set_exe_hash(
     hash: *const u8,
     hash_len: usize,
 ) -> rp_status {
-    // SAFETY: `identity` is NULL or a live identity owned by the caller.
-    unsafe {
-        with_identity(identity, |id| {
+    boundary(|| {
+        // SAFETY: `identity` is NULL or live and used by one thread at a time, and the other
+        // pointers are valid as documented, per the API contract.
+        unsafe {
+            let id = box_mut(identity, "identity")?;
             // SAFETY: NUL-terminated string and `hash_len` readable bytes per the API contract.
             let algorithm = cstr_arg(algorithm, "algorithm")?;
             // SAFETY: as above.
@@ -275,8 +275,8 @@ pub unsafe extern "C" fn rp_daemon_identity_set_exe_hash(
             id.exe_hash_algorithm = algorithm.to_owned();
             id.exe_hash = hash.to_vec();
             Ok(())
-        })
-    }
+        }
+    })
 }
 
 /// Sets the legacy SHA-256 slot appended to probe replies.
@@ -292,9 +292,11 @@ pub unsafe extern "C" fn rp_daemon_identity_set_legacy_exe_sha256(
     sha256: *const u8,
     len: usize,
 ) -> rp_status {
-    // SAFETY: `identity` is NULL or a live identity owned by the caller.
-    unsafe {
-        with_identity(identity, |id| {
+    boundary(|| {
+        // SAFETY: `identity` is NULL or live and used by one thread at a time, and the other
+        // pointers are valid as documented, per the API contract.
+        unsafe {
+            let id = box_mut(identity, "identity")?;
             // SAFETY: `len` readable bytes per the API contract.
             let bytes = slice_arg(sha256, len, "sha256")?;
             id.legacy_exe_sha256 = match bytes.len() {
@@ -308,8 +310,8 @@ pub unsafe extern "C" fn rp_daemon_identity_set_legacy_exe_sha256(
                 }
             };
             Ok(())
-        })
-    }
+        }
+    })
 }
 
 /// Encodes the identity part of a probe reply (what follows the 32-byte nonce echo): the

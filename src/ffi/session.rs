@@ -306,18 +306,6 @@ pub unsafe extern "C" fn rp_session_listener_free(listener: *mut rp_session_list
     boundary_or((), || unsafe { box_free(listener) })
 }
 
-/// The failure of a call: a peer's error with a known `rp_status` code below 1000 becomes that
-/// status (its message kept), anything else maps as usual.
-fn call_failure(e: crate::Error) -> Failure {
-    if let crate::Error::Peer { code, message } = &e {
-        let status = rp_status::from(*code);
-        if *code > 0 && *code < crate::session::code::FIRST_APPLICATION_CODE && status as i32 == *code {
-            return Failure::new(status, format!("the peer answered: {message}"));
-        }
-    }
-    Failure::from(e)
-}
-
 unsafe fn session_ref<'a>(session: *const rp_session) -> Result<&'a SessionHandle, Failure> {
     // SAFETY: NULL or a live session per the API contract.
     unsafe { box_ref::<rp_session>(session, "session") }
@@ -364,7 +352,7 @@ pub unsafe extern "C" fn rp_session_call(
         let (s, payload, opts) = unsafe { (session_ref(session)?, slice_arg(payload, len, "payload")?, options_of(options)) };
         // SAFETY: NULL or valid for a write per the API contract.
         let out_response = unsafe { out_arg(out_response, "out_response") }?;
-        let response = s.session.call(payload_protocol, payload, &opts, timeout_arg(timeout_ms)?).map_err(call_failure)?;
+        let response = s.session.call(payload_protocol, payload, &opts, timeout_arg(timeout_ms)?)?;
         out_response.write(box_into_handle(response));
         Ok(())
     })
@@ -620,7 +608,7 @@ pub unsafe extern "C" fn rp_session_ticket_wait(
         let c = unsafe { call_ref(call) }?;
         // SAFETY: NULL or valid for a write per the API contract.
         let out_response = unsafe { out_arg(out_response, "out_response") }?;
-        let response = c.wait(timeout_arg(timeout_ms)?).map_err(call_failure)?;
+        let response = c.wait(timeout_arg(timeout_ms)?)?;
         out_response.write(box_into_handle(response));
         Ok(())
     })
@@ -650,7 +638,7 @@ pub unsafe extern "C" fn rp_session_ticket_next_chunk(
         let c = unsafe { call_ref(call) }?;
         // SAFETY: NULL or valid for a write per the API contract.
         let out_chunk = unsafe { out_arg(out_chunk, "out_chunk") }?;
-        let chunk = c.next_chunk(timeout_arg(timeout_ms)?).map_err(call_failure)?;
+        let chunk = c.next_chunk(timeout_arg(timeout_ms)?)?;
         out_chunk.write(box_into_handle(chunk));
         Ok(())
     })

@@ -9,7 +9,7 @@
 use std::mem::{offset_of, size_of};
 
 use super::boundary::{boundary, Failure};
-use super::handle::{box_ref, Castable};
+use super::handle::box_ref;
 use super::status::rp_status;
 use super::{broker, push_client, push_server, session};
 use crate::stats::{BrokerServerStats, PushServerStats, PushWorkerStats, Refusals, SessionStats};
@@ -275,7 +275,7 @@ unsafe fn write_stats<T: SizedStats>(out: *mut T, name: &'static str, stats: imp
     }
     let first = offset_of!(rp_session_stats, calls_started);
     // SAFETY: `out` is non-NULL and starts with the caller's `u64 size`.
-    let given = unsafe { out.cast::<u64>().read_unaligned() };
+    let given = unsafe { (out as *const u64).read_unaligned() };
     if given < (first + size_of::<u64>()) as u64 {
         return Err(Failure::new(
             rp_status::InvalidArgument,
@@ -288,8 +288,8 @@ unsafe fn write_stats<T: SizedStats>(out: *mut T, name: &'static str, stats: imp
     // bytes are initialised; the caller guarantees `given >= fill` writable bytes at `out`;
     // the two cannot overlap (one is a local).
     unsafe {
-        std::ptr::copy_nonoverlapping((&value as *const T).cast::<u8>(), out.cast::<u8>(), fill);
-        out.cast::<u64>().write_unaligned(fill as u64);
+        std::ptr::copy_nonoverlapping(&value as *const T as *const u8, out as *mut u8, fill);
+        (out as *mut u64).write_unaligned(fill as u64);
     }
     Ok(())
 }
@@ -312,7 +312,7 @@ pub unsafe extern "C" fn rp_push_server_get_stats(
 ) -> rp_status {
     boundary(|| {
         // SAFETY: NULL or a live server, per the API contract.
-        let handle = unsafe { handle_ref(server, "server") }?;
+        let handle = unsafe { box_ref(server, "server") }?;
         // SAFETY: per the API contract above.
         unsafe { write_stats(out_stats, "out_stats", || handle.server.stats().into()) }
     })
@@ -334,7 +334,7 @@ pub unsafe extern "C" fn rp_push_client_get_stats(
 ) -> rp_status {
     boundary(|| {
         // SAFETY: NULL or a live client, per the API contract.
-        let handle = unsafe { handle_ref(client, "client") }?;
+        let handle = unsafe { box_ref(client, "client") }?;
         // SAFETY: per the API contract above.
         unsafe { write_stats(out_stats, "out_stats", || handle.client.stats().into()) }
     })
@@ -357,7 +357,7 @@ pub unsafe extern "C" fn rp_broker_server_get_stats(
 ) -> rp_status {
     boundary(|| {
         // SAFETY: NULL or a live server, per the API contract.
-        let handle = unsafe { handle_ref(server, "server") }?;
+        let handle = unsafe { box_ref(server, "server") }?;
         // SAFETY: per the API contract above.
         unsafe { write_stats(out_stats, "out_stats", || handle.server.stats().into()) }
     })
@@ -379,20 +379,10 @@ pub unsafe extern "C" fn rp_session_get_stats(
 ) -> rp_status {
     boundary(|| {
         // SAFETY: NULL or a live session, per the API contract.
-        let handle = unsafe { handle_ref(session, "session") }?;
+        let handle = unsafe { box_ref(session, "session") }?;
         // SAFETY: per the API contract above.
         unsafe { write_stats(out_stats, "out_stats", || handle.session.stats().into()) }
     })
-}
-
-/// # Safety
-/// `handle` is NULL or a live handle of type `C`.
-unsafe fn handle_ref<'a, C: Castable<Ownership = super::handle::OwnedBox>>(
-    handle: *const C,
-    name: &'static str,
-) -> Result<&'a C::RustType, Failure> {
-    // SAFETY: forwarded contract.
-    unsafe { box_ref::<C>(handle, name) }
 }
 
 #[cfg(test)]

@@ -76,114 +76,87 @@ pub enum rp_status {
     Panic = 90,
 }
 
-/// Every status, for `From<i32>` and `rp_status_str` (not exported to C).
-const ALL_STATUSES: [rp_status; 28] = [
-    rp_status::Ok,
-    rp_status::Again,
-    rp_status::Timeout,
-    rp_status::Closed,
-    rp_status::Incomplete,
-    rp_status::BufferTooSmall,
-    rp_status::Disabled,
-    rp_status::Cancelled,
-    rp_status::NullArgument,
-    rp_status::InvalidArgument,
-    rp_status::InvalidUtf8,
-    rp_status::NotFound,
-    rp_status::Protocol,
-    rp_status::UnsupportedFraming,
-    rp_status::TooLarge,
-    rp_status::Truncated,
-    rp_status::Malformed,
-    rp_status::UnservedProtocol,
-    rp_status::FirstPartyFrame,
-    rp_status::MalformedProbe,
-    rp_status::Refused,
-    rp_status::Rejected,
-    rp_status::PermissionDenied,
-    rp_status::PeerError,
-    rp_status::Io,
-    rp_status::Config,
-    rp_status::NoMemory,
-    rp_status::Panic,
-];
+/// Generates, from one list of every variant with its description, `ALL_STATUSES`,
+/// `rp_status::description` and `rp_status::from_code`. The `match` in `description` is
+/// exhaustive, so a variant missing from the list does not compile. (The enum itself stays
+/// written out above: cbindgen reads the sources without expanding macros.)
+macro_rules! statuses {
+    ($($variant:ident => $text:literal),+ $(,)?) => {
+        /// Every status, for `From<i32>` and `rp_status_str` (not exported to C).
+        const ALL_STATUSES: [rp_status; [$(rp_status::$variant),+].len()] = [$(rp_status::$variant),+];
 
-impl rp_status {
-    /// A short, static description (NUL-terminated).
-    pub(crate) fn description(self) -> &'static std::ffi::CStr {
-        match self {
-            rp_status::Ok => c"ok",
-            rp_status::Again => c"try again",
-            rp_status::Timeout => c"timed out",
-            rp_status::Closed => c"closed",
-            rp_status::Incomplete => c"incomplete frame: more bytes needed",
-            rp_status::BufferTooSmall => c"buffer too small",
-            rp_status::Disabled => c"broker path disabled",
-            rp_status::Cancelled => c"cancelled",
-            rp_status::NullArgument => c"NULL argument",
-            rp_status::InvalidArgument => c"invalid argument",
-            rp_status::InvalidUtf8 => c"invalid UTF-8",
-            rp_status::NotFound => c"not found",
-            rp_status::Protocol => c"protocol violation",
-            rp_status::UnsupportedFraming => c"unsupported framing version",
-            rp_status::TooLarge => c"too large",
-            rp_status::Truncated => c"truncated: peer closed mid-frame",
-            rp_status::Malformed => c"malformed message",
-            rp_status::UnservedProtocol => c"payload protocol not served",
-            rp_status::FirstPartyFrame => c"unexpected first-party frame",
-            rp_status::MalformedProbe => c"malformed identity probe",
-            rp_status::Refused => c"refused",
-            rp_status::Rejected => c"rejected",
-            rp_status::PermissionDenied => c"permission denied",
-            rp_status::PeerError => c"peer error",
-            rp_status::Io => c"i/o error",
-            rp_status::Config => c"invalid configuration",
-            rp_status::NoMemory => c"out of memory",
-            rp_status::Panic => c"internal panic",
+        impl rp_status {
+            /// A short, static description (NUL-terminated).
+            pub(crate) fn description(self) -> &'static std::ffi::CStr {
+                match self {
+                    $(rp_status::$variant => $text,)+
+                }
+            }
+
+            /// The status with value `code`, if there is one.
+            #[inline]
+            fn from_code(code: i32) -> Option<rp_status> {
+                /// Statuses by value (all are below 100; a larger one would not compile).
+                const BY_CODE: [Option<rp_status>; 100] = {
+                    let mut table = [None; 100];
+                    let mut i = 0;
+                    while i < ALL_STATUSES.len() {
+                        table[ALL_STATUSES[i] as usize] = Some(ALL_STATUSES[i]);
+                        i += 1;
+                    }
+                    table
+                };
+                BY_CODE.get(usize::try_from(code).ok()?).copied().flatten()
+            }
         }
-    }
+    };
+}
+
+statuses! {
+    Ok => c"ok",
+    Again => c"try again",
+    Timeout => c"timed out",
+    Closed => c"closed",
+    Incomplete => c"incomplete frame: more bytes needed",
+    BufferTooSmall => c"buffer too small",
+    Disabled => c"broker path disabled",
+    Cancelled => c"cancelled",
+    NullArgument => c"NULL argument",
+    InvalidArgument => c"invalid argument",
+    InvalidUtf8 => c"invalid UTF-8",
+    NotFound => c"not found",
+    Protocol => c"protocol violation",
+    UnsupportedFraming => c"unsupported framing version",
+    TooLarge => c"too large",
+    Truncated => c"truncated: peer closed mid-frame",
+    Malformed => c"malformed message",
+    UnservedProtocol => c"payload protocol not served",
+    FirstPartyFrame => c"unexpected first-party frame",
+    MalformedProbe => c"malformed identity probe",
+    Refused => c"refused",
+    Rejected => c"rejected",
+    PermissionDenied => c"permission denied",
+    PeerError => c"peer error",
+    Io => c"i/o error",
+    Config => c"invalid configuration",
+    NoMemory => c"out of memory",
+    Panic => c"internal panic",
 }
 
 /// Total conversion from an integer received from C: unknown values become `InvalidArgument`
 /// (an integer from C is never transmuted into the enum).
 impl From<i32> for rp_status {
     fn from(code: i32) -> Self {
-        ALL_STATUSES
-            .into_iter()
-            .find(|s| *s as i32 == code)
-            .unwrap_or(rp_status::InvalidArgument)
+        rp_status::from_code(code).unwrap_or(rp_status::InvalidArgument)
     }
 }
 
-/// The one mapping from the core's error kinds to C status codes.
+/// The core's error kinds map to C status codes through the one table of stable codes
+/// (`src/status.rs`): the status is the kind's code.
 impl From<ErrorKind> for rp_status {
+    #[inline]
     fn from(kind: ErrorKind) -> Self {
-        match kind {
-            ErrorKind::InvalidArgument => rp_status::InvalidArgument,
-            ErrorKind::InvalidUtf8 => rp_status::InvalidUtf8,
-            ErrorKind::BufferTooSmall => rp_status::BufferTooSmall,
-            ErrorKind::UnsupportedFraming => rp_status::UnsupportedFraming,
-            ErrorKind::TooLarge => rp_status::TooLarge,
-            ErrorKind::Truncated => rp_status::Truncated,
-            ErrorKind::Malformed => rp_status::Malformed,
-            ErrorKind::Protocol => rp_status::Protocol,
-            ErrorKind::Closed => rp_status::Closed,
-            ErrorKind::Timeout => rp_status::Timeout,
-            ErrorKind::Io => rp_status::Io,
-            ErrorKind::Again => rp_status::Again,
-            ErrorKind::NotFound => rp_status::NotFound,
-            ErrorKind::Refused => rp_status::Refused,
-            ErrorKind::Rejected => rp_status::Rejected,
-            ErrorKind::PermissionDenied => rp_status::PermissionDenied,
-            ErrorKind::Config => rp_status::Config,
-            ErrorKind::UnservedProtocol => rp_status::UnservedProtocol,
-            ErrorKind::FirstPartyFrame => rp_status::FirstPartyFrame,
-            ErrorKind::MalformedProbe => rp_status::MalformedProbe,
-            ErrorKind::Disabled => rp_status::Disabled,
-            ErrorKind::Cancelled => rp_status::Cancelled,
-            ErrorKind::PeerError => rp_status::PeerError,
-            ErrorKind::NoMemory => rp_status::NoMemory,
-        }
+        rp_status::from(kind.code())
     }
 }
 
@@ -196,8 +169,7 @@ impl From<ErrorKind> for rp_status {
 /// Thread safety: may be called from any thread at any time.
 #[unsafe(no_mangle)]
 pub extern "C" fn rp_status_str(status: i32) -> *const c_char {
-    let known = ALL_STATUSES.into_iter().find(|s| *s as i32 == status);
-    match known {
+    match rp_status::from_code(status) {
         Some(s) => s.description().as_ptr(),
         None => c"unknown status".as_ptr(),
     }
@@ -215,6 +187,19 @@ mod tests {
         assert_eq!(rp_status::from(-1), rp_status::InvalidArgument);
         assert_eq!(rp_status::from(9), rp_status::InvalidArgument);
         assert_eq!(rp_status::from(i32::MAX), rp_status::InvalidArgument);
+    }
+
+    #[test]
+    fn every_kind_is_the_status_of_its_code() {
+        for s in ALL_STATUSES {
+            if let Some(kind) = ErrorKind::from_code(s as i32) {
+                assert_eq!(rp_status::from(kind), s);
+            }
+        }
+        // The statuses without a kind exist only at the C boundary.
+        for s in [rp_status::Ok, rp_status::Incomplete, rp_status::NullArgument, rp_status::Panic] {
+            assert_eq!(ErrorKind::from_code(s as i32), None);
+        }
     }
 
     #[test]
