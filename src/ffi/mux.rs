@@ -82,7 +82,14 @@ pub struct rp_mux {
     _private: [u8; 0],
 }
 
-castable!(rp_mux => Mux: OwnedArc);
+/// What an `rp_mux` handle holds: the core mux, and the C caller's user data when no detector
+/// callback uses it (released when the last reference is freed).
+pub(crate) struct MuxHandle {
+    mux: Mux,
+    _user_data: Option<CallbackDetector>,
+}
+
+castable!(rp_mux => MuxHandle: OwnedArc);
 
 /// What `rp_mux_poll` found at the front of the buffer (`rp_mux_event.kind`).
 #[repr(i32)]
@@ -177,17 +184,15 @@ pub unsafe extern "C" fn rp_mux_new(
         };
         // SAFETY: NULL or valid for a write per the API contract.
         let out_mux = unsafe { out_arg(out_mux, "out_mux") }?;
-        let mux = if detector.0.func.is_some() {
+        let handle = if detector.0.func.is_some() {
             let detector: mux::LegacyDetector = Box::new(move |buf: &[u8]| detector.detect(buf));
-            Mux::new(identity, served, Some(detector))?
+            MuxHandle { mux: Mux::new(identity, served, Some(detector))?, _user_data: None }
         } else {
             // Without a callback there is nothing to ask (a detector answering "not legacy"
-            // changes no verdict); the mux only keeps `user_data`, released when it is freed.
-            let mut mux = Mux::new(identity, served, None)?;
-            mux.keep_alive(Box::new(detector));
-            mux
+            // changes no verdict); the handle only keeps `user_data`, released when it is freed.
+            MuxHandle { mux: Mux::new(identity, served, None)?, _user_data: Some(detector) }
         };
-        out_mux.write(arc_into_handle::<rp_mux>(mux));
+        out_mux.write(arc_into_handle::<rp_mux>(handle));
         Ok(())
     })
 }
@@ -229,7 +234,7 @@ pub unsafe extern "C" fn rp_mux_poll(
 ) -> rp_status {
     boundary(|| {
         // SAFETY: `mux` is NULL or a live mux reference per the API contract.
-        let mux = unsafe { arc_ref::<rp_mux>(mux, "mux") }?;
+        let mux = &unsafe { arc_ref::<rp_mux>(mux, "mux") }?.mux;
         // SAFETY: `len` readable bytes at `buf` (or NULL, 0), unchanged during the call.
         let buf = unsafe { slice_arg(buf, len, "buf") }?;
         // SAFETY: NULL or valid for a write per the API contract.

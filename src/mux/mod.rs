@@ -124,8 +124,6 @@ pub struct Mux {
     /// The identity bytes of every probe reply (after the nonce), encoded once.
     reply_identity: Vec<u8>,
     detector: Option<LegacyDetector>,
-    /// Dropped with the mux: what a foreign caller needs kept alive as long as the mux.
-    keep_alive: Option<Box<dyn Send + Sync>>,
 }
 
 impl std::fmt::Debug for Mux {
@@ -159,13 +157,7 @@ impl Mux {
             served,
             reply_identity: identity.encode_reply_identity(),
             detector,
-            keep_alive: None,
         })
-    }
-
-    /// Keeps `value` alive until the mux is dropped (a C caller's user data, for one).
-    pub(crate) fn keep_alive(&mut self, value: Box<dyn Send + Sync>) {
-        self.keep_alive = Some(value);
     }
 
     /// The served consumer protocols, sorted.
