@@ -5,13 +5,18 @@
 //! (borrowed views and owned buffers), [`handle`] (opaque handle ownership), [`callback`]
 //! (callbacks with their user data), [`refusal`] (why a peer refused), [`version`].
 //! One module per C object or role follows: [`frame`], [`registry`], [`identity`], [`mux`],
-//! [`handoff`], [`push_client`], [`push_server`], [`broker`] (with `rp_conn` and admin
-//! requests), [`session`].
+//! [`handoff`], [`push_client`], [`push_server`], [`broker`], [`conn`], [`admin`],
+//! [`broker_server`], [`session`].
 #![allow(unsafe_code)]
 #![allow(non_camel_case_types)]
 
 pub mod boundary;
 pub mod broker;
+// The header lists functions in module order: keep `conn`, `admin` and `broker_server` (split
+// from `broker`) right after it.
+pub mod conn;
+pub mod admin;
+pub mod broker_server;
 pub mod bytes;
 pub mod callback;
 pub mod frame;

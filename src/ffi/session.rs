@@ -120,7 +120,7 @@ castable!(rp_session_request => Request: OwnedBox);
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_session_new(
-    conn: *mut super::broker::rp_conn,
+    conn: *mut super::conn::rp_conn,
     side: rp_session_side_arg,
     dispatcher: rp_session_request_callback,
     user_data: *mut c_void,

@@ -11,7 +11,7 @@ use std::mem::{offset_of, size_of};
 use super::boundary::{boundary, Failure};
 use super::handle::box_ref;
 use super::status::rp_status;
-use super::{broker, push_client, push_server, session};
+use super::{push_client, push_server, session};
 use crate::stats::{BrokerServerStats, PushServerStats, PushWorkerStats, Refusals, SessionStats};
 
 /// What a push server did since it was bound. Read with `rp_push_server_get_stats`.
@@ -352,7 +352,7 @@ pub unsafe extern "C" fn rp_push_client_get_stats(
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_broker_server_get_stats(
-    server: *const broker::rp_broker_server,
+    server: *const super::broker_server::rp_broker_server,
     out_stats: *mut rp_broker_server_stats,
 ) -> rp_status {
     boundary(|| {
