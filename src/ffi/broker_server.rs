@@ -3,6 +3,7 @@
 
 use std::ffi::c_char;
 use std::time::Duration;
+
 use super::boundary::{boundary, boundary_or, Failure};
 use super::bytes::{cstr_arg, len_arg, limit_arg, rp_str, rule_arg};
 use super::handle::{arc_clone_value, box_free, box_into_handle, box_mut, box_ref, box_take, castable, out_arg};

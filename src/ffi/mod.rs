@@ -6,7 +6,7 @@
 //! (callbacks with their user data), [`refusal`] (why a peer refused), [`version`].
 //! One module per C object or role follows: [`frame`], [`registry`], [`identity`], [`mux`],
 //! [`handoff`], [`push_client`], [`push_server`], [`broker`], [`conn`], [`admin`],
-//! [`broker_server`], [`session`].
+//! [`broker_server`], [`session`], [`session_call`], [`session_request`].
 #![allow(unsafe_code)]
 #![allow(non_camel_case_types)]
 
@@ -30,6 +30,10 @@ pub mod push_server;
 pub mod refusal;
 pub mod registry;
 pub mod session;
+// The header lists functions in module order: keep `session_call` and `session_request` (split
+// from `session`) right after it.
+pub mod session_call;
+pub mod session_request;
 pub mod stats;
 pub mod status;
 pub mod version;
