@@ -5,7 +5,7 @@
 //! (borrowed views and owned buffers), [`handle`] (opaque handle ownership), [`callback`]
 //! (callbacks with their user data), [`refusal`] (why a peer refused), [`version`].
 //! One module per C object or role follows: [`frame`], [`registry`], [`identity`], [`mux`],
-//! [`handoff`], [`push_client`], [`push_server`], [`broker`], [`conn`], [`admin`],
+//! [`handoff`], [`push_client`], [`push_server`], [`push_request`], [`worker_info`], [`broker`], [`conn`], [`admin`],
 //! [`broker_server`], [`session`], [`session_call`], [`session_request`].
 #![allow(unsafe_code)]
 #![allow(non_camel_case_types)]
@@ -27,6 +27,10 @@ pub mod log;
 pub mod mux;
 pub mod push_client;
 pub mod push_server;
+// The header lists functions in module order: keep `push_request` and `worker_info` (split from
+// `push_server`) right after it.
+pub mod push_request;
+pub mod worker_info;
 pub mod refusal;
 pub mod registry;
 pub mod session;
