@@ -23,7 +23,6 @@ pub struct rp_push_worker_options {
     _private: [u8; 0],
 }
 
-
 /// A worker's connection to a push server.
 ///
 /// Methods: `rp_push_client_connect`, `rp_push_client_recv`, `rp_push_client_reply`,

@@ -1,6 +1,5 @@
 //! `rp_worker_list_*` and `rp_worker_info_*`: the registered workers of a push server, for C.
 
-
 use super::boundary::boundary_or;
 use super::bytes::rp_str;
 use super::handle::{borrowed_ref, box_free, box_ref, castable, lend, opt_out};
