@@ -2,7 +2,7 @@
 
 use super::boundary::{boundary, Failure};
 use super::bytes::{rp_bytes, rp_msg, rp_str, slice_arg, slice_out};
-use super::handle::{box_into_handle, out_arg, write_out};
+use super::handle::{box_into_handle, out_arg};
 use super::status::rp_status;
 use crate::wire::{self, Decoded, FrameView};
 
@@ -116,11 +116,8 @@ impl rp_frame_view {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_frame_view_init(frame: *mut rp_frame_view) -> rp_status {
     boundary(|| {
-        if frame.is_null() {
-            return Err(Failure::null("frame"));
-        }
-        // SAFETY: checked non-NULL; the caller provides a writable rp_frame_view.
-        unsafe { write_out(frame, rp_frame_view::from_view(&FrameView::default())) };
+        // SAFETY: NULL or a writable rp_frame_view per the API contract.
+        unsafe { out_arg(frame, "frame") }?.write(rp_frame_view::from_view(&FrameView::default()));
         Ok(())
     })
 }
