@@ -3663,8 +3663,10 @@ rp_status rp_session_respond(struct rp_session_request *request,
 
 /**
  * Answers a request with an error, ending it: the caller's call returns the status `code`
- * (when it is an `rp_status`, for example `RP_STATUS_NOT_FOUND`) or `RP_STATUS_PEER_ERROR`
- * (for an application code of 1000 or more), with `message` as its last error text.
+ * (when it is an `rp_status`, for example `RP_STATUS_NOT_FOUND`, other than `RP_STATUS_OK`,
+ * `_INCOMPLETE`, `_NULL_ARGUMENT` and `_PANIC`, which describe only a local call) or
+ * `RP_STATUS_PEER_ERROR` (for those and an application code of 1000 or more), with `message`
+ * as its last error text.
  * Consumes `request`, even if an error is returned. `message` is copied (NULL = ""); it is at
  * most 4096 bytes (a session ends when its peer sends a longer one).
  *
