@@ -90,6 +90,15 @@ mod tests {
     }
 
     #[test]
+    fn a_peer_code_keeps_its_kind() {
+        let peer = |code| crate::Error::Peer { code, message: "m".into() }.kind();
+        assert_eq!(peer(40), ErrorKind::Io);
+        assert_eq!(peer(20), ErrorKind::Protocol);
+        assert_eq!(peer(90), ErrorKind::PeerError);
+        assert_eq!(peer(1234), ErrorKind::PeerError);
+    }
+
+    #[test]
     fn the_session_wire_codes_are_the_table_codes() {
         assert_eq!(code::AGAIN, ErrorKind::Again.code());
         assert_eq!(code::TIMEOUT, ErrorKind::Timeout.code());

@@ -135,9 +135,14 @@ static void dispatcher(void *user_data, rp_session_request *req) {
         pthread_cond_broadcast(&s->changed);
         pthread_mutex_unlock(&s->lock);
         break;
-    case PROTO_FAIL:
-        CHECK_OK(rp_session_respond_error(req, 1234, "application says no"));
+    case PROTO_FAIL: {
+        /* A 4-byte payload is the code to answer with; 1234 otherwise. */
+        rp_bytes p = rp_session_request_payload(req);
+        int32_t code = 1234;
+        if (p.len == sizeof code) memcpy(&code, p.ptr, sizeof code);
+        CHECK_OK(rp_session_respond_error(req, code, "application says no"));
         break;
+    }
     case PROTO_META: {
         rp_str tp = rp_session_request_traceparent(req);
         char answer[256];
@@ -510,6 +515,14 @@ static void cancel_and_deadlines(void) {
     /* An rp_status code arrives as that status. */
     CHECK_STATUS(rp_session_call(a, 0x7fffu, NULL, 0, NULL, 5000, &resp), RP_STATUS_INVALID_ARGUMENT);
     CHECK_LAST_ERROR_CONTAINS("unknown protocol");
+    /* So does every other code of the one table (src/status.rs), while a code that describes
+     * only a local call (RP_STATUS_PANIC) arrives as RP_STATUS_PEER_ERROR. */
+    int32_t code = RP_STATUS_IO;
+    CHECK_STATUS(rp_session_call(a, PROTO_FAIL, (const uint8_t *)&code, sizeof code, NULL, 5000, &resp), RP_STATUS_IO);
+    code = RP_STATUS_PANIC;
+    CHECK_STATUS(rp_session_call(a, PROTO_FAIL, (const uint8_t *)&code, sizeof code, NULL, 5000, &resp),
+                 RP_STATUS_PEER_ERROR);
+    CHECK_LAST_ERROR_CONTAINS("peer error 90");
 
     /* Closing locally ends every pending call with CLOSED at once. */
     rp_session_ticket *pending[10];
