@@ -331,3 +331,30 @@ fn encoded_frames_end_the_session_with_a_protocol_violation() {
         assert!(session.is_closed());
     }
 }
+
+#[test]
+fn dispatch_serves_requests_on_the_calling_thread_and_a_peer_code_keeps_its_kind() {
+    let (a, b) = pair(false, true);
+    let (n, r) = b.dispatch(Some(Duration::ZERO), |_| panic!("nothing is waiting"));
+    assert_eq!((n, r.unwrap_err().kind()), (0, ErrorKind::Timeout));
+
+    let caller = thread::spawn(move || {
+        let opts = CallOptions::default();
+        let echo = a.call(ECHO, b"x", &opts, Some(Duration::from_secs(5))).map_err(|e| e.kind());
+        let failed = a.call(HOLD, b"", &opts, Some(Duration::from_secs(5))).map_err(|e| e.kind());
+        (echo, failed)
+    });
+    let mut served = 0;
+    while served < 2 {
+        let (n, r) = b.dispatch(Some(Duration::from_secs(5)), |req| match req.payload_protocol() {
+            ECHO => req.respond(req.payload()).unwrap(),
+            _ => req.respond_error(ErrorKind::Io.code(), "the far side's disk").unwrap(),
+        });
+        r.unwrap();
+        served += n;
+    }
+    let (echo, failed) = caller.join().unwrap();
+    assert_eq!(echo.unwrap(), b"x");
+    // librp's own codes keep their kind across the wire (one table: ErrorKind::code).
+    assert_eq!(failed.unwrap_err(), ErrorKind::Io);
+}
