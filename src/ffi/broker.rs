@@ -367,11 +367,8 @@ pub unsafe extern "C" fn rp_broker_result_take_conn(
     out_conn: *mut *mut rp_conn,
 ) -> rp_status {
     boundary(|| {
-        if result.is_null() || out_conn.is_null() {
-            return Err(Failure::null("result/out_conn"));
-        }
-        // SAFETY: a live, exclusively used result per the API contract; `out_conn` checked above
-        // and valid for a write.
+        // SAFETY: NULL or a live, exclusively used result, and `out_conn` NULL or valid for a
+        // write, per the API contract.
         let (r, out_conn) = unsafe { (box_mut(result, "result")?, out_arg(out_conn, "out_conn")?) };
         let conn = r.conn.take().ok_or_else(|| Failure::new(rp_status::NotFound, "the connection was already taken"))?;
         out_conn.write(box_into_handle(conn));

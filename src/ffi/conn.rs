@@ -199,18 +199,15 @@ pub unsafe extern "C" fn rp_conn_peer_credentials(
     boundary(|| {
         // SAFETY: forwarded API contract.
         let conn = unsafe { conn_ref(conn) }?;
-        if out_pid.is_null() || out_uid.is_null() || out_gid.is_null() {
-            return Err(Failure::null("out_pid/out_uid/out_gid"));
-        }
+        // SAFETY: NULL or valid for a write per the API contract.
+        let (out_pid, out_uid, out_gid) =
+            unsafe { (out_arg(out_pid, "out_pid")?, out_arg(out_uid, "out_uid")?, out_arg(out_gid, "out_gid")?) };
         let p = conn
             .peer_credentials()
             .ok_or_else(|| Failure::new(rp_status::NotFound, "the peer has no kernel-reported credentials"))?;
-        // SAFETY: all checked non-NULL.
-        unsafe {
-            write_out(out_pid, p.pid);
-            write_out(out_uid, p.uid);
-            write_out(out_gid, p.gid);
-        }
+        out_pid.write(p.pid);
+        out_uid.write(p.uid);
+        out_gid.write(p.gid);
         Ok(())
     })
 }

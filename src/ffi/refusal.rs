@@ -2,7 +2,7 @@
 
 use super::boundary::{boundary, boundary_or, Failure, LAST_REFUSAL};
 use super::bytes::rp_str;
-use super::handle::{box_free, box_into_handle, box_ref, castable, out_arg, write_out};
+use super::handle::{box_free, box_into_handle, box_ref, castable, out_arg};
 use super::status::rp_status;
 use crate::control::Refusal;
 
@@ -113,17 +113,13 @@ pub unsafe extern "C" fn rp_refusal_detail(
     boundary(|| {
         // SAFETY: NULL or a live rp_refusal.
         let r = unsafe { box_ref::<rp_refusal>(refusal, "refusal") }?;
-        if out_key.is_null() || out_value.is_null() {
-            return Err(Failure::null("out_key/out_value"));
-        }
+        // SAFETY: NULL or valid for a write per the API contract.
+        let (out_key, out_value) = unsafe { (out_arg(out_key, "out_key")?, out_arg(out_value, "out_value")?) };
         let (k, v) = r.details.iter().nth(index).ok_or_else(|| {
             Failure::new(rp_status::InvalidArgument, format!("detail {index} of {}", r.details.len()))
         })?;
-        // SAFETY: both checked non-NULL.
-        unsafe {
-            write_out(out_key, rp_str::from_str(k));
-            write_out(out_value, rp_str::from_str(v));
-        }
+        out_key.write(rp_str::from_str(k));
+        out_value.write(rp_str::from_str(v));
         Ok(())
     })
 }
