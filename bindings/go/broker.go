@@ -254,22 +254,28 @@ func (c *Conn) Send(f *Frame) error {
 // Recv waits for the next frame (a Go copy). It returns ErrClosed when the peer closed or
 // the Conn was closed, and ctx.Err() when ctx is done first.
 func (c *Conn) Recv(ctx context.Context) (*Frame, error) {
-	return waitInSlices(ctx, c.recv, nil)
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.ptr == nil {
+		return nil, errConnClosed()
+	}
+	return waitReady(ctx, func() C.int32_t { return C.rp_conn_fd(c.ptr) }, c.recvLocked)
 }
 
 // TryRecv waits at most timeout (0 = only a frame already here) for a frame; ErrTimeout when
 // none came. For a poll loop on Fd: each time Fd is readable, call TryRecv(0).
 func (c *Conn) TryRecv(timeout time.Duration) (*Frame, error) {
-	return c.recv(timeoutMs(timeout))
-}
-
-func (c *Conn) recv(timeoutMs C.int32_t) (*Frame, error) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	maybeGC()
 	if c.ptr == nil {
 		return nil, errConnClosed()
 	}
+	return c.recvLocked(timeoutMs(timeout))
+}
+
+// recvLocked is one rp_conn_recv; the caller holds mu and has checked ptr.
+func (c *Conn) recvLocked(timeoutMs C.int32_t) (*Frame, error) {
+	maybeGC()
 	var p *C.rp_frame
 	var v C.rp_frame_view
 	var e C.rpg_err

@@ -157,22 +157,32 @@ func (w *Worker) Fd() int {
 // Recv waits for the next push. It returns ErrClosed when the server went away or the worker
 // was closed, and ctx.Err() when ctx is done first.
 func (w *Worker) Recv(ctx context.Context) (*Push, error) {
-	return waitInSlices(ctx, w.recv, nil)
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	if w.ptr == nil {
+		return nil, errWorkerClosed()
+	}
+	return waitReady(ctx, w.fdLocked, w.recvLocked)
 }
 
 // TryRecv waits at most timeout (0 = only take a push already here) for a push; ErrTimeout
 // when none came. For a poll loop on Fd.
 func (w *Worker) TryRecv(timeout time.Duration) (*Push, error) {
-	return w.recv(timeoutMs(timeout))
-}
-
-func (w *Worker) recv(timeoutMs C.int32_t) (*Push, error) {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
-	maybeGC()
 	if w.ptr == nil {
-		return nil, &Error{Status: StatusClosed, Msg: "worker closed"}
+		return nil, errWorkerClosed()
 	}
+	return w.recvLocked(timeoutMs(timeout))
+}
+
+func (w *Worker) fdLocked() C.int32_t { return C.rp_push_client_fd(w.ptr) }
+
+func errWorkerClosed() error { return &Error{Status: StatusClosed, Msg: "worker closed"} }
+
+// recvLocked is one rp_push_client_recv; the caller holds mu and has checked ptr.
+func (w *Worker) recvLocked(timeoutMs C.int32_t) (*Push, error) {
+	maybeGC()
 	var p *C.rp_push
 	var e C.rpg_err
 	st := C.rpg_client_recv(w.ptr, timeoutMs, &p, &e)
@@ -264,20 +274,18 @@ func (w *Worker) Handle(fn func(*Push) error) error {
 func (w *Worker) Dispatch(ctx context.Context, maxPushes int) (int, error) {
 	w.dispatch.Lock()
 	defer w.dispatch.Unlock()
-	return waitInSlices(ctx, func(timeoutMs C.int32_t) (int, error) { return w.dispatchOnce(timeoutMs, maxPushes) }, nil)
-}
-
-func (w *Worker) dispatchOnce(timeoutMs C.int32_t, maxPushes int) (int, error) {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
-	maybeGC()
 	if w.ptr == nil {
-		return 0, &Error{Status: StatusClosed, Msg: "worker closed"}
+		return 0, errWorkerClosed()
 	}
-	var handled C.size_t
-	var e C.rpg_err
-	st := C.rpg_client_dispatch(w.ptr, timeoutMs, C.size_t(max(maxPushes, 0)), &handled, &e)
-	return int(handled), takeErr(st, &e)
+	return waitReady(ctx, w.fdLocked, func(timeoutMs C.int32_t) (int, error) {
+		maybeGC()
+		var handled C.size_t
+		var e C.rpg_err
+		st := C.rpg_client_dispatch(w.ptr, timeoutMs, C.size_t(max(maxPushes, 0)), &handled, &e)
+		return int(handled), takeErr(st, &e)
+	})
 }
 
 // Close closes the connection (goroutines blocked in Recv or Dispatch return ErrClosed) and

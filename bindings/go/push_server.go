@@ -228,20 +228,18 @@ func (s *Server) Workers() ([]WorkerInfo, error) {
 func (s *Server) Dispatch(ctx context.Context) (int, error) {
 	s.dispatch.Lock()
 	defer s.dispatch.Unlock()
-	return waitInSlices(ctx, s.dispatchOnce, nil)
-}
-
-func (s *Server) dispatchOnce(timeoutMs C.int32_t) (int, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	maybeGC()
 	if s.ptr == nil {
 		return 0, errServerClosed()
 	}
-	var handled C.size_t
-	var e C.rpg_err
-	st := C.rpg_server_dispatch(s.ptr, timeoutMs, &handled, &e)
-	return int(handled), takeErr(st, &e)
+	return waitReady(ctx, func() C.int32_t { return C.rp_push_server_event_fd(s.ptr) }, func(timeoutMs C.int32_t) (int, error) {
+		maybeGC()
+		var handled C.size_t
+		var e C.rpg_err
+		st := C.rpg_server_dispatch(s.ptr, timeoutMs, &handled, &e)
+		return int(handled), takeErr(st, &e)
+	})
 }
 
 // EventFd is a descriptor readable while events wait for Dispatch (level-triggered); -1 after

@@ -1,9 +1,15 @@
+#define _GNU_SOURCE /* pipe2 */
 /* See shims.h. Each helper runs entirely on one OS thread, so the thread-local error text and
  * refusal that librp leaves behind are read by the thread that produced them. */
 #include "shims.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "_cgo_export.h"
 
@@ -13,6 +19,54 @@ static __thread uint64_t rpg_tls_panic;
 
 void rpg_err_clear(rpg_err *e) {
     memset(e, 0, sizeof *e);
+}
+
+int32_t rpg_wake_open(int32_t *read_fd, int32_t *write_fd) {
+    int p[2];
+#ifdef __linux__
+    if (pipe2(p, O_CLOEXEC) != 0) return errno;
+#else
+    if (pipe(p) != 0) return errno;
+    fcntl(p[0], F_SETFD, FD_CLOEXEC);
+    fcntl(p[1], F_SETFD, FD_CLOEXEC);
+#endif
+    *read_fd = p[0];
+    *write_fd = p[1];
+    return 0;
+}
+
+void rpg_wake_fire(int32_t write_fd) {
+    ssize_t n;
+    do n = write(write_fd, "x", 1); while (n < 0 && errno == EINTR);
+}
+
+void rpg_wake_close(int32_t read_fd, int32_t write_fd) {
+    close(read_fd);
+    close(write_fd);
+}
+
+static int64_t rpg_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int32_t rpg_wait_readable(int32_t fd, int32_t wake, int32_t timeout_ms) {
+    struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = wake, .events = POLLIN}};
+    int64_t end = timeout_ms < 0 ? 0 : rpg_now_ms() + timeout_ms;
+    for (;;) {
+        int n = poll(p, 2, timeout_ms);
+        if (n > 0) {
+            if (p[0].revents != 0) return 1;
+            if (p[1].revents != 0) return 2;
+        }
+        if (n == 0) return 0;
+        if (n < 0 && errno != EINTR) return -1;
+        if (timeout_ms >= 0) {
+            int64_t left = end - rpg_now_ms();
+            timeout_ms = left > 0 ? (int32_t)left : 0;
+        }
+    }
 }
 
 static int32_t rpg_fail(int32_t st, rpg_err *e) {

@@ -80,6 +80,16 @@ typedef struct rpg_request_cfg {
 
 void rpg_err_clear(rpg_err *e);
 
+/* The wake of one blocking wait (see waitReady in callbacks.go): a pipe whose read end
+ * rpg_wait_readable watches beside the handle's descriptor and whose write end the Go side's
+ * context.AfterFunc writes once the context ends. rpg_wake_open returns 0 or an errno. */
+int32_t rpg_wake_open(int32_t *read_fd, int32_t *write_fd);
+void rpg_wake_fire(int32_t write_fd);
+void rpg_wake_close(int32_t read_fd, int32_t write_fd);
+/* Waits up to timeout_ms (-1 = no limit) until fd (1) or wake (2) is readable; 0 when the time
+ * passed, -1 when poll failed. fd is checked first: a ready handle wins over a wake. */
+int32_t rpg_wait_readable(int32_t fd, int32_t wake, int32_t timeout_ms);
+
 int32_t rpg_frame_encode(const rpg_frame *f, const uint8_t *payload, const char *traceparent,
                          const char *tracestate, uint8_t *buf, size_t cap, size_t *out_len,
                          rpg_err *e);
