@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"runtime/cgo"
 	"sync"
 	"time"
@@ -122,6 +123,37 @@ func rpgoDetect(h C.uintptr_t, buf *C.uint8_t, n C.size_t, panicID *C.uint64_t) 
 	return C.int32_t(fn(unsafe.Slice((*byte)(unsafe.Pointer(buf)), int(n))))
 }
 
+// onThread runs f, a sequence of librp calls made straight from Go, on one locked OS thread,
+// so that the error text and refusal librp leaves on the failing thread are read there. The
+// sequence stops at the first failure (later c.do calls do nothing); onThread returns it.
+func onThread(f func(c *cSeq)) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var c cSeq
+	f(&c)
+	return c.err
+}
+
+// cCall makes one librp call straight from Go (see onThread) and returns its error.
+func cCall(call func() C.rp_status) error {
+	return onThread(func(c *cSeq) { c.do(call) })
+}
+
+// cSeq is the state of one onThread sequence: its first failure.
+type cSeq struct{ err error }
+
+// do runs call unless an earlier call of the sequence failed, and records its failure.
+func (c *cSeq) do(call func() C.rp_status) {
+	if c.err != nil {
+		return
+	}
+	if st := C.int32_t(call()); st != C.RP_STATUS_OK {
+		var e C.rpg_err
+		C.rpg_take_error(st, &e)
+		c.err = takeErr(st, &e)
+	}
+}
+
 // cArena holds C allocations for one call's configuration and frees them together.
 type cArena []unsafe.Pointer
 
@@ -146,29 +178,6 @@ func (a *cArena) bytes(b []byte) *C.uint8_t {
 	p := C.CBytes(b)
 	*a = append(*a, p)
 	return (*C.uint8_t)(p)
-}
-
-func (a *cArena) strs(ss []string) **C.char {
-	if len(ss) == 0 {
-		return nil
-	}
-	arr := (**C.char)(C.malloc(C.size_t(len(ss)) * C.size_t(unsafe.Sizeof((*C.char)(nil)))))
-	*a = append(*a, unsafe.Pointer(arr))
-	s := unsafe.Slice(arr, len(ss))
-	for i, v := range ss {
-		s[i] = a.str(v)
-	}
-	return arr
-}
-
-func (a *cArena) u32s(v []uint32) *C.uint32_t {
-	if len(v) == 0 {
-		return nil
-	}
-	p := (*C.uint32_t)(C.malloc(C.size_t(len(v)) * 4))
-	*a = append(*a, unsafe.Pointer(p))
-	copy(unsafe.Slice((*uint32)(unsafe.Pointer(p)), len(v)), v)
-	return p
 }
 
 func (a *cArena) free() {

@@ -89,26 +89,45 @@ func Connect(ctx context.Context, endpoint string, opts WorkerOptions) (*Worker,
 	connect := func() result {
 		var a cArena
 		defer a.free()
-		cfg := C.rpg_worker_cfg{
-			endpoint:            a.str(endpoint),
-			identity:            a.str(opts.Identity),
-			task_queue:          a.str(opts.TaskQueue),
-			node:                a.optStr(opts.Node),
-			service:             a.optStr(opts.Service),
-			connect_timeout_ms:  optionMs(timeout),
-			auth_token:          a.bytes(opts.AuthToken),
-			auth_token_len:      C.size_t(len(opts.AuthToken)),
-			namespaces:          a.strs(opts.Namespaces),
-			namespace_count:     C.size_t(len(opts.Namespaces)),
-			activity_types:      a.strs(opts.ActivityTypes),
-			activity_type_count: C.size_t(len(opts.ActivityTypes)),
-			protocols:           a.u32s(opts.Protocols),
-			protocol_count:      C.size_t(len(opts.Protocols)),
-		}
+		var o *C.rp_push_worker_options
 		var p *C.rp_push_client
-		var e C.rpg_err
-		st := C.rpg_worker_connect(&cfg, &p, &e)
-		if err := takeErr(st, &e); err != nil {
+		err := onThread(func(c *cSeq) {
+			c.do(func() C.rp_status {
+				return C.rp_push_worker_options_new(a.str(endpoint), a.str(opts.Identity), a.str(opts.TaskQueue), &o)
+			})
+			if c.err != nil {
+				return
+			}
+			for _, ns := range opts.Namespaces {
+				c.do(func() C.rp_status { return C.rp_push_worker_options_add_namespace(o, a.str(ns)) })
+			}
+			for _, at := range opts.ActivityTypes {
+				c.do(func() C.rp_status { return C.rp_push_worker_options_add_activity_type(o, a.str(at)) })
+			}
+			for _, pr := range opts.Protocols {
+				c.do(func() C.rp_status { return C.rp_push_worker_options_add_protocol(o, C.uint32_t(pr)) })
+			}
+			if opts.Node != "" {
+				c.do(func() C.rp_status { return C.rp_push_worker_options_set_node(o, a.str(opts.Node)) })
+			}
+			if opts.Service != "" {
+				c.do(func() C.rp_status { return C.rp_push_worker_options_set_service(o, a.str(opts.Service)) })
+			}
+			if ms := optionMs(timeout); ms != 0 {
+				c.do(func() C.rp_status { return C.rp_push_worker_options_set_connect_timeout_ms(o, ms) })
+			}
+			if len(opts.AuthToken) != 0 {
+				c.do(func() C.rp_status {
+					return C.rp_push_worker_options_set_auth_token(o, a.bytes(opts.AuthToken), C.size_t(len(opts.AuthToken)))
+				})
+			}
+			if c.err != nil {
+				C.rp_push_worker_options_free(o)
+				return
+			}
+			c.do(func() C.rp_status { return C.rp_push_client_connect(o, &p) }) // consumes o
+		})
+		if err != nil {
 			return result{nil, err}
 		}
 		return result{newWorker(p), nil}
