@@ -171,3 +171,50 @@ func workerID(t *testing.T, s *Server, identity string) uint64 {
 	t.Fatalf("no worker %q", identity)
 	return 0
 }
+
+// Close wakes a call waiting with a context that can end (the poll on the handle's
+// descriptor), as it wakes one waiting without.
+func TestCloseWakesCallsWaitingWithAContext(t *testing.T) {
+	w := connectWorker(t, startServer(t, nil), "idle")
+	s := startServer(t, &ServerOptions{OnWorker: func(*WorkerInfo, bool, string) {}}) // no workers: no events
+	a, b := unixPair(t)
+	conn, err := AdoptConn(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb, err := AdoptConn(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	served, err := NewSession(cb, SessionAccepting, func(r *SessionRequest) { _ = r.Respond(nil) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name  string
+		call  func(ctx context.Context) error
+		close func() error
+	}{
+		{"Worker.Recv", func(ctx context.Context) error { _, err := w.Recv(ctx); return err }, w.Close},
+		{"Server.Dispatch", func(ctx context.Context) error { _, err := s.Dispatch(ctx); return err }, s.Close},
+		{"Conn.Recv", func(ctx context.Context) error { _, err := conn.Recv(ctx); return err }, conn.Close},
+		{"Session.Dispatch", func(ctx context.Context) error { _, err := served.Dispatch(ctx); return err }, served.Close},
+	} {
+		done := make(chan error, 1)
+		go func() { done <- c.call(ctxTimeout(t, 10*time.Second)) }()
+		time.Sleep(20 * time.Millisecond)
+		start := time.Now()
+		c.close()
+		select {
+		case err := <-done:
+			if !errors.Is(err, ErrClosed) {
+				t.Errorf("%s after Close: %v, want ErrClosed", c.name, err)
+			}
+			if d := time.Since(start); d > time.Second {
+				t.Errorf("%s returned %v after Close", c.name, d)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s did not return after Close", c.name)
+		}
+	}
+}
