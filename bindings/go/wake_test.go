@@ -70,8 +70,9 @@ func TestCancelWakesBlockedCalls(t *testing.T) {
 	t.Cleanup(func() { caller.Close() })
 
 	// The longest median delay allowed: a woken wait returns at once; SessionCall.Wait is bound
-	// by the session's own 20 ms read slices (the caller reads its own reply).
-	const woken, sessionRead = 10 * time.Millisecond, 25 * time.Millisecond
+	// by the session's own 20 ms read slices (the caller reads its own reply), plus slack for
+	// the rpdebug build's collection before every C call.
+	const woken, sessionRead = 10 * time.Millisecond, 35 * time.Millisecond
 	calls := []struct {
 		name     string
 		maxDelay time.Duration
