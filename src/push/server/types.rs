@@ -130,8 +130,8 @@ pub enum ServerEvent {
     WorkerConnected(WorkerInfo),
     /// A registered worker went away; its outstanding pushes failed with `Closed`.
     WorkerDisconnected {
-        /// Its id.
-        worker_id: u64,
+        /// The worker as it registered (`in_flight` is 0: its pushes failed).
+        worker: WorkerInfo,
         /// Why.
         reason: String,
     },

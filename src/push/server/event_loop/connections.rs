@@ -20,7 +20,7 @@ use crate::log::Peer;
 use crate::push::server::link::{Link, LinkIo};
 use crate::push::server::parse::Phase;
 use crate::push::server::shared::InFlight;
-use crate::push::server::types::ServerEvent;
+use crate::push::server::types::{ServerEvent, WorkerInfo};
 use crate::stats;
 use crate::transport::{self, Stream, SwitchableReads};
 use crate::wire::proto::ErrorCode;
@@ -175,8 +175,15 @@ impl EventLoop {
             f.ticket.complete(Err(if no_memory { Error::NoMemory(why) } else { Error::Closed(why) }));
         }
         if was_registered {
-            self.shared.workers.lock().unwrap_or_else(|p| p.into_inner()).remove(&conn.worker_id);
-            self.shared.emit(ServerEvent::WorkerDisconnected { worker_id: conn.worker_id, reason: reason.into_owned() });
+            let info = self.shared.workers.lock().unwrap_or_else(|p| p.into_inner()).remove(&conn.worker_id);
+            let mut worker = info.unwrap_or_else(|| WorkerInfo {
+                id: conn.worker_id,
+                registration: Default::default(),
+                peer: conn.peer,
+                in_flight: 0,
+            });
+            worker.in_flight = 0;
+            self.shared.emit(ServerEvent::WorkerDisconnected { worker, reason: reason.into_owned() });
         }
     }
 }
