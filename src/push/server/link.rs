@@ -216,3 +216,133 @@ impl Link {
         io.out.len() - io.out_pos
     }
 }
+
+/// Links over real sockets for the unit tests of the server's pieces.
+#[cfg(test)]
+pub(super) mod testing {
+    use std::os::fd::AsRawFd;
+    use std::sync::atomic::AtomicUsize;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::transport::{Endpoint, ListenOptions, Listener, Stream};
+    use crate::wire::HELLO_MAX_BODY;
+
+    /// A link as the event loop makes it (blocking socket, Hello cap), registered as `worker`
+    /// (id, task queue, protocols) if given, and the worker's end of its connection.
+    pub(in crate::push::server) fn link(token: usize, worker: Option<(u64, &str, &[u32])>) -> (Arc<Link>, Stream) {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let endpoint = Endpoint::Abstract(format!("rp-push-unit-{}-{n}", std::process::id()));
+        let listener = Listener::bind(&endpoint, &ListenOptions { allow_remote_tcp: false }).unwrap();
+        let peer = transport::connect(&endpoint, Duration::from_secs(5)).unwrap();
+        let socket = listener.accept().unwrap();
+        socket.set_nonblocking(false).unwrap();
+        let link = Arc::new(Link {
+            token: Token(token),
+            fd: socket.as_raw_fd(),
+            reader: Mutex::new(FrameReader::with_max_body(SwitchableReads::new(socket), HELLO_MAX_BODY)),
+            io: Mutex::new(LinkIo::default()),
+            missed_read: AtomicBool::new(false),
+            worker: OnceLock::new(),
+            in_flight_count: AtomicUsize::new(0),
+            stats: Arc::default(),
+            no_memory: AtomicBool::new(false),
+        });
+        if let Some((id, task_queue, protocols)) = worker {
+            let registered = RegisteredWorker { id, task_queue: task_queue.into(), payload_protocols: protocols.to_vec() };
+            link.worker.set(registered).unwrap();
+        }
+        (link, peer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+    use std::time::Duration;
+
+    use super::testing::link;
+    use super::*;
+    use crate::wire::proto::FrameKind;
+
+    #[test]
+    fn bytes_go_out_at_once_queue_behind_a_full_socket_and_fail_once_closed() {
+        let (link, mut peer) = link(2, None);
+        assert!(matches!(link.send(b"hello"), Sent::All));
+        let mut got = [0u8; 5];
+        peer.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"hello");
+        // More than the socket holds: the rest waits in the link, and later bytes queue behind it.
+        let big = vec![1u8; 8 << 20];
+        assert!(matches!(link.send(&big), Sent::Queued));
+        let backlog = link.backlog();
+        assert!(backlog > 0 && backlog < big.len(), "{backlog}");
+        let frame = FrameView { kind: FrameKind::Event as i32, payload: b"x", ..FrameView::default() };
+        assert!(matches!(link.send_frame(&frame), Sent::Queued));
+        assert!(link.backlog() > backlog);
+        link.lock_io().closed = true;
+        assert!(matches!(link.send(b"late"), Sent::Closed));
+        assert!(matches!(link.send_frame(&frame), Sent::Closed));
+    }
+
+    #[test]
+    fn a_frame_is_encoded_into_the_send_buffer_and_a_large_buffer_is_freed_once_sent() {
+        let (link, peer) = link(2, None);
+        peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let payload = vec![3u8; 2 * KEEP_SEND_BUFFER];
+        let frame = FrameView { kind: FrameKind::Event as i32, payload: &payload, request_id: 5, ..FrameView::default() };
+        let reading = std::thread::spawn(move || {
+            let mut reader = FrameReader::with_max_body(peer, crate::wire::MAX_BODY);
+            let f = reader.read_frame().unwrap();
+            let first = (f.request_id, f.payload.len());
+            let f = reader.read_frame().unwrap();
+            (first, (f.request_id, f.payload.len()))
+        });
+        let mut sent = link.send_frame(&frame);
+        let until = std::time::Instant::now() + Duration::from_secs(5);
+        while matches!(sent, Sent::Queued) {
+            assert!(std::time::Instant::now() < until, "the frame never went out");
+            // What the event loop does on writability, in short.
+            let mut io = link.lock_io();
+            let at = io.out_pos;
+            if let Ok(n) = transport::send_nonblocking(link.fd(), &io.out[at..]) {
+                io.out_pos += n;
+            }
+            sent = if io.out_pos == io.out.len() { Sent::All } else { Sent::Queued };
+        }
+        // Whether the large frame went out at once or by parts, the next one leaves an empty
+        // buffer of a size worth keeping.
+        let small = FrameView { kind: FrameKind::Event as i32, payload: b"x", request_id: 6, ..FrameView::default() };
+        assert!(matches!(link.send_frame(&small), Sent::All));
+        assert_eq!(reading.join().unwrap(), ((5, payload.len()), (6, 1)));
+        let io = link.lock_io();
+        assert_eq!(io.out.len(), 0);
+        assert!(io.out.capacity() <= KEEP_SEND_BUFFER);
+    }
+
+    #[test]
+    fn the_loop_skips_a_reader_another_thread_holds_and_that_thread_is_told() {
+        let (link, _peer) = link(2, None);
+        assert!(!link.let_go());
+        let held = link.reader.lock().unwrap();
+        assert!(link.reader_for_loop().is_none());
+        drop(held);
+        assert!(link.let_go(), "the holder learns of the skipped read");
+        assert!(!link.let_go(), "once");
+        assert!(link.reader_for_loop().is_some());
+        assert!(!link.let_go());
+    }
+
+    #[test]
+    fn a_frame_that_does_not_fit_in_memory_marks_the_link() {
+        let (link, _peer) = link(2, Some((7, "q", &[])));
+        assert_eq!(link.worker_id(), 7);
+        let why = link.failed(&WireError::Protocol("bad".into()), "connection failed: ");
+        assert_eq!(why, "connection failed: protocol violation: bad");
+        assert!(!link.no_memory.load(Ordering::Relaxed));
+        let e = WireError::NoMemory { bytes: 1 << 30 };
+        assert!(link.failed(&e, "").starts_with("a frame did not fit in memory"));
+        assert!(link.no_memory.load(Ordering::Relaxed));
+    }
+}

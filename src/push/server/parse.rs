@@ -158,3 +158,161 @@ pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     }
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::ClientHello;
+    use crate::push::proto::PushFailure;
+    use crate::wire::proto::PayloadEncoding;
+
+    fn frame(kind: FrameKind, payload_protocol: u32, payload: &[u8]) -> FrameView<'_> {
+        FrameView { kind: kind as i32, payload_protocol, payload, request_id: 9, ..FrameView::default() }
+    }
+
+    fn hello() -> Vec<u8> {
+        let hello = ClientHello {
+            service_name: crate::push::DEFAULT_SERVICE.into(),
+            wanted_version: crate::push::PUSH_PROTOCOL_VERSION.into(),
+            ..ClientHello::default()
+        };
+        hello.to_message().encode_to_vec()
+    }
+
+    fn registration() -> Vec<u8> {
+        Registration { identity: "w".into(), task_queue: "q".into(), payload_protocols: vec![0x7001], ..Registration::default() }
+            .encode_to_vec()
+    }
+
+    fn reply(result: push_reply::Result) -> Vec<u8> {
+        PushReply { result: Some(result) }.encode_to_vec()
+    }
+
+    fn violation(r: Result<Incoming, WireError>) -> String {
+        match r {
+            Err(WireError::Protocol(why)) => why.into_owned(),
+            Err(e) => panic!("expected a protocol violation, got {e:?}"),
+            Ok(_) => panic!("expected a protocol violation, got a frame"),
+        }
+    }
+
+    #[test]
+    fn each_phase_takes_its_own_frame() {
+        let h = hello();
+        match parse_incoming(Phase::Hello, &frame(FrameKind::Request, registry::CONTROL, &h)) {
+            Ok(Incoming::Hello(9, hello)) => assert_eq!(hello.service_name, crate::push::DEFAULT_SERVICE),
+            _ => panic!("the Hello was not taken"),
+        }
+        let r = registration();
+        match parse_incoming(Phase::Registering, &frame(FrameKind::Request, PUSH_PROTOCOL, &r)) {
+            Ok(Incoming::Registration(9, reg)) => assert_eq!(reg.task_queue, "q"),
+            _ => panic!("the registration was not taken"),
+        }
+        let ok = reply(push_reply::Result::Payload(b"done".to_vec()));
+        match parse_incoming(Phase::Registered, &frame(FrameKind::Response, PUSH_PROTOCOL, &ok)) {
+            Ok(Incoming::Reply(9, reply)) => assert_eq!(reply.result, Some(push_reply::Result::Payload(b"done".to_vec()))),
+            _ => panic!("the reply was not taken"),
+        }
+        let failure = PushFailure { code: 3, message: "m".repeat(MAX_FAILURE_MESSAGE) };
+        let failed = reply(push_reply::Result::Failure(failure.clone()));
+        match parse_incoming(Phase::Registered, &frame(FrameKind::Response, PUSH_PROTOCOL, &failed)) {
+            Ok(Incoming::Reply(9, reply)) => assert_eq!(reply.result, Some(push_reply::Result::Failure(failure))),
+            _ => panic!("the failure was not taken"),
+        }
+        // An empty reply is an empty payload.
+        match parse_incoming(Phase::Registered, &frame(FrameKind::Response, PUSH_PROTOCOL, &[])) {
+            Ok(Incoming::Reply(9, _)) => {}
+            _ => panic!("the empty reply was not taken"),
+        }
+    }
+
+    #[test]
+    fn a_frame_out_of_its_phase_or_kind_is_a_violation() {
+        let h = hello();
+        let r = registration();
+        let ok = reply(push_reply::Result::Payload(b"done".to_vec()));
+        let why = violation(parse_incoming(Phase::Hello, &frame(FrameKind::Request, PUSH_PROTOCOL, &r)));
+        assert!(why.contains("expected a Hello"), "{why}");
+        let why = violation(parse_incoming(Phase::Hello, &frame(FrameKind::Request, registry::CONTROL, b"\xff\xff")));
+        assert!(why.contains("malformed Hello"), "{why}");
+        let why = violation(parse_incoming(Phase::Registering, &frame(FrameKind::Request, registry::CONTROL, &h)));
+        assert!(why.contains("expected a registration"), "{why}");
+        let why = violation(parse_incoming(Phase::Registering, &frame(FrameKind::Event, PUSH_PROTOCOL, &r)));
+        assert!(why.contains("expected a registration"), "{why}");
+        // A push sent back, a request, and a kind no version defines are not replies.
+        for kind in [FrameKind::Event as i32, FrameKind::Request as i32, 42] {
+            let f = FrameView { kind, ..frame(FrameKind::Response, PUSH_PROTOCOL, &ok) };
+            let why = violation(parse_incoming(Phase::Registered, &f));
+            assert!(why.contains(&format!("expected a push reply, got kind {kind}")), "{why}");
+        }
+        for phase in [Phase::AwaitingDecision, Phase::Closing] {
+            let why = violation(parse_incoming(phase, &frame(FrameKind::Response, PUSH_PROTOCOL, &ok)));
+            assert!(why.contains("before the registration was answered"), "{why}");
+        }
+    }
+
+    #[test]
+    fn an_encoded_or_oversized_reply_is_a_violation() {
+        let ok = reply(push_reply::Result::Payload(b"done".to_vec()));
+        let encoded = FrameView { payload_encoding: PayloadEncoding::Zstd as i32, ..frame(FrameKind::Response, PUSH_PROTOCOL, &ok) };
+        let why = violation(parse_incoming(Phase::Registered, &encoded));
+        assert!(why.contains("payload_encoding"), "{why}");
+        let h = hello();
+        let v2 = FrameView { envelope_version: 2, ..frame(FrameKind::Request, registry::CONTROL, &h) };
+        let why = violation(parse_incoming(Phase::Hello, &v2));
+        assert!(why.contains("envelope_version 2"), "{why}");
+        let long = reply(push_reply::Result::Failure(PushFailure { code: 1, message: "m".repeat(MAX_FAILURE_MESSAGE + 1) }));
+        let why = violation(parse_incoming(Phase::Registered, &frame(FrameKind::Response, PUSH_PROTOCOL, &long)));
+        assert!(why.contains(&format!("exceeds the {MAX_FAILURE_MESSAGE}-byte limit")), "{why}");
+    }
+
+    /// The bytes of frames as a worker would send them.
+    fn stream(frames: &[FrameView<'_>]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for f in frames {
+            f.encode_to_vec(&mut out).unwrap();
+        }
+        out
+    }
+
+    #[test]
+    fn the_hello_cap_holds_until_the_registration_is_accepted() {
+        let (h, r) = (hello(), registration());
+        let big = reply(push_reply::Result::Payload(vec![7; HELLO_MAX_BODY as usize]));
+        let big_reply = frame(FrameKind::Response, PUSH_PROTOCOL, &big);
+        let handshake = [frame(FrameKind::Request, registry::CONTROL, &h), frame(FrameKind::Request, PUSH_PROTOCOL, &r)];
+        let mut after = handshake.to_vec();
+        after.push(big_reply);
+        assert_eq!(fuzz_worker_stream(&stream(&after), None), 3, "a large reply after the registration is read");
+        let before = [handshake[0], big_reply];
+        assert_eq!(fuzz_worker_stream(&stream(&before), None), 1, "a frame over the Hello cap ends the connection");
+        let bad_reg = Registration { identity: String::new(), ..Registration::default() }.encode_to_vec();
+        let refused = [handshake[0], frame(FrameKind::Request, PUSH_PROTOCOL, &bad_reg), big_reply];
+        assert_eq!(fuzz_worker_stream(&stream(&refused), None), 1, "a refused registration keeps the cap");
+    }
+
+    #[test]
+    fn the_servers_frames_round_trip_and_a_refused_one_leaves_the_buffer_alone() {
+        let mut out = b"queued".to_vec();
+        push_frame(&mut out, FrameKind::Cancel, 12, &[], None).unwrap();
+        push_frame(&mut out, FrameKind::Event, 13, b"job", Some((99, "tp", "ts"))).unwrap();
+        let mut reader = FrameReader::with_max_body(&out[6..], MAX_BODY);
+        let cancel = reader.read_frame().unwrap();
+        assert_eq!((cancel.frame_kind(), cancel.request_id, cancel.payload_protocol), (Some(FrameKind::Cancel), 12, PUSH_PROTOCOL));
+        let event = reader.read_frame().unwrap();
+        assert_eq!((event.request_id, event.payload, event.deadline_unix_ms), (13, &b"job"[..], 99));
+        assert_eq!((event.traceparent, event.tracestate), ("tp", "ts"));
+        let len = out.len();
+        assert!(push_frame(&mut out, FrameKind::Event, 14, &vec![0; MAX_BODY as usize + 1], None).is_err());
+        assert_eq!(out.len(), len);
+    }
+
+    #[test]
+    fn tokens_compare_by_content_and_length() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(constant_time_eq(b"", b""));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret2"));
+        assert!(!constant_time_eq(b"", b"x"));
+    }
+}

@@ -245,3 +245,157 @@ impl Shared {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use mio::{Events, Poll};
+
+    use super::super::link::testing::link;
+    use super::*;
+    use crate::push::proto::PushFailure;
+    use crate::wire::{FrameReader, MAX_BODY};
+    use crate::ErrorKind;
+
+    const WAKER: Token = Token(1);
+
+    /// Shared state as `PushServer::bind` makes it, with the poller whose waker it holds.
+    fn shared() -> (Shared, Poll) {
+        let poll = Poll::new().unwrap();
+        let shared = Shared {
+            waker: Waker::new(poll.registry(), WAKER).unwrap(),
+            registry: poll.registry().try_clone().unwrap(),
+            max_send_buffer: 1 << 20,
+            commands: Mutex::new(VecDeque::new()),
+            workers: Mutex::new(BTreeMap::new()),
+            links: RwLock::new(IdMap::default()),
+            in_flight: Mutex::new(IdMap::default()),
+            parked: Mutex::new(HashSet::new()),
+            deadlines: Mutex::new(BinaryHeap::new()),
+            loop_wakes_at: AtomicU64::new(u64::MAX),
+            round_robin: AtomicU64::new(0),
+            events: EventQueue::new(16, false).unwrap(),
+            events_enabled: false,
+            next_correlation: AtomicU64::new(1),
+            stopping: AtomicBool::new(false),
+            stats: Arc::default(),
+        };
+        (shared, poll)
+    }
+
+    fn add(shared: &Shared, token: usize, id: u64, queue: &str, protocols: &[u32]) -> crate::transport::Stream {
+        let (l, peer) = link(token, Some((id, queue, protocols)));
+        shared.links.write().unwrap().insert(id, l);
+        peer
+    }
+
+    fn picked(shared: &Shared, target: &Target) -> Option<u64> {
+        shared.pick(target).map(|l| l.worker_id())
+    }
+
+    #[test]
+    fn a_push_goes_to_the_least_busy_matching_worker_taking_turns_among_equals() {
+        let (shared, _poll) = shared();
+        let _peers = [
+            add(&shared, 2, 10, "a", &[0x7001]),
+            add(&shared, 3, 11, "a", &[0x7002]),
+            add(&shared, 4, 12, "b", &[0x7001, 0x7002]),
+        ];
+        let queue_a = Target::TaskQueue("a".into());
+        let turns: Vec<_> = (0..4).map(|_| picked(&shared, &queue_a).unwrap()).collect();
+        assert_eq!(turns.iter().filter(|&&id| id == 10).count(), 2, "{turns:?}");
+        assert_eq!(turns.iter().filter(|&&id| id == 11).count(), 2, "{turns:?}");
+        shared.links.read().unwrap()[&10].in_flight_count.store(2, Ordering::Relaxed);
+        for _ in 0..3 {
+            assert_eq!(picked(&shared, &queue_a), Some(11), "the least busy wins");
+        }
+        for _ in 0..3 {
+            assert_eq!(picked(&shared, &Target::Protocol(0x7001)), Some(12));
+        }
+        assert_eq!(picked(&shared, &Target::Worker(10)), Some(10), "by id, however busy");
+        assert_eq!(picked(&shared, &Target::Worker(99)), None);
+        assert_eq!(picked(&shared, &Target::TaskQueue("c".into())), None);
+        assert_eq!(picked(&shared, &Target::Protocol(0x7003)), None);
+    }
+
+    #[test]
+    fn an_unregistered_connection_is_never_picked() {
+        let (shared, _poll) = shared();
+        let (l, _peer) = link(2, None);
+        shared.links.write().unwrap().insert(5, l);
+        assert_eq!(picked(&shared, &Target::TaskQueue(String::new())), None);
+    }
+
+    #[test]
+    fn a_push_is_written_recorded_and_its_reply_completes_it_once() {
+        let (shared, _poll) = shared();
+        let peer = add(&shared, 2, 10, "a", &[0x7001]);
+        let ticket = Ticket::new(shared.next_correlation.fetch_add(1, Ordering::Relaxed));
+        let spec = PushSpec { payload_protocol: 0x7001, payload: b"job".to_vec(), ..PushSpec::default() };
+        let link = shared.start_push(&Target::TaskQueue("a".into()), &spec, 0, &ticket).expect("sent");
+        assert_eq!(link.worker_id(), 10);
+        assert!(!ticket.is_done());
+        assert_eq!(shared.lock_in_flight().len(), 1);
+        assert_eq!(link.in_flight_count.load(Ordering::Relaxed), 1);
+        let mut reader = FrameReader::with_max_body(peer, MAX_BODY);
+        let push = reader.read_frame().unwrap();
+        assert_eq!((push.frame_kind(), push.request_id), (Some(FrameKind::Event), ticket.correlation_id()));
+        let answer = PushReply { result: Some(push_reply::Result::Payload(b"done".to_vec())) };
+        shared.complete_reply(&link, ticket.correlation_id(), answer);
+        // A second reply to the same push, or one to a push never sent, changes nothing.
+        let again = PushReply { result: Some(push_reply::Result::Failure(PushFailure { code: 1, message: "late".into() })) };
+        shared.complete_reply(&link, ticket.correlation_id(), again.clone());
+        shared.complete_reply(&link, 999, again);
+        assert_eq!(ticket.wait(Some(Duration::ZERO)).unwrap(), PushOutcome::Reply(b"done".to_vec()));
+        assert_eq!(shared.lock_in_flight().len(), 0);
+        assert_eq!(link.in_flight_count.load(Ordering::Relaxed), 0);
+        let s = shared.stats.snapshot();
+        assert_eq!((s.pushes_sent, s.pushes_answered, s.pushes_failed), (1, 1, 0));
+    }
+
+    #[test]
+    fn a_push_that_cannot_go_fails_through_its_ticket() {
+        let (shared, _poll) = shared();
+        let _peer = add(&shared, 2, 10, "a", &[0x7001]);
+        let spec = PushSpec { payload_protocol: 0x7001, ..PushSpec::default() };
+        let nobody = Ticket::new(1);
+        assert!(shared.start_push(&Target::TaskQueue("b".into()), &spec, 0, &nobody).is_none());
+        assert_eq!(nobody.wait(Some(Duration::ZERO)).unwrap_err().kind(), ErrorKind::NotFound);
+        let past = PushSpec { deadline_unix_ms: 1, ..spec.clone() };
+        let late = Ticket::new(2);
+        assert!(shared.start_push(&Target::Worker(10), &past, 1, &late).is_none());
+        assert_eq!(late.wait(Some(Duration::ZERO)).unwrap_err().kind(), ErrorKind::Timeout);
+        shared.links.read().unwrap()[&10].lock_io().closed = true;
+        let gone = Ticket::new(3);
+        assert!(shared.start_push(&Target::Worker(10), &spec, 0, &gone).is_none());
+        assert_eq!(gone.wait(Some(Duration::ZERO)).unwrap_err().kind(), ErrorKind::Closed);
+        assert_eq!(shared.lock_in_flight().len(), 0);
+        assert_eq!(shared.stats.snapshot().pushes_unsent, 3);
+    }
+
+    fn woken(poll: &mut Poll) -> bool {
+        let mut events = Events::with_capacity(4);
+        poll.poll(&mut events, Some(Duration::ZERO)).unwrap();
+        events.iter().any(|e| e.token() == WAKER)
+    }
+
+    #[test]
+    fn deadlines_come_due_earliest_first_and_only_an_earlier_one_wakes_the_loop() {
+        let (shared, mut poll) = shared();
+        shared.enforce_deadline(0, 1);
+        assert!(shared.deadlines.lock().unwrap().is_empty(), "no deadline, nothing to keep");
+        shared.loop_wakes_at.store(150, Ordering::Release);
+        shared.enforce_deadline(300, 2);
+        assert!(!woken(&mut poll), "the loop wakes before 300 anyway");
+        shared.enforce_deadline(100, 3);
+        assert!(woken(&mut poll), "100 is before the loop would wake");
+        shared.enforce_deadline(200, 4);
+        shared.enforce_deadline(100, 5);
+        let mut order = Vec::new();
+        while let Some(Reverse(due)) = shared.deadlines.lock().unwrap().pop() {
+            order.push(due);
+        }
+        assert_eq!(order, [(100, 3), (100, 5), (200, 4), (300, 2)]);
+    }
+}

@@ -109,3 +109,58 @@ impl Ticket {
         self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+
+    #[test]
+    fn the_first_outcome_is_kept_and_taken_once() {
+        let t = Ticket::new(7);
+        assert_eq!(t.correlation_id(), 7);
+        assert!(!t.is_done());
+        t.complete(Ok(PushOutcome::Reply(b"first".to_vec())));
+        // A late deadline or disconnect after the reply changes nothing.
+        t.complete(Err(Error::Closed("late".into())));
+        assert!(t.is_done());
+        assert_eq!(t.wait(Some(Duration::ZERO)).unwrap(), PushOutcome::Reply(b"first".to_vec()));
+        assert_eq!(t.wait(None).unwrap_err().kind(), ErrorKind::InvalidArgument);
+        // Nor does a completion after the outcome was taken.
+        t.complete(Ok(PushOutcome::Reply(b"again".to_vec())));
+        assert_eq!(t.wait(Some(Duration::ZERO)).unwrap_err().kind(), ErrorKind::InvalidArgument);
+    }
+
+    #[test]
+    fn a_wait_ends_at_its_limit_and_the_outcome_stays_for_later() {
+        let t = Ticket::new(1);
+        let started = Instant::now();
+        assert_eq!(t.wait(Some(Duration::from_millis(20))).unwrap_err().kind(), ErrorKind::Timeout);
+        assert!(started.elapsed() >= Duration::from_millis(20));
+        assert!(!t.is_done());
+        assert_eq!(t.lock().waiting, 0, "a waiter that timed out is no longer counted");
+        t.complete(Err(Error::Closed("worker gone".into())));
+        assert_eq!(t.wait(Some(Duration::ZERO)).unwrap_err().kind(), ErrorKind::Closed);
+    }
+
+    #[test]
+    fn a_completion_wakes_every_waiter_and_exactly_one_takes_it() {
+        let t = Ticket::new(3);
+        let waiters: Vec<_> = (0..3)
+            .map(|_| {
+                let t = t.clone();
+                std::thread::spawn(move || t.wait(Some(Duration::from_secs(10))))
+            })
+            .collect();
+        let until = Instant::now() + Duration::from_secs(10);
+        while t.lock().waiting < 3 {
+            assert!(Instant::now() < until, "the waiters never waited");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        t.complete(Ok(PushOutcome::Reply(b"x".to_vec())));
+        let results: Vec<_> = waiters.into_iter().map(|h| h.join().unwrap()).collect();
+        let taken = results.iter().filter(|r| r.as_ref().is_ok_and(|o| *o == PushOutcome::Reply(b"x".to_vec()))).count();
+        let refused = results.iter().filter(|r| r.as_ref().is_err_and(|e| e.kind() == ErrorKind::InvalidArgument)).count();
+        assert_eq!((taken, refused), (1, 2), "{results:?}");
+    }
+}
