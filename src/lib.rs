@@ -12,7 +12,7 @@ pub mod broker;
 pub mod control;
 pub mod error;
 mod event_queue;
-mod fastpath;
+mod idmap;
 pub mod handoff;
 pub mod log;
 pub mod mux;

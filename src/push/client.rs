@@ -14,7 +14,7 @@ use super::proto::{push_reply, Push, PushFailure, PushReply, Registration, Regis
 use super::{MAX_FAILURE_MESSAGE, PUSH_PROTOCOL, PUSH_PROTOCOL_VERSION, REGISTRATION_REQUEST_ID};
 use crate::control::{client_handshake, ClientHello};
 use crate::error::Error;
-use crate::fastpath::{self, IdSet};
+use crate::{idmap::IdSet, wire::fast as fastpath};
 use crate::stats::{self, PushWorkerCounters, PushWorkerStats};
 use crate::transport::{self, Endpoint, ReadySignal, Stream, SwitchableReads};
 use crate::wire::proto::{ErrorCode, FrameKind, Negotiated};

@@ -28,7 +28,7 @@ use super::{check_registration, now_unix_ms, MAX_FAILURE_MESSAGE, PUSH_PROTOCOL,
 use crate::control::{check_hello_fields, hello_reply_frame, negotiated, Refusal};
 use crate::error::Error;
 use crate::event_queue::EventQueue;
-use crate::fastpath::{self, IdMap, IdSet};
+use crate::{idmap::{IdMap, IdSet}, wire::fast as fastpath};
 use crate::log::Peer;
 use crate::stats::{self, PushServerCounters, PushServerStats};
 use crate::transport::{self, Endpoint, ListenOptions, Listener, PeerCredentials, Stream, SwitchableReads};

@@ -15,7 +15,7 @@ use super::reader::{read_frames, read_while};
 use super::{deadline_instant, now_unix_ms, Call, CallOptions, Request, Side};
 use crate::broker::Conn;
 use crate::error::Error;
-use crate::fastpath;
+use crate::wire::fast;
 use crate::stats::{self, SessionCounters, SessionStats};
 use crate::transport::{self, ReadySignal};
 use crate::wire::proto::FrameKind;
@@ -130,7 +130,7 @@ impl Session {
             }
             st.calls.insert(id, Arc::clone(&exchange));
         }
-        let sent = fastpath::with_plain_message(payload_protocol, payload, |body| {
+        let sent = fast::with_plain_message(payload_protocol, payload, |body| {
             inner.send(FrameKind::Request, id, body, opts.deadline_unix_ms, &opts.traceparent, &opts.tracestate)
         });
         if let Err(e) = sent {

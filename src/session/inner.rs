@@ -17,7 +17,8 @@ use super::proto::{SessionError, SessionMessage};
 use super::{Request, Side};
 use crate::broker::Conn;
 use crate::error::Error;
-use crate::fastpath::{self, IdMap};
+use crate::idmap::IdMap;
+use crate::wire::fast;
 use crate::stats::{self, SessionCounters};
 use crate::transport::ReadySignal;
 use crate::wire::proto::FrameKind;
@@ -133,7 +134,7 @@ impl Inner {
 
     /// Sends a frame whose message is only payload bytes (a response or a chunk).
     pub(super) fn send_payload(&self, kind: FrameKind, request_id: u64, payload: &[u8]) -> Result<(), Error> {
-        fastpath::with_plain_message(0, payload, |body| self.send(kind, request_id, body, 0, "", ""))
+        fast::with_plain_message(0, payload, |body| self.send(kind, request_id, body, 0, "", ""))
     }
 
     /// Sends one stream chunk (an EVENT) on request id `id`.

@@ -12,19 +12,19 @@ use super::inner::{AutoFrame, Inner};
 use super::proto::{SessionError, SessionMessage};
 use super::{chunk_cost, code, deadline_instant, Request, MAX_ERROR_MESSAGE, MAX_QUEUED_REQUESTS, MAX_UNREAD_STREAM_BYTES};
 use crate::error::Error;
-use crate::fastpath;
+use crate::wire::fast;
 use crate::stats;
 use crate::wire::proto::FrameKind;
 use crate::wire::registry::SESSION;
 use crate::wire::{FrameView, WireError};
 
-/// Decodes a frame's `SessionMessage` (plain ones without prost, see [`fastpath`]); the payload
+/// Decodes a frame's `SessionMessage` (plain ones without prost, see [`fast`]); the payload
 /// is copied by a fallible allocation ([`WireError::NoMemory`]).
 pub(super) fn decode_message(bytes: &[u8]) -> Result<SessionMessage, WireError> {
-    match fastpath::plain_message(bytes) {
+    match fast::plain_message(bytes) {
         Some((payload_protocol, payload)) => WireError::try_copy(payload)
             .map(|payload| SessionMessage { payload_protocol, payload, ..SessionMessage::default() }),
-        None => fastpath::decode_large(bytes, "SessionMessage", 2, &[1, 3, 4], false, |m: &mut SessionMessage, p| {
+        None => fast::decode_large(bytes, "SessionMessage", 2, &[1, 3, 4], false, |m: &mut SessionMessage, p| {
             m.payload = p
         }),
     }

@@ -8,6 +8,7 @@
 
 mod error;
 mod frame;
+pub(crate) mod fast;
 pub(crate) mod pb;
 pub mod proto;
 pub mod names;
