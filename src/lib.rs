@@ -13,6 +13,7 @@ pub mod control;
 pub mod error;
 mod event_queue;
 mod idmap;
+mod own_read;
 pub mod handoff;
 pub mod log;
 pub mod mux;

@@ -11,11 +11,8 @@ use std::time::{Duration, Instant};
 use super::inner::Inner;
 use super::route::route;
 use crate::error::Error;
+use crate::own_read::read_in_slices;
 use crate::transport;
-
-/// The longest a thread reading for itself waits in one read before it looks again at
-/// whether what it waits for came by another way (a cancel from another thread).
-const READ_SLICE: Duration = Duration::from_millis(20);
 
 /// While the connection is parked out of the reader thread's set, how often that thread looks
 /// whether anyone still reads for itself; when no one does, it takes the connection back.
@@ -71,6 +68,7 @@ const READ_BATCH: usize = 256;
 /// there), and routes the frames that completed (at most [`READ_BATCH`]). The caller holds
 /// the reader role. Returns how many frames were routed (0: none in time), or why the session
 /// must end.
+#[inline]
 fn read_once(inner: &Arc<Inner>, wait: Duration) -> Result<usize, Cow<'static, str>> {
     let mut violation = None;
     let got = inner.conn.recv_each(Some(wait), READ_BATCH, |frame| {
@@ -106,7 +104,7 @@ fn route_available(inner: &Arc<Inner>) -> Result<(), Cow<'static, str>> {
 /// Reads the connection on the calling thread until `done` is true, `until` passes or the
 /// session ends — if no other thread holds the reader role. The connection is parked out of
 /// the reader thread's epoll set meanwhile (and stays so for the next thread that reads for
-/// itself), so that thread sleeps instead of waking for each frame.
+/// itself), so that thread sleeps instead of waking for each frame (see [`crate::own_read`]).
 /// Returns false when another thread is reading (wait for it to route instead) or the session
 /// has ended with nothing done.
 pub(super) fn read_while(inner: &Arc<Inner>, until: Option<Instant>, mut done: impl FnMut() -> bool) -> bool {
@@ -120,20 +118,12 @@ pub(super) fn read_while(inner: &Arc<Inner>, until: Option<Instant>, mut done: i
         // The reader thread may be waiting without a time limit: tell it to recheck.
         let _ = (&inner.park_tx).write(&[1]);
     }
-    let mut ended = None;
-    let mut looked = false;
-    while !done() && inner.lock().closed.is_none() {
-        looked = true;
-        let left = until.map(|u| u.saturating_duration_since(Instant::now()));
-        if left == Some(Duration::ZERO) {
-            break;
-        }
-        // A blocking read with the socket's timeout (set again only when it changes).
-        if let Err(why) = read_once(inner, left.map_or(READ_SLICE, |l| l.min(READ_SLICE))) {
-            ended = Some(why);
-            break;
-        }
-    }
+    // Blocking reads with the socket's timeout (set again only when it changes).
+    let read = read_in_slices(until, || done() || inner.lock().closed.is_some(), |wait| read_once(inner, wait).map(drop));
+    let (looked, mut ended) = match read {
+        Ok(looked) => (looked, None),
+        Err(why) => (true, Some(why)),
+    };
     if ended.is_none() {
         // Frames that completed with the ones waited for, and stay buffered, are routed now.
         while inner.conn.has_buffered_frame() {
