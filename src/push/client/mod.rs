@@ -16,7 +16,7 @@ use crate::push::proto::{push_reply, PushFailure, PushReply, Registration};
 use crate::push::{MAX_FAILURE_MESSAGE, PUSH_PROTOCOL, PUSH_PROTOCOL_VERSION, REGISTRATION_REQUEST_ID};
 use crate::control::{client_handshake, ClientHello};
 use crate::error::Error;
-use crate::fastpath::{self, IdSet};
+use crate::{idmap::IdSet, wire::fast as fastpath};
 use crate::stats::{self, PushWorkerCounters, PushWorkerStats};
 use crate::transport::{self, Endpoint, ReadySignal, Stream, SwitchableReads};
 use crate::wire::proto::{ErrorCode, FrameKind, Negotiated};

@@ -11,7 +11,7 @@ use prost::Message;
 use super::Job;
 use crate::control::{client_handshake, ClientHello};
 use crate::error::Error;
-use crate::fastpath::{self, IdSet};
+use crate::{idmap::IdSet, wire::fast as fastpath};
 use crate::push::proto::{Push, RegistrationAck};
 use crate::push::{PUSH_PROTOCOL, PUSH_PROTOCOL_VERSION, REGISTRATION_REQUEST_ID};
 use crate::stats::{self, PushWorkerCounters};

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use mio::Token;
 
-use crate::fastpath::IdSet;
+use crate::idmap::IdSet;
 use crate::stats::{self, PushServerCounters};
 use crate::transport::{self, SwitchableReads};
 use crate::wire::{FrameReader, FrameView, WireError};

@@ -32,7 +32,7 @@ use mio::{Poll, Waker};
 use super::now_unix_ms;
 use crate::error::Error;
 use crate::event_queue::EventQueue;
-use crate::fastpath::IdMap;
+use crate::idmap::IdMap;
 use crate::stats::PushServerStats;
 use crate::transport::{Endpoint, ListenOptions, Listener};
 use event_loop::{EventLoop, MAX_QUEUED_EVENTS, WAKER};

@@ -4,7 +4,7 @@
 use prost::Message;
 
 use crate::control::check_hello_fields;
-use crate::fastpath;
+use crate::wire::fast as fastpath;
 use crate::push::proto::{push_reply, PushReply, Registration};
 use crate::push::{check_registration, MAX_FAILURE_MESSAGE, PUSH_PROTOCOL};
 use crate::transport::PeerCredentials;

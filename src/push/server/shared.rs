@@ -15,7 +15,7 @@ use super::ticket::Ticket;
 use super::types::{PushOutcome, PushSpec, RegistrationDecision, ServerEvent, Target, WorkerInfo};
 use crate::error::Error;
 use crate::event_queue::EventQueue;
-use crate::fastpath::{self, IdMap};
+use crate::{idmap::IdMap, wire::fast as fastpath};
 use crate::push::proto::{push_reply, PushReply};
 use crate::push::{now_unix_ms, PUSH_PROTOCOL};
 use crate::stats::{self, PushServerCounters};
