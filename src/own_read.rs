@@ -22,6 +22,7 @@ pub(crate) const READ_SLICE: Duration = Duration::from_millis(20);
 /// and routes what arrives within its limit; `done` is looked at before every read.
 ///
 /// Returns whether it looked at all (false: `done` was already true, nothing was read).
+#[inline(always)]
 pub(crate) fn read_in_slices<E>(
     until: Option<Instant>,
     mut done: impl FnMut() -> bool,

@@ -13,13 +13,10 @@ use super::link::Link;
 use super::parse::{parse_incoming, Incoming, Phase};
 use super::shared::{Command, Shared};
 use super::ticket::Ticket;
+use crate::own_read::read_in_slices;
 use crate::stats;
 use crate::transport::SwitchableReads;
 use crate::wire::{FrameReader, WireError};
-
-/// The longest a `push_wait` caller's read waits before it looks whether the event loop
-/// completed its push (a deadline that passed).
-pub(super) const READ_SLICE: Duration = Duration::from_millis(20);
 
 /// How long a link parked by `push_wait` may go unused before the event loop watches it again,
 /// so a worker that leaves or sends something unasked while nobody pushes is noticed within
@@ -67,28 +64,24 @@ impl Shared {
         // Out of the event loop's epoll set while this thread reads, so it is not woken.
         let first_parked = self.park(link);
         let mut failure = self.drain_replies(link, &mut reader).err();
-        // Waiting reads, at most READ_SLICE each: the ticket may also be completed by the event
+        // Waiting reads, in slices (`own_read`): the ticket may also be completed by the event
         // loop (deadline passed, worker disconnected), which is seen between two reads. Closing
         // the link shuts the socket down, which ends a read at once.
         reader.get_mut().wait = true;
-        while failure.is_none() && !ticket.is_done() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            if let Err(e) = reader.get_mut().set_wait_limit(Some(left.min(READ_SLICE))) {
-                failure = Some(format!("connection failed: {e}").into());
-                break;
-            }
-            failure = match reader.read_more() {
-                Ok(n) => {
-                    stats::add(&self.stats.bytes_in, n);
-                    self.drain_replies(link, &mut reader).err()
+        if failure.is_none() {
+            let read = |wait| -> Result<(), Cow<'static, str>> {
+                reader.get_mut().set_wait_limit(Some(wait)).map_err(|e| format!("connection failed: {e}"))?;
+                match reader.read_more() {
+                    Ok(n) => {
+                        stats::add(&self.stats.bytes_in, n);
+                        self.drain_replies(link, &mut reader)
+                    }
+                    Err(WireError::Timeout) => self.drain_replies(link, &mut reader),
+                    Err(WireError::Closed) => Err("worker closed the connection".into()),
+                    Err(e) => Err(link.failed(&e, "connection failed: ")),
                 }
-                Err(WireError::Timeout) => self.drain_replies(link, &mut reader).err(),
-                Err(WireError::Closed) => Some("worker closed the connection".into()),
-                Err(e) => Some(link.failed(&e, "connection failed: ")),
             };
+            failure = read_in_slices(Some(deadline), || ticket.is_done(), read).err();
         }
         reader.get_mut().wait = false;
         // Part of a frame already read here raises no event later: the event loop must look, so
