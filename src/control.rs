@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use prost::Message;
 
 use crate::error::Error;
-use crate::transport::PeerCredentials;
+use crate::transport::{PeerCredentials, Rejection};
 use crate::wire::proto::{hello_reply, ErrorCode, FrameKind, Hello, HelloReply, Negotiated, Refused};
 use crate::wire::{names, registry, FrameReader, FrameView, FrameWriter, WireError, PROTOCOL_VERSION};
 
@@ -63,6 +63,27 @@ impl Refusal {
     /// From the wire message.
     pub fn from_message(r: Refused) -> Self {
         Refusal { code: r.code, reason: r.reason, retry_after_ms: r.retry_after_ms, details: r.details }
+    }
+
+    /// The refusal of a connection the [`Acceptor`](crate::transport::Acceptor) did not admit,
+    /// sent before any Hello was read; `server` names the refusing server in the reason
+    /// ("broker", "server").
+    pub(crate) fn not_admitted(rejection: Rejection, server: &str) -> Self {
+        match rejection {
+            Rejection::NoCredentials => Refusal::new(ErrorCode::PeerRejected, "peer credentials are unavailable"),
+            Rejection::OtherUser(uid) => {
+                Refusal::new(ErrorCode::PeerRejected, format!("peer uid {uid} is not allowed on this {server}"))
+            }
+            Rejection::TooManyConnections => {
+                Refusal::new(ErrorCode::RateLimited, "too many connections").with_retry_after_ms(1000)
+            }
+            Rejection::TooManyFromUser => {
+                let mut r =
+                    Refusal::new(ErrorCode::RateLimited, "too many connections from this user").with_retry_after_ms(1000);
+                r.details.insert("scope".into(), "peer-uid".into());
+                r
+            }
+        }
     }
 }
 

@@ -1,11 +1,27 @@
-//! Endpoints and connections: Unix socket paths, Linux abstract names and TCP.
+//! The seam between librp and the operating system: endpoints (Unix socket paths, Linux
+//! abstract names, TCP), connected [`Stream`]s, [`Listener`]s and the one [`Acceptor`] of the
+//! servers (peer policy, connection limits), peer credentials, descriptor passing, readiness
+//! ([`ReadySignal`], [`ReadinessSet`], [`WakePair`], waits) and what the kernel says about a
+//! process. The roles (`push`, `broker`, `session`, `mux`, `handoff`) reach the OS only through
+//! here. Platform code lives in one file per family (`unix.rs`); a socket as the OS names it is
+//! a [`RawDescriptor`].
 //!
 //! Listening sockets librp creates are owner-only: a path socket is mode 0600 inside a
 //! directory that only this user can write (created 0700 when missing; only that directory,
 //! never its missing parents). Every send uses
 //! `MSG_NOSIGNAL`, so a vanished peer never raises SIGPIPE in the host process.
 
-mod sys;
+mod acceptor;
+mod unix;
+
+use unix as sys;
+
+pub use acceptor::{AcceptPolicy, Acceptor, Rejection};
+pub use unix::{
+    boot_id, deregister, process_alive, process_exe, process_start_unix_ms, recv_with_fd, register, reregister,
+    send_with_fd, AsDescriptor, AsRawDescriptor, OwnedDescriptor, RawDescriptor, ReadinessSet, WakePair,
+    MAX_FDS_PER_MESSAGE,
+};
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -139,6 +155,37 @@ impl Stream {
             Stream::Tcp(_) => None,
         }
     }
+
+    /// Adopts a connected Unix stream socket (one received by a handoff, say); the stream owns
+    /// and closes it.
+    pub fn from_unix_descriptor(socket: OwnedDescriptor) -> Stream {
+        Stream::Unix(UnixStream::from(socket))
+    }
+
+    /// Whether this is a Unix domain socket (which can carry descriptors and has credentials).
+    pub fn is_unix(&self) -> bool {
+        matches!(self, Stream::Unix(_))
+    }
+
+    /// The socket as the OS names it, for the calls below that take one and for event loops;
+    /// owned by the stream.
+    pub fn descriptor(&self) -> RawDescriptor {
+        self.as_raw_fd()
+    }
+
+    /// Reads without blocking, whatever the socket's mode (`WouldBlock` when nothing is there).
+    pub fn recv_nonblocking(&self, buf: &mut [u8]) -> io::Result<usize> {
+        sys::recv_dontwait(self.as_raw_fd(), buf)
+    }
+}
+
+impl std::os::fd::AsFd for Stream {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        match self {
+            Stream::Unix(s) => s.as_fd(),
+            Stream::Tcp(s) => s.as_fd(),
+        }
+    }
 }
 
 impl AsRawFd for Stream {
@@ -200,7 +247,8 @@ pub fn wait_readable(fd: RawFd, timeout: Option<Duration>) -> io::Result<bool> {
     sys::wait_readable(fd, timeout)
 }
 
-/// A level-triggered epoll set over `fds`: one descriptor readable whenever any of them is.
+/// A level-triggered epoll set over `fds`: one descriptor readable whenever any of them is
+/// (the owning form is [`ReadinessSet`]).
 pub fn readiness_set(fds: &[RawFd]) -> io::Result<std::os::fd::OwnedFd> {
     sys::readiness_set(fds)
 }

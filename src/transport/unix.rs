@@ -1,0 +1,471 @@
+//! The Unix family (Linux first) of the transport seam: every system call librp makes, and the
+//! only place outside `src/ffi` with `unsafe` code. Sends that never raise SIGPIPE,
+//! kernel-reported peer credentials, the effective uid, non-blocking reads and peeks, `shutdown`,
+//! `poll`, the `epoll` readiness sets, descriptor passing (`SCM_RIGHTS`), what `/proc` says
+//! about a process, and the registration of raw sockets with the event loop's poller. Every
+//! `unsafe` block here says why it is sound. A Windows family would live beside this file with
+//! the same names.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+
+use super::PeerCredentials;
+use crate::error::{Error, Result};
+use crate::wire::WireError;
+
+/// A socket or other pollable object as the operating system names it (a Unix descriptor).
+/// Borrowed: whoever handed it out keeps it open and closes it.
+pub type RawDescriptor = RawFd;
+/// An owned [`RawDescriptor`]: closed when dropped.
+pub type OwnedDescriptor = OwnedFd;
+/// Whatever can lend its descriptor (a socket librp or the caller owns); the bound of the
+/// descriptor-passing calls.
+pub use std::os::fd::AsFd as AsDescriptor;
+/// Whatever has a [`RawDescriptor`] (read it with `as_raw_fd`).
+pub use std::os::fd::AsRawFd as AsRawDescriptor;
+/// A connected Unix stream socket.
+pub use std::os::unix::net::UnixStream;
+
+/// `send(2)` with `MSG_NOSIGNAL`: a vanished peer is `EPIPE`, never a SIGPIPE in the host process.
+pub(crate) fn send_nosignal(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is a valid readable slice of `buf.len()` bytes for the duration of the call;
+    // an invalid fd makes send fail with EBADF, which is reported, not undefined behaviour.
+    let n = unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// The peer's pid, uid and gid as the kernel recorded them at connect time (`SO_PEERCRED`).
+pub(crate) fn peer_credentials(fd: RawFd) -> io::Result<PeerCredentials> {
+    let mut cred = libc::ucred { pid: 0, uid: 0, gid: 0 };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `cred` and `len` are valid for writes and `len` holds the size of `cred`.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(PeerCredentials { pid: cred.pid as u32, uid: cred.uid, gid: cred.gid })
+}
+
+/// The effective uid of this process.
+pub(crate) fn effective_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// Whether the peer of a socket has closed it with nothing left to read (a `recv` with
+/// `MSG_PEEK | MSG_DONTWAIT` that returns 0, or a reset). Never consumes or blocks.
+pub(crate) fn peer_gone(fd: RawFd) -> bool {
+    let mut byte = 0u8;
+    // SAFETY: `byte` is a valid writable byte for the duration of the call.
+    let n = unsafe { libc::recv(fd, (&mut byte as *mut u8).cast(), 1, libc::MSG_PEEK | libc::MSG_DONTWAIT) };
+    n == 0 || (n < 0 && matches!(io::Error::last_os_error().raw_os_error(), Some(libc::ECONNRESET | libc::EPIPE)))
+}
+
+/// `recv(2)` with `MSG_DONTWAIT`: never blocks, whatever the descriptor's mode.
+pub(crate) fn recv_dontwait(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is a valid writable slice of `buf.len()` bytes for the duration of the call.
+    let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// `shutdown(2)` on a socket descriptor: `SHUT_WR` ends what is sent (the peer reads the end),
+/// `SHUT_RDWR` also wakes a thread blocked reading it.
+pub(crate) fn shutdown(fd: RawFd, how: std::net::Shutdown) -> io::Result<()> {
+    let how = match how {
+        std::net::Shutdown::Read => libc::SHUT_RD,
+        std::net::Shutdown::Write => libc::SHUT_WR,
+        std::net::Shutdown::Both => libc::SHUT_RDWR,
+    };
+    // SAFETY: shutdown(2) takes no memory; an invalid descriptor is reported as EBADF.
+    if unsafe { libc::shutdown(fd, how) } < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Waits up to `timeout_ms` (negative = forever) for `fd` to be readable (or hung up).
+/// Returns false on timeout. EINTR is retried with the time left.
+pub(crate) fn wait_readable(fd: RawFd, timeout: Option<std::time::Duration>) -> io::Result<bool> {
+    let deadline = timeout.map(|t| std::time::Instant::now() + t);
+    loop {
+        let ms = match deadline {
+            None => -1,
+            Some(d) => {
+                let left = d.saturating_duration_since(std::time::Instant::now());
+                // Round up so a sub-millisecond remainder still waits.
+                left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32
+            }
+        };
+        let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd for the duration of the call.
+        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        // A limit beyond what one poll can wait (about 24 days) waits again.
+        if n == 0 && ms == i32::MAX && deadline.is_some_and(|d| std::time::Instant::now() < d) {
+            continue;
+        }
+        return Ok(n > 0);
+    }
+}
+
+/// A level-triggered epoll set over `fds` (readable when any of them is), usable as one
+/// pollable descriptor by an application's own event loop.
+pub(crate) fn readiness_set(fds: &[RawFd]) -> io::Result<OwnedFd> {
+    // SAFETY: epoll_create1 has no memory preconditions.
+    let epfd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    if epfd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `epfd` is a fresh descriptor this function owns from here on.
+    let owned = unsafe { OwnedFd::from_raw_fd(epfd) };
+    for &fd in fds {
+        let mut ev = libc::epoll_event { events: libc::EPOLLIN as u32, u64: fd as u64 };
+        // SAFETY: valid epoll fd, descriptor and event struct for the call.
+        if unsafe { libc::epoll_ctl(epfd, libc::EPOLL_CTL_ADD, fd, &mut ev) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(owned)
+}
+
+/// Adds `fd` to (or removes it from) an epoll set made by [`readiness_set`]. Adding a
+/// descriptor that is already readable makes the set readable at once.
+pub(crate) fn readiness_set_member(set: RawFd, fd: RawFd, member: bool) -> io::Result<()> {
+    let mut ev = libc::epoll_event { events: libc::EPOLLIN as u32, u64: fd as u64 };
+    let op = if member { libc::EPOLL_CTL_ADD } else { libc::EPOLL_CTL_DEL };
+    // SAFETY: valid epoll fd, descriptor and event struct for the call.
+    if unsafe { libc::epoll_ctl(set, op, fd, &mut ev) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `send(2)` with `MSG_NOSIGNAL | MSG_DONTWAIT`: never blocks, never raises SIGPIPE.
+pub(crate) fn send_nonblocking(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is a valid readable slice of `buf.len()` bytes for the duration of the call.
+    let n = unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Descriptor passing (`SCM_RIGHTS`)
+//
+// Received descriptors are close-on-exec (`MSG_CMSG_CLOEXEC`), are owned (`OwnedFd`) the moment
+// they are seen so every failure path closes them, and a truncated control message
+// (`MSG_CTRUNC`) is an error.
+// ---------------------------------------------------------------------------------------------
+
+/// Descriptors one received message may carry before it is refused; room is made for this
+/// many so a peer sending several is detected (and all are closed) rather than truncated.
+pub const MAX_FDS_PER_MESSAGE: usize = 4;
+
+/// Room for the control message of `MAX_FDS_PER_MESSAGE` descriptors, suitably aligned.
+#[repr(C, align(8))]
+struct ControlBuf([u8; 128]);
+
+fn control_space(fds: usize) -> usize {
+    // SAFETY: CMSG_SPACE only computes a size.
+    unsafe { libc::CMSG_SPACE((fds * std::mem::size_of::<RawFd>()) as u32) as usize }
+}
+
+/// Sends `data` (at least one byte) and the descriptor `fd` in one message.
+pub fn send_with_fd(socket: &impl AsFd, data: &[u8], fd: &impl AsFd) -> Result<usize> {
+    if data.is_empty() {
+        return Err(Error::invalid_argument(
+            "a descriptor needs at least one data byte",
+        ));
+    }
+    let raw = fd.as_fd().as_raw_fd();
+    let mut control = ControlBuf([0; 128]);
+    let space = control_space(1);
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    };
+    // SAFETY: an all-zero msghdr is a valid empty header.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.0.as_mut_ptr().cast();
+    msg.msg_controllen = space as _;
+    // SAFETY: msg_control points to `space` <= 128 aligned bytes, so the first header exists;
+    // CMSG_DATA of it has room for one descriptor (CMSG_SPACE(sizeof(int)) bytes reserved).
+    unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), raw);
+    }
+    loop {
+        // SAFETY: `msg` describes live buffers (`data`, `control`) for the duration of the call.
+        let n = unsafe { libc::sendmsg(socket.as_fd().as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(Error::io("sendmsg with SCM_RIGHTS", err));
+        }
+    }
+}
+
+/// Receives bytes into `data` and at most one descriptor from `socket`.
+///
+/// Returns the bytes received and the descriptor, if the message carried one. Fails, closing
+/// every descriptor received, when the control message was truncated, when it carried more
+/// than one descriptor, or at end of stream.
+pub fn recv_with_fd(socket: &impl AsFd, data: &mut [u8]) -> Result<(usize, Option<OwnedFd>)> {
+    let mut control = ControlBuf([0; 128]);
+    let space = control_space(MAX_FDS_PER_MESSAGE);
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr().cast(),
+        iov_len: data.len(),
+    };
+    // SAFETY: an all-zero msghdr is a valid empty header.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.0.as_mut_ptr().cast();
+    msg.msg_controllen = space as _;
+    let n = loop {
+        // SAFETY: `msg` describes live, writable buffers (`data`, `control`) for the call.
+        let n =
+            unsafe { libc::recvmsg(socket.as_fd().as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
+        if n >= 0 {
+            break n as usize;
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(WireError::from_io(err).into());
+        }
+    };
+    // Take ownership of every descriptor first, so that any early return below closes them.
+    let mut fds: Vec<OwnedFd> = Vec::new();
+    // SAFETY: after a successful recvmsg, the kernel filled `msg_controllen` bytes of
+    // `control` with well-formed control messages; CMSG_FIRSTHDR/NXTHDR stay inside them.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+                let data_ptr = libc::CMSG_DATA(cmsg);
+                let header = data_ptr as usize - cmsg as usize;
+                let count = ((*cmsg).cmsg_len as usize - header) / std::mem::size_of::<RawFd>();
+                for i in 0..count {
+                    let raw = std::ptr::read_unaligned(data_ptr.cast::<RawFd>().add(i));
+                    // SAFETY: SCM_RIGHTS installed `raw` in this process for us to own.
+                    fds.push(OwnedFd::from_raw_fd(raw));
+                }
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+    }
+    if msg.msg_flags & libc::MSG_CTRUNC != 0 {
+        return Err(
+            WireError::Protocol("control message truncated: descriptors were lost".into()).into(),
+        );
+    }
+    if fds.len() > 1 {
+        return Err(WireError::Protocol(
+            format!("expected at most one descriptor, received {}", fds.len()).into(),
+        )
+        .into());
+    }
+    if n == 0 && fds.is_empty() {
+        return Err(WireError::Closed.into());
+    }
+    Ok((n, fds.pop()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the kernel says about processes (`/proc`, Linux)
+// ---------------------------------------------------------------------------------------------
+
+/// The executable of process `pid` (`None`: this process) as a path that opens it
+/// (`/proc/PID/exe`), valid even when the file was replaced or deleted since it started.
+pub fn process_exe(pid: Option<u32>) -> PathBuf {
+    match pid {
+        None => PathBuf::from("/proc/self/exe"),
+        Some(pid) => PathBuf::from(format!("/proc/{pid}/exe")),
+    }
+}
+
+/// Whether a process `pid` is running on this machine.
+pub fn process_alive(pid: u32) -> bool {
+    pid != 0 && std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// The kernel's id of the current boot, without the trailing newline.
+pub fn boot_id() -> Result<String> {
+    let text = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").map_err(|e| Error::io("reading boot_id", e))?;
+    Ok(text.trim_end().to_owned())
+}
+
+/// Clock ticks per second of the times in `/proc/<pid>/stat`. The kernel reports them in
+/// USER_HZ, which is 100 on every architecture Linux ships today (the ABI fixes it).
+const USER_HZ: u64 = 100;
+
+/// Start time of the current process in Unix milliseconds: boot time (`btime` in `/proc/stat`)
+/// plus the process start offset (field 22 of `/proc/self/stat`).
+pub fn process_start_unix_ms() -> Result<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").map_err(|e| Error::io("reading /proc/self/stat", e))?;
+    // The command name (field 2) may contain spaces and parentheses: fields after it are
+    // counted from the last ')'.
+    let after_comm = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .ok_or_else(|| Error::invalid_argument("unexpected /proc/self/stat format"))?;
+    // `after_comm` starts with field 3, so field 22 is the 20th item.
+    let start_ticks: u64 = after_comm
+        .split_whitespace()
+        .nth(19)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| Error::invalid_argument("no start time in /proc/self/stat"))?;
+    let proc_stat = std::fs::read_to_string("/proc/stat").map_err(|e| Error::io("reading /proc/stat", e))?;
+    let boot_secs: u64 = proc_stat
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))
+        .and_then(|s| s.trim().parse().ok())
+        .ok_or_else(|| Error::invalid_argument("no btime in /proc/stat"))?;
+    Ok(boot_secs * 1000 + start_ticks * 1000 / USER_HZ)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The event loop's poller (mio) over raw sockets
+// ---------------------------------------------------------------------------------------------
+
+/// Adds a socket to an event loop's poller (edge-triggered, as every mio source).
+pub fn register(registry: &mio::Registry, socket: RawFd, token: mio::Token, interest: mio::Interest) -> io::Result<()> {
+    registry.register(&mut mio::unix::SourceFd(&socket), token, interest)
+}
+
+/// Changes what a registered socket is watched for.
+pub fn reregister(registry: &mio::Registry, socket: RawFd, token: mio::Token, interest: mio::Interest) -> io::Result<()> {
+    registry.reregister(&mut mio::unix::SourceFd(&socket), token, interest)
+}
+
+/// Takes a socket out of an event loop's poller.
+pub fn deregister(registry: &mio::Registry, socket: RawFd) -> io::Result<()> {
+    registry.deregister(&mut mio::unix::SourceFd(&socket))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Readiness: descriptors an event loop (librp's own or the application's) can wait on
+// ---------------------------------------------------------------------------------------------
+
+/// A level-triggered `epoll` set that is one pollable descriptor: readable whenever any member
+/// is. Closed when dropped.
+#[derive(Debug)]
+pub struct ReadinessSet(OwnedFd);
+
+impl ReadinessSet {
+    /// A set over `members`.
+    pub fn new(members: &[RawFd]) -> io::Result<ReadinessSet> {
+        readiness_set(members).map(ReadinessSet)
+    }
+
+    /// Adds `member` to (or removes it from) the set. Adding a descriptor that is already
+    /// readable makes the set readable at once.
+    pub fn set_member(&self, member: RawFd, on: bool) -> io::Result<()> {
+        readiness_set_member(self.0.as_raw_fd(), member, on)
+    }
+
+    /// Waits up to `timeout` (`None` = forever) for a member to be readable; false on timeout.
+    pub fn wait(&self, timeout: Option<std::time::Duration>) -> io::Result<bool> {
+        wait_readable(self.0.as_raw_fd(), timeout)
+    }
+
+    /// The set's own descriptor (owned by the set).
+    pub fn descriptor(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+/// A wake-up channel between threads that an event loop can wait on: [`notify`](Self::notify)
+/// makes [`descriptor`](Self::descriptor) readable until [`drain`](Self::drain). Never blocks.
+#[derive(Debug)]
+pub struct WakePair {
+    rx: UnixStream,
+    tx: UnixStream,
+}
+
+impl WakePair {
+    /// A pair with nothing pending.
+    pub fn new() -> io::Result<WakePair> {
+        let (rx, tx) = UnixStream::pair()?;
+        rx.set_nonblocking(true)?;
+        tx.set_nonblocking(true)?;
+        Ok(WakePair { rx, tx })
+    }
+
+    /// Makes the descriptor readable (a full buffer already is).
+    pub fn notify(&self) {
+        let _ = send_nonblocking(self.tx.as_raw_fd(), &[1]);
+    }
+
+    /// Takes every pending notification.
+    pub fn drain(&self) {
+        let mut sink = [0u8; 64];
+        while matches!(recv_dontwait(self.rx.as_raw_fd(), &mut sink), Ok(n) if n > 0) {}
+    }
+
+    /// The descriptor to wait on (owned by the pair).
+    pub fn descriptor(&self) -> RawFd {
+        self.rx.as_raw_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn received_descriptors_are_cloexec_and_usable() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let (x, mut y) = UnixStream::pair().unwrap();
+        send_with_fd(&a, b"hi", &x).unwrap();
+        drop(x);
+        let mut buf = [0u8; 8];
+        let (n, fd) = recv_with_fd(&b, &mut buf).unwrap();
+        assert_eq!(&buf[..n], b"hi");
+        let fd = fd.unwrap();
+        // SAFETY: fcntl on a descriptor we own.
+        let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFD) };
+        assert!(flags & libc::FD_CLOEXEC != 0);
+        let mut adopted = UnixStream::from(fd);
+        use std::io::{Read, Write};
+        adopted.write_all(b"ok").unwrap();
+        let mut got = [0u8; 2];
+        y.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"ok");
+    }
+}
