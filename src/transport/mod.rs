@@ -19,8 +19,8 @@ use unix as sys;
 pub use acceptor::{AcceptPolicy, Acceptor, Rejection};
 pub use unix::{
     boot_id, deregister, process_alive, process_exe, process_start_unix_ms, recv_with_fd, register, reregister,
-    send_with_fd, AsDescriptor, AsRawDescriptor, OwnedDescriptor, RawDescriptor, ReadinessSet, WakePair,
-    MAX_FDS_PER_MESSAGE,
+    send_with_fd, AsDescriptor, AsRawDescriptor, BorrowedDescriptor, DeadlineSocket, OwnedDescriptor, RawDescriptor,
+    ReadinessSet, WakePair, MAX_FDS_PER_MESSAGE,
 };
 
 use std::fmt;
