@@ -12,7 +12,6 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::io;
-use std::os::fd::OwnedFd;
 use std::time::Instant;
 
 use super::{sys, Listener, PeerCredentials, RawDescriptor, Stream, ACCEPT_RETRY};
@@ -111,9 +110,9 @@ impl<K: Copy + Eq + Hash> Acceptor<K> {
         self.retry_at = None;
         loop {
             let accepted = match &self.accepting {
-                Accepting::Unix(l) => l.accept().map(|(s, _)| Stream::Unix(OwnedFd::from(s).into())),
+                Accepting::Unix(l) => l.accept().map(|(s, _)| Stream::Unix(sys::std_unix_stream(s))),
                 Accepting::Tcp(l) => l.accept().map(|(s, _)| {
-                    let s: std::net::TcpStream = OwnedFd::from(s).into();
+                    let s = sys::std_tcp_stream(s);
                     let _ = s.set_nodelay(true);
                     Stream::Tcp(s)
                 }),

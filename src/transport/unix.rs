@@ -8,10 +8,13 @@
 #![allow(unsafe_code)]
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::path::PathBuf;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::net::SocketAddr;
+use std::path::{Path, PathBuf};
 
-use super::PeerCredentials;
+use super::{Endpoint, Listener, PeerCredentials, Stream};
 use crate::error::{Error, Result};
 use crate::wire::WireError;
 
@@ -27,6 +30,8 @@ pub use std::os::fd::AsFd as AsDescriptor;
 pub use std::os::fd::AsRawFd as AsRawDescriptor;
 /// A connected Unix stream socket.
 pub use std::os::unix::net::UnixStream;
+/// A listening Unix stream socket.
+pub use std::os::unix::net::UnixListener;
 
 /// `send(2)` with `MSG_NOSIGNAL`: a vanished peer is `EPIPE`, never a SIGPIPE in the host process.
 pub(crate) fn send_nosignal(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
@@ -173,6 +178,217 @@ pub(crate) fn send_nonblocking(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
         Err(io::Error::last_os_error())
     } else {
         Ok(n as usize)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sockets: Unix streams and listeners, socket files, abstract names
+// ---------------------------------------------------------------------------------------------
+
+impl AsFd for Stream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Stream::Unix(s) => s.as_fd(),
+            Stream::Tcp(s) => s.as_fd(),
+        }
+    }
+}
+
+impl AsRawFd for Stream {
+    fn as_raw_fd(&self) -> RawFd {
+        match self {
+            Stream::Unix(s) => s.as_raw_fd(),
+            Stream::Tcp(s) => s.as_raw_fd(),
+        }
+    }
+}
+
+impl AsRawFd for Listener {
+    fn as_raw_fd(&self) -> RawFd {
+        match self {
+            Listener::Unix(l, _) => l.as_raw_fd(),
+            Listener::Tcp(l) => l.as_raw_fd(),
+        }
+    }
+}
+
+impl Stream {
+    /// Adopts a connected Unix stream socket (one received by a handoff, say); the stream owns
+    /// and closes it.
+    pub fn from_unix_descriptor(socket: OwnedDescriptor) -> Stream {
+        Stream::Unix(UnixStream::from(socket))
+    }
+
+    /// The socket as the OS names it, for the calls below that take one and for event loops;
+    /// owned by the stream.
+    pub fn descriptor(&self) -> RawDescriptor {
+        self.as_raw_fd()
+    }
+
+}
+
+impl Listener {
+    /// The listening socket as the OS names it; owned by the listener.
+    pub(super) fn descriptor(&self) -> RawFd {
+        self.as_raw_fd()
+    }
+}
+
+/// A stream the event loop's poller accepted, as std's (still non-blocking).
+pub(super) fn std_unix_stream(s: mio::net::UnixStream) -> UnixStream {
+    OwnedFd::from(s).into()
+}
+
+/// A TCP stream the event loop's poller accepted, as std's (still non-blocking).
+pub(super) fn std_tcp_stream(s: mio::net::TcpStream) -> std::net::TcpStream {
+    OwnedFd::from(s).into()
+}
+
+/// The endpoint a Unix listener is bound to.
+pub(super) fn unix_local_endpoint(l: &UnixListener) -> Result<Endpoint> {
+    let addr = l.local_addr().map_err(|e| Error::io("local address", e))?;
+    if let Some(p) = addr.as_pathname() {
+        Ok(Endpoint::Path(p.to_owned()))
+    } else if let Some(n) = addr.as_abstract_name() {
+        Ok(Endpoint::Abstract(String::from_utf8_lossy(n).into_owned()))
+    } else {
+        Err(Error::invalid_argument("unnamed Unix socket"))
+    }
+}
+
+/// Connects to a Linux abstract socket name (an invalid name fails with `context`).
+pub(super) fn connect_abstract(name: &str, context: &'static str) -> Result<io::Result<UnixStream>> {
+    let addr = SocketAddr::from_abstract_name(name.as_bytes()).map_err(|e| Error::io(context, e))?;
+    Ok(UnixStream::connect_addr(&addr))
+}
+
+/// Binds a Linux abstract socket name.
+pub(super) fn bind_abstract(name: &str) -> io::Result<UnixListener> {
+    UnixListener::bind_addr(&SocketAddr::from_abstract_name(name.as_bytes())?)
+}
+
+/// Binds a socket file: the parent must be a real directory owned by this user and writable by
+/// no one else (it is created 0700 when missing, if its own parent exists); a live socket at
+/// the path is never taken over, a stale one is replaced, anything else at the path is left
+/// alone and refused.
+pub(super) fn bind_path(path: &Path) -> Result<(UnixListener, PathBuf)> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    check_or_create_private_dir(&parent)?;
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            if UnixStream::connect(path).is_ok() {
+                return Err(Error::io(
+                    "bind",
+                    io::Error::new(io::ErrorKind::AddrInUse, format!("{} is in use by a live server", path.display())),
+                ));
+            }
+            std::fs::remove_file(path).map_err(|e| Error::io("remove stale socket", e))?;
+        }
+        Ok(_) => {
+            return Err(Error::PermissionDenied(
+                format!("{} exists and is not a socket; refusing to replace it", path.display()).into(),
+            ))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io("inspect socket path", e)),
+    }
+    let listener = UnixListener::bind(path)
+        .map_err(|e| Error::io("bind", io::Error::new(e.kind(), format!("{}: {e}", path.display()))))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| Error::io("chmod 0600 socket", e))?;
+    Ok((listener, path.to_owned()))
+}
+
+fn check_or_create_private_dir(dir: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(dir) {
+        // Only the socket's own directory is created, never a chain of them: a typo in a
+        // path must not build a tree (as root, from `/`).
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            std::fs::DirBuilder::new().mode(0o700).create(dir).map_err(|e| {
+                let why = if e.kind() == io::ErrorKind::NotFound {
+                    format!(
+                        "{}: its parent directory does not exist (librp creates only the socket's own directory, not its parents)",
+                        dir.display()
+                    )
+                } else {
+                    format!("{}: {e}", dir.display())
+                };
+                Error::io("create socket directory", io::Error::new(e.kind(), why))
+            })
+        }
+        Err(e) => Err(Error::io("inspect socket directory", e)),
+        Ok(meta) => {
+            let refuse = |why: String| {
+                Err(Error::PermissionDenied(
+                    format!("socket directory {}: {why}; use a directory only this user can write", dir.display())
+                        .into(),
+                ))
+            };
+            if meta.file_type().is_symlink() {
+                return refuse("is a symbolic link".into());
+            }
+            if !meta.is_dir() {
+                return refuse("is not a directory".into());
+            }
+            if meta.uid() != effective_uid() {
+                return refuse(format!("is owned by uid {}, not {}", meta.uid(), effective_uid()));
+            }
+            if meta.mode() & 0o022 != 0 {
+                return refuse(format!("is writable by group or others (mode {:o})", meta.mode() & 0o777));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// A descriptor readable exactly while its owner says something is ready: the one mechanism
+/// behind every descriptor librp hands to an event loop, so each is level-triggered even for
+/// what librp already holds in memory (a buffered frame, a queued event) and the socket no longer
+/// shows. It holds one byte in a socket pair while raised; [`set`](Self::set) makes a system
+/// call only when the state changes, so an owner that calls it after every receive pays nothing
+/// while nothing is left over.
+#[derive(Debug)]
+pub struct ReadySignal {
+    rx: UnixStream,
+    tx: UnixStream,
+    raised: std::sync::atomic::AtomicBool,
+}
+
+impl ReadySignal {
+    /// A lowered signal.
+    pub fn new() -> Result<ReadySignal> {
+        let io = |e| Error::io("readiness signal", e);
+        let (rx, tx) = UnixStream::pair().map_err(io)?;
+        rx.set_nonblocking(true).map_err(io)?;
+        tx.set_nonblocking(true).map_err(io)?;
+        Ok(ReadySignal { rx, tx, raised: std::sync::atomic::AtomicBool::new(false) })
+    }
+
+    /// Raises (`ready`) or lowers the signal. Callers serialise it with what decides `ready`
+    /// (the lock guarding the buffer or queue), so the byte always matches the last call.
+    pub fn set(&self, ready: bool) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if ready == self.raised.load(Relaxed) {
+            return;
+        }
+        if ready {
+            if send_nonblocking(self.tx.as_raw_fd(), &[1]).is_ok() {
+                self.raised.store(true, Relaxed);
+            }
+        } else {
+            // Raised means exactly one byte is there: one read takes it.
+            let mut b = [0u8; 8];
+            let _ = recv_dontwait(self.rx.as_raw_fd(), &mut b);
+            self.raised.store(false, Relaxed);
+        }
+    }
+
+    /// The descriptor, readable while the signal is raised. Owned by the signal.
+    pub fn fd(&self) -> RawFd {
+        self.rx.as_raw_fd()
     }
 }
 
@@ -449,7 +665,7 @@ impl WakePair {
 // ---------------------------------------------------------------------------------------------
 
 /// A descriptor borrowed for the length of a call (see [`DeadlineSocket`]).
-pub type BorrowedDescriptor<'a> = std::os::fd::BorrowedFd<'a>;
+pub type BorrowedDescriptor<'a> = BorrowedFd<'a>;
 
 /// A socket borrowed from a caller for one call, whose reads and writes give up with
 /// `TimedOut` at a deadline; its own blocking mode and options are left untouched. Writes use
