@@ -3,7 +3,7 @@
 //! servers (peer policy, connection limits), peer credentials, descriptor passing, readiness
 //! ([`ReadySignal`], [`ReadinessSet`], [`WakePair`], waits) and what the kernel says about a
 //! process. The roles (`push`, `broker`, `session`, `mux`, `handoff`) reach the OS only through
-//! here. Platform code lives in one file per family (`unix.rs`); a socket as the OS names it is
+//! here. Platform code lives in one place per family (`unix/`); a socket as the OS names it is
 //! a [`RawDescriptor`].
 //!
 //! Listening sockets librp creates are owner-only: a path socket is mode 0600 inside a
@@ -134,7 +134,8 @@ pub fn recv_nonblocking(fd: RawDescriptor, buf: &mut [u8]) -> io::Result<usize> 
 }
 
 /// How soon accepting is retried after it failed for lack of descriptors (or similar): the
-/// listener is edge-triggered, so connections left in the backlog would get no new event.
+/// listener is edge-triggered, so connections left in the backlog would get no new event
+/// (used by [`Acceptor`]).
 pub(crate) const ACCEPT_RETRY: Duration = Duration::from_millis(50);
 
 /// Whether the peer of a socket descriptor has closed it with nothing left to read; never
@@ -143,7 +144,8 @@ pub fn peer_gone(fd: RawDescriptor) -> bool {
     sys::peer_gone(fd)
 }
 
-/// Counts one connection of `uid` as closed, in a server's per-uid connection counts.
+/// Counts one connection of `uid` as closed, in a server's per-uid connection counts (the push
+/// server's own, until it takes connections through [`Acceptor`], which counts them itself).
 pub(crate) fn forget_peer_uid(per_uid: &mut std::collections::HashMap<u32, usize>, uid: u32) {
     if let Some(n) = per_uid.get_mut(&uid) {
         *n -= 1;
