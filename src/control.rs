@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use prost::Message;
 
 use crate::error::Error;
-use crate::transport::PeerCredentials;
+use crate::transport::{PeerCredentials, Rejection};
 use crate::wire::proto::{hello_reply, ErrorCode, FrameKind, Hello, HelloReply, Negotiated};
 use crate::wire::{names, registry, FrameReader, FrameView, FrameWriter, WireError, PROTOCOL_VERSION};
 
@@ -16,6 +16,29 @@ pub use crate::wire::Refusal;
 pub const DEFAULT_KEEPALIVE_SECS: u64 = 1800;
 /// Name librp reports as `client_lib_name`.
 pub const CLIENT_LIB_NAME: &str = "librp";
+
+impl Refusal {
+    /// The refusal of a connection the [`Acceptor`](crate::transport::Acceptor) did not admit,
+    /// sent before any Hello was read; `server` names the refusing server in the reason
+    /// ("broker", "server").
+    pub(crate) fn not_admitted(rejection: Rejection, server: &str) -> Self {
+        match rejection {
+            Rejection::NoCredentials => Refusal::new(ErrorCode::PeerRejected, "peer credentials are unavailable"),
+            Rejection::OtherUser(uid) => {
+                Refusal::new(ErrorCode::PeerRejected, format!("peer uid {uid} is not allowed on this {server}"))
+            }
+            Rejection::TooManyConnections => {
+                Refusal::new(ErrorCode::RateLimited, "too many connections").with_retry_after_ms(1000)
+            }
+            Rejection::TooManyFromUser => {
+                let mut r =
+                    Refusal::new(ErrorCode::RateLimited, "too many connections from this user").with_retry_after_ms(1000);
+                r.details.insert("scope".into(), "peer-uid".into());
+                r
+            }
+        }
+    }
+}
 
 /// What a client says in its Hello.
 #[derive(Debug, Clone, Default)]
