@@ -1,8 +1,6 @@
 //! The public face of a session: starting it (its reader and answerer threads), calls,
 //! taking requests to serve, the request descriptor, statistics and closing.
 
-use std::os::fd::{AsRawFd, RawFd};
-use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -17,7 +15,7 @@ use crate::broker::Conn;
 use crate::error::Error;
 use crate::wire::fast;
 use crate::stats::{self, SessionCounters, SessionStats};
-use crate::transport::{self, ReadySignal};
+use crate::transport::{RawDescriptor, ReadinessSet, ReadySignal, WakePair};
 use crate::wire::proto::FrameKind;
 
 /// One multiplexed session over a connection. All methods take `&self` and may be called from
@@ -39,10 +37,8 @@ impl Session {
     pub fn new(conn: Conn, side: Side, serve_requests: bool) -> Result<Session, Error> {
         let signal = ReadySignal::new()?;
         let io = |e| Error::io("notification socket", e);
-        let (park_rx, park_tx) = UnixStream::pair().map_err(|e| Error::io("notification socket", e))?;
-        park_rx.set_nonblocking(true).map_err(io)?;
-        park_tx.set_nonblocking(true).map_err(io)?;
-        let reader_set = transport::readiness_set(&[conn.socket_fd(), park_rx.as_raw_fd()])
+        let park = WakePair::new().map_err(io)?;
+        let reader_set = ReadinessSet::new(&[conn.socket_fd(), park.descriptor()])
             .map_err(|e| Error::io("reader epoll set", e))?;
         // librp's own error answers are written by a second thread, so routing never blocks
         // on a write (two readers each waiting for the other to read could never finish).
@@ -60,8 +56,7 @@ impl Session {
             reading: Mutex::new(()),
             reader_set,
             parked: AtomicBool::new(false),
-            park_rx,
-            park_tx,
+            park,
             answers: Mutex::new(Some(answers)),
             stats: SessionCounters::default(),
         });
@@ -222,7 +217,7 @@ impl Session {
     /// A descriptor that is readable while a request waits for
     /// [`next_request`](Self::next_request) or the session has ended, for `poll`/`epoll` loops.
     /// Level-triggered; owned by the session: never read from or close it.
-    pub fn request_fd(&self) -> RawFd {
+    pub fn request_fd(&self) -> RawDescriptor {
         if !self.inner.signal_used.swap(true, Ordering::AcqRel) {
             let mut st = self.inner.lock();
             self.inner.update_signal(&mut st);

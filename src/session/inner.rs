@@ -3,9 +3,6 @@
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
-use std::io::Write;
-use std::os::fd::OwnedFd;
-use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -20,7 +17,7 @@ use crate::error::Error;
 use crate::idmap::IdMap;
 use crate::wire::fast;
 use crate::stats::{self, SessionCounters};
-use crate::transport::ReadySignal;
+use crate::transport::{ReadinessSet, ReadySignal, WakePair};
 use crate::wire::proto::FrameKind;
 use crate::wire::registry::SESSION;
 use crate::wire::FrameView;
@@ -46,13 +43,12 @@ pub(super) struct Inner {
     pub(super) reading: Mutex<()>,
     /// The reader thread's epoll set: the park notification, and the connection while it is
     /// not parked.
-    pub(super) reader_set: OwnedFd,
+    pub(super) reader_set: ReadinessSet,
     /// True while the connection is out of the reader thread's set: a thread read for itself
     /// and left it out for the next one (consecutive calls then cost no `epoll_ctl`).
     pub(super) parked: AtomicBool,
-    /// A byte on this pair tells the reader thread the connection was parked.
-    pub(super) park_rx: UnixStream,
-    pub(super) park_tx: UnixStream,
+    /// Tells the reader thread the connection was parked.
+    pub(super) park: WakePair,
     /// Where librp's own answers go (the answerer thread); taken when the session ends.
     pub(super) answers: Mutex<Option<Sender<AutoAnswer>>>,
     /// Counters for [`Session::stats`](super::Session::stats).
@@ -188,7 +184,7 @@ impl Inner {
         }
         self.answers.lock().unwrap_or_else(|p| p.into_inner()).take();
         // Wake the reader thread even while the connection is parked out of its set.
-        let _ = (&self.park_tx).write(&[1]);
+        self.park.notify();
         self.requests_changed.notify_all();
         for ex in calls.values() {
             if ex.finish(Err(self.ended_error(reason.clone()))) {

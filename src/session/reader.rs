@@ -2,8 +2,6 @@
 //! connection is parked out of the reader thread's epoll set.
 
 use std::borrow::Cow;
-use std::io::{Read, Write};
-use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,7 +10,6 @@ use super::inner::Inner;
 use super::route::route;
 use crate::error::Error;
 use crate::own_read::read_in_slices;
-use crate::transport;
 
 /// While the connection is parked out of the reader thread's set, how often that thread looks
 /// whether anyone still reads for itself; when no one does, it takes the connection back.
@@ -28,12 +25,11 @@ const PARKED_RECHECK: Duration = Duration::from_millis(10);
 pub(super) fn read_frames(inner: Arc<Inner>) {
     let reason: Cow<'static, str> = loop {
         let parked = inner.parked.load(Ordering::Acquire);
-        let woke = match transport::wait_readable(inner.reader_set.as_raw_fd(), parked.then_some(PARKED_RECHECK)) {
+        let woke = match inner.reader_set.wait(parked.then_some(PARKED_RECHECK)) {
             Ok(woke) => woke,
             Err(e) => break format!("connection failed: {e}").into(),
         };
-        let mut sink = [0u8; 64];
-        while matches!((&inner.park_rx).read(&mut sink), Ok(n) if n > 0) {}
+        inner.park.drain();
         if let Some(reason) = inner.lock().closed.clone() {
             break reason; // ended meanwhile (and woken for it)
         }
@@ -44,7 +40,7 @@ pub(super) fn read_frames(inner: Arc<Inner>) {
                 continue; // just parked: let the next call find it so
             }
             // No one has read for itself for a while: take the connection back.
-            let _ = transport::readiness_set_member(inner.reader_set.as_raw_fd(), inner.conn.socket_fd(), true);
+            let _ = inner.reader_set.set_member(inner.conn.socket_fd(), true);
             inner.parked.store(false, Ordering::Release);
         }
         let read = route_available(&inner);
@@ -113,10 +109,10 @@ pub(super) fn read_while(inner: &Arc<Inner>, until: Option<Instant>, mut done: i
     }
     let Ok(role) = inner.reading.try_lock() else { return false };
     if !inner.parked.load(Ordering::Acquire) {
-        let _ = transport::readiness_set_member(inner.reader_set.as_raw_fd(), inner.conn.socket_fd(), false);
+        let _ = inner.reader_set.set_member(inner.conn.socket_fd(), false);
         inner.parked.store(true, Ordering::Release);
         // The reader thread may be waiting without a time limit: tell it to recheck.
-        let _ = (&inner.park_tx).write(&[1]);
+        inner.park.notify();
     }
     // Blocking reads with the socket's timeout (set again only when it changes).
     let read = read_in_slices(until, || done() || inner.lock().closed.is_some(), |wait| read_once(inner, wait).map(drop));
@@ -136,7 +132,7 @@ pub(super) fn read_while(inner: &Arc<Inner>, until: Option<Instant>, mut done: i
     if inner.signal_used.load(Ordering::Acquire) {
         // A poll loop waits on `request_fd`: requests must not wait for the recheck, so the
         // reader thread gets the connection back at once.
-        let _ = transport::readiness_set_member(inner.reader_set.as_raw_fd(), inner.conn.socket_fd(), true);
+        let _ = inner.reader_set.set_member(inner.conn.socket_fd(), true);
         inner.parked.store(false, Ordering::Release);
     }
     drop(role);

@@ -6,7 +6,6 @@ mod parse;
 use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::net::Shutdown;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -18,7 +17,7 @@ use crate::control::{client_handshake, ClientHello};
 use crate::error::Error;
 use crate::{idmap::IdSet, wire::fast as fastpath};
 use crate::stats::{self, PushWorkerCounters, PushWorkerStats};
-use crate::transport::{self, Endpoint, ReadySignal, Stream, SwitchableReads};
+use crate::transport::{self, Endpoint, RawDescriptor, ReadinessSet, ReadySignal, Stream, SwitchableReads};
 use crate::wire::proto::{ErrorCode, FrameKind, Negotiated};
 use crate::wire::{FrameReader, FrameView, FrameWriter, WireError, HELLO_MAX_BODY, MAX_BODY};
 use parse::{outcome_into, registration_ack, take_buffered, State};
@@ -93,7 +92,7 @@ pub struct PushClient {
     /// Raised while a push waits in the inbox or the connection has ended.
     signal: ReadySignal,
     /// Level-triggered set of the socket and `signal`: the application's pollable fd.
-    readiness: OwnedFd,
+    readiness: ReadinessSet,
     worker_id: u64,
     negotiated: Negotiated,
     stats: PushWorkerCounters,
@@ -190,7 +189,7 @@ impl PushClient {
         // Pushes that arrived with the ack stay buffered in the reader, which changes hands.
         let reader = reader.map_inner(SwitchableReads::new);
         let signal = ReadySignal::new()?;
-        let readiness = transport::readiness_set(&[socket.as_raw_fd(), signal.fd()])
+        let readiness = ReadinessSet::new(&[socket.descriptor(), signal.fd()])
             .map_err(|e| Error::io("create the pollable descriptor", e))?;
         let client = PushClient {
             socket,
@@ -277,7 +276,7 @@ impl PushClient {
                         reader.get_mut().wait = false;
                         read
                     }
-                    Some(l) => match transport::wait_readable(self.socket.as_raw_fd(), Some(l)) {
+                    Some(l) => match transport::wait_readable(self.socket.descriptor(), Some(l)) {
                         Ok(false) => Ok(0),
                         Ok(true) => reader.read_more(),
                         Err(e) => Err(WireError::Io(e)),
@@ -386,8 +385,8 @@ impl PushClient {
     /// `poll`/`epoll` loops; then [`recv`](Self::recv) with a zero timeout returns at once. It
     /// may also be readable for part of a push that has not fully arrived (recv then times out).
     /// Owned by the client; do not read from or close it.
-    pub fn pollable_fd(&self) -> RawFd {
-        self.readiness.as_raw_fd()
+    pub fn pollable_fd(&self) -> RawDescriptor {
+        self.readiness.descriptor()
     }
 
     /// Number of pushes waiting in the inbox.

@@ -3,7 +3,6 @@
 
 use std::borrow::Cow;
 use std::io;
-use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
@@ -12,7 +11,7 @@ use mio::Token;
 
 use crate::idmap::IdSet;
 use crate::stats::{self, PushServerCounters};
-use crate::transport::{self, SwitchableReads};
+use crate::transport::{self, RawDescriptor, SwitchableReads};
 use crate::wire::{FrameReader, FrameView, WireError};
 
 
@@ -23,7 +22,7 @@ pub(super) struct Link {
     /// The socket's descriptor, owned by `reader` and so open as long as this link lives.
     /// Writers use it directly: a link costs one descriptor, never a duplicate (which could
     /// fail, and drop a connection just accepted, when descriptors run short).
-    pub(super) fd: RawFd,
+    pub(super) fd: RawDescriptor,
     /// The framed reader, owner of the socket. Held by the event loop while it reads, or by a
     /// `push_wait` caller while it waits for its reply with the socket out of the epoll set.
     pub(super) reader: Mutex<FrameReader<SwitchableReads>>,
@@ -95,7 +94,7 @@ pub(super) enum Sent {
 }
 
 impl Link {
-    pub(super) fn fd(&self) -> RawFd {
+    pub(super) fn fd(&self) -> RawDescriptor {
         self.fd
     }
 
@@ -220,7 +219,6 @@ impl Link {
 /// Links over real sockets for the unit tests of the server's pieces.
 #[cfg(test)]
 pub(super) mod testing {
-    use std::os::fd::AsRawFd;
     use std::sync::atomic::AtomicUsize;
     use std::time::Duration;
 
@@ -240,7 +238,7 @@ pub(super) mod testing {
         socket.set_nonblocking(false).unwrap();
         let link = Arc::new(Link {
             token: Token(token),
-            fd: socket.as_raw_fd(),
+            fd: socket.descriptor(),
             reader: Mutex::new(FrameReader::with_max_body(SwitchableReads::new(socket), HELLO_MAX_BODY)),
             io: Mutex::new(LinkIo::default()),
             missed_read: AtomicBool::new(false),

@@ -21,7 +21,6 @@ mod ticket;
 mod types;
 
 use std::collections::{BTreeMap, BinaryHeap, HashSet, VecDeque};
-use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
@@ -34,7 +33,7 @@ use crate::error::Error;
 use crate::event_queue::EventQueue;
 use crate::idmap::IdMap;
 use crate::stats::PushServerStats;
-use crate::transport::{Endpoint, ListenOptions, Listener};
+use crate::transport::{Endpoint, ListenOptions, Listener, RawDescriptor};
 use event_loop::{EventLoop, MAX_QUEUED_EVENTS, WAKER};
 use shared::{Command, Shared};
 
@@ -180,7 +179,7 @@ impl PushServer {
 
     /// A descriptor readable while an event is waiting or the server is shut down. Owned by the
     /// server.
-    pub fn event_fd(&self) -> RawFd {
+    pub fn event_fd(&self) -> RawDescriptor {
         self.shared.events.signal_fd().expect("the server's event queue is pollable")
     }
 

@@ -6,7 +6,6 @@
 use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
-use mio::unix::SourceFd;
 use mio::Interest;
 
 use super::link::Link;
@@ -15,7 +14,7 @@ use super::shared::{Command, Shared};
 use super::ticket::Ticket;
 use crate::own_read::read_in_slices;
 use crate::stats;
-use crate::transport::SwitchableReads;
+use crate::transport::{self, SwitchableReads};
 use crate::wire::{FrameReader, WireError};
 
 /// How long a link parked by `push_wait` may go unused before the event loop watches it again,
@@ -118,7 +117,7 @@ impl Shared {
         if io.parked || io.closed {
             return false;
         }
-        let _ = self.registry.deregister(&mut SourceFd(&link.fd()));
+        let _ = transport::deregister(&self.registry, link.fd());
         io.parked = true;
         drop(io);
         let mut parked = self.parked.lock().unwrap_or_else(|p| p.into_inner());
@@ -136,7 +135,7 @@ impl Shared {
             io.parked = false;
             if !io.closed {
                 let interest = if io.wants_write { Interest::READABLE | Interest::WRITABLE } else { Interest::READABLE };
-                let _ = self.registry.register(&mut SourceFd(&link.fd()), link.token, interest);
+                let _ = transport::register(&self.registry, link.fd(), link.token, interest);
             }
         }
         drop(io);

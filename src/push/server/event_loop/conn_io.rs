@@ -6,7 +6,6 @@ use std::io;
 use std::sync::Arc;
 use std::time::Instant;
 
-use mio::unix::SourceFd;
 use mio::{Interest, Token};
 
 use super::EventLoop;
@@ -186,7 +185,7 @@ impl EventLoop {
                 unpark = !drained;
             } else {
                 let interest = if drained { Interest::READABLE } else { Interest::READABLE | Interest::WRITABLE };
-                let _ = self.shared.registry.reregister(&mut SourceFd(&link.fd()), token, interest);
+                let _ = transport::reregister(&self.shared.registry, link.fd(), token, interest);
             }
         }
         drop(io);

@@ -5,12 +5,11 @@
 use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
-use mio::unix::SourceFd;
 use mio::{Interest, Token};
 
 use super::{Accepting, Conn, EventLoop};
@@ -65,7 +64,7 @@ impl EventLoop {
         crate::log!(Debug, "push-server", "connection {} accepted from {}", token.0, Peer(peer));
         let link = Arc::new(Link {
             token,
-            fd: socket.as_raw_fd(),
+            fd: socket.descriptor(),
             reader: Mutex::new(FrameReader::with_max_body(SwitchableReads::new(socket), HELLO_MAX_BODY)),
             io: Mutex::new(LinkIo::default()),
             missed_read: AtomicBool::new(false),
@@ -74,7 +73,7 @@ impl EventLoop {
             stats: Arc::clone(&self.shared.stats),
             no_memory: AtomicBool::new(false),
         });
-        if self.shared.registry.register(&mut SourceFd(&link.fd()), token, Interest::READABLE).is_err() {
+        if transport::register(&self.shared.registry, link.fd(), token, Interest::READABLE).is_err() {
             return;
         }
         let handshake_deadline = Instant::now() + self.opts.handshake_timeout;
@@ -154,7 +153,7 @@ impl EventLoop {
             crate::log!(Debug, "push-server", "connection {} closed: {reason}", token.0);
         }
         let link = conn.link;
-        let _ = self.shared.registry.deregister(&mut SourceFd(&link.fd()));
+        let _ = transport::deregister(&self.shared.registry, link.fd());
         self.pending_decisions.remove(&conn.worker_id);
         let was_registered = conn.phase == Phase::Registered;
         if was_registered {
