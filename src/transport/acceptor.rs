@@ -12,10 +12,14 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::io;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use super::{sys, Listener, PeerCredentials, RawDescriptor, Stream, ACCEPT_RETRY};
+use super::{sys, Listener, PeerCredentials, RawDescriptor, Stream};
 use crate::error::Error;
+
+/// How soon accepting is retried after it failed for lack of descriptors (or similar): the
+/// listener is edge-triggered, so connections left in the backlog would get no new event.
+const ACCEPT_RETRY: Duration = Duration::from_millis(50);
 
 /// Who may connect and how many at once.
 #[derive(Debug, Clone)]

@@ -112,17 +112,6 @@ pub fn wait_readable(fd: RawDescriptor, timeout: Option<Duration>) -> io::Result
     sys::wait_readable(fd, timeout)
 }
 
-/// A level-triggered epoll set over `fds`: one descriptor readable whenever any of them is
-/// (the owning form is [`ReadinessSet`]).
-pub fn readiness_set(fds: &[RawDescriptor]) -> io::Result<OwnedDescriptor> {
-    sys::readiness_set(fds)
-}
-
-/// Adds `fd` to (or removes it from) a set made by [`readiness_set`].
-pub fn readiness_set_member(set: RawDescriptor, fd: RawDescriptor, member: bool) -> io::Result<()> {
-    sys::readiness_set_member(set, fd, member)
-}
-
 /// `send(2)` with `MSG_NOSIGNAL | MSG_DONTWAIT` on any socket descriptor.
 pub fn send_nonblocking(fd: RawDescriptor, buf: &[u8]) -> io::Result<usize> {
     sys::send_nonblocking(fd, buf)
@@ -131,28 +120,6 @@ pub fn send_nonblocking(fd: RawDescriptor, buf: &[u8]) -> io::Result<usize> {
 /// `recv(2)` with `MSG_DONTWAIT` on any socket descriptor.
 pub fn recv_nonblocking(fd: RawDescriptor, buf: &mut [u8]) -> io::Result<usize> {
     sys::recv_dontwait(fd, buf)
-}
-
-/// How soon accepting is retried after it failed for lack of descriptors (or similar): the
-/// listener is edge-triggered, so connections left in the backlog would get no new event
-/// (used by [`Acceptor`]).
-pub(crate) const ACCEPT_RETRY: Duration = Duration::from_millis(50);
-
-/// Whether the peer of a socket descriptor has closed it with nothing left to read; never
-/// consumes or blocks.
-pub fn peer_gone(fd: RawDescriptor) -> bool {
-    sys::peer_gone(fd)
-}
-
-/// Counts one connection of `uid` as closed, in a server's per-uid connection counts (the push
-/// server's own, until it takes connections through [`Acceptor`], which counts them itself).
-pub(crate) fn forget_peer_uid(per_uid: &mut std::collections::HashMap<u32, usize>, uid: u32) {
-    if let Some(n) = per_uid.get_mut(&uid) {
-        *n -= 1;
-        if *n == 0 {
-            per_uid.remove(&uid);
-        }
-    }
 }
 
 /// Shuts one or both directions of any socket descriptor (`shutdown(2)`).

@@ -1,18 +1,17 @@
-//! Connections coming and going: accepting, the refusals that need no Hello (another user,
-//! too many connections), reaping peers that left during the Hello, and closing a connection
-//! with everything in flight on it.
+//! Connections coming and going: accepting through the [`Acceptor`](crate::transport::Acceptor)
+//! (which also decides the refusals that need no Hello: another user, too many connections, and
+//! reaps peers that left during the Hello), and closing a connection with everything in flight
+//! on it.
 
 use std::borrow::Cow;
 use std::cmp::Reverse;
-use std::io;
-use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use mio::{Interest, Token};
 
-use super::{Accepting, Conn, EventLoop};
+use super::{Conn, EventLoop};
 use crate::control::Refusal;
 use crate::error::Error;
 use crate::log::Peer;
@@ -22,32 +21,12 @@ use crate::push::server::shared::InFlight;
 use crate::push::server::types::{ServerEvent, WorkerInfo};
 use crate::stats;
 use crate::transport::{self, Stream, SwitchableReads};
-use crate::wire::proto::ErrorCode;
 use crate::wire::{FrameReader, HELLO_MAX_BODY};
 
 impl EventLoop {
     pub(super) fn accept_all(&mut self) {
-        self.accept_retry = None;
-        loop {
-            let accepted = match &self.accepting {
-                Accepting::Unix(l) => l.accept().map(|(s, _)| Stream::Unix(OwnedFd::from(s).into())),
-                Accepting::Tcp(l) => l.accept().map(|(s, _)| {
-                    let s: std::net::TcpStream = OwnedFd::from(s).into();
-                    let _ = s.set_nodelay(true);
-                    Stream::Tcp(s)
-                }),
-            };
-            match accepted {
-                Ok(stream) => self.add_connection(stream),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                // Out of descriptors or similar: stop accepting for now and retry shortly, since
-                // the edge-triggered listener reports nothing new for connections already queued.
-                Err(_) => {
-                    self.accept_retry = Some(Instant::now() + transport::ACCEPT_RETRY);
-                    return;
-                }
-            }
+        while let Some(stream) = self.acceptor.accept() {
+            self.add_connection(stream);
         }
     }
 
@@ -92,53 +71,25 @@ impl EventLoop {
         );
         self.conn_deadlines.push(Reverse((handshake_deadline, token)));
         self.shared.stats.connections_open.fetch_add(1, Ordering::Relaxed);
-        if let Some(p) = peer {
-            *self.per_uid.entry(p.uid).or_insert(0) += 1;
-        }
 
-        // Refusals that need no Hello: another user's process, too many connections.
-        let refusal = if let Some(p) = peer.filter(|p| p.uid != transport::effective_uid()) {
-            (!self.opts.allow_other_uids).then(|| {
-                Refusal::new(ErrorCode::PeerRejected, format!("peer uid {} is not allowed on this server", p.uid))
-            })
-        } else if self.conns.len() > self.opts.max_connections && self.reap_departed() == 0 {
-            Some(Refusal::new(ErrorCode::RateLimited, "too many connections").with_retry_after_ms(1000))
-        } else if peer.is_some_and(|p| self.per_uid.get(&p.uid).copied().unwrap_or(0) > self.opts.max_connections_per_uid)
-            && self.reap_departed() == 0
-        {
-            let mut r = Refusal::new(ErrorCode::RateLimited, "too many connections from this user").with_retry_after_ms(1000);
-            r.details.insert("scope".into(), "peer-uid".into());
-            Some(r)
-        } else {
-            None
-        };
-        if let Some(r) = refusal {
-            self.refuse(token, 0, r);
+        // Refusals that need no Hello: another user's process, too many connections (connections
+        // still saying Hello whose peer has gone are reaped first).
+        let conns = &self.conns;
+        let fd = conns[&token].link.fd();
+        let (verdict, departed) =
+            self.acceptor.admit(token, fd, peer, |t| conns.get(t).is_some_and(|c| c.phase == Phase::Hello));
+        for gone in departed {
+            self.close(gone, "peer closed the connection".into());
         }
-    }
-
-    /// Closes connections still saying Hello whose peer has already gone (an accept burst can
-    /// queue many such), so they stop counting towards `max_connections`; returns how many.
-    /// Runs only when the limit is reached.
-    pub(super) fn reap_departed(&mut self) -> usize {
-        let gone: Vec<Token> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| c.phase == Phase::Hello && transport::peer_gone(c.link.fd()))
-            .map(|(t, _)| *t)
-            .collect();
-        for &token in &gone {
-            self.close(token, "peer closed the connection".into());
+        if let Err(r) = verdict {
+            self.refuse(token, 0, Refusal::not_admitted(r, "server"));
         }
-        gone.len()
     }
 
     pub(super) fn close(&mut self, token: Token, reason: Cow<'static, str>) {
         let Some(conn) = self.conns.remove(&token) else { return };
         self.shared.stats.connections_open.fetch_sub(1, Ordering::Relaxed);
-        if let Some(p) = conn.peer {
-            transport::forget_peer_uid(&mut self.per_uid, p.uid);
-        }
+        self.acceptor.release(token);
         let violation = reason.starts_with("protocol violation");
         if violation {
             stats::bump(&self.shared.stats.protocol_violations);

@@ -14,8 +14,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mio::net::{TcpListener, UnixListener};
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Poll, Token};
 
 use super::link::Link;
 use super::parse::{push_frame, Phase};
@@ -26,7 +25,7 @@ use crate::error::Error;
 use crate::push::now_unix_ms;
 use crate::push::proto::Registration;
 use crate::stats;
-use crate::transport::{Listener, PeerCredentials};
+use crate::transport::{AcceptPolicy, Acceptor, Listener, PeerCredentials};
 use crate::wire::proto::FrameKind;
 
 
@@ -36,11 +35,6 @@ const FIRST_CONNECTION: usize = 2;
 /// Most server events kept waiting for [`PushServer::next_event`](super::PushServer::next_event); beyond that new ones are
 /// dropped (and counted), so an application that stops reading cannot grow memory.
 pub(super) const MAX_QUEUED_EVENTS: usize = 65_536;
-
-enum Accepting {
-    Unix(UnixListener),
-    Tcp(TcpListener),
-}
 
 struct Conn {
     link: Arc<Link>,
@@ -57,8 +51,8 @@ struct Conn {
 
 pub(super) struct EventLoop {
     opts: ServerOptions,
-    _listener: Listener,
-    accepting: Accepting,
+    /// Accepting, the peer-uid policy and the connection limits.
+    acceptor: Acceptor<Token>,
     poll: Poll,
     shared: Arc<Shared>,
     conns: HashMap<Token, Conn>,
@@ -66,12 +60,8 @@ pub(super) struct EventLoop {
     next_connection_id: u64,
     /// Workers waiting for the application's decision, by the id they will get.
     pending_decisions: HashMap<u64, Token>,
-    /// Open connections per peer uid (Unix peers only).
-    per_uid: HashMap<u32, usize>,
     /// Handshake and partial-frame deadlines of connections (stale entries are skipped).
     conn_deadlines: BinaryHeap<Reverse<(Instant, Token)>>,
-    /// Set when accepting failed (EMFILE, ENFILE, ENOMEM...): when to try again.
-    accept_retry: Option<Instant>,
     /// When to look at the parked links next (`None`: at the next wake-up).
     park_check: Option<Instant>,
 }
@@ -79,28 +69,16 @@ pub(super) struct EventLoop {
 
 impl EventLoop {
     pub(super) fn new(opts: ServerOptions, listener: Listener, poll: Poll, shared: Arc<Shared>) -> Result<Self, Error> {
-        let io = |e| Error::io("register listener", e);
-        let mut accepting = match &listener {
-            Listener::Unix(l, _) => {
-                let l = l.try_clone().map_err(io)?;
-                l.set_nonblocking(true).map_err(io)?;
-                Accepting::Unix(UnixListener::from_std(l))
-            }
-            Listener::Tcp(l) => {
-                let l = l.try_clone().map_err(io)?;
-                l.set_nonblocking(true).map_err(io)?;
-                Accepting::Tcp(TcpListener::from_std(l))
-            }
+        let policy = AcceptPolicy {
+            allow_other_uids: opts.allow_other_uids,
+            require_credentials: false,
+            max_connections: opts.max_connections,
+            max_connections_per_uid: opts.max_connections_per_uid,
         };
-        match &mut accepting {
-            Accepting::Unix(l) => poll.registry().register(l, LISTENER, Interest::READABLE),
-            Accepting::Tcp(l) => poll.registry().register(l, LISTENER, Interest::READABLE),
-        }
-        .map_err(io)?;
+        let acceptor = Acceptor::new(listener, policy, poll.registry(), LISTENER)?;
         Ok(EventLoop {
             opts,
-            _listener: listener,
-            accepting,
+            acceptor,
             poll,
             shared,
             conns: HashMap::new(),
@@ -108,8 +86,6 @@ impl EventLoop {
             next_connection_id: 1,
             pending_decisions: HashMap::new(),
             conn_deadlines: BinaryHeap::new(),
-            per_uid: HashMap::new(),
-            accept_retry: None,
             park_check: None,
         })
     }
@@ -143,7 +119,7 @@ impl EventLoop {
             }
             self.expire();
             self.unpark_idle();
-            if self.accept_retry.is_some_and(|at| at <= Instant::now()) {
+            if self.acceptor.retry_at().is_some_and(|at| at <= Instant::now()) {
                 self.accept_all();
             }
         }
@@ -159,7 +135,7 @@ impl EventLoop {
         drop(deadlines);
         let mut next: Option<Duration> = push_ms.map(|ms| Duration::from_millis(ms.saturating_sub(now_unix_ms())));
         let conn_deadline = self.conn_deadlines.peek().map(|Reverse((at, _))| *at);
-        for at in conn_deadline.into_iter().chain(self.accept_retry).chain(self.park_check) {
+        for at in conn_deadline.into_iter().chain(self.acceptor.retry_at()).chain(self.park_check) {
             let d = at.saturating_duration_since(Instant::now());
             next = Some(next.map_or(d, |n| n.min(d)));
         }
