@@ -56,6 +56,8 @@
  *     (rp_push_server_options_set_*_callback)                   inside rp_push_server_dispatch
  *   rp_session_request_callback (rp_session_new, rp_session_connect,
  *     rp_session_listener_accept)                               inside rp_session_dispatch
+ * The one exception is the process-wide log callback (rp_log_set): it runs on whichever thread
+ * saw the event, librp's own threads included, with no librp lock held (see rp_log_set).
  * Handles and views passed to a callback are borrowed: valid only until it returns (except the
  * rp_session_request, which the callback owns). A callback must never free the handle that
  * runs it; each callback type lists what else it may and may not call.

@@ -1,68 +1,42 @@
 //! The control plane (payload protocol 0x0000): the Hello a client opens every connection with,
 //! and the HelloReply (Negotiated or Refused) that answers it. Shared by every protocol role.
 
-use std::collections::BTreeMap;
 use std::io::{Read, Write};
 
 use prost::Message;
 
 use crate::error::Error;
-use crate::transport::PeerCredentials;
-use crate::wire::proto::{hello_reply, ErrorCode, FrameKind, Hello, HelloReply, Negotiated, Refused};
+use crate::transport::{PeerCredentials, Rejection};
+use crate::wire::proto::{hello_reply, ErrorCode, FrameKind, Hello, HelloReply, Negotiated};
 use crate::wire::{names, registry, FrameReader, FrameView, FrameWriter, WireError, PROTOCOL_VERSION};
+
+pub use crate::wire::Refusal;
 
 /// Keepalive interval a server grants a client that proposed none.
 pub const DEFAULT_KEEPALIVE_SECS: u64 = 1800;
 /// Name librp reports as `client_lib_name`.
 pub const CLIENT_LIB_NAME: &str = "librp";
 
-/// A server's refusal of a Hello: the wire `Refused` message in Rust form.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    /// Raw `ErrorCode` value (see [`ErrorCode`]).
-    pub code: i32,
-    /// Human-readable reason.
-    pub reason: String,
-    /// How long to wait before retrying; 0 = no hint.
-    pub retry_after_ms: u64,
-    /// Extra key/value details.
-    pub details: BTreeMap<String, String>,
-}
-
 impl Refusal {
-    /// A refusal with a code and reason.
-    pub fn new(code: ErrorCode, reason: impl Into<String>) -> Self {
-        Refusal { code: code as i32, reason: reason.into(), retry_after_ms: 0, details: BTreeMap::new() }
-    }
-
-    /// Adds a retry hint.
-    pub fn with_retry_after_ms(mut self, ms: u64) -> Self {
-        self.retry_after_ms = ms;
-        self
-    }
-
-    /// The code's name as the protocol spells it (`SERVICE_UNKNOWN`, ...), or "UNKNOWN".
-    pub fn code_name(&self) -> &'static str {
-        ErrorCode::try_from(self.code)
-            .map(|c| c.as_str_name().trim_start_matches("ERROR_CODE_"))
-            .unwrap_or("UNKNOWN")
-    }
-
-    /// The wire message.
-    pub fn to_message(&self) -> Refused {
-        Refused {
-            reason: self.reason.clone(),
-            daemon_min_protocol: PROTOCOL_VERSION,
-            daemon_max_protocol: PROTOCOL_VERSION,
-            code: self.code,
-            details: self.details.clone(),
-            retry_after_ms: self.retry_after_ms,
+    /// The refusal of a connection the [`Acceptor`](crate::transport::Acceptor) did not admit,
+    /// sent before any Hello was read; `server` names the refusing server in the reason
+    /// ("broker", "server").
+    pub(crate) fn not_admitted(rejection: Rejection, server: &str) -> Self {
+        match rejection {
+            Rejection::NoCredentials => Refusal::new(ErrorCode::PeerRejected, "peer credentials are unavailable"),
+            Rejection::OtherUser(uid) => {
+                Refusal::new(ErrorCode::PeerRejected, format!("peer uid {uid} is not allowed on this {server}"))
+            }
+            Rejection::TooManyConnections => {
+                Refusal::new(ErrorCode::RateLimited, "too many connections").with_retry_after_ms(1000)
+            }
+            Rejection::TooManyFromUser => {
+                let mut r =
+                    Refusal::new(ErrorCode::RateLimited, "too many connections from this user").with_retry_after_ms(1000);
+                r.details.insert("scope".into(), "peer-uid".into());
+                r
+            }
         }
-    }
-
-    /// From the wire message.
-    pub fn from_message(r: Refused) -> Self {
-        Refusal { code: r.code, reason: r.reason, retry_after_ms: r.retry_after_ms, details: r.details }
     }
 }
 

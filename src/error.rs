@@ -1,10 +1,10 @@
-//! The error type shared by every part of librp.
+//! The error type shared by every part of librp, and the multiplexer's errors it carries
+//! ([`MuxError`], [`DetectorError`], re-exported by [`crate::mux`]). It imports only the wire.
 
 use std::borrow::Cow;
 use std::io;
 
-use crate::control::Refusal;
-use crate::wire::WireError;
+use crate::wire::{Refusal, WireError};
 
 /// Result alias used across the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -73,7 +73,7 @@ pub enum Error {
     Wire(#[from] WireError),
     /// The endpoint multiplexer ended the connection.
     #[error(transparent)]
-    Mux(#[from] crate::mux::MuxError),
+    Mux(#[from] MuxError),
     /// An argument was out of range or inconsistent.
     #[error("invalid argument: {0}")]
     InvalidArgument(Cow<'static, str>),
@@ -215,5 +215,50 @@ impl Error {
     /// Shorthand for an [`Error::Io`] with context.
     pub fn io(context: &'static str, source: io::Error) -> Self {
         Error::Io { context, source }
+    }
+}
+
+/// A legacy detector failed (for example a C callback returned a value outside its enum).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("legacy detector failed: {0}")]
+pub struct DetectorError(pub Cow<'static, str>);
+
+/// A verdict that ends the connection.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MuxError {
+    /// A frame for a consumer protocol this endpoint does not serve.
+    #[error("payload protocol 0x{payload_protocol:04X} is not served on this endpoint")]
+    UnservedPayloadProtocol {
+        /// The frame's payload protocol.
+        payload_protocol: u32,
+    },
+    /// A first-party frame (control, admin, handoff) arrived on a backend endpoint.
+    #[error("first-party payload protocol 0x{payload_protocol:04X} is not accepted on a backend endpoint")]
+    UnexpectedFirstPartyFrame {
+        /// The frame's payload protocol.
+        payload_protocol: u32,
+    },
+    /// An identity probe broke its rules (kind, encoding, nonce length).
+    #[error("malformed identity probe: {0}")]
+    MalformedProbe(&'static str),
+    /// The bytes are not valid v1 framing (too large, undecodable body, ...).
+    #[error(transparent)]
+    Framing(#[from] WireError),
+    /// The legacy detector failed.
+    #[error(transparent)]
+    Detector(#[from] DetectorError),
+}
+
+impl MuxError {
+    /// The stable classification of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            MuxError::UnservedPayloadProtocol { .. } => ErrorKind::UnservedProtocol,
+            MuxError::UnexpectedFirstPartyFrame { .. } => ErrorKind::FirstPartyFrame,
+            MuxError::MalformedProbe(_) => ErrorKind::MalformedProbe,
+            MuxError::Framing(w) => w.kind(),
+            MuxError::Detector(_) => ErrorKind::InvalidArgument,
+        }
     }
 }

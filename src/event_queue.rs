@@ -2,13 +2,12 @@
 //! threads drain, with a timeout, and optionally through a pollable descriptor.
 
 use std::collections::VecDeque;
-use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
-use crate::transport::ReadySignal;
+use crate::transport::{RawDescriptor, ReadySignal};
 
 /// Events waiting for the application; at most `capacity`, beyond which new ones are counted
 /// and dropped (never unbounded memory).
@@ -101,7 +100,7 @@ impl<T> EventQueue<T> {
 
     /// The descriptor readable while events wait or the queue is closed (when the queue was
     /// made pollable).
-    pub(crate) fn signal_fd(&self) -> Option<RawFd> {
+    pub(crate) fn signal_fd(&self) -> Option<RawDescriptor> {
         self.signal.as_ref().map(ReadySignal::fd)
     }
 
@@ -122,20 +121,15 @@ mod tests {
         q.push(2);
         q.push(3);
         assert_eq!(q.dropped(), 1);
-        let mut pfd = libc::pollfd { fd: q.signal_fd().unwrap(), events: libc::POLLIN, revents: 0 };
-        #[allow(unsafe_code)]
-        // SAFETY: one valid pollfd.
-        let readable = unsafe { libc::poll(&mut pfd, 1, 0) };
-        assert_eq!(readable, 1);
+        let readable = || crate::transport::wait_readable(q.signal_fd().unwrap(), Some(Duration::ZERO)).unwrap();
+        assert!(readable());
         assert_eq!(q.pop(Some(Duration::ZERO), "closed").unwrap(), 1);
         assert_eq!(q.pop(Some(Duration::ZERO), "closed").unwrap(), 2);
         assert!(matches!(q.pop(Some(Duration::from_millis(5)), "closed"), Err(Error::Timeout(_))));
+        assert!(!readable());
         q.close();
         assert!(matches!(q.pop(None, "closed"), Err(Error::Closed(_))));
         // Closed: readable, so a poll loop learns it.
-        #[allow(unsafe_code)]
-        // SAFETY: one valid pollfd.
-        let readable = unsafe { libc::poll(&mut pfd, 1, 0) };
-        assert_eq!(readable, 1);
+        assert!(readable());
     }
 }

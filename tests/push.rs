@@ -188,10 +188,18 @@ fn registration_decided_by_the_application() {
     assert_eq!(err.kind(), ErrorKind::Rejected);
     assert!(err.to_string().contains("queue banned is closed"), "{err}");
     let ok = worker(server.endpoint(), "good");
+    let good_id = ok.worker_id();
     assert_eq!(deciding.join().unwrap(), vec!["good".to_string()]);
     drop(ok);
+    // The departure names the worker as it registered, with the peer the kernel reported.
     match server.next_event(Some(Duration::from_secs(5))).unwrap() {
-        ServerEvent::WorkerDisconnected { .. } => {}
+        ServerEvent::WorkerDisconnected { worker, reason } => {
+            assert_eq!(worker.id, good_id);
+            assert_eq!(worker.registration, registration("good"));
+            assert_eq!(worker.peer.unwrap().pid, std::process::id());
+            assert_eq!(worker.in_flight, 0);
+            assert!(!reason.is_empty());
+        }
         other => panic!("unexpected {other:?}"),
     }
 }
@@ -448,7 +456,7 @@ fn a_worker_served_by_push_wait_is_still_watched_by_the_event_loop() {
     let started = Instant::now();
     loop {
         match server.next_event(Some(wait)) {
-            Ok(ServerEvent::WorkerDisconnected { worker_id, .. }) if worker_id == id => break,
+            Ok(ServerEvent::WorkerDisconnected { worker, .. }) if worker.id == id => break,
             Ok(_) => {}
             Err(e) => panic!("the worker's departure went unnoticed: {e}"),
         }

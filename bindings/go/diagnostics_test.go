@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// Error() names the status once (issue 15, item 6); before, librp's message repeated it
+// Error() names the status once; before, librp's message repeated it
 // ("rp: protocol violation: protocol violation: ...").
 func TestErrorNamesStatusOnce(t *testing.T) {
 	s := startServer(t, nil)

@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-// WorkerOptions.MaxQueued changed nothing and is withdrawn (issue 15, item 8).
+// WorkerOptions.MaxQueued changed nothing and is withdrawn.
 func TestWorkerOptionsHaveNoMaxQueued(t *testing.T) {
 	if _, ok := reflect.TypeOf(WorkerOptions{}).FieldByName("MaxQueued"); ok {
 		t.Error("WorkerOptions still has the no-op MaxQueued field")

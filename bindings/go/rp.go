@@ -37,7 +37,10 @@
 //   - Failures are *[Error] values carrying the librp status and message; compare them with
 //     errors.Is against the sentinels ([ErrTimeout], [ErrClosed], ...). A refusal by a server
 //     is a *[RefusedError] with the server's code, reason and retry hint.
-//   - Blocking calls take a context.Context and return its error once it is done.
+//   - Blocking calls take a context.Context and return its error once it is done: at once
+//     (the context's end wakes the waiting C call; SessionCall.Wait within the session's
+//     20 ms read slice), except Ticket.Wait, SessionCall.Next and SessionRequest.Next, which
+//     notice it within 50 ms.
 //   - C never keeps a Go pointer: callbacks are reached through runtime/cgo.Handle values that
 //     librp releases with the callback's user_data_free; byte slices passed to librp are only
 //     borrowed for the duration of the call.

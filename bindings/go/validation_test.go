@@ -15,7 +15,7 @@ func expectInvalid(t *testing.T, what string, err error, needle string) {
 	}
 }
 
-// Values are checked by the call that takes them (issue 15, item 4): nothing listens at the
+// Values are checked by the call that takes them: nothing listens at the
 // endpoint, so a check left to the peer would show up as ErrIO instead.
 func TestValidationBeforeConnecting(t *testing.T) {
 	ep := sockPath(t, "nobody.sock")

@@ -1,13 +1,12 @@
 //! [`Conn`]: one framed connection (to a backend, a broker, or any v1 peer).
 
 use std::net::Shutdown;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::error::Error;
-use crate::transport::{PeerCredentials, ReadySignal, Stream};
+use crate::transport::{OwnedDescriptor, PeerCredentials, RawDescriptor, ReadinessSet, ReadySignal, Stream};
 use crate::wire::proto::Frame;
 use crate::wire::{FrameReader, FrameView, FrameWriter, WireError};
 
@@ -33,7 +32,7 @@ pub struct Conn {
 #[derive(Debug)]
 struct Readiness {
     signal: ReadySignal,
-    set: OwnedFd,
+    set: ReadinessSet,
 }
 
 /// The socket as the framed reader reads it: blocking (per the socket's read timeout), or
@@ -47,7 +46,7 @@ struct SocketReads {
 impl std::io::Read for SocketReads {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         if self.dont_wait {
-            crate::transport::recv_nonblocking(self.socket.as_raw_fd(), buf)
+            self.socket.recv_nonblocking(buf)
         } else {
             self.socket.read(buf)
         }
@@ -84,8 +83,8 @@ impl Conn {
 
     /// Adopts a connected Unix stream socket, for example one received by a handoff
     /// (`rp::handoff::accept_handoff`). The connection owns and closes the descriptor.
-    pub fn from_unix_fd(fd: std::os::fd::OwnedFd) -> Result<Conn, Error> {
-        Self::new(Stream::Unix(std::os::unix::net::UnixStream::from(fd)))
+    pub fn from_unix_fd(fd: OwnedDescriptor) -> Result<Conn, Error> {
+        Self::new(Stream::from_unix_descriptor(fd))
     }
 
     /// Wraps a stream whose reader already holds bytes received after a handshake.
@@ -222,9 +221,9 @@ impl Conn {
     /// readable for part of a frame too (a zero-timeout receive then reports `Timeout` and takes
     /// the bytes). Only for readability; owned by the connection. Made on the first call, so a
     /// connection never polled pays nothing for it; that call never waits.
-    pub fn pollable_fd(&self) -> Result<RawFd, Error> {
+    pub fn pollable_fd(&self) -> Result<RawDescriptor, Error> {
         if let Some(r) = self.ready.get() {
-            return Ok(r.set.as_raw_fd());
+            return Ok(r.set.descriptor());
         }
         // Held until the descriptor is published, so no receive runs between reading the
         // buffer's state and publishing. A receive in progress on another thread is not waited
@@ -237,17 +236,17 @@ impl Conn {
             Err(std::sync::TryLockError::WouldBlock) => true,
         };
         let signal = ReadySignal::new()?;
-        let set = crate::transport::readiness_set(&[self.socket.as_raw_fd(), signal.fd()])
+        let set = ReadinessSet::new(&[self.socket.descriptor(), signal.fd()])
             .map_err(|e| Error::io("create the pollable descriptor", e))?;
         signal.set(ready_now);
-        let fd = self.ready.get_or_init(|| Readiness { signal, set }).set.as_raw_fd();
+        let fd = self.ready.get_or_init(|| Readiness { signal, set }).set.descriptor();
         drop(rx);
         Ok(fd)
     }
 
     /// The socket itself, for librp's own readers.
-    pub(crate) fn socket_fd(&self) -> RawFd {
-        self.socket.as_raw_fd()
+    pub(crate) fn socket_fd(&self) -> RawDescriptor {
+        self.socket.descriptor()
     }
 
     /// The peer's kernel-reported credentials (Unix sockets; `None` for TCP).

@@ -1,8 +1,6 @@
 //! `rp_push_server_*`: the server side of push for C.
 
-use std::collections::HashMap;
 use std::ffi::{c_char, c_void};
-use std::sync::Mutex;
 
 use super::boundary::{boundary, boundary_or, Failure};
 use super::bytes::{cstr_arg, limit_arg, rp_str, rule_arg, slice_arg, timeout_arg};
@@ -91,8 +89,6 @@ pub(crate) struct ServerHandle {
     pub(crate) server: PushServer,
     on_registration: Option<ForeignCallback<rp_push_registration_callback>>,
     on_worker: Option<ForeignCallback<rp_push_worker_callback>>,
-    /// Registered workers as last seen, to describe them when they leave.
-    known: Mutex<HashMap<u64, WorkerInfo>>,
     /// The bound endpoint as text, for `rp_push_server_endpoint`.
     endpoint: String,
 }
@@ -388,7 +384,6 @@ pub unsafe extern "C" fn rp_push_server_bind(
             server,
             on_registration: handle.on_registration,
             on_worker: handle.on_worker,
-            known: Mutex::new(HashMap::new()),
         };
         out_server.write(box_into_handle(server));
         Ok(())
@@ -526,20 +521,8 @@ impl ServerHandle {
     fn on_event(&self, event: ServerEvent) {
         match event {
             ServerEvent::RegistrationRequest { .. } => {} // answered through `decide`
-            ServerEvent::WorkerConnected(info) => {
-                self.notify(&info, true, "");
-                self.known.lock().unwrap_or_else(|p| p.into_inner()).insert(info.id, info);
-            }
-            ServerEvent::WorkerDisconnected { worker_id, reason } => {
-                let info = self.known.lock().unwrap_or_else(|p| p.into_inner()).remove(&worker_id);
-                let info = info.unwrap_or(WorkerInfo {
-                    id: worker_id,
-                    registration: Default::default(),
-                    peer: None,
-                    in_flight: 0,
-                });
-                self.notify(&info, false, &reason);
-            }
+            ServerEvent::WorkerConnected(info) => self.notify(&info, true, ""),
+            ServerEvent::WorkerDisconnected { worker, reason } => self.notify(&worker, false, &reason),
         }
     }
 

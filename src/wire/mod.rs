@@ -8,13 +8,16 @@
 
 mod error;
 mod frame;
+pub(crate) mod fast;
 pub(crate) mod pb;
 pub mod proto;
 pub mod names;
 pub mod registry;
+mod refusal;
 mod stream;
 
 pub use error::WireError;
+pub use refusal::Refusal;
 pub use frame::{decode_frame, frame_extent, Decoded, Extent, FrameView};
 pub(crate) use frame::trace_context_fits;
 pub use stream::{write_frame, FrameReader, FrameWriter};

@@ -1,4 +1,4 @@
-/* Diagnostics that point at the cause (issue 15, item 6): EACCES/EPERM is
+/* Diagnostics that point at the cause: EACCES/EPERM is
  * RP_STATUS_PERMISSION_DENIED, and a worker or broker client that reached the wrong kind of
  * server is told what the peer is. */
 #include "rp.h"

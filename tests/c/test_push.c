@@ -212,12 +212,17 @@ static int32_t decide_registration(void *user_data, const rp_worker_info *worker
 static void decider_free(void *user_data) { ((struct decider *)user_data)->freed++; }
 
 static int connected_events, disconnected_events;
+static char disconnected_queue[64]; /* the task queue of the worker that left */
 static void on_worker(void *user_data, const rp_worker_info *worker, bool connected, rp_str reason) {
     (void)user_data;
-    (void)worker;
     (void)reason;
-    if (connected) connected_events++;
-    else disconnected_events++;
+    if (connected) {
+        connected_events++;
+    } else {
+        rp_str q = rp_worker_info_task_queue(worker);
+        snprintf(disconnected_queue, sizeof disconnected_queue, "%.*s", (int)q.len, q.ptr);
+        disconnected_events++;
+    }
 }
 
 static volatile int g_dispatching;
@@ -255,6 +260,7 @@ static void registration_decided_by_callback(void) {
     g_dispatching = 0;
     pthread_join(t, NULL);
     CHECK(connected_events == 1 && disconnected_events == 1);
+    CHECK(strcmp(disconnected_queue, "good") == 0); /* a departing worker is described */
     CHECK(d.freed == 0);
     rp_push_server_free(server);
     CHECK(d.freed == 1); /* user_data_free ran exactly once, when the server was freed */

@@ -1,4 +1,4 @@
-// Diagnostics through the C++ wrapper (issue 15, item 6): what() names the status once, and a
+// Diagnostics through the C++ wrapper: what() names the status once, and a
 // worker that reached a broker is told so.
 #include <rp/rp.hpp>
 

@@ -1,4 +1,4 @@
-// Header and wrapper hygiene (issue 15, item 8): enum-typed parameters and results in rp.h,
+// Header and wrapper hygiene: enum-typed parameters and results in rp.h,
 // the withdrawn no-op rp_push_worker_options_set_max_queued gone from rp.h and rp.hpp, and
 // bytes taken as std::string, std::string_view or a literal.
 #include <rp/rp.hpp>

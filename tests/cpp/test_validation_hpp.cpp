@@ -1,4 +1,4 @@
-// Values are checked by the call that receives them (issue 15, item 4): the wrapper throws
+// Values are checked by the call that receives them: the wrapper throws
 // rp::Error(RP_STATUS_INVALID_ARGUMENT) with the rule in its message from the constructor or
 // setter that took the value, before anything connects.
 #include <rp/rp.hpp>

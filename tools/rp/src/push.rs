@@ -74,9 +74,9 @@ pub fn run_server(args: ServerArgs) -> Result<(), Failure> {
                     w.id, w.registration.identity, w.registration.task_queue, args.workers
                 ));
             }
-            ServerEvent::WorkerDisconnected { worker_id, reason } => {
+            ServerEvent::WorkerDisconnected { worker, reason } => {
                 registered = registered.saturating_sub(1);
-                say(format!("worker {worker_id} left: {reason}"));
+                say(format!("worker {} left: {reason}", worker.id));
             }
             ServerEvent::RegistrationRequest { .. } => {}
         }

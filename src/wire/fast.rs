@@ -1,4 +1,4 @@
-//! The hot paths of librp's own protocols without prost, and the map of request ids.
+//! The fast codec: the hot paths of librp's own protocols (push, session) without prost.
 //!
 //! A push (`Push`), a session request, answer or chunk (`SessionMessage`) is nearly always just
 //! a payload protocol (field 1, varint) and payload bytes (field 2), and a worker's answer
@@ -8,9 +8,6 @@
 //!
 //! Every copy of a payload a peer sent is a fallible allocation ([`WireError::try_copy`]): a
 //! payload that does not fit in memory ends its connection with `NoMemory`, never the process.
-
-use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasher, Hasher};
 
 use prost::Message;
 
@@ -152,60 +149,23 @@ fn put_bytes(out: &mut [u8], pos: usize, key: u8, bytes: &[u8]) -> usize {
     start + bytes.len()
 }
 
-/// A map keyed by request or correlation id. Ids are counters, not secrets: a multiply-and-
-/// fold hash with a per-map random seed spreads them at a fraction of SipHash's cost, and a
-/// peer that does not know the seed cannot aim its ids at one bucket.
-pub(crate) type IdMap<V> = HashMap<u64, V, IdHash>;
-
-/// A set of ids; see [`IdMap`].
-pub(crate) type IdSet = HashSet<u64, IdHash>;
-
-/// The [`BuildHasher`] of [`IdMap`] and [`IdSet`]: its seed is drawn once per map.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct IdHash(u64);
-
-impl Default for IdHash {
-    fn default() -> Self {
-        IdHash(std::collections::hash_map::RandomState::new().hash_one(0x5350_u64))
-    }
-}
-
-impl BuildHasher for IdHash {
-    type Hasher = IdHasher;
-    fn build_hasher(&self) -> IdHasher {
-        IdHasher { seed: self.0, hash: 0 }
-    }
-}
-
-/// Hashes one `u64` id; see [`IdMap`].
-#[derive(Debug)]
-pub(crate) struct IdHasher {
-    seed: u64,
-    hash: u64,
-}
-
-impl Hasher for IdHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        // Not reached for `u64` keys; correct for any other.
-        for &b in bytes {
-            self.write_u64(self.hash ^ u64::from(b));
-        }
-    }
-
-    fn write_u64(&mut self, id: u64) {
-        let product = u128::from(id ^ self.seed) * u128::from(0x9e37_79b9_7f4a_7c15_u64);
-        self.hash = (product as u64) ^ ((product >> 64) as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.hash
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::push::proto::{push_reply, Push, PushFailure, PushReply};
+    use push_proto::{push_reply, Push, PushFailure, PushReply};
+
+    /// The real push messages, generated from `proto/librp_push.proto` (included, not imported,
+    /// so that the wire layer's tests need no role module).
+    mod push_proto {
+        #![allow(missing_docs, dead_code, clippy::all)]
+        include!(concat!(env!("OUT_DIR"), "/librp.push.v1.rs"));
+    }
+
+    /// The real session messages, generated from `proto/librp_session.proto`.
+    mod session_proto {
+        #![allow(missing_docs, dead_code, clippy::all)]
+        include!(concat!(env!("OUT_DIR"), "/librp.session.v1.rs"));
+    }
 
     const SIZES: [usize; 9] = [0, 1, 64, 127, 128, 300, 495, 496, 70_000];
 
@@ -279,7 +239,7 @@ mod tests {
     /// the oneof's last variant, wrong wire types and cut-short bytes.
     #[test]
     fn decode_large_reads_what_prost_reads() {
-        use crate::session::proto::{SessionError, SessionMessage};
+        use session_proto::{SessionError, SessionMessage};
         let failure = PushReply {
             result: Some(push_reply::Result::Failure(PushFailure { code: -5, message: "no".into() })),
         }
@@ -329,21 +289,5 @@ mod tests {
                 Err(_) => assert!(ours.is_err(), "{case:02x?}"),
             }
         }
-    }
-
-    #[test]
-    fn an_id_map_spreads_consecutive_ids() {
-        let hash = IdHash::default();
-        let mut buckets = [0u32; 64];
-        for id in (1..=6400u64).step_by(2) {
-            buckets[(hash.hash_one(id) & 63) as usize] += 1;
-        }
-        // 3,200 ids over 64 buckets: 50 each on average.
-        assert!(buckets.iter().all(|&n| (20..=90).contains(&n)), "{buckets:?}");
-        let mut map = IdMap::default();
-        for id in 0..1000u64 {
-            map.insert(id * 2, id);
-        }
-        assert!((0..1000u64).all(|id| map.get(&(id * 2)) == Some(&id)));
     }
 }
