@@ -20,7 +20,7 @@ if [ "${1:-}" = coverage ]; then
   shift 2
   cargo +nightly fuzz coverage "$t" "fuzz/corpus/$t" >/dev/null 2>&1
   triple=$(rustc +nightly -vV | sed -n 's/^host: //p')
-  "${LLVM_COV:-llvm-cov-22}" report "fuzz/target/$triple/coverage/$triple/release/$t" \
+  "${LLVM_COV:-llvm-cov-22}" report "target/$triple/coverage/$triple/release/$t" \
     -instr-profile="fuzz/coverage/$t/coverage.profdata" "$@" | awk -v t="$t" \
     '$1 ~ /\.rs$/ { printf "%s: %s lines %s, %s covered\n", t, $1, $8, $10 }'
   exit 0
