@@ -7,13 +7,34 @@
  *   matching _free function (NULL is a no-op; freeing twice is undefined behaviour).
  * - Fallible functions return rp_status (RP_STATUS_OK = 0) and write results through out_*
  *   parameters, only on success unless the function says otherwise. After a non-OK status,
- *   rp_last_error_message() describes the failure on the calling thread.
+ *   rp_last_error_message() describes the failure on the calling thread. RP_NODISCARD marks
+ *   the calls whose status a correct program must read (they can fail at run time on a value,
+ *   the peer or the system); the others fail only on a NULL argument.
  * - Inputs are borrowed for the duration of the call and copied if kept. Outputs that outlive
  *   the call are owned by a handle with its own _free. Borrowed views (rp_bytes, rp_str,
  *   rp_frame_view) say exactly until when they are valid.
  * - Strings passed in are NUL-terminated UTF-8; rp_str views are UTF-8 and NOT NUL-terminated.
  * - No panic crosses this boundary: an internal bug returns RP_STATUS_PANIC.
  * - librp never writes to stdout/stderr and never installs signal handlers.
+ * - Logs and statistics: librp is silent until rp_log_set installs a log callback (the one
+ *   callback that may also run on librp's own threads); rp_*_get_stats fill plain structs.
+ *
+ * Event loops
+ * -----------
+ * Every descriptor librp hands out (rp_conn_fd, rp_push_client_fd, rp_push_server_event_fd,
+ * rp_session_dispatch_fd) is level-triggered: readable exactly while the matching receive with
+ * timeout 0 would return without waiting (something is ready, also when librp already took it
+ * off the socket and holds it, or the handle ended) and not readable otherwise. One receive per
+ * wake-up loses nothing. Watch these descriptors for readability only; never read, write or
+ * close them: the handle owns them.
+ *
+ * Timeouts
+ * --------
+ * Every timeout_ms argument and every *_timeout_ms option (and wait_ms) follows one rule:
+ * 0 = do not wait (try once: take only what is already there), -1 = no limit, > 0 = at most
+ * that many milliseconds. Any other value (-2, ...) fails with RP_STATUS_INVALID_ARGUMENT,
+ * whose message states the rule. A call waiting without limit still returns when the peer ends
+ * the connection or the handle is closed from another thread (its _close or _shutdown).
  *
  * Thread safety
  * -------------
@@ -21,10 +42,52 @@
  * `rp_x *` must be serialised by the caller for that handle, from any thread. Handles may move
  * between threads unless their type says otherwise.
  *
+ * Callbacks
+ * ---------
+ * Every callback takes `void *user_data` first: the pointer given when it was registered. Each
+ * registration also takes `user_data_free` (may be NULL), which librp calls exactly once with
+ * `user_data` when it no longer needs it: when the callback is replaced or removed, when the
+ * handle that owns it is freed, or at once when the registering call fails (each registering
+ * function says when). A callback runs only on the application's own thread, inside the call
+ * named here, never on a thread of librp's:
+ *   rp_legacy_detect_callback (given to rp_mux_new)             inside rp_mux_poll
+ *   rp_push_handler_callback (rp_push_client_set_handler)       inside rp_push_client_dispatch
+ *   rp_push_registration_callback, rp_push_worker_callback
+ *     (rp_push_server_options_set_*_callback)                   inside rp_push_server_dispatch
+ *   rp_session_request_callback (rp_session_new, rp_session_connect,
+ *     rp_session_listener_accept)                               inside rp_session_dispatch
+ * The one exception is the process-wide log callback (rp_log_set): it runs on whichever thread
+ * saw the event, librp's own threads included, with no librp lock held (see rp_log_set).
+ * Handles and views passed to a callback are borrowed: valid only until it returns (except the
+ * rp_session_request, which the callback owns). A callback must never free the handle that
+ * runs it; each callback type lists what else it may and may not call.
+ *
+ * Call sequences
+ * --------------
+ * Daemon (a backend that keeps its own wire): rp_daemon_identity_new_current -> rp_mux_new;
+ *   for the bytes buffered on each connection, rp_mux_poll -> write event.reply back (probe),
+ *   serve event.frame (payload; answer with rp_frame_encode_response) or read your own wire
+ *   (legacy), then drop event.consumed bytes; handed-off connections: rp_handoff_store_new,
+ *   rp_handoff_accept.
+ * Worker: rp_push_worker_options_new (+ _add_protocol, ...) -> rp_push_client_connect ->
+ *   rp_push_client_recv -> rp_push_payload -> rp_push_client_reply -> rp_push_free, repeated
+ *   (or rp_push_client_set_handler + rp_push_client_dispatch) -> rp_push_client_free.
+ * Push server: rp_push_server_options_new -> rp_push_server_bind; per job rp_push_request_new
+ *   (+ _to_worker, ...) -> rp_push_server_push_wait -> rp_push_result_payload ->
+ *   rp_push_result_free (or rp_push_server_push -> rp_push_ticket_wait); rp_push_server_free.
+ * Tool: rp_broker_options_new -> rp_broker_connect -> rp_broker_result_take_conn ->
+ *   rp_broker_result_free; rp_conn_send / rp_conn_recv -> rp_conn_free.
+ * Both ends of a connection: rp_session_new over an rp_conn (or rp_session_connect,
+ *   rp_session_listener_accept) -> rp_session_call and rp_session_dispatch -> rp_session_free.
+ * Broker: rp_broker_server_options_new (+ _add_service) -> rp_broker_server_bind -> ... ->
+ *   rp_broker_server_free.
+ *
  * ABI contract
  * ------------
  * The values of constants and status codes never change and codes are never reused; functions
- * are only added. The shared library's SONAME changes when this contract is broken.
+ * are only added to the library. A function withdrawn from this header stays exported, doing
+ * what it did or nothing, so that programs linked earlier keep loading. The shared library's
+ * SONAME changes when this contract is broken.
  */
 
 
@@ -254,7 +317,8 @@ enum rp_status
    */
   RP_STATUS_REJECTED = 31,
   /**
-   * The operation is not permitted (for example a peer of another user).
+   * The operation is not permitted: a peer of another user, an unsafe socket directory, or
+   * the system refused access (EACCES/EPERM on a connect, a bind or a file).
    */
   RP_STATUS_PERMISSION_DENIED = 32,
   /**
@@ -271,6 +335,11 @@ enum rp_status
    */
   RP_STATUS_CONFIG = 41,
   /**
+   * Memory for what a peer sent (a frame, a payload, a message) could not be allocated: the
+   * connection ended, the process lives on.
+   */
+  RP_STATUS_NO_MEMORY = 42,
+  /**
    * A bug inside librp was caught at the boundary; only `_free` is valid on the handle now.
    */
   RP_STATUS_PANIC = 90,
@@ -280,6 +349,78 @@ enum rp_status
 typedef enum rp_status rp_status;
 #else
 typedef int32_t rp_status;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * How `rp_broker_connect` reached the backend (`rp_broker_result_route`).
+ */
+enum rp_broker_route
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Straight to the cached endpoint, without a Hello.
+   */
+  RP_BROKER_ROUTE_HELLO_SKIP = 0,
+  /**
+   * Hello to the broker, then a new connection to the negotiated `backend_pipe`.
+   */
+  RP_BROKER_ROUTE_NEGOTIATED = 1,
+  /**
+   * Hello to the broker, which handed that same connection to the backend.
+   */
+  RP_BROKER_ROUTE_HANDED_OFF = 2,
+  /**
+   * No route: what `rp_broker_result_route` returns for a NULL result.
+   */
+  RP_BROKER_ROUTE_NONE = -1,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum rp_broker_route rp_broker_route;
+#else
+typedef int32_t rp_broker_route;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * How much a log event matters; `rp_log_set` delivers the events at or below (more severe
+ * than or equal to) the level it is given.
+ */
+enum rp_log_level
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * No events (only as `rp_log_set`'s `max_level`).
+   */
+  RP_LOG_LEVEL_OFF = 0,
+  /**
+   * Something failed that librp cannot recover from on its own.
+   */
+  RP_LOG_LEVEL_ERROR = 1,
+  /**
+   * A peer was refused or misbehaved (protocol violation), a timeout passed, a worker was
+   * lost, a registration was rejected.
+   */
+  RP_LOG_LEVEL_WARN = 2,
+  /**
+   * A connection, Hello or registration was accepted; a connection ended normally.
+   */
+  RP_LOG_LEVEL_INFO = 3,
+  /**
+   * Details for tracing a problem.
+   */
+  RP_LOG_LEVEL_DEBUG = 4,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum rp_log_level rp_log_level;
+#else
+typedef int32_t rp_log_level;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -559,35 +700,6 @@ typedef int32_t rp_registration_verdict;
 #endif // __cplusplus
 
 /**
- * How `rp_broker_connect` reached the backend (`rp_broker_result_route`).
- */
-enum rp_broker_route
-#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
-  : int32_t
-#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
- {
-  /**
-   * Straight to the cached endpoint, without a Hello.
-   */
-  RP_BROKER_ROUTE_HELLO_SKIP = 0,
-  /**
-   * Hello to the broker, then a new connection to the negotiated `backend_pipe`.
-   */
-  RP_BROKER_ROUTE_NEGOTIATED = 1,
-  /**
-   * Hello to the broker, which handed that same connection to the backend.
-   */
-  RP_BROKER_ROUTE_HANDED_OFF = 2,
-};
-#ifndef __cplusplus
-#if __STDC_VERSION__ >= 202311L
-typedef enum rp_broker_route rp_broker_route;
-#else
-typedef int32_t rp_broker_route;
-#endif // __STDC_VERSION__ >= 202311L
-#endif // __cplusplus
-
-/**
  * An admin reply (0xAD01): kind, body, exit code, content type.
  *
  * Methods: `rp_admin_reply_kind`, `_body`, `_exit_code`, `_free`.
@@ -623,6 +735,14 @@ typedef struct rp_broker_result rp_broker_result;
  *
  * Methods: `rp_broker_server_bind`, `rp_broker_server_endpoint`,
  * `rp_broker_server_begin_shutdown`, `rp_broker_server_free`.
+ *
+ * Limits on what a peer sends (each refused with a reason naming it; docs/PROTOCOL.md):
+ * the first frame is at most 64 KiB. Hello, refused with PEER_REJECTED: `service_name` 1-64
+ * characters of `[a-z0-9-]`, `wanted_version` semver (pre-release `[a-z0-9.]`) of at most 64,
+ * `client_version` at most 128 bytes, `client_lib_name` and `client_lib_version` at most 64,
+ * `auth_token` and `capability_token` at most 1024, `request_id` and `peer_attestation_nonce`
+ * at most 256. AdminRequest, answered with exit code 2: `service_name` at most 64 bytes,
+ * `output_path` at most 4096.
  *
  * Functions taking `const rp_broker_server *` are thread-safe.
  */
@@ -727,6 +847,11 @@ typedef struct rp_push rp_push;
  * Functions taking `const rp_push_client *` are thread-safe: one thread may wait in
  * `rp_push_client_recv` while others reply or close. There is no background thread: the thread
  * that receives reads the socket itself.
+ *
+ * Flow control: the client reads from the server only inside `rp_push_client_recv` /
+ * `_dispatch`, so it holds at most the pushes that arrived in one read. While the worker does
+ * not receive, the server's buffer for it fills and further pushes to it fail with
+ * `RP_STATUS_AGAIN` on the server side: nothing is dropped silently and memory stays bounded.
  */
 typedef struct rp_push_client rp_push_client;
 
@@ -781,8 +906,8 @@ typedef struct rp_push_ticket rp_push_ticket;
  * How a worker connects and what it registers as.
  *
  * Methods: `rp_push_worker_options_new`, `_add_namespace`, `_add_activity_type`, `_set_node`,
- * `_add_protocol`, `_set_service`, `_set_connect_timeout_ms`, `_set_max_queued`,
- * `_set_auth_token`, `_free`; consumed by `rp_push_client_connect`.
+ * `_add_protocol`, `_set_service`, `_set_connect_timeout_ms`, `_set_auth_token`, `_free`;
+ * consumed by `rp_push_client_connect`.
  *
  * Exclusive handle (Send).
  */
@@ -824,8 +949,8 @@ typedef struct rp_session_call_options rp_session_call_options;
  * A listening socket whose connections become sessions on the accepting side.
  *
  * Methods: `rp_session_listener_bind`, `rp_session_listener_endpoint`,
- * `rp_session_listener_accept`, `rp_session_listener_free`. Functions taking
- * `const rp_session_listener *` are thread-safe.
+ * `rp_session_listener_accept`, `rp_session_listener_close`, `rp_session_listener_free`.
+ * Functions taking `const rp_session_listener *` are thread-safe.
  */
 typedef struct rp_session_listener rp_session_listener;
 
@@ -943,6 +1068,32 @@ typedef struct rp_frame_view {
 } rp_frame_view;
 
 /**
+ * Receives one log event.
+ *
+ * Parameters: `user_data` as registered; `level` — an `rp_log_level` (ERROR to DEBUG);
+ * `component` — which part of librp speaks: `"push-server"`, `"push-worker"`, `"broker"`,
+ * `"session"`; `message` — one line of UTF-8 text without a trailing newline. `component` and
+ * `message` are NUL-terminated and borrowed: valid only until the callback returns.
+ *
+ * Called on the thread that noticed the event: the push server's or the broker server's
+ * event-loop thread, a session's reader thread, or the application's own thread inside a
+ * librp call (a connect, a push, a receive...). Several threads may call it at once, so it must
+ * be thread-safe. No librp lock is held while it runs: it may call any librp function,
+ * including `rp_log_set`; a librp call it makes may log in turn (so it runs nested). It must
+ * return normally: it must not unwind (no C++ exception, no `longjmp`, no Go panic) out of
+ * the callback — that aborts the process.
+ */
+typedef void (*rp_log_callback)(void *user_data,
+                                rp_log_level level,
+                                const char *component,
+                                const char *message);
+
+/**
+ * `void (*user_data_free)(void *user_data)`.
+ */
+typedef void (*rp_user_data_free_callback)(void *user_data);
+
+/**
  * Decides whether the bytes buffered on a connection belong to the daemon's own ("legacy")
  * wire.
  *
@@ -957,11 +1108,6 @@ typedef struct rp_frame_view {
  * `buf` is borrowed: valid only until the callback returns. It must not free the mux.
  */
 typedef int32_t (*rp_legacy_detect_callback)(void *user_data, const uint8_t *buf, size_t len);
-
-/**
- * `void (*user_data_free)(void *user_data)`.
- */
-typedef void (*rp_user_data_free_callback)(void *user_data);
 
 /**
  * The verdict of one `rp_mux_poll`.
@@ -1056,6 +1202,275 @@ typedef void (*rp_push_worker_callback)(void *user_data,
  */
 typedef void (*rp_session_request_callback)(void *user_data, struct rp_session_request *request);
 
+/**
+ * What a push server did since it was bound. Read with `rp_push_server_get_stats`.
+ *
+ * Pushes add up: `pushes_sent = pushes_answered + pushes_failed + pushes_timed_out +
+ * pushes_lost + pushes_in_flight`.
+ */
+typedef struct rp_push_server_stats {
+  /**
+   * Set to `sizeof(rp_push_server_stats)` before the call; librp writes back the bytes filled.
+   */
+  uint64_t size;
+  /**
+   * Connections accepted (before any check).
+   */
+  uint64_t connections_accepted;
+  /**
+   * Connections open now (handshaking, registered, or closing).
+   */
+  uint64_t connections_open;
+  /**
+   * Workers registered now.
+   */
+  uint64_t workers_registered;
+  /**
+   * Registrations accepted.
+   */
+  uint64_t registrations_accepted;
+  /**
+   * Registrations rejected (invalid, or by the registration callback).
+   */
+  uint64_t registrations_rejected;
+  /**
+   * Registered workers that went away before the server shut down (closed by the worker,
+   * a failure, a protocol violation, a stall, or `rp_push_server_disconnect`).
+   */
+  uint64_t workers_lost;
+  /**
+   * Connections closed for not finishing Hello and registration within the handshake timeout.
+   */
+  uint64_t handshake_timeouts;
+  /**
+   * Connections closed for a protocol violation (an unexpected or malformed frame).
+   */
+  uint64_t protocol_violations;
+  /**
+   * Pushes waiting for their reply now.
+   */
+  uint64_t pushes_in_flight;
+  /**
+   * Pushes written to a worker.
+   */
+  uint64_t pushes_sent;
+  /**
+   * Pushes answered with a reply payload.
+   */
+  uint64_t pushes_answered;
+  /**
+   * Pushes answered with the worker's failure.
+   */
+  uint64_t pushes_failed;
+  /**
+   * Pushes that passed their deadline without a reply.
+   */
+  uint64_t pushes_timed_out;
+  /**
+   * Pushes whose worker disconnected (or the server shut down) before replying.
+   */
+  uint64_t pushes_lost;
+  /**
+   * Pushes never written: no matching worker, its send buffer full, its deadline already
+   * passed, or too large.
+   */
+  uint64_t pushes_unsent;
+  /**
+   * Bytes read from workers.
+   */
+  uint64_t bytes_in;
+  /**
+   * Bytes written to workers.
+   */
+  uint64_t bytes_out;
+  /**
+   * Connections refused with PEER_REJECTED (another user's process, a wrong auth token,
+   * invalid Hello fields).
+   */
+  uint64_t refused_peer_rejected;
+  /**
+   * Connections refused with RATE_LIMITED (too many connections, in all or from one user).
+   */
+  uint64_t refused_rate_limited;
+  /**
+   * Connections refused with SERVICE_UNKNOWN (the Hello asked for another service).
+   */
+  uint64_t refused_service_unknown;
+  /**
+   * Connections refused with VERSION_UNSUPPORTED (protocol or framing version).
+   */
+  uint64_t refused_version_unsupported;
+  /**
+   * Connections refused with SHUTTING_DOWN.
+   */
+  uint64_t refused_shutting_down;
+  /**
+   * Connections refused with any other code.
+   */
+  uint64_t refused_other;
+} rp_push_server_stats;
+
+/**
+ * What one push worker (`rp_push_client`) did since it connected. Read with
+ * `rp_push_client_get_stats`.
+ */
+typedef struct rp_push_worker_stats {
+  /**
+   * Set to `sizeof(rp_push_worker_stats)` before the call; librp writes back the bytes filled.
+   */
+  uint64_t size;
+  /**
+   * Pushes received from the server.
+   */
+  uint64_t pushes_received;
+  /**
+   * Pushes received and not yet taken by `rp_push_client_recv` now.
+   */
+  uint64_t pushes_queued;
+  /**
+   * Pushes taken and not yet answered now.
+   */
+  uint64_t pushes_outstanding;
+  /**
+   * Replies sent with a payload (`rp_push_client_reply`).
+   */
+  uint64_t replies_sent;
+  /**
+   * Replies sent with a failure (`rp_push_client_reply_error`).
+   */
+  uint64_t failures_sent;
+  /**
+   * Pushes the server cancelled (their deadline passed).
+   */
+  uint64_t cancels_received;
+  /**
+   * Bytes read from the server after the registration.
+   */
+  uint64_t bytes_in;
+  /**
+   * Bytes of replies written to the server.
+   */
+  uint64_t bytes_out;
+} rp_push_worker_stats;
+
+/**
+ * What a broker server did since it was bound. Read with `rp_broker_server_get_stats`; the
+ * METRICS admin verb (`rp_admin_request`) reports the same numbers in OpenMetrics text.
+ */
+typedef struct rp_broker_server_stats {
+  /**
+   * Set to `sizeof(rp_broker_server_stats)` before the call; librp writes back the bytes filled.
+   */
+  uint64_t size;
+  /**
+   * Connections accepted (before any check).
+   */
+  uint64_t connections_accepted;
+  /**
+   * Connections open now (excluding those handed to a backend).
+   */
+  uint64_t connections_open;
+  /**
+   * Hellos answered with Negotiated.
+   */
+  uint64_t hellos_negotiated;
+  /**
+   * Admin requests answered (including the one asking for these numbers).
+   */
+  uint64_t admin_requests;
+  /**
+   * Connections closed for not sending their first frame within the Hello timeout.
+   */
+  uint64_t hello_timeouts;
+  /**
+   * Handoffs started (the client was offered one and its connection passed on).
+   */
+  uint64_t handoffs_started;
+  /**
+   * Handoffs the backend accepted.
+   */
+  uint64_t handoffs_accepted;
+  /**
+   * Handoffs that failed or the backend declined (the client was told to reconnect).
+   */
+  uint64_t handoffs_failed;
+  /**
+   * Hellos refused with PEER_REJECTED (another user's process, invalid Hello fields).
+   */
+  uint64_t refused_peer_rejected;
+  /**
+   * Hellos refused with RATE_LIMITED (Hello rate, or too many connections).
+   */
+  uint64_t refused_rate_limited;
+  /**
+   * Hellos refused with SERVICE_UNKNOWN.
+   */
+  uint64_t refused_service_unknown;
+  /**
+   * Hellos refused with VERSION_UNSUPPORTED.
+   */
+  uint64_t refused_version_unsupported;
+  /**
+   * Hellos refused with VERSION_BLOCKED.
+   */
+  uint64_t refused_version_blocked;
+  /**
+   * Hellos refused with SHUTTING_DOWN.
+   */
+  uint64_t refused_shutting_down;
+  /**
+   * Hellos refused with any other code.
+   */
+  uint64_t refused_other;
+} rp_broker_server_stats;
+
+/**
+ * What one session did since it started. Read with `rp_session_get_stats`.
+ */
+typedef struct rp_session_stats {
+  /**
+   * Set to `sizeof(rp_session_stats)` before the call; librp writes back the bytes filled.
+   */
+  uint64_t size;
+  /**
+   * Calls this side started.
+   */
+  uint64_t calls_started;
+  /**
+   * Calls answered with a response payload.
+   */
+  uint64_t calls_succeeded;
+  /**
+   * Calls that ended otherwise (the peer's error, timeout, cancel, the session ended).
+   */
+  uint64_t calls_failed;
+  /**
+   * Of the failed calls, those whose deadline or wait limit passed.
+   */
+  uint64_t calls_timed_out;
+  /**
+   * Calls waiting for their outcome now.
+   */
+  uint64_t calls_pending;
+  /**
+   * Requests received from the peer.
+   */
+  uint64_t requests_received;
+  /**
+   * Requests answered by the application (`rp_session_respond`, `_respond_error`).
+   */
+  uint64_t requests_answered;
+  /**
+   * Requests answered by librp itself (no dispatcher, queue full, freed unanswered,
+   * deadline passed on arrival).
+   */
+  uint64_t requests_auto_answered;
+  /**
+   * Requests waiting to be dispatched now.
+   */
+  uint64_t requests_queued;
+} rp_session_stats;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -1083,7 +1498,8 @@ size_t rp_last_error_message(char *buf, size_t cap);
  * `wanted_version`); `out_options` — receives the options.
  *
  * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
- * `RP_STATUS_INVALID_ARGUMENT` (malformed endpoint).
+ * `RP_STATUS_INVALID_ARGUMENT` (malformed endpoint, a service name or wanted version outside
+ * its rule; the message states the rule).
  *
  * Ownership: the caller owns `*out_options`; `rp_broker_connect` consumes it, otherwise free it
  * with `rp_broker_options_free`.
@@ -1106,7 +1522,8 @@ rp_status rp_broker_options_set_cached_endpoint(struct rp_broker_options *option
 
 /**
  * Sets the informational client version sent in the Hello (≤ 128 bytes). Returns
- * `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`.
+ * `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
+ * `RP_STATUS_INVALID_ARGUMENT` (longer than 128 bytes).
  */
 RP_NODISCARD
 rp_status rp_broker_options_set_client_version(struct rp_broker_options *options,
@@ -1116,14 +1533,13 @@ rp_status rp_broker_options_set_client_version(struct rp_broker_options *options
  * Sets the proposed keepalive interval (0 = the broker chooses; the reference grants 1800).
  * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
  */
-RP_NODISCARD
-rp_status rp_broker_options_set_keepalive_secs(struct rp_broker_options *options,
-                                               uint64_t secs);
+rp_status rp_broker_options_set_keepalive_secs(struct rp_broker_options *options, uint64_t secs);
 
 /**
  * Opts in (or out) of adopting a handed-off connection, waiting up to `wait_ms` for the
- * broker's handoff-ready relay (`wait_ms` <= 0 = the default 2000 ms). Any failure falls back
- * to connecting to `backend_pipe`. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+ * broker's handoff-ready relay (a timeout: 0 = only a relay already there, -1 = no limit; the
+ * default is 2000 ms). Any failure falls back to connecting to `backend_pipe`. Returns
+ * `RP_STATUS_OK`, `RP_STATUS_INVALID_ARGUMENT` (`wait_ms` below -1), `RP_STATUS_NULL_ARGUMENT`.
  */
 RP_NODISCARD
 rp_status rp_broker_options_set_adopt_handoff(struct rp_broker_options *options,
@@ -1131,21 +1547,20 @@ rp_status rp_broker_options_set_adopt_handoff(struct rp_broker_options *options,
                                               int32_t wait_ms);
 
 /**
- * Sets the limit for each connect and for the Hello round trip (default 5000 ms; 0 = 1 ms).
- * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+ * Sets the limit for each connect and for the Hello round trip (default 5000 ms; 0 = do not
+ * wait, -1 = no limit). Returns `RP_STATUS_OK`, `RP_STATUS_INVALID_ARGUMENT` (a timeout below
+ * -1), `RP_STATUS_NULL_ARGUMENT`.
  */
 RP_NODISCARD
 rp_status rp_broker_options_set_timeout_ms(struct rp_broker_options *options,
-                                           uint32_t timeout_ms);
+                                           int32_t timeout_ms);
 
 /**
  * Makes `rp_broker_connect` honour `RUNNING_PROCESS_DISABLE`: `1` fails the connect with
  * `RP_STATUS_DISABLED` (use your direct path), another non-empty value with
  * `RP_STATUS_CONFIG`. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
  */
-RP_NODISCARD
-rp_status rp_broker_options_set_honor_disable_env(struct rp_broker_options *options,
-                                                  bool honor);
+rp_status rp_broker_options_set_honor_disable_env(struct rp_broker_options *options, bool honor);
 
 /**
  * Frees options. NULL is a no-op. Must not be called twice with the same value.
@@ -1187,9 +1602,9 @@ rp_status rp_broker_connect(struct rp_broker_options *options,
                             struct rp_broker_result **out_result);
 
 /**
- * The route taken, one of `rp_broker_route` (-1 if `result` is NULL).
+ * The route taken (`RP_BROKER_ROUTE_NONE` if `result` is NULL).
  */
-int32_t rp_broker_result_route(const struct rp_broker_result *result);
+rp_broker_route rp_broker_result_route(const struct rp_broker_result *result);
 
 /**
  * The backend endpoint to cache for hello-skip (pass it to
@@ -1263,7 +1678,7 @@ rp_status rp_conn_send_many(const struct rp_conn *conn,
                             size_t count);
 
 /**
- * Receives one frame, waiting up to `timeout_ms` (< 0 = forever, 0 = only what is here).
+ * Receives one frame, waiting up to `timeout_ms` (-1 = no limit, 0 = only what is here).
  *
  * Returns `RP_STATUS_OK` with `*out_frame` set; `RP_STATUS_TIMEOUT` (nothing complete in time;
  * partial bytes stay buffered); `RP_STATUS_CLOSED` (the peer closed, or `rp_conn_close`);
@@ -1279,8 +1694,8 @@ rp_status rp_conn_recv(const struct rp_conn *conn,
                        struct rp_frame **out_frame);
 
 /**
- * Receives up to `capacity` frames without copying them: waits up to `timeout_ms` (< 0 =
- * forever, 0 = only what is here) for the first, then takes every further frame already
+ * Receives up to `capacity` frames without copying them: waits up to `timeout_ms` (-1 =
+ * no limit, 0 = only what is here) for the first, then takes every further frame already
  * received, and writes one view per frame to `views`. The way to read a stream of small frames
  * without a system call, an allocation or a copy per frame.
  *
@@ -1301,9 +1716,16 @@ rp_status rp_conn_recv_views(const struct rp_conn *conn,
                              size_t *out_count);
 
 /**
- * The socket descriptor, for poll/epoll. A receive may buffer more than one frame: after the
- * descriptor is readable, call `rp_conn_recv` with timeout 0 until `RP_STATUS_TIMEOUT` before
- * waiting on it again. Owned by the connection: do not read from or close it. -1 if NULL.
+ * A descriptor for poll/epoll loops, readable exactly while `rp_conn_recv` would return without
+ * waiting: a frame is here (also one an earlier receive already took off the socket and
+ * buffered), or the connection ended. Level-triggered: one `rp_conn_recv` with timeout 0 per
+ * wake-up loses nothing, and nothing pending means not readable. It may also be readable for
+ * part of a frame (`rp_conn_recv` with timeout 0 then returns `RP_STATUS_TIMEOUT`).
+ *
+ * Not the socket: watch it for readability only; never read, write or close it. Owned by the
+ * connection, the same descriptor for its lifetime; made on the first call (which never waits
+ * for a receive in progress). -1 if `conn` is NULL or the descriptor could not be made (out of
+ * descriptors).
  */
 int32_t rp_conn_fd(const struct rp_conn *conn);
 
@@ -1362,14 +1784,14 @@ void rp_frame_free(struct rp_frame *frame);
 
 /**
  * Sends one admin request (payload protocol 0xAD01) on a new connection to `endpoint` and
- * waits up to `timeout_ms` (<= 0 = 5000) for the reply.
+ * waits up to `timeout_ms` for the reply (0 = only a reply already there, -1 = no limit).
  *
  * Parameters: `verb` — an `AdminVerb` value (STATUS 1, HEALTHZ 4, READYZ 5, SHUTDOWN 21, ...);
  * `service_name` — may be NULL (none).
  *
  * Returns `RP_STATUS_OK`, `RP_STATUS_TIMEOUT`, `RP_STATUS_CLOSED`, `RP_STATUS_IO`,
- * `RP_STATUS_PROTOCOL`, `RP_STATUS_MALFORMED`, `RP_STATUS_NULL_ARGUMENT`,
- * `RP_STATUS_INVALID_UTF8`.
+ * `RP_STATUS_PROTOCOL`, `RP_STATUS_MALFORMED`, `RP_STATUS_INVALID_ARGUMENT` (a timeout below
+ * -1), `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`.
  *
  * Ownership: the caller owns `*out_reply`; free it with `rp_admin_reply_free`.
  */
@@ -1419,7 +1841,8 @@ rp_status rp_broker_server_options_new(const char *endpoint,
  * carrying `backend_pipe` and `daemon_version`.
  *
  * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
- * `RP_STATUS_INVALID_ARGUMENT` (a name outside 1–64 characters of `[a-z0-9-]`).
+ * `RP_STATUS_INVALID_ARGUMENT` (a name outside 1–64 characters of `[a-z0-9-]`, a
+ * `daemon_version` over 64 bytes or a `backend_pipe` over 4096 bytes).
  */
 RP_NODISCARD
 rp_status rp_broker_server_options_add_service(struct rp_broker_server_options *options,
@@ -1429,8 +1852,11 @@ rp_status rp_broker_server_options_add_service(struct rp_broker_server_options *
 
 /**
  * Adds `version` to the service's allow list (once the list is non-empty, other wanted
- * versions are refused with VERSION_UNSUPPORTED). Returns `RP_STATUS_OK`,
- * `RP_STATUS_NOT_FOUND` (no such service), `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`.
+ * versions are refused with VERSION_BLOCKED and a 30000 ms retry hint, as the reference
+ * broker does). Returns `RP_STATUS_OK`,
+ * `RP_STATUS_NOT_FOUND` (no such service), `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
+ * `RP_STATUS_INVALID_ARGUMENT` (a version outside the rule `MAJOR.MINOR.PATCH[-suffix]`; the
+ * message states it).
  */
 RP_NODISCARD
 rp_status rp_broker_server_options_allow_version(struct rp_broker_server_options *options,
@@ -1475,7 +1901,6 @@ rp_status rp_broker_server_options_set_handoff(struct rp_broker_server_options *
  * per 1000 ms); more are refused with RATE_LIMITED and a retry hint. Returns `RP_STATUS_OK`,
  * `RP_STATUS_NULL_ARGUMENT`.
  */
-RP_NODISCARD
 rp_status rp_broker_server_options_set_rate_limit(struct rp_broker_server_options *options,
                                                   uint32_t max_hellos,
                                                   uint32_t window_ms);
@@ -1486,26 +1911,27 @@ rp_status rp_broker_server_options_set_rate_limit(struct rp_broker_server_option
  * hint (detail `scope` = `peer-uid` for the per-uid limit). Clients that already left are
  * closed first when a limit is reached. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
  */
-RP_NODISCARD
 rp_status rp_broker_server_options_set_max_connections(struct rp_broker_server_options *options,
                                                        size_t total,
                                                        size_t per_uid);
 
 /**
- * Sets how long a connection has to send its first frame (default 5000 ms). Returns
- * `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+ * Sets how long a connection has to send its first frame (default 5000 ms; 0 = none: only a
+ * frame already there counts, -1 = no limit). Returns `RP_STATUS_OK`,
+ * `RP_STATUS_INVALID_ARGUMENT` (a timeout below -1), `RP_STATUS_NULL_ARGUMENT`.
  */
 RP_NODISCARD
 rp_status rp_broker_server_options_set_hello_timeout_ms(struct rp_broker_server_options *options,
-                                                        uint32_t timeout_ms);
+                                                        int32_t timeout_ms);
 
 /**
- * Sets how long the broker waits for a backend's HandoffAck (default 1500 ms). Returns
- * `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+ * Sets how long the broker waits for a backend's HandoffAck (default 1500 ms; 0 = do not
+ * wait, -1 = no limit). Returns `RP_STATUS_OK`, `RP_STATUS_INVALID_ARGUMENT` (a timeout below
+ * -1), `RP_STATUS_NULL_ARGUMENT`.
  */
 RP_NODISCARD
 rp_status rp_broker_server_options_set_handoff_ack_timeout_ms(struct rp_broker_server_options *options,
-                                                              uint32_t timeout_ms);
+                                                              int32_t timeout_ms);
 
 /**
  * Frees server options. NULL is a no-op. Must not be called twice with the same value.
@@ -1573,7 +1999,7 @@ void rp_msg_free(struct rp_msg *msg);
  *
  * Returns `RP_STATUS_OK`, or `RP_STATUS_NULL_ARGUMENT` if `frame` is NULL.
  */
-RP_NODISCARD rp_status rp_frame_view_init(struct rp_frame_view *frame);
+rp_status rp_frame_view_init(struct rp_frame_view *frame);
 
 /**
  * Decodes the frame at the front of `buf` without copying it.
@@ -1697,8 +2123,8 @@ rp_status rp_handoff_store_insert(const struct rp_handoff_store *store,
  * writes the HandoffAck (accepted, or rejected with the reason: always a well-formed ack).
  *
  * Parameters: `store`; `fd` a connected stream socket (blocking or not; its mode and options
- * are not changed); `timeout_ms` the deadline for the whole exchange (< 0 = none);
- * `out_accepted` receives whether the token was accepted; `out_correlation_id` (may be NULL)
+ * are not changed); `timeout_ms` the deadline for the whole exchange (-1 = none, 0 = do not
+ * wait); `out_accepted` receives whether the token was accepted; `out_correlation_id` (may be NULL)
  * receives the offer's correlation id.
  *
  * Returns `RP_STATUS_OK` when an ack was written (check `*out_accepted`; after a rejection
@@ -1725,8 +2151,8 @@ rp_status rp_handoff_serve_offer(const struct rp_handoff_store *store,
  * adopted descriptor to the caller.
  *
  * Parameters: `store`; `fd` the Unix socket the broker hands connections over; `timeout_ms`
- * the deadline for the whole exchange (< 0 = none); `out_fd` receives the adopted connection
- * (close-on-exec) on `RP_STATUS_OK` only.
+ * the deadline for the whole exchange (-1 = none, 0 = do not wait); `out_fd` receives the
+ * adopted connection (close-on-exec) on `RP_STATUS_OK` only.
  *
  * Returns `RP_STATUS_OK`; `RP_STATUS_REJECTED` when the token was refused (wrong, replayed,
  * expired, not 16 bytes, or request id != correlation id): the ack said so, the received
@@ -1798,9 +2224,7 @@ rp_status rp_daemon_identity_new_current(const char *endpoint_namespace,
  *
  * Returns `RP_STATUS_OK` or `RP_STATUS_NULL_ARGUMENT`.
  */
-RP_NODISCARD
-rp_status rp_daemon_identity_set_pid(struct rp_daemon_identity *identity,
-                                     uint32_t pid);
+rp_status rp_daemon_identity_set_pid(struct rp_daemon_identity *identity, uint32_t pid);
 
 /**
  * Sets the canonical absolute path of the executable (NUL-terminated UTF-8; copied).
@@ -1826,7 +2250,6 @@ rp_status rp_daemon_identity_set_endpoint(struct rp_daemon_identity *identity,
  *
  * Returns `RP_STATUS_OK` or `RP_STATUS_NULL_ARGUMENT`.
  */
-RP_NODISCARD
 rp_status rp_daemon_identity_set_started_at_unix_ms(struct rp_daemon_identity *identity,
                                                     uint64_t started_at_unix_ms);
 
@@ -1845,7 +2268,6 @@ rp_status rp_daemon_identity_set_boot_id(struct rp_daemon_identity *identity,
  *
  * Returns `RP_STATUS_OK` or `RP_STATUS_NULL_ARGUMENT`.
  */
-RP_NODISCARD
 rp_status rp_daemon_identity_set_idle_timeout_secs(struct rp_daemon_identity *identity,
                                                    uint32_t idle_timeout_secs);
 
@@ -1854,7 +2276,7 @@ rp_status rp_daemon_identity_set_idle_timeout_secs(struct rp_daemon_identity *id
  *
  * Returns `RP_STATUS_OK` or `RP_STATUS_NULL_ARGUMENT`.
  */
-RP_NODISCARD rp_status rp_daemon_identity_clear_idle_timeout(struct rp_daemon_identity *identity);
+rp_status rp_daemon_identity_clear_idle_timeout(struct rp_daemon_identity *identity);
 
 /**
  * Sets the executable hash and its algorithm name (strict probers require "blake3" and the
@@ -1908,6 +2330,33 @@ rp_status rp_daemon_identity_encode(const struct rp_daemon_identity *identity,
  * A mux created from it keeps its own copy.
  */
 void rp_daemon_identity_free(struct rp_daemon_identity *identity);
+
+/**
+ * Sets the process-wide log callback, or clears it (`callback` NULL).
+ *
+ * librp is silent by default: with no callback set, nothing is formatted and a log point
+ * costs one atomic load; librp never writes to stdout or stderr either way.
+ *
+ * Parameters: `max_level` — the most verbose `rp_log_level` delivered (`RP_LOG_LEVEL_WARN`
+ * delivers ERROR and WARN; `RP_LOG_LEVEL_OFF` delivers nothing); `callback`; `user_data`,
+ * passed to every call; `user_data_free` (may be NULL), called exactly once with `user_data`
+ * when this callback is replaced or cleared by a later `rp_log_set` — after the last call of
+ * the callback in progress on any thread has returned (so possibly on that thread, just after
+ * `rp_log_set` returned). With a NULL `callback` or `RP_LOG_LEVEL_OFF` the log is cleared and
+ * this call's own `user_data_free(user_data)` runs before it returns.
+ *
+ * Returns `RP_STATUS_OK`, or `RP_STATUS_INVALID_ARGUMENT` when `max_level` is not an
+ * `rp_log_level` (then nothing changes and `user_data_free` is not called: `user_data` stays
+ * the caller's).
+ *
+ * Thread safety: may be called from any thread, at any time, including from inside the
+ * callback.
+ */
+RP_NODISCARD
+rp_status rp_log_set(int32_t max_level,
+                     rp_log_callback callback,
+                     void *user_data,
+                     rp_user_data_free_callback user_data_free);
 
 /**
  * Creates a mux.
@@ -2037,10 +2486,16 @@ rp_status rp_frame_encode_response_msg(const struct rp_frame_view *request,
  *
  * Parameters: `endpoint` — a socket path, `@name` (Linux abstract socket) or
  * `tcp://host:port`; `identity` — who the worker is (1–256 bytes); `task_queue` — the queue of
- * work it takes (may be empty).
+ * work it takes (0–256 bytes).
+ *
+ * Limits of a registration (checked by `rp_push_client_connect`, which returns
+ * `RP_STATUS_INVALID_ARGUMENT` naming the limit, and by the server, which rejects the worker
+ * with a reason naming it): identity 1–256 bytes; task queue and node at most 256 bytes; at
+ * most 64 namespaces and 256 activity types of at most 256 bytes each; at most 64 payload
+ * protocols; at most 16 KiB for the whole encoded registration.
  *
  * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
- * `RP_STATUS_INVALID_ARGUMENT` (malformed endpoint).
+ * `RP_STATUS_INVALID_ARGUMENT` (malformed endpoint, identity or task queue outside its length).
  *
  * Ownership: the caller owns `*out_options`; `rp_push_client_connect` consumes it, otherwise
  * free it with `rp_push_worker_options_free`.
@@ -2068,8 +2523,8 @@ rp_status rp_push_worker_options_add_activity_type(struct rp_push_worker_options
                                                    const char *activity_type);
 
 /**
- * Sets the node (host) name the worker reports. Returns `RP_STATUS_OK`,
- * `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`.
+ * Sets the node (host) name the worker reports (at most 256 bytes). Returns `RP_STATUS_OK`,
+ * `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`, `RP_STATUS_INVALID_ARGUMENT` (too long).
  */
 RP_NODISCARD
 rp_status rp_push_worker_options_set_node(struct rp_push_worker_options *options,
@@ -2085,31 +2540,22 @@ rp_status rp_push_worker_options_add_protocol(struct rp_push_worker_options *opt
                                               uint32_t payload_protocol);
 
 /**
- * Sets the service name sent in the Hello (default "librp-push").
- * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`.
+ * Sets the service name sent in the Hello (default "librp-push"): 1–64 characters of
+ * `[a-z0-9-]`. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
+ * `RP_STATUS_INVALID_ARGUMENT` (a name outside the rule).
  */
 RP_NODISCARD
 rp_status rp_push_worker_options_set_service(struct rp_push_worker_options *options,
                                              const char *service_name);
 
 /**
- * Sets the limit for connecting, the Hello and the registration together (default 5000 ms).
- * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+ * Sets the limit for connecting, the Hello and the registration together (default 5000 ms;
+ * 0 = do not wait, -1 = no limit). Returns `RP_STATUS_OK`, `RP_STATUS_INVALID_ARGUMENT` (a
+ * timeout below -1), `RP_STATUS_NULL_ARGUMENT`.
  */
 RP_NODISCARD
 rp_status rp_push_worker_options_set_connect_timeout_ms(struct rp_push_worker_options *options,
-                                                        uint32_t timeout_ms);
-
-/**
- * Kept for source compatibility; it no longer changes anything. The client reads from the
- * server only inside `rp_push_client_recv`/`_dispatch`, so its inbox holds at most the pushes
- * that arrived in one read. While the worker does not receive, the server's buffer for it
- * fills and further pushes to it fail with `RP_STATUS_AGAIN` on the server side: nothing is
- * dropped silently and memory stays bounded. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
- */
-RP_NODISCARD
-rp_status rp_push_worker_options_set_max_queued(struct rp_push_worker_options *options,
-                                                size_t max_queued);
+                                                        int32_t timeout_ms);
 
 /**
  * Sets the token sent in the Hello, for servers that require one (TCP). `token` may be NULL
@@ -2140,6 +2586,8 @@ void rp_push_worker_options_free(struct rp_push_worker_options *options);
  *   its reason.
  * - `RP_STATUS_TIMEOUT`: no answer within the connect timeout.
  * - `RP_STATUS_IO`: the endpoint could not be reached.
+ * - `RP_STATUS_INVALID_ARGUMENT`: the registration is over a limit (see
+ *   `rp_push_worker_options_new`); the last error message names it. Nothing was sent.
  * - `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_PROTOCOL`, `RP_STATUS_MALFORMED`, framing errors.
  *
  * Blocks up to the connect timeout. Ownership: the caller owns `*out_client`; free it with
@@ -2157,12 +2605,13 @@ uint64_t rp_push_client_worker_id(const struct rp_push_client *client);
 /**
  * Waits for the next push.
  *
- * Parameters: `timeout_ms` — negative waits forever, 0 only takes a push already here;
+ * Parameters: `timeout_ms` — -1 waits without limit, 0 only takes a push already here;
  * `out_push` — receives the push on success.
  *
  * Returns `RP_STATUS_OK`, `RP_STATUS_TIMEOUT` (none came), `RP_STATUS_CLOSED` (the server went
  * away, the connection broke a protocol rule, or `rp_push_client_close` was called — the last
- * error message says which), `RP_STATUS_NULL_ARGUMENT`.
+ * error message says which), `RP_STATUS_NO_MEMORY` (a push did not fit in memory: the
+ * connection ended, later calls return the same), `RP_STATUS_NULL_ARGUMENT`.
  *
  * Ownership: the caller owns `*out_push`; free it with `rp_push_free`.
  * Thread safety: may run concurrently with every other `const rp_push_client *` function.
@@ -2194,9 +2643,11 @@ rp_status rp_push_client_reply(const struct rp_push_client *client,
  * Replies to a push with a failure: the worker could not do the job.
  *
  * Parameters: `code` — an `rp_status` or an application code above 1000; `message` — why
- * (NUL-terminated UTF-8).
+ * (NUL-terminated UTF-8, at most 4096 bytes; a server ends the connection of a worker that
+ * sends a longer one).
  *
- * Returns as `rp_push_client_reply`, plus `RP_STATUS_INVALID_UTF8`.
+ * Returns as `rp_push_client_reply`, plus `RP_STATUS_INVALID_UTF8`, and
+ * `RP_STATUS_INVALID_ARGUMENT` for a message over 4096 bytes (the push stays unanswered).
  * Thread safety: may be called from any thread.
  */
 RP_NODISCARD
@@ -2235,7 +2686,7 @@ rp_status rp_push_client_set_handler(struct rp_push_client *client,
 /**
  * Receives pushes and runs the handler for each, on the calling thread.
  *
- * Waits up to `timeout_ms` (negative = forever) for the first push, then handles those already
+ * Waits up to `timeout_ms` (-1 = no limit) for the first push, then handles those already
  * waiting, at most `max_pushes` in all (0 = no limit). `*out_handled` (may be NULL) receives
  * how many were handled.
  *
@@ -2303,9 +2754,10 @@ void rp_push_free(struct rp_push *push);
 /**
  * Creates server options for `endpoint` (a socket path, `@name`, or `tcp://host:port`).
  *
- * A socket path is created 0600 in a directory only this user can write (created 0700 when
- * missing); other users' processes are refused unless allowed; a TCP endpoint must be loopback
- * unless `_set_allow_remote_tcp` (which requires an auth token).
+ * A socket path is created 0600 in a directory only this user can write (that directory, and
+ * only it, is created 0700 when missing and its parent exists); other users' processes are
+ * refused unless allowed; a TCP endpoint must be loopback unless `_set_allow_remote_tcp`
+ * (which requires an auth token).
  *
  * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
  * `RP_STATUS_INVALID_ARGUMENT`. Ownership: consumed by `rp_push_server_bind`, or free it with
@@ -2316,8 +2768,9 @@ rp_status rp_push_server_options_new(const char *endpoint,
                                      struct rp_push_server_options **out_options);
 
 /**
- * Sets the service name workers must ask for (default "librp-push").
- * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`.
+ * Sets the service name workers must ask for (default "librp-push"): 1–64 characters of
+ * `[a-z0-9-]`. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
+ * `RP_STATUS_INVALID_ARGUMENT` (a name outside the rule).
  */
 RP_NODISCARD
 rp_status rp_push_server_options_set_service(struct rp_push_server_options *options,
@@ -2327,7 +2780,6 @@ rp_status rp_push_server_options_set_service(struct rp_push_server_options *opti
  * Accepts Unix peers of other users when `allow` is true (default false: refused with
  * `PEER_REJECTED`). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
  */
-RP_NODISCARD
 rp_status rp_push_server_options_set_allow_other_uids(struct rp_push_server_options *options,
                                                       bool allow);
 
@@ -2335,7 +2787,6 @@ rp_status rp_push_server_options_set_allow_other_uids(struct rp_push_server_opti
  * Allows a TCP endpoint on a non-loopback address (an auth token is then required).
  * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
  */
-RP_NODISCARD
 rp_status rp_push_server_options_set_allow_remote_tcp(struct rp_push_server_options *options,
                                                       bool allow);
 
@@ -2349,22 +2800,24 @@ rp_status rp_push_server_options_set_auth_token(struct rp_push_server_options *o
                                                 size_t len);
 
 /**
- * Sets the time a new connection has to say Hello and register (default 10000 ms).
- * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+ * Sets the time a new connection has to say Hello and register (default 10000 ms; 0 = none:
+ * only a Hello already there counts, -1 = no limit). Returns `RP_STATUS_OK`,
+ * `RP_STATUS_INVALID_ARGUMENT` (a timeout below -1), `RP_STATUS_NULL_ARGUMENT`.
  */
 RP_NODISCARD
 rp_status rp_push_server_options_set_handshake_timeout_ms(struct rp_push_server_options *options,
-                                                          uint32_t timeout_ms);
+                                                          int32_t timeout_ms);
 
 /**
  * Sets the time a registered worker has to finish a frame once its first bytes arrived
  * (default 30000 ms); a worker stalled mid-frame longer is disconnected, so it cannot pin the
- * memory of a large partial frame. 0 means no limit.
- * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+ * memory of a large partial frame. -1 means no limit; 0 gives a partial frame no time.
+ * Returns `RP_STATUS_OK`, `RP_STATUS_INVALID_ARGUMENT` (a timeout below -1),
+ * `RP_STATUS_NULL_ARGUMENT`.
  */
 RP_NODISCARD
 rp_status rp_push_server_options_set_frame_timeout_ms(struct rp_push_server_options *options,
-                                                      uint32_t timeout_ms);
+                                                      int32_t timeout_ms);
 
 /**
  * Sets the most connections at once (default 4096) and the most from one peer uid (default
@@ -2372,7 +2825,6 @@ rp_status rp_push_server_options_set_frame_timeout_ms(struct rp_push_server_opti
  * hint (detail `scope` = `peer-uid` for the per-uid limit). Clients that already left are
  * closed first when a limit is reached. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
  */
-RP_NODISCARD
 rp_status rp_push_server_options_set_max_connections(struct rp_push_server_options *options,
                                                      size_t total,
                                                      size_t per_uid);
@@ -2381,7 +2833,6 @@ rp_status rp_push_server_options_set_max_connections(struct rp_push_server_optio
  * Sets how many bytes may wait to be sent to one worker before pushes to it fail with
  * `RP_STATUS_AGAIN` (default 8 MiB). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
  */
-RP_NODISCARD
 rp_status rp_push_server_options_set_max_send_buffer(struct rp_push_server_options *options,
                                                      size_t bytes);
 
@@ -2457,13 +2908,14 @@ rp_status rp_push_server_push(const struct rp_push_server *server,
                               struct rp_push_ticket **out_ticket);
 
 /**
- * Pushes and waits up to `timeout_ms` (negative = forever) for the worker's answer. Without a
+ * Pushes and waits up to `timeout_ms` (-1 = no limit) for the worker's answer. Without a
  * deadline of its own the push gets "now + timeout" as its deadline, so the worker drops it
  * when the caller stops waiting.
  *
  * Returns `RP_STATUS_OK` (`*out_result` holds the worker's answer — a reply or the worker's
  * failure), `RP_STATUS_TIMEOUT`, `RP_STATUS_CLOSED` (the worker went away before answering, or
- * the server shut down), `RP_STATUS_NOT_FOUND` (no worker matches the target),
+ * the server shut down), `RP_STATUS_NO_MEMORY` (the worker's reply did not fit in memory: its
+ * connection ended), `RP_STATUS_NOT_FOUND` (no worker matches the target),
  * `RP_STATUS_AGAIN` (the worker is not keeping up), `RP_STATUS_NULL_ARGUMENT`.
  *
  * Ownership: the caller owns `*out_result`; free it with `rp_push_result_free`.
@@ -2488,7 +2940,7 @@ rp_status rp_push_server_workers(const struct rp_push_server *server,
 /**
  * Runs the registration and worker callbacks for pending server events, on the calling thread.
  *
- * Waits up to `timeout_ms` (negative = forever) for the first event, then handles those already
+ * Waits up to `timeout_ms` (-1 = no limit) for the first event, then handles those already
  * waiting. `*out_handled` (may be NULL) receives how many were handled.
  *
  * Returns `RP_STATUS_OK` (at least one handled), `RP_STATUS_TIMEOUT` (none came),
@@ -2503,8 +2955,9 @@ rp_status rp_push_server_dispatch(const struct rp_push_server *server,
                                   size_t *out_handled);
 
 /**
- * A descriptor readable while server events wait for `rp_push_server_dispatch`. Level-triggered;
- * owned by the server (never read or close it). -1 if `server` is NULL.
+ * A descriptor readable while server events wait for `rp_push_server_dispatch`, or once the
+ * server is shut down (`rp_push_server_dispatch` then returns `RP_STATUS_CLOSED` at once).
+ * Level-triggered; owned by the server (never read or close it). -1 if `server` is NULL.
  */
 int32_t rp_push_server_event_fd(const struct rp_push_server *server);
 
@@ -2532,9 +2985,11 @@ void rp_push_server_free(struct rp_push_server *server);
 /**
  * Creates a push request; by default it goes to any worker serving `payload_protocol`.
  *
- * Parameters: `payload`, `len` — copied (`payload` may be NULL when `len` is 0).
+ * Parameters: `payload_protocol` — a consumer (0x7000–0x7EFF) or private-use (0xF000–0xFFFF)
+ * id, or SESSION (0x5350); `payload`, `len` — copied (`payload` may be NULL when `len` is 0).
  *
  * Returns `RP_STATUS_OK`, `RP_STATUS_TOO_LARGE` (beyond what one frame carries),
+ * `RP_STATUS_INVALID_ARGUMENT` (a first-party or unassigned `payload_protocol`),
  * `RP_STATUS_NULL_ARGUMENT`. Ownership: the caller owns `*out_request`; free it with
  * `rp_push_request_free`.
  */
@@ -2549,13 +3004,12 @@ rp_status rp_push_request_new(uint32_t payload_protocol,
  * `RP_STATUS_TIMEOUT` and the worker is told to drop it. Returns `RP_STATUS_OK`,
  * `RP_STATUS_NULL_ARGUMENT`.
  */
-RP_NODISCARD
-rp_status rp_push_request_set_deadline_unix_ms(struct rp_push_request *request,
-                                               uint64_t deadline);
+rp_status rp_push_request_set_deadline_unix_ms(struct rp_push_request *request, uint64_t deadline);
 
 /**
  * Sets the W3C traceparent (copied). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`,
- * `RP_STATUS_INVALID_UTF8`.
+ * `RP_STATUS_INVALID_UTF8`. Traceparent and tracestate together are at most 8192 bytes
+ * (the push then fails with `RP_STATUS_INVALID_ARGUMENT`; a receiver ends a connection carrying more).
  */
 RP_NODISCARD
 rp_status rp_push_request_set_traceparent(struct rp_push_request *request,
@@ -2563,7 +3017,8 @@ rp_status rp_push_request_set_traceparent(struct rp_push_request *request,
 
 /**
  * Sets the W3C tracestate (copied). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`,
- * `RP_STATUS_INVALID_UTF8`.
+ * `RP_STATUS_INVALID_UTF8`. Traceparent and tracestate together are at most 8192 bytes
+ * (the push then fails with `RP_STATUS_INVALID_ARGUMENT`; a receiver ends a connection carrying more).
  */
 RP_NODISCARD
 rp_status rp_push_request_set_tracestate(struct rp_push_request *request,
@@ -2572,9 +3027,7 @@ rp_status rp_push_request_set_tracestate(struct rp_push_request *request,
 /**
  * Sends the push to one worker by id. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
  */
-RP_NODISCARD
-rp_status rp_push_request_to_worker(struct rp_push_request *request,
-                                    uint64_t worker_id);
+rp_status rp_push_request_to_worker(struct rp_push_request *request, uint64_t worker_id);
 
 /**
  * Sends the push to the least busy worker registered for `task_queue`. Returns `RP_STATUS_OK`,
@@ -2586,7 +3039,8 @@ rp_status rp_push_request_to_task_queue(struct rp_push_request *request,
 
 /**
  * Sends the push to the least busy worker serving `payload_protocol` (the default target uses
- * the request's own protocol). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+ * the request's own protocol). Returns `RP_STATUS_OK`, `RP_STATUS_INVALID_ARGUMENT` (a
+ * first-party or unassigned id), `RP_STATUS_NULL_ARGUMENT`.
  */
 RP_NODISCARD
 rp_status rp_push_request_to_protocol(struct rp_push_request *request,
@@ -2608,7 +3062,7 @@ uint64_t rp_push_ticket_correlation_id(const struct rp_push_ticket *ticket);
 bool rp_push_ticket_is_done(const struct rp_push_ticket *ticket);
 
 /**
- * Waits up to `timeout_ms` (negative = forever, 0 = poll) for the push's outcome and takes it.
+ * Waits up to `timeout_ms` (-1 = no limit, 0 = do not wait) for the push's outcome and takes it.
  *
  * Returns `RP_STATUS_OK` (`*out_result` holds the worker's answer), `RP_STATUS_TIMEOUT` (no
  * outcome yet — or the push's own deadline passed; `rp_push_ticket_is_done` tells which),
@@ -2811,7 +3265,7 @@ rp_protocol_class rp_protocol_classify(uint32_t id);
  */
 RP_NODISCARD
 rp_status rp_session_new(struct rp_conn *conn,
-                         int32_t side,
+                         rp_session_side side,
                          rp_session_request_callback dispatcher,
                          void *user_data,
                          rp_user_data_free_callback user_data_free,
@@ -2822,7 +3276,7 @@ rp_status rp_session_new(struct rp_conn *conn,
  * ids). The peer is typically an `rp_session_listener`; no Hello is exchanged.
  *
  * Parameters: `endpoint` — a socket path, `@abstract` name, or `tcp://host:port`;
- * `timeout_ms` — limit for connecting (negative = 5000 ms); `dispatcher`, `user_data`,
+ * `timeout_ms` — limit for connecting (see the timeout rule); `dispatcher`, `user_data`,
  * `user_data_free` and `out_session` as for `rp_session_new`.
  *
  * Returns `RP_STATUS_OK`, `RP_STATUS_IO` (nothing listens there), `RP_STATUS_TIMEOUT`,
@@ -2843,9 +3297,10 @@ rp_status rp_session_connect(const char *endpoint,
  * Binds a listener for sessions.
  *
  * Parameters: `endpoint` — a socket path (created 0600 in a directory only this user can
- * write; created 0700 when missing), an `@abstract` name, or a loopback `tcp://host:port`
- * (port 0 picks one). Unix peers of another user are refused; on TCP any local process may
- * connect. `out_listener` receives the listener.
+ * write; that directory, and only it, is created 0700 when missing and its parent exists), an
+ * `@abstract` name, or a loopback `tcp://host:port` (port 0 picks one). Unix peers of another
+ * user are refused; on TCP any local process may connect. `out_listener` receives the
+ * listener.
  *
  * Returns `RP_STATUS_OK`, `RP_STATUS_IO` (for example the address is in use),
  * `RP_STATUS_PERMISSION_DENIED` (an unsafe socket directory, or a non-loopback TCP address),
@@ -2864,13 +3319,14 @@ rp_status rp_session_listener_bind(const char *endpoint,
 struct rp_str rp_session_listener_endpoint(const struct rp_session_listener *listener);
 
 /**
- * Waits up to `timeout_ms` (negative = forever, 0 = only one already waiting) for a
+ * Waits up to `timeout_ms` (-1 = no limit, 0 = only one already waiting) for a
  * connection and starts a session on it as the accepting side (even request ids).
  *
  * Parameters: `dispatcher`, `user_data`, `user_data_free` and `out_session` as for
  * `rp_session_new` (`user_data_free` also runs at once when no connection came).
  *
- * Returns `RP_STATUS_OK`, `RP_STATUS_TIMEOUT` (no connection in time), `RP_STATUS_IO`,
+ * Returns `RP_STATUS_OK`, `RP_STATUS_TIMEOUT` (no connection in time), `RP_STATUS_CLOSED`
+ * (`rp_session_listener_close` was called, also while this call waited), `RP_STATUS_IO`,
  * `RP_STATUS_NULL_ARGUMENT`.
  *
  * Ownership: the caller owns `*out_session`; free it with `rp_session_free`.
@@ -2885,13 +3341,21 @@ rp_status rp_session_listener_accept(const struct rp_session_listener *listener,
                                      struct rp_session **out_session);
 
 /**
+ * Stops accepting: every `rp_session_listener_accept` waiting now (on any thread) returns
+ * `RP_STATUS_CLOSED` at once, and so do later ones. Sessions accepted before go on; free the
+ * listener as usual. Idempotent; callable from any thread. NULL is a no-op.
+ */
+void rp_session_listener_close(const struct rp_session_listener *listener);
+
+/**
  * Frees a listener (a socket file it created is removed); sessions accepted from it go on.
- * NULL is a no-op. Must not be called twice, nor while another thread uses `listener`.
+ * NULL is a no-op. Must not be called twice, nor while another thread uses `listener` (close
+ * it with `rp_session_listener_close` first to wake a thread waiting in accept).
  */
 void rp_session_listener_free(struct rp_session_listener *listener);
 
 /**
- * Calls the peer and waits up to `timeout_ms` (negative = forever) for its response.
+ * Calls the peer and waits up to `timeout_ms` (-1 = no limit) for its response.
  *
  * Parameters: `payload_protocol` — the consumer protocol of `payload` (carried to the peer,
  * not read by librp); `payload`, `len` — copied (`payload` may be NULL when `len` is 0);
@@ -2900,7 +3364,8 @@ void rp_session_listener_free(struct rp_session_listener *listener);
  *
  * Returns `RP_STATUS_OK` (`*out_response` holds the answer), `RP_STATUS_TIMEOUT` (the wait or
  * the deadline passed; the peer was sent a CANCEL, or the peer reported the deadline),
- * `RP_STATUS_CLOSED` (the connection ended), `RP_STATUS_CANCELLED`, the peer's error as a
+ * `RP_STATUS_CLOSED` (the connection ended), `RP_STATUS_NO_MEMORY` (what the peer sent did not
+ * fit in memory: the session ended), `RP_STATUS_CANCELLED`, the peer's error as a
  * status (`RP_STATUS_NOT_FOUND` when the peer has no dispatcher, `RP_STATUS_PEER_ERROR` for an
  * application code; `rp_last_error_message` has the peer's message),
  * `RP_STATUS_NULL_ARGUMENT`.
@@ -2940,7 +3405,7 @@ rp_status rp_session_call_start(const struct rp_session *session,
 /**
  * Runs the dispatcher callback for the peer's requests, on the calling thread.
  *
- * Waits up to `timeout_ms` (negative = forever) for the first request, then serves those
+ * Waits up to `timeout_ms` (-1 = no limit) for the first request, then serves those
  * already waiting. `*out_handled` (may be NULL) receives how many were served. Requests whose
  * deadline passed while they waited are answered with `RP_STATUS_TIMEOUT` and not served.
  *
@@ -3000,13 +3465,13 @@ RP_NODISCARD rp_status rp_session_call_options_new(struct rp_session_call_option
  * it the call ends with `RP_STATUS_TIMEOUT` on both sides. Returns `RP_STATUS_OK`,
  * `RP_STATUS_NULL_ARGUMENT`.
  */
-RP_NODISCARD
 rp_status rp_session_call_options_set_deadline_unix_ms(struct rp_session_call_options *options,
                                                        uint64_t deadline_unix_ms);
 
 /**
  * Sets the W3C traceparent (copied). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`,
- * `RP_STATUS_INVALID_UTF8`.
+ * `RP_STATUS_INVALID_UTF8`. Traceparent and tracestate together are at most 8192 bytes
+ * (the call then fails with `RP_STATUS_INVALID_ARGUMENT`; a receiver ends a connection carrying more).
  */
 RP_NODISCARD
 rp_status rp_session_call_options_set_traceparent(struct rp_session_call_options *options,
@@ -3014,7 +3479,8 @@ rp_status rp_session_call_options_set_traceparent(struct rp_session_call_options
 
 /**
  * Sets the W3C tracestate (copied). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`,
- * `RP_STATUS_INVALID_UTF8`.
+ * `RP_STATUS_INVALID_UTF8`. Traceparent and tracestate together are at most 8192 bytes
+ * (the call then fails with `RP_STATUS_INVALID_ARGUMENT`; a receiver ends a connection carrying more).
  */
 RP_NODISCARD
 rp_status rp_session_call_options_set_tracestate(struct rp_session_call_options *options,
@@ -3037,7 +3503,7 @@ uint64_t rp_session_ticket_id(const struct rp_session_ticket *call);
 bool rp_session_ticket_is_done(const struct rp_session_ticket *call);
 
 /**
- * Waits up to `timeout_ms` (negative = forever, 0 = poll) for the call's response and takes it.
+ * Waits up to `timeout_ms` (-1 = no limit, 0 = do not wait) for the call's response and takes it.
  *
  * Returns `RP_STATUS_OK` (`*out_response` holds the answer), `RP_STATUS_TIMEOUT` (the wait
  * ended first and the call goes on — `rp_session_ticket_is_done` is false — or the call's
@@ -3054,8 +3520,8 @@ rp_status rp_session_ticket_wait(const struct rp_session_ticket *call,
                                  struct rp_msg **out_response);
 
 /**
- * Reads the next chunk the peer streamed on this call, waiting up to `timeout_ms` (negative =
- * forever, 0 = poll). Chunks arrive in the order the peer sent them.
+ * Reads the next chunk the peer streamed on this call, waiting up to `timeout_ms` (-1 = no
+ * limit, 0 = do not wait). Chunks arrive in the order the peer sent them.
  *
  * Returns `RP_STATUS_OK` (`*out_chunk` holds the chunk), `RP_STATUS_CLOSED` (the stream has
  * ended: the peer half-closed or sent its response — take it with `rp_session_ticket_wait` — or
@@ -3146,7 +3612,7 @@ bool rp_session_request_is_cancelled(const struct rp_session_request *request);
 
 /**
  * Reads the next chunk the caller sent on this request (a tunnel), waiting up to `timeout_ms`
- * (negative = forever, 0 = poll).
+ * (-1 = no limit, 0 = do not wait).
  *
  * Returns `RP_STATUS_OK` (`*out_chunk` holds it), `RP_STATUS_CLOSED` (the caller half-closed,
  * or the connection ended), `RP_STATUS_TIMEOUT` (the wait or the request's deadline),
@@ -3201,9 +3667,12 @@ rp_status rp_session_respond(struct rp_session_request *request,
  * Answers a request with an error, ending it: the caller's call returns the status `code`
  * (when it is an `rp_status`, for example `RP_STATUS_NOT_FOUND`) or `RP_STATUS_PEER_ERROR`
  * (for an application code of 1000 or more), with `message` as its last error text.
- * Consumes `request`, even if an error is returned. `message` is copied (NULL = "").
+ * Consumes `request`, even if an error is returned. `message` is copied (NULL = ""); it is at
+ * most 4096 bytes (a session ends when its peer sends a longer one).
  *
- * Returns as `rp_session_respond` (plus `RP_STATUS_INVALID_UTF8` for `message`).
+ * Returns as `rp_session_respond` (plus `RP_STATUS_INVALID_UTF8` for `message`, and
+ * `RP_STATUS_INVALID_ARGUMENT` for a message over 4096 bytes: the caller then gets the
+ * `RP_STATUS_CLOSED` error of a request dropped without an answer).
  */
 RP_NODISCARD
 rp_status rp_session_respond_error(struct rp_session_request *request,
@@ -3216,6 +3685,65 @@ rp_status rp_session_respond_error(struct rp_session_request *request,
  * `rp_session_respond` / `_respond_error` (which already freed it).
  */
 void rp_session_request_free(struct rp_session_request *request);
+
+/**
+ * Reads what a push server did since it was bound.
+ *
+ * Parameters: `server`; `out_stats` — set `out_stats->size = sizeof(rp_push_server_stats)`
+ * first. On success the fields that fit in `size` are filled and `size` is set to the bytes
+ * filled.
+ *
+ * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_ARGUMENT` (`size`
+ * smaller than the first counter). Thread safety: may be called from any thread, at any
+ * time; the counters are read one by one, not as one atomic snapshot. Costs a few locks:
+ * cheap enough to call every second, not on every push.
+ */
+RP_NODISCARD
+rp_status rp_push_server_get_stats(const struct rp_push_server *server,
+                                   struct rp_push_server_stats *out_stats);
+
+/**
+ * Reads what a push worker did since it connected.
+ *
+ * Parameters: `client`; `out_stats` — set `out_stats->size = sizeof(rp_push_worker_stats)`
+ * first. On success the fields that fit in `size` are filled and `size` is set to the bytes
+ * filled.
+ *
+ * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_ARGUMENT` (`size`
+ * too small). Thread safety: may be called from any thread, also while another receives.
+ */
+RP_NODISCARD
+rp_status rp_push_client_get_stats(const struct rp_push_client *client,
+                                   struct rp_push_worker_stats *out_stats);
+
+/**
+ * Reads what a broker server did since it was bound (the METRICS admin verb answers the
+ * same numbers).
+ *
+ * Parameters: `server`; `out_stats` — set `out_stats->size = sizeof(rp_broker_server_stats)`
+ * first. On success the fields that fit in `size` are filled and `size` is set to the bytes
+ * filled.
+ *
+ * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_ARGUMENT` (`size`
+ * too small). Thread safety: may be called from any thread.
+ */
+RP_NODISCARD
+rp_status rp_broker_server_get_stats(const struct rp_broker_server *server,
+                                     struct rp_broker_server_stats *out_stats);
+
+/**
+ * Reads what a session did since it started.
+ *
+ * Parameters: `session`; `out_stats` — set `out_stats->size = sizeof(rp_session_stats)`
+ * first. On success the fields that fit in `size` are filled and `size` is set to the bytes
+ * filled.
+ *
+ * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_ARGUMENT` (`size`
+ * too small). Thread safety: may be called from any thread.
+ */
+RP_NODISCARD
+rp_status rp_session_get_stats(const struct rp_session *session,
+                               struct rp_session_stats *out_stats);
 
 /**
  * A static, human-readable name for a status code.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The issue-7 scenario: the C++ client example (examples/cpp/broker_client.cpp) reaches the C
+# The C++ broker client demo: the client example (examples/cpp/broker_client.cpp) reaches the C
 # legacy daemon example (examples/c/legacy_daemon.c) through a librp broker
 # (broker_client --serve), and a refused Hello fails it with the broker's code.
 # Usage: scripts/broker-demo-cpp.sh BUILD_DIR

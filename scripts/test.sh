@@ -21,7 +21,7 @@ cargo test --locked --manifest-path interop/Cargo.toml
 for type in Debug Release; do
   dir="build/$(echo "$type" | tr '[:upper:]' '[:lower:]')"
   echo "== ctest ($type, $dir)"
-  cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE="$type" >/dev/null
+  cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE="$type" -DRP_REQUIRE_LIBUV=ON >/dev/null
   cmake --build "$dir" -j "$jobs"
   if [ "$type" = Debug ]; then
     # The sanitizers must really be linked into the C tests.

@@ -1,68 +1,42 @@
 //! The control plane (payload protocol 0x0000): the Hello a client opens every connection with,
 //! and the HelloReply (Negotiated or Refused) that answers it. Shared by every protocol role.
 
-use std::collections::BTreeMap;
 use std::io::{Read, Write};
 
 use prost::Message;
 
 use crate::error::Error;
-use crate::transport::PeerCredentials;
-use crate::wire::proto::{hello_reply, ErrorCode, FrameKind, Hello, HelloReply, Negotiated, Refused};
-use crate::wire::{registry, FrameReader, FrameView, FrameWriter, WireError, PROTOCOL_VERSION};
+use crate::transport::{PeerCredentials, Rejection};
+use crate::wire::proto::{hello_reply, ErrorCode, FrameKind, Hello, HelloReply, Negotiated};
+use crate::wire::{names, registry, FrameReader, FrameView, FrameWriter, WireError, PROTOCOL_VERSION};
+
+pub use crate::wire::Refusal;
 
 /// Keepalive interval a server grants a client that proposed none.
 pub const DEFAULT_KEEPALIVE_SECS: u64 = 1800;
 /// Name librp reports as `client_lib_name`.
 pub const CLIENT_LIB_NAME: &str = "librp";
 
-/// A server's refusal of a Hello: the wire `Refused` message in Rust form.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    /// Raw `ErrorCode` value (see [`ErrorCode`]).
-    pub code: i32,
-    /// Human-readable reason.
-    pub reason: String,
-    /// How long to wait before retrying; 0 = no hint.
-    pub retry_after_ms: u64,
-    /// Extra key/value details.
-    pub details: BTreeMap<String, String>,
-}
-
 impl Refusal {
-    /// A refusal with a code and reason.
-    pub fn new(code: ErrorCode, reason: impl Into<String>) -> Self {
-        Refusal { code: code as i32, reason: reason.into(), retry_after_ms: 0, details: BTreeMap::new() }
-    }
-
-    /// Adds a retry hint.
-    pub fn with_retry_after_ms(mut self, ms: u64) -> Self {
-        self.retry_after_ms = ms;
-        self
-    }
-
-    /// The code's name as the protocol spells it (`SERVICE_UNKNOWN`, ...), or "UNKNOWN".
-    pub fn code_name(&self) -> &'static str {
-        ErrorCode::try_from(self.code)
-            .map(|c| c.as_str_name().trim_start_matches("ERROR_CODE_"))
-            .unwrap_or("UNKNOWN")
-    }
-
-    /// The wire message.
-    pub fn to_message(&self) -> Refused {
-        Refused {
-            reason: self.reason.clone(),
-            daemon_min_protocol: PROTOCOL_VERSION,
-            daemon_max_protocol: PROTOCOL_VERSION,
-            code: self.code,
-            details: self.details.clone(),
-            retry_after_ms: self.retry_after_ms,
+    /// The refusal of a connection the [`Acceptor`](crate::transport::Acceptor) did not admit,
+    /// sent before any Hello was read; `server` names the refusing server in the reason
+    /// ("broker", "server").
+    pub(crate) fn not_admitted(rejection: Rejection, server: &str) -> Self {
+        match rejection {
+            Rejection::NoCredentials => Refusal::new(ErrorCode::PeerRejected, "peer credentials are unavailable"),
+            Rejection::OtherUser(uid) => {
+                Refusal::new(ErrorCode::PeerRejected, format!("peer uid {uid} is not allowed on this {server}"))
+            }
+            Rejection::TooManyConnections => {
+                Refusal::new(ErrorCode::RateLimited, "too many connections").with_retry_after_ms(1000)
+            }
+            Rejection::TooManyFromUser => {
+                let mut r =
+                    Refusal::new(ErrorCode::RateLimited, "too many connections from this user").with_retry_after_ms(1000);
+                r.details.insert("scope".into(), "peer-uid".into());
+                r
+            }
         }
-    }
-
-    /// From the wire message.
-    pub fn from_message(r: Refused) -> Self {
-        Refusal { code: r.code, reason: r.reason, retry_after_ms: r.retry_after_ms, details: r.details }
     }
 }
 
@@ -104,6 +78,17 @@ impl ClientHello {
     }
 }
 
+impl ClientHello {
+    /// Checks the fields a server would refuse (see [`check_hello_fields`]) before anything is
+    /// sent; fails with `InvalidArgument` naming the field and its rule.
+    pub fn validate(&self) -> Result<(), Error> {
+        match hello_shape_error(&self.to_message(), None) {
+            Some(e) => Err(Error::invalid_argument(format!("{}: {}", e.reason, e.rule))),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Request id of the Hello frame librp sends.
 const HELLO_REQUEST_ID: u64 = 1;
 
@@ -116,7 +101,7 @@ pub fn client_handshake<R: Read, W: Write>(
     writer: &mut FrameWriter<W>,
     hello: &ClientHello,
 ) -> Result<Negotiated, Error> {
-    validate_client_hello(hello)?;
+    hello.validate()?;
     let payload = hello.to_message().encode_to_vec();
     writer.write_frame(&FrameView {
         kind: FrameKind::Request as i32,
@@ -144,72 +129,82 @@ pub fn client_handshake<R: Read, W: Write>(
     }
 }
 
-fn validate_client_hello(hello: &ClientHello) -> Result<(), Error> {
-    check_hello_fields(&hello.to_message(), None).map_err(|r| Error::invalid_argument(r.reason))
+
+/// Most bytes of `Hello.auth_token` and `Hello.capability_token` a server accepts.
+pub const HELLO_MAX_TOKEN: usize = 1024;
+/// Most bytes of `Hello.request_id` and `Hello.peer_attestation_nonce` a server accepts.
+pub const HELLO_MAX_SHORT_FIELD: usize = 256;
+
+/// One failed Hello check: the code and reason sent (the reference broker's where it has the
+/// check) and the rule, for a local caller's error message.
+struct ShapeError {
+    code: ErrorCode,
+    reason: &'static str,
+    rule: &'static str,
 }
 
-/// Checks a Hello as a broker does: protocol range, service name, version strings and their
-/// caps, and a non-zero `peer_pid` against the kernel-reported peer.
-pub fn check_hello_fields(hello: &Hello, peer: Option<&PeerCredentials>) -> Result<(), Refusal> {
+/// The first Hello check that fails, in the reference broker's order (`validate_hello_shape`):
+/// protocol range, service name, wanted version, client version, client library fields,
+/// peer pid; then librp's caps on the fields the reference leaves unbounded.
+fn hello_shape_error(hello: &Hello, peer: Option<&PeerCredentials>) -> Option<ShapeError> {
+    let fail = |code, reason, rule| Some(ShapeError { code, reason, rule });
     if hello.client_min_protocol > PROTOCOL_VERSION || hello.client_max_protocol < PROTOCOL_VERSION {
-        return Err(Refusal::new(
+        return fail(
             ErrorCode::VersionUnsupported,
-            format!(
-                "client protocol range {}..={} does not include {PROTOCOL_VERSION}",
-                hello.client_min_protocol, hello.client_max_protocol
-            ),
-        ));
+            "client protocol range does not include v1",
+            "the protocol range must include 1",
+        );
     }
-    let name = &hello.service_name;
-    if name.is_empty()
-        || name.len() > 64
-        || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    {
-        return Err(Refusal::new(
-            ErrorCode::ServiceUnknown,
-            "service_name must be 1-64 characters of [a-z0-9-]",
-        ));
+    if let Err(rule) = names::check_service_name(&hello.service_name) {
+        return fail(ErrorCode::PeerRejected, "invalid service_name", rule);
     }
-    if hello.wanted_version.len() > 64 || !is_semver(&hello.wanted_version) {
-        return Err(Refusal::new(
-            ErrorCode::VersionUnsupported,
-            "wanted_version must be semver MAJOR.MINOR.PATCH[-pre], at most 64 characters",
-        ));
+    if let Err(rule) = names::check_version(&hello.wanted_version) {
+        return fail(ErrorCode::PeerRejected, "invalid wanted_version", rule);
     }
     if hello.client_version.len() > 128 {
-        return Err(Refusal::new(ErrorCode::PeerRejected, "client_version is longer than 128 characters"));
+        return fail(ErrorCode::PeerRejected, "client_version exceeds 128 bytes", "client_version must be at most 128 bytes");
     }
     if hello.client_lib_name.len() > 64 || hello.client_lib_version.len() > 64 {
-        return Err(Refusal::new(
+        return fail(
             ErrorCode::PeerRejected,
-            "client_lib_name and client_lib_version must be at most 64 characters",
-        ));
+            "client_lib fields exceed 64 bytes",
+            "client_lib_name and client_lib_version must be at most 64 bytes each",
+        );
     }
     if let Some(peer) = peer {
-        if hello.peer_pid != 0 && hello.peer_pid != peer.pid {
-            return Err(Refusal::new(ErrorCode::PeerRejected, "peer_pid does not match verified peer"));
+        if hello.peer_pid != 0 && peer.pid != 0 && hello.peer_pid != peer.pid {
+            return fail(ErrorCode::PeerRejected, "peer_pid does not match verified peer", "peer_pid must be 0 or the caller's pid");
         }
     }
-    Ok(())
+    if hello.auth_token.len() > HELLO_MAX_TOKEN || hello.capability_token.len() > HELLO_MAX_TOKEN {
+        return fail(
+            ErrorCode::PeerRejected,
+            "auth_token or capability_token exceeds 1024 bytes",
+            "auth_token and capability_token must be at most 1024 bytes each",
+        );
+    }
+    if hello.request_id.len() > HELLO_MAX_SHORT_FIELD || hello.peer_attestation_nonce.len() > HELLO_MAX_SHORT_FIELD {
+        return fail(
+            ErrorCode::PeerRejected,
+            "request_id or peer_attestation_nonce exceeds 256 bytes",
+            "request_id and peer_attestation_nonce must be at most 256 bytes each",
+        );
+    }
+    None
 }
 
-/// True for `MAJOR.MINOR.PATCH` with an optional `-pre` suffix of `[0-9A-Za-z.-]`.
-pub fn is_semver(v: &str) -> bool {
-    let (core, pre) = match v.split_once('-') {
-        Some((c, p)) => (c, Some(p)),
-        None => (v, None),
-    };
-    let mut parts = core.split('.');
-    let numeric = |p: Option<&str>| {
-        p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && (p == "0" || !p.starts_with('0')))
-    };
-    numeric(parts.next())
-        && numeric(parts.next())
-        && numeric(parts.next())
-        && parts.next().is_none()
-        && pre.is_none_or(|p| {
-            !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
-        })
+/// Checks a Hello as the reference broker does (see `hello_shape_error` for the order): the
+/// protocol range must include 1 (else VERSION_UNSUPPORTED); `service_name` 1-64 characters of
+/// `[a-z0-9-]`, `wanted_version` semver of at most 64 characters, `client_version` at most 128
+/// bytes, `client_lib_name`/`client_lib_version` at most 64, a non-zero `peer_pid` equal to
+/// the kernel-reported one, `auth_token`/`capability_token` at most [`HELLO_MAX_TOKEN`] and
+/// `request_id`/`peer_attestation_nonce` at most [`HELLO_MAX_SHORT_FIELD`] bytes (else
+/// PEER_REJECTED).
+pub fn check_hello_fields(hello: &Hello, peer: Option<&PeerCredentials>) -> Result<(), Refusal> {
+    match hello_shape_error(hello, peer) {
+        Some(e) => Err(Refusal::new(e.code, e.reason)),
+        None => Ok(()),
+    }
 }
 
 /// The Negotiated a server grants: protocol 1, its version, the keepalive it accepts.
@@ -246,16 +241,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn semver() {
-        for ok in ["1.2.3", "0.0.0", "10.20.30", "1.2.3-rc.1", "1.0.0-alpha-2"] {
-            assert!(is_semver(ok), "{ok}");
-        }
-        for bad in ["", "1.2", "1.2.3.4", "01.2.3", "1.2.x", "1.2.3-", "1.2.3-a b", "v1.2.3"] {
-            assert!(!is_semver(bad), "{bad}");
-        }
-    }
-
-    #[test]
     fn hello_checks() {
         let good = ClientHello {
             service_name: "rp-demo".into(),
@@ -269,7 +254,18 @@ mod tests {
         let r = check_hello_fields(&good, Some(&other)).unwrap_err();
         assert_eq!(r.code, ErrorCode::PeerRejected as i32);
         let bad_name = Hello { service_name: "Rp_Demo".into(), ..good.clone() };
-        assert_eq!(check_hello_fields(&bad_name, None).unwrap_err().code, ErrorCode::ServiceUnknown as i32);
+        let r = check_hello_fields(&bad_name, None).unwrap_err();
+        assert_eq!((r.code, r.reason.as_str()), (ErrorCode::PeerRejected as i32, "invalid service_name"));
+        let bad_version = Hello { wanted_version: "1.2".into(), ..good.clone() };
+        let r = check_hello_fields(&bad_version, None).unwrap_err();
+        assert_eq!((r.code, r.reason.as_str()), (ErrorCode::PeerRejected as i32, "invalid wanted_version"));
+        // When several checks fail, the reference's order decides: the name before the version.
+        let both = Hello { wanted_version: "x".into(), ..bad_name.clone() };
+        assert_eq!(check_hello_fields(&both, None).unwrap_err().reason, "invalid service_name");
+        let token = Hello { auth_token: vec![0; HELLO_MAX_TOKEN + 1], ..good.clone() };
+        assert!(check_hello_fields(&token, None).unwrap_err().reason.contains("1024 bytes"));
+        let id = Hello { request_id: "x".repeat(HELLO_MAX_SHORT_FIELD + 1), ..good.clone() };
+        assert!(check_hello_fields(&id, None).unwrap_err().reason.contains("256 bytes"));
         let bad_proto = Hello { client_min_protocol: 2, client_max_protocol: 3, ..good.clone() };
         assert_eq!(
             check_hello_fields(&bad_proto, None).unwrap_err().code,

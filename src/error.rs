@@ -1,10 +1,10 @@
-//! The error type shared by every part of librp.
+//! The error type shared by every part of librp, and the multiplexer's errors it carries
+//! ([`MuxError`], [`DetectorError`], re-exported by [`crate::mux`]). It imports only the wire.
 
 use std::borrow::Cow;
 use std::io;
 
-use crate::control::Refusal;
-use crate::wire::WireError;
+use crate::wire::{Refusal, WireError};
 
 /// Result alias used across the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -60,6 +60,8 @@ pub enum ErrorKind {
     Cancelled,
     /// The peer answered a call with an application error (see [`Error::Peer`]).
     PeerError,
+    /// Memory for what a peer sent could not be allocated; the connection ended.
+    NoMemory,
 }
 
 /// An error from librp: a kind plus a human-readable description.
@@ -71,7 +73,7 @@ pub enum Error {
     Wire(#[from] WireError),
     /// The endpoint multiplexer ended the connection.
     #[error(transparent)]
-    Mux(#[from] crate::mux::MuxError),
+    Mux(#[from] MuxError),
     /// An argument was out of range or inconsistent.
     #[error("invalid argument: {0}")]
     InvalidArgument(Cow<'static, str>),
@@ -128,6 +130,18 @@ pub enum Error {
         /// The peer's message.
         message: String,
     },
+    /// An error with a note on its likely cause (for example what the peer turned out to be);
+    /// its kind and refusal are those of `source`.
+    #[error("{source}; {note}")]
+    Noted {
+        /// The error.
+        source: Box<Error>,
+        /// What it probably means and what to do.
+        note: Cow<'static, str>,
+    },
+    /// Memory for what a peer sent could not be allocated; the connection ended.
+    #[error("out of memory: {0}")]
+    NoMemory(Cow<'static, str>),
     /// An operating-system call failed.
     #[error("{context}: {source}")]
     Io {
@@ -149,6 +163,8 @@ impl Error {
             Error::InvalidUtf8(_) => ErrorKind::InvalidUtf8,
             Error::BufferTooSmall { .. } => ErrorKind::BufferTooSmall,
             Error::Timeout(_) => ErrorKind::Timeout,
+            // EACCES / EPERM (on a connect, a bind, a socket directory...) name their cause.
+            Error::Io { source, .. } if source.kind() == io::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,
             Error::Io { .. } => ErrorKind::Io,
             Error::Closed(_) => ErrorKind::Closed,
             Error::Again(_) => ErrorKind::Again,
@@ -161,6 +177,8 @@ impl Error {
             Error::Cancelled(_) => ErrorKind::Cancelled,
             Error::Overflow(_) => ErrorKind::TooLarge,
             Error::Peer { .. } => ErrorKind::PeerError,
+            Error::Noted { source, .. } => source.kind(),
+            Error::NoMemory(_) => ErrorKind::NoMemory,
         }
     }
 
@@ -173,12 +191,72 @@ impl Error {
     pub fn refusal(&self) -> Option<&Refusal> {
         match self {
             Error::Refused(r) => Some(r),
+            Error::Noted { source, .. } => source.refusal(),
             _ => None,
         }
+    }
+
+    /// The refusal, when this error is one, taken out of it.
+    pub(crate) fn into_refusal(self) -> Option<Box<Refusal>> {
+        match self {
+            Error::Refused(r) => Some(r),
+            Error::Noted { source, .. } => source.into_refusal(),
+            _ => None,
+        }
+    }
+
+    /// This error with a note on its likely cause.
+    pub fn noted(self, note: impl Into<Cow<'static, str>>) -> Self {
+        Error::Noted { source: Box::new(self), note: note.into() }
     }
 
     /// Shorthand for an [`Error::Io`] with context.
     pub fn io(context: &'static str, source: io::Error) -> Self {
         Error::Io { context, source }
+    }
+}
+
+/// A legacy detector failed (for example a C callback returned a value outside its enum).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("legacy detector failed: {0}")]
+pub struct DetectorError(pub Cow<'static, str>);
+
+/// A verdict that ends the connection.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MuxError {
+    /// A frame for a consumer protocol this endpoint does not serve.
+    #[error("payload protocol 0x{payload_protocol:04X} is not served on this endpoint")]
+    UnservedPayloadProtocol {
+        /// The frame's payload protocol.
+        payload_protocol: u32,
+    },
+    /// A first-party frame (control, admin, handoff) arrived on a backend endpoint.
+    #[error("first-party payload protocol 0x{payload_protocol:04X} is not accepted on a backend endpoint")]
+    UnexpectedFirstPartyFrame {
+        /// The frame's payload protocol.
+        payload_protocol: u32,
+    },
+    /// An identity probe broke its rules (kind, encoding, nonce length).
+    #[error("malformed identity probe: {0}")]
+    MalformedProbe(&'static str),
+    /// The bytes are not valid v1 framing (too large, undecodable body, ...).
+    #[error(transparent)]
+    Framing(#[from] WireError),
+    /// The legacy detector failed.
+    #[error(transparent)]
+    Detector(#[from] DetectorError),
+}
+
+impl MuxError {
+    /// The stable classification of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            MuxError::UnservedPayloadProtocol { .. } => ErrorKind::UnservedProtocol,
+            MuxError::UnexpectedFirstPartyFrame { .. } => ErrorKind::FirstPartyFrame,
+            MuxError::MalformedProbe(_) => ErrorKind::MalformedProbe,
+            MuxError::Framing(w) => w.kind(),
+            MuxError::Detector(_) => ErrorKind::InvalidArgument,
+        }
     }
 }

@@ -2,14 +2,12 @@
 //! threads drain, with a timeout, and optionally through a pollable descriptor.
 
 use std::collections::VecDeque;
-use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, RawFd};
-use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
+use crate::transport::{RawDescriptor, ReadySignal};
 
 /// Events waiting for the application; at most `capacity`, beyond which new ones are counted
 /// and dropped (never unbounded memory).
@@ -19,8 +17,8 @@ pub(crate) struct EventQueue<T> {
     ready: Condvar,
     capacity: usize,
     dropped: AtomicU64,
-    /// Holds one byte while events wait, for poll loops: (readable end, writable end).
-    signal: Option<(UnixStream, UnixStream)>,
+    /// Raised while events wait, for poll loops.
+    signal: Option<ReadySignal>,
 }
 
 #[derive(Debug)]
@@ -32,14 +30,7 @@ struct State<T> {
 impl<T> EventQueue<T> {
     /// A queue of at most `capacity` events, with a pollable descriptor when `pollable`.
     pub(crate) fn new(capacity: usize, pollable: bool) -> Result<Self, Error> {
-        let signal = if pollable {
-            let (rx, tx) = UnixStream::pair().map_err(|e| Error::io("notification socket", e))?;
-            rx.set_nonblocking(true).map_err(|e| Error::io("notification socket", e))?;
-            tx.set_nonblocking(true).map_err(|e| Error::io("notification socket", e))?;
-            Some((rx, tx))
-        } else {
-            None
-        };
+        let signal = if pollable { Some(ReadySignal::new()?) } else { None };
         Ok(EventQueue {
             state: Mutex::new(State { items: VecDeque::new(), closed: false }),
             ready: Condvar::new(),
@@ -60,12 +51,10 @@ impl<T> EventQueue<T> {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        if st.items.is_empty() {
-            if let Some((_, tx)) = &self.signal {
-                let _ = (&*tx).write(&[1]);
-            }
-        }
         st.items.push_back(item);
+        if let Some(signal) = &self.signal {
+            signal.set(true);
+        }
         self.ready.notify_one();
     }
 
@@ -76,11 +65,8 @@ impl<T> EventQueue<T> {
         let mut st = self.lock();
         loop {
             if let Some(item) = st.items.pop_front() {
-                if st.items.is_empty() {
-                    if let Some((rx, _)) = &self.signal {
-                        let mut b = [0u8; 64];
-                        while (&*rx).read(&mut b).is_ok_and(|n| n > 0) {}
-                    }
+                if let (true, false, Some(signal)) = (st.items.is_empty(), st.closed, &self.signal) {
+                    signal.set(false);
                 }
                 return Ok(item);
             }
@@ -100,15 +86,22 @@ impl<T> EventQueue<T> {
         }
     }
 
-    /// No more events will come: waiters return once the queue is empty.
+    /// No more events will come: waiters return once the queue is empty, and the descriptor
+    /// stays readable (a pop then returns `Closed` at once).
     pub(crate) fn close(&self) {
-        self.lock().closed = true;
+        let mut st = self.lock();
+        st.closed = true;
+        if let Some(signal) = &self.signal {
+            signal.set(true);
+        }
+        drop(st);
         self.ready.notify_all();
     }
 
-    /// The descriptor readable while events wait (when the queue was made pollable).
-    pub(crate) fn signal_fd(&self) -> Option<RawFd> {
-        self.signal.as_ref().map(|(rx, _)| rx.as_raw_fd())
+    /// The descriptor readable while events wait or the queue is closed (when the queue was
+    /// made pollable).
+    pub(crate) fn signal_fd(&self) -> Option<RawDescriptor> {
+        self.signal.as_ref().map(ReadySignal::fd)
     }
 
     /// Events dropped because the queue was full.
@@ -128,15 +121,15 @@ mod tests {
         q.push(2);
         q.push(3);
         assert_eq!(q.dropped(), 1);
-        let mut pfd = libc::pollfd { fd: q.signal_fd().unwrap(), events: libc::POLLIN, revents: 0 };
-        #[allow(unsafe_code)]
-        // SAFETY: one valid pollfd.
-        let readable = unsafe { libc::poll(&mut pfd, 1, 0) };
-        assert_eq!(readable, 1);
+        let readable = || crate::transport::wait_readable(q.signal_fd().unwrap(), Some(Duration::ZERO)).unwrap();
+        assert!(readable());
         assert_eq!(q.pop(Some(Duration::ZERO), "closed").unwrap(), 1);
         assert_eq!(q.pop(Some(Duration::ZERO), "closed").unwrap(), 2);
         assert!(matches!(q.pop(Some(Duration::from_millis(5)), "closed"), Err(Error::Timeout(_))));
+        assert!(!readable());
         q.close();
         assert!(matches!(q.pop(None, "closed"), Err(Error::Closed(_))));
+        // Closed: readable, so a poll loop learns it.
+        assert!(readable());
     }
 }

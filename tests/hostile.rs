@@ -641,3 +641,93 @@ fn a_worker_served_by_push_wait_is_still_policed() {
     assert!(took >= frame_timeout.mul_f64(0.95), "closed before the frame timeout, after {took:?}");
     assert_still_serving(&server, "q");
 }
+
+/// The two ways a frame can carry bytes that are not plain data: a payload encoding other than
+/// NONE, an envelope version other than 1. (encoding, envelope version, what the reason names)
+const ENCODED: [(i32, u32, &str); 3] =
+    [(1, 1, "payload_encoding 1 (PAYLOAD_ENCODING_ZSTD)"), (9, 1, "payload_encoding 9"), (0, 2, "envelope_version 2")];
+
+/// A worker answering with an encoded reply: the push fails (never with those bytes as its
+/// answer), the connection ends with a protocol violation naming the field, on both server
+/// paths (the caller reading in `push_wait`, the event loop for `push`).
+#[test]
+fn an_encoded_reply_is_never_an_answer() {
+    use rp::wire::proto::FrameKind;
+    let dir = TempDir::new("encodedreply");
+    let server = server_with(&dir, |_| {});
+    for (encoding, envelope, named) in ENCODED {
+        for waiting in [true, false] {
+            let sock = raw_registered_worker(&dir.sock(), "enc");
+            let answering = thread::spawn(move || {
+                sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                let mut reader = rp::wire::FrameReader::new(&sock);
+                let id = reader.read_frame().expect("the push").request_id;
+                let reply = rp::FrameView {
+                    envelope_version: envelope,
+                    kind: FrameKind::Response as i32,
+                    payload_protocol: rp::push::PUSH_PROTOCOL,
+                    payload: &[0x0a, 0x03, b'z', b'z', b'z'],
+                    request_id: id,
+                    payload_encoding: encoding,
+                    ..rp::FrameView::default()
+                };
+                (&sock).write_all(&reply.to_bytes().unwrap()).unwrap();
+                let mut sock = sock;
+                wait_closed(&mut sock, Duration::from_secs(5)).is_some()
+            });
+            let target = Target::TaskQueue("enc".into());
+            let outcome = if waiting {
+                server.push_wait(target, spec(b"job"), Duration::from_secs(5))
+            } else {
+                server.push(target, spec(b"job")).unwrap().wait(Some(Duration::from_secs(5)))
+            };
+            let err = outcome.expect_err("an encoded reply is not an answer");
+            assert_eq!(err.kind(), ErrorKind::Closed, "{err}");
+            let text = err.to_string();
+            assert!(text.contains("protocol violation") && text.contains(named), "{text}");
+            assert!(answering.join().unwrap(), "the server ended the connection ({named}, waiting {waiting})");
+        }
+    }
+    assert_still_serving(&server, "q");
+}
+
+/// A server sending an encoded push: the worker does not deliver it as plain bytes; the
+/// connection ends with a protocol violation naming the field.
+#[test]
+fn a_worker_never_delivers_an_encoded_push() {
+    use rp::wire::proto::FrameKind;
+    for (encoding, envelope, named) in ENCODED {
+        let dir = TempDir::new("encodedpush");
+        std::fs::create_dir_all(&dir.0).unwrap();
+        let listener = UnixListener::bind(dir.sock()).unwrap();
+        let fake = thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut reader = rp::wire::FrameReader::new(s.try_clone().unwrap());
+            let _hello = reader.read_frame().unwrap().to_frame();
+            let negotiated = rp::control::negotiated("1.0.0", 1, 0);
+            s.write_all(&rp::control::hello_reply_frame(1, hello_reply::Result::Negotiated(negotiated))).unwrap();
+            let _reg = reader.read_frame().unwrap().to_frame();
+            let ack = rp::push::proto::RegistrationAck { accepted: true, reason: String::new(), worker_id: 9 };
+            let ack = frame(FrameKind::Response, rp::push::PUSH_PROTOCOL, 1, &prost::Message::encode_to_vec(&ack));
+            s.write_all(&ack).unwrap();
+            thread::sleep(Duration::from_millis(100));
+            let push = rp::FrameView {
+                envelope_version: envelope,
+                kind: FrameKind::Event as i32,
+                payload_protocol: rp::push::PUSH_PROTOCOL,
+                payload: &[0x08, 0x81, 0xe0, 0x01, 0x12, 0x03, b'z', b'z', b'z'],
+                request_id: 5,
+                payload_encoding: encoding,
+                ..rp::FrameView::default()
+            };
+            s.write_all(&push.to_bytes().unwrap()).unwrap();
+            wait_closed(&mut s, Duration::from_secs(5)).is_some()
+        });
+        let client = rp::push::PushClient::connect(WorkerOptions::new(dir.endpoint(), registration("q"))).unwrap();
+        let err = client.recv(Some(Duration::from_secs(5))).expect_err("an encoded push is not delivered");
+        assert_eq!(err.kind(), ErrorKind::Closed, "{err}");
+        let text = err.to_string();
+        assert!(text.contains("protocol violation") && text.contains(named), "{text}");
+        assert!(fake.join().unwrap(), "the worker ended the connection ({named})");
+    }
+}

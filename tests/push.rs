@@ -188,10 +188,18 @@ fn registration_decided_by_the_application() {
     assert_eq!(err.kind(), ErrorKind::Rejected);
     assert!(err.to_string().contains("queue banned is closed"), "{err}");
     let ok = worker(server.endpoint(), "good");
+    let good_id = ok.worker_id();
     assert_eq!(deciding.join().unwrap(), vec!["good".to_string()]);
     drop(ok);
+    // The departure names the worker as it registered, with the peer the kernel reported.
     match server.next_event(Some(Duration::from_secs(5))).unwrap() {
-        ServerEvent::WorkerDisconnected { .. } => {}
+        ServerEvent::WorkerDisconnected { worker, reason } => {
+            assert_eq!(worker.id, good_id);
+            assert_eq!(worker.registration, registration("good"));
+            assert_eq!(worker.peer.unwrap().pid, std::process::id());
+            assert_eq!(worker.in_flight, 0);
+            assert!(!reason.is_empty());
+        }
         other => panic!("unexpected {other:?}"),
     }
 }
@@ -366,9 +374,7 @@ fn a_worker_that_does_not_keep_up_gets_backpressure_not_unbounded_memory() {
     let mut opts = ServerOptions::new(dir.endpoint());
     opts.max_send_buffer = 256 * 1024;
     let server = PushServer::bind(opts).unwrap();
-    let mut wopts = WorkerOptions::new(server.endpoint().clone(), registration("q"));
-    wopts.max_queued_pushes = 4;
-    let client = PushClient::connect(wopts).unwrap();
+    let client = PushClient::connect(WorkerOptions::new(server.endpoint().clone(), registration("q"))).unwrap();
     let payload = vec![7u8; 64 * 1024];
     let mut again = 0;
     let mut tickets = Vec::new();
@@ -450,7 +456,7 @@ fn a_worker_served_by_push_wait_is_still_watched_by_the_event_loop() {
     let started = Instant::now();
     loop {
         match server.next_event(Some(wait)) {
-            Ok(ServerEvent::WorkerDisconnected { worker_id, .. }) if worker_id == id => break,
+            Ok(ServerEvent::WorkerDisconnected { worker, .. }) if worker.id == id => break,
             Ok(_) => {}
             Err(e) => panic!("the worker's departure went unnoticed: {e}"),
         }
@@ -483,4 +489,22 @@ fn push_wait_on_a_silent_worker_times_out_at_its_deadline() {
         assert!(Instant::now() < deadline, "no cancel reached the worker");
         let _ = client.recv(Some(Duration::from_millis(10)));
     }
+}
+
+/// A push larger than the socket buffers, sent by `push_wait`, is written out while the caller
+/// waits for its reply (the caller's link is out of the event loop's set while it reads).
+#[test]
+fn push_wait_delivers_a_push_larger_than_the_socket_buffers() {
+    let dir = TempDir::new("bigpushwait");
+    let server = server(&dir);
+    let client = Arc::new(worker(server.endpoint(), "big"));
+    let answering = echo_worker(Arc::clone(&client));
+    for len in [8 << 20, 64, 12 << 20] {
+        let payload = vec![5u8; len];
+        let out = server.push_wait(Target::TaskQueue("big".into()), spec(&payload), Duration::from_secs(10)).unwrap();
+        let PushOutcome::Reply(reply) = out else { panic!("{out:?}") };
+        assert_eq!(reply.len(), len + 5);
+    }
+    client.close();
+    answering.join().unwrap();
 }

@@ -85,11 +85,16 @@ fn connect_as_other_uid(endpoint: &str) -> i32 {
 #[test]
 fn created_socket_is_0600_in_a_0700_directory() {
     let dir = TempDir::new("modes");
+    std::fs::create_dir(&dir.0).unwrap();
+    // Only the socket's own directory is created: under a missing parent, binding fails.
     let nested = dir.0.join("a/b");
-    let server = PushServer::bind(ServerOptions::new(Endpoint::Path(nested.join("s.sock")))).unwrap();
-    assert_eq!(std::fs::metadata(nested.join("s.sock")).unwrap().mode() & 0o777, 0o600);
-    assert_eq!(std::fs::metadata(&nested).unwrap().mode() & 0o777, 0o700);
-    assert_eq!(std::fs::metadata(dir.0.join("a")).unwrap().mode() & 0o777, 0o700);
+    let err = PushServer::bind(ServerOptions::new(Endpoint::Path(nested.join("s.sock")))).unwrap_err();
+    assert!(err.to_string().contains("parent directory does not exist"), "{err}");
+    assert!(!dir.0.join("a").exists());
+    let own = dir.0.join("a");
+    let server = PushServer::bind(ServerOptions::new(Endpoint::Path(own.join("s.sock")))).unwrap();
+    assert_eq!(std::fs::metadata(own.join("s.sock")).unwrap().mode() & 0o777, 0o600);
+    assert_eq!(std::fs::metadata(&own).unwrap().mode() & 0o777, 0o700);
     drop(server);
 }
 

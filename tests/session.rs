@@ -311,3 +311,23 @@ fn calls_around_idle_gaps_never_miss_their_answer() {
         s.join().unwrap();
     }
 }
+
+#[test]
+fn encoded_frames_end_the_session_with_a_protocol_violation() {
+    use prost::Message;
+    use rp::session::proto::SessionMessage;
+    use rp::wire::proto::FrameKind;
+    let answer = SessionMessage { payload: b"yes".to_vec(), ..SessionMessage::default() }.encode_to_vec();
+    for (encoding, envelope, named) in [(1, 1, "payload_encoding 1"), (0, 2, "envelope_version 2")] {
+        let (session, _reader, mut writer) = raw_peer();
+        let pending = session.start_call(ECHO, b"", &CallOptions::default()).unwrap();
+        let mut f = session_frame(FrameKind::Response, 1, &answer);
+        f.payload_encoding = encoding;
+        f.envelope_version = envelope;
+        writer.write_frame(&f).unwrap();
+        let err = pending.wait(Some(Duration::from_secs(5))).expect_err("an encoded answer is not an answer");
+        assert_eq!(err.kind(), ErrorKind::Closed, "{err}");
+        assert!(err.to_string().contains("protocol violation") && err.to_string().contains(named), "{err}");
+        assert!(session.is_closed());
+    }
+}

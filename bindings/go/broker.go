@@ -51,11 +51,12 @@ type BrokerOptions struct {
 	ClientVersion  string        // informational version sent in the Hello (≤ 128 bytes)
 	KeepAlive      time.Duration // proposed keepalive interval (0 = the broker chooses)
 	// AdoptHandoff opts in to adopting a handed-off connection, waiting up to HandoffWait
-	// (0 = librp's 2 s) for the broker's relay; any failure falls back to the backend endpoint.
+	// (0 = librp's 2 s, negative = no limit) for the broker's relay; any failure falls back to
+	// the backend endpoint.
 	AdoptHandoff bool
 	HandoffWait  time.Duration
-	// Timeout limits each connect and the Hello round trip (0 = librp's 5 s); a shorter
-	// context deadline wins.
+	// Timeout limits each connect and the Hello round trip (0 = librp's 5 s, negative = no
+	// limit); a shorter context deadline wins.
 	Timeout time.Duration
 	// HonorDisableEnv makes ConnectBroker fail with ErrDisabled when RUNNING_PROCESS_DISABLE
 	// is 1 (use your direct path), and with ErrConfig for another non-empty value.
@@ -78,9 +79,7 @@ type BrokerResult struct {
 // ErrConfig for any other value.
 func DisabledByEnv() (bool, error) {
 	var b C.bool
-	var e C.rpg_err
-	st := C.rpg_broker_disabled_by_env(&b, &e)
-	if err := takeErr(st, &e); err != nil {
+	if err := cCall(func() C.rp_status { return C.rp_broker_disabled_by_env(&b) }); err != nil {
 		return false, err
 	}
 	return bool(b), nil
@@ -151,23 +150,52 @@ func ConnectBroker(ctx context.Context, opts BrokerOptions) (*Conn, *BrokerResul
 	o, err := runCtx(ctx, func() (out, error) {
 		var a cArena
 		defer a.free()
-		cfg := C.rpg_broker_cfg{
-			endpoint:          a.str(opts.Endpoint),
-			service:           a.str(opts.Service),
-			wanted_version:    a.str(opts.WantedVersion),
-			own_version:       a.str(own),
-			cached_endpoint:   a.optStr(opts.CachedEndpoint),
-			client_version:    a.optStr(opts.ClientVersion),
-			keepalive_secs:    C.uint64_t(opts.KeepAlive / time.Second),
-			adopt_handoff:     C.bool(opts.AdoptHandoff),
-			handoff_wait_ms:   C.int32_t(min(durMs(opts.HandoffWait), 1<<31-1)),
-			timeout_ms:        C.uint32_t(min(durMs(timeout), 1<<32-1)),
-			honor_disable_env: C.bool(opts.HonorDisableEnv),
-		}
+		var o *C.rp_broker_options
 		var r *C.rp_broker_result
-		var e C.rpg_err
-		st := C.rpg_broker_connect(&cfg, &r, &e)
-		if err := takeErr(st, &e); err != nil {
+		var c *C.rp_conn
+		err := onThread(func(s *cSeq) {
+			s.do(func() C.rp_status {
+				return C.rp_broker_options_new(a.str(opts.Endpoint), a.str(opts.Service), a.str(opts.WantedVersion), a.str(own), &o)
+			})
+			if s.err != nil {
+				return
+			}
+			if opts.CachedEndpoint != "" {
+				s.do(func() C.rp_status { return C.rp_broker_options_set_cached_endpoint(o, a.str(opts.CachedEndpoint)) })
+			}
+			if opts.ClientVersion != "" {
+				s.do(func() C.rp_status { return C.rp_broker_options_set_client_version(o, a.str(opts.ClientVersion)) })
+			}
+			if secs := opts.KeepAlive / time.Second; secs != 0 {
+				s.do(func() C.rp_status { return C.rp_broker_options_set_keepalive_secs(o, C.uint64_t(secs)) })
+			}
+			if opts.AdoptHandoff {
+				wait := optionMs(opts.HandoffWait)
+				if wait == 0 {
+					wait = 2000 // librp's default handoff wait
+				}
+				s.do(func() C.rp_status { return C.rp_broker_options_set_adopt_handoff(o, true, wait) })
+			}
+			if ms := optionMs(timeout); ms != 0 {
+				s.do(func() C.rp_status { return C.rp_broker_options_set_timeout_ms(o, ms) })
+			}
+			if opts.HonorDisableEnv {
+				s.do(func() C.rp_status { return C.rp_broker_options_set_honor_disable_env(o, true) })
+			}
+			if s.err != nil {
+				C.rp_broker_options_free(o)
+				return
+			}
+			s.do(func() C.rp_status { return C.rp_broker_connect(o, &r) }) // consumes o
+			if s.err != nil {
+				return
+			}
+			s.do(func() C.rp_status { return C.rp_broker_result_take_conn(r, &c) })
+			if s.err != nil {
+				C.rp_broker_result_free(r)
+			}
+		})
+		if err != nil {
 			return out{}, err
 		}
 		defer C.rp_broker_result_free(r)
@@ -178,11 +206,6 @@ func ConnectBroker(ctx context.Context, opts BrokerOptions) (*Conn, *BrokerResul
 			ServerCapabilities: uint64(C.rp_broker_result_server_capabilities(r)),
 			KeepAlive:          time.Duration(C.rp_broker_result_keepalive_secs(r)) * time.Second,
 			ConnectionID:       uint64(C.rp_broker_result_connection_id(r)),
-		}
-		var c *C.rp_conn
-		st = C.rpg_broker_result_take_conn(r, &c, &e)
-		if err := takeErr(st, &e); err != nil {
-			return out{}, err
 		}
 		return out{newConn(c), res}, nil
 	}, func(o out) { o.c.Close() })
@@ -224,9 +247,8 @@ func AdoptConn(conn syscall.Conn) (*Conn, error) {
 		return nil, derr
 	}
 	var p *C.rp_conn
-	var e C.rpg_err
-	st := C.rpg_conn_adopt_fd(C.int32_t(dup), &p, &e) // consumes dup on every path
-	if err := takeErr(st, &e); err != nil {
+	// consumes dup on every path
+	if err := cCall(func() C.rp_status { return C.rp_conn_adopt_fd(C.int32_t(dup), &p) }); err != nil {
 		return nil, err
 	}
 	return newConn(p), nil
@@ -253,22 +275,28 @@ func (c *Conn) Send(f *Frame) error {
 // Recv waits for the next frame (a Go copy). It returns ErrClosed when the peer closed or
 // the Conn was closed, and ctx.Err() when ctx is done first.
 func (c *Conn) Recv(ctx context.Context) (*Frame, error) {
-	return waitInSlices(ctx, c.recv, nil)
-}
-
-// TryRecv waits at most timeout (0 = only a frame already here) for a frame; ErrTimeout when
-// none came. For a poll loop on Fd: after Fd is readable, call TryRecv(0) until ErrTimeout.
-func (c *Conn) TryRecv(timeout time.Duration) (*Frame, error) {
-	return c.recv(C.int32_t(min(timeout, time.Duration(1<<31-1)*time.Millisecond) / time.Millisecond))
-}
-
-func (c *Conn) recv(timeoutMs C.int32_t) (*Frame, error) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	maybeGC()
 	if c.ptr == nil {
 		return nil, errConnClosed()
 	}
+	return waitReady(ctx, func() C.int32_t { return C.rp_conn_fd(c.ptr) }, c.recvLocked)
+}
+
+// TryRecv waits at most timeout (0 = only a frame already here) for a frame; ErrTimeout when
+// none came. For a poll loop on Fd: each time Fd is readable, call TryRecv(0).
+func (c *Conn) TryRecv(timeout time.Duration) (*Frame, error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.ptr == nil {
+		return nil, errConnClosed()
+	}
+	return c.recvLocked(timeoutMs(timeout))
+}
+
+// recvLocked is one rp_conn_recv; the caller holds mu and has checked ptr.
+func (c *Conn) recvLocked(timeoutMs C.int32_t) (*Frame, error) {
+	maybeGC()
 	var p *C.rp_frame
 	var v C.rp_frame_view
 	var e C.rpg_err
@@ -290,8 +318,10 @@ func (c *Conn) recv(timeoutMs C.int32_t) (*Frame, error) {
 	}, nil
 }
 
-// Fd is the socket descriptor, for a poll loop (-1 after Close). It belongs to the Conn:
-// never read, write or close it.
+// Fd is a descriptor for a poll loop (-1 after Close), readable (level-triggered) exactly while
+// TryRecv(0) would return a frame or the end, also for frames already buffered: one TryRecv(0)
+// per wake-up is enough. It is not the socket: watch it for readability only; it belongs to
+// the Conn: never read, write or close it.
 func (c *Conn) Fd() int {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
@@ -312,9 +342,7 @@ func (c *Conn) PeerCredentials() (pid, uid, gid uint32, err error) {
 		return 0, 0, 0, errConnClosed()
 	}
 	var p, u, g C.uint32_t
-	var e C.rpg_err
-	st := C.rpg_conn_peer_credentials(c.ptr, &p, &u, &g, &e)
-	if err := takeErr(st, &e); err != nil {
+	if err := cCall(func() C.rp_status { return C.rp_conn_peer_credentials(c.ptr, &p, &u, &g) }); err != nil {
 		return 0, 0, 0, err
 	}
 	return uint32(p), uint32(u), uint32(g), nil
@@ -345,6 +373,7 @@ const (
 	AdminStatus   AdminVerb = 1
 	AdminHealthz  AdminVerb = 4
 	AdminReadyz   AdminVerb = 5
+	AdminMetrics  AdminVerb = 9 // OpenMetrics text; the numbers of BrokerServer.Stats
 	AdminShutdown AdminVerb = 21
 )
 
@@ -365,6 +394,9 @@ type AdminReply struct {
 	Body     []byte
 }
 
+// adminDefaultTimeout bounds AdminRequest when ctx has no deadline.
+const adminDefaultTimeout = 5 * time.Second
+
 // AdminRequest sends one admin request on a new connection to endpoint (a broker, say) and
 // waits for the reply, until ctx is done (at most 5 s without a deadline). service may be "".
 // Errors: ErrTimeout, ErrClosed, ErrIO, ErrProtocol, ErrMalformed.
@@ -372,7 +404,7 @@ func AdminRequest(ctx context.Context, endpoint string, verb AdminVerb, service 
 	if err := ctxErr(ctx); err != nil {
 		return nil, err
 	}
-	timeout := ctxLimit(ctx, 0)
+	timeout := ctxLimit(ctx, adminDefaultTimeout)
 	return runCtx(ctx, func() (*AdminReply, error) {
 		ep := cString(endpoint)
 		defer C.free(unsafe.Pointer(ep))
@@ -382,9 +414,9 @@ func AdminRequest(ctx context.Context, endpoint string, verb AdminVerb, service 
 			defer C.free(unsafe.Pointer(svc))
 		}
 		var r *C.rp_admin_reply
-		var e C.rpg_err
-		st := C.rpg_admin_request(ep, C.int32_t(verb), svc, C.int32_t(min(durMs(timeout), 1<<31-1)), &r, &e)
-		if err := takeErr(st, &e); err != nil {
+		if err := cCall(func() C.rp_status {
+			return C.rp_admin_request(ep, C.int32_t(verb), svc, timeoutMs(timeout), &r)
+		}); err != nil {
 			return nil, err
 		}
 		defer C.rp_admin_reply_free(r)
@@ -403,7 +435,8 @@ type BrokerService struct {
 	Backend       string // the backend_pipe sent in Negotiated
 	DaemonVersion string // the daemon_version sent in Negotiated
 	// Allow, once non-empty, is the only wanted versions accepted (others are refused with
-	// CodeVersionUnsupported); Block lists versions refused with CodeVersionBlocked.
+	// CodeVersionBlocked and a 30 s retry hint, as the reference broker does); Block lists
+	// versions refused with CodeVersionBlocked and no hint.
 	Allow, Block []string
 	// MinVersion refuses lower wanted versions with CodeVersionBlocked and a 30 s retry hint.
 	MinVersion string
@@ -421,8 +454,8 @@ type BrokerServerOptions struct {
 	// 0 = 1 s); more are refused with CodeRateLimited and a retry hint.
 	RateLimit         int
 	RateWindow        time.Duration
-	HelloTimeout      time.Duration // how long a connection has to send its first frame
-	HandoffAckTimeout time.Duration // how long to wait for a backend's HandoffAck
+	HelloTimeout      time.Duration // how long a connection has to send its first frame (0 = default, negative = no limit)
+	HandoffAckTimeout time.Duration // how long to wait for a backend's HandoffAck (0 = default, negative = no limit)
 }
 
 // BrokerServer is a running librp broker (rp_broker_server). Its methods are safe for
@@ -451,32 +484,12 @@ func BindBroker(endpoint string, opts *BrokerServerOptions) (*BrokerServer, erro
 			s.mu.RUnlock()
 		}
 	}()
-	var svcs *C.rpg_broker_service
-	if n := len(opts.Services); n > 0 {
-		svcs = (*C.rpg_broker_service)(C.calloc(C.size_t(n), C.size_t(unsafe.Sizeof(C.rpg_broker_service{}))))
-		a = append(a, unsafe.Pointer(svcs))
-		rows := unsafe.Slice(svcs, n)
-		for i, s := range opts.Services {
-			rows[i] = C.rpg_broker_service{
-				name:             a.str(s.Name),
-				backend:          a.str(s.Backend),
-				daemon_version:   a.str(s.DaemonVersion),
-				min_version:      a.optStr(s.MinVersion),
-				handoff_endpoint: a.optStr(s.HandoffEndpoint),
-				allow:            a.strs(s.Allow),
-				allow_count:      C.size_t(len(s.Allow)),
-				block:            a.strs(s.Block),
-				block_count:      C.size_t(len(s.Block)),
-			}
-			if s.HandoffStore != nil {
-				if !slices.Contains(stores, s.HandoffStore) {
-					s.HandoffStore.mu.RLock()
-					stores = append(stores, s.HandoffStore)
-				}
-				if s.HandoffStore.ptr == nil {
-					return nil, &Error{Status: StatusClosed, Msg: "handoff store closed"}
-				}
-				rows[i].handoff_store = s.HandoffStore.ptr
+	for _, sv := range opts.Services {
+		if sv.HandoffStore != nil && !slices.Contains(stores, sv.HandoffStore) {
+			sv.HandoffStore.mu.RLock()
+			stores = append(stores, sv.HandoffStore)
+			if sv.HandoffStore.ptr == nil {
+				return nil, &Error{Status: StatusClosed, Msg: "handoff store closed"}
 			}
 		}
 	}
@@ -484,20 +497,56 @@ func BindBroker(endpoint string, opts *BrokerServerOptions) (*BrokerServer, erro
 	if opts.RateLimit > 0 && window == 0 {
 		window = time.Second
 	}
-	cfg := C.rpg_broker_server_cfg{
-		endpoint:               a.str(endpoint),
-		services:               svcs,
-		service_count:          C.size_t(len(opts.Services)),
-		rate_max:               C.uint32_t(max(opts.RateLimit, 0)),
-		rate_window_ms:         C.uint32_t(durMs(window)),
-		hello_timeout_ms:       C.uint32_t(durMs(opts.HelloTimeout)),
-		handoff_ack_timeout_ms: C.uint32_t(durMs(opts.HandoffAckTimeout)),
-	}
 	maybeGC()
+	var o *C.rp_broker_server_options
 	var p *C.rp_broker_server
-	var e C.rpg_err
-	st := C.rpg_broker_server_bind(&cfg, &p, &e)
-	if err := takeErr(st, &e); err != nil {
+	err := onThread(func(c *cSeq) {
+		c.do(func() C.rp_status { return C.rp_broker_server_options_new(a.str(endpoint), &o) })
+		if c.err != nil {
+			return
+		}
+		for _, sv := range opts.Services {
+			name := a.str(sv.Name)
+			c.do(func() C.rp_status {
+				return C.rp_broker_server_options_add_service(o, name, a.str(sv.Backend), a.str(sv.DaemonVersion))
+			})
+			for _, v := range sv.Allow {
+				c.do(func() C.rp_status { return C.rp_broker_server_options_allow_version(o, name, a.str(v)) })
+			}
+			for _, v := range sv.Block {
+				c.do(func() C.rp_status { return C.rp_broker_server_options_block_version(o, name, a.str(v)) })
+			}
+			if sv.MinVersion != "" {
+				c.do(func() C.rp_status { return C.rp_broker_server_options_set_min_version(o, name, a.str(sv.MinVersion)) })
+			}
+			if sv.HandoffEndpoint != "" {
+				var store *C.rp_handoff_store
+				if sv.HandoffStore != nil {
+					store = sv.HandoffStore.ptr
+				}
+				c.do(func() C.rp_status {
+					return C.rp_broker_server_options_set_handoff(o, name, a.str(sv.HandoffEndpoint), store)
+				})
+			}
+		}
+		if opts.RateLimit > 0 {
+			c.do(func() C.rp_status {
+				return C.rp_broker_server_options_set_rate_limit(o, C.uint32_t(opts.RateLimit), C.uint32_t(durMs(window)))
+			})
+		}
+		if ms := optionMs(opts.HelloTimeout); ms != 0 {
+			c.do(func() C.rp_status { return C.rp_broker_server_options_set_hello_timeout_ms(o, ms) })
+		}
+		if ms := optionMs(opts.HandoffAckTimeout); ms != 0 {
+			c.do(func() C.rp_status { return C.rp_broker_server_options_set_handoff_ack_timeout_ms(o, ms) })
+		}
+		if c.err != nil {
+			C.rp_broker_server_options_free(o)
+			return
+		}
+		c.do(func() C.rp_status { return C.rp_broker_server_bind(o, &p) }) // consumes o
+	})
+	if err != nil {
 		return nil, err
 	}
 	s := &BrokerServer{ptr: p, endpoint: rpStr(C.rp_broker_server_endpoint(p))}

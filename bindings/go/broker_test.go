@@ -165,7 +165,7 @@ func TestBrokerRefusals(t *testing.T) {
 		{"nosuch", "1.2.3", CodeServiceUnknown, false},
 		{"echo", "1.0.0", CodeVersionBlocked, false},
 		{"echo", "0.4.0", CodeVersionBlocked, true},
-		{"picky", "1.2.3", CodeVersionUnsupported, false},
+		{"picky", "1.2.3", CodeVersionBlocked, true},
 	} {
 		c, res, err := ConnectBroker(ctx, BrokerOptions{Endpoint: b.Endpoint(), Service: tc.service, WantedVersion: tc.version})
 		var re *RefusedError

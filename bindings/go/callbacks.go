@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"runtime/cgo"
 	"sync"
 	"time"
@@ -122,6 +123,37 @@ func rpgoDetect(h C.uintptr_t, buf *C.uint8_t, n C.size_t, panicID *C.uint64_t) 
 	return C.int32_t(fn(unsafe.Slice((*byte)(unsafe.Pointer(buf)), int(n))))
 }
 
+// onThread runs f, a sequence of librp calls made straight from Go, on one locked OS thread,
+// so that the error text and refusal librp leaves on the failing thread are read there. The
+// sequence stops at the first failure (later c.do calls do nothing); onThread returns it.
+func onThread(f func(c *cSeq)) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var c cSeq
+	f(&c)
+	return c.err
+}
+
+// cCall makes one librp call straight from Go (see onThread) and returns its error.
+func cCall(call func() C.rp_status) error {
+	return onThread(func(c *cSeq) { c.do(call) })
+}
+
+// cSeq is the state of one onThread sequence: its first failure.
+type cSeq struct{ err error }
+
+// do runs call unless an earlier call of the sequence failed, and records its failure.
+func (c *cSeq) do(call func() C.rp_status) {
+	if c.err != nil {
+		return
+	}
+	if st := C.int32_t(call()); st != C.RP_STATUS_OK {
+		var e C.rpg_err
+		C.rpg_take_error(st, &e)
+		c.err = takeErr(st, &e)
+	}
+}
+
 // cArena holds C allocations for one call's configuration and frees them together.
 type cArena []unsafe.Pointer
 
@@ -148,29 +180,6 @@ func (a *cArena) bytes(b []byte) *C.uint8_t {
 	return (*C.uint8_t)(p)
 }
 
-func (a *cArena) strs(ss []string) **C.char {
-	if len(ss) == 0 {
-		return nil
-	}
-	arr := (**C.char)(C.malloc(C.size_t(len(ss)) * C.size_t(unsafe.Sizeof((*C.char)(nil)))))
-	*a = append(*a, unsafe.Pointer(arr))
-	s := unsafe.Slice(arr, len(ss))
-	for i, v := range ss {
-		s[i] = a.str(v)
-	}
-	return arr
-}
-
-func (a *cArena) u32s(v []uint32) *C.uint32_t {
-	if len(v) == 0 {
-		return nil
-	}
-	p := (*C.uint32_t)(C.malloc(C.size_t(len(v)) * 4))
-	*a = append(*a, unsafe.Pointer(p))
-	copy(unsafe.Slice((*uint32)(unsafe.Pointer(p)), len(v)), v)
-	return p
-}
-
 func (a *cArena) free() {
 	for _, p := range *a {
 		C.free(p)
@@ -190,8 +199,10 @@ func bytesPtr(b []byte) *C.uint8_t {
 	return (*C.uint8_t)(unsafe.Pointer(unsafe.SliceData(b)))
 }
 
-// waitSlice is how long one blocking librp call may wait: the context's remaining time, cut
-// to a short slice so that a cancelled context is noticed promptly.
+// waitSlice is how long one attempt of waitInSlices may wait: the context's remaining time,
+// cut to a short slice so that a cancelled context is noticed promptly. Only for the waits
+// librp offers no wake for that leaves the handle usable (Ticket.Wait, SessionCall.Next,
+// SessionRequest.Next); the others use waitReady or waitCancel.
 const waitSliceMax = 50 * time.Millisecond
 
 func waitSlice(ctx context.Context) C.int32_t {
@@ -219,6 +230,156 @@ func waitInSlices[T any](ctx context.Context, attempt func(timeoutMs C.int32_t) 
 		if err := ctxErr(ctx); err != nil {
 			var zero T
 			return zero, err
+		}
+	}
+}
+
+// untilDeadline is the wait left before ctx's deadline as a librp timeout (-1: no deadline),
+// and false once the deadline has passed.
+func untilDeadline(ctx context.Context) (C.int32_t, bool) {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return -1, true
+	}
+	d := time.Until(dl)
+	return timeoutMs(d), d > 0
+}
+
+// waitReady runs attempt, a librp call that waits up to its timeout, until it returns anything
+// but a TIMEOUT or ctx is done (then ctx's error). fdOf gives the handle's level-triggered
+// descriptor, readable while attempt(0) would not wait. The wait is one poll of that
+// descriptor and a wake pipe, bounded by ctx's deadline; context.AfterFunc writes the pipe
+// when ctx ends, so a cancelled ctx returns at once and the handle stays usable. The caller
+// holds the handle's lock for the whole call, which keeps the descriptor open; the pipe is
+// closed (or kept for reuse if never written) only once the AfterFunc callback has finished
+// or can no longer run.
+func waitReady[T any](ctx context.Context, fdOf func() C.int32_t, attempt func(timeoutMs C.int32_t) (T, error)) (T, error) {
+	var zero T
+	if ctx.Done() == nil { // never ends: librp's own unlimited wait
+		return attempt(-1)
+	}
+	// What is here already (or a failure such as a missing handler) is taken at once, as a
+	// wait would.
+	if v, err := attempt(0); !isStatus(err, StatusTimeout) {
+		return v, err
+	}
+	fd := fdOf()
+	if fd < 0 {
+		return zero, &Error{Status: StatusIO, Msg: "no descriptor to wait on (out of descriptors?)"}
+	}
+	wk, err := takeWake()
+	if err != nil {
+		return zero, err
+	}
+	fired := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		C.rpg_wake_fire(wk.wr)
+		close(fired)
+	})
+	defer func() {
+		if stop() {
+			putWake(wk) // never written: reusable
+		} else {
+			<-fired
+			C.rpg_wake_close(wk.rd, wk.wr)
+		}
+	}()
+	for {
+		ms, left := untilDeadline(ctx)
+		if !left {
+			<-ctx.Done() // the deadline passed: its timer fires now
+			return zero, ctx.Err()
+		}
+		switch C.rpg_wait_readable(fd, wk.rd, ms) {
+		case 1:
+			if v, err := attempt(0); !isStatus(err, StatusTimeout) {
+				return v, err
+			}
+		case 2:
+			return zero, ctx.Err()
+		case 0: // the deadline: the next round returns ctx's error
+		default:
+			return zero, &Error{Status: StatusIO, Msg: "poll failed while waiting"}
+		}
+	}
+}
+
+// wake is a pipe that ends one waitReady when its context ends.
+type wake struct{ rd, wr C.int32_t }
+
+// wakes keeps a few pipes that were never written, so that a wait does not make one each time.
+var wakes struct {
+	sync.Mutex
+	free []wake
+}
+
+const maxFreeWakes = 8
+
+func takeWake() (wake, error) {
+	wakes.Lock()
+	if n := len(wakes.free); n > 0 {
+		w := wakes.free[n-1]
+		wakes.free = wakes.free[:n-1]
+		wakes.Unlock()
+		return w, nil
+	}
+	wakes.Unlock()
+	var w wake
+	if C.rpg_wake_open(&w.rd, &w.wr) != 0 {
+		return w, &Error{Status: StatusIO, Msg: "cannot make the pipe that wakes a cancelled wait"}
+	}
+	return w, nil
+}
+
+func putWake(w wake) {
+	wakes.Lock()
+	defer wakes.Unlock()
+	if len(wakes.free) < maxFreeWakes {
+		wakes.free = append(wakes.free, w)
+		return
+	}
+	C.rpg_wake_close(w.rd, w.wr)
+}
+
+// waitCancel runs attempt, a librp call that waits up to its timeout, bounded by ctx's
+// deadline, and ends the operation with cancel (from context.AfterFunc) when ctx ends first:
+// the woken call's CANCELLED or TIMEOUT then becomes ctx's error. ended (may be nil) says a
+// TIMEOUT is the operation's own outcome. The caller holds the handle's lock for the whole
+// call; cancel has finished (or will never run) when waitCancel returns.
+func waitCancel[T any](ctx context.Context, attempt func(timeoutMs C.int32_t) (T, error), cancel func(), ended func() bool) (T, error) {
+	var zero T
+	if ctx.Done() == nil {
+		return attempt(-1)
+	}
+	fired := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		cancel()
+		close(fired)
+	})
+	defer func() {
+		if !stop() {
+			<-fired
+		}
+	}()
+	for first := true; ; first = false {
+		ms, left := untilDeadline(ctx)
+		if !left {
+			if !first {
+				<-ctx.Done()
+				return zero, ctx.Err()
+			}
+			ms = 0 // an expired ctx still takes an outcome already here
+		}
+		v, err := attempt(ms)
+		if !isStatus(err, StatusTimeout) && !isStatus(err, StatusCancelled) {
+			return v, err
+		}
+		own := ended != nil && ended()
+		if ctxErr(ctx) != nil {
+			return zero, ctx.Err()
+		}
+		if own || isStatus(err, StatusCancelled) {
+			return v, err
 		}
 	}
 }

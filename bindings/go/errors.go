@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 	"unsafe"
 )
@@ -45,6 +46,7 @@ const (
 	StatusPeerError          Status = C.RP_STATUS_PEER_ERROR
 	StatusIO                 Status = C.RP_STATUS_IO
 	StatusConfig             Status = C.RP_STATUS_CONFIG
+	StatusNoMemory           Status = C.RP_STATUS_NO_MEMORY
 	StatusPanic              Status = C.RP_STATUS_PANIC
 )
 
@@ -57,11 +59,17 @@ type Error struct {
 	Msg    string
 }
 
+// Error gives "rp: STATUS: MESSAGE", naming the status once (librp's messages often start
+// with it).
 func (e *Error) Error() string {
+	word := e.Status.String()
 	if e.Msg == "" {
-		return "rp: " + e.Status.String()
+		return "rp: " + word
 	}
-	return "rp: " + e.Status.String() + ": " + e.Msg
+	if rest, ok := strings.CutPrefix(e.Msg, word); ok && (rest == "" || strings.ContainsRune(": (", rune(rest[0]))) {
+		return "rp: " + e.Msg
+	}
+	return "rp: " + word + ": " + e.Msg
 }
 
 // Is reports whether target is an *Error with the same status, so that
@@ -98,6 +106,7 @@ var (
 	ErrPeerError          = &Error{Status: StatusPeerError}
 	ErrIO                 = &Error{Status: StatusIO}
 	ErrConfig             = &Error{Status: StatusConfig}
+	ErrNoMemory           = &Error{Status: StatusNoMemory}
 	ErrPanic              = &Error{Status: StatusPanic}
 )
 
@@ -129,8 +138,13 @@ type RefusedError struct {
 	Msg        string // librp's description of the failure
 }
 
+// Error gives librp's description (the code's name, the reason, and what the refusal says
+// about the peer when librp can tell), and the retry hint.
 func (e *RefusedError) Error() string {
 	s := fmt.Sprintf("rp: refused (code %d): %s", e.Code, e.Reason)
+	if e.Msg != "" {
+		s = (&Error{Status: StatusRefused, Msg: e.Msg}).Error()
+	}
 	if e.RetryAfter > 0 {
 		s += fmt.Sprintf(" (retry after %v)", e.RetryAfter)
 	}

@@ -27,9 +27,9 @@ type HandoffStore struct {
 // ttl (0 = 30 s).
 func NewHandoffStore(maxPending int, ttl time.Duration) (*HandoffStore, error) {
 	var p *C.rp_handoff_store
-	var e C.rpg_err
-	st := C.rpg_handoff_store_new(C.uint32_t(max(maxPending, 0)), C.uint32_t(ttl/time.Millisecond), &p, &e)
-	if err := takeErr(st, &e); err != nil {
+	if err := cCall(func() C.rp_status {
+		return C.rp_handoff_store_new(C.uint32_t(max(maxPending, 0)), C.uint32_t(ttl/time.Millisecond), &p)
+	}); err != nil {
 		return nil, err
 	}
 	s := &HandoffStore{ptr: p}
@@ -37,31 +37,29 @@ func NewHandoffStore(maxPending int, ttl time.Duration) (*HandoffStore, error) {
 	return s, nil
 }
 
-func (s *HandoffStore) do(f func(p *C.rp_handoff_store, e *C.rpg_err) C.int32_t) error {
+func (s *HandoffStore) do(f func(p *C.rp_handoff_store) C.rp_status) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	maybeGC()
 	if s.ptr == nil {
 		return &Error{Status: StatusClosed, Msg: "handoff store closed"}
 	}
-	var e C.rpg_err
-	st := f(s.ptr, &e)
-	return takeErr(st, &e)
+	return cCall(func() C.rp_status { return f(s.ptr) })
 }
 
 // Issue issues and stores a fresh random token. ErrAgain when the store is full.
 func (s *HandoffStore) Issue() ([HandoffTokenLen]byte, error) {
 	var tok [HandoffTokenLen]byte
-	err := s.do(func(p *C.rp_handoff_store, e *C.rpg_err) C.int32_t {
-		return C.rpg_handoff_issue(p, (*C.uint8_t)(&tok[0]), C.size_t(len(tok)), e)
+	err := s.do(func(p *C.rp_handoff_store) C.rp_status {
+		return C.rp_handoff_store_issue(p, (*C.uint8_t)(&tok[0]), C.size_t(len(tok)))
 	})
 	return tok, err
 }
 
 // Insert adds a token issued elsewhere (exactly HandoffTokenLen bytes).
 func (s *HandoffStore) Insert(token []byte) error {
-	return s.do(func(p *C.rp_handoff_store, e *C.rpg_err) C.int32_t {
-		st := C.rpg_handoff_insert(p, bytesPtr(token), C.size_t(len(token)), e)
+	return s.do(func(p *C.rp_handoff_store) C.rp_status {
+		st := C.rp_handoff_store_insert(p, bytesPtr(token), C.size_t(len(token)))
 		runtime.KeepAlive(token)
 		return st
 	})
@@ -76,11 +74,22 @@ func withFd(c syscall.Conn, f func(fd C.int32_t)) error {
 	return rc.Control(func(fd uintptr) { f(C.int32_t(fd)) })
 }
 
+// timeoutMs is a wait as librp's timeout rule takes it: negative = no limit (-1), 0 = do not
+// wait, otherwise milliseconds rounded up (so a short wait never becomes none).
 func timeoutMs(d time.Duration) C.int32_t {
 	if d < 0 {
 		return -1
 	}
-	return C.int32_t(min(d/time.Millisecond, 1<<31-1))
+	return C.int32_t(min((d+time.Millisecond-1)/time.Millisecond, 1<<31-1))
+}
+
+// optionMs is a *_timeout_ms option: 0 keeps librp's default (the shims leave it unset),
+// negative = no limit (-1), otherwise milliseconds rounded up.
+func optionMs(d time.Duration) C.int32_t {
+	if d == 0 {
+		return 0
+	}
+	return timeoutMs(d)
 }
 
 // ServeOffer serves one handoff offer on a framed control connection: reads one HandoffOffer,
@@ -90,8 +99,8 @@ func (s *HandoffStore) ServeOffer(conn syscall.Conn, timeout time.Duration) (acc
 	var ok C.bool
 	var corr C.uint64_t
 	ferr := withFd(conn, func(fd C.int32_t) {
-		err = s.do(func(p *C.rp_handoff_store, e *C.rpg_err) C.int32_t {
-			return C.rpg_handoff_serve_offer(p, fd, timeoutMs(timeout), &ok, &corr, e)
+		err = s.do(func(p *C.rp_handoff_store) C.rp_status {
+			return C.rp_handoff_serve_offer(p, fd, timeoutMs(timeout), &ok, &corr)
 		})
 	})
 	if ferr != nil {
@@ -108,8 +117,8 @@ func (s *HandoffStore) Accept(conn syscall.Conn, timeout time.Duration) (*os.Fil
 	var out C.int32_t = -1
 	var err error
 	ferr := withFd(conn, func(fd C.int32_t) {
-		err = s.do(func(p *C.rp_handoff_store, e *C.rpg_err) C.int32_t {
-			return C.rpg_handoff_accept(p, fd, timeoutMs(timeout), &out, e)
+		err = s.do(func(p *C.rp_handoff_store) C.rp_status {
+			return C.rp_handoff_accept(p, fd, timeoutMs(timeout), &out)
 		})
 	})
 	if ferr != nil {

@@ -40,9 +40,9 @@ func CurrentIdentity(namespace, path string, legacySHA256 bool) (*Identity, erro
 		flags = C.RP_DAEMON_IDENTITY_LEGACY_SHA256
 	}
 	var p *C.rp_daemon_identity
-	var e C.rpg_err
-	st := C.rpg_identity_new_current(a.str(namespace), a.str(path), flags, &p, &e)
-	if err := takeErr(st, &e); err != nil {
+	if err := cCall(func() C.rp_status {
+		return C.rp_daemon_identity_new_current(a.str(namespace), a.str(path), flags, &p)
+	}); err != nil {
 		return nil, err
 	}
 	return newIdentity(p), nil
@@ -51,64 +51,60 @@ func CurrentIdentity(namespace, path string, legacySHA256 bool) (*Identity, erro
 // NewIdentity returns an empty identity to fill with the Set methods.
 func NewIdentity() (*Identity, error) {
 	var p *C.rp_daemon_identity
-	var e C.rpg_err
-	st := C.rpg_identity_new(&p, &e)
-	if err := takeErr(st, &e); err != nil {
+	if err := cCall(func() C.rp_status { return C.rp_daemon_identity_new(&p) }); err != nil {
 		return nil, err
 	}
 	return newIdentity(p), nil
 }
 
-func (id *Identity) do(f func(p *C.rp_daemon_identity, e *C.rpg_err) C.int32_t) error {
+func (id *Identity) do(f func(p *C.rp_daemon_identity) C.rp_status) error {
 	id.mu.Lock()
 	defer id.mu.Unlock()
 	maybeGC()
 	if id.ptr == nil {
 		return &Error{Status: StatusClosed, Msg: "identity closed"}
 	}
-	var e C.rpg_err
-	st := f(id.ptr, &e)
-	return takeErr(st, &e)
+	return cCall(func() C.rp_status { return f(id.ptr) })
 }
 
 // SetPID sets the process id.
 func (id *Identity) SetPID(pid uint32) error {
-	return id.do(func(p *C.rp_daemon_identity, e *C.rpg_err) C.int32_t {
-		return C.rpg_identity_set_pid(p, C.uint32_t(pid), e)
+	return id.do(func(p *C.rp_daemon_identity) C.rp_status {
+		return C.rp_daemon_identity_set_pid(p, C.uint32_t(pid))
 	})
 }
 
 // SetExePath sets the canonical absolute path of the executable.
 func (id *Identity) SetExePath(path string) error {
-	return id.do(func(p *C.rp_daemon_identity, e *C.rpg_err) C.int32_t {
+	return id.do(func(p *C.rp_daemon_identity) C.rp_status {
 		s := cString(path)
 		defer C.free(unsafe.Pointer(s))
-		return C.rpg_identity_set_strings(p, s, nil, nil, nil, e)
+		return C.rp_daemon_identity_set_exe_path(p, s)
 	})
 }
 
 // SetEndpoint sets the endpoint the daemon serves.
 func (id *Identity) SetEndpoint(namespace, path string) error {
-	return id.do(func(p *C.rp_daemon_identity, e *C.rpg_err) C.int32_t {
+	return id.do(func(p *C.rp_daemon_identity) C.rp_status {
 		var a cArena
 		defer a.free()
-		return C.rpg_identity_set_strings(p, nil, a.str(namespace), a.str(path), nil, e)
+		return C.rp_daemon_identity_set_endpoint(p, a.str(namespace), a.str(path))
 	})
 }
 
 // SetBootID sets the boot id.
 func (id *Identity) SetBootID(bootID string) error {
-	return id.do(func(p *C.rp_daemon_identity, e *C.rpg_err) C.int32_t {
+	return id.do(func(p *C.rp_daemon_identity) C.rp_status {
 		s := cString(bootID)
 		defer C.free(unsafe.Pointer(s))
-		return C.rpg_identity_set_strings(p, nil, nil, nil, s, e)
+		return C.rp_daemon_identity_set_boot_id(p, s)
 	})
 }
 
 // SetStartedAt sets when the process started.
 func (id *Identity) SetStartedAt(t time.Time) error {
-	return id.do(func(p *C.rp_daemon_identity, e *C.rpg_err) C.int32_t {
-		return C.rpg_identity_set_started_at(p, unixMs(t), e)
+	return id.do(func(p *C.rp_daemon_identity) C.rp_status {
+		return C.rp_daemon_identity_set_started_at_unix_ms(p, unixMs(t))
 	})
 }
 
@@ -118,17 +114,20 @@ func (id *Identity) SetIdleTimeout(d time.Duration) error {
 	if d >= 0 {
 		secs = int64(d / time.Second)
 	}
-	return id.do(func(p *C.rp_daemon_identity, e *C.rpg_err) C.int32_t {
-		return C.rpg_identity_set_idle_timeout(p, C.int64_t(secs), e)
+	return id.do(func(p *C.rp_daemon_identity) C.rp_status {
+		if secs < 0 {
+			return C.rp_daemon_identity_clear_idle_timeout(p)
+		}
+		return C.rp_daemon_identity_set_idle_timeout_secs(p, C.uint32_t(secs))
 	})
 }
 
 // SetExeHash sets the executable hash and its algorithm ("blake3" for strict probers).
 func (id *Identity) SetExeHash(algorithm string, hash []byte) error {
-	return id.do(func(p *C.rp_daemon_identity, e *C.rpg_err) C.int32_t {
+	return id.do(func(p *C.rp_daemon_identity) C.rp_status {
 		s := cString(algorithm)
 		defer C.free(unsafe.Pointer(s))
-		st := C.rpg_identity_set_exe_hash(p, s, bytesPtr(hash), C.size_t(len(hash)), e)
+		st := C.rp_daemon_identity_set_exe_hash(p, s, bytesPtr(hash), C.size_t(len(hash)))
 		runtime.KeepAlive(hash)
 		return st
 	})

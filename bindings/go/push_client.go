@@ -29,7 +29,6 @@ type WorkerOptions struct {
 	Protocols      []uint32 // consumer payload protocols it serves
 	Service        string   // service name in the Hello (default "librp-push")
 	ConnectTimeout time.Duration
-	MaxQueued      int    // pushes that may wait in the inbox (default 1024)
 	AuthToken      []byte // for servers that require one (TCP)
 }
 
@@ -90,27 +89,45 @@ func Connect(ctx context.Context, endpoint string, opts WorkerOptions) (*Worker,
 	connect := func() result {
 		var a cArena
 		defer a.free()
-		cfg := C.rpg_worker_cfg{
-			endpoint:            a.str(endpoint),
-			identity:            a.str(opts.Identity),
-			task_queue:          a.str(opts.TaskQueue),
-			node:                a.optStr(opts.Node),
-			service:             a.optStr(opts.Service),
-			connect_timeout_ms:  C.uint32_t((timeout + time.Millisecond - 1) / time.Millisecond),
-			max_queued:          C.size_t(max(opts.MaxQueued, 0)),
-			auth_token:          a.bytes(opts.AuthToken),
-			auth_token_len:      C.size_t(len(opts.AuthToken)),
-			namespaces:          a.strs(opts.Namespaces),
-			namespace_count:     C.size_t(len(opts.Namespaces)),
-			activity_types:      a.strs(opts.ActivityTypes),
-			activity_type_count: C.size_t(len(opts.ActivityTypes)),
-			protocols:           a.u32s(opts.Protocols),
-			protocol_count:      C.size_t(len(opts.Protocols)),
-		}
+		var o *C.rp_push_worker_options
 		var p *C.rp_push_client
-		var e C.rpg_err
-		st := C.rpg_worker_connect(&cfg, &p, &e)
-		if err := takeErr(st, &e); err != nil {
+		err := onThread(func(c *cSeq) {
+			c.do(func() C.rp_status {
+				return C.rp_push_worker_options_new(a.str(endpoint), a.str(opts.Identity), a.str(opts.TaskQueue), &o)
+			})
+			if c.err != nil {
+				return
+			}
+			for _, ns := range opts.Namespaces {
+				c.do(func() C.rp_status { return C.rp_push_worker_options_add_namespace(o, a.str(ns)) })
+			}
+			for _, at := range opts.ActivityTypes {
+				c.do(func() C.rp_status { return C.rp_push_worker_options_add_activity_type(o, a.str(at)) })
+			}
+			for _, pr := range opts.Protocols {
+				c.do(func() C.rp_status { return C.rp_push_worker_options_add_protocol(o, C.uint32_t(pr)) })
+			}
+			if opts.Node != "" {
+				c.do(func() C.rp_status { return C.rp_push_worker_options_set_node(o, a.str(opts.Node)) })
+			}
+			if opts.Service != "" {
+				c.do(func() C.rp_status { return C.rp_push_worker_options_set_service(o, a.str(opts.Service)) })
+			}
+			if ms := optionMs(timeout); ms != 0 {
+				c.do(func() C.rp_status { return C.rp_push_worker_options_set_connect_timeout_ms(o, ms) })
+			}
+			if len(opts.AuthToken) != 0 {
+				c.do(func() C.rp_status {
+					return C.rp_push_worker_options_set_auth_token(o, a.bytes(opts.AuthToken), C.size_t(len(opts.AuthToken)))
+				})
+			}
+			if c.err != nil {
+				C.rp_push_worker_options_free(o)
+				return
+			}
+			c.do(func() C.rp_status { return C.rp_push_client_connect(o, &p) }) // consumes o
+		})
+		if err != nil {
 			return result{nil, err}
 		}
 		return result{newWorker(p), nil}
@@ -159,22 +176,32 @@ func (w *Worker) Fd() int {
 // Recv waits for the next push. It returns ErrClosed when the server went away or the worker
 // was closed, and ctx.Err() when ctx is done first.
 func (w *Worker) Recv(ctx context.Context) (*Push, error) {
-	return waitInSlices(ctx, w.recv, nil)
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	if w.ptr == nil {
+		return nil, errWorkerClosed()
+	}
+	return waitReady(ctx, w.fdLocked, w.recvLocked)
 }
 
 // TryRecv waits at most timeout (0 = only take a push already here) for a push; ErrTimeout
 // when none came. For a poll loop on Fd.
 func (w *Worker) TryRecv(timeout time.Duration) (*Push, error) {
-	return w.recv(C.int32_t(min(timeout, time.Duration(1<<31-1)*time.Millisecond) / time.Millisecond))
-}
-
-func (w *Worker) recv(timeoutMs C.int32_t) (*Push, error) {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
-	maybeGC()
 	if w.ptr == nil {
-		return nil, &Error{Status: StatusClosed, Msg: "worker closed"}
+		return nil, errWorkerClosed()
 	}
+	return w.recvLocked(timeoutMs(timeout))
+}
+
+func (w *Worker) fdLocked() C.int32_t { return C.rp_push_client_fd(w.ptr) }
+
+func errWorkerClosed() error { return &Error{Status: StatusClosed, Msg: "worker closed"} }
+
+// recvLocked is one rp_push_client_recv; the caller holds mu and has checked ptr.
+func (w *Worker) recvLocked(timeoutMs C.int32_t) (*Push, error) {
+	maybeGC()
 	var p *C.rp_push
 	var e C.rpg_err
 	st := C.rpg_client_recv(w.ptr, timeoutMs, &p, &e)
@@ -266,20 +293,18 @@ func (w *Worker) Handle(fn func(*Push) error) error {
 func (w *Worker) Dispatch(ctx context.Context, maxPushes int) (int, error) {
 	w.dispatch.Lock()
 	defer w.dispatch.Unlock()
-	return waitInSlices(ctx, func(timeoutMs C.int32_t) (int, error) { return w.dispatchOnce(timeoutMs, maxPushes) }, nil)
-}
-
-func (w *Worker) dispatchOnce(timeoutMs C.int32_t, maxPushes int) (int, error) {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
-	maybeGC()
 	if w.ptr == nil {
-		return 0, &Error{Status: StatusClosed, Msg: "worker closed"}
+		return 0, errWorkerClosed()
 	}
-	var handled C.size_t
-	var e C.rpg_err
-	st := C.rpg_client_dispatch(w.ptr, timeoutMs, C.size_t(max(maxPushes, 0)), &handled, &e)
-	return int(handled), takeErr(st, &e)
+	return waitReady(ctx, w.fdLocked, func(timeoutMs C.int32_t) (int, error) {
+		maybeGC()
+		var handled C.size_t
+		var e C.rpg_err
+		st := C.rpg_client_dispatch(w.ptr, timeoutMs, C.size_t(max(maxPushes, 0)), &handled, &e)
+		return int(handled), takeErr(st, &e)
+	})
 }
 
 // Close closes the connection (goroutines blocked in Recv or Dispatch return ErrClosed) and

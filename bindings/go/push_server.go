@@ -95,44 +95,74 @@ func Bind(endpoint string, opts *ServerOptions) (*Server, error) {
 	}
 	var a cArena
 	defer a.free()
-	cfg := C.rpg_server_cfg{
-		endpoint:                a.str(endpoint),
-		service:                 a.optStr(opts.Service),
-		allow_other_uids:        C.bool(opts.AllowOtherUIDs),
-		allow_remote_tcp:        C.bool(opts.AllowRemoteTCP),
-		auth_token:              a.bytes(opts.AuthToken),
-		auth_token_len:          C.size_t(len(opts.AuthToken)),
-		handshake_timeout_ms:    C.uint32_t(opts.HandshakeTimeout / time.Millisecond),
-		frame_timeout_ms:        C.int64_t(frameTimeoutMs(opts.FrameTimeout)),
-		max_connections:         C.size_t(max(opts.MaxConnections, 0)),
-		max_connections_per_uid: C.size_t(max(opts.MaxConnectionsPerUID, 0)),
-		max_send_buffer:         C.size_t(max(opts.MaxSendBuffer, 0)),
-	}
-	// librp owns the handles from here on every path (released through rpgoFreeHandle).
+	var reg, wk C.uintptr_t
 	if opts.OnRegister != nil {
-		cfg.registration_handle = newHandle(opts.OnRegister)
+		reg = newHandle(opts.OnRegister)
 	}
 	if opts.OnWorker != nil {
-		cfg.worker_handle = newHandle(opts.OnWorker)
+		wk = newHandle(opts.OnWorker)
 	}
+	var o *C.rp_push_server_options
 	var p *C.rp_push_server
-	var e C.rpg_err
-	st := C.rpg_server_bind(&cfg, &p, &e)
-	if err := takeErr(st, &e); err != nil {
+	err := onThread(func(c *cSeq) {
+		c.do(func() C.rp_status { return C.rp_push_server_options_new(a.str(endpoint), &o) })
+		if c.err != nil { // the handles were never given to librp: release them here
+			for _, h := range []C.uintptr_t{reg, wk} {
+				if h != 0 {
+					rpgoFreeHandle(h)
+				}
+			}
+			return
+		}
+		// librp owns the handles from here on every path (released through rpgoFreeHandle).
+		c.do(func() C.rp_status { return C.rp_status(C.rpg_server_options_set_callbacks(o, reg, wk)) })
+		if opts.Service != "" {
+			c.do(func() C.rp_status { return C.rp_push_server_options_set_service(o, a.str(opts.Service)) })
+		}
+		if opts.AllowOtherUIDs {
+			c.do(func() C.rp_status { return C.rp_push_server_options_set_allow_other_uids(o, true) })
+		}
+		if opts.AllowRemoteTCP {
+			c.do(func() C.rp_status { return C.rp_push_server_options_set_allow_remote_tcp(o, true) })
+		}
+		if len(opts.AuthToken) != 0 {
+			c.do(func() C.rp_status {
+				return C.rp_push_server_options_set_auth_token(o, a.bytes(opts.AuthToken), C.size_t(len(opts.AuthToken)))
+			})
+		}
+		if ms := optionMs(opts.HandshakeTimeout); ms != 0 {
+			c.do(func() C.rp_status { return C.rp_push_server_options_set_handshake_timeout_ms(o, ms) })
+		}
+		if opts.MaxConnections > 0 || opts.MaxConnectionsPerUID > 0 { // the other keeps librp's default
+			total, perUID := C.size_t(4096), C.size_t(2048)
+			if opts.MaxConnections > 0 {
+				total = C.size_t(opts.MaxConnections)
+			}
+			if opts.MaxConnectionsPerUID > 0 {
+				perUID = C.size_t(opts.MaxConnectionsPerUID)
+			}
+			c.do(func() C.rp_status { return C.rp_push_server_options_set_max_connections(o, total, perUID) })
+		}
+		if ms := optionMs(opts.FrameTimeout); ms != 0 {
+			c.do(func() C.rp_status { return C.rp_push_server_options_set_frame_timeout_ms(o, ms) })
+		}
+		if opts.MaxSendBuffer > 0 {
+			c.do(func() C.rp_status {
+				return C.rp_push_server_options_set_max_send_buffer(o, C.size_t(opts.MaxSendBuffer))
+			})
+		}
+		if c.err != nil {
+			C.rp_push_server_options_free(o)
+			return
+		}
+		c.do(func() C.rp_status { return C.rp_push_server_bind(o, &p) }) // consumes o
+	})
+	if err != nil {
 		return nil, err
 	}
 	s := &Server{ptr: p, endpoint: rpStr(C.rp_push_server_endpoint(p))}
 	s.cleanup = runtime.AddCleanup(s, func(p *C.rp_push_server) { C.rp_push_server_free(p) }, p)
 	return s, nil
-}
-
-// frameTimeoutMs maps FrameTimeout to the shim's convention: 0 default, negative no limit,
-// and a positive duration below a millisecond rounds up rather than to "default".
-func frameTimeoutMs(d time.Duration) int64 {
-	if d > 0 && d < time.Millisecond {
-		return 1
-	}
-	return int64(d / time.Millisecond)
 }
 
 // Endpoint is the endpoint actually bound (with the real port for "tcp://…:0"), in the form
@@ -215,9 +245,7 @@ func (s *Server) Workers() ([]WorkerInfo, error) {
 		return nil, errServerClosed()
 	}
 	var l *C.rp_worker_list
-	var e C.rpg_err
-	st := C.rpg_server_workers(s.ptr, &l, &e)
-	if err := takeErr(st, &e); err != nil {
+	if err := cCall(func() C.rp_status { return C.rp_push_server_workers(s.ptr, &l) }); err != nil {
 		return nil, err
 	}
 	defer C.rp_worker_list_free(l)
@@ -235,20 +263,18 @@ func (s *Server) Workers() ([]WorkerInfo, error) {
 func (s *Server) Dispatch(ctx context.Context) (int, error) {
 	s.dispatch.Lock()
 	defer s.dispatch.Unlock()
-	return waitInSlices(ctx, s.dispatchOnce, nil)
-}
-
-func (s *Server) dispatchOnce(timeoutMs C.int32_t) (int, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	maybeGC()
 	if s.ptr == nil {
 		return 0, errServerClosed()
 	}
-	var handled C.size_t
-	var e C.rpg_err
-	st := C.rpg_server_dispatch(s.ptr, timeoutMs, &handled, &e)
-	return int(handled), takeErr(st, &e)
+	return waitReady(ctx, func() C.int32_t { return C.rp_push_server_event_fd(s.ptr) }, func(timeoutMs C.int32_t) (int, error) {
+		maybeGC()
+		var handled C.size_t
+		var e C.rpg_err
+		st := C.rpg_server_dispatch(s.ptr, timeoutMs, &handled, &e)
+		return int(handled), takeErr(st, &e)
+	})
 }
 
 // EventFd is a descriptor readable while events wait for Dispatch (level-triggered); -1 after
@@ -271,9 +297,7 @@ func (s *Server) Disconnect(workerID uint64) error {
 	if s.ptr == nil {
 		return errServerClosed()
 	}
-	var e C.rpg_err
-	st := C.rpg_server_disconnect(s.ptr, C.uint64_t(workerID), &e)
-	return takeErr(st, &e)
+	return cCall(func() C.rp_status { return C.rp_push_server_disconnect(s.ptr, C.uint64_t(workerID)) })
 }
 
 // Close stops serving (every worker is disconnected, outstanding pushes fail with ErrClosed,

@@ -3,8 +3,9 @@
 // It wraps the C API of librp (include/rp.h) through cgo: push workers ([Connect], [Worker]),
 // push servers ([Bind], [Server]), the sans-io endpoint multiplexer ([NewMux], [Mux]), daemon
 // identities ([Identity]), one-time handoff tokens ([HandoffStore]), v1 frames ([Frame]), the
-// broker client ([ConnectBroker], [Conn], [AdminRequest]) and the broker server
-// ([BindBroker], [BrokerServer]).
+// broker client ([ConnectBroker], [Conn], [AdminRequest]), the broker server
+// ([BindBroker], [BrokerServer]) and sessions, calls in both directions over one connection
+// ([NewSession], [Session]).
 //
 // # Building
 //
@@ -36,7 +37,10 @@
 //   - Failures are *[Error] values carrying the librp status and message; compare them with
 //     errors.Is against the sentinels ([ErrTimeout], [ErrClosed], ...). A refusal by a server
 //     is a *[RefusedError] with the server's code, reason and retry hint.
-//   - Blocking calls take a context.Context and return its error once it is done.
+//   - Blocking calls take a context.Context and return its error once it is done: at once
+//     (the context's end wakes the waiting C call; SessionCall.Wait within the session's
+//     20 ms read slice), except Ticket.Wait, SessionCall.Next and SessionRequest.Next, which
+//     notice it within 50 ms.
 //   - C never keeps a Go pointer: callbacks are reached through runtime/cgo.Handle values that
 //     librp releases with the callback's user_data_free; byte slices passed to librp are only
 //     borrowed for the duration of the call.

@@ -121,15 +121,12 @@ func (c *SessionCall) Wait(ctx context.Context) ([]byte, error) {
 	if c.ptr == nil {
 		return nil, errCallClosed()
 	}
-	out, err := waitInSlices(ctx, func(timeoutMs C.int32_t) ([]byte, error) {
+	p := c.ptr
+	return waitCancel(ctx, func(timeoutMs C.int32_t) ([]byte, error) {
 		return takeMsgOrErr(func(m **C.rp_msg, e *C.rpg_err) C.int32_t {
-			return C.rpg_session_ticket_wait(c.ptr, timeoutMs, m, e)
+			return C.rpg_session_ticket_wait(p, timeoutMs, m, e)
 		})
-	}, c.done)
-	if err != nil && err == ctx.Err() { // ctx ended the wait, not the call
-		C.rp_session_ticket_cancel(c.ptr)
-	}
-	return out, err
+	}, func() { C.rp_session_ticket_cancel(p) }, c.done)
 }
 
 func (c *SessionCall) done() bool { return bool(C.rp_session_ticket_is_done(c.ptr)) }
@@ -224,20 +221,18 @@ func takeMsgOrErr(call func(**C.rp_msg, *C.rpg_err) C.int32_t) ([]byte, error) {
 func (s *Session) Dispatch(ctx context.Context) (int, error) {
 	s.dispatch.Lock()
 	defer s.dispatch.Unlock()
-	return waitInSlices(ctx, s.dispatchOnce, nil)
-}
-
-func (s *Session) dispatchOnce(timeoutMs C.int32_t) (int, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	maybeGC()
 	if s.ptr == nil {
 		return 0, errSessionClosed()
 	}
-	var n C.size_t
-	var e C.rpg_err
-	st := C.rpg_session_dispatch(s.ptr, timeoutMs, &n, &e)
-	return int(n), takeErr(st, &e)
+	return waitReady(ctx, func() C.int32_t { return C.rp_session_dispatch_fd(s.ptr) }, func(timeoutMs C.int32_t) (int, error) {
+		maybeGC()
+		var n C.size_t
+		var e C.rpg_err
+		st := C.rpg_session_dispatch(s.ptr, timeoutMs, &n, &e)
+		return int(n), takeErr(st, &e)
+	})
 }
 
 // Close closes the session (every waiting call returns ErrClosed) and frees it. Idempotent and

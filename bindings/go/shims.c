@@ -1,9 +1,15 @@
+#define _GNU_SOURCE /* pipe2 */
 /* See shims.h. Each helper runs entirely on one OS thread, so the thread-local error text and
  * refusal that librp leaves behind are read by the thread that produced them. */
 #include "shims.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "_cgo_export.h"
 
@@ -13,6 +19,54 @@ static __thread uint64_t rpg_tls_panic;
 
 void rpg_err_clear(rpg_err *e) {
     memset(e, 0, sizeof *e);
+}
+
+int32_t rpg_wake_open(int32_t *read_fd, int32_t *write_fd) {
+    int p[2];
+#ifdef __linux__
+    if (pipe2(p, O_CLOEXEC) != 0) return errno;
+#else
+    if (pipe(p) != 0) return errno;
+    fcntl(p[0], F_SETFD, FD_CLOEXEC);
+    fcntl(p[1], F_SETFD, FD_CLOEXEC);
+#endif
+    *read_fd = p[0];
+    *write_fd = p[1];
+    return 0;
+}
+
+void rpg_wake_fire(int32_t write_fd) {
+    ssize_t n;
+    do n = write(write_fd, "x", 1); while (n < 0 && errno == EINTR);
+}
+
+void rpg_wake_close(int32_t read_fd, int32_t write_fd) {
+    close(read_fd);
+    close(write_fd);
+}
+
+static int64_t rpg_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int32_t rpg_wait_readable(int32_t fd, int32_t wake, int32_t timeout_ms) {
+    struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = wake, .events = POLLIN}};
+    int64_t end = timeout_ms < 0 ? 0 : rpg_now_ms() + timeout_ms;
+    for (;;) {
+        int n = poll(p, 2, timeout_ms);
+        if (n > 0) {
+            if (p[0].revents != 0) return 1;
+            if (p[1].revents != 0) return 2;
+        }
+        if (n == 0) return 0;
+        if (n < 0 && errno != EINTR) return -1;
+        if (timeout_ms >= 0) {
+            int64_t left = end - rpg_now_ms();
+            timeout_ms = left > 0 ? (int32_t)left : 0;
+        }
+    }
 }
 
 static int32_t rpg_fail(int32_t st, rpg_err *e) {
@@ -28,6 +82,11 @@ static int32_t rpg_fail(int32_t st, rpg_err *e) {
         if (rp_last_refusal(&r) == RP_STATUS_OK) e->refusal = r;
     }
     return st;
+}
+
+void rpg_take_error(int32_t st, rpg_err *e) {
+    rpg_err_clear(e);
+    rpg_fail(st, e);
 }
 
 #define RPG_TRY(expr)                                                                      \
@@ -157,33 +216,6 @@ int32_t rpg_frame_encode_response(const rpg_frame *req, const char *traceparent,
 
 /* --- push client ----------------------------------------------------------------------- */
 
-int32_t rpg_worker_connect(const rpg_worker_cfg *cfg, rp_push_client **out, rpg_err *e) {
-    rp_push_worker_options *o = NULL;
-    RPG_TRY(rp_push_worker_options_new(cfg->endpoint, cfg->identity, cfg->task_queue, &o));
-    int32_t st = RP_STATUS_OK;
-    for (size_t i = 0; st == RP_STATUS_OK && i < cfg->namespace_count; i++)
-        st = rp_push_worker_options_add_namespace(o, cfg->namespaces[i]);
-    for (size_t i = 0; st == RP_STATUS_OK && i < cfg->activity_type_count; i++)
-        st = rp_push_worker_options_add_activity_type(o, cfg->activity_types[i]);
-    for (size_t i = 0; st == RP_STATUS_OK && i < cfg->protocol_count; i++)
-        st = rp_push_worker_options_add_protocol(o, cfg->protocols[i]);
-    if (st == RP_STATUS_OK && cfg->node != NULL) st = rp_push_worker_options_set_node(o, cfg->node);
-    if (st == RP_STATUS_OK && cfg->service != NULL)
-        st = rp_push_worker_options_set_service(o, cfg->service);
-    if (st == RP_STATUS_OK && cfg->connect_timeout_ms != 0)
-        st = rp_push_worker_options_set_connect_timeout_ms(o, cfg->connect_timeout_ms);
-    if (st == RP_STATUS_OK && cfg->max_queued != 0)
-        st = rp_push_worker_options_set_max_queued(o, cfg->max_queued);
-    if (st == RP_STATUS_OK && cfg->auth_token_len != 0)
-        st = rp_push_worker_options_set_auth_token(o, cfg->auth_token, cfg->auth_token_len);
-    if (st != RP_STATUS_OK) {
-        rpg_fail(st, e);
-        rp_push_worker_options_free(o);
-        return st;
-    }
-    RPG_RETURN(rp_push_client_connect(o, out)); /* consumes o on every path */
-}
-
 int32_t rpg_client_recv(const rp_push_client *c, int32_t timeout_ms, rp_push **out, rpg_err *e) {
     RPG_RETURN(rp_push_client_recv(c, timeout_ms, out));
 }
@@ -214,51 +246,18 @@ int32_t rpg_client_dispatch(const rp_push_client *c, int32_t timeout_ms, size_t 
 
 /* --- push server ----------------------------------------------------------------------- */
 
-int32_t rpg_server_bind(const rpg_server_cfg *cfg, rp_push_server **out, rpg_err *e) {
-    rp_push_server_options *o = NULL;
-    int32_t st = rp_push_server_options_new(cfg->endpoint, &o);
-    if (st != RP_STATUS_OK) {
-        /* The handles were never given to librp: release them here. */
-        rpg_fail(st, e);
-        if (cfg->registration_handle) rpg_free_handle((void *)cfg->registration_handle);
-        if (cfg->worker_handle) rpg_free_handle((void *)cfg->worker_handle);
-        return st;
-    }
-    /* Callbacks first: from here on librp owns the handles on every path. */
-    if (cfg->registration_handle)
-        st = rp_push_server_options_set_registration_callback(
-            o, rpg_registration_tramp, (void *)cfg->registration_handle, rpg_free_handle);
-    else
-        st = RP_STATUS_OK;
-    if (cfg->worker_handle) {
-        int32_t st2 = rp_push_server_options_set_worker_callback(
-            o, rpg_worker_tramp, (void *)cfg->worker_handle, rpg_free_handle);
+int32_t rpg_server_options_set_callbacks(rp_push_server_options *o, uintptr_t registration,
+                                         uintptr_t worker) {
+    int32_t st = RP_STATUS_OK;
+    if (registration)
+        st = rp_push_server_options_set_registration_callback(o, rpg_registration_tramp,
+                                                              (void *)registration, rpg_free_handle);
+    if (worker) {
+        int32_t st2 =
+            rp_push_server_options_set_worker_callback(o, rpg_worker_tramp, (void *)worker, rpg_free_handle);
         if (st == RP_STATUS_OK) st = st2;
     }
-    if (st == RP_STATUS_OK && cfg->service != NULL)
-        st = rp_push_server_options_set_service(o, cfg->service);
-    if (st == RP_STATUS_OK && cfg->allow_other_uids)
-        st = rp_push_server_options_set_allow_other_uids(o, true);
-    if (st == RP_STATUS_OK && cfg->allow_remote_tcp)
-        st = rp_push_server_options_set_allow_remote_tcp(o, true);
-    if (st == RP_STATUS_OK && cfg->auth_token_len != 0)
-        st = rp_push_server_options_set_auth_token(o, cfg->auth_token, cfg->auth_token_len);
-    if (st == RP_STATUS_OK && cfg->handshake_timeout_ms != 0)
-        st = rp_push_server_options_set_handshake_timeout_ms(o, cfg->handshake_timeout_ms);
-    if (st == RP_STATUS_OK && (cfg->max_connections != 0 || cfg->max_connections_per_uid != 0))
-        st = rp_push_server_options_set_max_connections(o, cfg->max_connections ? cfg->max_connections : 4096,
-                                                        cfg->max_connections_per_uid ? cfg->max_connections_per_uid : 2048);
-    if (st == RP_STATUS_OK && cfg->frame_timeout_ms != 0)
-        st = rp_push_server_options_set_frame_timeout_ms(
-            o, cfg->frame_timeout_ms < 0 ? 0 : cfg->frame_timeout_ms > UINT32_MAX ? UINT32_MAX : (uint32_t)cfg->frame_timeout_ms);
-    if (st == RP_STATUS_OK && cfg->max_send_buffer != 0)
-        st = rp_push_server_options_set_max_send_buffer(o, cfg->max_send_buffer);
-    if (st != RP_STATUS_OK) {
-        rpg_fail(st, e);
-        rp_push_server_options_free(o);
-        return st;
-    }
-    RPG_RETURN(rp_push_server_bind(o, out)); /* consumes o on every path */
+    return st;
 }
 
 int32_t rpg_server_push(const rp_push_server *s, const rpg_request_cfg *cfg, const uint8_t *payload,
@@ -287,10 +286,6 @@ int32_t rpg_ticket_wait(const rp_push_ticket *t, int32_t timeout_ms, rp_push_res
     RPG_RETURN(rp_push_ticket_wait(t, timeout_ms, out));
 }
 
-int32_t rpg_server_workers(const rp_push_server *s, rp_worker_list **out, rpg_err *e) {
-    RPG_RETURN(rp_push_server_workers(s, out));
-}
-
 int32_t rpg_server_dispatch(const rp_push_server *s, int32_t timeout_ms, size_t *out_handled,
                             rpg_err *e) {
     rpg_panic_begin();
@@ -299,46 +294,7 @@ int32_t rpg_server_dispatch(const rp_push_server *s, int32_t timeout_ms, size_t 
     RPG_RETURN(st);
 }
 
-int32_t rpg_server_disconnect(const rp_push_server *s, uint64_t worker_id, rpg_err *e) {
-    RPG_RETURN(rp_push_server_disconnect(s, worker_id));
-}
-
 /* --- identity -------------------------------------------------------------------------- */
-
-int32_t rpg_identity_new(rp_daemon_identity **out, rpg_err *e) {
-    RPG_RETURN(rp_daemon_identity_new(out));
-}
-
-int32_t rpg_identity_new_current(const char *ns, const char *path, uint32_t flags,
-                                 rp_daemon_identity **out, rpg_err *e) {
-    RPG_RETURN(rp_daemon_identity_new_current(ns, path, flags, out));
-}
-
-int32_t rpg_identity_set_pid(rp_daemon_identity *id, uint32_t pid, rpg_err *e) {
-    RPG_RETURN(rp_daemon_identity_set_pid(id, pid));
-}
-
-int32_t rpg_identity_set_strings(rp_daemon_identity *id, const char *exe_path, const char *ns,
-                                 const char *path, const char *boot_id, rpg_err *e) {
-    if (exe_path != NULL) RPG_TRY(rp_daemon_identity_set_exe_path(id, exe_path));
-    if (ns != NULL && path != NULL) RPG_TRY(rp_daemon_identity_set_endpoint(id, ns, path));
-    if (boot_id != NULL) RPG_TRY(rp_daemon_identity_set_boot_id(id, boot_id));
-    return RP_STATUS_OK;
-}
-
-int32_t rpg_identity_set_started_at(rp_daemon_identity *id, uint64_t ms, rpg_err *e) {
-    RPG_RETURN(rp_daemon_identity_set_started_at_unix_ms(id, ms));
-}
-
-int32_t rpg_identity_set_idle_timeout(rp_daemon_identity *id, int64_t secs, rpg_err *e) {
-    if (secs < 0) RPG_RETURN(rp_daemon_identity_clear_idle_timeout(id));
-    RPG_RETURN(rp_daemon_identity_set_idle_timeout_secs(id, (uint32_t)secs));
-}
-
-int32_t rpg_identity_set_exe_hash(rp_daemon_identity *id, const char *algorithm,
-                                  const uint8_t *hash, size_t len, rpg_err *e) {
-    RPG_RETURN(rp_daemon_identity_set_exe_hash(id, algorithm, hash, len));
-}
 
 int32_t rpg_identity_encode(const rp_daemon_identity *id, uint8_t *buf, size_t cap,
                             size_t *out_len, rpg_err *e) {
@@ -377,64 +333,7 @@ int32_t rpg_mux_poll(const rp_mux *mux, const uint8_t *buf, size_t len, rpg_mux_
     return RP_STATUS_OK;
 }
 
-/* --- handoff --------------------------------------------------------------------------- */
-
-int32_t rpg_handoff_store_new(uint32_t max_pending, uint32_t ttl_ms,
-                              const rp_handoff_store **out, rpg_err *e) {
-    RPG_RETURN(rp_handoff_store_new(max_pending, ttl_ms, out));
-}
-
-int32_t rpg_handoff_issue(const rp_handoff_store *s, uint8_t *token, size_t cap, rpg_err *e) {
-    RPG_RETURN(rp_handoff_store_issue(s, token, cap));
-}
-
-int32_t rpg_handoff_insert(const rp_handoff_store *s, const uint8_t *token, size_t len, rpg_err *e) {
-    RPG_RETURN(rp_handoff_store_insert(s, token, len));
-}
-
-int32_t rpg_handoff_serve_offer(const rp_handoff_store *s, int32_t fd, int32_t timeout_ms,
-                                bool *accepted, uint64_t *correlation_id, rpg_err *e) {
-    RPG_RETURN(rp_handoff_serve_offer(s, fd, timeout_ms, accepted, correlation_id));
-}
-
-int32_t rpg_handoff_accept(const rp_handoff_store *s, int32_t fd, int32_t timeout_ms,
-                           int32_t *out_fd, rpg_err *e) {
-    RPG_RETURN(rp_handoff_accept(s, fd, timeout_ms, out_fd));
-}
-
-/* --- broker client, connections, admin, broker server ----------------------------------- */
-
-int32_t rpg_broker_connect(const rpg_broker_cfg *cfg, rp_broker_result **out, rpg_err *e) {
-    rp_broker_options *o = NULL;
-    RPG_TRY(rp_broker_options_new(cfg->endpoint, cfg->service, cfg->wanted_version,
-                                  cfg->own_version, &o));
-    int32_t st = RP_STATUS_OK;
-    if (cfg->cached_endpoint != NULL) st = rp_broker_options_set_cached_endpoint(o, cfg->cached_endpoint);
-    if (st == RP_STATUS_OK && cfg->client_version != NULL)
-        st = rp_broker_options_set_client_version(o, cfg->client_version);
-    if (st == RP_STATUS_OK && cfg->keepalive_secs != 0)
-        st = rp_broker_options_set_keepalive_secs(o, cfg->keepalive_secs);
-    if (st == RP_STATUS_OK && cfg->adopt_handoff)
-        st = rp_broker_options_set_adopt_handoff(o, true, cfg->handoff_wait_ms);
-    if (st == RP_STATUS_OK && cfg->timeout_ms != 0)
-        st = rp_broker_options_set_timeout_ms(o, cfg->timeout_ms);
-    if (st == RP_STATUS_OK && cfg->honor_disable_env)
-        st = rp_broker_options_set_honor_disable_env(o, true);
-    if (st != RP_STATUS_OK) {
-        rpg_fail(st, e);
-        rp_broker_options_free(o);
-        return st;
-    }
-    RPG_RETURN(rp_broker_connect(o, out)); /* consumes o on every path */
-}
-
-int32_t rpg_broker_result_take_conn(rp_broker_result *r, rp_conn **out, rpg_err *e) {
-    RPG_RETURN(rp_broker_result_take_conn(r, out));
-}
-
-int32_t rpg_broker_disabled_by_env(bool *out, rpg_err *e) {
-    RPG_RETURN(rp_broker_disabled_by_env(out));
-}
+/* --- connections ------------------------------------------------------------------------ */
 
 int32_t rpg_conn_send(const rp_conn *c, const rpg_frame *f, const uint8_t *payload,
                       const char *traceparent, const char *tracestate, rpg_err *e) {
@@ -453,54 +352,6 @@ int32_t rpg_conn_recv(const rp_conn *c, int32_t timeout_ms, rp_frame **out, rp_f
         *out = NULL;
     }
     return st;
-}
-
-int32_t rpg_conn_peer_credentials(const rp_conn *c, uint32_t *pid, uint32_t *uid, uint32_t *gid,
-                                  rpg_err *e) {
-    RPG_RETURN(rp_conn_peer_credentials(c, pid, uid, gid));
-}
-
-int32_t rpg_conn_adopt_fd(int32_t fd, rp_conn **out, rpg_err *e) {
-    RPG_RETURN(rp_conn_adopt_fd(fd, out));
-}
-
-int32_t rpg_admin_request(const char *endpoint, int32_t verb, const char *service,
-                          int32_t timeout_ms, rp_admin_reply **out, rpg_err *e) {
-    RPG_RETURN(rp_admin_request(endpoint, verb, service, timeout_ms, out));
-}
-
-static int32_t rpg_add_broker_service(rp_broker_server_options *o, const rpg_broker_service *s) {
-    int32_t st = rp_broker_server_options_add_service(o, s->name, s->backend, s->daemon_version);
-    for (size_t i = 0; st == RP_STATUS_OK && i < s->allow_count; i++)
-        st = rp_broker_server_options_allow_version(o, s->name, s->allow[i]);
-    for (size_t i = 0; st == RP_STATUS_OK && i < s->block_count; i++)
-        st = rp_broker_server_options_block_version(o, s->name, s->block[i]);
-    if (st == RP_STATUS_OK && s->min_version != NULL)
-        st = rp_broker_server_options_set_min_version(o, s->name, s->min_version);
-    if (st == RP_STATUS_OK && s->handoff_endpoint != NULL)
-        st = rp_broker_server_options_set_handoff(o, s->name, s->handoff_endpoint, s->handoff_store);
-    return st;
-}
-
-int32_t rpg_broker_server_bind(const rpg_broker_server_cfg *cfg, rp_broker_server **out,
-                               rpg_err *e) {
-    rp_broker_server_options *o = NULL;
-    RPG_TRY(rp_broker_server_options_new(cfg->endpoint, &o));
-    int32_t st = RP_STATUS_OK;
-    for (size_t i = 0; st == RP_STATUS_OK && i < cfg->service_count; i++)
-        st = rpg_add_broker_service(o, &cfg->services[i]);
-    if (st == RP_STATUS_OK && cfg->rate_max != 0)
-        st = rp_broker_server_options_set_rate_limit(o, cfg->rate_max, cfg->rate_window_ms);
-    if (st == RP_STATUS_OK && cfg->hello_timeout_ms != 0)
-        st = rp_broker_server_options_set_hello_timeout_ms(o, cfg->hello_timeout_ms);
-    if (st == RP_STATUS_OK && cfg->handoff_ack_timeout_ms != 0)
-        st = rp_broker_server_options_set_handoff_ack_timeout_ms(o, cfg->handoff_ack_timeout_ms);
-    if (st != RP_STATUS_OK) {
-        rpg_fail(st, e);
-        rp_broker_server_options_free(o);
-        return st;
-    }
-    RPG_RETURN(rp_broker_server_bind(o, out)); /* consumes o on every path */
 }
 
 /* --- sessions ---------------------------------------------------------------------------- */

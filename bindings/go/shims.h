@@ -1,6 +1,10 @@
-/* C side of the Go binding: helpers that call an rp_* function and capture the calling thread's
- * error text (and refusal) in the same cgo call, and trampolines that route librp callbacks to
- * the exported Go functions in callbacks.go. Declarations only: callbacks.go uses //export. */
+/* C side of the Go binding, only what Go cannot do as well itself: trampolines that route
+ * librp callbacks to the exported Go functions in callbacks.go (and the calls that install
+ * them or run them), helpers for the per-message paths (receive, reply, push, wait, frames,
+ * session calls) that call an rp_* function and capture the calling thread's error text (and
+ * refusal) in the same cgo call, and the wake pipe of a cancellable wait. Other librp calls
+ * (options, setters, identity, handoff) are made straight from Go inside onThread
+ * (callbacks.go). Declarations only: callbacks.go uses //export. */
 #ifndef RP_GO_SHIMS_H
 #define RP_GO_SHIMS_H
 
@@ -42,35 +46,7 @@ typedef struct rpg_mux_result {
     size_t reply_len;
 } rpg_mux_result;
 
-/* Every pointer in these configs is C memory (allocated by the Go side with C.malloc). */
-typedef struct rpg_worker_cfg {
-    const char *endpoint, *identity, *task_queue, *node, *service;
-    uint32_t connect_timeout_ms; /* 0 = librp default */
-    size_t max_queued;           /* 0 = librp default */
-    const uint8_t *auth_token;
-    size_t auth_token_len;
-    const char *const *namespaces;
-    size_t namespace_count;
-    const char *const *activity_types;
-    size_t activity_type_count;
-    const uint32_t *protocols;
-    size_t protocol_count;
-} rpg_worker_cfg;
-
-typedef struct rpg_server_cfg {
-    const char *endpoint, *service;
-    bool allow_other_uids, allow_remote_tcp;
-    const uint8_t *auth_token;
-    size_t auth_token_len;
-    uint32_t handshake_timeout_ms; /* 0 = librp default */
-    int64_t frame_timeout_ms;      /* 0 = librp default, negative = no limit */
-    size_t max_connections;        /* 0 = librp default */
-    size_t max_connections_per_uid; /* 0 = librp default */
-    size_t max_send_buffer;        /* 0 = librp default */
-    uintptr_t registration_handle; /* cgo.Handle or 0 */
-    uintptr_t worker_handle;       /* cgo.Handle or 0 */
-} rpg_server_cfg;
-
+/* Every pointer in this config is C memory (allocated by the Go side with C.malloc). */
 typedef struct rpg_request_cfg {
     uint32_t payload_protocol;
     uint64_t deadline_unix_ms;
@@ -80,6 +56,18 @@ typedef struct rpg_request_cfg {
 } rpg_request_cfg;
 
 void rpg_err_clear(rpg_err *e);
+/* Fills e with status st and the calling thread's error text and refusal (see onThread). */
+void rpg_take_error(int32_t st, rpg_err *e);
+
+/* The wake of one blocking wait (see waitReady in callbacks.go): a pipe whose read end
+ * rpg_wait_readable watches beside the handle's descriptor and whose write end the Go side's
+ * context.AfterFunc writes once the context ends. rpg_wake_open returns 0 or an errno. */
+int32_t rpg_wake_open(int32_t *read_fd, int32_t *write_fd);
+void rpg_wake_fire(int32_t write_fd);
+void rpg_wake_close(int32_t read_fd, int32_t write_fd);
+/* Waits up to timeout_ms (-1 = no limit) until fd (1) or wake (2) is readable; 0 when the time
+ * passed, -1 when poll failed. fd is checked first: a ready handle wins over a wake. */
+int32_t rpg_wait_readable(int32_t fd, int32_t wake, int32_t timeout_ms);
 
 int32_t rpg_frame_encode(const rpg_frame *f, const uint8_t *payload, const char *traceparent,
                          const char *tracestate, uint8_t *buf, size_t cap, size_t *out_len,
@@ -90,7 +78,6 @@ int32_t rpg_frame_encode_response(const rpg_frame *req, const char *traceparent,
                                   const char *tracestate, const uint8_t *payload, size_t len,
                                   uint8_t *buf, size_t cap, size_t *out_len, rpg_err *e);
 
-int32_t rpg_worker_connect(const rpg_worker_cfg *cfg, rp_push_client **out, rpg_err *e);
 int32_t rpg_client_recv(const rp_push_client *c, int32_t timeout_ms, rp_push **out, rpg_err *e);
 int32_t rpg_client_reply(const rp_push_client *c, uint64_t id, const uint8_t *payload, size_t len,
                          rpg_err *e);
@@ -100,26 +87,17 @@ int32_t rpg_client_set_handler(rp_push_client *c, uintptr_t handle, rpg_err *e);
 int32_t rpg_client_dispatch(const rp_push_client *c, int32_t timeout_ms, size_t max,
                             size_t *out_handled, rpg_err *e);
 
-int32_t rpg_server_bind(const rpg_server_cfg *cfg, rp_push_server **out, rpg_err *e);
+/* Sets the registration and worker callbacks (cgo.Handle values, 0 = none) on o; librp owns
+ * both handles from this call on, on every path. */
+int32_t rpg_server_options_set_callbacks(rp_push_server_options *o, uintptr_t registration,
+                                         uintptr_t worker);
 int32_t rpg_server_push(const rp_push_server *s, const rpg_request_cfg *cfg, const uint8_t *payload,
                         size_t len, rp_push_ticket **out, rpg_err *e);
 int32_t rpg_ticket_wait(const rp_push_ticket *t, int32_t timeout_ms, rp_push_result **out,
                         rpg_err *e);
-int32_t rpg_server_workers(const rp_push_server *s, rp_worker_list **out, rpg_err *e);
 int32_t rpg_server_dispatch(const rp_push_server *s, int32_t timeout_ms, size_t *out_handled,
                             rpg_err *e);
-int32_t rpg_server_disconnect(const rp_push_server *s, uint64_t worker_id, rpg_err *e);
 
-int32_t rpg_identity_new(rp_daemon_identity **out, rpg_err *e);
-int32_t rpg_identity_new_current(const char *ns, const char *path, uint32_t flags,
-                                 rp_daemon_identity **out, rpg_err *e);
-int32_t rpg_identity_set_pid(rp_daemon_identity *id, uint32_t pid, rpg_err *e);
-int32_t rpg_identity_set_strings(rp_daemon_identity *id, const char *exe_path, const char *ns,
-                                 const char *path, const char *boot_id, rpg_err *e);
-int32_t rpg_identity_set_started_at(rp_daemon_identity *id, uint64_t ms, rpg_err *e);
-int32_t rpg_identity_set_idle_timeout(rp_daemon_identity *id, int64_t secs, rpg_err *e);
-int32_t rpg_identity_set_exe_hash(rp_daemon_identity *id, const char *algorithm,
-                                  const uint8_t *hash, size_t len, rpg_err *e);
 int32_t rpg_identity_encode(const rp_daemon_identity *id, uint8_t *buf, size_t cap,
                             size_t *out_len, rpg_err *e);
 
@@ -128,62 +106,14 @@ int32_t rpg_mux_new(const rp_daemon_identity *id, const uint32_t *served, size_t
 int32_t rpg_mux_poll(const rp_mux *mux, const uint8_t *buf, size_t len, rpg_mux_result *out,
                      rpg_err *e);
 
-int32_t rpg_handoff_store_new(uint32_t max_pending, uint32_t ttl_ms,
-                              const rp_handoff_store **out, rpg_err *e);
-int32_t rpg_handoff_issue(const rp_handoff_store *s, uint8_t *token, size_t cap, rpg_err *e);
-int32_t rpg_handoff_insert(const rp_handoff_store *s, const uint8_t *token, size_t len, rpg_err *e);
-int32_t rpg_handoff_serve_offer(const rp_handoff_store *s, int32_t fd, int32_t timeout_ms,
-                                bool *accepted, uint64_t *correlation_id, rpg_err *e);
-int32_t rpg_handoff_accept(const rp_handoff_store *s, int32_t fd, int32_t timeout_ms,
-                           int32_t *out_fd, rpg_err *e);
 
-/* --- broker client, connections, admin, broker server ----------------------------------- */
+/* --- connections ------------------------------------------------------------------------ */
 
-typedef struct rpg_broker_cfg {
-    const char *endpoint, *service, *wanted_version, *own_version;
-    const char *cached_endpoint, *client_version; /* NULL = unset */
-    uint64_t keepalive_secs;                      /* 0 = the broker chooses */
-    bool adopt_handoff;
-    int32_t handoff_wait_ms; /* <= 0 = librp default */
-    uint32_t timeout_ms;     /* 0 = librp default */
-    bool honor_disable_env;
-} rpg_broker_cfg;
-
-typedef struct rpg_broker_service {
-    const char *name, *backend, *daemon_version;
-    const char *min_version;      /* NULL = unset */
-    const char *handoff_endpoint; /* NULL = no handoff */
-    const rp_handoff_store *handoff_store;
-    const char *const *allow;
-    size_t allow_count;
-    const char *const *block;
-    size_t block_count;
-} rpg_broker_service;
-
-typedef struct rpg_broker_server_cfg {
-    const char *endpoint;
-    const rpg_broker_service *services;
-    size_t service_count;
-    uint32_t rate_max, rate_window_ms;   /* 0 = librp default (both set together) */
-    uint32_t hello_timeout_ms;           /* 0 = librp default */
-    uint32_t handoff_ack_timeout_ms;     /* 0 = librp default */
-} rpg_broker_server_cfg;
-
-int32_t rpg_broker_connect(const rpg_broker_cfg *cfg, rp_broker_result **out, rpg_err *e);
-int32_t rpg_broker_result_take_conn(rp_broker_result *r, rp_conn **out, rpg_err *e);
-int32_t rpg_broker_disabled_by_env(bool *out, rpg_err *e);
 int32_t rpg_conn_send(const rp_conn *c, const rpg_frame *f, const uint8_t *payload,
                       const char *traceparent, const char *tracestate, rpg_err *e);
 /* On success *out is the received frame (free it with rp_frame_free) and *view its fields. */
 int32_t rpg_conn_recv(const rp_conn *c, int32_t timeout_ms, rp_frame **out, rp_frame_view *view,
                       rpg_err *e);
-int32_t rpg_conn_peer_credentials(const rp_conn *c, uint32_t *pid, uint32_t *uid, uint32_t *gid,
-                                  rpg_err *e);
-int32_t rpg_conn_adopt_fd(int32_t fd, rp_conn **out, rpg_err *e);
-int32_t rpg_admin_request(const char *endpoint, int32_t verb, const char *service,
-                          int32_t timeout_ms, rp_admin_reply **out, rpg_err *e);
-int32_t rpg_broker_server_bind(const rpg_broker_server_cfg *cfg, rp_broker_server **out,
-                               rpg_err *e);
 
 /* Sessions. `handle` 0 = no dispatcher. Messages come back as rp_msg (the Go side copies and
  * frees them). */

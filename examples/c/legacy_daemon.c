@@ -14,6 +14,15 @@
  *                                           exit 0 when every answer was right
  *   legacy_daemon --clients SOCKET_PATH     only the clients of --self-test, against a daemon
  *                                           already serving SOCKET_PATH
+ *   legacy_daemon --pipelined-test [N M]    serve, and from a child process open N connections
+ *                                           (default 50) that each send M identity probes
+ *                                           (default 400) at once before reading any answer;
+ *                                           exit 0 when all N x M answers arrived
+ *
+ * Writing never blocks the loop and never drops a connection because its peer reads slowly:
+ * what a send() could not take (EAGAIN) is queued on the connection, the loop waits for
+ * EPOLLOUT, and while more than OUT_HIGH_WATER bytes wait the connection's input is left
+ * unread (so a client that sends without reading costs a bounded amount of memory).
  */
 #define _GNU_SOURCE
 
@@ -33,11 +42,16 @@
 #define LEGACY_MAGIC 'L'
 #define DEMO_PROTOCOL 0x7001u
 #define MAX_CONNS 64
+#define OUT_HIGH_WATER (256 * 1024) /* stop reading a connection while this much waits */
 
 typedef struct conn {
-    int fd;
-    unsigned char *buf;
+    int fd, slot;
+    unsigned char *buf; /* bytes read, not yet handled */
     size_t len, cap;
+    unsigned char *out; /* bytes to write: out[out_pos..out_len] */
+    size_t out_pos, out_len, out_cap;
+    uint32_t events; /* what the connection is registered for */
+    int eof;         /* the peer shut its side: answer what was read, then close */
 } conn;
 
 static conn conns[MAX_CONNS];
@@ -56,6 +70,7 @@ static int32_t detect_legacy(void *user_data, const uint8_t *buf, size_t len) {
     return buf[0] == LEGACY_MAGIC ? RP_LEGACY_VERDICT_LEGACY : RP_LEGACY_VERDICT_NOT_LEGACY;
 }
 
+/* Blocking write, for the test clients. */
 static int write_all(int fd, const void *data, size_t len) {
     const unsigned char *p = (const unsigned char *)data;
     while (len > 0) {
@@ -68,17 +83,74 @@ static int write_all(int fd, const void *data, size_t len) {
     return 0;
 }
 
+/* Writes what the socket takes now; returns -1 on a real error (EAGAIN is not one). */
+static int flush_out(conn *c) {
+    while (c->out_pos < c->out_len) {
+        ssize_t n = send(c->fd, c->out + c->out_pos, c->out_len - c->out_pos, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
+        if (n <= 0) return -1;
+        c->out_pos += (size_t)n;
+    }
+    c->out_pos = c->out_len = 0;
+    return 0;
+}
+
+/* Sends `data` in order after what is already queued; what the socket does not take now is
+ * queued for EPOLLOUT. Returns -1 on a real error or when out of memory. */
+static int send_or_queue(conn *c, const void *data, size_t len) {
+    const unsigned char *p = (const unsigned char *)data;
+    while (c->out_pos == c->out_len && len > 0) { /* nothing queued: try the socket first */
+        ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+        if (n <= 0) return -1;
+        p += n;
+        len -= (size_t)n;
+    }
+    if (len == 0) return 0;
+    if (c->out_pos > 0) { /* reuse the space already written */
+        memmove(c->out, c->out + c->out_pos, c->out_len - c->out_pos);
+        c->out_len -= c->out_pos;
+        c->out_pos = 0;
+    }
+    if (c->out_cap - c->out_len < len) {
+        size_t cap = c->out_cap ? c->out_cap : 8192;
+        while (cap - c->out_len < len) cap *= 2;
+        unsigned char *grown = (unsigned char *)realloc(c->out, cap);
+        if (!grown) return -1;
+        c->out = grown;
+        c->out_cap = cap;
+    }
+    memcpy(c->out + c->out_len, p, len);
+    c->out_len += len;
+    return 0;
+}
+
+static size_t queued(const conn *c) { return c->out_len - c->out_pos; }
+
+/* Registers for EPOLLOUT while output waits, and for EPOLLIN unless too much waits. */
+static void update_interest(int epfd, conn *c) {
+    uint32_t want = (queued(c) > 0 ? EPOLLOUT : 0) | (!c->eof && queued(c) < OUT_HIGH_WATER ? EPOLLIN : 0);
+    if (want == c->events) return;
+    struct epoll_event ev = {.events = want, .data.fd = c->slot};
+    epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ev);
+    c->events = want;
+}
+
 static void close_conn(int epfd, conn *c) {
     epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
     free(c->buf);
+    free(c->out);
     memset(c, 0, sizeof *c);
     c->fd = -1;
 }
 
-/* Handles every complete unit buffered on `c`; returns -1 to close the connection. */
+/* Handles every complete unit buffered on `c` (until too much output waits); returns -1 to
+ * close the connection. */
 static int handle_buffered(const rp_mux *mux, conn *c) {
-    for (;;) {
+    while (queued(c) < OUT_HIGH_WATER) {
         rp_mux_event ev;
         rp_status st = rp_mux_poll(mux, c->buf, c->len, &ev);
         if (st != RP_STATUS_OK) {
@@ -95,11 +167,11 @@ static int handle_buffered(const rp_mux *mux, conn *c) {
             if (c->buf[0] != LEGACY_MAGIC) return -1; /* not our wire either */
             if (c->len < 2 || c->len < 2u + c->buf[1]) return 0;
             consumed = 2u + c->buf[1];
-            if (write_all(c->fd, c->buf, consumed) != 0) return -1;
+            if (send_or_queue(c, c->buf, consumed) != 0) return -1;
             break;
         }
         case RP_MUX_EVENT_KIND_PROBE_ANSWERED:
-            if (write_all(c->fd, ev.reply.ptr, ev.reply.len) != 0) return -1;
+            if (send_or_queue(c, ev.reply.ptr, ev.reply.len) != 0) return -1;
             consumed = ev.consumed;
             break;
         case RP_MUX_EVENT_KIND_PAYLOAD: {
@@ -107,7 +179,7 @@ static int handle_buffered(const rp_mux *mux, conn *c) {
             if (rp_frame_encode_response_msg(&ev.frame, ev.frame.payload.ptr, ev.frame.payload.len,
                                              &reply) != RP_STATUS_OK)
                 return -1;
-            int rc = write_all(c->fd, rp_msg_data(reply), rp_msg_len(reply));
+            int rc = send_or_queue(c, rp_msg_data(reply), rp_msg_len(reply));
             rp_msg_free(reply);
             if (rc != 0) return -1;
             consumed = ev.consumed;
@@ -119,6 +191,7 @@ static int handle_buffered(const rp_mux *mux, conn *c) {
         memmove(c->buf, c->buf + consumed, c->len - consumed);
         c->len -= consumed;
     }
+    return 0;
 }
 
 static int listen_on(const char *path) {
@@ -163,28 +236,49 @@ static int serve(const rp_mux *mux, int lfd, pid_t child) {
                     continue;
                 }
                 conns[slot].fd = cfd;
+                conns[slot].slot = slot;
+                conns[slot].events = EPOLLIN;
                 struct epoll_event cev = {.events = EPOLLIN, .data.fd = slot};
                 epoll_ctl(epfd, EPOLL_CTL_ADD, cfd, &cev);
                 continue;
             }
             conn *c = &conns[events[i].data.fd];
-            for (;;) {
-                if (c->cap - c->len < 4096) {
-                    c->cap = c->cap ? c->cap * 2 : 8192;
-                    c->buf = (unsigned char *)realloc(c->buf, c->cap);
-                }
-                ssize_t got = read(c->fd, c->buf + c->len, c->cap - c->len);
-                if (got > 0) {
-                    c->len += (size_t)got;
-                    continue;
-                }
-                if (got < 0 && (errno == EAGAIN || errno == EINTR)) {
-                    if (handle_buffered(mux, c) != 0) close_conn(epfd, c);
-                } else {
-                    close_conn(epfd, c); /* end of stream or error */
-                }
-                break;
+            if (c->fd < 0) continue;
+            int failed = 0;
+            if ((events[i].events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) && queued(c) > 0) {
+                /* The peer read some: write what waits, then handle input held back meanwhile. */
+                failed = flush_out(c) != 0 || handle_buffered(mux, c) != 0;
             }
+            if (!failed && !c->eof && (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) &&
+                queued(c) < OUT_HIGH_WATER) {
+                for (;;) {
+                    if (c->cap - c->len < 4096) {
+                        size_t cap = c->cap ? c->cap * 2 : 8192;
+                        unsigned char *grown = (unsigned char *)realloc(c->buf, cap);
+                        if (!grown) {
+                            failed = 1;
+                            break;
+                        }
+                        c->buf = grown;
+                        c->cap = cap;
+                    }
+                    ssize_t got = read(c->fd, c->buf + c->len, c->cap - c->len);
+                    if (got > 0) {
+                        c->len += (size_t)got;
+                        if (c->len >= OUT_HIGH_WATER) break; /* handle before reading more */
+                        continue;
+                    }
+                    if (got < 0 && errno == EINTR) continue;
+                    if (got == 0) c->eof = 1; /* answer what was read first */
+                    else if (errno != EAGAIN) failed = 1;
+                    break;
+                }
+                if (!failed) failed = handle_buffered(mux, c) != 0;
+            }
+            if (failed || (c->eof && queued(c) == 0))
+                close_conn(epfd, c);
+            else
+                update_interest(epfd, c);
         }
     }
 }
@@ -271,14 +365,70 @@ static int self_test_client(const char *path) {
     return 0;
 }
 
+/* ---- pipelined test: many connections, each sending all its probes before reading ---- */
+
+static int pipelined_clients(const char *path, int nconns, int nprobes) {
+    int *fds = (int *)calloc((size_t)nconns, sizeof(int));
+    unsigned char *out = (unsigned char *)malloc((size_t)nprobes * 64);
+    unsigned char buf[4096];
+    if (!fds || !out) return 20;
+    for (int k = 0; k < nconns; k++) {
+        if ((fds[k] = connect_to(path)) < 0) return 21;
+        size_t used = 0;
+        for (int i = 0; i < nprobes; i++) {
+            unsigned char nonce[32];
+            for (int b = 0; b < 32; b++) nonce[b] = (unsigned char)(k + i + b);
+            rp_frame_view probe;
+            size_t len;
+            if (rp_frame_view_init(&probe) != RP_STATUS_OK) return 22;
+            probe.payload_protocol = RP_PROTOCOL_IDENTITY_PROBE;
+            probe.request_id = (uint64_t)i + 1;
+            probe.payload.ptr = nonce;
+            probe.payload.len = sizeof nonce;
+            if (rp_frame_encode(&probe, out + used, 64, &len) != RP_STATUS_OK) return 23;
+            used += len;
+        }
+        if (write_all(fds[k], out, used) != 0) return 24;
+    }
+    /* Only now read: the daemon has had to queue what the sockets would not take. */
+    long answers = 0;
+    for (int k = 0; k < nconns; k++) {
+        for (int i = 0; i < nprobes; i++) {
+            rp_frame_view frame;
+            if (read_frame(fds[k], buf, sizeof buf, &frame) != 0) break;
+            if (frame.kind != RP_FRAME_KIND_RESPONSE || frame.request_id != (uint64_t)i + 1 ||
+                frame.payload.len <= 32 || frame.payload.ptr[0] != (unsigned char)(k + i))
+                break;
+            answers++;
+        }
+        close(fds[k]);
+    }
+    free(fds);
+    free(out);
+    printf("pipelined clients: %ld of %ld answers\n", answers, (long)nconns * nprobes);
+    return answers == (long)nconns * nprobes ? 0 : 25;
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "--clients") == 0) return self_test_client(argv[2]);
-    int self_test = argc > 1 && strcmp(argv[1], "--self-test") == 0;
-    const char *path = argc > 1 + self_test ? argv[1 + self_test] : NULL;
+    int pipelined = argc > 1 && strcmp(argv[1], "--pipelined-test") == 0;
+    int nconns = 50, nprobes = 400;
+    if (pipelined && argc == 4) {
+        nconns = atoi(argv[2]);
+        nprobes = atoi(argv[3]);
+        if (nconns < 1 || nconns > MAX_CONNS - 1 || nprobes < 1 || nprobes > 100000) {
+            fprintf(stderr, "legacy_daemon: --pipelined-test N M: 1 <= N < %d, 1 <= M <= 100000\n", MAX_CONNS);
+            return 2;
+        }
+    }
+    int self_test = pipelined || (argc > 1 && strcmp(argv[1], "--self-test") == 0);
+    const char *path = !pipelined && argc > 1 + self_test ? argv[1 + self_test] : NULL;
     char default_path[108];
     if (!path) {
         if (!self_test) {
-            fprintf(stderr, "usage: %s SOCKET_PATH | --self-test [SOCKET_PATH] | --clients SOCKET_PATH\n",
+            fprintf(stderr,
+                    "usage: %s SOCKET_PATH | --self-test [SOCKET_PATH] | --clients SOCKET_PATH | "
+                    "--pipelined-test [N M]\n",
                     argv[0]);
             return 2;
         }
@@ -301,7 +451,7 @@ int main(int argc, char **argv) {
         child = fork();
         if (child == 0) {
             close(lfd);
-            int child_rc = self_test_client(path);
+            int child_rc = pipelined ? pipelined_clients(path, nconns, nprobes) : self_test_client(path);
             fflush(stdout);
             _exit(child_rc);
         }

@@ -13,7 +13,9 @@ use rp::handoff::TokenStore;
 use rp::transport::Endpoint;
 use rp::wire::proto::FrameKind;
 use rp::wire::{FrameReader, FrameView};
-use running_process::broker::client::{connect_to_backend, BackendConnectionRoute, ConnectBackendRequest};
+use running_process::broker::client::{
+    connect_to_backend, BackendConnectionRoute, BrokerClientError, ConnectBackendRequest, RefusalKind,
+};
 use running_process::broker::protocol as reference;
 use running_process::broker::server::{handle_hello_connection, HelloHandler, PeerIdentity, RegisteredBackend};
 
@@ -76,11 +78,15 @@ fn roundtrip<S: Read + Write>(stream: &mut S, text: &str) {
     assert_eq!(got.payload, text.as_bytes());
 }
 
+/// Versions both brokers of the comparison tests serve (the allow list).
+const ALLOWED: &str = "1.2.3";
+
 fn librp_broker(dir: &std::path::Path, backend: &std::path::Path, handoff: Option<(PathBuf, Arc<TokenStore>)>) -> BrokerServer {
     let service = ServiceEntry {
         service_name: "rp-demo".into(),
         backend_pipe: backend.to_str().unwrap().into(),
         daemon_version: "1.2.3".into(),
+        allowed_versions: vec![ALLOWED.into()],
         handoff_endpoint: handoff.as_ref().map(|(p, _)| Endpoint::Path(p.clone())),
         handoff_store: handoff.map(|(_, s)| s),
         ..ServiceEntry::default()
@@ -131,7 +137,11 @@ fn reference_client_adopts_a_librp_handoff() {
 
 /// A minimal reference broker: the crate's own Hello handler behind a Unix listener.
 fn spawn_reference_broker(path: &std::path::Path, backend: &std::path::Path) {
-    let definition = reference::ServiceDefinition { service_name: "rp-demo".into(), ..Default::default() };
+    let definition = reference::ServiceDefinition {
+        service_name: "rp-demo".into(),
+        version_allow_list: vec![ALLOWED.into()],
+        ..Default::default()
+    };
     let handler = HelloHandler::new()
         .with_backend(RegisteredBackend {
             service_definition: definition,
@@ -319,4 +329,193 @@ fn reference_backend_serves_a_librp_offer() {
         assert_eq!(ack.correlation_id, 77);
         assert_eq!(ack.error_detail.is_empty(), matching, "{label}: {}", ack.error_detail);
     }
+}
+
+/// What a client learns from one broker answer: the reference client's classification of the
+/// refusal, its code and retry hint (the reason text may differ in wording).
+#[derive(Debug, PartialEq)]
+struct Answer {
+    kind: RefusalKind,
+    code: reference::ErrorCode,
+    retry_after_ms: u64,
+}
+
+/// The reference client's view of a Hello for `service`/`version` sent to `broker`.
+fn reference_client_hello(broker: &str, service: &str, version: &str) -> (Answer, String) {
+    let err = connect_to_backend(ConnectBackendRequest::new(broker, service, version, "9.9.9"))
+        .err()
+        .unwrap_or_else(|| panic!("{service} {version}: negotiated, expected a refusal"));
+    let kind = err.refusal_kind().unwrap_or_else(|| panic!("{service} {version}: not a refusal: {err:?}"));
+    match err {
+        BrokerClientError::Refused { code, reason, retry_after_ms } => (Answer { kind, code, retry_after_ms }, reason),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Sends raw `bytes` to `broker` (then shuts the write side when `eof`) and reads the body of
+/// the one answer frame with the reference's framing.
+fn raw_body(broker: &std::path::Path, bytes: &[u8], eof: bool) -> Vec<u8> {
+    let mut s = UnixStream::connect(broker).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(bytes).unwrap();
+    if eof {
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+    }
+    running_process::broker::protocol::read_frame(&mut s).expect("an answer frame")
+}
+
+/// The answer to raw `bytes`, read with the reference's message types.
+fn raw_answer(broker: &std::path::Path, bytes: &[u8], eof: bool) -> (Answer, String, u64) {
+    let body = raw_body(broker, bytes, eof);
+    let frame = reference::Frame::decode(body.as_slice()).unwrap();
+    assert_eq!(frame.kind, reference::FrameKind::Response as i32);
+    let reply = reference::HelloReply::decode(frame.payload.as_slice()).unwrap();
+    let Some(reference::hello_reply::Result::Refused(r)) = reply.result else { panic!("not a refusal: {reply:?}") };
+    let code = reference::ErrorCode::try_from(r.code).unwrap();
+    (Answer { kind: RefusalKind::from_code(code), code, retry_after_ms: r.retry_after_ms }, r.reason, frame.request_id)
+}
+
+/// Each Hello the reference broker refuses in a known way, sent by the reference client to the
+/// reference broker and to librp's broker: the same `RefusalKind`, code and retry hint.
+#[test]
+fn librp_broker_refuses_like_the_reference_broker() {
+    let dir = temp_dir("refusals");
+    let backend = dir.join("backend.sock");
+    spawn_echo_backend(&backend);
+    let ours = librp_broker(&dir, &backend, None);
+    let theirs = dir.join("reference.sock");
+    spawn_reference_broker(&theirs, &backend);
+    let (ours_path, theirs_path) = (ours.endpoint().to_string(), theirs.to_str().unwrap().to_owned());
+
+    let cases = [
+        ("rp-demo", "1.2.4", "outside the allow list"),
+        ("Rp_Demo", "1.2.3", "service name not [a-z0-9-]"),
+        (&*"a".repeat(65), "1.2.3", "service name over 64"),
+        ("rp-demo", "1.2", "wanted_version not semver"),
+        ("rp-demo", "1.2.3-RC1", "upper-case pre-release"),
+        ("BAD", "x", "bad name and bad version"),
+        ("no-such", "x", "unknown service and bad version"),
+        ("no-such", "1.2.3", "unknown service"),
+    ];
+    for (service, version, what) in cases {
+        let (want, want_reason) = reference_client_hello(&theirs_path, service, version);
+        let (got, got_reason) = reference_client_hello(&ours_path, service, version);
+        assert_eq!(got, want, "{what}: librp said {got_reason:?}, the reference {want_reason:?}");
+    }
+    // The table of the issue, pinned: the reference's answers are what we compare with.
+    let (a, _) = reference_client_hello(&ours_path, "rp-demo", "1.2.4");
+    assert_eq!((a.kind, a.retry_after_ms), (RefusalKind::VersionBlocked, 30_000));
+    let (a, reason) = reference_client_hello(&ours_path, "Rp_Demo", "1.2.3");
+    assert_eq!((a.kind, reason.as_str()), (RefusalKind::Other(reference::ErrorCode::ErrorPeerRejected), "invalid service_name"));
+    let (_, reason) = reference_client_hello(&ours_path, "rp-demo", "1.2");
+    assert_eq!(reason, "invalid wanted_version");
+
+    // First frames the reference client cannot send: an undecodable body behind a good framing
+    // byte, a Hello cut short then EOF, nothing then EOF.
+    let hello = reference::Hello {
+        client_min_protocol: 1,
+        client_max_protocol: 1,
+        service_name: "rp-demo".into(),
+        wanted_version: "1.2.3".into(),
+        ..Default::default()
+    };
+    let frame = reference::Frame {
+        envelope_version: 1,
+        kind: reference::FrameKind::Request as i32,
+        payload: hello.encode_to_vec(),
+        request_id: 1,
+        ..Default::default()
+    }
+    .encode_to_vec();
+    let mut full = vec![1u8];
+    full.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+    full.extend_from_slice(&frame);
+    let raw_cases: [(&[u8], bool, &str); 6] = [
+        (&[0x01, 3, 0, 0, 0, 0xff, 0xff, 0xff], false, "malformed broker Frame"),
+        (&[0x01, 0x01, 0x00, 0x01, 0x00], false, "initial Hello frame exceeds 64 KiB"),
+        (&full[..3], true, "incomplete Hello frame"),
+        (&full[..full.len() - 1], true, "incomplete Hello frame"),
+        (&[], true, "incomplete Hello frame"),
+        (&[0x47, 0x45, 0x54, 0x20], false, "unsupported framing version"),
+    ];
+    for (bytes, eof, reason) in raw_cases {
+        let want = raw_answer(&theirs, bytes, eof);
+        let got = raw_answer(std::path::Path::new(&ours_path), bytes, eof);
+        assert_eq!(want.1, reason, "the reference's reason");
+        assert_eq!((&got.0, got.2), (&want.0, want.2), "{reason}: librp said {:?}", got.1);
+        assert_eq!(got.1, reason);
+        // Not only the same meaning: the same bytes.
+        assert_eq!(raw_body(std::path::Path::new(&ours_path), bytes, eof), raw_body(&theirs, bytes, eof), "{reason}");
+    }
+
+    // Every Hello case, sent raw with a request id and trace context: librp's answer is the
+    // reference's, byte for byte (request id and trace context echoed).
+    for (service, version, what) in cases {
+        let hello = reference::Hello { service_name: service.into(), wanted_version: version.into(), ..hello.clone() };
+        let frame = reference::Frame {
+            envelope_version: 1,
+            kind: reference::FrameKind::Request as i32,
+            payload: hello.encode_to_vec(),
+            request_id: 9,
+            traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into(),
+            tracestate: "rp=1".into(),
+            ..Default::default()
+        }
+        .encode_to_vec();
+        let mut bytes = vec![1u8];
+        bytes.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&frame);
+        let want = raw_body(&theirs, &bytes, false);
+        let got = raw_body(std::path::Path::new(&ours_path), &bytes, false);
+        assert_eq!(got, want, "{what}");
+    }
+    drop(ours);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A backend handoff socket that takes every offer made to it (as a backend behind `rp broker
+/// --handoff` does: that broker keeps no token store another process could share), echoing on
+/// adopted connections.
+fn spawn_trusting_handoff_backend(path: &std::path::Path) {
+    let listener = UnixListener::bind(path).unwrap();
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            let mut first = vec![0u8; 512];
+            let Ok((n, Some(fd))) = rp::handoff::recv_with_fd(&s, &mut first) else { continue };
+            let Ok(rp::Decoded::Frame { frame, .. }) = rp::wire::decode_frame(&first[..n], 512) else { continue };
+            let offer = rp::wire::proto::HandoffOffer::decode(frame.payload).unwrap();
+            let store = TokenStore::default();
+            store.insert(&rp::handoff::Token(offer.token.as_slice().try_into().unwrap())).unwrap();
+            let (ack, _) = rp::handoff::answer_offer(&frame, &store).unwrap();
+            s.write_all(&ack).unwrap();
+            std::thread::spawn(move || echo(UnixStream::from(fd)));
+        }
+    });
+}
+
+/// The broker as `rp broker --service rp-demo=... --handoff rp-demo=HANDOFF` sets it up (a
+/// handoff endpoint, no shared token store): the reference client's route is HandlePassed.
+#[test]
+fn reference_client_is_handed_off_by_a_storeless_broker() {
+    let dir = temp_dir("ref-storeless");
+    let backend = dir.join("backend.sock");
+    let handoff = dir.join("handoff.sock");
+    spawn_trusting_handoff_backend(&handoff);
+    let service = ServiceEntry {
+        service_name: "rp-demo".into(),
+        backend_pipe: backend.to_str().unwrap().into(),
+        daemon_version: "1.2.3".into(),
+        handoff_endpoint: Some(Endpoint::Path(handoff)),
+        ..ServiceEntry::default()
+    };
+    let broker =
+        BrokerServer::bind(BrokerServerOptions::new(Endpoint::Path(dir.join("broker.sock")), vec![service])).unwrap();
+    let broker_path = broker.endpoint().to_string();
+    let mut request = ConnectBackendRequest::new(&broker_path, "rp-demo", "1.2.3", "9.9.9");
+    request.adopt_handed_off_connection = true;
+    let mut conn = connect_to_backend(request).unwrap();
+    assert_eq!(conn.route, BackendConnectionRoute::HandlePassed);
+    roundtrip(&mut conn.stream, "handed off without a shared store");
+    drop(broker);
+    let _ = std::fs::remove_dir_all(&dir);
 }

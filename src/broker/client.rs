@@ -142,7 +142,16 @@ pub fn connect(opts: &ConnectOptions) -> Result<Connected, Error> {
     drop(reader);
     drop(stream);
     let Some(backend) = backend else {
-        return Err(WireError::Protocol("the broker negotiated an empty backend_pipe".into()).into());
+        return Err(WireError::Protocol(
+            format!(
+                "the peer at {} is not a broker: it answered the Hello itself, naming no backend (empty \
+                 backend_pipe) and offering no handoff, as a librp push server or a backend does; connect to \
+                 the broker's endpoint",
+                opts.broker
+            )
+            .into(),
+        )
+        .into());
     };
     let stream = transport::connect(&backend, opts.timeout)?;
     Ok(Connected { conn: Conn::new(stream)?, route: Route::Negotiated, endpoint: backend, negotiated: Some(negotiated) })
@@ -171,6 +180,10 @@ fn hello(opts: &ConnectOptions) -> Result<(Stream, FrameReader<Stream>, Negotiat
         Error::Wire(WireError::Timeout) => {
             Error::Timeout(format!("no Hello reply from {} within {:?}", opts.broker, opts.timeout).into())
         }
+        e if e.refusal().and_then(|r| r.details.get(crate::push::ROLE_DETAIL)).is_some() => e.noted(format!(
+            "the peer at {} is a librp push server, not a broker; connect to the broker's endpoint",
+            opts.broker
+        )),
         e => e,
     })?;
     Ok((stream, reader, negotiated))
@@ -199,9 +212,11 @@ fn wait_for_handoff(
     ack.accepted && ack.token == negotiated.handle_passed_token
 }
 
-/// Sends one admin request (0xAD01) on a new connection to `endpoint` and returns the reply.
-pub fn admin_request(endpoint: &Endpoint, request: &AdminRequest, timeout: Duration) -> Result<AdminReply, Error> {
-    let stream = transport::connect(endpoint, timeout)?;
+/// Sends one admin request (0xAD01) on a new connection to `endpoint` and returns the reply,
+/// within `timeout` in all (`None` = no limit; zero = only a reply already there).
+pub fn admin_request(endpoint: &Endpoint, request: &AdminRequest, timeout: Option<Duration>) -> Result<AdminReply, Error> {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let stream = transport::connect(endpoint, timeout.unwrap_or(transport::NO_LIMIT))?;
     let conn = Conn::new(stream)?;
     let payload = request.encode_to_vec();
     conn.send(&FrameView {
@@ -211,7 +226,7 @@ pub fn admin_request(endpoint: &Endpoint, request: &AdminRequest, timeout: Durat
         request_id: 1,
         ..FrameView::default()
     })?;
-    let frame = conn.recv(Some(timeout))?;
+    let frame = conn.recv(deadline.map(|d| d.saturating_duration_since(Instant::now())))?;
     if frame.payload_protocol != registry::ADMIN || frame.kind != FrameKind::Response as i32 {
         return Err(WireError::Protocol(
             format!("expected an AdminReply, got kind {} on 0x{:04X}", frame.kind, frame.payload_protocol).into(),

@@ -1,13 +1,12 @@
 //! [`Conn`]: one framed connection (to a backend, a broker, or any v1 peer).
 
 use std::net::Shutdown;
-use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::error::Error;
-use crate::transport::{PeerCredentials, Stream};
+use crate::transport::{OwnedDescriptor, PeerCredentials, RawDescriptor, ReadinessSet, ReadySignal, Stream};
 use crate::wire::proto::Frame;
 use crate::wire::{FrameReader, FrameView, FrameWriter, WireError};
 
@@ -15,16 +14,25 @@ use crate::wire::{FrameReader, FrameView, FrameWriter, WireError};
 /// [`recv`](Self::recv) while another sends or calls [`close`](Self::close), which wakes the
 /// waiting receive.
 ///
-/// [`fd`](Self::fd) is the socket itself, for `poll`/`epoll` loops. A receive may read more
-/// than one frame from the socket and keep the rest buffered, so after the descriptor became
-/// readable, call `recv` with a zero timeout until it reports `Timeout` before waiting on the
-/// descriptor again.
+/// [`pollable_fd`](Self::pollable_fd) is for `poll`/`epoll` loops: level-triggered, readable
+/// exactly while a receive would return without waiting, including for frames one read
+/// brought along that are already buffered here (one receive per wake-up is enough).
 #[derive(Debug)]
 pub struct Conn {
     socket: Stream,
     receiving: Mutex<Receiving>,
     writer: Mutex<FrameWriter<Stream>>,
     closed: AtomicBool,
+    /// The pollable descriptor, made on first request.
+    ready: OnceLock<Readiness>,
+}
+
+/// What makes [`Conn::pollable_fd`] level-triggered: a signal raised while a frame (or an
+/// error) is buffered, and one epoll set over it and the socket.
+#[derive(Debug)]
+struct Readiness {
+    signal: ReadySignal,
+    set: ReadinessSet,
 }
 
 /// The socket as the framed reader reads it: blocking (per the socket's read timeout), or
@@ -38,7 +46,7 @@ struct SocketReads {
 impl std::io::Read for SocketReads {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         if self.dont_wait {
-            crate::transport::recv_nonblocking(self.socket.as_raw_fd(), buf)
+            self.socket.recv_nonblocking(buf)
         } else {
             self.socket.read(buf)
         }
@@ -56,8 +64,13 @@ struct Receiving {
 }
 
 impl Receiving {
-    fn has_complete_frame(&mut self) -> bool {
+    fn has_complete_frame(&self) -> bool {
         matches!(crate::wire::frame_extent(self.reader.buffered(), u32::MAX), Ok(crate::wire::Extent::Complete(_)))
+    }
+
+    /// Whether a receive returns at once with what is buffered (a frame or an error).
+    fn ready(&self) -> bool {
+        self.pending_error.is_some() || self.has_complete_frame()
     }
 }
 
@@ -70,8 +83,8 @@ impl Conn {
 
     /// Adopts a connected Unix stream socket, for example one received by a handoff
     /// (`rp::handoff::accept_handoff`). The connection owns and closes the descriptor.
-    pub fn from_unix_fd(fd: std::os::fd::OwnedFd) -> Result<Conn, Error> {
-        Self::new(Stream::Unix(std::os::unix::net::UnixStream::from(fd)))
+    pub fn from_unix_fd(fd: OwnedDescriptor) -> Result<Conn, Error> {
+        Self::new(Stream::from_unix_descriptor(fd))
     }
 
     /// Wraps a stream whose reader already holds bytes received after a handshake.
@@ -82,7 +95,7 @@ impl Conn {
         let writer = FrameWriter::new(socket.try_clone().map_err(io)?);
         let reader = reader.map_inner(|socket| SocketReads { socket, dont_wait: false });
         let receiving = Mutex::new(Receiving { reader, read_timeout: None, pending_error: None });
-        Ok(Conn { socket, receiving, writer: Mutex::new(writer), closed: AtomicBool::new(false) })
+        Ok(Conn { socket, receiving, writer: Mutex::new(writer), closed: AtomicBool::new(false), ready: OnceLock::new() })
     }
 
     /// Sends one frame (all of it, or an error).
@@ -128,8 +141,16 @@ impl Conn {
     /// (the peer or [`close`](Self::close) ended the connection), or a wire error.
     pub fn recv(&self, timeout: Option<Duration>) -> Result<Frame, Error> {
         let mut frame = None;
-        self.recv_each(timeout, 1, |f| frame = Some(f.to_frame()))?;
-        frame.ok_or_else(|| Error::Closed("the connection ended".into()))
+        self.recv_each(timeout, 1, |f| frame = Some(f.try_to_frame()))?;
+        // A payload that did not fit in memory ends the connection (`NoMemory`).
+        match frame {
+            Some(Ok(frame)) => Ok(frame),
+            Some(Err(e)) => {
+                self.close();
+                Err(e.into())
+            }
+            None => Err(Error::Closed("the connection ended".into())),
+        }
     }
 
     /// Receives every frame already buffered, or arriving with the first, up to `max`:
@@ -141,10 +162,26 @@ impl Conn {
         &self,
         timeout: Option<Duration>,
         max: usize,
-        mut each: impl FnMut(FrameView<'_>),
+        each: impl FnMut(FrameView<'_>),
     ) -> Result<usize, Error> {
         self.check_open()?;
         let mut rx = self.receiving.lock().unwrap_or_else(|p| p.into_inner());
+        let result = self.recv_locked(&mut rx, timeout, max, each);
+        // Frames this receive left buffered keep the pollable descriptor readable; a system
+        // call only when that changes (never while each read brings one frame).
+        if let Some(r) = self.ready.get() {
+            r.signal.set(rx.ready());
+        }
+        result
+    }
+
+    fn recv_locked(
+        &self,
+        rx: &mut Receiving,
+        timeout: Option<Duration>,
+        max: usize,
+        mut each: impl FnMut(FrameView<'_>),
+    ) -> Result<usize, Error> {
         if let Some(e) = rx.pending_error.take() {
             return Err(e);
         }
@@ -178,9 +215,38 @@ impl Conn {
         self.receiving.lock().unwrap_or_else(|p| p.into_inner()).has_complete_frame()
     }
 
-    /// The socket descriptor, for `poll`/`epoll` (see the type docs). Owned by the connection.
-    pub fn fd(&self) -> RawFd {
-        self.socket.as_raw_fd()
+    /// A descriptor for `poll`/`epoll` loops, readable exactly while [`recv`](Self::recv)
+    /// would return without waiting: a frame is here (also one already buffered), or the
+    /// connection ended. Level-triggered: one receive per wake-up loses nothing. It may be
+    /// readable for part of a frame too (a zero-timeout receive then reports `Timeout` and takes
+    /// the bytes). Only for readability; owned by the connection. Made on the first call, so a
+    /// connection never polled pays nothing for it; that call never waits.
+    pub fn pollable_fd(&self) -> Result<RawDescriptor, Error> {
+        if let Some(r) = self.ready.get() {
+            return Ok(r.set.descriptor());
+        }
+        // Held until the descriptor is published, so no receive runs between reading the
+        // buffer's state and publishing. A receive in progress on another thread is not waited
+        // for: the signal then starts raised (at worst one spurious wake-up), and that receive,
+        // or the next, sets it right.
+        let rx = self.receiving.try_lock();
+        let ready_now = match &rx {
+            Ok(rx) => rx.ready(),
+            Err(std::sync::TryLockError::Poisoned(p)) => p.get_ref().ready(),
+            Err(std::sync::TryLockError::WouldBlock) => true,
+        };
+        let signal = ReadySignal::new()?;
+        let set = ReadinessSet::new(&[self.socket.descriptor(), signal.fd()])
+            .map_err(|e| Error::io("create the pollable descriptor", e))?;
+        signal.set(ready_now);
+        let fd = self.ready.get_or_init(|| Readiness { signal, set }).set.descriptor();
+        drop(rx);
+        Ok(fd)
+    }
+
+    /// The socket itself, for librp's own readers.
+    pub(crate) fn socket_fd(&self) -> RawDescriptor {
+        self.socket.descriptor()
     }
 
     /// The peer's kernel-reported credentials (Unix sockets; `None` for TCP).

@@ -49,9 +49,7 @@ impl From<crate::Error> for Failure {
     #[cold]
     fn from(e: crate::Error) -> Self {
         let mut f = Failure::new(e.kind().into(), e.to_string());
-        if let crate::Error::Refused(r) = e {
-            f.0.refusal = Some(r);
-        }
+        f.0.refusal = e.into_refusal();
         f
     }
 }

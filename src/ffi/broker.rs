@@ -6,13 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::boundary::{boundary, boundary_or, Failure};
-use super::bytes::{cstr_arg, rp_str, timeout_arg};
+use super::bytes::{cstr_arg, len_arg, limit_arg, rp_str, rule_arg, timeout_arg};
 use super::frame::rp_frame_view;
 use super::handle::{arc_clone, box_free, box_into_handle, box_ref, write_out, Castable, OwnedBox};
 use super::handoff::rp_handoff_store;
 use super::status::rp_status;
 use crate::broker::{self, BrokerServer, BrokerServerOptions, Conn, ConnectOptions, Connected, Route, ServiceEntry};
 use crate::transport::Endpoint;
+use crate::wire::names::{check_service_name, check_version};
 use crate::wire::proto::{AdminReply, AdminRequest, Frame};
 
 /// How `rp_broker_connect` reached the backend (`rp_broker_result_route`).
@@ -24,6 +25,8 @@ pub enum rp_broker_route {
     Negotiated = 1,
     /// Hello to the broker, which handed that same connection to the backend.
     HandedOff = 2,
+    /// No route: what `rp_broker_result_route` returns for a NULL result.
+    None = -1,
 }
 
 /// How to reach a backend through a broker.
@@ -135,6 +138,14 @@ impl Castable for rp_broker_server_options {
 /// Methods: `rp_broker_server_bind`, `rp_broker_server_endpoint`,
 /// `rp_broker_server_begin_shutdown`, `rp_broker_server_free`.
 ///
+/// Limits on what a peer sends (each refused with a reason naming it; docs/PROTOCOL.md):
+/// the first frame is at most 64 KiB. Hello, refused with PEER_REJECTED: `service_name` 1-64
+/// characters of `[a-z0-9-]`, `wanted_version` semver (pre-release `[a-z0-9.]`) of at most 64,
+/// `client_version` at most 128 bytes, `client_lib_name` and `client_lib_version` at most 64,
+/// `auth_token` and `capability_token` at most 1024, `request_id` and `peer_attestation_nonce`
+/// at most 256. AdminRequest, answered with exit code 2: `service_name` at most 64 bytes,
+/// `output_path` at most 4096.
+///
 /// Functions taking `const rp_broker_server *` are thread-safe.
 pub struct rp_broker_server {
     _private: [u8; 0],
@@ -142,7 +153,7 @@ pub struct rp_broker_server {
 
 /// What an `rp_broker_server` holds.
 pub(crate) struct ServerHandle {
-    server: BrokerServer,
+    pub(crate) server: BrokerServer,
     endpoint: String,
 }
 
@@ -163,7 +174,8 @@ impl Castable for rp_broker_server {
 /// `wanted_version`); `out_options` — receives the options.
 ///
 /// Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
-/// `RP_STATUS_INVALID_ARGUMENT` (malformed endpoint).
+/// `RP_STATUS_INVALID_ARGUMENT` (malformed endpoint, a service name or wanted version outside
+/// its rule; the message states the rule).
 ///
 /// Ownership: the caller owns `*out_options`; `rp_broker_connect` consumes it, otherwise free it
 /// with `rp_broker_options_free`.
@@ -189,6 +201,8 @@ pub unsafe extern "C" fn rp_broker_options_new(
         if out_options.is_null() {
             return Err(Failure::null("out_options"));
         }
+        let service = rule_arg(service, "service_name", check_service_name)?;
+        let wanted = rule_arg(wanted, "wanted_version", check_version)?;
         let opts = ConnectOptions::new(Endpoint::parse(endpoint)?, service, wanted, own);
         // SAFETY: checked non-NULL.
         unsafe { write_out(out_options, box_into_handle::<rp_broker_options>(opts)) };
@@ -229,7 +243,8 @@ pub unsafe extern "C" fn rp_broker_options_set_cached_endpoint(
 }
 
 /// Sets the informational client version sent in the Hello (≤ 128 bytes). Returns
-/// `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`.
+/// `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
+/// `RP_STATUS_INVALID_ARGUMENT` (longer than 128 bytes).
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_broker_options_set_client_version(
@@ -239,7 +254,7 @@ pub unsafe extern "C" fn rp_broker_options_set_client_version(
     // SAFETY: forwarded API contract.
     unsafe {
         edit_options(options, |o| {
-            o.client_version = cstr_arg(client_version, "client_version")?.to_owned();
+            o.client_version = len_arg(cstr_arg(client_version, "client_version")?, "client_version", 0, 128)?.to_owned();
             Ok(())
         })
     }
@@ -247,7 +262,6 @@ pub unsafe extern "C" fn rp_broker_options_set_client_version(
 
 /// Sets the proposed keepalive interval (0 = the broker chooses; the reference grants 1800).
 /// Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
-#[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_broker_options_set_keepalive_secs(options: *mut rp_broker_options, secs: u64) -> rp_status {
     // SAFETY: forwarded API contract.
@@ -260,8 +274,9 @@ pub unsafe extern "C" fn rp_broker_options_set_keepalive_secs(options: *mut rp_b
 }
 
 /// Opts in (or out) of adopting a handed-off connection, waiting up to `wait_ms` for the
-/// broker's handoff-ready relay (`wait_ms` <= 0 = the default 2000 ms). Any failure falls back
-/// to connecting to `backend_pipe`. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+/// broker's handoff-ready relay (a timeout: 0 = only a relay already there, -1 = no limit; the
+/// default is 2000 ms). Any failure falls back to connecting to `backend_pipe`. Returns
+/// `RP_STATUS_OK`, `RP_STATUS_INVALID_ARGUMENT` (`wait_ms` below -1), `RP_STATUS_NULL_ARGUMENT`.
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_broker_options_set_adopt_handoff(
@@ -273,24 +288,22 @@ pub unsafe extern "C" fn rp_broker_options_set_adopt_handoff(
     unsafe {
         edit_options(options, |o| {
             o.adopt_handoff = adopt;
-            o.handoff_wait = match u64::try_from(wait_ms) {
-                Ok(ms) if ms > 0 => Duration::from_millis(ms),
-                _ => broker::DEFAULT_HANDOFF_WAIT,
-            };
+            o.handoff_wait = limit_arg(wait_ms)?;
             Ok(())
         })
     }
 }
 
-/// Sets the limit for each connect and for the Hello round trip (default 5000 ms; 0 = 1 ms).
-/// Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+/// Sets the limit for each connect and for the Hello round trip (default 5000 ms; 0 = do not
+/// wait, -1 = no limit). Returns `RP_STATUS_OK`, `RP_STATUS_INVALID_ARGUMENT` (a timeout below
+/// -1), `RP_STATUS_NULL_ARGUMENT`.
 #[must_use]
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn rp_broker_options_set_timeout_ms(options: *mut rp_broker_options, timeout_ms: u32) -> rp_status {
+pub unsafe extern "C" fn rp_broker_options_set_timeout_ms(options: *mut rp_broker_options, timeout_ms: i32) -> rp_status {
     // SAFETY: forwarded API contract.
     unsafe {
         edit_options(options, |o| {
-            o.timeout = Duration::from_millis(u64::from(timeout_ms.max(1)));
+            o.timeout = limit_arg(timeout_ms)?;
             Ok(())
         })
     }
@@ -299,7 +312,6 @@ pub unsafe extern "C" fn rp_broker_options_set_timeout_ms(options: *mut rp_broke
 /// Makes `rp_broker_connect` honour `RUNNING_PROCESS_DISABLE`: `1` fails the connect with
 /// `RP_STATUS_DISABLED` (use your direct path), another non-empty value with
 /// `RP_STATUS_CONFIG`. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
-#[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_broker_options_set_honor_disable_env(options: *mut rp_broker_options, honor: bool) -> rp_status {
     // SAFETY: forwarded API contract.
@@ -398,15 +410,15 @@ unsafe fn result_ref<'a>(result: *const rp_broker_result) -> Result<&'a ResultHa
     unsafe { box_ref::<rp_broker_result>(result, "result") }
 }
 
-/// The route taken, one of `rp_broker_route` (-1 if `result` is NULL).
+/// The route taken (`RP_BROKER_ROUTE_NONE` if `result` is NULL).
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn rp_broker_result_route(result: *const rp_broker_result) -> i32 {
-    boundary_or(-1, || {
+pub unsafe extern "C" fn rp_broker_result_route(result: *const rp_broker_result) -> rp_broker_route {
+    boundary_or(rp_broker_route::None, || {
         // SAFETY: forwarded API contract.
-        unsafe { result_ref(result) }.map_or(-1, |r| match r.route {
-            Route::HelloSkip => rp_broker_route::HelloSkip as i32,
-            Route::Negotiated => rp_broker_route::Negotiated as i32,
-            Route::HandedOff => rp_broker_route::HandedOff as i32,
+        unsafe { result_ref(result) }.map_or(rp_broker_route::None, |r| match r.route {
+            Route::HelloSkip => rp_broker_route::HelloSkip,
+            Route::Negotiated => rp_broker_route::Negotiated,
+            Route::HandedOff => rp_broker_route::HandedOff,
         })
     })
 }
@@ -552,7 +564,7 @@ pub unsafe extern "C" fn rp_conn_send_many(
     })
 }
 
-/// Receives one frame, waiting up to `timeout_ms` (< 0 = forever, 0 = only what is here).
+/// Receives one frame, waiting up to `timeout_ms` (-1 = no limit, 0 = only what is here).
 ///
 /// Returns `RP_STATUS_OK` with `*out_frame` set; `RP_STATUS_TIMEOUT` (nothing complete in time;
 /// partial bytes stay buffered); `RP_STATUS_CLOSED` (the peer closed, or `rp_conn_close`);
@@ -570,15 +582,15 @@ pub unsafe extern "C" fn rp_conn_recv(conn: *const rp_conn, timeout_ms: i32, out
         if out_frame.is_null() {
             return Err(Failure::null("out_frame"));
         }
-        let frame = conn.recv(timeout_arg(timeout_ms))?;
+        let frame = conn.recv(timeout_arg(timeout_ms)?)?;
         // SAFETY: checked non-NULL.
         unsafe { write_out(out_frame, box_into_handle::<rp_frame>(frame)) };
         Ok(())
     })
 }
 
-/// Receives up to `capacity` frames without copying them: waits up to `timeout_ms` (< 0 =
-/// forever, 0 = only what is here) for the first, then takes every further frame already
+/// Receives up to `capacity` frames without copying them: waits up to `timeout_ms` (-1 =
+/// no limit, 0 = only what is here) for the first, then takes every further frame already
 /// received, and writes one view per frame to `views`. The way to read a stream of small frames
 /// without a system call, an allocation or a copy per frame.
 ///
@@ -611,7 +623,7 @@ pub unsafe extern "C" fn rp_conn_recv_views(
             return Err(Failure::new(rp_status::InvalidArgument, "capacity is 0"));
         }
         let mut written = 0;
-        conn.recv_each(timeout_arg(timeout_ms), capacity, |frame| {
+        conn.recv_each(timeout_arg(timeout_ms)?, capacity, |frame| {
             // SAFETY: `views` has room for `capacity` entries per the API contract, and
             // recv_each hands out at most `capacity` frames.
             unsafe { views.add(written).write(rp_frame_view::from_view(&frame)) };
@@ -623,13 +635,20 @@ pub unsafe extern "C" fn rp_conn_recv_views(
     })
 }
 
-/// The socket descriptor, for poll/epoll. A receive may buffer more than one frame: after the
-/// descriptor is readable, call `rp_conn_recv` with timeout 0 until `RP_STATUS_TIMEOUT` before
-/// waiting on it again. Owned by the connection: do not read from or close it. -1 if NULL.
+/// A descriptor for poll/epoll loops, readable exactly while `rp_conn_recv` would return without
+/// waiting: a frame is here (also one an earlier receive already took off the socket and
+/// buffered), or the connection ended. Level-triggered: one `rp_conn_recv` with timeout 0 per
+/// wake-up loses nothing, and nothing pending means not readable. It may also be readable for
+/// part of a frame (`rp_conn_recv` with timeout 0 then returns `RP_STATUS_TIMEOUT`).
+///
+/// Not the socket: watch it for readability only; never read, write or close it. Owned by the
+/// connection, the same descriptor for its lifetime; made on the first call (which never waits
+/// for a receive in progress). -1 if `conn` is NULL or the descriptor could not be made (out of
+/// descriptors).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_conn_fd(conn: *const rp_conn) -> i32 {
     // SAFETY: forwarded API contract.
-    boundary_or(-1, || unsafe { conn_ref(conn) }.map_or(-1, |c| c.fd()))
+    boundary_or(-1, || unsafe { conn_ref(conn) }.map_or(-1, |c| c.pollable_fd().unwrap_or(-1)))
 }
 
 /// The peer's kernel-reported credentials (Unix sockets).
@@ -744,14 +763,14 @@ pub unsafe extern "C" fn rp_frame_free(frame: *mut rp_frame) {
 // ---------------------------------------------------------------------------------------------
 
 /// Sends one admin request (payload protocol 0xAD01) on a new connection to `endpoint` and
-/// waits up to `timeout_ms` (<= 0 = 5000) for the reply.
+/// waits up to `timeout_ms` for the reply (0 = only a reply already there, -1 = no limit).
 ///
 /// Parameters: `verb` — an `AdminVerb` value (STATUS 1, HEALTHZ 4, READYZ 5, SHUTDOWN 21, ...);
 /// `service_name` — may be NULL (none).
 ///
 /// Returns `RP_STATUS_OK`, `RP_STATUS_TIMEOUT`, `RP_STATUS_CLOSED`, `RP_STATUS_IO`,
-/// `RP_STATUS_PROTOCOL`, `RP_STATUS_MALFORMED`, `RP_STATUS_NULL_ARGUMENT`,
-/// `RP_STATUS_INVALID_UTF8`.
+/// `RP_STATUS_PROTOCOL`, `RP_STATUS_MALFORMED`, `RP_STATUS_INVALID_ARGUMENT` (a timeout below
+/// -1), `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`.
 ///
 /// Ownership: the caller owns `*out_reply`; free it with `rp_admin_reply_free`.
 #[must_use]
@@ -775,7 +794,7 @@ pub unsafe extern "C" fn rp_admin_request(
         if out_reply.is_null() {
             return Err(Failure::null("out_reply"));
         }
-        let timeout = Duration::from_millis(u64::try_from(timeout_ms).ok().filter(|t| *t > 0).unwrap_or(5000));
+        let timeout = timeout_arg(timeout_ms)?;
         let request = AdminRequest { verb, service_name, ..AdminRequest::default() };
         let reply = broker::admin_request(&endpoint, &request, timeout)?;
         // SAFETY: checked non-NULL.
@@ -886,7 +905,8 @@ unsafe fn edit_service(
 /// carrying `backend_pipe` and `daemon_version`.
 ///
 /// Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
-/// `RP_STATUS_INVALID_ARGUMENT` (a name outside 1–64 characters of `[a-z0-9-]`).
+/// `RP_STATUS_INVALID_ARGUMENT` (a name outside 1–64 characters of `[a-z0-9-]`, a
+/// `daemon_version` over 64 bytes or a `backend_pipe` over 4096 bytes).
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_broker_server_options_add_service(
@@ -899,9 +919,11 @@ pub unsafe extern "C" fn rp_broker_server_options_add_service(
     unsafe {
         edit_server_options(options, |o| {
             let entry = ServiceEntry {
-                service_name: cstr_arg(service_name, "service_name")?.to_owned(),
-                backend_pipe: cstr_arg(backend_pipe, "backend_pipe")?.to_owned(),
-                daemon_version: cstr_arg(daemon_version, "daemon_version")?.to_owned(),
+                service_name: rule_arg(cstr_arg(service_name, "service_name")?, "service_name", check_service_name)?
+                    .to_owned(),
+                backend_pipe: len_arg(cstr_arg(backend_pipe, "backend_pipe")?, "backend_pipe", 0, 4096)?.to_owned(),
+                daemon_version: len_arg(cstr_arg(daemon_version, "daemon_version")?, "daemon_version", 0, 64)?
+                    .to_owned(),
                 ..ServiceEntry::default()
             };
             o.services.retain(|s| s.service_name != entry.service_name);
@@ -912,8 +934,11 @@ pub unsafe extern "C" fn rp_broker_server_options_add_service(
 }
 
 /// Adds `version` to the service's allow list (once the list is non-empty, other wanted
-/// versions are refused with VERSION_UNSUPPORTED). Returns `RP_STATUS_OK`,
-/// `RP_STATUS_NOT_FOUND` (no such service), `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`.
+/// versions are refused with VERSION_BLOCKED and a 30000 ms retry hint, as the reference
+/// broker does). Returns `RP_STATUS_OK`,
+/// `RP_STATUS_NOT_FOUND` (no such service), `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
+/// `RP_STATUS_INVALID_ARGUMENT` (a version outside the rule `MAJOR.MINOR.PATCH[-suffix]`; the
+/// message states it).
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_broker_server_options_allow_version(
@@ -924,7 +949,7 @@ pub unsafe extern "C" fn rp_broker_server_options_allow_version(
     // SAFETY: forwarded API contract.
     unsafe {
         edit_service(options, service_name, |s| {
-            s.allowed_versions.push(cstr_arg(version, "version")?.to_owned());
+            s.allowed_versions.push(rule_arg(cstr_arg(version, "version")?, "version", check_version)?.to_owned());
             Ok(())
         })
     }
@@ -942,7 +967,7 @@ pub unsafe extern "C" fn rp_broker_server_options_block_version(
     // SAFETY: forwarded API contract.
     unsafe {
         edit_service(options, service_name, |s| {
-            s.blocked_versions.push(cstr_arg(version, "version")?.to_owned());
+            s.blocked_versions.push(rule_arg(cstr_arg(version, "version")?, "version", check_version)?.to_owned());
             Ok(())
         })
     }
@@ -960,7 +985,7 @@ pub unsafe extern "C" fn rp_broker_server_options_set_min_version(
     // SAFETY: forwarded API contract.
     unsafe {
         edit_service(options, service_name, |s| {
-            s.min_version = cstr_arg(version, "version")?.to_owned();
+            s.min_version = rule_arg(cstr_arg(version, "version")?, "version", check_version)?.to_owned();
             Ok(())
         })
     }
@@ -1000,7 +1025,6 @@ pub unsafe extern "C" fn rp_broker_server_options_set_handoff(
 /// Sets the per-peer-uid Hello rate limit: at most `max_hellos` per `window_ms` (defaults 256
 /// per 1000 ms); more are refused with RATE_LIMITED and a retry hint. Returns `RP_STATUS_OK`,
 /// `RP_STATUS_NULL_ARGUMENT`.
-#[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_broker_server_options_set_rate_limit(
     options: *mut rp_broker_server_options,
@@ -1021,7 +1045,6 @@ pub unsafe extern "C" fn rp_broker_server_options_set_rate_limit(
 /// 2048), so one user cannot take them all; more are refused with RATE_LIMITED and a retry
 /// hint (detail `scope` = `peer-uid` for the per-uid limit). Clients that already left are
 /// closed first when a limit is reached. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
-#[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_broker_server_options_set_max_connections(
     options: *mut rp_broker_server_options,
@@ -1038,35 +1061,37 @@ pub unsafe extern "C" fn rp_broker_server_options_set_max_connections(
     }
 }
 
-/// Sets how long a connection has to send its first frame (default 5000 ms). Returns
-/// `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+/// Sets how long a connection has to send its first frame (default 5000 ms; 0 = none: only a
+/// frame already there counts, -1 = no limit). Returns `RP_STATUS_OK`,
+/// `RP_STATUS_INVALID_ARGUMENT` (a timeout below -1), `RP_STATUS_NULL_ARGUMENT`.
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_broker_server_options_set_hello_timeout_ms(
     options: *mut rp_broker_server_options,
-    timeout_ms: u32,
+    timeout_ms: i32,
 ) -> rp_status {
     // SAFETY: forwarded API contract.
     unsafe {
         edit_server_options(options, |o| {
-            o.hello_timeout = Duration::from_millis(u64::from(timeout_ms.max(1)));
+            o.hello_timeout = limit_arg(timeout_ms)?;
             Ok(())
         })
     }
 }
 
-/// Sets how long the broker waits for a backend's HandoffAck (default 1500 ms). Returns
-/// `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+/// Sets how long the broker waits for a backend's HandoffAck (default 1500 ms; 0 = do not
+/// wait, -1 = no limit). Returns `RP_STATUS_OK`, `RP_STATUS_INVALID_ARGUMENT` (a timeout below
+/// -1), `RP_STATUS_NULL_ARGUMENT`.
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_broker_server_options_set_handoff_ack_timeout_ms(
     options: *mut rp_broker_server_options,
-    timeout_ms: u32,
+    timeout_ms: i32,
 ) -> rp_status {
     // SAFETY: forwarded API contract.
     unsafe {
         edit_server_options(options, |o| {
-            o.handoff_ack_timeout = Duration::from_millis(u64::from(timeout_ms.max(1)));
+            o.handoff_ack_timeout = limit_arg(timeout_ms)?;
             Ok(())
         })
     }

@@ -130,6 +130,32 @@ pub(crate) unsafe fn cstr_arg<'a>(
     })
 }
 
+/// Checks the string argument `name` against a rule of `crate::wire::names` (or any check that
+/// returns its rule as text): `RP_STATUS_INVALID_ARGUMENT` naming the argument, its value and the
+/// rule.
+pub(crate) fn rule_arg<'a>(
+    value: &'a str,
+    name: &'static str,
+    check: fn(&str) -> Result<(), &'static str>,
+) -> Result<&'a str, Failure> {
+    check(value).map(|()| value).map_err(|rule| {
+        let shown = if value.len() <= 80 { format!("{value:?}") } else { format!("of {} bytes", value.len()) };
+        Failure::new(rp_status::InvalidArgument, format!("{name} {shown} is invalid: it must be {rule}"))
+    })
+}
+
+/// Checks that the string argument `name` is `min..=max` bytes long: else
+/// `RP_STATUS_INVALID_ARGUMENT` stating the rule.
+pub(crate) fn len_arg<'a>(value: &'a str, name: &'static str, min: usize, max: usize) -> Result<&'a str, Failure> {
+    if (min..=max).contains(&value.len()) {
+        return Ok(value);
+    }
+    Err(Failure::new(
+        rp_status::InvalidArgument,
+        format!("{name} is {} bytes long: it must be {min}-{max} bytes", value.len()),
+    ))
+}
+
 /// A `(ptr, cap)` output buffer as a mutable slice. `(NULL, 0)` is the empty buffer.
 ///
 /// # Safety
@@ -157,9 +183,26 @@ pub(crate) unsafe fn slice_out<'a>(
     Ok(unsafe { std::slice::from_raw_parts_mut(ptr, cap) })
 }
 
-/// A millisecond timeout from C: negative waits forever, 0 does not wait.
-pub(crate) fn timeout_arg(timeout_ms: i32) -> Option<std::time::Duration> {
-    u64::try_from(timeout_ms).ok().map(std::time::Duration::from_millis)
+/// The one reading of a timeout from C, for every `timeout_ms` argument and `*_timeout_ms`
+/// option: 0 = do not wait (try once, `Some(0)`), -1 = no limit (`None`), > 0 = milliseconds;
+/// anything else is `RP_STATUS_INVALID_ARGUMENT` with the rule in the message.
+pub(crate) fn timeout_arg(timeout_ms: i32) -> Result<Option<std::time::Duration>, Failure> {
+    match timeout_ms {
+        -1 => Ok(None),
+        ms if ms >= 0 => Ok(Some(std::time::Duration::from_millis(ms as u64))),
+        other => Err(Failure::new(
+            rp_status::InvalidArgument,
+            format!(
+                "timeout {other} ms is not valid: use 0 (do not wait), -1 (no limit) or a positive number of milliseconds"
+            ),
+        )),
+    }
+}
+
+/// [`timeout_arg`] for an option the core keeps as a `Duration`: no limit becomes
+/// [`crate::transport::NO_LIMIT`].
+pub(crate) fn limit_arg(timeout_ms: i32) -> Result<std::time::Duration, Failure> {
+    Ok(timeout_arg(timeout_ms)?.unwrap_or(crate::transport::NO_LIMIT))
 }
 
 /// A byte buffer owned by librp (an encoded frame, a received payload, ...).

@@ -113,7 +113,6 @@ impl rp_frame_view {
 /// no payload, request id 0, no encoding, no deadline, no trace context.
 ///
 /// Returns `RP_STATUS_OK`, or `RP_STATUS_NULL_ARGUMENT` if `frame` is NULL.
-#[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_frame_view_init(frame: *mut rp_frame_view) -> rp_status {
     boundary(|| {

@@ -5,7 +5,7 @@ use std::os::fd::{AsFd, BorrowedFd, IntoRawFd, RawFd};
 use std::time::{Duration, Instant};
 
 use super::boundary::{boundary, Failure};
-use super::bytes::{slice_arg, slice_out};
+use super::bytes::{slice_arg, slice_out, timeout_arg};
 use super::handle::{arc_free, arc_into_handle, arc_ref, write_out, Castable, OwnedArc};
 use super::status::rp_status;
 use crate::handoff::{self, Token, TokenStore, DEFAULT_MAX_PENDING, DEFAULT_TTL, TOKEN_LEN};
@@ -43,12 +43,10 @@ impl DeadlineFd<'_> {
         loop {
             let timeout_ms = match self.deadline {
                 None => -1,
+                // No time left is one look without waiting (a zero timeout tries once).
                 Some(d) => {
                     let left = d.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Err(io::ErrorKind::TimedOut.into());
-                    }
-                    left.as_millis().clamp(1, i32::MAX as u128) as i32
+                    left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32
                 }
             };
             let mut pfd = libc::pollfd {
@@ -125,7 +123,8 @@ impl Write for DeadlineFd<'_> {
     }
 }
 
-/// Borrows a caller's descriptor for one call, with a deadline (`timeout_ms` < 0 = none).
+/// Borrows a caller's descriptor for one call, with a deadline (`timeout_ms` per the timeout
+/// rule: -1 = none).
 ///
 /// # Safety
 /// `fd` is an open descriptor that stays open for the duration of the call.
@@ -139,9 +138,7 @@ unsafe fn deadline_fd<'a>(fd: RawFd, timeout_ms: i32) -> Result<DeadlineFd<'a>, 
     Ok(DeadlineFd {
         // SAFETY: open for the call per the contract above.
         fd: unsafe { BorrowedFd::borrow_raw(fd) },
-        deadline: u64::try_from(timeout_ms)
-            .ok()
-            .map(|ms| Instant::now() + Duration::from_millis(ms)),
+        deadline: timeout_arg(timeout_ms)?.map(|t| Instant::now() + t),
     })
 }
 
@@ -253,8 +250,8 @@ pub unsafe extern "C" fn rp_handoff_store_insert(
 /// writes the HandoffAck (accepted, or rejected with the reason: always a well-formed ack).
 ///
 /// Parameters: `store`; `fd` a connected stream socket (blocking or not; its mode and options
-/// are not changed); `timeout_ms` the deadline for the whole exchange (< 0 = none);
-/// `out_accepted` receives whether the token was accepted; `out_correlation_id` (may be NULL)
+/// are not changed); `timeout_ms` the deadline for the whole exchange (-1 = none, 0 = do not
+/// wait); `out_accepted` receives whether the token was accepted; `out_correlation_id` (may be NULL)
 /// receives the offer's correlation id.
 ///
 /// Returns `RP_STATUS_OK` when an ack was written (check `*out_accepted`; after a rejection
@@ -300,8 +297,8 @@ pub unsafe extern "C" fn rp_handoff_serve_offer(
 /// adopted descriptor to the caller.
 ///
 /// Parameters: `store`; `fd` the Unix socket the broker hands connections over; `timeout_ms`
-/// the deadline for the whole exchange (< 0 = none); `out_fd` receives the adopted connection
-/// (close-on-exec) on `RP_STATUS_OK` only.
+/// the deadline for the whole exchange (-1 = none, 0 = do not wait); `out_fd` receives the
+/// adopted connection (close-on-exec) on `RP_STATUS_OK` only.
 ///
 /// Returns `RP_STATUS_OK`; `RP_STATUS_REJECTED` when the token was refused (wrong, replayed,
 /// expired, not 16 bytes, or request id != correlation id): the ack said so, the received

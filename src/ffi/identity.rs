@@ -130,7 +130,6 @@ pub unsafe extern "C" fn rp_daemon_identity_new_current(
 /// Sets the process id.
 ///
 /// Returns `RP_STATUS_OK` or `RP_STATUS_NULL_ARGUMENT`.
-#[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_daemon_identity_set_pid(
     identity: *mut rp_daemon_identity,
@@ -191,7 +190,6 @@ pub unsafe extern "C" fn rp_daemon_identity_set_endpoint(
 /// Sets when the process started, in Unix milliseconds.
 ///
 /// Returns `RP_STATUS_OK` or `RP_STATUS_NULL_ARGUMENT`.
-#[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_daemon_identity_set_started_at_unix_ms(
     identity: *mut rp_daemon_identity,
@@ -229,7 +227,6 @@ pub unsafe extern "C" fn rp_daemon_identity_set_boot_id(
 /// Sets the idle timeout the daemon reports (it is present in replies from now on, even 0).
 ///
 /// Returns `RP_STATUS_OK` or `RP_STATUS_NULL_ARGUMENT`.
-#[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_daemon_identity_set_idle_timeout_secs(
     identity: *mut rp_daemon_identity,
@@ -247,7 +244,6 @@ pub unsafe extern "C" fn rp_daemon_identity_set_idle_timeout_secs(
 /// Removes the idle timeout (the field is then absent from replies).
 ///
 /// Returns `RP_STATUS_OK` or `RP_STATUS_NULL_ARGUMENT`.
-#[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_daemon_identity_clear_idle_timeout(
     identity: *mut rp_daemon_identity,

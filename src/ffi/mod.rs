@@ -2,8 +2,11 @@
 //! `unsafe` code that touches C; every `unsafe` block says why it is sound.
 //!
 //! Plumbing: [`status`] (codes), [`boundary`] (panics and the last error), [`bytes`]
-//! (borrowed views and owned buffers), [`handle`] (opaque handle ownership), [`version`].
-//! One module per C object follows: [`frame`], [`registry`], [`identity`], [`mux`], [`handoff`], [`session`].
+//! (borrowed views and owned buffers), [`handle`] (opaque handle ownership), [`callback`]
+//! (callbacks with their user data), [`refusal`] (why a peer refused), [`version`].
+//! One module per C object or role follows: [`frame`], [`registry`], [`identity`], [`mux`],
+//! [`handoff`], [`push_client`], [`push_server`], [`broker`] (with `rp_conn` and admin
+//! requests), [`session`].
 #![allow(unsafe_code)]
 #![allow(non_camel_case_types)]
 
@@ -15,11 +18,13 @@ pub mod frame;
 pub mod handle;
 pub mod handoff;
 pub mod identity;
+pub mod log;
 pub mod mux;
 pub mod push_client;
 pub mod push_server;
 pub mod refusal;
 pub mod registry;
 pub mod session;
+pub mod stats;
 pub mod status;
 pub mod version;

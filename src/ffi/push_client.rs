@@ -4,7 +4,7 @@ use std::ffi::{c_char, c_void};
 use std::sync::{Arc, Mutex};
 
 use super::boundary::{boundary, boundary_or, Failure};
-use super::bytes::{cstr_arg, rp_bytes, rp_str, slice_arg, timeout_arg};
+use super::bytes::{cstr_arg, len_arg, limit_arg, rp_bytes, rp_str, rule_arg, slice_arg, timeout_arg};
 use super::callback::{rp_user_data_free_callback, ForeignCallback};
 use super::handle::{box_free, box_into_handle, box_ref, write_out, Castable, OwnedBox};
 use super::status::rp_status;
@@ -15,8 +15,8 @@ use crate::transport::Endpoint;
 /// How a worker connects and what it registers as.
 ///
 /// Methods: `rp_push_worker_options_new`, `_add_namespace`, `_add_activity_type`, `_set_node`,
-/// `_add_protocol`, `_set_service`, `_set_connect_timeout_ms`, `_set_max_queued`,
-/// `_set_auth_token`, `_free`; consumed by `rp_push_client_connect`.
+/// `_add_protocol`, `_set_service`, `_set_connect_timeout_ms`, `_set_auth_token`, `_free`;
+/// consumed by `rp_push_client_connect`.
 ///
 /// Exclusive handle (Send).
 pub struct rp_push_worker_options {
@@ -38,12 +38,17 @@ impl Castable for rp_push_worker_options {
 /// Functions taking `const rp_push_client *` are thread-safe: one thread may wait in
 /// `rp_push_client_recv` while others reply or close. There is no background thread: the thread
 /// that receives reads the socket itself.
+///
+/// Flow control: the client reads from the server only inside `rp_push_client_recv` /
+/// `_dispatch`, so it holds at most the pushes that arrived in one read. While the worker does
+/// not receive, the server's buffer for it fills and further pushes to it fail with
+/// `RP_STATUS_AGAIN` on the server side: nothing is dropped silently and memory stays bounded.
 pub struct rp_push_client {
     _private: [u8; 0],
 }
 
 pub(crate) struct ClientHandle {
-    client: PushClient,
+    pub(crate) client: PushClient,
     handler: Mutex<Option<Arc<ForeignCallback<rp_push_handler_callback>>>>,
 }
 
@@ -89,10 +94,16 @@ pub type rp_push_handler_callback = Option<
 ///
 /// Parameters: `endpoint` — a socket path, `@name` (Linux abstract socket) or
 /// `tcp://host:port`; `identity` — who the worker is (1–256 bytes); `task_queue` — the queue of
-/// work it takes (may be empty).
+/// work it takes (0–256 bytes).
+///
+/// Limits of a registration (checked by `rp_push_client_connect`, which returns
+/// `RP_STATUS_INVALID_ARGUMENT` naming the limit, and by the server, which rejects the worker
+/// with a reason naming it): identity 1–256 bytes; task queue and node at most 256 bytes; at
+/// most 64 namespaces and 256 activity types of at most 256 bytes each; at most 64 payload
+/// protocols; at most 16 KiB for the whole encoded registration.
 ///
 /// Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
-/// `RP_STATUS_INVALID_ARGUMENT` (malformed endpoint).
+/// `RP_STATUS_INVALID_ARGUMENT` (malformed endpoint, identity or task queue outside its length).
 ///
 /// Ownership: the caller owns `*out_options`; `rp_push_client_connect` consumes it, otherwise
 /// free it with `rp_push_worker_options_free`.
@@ -112,6 +123,8 @@ pub unsafe extern "C" fn rp_push_worker_options_new(
         if out_options.is_null() {
             return Err(Failure::null("out_options"));
         }
+        let identity = len_arg(identity, "identity", 1, crate::push::MAX_REGISTRATION_STRING)?;
+        let task_queue = len_arg(task_queue, "task_queue", 0, crate::push::MAX_REGISTRATION_STRING)?;
         let registration =
             Registration { identity: identity.to_owned(), task_queue: task_queue.to_owned(), ..Default::default() };
         let opts = WorkerOptions::new(Endpoint::parse(endpoint)?, registration);
@@ -170,8 +183,8 @@ pub unsafe extern "C" fn rp_push_worker_options_add_activity_type(
     }
 }
 
-/// Sets the node (host) name the worker reports. Returns `RP_STATUS_OK`,
-/// `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`.
+/// Sets the node (host) name the worker reports (at most 256 bytes). Returns `RP_STATUS_OK`,
+/// `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`, `RP_STATUS_INVALID_ARGUMENT` (too long).
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_worker_options_set_node(
@@ -181,7 +194,7 @@ pub unsafe extern "C" fn rp_push_worker_options_set_node(
     // SAFETY: forwarded API contract.
     unsafe {
         edit_options(options, |o| {
-            o.registration.node = cstr_arg(node, "node")?.to_owned();
+            o.registration.node = len_arg(cstr_arg(node, "node")?, "node", 0, crate::push::MAX_REGISTRATION_STRING)?.to_owned();
             Ok(())
         })
     }
@@ -206,8 +219,9 @@ pub unsafe extern "C" fn rp_push_worker_options_add_protocol(
     }
 }
 
-/// Sets the service name sent in the Hello (default "librp-push").
-/// Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`.
+/// Sets the service name sent in the Hello (default "librp-push"): 1–64 characters of
+/// `[a-z0-9-]`. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
+/// `RP_STATUS_INVALID_ARGUMENT` (a name outside the rule).
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_worker_options_set_service(
@@ -217,47 +231,41 @@ pub unsafe extern "C" fn rp_push_worker_options_set_service(
     // SAFETY: forwarded API contract.
     unsafe {
         edit_options(options, |o| {
-            o.service_name = cstr_arg(service_name, "service_name")?.to_owned();
+            let name = cstr_arg(service_name, "service_name")?;
+            o.service_name = rule_arg(name, "service_name", crate::wire::names::check_service_name)?.to_owned();
             Ok(())
         })
     }
 }
 
-/// Sets the limit for connecting, the Hello and the registration together (default 5000 ms).
-/// Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+/// Sets the limit for connecting, the Hello and the registration together (default 5000 ms;
+/// 0 = do not wait, -1 = no limit). Returns `RP_STATUS_OK`, `RP_STATUS_INVALID_ARGUMENT` (a
+/// timeout below -1), `RP_STATUS_NULL_ARGUMENT`.
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_worker_options_set_connect_timeout_ms(
     options: *mut rp_push_worker_options,
-    timeout_ms: u32,
+    timeout_ms: i32,
 ) -> rp_status {
     // SAFETY: forwarded API contract.
     unsafe {
         edit_options(options, |o| {
-            o.connect_timeout = std::time::Duration::from_millis(u64::from(timeout_ms.max(1)));
+            o.connect_timeout = limit_arg(timeout_ms)?;
             Ok(())
         })
     }
 }
 
-/// Kept for source compatibility; it no longer changes anything. The client reads from the
-/// server only inside `rp_push_client_recv`/`_dispatch`, so its inbox holds at most the pushes
-/// that arrived in one read. While the worker does not receive, the server's buffer for it
-/// fills and further pushes to it fail with `RP_STATUS_AGAIN` on the server side: nothing is
-/// dropped silently and memory stays bounded. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
-#[must_use]
+/// Withdrawn from the API (it changed nothing) and left out of rp.h; still exported, doing
+/// nothing, so that programs linked against an earlier librp.so.0 keep loading (see "ABI
+/// contract" in rp.h). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_worker_options_set_max_queued(
     options: *mut rp_push_worker_options,
-    max_queued: usize,
+    _max_queued: usize,
 ) -> rp_status {
     // SAFETY: forwarded API contract.
-    unsafe {
-        edit_options(options, |o| {
-            o.max_queued_pushes = max_queued.max(1);
-            Ok(())
-        })
-    }
+    unsafe { edit_options(options, |_| Ok(())) }
 }
 
 /// Sets the token sent in the Hello, for servers that require one (TCP). `token` may be NULL
@@ -299,6 +307,8 @@ pub unsafe extern "C" fn rp_push_worker_options_free(options: *mut rp_push_worke
 ///   its reason.
 /// - `RP_STATUS_TIMEOUT`: no answer within the connect timeout.
 /// - `RP_STATUS_IO`: the endpoint could not be reached.
+/// - `RP_STATUS_INVALID_ARGUMENT`: the registration is over a limit (see
+///   `rp_push_worker_options_new`); the last error message names it. Nothing was sent.
 /// - `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_PROTOCOL`, `RP_STATUS_MALFORMED`, framing errors.
 ///
 /// Blocks up to the connect timeout. Ownership: the caller owns `*out_client`; free it with
@@ -342,12 +352,13 @@ pub unsafe extern "C" fn rp_push_client_worker_id(client: *const rp_push_client)
 
 /// Waits for the next push.
 ///
-/// Parameters: `timeout_ms` — negative waits forever, 0 only takes a push already here;
+/// Parameters: `timeout_ms` — -1 waits without limit, 0 only takes a push already here;
 /// `out_push` — receives the push on success.
 ///
 /// Returns `RP_STATUS_OK`, `RP_STATUS_TIMEOUT` (none came), `RP_STATUS_CLOSED` (the server went
 /// away, the connection broke a protocol rule, or `rp_push_client_close` was called — the last
-/// error message says which), `RP_STATUS_NULL_ARGUMENT`.
+/// error message says which), `RP_STATUS_NO_MEMORY` (a push did not fit in memory: the
+/// connection ended, later calls return the same), `RP_STATUS_NULL_ARGUMENT`.
 ///
 /// Ownership: the caller owns `*out_push`; free it with `rp_push_free`.
 /// Thread safety: may run concurrently with every other `const rp_push_client *` function.
@@ -364,7 +375,7 @@ pub unsafe extern "C" fn rp_push_client_recv(
         if out_push.is_null() {
             return Err(Failure::null("out_push"));
         }
-        let job = c.client.recv(timeout_arg(timeout_ms))?;
+        let job = c.client.recv(timeout_arg(timeout_ms)?)?;
         // SAFETY: checked non-NULL.
         unsafe { write_out(out_push, box_into_handle::<rp_push>(job)) };
         Ok(())
@@ -400,9 +411,11 @@ pub unsafe extern "C" fn rp_push_client_reply(
 /// Replies to a push with a failure: the worker could not do the job.
 ///
 /// Parameters: `code` — an `rp_status` or an application code above 1000; `message` — why
-/// (NUL-terminated UTF-8).
+/// (NUL-terminated UTF-8, at most 4096 bytes; a server ends the connection of a worker that
+/// sends a longer one).
 ///
-/// Returns as `rp_push_client_reply`, plus `RP_STATUS_INVALID_UTF8`.
+/// Returns as `rp_push_client_reply`, plus `RP_STATUS_INVALID_UTF8`, and
+/// `RP_STATUS_INVALID_ARGUMENT` for a message over 4096 bytes (the push stays unanswered).
 /// Thread safety: may be called from any thread.
 #[must_use]
 #[unsafe(no_mangle)]
@@ -462,7 +475,7 @@ pub unsafe extern "C" fn rp_push_client_set_handler(
 
 /// Receives pushes and runs the handler for each, on the calling thread.
 ///
-/// Waits up to `timeout_ms` (negative = forever) for the first push, then handles those already
+/// Waits up to `timeout_ms` (-1 = no limit) for the first push, then handles those already
 /// waiting, at most `max_pushes` in all (0 = no limit). `*out_handled` (may be NULL) receives
 /// how many were handled.
 ///
@@ -486,11 +499,12 @@ pub unsafe extern "C" fn rp_push_client_dispatch(
             Failure::new(rp_status::InvalidArgument, "no handler is registered (rp_push_client_set_handler)")
         })?;
         let handler_fn = handler.func.expect("registered handlers are non-NULL");
+        let first_wait = timeout_arg(timeout_ms)?;
         let limit = if max_pushes == 0 { usize::MAX } else { max_pushes };
         let mut handled = 0usize;
         let mut result = Ok(());
         while handled < limit {
-            let wait = if handled == 0 { timeout_arg(timeout_ms) } else { Some(std::time::Duration::ZERO) };
+            let wait = if handled == 0 { first_wait } else { Some(std::time::Duration::ZERO) };
             let job = match c.client.recv(wait) {
                 Ok(job) => job,
                 Err(e) if handled > 0 && e.kind() == crate::ErrorKind::Timeout => break,

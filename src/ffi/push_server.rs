@@ -1,11 +1,9 @@
 //! `rp_push_server_*`: the server side of push for C.
 
-use std::collections::HashMap;
 use std::ffi::{c_char, c_void};
-use std::sync::Mutex;
 
 use super::boundary::{boundary, boundary_or, Failure};
-use super::bytes::{cstr_arg, rp_bytes, rp_str, slice_arg, timeout_arg};
+use super::bytes::{cstr_arg, limit_arg, rp_bytes, rp_str, rule_arg, slice_arg, timeout_arg};
 use super::callback::{rp_user_data_free_callback, ForeignCallback};
 use super::handle::{box_free, box_into_handle, box_ref, write_out, Castable, OwnedBox};
 use super::status::rp_status;
@@ -89,11 +87,9 @@ pub struct rp_push_server {
 }
 
 pub(crate) struct ServerHandle {
-    server: PushServer,
+    pub(crate) server: PushServer,
     on_registration: Option<ForeignCallback<rp_push_registration_callback>>,
     on_worker: Option<ForeignCallback<rp_push_worker_callback>>,
-    /// Registered workers as last seen, to describe them when they leave.
-    known: Mutex<HashMap<u64, WorkerInfo>>,
     /// The bound endpoint as text, for `rp_push_server_endpoint`.
     endpoint: String,
 }
@@ -173,9 +169,10 @@ pub struct rp_worker_info {
 
 /// Creates server options for `endpoint` (a socket path, `@name`, or `tcp://host:port`).
 ///
-/// A socket path is created 0600 in a directory only this user can write (created 0700 when
-/// missing); other users' processes are refused unless allowed; a TCP endpoint must be loopback
-/// unless `_set_allow_remote_tcp` (which requires an auth token).
+/// A socket path is created 0600 in a directory only this user can write (that directory, and
+/// only it, is created 0700 when missing and its parent exists); other users' processes are
+/// refused unless allowed; a TCP endpoint must be loopback unless `_set_allow_remote_tcp`
+/// (which requires an auth token).
 ///
 /// Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
 /// `RP_STATUS_INVALID_ARGUMENT`. Ownership: consumed by `rp_push_server_bind`, or free it with
@@ -216,8 +213,9 @@ unsafe fn edit_server_options(
     })
 }
 
-/// Sets the service name workers must ask for (default "librp-push").
-/// Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`.
+/// Sets the service name workers must ask for (default "librp-push"): 1–64 characters of
+/// `[a-z0-9-]`. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
+/// `RP_STATUS_INVALID_ARGUMENT` (a name outside the rule).
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_server_options_set_service(
@@ -227,7 +225,8 @@ pub unsafe extern "C" fn rp_push_server_options_set_service(
     // SAFETY: forwarded API contract.
     unsafe {
         edit_server_options(options, |o| {
-            o.opts.service_name = cstr_arg(service_name, "service_name")?.to_owned();
+            let name = cstr_arg(service_name, "service_name")?;
+            o.opts.service_name = rule_arg(name, "service_name", crate::wire::names::check_service_name)?.to_owned();
             Ok(())
         })
     }
@@ -235,7 +234,6 @@ pub unsafe extern "C" fn rp_push_server_options_set_service(
 
 /// Accepts Unix peers of other users when `allow` is true (default false: refused with
 /// `PEER_REJECTED`). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
-#[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_server_options_set_allow_other_uids(
     options: *mut rp_push_server_options,
@@ -252,7 +250,6 @@ pub unsafe extern "C" fn rp_push_server_options_set_allow_other_uids(
 
 /// Allows a TCP endpoint on a non-loopback address (an auth token is then required).
 /// Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
-#[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_server_options_set_allow_remote_tcp(
     options: *mut rp_push_server_options,
@@ -285,18 +282,19 @@ pub unsafe extern "C" fn rp_push_server_options_set_auth_token(
     }
 }
 
-/// Sets the time a new connection has to say Hello and register (default 10000 ms).
-/// Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+/// Sets the time a new connection has to say Hello and register (default 10000 ms; 0 = none:
+/// only a Hello already there counts, -1 = no limit). Returns `RP_STATUS_OK`,
+/// `RP_STATUS_INVALID_ARGUMENT` (a timeout below -1), `RP_STATUS_NULL_ARGUMENT`.
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_server_options_set_handshake_timeout_ms(
     options: *mut rp_push_server_options,
-    timeout_ms: u32,
+    timeout_ms: i32,
 ) -> rp_status {
     // SAFETY: forwarded API contract.
     unsafe {
         edit_server_options(options, |o| {
-            o.opts.handshake_timeout = std::time::Duration::from_millis(u64::from(timeout_ms.max(1)));
+            o.opts.handshake_timeout = limit_arg(timeout_ms)?;
             Ok(())
         })
     }
@@ -304,18 +302,23 @@ pub unsafe extern "C" fn rp_push_server_options_set_handshake_timeout_ms(
 
 /// Sets the time a registered worker has to finish a frame once its first bytes arrived
 /// (default 30000 ms); a worker stalled mid-frame longer is disconnected, so it cannot pin the
-/// memory of a large partial frame. 0 means no limit.
-/// Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+/// memory of a large partial frame. -1 means no limit; 0 gives a partial frame no time.
+/// Returns `RP_STATUS_OK`, `RP_STATUS_INVALID_ARGUMENT` (a timeout below -1),
+/// `RP_STATUS_NULL_ARGUMENT`.
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_server_options_set_frame_timeout_ms(
     options: *mut rp_push_server_options,
-    timeout_ms: u32,
+    timeout_ms: i32,
 ) -> rp_status {
     // SAFETY: forwarded API contract.
     unsafe {
         edit_server_options(options, |o| {
-            o.opts.frame_timeout = std::time::Duration::from_millis(u64::from(timeout_ms));
+            // The core reads a zero frame timeout as "no limit".
+            o.opts.frame_timeout = match timeout_arg(timeout_ms)? {
+                None => std::time::Duration::ZERO,
+                Some(t) => t.max(std::time::Duration::from_nanos(1)),
+            };
             Ok(())
         })
     }
@@ -325,7 +328,6 @@ pub unsafe extern "C" fn rp_push_server_options_set_frame_timeout_ms(
 /// 2048), so one user cannot take them all; more are refused with RATE_LIMITED and a retry
 /// hint (detail `scope` = `peer-uid` for the per-uid limit). Clients that already left are
 /// closed first when a limit is reached. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
-#[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_server_options_set_max_connections(
     options: *mut rp_push_server_options,
@@ -344,7 +346,6 @@ pub unsafe extern "C" fn rp_push_server_options_set_max_connections(
 
 /// Sets how many bytes may wait to be sent to one worker before pushes to it fail with
 /// `RP_STATUS_AGAIN` (default 8 MiB). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
-#[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_server_options_set_max_send_buffer(
     options: *mut rp_push_server_options,
@@ -450,7 +451,6 @@ pub unsafe extern "C" fn rp_push_server_bind(
             server,
             on_registration: handle.on_registration,
             on_worker: handle.on_worker,
-            known: Mutex::new(HashMap::new()),
         };
         // SAFETY: checked non-NULL.
         unsafe { write_out(out_server, box_into_handle::<rp_push_server>(server)) };
@@ -503,13 +503,14 @@ pub unsafe extern "C" fn rp_push_server_push(
     })
 }
 
-/// Pushes and waits up to `timeout_ms` (negative = forever) for the worker's answer. Without a
+/// Pushes and waits up to `timeout_ms` (-1 = no limit) for the worker's answer. Without a
 /// deadline of its own the push gets "now + timeout" as its deadline, so the worker drops it
 /// when the caller stops waiting.
 ///
 /// Returns `RP_STATUS_OK` (`*out_result` holds the worker's answer — a reply or the worker's
 /// failure), `RP_STATUS_TIMEOUT`, `RP_STATUS_CLOSED` (the worker went away before answering, or
-/// the server shut down), `RP_STATUS_NOT_FOUND` (no worker matches the target),
+/// the server shut down), `RP_STATUS_NO_MEMORY` (the worker's reply did not fit in memory: its
+/// connection ended), `RP_STATUS_NOT_FOUND` (no worker matches the target),
 /// `RP_STATUS_AGAIN` (the worker is not keeping up), `RP_STATUS_NULL_ARGUMENT`.
 ///
 /// Ownership: the caller owns `*out_result`; free it with `rp_push_result_free`.
@@ -528,7 +529,7 @@ pub unsafe extern "C" fn rp_push_server_push_wait(
         if out_result.is_null() {
             return Err(Failure::null("out_result"));
         }
-        let outcome = match timeout_arg(timeout_ms) {
+        let outcome = match timeout_arg(timeout_ms)? {
             Some(t) => s.server.push_wait_ref(&r.target, &r.spec, t)?,
             None => s.server.push(r.target.clone(), r.spec.clone())?.wait(None)?,
         };
@@ -562,7 +563,7 @@ pub unsafe extern "C" fn rp_push_server_workers(
 
 /// Runs the registration and worker callbacks for pending server events, on the calling thread.
 ///
-/// Waits up to `timeout_ms` (negative = forever) for the first event, then handles those already
+/// Waits up to `timeout_ms` (-1 = no limit) for the first event, then handles those already
 /// waiting. `*out_handled` (may be NULL) receives how many were handled.
 ///
 /// Returns `RP_STATUS_OK` (at least one handled), `RP_STATUS_TIMEOUT` (none came),
@@ -580,9 +581,10 @@ pub unsafe extern "C" fn rp_push_server_dispatch(
     boundary(|| {
         // SAFETY: NULL or a live server.
         let s = unsafe { server_ref(server) }?;
+        let first_wait = timeout_arg(timeout_ms)?;
         let mut handled = 0usize;
         let result = loop {
-            let wait = if handled == 0 { timeout_arg(timeout_ms) } else { Some(std::time::Duration::ZERO) };
+            let wait = if handled == 0 { first_wait } else { Some(std::time::Duration::ZERO) };
             match s.server.next_event(wait) {
                 Ok(event) => {
                     s.handle_event(event);
@@ -608,20 +610,8 @@ impl ServerHandle {
                 let decision = self.decide(&info);
                 let _ = self.server.decide(worker_id, decision);
             }
-            ServerEvent::WorkerConnected(info) => {
-                self.notify(&info, true, "");
-                self.known.lock().unwrap_or_else(|p| p.into_inner()).insert(info.id, info);
-            }
-            ServerEvent::WorkerDisconnected { worker_id, reason } => {
-                let info = self.known.lock().unwrap_or_else(|p| p.into_inner()).remove(&worker_id);
-                let info = info.unwrap_or(WorkerInfo {
-                    id: worker_id,
-                    registration: Default::default(),
-                    peer: None,
-                    in_flight: 0,
-                });
-                self.notify(&info, false, &reason);
-            }
+            ServerEvent::WorkerConnected(info) => self.notify(&info, true, ""),
+            ServerEvent::WorkerDisconnected { worker, reason } => self.notify(&worker, false, &reason),
         }
     }
 
@@ -661,8 +651,9 @@ impl ServerHandle {
     }
 }
 
-/// A descriptor readable while server events wait for `rp_push_server_dispatch`. Level-triggered;
-/// owned by the server (never read or close it). -1 if `server` is NULL.
+/// A descriptor readable while server events wait for `rp_push_server_dispatch`, or once the
+/// server is shut down (`rp_push_server_dispatch` then returns `RP_STATUS_CLOSED` at once).
+/// Level-triggered; owned by the server (never read or close it). -1 if `server` is NULL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_server_event_fd(server: *const rp_push_server) -> i32 {
     // SAFETY: NULL or a live server.
@@ -708,9 +699,11 @@ pub unsafe extern "C" fn rp_push_server_free(server: *mut rp_push_server) {
 
 /// Creates a push request; by default it goes to any worker serving `payload_protocol`.
 ///
-/// Parameters: `payload`, `len` — copied (`payload` may be NULL when `len` is 0).
+/// Parameters: `payload_protocol` — a consumer (0x7000–0x7EFF) or private-use (0xF000–0xFFFF)
+/// id, or SESSION (0x5350); `payload`, `len` — copied (`payload` may be NULL when `len` is 0).
 ///
 /// Returns `RP_STATUS_OK`, `RP_STATUS_TOO_LARGE` (beyond what one frame carries),
+/// `RP_STATUS_INVALID_ARGUMENT` (a first-party or unassigned `payload_protocol`),
 /// `RP_STATUS_NULL_ARGUMENT`. Ownership: the caller owns `*out_request`; free it with
 /// `rp_push_request_free`.
 #[must_use]
@@ -727,6 +720,7 @@ pub unsafe extern "C" fn rp_push_request_new(
         if out_request.is_null() {
             return Err(Failure::null("out_request"));
         }
+        crate::wire::registry::check_servable(payload_protocol)?;
         // Leave room for the envelope and the Push wrapper inside the frame cap.
         if payload.len() > crate::wire::MAX_BODY as usize - 1024 {
             return Err(Failure::new(
@@ -760,7 +754,6 @@ unsafe fn edit_request(
 /// Sets the absolute deadline (Unix milliseconds; 0 = none). Past it the push fails with
 /// `RP_STATUS_TIMEOUT` and the worker is told to drop it. Returns `RP_STATUS_OK`,
 /// `RP_STATUS_NULL_ARGUMENT`.
-#[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_request_set_deadline_unix_ms(request: *mut rp_push_request, deadline: u64) -> rp_status {
     // SAFETY: forwarded API contract.
@@ -773,7 +766,8 @@ pub unsafe extern "C" fn rp_push_request_set_deadline_unix_ms(request: *mut rp_p
 }
 
 /// Sets the W3C traceparent (copied). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`,
-/// `RP_STATUS_INVALID_UTF8`.
+/// `RP_STATUS_INVALID_UTF8`. Traceparent and tracestate together are at most 8192 bytes
+/// (the push then fails with `RP_STATUS_INVALID_ARGUMENT`; a receiver ends a connection carrying more).
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_request_set_traceparent(
@@ -790,7 +784,8 @@ pub unsafe extern "C" fn rp_push_request_set_traceparent(
 }
 
 /// Sets the W3C tracestate (copied). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`,
-/// `RP_STATUS_INVALID_UTF8`.
+/// `RP_STATUS_INVALID_UTF8`. Traceparent and tracestate together are at most 8192 bytes
+/// (the push then fails with `RP_STATUS_INVALID_ARGUMENT`; a receiver ends a connection carrying more).
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_request_set_tracestate(
@@ -807,7 +802,6 @@ pub unsafe extern "C" fn rp_push_request_set_tracestate(
 }
 
 /// Sends the push to one worker by id. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
-#[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_request_to_worker(request: *mut rp_push_request, worker_id: u64) -> rp_status {
     // SAFETY: forwarded API contract.
@@ -837,13 +831,15 @@ pub unsafe extern "C" fn rp_push_request_to_task_queue(
 }
 
 /// Sends the push to the least busy worker serving `payload_protocol` (the default target uses
-/// the request's own protocol). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+/// the request's own protocol). Returns `RP_STATUS_OK`, `RP_STATUS_INVALID_ARGUMENT` (a
+/// first-party or unassigned id), `RP_STATUS_NULL_ARGUMENT`.
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_request_to_protocol(request: *mut rp_push_request, payload_protocol: u32) -> rp_status {
     // SAFETY: forwarded API contract.
     unsafe {
         edit_request(request, |r| {
+            crate::wire::registry::check_servable(payload_protocol)?;
             r.target = Target::Protocol(payload_protocol);
             Ok(())
         })
@@ -875,7 +871,7 @@ pub unsafe extern "C" fn rp_push_ticket_is_done(ticket: *const rp_push_ticket) -
     })
 }
 
-/// Waits up to `timeout_ms` (negative = forever, 0 = poll) for the push's outcome and takes it.
+/// Waits up to `timeout_ms` (-1 = no limit, 0 = do not wait) for the push's outcome and takes it.
 ///
 /// Returns `RP_STATUS_OK` (`*out_result` holds the worker's answer), `RP_STATUS_TIMEOUT` (no
 /// outcome yet — or the push's own deadline passed; `rp_push_ticket_is_done` tells which),
@@ -897,7 +893,7 @@ pub unsafe extern "C" fn rp_push_ticket_wait(
         if out_result.is_null() {
             return Err(Failure::null("out_result"));
         }
-        let outcome = t.wait(timeout_arg(timeout_ms))?;
+        let outcome = t.wait(timeout_arg(timeout_ms)?)?;
         // SAFETY: checked non-NULL.
         unsafe { write_out(out_result, box_into_handle::<rp_push_result>(outcome)) };
         Ok(())

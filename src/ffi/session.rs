@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::ffi::{c_char, c_void};
 
 use super::boundary::{boundary, boundary_or, Failure};
-use super::bytes::{cstr_arg, rp_bytes, rp_msg, rp_str, slice_arg, timeout_arg};
+use super::bytes::{cstr_arg, limit_arg, rp_bytes, rp_msg, rp_str, slice_arg, timeout_arg};
 use super::callback::{rp_user_data_free_callback, ForeignCallback};
 use super::handle::{box_free, box_into_handle, box_ref, write_out, Castable, OwnedBox};
 use super::status::rp_status;
@@ -22,6 +22,10 @@ pub enum rp_session_side {
     /// The side that accepted the connection: its calls use even request ids.
     Accepting = 1,
 }
+
+/// An `rp_session_side` as received from C: the header names the enum, librp reads the
+/// integer and checks it (an integer from C is never transmuted into a Rust enum).
+pub type rp_session_side_arg = i32;
 
 /// Serves one of the peer's requests.
 ///
@@ -54,7 +58,7 @@ pub struct rp_session {
 }
 
 pub(crate) struct SessionHandle {
-    session: Session,
+    pub(crate) session: Session,
     dispatcher: Option<ForeignCallback<rp_session_request_callback>>,
 }
 
@@ -129,7 +133,7 @@ impl Castable for rp_session_request {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_session_new(
     conn: *mut super::broker::rp_conn,
-    side: i32,
+    side: rp_session_side_arg,
     dispatcher: rp_session_request_callback,
     user_data: *mut c_void,
     user_data_free: rp_user_data_free_callback,
@@ -172,7 +176,7 @@ fn start(
 /// ids). The peer is typically an `rp_session_listener`; no Hello is exchanged.
 ///
 /// Parameters: `endpoint` — a socket path, `@abstract` name, or `tcp://host:port`;
-/// `timeout_ms` — limit for connecting (negative = 5000 ms); `dispatcher`, `user_data`,
+/// `timeout_ms` — limit for connecting (see the timeout rule); `dispatcher`, `user_data`,
 /// `user_data_free` and `out_session` as for `rp_session_new`.
 ///
 /// Returns `RP_STATUS_OK`, `RP_STATUS_IO` (nothing listens there), `RP_STATUS_TIMEOUT`,
@@ -197,8 +201,7 @@ pub unsafe extern "C" fn rp_session_connect(
         if out_session.is_null() {
             return Err(Failure::null("out_session"));
         }
-        let timeout = timeout_arg(timeout_ms).unwrap_or(std::time::Duration::from_secs(5));
-        let conn = crate::session::connect(&endpoint, timeout.max(std::time::Duration::from_millis(1)))?;
+        let conn = crate::session::connect(&endpoint, limit_arg(timeout_ms)?)?;
         let handle = start(conn, Side::Connecting, callback)?;
         // SAFETY: checked non-NULL.
         unsafe { write_out(out_session, handle) };
@@ -209,8 +212,8 @@ pub unsafe extern "C" fn rp_session_connect(
 /// A listening socket whose connections become sessions on the accepting side.
 ///
 /// Methods: `rp_session_listener_bind`, `rp_session_listener_endpoint`,
-/// `rp_session_listener_accept`, `rp_session_listener_free`. Functions taking
-/// `const rp_session_listener *` are thread-safe.
+/// `rp_session_listener_accept`, `rp_session_listener_close`, `rp_session_listener_free`.
+/// Functions taking `const rp_session_listener *` are thread-safe.
 pub struct rp_session_listener {
     _private: [u8; 0],
 }
@@ -229,9 +232,10 @@ pub(crate) struct ListenerHandle {
 /// Binds a listener for sessions.
 ///
 /// Parameters: `endpoint` — a socket path (created 0600 in a directory only this user can
-/// write; created 0700 when missing), an `@abstract` name, or a loopback `tcp://host:port`
-/// (port 0 picks one). Unix peers of another user are refused; on TCP any local process may
-/// connect. `out_listener` receives the listener.
+/// write; that directory, and only it, is created 0700 when missing and its parent exists), an
+/// `@abstract` name, or a loopback `tcp://host:port` (port 0 picks one). Unix peers of another
+/// user are refused; on TCP any local process may connect. `out_listener` receives the
+/// listener.
 ///
 /// Returns `RP_STATUS_OK`, `RP_STATUS_IO` (for example the address is in use),
 /// `RP_STATUS_PERMISSION_DENIED` (an unsafe socket directory, or a non-loopback TCP address),
@@ -269,13 +273,14 @@ pub unsafe extern "C" fn rp_session_listener_endpoint(listener: *const rp_sessio
     })
 }
 
-/// Waits up to `timeout_ms` (negative = forever, 0 = only one already waiting) for a
+/// Waits up to `timeout_ms` (-1 = no limit, 0 = only one already waiting) for a
 /// connection and starts a session on it as the accepting side (even request ids).
 ///
 /// Parameters: `dispatcher`, `user_data`, `user_data_free` and `out_session` as for
 /// `rp_session_new` (`user_data_free` also runs at once when no connection came).
 ///
-/// Returns `RP_STATUS_OK`, `RP_STATUS_TIMEOUT` (no connection in time), `RP_STATUS_IO`,
+/// Returns `RP_STATUS_OK`, `RP_STATUS_TIMEOUT` (no connection in time), `RP_STATUS_CLOSED`
+/// (`rp_session_listener_close` was called, also while this call waited), `RP_STATUS_IO`,
 /// `RP_STATUS_NULL_ARGUMENT`.
 ///
 /// Ownership: the caller owns `*out_session`; free it with `rp_session_free`.
@@ -297,7 +302,7 @@ pub unsafe extern "C" fn rp_session_listener_accept(
         if out_session.is_null() {
             return Err(Failure::null("out_session"));
         }
-        let conn = l.listener.accept(timeout_arg(timeout_ms))?;
+        let conn = l.listener.accept(timeout_arg(timeout_ms)?)?;
         let handle = start(conn, Side::Accepting, callback)?;
         // SAFETY: checked non-NULL.
         unsafe { write_out(out_session, handle) };
@@ -305,8 +310,22 @@ pub unsafe extern "C" fn rp_session_listener_accept(
     })
 }
 
+/// Stops accepting: every `rp_session_listener_accept` waiting now (on any thread) returns
+/// `RP_STATUS_CLOSED` at once, and so do later ones. Sessions accepted before go on; free the
+/// listener as usual. Idempotent; callable from any thread. NULL is a no-op.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_session_listener_close(listener: *const rp_session_listener) {
+    boundary_or((), || {
+        // SAFETY: NULL or a live listener per the API contract.
+        if let Ok(l) = unsafe { box_ref::<rp_session_listener>(listener, "listener") } {
+            l.listener.close();
+        }
+    })
+}
+
 /// Frees a listener (a socket file it created is removed); sessions accepted from it go on.
-/// NULL is a no-op. Must not be called twice, nor while another thread uses `listener`.
+/// NULL is a no-op. Must not be called twice, nor while another thread uses `listener` (close
+/// it with `rp_session_listener_close` first to wake a thread waiting in accept).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_session_listener_free(listener: *mut rp_session_listener) {
     // SAFETY: NULL or a live listener owned by the caller.
@@ -339,7 +358,7 @@ unsafe fn options_of<'a>(options: *const rp_session_call_options) -> Cow<'a, Cal
     unsafe { box_ref::<rp_session_call_options>(options, "options") }.map_or_else(|_| Cow::Owned(CallOptions::default()), Cow::Borrowed)
 }
 
-/// Calls the peer and waits up to `timeout_ms` (negative = forever) for its response.
+/// Calls the peer and waits up to `timeout_ms` (-1 = no limit) for its response.
 ///
 /// Parameters: `payload_protocol` — the consumer protocol of `payload` (carried to the peer,
 /// not read by librp); `payload`, `len` — copied (`payload` may be NULL when `len` is 0);
@@ -348,7 +367,8 @@ unsafe fn options_of<'a>(options: *const rp_session_call_options) -> Cow<'a, Cal
 ///
 /// Returns `RP_STATUS_OK` (`*out_response` holds the answer), `RP_STATUS_TIMEOUT` (the wait or
 /// the deadline passed; the peer was sent a CANCEL, or the peer reported the deadline),
-/// `RP_STATUS_CLOSED` (the connection ended), `RP_STATUS_CANCELLED`, the peer's error as a
+/// `RP_STATUS_CLOSED` (the connection ended), `RP_STATUS_NO_MEMORY` (what the peer sent did not
+/// fit in memory: the session ended), `RP_STATUS_CANCELLED`, the peer's error as a
 /// status (`RP_STATUS_NOT_FOUND` when the peer has no dispatcher, `RP_STATUS_PEER_ERROR` for an
 /// application code; `rp_last_error_message` has the peer's message),
 /// `RP_STATUS_NULL_ARGUMENT`.
@@ -372,7 +392,7 @@ pub unsafe extern "C" fn rp_session_call(
         if out_response.is_null() {
             return Err(Failure::null("out_response"));
         }
-        let response = s.session.call(payload_protocol, payload, &opts, timeout_arg(timeout_ms)).map_err(call_failure)?;
+        let response = s.session.call(payload_protocol, payload, &opts, timeout_arg(timeout_ms)?).map_err(call_failure)?;
         // SAFETY: checked non-NULL.
         unsafe { write_out(out_response, box_into_handle::<rp_msg>(response)) };
         Ok(())
@@ -414,7 +434,7 @@ pub unsafe extern "C" fn rp_session_call_start(
 
 /// Runs the dispatcher callback for the peer's requests, on the calling thread.
 ///
-/// Waits up to `timeout_ms` (negative = forever) for the first request, then serves those
+/// Waits up to `timeout_ms` (-1 = no limit) for the first request, then serves those
 /// already waiting. `*out_handled` (may be NULL) receives how many were served. Requests whose
 /// deadline passed while they waited are answered with `RP_STATUS_TIMEOUT` and not served.
 ///
@@ -436,9 +456,10 @@ pub unsafe extern "C" fn rp_session_dispatch(
         let Some(cb) = &s.dispatcher else {
             return Err(Failure::new(rp_status::InvalidArgument, "the session has no dispatcher"));
         };
+        let first_wait = timeout_arg(timeout_ms)?;
         let mut handled = 0usize;
         let result = loop {
-            let wait = if handled == 0 { timeout_arg(timeout_ms) } else { Some(std::time::Duration::ZERO) };
+            let wait = if handled == 0 { first_wait } else { Some(std::time::Duration::ZERO) };
             match s.session.next_request(wait) {
                 Ok(request) => {
                     match cb.func {
@@ -548,7 +569,6 @@ unsafe fn edit_options(
 /// Sets the absolute deadline in Unix milliseconds (0 = none). It travels in the frame; past
 /// it the call ends with `RP_STATUS_TIMEOUT` on both sides. Returns `RP_STATUS_OK`,
 /// `RP_STATUS_NULL_ARGUMENT`.
-#[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_session_call_options_set_deadline_unix_ms(
     options: *mut rp_session_call_options,
@@ -564,7 +584,8 @@ pub unsafe extern "C" fn rp_session_call_options_set_deadline_unix_ms(
 }
 
 /// Sets the W3C traceparent (copied). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`,
-/// `RP_STATUS_INVALID_UTF8`.
+/// `RP_STATUS_INVALID_UTF8`. Traceparent and tracestate together are at most 8192 bytes
+/// (the call then fails with `RP_STATUS_INVALID_ARGUMENT`; a receiver ends a connection carrying more).
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_session_call_options_set_traceparent(
@@ -581,7 +602,8 @@ pub unsafe extern "C" fn rp_session_call_options_set_traceparent(
 }
 
 /// Sets the W3C tracestate (copied). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`,
-/// `RP_STATUS_INVALID_UTF8`.
+/// `RP_STATUS_INVALID_UTF8`. Traceparent and tracestate together are at most 8192 bytes
+/// (the call then fails with `RP_STATUS_INVALID_ARGUMENT`; a receiver ends a connection carrying more).
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_session_call_options_set_tracestate(
@@ -634,7 +656,7 @@ pub unsafe extern "C" fn rp_session_ticket_is_done(call: *const rp_session_ticke
     boundary_or(false, || unsafe { call_ref(call) }.is_ok_and(|c| c.is_done()))
 }
 
-/// Waits up to `timeout_ms` (negative = forever, 0 = poll) for the call's response and takes it.
+/// Waits up to `timeout_ms` (-1 = no limit, 0 = do not wait) for the call's response and takes it.
 ///
 /// Returns `RP_STATUS_OK` (`*out_response` holds the answer), `RP_STATUS_TIMEOUT` (the wait
 /// ended first and the call goes on — `rp_session_ticket_is_done` is false — or the call's
@@ -657,15 +679,15 @@ pub unsafe extern "C" fn rp_session_ticket_wait(
         if out_response.is_null() {
             return Err(Failure::null("out_response"));
         }
-        let response = c.wait(timeout_arg(timeout_ms)).map_err(call_failure)?;
+        let response = c.wait(timeout_arg(timeout_ms)?).map_err(call_failure)?;
         // SAFETY: checked non-NULL.
         unsafe { write_msg(out_response, response) };
         Ok(())
     })
 }
 
-/// Reads the next chunk the peer streamed on this call, waiting up to `timeout_ms` (negative =
-/// forever, 0 = poll). Chunks arrive in the order the peer sent them.
+/// Reads the next chunk the peer streamed on this call, waiting up to `timeout_ms` (-1 = no
+/// limit, 0 = do not wait). Chunks arrive in the order the peer sent them.
 ///
 /// Returns `RP_STATUS_OK` (`*out_chunk` holds the chunk), `RP_STATUS_CLOSED` (the stream has
 /// ended: the peer half-closed or sent its response — take it with `rp_session_ticket_wait` — or
@@ -689,7 +711,7 @@ pub unsafe extern "C" fn rp_session_ticket_next_chunk(
         if out_chunk.is_null() {
             return Err(Failure::null("out_chunk"));
         }
-        let chunk = c.next_chunk(timeout_arg(timeout_ms)).map_err(call_failure)?;
+        let chunk = c.next_chunk(timeout_arg(timeout_ms)?).map_err(call_failure)?;
         // SAFETY: checked non-NULL.
         unsafe { write_msg(out_chunk, chunk) };
         Ok(())
@@ -820,7 +842,7 @@ pub unsafe extern "C" fn rp_session_request_is_cancelled(request: *const rp_sess
 }
 
 /// Reads the next chunk the caller sent on this request (a tunnel), waiting up to `timeout_ms`
-/// (negative = forever, 0 = poll).
+/// (-1 = no limit, 0 = do not wait).
 ///
 /// Returns `RP_STATUS_OK` (`*out_chunk` holds it), `RP_STATUS_CLOSED` (the caller half-closed,
 /// or the connection ended), `RP_STATUS_TIMEOUT` (the wait or the request's deadline),
@@ -841,7 +863,7 @@ pub unsafe extern "C" fn rp_session_request_next_chunk(
         if out_chunk.is_null() {
             return Err(Failure::null("out_chunk"));
         }
-        let chunk = r.next_chunk(timeout_arg(timeout_ms))?;
+        let chunk = r.next_chunk(timeout_arg(timeout_ms)?)?;
         // SAFETY: checked non-NULL.
         unsafe { write_msg(out_chunk, chunk) };
         Ok(())
@@ -921,9 +943,12 @@ pub unsafe extern "C" fn rp_session_respond(
 /// Answers a request with an error, ending it: the caller's call returns the status `code`
 /// (when it is an `rp_status`, for example `RP_STATUS_NOT_FOUND`) or `RP_STATUS_PEER_ERROR`
 /// (for an application code of 1000 or more), with `message` as its last error text.
-/// Consumes `request`, even if an error is returned. `message` is copied (NULL = "").
+/// Consumes `request`, even if an error is returned. `message` is copied (NULL = ""); it is at
+/// most 4096 bytes (a session ends when its peer sends a longer one).
 ///
-/// Returns as `rp_session_respond` (plus `RP_STATUS_INVALID_UTF8` for `message`).
+/// Returns as `rp_session_respond` (plus `RP_STATUS_INVALID_UTF8` for `message`, and
+/// `RP_STATUS_INVALID_ARGUMENT` for a message over 4096 bytes: the caller then gets the
+/// `RP_STATUS_CLOSED` error of a request dropped without an answer).
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_session_respond_error(

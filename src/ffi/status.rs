@@ -59,7 +59,8 @@ pub enum rp_status {
     Refused = 30,
     /// The peer rejected a registration or handoff (its reason is readable).
     Rejected = 31,
-    /// The operation is not permitted (for example a peer of another user).
+    /// The operation is not permitted: a peer of another user, an unsafe socket directory, or
+    /// the system refused access (EACCES/EPERM on a connect, a bind or a file).
     PermissionDenied = 32,
     /// The peer answered a session call with an application error (code 1000 or more, or one
     /// librp does not know); `rp_last_error_message` shows "peer error CODE: MESSAGE".
@@ -68,12 +69,15 @@ pub enum rp_status {
     Io = 40,
     /// The configuration (environment or options) is invalid.
     Config = 41,
+    /// Memory for what a peer sent (a frame, a payload, a message) could not be allocated: the
+    /// connection ended, the process lives on.
+    NoMemory = 42,
     /// A bug inside librp was caught at the boundary; only `_free` is valid on the handle now.
     Panic = 90,
 }
 
 /// Every status, for `From<i32>` and `rp_status_str` (not exported to C).
-const ALL_STATUSES: [rp_status; 27] = [
+const ALL_STATUSES: [rp_status; 28] = [
     rp_status::Ok,
     rp_status::Again,
     rp_status::Timeout,
@@ -100,6 +104,7 @@ const ALL_STATUSES: [rp_status; 27] = [
     rp_status::PeerError,
     rp_status::Io,
     rp_status::Config,
+    rp_status::NoMemory,
     rp_status::Panic,
 ];
 
@@ -133,6 +138,7 @@ impl rp_status {
             rp_status::PeerError => c"peer error",
             rp_status::Io => c"i/o error",
             rp_status::Config => c"invalid configuration",
+            rp_status::NoMemory => c"out of memory",
             rp_status::Panic => c"internal panic",
         }
     }
@@ -176,6 +182,7 @@ impl From<ErrorKind> for rp_status {
             ErrorKind::Disabled => rp_status::Disabled,
             ErrorKind::Cancelled => rp_status::Cancelled,
             ErrorKind::PeerError => rp_status::PeerError,
+            ErrorKind::NoMemory => rp_status::NoMemory,
         }
     }
 }

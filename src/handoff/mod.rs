@@ -11,20 +11,21 @@
 //! framed offer on the same Unix socket; the rest of the offer (if any) follows as ordinary
 //! bytes, and the ack goes back on that socket. See [`accept_handoff`].
 
-mod fdpass;
 mod token;
 
-pub use fdpass::{recv_with_fd, send_with_fd, MAX_FDS_PER_MESSAGE};
+/// Descriptor passing (`SCM_RIGHTS`) lives in the transport seam; re-exported here, where
+/// handoff users look for it.
+pub use crate::transport::{recv_with_fd, send_with_fd, MAX_FDS_PER_MESSAGE};
 pub(crate) use token::fill_random;
 pub use token::{Token, TokenRejection, TokenStore, DEFAULT_MAX_PENDING, DEFAULT_TTL, TOKEN_LEN};
 
 use std::borrow::Cow;
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
 
 use prost::Message;
 
 use crate::error::{Error, Result};
+use crate::transport::{AsDescriptor, OwnedDescriptor};
 use crate::wire::proto::{FrameKind, HandoffAck, HandoffOffer};
 use crate::wire::{self, registry, Decoded, FrameView, WireError, HEADER_LEN};
 
@@ -188,12 +189,13 @@ fn serve_frame_bytes<W: Write>(
 /// descriptor is closed and the error is [`Error::Rejected`] with the reason. Every received
 /// descriptor is closed on every failure.
 ///
-/// `socket` is any Unix stream socket: a [`std::os::unix::net::UnixStream`], or a wrapper around a caller's
-/// descriptor (the C API uses one that enforces a deadline on reads).
-pub fn accept_handoff<S: AsFd + Read + Write>(
+/// `socket` is any Unix stream socket: a [`transport::Stream`](crate::transport::Stream), a
+/// `UnixStream`, or a wrapper around a caller's descriptor (the C API uses one that enforces a
+/// deadline on reads).
+pub fn accept_handoff<S: AsDescriptor + Read + Write>(
     socket: &mut S,
     store: &TokenStore,
-) -> Result<(OwnedFd, HandoffOutcome)> {
+) -> Result<(OwnedDescriptor, HandoffOutcome)> {
     let mut first = vec![0u8; 512];
     let (n, fd) = recv_with_fd(socket, &mut first)?;
     first.truncate(n);

@@ -13,6 +13,7 @@ use prost::Message;
 use sha2::Digest;
 
 use crate::error::{Error, Result};
+use crate::transport;
 use crate::wire::proto::{DaemonProcess, Endpoint};
 
 /// The hash algorithm name probers expect in `exe_hash_algorithm`.
@@ -21,11 +22,6 @@ pub const EXE_HASH_ALGORITHM: &str = "blake3";
 pub const LEGACY_SHA256_LEN: usize = 32;
 /// Tag byte of the hand-appended legacy field (field 3, length-delimited).
 const LEGACY_FIELD_TAG: u8 = 0x1a;
-
-/// Where the kernel exposes the running executable of this process.
-const SELF_EXE: &str = "/proc/self/exe";
-/// The kernel's id of the current boot.
-const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
 
 /// Which hashes of the executable [`DaemonIdentity::current_process`] computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -77,20 +73,21 @@ impl DaemonIdentity {
         idle_timeout_secs: Option<u32>,
         legacy: LegacyHash,
     ) -> Result<Self> {
-        let exe = std::fs::canonicalize(SELF_EXE)
+        let self_exe = transport::process_exe(None);
+        let exe = std::fs::canonicalize(&self_exe)
             .map_err(|e| Error::io("resolving /proc/self/exe", e))?;
         let exe_path = exe
             .to_str()
             .ok_or(Error::InvalidUtf8("executable path"))?
             .to_owned();
-        let (exe_hash, legacy_exe_sha256) = hash_executable(Path::new(SELF_EXE), legacy)?;
+        let (exe_hash, legacy_exe_sha256) = hash_executable(&self_exe, legacy)?;
         Ok(DaemonIdentity {
             pid: std::process::id(),
             exe_path,
             endpoint_namespace: namespace.to_owned(),
             endpoint_path: path.to_owned(),
-            started_at_unix_ms: process_start_unix_ms()?,
-            boot_id: read_boot_id()?,
+            started_at_unix_ms: transport::process_start_unix_ms()?,
+            boot_id: transport::boot_id()?,
             idle_timeout_secs,
             exe_hash_algorithm: EXE_HASH_ALGORITHM.to_owned(),
             exe_hash,
@@ -182,42 +179,6 @@ pub(crate) fn hash_executable(path: &Path, legacy: LegacyHash) -> Result<(Vec<u8
     Ok((blake.finalize().as_bytes().to_vec(), legacy_slot))
 }
 
-pub(crate) fn read_boot_id() -> Result<String> {
-    let text = std::fs::read_to_string(BOOT_ID).map_err(|e| Error::io("reading boot_id", e))?;
-    Ok(text.trim_end().to_owned())
-}
-
-/// Clock ticks per second of the times in `/proc/<pid>/stat`. The kernel reports them in
-/// USER_HZ, which is 100 on every architecture Linux ships today (the ABI fixes it).
-const USER_HZ: u64 = 100;
-
-/// Start time of the current process in Unix milliseconds: boot time (`btime` in `/proc/stat`)
-/// plus the process start offset (field 22 of `/proc/self/stat`).
-fn process_start_unix_ms() -> Result<u64> {
-    let stat = std::fs::read_to_string("/proc/self/stat")
-        .map_err(|e| Error::io("reading /proc/self/stat", e))?;
-    // The command name (field 2) may contain spaces and parentheses: fields after it are
-    // counted from the last ')'.
-    let after_comm = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest)
-        .ok_or_else(|| Error::invalid_argument("unexpected /proc/self/stat format"))?;
-    // `after_comm` starts with field 3, so field 22 is the 20th item.
-    let start_ticks: u64 = after_comm
-        .split_whitespace()
-        .nth(19)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| Error::invalid_argument("no start time in /proc/self/stat"))?;
-    let proc_stat =
-        std::fs::read_to_string("/proc/stat").map_err(|e| Error::io("reading /proc/stat", e))?;
-    let boot_secs: u64 = proc_stat
-        .lines()
-        .find_map(|l| l.strip_prefix("btime "))
-        .and_then(|s| s.trim().parse().ok())
-        .ok_or_else(|| Error::invalid_argument("no btime in /proc/stat"))?;
-    Ok(boot_secs * 1000 + start_ticks * 1000 / USER_HZ)
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -250,7 +211,7 @@ pub(crate) mod tests {
         assert_eq!(id.legacy_exe_sha256[..], sha2::Sha256::digest(&bytes)[..]);
         assert_eq!(
             id.boot_id,
-            std::fs::read_to_string(BOOT_ID).unwrap().trim_end()
+            std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap().trim_end()
         );
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -19,12 +19,13 @@ mod probe;
 
 pub use identity::{DaemonIdentity, LegacyHash, EXE_HASH_ALGORITHM, LEGACY_SHA256_LEN};
 pub use probe::{probe, probe_with_nonce, verify_identity};
+// Defined with the error type, which carries them, so that error.rs imports no role.
+pub use crate::error::{DetectorError, MuxError};
 
-use std::borrow::Cow;
 
-use crate::error::{Error, ErrorKind};
+use crate::error::Error;
 use crate::wire::proto::{FrameKind, PayloadEncoding};
-use crate::wire::{self, registry, Decoded, FrameView, WireError};
+use crate::wire::{self, registry, Decoded, FrameView};
 
 /// Length of the nonce an identity probe carries.
 pub const PROBE_NONCE_LEN: usize = 32;
@@ -39,11 +40,6 @@ pub enum LegacyVerdict {
     /// The detector cannot tell yet; wait for more bytes.
     NeedMore,
 }
-
-/// A legacy detector failed (for example a C callback returned a value outside its enum).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("legacy detector failed: {0}")]
-pub struct DetectorError(pub Cow<'static, str>);
 
 /// Decides whether buffered bytes belong to the daemon's own wire. Called from every thread
 /// that polls the mux, possibly concurrently.
@@ -75,46 +71,6 @@ pub enum MuxEvent<'a> {
         /// Bytes the frame occupied.
         consumed: usize,
     },
-}
-
-/// A verdict that ends the connection.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum MuxError {
-    /// A frame for a consumer protocol this endpoint does not serve.
-    #[error("payload protocol 0x{payload_protocol:04X} is not served on this endpoint")]
-    UnservedPayloadProtocol {
-        /// The frame's payload protocol.
-        payload_protocol: u32,
-    },
-    /// A first-party frame (control, admin, handoff) arrived on a backend endpoint.
-    #[error("first-party payload protocol 0x{payload_protocol:04X} is not accepted on a backend endpoint")]
-    UnexpectedFirstPartyFrame {
-        /// The frame's payload protocol.
-        payload_protocol: u32,
-    },
-    /// An identity probe broke its rules (kind, encoding, nonce length).
-    #[error("malformed identity probe: {0}")]
-    MalformedProbe(&'static str),
-    /// The bytes are not valid v1 framing (too large, undecodable body, ...).
-    #[error(transparent)]
-    Framing(#[from] WireError),
-    /// The legacy detector failed.
-    #[error(transparent)]
-    Detector(#[from] DetectorError),
-}
-
-impl MuxError {
-    /// The stable classification of this error.
-    pub fn kind(&self) -> ErrorKind {
-        match self {
-            MuxError::UnservedPayloadProtocol { .. } => ErrorKind::UnservedProtocol,
-            MuxError::UnexpectedFirstPartyFrame { .. } => ErrorKind::FirstPartyFrame,
-            MuxError::MalformedProbe(_) => ErrorKind::MalformedProbe,
-            MuxError::Framing(w) => w.kind(),
-            MuxError::Detector(_) => ErrorKind::InvalidArgument,
-        }
-    }
 }
 
 /// The multiplexer of one backend endpoint. Immutable after creation; `Sync`, so one mux may

@@ -1,10 +1,9 @@
 //! The prober's side of the identity probe: ask whoever answers an endpoint who it is, and check
 //! the answer against the local process table the way a strict prober does.
 
-use std::path::Path;
 use std::time::Duration;
 
-use super::identity::{hash_executable, read_boot_id, DaemonIdentity, LegacyHash, EXE_HASH_ALGORITHM};
+use super::identity::{hash_executable, DaemonIdentity, LegacyHash, EXE_HASH_ALGORITHM};
 use super::PROBE_NONCE_LEN;
 use crate::error::{Error, Result};
 use crate::handoff::fill_random;
@@ -69,12 +68,11 @@ pub fn probe_with_nonce(endpoint: &Endpoint, nonce: &[u8; PROBE_NONCE_LEN], time
 /// one probed. Returns every mismatch found (empty = verified).
 pub fn verify_identity(identity: &DaemonIdentity, probed: &Endpoint) -> Vec<String> {
     let mut problems = Vec::new();
-    let proc_dir = format!("/proc/{}", identity.pid);
-    if identity.pid == 0 || !Path::new(&proc_dir).exists() {
+    if !transport::process_alive(identity.pid) {
         problems.push(format!("pid {} is not a running process", identity.pid));
         return problems;
     }
-    let exe = Path::new(&proc_dir).join("exe");
+    let exe = transport::process_exe(Some(identity.pid));
     match std::fs::canonicalize(&exe) {
         Ok(real) if real.to_str() == Some(identity.exe_path.as_str()) => {}
         Ok(real) => problems.push(format!(
@@ -96,7 +94,7 @@ pub fn verify_identity(identity: &DaemonIdentity, probed: &Endpoint) -> Vec<Stri
             Err(e) => problems.push(format!("cannot hash the executable: {e}")),
         }
     }
-    match read_boot_id() {
+    match transport::boot_id() {
         Ok(boot) if boot == identity.boot_id => {}
         Ok(boot) => problems.push(format!("boot_id {:?} is not this boot ({boot})", identity.boot_id)),
         Err(e) => problems.push(format!("cannot read boot_id: {e}")),

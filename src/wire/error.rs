@@ -46,6 +46,13 @@ pub enum WireError {
     /// A read or write timed out; no buffered bytes were lost.
     #[error("timed out waiting for the peer")]
     Timeout,
+    /// Memory for bytes a peer sent could not be allocated (the allocation was refused, nothing
+    /// aborted); fatal for the connection.
+    #[error("{bytes} bytes for what the peer sent could not be allocated")]
+    NoMemory {
+        /// The size of the allocation that failed.
+        bytes: usize,
+    },
     /// The operating system reported an error.
     #[error("i/o error: {0}")]
     Io(#[source] io::Error),
@@ -62,7 +69,9 @@ impl WireError {
             WireError::Protocol(_) => ErrorKind::Protocol,
             WireError::Closed => ErrorKind::Closed,
             WireError::Timeout => ErrorKind::Timeout,
+            WireError::Io(e) if e.kind() == io::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,
             WireError::Io(_) => ErrorKind::Io,
+            WireError::NoMemory { .. } => ErrorKind::NoMemory,
         }
     }
 
@@ -72,6 +81,16 @@ impl WireError {
             what,
             detail: Cow::Owned(err.to_string()),
         }
+    }
+
+    /// A copy of `bytes` in memory of its own, or [`WireError::NoMemory`] when it cannot be
+    /// allocated: every copy of what a peer sent goes through here (or another fallible
+    /// allocation), so a large frame never aborts the process.
+    pub fn try_copy(bytes: &[u8]) -> Result<Vec<u8>, WireError> {
+        let mut v = Vec::new();
+        v.try_reserve_exact(bytes.len()).map_err(|_| WireError::NoMemory { bytes: bytes.len() })?;
+        v.extend_from_slice(bytes);
+        Ok(v)
     }
 
     pub(crate) fn from_io(err: io::Error) -> Self {

@@ -123,6 +123,16 @@ pub fn decode_frame(buf: &[u8], max_body: u32) -> Result<Decoded<'_>, WireError>
     }
 }
 
+/// Checks trace context against [`super::MAX_TRACE_CONTEXT`] (a sender checks what it is
+/// asked to send with it, a receiver what it received); the error says by how much.
+pub(crate) fn trace_context_fits(traceparent: &str, tracestate: &str) -> Result<(), String> {
+    let len = traceparent.len() + tracestate.len();
+    if len > super::MAX_TRACE_CONTEXT {
+        return Err(format!("{len} bytes of trace context exceed the {}-byte limit", super::MAX_TRACE_CONTEXT));
+    }
+    Ok(())
+}
+
 #[cold]
 fn malformed(detail: &'static str) -> WireError {
     WireError::Malformed {
@@ -253,6 +263,34 @@ impl<'a> FrameView<'a> {
         Ok(f)
     }
 
+    /// Checks that the payload is plain bytes librp can read: envelope version 1 and no payload
+    /// encoding (librp decodes no compression). The one check every role that reads payloads
+    /// applies; a frame that fails it is a protocol violation, never data.
+    pub fn check_plain(&self) -> Result<(), WireError> {
+        if self.envelope_version != ENVELOPE_VERSION {
+            return Err(WireError::Protocol(
+                format!("envelope_version {} is not 1", self.envelope_version).into(),
+            ));
+        }
+        if self.payload_encoding != PayloadEncoding::None as i32 {
+            let name = PayloadEncoding::try_from(self.payload_encoding).map_or("unknown", |e| e.as_str_name());
+            return Err(WireError::Protocol(
+                format!(
+                    "payload_encoding {} ({name}) is not NONE: librp reads only plain payloads",
+                    self.payload_encoding
+                )
+                .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks that the trace context is at most [`super::MAX_TRACE_CONTEXT`] bytes, before it
+    /// is kept with a push or a request.
+    pub fn check_trace_context(&self) -> Result<(), WireError> {
+        trace_context_fits(self.traceparent, self.tracestate).map_err(|why| WireError::Protocol(why.into()))
+    }
+
     /// The frame kind, if it is one of the four known kinds.
     pub fn frame_kind(&self) -> Option<FrameKind> {
         FrameKind::try_from(self.kind).ok()
@@ -358,6 +396,13 @@ impl<'a> FrameView<'a> {
             traceparent: self.traceparent.to_owned(),
             tracestate: self.tracestate.to_owned(),
         }
+    }
+
+    /// [`to_frame`](Self::to_frame) with the payload copied by a fallible allocation: what a
+    /// peer sent is copied this way, so a payload that does not fit in memory is
+    /// [`WireError::NoMemory`] rather than the end of the process.
+    pub fn try_to_frame(&self) -> Result<Frame, WireError> {
+        Ok(Frame { payload: WireError::try_copy(self.payload)?, ..FrameView { payload: &[], ..*self }.to_frame() })
     }
 
     /// The body length, or the too-large error encoding would fail with.

@@ -8,13 +8,18 @@
 
 mod error;
 mod frame;
+pub(crate) mod fast;
 pub(crate) mod pb;
 pub mod proto;
+pub mod names;
 pub mod registry;
+mod refusal;
 mod stream;
 
 pub use error::WireError;
+pub use refusal::Refusal;
 pub use frame::{decode_frame, frame_extent, Decoded, Extent, FrameView};
+pub(crate) use frame::trace_context_fits;
 pub use stream::{write_frame, FrameReader, FrameWriter};
 
 /// The only framing version librp speaks (the first byte of every frame).
@@ -25,6 +30,9 @@ pub const HEADER_LEN: usize = 5;
 pub const MAX_BODY: u32 = 16 * 1024 * 1024;
 /// Largest body accepted for the first Hello frame of a connection (64 KiB).
 pub const HELLO_MAX_BODY: u32 = 64 * 1024;
+/// Most bytes of trace context (traceparent and tracestate together) librp keeps from a frame
+/// of its own protocols (push, session); a frame with more is a protocol violation.
+pub const MAX_TRACE_CONTEXT: usize = 8 * 1024;
 /// The envelope version every frame librp builds carries.
 pub const ENVELOPE_VERSION: u32 = 1;
 /// The protocol version carried in Hello / Negotiated.

@@ -16,7 +16,8 @@ const RELEASE_ABOVE: usize = 256 * 1024;
 /// Reads frames from a stream through an internal buffer, handing out borrowed views.
 ///
 /// Memory grows only with bytes that actually arrived (at most about twice the frame
-/// being assembled), never with a length a peer merely announced. A read timeout
+/// being assembled), never with a length a peer merely announced; growing it is a fallible
+/// allocation ([`WireError::NoMemory`] when it cannot be had, keeping what was buffered). A read timeout
 /// (`WouldBlock` / `TimedOut` from the stream) returns [`WireError::Timeout`] and keeps every
 /// buffered byte, so the next call resumes where this one stopped.
 #[derive(Debug)]
@@ -177,8 +178,12 @@ impl<R: Read> FrameReader<R> {
             }
             if needed > self.buf.len() {
                 let grown = (self.buf.len() * 2).max(MIN_BUFFER);
-                let target = grown.min(needed.max(MIN_BUFFER));
-                self.buf.resize(target.max(self.buf.len()), 0);
+                let target = grown.min(needed.max(MIN_BUFFER)).max(self.buf.len());
+                // Fallible: a frame that does not fit in memory ends the stream, not the process.
+                self.buf
+                    .try_reserve_exact(target - self.buf.len())
+                    .map_err(|_| WireError::NoMemory { bytes: target })?;
+                self.buf.resize(target, 0);
             }
         }
         loop {
@@ -253,6 +258,11 @@ impl<W: Write> FrameWriter<W> {
     pub fn queue(&mut self, frame: &FrameView<'_>) -> Result<(), WireError> {
         self.queued = frame.encode_at(&mut self.scratch, self.queued)?;
         Ok(())
+    }
+
+    /// Bytes of the frames queued and not yet written.
+    pub fn queued_len(&self) -> usize {
+        self.queued
     }
 
     /// Drops the frames queued and not yet written.

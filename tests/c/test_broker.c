@@ -316,7 +316,7 @@ int main(int argc, char **argv) {
     expect_refusal(broker, "nosuch", "1.2.3", RP_ERROR_CODE_SERVICE_UNKNOWN, 0);
     expect_refusal(broker, "echo", "1.0.0", RP_ERROR_CODE_VERSION_BLOCKED, 0);
     expect_refusal(broker, "echo", "0.4.0", RP_ERROR_CODE_VERSION_BLOCKED, 1);
-    expect_refusal(broker, "picky", "1.2.3", RP_ERROR_CODE_VERSION_UNSUPPORTED, 0);
+    expect_refusal(broker, "picky", "1.2.3", RP_ERROR_CODE_VERSION_BLOCKED, 1); /* allow list: as the reference */
 
     /* Handoff accepted: the Hello connection becomes the backend connection. */
     r = NULL;

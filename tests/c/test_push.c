@@ -152,7 +152,9 @@ static void refusal_visible_in_c(void) {
     rp_str reason = rp_refusal_reason(r);
     CHECK(reason.len == strlen("service is not registered"));
     CHECK(rp_refusal_retry_after_ms(r) == 0);
-    CHECK(rp_refusal_detail_count(r) == 0);
+    /* The push server names its role and its service, so the worker can say what it reached. */
+    CHECK(rp_refusal_detail_count(r) == 2);
+    CHECK_LAST_ERROR_CONTAINS("answers to service \"librp-push\", not \"not-this-one\"");
     rp_refusal_free(r);
     /* A later non-refusal failure clears it. */
     CHECK_STATUS(rp_frame_view_init(NULL), RP_STATUS_NULL_ARGUMENT);
@@ -171,7 +173,7 @@ static void server_option_setters(void) {
     endpoint_path(ep, sizeof ep, "setters");
     rp_push_server_options *opts = NULL;
     CHECK_OK(rp_push_server_options_new(ep, &opts));
-    CHECK_OK(rp_push_server_options_set_frame_timeout_ms(opts, 0)); /* no limit */
+    CHECK_OK(rp_push_server_options_set_frame_timeout_ms(opts, -1)); /* no limit */
     CHECK_OK(rp_push_server_options_set_frame_timeout_ms(opts, 250));
     CHECK_OK(rp_push_server_options_set_handshake_timeout_ms(opts, 250));
     CHECK_OK(rp_push_server_options_set_max_send_buffer(opts, 1 << 20));
@@ -209,14 +211,20 @@ static int32_t decide_registration(void *user_data, const rp_worker_info *worker
 
 static void decider_free(void *user_data) { ((struct decider *)user_data)->freed++; }
 
-/* Counted on the dispatching thread, read on the test's. */
+/* Counted on the dispatching thread, read on the test's; the queue is written before the
+ * count that publishes it. */
 static _Atomic int connected_events, disconnected_events;
+static char disconnected_queue[64]; /* the task queue of the worker that left */
 static void on_worker(void *user_data, const rp_worker_info *worker, bool connected, rp_str reason) {
     (void)user_data;
-    (void)worker;
     (void)reason;
-    if (connected) connected_events++;
-    else disconnected_events++;
+    if (connected) {
+        connected_events++;
+    } else {
+        rp_str q = rp_worker_info_task_queue(worker);
+        snprintf(disconnected_queue, sizeof disconnected_queue, "%.*s", (int)q.len, q.ptr);
+        disconnected_events++;
+    }
 }
 
 static _Atomic int g_dispatching;
@@ -254,6 +262,7 @@ static void registration_decided_by_callback(void) {
     g_dispatching = 0;
     pthread_join(t, NULL);
     CHECK(connected_events == 1 && disconnected_events == 1);
+    CHECK(strcmp(disconnected_queue, "good") == 0); /* a departing worker is described */
     CHECK(d.freed == 0);
     rp_push_server_free(server);
     CHECK(d.freed == 1); /* user_data_free ran exactly once, when the server was freed */

@@ -195,7 +195,7 @@ TEST(Broker, RefusalsCarryCodeAndRetryHint) {
     for (const Case &tc : {Case{"nosuch", "1.2.3", RP_ERROR_CODE_SERVICE_UNKNOWN, false},
                            Case{"echo", "1.0.0", RP_ERROR_CODE_VERSION_BLOCKED, false},
                            Case{"echo", "0.4.0", RP_ERROR_CODE_VERSION_BLOCKED, true},
-                           Case{"picky", "1.2.3", RP_ERROR_CODE_VERSION_UNSUPPORTED, false}}) {
+                           Case{"picky", "1.2.3", RP_ERROR_CODE_VERSION_BLOCKED, true}}) {
         try {
             rp::connect_broker(rp::BrokerOptions(ep, tc.service, tc.version));
             ADD_FAILURE() << tc.service << " " << tc.version << ": connected";

@@ -1,6 +1,6 @@
 // Tests of the C++ wrapper (bindings/cpp/include/rp/rp.hpp) over real sockets.
 // The broker client, rp::Conn and rp::BrokerServer are tested in test_broker_hpp.cpp; the
-// issue-7 scenario (a C++ client reaching examples/c/legacy_daemon.c through a librp broker)
+// C++ broker client demo (a C++ client reaching examples/c/legacy_daemon.c through a broker)
 // runs examples/cpp/broker_client.cpp under ctest (scripts/broker-demo-cpp.sh).
 #include <rp/rp.hpp>
 

@@ -30,15 +30,16 @@ pub struct HelloArgs {
     /// Give up after this many milliseconds
     #[arg(long, default_value = "5000", value_parser = millis_arg)]
     timeout_ms: Duration,
+    /// A backend endpoint remembered from an earlier Negotiated: connect straight to it
+    /// (hello-skip, no Hello sent) when --own-version equals VERSION, else say Hello
+    #[arg(long, value_parser = endpoint_arg)]
+    cached: Option<Endpoint>,
+    /// This client's own version, for the hello-skip rule (default: VERSION)
+    #[arg(long)]
+    own_version: Option<String>,
 }
 
 pub fn run_hello(args: HelloArgs) -> Result<(), Failure> {
-    let stream = transport::connect(&args.broker, args.timeout_ms)?;
-    let io = |e| Failure::from(rp::Error::io("configure socket", e));
-    stream.set_read_timeout(Some(args.timeout_ms)).map_err(io)?;
-    stream.set_write_timeout(Some(args.timeout_ms)).map_err(io)?;
-    let mut writer = FrameWriter::new(stream.try_clone().map_err(io)?);
-    let mut reader = FrameReader::new(stream);
     let hello = ClientHello {
         service_name: args.service.clone(),
         wanted_version: args.version.clone(),
@@ -46,6 +47,27 @@ pub fn run_hello(args: HelloArgs) -> Result<(), Failure> {
         capabilities: if args.handoff { rp::wire::CAP_HANDLE_PASSING } else { 0 },
         ..ClientHello::default()
     };
+    hello.validate()?;
+    // Hello-skip, as the reference client does it: only when the wanted version is the
+    // client's own, and only if the cached endpoint accepts the connection.
+    let own_version = args.own_version.as_deref().unwrap_or(&args.version);
+    if let Some(cached) = args.cached.as_ref().filter(|_| own_version == args.version) {
+        if transport::connect(cached, args.timeout_ms).is_ok() {
+            if args.json {
+                println!("{}", serde_json::json!({ "route": "hello-skip", "endpoint": cached.to_string() }));
+            } else {
+                println!("route:         hello-skip");
+                println!("endpoint:      {cached}");
+            }
+            return Ok(());
+        }
+    }
+    let stream = transport::connect(&args.broker, args.timeout_ms)?;
+    let io = |e| Failure::from(rp::Error::io("configure socket", e));
+    stream.set_read_timeout(Some(args.timeout_ms)).map_err(io)?;
+    stream.set_write_timeout(Some(args.timeout_ms)).map_err(io)?;
+    let mut writer = FrameWriter::new(stream.try_clone().map_err(io)?);
+    let mut reader = FrameReader::new(stream);
     let outcome = client_handshake(&mut reader, &mut writer, &hello).map_err(|e| match e {
         rp::Error::Wire(WireError::Timeout) => {
             Failure::new(4, format!("{} did not answer the Hello within {} ms", args.broker, args.timeout_ms.as_millis()))
@@ -58,6 +80,7 @@ pub fn run_hello(args: HelloArgs) -> Result<(), Failure> {
                 println!(
                     "{}",
                     serde_json::json!({
+                        "route": "negotiated",
                         "negotiated": true,
                         "negotiated_protocol": n.negotiated_protocol,
                         "daemon_version": n.daemon_version,
@@ -70,6 +93,7 @@ pub fn run_hello(args: HelloArgs) -> Result<(), Failure> {
                     })
                 );
             } else {
+                println!("route:         negotiated");
                 println!("negotiated:    protocol {}", n.negotiated_protocol);
                 println!("daemon:        {}", n.daemon_version);
                 println!("backend pipe:  {}", n.backend_pipe);
@@ -93,8 +117,10 @@ pub fn run_hello(args: HelloArgs) -> Result<(), Failure> {
                         serde_json::json!({
                             "negotiated": false,
                             "code": r.0, "code_name": r.1, "reason": r.2, "retry_after_ms": r.3, "details": r.4,
+                            "ok": false, "exit_code": f.code, "error": f.message,
                         })
                     );
+                    return Err(f.reported());
                 } else {
                     println!("refused:       {} ({})", r.1, r.0);
                     println!("reason:        {}", r.2);
@@ -135,7 +161,15 @@ pub struct BrokerArgs {
     /// Refuse versions below this one with VERSION_BLOCKED: NAME=VERSION (repeatable)
     #[arg(long = "min-version", value_parser = pair_arg)]
     min_version: Vec<(String, String)>,
-    /// A file of lines `service NAME BACKEND VERSION`, `allow|block|min NAME VERSION` (# comments)
+    /// Offer handoff for a service: NAME=HANDOFF_ENDPOINT (repeatable). A client advertising
+    /// handle passing gets a one-time token, and its connection is passed (SCM_RIGHTS, with a
+    /// HandoffOffer carrying the token) to the backend listening there; its HandoffAck is
+    /// relayed to the client. rp broker cannot tell another process its tokens in advance: the
+    /// backend accepts offers on the strength of its owner-only socket (for example by adding
+    /// the offered token to its store, rp_handoff_store_insert, before answering)
+    #[arg(long = "handoff", value_parser = pair_arg)]
+    handoff: Vec<(String, String)>,
+    /// A file of lines `service NAME BACKEND VERSION`, `allow|block|min|handoff NAME VALUE` (# comments)
     #[arg(long)]
     config: Option<std::path::PathBuf>,
     /// Accept Hellos from processes of other users
@@ -147,6 +181,9 @@ pub struct BrokerArgs {
     /// No log lines
     #[arg(long, short)]
     quiet: bool,
+    /// Also print librp's log events at this level and above on stderr (error, warn, info, debug)
+    #[arg(long, value_parser = crate::log_level_arg)]
+    log: Option<rp::log::Level>,
 }
 
 fn service_arg(s: &str) -> Result<ServiceEntry, String> {
@@ -184,6 +221,7 @@ fn read_config(args: &mut BrokerArgs, path: &std::path::Path) -> Result<(), Fail
             ["allow", name, version] => args.allow.push(((*name).to_owned(), (*version).to_owned())),
             ["block", name, version] => args.block.push(((*name).to_owned(), (*version).to_owned())),
             ["min", name, version] => args.min_version.push(((*name).to_owned(), (*version).to_owned())),
+            ["handoff", name, endpoint] => args.handoff.push(((*name).to_owned(), (*endpoint).to_owned())),
             _ => return Err(bad()),
         }
     }
@@ -191,6 +229,7 @@ fn read_config(args: &mut BrokerArgs, path: &std::path::Path) -> Result<(), Fail
 }
 
 pub fn run_broker(mut args: BrokerArgs) -> Result<(), Failure> {
+    crate::log_to_stderr(args.log);
     if let Some(path) = args.config.clone() {
         read_config(&mut args, &path)?;
     }
@@ -211,13 +250,28 @@ pub fn run_broker(mut args: BrokerArgs) -> Result<(), Failure> {
             apply(service, version);
         }
     }
+    for (name, endpoint) in &args.handoff {
+        let service = args
+            .services
+            .iter_mut()
+            .find(|s| &s.service_name == name)
+            .ok_or_else(|| Failure::new(2, format!("handoff for unknown service {name:?}")))?;
+        let endpoint = endpoint_arg(endpoint).map_err(|e| Failure::new(2, format!("--handoff {name}: {e}")))?;
+        service.handoff_endpoint = Some(endpoint);
+    }
     let mut opts = BrokerServerOptions::new(args.endpoint.clone(), args.services.clone());
     opts.allow_other_uids = args.allow_other_uids;
     opts.events = true;
     let server = BrokerServer::bind(opts)?;
     if !args.quiet && !args.json {
-        let names: Vec<String> =
-            args.services.iter().map(|s| format!("{} -> {} ({})", s.service_name, s.backend_pipe, s.daemon_version)).collect();
+        let names: Vec<String> = args
+            .services
+            .iter()
+            .map(|s| {
+                let handoff = s.handoff_endpoint.as_ref().map(|e| format!(", handoff to {e}")).unwrap_or_default();
+                format!("{} -> {} ({}{handoff})", s.service_name, s.backend_pipe, s.daemon_version)
+            })
+            .collect();
         eprintln!("rp broker: listening on {}; services: {}", server.endpoint(), names.join(", "));
     }
     loop {

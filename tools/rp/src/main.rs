@@ -2,7 +2,9 @@
 //!
 //! Exit codes: 0 success; 1 the operation failed (unreachable endpoint, bad bytes, a push not
 //! answered); 2 bad usage; 3 the server refused (Hello refused or registration rejected);
-//! 4 timed out; 5 `probe --verify` found a mismatch.
+//! 4 timed out; 5 `probe --verify` found a mismatch. With `--json`, a failure also prints one
+//! JSON object on stdout: `{"ok": false, "exit_code": N, "error": "...", "refusal": {...}}`
+//! (`refusal` only when the server refused).
 
 mod broker;
 mod decode;
@@ -51,12 +53,32 @@ pub struct Failure {
     message: String,
     /// The server's refusal, when the failure is one.
     refusal: Option<rp::control::Refusal>,
+    /// The command already printed this failure as JSON on stdout.
+    reported: bool,
 }
 
 impl Failure {
     /// A failure with an explicit exit code.
     pub fn new(code: u8, message: impl Into<String>) -> Self {
-        Failure { code, message: message.into(), refusal: None }
+        Failure { code, message: message.into(), refusal: None, reported: false }
+    }
+
+    /// Marks the failure as already printed as JSON on stdout (main prints nothing more).
+    pub fn reported(mut self) -> Self {
+        self.reported = true;
+        self
+    }
+
+    /// The failure as the JSON object `--json` prints.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut v = serde_json::json!({"ok": false, "exit_code": self.code, "error": self.message});
+        if let Some(r) = &self.refusal {
+            v["refusal"] = serde_json::json!({
+                "code": r.code, "code_name": r.code_name(), "reason": r.reason,
+                "retry_after_ms": r.retry_after_ms, "details": r.details,
+            });
+        }
+        v
     }
 }
 
@@ -76,7 +98,7 @@ impl From<Error> for Failure {
                 message.push_str(&format!(" [{k}={v}]"));
             }
         }
-        Failure { code, message, refusal: e.refusal().cloned() }
+        Failure { code, message, refusal: e.refusal().cloned(), reported: false }
     }
 }
 
@@ -99,8 +121,59 @@ pub fn millis_arg(s: &str) -> Result<Duration, String> {
     s.parse::<u64>().map(Duration::from_millis).map_err(|_| format!("{s:?} is not a number of milliseconds"))
 }
 
+/// Parses a `--log` level: error, warn, info or debug.
+pub fn log_level_arg(s: &str) -> Result<rp::log::Level, String> {
+    match s {
+        "error" => Ok(rp::log::Level::Error),
+        "warn" => Ok(rp::log::Level::Warn),
+        "info" => Ok(rp::log::Level::Info),
+        "debug" => Ok(rp::log::Level::Debug),
+        _ => Err(format!("{s:?} is not a log level (error, warn, info, debug)")),
+    }
+}
+
+/// Sends librp's own log events at `level` and above to stderr (`--log LEVEL`).
+pub fn log_to_stderr(level: Option<rp::log::Level>) {
+    if let Some(level) = level {
+        let sink = |l: rp::log::Level, component: &str, message: &str| {
+            eprintln!("rp: [{}] {component}: {message}", l.as_str());
+        };
+        rp::log::set_sink(level, Some(std::sync::Arc::new(sink)));
+    }
+}
+
+/// Prints statistics (`--stats`): one JSON object on stdout with `json`, else `name value`
+/// lines on stderr under a title.
+pub fn print_stats(title: &str, fields: &[(String, u64)], json: bool) {
+    if json {
+        let map: serde_json::Map<String, serde_json::Value> =
+            fields.iter().map(|(k, v)| (k.clone(), serde_json::Value::from(*v))).collect();
+        println!("{}", serde_json::json!({ "stats": title, "values": map }));
+    } else {
+        eprintln!("rp: {title} statistics:");
+        for (k, v) in fields {
+            eprintln!("  {k} {v}");
+        }
+    }
+}
+
+/// True when the command line asks for JSON output (`--json` before any `--`).
+fn json_requested() -> bool {
+    std::env::args().skip(1).take_while(|a| a != "--").any(|a| a == "--json")
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let json = json_requested();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            if json && e.use_stderr() {
+                let f = Failure::new(2, e.kind().to_string());
+                println!("{}", f.to_json());
+            }
+            e.exit();
+        }
+    };
     let result = match cli.command {
         Command::Probe(a) => probe::run(a),
         Command::Decode(a) => decode::run(a),
@@ -112,6 +185,9 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
+            if json && !f.reported {
+                println!("{}", f.to_json());
+            }
             eprintln!("rp: {}", f.message);
             ExitCode::from(f.code)
         }

@@ -8,7 +8,7 @@ use rp::push::proto::Registration;
 use rp::push::{PushClient, PushOutcome, PushServer, PushSpec, ServerEvent, ServerOptions, Target, WorkerOptions};
 use rp::transport::Endpoint;
 
-use crate::{endpoint_arg, millis_arg, protocol_arg, Failure};
+use crate::{endpoint_arg, log_level_arg, log_to_stderr, millis_arg, print_stats, protocol_arg, Failure};
 
 #[derive(clap::Args)]
 pub struct ServerArgs {
@@ -36,9 +36,16 @@ pub struct ServerArgs {
     /// No progress messages on stderr
     #[arg(long, short)]
     quiet: bool,
+    /// Print the server's statistics when done (stderr; with --json, a last JSON object on stdout)
+    #[arg(long)]
+    stats: bool,
+    /// Print librp's log events at this level and above on stderr (error, warn, info, debug)
+    #[arg(long, value_parser = log_level_arg)]
+    log: Option<rp::log::Level>,
 }
 
 pub fn run_server(args: ServerArgs) -> Result<(), Failure> {
+    log_to_stderr(args.log);
     let mut opts = ServerOptions::new(args.endpoint.clone());
     opts.events = true;
     let server = PushServer::bind(opts)?;
@@ -67,9 +74,9 @@ pub fn run_server(args: ServerArgs) -> Result<(), Failure> {
                     w.id, w.registration.identity, w.registration.task_queue, args.workers
                 ));
             }
-            ServerEvent::WorkerDisconnected { worker_id, reason } => {
+            ServerEvent::WorkerDisconnected { worker, reason } => {
                 registered = registered.saturating_sub(1);
-                say(format!("worker {worker_id} left: {reason}"));
+                say(format!("worker {} left: {reason}", worker.id));
             }
             ServerEvent::RegistrationRequest { .. } => {}
         }
@@ -104,6 +111,9 @@ pub fn run_server(args: ServerArgs) -> Result<(), Failure> {
         written.and_then(|()| out.flush()).map_err(|e| Failure::new(1, format!("writing stdout: {e}")))?;
     }
     say(format!("{} of {total} pushes answered; shutting down", total - failed));
+    if args.stats {
+        print_stats("push-server", &server.stats().fields(), args.json);
+    }
     server.shutdown();
     if failed > 0 {
         return Err(Failure::new(1, format!("{failed} of {total} pushes were not answered")));
@@ -134,6 +144,12 @@ pub struct WorkerArgs {
     /// No progress messages on stderr
     #[arg(long, short)]
     quiet: bool,
+    /// Print the worker's statistics on stderr when the connection ends
+    #[arg(long)]
+    stats: bool,
+    /// Print librp's log events at this level and above on stderr (error, warn, info, debug)
+    #[arg(long, value_parser = log_level_arg)]
+    log: Option<rp::log::Level>,
     /// The command run for each push: payload on its stdin, reply from its stdout; a non-zero
     /// exit becomes a failure reply carrying its stderr
     #[arg(last = true, required = true)]
@@ -141,6 +157,7 @@ pub struct WorkerArgs {
 }
 
 pub fn run_worker(args: WorkerArgs) -> Result<(), Failure> {
+    log_to_stderr(args.log);
     let registration = Registration {
         identity: args.identity.clone(),
         task_queue: args.task_queue.clone(),
@@ -178,6 +195,9 @@ pub fn run_worker(args: WorkerArgs) -> Result<(), Failure> {
             Ok(job) => job,
             Err(e) if e.kind() == rp::ErrorKind::Closed => {
                 say(format!("{e}; answered {handled} pushes"));
+                if args.stats {
+                    print_stats("worker", &client.stats().fields(), false);
+                }
                 return Ok(());
             }
             Err(e) => return Err(e.into()),

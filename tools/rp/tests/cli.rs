@@ -177,6 +177,47 @@ fn push_server_and_worker_answer_lines_with_a_command() {
 }
 
 #[test]
+fn push_server_stats_and_log() {
+    let dir = temp_dir("stats");
+    let ep = dir.join("p.sock");
+    let ep = ep.to_str().unwrap();
+    let worker = rp()
+        .args(["worker", "-q", "--stats", ep, "--identity", "cat", "--", "cat"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut server = rp()
+        .args(["push-server", "-q", ep, "--json", "--stats", "--log", "info"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    server.stdin.take().unwrap().write_all(b"a\nb\nc\n").unwrap();
+    let out = server.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 4, "three replies, then the statistics");
+    let stats = &lines[3];
+    assert_eq!(stats["stats"], "push-server");
+    for (k, v) in [("pushes_sent", 3), ("pushes_answered", 3), ("registrations_accepted", 1), ("workers_registered", 1)] {
+        assert_eq!(stats["values"][k], v, "{k} in {stats}");
+    }
+    assert!(stats["values"]["bytes_out"].as_u64().unwrap() > 0);
+    assert!(
+        stderr.lines().any(|l| l.starts_with("rp: [info] push-server: worker ") && l.contains("identity \"cat\"")),
+        "--log info shows the registration: {stderr}"
+    );
+    let worker_out = worker.wait_with_output().unwrap();
+    let worker_err = String::from_utf8_lossy(&worker_out.stderr);
+    assert_eq!(worker_out.status.code(), Some(0), "{worker_err}");
+    assert!(worker_err.contains("rp: worker statistics:") && worker_err.contains("  replies_sent 3"), "{worker_err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn a_refused_worker_exits_3_with_the_reason() {
     let dir = temp_dir("refused");
     let ep = dir.join("p.sock");
@@ -315,5 +356,157 @@ fn hello_and_probe_read_the_reference_answers() {
     // A push server cannot listen where no socket can be made.
     let err = assert_clean_failure(&rp().args(["push-server", "/proc/version/push.sock"]).output().unwrap(), 1);
     assert!(err.contains("socket directory") || err.contains("Not a directory") || err.contains("bind"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Starts `rp broker` with `args` and waits for its socket.
+fn start_rp_broker(sock: &Path, args: &[&str]) -> std::process::Child {
+    let child = rp()
+        .arg("broker")
+        .arg(sock)
+        .args(args)
+        .arg("-q")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    for _ in 0..500 {
+        if sock.exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child
+}
+
+#[test]
+fn hello_skips_to_a_cached_endpoint_only_for_its_own_version() {
+    let dir = temp_dir("cached");
+    let backend = dir.join("backend.sock");
+    let _listener = UnixListener::bind(&backend).unwrap();
+    let sock = dir.join("b.sock");
+    let mut broker = start_rp_broker(&sock, &["--service", &format!("demo={}@1.2.3", backend.display())]);
+    let (ep, cached) = (sock.to_str().unwrap(), backend.to_str().unwrap());
+
+    // The cached endpoint answers: no Hello is sent.
+    let out = rp().args(["hello", ep, "demo", "1.2.3", "--cached", cached, "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((v["route"].as_str(), v["endpoint"].as_str()), (Some("hello-skip"), Some(cached)), "{v}");
+    // Another own version: the cache is not used, the broker negotiates.
+    let out = rp().args(["hello", ep, "demo", "1.2.3", "--cached", cached, "--own-version", "1.2.4"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("route:         negotiated"), "{text}");
+    // A dead cached endpoint: Hello as usual.
+    let dead = dir.join("dead.sock");
+    let out = rp().args(["hello", ep, "demo", "1.2.3", "--cached", dead.to_str().unwrap()]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("route:         negotiated"));
+    broker.kill().unwrap();
+    let _ = broker.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A backend on `path` that takes each offer rp broker makes (it trusts its owner-only socket,
+/// since rp broker cannot tell it the tokens in advance) and echoes frames on the adopted
+/// connection.
+fn spawn_trusting_handoff_backend(path: &Path) {
+    use prost::Message;
+    let listener = UnixListener::bind(path).unwrap();
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            let mut first = vec![0u8; 512];
+            let Ok((n, Some(fd))) = rp::handoff::recv_with_fd(&s, &mut first) else { continue };
+            let Ok(rp::Decoded::Frame { frame, .. }) = rp::wire::decode_frame(&first[..n], 512) else { continue };
+            let offer = rp::wire::proto::HandoffOffer::decode(frame.payload).unwrap();
+            let store = rp::handoff::TokenStore::default();
+            store.insert(&rp::handoff::Token(offer.token.as_slice().try_into().unwrap())).unwrap();
+            let (ack, outcome) = rp::handoff::answer_offer(&frame, &store).unwrap();
+            s.write_all(&ack).unwrap();
+            assert!(outcome.accepted);
+            std::thread::spawn(move || {
+                let conn = std::os::unix::net::UnixStream::from(fd);
+                let mut reader = rp::wire::FrameReader::new(conn.try_clone().unwrap());
+                let mut out = conn;
+                while let Ok(f) = reader.read_frame() {
+                    let reply = rp::FrameView { kind: rp::wire::proto::FrameKind::Response as i32, ..f }.to_bytes().unwrap();
+                    if out.write_all(&reply).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn broker_hands_connections_off_to_a_backend() {
+    let dir = temp_dir("handoff");
+    let handoff = dir.join("handoff.sock");
+    spawn_trusting_handoff_backend(&handoff);
+    let sock = dir.join("b.sock");
+    let service = format!("demo={}@1.2.3", dir.join("no-backend.sock").display());
+    let mut broker = start_rp_broker(&sock, &["--service", &service, "--handoff", &format!("demo={}", handoff.display())]);
+
+    let mut opts = rp::broker::ConnectOptions::new(rp::transport::Endpoint::Path(sock.clone()), "demo", "1.2.3", "1.2.3");
+    opts.adopt_handoff = true;
+    let connected = rp::broker::connect(&opts).expect("connect through rp broker");
+    assert_eq!(connected.route, rp::broker::Route::HandedOff);
+    let payload = b"handed off by rp broker";
+    connected.conn.send(&rp::FrameView { payload_protocol: 0x7001, payload, request_id: 4, ..rp::FrameView::default() }).unwrap();
+    let reply = connected.conn.recv(Some(Duration::from_secs(5))).unwrap();
+    assert_eq!((reply.request_id, reply.payload.as_slice()), (4, &payload[..]));
+
+    // `rp hello --handoff` sees the offer in the Negotiated.
+    let out = rp().args(["hello", sock.to_str().unwrap(), "demo", "1.2.3", "--handoff", "--json"]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((v["server_capabilities"].as_u64(), v["handoff_token_len"].as_u64()), (Some(1), Some(16)), "{v}");
+
+    let err = assert_clean_failure(&rp().args(["broker", "x.sock", "--service", &service, "--handoff", "other=/tmp/h.sock"]).output().unwrap(), 2);
+    assert!(err.contains("handoff for unknown service"), "{err}");
+    broker.kill().unwrap();
+    let _ = broker.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// With `--json`, a failure prints one JSON object with the error on stdout, and keeps its
+/// exit code and its one stderr line.
+#[test]
+fn json_failures_print_an_error_object() {
+    let dir = temp_dir("json-fail");
+    let missing = dir.join("nobody.sock");
+    let missing = missing.to_str().unwrap();
+    let error_object = |args: &[&str], code: i32| -> serde_json::Value {
+        let out = rp().args(args).output().unwrap();
+        if code == 2 {
+            assert_eq!(out.status.code(), Some(2), "{args:?}"); // clap's own usage text on stderr
+        } else {
+            assert_clean_failure(&out, code);
+        }
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(stdout.lines().count(), 1, "{args:?}: one JSON line expected: {stdout}");
+        let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(v["ok"], false, "{args:?}: {v}");
+        assert_eq!(v["exit_code"], code, "{args:?}: {v}");
+        assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()), "{args:?}: {v}");
+        v
+    };
+    let v = error_object(&["probe", "--json", missing], 1);
+    assert!(v["error"].as_str().unwrap().contains("nobody.sock"), "{v}");
+    error_object(&["hello", missing, "demo", "1.2.3", "--json"], 1);
+    error_object(&["decode", "--json", "zz"], 1);
+    error_object(&["push-server", "--json", "/proc/version/push.sock"], 1);
+    // A usage error: the exit code stays 2.
+    error_object(&["hello", "--json", missing], 2);
+    // A refusal: the one object carries the refusal and the error.
+    let sock = dir.join("broker.sock");
+    let server = answer_with_vector(UnixListener::bind(&sock).unwrap(), "hello_reply_refused_rate_limited.hex");
+    let v = error_object(&["hello", "--json", sock.to_str().unwrap(), "rp-demo", "1.2.3"], 3);
+    assert_eq!(v["retry_after_ms"], 1500);
+    assert!(v["error"].as_str().unwrap().contains("RATE_LIMITED"), "{v}");
+    server.join().unwrap();
+    // Without --json, stdout stays empty.
+    let out = rp().args(["probe", missing]).output().unwrap();
+    assert_clean_failure(&out, 1);
+    assert!(out.stdout.is_empty());
     let _ = std::fs::remove_dir_all(&dir);
 }

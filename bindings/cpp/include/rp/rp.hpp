@@ -12,8 +12,6 @@
 //   a failure reply or a rejection when the peer can be told, otherwise it is rethrown from the
 //   wrapper of the librp call that ran the callback (callbacks run on that call's thread).
 // - Thread safety is librp's: const methods map to functions taking `const rp_x *`.
-//
-// The session is not wrapped yet: it is not in rp.h.
 #ifndef RP_RP_HPP
 #define RP_RP_HPP
 
@@ -39,13 +37,26 @@ namespace rp {
 // Errors
 // ----------------------------------------------------------------------------------------------
 
-/// A failed librp call: its status and the message librp recorded for it.
+namespace detail {
+
+/// "status word: message", with the status word once: librp's messages often start with it.
+inline std::string describe(rp_status status, const std::string &message) {
+    std::string word = rp_status_str(static_cast<int32_t>(status));
+    if (message.empty()) return word;
+    bool has_word = message.compare(0, word.size(), word) == 0 &&
+                    (message.size() == word.size() || message[word.size()] == ':' ||
+                     message[word.size()] == ' ' || message[word.size()] == '(');
+    return has_word ? message : word + ": " + message;
+}
+
+}  // namespace detail
+
+/// A failed librp call: its status and the message librp recorded for it. what() names the
+/// status once, followed by the message.
 class Error : public std::runtime_error {
 public:
     Error(rp_status status, const std::string &message)
-        : std::runtime_error(std::string(rp_status_str(static_cast<int32_t>(status))) +
-                             (message.empty() ? std::string() : ": " + message)),
-          status_(status), message_(message) {}
+        : std::runtime_error(detail::describe(status, message)), status_(status), message_(message) {}
     /// The librp status code.
     rp_status status() const noexcept { return status_; }
     /// librp's message, without the status name.
@@ -80,7 +91,10 @@ private:
     std::vector<std::pair<std::string, std::string>> details_;
 };
 
-/// A borrowed byte range; who owns the bytes is said wherever one is returned.
+/// A borrowed byte range; who owns the bytes is said wherever one is returned. Every call
+/// that takes bytes takes a Bytes, so it accepts a std::string, a std::string_view, a string
+/// literal (its bytes, without the NUL), a std::vector<std::uint8_t> or a pointer and length;
+/// the bytes must outlive the Bytes (a temporary passed to a call lives long enough).
 struct Bytes {
     const std::uint8_t *data = nullptr;
     std::size_t size = 0;
@@ -90,6 +104,8 @@ struct Bytes {
     Bytes(const std::vector<std::uint8_t> &v) noexcept : data(v.data()), size(v.size()) {}
     Bytes(std::string_view s) noexcept
         : data(reinterpret_cast<const std::uint8_t *>(s.data())), size(s.size()) {}
+    Bytes(const std::string &s) noexcept : Bytes(std::string_view(s)) {}
+    Bytes(const char *s) noexcept : Bytes(s ? std::string_view(s) : std::string_view()) {}
     const std::uint8_t *begin() const noexcept { return data; }
     const std::uint8_t *end() const noexcept { return data + size; }
     bool empty() const noexcept { return size == 0; }
@@ -461,9 +477,8 @@ public:
     WorkerOptions &add_protocol(std::uint32_t id) { return set(rp_push_worker_options_add_protocol(p_.get(), id)); }
     WorkerOptions &service(const std::string &s) { return set(rp_push_worker_options_set_service(p_.get(), s.c_str())); }
     WorkerOptions &connect_timeout(std::chrono::milliseconds t) {
-        return set(rp_push_worker_options_set_connect_timeout_ms(p_.get(), static_cast<std::uint32_t>(t.count())));
+        return set(rp_push_worker_options_set_connect_timeout_ms(p_.get(), detail::to_ms(t)));
     }
-    WorkerOptions &max_queued(std::size_t n) { return set(rp_push_worker_options_set_max_queued(p_.get(), n)); }
     WorkerOptions &auth_token(Bytes t) {
         return set(rp_push_worker_options_set_auth_token(p_.get(), detail::ptr_or_null(t), t.size));
     }
@@ -629,7 +644,7 @@ public:
         return set(rp_push_server_options_set_auth_token(p_.get(), detail::ptr_or_null(t), t.size));
     }
     ServerOptions &handshake_timeout(std::chrono::milliseconds t) {
-        return set(rp_push_server_options_set_handshake_timeout_ms(p_.get(), static_cast<std::uint32_t>(t.count())));
+        return set(rp_push_server_options_set_handshake_timeout_ms(p_.get(), detail::to_ms(t)));
     }
     /// Most connections at once, and from one peer uid (defaults 4096 and 2048).
     ServerOptions &max_connections(std::size_t total, std::size_t per_uid) {
@@ -637,7 +652,7 @@ public:
     }
     /// Time a registered worker has to finish a frame it started (0 = no limit; default 30 s).
     ServerOptions &frame_timeout(std::chrono::milliseconds t) {
-        return set(rp_push_server_options_set_frame_timeout_ms(p_.get(), static_cast<std::uint32_t>(t.count())));
+        return set(rp_push_server_options_set_frame_timeout_ms(p_.get(), detail::to_ms(t)));
     }
     ServerOptions &max_send_buffer(std::size_t bytes) { return set(rp_push_server_options_set_max_send_buffer(p_.get(), bytes)); }
 
@@ -913,13 +928,13 @@ public:
     BrokerOptions &keepalive(std::chrono::seconds t) {
         return set(rp_broker_options_set_keepalive_secs(p_.get(), static_cast<std::uint64_t>(t.count())));
     }
-    /// Opt in to adopting a handed-off connection, waiting up to `wait` (0 = 2 s).
-    BrokerOptions &adopt_handoff(bool adopt, std::chrono::milliseconds wait = std::chrono::milliseconds(0)) {
+    /// Opt in to adopting a handed-off connection, waiting up to `wait` (default 2 s).
+    BrokerOptions &adopt_handoff(bool adopt, std::chrono::milliseconds wait = std::chrono::milliseconds(2000)) {
         return set(rp_broker_options_set_adopt_handoff(p_.get(), adopt, detail::to_ms(wait)));
     }
-    /// Limit for each connect and for the Hello round trip (default 5 s).
+    /// Limit for each connect and for the Hello round trip (default 5 s; rp::forever = none).
     BrokerOptions &timeout(std::chrono::milliseconds t) {
-        return set(rp_broker_options_set_timeout_ms(p_.get(), static_cast<std::uint32_t>(detail::to_ms(t) < 0 ? 0 : detail::to_ms(t))));
+        return set(rp_broker_options_set_timeout_ms(p_.get(), detail::to_ms(t)));
     }
     /// RUNNING_PROCESS_DISABLE=1 then fails connect_broker with rp::Error(RP_STATUS_DISABLED).
     BrokerOptions &honor_disable_env(bool b) { return set(rp_broker_options_set_honor_disable_env(p_.get(), b)); }
@@ -983,8 +998,9 @@ public:
         detail::check(st);
         return ReceivedFrame(f);
     }
-    /// The socket descriptor, for poll; owned by the connection. After it is readable, call
-    /// recv(0ms) until std::nullopt.
+    /// A descriptor for poll/epoll, readable (level-triggered) exactly while recv(0ms) would
+    /// return a frame or the end, also for frames already buffered: one recv per wake-up is
+    /// enough. Not the socket: watch it for readability only; owned by the connection.
     int fd() const noexcept { return rp_conn_fd(p_.get()); }
     /// The peer's credentials; std::nullopt when there are none (TCP).
     std::optional<Credentials> peer_credentials() const {
@@ -1049,7 +1065,7 @@ inline bool disabled_by_env() {
 }
 
 /// Admin verbs (payload protocol 0xAD01) and reply kinds.
-enum class AdminVerb : int32_t { status = 1, healthz = 4, readyz = 5, shutdown = 21 };
+enum class AdminVerb : int32_t { status = 1, healthz = 4, readyz = 5, metrics = 9, shutdown = 21 };
 enum class AdminKind : int32_t { text = 0, json = 1, openmetrics = 2 };
 
 struct AdminReply {
@@ -1058,11 +1074,12 @@ struct AdminReply {
     std::string body;
 };
 
-/// Sends one admin request on a new connection to `endpoint` and waits up to `timeout` (0 =
-/// 5 s) for the reply; std::nullopt when none came in time. `service` empty = none.
+/// Sends one admin request on a new connection to `endpoint` and waits up to `timeout` (default
+/// 5 s; rp::forever = no limit) for the reply; std::nullopt when none came in time. `service`
+/// empty = none.
 inline std::optional<AdminReply> admin_request(const std::string &endpoint, AdminVerb verb,
                                                const std::string &service = std::string(),
-                                               std::chrono::milliseconds timeout = std::chrono::milliseconds(0)) {
+                                               std::chrono::milliseconds timeout = std::chrono::milliseconds(5000)) {
     rp_admin_reply *r = nullptr;
     rp_status st = rp_admin_request(endpoint.c_str(), static_cast<int32_t>(verb),
                                     service.empty() ? nullptr : service.c_str(), detail::to_ms(timeout), &r);
@@ -1107,10 +1124,10 @@ public:
         return set(rp_broker_server_options_set_rate_limit(p_.get(), max_hellos, static_cast<std::uint32_t>(window.count())));
     }
     BrokerServerOptions &hello_timeout(std::chrono::milliseconds t) {
-        return set(rp_broker_server_options_set_hello_timeout_ms(p_.get(), static_cast<std::uint32_t>(t.count())));
+        return set(rp_broker_server_options_set_hello_timeout_ms(p_.get(), detail::to_ms(t)));
     }
     BrokerServerOptions &handoff_ack_timeout(std::chrono::milliseconds t) {
-        return set(rp_broker_server_options_set_handoff_ack_timeout_ms(p_.get(), static_cast<std::uint32_t>(t.count())));
+        return set(rp_broker_server_options_set_handoff_ack_timeout_ms(p_.get(), detail::to_ms(t)));
     }
     rp_broker_server_options *release() noexcept { return p_.release(); }
 
@@ -1272,7 +1289,7 @@ public:
     /// requests get the "no dispatcher" error.
     static Session over(Conn &&conn, SessionSide side) {
         rp_session *s = nullptr;
-        detail::check(rp_session_new(conn.release(), static_cast<int32_t>(side), nullptr, nullptr, nullptr, &s));
+        detail::check(rp_session_new(conn.release(), static_cast<rp_session_side>(side), nullptr, nullptr, nullptr, &s));
         return Session(s);
     }
     /// A session over `conn` (consumed, even when this throws) whose dispatcher is any callable
@@ -1285,7 +1302,7 @@ public:
         Fn *box = new Fn(std::forward<F>(dispatcher));
         rp_session *s = nullptr;
         // librp owns box (through delete_box) on every path.
-        detail::check(rp_session_new(conn.release(), static_cast<int32_t>(side), &dispatch_tramp<Fn>, box,
+        detail::check(rp_session_new(conn.release(), static_cast<rp_session_side>(side), &dispatch_tramp<Fn>, box,
                                      &detail::delete_box<Fn>, &s));
         return Session(s);
     }
@@ -1353,6 +1370,73 @@ private:
     }
     detail::Owned<rp_session, rp_session_free> p_;
 };
+
+// ----------------------------------------------------------------------------------------------
+// Logs and statistics
+// ----------------------------------------------------------------------------------------------
+
+/// How much a log event matters (rp_log_level).
+enum class LogLevel : int32_t { off = 0, error = 1, warn = 2, info = 3, debug = 4 };
+
+/// Sets the process-wide log callback: any callable `void(LogLevel, std::string_view component,
+/// std::string_view message)`, receiving the events at `max_level` and more severe. The views
+/// live only during the call. It runs on librp's threads (the push server's and broker's event
+/// loops, a session's reader) as well as the application's, possibly on several at once, so it
+/// must be thread-safe; it may call back into librp. An exception it throws is swallowed (no
+/// librp call waits for the callback). The callable is destroyed when replaced or cleared.
+template <class F> void set_log(LogLevel max_level, F &&callback) {
+    using Fn = std::decay_t<F>;
+    struct Tramp {
+        static void call(void *ud, rp_log_level level, const char *component, const char *message) noexcept {
+            try {
+                (*static_cast<Fn *>(ud))(static_cast<LogLevel>(level), std::string_view(component),
+                                         std::string_view(message));
+            } catch (...) {
+            }
+        }
+    };
+    Fn *box = new Fn(std::forward<F>(callback));
+    rp_status st = rp_log_set(static_cast<int32_t>(max_level), &Tramp::call, box, &detail::delete_box<Fn>);
+    if (st != RP_STATUS_OK) {
+        delete box;  // not taken on failure
+        detail::throw_status(st);
+    }
+}
+
+/// Clears the log callback (librp is silent again).
+inline void clear_log() { detail::check(rp_log_set(0, nullptr, nullptr, nullptr)); }
+
+/// Statistics are librp's plain C structs; see rp.h for what each field counts.
+using PushServerStats = rp_push_server_stats;
+using PushWorkerStats = rp_push_worker_stats;
+using BrokerServerStats = rp_broker_server_stats;
+using SessionStats = rp_session_stats;
+
+namespace detail {
+template <class S, class H> S read_stats(rp_status (*get)(const H *, S *), const H *handle) {
+    S s{};
+    s.size = sizeof s;
+    check(get(handle, &s));
+    return s;
+}
+}  // namespace detail
+
+/// What a push server did since it was bound. Thread-safe.
+inline PushServerStats stats(const PushServer &s) {
+    return detail::read_stats(rp_push_server_get_stats, static_cast<const rp_push_server *>(s.capi()));
+}
+/// What a push worker did since it connected. Thread-safe.
+inline PushWorkerStats stats(const PushClient &c) {
+    return detail::read_stats(rp_push_client_get_stats, static_cast<const rp_push_client *>(c.capi()));
+}
+/// What a broker server did since it was bound (the METRICS admin verb reports the same).
+inline BrokerServerStats stats(const BrokerServer &b) {
+    return detail::read_stats(rp_broker_server_get_stats, static_cast<const rp_broker_server *>(b.capi()));
+}
+/// What a session did since it started. Thread-safe.
+inline SessionStats stats(const Session &s) {
+    return detail::read_stats(rp_session_get_stats, static_cast<const rp_session *>(s.capi()));
+}
 
 }  // namespace rp
 

@@ -1,15 +1,21 @@
-//! The hot paths of librp's own protocols without prost, and the map of request ids.
+//! The fast codec: the hot paths of librp's own protocols (push, session) without prost.
 //!
 //! A push (`Push`), a session request, answer or chunk (`SessionMessage`) is nearly always just
 //! a payload protocol (field 1, varint) and payload bytes (field 2), and a worker's answer
 //! (`PushReply`) just its payload (field 1 of the `result` oneof). These shapes are encoded
 //! and decoded here directly; decoding gives up (`None`) on anything else, which the caller
-//! hands to the generated prost code instead, so both paths produce and accept the same bytes.
+//! hands to [`decode_large`] instead, so both paths produce and accept the same bytes.
+//!
+//! Every copy of a payload a peer sent is a fallible allocation ([`WireError::try_copy`]): a
+//! payload that does not fit in memory ends its connection with `NoMemory`, never the process.
 
-use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasher, Hasher};
+use prost::Message;
 
-use crate::wire::pb;
+use crate::wire::{pb, WireError};
+
+/// Most bytes of the fields besides the payload that [`decode_large`] accepts (a failure or an
+/// error message and a few numbers, a few KiB at most).
+const MAX_OTHER_FIELDS: usize = 64 * 1024;
 
 /// Key of the payload protocol (field 1, varint) of a plain message.
 const KEY_PROTOCOL: u8 = 0x08;
@@ -77,6 +83,55 @@ pub(crate) fn reply_payload(bytes: &[u8]) -> Option<&[u8]> {
     (pos == bytes.len()).then_some(payload)
 }
 
+/// Decodes a message `M` of any shape prost accepts, as prost would, except that its payload
+/// (field `payload_field`, bytes, maybe megabytes) is copied by a fallible allocation and
+/// handed to `put`. The other fields named in `others` are decoded by prost from a copy of
+/// their bytes, which must stay under [`MAX_OTHER_FIELDS`]; unknown fields are skipped. With
+/// `oneof`, the payload and the other fields are the variants of one oneof (`PushReply`): the
+/// last one on the wire wins.
+pub(crate) fn decode_large<M: Message + Default>(
+    bytes: &[u8],
+    what: &'static str,
+    payload_field: u32,
+    others: &[u32],
+    oneof: bool,
+    put: impl FnOnce(&mut M, Vec<u8>),
+) -> Result<M, WireError> {
+    let malformed = |detail: &'static str| WireError::Malformed { what, detail: detail.into() };
+    let mut payload: Option<&[u8]> = None;
+    let mut rest = Vec::new();
+    let mut pos = 0;
+    while pos < bytes.len() {
+        let start = pos;
+        let (field, wire_type) = pb::get_key(bytes, &mut pos).map_err(malformed)?;
+        if field == payload_field && wire_type == pb::WT_LEN {
+            payload = Some(pb::get_len_delimited(bytes, &mut pos).map_err(malformed)?);
+            if oneof {
+                rest.clear();
+            }
+            continue;
+        }
+        pb::skip_field(bytes, &mut pos, field, wire_type).map_err(malformed)?;
+        // The payload field with another wire type goes to prost, which refuses it as prost does.
+        if field == payload_field || others.contains(&field) {
+            if rest.len() + (pos - start) > MAX_OTHER_FIELDS {
+                return Err(WireError::Protocol(
+                    format!("the fields of a {what} besides its payload exceed {MAX_OTHER_FIELDS} bytes").into(),
+                ));
+            }
+            rest.extend_from_slice(&bytes[start..pos]);
+            if oneof {
+                payload = None;
+            }
+        }
+    }
+    let mut msg = M::decode(&rest[..]).map_err(|e| WireError::from_prost(what, e))?;
+    if let Some(p) = payload {
+        put(&mut msg, WireError::try_copy(p)?);
+    }
+    Ok(msg)
+}
+
 /// Runs `f` on a zeroed buffer of at least `len` bytes: on the stack when it is small.
 fn with_buffer<R>(len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
     if len <= ON_STACK {
@@ -94,62 +149,23 @@ fn put_bytes(out: &mut [u8], pos: usize, key: u8, bytes: &[u8]) -> usize {
     start + bytes.len()
 }
 
-/// A map keyed by request or correlation id. Ids are counters, not secrets: a multiply-and-
-/// fold hash with a per-map random seed spreads them at a fraction of SipHash's cost, and a
-/// peer that does not know the seed cannot aim its ids at one bucket.
-pub(crate) type IdMap<V> = HashMap<u64, V, IdHash>;
-
-/// A set of ids; see [`IdMap`].
-pub(crate) type IdSet = HashSet<u64, IdHash>;
-
-/// The [`BuildHasher`] of [`IdMap`] and [`IdSet`]: its seed is drawn once per map.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct IdHash(u64);
-
-impl Default for IdHash {
-    fn default() -> Self {
-        IdHash(std::collections::hash_map::RandomState::new().hash_one(0x5350_u64))
-    }
-}
-
-impl BuildHasher for IdHash {
-    type Hasher = IdHasher;
-    fn build_hasher(&self) -> IdHasher {
-        IdHasher { seed: self.0, hash: 0 }
-    }
-}
-
-/// Hashes one `u64` id; see [`IdMap`].
-#[derive(Debug)]
-pub(crate) struct IdHasher {
-    seed: u64,
-    hash: u64,
-}
-
-impl Hasher for IdHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        // Not reached for `u64` keys; correct for any other.
-        for &b in bytes {
-            self.write_u64(self.hash ^ u64::from(b));
-        }
-    }
-
-    fn write_u64(&mut self, id: u64) {
-        let product = u128::from(id ^ self.seed) * u128::from(0x9e37_79b9_7f4a_7c15_u64);
-        self.hash = (product as u64) ^ ((product >> 64) as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.hash
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use prost::Message;
-
     use super::*;
-    use crate::push::proto::{push_reply, Push, PushFailure, PushReply};
+    use push_proto::{push_reply, Push, PushFailure, PushReply};
+
+    /// The real push messages, generated from `proto/librp_push.proto` (included, not imported,
+    /// so that the wire layer's tests need no role module).
+    mod push_proto {
+        #![allow(missing_docs, dead_code, clippy::all)]
+        include!(concat!(env!("OUT_DIR"), "/librp.push.v1.rs"));
+    }
+
+    /// The real session messages, generated from `proto/librp_session.proto`.
+    mod session_proto {
+        #![allow(missing_docs, dead_code, clippy::all)]
+        include!(concat!(env!("OUT_DIR"), "/librp.session.v1.rs"));
+    }
 
     const SIZES: [usize; 9] = [0, 1, 64, 127, 128, 300, 495, 496, 70_000];
 
@@ -219,19 +235,59 @@ mod tests {
         assert!(reply_payload(&cases[2]).is_none(), "the last of two results wins in prost: not the fast path");
     }
 
+    /// `decode_large` reads every shape as prost does: field order, repeats, unknown fields,
+    /// the oneof's last variant, wrong wire types and cut-short bytes.
     #[test]
-    fn an_id_map_spreads_consecutive_ids() {
-        let hash = IdHash::default();
-        let mut buckets = [0u32; 64];
-        for id in (1..=6400u64).step_by(2) {
-            buckets[(hash.hash_one(id) & 63) as usize] += 1;
+    fn decode_large_reads_what_prost_reads() {
+        use session_proto::{SessionError, SessionMessage};
+        let failure = PushReply {
+            result: Some(push_reply::Result::Failure(PushFailure { code: -5, message: "no".into() })),
         }
-        // 3,200 ids over 64 buckets: 50 each on average.
-        assert!(buckets.iter().all(|&n| (20..=90).contains(&n)), "{buckets:?}");
-        let mut map = IdMap::default();
-        for id in 0..1000u64 {
-            map.insert(id * 2, id);
+        .encode_to_vec();
+        let payload = with_reply_payload(b"first", <[u8]>::to_vec);
+        let session = SessionMessage {
+            payload_protocol: 7,
+            payload: b"abc".to_vec(),
+            error: Some(SessionError { code: 3, message: "e".into() }),
+            end_of_stream: true,
         }
-        assert!((0..1000u64).all(|id| map.get(&(id * 2)) == Some(&id)));
+        .encode_to_vec();
+        let cat = |parts: &[&[u8]]| parts.concat();
+        let cases: Vec<Vec<u8>> = vec![
+            vec![],
+            failure.clone(),
+            payload.clone(),
+            cat(&[&payload, &failure]),
+            cat(&[&failure, &payload]),
+            cat(&[&failure, &failure, &payload, &failure]),
+            session.clone(),
+            cat(&[&session, &session]),
+            cat(&[&session[2..], &session[..2]]),
+            cat(&[&[0x2a, 0x01, 0x00], &session]),  // an unknown field first
+            vec![0x10, 0x05],                       // field 2 with the varint wire type
+            vec![0x0a, 0x05, 1, 2],                 // cut short
+            vec![0x08, 0x80],                       // a varint cut short
+            vec![0x12, 0x01, 0x09, 0x0b, 0x01],     // a group never closed
+            cat(&[&session, &[0x1a, 0x02, 0x08]]),  // an error message cut short
+        ];
+        for case in &cases {
+            let ours = decode_large::<PushReply>(case, "PushReply", 1, &[2], true, |m, p| {
+                m.result = Some(push_reply::Result::Payload(p));
+            });
+            match PushReply::decode(&case[..]) {
+                Ok(m) => assert_eq!(ours.unwrap(), m, "{case:02x?}"),
+                Err(_) => assert!(ours.is_err(), "{case:02x?}"),
+            }
+            let ours = decode_large::<SessionMessage>(case, "SessionMessage", 2, &[1, 3, 4], false, |m, p| m.payload = p);
+            match SessionMessage::decode(&case[..]) {
+                Ok(m) => assert_eq!(ours.unwrap(), m, "{case:02x?}"),
+                Err(_) => assert!(ours.is_err(), "{case:02x?}"),
+            }
+            let ours = decode_large::<Push>(case, "Push", 2, &[1], false, |m, p| m.payload = p);
+            match Push::decode(&case[..]) {
+                Ok(m) => assert_eq!(ours.unwrap(), m, "{case:02x?}"),
+                Err(_) => assert!(ours.is_err(), "{case:02x?}"),
+            }
+        }
     }
 }

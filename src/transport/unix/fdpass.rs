@@ -1,16 +1,19 @@
-//! Passing descriptors over Unix sockets with `SCM_RIGHTS`: the one module outside `src/ffi/`
-//! allowed `unsafe` (it calls `sendmsg`/`recvmsg` and walks control messages).
+//! Descriptor passing (`SCM_RIGHTS`) and a caller's socket used under a deadline: the sockets of
+//! a handoff.
 //!
-//! Received descriptors are close-on-exec (`MSG_CMSG_CLOEXEC`), are owned (`OwnedFd`) the
-//! moment they are seen so every failure path closes them, and a truncated control message
+//! Received descriptors are close-on-exec (`MSG_CMSG_CLOEXEC`), are owned (`OwnedFd`) the moment
+//! they are seen so every failure path closes them, and a truncated control message
 //! (`MSG_CTRUNC`) is an error.
 #![allow(unsafe_code)]
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
+use super::send_nosignal;
 use crate::error::{Error, Result};
 use crate::wire::WireError;
+
+// ---------------------------------------------------------------------------------------------
 
 /// Descriptors one received message may carry before it is refused; room is made for this
 /// many so a peer sending several is detected (and all are closed) rather than truncated.
@@ -134,6 +137,100 @@ pub fn recv_with_fd(socket: &impl AsFd, data: &mut [u8]) -> Result<(usize, Optio
     Ok((n, fds.pop()))
 }
 
+// ---------------------------------------------------------------------------------------------
+// A caller's socket with a deadline
+// ---------------------------------------------------------------------------------------------
+
+/// A descriptor borrowed for the length of a call (see [`DeadlineSocket`]).
+pub type BorrowedDescriptor<'a> = BorrowedFd<'a>;
+
+/// A socket borrowed from a caller for one call, whose reads and writes give up with
+/// `TimedOut` at a deadline; its own blocking mode and options are left untouched. Writes use
+/// `MSG_NOSIGNAL`.
+#[derive(Debug)]
+pub struct DeadlineSocket<'a> {
+    socket: BorrowedDescriptor<'a>,
+    deadline: Option<std::time::Instant>,
+}
+
+impl<'a> DeadlineSocket<'a> {
+    /// Borrows `socket` until `deadline` (`None` = no limit).
+    pub fn new(socket: BorrowedDescriptor<'a>, deadline: Option<std::time::Instant>) -> Self {
+        DeadlineSocket { socket, deadline }
+    }
+
+    /// Waits until the socket is readable; `TimedOut` once the deadline passed (a deadline
+    /// already passed still looks once).
+    pub fn wait_readable(&self) -> io::Result<()> {
+        self.wait(libc::POLLIN)
+    }
+
+    fn wait(&self, events: libc::c_short) -> io::Result<()> {
+        loop {
+            let timeout_ms = match self.deadline {
+                None => -1,
+                Some(d) => {
+                    let left = d.saturating_duration_since(std::time::Instant::now());
+                    left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32
+                }
+            };
+            let mut pfd = libc::pollfd { fd: self.socket.as_raw_fd(), events, revents: 0 };
+            // SAFETY: one valid pollfd for the duration of the call.
+            let n = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+            match n {
+                n if n > 0 => return Ok(()),
+                0 => return Err(io::ErrorKind::TimedOut.into()),
+                _ => {
+                    let err = io::Error::last_os_error();
+                    if err.kind() != io::ErrorKind::Interrupted {
+                        return Err(err);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl AsFd for DeadlineSocket<'_> {
+    fn as_fd(&self) -> BorrowedDescriptor<'_> {
+        self.socket
+    }
+}
+
+impl io::Read for DeadlineSocket<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            self.wait(libc::POLLIN)?;
+            // SAFETY: `buf` is writable for `buf.len()` bytes; the descriptor is borrowed open.
+            let n = unsafe { libc::read(self.socket.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if n >= 0 {
+                return Ok(n as usize);
+            }
+            let err = io::Error::last_os_error();
+            if !matches!(err.kind(), io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock) {
+                return Err(err);
+            }
+        }
+    }
+}
+
+impl io::Write for DeadlineSocket<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        loop {
+            self.wait(libc::POLLOUT)?;
+            match send_nosignal(self.socket.as_raw_fd(), buf) {
+                Ok(n) => return Ok(n),
+                Err(e) if matches!(e.kind(), io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,5 +255,22 @@ mod tests {
         let mut got = [0u8; 2];
         y.read_exact(&mut got).unwrap();
         assert_eq!(&got, b"ok");
+    }
+
+    #[test]
+    fn deadline_socket_reads_writes_and_gives_up_at_its_deadline() {
+        use std::io::{Read, Write};
+        use std::time::{Duration, Instant};
+        let (a, mut b) = UnixStream::pair().unwrap();
+        let mut s = DeadlineSocket::new(a.as_fd(), Some(Instant::now() + Duration::from_millis(50)));
+        s.write_all(b"ping").unwrap();
+        let mut got = [0u8; 4];
+        b.read_exact(&mut got).unwrap();
+        b.write_all(b"pong").unwrap();
+        s.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"pong");
+        let started = Instant::now();
+        assert_eq!(s.read(&mut got).unwrap_err().kind(), io::ErrorKind::TimedOut);
+        assert!(started.elapsed() < Duration::from_secs(5));
     }
 }

@@ -1,24 +1,28 @@
-//! The worker side: connect, register, receive pushes, reply.
+//! The worker side: connect, register, receive pushes, reply. What the server sends is parsed
+//! in [`parse`], which also holds the worker's inbox ([`parse::State`]).
+
+mod parse;
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
-use std::io::{Read, Write};
 use std::net::Shutdown;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::os::unix::net::UnixStream;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use prost::Message;
 
-use super::proto::{push_reply, Push, PushFailure, PushReply, Registration, RegistrationAck};
-use super::{PUSH_PROTOCOL, PUSH_PROTOCOL_VERSION, REGISTRATION_REQUEST_ID};
+use crate::push::proto::{push_reply, PushFailure, PushReply, Registration};
+use crate::push::{MAX_FAILURE_MESSAGE, PUSH_PROTOCOL, PUSH_PROTOCOL_VERSION, REGISTRATION_REQUEST_ID};
 use crate::control::{client_handshake, ClientHello};
 use crate::error::Error;
-use crate::fastpath::{self, IdSet};
-use crate::transport::{self, Endpoint, Stream, SwitchableReads};
-use crate::wire::proto::{FrameKind, Negotiated};
-use crate::wire::{FrameReader, FrameView, FrameWriter, WireError};
+use crate::{idmap::IdSet, wire::fast as fastpath};
+use crate::stats::{self, PushWorkerCounters, PushWorkerStats};
+use crate::transport::{self, Endpoint, RawDescriptor, ReadinessSet, ReadySignal, Stream, SwitchableReads};
+use crate::wire::proto::{ErrorCode, FrameKind, Negotiated};
+use crate::wire::{FrameReader, FrameView, FrameWriter, WireError, HELLO_MAX_BODY, MAX_BODY};
+use parse::{outcome_into, registration_ack, take_buffered, State};
+
+pub(crate) use parse::fuzz_server_stream;
 
 /// How a worker connects and registers.
 #[derive(Debug, Clone)]
@@ -31,8 +35,6 @@ pub struct WorkerOptions {
     pub registration: Registration,
     /// Limit for connecting, the Hello and the registration together (default 5 s).
     pub connect_timeout: Duration,
-    /// Kept for compatibility; the inbox holds at most the pushes of one read (default 1024).
-    pub max_queued_pushes: usize,
     /// Limit for one reply to be written (default 30 s).
     pub send_timeout: Duration,
     /// Token for servers that require one (TCP).
@@ -49,7 +51,6 @@ impl WorkerOptions {
             service_name: super::DEFAULT_SERVICE.to_owned(),
             registration,
             connect_timeout: Duration::from_secs(5),
-            max_queued_pushes: 1024,
             send_timeout: Duration::from_secs(30),
             auth_token: Vec::new(),
             client_version: String::new(),
@@ -88,34 +89,56 @@ pub struct PushClient {
     state: Mutex<State>,
     changed: Condvar,
     writer: Mutex<FrameWriter<Stream>>,
-    /// Holds one byte while a push waits in the inbox or the connection has ended.
-    signal_rx: UnixStream,
-    signal_tx: UnixStream,
-    /// Level-triggered set of the socket and `signal_rx`: the application's pollable fd.
-    readiness: OwnedFd,
+    /// Raised while a push waits in the inbox or the connection has ended.
+    signal: ReadySignal,
+    /// Level-triggered set of the socket and `signal`: the application's pollable fd.
+    readiness: ReadinessSet,
     worker_id: u64,
     negotiated: Negotiated,
+    stats: PushWorkerCounters,
 }
 
-#[derive(Debug)]
-struct State {
-    /// The framed reader; `None` while a receiving thread has it.
-    reader: Option<FrameReader<SwitchableReads>>,
-    /// Threads waiting on `changed`, so a receiver notifies only when someone listens.
-    waiting: usize,
-    jobs: VecDeque<Job>,
-    /// Received and not yet answered; a reply must name one of these, once.
-    outstanding: IdSet,
-    closed: Option<Cow<'static, str>>,
-    signalled: bool,
+/// Adds to a refusal of the worker's Hello what the peer is: a librp push server serving
+/// another service, or something else (a broker refuses the push service the same way).
+fn peer_not_push_server(e: Error, opts: &WorkerOptions) -> Error {
+    let Some(refusal) = e.refusal() else { return e };
+    if refusal.code != ErrorCode::ServiceUnknown as i32 {
+        return e;
+    }
+    let note = match (refusal.details.get(super::ROLE_DETAIL), refusal.details.get(super::SERVICE_DETAIL)) {
+        (Some(role), Some(theirs)) if role == super::PUSH_SERVER_ROLE => format!(
+            "the push server at {} answers to service {theirs:?}, not {:?}",
+            opts.endpoint, opts.service_name
+        ),
+        (Some(role), None) if role == super::PUSH_SERVER_ROLE => return e,
+        _ => format!(
+            "the peer at {} is not a librp push server (a running-process broker without a {:?} service \
+             answers like this); connect the worker to the push server's own endpoint",
+            opts.endpoint, opts.service_name
+        ),
+    };
+    e.noted(note)
 }
+
 
 impl PushClient {
     /// Connects, says Hello, registers, and starts receiving pushes.
     ///
     /// Fails with `Refused` (the server's code and retry hint in the error), `Rejected` (the
-    /// registration was declined, with the server's reason), `Timeout`, or an I/O error.
+    /// registration was declined, with the server's reason), `InvalidArgument` (the registration
+    /// is over a limit: `MAX_NAMESPACES` and the others of [`crate::push`]; nothing is sent), `Timeout`, or an I/O
+    /// error.
     pub fn connect(opts: WorkerOptions) -> Result<PushClient, Error> {
+        let result = Self::connect_inner(&opts);
+        match &result {
+            Ok(c) => crate::log!(Info, "push-worker", "registered with {} as worker {}", opts.endpoint, c.worker_id),
+            Err(e) => crate::log!(Warn, "push-worker", "connecting to {} failed: {e}", opts.endpoint),
+        }
+        result
+    }
+
+    fn connect_inner(opts: &WorkerOptions) -> Result<PushClient, Error> {
+        super::check_registration(&opts.registration).map_err(Error::invalid_argument)?;
         let deadline = Instant::now() + opts.connect_timeout;
         let socket = transport::connect(&opts.endpoint, opts.connect_timeout)?;
         let remaining = || {
@@ -126,7 +149,8 @@ impl PushClient {
         let io = |e| Error::io("configure socket", e);
         socket.set_read_timeout(Some(remaining()?)).map_err(io)?;
         socket.set_write_timeout(Some(remaining()?)).map_err(io)?;
-        let mut reader = FrameReader::new(socket.try_clone().map_err(io)?);
+        // The HelloReply and the registration ack are small: the Hello cap holds until then.
+        let mut reader = FrameReader::with_max_body(socket.try_clone().map_err(io)?, HELLO_MAX_BODY);
         let mut writer = FrameWriter::new(socket.try_clone().map_err(io)?);
         let hello = ClientHello {
             service_name: opts.service_name.clone(),
@@ -141,7 +165,8 @@ impl PushClient {
             }
             e => e,
         };
-        let negotiated = client_handshake(&mut reader, &mut writer, &hello).map_err(timeout_to_error)?;
+        let negotiated = client_handshake(&mut reader, &mut writer, &hello)
+            .map_err(|e| peer_not_push_server(timeout_to_error(e), opts))?;
 
         // Register before anyone receives, so nothing else can consume the ack.
         socket.set_read_timeout(Some(remaining()?)).map_err(io)?;
@@ -158,14 +183,13 @@ impl PushClient {
             return Err(Error::Rejected(format!("registration rejected: {}", ack.reason).into()));
         }
 
+        reader.set_max_body(MAX_BODY);
         socket.set_read_timeout(None).map_err(io)?;
         socket.set_write_timeout(Some(opts.send_timeout)).map_err(io)?;
         // Pushes that arrived with the ack stay buffered in the reader, which changes hands.
         let reader = reader.map_inner(SwitchableReads::new);
-        let (signal_rx, signal_tx) = UnixStream::pair().map_err(|e| Error::io("notification socket", e))?;
-        signal_rx.set_nonblocking(true).map_err(io)?;
-        signal_tx.set_nonblocking(true).map_err(io)?;
-        let readiness = transport::readiness_set(&[socket.as_raw_fd(), signal_rx.as_raw_fd()])
+        let signal = ReadySignal::new()?;
+        let readiness = ReadinessSet::new(&[socket.descriptor(), signal.fd()])
             .map_err(|e| Error::io("create the pollable descriptor", e))?;
         let client = PushClient {
             socket,
@@ -175,21 +199,21 @@ impl PushClient {
                 jobs: VecDeque::new(),
                 outstanding: IdSet::default(),
                 closed: None,
-                signalled: false,
+                no_memory: false,
             }),
             changed: Condvar::new(),
             writer: Mutex::new(writer),
-            signal_rx,
-            signal_tx,
+            signal,
             readiness,
             worker_id: ack.worker_id,
             negotiated,
+            stats: PushWorkerCounters::default(),
         };
         // Frames that came with the ack are pushes already here.
         {
             let mut st = client.lock();
             let mut reader = st.reader.take().expect("reader present at start");
-            let outcome = take_buffered(&mut reader, &mut st);
+            let outcome = take_buffered(&mut reader, &mut st, &client.stats);
             st.reader = Some(reader);
             if let Err(reason) = outcome {
                 client.close_with(&mut st, reason);
@@ -213,13 +237,21 @@ impl PushClient {
     ///
     /// Fails with `Timeout` when none came in time and `Closed` when the connection ended
     /// (server gone, protocol violation, or [`close`](Self::close)); the reason is in the error.
+    /// `NoMemory` means a push did not fit in memory: the connection ended, the process lives.
     pub fn recv(&self, timeout: Option<Duration>) -> Result<Job, Error> {
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut polled = false;
+        // Set when this thread's read ended the connection: logged once the lock is released.
+        let mut ended = false;
         let mut st = self.lock();
         loop {
-            if let Some(reason) = &st.closed {
-                return Err(Error::Closed(reason.clone()));
+            if let Some(e) = st.ended() {
+                let reason = st.closed.clone().unwrap_or_default();
+                drop(st);
+                if ended {
+                    self.log_end(&reason);
+                }
+                return Err(e);
             }
             if let Some(job) = st.jobs.pop_front() {
                 st.outstanding.insert(job.correlation_id);
@@ -244,16 +276,17 @@ impl PushClient {
                         reader.get_mut().wait = false;
                         read
                     }
-                    Some(l) => match transport::wait_readable(self.socket.as_raw_fd(), Some(l)) {
+                    Some(l) => match transport::wait_readable(self.socket.descriptor(), Some(l)) {
                         Ok(false) => Ok(0),
                         Ok(true) => reader.read_more(),
                         Err(e) => Err(WireError::Io(e)),
                     },
                 };
                 st = self.lock();
-                let outcome = outcome_into(outcome, &mut reader, &mut st);
+                let outcome = outcome_into(outcome, &mut reader, &mut st, &self.stats);
                 st.reader = Some(reader);
                 if let Err(reason) = outcome {
+                    ended = st.closed.is_none();
                     self.close_with(&mut st, reason);
                     self.update_signal(&mut st);
                 }
@@ -278,14 +311,30 @@ impl PushClient {
 
     /// Answers a push with a payload.
     pub fn reply(&self, correlation_id: u64, payload: &[u8]) -> Result<(), Error> {
-        fastpath::with_reply_payload(payload, |reply| self.send_reply(correlation_id, reply))
+        fastpath::with_reply_payload(payload, |reply| self.send_reply(correlation_id, reply, false))
     }
 
     /// Answers a push with a failure: the worker could not do the job.
+    /// The message is at most [`MAX_FAILURE_MESSAGE`] bytes (`InvalidArgument` otherwise).
     pub fn reply_error(&self, correlation_id: u64, code: i32, message: &str) -> Result<(), Error> {
+        if message.len() > MAX_FAILURE_MESSAGE {
+            return Err(Error::invalid_argument(format!(
+                "a failure message is at most {MAX_FAILURE_MESSAGE} bytes (got {})",
+                message.len()
+            )));
+        }
         let failure = PushFailure { code, message: message.to_owned() };
         let msg = PushReply { result: Some(push_reply::Result::Failure(failure)) };
-        self.send_reply(correlation_id, &msg.encode_to_vec())
+        self.send_reply(correlation_id, &msg.encode_to_vec(), true)
+    }
+
+    /// What this worker did since it connected.
+    pub fn stats(&self) -> PushWorkerStats {
+        let mut s = self.stats.snapshot();
+        let st = self.lock();
+        s.pushes_queued = st.jobs.len() as u64;
+        s.pushes_outstanding = st.outstanding.len() as u64;
+        s
     }
 
     /// True while `correlation_id` was received and not yet answered.
@@ -294,11 +343,11 @@ impl PushClient {
     }
 
     /// Sends an encoded `PushReply`.
-    fn send_reply(&self, correlation_id: u64, payload: &[u8]) -> Result<(), Error> {
+    fn send_reply(&self, correlation_id: u64, payload: &[u8], failure: bool) -> Result<(), Error> {
         {
             let mut st = self.lock();
-            if let Some(reason) = &st.closed {
-                return Err(Error::Closed(reason.clone()));
+            if let Some(e) = st.ended() {
+                return Err(e);
             }
             if !st.outstanding.remove(&correlation_id) {
                 return Err(Error::NotFound(
@@ -313,7 +362,18 @@ impl PushClient {
             request_id: correlation_id,
             ..FrameView::default()
         };
-        let result = self.writer.lock().unwrap_or_else(|p| p.into_inner()).write_frame(&frame);
+        let result = {
+            let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+            writer.queue(&frame).and_then(|()| {
+                let n = writer.queued_len();
+                writer.write_queued()?;
+                stats::add(&self.stats.bytes_out, n);
+                Ok(())
+            })
+        };
+        if result.is_ok() {
+            stats::bump(if failure { &self.stats.failures_sent } else { &self.stats.replies_sent });
+        }
         result.map_err(|e| match e {
             WireError::Timeout => Error::Timeout("the server did not accept the reply in time".into()),
             WireError::Closed => Error::Closed("the server closed the connection".into()),
@@ -325,8 +385,8 @@ impl PushClient {
     /// `poll`/`epoll` loops; then [`recv`](Self::recv) with a zero timeout returns at once. It
     /// may also be readable for part of a push that has not fully arrived (recv then times out).
     /// Owned by the client; do not read from or close it.
-    pub fn pollable_fd(&self) -> RawFd {
-        self.readiness.as_raw_fd()
+    pub fn pollable_fd(&self) -> RawDescriptor {
+        self.readiness.descriptor()
     }
 
     /// Number of pushes waiting in the inbox.
@@ -338,9 +398,24 @@ impl PushClient {
     /// callable from any thread.
     pub fn close(&self) {
         let mut st = self.lock();
+        let first = st.closed.is_none();
         self.close_with(&mut st, "closed locally".into());
         self.update_signal(&mut st);
         self.changed.notify_all();
+        drop(st);
+        if first {
+            self.log_end("closed locally");
+        }
+    }
+
+    /// Logs why the connection ended (called without the state lock: the log callback may
+    /// call back into this client).
+    fn log_end(&self, reason: &str) {
+        if reason.starts_with("protocol violation") || reason.starts_with("connection failed") {
+            crate::log!(Warn, "push-worker", "worker {}: connection ended: {reason}", self.worker_id);
+        } else {
+            crate::log!(Info, "push-worker", "worker {}: connection ended: {reason}", self.worker_id);
+        }
     }
 
     fn close_with(&self, st: &mut State, reason: Cow<'static, str>) {
@@ -356,16 +431,10 @@ impl PushClient {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Keeps exactly one byte in the notification socket while something is ready.
+    /// Keeps the pollable descriptor's signal raised exactly while something is ready (a
+    /// system call only when that changes; under the state lock, so it matches the state).
     fn update_signal(&self, st: &mut State) {
-        let ready = !st.jobs.is_empty() || st.closed.is_some();
-        if ready && !st.signalled {
-            st.signalled = (&self.signal_tx).write(&[1]).is_ok();
-        } else if !ready && st.signalled {
-            let mut byte = [0u8; 1];
-            let _ = (&self.signal_rx).read(&mut byte);
-            st.signalled = false;
-        }
+        self.signal.set(!st.jobs.is_empty() || st.closed.is_some());
     }
 }
 
@@ -375,96 +444,3 @@ impl Drop for PushClient {
     }
 }
 
-/// Checks and decodes the server's answer to the registration.
-fn registration_ack(frame: &FrameView<'_>) -> Result<RegistrationAck, Error> {
-    if frame.payload_protocol != PUSH_PROTOCOL
-        || frame.frame_kind() != Some(FrameKind::Response)
-        || frame.request_id != REGISTRATION_REQUEST_ID
-    {
-        return Err(WireError::Protocol("expected the registration ack".into()).into());
-    }
-    Ok(RegistrationAck::decode(frame.payload).map_err(|e| WireError::from_prost("RegistrationAck", e))?)
-}
-
-/// Fuzzing and corpus-replay hook (see [`super::fuzzing`]): runs `bytes`, as if a server sent
-/// them, through the worker's real parse path: the HelloReply ([`client_handshake`]), the
-/// registration ack, then the frames a receiving thread turns into pushes. Returns the pushes
-/// received, in order (empty when the handshake fails).
-pub(crate) fn fuzz_server_stream(bytes: &[u8]) -> Vec<Job> {
-    let mut reader = FrameReader::new(bytes);
-    let hello = ClientHello {
-        service_name: super::DEFAULT_SERVICE.to_owned(),
-        wanted_version: PUSH_PROTOCOL_VERSION.to_owned(),
-        ..ClientHello::default()
-    };
-    if client_handshake(&mut reader, &mut FrameWriter::new(std::io::sink()), &hello).is_err() {
-        return Vec::new();
-    }
-    match reader.read_frame().map_err(Error::from).and_then(|f| registration_ack(&f)) {
-        Ok(ack) if ack.accepted => {}
-        _ => return Vec::new(),
-    }
-    let mut st = State { reader: None, waiting: 0, jobs: VecDeque::new(), outstanding: IdSet::default(), closed: None, signalled: false };
-    let mut received = Vec::new();
-    loop {
-        let outcome = take_buffered(&mut reader, &mut st);
-        received.extend(st.jobs.drain(..));
-        if outcome.is_err() || reader.read_more().is_err() {
-            return received;
-        }
-    }
-}
-
-/// Turns what one read did into the connection's fate, moving every complete frame it
-/// brought into the inbox.
-fn outcome_into(
-    read: Result<usize, WireError>,
-    reader: &mut FrameReader<SwitchableReads>,
-    st: &mut State,
-) -> Result<(), Cow<'static, str>> {
-    match read {
-        Ok(_) | Err(WireError::Timeout) => {}
-        Err(WireError::Closed) => return Err("the server closed the connection".into()),
-        Err(e) => return Err(format!("connection failed: {e}").into()),
-    }
-    take_buffered(reader, st)
-}
-
-/// Moves every complete buffered frame into the inbox; a frame that is not a push or a cancel
-/// on the push protocol ends the connection.
-fn take_buffered<R: Read>(reader: &mut FrameReader<R>, st: &mut State) -> Result<(), Cow<'static, str>> {
-    loop {
-        let frame = match reader.next_buffered() {
-            Ok(Some(f)) => f,
-            Ok(None) => return Ok(()),
-            Err(e) => return Err(format!("connection failed: {e}").into()),
-        };
-        if frame.payload_protocol != PUSH_PROTOCOL {
-            return Err(format!("protocol violation: frame on payload protocol 0x{:04X}", frame.payload_protocol).into());
-        }
-        match frame.frame_kind() {
-            Some(FrameKind::Event) => {
-                let push = match fastpath::plain_message(frame.payload) {
-                    Some((payload_protocol, payload)) => Push { payload_protocol, payload: payload.to_vec() },
-                    None => Push::decode(frame.payload)
-                        .map_err(|e| Cow::Owned(format!("protocol violation: malformed Push: {e}")))?,
-                };
-                st.jobs.push_back(Job {
-                    correlation_id: frame.request_id,
-                    payload_protocol: push.payload_protocol,
-                    payload: push.payload,
-                    deadline_unix_ms: frame.deadline_unix_ms,
-                    traceparent: frame.traceparent.to_owned(),
-                    tracestate: frame.tracestate.to_owned(),
-                });
-            }
-            Some(FrameKind::Cancel) => {
-                // The server gave up on a push (deadline passed): drop it if not yet received.
-                let id = frame.request_id;
-                st.jobs.retain(|j| j.correlation_id != id);
-                st.outstanding.remove(&id);
-            }
-            _ => return Err(format!("protocol violation: unexpected frame kind {}", frame.kind).into()),
-        }
-    }
-}

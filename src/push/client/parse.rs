@@ -1,0 +1,162 @@
+//! What the server sends a worker, parsed: the registration ack, then the frames a receiving
+//! thread turns into pushes (or cancels) in the worker's inbox, and the fuzzing hook over that
+//! parse path.
+
+use std::borrow::Cow;
+use std::collections::VecDeque;
+use std::io::Read;
+
+use prost::Message;
+
+use super::Job;
+use crate::control::{client_handshake, ClientHello};
+use crate::error::Error;
+use crate::{idmap::IdSet, wire::fast as fastpath};
+use crate::push::proto::{Push, RegistrationAck};
+use crate::push::{PUSH_PROTOCOL, PUSH_PROTOCOL_VERSION, REGISTRATION_REQUEST_ID};
+use crate::stats::{self, PushWorkerCounters};
+use crate::transport::SwitchableReads;
+use crate::wire::proto::FrameKind;
+use crate::wire::{FrameReader, FrameView, FrameWriter, WireError, HELLO_MAX_BODY, MAX_BODY};
+
+
+#[derive(Debug)]
+pub(super) struct State {
+    /// The framed reader; `None` while a receiving thread has it.
+    pub(super) reader: Option<FrameReader<SwitchableReads>>,
+    /// Threads waiting on `changed`, so a receiver notifies only when someone listens.
+    pub(super) waiting: usize,
+    pub(super) jobs: VecDeque<Job>,
+    /// Received and not yet answered; a reply must name one of these, once.
+    pub(super) outstanding: IdSet,
+    pub(super) closed: Option<Cow<'static, str>>,
+    /// The connection ended because what the server sent did not fit in memory: calls then
+    /// fail with `NoMemory` rather than `Closed`.
+    pub(super) no_memory: bool,
+}
+
+impl State {
+    /// The error calls return once the connection has ended.
+    pub(super) fn ended(&self) -> Option<Error> {
+        let reason = self.closed.clone()?;
+        Some(if self.no_memory { Error::NoMemory(reason) } else { Error::Closed(reason) })
+    }
+}
+
+/// Checks and decodes the server's answer to the registration.
+pub(super) fn registration_ack(frame: &FrameView<'_>) -> Result<RegistrationAck, Error> {
+    if frame.payload_protocol != PUSH_PROTOCOL
+        || frame.frame_kind() != Some(FrameKind::Response)
+        || frame.request_id != REGISTRATION_REQUEST_ID
+    {
+        return Err(WireError::Protocol("expected the registration ack".into()).into());
+    }
+    Ok(RegistrationAck::decode(frame.payload).map_err(|e| WireError::from_prost("RegistrationAck", e))?)
+}
+
+/// Fuzzing and corpus-replay hook (see [`crate::push::fuzzing`]): runs `bytes`, as if a server sent
+/// them, through the worker's real parse path: the HelloReply ([`client_handshake`]), the
+/// registration ack, then the frames a receiving thread turns into pushes. Returns the pushes
+/// received, in order (empty when the handshake fails).
+pub(crate) fn fuzz_server_stream(bytes: &[u8]) -> Vec<Job> {
+    let mut reader = FrameReader::with_max_body(bytes, HELLO_MAX_BODY);
+    let hello = ClientHello {
+        service_name: crate::push::DEFAULT_SERVICE.to_owned(),
+        wanted_version: PUSH_PROTOCOL_VERSION.to_owned(),
+        ..ClientHello::default()
+    };
+    if client_handshake(&mut reader, &mut FrameWriter::new(std::io::sink()), &hello).is_err() {
+        return Vec::new();
+    }
+    match reader.read_frame().map_err(Error::from).and_then(|f| registration_ack(&f)) {
+        Ok(ack) if ack.accepted => reader.set_max_body(MAX_BODY),
+        _ => return Vec::new(),
+    }
+    let mut st = State { reader: None, waiting: 0, jobs: VecDeque::new(), outstanding: IdSet::default(), closed: None, no_memory: false };
+    let mut received = Vec::new();
+    loop {
+        let outcome = take_buffered(&mut reader, &mut st, &PushWorkerCounters::default());
+        received.extend(st.jobs.drain(..));
+        if outcome.is_err() || reader.read_more().is_err() {
+            return received;
+        }
+    }
+}
+
+/// Turns what one read did into the connection's fate, moving every complete frame it
+/// brought into the inbox.
+pub(super) fn outcome_into(
+    read: Result<usize, WireError>,
+    reader: &mut FrameReader<SwitchableReads>,
+    st: &mut State,
+    counters: &PushWorkerCounters,
+) -> Result<(), Cow<'static, str>> {
+    match read {
+        Ok(n) => stats::add(&counters.bytes_in, n),
+        Err(WireError::Timeout) => {}
+        Err(WireError::Closed) => return Err("the server closed the connection".into()),
+        Err(e @ WireError::NoMemory { .. }) => {
+            st.no_memory = true;
+            return Err(format!("the connection ended: {e}").into());
+        }
+        Err(e) => return Err(format!("connection failed: {e}").into()),
+    }
+    take_buffered(reader, st, counters)
+}
+
+/// Moves every complete buffered frame into the inbox; a frame that is not a push or a cancel
+/// on the push protocol ends the connection.
+pub(super) fn take_buffered<R: Read>(
+    reader: &mut FrameReader<R>,
+    st: &mut State,
+    counters: &PushWorkerCounters,
+) -> Result<(), Cow<'static, str>> {
+    loop {
+        let frame = match reader.next_buffered() {
+            Ok(Some(f)) => f,
+            Ok(None) => return Ok(()),
+            Err(e) => return Err(format!("connection failed: {e}").into()),
+        };
+        if let Err(e) = frame.check_plain().and_then(|()| frame.check_trace_context()) {
+            return Err(e.to_string().into());
+        }
+        if frame.payload_protocol != PUSH_PROTOCOL {
+            return Err(format!("protocol violation: frame on payload protocol 0x{:04X}", frame.payload_protocol).into());
+        }
+        match frame.frame_kind() {
+            Some(FrameKind::Event) => {
+                let decoded = match fastpath::plain_message(frame.payload) {
+                    Some((payload_protocol, payload)) => {
+                        WireError::try_copy(payload).map(|payload| Push { payload_protocol, payload })
+                    }
+                    None => fastpath::decode_large(frame.payload, "Push", 2, &[1], false, |m: &mut Push, p| m.payload = p),
+                };
+                let push = match decoded {
+                    Ok(push) => push,
+                    Err(e @ WireError::NoMemory { .. }) => {
+                        st.no_memory = true;
+                        return Err(format!("push {} not received: {e}", frame.request_id).into());
+                    }
+                    Err(e) => return Err(format!("protocol violation: {e}").into()),
+                };
+                stats::bump(&counters.pushes_received);
+                st.jobs.push_back(Job {
+                    correlation_id: frame.request_id,
+                    payload_protocol: push.payload_protocol,
+                    payload: push.payload,
+                    deadline_unix_ms: frame.deadline_unix_ms,
+                    traceparent: frame.traceparent.to_owned(),
+                    tracestate: frame.tracestate.to_owned(),
+                });
+            }
+            Some(FrameKind::Cancel) => {
+                // The server gave up on a push (deadline passed): drop it if not yet received.
+                let id = frame.request_id;
+                stats::bump(&counters.cancels_received);
+                st.jobs.retain(|j| j.correlation_id != id);
+                st.outstanding.remove(&id);
+            }
+            _ => return Err(format!("protocol violation: unexpected frame kind {}", frame.kind).into()),
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! A push's ticket: the one place its outcome is kept, completed exactly once (by whoever
+//! learns it first: a reply, a deadline, a disconnect) and taken exactly once by a waiter.
+
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use super::types::PushOutcome;
+use crate::error::Error;
+
+/// An in-flight push: wait on it or poll it, from any thread.
+#[derive(Debug, Clone)]
+pub struct Ticket {
+    inner: Arc<TicketInner>,
+}
+
+#[derive(Debug)]
+struct TicketInner {
+    correlation_id: u64,
+    state: Mutex<TicketSlot>,
+    done: Condvar,
+}
+
+/// A ticket's outcome and how many threads wait for it (so completing a push nobody waits on,
+/// as `push_wait` does for itself, makes no wake-up call).
+#[derive(Debug)]
+struct TicketSlot {
+    state: TicketState,
+    waiting: usize,
+}
+
+#[derive(Debug)]
+enum TicketState {
+    Pending,
+    Done(Result<PushOutcome, Error>),
+    Taken,
+}
+
+impl Ticket {
+    pub(super) fn new(correlation_id: u64) -> Self {
+        Ticket {
+            inner: Arc::new(TicketInner {
+                correlation_id,
+                state: Mutex::new(TicketSlot { state: TicketState::Pending, waiting: 0 }),
+                done: Condvar::new(),
+            }),
+        }
+    }
+
+    /// The push's correlation id (the request id of its frames).
+    pub fn correlation_id(&self) -> u64 {
+        self.inner.correlation_id
+    }
+
+    /// True once the push has an outcome.
+    pub fn is_done(&self) -> bool {
+        !matches!(self.lock().state, TicketState::Pending)
+    }
+
+    /// Waits for the outcome (`None` = forever) and takes it.
+    ///
+    /// `Timeout` means the wait ended first (the push goes on unless its own deadline passed;
+    /// [`is_done`](Self::is_done) tells which). An outcome can be taken once; later calls fail
+    /// with `InvalidArgument`.
+    pub fn wait(&self, timeout: Option<Duration>) -> Result<PushOutcome, Error> {
+        self.wait_until(timeout.map(|t| Instant::now() + t))
+    }
+
+    /// [`wait`](Self::wait) until an instant (`None` = forever); reads no clock when the
+    /// outcome is already there.
+    pub(super) fn wait_until(&self, deadline: Option<Instant>) -> Result<PushOutcome, Error> {
+        let mut slot = self.lock();
+        loop {
+            match std::mem::replace(&mut slot.state, TicketState::Taken) {
+                TicketState::Done(result) => return result,
+                TicketState::Taken => {
+                    return Err(Error::invalid_argument("the push's outcome was already taken"))
+                }
+                TicketState::Pending => slot.state = TicketState::Pending,
+            }
+            slot.waiting += 1;
+            slot = match deadline {
+                None => self.inner.done.wait(slot).unwrap_or_else(|p| p.into_inner()),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        slot.waiting -= 1;
+                        return Err(Error::Timeout(
+                            format!("push {} has no reply yet", self.inner.correlation_id).into(),
+                        ));
+                    }
+                    self.inner.done.wait_timeout(slot, d - now).unwrap_or_else(|p| p.into_inner()).0
+                }
+            };
+            slot.waiting -= 1;
+        }
+    }
+
+    pub(super) fn complete(&self, result: Result<PushOutcome, Error>) {
+        let mut slot = self.lock();
+        if matches!(slot.state, TicketState::Pending) {
+            slot.state = TicketState::Done(result);
+            if slot.waiting > 0 {
+                self.inner.done.notify_all();
+            }
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, TicketSlot> {
+        self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+
+    #[test]
+    fn the_first_outcome_is_kept_and_taken_once() {
+        let t = Ticket::new(7);
+        assert_eq!(t.correlation_id(), 7);
+        assert!(!t.is_done());
+        t.complete(Ok(PushOutcome::Reply(b"first".to_vec())));
+        // A late deadline or disconnect after the reply changes nothing.
+        t.complete(Err(Error::Closed("late".into())));
+        assert!(t.is_done());
+        assert_eq!(t.wait(Some(Duration::ZERO)).unwrap(), PushOutcome::Reply(b"first".to_vec()));
+        assert_eq!(t.wait(None).unwrap_err().kind(), ErrorKind::InvalidArgument);
+        // Nor does a completion after the outcome was taken.
+        t.complete(Ok(PushOutcome::Reply(b"again".to_vec())));
+        assert_eq!(t.wait(Some(Duration::ZERO)).unwrap_err().kind(), ErrorKind::InvalidArgument);
+    }
+
+    #[test]
+    fn a_wait_ends_at_its_limit_and_the_outcome_stays_for_later() {
+        let t = Ticket::new(1);
+        let started = Instant::now();
+        assert_eq!(t.wait(Some(Duration::from_millis(20))).unwrap_err().kind(), ErrorKind::Timeout);
+        assert!(started.elapsed() >= Duration::from_millis(20));
+        assert!(!t.is_done());
+        assert_eq!(t.lock().waiting, 0, "a waiter that timed out is no longer counted");
+        t.complete(Err(Error::Closed("worker gone".into())));
+        assert_eq!(t.wait(Some(Duration::ZERO)).unwrap_err().kind(), ErrorKind::Closed);
+    }
+
+    #[test]
+    fn a_completion_wakes_every_waiter_and_exactly_one_takes_it() {
+        let t = Ticket::new(3);
+        let waiters: Vec<_> = (0..3)
+            .map(|_| {
+                let t = t.clone();
+                std::thread::spawn(move || t.wait(Some(Duration::from_secs(10))))
+            })
+            .collect();
+        let until = Instant::now() + Duration::from_secs(10);
+        while t.lock().waiting < 3 {
+            assert!(Instant::now() < until, "the waiters never waited");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        t.complete(Ok(PushOutcome::Reply(b"x".to_vec())));
+        let results: Vec<_> = waiters.into_iter().map(|h| h.join().unwrap()).collect();
+        let taken = results.iter().filter(|r| r.as_ref().is_ok_and(|o| *o == PushOutcome::Reply(b"x".to_vec()))).count();
+        let refused = results.iter().filter(|r| r.as_ref().is_err_and(|e| e.kind() == ErrorKind::InvalidArgument)).count();
+        assert_eq!((taken, refused), (1, 2), "{results:?}");
+    }
+}

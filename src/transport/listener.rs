@@ -1,0 +1,122 @@
+//! [`Listener`]: a listening socket librp created, owner-only (see the module docs of
+//! [`transport`](super)).
+
+use std::io;
+use std::net::{Shutdown, TcpListener};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::{sys, Endpoint, Stream, UnixListener};
+use crate::error::Error;
+
+/// How a listener is set up.
+#[derive(Debug, Clone, Default)]
+pub struct ListenOptions {
+    /// Allow a TCP listener on a non-loopback address (callers must then require a token).
+    pub allow_remote_tcp: bool,
+}
+
+/// A listening socket; a path socket's file is removed when the listener is dropped.
+#[derive(Debug)]
+pub enum Listener {
+    /// A Unix listener and the socket file it owns, if any.
+    Unix(UnixListener, Option<PathBuf>),
+    /// A TCP listener.
+    Tcp(TcpListener),
+}
+
+impl Listener {
+    /// Binds an endpoint with owner-only permissions (see the module docs).
+    pub fn bind(endpoint: &Endpoint, opts: &ListenOptions) -> Result<Listener, Error> {
+        match endpoint {
+            Endpoint::Path(path) => sys::bind_path(path).map(|(l, path)| Listener::Unix(l, Some(path))),
+            Endpoint::Abstract(name) => {
+                let l = sys::bind_abstract(name)
+                    .map_err(|e| Error::io("bind", io::Error::new(e.kind(), format!("{endpoint}: {e}"))))?;
+                Ok(Listener::Unix(l, None))
+            }
+            Endpoint::Tcp(addr) => {
+                let l = TcpListener::bind(addr.as_str())
+                    .map_err(|e| Error::io("bind", io::Error::new(e.kind(), format!("{endpoint}: {e}"))))?;
+                let local = l.local_addr().map_err(|e| Error::io("bind", e))?;
+                if !local.ip().is_loopback() && !opts.allow_remote_tcp {
+                    return Err(Error::PermissionDenied(
+                        format!("{endpoint} is not a loopback address; remote TCP must be enabled explicitly and requires an auth token").into(),
+                    ));
+                }
+                Ok(Listener::Tcp(l))
+            }
+        }
+    }
+
+    /// The address actually bound (useful with `tcp://127.0.0.1:0`).
+    pub fn local_endpoint(&self) -> Result<Endpoint, Error> {
+        match self {
+            Listener::Unix(l, _) => sys::unix_local_endpoint(l),
+            Listener::Tcp(l) => {
+                Ok(Endpoint::Tcp(l.local_addr().map_err(|e| Error::io("local address", e))?.to_string()))
+            }
+        }
+    }
+
+    /// Switches non-blocking mode.
+    pub fn set_nonblocking(&self, on: bool) -> io::Result<()> {
+        match self {
+            Listener::Unix(l, _) => l.set_nonblocking(on),
+            Listener::Tcp(l) => l.set_nonblocking(on),
+        }
+    }
+
+    /// Accepts one connection, waiting up to `timeout` (`None` = forever). Fails with
+    /// `Timeout` when none came in time, and with `Closed` once `closed` says so after a
+    /// [`shutdown`](Self::shutdown) woke it. Works whether the listener blocks or not.
+    pub fn accept_timeout(&self, timeout: Option<Duration>, closed: impl Fn() -> bool) -> Result<Stream, Error> {
+        let deadline = timeout.map(|t| std::time::Instant::now() + t);
+        loop {
+            if closed() {
+                return Err(Error::Closed("the listener was closed".into()));
+            }
+            let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
+            let ready = sys::wait_readable(self.descriptor(), left).map_err(|e| Error::io("wait for a connection", e))?;
+            if closed() {
+                return Err(Error::Closed("the listener was closed".into()));
+            }
+            if !ready {
+                return Err(Error::Timeout("no connection arrived in time".into()));
+            }
+            self.set_nonblocking(true).map_err(|e| Error::io("accept", e))?;
+            match self.accept() {
+                Ok(s) => return Ok(s),
+                // The connection went away between the wake-up and the accept: wait again.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::io("accept", e)),
+            }
+        }
+    }
+
+    /// Stops accepting: wakes every thread waiting in [`accept_timeout`](Self::accept_timeout)
+    /// (the descriptor stays readable, so callers check their own closed flag first).
+    pub fn shutdown(&self) {
+        let _ = sys::shutdown(self.descriptor(), Shutdown::Both);
+    }
+
+    /// Accepts one connection.
+    pub fn accept(&self) -> io::Result<Stream> {
+        match self {
+            Listener::Unix(l, _) => l.accept().map(|(s, _)| Stream::Unix(s)),
+            Listener::Tcp(l) => l.accept().map(|(s, _)| {
+                let _ = s.set_nodelay(true);
+                Stream::Tcp(s)
+            }),
+        }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        if let Listener::Unix(_, Some(path)) = self {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
