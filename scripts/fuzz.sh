@@ -4,17 +4,31 @@
 # fuzz/corpus/<target>/. New inputs go to a scratch corpus (WORK, default /tmp/rp-fuzz), crashes
 # to WORK/artifacts/<target>/. Prints one line per target: executions, exec/s, edges covered
 # (libFuzzer "cov"), features, corpus size, peak RSS, crashes. FUZZ_TIMEOUT sets the seconds one input
-# may take (default 1; the session_router target, which starts threads, wants more on a busy machine).
+# may take (default 1; the session_router, push_loop and broker_loop targets, which start threads and servers,
+# want more on a busy machine).
 #   scripts/fuzz.sh [SECS] [TARGET...]
 # Afterwards, to fold new coverage into the committed corpus (keeps only inputs that add edges):
 #   fuzz/target/x86_64-unknown-linux-gnu/release/<t> -merge=1 fuzz/corpus/<t> WORK/<t>
+# Line coverage of source files reached by a target's committed corpus (cargo fuzz coverage,
+# then llvm-cov of the nightly's LLVM: LLVM_COV, default llvm-cov-22):
+#   scripts/fuzz.sh coverage <target> src/push/server.rs [FILE...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
+if [ "${1:-}" = coverage ]; then
+  t=$2
+  shift 2
+  cargo +nightly fuzz coverage "$t" "fuzz/corpus/$t" >/dev/null 2>&1
+  triple=$(rustc +nightly -vV | sed -n 's/^host: //p')
+  "${LLVM_COV:-llvm-cov-22}" report "target/$triple/coverage/$triple/release/$t" \
+    -instr-profile="fuzz/coverage/$t/coverage.profdata" "$@" | awk -v t="$t" \
+    '$1 ~ /\.rs$/ { printf "%s: %s lines %s, %s covered\n", t, $1, $8, $10 }'
+  exit 0
+fi
 secs=${1:-240}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(frame_decode frame_reader mux_poll push_server push_worker handoff c_api broker_hello session_router)
+[ ${#targets[@]} -gt 0 ] || targets=(frame_decode frame_reader mux_poll push_server push_worker handoff c_api broker_hello session_router push_loop broker_loop)
 work=${WORK:-/tmp/rp-fuzz}
 command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz is required: cargo install cargo-fuzz" >&2; exit 1; }
 cargo +nightly fuzz build -O >/dev/null

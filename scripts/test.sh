@@ -3,7 +3,8 @@
 # C/C++ tests, examples, export/SONAME check and install/consumer test under ctest, in a Debug
 # build (ASan + UBSan) and a Release build; then the heavy fault/load tests (bounded counts), the
 # C tests of the Release build once more under valgrind memcheck, the Go binding (bindings/go)
-# against a staged install of the Release build (race detector, cgocheck2), and the demo.
+# against a staged install of the Release build (race detector, cgocheck2), the demo, and last
+# the ThreadSanitizer leg (scripts/tsan.sh: librp, its Rust tests and the C tests under TSan).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -24,7 +25,7 @@ for type in Debug Release; do
   cmake --build "$dir" -j "$jobs"
   if [ "$type" = Debug ]; then
     # The sanitizers must really be linked into the C tests.
-    nm "$dir/test_errors" | grep -q __asan_init || { echo "ASan not linked into C tests" >&2; exit 1; }
+    nm "$dir/test_errors" | grep __asan_init >/dev/null || { echo "ASan not linked into C tests" >&2; exit 1; }
   fi
   ctest --test-dir "$dir" --output-on-failure --timeout 300 -j "$jobs"
 done
@@ -57,3 +58,6 @@ export RP_EXAMPLES_DIR="$PWD/build/release" # the C push_server the cross-langua
 
 echo "== demo (scripts/demo.sh)"
 bash scripts/demo.sh
+
+echo "== ThreadSanitizer (scripts/tsan.sh)"
+bash scripts/tsan.sh

@@ -31,6 +31,8 @@ pub const TARGETS: &[Target] = &[
     ("c_api", c_api),
     ("broker_hello", broker_hello),
     ("session_router", session_router),
+    ("push_loop", push_loop),
+    ("broker_loop", broker_loop),
 ];
 
 /// The frame decoder: `FrameView::parse_body` agrees with prost on acceptance and on every
@@ -604,5 +606,599 @@ pub fn c_api(data: &[u8]) {
             rp_handoff_store_free(s);
         }
         rp_daemon_identity_free(identity);
+    }
+}
+
+/// What the event-loop targets read their script from: bytes, then zeros once it runs out.
+struct Script<'a>(&'a [u8]);
+impl<'a> Script<'a> {
+    fn u8(&mut self) -> u8 {
+        let Some((&b, rest)) = self.0.split_first() else { return 0 };
+        self.0 = rest;
+        b
+    }
+    fn take(&mut self, n: usize) -> &'a [u8] {
+        let (a, b) = self.0.split_at(n.min(self.0.len()));
+        self.0 = b;
+        a
+    }
+    fn done(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// An abstract socket name unique to this process and call.
+fn unique_name(what: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("rp-fuzz-{what}-{}-{n}", std::process::id())
+}
+
+/// Threads of this process now.
+pub fn thread_count() -> usize {
+    std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count())
+}
+
+/// Waits (up to 5 s) until no more than `baseline` threads run: the fuzz binaries of the
+/// event-loop targets call it after each input, so threads a server started on its own (the
+/// broker's handoff threads, which outlive its shutdown by up to the ack timeout) have ended
+/// before libFuzzer looks for leaks.
+pub fn wait_for_threads(baseline: usize) {
+    let start = std::time::Instant::now();
+    while thread_count() > baseline && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+/// One scripted peer of a server under test: a non-blocking Unix socket, what it has read so
+/// far (every frame of it must be well-formed), and a frame it has only half written.
+struct Peer {
+    socket: std::os::unix::net::UnixStream,
+    got: Vec<u8>,
+    parsed: usize,
+    /// Request id and payload of every EVENT read and not yet answered.
+    events: std::collections::VecDeque<(u64, Vec<u8>)>,
+    held_back: Vec<u8>,
+    eof: bool,
+}
+
+impl Peer {
+    fn connect(name: &str) -> Option<Peer> {
+        use std::os::linux::net::SocketAddrExt;
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(name).ok()?;
+        let socket = std::os::unix::net::UnixStream::connect_addr(&addr).ok()?;
+        socket.set_nonblocking(true).ok()?;
+        Some(Peer { socket, got: Vec::new(), parsed: 0, events: Default::default(), held_back: Vec::new(), eof: false })
+    }
+
+    /// Writes what the socket takes now (never SIGPIPE); the rest is dropped.
+    fn send(&mut self, mut bytes: &[u8]) {
+        use std::os::fd::AsRawFd;
+        while !bytes.is_empty() {
+            match rp::transport::send_nosignal(self.socket.as_raw_fd(), bytes) {
+                Ok(n) if n > 0 => bytes = &bytes[n..],
+                _ => return,
+            }
+        }
+    }
+
+    /// Sends the first `cut` bytes of `frame` and holds the rest back for [`Peer::resume`].
+    fn send_part(&mut self, frame: &[u8], cut: usize) {
+        let cut = cut.min(frame.len());
+        self.send(&frame[..cut]);
+        self.held_back = frame[cut..].to_vec();
+    }
+
+    fn resume(&mut self) {
+        let rest = std::mem::take(&mut self.held_back);
+        self.send(&rest);
+    }
+
+    /// Reads what has arrived; every whole frame must decode and be on one of `protocols`.
+    fn drain(&mut self, protocols: &[u32]) {
+        let mut buf = [0u8; 16 * 1024];
+        while !self.eof {
+            match (&self.socket).read(&mut buf) {
+                Ok(0) => self.eof = true,
+                Ok(n) => self.got.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        self.parse(protocols);
+    }
+
+    fn parse(&mut self, protocols: &[u32]) {
+        loop {
+            match decode_frame(&self.got[self.parsed..], MAX_BODY) {
+                Ok(Decoded::Frame { frame, consumed }) => {
+                    assert!(
+                        protocols.contains(&frame.payload_protocol),
+                        "the server wrote on payload protocol 0x{:04X}",
+                        frame.payload_protocol
+                    );
+                    if frame.kind == FrameKind::Event as i32 && self.events.len() < 64 {
+                        self.events.push_back((frame.request_id, frame.payload.to_vec()));
+                    }
+                    self.parsed += consumed;
+                }
+                Ok(Decoded::NeedMore { .. }) => return,
+                Err(e) => panic!("the server wrote a malformed frame at byte {}: {e:?}", self.parsed),
+            }
+        }
+    }
+
+    /// After the server stopped: reads to end of stream (the server must have closed it) and
+    /// checks every frame; a frame cut short by the close is allowed.
+    fn finish(mut self, protocols: &[u32]) {
+        let _ = self.socket.set_nonblocking(false);
+        let _ = self.socket.set_read_timeout(Some(Duration::from_secs(5)));
+        let mut rest = Vec::new();
+        if !self.eof {
+            if let Err(e) = (&self.socket).read_to_end(&mut rest) {
+                assert!(e.kind() != io::ErrorKind::WouldBlock && e.kind() != io::ErrorKind::TimedOut, "the server left a connection open after it stopped");
+            }
+        }
+        self.got.extend_from_slice(&rest);
+        self.events.clear();
+        self.parse(protocols);
+    }
+}
+
+/// One frame's bytes.
+fn frame_bytes(kind: FrameKind, payload_protocol: u32, request_id: u64, payload: &[u8]) -> Vec<u8> {
+    FrameView { kind: kind as i32, payload_protocol, request_id, payload, ..FrameView::default() }
+        .to_bytes()
+        .expect("a small frame encodes")
+}
+
+/// A Hello frame with script-chosen fields: service name, version range, pid, token.
+fn scripted_hello(s: &mut Script<'_>, services: &[&str], versions: &[&str], token: &[u8]) -> Vec<u8> {
+    use rp::wire::proto::Hello;
+    let v = s.u8();
+    let w = s.u8();
+    let hello = Hello {
+        client_min_protocol: 1,
+        client_max_protocol: if w & 0x80 != 0 { 0 } else { 1 },
+        service_name: services[usize::from(v) % services.len()].into(),
+        wanted_version: versions[usize::from(w) % versions.len()].into(),
+        client_capabilities: u64::from(v >> 7),
+        auth_token: if v & 0x40 != 0 { token.to_vec() } else { Vec::new() },
+        peer_pid: match (v >> 4) & 3 {
+            0 => 0,
+            1 => 7,
+            _ => std::process::id(),
+        },
+        client_version: "x".repeat(usize::from(w & 0x40) * 3),
+        client_keepalive_secs: u64::from(w & 0x30),
+        ..Hello::default()
+    };
+    frame_bytes(FrameKind::Request, registry::CONTROL, u64::from(s.u8()), &hello.encode_to_vec())
+}
+
+/// The real push server's event loop (`PushServer` over a socket it listens on), driven by up to
+/// four scripted workers and by the application's calls, all chosen by the input: server options
+/// (deadlines, limits, decisions, auth), then a script of steps: connect, Hello, registration,
+/// replies (right, failed, misaddressed, malformed), raw bytes, frames cut in two, reads,
+/// half-closes, closes, pushes to any target with any deadline and size, `push_wait` answered
+/// by a worker thread, decisions, disconnects, pauses and an early shutdown.
+///
+/// Checked: everything the server writes is well-formed frames on the control and push
+/// protocols; after shutdown every ticket is done and every connection is closed; a reply that
+/// reached a ticket is the one its worker gave for that push (unless raw bytes were sent, which
+/// can forge one).
+pub fn push_loop(data: &[u8]) {
+    use rp::push::proto::{push_reply, Push, PushFailure, PushReply, Registration};
+    use rp::push::{PushOutcome, PushServer, PushSpec, RegistrationDecision, ServerEvent, ServerOptions, Target, PUSH_PROTOCOL};
+    const PROTOCOLS: &[u32] = &[registry::CONTROL, PUSH_PROTOCOL];
+    const MS: fn(u64) -> Duration = Duration::from_millis;
+    let mut s = Script(data);
+    let flags = s.u8();
+    let name = unique_name("push");
+    let mut opts = ServerOptions::new(rp::transport::Endpoint::Abstract(name.clone()));
+    opts.decide_registrations = flags & 1 != 0;
+    opts.events = flags & 2 != 0;
+    if flags & 4 != 0 {
+        opts.auth_token = b"fuzz-token".to_vec();
+    }
+    opts.handshake_timeout = if flags & 8 != 0 { MS(5) } else { Duration::from_secs(10) };
+    opts.frame_timeout = if flags & 16 != 0 { MS(5) } else { Duration::from_secs(30) };
+    opts.max_send_buffer = if flags & 32 != 0 { 4096 } else { 8 << 20 };
+    if flags & 64 != 0 {
+        opts.max_connections = 3;
+        opts.max_connections_per_uid = 2;
+    }
+    let Ok(server) = PushServer::bind(opts) else { return };
+    let mut peers: Vec<Option<Peer>> = Vec::new();
+    let mut tickets: Vec<(rp::push::Ticket, Vec<u8>)> = Vec::new();
+    let mut forged = false;
+    let mut slept = 0u64;
+    let mut next_job = 0u32;
+    let worker_of = |server: &PushServer, p: usize| {
+        let identity = format!("peer{p}");
+        server.workers().into_iter().find(|w| w.registration.identity == identity).map(|w| w.id)
+    };
+    for _ in 0..200 {
+        if s.done() {
+            break;
+        }
+        let op = s.u8();
+        let p = usize::from(op >> 4) % 4;
+        if op & 15 == 0 {
+            if peers.len() < 4 {
+                peers.push(Peer::connect(&name));
+            } else {
+                peers[p] = Peer::connect(&name);
+            }
+            continue;
+        }
+        let peer_slot = peers.get_mut(p);
+        match op & 15 {
+            1 => {
+                let hello = scripted_hello(&mut s, &["librp-push", "other"], &["1.0.0", "2.0.0", "1.0"], b"fuzz-token");
+                if let Some(Some(peer)) = peer_slot {
+                    peer.send(&hello);
+                }
+            }
+            2 | 3 => {
+                let v = s.u8();
+                let many = if v & 0x80 != 0 { 200 } else { usize::from(v >> 5) };
+                let reg = Registration {
+                    identity: if v & 0x10 != 0 { "i".repeat(300) } else { format!("peer{p}") },
+                    task_queue: format!("q{}", v & 1),
+                    namespaces: (0..many).map(|i| format!("ns{i}")).collect(),
+                    activity_types: vec!["a".into(); usize::from(v >> 6)],
+                    node: "n".into(),
+                    payload_protocols: match (v >> 1) & 3 {
+                        0 => vec![],
+                        1 => vec![0x7001],
+                        2 => vec![0x7001, 0x7002],
+                        _ => vec![5],
+                    },
+                };
+                let kind = if v & 8 != 0 { FrameKind::Event } else { FrameKind::Request };
+                let frame = frame_bytes(kind, PUSH_PROTOCOL, 1, &reg.encode_to_vec());
+                if let Some(Some(peer)) = peer_slot {
+                    if op & 15 == 3 {
+                        let cut = usize::from(s.u8()) % frame.len();
+                        peer.send_part(&frame, cut);
+                    } else {
+                        peer.send(&frame);
+                    }
+                }
+            }
+            4 | 5 => {
+                // Answer the oldest push read (read first).
+                let v = s.u8();
+                let Some(Some(peer)) = peer_slot else { continue };
+                peer.drain(PROTOCOLS);
+                let Some((id, payload)) = peer.events.pop_front() else { continue };
+                let job = Push::decode(&payload[..]).map(|p| p.payload).unwrap_or_default();
+                let result = if v & 1 == 0 {
+                    push_reply::Result::Payload(job)
+                } else {
+                    push_reply::Result::Failure(PushFailure { code: i32::from(v), message: "failed".into() })
+                };
+                let body = PushReply { result: Some(result) }.encode_to_vec();
+                let mut frame = FrameView {
+                    kind: FrameKind::Response as i32,
+                    payload_protocol: PUSH_PROTOCOL,
+                    request_id: id,
+                    payload: &body,
+                    ..FrameView::default()
+                };
+                // Misaddressed or malformed replies; the loop must refuse them without a mix-up.
+                match (v >> 1) % 12 {
+                    0 => frame.request_id = id.wrapping_add(1000),
+                    1 => frame.kind = FrameKind::Event as i32,
+                    2 => frame.payload_protocol = 0x7001,
+                    3 => frame.payload_encoding = 1,
+                    4 => frame.envelope_version = 2,
+                    5 => frame.payload = &body[..body.len() / 2],
+                    _ => {}
+                }
+                let Ok(bytes) = frame.to_bytes() else { continue };
+                if op & 15 == 5 {
+                    let cut = usize::from(s.u8()) % bytes.len();
+                    peer.send_part(&bytes, cut);
+                } else {
+                    peer.send(&bytes);
+                }
+            }
+            6 => {
+                let n = usize::from(s.u8());
+                let raw = s.take(n);
+                forged = true;
+                if let Some(Some(peer)) = peer_slot {
+                    peer.send(raw);
+                }
+            }
+            7 => {
+                if let Some(Some(peer)) = peer_slot {
+                    peer.resume();
+                    peer.drain(PROTOCOLS);
+                }
+            }
+            8 => {
+                if let Some(slot) = peer_slot {
+                    if s.u8() & 1 == 0 {
+                        if let Some(peer) = slot {
+                            let _ = peer.socket.shutdown(std::net::Shutdown::Write);
+                        }
+                    } else {
+                        *slot = None;
+                    }
+                }
+            }
+            9 | 10 => {
+                let t = s.u8();
+                let size = s.u8();
+                let d = s.u8();
+                let target = match t % 4 {
+                    0 => Target::Worker(worker_of(&server, p).unwrap_or(u64::from(t))),
+                    1 => Target::TaskQueue(format!("q{}", (t >> 2) & 1)),
+                    2 => Target::Protocol(0x7001 + u32::from((t >> 2) % 3)),
+                    _ => Target::Worker(u64::from(t >> 2)),
+                };
+                next_job += 1;
+                let mut payload = next_job.to_le_bytes().to_vec();
+                payload.resize(if size & 0x80 != 0 { usize::from(size & 0x7f) * 1024 } else { 4 + usize::from(size) }, 0xab);
+                let spec = PushSpec {
+                    payload_protocol: 0x7001,
+                    payload: payload.clone(),
+                    deadline_unix_ms: match d % 4 {
+                        0 => 0,
+                        1 => 1,
+                        _ => rp_now_ms() + u64::from(d >> 2),
+                    },
+                    ..PushSpec::default()
+                };
+                if op & 15 == 9 {
+                    if let Ok(ticket) = server.push(target, spec) {
+                        tickets.push((ticket, payload));
+                    }
+                } else {
+                    // push_wait, with the worker of peer `p` answering from another thread.
+                    let responder = peer_slot.and_then(|p| p.as_mut());
+                    let timeout = MS(1 + u64::from(d % 16));
+                    let stop = std::sync::atomic::AtomicBool::new(false);
+                    let outcome = std::thread::scope(|scope| {
+                        if let Some(peer) = responder {
+                            let stop = &stop;
+                            scope.spawn(move || answer_pushes(peer, stop));
+                        }
+                        let outcome = server.push_wait(target, spec, timeout);
+                        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                        outcome
+                    });
+                    if let (Ok(PushOutcome::Reply(got)), false) = (&outcome, forged) {
+                        assert_eq!(got, &payload, "push_wait returned another push's reply");
+                    }
+                }
+            }
+            11 => {
+                let v = s.u8();
+                while let Ok(event) = server.next_event(Some(Duration::ZERO)) {
+                    if let ServerEvent::RegistrationRequest { worker_id, .. } = event {
+                        let decision = if v & 1 == 0 { RegistrationDecision::Accept } else { RegistrationDecision::Reject("no".into()) };
+                        let _ = server.decide(worker_id, decision);
+                    }
+                }
+                let _ = server.decide(u64::from(v >> 1), RegistrationDecision::Accept);
+            }
+            12 => {
+                let id = worker_of(&server, p).unwrap_or(u64::from(s.u8()));
+                let _ = server.disconnect(id);
+            }
+            13 => {
+                let ms = u64::from(s.u8() % 8).min(40u64.saturating_sub(slept));
+                slept += ms;
+                std::thread::sleep(MS(ms));
+            }
+            14 => {
+                let _ = server.workers();
+                std::thread::yield_now();
+            }
+            _ => {
+                if s.u8() == 0xff {
+                    server.shutdown();
+                }
+            }
+        }
+    }
+    server.shutdown();
+    for (ticket, payload) in tickets {
+        assert!(ticket.is_done(), "a push outlived the server");
+        if let (Ok(PushOutcome::Reply(got)), false) = (ticket.wait(Some(Duration::ZERO)), forged) {
+            assert_eq!(got, payload, "a ticket got another push's reply");
+        }
+    }
+    for peer in peers.into_iter().flatten() {
+        peer.finish(PROTOCOLS);
+    }
+}
+
+fn rp_now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A worker's answering thread for `push_loop`'s `push_wait`: finishes the frame the peer
+/// held back, then echoes every push's job as its reply until `stop` (at most 100 ms).
+fn answer_pushes(peer: &mut Peer, stop: &std::sync::atomic::AtomicBool) {
+    use rp::push::proto::{push_reply, Push, PushReply};
+    peer.resume();
+    let start = std::time::Instant::now();
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) && start.elapsed() < Duration::from_millis(100) {
+        peer.drain(&[registry::CONTROL, rp::push::PUSH_PROTOCOL]);
+        while let Some((id, payload)) = peer.events.pop_front() {
+            let job = Push::decode(&payload[..]).map(|p| p.payload).unwrap_or_default();
+            let body = PushReply { result: Some(push_reply::Result::Payload(job)) }.encode_to_vec();
+            peer.send(&frame_bytes(FrameKind::Response, rp::push::PUSH_PROTOCOL, id, &body));
+        }
+        std::thread::sleep(Duration::from_micros(100));
+    }
+}
+
+/// The real broker server's event loop (`BrokerServer` over a socket it listens on), driven by
+/// up to six scripted clients and a scripted handoff backend, all chosen by the input: options
+/// (Hello deadline, rate limit, connection limits, events, whether the handoff backend listens),
+/// then steps: connect, Hellos for any service and version (with or without handle passing),
+/// admin requests with any verb, raw bytes, frames cut in two, reads, half-closes, closes, a
+/// backend that accepts, refuses or drops a handed-off client, events taken, pauses and
+/// `begin_shutdown`.
+///
+/// Checked: everything the broker writes to a client is well-formed frames on the control,
+/// admin and handoff protocols; after shutdown every client connection is closed.
+pub fn broker_loop(data: &[u8]) {
+    use rp::broker::{BrokerServer, BrokerServerOptions, ServiceEntry};
+    use rp::wire::proto::AdminRequest;
+    use std::os::unix::net::UnixListener;
+    const PROTOCOLS: &[u32] = &[registry::CONTROL, registry::ADMIN, registry::HANDOFF];
+    let mut s = Script(data);
+    let flags = s.u8();
+    let limits = s.u8();
+    let name = unique_name("broker");
+    let backend_name = unique_name("backend");
+    let store = std::sync::Arc::new(TokenStore::new(4, Duration::from_secs(60)));
+    let backend = if flags & 1 != 0 {
+        use std::os::linux::net::SocketAddrExt;
+        std::os::unix::net::SocketAddr::from_abstract_name(&backend_name).ok().and_then(|a| UnixListener::bind_addr(&a).ok())
+    } else {
+        None
+    };
+    if let Some(l) = &backend {
+        let _ = l.set_nonblocking(true);
+    }
+    let mut services = broker_services().to_vec();
+    services.push(ServiceEntry {
+        service_name: "handy".into(),
+        backend_pipe: "/run/handy.sock".into(),
+        daemon_version: "1.0.0".into(),
+        handoff_endpoint: Some(rp::transport::Endpoint::Abstract(backend_name)),
+        handoff_store: (flags & 2 != 0).then(|| std::sync::Arc::clone(&store)),
+        ..ServiceEntry::default()
+    });
+    let mut opts = BrokerServerOptions::new(rp::transport::Endpoint::Abstract(name.clone()), services);
+    opts.events = flags & 4 != 0;
+    opts.hello_timeout = if flags & 8 != 0 { Duration::from_millis(5) } else { Duration::from_secs(5) };
+    opts.handoff_ack_timeout = Duration::from_millis(if flags & 16 != 0 { 5 } else { 50 });
+    opts.rate_limit = if limits & 1 != 0 { u32::from(limits >> 4) } else { 256 };
+    opts.rate_window = Duration::from_millis(if limits & 2 != 0 { 2 } else { 1000 });
+    if limits & 4 != 0 {
+        opts.max_connections = 1 + usize::from(limits >> 6);
+        opts.max_connections_per_uid = 1 + usize::from((limits >> 4) & 3);
+    }
+    let Ok(server) = BrokerServer::bind(opts) else { return };
+    let mut clients: Vec<Option<Peer>> = Vec::new();
+    let mut slept = 0u64;
+    for _ in 0..200 {
+        if s.done() {
+            break;
+        }
+        let op = s.u8();
+        let p = usize::from(op >> 4) % 6;
+        if op & 15 == 0 {
+            if clients.len() < 6 {
+                clients.push(Peer::connect(&name));
+            } else {
+                clients[p] = Peer::connect(&name);
+            }
+            continue;
+        }
+        let slot = clients.get_mut(p);
+        match op & 15 {
+            1 | 2 => {
+                let hello = scripted_hello(
+                    &mut s,
+                    &["echo", "pinned", "strict", "handy", "nope", "Bad!"],
+                    &["1.2.3", "0.9.0", "0.1.0", "2.0.0", "1.0", "1.0.0-rc.1"],
+                    b"",
+                );
+                if let Some(Some(peer)) = slot {
+                    if op & 15 == 2 {
+                        let cut = usize::from(s.u8()) % hello.len();
+                        peer.send_part(&hello, cut);
+                    } else {
+                        peer.send(&hello);
+                    }
+                }
+            }
+            3 => {
+                let verb = s.u8();
+                let req = AdminRequest {
+                    verb: i32::from(verb & 0x7f) - 8,
+                    json: verb & 0x80 != 0,
+                    service_name: "echo".into(),
+                    ..AdminRequest::default()
+                };
+                let frame = frame_bytes(FrameKind::Request, registry::ADMIN, u64::from(verb), &req.encode_to_vec());
+                if let Some(Some(peer)) = slot {
+                    peer.send(&frame);
+                }
+            }
+            4 => {
+                let n = usize::from(s.u8());
+                let raw = s.take(n);
+                if let Some(Some(peer)) = slot {
+                    peer.send(raw);
+                }
+            }
+            5 => {
+                if let Some(Some(peer)) = slot {
+                    peer.resume();
+                    peer.drain(PROTOCOLS);
+                }
+            }
+            6 => {
+                if let Some(slot) = slot {
+                    if s.u8() & 1 == 0 {
+                        if let Some(peer) = slot {
+                            let _ = peer.socket.shutdown(std::net::Shutdown::Write);
+                        }
+                    } else {
+                        *slot = None;
+                    }
+                }
+            }
+            7 => server.begin_shutdown(),
+            8 | 9 => {
+                // The backend takes one pending handoff: accepts it, refuses it or drops it.
+                let v = s.u8();
+                let Some(listener) = &backend else { continue };
+                let Ok((mut stream, _)) = listener.accept() else { continue };
+                let _ = stream.set_nonblocking(false);
+                let _ = stream.set_read_timeout(Some(Duration::from_millis(50)));
+                let _ = stream.set_write_timeout(Some(Duration::from_millis(50)));
+                match v % 3 {
+                    0 => {
+                        let mine = TokenStore::new(4, Duration::from_secs(60));
+                        let _ = handoff::accept_handoff(&mut stream, if v & 4 != 0 { &mine } else { &store });
+                    }
+                    1 => drop(stream),
+                    _ => {
+                        let _ = rp::transport::send_nosignal(std::os::fd::AsRawFd::as_raw_fd(&stream), s.take(usize::from(v >> 2)));
+                    }
+                }
+            }
+            10 => {
+                while server.next_event(Some(Duration::ZERO)).is_ok() {}
+                let _ = server.events_dropped();
+            }
+            11 => {
+                let ms = u64::from(s.u8() % 8).min(40u64.saturating_sub(slept));
+                slept += ms;
+                std::thread::sleep(Duration::from_millis(ms));
+            }
+            _ => {
+                if let Some(Some(peer)) = slot {
+                    peer.drain(PROTOCOLS);
+                }
+            }
+        }
+    }
+    drop(backend);
+    server.shutdown();
+    for peer in clients.into_iter().flatten() {
+        peer.finish(PROTOCOLS);
     }
 }

@@ -23,8 +23,8 @@
 static char g_dir[256];
 static char g_backend[512];
 static char g_handoff[512];
-static const rp_handoff_store *g_backend_store; /* the store the backend checks tokens with */
-static volatile int g_handoff_silent;           /* 1: take the descriptor, never answer */
+static const rp_handoff_store *_Atomic g_backend_store; /* the store the backend checks tokens with */
+static _Atomic int g_handoff_silent;            /* 1: take the descriptor, never answer */
 
 static double now_s(void) {
     struct timespec ts;

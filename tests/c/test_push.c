@@ -211,7 +211,9 @@ static int32_t decide_registration(void *user_data, const rp_worker_info *worker
 
 static void decider_free(void *user_data) { ((struct decider *)user_data)->freed++; }
 
-static int connected_events, disconnected_events;
+/* Counted on the dispatching thread, read on the test's; the queue is written before the
+ * count that publishes it. */
+static _Atomic int connected_events, disconnected_events;
 static char disconnected_queue[64]; /* the task queue of the worker that left */
 static void on_worker(void *user_data, const rp_worker_info *worker, bool connected, rp_str reason) {
     (void)user_data;
@@ -225,7 +227,7 @@ static void on_worker(void *user_data, const rp_worker_info *worker, bool connec
     }
 }
 
-static volatile int g_dispatching;
+static _Atomic int g_dispatching;
 static void *dispatch_loop(void *arg) {
     rp_push_server *server = (rp_push_server *)arg;
     while (g_dispatching) {

@@ -67,6 +67,14 @@ static void server_init(server *s, int expect_odd_ids) {
     s->expect_odd_ids = expect_odd_ids;
 }
 
+/* A counter the dispatchers update, read under their lock. */
+static long counter(server *s, const long *field) {
+    pthread_mutex_lock(&s->lock);
+    long v = *field;
+    pthread_mutex_unlock(&s->lock);
+    return v;
+}
+
 static void server_destroy(server *s) {
     for (int i = 0; i < s->held_count; i++) rp_session_request_free(s->held[i]);
     pthread_mutex_destroy(&s->lock);
@@ -265,8 +273,8 @@ static void ten_thousand_calls_from_eight_threads(void) {
     run_callers(a, 8, 1250, PROTO_ECHO, "", tids, args);
     int matched = join_callers(8, tids, args);
     CHECK(matched == 10000);
-    CHECK(sb.served == 10000);
-    CHECK(sb.wrong_parity == 0);
+    CHECK(counter(&sb, &sb.served) == 10000);
+    CHECK(counter(&sb, &sb.wrong_parity) == 0);
     CHECK(rp_session_pending_calls(a) == 0);
     printf("10,000 calls from 8 threads: %.2f s\n", now_s() - t0);
 
@@ -297,8 +305,8 @@ static void both_sides_call_each_other(void) {
     run_callers(b, 2, 200, PROTO_LATER, "later:", tb + 2, ab + 2);
     CHECK(join_callers(4, ta, aa) == 1400);
     CHECK(join_callers(4, tb, ab) == 1400);
-    CHECK(sa.served == 1400 && sb.served == 1400);
-    CHECK(sa.wrong_parity == 0 && sb.wrong_parity == 0);
+    CHECK(counter(&sa, &sa.served) == 1400 && counter(&sb, &sb.served) == 1400);
+    CHECK(counter(&sa, &sa.wrong_parity) == 0 && counter(&sb, &sb.wrong_parity) == 0);
 
     for (server *s = &sa; s; s = (s == &sa ? &sb : NULL)) {
         pthread_mutex_lock(&s->lock);
@@ -424,6 +432,15 @@ static int held_within(server *s, int n, double seconds) {
     return held;
 }
 
+/* Takes the first request the server holds (it then holds none), under its lock. */
+static rp_session_request *take_held(server *s) {
+    pthread_mutex_lock(&s->lock);
+    rp_session_request *req = s->held[0];
+    s->held_count = 0;
+    pthread_mutex_unlock(&s->lock);
+    return req;
+}
+
 /* Waits until the server holds `n` requests. */
 static void wait_held(server *s, int n) {
     CHECK(held_within(s, n, 5));
@@ -450,10 +467,9 @@ static void cancel_and_deadlines(void) {
     pthread_join(wt, NULL);
     CHECK_STATUS(w.status, RP_STATUS_CANCELLED);
     CHECK(w.returned_at - cancelled_at < 0.5);
-    rp_session_request *held = sb.held[0];
+    rp_session_request *held = take_held(&sb);
     for (int i = 0; i < 500 && !rp_session_request_is_cancelled(held); i++) usleep(1000);
     CHECK(rp_session_request_is_cancelled(held));
-    sb.held_count = 0;
     CHECK_STATUS(rp_session_respond(held, (const uint8_t *)"late", 4), RP_STATUS_CANCELLED);
     rp_session_ticket_free(call);
 
@@ -473,8 +489,7 @@ static void cancel_and_deadlines(void) {
     /* On a very slow machine the request may arrive after its deadline: the callee then
      * answers TIMEOUT on arrival and never dispatches it, which is also TIMEOUT on both sides. */
     if (held_within(&sb, 1, 0.5)) {
-        held = sb.held[0];
-        sb.held_count = 0;
+        held = take_held(&sb);
         CHECK(rp_session_request_deadline_unix_ms(held) == deadline);
         CHECK_STATUS(rp_session_request_send_chunk(held, (const uint8_t *)"c", 1), RP_STATUS_TIMEOUT);
         CHECK_STATUS(rp_session_respond(held, (const uint8_t *)"late", 4), RP_STATUS_TIMEOUT);
@@ -485,8 +500,7 @@ static void cancel_and_deadlines(void) {
     CHECK_STATUS(rp_session_call(a, PROTO_HOLD, NULL, 0, NULL, 150, &resp), RP_STATUS_TIMEOUT);
     CHECK(now_s() - t0 < 1.5);
     if (held_within(&sb, 1, 0.5)) {
-        held = sb.held[0];
-        sb.held_count = 0;
+        held = take_held(&sb);
         CHECK(rp_session_request_deadline_unix_ms(held) != 0);
         usleep(20 * 1000);
         CHECK_STATUS(rp_session_respond(held, NULL, 0), RP_STATUS_TIMEOUT);
@@ -669,7 +683,8 @@ static void listener_and_connect(void) {
         CHECK_OK(rp_session_call(b, PROTO_ECHO, (const uint8_t *)"from b", 6, NULL, 5000, &resp));
         CHECK(resp && rp_msg_len(resp) == 6);
         rp_msg_free(resp);
-        CHECK(sa.served == 1 && sb.served == 1 && sa.wrong_parity == 0 && sb.wrong_parity == 0);
+        CHECK(counter(&sa, &sa.served) == 1 && counter(&sb, &sb.served) == 1);
+        CHECK(counter(&sa, &sa.wrong_parity) == 0 && counter(&sb, &sb.wrong_parity) == 0);
         rp_session_close(a);
         pthread_join(da, NULL);
         pthread_join(db, NULL);

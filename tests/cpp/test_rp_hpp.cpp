@@ -235,12 +235,14 @@ TEST(Push, WorkerAndServerWithCallbacks) {
 
     // Registrations are decided inside dispatch: run it while the workers connect.
     std::atomic<bool> stop{false};
-    std::exception_ptr dispatch_error;
+    std::exception_ptr dispatch_error;  // read by this thread only after the join
+    std::atomic<bool> dispatch_failed{false};
     std::thread dispatcher([&] {
         try {
             while (!stop) server.dispatch(20ms);
         } catch (...) {
             dispatch_error = std::current_exception();
+            dispatch_failed = true;
         }
     });
     auto opts = [&](const char *name) {
@@ -343,7 +345,7 @@ TEST(Push, WorkerAndServerWithCallbacks) {
         rp::PushClient bob = rp::PushClient::connect(opts("bob"));
         (void)bob;
     }
-    for (int i = 0; i < 500 && !dispatch_error; i++) std::this_thread::sleep_for(5ms);
+    for (int i = 0; i < 500 && !dispatch_failed; i++) std::this_thread::sleep_for(5ms);
     stop = true;
     dispatcher.join();
     ASSERT_TRUE(dispatch_error);
