@@ -1,5 +1,6 @@
 //! The error type shared by every part of librp, and the multiplexer's errors it carries
-//! ([`MuxError`], [`DetectorError`], re-exported by [`crate::mux`]). It imports only the wire.
+//! ([`MuxError`], [`DetectorError`], re-exported by [`crate::mux`]). It imports only the wire,
+//! which imports nothing of it.
 
 use std::borrow::Cow;
 use std::io;
@@ -257,6 +258,27 @@ impl MuxError {
             MuxError::MalformedProbe(_) => ErrorKind::MalformedProbe,
             MuxError::Framing(w) => w.kind(),
             MuxError::Detector(_) => ErrorKind::InvalidArgument,
+        }
+    }
+}
+
+/// Where a wire error sits among librp's stable kinds (kept here, beside [`ErrorKind`], so
+/// the wire imports nothing of the error type).
+impl WireError {
+    /// The stable classification of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            WireError::UnsupportedFramingVersion { .. } => ErrorKind::UnsupportedFraming,
+            WireError::TooLarge { .. } => ErrorKind::TooLarge,
+            WireError::Truncated { .. } => ErrorKind::Truncated,
+            WireError::Malformed { .. } => ErrorKind::Malformed,
+            WireError::Protocol(_) => ErrorKind::Protocol,
+            WireError::Closed => ErrorKind::Closed,
+            WireError::Timeout => ErrorKind::Timeout,
+            WireError::Io(e) if e.kind() == io::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,
+            WireError::Io(_) => ErrorKind::Io,
+            WireError::BufferTooSmall { .. } => ErrorKind::BufferTooSmall,
+            WireError::NoMemory { .. } => ErrorKind::NoMemory,
         }
     }
 }

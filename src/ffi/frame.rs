@@ -239,11 +239,11 @@ pub unsafe extern "C" fn rp_frame_encode(
                 Ok(())
             }
             Err(e) => {
-                if let crate::Error::BufferTooSmall { needed, .. } = e {
+                if let crate::wire::WireError::BufferTooSmall { needed, .. } = e {
                     // SAFETY: checked non-NULL.
                     unsafe { write_out(out_len, needed) };
                 }
-                Err(e.into())
+                Err(crate::Error::from(e).into())
             }
         }
     })

@@ -212,7 +212,7 @@ pub unsafe extern "C" fn rp_push_worker_options_add_protocol(
     // SAFETY: forwarded API contract.
     unsafe {
         edit_options(options, |o| {
-            crate::wire::registry::check_servable(payload_protocol)?;
+            crate::wire::registry::check_servable(payload_protocol).map_err(crate::Error::invalid_argument)?;
             o.registration.payload_protocols.push(payload_protocol);
             Ok(())
         })

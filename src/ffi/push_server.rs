@@ -720,7 +720,7 @@ pub unsafe extern "C" fn rp_push_request_new(
         if out_request.is_null() {
             return Err(Failure::null("out_request"));
         }
-        crate::wire::registry::check_servable(payload_protocol)?;
+        crate::wire::registry::check_servable(payload_protocol).map_err(crate::Error::invalid_argument)?;
         // Leave room for the envelope and the Push wrapper inside the frame cap.
         if payload.len() > crate::wire::MAX_BODY as usize - 1024 {
             return Err(Failure::new(
@@ -839,7 +839,7 @@ pub unsafe extern "C" fn rp_push_request_to_protocol(request: *mut rp_push_reque
     // SAFETY: forwarded API contract.
     unsafe {
         edit_request(request, |r| {
-            crate::wire::registry::check_servable(payload_protocol)?;
+            crate::wire::registry::check_servable(payload_protocol).map_err(crate::Error::invalid_argument)?;
             r.target = Target::Protocol(payload_protocol);
             Ok(())
         })
