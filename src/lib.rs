@@ -20,7 +20,6 @@ pub mod mux;
 pub mod push;
 pub mod session;
 pub mod stats;
-mod status;
 pub mod transport;
 pub mod wire;
 

@@ -351,10 +351,10 @@ pub unsafe extern "C" fn rp_frame_encode_response(
                 Ok(())
             }
             Err(e) => {
-                if let crate::Error::BufferTooSmall { needed, .. } = e {
+                if let crate::wire::WireError::BufferTooSmall { needed, .. } = e {
                     out_len.write(needed);
                 }
-                Err(e.into())
+                Err(crate::Error::from(e).into())
             }
         }
     })

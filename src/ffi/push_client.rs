@@ -183,7 +183,7 @@ pub unsafe extern "C" fn rp_push_worker_options_add_protocol(
     boundary(|| {
         // SAFETY: NULL or live options, used by one thread at a time per the API contract.
         let o = unsafe { box_mut(options, "options") }?;
-        crate::wire::registry::check_servable(payload_protocol)?;
+        crate::wire::registry::check_servable(payload_protocol).map_err(crate::Error::invalid_argument)?;
         o.registration.payload_protocols.push(payload_protocol);
         Ok(())
     })

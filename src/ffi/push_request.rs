@@ -71,7 +71,7 @@ pub unsafe extern "C" fn rp_push_request_new(
         let payload = unsafe { slice_arg(payload, len, "payload") }?;
         // SAFETY: NULL or valid for a write per the API contract.
         let out_request = unsafe { out_arg(out_request, "out_request") }?;
-        crate::wire::registry::check_servable(payload_protocol)?;
+        crate::wire::registry::check_servable(payload_protocol).map_err(crate::Error::invalid_argument)?;
         // Leave room for the envelope and the Push wrapper inside the frame cap.
         if payload.len() > crate::wire::MAX_BODY as usize - 1024 {
             return Err(Failure::new(
@@ -188,7 +188,7 @@ pub unsafe extern "C" fn rp_push_request_to_protocol(request: *mut rp_push_reque
         // pointers are valid as documented, per the API contract.
         unsafe {
             let r = box_mut(request, "request")?;
-            crate::wire::registry::check_servable(payload_protocol)?;
+            crate::wire::registry::check_servable(payload_protocol).map_err(crate::Error::invalid_argument)?;
             r.target = Target::Protocol(payload_protocol);
             Ok(())
         }

@@ -152,7 +152,7 @@ impl From<i32> for rp_status {
 }
 
 /// The core's error kinds map to C status codes through the one table of stable codes
-/// (`src/status.rs`): the status is the kind's code.
+/// (`src/error/status.rs`): the status is the kind's code.
 impl From<ErrorKind> for rp_status {
     #[inline]
     fn from(kind: ErrorKind) -> Self {

@@ -16,7 +16,6 @@ mod token;
 /// Descriptor passing (`SCM_RIGHTS`) lives in the transport seam; re-exported here, where
 /// handoff users look for it.
 pub use crate::transport::{recv_with_fd, send_with_fd, MAX_FDS_PER_MESSAGE};
-pub(crate) use token::fill_random;
 pub use token::{Token, TokenRejection, TokenStore, DEFAULT_MAX_PENDING, DEFAULT_TTL, TOKEN_LEN};
 
 use std::borrow::Cow;

@@ -2,11 +2,11 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::io::Read;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+use crate::transport::fill_random;
 
 /// Bytes in a handoff token (128 bits).
 pub const TOKEN_LEN: usize = 16;
@@ -29,16 +29,9 @@ impl Token {
     /// A fresh token from the operating system's random source (`/dev/urandom`).
     pub fn random() -> Result<Self> {
         let mut bytes = [0u8; TOKEN_LEN];
-        fill_random(&mut bytes)?;
+        fill_random(&mut bytes).map_err(|e| Error::io("reading /dev/urandom", e))?;
         Ok(Token(bytes))
     }
-}
-
-/// Fills `buf` from the operating system's random source (`/dev/urandom`).
-pub(crate) fn fill_random(buf: &mut [u8]) -> Result<()> {
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(buf))
-        .map_err(|e| Error::io("reading /dev/urandom", e))
 }
 
 /// Why a presented token was not accepted. The `Display` text goes into the HandoffAck's

@@ -104,7 +104,7 @@ impl Mux {
         detector: Option<LegacyDetector>,
     ) -> Result<Self, Error> {
         for &id in served {
-            registry::check_servable(id)?;
+            registry::check_servable(id).map_err(Error::invalid_argument)?;
         }
         let mut served = served.to_vec();
         served.sort_unstable();

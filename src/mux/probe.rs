@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::identity::{hash_executable, DaemonIdentity, LegacyHash, EXE_HASH_ALGORITHM};
 use super::PROBE_NONCE_LEN;
 use crate::error::{Error, Result};
-use crate::handoff::fill_random;
+use crate::transport::fill_random;
 use crate::transport::{self, Endpoint};
 use crate::wire::proto::FrameKind;
 use crate::wire::{registry, FrameReader, FrameView, FrameWriter, WireError};
@@ -19,7 +19,7 @@ use crate::wire::{registry, FrameReader, FrameView, FrameWriter, WireError};
 /// (connect, send, answer) is bounded by `timeout`.
 pub fn probe(endpoint: &Endpoint, timeout: Duration) -> Result<DaemonIdentity> {
     let mut nonce = [0u8; PROBE_NONCE_LEN];
-    fill_random(&mut nonce)?;
+    fill_random(&mut nonce).map_err(|e| Error::io("reading /dev/urandom", e))?;
     probe_with_nonce(endpoint, &nonce, timeout)
 }
 

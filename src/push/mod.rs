@@ -95,7 +95,7 @@ pub(crate) fn check_registration(reg: &proto::Registration) -> Result<(), String
         return Err(format!("a registration must encode to at most {MAX_REGISTRATION_BYTES} bytes (got {})", reg.encoded_len()));
     }
     for p in &reg.payload_protocols {
-        crate::wire::registry::check_servable(*p).map_err(|e| e.to_string())?;
+        crate::wire::registry::check_servable(*p)?;
     }
     Ok(())
 }

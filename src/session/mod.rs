@@ -46,23 +46,26 @@ pub mod proto {
 }
 
 
-/// Error codes librp itself puts in a `SessionError` (they are `rp_status` values).
+/// Error codes librp itself puts in a `SessionError`: the stable codes of their kinds (the
+/// `rp_status` values).
 pub mod code {
+    use crate::error::ErrorKind;
+
     /// The request's deadline passed.
-    pub const TIMEOUT: i32 = 2;
+    pub const TIMEOUT: i32 = ErrorKind::Timeout.code();
     /// The serving side dropped the request without answering, or its connection ended.
-    pub const CLOSED: i32 = 3;
+    pub const CLOSED: i32 = ErrorKind::Closed.code();
     /// The request was cancelled.
-    pub const CANCELLED: i32 = 7;
+    pub const CANCELLED: i32 = ErrorKind::Cancelled.code();
     /// The serving side has too many requests waiting to be dispatched; retry later.
-    pub const AGAIN: i32 = 1;
+    pub const AGAIN: i32 = ErrorKind::Again.code();
     /// The argument was not acceptable to the serving side.
-    pub const INVALID_ARGUMENT: i32 = 11;
+    pub const INVALID_ARGUMENT: i32 = ErrorKind::InvalidArgument.code();
     /// The receiving session has no dispatcher: it serves no requests.
-    pub const NOT_FOUND: i32 = 13;
+    pub const NOT_FOUND: i32 = ErrorKind::NotFound.code();
     /// The serving side's reader left more than [`super::MAX_UNREAD_STREAM_BYTES`] of the
     /// caller's stream unread.
-    pub const TOO_LARGE: i32 = 22;
+    pub const TOO_LARGE: i32 = ErrorKind::TooLarge.code();
     /// The smallest application code; codes below are `rp_status` values.
     pub const FIRST_APPLICATION_CODE: i32 = 1000;
 }
@@ -140,6 +143,15 @@ fn deadline_instant(deadline_unix_ms: u64) -> Option<Instant> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn application_codes_start_above_every_stable_code() {
+        for c in 0..code::FIRST_APPLICATION_CODE + 100 {
+            if crate::ErrorKind::from_code(c).is_some() {
+                assert!(c < code::FIRST_APPLICATION_CODE, "{c}");
+            }
+        }
+    }
 
     #[test]
     fn ids_split_by_side() {

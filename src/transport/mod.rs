@@ -22,7 +22,7 @@ pub use acceptor::{AcceptPolicy, Acceptor, Rejection};
 pub use listener::{ListenOptions, Listener};
 pub use stream::{connect, NonBlockingReads, Stream, SwitchableReads};
 pub use unix::{
-    boot_id, deregister, process_alive, process_exe, process_start_unix_ms, recv_with_fd, register, reregister,
+    boot_id, deregister, fill_random, process_alive, process_exe, process_start_unix_ms, recv_with_fd, register, reregister,
     send_with_fd, AsDescriptor, AsRawDescriptor, BorrowedDescriptor, DeadlineSocket, OwnedDescriptor, RawDescriptor,
     ReadinessSet, ReadySignal, UnixListener, UnixStream, WakePair, MAX_FDS_PER_MESSAGE,
 };

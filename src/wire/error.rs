@@ -1,8 +1,6 @@
 use std::borrow::Cow;
 use std::io;
 
-use crate::error::ErrorKind;
-
 /// A failure to read, write or decode v1 frames.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -46,6 +44,14 @@ pub enum WireError {
     /// A read or write timed out; no buffered bytes were lost.
     #[error("timed out waiting for the peer")]
     Timeout,
+    /// An output buffer was too small; `needed` bytes are required (nothing was written).
+    #[error("buffer too small: {needed} bytes needed, {capacity} available")]
+    BufferTooSmall {
+        /// Bytes required.
+        needed: usize,
+        /// Bytes provided.
+        capacity: usize,
+    },
     /// Memory for bytes a peer sent could not be allocated (the allocation was refused, nothing
     /// aborted); fatal for the connection.
     #[error("{bytes} bytes for what the peer sent could not be allocated")]
@@ -59,22 +65,6 @@ pub enum WireError {
 }
 
 impl WireError {
-    /// The stable classification of this error.
-    pub fn kind(&self) -> ErrorKind {
-        match self {
-            WireError::UnsupportedFramingVersion { .. } => ErrorKind::UnsupportedFraming,
-            WireError::TooLarge { .. } => ErrorKind::TooLarge,
-            WireError::Truncated { .. } => ErrorKind::Truncated,
-            WireError::Malformed { .. } => ErrorKind::Malformed,
-            WireError::Protocol(_) => ErrorKind::Protocol,
-            WireError::Closed => ErrorKind::Closed,
-            WireError::Timeout => ErrorKind::Timeout,
-            WireError::Io(e) if e.kind() == io::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,
-            WireError::Io(_) => ErrorKind::Io,
-            WireError::NoMemory { .. } => ErrorKind::NoMemory,
-        }
-    }
-
     /// A malformed-`what` error from a prost decode failure.
     pub fn from_prost(what: &'static str, err: prost::DecodeError) -> Self {
         WireError::Malformed {

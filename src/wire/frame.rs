@@ -5,7 +5,6 @@ use std::borrow::Cow;
 use super::pb::{self, WT_LEN, WT_VARINT};
 use super::proto::{Frame, FrameKind, PayloadEncoding};
 use super::{WireError, ENVELOPE_VERSION, FRAMING_VERSION, HEADER_LEN, MAX_BODY};
-use crate::error::Error;
 
 /// A frame whose byte fields borrow from someone else's buffer.
 ///
@@ -330,9 +329,9 @@ impl<'a> FrameView<'a> {
 
     /// Encodes the frame (header and body) into the front of `out`; returns the bytes written.
     ///
-    /// Fails with [`Error::BufferTooSmall`] (carrying the size needed, nothing written) when
+    /// Fails with [`WireError::BufferTooSmall`] (carrying the size needed, nothing written) when
     /// `out` is short, and with a too-large wire error when the body exceeds [`MAX_BODY`].
-    pub fn encode_into(&self, out: &mut [u8]) -> Result<usize, Error> {
+    pub fn encode_into(&self, out: &mut [u8]) -> Result<usize, WireError> {
         // One pass when even the longest body these fields could make fits in `out` and under
         // the cap: write the body, then the length in front of it.
         let bound = self.body_len_bound();
@@ -344,7 +343,7 @@ impl<'a> FrameView<'a> {
         let body_len = self.checked_body_len()?;
         let total = HEADER_LEN + body_len;
         if out.len() < total {
-            return Err(Error::BufferTooSmall {
+            return Err(WireError::BufferTooSmall {
                 needed: total,
                 capacity: out.len(),
             });
@@ -703,7 +702,7 @@ mod tests {
         let v = sample();
         let mut small = [0u8; 4];
         match v.encode_into(&mut small) {
-            Err(Error::BufferTooSmall {
+            Err(WireError::BufferTooSmall {
                 needed,
                 capacity: 4,
             }) => assert_eq!(needed, v.encoded_len()),

@@ -1,6 +1,5 @@
 //! The payload-protocol registry: which ids are first-party, which are consumers'.
 
-use crate::error::Error;
 
 /// Control plane: Hello / HelloReply.
 pub const CONTROL: u32 = 0x0000;
@@ -55,16 +54,17 @@ pub fn is_first_party(id: u32) -> bool {
 }
 
 /// Checks that an endpoint may serve `id` as a consumer protocol: the consumer range,
-/// the private-use range, or SESSION. First-party and unassigned ids are refused.
-pub fn check_servable(id: u32) -> Result<(), Error> {
+/// the private-use range, or SESSION. First-party and unassigned ids are refused with the rule
+/// they break (the callers report it as an invalid argument).
+pub fn check_servable(id: u32) -> Result<(), String> {
     match classify(id) {
         ProtocolClass::Consumer | ProtocolClass::PrivateUse | ProtocolClass::Session => Ok(()),
-        ProtocolClass::FirstParty => Err(Error::invalid_argument(format!(
+        ProtocolClass::FirstParty => Err(format!(
             "payload protocol 0x{id:04X} is first-party and cannot be served as a consumer protocol"
-        ))),
-        ProtocolClass::Unassigned => Err(Error::invalid_argument(format!(
+        )),
+        ProtocolClass::Unassigned => Err(format!(
             "payload protocol 0x{id:04X} is outside the consumer (0x7000-0x7EFF) and private-use (0xF000-0xFFFF) ranges"
-        ))),
+        )),
     }
 }
 

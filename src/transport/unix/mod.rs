@@ -72,6 +72,12 @@ pub(crate) fn peer_credentials(fd: RawFd) -> io::Result<PeerCredentials> {
 }
 
 /// The effective uid of this process.
+/// Fills `buf` from the operating system's random source (`/dev/urandom`).
+pub fn fill_random(buf: &mut [u8]) -> io::Result<()> {
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")?.read_exact(buf)
+}
+
 pub(crate) fn effective_uid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() }

@@ -1,10 +1,13 @@
 //! The error type shared by every part of librp, and the multiplexer's errors it carries
-//! ([`MuxError`], [`DetectorError`], re-exported by [`crate::mux`]). It imports only the wire.
+//! ([`MuxError`], [`DetectorError`], re-exported by [`crate::mux`]). It imports only the wire,
+//! which imports nothing of it.
 
 use std::borrow::Cow;
 use std::io;
 
 use crate::wire::{Refusal, WireError};
+
+mod status;
 
 /// Result alias used across the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -177,8 +180,8 @@ impl Error {
             Error::Disabled(_) => ErrorKind::Disabled,
             Error::Cancelled(_) => ErrorKind::Cancelled,
             Error::Overflow(_) => ErrorKind::TooLarge,
-            // librp's own codes (below 1000) stand for their kind: one table, src/status.rs.
-            Error::Peer { code, .. } => crate::status::peer_kind(*code),
+            // librp's own codes (below 1000) stand for their kind: one table, src/error/status.rs.
+            Error::Peer { code, .. } => status::peer_kind(*code),
             Error::Noted { source, .. } => source.kind(),
             Error::NoMemory(_) => ErrorKind::NoMemory,
         }
@@ -259,6 +262,27 @@ impl MuxError {
             MuxError::MalformedProbe(_) => ErrorKind::MalformedProbe,
             MuxError::Framing(w) => w.kind(),
             MuxError::Detector(_) => ErrorKind::InvalidArgument,
+        }
+    }
+}
+
+/// Where a wire error sits among librp's stable kinds (kept here, beside [`ErrorKind`], so
+/// the wire imports nothing of the error type).
+impl WireError {
+    /// The stable classification of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            WireError::UnsupportedFramingVersion { .. } => ErrorKind::UnsupportedFraming,
+            WireError::TooLarge { .. } => ErrorKind::TooLarge,
+            WireError::Truncated { .. } => ErrorKind::Truncated,
+            WireError::Malformed { .. } => ErrorKind::Malformed,
+            WireError::Protocol(_) => ErrorKind::Protocol,
+            WireError::Closed => ErrorKind::Closed,
+            WireError::Timeout => ErrorKind::Timeout,
+            WireError::Io(e) if e.kind() == io::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,
+            WireError::Io(_) => ErrorKind::Io,
+            WireError::BufferTooSmall { .. } => ErrorKind::BufferTooSmall,
+            WireError::NoMemory { .. } => ErrorKind::NoMemory,
         }
     }
 }
