@@ -21,7 +21,7 @@
  *
  * Event loops
  * -----------
- * Every descriptor librp hands out (rp_conn_fd, rp_push_client_fd, rp_push_server_event_fd,
+ * Every descriptor librp hands out (rp_conn_fd, rp_push_worker_fd, rp_push_server_event_fd,
  * rp_session_dispatch_fd) is level-triggered: readable exactly while the matching receive with
  * timeout 0 would return without waiting (something is ready, also when librp already took it
  * off the socket and holds it, or the handle ended) and not readable otherwise. One receive per
@@ -51,7 +51,7 @@
  * function says when). A callback runs only on the application's own thread, inside the call
  * named here, never on a thread of librp's:
  *   rp_legacy_detect_callback (given to rp_mux_new)             inside rp_mux_poll
- *   rp_push_handler_callback (rp_push_client_set_handler)       inside rp_push_client_dispatch
+ *   rp_push_handler_callback (rp_push_worker_set_handler)       inside rp_push_worker_dispatch
  *   rp_push_registration_callback, rp_push_worker_callback
  *     (rp_push_server_options_set_*_callback)                   inside rp_push_server_dispatch
  *   rp_session_request_callback (rp_session_new, rp_session_connect,
@@ -69,9 +69,9 @@
  *   serve event.frame (payload; answer with rp_frame_encode_response) or read your own wire
  *   (legacy), then drop event.consumed bytes; handed-off connections: rp_handoff_store_new,
  *   rp_handoff_accept.
- * Worker: rp_push_worker_options_new (+ _add_protocol, ...) -> rp_push_client_connect ->
- *   rp_push_client_recv -> rp_push_payload -> rp_push_client_reply -> rp_push_free, repeated
- *   (or rp_push_client_set_handler + rp_push_client_dispatch) -> rp_push_client_free.
+ * Worker: rp_push_worker_options_new (+ _add_payload_protocol, ...) -> rp_push_worker_connect ->
+ *   rp_push_worker_recv -> rp_push_payload -> rp_push_worker_reply -> rp_push_free, repeated
+ *   (or rp_push_worker_set_handler + rp_push_worker_dispatch) -> rp_push_worker_free.
  * Push server: rp_push_server_options_new -> rp_push_server_bind; per job rp_push_request_new
  *   (+ _to_worker, ...) -> rp_push_server_push_wait -> rp_push_result_payload ->
  *   rp_push_result_free (or rp_push_server_push -> rp_push_ticket_wait); rp_push_server_free.
@@ -254,7 +254,7 @@ enum rp_status
    */
   RP_STATUS_DISABLED = 6,
   /**
-   * The call was cancelled (by `rp_session_call_cancel`, or by the peer for a request being
+   * The call was cancelled (by `rp_session_ticket_cancel`, or by the peer for a request being
    * served).
    */
   RP_STATUS_CANCELLED = 7,
@@ -837,25 +837,6 @@ typedef struct rp_mux rp_mux;
 typedef struct rp_push rp_push;
 
 /**
- * A worker's connection to a push server.
- *
- * Methods: `rp_push_client_connect`, `rp_push_client_recv`, `rp_push_client_reply`,
- * `rp_push_client_reply_error`, `rp_push_client_fd`, `rp_push_client_set_handler`,
- * `rp_push_client_dispatch`, `rp_push_client_worker_id`, `rp_push_client_close`,
- * `rp_push_client_free`.
- *
- * Functions taking `const rp_push_client *` are thread-safe: one thread may wait in
- * `rp_push_client_recv` while others reply or close. There is no background thread: the thread
- * that receives reads the socket itself.
- *
- * Flow control: the client reads from the server only inside `rp_push_client_recv` /
- * `_dispatch`, so it holds at most the pushes that arrived in one read. While the worker does
- * not receive, the server's buffer for it fills and further pushes to it fail with
- * `RP_STATUS_AGAIN` on the server side: nothing is dropped silently and memory stays bounded.
- */
-typedef struct rp_push_client rp_push_client;
-
-/**
  * One job to push: payload protocol, payload, target, deadline and trace context.
  *
  * Methods: `rp_push_request_new`, `_set_deadline_unix_ms`, `_set_traceparent`,
@@ -903,11 +884,46 @@ typedef struct rp_push_server_options rp_push_server_options;
 typedef struct rp_push_ticket rp_push_ticket;
 
 /**
+ * A worker's connection to a push server.
+ *
+ * Methods: `rp_push_worker_connect`, `rp_push_worker_recv`, `rp_push_worker_reply`,
+ * `rp_push_worker_reply_error`, `rp_push_worker_fd`, `rp_push_worker_set_handler`,
+ * `rp_push_worker_dispatch`, `rp_push_worker_id`, `rp_push_worker_close`,
+ * `rp_push_worker_free`.
+ *
+ * Functions taking `const rp_push_worker *` are thread-safe: one thread may wait in
+ * `rp_push_worker_recv` while others reply or close. There is no background thread: the thread
+ * that receives reads the socket itself.
+ *
+ * Flow control: the worker reads from the server only inside `rp_push_worker_recv` /
+ * `_dispatch`, so it holds at most the pushes that arrived in one read. While the worker does
+ * not receive, the server's buffer for it fills and further pushes to it fail with
+ * `RP_STATUS_AGAIN` on the server side: nothing is dropped silently and memory stays bounded.
+ */
+typedef struct rp_push_worker rp_push_worker;
+
+/**
+ * One worker: id, registration, kernel-reported credentials, pushes in flight. Always
+ * borrowed (from an `rp_push_worker_list` or a callback); never freed on its own.
+ *
+ * Methods: `rp_push_worker_info_id`, `_identity`, `_task_queue`, `_node`, `_namespace_count`,
+ * `_namespace`, `_activity_type_count`, `_activity_type`, `_protocol_count`, `_protocol`,
+ * `_peer`, `_in_flight`.
+ */
+typedef struct rp_push_worker_info rp_push_worker_info;
+
+/**
+ * The registered workers at one moment. Methods: `rp_push_worker_list_len`, `rp_push_worker_list_get`,
+ * `rp_push_worker_list_free`.
+ */
+typedef struct rp_push_worker_list rp_push_worker_list;
+
+/**
  * How a worker connects and what it registers as.
  *
  * Methods: `rp_push_worker_options_new`, `_add_namespace`, `_add_activity_type`, `_set_node`,
- * `_add_protocol`, `_set_service`, `_set_connect_timeout_ms`, `_set_auth_token`, `_free`;
- * consumed by `rp_push_client_connect`.
+ * `_add_payload_protocol`, `_set_service`, `_set_connect_timeout_ms`, `_set_auth_token`, `_free`;
+ * consumed by `rp_push_worker_connect`.
  *
  * Exclusive handle (Send).
  */
@@ -973,22 +989,6 @@ typedef struct rp_session_request rp_session_request;
  * another cancels.
  */
 typedef struct rp_session_ticket rp_session_ticket;
-
-/**
- * One worker: id, registration, kernel-reported credentials, pushes in flight. Always
- * borrowed (from an `rp_worker_list` or a callback); never freed on its own.
- *
- * Methods: `rp_worker_info_id`, `_identity`, `_task_queue`, `_node`, `_namespace_count`,
- * `_namespace`, `_activity_type_count`, `_activity_type`, `_protocol_count`, `_protocol`,
- * `_peer`, `_in_flight`.
- */
-typedef struct rp_worker_info rp_worker_info;
-
-/**
- * The registered workers at one moment. Methods: `rp_worker_list_len`, `rp_worker_list_get`,
- * `rp_worker_list_free`.
- */
-typedef struct rp_worker_list rp_worker_list;
 
 /**
  * A borrowed UTF-8 string: not NUL-terminated, no interior NUL guaranteed. `ptr` may be NULL
@@ -1136,9 +1136,9 @@ typedef struct rp_mux_event {
 } rp_mux_event;
 
 /**
- * Handles one push inside `rp_push_client_dispatch`.
+ * Handles one push inside `rp_push_worker_dispatch`.
  *
- * Parameters: `user_data` as registered; `client` the client (borrowed: valid for this call,
+ * Parameters: `user_data` as registered; `worker` the worker (borrowed: valid for this call,
  * never freed here); `push` the push (borrowed: valid only until the callback returns — copy
  * what you keep, and remember `rp_push_correlation_id` to reply later).
  *
@@ -1146,12 +1146,12 @@ typedef struct rp_mux_event {
  * failed: if the push is still unanswered, librp then replies with a failure carrying that
  * status as its code.
  *
- * Called on the thread that calls `rp_push_client_dispatch`, from within it. It may call
- * `rp_push_client_reply` / `_reply_error` (now, or later from any thread) and other librp
- * functions; it must not call `rp_push_client_dispatch`, `_set_handler` or `_free` on `client`.
+ * Called on the thread that calls `rp_push_worker_dispatch`, from within it. It may call
+ * `rp_push_worker_reply` / `_reply_error` (now, or later from any thread) and other librp
+ * functions; it must not call `rp_push_worker_dispatch`, `_set_handler` or `_free` on `worker`.
  */
 typedef int32_t (*rp_push_handler_callback)(void *user_data,
-                                            const struct rp_push_client *client,
+                                            const struct rp_push_worker *worker,
                                             const struct rp_push *push);
 
 /**
@@ -1168,7 +1168,7 @@ typedef int32_t (*rp_push_handler_callback)(void *user_data,
  * worker waits for the decision (up to the server's handshake timeout).
  */
 typedef int32_t (*rp_push_registration_callback)(void *user_data,
-                                                 const struct rp_worker_info *worker,
+                                                 const struct rp_push_worker_info *worker,
                                                  char *reason,
                                                  size_t reason_cap);
 
@@ -1181,7 +1181,7 @@ typedef int32_t (*rp_push_registration_callback)(void *user_data,
  * `rp_push_registration_callback`.
  */
 typedef void (*rp_push_worker_callback)(void *user_data,
-                                        const struct rp_worker_info *worker,
+                                        const struct rp_push_worker_info *worker,
                                         bool connected,
                                         struct rp_str reason);
 
@@ -1311,8 +1311,8 @@ typedef struct rp_push_server_stats {
 } rp_push_server_stats;
 
 /**
- * What one push worker (`rp_push_client`) did since it connected. Read with
- * `rp_push_client_get_stats`.
+ * What one push worker (`rp_push_worker`) did since it connected. Read with
+ * `rp_push_worker_get_stats`.
  */
 typedef struct rp_push_worker_stats {
   /**
@@ -1324,7 +1324,7 @@ typedef struct rp_push_worker_stats {
    */
   uint64_t pushes_received;
   /**
-   * Pushes received and not yet taken by `rp_push_client_recv` now.
+   * Pushes received and not yet taken by `rp_push_worker_recv` now.
    */
   uint64_t pushes_queued;
   /**
@@ -1332,11 +1332,11 @@ typedef struct rp_push_worker_stats {
    */
   uint64_t pushes_outstanding;
   /**
-   * Replies sent with a payload (`rp_push_client_reply`).
+   * Replies sent with a payload (`rp_push_worker_reply`).
    */
   uint64_t replies_sent;
   /**
-   * Replies sent with a failure (`rp_push_client_reply_error`).
+   * Replies sent with a failure (`rp_push_worker_reply_error`).
    */
   uint64_t failures_sent;
   /**
@@ -2488,7 +2488,7 @@ rp_status rp_frame_encode_response_msg(const struct rp_frame_view *request,
  * `tcp://host:port`; `identity` — who the worker is (1–256 bytes); `task_queue` — the queue of
  * work it takes (0–256 bytes).
  *
- * Limits of a registration (checked by `rp_push_client_connect`, which returns
+ * Limits of a registration (checked by `rp_push_worker_connect`, which returns
  * `RP_STATUS_INVALID_ARGUMENT` naming the limit, and by the server, which rejects the worker
  * with a reason naming it): identity 1–256 bytes; task queue and node at most 256 bytes; at
  * most 64 namespaces and 256 activity types of at most 256 bytes each; at most 64 payload
@@ -2497,7 +2497,7 @@ rp_status rp_frame_encode_response_msg(const struct rp_frame_view *request,
  * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
  * `RP_STATUS_INVALID_ARGUMENT` (malformed endpoint, identity or task queue outside its length).
  *
- * Ownership: the caller owns `*out_options`; `rp_push_client_connect` consumes it, otherwise
+ * Ownership: the caller owns `*out_options`; `rp_push_worker_connect` consumes it, otherwise
  * free it with `rp_push_worker_options_free`.
  */
 RP_NODISCARD
@@ -2536,8 +2536,8 @@ rp_status rp_push_worker_options_set_node(struct rp_push_worker_options *options
  * `RP_STATUS_NULL_ARGUMENT`.
  */
 RP_NODISCARD
-rp_status rp_push_worker_options_add_protocol(struct rp_push_worker_options *options,
-                                              uint32_t payload_protocol);
+rp_status rp_push_worker_options_add_payload_protocol(struct rp_push_worker_options *options,
+                                                      uint32_t payload_protocol);
 
 /**
  * Sets the service name sent in the Hello (default "librp-push"): 1–64 characters of
@@ -2576,7 +2576,7 @@ void rp_push_worker_options_free(struct rp_push_worker_options *options);
  * returns.
  *
  * Parameters: `options` — consumed by this call, even if an error is returned;
- * `out_client` — receives the client on success.
+ * `out_worker` — receives the worker on success.
  *
  * Returns:
  * - `RP_STATUS_OK`.
@@ -2590,17 +2590,17 @@ void rp_push_worker_options_free(struct rp_push_worker_options *options);
  *   `rp_push_worker_options_new`); the last error message names it. Nothing was sent.
  * - `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_PROTOCOL`, `RP_STATUS_MALFORMED`, framing errors.
  *
- * Blocks up to the connect timeout. Ownership: the caller owns `*out_client`; free it with
- * `rp_push_client_free`.
+ * Blocks up to the connect timeout. Ownership: the caller owns `*out_worker`; free it with
+ * `rp_push_worker_free`.
  */
 RP_NODISCARD
-rp_status rp_push_client_connect(struct rp_push_worker_options *options,
-                                 struct rp_push_client **out_client);
+rp_status rp_push_worker_connect(struct rp_push_worker_options *options,
+                                 struct rp_push_worker **out_worker);
 
 /**
- * The id the server gave this worker (0 if `client` is NULL).
+ * The id the server gave this worker (0 if `worker` is NULL).
  */
-uint64_t rp_push_client_worker_id(const struct rp_push_client *client);
+uint64_t rp_push_worker_id(const struct rp_push_worker *worker);
 
 /**
  * Waits for the next push.
@@ -2609,15 +2609,15 @@ uint64_t rp_push_client_worker_id(const struct rp_push_client *client);
  * `out_push` — receives the push on success.
  *
  * Returns `RP_STATUS_OK`, `RP_STATUS_TIMEOUT` (none came), `RP_STATUS_CLOSED` (the server went
- * away, the connection broke a protocol rule, or `rp_push_client_close` was called — the last
+ * away, the connection broke a protocol rule, or `rp_push_worker_close` was called — the last
  * error message says which), `RP_STATUS_NO_MEMORY` (a push did not fit in memory: the
  * connection ended, later calls return the same), `RP_STATUS_NULL_ARGUMENT`.
  *
  * Ownership: the caller owns `*out_push`; free it with `rp_push_free`.
- * Thread safety: may run concurrently with every other `const rp_push_client *` function.
+ * Thread safety: may run concurrently with every other `const rp_push_worker *` function.
  */
 RP_NODISCARD
-rp_status rp_push_client_recv(const struct rp_push_client *client,
+rp_status rp_push_worker_recv(const struct rp_push_worker *worker,
                               int32_t timeout_ms,
                               struct rp_push **out_push);
 
@@ -2634,7 +2634,7 @@ rp_status rp_push_client_recv(const struct rp_push_client *client,
  * Thread safety: may be called from any thread, also while another thread waits in recv.
  */
 RP_NODISCARD
-rp_status rp_push_client_reply(const struct rp_push_client *client,
+rp_status rp_push_worker_reply(const struct rp_push_worker *worker,
                                uint64_t correlation_id,
                                const uint8_t *payload,
                                size_t len);
@@ -2646,39 +2646,39 @@ rp_status rp_push_client_reply(const struct rp_push_client *client,
  * (NUL-terminated UTF-8, at most 4096 bytes; a server ends the connection of a worker that
  * sends a longer one).
  *
- * Returns as `rp_push_client_reply`, plus `RP_STATUS_INVALID_UTF8`, and
+ * Returns as `rp_push_worker_reply`, plus `RP_STATUS_INVALID_UTF8`, and
  * `RP_STATUS_INVALID_ARGUMENT` for a message over 4096 bytes (the push stays unanswered).
  * Thread safety: may be called from any thread.
  */
 RP_NODISCARD
-rp_status rp_push_client_reply_error(const struct rp_push_client *client,
+rp_status rp_push_worker_reply_error(const struct rp_push_worker *worker,
                                      uint64_t correlation_id,
                                      int32_t code,
                                      const char *message);
 
 /**
  * A file descriptor that is readable while a push is waiting or the connection has ended, for
- * `poll`/`epoll`/libuv/Go loops: when it is readable, `rp_push_client_recv` with timeout 0
+ * `poll`/`epoll`/libuv/Go loops: when it is readable, `rp_push_worker_recv` with timeout 0
  * returns a push or `RP_STATUS_CLOSED`. Level-triggered.
  *
- * Returns the descriptor, or -1 if `client` is NULL. Owned by the client: never read from,
- * write to or close it; it is valid until `rp_push_client_free`.
+ * Returns the descriptor, or -1 if `worker` is NULL. Owned by the worker: never read from,
+ * write to or close it; it is valid until `rp_push_worker_free`.
  */
-int32_t rp_push_client_fd(const struct rp_push_client *client);
+int32_t rp_push_worker_fd(const struct rp_push_worker *worker);
 
 /**
- * Registers the handler `rp_push_client_dispatch` runs for each push, replacing any previous
+ * Registers the handler `rp_push_worker_dispatch` runs for each push, replacing any previous
  * one (whose `user_data_free` then runs). `handler` NULL unregisters.
  *
  * Parameters: `user_data` — passed to `handler`; `user_data_free` — NULL, or called once with
- * `user_data` when librp no longer needs it (on replacement, on unregistering, when the client
+ * `user_data` when librp no longer needs it (on replacement, on unregistering, when the worker
  * is freed, or at once if `handler` is NULL or this call fails).
  *
  * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
- * Thread safety: not concurrently with `rp_push_client_dispatch` on the same client.
+ * Thread safety: not concurrently with `rp_push_worker_dispatch` on the same worker.
  */
 RP_NODISCARD
-rp_status rp_push_client_set_handler(struct rp_push_client *client,
+rp_status rp_push_worker_set_handler(struct rp_push_worker *worker,
                                      rp_push_handler_callback handler,
                                      void *user_data,
                                      rp_user_data_free_callback user_data_free);
@@ -2697,7 +2697,7 @@ rp_status rp_push_client_set_handler(struct rp_push_client *client,
  * Thread safety: may run concurrently with recv/reply/close; not with `_set_handler`/`_free`.
  */
 RP_NODISCARD
-rp_status rp_push_client_dispatch(const struct rp_push_client *client,
+rp_status rp_push_worker_dispatch(const struct rp_push_worker *worker,
                                   int32_t timeout_ms,
                                   size_t max_pushes,
                                   size_t *out_handled);
@@ -2706,16 +2706,16 @@ rp_status rp_push_client_dispatch(const struct rp_push_client *client,
  * Closes the connection: threads blocked in recv or dispatch return `RP_STATUS_CLOSED`, and
  * so do later calls. Idempotent; callable from any thread. NULL is a no-op.
  */
-void rp_push_client_close(const struct rp_push_client *client);
+void rp_push_worker_close(const struct rp_push_worker *worker);
 
 /**
- * Closes the connection, releases the handler's user data and frees the client. NULL is a no-op. Must not be called twice, nor while another
- * thread still uses `client`.
+ * Closes the connection, releases the handler's user data and frees the worker. NULL is a no-op. Must not be called twice, nor while another
+ * thread still uses `worker`.
  */
-void rp_push_client_free(struct rp_push_client *client);
+void rp_push_worker_free(struct rp_push_worker *worker);
 
 /**
- * The push's correlation id: pass it to `rp_push_client_reply`. 0 if `push` is NULL.
+ * The push's correlation id: pass it to `rp_push_worker_reply`. 0 if `push` is NULL.
  */
 uint64_t rp_push_correlation_id(const struct rp_push *push);
 
@@ -2931,11 +2931,11 @@ rp_status rp_push_server_push_wait(const struct rp_push_server *server,
  * A snapshot of the registered workers.
  *
  * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`. Ownership: the caller owns `*out_list`;
- * free it with `rp_worker_list_free`.
+ * free it with `rp_push_worker_list_free`.
  */
 RP_NODISCARD
 rp_status rp_push_server_workers(const struct rp_push_server *server,
-                                 struct rp_worker_list **out_list);
+                                 struct rp_push_worker_list **out_list);
 
 /**
  * Runs the registration and worker callbacks for pending server events, on the calling thread.
@@ -3111,81 +3111,83 @@ void rp_push_result_free(struct rp_push_result *result);
 /**
  * Number of workers in the list (0 if NULL).
  */
-size_t rp_worker_list_len(const struct rp_worker_list *list);
+size_t rp_push_worker_list_len(const struct rp_push_worker_list *list);
 
 /**
  * The `index`-th worker, or NULL if out of range. Borrowed: valid until the list is freed.
  */
-const struct rp_worker_info *rp_worker_list_get(const struct rp_worker_list *list, size_t index);
+const struct rp_push_worker_info *rp_push_worker_list_get(const struct rp_push_worker_list *list,
+                                                          size_t index);
 
 /**
  * Frees a worker list (and the infos borrowed from it). NULL is a no-op.
  */
-void rp_worker_list_free(struct rp_worker_list *list);
+void rp_push_worker_list_free(struct rp_push_worker_list *list);
 
 /**
  * The worker's id (0 if NULL).
  */
-uint64_t rp_worker_info_id(const struct rp_worker_info *info);
+uint64_t rp_push_worker_info_id(const struct rp_push_worker_info *info);
 
 /**
  * The identity the worker registered with. Borrowed like `info`.
  */
-struct rp_str rp_worker_info_identity(const struct rp_worker_info *info);
+struct rp_str rp_push_worker_info_identity(const struct rp_push_worker_info *info);
 
 /**
  * The worker's task queue. Borrowed like `info`.
  */
-struct rp_str rp_worker_info_task_queue(const struct rp_worker_info *info);
+struct rp_str rp_push_worker_info_task_queue(const struct rp_push_worker_info *info);
 
 /**
  * The worker's node (empty if none). Borrowed like `info`.
  */
-struct rp_str rp_worker_info_node(const struct rp_worker_info *info);
+struct rp_str rp_push_worker_info_node(const struct rp_push_worker_info *info);
 
 /**
  * Number of namespaces the worker registered.
  */
-size_t rp_worker_info_namespace_count(const struct rp_worker_info *info);
+size_t rp_push_worker_info_namespace_count(const struct rp_push_worker_info *info);
 
 /**
  * The `index`-th namespace (empty if out of range). Borrowed like `info`.
  */
-struct rp_str rp_worker_info_namespace(const struct rp_worker_info *info, size_t index);
+struct rp_str rp_push_worker_info_namespace(const struct rp_push_worker_info *info, size_t index);
 
 /**
  * Number of activity types the worker registered.
  */
-size_t rp_worker_info_activity_type_count(const struct rp_worker_info *info);
+size_t rp_push_worker_info_activity_type_count(const struct rp_push_worker_info *info);
 
 /**
  * The `index`-th activity type (empty if out of range). Borrowed like `info`.
  */
-struct rp_str rp_worker_info_activity_type(const struct rp_worker_info *info, size_t index);
+struct rp_str rp_push_worker_info_activity_type(const struct rp_push_worker_info *info,
+                                                size_t index);
 
 /**
  * Number of payload protocols the worker serves.
  */
-size_t rp_worker_info_protocol_count(const struct rp_worker_info *info);
+size_t rp_push_worker_info_payload_protocol_count(const struct rp_push_worker_info *info);
 
 /**
  * The `index`-th payload protocol (0 if out of range).
  */
-uint32_t rp_worker_info_protocol(const struct rp_worker_info *info, size_t index);
+uint32_t rp_push_worker_info_payload_protocol(const struct rp_push_worker_info *info, size_t index);
 
 /**
  * The worker's kernel-reported credentials (Unix sockets). Returns false (writing nothing)
  * for TCP workers or NULL `info`; each out pointer may be NULL.
  */
-bool rp_worker_info_peer(const struct rp_worker_info *info,
-                         uint32_t *out_pid,
-                         uint32_t *out_uid,
-                         uint32_t *out_gid);
+bool rp_push_worker_info_peer(const struct rp_push_worker_info *info,
+                              uint32_t *out_pid,
+                              uint32_t *out_uid,
+                              uint32_t *out_gid);
 
 /**
  * Pushes sent to the worker and not yet answered, when the info was taken.
  */
-size_t rp_worker_info_in_flight(const struct rp_worker_info *info);
+size_t rp_push_worker_info_in_flight(const struct rp_push_worker_info *info);
 
 /**
  * Copies the refusal behind the most recent failure on the calling thread.
@@ -3391,7 +3393,7 @@ rp_status rp_session_call(const struct rp_session *session,
  * Returns `RP_STATUS_OK`, `RP_STATUS_CLOSED`, `RP_STATUS_TIMEOUT` (the deadline had already
  * passed), `RP_STATUS_NULL_ARGUMENT`.
  *
- * Ownership: the caller owns `*out_call`; free it with `rp_session_ticket_free` (which cancels
+ * Ownership: the caller owns `*out_ticket`; free it with `rp_session_ticket_free` (which cancels
  * the call if it has no outcome yet). Thread safety: callable from any number of threads.
  */
 RP_NODISCARD
@@ -3400,7 +3402,7 @@ rp_status rp_session_call_start(const struct rp_session *session,
                                 const uint8_t *payload,
                                 size_t len,
                                 const struct rp_session_call_options *options,
-                                struct rp_session_ticket **out_call);
+                                struct rp_session_ticket **out_ticket);
 
 /**
  * Runs the dispatcher callback for the peer's requests, on the calling thread.
@@ -3494,13 +3496,13 @@ void rp_session_call_options_free(struct rp_session_call_options *options);
 /**
  * The call's request id (odd on the connecting side, even on the accepting side); 0 if NULL.
  */
-uint64_t rp_session_ticket_id(const struct rp_session_ticket *call);
+uint64_t rp_session_ticket_id(const struct rp_session_ticket *ticket);
 
 /**
  * True once the call has an outcome (`rp_session_ticket_wait` then returns at once); false if
  * NULL.
  */
-bool rp_session_ticket_is_done(const struct rp_session_ticket *call);
+bool rp_session_ticket_is_done(const struct rp_session_ticket *ticket);
 
 /**
  * Waits up to `timeout_ms` (-1 = no limit, 0 = do not wait) for the call's response and takes it.
@@ -3515,7 +3517,7 @@ bool rp_session_ticket_is_done(const struct rp_session_ticket *call);
  * Thread safety: callable from any thread, concurrently with the other call functions.
  */
 RP_NODISCARD
-rp_status rp_session_ticket_wait(const struct rp_session_ticket *call,
+rp_status rp_session_ticket_wait(const struct rp_session_ticket *ticket,
                                  int32_t timeout_ms,
                                  struct rp_msg **out_response);
 
@@ -3534,7 +3536,7 @@ rp_status rp_session_ticket_wait(const struct rp_session_ticket *call,
  * Thread safety: callable from any thread; concurrent readers each get different chunks.
  */
 RP_NODISCARD
-rp_status rp_session_ticket_next_chunk(const struct rp_session_ticket *call,
+rp_status rp_session_ticket_next_chunk(const struct rp_session_ticket *ticket,
                                        int32_t timeout_ms,
                                        struct rp_msg **out_chunk);
 
@@ -3547,7 +3549,7 @@ rp_status rp_session_ticket_next_chunk(const struct rp_session_ticket *call,
  * for 30 s), `RP_STATUS_NULL_ARGUMENT`. Thread safety: callable from any thread.
  */
 RP_NODISCARD
-rp_status rp_session_ticket_send_chunk(const struct rp_session_ticket *call,
+rp_status rp_session_ticket_send_chunk(const struct rp_session_ticket *ticket,
                                        const uint8_t *chunk,
                                        size_t len);
 
@@ -3558,7 +3560,7 @@ rp_status rp_session_ticket_send_chunk(const struct rp_session_ticket *call,
  * Returns `RP_STATUS_OK`, `RP_STATUS_CLOSED` (already half-closed, or the call or connection
  * ended), `RP_STATUS_CANCELLED`, `RP_STATUS_NULL_ARGUMENT`.
  */
-RP_NODISCARD rp_status rp_session_ticket_close_write(const struct rp_session_ticket *call);
+RP_NODISCARD rp_status rp_session_ticket_close_write(const struct rp_session_ticket *ticket);
 
 /**
  * Cancels the call: waiters in `rp_session_ticket_wait` / `_next_chunk` return
@@ -3566,13 +3568,13 @@ RP_NODISCARD rp_status rp_session_ticket_close_write(const struct rp_session_tic
  * `rp_session_request_is_cancelled`). Does nothing once the call has an outcome.
  * Callable from any thread. NULL is a no-op.
  */
-void rp_session_ticket_cancel(const struct rp_session_ticket *call);
+void rp_session_ticket_cancel(const struct rp_session_ticket *ticket);
 
 /**
- * Frees a call, cancelling it first if it has no outcome yet. NULL is a no-op. Must not be
- * called twice, nor while another thread uses `call`.
+ * Frees a ticket, cancelling the call it first if it has no outcome yet. NULL is a no-op. Must not be
+ * called twice, nor while another thread uses `ticket`.
  */
-void rp_session_ticket_free(struct rp_session_ticket *call);
+void rp_session_ticket_free(struct rp_session_ticket *ticket);
 
 /**
  * The request id the caller chose (0 if NULL).
@@ -3582,7 +3584,7 @@ uint64_t rp_session_request_id(const struct rp_session_request *request);
 /**
  * The consumer protocol the caller named for the payload (0 if NULL).
  */
-uint32_t rp_session_request_protocol(const struct rp_session_request *request);
+uint32_t rp_session_request_payload_protocol(const struct rp_session_request *request);
 
 /**
  * The request's bytes. Borrowed: valid until the request is ended (responded or freed).
@@ -3707,7 +3709,7 @@ rp_status rp_push_server_get_stats(const struct rp_push_server *server,
 /**
  * Reads what a push worker did since it connected.
  *
- * Parameters: `client`; `out_stats` — set `out_stats->size = sizeof(rp_push_worker_stats)`
+ * Parameters: `worker`; `out_stats` — set `out_stats->size = sizeof(rp_push_worker_stats)`
  * first. On success the fields that fit in `size` are filled and `size` is set to the bytes
  * filled.
  *
@@ -3715,7 +3717,7 @@ rp_status rp_push_server_get_stats(const struct rp_push_server *server,
  * too small). Thread safety: may be called from any thread, also while another receives.
  */
 RP_NODISCARD
-rp_status rp_push_client_get_stats(const struct rp_push_client *client,
+rp_status rp_push_worker_get_stats(const struct rp_push_worker *worker,
                                    struct rp_push_worker_stats *out_stats);
 
 /**

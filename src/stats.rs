@@ -154,7 +154,7 @@ stats! {
 }
 
 stats! {
-    /// What one push worker (push client) did since it connected.
+    /// What one push worker did since it connected.
     PushWorkerStats / PushWorkerCounters {
         /// Pushes received from the server.
         pushes_received,

@@ -11,7 +11,7 @@ use common::*;
 use prost::Message;
 use rp::push::proto::{Registration, RegistrationAck};
 use rp::push::{
-    PushClient, WorkerOptions, MAX_ACTIVITY_TYPES, MAX_NAMESPACES, MAX_PAYLOAD_PROTOCOLS, MAX_REGISTRATION_BYTES,
+    Worker, WorkerOptions, MAX_ACTIVITY_TYPES, MAX_NAMESPACES, MAX_PAYLOAD_PROTOCOLS, MAX_REGISTRATION_BYTES,
     MAX_REGISTRATION_STRING, PUSH_PROTOCOL,
 };
 use rp::wire::proto::FrameKind;
@@ -99,7 +99,7 @@ fn a_registration_over_any_limit_is_rejected_with_the_limit_named() {
         assert!(!ack.accepted, "{named}");
         assert!(ack.reason.contains(named), "{:?} does not name {named:?}", ack.reason);
         // The worker side refuses to send it at all.
-        let err = PushClient::connect(WorkerOptions::new(dir.endpoint(), reg.clone())).expect_err(named);
+        let err = Worker::connect(WorkerOptions::new(dir.endpoint(), reg.clone())).expect_err(named);
         assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
         assert!(err.to_string().contains(named), "{err}");
     }
@@ -186,7 +186,7 @@ fn many_maximal_registrations_cost_a_small_stated_amount_returned_when_they_leav
 #[test]
 fn error_messages_are_bounded_both_ways() {
     use rp::push::proto::{push_reply, PushFailure, PushReply};
-    use rp::push::{PushOutcome, PushSpec, Target, MAX_FAILURE_MESSAGE};
+    use rp::push::{PushResult, PushSpec, Target, MAX_FAILURE_MESSAGE};
     use rp::session::{CallOptions, Session, Side, MAX_ERROR_MESSAGE};
     let long = "m".repeat(MAX_FAILURE_MESSAGE + 1);
 
@@ -223,7 +223,7 @@ fn error_messages_are_bounded_both_ways() {
         })
     };
     let out = server.push_wait(Target::TaskQueue("real".into()), spec, Duration::from_secs(5)).unwrap();
-    assert_eq!(out, PushOutcome::WorkerFailure { code: 1000, message: long[..MAX_FAILURE_MESSAGE].to_owned() });
+    assert_eq!(out, PushResult::WorkerFailure { code: 1000, message: long[..MAX_FAILURE_MESSAGE].to_owned() });
     answering.join().unwrap();
 
     // Session: sent and received.

@@ -7,7 +7,7 @@ use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use prost::Message;
-use rp::handoff::{accept_handoff, recv_with_fd, send_with_fd, TokenStore};
+use rp::handoff::{accept_handoff, recv_with_fd, send_with_fd, HandoffStore};
 use rp::wire::proto::{HandoffAck, HandoffOffer};
 use rp::wire::{decode_frame, Decoded, FrameView, MAX_BODY};
 use rp::ErrorKind;
@@ -59,7 +59,7 @@ fn open_fds() -> usize {
 #[test]
 fn handoff_outcomes_and_no_descriptor_leaks() {
     let (mut broker, mut backend) = UnixStream::pair().unwrap();
-    let store = TokenStore::default();
+    let store = HandoffStore::default();
     let before = open_fds();
 
     // Accepted: the adopted descriptor is the client's connection.
@@ -77,10 +77,10 @@ fn handoff_outcomes_and_no_descriptor_leaks() {
     drop((adopted, client));
 
     // Replayed, wrong, short and expired tokens: rejected with a well-formed ack, fd closed.
-    let expiring = TokenStore::new(8, Duration::from_millis(1));
+    let expiring = HandoffStore::new(8, Duration::from_millis(1));
     let old = expiring.issue().unwrap();
     std::thread::sleep(Duration::from_millis(20));
-    let cases: [(&TokenStore, Vec<u8>, &str); 4] = [
+    let cases: [(&HandoffStore, Vec<u8>, &str); 4] = [
         (&store, token.0.to_vec(), "mismatch"),
         (&store, vec![0x42; 16], "mismatch"),
         (&store, vec![1, 2, 3], "16 bytes"),

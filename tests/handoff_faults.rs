@@ -9,7 +9,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 
 use prost::Message;
-use rp::handoff::{accept_handoff, recv_with_fd, send_with_fd, TokenStore};
+use rp::handoff::{accept_handoff, recv_with_fd, send_with_fd, HandoffStore};
 use rp::wire::proto::HandoffOffer;
 use rp::wire::FrameView;
 use rp::ErrorKind;
@@ -69,7 +69,7 @@ fn cloexec(fd: &OwnedFd) -> bool {
 
 #[test]
 fn ten_thousand_handoffs_with_injected_faults_leak_no_descriptor() {
-    let store = TokenStore::new(64, std::time::Duration::from_secs(60));
+    let store = HandoffStore::new(64, std::time::Duration::from_secs(60));
     // Warm up lazily opened descriptors (the OS random source) before the baseline.
     let _ = store.issue().unwrap();
     let _ = store.consume(&[0; 16]);

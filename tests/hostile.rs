@@ -12,7 +12,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::*;
-use rp::push::{PushOutcome, PushSpec, Target, WorkerOptions};
+use rp::push::{PushResult, PushSpec, Target, WorkerOptions};
 use rp::wire::proto::hello_reply;
 use rp::wire::{HELLO_MAX_BODY, MAX_BODY};
 use rp::ErrorKind;
@@ -22,7 +22,7 @@ fn spec(payload: &[u8]) -> PushSpec {
 }
 
 /// Answers pushes with "echo:" + payload until the connection ends.
-fn echo_worker(client: Arc<rp::push::PushClient>) -> thread::JoinHandle<usize> {
+fn echo_worker(client: Arc<rp::push::Worker>) -> thread::JoinHandle<usize> {
     thread::spawn(move || {
         let mut n = 0;
         while let Ok(job) = client.recv(None) {
@@ -42,7 +42,7 @@ fn assert_still_serving(server: &rp::push::PushServer, queue: &str) {
     let client = Arc::new(worker(server.endpoint(), queue));
     let answering = echo_worker(Arc::clone(&client));
     let out = server.push_wait(Target::TaskQueue(queue.into()), spec(b"ok"), Duration::from_secs(10)).unwrap();
-    assert_eq!(out, PushOutcome::Reply(b"echo:ok".to_vec()));
+    assert_eq!(out, PushResult::Reply(b"echo:ok".to_vec()));
     client.close();
     answering.join().unwrap();
 }
@@ -120,7 +120,7 @@ fn a_worker_refuses_an_oversize_frame_from_its_server() {
         s.write_all(&[1, 0xff, 0xff, 0xff, 0xff]).unwrap();
         thread::sleep(Duration::from_secs(2));
     });
-    let client = rp::push::PushClient::connect(WorkerOptions::new(dir.endpoint(), registration("q"))).unwrap();
+    let client = rp::push::Worker::connect(WorkerOptions::new(dir.endpoint(), registration("q"))).unwrap();
     let start = Instant::now();
     let err = client.recv(Some(Duration::from_secs(5))).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Closed, "{err}");
@@ -199,7 +199,7 @@ fn a_peer_sending_one_byte_at_a_time_registers_and_is_served() {
         (&s).write_all(&[*b]).unwrap();
         thread::sleep(Duration::from_micros(300));
     }
-    assert_eq!(ticket.wait(Some(Duration::from_secs(5))).unwrap(), PushOutcome::Reply(b"y".to_vec()));
+    assert_eq!(ticket.wait(Some(Duration::from_secs(5))).unwrap(), PushResult::Reply(b"y".to_vec()));
 }
 
 /// 1,000 registered connections each announce a maximal (16 MiB) frame, send 1 KiB of it and
@@ -437,7 +437,7 @@ fn a_worker_queued_while_out_of_descriptors_is_served_once_one_frees_up() {
     let (_, took) = queued_while_out_of_descriptors("push", |dir| {
         let mut opts = WorkerOptions::new(dir.endpoint(), registration("late"));
         opts.connect_timeout = Duration::from_secs(4);
-        rp::push::PushClient::connect(opts).map(|c| c.worker_id()).map_err(|e| e.to_string())
+        rp::push::Worker::connect(opts).map(|c| c.worker_id()).map_err(|e| e.to_string())
     });
     assert!(took >= Duration::from_millis(200), "the worker was served before a descriptor freed up ({took:?})");
     println!("worker queued under descriptor exhaustion registered after {took:?}");
@@ -502,7 +502,7 @@ fn departed_connections_do_not_count_towards_a_push_servers_limit() {
     served_after_a_burst_of_departed_connections("push", |dir| {
         let mut opts = WorkerOptions::new(dir.endpoint(), registration("late"));
         opts.connect_timeout = Duration::from_secs(4);
-        rp::push::PushClient::connect(opts).map(|c| c.worker_id()).map_err(|e| e.to_string())
+        rp::push::Worker::connect(opts).map(|c| c.worker_id()).map_err(|e| e.to_string())
     });
 }
 
@@ -540,7 +540,7 @@ fn a_refused_peer_that_writes_late_still_reads_the_refusal() {
         }
     }
     // The push worker reports the refusal the same way, whenever it writes.
-    let e = rp::push::PushClient::connect(WorkerOptions::new(dir.endpoint(), registration("q"))).unwrap_err();
+    let e = rp::push::Worker::connect(WorkerOptions::new(dir.endpoint(), registration("q"))).unwrap_err();
     assert_eq!(e.refusal().map(|r| r.retry_after_ms), Some(1000), "{e}");
 }
 
@@ -620,7 +620,7 @@ fn a_worker_served_by_push_wait_is_still_policed() {
     };
     let id = rp::wire::FrameReader::new(&rude).read_frame().expect("the push").request_id;
     rude.write_all(&frame(FrameKind::Response, rp::push::PUSH_PROTOCOL, id, &[0x0a, 0x01, b'x'])).unwrap();
-    assert_eq!(waiting.join().unwrap().unwrap(), PushOutcome::Reply(b"x".to_vec()));
+    assert_eq!(waiting.join().unwrap().unwrap(), PushResult::Reply(b"x".to_vec()));
     rude.write_all(&frame(FrameKind::Request, rp::push::PUSH_PROTOCOL, 7, &[])).unwrap();
     let took = wait_closed(&mut rude, Duration::from_secs(5)).expect("the unasked frame went unnoticed");
     assert!(took < Duration::from_secs(1), "noticed after {took:?}");
@@ -723,7 +723,7 @@ fn a_worker_never_delivers_an_encoded_push() {
             s.write_all(&push.to_bytes().unwrap()).unwrap();
             wait_closed(&mut s, Duration::from_secs(5)).is_some()
         });
-        let client = rp::push::PushClient::connect(WorkerOptions::new(dir.endpoint(), registration("q"))).unwrap();
+        let client = rp::push::Worker::connect(WorkerOptions::new(dir.endpoint(), registration("q"))).unwrap();
         let err = client.recv(Some(Duration::from_secs(5))).expect_err("an encoded push is not delivered");
         assert_eq!(err.kind(), ErrorKind::Closed, "{err}");
         let text = err.to_string();

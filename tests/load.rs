@@ -12,7 +12,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::*;
-use rp::push::{PushOutcome, PushSpec, Target};
+use rp::push::{PushResult, PushSpec, Target};
 use rp::ErrorKind;
 
 const PUSHES: usize = 1_000_000;
@@ -68,7 +68,7 @@ fn a_million_pushes_through_a_hundred_workers_are_each_answered_once() {
     let mut settle = |in_flight: &mut VecDeque<(usize, rp::push::Ticket)>| {
         let (n, ticket): (usize, rp::push::Ticket) = in_flight.pop_front().expect("a push in flight");
         match ticket.wait(Some(Duration::from_secs(30))) {
-            Ok(PushOutcome::Reply(payload)) => {
+            Ok(PushResult::Reply(payload)) => {
                 assert_eq!(payload, (n as u32).to_le_bytes(), "push {n} got another push's reply")
             }
             other => panic!("push {n} was not answered: {other:?}"),

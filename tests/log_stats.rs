@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rp::broker::{admin_request, connect, BrokerServer, BrokerServerOptions, ConnectOptions, Route, ServiceEntry};
-use rp::handoff::{accept_handoff, TokenStore};
+use rp::handoff::{accept_handoff, HandoffStore};
 use rp::log::Level;
 use rp::transport::Endpoint;
 use rp::wire::proto::{AdminReplyKind, AdminRequest, AdminVerb};
@@ -31,7 +31,7 @@ fn broker_handoffs_logs_and_metrics() {
     let dir = temp_dir("broker");
     let backend = dir.join("backend.sock");
     let handoff = dir.join("handoff.sock");
-    let store = Arc::new(TokenStore::default());
+    let store = Arc::new(HandoffStore::default());
     // The backend's handoff socket: accepts exactly one handed-off connection.
     let listener = UnixListener::bind(&handoff).unwrap();
     let backend_store = Arc::clone(&store);

@@ -20,7 +20,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::*;
-use rp::push::{PushClient, PushOutcome, PushSpec, Target, WorkerOptions};
+use rp::push::{PushResult, PushSpec, Target, Worker, WorkerOptions};
 use rp::session::{CallOptions, Session, SessionListener, Side};
 use rp::transport::Endpoint;
 use rp::wire::MAX_BODY;
@@ -112,9 +112,9 @@ fn child_under_a_memory_limit() {
     let dir = TempDir(std::env::var(DIR_ENV).unwrap().into());
     let result = match role.as_str() {
         "worker" => {
-            let client = PushClient::connect(WorkerOptions::new(dir.endpoint(), registration("big"))).unwrap();
+            let client = Worker::connect(WorkerOptions::new(dir.endpoint(), registration("big"))).unwrap();
             // A second connection, whose read buffer has never grown.
-            let fresh = PushClient::connect(WorkerOptions::new(dir.endpoint(), registration("fresh"))).unwrap();
+            let fresh = Worker::connect(WorkerOptions::new(dir.endpoint(), registration("fresh"))).unwrap();
             limit_address_space(ROOM);
             let job = client.recv(Some(WAIT)).unwrap();
             let first = job.payload.len();
@@ -131,7 +131,7 @@ fn child_under_a_memory_limit() {
             wait_for("two workers", || server.workers().len() == 2);
             limit_address_space(ROOM);
             let first = match server.push_wait(Target::TaskQueue("a".into()), spec(b"job"), WAIT).unwrap() {
-                PushOutcome::Reply(r) => r.len(),
+                PushResult::Reply(r) => r.len(),
                 other => panic!("{other:?}"),
             };
             limit_address_space(TIGHT);
@@ -163,7 +163,7 @@ fn child_under_a_memory_limit() {
 }
 
 fn big_reply_worker(endpoint: &Endpoint, queue: &str) -> thread::JoinHandle<()> {
-    let client = PushClient::connect(WorkerOptions::new(endpoint.clone(), registration(queue))).unwrap();
+    let client = Worker::connect(WorkerOptions::new(endpoint.clone(), registration(queue))).unwrap();
     thread::spawn(move || {
         let big = vec![7u8; LARGEST];
         while let Ok(job) = client.recv(Some(WAIT)) {
@@ -187,7 +187,7 @@ fn a_worker_out_of_memory_for_a_push_survives_and_reports_no_memory() {
         }
     });
     assert!(result.contains(&format!("first={LARGEST} second=NoMemory third=NoMemory")), "{result}");
-    assert_eq!(outcomes[0].as_ref().unwrap(), &PushOutcome::Reply(b"ok".to_vec()));
+    assert_eq!(outcomes[0].as_ref().unwrap(), &PushResult::Reply(b"ok".to_vec()));
     for failed in &outcomes[1..] {
         let e = failed.as_ref().unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Closed, "{e}");

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use rp::push::proto::Registration;
 use rp::push::{
-    PushClient, PushOutcome, PushServer, PushSpec, RegistrationDecision, ServerEvent, ServerOptions, Target,
+    Worker, PushResult, PushServer, PushSpec, RegistrationDecision, ServerEvent, ServerOptions, Target,
     WorkerOptions,
 };
 use rp::transport::Endpoint;
@@ -50,8 +50,8 @@ fn server(dir: &TempDir) -> PushServer {
     PushServer::bind(ServerOptions::new(dir.endpoint())).expect("bind")
 }
 
-fn worker(endpoint: &Endpoint, queue: &str) -> PushClient {
-    PushClient::connect(WorkerOptions::new(endpoint.clone(), registration(queue))).expect("connect")
+fn worker(endpoint: &Endpoint, queue: &str) -> Worker {
+    Worker::connect(WorkerOptions::new(endpoint.clone(), registration(queue))).expect("connect")
 }
 
 fn spec(payload: &[u8]) -> PushSpec {
@@ -59,7 +59,7 @@ fn spec(payload: &[u8]) -> PushSpec {
 }
 
 /// Answers pushes with "echo:" + payload until the connection ends.
-fn echo_worker(client: Arc<PushClient>) -> thread::JoinHandle<usize> {
+fn echo_worker(client: Arc<Worker>) -> thread::JoinHandle<usize> {
     thread::spawn(move || {
         let mut n = 0;
         while let Ok(job) = client.recv(None) {
@@ -97,11 +97,11 @@ fn socket_is_owner_only_and_round_trip_works() {
         ..spec(b"hi")
     };
     let out = server.push_wait(Target::TaskQueue("q".into()), traced, Duration::from_secs(5)).unwrap();
-    assert_eq!(out, PushOutcome::Reply(b"echo:hi".to_vec()));
+    assert_eq!(out, PushResult::Reply(b"echo:hi".to_vec()));
     let out = server.push_wait(Target::Protocol(0x7001), spec(b"p"), Duration::from_secs(5)).unwrap();
-    assert_eq!(out, PushOutcome::Reply(b"echo:p".to_vec()));
+    assert_eq!(out, PushResult::Reply(b"echo:p".to_vec()));
     let out = server.push_wait(Target::Worker(client.worker_id()), spec(b"w"), Duration::from_secs(5)).unwrap();
-    assert_eq!(out, PushOutcome::Reply(b"echo:w".to_vec()));
+    assert_eq!(out, PushResult::Reply(b"echo:w".to_vec()));
     let missing = server.push_wait(Target::TaskQueue("nobody".into()), spec(b"x"), Duration::from_secs(1));
     assert_eq!(missing.unwrap_err().kind(), ErrorKind::NotFound);
 
@@ -137,7 +137,7 @@ fn trace_context_and_deadline_reach_the_worker() {
     client.reply_error(job.correlation_id, 1001, "could not do it").unwrap();
     assert_eq!(
         ticket.wait(Some(Duration::from_secs(5))).unwrap(),
-        PushOutcome::WorkerFailure { code: 1001, message: "could not do it".into() }
+        PushResult::WorkerFailure { code: 1001, message: "could not do it".into() }
     );
     // A second answer to the same push is refused locally.
     assert_eq!(client.reply(job.correlation_id, b"again").unwrap_err().kind(), ErrorKind::NotFound);
@@ -149,7 +149,7 @@ fn refusals_carry_code_and_reason() {
     let server = server(&dir);
     let mut opts = WorkerOptions::new(server.endpoint().clone(), registration("q"));
     opts.service_name = "something-else".into();
-    let err = PushClient::connect(opts).unwrap_err();
+    let err = Worker::connect(opts).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Refused);
     let refusal = err.refusal().unwrap();
     assert_eq!(refusal.code, ErrorCode::ServiceUnknown as i32);
@@ -184,7 +184,7 @@ fn registration_decided_by_the_application() {
             connected
         })
     };
-    let err = PushClient::connect(WorkerOptions::new(server.endpoint().clone(), registration("banned"))).unwrap_err();
+    let err = Worker::connect(WorkerOptions::new(server.endpoint().clone(), registration("banned"))).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Rejected);
     assert!(err.to_string().contains("queue banned is closed"), "{err}");
     let ok = worker(server.endpoint(), "good");
@@ -208,7 +208,7 @@ fn registration_decided_by_the_application() {
 fn ten_thousand_pushes_across_ten_workers_each_answered_once() {
     let dir = TempDir::new("load");
     let server = server(&dir);
-    let clients: Vec<Arc<PushClient>> = (0..10).map(|_| Arc::new(worker(server.endpoint(), "load"))).collect();
+    let clients: Vec<Arc<Worker>> = (0..10).map(|_| Arc::new(worker(server.endpoint(), "load"))).collect();
     let answering: Vec<_> = clients.iter().map(|c| echo_worker(Arc::clone(c))).collect();
     let mut tickets = Vec::new();
     for i in 0..10_000u32 {
@@ -219,7 +219,7 @@ fn ten_thousand_pushes_across_ten_workers_each_answered_once() {
         let out = t.wait(Some(Duration::from_secs(30))).unwrap();
         let mut want = b"echo:".to_vec();
         want.extend_from_slice(&i.to_le_bytes());
-        assert_eq!(out, PushOutcome::Reply(want));
+        assert_eq!(out, PushResult::Reply(want));
         assert!(seen.insert(t.correlation_id()), "correlation ids are unique");
     }
     for c in &clients {
@@ -268,7 +268,7 @@ fn losing_a_worker_fails_only_its_pushes() {
     }
     for _ in 0..20 {
         let out = server.push_wait(Target::TaskQueue("healthy".into()), spec(b"ok"), Duration::from_secs(5));
-        assert_eq!(out.unwrap(), PushOutcome::Reply(b"echo:ok".to_vec()));
+        assert_eq!(out.unwrap(), PushResult::Reply(b"echo:ok".to_vec()));
     }
     assert_eq!(server.workers().len(), 1);
     healthy.close();
@@ -329,7 +329,7 @@ fn pollable_fd_is_readable_exactly_while_a_push_waits() {
     let job = client.recv(Some(Duration::ZERO)).unwrap();
     assert!(!readable(0), "drained after the only push was taken");
     client.reply(job.correlation_id, b"r").unwrap();
-    assert_eq!(t.wait(Some(Duration::from_secs(5))).unwrap(), PushOutcome::Reply(b"r".to_vec()));
+    assert_eq!(t.wait(Some(Duration::from_secs(5))).unwrap(), PushResult::Reply(b"r".to_vec()));
     server.shutdown();
     assert!(readable(5000), "readable once the connection ended");
 }
@@ -363,7 +363,7 @@ fn malformed_frame_from_a_worker_ends_only_that_connection() {
     assert_eq!(hex, expected.trim(), "byte-identical to the reference broker's answer");
     // The good worker carries on.
     let out = server.push_wait(Target::TaskQueue("q".into()), spec(b"still"), Duration::from_secs(5)).unwrap();
-    assert_eq!(out, PushOutcome::Reply(b"echo:still".to_vec()));
+    assert_eq!(out, PushResult::Reply(b"echo:still".to_vec()));
     good.close();
     answering.join().unwrap();
 }
@@ -374,7 +374,7 @@ fn a_worker_that_does_not_keep_up_gets_backpressure_not_unbounded_memory() {
     let mut opts = ServerOptions::new(dir.endpoint());
     opts.max_send_buffer = 256 * 1024;
     let server = PushServer::bind(opts).unwrap();
-    let client = PushClient::connect(WorkerOptions::new(server.endpoint().clone(), registration("q"))).unwrap();
+    let client = Worker::connect(WorkerOptions::new(server.endpoint().clone(), registration("q"))).unwrap();
     let payload = vec![7u8; 64 * 1024];
     let mut again = 0;
     let mut tickets = Vec::new();
@@ -406,7 +406,7 @@ fn workers_connecting_at_the_same_moment_all_register() {
             .map(|i| {
                 let ep = server.endpoint().clone();
                 thread::spawn(move || {
-                    PushClient::connect(WorkerOptions::new(ep, registration(&format!("q{i}"))))
+                    Worker::connect(WorkerOptions::new(ep, registration(&format!("q{i}"))))
                         .map(|c| c.worker_id())
                 })
             })
@@ -435,7 +435,7 @@ fn a_worker_served_by_push_wait_is_still_watched_by_the_event_loop() {
     let target = || Target::TaskQueue("q".into());
     for i in 0..2000 {
         let payload = format!("p{i}");
-        let expected = PushOutcome::Reply(format!("echo:{payload}").into_bytes());
+        let expected = PushResult::Reply(format!("echo:{payload}").into_bytes());
         if i % 3 == 2 {
             let ticket = server.push(target(), spec(payload.as_bytes())).unwrap();
             assert_eq!(ticket.wait(Some(wait)).unwrap(), expected, "async push {i}");
@@ -445,11 +445,11 @@ fn a_worker_served_by_push_wait_is_still_watched_by_the_event_loop() {
     }
     // Several async pushes in flight while a push_wait reads the same worker.
     let tickets: Vec<_> = (0..10).map(|_| server.push(target(), spec(b"a")).unwrap()).collect();
-    assert_eq!(server.push_wait(target(), spec(b"w"), wait).unwrap(), PushOutcome::Reply(b"echo:w".to_vec()));
+    assert_eq!(server.push_wait(target(), spec(b"w"), wait).unwrap(), PushResult::Reply(b"echo:w".to_vec()));
     for t in &tickets {
-        assert_eq!(t.wait(Some(wait)).unwrap(), PushOutcome::Reply(b"echo:a".to_vec()));
+        assert_eq!(t.wait(Some(wait)).unwrap(), PushResult::Reply(b"echo:a".to_vec()));
     }
-    assert_eq!(server.push_wait(target(), spec(b"last"), wait).unwrap(), PushOutcome::Reply(b"echo:last".to_vec()));
+    assert_eq!(server.push_wait(target(), spec(b"last"), wait).unwrap(), PushResult::Reply(b"echo:last".to_vec()));
     let id = client.worker_id();
     client.close();
     answering.join().unwrap();
@@ -502,7 +502,7 @@ fn push_wait_delivers_a_push_larger_than_the_socket_buffers() {
     for len in [8 << 20, 64, 12 << 20] {
         let payload = vec![5u8; len];
         let out = server.push_wait(Target::TaskQueue("big".into()), spec(&payload), Duration::from_secs(10)).unwrap();
-        let PushOutcome::Reply(reply) = out else { panic!("{out:?}") };
+        let PushResult::Reply(reply) = out else { panic!("{out:?}") };
         assert_eq!(reply.len(), len + 5);
     }
     client.close();

@@ -34,7 +34,7 @@ fn is_root() -> bool {
 fn other_uid_child() {
     let Ok(ep) = std::env::var(ENV) else { return };
     let opts = WorkerOptions::new(Endpoint::parse(&ep).unwrap(), registration("other"));
-    let outcome = rp::push::PushClient::connect(opts);
+    let outcome = rp::push::Worker::connect(opts);
     if let Err(e) = &outcome {
         eprintln!("child outcome: {e:?}");
     }
@@ -132,7 +132,7 @@ fn a_peer_of_another_uid_is_refused_by_default_and_allowed_when_opted_in() {
     opts.max_connections_per_uid = 2;
     let server = PushServer::bind(opts).unwrap();
     let _mine = [worker(server.endpoint(), "q"), worker(server.endpoint(), "q")];
-    let refused = rp::push::PushClient::connect(WorkerOptions::new(server.endpoint().clone(), registration("q")));
+    let refused = rp::push::Worker::connect(WorkerOptions::new(server.endpoint().clone(), registration("q")));
     assert_eq!(refused.unwrap_err().refusal().map(|r| r.code), Some(ErrorCode::RateLimited as i32));
     assert_eq!(connect_as_other_uid(&name), 0, "uid {OTHER_UID} was locked out by another user's connections");
     let _ = std::fs::remove_dir_all(executable_copy().parent().unwrap());
@@ -147,14 +147,14 @@ fn one_user_is_limited_to_its_share_of_connections() {
     let server = server_with(&dir, |o| o.max_connections_per_uid = 2);
     let first = worker(server.endpoint(), "q");
     let _second = worker(server.endpoint(), "q");
-    let e = rp::push::PushClient::connect(WorkerOptions::new(dir.endpoint(), registration("q"))).unwrap_err();
+    let e = rp::push::Worker::connect(WorkerOptions::new(dir.endpoint(), registration("q"))).unwrap_err();
     let r = e.refusal().expect("a refusal");
     assert_eq!((r.code, r.retry_after_ms), (ErrorCode::RateLimited as i32, 1000), "{e}");
     assert_eq!(r.details.get("scope").map(String::as_str), Some("peer-uid"));
     drop(first);
     let start = std::time::Instant::now();
     loop {
-        match rp::push::PushClient::connect(WorkerOptions::new(dir.endpoint(), registration("q"))) {
+        match rp::push::Worker::connect(WorkerOptions::new(dir.endpoint(), registration("q"))) {
             Ok(_) => break,
             Err(e) if start.elapsed() < Duration::from_secs(5) && e.refusal().is_some() => {
                 std::thread::sleep(Duration::from_millis(20))
@@ -295,10 +295,10 @@ fn a_wrong_auth_token_is_refused() {
         let mut o = WorkerOptions::new(server.endpoint().clone(), registration("q"));
         o.auth_token = token.to_vec();
         o.connect_timeout = Duration::from_secs(5);
-        let e = rp::push::PushClient::connect(o).unwrap_err();
+        let e = rp::push::Worker::connect(o).unwrap_err();
         assert_eq!(e.refusal().map(|r| r.code), Some(ErrorCode::PeerRejected as i32), "{e}");
     }
     let mut o = WorkerOptions::new(server.endpoint().clone(), registration("q"));
     o.auth_token = b"correct horse".to_vec();
-    rp::push::PushClient::connect(o).unwrap();
+    rp::push::Worker::connect(o).unwrap();
 }

@@ -15,7 +15,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::*;
-use rp::push::{PushOutcome, PushSpec, Target};
+use rp::push::{PushResult, PushSpec, Target};
 use rp::transport::Endpoint;
 use rp::ErrorKind;
 
@@ -96,7 +96,7 @@ fn push_storm_with_workers_killed_at_random() {
                     let out = server.push_wait(Target::TaskQueue("storm".into()), spec, Duration::from_secs(2));
                     assert!(started.elapsed() < Duration::from_secs(5), "a push hung for {:?}", started.elapsed());
                     let key = match out {
-                        Ok(PushOutcome::Reply(r)) => {
+                        Ok(PushResult::Reply(r)) => {
                             assert_eq!(r, format!("echo:{payload}").into_bytes(), "a reply for another push");
                             "reply"
                         }

@@ -10,17 +10,17 @@
 static int worker(const char *ep) {
     rp_push_worker_options *opts = NULL;
     if (rp_push_worker_options_new(ep, "bench-worker", "bench", &opts) != RP_STATUS_OK) return 1;
-    if (rp_push_worker_options_add_protocol(opts, 0x7001) != RP_STATUS_OK) return 1;
-    rp_push_client *client = NULL;
-    if (rp_push_client_connect(opts, &client) != RP_STATUS_OK) return 1;
+    if (rp_push_worker_options_add_payload_protocol(opts, 0x7001) != RP_STATUS_OK) return 1;
+    rp_push_worker *client = NULL;
+    if (rp_push_worker_connect(opts, &client) != RP_STATUS_OK) return 1;
     rp_push *push = NULL;
-    while (rp_push_client_recv(client, -1, &push) == RP_STATUS_OK) {
+    while (rp_push_worker_recv(client, -1, &push) == RP_STATUS_OK) {
         rp_bytes p = rp_push_payload(push);
-        rp_status st = rp_push_client_reply(client, rp_push_correlation_id(push), p.ptr, p.len);
+        rp_status st = rp_push_worker_reply(client, rp_push_correlation_id(push), p.ptr, p.len);
         rp_push_free(push);
         if (st != RP_STATUS_OK) break;
     }
-    rp_push_client_free(client);
+    rp_push_worker_free(client);
     return 0;
 }
 
@@ -41,9 +41,9 @@ int main(int argc, char **argv) {
     }
     int ready = 0;
     for (int i = 0; i < 500 && !ready; i++) {
-        rp_worker_list *list = NULL;
-        if (rp_push_server_workers(server, &list) == RP_STATUS_OK) ready = rp_worker_list_len(list) > 0;
-        rp_worker_list_free(list);
+        rp_push_worker_list *list = NULL;
+        if (rp_push_server_workers(server, &list) == RP_STATUS_OK) ready = rp_push_worker_list_len(list) > 0;
+        rp_push_worker_list_free(list);
         if (!ready) usleep(10000);
     }
     if (!ready) {

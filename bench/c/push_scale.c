@@ -34,14 +34,14 @@ static void raise_fd_limit(void) {
 
 /* The child: N workers answering every push with its payload, until the server goes away. */
 static int workers(const char *ep, int n) {
-    rp_push_client **clients = calloc((size_t)n, sizeof *clients);
+    rp_push_worker **clients = calloc((size_t)n, sizeof *clients);
     struct pollfd *fds = calloc((size_t)n, sizeof *fds);
     for (int i = 0; i < n; i++) {
         rp_push_worker_options *opts = NULL;
         if (rp_push_worker_options_new(ep, "scale-worker", "scale", &opts) != RP_STATUS_OK) return 1;
-        if (rp_push_worker_options_add_protocol(opts, 0x7001) != RP_STATUS_OK) return 1;
-        if (rp_push_client_connect(opts, &clients[i]) != RP_STATUS_OK) return 2;
-        fds[i].fd = rp_push_client_fd(clients[i]);
+        if (rp_push_worker_options_add_payload_protocol(opts, 0x7001) != RP_STATUS_OK) return 1;
+        if (rp_push_worker_connect(opts, &clients[i]) != RP_STATUS_OK) return 2;
+        fds[i].fd = rp_push_worker_fd(clients[i]);
         fds[i].events = POLLIN;
     }
     int open = n;
@@ -51,9 +51,9 @@ static int workers(const char *ep, int n) {
             if (fds[i].fd < 0 || !(fds[i].revents & POLLIN)) continue;
             rp_push *push = NULL;
             rp_status st;
-            while ((st = rp_push_client_recv(clients[i], 0, &push)) == RP_STATUS_OK) {
+            while ((st = rp_push_worker_recv(clients[i], 0, &push)) == RP_STATUS_OK) {
                 rp_bytes p = rp_push_payload(push);
-                if (rp_push_client_reply(clients[i], rp_push_correlation_id(push), p.ptr, p.len) != RP_STATUS_OK)
+                if (rp_push_worker_reply(clients[i], rp_push_correlation_id(push), p.ptr, p.len) != RP_STATUS_OK)
                     fprintf(stderr, "reply failed\n");
                 rp_push_free(push);
             }
@@ -63,7 +63,7 @@ static int workers(const char *ep, int n) {
             }
         }
     }
-    for (int i = 0; i < n; i++) rp_push_client_free(clients[i]);
+    for (int i = 0; i < n; i++) rp_push_worker_free(clients[i]);
     return 0;
 }
 
@@ -81,9 +81,9 @@ static int run(int n) {
     if (pid == 0) _exit(workers(ep, n));
     size_t registered = 0;
     for (int i = 0; i < 6000 && registered < (size_t)n; i++) {
-        rp_worker_list *list = NULL;
-        if (rp_push_server_workers(server, &list) == RP_STATUS_OK) registered = rp_worker_list_len(list);
-        rp_worker_list_free(list);
+        rp_push_worker_list *list = NULL;
+        if (rp_push_server_workers(server, &list) == RP_STATUS_OK) registered = rp_push_worker_list_len(list);
+        rp_push_worker_list_free(list);
         if (registered < (size_t)n) usleep(10000);
     }
     if (registered < (size_t)n) {
@@ -91,11 +91,11 @@ static int run(int n) {
         return 1;
     }
     long idle = rss_kib();
-    rp_worker_list *list = NULL;
+    rp_push_worker_list *list = NULL;
     if (rp_push_server_workers(server, &list) != RP_STATUS_OK) return 1;
     uint64_t *ids = calloc((size_t)n, sizeof *ids);
-    for (int i = 0; i < n; i++) ids[i] = rp_worker_info_id(rp_worker_list_get(list, (size_t)i));
-    rp_worker_list_free(list);
+    for (int i = 0; i < n; i++) ids[i] = rp_push_worker_info_id(rp_push_worker_list_get(list, (size_t)i));
+    rp_push_worker_list_free(list);
     rp_push_ticket **tickets = calloc((size_t)n, sizeof *tickets);
     uint8_t payload[BENCH_MSG];
     memset(payload, 'x', sizeof payload);

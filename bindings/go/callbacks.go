@@ -67,7 +67,7 @@ func guard(panicID *C.uint64_t) {
 }
 
 //export rpgoPushHandler
-func rpgoPushHandler(h C.uintptr_t, client *C.rp_push_client, push *C.rp_push, panicID *C.uint64_t) (st C.int32_t) {
+func rpgoPushHandler(h C.uintptr_t, client *C.rp_push_worker, push *C.rp_push, panicID *C.uint64_t) (st C.int32_t) {
 	st = C.RP_STATUS_PANIC
 	defer guard(panicID)
 	hb := cgo.Handle(h).Value().(*handlerBox)
@@ -91,7 +91,7 @@ func rpgoPushHandler(h C.uintptr_t, client *C.rp_push_client, push *C.rp_push, p
 }
 
 //export rpgoRegistration
-func rpgoRegistration(h C.uintptr_t, info *C.rp_worker_info, reason *C.char, reasonCap C.size_t, panicID *C.uint64_t) (v C.int32_t) {
+func rpgoRegistration(h C.uintptr_t, info *C.rp_push_worker_info, reason *C.char, reasonCap C.size_t, panicID *C.uint64_t) (v C.int32_t) {
 	v = C.RP_REGISTRATION_VERDICT_REJECT
 	defer guard(panicID)
 	fn := cgo.Handle(h).Value().(func(*WorkerInfo) (bool, string))
@@ -108,7 +108,7 @@ func rpgoRegistration(h C.uintptr_t, info *C.rp_worker_info, reason *C.char, rea
 }
 
 //export rpgoWorkerEvent
-func rpgoWorkerEvent(h C.uintptr_t, info *C.rp_worker_info, connected C.bool, reason *C.char, reasonLen C.size_t, panicID *C.uint64_t) {
+func rpgoWorkerEvent(h C.uintptr_t, info *C.rp_push_worker_info, connected C.bool, reason *C.char, reasonLen C.size_t, panicID *C.uint64_t) {
 	defer guard(panicID)
 	fn := cgo.Handle(h).Value().(func(*WorkerInfo, bool, string))
 	fn(workerInfoFrom(info), bool(connected), goStr(reason, reasonLen))
@@ -201,7 +201,7 @@ func bytesPtr(b []byte) *C.uint8_t {
 
 // waitSlice is how long one attempt of waitInSlices may wait: the context's remaining time,
 // cut to a short slice so that a cancelled context is noticed promptly. Only for the waits
-// librp offers no wake for that leaves the handle usable (Ticket.Wait, SessionCall.Next,
+// librp offers no wake for that leaves the handle usable (PushTicket.Wait, SessionTicket.Next,
 // SessionRequest.Next); the others use waitReady or waitCancel.
 const waitSliceMax = 50 * time.Millisecond
 

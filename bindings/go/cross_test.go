@@ -45,7 +45,7 @@ func TestGoWorkersAnswerCPushServer(t *testing.T) {
 			var err error
 			for { // the server may not listen yet
 				w, err = Connect(ctx, ep, WorkerOptions{Identity: name, TaskQueue: "uppercase",
-					Protocols: []uint32{0x7001}, ActivityTypes: []string{"uppercase"}})
+					PayloadProtocols: []uint32{0x7001}, ActivityTypes: []string{"uppercase"}})
 				if !errors.Is(err, ErrIO) {
 					break
 				}

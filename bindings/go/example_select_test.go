@@ -26,7 +26,7 @@ func Example_selectLoop() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	worker, err := rp.Connect(ctx, server.Endpoint(), rp.WorkerOptions{
-		Identity: "select-loop", TaskQueue: "uppercase", Protocols: []uint32{0x7001},
+		Identity: "select-loop", TaskQueue: "uppercase", PayloadProtocols: []uint32{0x7001},
 	})
 	if err != nil {
 		fmt.Println(err)

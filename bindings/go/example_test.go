@@ -28,7 +28,7 @@ func Example() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	worker, err := rp.Connect(ctx, server.Endpoint(), rp.WorkerOptions{
-		Identity: "upper", TaskQueue: "uppercase", Protocols: []uint32{0x7001},
+		Identity: "upper", TaskQueue: "uppercase", PayloadProtocols: []uint32{0x7001},
 	})
 	if err != nil {
 		fmt.Println(err)
@@ -55,7 +55,7 @@ func Example() {
 
 // A daemon classifies what a connection sent with a Mux: its own legacy wire, or v1 frames.
 func ExampleMux_Poll() {
-	id, _ := rp.NewIdentity()
+	id, _ := rp.NewDaemonIdentity()
 	defer id.Close()
 	mux, err := rp.NewMux(id, []uint32{0x7001}, func(buf []byte) rp.LegacyVerdict {
 		if buf[0] == '#' {

@@ -26,7 +26,7 @@ func ctxTimeout(t testing.TB, d time.Duration) context.Context {
 }
 
 // startServer binds a push server on a fresh socket; it is closed when the test ends.
-func startServer(t testing.TB, opts *ServerOptions) *Server {
+func startServer(t testing.TB, opts *ServerOptions) *PushServer {
 	t.Helper()
 	s, err := Bind(sockPath(t, "push.sock"), opts)
 	if err != nil {
@@ -36,10 +36,10 @@ func startServer(t testing.TB, opts *ServerOptions) *Server {
 	return s
 }
 
-func connectWorker(t testing.TB, s *Server, identity string) *Worker {
+func connectWorker(t testing.TB, s *PushServer, identity string) *Worker {
 	t.Helper()
 	w, err := Connect(ctxTimeout(t, 5*time.Second), s.Endpoint(), WorkerOptions{
-		Identity: identity, TaskQueue: "q", Protocols: []uint32{0x7001},
+		Identity: identity, TaskQueue: "q", PayloadProtocols: []uint32{0x7001},
 		Namespaces: []string{"ns1"}, ActivityTypes: []string{"upper"}, Node: "node-a",
 	})
 	if err != nil {
@@ -50,7 +50,7 @@ func connectWorker(t testing.TB, s *Server, identity string) *Worker {
 }
 
 // waitWorkers waits until the server lists n workers.
-func waitWorkers(t testing.TB, s *Server, n int) []WorkerInfo {
+func waitWorkers(t testing.TB, s *PushServer, n int) []WorkerInfo {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {

@@ -13,26 +13,26 @@ import (
 	"unsafe"
 )
 
-// Identity is a daemon's identity, answered to broker identity probes by a [Mux]
+// DaemonIdentity is a daemon's identity, answered to broker identity probes by a [Mux]
 // (rp_daemon_identity). A mux copies it when created. Methods are safe for concurrent use.
-type Identity struct {
+type DaemonIdentity struct {
 	mu      sync.Mutex // the C contract: the caller serialises calls on one identity
 	ptr     *C.rp_daemon_identity
 	once    sync.Once
 	cleanup runtime.Cleanup
 }
 
-func newIdentity(p *C.rp_daemon_identity) *Identity {
-	id := &Identity{ptr: p}
+func newDaemonIdentity(p *C.rp_daemon_identity) *DaemonIdentity {
+	id := &DaemonIdentity{ptr: p}
 	id.cleanup = runtime.AddCleanup(id, func(p *C.rp_daemon_identity) { C.rp_daemon_identity_free(p) }, p)
 	return id
 }
 
-// CurrentIdentity builds the identity of this process serving the endpoint
+// CurrentDaemonIdentity builds the identity of this process serving the endpoint
 // namespace:path, as a strict prober checks it (pid, executable path and BLAKE3 hash, boot id,
 // start time). With legacySHA256 the legacy slot holds the executable's SHA-256. It reads and
 // hashes the whole executable: call it once at start-up.
-func CurrentIdentity(namespace, path string, legacySHA256 bool) (*Identity, error) {
+func CurrentDaemonIdentity(namespace, path string, legacySHA256 bool) (*DaemonIdentity, error) {
 	var a cArena
 	defer a.free()
 	var flags C.uint32_t
@@ -45,19 +45,19 @@ func CurrentIdentity(namespace, path string, legacySHA256 bool) (*Identity, erro
 	}); err != nil {
 		return nil, err
 	}
-	return newIdentity(p), nil
+	return newDaemonIdentity(p), nil
 }
 
-// NewIdentity returns an empty identity to fill with the Set methods.
-func NewIdentity() (*Identity, error) {
+// NewDaemonIdentity returns an empty identity to fill with the Set methods.
+func NewDaemonIdentity() (*DaemonIdentity, error) {
 	var p *C.rp_daemon_identity
 	if err := cCall(func() C.rp_status { return C.rp_daemon_identity_new(&p) }); err != nil {
 		return nil, err
 	}
-	return newIdentity(p), nil
+	return newDaemonIdentity(p), nil
 }
 
-func (id *Identity) do(f func(p *C.rp_daemon_identity) C.rp_status) error {
+func (id *DaemonIdentity) do(f func(p *C.rp_daemon_identity) C.rp_status) error {
 	id.mu.Lock()
 	defer id.mu.Unlock()
 	maybeGC()
@@ -68,14 +68,14 @@ func (id *Identity) do(f func(p *C.rp_daemon_identity) C.rp_status) error {
 }
 
 // SetPID sets the process id.
-func (id *Identity) SetPID(pid uint32) error {
+func (id *DaemonIdentity) SetPID(pid uint32) error {
 	return id.do(func(p *C.rp_daemon_identity) C.rp_status {
 		return C.rp_daemon_identity_set_pid(p, C.uint32_t(pid))
 	})
 }
 
 // SetExePath sets the canonical absolute path of the executable.
-func (id *Identity) SetExePath(path string) error {
+func (id *DaemonIdentity) SetExePath(path string) error {
 	return id.do(func(p *C.rp_daemon_identity) C.rp_status {
 		s := cString(path)
 		defer C.free(unsafe.Pointer(s))
@@ -84,7 +84,7 @@ func (id *Identity) SetExePath(path string) error {
 }
 
 // SetEndpoint sets the endpoint the daemon serves.
-func (id *Identity) SetEndpoint(namespace, path string) error {
+func (id *DaemonIdentity) SetEndpoint(namespace, path string) error {
 	return id.do(func(p *C.rp_daemon_identity) C.rp_status {
 		var a cArena
 		defer a.free()
@@ -93,7 +93,7 @@ func (id *Identity) SetEndpoint(namespace, path string) error {
 }
 
 // SetBootID sets the boot id.
-func (id *Identity) SetBootID(bootID string) error {
+func (id *DaemonIdentity) SetBootID(bootID string) error {
 	return id.do(func(p *C.rp_daemon_identity) C.rp_status {
 		s := cString(bootID)
 		defer C.free(unsafe.Pointer(s))
@@ -102,14 +102,14 @@ func (id *Identity) SetBootID(bootID string) error {
 }
 
 // SetStartedAt sets when the process started.
-func (id *Identity) SetStartedAt(t time.Time) error {
+func (id *DaemonIdentity) SetStartedAt(t time.Time) error {
 	return id.do(func(p *C.rp_daemon_identity) C.rp_status {
 		return C.rp_daemon_identity_set_started_at_unix_ms(p, unixMs(t))
 	})
 }
 
 // SetIdleTimeout sets the idle timeout the daemon reports; a negative value removes it.
-func (id *Identity) SetIdleTimeout(d time.Duration) error {
+func (id *DaemonIdentity) SetIdleTimeout(d time.Duration) error {
 	secs := int64(-1)
 	if d >= 0 {
 		secs = int64(d / time.Second)
@@ -123,7 +123,7 @@ func (id *Identity) SetIdleTimeout(d time.Duration) error {
 }
 
 // SetExeHash sets the executable hash and its algorithm ("blake3" for strict probers).
-func (id *Identity) SetExeHash(algorithm string, hash []byte) error {
+func (id *DaemonIdentity) SetExeHash(algorithm string, hash []byte) error {
 	return id.do(func(p *C.rp_daemon_identity) C.rp_status {
 		s := cString(algorithm)
 		defer C.free(unsafe.Pointer(s))
@@ -134,7 +134,7 @@ func (id *Identity) SetExeHash(algorithm string, hash []byte) error {
 }
 
 // Encode returns the identity part of a probe reply (what follows the 32-byte nonce echo).
-func (id *Identity) Encode() ([]byte, error) {
+func (id *DaemonIdentity) Encode() ([]byte, error) {
 	id.mu.Lock()
 	defer id.mu.Unlock()
 	maybeGC()
@@ -147,7 +147,7 @@ func (id *Identity) Encode() ([]byte, error) {
 }
 
 // Close frees the identity. Idempotent.
-func (id *Identity) Close() error {
+func (id *DaemonIdentity) Close() error {
 	id.once.Do(func() {
 		id.mu.Lock()
 		defer id.mu.Unlock()

@@ -82,9 +82,9 @@ func rpgoLog(h C.uintptr_t, level C.int32_t, component, message *C.char) {
 	box.fn(LogLevel(level), C.GoString(component), C.GoString(message))
 }
 
-// ServerStats is what a push server did since it was bound (rp_push_server_stats). Pushes add
+// PushServerStats is what a push server did since it was bound (rp_push_server_stats). Pushes add
 // up: PushesSent = PushesAnswered + PushesFailed + PushesTimedOut + PushesLost + PushesInFlight.
-type ServerStats struct {
+type PushServerStats struct {
 	ConnectionsAccepted       uint64 // connections accepted (before any check)
 	ConnectionsOpen           uint64 // connections open now
 	WorkersRegistered         uint64 // workers registered now
@@ -111,19 +111,19 @@ type ServerStats struct {
 }
 
 // Stats returns what the server did since it was bound.
-func (s *Server) Stats() (ServerStats, error) {
+func (s *PushServer) Stats() (PushServerStats, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	maybeGC()
 	if s.ptr == nil {
-		return ServerStats{}, errServerClosed()
+		return PushServerStats{}, errServerClosed()
 	}
 	var c C.rp_push_server_stats
 	c.size = C.uint64_t(C.sizeof_rp_push_server_stats)
 	if st := C.rp_push_server_get_stats(s.ptr, &c); st != C.RP_STATUS_OK {
-		return ServerStats{}, &Error{Status: Status(st), Msg: "rp_push_server_get_stats failed"}
+		return PushServerStats{}, &Error{Status: Status(st), Msg: "rp_push_server_get_stats failed"}
 	}
-	return ServerStats{
+	return PushServerStats{
 		uint64(c.connections_accepted), uint64(c.connections_open), uint64(c.workers_registered),
 		uint64(c.registrations_accepted), uint64(c.registrations_rejected), uint64(c.workers_lost),
 		uint64(c.handshake_timeouts), uint64(c.protocol_violations), uint64(c.pushes_in_flight),
@@ -135,8 +135,8 @@ func (s *Server) Stats() (ServerStats, error) {
 	}, nil
 }
 
-// WorkerStats is what a worker did since it connected (rp_push_worker_stats).
-type WorkerStats struct {
+// PushWorkerStats is what a worker did since it connected (rp_push_worker_stats).
+type PushWorkerStats struct {
 	PushesReceived    uint64
 	PushesQueued      uint64 // received, not yet taken by Recv, now
 	PushesOutstanding uint64 // taken, not yet answered, now
@@ -148,28 +148,28 @@ type WorkerStats struct {
 }
 
 // Stats returns what the worker did since it connected.
-func (w *Worker) Stats() (WorkerStats, error) {
+func (w *Worker) Stats() (PushWorkerStats, error) {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
 	maybeGC()
 	if w.ptr == nil {
-		return WorkerStats{}, &Error{Status: StatusClosed, Msg: "worker closed"}
+		return PushWorkerStats{}, &Error{Status: StatusClosed, Msg: "worker closed"}
 	}
 	var c C.rp_push_worker_stats
 	c.size = C.uint64_t(C.sizeof_rp_push_worker_stats)
-	if st := C.rp_push_client_get_stats(w.ptr, &c); st != C.RP_STATUS_OK {
-		return WorkerStats{}, &Error{Status: Status(st), Msg: "rp_push_client_get_stats failed"}
+	if st := C.rp_push_worker_get_stats(w.ptr, &c); st != C.RP_STATUS_OK {
+		return PushWorkerStats{}, &Error{Status: Status(st), Msg: "rp_push_worker_get_stats failed"}
 	}
-	return WorkerStats{
+	return PushWorkerStats{
 		uint64(c.pushes_received), uint64(c.pushes_queued), uint64(c.pushes_outstanding),
 		uint64(c.replies_sent), uint64(c.failures_sent), uint64(c.cancels_received),
 		uint64(c.bytes_in), uint64(c.bytes_out),
 	}, nil
 }
 
-// BrokerStats is what a broker server did since it was bound (rp_broker_server_stats); the
+// BrokerServerStats is what a broker server did since it was bound (rp_broker_server_stats); the
 // METRICS admin verb reports the same numbers.
-type BrokerStats struct {
+type BrokerServerStats struct {
 	ConnectionsAccepted       uint64
 	ConnectionsOpen           uint64 // now, excluding those handed to a backend
 	HellosNegotiated          uint64
@@ -188,19 +188,19 @@ type BrokerStats struct {
 }
 
 // Stats returns what the broker did since it was bound.
-func (s *BrokerServer) Stats() (BrokerStats, error) {
+func (s *BrokerServer) Stats() (BrokerServerStats, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	maybeGC()
 	if s.ptr == nil {
-		return BrokerStats{}, &Error{Status: StatusClosed, Msg: "broker closed"}
+		return BrokerServerStats{}, &Error{Status: StatusClosed, Msg: "broker closed"}
 	}
 	var c C.rp_broker_server_stats
 	c.size = C.uint64_t(C.sizeof_rp_broker_server_stats)
 	if st := C.rp_broker_server_get_stats(s.ptr, &c); st != C.RP_STATUS_OK {
-		return BrokerStats{}, &Error{Status: Status(st), Msg: "rp_broker_server_get_stats failed"}
+		return BrokerServerStats{}, &Error{Status: Status(st), Msg: "rp_broker_server_get_stats failed"}
 	}
-	return BrokerStats{
+	return BrokerServerStats{
 		uint64(c.connections_accepted), uint64(c.connections_open), uint64(c.hellos_negotiated),
 		uint64(c.admin_requests), uint64(c.hello_timeouts), uint64(c.handoffs_started),
 		uint64(c.handoffs_accepted), uint64(c.handoffs_failed), uint64(c.refused_peer_rejected),

@@ -44,7 +44,7 @@ func (s *logSink) len() int {
 
 func TestLogAndStats(t *testing.T) {
 	sink := &logSink{}
-	var srv *Server
+	var srv *PushServer
 	var reentrant sync.WaitGroup
 	reentrant.Add(1)
 	var once sync.Once

@@ -64,7 +64,7 @@ type Mux struct {
 // every first byte other than the v1 framing version is legacy). It runs inside Poll on the
 // polling goroutine, concurrently when several goroutines poll; it gets the polled bytes
 // (never empty) and must not keep the slice. A panic in it makes that Poll panic.
-func NewMux(identity *Identity, served []uint32, detect func(buf []byte) LegacyVerdict) (*Mux, error) {
+func NewMux(identity *DaemonIdentity, served []uint32, detect func(buf []byte) LegacyVerdict) (*Mux, error) {
 	identity.mu.Lock()
 	defer identity.mu.Unlock()
 	if identity.ptr == nil {

@@ -19,9 +19,9 @@ func legacyDetect(buf []byte) LegacyVerdict {
 	return NotLegacy
 }
 
-func testIdentity(t testing.TB, path string) *Identity {
+func testIdentity(t testing.TB, path string) *DaemonIdentity {
 	t.Helper()
-	id, err := NewIdentity()
+	id, err := NewDaemonIdentity()
 	if err != nil {
 		t.Fatal(err)
 	}

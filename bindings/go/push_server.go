@@ -14,38 +14,38 @@ import (
 
 // WorkerInfo describes one registered worker (a Go copy).
 type WorkerInfo struct {
-	ID            uint64
-	Identity      string
-	TaskQueue     string
-	Node          string
-	Namespaces    []string
-	ActivityTypes []string
-	Protocols     []uint32
+	ID               uint64
+	Identity         string
+	TaskQueue        string
+	Node             string
+	Namespaces       []string
+	ActivityTypes    []string
+	PayloadProtocols []uint32
 	// Kernel-reported credentials of a Unix-socket peer; HasPeer is false for TCP workers.
 	HasPeer       bool
 	PID, UID, GID uint32
 	InFlight      int // pushes sent and not yet answered when the info was taken
 }
 
-func workerInfoFrom(w *C.rp_worker_info) *WorkerInfo {
+func workerInfoFrom(w *C.rp_push_worker_info) *WorkerInfo {
 	wi := &WorkerInfo{
-		ID:        uint64(C.rp_worker_info_id(w)),
-		Identity:  rpStr(C.rp_worker_info_identity(w)),
-		TaskQueue: rpStr(C.rp_worker_info_task_queue(w)),
-		Node:      rpStr(C.rp_worker_info_node(w)),
-		InFlight:  int(C.rp_worker_info_in_flight(w)),
+		ID:        uint64(C.rp_push_worker_info_id(w)),
+		Identity:  rpStr(C.rp_push_worker_info_identity(w)),
+		TaskQueue: rpStr(C.rp_push_worker_info_task_queue(w)),
+		Node:      rpStr(C.rp_push_worker_info_node(w)),
+		InFlight:  int(C.rp_push_worker_info_in_flight(w)),
 	}
-	for i := C.size_t(0); i < C.rp_worker_info_namespace_count(w); i++ {
-		wi.Namespaces = append(wi.Namespaces, rpStr(C.rp_worker_info_namespace(w, i)))
+	for i := C.size_t(0); i < C.rp_push_worker_info_namespace_count(w); i++ {
+		wi.Namespaces = append(wi.Namespaces, rpStr(C.rp_push_worker_info_namespace(w, i)))
 	}
-	for i := C.size_t(0); i < C.rp_worker_info_activity_type_count(w); i++ {
-		wi.ActivityTypes = append(wi.ActivityTypes, rpStr(C.rp_worker_info_activity_type(w, i)))
+	for i := C.size_t(0); i < C.rp_push_worker_info_activity_type_count(w); i++ {
+		wi.ActivityTypes = append(wi.ActivityTypes, rpStr(C.rp_push_worker_info_activity_type(w, i)))
 	}
-	for i := C.size_t(0); i < C.rp_worker_info_protocol_count(w); i++ {
-		wi.Protocols = append(wi.Protocols, uint32(C.rp_worker_info_protocol(w, i)))
+	for i := C.size_t(0); i < C.rp_push_worker_info_payload_protocol_count(w); i++ {
+		wi.PayloadProtocols = append(wi.PayloadProtocols, uint32(C.rp_push_worker_info_payload_protocol(w, i)))
 	}
 	var pid, uid, gid C.uint32_t
-	if C.rp_worker_info_peer(w, &pid, &uid, &gid) {
+	if C.rp_push_worker_info_peer(w, &pid, &uid, &gid) {
 		wi.HasPeer, wi.PID, wi.UID, wi.GID = true, uint32(pid), uint32(uid), uint32(gid)
 	}
 	return wi
@@ -75,9 +75,9 @@ type ServerOptions struct {
 	OnWorker func(w *WorkerInfo, connected bool, reason string)
 }
 
-// Server is a running push server (rp_push_server). Its methods are safe for concurrent use,
+// PushServer is a running push server (rp_push_server). Its methods are safe for concurrent use,
 // except that Dispatch runs in one goroutine at a time.
-type Server struct {
+type PushServer struct {
 	mu       sync.RWMutex // shared: calls on the thread-safe functions; exclusive: free
 	ptr      *C.rp_push_server
 	endpoint string
@@ -89,7 +89,7 @@ type Server struct {
 // Bind binds endpoint (a socket path, "@name" or "tcp://127.0.0.1:0") and starts serving.
 // Errors: ErrIO (address in use), ErrPermissionDenied (unsafe socket directory, non-loopback
 // TCP not allowed), ErrConfig (remote TCP without a token).
-func Bind(endpoint string, opts *ServerOptions) (*Server, error) {
+func Bind(endpoint string, opts *ServerOptions) (*PushServer, error) {
 	if opts == nil {
 		opts = &ServerOptions{}
 	}
@@ -160,14 +160,14 @@ func Bind(endpoint string, opts *ServerOptions) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{ptr: p, endpoint: rpStr(C.rp_push_server_endpoint(p))}
+	s := &PushServer{ptr: p, endpoint: rpStr(C.rp_push_server_endpoint(p))}
 	s.cleanup = runtime.AddCleanup(s, func(p *C.rp_push_server) { C.rp_push_server_free(p) }, p)
 	return s, nil
 }
 
 // Endpoint is the endpoint actually bound (with the real port for "tcp://…:0"), in the form
 // Connect accepts.
-func (s *Server) Endpoint() string { return s.endpoint }
+func (s *PushServer) Endpoint() string { return s.endpoint }
 
 func errServerClosed() error { return &Error{Status: StatusClosed, Msg: "server closed"} }
 
@@ -186,7 +186,7 @@ type PushRequest struct {
 
 // Push starts a push and returns its ticket at once; delivery failures arrive through the
 // ticket. Errors: ErrClosed (server shut down).
-func (s *Server) Push(req *PushRequest) (*Ticket, error) {
+func (s *PushServer) Push(req *PushRequest) (*PushTicket, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	maybeGC()
@@ -211,7 +211,7 @@ func (s *Server) Push(req *PushRequest) (*Ticket, error) {
 	if err := takeErr(st, &e); err != nil {
 		return nil, err
 	}
-	tk := &Ticket{ptr: t, id: uint64(C.rp_push_ticket_correlation_id(t))}
+	tk := &PushTicket{ptr: t, id: uint64(C.rp_push_ticket_correlation_id(t))}
 	tk.cleanup = runtime.AddCleanup(tk, func(p *C.rp_push_ticket) { C.rp_push_ticket_free(p) }, t)
 	return tk, nil
 }
@@ -220,7 +220,7 @@ func (s *Server) Push(req *PushRequest) (*Ticket, error) {
 // gets the context's deadline, so the worker drops it when the caller stops waiting.
 // Errors: ErrTimeout, ErrClosed (the worker went away), ErrNotFound (no worker matches),
 // ErrAgain (the worker is not keeping up), ctx.Err().
-func (s *Server) PushWait(ctx context.Context, req *PushRequest) (*PushResult, error) {
+func (s *PushServer) PushWait(ctx context.Context, req *PushRequest) (*PushResult, error) {
 	if err := ctxErr(ctx); err != nil {
 		return nil, err
 	}
@@ -237,22 +237,22 @@ func (s *Server) PushWait(ctx context.Context, req *PushRequest) (*PushResult, e
 }
 
 // Workers returns a snapshot of the registered workers.
-func (s *Server) Workers() ([]WorkerInfo, error) {
+func (s *PushServer) Workers() ([]WorkerInfo, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	maybeGC()
 	if s.ptr == nil {
 		return nil, errServerClosed()
 	}
-	var l *C.rp_worker_list
+	var l *C.rp_push_worker_list
 	if err := cCall(func() C.rp_status { return C.rp_push_server_workers(s.ptr, &l) }); err != nil {
 		return nil, err
 	}
-	defer C.rp_worker_list_free(l)
-	n := int(C.rp_worker_list_len(l))
+	defer C.rp_push_worker_list_free(l)
+	n := int(C.rp_push_worker_list_len(l))
 	out := make([]WorkerInfo, 0, n)
 	for i := 0; i < n; i++ {
-		out = append(out, *workerInfoFrom(C.rp_worker_list_get(l, C.size_t(i))))
+		out = append(out, *workerInfoFrom(C.rp_push_worker_list_get(l, C.size_t(i))))
 	}
 	return out, nil
 }
@@ -260,7 +260,7 @@ func (s *Server) Workers() ([]WorkerInfo, error) {
 // Dispatch runs OnRegister and OnWorker for pending server events on this goroutine: it waits
 // until the first event (or ctx is done), then handles those already waiting, and returns how
 // many it handled. ErrInvalidArgument when the options set no callback.
-func (s *Server) Dispatch(ctx context.Context) (int, error) {
+func (s *PushServer) Dispatch(ctx context.Context) (int, error) {
 	s.dispatch.Lock()
 	defer s.dispatch.Unlock()
 	s.mu.RLock()
@@ -279,7 +279,7 @@ func (s *Server) Dispatch(ctx context.Context) (int, error) {
 
 // EventFd is a descriptor readable while events wait for Dispatch (level-triggered); -1 after
 // Close. It belongs to the server: never read or close it.
-func (s *Server) EventFd() int {
+func (s *PushServer) EventFd() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	maybeGC()
@@ -290,7 +290,7 @@ func (s *Server) EventFd() int {
 }
 
 // Disconnect disconnects a worker; its outstanding pushes fail with ErrClosed.
-func (s *Server) Disconnect(workerID uint64) error {
+func (s *PushServer) Disconnect(workerID uint64) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	maybeGC()
@@ -302,7 +302,7 @@ func (s *Server) Disconnect(workerID uint64) error {
 
 // Close stops serving (every worker is disconnected, outstanding pushes fail with ErrClosed,
 // the socket file is removed) and frees the server. Idempotent; safe from any goroutine.
-func (s *Server) Close() error {
+func (s *PushServer) Close() error {
 	s.once.Do(func() {
 		s.mu.RLock()
 		C.rp_push_server_shutdown(s.ptr) // unblocks waiters so that they release mu
@@ -325,8 +325,8 @@ type PushResult struct {
 	FailureMessage string
 }
 
-// Ticket is an in-flight push (rp_push_ticket). Closing it does not cancel the push.
-type Ticket struct {
+// PushTicket is an in-flight push (rp_push_ticket). Closing it does not cancel the push.
+type PushTicket struct {
 	mu      sync.RWMutex
 	ptr     *C.rp_push_ticket
 	id      uint64
@@ -335,10 +335,10 @@ type Ticket struct {
 }
 
 // CorrelationID is the push's correlation id.
-func (t *Ticket) CorrelationID() uint64 { return t.id }
+func (t *PushTicket) CorrelationID() uint64 { return t.id }
 
 // Done reports whether the push has an outcome.
-func (t *Ticket) Done() bool {
+func (t *PushTicket) Done() bool {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	maybeGC()
@@ -346,12 +346,12 @@ func (t *Ticket) Done() bool {
 }
 
 // Wait waits for the push's outcome and takes it (it can be taken once; later calls return
-// ErrInvalidArgument). Errors as for Server.PushWait.
-func (t *Ticket) Wait(ctx context.Context) (*PushResult, error) {
+// ErrInvalidArgument). Errors as for PushServer.PushWait.
+func (t *PushTicket) Wait(ctx context.Context) (*PushResult, error) {
 	return waitInSlices(ctx, t.wait, t.Done) // Done: the push's own deadline passed
 }
 
-func (t *Ticket) wait(timeoutMs C.int32_t) (*PushResult, error) {
+func (t *PushTicket) wait(timeoutMs C.int32_t) (*PushResult, error) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	maybeGC()
@@ -374,7 +374,7 @@ func (t *Ticket) wait(timeoutMs C.int32_t) (*PushResult, error) {
 }
 
 // Close frees the ticket; the push goes on. Idempotent.
-func (t *Ticket) Close() error {
+func (t *PushTicket) Close() error {
 	t.once.Do(func() {
 		t.mu.Lock()
 		defer t.mu.Unlock()

@@ -40,7 +40,7 @@ func TestPushRoundTripWithCallbacks(t *testing.T) {
 		}
 	}()
 
-	_, err := Connect(ctxTimeout(t, 5*time.Second), s.Endpoint(), WorkerOptions{Identity: "mallory", Protocols: []uint32{0x7001}})
+	_, err := Connect(ctxTimeout(t, 5*time.Second), s.Endpoint(), WorkerOptions{Identity: "mallory", PayloadProtocols: []uint32{0x7001}})
 	if !errors.Is(err, ErrRejected) || !strings.Contains(err.Error(), "mallory is not welcome") {
 		t.Fatalf("rejected registration: %v", err)
 	}
@@ -52,7 +52,7 @@ func TestPushRoundTripWithCallbacks(t *testing.T) {
 	ws := waitWorkers(t, s, 1)
 	wi := ws[0]
 	if wi.ID != w.ID() || wi.Identity != "alice" || wi.TaskQueue != "q" || wi.Node != "node-a" ||
-		len(wi.Protocols) != 1 || wi.Protocols[0] != 0x7001 || len(wi.Namespaces) != 1 ||
+		len(wi.PayloadProtocols) != 1 || wi.PayloadProtocols[0] != 0x7001 || len(wi.Namespaces) != 1 ||
 		wi.Namespaces[0] != "ns1" || len(wi.ActivityTypes) != 1 || !wi.HasPeer {
 		t.Fatalf("worker info %+v", wi)
 	}
@@ -79,7 +79,7 @@ func TestPushRoundTripWithCallbacks(t *testing.T) {
 		t.Fatalf("failure reply: %+v %v", res, err)
 	}
 	// Tickets: several in flight at once.
-	var tickets []*Ticket
+	var tickets []*PushTicket
 	for i := 0; i < 5; i++ {
 		tk, err := s.Push(&PushRequest{PayloadProtocol: 0x7001, Payload: []byte{'a' + byte(i)}, ToWorker: w.ID()})
 		if err != nil {
@@ -200,7 +200,7 @@ func TestConnectFailures(t *testing.T) {
 		t.Fatalf("connect to nothing: %v", err)
 	}
 	s := startServer(t, &ServerOptions{Service: "svc-a"})
-	_, err = Connect(ctxTimeout(t, 5*time.Second), s.Endpoint(), WorkerOptions{Identity: "x", Service: "svc-b", Protocols: []uint32{0x7001}})
+	_, err = Connect(ctxTimeout(t, 5*time.Second), s.Endpoint(), WorkerOptions{Identity: "x", Service: "svc-b", PayloadProtocols: []uint32{0x7001}})
 	var re *RefusedError
 	if !errors.As(err, &re) || !errors.Is(err, ErrRefused) || re.Code != CodeServiceUnknown {
 		t.Fatalf("wrong service: %#v", err)
@@ -238,7 +238,7 @@ func TestDispatchHandlerErrorsAndPanics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	push := func(payload string) *Ticket {
+	push := func(payload string) *PushTicket {
 		tk, err := s.Push(&PushRequest{PayloadProtocol: 0x7001, Payload: []byte(payload)})
 		if err != nil {
 			t.Fatal(err)
@@ -298,7 +298,7 @@ func TestRegistrationCallbackPanic(t *testing.T) {
 	s := startServer(t, &ServerOptions{OnRegister: func(w *WorkerInfo) (bool, string) { panic("register boom") }})
 	errc := make(chan error, 1)
 	go func() {
-		_, err := Connect(ctxTimeout(t, 5*time.Second), s.Endpoint(), WorkerOptions{Identity: "p", Protocols: []uint32{0x7001}})
+		_, err := Connect(ctxTimeout(t, 5*time.Second), s.Endpoint(), WorkerOptions{Identity: "p", PayloadProtocols: []uint32{0x7001}})
 		errc <- err
 	}()
 	func() {
@@ -319,7 +319,7 @@ func TestRegistrationCallbackPanic(t *testing.T) {
 // the server then sees it leave.
 func TestForgottenWorkerIsFreedByCleanup(t *testing.T) {
 	s := startServer(t, nil)
-	w, err := Connect(ctxTimeout(t, 5*time.Second), s.Endpoint(), WorkerOptions{Identity: "forgotten", Protocols: []uint32{0x7001}})
+	w, err := Connect(ctxTimeout(t, 5*time.Second), s.Endpoint(), WorkerOptions{Identity: "forgotten", PayloadProtocols: []uint32{0x7001}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -347,7 +347,7 @@ func TestForgottenWorkerIsFreedByCleanup(t *testing.T) {
 func TestMaxConnectionsPerUID(t *testing.T) {
 	s := startServer(t, &ServerOptions{MaxConnectionsPerUID: 1, FrameTimeout: 5 * time.Second})
 	first := connectWorker(t, s, "first")
-	_, err := Connect(ctxTimeout(t, 5*time.Second), s.Endpoint(), WorkerOptions{Identity: "second", Protocols: []uint32{0x7001}})
+	_, err := Connect(ctxTimeout(t, 5*time.Second), s.Endpoint(), WorkerOptions{Identity: "second", PayloadProtocols: []uint32{0x7001}})
 	var re *RefusedError
 	if !errors.As(err, &re) || re.Code != CodeRateLimited || re.RetryAfter <= 0 {
 		t.Fatalf("second worker of the same user: %#v", err)
@@ -355,7 +355,7 @@ func TestMaxConnectionsPerUID(t *testing.T) {
 	first.Close()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		w, err := Connect(ctxTimeout(t, 5*time.Second), s.Endpoint(), WorkerOptions{Identity: "third", Protocols: []uint32{0x7001}})
+		w, err := Connect(ctxTimeout(t, 5*time.Second), s.Endpoint(), WorkerOptions{Identity: "third", PayloadProtocols: []uint32{0x7001}})
 		if err == nil {
 			w.Close()
 			return

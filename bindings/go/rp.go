@@ -1,8 +1,8 @@
 // Package rp is the Go binding of librp, the running-process v1 broker protocol library.
 //
 // It wraps the C API of librp (include/rp.h) through cgo: push workers ([Connect], [Worker]),
-// push servers ([Bind], [Server]), the sans-io endpoint multiplexer ([NewMux], [Mux]), daemon
-// identities ([Identity]), one-time handoff tokens ([HandoffStore]), v1 frames ([Frame]), the
+// push servers ([Bind], [PushServer]), the sans-io endpoint multiplexer ([NewMux], [Mux]), daemon
+// identities ([DaemonIdentity]), one-time handoff tokens ([HandoffStore]), v1 frames ([Frame]), the
 // broker client ([ConnectBroker], [Conn], [AdminRequest]), the broker server
 // ([BindBroker], [BrokerServer]) and sessions, calls in both directions over one connection
 // ([NewSession], [Session]).
@@ -38,14 +38,14 @@
 //     errors.Is against the sentinels ([ErrTimeout], [ErrClosed], ...). A refusal by a server
 //     is a *[RefusedError] with the server's code, reason and retry hint.
 //   - Blocking calls take a context.Context and return its error once it is done: at once
-//     (the context's end wakes the waiting C call; SessionCall.Wait within the session's
-//     20 ms read slice), except Ticket.Wait, SessionCall.Next and SessionRequest.Next, which
+//     (the context's end wakes the waiting C call; SessionTicket.Wait within the session's
+//     20 ms read slice), except PushTicket.Wait, SessionTicket.Next and SessionRequest.Next, which
 //     notice it within 50 ms.
 //   - C never keeps a Go pointer: callbacks are reached through runtime/cgo.Handle values that
 //     librp releases with the callback's user_data_free; byte slices passed to librp are only
 //     borrowed for the duration of the call.
 //   - Callbacks run on the goroutine that called the librp function which runs them
-//     ([Worker.Dispatch], [Server.Dispatch], [Mux.Poll]). A panic in a callback is recovered
+//     ([Worker.Dispatch], [PushServer.Dispatch], [Mux.Poll]). A panic in a callback is recovered
 //     before it can reach librp, librp sees a failure status, and the panic is raised again
 //     in that goroutine once the C call has returned.
 package rp

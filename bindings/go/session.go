@@ -81,7 +81,7 @@ func (s *Session) Call(ctx context.Context, protocol uint32, payload []byte) ([]
 // Start sends a request and returns at once with the call in progress: read the peer's
 // stream with Next, write to it with Send and CloseWrite (a tunnel), take the answer with
 // Wait. Close the call when done with it; closing an unfinished call cancels it.
-func (s *Session) Start(protocol uint32, payload []byte) (*SessionCall, error) {
+func (s *Session) Start(protocol uint32, payload []byte) (*SessionTicket, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	maybeGC()
@@ -95,14 +95,14 @@ func (s *Session) Start(protocol uint32, payload []byte) (*SessionCall, error) {
 	if err := takeErr(st, &e); err != nil {
 		return nil, err
 	}
-	c := &SessionCall{ptr: t, ID: uint64(C.rp_session_ticket_id(t))}
+	c := &SessionTicket{ptr: t, ID: uint64(C.rp_session_ticket_id(t))}
 	c.cleanup = runtime.AddCleanup(c, func(p *C.rp_session_ticket) { C.rp_session_ticket_free(p) }, t)
 	return c, nil
 }
 
-// SessionCall is one call in progress (see Session.Start). Its methods are safe for concurrent
+// SessionTicket is one call in progress (see Session.Start). Its methods are safe for concurrent
 // use; it stays usable after its Session is closed (every method then reports ErrClosed).
-type SessionCall struct {
+type SessionTicket struct {
 	mu      sync.RWMutex // shared: the thread-safe ticket calls; exclusive: free
 	ptr     *C.rp_session_ticket
 	once    sync.Once
@@ -115,7 +115,7 @@ func errCallClosed() error { return &Error{Status: StatusClosed, Msg: "the call 
 
 // Wait returns the answer, waiting until ctx is done (then the call is cancelled and ctx's
 // error returned). Errors as for Session.Call.
-func (c *SessionCall) Wait(ctx context.Context) ([]byte, error) {
+func (c *SessionTicket) Wait(ctx context.Context) ([]byte, error) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	if c.ptr == nil {
@@ -129,11 +129,11 @@ func (c *SessionCall) Wait(ctx context.Context) ([]byte, error) {
 	}, func() { C.rp_session_ticket_cancel(p) }, c.done)
 }
 
-func (c *SessionCall) done() bool { return bool(C.rp_session_ticket_is_done(c.ptr)) }
+func (c *SessionTicket) done() bool { return bool(C.rp_session_ticket_is_done(c.ptr)) }
 
 // Next returns the next chunk the peer streamed on this call, waiting until ctx is done (the
 // call goes on). ErrClosed once the stream has ended: the answer is then Wait's.
-func (c *SessionCall) Next(ctx context.Context) ([]byte, error) {
+func (c *SessionTicket) Next(ctx context.Context) ([]byte, error) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	if c.ptr == nil {
@@ -147,7 +147,7 @@ func (c *SessionCall) Next(ctx context.Context) ([]byte, error) {
 }
 
 // Send streams one chunk to the peer (it reads them with SessionRequest.Next).
-func (c *SessionCall) Send(chunk []byte) error {
+func (c *SessionTicket) Send(chunk []byte) error {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	if c.ptr == nil {
@@ -161,7 +161,7 @@ func (c *SessionCall) Send(chunk []byte) error {
 }
 
 // CloseWrite tells the peer no more chunks come from this side; the answer is still due.
-func (c *SessionCall) CloseWrite() error {
+func (c *SessionTicket) CloseWrite() error {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	if c.ptr == nil {
@@ -175,7 +175,7 @@ func (c *SessionCall) CloseWrite() error {
 
 // Cancel cancels the call: its waiters return ErrCancelled and the peer is told. It does
 // nothing once the call has its answer.
-func (c *SessionCall) Cancel() {
+func (c *SessionTicket) Cancel() {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	if c.ptr != nil {
@@ -184,7 +184,7 @@ func (c *SessionCall) Cancel() {
 }
 
 // Close frees the call, cancelling it if it has no answer yet. Idempotent.
-func (c *SessionCall) Close() error {
+func (c *SessionTicket) Close() error {
 	c.once.Do(func() {
 		c.Cancel() // wakes this call's waiters so that they release mu
 		c.mu.Lock()
@@ -256,21 +256,21 @@ func (s *Session) Close() error {
 // one, from any goroutine). A request never answered is dropped when collected, and the peer
 // gets an error.
 type SessionRequest struct {
-	mu       sync.RWMutex // shared: chunk calls; exclusive: taking the request to answer it
-	ptr      *C.rp_session_request
-	ID       uint64
-	Protocol uint32
-	Payload  []byte
-	cleanup  runtime.Cleanup
+	mu              sync.RWMutex // shared: chunk calls; exclusive: taking the request to answer it
+	ptr             *C.rp_session_request
+	ID              uint64
+	PayloadProtocol uint32
+	Payload         []byte
+	cleanup         runtime.Cleanup
 }
 
 func newSessionRequest(p *C.rp_session_request) *SessionRequest {
 	b := C.rp_session_request_payload(p)
 	r := &SessionRequest{
-		ptr:      p,
-		ID:       uint64(C.rp_session_request_id(p)),
-		Protocol: uint32(C.rp_session_request_protocol(p)),
-		Payload:  C.GoBytes(unsafe.Pointer(b.ptr), C.int(b.len)),
+		ptr:             p,
+		ID:              uint64(C.rp_session_request_id(p)),
+		PayloadProtocol: uint32(C.rp_session_request_payload_protocol(p)),
+		Payload:         C.GoBytes(unsafe.Pointer(b.ptr), C.int(b.len)),
 	}
 	r.cleanup = runtime.AddCleanup(r, func(p *C.rp_session_request) { C.rp_session_request_free(p) }, p)
 	return r
@@ -333,7 +333,7 @@ func (r *SessionRequest) Next(ctx context.Context) ([]byte, error) {
 	}, func() bool { return bool(C.rp_session_request_is_cancelled(r.ptr)) })
 }
 
-// Send streams one chunk to the caller (SessionCall.Next) before the answer.
+// Send streams one chunk to the caller (SessionTicket.Next) before the answer.
 func (r *SessionRequest) Send(chunk []byte) error {
 	r.mu.RLock()
 	defer r.mu.RUnlock()

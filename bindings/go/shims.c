@@ -111,28 +111,28 @@ static void rpg_note_panic(uint64_t id) {
     if (id != 0 && rpg_tls_panic == 0) rpg_tls_panic = id;
 }
 
-static int32_t rpg_push_handler_tramp(void *user_data, const rp_push_client *client,
+static int32_t rpg_push_handler_tramp(void *user_data, const rp_push_worker *client,
                                       const rp_push *push) {
     uint64_t panic_id = 0;
-    int32_t st = rpgoPushHandler((uintptr_t)user_data, (rp_push_client *)client, (rp_push *)push,
+    int32_t st = rpgoPushHandler((uintptr_t)user_data, (rp_push_worker *)client, (rp_push *)push,
                                  &panic_id);
     rpg_note_panic(panic_id);
     return st;
 }
 
-static int32_t rpg_registration_tramp(void *user_data, const rp_worker_info *worker, char *reason,
+static int32_t rpg_registration_tramp(void *user_data, const rp_push_worker_info *worker, char *reason,
                                       size_t reason_cap) {
     uint64_t panic_id = 0;
-    int32_t v = rpgoRegistration((uintptr_t)user_data, (rp_worker_info *)worker, reason,
+    int32_t v = rpgoRegistration((uintptr_t)user_data, (rp_push_worker_info *)worker, reason,
                                  reason_cap, &panic_id);
     rpg_note_panic(panic_id);
     return v;
 }
 
-static void rpg_worker_tramp(void *user_data, const rp_worker_info *worker, bool connected,
+static void rpg_worker_tramp(void *user_data, const rp_push_worker_info *worker, bool connected,
                              rp_str reason) {
     uint64_t panic_id = 0;
-    rpgoWorkerEvent((uintptr_t)user_data, (rp_worker_info *)worker, connected, (char *)reason.ptr,
+    rpgoWorkerEvent((uintptr_t)user_data, (rp_push_worker_info *)worker, connected, (char *)reason.ptr,
                     reason.len, &panic_id);
     rpg_note_panic(panic_id);
 }
@@ -216,30 +216,30 @@ int32_t rpg_frame_encode_response(const rpg_frame *req, const char *traceparent,
 
 /* --- push client ----------------------------------------------------------------------- */
 
-int32_t rpg_client_recv(const rp_push_client *c, int32_t timeout_ms, rp_push **out, rpg_err *e) {
-    RPG_RETURN(rp_push_client_recv(c, timeout_ms, out));
+int32_t rpg_client_recv(const rp_push_worker *c, int32_t timeout_ms, rp_push **out, rpg_err *e) {
+    RPG_RETURN(rp_push_worker_recv(c, timeout_ms, out));
 }
 
-int32_t rpg_client_reply(const rp_push_client *c, uint64_t id, const uint8_t *payload, size_t len,
+int32_t rpg_client_reply(const rp_push_worker *c, uint64_t id, const uint8_t *payload, size_t len,
                          rpg_err *e) {
-    RPG_RETURN(rp_push_client_reply(c, id, payload, len));
+    RPG_RETURN(rp_push_worker_reply(c, id, payload, len));
 }
 
-int32_t rpg_client_reply_error(const rp_push_client *c, uint64_t id, int32_t code,
+int32_t rpg_client_reply_error(const rp_push_worker *c, uint64_t id, int32_t code,
                                const char *message, rpg_err *e) {
-    RPG_RETURN(rp_push_client_reply_error(c, id, code, message));
+    RPG_RETURN(rp_push_worker_reply_error(c, id, code, message));
 }
 
-int32_t rpg_client_set_handler(rp_push_client *c, uintptr_t handle, rpg_err *e) {
-    if (handle == 0) RPG_RETURN(rp_push_client_set_handler(c, NULL, NULL, NULL));
-    RPG_RETURN(rp_push_client_set_handler(c, rpg_push_handler_tramp, (void *)handle,
+int32_t rpg_client_set_handler(rp_push_worker *c, uintptr_t handle, rpg_err *e) {
+    if (handle == 0) RPG_RETURN(rp_push_worker_set_handler(c, NULL, NULL, NULL));
+    RPG_RETURN(rp_push_worker_set_handler(c, rpg_push_handler_tramp, (void *)handle,
                                           rpg_free_handle));
 }
 
-int32_t rpg_client_dispatch(const rp_push_client *c, int32_t timeout_ms, size_t max,
+int32_t rpg_client_dispatch(const rp_push_worker *c, int32_t timeout_ms, size_t max,
                             size_t *out_handled, rpg_err *e) {
     rpg_panic_begin();
-    int32_t st = rp_push_client_dispatch(c, timeout_ms, max, out_handled);
+    int32_t st = rp_push_worker_dispatch(c, timeout_ms, max, out_handled);
     rpg_panic_end(e);
     RPG_RETURN(st);
 }

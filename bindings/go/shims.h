@@ -78,13 +78,13 @@ int32_t rpg_frame_encode_response(const rpg_frame *req, const char *traceparent,
                                   const char *tracestate, const uint8_t *payload, size_t len,
                                   uint8_t *buf, size_t cap, size_t *out_len, rpg_err *e);
 
-int32_t rpg_client_recv(const rp_push_client *c, int32_t timeout_ms, rp_push **out, rpg_err *e);
-int32_t rpg_client_reply(const rp_push_client *c, uint64_t id, const uint8_t *payload, size_t len,
+int32_t rpg_client_recv(const rp_push_worker *c, int32_t timeout_ms, rp_push **out, rpg_err *e);
+int32_t rpg_client_reply(const rp_push_worker *c, uint64_t id, const uint8_t *payload, size_t len,
                          rpg_err *e);
-int32_t rpg_client_reply_error(const rp_push_client *c, uint64_t id, int32_t code,
+int32_t rpg_client_reply_error(const rp_push_worker *c, uint64_t id, int32_t code,
                                const char *message, rpg_err *e);
-int32_t rpg_client_set_handler(rp_push_client *c, uintptr_t handle, rpg_err *e);
-int32_t rpg_client_dispatch(const rp_push_client *c, int32_t timeout_ms, size_t max,
+int32_t rpg_client_set_handler(rp_push_worker *c, uintptr_t handle, rpg_err *e);
+int32_t rpg_client_dispatch(const rp_push_worker *c, int32_t timeout_ms, size_t max,
                             size_t *out_handled, rpg_err *e);
 
 /* Sets the registration and worker callbacks (cgo.Handle values, 0 = none) on o; librp owns

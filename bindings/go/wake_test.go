@@ -35,7 +35,7 @@ func TestCancelWakesBlockedCalls(t *testing.T) {
 			break
 		}
 		if err != nil || n == 0 {
-			t.Fatalf("Server.Dispatch: %d, %v", n, err)
+			t.Fatalf("PushServer.Dispatch: %d, %v", n, err)
 		}
 	}
 	handled := 0
@@ -69,7 +69,7 @@ func TestCancelWakesBlockedCalls(t *testing.T) {
 	}
 	t.Cleanup(func() { caller.Close() })
 
-	// The longest median delay allowed: a woken wait returns at once; SessionCall.Wait is bound
+	// The longest median delay allowed: a woken wait returns at once; SessionTicket.Wait is bound
 	// by the session's own 20 ms read slices (the caller reads its own reply), plus slack for
 	// the rpdebug build's collection before every C call.
 	const woken, sessionRead = 10 * time.Millisecond, 35 * time.Millisecond
@@ -80,10 +80,10 @@ func TestCancelWakesBlockedCalls(t *testing.T) {
 	}{
 		{"Worker.Recv", woken, func(ctx context.Context) error { _, err := w.Recv(ctx); return err }},
 		{"Worker.Dispatch", woken, func(ctx context.Context) error { _, err := hw.Dispatch(ctx, 0); return err }},
-		{"Server.Dispatch", woken, func(ctx context.Context) error { _, err := s.Dispatch(ctx); return err }},
+		{"PushServer.Dispatch", woken, func(ctx context.Context) error { _, err := s.Dispatch(ctx); return err }},
 		{"Conn.Recv", woken, func(ctx context.Context) error { _, err := conn.Recv(ctx); return err }},
 		{"Session.Dispatch", woken, func(ctx context.Context) error { _, err := served.Dispatch(ctx); return err }},
-		{"SessionCall.Wait", sessionRead, func(ctx context.Context) error {
+		{"SessionTicket.Wait", sessionRead, func(ctx context.Context) error {
 			c, err := caller.Start(0xF100, []byte("hold"))
 			if err != nil {
 				return err
@@ -158,7 +158,7 @@ func TestCancelWakesBlockedCalls(t *testing.T) {
 	}
 }
 
-func workerID(t *testing.T, s *Server, identity string) uint64 {
+func workerID(t *testing.T, s *PushServer, identity string) uint64 {
 	t.Helper()
 	ws, err := s.Workers()
 	if err != nil {
@@ -197,7 +197,7 @@ func TestCloseWakesCallsWaitingWithAContext(t *testing.T) {
 		close func() error
 	}{
 		{"Worker.Recv", func(ctx context.Context) error { _, err := w.Recv(ctx); return err }, w.Close},
-		{"Server.Dispatch", func(ctx context.Context) error { _, err := s.Dispatch(ctx); return err }, s.Close},
+		{"PushServer.Dispatch", func(ctx context.Context) error { _, err := s.Dispatch(ctx); return err }, s.Close},
 		{"Conn.Recv", func(ctx context.Context) error { _, err := conn.Recv(ctx); return err }, conn.Close},
 		{"Session.Dispatch", func(ctx context.Context) error { _, err := served.Dispatch(ctx); return err }, served.Close},
 	} {

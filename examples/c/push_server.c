@@ -26,17 +26,17 @@ static void fail(const char *what, rp_status st) {
 
 static int workers_seen = 0;
 
-static void on_worker(void *user_data, const rp_worker_info *w, bool connected, rp_str reason) {
+static void on_worker(void *user_data, const rp_push_worker_info *w, bool connected, rp_str reason) {
     (void)user_data;
-    rp_str id = rp_worker_info_identity(w), q = rp_worker_info_task_queue(w);
+    rp_str id = rp_push_worker_info_identity(w), q = rp_push_worker_info_task_queue(w);
     if (connected) {
         uint32_t pid = 0;
-        rp_worker_info_peer(w, &pid, NULL, NULL);
+        rp_push_worker_info_peer(w, &pid, NULL, NULL);
         printf("server: worker %llu registered: %.*s (queue %.*s, pid %u)\n",
-               (unsigned long long)rp_worker_info_id(w), (int)id.len, id.ptr, (int)q.len, q.ptr, pid);
+               (unsigned long long)rp_push_worker_info_id(w), (int)id.len, id.ptr, (int)q.len, q.ptr, pid);
         workers_seen++;
     } else {
-        printf("server: worker %llu left: %.*s\n", (unsigned long long)rp_worker_info_id(w),
+        printf("server: worker %llu left: %.*s\n", (unsigned long long)rp_push_worker_info_id(w),
                (int)reason.len, reason.ptr);
     }
     fflush(stdout);

@@ -10,7 +10,7 @@ use std::io::{self, Read, Write};
 use std::time::Duration;
 
 use prost::Message;
-use rp::handoff::{self, Token, TokenStore};
+use rp::handoff::{self, HandoffStore, Token};
 use rp::mux::{DaemonIdentity, DetectorError, LegacyVerdict, Mux, MuxEvent, PROBE_NONCE_LEN};
 use rp::wire::proto::{Frame, FrameKind, HandoffAck};
 use rp::wire::{
@@ -382,7 +382,7 @@ const GOLDEN_TOKEN: [u8; 16] = [
 /// frame that echoes the correlation id and the presented token; an accepted token is consumed
 /// (serving the same offer again is rejected); a failure writes nothing.
 pub fn handoff_offer(data: &[u8]) {
-    let store = TokenStore::new(4, Duration::from_secs(60));
+    let store = HandoffStore::new(4, Duration::from_secs(60));
     store.insert(&Token(GOLDEN_TOKEN)).expect("empty store");
     let mut conn = Duplex { input: data, output: Vec::new() };
     let Ok(outcome) = handoff::serve_offer(&mut conn, &store) else {
@@ -789,7 +789,7 @@ fn scripted_hello(s: &mut Script<'_>, services: &[&str], versions: &[&str], toke
 /// can forge one).
 pub fn push_loop(data: &[u8]) {
     use rp::push::proto::{push_reply, Push, PushFailure, PushReply, Registration};
-    use rp::push::{PushOutcome, PushServer, PushSpec, RegistrationDecision, ServerEvent, ServerOptions, Target, PUSH_PROTOCOL};
+    use rp::push::{PushResult, PushServer, PushSpec, RegistrationDecision, ServerEvent, ServerOptions, Target, PUSH_PROTOCOL};
     const PROTOCOLS: &[u32] = &[registry::CONTROL, PUSH_PROTOCOL];
     const MS: fn(u64) -> Duration = Duration::from_millis;
     let mut s = Script(data);
@@ -971,7 +971,7 @@ pub fn push_loop(data: &[u8]) {
                         stop.store(true, std::sync::atomic::Ordering::Relaxed);
                         outcome
                     });
-                    if let (Ok(PushOutcome::Reply(got)), false) = (&outcome, forged) {
+                    if let (Ok(PushResult::Reply(got)), false) = (&outcome, forged) {
                         assert_eq!(got, &payload, "push_wait returned another push's reply");
                     }
                 }
@@ -1009,7 +1009,7 @@ pub fn push_loop(data: &[u8]) {
     server.shutdown();
     for (ticket, payload) in tickets {
         assert!(ticket.is_done(), "a push outlived the server");
-        if let (Ok(PushOutcome::Reply(got)), false) = (ticket.wait(Some(Duration::ZERO)), forged) {
+        if let (Ok(PushResult::Reply(got)), false) = (ticket.wait(Some(Duration::ZERO)), forged) {
             assert_eq!(got, payload, "a ticket got another push's reply");
         }
     }
@@ -1059,7 +1059,7 @@ pub fn broker_loop(data: &[u8]) {
     let limits = s.u8();
     let name = unique_name("broker");
     let backend_name = unique_name("backend");
-    let store = std::sync::Arc::new(TokenStore::new(4, Duration::from_secs(60)));
+    let store = std::sync::Arc::new(HandoffStore::new(4, Duration::from_secs(60)));
     let backend = if flags & 1 != 0 {
         use std::os::linux::net::SocketAddrExt;
         std::os::unix::net::SocketAddr::from_abstract_name(&backend_name).ok().and_then(|a| UnixListener::bind_addr(&a).ok())
@@ -1171,7 +1171,7 @@ pub fn broker_loop(data: &[u8]) {
                 let _ = stream.set_write_timeout(Some(Duration::from_millis(50)));
                 match v % 3 {
                     0 => {
-                        let mine = TokenStore::new(4, Duration::from_secs(60));
+                        let mine = HandoffStore::new(4, Duration::from_secs(60));
                         let _ = handoff::accept_handoff(&mut stream, if v & 4 != 0 { &mine } else { &store });
                     }
                     1 => drop(stream),

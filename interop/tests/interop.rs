@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use prost::Message;
 use rp::broker::{self, BrokerServer, BrokerServerOptions, ConnectOptions, Route, ServiceEntry};
-use rp::handoff::TokenStore;
+use rp::handoff::HandoffStore;
 use rp::transport::Endpoint;
 use rp::wire::proto::FrameKind;
 use rp::wire::{FrameReader, FrameView};
@@ -53,7 +53,7 @@ fn spawn_echo_backend(path: &std::path::Path) {
 
 /// A backend handoff socket served with librp's `accept_handoff`, echoing on adopted
 /// connections.
-fn spawn_handoff_backend(path: &std::path::Path, store: Arc<TokenStore>) {
+fn spawn_handoff_backend(path: &std::path::Path, store: Arc<HandoffStore>) {
     let listener = UnixListener::bind(path).unwrap();
     std::thread::spawn(move || {
         for mut s in listener.incoming().flatten() {
@@ -81,7 +81,7 @@ fn roundtrip<S: Read + Write>(stream: &mut S, text: &str) {
 /// Versions both brokers of the comparison tests serve (the allow list).
 const ALLOWED: &str = "1.2.3";
 
-fn librp_broker(dir: &std::path::Path, backend: &std::path::Path, handoff: Option<(PathBuf, Arc<TokenStore>)>) -> BrokerServer {
+fn librp_broker(dir: &std::path::Path, backend: &std::path::Path, handoff: Option<(PathBuf, Arc<HandoffStore>)>) -> BrokerServer {
     let service = ServiceEntry {
         service_name: "rp-demo".into(),
         backend_pipe: backend.to_str().unwrap().into(),
@@ -122,7 +122,7 @@ fn reference_client_adopts_a_librp_handoff() {
     let dir = temp_dir("ref-adopt");
     let backend = dir.join("backend.sock");
     spawn_echo_backend(&backend);
-    let store = Arc::new(TokenStore::default());
+    let store = Arc::new(HandoffStore::default());
     let handoff = dir.join("handoff.sock");
     spawn_handoff_backend(&handoff, Arc::clone(&store));
     let broker = librp_broker(&dir, &backend, Some((handoff, store)));
@@ -206,7 +206,7 @@ fn reference_offer_is_served_by_librp() {
     bytes.extend_from_slice(&(body.len() as u32).to_le_bytes());
     bytes.extend_from_slice(&body);
 
-    let store = TokenStore::default();
+    let store = HandoffStore::default();
     store.insert(&rp::handoff::Token(token)).unwrap();
     let (mut a, mut b) = UnixStream::pair().unwrap();
     a.write_all(&bytes).unwrap();
@@ -484,7 +484,7 @@ fn spawn_trusting_handoff_backend(path: &std::path::Path) {
             let Ok((n, Some(fd))) = rp::handoff::recv_with_fd(&s, &mut first) else { continue };
             let Ok(rp::Decoded::Frame { frame, .. }) = rp::wire::decode_frame(&first[..n], 512) else { continue };
             let offer = rp::wire::proto::HandoffOffer::decode(frame.payload).unwrap();
-            let store = TokenStore::default();
+            let store = HandoffStore::default();
             store.insert(&rp::handoff::Token(offer.token.as_slice().try_into().unwrap())).unwrap();
             let (ack, _) = rp::handoff::answer_offer(&frame, &store).unwrap();
             s.write_all(&ack).unwrap();

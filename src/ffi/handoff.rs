@@ -8,7 +8,7 @@ use super::boundary::{boundary, Failure};
 use super::bytes::{slice_arg, slice_out, timeout_arg};
 use super::handle::{arc_free, arc_into_handle, arc_ref, castable, opt_out, out_arg};
 use super::status::rp_status;
-use crate::handoff::{self, Token, TokenStore, DEFAULT_MAX_PENDING, DEFAULT_TTL, TOKEN_LEN};
+use crate::handoff::{self, HandoffStore, Token, DEFAULT_MAX_PENDING, DEFAULT_TTL, TOKEN_LEN};
 
 /// Bytes in a handoff token.
 pub const RP_HANDOFF_TOKEN_LEN: usize = 16;
@@ -25,7 +25,7 @@ pub struct rp_handoff_store {
     _private: [u8; 0],
 }
 
-castable!(rp_handoff_store => TokenStore: OwnedArc);
+castable!(rp_handoff_store => HandoffStore: OwnedArc);
 
 /// A caller's socket descriptor, borrowed for one call, whose reads and writes give up at a
 /// deadline (the descriptor's own blocking mode and options are left untouched).
@@ -166,7 +166,7 @@ pub unsafe extern "C" fn rp_handoff_store_new(
             0 => DEFAULT_TTL,
             ms => Duration::from_millis(u64::from(ms)),
         };
-        let store = TokenStore::new(max, ttl);
+        let store = HandoffStore::new(max, ttl);
         out_store.write(arc_into_handle::<rp_handoff_store>(store));
         Ok(())
     })

@@ -5,8 +5,8 @@
 //! (borrowed views and owned buffers), [`handle`] (opaque handle ownership), [`callback`]
 //! (callbacks with their user data), [`refusal`] (why a peer refused), [`version`].
 //! One module per C object or role follows: [`frame`], [`registry`], [`identity`], [`mux`],
-//! [`handoff`], [`push_client`], [`push_server`], [`push_request`], [`worker_info`], [`broker`], [`conn`], [`admin`],
-//! [`broker_server`], [`session`], [`session_call`], [`session_request`].
+//! [`handoff`], [`push_worker`], [`push_server`], [`push_request`], [`push_worker_info`], [`broker`], [`conn`], [`admin`],
+//! [`broker_server`], [`session`], [`session_ticket`], [`session_request`].
 #![allow(unsafe_code)]
 #![allow(non_camel_case_types)]
 
@@ -25,18 +25,18 @@ pub mod handoff;
 pub mod identity;
 pub mod log;
 pub mod mux;
-pub mod push_client;
+pub mod push_worker;
 pub mod push_server;
-// The header lists functions in module order: keep `push_request` and `worker_info` (split from
+// The header lists functions in module order: keep `push_request` and `push_worker_info` (split from
 // `push_server`) right after it.
 pub mod push_request;
-pub mod worker_info;
+pub mod push_worker_info;
 pub mod refusal;
 pub mod registry;
 pub mod session;
-// The header lists functions in module order: keep `session_call` and `session_request` (split
+// The header lists functions in module order: keep `session_ticket` and `session_request` (split
 // from `session`) right after it.
-pub mod session_call;
+pub mod session_ticket;
 pub mod session_request;
 pub mod stats;
 pub mod status;

@@ -8,7 +8,7 @@ use super::bytes::{cstr_arg, rp_bytes, rp_str, slice_arg, timeout_arg};
 use super::handle::{box_free, box_into_handle, box_mut, box_ref, castable, out_arg};
 use super::status::rp_status;
 use crate::push::{
-    PushOutcome, PushSpec, Target, Ticket,
+    PushResult, PushSpec, Target, Ticket,
 };
 
 /// One job to push: payload protocol, payload, target, deadline and trace context.
@@ -43,7 +43,7 @@ pub struct rp_push_result {
     _private: [u8; 0],
 }
 
-castable!(rp_push_result => PushOutcome: OwnedBox);
+castable!(rp_push_result => PushResult: OwnedBox);
 
 // ---------------------------------------------------------------------------------------------
 // Requests, tickets, results
@@ -254,7 +254,7 @@ pub unsafe extern "C" fn rp_push_ticket_free(ticket: *mut rp_push_ticket) {
     boundary_or((), || unsafe { box_free(ticket) })
 }
 
-unsafe fn result_ref<'a>(result: *const rp_push_result) -> Option<&'a PushOutcome> {
+unsafe fn result_ref<'a>(result: *const rp_push_result) -> Option<&'a PushResult> {
     // SAFETY: NULL or a live result per the API contract.
     unsafe { box_ref::<rp_push_result>(result, "result") }.ok()
 }
@@ -264,7 +264,7 @@ unsafe fn result_ref<'a>(result: *const rp_push_result) -> Option<&'a PushOutcom
 pub unsafe extern "C" fn rp_push_result_is_failure(result: *const rp_push_result) -> bool {
     boundary_or(false, || {
         // SAFETY: NULL or a live result.
-        matches!(unsafe { result_ref(result) }, Some(PushOutcome::WorkerFailure { .. }))
+        matches!(unsafe { result_ref(result) }, Some(PushResult::WorkerFailure { .. }))
     })
 }
 
@@ -274,7 +274,7 @@ pub unsafe extern "C" fn rp_push_result_payload(result: *const rp_push_result) -
     boundary_or(rp_bytes::from_slice(&[]), || {
         // SAFETY: NULL or a live result.
         match unsafe { result_ref(result) } {
-            Some(PushOutcome::Reply(p)) => rp_bytes::from_slice(p),
+            Some(PushResult::Reply(p)) => rp_bytes::from_slice(p),
             _ => rp_bytes::from_slice(&[]),
         }
     })
@@ -286,7 +286,7 @@ pub unsafe extern "C" fn rp_push_result_failure_code(result: *const rp_push_resu
     boundary_or(0, || {
         // SAFETY: NULL or a live result.
         match unsafe { result_ref(result) } {
-            Some(PushOutcome::WorkerFailure { code, .. }) => *code,
+            Some(PushResult::WorkerFailure { code, .. }) => *code,
             _ => 0,
         }
     })
@@ -299,7 +299,7 @@ pub unsafe extern "C" fn rp_push_result_failure_message(result: *const rp_push_r
     boundary_or(rp_str::from_str(""), || {
         // SAFETY: NULL or a live result.
         match unsafe { result_ref(result) } {
-            Some(PushOutcome::WorkerFailure { message, .. }) => rp_str::from_str(message),
+            Some(PushResult::WorkerFailure { message, .. }) => rp_str::from_str(message),
             _ => rp_str::from_str(""),
         }
     })

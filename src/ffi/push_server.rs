@@ -8,7 +8,7 @@ use super::callback::{rp_user_data_free_callback, ForeignCallback};
 use super::handle::{box_free, box_into_handle, box_mut, box_ref, box_take, castable, lend, opt_out, out_arg};
 use super::push_request::{rp_push_request, rp_push_result, rp_push_ticket};
 use super::status::rp_status;
-use super::worker_info::{rp_worker_info, rp_worker_list};
+use super::push_worker_info::{rp_push_worker_info, rp_push_worker_list};
 use crate::push::{
     PushServer, RegistrationDecision, ServerEvent, ServerOptions, WorkerInfo,
 };
@@ -37,7 +37,7 @@ pub enum rp_registration_verdict {
 pub type rp_push_registration_callback = Option<
     unsafe extern "C" fn(
         user_data: *mut c_void,
-        worker: *const rp_worker_info,
+        worker: *const rp_push_worker_info,
         reason: *mut c_char,
         reason_cap: usize,
     ) -> i32,
@@ -50,7 +50,7 @@ pub type rp_push_registration_callback = Option<
 /// thread that calls `rp_push_server_dispatch`, from within it, with the same limits as
 /// `rp_push_registration_callback`.
 pub type rp_push_worker_callback = Option<
-    unsafe extern "C" fn(user_data: *mut c_void, worker: *const rp_worker_info, connected: bool, reason: rp_str),
+    unsafe extern "C" fn(user_data: *mut c_void, worker: *const rp_push_worker_info, connected: bool, reason: rp_str),
 >;
 
 /// How a push server is set up.
@@ -470,12 +470,12 @@ pub unsafe extern "C" fn rp_push_server_push_wait(
 /// A snapshot of the registered workers.
 ///
 /// Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`. Ownership: the caller owns `*out_list`;
-/// free it with `rp_worker_list_free`.
+/// free it with `rp_push_worker_list_free`.
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_server_workers(
     server: *const rp_push_server,
-    out_list: *mut *mut rp_worker_list,
+    out_list: *mut *mut rp_push_worker_list,
 ) -> rp_status {
     boundary(|| {
         // SAFETY: NULL or a live server.
@@ -533,7 +533,7 @@ impl ServerHandle {
         // SAFETY: the callback contract: `worker` is borrowed for the call, `reason` holds
         // `reason.len()` writable bytes.
         let verdict = unsafe {
-            func(cb.user_data, lend::<rp_worker_info>(info), reason.as_mut_ptr(), reason.len())
+            func(cb.user_data, lend::<rp_push_worker_info>(info), reason.as_mut_ptr(), reason.len())
         };
         // Whatever the callback wrote, the buffer stays NUL-terminated.
         reason[reason.len() - 1] = 0;
@@ -556,7 +556,7 @@ impl ServerHandle {
         if let Some(cb) = &self.on_worker {
             if let Some(func) = cb.func {
                 // SAFETY: the callback contract: `worker` and `reason` are borrowed for the call.
-                unsafe { func(cb.user_data, lend::<rp_worker_info>(info), connected, rp_str::from_str(reason)) };
+                unsafe { func(cb.user_data, lend::<rp_push_worker_info>(info), connected, rp_str::from_str(reason)) };
             }
         }
     }

@@ -8,7 +8,7 @@ use super::boundary::{boundary, boundary_or, Failure};
 use super::bytes::{cstr_arg, limit_arg, rp_msg, rp_str, slice_arg, timeout_arg};
 use super::callback::{rp_user_data_free_callback, ForeignCallback};
 use super::handle::{box_free, box_into_handle, box_ref, box_take, castable, opt_out, out_arg};
-use super::session_call::{rp_session_call_options, rp_session_ticket};
+use super::session_ticket::{rp_session_call_options, rp_session_ticket};
 use super::session_request::rp_session_request;
 use super::status::rp_status;
 use crate::broker::Conn;
@@ -335,7 +335,7 @@ pub unsafe extern "C" fn rp_session_call(
 /// Returns `RP_STATUS_OK`, `RP_STATUS_CLOSED`, `RP_STATUS_TIMEOUT` (the deadline had already
 /// passed), `RP_STATUS_NULL_ARGUMENT`.
 ///
-/// Ownership: the caller owns `*out_call`; free it with `rp_session_ticket_free` (which cancels
+/// Ownership: the caller owns `*out_ticket`; free it with `rp_session_ticket_free` (which cancels
 /// the call if it has no outcome yet). Thread safety: callable from any number of threads.
 #[must_use]
 #[unsafe(no_mangle)]
@@ -345,15 +345,15 @@ pub unsafe extern "C" fn rp_session_call_start(
     payload: *const u8,
     len: usize,
     options: *const rp_session_call_options,
-    out_call: *mut *mut rp_session_ticket,
+    out_ticket: *mut *mut rp_session_ticket,
 ) -> rp_status {
     boundary(|| {
         // SAFETY: forwarded API contract.
         let (s, payload, opts) = unsafe { (session_ref(session)?, slice_arg(payload, len, "payload")?, options_of(options)) };
         // SAFETY: NULL or valid for a write per the API contract.
-        let out_call = unsafe { out_arg(out_call, "out_call") }?;
+        let out_ticket = unsafe { out_arg(out_ticket, "out_ticket") }?;
         let call = s.session.start_call(payload_protocol, payload, &opts)?;
-        out_call.write(box_into_handle(call));
+        out_ticket.write(box_into_handle(call));
         Ok(())
     })
 }

@@ -37,7 +37,7 @@ pub unsafe extern "C" fn rp_session_request_id(request: *const rp_session_reques
 
 /// The consumer protocol the caller named for the payload (0 if NULL).
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn rp_session_request_protocol(request: *const rp_session_request) -> u32 {
+pub unsafe extern "C" fn rp_session_request_payload_protocol(request: *const rp_session_request) -> u32 {
     // SAFETY: forwarded API contract.
     boundary_or(0, || unsafe { request_ref(request) }.map_or(0, |r| r.payload_protocol()))
 }

@@ -11,7 +11,7 @@ use std::mem::{offset_of, size_of};
 use super::boundary::{boundary, Failure};
 use super::handle::box_ref;
 use super::status::rp_status;
-use super::{push_client, push_server, session};
+use super::{push_worker, push_server, session};
 use crate::stats::{BrokerServerStats, PushServerStats, PushWorkerStats, Refusals, SessionStats};
 
 /// What a push server did since it was bound. Read with `rp_push_server_get_stats`.
@@ -74,8 +74,8 @@ pub struct rp_push_server_stats {
     pub refused_other: u64,
 }
 
-/// What one push worker (`rp_push_client`) did since it connected. Read with
-/// `rp_push_client_get_stats`.
+/// What one push worker (`rp_push_worker`) did since it connected. Read with
+/// `rp_push_worker_get_stats`.
 #[repr(C)]
 #[derive(Debug, Default, Clone, Copy)]
 pub struct rp_push_worker_stats {
@@ -83,13 +83,13 @@ pub struct rp_push_worker_stats {
     pub size: u64,
     /// Pushes received from the server.
     pub pushes_received: u64,
-    /// Pushes received and not yet taken by `rp_push_client_recv` now.
+    /// Pushes received and not yet taken by `rp_push_worker_recv` now.
     pub pushes_queued: u64,
     /// Pushes taken and not yet answered now.
     pub pushes_outstanding: u64,
-    /// Replies sent with a payload (`rp_push_client_reply`).
+    /// Replies sent with a payload (`rp_push_worker_reply`).
     pub replies_sent: u64,
-    /// Replies sent with a failure (`rp_push_client_reply_error`).
+    /// Replies sent with a failure (`rp_push_worker_reply_error`).
     pub failures_sent: u64,
     /// Pushes the server cancelled (their deadline passed).
     pub cancels_received: u64,
@@ -320,7 +320,7 @@ pub unsafe extern "C" fn rp_push_server_get_stats(
 
 /// Reads what a push worker did since it connected.
 ///
-/// Parameters: `client`; `out_stats` — set `out_stats->size = sizeof(rp_push_worker_stats)`
+/// Parameters: `worker`; `out_stats` — set `out_stats->size = sizeof(rp_push_worker_stats)`
 /// first. On success the fields that fit in `size` are filled and `size` is set to the bytes
 /// filled.
 ///
@@ -328,15 +328,15 @@ pub unsafe extern "C" fn rp_push_server_get_stats(
 /// too small). Thread safety: may be called from any thread, also while another receives.
 #[must_use]
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn rp_push_client_get_stats(
-    client: *const push_client::rp_push_client,
+pub unsafe extern "C" fn rp_push_worker_get_stats(
+    worker: *const push_worker::rp_push_worker,
     out_stats: *mut rp_push_worker_stats,
 ) -> rp_status {
     boundary(|| {
-        // SAFETY: NULL or a live client, per the API contract.
-        let handle = unsafe { box_ref(client, "client") }?;
+        // SAFETY: NULL or a live worker, per the API contract.
+        let handle = unsafe { box_ref(worker, "worker") }?;
         // SAFETY: per the API contract above.
-        unsafe { write_stats(out_stats, "out_stats", || handle.client.stats().into()) }
+        unsafe { write_stats(out_stats, "out_stats", || handle.worker.stats().into()) }
     })
 }
 

@@ -26,7 +26,7 @@ pub enum rp_status {
     BufferTooSmall = 5,
     /// The broker path is disabled by `RUNNING_PROCESS_DISABLE=1`; use your direct path.
     Disabled = 6,
-    /// The call was cancelled (by `rp_session_call_cancel`, or by the peer for a request being
+    /// The call was cancelled (by `rp_session_ticket_cancel`, or by the peer for a request being
     /// served).
     Cancelled = 7,
     /// A required pointer argument was NULL.

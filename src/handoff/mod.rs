@@ -16,7 +16,7 @@ mod token;
 /// Descriptor passing (`SCM_RIGHTS`) lives in the transport seam; re-exported here, where
 /// handoff users look for it.
 pub use crate::transport::{recv_with_fd, send_with_fd, MAX_FDS_PER_MESSAGE};
-pub use token::{Token, TokenRejection, TokenStore, DEFAULT_MAX_PENDING, DEFAULT_TTL, TOKEN_LEN};
+pub use token::{HandoffStore, Token, TokenRejection, DEFAULT_MAX_PENDING, DEFAULT_TTL, TOKEN_LEN};
 
 use std::borrow::Cow;
 use std::io::{Read, Write};
@@ -72,7 +72,7 @@ pub fn offer_frame(token: &[u8], service_name: &str, correlation_id: u64) -> Vec
 /// protocol, wrong kind, or an undecodable payload.
 pub fn answer_offer(
     frame: &FrameView<'_>,
-    store: &TokenStore,
+    store: &HandoffStore,
 ) -> Result<(Vec<u8>, HandoffOutcome)> {
     if frame.payload_protocol != registry::HANDOFF {
         return Err(WireError::Protocol(Cow::Owned(format!(
@@ -161,7 +161,7 @@ fn read_one_frame<R: Read>(stream: &mut R, mut prefix: Vec<u8>) -> Result<Vec<u8
 /// Serves one handoff offer on a framed control connection: reads the offer (exactly one
 /// frame), answers it, and writes the ack. A rejected token is not an error: the outcome says
 /// so and the peer got a well-formed ack.
-pub fn serve_offer<S: Read + Write>(stream: &mut S, store: &TokenStore) -> Result<HandoffOutcome> {
+pub fn serve_offer<S: Read + Write>(stream: &mut S, store: &HandoffStore) -> Result<HandoffOutcome> {
     let bytes = read_one_frame(stream, Vec::new())?;
     serve_frame_bytes(stream, &bytes, store)
 }
@@ -169,7 +169,7 @@ pub fn serve_offer<S: Read + Write>(stream: &mut S, store: &TokenStore) -> Resul
 fn serve_frame_bytes<W: Write>(
     stream: &mut W,
     bytes: &[u8],
-    store: &TokenStore,
+    store: &HandoffStore,
 ) -> Result<HandoffOutcome> {
     let Decoded::Frame { frame, .. } = wire::decode_frame(bytes, MAX_OFFER_BODY)? else {
         unreachable!("read_one_frame returns a complete frame");
@@ -193,7 +193,7 @@ fn serve_frame_bytes<W: Write>(
 /// deadline on reads).
 pub fn accept_handoff<S: AsDescriptor + Read + Write>(
     socket: &mut S,
-    store: &TokenStore,
+    store: &HandoffStore,
 ) -> Result<(OwnedDescriptor, HandoffOutcome)> {
     let mut first = vec![0u8; 512];
     let (n, fd) = recv_with_fd(socket, &mut first)?;
@@ -231,7 +231,7 @@ mod tests {
 
     #[test]
     fn accepted_and_rejected_acks_match_the_vectors() {
-        let store = TokenStore::default();
+        let store = HandoffStore::default();
         store.insert(&Token(TOKEN)).unwrap();
         let offer = vector("handoff_offer.hex");
         let mut conn = std::io::Cursor::new(offer.clone());
@@ -254,7 +254,7 @@ mod tests {
         assert_eq!(out, vector("handoff_ack_rejected.hex"));
 
         // Wrong token.
-        let other = TokenStore::default();
+        let other = HandoffStore::default();
         other.insert(&Token([0x20; 16])).unwrap();
         let mut out = Vec::new();
         assert!(

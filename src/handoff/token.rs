@@ -56,15 +56,15 @@ struct Pending {
 
 /// Pending one-time tokens: bounded, each with a time to live, each consumed at most once,
 /// compared in constant time. Safe to share between threads.
-pub struct TokenStore {
+pub struct HandoffStore {
     pending: Mutex<Vec<Pending>>,
     max_pending: usize,
     ttl: Duration,
 }
 
-impl fmt::Debug for TokenStore {
+impl fmt::Debug for HandoffStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenStore")
+        f.debug_struct("HandoffStore")
             .field("pending", &self.len())
             .field("max_pending", &self.max_pending)
             .field("ttl", &self.ttl)
@@ -72,9 +72,9 @@ impl fmt::Debug for TokenStore {
     }
 }
 
-impl Default for TokenStore {
+impl Default for HandoffStore {
     fn default() -> Self {
-        TokenStore::new(DEFAULT_MAX_PENDING, DEFAULT_TTL)
+        HandoffStore::new(DEFAULT_MAX_PENDING, DEFAULT_TTL)
     }
 }
 
@@ -84,10 +84,10 @@ fn tokens_equal(a: &[u8; TOKEN_LEN], b: &[u8; TOKEN_LEN]) -> bool {
     std::hint::black_box(diff) == 0
 }
 
-impl TokenStore {
+impl HandoffStore {
     /// A store holding at most `max_pending` tokens (at least 1), each valid for `ttl`.
     pub fn new(max_pending: usize, ttl: Duration) -> Self {
-        TokenStore {
+        HandoffStore {
             pending: Mutex::new(Vec::new()),
             max_pending: max_pending.max(1),
             ttl,
@@ -164,7 +164,7 @@ mod tests {
 
     #[test]
     fn tokens_are_one_time_bounded_and_expire() {
-        let store = TokenStore::new(2, Duration::from_secs(30));
+        let store = HandoffStore::new(2, Duration::from_secs(30));
         let a = store.issue().unwrap();
         let b = store.issue().unwrap();
         assert_ne!(a, b);
@@ -179,7 +179,7 @@ mod tests {
         assert_eq!(store.consume(&b.0), Ok(()));
         assert!(store.is_empty());
 
-        let short = TokenStore::new(4, Duration::from_millis(1));
+        let short = HandoffStore::new(4, Duration::from_millis(1));
         let t = short.issue().unwrap();
         std::thread::sleep(Duration::from_millis(20));
         assert_eq!(short.consume(&t.0), Err(TokenRejection::Expired));
@@ -190,7 +190,7 @@ mod tests {
     fn debug_never_shows_token_bytes() {
         let t = Token([0xab; 16]);
         assert_eq!(format!("{t:?}"), "Token(<redacted>)");
-        let store = TokenStore::default();
+        let store = HandoffStore::default();
         store.insert(&t).unwrap();
         assert!(!format!("{store:?}").contains("ab"));
     }

@@ -1,9 +1,9 @@
 //! Dispatch loops: receive and hand each item to a handler on the calling thread. The C API's
-//! `rp_push_client_dispatch` / `rp_push_server_dispatch` are thin wrappers over these.
+//! `rp_push_worker_dispatch` / `rp_push_server_dispatch` are thin wrappers over these.
 
 use std::time::Duration;
 
-use super::{Job, PushClient};
+use super::{Push, Worker};
 use crate::error::{Error, ErrorKind};
 
 /// Upper bound of items handled by one dispatch call: `max` 0 means no limit.
@@ -15,7 +15,7 @@ pub(crate) fn dispatch_limit(max: usize) -> usize {
     }
 }
 
-impl PushClient {
+impl Worker {
     /// Receives pushes and runs `handler` for each, on the calling thread.
     ///
     /// Waits up to `first_wait` (`None` = no limit) for the first push, then handles those
@@ -29,7 +29,7 @@ impl PushClient {
         &self,
         first_wait: Option<Duration>,
         max_pushes: usize,
-        mut handler: impl FnMut(&Job) -> i32,
+        mut handler: impl FnMut(&Push) -> i32,
     ) -> (usize, Result<(), Error>) {
         let limit = dispatch_limit(max_pushes);
         let mut handled = 0usize;

@@ -5,23 +5,23 @@
 //! `Registration` (worker REQUEST) → `RegistrationAck` (server RESPONSE); `Push` (server EVENT,
 //! request_id = correlation id) → `PushReply` (worker RESPONSE echoing it).
 
-mod client;
 mod dispatch;
 mod server;
+mod worker;
 
-pub use client::{Job, PushClient, WorkerOptions};
 pub use server::{
-    PushOutcome, PushServer, PushSpec, RegistrationDecision, ServerEvent, ServerOptions, Target, Ticket,
+    PushResult, PushServer, PushSpec, RegistrationDecision, ServerEvent, ServerOptions, Target, Ticket,
     WorkerInfo,
 };
+pub use worker::{Push, Worker, WorkerOptions};
 
 /// Hooks for the fuzz targets (`fuzz/`) and their corpus replay (`tests/fuzz_corpus.rs`); not
 /// API. Each runs one side's real parse path over bytes, without a socket or threads.
 #[doc(hidden)]
 pub mod fuzzing {
     /// The worker side: HelloReply, registration ack, then the pushes; returns the pushes.
-    pub fn server_stream(bytes: &[u8]) -> Vec<super::Job> {
-        super::client::fuzz_server_stream(bytes)
+    pub fn server_stream(bytes: &[u8]) -> Vec<super::Push> {
+        super::worker::fuzz_server_stream(bytes)
     }
 
     /// The server side: Hello, registration, replies; returns the frames accepted.

@@ -10,7 +10,7 @@ use super::exchange::Exchange;
 use super::inner::{AutoAnswer, AutoFrame, Inner, State};
 use super::proto::SessionMessage;
 use super::reader::{read_frames, read_while};
-use super::{deadline_instant, now_unix_ms, Call, CallOptions, Request, Side};
+use super::{deadline_instant, now_unix_ms, CallOptions, Request, Side, Ticket};
 use crate::broker::Conn;
 use crate::error::Error;
 use crate::wire::fast;
@@ -93,11 +93,11 @@ impl Session {
         self.inner.side
     }
 
-    /// Starts a call and returns at once; the response arrives through the [`Call`].
+    /// Starts a call and returns at once; the response arrives through the [`Ticket`].
     ///
     /// Fails with `Closed` (the session ended), `Timeout` (the deadline already passed), or a
     /// send error.
-    pub fn start_call(&self, payload_protocol: u32, payload: &[u8], opts: &CallOptions) -> Result<Call, Error> {
+    pub fn start_call(&self, payload_protocol: u32, payload: &[u8], opts: &CallOptions) -> Result<Ticket, Error> {
         let deadline = deadline_instant(opts.deadline_unix_ms);
         if deadline.is_some_and(|d| d <= Instant::now()) {
             return Err(Error::Timeout("the call's deadline had already passed".into()));
@@ -113,7 +113,7 @@ impl Session {
         payload: &[u8],
         opts: &CallOptions,
         deadline: Option<Instant>,
-    ) -> Result<Call, Error> {
+    ) -> Result<Ticket, Error> {
         crate::wire::trace_context_fits(&opts.traceparent, &opts.tracestate).map_err(Error::invalid_argument)?;
         let inner = &self.inner;
         let id = inner.next_id.fetch_add(2, Ordering::Relaxed);
@@ -133,7 +133,7 @@ impl Session {
             return Err(e);
         }
         stats::bump(&inner.stats.calls_started);
-        Ok(Call { inner: Arc::clone(inner), exchange, id, deadline })
+        Ok(Ticket { inner: Arc::clone(inner), exchange, id, deadline })
     }
 
     /// Calls and waits up to `timeout` (`None` = forever) for the response payload.

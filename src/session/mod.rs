@@ -15,27 +15,27 @@
 //! (`proto/librp_session.proto`). Request ids are split by side: the connecting side uses odd
 //! ids, the accepting side even ids, so both sides call each other on one connection.
 //!
-//! Files: `api` ([`Session`] itself), `call` ([`Call`]), `request` ([`Request`]), `listener`
+//! Files: `api` ([`Session`] itself), `ticket` ([`Ticket`]), `request` ([`Request`]), `listener`
 //! ([`SessionListener`], [`connect`]); underneath, `inner` (the state the threads share and how
 //! frames are sent), `exchange` (one request id's chunks and outcome, and waiting on them),
 //! `reader` (the reader role: the reader thread, or a waiting thread reading for itself) and
 //! `route` (where an incoming frame goes).
 
 mod api;
-mod call;
 mod exchange;
 mod inner;
 mod listener;
 mod reader;
 mod request;
 mod route;
+mod ticket;
 
 use std::time::{Duration, Instant};
 
 pub use api::Session;
-pub use call::Call;
 pub use listener::{connect, SessionListener};
 pub use request::Request;
+pub use ticket::Ticket;
 
 /// Generated messages of `proto/librp_session.proto`.
 mod dispatch;

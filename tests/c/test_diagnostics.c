@@ -11,11 +11,11 @@
 
 static char g_dir[256];
 
-static rp_status connect_worker(const char *ep, rp_push_client **out) {
+static rp_status connect_worker(const char *ep, rp_push_worker **out) {
     rp_push_worker_options *o = NULL;
     CHECK_OK(rp_push_worker_options_new(ep, "diag-worker", "q", &o));
     CHECK_OK(rp_push_worker_options_set_connect_timeout_ms(o, 3000));
-    return rp_push_client_connect(o, out);
+    return rp_push_worker_connect(o, out);
 }
 
 static rp_status connect_broker(const char *ep, const char *service, const char *version) {
@@ -58,7 +58,7 @@ static int permission_checks(void) {
     snprintf(ep, sizeof ep, "%s/locked.sock", dir);
     s = bind_push_server(ep, NULL);
     CHECK(chmod(ep, 0) == 0);
-    rp_push_client *c = NULL;
+    rp_push_worker *c = NULL;
     CHECK_STATUS(connect_worker(ep, &c), RP_STATUS_PERMISSION_DENIED);
     CHECK_LAST_ERROR_CONTAINS("locked.sock");
     CHECK_STATUS(connect_broker(ep, "echo", "1.0.0"), RP_STATUS_PERMISSION_DENIED);
@@ -92,7 +92,7 @@ static void worker_told_what_the_peer_is(void) {
     rp_broker_server *broker = NULL;
     CHECK_OK(rp_broker_server_bind(bo, &broker));
 
-    rp_push_client *c = NULL;
+    rp_push_worker *c = NULL;
     CHECK_STATUS(connect_worker(ep, &c), RP_STATUS_REFUSED);
     CHECK_LAST_ERROR_CONTAINS("refused (SERVICE_UNKNOWN)");
     CHECK_LAST_ERROR_CONTAINS("broker.sock is not a librp push server");

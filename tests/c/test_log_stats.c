@@ -58,7 +58,7 @@ static void on_log(void *user_data, rp_log_level level, const char *component, c
         rp_push_server_stats st;
         memset(&st, 0, sizeof st);
         st.size = sizeof st;
-        rp_worker_list *list = NULL;
+        rp_push_worker_list *list = NULL;
         if (rp_push_server_get_stats(s->server, &st) == RP_STATUS_OK &&
             rp_push_server_workers(s->server, &list) == RP_STATUS_OK && rp_version_string() != NULL) {
             pthread_mutex_lock(&s->lock);
@@ -66,7 +66,7 @@ static void on_log(void *user_data, rp_log_level level, const char *component, c
             s->registered_seen = st.registrations_accepted;
             pthread_mutex_unlock(&s->lock);
         }
-        rp_worker_list_free(list);
+        rp_push_worker_list_free(list);
     }
     pthread_mutex_lock(&s->lock);
     if (s->count < MAX_EVENTS) {
@@ -117,28 +117,28 @@ static rp_push_server_stats server_stats(const rp_push_server *server) {
     return st;
 }
 
-static rp_push_worker_stats worker_stats(const rp_push_client *client) {
+static rp_push_worker_stats worker_stats(const rp_push_worker *client) {
     rp_push_worker_stats st;
     memset(&st, 0xff, sizeof st);
     st.size = sizeof st;
-    CHECK_OK(rp_push_client_get_stats(client, &st));
+    CHECK_OK(rp_push_worker_get_stats(client, &st));
     CHECK(st.size == sizeof st);
     return st;
 }
 
-static rp_status connect_worker(const char *ep, const char *service, const char *queue, rp_push_client **out) {
+static rp_status connect_worker(const char *ep, const char *service, const char *queue, rp_push_worker **out) {
     rp_push_worker_options *opts = NULL;
     CHECK_OK(rp_push_worker_options_new(ep, "c-test-worker", queue, &opts));
-    CHECK_OK(rp_push_worker_options_add_protocol(opts, PROTO));
+    CHECK_OK(rp_push_worker_options_add_payload_protocol(opts, PROTO));
     if (service) CHECK_OK(rp_push_worker_options_set_service(opts, service));
-    return rp_push_client_connect(opts, out);
+    return rp_push_worker_connect(opts, out);
 }
 
 static void *echo_one(void *arg) {
-    rp_push_client *client = (rp_push_client *)arg;
+    rp_push_worker *client = (rp_push_worker *)arg;
     rp_push *push = NULL;
-    if (rp_push_client_recv(client, 5000, &push) == RP_STATUS_OK) {
-        CHECK_OK(rp_push_client_reply(client, rp_push_correlation_id(push), (const uint8_t *)"pong", 4));
+    if (rp_push_worker_recv(client, 5000, &push) == RP_STATUS_OK) {
+        CHECK_OK(rp_push_worker_reply(client, rp_push_correlation_id(push), (const uint8_t *)"pong", 4));
         rp_push_free(push);
     }
     return NULL;
@@ -182,7 +182,7 @@ static void push_server_events_and_counters(void) {
     CHECK_OK(rp_log_set(RP_LOG_LEVEL_DEBUG, on_log, &sink, on_free));
 
     /* A refused connection: the wrong service. Connection tokens start at 2. */
-    rp_push_client *refused = NULL;
+    rp_push_worker *refused = NULL;
     CHECK_STATUS(connect_worker(ep, "not-this-one", "q", &refused), RP_STATUS_REFUSED);
     snprintf(msg, sizeof msg, "connection 2 accepted from pid %u uid %u", pid, uid);
     CHECK(logged(&sink, RP_LOG_LEVEL_DEBUG, "push-server", msg));
@@ -192,10 +192,10 @@ static void push_server_events_and_counters(void) {
     CHECK(logged_prefix(&sink, RP_LOG_LEVEL_WARN, "push-worker", msg));
 
     /* Two registrations. */
-    rp_push_client *echo = NULL, *mute = NULL;
+    rp_push_worker *echo = NULL, *mute = NULL;
     CHECK_OK(connect_worker(ep, NULL, "echo", &echo));
     CHECK_OK(connect_worker(ep, NULL, "mute", &mute));
-    uint64_t echo_id = rp_push_client_worker_id(echo), mute_id = rp_push_client_worker_id(mute);
+    uint64_t echo_id = rp_push_worker_id(echo), mute_id = rp_push_worker_id(mute);
     rp_push_server_stats st;
     WAIT_STATS(server, st, st.registrations_accepted == 2);
     snprintf(msg, sizeof msg, "worker %llu registered from pid %u uid %u: identity \"c-test-worker\", task queue \"echo\"",
@@ -234,11 +234,11 @@ static void push_server_events_and_counters(void) {
     /* The mute worker reads its push and the server's cancel, then leaves. */
     rp_push *push = NULL;
     sleep_ms(100); /* the cancel follows the timeout at once */
-    CHECK_STATUS(rp_push_client_recv(mute, 300, &push), RP_STATUS_TIMEOUT);
+    CHECK_STATUS(rp_push_worker_recv(mute, 300, &push), RP_STATUS_TIMEOUT);
     rp_push_worker_stats ws = worker_stats(mute);
     CHECK(ws.pushes_received == 1 && ws.cancels_received == 1 && ws.pushes_queued == 0 && ws.replies_sent == 0);
     CHECK(ws.bytes_in > 0 && ws.bytes_out == 0);
-    rp_push_client_free(mute);
+    rp_push_worker_free(mute);
     snprintf(msg, sizeof msg, "worker %llu: connection ended: closed locally", (unsigned long long)mute_id);
     CHECK(logged(&sink, RP_LOG_LEVEL_INFO, "push-worker", msg));
 
@@ -304,7 +304,7 @@ static void push_server_events_and_counters(void) {
     pthread_mutex_lock(&sink.lock);
     int before = sink.count;
     pthread_mutex_unlock(&sink.lock);
-    rp_push_client_free(echo);
+    rp_push_worker_free(echo);
     rp_push_server_free(server);
     CHECK(sink.count == before);
 }
@@ -461,7 +461,7 @@ static void silent_without_callback(void) {
     endpoint_path(ep, sizeof ep, "quiet");
     rp_push_server_options *o = NULL;
     rp_push_server *server = NULL;
-    rp_push_client *refused = NULL, *mute = NULL;
+    rp_push_worker *refused = NULL, *mute = NULL;
     rp_status s1 = rp_push_server_options_new(ep, &o);
     rp_status s2 = rp_push_server_bind(o, &server);
     rp_status s3 = connect_worker(ep, "wrong", "q", &refused);
@@ -472,7 +472,7 @@ static void silent_without_callback(void) {
     rp_push_result *res = NULL;
     rp_status s7 = rp_push_server_push_wait(server, req, 50, &res);
     rp_push_request_free(req);
-    rp_push_client_free(mute);
+    rp_push_worker_free(mute);
     rp_push_server_free(server);
 
     fflush(stdout);

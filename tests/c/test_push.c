@@ -43,34 +43,34 @@ static rp_push_server *start_server(const char *name, rp_push_server_options *op
     return server;
 }
 
-static rp_push_client *connect_worker(const char *name, const char *queue) {
+static rp_push_worker *connect_worker(const char *name, const char *queue) {
     char ep[512];
     endpoint_path(ep, sizeof ep, name);
     rp_push_worker_options *opts = NULL;
     CHECK_OK(rp_push_worker_options_new(ep, "c-test-worker", queue, &opts));
-    CHECK_OK(rp_push_worker_options_add_protocol(opts, PROTO));
+    CHECK_OK(rp_push_worker_options_add_payload_protocol(opts, PROTO));
     CHECK_OK(rp_push_worker_options_add_namespace(opts, "default"));
     CHECK_OK(rp_push_worker_options_add_activity_type(opts, "echo"));
     CHECK_OK(rp_push_worker_options_set_node(opts, "localhost"));
-    rp_push_client *client = NULL;
-    CHECK_OK(rp_push_client_connect(opts, &client));
+    rp_push_worker *client = NULL;
+    CHECK_OK(rp_push_worker_connect(opts, &client));
     return client;
 }
 
 /* Answers every push with "echo:" + payload until the connection ends. */
 static void *echo_loop(void *arg) {
-    rp_push_client *client = (rp_push_client *)arg;
+    rp_push_worker *client = (rp_push_worker *)arg;
     size_t answered = 0;
     for (;;) {
         rp_push *push = NULL;
-        rp_status st = rp_push_client_recv(client, -1, &push);
+        rp_status st = rp_push_worker_recv(client, -1, &push);
         if (st != RP_STATUS_OK) break;
         rp_bytes p = rp_push_payload(push);
         uint8_t reply[256];
         memcpy(reply, "echo:", 5);
         size_t n = p.len < sizeof reply - 5 ? p.len : sizeof reply - 5;
         if (n) memcpy(reply + 5, p.ptr, n);
-        st = rp_push_client_reply(client, rp_push_correlation_id(push), reply, 5 + n);
+        st = rp_push_worker_reply(client, rp_push_correlation_id(push), reply, 5 + n);
         rp_push_free(push);
         if (st != RP_STATUS_OK) break;
         answered++;
@@ -94,21 +94,21 @@ static void round_trip_and_workers(void) {
     CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600);
     CHECK(stat(g_dir, &st) == 0 && (st.st_mode & 0777) == 0700);
 
-    rp_push_client *client = connect_worker("rt", "q");
-    CHECK(rp_push_client_worker_id(client) != 0);
-    rp_worker_list *list = NULL;
+    rp_push_worker *client = connect_worker("rt", "q");
+    CHECK(rp_push_worker_id(client) != 0);
+    rp_push_worker_list *list = NULL;
     CHECK_OK(rp_push_server_workers(server, &list));
-    CHECK(rp_worker_list_len(list) == 1);
-    const rp_worker_info *w = rp_worker_list_get(list, 0);
-    CHECK(rp_worker_info_id(w) == rp_push_client_worker_id(client));
-    rp_str q = rp_worker_info_task_queue(w);
+    CHECK(rp_push_worker_list_len(list) == 1);
+    const rp_push_worker_info *w = rp_push_worker_list_get(list, 0);
+    CHECK(rp_push_worker_info_id(w) == rp_push_worker_id(client));
+    rp_str q = rp_push_worker_info_task_queue(w);
     CHECK(q.len == 1 && q.ptr[0] == 'q');
-    CHECK(rp_worker_info_protocol_count(w) == 1 && rp_worker_info_protocol(w, 0) == PROTO);
-    CHECK(rp_worker_info_namespace_count(w) == 1);
+    CHECK(rp_push_worker_info_payload_protocol_count(w) == 1 && rp_push_worker_info_payload_protocol(w, 0) == PROTO);
+    CHECK(rp_push_worker_info_namespace_count(w) == 1);
     uint32_t pid = 0, uid = 0;
-    CHECK(rp_worker_info_peer(w, &pid, &uid, NULL) && pid == (uint32_t)getpid() && uid == getuid());
-    CHECK(rp_worker_list_get(list, 1) == NULL);
-    rp_worker_list_free(list);
+    CHECK(rp_push_worker_info_peer(w, &pid, &uid, NULL) && pid == (uint32_t)getpid() && uid == getuid());
+    CHECK(rp_push_worker_list_get(list, 1) == NULL);
+    rp_push_worker_list_free(list);
 
     pthread_t t;
     pthread_create(&t, NULL, echo_loop, client);
@@ -128,9 +128,9 @@ static void round_trip_and_workers(void) {
     CHECK_LAST_ERROR_CONTAINS("nobody");
     rp_push_request_free(req);
 
-    rp_push_client_close(client);
+    rp_push_worker_close(client);
     pthread_join(t, NULL);
-    rp_push_client_free(client);
+    rp_push_worker_free(client);
     rp_push_server_free(server);
     CHECK(stat(path, &st) != 0); /* socket removed */
 }
@@ -142,8 +142,8 @@ static void refusal_visible_in_c(void) {
     rp_push_worker_options *opts = NULL;
     CHECK_OK(rp_push_worker_options_new(ep, "w", "q", &opts));
     CHECK_OK(rp_push_worker_options_set_service(opts, "not-this-one"));
-    rp_push_client *client = NULL;
-    CHECK_STATUS(rp_push_client_connect(opts, &client), RP_STATUS_REFUSED);
+    rp_push_worker *client = NULL;
+    CHECK_STATUS(rp_push_worker_connect(opts, &client), RP_STATUS_REFUSED);
     CHECK(client == NULL);
     CHECK_LAST_ERROR_CONTAINS("service is not registered");
     rp_refusal *r = NULL;
@@ -180,18 +180,18 @@ static void server_option_setters(void) {
     CHECK_OK(rp_push_server_options_set_max_connections(opts, 100, 1));
     rp_push_server *server = NULL;
     CHECK_OK(rp_push_server_bind(opts, &server));
-    rp_push_client *client = connect_worker("setters", "q");
+    rp_push_worker *client = connect_worker("setters", "q");
     CHECK(client != NULL);
     /* A second connection from this user is over its share: RATE_LIMITED, scope peer-uid. */
     rp_push_worker_options *wo = NULL;
     CHECK_OK(rp_push_worker_options_new(ep, "second", "q", &wo));
-    rp_push_client *second = NULL;
-    CHECK_STATUS(rp_push_client_connect(wo, &second), RP_STATUS_REFUSED);
+    rp_push_worker *second = NULL;
+    CHECK_STATUS(rp_push_worker_connect(wo, &second), RP_STATUS_REFUSED);
     rp_refusal *r = NULL;
     CHECK_OK(rp_last_refusal(&r));
     CHECK(rp_refusal_code(r) == RP_ERROR_CODE_RATE_LIMITED && rp_refusal_retry_after_ms(r) == 1000);
     rp_refusal_free(r);
-    rp_push_client_free(client);
+    rp_push_worker_free(client);
     rp_push_server_free(server);
 }
 
@@ -199,9 +199,9 @@ struct decider {
     int freed;
 };
 
-static int32_t decide_registration(void *user_data, const rp_worker_info *worker, char *reason, size_t cap) {
+static int32_t decide_registration(void *user_data, const rp_push_worker_info *worker, char *reason, size_t cap) {
     (void)user_data;
-    rp_str q = rp_worker_info_task_queue(worker);
+    rp_str q = rp_push_worker_info_task_queue(worker);
     if (q.len == 6 && memcmp(q.ptr, "banned", 6) == 0) {
         snprintf(reason, cap, "queue banned is closed");
         return RP_REGISTRATION_VERDICT_REJECT;
@@ -215,13 +215,13 @@ static void decider_free(void *user_data) { ((struct decider *)user_data)->freed
  * count that publishes it. */
 static _Atomic int connected_events, disconnected_events;
 static char disconnected_queue[64]; /* the task queue of the worker that left */
-static void on_worker(void *user_data, const rp_worker_info *worker, bool connected, rp_str reason) {
+static void on_worker(void *user_data, const rp_push_worker_info *worker, bool connected, rp_str reason) {
     (void)user_data;
     (void)reason;
     if (connected) {
         connected_events++;
     } else {
-        rp_str q = rp_worker_info_task_queue(worker);
+        rp_str q = rp_push_worker_info_task_queue(worker);
         snprintf(disconnected_queue, sizeof disconnected_queue, "%.*s", (int)q.len, q.ptr);
         disconnected_events++;
     }
@@ -253,11 +253,11 @@ static void registration_decided_by_callback(void) {
 
     rp_push_worker_options *wo = NULL;
     CHECK_OK(rp_push_worker_options_new(ep, "w", "banned", &wo));
-    rp_push_client *client = NULL;
-    CHECK_STATUS(rp_push_client_connect(wo, &client), RP_STATUS_REJECTED);
+    rp_push_worker *client = NULL;
+    CHECK_STATUS(rp_push_worker_connect(wo, &client), RP_STATUS_REJECTED);
     CHECK_LAST_ERROR_CONTAINS("queue banned is closed");
-    rp_push_client *ok = connect_worker("decide", "good");
-    rp_push_client_free(ok);
+    rp_push_worker *ok = connect_worker("decide", "good");
+    rp_push_worker_free(ok);
     for (int i = 0; i < 100 && disconnected_events == 0; i++) usleep(10000);
     g_dispatching = 0;
     pthread_join(t, NULL);
@@ -271,7 +271,7 @@ static void registration_decided_by_callback(void) {
 static void ten_thousand_pushes_ten_workers(void) {
     enum { WORKERS = 10, PUSHES = 10000 };
     rp_push_server *server = start_server("load", NULL);
-    rp_push_client *clients[WORKERS];
+    rp_push_worker *clients[WORKERS];
     pthread_t threads[WORKERS];
     for (int i = 0; i < WORKERS; i++) {
         clients[i] = connect_worker("load", "load");
@@ -306,12 +306,12 @@ static void ten_thousand_pushes_ten_workers(void) {
     CHECK(unique);
     size_t total = 0, busy = 0;
     for (int i = 0; i < WORKERS; i++) {
-        rp_push_client_close(clients[i]);
+        rp_push_worker_close(clients[i]);
         void *n;
         pthread_join(threads[i], &n);
         total += (size_t)(uintptr_t)n;
         busy += (uintptr_t)n > 0;
-        rp_push_client_free(clients[i]);
+        rp_push_worker_free(clients[i]);
     }
     CHECK(total == PUSHES);
     CHECK(busy >= 5);
@@ -323,7 +323,7 @@ static void ten_thousand_pushes_ten_workers(void) {
 
 static void deadline_passes(void) {
     rp_push_server *server = start_server("deadline", NULL);
-    rp_push_client *client = connect_worker("deadline", "slow"); /* never answers */
+    rp_push_worker *client = connect_worker("deadline", "slow"); /* never answers */
     rp_push_request *req = request("late", 4);
     double t0 = now_s();
     rp_push_result *res = NULL;
@@ -333,8 +333,8 @@ static void deadline_passes(void) {
     /* The server withdrew it: the worker's inbox is empty again. */
     usleep(100000);
     rp_push *push = NULL;
-    CHECK_STATUS(rp_push_client_recv(client, 0, &push), RP_STATUS_TIMEOUT);
-    rp_push_client_free(client);
+    CHECK_STATUS(rp_push_worker_recv(client, 0, &push), RP_STATUS_TIMEOUT);
+    rp_push_worker_free(client);
     rp_push_server_free(server);
 }
 
@@ -349,7 +349,7 @@ static pid_t spawn_self(const char *mode, const char *arg) {
 
 static void killed_worker_fails_only_its_pushes(void) {
     rp_push_server *server = start_server("killw", NULL);
-    rp_push_client *healthy = connect_worker("killw", "healthy");
+    rp_push_worker *healthy = connect_worker("killw", "healthy");
     pthread_t t;
     pthread_create(&t, NULL, echo_loop, healthy);
     char ep[512];
@@ -358,10 +358,10 @@ static void killed_worker_fails_only_its_pushes(void) {
     /* Wait for the child worker to register. */
     int registered = 0;
     for (int i = 0; i < 500 && !registered; i++) {
-        rp_worker_list *list = NULL;
+        rp_push_worker_list *list = NULL;
         CHECK_OK(rp_push_server_workers(server, &list));
-        registered = rp_worker_list_len(list) == 2;
-        rp_worker_list_free(list);
+        registered = rp_push_worker_list_len(list) == 2;
+        rp_push_worker_list_free(list);
         if (!registered) usleep(10000);
     }
     CHECK(registered);
@@ -389,14 +389,14 @@ static void killed_worker_fails_only_its_pushes(void) {
         rp_push_result_free(res);
         rp_push_request_free(req);
     }
-    rp_push_client_close(healthy);
+    rp_push_worker_close(healthy);
     pthread_join(t, NULL);
-    rp_push_client_free(healthy);
+    rp_push_worker_free(healthy);
     rp_push_server_free(server);
 }
 
 struct recv_result {
-    rp_push_client *client;
+    rp_push_worker *client;
     rp_status status;
     double waited;
 };
@@ -405,7 +405,7 @@ static void *recv_once(void *arg) {
     struct recv_result *r = (struct recv_result *)arg;
     double t0 = now_s();
     rp_push *push = NULL;
-    r->status = rp_push_client_recv(r->client, 30000, &push);
+    r->status = rp_push_worker_recv(r->client, 30000, &push);
     r->waited = now_s() - t0;
     rp_push_free(push);
     return NULL;
@@ -415,11 +415,11 @@ static void killed_server_wakes_recv(void) {
     char ep[512];
     endpoint_path(ep, sizeof ep, "kills");
     pid_t child = spawn_self("--child-server", ep);
-    rp_push_client *client = NULL;
+    rp_push_worker *client = NULL;
     for (int i = 0; i < 500 && !client; i++) {
         rp_push_worker_options *opts = NULL;
         CHECK_OK(rp_push_worker_options_new(ep, "w", "q", &opts));
-        if (rp_push_client_connect(opts, &client) != RP_STATUS_OK) usleep(10000);
+        if (rp_push_worker_connect(opts, &client) != RP_STATUS_OK) usleep(10000);
     }
     CHECK(client != NULL);
     if (!client) return;
@@ -433,13 +433,13 @@ static void killed_server_wakes_recv(void) {
     pthread_join(t, NULL);
     CHECK(r.status == RP_STATUS_CLOSED);
     CHECK(r.waited < 2.0);
-    rp_push_client_free(client);
+    rp_push_worker_free(client);
 }
 
 static void pollable_fd_with_poll(void) {
     rp_push_server *server = start_server("pollfd", NULL);
-    rp_push_client *client = connect_worker("pollfd", "q");
-    struct pollfd pfd = {rp_push_client_fd(client), POLLIN, 0};
+    rp_push_worker *client = connect_worker("pollfd", "q");
+    struct pollfd pfd = {rp_push_worker_fd(client), POLLIN, 0};
     CHECK(pfd.fd >= 0);
     CHECK(poll(&pfd, 1, 0) == 0);
     rp_push_request *req = request("p", 1);
@@ -447,25 +447,25 @@ static void pollable_fd_with_poll(void) {
     CHECK_OK(rp_push_server_push(server, req, &ticket));
     CHECK(poll(&pfd, 1, 5000) == 1 && (pfd.revents & POLLIN));
     rp_push *push = NULL;
-    CHECK_OK(rp_push_client_recv(client, 0, &push));
+    CHECK_OK(rp_push_worker_recv(client, 0, &push));
     pfd.revents = 0;
     CHECK(poll(&pfd, 1, 0) == 0); /* level-triggered: quiet once drained */
-    CHECK_OK(rp_push_client_reply_error(client, rp_push_correlation_id(push), 1001, "cannot"));
+    CHECK_OK(rp_push_worker_reply_error(client, rp_push_correlation_id(push), 1001, "cannot"));
     rp_push_result *res = NULL;
     CHECK_OK(rp_push_ticket_wait(ticket, 5000, &res));
     CHECK(rp_push_result_is_failure(res) && rp_push_result_failure_code(res) == 1001);
     rp_str msg = rp_push_result_failure_message(res);
     CHECK(msg.len == 6 && memcmp(msg.ptr, "cannot", 6) == 0);
     /* Answering twice is refused locally. */
-    CHECK_STATUS(rp_push_client_reply(client, rp_push_correlation_id(push), NULL, 0), RP_STATUS_NOT_FOUND);
+    CHECK_STATUS(rp_push_worker_reply(client, rp_push_correlation_id(push), NULL, 0), RP_STATUS_NOT_FOUND);
     rp_push_result_free(res);
     rp_push_ticket_free(ticket);
     rp_push_free(push);
     rp_push_request_free(req);
     rp_push_server_shutdown(server);
     CHECK(poll(&pfd, 1, 5000) == 1); /* readable once the connection ended */
-    CHECK_STATUS(rp_push_client_recv(client, 0, &push), RP_STATUS_CLOSED);
-    rp_push_client_free(client);
+    CHECK_STATUS(rp_push_worker_recv(client, 0, &push), RP_STATUS_CLOSED);
+    rp_push_worker_free(client);
     rp_push_server_free(server);
 }
 
@@ -474,30 +474,30 @@ struct handler_state {
     int freed;
 };
 
-static int32_t handle_push(void *user_data, const rp_push_client *client, const rp_push *push) {
+static int32_t handle_push(void *user_data, const rp_push_worker *client, const rp_push *push) {
     struct handler_state *s = (struct handler_state *)user_data;
     s->calls++;
     rp_bytes p = rp_push_payload(push);
     if (p.len == 4 && memcmp(p.ptr, "fail", 4) == 0) return RP_STATUS_PROTOCOL; /* librp answers */
-    return rp_push_client_reply(client, rp_push_correlation_id(push), p.ptr, p.len);
+    return rp_push_worker_reply(client, rp_push_correlation_id(push), p.ptr, p.len);
 }
 
 static void handler_free(void *user_data) { ((struct handler_state *)user_data)->freed++; }
 
 static void callback_mode(void) {
     rp_push_server *server = start_server("cb", NULL);
-    rp_push_client *client = connect_worker("cb", "q");
+    rp_push_worker *client = connect_worker("cb", "q");
     size_t handled = 0;
-    CHECK_STATUS(rp_push_client_dispatch(client, 0, 0, &handled), RP_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(rp_push_worker_dispatch(client, 0, 0, &handled), RP_STATUS_INVALID_ARGUMENT);
     struct handler_state s = {0, 0};
-    CHECK_OK(rp_push_client_set_handler(client, handle_push, &s, handler_free));
+    CHECK_OK(rp_push_worker_set_handler(client, handle_push, &s, handler_free));
     rp_push_ticket *t1 = NULL, *t2 = NULL;
     rp_push_request *ok = request("good", 4), *bad = request("fail", 4);
     CHECK_OK(rp_push_server_push(server, ok, &t1));
     CHECK_OK(rp_push_server_push(server, bad, &t2));
     int calls = 0;
     while (calls < 2) {
-        rp_status st = rp_push_client_dispatch(client, 5000, 0, &handled);
+        rp_status st = rp_push_worker_dispatch(client, 5000, 0, &handled);
         if (st != RP_STATUS_OK) break;
         calls += (int)handled;
     }
@@ -507,7 +507,7 @@ static void callback_mode(void) {
     CHECK(!rp_push_result_is_failure(r1) && rp_push_result_payload(r1).len == 4);
     CHECK_OK(rp_push_ticket_wait(t2, 5000, &r2));
     CHECK(rp_push_result_is_failure(r2) && rp_push_result_failure_code(r2) == RP_STATUS_PROTOCOL);
-    CHECK_STATUS(rp_push_client_dispatch(client, 0, 0, &handled), RP_STATUS_TIMEOUT);
+    CHECK_STATUS(rp_push_worker_dispatch(client, 0, 0, &handled), RP_STATUS_TIMEOUT);
     rp_push_result_free(r1);
     rp_push_result_free(r2);
     rp_push_ticket_free(t1);
@@ -515,23 +515,23 @@ static void callback_mode(void) {
     rp_push_request_free(ok);
     rp_push_request_free(bad);
     CHECK(s.freed == 0);
-    CHECK_OK(rp_push_client_set_handler(client, NULL, NULL, NULL)); /* unregister: old freed */
+    CHECK_OK(rp_push_worker_set_handler(client, NULL, NULL, NULL)); /* unregister: old freed */
     CHECK(s.freed == 1);
-    rp_push_client_free(client);
+    rp_push_worker_free(client);
     rp_push_server_free(server);
 }
 
 static void close_from_another_thread(void) {
     rp_push_server *server = start_server("close", NULL);
-    rp_push_client *client = connect_worker("close", "q");
+    rp_push_worker *client = connect_worker("close", "q");
     struct recv_result r = {client, RP_STATUS_OK, 0};
     pthread_t t;
     pthread_create(&t, NULL, recv_once, &r);
     usleep(50000);
-    rp_push_client_close(client);
+    rp_push_worker_close(client);
     pthread_join(t, NULL);
     CHECK(r.status == RP_STATUS_CLOSED && r.waited < 2.0);
-    rp_push_client_free(client);
+    rp_push_worker_free(client);
     rp_push_server_free(server);
 }
 
@@ -600,12 +600,12 @@ static void malformed_frame_from_peer(const char *vectors) {
     struct fake_server fs = {lfd, vectors};
     pthread_t t;
     pthread_create(&t, NULL, fake_server_main, &fs);
-    rp_push_client *client = connect_worker("fake", "q");
+    rp_push_worker *client = connect_worker("fake", "q");
     if (client) {
         rp_push *push = NULL;
-        CHECK_STATUS(rp_push_client_recv(client, 5000, &push), RP_STATUS_CLOSED);
+        CHECK_STATUS(rp_push_worker_recv(client, 5000, &push), RP_STATUS_CLOSED);
         CHECK_LAST_ERROR_CONTAINS("Frame body");
-        rp_push_client_free(client);
+        rp_push_worker_free(client);
     }
     pthread_join(t, NULL);
     close(lfd);
@@ -615,11 +615,11 @@ static void malformed_frame_from_peer(const char *vectors) {
 static int child_worker(const char *ep) {
     rp_push_worker_options *opts = NULL;
     if (rp_push_worker_options_new(ep, "doomed-worker", "doomed", &opts) != RP_STATUS_OK) return 1;
-    rp_push_client *client = NULL;
-    if (rp_push_client_connect(opts, &client) != RP_STATUS_OK) return 1;
+    rp_push_worker *client = NULL;
+    if (rp_push_worker_connect(opts, &client) != RP_STATUS_OK) return 1;
     rp_push *push = NULL;
-    while (rp_push_client_recv(client, -1, &push) == RP_STATUS_OK) rp_push_free(push); /* never answers */
-    rp_push_client_free(client);
+    while (rp_push_worker_recv(client, -1, &push) == RP_STATUS_OK) rp_push_free(push); /* never answers */
+    rp_push_worker_free(client);
     return 0;
 }
 

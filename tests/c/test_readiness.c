@@ -3,7 +3,7 @@
  * that takes ONE item per wake-up (level-triggered epoll, or poll) must get every item of a
  * burst, and the descriptor must be quiet once nothing is pending (no busy loop).
  *
- * Checked for rp_conn_fd, rp_push_client_fd, rp_push_server_event_fd and
+ * Checked for rp_conn_fd, rp_push_worker_fd, rp_push_server_event_fd and
  * rp_session_dispatch_fd, with bursts of 3 and 100, with epoll and with poll. */
 #include "rp.h"
 #include "check.h"
@@ -159,33 +159,33 @@ static void conn_fd_while_receiving(void) {
 
 static char g_dir[] = "/tmp/rp-ready-XXXXXX";
 
-static rp_push_client *connect_worker(const char *ep) {
+static rp_push_worker *connect_worker(const char *ep) {
     rp_push_worker_options *opts = NULL;
     CHECK_OK(rp_push_worker_options_new(ep, "ready-worker", "q", &opts));
-    CHECK_OK(rp_push_worker_options_add_protocol(opts, PROTO));
-    rp_push_client *client = NULL;
-    CHECK_OK(rp_push_client_connect(opts, &client));
+    CHECK_OK(rp_push_worker_options_add_payload_protocol(opts, PROTO));
+    rp_push_worker *client = NULL;
+    CHECK_OK(rp_push_worker_connect(opts, &client));
     return client;
 }
 
 static long take_push(void *ctx) {
     rp_push *p = NULL;
-    rp_status st = rp_push_client_recv((rp_push_client *)ctx, 0, &p);
+    rp_status st = rp_push_worker_recv((rp_push_worker *)ctx, 0, &p);
     if (st == RP_STATUS_TIMEOUT) return 0;
     if (st != RP_STATUS_OK) return -1;
     rp_push_free(p);
     return 1;
 }
 
-static void push_client_burst(enum mode m, long n) {
+static void push_worker_burst(enum mode m, long n) {
     char ep[128];
     snprintf(ep, sizeof ep, "%s/client.sock", g_dir);
     rp_push_server_options *so = NULL;
     CHECK_OK(rp_push_server_options_new(ep, &so));
     rp_push_server *server = NULL;
     CHECK_OK(rp_push_server_bind(so, &server));
-    rp_push_client *client = connect_worker(ep);
-    int fd = rp_push_client_fd(client);
+    rp_push_worker *client = connect_worker(ep);
+    int fd = rp_push_worker_fd(client);
     CHECK(fd >= 0);
     CHECK(!readable(USE_POLL, -1, fd, 0));
     rp_push_ticket *tickets[100];
@@ -199,11 +199,11 @@ static void push_client_burst(enum mode m, long n) {
     snprintf(what, sizeof what, "push client burst of %ld", n);
     run_loop(what, m, fd, take_push, client, n);
     for (long i = 0; i < n; i++) rp_push_ticket_free(tickets[i]);
-    rp_push_client_free(client);
+    rp_push_worker_free(client);
     rp_push_server_free(server);
 }
 
-static void on_worker(void *user_data, const rp_worker_info *worker, bool connected, rp_str reason) {
+static void on_worker(void *user_data, const rp_push_worker_info *worker, bool connected, rp_str reason) {
     (void)worker;
     (void)reason;
     if (connected) (*(long *)user_data)++;
@@ -233,14 +233,14 @@ static void push_server_burst(enum mode m, long n) {
     int fd = rp_push_server_event_fd(server);
     CHECK(fd >= 0);
     CHECK(!readable(USE_POLL, -1, fd, 0));
-    rp_push_client *workers[100];
+    rp_push_worker *workers[100];
     for (long i = 0; i < n; i++) workers[i] = connect_worker(ep);
     struct server_ctx ctx = {server};
     char what[64];
     snprintf(what, sizeof what, "push server burst of %ld", n);
     run_loop(what, m, fd, take_server_events, &ctx, n);
     CHECK(connected == n);
-    for (long i = 0; i < n; i++) rp_push_client_free(workers[i]);
+    for (long i = 0; i < n; i++) rp_push_worker_free(workers[i]);
     rp_push_server_free(server);
 }
 
@@ -316,17 +316,17 @@ static void closed_handles_are_readable(void) {
     CHECK_OK(rp_push_server_options_set_worker_callback(so, on_worker, &connected, NULL));
     rp_push_server *server = NULL;
     CHECK_OK(rp_push_server_bind(so, &server));
-    rp_push_client *client = connect_worker(ep);
-    int cfd = rp_push_client_fd(client);
+    rp_push_worker *client = connect_worker(ep);
+    int cfd = rp_push_worker_fd(client);
     int sfd = rp_push_server_event_fd(server);
     size_t handled = 0;
     while (rp_push_server_dispatch(server, 0, &handled) == RP_STATUS_OK) {}
     CHECK(!readable(USE_POLL, -1, cfd, 0));
     CHECK(!readable(USE_POLL, -1, sfd, 0));
-    rp_push_client_close(client);
+    rp_push_worker_close(client);
     CHECK(readable(USE_POLL, -1, cfd, 1000));
     rp_push *p = NULL;
-    CHECK_STATUS(rp_push_client_recv(client, 0, &p), RP_STATUS_CLOSED);
+    CHECK_STATUS(rp_push_worker_recv(client, 0, &p), RP_STATUS_CLOSED);
     rp_push_server_shutdown(server);
     /* Events left (the worker's departure) come first, then CLOSED; readable all along. */
     rp_status st = RP_STATUS_OK;
@@ -336,7 +336,7 @@ static void closed_handles_are_readable(void) {
     }
     CHECK_STATUS(st, RP_STATUS_CLOSED);
     CHECK(readable(USE_POLL, -1, sfd, 0));
-    rp_push_client_free(client);
+    rp_push_worker_free(client);
     rp_push_server_free(server);
 
     CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
@@ -366,7 +366,7 @@ int main(int argc, char **argv) {
     for (int b = 0; b < 2; b++) {
         for (int mi = 0; mi < 2; mi++) {
             conn_burst(modes[mi], bursts[b]);
-            push_client_burst(modes[mi], bursts[b]);
+            push_worker_burst(modes[mi], bursts[b]);
             push_server_burst(modes[mi], bursts[b]);
             session_burst(modes[mi], bursts[b]);
         }

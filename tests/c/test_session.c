@@ -111,7 +111,7 @@ static void dispatcher(void *user_data, rp_session_request *req) {
     pthread_mutex_unlock(&s->lock);
 
     rp_bytes p = rp_session_request_payload(req);
-    switch (rp_session_request_protocol(req)) {
+    switch (rp_session_request_payload_protocol(req)) {
     case PROTO_ECHO:
         CHECK_OK(rp_session_respond(req, p.ptr, p.len));
         break;

@@ -226,34 +226,34 @@ static void handoff_calls(void) {
 
 /* ---- push ------------------------------------------------------------------------------ */
 
-static rp_push_client *connect_worker(const char *ep, int32_t connect_timeout_ms, rp_status expect) {
+static rp_push_worker *connect_worker(const char *ep, int32_t connect_timeout_ms, rp_status expect) {
     rp_push_worker_options *opts = NULL;
     CHECK_OK(rp_push_worker_options_new(ep, "timeouts-worker", "q", &opts));
-    CHECK_OK(rp_push_worker_options_add_protocol(opts, PROTO));
+    CHECK_OK(rp_push_worker_options_add_payload_protocol(opts, PROTO));
     EXPECT_BAD_TIMEOUT(rp_push_worker_options_set_connect_timeout_ms(opts, -2));
     CHECK_OK(rp_push_worker_options_set_connect_timeout_ms(opts, connect_timeout_ms));
-    rp_push_client *client = NULL;
+    rp_push_worker *client = NULL;
     if (connect_timeout_ms == 0)
-        EXPECT_AT_ONCE(rp_push_client_connect(opts, &client), expect);
+        EXPECT_AT_ONCE(rp_push_worker_connect(opts, &client), expect);
     else
-        CHECK_STATUS(rp_push_client_connect(opts, &client), expect);
+        CHECK_STATUS(rp_push_worker_connect(opts, &client), expect);
     return client;
 }
 
-static int32_t ignore_push(void *user_data, const rp_push_client *client, const rp_push *push) {
+static int32_t ignore_push(void *user_data, const rp_push_worker *client, const rp_push *push) {
     (void)user_data;
     (void)client;
     (void)push;
     return RP_STATUS_OK;
 }
 
-static void on_worker(void *user_data, const rp_worker_info *worker, bool connected, rp_str reason) {
+static void on_worker(void *user_data, const rp_push_worker_info *worker, bool connected, rp_str reason) {
     (void)worker;
     (void)reason;
     if (!connected) (*(int *)user_data)++;
 }
 
-static void close_client(void *c) { rp_push_client_close((const rp_push_client *)c); }
+static void close_client(void *c) { rp_push_worker_close((const rp_push_worker *)c); }
 static void shutdown_server(void *s) { rp_push_server_shutdown((const rp_push_server *)s); }
 
 static void push_calls(void) {
@@ -269,15 +269,15 @@ static void push_calls(void) {
     CHECK_OK(rp_push_server_options_set_worker_callback(so, on_worker, &gone, NULL));
     rp_push_server *server = NULL;
     CHECK_OK(rp_push_server_bind(so, &server));
-    rp_push_client *client = connect_worker(ep, -1, RP_STATUS_OK);
-    CHECK_OK(rp_push_client_set_handler(client, ignore_push, NULL, NULL));
+    rp_push_worker *client = connect_worker(ep, -1, RP_STATUS_OK);
+    CHECK_OK(rp_push_worker_set_handler(client, ignore_push, NULL, NULL));
 
     rp_push *p = NULL;
     size_t handled = 0;
-    EXPECT_BAD_TIMEOUT(rp_push_client_recv(client, -2, &p));
-    EXPECT_BAD_TIMEOUT(rp_push_client_dispatch(client, -2, 0, &handled));
-    EXPECT_AT_ONCE(rp_push_client_recv(client, 0, &p), RP_STATUS_TIMEOUT);
-    EXPECT_AT_ONCE(rp_push_client_dispatch(client, 0, 0, &handled), RP_STATUS_TIMEOUT);
+    EXPECT_BAD_TIMEOUT(rp_push_worker_recv(client, -2, &p));
+    EXPECT_BAD_TIMEOUT(rp_push_worker_dispatch(client, -2, 0, &handled));
+    EXPECT_AT_ONCE(rp_push_worker_recv(client, 0, &p), RP_STATUS_TIMEOUT);
+    EXPECT_AT_ONCE(rp_push_worker_dispatch(client, 0, 0, &handled), RP_STATUS_TIMEOUT);
 
     EXPECT_BAD_TIMEOUT(rp_push_server_dispatch(server, -2, &handled));
     while (rp_push_server_dispatch(server, 0, &handled) == RP_STATUS_OK) {}
@@ -298,29 +298,29 @@ static void push_calls(void) {
     CHECK_STATUS(rp_push_ticket_wait(ticket, -1, &result), RP_STATUS_CLOSED);
     woken(&w);
     rp_push_ticket_free(ticket);
-    rp_push_client_free(client);
+    rp_push_worker_free(client);
 
     /* A worker's recv waiting without limit is woken by a close from another thread. */
     client = connect_worker(ep, 5000, RP_STATUS_OK);
     wake_later(&w, close_client, client);
-    CHECK_STATUS(rp_push_client_recv(client, -1, &p), RP_STATUS_CLOSED);
+    CHECK_STATUS(rp_push_worker_recv(client, -1, &p), RP_STATUS_CLOSED);
     woken(&w);
-    rp_push_client_free(client);
+    rp_push_worker_free(client);
 
     /* A push waited for without limit: woken when the worker leaves without answering. */
     client = connect_worker(ep, 5000, RP_STATUS_OK);
     wake_later(&w, close_client, client);
     CHECK_STATUS(rp_push_server_push_wait(server, req, -1, &result), RP_STATUS_CLOSED);
     woken(&w);
-    rp_push_client_free(client);
+    rp_push_worker_free(client);
 
     /* A worker's dispatch waiting without limit is woken by its close. */
     client = connect_worker(ep, 5000, RP_STATUS_OK);
-    CHECK_OK(rp_push_client_set_handler(client, ignore_push, NULL, NULL));
+    CHECK_OK(rp_push_worker_set_handler(client, ignore_push, NULL, NULL));
     wake_later(&w, close_client, client);
-    CHECK_STATUS(rp_push_client_dispatch(client, -1, 0, &handled), RP_STATUS_CLOSED);
+    CHECK_STATUS(rp_push_worker_dispatch(client, -1, 0, &handled), RP_STATUS_CLOSED);
     woken(&w);
-    rp_push_client_free(client);
+    rp_push_worker_free(client);
 
     /* The server's dispatch waiting without limit is woken by a shutdown (once the workers'
      * departures, which come on their own time, were handled). */

@@ -10,7 +10,7 @@ use std::time::Duration;
 use prost::Message;
 use rp::control::ClientHello;
 use rp::push::proto::Registration;
-use rp::push::{PushClient, PushServer, ServerOptions, WorkerOptions, PUSH_PROTOCOL, PUSH_PROTOCOL_VERSION};
+use rp::push::{Worker, PushServer, ServerOptions, WorkerOptions, PUSH_PROTOCOL, PUSH_PROTOCOL_VERSION};
 use rp::transport::Endpoint;
 use rp::wire::proto::{hello_reply, FrameKind, HelloReply};
 use rp::wire::{registry, FrameReader, FrameView, WireError};
@@ -54,8 +54,8 @@ pub fn server_with(dir: &TempDir, tune: impl FnOnce(&mut ServerOptions)) -> Push
     PushServer::bind(opts).expect("bind")
 }
 
-pub fn worker(endpoint: &Endpoint, queue: &str) -> PushClient {
-    PushClient::connect(WorkerOptions::new(endpoint.clone(), registration(queue))).expect("connect")
+pub fn worker(endpoint: &Endpoint, queue: &str) -> Worker {
+    Worker::connect(WorkerOptions::new(endpoint.clone(), registration(queue))).expect("connect")
 }
 
 /// One encoded frame.

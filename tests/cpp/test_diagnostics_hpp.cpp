@@ -23,7 +23,7 @@ std::string temp_dir() {
 TEST(Diagnostics, WhatNamesTheStatusOnce) {
     std::string dir = temp_dir();
     rp::PushServer server = rp::PushServer::bind(rp::ServerOptions(dir + "/push.sock"));
-    rp::PushClient worker = rp::PushClient::connect(rp::WorkerOptions(std::string(server.endpoint()), "w"));
+    rp::Worker worker = rp::Worker::connect(rp::WorkerOptions(std::string(server.endpoint()), "w"));
     worker.close();
     try {
         (void)worker.recv(1s);
@@ -43,7 +43,7 @@ TEST(Diagnostics, WorkerToldItReachedABroker) {
     rp::BrokerServer broker = rp::BrokerServer::bind(
         rp::BrokerServerOptions(dir + "/broker.sock").add_service("echo", dir + "/backend.sock", "1.0.0"));
     try {
-        (void)rp::PushClient::connect(rp::WorkerOptions(dir + "/broker.sock", "w"));
+        (void)rp::Worker::connect(rp::WorkerOptions(dir + "/broker.sock", "w"));
         ADD_FAILURE() << "a worker registered with a broker";
     } catch (const rp::Refused &e) {
         EXPECT_EQ(e.code(), RP_ERROR_CODE_SERVICE_UNKNOWN);

@@ -46,9 +46,9 @@ TEST(LogStats, PushServerAndWorker) {
 
     const std::string ep = temp_dir() + "/push.sock";
     auto server = rp::PushServer::bind(rp::ServerOptions(ep));
-    EXPECT_THROW((void)rp::PushClient::connect(rp::WorkerOptions(ep, "w", "q").add_protocol(0x7001).service("other")),
+    EXPECT_THROW((void)rp::Worker::connect(rp::WorkerOptions(ep, "w", "q").add_payload_protocol(0x7001).service("other")),
                  rp::Refused);
-    auto worker = rp::PushClient::connect(rp::WorkerOptions(ep, "w", "q").add_protocol(0x7001));
+    auto worker = rp::Worker::connect(rp::WorkerOptions(ep, "w", "q").add_payload_protocol(0x7001));
     std::thread t([&] {
         auto push = worker.recv(5000ms);
         if (push) worker.reply(push->correlation_id(), std::string_view("pong"));

@@ -109,7 +109,7 @@ TEST(Frame, RoundTripAndErrors) {
 // A daemon thread serves its legacy wire, a v1 request and an identity probe on one socket
 // pair through a Mux with a C++ lambda as legacy detector.
 TEST(Mux, DaemonOverSocketPair) {
-    rp::Identity id;
+    rp::DaemonIdentity id;
     id.pid(99).exe_path("/usr/bin/demo").endpoint("demo", "/tmp/demo.sock").boot_id("b").started_at_unix_ms(1).idle_timeout(10s);
     auto detector_state = std::make_shared<int>(0);
     std::weak_ptr<int> alive = detector_state;
@@ -191,7 +191,7 @@ TEST(Mux, DaemonOverSocketPair) {
 }
 
 TEST(Mux, DetectorExceptionIsRethrownByPoll) {
-    rp::Identity id;
+    rp::DaemonIdentity id;
     rp::Mux mux(id, {0x7001}, [](rp::Bytes b) -> rp_legacy_verdict {
         if (b.data[0] == '!') throw std::runtime_error("detector failed");
         return b.data[0] == '?' ? RP_LEGACY_VERDICT_NEED_MORE : RP_LEGACY_VERDICT_NOT_LEGACY;
@@ -247,24 +247,24 @@ TEST(Push, WorkerAndServerWithCallbacks) {
     });
     auto opts = [&](const char *name) {
         rp::WorkerOptions o(ep, name, "q");
-        o.add_protocol(0x7001).add_namespace("ns").node("n1");
+        o.add_payload_protocol(0x7001).add_namespace("ns").node("n1");
         return o;
     };
     try {
-        (void)rp::PushClient::connect(opts("eve"));
+        (void)rp::Worker::connect(opts("eve"));
         FAIL() << "eve registered";
     } catch (const rp::Error &e) {
         EXPECT_EQ(e.status(), RP_STATUS_REJECTED);
         EXPECT_NE(e.message().find("eve is not welcome"), std::string::npos);
     }
     try {
-        (void)rp::PushClient::connect(opts("thrower"));
+        (void)rp::Worker::connect(opts("thrower"));
         FAIL() << "a throwing registration callback accepted";
     } catch (const rp::Error &e) {
         EXPECT_EQ(e.status(), RP_STATUS_REJECTED);
         EXPECT_NE(e.message().find("registration exploded"), std::string::npos);
     }
-    rp::PushClient alice = rp::PushClient::connect(opts("alice"));
+    rp::Worker alice = rp::Worker::connect(opts("alice"));
     EXPECT_NE(alice.worker_id(), 0u);
     EXPECT_GE(alice.fd(), 0);
     EXPECT_FALSE(alice.recv(0ms).has_value());
@@ -279,7 +279,7 @@ TEST(Push, WorkerAndServerWithCallbacks) {
     EXPECT_EQ(ws[0].task_queue, "q");
     EXPECT_EQ(ws[0].node, "n1");
     EXPECT_EQ(ws[0].namespaces, std::vector<std::string>{"ns"});
-    EXPECT_EQ(ws[0].protocols, std::vector<std::uint32_t>{0x7001});
+    EXPECT_EQ(ws[0].payload_protocols, std::vector<std::uint32_t>{0x7001});
     EXPECT_TRUE(ws[0].has_peer);
     EXPECT_EQ(ws[0].pid, static_cast<std::uint32_t>(getpid()));
 
@@ -303,7 +303,7 @@ TEST(Push, WorkerAndServerWithCallbacks) {
     // Handler mode: a throwing handler answers with a failure carrying what().
     auto counter = std::make_shared<int>(0);
     std::weak_ptr<int> handler_alive = counter;
-    alice.set_handler([counter](const rp::PushClient &c, rp::PushView p) {
+    alice.set_handler([counter](const rp::Worker &c, rp::PushView p) {
         ++*counter;
         if (p.payload().str() == "boom") throw std::runtime_error("handler failed");
         if (p.payload().str() == "nf") throw rp::Error(RP_STATUS_NOT_FOUND, "nothing");
@@ -311,7 +311,7 @@ TEST(Push, WorkerAndServerWithCallbacks) {
     });
     counter.reset();
     for (std::string_view job : {"ok", "boom", "nf"}) {
-        rp::Ticket t = server.push(rp::PushRequest(0x7001, rp::Bytes(job)).to_worker(alice.worker_id()));
+        rp::PushTicket t = server.push(rp::PushRequest(0x7001, rp::Bytes(job)).to_worker(alice.worker_id()));
         EXPECT_EQ(alice.dispatch(5000ms, 1), 1u);
         auto r = t.wait(5000ms);
         ASSERT_TRUE(r.has_value());
@@ -342,7 +342,7 @@ TEST(Push, WorkerAndServerWithCallbacks) {
 
     // A second worker leaving makes the worker callback throw: dispatch rethrows it.
     {
-        rp::PushClient bob = rp::PushClient::connect(opts("bob"));
+        rp::Worker bob = rp::Worker::connect(opts("bob"));
         (void)bob;
     }
     for (int i = 0; i < 500 && !dispatch_failed; i++) std::this_thread::sleep_for(5ms);
@@ -371,14 +371,14 @@ TEST(Push, RefusedHello) {
     std::string ep = temp_socket("svc.sock");
     auto server = rp::PushServer::bind(rp::ServerOptions(ep).service("svc-a"));
     try {
-        (void)rp::PushClient::connect(rp::WorkerOptions(ep, "w").add_protocol(0x7001).service("svc-b"));
+        (void)rp::Worker::connect(rp::WorkerOptions(ep, "w").add_payload_protocol(0x7001).service("svc-b"));
         FAIL() << "wrong service accepted";
     } catch (const rp::Refused &e) {
         EXPECT_EQ(e.status(), RP_STATUS_REFUSED);
         EXPECT_EQ(e.code(), RP_ERROR_CODE_SERVICE_UNKNOWN);
     }
     try {
-        (void)rp::PushClient::connect(rp::WorkerOptions(temp_socket("none.sock"), "w"));
+        (void)rp::Worker::connect(rp::WorkerOptions(temp_socket("none.sock"), "w"));
         FAIL() << "connected to nothing";
     } catch (const rp::Error &e) {
         EXPECT_EQ(e.status(), RP_STATUS_IO);
@@ -388,12 +388,12 @@ TEST(Push, RefusedHello) {
 }
 
 TEST(Handles, MoveOnlyAndRelease) {
-    static_assert(!std::is_copy_constructible_v<rp::PushClient>);
-    static_assert(std::is_nothrow_move_constructible_v<rp::PushClient>);
-    static_assert(!std::is_copy_constructible_v<rp::Identity>);
+    static_assert(!std::is_copy_constructible_v<rp::Worker>);
+    static_assert(std::is_nothrow_move_constructible_v<rp::Worker>);
+    static_assert(!std::is_copy_constructible_v<rp::DaemonIdentity>);
     static_assert(std::is_copy_constructible_v<rp::Mux>);
-    rp::Identity a;
-    rp::Identity b = std::move(a);
+    rp::DaemonIdentity a;
+    rp::DaemonIdentity b = std::move(a);
     EXPECT_EQ(a.capi(), nullptr);
     rp_daemon_identity *raw = b.release();
     EXPECT_NE(raw, nullptr);

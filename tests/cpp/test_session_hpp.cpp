@@ -92,7 +92,7 @@ TEST(Session, BothSidesCallEachOther) {
 
 TEST(Session, StreamedAnswerArrivesInOrder) {
     Pair p;
-    rp::SessionCall call = p.connecting.call_start(0xF100, bytes("stream"));
+    rp::SessionTicket call = p.connecting.call_start(0xF100, bytes("stream"));
     std::vector<std::string> chunks;
     bool ended = false;
     while (!ended) {
@@ -124,7 +124,7 @@ TEST(Session, AnAnswerCanComeLaterFromAnotherThread) {
 
 TEST(Session, ClosingEndsWaitingCalls) {
     Pair p;
-    rp::SessionCall call = p.connecting.call_start(0xF100, bytes("later"));
+    rp::SessionTicket call = p.connecting.call_start(0xF100, bytes("later"));
     p.connecting.close();
     EXPECT_THROW((void)call.wait(5s), rp::Error);
 }

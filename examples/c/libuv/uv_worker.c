@@ -6,7 +6,7 @@
  * Registers with the push server at PUSH_ENDPOINT (task queue "uppercase", protocol 0x7001)
  * and reaches SERVICE through the broker at BROKER_ENDPOINT (an rp_conn to its backend). Each
  * push is forwarded to the backend as a REQUEST whose request id is the push's correlation
- * id; the backend's RESPONSE is the push's reply. Both descriptors (rp_push_client_fd and
+ * id; the backend's RESPONSE is the push's reply. Both descriptors (rp_push_worker_fd and
  * rp_conn_fd) are watched with uv_poll_t for UV_READABLE; every wakeup drains what a receive
  * with timeout 0 returns, so no frame stays buffered inside librp. Exits 0 when the push server
  * closes the connection, 1 on any failure or after 20 s.
@@ -23,7 +23,7 @@
 #define PROTO 0x7001u
 
 typedef struct app {
-    rp_push_client *worker;
+    rp_push_worker *worker;
     rp_conn *backend;
     uv_poll_t worker_watch, backend_watch;
     uv_timer_t limit;
@@ -54,7 +54,7 @@ static void on_worker_readable(uv_poll_t *watch, int status, int events) {
     }
     for (;;) {
         rp_push *push = NULL;
-        rp_status st = rp_push_client_recv(a->worker, 0, &push);
+        rp_status st = rp_push_worker_recv(a->worker, 0, &push);
         if (st == RP_STATUS_TIMEOUT) return; /* drained */
         if (st == RP_STATUS_CLOSED) {
             printf("uv_worker: the push server closed the connection after %d answers\n", a->answered);
@@ -105,7 +105,7 @@ static void on_backend_readable(uv_poll_t *watch, int status, int events) {
         if (st == RP_STATUS_OK) {
             printf("uv_worker: push %llu answered by the backend: %.*s\n", (unsigned long long)answer.request_id,
                    (int)answer.payload.len, (const char *)answer.payload.ptr);
-            st = rp_push_client_reply(a->worker, answer.request_id, answer.payload.ptr, answer.payload.len);
+            st = rp_push_worker_reply(a->worker, answer.request_id, answer.payload.ptr, answer.payload.len);
         }
         rp_frame_free(frame);
         if (st != RP_STATUS_OK) {
@@ -122,16 +122,16 @@ static void on_limit(uv_timer_t *timer) {
     finish(timer->data, 1);
 }
 
-static rp_status connect_worker(const char *endpoint, rp_push_client **out) {
+static rp_status connect_worker(const char *endpoint, rp_push_worker **out) {
     rp_push_worker_options *opts = NULL;
     rp_status st = rp_push_worker_options_new(endpoint, "uv-worker", "uppercase", &opts);
     if (st != RP_STATUS_OK) return st;
-    st = rp_push_worker_options_add_protocol(opts, PROTO);
+    st = rp_push_worker_options_add_payload_protocol(opts, PROTO);
     if (st != RP_STATUS_OK) {
         rp_push_worker_options_free(opts);
         return st;
     }
-    return rp_push_client_connect(opts, out); /* consumes opts */
+    return rp_push_worker_connect(opts, out); /* consumes opts */
 }
 
 static rp_status connect_backend(const char *broker, const char *service, const char *version, rp_conn **out) {
@@ -164,12 +164,12 @@ int main(int argc, char **argv) {
         return 1;
     }
     printf("uv_worker: registered as worker %llu; backend reached\n",
-           (unsigned long long)rp_push_client_worker_id(a.worker));
+           (unsigned long long)rp_push_worker_id(a.worker));
     fflush(stdout);
 
     uv_loop_t *loop = uv_default_loop();
     a.worker_watch.data = a.backend_watch.data = a.limit.data = &a;
-    if (uv_poll_init(loop, &a.worker_watch, rp_push_client_fd(a.worker)) != 0 ||
+    if (uv_poll_init(loop, &a.worker_watch, rp_push_worker_fd(a.worker)) != 0 ||
         uv_poll_init(loop, &a.backend_watch, rp_conn_fd(a.backend)) != 0 || uv_timer_init(loop, &a.limit) != 0) {
         fprintf(stderr, "uv_worker: cannot watch the descriptors\n");
         return 1;
@@ -180,7 +180,7 @@ int main(int argc, char **argv) {
     uv_run(loop, UV_RUN_DEFAULT);
     uv_loop_close(loop);
 
-    rp_push_client_free(a.worker);
+    rp_push_worker_free(a.worker);
     rp_conn_free(a.backend);
     printf("uv_worker: %d pushes forwarded, %d answered\n", a.forwarded, a.answered);
     return a.exit_code;

@@ -30,7 +30,7 @@ use mio::{Poll, Waker};
 use crate::control::Refusal;
 use crate::error::Error;
 use crate::event_queue::EventQueue;
-use crate::handoff::TokenStore;
+use crate::handoff::HandoffStore;
 use crate::stats::{BrokerServerCounters, BrokerServerStats};
 use crate::transport::{Endpoint, ListenOptions, Listener, PeerCredentials};
 
@@ -57,7 +57,7 @@ pub struct ServiceEntry {
     pub handoff_endpoint: Option<Endpoint>,
     /// Where issued tokens are also stored, for a backend in this process that checks them
     /// (the backend must know the token to accept the offer).
-    pub handoff_store: Option<Arc<TokenStore>>,
+    pub handoff_store: Option<Arc<HandoffStore>>,
 }
 
 /// How a broker server is set up.

@@ -39,7 +39,7 @@ use shared::{Command, Shared};
 
 pub(crate) use parse::fuzz_worker_stream;
 pub use ticket::Ticket;
-pub use types::{PushOutcome, PushSpec, RegistrationDecision, ServerEvent, ServerOptions, Target, WorkerInfo};
+pub use types::{PushResult, PushSpec, RegistrationDecision, ServerEvent, ServerOptions, Target, WorkerInfo};
 
 /// A running push server. Methods take `&self` and may be called from any thread.
 #[derive(Debug)]
@@ -113,13 +113,13 @@ impl PushServer {
     /// Pushes and waits up to `timeout` for the reply, reading it on the calling thread when no
     /// other thread is reading that worker's connection. Without a deadline of its own the push
     /// gets `now + timeout` as its deadline, so the worker drops it when the caller stops waiting.
-    pub fn push_wait(&self, target: Target, spec: PushSpec, timeout: Duration) -> Result<PushOutcome, Error> {
+    pub fn push_wait(&self, target: Target, spec: PushSpec, timeout: Duration) -> Result<PushResult, Error> {
         self.push_wait_ref(&target, &spec, timeout)
     }
 
     /// [`push_wait`](Self::push_wait) on a borrowed target and job, which are copied nowhere
     /// but into the frame.
-    pub fn push_wait_ref(&self, target: &Target, spec: &PushSpec, timeout: Duration) -> Result<PushOutcome, Error> {
+    pub fn push_wait_ref(&self, target: &Target, spec: &PushSpec, timeout: Duration) -> Result<PushResult, Error> {
         if self.shared.stopping.load(Ordering::Acquire) {
             return Err(Error::Closed("the server is shut down".into()));
         }

@@ -12,7 +12,7 @@ use mio::{Registry, Token, Waker};
 
 use super::link::{Link, RegisteredWorker, Sent};
 use super::ticket::Ticket;
-use super::types::{PushOutcome, PushSpec, RegistrationDecision, ServerEvent, Target, WorkerInfo};
+use super::types::{PushResult, PushSpec, RegistrationDecision, ServerEvent, Target, WorkerInfo};
 use crate::error::Error;
 use crate::event_queue::EventQueue;
 use crate::{idmap::IdMap, wire::fast as fastpath};
@@ -233,13 +233,13 @@ impl Shared {
         self.update_in_flight(link.worker_id(), -1);
         if let Some(f) = entry {
             let outcome = match reply.result {
-                Some(push_reply::Result::Payload(p)) => PushOutcome::Reply(p),
-                Some(push_reply::Result::Failure(f)) => PushOutcome::WorkerFailure { code: f.code, message: f.message },
-                None => PushOutcome::Reply(Vec::new()),
+                Some(push_reply::Result::Payload(p)) => PushResult::Reply(p),
+                Some(push_reply::Result::Failure(f)) => PushResult::WorkerFailure { code: f.code, message: f.message },
+                None => PushResult::Reply(Vec::new()),
             };
             match &outcome {
-                PushOutcome::Reply(_) => stats::bump(&self.stats.pushes_answered),
-                PushOutcome::WorkerFailure { .. } => stats::bump(&self.stats.pushes_failed),
+                PushResult::Reply(_) => stats::bump(&self.stats.pushes_answered),
+                PushResult::WorkerFailure { .. } => stats::bump(&self.stats.pushes_failed),
             }
             f.ticket.complete(Ok(outcome));
         }
@@ -347,7 +347,7 @@ mod tests {
         let again = PushReply { result: Some(push_reply::Result::Failure(PushFailure { code: 1, message: "late".into() })) };
         shared.complete_reply(&link, ticket.correlation_id(), again.clone());
         shared.complete_reply(&link, 999, again);
-        assert_eq!(ticket.wait(Some(Duration::ZERO)).unwrap(), PushOutcome::Reply(b"done".to_vec()));
+        assert_eq!(ticket.wait(Some(Duration::ZERO)).unwrap(), PushResult::Reply(b"done".to_vec()));
         assert_eq!(shared.lock_in_flight().len(), 0);
         assert_eq!(link.in_flight_count.load(Ordering::Relaxed), 0);
         let s = shared.stats.snapshot();

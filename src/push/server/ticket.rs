@@ -4,7 +4,7 @@
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::types::PushOutcome;
+use super::types::PushResult;
 use crate::error::Error;
 
 /// An in-flight push: wait on it or poll it, from any thread.
@@ -31,7 +31,7 @@ struct TicketSlot {
 #[derive(Debug)]
 enum TicketState {
     Pending,
-    Done(Result<PushOutcome, Error>),
+    Done(Result<PushResult, Error>),
     Taken,
 }
 
@@ -61,13 +61,13 @@ impl Ticket {
     /// `Timeout` means the wait ended first (the push goes on unless its own deadline passed;
     /// [`is_done`](Self::is_done) tells which). An outcome can be taken once; later calls fail
     /// with `InvalidArgument`.
-    pub fn wait(&self, timeout: Option<Duration>) -> Result<PushOutcome, Error> {
+    pub fn wait(&self, timeout: Option<Duration>) -> Result<PushResult, Error> {
         self.wait_until(timeout.map(|t| Instant::now() + t))
     }
 
     /// [`wait`](Self::wait) until an instant (`None` = forever); reads no clock when the
     /// outcome is already there.
-    pub(super) fn wait_until(&self, deadline: Option<Instant>) -> Result<PushOutcome, Error> {
+    pub(super) fn wait_until(&self, deadline: Option<Instant>) -> Result<PushResult, Error> {
         let mut slot = self.lock();
         loop {
             match std::mem::replace(&mut slot.state, TicketState::Taken) {
@@ -95,7 +95,7 @@ impl Ticket {
         }
     }
 
-    pub(super) fn complete(&self, result: Result<PushOutcome, Error>) {
+    pub(super) fn complete(&self, result: Result<PushResult, Error>) {
         let mut slot = self.lock();
         if matches!(slot.state, TicketState::Pending) {
             slot.state = TicketState::Done(result);
@@ -120,14 +120,14 @@ mod tests {
         let t = Ticket::new(7);
         assert_eq!(t.correlation_id(), 7);
         assert!(!t.is_done());
-        t.complete(Ok(PushOutcome::Reply(b"first".to_vec())));
+        t.complete(Ok(PushResult::Reply(b"first".to_vec())));
         // A late deadline or disconnect after the reply changes nothing.
         t.complete(Err(Error::Closed("late".into())));
         assert!(t.is_done());
-        assert_eq!(t.wait(Some(Duration::ZERO)).unwrap(), PushOutcome::Reply(b"first".to_vec()));
+        assert_eq!(t.wait(Some(Duration::ZERO)).unwrap(), PushResult::Reply(b"first".to_vec()));
         assert_eq!(t.wait(None).unwrap_err().kind(), ErrorKind::InvalidArgument);
         // Nor does a completion after the outcome was taken.
-        t.complete(Ok(PushOutcome::Reply(b"again".to_vec())));
+        t.complete(Ok(PushResult::Reply(b"again".to_vec())));
         assert_eq!(t.wait(Some(Duration::ZERO)).unwrap_err().kind(), ErrorKind::InvalidArgument);
     }
 
@@ -157,9 +157,9 @@ mod tests {
             assert!(Instant::now() < until, "the waiters never waited");
             std::thread::sleep(Duration::from_millis(1));
         }
-        t.complete(Ok(PushOutcome::Reply(b"x".to_vec())));
+        t.complete(Ok(PushResult::Reply(b"x".to_vec())));
         let results: Vec<_> = waiters.into_iter().map(|h| h.join().unwrap()).collect();
-        let taken = results.iter().filter(|r| r.as_ref().is_ok_and(|o| *o == PushOutcome::Reply(b"x".to_vec()))).count();
+        let taken = results.iter().filter(|r| r.as_ref().is_ok_and(|o| *o == PushResult::Reply(b"x".to_vec()))).count();
         let refused = results.iter().filter(|r| r.as_ref().is_err_and(|e| e.kind() == ErrorKind::InvalidArgument)).count();
         assert_eq!((taken, refused), (1, 2), "{results:?}");
     }

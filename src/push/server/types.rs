@@ -88,7 +88,7 @@ pub struct PushSpec {
 
 /// A worker's answer to a push.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PushOutcome {
+pub enum PushResult {
     /// The worker's reply payload.
     Reply(Vec<u8>),
     /// The worker could not do the job.

@@ -5,7 +5,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use rp::push::proto::Registration;
-use rp::push::{PushClient, PushOutcome, PushServer, PushSpec, ServerEvent, ServerOptions, Target, WorkerOptions};
+use rp::push::{PushResult, PushServer, PushSpec, ServerEvent, ServerOptions, Target, Worker, WorkerOptions};
 use rp::transport::Endpoint;
 
 use crate::{endpoint_arg, log_level_arg, log_to_stderr, millis_arg, print_stats, protocol_arg, Failure};
@@ -94,8 +94,8 @@ pub fn run_server(args: ServerArgs) -> Result<(), Failure> {
         say(format!("push {n}: {} bytes", line.len()));
         let spec = PushSpec { payload_protocol: args.protocol, payload: line.into_bytes(), ..PushSpec::default() };
         let (ok, reply, detail) = match server.push_wait(target.clone(), spec, args.timeout_ms) {
-            Ok(PushOutcome::Reply(p)) => (true, String::from_utf8_lossy(&p).into_owned(), String::new()),
-            Ok(PushOutcome::WorkerFailure { code, message }) => (false, String::new(), format!("worker failed ({code}): {message}")),
+            Ok(PushResult::Reply(p)) => (true, String::from_utf8_lossy(&p).into_owned(), String::new()),
+            Ok(PushResult::WorkerFailure { code, message }) => (false, String::new(), format!("worker failed ({code}): {message}")),
             Err(e) => (false, String::new(), e.to_string()),
         };
         failed += usize::from(!ok);
@@ -172,7 +172,7 @@ pub fn run_worker(args: WorkerArgs) -> Result<(), Failure> {
     // starting); any other failure ends the attempt at once.
     let deadline = std::time::Instant::now() + args.connect_timeout_ms;
     let client = loop {
-        match PushClient::connect(opts.clone()) {
+        match Worker::connect(opts.clone()) {
             Ok(c) => break c,
             Err(rp::Error::Io { source, .. })
                 if matches!(source.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused)

@@ -418,7 +418,7 @@ fn spawn_trusting_handoff_backend(path: &Path) {
             let Ok((n, Some(fd))) = rp::handoff::recv_with_fd(&s, &mut first) else { continue };
             let Ok(rp::Decoded::Frame { frame, .. }) = rp::wire::decode_frame(&first[..n], 512) else { continue };
             let offer = rp::wire::proto::HandoffOffer::decode(frame.payload).unwrap();
-            let store = rp::handoff::TokenStore::default();
+            let store = rp::handoff::HandoffStore::default();
             store.insert(&rp::handoff::Token(offer.token.as_slice().try_into().unwrap())).unwrap();
             let (ack, outcome) = rp::handoff::answer_offer(&frame, &store).unwrap();
             s.write_all(&ack).unwrap();

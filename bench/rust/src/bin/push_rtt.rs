@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rp::push::{
-    PushClient, PushOutcome, PushServer, PushSpec, ServerOptions, Target, WorkerOptions,
+    Worker, PushResult, PushServer, PushSpec, ServerOptions, Target, WorkerOptions,
 };
 use rp::transport::Endpoint;
 
@@ -23,7 +23,7 @@ fn worker(endpoint: &str) {
         ..Default::default()
     };
     let opts = WorkerOptions::new(Endpoint::parse(endpoint).unwrap(), registration);
-    let client = PushClient::connect(opts).expect("connect");
+    let client = Worker::connect(opts).expect("connect");
     while let Ok(job) = client.recv(None) {
         if client.reply(job.correlation_id, &job.payload).is_err() {
             break;
@@ -82,7 +82,7 @@ fn main() {
             .expect("push");
         let elapsed = t0.elapsed().as_nanos() as u64;
         match outcome {
-            PushOutcome::Reply(p) if p.len() == 64 => {}
+            PushResult::Reply(p) if p.len() == 64 => {}
             other => panic!("unexpected outcome {other:?}"),
         }
         if i >= WARMUP {

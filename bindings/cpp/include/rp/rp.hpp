@@ -312,34 +312,34 @@ inline std::optional<Decoded> decode(Bytes buf, std::uint32_t max_body = 0, std:
 
 /// A daemon's identity (rp_daemon_identity, exclusive: calls on one object are serialised by
 /// the caller).
-class Identity {
+class DaemonIdentity {
 public:
     /// An empty identity to fill with the setters.
-    Identity() {
+    DaemonIdentity() {
         rp_daemon_identity *p = nullptr;
         detail::check(rp_daemon_identity_new(&p));
         p_.reset(p);
     }
     /// The calling process serving `ns`:`path` (flags: 0 or RP_DAEMON_IDENTITY_LEGACY_SHA256).
-    static Identity current(const std::string &ns, const std::string &path, std::uint32_t flags = 0) {
+    static DaemonIdentity current(const std::string &ns, const std::string &path, std::uint32_t flags = 0) {
         rp_daemon_identity *p = nullptr;
         detail::check(rp_daemon_identity_new_current(ns.c_str(), path.c_str(), flags, &p));
-        return Identity(p);
+        return DaemonIdentity(p);
     }
-    Identity &pid(std::uint32_t pid) { return set(rp_daemon_identity_set_pid(p_.get(), pid)); }
-    Identity &exe_path(const std::string &s) { return set(rp_daemon_identity_set_exe_path(p_.get(), s.c_str())); }
-    Identity &endpoint(const std::string &ns, const std::string &path) {
+    DaemonIdentity &pid(std::uint32_t pid) { return set(rp_daemon_identity_set_pid(p_.get(), pid)); }
+    DaemonIdentity &exe_path(const std::string &s) { return set(rp_daemon_identity_set_exe_path(p_.get(), s.c_str())); }
+    DaemonIdentity &endpoint(const std::string &ns, const std::string &path) {
         return set(rp_daemon_identity_set_endpoint(p_.get(), ns.c_str(), path.c_str()));
     }
-    Identity &boot_id(const std::string &s) { return set(rp_daemon_identity_set_boot_id(p_.get(), s.c_str())); }
-    Identity &started_at_unix_ms(std::uint64_t ms) {
+    DaemonIdentity &boot_id(const std::string &s) { return set(rp_daemon_identity_set_boot_id(p_.get(), s.c_str())); }
+    DaemonIdentity &started_at_unix_ms(std::uint64_t ms) {
         return set(rp_daemon_identity_set_started_at_unix_ms(p_.get(), ms));
     }
-    Identity &idle_timeout(std::optional<std::chrono::seconds> t) {
+    DaemonIdentity &idle_timeout(std::optional<std::chrono::seconds> t) {
         return set(t ? rp_daemon_identity_set_idle_timeout_secs(p_.get(), static_cast<std::uint32_t>(t->count()))
                      : rp_daemon_identity_clear_idle_timeout(p_.get()));
     }
-    Identity &exe_hash(const std::string &algorithm, Bytes hash) {
+    DaemonIdentity &exe_hash(const std::string &algorithm, Bytes hash) {
         return set(rp_daemon_identity_set_exe_hash(p_.get(), algorithm.c_str(), detail::ptr_or_null(hash), hash.size));
     }
     /// The identity part of a probe reply (what follows the 32-byte nonce echo).
@@ -355,8 +355,8 @@ public:
     rp_daemon_identity *release() noexcept { return p_.release(); }
 
 private:
-    explicit Identity(rp_daemon_identity *p) noexcept : p_(p) {}
-    Identity &set(rp_status st) {
+    explicit DaemonIdentity(rp_daemon_identity *p) noexcept : p_(p) {}
+    DaemonIdentity &set(rp_status st) {
         detail::check(st);
         return *this;
     }
@@ -378,14 +378,14 @@ struct MuxEvent {
 class Mux {
 public:
     /// A mux without a legacy wire (any first byte other than RP_FRAMING_VERSION is legacy).
-    Mux(const Identity &identity, const std::vector<std::uint32_t> &served) {
+    Mux(const DaemonIdentity &identity, const std::vector<std::uint32_t> &served) {
         detail::check(rp_mux_new(identity.capi(), served.data(), served.size(), nullptr, nullptr, nullptr, &p_));
     }
     /// A mux with a legacy detector: any callable `rp_legacy_verdict(rp::Bytes buf)`, run inside
     /// poll on the polling thread (concurrently when several threads poll: it must be
     /// thread-safe). An exception from it fails that poll and is rethrown by poll.
     template <class F, class = std::enable_if_t<std::is_invocable_r_v<rp_legacy_verdict, F &, Bytes>>>
-    Mux(const Identity &identity, const std::vector<std::uint32_t> &served, F &&detect) {
+    Mux(const DaemonIdentity &identity, const std::vector<std::uint32_t> &served, F &&detect) {
         using Fn = std::decay_t<F>;
         Fn *box = new Fn(std::forward<F>(detect));
         // librp owns box on every path (freed from within rp_mux_new on failure).
@@ -474,7 +474,7 @@ public:
         return set(rp_push_worker_options_add_activity_type(p_.get(), s.c_str()));
     }
     WorkerOptions &node(const std::string &s) { return set(rp_push_worker_options_set_node(p_.get(), s.c_str())); }
-    WorkerOptions &add_protocol(std::uint32_t id) { return set(rp_push_worker_options_add_protocol(p_.get(), id)); }
+    WorkerOptions &add_payload_protocol(std::uint32_t id) { return set(rp_push_worker_options_add_payload_protocol(p_.get(), id)); }
     WorkerOptions &service(const std::string &s) { return set(rp_push_worker_options_set_service(p_.get(), s.c_str())); }
     WorkerOptions &connect_timeout(std::chrono::milliseconds t) {
         return set(rp_push_worker_options_set_connect_timeout_ms(p_.get(), detail::to_ms(t)));
@@ -492,80 +492,80 @@ private:
     detail::Owned<rp_push_worker_options, rp_push_worker_options_free> p_;
 };
 
-/// A worker's connection to a push server (rp_push_client). const methods are thread-safe
+/// A worker's connection to a push server (rp_push_worker). const methods are thread-safe
 /// (one thread may wait in recv while others reply or close).
-class PushClient {
+class Worker {
 public:
     /// Connects, says Hello and registers; consumes `options` (even when it throws).
     /// Throws rp::Refused, or rp::Error (REJECTED with the reason, TIMEOUT, IO, ...).
     /// (Both overloads consume: a chained builder expression is an lvalue.)
-    static PushClient connect(WorkerOptions &options) {
-        rp_push_client *c = nullptr;
-        detail::check(rp_push_client_connect(options.release(), &c));
-        return PushClient(c);
+    static Worker connect(WorkerOptions &options) {
+        rp_push_worker *c = nullptr;
+        detail::check(rp_push_worker_connect(options.release(), &c));
+        return Worker(c);
     }
-    static PushClient connect(WorkerOptions &&options) { return connect(options); }
-    explicit PushClient(rp_push_client *c) noexcept : p_(c) {}
+    static Worker connect(WorkerOptions &&options) { return connect(options); }
+    explicit Worker(rp_push_worker *c) noexcept : p_(c) {}
 
-    std::uint64_t worker_id() const noexcept { return rp_push_client_worker_id(p_.get()); }
-    /// Readable (level-triggered) while a push waits or the connection ended. Owned by the client.
-    int fd() const noexcept { return rp_push_client_fd(p_.get()); }
+    std::uint64_t worker_id() const noexcept { return rp_push_worker_id(p_.get()); }
+    /// Readable (level-triggered) while a push waits or the connection ended. Owned by the worker.
+    int fd() const noexcept { return rp_push_worker_fd(p_.get()); }
 
     /// The next push, or std::nullopt when none came within `timeout` (forever: rp::forever).
     /// Throws rp::Error(RP_STATUS_CLOSED) once the connection ended.
     std::optional<Push> recv(std::chrono::milliseconds timeout) const {
         rp_push *p = nullptr;
-        rp_status st = rp_push_client_recv(p_.get(), detail::to_ms(timeout), &p);
+        rp_status st = rp_push_worker_recv(p_.get(), detail::to_ms(timeout), &p);
         if (st == RP_STATUS_TIMEOUT) return std::nullopt;
         detail::check(st);
         return Push(p);
     }
     void reply(std::uint64_t correlation_id, Bytes payload) const {
-        detail::check(rp_push_client_reply(p_.get(), correlation_id, detail::ptr_or_null(payload), payload.size));
+        detail::check(rp_push_worker_reply(p_.get(), correlation_id, detail::ptr_or_null(payload), payload.size));
     }
     void reply_error(std::uint64_t correlation_id, int32_t code, const std::string &message) const {
-        detail::check(rp_push_client_reply_error(p_.get(), correlation_id, code, message.c_str()));
+        detail::check(rp_push_worker_reply_error(p_.get(), correlation_id, code, message.c_str()));
     }
 
-    /// Sets the handler dispatch runs for each push: any callable `void(const PushClient &,
-    /// PushView)` or `rp_status(const PushClient &, PushView)`. It must reply (now or later).
+    /// Sets the handler dispatch runs for each push: any callable `void(const Worker &,
+    /// PushView)` or `rp_status(const Worker &, PushView)`. It must reply (now or later).
     /// An exception from it answers the push with a failure carrying what() (code: the
     /// rp::Error's status, else 1001); it is not rethrown.
     template <class F> void set_handler(F &&handler) {
         using Fn = std::decay_t<F>;
         Fn *box = new Fn(std::forward<F>(handler));
         // librp owns box on every path.
-        detail::check(rp_push_client_set_handler(p_.get(), &handler_tramp<Fn>, box, &detail::delete_box<Fn>));
+        detail::check(rp_push_worker_set_handler(p_.get(), &handler_tramp<Fn>, box, &detail::delete_box<Fn>));
     }
-    void clear_handler() { detail::check(rp_push_client_set_handler(p_.get(), nullptr, nullptr, nullptr)); }
+    void clear_handler() { detail::check(rp_push_worker_set_handler(p_.get(), nullptr, nullptr, nullptr)); }
 
     /// Runs the handler for pushes; returns how many were handled (0: none came in time).
     std::size_t dispatch(std::chrono::milliseconds timeout, std::size_t max_pushes = 0) const {
         std::size_t n = 0;
-        rp_status st = rp_push_client_dispatch(p_.get(), detail::to_ms(timeout), max_pushes, &n);
+        rp_status st = rp_push_worker_dispatch(p_.get(), detail::to_ms(timeout), max_pushes, &n);
         if (st == RP_STATUS_TIMEOUT) return 0;
         detail::check(st);
         return n;
     }
     /// Closes the connection; waiters return CLOSED. Idempotent, any thread.
-    void close() const noexcept { rp_push_client_close(p_.get()); }
+    void close() const noexcept { rp_push_worker_close(p_.get()); }
 
-    rp_push_client *capi() const noexcept { return p_.get(); }
-    rp_push_client *release() noexcept { return p_.release(); }
+    rp_push_worker *capi() const noexcept { return p_.get(); }
+    rp_push_worker *release() noexcept { return p_.release(); }
 
 private:
     template <class Fn>
-    static int32_t handler_tramp(void *ud, const rp_push_client *c, const rp_push *p) noexcept {
-        // A non-owning view of the client for the duration of the call.
-        PushClient self(const_cast<rp_push_client *>(c));
+    static int32_t handler_tramp(void *ud, const rp_push_worker *c, const rp_push *p) noexcept {
+        // A non-owning view of the worker for the duration of the call.
+        Worker self(const_cast<rp_push_worker *>(c));
         int32_t code = RP_STATUS_OK;
         std::string what;
         try {
             auto &fn = *static_cast<Fn *>(ud);
-            if constexpr (std::is_void_v<std::invoke_result_t<Fn &, const PushClient &, PushView>>) {
-                fn(static_cast<const PushClient &>(self), PushView(p));
+            if constexpr (std::is_void_v<std::invoke_result_t<Fn &, const Worker &, PushView>>) {
+                fn(static_cast<const Worker &>(self), PushView(p));
             } else {
-                code = static_cast<int32_t>(fn(static_cast<const PushClient &>(self), PushView(p)));
+                code = static_cast<int32_t>(fn(static_cast<const Worker &>(self), PushView(p)));
             }
         } catch (const Error &e) {
             code = static_cast<int32_t>(e.status());
@@ -580,43 +580,43 @@ private:
         self.p_.release();
         if (!what.empty()) {
             try {
-                (void)rp_push_client_reply_error(c, rp_push_correlation_id(p), code, what.c_str());
+                (void)rp_push_worker_reply_error(c, rp_push_correlation_id(p), code, what.c_str());
             } catch (...) {
             }
         }
         return code;
     }
-    detail::Owned<rp_push_client, rp_push_client_free> p_;
+    detail::Owned<rp_push_worker, rp_push_worker_free> p_;
 };
 
 // ----------------------------------------------------------------------------------------------
 // Push: server side
 // ----------------------------------------------------------------------------------------------
 
-/// One worker (a copy of rp_worker_info).
+/// One worker (a copy of rp_push_worker_info).
 struct WorkerInfo {
     std::uint64_t id = 0;
     std::string identity, task_queue, node;
     std::vector<std::string> namespaces, activity_types;
-    std::vector<std::uint32_t> protocols;
+    std::vector<std::uint32_t> payload_protocols;
     bool has_peer = false;  ///< kernel credentials (Unix peers only)
     std::uint32_t pid = 0, uid = 0, gid = 0;
     std::size_t in_flight = 0;
 
-    static WorkerInfo from_c(const rp_worker_info *w) {
+    static WorkerInfo from_c(const rp_push_worker_info *w) {
         WorkerInfo i;
-        i.id = rp_worker_info_id(w);
-        i.identity = std::string(detail::view(rp_worker_info_identity(w)));
-        i.task_queue = std::string(detail::view(rp_worker_info_task_queue(w)));
-        i.node = std::string(detail::view(rp_worker_info_node(w)));
-        for (std::size_t k = 0, n = rp_worker_info_namespace_count(w); k < n; k++)
-            i.namespaces.emplace_back(detail::view(rp_worker_info_namespace(w, k)));
-        for (std::size_t k = 0, n = rp_worker_info_activity_type_count(w); k < n; k++)
-            i.activity_types.emplace_back(detail::view(rp_worker_info_activity_type(w, k)));
-        for (std::size_t k = 0, n = rp_worker_info_protocol_count(w); k < n; k++)
-            i.protocols.push_back(rp_worker_info_protocol(w, k));
-        i.has_peer = rp_worker_info_peer(w, &i.pid, &i.uid, &i.gid);
-        i.in_flight = rp_worker_info_in_flight(w);
+        i.id = rp_push_worker_info_id(w);
+        i.identity = std::string(detail::view(rp_push_worker_info_identity(w)));
+        i.task_queue = std::string(detail::view(rp_push_worker_info_task_queue(w)));
+        i.node = std::string(detail::view(rp_push_worker_info_node(w)));
+        for (std::size_t k = 0, n = rp_push_worker_info_namespace_count(w); k < n; k++)
+            i.namespaces.emplace_back(detail::view(rp_push_worker_info_namespace(w, k)));
+        for (std::size_t k = 0, n = rp_push_worker_info_activity_type_count(w); k < n; k++)
+            i.activity_types.emplace_back(detail::view(rp_push_worker_info_activity_type(w, k)));
+        for (std::size_t k = 0, n = rp_push_worker_info_payload_protocol_count(w); k < n; k++)
+            i.payload_protocols.push_back(rp_push_worker_info_payload_protocol(w, k));
+        i.has_peer = rp_push_worker_info_peer(w, &i.pid, &i.uid, &i.gid);
+        i.in_flight = rp_push_worker_info_in_flight(w);
         return i;
     }
 };
@@ -677,7 +677,7 @@ public:
 
 private:
     template <class Fn>
-    static int32_t registration_tramp(void *ud, const rp_worker_info *w, char *reason, std::size_t cap) noexcept {
+    static int32_t registration_tramp(void *ud, const rp_push_worker_info *w, char *reason, std::size_t cap) noexcept {
         Registration r;
         try {
             r = (*static_cast<Fn *>(ud))(WorkerInfo::from_c(w));
@@ -694,7 +694,7 @@ private:
         return RP_REGISTRATION_VERDICT_REJECT;
     }
     template <class Fn>
-    static void worker_tramp(void *ud, const rp_worker_info *w, bool connected, rp_str reason) noexcept {
+    static void worker_tramp(void *ud, const rp_push_worker_info *w, bool connected, rp_str reason) noexcept {
         try {
             (*static_cast<Fn *>(ud))(WorkerInfo::from_c(w), connected, detail::view(reason));
         } catch (...) {
@@ -746,9 +746,9 @@ private:
 };
 
 /// An in-flight push (rp_push_ticket); destroying it does not cancel the push.
-class Ticket {
+class PushTicket {
 public:
-    explicit Ticket(rp_push_ticket *t) noexcept : p_(t) {}
+    explicit PushTicket(rp_push_ticket *t) noexcept : p_(t) {}
     std::uint64_t correlation_id() const noexcept { return rp_push_ticket_correlation_id(p_.get()); }
     bool done() const noexcept { return rp_push_ticket_is_done(p_.get()); }
     /// The outcome, or std::nullopt while there is none after `timeout`. Throws rp::Error for
@@ -781,10 +781,10 @@ public:
     explicit PushServer(rp_push_server *s) noexcept : p_(s) {}
 
     std::string_view endpoint() const noexcept { return detail::view(rp_push_server_endpoint(p_.get())); }
-    Ticket push(const PushRequest &req) const {
+    PushTicket push(const PushRequest &req) const {
         rp_push_ticket *t = nullptr;
         detail::check(rp_push_server_push(p_.get(), req.capi(), &t));
-        return Ticket(t);
+        return PushTicket(t);
     }
     /// The worker's answer, or std::nullopt on timeout. Throws for CLOSED, NOT_FOUND, AGAIN.
     std::optional<PushResult> push_wait(const PushRequest &req, std::chrono::milliseconds timeout) const {
@@ -795,12 +795,12 @@ public:
         return PushResult(r);
     }
     std::vector<WorkerInfo> workers() const {
-        rp_worker_list *l = nullptr;
+        rp_push_worker_list *l = nullptr;
         detail::check(rp_push_server_workers(p_.get(), &l));
-        detail::Owned<rp_worker_list, rp_worker_list_free> guard(l);
+        detail::Owned<rp_push_worker_list, rp_push_worker_list_free> guard(l);
         std::vector<WorkerInfo> out;
-        for (std::size_t i = 0, n = rp_worker_list_len(l); i < n; i++)
-            out.push_back(WorkerInfo::from_c(rp_worker_list_get(l, i)));
+        for (std::size_t i = 0, n = rp_push_worker_list_len(l); i < n; i++)
+            out.push_back(WorkerInfo::from_c(rp_push_worker_list_get(l, i)));
         return out;
     }
     /// Runs the server callbacks for pending events; returns how many (0: none in time).
@@ -967,7 +967,7 @@ private:
 };
 
 /// Kernel-reported credentials of a Unix-socket peer.
-struct Credentials {
+struct PeerCredentials {
     std::uint32_t pid = 0, uid = 0, gid = 0;
 };
 
@@ -1003,8 +1003,8 @@ public:
     /// enough. Not the socket: watch it for readability only; owned by the connection.
     int fd() const noexcept { return rp_conn_fd(p_.get()); }
     /// The peer's credentials; std::nullopt when there are none (TCP).
-    std::optional<Credentials> peer_credentials() const {
-        Credentials c;
+    std::optional<PeerCredentials> peer_credentials() const {
+        PeerCredentials c;
         rp_status st = rp_conn_peer_credentials(p_.get(), &c.pid, &c.uid, &c.gid);
         if (st == RP_STATUS_NOT_FOUND) return std::nullopt;
         detail::check(st);
@@ -1196,7 +1196,7 @@ public:
 
     std::uint64_t id() const noexcept { return rp_session_request_id(p_.get()); }
     /// The consumer protocol the caller gave its payload.
-    std::uint32_t protocol() const noexcept { return rp_session_request_protocol(p_.get()); }
+    std::uint32_t payload_protocol() const noexcept { return rp_session_request_payload_protocol(p_.get()); }
     /// Valid while this request is alive.
     Bytes payload() const noexcept { return detail::view(rp_session_request_payload(p_.get())); }
     std::uint64_t deadline_unix_ms() const noexcept { return rp_session_request_deadline_unix_ms(p_.get()); }
@@ -1241,9 +1241,9 @@ private:
 
 /// An asynchronous call (a stream or a tunnel too). Dropping it cancels the call if it has no
 /// outcome yet. const methods are thread-safe.
-class SessionCall {
+class SessionTicket {
 public:
-    explicit SessionCall(rp_session_ticket *t) noexcept : p_(t) {}
+    explicit SessionTicket(rp_session_ticket *t) noexcept : p_(t) {}
 
     std::uint64_t id() const noexcept { return rp_session_ticket_id(p_.get()); }
     bool is_done() const noexcept { return rp_session_ticket_is_done(p_.get()); }
@@ -1320,11 +1320,11 @@ public:
         return detail::take_msg(m);
     }
     /// Starts a call (for async use, streams and tunnels) and returns at once.
-    SessionCall call_start(std::uint32_t protocol, Bytes payload) const {
+    SessionTicket call_start(std::uint32_t protocol, Bytes payload) const {
         rp_session_ticket *t = nullptr;
         detail::check(rp_session_call_start(p_.get(), protocol, detail::ptr_or_null(payload), payload.size,
                                             nullptr, &t));
-        return SessionCall(t);
+        return SessionTicket(t);
     }
     /// Runs the dispatcher for the peer's pending requests on this thread; returns how many
     /// (0: none came within `timeout`).
@@ -1426,8 +1426,8 @@ inline PushServerStats stats(const PushServer &s) {
     return detail::read_stats(rp_push_server_get_stats, static_cast<const rp_push_server *>(s.capi()));
 }
 /// What a push worker did since it connected. Thread-safe.
-inline PushWorkerStats stats(const PushClient &c) {
-    return detail::read_stats(rp_push_client_get_stats, static_cast<const rp_push_client *>(c.capi()));
+inline PushWorkerStats stats(const Worker &c) {
+    return detail::read_stats(rp_push_worker_get_stats, static_cast<const rp_push_worker *>(c.capi()));
 }
 /// What a broker server did since it was bound (the METRICS admin verb reports the same).
 inline BrokerServerStats stats(const BrokerServer &b) {

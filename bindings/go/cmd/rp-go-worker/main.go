@@ -21,10 +21,10 @@ import (
 
 func connect(ctx context.Context, endpoint, name string) (*rp.Worker, error) {
 	opts := rp.WorkerOptions{
-		Identity:      name,
-		TaskQueue:     "uppercase",
-		Protocols:     []uint32{0x7001},
-		ActivityTypes: []string{"uppercase"},
+		Identity:         name,
+		TaskQueue:        "uppercase",
+		PayloadProtocols: []uint32{0x7001},
+		ActivityTypes:    []string{"uppercase"},
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {

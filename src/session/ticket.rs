@@ -1,4 +1,4 @@
-//! A call this side made ([`Call`]): its response, its stream, its tunnel, its cancellation.
+//! A call this side made ([`Ticket`]): its response, its stream, its tunnel, its cancellation.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,14 +13,14 @@ use crate::wire::proto::FrameKind;
 /// One call this side made: wait for its response, read its stream, write to its tunnel,
 /// cancel it. All methods take `&self`; dropping an unfinished call cancels it.
 #[derive(Debug)]
-pub struct Call {
+pub struct Ticket {
     pub(super) inner: Arc<Inner>,
     pub(super) exchange: Arc<Exchange>,
     pub(super) id: u64,
     pub(super) deadline: Option<Instant>,
 }
 
-impl Call {
+impl Ticket {
     /// The call's request id (odd on the connecting side, even on the accepting side).
     pub fn id(&self) -> u64 {
         self.id
@@ -104,7 +104,7 @@ impl Call {
     }
 }
 
-impl Drop for Call {
+impl Drop for Ticket {
     fn drop(&mut self) {
         self.cancel();
     }

@@ -8,11 +8,11 @@ use std::io::Read;
 
 use prost::Message;
 
-use super::Job;
+use super::Push;
 use crate::control::{client_handshake, ClientHello};
 use crate::error::Error;
 use crate::{idmap::IdSet, wire::fast as fastpath};
-use crate::push::proto::{Push, RegistrationAck};
+use crate::push::proto::{Push as PushMessage, RegistrationAck};
 use crate::push::{PUSH_PROTOCOL, PUSH_PROTOCOL_VERSION, REGISTRATION_REQUEST_ID};
 use crate::stats::{self, PushWorkerCounters};
 use crate::transport::SwitchableReads;
@@ -26,7 +26,7 @@ pub(super) struct State {
     pub(super) reader: Option<FrameReader<SwitchableReads>>,
     /// Threads waiting on `changed`, so a receiver notifies only when someone listens.
     pub(super) waiting: usize,
-    pub(super) jobs: VecDeque<Job>,
+    pub(super) jobs: VecDeque<Push>,
     /// Received and not yet answered; a reply must name one of these, once.
     pub(super) outstanding: IdSet,
     pub(super) closed: Option<Cow<'static, str>>,
@@ -58,7 +58,7 @@ pub(super) fn registration_ack(frame: &FrameView<'_>) -> Result<RegistrationAck,
 /// them, through the worker's real parse path: the HelloReply ([`client_handshake`]), the
 /// registration ack, then the frames a receiving thread turns into pushes. Returns the pushes
 /// received, in order (empty when the handshake fails).
-pub(crate) fn fuzz_server_stream(bytes: &[u8]) -> Vec<Job> {
+pub(crate) fn fuzz_server_stream(bytes: &[u8]) -> Vec<Push> {
     let mut reader = FrameReader::with_max_body(bytes, HELLO_MAX_BODY);
     let hello = ClientHello {
         service_name: crate::push::DEFAULT_SERVICE.to_owned(),
@@ -127,9 +127,9 @@ pub(super) fn take_buffered<R: Read>(
             Some(FrameKind::Event) => {
                 let decoded = match fastpath::plain_message(frame.payload) {
                     Some((payload_protocol, payload)) => {
-                        WireError::try_copy(payload).map(|payload| Push { payload_protocol, payload })
+                        WireError::try_copy(payload).map(|payload| PushMessage { payload_protocol, payload })
                     }
-                    None => fastpath::decode_large(frame.payload, "Push", 2, &[1], false, |m: &mut Push, p| m.payload = p),
+                    None => fastpath::decode_large(frame.payload, "Push", 2, &[1], false, |m: &mut PushMessage, p| m.payload = p),
                 };
                 let push = match decoded {
                     Ok(push) => push,
@@ -140,7 +140,7 @@ pub(super) fn take_buffered<R: Read>(
                     Err(e) => return Err(format!("protocol violation: {e}").into()),
                 };
                 stats::bump(&counters.pushes_received);
-                st.jobs.push_back(Job {
+                st.jobs.push_back(Push {
                     correlation_id: frame.request_id,
                     payload_protocol: push.payload_protocol,
                     payload: push.payload,

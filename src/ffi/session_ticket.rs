@@ -7,7 +7,7 @@ use super::boundary::{boundary, boundary_or, Failure};
 use super::bytes::{cstr_arg, rp_msg, slice_arg, timeout_arg};
 use super::handle::{box_free, box_into_handle, box_mut, box_ref, castable, out_arg};
 use super::status::rp_status;
-use crate::session::{Call, CallOptions};
+use crate::session::{CallOptions, Ticket};
 
 /// Deadline and trace context of a call. Methods: `rp_session_call_options_new`,
 /// `_set_deadline_unix_ms`, `_set_traceparent`, `_set_tracestate`, `_free`. Exclusive handle
@@ -28,7 +28,7 @@ pub struct rp_session_ticket {
     _private: [u8; 0],
 }
 
-castable!(rp_session_ticket => Call: OwnedBox);
+castable!(rp_session_ticket => Ticket: OwnedBox);
 // ---------------------------------------------------------------------------------------------
 // Call options
 // ---------------------------------------------------------------------------------------------
@@ -118,24 +118,24 @@ pub unsafe extern "C" fn rp_session_call_options_free(options: *mut rp_session_c
 // Calls
 // ---------------------------------------------------------------------------------------------
 
-unsafe fn call_ref<'a>(call: *const rp_session_ticket) -> Result<&'a Call, Failure> {
+unsafe fn ticket_ref<'a>(ticket: *const rp_session_ticket) -> Result<&'a Ticket, Failure> {
     // SAFETY: NULL or a live call per the API contract.
-    unsafe { box_ref::<rp_session_ticket>(call, "call") }
+    unsafe { box_ref::<rp_session_ticket>(ticket, "ticket") }
 }
 
 /// The call's request id (odd on the connecting side, even on the accepting side); 0 if NULL.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn rp_session_ticket_id(call: *const rp_session_ticket) -> u64 {
+pub unsafe extern "C" fn rp_session_ticket_id(ticket: *const rp_session_ticket) -> u64 {
     // SAFETY: forwarded API contract.
-    boundary_or(0, || unsafe { call_ref(call) }.map_or(0, |c| c.id()))
+    boundary_or(0, || unsafe { ticket_ref(ticket) }.map_or(0, |c| c.id()))
 }
 
 /// True once the call has an outcome (`rp_session_ticket_wait` then returns at once); false if
 /// NULL.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn rp_session_ticket_is_done(call: *const rp_session_ticket) -> bool {
+pub unsafe extern "C" fn rp_session_ticket_is_done(ticket: *const rp_session_ticket) -> bool {
     // SAFETY: forwarded API contract.
-    boundary_or(false, || unsafe { call_ref(call) }.is_ok_and(|c| c.is_done()))
+    boundary_or(false, || unsafe { ticket_ref(ticket) }.is_ok_and(|c| c.is_done()))
 }
 
 /// Waits up to `timeout_ms` (-1 = no limit, 0 = do not wait) for the call's response and takes it.
@@ -151,13 +151,13 @@ pub unsafe extern "C" fn rp_session_ticket_is_done(call: *const rp_session_ticke
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_session_ticket_wait(
-    call: *const rp_session_ticket,
+    ticket: *const rp_session_ticket,
     timeout_ms: i32,
     out_response: *mut *mut rp_msg,
 ) -> rp_status {
     boundary(|| {
         // SAFETY: forwarded API contract.
-        let c = unsafe { call_ref(call) }?;
+        let c = unsafe { ticket_ref(ticket) }?;
         // SAFETY: NULL or valid for a write per the API contract.
         let out_response = unsafe { out_arg(out_response, "out_response") }?;
         let response = c.wait(timeout_arg(timeout_ms)?)?;
@@ -181,13 +181,13 @@ pub unsafe extern "C" fn rp_session_ticket_wait(
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_session_ticket_next_chunk(
-    call: *const rp_session_ticket,
+    ticket: *const rp_session_ticket,
     timeout_ms: i32,
     out_chunk: *mut *mut rp_msg,
 ) -> rp_status {
     boundary(|| {
         // SAFETY: forwarded API contract.
-        let c = unsafe { call_ref(call) }?;
+        let c = unsafe { ticket_ref(ticket) }?;
         // SAFETY: NULL or valid for a write per the API contract.
         let out_chunk = unsafe { out_arg(out_chunk, "out_chunk") }?;
         let chunk = c.next_chunk(timeout_arg(timeout_ms)?)?;
@@ -205,13 +205,13 @@ pub unsafe extern "C" fn rp_session_ticket_next_chunk(
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_session_ticket_send_chunk(
-    call: *const rp_session_ticket,
+    ticket: *const rp_session_ticket,
     chunk: *const u8,
     len: usize,
 ) -> rp_status {
     boundary(|| {
         // SAFETY: forwarded API contract.
-        let (c, chunk) = unsafe { (call_ref(call)?, slice_arg(chunk, len, "chunk")?) };
+        let (c, chunk) = unsafe { (ticket_ref(ticket)?, slice_arg(chunk, len, "chunk")?) };
         c.send_chunk(chunk)?;
         Ok(())
     })
@@ -224,10 +224,10 @@ pub unsafe extern "C" fn rp_session_ticket_send_chunk(
 /// ended), `RP_STATUS_CANCELLED`, `RP_STATUS_NULL_ARGUMENT`.
 #[must_use]
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn rp_session_ticket_close_write(call: *const rp_session_ticket) -> rp_status {
+pub unsafe extern "C" fn rp_session_ticket_close_write(ticket: *const rp_session_ticket) -> rp_status {
     boundary(|| {
         // SAFETY: forwarded API contract.
-        unsafe { call_ref(call) }?.close_write()?;
+        unsafe { ticket_ref(ticket) }?.close_write()?;
         Ok(())
     })
 }
@@ -237,19 +237,19 @@ pub unsafe extern "C" fn rp_session_ticket_close_write(call: *const rp_session_t
 /// `rp_session_request_is_cancelled`). Does nothing once the call has an outcome.
 /// Callable from any thread. NULL is a no-op.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn rp_session_ticket_cancel(call: *const rp_session_ticket) {
+pub unsafe extern "C" fn rp_session_ticket_cancel(ticket: *const rp_session_ticket) {
     boundary_or((), || {
         // SAFETY: forwarded API contract.
-        if let Ok(c) = unsafe { call_ref(call) } {
+        if let Ok(c) = unsafe { ticket_ref(ticket) } {
             c.cancel();
         }
     })
 }
 
-/// Frees a call, cancelling it first if it has no outcome yet. NULL is a no-op. Must not be
-/// called twice, nor while another thread uses `call`.
+/// Frees a ticket, cancelling the call it first if it has no outcome yet. NULL is a no-op. Must not be
+/// called twice, nor while another thread uses `ticket`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn rp_session_ticket_free(call: *mut rp_session_ticket) {
+pub unsafe extern "C" fn rp_session_ticket_free(ticket: *mut rp_session_ticket) {
     // SAFETY: NULL or a live call owned by the caller.
-    boundary_or((), || unsafe { box_free(call) })
+    boundary_or((), || unsafe { box_free(ticket) })
 }

@@ -1,4 +1,4 @@
-//! `rp_push_client_*`: the worker side of push for C.
+//! `rp_push_worker_*`: the worker side of push for C.
 
 use std::ffi::{c_char, c_void};
 use std::sync::{Arc, Mutex};
@@ -9,14 +9,14 @@ use super::callback::{rp_user_data_free_callback, ForeignCallback};
 use super::handle::{box_free, box_into_handle, box_mut, box_ref, box_take, castable, lend, opt_out, out_arg};
 use super::status::rp_status;
 use crate::push::proto::Registration;
-use crate::push::{Job, PushClient, WorkerOptions};
+use crate::push::{Push, Worker, WorkerOptions};
 use crate::transport::Endpoint;
 
 /// How a worker connects and what it registers as.
 ///
 /// Methods: `rp_push_worker_options_new`, `_add_namespace`, `_add_activity_type`, `_set_node`,
-/// `_add_protocol`, `_set_service`, `_set_connect_timeout_ms`, `_set_auth_token`, `_free`;
-/// consumed by `rp_push_client_connect`.
+/// `_add_payload_protocol`, `_set_service`, `_set_connect_timeout_ms`, `_set_auth_token`, `_free`;
+/// consumed by `rp_push_worker_connect`.
 ///
 /// Exclusive handle (Send).
 pub struct rp_push_worker_options {
@@ -25,29 +25,29 @@ pub struct rp_push_worker_options {
 
 /// A worker's connection to a push server.
 ///
-/// Methods: `rp_push_client_connect`, `rp_push_client_recv`, `rp_push_client_reply`,
-/// `rp_push_client_reply_error`, `rp_push_client_fd`, `rp_push_client_set_handler`,
-/// `rp_push_client_dispatch`, `rp_push_client_worker_id`, `rp_push_client_close`,
-/// `rp_push_client_free`.
+/// Methods: `rp_push_worker_connect`, `rp_push_worker_recv`, `rp_push_worker_reply`,
+/// `rp_push_worker_reply_error`, `rp_push_worker_fd`, `rp_push_worker_set_handler`,
+/// `rp_push_worker_dispatch`, `rp_push_worker_id`, `rp_push_worker_close`,
+/// `rp_push_worker_free`.
 ///
-/// Functions taking `const rp_push_client *` are thread-safe: one thread may wait in
-/// `rp_push_client_recv` while others reply or close. There is no background thread: the thread
+/// Functions taking `const rp_push_worker *` are thread-safe: one thread may wait in
+/// `rp_push_worker_recv` while others reply or close. There is no background thread: the thread
 /// that receives reads the socket itself.
 ///
-/// Flow control: the client reads from the server only inside `rp_push_client_recv` /
+/// Flow control: the worker reads from the server only inside `rp_push_worker_recv` /
 /// `_dispatch`, so it holds at most the pushes that arrived in one read. While the worker does
 /// not receive, the server's buffer for it fills and further pushes to it fail with
 /// `RP_STATUS_AGAIN` on the server side: nothing is dropped silently and memory stays bounded.
-pub struct rp_push_client {
+pub struct rp_push_worker {
     _private: [u8; 0],
 }
 
-pub(crate) struct ClientHandle {
-    pub(crate) client: PushClient,
+pub(crate) struct WorkerHandle {
+    pub(crate) worker: Worker,
     handler: Mutex<Option<Arc<ForeignCallback<rp_push_handler_callback>>>>,
 }
 
-castable!(rp_push_worker_options => WorkerOptions: OwnedBox, rp_push_client => ClientHandle: OwnedBox, rp_push => Job: OwnedBox);
+castable!(rp_push_worker_options => WorkerOptions: OwnedBox, rp_push_worker => WorkerHandle: OwnedBox, rp_push => Push: OwnedBox);
 
 /// One push received by a worker: correlation id, payload protocol, payload, deadline and trace
 /// context.
@@ -60,9 +60,9 @@ pub struct rp_push {
     _private: [u8; 0],
 }
 
-/// Handles one push inside `rp_push_client_dispatch`.
+/// Handles one push inside `rp_push_worker_dispatch`.
 ///
-/// Parameters: `user_data` as registered; `client` the client (borrowed: valid for this call,
+/// Parameters: `user_data` as registered; `worker` the worker (borrowed: valid for this call,
 /// never freed here); `push` the push (borrowed: valid only until the callback returns — copy
 /// what you keep, and remember `rp_push_correlation_id` to reply later).
 ///
@@ -70,11 +70,11 @@ pub struct rp_push {
 /// failed: if the push is still unanswered, librp then replies with a failure carrying that
 /// status as its code.
 ///
-/// Called on the thread that calls `rp_push_client_dispatch`, from within it. It may call
-/// `rp_push_client_reply` / `_reply_error` (now, or later from any thread) and other librp
-/// functions; it must not call `rp_push_client_dispatch`, `_set_handler` or `_free` on `client`.
+/// Called on the thread that calls `rp_push_worker_dispatch`, from within it. It may call
+/// `rp_push_worker_reply` / `_reply_error` (now, or later from any thread) and other librp
+/// functions; it must not call `rp_push_worker_dispatch`, `_set_handler` or `_free` on `worker`.
 pub type rp_push_handler_callback = Option<
-    unsafe extern "C" fn(user_data: *mut c_void, client: *const rp_push_client, push: *const rp_push) -> i32,
+    unsafe extern "C" fn(user_data: *mut c_void, worker: *const rp_push_worker, push: *const rp_push) -> i32,
 >;
 
 /// Creates worker options.
@@ -83,7 +83,7 @@ pub type rp_push_handler_callback = Option<
 /// `tcp://host:port`; `identity` — who the worker is (1–256 bytes); `task_queue` — the queue of
 /// work it takes (0–256 bytes).
 ///
-/// Limits of a registration (checked by `rp_push_client_connect`, which returns
+/// Limits of a registration (checked by `rp_push_worker_connect`, which returns
 /// `RP_STATUS_INVALID_ARGUMENT` naming the limit, and by the server, which rejects the worker
 /// with a reason naming it): identity 1–256 bytes; task queue and node at most 256 bytes; at
 /// most 64 namespaces and 256 activity types of at most 256 bytes each; at most 64 payload
@@ -92,7 +92,7 @@ pub type rp_push_handler_callback = Option<
 /// Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
 /// `RP_STATUS_INVALID_ARGUMENT` (malformed endpoint, identity or task queue outside its length).
 ///
-/// Ownership: the caller owns `*out_options`; `rp_push_client_connect` consumes it, otherwise
+/// Ownership: the caller owns `*out_options`; `rp_push_worker_connect` consumes it, otherwise
 /// free it with `rp_push_worker_options_free`.
 #[must_use]
 #[unsafe(no_mangle)]
@@ -176,7 +176,7 @@ pub unsafe extern "C" fn rp_push_worker_options_set_node(
 /// `RP_STATUS_NULL_ARGUMENT`.
 #[must_use]
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn rp_push_worker_options_add_protocol(
+pub unsafe extern "C" fn rp_push_worker_options_add_payload_protocol(
     options: *mut rp_push_worker_options,
     payload_protocol: u32,
 ) -> rp_status {
@@ -266,7 +266,7 @@ pub unsafe extern "C" fn rp_push_worker_options_free(options: *mut rp_push_worke
 /// returns.
 ///
 /// Parameters: `options` — consumed by this call, even if an error is returned;
-/// `out_client` — receives the client on success.
+/// `out_worker` — receives the worker on success.
 ///
 /// Returns:
 /// - `RP_STATUS_OK`.
@@ -280,38 +280,38 @@ pub unsafe extern "C" fn rp_push_worker_options_free(options: *mut rp_push_worke
 ///   `rp_push_worker_options_new`); the last error message names it. Nothing was sent.
 /// - `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_PROTOCOL`, `RP_STATUS_MALFORMED`, framing errors.
 ///
-/// Blocks up to the connect timeout. Ownership: the caller owns `*out_client`; free it with
-/// `rp_push_client_free`.
+/// Blocks up to the connect timeout. Ownership: the caller owns `*out_worker`; free it with
+/// `rp_push_worker_free`.
 #[must_use]
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn rp_push_client_connect(
+pub unsafe extern "C" fn rp_push_worker_connect(
     options: *mut rp_push_worker_options,
-    out_client: *mut *mut rp_push_client,
+    out_worker: *mut *mut rp_push_worker,
 ) -> rp_status {
     boundary(|| {
         // SAFETY: NULL or live options owned by the caller; consumed here on every path.
         let opts = unsafe { box_take(options, "options") }?;
         // SAFETY: NULL or valid for a write per the API contract.
-        let out_client = unsafe { out_arg(out_client, "out_client") }?;
-        let client = PushClient::connect(opts)?;
-        let handle = ClientHandle { client, handler: Mutex::new(None) };
-        out_client.write(box_into_handle(handle));
+        let out_worker = unsafe { out_arg(out_worker, "out_worker") }?;
+        let worker = Worker::connect(opts)?;
+        let handle = WorkerHandle { worker, handler: Mutex::new(None) };
+        out_worker.write(box_into_handle(handle));
         Ok(())
     })
 }
 
 /// # Safety
-/// `client` is NULL or a live rp_push_client.
-unsafe fn client_ref<'a>(client: *const rp_push_client) -> Result<&'a ClientHandle, Failure> {
+/// `worker` is NULL or a live rp_push_worker.
+unsafe fn worker_ref<'a>(worker: *const rp_push_worker) -> Result<&'a WorkerHandle, Failure> {
     // SAFETY: forwarded contract.
-    unsafe { box_ref::<rp_push_client>(client, "client") }
+    unsafe { box_ref::<rp_push_worker>(worker, "worker") }
 }
 
-/// The id the server gave this worker (0 if `client` is NULL).
+/// The id the server gave this worker (0 if `worker` is NULL).
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn rp_push_client_worker_id(client: *const rp_push_client) -> u64 {
-    // SAFETY: NULL or a live client.
-    boundary_or(0, || unsafe { client_ref(client) }.map_or(0, |c| c.client.worker_id()))
+pub unsafe extern "C" fn rp_push_worker_id(worker: *const rp_push_worker) -> u64 {
+    // SAFETY: NULL or a live worker.
+    boundary_or(0, || unsafe { worker_ref(worker) }.map_or(0, |c| c.worker.worker_id()))
 }
 
 /// Waits for the next push.
@@ -320,25 +320,25 @@ pub unsafe extern "C" fn rp_push_client_worker_id(client: *const rp_push_client)
 /// `out_push` — receives the push on success.
 ///
 /// Returns `RP_STATUS_OK`, `RP_STATUS_TIMEOUT` (none came), `RP_STATUS_CLOSED` (the server went
-/// away, the connection broke a protocol rule, or `rp_push_client_close` was called — the last
+/// away, the connection broke a protocol rule, or `rp_push_worker_close` was called — the last
 /// error message says which), `RP_STATUS_NO_MEMORY` (a push did not fit in memory: the
 /// connection ended, later calls return the same), `RP_STATUS_NULL_ARGUMENT`.
 ///
 /// Ownership: the caller owns `*out_push`; free it with `rp_push_free`.
-/// Thread safety: may run concurrently with every other `const rp_push_client *` function.
+/// Thread safety: may run concurrently with every other `const rp_push_worker *` function.
 #[must_use]
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn rp_push_client_recv(
-    client: *const rp_push_client,
+pub unsafe extern "C" fn rp_push_worker_recv(
+    worker: *const rp_push_worker,
     timeout_ms: i32,
     out_push: *mut *mut rp_push,
 ) -> rp_status {
     boundary(|| {
-        // SAFETY: NULL or a live client.
-        let c = unsafe { client_ref(client) }?;
+        // SAFETY: NULL or a live worker.
+        let c = unsafe { worker_ref(worker) }?;
         // SAFETY: NULL or valid for a write per the API contract.
         let out_push = unsafe { out_arg(out_push, "out_push") }?;
-        out_push.write(box_into_handle(c.client.recv(timeout_arg(timeout_ms)?)?));
+        out_push.write(box_into_handle(c.worker.recv(timeout_arg(timeout_ms)?)?));
         Ok(())
     })
 }
@@ -355,16 +355,16 @@ pub unsafe extern "C" fn rp_push_client_recv(
 /// Thread safety: may be called from any thread, also while another thread waits in recv.
 #[must_use]
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn rp_push_client_reply(
-    client: *const rp_push_client,
+pub unsafe extern "C" fn rp_push_worker_reply(
+    worker: *const rp_push_worker,
     correlation_id: u64,
     payload: *const u8,
     len: usize,
 ) -> rp_status {
     boundary(|| {
-        // SAFETY: NULL or a live client; `len` readable bytes at `payload`.
-        let (c, payload) = unsafe { (client_ref(client)?, slice_arg(payload, len, "payload")?) };
-        c.client.reply(correlation_id, payload)?;
+        // SAFETY: NULL or a live worker; `len` readable bytes at `payload`.
+        let (c, payload) = unsafe { (worker_ref(worker)?, slice_arg(payload, len, "payload")?) };
+        c.worker.reply(correlation_id, payload)?;
         Ok(())
     })
 }
@@ -375,58 +375,58 @@ pub unsafe extern "C" fn rp_push_client_reply(
 /// (NUL-terminated UTF-8, at most 4096 bytes; a server ends the connection of a worker that
 /// sends a longer one).
 ///
-/// Returns as `rp_push_client_reply`, plus `RP_STATUS_INVALID_UTF8`, and
+/// Returns as `rp_push_worker_reply`, plus `RP_STATUS_INVALID_UTF8`, and
 /// `RP_STATUS_INVALID_ARGUMENT` for a message over 4096 bytes (the push stays unanswered).
 /// Thread safety: may be called from any thread.
 #[must_use]
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn rp_push_client_reply_error(
-    client: *const rp_push_client,
+pub unsafe extern "C" fn rp_push_worker_reply_error(
+    worker: *const rp_push_worker,
     correlation_id: u64,
     code: i32,
     message: *const c_char,
 ) -> rp_status {
     boundary(|| {
-        // SAFETY: NULL or a live client; `message` NUL-terminated.
-        let (c, message) = unsafe { (client_ref(client)?, cstr_arg(message, "message")?) };
-        c.client.reply_error(correlation_id, code, message)?;
+        // SAFETY: NULL or a live worker; `message` NUL-terminated.
+        let (c, message) = unsafe { (worker_ref(worker)?, cstr_arg(message, "message")?) };
+        c.worker.reply_error(correlation_id, code, message)?;
         Ok(())
     })
 }
 
 /// A file descriptor that is readable while a push is waiting or the connection has ended, for
-/// `poll`/`epoll`/libuv/Go loops: when it is readable, `rp_push_client_recv` with timeout 0
+/// `poll`/`epoll`/libuv/Go loops: when it is readable, `rp_push_worker_recv` with timeout 0
 /// returns a push or `RP_STATUS_CLOSED`. Level-triggered.
 ///
-/// Returns the descriptor, or -1 if `client` is NULL. Owned by the client: never read from,
-/// write to or close it; it is valid until `rp_push_client_free`.
+/// Returns the descriptor, or -1 if `worker` is NULL. Owned by the worker: never read from,
+/// write to or close it; it is valid until `rp_push_worker_free`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn rp_push_client_fd(client: *const rp_push_client) -> i32 {
-    // SAFETY: NULL or a live client.
-    boundary_or(-1, || unsafe { client_ref(client) }.map_or(-1, |c| c.client.pollable_fd()))
+pub unsafe extern "C" fn rp_push_worker_fd(worker: *const rp_push_worker) -> i32 {
+    // SAFETY: NULL or a live worker.
+    boundary_or(-1, || unsafe { worker_ref(worker) }.map_or(-1, |c| c.worker.pollable_fd()))
 }
 
-/// Registers the handler `rp_push_client_dispatch` runs for each push, replacing any previous
+/// Registers the handler `rp_push_worker_dispatch` runs for each push, replacing any previous
 /// one (whose `user_data_free` then runs). `handler` NULL unregisters.
 ///
 /// Parameters: `user_data` — passed to `handler`; `user_data_free` — NULL, or called once with
-/// `user_data` when librp no longer needs it (on replacement, on unregistering, when the client
+/// `user_data` when librp no longer needs it (on replacement, on unregistering, when the worker
 /// is freed, or at once if `handler` is NULL or this call fails).
 ///
 /// Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
-/// Thread safety: not concurrently with `rp_push_client_dispatch` on the same client.
+/// Thread safety: not concurrently with `rp_push_worker_dispatch` on the same worker.
 #[must_use]
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn rp_push_client_set_handler(
-    client: *mut rp_push_client,
+pub unsafe extern "C" fn rp_push_worker_set_handler(
+    worker: *mut rp_push_worker,
     handler: rp_push_handler_callback,
     user_data: *mut c_void,
     user_data_free: rp_user_data_free_callback,
 ) -> rp_status {
     let callback = ForeignCallback::new(handler, user_data, user_data_free);
     boundary(move || {
-        // SAFETY: NULL or a live client.
-        let c = unsafe { client_ref(client) }?;
+        // SAFETY: NULL or a live worker.
+        let c = unsafe { worker_ref(worker) }?;
         let new = handler.is_some().then(|| Arc::new(callback));
         let old = std::mem::replace(&mut *c.handler.lock().unwrap_or_else(|p| p.into_inner()), new);
         drop(old); // runs the old user_data_free (outside the lock)
@@ -447,23 +447,23 @@ pub unsafe extern "C" fn rp_push_client_set_handler(
 /// Thread safety: may run concurrently with recv/reply/close; not with `_set_handler`/`_free`.
 #[must_use]
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn rp_push_client_dispatch(
-    client: *const rp_push_client,
+pub unsafe extern "C" fn rp_push_worker_dispatch(
+    worker: *const rp_push_worker,
     timeout_ms: i32,
     max_pushes: usize,
     out_handled: *mut usize,
 ) -> rp_status {
     boundary(|| {
-        // SAFETY: NULL or a live client.
-        let c = unsafe { client_ref(client) }?;
+        // SAFETY: NULL or a live worker.
+        let c = unsafe { worker_ref(worker) }?;
         let handler = c.handler.lock().unwrap_or_else(|p| p.into_inner()).clone().ok_or_else(|| {
-            Failure::new(rp_status::InvalidArgument, "no handler is registered (rp_push_client_set_handler)")
+            Failure::new(rp_status::InvalidArgument, "no handler is registered (rp_push_worker_set_handler)")
         })?;
         let handler_fn = handler.func.expect("registered handlers are non-NULL");
-        let (handled, result) = c.client.dispatch(timeout_arg(timeout_ms)?, max_pushes, |job| {
-            // SAFETY: the handler contract: `client` and the push are borrowed for the call; no
+        let (handled, result) = c.worker.dispatch(timeout_arg(timeout_ms)?, max_pushes, |job| {
+            // SAFETY: the handler contract: `worker` and the push are borrowed for the call; no
             // librp lock is held while it runs.
-            unsafe { handler_fn(handler.user_data, client, lend::<rp_push>(job)) }
+            unsafe { handler_fn(handler.user_data, worker, lend::<rp_push>(job)) }
         });
         // SAFETY: NULL or valid for a write per the API contract.
         if let Some(out) = unsafe { opt_out(out_handled) } {
@@ -476,31 +476,31 @@ pub unsafe extern "C" fn rp_push_client_dispatch(
 /// Closes the connection: threads blocked in recv or dispatch return `RP_STATUS_CLOSED`, and
 /// so do later calls. Idempotent; callable from any thread. NULL is a no-op.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn rp_push_client_close(client: *const rp_push_client) {
+pub unsafe extern "C" fn rp_push_worker_close(worker: *const rp_push_worker) {
     boundary_or((), || {
-        // SAFETY: NULL or a live client.
-        if let Ok(c) = unsafe { client_ref(client) } {
-            c.client.close();
+        // SAFETY: NULL or a live worker.
+        if let Ok(c) = unsafe { worker_ref(worker) } {
+            c.worker.close();
         }
     })
 }
 
-/// Closes the connection, releases the handler's user data and frees the client. NULL is a no-op. Must not be called twice, nor while another
-/// thread still uses `client`.
+/// Closes the connection, releases the handler's user data and frees the worker. NULL is a no-op. Must not be called twice, nor while another
+/// thread still uses `worker`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn rp_push_client_free(client: *mut rp_push_client) {
-    // SAFETY: NULL or a live client owned by the caller.
-    boundary_or((), || unsafe { box_free(client) })
+pub unsafe extern "C" fn rp_push_worker_free(worker: *mut rp_push_worker) {
+    // SAFETY: NULL or a live worker owned by the caller.
+    boundary_or((), || unsafe { box_free(worker) })
 }
 
 /// # Safety
 /// `push` is NULL or a live rp_push.
-unsafe fn push_ref<'a>(push: *const rp_push) -> Option<&'a Job> {
+unsafe fn push_ref<'a>(push: *const rp_push) -> Option<&'a Push> {
     // SAFETY: forwarded contract.
     unsafe { box_ref::<rp_push>(push, "push") }.ok()
 }
 
-/// The push's correlation id: pass it to `rp_push_client_reply`. 0 if `push` is NULL.
+/// The push's correlation id: pass it to `rp_push_worker_reply`. 0 if `push` is NULL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_correlation_id(push: *const rp_push) -> u64 {
     // SAFETY: NULL or a live push.

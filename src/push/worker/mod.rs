@@ -60,8 +60,8 @@ impl WorkerOptions {
 
 /// One push received from the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Job {
-    /// Correlation id; answer with [`PushClient::reply`].
+pub struct Push {
+    /// Correlation id; answer with [`Worker::reply`].
     pub correlation_id: u64,
     /// The consumer protocol of the payload.
     pub payload_protocol: u32,
@@ -84,7 +84,7 @@ pub struct Job {
 /// fills and its pushes fail with "try again". Nothing is dropped silently and memory stays
 /// bounded (at most the frames of one read wait in the inbox).
 #[derive(Debug)]
-pub struct PushClient {
+pub struct Worker {
     socket: Stream,
     state: Mutex<State>,
     changed: Condvar,
@@ -121,14 +121,14 @@ fn peer_not_push_server(e: Error, opts: &WorkerOptions) -> Error {
 }
 
 
-impl PushClient {
+impl Worker {
     /// Connects, says Hello, registers, and starts receiving pushes.
     ///
     /// Fails with `Refused` (the server's code and retry hint in the error), `Rejected` (the
     /// registration was declined, with the server's reason), `InvalidArgument` (the registration
     /// is over a limit: `MAX_NAMESPACES` and the others of [`crate::push`]; nothing is sent), `Timeout`, or an I/O
     /// error.
-    pub fn connect(opts: WorkerOptions) -> Result<PushClient, Error> {
+    pub fn connect(opts: WorkerOptions) -> Result<Worker, Error> {
         let result = Self::connect_inner(&opts);
         match &result {
             Ok(c) => crate::log!(Info, "push-worker", "registered with {} as worker {}", opts.endpoint, c.worker_id),
@@ -137,7 +137,7 @@ impl PushClient {
         result
     }
 
-    fn connect_inner(opts: &WorkerOptions) -> Result<PushClient, Error> {
+    fn connect_inner(opts: &WorkerOptions) -> Result<Worker, Error> {
         super::check_registration(&opts.registration).map_err(Error::invalid_argument)?;
         let deadline = Instant::now() + opts.connect_timeout;
         let socket = transport::connect(&opts.endpoint, opts.connect_timeout)?;
@@ -191,7 +191,7 @@ impl PushClient {
         let signal = ReadySignal::new()?;
         let readiness = ReadinessSet::new(&[socket.descriptor(), signal.fd()])
             .map_err(|e| Error::io("create the pollable descriptor", e))?;
-        let client = PushClient {
+        let client = Worker {
             socket,
             state: Mutex::new(State {
                 reader: Some(reader),
@@ -238,7 +238,7 @@ impl PushClient {
     /// Fails with `Timeout` when none came in time and `Closed` when the connection ended
     /// (server gone, protocol violation, or [`close`](Self::close)); the reason is in the error.
     /// `NoMemory` means a push did not fit in memory: the connection ended, the process lives.
-    pub fn recv(&self, timeout: Option<Duration>) -> Result<Job, Error> {
+    pub fn recv(&self, timeout: Option<Duration>) -> Result<Push, Error> {
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut polled = false;
         // Set when this thread's read ended the connection: logged once the lock is released.
@@ -438,7 +438,7 @@ impl PushClient {
     }
 }
 
-impl Drop for PushClient {
+impl Drop for Worker {
     fn drop(&mut self) {
         self.close();
     }

@@ -21,15 +21,15 @@ const HandlerErrorCode = 1001
 
 // WorkerOptions say what a worker registers as and how it connects.
 type WorkerOptions struct {
-	Identity       string   // who the worker is (1–256 bytes); required
-	TaskQueue      string   // the queue of work it takes (may be empty)
-	Namespaces     []string // namespaces it serves
-	ActivityTypes  []string // activity types it handles
-	Node           string   // host name to report (optional)
-	Protocols      []uint32 // consumer payload protocols it serves
-	Service        string   // service name in the Hello (default "librp-push")
-	ConnectTimeout time.Duration
-	AuthToken      []byte // for servers that require one (TCP)
+	Identity         string   // who the worker is (1–256 bytes); required
+	TaskQueue        string   // the queue of work it takes (may be empty)
+	Namespaces       []string // namespaces it serves
+	ActivityTypes    []string // activity types it handles
+	Node             string   // host name to report (optional)
+	PayloadProtocols []uint32 // consumer payload protocols it serves
+	Service          string   // service name in the Hello (default "librp-push")
+	ConnectTimeout   time.Duration
+	AuthToken        []byte // for servers that require one (TCP)
 }
 
 // Push is one push received by a worker. Its fields are Go copies.
@@ -53,13 +53,13 @@ func pushFrom(p *C.rp_push) *Push {
 	}
 }
 
-// Worker is a worker's connection to a push server (rp_push_client). Its methods are safe
+// Worker is a worker's connection to a push server (rp_push_worker). Its methods are safe
 // for concurrent use: one goroutine may wait in Recv while others reply or close.
 type Worker struct {
-	// mu guards ptr: shared for calls on the thread-safe `const rp_push_client *` functions,
-	// exclusive for rp_push_client_set_handler and rp_push_client_free.
+	// mu guards ptr: shared for calls on the thread-safe `const rp_push_worker *` functions,
+	// exclusive for rp_push_worker_set_handler and rp_push_worker_free.
 	mu       sync.RWMutex
-	ptr      *C.rp_push_client
+	ptr      *C.rp_push_worker
 	id       uint64
 	once     sync.Once
 	cleanup  runtime.Cleanup
@@ -90,7 +90,7 @@ func Connect(ctx context.Context, endpoint string, opts WorkerOptions) (*Worker,
 		var a cArena
 		defer a.free()
 		var o *C.rp_push_worker_options
-		var p *C.rp_push_client
+		var p *C.rp_push_worker
 		err := onThread(func(c *cSeq) {
 			c.do(func() C.rp_status {
 				return C.rp_push_worker_options_new(a.str(endpoint), a.str(opts.Identity), a.str(opts.TaskQueue), &o)
@@ -104,8 +104,8 @@ func Connect(ctx context.Context, endpoint string, opts WorkerOptions) (*Worker,
 			for _, at := range opts.ActivityTypes {
 				c.do(func() C.rp_status { return C.rp_push_worker_options_add_activity_type(o, a.str(at)) })
 			}
-			for _, pr := range opts.Protocols {
-				c.do(func() C.rp_status { return C.rp_push_worker_options_add_protocol(o, C.uint32_t(pr)) })
+			for _, pr := range opts.PayloadProtocols {
+				c.do(func() C.rp_status { return C.rp_push_worker_options_add_payload_protocol(o, C.uint32_t(pr)) })
 			}
 			if opts.Node != "" {
 				c.do(func() C.rp_status { return C.rp_push_worker_options_set_node(o, a.str(opts.Node)) })
@@ -125,7 +125,7 @@ func Connect(ctx context.Context, endpoint string, opts WorkerOptions) (*Worker,
 				C.rp_push_worker_options_free(o)
 				return
 			}
-			c.do(func() C.rp_status { return C.rp_push_client_connect(o, &p) }) // consumes o
+			c.do(func() C.rp_status { return C.rp_push_worker_connect(o, &p) }) // consumes o
 		})
 		if err != nil {
 			return result{nil, err}
@@ -151,9 +151,9 @@ func Connect(ctx context.Context, endpoint string, opts WorkerOptions) (*Worker,
 	}
 }
 
-func newWorker(p *C.rp_push_client) *Worker {
-	w := &Worker{ptr: p, id: uint64(C.rp_push_client_worker_id(p))}
-	w.cleanup = runtime.AddCleanup(w, func(p *C.rp_push_client) { C.rp_push_client_free(p) }, p)
+func newWorker(p *C.rp_push_worker) *Worker {
+	w := &Worker{ptr: p, id: uint64(C.rp_push_worker_id(p))}
+	w.cleanup = runtime.AddCleanup(w, func(p *C.rp_push_worker) { C.rp_push_worker_free(p) }, p)
 	return w
 }
 
@@ -170,7 +170,7 @@ func (w *Worker) Fd() int {
 	if w.ptr == nil {
 		return -1
 	}
-	return int(C.rp_push_client_fd(w.ptr))
+	return int(C.rp_push_worker_fd(w.ptr))
 }
 
 // Recv waits for the next push. It returns ErrClosed when the server went away or the worker
@@ -195,11 +195,11 @@ func (w *Worker) TryRecv(timeout time.Duration) (*Push, error) {
 	return w.recvLocked(timeoutMs(timeout))
 }
 
-func (w *Worker) fdLocked() C.int32_t { return C.rp_push_client_fd(w.ptr) }
+func (w *Worker) fdLocked() C.int32_t { return C.rp_push_worker_fd(w.ptr) }
 
 func errWorkerClosed() error { return &Error{Status: StatusClosed, Msg: "worker closed"} }
 
-// recvLocked is one rp_push_client_recv; the caller holds mu and has checked ptr.
+// recvLocked is one rp_push_worker_recv; the caller holds mu and has checked ptr.
 func (w *Worker) recvLocked(timeoutMs C.int32_t) (*Push, error) {
 	maybeGC()
 	var p *C.rp_push
@@ -312,13 +312,13 @@ func (w *Worker) Dispatch(ctx context.Context, maxPushes int) (int, error) {
 func (w *Worker) Close() error {
 	w.once.Do(func() {
 		w.mu.RLock()
-		C.rp_push_client_close(w.ptr) // unblocks waiters so that they release mu
+		C.rp_push_worker_close(w.ptr) // unblocks waiters so that they release mu
 		w.mu.RUnlock()
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		maybeGC()
 		w.cleanup.Stop()
-		C.rp_push_client_free(w.ptr)
+		C.rp_push_worker_free(w.ptr)
 		w.ptr = nil
 	})
 	return nil
