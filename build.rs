@@ -15,13 +15,17 @@ fn main() {
         .compile_fds(fds)
         .expect("prost-build generates Rust code");
 
-    // The shared library carries a SONAME that follows the ABI, not the crate version:
-    // librp.so.0 for every 0.x release.
+    // The shared library carries a SONAME that follows the ABI, not the full crate version:
+    // while the major version is 0 a minor release may break the ABI, so 0.x releases are
+    // librp.so.0.x (librp.so.0.2 for every 0.2.y); from 1.0 on, librp.so.MAJOR.
+    // CMakeLists.txt (RP_SOVERSION) follows the same rule.
     let major = std::env::var("CARGO_PKG_VERSION_MAJOR").unwrap();
+    let minor = std::env::var("CARGO_PKG_VERSION_MINOR").unwrap();
+    let soversion = if major == "0" { format!("0.{minor}") } else { major };
     let target_os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
     if target_os == "linux" || target_os == "android" || target_os.ends_with("bsd") {
-        println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,librp.so.{major}");
+        println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,librp.so.{soversion}");
     } else if target_os == "macos" {
-        println!("cargo:rustc-cdylib-link-arg=-Wl,-install_name,@rpath/librp.{major}.dylib");
+        println!("cargo:rustc-cdylib-link-arg=-Wl,-install_name,@rpath/librp.{soversion}.dylib");
     }
 }

@@ -87,7 +87,10 @@
  * The values of constants and status codes never change and codes are never reused; functions
  * are only added to the library. A function withdrawn from this header stays exported, doing
  * what it did or nothing, so that programs linked earlier keep loading. The shared library's
- * SONAME changes when this contract is broken.
+ * SONAME changes when this contract is broken, so a program never loads a library whose ABI
+ * differs from the one it was linked against. While the major version is 0, a minor release
+ * may break the contract, so the SONAME carries major.minor: librp.so.0.2 for every 0.2.x
+ * release (0.1.x was librp.so.0). From 1.0 on it is librp.so.MAJOR.
  */
 
 
@@ -206,7 +209,7 @@
 /**
  * Minor version of the headers (`RP_VERSION_MINOR`).
  */
-#define RP_VERSION_MINOR 1
+#define RP_VERSION_MINOR 2
 
 /**
  * Patch version of the headers (`RP_VERSION_PATCH`).

@@ -225,18 +225,6 @@ pub unsafe extern "C" fn rp_push_worker_options_set_connect_timeout_ms(
     })
 }
 
-/// Withdrawn from the API (it changed nothing) and left out of rp.h; still exported, doing
-/// nothing, so that programs linked against an earlier librp.so.0 keep loading (see "ABI
-/// contract" in rp.h). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn rp_push_worker_options_set_max_queued(
-    options: *mut rp_push_worker_options,
-    _max_queued: usize,
-) -> rp_status {
-    // SAFETY: NULL or live options, used by one thread at a time per the API contract.
-    boundary(|| unsafe { box_mut(options, "options") }.map(drop))
-}
-
 /// Sets the token sent in the Hello, for servers that require one (TCP). `token` may be NULL
 /// when `len` is 0. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
 #[must_use]

@@ -7,7 +7,7 @@ use super::boundary::boundary_or;
 /// Major version of the headers (`RP_VERSION_MAJOR`).
 pub const RP_VERSION_MAJOR: u32 = 0;
 /// Minor version of the headers (`RP_VERSION_MINOR`).
-pub const RP_VERSION_MINOR: u32 = 1;
+pub const RP_VERSION_MINOR: u32 = 2;
 /// Patch version of the headers (`RP_VERSION_PATCH`).
 pub const RP_VERSION_PATCH: u32 = 0;
 
