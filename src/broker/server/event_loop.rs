@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token};
 
-use super::handoff::HandoffJob;
+use super::handoff::HandoffTask;
 use super::hello::{first_frame, incomplete_hello, FirstFrame, ReplyTo};
 use super::services::choose_service;
 use super::{admin, BrokerEvent, BrokerServerOptions, ServiceEntry, Shared, MAX_CONCURRENT_HANDOFFS};
@@ -252,7 +252,7 @@ impl EventLoop {
                 conn.out.extend_from_slice(&bytes);
                 let pending = conn.out[conn.out_pos..].to_vec();
                 let client = conn.reader.into_inner();
-                let job = HandoffJob {
+                let job = HandoffTask {
                     client,
                     pending,
                     backend: endpoint,

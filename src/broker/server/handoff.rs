@@ -17,7 +17,7 @@ use crate::wire::{registry, FrameReader, FrameView, WireError, HELLO_MAX_BODY};
 /// descriptor to the backend with a HandoffOffer, wait for the HandoffAck, relay it to the
 /// client as the handoff-ready EVENT. A failure relays `accepted = false`, so the client
 /// reconnects to `backend_pipe` at once instead of waiting out its timeout.
-pub(super) struct HandoffJob {
+pub(super) struct HandoffTask {
     /// The client's connection (a Unix socket).
     pub(super) client: Stream,
     /// What is still to be written to the client before its descriptor goes (the Negotiated).
@@ -34,7 +34,7 @@ pub(super) struct HandoffJob {
     pub(super) ack_timeout: Duration,
 }
 
-impl HandoffJob {
+impl HandoffTask {
     /// True when the backend accepted the connection.
     pub(super) fn run(self) -> bool {
         let io_limit = Some(Duration::from_secs(2));

@@ -65,7 +65,7 @@ pub struct Push {
     pub correlation_id: u64,
     /// The consumer protocol of the payload.
     pub payload_protocol: u32,
-    /// The job's bytes.
+    /// The pushed bytes.
     pub payload: Vec<u8>,
     /// Absolute deadline in Unix milliseconds; 0 = none.
     pub deadline_unix_ms: u64,
