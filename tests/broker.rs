@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use prost::Message;
-use rp::broker::{connect, ConnectOptions, Route};
+use rp::broker::{connect, BrokerOptions, Route};
 use rp::control::hello_reply_frame;
 use rp::transport::Endpoint;
 use rp::wire::proto::{hello_reply, FrameKind, HandoffAck, Negotiated};
@@ -100,7 +100,7 @@ fn run(name: &str, relay: Relay, wait: Duration) -> (Route, Duration) {
     spawn_echo_backend(&backend);
     let broker = dir.join("broker.sock");
     spawn_scripted_broker(&broker, backend.to_str().unwrap().into(), relay);
-    let mut opts = ConnectOptions::new(Endpoint::Path(broker), "svc", "1.0.0", "1.0.0");
+    let mut opts = BrokerOptions::new(Endpoint::Path(broker), "svc", "1.0.0", "1.0.0");
     opts.adopt_handoff = true;
     opts.handoff_wait = wait;
     let started = Instant::now();
@@ -144,7 +144,7 @@ fn empty_backend_pipe_is_an_error() {
     let dir = temp_dir("empty");
     let broker = dir.join("broker.sock");
     spawn_scripted_broker(&broker, String::new(), Relay::None);
-    let opts = ConnectOptions::new(Endpoint::Path(broker), "svc", "1.0.0", "1.0.0");
+    let opts = BrokerOptions::new(Endpoint::Path(broker), "svc", "1.0.0", "1.0.0");
     let err = connect(&opts).unwrap_err();
     assert_eq!(err.kind(), rp::ErrorKind::Protocol, "{err}");
 }

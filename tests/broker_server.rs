@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use prost::Message;
-use rp::broker::{BrokerServer, BrokerServerOptions, ServiceEntry};
+use rp::broker::{BrokerServer, BrokerServerOptions, BrokerService};
 use rp::control::ClientHello;
 use rp::transport::Endpoint;
 use rp::wire::proto::{hello_reply, AdminReply, AdminRequest, ErrorCode, FrameKind, Hello, HelloReply};
@@ -31,12 +31,12 @@ fn broker(tag: &str, tune: impl FnOnce(&mut BrokerServerOptions)) -> Broker {
     let dir = std::env::temp_dir().join(format!("rp-broker-server-{}-{tag}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let service = ServiceEntry {
+    let service = BrokerService {
         service_name: "rp-demo".into(),
         backend_pipe: "/tmp/rp-demo.sock".into(),
         daemon_version: "1.2.3".into(),
         allowed_versions: vec!["1.2.3".into()],
-        ..ServiceEntry::default()
+        ..BrokerService::default()
     };
     let mut opts = BrokerServerOptions::new(Endpoint::Path(dir.join("broker.sock")), vec![service]);
     tune(&mut opts);

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rp::broker::{admin_request, connect, BrokerServer, BrokerServerOptions, ConnectOptions, Route, ServiceEntry};
+use rp::broker::{admin_request, connect, BrokerOptions, BrokerServer, BrokerServerOptions, BrokerService, Route};
 use rp::handoff::{accept_handoff, HandoffStore};
 use rp::log::Level;
 use rp::transport::Endpoint;
@@ -40,26 +40,26 @@ fn broker_handoffs_logs_and_metrics() {
         accept_handoff(&mut s, &backend_store).map(|(fd, _)| fd)
     });
     let services = vec![
-        ServiceEntry {
+        BrokerService {
             service_name: "good".into(),
             backend_pipe: backend.to_str().unwrap().into(),
             daemon_version: "1.0.0".into(),
             handoff_endpoint: Some(Endpoint::Path(handoff.clone())),
             handoff_store: Some(Arc::clone(&store)),
-            ..ServiceEntry::default()
+            ..BrokerService::default()
         },
-        ServiceEntry {
+        BrokerService {
             service_name: "gone".into(),
             backend_pipe: backend.to_str().unwrap().into(),
             daemon_version: "1.0.0".into(),
             handoff_endpoint: Some(Endpoint::Path(dir.join("nobody.sock"))),
-            ..ServiceEntry::default()
+            ..BrokerService::default()
         },
     ];
     let broker_ep = Endpoint::Path(dir.join("broker.sock"));
     let broker = BrokerServer::bind(BrokerServerOptions::new(broker_ep.clone(), services)).unwrap();
 
-    let mut opts = ConnectOptions::new(broker_ep.clone(), "good", "1.0.0", "1.0.0");
+    let mut opts = BrokerOptions::new(broker_ep.clone(), "good", "1.0.0", "1.0.0");
     opts.adopt_handoff = true;
     opts.handoff_wait = Duration::from_secs(3);
     let connected = connect(&opts).unwrap();
@@ -68,7 +68,7 @@ fn broker_handoffs_logs_and_metrics() {
 
     // The backend of "gone" does not listen: the handoff fails and the client is told to
     // reconnect (which fails here too: no backend listens).
-    let mut opts = ConnectOptions::new(broker_ep.clone(), "gone", "1.0.0", "1.0.0");
+    let mut opts = BrokerOptions::new(broker_ep.clone(), "gone", "1.0.0", "1.0.0");
     opts.adopt_handoff = true;
     opts.handoff_wait = Duration::from_secs(3);
     let _ = connect(&opts);

@@ -233,20 +233,20 @@ fn chosen_peer(which: u8) -> Option<rp::transport::PeerCredentials> {
 
 /// The broker services the `broker_hello` target answers for: one plain, one with an allow
 /// list, one with a block list and a minimum version.
-fn broker_services() -> &'static [rp::broker::ServiceEntry] {
-    use rp::broker::ServiceEntry;
-    static SERVICES: std::sync::OnceLock<Vec<ServiceEntry>> = std::sync::OnceLock::new();
+fn broker_services() -> &'static [rp::broker::BrokerService] {
+    use rp::broker::BrokerService;
+    static SERVICES: std::sync::OnceLock<Vec<BrokerService>> = std::sync::OnceLock::new();
     SERVICES.get_or_init(|| {
-        let entry = |name: &str| ServiceEntry {
+        let entry = |name: &str| BrokerService {
             service_name: name.into(),
             backend_pipe: format!("/run/{name}.sock"),
             daemon_version: "1.0.0".into(),
-            ..ServiceEntry::default()
+            ..BrokerService::default()
         };
         vec![
             entry("echo"),
-            ServiceEntry { allowed_versions: vec!["1.2.3".into()], ..entry("pinned") },
-            ServiceEntry { blocked_versions: vec!["0.9.0".into()], min_version: "0.5.0".into(), ..entry("strict") },
+            BrokerService { allowed_versions: vec!["1.2.3".into()], ..entry("pinned") },
+            BrokerService { blocked_versions: vec!["0.9.0".into()], min_version: "0.5.0".into(), ..entry("strict") },
         ]
     })
 }
@@ -1050,7 +1050,7 @@ fn answer_pushes(peer: &mut Peer, stop: &std::sync::atomic::AtomicBool) {
 /// Checked: everything the broker writes to a client is well-formed frames on the control,
 /// admin and handoff protocols; after shutdown every client connection is closed.
 pub fn broker_loop(data: &[u8]) {
-    use rp::broker::{BrokerServer, BrokerServerOptions, ServiceEntry};
+    use rp::broker::{BrokerServer, BrokerServerOptions, BrokerService};
     use rp::wire::proto::AdminRequest;
     use std::os::unix::net::UnixListener;
     const PROTOCOLS: &[u32] = &[registry::CONTROL, registry::ADMIN, registry::HANDOFF];
@@ -1070,13 +1070,13 @@ pub fn broker_loop(data: &[u8]) {
         let _ = l.set_nonblocking(true);
     }
     let mut services = broker_services().to_vec();
-    services.push(ServiceEntry {
+    services.push(BrokerService {
         service_name: "handy".into(),
         backend_pipe: "/run/handy.sock".into(),
         daemon_version: "1.0.0".into(),
         handoff_endpoint: Some(rp::transport::Endpoint::Abstract(backend_name)),
         handoff_store: (flags & 2 != 0).then(|| std::sync::Arc::clone(&store)),
-        ..ServiceEntry::default()
+        ..BrokerService::default()
     });
     let mut opts = BrokerServerOptions::new(rp::transport::Endpoint::Abstract(name.clone()), services);
     opts.events = flags & 4 != 0;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prost::Message;
-use rp::broker::{self, BrokerServer, BrokerServerOptions, ConnectOptions, Route, ServiceEntry};
+use rp::broker::{self, BrokerOptions, BrokerServer, BrokerServerOptions, BrokerService, Route};
 use rp::handoff::HandoffStore;
 use rp::transport::Endpoint;
 use rp::wire::proto::FrameKind;
@@ -82,14 +82,14 @@ fn roundtrip<S: Read + Write>(stream: &mut S, text: &str) {
 const ALLOWED: &str = "1.2.3";
 
 fn librp_broker(dir: &std::path::Path, backend: &std::path::Path, handoff: Option<(PathBuf, Arc<HandoffStore>)>) -> BrokerServer {
-    let service = ServiceEntry {
+    let service = BrokerService {
         service_name: "rp-demo".into(),
         backend_pipe: backend.to_str().unwrap().into(),
         daemon_version: "1.2.3".into(),
         allowed_versions: vec![ALLOWED.into()],
         handoff_endpoint: handoff.as_ref().map(|(p, _)| Endpoint::Path(p.clone())),
         handoff_store: handoff.map(|(_, s)| s),
-        ..ServiceEntry::default()
+        ..BrokerService::default()
     };
     BrokerServer::bind(BrokerServerOptions::new(Endpoint::Path(dir.join("broker.sock")), vec![service])).unwrap()
 }
@@ -168,7 +168,7 @@ fn librp_client_through_reference_hello_handler() {
     let broker_path = dir.join("broker.sock");
     spawn_reference_broker(&broker_path, &backend);
 
-    let opts = ConnectOptions::new(Endpoint::Path(broker_path.clone()), "rp-demo", "1.2.3", "9.9.9");
+    let opts = BrokerOptions::new(Endpoint::Path(broker_path.clone()), "rp-demo", "1.2.3", "9.9.9");
     let connected = broker::connect(&opts).expect("librp client through the reference Hello handler");
     assert_eq!(connected.route, Route::Negotiated);
     assert_eq!(connected.endpoint, Endpoint::Path(backend.clone()));
@@ -184,7 +184,7 @@ fn librp_client_through_reference_hello_handler() {
     assert_eq!(reply.payload, payload);
 
     // The reference handler's refusal reaches the librp client as a Refusal.
-    let opts = ConnectOptions::new(Endpoint::Path(broker_path), "no-such", "1.2.3", "9.9.9");
+    let opts = BrokerOptions::new(Endpoint::Path(broker_path), "no-such", "1.2.3", "9.9.9");
     let err = broker::connect(&opts).unwrap_err();
     let refusal = err.refusal().expect("a refusal");
     assert_eq!(refusal.code, reference::ErrorCode::ErrorServiceUnknown as i32);
@@ -501,12 +501,12 @@ fn reference_client_is_handed_off_by_a_storeless_broker() {
     let backend = dir.join("backend.sock");
     let handoff = dir.join("handoff.sock");
     spawn_trusting_handoff_backend(&handoff);
-    let service = ServiceEntry {
+    let service = BrokerService {
         service_name: "rp-demo".into(),
         backend_pipe: backend.to_str().unwrap().into(),
         daemon_version: "1.2.3".into(),
         handoff_endpoint: Some(Endpoint::Path(handoff)),
-        ..ServiceEntry::default()
+        ..BrokerService::default()
     };
     let broker =
         BrokerServer::bind(BrokerServerOptions::new(Endpoint::Path(dir.join("broker.sock")), vec![service])).unwrap();

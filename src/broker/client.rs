@@ -13,7 +13,7 @@ use crate::wire::{registry, FrameReader, FrameView, FrameWriter, WireError, CAP_
 
 /// What [`connect`] needs to know.
 #[derive(Debug, Clone)]
-pub struct ConnectOptions {
+pub struct BrokerOptions {
     /// The broker's endpoint.
     pub broker: Endpoint,
     /// The service to reach (1–64 characters of `[a-z0-9-]`).
@@ -41,10 +41,10 @@ pub struct ConnectOptions {
     pub auth_token: Vec<u8>,
 }
 
-impl ConnectOptions {
+impl BrokerOptions {
     /// Options with defaults for everything but the broker, service and versions.
     pub fn new(broker: Endpoint, service_name: &str, wanted_version: &str, own_version: &str) -> Self {
-        ConnectOptions {
+        BrokerOptions {
             broker,
             service_name: service_name.to_owned(),
             wanted_version: wanted_version.to_owned(),
@@ -74,7 +74,7 @@ pub enum Route {
 
 /// A connection to a backend and how it was made.
 #[derive(Debug)]
-pub struct Connected {
+pub struct BrokerConnection {
     /// The backend connection.
     pub conn: Conn,
     /// The route taken.
@@ -107,13 +107,13 @@ pub fn broker_disabled_by_env() -> Result<bool, Error> {
 ///
 /// Fails with `Refused` (the broker's refusal), `Disabled`/`Config` (see
 /// `honor_disable_env`), `Protocol` (an empty `backend_pipe`), `Timeout`, or an I/O error.
-pub fn connect(opts: &ConnectOptions) -> Result<Connected, Error> {
+pub fn connect(opts: &BrokerOptions) -> Result<BrokerConnection, Error> {
     if opts.honor_disable_env && broker_disabled_by_env()? {
         return Err(Error::Disabled(format!("the broker path is disabled by {DISABLE_ENV}=1").into()));
     }
     if let Some(cached) = opts.cached_endpoint.as_ref().filter(|_| opts.wanted_version == opts.own_version) {
         if let Ok(stream) = transport::connect(cached, opts.timeout) {
-            return Ok(Connected {
+            return Ok(BrokerConnection {
                 conn: Conn::new(stream)?,
                 route: Route::HelloSkip,
                 endpoint: cached.clone(),
@@ -132,7 +132,7 @@ pub fn connect(opts: &ConnectOptions) -> Result<Connected, Error> {
         && !negotiated.handle_passed_token.is_empty();
     if opts.adopt_handoff && handoff_offered && wait_for_handoff(&stream, &mut reader, &negotiated, opts.handoff_wait) {
         let endpoint = backend.clone().unwrap_or_else(|| opts.broker.clone());
-        return Ok(Connected {
+        return Ok(BrokerConnection {
             conn: Conn::with_reader(stream, reader)?,
             route: Route::HandedOff,
             endpoint,
@@ -154,12 +154,12 @@ pub fn connect(opts: &ConnectOptions) -> Result<Connected, Error> {
         .into());
     };
     let stream = transport::connect(&backend, opts.timeout)?;
-    Ok(Connected { conn: Conn::new(stream)?, route: Route::Negotiated, endpoint: backend, negotiated: Some(negotiated) })
+    Ok(BrokerConnection { conn: Conn::new(stream)?, route: Route::Negotiated, endpoint: backend, negotiated: Some(negotiated) })
 }
 
 /// Says Hello to the broker; returns the stream, its reader (which may hold later bytes) and
 /// the Negotiated reply.
-fn hello(opts: &ConnectOptions) -> Result<(Stream, FrameReader<Stream>, Negotiated), Error> {
+fn hello(opts: &BrokerOptions) -> Result<(Stream, FrameReader<Stream>, Negotiated), Error> {
     let deadline = Instant::now() + opts.timeout;
     let stream = transport::connect(&opts.broker, opts.timeout)?;
     let io = |e| Error::io("configure socket", e);

@@ -9,19 +9,19 @@ mod client;
 mod conn;
 mod server;
 
-pub use client::{admin_request, broker_disabled_by_env, connect, ConnectOptions, Connected, Route};
+pub use client::{admin_request, broker_disabled_by_env, connect, BrokerConnection, BrokerOptions, Route};
 pub use conn::Conn;
-pub use server::{BrokerEvent, BrokerServer, BrokerServerOptions, ServiceEntry};
+pub use server::{BrokerEvent, BrokerServer, BrokerServerOptions, BrokerService};
 
 /// Entry points for the fuzz targets and their corpus replay; not part of the stable API.
 #[doc(hidden)]
 pub mod fuzzing {
-    use super::ServiceEntry;
+    use super::BrokerService;
     use crate::transport::PeerCredentials;
 
     /// The broker server's answer to a client connection that sent `bytes`: the reply bytes,
     /// or `None` when the server would close the connection without one.
-    pub fn client_stream(bytes: &[u8], peer: Option<PeerCredentials>, services: &[ServiceEntry]) -> Option<Vec<u8>> {
+    pub fn client_stream(bytes: &[u8], peer: Option<PeerCredentials>, services: &[BrokerService]) -> Option<Vec<u8>> {
         super::server::fuzz_client_stream(bytes, peer, services)
     }
 }

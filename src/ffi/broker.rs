@@ -9,7 +9,7 @@ use super::bytes::{cstr_arg, len_arg, limit_arg, rp_str, rule_arg};
 use super::handle::{box_free, box_into_handle, box_mut, box_ref, box_take, castable, out_arg};
 use super::conn::rp_conn;
 use super::status::rp_status;
-use crate::broker::{self, Conn, ConnectOptions, Connected, Route};
+use crate::broker::{self, BrokerConnection, BrokerOptions, Conn, Route};
 use crate::transport::Endpoint;
 use crate::wire::names::{check_service_name, check_version};
 
@@ -37,7 +37,7 @@ pub struct rp_broker_options {
     _private: [u8; 0],
 }
 
-castable!(rp_broker_options => ConnectOptions: OwnedBox);
+castable!(rp_broker_options => BrokerOptions: OwnedBox);
 
 /// The outcome of `rp_broker_connect`: the route taken, the endpoint to cache, the negotiated
 /// fields and the connection.
@@ -102,7 +102,7 @@ pub unsafe extern "C" fn rp_broker_options_new(
         let out_options = unsafe { out_arg(out_options, "out_options") }?;
         let service = rule_arg(service, "service_name", check_service_name)?;
         let wanted = rule_arg(wanted, "wanted_version", check_version)?;
-        let opts = ConnectOptions::new(Endpoint::parse(endpoint)?, service, wanted, own);
+        let opts = BrokerOptions::new(Endpoint::parse(endpoint)?, service, wanted, own);
         out_options.write(box_into_handle(opts));
         Ok(())
     })
@@ -277,7 +277,7 @@ pub unsafe extern "C" fn rp_broker_connect(
         let opts = unsafe { box_take(options, "options") }?;
         // SAFETY: NULL or valid for a write per the API contract.
         let out_result = unsafe { out_arg(out_result, "out_result") }?;
-        let Connected { conn, route, endpoint, negotiated } = broker::connect(&opts)?;
+        let BrokerConnection { conn, route, endpoint, negotiated } = broker::connect(&opts)?;
         let n = negotiated.unwrap_or_default();
         let result = ResultHandle {
             conn: Some(conn),

@@ -9,7 +9,7 @@ use super::bytes::{cstr_arg, len_arg, limit_arg, rp_str, rule_arg};
 use super::handle::{arc_clone_value, box_free, box_into_handle, box_mut, box_ref, box_take, castable, out_arg};
 use super::handoff::rp_handoff_store;
 use super::status::rp_status;
-use crate::broker::{BrokerServer, BrokerServerOptions, ServiceEntry};
+use crate::broker::{BrokerServer, BrokerServerOptions, BrokerService};
 use crate::transport::Endpoint;
 use crate::wire::names::{check_service_name, check_version};
 
@@ -83,7 +83,7 @@ pub unsafe extern "C" fn rp_broker_server_options_new(
 }
 
 /// The service named `service_name` in `options`.
-fn service<'a>(o: &'a mut BrokerServerOptions, name: &str) -> Result<&'a mut ServiceEntry, Failure> {
+fn service<'a>(o: &'a mut BrokerServerOptions, name: &str) -> Result<&'a mut BrokerService, Failure> {
     o.services
         .iter_mut()
         .find(|s| s.service_name == name)
@@ -109,13 +109,13 @@ pub unsafe extern "C" fn rp_broker_server_options_add_service(
         // pointers are valid as documented, per the API contract.
         unsafe {
             let o = box_mut(options, "options")?;
-            let entry = ServiceEntry {
+            let entry = BrokerService {
                 service_name: rule_arg(cstr_arg(service_name, "service_name")?, "service_name", check_service_name)?
                     .to_owned(),
                 backend_pipe: len_arg(cstr_arg(backend_pipe, "backend_pipe")?, "backend_pipe", 0, 4096)?.to_owned(),
                 daemon_version: len_arg(cstr_arg(daemon_version, "daemon_version")?, "daemon_version", 0, 64)?
                     .to_owned(),
-                ..ServiceEntry::default()
+                ..BrokerService::default()
             };
             o.services.retain(|s| s.service_name != entry.service_name);
             o.services.push(entry);

@@ -14,7 +14,7 @@ use mio::{Events, Interest, Poll, Token};
 use super::handoff::HandoffTask;
 use super::hello::{first_frame, incomplete_hello, FirstFrame, ReplyTo};
 use super::services::choose_service;
-use super::{admin, BrokerEvent, BrokerServerOptions, ServiceEntry, Shared, MAX_CONCURRENT_HANDOFFS};
+use super::{admin, BrokerEvent, BrokerServerOptions, BrokerService, Shared, MAX_CONCURRENT_HANDOFFS};
 use crate::control::{check_hello_fields, negotiated, Refusal};
 use crate::error::Error;
 use crate::handoff;
@@ -278,7 +278,7 @@ impl EventLoop {
     }
 
     /// Takes a handoff slot and a fresh token, or `None` (then no handoff is offered).
-    fn reserve_handoff(&self, service: &ServiceEntry) -> Option<handoff::Token> {
+    fn reserve_handoff(&self, service: &BrokerService) -> Option<handoff::Token> {
         let in_progress = &self.shared.handoffs_in_progress;
         if in_progress.fetch_add(1, Ordering::AcqRel) >= MAX_CONCURRENT_HANDOFFS {
             in_progress.fetch_sub(1, Ordering::AcqRel);

@@ -6,7 +6,7 @@ use prost::Message;
 
 use super::admin::admin_reply_frame;
 use super::services::choose_service;
-use super::ServiceEntry;
+use super::BrokerService;
 use crate::control::{check_hello_fields, negotiated, Refusal};
 use crate::transport::PeerCredentials;
 use crate::wire::proto::{hello_reply, AdminRequest, ErrorCode, FrameKind, Hello, HelloReply, PayloadEncoding};
@@ -120,7 +120,7 @@ fn parse_first_frame(frame: &FrameView<'_>) -> FirstFrame {
 pub(crate) fn fuzz_client_stream(
     bytes: &[u8],
     peer: Option<PeerCredentials>,
-    services: &[ServiceEntry],
+    services: &[BrokerService],
 ) -> Option<Vec<u8>> {
     let mut reader = FrameReader::with_max_body(bytes, HELLO_MAX_BODY);
     let mut out = Vec::new();

@@ -39,7 +39,7 @@ pub const MAX_CONCURRENT_HANDOFFS: usize = 64;
 
 /// One service the broker knows.
 #[derive(Debug, Clone, Default)]
-pub struct ServiceEntry {
+pub struct BrokerService {
     /// Service name (1–64 characters of `[a-z0-9-]`).
     pub service_name: String,
     /// The backend endpoint sent as `Negotiated.backend_pipe`.
@@ -66,7 +66,7 @@ pub struct BrokerServerOptions {
     /// Where to listen (a Unix socket path or `@abstract` name).
     pub endpoint: Endpoint,
     /// The service table.
-    pub services: Vec<ServiceEntry>,
+    pub services: Vec<BrokerService>,
     /// Accept peers of other users (default: refused with PEER_REJECTED).
     pub allow_other_uids: bool,
     /// Time a connection has to send its first frame (default 5 s).
@@ -119,7 +119,7 @@ const MAX_QUEUED_EVENTS: usize = 4096;
 
 impl BrokerServerOptions {
     /// Options with defaults for everything but the endpoint and services.
-    pub fn new(endpoint: Endpoint, services: Vec<ServiceEntry>) -> Self {
+    pub fn new(endpoint: Endpoint, services: Vec<BrokerService>) -> Self {
         BrokerServerOptions {
             endpoint,
             services,

@@ -1,13 +1,13 @@
 //! The service table: each entry checked when the broker is bound, and the service a Hello asks
 //! for chosen under its version policy (the reference's order, then librp's block list).
 
-use super::ServiceEntry;
+use super::BrokerService;
 use crate::control::Refusal;
 use crate::error::Error;
 use crate::wire::names;
 use crate::wire::proto::{ErrorCode, Hello};
 
-pub(super) fn check_service(s: &ServiceEntry) -> Result<(), Error> {
+pub(super) fn check_service(s: &BrokerService) -> Result<(), Error> {
     let name = &s.service_name;
     if let Err(rule) = names::check_service_name(name) {
         return Err(Error::invalid_argument(format!("service name {name:?} is not {rule}")));
@@ -35,7 +35,7 @@ const VERSION_POLICY_RETRY_MS: u64 = 30_000;
 
 /// The version policy of one service, applied to a wanted version, in the reference's order
 /// (`validate_version_policy`: the floor, then the allow list), then librp's block list.
-fn check_version_policy(service: &ServiceEntry, wanted: &str) -> Result<(), Refusal> {
+fn check_version_policy(service: &BrokerService, wanted: &str) -> Result<(), Refusal> {
     if !service.min_version.is_empty() && version_triple(wanted) < version_triple(&service.min_version) {
         return Err(Refusal::new(ErrorCode::VersionBlocked, "wanted_version is below min_version")
             .with_retry_after_ms(VERSION_POLICY_RETRY_MS));
@@ -52,7 +52,7 @@ fn check_version_policy(service: &ServiceEntry, wanted: &str) -> Result<(), Refu
 
 /// The service a Hello asks for, if it is registered and its version policy admits the
 /// wanted version.
-pub(super) fn choose_service<'a>(services: &'a [ServiceEntry], hello: &Hello) -> Result<&'a ServiceEntry, Refusal> {
+pub(super) fn choose_service<'a>(services: &'a [BrokerService], hello: &Hello) -> Result<&'a BrokerService, Refusal> {
     let service = services
         .iter()
         .find(|s| s.service_name == hello.service_name)
@@ -68,7 +68,7 @@ mod tests {
     use crate::wire::proto::hello_reply;
     #[test]
     fn version_policy() {
-        let s = ServiceEntry {
+        let s = BrokerService {
             service_name: "svc".into(),
             allowed_versions: vec!["1.2.3".into(), "1.0.0".into()],
             blocked_versions: vec!["1.0.0".into()],
@@ -84,7 +84,7 @@ mod tests {
 
     #[test]
     fn min_version_refusal_matches_the_vector() {
-        let s = ServiceEntry { service_name: "svc".into(), min_version: "2.0.0".into(), ..Default::default() };
+        let s = BrokerService { service_name: "svc".into(), min_version: "2.0.0".into(), ..Default::default() };
         let r = check_version_policy(&s, "1.2.3").unwrap_err();
         let bytes = hello_reply_frame(1, hello_reply::Result::Refused(r.to_message()));
         let want = std::fs::read_to_string(concat!(

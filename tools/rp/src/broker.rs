@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use rp::broker::{BrokerEvent, BrokerServer, BrokerServerOptions, ServiceEntry};
+use rp::broker::{BrokerEvent, BrokerServer, BrokerServerOptions, BrokerService};
 use rp::control::{client_handshake, ClientHello};
 use rp::transport::{self, Endpoint, PeerCredentials};
 use rp::wire::{FrameReader, FrameWriter, WireError};
@@ -151,7 +151,7 @@ pub struct BrokerArgs {
     endpoint: Endpoint,
     /// A service: NAME=BACKEND_ENDPOINT@VERSION (repeatable)
     #[arg(long = "service", value_parser = service_arg)]
-    services: Vec<ServiceEntry>,
+    services: Vec<BrokerService>,
     /// Serve only these versions of a service: NAME=VERSION (repeatable)
     #[arg(long = "allow", value_parser = pair_arg)]
     allow: Vec<(String, String)>,
@@ -186,14 +186,14 @@ pub struct BrokerArgs {
     log: Option<rp::log::Level>,
 }
 
-fn service_arg(s: &str) -> Result<ServiceEntry, String> {
+fn service_arg(s: &str) -> Result<BrokerService, String> {
     let (name, rest) = s.split_once('=').ok_or("expected NAME=BACKEND_ENDPOINT@VERSION")?;
     let (backend, version) = rest.rsplit_once('@').ok_or("expected NAME=BACKEND_ENDPOINT@VERSION")?;
-    Ok(ServiceEntry {
+    Ok(BrokerService {
         service_name: name.to_owned(),
         backend_pipe: backend.to_owned(),
         daemon_version: version.to_owned(),
-        ..ServiceEntry::default()
+        ..BrokerService::default()
     })
 }
 
@@ -212,11 +212,11 @@ fn read_config(args: &mut BrokerArgs, path: &std::path::Path) -> Result<(), Fail
         let words: Vec<&str> = line.split_whitespace().collect();
         let bad = || Failure::new(1, format!("{}:{}: cannot read {line:?}", path.display(), n + 1));
         match words.as_slice() {
-            ["service", name, backend, version] => args.services.push(ServiceEntry {
+            ["service", name, backend, version] => args.services.push(BrokerService {
                 service_name: (*name).to_owned(),
                 backend_pipe: (*backend).to_owned(),
                 daemon_version: (*version).to_owned(),
-                ..ServiceEntry::default()
+                ..BrokerService::default()
             }),
             ["allow", name, version] => args.allow.push(((*name).to_owned(), (*version).to_owned())),
             ["block", name, version] => args.block.push(((*name).to_owned(), (*version).to_owned())),
@@ -237,7 +237,7 @@ pub fn run_broker(mut args: BrokerArgs) -> Result<(), Failure> {
         return Err(Failure::new(2, "no services: give --service NAME=BACKEND@VERSION or --config FILE"));
     }
     for (rules, apply) in [
-        (&args.allow, (|s: &mut ServiceEntry, v: &str| s.allowed_versions.push(v.to_owned())) as fn(&mut ServiceEntry, &str)),
+        (&args.allow, (|s: &mut BrokerService, v: &str| s.allowed_versions.push(v.to_owned())) as fn(&mut BrokerService, &str)),
         (&args.block, |s, v| s.blocked_versions.push(v.to_owned())),
         (&args.min_version, |s, v| s.min_version = v.to_owned()),
     ] {

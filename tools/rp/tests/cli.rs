@@ -447,7 +447,7 @@ fn broker_hands_connections_off_to_a_backend() {
     let service = format!("demo={}@1.2.3", dir.join("no-backend.sock").display());
     let mut broker = start_rp_broker(&sock, &["--service", &service, "--handoff", &format!("demo={}", handoff.display())]);
 
-    let mut opts = rp::broker::ConnectOptions::new(rp::transport::Endpoint::Path(sock.clone()), "demo", "1.2.3", "1.2.3");
+    let mut opts = rp::broker::BrokerOptions::new(rp::transport::Endpoint::Path(sock.clone()), "demo", "1.2.3", "1.2.3");
     opts.adopt_handoff = true;
     let connected = rp::broker::connect(&opts).expect("connect through rp broker");
     assert_eq!(connected.route, rp::broker::Route::HandedOff);
