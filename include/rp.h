@@ -34,7 +34,10 @@
  * 0 = do not wait (try once: take only what is already there), -1 = no limit, > 0 = at most
  * that many milliseconds. Any other value (-2, ...) fails with RP_STATUS_INVALID_ARGUMENT,
  * whose message states the rule. A call waiting without limit still returns when the peer ends
- * the connection or the handle is closed from another thread (its _close or _shutdown).
+ * the connection or the handle is closed from another thread (its _close or _shutdown). A
+ * wait on a ticket or a served request can also be ended alone, leaving the push, call or
+ * request going on: rp_push_ticket_interrupt, rp_session_ticket_interrupt and
+ * rp_session_request_interrupt make that wait return RP_STATUS_INTERRUPTED.
  *
  * Thread safety
  * -------------
@@ -261,6 +264,11 @@ enum rp_status
    * served).
    */
   RP_STATUS_CANCELLED = 7,
+  /**
+   * A wait was interrupted by `rp_push_ticket_interrupt`, `rp_session_ticket_interrupt` or
+   * `rp_session_request_interrupt`; the push, call or request goes on: wait again.
+   */
+  RP_STATUS_INTERRUPTED = 8,
   /**
    * A required pointer argument was NULL.
    */
@@ -3070,6 +3078,7 @@ bool rp_push_ticket_is_done(const struct rp_push_ticket *ticket);
  * Returns `RP_STATUS_OK` (`*out_result` holds the worker's answer), `RP_STATUS_TIMEOUT` (no
  * outcome yet — or the push's own deadline passed; `rp_push_ticket_is_done` tells which),
  * `RP_STATUS_CLOSED`, `RP_STATUS_NOT_FOUND`, `RP_STATUS_AGAIN` (see `rp_push_server_push_wait`),
+ * `RP_STATUS_INTERRUPTED` (`rp_push_ticket_interrupt`; the push goes on),
  * `RP_STATUS_INVALID_ARGUMENT` (the outcome was already taken), `RP_STATUS_NULL_ARGUMENT`.
  *
  * Ownership: the caller owns `*out_result`; free it with `rp_push_result_free`.
@@ -3079,6 +3088,14 @@ RP_NODISCARD
 rp_status rp_push_ticket_wait(const struct rp_push_ticket *ticket,
                               int32_t timeout_ms,
                               struct rp_push_result **out_result);
+
+/**
+ * Ends one `rp_push_ticket_wait` on this ticket with `RP_STATUS_INTERRUPTED`: the one blocked
+ * now, or the next one if none is. The push goes on and its outcome stays for a later wait.
+ * This is how an event loop or another thread stops a wait without a timeout early.
+ * Callable from any thread. NULL is a no-op.
+ */
+void rp_push_ticket_interrupt(const struct rp_push_ticket *ticket);
 
 /**
  * Frees a ticket; the push itself goes on. NULL is a no-op. Must not be called twice.
@@ -3512,7 +3529,8 @@ bool rp_session_ticket_is_done(const struct rp_session_ticket *ticket);
  *
  * Returns `RP_STATUS_OK` (`*out_response` holds the answer), `RP_STATUS_TIMEOUT` (the wait
  * ended first and the call goes on — `rp_session_ticket_is_done` is false — or the call's
- * deadline passed and it ended), `RP_STATUS_CLOSED`, `RP_STATUS_CANCELLED`, the peer's error
+ * deadline passed and it ended), `RP_STATUS_CLOSED`, `RP_STATUS_CANCELLED`,
+ * `RP_STATUS_INTERRUPTED` (`rp_session_ticket_interrupt`; the call goes on), the peer's error
  * as a status (see `rp_session_call`), `RP_STATUS_INVALID_ARGUMENT` (the outcome was already
  * taken), `RP_STATUS_NULL_ARGUMENT`.
  *
@@ -3531,7 +3549,8 @@ rp_status rp_session_ticket_wait(const struct rp_session_ticket *ticket,
  * Returns `RP_STATUS_OK` (`*out_chunk` holds the chunk), `RP_STATUS_CLOSED` (the stream has
  * ended: the peer half-closed or sent its response — take it with `rp_session_ticket_wait` — or
  * the connection ended, which `rp_session_ticket_wait` then reports as `RP_STATUS_CLOSED` too),
- * `RP_STATUS_TIMEOUT`, `RP_STATUS_CANCELLED`, the call's error, `RP_STATUS_TOO_LARGE` (more
+ * `RP_STATUS_TIMEOUT`, `RP_STATUS_CANCELLED`, `RP_STATUS_INTERRUPTED`
+ * (`rp_session_ticket_interrupt`), the call's error, `RP_STATUS_TOO_LARGE` (more
  * than 64 MiB of chunks were left unread: the call ended and the peer was sent a CANCEL),
  * `RP_STATUS_NULL_ARGUMENT`.
  *
@@ -3574,7 +3593,15 @@ RP_NODISCARD rp_status rp_session_ticket_close_write(const struct rp_session_tic
 void rp_session_ticket_cancel(const struct rp_session_ticket *ticket);
 
 /**
- * Frees a ticket, cancelling the call it first if it has no outcome yet. NULL is a no-op. Must not be
+ * Ends one `rp_session_ticket_wait` or `_next_chunk` on this call with
+ * `RP_STATUS_INTERRUPTED`: the one blocked now (a wait that is reading the connection itself
+ * notices within 20 ms), or the next one if none is. The call goes on; wait again for it.
+ * Callable from any thread. NULL is a no-op.
+ */
+void rp_session_ticket_interrupt(const struct rp_session_ticket *ticket);
+
+/**
+ * Frees a ticket, cancelling the call first if it has no outcome yet. NULL is a no-op. Must not be
  * called twice, nor while another thread uses `ticket`.
  */
 void rp_session_ticket_free(struct rp_session_ticket *ticket);
@@ -3616,13 +3643,21 @@ struct rp_str rp_session_request_tracestate(const struct rp_session_request *req
 bool rp_session_request_is_cancelled(const struct rp_session_request *request);
 
 /**
+ * Ends one `rp_session_request_next_chunk` on this request with `RP_STATUS_INTERRUPTED`: the
+ * one blocked now (a wait that is reading the connection itself notices within 20 ms), or the
+ * next one if none is. The request goes on. Callable from any thread. NULL is a no-op.
+ */
+void rp_session_request_interrupt(const struct rp_session_request *request);
+
+/**
  * Reads the next chunk the caller sent on this request (a tunnel), waiting up to `timeout_ms`
  * (-1 = no limit, 0 = do not wait).
  *
  * Returns `RP_STATUS_OK` (`*out_chunk` holds it), `RP_STATUS_CLOSED` (the caller half-closed,
  * or the connection ended), `RP_STATUS_TIMEOUT` (the wait or the request's deadline),
- * `RP_STATUS_CANCELLED`, `RP_STATUS_TOO_LARGE` (more than 64 MiB of the caller's chunks were
- * left unread: the request ended and the caller was told), `RP_STATUS_NULL_ARGUMENT`.
+ * `RP_STATUS_CANCELLED`, `RP_STATUS_INTERRUPTED` (`rp_session_request_interrupt`; the request
+ * goes on), `RP_STATUS_TOO_LARGE` (more than 64 MiB of the caller's chunks were left unread:
+ * the request ended and the caller was told), `RP_STATUS_NULL_ARGUMENT`.
  *
  * Ownership: the caller owns `*out_chunk`; free it with `rp_msg_free`.
  */

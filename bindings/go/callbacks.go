@@ -199,37 +199,56 @@ func bytesPtr(b []byte) *C.uint8_t {
 	return (*C.uint8_t)(unsafe.Pointer(unsafe.SliceData(b)))
 }
 
-// waitSlice is how long one attempt of waitInSlices may wait: the context's remaining time,
-// cut to a short slice so that a cancelled context is noticed promptly. Only for the waits
-// librp offers no wake for that leaves the handle usable (PushTicket.Wait, SessionTicket.Next,
-// SessionRequest.Next); the others use waitReady or waitCancel.
-const waitSliceMax = 50 * time.Millisecond
-
-func waitSlice(ctx context.Context) C.int32_t {
-	d := waitSliceMax
-	if dl, ok := ctx.Deadline(); ok {
-		if r := time.Until(dl); r < d {
-			d = r
+// waitInterrupt runs a blocking librp wait on a ticket or a served request until it returns
+// anything but a TIMEOUT, until ended (may be nil) says the TIMEOUT is the operation's own (its
+// deadline passed), or until ctx is done: ctx's end calls interrupt, which makes the C wait
+// return StatusInterrupted at once and leaves the push, call or request as it was; the wait then
+// returns ctx's error. interrupt must not take a lock the waiting goroutine holds.
+func waitInterrupt[T any](ctx context.Context, attempt func(timeoutMs C.int32_t) (T, error), interrupt func(), ended func() bool) (T, error) {
+	var zero T
+	if ctx.Done() == nil {
+		for {
+			// An interrupt may be left over from an earlier wait whose context ended as it returned.
+			if v, err := attempt(-1); !isStatus(err, StatusInterrupted) {
+				return v, err
+			}
 		}
 	}
-	if d < 0 {
-		d = 0
-	}
-	return C.int32_t((d + time.Millisecond - 1) / time.Millisecond)
-}
-
-// waitInSlices runs a blocking librp call in waitSlice-long attempts until it returns anything
-// but a TIMEOUT, until ended (may be nil) says the TIMEOUT is the operation's own (its deadline
-// passed), or until ctx is done (then ctx's error, with T's zero value).
-func waitInSlices[T any](ctx context.Context, attempt func(timeoutMs C.int32_t) (T, error), ended func() bool) (T, error) {
-	for {
-		v, err := attempt(waitSlice(ctx))
-		if err == nil || !isStatus(err, StatusTimeout) || (ended != nil && ended()) {
+	fired := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		interrupt()
+		close(fired)
+	})
+	defer func() {
+		if !stop() {
+			<-fired
+		}
+	}()
+	for first := true; ; first = false {
+		ms, left := untilDeadline(ctx)
+		if !left {
+			if !first {
+				<-ctx.Done()
+				return zero, ctx.Err()
+			}
+			ms = 0 // an expired ctx still takes an outcome already here
+		}
+		v, err := attempt(ms)
+		switch {
+		case isStatus(err, StatusInterrupted):
+			if ctxErr(ctx) != nil {
+				return zero, ctx.Err()
+			}
+			// Left over from an earlier wait (see above): wait again.
+		case isStatus(err, StatusTimeout):
+			if ended != nil && ended() {
+				return v, err
+			}
+			if ctxErr(ctx) != nil {
+				return zero, ctx.Err()
+			}
+		default:
 			return v, err
-		}
-		if err := ctxErr(ctx); err != nil {
-			var zero T
-			return zero, err
 		}
 	}
 }

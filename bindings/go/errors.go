@@ -26,6 +26,7 @@ const (
 	StatusClosed             Status = C.RP_STATUS_CLOSED
 	StatusDisabled           Status = C.RP_STATUS_DISABLED
 	StatusCancelled          Status = C.RP_STATUS_CANCELLED
+	StatusInterrupted        Status = C.RP_STATUS_INTERRUPTED
 	StatusIncomplete         Status = C.RP_STATUS_INCOMPLETE
 	StatusBufferTooSmall     Status = C.RP_STATUS_BUFFER_TOO_SMALL
 	StatusNullArgument       Status = C.RP_STATUS_NULL_ARGUMENT
@@ -86,6 +87,7 @@ var (
 	ErrClosed             = &Error{Status: StatusClosed}
 	ErrDisabled           = &Error{Status: StatusDisabled}
 	ErrCancelled          = &Error{Status: StatusCancelled}
+	ErrInterrupted        = &Error{Status: StatusInterrupted}
 	ErrIncomplete         = &Error{Status: StatusIncomplete}
 	ErrBufferTooSmall     = &Error{Status: StatusBufferTooSmall}
 	ErrNullArgument       = &Error{Status: StatusNullArgument}

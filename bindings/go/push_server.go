@@ -348,19 +348,22 @@ func (t *PushTicket) Done() bool {
 // Wait waits for the push's outcome and takes it (it can be taken once; later calls return
 // ErrInvalidArgument). Errors as for PushServer.PushWait.
 func (t *PushTicket) Wait(ctx context.Context) (*PushResult, error) {
-	return waitInSlices(ctx, t.wait, t.Done) // Done: the push's own deadline passed
-}
-
-func (t *PushTicket) wait(timeoutMs C.int32_t) (*PushResult, error) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	maybeGC()
 	if t.ptr == nil {
 		return nil, &Error{Status: StatusClosed, Msg: "ticket closed"}
 	}
+	p := t.ptr
+	return waitInterrupt(ctx, func(timeoutMs C.int32_t) (*PushResult, error) { return waitTicket(p, timeoutMs) },
+		func() { C.rp_push_ticket_interrupt(p) },
+		func() bool { return bool(C.rp_push_ticket_is_done(p)) }) // done: the push's own deadline passed
+}
+
+func waitTicket(p *C.rp_push_ticket, timeoutMs C.int32_t) (*PushResult, error) {
+	maybeGC()
 	var r *C.rp_push_result
 	var e C.rpg_err
-	st := C.rpg_ticket_wait(t.ptr, timeoutMs, &r, &e)
+	st := C.rpg_ticket_wait(p, timeoutMs, &r, &e)
 	if err := takeErr(st, &e); err != nil {
 		return nil, err
 	}

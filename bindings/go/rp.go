@@ -38,9 +38,9 @@
 //     errors.Is against the sentinels ([ErrTimeout], [ErrClosed], ...). A refusal by a server
 //     is a *[RefusedError] with the server's code, reason and retry hint.
 //   - Blocking calls take a context.Context and return its error once it is done: at once
-//     (the context's end wakes the waiting C call; SessionTicket.Wait within the session's
-//     20 ms read slice), except PushTicket.Wait, SessionTicket.Next and SessionRequest.Next, which
-//     notice it within 50 ms.
+//     (the context's end wakes the waiting C call, or interrupts a wait on a ticket or a
+//     request, which goes on; a session wait that is reading the connection itself notices
+//     within the session's 20 ms read slice).
 //   - C never keeps a Go pointer: callbacks are reached through runtime/cgo.Handle values that
 //     librp releases with the callback's user_data_free; byte slices passed to librp are only
 //     borrowed for the duration of the call.

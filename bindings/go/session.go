@@ -139,11 +139,12 @@ func (c *SessionTicket) Next(ctx context.Context) ([]byte, error) {
 	if c.ptr == nil {
 		return nil, errCallClosed()
 	}
-	return waitInSlices(ctx, func(timeoutMs C.int32_t) ([]byte, error) {
+	p := c.ptr
+	return waitInterrupt(ctx, func(timeoutMs C.int32_t) ([]byte, error) {
 		return takeMsgOrErr(func(m **C.rp_msg, e *C.rpg_err) C.int32_t {
-			return C.rpg_session_ticket_next_chunk(c.ptr, timeoutMs, m, e)
+			return C.rpg_session_ticket_next_chunk(p, timeoutMs, m, e)
 		})
-	}, c.done)
+	}, func() { C.rp_session_ticket_interrupt(p) }, c.done)
 }
 
 // Send streams one chunk to the peer (it reads them with SessionRequest.Next).
@@ -326,11 +327,13 @@ func (r *SessionRequest) Next(ctx context.Context) ([]byte, error) {
 	if r.ptr == nil {
 		return nil, errAnswered()
 	}
-	return waitInSlices(ctx, func(timeoutMs C.int32_t) ([]byte, error) {
+	p := r.ptr
+	return waitInterrupt(ctx, func(timeoutMs C.int32_t) ([]byte, error) {
 		return takeMsgOrErr(func(m **C.rp_msg, e *C.rpg_err) C.int32_t {
-			return C.rpg_session_request_next_chunk(r.ptr, timeoutMs, m, e)
+			return C.rpg_session_request_next_chunk(p, timeoutMs, m, e)
 		})
-	}, func() bool { return bool(C.rp_session_request_is_cancelled(r.ptr)) })
+	}, func() { C.rp_session_request_interrupt(p) },
+		func() bool { return bool(C.rp_session_request_is_cancelled(p)) })
 }
 
 // Send streams one chunk to the caller (SessionTicket.Next) before the answer.

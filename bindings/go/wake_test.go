@@ -23,12 +23,14 @@ func openFds(t *testing.T) int {
 // A blocking call whose context is cancelled returns ctx's error at once: the wait is woken,
 // not polled. Each call is cancelled several times; the median delay from cancel to return
 // must stay under 10 ms (a 50 ms polling slice gives a median near 25 ms). Afterwards no
-// goroutine and no descriptor is left over, and the handle still works.
+// goroutine and no descriptor is left over, and the handle still works: waits on tickets and
+// served requests are interrupted, leaving the push, call or request going on.
 func TestCancelWakesBlockedCalls(t *testing.T) {
 	s := startServer(t, &ServerOptions{OnWorker: func(*WorkerInfo, bool, string) {}})
 	w := connectWorker(t, s, "idle")
 	hw := connectWorker(t, s, "handling")
-	waitWorkers(t, s, 2)
+	holder := connectWorker(t, s, "holder")
+	waitWorkers(t, s, 3)
 	for { // take the registration event so that Dispatch has nothing pending
 		n, err := s.Dispatch(ctxTimeout(t, 50*time.Millisecond))
 		if errors.Is(err, context.DeadlineExceeded) {
@@ -68,6 +70,31 @@ func TestCancelWakesBlockedCalls(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { caller.Close() })
+	// A push a worker holds without answering, a call nobody answers and a request whose caller
+	// streams nothing: their waits are interrupted, and each goes on for the next wait.
+	tk, err := s.Push(&PushRequest{PayloadProtocol: 0x7001, Payload: []byte("held"), ToWorker: workerID(t, s, "holder")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tk.Close() })
+	if _, err := holder.Recv(ctxTimeout(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	quiet, err := caller.Start(0xF100, []byte("quiet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { quiet.Close() })
+	reqs := make(chan *SessionRequest, 1)
+	tunnelCaller, _ := sessionPair(t, func(side string) func(*SessionRequest) {
+		return func(r *SessionRequest) { reqs <- r }
+	})
+	tunnel, err := tunnelCaller.Start(0xF100, []byte("tunnel"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tunnel.Close() })
+	heldReq := <-reqs
 
 	// The longest median delay allowed: a woken wait returns at once; SessionTicket.Wait is bound
 	// by the session's own 20 ms read slices (the caller reads its own reply), plus slack for
@@ -92,6 +119,9 @@ func TestCancelWakesBlockedCalls(t *testing.T) {
 			_, err = c.Wait(ctx)
 			return err
 		}},
+		{"PushTicket.Wait", woken, func(ctx context.Context) error { _, err := tk.Wait(ctx); return err }},
+		{"SessionTicket.Next", sessionRead, func(ctx context.Context) error { _, err := quiet.Next(ctx); return err }},
+		{"SessionRequest.Next", sessionRead, func(ctx context.Context) error { _, err := heldReq.Next(ctx); return err }},
 	}
 	for _, c := range calls {
 		t.Run(c.name, func(t *testing.T) {
@@ -145,13 +175,24 @@ func TestCancelWakesBlockedCalls(t *testing.T) {
 	if handled != 0 {
 		t.Fatalf("the handler ran %d times with no push sent", handled)
 	}
+	// The interrupted waits left their push, call and request going on.
+	if tk.Done() || quiet.done() {
+		t.Fatal("an interrupted wait ended its push or call")
+	}
+	if err := tunnel.Send([]byte("c")); err != nil {
+		t.Fatal(err)
+	}
+	if chunk, err := heldReq.Next(ctxTimeout(t, 5*time.Second)); err != nil || string(chunk) != "c" {
+		t.Fatalf("SessionRequest.Next after interrupted waits: %q, %v", chunk, err)
+	}
+	_ = heldReq.Respond(nil)
 
 	// The handles still work: a push sent after the cancelled waits reaches Recv.
-	tk, err := s.Push(&PushRequest{PayloadProtocol: 0x7001, Payload: []byte("x"), ToWorker: workerID(t, s, "idle")})
+	tkIdle, err := s.Push(&PushRequest{PayloadProtocol: 0x7001, Payload: []byte("x"), ToWorker: workerID(t, s, "idle")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tk.Close()
+	defer tkIdle.Close()
 	p, err := w.Recv(ctxTimeout(t, 5*time.Second))
 	if err != nil || string(p.Payload) != "x" {
 		t.Fatalf("Recv after cancelled waits: %v, %v", p, err)

@@ -61,6 +61,8 @@ pub enum ErrorKind {
     Disabled,
     /// The call was cancelled (locally, or by the peer for a request being served).
     Cancelled,
+    /// A wait was interrupted (`interrupt` on the handle it waited on); nothing else changed.
+    Interrupted,
     /// The peer answered a call with an application error (see [`Error::Peer`]).
     PeerError,
     /// Memory for what a peer sent could not be allocated; the connection ended.
@@ -121,6 +123,10 @@ pub enum Error {
     /// The call was cancelled.
     #[error("cancelled: {0}")]
     Cancelled(Cow<'static, str>),
+    /// A wait was interrupted by `interrupt` on the handle it waited on; the push, call or
+    /// request goes on and can be waited for again.
+    #[error("interrupted: {0}")]
+    Interrupted(Cow<'static, str>),
     /// More data arrived than librp holds for a reader that has not taken it.
     #[error("too much unread data: {0}")]
     Overflow(Cow<'static, str>),
@@ -179,6 +185,7 @@ impl Error {
             Error::Config(_) => ErrorKind::Config,
             Error::Disabled(_) => ErrorKind::Disabled,
             Error::Cancelled(_) => ErrorKind::Cancelled,
+            Error::Interrupted(_) => ErrorKind::Interrupted,
             Error::Overflow(_) => ErrorKind::TooLarge,
             // librp's own codes (below 1000) stand for their kind: one table, src/error/status.rs.
             Error::Peer { code, .. } => status::peer_kind(*code),

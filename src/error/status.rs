@@ -41,6 +41,7 @@ stable_codes! {
     BufferTooSmall = 5,
     Disabled = 6,
     Cancelled = 7,
+    Interrupted = 8,
     InvalidArgument = 11,
     InvalidUtf8 = 12,
     NotFound = 13,

@@ -225,6 +225,7 @@ pub unsafe extern "C" fn rp_push_ticket_is_done(ticket: *const rp_push_ticket) -
 /// Returns `RP_STATUS_OK` (`*out_result` holds the worker's answer), `RP_STATUS_TIMEOUT` (no
 /// outcome yet — or the push's own deadline passed; `rp_push_ticket_is_done` tells which),
 /// `RP_STATUS_CLOSED`, `RP_STATUS_NOT_FOUND`, `RP_STATUS_AGAIN` (see `rp_push_server_push_wait`),
+/// `RP_STATUS_INTERRUPTED` (`rp_push_ticket_interrupt`; the push goes on),
 /// `RP_STATUS_INVALID_ARGUMENT` (the outcome was already taken), `RP_STATUS_NULL_ARGUMENT`.
 ///
 /// Ownership: the caller owns `*out_result`; free it with `rp_push_result_free`.
@@ -244,6 +245,20 @@ pub unsafe extern "C" fn rp_push_ticket_wait(
         let outcome = t.wait(timeout_arg(timeout_ms)?)?;
         out_result.write(box_into_handle(outcome));
         Ok(())
+    })
+}
+
+/// Ends one `rp_push_ticket_wait` on this ticket with `RP_STATUS_INTERRUPTED`: the one blocked
+/// now, or the next one if none is. The push goes on and its outcome stays for a later wait.
+/// This is how an event loop or another thread stops a wait without a timeout early.
+/// Callable from any thread. NULL is a no-op.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_push_ticket_interrupt(ticket: *const rp_push_ticket) {
+    boundary_or((), || {
+        // SAFETY: NULL or a live ticket.
+        if let Ok(t) = unsafe { box_ref::<rp_push_ticket>(ticket, "ticket") } {
+            t.interrupt();
+        }
     })
 }
 

@@ -84,13 +84,27 @@ pub unsafe extern "C" fn rp_session_request_is_cancelled(request: *const rp_sess
     boundary_or(false, || unsafe { request_ref(request) }.is_ok_and(|r| r.is_cancelled()))
 }
 
+/// Ends one `rp_session_request_next_chunk` on this request with `RP_STATUS_INTERRUPTED`: the
+/// one blocked now (a wait that is reading the connection itself notices within 20 ms), or the
+/// next one if none is. The request goes on. Callable from any thread. NULL is a no-op.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_session_request_interrupt(request: *const rp_session_request) {
+    boundary_or((), || {
+        // SAFETY: forwarded API contract.
+        if let Ok(r) = unsafe { request_ref(request) } {
+            r.interrupt();
+        }
+    })
+}
+
 /// Reads the next chunk the caller sent on this request (a tunnel), waiting up to `timeout_ms`
 /// (-1 = no limit, 0 = do not wait).
 ///
 /// Returns `RP_STATUS_OK` (`*out_chunk` holds it), `RP_STATUS_CLOSED` (the caller half-closed,
 /// or the connection ended), `RP_STATUS_TIMEOUT` (the wait or the request's deadline),
-/// `RP_STATUS_CANCELLED`, `RP_STATUS_TOO_LARGE` (more than 64 MiB of the caller's chunks were
-/// left unread: the request ended and the caller was told), `RP_STATUS_NULL_ARGUMENT`.
+/// `RP_STATUS_CANCELLED`, `RP_STATUS_INTERRUPTED` (`rp_session_request_interrupt`; the request
+/// goes on), `RP_STATUS_TOO_LARGE` (more than 64 MiB of the caller's chunks were left unread:
+/// the request ended and the caller was told), `RP_STATUS_NULL_ARGUMENT`.
 ///
 /// Ownership: the caller owns `*out_chunk`; free it with `rp_msg_free`.
 #[must_use]

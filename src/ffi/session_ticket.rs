@@ -142,7 +142,8 @@ pub unsafe extern "C" fn rp_session_ticket_is_done(ticket: *const rp_session_tic
 ///
 /// Returns `RP_STATUS_OK` (`*out_response` holds the answer), `RP_STATUS_TIMEOUT` (the wait
 /// ended first and the call goes on — `rp_session_ticket_is_done` is false — or the call's
-/// deadline passed and it ended), `RP_STATUS_CLOSED`, `RP_STATUS_CANCELLED`, the peer's error
+/// deadline passed and it ended), `RP_STATUS_CLOSED`, `RP_STATUS_CANCELLED`,
+/// `RP_STATUS_INTERRUPTED` (`rp_session_ticket_interrupt`; the call goes on), the peer's error
 /// as a status (see `rp_session_call`), `RP_STATUS_INVALID_ARGUMENT` (the outcome was already
 /// taken), `RP_STATUS_NULL_ARGUMENT`.
 ///
@@ -172,7 +173,8 @@ pub unsafe extern "C" fn rp_session_ticket_wait(
 /// Returns `RP_STATUS_OK` (`*out_chunk` holds the chunk), `RP_STATUS_CLOSED` (the stream has
 /// ended: the peer half-closed or sent its response — take it with `rp_session_ticket_wait` — or
 /// the connection ended, which `rp_session_ticket_wait` then reports as `RP_STATUS_CLOSED` too),
-/// `RP_STATUS_TIMEOUT`, `RP_STATUS_CANCELLED`, the call's error, `RP_STATUS_TOO_LARGE` (more
+/// `RP_STATUS_TIMEOUT`, `RP_STATUS_CANCELLED`, `RP_STATUS_INTERRUPTED`
+/// (`rp_session_ticket_interrupt`), the call's error, `RP_STATUS_TOO_LARGE` (more
 /// than 64 MiB of chunks were left unread: the call ended and the peer was sent a CANCEL),
 /// `RP_STATUS_NULL_ARGUMENT`.
 ///
@@ -246,7 +248,21 @@ pub unsafe extern "C" fn rp_session_ticket_cancel(ticket: *const rp_session_tick
     })
 }
 
-/// Frees a ticket, cancelling the call it first if it has no outcome yet. NULL is a no-op. Must not be
+/// Ends one `rp_session_ticket_wait` or `_next_chunk` on this call with
+/// `RP_STATUS_INTERRUPTED`: the one blocked now (a wait that is reading the connection itself
+/// notices within 20 ms), or the next one if none is. The call goes on; wait again for it.
+/// Callable from any thread. NULL is a no-op.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_session_ticket_interrupt(ticket: *const rp_session_ticket) {
+    boundary_or((), || {
+        // SAFETY: forwarded API contract.
+        if let Ok(c) = unsafe { ticket_ref(ticket) } {
+            c.interrupt();
+        }
+    })
+}
+
+/// Frees a ticket, cancelling the call first if it has no outcome yet. NULL is a no-op. Must not be
 /// called twice, nor while another thread uses `ticket`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_session_ticket_free(ticket: *mut rp_session_ticket) {

@@ -29,6 +29,9 @@ pub enum rp_status {
     /// The call was cancelled (by `rp_session_ticket_cancel`, or by the peer for a request being
     /// served).
     Cancelled = 7,
+    /// A wait was interrupted by `rp_push_ticket_interrupt`, `rp_session_ticket_interrupt` or
+    /// `rp_session_request_interrupt`; the push, call or request goes on: wait again.
+    Interrupted = 8,
     /// A required pointer argument was NULL.
     NullArgument = 10,
     /// An argument is out of range or inconsistent.
@@ -121,6 +124,7 @@ statuses! {
     BufferTooSmall => c"buffer too small",
     Disabled => c"broker path disabled",
     Cancelled => c"cancelled",
+    Interrupted => c"interrupted",
     NullArgument => c"NULL argument",
     InvalidArgument => c"invalid argument",
     InvalidUtf8 => c"invalid UTF-8",

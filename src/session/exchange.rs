@@ -31,6 +31,8 @@ pub(super) struct ExchangeState {
     pub(super) write_closed: bool,
     /// Threads waiting on `changed` (a notification is a system call; none is made for nobody).
     pub(super) waiters: usize,
+    /// An interrupt no wait has taken yet ([`Exchange::interrupt`]).
+    pub(super) interrupted: bool,
 }
 
 #[derive(Debug)]
@@ -72,6 +74,14 @@ impl Exchange {
         }
     }
 
+    /// Ends one wait on this exchange with [`WaitEnd::Interrupted`]: the one blocked now, or the
+    /// next one if none is. Nothing else changes.
+    pub(super) fn interrupt(&self) {
+        let mut st = self.lock();
+        st.interrupted = true;
+        self.notify(&st);
+    }
+
     /// Wakes the threads waiting on this exchange, if there are any.
     pub(super) fn notify(&self, st: &ExchangeState) {
         if st.waiters > 0 {
@@ -99,39 +109,55 @@ pub(super) fn copy_error(e: &Error) -> Error {
 /// it waits for has arrived.
 pub(super) type ReadFor<'a> = (&'a Arc<Inner>, fn(&ExchangeState) -> bool);
 
-/// Waits on an exchange until `ready` returns a value, the wait limit or the deadline passes.
-/// With `read_for`, the waiting thread reads and routes frames itself while no other thread
-/// does (see [`read_while`]).
-///
-/// Returns `Err(true)` when the deadline passed, `Err(false)` when only the wait limit did.
+/// Why [`wait_on`] returned without a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum WaitEnd {
+    /// The exchange's own deadline passed.
+    Deadline,
+    /// Only the wait's limit passed.
+    Limit,
+    /// [`Exchange::interrupt`] ended the wait.
+    Interrupted,
+}
+
+/// Waits on an exchange until `ready` returns a value, the wait limit or the deadline passes,
+/// or the wait is interrupted. With `read_for`, the waiting thread reads and routes frames
+/// itself while no other thread does (see [`read_while`]); it then notices an interrupt
+/// between two reads (within [`READ_SLICE`](crate::own_read::READ_SLICE)).
 pub(super) fn wait_on<T>(
     ex: &Exchange,
     timeout: Option<Duration>,
     deadline: Option<Instant>,
     read_for: Option<ReadFor<'_>>,
     mut ready: impl FnMut(&mut ExchangeState) -> Option<T>,
-) -> Result<T, bool> {
+) -> Result<T, WaitEnd> {
     let until = timeout.map(|t| Instant::now() + t);
     let mut st = ex.lock();
     loop {
         if let Some(v) = ready(&mut st) {
             return Ok(v);
         }
+        if std::mem::take(&mut st.interrupted) {
+            return Err(WaitEnd::Interrupted);
+        }
         let now = Instant::now();
         if deadline.is_some_and(|d| d <= now) {
-            return Err(true);
+            return Err(WaitEnd::Deadline);
         }
         if until.is_some_and(|u| u <= now) {
-            return Err(false);
+            return Err(WaitEnd::Limit);
         }
         let limit = [until, deadline].into_iter().flatten().min();
         if let Some((inner, arrived)) = read_for {
             drop(st);
-            let read = read_while(inner, limit, || arrived(&ex.lock()));
+            let read = read_while(inner, limit, || {
+                let st = ex.lock();
+                arrived(&st) || st.interrupted
+            });
             st = ex.lock();
             // Look again before sleeping: whoever reads may have routed our frame meanwhile
             // (its notification is made only to threads already waiting).
-            if read || arrived(&st) {
+            if read || arrived(&st) || st.interrupted {
                 continue;
             }
         }
@@ -227,9 +253,9 @@ mod tests {
     fn a_wait_ends_at_its_limit_at_the_deadline_or_at_the_outcome() {
         let ex = Arc::new(Exchange::default());
         let short = Some(Duration::from_millis(5));
-        assert!(!wait_on(&ex, short, None, None, take_chunk).unwrap_err(), "the wait limit");
+        assert_eq!(wait_on(&ex, short, None, None, take_chunk).unwrap_err(), WaitEnd::Limit, "the wait limit");
         let past = Some(Instant::now());
-        assert!(wait_on(&ex, None, past, None, take_chunk).unwrap_err(), "the deadline");
+        assert_eq!(wait_on(&ex, None, past, None, take_chunk).unwrap_err(), WaitEnd::Deadline, "the deadline");
         let finisher = {
             let ex = Arc::clone(&ex);
             std::thread::spawn(move || {

@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::exchange::{copy_error, has_chunk_or_end, take_chunk, wait_on, Exchange, Outcome};
+use super::exchange::{copy_error, has_chunk_or_end, take_chunk, wait_on, Exchange, Outcome, WaitEnd};
 use super::inner::Inner;
 use super::proto::{SessionError, SessionMessage};
 use super::{code, MAX_ERROR_MESSAGE};
@@ -137,9 +137,16 @@ impl Request {
         }
         match wait_on(&self.exchange, timeout, self.deadline, Some((&self.inner, has_chunk_or_end)), take_chunk) {
             Ok(r) => r,
-            Err(true) => Err(Error::Timeout("the request's deadline passed".into())),
-            Err(false) => Err(Error::Timeout("no chunk arrived in time".into())),
+            Err(WaitEnd::Deadline) => Err(Error::Timeout("the request's deadline passed".into())),
+            Err(WaitEnd::Limit) => Err(Error::Timeout("no chunk arrived in time".into())),
+            Err(WaitEnd::Interrupted) => Err(Error::Interrupted("the wait for a chunk was interrupted".into())),
         }
+    }
+
+    /// Ends one [`next_chunk`](Self::next_chunk) on this request with `Interrupted`: the one
+    /// blocked now, or the next one if none is. The request goes on.
+    pub fn interrupt(&self) {
+        self.exchange.interrupt();
     }
 
     /// Streams one chunk to the caller (an EVENT frame) before the final answer.

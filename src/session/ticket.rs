@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::exchange::{has_chunk_or_end, has_outcome, take_chunk, wait_on, Exchange, Outcome};
+use super::exchange::{has_chunk_or_end, has_outcome, take_chunk, wait_on, Exchange, Outcome, WaitEnd};
 use super::inner::Inner;
 use super::proto::SessionMessage;
 use crate::error::Error;
@@ -43,7 +43,7 @@ impl Ticket {
         match got {
             Ok(Some(result)) => result,
             Ok(None) => Err(Error::invalid_argument("the call's outcome was already taken")),
-            Err(true) => {
+            Err(WaitEnd::Deadline) => {
                 self.cancel_with(Error::Timeout("the call's deadline passed".into()));
                 match self.wait(Some(Duration::ZERO)) {
                     Err(e) if e.kind() == crate::ErrorKind::InvalidArgument => {
@@ -52,7 +52,8 @@ impl Ticket {
                     other => other,
                 }
             }
-            Err(false) => Err(Error::Timeout("no response arrived in time".into())),
+            Err(WaitEnd::Limit) => Err(Error::Timeout("no response arrived in time".into())),
+            Err(WaitEnd::Interrupted) => Err(Error::Interrupted("the wait for the response was interrupted".into())),
         }
     }
 
@@ -64,11 +65,12 @@ impl Ticket {
     pub fn next_chunk(&self, timeout: Option<Duration>) -> Result<Vec<u8>, Error> {
         match wait_on(&self.exchange, timeout, self.deadline, Some((&self.inner, has_chunk_or_end)), take_chunk) {
             Ok(r) => r,
-            Err(true) => {
+            Err(WaitEnd::Deadline) => {
                 self.cancel_with(Error::Timeout("the call's deadline passed".into()));
                 Err(Error::Timeout("the call's deadline passed".into()))
             }
-            Err(false) => Err(Error::Timeout("no chunk arrived in time".into())),
+            Err(WaitEnd::Limit) => Err(Error::Timeout("no chunk arrived in time".into())),
+            Err(WaitEnd::Interrupted) => Err(Error::Interrupted("the wait for a chunk was interrupted".into())),
         }
     }
 
@@ -82,6 +84,12 @@ impl Ticket {
     pub fn close_write(&self) -> Result<(), Error> {
         self.exchange.check_writable("the call has ended")?;
         self.inner.close_write(&self.exchange, self.id)
+    }
+
+    /// Ends one [`wait`](Self::wait) or [`next_chunk`](Self::next_chunk) on this call with
+    /// `Interrupted`: the one blocked now, or the next one if none is. The call goes on.
+    pub fn interrupt(&self) {
+        self.exchange.interrupt();
     }
 
     /// Cancels the call: its waiters wake with `Cancelled` and the peer is sent a CANCEL.

@@ -2,7 +2,8 @@
  * -1 = no limit, > 0 = milliseconds, anything else RP_STATUS_INVALID_ARGUMENT with the rule in
  * the message. For each call taking a timeout: -2 is refused, 0 returns at once, -1 waits until
  * a peer or a close from another thread wakes it (rp_session_listener_accept included: its
- * rp_session_listener_close wakes every waiting thread). */
+ * rp_session_listener_close wakes every waiting thread). A ticket's or a served request's wait
+ * can also be ended alone by its _interrupt call. */
 #include "rp.h"
 #include "check.h"
 
@@ -460,6 +461,126 @@ static void listener_close_wakes_accept(void) {
     rp_session_listener_free(l);
 }
 
+/* ---- interrupts ---------------------------------------------------------------------------- */
+
+/* An interrupt ends one wait on a ticket or a served request, and nothing else: the push, call
+ * or request goes on and its outcome comes to a later wait. With no wait blocked, the next one
+ * takes the interrupt at once. */
+
+static void interrupt_push_ticket(void *t) { rp_push_ticket_interrupt((const rp_push_ticket *)t); }
+static void interrupt_session_ticket(void *t) { rp_session_ticket_interrupt((const rp_session_ticket *)t); }
+static void interrupt_request(void *r) { rp_session_request_interrupt((const rp_session_request *)r); }
+
+static void push_interrupts(void) {
+    char ep[128];
+    snprintf(ep, sizeof ep, "%s/interrupt.sock", g_dir);
+    rp_push_server_options *so = NULL;
+    CHECK_OK(rp_push_server_options_new(ep, &so));
+    rp_push_server *server = NULL;
+    CHECK_OK(rp_push_server_bind(so, &server));
+    rp_push_worker *client = connect_worker(ep, 5000, RP_STATUS_OK);
+
+    rp_push_request *req = NULL;
+    CHECK_OK(rp_push_request_new(PROTO, (const uint8_t *)"job", 3, &req));
+    rp_push_ticket *ticket = NULL;
+    CHECK_OK(rp_push_server_push(server, req, &ticket));
+    rp_push *p = NULL;
+    CHECK_OK(rp_push_worker_recv(client, 5000, &p));
+
+    rp_push_result *result = NULL;
+    rp_push_ticket_interrupt(ticket);
+    EXPECT_AT_ONCE(rp_push_ticket_wait(ticket, -1, &result), RP_STATUS_INTERRUPTED);
+    EXPECT_AT_ONCE(rp_push_ticket_wait(ticket, 0, &result), RP_STATUS_TIMEOUT);
+    struct waker w;
+    wake_later(&w, interrupt_push_ticket, ticket);
+    CHECK_STATUS(rp_push_ticket_wait(ticket, -1, &result), RP_STATUS_INTERRUPTED);
+    woken(&w);
+    CHECK(!rp_push_ticket_is_done(ticket));
+
+    /* The push went on: its answer comes to the next wait. */
+    CHECK_OK(rp_push_worker_reply(client, rp_push_correlation_id(p), (const uint8_t *)"done", 4));
+    CHECK_OK(rp_push_ticket_wait(ticket, 5000, &result));
+    rp_bytes answer = rp_push_result_payload(result);
+    CHECK(answer.len == 4 && memcmp(answer.ptr, "done", 4) == 0);
+    rp_push_result_free(result);
+    rp_push_ticket_interrupt(NULL);
+
+    rp_push_free(p);
+    rp_push_ticket_free(ticket);
+    rp_push_request_free(req);
+    rp_push_worker_free(client);
+    rp_push_server_free(server);
+}
+
+static rp_session_request *_Atomic g_held;
+static void hold_request(void *user_data, rp_session_request *req) {
+    (void)user_data;
+    g_held = req;
+}
+
+static void *serve_until_closed(void *arg) {
+    rp_session *session = (rp_session *)arg;
+    rp_status st;
+    while ((st = rp_session_dispatch(session, 200, NULL)) == RP_STATUS_OK || st == RP_STATUS_TIMEOUT) {}
+    return NULL;
+}
+
+static void session_interrupts(void) {
+    int fds[2];
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == 0);
+    rp_conn *ca = NULL, *cb = NULL;
+    CHECK_OK(rp_conn_adopt_fd(fds[0], &ca));
+    CHECK_OK(rp_conn_adopt_fd(fds[1], &cb));
+    rp_session *a = NULL, *b = NULL;
+    CHECK_OK(rp_session_new(ca, RP_SESSION_SIDE_CONNECTING, NULL, NULL, NULL, &a));
+    CHECK_OK(rp_session_new(cb, RP_SESSION_SIDE_ACCEPTING, hold_request, NULL, NULL, &b));
+    pthread_t server_thread;
+    CHECK(pthread_create(&server_thread, NULL, serve_until_closed, b) == 0);
+
+    rp_session_ticket *call = NULL;
+    CHECK_OK(rp_session_call_start(a, PROTO, (const uint8_t *)"x", 1, NULL, &call));
+    for (int i = 0; i < 500 && g_held == NULL; i++) usleep(10 * 1000);
+    rp_session_request *held = g_held;
+    CHECK(held != NULL);
+    if (held == NULL) return;
+
+    /* The caller's waits: one taken at once, the blocked ones woken. */
+    rp_msg *msg = NULL;
+    rp_session_ticket_interrupt(call);
+    EXPECT_AT_ONCE(rp_session_ticket_wait(call, -1, &msg), RP_STATUS_INTERRUPTED);
+    struct waker w;
+    wake_later(&w, interrupt_session_ticket, call);
+    CHECK_STATUS(rp_session_ticket_next_chunk(call, -1, &msg), RP_STATUS_INTERRUPTED);
+    woken(&w);
+    wake_later(&w, interrupt_session_ticket, call);
+    CHECK_STATUS(rp_session_ticket_wait(call, -1, &msg), RP_STATUS_INTERRUPTED);
+    woken(&w);
+    CHECK(!rp_session_ticket_is_done(call));
+
+    /* The served request's wait for the caller's chunks. */
+    wake_later(&w, interrupt_request, held);
+    CHECK_STATUS(rp_session_request_next_chunk(held, -1, &msg), RP_STATUS_INTERRUPTED);
+    woken(&w);
+    CHECK(!rp_session_request_is_cancelled(held));
+
+    /* Both went on: a chunk, then the answer, come through. */
+    CHECK_OK(rp_session_ticket_send_chunk(call, (const uint8_t *)"c", 1));
+    CHECK_OK(rp_session_request_next_chunk(held, 5000, &msg));
+    CHECK(rp_msg_len(msg) == 1 && rp_msg_data(msg)[0] == 'c');
+    rp_msg_free(msg);
+    CHECK_OK(rp_session_respond(held, (const uint8_t *)"done", 4));
+    CHECK_OK(rp_session_ticket_wait(call, 5000, &msg));
+    CHECK(rp_msg_len(msg) == 4 && memcmp(rp_msg_data(msg), "done", 4) == 0);
+    rp_msg_free(msg);
+    rp_session_ticket_interrupt(NULL);
+    rp_session_request_interrupt(NULL);
+
+    rp_session_ticket_free(call);
+    rp_session_free(a);
+    pthread_join(server_thread, NULL);
+    rp_session_free(b);
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     (void)argv;
@@ -470,6 +591,8 @@ int main(int argc, char **argv) {
     push_calls();
     session_calls();
     listener_close_wakes_accept();
+    push_interrupts();
+    session_interrupts();
     rmdir(g_dir);
     return CHECK_DONE("test_timeouts");
 }

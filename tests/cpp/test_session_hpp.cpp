@@ -122,6 +122,18 @@ TEST(Session, AnAnswerCanComeLaterFromAnotherThread) {
     EXPECT_EQ(str(*a), "answered later");
 }
 
+TEST(Session, AnInterruptedWaitLeavesTheCallGoingOn) {
+    Pair p;
+    rp::SessionTicket call = p.connecting.call_start(0xF100, bytes("later"));
+    call.interrupt();
+    auto started = std::chrono::steady_clock::now();
+    EXPECT_FALSE(call.wait(5s).has_value());
+    EXPECT_LT(std::chrono::steady_clock::now() - started, 1s);
+    auto answer = call.wait(5s);
+    ASSERT_TRUE(answer.has_value());
+    EXPECT_EQ(str(*answer), "answered later");
+}
+
 TEST(Session, ClosingEndsWaitingCalls) {
     Pair p;
     rp::SessionTicket call = p.connecting.call_start(0xF100, bytes("later"));

@@ -26,6 +26,8 @@ struct TicketInner {
 struct TicketSlot {
     state: TicketState,
     waiting: usize,
+    /// An [`interrupt`](Ticket::interrupt) no wait has taken yet.
+    interrupted: bool,
 }
 
 #[derive(Debug)]
@@ -40,7 +42,7 @@ impl Ticket {
         Ticket {
             inner: Arc::new(TicketInner {
                 correlation_id,
-                state: Mutex::new(TicketSlot { state: TicketState::Pending, waiting: 0 }),
+                state: Mutex::new(TicketSlot { state: TicketState::Pending, waiting: 0, interrupted: false }),
                 done: Condvar::new(),
             }),
         }
@@ -77,6 +79,11 @@ impl Ticket {
                 }
                 TicketState::Pending => slot.state = TicketState::Pending,
             }
+            if std::mem::take(&mut slot.interrupted) {
+                return Err(Error::Interrupted(
+                    format!("the wait for push {} was interrupted", self.inner.correlation_id).into(),
+                ));
+            }
             slot.waiting += 1;
             slot = match deadline {
                 None => self.inner.done.wait(slot).unwrap_or_else(|p| p.into_inner()),
@@ -92,6 +99,16 @@ impl Ticket {
                 }
             };
             slot.waiting -= 1;
+        }
+    }
+
+    /// Ends one wait for the outcome with `Interrupted`: the one blocked now, or the next one if
+    /// none is. The push goes on; its outcome stays for a later wait. Callable from any thread.
+    pub fn interrupt(&self) {
+        let mut slot = self.lock();
+        slot.interrupted = true;
+        if slot.waiting > 0 {
+            self.inner.done.notify_all();
         }
     }
 
@@ -129,6 +146,29 @@ mod tests {
         // Nor does a completion after the outcome was taken.
         t.complete(Ok(PushResult::Reply(b"again".to_vec())));
         assert_eq!(t.wait(Some(Duration::ZERO)).unwrap_err().kind(), ErrorKind::InvalidArgument);
+    }
+
+    #[test]
+    fn an_interrupt_ends_one_wait_and_the_outcome_stays() {
+        let t = Ticket::new(3);
+        // No one waits yet: the next wait takes it at once, the one after waits as usual.
+        t.interrupt();
+        assert_eq!(t.wait(None).unwrap_err().kind(), ErrorKind::Interrupted);
+        assert_eq!(t.wait(Some(Duration::from_millis(5))).unwrap_err().kind(), ErrorKind::Timeout);
+        // A wait blocked without a limit is woken.
+        let waiter = {
+            let t = t.clone();
+            std::thread::spawn(move || t.wait(None))
+        };
+        while t.lock().waiting == 0 {
+            std::thread::yield_now();
+        }
+        t.interrupt();
+        assert_eq!(waiter.join().unwrap().unwrap_err().kind(), ErrorKind::Interrupted);
+        // An outcome that is there wins over an interrupt.
+        t.complete(Ok(PushResult::Reply(b"r".to_vec())));
+        t.interrupt();
+        assert_eq!(t.wait(None).unwrap(), PushResult::Reply(b"r".to_vec()));
     }
 
     #[test]

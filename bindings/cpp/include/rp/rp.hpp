@@ -751,13 +751,17 @@ public:
     explicit PushTicket(rp_push_ticket *t) noexcept : p_(t) {}
     std::uint64_t correlation_id() const noexcept { return rp_push_ticket_correlation_id(p_.get()); }
     bool done() const noexcept { return rp_push_ticket_is_done(p_.get()); }
-    /// The outcome, or std::nullopt while there is none after `timeout`. Throws rp::Error for
-    /// delivery failures (CLOSED, NOT_FOUND, AGAIN), for a timeout of the push's own deadline
-    /// (TIMEOUT with done() true), and when the outcome was already taken.
+    /// Ends one wait() (the one blocked now, or the next): it returns std::nullopt; the push
+    /// goes on. Callable from any thread.
+    void interrupt() const noexcept { rp_push_ticket_interrupt(p_.get()); }
+    /// The outcome, or std::nullopt while there is none after `timeout` (or the wait was
+    /// interrupted). Throws rp::Error for delivery failures (CLOSED, NOT_FOUND, AGAIN), for a
+    /// timeout of the push's own deadline (TIMEOUT with done() true), and when the outcome was
+    /// already taken.
     std::optional<PushResult> wait(std::chrono::milliseconds timeout) const {
         rp_push_result *r = nullptr;
         rp_status st = rp_push_ticket_wait(p_.get(), detail::to_ms(timeout), &r);
-        if (st == RP_STATUS_TIMEOUT && !done()) return std::nullopt;
+        if ((st == RP_STATUS_TIMEOUT && !done()) || st == RP_STATUS_INTERRUPTED) return std::nullopt;
         detail::check(st);
         return PushResult(r);
     }
@@ -1204,6 +1208,9 @@ public:
     std::string_view tracestate() const noexcept { return detail::view(rp_session_request_tracestate(p_.get())); }
     /// True once the caller cancelled (or its deadline passed).
     bool is_cancelled() const noexcept { return rp_session_request_is_cancelled(p_.get()); }
+    /// Ends one next_chunk() (the one blocked now, or the next): it returns std::nullopt; the
+    /// request goes on. Callable from any thread.
+    void interrupt() const noexcept { rp_session_request_interrupt(p_.get()); }
 
     /// Streams one chunk to the caller before the response.
     void send_chunk(Bytes chunk) const {
@@ -1214,7 +1221,7 @@ public:
     std::optional<std::vector<std::uint8_t>> next_chunk(std::chrono::milliseconds timeout) const {
         rp_msg *m = nullptr;
         rp_status st = rp_session_request_next_chunk(p_.get(), detail::to_ms(timeout), &m);
-        if (st == RP_STATUS_TIMEOUT) return std::nullopt;
+        if (st == RP_STATUS_TIMEOUT || st == RP_STATUS_INTERRUPTED) return std::nullopt;
         detail::check(st);
         return detail::take_msg(m);
     }
@@ -1252,17 +1259,18 @@ public:
     std::optional<std::vector<std::uint8_t>> wait(std::chrono::milliseconds timeout) const {
         rp_msg *m = nullptr;
         rp_status st = rp_session_ticket_wait(p_.get(), detail::to_ms(timeout), &m);
-        if (st == RP_STATUS_TIMEOUT && !is_done()) return std::nullopt;
+        if ((st == RP_STATUS_TIMEOUT && !is_done()) || st == RP_STATUS_INTERRUPTED) return std::nullopt;
         detail::check(st);
         return detail::take_msg(m);
     }
-    /// The next streamed chunk; std::nullopt when none came within `timeout`, or when the
-    /// stream has ended (then `ended` is set, if given, and wait() gives the response).
+    /// The next streamed chunk; std::nullopt when none came within `timeout` (or the wait was
+    /// interrupted), or when the stream has ended (then `ended` is set, if given, and wait()
+    /// gives the response).
     std::optional<std::vector<std::uint8_t>> next_chunk(std::chrono::milliseconds timeout, bool *ended = nullptr) const {
         rp_msg *m = nullptr;
         rp_status st = rp_session_ticket_next_chunk(p_.get(), detail::to_ms(timeout), &m);
         if (ended) *ended = st == RP_STATUS_CLOSED;
-        if (st == RP_STATUS_TIMEOUT || st == RP_STATUS_CLOSED) return std::nullopt;
+        if (st == RP_STATUS_TIMEOUT || st == RP_STATUS_CLOSED || st == RP_STATUS_INTERRUPTED) return std::nullopt;
         detail::check(st);
         return detail::take_msg(m);
     }
@@ -1274,6 +1282,9 @@ public:
     void close_write() const { detail::check(rp_session_ticket_close_write(p_.get())); }
     /// Cancels the call (the peer is sent CANCEL; waiters throw CANCELLED).
     void cancel() const noexcept { rp_session_ticket_cancel(p_.get()); }
+    /// Ends one wait() or next_chunk() (the one blocked now, or the next): it returns
+    /// std::nullopt; the call goes on. Callable from any thread.
+    void interrupt() const noexcept { rp_session_ticket_interrupt(p_.get()); }
 
     rp_session_ticket *capi() const noexcept { return p_.get(); }
 
