@@ -54,8 +54,8 @@
  * function says when). A callback runs only on the application's own thread, inside the call
  * named here, never on a thread of librp's:
  *   rp_legacy_detect_callback (given to rp_mux_new)             inside rp_mux_poll
- *   rp_push_handler_callback (rp_push_worker_set_handler)       inside rp_push_worker_dispatch
- *   rp_push_registration_callback, rp_push_worker_callback
+ *   rp_push_worker_handler_callback (rp_push_worker_set_handler)       inside rp_push_worker_dispatch
+ *   rp_push_server_registration_callback, rp_push_server_worker_callback
  *     (rp_push_server_options_set_*_callback)                   inside rp_push_server_dispatch
  *   rp_session_request_callback (rp_session_new, rp_session_connect,
  *     rp_session_listener_accept)                               inside rp_session_dispatch
@@ -1161,9 +1161,9 @@ typedef struct rp_mux_event {
  * `rp_push_worker_reply` / `_reply_error` (now, or later from any thread) and other librp
  * functions; it must not call `rp_push_worker_dispatch`, `_set_handler` or `_free` on `worker`.
  */
-typedef int32_t (*rp_push_handler_callback)(void *user_data,
-                                            const struct rp_push_worker *worker,
-                                            const struct rp_push *push);
+typedef int32_t (*rp_push_worker_handler_callback)(void *user_data,
+                                                   const struct rp_push_worker *worker,
+                                                   const struct rp_push *push);
 
 /**
  * Decides whether a worker may register. Without one, every registration is accepted.
@@ -1178,10 +1178,10 @@ typedef int32_t (*rp_push_handler_callback)(void *user_data,
  * librp functions but must not call `rp_push_server_dispatch` or `_free` on this server. The
  * worker waits for the decision (up to the server's handshake timeout).
  */
-typedef int32_t (*rp_push_registration_callback)(void *user_data,
-                                                 const struct rp_push_worker_info *worker,
-                                                 char *reason,
-                                                 size_t reason_cap);
+typedef int32_t (*rp_push_server_registration_callback)(void *user_data,
+                                                        const struct rp_push_worker_info *worker,
+                                                        char *reason,
+                                                        size_t reason_cap);
 
 /**
  * Learns that a worker registered (`connected` true) or went away (`connected` false, with
@@ -1189,12 +1189,12 @@ typedef int32_t (*rp_push_registration_callback)(void *user_data,
  *
  * `worker` and `reason` are borrowed: valid only until the callback returns. Called on the
  * thread that calls `rp_push_server_dispatch`, from within it, with the same limits as
- * `rp_push_registration_callback`.
+ * `rp_push_server_registration_callback`.
  */
-typedef void (*rp_push_worker_callback)(void *user_data,
-                                        const struct rp_push_worker_info *worker,
-                                        bool connected,
-                                        struct rp_str reason);
+typedef void (*rp_push_server_worker_callback)(void *user_data,
+                                               const struct rp_push_worker_info *worker,
+                                               bool connected,
+                                               struct rp_str reason);
 
 /**
  * Serves one of the peer's requests.
@@ -2690,7 +2690,7 @@ int32_t rp_push_worker_fd(const struct rp_push_worker *worker);
  */
 RP_NODISCARD
 rp_status rp_push_worker_set_handler(struct rp_push_worker *worker,
-                                     rp_push_handler_callback handler,
+                                     rp_push_worker_handler_callback handler,
                                      void *user_data,
                                      rp_user_data_free_callback user_data_free);
 
@@ -2848,7 +2848,7 @@ rp_status rp_push_server_options_set_max_send_buffer(struct rp_push_server_optio
                                                      size_t bytes);
 
 /**
- * Sets the callback that decides registrations (see `rp_push_registration_callback`); the
+ * Sets the callback that decides registrations (see `rp_push_server_registration_callback`); the
  * application must then call `rp_push_server_dispatch`. `callback` NULL removes it.
  *
  * `user_data_free` (may be NULL) is called once with `user_data`: on replacement, when the
@@ -2857,19 +2857,19 @@ rp_status rp_push_server_options_set_max_send_buffer(struct rp_push_server_optio
  */
 RP_NODISCARD
 rp_status rp_push_server_options_set_registration_callback(struct rp_push_server_options *options,
-                                                           rp_push_registration_callback callback,
+                                                           rp_push_server_registration_callback callback,
                                                            void *user_data,
                                                            rp_user_data_free_callback user_data_free);
 
 /**
- * Sets the callback told of workers registering and leaving (see `rp_push_worker_callback`);
+ * Sets the callback told of workers registering and leaving (see `rp_push_server_worker_callback`);
  * it runs inside `rp_push_server_dispatch`. `callback` NULL removes it. `user_data_free` as for
  * `rp_push_server_options_set_registration_callback`. Returns `RP_STATUS_OK`,
  * `RP_STATUS_NULL_ARGUMENT`.
  */
 RP_NODISCARD
 rp_status rp_push_server_options_set_worker_callback(struct rp_push_server_options *options,
-                                                     rp_push_worker_callback callback,
+                                                     rp_push_server_worker_callback callback,
                                                      void *user_data,
                                                      rp_user_data_free_callback user_data_free);
 

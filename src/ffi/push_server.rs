@@ -34,7 +34,7 @@ pub enum rp_registration_verdict {
 /// Called on the thread that calls `rp_push_server_dispatch`, from within it. It may call other
 /// librp functions but must not call `rp_push_server_dispatch` or `_free` on this server. The
 /// worker waits for the decision (up to the server's handshake timeout).
-pub type rp_push_registration_callback = Option<
+pub type rp_push_server_registration_callback = Option<
     unsafe extern "C" fn(
         user_data: *mut c_void,
         worker: *const rp_push_worker_info,
@@ -48,8 +48,8 @@ pub type rp_push_registration_callback = Option<
 ///
 /// `worker` and `reason` are borrowed: valid only until the callback returns. Called on the
 /// thread that calls `rp_push_server_dispatch`, from within it, with the same limits as
-/// `rp_push_registration_callback`.
-pub type rp_push_worker_callback = Option<
+/// `rp_push_server_registration_callback`.
+pub type rp_push_server_worker_callback = Option<
     unsafe extern "C" fn(user_data: *mut c_void, worker: *const rp_push_worker_info, connected: bool, reason: rp_str),
 >;
 
@@ -66,8 +66,8 @@ pub struct rp_push_server_options {
 
 pub(crate) struct ServerOptionsHandle {
     opts: ServerOptions,
-    on_registration: Option<ForeignCallback<rp_push_registration_callback>>,
-    on_worker: Option<ForeignCallback<rp_push_worker_callback>>,
+    on_registration: Option<ForeignCallback<rp_push_server_registration_callback>>,
+    on_worker: Option<ForeignCallback<rp_push_server_worker_callback>>,
 }
 
 castable!(rp_push_server_options => ServerOptionsHandle: OwnedBox);
@@ -87,8 +87,8 @@ pub struct rp_push_server {
 
 pub(crate) struct ServerHandle {
     pub(crate) server: PushServer,
-    on_registration: Option<ForeignCallback<rp_push_registration_callback>>,
-    on_worker: Option<ForeignCallback<rp_push_worker_callback>>,
+    on_registration: Option<ForeignCallback<rp_push_server_registration_callback>>,
+    on_worker: Option<ForeignCallback<rp_push_server_worker_callback>>,
     /// The bound endpoint as text, for `rp_push_server_endpoint`.
     endpoint: String,
 }
@@ -293,7 +293,7 @@ pub unsafe extern "C" fn rp_push_server_options_set_max_send_buffer(
     })
 }
 
-/// Sets the callback that decides registrations (see `rp_push_registration_callback`); the
+/// Sets the callback that decides registrations (see `rp_push_server_registration_callback`); the
 /// application must then call `rp_push_server_dispatch`. `callback` NULL removes it.
 ///
 /// `user_data_free` (may be NULL) is called once with `user_data`: on replacement, when the
@@ -303,7 +303,7 @@ pub unsafe extern "C" fn rp_push_server_options_set_max_send_buffer(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_server_options_set_registration_callback(
     options: *mut rp_push_server_options,
-    callback: rp_push_registration_callback,
+    callback: rp_push_server_registration_callback,
     user_data: *mut c_void,
     user_data_free: rp_user_data_free_callback,
 ) -> rp_status {
@@ -320,7 +320,7 @@ pub unsafe extern "C" fn rp_push_server_options_set_registration_callback(
     })
 }
 
-/// Sets the callback told of workers registering and leaving (see `rp_push_worker_callback`);
+/// Sets the callback told of workers registering and leaving (see `rp_push_server_worker_callback`);
 /// it runs inside `rp_push_server_dispatch`. `callback` NULL removes it. `user_data_free` as for
 /// `rp_push_server_options_set_registration_callback`. Returns `RP_STATUS_OK`,
 /// `RP_STATUS_NULL_ARGUMENT`.
@@ -328,7 +328,7 @@ pub unsafe extern "C" fn rp_push_server_options_set_registration_callback(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_server_options_set_worker_callback(
     options: *mut rp_push_server_options,
-    callback: rp_push_worker_callback,
+    callback: rp_push_server_worker_callback,
     user_data: *mut c_void,
     user_data_free: rp_user_data_free_callback,
 ) -> rp_status {

@@ -44,7 +44,7 @@ pub struct rp_push_worker {
 
 pub(crate) struct WorkerHandle {
     pub(crate) worker: Worker,
-    handler: Mutex<Option<Arc<ForeignCallback<rp_push_handler_callback>>>>,
+    handler: Mutex<Option<Arc<ForeignCallback<rp_push_worker_handler_callback>>>>,
 }
 
 castable!(rp_push_worker_options => WorkerOptions: OwnedBox, rp_push_worker => WorkerHandle: OwnedBox, rp_push => Push: OwnedBox);
@@ -73,7 +73,7 @@ pub struct rp_push {
 /// Called on the thread that calls `rp_push_worker_dispatch`, from within it. It may call
 /// `rp_push_worker_reply` / `_reply_error` (now, or later from any thread) and other librp
 /// functions; it must not call `rp_push_worker_dispatch`, `_set_handler` or `_free` on `worker`.
-pub type rp_push_handler_callback = Option<
+pub type rp_push_worker_handler_callback = Option<
     unsafe extern "C" fn(user_data: *mut c_void, worker: *const rp_push_worker, push: *const rp_push) -> i32,
 >;
 
@@ -407,7 +407,7 @@ pub unsafe extern "C" fn rp_push_worker_fd(worker: *const rp_push_worker) -> i32
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_worker_set_handler(
     worker: *mut rp_push_worker,
-    handler: rp_push_handler_callback,
+    handler: rp_push_worker_handler_callback,
     user_data: *mut c_void,
     user_data_free: rp_user_data_free_callback,
 ) -> rp_status {
