@@ -66,6 +66,17 @@ pub(crate) unsafe fn box_ref<'a, C: Castable<Ownership = OwnedBox>>(
     unsafe { handle.cast::<C::RustType>().as_ref() }.ok_or_else(|| Failure::null(name))
 }
 
+/// Borrows the value behind an optional boxed handle: `None` when it is NULL (nothing is
+/// recorded: NULL is an answer, not an error).
+///
+/// # Safety
+/// As for [`box_ref`].
+#[inline]
+pub(crate) unsafe fn box_opt<'a, C: Castable<Ownership = OwnedBox>>(handle: *const C) -> Option<&'a C::RustType> {
+    // SAFETY: per the contract of `box_ref`.
+    unsafe { handle.cast::<C::RustType>().as_ref() }
+}
+
 /// Borrows the value behind a boxed handle mutably, or fails with `RP_STATUS_NULL_ARGUMENT`.
 ///
 /// # Safety

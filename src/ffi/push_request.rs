@@ -5,7 +5,7 @@ use std::ffi::c_char;
 
 use super::boundary::{boundary, boundary_or, Failure};
 use super::bytes::{cstr_arg, rp_bytes, rp_str, slice_arg, timeout_arg};
-use super::handle::{box_free, box_into_handle, box_mut, box_ref, castable, out_arg};
+use super::handle::{box_free, box_into_handle, box_mut, box_opt, box_ref, castable, out_arg};
 use super::status::rp_status;
 use crate::push::{
     PushResult, PushSpec, Target, Ticket,
@@ -271,7 +271,7 @@ pub unsafe extern "C" fn rp_push_ticket_free(ticket: *mut rp_push_ticket) {
 
 unsafe fn result_ref<'a>(result: *const rp_push_result) -> Option<&'a PushResult> {
     // SAFETY: NULL or a live result per the API contract.
-    unsafe { box_ref::<rp_push_result>(result, "result") }.ok()
+    unsafe { box_opt::<rp_push_result>(result) }
 }
 
 /// True when the worker answered with a failure (see `rp_push_result_failure_code`).

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use super::boundary::{boundary, boundary_or, Failure};
 use super::bytes::{cstr_arg, len_arg, limit_arg, rp_bytes, rp_str, rule_arg, slice_arg, timeout_arg};
 use super::callback::{rp_user_data_free_callback, ForeignCallback};
-use super::handle::{box_free, box_into_handle, box_mut, box_ref, box_take, castable, lend, opt_out, out_arg};
+use super::handle::{box_free, box_into_handle, box_mut, box_opt, box_ref, box_take, castable, lend, opt_out, out_arg};
 use super::status::rp_status;
 use crate::push::proto::Registration;
 use crate::push::{Push, Worker, WorkerOptions};
@@ -485,7 +485,7 @@ pub unsafe extern "C" fn rp_push_worker_free(worker: *mut rp_push_worker) {
 /// `push` is NULL or a live rp_push.
 unsafe fn push_ref<'a>(push: *const rp_push) -> Option<&'a Push> {
     // SAFETY: forwarded contract.
-    unsafe { box_ref::<rp_push>(push, "push") }.ok()
+    unsafe { box_opt::<rp_push>(push) }
 }
 
 /// The push's correlation id: pass it to `rp_push_worker_reply`. 0 if `push` is NULL.

@@ -7,7 +7,7 @@ use std::ffi::{c_char, c_void};
 use super::boundary::{boundary, boundary_or, Failure};
 use super::bytes::{cstr_arg, limit_arg, rp_msg, rp_str, slice_arg, timeout_arg};
 use super::callback::{rp_user_data_free_callback, ForeignCallback};
-use super::handle::{box_free, box_into_handle, box_ref, box_take, castable, opt_out, out_arg};
+use super::handle::{box_free, box_into_handle, box_opt, box_ref, box_take, castable, opt_out, out_arg};
 use super::session_ticket::{rp_session_call_options, rp_session_ticket};
 use super::session_request::rp_session_request;
 use super::status::rp_status;
@@ -282,9 +282,9 @@ unsafe fn session_ref<'a>(session: *const rp_session) -> Result<&'a SessionHandl
 
 unsafe fn options_of<'a>(options: *const rp_session_call_options) -> Cow<'a, CallOptions> {
     // SAFETY: NULL or live options per the API contract.
-    match unsafe { box_ref::<rp_session_call_options>(options, "options") } {
-        Ok(options) => Cow::Borrowed(options),
-        Err(_) => Cow::Owned(CallOptions::default()),
+    match unsafe { box_opt::<rp_session_call_options>(options) } {
+        Some(options) => Cow::Borrowed(options),
+        None => Cow::Owned(CallOptions::default()),
     }
 }
 
