@@ -19,9 +19,13 @@ command -v "$cc" >/dev/null || { echo "$cc is required for the ThreadSanitizer b
 nightly=${RP_NIGHTLY:-nightly-2026-05-20}
 triple=$(rustc "+$nightly" -vV | sed -n 's/^host: //p')
 export TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1${TSAN_OPTIONS:+ $TSAN_OPTIONS}"
+# tsan_cargo SUBCOMMAND ARGS...: the build flags go right after the subcommand, so that ARGS
+# may end with `-- TEST-ARGS` (with an explicit --target, RUSTFLAGS stay off build scripts).
 tsan_cargo() {
+  local sub=$1
+  shift
   RUSTFLAGS="-Zsanitizer=thread" CARGO_TARGET_DIR="$PWD/target/tsan" \
-    cargo "+$nightly" "$@" --locked -Zbuild-std --target "$triple"
+    cargo "+$nightly" "$sub" --locked -Zbuild-std --target "$triple" "$@"
 }
 
 echo "== tsan: cargo test (lib and integration tests)"
