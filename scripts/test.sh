@@ -4,7 +4,8 @@
 # build (ASan + UBSan) and a Release build; then the heavy fault/load tests (bounded counts), the
 # C tests of the Release build once more under valgrind memcheck, the Go binding (bindings/go)
 # against a staged install of the Release build (race detector, cgocheck2), the demo, and last
-# the ThreadSanitizer leg (scripts/tsan.sh: librp, its Rust tests and the C tests under TSan).
+# the ThreadSanitizer leg (scripts/tsan.sh: librp and its threaded Rust tests under TSan; the C
+# tests too with RP_TSAN_C=1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
