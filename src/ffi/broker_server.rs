@@ -90,6 +90,29 @@ fn service<'a>(o: &'a mut BrokerServerOptions, name: &str) -> Result<&'a mut Bro
         .ok_or_else(|| Failure::new(rp_status::NotFound, format!("service {name:?} was not added")))
 }
 
+/// Runs one of the per-service version setters: the service must have been added, and
+/// `version` must follow the version rule.
+///
+/// # Safety
+/// `options` is NULL or live and used by one thread at a time, and the strings are NULL or
+/// NUL-terminated, per the API contract of the setters.
+unsafe fn edit_version(
+    options: *mut rp_broker_server_options,
+    service_name: *const c_char,
+    version: *const c_char,
+    edit: impl FnOnce(&mut BrokerService, String),
+) -> rp_status {
+    boundary(|| {
+        // SAFETY: per this function's contract.
+        unsafe {
+            let o = box_mut(options, "options")?;
+            let s = service(o, cstr_arg(service_name, "service_name")?)?;
+            edit(s, rule_arg(cstr_arg(version, "version")?, "version", check_version)?.to_owned());
+            Ok(())
+        }
+    })
+}
+
 /// Adds (or replaces) a service: Hellos for `service_name` are answered with Negotiated
 /// carrying `backend_pipe` and `daemon_version`.
 ///
@@ -137,16 +160,8 @@ pub unsafe extern "C" fn rp_broker_server_options_allow_version(
     service_name: *const c_char,
     version: *const c_char,
 ) -> rp_status {
-    boundary(|| {
-        // SAFETY: `options` is NULL or live and used by one thread at a time, and the other
-        // pointers are valid as documented, per the API contract.
-        unsafe {
-            let o = box_mut(options, "options")?;
-            let s = service(o, cstr_arg(service_name, "service_name")?)?;
-            s.allowed_versions.push(rule_arg(cstr_arg(version, "version")?, "version", check_version)?.to_owned());
-            Ok(())
-        }
-    })
+    // SAFETY: forwarded API contract.
+    unsafe { edit_version(options, service_name, version, |s, v| s.allowed_versions.push(v)) }
 }
 
 /// Blocks `version` for the service (refused with VERSION_BLOCKED). Returns as
@@ -158,16 +173,8 @@ pub unsafe extern "C" fn rp_broker_server_options_block_version(
     service_name: *const c_char,
     version: *const c_char,
 ) -> rp_status {
-    boundary(|| {
-        // SAFETY: `options` is NULL or live and used by one thread at a time, and the other
-        // pointers are valid as documented, per the API contract.
-        unsafe {
-            let o = box_mut(options, "options")?;
-            let s = service(o, cstr_arg(service_name, "service_name")?)?;
-            s.blocked_versions.push(rule_arg(cstr_arg(version, "version")?, "version", check_version)?.to_owned());
-            Ok(())
-        }
-    })
+    // SAFETY: forwarded API contract.
+    unsafe { edit_version(options, service_name, version, |s, v| s.blocked_versions.push(v)) }
 }
 
 /// Sets the service's minimum version: lower wanted versions are refused with VERSION_BLOCKED
@@ -179,16 +186,8 @@ pub unsafe extern "C" fn rp_broker_server_options_set_min_version(
     service_name: *const c_char,
     version: *const c_char,
 ) -> rp_status {
-    boundary(|| {
-        // SAFETY: `options` is NULL or live and used by one thread at a time, and the other
-        // pointers are valid as documented, per the API contract.
-        unsafe {
-            let o = box_mut(options, "options")?;
-            let s = service(o, cstr_arg(service_name, "service_name")?)?;
-            s.min_version = rule_arg(cstr_arg(version, "version")?, "version", check_version)?.to_owned();
-            Ok(())
-        }
-    })
+    // SAFETY: forwarded API contract.
+    unsafe { edit_version(options, service_name, version, |s, v| s.min_version = v) }
 }
 
 /// Offers handoff for the service: capable clients get a one-time token, and their
