@@ -2636,7 +2636,8 @@ rp_status rp_push_worker_connect(struct rp_push_worker_options *options,
                                  struct rp_push_worker **out_worker);
 
 /**
- * The id the server gave this worker (0 if `worker` is NULL).
+ * The id the server gave this worker (0 on a liminal endpoint, which has none, and if `worker`
+ * is NULL).
  */
 uint64_t rp_push_worker_id(const struct rp_push_worker *worker);
 

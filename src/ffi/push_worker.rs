@@ -356,7 +356,8 @@ unsafe fn worker_ref<'a>(worker: *const rp_push_worker) -> Result<&'a WorkerHand
     unsafe { box_ref::<rp_push_worker>(worker, "worker") }
 }
 
-/// The id the server gave this worker (0 if `worker` is NULL).
+/// The id the server gave this worker (0 on a liminal endpoint, which has none, and if `worker`
+/// is NULL).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_worker_id(worker: *const rp_push_worker) -> u64 {
     // SAFETY: NULL or a live worker.

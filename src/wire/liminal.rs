@@ -529,6 +529,19 @@ mod tests {
     }
 
     #[test]
+    fn refusal_records_are_byte_for_byte_what_serde_json_writes() {
+        let mut words: Vec<String> = (0u32..0x80).map(|c| char::from_u32(c).unwrap().to_string()).collect();
+        words.push((0u32..0x80).filter_map(char::from_u32).collect());
+        words.extend(["é ü €", "\u{2028}\u{2029}", "😀 a\"b", ""].map(String::from));
+        for w in &words {
+            for code in ["busy", "invalid", "unavailable", "internal"] {
+                let want = serde_json::to_string(&serde_json::json!({ "code": code, "words": w })).unwrap();
+                assert_eq!(String::from_utf8(refusal_record(code, w)).unwrap(), want, "{w:?}");
+            }
+        }
+    }
+
+    #[test]
     fn decoders_refuse_trailing_bytes_and_bad_presence() {
         assert_eq!(connect_ack(&hex("0001 0002 00000000")).unwrap(), (Version { major: 1, minor: 2 }, 0));
         assert!(connect_ack(&hex("0001 0002 00000000 00")).is_err());
