@@ -764,6 +764,7 @@ typedef struct rp_broker_server rp_broker_server;
  *
  * Methods: `rp_broker_server_options_new`, `_add_service`, `_allow_version`, `_block_version`,
  * `_set_min_version`, `_set_handoff`, `_set_rate_limit`, `_set_max_connections`,
+ * `_set_allow_other_uids`, `_set_socket_access`,
  * `_set_hello_timeout_ms`, `_set_handoff_ack_timeout_ms`, `_free`; consumed by
  * `rp_broker_server_bind`.
  *
@@ -880,7 +881,7 @@ typedef struct rp_push_server rp_push_server;
 /**
  * How a push server is set up.
  *
- * Methods: `rp_push_server_options_new`, `_set_service`, `_set_allow_other_uids`,
+ * Methods: `rp_push_server_options_new`, `_set_service`, `_set_allow_other_uids`, `_set_socket_access`,
  * `_set_allow_remote_tcp`, `_set_auth_token`, `_set_handshake_timeout_ms`,
  * `_set_frame_timeout_ms`, `_set_max_connections`, `_set_max_send_buffer`,
  * `_set_registration_callback`, `_set_worker_callback`, `_free`; consumed by
@@ -1917,6 +1918,31 @@ rp_status rp_broker_server_options_set_rate_limit(struct rp_broker_server_option
                                                   uint32_t window_ms);
 
 /**
+ * Accepts peers of other users when `allow` is true (default false: refused with
+ * `PEER_REJECTED`). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+ */
+rp_status rp_broker_server_options_set_allow_other_uids(struct rp_broker_server_options *options,
+                                                        bool allow);
+
+/**
+ * Lets one group reach a path socket's file: `mode` its permission bits (0600 by default;
+ * 0660 gives the group read-write, which connecting needs; never bits for others), `group` its
+ * group id (-1 keeps the process's group). A socket directory librp creates is then 0710 with
+ * that group (the group may pass through, not list it); an existing one must let the group
+ * pass (0710 or 0750 with that group), or binding fails with `RP_STATUS_PERMISSION_DENIED`. Only
+ * root or a member of the group can give a file to it (`RP_STATUS_PERMISSION_DENIED`
+ * otherwise, when the server binds). Group members are other users: allow other uids too.
+ * Abstract and TCP endpoints have no file and ignore this.
+ *
+ * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_ARGUMENT` (a mode with
+ * bits for others or without owner read-write, a group outside -1..=4294967294).
+ */
+RP_NODISCARD
+rp_status rp_broker_server_options_set_socket_access(struct rp_broker_server_options *options,
+                                                     uint32_t mode,
+                                                     int64_t group);
+
+/**
  * Sets the most connections at once (default 4096) and the most from one peer uid (default
  * 2048), so one user cannot take them all; more are refused with RATE_LIMITED and a retry
  * hint (detail `scope` = `peer-uid` for the per-uid limit). Clients that already left are
@@ -2822,6 +2848,24 @@ rp_status rp_push_server_options_new(const char *endpoint,
 RP_NODISCARD
 rp_status rp_push_server_options_set_service(struct rp_push_server_options *options,
                                              const char *service_name);
+
+/**
+ * Lets one group reach a path socket's file: `mode` its permission bits (0600 by default;
+ * 0660 gives the group read-write, which connecting needs; never bits for others), `group` its
+ * group id (-1 keeps the process's group). A socket directory librp creates is then 0710 with
+ * that group (the group may pass through, not list it); an existing one must let the group
+ * pass (0710 or 0750 with that group), or binding fails with `RP_STATUS_PERMISSION_DENIED`. Only
+ * root or a member of the group can give a file to it (`RP_STATUS_PERMISSION_DENIED`
+ * otherwise, when the server binds). Group members are other users: allow other uids too.
+ * Abstract and TCP endpoints have no file and ignore this.
+ *
+ * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_ARGUMENT` (a mode with
+ * bits for others or without owner read-write, a group outside -1..=4294967294).
+ */
+RP_NODISCARD
+rp_status rp_push_server_options_set_socket_access(struct rp_push_server_options *options,
+                                                   uint32_t mode,
+                                                   int64_t group);
 
 /**
  * Accepts Unix peers of other users when `allow` is true (default false: refused with

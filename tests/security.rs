@@ -24,6 +24,59 @@ use rp::ErrorKind;
 const OTHER_UID: u32 = 65534;
 const ENV: &str = "RP_SECURITY_ENDPOINT";
 
+#[test]
+fn a_socket_can_be_opened_to_one_group() {
+    use rp::transport::SocketAccess;
+    let group_access = SocketAccess { mode: 0o660, group: Some(OTHER_UID) };
+    // Modes with bits for others, or without owner read-write, are refused before binding.
+    let dir = TempDir::new("groupmodes");
+    for mode in [0o666, 0o644, 0o400, 0o700, 0o1660] {
+        let mut opts = ServerOptions::new(dir.endpoint());
+        opts.socket_access = SocketAccess { mode, group: None };
+        let err = PushServer::bind(opts).map(|_| ()).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{mode:o}: {err}");
+    }
+    assert!(!dir.0.exists(), "nothing was created for a refused mode");
+    if !is_root() {
+        println!("SKIPPED: needs root to give the socket to group {OTHER_UID} and run a peer as uid {OTHER_UID}");
+        return;
+    }
+    let mut opts = ServerOptions::new(dir.endpoint());
+    opts.socket_access = group_access;
+    opts.allow_other_uids = true;
+    let server = PushServer::bind(opts).unwrap();
+    let sock = std::fs::metadata(dir.sock()).unwrap();
+    assert_eq!((sock.mode() & 0o777, sock.gid()), (0o660, OTHER_UID));
+    let d = std::fs::metadata(&dir.0).unwrap();
+    assert_eq!((d.mode() & 0o777, d.gid()), (0o710, OTHER_UID), "the directory the group passes through");
+    let ep = dir.sock().to_string_lossy().into_owned();
+    assert_eq!(connect_as(&ep, OTHER_UID), 0, "a member of the group was kept out");
+    assert_eq!(connect_as(&ep, OTHER_UID - 1), 4, "uid {OTHER_UID} outside the group got in");
+    drop(server);
+
+    // An existing directory the group cannot pass through is refused with a clear reason.
+    let closed = TempDir::new("groupdir");
+    std::fs::create_dir(&closed.0).unwrap();
+    std::fs::set_permissions(&closed.0, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let mut opts = ServerOptions::new(closed.endpoint());
+    opts.socket_access = group_access;
+    let err = PushServer::bind(opts).map(|_| ()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
+    assert!(err.to_string().contains("does not let group"), "{err}");
+
+    // The broker takes the same access; the group's member reaches it (and is refused the push
+    // service there, exit 5, instead of being kept out by the file, exit 4).
+    let bdir = TempDir::new("groupbroker");
+    let mut opts = rp::broker::BrokerServerOptions::new(bdir.endpoint(), Vec::new());
+    opts.socket_access = group_access;
+    opts.allow_other_uids = true;
+    let broker = rp::broker::BrokerServer::bind(opts).unwrap();
+    assert_eq!(std::fs::metadata(bdir.sock()).unwrap().gid(), OTHER_UID);
+    assert_eq!(connect_as(&bdir.sock().to_string_lossy(), OTHER_UID), 5);
+    assert_eq!(connect_as(&bdir.sock().to_string_lossy(), OTHER_UID - 1), 4);
+    drop(broker);
+}
+
 fn is_root() -> bool {
     rp::transport::effective_uid() == 0
 }
@@ -48,33 +101,39 @@ fn other_uid_child() {
 }
 
 /// A copy of this test binary that uid 65534 can execute (the build tree may sit under a
-/// directory only root can enter, such as /root).
+/// directory only root can enter, such as /root), in a directory of its own that the caller
+/// removes: tests running in parallel never share one.
 fn executable_copy() -> std::path::PathBuf {
-    static COPY: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-    COPY.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("rp-sec-bin-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let copy = dir.join("security-child");
-        std::fs::copy(std::env::current_exe().unwrap(), &copy).unwrap();
-        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
-        copy
-    })
-    .clone()
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("rp-sec-bin-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let copy = dir.join("security-child");
+    std::fs::copy(std::env::current_exe().unwrap(), &copy).unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    copy
 }
 
 /// Runs `other_uid_child` as uid/gid 65534 against `endpoint`; returns its exit code.
 fn connect_as_other_uid(endpoint: &str) -> i32 {
-    let output = Command::new(executable_copy())
+    connect_as(endpoint, OTHER_UID)
+}
+
+/// Runs `other_uid_child` as uid 65534 with group `gid` (and no other groups).
+fn connect_as(endpoint: &str, gid: u32) -> i32 {
+    let exe = executable_copy();
+    let output = Command::new(&exe)
         .current_dir("/")
         .args(["--exact", "other_uid_child", "--ignored", "--nocapture", "--test-threads=1"])
         .env(ENV, endpoint)
         .uid(OTHER_UID)
-        .gid(OTHER_UID)
+        .gid(gid)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .output()
         .unwrap();
+    let _ = std::fs::remove_dir_all(exe.parent().unwrap());
     let stderr = String::from_utf8_lossy(&output.stderr);
     if let Some(line) = stderr.lines().find(|l| l.starts_with("child outcome")) {
         println!("uid {OTHER_UID} -> {endpoint}: {line}");
@@ -135,7 +194,6 @@ fn a_peer_of_another_uid_is_refused_by_default_and_allowed_when_opted_in() {
     let refused = rp::push::Worker::connect(WorkerOptions::new(server.endpoint().clone(), registration("q")));
     assert_eq!(refused.unwrap_err().refusal().map(|r| r.code), Some(ErrorCode::RateLimited as i32));
     assert_eq!(connect_as_other_uid(&name), 0, "uid {OTHER_UID} was locked out by another user's connections");
-    let _ = std::fs::remove_dir_all(executable_copy().parent().unwrap());
 }
 
 /// `max_connections_per_uid`: one user's connections beyond its share are refused

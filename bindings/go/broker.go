@@ -450,6 +450,11 @@ type BrokerService struct {
 // librp's default.
 type BrokerServerOptions struct {
 	Services []BrokerService
+	// AllowOtherUIDs accepts peers of other users (default: refused with CodePeerRejected).
+	AllowOtherUIDs bool
+	// SocketAccess lets one group reach a path socket's file (nil: its owner only); see
+	// SocketAccess. Group members are other users, so AllowOtherUIDs goes with it.
+	SocketAccess *SocketAccess
 	// RateLimit is the most Hellos per peer uid in RateWindow (default 256 per 1 s; RateWindow
 	// 0 = 1 s); more are refused with CodeRateLimited and a retry hint.
 	RateLimit         int
@@ -504,6 +509,14 @@ func BindBroker(endpoint string, opts *BrokerServerOptions) (*BrokerServer, erro
 		c.do(func() C.rp_status { return C.rp_broker_server_options_new(a.str(endpoint), &o) })
 		if c.err != nil {
 			return
+		}
+		if opts.AllowOtherUIDs {
+			c.do(func() C.rp_status { return C.rp_broker_server_options_set_allow_other_uids(o, true) })
+		}
+		if sa := opts.SocketAccess; sa != nil {
+			c.do(func() C.rp_status {
+				return C.rp_broker_server_options_set_socket_access(o, C.uint32_t(sa.Mode), C.int64_t(sa.Group))
+			})
 		}
 		for _, sv := range opts.Services {
 			name := a.str(sv.Name)

@@ -53,8 +53,11 @@ func workerInfoFrom(w *C.rp_push_worker_info) *WorkerInfo {
 
 // ServerOptions say how a push server is set up. The zero value is librp's defaults.
 type ServerOptions struct {
-	Service          string // service name workers must ask for (default "librp-push")
-	AllowOtherUIDs   bool   // accept Unix peers of other users
+	Service        string // service name workers must ask for (default "librp-push")
+	AllowOtherUIDs bool   // accept Unix peers of other users
+	// SocketAccess lets one group reach a path socket's file (nil: its owner only); group
+	// members are other users, so AllowOtherUIDs goes with it.
+	SocketAccess     *SocketAccess
 	AllowRemoteTCP   bool   // allow a non-loopback TCP address (requires AuthToken)
 	AuthToken        []byte // token every worker's Hello must carry
 	HandshakeTimeout time.Duration
@@ -73,6 +76,16 @@ type ServerOptions struct {
 	// OnWorker learns that a worker registered (connected) or left (with a reason). It runs
 	// inside Dispatch.
 	OnWorker func(w *WorkerInfo, connected bool, reason string)
+}
+
+// SocketAccess says who may reach a path socket's file: Mode its permission bits (0600 or
+// with group bits, 0660; never bits for others) and Group its group id (-1 keeps the process's
+// group). A socket directory librp creates is then 0710 with that group; an existing one must
+// let the group pass. Bind fails with ErrInvalidArgument for a bad mode and with
+// ErrPermissionDenied when the file cannot be given to the group.
+type SocketAccess struct {
+	Mode  uint32
+	Group int64
 }
 
 // PushServer is a running push server (rp_push_server). Its methods are safe for concurrent use,
@@ -121,6 +134,11 @@ func Bind(endpoint string, opts *ServerOptions) (*PushServer, error) {
 		}
 		if opts.AllowOtherUIDs {
 			c.do(func() C.rp_status { return C.rp_push_server_options_set_allow_other_uids(o, true) })
+		}
+		if sa := opts.SocketAccess; sa != nil {
+			c.do(func() C.rp_status {
+				return C.rp_push_server_options_set_socket_access(o, C.uint32_t(sa.Mode), C.int64_t(sa.Group))
+			})
 		}
 		if opts.AllowRemoteTCP {
 			c.do(func() C.rp_status { return C.rp_push_server_options_set_allow_remote_tcp(o, true) })

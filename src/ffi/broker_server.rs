@@ -17,6 +17,7 @@ use crate::wire::names::{check_service_name, check_version};
 ///
 /// Methods: `rp_broker_server_options_new`, `_add_service`, `_allow_version`, `_block_version`,
 /// `_set_min_version`, `_set_handoff`, `_set_rate_limit`, `_set_max_connections`,
+/// `_set_allow_other_uids`, `_set_socket_access`,
 /// `_set_hello_timeout_ms`, `_set_handoff_ack_timeout_ms`, `_free`; consumed by
 /// `rp_broker_server_bind`.
 ///
@@ -236,6 +237,47 @@ pub unsafe extern "C" fn rp_broker_server_options_set_rate_limit(
             o.rate_window = Duration::from_millis(u64::from(window_ms.max(1)));
             Ok(())
         }
+    })
+}
+
+/// Accepts peers of other users when `allow` is true (default false: refused with
+/// `PEER_REJECTED`). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_broker_server_options_set_allow_other_uids(
+    options: *mut rp_broker_server_options,
+    allow: bool,
+) -> rp_status {
+    boundary(|| {
+        // SAFETY: `options` is NULL or live and used by one thread at a time, per the API contract.
+        let o = unsafe { box_mut(options, "options") }?;
+        o.allow_other_uids = allow;
+        Ok(())
+    })
+}
+
+/// Lets one group reach a path socket's file: `mode` its permission bits (0600 by default;
+/// 0660 gives the group read-write, which connecting needs; never bits for others), `group` its
+/// group id (-1 keeps the process's group). A socket directory librp creates is then 0710 with
+/// that group (the group may pass through, not list it); an existing one must let the group
+/// pass (0710 or 0750 with that group), or binding fails with `RP_STATUS_PERMISSION_DENIED`. Only
+/// root or a member of the group can give a file to it (`RP_STATUS_PERMISSION_DENIED`
+/// otherwise, when the server binds). Group members are other users: allow other uids too.
+/// Abstract and TCP endpoints have no file and ignore this.
+///
+/// Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_ARGUMENT` (a mode with
+/// bits for others or without owner read-write, a group outside -1..=4294967294).
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_broker_server_options_set_socket_access(
+    options: *mut rp_broker_server_options,
+    mode: u32,
+    group: i64,
+) -> rp_status {
+    boundary(|| {
+        // SAFETY: `options` is NULL or live and used by one thread at a time, per the API contract.
+        let o = unsafe { box_mut(options, "options") }?;
+        o.socket_access = crate::ffi::bytes::socket_access_arg(mode, group)?;
+        Ok(())
     })
 }
 

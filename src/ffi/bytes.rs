@@ -251,3 +251,16 @@ pub unsafe extern "C" fn rp_msg_free(msg: *mut rp_msg) {
         unsafe { box_free(msg) }
     })
 }
+
+/// A path socket's access from the C arguments: permission bits and a group id (-1 = keep the
+/// process's group).
+pub(crate) fn socket_access_arg(mode: u32, group: i64) -> Result<crate::transport::SocketAccess, crate::Error> {
+    let group = match group {
+        -1 => None,
+        g if (0..i64::from(u32::MAX)).contains(&g) => Some(g as u32),
+        g => return Err(crate::Error::invalid_argument(format!("group {g} is not a group id (or -1)"))),
+    };
+    let access = crate::transport::SocketAccess { mode, group };
+    access.check()?;
+    Ok(access)
+}

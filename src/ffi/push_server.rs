@@ -55,7 +55,7 @@ pub type rp_push_server_worker_callback = Option<
 
 /// How a push server is set up.
 ///
-/// Methods: `rp_push_server_options_new`, `_set_service`, `_set_allow_other_uids`,
+/// Methods: `rp_push_server_options_new`, `_set_service`, `_set_allow_other_uids`, `_set_socket_access`,
 /// `_set_allow_remote_tcp`, `_set_auth_token`, `_set_handshake_timeout_ms`,
 /// `_set_frame_timeout_ms`, `_set_max_connections`, `_set_max_send_buffer`,
 /// `_set_registration_callback`, `_set_worker_callback`, `_free`; consumed by
@@ -148,6 +148,32 @@ pub unsafe extern "C" fn rp_push_server_options_set_service(
             o.opts.service_name = rule_arg(name, "service_name", crate::wire::names::check_service_name)?.to_owned();
             Ok(())
         }
+    })
+}
+
+/// Lets one group reach a path socket's file: `mode` its permission bits (0600 by default;
+/// 0660 gives the group read-write, which connecting needs; never bits for others), `group` its
+/// group id (-1 keeps the process's group). A socket directory librp creates is then 0710 with
+/// that group (the group may pass through, not list it); an existing one must let the group
+/// pass (0710 or 0750 with that group), or binding fails with `RP_STATUS_PERMISSION_DENIED`. Only
+/// root or a member of the group can give a file to it (`RP_STATUS_PERMISSION_DENIED`
+/// otherwise, when the server binds). Group members are other users: allow other uids too.
+/// Abstract and TCP endpoints have no file and ignore this.
+///
+/// Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_ARGUMENT` (a mode with
+/// bits for others or without owner read-write, a group outside -1..=4294967294).
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_push_server_options_set_socket_access(
+    options: *mut rp_push_server_options,
+    mode: u32,
+    group: i64,
+) -> rp_status {
+    boundary(|| {
+        // SAFETY: `options` is NULL or live and used by one thread at a time, per the API contract.
+        let o = unsafe { box_mut(options, "options") }?;
+        o.opts.socket_access = crate::ffi::bytes::socket_access_arg(mode, group)?;
+        Ok(())
     })
 }
 

@@ -14,6 +14,45 @@ use crate::error::Error;
 pub struct ListenOptions {
     /// Allow a TCP listener on a non-loopback address (callers must then require a token).
     pub allow_remote_tcp: bool,
+    /// Who may reach a path socket's file.
+    pub socket_access: SocketAccess,
+}
+
+/// Who may reach a path socket's file (Unix socket paths only; abstract and TCP endpoints
+/// have no file). By default only its owner: mode 0600 in a directory only the owner can enter.
+///
+/// A daemon serving one group of users sets `mode` 0660 and `group`: the socket file then
+/// belongs to that group, and a socket directory librp creates is 0710 with that group (the
+/// group may pass through it, not list it); an existing directory must let that group pass. The server's own peer check still applies, so such
+/// a server also allows other uids. Nothing is ever granted to others, and a directory is never
+/// group- or world-writable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SocketAccess {
+    /// Permission bits of the socket file: 0600, or with group bits (0660, 0640, 0620); never
+    /// bits for others.
+    pub mode: u32,
+    /// The group id the socket file (and a directory librp creates) belongs to; `None` keeps
+    /// the process's group.
+    pub group: Option<u32>,
+}
+
+impl Default for SocketAccess {
+    fn default() -> Self {
+        SocketAccess { mode: 0o600, group: None }
+    }
+}
+
+impl SocketAccess {
+    /// Checks the mode: owner read-write, group at most read-write, nothing for others.
+    pub fn check(&self) -> Result<(), Error> {
+        if self.mode & !0o660 != 0 || self.mode & 0o600 != 0o600 {
+            return Err(Error::invalid_argument(format!(
+                "socket mode {:04o}: the owner must have read-write (0600), the group at most read-write (0660), others nothing",
+                self.mode
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// A listening socket; a path socket's file is removed when the listener is dropped.
@@ -26,10 +65,14 @@ pub enum Listener {
 }
 
 impl Listener {
-    /// Binds an endpoint with owner-only permissions (see the module docs).
+    /// Binds an endpoint, owner-only unless `opts.socket_access` says otherwise (see the module
+    /// docs).
     pub fn bind(endpoint: &Endpoint, opts: &ListenOptions) -> Result<Listener, Error> {
+        opts.socket_access.check()?;
         match endpoint {
-            Endpoint::Path(path) => sys::bind_path(path).map(|(l, path)| Listener::Unix(l, Some(path))),
+            Endpoint::Path(path) => {
+                sys::bind_path(path, &opts.socket_access).map(|(l, path)| Listener::Unix(l, Some(path)))
+            }
             Endpoint::Abstract(name) => {
                 let l = sys::bind_abstract(name)
                     .map_err(|e| Error::io("bind", io::Error::new(e.kind(), format!("{endpoint}: {e}"))))?;

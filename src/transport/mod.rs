@@ -8,7 +8,7 @@
 //!
 //! Listening sockets librp creates are owner-only: a path socket is mode 0600 inside a
 //! directory that only this user can write (created 0700 when missing; only that directory,
-//! never its missing parents). Every send uses
+//! never its missing parents); [`SocketAccess`] can open a path socket to one group. Every send uses
 //! `MSG_NOSIGNAL`, so a vanished peer never raises SIGPIPE in the host process.
 
 mod acceptor;
@@ -19,7 +19,7 @@ mod unix;
 use unix as sys;
 
 pub use acceptor::{AcceptPolicy, Acceptor, Rejection};
-pub use listener::{ListenOptions, Listener};
+pub use listener::{ListenOptions, Listener, SocketAccess};
 pub use stream::{connect, NonBlockingReads, Stream, SwitchableReads};
 pub use unix::{
     boot_id, deregister, fill_random, process_alive, process_exe, process_start_unix_ms, recv_with_fd, register, reregister,

@@ -32,7 +32,7 @@ use crate::error::Error;
 use crate::event_queue::EventQueue;
 use crate::handoff::HandoffStore;
 use crate::stats::{BrokerServerCounters, BrokerServerStats};
-use crate::transport::{Endpoint, ListenOptions, Listener, PeerCredentials};
+use crate::transport::{Endpoint, ListenOptions, Listener, PeerCredentials, SocketAccess};
 
 /// Most handoffs in progress at once.
 pub const MAX_CONCURRENT_HANDOFFS: usize = 64;
@@ -69,6 +69,8 @@ pub struct BrokerServerOptions {
     pub services: Vec<BrokerService>,
     /// Accept peers of other users (default: refused with PEER_REJECTED).
     pub allow_other_uids: bool,
+    /// Who may reach a path socket's file (default: its owner only).
+    pub socket_access: SocketAccess,
     /// Time a connection has to send its first frame (default 5 s).
     pub hello_timeout: Duration,
     /// Hellos allowed per peer uid per window (default 256).
@@ -124,6 +126,7 @@ impl BrokerServerOptions {
             endpoint,
             services,
             allow_other_uids: false,
+            socket_access: SocketAccess::default(),
             hello_timeout: Duration::from_secs(5),
             rate_limit: 256,
             rate_window: Duration::from_secs(1),
@@ -185,7 +188,7 @@ impl BrokerServer {
         if matches!(opts.endpoint, Endpoint::Tcp(_)) {
             return Err(Error::invalid_argument("a broker serves Unix sockets only (peer credentials are required)"));
         }
-        let listener = Listener::bind(&opts.endpoint, &ListenOptions::default())?;
+        let listener = Listener::bind(&opts.endpoint, &ListenOptions { socket_access: opts.socket_access, ..ListenOptions::default() })?;
         let endpoint = listener.local_endpoint()?;
         let poll = Poll::new().map_err(|e| Error::io("create poller", e))?;
         let waker = Arc::new(Waker::new(poll.registry(), event_loop::WAKER).map_err(|e| Error::io("create waker", e))?);

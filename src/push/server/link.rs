@@ -232,7 +232,7 @@ pub(super) mod testing {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let endpoint = Endpoint::Abstract(format!("rp-push-unit-{}-{n}", std::process::id()));
-        let listener = Listener::bind(&endpoint, &ListenOptions { allow_remote_tcp: false }).unwrap();
+        let listener = Listener::bind(&endpoint, &ListenOptions::default()).unwrap();
         let peer = transport::connect(&endpoint, Duration::from_secs(5)).unwrap();
         let socket = listener.accept().unwrap();
         socket.set_nonblocking(false).unwrap();

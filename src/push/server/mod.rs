@@ -55,7 +55,7 @@ impl PushServer {
         if opts.allow_remote_tcp && opts.auth_token.is_empty() {
             return Err(Error::Config("a server reachable from other hosts requires an auth token".into()));
         }
-        let listener = Listener::bind(&opts.endpoint, &ListenOptions { allow_remote_tcp: opts.allow_remote_tcp })?;
+        let listener = Listener::bind(&opts.endpoint, &ListenOptions { allow_remote_tcp: opts.allow_remote_tcp, socket_access: opts.socket_access })?;
         let endpoint = listener.local_endpoint()?;
         let poll = Poll::new().map_err(|e| Error::io("create poller", e))?;
         let waker = Waker::new(poll.registry(), WAKER).map_err(|e| Error::io("create waker", e))?;

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::push::proto::Registration;
-use crate::transport::{Endpoint, PeerCredentials};
+use crate::transport::{Endpoint, PeerCredentials, SocketAccess};
 
 
 /// How a push server is set up.
@@ -16,6 +16,8 @@ pub struct ServerOptions {
     pub service_name: String,
     /// Accept Unix peers of other users (default: refused).
     pub allow_other_uids: bool,
+    /// Who may reach a path socket's file (default: its owner only).
+    pub socket_access: SocketAccess,
     /// Allow a TCP endpoint on a non-loopback address (requires `auth_token`).
     pub allow_remote_tcp: bool,
     /// When non-empty, every worker's Hello must carry this token (compared in constant time).
@@ -46,6 +48,7 @@ impl ServerOptions {
             endpoint,
             service_name: crate::push::DEFAULT_SERVICE.to_owned(),
             allow_other_uids: false,
+            socket_access: SocketAccess::default(),
             allow_remote_tcp: false,
             auth_token: Vec::new(),
             handshake_timeout: Duration::from_secs(10),

@@ -95,6 +95,11 @@ pub fn fill_random(buf: &mut [u8]) -> io::Result<()> {
     std::fs::File::open("/dev/urandom")?.read_exact(buf)
 }
 
+pub(crate) fn effective_gid() -> u32 {
+    // SAFETY: getegid has no preconditions and cannot fail.
+    unsafe { libc::getegid() }
+}
+
 pub(crate) fn effective_uid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() }
@@ -300,12 +305,14 @@ pub(super) fn bind_abstract(name: &str) -> io::Result<UnixListener> {
 /// no one else (it is created 0700 when missing, if its own parent exists); a live socket at
 /// the path is never taken over, a stale one is replaced, anything else at the path is left
 /// alone and refused.
-pub(super) fn bind_path(path: &Path) -> Result<(UnixListener, PathBuf)> {
+pub(super) fn bind_path(path: &Path, access: &super::SocketAccess) -> Result<(UnixListener, PathBuf)> {
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
         _ => PathBuf::from("."),
     };
-    check_or_create_private_dir(&parent)?;
+    // A socket open to a group needs a directory that group can pass through.
+    let reach = (access.mode & 0o060 != 0).then(|| access.group.unwrap_or_else(effective_gid));
+    check_or_create_private_dir(&parent, reach)?;
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => {
             if UnixStream::connect(path).is_ok() {
@@ -328,15 +335,35 @@ pub(super) fn bind_path(path: &Path) -> Result<(UnixListener, PathBuf)> {
         .map_err(|e| Error::io("bind", io::Error::new(e.kind(), format!("{}: {e}", path.display()))))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
         .map_err(|e| Error::io("chmod 0600 socket", e))?;
+    if let Some(gid) = access.group {
+        std::os::unix::fs::chown(path, None, Some(gid)).map_err(|e| group_error(path, gid, e))?;
+    }
+    if access.mode != 0o600 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(access.mode))
+            .map_err(|e| Error::io("chmod socket", io::Error::new(e.kind(), format!("{}: {e}", path.display()))))?;
+    }
     Ok((listener, path.to_owned()))
 }
 
-fn check_or_create_private_dir(dir: &Path) -> Result<()> {
+/// Giving a file to a group failed: EPERM means this process is neither root nor a member.
+fn group_error(path: &Path, gid: u32, e: io::Error) -> Error {
+    if e.kind() == io::ErrorKind::PermissionDenied {
+        return Error::PermissionDenied(
+            format!("{}: cannot give it to group {gid} (only root or a member of the group can)", path.display()).into(),
+        );
+    }
+    Error::io("chown socket", io::Error::new(e.kind(), format!("{}: group {gid}: {e}", path.display())))
+}
+
+/// Checks the socket's directory, or creates it: 0700, or 0710 with `group` so that group can
+/// pass through to the socket.
+fn check_or_create_private_dir(dir: &Path, group: Option<u32>) -> Result<()> {
     match std::fs::symlink_metadata(dir) {
         // Only the socket's own directory is created, never a chain of them: a typo in a
         // path must not build a tree (as root, from `/`).
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            std::fs::DirBuilder::new().mode(0o700).create(dir).map_err(|e| {
+            let mode = if group.is_some() { 0o710 } else { 0o700 };
+            std::fs::DirBuilder::new().mode(mode).create(dir).map_err(|e| {
                 let why = if e.kind() == io::ErrorKind::NotFound {
                     format!(
                         "{}: its parent directory does not exist (librp creates only the socket's own directory, not its parents)",
@@ -346,7 +373,14 @@ fn check_or_create_private_dir(dir: &Path) -> Result<()> {
                     format!("{}: {e}", dir.display())
                 };
                 Error::io("create socket directory", io::Error::new(e.kind(), why))
-            })
+            })?;
+            if let Some(gid) = group {
+                std::os::unix::fs::chown(dir, None, Some(gid)).map_err(|e| group_error(dir, gid, e))?;
+                // The umask may have taken the group's search bit.
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o710))
+                    .map_err(|e| Error::io("chmod socket directory", e))?;
+            }
+            Ok(())
         }
         Err(e) => Err(Error::io("inspect socket directory", e)),
         Ok(meta) => {
@@ -367,6 +401,20 @@ fn check_or_create_private_dir(dir: &Path) -> Result<()> {
             }
             if meta.mode() & 0o022 != 0 {
                 return refuse(format!("is writable by group or others (mode {:o})", meta.mode() & 0o777));
+            }
+            if let Some(gid) = group {
+                let passable = (meta.gid() == gid && meta.mode() & 0o010 != 0) || meta.mode() & 0o001 != 0;
+                if !passable {
+                    return Err(Error::PermissionDenied(
+                        format!(
+                            "socket directory {} (mode {:o}, group {}) does not let group {gid} reach the socket; make it 0710 or 0750 with group {gid}",
+                            dir.display(),
+                            meta.mode() & 0o777,
+                            meta.gid()
+                        )
+                        .into(),
+                    ));
+                }
             }
             Ok(())
         }

@@ -639,6 +639,11 @@ public:
     }
     ServerOptions &service(const std::string &s) { return set(rp_push_server_options_set_service(p_.get(), s.c_str())); }
     ServerOptions &allow_other_uids(bool b) { return set(rp_push_server_options_set_allow_other_uids(p_.get(), b)); }
+    /// Lets one group reach a path socket: permission bits (0660) and a group id (-1 keeps the
+    /// process's group); see rp_push_server_options_set_socket_access.
+    ServerOptions &socket_access(std::uint32_t mode, std::int64_t group = -1) {
+        return set(rp_push_server_options_set_socket_access(p_.get(), mode, group));
+    }
     ServerOptions &allow_remote_tcp(bool b) { return set(rp_push_server_options_set_allow_remote_tcp(p_.get(), b)); }
     ServerOptions &auth_token(Bytes t) {
         return set(rp_push_server_options_set_auth_token(p_.get(), detail::ptr_or_null(t), t.size));
@@ -1123,6 +1128,14 @@ public:
                                  const HandoffStore *store = nullptr) {
         return set(rp_broker_server_options_set_handoff(p_.get(), service.c_str(), handoff_endpoint.c_str(),
                                                         store ? store->capi() : nullptr));
+    }
+    BrokerServerOptions &allow_other_uids(bool b) {
+        return set(rp_broker_server_options_set_allow_other_uids(p_.get(), b));
+    }
+    /// Lets one group reach a path socket: permission bits (0660) and a group id (-1 keeps the
+    /// process's group); see rp_broker_server_options_set_socket_access.
+    BrokerServerOptions &socket_access(std::uint32_t mode, std::int64_t group = -1) {
+        return set(rp_broker_server_options_set_socket_access(p_.get(), mode, group));
     }
     BrokerServerOptions &rate_limit(std::uint32_t max_hellos, std::chrono::milliseconds window) {
         return set(rp_broker_server_options_set_rate_limit(p_.get(), max_hellos, static_cast<std::uint32_t>(window.count())));
