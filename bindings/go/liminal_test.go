@@ -133,7 +133,7 @@ func TestLiminalWorkerBytes(t *testing.T) {
 			}
 		}
 		c.Write(liminalFrame(0x04, 0, 0, nil)) // Disconnect
-		io.Copy(io.Discard, c)                  // until the worker goes
+		io.Copy(io.Discard, c)                 // until the worker goes
 		return nil
 	})
 
