@@ -19,17 +19,30 @@ import (
 // not an *Error (application codes are above 1000).
 const HandlerErrorCode = 1001
 
-// WorkerOptions say what a worker registers as and how it connects.
+// WorkerOptions say what a worker registers as and how it connects. On a liminal endpoint
+// (liminal+tcp://host:port) PayloadProtocols and Service must stay empty (Connect fails with
+// ErrInvalidArgument otherwise), and ActivityDescriptors apply.
 type WorkerOptions struct {
-	Identity         string   // who the worker is (1–256 bytes); required
-	TaskQueue        string   // the queue of work it takes (may be empty)
+	Identity         string   // who the worker is (1–256 bytes; 1–992 on a liminal endpoint); required
+	TaskQueue        string   // the queue of work it takes (may be empty; a liminal server routes by it)
 	Namespaces       []string // namespaces it serves
 	ActivityTypes    []string // activity types it handles
 	Node             string   // host name to report (optional)
-	PayloadProtocols []uint32 // consumer payload protocols it serves
-	Service          string   // service name in the Hello (default "librp-push")
+	PayloadProtocols []uint32 // consumer payload protocols it serves (not on a liminal endpoint)
+	Service          string   // service name in the Hello (default "librp-push"; not on a liminal endpoint)
 	ConnectTimeout   time.Duration
-	AuthToken        []byte // for servers that require one (TCP)
+	AuthToken        []byte // for servers that require one (TCP; sent in the Connect on a liminal endpoint)
+	// ActivityDescriptors describe activities with their JSON schemas in the registration
+	// (liminal endpoints only: Connect fails with ErrInvalidArgument on another endpoint).
+	ActivityDescriptors []ActivityDescriptor
+}
+
+// ActivityDescriptor describes an activity a worker handles, with the JSON schemas of its input
+// and output, in the registration a worker sends to a liminal server.
+type ActivityDescriptor struct {
+	Name             string // the activity
+	InputSchemaJSON  string // JSON schema of its input
+	OutputSchemaJSON string // JSON schema of its output
 }
 
 // Push is one push received by a worker. Its fields are Go copies.
@@ -70,8 +83,15 @@ type Worker struct {
 // "tcp://host:port"), says Hello and registers. It returns when registered, on failure, or when
 // ctx is done (a connection that completes later is then closed).
 //
-// Errors: *RefusedError (the server refused the Hello), ErrRejected (registration declined;
-// the message holds the reason), ErrTimeout, ErrIO (nothing listens), protocol errors.
+// On a liminal server's endpoint, "liminal+tcp://host:port", the worker speaks the liminal
+// worker wire (Connect and WorkerRegister instead of the Hello and the registration request)
+// and then works the same; its pushes carry no payload protocol, deadline or trace context, its
+// ID is 0, and ReplyError sends a refusal record (see rp_push_worker_reply_error in rp.h).
+//
+// Errors: *RefusedError (the server refused the Hello, or the Connect on a liminal endpoint:
+// the reason carries liminal's reason code), ErrRejected (registration declined; the message
+// holds the reason), ErrInvalidArgument (an option the endpoint has no room for, or over a
+// limit), ErrTimeout, ErrIO (nothing listens), protocol errors.
 func Connect(ctx context.Context, endpoint string, opts WorkerOptions) (*Worker, error) {
 	if err := ctxErr(ctx); err != nil {
 		return nil, err
@@ -106,6 +126,11 @@ func Connect(ctx context.Context, endpoint string, opts WorkerOptions) (*Worker,
 			}
 			for _, pr := range opts.PayloadProtocols {
 				c.do(func() C.rp_status { return C.rp_push_worker_options_add_payload_protocol(o, C.uint32_t(pr)) })
+			}
+			for _, d := range opts.ActivityDescriptors {
+				c.do(func() C.rp_status {
+					return C.rp_push_worker_options_add_activity_descriptor(o, a.str(d.Name), a.str(d.InputSchemaJSON), a.str(d.OutputSchemaJSON))
+				})
 			}
 			if opts.Node != "" {
 				c.do(func() C.rp_status { return C.rp_push_worker_options_set_node(o, a.str(opts.Node)) })
@@ -157,7 +182,7 @@ func newWorker(p *C.rp_push_worker) *Worker {
 	return w
 }
 
-// ID is the id the server gave this worker.
+// ID is the id the server gave this worker (0 on a liminal endpoint, which has none).
 func (w *Worker) ID() uint64 { return w.id }
 
 // Fd is a descriptor that is readable while a push waits or the connection has ended
@@ -228,7 +253,10 @@ func (w *Worker) Reply(correlationID uint64, payload []byte) error {
 }
 
 // ReplyError answers the push with a failure: code is a Status or an application code above
-// 1000, message says why.
+// 1000, message says why. On a liminal endpoint it sends a refusal record whose code follows
+// code (StatusAgain: "busy"; argument and wire errors: "invalid"; TIMEOUT, CLOSED, IO and the
+// like: "unavailable"; anything else: "internal") and whose words are message (at most 1,024
+// bytes there; ErrInvalidArgument otherwise).
 func (w *Worker) ReplyError(correlationID uint64, code int32, message string) error {
 	w.mu.RLock()
 	defer w.mu.RUnlock()

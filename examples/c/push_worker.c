@@ -4,6 +4,9 @@
  *
  *   push_worker ENDPOINT [NAME]
  *
+ * ENDPOINT is a librp push server's (socket path, @name, tcp://host:port) or a liminal
+ * server's (liminal+tcp://host:port).
+ *
  * Exits 0 when the server closes the connection.
  */
 #include <rp.h>
@@ -20,7 +23,8 @@ static rp_status connect_worker(const char *endpoint, const char *name, rp_push_
     rp_push_worker_options *opts = NULL;
     rp_status st = rp_push_worker_options_new(endpoint, name, "uppercase", &opts);
     if (st != RP_STATUS_OK) return st;
-    st = rp_push_worker_options_add_payload_protocol(opts, 0x7001);
+    /* A liminal server has no payload protocols (the setter is refused there). */
+    if (strncmp(endpoint, "liminal+tcp://", 14) != 0) st = rp_push_worker_options_add_payload_protocol(opts, 0x7001);
     if (st == RP_STATUS_OK) st = rp_push_worker_options_add_activity_type(opts, "uppercase");
     if (st != RP_STATUS_OK) {
         rp_push_worker_options_free(opts);

@@ -24,7 +24,8 @@ use rp::{Error, ErrorKind};
     version,
     about = "Probe, decode and drive running-process v1 endpoints",
     after_help = "Exit codes: 0 ok, 1 failed, 2 usage, 3 refused or rejected, 4 timed out, 5 verification failed.\n\
-                  Endpoints: a socket path, @name (Linux abstract socket) or tcp://host:port."
+                  Endpoints: a socket path, @name (Linux abstract socket) or tcp://host:port; `rp worker` also\n\
+                  joins a liminal server at liminal+tcp://host:port."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -43,7 +44,7 @@ enum Command {
     Decode(decode::Args),
     /// Push each line read from stdin to a registered worker and print the replies
     PushServer(push::ServerArgs),
-    /// Register with a push server and answer each push by running a command
+    /// Register with a push server (or a liminal server) and answer each push by running a command
     Worker(push::WorkerArgs),
 }
 

@@ -5,7 +5,9 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use rp::push::proto::Registration;
-use rp::push::{PushResult, PushServer, PushSpec, ServerEvent, ServerOptions, Target, Worker, WorkerOptions};
+use rp::push::{
+    ActivityDescriptor, Dialect, PushResult, PushServer, PushSpec, ServerEvent, ServerOptions, Target, Worker, WorkerOptions,
+};
 use rp::transport::Endpoint;
 
 use crate::{endpoint_arg, log_level_arg, log_to_stderr, millis_arg, print_stats, protocol_arg, Failure};
@@ -123,21 +125,26 @@ pub fn run_server(args: ServerArgs) -> Result<(), Failure> {
 
 #[derive(clap::Args)]
 pub struct WorkerArgs {
-    /// The push server
-    #[arg(value_parser = endpoint_arg)]
-    endpoint: Endpoint,
+    /// The push server: a socket path, @name, tcp://host:port, or a liminal server's
+    /// liminal+tcp://host:port (the worker then speaks the liminal worker wire)
+    #[arg(value_parser = worker_endpoint_arg)]
+    endpoint: String,
     /// Who this worker is
     #[arg(long, default_value = "rp-worker")]
     identity: String,
-    /// The task queue to register for
+    /// The task queue to register for (a liminal server routes pushes by it)
     #[arg(long, default_value = "")]
     task_queue: String,
-    /// Payload protocol served
-    #[arg(long, default_value = "0x7001", value_parser = protocol_arg)]
-    protocol: u32,
-    /// Service name in the Hello
-    #[arg(long, default_value = rp::push::DEFAULT_SERVICE)]
-    service: String,
+    /// Payload protocol served [default: 0x7001; not on a liminal endpoint]
+    #[arg(long, value_parser = protocol_arg)]
+    protocol: Option<u32>,
+    /// Service name in the Hello [default: librp-push; not on a liminal endpoint]
+    #[arg(long)]
+    service: Option<String>,
+    /// Describe an activity with the JSON schemas of its input and output in the registration
+    /// (liminal endpoints only; repeatable)
+    #[arg(long, num_args = 3, value_names = ["NAME", "INPUT_SCHEMA_JSON", "OUTPUT_SCHEMA_JSON"])]
+    activity_descriptor: Vec<String>,
     /// Time allowed for connecting and registering
     #[arg(long, default_value = "5000", value_parser = millis_arg)]
     connect_timeout_ms: Duration,
@@ -151,23 +158,70 @@ pub struct WorkerArgs {
     #[arg(long, value_parser = log_level_arg)]
     log: Option<rp::log::Level>,
     /// The command run for each push: payload on its stdin, reply from its stdout; a non-zero
-    /// exit becomes a failure reply carrying its stderr
+    /// exit becomes a failure reply carrying its stderr (on a liminal endpoint, a refusal
+    /// record with code "internal")
     #[arg(last = true, required = true)]
     command: Vec<String>,
 }
 
-pub fn run_worker(args: WorkerArgs) -> Result<(), Failure> {
-    log_to_stderr(args.log);
+/// Checks a worker's endpoint: any endpoint, or `liminal+tcp://host:port`.
+fn worker_endpoint_arg(s: &str) -> Result<String, String> {
+    WorkerOptions::for_endpoint(s, Registration::default()).map(|_| s.to_owned()).map_err(|e| e.to_string())
+}
+
+/// The worker's options from its arguments; what a liminal endpoint has no room for (a payload
+/// protocol, a service name) and activity descriptors elsewhere are usage errors.
+fn worker_options(args: &WorkerArgs) -> Result<WorkerOptions, Failure> {
     let registration = Registration {
         identity: args.identity.clone(),
         task_queue: args.task_queue.clone(),
-        payload_protocols: vec![args.protocol],
         activity_types: vec![args.command[0].clone()],
         ..Registration::default()
     };
-    let mut opts = WorkerOptions::new(args.endpoint.clone(), registration);
-    opts.service_name = args.service.clone();
+    let mut opts = WorkerOptions::for_endpoint(&args.endpoint, registration).map_err(|e| Failure::new(2, e.to_string()))?;
+    match opts.dialect {
+        Dialect::Liminal => {
+            let refused = |flag: &str, what: &str| {
+                Failure::new(2, format!("{flag}: a liminal endpoint ({}) has no {what}", args.endpoint))
+            };
+            if args.protocol.is_some() {
+                return Err(refused("--protocol", "payload protocols"));
+            }
+            if args.service.is_some() {
+                return Err(refused("--service", "service name"));
+            }
+            opts.activity_descriptors = args
+                .activity_descriptor
+                .chunks(3)
+                .map(|d| ActivityDescriptor {
+                    name: d[0].clone(),
+                    input_schema_json: d[1].clone(),
+                    output_schema_json: d[2].clone(),
+                })
+                .collect();
+        }
+        Dialect::Librp => {
+            if !args.activity_descriptor.is_empty() {
+                return Err(Failure::new(2, "--activity-descriptor: activity descriptors are sent to liminal endpoints only"));
+            }
+            opts.registration.payload_protocols = vec![args.protocol.unwrap_or(0x7001)];
+            if let Some(service) = &args.service {
+                opts.service_name = service.clone();
+            }
+        }
+    }
     opts.connect_timeout = args.connect_timeout_ms;
+    Ok(opts)
+}
+
+pub fn run_worker(args: WorkerArgs) -> Result<(), Failure> {
+    log_to_stderr(args.log);
+    let opts = worker_options(&args)?;
+    // The longest failure message the server takes (a liminal refusal's words are shorter).
+    let max_message = match opts.dialect {
+        Dialect::Librp => rp::push::MAX_FAILURE_MESSAGE,
+        Dialect::Liminal => rp::wire::liminal::MAX_REFUSAL_WORDS,
+    };
     // Until the connect timeout, keep trying while nothing listens yet (the server may still be
     // starting); any other failure ends the attempt at once.
     let deadline = std::time::Instant::now() + args.connect_timeout_ms;
@@ -188,7 +242,12 @@ pub fn run_worker(args: WorkerArgs) -> Result<(), Failure> {
             eprintln!("rp worker {}: {msg}", args.identity);
         }
     };
-    say(format!("registered as worker {}", client.worker_id()));
+    match client.dialect() {
+        Dialect::Librp => say(format!("registered as worker {}", client.worker_id())),
+        Dialect::Liminal => {
+            say(format!("registered with the liminal server (version {})", client.negotiated().daemon_version))
+        }
+    }
     let mut handled = 0usize;
     loop {
         let job = match client.recv(None) {
@@ -207,12 +266,21 @@ pub fn run_worker(args: WorkerArgs) -> Result<(), Failure> {
             Ok(stdout) => client.reply(job.correlation_id, &stdout),
             Err((code, message)) => {
                 say(format!("push {} failed: {message}", job.correlation_id));
-                client.reply_error(job.correlation_id, code, &message)
+                client.reply_error(job.correlation_id, code, truncated(&message, max_message))
             }
         };
         sent?;
         handled += 1;
     }
+}
+
+/// `message` cut to at most `max` bytes, at a character boundary.
+fn truncated(message: &str, max: usize) -> &str {
+    let mut end = message.len().min(max);
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    &message[..end]
 }
 
 /// Runs the command with `input` on stdin; its stdout on success, else (1000 + exit code, stderr).

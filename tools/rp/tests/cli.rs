@@ -232,6 +232,118 @@ fn a_refused_worker_exits_3_with_the_reason() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// One liminal frame: type, flags, stream id, payload length (big-endian), payload.
+fn liminal_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![kind, flags];
+    f.extend_from_slice(&stream.to_be_bytes());
+    f.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+/// A length-prefixed string of the liminal wire.
+fn lstr(s: &str) -> Vec<u8> {
+    let mut b = (s.len() as u32).to_be_bytes().to_vec();
+    b.extend_from_slice(s.as_bytes());
+    b
+}
+
+fn read_liminal_frame(r: &mut impl Read) -> Vec<u8> {
+    let mut f = vec![0u8; 10];
+    r.read_exact(&mut f).expect("a frame header from the worker");
+    let len = u32::from_be_bytes([f[6], f[7], f[8], f[9]]) as usize;
+    f.resize(10 + len, 0);
+    r.read_exact(&mut f[10..]).expect("a frame payload from the worker");
+    f
+}
+
+#[test]
+fn worker_joins_a_liminal_server() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let ep = format!("liminal+tcp://{}", listener.local_addr().unwrap());
+    let server = std::thread::spawn(move || {
+        let (mut c, _) = listener.accept().unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let connect = read_liminal_frame(&mut c);
+        assert_eq!(connect, liminal_frame(0x01, 0, 0, &[0, 1, 0, 0, 0, 1, 0, 3, 0, 0, 0, 0]), "Connect");
+        c.write_all(&liminal_frame(0x02, 0, 0, &[0, 1, 0, 2, 0, 0, 0, 0])).unwrap();
+        let mut reg = 0u32.to_be_bytes().to_vec(); // no namespaces
+        reg.extend(lstr("upper.queue"));
+        reg.push(0); // no node
+        reg.extend(1u32.to_be_bytes());
+        reg.extend(lstr("sh")); // the command is the activity type
+        reg.extend(lstr("cli-liminal"));
+        reg.extend(1u32.to_be_bytes());
+        reg.extend(lstr("upper"));
+        reg.extend(lstr(r#"{"type":"string"}"#));
+        reg.extend(lstr(r#"{"type":"string"}"#));
+        assert_eq!(read_liminal_frame(&mut c), liminal_frame(0x17, 0, 0, &reg), "WorkerRegister");
+        c.write_all(&liminal_frame(0x18, 0, 0, &[0])).unwrap();
+        let push = |id: u64, payload: &str| {
+            let mut p = id.to_be_bytes().to_vec();
+            p.extend(lstr(payload));
+            liminal_frame(0x15, 0, 1, &p)
+        };
+        c.write_all(&push(1, "abc")).unwrap();
+        let mut reply = 1u64.to_be_bytes().to_vec();
+        reply.extend(lstr("ABC"));
+        assert_eq!(read_liminal_frame(&mut c), liminal_frame(0x16, 0, 1, &reply), "PushReply");
+        c.write_all(&push(2, "fail")).unwrap();
+        let refusal = read_liminal_frame(&mut c);
+        assert_eq!(&refusal[..2], &[0x16, 0x01], "a refusal record");
+        let record: serde_json::Value = serde_json::from_slice(&refusal[22..]).unwrap();
+        assert_eq!(record["code"], "internal");
+        assert!(record["words"].as_str().unwrap().ends_with("cannot"), "{record}");
+        c.write_all(&liminal_frame(0x04, 0, 0, &[])).unwrap(); // Disconnect
+    });
+    let script = r#"x=$(cat); if [ "$x" = fail ]; then echo cannot >&2; exit 3; fi; printf %s "$x" | tr a-z A-Z"#;
+    let worker = rp()
+        .args(["worker", &ep, "--identity", "cli-liminal", "--task-queue", "upper.queue"])
+        .args(["--activity-descriptor", "upper", r#"{"type":"string"}"#, r#"{"type":"string"}"#])
+        .args(["--", "sh", "-c", script])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let served = server.join();
+    let status = wait_with_timeout_output(worker, Duration::from_secs(10));
+    served.expect("the fake liminal server saw the expected bytes");
+    let (code, stderr) = status;
+    assert_eq!(code, Some(0), "the worker ends cleanly on the Disconnect: {stderr}");
+    assert!(stderr.contains("registered with the liminal server (version 1.2)"), "{stderr}");
+}
+
+#[test]
+fn worker_refuses_options_a_liminal_endpoint_has_no_room_for() {
+    for flags in [&["--service", "other-service"][..], &["--protocol", "0x7001"][..]] {
+        let out = rp().args(["worker", "liminal+tcp://127.0.0.1:1"]).args(flags).args(["--", "cat"]).output().unwrap();
+        let err = assert_clean_failure(&out, 2);
+        assert!(err.contains(flags[0]) && err.contains("a liminal endpoint"), "{err}");
+    }
+    let out = rp()
+        .args(["worker", "tcp://127.0.0.1:1", "--activity-descriptor", "a", "{}", "{}", "--", "cat"])
+        .output()
+        .unwrap();
+    let err = assert_clean_failure(&out, 2);
+    assert!(err.contains("liminal endpoints only"), "{err}");
+}
+
+/// Waits for a child whose stderr is piped: its exit code (None if killed at the limit) and
+/// its stderr.
+fn wait_with_timeout_output(child: std::process::Child, limit: Duration) -> (Option<i32>, String) {
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(Ok(out)) => (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned()),
+        _ => {
+            let _ = Command::new("kill").arg(pid.to_string()).status();
+            (None, String::new())
+        }
+    }
+}
+
 fn wait_with_timeout(mut child: std::process::Child, limit: Duration) -> Option<i32> {
     let end = std::time::Instant::now() + limit;
     while std::time::Instant::now() < end {

@@ -461,7 +461,10 @@ private:
     detail::Owned<rp_push, rp_push_free> owned_;
 };
 
-/// What a worker registers as and how it connects (rp_push_worker_options).
+/// What a worker registers as and how it connects (rp_push_worker_options). The endpoint is
+/// a librp push server's (socket path, @name, tcp://host:port) or a liminal server's
+/// (liminal+tcp://host:port), where service() and add_payload_protocol() throw
+/// rp::Error(RP_STATUS_INVALID_ARGUMENT) and add_activity_descriptor() applies.
 class WorkerOptions {
 public:
     WorkerOptions(const std::string &endpoint, const std::string &identity, const std::string &task_queue = "") {
@@ -476,6 +479,12 @@ public:
     WorkerOptions &node(const std::string &s) { return set(rp_push_worker_options_set_node(p_.get(), s.c_str())); }
     WorkerOptions &add_payload_protocol(std::uint32_t id) { return set(rp_push_worker_options_add_payload_protocol(p_.get(), id)); }
     WorkerOptions &service(const std::string &s) { return set(rp_push_worker_options_set_service(p_.get(), s.c_str())); }
+    /// Describes an activity with its input and output JSON schemas (liminal endpoints only).
+    WorkerOptions &add_activity_descriptor(const std::string &name, const std::string &input_schema_json,
+                                           const std::string &output_schema_json) {
+        return set(rp_push_worker_options_add_activity_descriptor(p_.get(), name.c_str(), input_schema_json.c_str(),
+                                                                  output_schema_json.c_str()));
+    }
     WorkerOptions &connect_timeout(std::chrono::milliseconds t) {
         return set(rp_push_worker_options_set_connect_timeout_ms(p_.get(), detail::to_ms(t)));
     }

@@ -5,7 +5,8 @@
 //	rp-go-worker ENDPOINT NAME
 //
 // It retries connecting for up to 5 s while nothing listens, and exits 0 when the server
-// closes the connection (1 on any other failure, 2 on bad usage).
+// closes the connection (1 on any other failure, 2 on bad usage). ENDPOINT may also be a
+// liminal server's, liminal+tcp://host:port (no payload protocol is registered there).
 package main
 
 import (
@@ -14,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	rp "github.com/librp/rp/bindings/go"
@@ -25,6 +27,9 @@ func connect(ctx context.Context, endpoint, name string) (*rp.Worker, error) {
 		TaskQueue:        "uppercase",
 		PayloadProtocols: []uint32{0x7001},
 		ActivityTypes:    []string{"uppercase"},
+	}
+	if strings.HasPrefix(endpoint, "liminal+tcp://") {
+		opts.PayloadProtocols = nil // a liminal server has no payload protocols
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
