@@ -18,6 +18,9 @@ cargo test --locked --workspace
 # so librp itself never depends on the reference crate.
 echo "== interop (interop/)"
 cargo test --locked --manifest-path interop/Cargo.toml
+# Live interop with a real liminal server, embedded by its own workspace (AGPL: never linked into librp).
+echo "== interop (interop/liminal/)"
+cargo test --locked --manifest-path interop/liminal/Cargo.toml
 
 for type in Debug Release; do
   dir="build/$(echo "$type" | tr '[:upper:]' '[:lower:]')"
