@@ -5,7 +5,7 @@
 # C tests of the Release build once more under valgrind memcheck, the Go binding (bindings/go)
 # against a staged install of the Release build (race detector, cgocheck2), the demo, and last
 # the ThreadSanitizer leg (scripts/tsan.sh: librp and its threaded Rust tests under TSan; the C
-# tests too with RP_TSAN_C=1).
+# tests, C++ wrapper tests and examples against an instrumented librp).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -46,10 +46,12 @@ command -v go >/dev/null || { echo "go (1.24 or newer) is required for the Go bi
 stage="$PWD/build/stage"
 rm -rf "$stage"
 cmake --install build/release --prefix "$stage" >/dev/null
-export PKG_CONFIG_PATH="$stage/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
-export LD_LIBRARY_PATH="$stage/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-export RP_EXAMPLES_DIR="$PWD/build/release" # the C push_server the cross-language test drives
 (
+  # Only the Go tests load the staged librp: LD_LIBRARY_PATH outranks a program's RUNPATH, so
+  # exported further it would swap the Release library into the legs after this one.
+  export PKG_CONFIG_PATH="$stage/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+  export LD_LIBRARY_PATH="$stage/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  export RP_EXAMPLES_DIR="$PWD/build/release" # the C push_server the cross-language test drives
   cd bindings/go
   go vet ./...
   go test -race -count=1 ./...
