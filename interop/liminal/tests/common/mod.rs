@@ -347,3 +347,78 @@ pub fn connect_error(frame: &Frame) -> (u16, Option<String>) {
     };
     (code, message)
 }
+
+// ---- a frame-aware relay between a worker and the server -------------------------------------
+
+/// What the relay saw and did.
+#[derive(Debug, Default)]
+pub struct RelayLog {
+    /// Frame types the worker sent, in order (Pongs included, though not forwarded).
+    pub from_worker: Vec<u8>,
+    /// Frame types the server sent, in order.
+    pub from_server: Vec<u8>,
+    /// Frames the relay put in front of each Push on its way to the worker.
+    pub injected: usize,
+}
+
+/// Relays one worker connection to the server, frame by frame. In front of every Push it
+/// sends the worker `inject` (for example a Ping and a frame type the worker does not know), as
+/// a server could; the worker's Pongs are recorded and not forwarded (the server sent no Ping).
+pub struct Relay {
+    pub addr: SocketAddr,
+    pub log: Arc<std::sync::Mutex<RelayLog>>,
+}
+
+fn read_raw(stream: &mut TcpStream) -> std::io::Result<Frame> {
+    let mut header = [0u8; 10];
+    stream.read_exact(&mut header)?;
+    let len = u32::from_be_bytes(header[6..10].try_into().unwrap()) as usize;
+    let mut payload = vec![0u8; len];
+    stream.read_exact(&mut payload)?;
+    Ok(Frame { kind: header[0], flags: header[1], stream: u32::from_be_bytes(header[2..6].try_into().unwrap()), payload })
+}
+
+impl Relay {
+    pub fn start(server: SocketAddr, inject: Vec<Vec<u8>>) -> Relay {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let log = Arc::new(std::sync::Mutex::new(RelayLog::default()));
+        let log2 = Arc::clone(&log);
+        std::thread::spawn(move || {
+            let Ok((worker, _)) = listener.accept() else { return };
+            let upstream = TcpStream::connect(server).unwrap();
+            let (mut w_in, mut w_out) = (worker.try_clone().unwrap(), worker);
+            let (mut s_in, mut s_out) = (upstream.try_clone().unwrap(), upstream);
+            let log3 = Arc::clone(&log2);
+            let mut w_out2 = w_out.try_clone().unwrap();
+            std::thread::spawn(move || {
+                while let Ok(f) = read_raw(&mut w_in) {
+                    log3.lock().unwrap().from_worker.push(f.kind);
+                    if f.kind == PONG {
+                        continue;
+                    }
+                    if s_out.write_all(&encode(f.kind, f.flags, f.stream, &f.payload)).is_err() {
+                        break;
+                    }
+                }
+                let _ = s_out.shutdown(std::net::Shutdown::Both);
+            });
+            while let Ok(f) = read_raw(&mut s_in) {
+                log2.lock().unwrap().from_server.push(f.kind);
+                if f.kind == PUSH {
+                    for bytes in &inject {
+                        if w_out2.write_all(bytes).is_err() {
+                            return;
+                        }
+                        log2.lock().unwrap().injected += 1;
+                    }
+                }
+                if w_out.write_all(&encode(f.kind, f.flags, f.stream, &f.payload)).is_err() {
+                    break;
+                }
+            }
+            let _ = w_out.shutdown(std::net::Shutdown::Both);
+        });
+        Relay { addr, log }
+    }
+}
