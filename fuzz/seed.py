@@ -30,6 +30,15 @@ def frame(kind, protocol, payload=b"", request_id=0, deadline=0, traceparent="")
             + field(7, deadline) + field(8, traceparent))
     return b"\x01" + struct.pack("<I", len(body)) + body
 
+def lbytes(b):
+    return struct.pack(">I", len(b)) + b
+
+def lframe(kind, stream, payload):
+    return bytes([kind, 0]) + struct.pack(">II", stream, len(payload)) + payload
+
+def lpush(correlation_id, payload):
+    return lframe(0x15, 1, struct.pack(">Q", correlation_id) + lbytes(payload))
+
 PUSH, CONTROL = 0xF0B5, 0x0000
 REQUEST, RESPONSE, EVENT, CANCEL = 0, 1, 2, 3
 registration = (field(1, "worker-1") + field(2, "q") + field(3, "default") + field(4, "echo")
@@ -67,6 +76,16 @@ seeds = {
                     "refused": vectors["hello_reply_refused_rate_limited"],
                     "rejected": vectors["hello_reply_negotiated"]
                                 + frame(RESPONSE, PUSH, field(2, "no"), request_id=1)},
+    # liminal_worker: what a liminal server sends a worker (10-byte header: type, flags, stream, length).
+    "liminal_worker": {
+        "session": lframe(0x02, 0, struct.pack(">HHI", 1, 2, 0)) + lframe(0x18, 0, b"\x00")
+                   + lpush(2, b'{"activity":"from-raw"}') + lframe(0x13, 0, b"") + lframe(0x7E, 9, b"skip")
+                   + lpush(3, b"second") + lframe(0x04, 0, b""),
+        "refused": lframe(0x03, 0, struct.pack(">H", 6) + b"\x01" + lbytes(b"bad token")),
+        "rejected": lframe(0x02, 0, struct.pack(">HHI", 1, 2, 0)) + lframe(0x18, 0, b"\x01" + lbytes(b"no")),
+        "reason": lframe(0x02, 0, struct.pack(">HHI", 1, 3, 0)) + lframe(0x18, 0, b"\x00") + lpush(1, b"x")
+                  + lframe(0x20, 0, b"\x01" + struct.pack(">H", 1) + lbytes(b"grant_revoked")),
+    },
     "broker_hello": {**{k: b"\x00" + v for k, v in vectors.items() if k.startswith("hello_request")},
                      **{f"{svc}-{ver}": b"\x00" + frame(REQUEST, CONTROL, hello(svc, ver), request_id=3)
                         for svc, ver in [("echo", "1.0.0"), ("pinned", "1.2.3"), ("pinned", "1.2.4"),

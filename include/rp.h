@@ -2495,15 +2495,27 @@ rp_status rp_frame_encode_response_msg(const struct rp_frame_view *request,
 /**
  * Creates worker options.
  *
- * Parameters: `endpoint` — a socket path, `@name` (Linux abstract socket) or
- * `tcp://host:port`; `identity` — who the worker is (1–256 bytes); `task_queue` — the queue of
- * work it takes (0–256 bytes).
+ * Parameters: `endpoint` — a librp push server's socket path, `@name` (Linux abstract
+ * socket) or `tcp://host:port`, or a liminal server's `liminal+tcp://host:port` (the worker then
+ * speaks the liminal worker wire; see "liminal endpoints" below); `identity` — who the worker
+ * is (1–256 bytes; 1–992 on a liminal endpoint); `task_queue` — the queue of work it takes
+ * (0–256 bytes; a liminal server routes pushes by it).
  *
  * Limits of a registration (checked by `rp_push_worker_connect`, which returns
  * `RP_STATUS_INVALID_ARGUMENT` naming the limit, and by the server, which rejects the worker
  * with a reason naming it): identity 1–256 bytes; task queue and node at most 256 bytes; at
  * most 64 namespaces and 256 activity types of at most 256 bytes each; at most 64 payload
  * protocols; at most 16 KiB for the whole encoded registration.
+ *
+ * liminal endpoints: the worker connects offering versions 1.0–1.3, registers (namespaces,
+ * task queue, node, activity types, identity, and activity descriptors from
+ * `rp_push_worker_options_add_activity_descriptor`), answers the server's Pings, keeps TCP
+ * keepalive on (30 s idle, 10 s apart, 5 probes), and then works like any worker. What the
+ * liminal wire has no room for is refused: `_set_service` and `_add_payload_protocol` return
+ * `RP_STATUS_INVALID_ARGUMENT`; on a received push the payload protocol, deadline and trace
+ * context read as 0 / empty, and the worker id is 0. A Connect the server refuses is
+ * `RP_STATUS_REFUSED` (`rp_last_refusal`: its reason carries liminal's reason code and
+ * message); `rp_push_worker_reply_error` sends a refusal record (see there).
  *
  * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
  * `RP_STATUS_INVALID_ARGUMENT` (malformed endpoint, identity or task queue outside its length).
@@ -2543,8 +2555,8 @@ rp_status rp_push_worker_options_set_node(struct rp_push_worker_options *options
 
 /**
  * Adds a consumer payload protocol the worker serves (consumer or private-use range).
- * Returns `RP_STATUS_OK`, `RP_STATUS_INVALID_ARGUMENT` (a first-party or unassigned id),
- * `RP_STATUS_NULL_ARGUMENT`.
+ * Returns `RP_STATUS_OK`, `RP_STATUS_INVALID_ARGUMENT` (a first-party or unassigned id, or a
+ * liminal endpoint, which has no payload protocols), `RP_STATUS_NULL_ARGUMENT`.
  */
 RP_NODISCARD
 rp_status rp_push_worker_options_add_payload_protocol(struct rp_push_worker_options *options,
@@ -2553,11 +2565,25 @@ rp_status rp_push_worker_options_add_payload_protocol(struct rp_push_worker_opti
 /**
  * Sets the service name sent in the Hello (default "librp-push"): 1–64 characters of
  * `[a-z0-9-]`. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
- * `RP_STATUS_INVALID_ARGUMENT` (a name outside the rule).
+ * `RP_STATUS_INVALID_ARGUMENT` (a name outside the rule, or a liminal endpoint, which has no
+ * service name).
  */
 RP_NODISCARD
 rp_status rp_push_worker_options_set_service(struct rp_push_worker_options *options,
                                              const char *service_name);
+
+/**
+ * Describes an activity the worker handles, with its input and output JSON schemas, in the
+ * registration (liminal endpoints only; at most 256).
+ *
+ * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
+ * `RP_STATUS_INVALID_ARGUMENT` (options for a librp endpoint).
+ */
+RP_NODISCARD
+rp_status rp_push_worker_options_add_activity_descriptor(struct rp_push_worker_options *options,
+                                                         const char *name,
+                                                         const char *input_schema_json,
+                                                         const char *output_schema_json);
 
 /**
  * Sets the limit for connecting, the Hello and the registration together (default 5000 ms;
@@ -2569,7 +2595,8 @@ rp_status rp_push_worker_options_set_connect_timeout_ms(struct rp_push_worker_op
                                                         int32_t timeout_ms);
 
 /**
- * Sets the token sent in the Hello, for servers that require one (TCP). `token` may be NULL
+ * Sets the token sent in the Hello (in the Connect on a liminal endpoint), for servers that
+ * require one (TCP). `token` may be NULL
  * when `len` is 0. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
  */
 RP_NODISCARD
@@ -2609,7 +2636,8 @@ rp_status rp_push_worker_connect(struct rp_push_worker_options *options,
                                  struct rp_push_worker **out_worker);
 
 /**
- * The id the server gave this worker (0 if `worker` is NULL).
+ * The id the server gave this worker (0 on a liminal endpoint, which has none, and if `worker`
+ * is NULL).
  */
 uint64_t rp_push_worker_id(const struct rp_push_worker *worker);
 
@@ -2657,9 +2685,17 @@ rp_status rp_push_worker_reply(const struct rp_push_worker *worker,
  * (NUL-terminated UTF-8, at most 4096 bytes; a server ends the connection of a worker that
  * sends a longer one).
  *
+ * On a liminal endpoint the failure goes out as a refusal record
+ * `{"code":"…","words":"<message>"}` (the message at most 1024 bytes there), its code picked
+ * from `code`: `RP_STATUS_AGAIN` → "busy"; `RP_STATUS_INVALID_ARGUMENT`, `RP_STATUS_NOT_FOUND`
+ * and the wire errors (`RP_STATUS_PROTOCOL` … `RP_STATUS_MALFORMED_PROBE`) → "invalid";
+ * `RP_STATUS_TIMEOUT`, `_CLOSED`, `_DISABLED`, `_CANCELLED`, `_INTERRUPTED`, `_REFUSED`,
+ * `_REJECTED`, `_PERMISSION_DENIED`, `_IO` → "unavailable"; anything else, application codes
+ * included → "internal".
+ *
  * Returns as `rp_push_worker_reply`, plus `RP_STATUS_INVALID_UTF8`, and
- * `RP_STATUS_INVALID_ARGUMENT` for a message over 4096 bytes (the push stays unanswered).
- * Thread safety: may be called from any thread.
+ * `RP_STATUS_INVALID_ARGUMENT` for a message over 4096 bytes (1024 on a liminal endpoint; the
+ * push stays unanswered). Thread safety: may be called from any thread.
  */
 RP_NODISCARD
 rp_status rp_push_worker_reply_error(const struct rp_push_worker *worker,

@@ -28,7 +28,7 @@ fi
 secs=${1:-240}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(frame_decode frame_reader mux_poll push_server push_worker handoff c_api broker_hello session_router push_loop broker_loop)
+[ ${#targets[@]} -gt 0 ] || targets=(frame_decode frame_reader mux_poll push_server push_worker liminal_worker handoff c_api broker_hello session_router push_loop broker_loop)
 work=${WORK:-/tmp/rp-fuzz}
 command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz is required: cargo install cargo-fuzz" >&2; exit 1; }
 cargo +nightly fuzz build -O >/dev/null

@@ -27,6 +27,7 @@ pub const TARGETS: &[Target] = &[
     ("mux_poll", mux_poll),
     ("push_server", push_server),
     ("push_worker", push_worker),
+    ("liminal_worker", liminal_worker),
     ("handoff", handoff_offer),
     ("c_api", c_api),
     ("broker_hello", broker_hello),
@@ -220,6 +221,21 @@ pub fn push_server(data: &[u8]) {
 pub fn push_worker(data: &[u8]) {
     let jobs = rp::push::fuzzing::server_stream(data);
     assert!(jobs.len() * HEADER_LEN <= data.len());
+}
+
+/// The worker's parse path for what a liminal server sends (ConnectAck, WorkerRegisterAck,
+/// then pushes, Pings, Disconnects and frames to skip), through
+/// `rp::push::fuzzing::liminal_server_stream`: every push received took a whole Push frame of
+/// the input (10-byte header, correlation id, payload length) and carries nothing the liminal
+/// wire lacks.
+pub fn liminal_worker(data: &[u8]) {
+    let jobs = rp::push::fuzzing::liminal_server_stream(data);
+    let pushed: usize = jobs.iter().map(|j| 22 + j.payload.len()).sum();
+    assert!(pushed <= data.len());
+    for job in &jobs {
+        assert_eq!((job.payload_protocol, job.deadline_unix_ms), (0, 0));
+        assert!(job.traceparent.is_empty() && job.tracestate.is_empty());
+    }
 }
 
 /// The kernel-reported peer chosen by an input's first byte: none, pid 4242 as in the golden

@@ -9,8 +9,7 @@ use super::callback::{rp_user_data_free_callback, ForeignCallback};
 use super::handle::{box_free, box_into_handle, box_mut, box_opt, box_ref, box_take, castable, lend, opt_out, out_arg};
 use super::status::rp_status;
 use crate::push::proto::Registration;
-use crate::push::{Push, Worker, WorkerOptions};
-use crate::transport::Endpoint;
+use crate::push::{ActivityDescriptor, Dialect, Push, Worker, WorkerOptions};
 
 /// How a worker connects and what it registers as.
 ///
@@ -79,15 +78,27 @@ pub type rp_push_worker_handler_callback = Option<
 
 /// Creates worker options.
 ///
-/// Parameters: `endpoint` — a socket path, `@name` (Linux abstract socket) or
-/// `tcp://host:port`; `identity` — who the worker is (1–256 bytes); `task_queue` — the queue of
-/// work it takes (0–256 bytes).
+/// Parameters: `endpoint` — a librp push server's socket path, `@name` (Linux abstract
+/// socket) or `tcp://host:port`, or a liminal server's `liminal+tcp://host:port` (the worker then
+/// speaks the liminal worker wire; see "liminal endpoints" below); `identity` — who the worker
+/// is (1–256 bytes; 1–992 on a liminal endpoint); `task_queue` — the queue of work it takes
+/// (0–256 bytes; a liminal server routes pushes by it).
 ///
 /// Limits of a registration (checked by `rp_push_worker_connect`, which returns
 /// `RP_STATUS_INVALID_ARGUMENT` naming the limit, and by the server, which rejects the worker
 /// with a reason naming it): identity 1–256 bytes; task queue and node at most 256 bytes; at
 /// most 64 namespaces and 256 activity types of at most 256 bytes each; at most 64 payload
 /// protocols; at most 16 KiB for the whole encoded registration.
+///
+/// liminal endpoints: the worker connects offering versions 1.0–1.3, registers (namespaces,
+/// task queue, node, activity types, identity, and activity descriptors from
+/// `rp_push_worker_options_add_activity_descriptor`), answers the server's Pings, keeps TCP
+/// keepalive on (30 s idle, 10 s apart, 5 probes), and then works like any worker. What the
+/// liminal wire has no room for is refused: `_set_service` and `_add_payload_protocol` return
+/// `RP_STATUS_INVALID_ARGUMENT`; on a received push the payload protocol, deadline and trace
+/// context read as 0 / empty, and the worker id is 0. A Connect the server refuses is
+/// `RP_STATUS_REFUSED` (`rp_last_refusal`: its reason carries liminal's reason code and
+/// message); `rp_push_worker_reply_error` sends a refusal record (see there).
 ///
 /// Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
 /// `RP_STATUS_INVALID_ARGUMENT` (malformed endpoint, identity or task queue outside its length).
@@ -109,11 +120,13 @@ pub unsafe extern "C" fn rp_push_worker_options_new(
         };
         // SAFETY: NULL or valid for a write per the API contract.
         let out_options = unsafe { out_arg(out_options, "out_options") }?;
-        let identity = len_arg(identity, "identity", 1, crate::push::MAX_REGISTRATION_STRING)?;
+        let liminal = endpoint.starts_with(crate::push::LIMINAL_SCHEME);
+        let most = if liminal { crate::wire::liminal::MAX_IDENTITY } else { crate::push::MAX_REGISTRATION_STRING };
+        let identity = len_arg(identity, "identity", 1, most)?;
         let task_queue = len_arg(task_queue, "task_queue", 0, crate::push::MAX_REGISTRATION_STRING)?;
         let registration =
             Registration { identity: identity.to_owned(), task_queue: task_queue.to_owned(), ..Default::default() };
-        let opts = WorkerOptions::new(Endpoint::parse(endpoint)?, registration);
+        let opts = WorkerOptions::for_endpoint(endpoint, registration)?;
         out_options.write(box_into_handle(opts));
         Ok(())
     })
@@ -172,8 +185,8 @@ pub unsafe extern "C" fn rp_push_worker_options_set_node(
 }
 
 /// Adds a consumer payload protocol the worker serves (consumer or private-use range).
-/// Returns `RP_STATUS_OK`, `RP_STATUS_INVALID_ARGUMENT` (a first-party or unassigned id),
-/// `RP_STATUS_NULL_ARGUMENT`.
+/// Returns `RP_STATUS_OK`, `RP_STATUS_INVALID_ARGUMENT` (a first-party or unassigned id, or a
+/// liminal endpoint, which has no payload protocols), `RP_STATUS_NULL_ARGUMENT`.
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_worker_options_add_payload_protocol(
@@ -183,6 +196,7 @@ pub unsafe extern "C" fn rp_push_worker_options_add_payload_protocol(
     boundary(|| {
         // SAFETY: NULL or live options, used by one thread at a time per the API contract.
         let o = unsafe { box_mut(options, "options") }?;
+        not_liminal(o, "payload protocols")?;
         crate::wire::registry::check_servable(payload_protocol).map_err(crate::Error::invalid_argument)?;
         o.registration.payload_protocols.push(payload_protocol);
         Ok(())
@@ -191,7 +205,8 @@ pub unsafe extern "C" fn rp_push_worker_options_add_payload_protocol(
 
 /// Sets the service name sent in the Hello (default "librp-push"): 1–64 characters of
 /// `[a-z0-9-]`. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
-/// `RP_STATUS_INVALID_ARGUMENT` (a name outside the rule).
+/// `RP_STATUS_INVALID_ARGUMENT` (a name outside the rule, or a liminal endpoint, which has no
+/// service name).
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_worker_options_set_service(
@@ -201,9 +216,54 @@ pub unsafe extern "C" fn rp_push_worker_options_set_service(
     boundary(|| {
         // SAFETY: NULL or live options, used by one thread at a time per the API contract.
         let o = unsafe { box_mut(options, "options") }?;
+        not_liminal(o, "a service name")?;
         // SAFETY: a NUL-terminated string per the API contract.
         let name = unsafe { cstr_arg(service_name, "service_name") }?;
         o.service_name = rule_arg(name, "service_name", crate::wire::names::check_service_name)?.to_owned();
+        Ok(())
+    })
+}
+
+/// Refuses a setting the liminal wire has no room for.
+fn not_liminal(o: &WorkerOptions, what: &str) -> Result<(), crate::Error> {
+    if o.dialect == Dialect::Liminal {
+        return Err(crate::Error::invalid_argument(format!("a liminal endpoint has no {what}")));
+    }
+    Ok(())
+}
+
+/// Describes an activity the worker handles, with its input and output JSON schemas, in the
+/// registration (liminal endpoints only; at most 256).
+///
+/// Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
+/// `RP_STATUS_INVALID_ARGUMENT` (options for a librp endpoint).
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_push_worker_options_add_activity_descriptor(
+    options: *mut rp_push_worker_options,
+    name: *const c_char,
+    input_schema_json: *const c_char,
+    output_schema_json: *const c_char,
+) -> rp_status {
+    boundary(|| {
+        // SAFETY: NULL or live options, used by one thread at a time per the API contract.
+        let o = unsafe { box_mut(options, "options") }?;
+        // SAFETY: NUL-terminated strings per the API contract.
+        let (name, input, output) = unsafe {
+            (
+                cstr_arg(name, "name")?,
+                cstr_arg(input_schema_json, "input_schema_json")?,
+                cstr_arg(output_schema_json, "output_schema_json")?,
+            )
+        };
+        if o.dialect != Dialect::Liminal {
+            return Err(crate::Error::invalid_argument("activity descriptors are sent to liminal endpoints only").into());
+        }
+        o.activity_descriptors.push(ActivityDescriptor {
+            name: name.to_owned(),
+            input_schema_json: input.to_owned(),
+            output_schema_json: output.to_owned(),
+        });
         Ok(())
     })
 }
@@ -225,7 +285,8 @@ pub unsafe extern "C" fn rp_push_worker_options_set_connect_timeout_ms(
     })
 }
 
-/// Sets the token sent in the Hello, for servers that require one (TCP). `token` may be NULL
+/// Sets the token sent in the Hello (in the Connect on a liminal endpoint), for servers that
+/// require one (TCP). `token` may be NULL
 /// when `len` is 0. Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
 #[must_use]
 #[unsafe(no_mangle)]
@@ -295,7 +356,8 @@ unsafe fn worker_ref<'a>(worker: *const rp_push_worker) -> Result<&'a WorkerHand
     unsafe { box_ref::<rp_push_worker>(worker, "worker") }
 }
 
-/// The id the server gave this worker (0 if `worker` is NULL).
+/// The id the server gave this worker (0 on a liminal endpoint, which has none, and if `worker`
+/// is NULL).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_worker_id(worker: *const rp_push_worker) -> u64 {
     // SAFETY: NULL or a live worker.
@@ -363,9 +425,17 @@ pub unsafe extern "C" fn rp_push_worker_reply(
 /// (NUL-terminated UTF-8, at most 4096 bytes; a server ends the connection of a worker that
 /// sends a longer one).
 ///
+/// On a liminal endpoint the failure goes out as a refusal record
+/// `{"code":"…","words":"<message>"}` (the message at most 1024 bytes there), its code picked
+/// from `code`: `RP_STATUS_AGAIN` → "busy"; `RP_STATUS_INVALID_ARGUMENT`, `RP_STATUS_NOT_FOUND`
+/// and the wire errors (`RP_STATUS_PROTOCOL` … `RP_STATUS_MALFORMED_PROBE`) → "invalid";
+/// `RP_STATUS_TIMEOUT`, `_CLOSED`, `_DISABLED`, `_CANCELLED`, `_INTERRUPTED`, `_REFUSED`,
+/// `_REJECTED`, `_PERMISSION_DENIED`, `_IO` → "unavailable"; anything else, application codes
+/// included → "internal".
+///
 /// Returns as `rp_push_worker_reply`, plus `RP_STATUS_INVALID_UTF8`, and
-/// `RP_STATUS_INVALID_ARGUMENT` for a message over 4096 bytes (the push stays unanswered).
-/// Thread safety: may be called from any thread.
+/// `RP_STATUS_INVALID_ARGUMENT` for a message over 4096 bytes (1024 on a liminal endpoint; the
+/// push stays unanswered). Thread safety: may be called from any thread.
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_worker_reply_error(

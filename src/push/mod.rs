@@ -13,7 +13,7 @@ pub use server::{
     PushResult, PushServer, PushSpec, RegistrationDecision, ServerEvent, ServerOptions, Target, Ticket,
     WorkerInfo,
 };
-pub use worker::{Push, Worker, WorkerOptions};
+pub use worker::{liminal_refusal_code, ActivityDescriptor, Dialect, Push, Worker, WorkerOptions, LIMINAL_SCHEME};
 
 /// Hooks for the fuzz targets (`fuzz/`) and their corpus replay (`tests/fuzz_corpus.rs`); not
 /// API. Each runs one side's real parse path over bytes, without a socket or threads.
@@ -22,6 +22,11 @@ pub mod fuzzing {
     /// The worker side: HelloReply, registration ack, then the pushes; returns the pushes.
     pub fn server_stream(bytes: &[u8]) -> Vec<super::Push> {
         super::worker::fuzz_server_stream(bytes)
+    }
+
+    /// The worker side of the liminal dialect: ConnectAck, WorkerRegisterAck, then the pushes.
+    pub fn liminal_server_stream(bytes: &[u8]) -> Vec<super::Push> {
+        super::worker::fuzz_liminal_stream(bytes)
     }
 
     /// The server side: Hello, registration, replies; returns the frames accepted.

@@ -66,6 +66,14 @@ impl Stream {
         }
     }
 
+    /// Turns on TCP keepalive (see [`sys::set_tcp_keepalive`]); nothing to do on a Unix socket.
+    pub fn set_keepalive(&self, idle: Duration, interval: Duration, probes: u32) -> io::Result<()> {
+        match self {
+            Stream::Unix(_) => Ok(()),
+            Stream::Tcp(_) => sys::set_tcp_keepalive(self.descriptor(), idle, interval, probes),
+        }
+    }
+
     /// Whether this is a Unix domain socket (which can carry descriptors and has credentials).
     pub fn is_unix(&self) -> bool {
         matches!(self, Stream::Unix(_))

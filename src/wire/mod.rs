@@ -14,6 +14,7 @@ pub mod proto;
 pub mod names;
 pub mod registry;
 mod refusal;
+pub mod liminal;
 mod stream;
 
 pub use error::WireError;

@@ -13,155 +13,71 @@ const MIN_BUFFER: usize = 8 * 1024;
 /// once carried a large frame does not keep its memory while idle.
 const RELEASE_ABOVE: usize = 256 * 1024;
 
-/// Reads frames from a stream through an internal buffer, handing out borrowed views.
+/// The read buffer under a framed reader: bytes read from a stream and not yet handed out.
 ///
 /// Memory grows only with bytes that actually arrived (at most about twice the frame
 /// being assembled), never with a length a peer merely announced; growing it is a fallible
-/// allocation ([`WireError::NoMemory`] when it cannot be had, keeping what was buffered). A read timeout
-/// (`WouldBlock` / `TimedOut` from the stream) returns [`WireError::Timeout`] and keeps every
-/// buffered byte, so the next call resumes where this one stopped.
+/// allocation ([`WireError::NoMemory`] when it cannot be had, keeping what was buffered). Each
+/// framing (v1 here, the liminal dialect in [`super::liminal`]) says how long its next frame is.
 #[derive(Debug)]
-pub struct FrameReader<R> {
+pub(crate) struct ReadBuffer<R> {
     inner: R,
     buf: Vec<u8>,
     start: usize,
     end: usize,
-    max_body: u32,
-    /// Frames returned so far.
-    frames: u64,
 }
 
-impl<R: Read> FrameReader<R> {
-    /// A reader with the 16 MiB body cap.
-    pub fn new(inner: R) -> Self {
-        Self::with_max_body(inner, MAX_BODY)
+impl<R: Read> ReadBuffer<R> {
+    pub(crate) fn new(inner: R) -> Self {
+        ReadBuffer { inner, buf: Vec::new(), start: 0, end: 0 }
     }
 
-    /// A reader with a smaller body cap (for example [`super::HELLO_MAX_BODY`]).
-    pub fn with_max_body(inner: R, max_body: u32) -> Self {
-        FrameReader {
-            inner,
-            buf: Vec::new(),
-            frames: 0,
-            start: 0,
-            end: 0,
-            max_body: max_body.min(MAX_BODY),
-        }
-    }
-
-    /// Changes the body cap for the frames read from now on (clamped to 16 MiB).
-    pub fn set_max_body(&mut self, max_body: u32) {
-        self.max_body = max_body.min(MAX_BODY);
-    }
-
-    /// Reads the next frame, blocking until it is complete.
-    ///
-    /// End of stream at a frame boundary is [`WireError::Closed`]; inside a frame it is
-    /// [`WireError::Truncated`]. Framing errors are fatal for the stream.
-    pub fn read_frame(&mut self) -> Result<FrameView<'_>, WireError> {
-        let total = loop {
-            match frame_extent(&self.buf[self.start..self.end], self.max_body)? {
-                Extent::Complete(total) => break total,
-                Extent::NeedMore(needed) => self.fill(needed)?,
-            }
-        };
-        let frame_start = self.start;
-        self.start += total;
-        if self.start == self.end {
-            self.start = 0;
-            self.end = 0;
-        }
-        self.frames += 1;
-        FrameView::parse_body(&self.buf[frame_start + HEADER_LEN..frame_start + total])
-    }
-
-    /// The next frame if one is already complete in the buffer; never reads.
-    pub fn next_buffered(&mut self) -> Result<Option<FrameView<'_>>, WireError> {
-        let total = match frame_extent(&self.buf[self.start..self.end], self.max_body)? {
-            Extent::Complete(total) => total,
-            Extent::NeedMore(_) => return Ok(None),
-        };
-        let frame_start = self.start;
-        self.start += total;
-        if self.start == self.end {
-            self.start = 0;
-            self.end = 0;
-        }
-        self.frames += 1;
-        FrameView::parse_body(&self.buf[frame_start + HEADER_LEN..frame_start + total]).map(Some)
-    }
-
-    /// Reads (blocking, per the stream's timeout) until at least one complete frame is
-    /// buffered, without consuming it. Errors as [`read_frame`](Self::read_frame).
-    pub fn wait_frame(&mut self) -> Result<(), WireError> {
-        loop {
-            match frame_extent(&self.buf[self.start..self.end], self.max_body)? {
-                Extent::Complete(_) => return Ok(()),
-                Extent::NeedMore(needed) => self.fill(needed)?,
-            }
-        }
-    }
-
-    /// How many frames this reader has returned: a caller watching for a stalled peer compares
-    /// it between two moments to tell a frame that completed from one still arriving.
-    pub fn frames_read(&self) -> u64 {
-        self.frames
-    }
-
-    /// The read buffer's size in bytes (what this reader holds in memory).
-    pub fn capacity(&self) -> usize {
-        self.buf.len()
-    }
-
-    /// Reads once from the stream into the buffer (after `poll` said it is readable).
-    ///
-    /// Returns the bytes read; `WouldBlock` surfaces as [`WireError::Timeout`]; end of stream is
-    /// [`WireError::Closed`] at a frame boundary and [`WireError::Truncated`] inside one.
-    pub fn read_more(&mut self) -> Result<usize, WireError> {
-        let needed = match frame_extent(&self.buf[self.start..self.end], self.max_body)? {
-            Extent::NeedMore(n) => n,
-            Extent::Complete(total) => total + HEADER_LEN,
-        };
-        // `fill` may move the buffered bytes to the front: count them, not positions.
-        let before = self.end - self.start;
-        self.fill(needed)?;
-        Ok(self.end - self.start - before)
-    }
-
-    /// Bytes received but not yet returned as frames.
-    pub fn buffered(&self) -> &[u8] {
+    /// Bytes received and not yet taken.
+    #[inline]
+    pub(crate) fn pending(&self) -> &[u8] {
         &self.buf[self.start..self.end]
     }
 
-    /// The underlying stream.
-    pub fn get_ref(&self) -> &R {
+    /// Hands out the next `total` pending bytes (which the caller checked are there).
+    #[inline]
+    pub(crate) fn take(&mut self, total: usize) -> &[u8] {
+        let at = self.start;
+        self.start += total;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+        &self.buf[at..at + total]
+    }
+
+    /// The buffer's size in bytes.
+    pub(crate) fn capacity(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub(crate) fn get_ref(&self) -> &R {
         &self.inner
     }
 
-    /// The underlying stream, mutably (reading from it directly desynchronises the framing).
-    pub fn get_mut(&mut self) -> &mut R {
+    pub(crate) fn get_mut(&mut self) -> &mut R {
         &mut self.inner
     }
 
-    /// The same reader over another stream type, keeping every buffered byte.
-    pub fn map_inner<S>(self, f: impl FnOnce(R) -> S) -> FrameReader<S> {
-        FrameReader {
-            inner: f(self.inner),
-            buf: self.buf,
-            start: self.start,
-            end: self.end,
-            max_body: self.max_body,
-            frames: self.frames,
-        }
+    /// The same buffer over another stream type, keeping every pending byte.
+    pub(crate) fn map_inner<S>(self, f: impl FnOnce(R) -> S) -> ReadBuffer<S> {
+        ReadBuffer { inner: f(self.inner), buf: self.buf, start: self.start, end: self.end }
     }
 
-    /// Unwraps the stream, dropping any buffered bytes.
-    pub fn into_inner(self) -> R {
+    pub(crate) fn into_inner(self) -> R {
         self.inner
     }
 
-    /// Reads at least one more byte towards `needed` buffered bytes.
-    fn fill(&mut self, needed: usize) -> Result<(), WireError> {
+    /// Reads at least one more byte towards `needed` pending bytes; returns the bytes read.
+    ///
+    /// End of stream is [`WireError::Closed`] with nothing pending and [`WireError::Truncated`]
+    /// inside a frame; a read timeout (`WouldBlock` / `TimedOut`) is [`WireError::Timeout`] and
+    /// keeps every pending byte.
+    pub(crate) fn fill(&mut self, needed: usize) -> Result<usize, WireError> {
         let have = self.end - self.start;
         if have == 0 && self.buf.len() > RELEASE_ABOVE {
             self.buf = Vec::new();
@@ -197,12 +113,128 @@ impl<R: Read> FrameReader<R> {
                 }
                 Ok(n) => {
                     self.end += n;
-                    return Ok(());
+                    return Ok(n);
                 }
                 Err(e) if e.kind() == IoKind::Interrupted => continue,
                 Err(e) => return Err(WireError::from_io(e)),
             }
         }
+    }
+}
+
+/// Reads frames from a stream through an internal buffer, handing out borrowed views.
+///
+/// Memory grows only with bytes that actually arrived (at most about twice the frame
+/// being assembled), never with a length a peer merely announced; growing it is a fallible
+/// allocation ([`WireError::NoMemory`] when it cannot be had, keeping what was buffered). A read timeout
+/// (`WouldBlock` / `TimedOut` from the stream) returns [`WireError::Timeout`] and keeps every
+/// buffered byte, so the next call resumes where this one stopped.
+#[derive(Debug)]
+pub struct FrameReader<R> {
+    bytes: ReadBuffer<R>,
+    max_body: u32,
+    /// Frames returned so far.
+    frames: u64,
+}
+
+impl<R: Read> FrameReader<R> {
+    /// A reader with the 16 MiB body cap.
+    pub fn new(inner: R) -> Self {
+        Self::with_max_body(inner, MAX_BODY)
+    }
+
+    /// A reader with a smaller body cap (for example [`super::HELLO_MAX_BODY`]).
+    pub fn with_max_body(inner: R, max_body: u32) -> Self {
+        FrameReader { bytes: ReadBuffer::new(inner), frames: 0, max_body: max_body.min(MAX_BODY) }
+    }
+
+    /// Changes the body cap for the frames read from now on (clamped to 16 MiB).
+    pub fn set_max_body(&mut self, max_body: u32) {
+        self.max_body = max_body.min(MAX_BODY);
+    }
+
+    /// Reads the next frame, blocking until it is complete.
+    ///
+    /// End of stream at a frame boundary is [`WireError::Closed`]; inside a frame it is
+    /// [`WireError::Truncated`]. Framing errors are fatal for the stream.
+    pub fn read_frame(&mut self) -> Result<FrameView<'_>, WireError> {
+        let total = loop {
+            match frame_extent(self.bytes.pending(), self.max_body)? {
+                Extent::Complete(total) => break total,
+                Extent::NeedMore(needed) => self.bytes.fill(needed)?,
+            };
+        };
+        self.frames += 1;
+        FrameView::parse_body(&self.bytes.take(total)[HEADER_LEN..])
+    }
+
+    /// The next frame if one is already complete in the buffer; never reads.
+    pub fn next_buffered(&mut self) -> Result<Option<FrameView<'_>>, WireError> {
+        let total = match frame_extent(self.bytes.pending(), self.max_body)? {
+            Extent::Complete(total) => total,
+            Extent::NeedMore(_) => return Ok(None),
+        };
+        self.frames += 1;
+        FrameView::parse_body(&self.bytes.take(total)[HEADER_LEN..]).map(Some)
+    }
+
+    /// Reads (blocking, per the stream's timeout) until at least one complete frame is
+    /// buffered, without consuming it. Errors as [`read_frame`](Self::read_frame).
+    pub fn wait_frame(&mut self) -> Result<(), WireError> {
+        loop {
+            match frame_extent(self.bytes.pending(), self.max_body)? {
+                Extent::Complete(_) => return Ok(()),
+                Extent::NeedMore(needed) => self.bytes.fill(needed)?,
+            };
+        }
+    }
+
+    /// How many frames this reader has returned: a caller watching for a stalled peer compares
+    /// it between two moments to tell a frame that completed from one still arriving.
+    pub fn frames_read(&self) -> u64 {
+        self.frames
+    }
+
+    /// The read buffer's size in bytes (what this reader holds in memory).
+    pub fn capacity(&self) -> usize {
+        self.bytes.capacity()
+    }
+
+    /// Reads once from the stream into the buffer (after `poll` said it is readable).
+    ///
+    /// Returns the bytes read; `WouldBlock` surfaces as [`WireError::Timeout`]; end of stream is
+    /// [`WireError::Closed`] at a frame boundary and [`WireError::Truncated`] inside one.
+    pub fn read_more(&mut self) -> Result<usize, WireError> {
+        let needed = match frame_extent(self.bytes.pending(), self.max_body)? {
+            Extent::NeedMore(n) => n,
+            Extent::Complete(total) => total + HEADER_LEN,
+        };
+        self.bytes.fill(needed)
+    }
+
+    /// Bytes received but not yet returned as frames.
+    pub fn buffered(&self) -> &[u8] {
+        self.bytes.pending()
+    }
+
+    /// The underlying stream.
+    pub fn get_ref(&self) -> &R {
+        self.bytes.get_ref()
+    }
+
+    /// The underlying stream, mutably (reading from it directly desynchronises the framing).
+    pub fn get_mut(&mut self) -> &mut R {
+        self.bytes.get_mut()
+    }
+
+    /// The same reader over another stream type, keeping every buffered byte.
+    pub fn map_inner<S>(self, f: impl FnOnce(R) -> S) -> FrameReader<S> {
+        FrameReader { bytes: self.bytes.map_inner(f), max_body: self.max_body, frames: self.frames }
+    }
+
+    /// Unwraps the stream, dropping any buffered bytes.
+    pub fn into_inner(self) -> R {
+        self.bytes.into_inner()
     }
 }
 
@@ -258,6 +290,20 @@ impl<W: Write> FrameWriter<W> {
     pub fn queue(&mut self, frame: &FrameView<'_>) -> Result<(), WireError> {
         self.queued = frame.encode_at(&mut self.scratch, self.queued)?;
         Ok(())
+    }
+
+    /// Writes bytes another framing encoded (the liminal dialect), behind any queued frames,
+    /// in one system call where the stream allows: all of them, or an error.
+    pub(crate) fn write_raw(&mut self, parts: &[&[u8]]) -> Result<(), WireError> {
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        if self.scratch.len() < self.queued + total {
+            self.scratch.resize(self.queued + total, 0);
+        }
+        for part in parts {
+            self.scratch[self.queued..self.queued + part.len()].copy_from_slice(part);
+            self.queued += part.len();
+        }
+        self.write_queued()
     }
 
     /// Bytes of the frames queued and not yet written.

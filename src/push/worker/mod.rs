@@ -1,6 +1,8 @@
 //! The worker side: connect, register, receive pushes, reply. What the server sends is parsed
-//! in [`parse`], which also holds the worker's inbox ([`parse::State`]).
+//! in [`parse`], which also holds the worker's inbox ([`parse::State`]); [`liminal`] is the
+//! dialect a worker speaks to a liminal server (handshake and framing only).
 
+mod liminal;
 mod parse;
 
 use std::borrow::Cow;
@@ -20,9 +22,26 @@ use crate::stats::{self, PushWorkerCounters, PushWorkerStats};
 use crate::transport::{self, Endpoint, RawDescriptor, ReadinessSet, ReadySignal, Stream, SwitchableReads};
 use crate::wire::proto::{ErrorCode, FrameKind, Negotiated};
 use crate::wire::{FrameReader, FrameView, FrameWriter, WireError, HELLO_MAX_BODY, MAX_BODY};
-use parse::{outcome_into, registration_ack, take_buffered, State};
+use crate::wire::liminal as lwire;
+use parse::{outcome_into, registration_ack, Inbound, State};
 
+pub use crate::wire::liminal::ActivityDescriptor;
+pub use liminal::refusal_code as liminal_refusal_code;
+pub(crate) use liminal::fuzz_server_stream as fuzz_liminal_stream;
 pub(crate) use parse::fuzz_server_stream;
+
+/// The wire a worker speaks, chosen by its endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dialect {
+    /// The librp push protocol (running-process v1 frames) to a librp push server.
+    #[default]
+    Librp,
+    /// The liminal worker wire to a liminal server (`liminal+tcp://host:port`).
+    Liminal,
+}
+
+/// The endpoint prefix that selects [`Dialect::Liminal`].
+pub const LIMINAL_SCHEME: &str = "liminal+tcp://";
 
 /// How a worker connects and registers.
 #[derive(Debug, Clone)]
@@ -39,8 +58,12 @@ pub struct WorkerOptions {
     pub send_timeout: Duration,
     /// Token for servers that require one (TCP).
     pub auth_token: Vec<u8>,
-    /// The worker's own version, sent as `client_version`.
+    /// The worker's own version, sent as `client_version` (librp endpoints).
     pub client_version: String,
+    /// The wire spoken (set from the endpoint by [`for_endpoint`](Self::for_endpoint)).
+    pub dialect: Dialect,
+    /// Activities described in the registration, with their schemas (liminal endpoints only).
+    pub activity_descriptors: Vec<ActivityDescriptor>,
 }
 
 impl WorkerOptions {
@@ -54,7 +77,21 @@ impl WorkerOptions {
             send_timeout: Duration::from_secs(30),
             auth_token: Vec::new(),
             client_version: String::new(),
+            dialect: Dialect::Librp,
+            activity_descriptors: Vec::new(),
         }
+    }
+
+    /// Options for an endpoint written as a string: a socket path, `@name`, `tcp://host:port`
+    /// (a librp push server) or `liminal+tcp://host:port` (a liminal server).
+    pub fn for_endpoint(endpoint: &str, registration: Registration) -> Result<Self, Error> {
+        let (endpoint, dialect) = match endpoint.strip_prefix(LIMINAL_SCHEME) {
+            Some(addr) => (Endpoint::parse(&format!("tcp://{addr}")).map_err(|_| {
+                Error::invalid_argument(format!("liminal endpoint {endpoint:?} is not liminal+tcp://host:port"))
+            })?, Dialect::Liminal),
+            None => (Endpoint::parse(endpoint)?, Dialect::Librp),
+        };
+        Ok(WorkerOptions { dialect, ..WorkerOptions::new(endpoint, registration) })
     }
 }
 
@@ -95,6 +132,7 @@ pub struct Worker {
     readiness: ReadinessSet,
     worker_id: u64,
     negotiated: Negotiated,
+    dialect: Dialect,
     stats: PushWorkerCounters,
 }
 
@@ -138,7 +176,15 @@ impl Worker {
     }
 
     fn connect_inner(opts: &WorkerOptions) -> Result<Worker, Error> {
-        super::check_registration(&opts.registration).map_err(Error::invalid_argument)?;
+        match opts.dialect {
+            Dialect::Librp => {
+                super::check_registration(&opts.registration).map_err(Error::invalid_argument)?;
+                if !opts.activity_descriptors.is_empty() {
+                    return Err(Error::invalid_argument("activity descriptors are sent to liminal endpoints only"));
+                }
+            }
+            Dialect::Liminal => liminal::check_options(opts)?,
+        }
         let deadline = Instant::now() + opts.connect_timeout;
         let socket = transport::connect(&opts.endpoint, opts.connect_timeout)?;
         let remaining = || {
@@ -149,45 +195,57 @@ impl Worker {
         let io = |e| Error::io("configure socket", e);
         socket.set_read_timeout(Some(remaining()?)).map_err(io)?;
         socket.set_write_timeout(Some(remaining()?)).map_err(io)?;
-        // The HelloReply and the registration ack are small: the Hello cap holds until then.
-        let mut reader = FrameReader::with_max_body(socket.try_clone().map_err(io)?, HELLO_MAX_BODY);
         let mut writer = FrameWriter::new(socket.try_clone().map_err(io)?);
-        let hello = ClientHello {
-            service_name: opts.service_name.clone(),
-            wanted_version: PUSH_PROTOCOL_VERSION.to_owned(),
-            client_version: opts.client_version.clone(),
-            auth_token: opts.auth_token.clone(),
-            ..ClientHello::default()
-        };
         let timeout_to_error = |e: Error| match e {
             Error::Wire(WireError::Timeout) => {
                 Error::Timeout(format!("no answer from {} within {:?}", opts.endpoint, opts.connect_timeout).into())
             }
             e => e,
         };
-        let negotiated = client_handshake(&mut reader, &mut writer, &hello)
-            .map_err(|e| peer_not_push_server(timeout_to_error(e), opts))?;
+        let (reader, worker_id, negotiated) = match opts.dialect {
+            Dialect::Librp => {
+                // The HelloReply and the registration ack are small: the Hello cap holds until then.
+                let mut reader = FrameReader::with_max_body(socket.try_clone().map_err(io)?, HELLO_MAX_BODY);
+                let hello = ClientHello {
+                    service_name: opts.service_name.clone(),
+                    wanted_version: PUSH_PROTOCOL_VERSION.to_owned(),
+                    client_version: opts.client_version.clone(),
+                    auth_token: opts.auth_token.clone(),
+                    ..ClientHello::default()
+                };
+                let negotiated = client_handshake(&mut reader, &mut writer, &hello)
+                    .map_err(|e| peer_not_push_server(timeout_to_error(e), opts))?;
 
-        // Register before anyone receives, so nothing else can consume the ack.
-        socket.set_read_timeout(Some(remaining()?)).map_err(io)?;
-        let registration = opts.registration.encode_to_vec();
-        writer.write_frame(&FrameView {
-            kind: FrameKind::Request as i32,
-            payload_protocol: PUSH_PROTOCOL,
-            payload: &registration,
-            request_id: REGISTRATION_REQUEST_ID,
-            ..FrameView::default()
-        })?;
-        let ack = registration_ack(&reader.read_frame().map_err(|e| timeout_to_error(e.into()))?)?;
-        if !ack.accepted {
-            return Err(Error::Rejected(format!("registration rejected: {}", ack.reason).into()));
-        }
+                // Register before anyone receives, so nothing else can consume the ack.
+                socket.set_read_timeout(Some(remaining()?)).map_err(io)?;
+                let registration = opts.registration.encode_to_vec();
+                writer.write_frame(&FrameView {
+                    kind: FrameKind::Request as i32,
+                    payload_protocol: PUSH_PROTOCOL,
+                    payload: &registration,
+                    request_id: REGISTRATION_REQUEST_ID,
+                    ..FrameView::default()
+                })?;
+                let ack = registration_ack(&reader.read_frame().map_err(|e| timeout_to_error(e.into()))?)?;
+                if !ack.accepted {
+                    return Err(Error::Rejected(format!("registration rejected: {}", ack.reason).into()));
+                }
+                reader.set_max_body(MAX_BODY);
+                // Pushes that arrived with the ack stay buffered in the reader, which changes hands.
+                (Inbound::Librp(reader.map_inner(SwitchableReads::new)), ack.worker_id, negotiated)
+            }
+            Dialect::Liminal => {
+                // Both sides keep the connection alive the same way (30 s idle, 10 s apart, 5 probes).
+                socket.set_keepalive(Duration::from_secs(30), Duration::from_secs(10), 5).map_err(io)?;
+                let mut reader = lwire::Reader::new(socket.try_clone().map_err(io)?);
+                let rearm = || socket.set_read_timeout(Some(remaining()?)).map_err(io);
+                let negotiated = liminal::handshake(&mut reader, &mut writer, opts, &rearm).map_err(timeout_to_error)?;
+                (Inbound::Liminal(reader.map_inner(SwitchableReads::new)), 0, negotiated)
+            }
+        };
 
-        reader.set_max_body(MAX_BODY);
         socket.set_read_timeout(None).map_err(io)?;
         socket.set_write_timeout(Some(opts.send_timeout)).map_err(io)?;
-        // Pushes that arrived with the ack stay buffered in the reader, which changes hands.
-        let reader = reader.map_inner(SwitchableReads::new);
         let signal = ReadySignal::new()?;
         let readiness = ReadinessSet::new(&[socket.descriptor(), signal.fd()])
             .map_err(|e| Error::io("create the pollable descriptor", e))?;
@@ -200,35 +258,44 @@ impl Worker {
                 outstanding: IdSet::default(),
                 closed: None,
                 no_memory: false,
+                pongs_owed: 0,
             }),
             changed: Condvar::new(),
             writer: Mutex::new(writer),
             signal,
             readiness,
-            worker_id: ack.worker_id,
+            worker_id,
             negotiated,
+            dialect: opts.dialect,
             stats: PushWorkerCounters::default(),
         };
         // Frames that came with the ack are pushes already here.
         {
             let mut st = client.lock();
             let mut reader = st.reader.take().expect("reader present at start");
-            let outcome = take_buffered(&mut reader, &mut st, &client.stats);
+            let outcome = reader.take_buffered(&mut st, &client.stats);
             st.reader = Some(reader);
             if let Err(reason) = outcome {
                 client.close_with(&mut st, reason);
             }
+            client.answer_pings(&mut st);
             client.update_signal(&mut st);
         }
         Ok(client)
     }
 
-    /// The id the server gave this worker.
+    /// The id the server gave this worker (0 on a liminal endpoint, which has none).
     pub fn worker_id(&self) -> u64 {
         self.worker_id
     }
 
-    /// What the server negotiated.
+    /// The wire this worker speaks.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// What the server negotiated (on a liminal endpoint: the version selected as
+    /// `daemon_version`, "1.2" say, and the server's capabilities).
     pub fn negotiated(&self) -> &Negotiated {
         &self.negotiated
     }
@@ -271,9 +338,9 @@ impl Worker {
                 drop(st);
                 let outcome = match left {
                     None => {
-                        reader.get_mut().wait = true;
+                        reader.reads().wait = true;
                         let read = reader.read_more();
-                        reader.get_mut().wait = false;
+                        reader.reads().wait = false;
                         read
                     }
                     Some(l) => match transport::wait_readable(self.socket.descriptor(), Some(l)) {
@@ -290,6 +357,7 @@ impl Worker {
                     self.close_with(&mut st, reason);
                     self.update_signal(&mut st);
                 }
+                self.answer_pings(&mut st);
                 // A push that came is taken at the top of the loop, which also keeps the
                 // notification byte right for the rest.
                 if st.waiting > 0 {
@@ -311,12 +379,28 @@ impl Worker {
 
     /// Answers a push with a payload.
     pub fn reply(&self, correlation_id: u64, payload: &[u8]) -> Result<(), Error> {
-        fastpath::with_reply_payload(payload, |reply| self.send_reply(correlation_id, reply, false))
+        match self.dialect {
+            Dialect::Librp => fastpath::with_reply_payload(payload, |reply| self.send_reply(correlation_id, reply, false)),
+            Dialect::Liminal => self.send_reply(correlation_id, payload, false),
+        }
     }
 
     /// Answers a push with a failure: the worker could not do the job.
     /// The message is at most [`MAX_FAILURE_MESSAGE`] bytes (`InvalidArgument` otherwise).
+    ///
+    /// On a liminal endpoint this sends a refusal record: `code` picks its refusal code (see
+    /// [`liminal_refusal_code`]) and the message, at most 1,024 bytes there, becomes its words.
     pub fn reply_error(&self, correlation_id: u64, code: i32, message: &str) -> Result<(), Error> {
+        if self.dialect == Dialect::Liminal {
+            if message.len() > lwire::MAX_REFUSAL_WORDS {
+                return Err(Error::invalid_argument(format!(
+                    "a refusal's words are at most {} bytes on a liminal endpoint (got {})",
+                    lwire::MAX_REFUSAL_WORDS,
+                    message.len()
+                )));
+            }
+            return self.send_reply(correlation_id, &lwire::refusal_record(liminal::refusal_code(code), message), true);
+        }
         if message.len() > MAX_FAILURE_MESSAGE {
             return Err(Error::invalid_argument(format!(
                 "a failure message is at most {MAX_FAILURE_MESSAGE} bytes (got {})",
@@ -355,21 +439,29 @@ impl Worker {
                 ));
             }
         }
-        let frame = FrameView {
-            kind: FrameKind::Response as i32,
-            payload_protocol: PUSH_PROTOCOL,
-            payload,
-            request_id: correlation_id,
-            ..FrameView::default()
-        };
         let result = {
             let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-            writer.queue(&frame).and_then(|()| {
-                let n = writer.queued_len();
-                writer.write_queued()?;
-                stats::add(&self.stats.bytes_out, n);
-                Ok(())
-            })
+            match self.dialect {
+                Dialect::Librp => {
+                    let frame = FrameView {
+                        kind: FrameKind::Response as i32,
+                        payload_protocol: PUSH_PROTOCOL,
+                        payload,
+                        request_id: correlation_id,
+                        ..FrameView::default()
+                    };
+                    writer.queue(&frame).and_then(|()| {
+                        let n = writer.queued_len();
+                        writer.write_queued()?;
+                        stats::add(&self.stats.bytes_out, n);
+                        Ok(())
+                    })
+                }
+                Dialect::Liminal => {
+                    let head = lwire::push_reply_head(correlation_id, payload.len(), failure);
+                    writer.write_raw(&[&head, payload]).map(|()| stats::add(&self.stats.bytes_out, head.len() + payload.len()))
+                }
+            }
         };
         if result.is_ok() {
             stats::bump(if failure { &self.stats.failures_sent } else { &self.stats.replies_sent });
@@ -399,6 +491,12 @@ impl Worker {
     pub fn close(&self) {
         let mut st = self.lock();
         let first = st.closed.is_none();
+        if first && self.dialect == Dialect::Liminal {
+            // Says goodbye as a liminal peer does, if that needs no waiting.
+            if let Ok(_writer) = self.writer.try_lock() {
+                let _ = transport::send_nonblocking(self.socket.descriptor(), &lwire::empty(lwire::kind::DISCONNECT));
+            }
+        }
         self.close_with(&mut st, "closed locally".into());
         self.update_signal(&mut st);
         self.changed.notify_all();
@@ -429,6 +527,25 @@ impl Worker {
 
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Answers the Pings a liminal server sent (under the state lock, after the frames of one
+    /// read were taken: a Pong is 10 bytes and goes out behind any reply being written).
+    fn answer_pings(&self, st: &mut State) {
+        if st.pongs_owed == 0 || st.closed.is_some() {
+            st.pongs_owed = 0;
+            return;
+        }
+        let pongs = std::mem::take(&mut st.pongs_owed);
+        let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        for _ in 0..pongs.min(16) {
+            if let Err(e) = writer.write_raw(&[&lwire::empty(lwire::kind::PONG)]) {
+                drop(writer);
+                self.close_with(st, format!("connection failed: answering a Ping: {e}").into());
+                self.update_signal(st);
+                return;
+            }
+        }
     }
 
     /// Keeps the pollable descriptor's signal raised exactly while something is ready (a

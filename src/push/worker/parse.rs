@@ -17,13 +17,49 @@ use crate::push::{PUSH_PROTOCOL, PUSH_PROTOCOL_VERSION, REGISTRATION_REQUEST_ID}
 use crate::stats::{self, PushWorkerCounters};
 use crate::transport::SwitchableReads;
 use crate::wire::proto::FrameKind;
+use crate::wire::liminal;
 use crate::wire::{FrameReader, FrameView, FrameWriter, WireError, HELLO_MAX_BODY, MAX_BODY};
 
+
+/// The worker's framed reader, in its dialect.
+#[derive(Debug)]
+pub(super) enum Inbound {
+    /// v1 frames from a librp push server.
+    Librp(FrameReader<SwitchableReads>),
+    /// Frames from a liminal server.
+    Liminal(liminal::Reader<SwitchableReads>),
+}
+
+impl Inbound {
+    /// Reads once from the socket into the buffer.
+    pub(super) fn read_more(&mut self) -> Result<usize, WireError> {
+        match self {
+            Inbound::Librp(r) => r.read_more(),
+            Inbound::Liminal(r) => r.read_more(),
+        }
+    }
+
+    /// The socket under the reader.
+    pub(super) fn reads(&mut self) -> &mut SwitchableReads {
+        match self {
+            Inbound::Librp(r) => r.get_mut(),
+            Inbound::Liminal(r) => r.get_mut(),
+        }
+    }
+
+    /// Moves every complete buffered frame into the inbox.
+    pub(super) fn take_buffered(&mut self, st: &mut State, counters: &PushWorkerCounters) -> Result<(), Cow<'static, str>> {
+        match self {
+            Inbound::Librp(r) => take_buffered(r, st, counters),
+            Inbound::Liminal(r) => super::liminal::take_buffered(r, st, counters),
+        }
+    }
+}
 
 #[derive(Debug)]
 pub(super) struct State {
     /// The framed reader; `None` while a receiving thread has it.
-    pub(super) reader: Option<FrameReader<SwitchableReads>>,
+    pub(super) reader: Option<Inbound>,
     /// Threads waiting on `changed`, so a receiver notifies only when someone listens.
     pub(super) waiting: usize,
     pub(super) jobs: VecDeque<Push>,
@@ -33,6 +69,8 @@ pub(super) struct State {
     /// The connection ended because what the server sent did not fit in memory: calls then
     /// fail with `NoMemory` rather than `Closed`.
     pub(super) no_memory: bool,
+    /// Pings a liminal server sent that still want their Pong.
+    pub(super) pongs_owed: u32,
 }
 
 impl State {
@@ -72,7 +110,15 @@ pub(crate) fn fuzz_server_stream(bytes: &[u8]) -> Vec<Push> {
         Ok(ack) if ack.accepted => reader.set_max_body(MAX_BODY),
         _ => return Vec::new(),
     }
-    let mut st = State { reader: None, waiting: 0, jobs: VecDeque::new(), outstanding: IdSet::default(), closed: None, no_memory: false };
+    let mut st = State {
+        reader: None,
+        waiting: 0,
+        jobs: VecDeque::new(),
+        outstanding: IdSet::default(),
+        closed: None,
+        no_memory: false,
+        pongs_owed: 0,
+    };
     let mut received = Vec::new();
     loop {
         let outcome = take_buffered(&mut reader, &mut st, &PushWorkerCounters::default());
@@ -87,7 +133,7 @@ pub(crate) fn fuzz_server_stream(bytes: &[u8]) -> Vec<Push> {
 /// brought into the inbox.
 pub(super) fn outcome_into(
     read: Result<usize, WireError>,
-    reader: &mut FrameReader<SwitchableReads>,
+    reader: &mut Inbound,
     st: &mut State,
     counters: &PushWorkerCounters,
 ) -> Result<(), Cow<'static, str>> {
@@ -101,7 +147,7 @@ pub(super) fn outcome_into(
         }
         Err(e) => return Err(format!("connection failed: {e}").into()),
     }
-    take_buffered(reader, st, counters)
+    reader.take_buffered(st, counters)
 }
 
 /// Moves every complete buffered frame into the inbox; a frame that is not a push or a cancel

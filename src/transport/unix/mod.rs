@@ -52,6 +52,23 @@ pub(crate) fn send_nosignal(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
 }
 
 /// The peer's pid, uid and gid as the kernel recorded them at connect time (`SO_PEERCRED`).
+/// Turns on TCP keepalive: the first probe after `idle` without traffic, then one every
+/// `interval`, the connection declared dead after `probes` unanswered.
+pub(crate) fn set_tcp_keepalive(fd: RawFd, idle: std::time::Duration, interval: std::time::Duration, probes: u32) -> io::Result<()> {
+    let set = |level, name, value: libc::c_int| {
+        // SAFETY: a valid socket descriptor and a c_int option value of the right size.
+        let rc = unsafe {
+            libc::setsockopt(fd, level, name, (&value as *const libc::c_int).cast(), std::mem::size_of::<libc::c_int>() as libc::socklen_t)
+        };
+        if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+    };
+    let secs = |d: std::time::Duration| d.as_secs().clamp(1, i32::MAX as u64) as libc::c_int;
+    set(libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1)?;
+    set(libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, secs(idle))?;
+    set(libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, secs(interval))?;
+    set(libc::IPPROTO_TCP, libc::TCP_KEEPCNT, probes.clamp(1, i32::MAX as u32) as libc::c_int)
+}
+
 pub(crate) fn peer_credentials(fd: RawFd) -> io::Result<PeerCredentials> {
     let mut cred = libc::ucred { pid: 0, uid: 0, gid: 0 };
     let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
