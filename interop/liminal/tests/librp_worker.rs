@@ -242,3 +242,22 @@ fn librp_offering_1_0_to_1_3_is_given_1_2() {
     let worker = worker(&server, "rp.version");
     assert_eq!(worker.negotiated().daemon_version, "1.2", "{:?}", worker.negotiated());
 }
+
+#[test]
+fn a_closed_worker_leaves_the_server() {
+    let server = Server::start();
+    let worker = worker(&server, "rp.leaving");
+    let caller = ask_async(server.addr(), "rp.leaving", json!("before"));
+    serve_one(&worker, |request| request);
+    assert_eq!(caller.join().unwrap().unwrap(), json!("before"));
+    worker.close();
+    assert_eq!(worker.recv(Some(Duration::from_millis(100))).unwrap_err().kind(), ErrorKind::Closed);
+    let deadline = Instant::now() + WAIT;
+    while server.supervisor().active_connection_count() > 0 {
+        assert!(Instant::now() < deadline, "the server still holds the closed worker's connection");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Nobody serves the task queue any more: the server says so to the caller.
+    let err = ask(server.addr(), "rp.leaving", json!("after")).unwrap_err();
+    assert!(err.to_string().contains("no_server"), "{err}");
+}
