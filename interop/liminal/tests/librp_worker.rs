@@ -205,6 +205,8 @@ fn server_shutdown_ends_recv_with_closed() {
     let (outcome, waited) = waiting.join().unwrap();
     let err = outcome.expect_err("recv ends with the server");
     assert_eq!(err.kind(), ErrorKind::Closed, "{err}");
+    // The server's orderly Disconnect, not only the socket's end, is what the worker reports.
+    assert!(err.to_string().contains("the server disconnected"), "{err}");
     assert!(waited < WAIT, "recv waited its whole timeout");
     assert_eq!(worker.recv(Some(Duration::from_millis(100))).unwrap_err().kind(), ErrorKind::Closed);
 }

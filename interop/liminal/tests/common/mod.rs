@@ -1,6 +1,7 @@
 //! Shared harness of the live liminal tests: a real liminal server embedded on 127.0.0.1:0 in a
-//! private temporary directory, liminal-sdk's caller, and a small raw-socket worker written from
-//! the wire facts, for what librp's API cannot show.
+//! private temporary directory, liminal-sdk's caller, a small raw-socket client written from the
+//! wire facts, and a frame-aware relay that lets a test act as the server toward a worker (what
+//! the server itself never does, such as sending a Ping).
 #![allow(dead_code)]
 
 use std::future::Future;
@@ -332,20 +333,6 @@ impl RawWorker {
         put_bytes(&mut body, payload);
         self.send(PUSH_REPLY, flags, 1, &body);
     }
-}
-
-/// Decodes ConnectError's payload: (reason code, message).
-pub fn connect_error(frame: &Frame) -> (u16, Option<String>) {
-    assert_eq!(frame.kind, CONNECT_ERROR, "expected ConnectError, got {frame:?}");
-    let code = u16::from_be_bytes([frame.payload[0], frame.payload[1]]);
-    let message = match frame.payload[2] {
-        0 => None,
-        _ => {
-            let len = u32::from_be_bytes(frame.payload[3..7].try_into().unwrap()) as usize;
-            Some(String::from_utf8(frame.payload[7..7 + len].to_vec()).unwrap())
-        }
-    };
-    (code, message)
 }
 
 // ---- a frame-aware relay between a worker and the server -------------------------------------
