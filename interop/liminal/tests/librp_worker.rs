@@ -43,14 +43,31 @@ fn serve_one(worker: &Worker, answer: impl FnOnce(Value) -> Value) {
 
 #[test]
 fn answers_reach_the_sdk_caller() {
-    let server = Server::start();
+    let server = Server::with(Setup { record_registrations: true, ..Setup::default() });
     let mut opts = options(&server.endpoint(), "rp.echo", "rp-echo-worker");
+    opts.registration.node = "rp-interop-node".to_owned();
+    opts.registration.namespaces.push("rp-second".to_owned());
+    opts.registration.activity_types.push("rp.echo.other".to_owned());
     opts.activity_descriptors = vec![ActivityDescriptor {
         name: "rp.echo".to_owned(),
         input_schema_json: r#"{"type":"object"}"#.to_owned(),
-        output_schema_json: r#"{"type":"object"}"#.to_owned(),
+        output_schema_json: r#"{"type":"string"}"#.to_owned(),
     }];
     let worker = Worker::connect(opts).expect("the librp worker registers");
+    // The registration as the server decoded it.
+    let seen = server.registrations();
+    assert_eq!(seen.len(), 1);
+    let seen = &seen[0];
+    assert_eq!(seen.identity, "rp-echo-worker");
+    assert_eq!(seen.task_queue, "rp.echo");
+    assert_eq!(seen.namespaces, ["rp-interop", "rp-second"]);
+    assert_eq!(seen.activity_types, ["rp.echo", "rp.echo.other"]);
+    assert_eq!(seen.node.as_deref(), Some("rp-interop-node"));
+    assert_eq!(seen.activities.len(), 1);
+    assert_eq!(
+        (seen.activities[0].name.as_str(), seen.activities[0].input_schema_json.as_str(), seen.activities[0].output_schema_json.as_str()),
+        ("rp.echo", r#"{"type":"object"}"#, r#"{"type":"string"}"#)
+    );
 
     let caller = ask_async(server.addr(), "rp.echo", json!({"activity": "one"}));
     serve_one(&worker, |request| json!({"reply-of": request["activity"]}));
@@ -240,8 +257,11 @@ fn refused_connects_are_reported_with_the_reason() {
 
 #[test]
 fn librp_offering_1_0_to_1_3_is_given_1_2() {
-    let server = Server::start();
+    let server = Server::with(Setup { record_registrations: true, ..Setup::default() });
     let worker = worker(&server, "rp.version");
+    // No node and no activity descriptors: the server decodes none.
+    let seen = server.registrations();
+    assert_eq!((seen[0].node.as_deref(), seen[0].activities.len()), (None, 0));
     assert_eq!(worker.negotiated().daemon_version, "1.2", "{:?}", worker.negotiated());
 }
 

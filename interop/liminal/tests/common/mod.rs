@@ -10,7 +10,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::pin::pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -36,6 +36,8 @@ pub struct Setup {
     pub revocation: bool,
     /// The embedding application declines every worker registration with these words.
     pub decline_registrations: Option<String>,
+    /// The embedding application records each registration as the server decoded it.
+    pub record_registrations: bool,
     /// The server's wait for a worker's reply (its default when `None`).
     pub reply_timeout_ms: Option<u64>,
 }
@@ -65,13 +67,21 @@ impl Drop for TempDir {
     }
 }
 
-/// Declines every worker registration, as an embedding application may.
+/// The embedding application's hook on worker registrations: records each one, and declines
+/// it when told to.
 #[derive(Debug)]
-struct Decline(String);
+struct Notifier {
+    decline: Option<String>,
+    seen: Arc<Mutex<Vec<WorkerRegistration>>>,
+}
 
-impl ConnectionNotifier for Decline {
-    fn on_worker_registered(&self, _pid: u64, _registration: &WorkerRegistration) -> Result<(), ServerError> {
-        Err(ServerError::ConfigValidation { message: self.0.clone() })
+impl ConnectionNotifier for Notifier {
+    fn on_worker_registered(&self, _pid: u64, registration: &WorkerRegistration) -> Result<(), ServerError> {
+        self.seen.lock().unwrap().push(registration.clone());
+        match &self.decline {
+            Some(words) => Err(ServerError::ConfigValidation { message: words.clone() }),
+            None => Ok(()),
+        }
     }
 
     fn on_worker_unregistered(&self, _pid: u64) {}
@@ -83,6 +93,7 @@ pub struct Server {
     supervisor: ConnectionSupervisor,
     addr: SocketAddr,
     down: bool,
+    registrations: Arc<Mutex<Vec<WorkerRegistration>>>,
     _dir: TempDir,
 }
 
@@ -126,8 +137,10 @@ impl Server {
         if let Some(auth) = &config.auth {
             builder = builder.auth(auth).expect("auth config");
         }
-        if let Some(words) = setup.decline_registrations {
-            builder = builder.notifier(Arc::new(Decline(words)));
+        let registrations = Arc::new(Mutex::new(Vec::new()));
+        if setup.decline_registrations.is_some() || setup.record_registrations {
+            let seen = Arc::clone(&registrations);
+            builder = builder.notifier(Arc::new(Notifier { decline: setup.decline_registrations, seen }));
         }
         let supervisor = builder.build().expect("liminal supervisor");
         if setup.revocation {
@@ -143,12 +156,17 @@ impl Server {
         let listener = ServerListener::bind(&config, supervisor).expect("liminal listener");
         let supervisor = listener.supervisor();
         let addr = listener.local_addr();
-        Server { listener: Some(listener), supervisor, addr, down: false, _dir: dir }
+        Server { listener: Some(listener), supervisor, addr, down: false, registrations, _dir: dir }
     }
 
     /// The embedded supervisor, for what an embedding application can see.
     pub fn supervisor(&self) -> &ConnectionSupervisor {
         &self.supervisor
+    }
+
+    /// The registrations the server decoded, in order (with `record_registrations`).
+    pub fn registrations(&self) -> Vec<WorkerRegistration> {
+        self.registrations.lock().unwrap().clone()
     }
 
     pub fn addr(&self) -> SocketAddr {
