@@ -1,6 +1,7 @@
 /*
- * push_worker: registers with a push server and answers each push with its payload in upper
- * case, driven by its own poll(2) loop on the client's pollable descriptor.
+ * push_worker: registers with a push server (or a liminal server: liminal+tcp://host:port) and
+ * answers each push with its payload in upper case, driven by its own poll(2) loop on the
+ * client's pollable descriptor.
  *
  *   push_worker ENDPOINT [NAME]
  *
