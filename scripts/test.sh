@@ -18,6 +18,9 @@ cargo test --locked --workspace
 # so librp itself never depends on the reference crate.
 echo "== interop (interop/)"
 cargo test --locked --manifest-path interop/Cargo.toml
+# Live interop with a real liminal server, embedded by its own workspace (AGPL: never linked into librp).
+echo "== interop (interop/liminal/)"
+cargo test --locked --manifest-path interop/liminal/Cargo.toml
 
 for type in Debug Release; do
   dir="build/$(echo "$type" | tr '[:upper:]' '[:lower:]')"
@@ -30,6 +33,8 @@ for type in Debug Release; do
   fi
   ctest --test-dir "$dir" --output-on-failure --timeout 300 -j "$jobs"
 done
+# The C push_worker example (just built) against a real liminal server; skipped in the leg above.
+RP_EXAMPLES_DIR="$PWD/build/release" cargo test --locked --manifest-path interop/liminal/Cargo.toml --test c_example
 
 echo "== heavy fault and load tests (release, bounded in time; #[ignore]d in plain cargo test)"
 cargo test --locked --release --test hostile --test storm --test load -- --ignored --test-threads=1 --nocapture

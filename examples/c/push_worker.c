@@ -23,8 +23,9 @@ static rp_status connect_worker(const char *endpoint, const char *name, rp_push_
     rp_push_worker_options *opts = NULL;
     rp_status st = rp_push_worker_options_new(endpoint, name, "uppercase", &opts);
     if (st != RP_STATUS_OK) return st;
-    /* A liminal server has no payload protocols (the setter is refused there). */
-    if (strncmp(endpoint, "liminal+tcp://", 14) != 0) st = rp_push_worker_options_add_payload_protocol(opts, 0x7001);
+    /* Payload protocols are a librp push server's; a liminal server (liminal+tcp://) has none. */
+    if (strncmp(endpoint, "liminal+tcp://", strlen("liminal+tcp://")) != 0)
+        st = rp_push_worker_options_add_payload_protocol(opts, 0x7001);
     if (st == RP_STATUS_OK) st = rp_push_worker_options_add_activity_type(opts, "uppercase");
     if (st != RP_STATUS_OK) {
         rp_push_worker_options_free(opts);

@@ -1,0 +1,1 @@
+//! The live liminal interop tests live in tests/.
