@@ -84,6 +84,11 @@ pub struct Frame<'a> {
     pub payload: &'a [u8],
 }
 
+/// Whether a worker knows a frame type (the ones in [`kind`]); it skips the others by length.
+pub fn is_known(kind: u8) -> bool {
+    is_control(kind) || is_stream_kind(kind)
+}
+
 /// Whether a frame type is a control frame (stream 0 only).
 fn is_control(kind: u8) -> bool {
     matches!(
@@ -145,7 +150,7 @@ impl<R: Read> Reader<R> {
             stream: u32::from_be_bytes([bytes[2], bytes[3], bytes[4], bytes[5]]),
             payload: &bytes[HEADER_LEN..],
         };
-        if is_control(frame.kind) != (frame.stream == 0) && (is_control(frame.kind) || is_stream_kind(frame.kind)) {
+        if is_known(frame.kind) && is_control(frame.kind) != (frame.stream == 0) {
             return Err(WireError::Protocol(
                 format!(
                 "liminal frame 0x{:02X} on stream {} ({})",

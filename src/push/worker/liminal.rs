@@ -3,13 +3,11 @@
 //! readiness signal and every call of [`Worker`](super::Worker) stay the same.
 
 use std::borrow::Cow;
-use std::collections::VecDeque;
 use std::io::Read;
 
-use super::parse::State;
+use super::parse::{drain_for_fuzzing, State};
 use super::{Push, WorkerOptions};
 use crate::error::{Error, ErrorKind};
-use crate::idmap::IdSet;
 use crate::push::{check_registration, DEFAULT_SERVICE, MAX_ACTIVITY_TYPES};
 use crate::stats::{self, PushWorkerCounters};
 use crate::wire::liminal::{self, kind, Frame, Reader, Register};
@@ -83,7 +81,7 @@ pub(super) fn handshake<S: Read>(
                 return Err(Error::Closed(format!("{} ended the connection before it was admitted", opts.endpoint).into()))
             }
             kind::PING => writer.write_raw(&[&liminal::empty(kind::PONG)])?,
-            k if is_known_to_worker(k) => return Err(unexpected(k, "the ConnectAck")),
+            k if liminal::is_known(k) => return Err(unexpected(k, "the ConnectAck")),
             _ => {} // another frame type: skipped by its length
         }
     };
@@ -109,7 +107,7 @@ pub(super) fn handshake<S: Read>(
                 let (code, name) = liminal::disconnect_reason(frame.payload)?;
                 return Err(Error::Closed(format!("the server ended the connection: {name} (0x{code:04X})").into()));
             }
-            k if is_known_to_worker(k) => return Err(unexpected(k, "the WorkerRegisterAck")),
+            k if liminal::is_known(k) => return Err(unexpected(k, "the WorkerRegisterAck")),
             _ => {}
         }
     }
@@ -118,24 +116,6 @@ pub(super) fn handshake<S: Read>(
         server_capabilities: u64::from(capabilities),
         ..Negotiated::default()
     })
-}
-
-/// Frame types this worker decodes; anything else is skipped by its length.
-fn is_known_to_worker(k: u8) -> bool {
-    matches!(
-        k,
-        kind::CONNECT
-            | kind::CONNECT_ACK
-            | kind::CONNECT_ERROR
-            | kind::DISCONNECT
-            | kind::PING
-            | kind::PONG
-            | kind::PUSH
-            | kind::PUSH_REPLY
-            | kind::WORKER_REGISTER
-            | kind::WORKER_REGISTER_ACK
-            | kind::DISCONNECT_REASON
-    )
 }
 
 fn unexpected(k: u8, waiting_for: &str) -> Error {
@@ -206,7 +186,7 @@ pub(super) fn take_buffered<R: Read>(
                     Err(e) => e.to_string().into(),
                 })
             }
-            k if is_known_to_worker(k) => {
+            k if liminal::is_known(k) => {
                 return Err(format!("protocol violation: liminal frame 0x{k:02X} is not sent to a worker").into())
             }
             _ => {}
@@ -264,7 +244,7 @@ pub(crate) fn fuzz_server_stream(bytes: &[u8]) -> Vec<Push> {
         let ok = match (acks, frame.kind) {
             (0, kind::CONNECT_ACK) => liminal::connect_ack(frame.payload).is_ok(),
             (1, kind::WORKER_REGISTER_ACK) => matches!(liminal::register_ack(frame.payload), Ok(Ok(()))),
-            (_, k) if !is_known_to_worker(k) || k == kind::PING || k == kind::PONG => continue,
+            (_, k) if !liminal::is_known(k) || k == kind::PING || k == kind::PONG => continue,
             _ => false,
         };
         if !ok {
@@ -275,21 +255,6 @@ pub(crate) fn fuzz_server_stream(bytes: &[u8]) -> Vec<Push> {
             reader.set_max_payload(liminal::MAX_PAYLOAD);
         }
     }
-    let mut st = State {
-        reader: None,
-        waiting: 0,
-        jobs: VecDeque::new(),
-        outstanding: IdSet::default(),
-        closed: None,
-        no_memory: false,
-        pongs_owed: 0,
-    };
-    let mut received = Vec::new();
-    loop {
-        let outcome = take_buffered(&mut reader, &mut st, &PushWorkerCounters::default());
-        received.extend(st.jobs.drain(..));
-        if outcome.is_err() || reader.read_more().is_err() {
-            return received;
-        }
-    }
+    let counters = PushWorkerCounters::default();
+    drain_for_fuzzing(|st| take_buffered(&mut reader, st, &counters).is_ok() && reader.read_more().is_ok())
 }

@@ -6,7 +6,6 @@ mod liminal;
 mod parse;
 
 use std::borrow::Cow;
-use std::collections::VecDeque;
 use std::net::Shutdown;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -17,7 +16,7 @@ use crate::push::proto::{push_reply, PushFailure, PushReply, Registration};
 use crate::push::{MAX_FAILURE_MESSAGE, PUSH_PROTOCOL, PUSH_PROTOCOL_VERSION, REGISTRATION_REQUEST_ID};
 use crate::control::{client_handshake, ClientHello};
 use crate::error::Error;
-use crate::{idmap::IdSet, wire::fast as fastpath};
+use crate::wire::fast as fastpath;
 use crate::stats::{self, PushWorkerCounters, PushWorkerStats};
 use crate::transport::{self, Endpoint, RawDescriptor, ReadinessSet, ReadySignal, Stream, SwitchableReads};
 use crate::wire::proto::{ErrorCode, FrameKind, Negotiated};
@@ -251,15 +250,7 @@ impl Worker {
             .map_err(|e| Error::io("create the pollable descriptor", e))?;
         let client = Worker {
             socket,
-            state: Mutex::new(State {
-                reader: Some(reader),
-                waiting: 0,
-                jobs: VecDeque::new(),
-                outstanding: IdSet::default(),
-                closed: None,
-                no_memory: false,
-                pongs_owed: 0,
-            }),
+            state: Mutex::new(State::new(Some(reader))),
             changed: Condvar::new(),
             writer: Mutex::new(writer),
             signal,

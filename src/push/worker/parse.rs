@@ -74,6 +74,19 @@ pub(super) struct State {
 }
 
 impl State {
+    /// A fresh inbox over `reader`.
+    pub(super) fn new(reader: Option<Inbound>) -> State {
+        State {
+            reader,
+            waiting: 0,
+            jobs: VecDeque::new(),
+            outstanding: IdSet::default(),
+            closed: None,
+            no_memory: false,
+            pongs_owed: 0,
+        }
+    }
+
     /// The error calls return once the connection has ended.
     pub(super) fn ended(&self) -> Option<Error> {
         let reason = self.closed.clone()?;
@@ -110,20 +123,19 @@ pub(crate) fn fuzz_server_stream(bytes: &[u8]) -> Vec<Push> {
         Ok(ack) if ack.accepted => reader.set_max_body(MAX_BODY),
         _ => return Vec::new(),
     }
-    let mut st = State {
-        reader: None,
-        waiting: 0,
-        jobs: VecDeque::new(),
-        outstanding: IdSet::default(),
-        closed: None,
-        no_memory: false,
-        pongs_owed: 0,
-    };
+    let counters = PushWorkerCounters::default();
+    drain_for_fuzzing(|st| take_buffered(&mut reader, st, &counters).is_ok() && reader.read_more().is_ok())
+}
+
+/// The fuzz hooks' receive loop: runs `step` (take what is buffered, then read more; false
+/// once either fails) until it says stop, collecting every push it put in the inbox.
+pub(super) fn drain_for_fuzzing(mut step: impl FnMut(&mut State) -> bool) -> Vec<Push> {
+    let mut st = State::new(None);
     let mut received = Vec::new();
     loop {
-        let outcome = take_buffered(&mut reader, &mut st, &PushWorkerCounters::default());
+        let go_on = step(&mut st);
         received.extend(st.jobs.drain(..));
-        if outcome.is_err() || reader.read_more().is_err() {
+        if !go_on {
             return received;
         }
     }
