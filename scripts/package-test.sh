@@ -9,8 +9,11 @@
 #      and run, the static one included;
 #    - a program is built with `pkg-config --cflags --libs rp` and run, and a fully static one
 #      with `cc -static ... pkg-config --static --cflags --libs rp`;
+#    - examples/go-consumer, a module outside this one, is vendored (`go mod vendor` through its
+#      `replace` line) and built with cgo and pkg-config, then run;
 #    - rp (librp-tools) runs; gdb finds the debug info of librp.so in librp-dbg.
-# Needs cpack, dpkg-deb, dpkg-shlibdeps (dpkg-dev), file, readelf, pkg-config, cc; gdb optional.
+# Needs cpack, dpkg-deb, dpkg-shlibdeps (dpkg-dev), file, readelf, pkg-config, cc; go and gdb
+# optional (their steps say so when skipped).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=$(cd "${1:-build/release}" && pwd)
@@ -105,6 +108,22 @@ cc -static -std=c11 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -Itests/c te
    $static -o "$work/pc_static" 2>"$work/pc_static.log" || { cat "$work/pc_static.log" >&2; fail "cc -static failed"; }
 if readelf -l -d "$work/pc_static" 2>/dev/null | grep -qE 'INTERP|NEEDED'; then fail "pc_static is not fully static"; fi
 "$work/pc_static"
+
+echo "== Go consumer (examples/go-consumer, vendored) against $root/usr"
+[ -x /usr/local/go/bin/go ] && export PATH="$PATH:/usr/local/go/bin"
+if command -v go >/dev/null; then
+  cp -r examples/go-consumer "$work/go-consumer"
+  (
+    cd "$work/go-consumer"
+    go mod edit -replace "github.com/librp/rp/bindings/go=$OLDPWD/bindings/go"
+    go mod vendor
+    [ -f vendor/github.com/librp/rp/bindings/go/shims.c ] || fail "go mod vendor left out the cgo sources"
+    GOFLAGS=-mod=vendor CGO_ENABLED=1 go build -o goconsumer .
+    LD_LIBRARY_PATH="$lib" ./goconsumer
+  )
+else
+  echo "go not installed: the Go consumer is not built"
+fi
 
 echo "== rp (librp-tools)"
 "$root/usr/bin/rp" --version
