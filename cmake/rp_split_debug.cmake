@@ -49,7 +49,7 @@ set(_debug "${DEBUG_DIR}/${_debug_rel}")
 get_filename_component(_debug_dir "${_debug}" DIRECTORY)
 file(MAKE_DIRECTORY "${_debug_dir}")
 rp_run(${OBJCOPY} --only-keep-debug --compress-debug-sections=zlib "${INPUT}" "${_debug}")
-file(CHMOD "${_debug}" PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ)
+execute_process(COMMAND chmod 0644 "${_debug}") # data, not a program
 
 if(MODE STREQUAL "shared")
   set(_strip --strip-unneeded)
