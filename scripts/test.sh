@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The whole test suite: cargo tests (unit, integration, golden vectors, header drift), then the
 # C/C++ tests, examples, export/SONAME check and install/consumer test under ctest, in a Debug
-# build (ASan + UBSan) and a Release build; then the heavy fault/load tests (bounded counts), the
-# C tests of the Release build once more under valgrind memcheck, the Go binding (bindings/go)
-# against a staged install of the Release build (race detector, cgocheck2), the demo, and last
-# the ThreadSanitizer leg (scripts/tsan.sh: librp and its threaded Rust tests under TSan; the C
-# tests, C++ wrapper tests and examples against an instrumented librp).
+# build (ASan + UBSan) and a Release build; the Debian packages of the Release build, unpacked
+# into a scratch root and built against (scripts/package-test.sh); then the heavy fault/load
+# tests (bounded counts), the C tests of the Release build once more under valgrind memcheck,
+# the Go binding (bindings/go) against a staged install of the Release build (race detector,
+# cgocheck2), the demo, and last the ThreadSanitizer leg (scripts/tsan.sh: librp and its
+# threaded Rust tests under TSan; the C tests, C++ wrapper tests and examples against an
+# instrumented librp).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -25,7 +27,7 @@ cargo test --locked --manifest-path interop/liminal/Cargo.toml
 for type in Debug Release; do
   dir="build/$(echo "$type" | tr '[:upper:]' '[:lower:]')"
   echo "== ctest ($type, $dir)"
-  cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE="$type" -DRP_REQUIRE_LIBUV=ON >/dev/null
+  cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE="$type" -DRP_REQUIRE_LIBUV=ON -DRP_REQUIRE_GTEST=ON >/dev/null
   cmake --build "$dir" -j "$jobs"
   if [ "$type" = Debug ]; then
     # The sanitizers must really be linked into the C tests.
@@ -35,6 +37,9 @@ for type in Debug Release; do
 done
 # The C push_worker example (just built) against a real liminal server; skipped in the leg above.
 RP_EXAMPLES_DIR="$PWD/build/release" cargo test --locked --manifest-path interop/liminal/Cargo.toml --test c_example
+
+echo "== Debian packages (scripts/package-test.sh, from build/release)"
+bash scripts/package-test.sh build/release
 
 echo "== heavy fault and load tests (release, bounded in time; #[ignore]d in plain cargo test)"
 cargo test --locked --release --test hostile --test storm --test load -- --ignored --test-threads=1 --nocapture
