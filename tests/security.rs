@@ -122,17 +122,26 @@ fn connect_as_other_uid(endpoint: &str) -> i32 {
 
 /// Runs `other_uid_child` as uid 65534 with group `gid` (and no other groups).
 fn connect_as(endpoint: &str, gid: u32) -> i32 {
-    let exe = executable_copy();
-    let output = Command::new(&exe)
-        .current_dir("/")
-        .args(["--exact", "other_uid_child", "--ignored", "--nocapture", "--test-threads=1"])
-        .env(ENV, endpoint)
-        .uid(OTHER_UID)
-        .gid(gid)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .unwrap();
+    // Copy and spawn one at a time: a copy still open for writing while another thread forks
+    // would be inherited by that child and make exec fail with "text file busy". `spawn`
+    // returns once the child has exec'd.
+    static SPAWN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let (exe, child) = {
+        let _one_at_a_time = SPAWN.lock().unwrap_or_else(|p| p.into_inner());
+        let exe = executable_copy();
+        let child = Command::new(&exe)
+            .current_dir("/")
+            .args(["--exact", "other_uid_child", "--ignored", "--nocapture", "--test-threads=1"])
+            .env(ENV, endpoint)
+            .uid(OTHER_UID)
+            .gid(gid)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        (exe, child)
+    };
+    let output = child.wait_with_output().unwrap();
     let _ = std::fs::remove_dir_all(exe.parent().unwrap());
     let stderr = String::from_utf8_lossy(&output.stderr);
     if let Some(line) = stderr.lines().find(|l| l.starts_with("child outcome")) {
