@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite: cargo tests (unit, integration, golden vectors, header drift), then the
+# The whole test suite: cargo tests (unit, integration, golden vectors, header drift), a build
+# check for macOS (clippy for both Apple targets; nothing runs), then the
 # C/C++ tests, examples, export/SONAME check and install/consumer test under ctest, in a Debug
 # build (ASan + UBSan) and a Release build; the Debian packages of the Release build, unpacked
 # into a scratch root and built against (scripts/package-test.sh); then the heavy fault/load
@@ -15,6 +16,13 @@ jobs=$(nproc 2>/dev/null || echo 2)
 
 echo "== cargo test"
 cargo test --locked --workspace
+
+# macOS: librp, the rp tool and the tests compile and pass clippy for both Apple targets. Nothing
+# here can run a macOS binary, so this is a build check only (README, "Platforms").
+for target in aarch64-apple-darwin x86_64-apple-darwin; do
+  echo "== macOS check ($target: cargo clippy, no run)"
+  cargo clippy --locked --workspace --all-targets --target "$target" -- -D warnings
+done
 
 # Interop with the reference implementation (crates.io running-process): its own workspace,
 # so librp itself never depends on the reference crate.

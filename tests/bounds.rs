@@ -1,5 +1,7 @@
 //! What a peer's registration may hold, and what the registrations a push server holds cost,
-//! over real Unix sockets. Figures are printed (run with `--nocapture`).
+//! over real Unix sockets. Figures are printed (run with `--nocapture`). Linux only: the heap
+//! is measured with glibc's `mallinfo2`.
+#![cfg(target_os = "linux")]
 
 mod common;
 

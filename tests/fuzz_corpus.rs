@@ -1,7 +1,9 @@
 //! Replays every file of the fuzz corpus (`fuzz/corpus/<target>/`) and every committed
 //! regression input (`fuzz/regressions/<target>/`) through the same target bodies the fuzzer
 //! runs (`fuzz/src/lib.rs`), without a fuzz engine: a corpus or regression input that fails
-//! here is a bug, whether or not cargo-fuzz is installed.
+//! here is a bug, whether or not cargo-fuzz is installed. Linux only, like the fuzz targets (the
+//! event-loop ones listen on abstract sockets).
+#![cfg(target_os = "linux")]
 
 #[path = "../fuzz/src/lib.rs"]
 #[allow(dead_code, unused_imports)]

@@ -145,6 +145,12 @@ impl Listener {
 
     /// Accepts one connection.
     pub fn accept(&self) -> io::Result<Stream> {
+        let stream = self.accept_socket()?;
+        sys::no_sigpipe(stream.descriptor());
+        Ok(stream)
+    }
+
+    fn accept_socket(&self) -> io::Result<Stream> {
         match self {
             Listener::Unix(l, _) => l.accept().map(|(s, _)| Stream::Unix(s)),
             Listener::Tcp(l) => l.accept().map(|(s, _)| {

@@ -176,6 +176,12 @@ impl Read for SwitchableReads {
 
 /// Connects to an endpoint; a TCP connect gives up after `timeout`.
 pub fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<Stream, Error> {
+    let stream = connect_socket(endpoint, timeout)?;
+    sys::no_sigpipe(stream.descriptor());
+    Ok(stream)
+}
+
+fn connect_socket(endpoint: &Endpoint, timeout: Duration) -> Result<Stream, Error> {
     let ctx = "connect";
     match endpoint {
         Endpoint::Path(p) => UnixStream::connect(p).map(Stream::Unix).map_err(|e| connect_error(endpoint, e)),

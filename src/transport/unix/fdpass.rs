@@ -70,6 +70,13 @@ pub fn send_with_fd(socket: &impl AsFd, data: &[u8], fd: &impl AsFd) -> Result<u
     }
 }
 
+/// `recvmsg` flags: received descriptors are close-on-exec from the start where the kernel can
+/// (Linux); elsewhere they are made so right after.
+#[cfg(target_os = "linux")]
+const RECV_FLAGS: libc::c_int = libc::MSG_CMSG_CLOEXEC;
+#[cfg(not(target_os = "linux"))]
+const RECV_FLAGS: libc::c_int = 0;
+
 /// Receives bytes into `data` and at most one descriptor from `socket`.
 ///
 /// Returns the bytes received and the descriptor, if the message carried one. Fails, closing
@@ -90,8 +97,7 @@ pub fn recv_with_fd(socket: &impl AsFd, data: &mut [u8]) -> Result<(usize, Optio
     msg.msg_controllen = space as _;
     let n = loop {
         // SAFETY: `msg` describes live, writable buffers (`data`, `control`) for the call.
-        let n =
-            unsafe { libc::recvmsg(socket.as_fd().as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
+        let n = unsafe { libc::recvmsg(socket.as_fd().as_raw_fd(), &mut msg, RECV_FLAGS) };
         if n >= 0 {
             break n as usize;
         }
@@ -115,6 +121,9 @@ pub fn recv_with_fd(socket: &impl AsFd, data: &mut [u8]) -> Result<(usize, Optio
                     let raw = std::ptr::read_unaligned(data_ptr.cast::<RawFd>().add(i));
                     // SAFETY: SCM_RIGHTS installed `raw` in this process for us to own.
                     fds.push(OwnedFd::from_raw_fd(raw));
+                    // Without MSG_CMSG_CLOEXEC (macOS), close-on-exec is set here instead.
+                    #[cfg(not(target_os = "linux"))]
+                    libc::fcntl(raw, libc::F_SETFD, libc::FD_CLOEXEC);
                 }
             }
             cmsg = libc::CMSG_NXTHDR(&msg, cmsg);

@@ -1,8 +1,9 @@
-//! The Unix family (Linux first) of the transport seam: every system call librp makes, and the
-//! only place outside `src/ffi` with `unsafe` code. Sends that never raise SIGPIPE,
-//! kernel-reported peer credentials, the effective uid, non-blocking reads and peeks, `shutdown`,
-//! `poll`, the `epoll` readiness sets, descriptor passing (`SCM_RIGHTS`), what `/proc` says
-//! about a process, and the registration of raw sockets with the event loop's poller. Every
+//! The Unix family (Linux, and macOS where it differs) of the transport seam: every system call
+//! librp makes, and the only place outside `src/ffi` with `unsafe` code. Sends that never raise
+//! SIGPIPE, kernel-reported peer credentials, the effective uid, non-blocking reads and peeks,
+//! `shutdown`, `poll`, the readiness sets (`epoll` on Linux, `kqueue` on macOS), descriptor
+//! passing (`SCM_RIGHTS`), what the kernel says about a process (`/proc` on Linux, `sysctl` and
+//! `proc_pidinfo` on macOS), and the registration of raw sockets with the event loop's poller. Every
 //! `unsafe` block here says why it is sound. Descriptor passing and the deadline socket are in
 //! `fdpass`, `/proc` in `process`. A Windows family would live beside this folder with the same
 //! names.
@@ -16,8 +17,10 @@ pub use process::{boot_id, process_alive, process_exe, process_start_unix_ms};
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+#[cfg(target_os = "linux")]
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
+#[cfg(target_os = "linux")]
 use std::os::unix::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -51,7 +54,6 @@ pub(crate) fn send_nosignal(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     }
 }
 
-/// The peer's pid, uid and gid as the kernel recorded them at connect time (`SO_PEERCRED`).
 /// Turns on TCP keepalive: the first probe after `idle` without traffic, then one every
 /// `interval`, the connection declared dead after `probes` unanswered.
 pub(crate) fn set_tcp_keepalive(fd: RawFd, idle: std::time::Duration, interval: std::time::Duration, probes: u32) -> io::Result<()> {
@@ -64,11 +66,16 @@ pub(crate) fn set_tcp_keepalive(fd: RawFd, idle: std::time::Duration, interval: 
     };
     let secs = |d: std::time::Duration| d.as_secs().clamp(1, i32::MAX as u64) as libc::c_int;
     set(libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1)?;
+    #[cfg(target_os = "linux")]
     set(libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, secs(idle))?;
+    #[cfg(target_os = "macos")]
+    set(libc::IPPROTO_TCP, libc::TCP_KEEPALIVE, secs(idle))?;
     set(libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, secs(interval))?;
     set(libc::IPPROTO_TCP, libc::TCP_KEEPCNT, probes.clamp(1, i32::MAX as u32) as libc::c_int)
 }
 
+/// The peer's pid, uid and gid as the kernel recorded them at connect time (`SO_PEERCRED`).
+#[cfg(target_os = "linux")]
 pub(crate) fn peer_credentials(fd: RawFd) -> io::Result<PeerCredentials> {
     let mut cred = libc::ucred { pid: 0, uid: 0, gid: 0 };
     let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
@@ -88,7 +95,39 @@ pub(crate) fn peer_credentials(fd: RawFd) -> io::Result<PeerCredentials> {
     Ok(PeerCredentials { pid: cred.pid as u32, uid: cred.uid, gid: cred.gid })
 }
 
-/// The effective uid of this process.
+/// The peer's uid and gid (`getpeereid`) and pid (`LOCAL_PEERPID`) as the kernel recorded them.
+#[cfg(target_os = "macos")]
+pub(crate) fn peer_credentials(fd: RawFd) -> io::Result<PeerCredentials> {
+    let (mut uid, mut gid) = (0, 0);
+    // SAFETY: `uid` and `gid` are valid for writes.
+    if unsafe { libc::getpeereid(fd, &mut uid, &mut gid) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut pid: libc::pid_t = 0;
+    let mut len = std::mem::size_of::<libc::pid_t>() as libc::socklen_t;
+    // SAFETY: `pid` and `len` are valid for writes and `len` holds the size of `pid`.
+    let rc = unsafe { libc::getsockopt(fd, libc::SOL_LOCAL, libc::LOCAL_PEERPID, (&mut pid as *mut libc::pid_t).cast(), &mut len) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(PeerCredentials { pid: pid as u32, uid, gid })
+}
+
+/// Sockets librp did not create itself (accepted, adopted, received) never raise SIGPIPE on
+/// macOS either: `SO_NOSIGPIPE`, besides `MSG_NOSIGNAL` on every send. Nothing to do on Linux.
+pub(crate) fn no_sigpipe(fd: RawFd) {
+    #[cfg(target_os = "macos")]
+    {
+        let on: libc::c_int = 1;
+        // SAFETY: a c_int option value of the right size; a bad fd only fails the call.
+        let _ = unsafe {
+            libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_NOSIGPIPE, (&on as *const libc::c_int).cast(), std::mem::size_of::<libc::c_int>() as libc::socklen_t)
+        };
+    }
+    #[cfg(not(target_os = "macos"))]
+    let _ = fd;
+}
+
 /// Fills `buf` from the operating system's random source (`/dev/urandom`).
 pub fn fill_random(buf: &mut [u8]) -> io::Result<()> {
     use std::io::Read;
@@ -174,6 +213,7 @@ pub(crate) fn wait_readable(fd: RawFd, timeout: Option<std::time::Duration>) -> 
 
 /// A level-triggered epoll set over `fds` (readable when any of them is), usable as one
 /// pollable descriptor by an application's own event loop.
+#[cfg(target_os = "linux")]
 pub(crate) fn readiness_set(fds: &[RawFd]) -> io::Result<OwnedFd> {
     // SAFETY: epoll_create1 has no memory preconditions.
     let epfd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
@@ -183,22 +223,53 @@ pub(crate) fn readiness_set(fds: &[RawFd]) -> io::Result<OwnedFd> {
     // SAFETY: `epfd` is a fresh descriptor this function owns from here on.
     let owned = unsafe { OwnedFd::from_raw_fd(epfd) };
     for &fd in fds {
-        let mut ev = libc::epoll_event { events: libc::EPOLLIN as u32, u64: fd as u64 };
-        // SAFETY: valid epoll fd, descriptor and event struct for the call.
-        if unsafe { libc::epoll_ctl(epfd, libc::EPOLL_CTL_ADD, fd, &mut ev) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        readiness_set_member(epfd, fd, true)?;
     }
     Ok(owned)
 }
 
 /// Adds `fd` to (or removes it from) an epoll set made by [`readiness_set`]. Adding a
 /// descriptor that is already readable makes the set readable at once.
+#[cfg(target_os = "linux")]
 pub(crate) fn readiness_set_member(set: RawFd, fd: RawFd, member: bool) -> io::Result<()> {
     let mut ev = libc::epoll_event { events: libc::EPOLLIN as u32, u64: fd as u64 };
     let op = if member { libc::EPOLL_CTL_ADD } else { libc::EPOLL_CTL_DEL };
     // SAFETY: valid epoll fd, descriptor and event struct for the call.
     if unsafe { libc::epoll_ctl(set, op, fd, &mut ev) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A kqueue watching `fds` for reading, level-triggered (no `EV_CLEAR`): the kqueue descriptor
+/// is readable while any of them is, so it serves as one pollable descriptor.
+#[cfg(target_os = "macos")]
+pub(crate) fn readiness_set(fds: &[RawFd]) -> io::Result<OwnedFd> {
+    // SAFETY: kqueue has no memory preconditions.
+    let kq = unsafe { libc::kqueue() };
+    if kq < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `kq` is a fresh descriptor this function owns from here on.
+    let owned = unsafe { OwnedFd::from_raw_fd(kq) };
+    // SAFETY: fcntl on a descriptor we own.
+    unsafe { libc::fcntl(kq, libc::F_SETFD, libc::FD_CLOEXEC) };
+    for &fd in fds {
+        readiness_set_member(kq, fd, true)?;
+    }
+    Ok(owned)
+}
+
+/// Adds `fd` to (or removes it from) a kqueue made by [`readiness_set`].
+#[cfg(target_os = "macos")]
+pub(crate) fn readiness_set_member(set: RawFd, fd: RawFd, member: bool) -> io::Result<()> {
+    // SAFETY: an all-zero kevent is a valid value to fill in.
+    let mut ev: libc::kevent = unsafe { std::mem::zeroed() };
+    ev.ident = fd as libc::uintptr_t;
+    ev.filter = libc::EVFILT_READ;
+    ev.flags = if member { libc::EV_ADD } else { libc::EV_DELETE };
+    // SAFETY: one valid change and no event buffer for the call.
+    if unsafe { libc::kevent(set, &ev, 1, std::ptr::null_mut(), 0, std::ptr::null()) } != 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(())
@@ -250,6 +321,7 @@ impl Stream {
     /// Adopts a connected Unix stream socket (one received by a handoff, say); the stream owns
     /// and closes it.
     pub fn from_unix_descriptor(socket: OwnedDescriptor) -> Stream {
+        no_sigpipe(socket.as_raw_fd());
         Stream::Unix(UnixStream::from(socket))
     }
 
@@ -270,11 +342,13 @@ impl Listener {
 
 /// A stream the event loop's poller accepted, as std's (still non-blocking).
 pub(super) fn std_unix_stream(s: mio::net::UnixStream) -> UnixStream {
+    no_sigpipe(s.as_raw_fd());
     OwnedFd::from(s).into()
 }
 
 /// A TCP stream the event loop's poller accepted, as std's (still non-blocking).
 pub(super) fn std_tcp_stream(s: mio::net::TcpStream) -> std::net::TcpStream {
+    no_sigpipe(s.as_raw_fd());
     OwnedFd::from(s).into()
 }
 
@@ -282,23 +356,38 @@ pub(super) fn std_tcp_stream(s: mio::net::TcpStream) -> std::net::TcpStream {
 pub(super) fn unix_local_endpoint(l: &UnixListener) -> Result<Endpoint> {
     let addr = l.local_addr().map_err(|e| Error::io("local address", e))?;
     if let Some(p) = addr.as_pathname() {
-        Ok(Endpoint::Path(p.to_owned()))
-    } else if let Some(n) = addr.as_abstract_name() {
-        Ok(Endpoint::Abstract(String::from_utf8_lossy(n).into_owned()))
-    } else {
-        Err(Error::invalid_argument("unnamed Unix socket"))
+        return Ok(Endpoint::Path(p.to_owned()));
     }
+    #[cfg(target_os = "linux")]
+    if let Some(n) = addr.as_abstract_name() {
+        return Ok(Endpoint::Abstract(String::from_utf8_lossy(n).into_owned()));
+    }
+    Err(Error::invalid_argument("unnamed Unix socket"))
 }
 
 /// Connects to a Linux abstract socket name (an invalid name fails with `context`).
+#[cfg(target_os = "linux")]
 pub(super) fn connect_abstract(name: &str, context: &'static str) -> Result<io::Result<UnixStream>> {
     let addr = SocketAddr::from_abstract_name(name.as_bytes()).map_err(|e| Error::io(context, e))?;
     Ok(UnixStream::connect_addr(&addr))
 }
 
 /// Binds a Linux abstract socket name.
+#[cfg(target_os = "linux")]
 pub(super) fn bind_abstract(name: &str) -> io::Result<UnixListener> {
     UnixListener::bind_addr(&SocketAddr::from_abstract_name(name.as_bytes())?)
+}
+
+/// Abstract socket names are Linux's alone.
+#[cfg(not(target_os = "linux"))]
+pub(super) fn connect_abstract(name: &str, _context: &'static str) -> Result<io::Result<UnixStream>> {
+    Err(Error::invalid_argument(format!("@{name}: abstract socket names exist on Linux only; use a socket path")))
+}
+
+/// Abstract socket names are Linux's alone.
+#[cfg(not(target_os = "linux"))]
+pub(super) fn bind_abstract(name: &str) -> io::Result<UnixListener> {
+    Err(io::Error::new(io::ErrorKind::Unsupported, format!("@{name}: abstract socket names exist on Linux only; use a socket path")))
 }
 
 /// Binds a socket file: the parent must be a real directory owned by this user and writable by
