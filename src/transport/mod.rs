@@ -59,6 +59,11 @@ impl Endpoint {
             return Ok(Endpoint::Tcp(addr.to_owned()));
         }
         if let Some(name) = s.strip_prefix('@').or_else(|| s.strip_prefix("abstract:")) {
+            if cfg!(not(target_os = "linux")) {
+                return Err(Error::invalid_argument(format!(
+                    "{s}: abstract socket names exist on Linux only; use a socket path"
+                )));
+            }
             if name.is_empty() || name.len() > 107 {
                 return Err(Error::invalid_argument("abstract socket name must be 1-107 bytes"));
             }

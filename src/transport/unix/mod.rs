@@ -384,10 +384,10 @@ pub(super) fn connect_abstract(name: &str, _context: &'static str) -> Result<io:
     Err(Error::invalid_argument(format!("@{name}: abstract socket names exist on Linux only; use a socket path")))
 }
 
-/// Abstract socket names are Linux's alone.
+/// Abstract socket names are Linux's alone (`Endpoint::parse` refuses them elsewhere).
 #[cfg(not(target_os = "linux"))]
 pub(super) fn bind_abstract(name: &str) -> io::Result<UnixListener> {
-    Err(io::Error::new(io::ErrorKind::Unsupported, format!("@{name}: abstract socket names exist on Linux only; use a socket path")))
+    Err(io::Error::new(io::ErrorKind::InvalidInput, format!("@{name}: abstract socket names exist on Linux only; use a socket path")))
 }
 
 /// Binds a socket file: the parent must be a real directory owned by this user and writable by
