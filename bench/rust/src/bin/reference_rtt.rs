@@ -2,8 +2,8 @@
 //! of `bench/c`: one client, one echo peer in a child process (this program re-run with
 //! `--peer`; `taskset` on the parent pins both to the same CPU), 64-byte payloads, a Unix
 //! socket in a private temporary directory, `RP_BENCH_ITERATIONS` samples (default 20000) after
-//! 2,000 warm-up round trips. Prints `RESULT name=... p50_us=... p99_us=... n=...` like
-//! `bench/c/bench.h`.
+//! `RP_BENCH_WARMUP` untimed warm-up round trips (default 2,000). Prints
+//! `RESULT name=... p50_us=... p99_us=... n=...` like `bench/c/bench.h`.
 //!
 //! ```text
 //! reference_rtt frameclient   # FrameClient::connect + FrameClient::request
@@ -34,6 +34,11 @@ use running_process::broker::protocol::{read_frame, write_frame, Endpoint, Frame
 const PROTOCOL: u32 = 0x7001;
 const MSG: usize = 64;
 const WARMUP: usize = 2000;
+
+/// A count from the environment variable `var`, or `default` when it is unset or not a number.
+fn env_count(var: &str, default: usize) -> usize {
+    std::env::var(var).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
+}
 
 /// The echo peer: binds `path`, accepts one connection and answers every request frame with
 /// its response until the client hangs up.
@@ -116,11 +121,11 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let n: usize = std::env::var("RP_BENCH_ITERATIONS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or(20000);
+    let n = match env_count("RP_BENCH_ITERATIONS", 20000) {
+        0 => 20000,
+        n => n,
+    };
+    let warmup = env_count("RP_BENCH_WARMUP", WARMUP);
 
     let dir = std::env::temp_dir().join(format!("rp-bench-ref-{}", std::process::id()));
     std::fs::DirBuilder::new().mode(0o700).create(&dir).expect("private temp dir");
@@ -136,22 +141,21 @@ fn main() {
     if mode == "frameclient" {
         let endpoint = Endpoint::unix_socket("bench", path.to_str().unwrap()).unwrap();
         let mut client = connect_with_retry(&path, || FrameClient::connect(&endpoint).ok());
-        for i in 0..WARMUP + n {
+        for i in 0..warmup + n {
             let t0 = Instant::now();
             let id = client.next_request_id();
             let response = client.request(PROTOCOL, payload.clone()).expect("request");
-            let dt = t0.elapsed().as_nanos() as u64;
-            check(&response, id);
-            if i >= WARMUP {
-                samples.push(dt);
+            if i >= warmup {
+                samples.push(t0.elapsed().as_nanos() as u64);
             }
+            check(&response, id);
         }
     } else {
         let stream = connect_with_retry(&path, || UnixStream::connect(&path).ok());
         let mut writer = BufWriter::new(stream.try_clone().unwrap());
         let mut reader = BufReader::new(stream);
         let mut body = Vec::with_capacity(128);
-        for i in 0..WARMUP + n {
+        for i in 0..warmup + n {
             let t0 = Instant::now();
             let id = i as u64 + 1;
             let frame = Frame::request(PROTOCOL, payload.clone()).with_request_id(id);
@@ -160,11 +164,10 @@ fn main() {
             write_frame(&mut writer, &body).expect("write_frame");
             let response = Frame::decode(read_frame(&mut reader).expect("read_frame").as_slice())
                 .expect("decode");
-            let dt = t0.elapsed().as_nanos() as u64;
-            check(&response, id);
-            if i >= WARMUP {
-                samples.push(dt);
+            if i >= warmup {
+                samples.push(t0.elapsed().as_nanos() as u64);
             }
+            check(&response, id);
         }
         drop(writer);
         drop(reader);
