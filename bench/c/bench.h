@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 #define BENCH_MSG 64
 #define BENCH_WARMUP 2000
@@ -43,6 +44,27 @@ static inline size_t bench_iterations(void) {
     const char *s = getenv("RP_BENCH_ITERATIONS");
     size_t n = s ? (size_t)strtoull(s, NULL, 10) : 20000;
     return n ? n : 20000;
+}
+
+/* Runs this program again as `argv0 flag arg` in place of the calling process (the peer of a
+ * round trip). The path is read from /proc/self/exe rather than exec'd through it, so that
+ * valgrind --trace-children=yes (bench/rtt_instr.sh), which answers that readlink with the
+ * program it runs, follows the peer. Returns only if both execs fail. */
+static inline void bench_exec_self(const char *argv0, const char *flag, const char *arg) {
+    char self[4096];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (len > 0) {
+        self[len] = '\0';
+        execl(self, argv0, flag, arg, (char *)NULL);
+    }
+    execl("/proc/self/exe", argv0, flag, arg, (char *)NULL);
+}
+
+/* Round trips run before the timed ones: RP_BENCH_WARMUP, default BENCH_WARMUP. Untimed, so
+ * bench/rtt_instr.sh varies it to count instructions per round trip without the sort. */
+static inline size_t bench_warmup(void) {
+    const char *s = getenv("RP_BENCH_WARMUP");
+    return s ? (size_t)strtoull(s, NULL, 10) : BENCH_WARMUP;
 }
 
 #endif

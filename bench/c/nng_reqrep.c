@@ -15,11 +15,12 @@ int main(void) {
     char ep[256];
     snprintf(ep, sizeof ep, "ipc://%s/nng.sock", dir);
     size_t n = bench_iterations();
+    size_t warmup = bench_warmup();
     pid_t pid = fork();
     if (pid == 0) {
         nng_socket rep;
         if (nng_rep0_open(&rep) != 0 || nng_listen(rep, ep, NULL, 0) != 0) _exit(1);
-        for (size_t i = 0; i < BENCH_WARMUP + n; i++) {
+        for (size_t i = 0; i < warmup + n; i++) {
             char *buf = NULL;
             size_t len = 0;
             if (nng_recv(rep, &buf, &len, NNG_FLAG_ALLOC) != 0) _exit(1);
@@ -37,13 +38,13 @@ int main(void) {
     uint64_t *samples = malloc(n * sizeof *samples);
     uint8_t msg[BENCH_MSG];
     memset(msg, 'x', sizeof msg);
-    for (size_t i = 0; i < BENCH_WARMUP + n; i++) {
+    for (size_t i = 0; i < warmup + n; i++) {
         uint64_t t0 = bench_now_ns();
         char *back = NULL;
         size_t len = 0;
         if (nng_send(req, msg, sizeof msg, 0) != 0 || nng_recv(req, &back, &len, NNG_FLAG_ALLOC) != 0) return 1;
         nng_free(back, len);
-        if (i >= BENCH_WARMUP) samples[i - BENCH_WARMUP] = bench_now_ns() - t0;
+        if (i >= warmup) samples[i - warmup] = bench_now_ns() - t0;
     }
     waitpid(pid, NULL, 0);
     nng_close(req);

@@ -36,7 +36,7 @@ int main(int argc, char **argv) {
     if (rp_push_server_bind(opts, &server) != RP_STATUS_OK) return 1;
     pid_t pid = fork();
     if (pid == 0) {
-        execl("/proc/self/exe", argv[0], "--worker", ep, (char *)NULL);
+        bench_exec_self(argv[0], "--worker", ep);
         _exit(127);
     }
     int ready = 0;
@@ -55,8 +55,9 @@ int main(int argc, char **argv) {
     rp_push_request *req = NULL;
     if (rp_push_request_new(0x7001, payload, sizeof payload, &req) != RP_STATUS_OK) return 1;
     size_t n = bench_iterations();
+    size_t warmup = bench_warmup();
     uint64_t *samples = malloc(n * sizeof *samples);
-    for (size_t i = 0; i < BENCH_WARMUP + n; i++) {
+    for (size_t i = 0; i < warmup + n; i++) {
         uint64_t t0 = bench_now_ns();
         rp_push_result *res = NULL;
         rp_status st = rp_push_server_push_wait(server, req, 5000, &res);
@@ -66,7 +67,7 @@ int main(int argc, char **argv) {
             fprintf(stderr, "push_wait %zu failed: status %d: %s\n", i, (int)st, why);
             return 1;
         }
-        if (i >= BENCH_WARMUP) samples[i - BENCH_WARMUP] = bench_now_ns() - t0;
+        if (i >= warmup) samples[i - warmup] = bench_now_ns() - t0;
         if (rp_push_result_payload(res).len != BENCH_MSG) return 1;
         rp_push_result_free(res);
     }

@@ -38,7 +38,7 @@ int main(int argc, char **argv) {
         close(fds[0]);
         char arg[16];
         snprintf(arg, sizeof arg, "%d", fds[1]);
-        execl("/proc/self/exe", argv[0], "--peer", arg, (char *)NULL);
+        bench_exec_self(argv[0], "--peer", arg);
         _exit(127);
     }
     close(fds[1]);
@@ -49,8 +49,9 @@ int main(int argc, char **argv) {
     uint8_t payload[BENCH_MSG];
     memset(payload, 'x', sizeof payload);
     size_t n = bench_iterations();
+    size_t warmup = bench_warmup();
     uint64_t *samples = malloc(n * sizeof *samples);
-    for (size_t i = 0; i < BENCH_WARMUP + n; i++) {
+    for (size_t i = 0; i < warmup + n; i++) {
         uint64_t t0 = bench_now_ns();
         rp_msg *reply = NULL;
         rp_status st = rp_session_call(session, 0x7001, payload, sizeof payload, NULL, 5000, &reply);
@@ -60,7 +61,7 @@ int main(int argc, char **argv) {
             fprintf(stderr, "call: %s\n", msg);
             return 1;
         }
-        if (i >= BENCH_WARMUP) samples[i - BENCH_WARMUP] = bench_now_ns() - t0;
+        if (i >= warmup) samples[i - warmup] = bench_now_ns() - t0;
         if (rp_msg_len(reply) != BENCH_MSG) return 1;
         rp_msg_free(reply);
     }

@@ -55,13 +55,14 @@ int main(void) {
     }
     close(sv[1]);
     size_t n = bench_iterations();
+    size_t warmup = bench_warmup();
     uint64_t *samples = malloc(n * sizeof *samples);
     uint8_t msg[BENCH_MSG], back[BENCH_MSG];
     memset(msg, 'x', sizeof msg);
-    for (size_t i = 0; i < BENCH_WARMUP + n; i++) {
+    for (size_t i = 0; i < warmup + n; i++) {
         uint64_t t0 = bench_now_ns();
         if (write_all(sv[0], msg, sizeof msg) || read_exact(sv[0], back, sizeof back)) return 1;
-        if (i >= BENCH_WARMUP) samples[i - BENCH_WARMUP] = bench_now_ns() - t0;
+        if (i >= warmup) samples[i - warmup] = bench_now_ns() - t0;
     }
     close(sv[0]);
     waitpid(pid, NULL, 0);

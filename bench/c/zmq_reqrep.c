@@ -12,13 +12,14 @@ int main(void) {
     char ep[256];
     snprintf(ep, sizeof ep, "ipc://%s/zmq.sock", dir);
     size_t n = bench_iterations();
+    size_t warmup = bench_warmup();
     pid_t pid = fork();
     if (pid == 0) {
         void *ctx = zmq_ctx_new();
         void *rep = zmq_socket(ctx, ZMQ_REP);
         if (zmq_bind(rep, ep) != 0) _exit(1);
         uint8_t buf[BENCH_MSG];
-        for (size_t i = 0; i < BENCH_WARMUP + n; i++) {
+        for (size_t i = 0; i < warmup + n; i++) {
             int r = zmq_recv(rep, buf, sizeof buf, 0);
             if (r < 0 || zmq_send(rep, buf, (size_t)r, 0) < 0) _exit(1);
         }
@@ -32,10 +33,10 @@ int main(void) {
     uint64_t *samples = malloc(n * sizeof *samples);
     uint8_t msg[BENCH_MSG], back[BENCH_MSG];
     memset(msg, 'x', sizeof msg);
-    for (size_t i = 0; i < BENCH_WARMUP + n; i++) {
+    for (size_t i = 0; i < warmup + n; i++) {
         uint64_t t0 = bench_now_ns();
         if (zmq_send(req, msg, sizeof msg, 0) < 0 || zmq_recv(req, back, sizeof back, 0) < 0) return 1;
-        if (i >= BENCH_WARMUP) samples[i - BENCH_WARMUP] = bench_now_ns() - t0;
+        if (i >= warmup) samples[i - warmup] = bench_now_ns() - t0;
     }
     waitpid(pid, NULL, 0);
     zmq_close(req);
