@@ -231,6 +231,20 @@ fn a_refused_connect_and_a_rejected_registration_are_reported() {
     assert_eq!(err.kind(), ErrorKind::Rejected, "{err}");
     assert!(err.to_string().contains("task queue taken"), "{err}");
     srv.join().unwrap();
+
+    // A reason as long as a frame may be reaches the error as its first 1,024 bytes.
+    let (endpoint, srv) = server(|mut peer| {
+        let _ = peer.read_frame();
+        peer.send(&connect_ack(1, 2));
+        let _ = peer.read_frame();
+        let mut p = vec![1];
+        p.extend_from_slice(&bytes_field("é".repeat(100_000).as_bytes()));
+        peer.send(&frame(0x18, 0, 0, &p));
+    });
+    let err = Worker::connect(options(&endpoint)).map(|_| ()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Rejected, "{err}");
+    assert!(err.to_string().len() < 1100, "{} bytes of error", err.to_string().len());
+    srv.join().unwrap();
 }
 
 #[test]

@@ -96,7 +96,7 @@ pub(super) fn handshake<S: Read>(
         match frame.kind {
             kind::WORKER_REGISTER_ACK => match liminal::register_ack(frame.payload)? {
                 Ok(()) => break,
-                Err(reason) => return Err(Error::Rejected(format!("registration rejected: {reason}").into())),
+                Err(reason) => return Err(Error::Rejected(format!("registration rejected: {}", clip(reason)).into())),
             },
             kind::PING => writer.write_raw(&[&liminal::empty(kind::PONG)])?,
             kind::PONG => {}
@@ -118,6 +118,20 @@ pub(super) fn handshake<S: Read>(
     })
 }
 
+/// What a server's reason or message may add to an error: its first 1,024 bytes (a peer
+/// decides its length, up to a whole frame).
+fn clip(text: &str) -> &str {
+    const MOST: usize = 1024;
+    if text.len() <= MOST {
+        return text;
+    }
+    let mut end = MOST;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 fn unexpected(k: u8, waiting_for: &str) -> Error {
     WireError::Protocol(format!("liminal frame 0x{k:02X} while waiting for {waiting_for}").into()).into()
 }
@@ -129,7 +143,7 @@ fn connect_refused(frame: &Frame<'_>, opts: &WorkerOptions) -> Result<Error, Err
     let (code, message) = liminal::connect_error(frame.payload)?;
     let name = liminal::connect_error_name(code).map(|n| format!(" ({n})")).unwrap_or_default();
     let reason = match message {
-        Some(m) if !m.is_empty() => format!("liminal ConnectError 0x{code:04X}{name}: {m}"),
+        Some(m) if !m.is_empty() => format!("liminal ConnectError 0x{code:04X}{name}: {}", clip(m)),
         _ => format!("liminal ConnectError 0x{code:04X}{name}"),
     };
     let mapped = if code == 0x0007 { ErrorCode::VersionUnsupported } else { ErrorCode::PeerRejected };
