@@ -269,7 +269,7 @@ impl Worker {
             if let Err(reason) = outcome {
                 client.close_with(&mut st, reason);
             }
-            client.answer_pings(&mut st);
+            let mut st = client.answer_pings(st);
             client.update_signal(&mut st);
         }
         Ok(client)
@@ -348,7 +348,7 @@ impl Worker {
                     self.close_with(&mut st, reason);
                     self.update_signal(&mut st);
                 }
-                self.answer_pings(&mut st);
+                st = self.answer_pings(st);
                 // A push that came is taken at the top of the loop, which also keeps the
                 // notification byte right for the rest.
                 if st.waiting > 0 {
@@ -520,23 +520,26 @@ impl Worker {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Answers the Pings a liminal server sent (under the state lock, after the frames of one
-    /// read were taken: a Pong is 10 bytes and goes out behind any reply being written).
-    fn answer_pings(&self, st: &mut State) {
-        if st.pongs_owed == 0 || st.closed.is_some() {
-            st.pongs_owed = 0;
-            return;
-        }
+    /// Answers the Pings a liminal server sent, after the frames of one read were taken. The
+    /// Pongs are written without the state lock (a server that stops reading can hold a write
+    /// up to the send timeout; `close` from another thread ends it at once), behind any reply
+    /// being written; the state is locked again before this returns.
+    fn answer_pings<'a>(&'a self, mut st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
         let pongs = std::mem::take(&mut st.pongs_owed);
-        let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        for _ in 0..pongs.min(16) {
-            if let Err(e) = writer.write_raw(&[&lwire::empty(lwire::kind::PONG)]) {
-                drop(writer);
-                self.close_with(st, format!("connection failed: answering a Ping: {e}").into());
-                self.update_signal(st);
-                return;
-            }
+        if pongs == 0 || st.closed.is_some() {
+            return st;
         }
+        drop(st);
+        let written = {
+            let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+            (0..pongs.min(16)).try_for_each(|_| writer.write_raw(&[&lwire::empty(lwire::kind::PONG)]))
+        };
+        let mut st = self.lock();
+        if let Err(e) = written {
+            self.close_with(&mut st, format!("connection failed: answering a Ping: {e}").into());
+            self.update_signal(&mut st);
+        }
+        st
     }
 
     /// Keeps the pollable descriptor's signal raised exactly while something is ready (a
