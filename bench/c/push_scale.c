@@ -1,18 +1,32 @@
-/* Scale: one push server (this process) with N registered workers (a child process, all
- * driven by one poll(2) loop over the clients' pollable descriptors). Measures the server's
- * resident memory per idle worker connection, and the time for one fan-out round (a 64-byte
- * push to every worker, every reply collected), for each N given.
+/* Scale: one push server (this process) with N registered workers (in child processes of at
+ * most WORKERS_PER_CHILD workers each, every child driving its workers from one poll(2) loop
+ * over their pollable descriptors). Measures the server's resident memory per idle worker
+ * connection (its RSS after all N registered minus its RSS before, over N), and the time of
+ * one fan-out round (a 64-byte push to every worker, every reply collected; best and median of
+ * ROUNDS rounds), for each N given.
  *
- *   push_scale [N ...]            default: 1 10 100 1000
- * prints "RESULT name=push_scale_N workers=N rss_kib_per_worker=... fanout_ms=..." lines. */
+ *   push_scale [N ...]            default: 1 10 100 1000 10000
+ * prints "RESULT name=push_scale_N workers=N rss_kib_per_worker=... fanout_ms=...
+ * fanout_median_ms=... register_ms=... server_fds=... children=..." lines (fanout_ms is the
+ * best round).
+ *
+ * Descriptors: a worker holds about 4 (its socket, a readiness epoll set, a signal socket
+ * pair) and the server one per connection, so the soft RLIMIT_NOFILE is raised to the hard
+ * limit in the parent and in every child, and the workers are spread over children. The push
+ * server accepts at most 4096 connections, 2048 from one uid, by default; all the workers run
+ * as this uid, so for N above 2048 both limits are raised with
+ * rp_push_server_options_set_max_connections (the RESULT line says so: max_connections=...). */
 #include "bench.h"
 
+#include <dirent.h>
 #include <poll.h>
 #include <rp.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+enum { WORKERS_PER_CHILD = 2500, ROUNDS = 5 };
 
 static long rss_kib(void) {
     FILE *f = fopen("/proc/self/status", "r");
@@ -24,23 +38,43 @@ static long rss_kib(void) {
     return kib;
 }
 
-static void raise_fd_limit(void) {
-    struct rlimit r;
-    if (getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < 8192) {
-        r.rlim_cur = r.rlim_max < 8192 ? r.rlim_max : 8192;
-        setrlimit(RLIMIT_NOFILE, &r);
-    }
+/* Open descriptors of this process (entries of /proc/self/fd, less the directory's own). */
+static long open_fds(void) {
+    DIR *d = opendir("/proc/self/fd");
+    long count = 0;
+    if (!d) return -1;
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        if (e->d_name[0] != '.') count++;
+    closedir(d);
+    return count - 1;
 }
 
-/* The child: N workers answering every push with its payload, until the server goes away. */
+/* Raises the soft descriptor limit to the hard limit; returns the soft limit now in force. */
+static long raise_fd_limit(void) {
+    struct rlimit r;
+    if (getrlimit(RLIMIT_NOFILE, &r) != 0) return -1;
+    if (r.rlim_cur < r.rlim_max) {
+        r.rlim_cur = r.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &r) != 0) getrlimit(RLIMIT_NOFILE, &r);
+    }
+    return (long)r.rlim_cur;
+}
+
+/* A child: n workers answering every push with its payload, until the server goes away. */
 static int workers(const char *ep, int n) {
+    raise_fd_limit();
     rp_push_worker **clients = calloc((size_t)n, sizeof *clients);
     struct pollfd *fds = calloc((size_t)n, sizeof *fds);
+    if (!clients || !fds) return 1;
     for (int i = 0; i < n; i++) {
         rp_push_worker_options *opts = NULL;
         if (rp_push_worker_options_new(ep, "scale-worker", "scale", &opts) != RP_STATUS_OK) return 1;
         if (rp_push_worker_options_add_payload_protocol(opts, 0x7001) != RP_STATUS_OK) return 1;
-        if (rp_push_worker_connect(opts, &clients[i]) != RP_STATUS_OK) return 2;
+        rp_status st = rp_push_worker_connect(opts, &clients[i]);
+        if (st != RP_STATUS_OK) {
+            fprintf(stderr, "worker %d of this child: connect failed (status %d)\n", i, (int)st);
+            return 2;
+        }
         fds[i].fd = rp_push_worker_fd(clients[i]);
         fds[i].events = POLLIN;
     }
@@ -64,10 +98,21 @@ static int workers(const char *ep, int n) {
         }
     }
     for (int i = 0; i < n; i++) rp_push_worker_free(clients[i]);
+    free(clients);
+    free(fds);
     return 0;
 }
 
+static size_t registered_workers(rp_push_server *server) {
+    rp_push_worker_list *list = NULL;
+    size_t count = 0;
+    if (rp_push_server_workers(server, &list) == RP_STATUS_OK) count = rp_push_worker_list_len(list);
+    rp_push_worker_list_free(list);
+    return count;
+}
+
 static int run(int n) {
+    if (n < 1) return 1;
     char dir[] = "/tmp/rp-scale-XXXXXX";
     if (!mkdtemp(dir)) return 1;
     char ep[256];
@@ -75,40 +120,64 @@ static int run(int n) {
     rp_push_server_options *opts = NULL;
     rp_push_server *server = NULL;
     if (rp_push_server_options_new(ep, &opts) != RP_STATUS_OK) return 1;
+    /* The defaults (4096 in all, 2048 per uid) would refuse workers beyond 2048 with
+     * RATE_LIMITED: every worker here has this process's uid. */
+    size_t max_conn = 4096, max_per_uid = 2048;
+    if ((size_t)n > max_per_uid) {
+        max_conn = max_per_uid = (size_t)n + 64;
+        if (rp_push_server_options_set_max_connections(opts, max_conn, max_per_uid) != RP_STATUS_OK) return 1;
+    }
     if (rp_push_server_bind(opts, &server) != RP_STATUS_OK) return 1;
     long before = rss_kib();
-    pid_t pid = fork();
-    if (pid == 0) _exit(workers(ep, n));
-    size_t registered = 0;
-    for (int i = 0; i < 6000 && registered < (size_t)n; i++) {
-        rp_push_worker_list *list = NULL;
-        if (rp_push_server_workers(server, &list) == RP_STATUS_OK) registered = rp_push_worker_list_len(list);
-        rp_push_worker_list_free(list);
-        if (registered < (size_t)n) usleep(10000);
+    /* All the children are forked before any worker connects, so none inherits a connection. */
+    int children = (n + WORKERS_PER_CHILD - 1) / WORKERS_PER_CHILD;
+    pid_t *pids = calloc((size_t)children, sizeof *pids);
+    if (!pids) return 1;
+    uint64_t t_reg = bench_now_ns();
+    for (int c = 0; c < children; c++) {
+        int share = n / children + (c < n % children ? 1 : 0);
+        pids[c] = fork();
+        if (pids[c] < 0) return 1;
+        if (pids[c] == 0) _exit(workers(ep, share));
     }
+    /* Up to 60 s plus 20 ms per worker for every worker to register. */
+    uint64_t deadline = t_reg + (60000ull + 20ull * (uint64_t)n) * 1000000ull;
+    size_t registered = 0;
+    int early_exit = 0;
+    while ((registered = registered_workers(server)) < (size_t)n && bench_now_ns() < deadline && !early_exit) {
+        for (int c = 0; c < children; c++) /* a child that already exited failed to connect */
+            if (waitpid(pids[c], NULL, WNOHANG) == pids[c]) early_exit = 1;
+        usleep(10000);
+    }
+    double register_ms = (double)(bench_now_ns() - t_reg) / 1e6;
     if (registered < (size_t)n) {
         fprintf(stderr, "only %zu of %d workers registered\n", registered, n);
         return 1;
     }
     long idle = rss_kib();
+    long server_fds = open_fds();
     rp_push_worker_list *list = NULL;
     if (rp_push_server_workers(server, &list) != RP_STATUS_OK) return 1;
     uint64_t *ids = calloc((size_t)n, sizeof *ids);
+    rp_push_ticket **tickets = calloc((size_t)n, sizeof *tickets);
+    if (!ids || !tickets) return 1;
     for (int i = 0; i < n; i++) ids[i] = rp_push_worker_info_id(rp_push_worker_list_get(list, (size_t)i));
     rp_push_worker_list_free(list);
-    rp_push_ticket **tickets = calloc((size_t)n, sizeof *tickets);
     uint8_t payload[BENCH_MSG];
     memset(payload, 'x', sizeof payload);
-    enum { ROUNDS = 5 };
-    uint64_t best = UINT64_MAX;
+    uint64_t took[ROUNDS];
     for (int round = 0; round < ROUNDS; round++) {
         uint64_t t0 = bench_now_ns();
         for (int i = 0; i < n; i++) {
             rp_push_request *req = NULL;
             if (rp_push_request_new(0x7001, payload, sizeof payload, &req) != RP_STATUS_OK) return 1;
             if (rp_push_request_to_worker(req, ids[i]) != RP_STATUS_OK) return 1;
-            if (rp_push_server_push(server, req, &tickets[i]) != RP_STATUS_OK) return 1;
+            rp_status st = rp_push_server_push(server, req, &tickets[i]);
             rp_push_request_free(req);
+            if (st != RP_STATUS_OK) {
+                fprintf(stderr, "push to worker %d failed (status %d)\n", i, (int)st);
+                return 1;
+            }
         }
         for (int i = 0; i < n; i++) {
             rp_push_result *res = NULL;
@@ -119,24 +188,34 @@ static int run(int n) {
             rp_push_result_free(res);
             rp_push_ticket_free(tickets[i]);
         }
-        uint64_t took = bench_now_ns() - t0;
-        if (took < best) best = took;
+        took[round] = bench_now_ns() - t0;
     }
+    qsort(took, ROUNDS, sizeof took[0], bench_cmp);
     rp_push_server_free(server); /* the workers see CLOSED and exit */
-    int status = 0;
-    waitpid(pid, &status, 0);
+    int ok = 1;
+    for (int c = 0; c < children; c++) {
+        int status = 0;
+        waitpid(pids[c], &status, 0);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) ok = 0;
+    }
     rmdir(dir);
-    printf("RESULT name=push_scale_%d workers=%d rss_kib_per_worker=%.1f fanout_ms=%.2f\n", n, n,
-           (double)(idle - before) / (double)n, (double)best / 1e6);
+    printf("RESULT name=push_scale_%d workers=%d rss_kib_per_worker=%.1f fanout_ms=%.2f "
+           "fanout_median_ms=%.2f register_ms=%.0f server_fds=%ld children=%d max_connections=%zu/%zu%s\n",
+           n, n, (double)(idle - before) / (double)n, (double)took[0] / 1e6,
+           (double)took[ROUNDS / 2] / 1e6, register_ms, server_fds, children, max_conn, max_per_uid,
+           (size_t)n > 2048 ? "(raised)" : "(default)");
     fflush(stdout);
     free(ids);
     free(tickets);
-    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 1;
+    free(pids);
+    return ok ? 0 : 1;
 }
 
 int main(int argc, char **argv) {
-    raise_fd_limit();
-    int defaults[] = {1, 10, 100, 1000};
+    long limit = raise_fd_limit();
+    int defaults[] = {1, 10, 100, 1000, 10000};
+    fprintf(stderr, "push_scale: descriptor limit %ld, at most %d workers per child\n", limit,
+            WORKERS_PER_CHILD);
     if (argc > 1) {
         for (int i = 1; i < argc; i++)
             if (run(atoi(argv[i])) != 0) return 1;
