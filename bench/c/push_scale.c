@@ -1,9 +1,9 @@
 /* Scale: one push server (this process) with N registered workers (in child processes of at
  * most WORKERS_PER_CHILD workers each, every child driving its workers from one poll(2) loop
  * over their pollable descriptors). Measures the server's resident memory per idle worker
- * connection (its RSS after all N registered minus its RSS before, over N), and the time of
- * one fan-out round (a 64-byte push to every worker, every reply collected; best and median of
- * ROUNDS rounds), for each N given.
+ * connection (its RSS after all N registered minus its RSS before, over N; each N runs in a
+ * fresh process), and the time of one fan-out round (a 64-byte push to every worker, every
+ * reply collected; best and median of ROUNDS rounds), for each N given.
  *
  *   push_scale [N ...]            default: 1 10 100 1000 10000
  * prints "RESULT name=push_scale_N workers=N rss_kib_per_worker=... fanout_ms=...
@@ -211,6 +211,18 @@ static int run(int n) {
     return ok ? 0 : 1;
 }
 
+/* Each N runs in a fresh process, so that no N reuses memory an earlier server freed (the
+ * allocator keeps it, and the next RSS difference would come out too small). */
+static int run_fresh(int n) {
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid < 0) return 1;
+    if (pid == 0) _exit(run(n));
+    int status = 0;
+    if (waitpid(pid, &status, 0) != pid) return 1;
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
     long limit = raise_fd_limit();
     int defaults[] = {1, 10, 100, 1000, 10000};
@@ -218,10 +230,10 @@ int main(int argc, char **argv) {
             WORKERS_PER_CHILD);
     if (argc > 1) {
         for (int i = 1; i < argc; i++)
-            if (run(atoi(argv[i])) != 0) return 1;
+            if (run_fresh(atoi(argv[i])) != 0) return 1;
         return 0;
     }
     for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++)
-        if (run(defaults[i]) != 0) return 1;
+        if (run_fresh(defaults[i]) != 0) return 1;
     return 0;
 }
