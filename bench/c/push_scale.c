@@ -10,9 +10,10 @@
  * fanout_median_ms=... register_ms=... server_fds=... children=..." lines (fanout_ms is the
  * best round).
  *
- * Descriptors: a worker holds about 4 (its socket, a readiness epoll set, a signal socket
- * pair) and the server one per connection, so the soft RLIMIT_NOFILE is raised to the hard
- * limit in the parent and in every child, and the workers are spread over children. The push
+ * Descriptors: a connected worker holds 6 (measured by lowering the limit: its socket and
+ * duplicates of it, a readiness epoll set, a signal socket pair), so a child of 2,500 workers
+ * about 15,000; the server holds one per connection. The soft RLIMIT_NOFILE is raised to the
+ * hard limit in the parent and in every child, and the workers are spread over children. The push
  * server accepts at most 4096 connections, 2048 from one uid, by default; all the workers run
  * as this uid, so for N above 2048 both limits are raised with
  * rp_push_server_options_set_max_connections (the RESULT line says so: max_connections=...). */
