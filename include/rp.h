@@ -27,6 +27,11 @@
  * off the socket and holds it, or the handle ended) and not readable otherwise. One receive per
  * wake-up loses nothing. Watch these descriptors for readability only; never read, write or
  * close them: the handle owns them.
+ * On Windows each of them is an event HANDLE instead, in the same int32_t (Windows keeps handle
+ * values within 32 bits; convert with (HANDLE)(intptr_t)fd): wait on it with
+ * WaitForSingleObject / WaitForMultipleObjects. It is set exactly while the descriptor would
+ * be readable, and reset when that is drained (a manual-reset event: waiting never resets it).
+ * Where it follows a named pipe, librp looks at the pipe every millisecond to keep it so.
  *
  * Timeouts
  * --------
@@ -1769,6 +1774,10 @@ void rp_conn_close(const struct rp_conn *conn);
  *
  * Returns `RP_STATUS_OK`, `RP_STATUS_INVALID_ARGUMENT` (negative `fd`), `RP_STATUS_IO`,
  * `RP_STATUS_NULL_ARGUMENT` (then `fd` is closed too).
+ *
+ * On Windows `fd` is a connected named-pipe `HANDLE` opened for overlapped I/O, as
+ * `(int32_t)(intptr_t)handle` — for example the server end a broker duplicated into this
+ * process, whose value its HandoffOffer carries in `handle_value`.
  *
  * Ownership: the caller owns `*out_conn`; free it with `rp_conn_free`, which closes `fd`.
  */

@@ -183,6 +183,16 @@ pub(crate) unsafe fn slice_out<'a>(
     Ok(unsafe { std::slice::from_raw_parts_mut(ptr, cap) })
 }
 
+/// A descriptor as the C API gives it out: an `int32_t`. On Windows it is a `HANDLE` or
+/// `SOCKET` value, which Windows keeps within 32 bits (sign-extended) so that 32- and 64-bit
+/// processes can exchange them; C turns it back with `(HANDLE)(intptr_t)fd`.
+pub(crate) fn descriptor_out(raw: crate::transport::RawDescriptor) -> i32 {
+    #[cfg(windows)]
+    return raw as i32;
+    #[cfg(not(windows))]
+    raw
+}
+
 /// The one reading of a timeout from C, for every `timeout_ms` argument and `*_timeout_ms`
 /// option: 0 = do not wait (try once, `Some(0)`), -1 = no limit (`None`), > 0 = milliseconds;
 /// anything else is `RP_STATUS_INVALID_ARGUMENT` with the rule in the message.

@@ -181,7 +181,7 @@ pub unsafe extern "C" fn rp_conn_recv_views(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_conn_fd(conn: *const rp_conn) -> i32 {
     // SAFETY: forwarded API contract.
-    boundary_or(-1, || unsafe { conn_ref(conn) }.map_or(-1, |c| c.pollable_fd().unwrap_or(-1)))
+    boundary_or(-1, || unsafe { conn_ref(conn) }.map_or(-1, |c| c.pollable_fd().map_or(-1, super::bytes::descriptor_out)))
 }
 
 /// The peer's kernel-reported credentials (Unix sockets).
@@ -234,6 +234,10 @@ pub unsafe extern "C" fn rp_conn_close(conn: *const rp_conn) {
 /// Returns `RP_STATUS_OK`, `RP_STATUS_INVALID_ARGUMENT` (negative `fd`), `RP_STATUS_IO`,
 /// `RP_STATUS_NULL_ARGUMENT` (then `fd` is closed too).
 ///
+/// On Windows `fd` is a connected named-pipe `HANDLE` opened for overlapped I/O, as
+/// `(int32_t)(intptr_t)handle` — for example the server end a broker duplicated into this
+/// process, whose value its HandoffOffer carries in `handle_value`.
+///
 /// Ownership: the caller owns `*out_conn`; free it with `rp_conn_free`, which closes `fd`.
 #[must_use]
 #[unsafe(no_mangle)]
@@ -244,7 +248,13 @@ pub unsafe extern "C" fn rp_conn_adopt_fd(fd: i32, out_conn: *mut *mut rp_conn) 
         }
         // SAFETY: the caller hands over ownership of the open descriptor `fd` (API contract);
         // from here it is closed exactly once, by the OwnedFd or the connection owning it.
+        #[cfg(unix)]
         let owned = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        // SAFETY: as above, for the pipe HANDLE `fd` (a 32-bit handle value, sign-extended).
+        #[cfg(windows)]
+        let owned = unsafe {
+            <std::os::windows::io::OwnedHandle as std::os::windows::io::FromRawHandle>::from_raw_handle(fd as isize as _)
+        };
         // SAFETY: NULL or valid for a write per the API contract.
         let out_conn = unsafe { out_arg(out_conn, "out_conn") }?;
         let conn = crate::broker::Conn::from_unix_fd(owned)?;

@@ -1,6 +1,7 @@
 //! `rp_handoff_*`: the backend side of connection handoff for C.
 
 use std::io::{self, Read, Write};
+#[cfg(unix)]
 use std::os::fd::{AsFd, BorrowedFd, IntoRawFd, RawFd};
 use std::time::{Duration, Instant};
 
@@ -29,12 +30,19 @@ castable!(rp_handoff_store => HandoffStore: OwnedArc);
 
 /// A caller's socket descriptor, borrowed for one call, whose reads and writes give up at a
 /// deadline (the descriptor's own blocking mode and options are left untouched).
+#[cfg(unix)]
 struct DeadlineFd<'a> {
     fd: BorrowedFd<'a>,
     deadline: Option<Instant>,
 }
 
+#[cfg(unix)]
 impl DeadlineFd<'_> {
+    /// Waits until the descriptor is readable or the deadline passes.
+    fn wait_in(&self) -> io::Result<()> {
+        self.wait(libc::POLLIN)
+    }
+
     /// Waits until the descriptor is ready for `events` or the deadline passes.
     fn wait(&self, events: libc::c_short) -> io::Result<()> {
         loop {
@@ -67,12 +75,14 @@ impl DeadlineFd<'_> {
     }
 }
 
+#[cfg(unix)]
 impl AsFd for DeadlineFd<'_> {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd
     }
 }
 
+#[cfg(unix)]
 impl Read for DeadlineFd<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
@@ -94,6 +104,7 @@ impl Read for DeadlineFd<'_> {
     }
 }
 
+#[cfg(unix)]
 impl Write for DeadlineFd<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         loop {
@@ -125,6 +136,7 @@ impl Write for DeadlineFd<'_> {
 ///
 /// # Safety
 /// `fd` is an open descriptor that stays open for the duration of the call.
+#[cfg(unix)]
 unsafe fn deadline_fd<'a>(fd: RawFd, timeout_ms: i32) -> Result<DeadlineFd<'a>, Failure> {
     if fd < 0 {
         return Err(Failure::new(
@@ -136,6 +148,79 @@ unsafe fn deadline_fd<'a>(fd: RawFd, timeout_ms: i32) -> Result<DeadlineFd<'a>, 
         // SAFETY: open for the call per the contract above.
         fd: unsafe { BorrowedFd::borrow_raw(fd) },
         deadline: timeout_arg(timeout_ms)?.map(|t| Instant::now() + t),
+    })
+}
+
+/// A caller's pipe or socket (a `HANDLE` or `SOCKET` value), borrowed for one call, whose
+/// reads and writes give up at a deadline.
+#[cfg(windows)]
+struct DeadlineFd<'a> {
+    fd: crate::transport::RawDescriptor,
+    deadline: Option<Instant>,
+    _borrow: std::marker::PhantomData<&'a ()>,
+}
+
+#[cfg(windows)]
+impl DeadlineFd<'_> {
+    fn left(&self) -> Option<Duration> {
+        self.deadline.map(|d| d.saturating_duration_since(Instant::now()))
+    }
+
+    /// Waits until the descriptor is readable or the deadline passes.
+    fn wait_in(&self) -> io::Result<()> {
+        if crate::transport::wait_readable(self.fd, self.left())? {
+            Ok(())
+        } else {
+            Err(io::ErrorKind::TimedOut.into())
+        }
+    }
+}
+
+#[cfg(windows)]
+impl crate::transport::AsDescriptor for DeadlineFd<'_> {
+    fn raw_descriptor(&self) -> crate::transport::RawDescriptor {
+        self.fd
+    }
+}
+
+#[cfg(windows)]
+impl Read for DeadlineFd<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            self.wait_in()?;
+            match crate::transport::recv_nonblocking(self.fd, buf) {
+                Err(e) if matches!(e.kind(), io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock) => {}
+                r => return r,
+            }
+        }
+    }
+}
+
+#[cfg(windows)]
+impl Write for DeadlineFd<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        crate::transport::send_nonblocking(self.fd, buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Borrows a caller's pipe or socket for one call, with a deadline (`timeout_ms` per the
+/// timeout rule: -1 = none).
+///
+/// # Safety
+/// `fd` is an open handle that stays open for the duration of the call.
+#[cfg(windows)]
+unsafe fn deadline_fd<'a>(fd: i32, timeout_ms: i32) -> Result<DeadlineFd<'a>, Failure> {
+    if fd <= 0 {
+        return Err(Failure::new(rp_status::InvalidArgument, format!("invalid handle {fd}")));
+    }
+    Ok(DeadlineFd {
+        fd: fd as crate::transport::RawDescriptor,
+        deadline: timeout_arg(timeout_ms)?.map(|t| Instant::now() + t),
+        _borrow: std::marker::PhantomData,
     })
 }
 
@@ -319,10 +404,13 @@ pub unsafe extern "C" fn rp_handoff_accept(
         // SAFETY: `fd` is open for the call per the API contract.
         let mut conn = unsafe { deadline_fd(fd, timeout_ms) }?;
         // The descriptor arrives with the first bytes: wait for them under the deadline.
-        conn.wait(libc::POLLIN)
+        conn.wait_in()
             .map_err(crate::wire::WireError::from_io)?;
         let (adopted, _outcome) = handoff::accept_handoff(&mut conn, store)?;
+        #[cfg(unix)]
         out_fd.write(adopted.into_raw_fd());
+        #[cfg(windows)]
+        out_fd.write(super::bytes::descriptor_out(std::os::windows::io::IntoRawHandle::into_raw_handle(adopted) as isize));
         Ok(())
     })
 }

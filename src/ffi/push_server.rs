@@ -594,7 +594,7 @@ impl ServerHandle {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_server_event_fd(server: *const rp_push_server) -> i32 {
     // SAFETY: NULL or a live server.
-    boundary_or(-1, || unsafe { server_ref(server) }.map_or(-1, |s| s.server.event_fd()))
+    boundary_or(-1, || unsafe { server_ref(server) }.map_or(-1, |s| super::bytes::descriptor_out(s.server.event_fd())))
 }
 
 /// Disconnects a worker; its outstanding pushes fail with `RP_STATUS_CLOSED`.

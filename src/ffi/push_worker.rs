@@ -461,7 +461,7 @@ pub unsafe extern "C" fn rp_push_worker_reply_error(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_worker_fd(worker: *const rp_push_worker) -> i32 {
     // SAFETY: NULL or a live worker.
-    boundary_or(-1, || unsafe { worker_ref(worker) }.map_or(-1, |c| c.worker.pollable_fd()))
+    boundary_or(-1, || unsafe { worker_ref(worker) }.map_or(-1, |c| super::bytes::descriptor_out(c.worker.pollable_fd())))
 }
 
 /// Registers the handler `rp_push_worker_dispatch` runs for each push, replacing any previous

@@ -401,7 +401,7 @@ pub unsafe extern "C" fn rp_session_dispatch(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_session_dispatch_fd(session: *const rp_session) -> i32 {
     // SAFETY: forwarded API contract.
-    boundary_or(-1, || unsafe { session_ref(session) }.map_or(-1, |s| s.session.request_fd()))
+    boundary_or(-1, || unsafe { session_ref(session) }.map_or(-1, |s| super::bytes::descriptor_out(s.session.request_fd())))
 }
 
 /// The side the session was created as (`RP_SESSION_SIDE_CONNECTING` if `session` is NULL).

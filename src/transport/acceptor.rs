@@ -50,7 +50,7 @@ pub enum Rejection {
 
 #[derive(Debug)]
 enum Accepting {
-    Unix(mio::net::UnixListener),
+    Unix(sys::LocalAccepting),
     Tcp(mio::net::TcpListener),
 }
 
@@ -80,11 +80,7 @@ impl<K: Copy + Eq + Hash> Acceptor<K> {
     pub fn new(listener: Listener, policy: AcceptPolicy, registry: &mio::Registry, token: mio::Token) -> Result<Self, Error> {
         let io = |e| Error::io("register listener", e);
         let mut accepting = match &listener {
-            Listener::Unix(l, _) => {
-                let l = l.try_clone().map_err(io)?;
-                l.set_nonblocking(true).map_err(io)?;
-                Accepting::Unix(mio::net::UnixListener::from_std(l))
-            }
+            Listener::Unix(l, _) => Accepting::Unix(sys::local_accepting(l).map_err(io)?),
             Listener::Tcp(l) => {
                 let l = l.try_clone().map_err(io)?;
                 l.set_nonblocking(true).map_err(io)?;
@@ -92,7 +88,7 @@ impl<K: Copy + Eq + Hash> Acceptor<K> {
             }
         };
         match &mut accepting {
-            Accepting::Unix(l) => registry.register(l, token, mio::Interest::READABLE),
+            Accepting::Unix(l) => sys::register_accepting(l, registry, token),
             Accepting::Tcp(l) => registry.register(l, token, mio::Interest::READABLE),
         }
         .map_err(io)?;
@@ -114,7 +110,7 @@ impl<K: Copy + Eq + Hash> Acceptor<K> {
         self.retry_at = None;
         loop {
             let accepted = match &self.accepting {
-                Accepting::Unix(l) => l.accept().map(|(s, _)| Stream::Unix(sys::std_unix_stream(s))),
+                Accepting::Unix(l) => sys::accept_local(l).map(Stream::Unix),
                 Accepting::Tcp(l) => l.accept().map(|(s, _)| {
                     let s = sys::std_tcp_stream(s);
                     let _ = s.set_nodelay(true);
@@ -212,7 +208,11 @@ mod tests {
 
     fn acceptor(policy: AcceptPolicy) -> (Acceptor<u32>, Endpoint, mio::Poll) {
         let name = format!("rp-acceptor-test-{}-{:?}", std::process::id(), std::thread::current().id());
-        let listener = Listener::bind(&Endpoint::Abstract(name), &ListenOptions::default()).unwrap();
+        #[cfg(unix)]
+        let endpoint = Endpoint::Abstract(name);
+        #[cfg(windows)]
+        let endpoint = Endpoint::Pipe(name);
+        let listener = Listener::bind(&endpoint, &ListenOptions::default()).unwrap();
         let endpoint = listener.local_endpoint().unwrap();
         let poll = mio::Poll::new().unwrap();
         (Acceptor::new(listener, policy, poll.registry(), mio::Token(0)).unwrap(), endpoint, poll)

@@ -6,7 +6,7 @@ use std::net::{Shutdown, TcpListener};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{sys, Endpoint, Stream, UnixListener};
+use super::{sys, Endpoint, Stream};
 use crate::error::Error;
 
 /// How a listener is set up.
@@ -58,8 +58,9 @@ impl SocketAccess {
 /// A listening socket; a path socket's file is removed when the listener is dropped.
 #[derive(Debug)]
 pub enum Listener {
-    /// A Unix listener and the socket file it owns, if any.
-    Unix(UnixListener, Option<PathBuf>),
+    /// A Unix listener and the socket file it owns, if any (on Windows, a named-pipe listener:
+    /// [`PipeListener`](super::PipeListener), and no file).
+    Unix(sys::LocalListener, Option<PathBuf>),
     /// A TCP listener.
     Tcp(TcpListener),
 }
@@ -78,6 +79,10 @@ impl Listener {
                     .map_err(|e| Error::io("bind", io::Error::new(e.kind(), format!("{endpoint}: {e}"))))?;
                 Ok(Listener::Unix(l, None))
             }
+            #[cfg(windows)]
+            Endpoint::Pipe(name) => sys::PipeListener::bind(name)
+                .map(|l| Listener::Unix(l, None))
+                .map_err(|e| Error::io("bind", io::Error::new(e.kind(), format!("{endpoint}: {e}")))),
             Endpoint::Tcp(addr) => {
                 let l = TcpListener::bind(addr.as_str())
                     .map_err(|e| Error::io("bind", io::Error::new(e.kind(), format!("{endpoint}: {e}"))))?;
@@ -152,7 +157,7 @@ impl Listener {
 
     fn accept_socket(&self) -> io::Result<Stream> {
         match self {
-            Listener::Unix(l, _) => l.accept().map(|(s, _)| Stream::Unix(s)),
+            Listener::Unix(l, _) => sys::accept_blocking(l).map(Stream::Unix),
             Listener::Tcp(l) => l.accept().map(|(s, _)| {
                 let _ = s.set_nodelay(true);
                 Stream::Tcp(s)

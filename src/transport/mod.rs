@@ -3,29 +3,40 @@
 //! servers (peer policy, connection limits), peer credentials, descriptor passing, readiness
 //! ([`ReadySignal`], [`ReadinessSet`], [`WakePair`], waits) and what the kernel says about a
 //! process. The roles (`push`, `broker`, `session`, `mux`, `handoff`) reach the OS only through
-//! here. Platform code lives in one place per family (`unix/`); a socket as the OS names it is
-//! a [`RawDescriptor`].
+//! here. Platform code lives in one place per family (`unix/` for Linux and macOS, `windows/`);
+//! a socket, pipe or event as the OS names it is a [`RawDescriptor`].
 //!
 //! Listening sockets librp creates are owner-only: a path socket is mode 0600 inside a
 //! directory that only this user can write (created 0700 when missing; only that directory,
 //! never its missing parents); [`SocketAccess`] can open a path socket to one group. Every send uses
-//! `MSG_NOSIGNAL`, so a vanished peer never raises SIGPIPE in the host process.
+//! `MSG_NOSIGNAL`, so a vanished peer never raises SIGPIPE in the host process. On Windows the
+//! local endpoint is a named pipe whose DACL grants access to this user alone (see `windows/`).
 
 mod acceptor;
 mod listener;
 mod stream;
+#[cfg(unix)]
 mod unix;
+#[cfg(windows)]
+mod windows;
 
+#[cfg(unix)]
 use unix as sys;
+#[cfg(windows)]
+use windows as sys;
 
 pub use acceptor::{AcceptPolicy, Acceptor, Rejection};
 pub use listener::{ListenOptions, Listener, SocketAccess};
 pub use stream::{connect, NonBlockingReads, Stream, SwitchableReads};
-pub use unix::{
+pub use sys::{
     boot_id, deregister, fill_random, process_alive, process_exe, process_start_unix_ms, recv_with_fd, register, reregister,
-    send_with_fd, AsDescriptor, AsRawDescriptor, BorrowedDescriptor, DeadlineSocket, OwnedDescriptor, RawDescriptor,
-    ReadinessSet, ReadySignal, UnixListener, UnixStream, WakePair, MAX_FDS_PER_MESSAGE,
+    send_with_fd, AsDescriptor, AsRawDescriptor, OwnedDescriptor, RawDescriptor, ReadinessSet, ReadySignal, WakePair,
+    MAX_FDS_PER_MESSAGE,
 };
+#[cfg(unix)]
+pub use unix::{BorrowedDescriptor, DeadlineSocket, UnixListener, UnixStream};
+#[cfg(windows)]
+pub use windows::{duplicate_handle_to, PipeListener, PipeStream};
 
 use std::fmt;
 use std::io;
@@ -44,10 +55,15 @@ pub enum Endpoint {
     Abstract(String),
     /// A TCP address `host:port` (written `tcp://host:port`).
     Tcp(String),
+    /// A Windows named pipe, by its bare name: `name` is the pipe `\\.\pipe\name` (written
+    /// with that prefix).
+    #[cfg(windows)]
+    Pipe(String),
 }
 
 impl Endpoint {
-    /// Parses `tcp://host:port`, `@name` / `abstract:name`, `unix:PATH` or a plain path.
+    /// Parses `tcp://host:port`, `@name` / `abstract:name`, `unix:PATH` or a plain path. On
+    /// Windows a plain string names a pipe: `\\.\pipe\name` and bare `name` are the same pipe.
     pub fn parse(s: &str) -> Result<Self, Error> {
         if s.is_empty() {
             return Err(Error::invalid_argument("endpoint is empty"));
@@ -69,6 +85,10 @@ impl Endpoint {
             }
             return Ok(Endpoint::Abstract(name.to_owned()));
         }
+        #[cfg(windows)]
+        if !s.starts_with("unix:") {
+            return sys::parse_pipe_name(s).map(Endpoint::Pipe);
+        }
         let path = s.strip_prefix("unix:").unwrap_or(s);
         if path.len() > 107 {
             return Err(Error::invalid_argument(format!("socket path is longer than 107 bytes: {path}")));
@@ -83,11 +103,14 @@ impl fmt::Display for Endpoint {
             Endpoint::Path(p) => write!(f, "{}", p.display()),
             Endpoint::Abstract(n) => write!(f, "@{n}"),
             Endpoint::Tcp(a) => write!(f, "tcp://{a}"),
+            #[cfg(windows)]
+            Endpoint::Pipe(n) => write!(f, r"\\.\pipe\{n}"),
         }
     }
 }
 
-/// A peer's identity as the kernel reports it (Unix sockets only).
+/// A peer's identity as the kernel reports it (Unix sockets; on Windows a named pipe's client
+/// process id, with `uid` and `gid` 0: a pipe librp creates admits only its own user).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PeerCredentials {
     /// Process id at connect time.
@@ -141,6 +164,7 @@ pub fn peer_credentials(fd: RawDescriptor) -> io::Result<PeerCredentials> {
 mod tests {
     use super::*;
 
+    #[cfg(unix)]
     #[test]
     fn endpoints_parse() {
         assert_eq!(Endpoint::parse("/run/x.sock").unwrap(), Endpoint::Path("/run/x.sock".into()));
@@ -150,5 +174,17 @@ mod tests {
         assert!(Endpoint::parse("tcp://nohost").is_err());
         assert!(Endpoint::parse("").is_err());
         assert!(Endpoint::parse(&"a".repeat(200)).is_err());
+    }
+
+    #[cfg(windows)]
+    #[test]
+    fn pipe_endpoints_parse() {
+        assert_eq!(Endpoint::parse(r"\\.\pipe\rp-demo").unwrap(), Endpoint::Pipe("rp-demo".into()));
+        assert_eq!(Endpoint::parse("rp-demo").unwrap(), Endpoint::Pipe("rp-demo".into()));
+        assert_eq!(Endpoint::parse("rp-demo").unwrap().to_string(), r"\\.\pipe\rp-demo");
+        assert_eq!(Endpoint::parse("tcp://127.0.0.1:7000").unwrap(), Endpoint::Tcp("127.0.0.1:7000".into()));
+        assert!(Endpoint::parse("@rp-demo").is_err());
+        assert!(Endpoint::parse(r"\\.\pipe\").is_err());
+        assert!(Endpoint::parse(&"a".repeat(300)).is_err());
     }
 }

@@ -1,18 +1,18 @@
-//! [`Stream`]: a connected socket (Unix or TCP) whose writes never raise SIGPIPE, the readers
-//! librp's roles put over one, and [`connect`].
+//! [`Stream`]: a connected socket (Unix or TCP; a named pipe or TCP on Windows) whose writes
+//! never raise SIGPIPE, the readers librp's roles put over one, and [`connect`].
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
-use super::{sys, Endpoint, PeerCredentials, UnixStream};
+use super::{sys, Endpoint, PeerCredentials};
 use crate::error::Error;
 
 /// A connected byte stream (Unix or TCP) whose writes never raise SIGPIPE.
 #[derive(Debug)]
 pub enum Stream {
-    /// A Unix domain socket.
-    Unix(UnixStream),
+    /// The local kind: a Unix domain socket (on Windows, a named pipe: [`PipeStream`](super::PipeStream)).
+    Unix(sys::LocalStream),
     /// A TCP socket.
     Tcp(TcpStream),
 }
@@ -74,7 +74,8 @@ impl Stream {
         }
     }
 
-    /// Whether this is a Unix domain socket (which can carry descriptors and has credentials).
+    /// Whether this is the local kind: a Unix domain socket (which can carry descriptors and has
+    /// credentials), or a named pipe on Windows.
     pub fn is_unix(&self) -> bool {
         matches!(self, Stream::Unix(_))
     }
@@ -105,7 +106,7 @@ impl Read for &Stream {
 
 impl Write for Stream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        sys::send_nosignal(self.descriptor(), buf)
+        sys::stream_write(self, buf)
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
@@ -114,7 +115,7 @@ impl Write for Stream {
 
 impl Write for &Stream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        sys::send_nosignal(self.descriptor(), buf)
+        sys::stream_write(self, buf)
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
@@ -184,8 +185,10 @@ pub fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<Stream, Error> 
 fn connect_socket(endpoint: &Endpoint, timeout: Duration) -> Result<Stream, Error> {
     let ctx = "connect";
     match endpoint {
-        Endpoint::Path(p) => UnixStream::connect(p).map(Stream::Unix).map_err(|e| connect_error(endpoint, e)),
+        Endpoint::Path(p) => sys::connect_path(p)?.map(Stream::Unix).map_err(|e| connect_error(endpoint, e)),
         Endpoint::Abstract(name) => sys::connect_abstract(name, ctx)?.map(Stream::Unix).map_err(|e| connect_error(endpoint, e)),
+        #[cfg(windows)]
+        Endpoint::Pipe(name) => sys::PipeStream::connect(name, timeout).map(Stream::Unix).map_err(|e| connect_error(endpoint, e)),
         Endpoint::Tcp(addr) => {
             let addrs = addr.to_socket_addrs().map_err(|e| connect_error(endpoint, e))?;
             let mut last = io::Error::new(io::ErrorKind::NotFound, "no address resolved");

@@ -5,8 +5,7 @@
 //! passing (`SCM_RIGHTS`), what the kernel says about a process (`/proc` on Linux, `sysctl` and
 //! `proc_pidinfo` on macOS), and the registration of raw sockets with the event loop's poller. Every
 //! `unsafe` block here says why it is sound. Descriptor passing and the deadline socket are in
-//! `fdpass`, `/proc` in `process`. A Windows family would live beside this folder with the same
-//! names.
+//! `fdpass`, `/proc` in `process`. The Windows family (`../windows/`) has the same names.
 #![allow(unsafe_code)]
 
 mod fdpass;
@@ -41,6 +40,12 @@ pub use std::os::fd::AsRawFd as AsRawDescriptor;
 pub use std::os::unix::net::UnixStream;
 /// A listening Unix stream socket.
 pub use std::os::unix::net::UnixListener;
+/// The local stream of this family ([`Stream::Unix`]).
+pub(crate) type LocalStream = UnixStream;
+/// The local listener of this family ([`Listener::Unix`]).
+pub(crate) type LocalListener = UnixListener;
+/// A local listener as the event loop's poller accepts from it.
+pub(crate) type LocalAccepting = mio::net::UnixListener;
 
 /// `send(2)` with `MSG_NOSIGNAL`: a vanished peer is `EPIPE`, never a SIGPIPE in the host process.
 pub(crate) fn send_nosignal(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
@@ -344,6 +349,38 @@ impl Listener {
 pub(super) fn std_unix_stream(s: mio::net::UnixStream) -> UnixStream {
     no_sigpipe(s.as_raw_fd());
     OwnedFd::from(s).into()
+}
+
+/// A second, non-blocking handle to a local listener for the event loop's poller.
+pub(super) fn local_accepting(l: &UnixListener) -> io::Result<LocalAccepting> {
+    let l = l.try_clone()?;
+    l.set_nonblocking(true)?;
+    Ok(mio::net::UnixListener::from_std(l))
+}
+
+/// Registers a local listener with the event loop's poller (readable).
+pub(super) fn register_accepting(l: &mut LocalAccepting, registry: &mio::Registry, token: mio::Token) -> io::Result<()> {
+    registry.register(l, token, mio::Interest::READABLE)
+}
+
+/// Accepts one connection from a local listener registered with the poller (non-blocking).
+pub(super) fn accept_local(l: &LocalAccepting) -> io::Result<UnixStream> {
+    l.accept().map(|(s, _)| std_unix_stream(s))
+}
+
+/// Accepts one connection from a local listener (waiting unless it is non-blocking).
+pub(super) fn accept_blocking(l: &UnixListener) -> io::Result<UnixStream> {
+    l.accept().map(|(s, _)| s)
+}
+
+/// Writes to a stream with `MSG_NOSIGNAL`.
+pub(super) fn stream_write(s: &Stream, buf: &[u8]) -> io::Result<usize> {
+    send_nosignal(s.descriptor(), buf)
+}
+
+/// Connects to a Unix socket path.
+pub(super) fn connect_path(path: &Path) -> Result<io::Result<UnixStream>> {
+    Ok(UnixStream::connect(path))
 }
 
 /// A TCP stream the event loop's poller accepted, as std's (still non-blocking).

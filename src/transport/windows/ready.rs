@@ -1,0 +1,382 @@
+//! Readiness on Windows: event `HANDLE`s an event loop waits on with
+//! `WaitForMultipleObjects`, the waits librp makes itself, and the doorbells through which the
+//! servers' mio poller learns that a pipe or socket is readable.
+//!
+//! A pipe tells nobody when data arrives, so whatever waits on one looks at it
+//! (`PeekNamedPipe`) at short intervals: 1 ms at first, growing to 5 ms while nothing comes
+//! (running-process waits on its pipes the same way, every 5 ms). Events and sockets are waited
+//! on directly.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::os::windows::io::{AsRawHandle, OwnedHandle};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use windows_sys::Win32::Foundation as f;
+use windows_sys::Win32::Networking::WinSock as ws;
+use windows_sys::Win32::System::Threading as th;
+
+use super::pipe::{new_event, readable_now as pipe_readable, wait_ms};
+use super::{kind, Kind, RawDescriptor};
+use crate::error::{Error, Result};
+
+/// First and longest pause between two looks at a pipe.
+const FIRST_PAUSE: Duration = Duration::from_millis(1);
+const LONGEST_PAUSE: Duration = Duration::from_millis(5);
+
+/// Whether a socket is ready for `events` (`POLLRDNORM`, `POLLWRNORM`) within `ms`; a hang-up or
+/// an error counts as ready.
+pub(crate) fn socket_ready(raw: RawDescriptor, events: i16, ms: i32) -> bool {
+    let mut pfd = ws::WSAPOLLFD { fd: raw as ws::SOCKET, events, revents: 0 };
+    // SAFETY: one valid WSAPOLLFD for the duration of the call.
+    unsafe { ws::WSAPoll(&mut pfd, 1, ms) > 0 }
+}
+
+/// Whether an event is set.
+fn event_set(raw: RawDescriptor) -> bool {
+    // SAFETY: a zero wait on a handle; an invalid one only fails.
+    unsafe { th::WaitForSingleObject(raw as f::HANDLE, 0) == f::WAIT_OBJECT_0 }
+}
+
+/// Sets an event.
+pub(crate) fn set_event(raw: RawDescriptor) -> io::Result<()> {
+    // SAFETY: an invalid handle only fails.
+    if unsafe { th::SetEvent(raw as f::HANDLE) } == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Whether a read of `raw` (or an accept, for a listener's event) would return at once.
+fn readable(raw: RawDescriptor) -> bool {
+    match kind(raw) {
+        Kind::Pipe => pipe_readable(raw),
+        Kind::Socket => socket_ready(raw, ws::POLLRDNORM, 0),
+        Kind::Other => event_set(raw),
+    }
+}
+
+/// Waits up to `timeout` (`None` = forever) for `raw` to be readable (or at its end); false on
+/// timeout.
+pub(crate) fn wait_readable(raw: RawDescriptor, timeout: Option<Duration>) -> io::Result<bool> {
+    match kind(raw) {
+        // SAFETY: waits on a handle; an invalid one fails (reported).
+        Kind::Other => match unsafe { th::WaitForSingleObject(raw as f::HANDLE, wait_ms(timeout)) } {
+            f::WAIT_OBJECT_0 => Ok(true),
+            f::WAIT_TIMEOUT => Ok(false),
+            _ => Err(io::Error::last_os_error()),
+        },
+        Kind::Socket => {
+            let deadline = timeout.map(|t| Instant::now() + t);
+            loop {
+                let ms = deadline.map_or(-1, |d| wait_ms(Some(d.saturating_duration_since(Instant::now()))).min(i32::MAX as u32) as i32);
+                if socket_ready(raw, ws::POLLRDNORM, ms) {
+                    return Ok(true);
+                }
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Ok(false);
+                }
+            }
+        }
+        Kind::Pipe => Ok(poll_until(timeout, || pipe_readable(raw))),
+    }
+}
+
+/// Looks at `ready` until it is true or `timeout` passes, pausing between looks.
+fn poll_until(timeout: Option<Duration>, ready: impl Fn() -> bool) -> bool {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let mut pause = FIRST_PAUSE;
+    loop {
+        if ready() {
+            return true;
+        }
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        if left.is_some_and(|l| l.is_zero()) {
+            return false;
+        }
+        std::thread::sleep(left.map_or(pause, |l| l.min(pause)));
+        pause = (pause * 2).min(LONGEST_PAUSE);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Signals and sets an application's event loop can wait on
+// ---------------------------------------------------------------------------------------------
+
+/// An event set exactly while its owner says something is ready: the one mechanism behind every
+/// handle librp gives an event loop, level-triggered (manual reset) even for what librp already
+/// holds in memory. [`set`](Self::set) makes a system call only when the state changes.
+#[derive(Debug)]
+pub struct ReadySignal {
+    event: OwnedHandle,
+    raised: AtomicBool,
+}
+
+impl ReadySignal {
+    /// A lowered signal.
+    pub fn new() -> Result<ReadySignal> {
+        let event = new_event(true).map_err(|e| Error::io("readiness signal", e))?;
+        Ok(ReadySignal { event, raised: AtomicBool::new(false) })
+    }
+
+    /// Raises (`ready`) or lowers the signal. Callers serialise it with what decides `ready`.
+    pub fn set(&self, ready: bool) {
+        if ready == self.raised.load(Ordering::Relaxed) {
+            return;
+        }
+        // SAFETY: the signal's own event.
+        unsafe {
+            if ready {
+                th::SetEvent(self.event.as_raw_handle());
+            } else {
+                th::ResetEvent(self.event.as_raw_handle());
+            }
+        }
+        self.raised.store(ready, Ordering::Relaxed);
+    }
+
+    /// The event, set while the signal is raised. Owned by the signal.
+    pub fn fd(&self) -> RawDescriptor {
+        self.event.as_raw_handle() as RawDescriptor
+    }
+}
+
+/// A wake-up between threads that an event loop can wait on: [`notify`](Self::notify) sets
+/// the event until [`drain`](Self::drain). Never blocks.
+#[derive(Debug)]
+pub struct WakePair {
+    event: OwnedHandle,
+}
+
+impl WakePair {
+    /// A pair with nothing pending.
+    pub fn new() -> io::Result<WakePair> {
+        Ok(WakePair { event: new_event(true)? })
+    }
+
+    /// Sets the event.
+    pub fn notify(&self) {
+        // SAFETY: the pair's own event.
+        unsafe { th::SetEvent(self.event.as_raw_handle()) };
+    }
+
+    /// Takes every pending notification.
+    pub fn drain(&self) {
+        // SAFETY: the pair's own event.
+        unsafe { th::ResetEvent(self.event.as_raw_handle()) };
+    }
+
+    /// The event to wait on (owned by the pair).
+    pub fn descriptor(&self) -> RawDescriptor {
+        self.event.as_raw_handle() as RawDescriptor
+    }
+}
+
+#[derive(Debug)]
+struct SetInner {
+    members: Mutex<Vec<RawDescriptor>>,
+    event: OwnedHandle,
+    dropped: AtomicBool,
+}
+
+impl SetInner {
+    fn any_ready(&self) -> bool {
+        self.members.lock().unwrap_or_else(|e| e.into_inner()).iter().any(|&m| readable(m))
+    }
+}
+
+/// A set of pipes, sockets and events that is one event: set while any member is readable.
+/// The event ([`descriptor`](Self::descriptor)) is kept by a thread of the set's own that looks
+/// at the members every millisecond, started on the first call; [`wait`](Self::wait) looks
+/// itself. Stops with the set.
+#[derive(Debug)]
+pub struct ReadinessSet {
+    inner: Arc<SetInner>,
+    watcher: OnceLock<()>,
+}
+
+impl ReadinessSet {
+    /// A set over `members`.
+    pub fn new(members: &[RawDescriptor]) -> io::Result<ReadinessSet> {
+        Ok(ReadinessSet {
+            inner: Arc::new(SetInner {
+                members: Mutex::new(members.to_vec()),
+                event: new_event(true)?,
+                dropped: AtomicBool::new(false),
+            }),
+            watcher: OnceLock::new(),
+        })
+    }
+
+    /// Adds `member` to (or removes it from) the set.
+    pub fn set_member(&self, member: RawDescriptor, on: bool) -> io::Result<()> {
+        let mut m = self.inner.members.lock().unwrap_or_else(|e| e.into_inner());
+        m.retain(|&x| x != member);
+        if on {
+            m.push(member);
+        }
+        Ok(())
+    }
+
+    /// Waits up to `timeout` (`None` = forever) for a member to be readable; false on timeout.
+    pub fn wait(&self, timeout: Option<Duration>) -> io::Result<bool> {
+        Ok(poll_until(timeout, || self.inner.any_ready()))
+    }
+
+    /// The set's event (owned by the set), set while a member is readable.
+    pub fn descriptor(&self) -> RawDescriptor {
+        self.watcher.get_or_init(|| {
+            let inner = Arc::clone(&self.inner);
+            let _ = std::thread::Builder::new().name("rp-readiness".into()).spawn(move || {
+                while !inner.dropped.load(Ordering::Relaxed) {
+                    let h = inner.event.as_raw_handle();
+                    // SAFETY: the set's own event.
+                    unsafe {
+                        if inner.any_ready() {
+                            th::SetEvent(h);
+                        } else {
+                            th::ResetEvent(h);
+                        }
+                    }
+                    std::thread::sleep(FIRST_PAUSE);
+                }
+            });
+        });
+        self.inner.event.as_raw_handle() as RawDescriptor
+    }
+}
+
+impl Drop for ReadinessSet {
+    fn drop(&mut self) {
+        self.inner.dropped.store(true, Ordering::Relaxed);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Doorbells: pipes and sockets in an event loop's mio poller
+// ---------------------------------------------------------------------------------------------
+
+/// One registration: the doorbell mio watches for the loop, and whether it may ring.
+#[derive(Debug)]
+struct Bell {
+    socket: mio::net::UdpSocket,
+    addr: SocketAddr,
+    registry: mio::Registry,
+    token: mio::Token,
+    interest: mio::Interest,
+    /// Rings when the registered object is readable; cleared by a ring, set again once the
+    /// loop has read it down to `WouldBlock` (or registered it anew).
+    armed: bool,
+}
+
+impl Bell {
+    /// Takes the rings that were delivered and arms it again.
+    fn rearm(&mut self) {
+        let mut sink = [0u8; 16];
+        while self.socket.recv_from(&mut sink).is_ok() {}
+        self.armed = true;
+    }
+}
+
+fn bells() -> &'static Mutex<HashMap<RawDescriptor, Bell>> {
+    static BELLS: OnceLock<Mutex<HashMap<RawDescriptor, Bell>>> = OnceLock::new();
+    BELLS.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// Starts, once, the thread that rings the bells of readable registrations.
+fn start_ringer() -> io::Result<()> {
+    static RINGER: OnceLock<io::Result<()>> = OnceLock::new();
+    let started = RINGER.get_or_init(|| {
+        let sender = UdpSocket::bind("127.0.0.1:0")?;
+        std::thread::Builder::new().name("rp-doorbells".into()).spawn(move || loop {
+            {
+                let mut map = bells().lock().unwrap_or_else(|e| e.into_inner());
+                for (&raw, bell) in map.iter_mut() {
+                    if bell.armed && bell.interest.is_readable() && readable(raw) {
+                        bell.armed = false;
+                        let _ = sender.send_to(&[1], bell.addr);
+                    }
+                }
+            }
+            std::thread::sleep(FIRST_PAUSE);
+        })?;
+        Ok(())
+    });
+    match started {
+        Ok(()) => Ok(()),
+        Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+    }
+}
+
+/// What the doorbell is registered for: always readable (its rings), writable when the loop
+/// wants to write (a UDP socket has room at once, so the loop tries).
+fn bell_interest(interest: mio::Interest) -> mio::Interest {
+    if interest.is_writable() {
+        mio::Interest::READABLE | mio::Interest::WRITABLE
+    } else {
+        mio::Interest::READABLE
+    }
+}
+
+/// Adds a pipe, socket or event to an event loop's poller: the loop gets `token` when it is
+/// readable (through its doorbell), and at once when it asks for writable.
+pub fn register(registry: &mio::Registry, socket: RawDescriptor, token: mio::Token, interest: mio::Interest) -> io::Result<()> {
+    start_ringer()?;
+    let udp = UdpSocket::bind("127.0.0.1:0")?;
+    udp.set_nonblocking(true)?;
+    let addr = udp.local_addr()?;
+    let mut bell_socket = mio::net::UdpSocket::from_std(udp);
+    registry.register(&mut bell_socket, token, bell_interest(interest))?;
+    let bell = Bell { socket: bell_socket, addr, registry: registry.try_clone()?, token, interest, armed: true };
+    if let Some(mut old) = bells().lock().unwrap_or_else(|e| e.into_inner()).insert(socket, bell) {
+        let _ = old.registry.deregister(&mut old.socket);
+    }
+    Ok(())
+}
+
+/// Changes what a registered pipe or socket is watched for (and arms it again).
+pub fn reregister(registry: &mio::Registry, socket: RawDescriptor, token: mio::Token, interest: mio::Interest) -> io::Result<()> {
+    let mut map = bells().lock().unwrap_or_else(|e| e.into_inner());
+    let bell = map.get_mut(&socket).ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "not registered"))?;
+    bell.token = token;
+    bell.interest = interest;
+    bell.rearm();
+    registry.reregister(&mut bell.socket, token, bell_interest(interest))
+}
+
+/// Takes a pipe or socket out of an event loop's poller.
+pub fn deregister(registry: &mio::Registry, socket: RawDescriptor) -> io::Result<()> {
+    let removed = bells().lock().unwrap_or_else(|e| e.into_inner()).remove(&socket);
+    match removed {
+        Some(mut bell) => registry.deregister(&mut bell.socket),
+        None => Err(io::Error::new(io::ErrorKind::NotFound, "not registered")),
+    }
+}
+
+/// The loop read `raw` down to `WouldBlock`: its bell may ring again.
+pub(crate) fn rearm(raw: RawDescriptor) {
+    if let Some(bell) = bells().lock().unwrap_or_else(|e| e.into_inner()).get_mut(&raw) {
+        bell.rearm();
+    }
+}
+
+/// A write to `raw` found no room: the loop hears "writable" again at once and retries.
+pub(crate) fn rearm_writable(raw: RawDescriptor) {
+    if let Some(bell) = bells().lock().unwrap_or_else(|e| e.into_inner()).get_mut(&raw) {
+        if bell.interest.is_writable() {
+            let (token, interest) = (bell.token, bell_interest(bell.interest));
+            let _ = bell.registry.reregister(&mut bell.socket, token, interest);
+        }
+    }
+}
+
+/// `raw` is being closed: its registration, if any, goes.
+pub(crate) fn forget(raw: RawDescriptor) {
+    let removed = bells().lock().unwrap_or_else(|e| e.into_inner()).remove(&raw);
+    if let Some(mut bell) = removed {
+        let _ = bell.registry.deregister(&mut bell.socket);
+    }
+}
