@@ -199,6 +199,7 @@ pub(crate) mod tests {
         }
     }
 
+    #[cfg(target_os = "linux")]
     #[test]
     fn current_process_matches_proc() {
         let id =

@@ -231,7 +231,10 @@ pub(super) mod testing {
     pub(in crate::push::server) fn link(token: usize, worker: Option<(u64, &str, &[u32])>) -> (Arc<Link>, Stream) {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        #[cfg(unix)]
         let endpoint = Endpoint::Abstract(format!("rp-push-unit-{}-{n}", std::process::id()));
+        #[cfg(windows)]
+        let endpoint = Endpoint::Pipe(format!("rp-push-unit-{}-{n}", std::process::id()));
         let listener = Listener::bind(&endpoint, &ListenOptions::default()).unwrap();
         let peer = transport::connect(&endpoint, Duration::from_secs(5)).unwrap();
         let socket = listener.accept().unwrap();

@@ -233,12 +233,11 @@ pub(crate) fn recv_dontwait(raw: RawDescriptor, buf: &mut [u8]) -> io::Result<us
     r
 }
 
-/// Sends without waiting for room: `WouldBlock` unless a socket has room; a pipe write waits
-/// only while the pipe's buffer is full (pipes have no non-blocking writes that keep the
-/// stream intact).
+/// Sends without waiting for room: `WouldBlock` unless a socket has room, or while a pipe's
+/// previous write is still in flight (see `pipe::write_now`).
 pub(crate) fn send_nonblocking(raw: RawDescriptor, buf: &[u8]) -> io::Result<usize> {
     let r = match kind(raw) {
-        Kind::Pipe => pipe::write_handle(raw, buf, None),
+        Kind::Pipe => pipe::write_now(raw, buf),
         _ => {
             if ready::socket_ready(raw, ws::POLLWRNORM, 0) {
                 socket_send(raw, buf)

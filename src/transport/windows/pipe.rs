@@ -311,6 +311,113 @@ pub(crate) fn write_handle(raw: RawDescriptor, buf: &[u8], timeout: Option<Durat
 }
 
 // ---------------------------------------------------------------------------------------------
+// Writes that never wait
+// ---------------------------------------------------------------------------------------------
+
+/// Most bytes one write that never waits takes over.
+const WRITE_CHUNK: usize = 64 * 1024;
+
+/// The write a pipe end has in flight for [`write_now`]: its bytes, owned here until the
+/// kernel is done with them.
+struct WriteSlot {
+    ov: Box<wio::OVERLAPPED>,
+    buf: Vec<u8>,
+    event: OwnedHandle,
+    busy: bool,
+}
+
+// SAFETY: the OVERLAPPED only holds the slot's own event and kernel status; the slot is used
+// under the WRITES lock.
+unsafe impl Send for WriteSlot {}
+
+static WRITES: Mutex<Option<std::collections::HashMap<RawDescriptor, WriteSlot>>> = Mutex::new(None);
+
+/// Writes without waiting, as a non-blocking socket does: up to 64 KiB is taken over (copied
+/// and handed to the kernel, which delivers it in order) and counted as written; while that
+/// write is still in flight, `WouldBlock`.
+pub(crate) fn write_now(raw: RawDescriptor, buf: &[u8]) -> io::Result<usize> {
+    if marked(&SHUT_WRITE, raw) {
+        return Err(io::ErrorKind::BrokenPipe.into());
+    }
+    if buf.is_empty() {
+        return Ok(0);
+    }
+    let h = handle(raw);
+    let mut writes = WRITES.lock().unwrap_or_else(|e| e.into_inner());
+    let map = writes.get_or_insert_with(std::collections::HashMap::new);
+    let slot = match map.entry(raw) {
+        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+        std::collections::hash_map::Entry::Vacant(v) => v.insert(WriteSlot {
+            // SAFETY: an all-zero OVERLAPPED is a valid start value.
+            ov: Box::new(unsafe { std::mem::zeroed() }),
+            buf: Vec::new(),
+            event: new_event(true)?,
+            busy: false,
+        }),
+    };
+    if slot.busy {
+        let mut n = 0u32;
+        // SAFETY: the slot's own operation on `h`; bWait FALSE only reads its status.
+        if unsafe { wio::GetOverlappedResult(h, &*slot.ov, &mut n, 0) } == 0 {
+            // SAFETY: GetLastError has no preconditions.
+            let err = unsafe { f::GetLastError() };
+            if err == f::ERROR_IO_INCOMPLETE {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            slot.busy = false;
+            let e = io::Error::from_raw_os_error(err as i32);
+            return Err(if is_end(&e) { io::Error::new(io::ErrorKind::BrokenPipe, e) } else { e });
+        }
+        slot.busy = false;
+    }
+    let take = buf.len().min(WRITE_CHUNK);
+    slot.buf.clear();
+    slot.buf.extend_from_slice(&buf[..take]);
+    // SAFETY: an all-zero OVERLAPPED is a valid start value; no operation uses it now.
+    *slot.ov = unsafe { std::mem::zeroed() };
+    slot.ov.hEvent = slot.event.as_raw_handle();
+    // SAFETY: the slot's buffer and OVERLAPPED stay in place, untouched, until the write is
+    // complete (`busy`), and the slot outlives it (see `forget_writes`).
+    if unsafe { fs::WriteFile(h, slot.buf.as_ptr(), take as u32, std::ptr::null_mut(), &mut *slot.ov) } == 0 {
+        // SAFETY: GetLastError has no preconditions.
+        let err = unsafe { f::GetLastError() };
+        if err != f::ERROR_IO_PENDING {
+            let e = io::Error::from_raw_os_error(err as i32);
+            return Err(if is_end(&e) { io::Error::new(io::ErrorKind::BrokenPipe, e) } else { e });
+        }
+        slot.busy = true;
+    }
+    Ok(take)
+}
+
+/// Whether a write that never waits is still in flight on `raw` (it cannot take more yet).
+pub(crate) fn write_in_flight(raw: RawDescriptor) -> bool {
+    let writes = WRITES.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(slot) = writes.as_ref().and_then(|m| m.get(&raw)) else { return false };
+    // SAFETY: a zero wait on the slot's own event.
+    slot.busy && unsafe { th::WaitForSingleObject(slot.event.as_raw_handle(), 0) } != f::WAIT_OBJECT_0
+}
+
+/// `raw` is closing: a write still in flight gets a moment to finish, then is cancelled; its
+/// slot goes once the kernel is done with it.
+fn forget_writes(raw: RawDescriptor) {
+    let slot = WRITES.lock().unwrap_or_else(|e| e.into_inner()).as_mut().and_then(|m| m.remove(&raw));
+    let Some(slot) = slot else { return };
+    if slot.busy {
+        let h = handle(raw);
+        let mut n = 0u32;
+        // SAFETY: the slot's own operation on `h`, which is still open; after the waiting
+        // GetOverlappedResult the kernel no longer uses the slot.
+        unsafe {
+            if th::WaitForSingleObject(slot.event.as_raw_handle(), 100) != f::WAIT_OBJECT_0 {
+                wio::CancelIoEx(h, &*slot.ov);
+            }
+            wio::GetOverlappedResult(h, &*slot.ov, &mut n, 1);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // PipeStream
 // ---------------------------------------------------------------------------------------------
 
@@ -325,6 +432,7 @@ struct PipeInner {
 impl Drop for PipeInner {
     fn drop(&mut self) {
         let raw = self.handle.as_raw_handle() as RawDescriptor;
+        forget_writes(raw);
         mark(&SHUT_READ, raw, false);
         mark(&SHUT_WRITE, raw, false);
         super::ready::forget(raw);

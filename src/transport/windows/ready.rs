@@ -270,6 +270,8 @@ struct Bell {
     /// Rings when the registered object is readable; cleared by a ring, set again once the
     /// loop has read it down to `WouldBlock` (or registered it anew).
     armed: bool,
+    /// A write found no room: the loop hears "writable" once there is room again.
+    want_write: bool,
 }
 
 impl Bell {
@@ -298,6 +300,11 @@ fn start_ringer() -> io::Result<()> {
                     if bell.armed && bell.interest.is_readable() && readable(raw) {
                         bell.armed = false;
                         let _ = sender.send_to(&[1], bell.addr);
+                    }
+                    if bell.want_write && writable(raw) {
+                        bell.want_write = false;
+                        let (token, interest) = (bell.token, bell_interest(bell.interest));
+                        let _ = bell.registry.reregister(&mut bell.socket, token, interest);
                     }
                 }
             }
@@ -330,7 +337,7 @@ pub fn register(registry: &mio::Registry, socket: RawDescriptor, token: mio::Tok
     let addr = udp.local_addr()?;
     let mut bell_socket = mio::net::UdpSocket::from_std(udp);
     registry.register(&mut bell_socket, token, bell_interest(interest))?;
-    let bell = Bell { socket: bell_socket, addr, registry: registry.try_clone()?, token, interest, armed: true };
+    let bell = Bell { socket: bell_socket, addr, registry: registry.try_clone()?, token, interest, armed: true, want_write: false };
     if let Some(mut old) = bells().lock().unwrap_or_else(|e| e.into_inner()).insert(socket, bell) {
         let _ = old.registry.deregister(&mut old.socket);
     }
@@ -363,13 +370,19 @@ pub(crate) fn rearm(raw: RawDescriptor) {
     }
 }
 
-/// A write to `raw` found no room: the loop hears "writable" again at once and retries.
+/// A write to `raw` found no room: the loop hears "writable" once there is room again.
 pub(crate) fn rearm_writable(raw: RawDescriptor) {
     if let Some(bell) = bells().lock().unwrap_or_else(|e| e.into_inner()).get_mut(&raw) {
-        if bell.interest.is_writable() {
-            let (token, interest) = (bell.token, bell_interest(bell.interest));
-            let _ = bell.registry.reregister(&mut bell.socket, token, interest);
-        }
+        bell.want_write = true;
+    }
+}
+
+/// Whether a write that never waits would take bytes now.
+fn writable(raw: RawDescriptor) -> bool {
+    match kind(raw) {
+        Kind::Pipe => !super::pipe::write_in_flight(raw),
+        Kind::Socket => socket_ready(raw, ws::POLLWRNORM, 0),
+        Kind::Other => true,
     }
 }
 
