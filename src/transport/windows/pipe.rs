@@ -119,9 +119,14 @@ fn mark(set: &Mutex<Option<HashSet<RawDescriptor>>>, raw: RawDescriptor, on: boo
 }
 
 /// Marks a pipe handle shut; a read waiting on it in another thread returns the end of stream.
+/// Shutting a server end for writing also ends the stream for the client once it has read
+/// what was written (see [`disconnect_when_read`]).
 pub(crate) fn shutdown_handle(raw: RawDescriptor, how: std::net::Shutdown) {
-    if matches!(how, std::net::Shutdown::Write | std::net::Shutdown::Both) {
+    if matches!(how, std::net::Shutdown::Write | std::net::Shutdown::Both) && !marked(&SHUT_WRITE, raw) {
         mark(&SHUT_WRITE, raw, true);
+        if is_server_end(raw) {
+            disconnect_when_read(raw);
+        }
     }
     if matches!(how, std::net::Shutdown::Read | std::net::Shutdown::Both) {
         mark(&SHUT_READ, raw, true);
@@ -129,6 +134,31 @@ pub(crate) fn shutdown_handle(raw: RawDescriptor, how: std::net::Shutdown) {
         // only fails.
         unsafe { wio::CancelIoEx(handle(raw), std::ptr::null()) };
     }
+}
+
+/// A pipe has no half-close, and closing the server's handle must wait for its last owner; so
+/// a thread of its own waits until the client has read everything written
+/// (`FlushFileBuffers`) and then disconnects it (`DisconnectNamedPipe`), on a duplicate of the
+/// handle: the client reads the end of the stream as after a Unix `shutdown`.
+fn disconnect_when_read(raw: RawDescriptor) {
+    let mut dup: f::HANDLE = std::ptr::null_mut();
+    // SAFETY: duplicates an open handle of this process into this process; `dup` is valid for
+    // a write.
+    let ok = unsafe {
+        f::DuplicateHandle(th::GetCurrentProcess(), handle(raw), th::GetCurrentProcess(), &mut dup, 0, 0, f::DUPLICATE_SAME_ACCESS)
+    };
+    if ok == 0 {
+        return;
+    }
+    // SAFETY: a fresh handle owned from here on.
+    let dup = unsafe { OwnedHandle::from_raw_handle(dup) };
+    let _ = std::thread::Builder::new().name("rp-pipe-close".into()).spawn(move || {
+        // SAFETY: the thread's own duplicate, open until it drops here.
+        unsafe {
+            fs::FlushFileBuffers(dup.as_raw_handle());
+            pipes::DisconnectNamedPipe(dup.as_raw_handle());
+        }
+    });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -491,10 +521,29 @@ impl PipeStream {
             if left.is_zero() {
                 return Err(io::Error::new(io::ErrorKind::TimedOut, "every instance of the pipe is busy"));
             }
-            // Waits for a free instance (or its time); then the open is tried again.
-            // SAFETY: `path` is a NUL-terminated wide string.
-            unsafe { pipes::WaitNamedPipeW(path.as_ptr(), wait_ms(Some(left)).max(1)) };
+            // Every instance has a client: the server makes the next one when it accepts.
+            // Looks again shortly (WaitNamedPipeW is not used: under Wine a client waiting in
+            // it can keep a new instance from ever taking a client).
+            std::thread::sleep(left.min(Duration::from_millis(1)));
         }
+    }
+
+    /// Two connected ends of a new pipe with a unique name (as `UnixStream::pair` makes a
+    /// socket pair): the client end first.
+    pub fn pair() -> io::Result<(PipeStream, PipeStream)> {
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let mut nonce = [0u8; 8];
+        super::fill_random(&mut nonce)?;
+        let name = format!(
+            "rp-pair-{}-{}-{:016x}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed),
+            u64::from_le_bytes(nonce)
+        );
+        let listener = PipeListener::bind(&name)?;
+        let client = PipeStream::connect(&name, Duration::from_secs(5))?;
+        let server = listener.accept()?;
+        Ok((client, server))
     }
 
     /// The handle as a [`RawDescriptor`] (owned by the stream).
@@ -854,7 +903,72 @@ impl PipeListener {
         }
         // The connect is complete: the instance leaves its Pending without a cancel.
         let handle = p.handle.take().ok_or_else(|| io::Error::other("pipe instance missing"))?;
+        // A failure here is tried again by the next accept.
         *pending = self.instance(false).ok();
         Ok(PipeStream::from_handle(handle))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether this runs under Wine (its ntdll exports `wine_get_version`).
+    fn under_wine() -> bool {
+        use windows_sys::Win32::System::LibraryLoader::{GetModuleHandleA, GetProcAddress};
+        // SAFETY: NUL-terminated names; ntdll is loaded in every process.
+        unsafe {
+            let ntdll = GetModuleHandleA(c"ntdll.dll".as_ptr().cast());
+            !ntdll.is_null() && GetProcAddress(ntdll, c"wine_get_version".as_ptr().cast()).is_some()
+        }
+    }
+
+    fn name(tag: &str) -> String {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        format!("rp-pipe-unit-{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    }
+
+    #[test]
+    fn a_live_name_cannot_be_bound_twice_and_clients_connect_one_after_another() {
+        let n = name("bind");
+        let l = PipeListener::bind(&n).unwrap();
+        // Wine 8.0 does not enforce FILE_FLAG_FIRST_PIPE_INSTANCE; Windows does.
+        if !under_wine() {
+            assert_eq!(PipeListener::bind(&n).unwrap_err().kind(), io::ErrorKind::AddrInUse);
+        }
+        let clients: Vec<_> = (0..8)
+            .map(|_| {
+                let n = n.clone();
+                std::thread::spawn(move || PipeStream::connect(&n, Duration::from_secs(5)))
+            })
+            .collect();
+        let accepting = std::thread::spawn(move || {
+            let mut accepted = Vec::new();
+            for _ in 0..8 {
+                let s = l.accept().unwrap();
+                assert_eq!(s.peer_pid().unwrap(), std::process::id());
+                accepted.push(s);
+            }
+            accepted
+        });
+        for c in clients {
+            c.join().unwrap().unwrap();
+        }
+        assert_eq!(accepting.join().unwrap().len(), 8);
+    }
+
+    #[test]
+    fn shutting_the_server_end_ends_the_stream_after_what_was_written() {
+        let n = name("shut");
+        let l = PipeListener::bind(&n).unwrap();
+        let mut c = PipeStream::connect(&n, Duration::from_secs(5)).unwrap();
+        let mut s = l.accept().unwrap();
+        s.write_all(b"bye").unwrap();
+        s.shutdown(std::net::Shutdown::Both).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut got = Vec::new();
+        c.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"bye");
+        assert!(peer_gone(c.raw()));
     }
 }

@@ -62,6 +62,11 @@ fn readable(raw: RawDescriptor) -> bool {
 /// Waits up to `timeout` (`None` = forever) for `raw` to be readable (or at its end); false on
 /// timeout.
 pub(crate) fn wait_readable(raw: RawDescriptor, timeout: Option<Duration>) -> io::Result<bool> {
+    // A readiness set's event may lag its members by a look; librp's own waits look themselves.
+    let set = sets().lock().unwrap_or_else(|e| e.into_inner()).get(&raw).and_then(std::sync::Weak::upgrade);
+    if let Some(set) = set {
+        return Ok(poll_until(timeout, || set.refresh()));
+    }
     match kind(raw) {
         // SAFETY: waits on a handle; an invalid one fails (reported).
         Kind::Other => match unsafe { th::WaitForSingleObject(raw as f::HANDLE, wait_ms(timeout)) } {
@@ -186,6 +191,27 @@ impl SetInner {
     fn any_ready(&self) -> bool {
         self.members.lock().unwrap_or_else(|e| e.into_inner()).iter().any(|&m| readable(m))
     }
+
+    /// Sets or resets the event after a look at the members; whether any is ready.
+    fn refresh(&self) -> bool {
+        let ready = self.any_ready();
+        let h = self.event.as_raw_handle();
+        // SAFETY: the set's own event.
+        unsafe {
+            if ready {
+                th::SetEvent(h);
+            } else {
+                th::ResetEvent(h);
+            }
+        }
+        ready
+    }
+}
+
+/// Every readiness set by its event, so that a wait on the event looks at the members.
+fn sets() -> &'static Mutex<HashMap<RawDescriptor, std::sync::Weak<SetInner>>> {
+    static SETS: OnceLock<Mutex<HashMap<RawDescriptor, std::sync::Weak<SetInner>>>> = OnceLock::new();
+    SETS.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
 /// A set of pipes, sockets and events that is one event: set while any member is readable.
@@ -201,14 +227,14 @@ pub struct ReadinessSet {
 impl ReadinessSet {
     /// A set over `members`.
     pub fn new(members: &[RawDescriptor]) -> io::Result<ReadinessSet> {
-        Ok(ReadinessSet {
-            inner: Arc::new(SetInner {
-                members: Mutex::new(members.to_vec()),
-                event: new_event(true)?,
-                dropped: AtomicBool::new(false),
-            }),
-            watcher: OnceLock::new(),
-        })
+        let inner = Arc::new(SetInner {
+            members: Mutex::new(members.to_vec()),
+            event: new_event(true)?,
+            dropped: AtomicBool::new(false),
+        });
+        let key = inner.event.as_raw_handle() as RawDescriptor;
+        sets().lock().unwrap_or_else(|e| e.into_inner()).insert(key, Arc::downgrade(&inner));
+        Ok(ReadinessSet { inner, watcher: OnceLock::new() })
     }
 
     /// Adds `member` to (or removes it from) the set.
@@ -223,24 +249,17 @@ impl ReadinessSet {
 
     /// Waits up to `timeout` (`None` = forever) for a member to be readable; false on timeout.
     pub fn wait(&self, timeout: Option<Duration>) -> io::Result<bool> {
-        Ok(poll_until(timeout, || self.inner.any_ready()))
+        Ok(poll_until(timeout, || self.inner.refresh()))
     }
 
     /// The set's event (owned by the set), set while a member is readable.
     pub fn descriptor(&self) -> RawDescriptor {
+        self.inner.refresh();
         self.watcher.get_or_init(|| {
             let inner = Arc::clone(&self.inner);
             let _ = std::thread::Builder::new().name("rp-readiness".into()).spawn(move || {
                 while !inner.dropped.load(Ordering::Relaxed) {
-                    let h = inner.event.as_raw_handle();
-                    // SAFETY: the set's own event.
-                    unsafe {
-                        if inner.any_ready() {
-                            th::SetEvent(h);
-                        } else {
-                            th::ResetEvent(h);
-                        }
-                    }
+                    inner.refresh();
                     std::thread::sleep(FIRST_PAUSE);
                 }
             });
@@ -252,6 +271,7 @@ impl ReadinessSet {
 impl Drop for ReadinessSet {
     fn drop(&mut self) {
         self.inner.dropped.store(true, Ordering::Relaxed);
+        sets().lock().unwrap_or_else(|e| e.into_inner()).remove(&(self.inner.event.as_raw_handle() as RawDescriptor));
     }
 }
 
