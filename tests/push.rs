@@ -413,7 +413,6 @@ fn rp_now_ms() -> u64 {
 }
 
 #[test]
-#[cfg_attr(windows, ignore = "under Wine, eight clients connecting to one pipe at once can find no free instance for the whole connect timeout (under investigation)")]
 fn workers_connecting_at_the_same_moment_all_register() {
     let dir = TempDir::new("concurrent");
     let server = server(&dir);

@@ -346,25 +346,46 @@ pub(crate) fn write_handle(raw: RawDescriptor, buf: &[u8], timeout: Option<Durat
 
 /// Most bytes one write that never waits takes over.
 const WRITE_CHUNK: usize = 64 * 1024;
+/// Most bytes in flight on one pipe end before writes that never wait return `WouldBlock`
+/// (what a socket's send buffer would hold).
+const IN_FLIGHT_LIMIT: usize = 256 * 1024;
 
-/// The write a pipe end has in flight for [`write_now`]: its bytes, owned here until the
-/// kernel is done with them.
+/// One write in flight for [`write_now`]: its bytes, owned here until the kernel is done with
+/// them.
 struct WriteSlot {
     ov: Box<wio::OVERLAPPED>,
     buf: Vec<u8>,
     event: OwnedHandle,
-    busy: bool,
 }
 
-// SAFETY: the OVERLAPPED only holds the slot's own event and kernel status; the slot is used
+// SAFETY: the OVERLAPPED only holds the slot's own event and kernel status; slots are used
 // under the WRITES lock.
 unsafe impl Send for WriteSlot {}
 
-static WRITES: Mutex<Option<std::collections::HashMap<RawDescriptor, WriteSlot>>> = Mutex::new(None);
+impl WriteSlot {
+    /// Whether the kernel is done with this write: `Ok(true)` written, `Ok(false)` in flight.
+    fn done(&self, h: f::HANDLE) -> io::Result<bool> {
+        let mut n = 0u32;
+        // SAFETY: the slot's own operation on `h`; bWait FALSE only reads its status.
+        if unsafe { wio::GetOverlappedResult(h, &*self.ov, &mut n, 0) } != 0 {
+            return Ok(true);
+        }
+        // SAFETY: GetLastError has no preconditions.
+        let err = unsafe { f::GetLastError() };
+        if err == f::ERROR_IO_INCOMPLETE {
+            return Ok(false);
+        }
+        let e = io::Error::from_raw_os_error(err as i32);
+        Err(if is_end(&e) { io::Error::new(io::ErrorKind::BrokenPipe, e) } else { e })
+    }
+}
 
-/// Writes without waiting, as a non-blocking socket does: up to 64 KiB is taken over (copied
-/// and handed to the kernel, which delivers it in order) and counted as written; while that
-/// write is still in flight, `WouldBlock`.
+/// The writes in flight per pipe end, oldest first (the kernel completes them in order).
+static WRITES: Mutex<Option<std::collections::HashMap<RawDescriptor, std::collections::VecDeque<WriteSlot>>>> = Mutex::new(None);
+
+/// Writes without waiting, as a non-blocking socket does: bytes are taken over (copied and
+/// handed to the kernel, which delivers them in order) and counted as written while less than
+/// 256 KiB is in flight; beyond that, `WouldBlock` until the reader takes some.
 pub(crate) fn write_now(raw: RawDescriptor, buf: &[u8]) -> io::Result<usize> {
     if marked(&SHUT_WRITE, raw) {
         return Err(io::ErrorKind::BrokenPipe.into());
@@ -374,40 +395,35 @@ pub(crate) fn write_now(raw: RawDescriptor, buf: &[u8]) -> io::Result<usize> {
     }
     let h = handle(raw);
     let mut writes = WRITES.lock().unwrap_or_else(|e| e.into_inner());
-    let map = writes.get_or_insert_with(std::collections::HashMap::new);
-    let slot = match map.entry(raw) {
-        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-        std::collections::hash_map::Entry::Vacant(v) => v.insert(WriteSlot {
+    let slots = writes.get_or_insert_with(std::collections::HashMap::new).entry(raw).or_default();
+    let mut spare = None;
+    while let Some(first) = slots.front() {
+        if !first.done(h)? {
+            break;
+        }
+        spare = slots.pop_front();
+    }
+    let in_flight: usize = slots.iter().map(|s| s.buf.len()).sum();
+    if in_flight >= IN_FLIGHT_LIMIT {
+        return Err(io::ErrorKind::WouldBlock.into());
+    }
+    let mut slot = match spare {
+        Some(s) => s,
+        None => WriteSlot {
             // SAFETY: an all-zero OVERLAPPED is a valid start value.
             ov: Box::new(unsafe { std::mem::zeroed() }),
             buf: Vec::new(),
             event: new_event(true)?,
-            busy: false,
-        }),
+        },
     };
-    if slot.busy {
-        let mut n = 0u32;
-        // SAFETY: the slot's own operation on `h`; bWait FALSE only reads its status.
-        if unsafe { wio::GetOverlappedResult(h, &*slot.ov, &mut n, 0) } == 0 {
-            // SAFETY: GetLastError has no preconditions.
-            let err = unsafe { f::GetLastError() };
-            if err == f::ERROR_IO_INCOMPLETE {
-                return Err(io::ErrorKind::WouldBlock.into());
-            }
-            slot.busy = false;
-            let e = io::Error::from_raw_os_error(err as i32);
-            return Err(if is_end(&e) { io::Error::new(io::ErrorKind::BrokenPipe, e) } else { e });
-        }
-        slot.busy = false;
-    }
-    let take = buf.len().min(WRITE_CHUNK);
+    let take = buf.len().min(WRITE_CHUNK).min(IN_FLIGHT_LIMIT - in_flight);
     slot.buf.clear();
     slot.buf.extend_from_slice(&buf[..take]);
-    // SAFETY: an all-zero OVERLAPPED is a valid start value; no operation uses it now.
+    // SAFETY: an all-zero OVERLAPPED is a valid start value; no operation uses this one now.
     *slot.ov = unsafe { std::mem::zeroed() };
     slot.ov.hEvent = slot.event.as_raw_handle();
-    // SAFETY: the slot's buffer and OVERLAPPED stay in place, untouched, until the write is
-    // complete (`busy`), and the slot outlives it (see `forget_writes`).
+    // SAFETY: the slot's buffer and OVERLAPPED are heap-allocated and stay in place, untouched,
+    // until the write is complete; the slot is kept until then (see `forget_writes`).
     if unsafe { fs::WriteFile(h, slot.buf.as_ptr(), take as u32, std::ptr::null_mut(), &mut *slot.ov) } == 0 {
         // SAFETY: GetLastError has no preconditions.
         let err = unsafe { f::GetLastError() };
@@ -415,31 +431,34 @@ pub(crate) fn write_now(raw: RawDescriptor, buf: &[u8]) -> io::Result<usize> {
             let e = io::Error::from_raw_os_error(err as i32);
             return Err(if is_end(&e) { io::Error::new(io::ErrorKind::BrokenPipe, e) } else { e });
         }
-        slot.busy = true;
     }
+    slots.push_back(slot);
     Ok(take)
 }
 
-/// Whether a write that never waits is still in flight on `raw` (it cannot take more yet).
+/// Whether writes that never wait would return `WouldBlock` on `raw` now.
 pub(crate) fn write_in_flight(raw: RawDescriptor) -> bool {
     let writes = WRITES.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(slot) = writes.as_ref().and_then(|m| m.get(&raw)) else { return false };
-    // SAFETY: a zero wait on the slot's own event.
-    slot.busy && unsafe { th::WaitForSingleObject(slot.event.as_raw_handle(), 0) } != f::WAIT_OBJECT_0
+    let Some(slots) = writes.as_ref().and_then(|m| m.get(&raw)) else { return false };
+    let in_flight: usize = slots.iter().map(|s| s.buf.len()).sum();
+    // SAFETY: a zero wait on the oldest slot's own event.
+    in_flight >= IN_FLIGHT_LIMIT
+        && slots.front().is_some_and(|s| unsafe { th::WaitForSingleObject(s.event.as_raw_handle(), 0) } != f::WAIT_OBJECT_0)
 }
 
-/// `raw` is closing: a write still in flight gets a moment to finish, then is cancelled; its
-/// slot goes once the kernel is done with it.
+/// `raw` is closing: writes still in flight get a moment to finish, then are cancelled; their
+/// slots go once the kernel is done with them.
 fn forget_writes(raw: RawDescriptor) {
-    let slot = WRITES.lock().unwrap_or_else(|e| e.into_inner()).as_mut().and_then(|m| m.remove(&raw));
-    let Some(slot) = slot else { return };
-    if slot.busy {
-        let h = handle(raw);
+    let slots = WRITES.lock().unwrap_or_else(|e| e.into_inner()).as_mut().and_then(|m| m.remove(&raw));
+    let h = handle(raw);
+    let deadline = Instant::now() + Duration::from_millis(100);
+    for slot in slots.into_iter().flatten() {
         let mut n = 0u32;
+        let left = wait_ms(Some(deadline.saturating_duration_since(Instant::now())));
         // SAFETY: the slot's own operation on `h`, which is still open; after the waiting
         // GetOverlappedResult the kernel no longer uses the slot.
         unsafe {
-            if th::WaitForSingleObject(slot.event.as_raw_handle(), 100) != f::WAIT_OBJECT_0 {
+            if th::WaitForSingleObject(slot.event.as_raw_handle(), left) != f::WAIT_OBJECT_0 {
                 wio::CancelIoEx(h, &*slot.ov);
             }
             wio::GetOverlappedResult(h, &*slot.ov, &mut n, 1);
@@ -717,6 +736,9 @@ struct Pending {
     handle: Option<OwnedHandle>,
     /// Boxed: the kernel writes it until the connect completes or is cancelled.
     ov: Box<wio::OVERLAPPED>,
+    /// The client was there before the wait started (`ERROR_PIPE_CONNECTED`): the connect
+    /// never went to the kernel, so `ov` says nothing (under Wine it stays "pending").
+    connected: bool,
 }
 
 impl std::fmt::Debug for Pending {
@@ -731,6 +753,9 @@ unsafe impl Send for Pending {}
 
 impl Drop for Pending {
     fn drop(&mut self) {
+        if self.connected {
+            return;
+        }
         let Some(h) = self.handle.as_ref().map(|h| h.as_raw_handle()) else { return };
         let mut n = 0u32;
         // SAFETY: cancels this instance's connect and waits until the kernel is done with `ov`.
@@ -825,21 +850,28 @@ impl PipeListener {
         ov.hEvent = self.inner.event.as_raw_handle();
         // SAFETY: resets the listener's own event before the new wait starts.
         unsafe { th::ResetEvent(ov.hEvent) };
+        let mut connected = false;
         // SAFETY: `ov` is boxed and kept with the handle until the connect is complete or
         // cancelled (Pending's drop).
-        if unsafe { pipes::ConnectNamedPipe(h, &mut *ov) } == 0 {
+        if unsafe { pipes::ConnectNamedPipe(h, &mut *ov) } != 0 {
+            // Completed at once: a client is there.
+            // SAFETY: the listener's own event.
+            unsafe { th::SetEvent(ov.hEvent) };
+        } else {
             // SAFETY: GetLastError has no preconditions.
             match unsafe { f::GetLastError() } {
                 f::ERROR_IO_PENDING => {}
                 // A client came between create and connect: ready now.
                 // SAFETY: the listener's own event.
-                f::ERROR_PIPE_CONNECTED => unsafe {
-                    th::SetEvent(ov.hEvent);
-                },
+                f::ERROR_PIPE_CONNECTED => {
+                    connected = true;
+                    // SAFETY: the listener's own event.
+                    unsafe { th::SetEvent(ov.hEvent) };
+                }
                 err => return Err(io::Error::from_raw_os_error(err as i32)),
             }
         }
-        Ok(Pending { handle: Some(handle), ov })
+        Ok(Pending { handle: Some(handle), ov, connected })
     }
 
     /// The bare pipe name.
@@ -890,7 +922,7 @@ impl PipeListener {
         let h = p.handle.as_ref().map_or(f::INVALID_HANDLE_VALUE, |h| h.as_raw_handle());
         let mut n = 0u32;
         // SAFETY: `ov` belongs to this instance's connect; bWait FALSE only reads its status.
-        if unsafe { wio::GetOverlappedResult(h, &*p.ov, &mut n, 0) } == 0 {
+        if !p.connected && unsafe { wio::GetOverlappedResult(h, &*p.ov, &mut n, 0) } == 0 {
             // SAFETY: GetLastError has no preconditions.
             let err = unsafe { f::GetLastError() };
             if err == f::ERROR_IO_INCOMPLETE {

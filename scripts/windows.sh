@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# The Windows leg: librp cross-compiled for x86_64-pc-windows-gnu (MinGW-w64) and run under Wine.
+#   1. clippy for the Windows target (library and the tests below);
+#   2. the Rust tests that run on Windows, with Wine as cargo's runner: librp's unit tests and
+#      tests/push.rs (server and workers over named pipes and TCP);
+#   3. rp.dll with its import library (librp.dll.a) and the static library (librp.a) from
+#      cargo; C tests built with x86_64-w64-mingw32-gcc against rp.dll (tests/c/windows/test_push.c,
+#      tests/c/test_errors.c, tests/c/test_version.c) and against librp.a (test_version), run
+#      under Wine.
+# Needs wine (Wine 8.0: Debian's wine64), gcc-mingw-w64-x86-64 and
+# `rustup target add x86_64-pc-windows-gnu`. Wine runs in a throwaway prefix, silent
+# (WINEDEBUG=-all), and its server is stopped at the end.
+#
+# Rust's std imports ProcessPrng from bcryptprimitives.dll, which Wine 8.0 lacks:
+# scripts/windows/bcryptprimitives.c is a stand-in built here and put next to each executable
+# (never shipped).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+
+target=x86_64-pc-windows-gnu
+for tool in wine wineserver x86_64-w64-mingw32-gcc; do
+  command -v "$tool" >/dev/null || { echo "$tool is required (wine64, gcc-mingw-w64-x86-64)" >&2; exit 1; }
+done
+rustup target list --installed 2>/dev/null | grep -qx "$target" || {
+  echo "the Rust target $target is required: rustup target add $target" >&2
+  exit 1
+}
+
+out="$PWD/target/$target/debug"
+wine_dir="$PWD/target/$target/wine"
+mkdir -p "$wine_dir"
+
+prefix=$(mktemp -d "${TMPDIR:-/tmp}/rp-wine.XXXXXX")
+export WINEPREFIX="$prefix" WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
+stop_wine() {
+  wineserver -k 2>/dev/null || true
+  rm -rf "$prefix"
+}
+trap stop_wine EXIT
+
+echo "== Windows: ProcessPrng stand-in for Wine (scripts/windows/bcryptprimitives.c)"
+x86_64-w64-mingw32-gcc -O2 -shared -o "$wine_dir/bcryptprimitives.dll" \
+  scripts/windows/bcryptprimitives.c scripts/windows/bcryptprimitives.def -ladvapi32
+export RP_WINE_PRNG_DLL="$wine_dir/bcryptprimitives.dll"
+export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER="$PWD/scripts/windows/runner.sh"
+
+echo "== Windows: clippy ($target)"
+cargo clippy --locked --target "$target" --lib --test push --test session -- -D warnings
+
+echo "== Windows: Rust tests under Wine (unit tests, tests/push.rs)"
+wineboot -i >/dev/null 2>&1 || true
+timeout 600 cargo test --locked --target "$target" --lib --test push
+
+echo "== Windows: C tests against rp.dll and librp.a, under Wine"
+cargo build --locked --target "$target" --lib
+for f in rp.dll librp.dll.a librp.a; do
+  [ -f "$out/$f" ] || { echo "missing $out/$f" >&2; exit 1; }
+done
+ctest_dir="$out/ctest"
+mkdir -p "$ctest_dir"
+cp "$out/rp.dll" "$RP_WINE_PRNG_DLL" "$ctest_dir/"
+cc=(x86_64-w64-mingw32-gcc -std=c11 -Wall -Wextra -Werror -Iinclude -Itests/c)
+# The static library needs the system libraries Rust's std and librp import.
+static_libs=(-lws2_32 -lbcrypt -ladvapi32 -lntdll -luserenv -lkernel32 -lsynchronization)
+"${cc[@]}" tests/c/windows/test_push.c -o "$ctest_dir/test_windows_push.exe" -L"$out" -lrp
+for t in test_errors test_version; do
+  "${cc[@]}" "tests/c/$t.c" -o "$ctest_dir/$t.exe" -L"$out" -lrp
+done
+"${cc[@]}" tests/c/test_version.c -o "$ctest_dir/test_version_static.exe" "$out/librp.a" "${static_libs[@]}"
+for t in test_windows_push test_errors test_version test_version_static; do
+  echo "-- $t"
+  (cd "$ctest_dir" && timeout 120 wine "./$t.exe" >/dev/null)
+done
+echo "== Windows leg: ok"
