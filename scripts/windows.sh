@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The Windows leg: librp cross-compiled for x86_64-pc-windows-gnu (MinGW-w64) and run under Wine.
 #   1. clippy for the Windows target (library and the tests below);
-#   2. the Rust tests that run on Windows, with Wine as cargo's runner: librp's unit tests and
-#      tests/push.rs (server and workers over named pipes and TCP);
+#   2. the Rust tests that run on Windows, with Wine as cargo's runner: librp's unit tests,
+#      tests/push.rs (server and workers over named pipes and TCP) and tests/session.rs (over
+#      named-pipe pairs);
 #   3. rp.dll with its import library (librp.dll.a) and the static library (librp.a) from
 #      cargo; C tests built with x86_64-w64-mingw32-gcc against rp.dll (tests/c/windows/test_push.c,
 #      tests/c/test_errors.c, tests/c/test_version.c) and against librp.a (test_version), run
@@ -48,9 +49,9 @@ export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER="$PWD/scripts/windows/runner.sh
 echo "== Windows: clippy ($target)"
 cargo clippy --locked --target "$target" --lib --test push --test session -- -D warnings
 
-echo "== Windows: Rust tests under Wine (unit tests, tests/push.rs)"
+echo "== Windows: Rust tests under Wine (unit tests, tests/push.rs, tests/session.rs)"
 wineboot -i >/dev/null 2>&1 || true
-timeout 600 cargo test --locked --target "$target" --lib --test push
+timeout 600 cargo test --locked --target "$target" --lib --test push --test session
 
 echo "== Windows: C tests against rp.dll and librp.a, under Wine"
 cargo build --locked --target "$target" --lib

@@ -321,7 +321,6 @@ fn close_from_another_thread_wakes_recv() {
 }
 
 #[test]
-#[cfg_attr(windows, ignore = "on Windows the end of a pipe whose server shut down is not yet seen by the worker's event under Wine (under investigation)")]
 fn pollable_fd_is_readable_exactly_while_a_push_waits() {
     let dir = TempDir::new("pollfd");
     let server = server(&dir);
@@ -440,7 +439,6 @@ fn workers_connecting_at_the_same_moment_all_register() {
 /// event loop must still read the replies to async pushes at once (alone and interleaved with
 /// `push_wait`s), and notice the worker leaving after the last `push_wait` without another push.
 #[test]
-#[cfg_attr(windows, ignore = "a pipe has no half-close: the server sees a worker's close() only once the worker's handle is closed (the Worker dropped)")]
 fn a_worker_served_by_push_wait_is_still_watched_by_the_event_loop() {
     let dir = TempDir::new("parked");
     let server = PushServer::bind(ServerOptions { events: true, ..ServerOptions::new(dir.endpoint()) }).expect("bind");

@@ -4,9 +4,6 @@
 use std::os::unix::net::UnixStream;
 #[cfg(windows)]
 use rp::transport::PipeStream as UnixStream;
-
-// On Windows these tests build (over named-pipe pairs) but are not run yet: under Wine a
-// session's first call does not complete (under investigation); see scripts/windows.sh.
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};

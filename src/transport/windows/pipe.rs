@@ -56,38 +56,76 @@ fn handle(raw: RawDescriptor) -> f::HANDLE {
     raw as f::HANDLE
 }
 
+/// The pipe handles of the [`PipeStream`]s, by the descriptor each stream is known by (an
+/// event of its own, so the value stays taken until the stream goes, even once the pipe
+/// closed): `None` once the pipe was closed by a shutdown.
+type Pipes = std::collections::HashMap<RawDescriptor, Option<Arc<OwnedHandle>>>;
+static PIPES: Mutex<Option<Pipes>> = Mutex::new(None);
+
+/// The pipe behind a descriptor.
+enum PipeRef {
+    /// A stream's pipe, kept open while this is held.
+    Open(Arc<OwnedHandle>),
+    /// A stream's pipe, closed by a shutdown.
+    Closed,
+    /// A pipe handle librp did not make (a caller's).
+    Foreign(f::HANDLE),
+}
+
+impl PipeRef {
+    fn get(&self) -> Option<f::HANDLE> {
+        match self {
+            PipeRef::Open(h) => Some(h.as_raw_handle()),
+            PipeRef::Closed => None,
+            PipeRef::Foreign(h) => Some(*h),
+        }
+    }
+}
+
+fn lookup(raw: RawDescriptor) -> Option<PipeRef> {
+    if let Some(entry) = PIPES.lock().unwrap_or_else(|e| e.into_inner()).as_ref().and_then(|m| m.get(&raw)) {
+        return Some(entry.as_ref().map_or(PipeRef::Closed, |h| PipeRef::Open(Arc::clone(h))));
+    }
+    let mut flags = 0;
+    // SAFETY: all out-pointers but `flags` are NULL (allowed); an invalid handle only fails.
+    let ok = unsafe {
+        pipes::GetNamedPipeInfo(handle(raw), &mut flags, std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut())
+    };
+    (ok != 0).then(|| PipeRef::Foreign(handle(raw)))
+}
+
+fn not_a_pipe() -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, "not a named pipe")
+}
+
 fn last_error() -> io::Error {
     io::Error::last_os_error()
 }
 
-/// Whether `raw` is a named pipe handle.
+/// Whether `raw` is a named pipe (a stream's, or a pipe handle).
 pub(crate) fn is_pipe(raw: RawDescriptor) -> bool {
-    let mut flags = 0;
-    // SAFETY: all out-pointers but `flags` are NULL (allowed); an invalid handle only fails.
-    unsafe {
-        pipes::GetNamedPipeInfo(handle(raw), &mut flags, std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut()) != 0
-    }
+    lookup(raw).is_some()
 }
 
-/// Whether `raw` is the server end of its pipe.
-fn is_server_end(raw: RawDescriptor) -> bool {
+/// Whether `h` is the server end of its pipe.
+fn is_server_end(h: f::HANDLE) -> bool {
     let mut flags = 0;
-    // SAFETY: as in `is_pipe`.
-    let ok = unsafe {
-        pipes::GetNamedPipeInfo(handle(raw), &mut flags, std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut())
-    };
+    // SAFETY: all out-pointers but `flags` are NULL (allowed); an invalid handle only fails.
+    let ok = unsafe { pipes::GetNamedPipeInfo(h, &mut flags, std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut()) };
     ok != 0 && flags & pipes::PIPE_SERVER_END != 0
 }
 
 /// The process at the other end: the client's id on a server end, the server's on a client end.
 pub(crate) fn peer_pid(raw: RawDescriptor) -> io::Result<u32> {
+    let pipe = lookup(raw).ok_or_else(not_a_pipe)?;
+    let h = pipe.get().ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))?;
     let mut pid = 0u32;
-    // SAFETY: `pid` is valid for a write; an invalid handle only fails.
+    // SAFETY: `pid` is valid for a write; `h` is held open by `pipe`.
     let ok = unsafe {
-        if is_server_end(raw) {
-            pipes::GetNamedPipeClientProcessId(handle(raw), &mut pid)
+        if is_server_end(h) {
+            pipes::GetNamedPipeClientProcessId(h, &mut pid)
         } else {
-            pipes::GetNamedPipeServerProcessId(handle(raw), &mut pid)
+            pipes::GetNamedPipeServerProcessId(h, &mut pid)
         }
     };
     if ok == 0 {
@@ -118,21 +156,31 @@ fn mark(set: &Mutex<Option<HashSet<RawDescriptor>>>, raw: RawDescriptor, on: boo
     }
 }
 
-/// Marks a pipe handle shut; a read waiting on it in another thread returns the end of stream.
-/// Shutting a server end for writing also ends the stream for the client once it has read
-/// what was written (see [`disconnect_when_read`]).
+/// Marks a pipe shut; a read waiting on it in another thread returns the end of stream. A
+/// pipe has no half-close, so the peer is told the way each end can: shutting a server end for
+/// writing ends the stream for the client once it has read what was written (see
+/// [`disconnect_when_read`]); shutting a stream's client end both ways closes its pipe (once
+/// no operation holds it), which the server reads as the end.
 pub(crate) fn shutdown_handle(raw: RawDescriptor, how: std::net::Shutdown) {
-    if matches!(how, std::net::Shutdown::Write | std::net::Shutdown::Both) && !marked(&SHUT_WRITE, raw) {
-        mark(&SHUT_WRITE, raw, true);
-        if is_server_end(raw) {
-            disconnect_when_read(raw);
-        }
-    }
-    if matches!(how, std::net::Shutdown::Read | std::net::Shutdown::Both) {
+    let Some(pipe) = lookup(raw) else { return };
+    let Some(h) = pipe.get() else { return };
+    let reads = matches!(how, std::net::Shutdown::Read | std::net::Shutdown::Both);
+    if reads {
         mark(&SHUT_READ, raw, true);
         // SAFETY: cancels every operation on the handle (NULL: all of them); a handle with none
         // only fails.
-        unsafe { wio::CancelIoEx(handle(raw), std::ptr::null()) };
+        unsafe { wio::CancelIoEx(h, std::ptr::null()) };
+    }
+    if matches!(how, std::net::Shutdown::Write | std::net::Shutdown::Both) && !marked(&SHUT_WRITE, raw) {
+        mark(&SHUT_WRITE, raw, true);
+        if is_server_end(h) {
+            disconnect_when_read(h);
+        } else if reads && matches!(pipe, PipeRef::Open(_)) {
+            forget_writes(raw, h);
+            if let Some(entry) = PIPES.lock().unwrap_or_else(|e| e.into_inner()).as_mut().and_then(|m| m.get_mut(&raw)) {
+                *entry = None;
+            }
+        }
     }
 }
 
@@ -140,12 +188,12 @@ pub(crate) fn shutdown_handle(raw: RawDescriptor, how: std::net::Shutdown) {
 /// a thread of its own waits until the client has read everything written
 /// (`FlushFileBuffers`) and then disconnects it (`DisconnectNamedPipe`), on a duplicate of the
 /// handle: the client reads the end of the stream as after a Unix `shutdown`.
-fn disconnect_when_read(raw: RawDescriptor) {
+fn disconnect_when_read(h: f::HANDLE) {
     let mut dup: f::HANDLE = std::ptr::null_mut();
     // SAFETY: duplicates an open handle of this process into this process; `dup` is valid for
     // a write.
     let ok = unsafe {
-        f::DuplicateHandle(th::GetCurrentProcess(), handle(raw), th::GetCurrentProcess(), &mut dup, 0, 0, f::DUPLICATE_SAME_ACCESS)
+        f::DuplicateHandle(th::GetCurrentProcess(), h, th::GetCurrentProcess(), &mut dup, 0, 0, f::DUPLICATE_SAME_ACCESS)
     };
     if ok == 0 {
         return;
@@ -258,11 +306,11 @@ fn is_end(e: &io::Error) -> bool {
 
 /// Bytes waiting in the pipe; the end of the stream is `Ok(None)`.
 fn available(raw: RawDescriptor) -> io::Result<Option<u32>> {
+    let pipe = lookup(raw).ok_or_else(not_a_pipe)?;
+    let Some(h) = pipe.get() else { return Ok(None) };
     let mut avail = 0u32;
-    // SAFETY: no buffer is read into; `avail` is valid for a write.
-    let ok = unsafe {
-        pipes::PeekNamedPipe(handle(raw), std::ptr::null_mut(), 0, std::ptr::null_mut(), &mut avail, std::ptr::null_mut())
-    };
+    // SAFETY: no buffer is read into; `avail` is valid for a write; `h` is held open by `pipe`.
+    let ok = unsafe { pipes::PeekNamedPipe(h, std::ptr::null_mut(), 0, std::ptr::null_mut(), &mut avail, std::ptr::null_mut()) };
     if ok == 0 {
         let e = last_error();
         return if is_end(&e) { Ok(None) } else { Err(e) };
@@ -286,7 +334,8 @@ fn read_handle(raw: RawDescriptor, buf: &mut [u8], timeout: Option<Duration>) ->
         return Ok(0);
     }
     let len = buf.len().min(u32::MAX as usize) as u32;
-    let h = handle(raw);
+    let pipe = lookup(raw).ok_or_else(not_a_pipe)?;
+    let Some(h) = pipe.get() else { return Ok(0) };
     let r = overlapped(h, timeout, || marked(&SHUT_READ, raw), |ov| {
         // SAFETY: `buf` is writable for `len` bytes and outlives the operation (the helper
         // waits for its completion before returning).
@@ -327,7 +376,8 @@ pub(crate) fn write_handle(raw: RawDescriptor, buf: &[u8], timeout: Option<Durat
         return Ok(0);
     }
     let len = buf.len().min(u32::MAX as usize) as u32;
-    let h = handle(raw);
+    let pipe = lookup(raw).ok_or_else(not_a_pipe)?;
+    let Some(h) = pipe.get() else { return Err(io::ErrorKind::BrokenPipe.into()) };
     let r = overlapped(h, timeout, || false, |ov| {
         // SAFETY: `buf` is readable for `len` bytes and outlives the operation.
         unsafe { fs::WriteFile(h, buf.as_ptr(), len, std::ptr::null_mut(), ov) }
@@ -393,7 +443,8 @@ pub(crate) fn write_now(raw: RawDescriptor, buf: &[u8]) -> io::Result<usize> {
     if buf.is_empty() {
         return Ok(0);
     }
-    let h = handle(raw);
+    let pipe = lookup(raw).ok_or_else(not_a_pipe)?;
+    let Some(h) = pipe.get() else { return Err(io::ErrorKind::BrokenPipe.into()) };
     let mut writes = WRITES.lock().unwrap_or_else(|e| e.into_inner());
     let slots = writes.get_or_insert_with(std::collections::HashMap::new).entry(raw).or_default();
     let mut spare = None;
@@ -448,9 +499,8 @@ pub(crate) fn write_in_flight(raw: RawDescriptor) -> bool {
 
 /// `raw` is closing: writes still in flight get a moment to finish, then are cancelled; their
 /// slots go once the kernel is done with them.
-fn forget_writes(raw: RawDescriptor) {
+fn forget_writes(raw: RawDescriptor, h: f::HANDLE) {
     let slots = WRITES.lock().unwrap_or_else(|e| e.into_inner()).as_mut().and_then(|m| m.remove(&raw));
-    let h = handle(raw);
     let deadline = Instant::now() + Duration::from_millis(100);
     for slot in slots.into_iter().flatten() {
         let mut n = 0u32;
@@ -472,7 +522,11 @@ fn forget_writes(raw: RawDescriptor) {
 
 #[derive(Debug)]
 struct PipeInner {
-    handle: OwnedHandle,
+    /// What the stream is known by: an event of its own (see [`PIPES`]), or the pipe handle
+    /// itself when no event could be made.
+    id: OwnedHandle,
+    /// Whether `id` is the pipe handle itself (then the pipe stays open until the stream goes).
+    id_is_pipe: bool,
     read_timeout: Mutex<Option<Duration>>,
     write_timeout: Mutex<Option<Duration>>,
     nonblocking: AtomicBool,
@@ -480,8 +534,13 @@ struct PipeInner {
 
 impl Drop for PipeInner {
     fn drop(&mut self) {
-        let raw = self.handle.as_raw_handle() as RawDescriptor;
-        forget_writes(raw);
+        let raw = self.id.as_raw_handle() as RawDescriptor;
+        if let Some(h) = lookup(raw).and_then(|p| p.get()) {
+            forget_writes(raw, h);
+        }
+        if let Some(m) = PIPES.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            m.remove(&raw);
+        }
         mark(&SHUT_READ, raw, false);
         mark(&SHUT_WRITE, raw, false);
         super::ready::forget(raw);
@@ -500,9 +559,18 @@ impl PipeStream {
     /// Adopts a connected pipe handle opened for overlapped I/O (a handle librp made, or one
     /// handed over by `DuplicateHandle`).
     pub fn from_handle(handle: OwnedHandle) -> PipeStream {
+        let (id, id_is_pipe) = match new_event(true) {
+            Ok(event) => {
+                let raw = event.as_raw_handle() as RawDescriptor;
+                PIPES.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(Default::default).insert(raw, Some(Arc::new(handle)));
+                (event, false)
+            }
+            Err(_) => (handle, true),
+        };
         PipeStream {
             inner: Arc::new(PipeInner {
-                handle,
+                id,
+                id_is_pipe,
                 read_timeout: Mutex::new(None),
                 write_timeout: Mutex::new(None),
                 nonblocking: AtomicBool::new(false),
@@ -565,9 +633,20 @@ impl PipeStream {
         Ok((client, server))
     }
 
-    /// The handle as a [`RawDescriptor`] (owned by the stream).
+    /// What the stream is known by as a [`RawDescriptor`] (owned by the stream): an event of
+    /// its own that stands for the pipe in librp's calls (not the pipe handle; see
+    /// [`pipe_handle`](Self::pipe_handle)).
     pub fn raw(&self) -> RawDescriptor {
-        self.inner.handle.as_raw_handle() as RawDescriptor
+        self.inner.id.as_raw_handle() as RawDescriptor
+    }
+
+    /// The pipe handle itself while the pipe is open (for `DuplicateHandle`, say); valid while
+    /// the stream lives and is not shut down both ways.
+    pub fn pipe_handle(&self) -> Option<RawDescriptor> {
+        if self.inner.id_is_pipe {
+            return Some(self.raw());
+        }
+        lookup(self.raw()).and_then(|p| p.get()).map(|h| h as RawDescriptor)
     }
 
     /// Sets how long a read waits (`None` = until data or the end); a read that runs out
