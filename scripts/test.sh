@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: cargo tests (unit, integration, golden vectors, header drift), a build
-# check for macOS (clippy for both Apple targets; nothing runs), then the
+# check for macOS (clippy for both Apple targets; nothing runs), the Windows leg (MinGW build,
+# Rust and C tests under Wine: scripts/windows.sh), then the
 # C/C++ tests, examples, export/SONAME check and install/consumer test under ctest, in a Debug
 # build (ASan + UBSan) and a Release build; the Debian packages of the Release build, unpacked
 # into a scratch root and built against (scripts/package-test.sh); then the heavy fault/load
@@ -23,6 +24,11 @@ for target in aarch64-apple-darwin x86_64-apple-darwin; do
   echo "== macOS check ($target: cargo clippy, no run)"
   cargo clippy --locked --workspace --all-targets --target "$target" -- -D warnings
 done
+
+# Windows: librp cross-compiled with MinGW-w64, its Rust tests and C tests run under Wine
+# (scripts/windows.sh; README, "Platforms").
+echo "== Windows (scripts/windows.sh: x86_64-pc-windows-gnu under Wine)"
+bash scripts/windows.sh
 
 # Interop with the reference implementation (crates.io running-process): its own workspace,
 # so librp itself never depends on the reference crate.

@@ -50,7 +50,7 @@ echo "== Windows: clippy ($target)"
 cargo clippy --locked --target "$target" --lib --test push --test session -- -D warnings
 
 echo "== Windows: Rust tests under Wine (unit tests, tests/push.rs, tests/session.rs)"
-wineboot -i >/dev/null 2>&1 || true
+wine wineboot -i >/dev/null 2>&1 || true
 timeout 600 cargo test --locked --target "$target" --lib --test push --test session
 
 echo "== Windows: C tests against rp.dll and librp.a, under Wine"

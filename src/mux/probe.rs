@@ -101,6 +101,9 @@ pub fn verify_identity(identity: &DaemonIdentity, probed: &Endpoint) -> Vec<Stri
     }
     let probed_path = match probed {
         Endpoint::Path(p) => p.display().to_string(),
+        // The bare pipe name, as running-process writes a Windows endpoint on the wire.
+        #[cfg(windows)]
+        Endpoint::Pipe(name) => name.clone(),
         other => other.to_string(),
     };
     if identity.endpoint_path != probed_path {
