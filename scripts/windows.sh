@@ -2,8 +2,9 @@
 # The Windows leg: librp cross-compiled for x86_64-pc-windows-gnu (MinGW-w64) and run under Wine.
 #   1. clippy for the Windows target (library and the tests below);
 #   2. the Rust tests that run on Windows, with Wine as cargo's runner: librp's unit tests,
-#      tests/push.rs (server and workers over named pipes and TCP) and tests/session.rs (over
-#      named-pipe pairs);
+#      tests/push.rs (server and workers over named pipes and TCP), tests/session.rs (over
+#      named-pipe pairs), tests/broker.rs and tests/broker_server.rs (over named pipes; two
+#      broker-server tests are ignored on Windows, each with its reason);
 #   3. rp.dll with its import library (librp.dll.a) and the static library (librp.a) from
 #      cargo; C tests built with x86_64-w64-mingw32-gcc against rp.dll (tests/c/windows/test_push.c,
 #      tests/c/test_errors.c, tests/c/test_version.c) and against librp.a (test_version), run
@@ -47,11 +48,11 @@ export RP_WINE_PRNG_DLL="$wine_dir/bcryptprimitives.dll"
 export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER="$PWD/scripts/windows/runner.sh"
 
 echo "== Windows: clippy ($target)"
-cargo clippy --locked --target "$target" --lib --test push --test session -- -D warnings
+cargo clippy --locked --target "$target" --lib --test push --test session --test broker --test broker_server -- -D warnings
 
-echo "== Windows: Rust tests under Wine (unit tests, tests/push.rs, tests/session.rs)"
+echo "== Windows: Rust tests under Wine (unit tests, push, session, broker, broker_server)"
 wine wineboot -i >/dev/null 2>&1 || true
-timeout 600 cargo test --locked --target "$target" --lib --test push --test session
+timeout 600 cargo test --locked --target "$target" --lib --test push --test session --test broker --test broker_server
 
 echo "== Windows: C tests against rp.dll and librp.a, under Wine"
 cargo build --locked --target "$target" --lib

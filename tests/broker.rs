@@ -1,8 +1,12 @@
 //! The broker client against a scripted broker: handoff adoption and each of its fallbacks
-//! (no relay, token mismatch, refused ack, another frame), and an empty backend_pipe.
+//! (no relay, token mismatch, refused ack, another frame), and an empty backend_pipe. Over Unix
+//! sockets; on Windows over named pipes named after the same paths.
 
 use std::io::Write;
+#[cfg(unix)]
 use std::os::unix::net::{UnixListener, UnixStream};
+#[cfg(windows)]
+use pipes::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -14,6 +18,45 @@ use rp::wire::proto::{hello_reply, FrameKind, HandoffAck, Negotiated};
 use rp::wire::{registry, FrameReader, FrameView, CAP_HANDLE_PASSING};
 
 const TOKEN: [u8; 16] = [9; 16];
+
+/// The endpoint of a socket path (on Windows, of the pipe named after it).
+#[cfg(unix)]
+fn endpoint(path: &Path) -> Endpoint {
+    Endpoint::Path(path.to_owned())
+}
+#[cfg(windows)]
+fn endpoint(path: &Path) -> Endpoint {
+    Endpoint::Pipe(pipes::name(path))
+}
+
+/// Named-pipe stand-ins for the Unix listener and stream these tests use.
+#[cfg(windows)]
+mod pipes {
+    use std::io;
+    use std::path::Path;
+
+    pub use rp::transport::PipeStream as UnixStream;
+
+    /// The pipe standing for a socket path: its directory and file names.
+    pub fn name(path: &Path) -> String {
+        let dir = path.parent().and_then(|p| p.file_name()).unwrap_or_default().to_string_lossy();
+        format!("{dir}-{}", path.file_name().unwrap().to_string_lossy())
+    }
+
+    pub struct UnixListener(rp::transport::PipeListener);
+
+    impl UnixListener {
+        pub fn bind(path: &Path) -> io::Result<UnixListener> {
+            rp::transport::PipeListener::bind(&name(path)).map(UnixListener)
+        }
+        pub fn accept(&self) -> io::Result<(UnixStream, ())> {
+            self.0.accept().map(|s| (s, ()))
+        }
+        pub fn incoming(&self) -> impl Iterator<Item = io::Result<UnixStream>> + '_ {
+            std::iter::repeat_with(move || self.0.accept())
+        }
+    }
+}
 
 #[derive(Clone, Copy)]
 enum Relay {
@@ -99,8 +142,8 @@ fn run(name: &str, relay: Relay, wait: Duration) -> (Route, Duration) {
     let backend = dir.join("backend.sock");
     spawn_echo_backend(&backend);
     let broker = dir.join("broker.sock");
-    spawn_scripted_broker(&broker, backend.to_str().unwrap().into(), relay);
-    let mut opts = BrokerOptions::new(Endpoint::Path(broker), "svc", "1.0.0", "1.0.0");
+    spawn_scripted_broker(&broker, endpoint(&backend).to_string(), relay);
+    let mut opts = BrokerOptions::new(endpoint(&broker), "svc", "1.0.0", "1.0.0");
     opts.adopt_handoff = true;
     opts.handoff_wait = wait;
     let started = Instant::now();
@@ -108,7 +151,7 @@ fn run(name: &str, relay: Relay, wait: Duration) -> (Route, Duration) {
     let took = started.elapsed();
     c.conn.send(&FrameView { payload_protocol: 0x7001, payload: b"x", request_id: 5, ..FrameView::default() }).unwrap();
     assert_eq!(c.conn.recv(Some(Duration::from_secs(3))).unwrap().payload, b"x");
-    assert_eq!(c.endpoint, Endpoint::Path(backend));
+    assert_eq!(c.endpoint, endpoint(&backend));
     (c.route, took)
 }
 
@@ -144,7 +187,7 @@ fn empty_backend_pipe_is_an_error() {
     let dir = temp_dir("empty");
     let broker = dir.join("broker.sock");
     spawn_scripted_broker(&broker, String::new(), Relay::None);
-    let opts = BrokerOptions::new(Endpoint::Path(broker), "svc", "1.0.0", "1.0.0");
+    let opts = BrokerOptions::new(endpoint(&broker), "svc", "1.0.0", "1.0.0");
     let err = connect(&opts).unwrap_err();
     assert_eq!(err.kind(), rp::ErrorKind::Protocol, "{err}");
 }
