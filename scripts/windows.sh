@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The Windows leg: librp cross-compiled for x86_64-pc-windows-gnu (MinGW-w64) and run under Wine.
-#   1. clippy for the Windows target (library and the tests below);
-#   2. the Rust tests that run on Windows, with Wine as cargo's runner: librp's unit tests,
+#   1. clippy for the Windows target (librp, the rp tool, every test);
+#   2. the workspace's Rust tests with Wine as cargo's runner: librp's unit tests,
 #      tests/push.rs (server and workers over named pipes and TCP), tests/session.rs (over
-#      named-pipe pairs), tests/broker.rs and tests/broker_server.rs (over named pipes; two
-#      broker-server tests are ignored on Windows, each with its reason);
+#      named-pipe pairs), tests/broker.rs and tests/broker_server.rs (over named pipes), the
+#      golden vectors, the mux cases, the header and allocation checks; test files that are
+#      Unix-specific are `#![cfg(unix)]` and single tests `ignore`d on Windows, each with its
+#      reason;
 #   3. rp.dll with its import library (librp.dll.a) and the static library (librp.a) from
 #      cargo; C tests built with x86_64-w64-mingw32-gcc against rp.dll (tests/c/windows/test_push.c,
 #      tests/c/test_errors.c, tests/c/test_version.c) and against librp.a (test_version), run
@@ -48,17 +50,21 @@ export RP_WINE_PRNG_DLL="$wine_dir/bcryptprimitives.dll"
 export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER="$PWD/scripts/windows/runner.sh"
 
 echo "== Windows: clippy ($target)"
-cargo clippy --locked --target "$target" --lib --test push --test session --test broker --test broker_server -- -D warnings
+cargo clippy --locked --target "$target" --workspace --all-targets -- -D warnings
 
-echo "== Windows: Rust tests under Wine (unit tests, push, session, broker, broker_server)"
+echo "== Windows: Rust tests under Wine"
 wine wineboot -i >/dev/null 2>&1 || true
-timeout 600 cargo test --locked --target "$target" --lib --test push --test session --test broker --test broker_server
+timeout 600 cargo test --locked --target "$target" --workspace
 
 echo "== Windows: C tests against rp.dll and librp.a, under Wine"
 cargo build --locked --target "$target" --lib
 for f in rp.dll librp.dll.a librp.a; do
   [ -f "$out/$f" ] || { echo "missing $out/$f" >&2; exit 1; }
 done
+# rp.dll exports librp's functions and nothing else.
+others=$(x86_64-w64-mingw32-objdump -p "$out/rp.dll" | sed -n '/\[Ordinal\/Name Pointer\] Table/,/^$/p' |
+  grep -E '^\s*\[ *[0-9]+\]' | awk '{print $NF}' | grep -v '^rp_' || true)
+[ -z "$others" ] || { echo "rp.dll exports more than rp_*: $others" >&2; exit 1; }
 ctest_dir="$out/ctest"
 mkdir -p "$ctest_dir"
 cp "$out/rp.dll" "$RP_WINE_PRNG_DLL" "$ctest_dir/"

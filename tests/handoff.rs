@@ -1,6 +1,8 @@
 //! Handoff, backend side, end to end over Unix sockets: accepted, wrong, replayed, expired and
 //! short tokens, and 10,000 descriptor handoffs with the open-descriptor count unchanged.
 //! (One binary, one test: the descriptor count is process-wide.)
+// Unix only: passes descriptors over Unix sockets (SCM_RIGHTS), which Windows does not have.
+#![cfg(unix)]
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;

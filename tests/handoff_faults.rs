@@ -3,6 +3,8 @@
 //! offer without a descriptor, wrong and replayed tokens, offers cut short — every received
 //! descriptor is closed on every failure and has FD_CLOEXEC, so the descriptor count returns to
 //! where it started. (One test in its own binary: the descriptor count is process-wide.)
+// Unix only: passes descriptors over Unix sockets (SCM_RIGHTS), which Windows does not have.
+#![cfg(unix)]
 
 use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};

@@ -2,6 +2,8 @@
 //! printed (run with `--nocapture`) and recorded in docs/RELIABILITY.md. The heavy and
 //! timing-sensitive ones are `#[ignore]`d in a plain `cargo test` and run by scripts/test.sh:
 //! `cargo test --release --test hostile --test storm -- --ignored --test-threads=1 --nocapture`.
+// Unix only: its raw peers, limits and measurements (tests/common) are Unix sockets, rlimit and /proc; not ported to named pipes yet.
+#![cfg(unix)]
 
 mod common;
 

@@ -1,5 +1,7 @@
 //! A probe answered with the current process's identity verifies against `/proc`, the way a
 //! strict prober of the reference implementation checks it.
+// Unix only: its probed daemon listens on a Unix socket; not ported to named pipes yet.
+#![cfg(unix)]
 
 use prost::Message;
 use rp::mux::{DaemonIdentity, LegacyHash, Mux, MuxEvent};

@@ -1,6 +1,8 @@
 //! The liminal dialect of the push worker against a scripted liminal server on a real TCP
 //! socket: every frame the worker sends is checked byte for byte, every frame the server sends
 //! is the wire's own bytes (docs/PROTOCOL.md, "The liminal dialect").
+// Unix only: it polls the worker's descriptor with poll(2); not ported to Windows events yet.
+#![cfg(unix)]
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

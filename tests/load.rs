@@ -2,6 +2,8 @@
 //! its own payload, none is lost or delivered twice, and memory stays flat once warm.
 //!
 //! Heavy: `scripts/test.sh` runs it in release with `--ignored`.
+// Unix only: its raw peers, limits and measurements (tests/common) are Unix sockets, rlimit and /proc; not ported to named pipes yet.
+#![cfg(unix)]
 
 mod common;
 

@@ -1,5 +1,7 @@
 //! Logs and statistics through the Rust API: the broker's handoff counters and log events, and
 //! the METRICS admin verb's exact OpenMetrics body. (One test: the log sink is process-wide.)
+// Unix only: its peers are Unix sockets; not ported to named pipes yet.
+#![cfg(unix)]
 
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;

@@ -2,6 +2,8 @@
 //!
 //! Cross-uid tests run the peer as uid/gid 65534 (this test binary re-executed with
 //! `Command::uid`), which needs root; without root they print why they are skipped.
+// Unix only: it checks socket files, modes, groups and uids, which Windows pipes do not have (their owner-only DACL is checked by the unit tests).
+#![cfg(unix)]
 
 mod common;
 

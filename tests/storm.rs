@@ -4,6 +4,8 @@
 //!
 //! Workers are this test binary re-executed (`storm_worker_child`, ignored unless the endpoint
 //! is in the environment), so they are real processes that can be killed.
+// Unix only: its raw peers, limits and measurements (tests/common) are Unix sockets, rlimit and /proc; not ported to named pipes yet.
+#![cfg(unix)]
 
 mod common;
 

@@ -1,4 +1,6 @@
 //! Blocking frame I/O over real Unix sockets: batching, trickling, caps, truncation, timeouts.
+// Unix only: its peers are Unix socket pairs and it measures rlimit; not ported to named pipes yet.
+#![cfg(unix)]
 
 use std::io::Write;
 use std::os::unix::net::UnixStream;
