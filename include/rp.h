@@ -2208,6 +2208,13 @@ rp_status rp_handoff_serve_offer(const struct rp_handoff_store *store,
  * `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_ARGUMENT`. On every failure, every
  * descriptor received is closed.
  *
+ * On Windows there is no `SCM_RIGHTS`: `fd` is the pipe (`HANDLE`) the broker's offer comes
+ * on, the offer's `handle_value` is the connection's pipe handle as the broker duplicated it
+ * into this process (`DuplicateHandle`), and `*out_fd` receives that handle, adopted, as
+ * `(int32_t)(intptr_t)handle` (close it with `CloseHandle`, or give it to `rp_conn_adopt_fd`).
+ * An offer whose `handle_value` is not a pipe handle here fails with `RP_STATUS_PROTOCOL`
+ * before any ack.
+ *
  * Ownership: the caller owns `*out_fd` and closes it with `close()`.
  * Thread safety: may run concurrently with other calls on the store; `fd` must not be read
  * by anyone else meanwhile.

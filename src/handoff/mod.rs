@@ -47,8 +47,15 @@ pub struct HandoffOutcome {
 /// The broker's HandoffOffer frame: a REQUEST on 0xD0FF whose request id is the correlation id,
 /// carrying the one-time token (`handle_value` 0: on Unix the descriptor travels by SCM_RIGHTS).
 pub fn offer_frame(token: &[u8], service_name: &str, correlation_id: u64) -> Vec<u8> {
+    offer_frame_with_handle(0, token, service_name, correlation_id)
+}
+
+/// The HandoffOffer frame carrying `handle_value`: on Windows the value of the connection's
+/// handle as duplicated into the backend (`DuplicateHandle`), as running-process hands
+/// connections over there.
+pub fn offer_frame_with_handle(handle_value: u64, token: &[u8], service_name: &str, correlation_id: u64) -> Vec<u8> {
     let offer = HandoffOffer {
-        handle_value: 0,
+        handle_value,
         token: token.to_vec(),
         service_name: service_name.to_owned(),
         correlation_id,
@@ -191,6 +198,7 @@ fn serve_frame_bytes<W: Write>(
 /// `socket` is any Unix stream socket: a [`transport::Stream`](crate::transport::Stream), a
 /// `UnixStream`, or a wrapper around a caller's descriptor (the C API uses one that enforces a
 /// deadline on reads).
+#[cfg(unix)]
 pub fn accept_handoff<S: AsDescriptor + Read + Write>(
     socket: &mut S,
     store: &HandoffStore,
@@ -208,6 +216,36 @@ pub fn accept_handoff<S: AsDescriptor + Read + Write>(
     } else {
         Err(Error::Rejected(outcome.error_detail.into()))
     }
+}
+
+/// Receives a handed-off connection on Windows: reads the HandoffOffer from `socket`, whose
+/// `handle_value` is the connection's pipe handle as the broker duplicated it into this
+/// process; checks that this value names a named pipe here (a value that does not is refused
+/// before any ack); answers the offer with an ack on `socket`. Returns the adopted handle when
+/// the token was accepted; otherwise the error is [`Error::Rejected`] with the reason, and the
+/// handle is left alone (as running-process leaves it).
+#[cfg(windows)]
+pub fn accept_handoff<S: AsDescriptor + Read + Write>(
+    socket: &mut S,
+    store: &HandoffStore,
+) -> Result<(OwnedDescriptor, HandoffOutcome)> {
+    let bytes = read_one_frame(socket, Vec::new())?;
+    let Decoded::Frame { frame, .. } = wire::decode_frame(&bytes, MAX_OFFER_BODY)? else {
+        unreachable!("read_one_frame returns a complete frame");
+    };
+    let handle_value = HandoffOffer::decode(frame.payload).map(|o| o.handle_value).unwrap_or(0);
+    if frame.payload_protocol == registry::HANDOFF && !crate::transport::names_pipe(handle_value) {
+        return Err(WireError::Protocol(
+            format!("the handoff offer's handle_value {handle_value:#x} is not a pipe handle in this process").into(),
+        )
+        .into());
+    }
+    let outcome = serve_frame_bytes(socket, &bytes, store)?;
+    if !outcome.accepted {
+        return Err(Error::Rejected(outcome.error_detail.into()));
+    }
+    let handle = crate::transport::adopt_handle(handle_value).map_err(|e| Error::io("adopt the handed-off handle", e))?;
+    Ok((handle, outcome))
 }
 
 #[cfg(test)]

@@ -36,7 +36,7 @@ pub use sys::{
 #[cfg(unix)]
 pub use unix::{BorrowedDescriptor, DeadlineSocket, UnixListener, UnixStream};
 #[cfg(windows)]
-pub use windows::{duplicate_handle_to, PipeListener, PipeStream};
+pub use windows::{adopt_handle, duplicate_handle_to, names_pipe, PipeListener, PipeStream};
 
 use std::fmt;
 use std::io;

@@ -66,3 +66,19 @@ pub fn duplicate_handle_to(source: RawDescriptor, pid: u32) -> io::Result<u64> {
     }
     Ok(dup as usize as u64)
 }
+
+/// Whether `value` names a named pipe in this process's handle table.
+pub fn names_pipe(value: u64) -> bool {
+    value != 0 && value <= isize::MAX as u64 && super::pipe::is_pipe(value as RawDescriptor)
+}
+
+/// Takes ownership of the pipe handle `value` (one another process duplicated into this one):
+/// closed when the returned handle drops. Fails unless `value` names a named pipe here.
+pub fn adopt_handle(value: u64) -> io::Result<OwnedHandle> {
+    if !names_pipe(value) {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{value:#x} is not a pipe handle in this process")));
+    }
+    // SAFETY: the value names an open pipe handle of this process, which the sender gave to
+    // this process to own; from here it is closed exactly once, by the OwnedHandle.
+    Ok(unsafe { OwnedHandle::from_raw_handle(value as usize as f::HANDLE) })
+}

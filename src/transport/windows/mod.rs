@@ -29,7 +29,7 @@ mod pipe;
 mod process;
 mod ready;
 
-pub use handoff::{duplicate_handle_to, recv_with_fd, send_with_fd, MAX_FDS_PER_MESSAGE};
+pub use handoff::{adopt_handle, duplicate_handle_to, names_pipe, recv_with_fd, send_with_fd, MAX_FDS_PER_MESSAGE};
 pub use pipe::{PipeListener, PipeStream};
 pub use process::{boot_id, fill_random, process_alive, process_exe, process_start_unix_ms};
 pub use ready::{deregister, register, reregister, ReadinessSet, ReadySignal, WakePair};
@@ -283,6 +283,14 @@ impl Stream {
     /// stream owns and closes it.
     pub fn from_unix_descriptor(handle: OwnedDescriptor) -> Stream {
         Stream::Unix(PipeStream::from_handle(handle))
+    }
+
+    /// The pipe handle itself, while it is open (for `DuplicateHandle`); `None` for TCP.
+    pub fn pipe_handle(&self) -> Option<RawDescriptor> {
+        match self {
+            Stream::Unix(p) => p.pipe_handle(),
+            Stream::Tcp(_) => None,
+        }
     }
 
     /// The pipe or socket as Windows names it, for the calls that take one and for event
