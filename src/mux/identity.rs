@@ -65,8 +65,10 @@ impl DaemonIdentity {
     /// The identity of the calling process serving the endpoint `namespace`:`path`.
     ///
     /// Reads `/proc/self/exe` (canonical path, BLAKE3 hash, and SHA-256 when `legacy` asks for
-    /// it), `/proc/sys/kernel/random/boot_id`, and the process start time from `/proc/self/stat`.
-    /// Linux only; fails with an I/O error elsewhere or when `/proc` is not mounted.
+    /// it), `/proc/sys/kernel/random/boot_id`, and the process start time from `/proc/self/stat`;
+    /// fails with an I/O error when `/proc` is not mounted. On macOS and Windows the same facts
+    /// come from that system (on Windows the executable path as `current_exe` gives it and the
+    /// boot id as running-process writes it there).
     pub fn current_process(
         namespace: &str,
         path: &str,
@@ -74,7 +76,7 @@ impl DaemonIdentity {
         legacy: LegacyHash,
     ) -> Result<Self> {
         let self_exe = transport::process_exe(None);
-        let exe = std::fs::canonicalize(&self_exe)
+        let exe = transport::identity_exe_path(&self_exe)
             .map_err(|e| Error::io("resolving /proc/self/exe", e))?;
         let exe_path = exe
             .to_str()
@@ -197,6 +199,20 @@ pub(crate) mod tests {
             exe_hash: (0xa0..=0xbf).collect(),
             legacy_exe_sha256: [0x5a; 32],
         }
+    }
+
+    #[cfg(windows)]
+    #[test]
+    fn current_process_reports_the_executable_and_verifies() {
+        let id = DaemonIdentity::current_process("ns", "rp-demo", None, LegacyHash::Sha256).unwrap();
+        assert_eq!(id.pid, std::process::id());
+        let exe = std::env::current_exe().unwrap();
+        assert_eq!(id.exe_path, exe.to_str().unwrap());
+        assert_eq!(id.exe_hash, blake3::hash(&std::fs::read(&exe).unwrap()).as_bytes());
+        assert!(id.boot_id.starts_with("windows-boot-"), "{}", id.boot_id);
+        assert_eq!(id.boot_id, crate::transport::boot_id().unwrap(), "fixed for the process");
+        let problems = crate::mux::probe::verify_identity(&id, &crate::transport::Endpoint::Pipe("rp-demo".into()));
+        assert!(problems.is_empty(), "{problems:?}");
     }
 
     #[cfg(target_os = "linux")]

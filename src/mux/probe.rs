@@ -73,7 +73,7 @@ pub fn verify_identity(identity: &DaemonIdentity, probed: &Endpoint) -> Vec<Stri
         return problems;
     }
     let exe = transport::process_exe(Some(identity.pid));
-    match std::fs::canonicalize(&exe) {
+    match transport::identity_exe_path(&exe) {
         Ok(real) if real.to_str() == Some(identity.exe_path.as_str()) => {}
         Ok(real) => problems.push(format!(
             "exe_path {:?} is not the process's executable {}",

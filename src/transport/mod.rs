@@ -121,6 +121,16 @@ pub struct PeerCredentials {
     pub gid: u32,
 }
 
+/// The executable path a daemon identity reports for `exe` (a path [`process_exe`] gave): the
+/// canonical path on Unix; on Windows the path as given (running-process reports
+/// `current_exe()` unresolved there, a plain drive path).
+pub fn identity_exe_path(exe: &std::path::Path) -> io::Result<PathBuf> {
+    #[cfg(unix)]
+    return std::fs::canonicalize(exe);
+    #[cfg(windows)]
+    Ok(exe.to_owned())
+}
+
 /// The effective uid of this process.
 pub fn effective_uid() -> u32 {
     sys::effective_uid()
