@@ -166,7 +166,6 @@ fn framing_faults_are_answered_like_the_reference_broker() {
 }
 
 #[test]
-#[cfg_attr(windows, ignore = "under Wine the refusal sent at the Hello deadline does not reach the client (not yet understood)")]
 fn a_first_frame_not_complete_by_the_deadline_is_answered() {
     let b = broker("deadline", |o| o.hello_timeout = Duration::from_millis(200));
     let full = hello_frame(&hello("rp-demo", "1.2.3"));

@@ -335,9 +335,10 @@ pub(super) fn accept_blocking(l: &PipeListener) -> io::Result<PipeStream> {
     l.accept()
 }
 
-/// Accepts one connection from a registered pipe listener without waiting.
+/// Accepts one connection from a registered pipe listener without waiting; the stream is in
+/// non-blocking mode, as the poller's accepted sockets are.
 pub(super) fn accept_local(l: &LocalAccepting) -> io::Result<PipeStream> {
-    let r = l.accept_nonblocking();
+    let r = l.accept_nonblocking().and_then(|s| s.set_nonblocking(true).map(|()| s));
     if matches!(&r, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
         ready::rearm(l.event());
     }
