@@ -253,3 +253,19 @@ fn replies_echo_the_request_id_and_trace_context() {
         assert_eq!((f.traceparent, f.tracestate), ("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "rp=1"));
     }
 }
+
+/// The peer's pid as the kernel reports it (SO_PEERCRED; GetNamedPipeClientProcessId on
+/// Windows) is checked against a non-zero `Hello.peer_pid`, as the reference broker checks it.
+#[test]
+fn a_hello_peer_pid_other_than_the_verified_one_is_refused() {
+    let b = broker("peerpid", |_| {});
+    let mut foreign = hello("rp-demo", "1.2.3");
+    foreign.peer_pid = std::process::id() + 1;
+    let (_, code, reason, _) = b.refusal(&hello_frame(&foreign), false);
+    assert_eq!((code, reason.as_str()), (PEER_REJECTED, "peer_pid does not match verified peer"));
+    let mut own = hello("rp-demo", "1.2.3");
+    own.peer_pid = std::process::id();
+    let (_, protocol, payload) = b.answer(&hello_frame(&own), false);
+    assert_eq!(protocol, registry::CONTROL);
+    assert!(matches!(HelloReply::decode(payload.as_slice()).unwrap().result, Some(hello_reply::Result::Negotiated(_))));
+}
