@@ -11,7 +11,9 @@
 #   3. rp.dll with its import library (librp.dll.a) and the static library (librp.a) from
 #      cargo; C tests built with x86_64-w64-mingw32-gcc against rp.dll (tests/c/windows/test_push.c,
 #      tests/c/test_errors.c, tests/c/test_version.c) and against librp.a (test_version), run
-#      under Wine.
+#      under Wine;
+#   4. the Go binding built for windows/amd64 with cgo and MinGW (build only: its tests use Unix
+#      sockets and are not ported).
 # Needs wine (Wine 8.0: Debian's wine64), gcc-mingw-w64-x86-64 and
 # `rustup target add x86_64-pc-windows-gnu`. Wine runs in a throwaway prefix, silent
 # (WINEDEBUG=-all), and its server is stopped at the end.
@@ -81,4 +83,14 @@ for t in test_windows_push test_errors test_version test_version_static; do
   echo "-- $t"
   (cd "$ctest_dir" && timeout 120 wine "./$t.exe" >/dev/null)
 done
+echo "== Windows: Go binding (bindings/go) builds for windows/amd64 with cgo and MinGW (build only)"
+[ -x /usr/local/go/bin/go ] && export PATH="$PATH:/usr/local/go/bin"
+command -v go >/dev/null || { echo "go (1.24 or newer) is required for the Go binding build" >&2; exit 1; }
+pc_dir="$wine_dir/pkgconfig"
+mkdir -p "$pc_dir"
+printf 'Name: rp\nDescription: librp (Windows cross build)\nVersion: 0\nCflags: -I%s\nLibs: -L%s -lrp\n' \
+  "$PWD/include" "$out" > "$pc_dir/rp.pc"
+(cd bindings/go && GOOS=windows GOARCH=amd64 CGO_ENABLED=1 CC=x86_64-w64-mingw32-gcc \
+  PKG_CONFIG_PATH="$pc_dir" go build ./...)
+
 echo "== Windows leg: ok"

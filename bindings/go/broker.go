@@ -234,12 +234,7 @@ func AdoptConn(conn syscall.Conn) (*Conn, error) {
 	dup := -1
 	var derr error
 	if err := withFd(conn, func(fd C.int32_t) {
-		r, _, errno := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_DUPFD_CLOEXEC, 0)
-		if errno != 0 {
-			derr = &Error{Status: StatusIO, Msg: "dup: " + errno.Error()}
-			return
-		}
-		dup = int(r)
+		dup, derr = dupDescriptor(int32(fd))
 	}); err != nil {
 		return nil, err
 	}

@@ -4,12 +4,16 @@
 #include "shims.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#ifdef _WIN32
+#include <windows.h>
+#else
+#include <fcntl.h>
+#include <poll.h>
 #include <unistd.h>
+#endif
 
 #include "_cgo_export.h"
 
@@ -21,6 +25,37 @@ void rpg_err_clear(rpg_err *e) {
     memset(e, 0, sizeof *e);
 }
 
+#ifdef _WIN32
+/* Windows: the wake is a manual-reset event (both "ends" are the same handle, as int32_t:
+ * Windows keeps handle values within 32 bits), and the handles librp gives out are events too,
+ * so one WaitForMultipleObjects watches both. */
+int32_t rpg_wake_open(int32_t *read_fd, int32_t *write_fd) {
+    HANDLE h = CreateEventW(NULL, TRUE, FALSE, NULL);
+    if (h == NULL) return (int32_t)GetLastError();
+    *read_fd = (int32_t)(intptr_t)h;
+    *write_fd = (int32_t)(intptr_t)h;
+    return 0;
+}
+
+void rpg_wake_fire(int32_t write_fd) {
+    SetEvent((HANDLE)(intptr_t)write_fd);
+}
+
+void rpg_wake_close(int32_t read_fd, int32_t write_fd) {
+    (void)write_fd;
+    CloseHandle((HANDLE)(intptr_t)read_fd);
+}
+
+int32_t rpg_wait_readable(int32_t fd, int32_t wake, int32_t timeout_ms) {
+    HANDLE hs[2] = {(HANDLE)(intptr_t)fd, (HANDLE)(intptr_t)wake};
+    /* WaitForMultipleObjects reports the lowest index set: a ready handle wins over a wake. */
+    DWORD r = WaitForMultipleObjects(2, hs, FALSE, timeout_ms < 0 ? INFINITE : (DWORD)timeout_ms);
+    if (r == WAIT_OBJECT_0) return 1;
+    if (r == WAIT_OBJECT_0 + 1) return 2;
+    if (r == WAIT_TIMEOUT) return 0;
+    return -1;
+}
+#else
 int32_t rpg_wake_open(int32_t *read_fd, int32_t *write_fd) {
     int p[2];
 #ifdef __linux__
@@ -68,6 +103,7 @@ int32_t rpg_wait_readable(int32_t fd, int32_t wake, int32_t timeout_ms) {
         }
     }
 }
+#endif
 
 static int32_t rpg_fail(int32_t st, rpg_err *e) {
     e->status = st;
