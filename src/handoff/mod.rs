@@ -9,7 +9,9 @@
 //! Descriptor transport (librp's choice, to be confirmed by the interop suite): the broker
 //! sends the handed-off descriptor with `SCM_RIGHTS` together with the first bytes of the
 //! framed offer on the same Unix socket; the rest of the offer (if any) follows as ordinary
-//! bytes, and the ack goes back on that socket. See [`accept_handoff`].
+//! bytes, and the ack goes back on that socket. See [`accept_handoff`]. On Windows, as
+//! running-process does it there, the broker duplicates the connection's pipe handle into the
+//! backend (`DuplicateHandle`) and the offer carries its value in `handle_value`.
 
 mod token;
 
