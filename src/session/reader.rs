@@ -104,7 +104,8 @@ fn route_available(inner: &Arc<Inner>) -> Result<(), Cow<'static, str>> {
 /// Returns false when another thread is reading (wait for it to route instead) or the session
 /// has ended with nothing done.
 pub(super) fn read_while(inner: &Arc<Inner>, until: Option<Instant>, mut done: impl FnMut() -> bool) -> bool {
-    if until.is_some_and(|u| u <= Instant::now()) {
+    let now = until.map(|_| Instant::now());
+    if until.zip(now).is_some_and(|(u, now)| u <= now) {
         return false; // no time to read: do not park the connection for nothing
     }
     let Ok(role) = inner.reading.try_lock() else { return false };
@@ -115,7 +116,7 @@ pub(super) fn read_while(inner: &Arc<Inner>, until: Option<Instant>, mut done: i
         inner.park.notify();
     }
     // Blocking reads with the socket's timeout (set again only when it changes).
-    let read = read_in_slices(until, || done() || inner.lock().closed.is_some(), |wait| read_once(inner, wait).map(drop));
+    let read = read_in_slices(until, now, || done() || inner.lock().closed.is_some(), |wait| read_once(inner, wait).map(drop));
     let (looked, mut ended) = match read {
         Ok(looked) => (looked, None),
         Err(why) => (true, Some(why)),

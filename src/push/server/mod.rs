@@ -75,6 +75,7 @@ impl PushServer {
             events: EventQueue::new(MAX_QUEUED_EVENTS, true)?,
             events_enabled: opts.events || opts.decide_registrations,
             next_correlation: AtomicU64::new(1),
+            spare_tickets: Mutex::new(Vec::new()),
             stopping: AtomicBool::new(false),
             stats: Arc::default(),
         });
@@ -132,22 +133,33 @@ impl PushServer {
         };
         let wait_until = now + timeout + Duration::from_millis(50);
         let expires = now + Duration::from_millis(deadline_unix_ms.saturating_sub(now_ms));
-        let ticket = Ticket::new(self.shared.next_correlation.fetch_add(1, Ordering::Relaxed));
+        let ticket = self.shared.new_ticket();
         if let Some(link) = self.shared.start_push(target, spec, deadline_unix_ms, &ticket) {
             // While this thread reads the reply itself it also keeps the deadline, so a push
             // answered in time never enters the event loop's deadline heap.
-            self.shared.read_until_done(&link, &ticket, expires.min(wait_until));
+            self.shared.read_until_done(&link, &ticket, expires.min(wait_until), now);
             if !ticket.is_done() {
                 // Another thread reads this worker, or the deadline came: the loop takes over.
                 self.shared.enforce_deadline(deadline_unix_ms, ticket.correlation_id());
             }
         }
-        ticket.wait_until(Some(wait_until))
+        let outcome = ticket.wait_until(Some(wait_until));
+        self.shared.recycle_ticket(ticket);
+        outcome
     }
 
     /// The registered workers.
     pub fn workers(&self) -> Vec<WorkerInfo> {
-        self.shared.workers.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
+        // A worker's pushes in flight are counted on its link, where the push path keeps them.
+        let links = self.shared.links.read().unwrap_or_else(|p| p.into_inner());
+        let workers = self.shared.workers.lock().unwrap_or_else(|p| p.into_inner());
+        workers
+            .values()
+            .map(|w| WorkerInfo {
+                in_flight: links.get(&w.id).map_or(0, |l| l.in_flight_count.load(Ordering::Relaxed)),
+                ..w.clone()
+            })
+            .collect()
     }
 
     /// What the server did since it was bound; cheap enough to call often.

@@ -45,7 +45,8 @@ impl Shared {
 
     /// Waits for `ticket` by reading `link` on the calling thread, if no one else is reading it.
     /// Returns without waiting when another thread (the event loop or another caller) reads.
-    pub(super) fn read_until_done(&self, link: &Link, ticket: &Ticket, deadline: Instant) {
+    /// `now` is the caller's last reading of the clock.
+    pub(super) fn read_until_done(&self, link: &Link, ticket: &Ticket, deadline: Instant, now: Instant) {
         let Ok(mut reader) = link.reader.try_lock() else { return };
         if link.backlog() > 0 {
             // The push is still being written (larger than the socket's buffers): the event loop
@@ -80,7 +81,7 @@ impl Shared {
                     Err(e) => Err(link.failed(&e, "connection failed: ")),
                 }
             };
-            failure = read_in_slices(Some(deadline), || ticket.is_done(), read).err();
+            failure = read_in_slices(Some(deadline), Some(now), || ticket.is_done(), read).err();
         }
         reader.get_mut().wait = false;
         // Part of a frame already read here raises no event later: the event loop must look, so
