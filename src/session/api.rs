@@ -6,7 +6,6 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::exchange::Exchange;
 use super::inner::{AutoAnswer, AutoFrame, Inner, State};
 use super::proto::SessionMessage;
 use super::reader::{read_frames, read_while};
@@ -59,6 +58,7 @@ impl Session {
             park,
             answers: Mutex::new(Some(answers)),
             stats: SessionCounters::default(),
+            spare_exchanges: Mutex::new(Vec::new()),
         });
         let answer_inner = Arc::clone(&inner);
         let answerer = std::thread::Builder::new()
@@ -117,7 +117,7 @@ impl Session {
         crate::wire::trace_context_fits(&opts.traceparent, &opts.tracestate).map_err(Error::invalid_argument)?;
         let inner = &self.inner;
         let id = inner.next_id.fetch_add(2, Ordering::Relaxed);
-        let exchange = Arc::new(Exchange::default());
+        let exchange = inner.new_exchange();
         {
             let mut st = inner.lock();
             if let Some(reason) = &st.closed {
