@@ -156,8 +156,13 @@ struct Inner {
     readiness: ReadinessSet,
     dialect: Dialect,
     stats: PushWorkerCounters,
-    /// What the worker connected with: dialed again on reconnecting.
+    /// What the worker connected with: dialed again on reconnecting (its `on_event` is here
+    /// in `on_event`).
     opts: WorkerOptions,
+    /// The event handler, until the worker is dropped (which drops it, on the dropping thread).
+    on_event: Mutex<Option<EventHandler>>,
+    /// Whether events are queued for a handler at all.
+    events_wanted: bool,
 }
 
 /// The writing half of the current connection, with its generation: a reply meant for one
@@ -305,8 +310,9 @@ impl Worker {
         result
     }
 
-    fn connect_inner(opts: WorkerOptions) -> Result<Worker, Error> {
+    fn connect_inner(mut opts: WorkerOptions) -> Result<Worker, Error> {
         check_options(&opts)?;
+        let on_event = opts.on_event.take();
         let conn = dial(&opts, &|_| Ok(()))?;
         let signal = ReadySignal::new()?;
         let readiness =
@@ -325,6 +331,8 @@ impl Worker {
             dialect: opts.dialect,
             stats: PushWorkerCounters::default(),
             opts,
+            events_wanted: on_event.is_some(),
+            on_event: Mutex::new(on_event),
         });
         inner.install(conn, 0)?;
         Ok(Worker { inner })
@@ -443,6 +451,9 @@ impl Worker {
 impl Drop for Worker {
     fn drop(&mut self) {
         self.inner.close();
+        // A reconnect thread may hold the worker a moment longer; the handler goes now.
+        let handler = self.inner.on_event.lock().unwrap_or_else(|p| p.into_inner()).take();
+        drop(handler);
     }
 }
 
@@ -452,12 +463,15 @@ impl Inner {
         let mut polled = false;
         let mut st = self.lock();
         loop {
-            if let (false, Some(handler)) = (st.events.is_empty(), &self.opts.on_event) {
+            if !st.events.is_empty() {
                 let events: Vec<WorkerEvent> = st.events.drain(..).collect();
                 self.update_signal(&mut st);
                 drop(st);
-                for event in &events {
-                    (handler.0)(event);
+                let handler = self.on_event.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                if let Some(handler) = handler {
+                    for event in &events {
+                        (handler.0)(event);
+                    }
                 }
                 st = self.lock();
                 continue;
@@ -705,7 +719,7 @@ impl Inner {
 
     /// Queues an event for the handler (nothing without one); the oldest goes when full.
     fn emit(&self, st: &mut State, event: WorkerEvent) {
-        if self.opts.on_event.is_none() {
+        if !self.events_wanted {
             return;
         }
         if st.events.len() >= reconnect::MAX_PENDING_EVENTS {
