@@ -646,8 +646,9 @@ impl Inner {
                     let _ = socket.shutdown(Shutdown::Both);
                 }
                 st.forget_connection();
-                let lost = Error::Closed(reason.clone());
-                self.emit(&mut st, WorkerEvent::new(WorkerEventKind::Lost, 0, Duration::ZERO, Some(&lost)));
+                let mut lost = WorkerEvent::new(WorkerEventKind::Lost, 0, Duration::ZERO, None);
+                (lost.error, lost.message) = (Some(crate::error::ErrorKind::Closed), reason.to_string());
+                self.emit(&mut st, lost);
                 let started = std::thread::Builder::new()
                     .name("rp-reconnect".into())
                     .spawn(move || reconnect::run(me, policy));
