@@ -314,6 +314,67 @@ static void close_during_backoff(void) {
     rp_push_worker_free(worker);
 }
 
+/* In process: the server drops the worker's connection while it holds a push. The push fails at
+ * its caller with RP_STATUS_CLOSED; the worker registers again; its late reply sends nothing. */
+static void in_flight_push_fails_at_its_caller(void) {
+    char ep[512];
+    snprintf(ep, sizeof ep, "%s/inflight.sock", g_dir);
+    rp_push_server_options *sopts = NULL;
+    CHECK_OK(rp_push_server_options_new(ep, &sopts));
+    rp_push_server *server = NULL;
+    CHECK_OK(rp_push_server_bind(sopts, &server));
+    static struct recorder r = {PTHREAD_MUTEX_INITIALIZER, 0, {{0}}, 0};
+    rp_push_worker *worker = NULL;
+    CHECK_OK(rp_push_worker_connect(options(ep, 5, 50, 0, &r), &worker));
+    if (!server || !worker) return;
+    uint64_t first_id = rp_push_worker_id(worker);
+    rp_push_request *req = NULL;
+    CHECK_OK(rp_push_request_new(PROTO, (const uint8_t *)"held", 4, &req));
+    rp_push_ticket *ticket = NULL;
+    CHECK_OK(rp_push_server_push(server, req, &ticket));
+    rp_push *held = NULL;
+    CHECK_OK(rp_push_worker_recv(worker, 5000, &held));
+    CHECK_OK(rp_push_server_disconnect(server, first_id));
+    rp_push_result *res = NULL;
+    CHECK_STATUS(rp_push_ticket_wait(ticket, 5000, &res), RP_STATUS_CLOSED);
+    rp_push_ticket_free(ticket);
+
+    /* The worker sees the loss on its next receive and comes back. */
+    double start = now_s();
+    while (count_of(&r, RP_PUSH_WORKER_EVENT_CONNECTED) < 2 && now_s() - start < 5.0) {
+        rp_push *none = NULL;
+        if (rp_push_worker_recv(worker, 20, &none) == RP_STATUS_OK) rp_push_free(none);
+    }
+    CHECK(count_of(&r, RP_PUSH_WORKER_EVENT_CONNECTED) == 2);
+    CHECK(rp_push_worker_id(worker) != first_id);
+    CHECK_STATUS(rp_push_worker_reply(worker, rp_push_correlation_id(held), (const uint8_t *)"late", 4),
+                 RP_STATUS_CLOSED);
+    CHECK_STATUS(rp_push_worker_reply_error(worker, rp_push_correlation_id(held), 1001, "late"), RP_STATUS_CLOSED);
+    rp_push_free(held);
+
+    /* The next push is answered on the new connection. */
+    struct answerer a = {worker, 0};
+    pthread_t t;
+    pthread_create(&t, NULL, answer_five, &a);
+    CHECK_OK(rp_push_request_to_worker(req, rp_push_worker_id(worker)));
+    CHECK_OK(rp_push_server_push_wait(server, req, 5000, &res));
+    if (res) {
+        rp_bytes out = rp_push_result_payload(res);
+        CHECK(out.len == 9 && memcmp(out.ptr, "echo:held", 9) == 0);
+        rp_push_result_free(res);
+    }
+    rp_push_request_free(req);
+    rp_push_server_stats stats;
+    stats.size = sizeof stats;
+    CHECK_OK(rp_push_server_get_stats(server, &stats));
+    CHECK(stats.pushes_lost == 1 && stats.pushes_answered == 1 && stats.protocol_violations == 0);
+    rp_push_worker_close(worker); /* ends answer_five */
+    pthread_join(t, NULL);
+    CHECK(a.answered == 1);
+    rp_push_worker_free(worker);
+    rp_push_server_free(server);
+}
+
 static void bad_arguments(void) {
     rp_push_worker_options *opts = NULL;
     CHECK_OK(rp_push_worker_options_new("/nonexistent.sock", "w", "q", &opts));
@@ -347,6 +408,7 @@ int main(int argc, char **argv) {
 
     bad_arguments();
     killed_and_restarted();
+    in_flight_push_fails_at_its_caller();
     gives_up();
     close_during_backoff();
     CHECK(rmdir(g_dir) == 0); /* every socket file was cleaned up */
