@@ -469,7 +469,7 @@ pub unsafe extern "C" fn rp_push_worker_options_set_event_callback(
     user_data: *mut c_void,
     user_data_free: rp_user_data_free_callback,
 ) -> rp_status {
-    let foreign = ForeignCallback::new(callback, user_data, user_data_free);
+    let cb = ForeignCallback::new(callback, user_data, user_data_free);
     boundary(move || {
         // SAFETY: NULL or live options, used by one thread at a time per the API contract.
         let o = unsafe { box_mut(options, "options") }?;
@@ -477,7 +477,7 @@ pub unsafe extern "C" fn rp_push_worker_options_set_event_callback(
             o.on_event = None;
             return Ok(());
         };
-        let foreign = Arc::new(foreign);
+        let foreign = Arc::new(cb);
         o.on_event = Some(EventHandler::new(move |e| {
             let event = match e.kind {
                 WorkerEventKind::Connected => rp_push_worker_event::Connected,
