@@ -2728,10 +2728,11 @@ rp_status rp_push_worker_options_set_auth_token(struct rp_push_worker_options *o
 /**
  * Makes the worker reconnect after its connection is lost (off by default).
  *
- * On a loss — the server closed the connection or went away, a read or write failed, a
- * liminal server sent Disconnect, a protocol violation — the worker forgets that
- * connection's queued and unanswered pushes (its server fails them at their callers) and a
- * librp thread starts reconnecting: attempt n waits a delay drawn from
+ * On a loss — the server closed the connection or went away, a read failed, a liminal server
+ * sent Disconnect, a protocol violation; noticed by the thread in `rp_push_worker_recv` or
+ * `_dispatch`, as the worker reads only there — the worker forgets that connection's queued
+ * and unanswered pushes (its server fails them at their callers) and a librp thread starts
+ * reconnecting: attempt n waits a delay drawn from
  * `min(max_delay_ms, min_delay_ms * 2^(n-1))` (see `rp_push_worker_options_set_reconnect_jitter`),
  * then dials the same endpoint with the same Hello (or Connect) and the same registration,
  * within the connect timeout. Any failure counts as an attempt: nothing listening, a refused
