@@ -471,6 +471,43 @@ typedef int32_t rp_mux_event_kind;
 #endif // __cplusplus
 
 /**
+ * A transition of a worker's connection, delivered to its event callback.
+ */
+enum rp_push_worker_event
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Connected and registered: once at connect (`attempt` 0), and after each successful
+   * reconnect attempt (`attempt` is its number).
+   */
+  RP_PUSH_WORKER_EVENT_CONNECTED = 1,
+  /**
+   * The connection was lost (`status` `RP_STATUS_CLOSED`, `message` why). Its queued and
+   * unanswered pushes are gone; reconnecting starts.
+   */
+  RP_PUSH_WORKER_EVENT_LOST = 2,
+  /**
+   * Attempt `attempt` (from 1) starts after `delay_ms`; `status`/`message` say why the
+   * previous attempt failed (`RP_STATUS_OK` and "" for the first attempt after a loss).
+   */
+  RP_PUSH_WORKER_EVENT_RECONNECTING = 3,
+  /**
+   * The worker stopped after `attempt` failed attempts; `status`/`message` are the last
+   * failure. The worker is closed: `rp_push_worker_recv` returns `RP_STATUS_CLOSED`.
+   */
+  RP_PUSH_WORKER_EVENT_GAVE_UP = 4,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum rp_push_worker_event rp_push_worker_event;
+#else
+typedef int32_t rp_push_worker_event;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * Where a payload-protocol id sits in the registry.
  */
 enum rp_protocol_class
@@ -711,6 +748,33 @@ typedef int32_t rp_registration_verdict;
 #endif // __cplusplus
 
 /**
+ * How the delay before each reconnect attempt is spread around its backoff
+ * `b = min(max_delay_ms, min_delay_ms * 2^(n-1))`.
+ */
+enum rp_reconnect_jitter
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Uniform between `min_delay_ms` and `b` (the default): workers that lost the same server
+   * spread out the most.
+   */
+  RP_RECONNECT_JITTER_FULL = 0,
+  /**
+   * `b/2` plus a uniform share of the other half (never below `min_delay_ms`).
+   */
+  RP_RECONNECT_JITTER_EQUAL = 1,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum rp_reconnect_jitter rp_reconnect_jitter;
+#else
+typedef int32_t rp_reconnect_jitter;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * An admin reply (0xAD01): kind, body, exit code, content type.
  *
  * Methods: `rp_admin_reply_kind`, `_body`, `_exit_code`, `_free`.
@@ -905,7 +969,9 @@ typedef struct rp_push_ticket rp_push_ticket;
  *
  * Functions taking `const rp_push_worker *` are thread-safe: one thread may wait in
  * `rp_push_worker_recv` while others reply or close. There is no background thread: the thread
- * that receives reads the socket itself.
+ * that receives reads the socket itself (and so notices a lost connection). The one exception
+ * is reconnecting (`rp_push_worker_options_set_reconnect`): while the connection is down, a
+ * librp thread backs off and dials; it ends once connected again, given up, or closed.
  *
  * Flow control: the worker reads from the server only inside `rp_push_worker_recv` /
  * `_dispatch`, so it holds at most the pushes that arrived in one read. While the worker does
@@ -934,8 +1000,9 @@ typedef struct rp_push_worker_list rp_push_worker_list;
  * How a worker connects and what it registers as.
  *
  * Methods: `rp_push_worker_options_new`, `_add_namespace`, `_add_activity_type`, `_set_node`,
- * `_add_payload_protocol`, `_set_service`, `_set_connect_timeout_ms`, `_set_auth_token`, `_free`;
- * consumed by `rp_push_worker_connect`.
+ * `_add_payload_protocol`, `_set_service`, `_set_connect_timeout_ms`, `_set_auth_token`,
+ * `_set_reconnect`, `_set_reconnect_jitter`, `_set_event_callback`, `_free`; consumed by
+ * `rp_push_worker_connect`.
  *
  * Exclusive handle (Send).
  */
@@ -1146,6 +1213,29 @@ typedef struct rp_mux_event {
    */
   struct rp_bytes reply;
 } rp_mux_event;
+
+/**
+ * Receives one transition of a worker's connection.
+ *
+ * Parameters: `user_data` as registered; `event` what happened; `attempt` the reconnect
+ * attempt it concerns (0 for the first connection and a loss); `delay_ms` the wait before the
+ * attempt (`RP_PUSH_WORKER_EVENT_RECONNECTING`; 0 otherwise); `status` the failure behind it
+ * (`RP_STATUS_OK` when none); `message` why, NUL-terminated UTF-8, borrowed: valid only until
+ * the callback returns ("" when none).
+ *
+ * Called on the thread that calls `rp_push_worker_recv` (or `rp_push_worker_dispatch`),
+ * inside that call, in order, before it returns a push or a status: events that happened while
+ * nobody received wait (at most 64, the oldest dropped first) and make `rp_push_worker_fd`
+ * readable. No librp lock is held while it runs: it may call any function of the worker except
+ * `rp_push_worker_free`. It must not unwind (no C++ exception, no `longjmp`, no Go panic).
+ * Every transition is also logged (`rp_log_set`, component "push-worker").
+ */
+typedef void (*rp_push_worker_event_callback)(void *user_data,
+                                              rp_push_worker_event event,
+                                              uint32_t attempt,
+                                              uint64_t delay_ms,
+                                              rp_status status,
+                                              const char *message);
 
 /**
  * Handles one push inside `rp_push_worker_dispatch`.
@@ -1363,6 +1453,11 @@ typedef struct rp_push_worker_stats {
    * Bytes of replies written to the server.
    */
   uint64_t bytes_out;
+  /**
+   * Times the worker connected and registered again after losing its connection
+   * (`rp_push_worker_options_set_reconnect`).
+   */
+  uint64_t reconnects;
 } rp_push_worker_stats;
 
 /**
@@ -2631,6 +2726,74 @@ rp_status rp_push_worker_options_set_auth_token(struct rp_push_worker_options *o
                                                 size_t len);
 
 /**
+ * Makes the worker reconnect after its connection is lost (off by default).
+ *
+ * On a loss — the server closed the connection or went away, a read failed, a liminal server
+ * sent Disconnect, a protocol violation; noticed by the thread in `rp_push_worker_recv` or
+ * `_dispatch`, as the worker reads only there — the worker forgets that connection's queued
+ * and unanswered pushes (its server fails them at their callers) and a librp thread starts
+ * reconnecting: attempt n waits a delay drawn from
+ * `min(max_delay_ms, min_delay_ms * 2^(n-1))` (see `rp_push_worker_options_set_reconnect_jitter`),
+ * then dials the same endpoint with the same Hello (or Connect) and the same registration,
+ * within the connect timeout. Any failure counts as an attempt: nothing listening, a refused
+ * Hello (a wrong token), a rejected registration — a server that refuses the worker for good
+ * is retried like one that is down, until `max_attempts`. After `max_attempts` failed attempts
+ * in a row (0 = never give up) the worker gives up: `rp_push_worker_recv` then returns
+ * `RP_STATUS_CLOSED` with the last failure as the last error message. The first connection
+ * (`rp_push_worker_connect`) is not retried.
+ *
+ * While reconnecting, `rp_push_worker_recv` keeps waiting (up to its timeout) and returns
+ * pushes of the new connection; the descriptor of `rp_push_worker_fd` stays the same and
+ * level-triggered; `rp_push_worker_close` ends the backoff and any attempt at once.
+ *
+ * Correlation ids: with reconnecting on, `rp_push_correlation_id` is the worker's own id
+ * (counted from 1, never reused for the worker's life), not the server's. A restarted server
+ * counts its ids from the start again; the worker's ids keep a late reply to a push of a lost
+ * connection from answering a push of the new one: such a reply returns `RP_STATUS_CLOSED`
+ * and sends nothing.
+ *
+ * Each transition is logged (component "push-worker") and, with
+ * `rp_push_worker_options_set_event_callback`, delivered as an event.
+ *
+ * Returns `RP_STATUS_OK`, `RP_STATUS_INVALID_ARGUMENT` (`min_delay_ms` 0, or above
+ * `max_delay_ms`), `RP_STATUS_NULL_ARGUMENT`.
+ */
+RP_NODISCARD
+rp_status rp_push_worker_options_set_reconnect(struct rp_push_worker_options *options,
+                                               uint32_t min_delay_ms,
+                                               uint32_t max_delay_ms,
+                                               uint32_t max_attempts);
+
+/**
+ * Sets how reconnect delays are spread: an `rp_reconnect_jitter` (call after
+ * `rp_push_worker_options_set_reconnect`). Returns `RP_STATUS_OK`,
+ * `RP_STATUS_INVALID_ARGUMENT` (not an `rp_reconnect_jitter`, or reconnecting is off),
+ * `RP_STATUS_NULL_ARGUMENT`.
+ */
+RP_NODISCARD
+rp_status rp_push_worker_options_set_reconnect_jitter(struct rp_push_worker_options *options,
+                                                      rp_reconnect_jitter jitter);
+
+/**
+ * Sets the callback that receives the worker's connection events (connected, lost,
+ * reconnecting, gave up; see `rp_push_worker_event_callback`), replacing any previous one.
+ * `callback` NULL unregisters.
+ *
+ * Parameters: `user_data` — passed to `callback`; `user_data_free` — NULL, or called once with
+ * `user_data` when librp no longer needs it: on replacement, when the options are freed
+ * without connecting, when `rp_push_worker_connect` fails, when the worker is freed (on the
+ * freeing thread), or at once if `callback` is NULL.
+ *
+ * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT` (`options` NULL; `user_data_free` then
+ * runs at once).
+ */
+RP_NODISCARD
+rp_status rp_push_worker_options_set_event_callback(struct rp_push_worker_options *options,
+                                                    rp_push_worker_event_callback callback,
+                                                    void *user_data,
+                                                    rp_user_data_free_callback user_data_free);
+
+/**
  * Frees worker options. NULL is a no-op. Must not be called twice with the same value.
  */
 void rp_push_worker_options_free(struct rp_push_worker_options *options);
@@ -2663,7 +2826,7 @@ rp_status rp_push_worker_connect(struct rp_push_worker_options *options,
 
 /**
  * The id the server gave this worker (0 on a liminal endpoint, which has none, and if `worker`
- * is NULL).
+ * is NULL). A worker that reconnected has the id of its latest registration.
  */
 uint64_t rp_push_worker_id(const struct rp_push_worker *worker);
 
@@ -2677,6 +2840,11 @@ uint64_t rp_push_worker_id(const struct rp_push_worker *worker);
  * away, the connection broke a protocol rule, or `rp_push_worker_close` was called — the last
  * error message says which), `RP_STATUS_NO_MEMORY` (a push did not fit in memory: the
  * connection ended, later calls return the same), `RP_STATUS_NULL_ARGUMENT`.
+ *
+ * A reconnecting worker (`rp_push_worker_options_set_reconnect`) keeps waiting through a lost
+ * connection and returns pushes of the next one; it returns `RP_STATUS_CLOSED` only after
+ * `rp_push_worker_close` or once it gave up (the last error message then holds the last
+ * failure). Pending connection events run the event callback here first.
  *
  * Ownership: the caller owns `*out_push`; free it with `rp_push_free`.
  * Thread safety: may run concurrently with every other `const rp_push_worker *` function.
@@ -2693,8 +2861,10 @@ rp_status rp_push_worker_recv(const struct rp_push_worker *worker,
  * (copied; `payload` may be NULL when `len` is 0).
  *
  * Returns `RP_STATUS_OK`, `RP_STATUS_NOT_FOUND` (no such push, already answered, or withdrawn
- * by the server after its deadline), `RP_STATUS_CLOSED`, `RP_STATUS_TIMEOUT` (the server did not
- * take the bytes within the send timeout), `RP_STATUS_NULL_ARGUMENT`.
+ * by the server after its deadline), `RP_STATUS_CLOSED` (also, on a reconnecting worker, for a
+ * push that came on a connection since lost: nothing is sent, its server already failed it),
+ * `RP_STATUS_TIMEOUT` (the server did not take the bytes within the send timeout),
+ * `RP_STATUS_NULL_ARGUMENT`.
  *
  * Thread safety: may be called from any thread, also while another thread waits in recv.
  */
@@ -2732,7 +2902,9 @@ rp_status rp_push_worker_reply_error(const struct rp_push_worker *worker,
 /**
  * A file descriptor that is readable while a push is waiting or the connection has ended, for
  * `poll`/`epoll`/libuv/Go loops: when it is readable, `rp_push_worker_recv` with timeout 0
- * returns a push or `RP_STATUS_CLOSED`. Level-triggered.
+ * returns a push or `RP_STATUS_CLOSED`. Level-triggered. With an event callback it is also
+ * readable while events wait (recv runs the callback, then may return `RP_STATUS_TIMEOUT`).
+ * A reconnecting worker keeps the same descriptor across its connections.
  *
  * Returns the descriptor, or -1 if `worker` is NULL. Owned by the worker: never read from,
  * write to or close it; it is valid until `rp_push_worker_free`.
@@ -2788,7 +2960,9 @@ void rp_push_worker_close(const struct rp_push_worker *worker);
 void rp_push_worker_free(struct rp_push_worker *worker);
 
 /**
- * The push's correlation id: pass it to `rp_push_worker_reply`. 0 if `push` is NULL.
+ * The push's correlation id: pass it to `rp_push_worker_reply`. 0 if `push` is NULL. The
+ * server's id of the push, or on a reconnecting worker the worker's own id (see
+ * `rp_push_worker_options_set_reconnect`).
  */
 uint64_t rp_push_correlation_id(const struct rp_push *push);
 

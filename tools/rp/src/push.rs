@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use rp::push::proto::Registration;
 use rp::push::{
-    ActivityDescriptor, Dialect, PushResult, PushServer, PushSpec, ServerEvent, ServerOptions, Target, Worker, WorkerOptions,
+    ActivityDescriptor, Dialect, EventHandler, PushResult, PushServer, PushSpec, ReconnectPolicy, ServerEvent, ServerOptions,
+    Target, Worker, WorkerOptions,
 };
 use rp::transport::Endpoint;
 
@@ -148,6 +149,19 @@ pub struct WorkerArgs {
     /// Time allowed for connecting and registering
     #[arg(long, default_value = "5000", value_parser = millis_arg)]
     connect_timeout_ms: Duration,
+    /// Reconnect when the connection to the server is lost (exponential backoff with jitter),
+    /// registering again; each transition is printed on stderr
+    #[arg(long)]
+    reconnect: bool,
+    /// Shortest delay before a reconnect attempt
+    #[arg(long, default_value = "100", value_parser = millis_arg, requires = "reconnect")]
+    reconnect_min_ms: Duration,
+    /// Longest delay before a reconnect attempt
+    #[arg(long, default_value = "30000", value_parser = millis_arg, requires = "reconnect")]
+    reconnect_max_ms: Duration,
+    /// Give up after this many failed attempts in a row (0 = never)
+    #[arg(long, default_value = "0", requires = "reconnect")]
+    reconnect_attempts: u32,
     /// No progress messages on stderr
     #[arg(long, short)]
     quiet: bool,
@@ -211,12 +225,28 @@ fn worker_options(args: &WorkerArgs) -> Result<WorkerOptions, Failure> {
         }
     }
     opts.connect_timeout = args.connect_timeout_ms;
+    if args.reconnect {
+        if args.reconnect_min_ms.is_zero() || args.reconnect_min_ms > args.reconnect_max_ms {
+            return Err(Failure::new(2, "--reconnect-min-ms must be at least 1 and at most --reconnect-max-ms"));
+        }
+        opts.reconnect = Some(ReconnectPolicy {
+            min_delay: args.reconnect_min_ms,
+            max_delay: args.reconnect_max_ms,
+            max_attempts: args.reconnect_attempts,
+            ..ReconnectPolicy::default()
+        });
+        if !args.quiet {
+            let identity = args.identity.clone();
+            opts.on_event = Some(EventHandler::new(move |event| eprintln!("rp worker {identity}: {event}")));
+        }
+    }
     Ok(opts)
 }
 
 pub fn run_worker(args: WorkerArgs) -> Result<(), Failure> {
     log_to_stderr(args.log);
     let opts = worker_options(&args)?;
+    let opts_reconnect = opts.reconnect.is_some();
     // The longest failure message the server takes (a liminal refusal's words are shorter).
     let max_message = match opts.dialect {
         Dialect::Librp => rp::push::MAX_FAILURE_MESSAGE,
@@ -269,7 +299,15 @@ pub fn run_worker(args: WorkerArgs) -> Result<(), Failure> {
                 client.reply_error(job.correlation_id, code, truncated(&message, max_message))
             }
         };
-        sent?;
+        match sent {
+            // The push came on a connection that was lost (its server already failed it), or the
+            // worker has ended: the next recv says which.
+            Err(e) if opts_reconnect && e.kind() == rp::ErrorKind::Closed => {
+                say(format!("push {} not answered: {e}", job.correlation_id));
+                continue;
+            }
+            sent => sent?,
+        }
         handled += 1;
     }
 }

@@ -177,6 +177,41 @@ fn push_server_and_worker_answer_lines_with_a_command() {
 }
 
 #[test]
+fn a_reconnecting_worker_outlives_its_server_and_prints_each_transition() {
+    let dir = temp_dir("reconnect");
+    let ep = dir.join("p.sock");
+    let ep = ep.to_str().unwrap();
+    let worker = rp()
+        .args(["worker", ep, "--identity", "upper", "--reconnect", "--reconnect-min-ms", "20"])
+        .args(["--reconnect-max-ms", "200", "--reconnect-attempts", "3", "--", "tr", "a-z", "A-Z"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Two servers in turn on the same path: the worker serves both.
+    for word in ["hello", "world"] {
+        let mut server = rp()
+            .args(["push-server", "-q", ep, "--json", "--wait-ms", "10000"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        server.stdin.take().unwrap().write_all(format!("{word}\n").as_bytes()).unwrap();
+        let out = server.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let reply: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+        assert_eq!(reply["reply"], word.to_uppercase());
+    }
+    // No third server: the worker gives up after 3 attempts and ends cleanly.
+    let (status, stderr) = wait_with_timeout_output(worker, Duration::from_secs(20));
+    assert_eq!(status, Some(0), "{stderr}");
+    for needle in ["connected", "connection lost", "reconnecting: attempt 1 in", "connected again", "gave up reconnecting after 3 attempts"] {
+        assert!(stderr.contains(needle), "{needle:?} missing: {stderr}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn push_server_stats_and_log() {
     let dir = temp_dir("stats");
     let ep = dir.join("p.sock");

@@ -185,6 +185,13 @@ inline int32_t to_ms(std::chrono::milliseconds t) noexcept {
     return static_cast<int32_t>(t.count());
 }
 
+/// A delay in whole milliseconds for librp's uint32_t delay arguments (negative: 0).
+inline std::uint32_t to_delay(std::chrono::milliseconds t) noexcept {
+    if (t.count() < 0) return 0;
+    if (t.count() > static_cast<std::int64_t>(UINT32_MAX)) return UINT32_MAX;
+    return static_cast<std::uint32_t>(t.count());
+}
+
 inline const std::uint8_t *ptr_or_null(Bytes b) noexcept { return b.size ? b.data : nullptr; }
 
 }  // namespace detail
@@ -461,6 +468,20 @@ private:
     detail::Owned<rp_push, rp_push_free> owned_;
 };
 
+/// One transition of a worker's connection (see rp_push_worker_event_callback in rp.h).
+struct WorkerEvent {
+    /// CONNECTED, LOST, RECONNECTING or GAVE_UP.
+    rp_push_worker_event kind;
+    /// The reconnect attempt it concerns (0 for the first connection and a loss).
+    std::uint32_t attempt;
+    /// The wait before the attempt (RECONNECTING; 0 otherwise).
+    std::chrono::milliseconds delay;
+    /// The failure behind it (RP_STATUS_OK when none).
+    rp_status status;
+    /// Why ("" when there is no reason).
+    std::string message;
+};
+
 /// What a worker registers as and how it connects (rp_push_worker_options). The endpoint is
 /// a librp push server's (socket path, @name, tcp://host:port) or a liminal server's
 /// (liminal+tcp://host:port), where service() and add_payload_protocol() throw
@@ -491,9 +512,40 @@ public:
     WorkerOptions &auth_token(Bytes t) {
         return set(rp_push_worker_options_set_auth_token(p_.get(), detail::ptr_or_null(t), t.size));
     }
+    /// Reconnects after the connection is lost (rp_push_worker_options_set_reconnect): attempt n
+    /// waits a delay drawn from min(max_delay, min_delay * 2^(n-1)), spread by `jitter`; gives up
+    /// after `max_attempts` failed attempts in a row (0 = never). Correlation ids are then the
+    /// worker's own, and a reply to a push of a lost connection throws rp::Error(CLOSED).
+    WorkerOptions &reconnect(std::chrono::milliseconds min_delay, std::chrono::milliseconds max_delay,
+                             std::uint32_t max_attempts = 0, rp_reconnect_jitter jitter = RP_RECONNECT_JITTER_FULL) {
+        set(rp_push_worker_options_set_reconnect(p_.get(), detail::to_delay(min_delay), detail::to_delay(max_delay),
+                                                 max_attempts));
+        return set(rp_push_worker_options_set_reconnect_jitter(p_.get(), jitter));
+    }
+    /// Receives the worker's connection events: any callable `void(const rp::WorkerEvent &)`. It
+    /// runs on the thread in Worker::recv / dispatch, inside that call (see
+    /// rp_push_worker_event_callback). An exception from it is rethrown by that recv / dispatch,
+    /// after the call (a push it received is then dropped unanswered).
+    template <class F, class = std::enable_if_t<std::is_invocable_v<F &, const WorkerEvent &>>>
+    WorkerOptions &on_event(F &&callback) {
+        using Fn = std::decay_t<F>;
+        Fn *box = new Fn(std::forward<F>(callback));
+        // librp owns box on every path.
+        return set(rp_push_worker_options_set_event_callback(p_.get(), &event_tramp<Fn>, box, &detail::delete_box<Fn>));
+    }
     rp_push_worker_options *release() noexcept { return p_.release(); }
 
 private:
+    template <class Fn>
+    static void event_tramp(void *ud, rp_push_worker_event kind, std::uint32_t attempt, std::uint64_t delay_ms,
+                            rp_status status, const char *message) noexcept {
+        try {
+            WorkerEvent e{kind, attempt, std::chrono::milliseconds(static_cast<std::int64_t>(delay_ms)), status, message};
+            (*static_cast<Fn *>(ud))(static_cast<const WorkerEvent &>(e));
+        } catch (...) {
+            detail::stash_exception();
+        }
+    }
     WorkerOptions &set(rp_status st) {
         detail::check(st);
         return *this;
@@ -522,12 +574,17 @@ public:
 
     /// The next push, or std::nullopt when none came within `timeout` (forever: rp::forever).
     /// Throws rp::Error(RP_STATUS_CLOSED) once the connection ended.
+    /// A reconnecting worker keeps waiting through a lost connection; its event callback runs here.
     std::optional<Push> recv(std::chrono::milliseconds timeout) const {
         rp_push *p = nullptr;
+        detail::pending_exception() = nullptr;
         rp_status st = rp_push_worker_recv(p_.get(), detail::to_ms(timeout), &p);
+        std::optional<Push> push;
+        if (st == RP_STATUS_OK) push.emplace(p);
+        detail::rethrow_pending();
         if (st == RP_STATUS_TIMEOUT) return std::nullopt;
         detail::check(st);
-        return Push(p);
+        return push;
     }
     void reply(std::uint64_t correlation_id, Bytes payload) const {
         detail::check(rp_push_worker_reply(p_.get(), correlation_id, detail::ptr_or_null(payload), payload.size));
@@ -551,7 +608,9 @@ public:
     /// Runs the handler for pushes; returns how many were handled (0: none came in time).
     std::size_t dispatch(std::chrono::milliseconds timeout, std::size_t max_pushes = 0) const {
         std::size_t n = 0;
+        detail::pending_exception() = nullptr;
         rp_status st = rp_push_worker_dispatch(p_.get(), detail::to_ms(timeout), max_pushes, &n);
+        detail::rethrow_pending();
         if (st == RP_STATUS_TIMEOUT) return 0;
         detail::check(st);
         return n;
