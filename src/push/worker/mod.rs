@@ -18,7 +18,7 @@ use crate::control::{client_handshake, ClientHello};
 use crate::error::Error;
 use crate::wire::fast as fastpath;
 use crate::stats::{self, PushWorkerCounters, PushWorkerStats};
-use crate::transport::{self, Endpoint, RawDescriptor, ReadinessSet, ReadySignal, Stream, SwitchableReads};
+use crate::transport::{self, Endpoint, RawDescriptor, ReadinessSet, ReadySignal, Stream, SwitchableReads, TlsClientOptions};
 use crate::wire::proto::{ErrorCode, FrameKind, Negotiated};
 use crate::wire::{FrameReader, FrameView, FrameWriter, WireError, HELLO_MAX_BODY, MAX_BODY};
 use crate::wire::liminal as lwire;
@@ -57,6 +57,8 @@ pub struct WorkerOptions {
     pub send_timeout: Duration,
     /// Token for servers that require one (TCP).
     pub auth_token: Vec<u8>,
+    /// How a `tls://` server is verified (CA roots, name) and the client certificate offered.
+    pub tls: TlsClientOptions,
     /// The worker's own version, sent as `client_version` (librp endpoints).
     pub client_version: String,
     /// The wire spoken (set from the endpoint by [`for_endpoint`](Self::for_endpoint)).
@@ -75,6 +77,7 @@ impl WorkerOptions {
             connect_timeout: Duration::from_secs(5),
             send_timeout: Duration::from_secs(30),
             auth_token: Vec::new(),
+            tls: TlsClientOptions::default(),
             client_version: String::new(),
             dialect: Dialect::Librp,
             activity_descriptors: Vec::new(),
@@ -185,7 +188,11 @@ impl Worker {
             Dialect::Liminal => liminal::check_options(opts)?,
         }
         let deadline = Instant::now() + opts.connect_timeout;
-        let socket = transport::connect(&opts.endpoint, opts.connect_timeout)?;
+        let tls_set = !opts.tls.ca_pem.is_empty() || !opts.tls.cert_chain_pem.is_empty() || !opts.tls.server_name.is_empty();
+        if tls_set && !matches!(opts.endpoint, Endpoint::Tls(_)) {
+            return Err(Error::invalid_argument(format!("{}: TLS options are for tls:// endpoints only", opts.endpoint)));
+        }
+        let socket = transport::connect_with(&opts.endpoint, opts.connect_timeout, &opts.tls)?;
         let remaining = || {
             deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()).ok_or_else(|| {
                 Error::Timeout(format!("connect to {} exceeded {:?}", opts.endpoint, opts.connect_timeout).into())
@@ -195,7 +202,7 @@ impl Worker {
         socket.set_read_timeout(Some(remaining()?)).map_err(io)?;
         socket.set_write_timeout(Some(remaining()?)).map_err(io)?;
         let mut writer = FrameWriter::new(socket.try_clone().map_err(io)?);
-        let timeout_to_error = |e: Error| match e {
+        let timeout_to_error = |e: Error| match transport::untangle_tls_error(e) {
             Error::Wire(WireError::Timeout) => {
                 Error::Timeout(format!("no answer from {} within {:?}", opts.endpoint, opts.connect_timeout).into())
             }
@@ -334,7 +341,7 @@ impl Worker {
                         reader.reads().wait = false;
                         read
                     }
-                    Some(l) => match transport::wait_readable(self.socket.descriptor(), Some(l)) {
+                    Some(l) => match self.socket.wait_readable(Some(l)) {
                         Ok(false) => Ok(0),
                         Ok(true) => reader.read_more(),
                         Err(e) => Err(WireError::Io(e)),
