@@ -116,7 +116,7 @@ fn sans(value: &[u8]) -> Vec<String> {
 }
 
 /// The subject and SANs of a DER certificate.
-pub(super) fn identity(der: &[u8]) -> TlsIdentity {
+pub(crate) fn identity(der: &[u8]) -> TlsIdentity {
     let mut id = TlsIdentity { certificate_der: der.to_vec(), ..TlsIdentity::default() };
     let Some((SEQUENCE, cert, _)) = element(der) else { return id };
     let Some((SEQUENCE, tbs, _)) = element(cert) else { return id };
