@@ -23,7 +23,7 @@ use unix as sys;
 
 pub use acceptor::{AcceptPolicy, Acceptor, Rejection};
 pub use listener::{ListenOptions, Listener, SocketAccess};
-pub use stream::{connect, connect_with, NonBlockingReads, SocketIo, Stream, SwitchableReads};
+pub use stream::{connect, connect_with, refuse_tls, NonBlockingReads, SocketIo, Stream, SwitchableReads};
 pub use tls::{
     read_pem_file, tls_failure, untangle as untangle_tls_error, ClientAuth, TlsClientConfig, TlsClientOptions, TlsFailure,
     TlsIdentity, TlsServerConfig, TlsServerOptions, TlsStream,

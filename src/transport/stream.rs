@@ -219,10 +219,22 @@ impl Read for SwitchableReads {
     }
 }
 
-/// Connects to an endpoint; a TCP connect gives up after `timeout`. A `tls://` endpoint is
-/// verified against the system's CA roots (see [`connect_with`] for other options).
+/// Connects to an endpoint; a TCP connect gives up after `timeout`. For the roles that take no
+/// TLS options: a `tls://` endpoint is refused (`InvalidArgument`), see [`connect_with`].
 pub fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<Stream, Error> {
+    refuse_tls(endpoint)?;
     connect_with(endpoint, timeout, &TlsClientOptions::default())
+}
+
+/// Refuses a `tls://` endpoint for a role that does not speak TLS (only the push server and
+/// worker do).
+pub fn refuse_tls(endpoint: &Endpoint) -> Result<(), Error> {
+    if let Endpoint::Tls(_) = endpoint {
+        return Err(Error::invalid_argument(format!(
+            "{endpoint}: tls:// endpoints are for the push server and worker; this role takes Unix socket and tcp:// endpoints"
+        )));
+    }
+    Ok(())
 }
 
 /// Connects to an endpoint; on a `tls://` endpoint runs the TLS handshake with `tls` too, all
