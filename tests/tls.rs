@@ -356,3 +356,47 @@ fn roles_without_tls_refuse_tls_endpoints_clearly() {
     let e = rp::broker::BrokerServer::bind(rp::broker::BrokerServerOptions::new(endpoint.clone(), Vec::new())).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
 }
+
+#[test]
+fn a_worker_driven_by_its_pollable_fd_misses_no_push_over_tls() {
+    let ca = Ca::new("test CA");
+    let server = server_with(Some(tls_server_options(&ca.server_leaf())), |_| {});
+    let worker = Arc::new(Worker::connect(worker_options(server.endpoint(), trusting(&ca))).expect("connect"));
+    let w = Arc::clone(&worker);
+    // Answers only when the pollable descriptor says a push is there, taking what is ready.
+    let answering = thread::spawn(move || {
+        let mut n = 0;
+        loop {
+            match rp::transport::wait_readable(w.pollable_fd(), Some(Duration::from_secs(5))) {
+                Ok(true) => {}
+                _ => return n,
+            }
+            loop {
+                match w.recv(Some(Duration::ZERO)) {
+                    Ok(job) => {
+                        if w.reply(job.correlation_id, &job.payload[..8]).is_err() {
+                            return n;
+                        }
+                        n += 1;
+                    }
+                    Err(e) if e.kind() == ErrorKind::Timeout => break,
+                    Err(_) => return n,
+                }
+            }
+        }
+    });
+    // Many pushes larger than a TLS record, sent at once: records and frames straddle reads.
+    let tickets: Vec<_> = (0..300u32)
+        .map(|i| {
+            let mut payload = vec![7u8; 20_000 + (i as usize * 37) % 5000];
+            payload[..4].copy_from_slice(&i.to_be_bytes());
+            server.push(Target::TaskQueue("q".into()), spec(&payload)).unwrap()
+        })
+        .collect();
+    for (i, t) in tickets.into_iter().enumerate() {
+        let PushResult::Reply(r) = t.wait(Some(Duration::from_secs(10))).unwrap() else { panic!() };
+        assert_eq!(&r[..4], &(i as u32).to_be_bytes());
+    }
+    worker.close();
+    assert_eq!(answering.join().unwrap(), 300);
+}

@@ -93,6 +93,15 @@ impl Stream {
         }
     }
 
+    /// Whether decrypted bytes of a TLS connection wait to be read: the socket itself may then
+    /// not be readable. Never on a plain socket.
+    pub fn has_buffered_input(&self) -> bool {
+        match self {
+            Stream::Tls(s) => s.has_buffered_input(),
+            _ => false,
+        }
+    }
+
     /// Waits up to `timeout` for something to read (decrypted bytes already buffered count).
     pub fn wait_readable(&self, timeout: Option<Duration>) -> io::Result<bool> {
         if let Stream::Tls(s) = self {
@@ -330,6 +339,16 @@ impl SocketIo {
         match self {
             SocketIo::Plain(_) => Ok(true),
             SocketIo::Tls(s) => s.flush_nonblocking(),
+        }
+    }
+
+    /// Whether decrypted bytes of a TLS connection wait to be read (the socket may not be
+    /// readable then); never on a plain socket.
+    #[inline]
+    pub fn has_buffered_input(&self) -> bool {
+        match self {
+            SocketIo::Plain(_) => false,
+            SocketIo::Tls(s) => s.has_buffered_input(),
         }
     }
 

@@ -357,7 +357,12 @@ impl Worker {
                 }
                 st = self.answer_pings(st);
                 // A push that came is taken at the top of the loop, which also keeps the
-                // notification byte right for the rest.
+                // notification byte right for the rest. A TLS connection may hold decrypted
+                // bytes after the read, which the socket's readability does not show: the
+                // notification byte follows them after every read.
+                if matches!(self.socket, Stream::Tls(_)) {
+                    self.update_signal(&mut st);
+                }
                 if st.waiting > 0 {
                     self.changed.notify_all();
                 }
@@ -552,7 +557,8 @@ impl Worker {
     /// Keeps the pollable descriptor's signal raised exactly while something is ready (a
     /// system call only when that changes; under the state lock, so it matches the state).
     fn update_signal(&self, st: &mut State) {
-        self.signal.set(!st.jobs.is_empty() || st.closed.is_some());
+        // Decrypted bytes a TLS connection holds make the socket no more readable: they count.
+        self.signal.set(!st.jobs.is_empty() || st.closed.is_some() || self.socket.has_buffered_input());
     }
 }
 
