@@ -203,6 +203,11 @@ fn looks_like_tls(first: u8) -> bool {
 
 /// The bytes of one read from the socket (a little over one TLS record).
 const READ_CHUNK: usize = 17 * 1024;
+thread_local! {
+    /// The bytes of one read from a socket, before they are decrypted.
+    static RAW: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Plaintext accepted by one non-blocking send.
 const SEND_CHUNK: usize = 64 * 1024;
 
@@ -335,7 +340,16 @@ impl TlsStream {
 
     fn read_inner(&self, buf: &mut [u8], wait: bool) -> io::Result<usize> {
         let _reader = self.read_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let mut raw = vec![0u8; READ_CHUNK];
+        // One buffer for the socket's bytes per thread, not per connection or per read.
+        RAW.with_borrow_mut(|raw| {
+            if raw.len() < READ_CHUNK {
+                raw.resize(READ_CHUNK, 0);
+            }
+            self.read_with(buf, wait, raw)
+        })
+    }
+
+    fn read_with(&self, buf: &mut [u8], wait: bool, raw: &mut [u8]) -> io::Result<usize> {
         loop {
             {
                 let mut st = self.lock();
@@ -353,7 +367,7 @@ impl TlsStream {
                     return Ok(0);
                 }
             }
-            let got = if wait { (&self.sock).read(&mut raw) } else { sys::recv_dontwait(self.sock.as_raw_fd(), &mut raw) };
+            let got = if wait { (&self.sock).read(raw) } else { sys::recv_dontwait(self.sock.as_raw_fd(), raw) };
             let n = match got {
                 Ok(n) => n,
                 Err(e) => {
