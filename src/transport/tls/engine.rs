@@ -236,6 +236,10 @@ pub struct TlsStream {
     server: bool,
     /// Serializes readers, so bytes reach the TLS state in the order they came.
     read_lock: Mutex<()>,
+    /// Held while encrypted bytes are on their way to the socket, so records leave in order:
+    /// a blocking writer sends without the state locked, and a reader's own output (an alert,
+    /// a key update) waits for it.
+    send_lock: Mutex<()>,
     state: Mutex<State>,
 }
 
@@ -263,7 +267,7 @@ impl TlsStream {
         // Bounded by the callers instead (SEND_CHUNK, and the roles' own send buffers).
         conn.set_buffer_limit(None);
         let state = State { conn, plain: Vec::new(), plain_pos: 0, out: Vec::new(), out_pos: 0, eof: false, failed: None, heard: false, passthrough: false };
-        Arc::new(TlsStream { sock, server, read_lock: Mutex::new(()), state: Mutex::new(state) })
+        Arc::new(TlsStream { sock, server, read_lock: Mutex::new(()), send_lock: Mutex::new(()), state: Mutex::new(state) })
     }
 
     /// The TCP socket under the TLS.
@@ -407,6 +411,7 @@ impl TlsStream {
     /// the connection ([`flush_nonblocking`](Self::flush_nonblocking) writes it). `WouldBlock`
     /// (nothing taken) while earlier bytes still wait.
     pub fn send_nonblocking(&self, buf: &[u8]) -> io::Result<usize> {
+        let _sending = self.send_lock.lock().unwrap_or_else(|p| p.into_inner());
         let mut st = self.lock();
         if st.passthrough {
             return sys::send_nonblocking(self.sock.as_raw_fd(), buf);
@@ -424,8 +429,10 @@ impl TlsStream {
         Ok(n)
     }
 
-    /// Writes encrypted bytes still waiting, without blocking: true once none wait.
+    /// Writes encrypted bytes still waiting, without blocking: true once none wait. While a
+    /// blocking write is under way, leaves them to it (false).
     pub fn flush_nonblocking(&self) -> io::Result<bool> {
+        let Ok(_sending) = self.send_lock.try_lock() else { return Ok(false) };
         let mut st = self.lock();
         st.pull_output();
         st.flush(self.sock.as_raw_fd())
@@ -445,37 +452,46 @@ impl TlsStream {
 
     /// Encrypts and writes all of `buf`, blocking (the socket's write timeout applies). The
     /// bytes are sent without the state locked, so readers go on meanwhile; writers are
-    /// serialized by the caller (every role has one writer lock per connection).
+    /// serialized by the caller (every role has one writer lock per connection). A write that
+    /// fails or times out ends the TLS stream (its records are numbered: none can be left out):
+    /// later reads and writes fail.
     pub fn write_blocking(&self, buf: &[u8]) -> io::Result<usize> {
-        let bytes = {
-            let mut st = self.lock();
-            if let Some(f) = &st.failed {
-                return Err(f.clone().io());
+        let _sending = self.send_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut first = true;
+        loop {
+            // The bytes of `buf`, then whatever a reader queued meanwhile (it left them to us).
+            let bytes = {
+                let mut st = self.lock();
+                if let Some(f) = &st.failed {
+                    return Err(f.clone().io());
+                }
+                if first {
+                    io::Write::write_all(&mut st.conn.writer(), buf)?;
+                    first = false;
+                }
+                st.pull_output();
+                let at = st.out_pos;
+                let bytes = st.out.split_off(at);
+                st.out.clear();
+                st.out_pos = 0;
+                bytes
+            };
+            if bytes.is_empty() {
+                return Ok(buf.len());
             }
-            io::Write::write_all(&mut st.conn.writer(), buf)?;
-            st.pull_output();
-            let at = st.out_pos;
-            let bytes = st.out.split_off(at);
-            st.out.clear();
-            st.out_pos = 0;
-            bytes
-        };
-        let mut at = 0;
-        while at < bytes.len() {
-            match sys::send_nosignal(self.sock.as_raw_fd(), &bytes[at..]) {
-                Ok(n) => at += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    // Part of a record went out: the stream cannot go on.
-                    if at > 0 {
-                        let mut st = self.lock();
-                        st.failed = Some(TlsFailure { kind: ErrorKind::Protocol, message: format!("TLS: a write failed midway: {e}"), not_tls: false });
+            let mut at = 0;
+            while at < bytes.len() {
+                match sys::send_nosignal(self.sock.as_raw_fd(), &bytes[at..]) {
+                    Ok(n) => at += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        let message = format!("TLS: a write failed ({e}); the connection cannot go on");
+                        self.lock().failed = Some(TlsFailure { kind: ErrorKind::Protocol, message, not_tls: false });
+                        return Err(e);
                     }
-                    return Err(e);
                 }
             }
         }
-        Ok(buf.len())
     }
 
     /// Shuts down the socket (wakes readers blocked on it).
