@@ -400,3 +400,29 @@ fn a_worker_driven_by_its_pollable_fd_misses_no_push_over_tls() {
     worker.close();
     assert_eq!(answering.join().unwrap(), 300);
 }
+
+#[test]
+fn tls_and_an_auth_token_work_together() {
+    let ca = Ca::new("test CA");
+    let server = server_with(Some(tls_server_options(&ca.server_leaf())), |o| o.auth_token = b"s3cret".to_vec());
+    let mut opts = worker_options(server.endpoint(), trusting(&ca));
+    let (e, took) = failing_connect(opts.clone());
+    assert_fails(&e, took, ErrorKind::Refused, "authentication failed");
+    opts.auth_token = b"s3cret".to_vec();
+    Worker::connect(opts).expect("the token, over TLS");
+}
+
+#[test]
+fn a_silent_client_on_a_tls_endpoint_is_closed_at_the_handshake_deadline() {
+    use std::io::Read;
+    let ca = Ca::new("test CA");
+    let server = server_with(Some(tls_server_options(&ca.server_leaf())), |o| o.handshake_timeout = Duration::from_millis(300));
+    let addr = server.endpoint().to_string().trim_start_matches("tls://").to_owned();
+    let mut silent = std::net::TcpStream::connect(addr).unwrap();
+    silent.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 64];
+    let n = silent.read(&mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "closed without a word");
+    assert!(started.elapsed() < Duration::from_secs(2), "closed after {:?}", started.elapsed());
+}
