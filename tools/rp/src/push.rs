@@ -57,6 +57,10 @@ pub struct ServerArgs {
     /// With --client-ca: let workers without a client certificate in too
     #[arg(long, requires = "client_ca")]
     client_cert_optional: bool,
+    /// Listen on a non-loopback address (a tls:// endpoint with --client-ca, which requires
+    /// client certificates)
+    #[arg(long)]
+    allow_remote: bool,
 }
 
 /// The TLS options of `rp push-server` from its arguments.
@@ -87,6 +91,7 @@ pub fn run_server(args: ServerArgs) -> Result<(), Failure> {
     let mut opts = ServerOptions::new(args.endpoint.clone());
     opts.events = true;
     opts.tls = server_tls(&args)?;
+    opts.allow_remote_tcp = args.allow_remote;
     let server = PushServer::bind(opts)?;
     let say = |msg: String| {
         if !args.quiet {

@@ -687,3 +687,23 @@ fn push_server_and_worker_over_mutual_tls() {
     assert!(assert_clean_failure(&out, 2).contains("tls://"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[cfg(not(target_vendor = "apple"))]
+#[test]
+fn a_remote_push_server_needs_required_client_certificates() {
+    let dir = temp_dir("tls-remote");
+    write_certificates(&dir);
+    let file = |name: &str| dir.join(name).to_str().unwrap().to_owned();
+    let cert = ["--cert", &file("server.pem"), "--key", &file("server.key")].map(str::to_owned);
+    let out = rp().args(["push-server", "tls://0.0.0.0:0", "--allow-remote"]).args(&cert).stdin(Stdio::null()).output().unwrap();
+    let err = assert_clean_failure(&out, 1);
+    assert!(err.contains("client certificates"), "{err}");
+    let out = rp()
+        .args(["push-server", "-q", "tls://0.0.0.0:0", "--allow-remote", "--client-ca", &file("ca.pem"), "--workers", "0"])
+        .args(&cert)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let _ = std::fs::remove_dir_all(&dir);
+}
