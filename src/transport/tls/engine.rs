@@ -537,8 +537,9 @@ impl State {
                 });
             }
             let _ = self.conn.read_tls(&mut bytes);
-            let _ = self.conn.process_new_packets();
-            self.drain_plaintext();
+            if let Ok(io_state) = self.conn.process_new_packets() {
+                self.drain_plaintext(io_state.plaintext_bytes_to_read());
+            }
             return Ok(());
         }
         if !self.heard {
@@ -559,7 +560,7 @@ impl State {
                 not_tls: false,
             })?;
             let io_state = self.conn.process_new_packets().map_err(|e| describe(&e, server))?;
-            self.drain_plaintext();
+            self.drain_plaintext(io_state.plaintext_bytes_to_read());
             if io_state.peer_has_closed() {
                 self.eof = true;
             }
@@ -567,22 +568,19 @@ impl State {
         Ok(())
     }
 
-    fn drain_plaintext(&mut self) {
+    /// Moves the `n` decrypted bytes the connection holds into `plain`.
+    fn drain_plaintext(&mut self, n: usize) {
         if self.plain_pos > 0 {
             self.plain.drain(..self.plain_pos);
             self.plain_pos = 0;
         }
-        let mut reader = self.conn.reader();
-        let mut chunk = [0u8; 4096];
-        loop {
-            match reader.read(&mut chunk) {
-                Ok(0) => {
-                    self.eof = true;
-                    break;
-                }
-                Ok(n) => self.plain.extend_from_slice(&chunk[..n]),
-                Err(_) => break,
-            }
+        if n == 0 {
+            return;
+        }
+        let start = self.plain.len();
+        self.plain.resize(start + n, 0);
+        if self.conn.reader().read_exact(&mut self.plain[start..]).is_err() {
+            self.plain.truncate(start);
         }
     }
 
