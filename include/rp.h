@@ -85,6 +85,18 @@
  * Broker: rp_broker_server_options_new (+ _add_service) -> rp_broker_server_bind -> ... ->
  *   rp_broker_server_free.
  *
+ * TLS
+ * ---
+ * A push server and its workers also speak over tls://host:port (TLS 1.3/1.2). The server
+ * presents a certificate and key (rp_push_server_options_set_tls_cert_pem / _files) and may
+ * ask workers for certificates (_set_tls_client_ca_pem / _file: mutual TLS; the verified
+ * identity is in rp_push_worker_info_tls_subject / _tls_san). A worker verifies the server
+ * against given CA roots or the system's (rp_push_worker_options_set_tls_ca_pem / _file) and
+ * the endpoint's host name (_set_tls_server_name), and may present a certificate
+ * (_set_tls_client_cert_pem / _files). A refused certificate is RP_STATUS_PERMISSION_DENIED,
+ * TLS against plain TCP RP_STATUS_PROTOCOL (a plain worker at a TLS server: RP_STATUS_REFUSED),
+ * each with a message saying which. Other roles refuse tls:// (RP_STATUS_INVALID_ARGUMENT).
+ *
  * ABI contract
  * ------------
  * The values of constants and status codes never change and codes are never reused; functions
