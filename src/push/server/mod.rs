@@ -66,7 +66,8 @@ impl PushServer {
                 .into(),
             ));
         }
-        let listener = Listener::bind(&opts.endpoint, &ListenOptions { allow_remote_tcp: opts.allow_remote_tcp, socket_access: opts.socket_access, tls })?;
+        let listen = ListenOptions { allow_remote_tcp: opts.allow_remote_tcp, socket_access: opts.socket_access, tls };
+        let listener = Listener::bind(&opts.endpoint, &listen)?;
         let endpoint = listener.local_endpoint()?;
         let poll = Poll::new().map_err(|e| Error::io("create poller", e))?;
         let waker = Waker::new(poll.registry(), WAKER).map_err(|e| Error::io("create waker", e))?;

@@ -266,8 +266,19 @@ impl TlsStream {
     fn wrap(sock: TcpStream, mut conn: rustls::Connection, server: bool) -> Arc<TlsStream> {
         // Bounded by the callers instead (SEND_CHUNK, and the roles' own send buffers).
         conn.set_buffer_limit(None);
-        let state = State { conn, plain: Vec::new(), plain_pos: 0, out: Vec::new(), out_pos: 0, eof: false, failed: None, heard: false, passthrough: false };
-        Arc::new(TlsStream { sock, server, read_lock: Mutex::new(()), send_lock: Mutex::new(()), state: Mutex::new(state) })
+        let state = State {
+            conn,
+            plain: Vec::new(),
+            plain_pos: 0,
+            out: Vec::new(),
+            out_pos: 0,
+            eof: false,
+            failed: None,
+            heard: false,
+            passthrough: false,
+        };
+        let (read_lock, send_lock, state) = (Mutex::new(()), Mutex::new(()), Mutex::new(state));
+        Arc::new(TlsStream { sock, server, read_lock, send_lock, state })
     }
 
     /// The TCP socket under the TLS.
