@@ -2537,10 +2537,11 @@ rp_status rp_frame_encode_response_msg(const struct rp_frame_view *request,
  * Creates worker options.
  *
  * Parameters: `endpoint` — a librp push server's socket path, `@name` (Linux abstract
- * socket), `tcp://host:port` or `tls://host:port` (TLS: see `_set_tls_ca_pem`), or a liminal server's `liminal+tcp://host:port` (the worker then
- * speaks the liminal worker wire; see "liminal endpoints" below); `identity` — who the worker
- * is (1–256 bytes; 1–992 on a liminal endpoint); `task_queue` — the queue of work it takes
- * (0–256 bytes; a liminal server routes pushes by it).
+ * socket), `tcp://host:port` or `tls://host:port` (TLS: see `_set_tls_ca_pem`), or a liminal
+ * server's `liminal+tcp://host:port` (the worker then speaks the liminal worker wire; see
+ * "liminal endpoints" below); `identity` — who the worker is (1–256 bytes; 1–992 on a liminal
+ * endpoint); `task_queue` — the queue of work it takes (0–256 bytes; a liminal server routes
+ * pushes by it).
  *
  * Limits of a registration (checked by `rp_push_worker_connect`, which returns
  * `RP_STATUS_INVALID_ARGUMENT` naming the limit, and by the server, which rejects the worker
