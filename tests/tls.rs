@@ -165,7 +165,12 @@ fn mutual_tls_shows_the_client_identity_to_the_registration_decision() {
     let client_ca = Ca::new("client CA");
     let tls = TlsServerOptions { client_ca_pem: client_ca.pem(), client_auth: ClientAuth::Required, ..tls_server_options(&ca.server_leaf()) };
     let server = server_with(Some(tls), |o| o.decide_registrations = true);
-    let leaf = client_ca.leaf("worker-7", &["worker-7.example", "10.1.2.3"]);
+    let leaf = client_ca.leaf_with("worker-7", &["worker-7.example", "10.1.2.3", "fd00::7"], |p| {
+        use rcgen::SanType;
+        p.subject_alt_names.push(SanType::URI("spiffe://example.org/worker/7".try_into().unwrap()));
+        p.subject_alt_names.push(SanType::Rfc822Name("ops@example.org".try_into().unwrap()));
+        p.distinguished_name.push(DnType::OrganizationalUnitName, "batch");
+    });
     let opts = TlsClientOptions { cert_chain_pem: leaf.cert_pem, key_pem: leaf.key_pem, ..trusting(&ca) };
     let endpoint = server.endpoint().clone();
     let connecting = thread::spawn(move || Worker::connect(worker_options(&endpoint, opts)));
@@ -174,13 +179,14 @@ fn mutual_tls_shows_the_client_identity_to_the_registration_decision() {
     };
     assert_eq!(peer, None);
     let identity = tls_identity.expect("the verified client certificate");
-    assert_eq!(identity.subject, "CN=worker-7,O=librp tests");
-    assert_eq!(identity.sans, vec!["DNS:worker-7.example".to_owned(), "IP:10.1.2.3".to_owned()]);
+    assert_eq!(identity.subject, "CN=worker-7,O=librp tests,OU=batch");
+    let sans = ["DNS:worker-7.example", "IP:10.1.2.3", "IP:fd00::7", "URI:spiffe://example.org/worker/7", "email:ops@example.org"];
+    assert_eq!(identity.sans, sans.map(str::to_owned).to_vec());
     assert!(!identity.certificate_der.is_empty());
     server.decide(worker_id, RegistrationDecision::Accept).unwrap();
     let worker = connecting.join().unwrap().expect("registered");
     let info = server.workers().into_iter().find(|w| w.id == worker.worker_id()).unwrap();
-    assert_eq!(info.tls_identity.unwrap().subject, "CN=worker-7,O=librp tests");
+    assert_eq!(info.tls_identity.unwrap().subject, "CN=worker-7,O=librp tests,OU=batch");
 }
 
 #[test]

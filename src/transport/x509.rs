@@ -149,3 +149,29 @@ pub(crate) fn identity(der: &[u8]) -> TlsIdentity {
     }
     id
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broken_der_gives_empty_names_never_a_panic() {
+        for der in [&[][..], &[0x30], &[0x30, 0x84, 0xff, 0xff, 0xff, 0xff], &[0x30, 0x03, 0x30, 0x01, 0x02], &[0xff; 64]] {
+            let id = identity(der);
+            assert_eq!((id.subject.as_str(), id.sans.len()), ("", 0));
+        }
+        // Every prefix of a real-looking structure.
+        let name = [0x30, 0x0e, 0x31, 0x0c, 0x30, 0x0a, 0x06, 0x03, 0x55, 0x04, 0x03, 0x0c, 0x03, b'a', b'b', b'c'];
+        assert_eq!(super::name(&name[2..]), "CN=abc");
+        for n in 0..name.len() {
+            let _ = super::name(&name[..n]);
+        }
+    }
+
+    #[test]
+    fn oids_read_as_dotted_numbers() {
+        assert_eq!(oid(&[0x55, 0x1d, 0x11]), "2.5.29.17");
+        assert_eq!(oid(&[0x09, 0x92, 0x26, 0x89, 0x93, 0xf2, 0x2c, 0x64, 0x01, 0x19]), "0.9.2342.19200300.100.1.25");
+        assert_eq!(oid(&[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x01]), "1.2.840.113549.1.9.1");
+    }
+}
