@@ -208,6 +208,10 @@ thread_local! {
     static RAW: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+/// A connection's buffer of decrypted or encrypted bytes larger than this is freed once empty,
+/// so one large push does not keep its memory on an idle connection.
+const KEEP_BUFFER: usize = 32 * 1024;
+
 /// Plaintext accepted by one non-blocking send.
 const SEND_CHUNK: usize = 64 * 1024;
 
@@ -470,8 +474,9 @@ impl TlsStream {
         let _sending = self.send_lock.lock().unwrap_or_else(|p| p.into_inner());
         let mut first = true;
         loop {
-            // The bytes of `buf`, then whatever a reader queued meanwhile (it left them to us).
-            let bytes = {
+            // The bytes of `buf`, then whatever a reader queued meanwhile (it left them to us):
+            // the whole buffer is taken, and given back once sent.
+            let (bytes, mut at) = {
                 let mut st = self.lock();
                 if let Some(f) = &st.failed {
                     return Err(f.clone().io());
@@ -481,16 +486,13 @@ impl TlsStream {
                     first = false;
                 }
                 st.pull_output();
-                let at = st.out_pos;
-                let bytes = st.out.split_off(at);
-                st.out.clear();
-                st.out_pos = 0;
-                bytes
+                let at = std::mem::take(&mut st.out_pos);
+                (std::mem::take(&mut st.out), at)
             };
-            if bytes.is_empty() {
+            if at == bytes.len() {
+                self.give_back(bytes);
                 return Ok(buf.len());
             }
-            let mut at = 0;
             while at < bytes.len() {
                 match sys::send_nosignal(self.sock.as_raw_fd(), &bytes[at..]) {
                     Ok(n) => at += n,
@@ -502,6 +504,17 @@ impl TlsStream {
                     }
                 }
             }
+            self.give_back(bytes);
+        }
+    }
+
+    /// Returns the send buffer a blocking writer took, emptied, unless another one took its
+    /// place or it grew beyond what an idle connection keeps.
+    fn give_back(&self, mut bytes: Vec<u8>) {
+        bytes.clear();
+        let mut st = self.lock();
+        if st.out.is_empty() && st.out.capacity() == 0 && bytes.capacity() <= KEEP_BUFFER {
+            st.out = bytes;
         }
     }
 
@@ -531,6 +544,9 @@ impl State {
         if self.plain_pos == self.plain.len() {
             self.plain.clear();
             self.plain_pos = 0;
+            if self.plain.capacity() > KEEP_BUFFER {
+                self.plain = Vec::new();
+            }
         }
         n
     }
@@ -620,6 +636,9 @@ impl State {
         }
         self.out.clear();
         self.out_pos = 0;
+        if self.out.capacity() > KEEP_BUFFER {
+            self.out = Vec::new();
+        }
         Ok(true)
     }
 
