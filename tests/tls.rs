@@ -432,3 +432,24 @@ fn a_silent_client_on_a_tls_endpoint_is_closed_at_the_handshake_deadline() {
     assert_eq!(n, 0, "closed without a word");
     assert!(started.elapsed() < Duration::from_secs(2), "closed after {:?}", started.elapsed());
 }
+
+#[test]
+fn without_ca_roots_a_worker_trusts_the_system_roots() {
+    let ca = Ca::new("test CA");
+    let server = server_with(Some(tls_server_options(&ca.server_leaf())), |_| {});
+    // The system's roots as SSL_CERT_FILE names them (no other test here uses system roots).
+    let dir = std::env::temp_dir().join(format!("rp-tls-roots-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bundle = dir.join("bundle.pem");
+    std::fs::write(&bundle, ca.pem()).unwrap();
+    std::env::set_var("SSL_CERT_FILE", &bundle);
+    let trusted = Worker::connect(worker_options(server.endpoint(), TlsClientOptions::default()));
+    std::fs::write(&bundle, Ca::new("another").pem()).unwrap();
+    let untrusted = Worker::connect(worker_options(server.endpoint(), TlsClientOptions::default()));
+    std::env::remove_var("SSL_CERT_FILE");
+    let _ = std::fs::remove_dir_all(&dir);
+    trusted.expect("the server's CA is in the system bundle");
+    let e = untrusted.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
+    assert!(e.to_string().contains("unknown CA"), "{e}");
+}
