@@ -85,6 +85,18 @@
  * Broker: rp_broker_server_options_new (+ _add_service) -> rp_broker_server_bind -> ... ->
  *   rp_broker_server_free.
  *
+ * TLS
+ * ---
+ * A push server and its workers also speak over tls://host:port (TLS 1.3/1.2). The server
+ * presents a certificate and key (rp_push_server_options_set_tls_cert_pem / _files) and may
+ * ask workers for certificates (_set_tls_client_ca_pem / _file: mutual TLS; the verified
+ * identity is in rp_push_worker_info_tls_subject / _tls_san). A worker verifies the server
+ * against given CA roots or the system's (rp_push_worker_options_set_tls_ca_pem / _file) and
+ * the endpoint's host name (_set_tls_server_name), and may present a certificate
+ * (_set_tls_client_cert_pem / _files). A refused certificate is RP_STATUS_PERMISSION_DENIED,
+ * TLS against plain TCP RP_STATUS_PROTOCOL (a plain worker at a TLS server: RP_STATUS_REFUSED),
+ * each with a message saying which. Other roles refuse tls:// (RP_STATUS_INVALID_ARGUMENT).
+ *
  * ABI contract
  * ------------
  * The values of constants and status codes never change and codes are never reused; functions
@@ -286,7 +298,8 @@ enum rp_status
    */
   RP_STATUS_NOT_FOUND = 13,
   /**
-   * The peer or the bytes broke a rule of the protocol.
+   * The peer or the bytes broke a rule of the protocol; also a TLS peer where plain TCP was
+   * expected or the reverse, or a broken TLS stream (the message says which).
    */
   RP_STATUS_PROTOCOL = 20,
   /**
@@ -329,7 +342,9 @@ enum rp_status
   RP_STATUS_REJECTED = 31,
   /**
    * The operation is not permitted: a peer of another user, an unsafe socket directory, or
-   * the system refused access (EACCES/EPERM on a connect, a bind or a file).
+   * the system refused access (EACCES/EPERM on a connect, a bind or a file); on TLS, a
+   * certificate was refused (unknown CA, expired or not yet valid, wrong name, a client
+   * certificate required and missing or untrusted; the message says which).
    */
   RP_STATUS_PERMISSION_DENIED = 32,
   /**
@@ -986,7 +1001,7 @@ typedef struct rp_push_worker rp_push_worker;
  *
  * Methods: `rp_push_worker_info_id`, `_identity`, `_task_queue`, `_node`, `_namespace_count`,
  * `_namespace`, `_activity_type_count`, `_activity_type`, `_protocol_count`, `_protocol`,
- * `_peer`, `_in_flight`.
+ * `_peer`, `_tls_verified`, `_tls_subject`, `_tls_san_count`, `_tls_san`, `_in_flight`.
  */
 typedef struct rp_push_worker_info rp_push_worker_info;
 
@@ -1001,8 +1016,9 @@ typedef struct rp_push_worker_list rp_push_worker_list;
  *
  * Methods: `rp_push_worker_options_new`, `_add_namespace`, `_add_activity_type`, `_set_node`,
  * `_add_payload_protocol`, `_set_service`, `_set_connect_timeout_ms`, `_set_auth_token`,
- * `_set_reconnect`, `_set_reconnect_jitter`, `_set_event_callback`, `_free`; consumed by
- * `rp_push_worker_connect`.
+ * `_set_reconnect`, `_set_reconnect_jitter`, `_set_event_callback`, `_set_tls_ca_pem`,
+ * `_set_tls_ca_file`, `_set_tls_server_name`, `_set_tls_client_cert_pem`,
+ * `_set_tls_client_cert_files`, `_free`; consumed by `rp_push_worker_connect`.
  *
  * Exclusive handle (Send).
  */
@@ -2617,10 +2633,11 @@ rp_status rp_frame_encode_response_msg(const struct rp_frame_view *request,
  * Creates worker options.
  *
  * Parameters: `endpoint` — a librp push server's socket path, `@name` (Linux abstract
- * socket) or `tcp://host:port`, or a liminal server's `liminal+tcp://host:port` (the worker then
- * speaks the liminal worker wire; see "liminal endpoints" below); `identity` — who the worker
- * is (1–256 bytes; 1–992 on a liminal endpoint); `task_queue` — the queue of work it takes
- * (0–256 bytes; a liminal server routes pushes by it).
+ * socket), `tcp://host:port` or `tls://host:port` (TLS: see `_set_tls_ca_pem`), or a liminal
+ * server's `liminal+tcp://host:port` (the worker then speaks the liminal worker wire; see
+ * "liminal endpoints" below); `identity` — who the worker is (1–256 bytes; 1–992 on a liminal
+ * endpoint); `task_queue` — the queue of work it takes (0–256 bytes; a liminal server routes
+ * pushes by it).
  *
  * Limits of a registration (checked by `rp_push_worker_connect`, which returns
  * `RP_STATUS_INVALID_ARGUMENT` naming the limit, and by the server, which rejects the worker
@@ -2794,6 +2811,58 @@ rp_status rp_push_worker_options_set_event_callback(struct rp_push_worker_option
                                                     rp_user_data_free_callback user_data_free);
 
 /**
+ * Sets the CA roots (PEM text, copied) a `tls://` server's certificate must chain to. Without
+ * this call the system's CA roots are used (the file `SSL_CERT_FILE` names, or the system CA
+ * bundle). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+ */
+RP_NODISCARD
+rp_status rp_push_worker_options_set_tls_ca_pem(struct rp_push_worker_options *options,
+                                                const uint8_t *ca_pem,
+                                                size_t ca_len);
+
+/**
+ * Like `rp_push_worker_options_set_tls_ca_pem`, reading the PEM file at `ca_path` now. Returns
+ * `RP_STATUS_OK`, `RP_STATUS_CONFIG` (the file could not be read), `RP_STATUS_NULL_ARGUMENT`,
+ * `RP_STATUS_INVALID_UTF8`.
+ */
+RP_NODISCARD
+rp_status rp_push_worker_options_set_tls_ca_file(struct rp_push_worker_options *options,
+                                                 const char *ca_path);
+
+/**
+ * Sets the name a `tls://` server's certificate must be valid for (a DNS name or an IP
+ * address; default: the host of the endpoint). Returns `RP_STATUS_OK`,
+ * `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`; a name that is neither fails the connect
+ * with `RP_STATUS_INVALID_ARGUMENT`.
+ */
+RP_NODISCARD
+rp_status rp_push_worker_options_set_tls_server_name(struct rp_push_worker_options *options,
+                                                     const char *server_name);
+
+/**
+ * Sets the client certificate chain (leaf first) and private key a worker presents to a
+ * `tls://` server that asks for one (mutual TLS), as PEM text (copied). Returns `RP_STATUS_OK`,
+ * `RP_STATUS_NULL_ARGUMENT`; unusable or mismatched PEM fails the connect with
+ * `RP_STATUS_CONFIG`.
+ */
+RP_NODISCARD
+rp_status rp_push_worker_options_set_tls_client_cert_pem(struct rp_push_worker_options *options,
+                                                         const uint8_t *cert_chain_pem,
+                                                         size_t cert_chain_len,
+                                                         const uint8_t *key_pem,
+                                                         size_t key_len);
+
+/**
+ * Like `rp_push_worker_options_set_tls_client_cert_pem`, reading the PEM files at
+ * `cert_chain_path` and `key_path` now. Returns `RP_STATUS_OK`, `RP_STATUS_CONFIG` (a file
+ * could not be read), `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`.
+ */
+RP_NODISCARD
+rp_status rp_push_worker_options_set_tls_client_cert_files(struct rp_push_worker_options *options,
+                                                           const char *cert_chain_path,
+                                                           const char *key_path);
+
+/**
  * Frees worker options. NULL is a no-op. Must not be called twice with the same value.
  */
 void rp_push_worker_options_free(struct rp_push_worker_options *options);
@@ -2811,10 +2880,20 @@ void rp_push_worker_options_free(struct rp_push_worker_options *options);
  *   reason and retry hint.
  * - `RP_STATUS_REJECTED`: the server declined the registration; the last error message holds
  *   its reason.
- * - `RP_STATUS_TIMEOUT`: no answer within the connect timeout.
+ * - `RP_STATUS_TIMEOUT`: no answer (or no finished TLS handshake) within the connect timeout.
  * - `RP_STATUS_IO`: the endpoint could not be reached.
+ * - `RP_STATUS_PERMISSION_DENIED` (`tls://`): a certificate was refused; the last error
+ *   message says why: the server's certificate is from an unknown CA, expired or not valid
+ *   yet, or not valid for the server name (wrong name); or the server requires a client
+ *   certificate and none (or one it does not trust) was given.
+ * - `RP_STATUS_PROTOCOL` (`tls://`): the server does not speak TLS (a plain `tcp://`
+ *   endpoint). The reverse, a `tcp://` worker at a TLS endpoint, is `RP_STATUS_REFUSED` with
+ *   a reason saying to connect with `tls://`.
+ * - `RP_STATUS_CONFIG` (`tls://`): unusable TLS options (PEM text without a certificate, a
+ *   key that does not match, no system CA roots).
  * - `RP_STATUS_INVALID_ARGUMENT`: the registration is over a limit (see
- *   `rp_push_worker_options_new`); the last error message names it. Nothing was sent.
+ *   `rp_push_worker_options_new`); the last error message names it. Nothing was sent. Also
+ *   TLS options on an endpoint that is not `tls://`.
  * - `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_PROTOCOL`, `RP_STATUS_MALFORMED`, framing errors.
  *
  * Blocks up to the connect timeout. Ownership: the caller owns `*out_worker`; free it with
@@ -2999,12 +3078,14 @@ struct rp_str rp_push_tracestate(const struct rp_push *push);
 void rp_push_free(struct rp_push *push);
 
 /**
- * Creates server options for `endpoint` (a socket path, `@name`, or `tcp://host:port`).
+ * Creates server options for `endpoint` (a socket path, `@name`, `tcp://host:port` or
+ * `tls://host:port`).
  *
  * A socket path is created 0600 in a directory only this user can write (that directory, and
  * only it, is created 0700 when missing and its parent exists); other users' processes are
- * refused unless allowed; a TCP endpoint must be loopback unless `_set_allow_remote_tcp`
- * (which requires an auth token).
+ * refused unless allowed; a TCP or TLS endpoint must be loopback unless
+ * `_set_allow_remote_tcp`. A `tls://` endpoint needs a certificate and key
+ * (`_set_tls_cert_pem` or `_set_tls_cert_files`).
  *
  * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
  * `RP_STATUS_INVALID_ARGUMENT`. Ownership: consumed by `rp_push_server_bind`, or free it with
@@ -3049,7 +3130,10 @@ rp_status rp_push_server_options_set_allow_other_uids(struct rp_push_server_opti
                                                       bool allow);
 
 /**
- * Allows a TCP endpoint on a non-loopback address (an auth token is then required).
+ * Allows a TCP or TLS endpoint on a non-loopback address. Plain TCP then requires an auth
+ * token; TLS requires an auth token or required client certificates
+ * (`rp_push_server_options_set_tls_client_ca_pem` with `required`): `rp_push_server_bind`
+ * fails with `RP_STATUS_CONFIG` otherwise.
  * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
  */
 rp_status rp_push_server_options_set_allow_remote_tcp(struct rp_push_server_options *options,
@@ -3063,6 +3147,53 @@ RP_NODISCARD
 rp_status rp_push_server_options_set_auth_token(struct rp_push_server_options *options,
                                                 const uint8_t *token,
                                                 size_t len);
+
+/**
+ * Sets the certificate chain (leaf first) and private key of a `tls://` endpoint, as PEM text
+ * (`CERTIFICATE` blocks; a PKCS#8, PKCS#1 or SEC1 key). Both are copied; they are checked when
+ * the server binds (`RP_STATUS_CONFIG` there when they are not usable or do not match).
+ * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+ */
+RP_NODISCARD
+rp_status rp_push_server_options_set_tls_cert_pem(struct rp_push_server_options *options,
+                                                  const uint8_t *cert_chain_pem,
+                                                  size_t cert_chain_len,
+                                                  const uint8_t *key_pem,
+                                                  size_t key_len);
+
+/**
+ * Like `rp_push_server_options_set_tls_cert_pem`, reading the PEM files at `cert_chain_path`
+ * and `key_path` now. Returns `RP_STATUS_OK`, `RP_STATUS_CONFIG` (a file could not be read),
+ * `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`.
+ */
+RP_NODISCARD
+rp_status rp_push_server_options_set_tls_cert_files(struct rp_push_server_options *options,
+                                                    const char *cert_chain_path,
+                                                    const char *key_path);
+
+/**
+ * Asks workers of a `tls://` endpoint for a client certificate that chains to the CA roots
+ * `ca_pem` (PEM text, copied): mutual TLS. With `required` a worker without one is refused
+ * (`RP_STATUS_PERMISSION_DENIED` at its connect); without, one that presents none gets in and
+ * one that presents an invalid one does not. The verified certificate's subject and names
+ * reach the registration callback (`rp_push_worker_info_tls_subject`, `_tls_san`). Returns
+ * `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+ */
+RP_NODISCARD
+rp_status rp_push_server_options_set_tls_client_ca_pem(struct rp_push_server_options *options,
+                                                       const uint8_t *ca_pem,
+                                                       size_t ca_len,
+                                                       bool required);
+
+/**
+ * Like `rp_push_server_options_set_tls_client_ca_pem`, reading the PEM file at `ca_path` now.
+ * Returns `RP_STATUS_OK`, `RP_STATUS_CONFIG` (the file could not be read),
+ * `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`.
+ */
+RP_NODISCARD
+rp_status rp_push_server_options_set_tls_client_ca_file(struct rp_push_server_options *options,
+                                                        const char *ca_path,
+                                                        bool required);
 
 /**
  * Sets the time a new connection has to say Hello and register (default 10000 ms; 0 = none:
@@ -3457,6 +3588,31 @@ bool rp_push_worker_info_peer(const struct rp_push_worker_info *info,
                               uint32_t *out_pid,
                               uint32_t *out_uid,
                               uint32_t *out_gid);
+
+/**
+ * Whether the worker proved its identity with a client certificate the server verified
+ * (mutual TLS on a `tls://` endpoint); false otherwise or for NULL.
+ */
+bool rp_push_worker_info_tls_verified(const struct rp_push_worker_info *info);
+
+/**
+ * The subject of the worker's verified client certificate, as `CN=...,O=...` (empty without
+ * one). Borrowed like `info`.
+ */
+struct rp_str rp_push_worker_info_tls_subject(const struct rp_push_worker_info *info);
+
+/**
+ * Number of subject alternative names in the worker's verified client certificate (0
+ * without one).
+ */
+size_t rp_push_worker_info_tls_san_count(const struct rp_push_worker_info *info);
+
+/**
+ * The `index`-th subject alternative name of the worker's verified client certificate, as
+ * `DNS:name`, `IP:address`, `URI:uri` or `email:address` (empty if out of range). Borrowed
+ * like `info`.
+ */
+struct rp_str rp_push_worker_info_tls_san(const struct rp_push_worker_info *info, size_t index);
 
 /**
  * Pushes sent to the worker and not yet answered, when the info was taken.

@@ -168,7 +168,7 @@ fn registration_decided_by_the_application() {
             let mut connected = Vec::new();
             for _ in 0..3 {
                 match server.next_event(Some(Duration::from_secs(5))).unwrap() {
-                    ServerEvent::RegistrationRequest { worker_id, registration, peer } => {
+                    ServerEvent::RegistrationRequest { worker_id, registration, peer, .. } => {
                         assert_eq!(peer.unwrap().pid, std::process::id());
                         let d = if registration.task_queue == "banned" {
                             RegistrationDecision::Reject("queue banned is closed".into())

@@ -33,6 +33,8 @@ type WorkerOptions struct {
 	Service          string   // service name in the Hello (default "librp-push"; not on a liminal endpoint)
 	ConnectTimeout   time.Duration
 	AuthToken        []byte // for servers that require one (TCP; sent in the Connect on a liminal endpoint)
+	// TLS says how a tls:// server is verified and which client certificate is offered.
+	TLS *WorkerTLS
 	// ActivityDescriptors describe activities with their JSON schemas in the registration
 	// (liminal endpoints only: Connect fails with ErrInvalidArgument on another endpoint).
 	ActivityDescriptors []ActivityDescriptor
@@ -96,6 +98,17 @@ type WorkerEvent struct {
 	Delay   time.Duration // the wait before the attempt (WorkerReconnecting)
 	Status  Status        // the failure behind it (0 when none)
 	Message string        // why ("" when there is no reason)
+}
+
+// WorkerTLS is how a worker verifies a tls:// server and what it presents, as PEM text.
+// Certificate problems fail Connect with ErrPermissionDenied (unknown CA, expired or not yet
+// valid, wrong name, a client certificate required), a server that does not speak TLS with
+// ErrProtocol; the message says which.
+type WorkerTLS struct {
+	CAPEM        []byte // CA roots the server's certificate must chain to (nil: the system's roots)
+	ServerName   string // name the certificate must be valid for ("": the endpoint's host)
+	CertChainPEM []byte // client certificate chain for mutual TLS, leaf first (optional)
+	KeyPEM       []byte // its private key
 }
 
 // ActivityDescriptor describes an activity a worker handles, with the JSON schemas of its input
@@ -221,6 +234,22 @@ func Connect(ctx context.Context, endpoint string, opts WorkerOptions) (*Worker,
 				// librp owns the handle from here on every path (released through rpgoFreeHandle).
 				h := newHandle(opts.OnEvent)
 				c.do(func() C.rp_status { return C.rp_status(C.rpg_worker_options_set_event_callback(o, h)) })
+			}
+			if t := opts.TLS; t != nil {
+				if len(t.CAPEM) != 0 {
+					c.do(func() C.rp_status {
+						return C.rp_push_worker_options_set_tls_ca_pem(o, a.bytes(t.CAPEM), C.size_t(len(t.CAPEM)))
+					})
+				}
+				if t.ServerName != "" {
+					c.do(func() C.rp_status { return C.rp_push_worker_options_set_tls_server_name(o, a.str(t.ServerName)) })
+				}
+				if len(t.CertChainPEM) != 0 || len(t.KeyPEM) != 0 {
+					c.do(func() C.rp_status {
+						return C.rp_push_worker_options_set_tls_client_cert_pem(o, a.bytes(t.CertChainPEM), C.size_t(len(t.CertChainPEM)),
+							a.bytes(t.KeyPEM), C.size_t(len(t.KeyPEM)))
+					})
+				}
 			}
 			if c.err != nil {
 				C.rp_push_worker_options_free(o)

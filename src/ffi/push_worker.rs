@@ -12,13 +12,15 @@ use crate::push::proto::Registration;
 use crate::push::{
     ActivityDescriptor, Dialect, EventHandler, Jitter, Push, ReconnectPolicy, Worker, WorkerEventKind, WorkerOptions,
 };
+use crate::transport::read_pem_file;
 
 /// How a worker connects and what it registers as.
 ///
 /// Methods: `rp_push_worker_options_new`, `_add_namespace`, `_add_activity_type`, `_set_node`,
 /// `_add_payload_protocol`, `_set_service`, `_set_connect_timeout_ms`, `_set_auth_token`,
-/// `_set_reconnect`, `_set_reconnect_jitter`, `_set_event_callback`, `_free`; consumed by
-/// `rp_push_worker_connect`.
+/// `_set_reconnect`, `_set_reconnect_jitter`, `_set_event_callback`, `_set_tls_ca_pem`,
+/// `_set_tls_ca_file`, `_set_tls_server_name`, `_set_tls_client_cert_pem`,
+/// `_set_tls_client_cert_files`, `_free`; consumed by `rp_push_worker_connect`.
 ///
 /// Exclusive handle (Send).
 pub struct rp_push_worker_options {
@@ -84,10 +86,11 @@ pub type rp_push_worker_handler_callback = Option<
 /// Creates worker options.
 ///
 /// Parameters: `endpoint` — a librp push server's socket path, `@name` (Linux abstract
-/// socket) or `tcp://host:port`, or a liminal server's `liminal+tcp://host:port` (the worker then
-/// speaks the liminal worker wire; see "liminal endpoints" below); `identity` — who the worker
-/// is (1–256 bytes; 1–992 on a liminal endpoint); `task_queue` — the queue of work it takes
-/// (0–256 bytes; a liminal server routes pushes by it).
+/// socket), `tcp://host:port` or `tls://host:port` (TLS: see `_set_tls_ca_pem`), or a liminal
+/// server's `liminal+tcp://host:port` (the worker then speaks the liminal worker wire; see
+/// "liminal endpoints" below); `identity` — who the worker is (1–256 bytes; 1–992 on a liminal
+/// endpoint); `task_queue` — the queue of work it takes (0–256 bytes; a liminal server routes
+/// pushes by it).
 ///
 /// Limits of a registration (checked by `rp_push_worker_connect`, which returns
 /// `RP_STATUS_INVALID_ARGUMENT` naming the limit, and by the server, which rejects the worker
@@ -497,6 +500,110 @@ pub unsafe extern "C" fn rp_push_worker_options_set_event_callback(
     })
 }
 
+/// Sets the CA roots (PEM text, copied) a `tls://` server's certificate must chain to. Without
+/// this call the system's CA roots are used (the file `SSL_CERT_FILE` names, or the system CA
+/// bundle). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_push_worker_options_set_tls_ca_pem(
+    options: *mut rp_push_worker_options,
+    ca_pem: *const u8,
+    ca_len: usize,
+) -> rp_status {
+    boundary(|| {
+        // SAFETY: NULL or live options, used by one thread at a time per the API contract.
+        let o = unsafe { box_mut(options, "options") }?;
+        // SAFETY: `ca_len` readable bytes at `ca_pem` per the API contract.
+        o.tls.ca_pem = unsafe { slice_arg(ca_pem, ca_len, "ca_pem") }?.to_vec();
+        Ok(())
+    })
+}
+
+/// Like `rp_push_worker_options_set_tls_ca_pem`, reading the PEM file at `ca_path` now. Returns
+/// `RP_STATUS_OK`, `RP_STATUS_CONFIG` (the file could not be read), `RP_STATUS_NULL_ARGUMENT`,
+/// `RP_STATUS_INVALID_UTF8`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_push_worker_options_set_tls_ca_file(
+    options: *mut rp_push_worker_options,
+    ca_path: *const c_char,
+) -> rp_status {
+    boundary(|| {
+        // SAFETY: NULL or live options, used by one thread at a time per the API contract.
+        let o = unsafe { box_mut(options, "options") }?;
+        // SAFETY: NUL-terminated per the API contract.
+        let path = unsafe { cstr_arg(ca_path, "ca_path") }?;
+        o.tls.ca_pem = read_pem_file(path.as_ref(), "CA roots")?;
+        Ok(())
+    })
+}
+
+/// Sets the name a `tls://` server's certificate must be valid for (a DNS name or an IP
+/// address; default: the host of the endpoint). Returns `RP_STATUS_OK`,
+/// `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`; a name that is neither fails the connect
+/// with `RP_STATUS_INVALID_ARGUMENT`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_push_worker_options_set_tls_server_name(
+    options: *mut rp_push_worker_options,
+    server_name: *const c_char,
+) -> rp_status {
+    boundary(|| {
+        // SAFETY: NULL or live options, used by one thread at a time per the API contract.
+        let o = unsafe { box_mut(options, "options") }?;
+        // SAFETY: NUL-terminated per the API contract.
+        o.tls.server_name = unsafe { cstr_arg(server_name, "server_name") }?.to_owned();
+        Ok(())
+    })
+}
+
+/// Sets the client certificate chain (leaf first) and private key a worker presents to a
+/// `tls://` server that asks for one (mutual TLS), as PEM text (copied). Returns `RP_STATUS_OK`,
+/// `RP_STATUS_NULL_ARGUMENT`; unusable or mismatched PEM fails the connect with
+/// `RP_STATUS_CONFIG`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_push_worker_options_set_tls_client_cert_pem(
+    options: *mut rp_push_worker_options,
+    cert_chain_pem: *const u8,
+    cert_chain_len: usize,
+    key_pem: *const u8,
+    key_len: usize,
+) -> rp_status {
+    boundary(|| {
+        // SAFETY: NULL or live options, used by one thread at a time per the API contract.
+        let o = unsafe { box_mut(options, "options") }?;
+        // SAFETY: readable bytes at both pointers per the API contract.
+        let (chain, key) = unsafe {
+            (slice_arg(cert_chain_pem, cert_chain_len, "cert_chain_pem")?, slice_arg(key_pem, key_len, "key_pem")?)
+        };
+        o.tls.cert_chain_pem = chain.to_vec();
+        o.tls.key_pem = key.to_vec();
+        Ok(())
+    })
+}
+
+/// Like `rp_push_worker_options_set_tls_client_cert_pem`, reading the PEM files at
+/// `cert_chain_path` and `key_path` now. Returns `RP_STATUS_OK`, `RP_STATUS_CONFIG` (a file
+/// could not be read), `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_push_worker_options_set_tls_client_cert_files(
+    options: *mut rp_push_worker_options,
+    cert_chain_path: *const c_char,
+    key_path: *const c_char,
+) -> rp_status {
+    boundary(|| {
+        // SAFETY: NULL or live options, used by one thread at a time per the API contract.
+        let o = unsafe { box_mut(options, "options") }?;
+        // SAFETY: NUL-terminated per the API contract.
+        let (chain_path, key_path) = unsafe { (cstr_arg(cert_chain_path, "cert_chain_path")?, cstr_arg(key_path, "key_path")?) };
+        o.tls.cert_chain_pem = read_pem_file(chain_path.as_ref(), "client certificate chain")?;
+        o.tls.key_pem = read_pem_file(key_path.as_ref(), "client private key")?;
+        Ok(())
+    })
+}
+
 /// Frees worker options. NULL is a no-op. Must not be called twice with the same value.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_worker_options_free(options: *mut rp_push_worker_options) {
@@ -516,10 +623,20 @@ pub unsafe extern "C" fn rp_push_worker_options_free(options: *mut rp_push_worke
 ///   reason and retry hint.
 /// - `RP_STATUS_REJECTED`: the server declined the registration; the last error message holds
 ///   its reason.
-/// - `RP_STATUS_TIMEOUT`: no answer within the connect timeout.
+/// - `RP_STATUS_TIMEOUT`: no answer (or no finished TLS handshake) within the connect timeout.
 /// - `RP_STATUS_IO`: the endpoint could not be reached.
+/// - `RP_STATUS_PERMISSION_DENIED` (`tls://`): a certificate was refused; the last error
+///   message says why: the server's certificate is from an unknown CA, expired or not valid
+///   yet, or not valid for the server name (wrong name); or the server requires a client
+///   certificate and none (or one it does not trust) was given.
+/// - `RP_STATUS_PROTOCOL` (`tls://`): the server does not speak TLS (a plain `tcp://`
+///   endpoint). The reverse, a `tcp://` worker at a TLS endpoint, is `RP_STATUS_REFUSED` with
+///   a reason saying to connect with `tls://`.
+/// - `RP_STATUS_CONFIG` (`tls://`): unusable TLS options (PEM text without a certificate, a
+///   key that does not match, no system CA roots).
 /// - `RP_STATUS_INVALID_ARGUMENT`: the registration is over a limit (see
-///   `rp_push_worker_options_new`); the last error message names it. Nothing was sent.
+///   `rp_push_worker_options_new`); the last error message names it. Nothing was sent. Also
+///   TLS options on an endpoint that is not `tls://`.
 /// - `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_PROTOCOL`, `RP_STATUS_MALFORMED`, framing errors.
 ///
 /// Blocks up to the connect timeout. Ownership: the caller owns `*out_worker`; free it with

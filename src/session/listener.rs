@@ -21,6 +21,7 @@ pub struct SessionListener {
 impl SessionListener {
     /// Binds `endpoint` (a socket path, `@abstract` name or loopback `tcp://host:port`).
     pub fn bind(endpoint: &Endpoint) -> Result<SessionListener, Error> {
+        crate::transport::refuse_tls(endpoint)?;
         let listener = Listener::bind(endpoint, &ListenOptions::default())?;
         let endpoint = listener.local_endpoint()?;
         Ok(SessionListener { listener, endpoint, closed: AtomicBool::new(false) })

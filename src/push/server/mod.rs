@@ -33,7 +33,7 @@ use crate::error::Error;
 use crate::event_queue::EventQueue;
 use crate::idmap::IdMap;
 use crate::stats::PushServerStats;
-use crate::transport::{Endpoint, ListenOptions, Listener, RawDescriptor};
+use crate::transport::{Endpoint, ListenOptions, Listener, RawDescriptor, TlsServerConfig};
 use event_loop::{EventLoop, MAX_QUEUED_EVENTS, WAKER};
 use shared::{Command, Shared};
 
@@ -52,10 +52,22 @@ pub struct PushServer {
 impl PushServer {
     /// Binds the endpoint and starts serving.
     pub fn bind(opts: ServerOptions) -> Result<PushServer, Error> {
-        if opts.allow_remote_tcp && opts.auth_token.is_empty() {
-            return Err(Error::Config("a server reachable from other hosts requires an auth token".into()));
+        let tls = opts.tls.as_ref().map(TlsServerConfig::new).transpose()?;
+        // Reachable from elsewhere: plain TCP needs the token; TLS the token or required client
+        // certificates.
+        let certified = tls.as_ref().is_some_and(TlsServerConfig::requires_client_certificates);
+        if opts.allow_remote_tcp && opts.auth_token.is_empty() && !certified {
+            return Err(Error::Config(
+                if tls.is_some() {
+                    "a TLS server reachable from other hosts requires client certificates (required) or an auth token"
+                } else {
+                    "a server reachable from other hosts requires an auth token (or TLS with required client certificates)"
+                }
+                .into(),
+            ));
         }
-        let listener = Listener::bind(&opts.endpoint, &ListenOptions { allow_remote_tcp: opts.allow_remote_tcp, socket_access: opts.socket_access })?;
+        let listen = ListenOptions { allow_remote_tcp: opts.allow_remote_tcp, socket_access: opts.socket_access, tls };
+        let listener = Listener::bind(&opts.endpoint, &listen)?;
         let endpoint = listener.local_endpoint()?;
         let poll = Poll::new().map_err(|e| Error::io("create poller", e))?;
         let waker = Waker::new(poll.registry(), WAKER).map_err(|e| Error::io("create waker", e))?;

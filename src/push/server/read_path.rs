@@ -86,7 +86,8 @@ impl Shared {
         reader.get_mut().wait = false;
         // Part of a frame already read here raises no event later: the event loop must look, so
         // that a worker stalled mid-frame meets `frame_timeout`.
-        let partial = !reader.buffered().is_empty();
+        // Likewise decrypted bytes a TLS connection holds beyond what the reader took.
+        let partial = !reader.buffered().is_empty() || link.sock.has_buffered_input();
         drop(reader);
         if link.let_go() || (partial && failure.is_none()) {
             self.command(Command::Read(link.token));
@@ -142,8 +143,9 @@ impl Shared {
         drop(io);
         self.parked.lock().unwrap_or_else(|p| p.into_inner()).remove(&link.token);
         drop(reader);
-        // Bytes already waiting raise the event at once, maybe while this thread held the reader.
-        if link.let_go() {
+        // Bytes already waiting raise the event at once, maybe while this thread held the reader;
+        // decrypted bytes a TLS connection holds raise none.
+        if link.let_go() || link.sock.has_buffered_input() {
             self.command(Command::Read(link.token));
         }
         true

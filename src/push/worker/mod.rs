@@ -19,7 +19,7 @@ use crate::control::{client_handshake, ClientHello};
 use crate::error::Error;
 use crate::wire::fast as fastpath;
 use crate::stats::{self, PushWorkerCounters, PushWorkerStats};
-use crate::transport::{self, Endpoint, RawDescriptor, ReadinessSet, ReadySignal, Stream, SwitchableReads};
+use crate::transport::{self, Endpoint, RawDescriptor, ReadinessSet, ReadySignal, Stream, SwitchableReads, TlsClientOptions};
 use crate::wire::proto::{ErrorCode, FrameKind, Negotiated};
 use crate::wire::{FrameReader, FrameView, FrameWriter, WireError, HELLO_MAX_BODY, MAX_BODY};
 use crate::wire::liminal as lwire;
@@ -59,6 +59,8 @@ pub struct WorkerOptions {
     pub send_timeout: Duration,
     /// Token for servers that require one (TCP).
     pub auth_token: Vec<u8>,
+    /// How a `tls://` server is verified (CA roots, name) and the client certificate offered.
+    pub tls: TlsClientOptions,
     /// The worker's own version, sent as `client_version` (librp endpoints).
     pub client_version: String,
     /// The wire spoken (set from the endpoint by [`for_endpoint`](Self::for_endpoint)).
@@ -85,6 +87,7 @@ impl WorkerOptions {
             connect_timeout: Duration::from_secs(5),
             send_timeout: Duration::from_secs(30),
             auth_token: Vec::new(),
+            tls: TlsClientOptions::default(),
             client_version: String::new(),
             dialect: Dialect::Librp,
             activity_descriptors: Vec::new(),
@@ -217,6 +220,10 @@ fn check_options(opts: &WorkerOptions) -> Result<(), Error> {
         }
         Dialect::Liminal => liminal::check_options(opts)?,
     }
+    let tls_set = !opts.tls.ca_pem.is_empty() || !opts.tls.cert_chain_pem.is_empty() || !opts.tls.server_name.is_empty();
+    if tls_set && !matches!(opts.endpoint, Endpoint::Tls(_)) {
+        return Err(Error::invalid_argument(format!("{}: TLS options are for tls:// endpoints only", opts.endpoint)));
+    }
     if let Some(p) = &opts.reconnect {
         if p.min_delay > p.max_delay {
             return Err(Error::invalid_argument("the reconnect minimum delay is above its maximum"));
@@ -230,7 +237,7 @@ fn check_options(opts: &WorkerOptions) -> Result<(), Error> {
 /// end the attempt) and may stop the attempt.
 fn dial(opts: &WorkerOptions, watch: &dyn Fn(&Stream) -> Result<(), Error>) -> Result<Connection, Error> {
     let deadline = Instant::now() + opts.connect_timeout;
-    let socket = transport::connect(&opts.endpoint, opts.connect_timeout)?;
+    let socket = transport::connect_with(&opts.endpoint, opts.connect_timeout, &opts.tls)?;
     watch(&socket)?;
     let remaining = || {
         deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()).ok_or_else(|| {
@@ -241,7 +248,7 @@ fn dial(opts: &WorkerOptions, watch: &dyn Fn(&Stream) -> Result<(), Error>) -> R
     socket.set_read_timeout(Some(remaining()?)).map_err(io)?;
     socket.set_write_timeout(Some(remaining()?)).map_err(io)?;
     let mut writer = FrameWriter::new(socket.try_clone().map_err(io)?);
-    let timeout_to_error = |e: Error| match e {
+    let timeout_to_error = |e: Error| match transport::untangle_tls_error(e) {
         Error::Wire(WireError::Timeout) => {
             Error::Timeout(format!("no answer from {} within {:?}", opts.endpoint, opts.connect_timeout).into())
         }
@@ -495,9 +502,8 @@ impl Inner {
                 // read; a limited wait polls first, so the limit is kept to the millisecond.
                 polled = true;
                 let generation = st.generation;
-                // The reader's own descriptor: it stays open with the reader even when the
-                // connection is lost meanwhile.
-                let fd = reader.reads().stream.descriptor();
+                // The wait is on the reader's own socket: it stays open with the reader even when
+                // the connection is lost meanwhile.
                 drop(st);
                 let outcome = match left {
                     None => {
@@ -506,7 +512,7 @@ impl Inner {
                         reader.reads().wait = false;
                         read
                     }
-                    Some(l) => match transport::wait_readable(fd, Some(l)) {
+                    Some(l) => match reader.reads().stream.wait_readable(Some(l)) {
                         Ok(false) => Ok(0),
                         Ok(true) => reader.read_more(),
                         Err(e) => Err(WireError::Io(e)),
@@ -524,7 +530,12 @@ impl Inner {
                 }
                 st = self.answer_pings(st);
                 // A push that came is taken at the top of the loop, which also keeps the
-                // notification byte right for the rest.
+                // notification byte right for the rest. A TLS connection may hold decrypted
+                // bytes after the read, which the socket's readability does not show: the
+                // notification byte follows them after every read.
+                if matches!(st.socket, Some(Stream::Tls(_))) {
+                    self.update_signal(&mut st);
+                }
                 if st.waiting > 0 {
                     self.changed.notify_all();
                 }
@@ -808,6 +819,8 @@ impl Inner {
     /// Keeps the pollable descriptor's signal raised exactly while something is ready (a
     /// system call only when that changes; under the state lock, so it matches the state).
     fn update_signal(&self, st: &mut State) {
-        self.signal.set(!st.jobs.is_empty() || st.closed.is_some() || !st.events.is_empty());
+        // Decrypted bytes a TLS connection holds make the socket no more readable: they count.
+        let buffered = st.socket.as_ref().is_some_and(|s| s.has_buffered_input());
+        self.signal.set(!st.jobs.is_empty() || st.closed.is_some() || !st.events.is_empty() || buffered);
     }
 }

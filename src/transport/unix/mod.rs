@@ -183,6 +183,16 @@ pub(crate) fn shutdown(fd: RawFd, how: std::net::Shutdown) -> io::Result<()> {
 /// Waits up to `timeout_ms` (negative = forever) for `fd` to be readable (or hung up).
 /// Returns false on timeout. EINTR is retried with the time left.
 pub(crate) fn wait_readable(fd: RawFd, timeout: Option<std::time::Duration>) -> io::Result<bool> {
+    wait_for(fd, libc::POLLIN, timeout)
+}
+
+/// Waits up to `timeout` for `fd` to be writable (or hung up); false on timeout.
+#[cfg_attr(target_vendor = "apple", allow(dead_code))]
+pub(crate) fn wait_writable(fd: RawFd, timeout: Option<std::time::Duration>) -> io::Result<bool> {
+    wait_for(fd, libc::POLLOUT, timeout)
+}
+
+fn wait_for(fd: RawFd, events: libc::c_short, timeout: Option<std::time::Duration>) -> io::Result<bool> {
     let deadline = timeout.map(|t| std::time::Instant::now() + t);
     loop {
         let ms = match deadline {
@@ -193,7 +203,7 @@ pub(crate) fn wait_readable(fd: RawFd, timeout: Option<std::time::Duration>) -> 
                 left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32
             }
         };
-        let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        let mut pfd = libc::pollfd { fd, events, revents: 0 };
         // SAFETY: one valid pollfd for the duration of the call.
         let n = unsafe { libc::poll(&mut pfd, 1, ms) };
         if n < 0 {
@@ -295,6 +305,7 @@ impl AsFd for Stream {
         match self {
             Stream::Unix(s) => s.as_fd(),
             Stream::Tcp(s) => s.as_fd(),
+            Stream::Tls(s) => s.socket().as_fd(),
         }
     }
 }
@@ -304,6 +315,7 @@ impl AsRawFd for Stream {
         match self {
             Stream::Unix(s) => s.as_raw_fd(),
             Stream::Tcp(s) => s.as_raw_fd(),
+            Stream::Tls(s) => s.socket().as_raw_fd(),
         }
     }
 }
@@ -312,7 +324,7 @@ impl AsRawFd for Listener {
     fn as_raw_fd(&self) -> RawFd {
         match self {
             Listener::Unix(l, _) => l.as_raw_fd(),
-            Listener::Tcp(l) => l.as_raw_fd(),
+            Listener::Tcp(l, _) => l.as_raw_fd(),
         }
     }
 }

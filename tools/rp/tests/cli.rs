@@ -657,3 +657,88 @@ fn json_failures_print_an_error_object() {
     assert!(out.stdout.is_empty());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Writes a throwaway CA, a server certificate (127.0.0.1) and a client certificate
+/// (CN=cli-worker) with their keys as PEM files in `dir`.
+#[cfg(not(target_vendor = "apple"))]
+fn write_certificates(dir: &Path) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(DnType::CommonName, "cli test CA");
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    for (name, cn, san) in [("server", "push server", "127.0.0.1"), ("client", "cli-worker", "cli-worker.example")] {
+        let mut params = CertificateParams::new(vec![san.to_owned()]).unwrap();
+        params.distinguished_name.push(DnType::CommonName, cn);
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &ca).unwrap();
+        std::fs::write(dir.join(format!("{name}.pem")), cert.pem()).unwrap();
+        std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
+    }
+}
+
+#[cfg(not(target_vendor = "apple"))]
+#[test]
+fn push_server_and_worker_over_mutual_tls() {
+    let dir = temp_dir("tls");
+    write_certificates(&dir);
+    let file = |name: &str| dir.join(name).to_str().unwrap().to_owned();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let ep = format!("tls://127.0.0.1:{port}");
+    let mut server = rp()
+        .args(["push-server", &ep, "--json", "--cert", &file("server.pem"), "--key", &file("server.key")])
+        .args(["--client-ca", &file("ca.pem")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Without a client certificate: one line saying why, exit 1.
+    let out = rp()
+        .args(["worker", "-q", &ep, "--ca", &file("ca.pem"), "--connect-timeout-ms", "5000", "--", "cat"])
+        .output()
+        .unwrap();
+    let err = assert_clean_failure(&out, 1);
+    assert!(err.contains("client certificate"), "{err}");
+    // With one: registered, identity shown, lines answered.
+    let worker = rp()
+        .args(["worker", "-q", &ep, "--ca", &file("ca.pem"), "--cert", &file("client.pem"), "--key", &file("client.key")])
+        .args(["--", "tr", "a-z", "A-Z"])
+        .spawn()
+        .unwrap();
+    server.stdin.take().unwrap().write_all(b"over tls\n").unwrap();
+    let out = server.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let reply: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().next().unwrap()).unwrap();
+    assert_eq!(reply["reply"], "OVER TLS");
+    assert!(stderr.contains("certificate CN=cli-worker"), "{stderr}");
+    assert_eq!(wait_with_timeout(worker, Duration::from_secs(10)), Some(0));
+    // A tls:// server without --cert, --ca on a plain endpoint: usage errors.
+    let out = rp().args(["push-server", &ep]).stdin(Stdio::null()).output().unwrap();
+    assert!(assert_clean_failure(&out, 2).contains("--cert"));
+    let out = rp().args(["worker", "tcp://127.0.0.1:1", "--ca", &file("ca.pem"), "--", "cat"]).output().unwrap();
+    assert!(assert_clean_failure(&out, 2).contains("tls://"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[cfg(not(target_vendor = "apple"))]
+#[test]
+fn a_remote_push_server_needs_required_client_certificates() {
+    let dir = temp_dir("tls-remote");
+    write_certificates(&dir);
+    let file = |name: &str| dir.join(name).to_str().unwrap().to_owned();
+    let cert = ["--cert", &file("server.pem"), "--key", &file("server.key")].map(str::to_owned);
+    let out = rp().args(["push-server", "tls://0.0.0.0:0", "--allow-remote"]).args(&cert).stdin(Stdio::null()).output().unwrap();
+    let err = assert_clean_failure(&out, 1);
+    assert!(err.contains("client certificates"), "{err}");
+    let out = rp()
+        .args(["push-server", "-q", "tls://0.0.0.0:0", "--allow-remote", "--client-ca", &file("ca.pem"), "--workers", "0"])
+        .args(&cert)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -194,6 +194,11 @@ inline std::uint32_t to_delay(std::chrono::milliseconds t) noexcept {
 
 inline const std::uint8_t *ptr_or_null(Bytes b) noexcept { return b.size ? b.data : nullptr; }
 
+/// The bytes of text (PEM, say), NULL when empty.
+inline const std::uint8_t *bytes_of(std::string_view s) noexcept {
+    return s.empty() ? nullptr : reinterpret_cast<const std::uint8_t *>(s.data());
+}
+
 }  // namespace detail
 
 /// Waits forever, for the timeouts below.
@@ -483,7 +488,7 @@ struct WorkerEvent {
 };
 
 /// What a worker registers as and how it connects (rp_push_worker_options). The endpoint is
-/// a librp push server's (socket path, @name, tcp://host:port) or a liminal server's
+/// a librp push server's (socket path, @name, tcp://host:port, tls://host:port) or a liminal server's
 /// (liminal+tcp://host:port), where service() and add_payload_protocol() throw
 /// rp::Error(RP_STATUS_INVALID_ARGUMENT) and add_activity_descriptor() applies.
 class WorkerOptions {
@@ -532,6 +537,27 @@ public:
         Fn *box = new Fn(std::forward<F>(callback));
         // librp owns box on every path.
         return set(rp_push_worker_options_set_event_callback(p_.get(), &event_tramp<Fn>, box, &detail::delete_box<Fn>));
+    }
+    /// CA roots (PEM text) a tls:// server's certificate must chain to (default: the system's).
+    WorkerOptions &tls_ca_pem(std::string_view pem) {
+        return set(rp_push_worker_options_set_tls_ca_pem(p_.get(), detail::bytes_of(pem), pem.size()));
+    }
+    /// CA roots from a PEM file (read now).
+    WorkerOptions &tls_ca_file(const std::string &path) {
+        return set(rp_push_worker_options_set_tls_ca_file(p_.get(), path.c_str()));
+    }
+    /// The name the server's certificate must be valid for (default: the endpoint's host).
+    WorkerOptions &tls_server_name(const std::string &name) {
+        return set(rp_push_worker_options_set_tls_server_name(p_.get(), name.c_str()));
+    }
+    /// Client certificate chain and key (PEM text) for mutual TLS.
+    WorkerOptions &tls_client_cert_pem(std::string_view cert_chain_pem, std::string_view key_pem) {
+        return set(rp_push_worker_options_set_tls_client_cert_pem(p_.get(), detail::bytes_of(cert_chain_pem), cert_chain_pem.size(),
+                                                                  detail::bytes_of(key_pem), key_pem.size()));
+    }
+    /// Client certificate chain and key from PEM files (read now).
+    WorkerOptions &tls_client_cert_files(const std::string &cert_chain_path, const std::string &key_path) {
+        return set(rp_push_worker_options_set_tls_client_cert_files(p_.get(), cert_chain_path.c_str(), key_path.c_str()));
     }
     rp_push_worker_options *release() noexcept { return p_.release(); }
 
@@ -669,6 +695,9 @@ struct WorkerInfo {
     std::vector<std::uint32_t> payload_protocols;
     bool has_peer = false;  ///< kernel credentials (Unix peers only)
     std::uint32_t pid = 0, uid = 0, gid = 0;
+    bool tls_verified = false;  ///< a verified client certificate (mutual TLS)
+    std::string tls_subject;    ///< its subject, "CN=...,O=..."
+    std::vector<std::string> tls_sans;  ///< its subject alternative names, "DNS:...", "IP:..."
     std::size_t in_flight = 0;
 
     static WorkerInfo from_c(const rp_push_worker_info *w) {
@@ -684,6 +713,10 @@ struct WorkerInfo {
         for (std::size_t k = 0, n = rp_push_worker_info_payload_protocol_count(w); k < n; k++)
             i.payload_protocols.push_back(rp_push_worker_info_payload_protocol(w, k));
         i.has_peer = rp_push_worker_info_peer(w, &i.pid, &i.uid, &i.gid);
+        i.tls_verified = rp_push_worker_info_tls_verified(w);
+        i.tls_subject = std::string(detail::view(rp_push_worker_info_tls_subject(w)));
+        for (std::size_t k = 0, n = rp_push_worker_info_tls_san_count(w); k < n; k++)
+            i.tls_sans.emplace_back(detail::view(rp_push_worker_info_tls_san(w, k)));
         i.in_flight = rp_push_worker_info_in_flight(w);
         return i;
     }
@@ -713,6 +746,24 @@ public:
         return set(rp_push_server_options_set_socket_access(p_.get(), mode, group));
     }
     ServerOptions &allow_remote_tcp(bool b) { return set(rp_push_server_options_set_allow_remote_tcp(p_.get(), b)); }
+    /// Certificate chain and key (PEM text) of a tls:// endpoint.
+    ServerOptions &tls_cert_pem(std::string_view cert_chain_pem, std::string_view key_pem) {
+        return set(rp_push_server_options_set_tls_cert_pem(p_.get(), detail::bytes_of(cert_chain_pem), cert_chain_pem.size(),
+                                                           detail::bytes_of(key_pem), key_pem.size()));
+    }
+    /// Certificate chain and key from PEM files (read now).
+    ServerOptions &tls_cert_files(const std::string &cert_chain_path, const std::string &key_path) {
+        return set(rp_push_server_options_set_tls_cert_files(p_.get(), cert_chain_path.c_str(), key_path.c_str()));
+    }
+    /// Mutual TLS: client certificates must chain to these CA roots (PEM text); `required`
+    /// refuses workers without one.
+    ServerOptions &tls_client_ca_pem(std::string_view pem, bool required = true) {
+        return set(rp_push_server_options_set_tls_client_ca_pem(p_.get(), detail::bytes_of(pem), pem.size(), required));
+    }
+    /// Mutual TLS with the client CA roots from a PEM file (read now).
+    ServerOptions &tls_client_ca_file(const std::string &path, bool required = true) {
+        return set(rp_push_server_options_set_tls_client_ca_file(p_.get(), path.c_str(), required));
+    }
     ServerOptions &auth_token(Bytes t) {
         return set(rp_push_server_options_set_auth_token(p_.get(), detail::ptr_or_null(t), t.size));
     }
