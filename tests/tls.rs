@@ -1,6 +1,5 @@
 //! Push server and worker over `tls://`, with certificates generated at run time: round trips,
 //! the client identity under mutual TLS, and each failure with its kind and message, in time.
-#![cfg(not(target_vendor = "apple"))]
 
 use std::sync::Arc;
 use std::thread;

@@ -16,7 +16,6 @@ mod listener;
 mod stream;
 mod tls;
 mod unix;
-#[cfg(not(target_vendor = "apple"))]
 mod x509;
 
 use unix as sys;

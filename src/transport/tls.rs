@@ -17,14 +17,8 @@ use std::path::Path;
 
 use crate::error::{Error, ErrorKind};
 
-// The TLS engine: rustls with the *ring* provider. Apple targets are only compile-checked here,
-// without an Apple C toolchain to build *ring*: there every TLS configuration fails with
-// `Config` ("not available in this build").
-#[cfg(not(target_vendor = "apple"))]
+// The TLS engine: rustls with the *ring* provider.
 #[path = "tls/engine.rs"]
-mod engine;
-#[cfg(target_vendor = "apple")]
-#[path = "tls/unavailable.rs"]
 mod engine;
 
 pub use engine::{TlsClientConfig, TlsServerConfig, TlsStream};
@@ -134,7 +128,6 @@ impl fmt::Display for TlsFailure {
 impl std::error::Error for TlsFailure {}
 
 impl TlsFailure {
-    #[cfg_attr(target_vendor = "apple", allow(dead_code))]
     pub(crate) fn io(self) -> io::Error {
         let kind = if self.kind == ErrorKind::PermissionDenied { io::ErrorKind::PermissionDenied } else { io::ErrorKind::InvalidData };
         io::Error::new(kind, self)

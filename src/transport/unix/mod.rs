@@ -187,7 +187,6 @@ pub(crate) fn wait_readable(fd: RawFd, timeout: Option<std::time::Duration>) -> 
 }
 
 /// Waits up to `timeout` for `fd` to be writable (or hung up); false on timeout.
-#[cfg_attr(target_vendor = "apple", allow(dead_code))]
 pub(crate) fn wait_writable(fd: RawFd, timeout: Option<std::time::Duration>) -> io::Result<bool> {
     wait_for(fd, libc::POLLOUT, timeout)
 }

@@ -660,7 +660,6 @@ fn json_failures_print_an_error_object() {
 
 /// Writes a throwaway CA, a server certificate (127.0.0.1) and a client certificate
 /// (CN=cli-worker) with their keys as PEM files in `dir`.
-#[cfg(not(target_vendor = "apple"))]
 fn write_certificates(dir: &Path) {
     use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
     let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -678,7 +677,6 @@ fn write_certificates(dir: &Path) {
     }
 }
 
-#[cfg(not(target_vendor = "apple"))]
 #[test]
 fn push_server_and_worker_over_mutual_tls() {
     let dir = temp_dir("tls");
@@ -723,7 +721,6 @@ fn push_server_and_worker_over_mutual_tls() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[cfg(not(target_vendor = "apple"))]
 #[test]
 fn a_remote_push_server_needs_required_client_certificates() {
     let dir = temp_dir("tls-remote");
