@@ -22,10 +22,13 @@ use rp::push::{
     EventHandler, Jitter, PushResult, PushServer, PushSpec, ReconnectPolicy, ServerOptions, Target, Worker, WorkerEvent,
     WorkerEventKind, WorkerOptions,
 };
-use rp::transport::Endpoint;
+use rp::transport::{Endpoint, TlsClientOptions, TlsServerOptions};
 use rp::ErrorKind;
 
 const ENV: &str = "RP_RECONNECT_SERVER";
+/// For a `tls://` server process: its certificate chain and key, PEM files.
+const CERT_ENV: &str = "RP_RECONNECT_CERT";
+const KEY_ENV: &str = "RP_RECONNECT_KEY";
 
 fn spec(payload: &str) -> PushSpec {
     PushSpec { payload_protocol: 0x7001, payload: payload.as_bytes().to_vec(), ..PushSpec::default() }
@@ -38,7 +41,15 @@ fn spec(payload: &str) -> PushSpec {
 #[ignore = "run by the reconnect tests as a child process"]
 fn reconnect_server_child() {
     let Ok(endpoint) = std::env::var(ENV) else { return };
-    let server = PushServer::bind(ServerOptions::new(Endpoint::parse(&endpoint).unwrap())).unwrap();
+    let mut opts = ServerOptions::new(Endpoint::parse(&endpoint).unwrap());
+    if let (Ok(cert), Ok(key)) = (std::env::var(CERT_ENV), std::env::var(KEY_ENV)) {
+        opts.tls = Some(TlsServerOptions {
+            cert_chain_pem: std::fs::read(cert).unwrap(),
+            key_pem: std::fs::read(key).unwrap(),
+            ..TlsServerOptions::default()
+        });
+    }
+    let server = PushServer::bind(opts).unwrap();
     let mut out = std::io::stdout();
     writeln!(out, "ready").unwrap();
     let mut tickets = Vec::new();
@@ -84,10 +95,13 @@ struct ServerProcess {
 }
 
 impl ServerProcess {
-    fn start(endpoint: &str) -> ServerProcess {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "reconnect_server_child", "--ignored", "--nocapture", "--test-threads=1", "-q"])
-            .env(ENV, endpoint)
+    fn start(endpoint: &str, tls: Option<&TlsFiles>) -> ServerProcess {
+        let mut command = Command::new(std::env::current_exe().unwrap());
+        command.args(["--exact", "reconnect_server_child", "--ignored", "--nocapture", "--test-threads=1", "-q"]).env(ENV, endpoint);
+        if let Some(t) = tls {
+            command.env(CERT_ENV, &t.cert).env(KEY_ENV, &t.key);
+        }
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -179,13 +193,40 @@ fn echo(worker: &Worker, timeout: Duration) -> rp::Result<()> {
     worker.reply(job.correlation_id, &reply)
 }
 
+/// A `tls://` server's certificate chain and key (PEM files both server processes read) and
+/// the CA a worker trusts.
+struct TlsFiles {
+    cert: std::path::PathBuf,
+    key: std::path::PathBuf,
+    ca_pem: Vec<u8>,
+}
+
+impl TlsFiles {
+    /// A CA and a certificate it signed for 127.0.0.1, written into `dir`.
+    fn new(dir: &std::path::Path) -> TlsFiles {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap().signed_by(&key, &ca).unwrap();
+        let files = TlsFiles { cert: dir.join("server.pem"), key: dir.join("server.key"), ca_pem: ca.pem().into_bytes() };
+        std::fs::write(&files.cert, leaf.pem()).unwrap();
+        std::fs::write(&files.key, key.serialize_pem()).unwrap();
+        files
+    }
+}
+
 /// The server process is killed while the worker holds a push, and started again.
-fn killed_and_restarted(endpoint: &str) {
+fn killed_and_restarted(endpoint: &str, tls: Option<&TlsFiles>) {
     const MAX_DELAY_MS: u64 = 400;
-    let mut server = ServerProcess::start(endpoint);
+    let mut server = ServerProcess::start(endpoint, tls);
     let (handler, events) = recorder();
     let mut opts = reconnecting_options(Endpoint::parse(endpoint).unwrap(), 50, MAX_DELAY_MS, 0);
     opts.on_event = Some(handler);
+    if let Some(t) = tls {
+        opts.tls = TlsClientOptions { ca_pem: t.ca_pem.clone(), ..TlsClientOptions::default() };
+    }
     let worker = Arc::new(Worker::connect(opts).unwrap());
     let fd = worker.pollable_fd();
     assert_eq!(server.ask("wait"), "registered");
@@ -206,7 +247,7 @@ fn killed_and_restarted(endpoint: &str) {
     thread::sleep(Duration::from_millis(50));
     server.kill();
     let restarted = Instant::now();
-    let mut server = ServerProcess::start(endpoint);
+    let mut server = ServerProcess::start(endpoint, tls);
     assert_eq!(server.ask("wait"), "registered");
     // Back within its backoff: the loss is seen at once, then attempts at most MAX_DELAY apart
     // (plus process start-up and the handshake).
@@ -260,14 +301,23 @@ fn server_process_killed_and_restarted_on_a_unix_socket() {
     let dir = TempDir::new("reconnect-unix");
     std::fs::create_dir_all(&dir.0).unwrap();
     std::fs::set_permissions(&dir.0, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
-    killed_and_restarted(dir.sock().to_str().unwrap());
+    killed_and_restarted(dir.sock().to_str().unwrap(), None);
 }
 
 #[test]
 fn server_process_killed_and_restarted_on_a_tcp_port() {
     // A port that was free a moment ago, kept for both server processes.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    killed_and_restarted(&format!("tcp://127.0.0.1:{port}"));
+    killed_and_restarted(&format!("tcp://127.0.0.1:{port}"), None);
+}
+
+#[test]
+fn server_process_killed_and_restarted_on_a_tls_port() {
+    let dir = TempDir::new("reconnect-tls");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let tls = TlsFiles::new(&dir.0);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    killed_and_restarted(&format!("tls://127.0.0.1:{port}"), Some(&tls));
 }
 
 #[test]
