@@ -141,9 +141,31 @@ impl Mux {
             Decoded::NeedMore { .. } => return Ok(MuxEvent::NeedMoreBytes),
             Decoded::Frame { frame, consumed } => (frame, consumed),
         };
+        // A served protocol is never first-party (`new` refuses those), so a served frame is
+        // a payload: the common case is decided with one lookup.
+        if self.serves(frame.payload_protocol) {
+            return Ok(MuxEvent::Payload { frame, consumed });
+        }
+        self.not_served(&frame, consumed)
+    }
+
+    /// Whether `protocol` is one of the served protocols.
+    #[inline(always)]
+    fn serves(&self, protocol: u32) -> bool {
+        match self.served.as_slice() {
+            [only] => *only == protocol,
+            served => served.binary_search(&protocol).is_ok(),
+        }
+    }
+
+    /// The verdict on a frame of a protocol this mux does not serve: a probe is answered,
+    /// anything else is fatal.
+    #[cold]
+    #[inline(never)]
+    fn not_served<'a>(&self, frame: &FrameView<'a>, consumed: usize) -> Result<MuxEvent<'a>, MuxError> {
         let protocol = frame.payload_protocol;
         if protocol == registry::IDENTITY_PROBE {
-            let reply = self.answer_probe(&frame)?;
+            let reply = self.answer_probe(frame)?;
             return Ok(MuxEvent::ProbeAnswered { reply, consumed });
         }
         if registry::is_first_party(protocol) {
@@ -151,12 +173,9 @@ impl Mux {
                 payload_protocol: protocol,
             });
         }
-        if self.served.binary_search(&protocol).is_err() {
-            return Err(MuxError::UnservedPayloadProtocol {
-                payload_protocol: protocol,
-            });
-        }
-        Ok(MuxEvent::Payload { frame, consumed })
+        Err(MuxError::UnservedPayloadProtocol {
+            payload_protocol: protocol,
+        })
     }
 
     /// Checks a probe and encodes its reply: RESPONSE, same request id and trace context,

@@ -104,14 +104,21 @@ fn varint_slow(buf: &[u8], pos: usize) -> (u64, usize) {
     if let Some(start) = buf.len().checked_sub(8).map(|last| pos.min(last)) {
         let eight: [u8; 8] = buf[start..start + 8].try_into().expect("8 bytes");
         let word = u64::from_le_bytes(eight) >> (8 * (pos - start));
-        // Byte i brings bits 7i..7i+6; the first byte without a continuation bit ends the
-        // varint (zeros past the end of `buf` count as such, hence the length check).
-        let mut value = 0;
-        for i in 0..8 {
-            value |= (word >> i) & (0x7f << (7 * i));
-            if word & (0x80 << (8 * i)) == 0 {
-                return if i < rest.len() { (value, i + 1) } else { (0, 0) };
+        // The first byte without a continuation bit ends the varint (zeros past the end of
+        // `buf` count as such, hence the length check).
+        let ends = !word & 0x8080_8080_8080_8080;
+        if ends != 0 {
+            let len = (ends.trailing_zeros() / 8 + 1) as usize;
+            if len > rest.len() {
+                return (0, 0);
             }
+            // Keep the varint's bytes without their continuation bits, then close the gaps:
+            // byte i brings bits 7i..7i+6, gathered in pairs, quads, then all eight.
+            let v = word & (ends ^ (ends - 1)) & 0x7f7f_7f7f_7f7f_7f7f;
+            let v = (v & 0x007f_007f_007f_007f) | ((v & 0x7f00_7f00_7f00_7f00) >> 1);
+            let v = (v & 0x0000_3fff_0000_3fff) | ((v & 0x3fff_0000_3fff_0000) >> 2);
+            let v = (v & 0x0000_0000_0fff_ffff) | ((v & 0x0fff_ffff_0000_0000) >> 4);
+            return (v, len);
         }
     }
     varint_in(rest)
