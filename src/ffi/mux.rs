@@ -239,34 +239,55 @@ pub unsafe extern "C" fn rp_mux_poll(
         let buf = unsafe { slice_arg(buf, len, "buf") }?;
         // SAFETY: NULL or valid for a write per the API contract.
         let out_event = unsafe { out_arg(out_event, "out_event") }?;
-        let event = mux.poll(buf).map_err(crate::Error::from)?;
-        let mut out = rp_mux_event {
-            kind: rp_mux_event_kind::NeedMoreBytes,
-            consumed: 0,
-            frame: rp_frame_view::from_view(&FrameView::default()),
-            reply: rp_bytes::from_slice(&[]),
-        };
-        match event {
-            MuxEvent::NeedMoreBytes => {}
-            MuxEvent::Legacy => out.kind = rp_mux_event_kind::Legacy,
-            MuxEvent::ProbeAnswered { reply, consumed } => {
-                out.kind = rp_mux_event_kind::ProbeAnswered;
-                out.consumed = consumed;
-                out.reply = PROBE_REPLY.with_borrow_mut(|slot| {
-                    *slot = reply;
-                    // The heap buffer stays put until the slot is replaced by a later poll.
-                    rp_bytes::from_slice(slot)
+        mux.poll_then(
+            buf,
+            out_event,
+            |out_event, frame, consumed| {
+                out_event.write(rp_mux_event {
+                    kind: rp_mux_event_kind::Payload,
+                    consumed,
+                    frame: rp_frame_view::from_view(&frame),
+                    reply: rp_bytes::from_slice(&[]),
                 });
-            }
-            MuxEvent::Payload { frame, consumed } => {
-                out.kind = rp_mux_event_kind::Payload;
-                out.consumed = consumed;
-                out.frame = rp_frame_view::from_view(&frame);
-            }
-        }
-        out_event.write(out);
-        Ok(())
+                Ok(())
+            },
+            |out_event, event| {
+                let event = event.map_err(crate::Error::from)?;
+                out_event.write(other_event(event));
+                Ok(())
+            },
+        )
     })
+}
+
+/// The C event of any verdict (the payload one is built in `rp_mux_poll` itself).
+#[inline(never)]
+fn other_event(event: MuxEvent<'_>) -> rp_mux_event {
+    let mut out = rp_mux_event {
+        kind: rp_mux_event_kind::NeedMoreBytes,
+        consumed: 0,
+        frame: rp_frame_view::from_view(&FrameView::default()),
+        reply: rp_bytes::from_slice(&[]),
+    };
+    match event {
+        MuxEvent::NeedMoreBytes => {}
+        MuxEvent::Legacy => out.kind = rp_mux_event_kind::Legacy,
+        MuxEvent::ProbeAnswered { reply, consumed } => {
+            out.kind = rp_mux_event_kind::ProbeAnswered;
+            out.consumed = consumed;
+            out.reply = PROBE_REPLY.with_borrow_mut(|slot| {
+                *slot = reply;
+                // The heap buffer stays put until the slot is replaced by a later poll.
+                rp_bytes::from_slice(slot)
+            });
+        }
+        MuxEvent::Payload { frame, consumed } => {
+            out.kind = rp_mux_event_kind::Payload;
+            out.consumed = consumed;
+            out.frame = rp_frame_view::from_view(&frame);
+        }
+    }
+    out
 }
 
 /// Adds a reference to a mux (for another owner, another thread, or a C++ copy).

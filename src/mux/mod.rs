@@ -124,29 +124,53 @@ impl Mux {
     /// Classifies the front of `buf`. Handles at most one unit per call.
     #[inline]
     pub fn poll<'a>(&self, buf: &'a [u8]) -> Result<MuxEvent<'a>, MuxError> {
-        let Some(&first) = buf.first() else {
-            return Ok(MuxEvent::NeedMoreBytes);
-        };
-        if let Some(detect) = &self.detector {
-            match detect(buf)? {
-                LegacyVerdict::Legacy => return Ok(MuxEvent::Legacy),
-                LegacyVerdict::NeedMore => return Ok(MuxEvent::NeedMoreBytes),
-                LegacyVerdict::NotLegacy => {}
+        self.poll_then(
+            buf,
+            (),
+            |(), frame, consumed| Ok(MuxEvent::Payload { frame, consumed }),
+            |(), event| event,
+        )
+    }
+
+    /// [`poll`](Self::poll), handing a payload frame to `payload` and any other outcome to
+    /// `other`, each with `ctx`. The C entry point writes the caller's event from within `payload`, where the
+    /// decoded frame is still in registers, instead of from a returned [`MuxEvent`].
+    #[inline(always)]
+    pub(crate) fn poll_then<'a, C, R>(
+        &self,
+        buf: &'a [u8],
+        ctx: C,
+        payload: impl FnOnce(C, FrameView<'a>, usize) -> R,
+        other: impl FnOnce(C, Result<MuxEvent<'a>, MuxError>) -> R,
+    ) -> R {
+        let event = 'other: {
+            let Some(&first) = buf.first() else {
+                break 'other Ok(MuxEvent::NeedMoreBytes);
+            };
+            if let Some(detect) = &self.detector {
+                match detect(buf) {
+                    Err(e) => break 'other Err(e.into()),
+                    Ok(LegacyVerdict::Legacy) => break 'other Ok(MuxEvent::Legacy),
+                    Ok(LegacyVerdict::NeedMore) => break 'other Ok(MuxEvent::NeedMoreBytes),
+                    Ok(LegacyVerdict::NotLegacy) => {}
+                }
             }
-        }
-        if first != wire::FRAMING_VERSION {
-            return Ok(MuxEvent::Legacy);
-        }
-        let (frame, consumed) = match wire::decode_frame(buf, wire::MAX_BODY)? {
-            Decoded::NeedMore { .. } => return Ok(MuxEvent::NeedMoreBytes),
-            Decoded::Frame { frame, consumed } => (frame, consumed),
+            if first != wire::FRAMING_VERSION {
+                break 'other Ok(MuxEvent::Legacy);
+            }
+            let (frame, consumed) = match wire::decode_frame(buf, wire::MAX_BODY) {
+                Err(e) => break 'other Err(e.into()),
+                Ok(Decoded::NeedMore { .. }) => break 'other Ok(MuxEvent::NeedMoreBytes),
+                Ok(Decoded::Frame { frame, consumed }) => (frame, consumed),
+            };
+            // A served protocol is never first-party (`new` refuses those), so a served frame
+            // is a payload: the common case is decided with one lookup.
+            if self.serves(frame.payload_protocol) {
+                return payload(ctx, frame, consumed);
+            }
+            self.not_served(&frame, consumed)
         };
-        // A served protocol is never first-party (`new` refuses those), so a served frame is
-        // a payload: the common case is decided with one lookup.
-        if self.serves(frame.payload_protocol) {
-            return Ok(MuxEvent::Payload { frame, consumed });
-        }
-        self.not_served(&frame, consumed)
+        other(ctx, event)
     }
 
     /// Whether `protocol` is one of the served protocols.
