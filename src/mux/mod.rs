@@ -168,7 +168,7 @@ impl Mux {
             if self.serves(frame.payload_protocol) {
                 return payload(ctx, frame, consumed);
             }
-            self.not_served(&frame, consumed)
+            self.not_served(buf, frame.payload_protocol)
         };
         other(ctx, event)
     }
@@ -182,14 +182,19 @@ impl Mux {
         }
     }
 
-    /// The verdict on a frame of a protocol this mux does not serve: a probe is answered,
-    /// anything else is fatal.
+    /// The verdict on the frame at the front of `buf` (complete and well-formed) when this mux
+    /// does not serve its `protocol`: a probe is answered, anything else is fatal. Probes are
+    /// rare, so the frame is decoded again here rather than kept for this path.
     #[cold]
     #[inline(never)]
-    fn not_served<'a>(&self, frame: &FrameView<'a>, consumed: usize) -> Result<MuxEvent<'a>, MuxError> {
-        let protocol = frame.payload_protocol;
+    fn not_served<'a>(&self, buf: &'a [u8], protocol: u32) -> Result<MuxEvent<'a>, MuxError> {
         if protocol == registry::IDENTITY_PROBE {
-            let reply = self.answer_probe(frame)?;
+            // The same outcome as the first decoding: a complete frame.
+            let (frame, consumed) = match wire::decode_frame(buf, wire::MAX_BODY)? {
+                Decoded::Frame { frame, consumed } => (frame, consumed),
+                Decoded::NeedMore { .. } => return Ok(MuxEvent::NeedMoreBytes),
+            };
+            let reply = self.answer_probe(&frame)?;
             return Ok(MuxEvent::ProbeAnswered { reply, consumed });
         }
         if registry::is_first_party(protocol) {
