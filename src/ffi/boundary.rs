@@ -83,15 +83,22 @@ thread_local! {
 /// is an ordinary `thread_local!`.
 #[cfg(all(target_arch = "x86_64", target_os = "linux", target_env = "gnu"))]
 mod in_boundary {
-    // One byte of zero-initialised TLS. Global (every codegen unit refers to it) but hidden
-    // (never exported from librp.so), with a name no other library uses.
+    /// The flag's symbol: hidden (never exported from librp.so) and named after this version
+    /// of the crate, so that two versions linked into one program keep their own flags.
+    macro_rules! flag {
+        () => {
+            concat!("librp_ffi_in_boundary_", env!("CARGO_PKG_VERSION"))
+        };
+    }
+
+    // One byte of zero-initialised TLS, global so that every codegen unit can refer to it.
     std::arch::global_asm!(
         ".pushsection .tbss.librp_in_boundary,\"awT\",@nobits",
-        ".globl librp_ffi_in_boundary",
-        ".hidden librp_ffi_in_boundary",
-        ".type librp_ffi_in_boundary,@object",
-        ".size librp_ffi_in_boundary,1",
-        "librp_ffi_in_boundary:",
+        concat!(".globl ", flag!()),
+        concat!(".hidden ", flag!()),
+        concat!(".type ", flag!(), ",@object"),
+        concat!(".size ", flag!(), ",1"),
+        concat!(flag!(), ":"),
         ".zero 1",
         ".popsection",
     );
@@ -103,7 +110,7 @@ mod in_boundary {
         // SAFETY: reads the GOT entry the dynamic linker filled in with the flag's offset.
         unsafe {
             std::arch::asm!(
-                "mov {o}, qword ptr [rip + librp_ffi_in_boundary@GOTTPOFF]",
+                concat!("mov {o}, qword ptr [rip + ", flag!(), "@GOTTPOFF]"),
                 o = out(reg) offset,
                 options(pure, nomem, nostack, preserves_flags),
             );
