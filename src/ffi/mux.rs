@@ -4,14 +4,21 @@ use std::cell::RefCell;
 use std::ffi::c_void;
 
 use super::boundary::{boundary, boundary_or, Failure};
-use super::bytes::{rp_bytes, rp_msg, slice_arg, slice_out};
+use super::bytes::{arg_names, rp_bytes, rp_msg, slice_arg, slice_arg_named, slice_out};
 use super::callback::{rp_user_data_free_callback, ForeignCallback};
 use super::frame::rp_frame_view;
-use super::handle::{arc_clone, arc_free, arc_into_handle, arc_ref, box_into_handle, box_ref, castable, out_arg};
+use super::handle::{
+    arc_clone, arc_free, arc_into_handle, arc_ref, box_into_handle, box_ref, castable, out_arg, out_arg_named,
+};
 use super::identity::rp_daemon_identity;
 use super::status::rp_status;
 use crate::mux::{self, DetectorError, LegacyVerdict, Mux, MuxEvent};
 use crate::wire::FrameView;
+
+arg_names! {
+    ArgBuf = "buf";
+    ArgOutEvent = "out_event";
+}
 
 /// What a legacy detector says about the buffered bytes (the return value of an
 /// `rp_legacy_detect_callback`).
@@ -236,9 +243,9 @@ pub unsafe extern "C" fn rp_mux_poll(
         // SAFETY: `mux` is NULL or a live mux reference per the API contract.
         let mux = &unsafe { arc_ref::<rp_mux>(mux, "mux") }?.mux;
         // SAFETY: `len` readable bytes at `buf` (or NULL, 0), unchanged during the call.
-        let buf = unsafe { slice_arg(buf, len, "buf") }?;
+        let buf = unsafe { slice_arg_named::<ArgBuf>(buf, len) }?;
         // SAFETY: NULL or valid for a write per the API contract.
-        let out_event = unsafe { out_arg(out_event, "out_event") }?;
+        let out_event = unsafe { out_arg_named::<_, ArgOutEvent>(out_event) }?;
         mux.poll_then(
             buf,
             out_event,
