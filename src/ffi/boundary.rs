@@ -3,7 +3,7 @@
 
 use std::any::Any;
 use std::borrow::Cow;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ffi::c_char;
 use std::fmt::{self, Write as _};
 use std::panic::{self, AssertUnwindSafe};
@@ -67,122 +67,14 @@ pub(crate) type FfiResult = Result<(), Failure>;
 thread_local! {
     /// Text of the most recent failure on this thread (the buffer is reused).
     static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
+    /// Set while this thread runs inside a boundary, so the panic hook stays silent.
+    static IN_BOUNDARY: Cell<bool> = const { Cell::new(false) };
     /// The refusal behind the most recent failure on this thread, if it was one.
     pub(crate) static LAST_REFUSAL: RefCell<Option<Box<Refusal>>> = const { RefCell::new(None) };
     /// Where the last panic inside a boundary happened.
     static PANIC_LOCATION: RefCell<Option<String>> = const { RefCell::new(None) };
     #[cfg(test)]
-    pub(crate) static INJECT_PANIC: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// The per-thread flag "this thread runs inside a boundary", which keeps the panic hook silent.
-///
-/// On x86-64 Linux (glibc) it is one byte of thread-local storage reached with the initial-exec model
-/// (an offset from the thread pointer, read from the GOT), which stable Rust does not offer for
-/// `thread_local!` in a shared library (there every access calls `__tls_get_addr`). Elsewhere it
-/// is an ordinary `thread_local!`.
-#[cfg(all(target_arch = "x86_64", target_os = "linux", target_env = "gnu"))]
-mod in_boundary {
-    /// The flag's symbol: hidden (never exported from librp.so) and named after this version
-    /// of the crate, so that two versions linked into one program keep their own flags.
-    macro_rules! flag {
-        () => {
-            concat!("librp_ffi_in_boundary_", env!("CARGO_PKG_VERSION"))
-        };
-    }
-
-    // One byte of zero-initialised TLS, global so that every codegen unit can refer to it.
-    std::arch::global_asm!(
-        ".pushsection .tbss.librp_in_boundary,\"awT\",@nobits",
-        concat!(".globl ", flag!()),
-        concat!(".hidden ", flag!()),
-        concat!(".type ", flag!(), ",@object"),
-        concat!(".size ", flag!(), ",1"),
-        concat!(flag!(), ":"),
-        ".zero 1",
-        ".popsection",
-    );
-
-    /// The flag's offset from the thread pointer (fixed for the life of the process).
-    #[inline(always)]
-    fn offset() -> isize {
-        let offset: isize;
-        // SAFETY: reads the GOT entry the dynamic linker filled in with the flag's offset.
-        unsafe {
-            std::arch::asm!(
-                concat!("mov {o}, qword ptr [rip + ", flag!(), "@GOTTPOFF]"),
-                o = out(reg) offset,
-                options(pure, nomem, nostack, preserves_flags),
-            );
-        }
-        offset
-    }
-
-    /// The flag on the calling thread.
-    #[inline(always)]
-    pub(super) fn get() -> bool {
-        let v: u32;
-        // SAFETY: `fs:offset` is this thread's byte of the flag.
-        unsafe {
-            std::arch::asm!(
-                "movzx {v:e}, byte ptr fs:[{o}]",
-                o = in(reg) offset(),
-                v = out(reg) v,
-                options(nostack, preserves_flags, readonly),
-            );
-        }
-        v != 0
-    }
-
-    /// Sets the flag on the calling thread.
-    #[inline(always)]
-    pub(super) fn set(inside: bool) {
-        // SAFETY: `fs:offset` is this thread's byte of the flag.
-        unsafe {
-            std::arch::asm!(
-                "mov byte ptr fs:[{o}], {v}",
-                o = in(reg) offset(),
-                v = in(reg_byte) u8::from(inside),
-                options(nostack, preserves_flags),
-            );
-        }
-    }
-
-    /// Sets the flag on the calling thread; returns its previous value.
-    #[inline(always)]
-    pub(super) fn replace(inside: bool) -> bool {
-        let was = get();
-        set(inside);
-        was
-    }
-}
-
-/// The portable flag: a `thread_local!`.
-#[cfg(not(all(target_arch = "x86_64", target_os = "linux", target_env = "gnu")))]
-mod in_boundary {
-    use std::cell::Cell;
-
-    thread_local! {
-        static IN_BOUNDARY: Cell<bool> = const { Cell::new(false) };
-    }
-
-    /// The flag on the calling thread.
-    #[inline(always)]
-    pub(super) fn get() -> bool {
-        IN_BOUNDARY.get()
-    }
-
-    /// Sets the flag on the calling thread.
-    #[inline(always)]
-    pub(super) fn set(inside: bool) {
-        IN_BOUNDARY.set(inside)
-    }
-
-    /// Sets the flag on the calling thread; returns its previous value.
-    #[inline(always)]
-    pub(super) fn replace(inside: bool) -> bool {
-        IN_BOUNDARY.replace(inside)
-    }
+    pub(crate) static INJECT_PANIC: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Records the text of a failure as this thread's last error.
@@ -230,7 +122,7 @@ pub(crate) fn boundary_or<T>(neutral: T, body: impl FnOnce() -> T) -> T {
 #[inline(always)]
 fn catch<T>(body: impl FnOnce() -> T) -> Result<T, String> {
     install_quiet_panic_hook();
-    let was_inside = in_boundary::replace(true);
+    let was_inside = IN_BOUNDARY.replace(true);
     let result = panic::catch_unwind(AssertUnwindSafe(|| {
         #[cfg(test)]
         if INJECT_PANIC.take() {
@@ -238,7 +130,7 @@ fn catch<T>(body: impl FnOnce() -> T) -> Result<T, String> {
         }
         body()
     }));
-    in_boundary::set(was_inside);
+    IN_BOUNDARY.set(was_inside);
     result.map_err(|payload| {
         let location = PANIC_LOCATION
             .take()
@@ -265,7 +157,7 @@ fn install_quiet_panic_hook() {
     ONCE.call_once(|| {
         let previous = panic::take_hook();
         panic::set_hook(Box::new(move |info| {
-            if in_boundary::get() {
+            if IN_BOUNDARY.get() {
                 let location = info
                     .location()
                     .map(|l| format!("{}:{}", l.file(), l.line()));
