@@ -95,7 +95,12 @@
  * the endpoint's host name (_set_tls_server_name), and may present a certificate
  * (_set_tls_client_cert_pem / _files). A refused certificate is RP_STATUS_PERMISSION_DENIED,
  * TLS against plain TCP RP_STATUS_PROTOCOL (a plain worker at a TLS server: RP_STATUS_REFUSED),
- * each with a message saying which. Other roles refuse tls:// (RP_STATUS_INVALID_ARGUMENT).
+ * each with a message saying which. Sessions take tls:// too, with their TLS settings in one
+ * object: rp_session_listener_bind_tls (rp_tls_server_options) and rp_session_connect_tls
+ * (rp_tls_client_options); the peer's certificate is in rp_session_tls_subject / _tls_san. The
+ * broker client verifies tls:// endpoints with rp_broker_options_set_tls and never asks for a
+ * handoff over TLS. rp_conn_fd stays level-triggered over TLS (readable while decrypted bytes
+ * wait). The broker server and the identity probe refuse tls:// (RP_STATUS_INVALID_ARGUMENT).
  *
  * ABI contract
  * ------------
@@ -1880,7 +1885,7 @@ rp_status rp_conn_recv_views(const struct rp_conn *conn,
 /**
  * A descriptor for poll/epoll loops, readable exactly while `rp_conn_recv` would return without
  * waiting: a frame is here (also one an earlier receive already took off the socket and
- * buffered), or the connection ended. Level-triggered: one `rp_conn_recv` with timeout 0 per
+ * buffered, or, over TLS, decrypted and held by the connection), or the connection ended. Level-triggered: one `rp_conn_recv` with timeout 0 per
  * wake-up loses nothing, and nothing pending means not readable. It may also be readable for
  * part of a frame (`rp_conn_recv` with timeout 0 then returns `RP_STATUS_TIMEOUT`).
  *
