@@ -315,3 +315,51 @@ fn the_session_reader_routes_replies_held_decrypted() {
     listener.close();
     serving.join().unwrap();
 }
+
+#[test]
+fn requests_held_decrypted_reach_a_poll_loop_on_the_request_fd() {
+    // The accepting side takes requests only when its request descriptor says so: its reader
+    // thread alone reads the connection, and must route what a read decrypted beyond what the
+    // frame reader took (the socket shows nothing more).
+    let ca = Ca::new("session CA");
+    let listener = SessionListener::bind_with(&tls_any(), Some(&ca.server_options())).unwrap();
+    let endpoint = listener.endpoint().clone();
+    let serving = thread::spawn(move || {
+        let conn = listener.accept(Some(Duration::from_secs(5))).unwrap();
+        let session = Session::new(conn, Side::Accepting, true).unwrap();
+        let fd = session.request_fd();
+        let mut answered = 0;
+        while answered < 600 {
+            if !rp::transport::wait_readable(fd, Some(Duration::from_secs(5))).unwrap() {
+                break; // stalled: the caller's waits fail
+            }
+            loop {
+                match session.next_request(Some(Duration::ZERO)) {
+                    Ok(req) => {
+                        req.respond(req.payload()).unwrap();
+                        answered += 1;
+                    }
+                    Err(e) if e.kind() == ErrorKind::Timeout => break,
+                    Err(_) => return answered,
+                }
+            }
+        }
+        answered
+    });
+    let conn = rp::session::connect_with(&endpoint, Duration::from_secs(5), &ca.trusting()).unwrap();
+    let session = Session::new(conn, Side::Connecting, false).unwrap();
+    for round in 0..3u32 {
+        // Many small requests at once: records arrive several per read.
+        let tickets: Vec<_> = (0..200u32)
+            .map(|i| {
+                let payload = vec![(i % 251) as u8; 60 + (i as usize * 7) % 300];
+                (session.start_call(ECHO, &payload, &CallOptions::default()).unwrap(), payload)
+            })
+            .collect();
+        for (t, payload) in tickets {
+            assert_eq!(t.wait(Some(Duration::from_secs(5))).unwrap_or_else(|e| panic!("round {round}: {e}")), payload);
+        }
+    }
+    session.close();
+    assert_eq!(serving.join().unwrap(), 600);
+}
