@@ -4,7 +4,7 @@
 
 use std::ffi::c_char;
 
-use super::boundary::boundary;
+use super::boundary::{boundary, boundary_or};
 use super::bytes::{cstr_arg, slice_arg};
 use super::handle::{box_free, box_into_handle, box_mut, castable, out_arg};
 use super::status::rp_status;
@@ -166,7 +166,7 @@ pub unsafe extern "C" fn rp_tls_client_options_set_client_cert_files(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_tls_client_options_free(options: *mut rp_tls_client_options) {
     // SAFETY: NULL or live options owned by the caller.
-    unsafe { box_free(options) }
+    boundary_or((), || unsafe { box_free(options) })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -283,5 +283,5 @@ pub unsafe extern "C" fn rp_tls_server_options_set_client_ca_file(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_tls_server_options_free(options: *mut rp_tls_server_options) {
     // SAFETY: NULL or live options owned by the caller.
-    unsafe { box_free(options) }
+    boundary_or((), || unsafe { box_free(options) })
 }
