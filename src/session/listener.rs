@@ -97,6 +97,11 @@ impl SessionListener {
 /// connection), for [`Session::new`](super::Session::new) with [`Side::Connecting`](super::Side::Connecting).
 /// A `tls://` endpoint needs [`connect_with`].
 pub fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<Conn, Error> {
+    if let Endpoint::Tls(_) = endpoint {
+        return Err(Error::invalid_argument(format!(
+            "{endpoint}: a tls:// endpoint needs TLS options (session::connect_with; rp_session_connect_tls in C)"
+        )));
+    }
     Conn::new(transport::connect(endpoint, timeout)?)
 }
 
