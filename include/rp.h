@@ -3829,7 +3829,8 @@ struct rp_str rp_session_tls_san(const struct rp_session *session, size_t index)
  *
  * Returns `RP_STATUS_OK`, `RP_STATUS_IO` (for example the address is in use),
  * `RP_STATUS_PERMISSION_DENIED` (an unsafe socket directory, or a non-loopback TCP address),
- * `RP_STATUS_INVALID_ARGUMENT`, `RP_STATUS_INVALID_UTF8`, `RP_STATUS_NULL_ARGUMENT`.
+ * `RP_STATUS_CONFIG` (a `tls://` endpoint: no certificate given), `RP_STATUS_INVALID_ARGUMENT`,
+ * `RP_STATUS_INVALID_UTF8`, `RP_STATUS_NULL_ARGUMENT`.
  *
  * Ownership: the caller owns `*out_listener`; free it with `rp_session_listener_free`.
  */
