@@ -95,7 +95,12 @@
  * the endpoint's host name (_set_tls_server_name), and may present a certificate
  * (_set_tls_client_cert_pem / _files). A refused certificate is RP_STATUS_PERMISSION_DENIED,
  * TLS against plain TCP RP_STATUS_PROTOCOL (a plain worker at a TLS server: RP_STATUS_REFUSED),
- * each with a message saying which. Other roles refuse tls:// (RP_STATUS_INVALID_ARGUMENT).
+ * each with a message saying which. Sessions take tls:// too, with their TLS settings in one
+ * object: rp_session_listener_bind_tls (rp_tls_server_options) and rp_session_connect_tls
+ * (rp_tls_client_options); the peer's certificate is in rp_session_tls_subject / _tls_san. The
+ * broker client verifies tls:// endpoints with rp_broker_options_set_tls and never asks for a
+ * handoff over TLS. rp_conn_fd stays level-triggered over TLS (readable while decrypted bytes
+ * wait). The broker server and the identity probe refuse tls:// (RP_STATUS_INVALID_ARGUMENT).
  *
  * ABI contract
  * ------------
@@ -803,7 +808,7 @@ typedef struct rp_admin_reply rp_admin_reply;
  *
  * Methods: `rp_broker_options_new`, `_set_cached_endpoint`, `_set_client_version`,
  * `_set_keepalive_secs`, `_set_adopt_handoff`, `_set_timeout_ms`, `_set_honor_disable_env`,
- * `_free`; consumed by `rp_broker_connect`.
+ * `_set_tls`, `_free`; consumed by `rp_broker_connect`.
  *
  * Exclusive handle (Send).
  */
@@ -1084,6 +1089,30 @@ typedef struct rp_session_request rp_session_request;
  * another cancels.
  */
 typedef struct rp_session_ticket rp_session_ticket;
+
+/**
+ * How a `tls://` server is verified and what the client presents: CA roots, the server name,
+ * a client certificate for mutual TLS.
+ *
+ * Methods: `rp_tls_client_options_new`, `_set_ca_pem`, `_set_ca_file`, `_set_server_name`,
+ * `_set_client_cert_pem`, `_set_client_cert_files`, `_free`; read (copied) by
+ * `rp_session_connect_tls` and `rp_broker_options_set_tls`.
+ *
+ * Exclusive handle (Send).
+ */
+typedef struct rp_tls_client_options rp_tls_client_options;
+
+/**
+ * What a `tls://` listener presents and asks of its clients: certificate chain and key, and
+ * optionally client CA roots (mutual TLS).
+ *
+ * Methods: `rp_tls_server_options_new`, `_set_cert_pem`, `_set_cert_files`,
+ * `_set_client_ca_pem`, `_set_client_ca_file`, `_free`; read (copied) by
+ * `rp_session_listener_bind_tls`.
+ *
+ * Exclusive handle (Send).
+ */
+typedef struct rp_tls_server_options rp_tls_server_options;
 
 /**
  * A borrowed UTF-8 string: not NUL-terminated, no interior NUL guaranteed. `ptr` may be NULL
@@ -1644,6 +1673,18 @@ rp_status rp_broker_options_set_cached_endpoint(struct rp_broker_options *option
                                                 const char *endpoint);
 
 /**
+ * Sets how `tls://` endpoints are verified and the client certificate offered there: the
+ * broker's, a cached one, or the `backend_pipe` the broker names (read and copied). Without
+ * this call a `tls://` endpoint is verified against the system's CA roots. A connection over
+ * TLS is never handed off (its TLS state cannot travel with the descriptor): over a `tls://`
+ * broker endpoint no handoff is asked for, whatever `_set_adopt_handoff` says. Returns
+ * `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+ */
+RP_NODISCARD
+rp_status rp_broker_options_set_tls(struct rp_broker_options *options,
+                                    const struct rp_tls_client_options *tls);
+
+/**
  * Sets the informational client version sent in the Hello (≤ 128 bytes). Returns
  * `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
  * `RP_STATUS_INVALID_ARGUMENT` (longer than 128 bytes).
@@ -1713,7 +1754,10 @@ RP_NODISCARD rp_status rp_broker_disabled_by_env(bool *out_disabled);
  * - `RP_STATUS_REFUSED`: the broker refused; `rp_last_refusal` gives code, reason, retry hint
  *   and details.
  * - `RP_STATUS_DISABLED` / `RP_STATUS_CONFIG`: see `rp_broker_options_set_honor_disable_env`.
- * - `RP_STATUS_PROTOCOL`: the broker negotiated an empty `backend_pipe`, or broke the protocol.
+ * - `RP_STATUS_PROTOCOL`: the broker negotiated an empty `backend_pipe`, or broke the protocol;
+ *   or a `tls://` endpoint does not speak TLS.
+ * - `RP_STATUS_PERMISSION_DENIED`: a `tls://` endpoint's certificate was refused (unknown CA,
+ *   expired or not yet valid, wrong name); see `rp_broker_options_set_tls`.
  * - `RP_STATUS_TIMEOUT`, `RP_STATUS_IO`, `RP_STATUS_INVALID_ARGUMENT` (a field the broker would
  *   refuse), `RP_STATUS_NULL_ARGUMENT`, framing errors.
  *
@@ -1841,7 +1885,7 @@ rp_status rp_conn_recv_views(const struct rp_conn *conn,
 /**
  * A descriptor for poll/epoll loops, readable exactly while `rp_conn_recv` would return without
  * waiting: a frame is here (also one an earlier receive already took off the socket and
- * buffered), or the connection ended. Level-triggered: one `rp_conn_recv` with timeout 0 per
+ * buffered, or, over TLS, decrypted and held by the connection), or the connection ended. Level-triggered: one `rp_conn_recv` with timeout 0 per
  * wake-up loses nothing, and nothing pending means not readable. It may also be readable for
  * part of a frame (`rp_conn_recv` with timeout 0 then returns `RP_STATUS_TIMEOUT`).
  *
@@ -3707,8 +3751,8 @@ rp_status rp_session_new(struct rp_conn *conn,
  * Connects to `endpoint` and starts a session there as the connecting side (odd request
  * ids). The peer is typically an `rp_session_listener`; no Hello is exchanged.
  *
- * Parameters: `endpoint` — a socket path, `@abstract` name, or `tcp://host:port`;
- * `timeout_ms` — limit for connecting (see the timeout rule); `dispatcher`, `user_data`,
+ * Parameters: `endpoint` — a socket path, `@abstract` name, or `tcp://host:port`
+ * (`tls://host:port` needs `rp_session_connect_tls`); `timeout_ms` — limit for connecting (see the timeout rule); `dispatcher`, `user_data`,
  * `user_data_free` and `out_session` as for `rp_session_new`.
  *
  * Returns `RP_STATUS_OK`, `RP_STATUS_IO` (nothing listens there), `RP_STATUS_TIMEOUT`,
@@ -3726,23 +3770,95 @@ rp_status rp_session_connect(const char *endpoint,
                              struct rp_session **out_session);
 
 /**
+ * Like `rp_session_connect`, for a `tls://host:port` endpoint: connects, runs the TLS
+ * handshake (both within `timeout_ms`) and starts a session as the connecting side.
+ *
+ * Parameters: `tls` — how the server is verified and the client certificate offered (read
+ * and copied; NULL: the system's CA roots, the endpoint's host as the name, no client
+ * certificate); the others as for `rp_session_connect`.
+ *
+ * Returns `RP_STATUS_OK`; `RP_STATUS_PERMISSION_DENIED` (the server's certificate was refused:
+ * unknown CA, expired or not yet valid, wrong name; the last error message says which);
+ * `RP_STATUS_PROTOCOL` (the server does not speak TLS); `RP_STATUS_CONFIG` (unusable TLS
+ * options); `RP_STATUS_INVALID_ARGUMENT` (an endpoint that is not `tls://` with TLS options
+ * set, or a malformed one); `RP_STATUS_IO`, `RP_STATUS_TIMEOUT`, `RP_STATUS_INVALID_UTF8`,
+ * `RP_STATUS_NULL_ARGUMENT`. A server that requires a client certificate and got none refuses
+ * after the handshake: the first call then fails with `RP_STATUS_PERMISSION_DENIED` or
+ * `RP_STATUS_CLOSED`.
+ *
+ * Ownership: the caller owns `*out_session`; free it with `rp_session_free`.
+ */
+RP_NODISCARD
+rp_status rp_session_connect_tls(const char *endpoint,
+                                 int32_t timeout_ms,
+                                 const struct rp_tls_client_options *tls,
+                                 rp_session_request_callback dispatcher,
+                                 void *user_data,
+                                 rp_user_data_free_callback user_data_free,
+                                 struct rp_session **out_session);
+
+/**
+ * The subject of the peer's verified certificate when the session runs over TLS (the
+ * server's on the connecting side; the client's under mutual TLS on the accepting side), as
+ * `CN=...,O=...`; empty over Unix sockets and TCP, without a client certificate, or if NULL.
+ * Borrowed: valid until the session is freed.
+ */
+struct rp_str rp_session_tls_subject(const struct rp_session *session);
+
+/**
+ * Number of subject alternative names in the peer's verified certificate (0 without one).
+ */
+size_t rp_session_tls_san_count(const struct rp_session *session);
+
+/**
+ * The `index`-th subject alternative name of the peer's verified certificate, as `DNS:name`,
+ * `IP:address`, `URI:uri` or `email:address` (empty if out of range). Borrowed: valid until
+ * the session is freed.
+ */
+struct rp_str rp_session_tls_san(const struct rp_session *session, size_t index);
+
+/**
  * Binds a listener for sessions.
  *
  * Parameters: `endpoint` — a socket path (created 0600 in a directory only this user can
  * write; that directory, and only it, is created 0700 when missing and its parent exists), an
- * `@abstract` name, or a loopback `tcp://host:port` (port 0 picks one). Unix peers of another
- * user are refused; on TCP any local process may connect. `out_listener` receives the
+ * `@abstract` name, or a loopback `tcp://host:port` (port 0 picks one; `tls://host:port`
+ * needs `rp_session_listener_bind_tls`). Unix peers of another user are refused; on TCP any
+ * local process may connect. `out_listener` receives the
  * listener.
  *
  * Returns `RP_STATUS_OK`, `RP_STATUS_IO` (for example the address is in use),
  * `RP_STATUS_PERMISSION_DENIED` (an unsafe socket directory, or a non-loopback TCP address),
- * `RP_STATUS_INVALID_ARGUMENT`, `RP_STATUS_INVALID_UTF8`, `RP_STATUS_NULL_ARGUMENT`.
+ * `RP_STATUS_CONFIG` (a `tls://` endpoint: no certificate given), `RP_STATUS_INVALID_ARGUMENT`,
+ * `RP_STATUS_INVALID_UTF8`, `RP_STATUS_NULL_ARGUMENT`.
  *
  * Ownership: the caller owns `*out_listener`; free it with `rp_session_listener_free`.
  */
 RP_NODISCARD
 rp_status rp_session_listener_bind(const char *endpoint,
                                    struct rp_session_listener **out_listener);
+
+/**
+ * Like `rp_session_listener_bind`, for a `tls://host:port` endpoint (port 0 picks one):
+ * connections are TLS, and `rp_session_listener_accept` returns each once its handshake is
+ * done (a client whose handshake fails, or does not finish within 10 s, is closed and waited
+ * past).
+ *
+ * Parameters: `tls` — the certificate chain and key presented, and optionally client CA roots
+ * (mutual TLS; see `rp_tls_server_options_set_client_ca_pem`); read and copied. A loopback
+ * address is required unless client certificates are required.
+ *
+ * Returns `RP_STATUS_OK`, `RP_STATUS_CONFIG` (unusable certificate or key), `RP_STATUS_IO`,
+ * `RP_STATUS_PERMISSION_DENIED` (an address other than loopback without required client
+ * certificates), `RP_STATUS_INVALID_ARGUMENT` (an endpoint that is not `tls://`),
+ * `RP_STATUS_INVALID_UTF8`, `RP_STATUS_NULL_ARGUMENT`.
+ *
+ * Ownership: the caller owns `*out_listener`; free it with `rp_session_listener_free`.
+ */
+RP_NODISCARD
+rp_status rp_session_listener_bind_tls(const char *endpoint,
+                                       const struct rp_tls_server_options *tls,
+                                       struct rp_session_listener **out_listener);
 
 /**
  * The endpoint actually bound (for `tcp://127.0.0.1:0`, with the real port), as a string
@@ -4196,6 +4312,131 @@ rp_status rp_broker_server_get_stats(const struct rp_broker_server *server,
 RP_NODISCARD
 rp_status rp_session_get_stats(const struct rp_session *session,
                                struct rp_session_stats *out_stats);
+
+/**
+ * Creates empty TLS client options: the system's CA roots (the file `SSL_CERT_FILE` names, or
+ * the system CA bundle), the endpoint's host as the server name, no client certificate.
+ * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+ *
+ * Ownership: the caller owns `*out_options`; free it with `rp_tls_client_options_free`.
+ */
+RP_NODISCARD rp_status rp_tls_client_options_new(struct rp_tls_client_options **out_options);
+
+/**
+ * Sets the CA roots (PEM text, copied) the server's certificate must chain to. Returns
+ * `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`; PEM without a certificate fails the connect with
+ * `RP_STATUS_CONFIG`.
+ */
+RP_NODISCARD
+rp_status rp_tls_client_options_set_ca_pem(struct rp_tls_client_options *options,
+                                           const uint8_t *ca_pem,
+                                           size_t ca_len);
+
+/**
+ * Like `rp_tls_client_options_set_ca_pem`, reading the PEM file at `ca_path` now. Returns
+ * `RP_STATUS_OK`, `RP_STATUS_CONFIG` (the file could not be read), `RP_STATUS_NULL_ARGUMENT`,
+ * `RP_STATUS_INVALID_UTF8`.
+ */
+RP_NODISCARD
+rp_status rp_tls_client_options_set_ca_file(struct rp_tls_client_options *options,
+                                            const char *ca_path);
+
+/**
+ * Sets the name the server's certificate must be valid for (a DNS name or an IP address;
+ * default: the host of the endpoint). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`,
+ * `RP_STATUS_INVALID_UTF8`; a name that is neither fails the connect with
+ * `RP_STATUS_INVALID_ARGUMENT`.
+ */
+RP_NODISCARD
+rp_status rp_tls_client_options_set_server_name(struct rp_tls_client_options *options,
+                                                const char *server_name);
+
+/**
+ * Sets the client certificate chain (leaf first) and private key presented to a server that
+ * asks for one (mutual TLS), as PEM text (copied). Returns `RP_STATUS_OK`,
+ * `RP_STATUS_NULL_ARGUMENT`; unusable or mismatched PEM fails the connect with
+ * `RP_STATUS_CONFIG`.
+ */
+RP_NODISCARD
+rp_status rp_tls_client_options_set_client_cert_pem(struct rp_tls_client_options *options,
+                                                    const uint8_t *cert_chain_pem,
+                                                    size_t cert_chain_len,
+                                                    const uint8_t *key_pem,
+                                                    size_t key_len);
+
+/**
+ * Like `rp_tls_client_options_set_client_cert_pem`, reading the PEM files at
+ * `cert_chain_path` and `key_path` now. Returns `RP_STATUS_OK`, `RP_STATUS_CONFIG` (a file
+ * could not be read), `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`.
+ */
+RP_NODISCARD
+rp_status rp_tls_client_options_set_client_cert_files(struct rp_tls_client_options *options,
+                                                      const char *cert_chain_path,
+                                                      const char *key_path);
+
+/**
+ * Frees TLS client options. NULL is a no-op. Must not be called twice with the same value.
+ */
+void rp_tls_client_options_free(struct rp_tls_client_options *options);
+
+/**
+ * Creates empty TLS server options; a certificate and key must be set before they are used.
+ * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+ *
+ * Ownership: the caller owns `*out_options`; free it with `rp_tls_server_options_free`.
+ */
+RP_NODISCARD rp_status rp_tls_server_options_new(struct rp_tls_server_options **out_options);
+
+/**
+ * Sets the certificate chain (leaf first) and private key the server presents, as PEM text
+ * (`CERTIFICATE` blocks; a PKCS#8, PKCS#1 or SEC1 key), copied; checked when a listener binds
+ * with them (`RP_STATUS_CONFIG` there when unusable or mismatched). Returns `RP_STATUS_OK`,
+ * `RP_STATUS_NULL_ARGUMENT`.
+ */
+RP_NODISCARD
+rp_status rp_tls_server_options_set_cert_pem(struct rp_tls_server_options *options,
+                                             const uint8_t *cert_chain_pem,
+                                             size_t cert_chain_len,
+                                             const uint8_t *key_pem,
+                                             size_t key_len);
+
+/**
+ * Like `rp_tls_server_options_set_cert_pem`, reading the PEM files at `cert_chain_path` and
+ * `key_path` now. Returns `RP_STATUS_OK`, `RP_STATUS_CONFIG` (a file could not be read),
+ * `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`.
+ */
+RP_NODISCARD
+rp_status rp_tls_server_options_set_cert_files(struct rp_tls_server_options *options,
+                                               const char *cert_chain_path,
+                                               const char *key_path);
+
+/**
+ * Asks clients for a certificate that chains to the CA roots `ca_pem` (PEM text, copied):
+ * mutual TLS. With `required` a client without one is refused (`RP_STATUS_PERMISSION_DENIED`
+ * on its side), and the listener may then bind an address other than loopback; without, a
+ * client that presents none gets in and one that presents an invalid one does not. Returns
+ * `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+ */
+RP_NODISCARD
+rp_status rp_tls_server_options_set_client_ca_pem(struct rp_tls_server_options *options,
+                                                  const uint8_t *ca_pem,
+                                                  size_t ca_len,
+                                                  bool required);
+
+/**
+ * Like `rp_tls_server_options_set_client_ca_pem`, reading the PEM file at `ca_path` now.
+ * Returns `RP_STATUS_OK`, `RP_STATUS_CONFIG` (the file could not be read),
+ * `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`.
+ */
+RP_NODISCARD
+rp_status rp_tls_server_options_set_client_ca_file(struct rp_tls_server_options *options,
+                                                   const char *ca_path,
+                                                   bool required);
+
+/**
+ * Frees TLS server options. NULL is a no-op. Must not be called twice with the same value.
+ */
+void rp_tls_server_options_free(struct rp_tls_server_options *options);
 
 /**
  * A static, human-readable name for a status code.

@@ -353,11 +353,12 @@ fn server_result(tls: TlsServerOptions) -> Result<PushServer, rp::Error> {
 #[test]
 fn roles_without_tls_refuse_tls_endpoints_clearly() {
     let endpoint = Endpoint::parse("tls://127.0.0.1:1").unwrap();
+    // Sessions take tls:// with their TLS options (tests/tls_session.rs); without them:
     let e = rp::session::SessionListener::bind(&endpoint).unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
-    assert!(e.to_string().contains("push server and worker"), "{e}");
+    assert_eq!(e.kind(), ErrorKind::Config, "{e}");
     let e = rp::session::connect(&endpoint, Duration::from_secs(1)).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+    assert!(e.to_string().contains("TLS options"), "{e}");
     let e = rp::broker::BrokerServer::bind(rp::broker::BrokerServerOptions::new(endpoint.clone(), Vec::new())).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
 }

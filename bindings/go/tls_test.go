@@ -5,10 +5,12 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"io"
 	"math/big"
 	"net"
 	"strings"
@@ -168,5 +170,55 @@ func TestTLSServerOptionsAreChecked(t *testing.T) {
 	}
 	if _, err := Bind("tls://127.0.0.1:0", &ServerOptions{TLS: &ServerTLS{CertChainPEM: []byte("nope"), KeyPEM: []byte("nope")}}); !errors.Is(err, ErrConfig) {
 		t.Errorf("garbage PEM: %v", err)
+	}
+}
+
+// A broker names a tls:// backend (here a Go TLS server that echoes raw bytes): ConnectBroker
+// reaches it with BrokerOptions.TLS, a frame goes there and back; an unknown CA is refused
+// with ErrPermissionDenied.
+func TestBrokerClientReachesTLSBackend(t *testing.T) {
+	ca := newTestCA(t, "go backend CA")
+	certPEM, keyPEM := ca.leaf(t, pkix.Name{CommonName: "backend"}, []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)}, x509.ExtKeyUsageServerAuth)
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{pair}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer c.Close(); _, _ = io.Copy(c, c) }()
+		}
+	}()
+	backend := "tls://" + ln.Addr().String()
+	b := startBroker(t, &BrokerServerOptions{Services: []BrokerService{{Name: "echo", Backend: backend, DaemonVersion: "1.0.0"}}})
+	opts := BrokerOptions{Endpoint: b.Endpoint(), Service: "echo", WantedVersion: "1.0.0", TLS: &ClientTLS{CAPEM: ca.pem}}
+	c, res, err := ConnectBroker(ctxTimeout(t, 10*time.Second), opts)
+	if err != nil {
+		t.Fatalf("ConnectBroker: %v", err)
+	}
+	defer c.Close()
+	if res.Route != RouteNegotiated || res.Endpoint != backend {
+		t.Fatalf("result %+v", res)
+	}
+	if err := c.Send(&Frame{PayloadProtocol: 0x7001, RequestID: 7, Payload: []byte("over tls")}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := c.Recv(ctxTimeout(t, 5*time.Second))
+	if err != nil || f.RequestID != 7 || string(f.Payload) != "over tls" {
+		t.Fatalf("echo: %+v %v", f, err)
+	}
+
+	opts.TLS = &ClientTLS{CAPEM: newTestCA(t, "other").pem}
+	_, _, err = ConnectBroker(ctxTimeout(t, 10*time.Second), opts)
+	if !errors.Is(err, ErrPermissionDenied) || !strings.Contains(err.Error(), "unknown CA") {
+		t.Fatalf("unknown CA: %v", err)
 	}
 }

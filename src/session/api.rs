@@ -29,6 +29,13 @@ pub struct Session {
 
 
 impl Session {
+    /// The verified certificate identity of the peer when the session runs over TLS (the
+    /// server's on the connecting side; the client's under mutual TLS on the accepting side);
+    /// `None` over Unix sockets and TCP.
+    pub fn tls_identity(&self) -> Option<crate::transport::TlsIdentity> {
+        self.inner.conn.tls_identity()
+    }
+
     /// Starts a session over `conn`, which it owns from now on (nothing else may read it).
     ///
     /// `serve_requests` false: the peer's requests are answered at once with the

@@ -235,12 +235,12 @@ pub fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<Stream, Error> 
     connect_with(endpoint, timeout, &TlsClientOptions::default())
 }
 
-/// Refuses a `tls://` endpoint for a role that does not speak TLS (only the push server and
-/// worker do).
+/// Refuses a `tls://` endpoint for a role that does not speak TLS (the push server and worker,
+/// sessions and the broker client do).
 pub fn refuse_tls(endpoint: &Endpoint) -> Result<(), Error> {
     if let Endpoint::Tls(_) = endpoint {
         return Err(Error::invalid_argument(format!(
-            "{endpoint}: tls:// endpoints are for the push server and worker; this role takes Unix socket and tcp:// endpoints"
+            "{endpoint}: this role takes Unix socket and tcp:// endpoints (tls:// is for the push server and worker, sessions and the broker client, with their TLS options)"
         )));
     }
     Ok(())

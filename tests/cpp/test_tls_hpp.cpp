@@ -111,3 +111,24 @@ TEST(Tls, UnknownCaIsPermissionDenied) {
         EXPECT_NE(std::string(e.what()).find("unknown CA"), std::string::npos) << e.what();
     }
 }
+
+TEST(Tls, BrokerClientVerifiesATlsEndpoint) {
+    CertDir certs;
+    if (!certs.made) GTEST_SKIP() << "openssl not found";
+    // Any TLS endpoint shows the verification: a push server's.
+    rp::ServerOptions so("tls://127.0.0.1:0");
+    so.tls_cert_files(certs.file("server.pem"), certs.file("server.key"));
+    auto server = rp::PushServer::bind(so);
+    rp::TlsClientOptions tls;
+    tls.ca_pem(certs.read("other_ca.pem")).client_cert_files(certs.file("client.pem"), certs.file("client.key"));
+    rp::BrokerOptions bo(std::string(server.endpoint()), "svc", "1.0.0");
+    bo.tls(tls);
+    try {
+        rp::connect_broker(bo);
+        ADD_FAILURE() << "a server from an unknown CA was trusted";
+    } catch (const rp::Error &e) {
+        EXPECT_EQ(e.status(), RP_STATUS_PERMISSION_DENIED);
+        EXPECT_NE(std::string(e.what()).find("unknown CA"), std::string::npos) << e.what();
+    }
+    EXPECT_THROW(rp::TlsClientOptions().ca_file("/nonexistent/ca.pem"), rp::Error);
+}

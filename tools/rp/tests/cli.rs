@@ -739,3 +739,44 @@ fn a_remote_push_server_needs_required_client_certificates() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn hello_over_tls_verifies_the_endpoint() {
+    let dir = temp_dir("tls-hello");
+    write_certificates(&dir);
+    let mut other = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    other.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let other = rcgen::CertifiedIssuer::self_signed(other, rcgen::KeyPair::generate().unwrap()).unwrap();
+    std::fs::write(dir.join("other_ca.pem"), other.pem()).unwrap();
+    let file = |name: &str| dir.join(name).to_str().unwrap().to_owned();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let ep = format!("tls://127.0.0.1:{port}");
+    // A push server answers a Hello (refusing it, naming its role): reached over TLS.
+    let mut server = rp()
+        .args(["push-server", &ep, "--cert", &file("server.pem"), "--key", &file("server.key")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let out = loop {
+        let out = rp().args(["hello", &ep, "svc", "1.0.0", "--ca", &file("ca.pem")]).output().unwrap();
+        if out.status.code() != Some(1) || started.elapsed() > Duration::from_secs(10) {
+            break out;
+        }
+        std::thread::sleep(Duration::from_millis(50)); // the server is still starting
+    };
+    let err = assert_clean_failure(&out, 3);
+    assert!(err.contains("librp.role=push-server"), "{err}");
+    // A certificate from an unknown CA; TLS flags on a plain endpoint; a handoff over TLS.
+    let out = rp().args(["hello", &ep, "svc", "1.0.0", "--ca", &file("other_ca.pem")]).output().unwrap();
+    assert!(assert_clean_failure(&out, 1).contains("unknown CA"));
+    let out = rp().args(["hello", "tcp://127.0.0.1:1", "svc", "1.0.0", "--ca", &file("ca.pem")]).output().unwrap();
+    assert!(assert_clean_failure(&out, 2).contains("tls://"));
+    let out = rp().args(["hello", &ep, "svc", "1.0.0", "--ca", &file("ca.pem"), "--handoff"]).output().unwrap();
+    assert!(assert_clean_failure(&out, 2).contains("handed off"));
+    let _ = server.kill();
+    let _ = server.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}

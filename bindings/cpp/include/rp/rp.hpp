@@ -1036,6 +1036,45 @@ inline std::string_view to_string(Route r) noexcept {
 }
 
 /// How to reach a service's backend through a broker (rp_broker_options).
+/// How a client verifies a tls:// endpoint and what it presents (rp_tls_client_options), for
+/// BrokerOptions::tls. Defaults: the system's CA roots, the endpoint's host as the name, no
+/// client certificate.
+class TlsClientOptions {
+public:
+    TlsClientOptions() {
+        rp_tls_client_options *p = nullptr;
+        detail::check(rp_tls_client_options_new(&p));
+        p_.reset(p);
+    }
+    /// CA roots (PEM text) the server's certificate must chain to.
+    TlsClientOptions &ca_pem(std::string_view pem) {
+        return set(rp_tls_client_options_set_ca_pem(p_.get(), detail::bytes_of(pem), pem.size()));
+    }
+    /// CA roots from a PEM file (read now).
+    TlsClientOptions &ca_file(const std::string &path) { return set(rp_tls_client_options_set_ca_file(p_.get(), path.c_str())); }
+    /// The name the server's certificate must be valid for (default: the endpoint's host).
+    TlsClientOptions &server_name(const std::string &name) {
+        return set(rp_tls_client_options_set_server_name(p_.get(), name.c_str()));
+    }
+    /// Client certificate chain and key (PEM text) for mutual TLS.
+    TlsClientOptions &client_cert_pem(std::string_view cert_chain_pem, std::string_view key_pem) {
+        return set(rp_tls_client_options_set_client_cert_pem(p_.get(), detail::bytes_of(cert_chain_pem), cert_chain_pem.size(),
+                                                             detail::bytes_of(key_pem), key_pem.size()));
+    }
+    /// Client certificate chain and key from PEM files (read now).
+    TlsClientOptions &client_cert_files(const std::string &cert_chain_path, const std::string &key_path) {
+        return set(rp_tls_client_options_set_client_cert_files(p_.get(), cert_chain_path.c_str(), key_path.c_str()));
+    }
+    const rp_tls_client_options *capi() const noexcept { return p_.get(); }
+
+private:
+    TlsClientOptions &set(rp_status st) {
+        detail::check(st);
+        return *this;
+    }
+    detail::Owned<rp_tls_client_options, rp_tls_client_options_free> p_;
+};
+
 class BrokerOptions {
 public:
     /// `own_version` empty = `wanted_version` (hello-skip is tried only when they are equal).
@@ -1066,6 +1105,9 @@ public:
     }
     /// RUNNING_PROCESS_DISABLE=1 then fails connect_broker with rp::Error(RP_STATUS_DISABLED).
     BrokerOptions &honor_disable_env(bool b) { return set(rp_broker_options_set_honor_disable_env(p_.get(), b)); }
+    /// How tls:// endpoints (the broker, the cached endpoint, the backend it names) are
+    /// verified, copied now. A TLS connection is never handed off.
+    BrokerOptions &tls(const TlsClientOptions &t) { return set(rp_broker_options_set_tls(p_.get(), t.capi())); }
     rp_broker_options *release() noexcept { return p_.release(); }
 
 private:
@@ -1480,6 +1522,9 @@ public:
     }
     /// Readable (level-triggered) while requests wait for dispatch(). Owned by the session.
     int dispatch_fd() const noexcept { return rp_session_dispatch_fd(p_.get()); }
+    /// The subject ("CN=...,O=...") of the peer's verified certificate over TLS; empty over
+    /// Unix sockets and TCP. Valid while the session lives.
+    std::string_view tls_subject() const noexcept { return detail::view(rp_session_tls_subject(p_.get())); }
     /// Closes the session: every waiting call and stream ends CLOSED. Idempotent, any thread.
     void close() const noexcept { rp_session_close(p_.get()); }
 
