@@ -90,6 +90,23 @@
  * Broker: rp_broker_server_options_new (+ _add_service) -> rp_broker_server_bind -> ... ->
  *   rp_broker_server_free.
  *
+ * TLS
+ * ---
+ * A push server and its workers also speak over tls://host:port (TLS 1.3/1.2). The server
+ * presents a certificate and key (rp_push_server_options_set_tls_cert_pem / _files) and may
+ * ask workers for certificates (_set_tls_client_ca_pem / _file: mutual TLS; the verified
+ * identity is in rp_push_worker_info_tls_subject / _tls_san). A worker verifies the server
+ * against given CA roots or the system's (rp_push_worker_options_set_tls_ca_pem / _file) and
+ * the endpoint's host name (_set_tls_server_name), and may present a certificate
+ * (_set_tls_client_cert_pem / _files). A refused certificate is RP_STATUS_PERMISSION_DENIED,
+ * TLS against plain TCP RP_STATUS_PROTOCOL (a plain worker at a TLS server: RP_STATUS_REFUSED),
+ * each with a message saying which. Sessions take tls:// too, with their TLS settings in one
+ * object: rp_session_listener_bind_tls (rp_tls_server_options) and rp_session_connect_tls
+ * (rp_tls_client_options); the peer's certificate is in rp_session_tls_subject / _tls_san. The
+ * broker client verifies tls:// endpoints with rp_broker_options_set_tls and never asks for a
+ * handoff over TLS. rp_conn_fd stays level-triggered over TLS (readable while decrypted bytes
+ * wait). The broker server and the identity probe refuse tls:// (RP_STATUS_INVALID_ARGUMENT).
+ *
  * ABI contract
  * ------------
  * The values of constants and status codes never change and codes are never reused; functions
@@ -291,7 +308,8 @@ enum rp_status
    */
   RP_STATUS_NOT_FOUND = 13,
   /**
-   * The peer or the bytes broke a rule of the protocol.
+   * The peer or the bytes broke a rule of the protocol; also a TLS peer where plain TCP was
+   * expected or the reverse, or a broken TLS stream (the message says which).
    */
   RP_STATUS_PROTOCOL = 20,
   /**
@@ -334,7 +352,9 @@ enum rp_status
   RP_STATUS_REJECTED = 31,
   /**
    * The operation is not permitted: a peer of another user, an unsafe socket directory, or
-   * the system refused access (EACCES/EPERM on a connect, a bind or a file).
+   * the system refused access (EACCES/EPERM on a connect, a bind or a file); on TLS, a
+   * certificate was refused (unknown CA, expired or not yet valid, wrong name, a client
+   * certificate required and missing or untrusted; the message says which).
    */
   RP_STATUS_PERMISSION_DENIED = 32,
   /**
@@ -472,6 +492,43 @@ enum rp_mux_event_kind
 typedef enum rp_mux_event_kind rp_mux_event_kind;
 #else
 typedef int32_t rp_mux_event_kind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * A transition of a worker's connection, delivered to its event callback.
+ */
+enum rp_push_worker_event
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Connected and registered: once at connect (`attempt` 0), and after each successful
+   * reconnect attempt (`attempt` is its number).
+   */
+  RP_PUSH_WORKER_EVENT_CONNECTED = 1,
+  /**
+   * The connection was lost (`status` `RP_STATUS_CLOSED`, `message` why). Its queued and
+   * unanswered pushes are gone; reconnecting starts.
+   */
+  RP_PUSH_WORKER_EVENT_LOST = 2,
+  /**
+   * Attempt `attempt` (from 1) starts after `delay_ms`; `status`/`message` say why the
+   * previous attempt failed (`RP_STATUS_OK` and "" for the first attempt after a loss).
+   */
+  RP_PUSH_WORKER_EVENT_RECONNECTING = 3,
+  /**
+   * The worker stopped after `attempt` failed attempts; `status`/`message` are the last
+   * failure. The worker is closed: `rp_push_worker_recv` returns `RP_STATUS_CLOSED`.
+   */
+  RP_PUSH_WORKER_EVENT_GAVE_UP = 4,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum rp_push_worker_event rp_push_worker_event;
+#else
+typedef int32_t rp_push_worker_event;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -716,6 +773,33 @@ typedef int32_t rp_registration_verdict;
 #endif // __cplusplus
 
 /**
+ * How the delay before each reconnect attempt is spread around its backoff
+ * `b = min(max_delay_ms, min_delay_ms * 2^(n-1))`.
+ */
+enum rp_reconnect_jitter
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Uniform between `min_delay_ms` and `b` (the default): workers that lost the same server
+   * spread out the most.
+   */
+  RP_RECONNECT_JITTER_FULL = 0,
+  /**
+   * `b/2` plus a uniform share of the other half (never below `min_delay_ms`).
+   */
+  RP_RECONNECT_JITTER_EQUAL = 1,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum rp_reconnect_jitter rp_reconnect_jitter;
+#else
+typedef int32_t rp_reconnect_jitter;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * An admin reply (0xAD01): kind, body, exit code, content type.
  *
  * Methods: `rp_admin_reply_kind`, `_body`, `_exit_code`, `_free`.
@@ -729,7 +813,7 @@ typedef struct rp_admin_reply rp_admin_reply;
  *
  * Methods: `rp_broker_options_new`, `_set_cached_endpoint`, `_set_client_version`,
  * `_set_keepalive_secs`, `_set_adopt_handoff`, `_set_timeout_ms`, `_set_honor_disable_env`,
- * `_free`; consumed by `rp_broker_connect`.
+ * `_set_tls`, `_free`; consumed by `rp_broker_connect`.
  *
  * Exclusive handle (Send).
  */
@@ -910,7 +994,9 @@ typedef struct rp_push_ticket rp_push_ticket;
  *
  * Functions taking `const rp_push_worker *` are thread-safe: one thread may wait in
  * `rp_push_worker_recv` while others reply or close. There is no background thread: the thread
- * that receives reads the socket itself.
+ * that receives reads the socket itself (and so notices a lost connection). The one exception
+ * is reconnecting (`rp_push_worker_options_set_reconnect`): while the connection is down, a
+ * librp thread backs off and dials; it ends once connected again, given up, or closed.
  *
  * Flow control: the worker reads from the server only inside `rp_push_worker_recv` /
  * `_dispatch`, so it holds at most the pushes that arrived in one read. While the worker does
@@ -925,7 +1011,7 @@ typedef struct rp_push_worker rp_push_worker;
  *
  * Methods: `rp_push_worker_info_id`, `_identity`, `_task_queue`, `_node`, `_namespace_count`,
  * `_namespace`, `_activity_type_count`, `_activity_type`, `_protocol_count`, `_protocol`,
- * `_peer`, `_in_flight`.
+ * `_peer`, `_tls_verified`, `_tls_subject`, `_tls_san_count`, `_tls_san`, `_in_flight`.
  */
 typedef struct rp_push_worker_info rp_push_worker_info;
 
@@ -939,8 +1025,10 @@ typedef struct rp_push_worker_list rp_push_worker_list;
  * How a worker connects and what it registers as.
  *
  * Methods: `rp_push_worker_options_new`, `_add_namespace`, `_add_activity_type`, `_set_node`,
- * `_add_payload_protocol`, `_set_service`, `_set_connect_timeout_ms`, `_set_auth_token`, `_free`;
- * consumed by `rp_push_worker_connect`.
+ * `_add_payload_protocol`, `_set_service`, `_set_connect_timeout_ms`, `_set_auth_token`,
+ * `_set_reconnect`, `_set_reconnect_jitter`, `_set_event_callback`, `_set_tls_ca_pem`,
+ * `_set_tls_ca_file`, `_set_tls_server_name`, `_set_tls_client_cert_pem`,
+ * `_set_tls_client_cert_files`, `_free`; consumed by `rp_push_worker_connect`.
  *
  * Exclusive handle (Send).
  */
@@ -1006,6 +1094,30 @@ typedef struct rp_session_request rp_session_request;
  * another cancels.
  */
 typedef struct rp_session_ticket rp_session_ticket;
+
+/**
+ * How a `tls://` server is verified and what the client presents: CA roots, the server name,
+ * a client certificate for mutual TLS.
+ *
+ * Methods: `rp_tls_client_options_new`, `_set_ca_pem`, `_set_ca_file`, `_set_server_name`,
+ * `_set_client_cert_pem`, `_set_client_cert_files`, `_free`; read (copied) by
+ * `rp_session_connect_tls` and `rp_broker_options_set_tls`.
+ *
+ * Exclusive handle (Send).
+ */
+typedef struct rp_tls_client_options rp_tls_client_options;
+
+/**
+ * What a `tls://` listener presents and asks of its clients: certificate chain and key, and
+ * optionally client CA roots (mutual TLS).
+ *
+ * Methods: `rp_tls_server_options_new`, `_set_cert_pem`, `_set_cert_files`,
+ * `_set_client_ca_pem`, `_set_client_ca_file`, `_free`; read (copied) by
+ * `rp_session_listener_bind_tls`.
+ *
+ * Exclusive handle (Send).
+ */
+typedef struct rp_tls_server_options rp_tls_server_options;
 
 /**
  * A borrowed UTF-8 string: not NUL-terminated, no interior NUL guaranteed. `ptr` may be NULL
@@ -1151,6 +1263,29 @@ typedef struct rp_mux_event {
    */
   struct rp_bytes reply;
 } rp_mux_event;
+
+/**
+ * Receives one transition of a worker's connection.
+ *
+ * Parameters: `user_data` as registered; `event` what happened; `attempt` the reconnect
+ * attempt it concerns (0 for the first connection and a loss); `delay_ms` the wait before the
+ * attempt (`RP_PUSH_WORKER_EVENT_RECONNECTING`; 0 otherwise); `status` the failure behind it
+ * (`RP_STATUS_OK` when none); `message` why, NUL-terminated UTF-8, borrowed: valid only until
+ * the callback returns ("" when none).
+ *
+ * Called on the thread that calls `rp_push_worker_recv` (or `rp_push_worker_dispatch`),
+ * inside that call, in order, before it returns a push or a status: events that happened while
+ * nobody received wait (at most 64, the oldest dropped first) and make `rp_push_worker_fd`
+ * readable. No librp lock is held while it runs: it may call any function of the worker except
+ * `rp_push_worker_free`. It must not unwind (no C++ exception, no `longjmp`, no Go panic).
+ * Every transition is also logged (`rp_log_set`, component "push-worker").
+ */
+typedef void (*rp_push_worker_event_callback)(void *user_data,
+                                              rp_push_worker_event event,
+                                              uint32_t attempt,
+                                              uint64_t delay_ms,
+                                              rp_status status,
+                                              const char *message);
 
 /**
  * Handles one push inside `rp_push_worker_dispatch`.
@@ -1368,6 +1503,11 @@ typedef struct rp_push_worker_stats {
    * Bytes of replies written to the server.
    */
   uint64_t bytes_out;
+  /**
+   * Times the worker connected and registered again after losing its connection
+   * (`rp_push_worker_options_set_reconnect`).
+   */
+  uint64_t reconnects;
 } rp_push_worker_stats;
 
 /**
@@ -1538,6 +1678,18 @@ rp_status rp_broker_options_set_cached_endpoint(struct rp_broker_options *option
                                                 const char *endpoint);
 
 /**
+ * Sets how `tls://` endpoints are verified and the client certificate offered there: the
+ * broker's, a cached one, or the `backend_pipe` the broker names (read and copied). Without
+ * this call a `tls://` endpoint is verified against the system's CA roots. A connection over
+ * TLS is never handed off (its TLS state cannot travel with the descriptor): over a `tls://`
+ * broker endpoint no handoff is asked for, whatever `_set_adopt_handoff` says. Returns
+ * `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+ */
+RP_NODISCARD
+rp_status rp_broker_options_set_tls(struct rp_broker_options *options,
+                                    const struct rp_tls_client_options *tls);
+
+/**
  * Sets the informational client version sent in the Hello (≤ 128 bytes). Returns
  * `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
  * `RP_STATUS_INVALID_ARGUMENT` (longer than 128 bytes).
@@ -1607,7 +1759,10 @@ RP_NODISCARD rp_status rp_broker_disabled_by_env(bool *out_disabled);
  * - `RP_STATUS_REFUSED`: the broker refused; `rp_last_refusal` gives code, reason, retry hint
  *   and details.
  * - `RP_STATUS_DISABLED` / `RP_STATUS_CONFIG`: see `rp_broker_options_set_honor_disable_env`.
- * - `RP_STATUS_PROTOCOL`: the broker negotiated an empty `backend_pipe`, or broke the protocol.
+ * - `RP_STATUS_PROTOCOL`: the broker negotiated an empty `backend_pipe`, or broke the protocol;
+ *   or a `tls://` endpoint does not speak TLS.
+ * - `RP_STATUS_PERMISSION_DENIED`: a `tls://` endpoint's certificate was refused (unknown CA,
+ *   expired or not yet valid, wrong name); see `rp_broker_options_set_tls`.
  * - `RP_STATUS_TIMEOUT`, `RP_STATUS_IO`, `RP_STATUS_INVALID_ARGUMENT` (a field the broker would
  *   refuse), `RP_STATUS_NULL_ARGUMENT`, framing errors.
  *
@@ -1735,7 +1890,7 @@ rp_status rp_conn_recv_views(const struct rp_conn *conn,
 /**
  * A descriptor for poll/epoll loops, readable exactly while `rp_conn_recv` would return without
  * waiting: a frame is here (also one an earlier receive already took off the socket and
- * buffered), or the connection ended. Level-triggered: one `rp_conn_recv` with timeout 0 per
+ * buffered, or, over TLS, decrypted and held by the connection), or the connection ended. Level-triggered: one `rp_conn_recv` with timeout 0 per
  * wake-up loses nothing, and nothing pending means not readable. It may also be readable for
  * part of a frame (`rp_conn_recv` with timeout 0 then returns `RP_STATUS_TIMEOUT`).
  *
@@ -2538,10 +2693,11 @@ rp_status rp_frame_encode_response_msg(const struct rp_frame_view *request,
  * Creates worker options.
  *
  * Parameters: `endpoint` — a librp push server's socket path, `@name` (Linux abstract
- * socket) or `tcp://host:port`, or a liminal server's `liminal+tcp://host:port` (the worker then
- * speaks the liminal worker wire; see "liminal endpoints" below); `identity` — who the worker
- * is (1–256 bytes; 1–992 on a liminal endpoint); `task_queue` — the queue of work it takes
- * (0–256 bytes; a liminal server routes pushes by it).
+ * socket), `tcp://host:port` or `tls://host:port` (TLS: see `_set_tls_ca_pem`), or a liminal
+ * server's `liminal+tcp://host:port` (the worker then speaks the liminal worker wire; see
+ * "liminal endpoints" below); `identity` — who the worker is (1–256 bytes; 1–992 on a liminal
+ * endpoint); `task_queue` — the queue of work it takes (0–256 bytes; a liminal server routes
+ * pushes by it).
  *
  * Limits of a registration (checked by `rp_push_worker_connect`, which returns
  * `RP_STATUS_INVALID_ARGUMENT` naming the limit, and by the server, which rejects the worker
@@ -2647,6 +2803,126 @@ rp_status rp_push_worker_options_set_auth_token(struct rp_push_worker_options *o
                                                 size_t len);
 
 /**
+ * Makes the worker reconnect after its connection is lost (off by default).
+ *
+ * On a loss — the server closed the connection or went away, a read failed, a liminal server
+ * sent Disconnect, a protocol violation; noticed by the thread in `rp_push_worker_recv` or
+ * `_dispatch`, as the worker reads only there — the worker forgets that connection's queued
+ * and unanswered pushes (its server fails them at their callers) and a librp thread starts
+ * reconnecting: attempt n waits a delay drawn from
+ * `min(max_delay_ms, min_delay_ms * 2^(n-1))` (see `rp_push_worker_options_set_reconnect_jitter`),
+ * then dials the same endpoint with the same Hello (or Connect) and the same registration,
+ * within the connect timeout. Any failure counts as an attempt: nothing listening, a refused
+ * Hello (a wrong token), a rejected registration — a server that refuses the worker for good
+ * is retried like one that is down, until `max_attempts`. After `max_attempts` failed attempts
+ * in a row (0 = never give up) the worker gives up: `rp_push_worker_recv` then returns
+ * `RP_STATUS_CLOSED` with the last failure as the last error message. The first connection
+ * (`rp_push_worker_connect`) is not retried.
+ *
+ * While reconnecting, `rp_push_worker_recv` keeps waiting (up to its timeout) and returns
+ * pushes of the new connection; the descriptor of `rp_push_worker_fd` stays the same and
+ * level-triggered; `rp_push_worker_close` ends the backoff and any attempt at once.
+ *
+ * Correlation ids: with reconnecting on, `rp_push_correlation_id` is the worker's own id
+ * (counted from 1, never reused for the worker's life), not the server's. A restarted server
+ * counts its ids from the start again; the worker's ids keep a late reply to a push of a lost
+ * connection from answering a push of the new one: such a reply returns `RP_STATUS_CLOSED`
+ * and sends nothing.
+ *
+ * Each transition is logged (component "push-worker") and, with
+ * `rp_push_worker_options_set_event_callback`, delivered as an event.
+ *
+ * Returns `RP_STATUS_OK`, `RP_STATUS_INVALID_ARGUMENT` (`min_delay_ms` 0, or above
+ * `max_delay_ms`), `RP_STATUS_NULL_ARGUMENT`.
+ */
+RP_NODISCARD
+rp_status rp_push_worker_options_set_reconnect(struct rp_push_worker_options *options,
+                                               uint32_t min_delay_ms,
+                                               uint32_t max_delay_ms,
+                                               uint32_t max_attempts);
+
+/**
+ * Sets how reconnect delays are spread: an `rp_reconnect_jitter` (call after
+ * `rp_push_worker_options_set_reconnect`). Returns `RP_STATUS_OK`,
+ * `RP_STATUS_INVALID_ARGUMENT` (not an `rp_reconnect_jitter`, or reconnecting is off),
+ * `RP_STATUS_NULL_ARGUMENT`.
+ */
+RP_NODISCARD
+rp_status rp_push_worker_options_set_reconnect_jitter(struct rp_push_worker_options *options,
+                                                      rp_reconnect_jitter jitter);
+
+/**
+ * Sets the callback that receives the worker's connection events (connected, lost,
+ * reconnecting, gave up; see `rp_push_worker_event_callback`), replacing any previous one.
+ * `callback` NULL unregisters.
+ *
+ * Parameters: `user_data` — passed to `callback`; `user_data_free` — NULL, or called once with
+ * `user_data` when librp no longer needs it: on replacement, when the options are freed
+ * without connecting, when `rp_push_worker_connect` fails, when the worker is freed (on the
+ * freeing thread), or at once if `callback` is NULL.
+ *
+ * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT` (`options` NULL; `user_data_free` then
+ * runs at once).
+ */
+RP_NODISCARD
+rp_status rp_push_worker_options_set_event_callback(struct rp_push_worker_options *options,
+                                                    rp_push_worker_event_callback callback,
+                                                    void *user_data,
+                                                    rp_user_data_free_callback user_data_free);
+
+/**
+ * Sets the CA roots (PEM text, copied) a `tls://` server's certificate must chain to. Without
+ * this call the system's CA roots are used (the file `SSL_CERT_FILE` names, or the system CA
+ * bundle). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+ */
+RP_NODISCARD
+rp_status rp_push_worker_options_set_tls_ca_pem(struct rp_push_worker_options *options,
+                                                const uint8_t *ca_pem,
+                                                size_t ca_len);
+
+/**
+ * Like `rp_push_worker_options_set_tls_ca_pem`, reading the PEM file at `ca_path` now. Returns
+ * `RP_STATUS_OK`, `RP_STATUS_CONFIG` (the file could not be read), `RP_STATUS_NULL_ARGUMENT`,
+ * `RP_STATUS_INVALID_UTF8`.
+ */
+RP_NODISCARD
+rp_status rp_push_worker_options_set_tls_ca_file(struct rp_push_worker_options *options,
+                                                 const char *ca_path);
+
+/**
+ * Sets the name a `tls://` server's certificate must be valid for (a DNS name or an IP
+ * address; default: the host of the endpoint). Returns `RP_STATUS_OK`,
+ * `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`; a name that is neither fails the connect
+ * with `RP_STATUS_INVALID_ARGUMENT`.
+ */
+RP_NODISCARD
+rp_status rp_push_worker_options_set_tls_server_name(struct rp_push_worker_options *options,
+                                                     const char *server_name);
+
+/**
+ * Sets the client certificate chain (leaf first) and private key a worker presents to a
+ * `tls://` server that asks for one (mutual TLS), as PEM text (copied). Returns `RP_STATUS_OK`,
+ * `RP_STATUS_NULL_ARGUMENT`; unusable or mismatched PEM fails the connect with
+ * `RP_STATUS_CONFIG`.
+ */
+RP_NODISCARD
+rp_status rp_push_worker_options_set_tls_client_cert_pem(struct rp_push_worker_options *options,
+                                                         const uint8_t *cert_chain_pem,
+                                                         size_t cert_chain_len,
+                                                         const uint8_t *key_pem,
+                                                         size_t key_len);
+
+/**
+ * Like `rp_push_worker_options_set_tls_client_cert_pem`, reading the PEM files at
+ * `cert_chain_path` and `key_path` now. Returns `RP_STATUS_OK`, `RP_STATUS_CONFIG` (a file
+ * could not be read), `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`.
+ */
+RP_NODISCARD
+rp_status rp_push_worker_options_set_tls_client_cert_files(struct rp_push_worker_options *options,
+                                                           const char *cert_chain_path,
+                                                           const char *key_path);
+
+/**
  * Frees worker options. NULL is a no-op. Must not be called twice with the same value.
  */
 void rp_push_worker_options_free(struct rp_push_worker_options *options);
@@ -2664,10 +2940,20 @@ void rp_push_worker_options_free(struct rp_push_worker_options *options);
  *   reason and retry hint.
  * - `RP_STATUS_REJECTED`: the server declined the registration; the last error message holds
  *   its reason.
- * - `RP_STATUS_TIMEOUT`: no answer within the connect timeout.
+ * - `RP_STATUS_TIMEOUT`: no answer (or no finished TLS handshake) within the connect timeout.
  * - `RP_STATUS_IO`: the endpoint could not be reached.
+ * - `RP_STATUS_PERMISSION_DENIED` (`tls://`): a certificate was refused; the last error
+ *   message says why: the server's certificate is from an unknown CA, expired or not valid
+ *   yet, or not valid for the server name (wrong name); or the server requires a client
+ *   certificate and none (or one it does not trust) was given.
+ * - `RP_STATUS_PROTOCOL` (`tls://`): the server does not speak TLS (a plain `tcp://`
+ *   endpoint). The reverse, a `tcp://` worker at a TLS endpoint, is `RP_STATUS_REFUSED` with
+ *   a reason saying to connect with `tls://`.
+ * - `RP_STATUS_CONFIG` (`tls://`): unusable TLS options (PEM text without a certificate, a
+ *   key that does not match, no system CA roots).
  * - `RP_STATUS_INVALID_ARGUMENT`: the registration is over a limit (see
- *   `rp_push_worker_options_new`); the last error message names it. Nothing was sent.
+ *   `rp_push_worker_options_new`); the last error message names it. Nothing was sent. Also
+ *   TLS options on an endpoint that is not `tls://`.
  * - `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_PROTOCOL`, `RP_STATUS_MALFORMED`, framing errors.
  *
  * Blocks up to the connect timeout. Ownership: the caller owns `*out_worker`; free it with
@@ -2679,7 +2965,7 @@ rp_status rp_push_worker_connect(struct rp_push_worker_options *options,
 
 /**
  * The id the server gave this worker (0 on a liminal endpoint, which has none, and if `worker`
- * is NULL).
+ * is NULL). A worker that reconnected has the id of its latest registration.
  */
 uint64_t rp_push_worker_id(const struct rp_push_worker *worker);
 
@@ -2693,6 +2979,11 @@ uint64_t rp_push_worker_id(const struct rp_push_worker *worker);
  * away, the connection broke a protocol rule, or `rp_push_worker_close` was called — the last
  * error message says which), `RP_STATUS_NO_MEMORY` (a push did not fit in memory: the
  * connection ended, later calls return the same), `RP_STATUS_NULL_ARGUMENT`.
+ *
+ * A reconnecting worker (`rp_push_worker_options_set_reconnect`) keeps waiting through a lost
+ * connection and returns pushes of the next one; it returns `RP_STATUS_CLOSED` only after
+ * `rp_push_worker_close` or once it gave up (the last error message then holds the last
+ * failure). Pending connection events run the event callback here first.
  *
  * Ownership: the caller owns `*out_push`; free it with `rp_push_free`.
  * Thread safety: may run concurrently with every other `const rp_push_worker *` function.
@@ -2709,8 +3000,10 @@ rp_status rp_push_worker_recv(const struct rp_push_worker *worker,
  * (copied; `payload` may be NULL when `len` is 0).
  *
  * Returns `RP_STATUS_OK`, `RP_STATUS_NOT_FOUND` (no such push, already answered, or withdrawn
- * by the server after its deadline), `RP_STATUS_CLOSED`, `RP_STATUS_TIMEOUT` (the server did not
- * take the bytes within the send timeout), `RP_STATUS_NULL_ARGUMENT`.
+ * by the server after its deadline), `RP_STATUS_CLOSED` (also, on a reconnecting worker, for a
+ * push that came on a connection since lost: nothing is sent, its server already failed it),
+ * `RP_STATUS_TIMEOUT` (the server did not take the bytes within the send timeout),
+ * `RP_STATUS_NULL_ARGUMENT`.
  *
  * Thread safety: may be called from any thread, also while another thread waits in recv.
  */
@@ -2748,7 +3041,9 @@ rp_status rp_push_worker_reply_error(const struct rp_push_worker *worker,
 /**
  * A file descriptor that is readable while a push is waiting or the connection has ended, for
  * `poll`/`epoll`/libuv/Go loops: when it is readable, `rp_push_worker_recv` with timeout 0
- * returns a push or `RP_STATUS_CLOSED`. Level-triggered.
+ * returns a push or `RP_STATUS_CLOSED`. Level-triggered. With an event callback it is also
+ * readable while events wait (recv runs the callback, then may return `RP_STATUS_TIMEOUT`).
+ * A reconnecting worker keeps the same descriptor across its connections.
  *
  * Returns the descriptor, or -1 if `worker` is NULL. Owned by the worker: never read from,
  * write to or close it; it is valid until `rp_push_worker_free`.
@@ -2804,7 +3099,9 @@ void rp_push_worker_close(const struct rp_push_worker *worker);
 void rp_push_worker_free(struct rp_push_worker *worker);
 
 /**
- * The push's correlation id: pass it to `rp_push_worker_reply`. 0 if `push` is NULL.
+ * The push's correlation id: pass it to `rp_push_worker_reply`. 0 if `push` is NULL. The
+ * server's id of the push, or on a reconnecting worker the worker's own id (see
+ * `rp_push_worker_options_set_reconnect`).
  */
 uint64_t rp_push_correlation_id(const struct rp_push *push);
 
@@ -2841,12 +3138,14 @@ struct rp_str rp_push_tracestate(const struct rp_push *push);
 void rp_push_free(struct rp_push *push);
 
 /**
- * Creates server options for `endpoint` (a socket path, `@name`, or `tcp://host:port`).
+ * Creates server options for `endpoint` (a socket path, `@name`, `tcp://host:port` or
+ * `tls://host:port`).
  *
  * A socket path is created 0600 in a directory only this user can write (that directory, and
  * only it, is created 0700 when missing and its parent exists); other users' processes are
- * refused unless allowed; a TCP endpoint must be loopback unless `_set_allow_remote_tcp`
- * (which requires an auth token).
+ * refused unless allowed; a TCP or TLS endpoint must be loopback unless
+ * `_set_allow_remote_tcp`. A `tls://` endpoint needs a certificate and key
+ * (`_set_tls_cert_pem` or `_set_tls_cert_files`).
  *
  * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
  * `RP_STATUS_INVALID_ARGUMENT`. Ownership: consumed by `rp_push_server_bind`, or free it with
@@ -2891,7 +3190,10 @@ rp_status rp_push_server_options_set_allow_other_uids(struct rp_push_server_opti
                                                       bool allow);
 
 /**
- * Allows a TCP endpoint on a non-loopback address (an auth token is then required).
+ * Allows a TCP or TLS endpoint on a non-loopback address. Plain TCP then requires an auth
+ * token; TLS requires an auth token or required client certificates
+ * (`rp_push_server_options_set_tls_client_ca_pem` with `required`): `rp_push_server_bind`
+ * fails with `RP_STATUS_CONFIG` otherwise.
  * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
  */
 rp_status rp_push_server_options_set_allow_remote_tcp(struct rp_push_server_options *options,
@@ -2905,6 +3207,53 @@ RP_NODISCARD
 rp_status rp_push_server_options_set_auth_token(struct rp_push_server_options *options,
                                                 const uint8_t *token,
                                                 size_t len);
+
+/**
+ * Sets the certificate chain (leaf first) and private key of a `tls://` endpoint, as PEM text
+ * (`CERTIFICATE` blocks; a PKCS#8, PKCS#1 or SEC1 key). Both are copied; they are checked when
+ * the server binds (`RP_STATUS_CONFIG` there when they are not usable or do not match).
+ * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+ */
+RP_NODISCARD
+rp_status rp_push_server_options_set_tls_cert_pem(struct rp_push_server_options *options,
+                                                  const uint8_t *cert_chain_pem,
+                                                  size_t cert_chain_len,
+                                                  const uint8_t *key_pem,
+                                                  size_t key_len);
+
+/**
+ * Like `rp_push_server_options_set_tls_cert_pem`, reading the PEM files at `cert_chain_path`
+ * and `key_path` now. Returns `RP_STATUS_OK`, `RP_STATUS_CONFIG` (a file could not be read),
+ * `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`.
+ */
+RP_NODISCARD
+rp_status rp_push_server_options_set_tls_cert_files(struct rp_push_server_options *options,
+                                                    const char *cert_chain_path,
+                                                    const char *key_path);
+
+/**
+ * Asks workers of a `tls://` endpoint for a client certificate that chains to the CA roots
+ * `ca_pem` (PEM text, copied): mutual TLS. With `required` a worker without one is refused
+ * (`RP_STATUS_PERMISSION_DENIED` at its connect); without, one that presents none gets in and
+ * one that presents an invalid one does not. The verified certificate's subject and names
+ * reach the registration callback (`rp_push_worker_info_tls_subject`, `_tls_san`). Returns
+ * `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+ */
+RP_NODISCARD
+rp_status rp_push_server_options_set_tls_client_ca_pem(struct rp_push_server_options *options,
+                                                       const uint8_t *ca_pem,
+                                                       size_t ca_len,
+                                                       bool required);
+
+/**
+ * Like `rp_push_server_options_set_tls_client_ca_pem`, reading the PEM file at `ca_path` now.
+ * Returns `RP_STATUS_OK`, `RP_STATUS_CONFIG` (the file could not be read),
+ * `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`.
+ */
+RP_NODISCARD
+rp_status rp_push_server_options_set_tls_client_ca_file(struct rp_push_server_options *options,
+                                                        const char *ca_path,
+                                                        bool required);
 
 /**
  * Sets the time a new connection has to say Hello and register (default 10000 ms; 0 = none:
@@ -3301,6 +3650,31 @@ bool rp_push_worker_info_peer(const struct rp_push_worker_info *info,
                               uint32_t *out_gid);
 
 /**
+ * Whether the worker proved its identity with a client certificate the server verified
+ * (mutual TLS on a `tls://` endpoint); false otherwise or for NULL.
+ */
+bool rp_push_worker_info_tls_verified(const struct rp_push_worker_info *info);
+
+/**
+ * The subject of the worker's verified client certificate, as `CN=...,O=...` (empty without
+ * one). Borrowed like `info`.
+ */
+struct rp_str rp_push_worker_info_tls_subject(const struct rp_push_worker_info *info);
+
+/**
+ * Number of subject alternative names in the worker's verified client certificate (0
+ * without one).
+ */
+size_t rp_push_worker_info_tls_san_count(const struct rp_push_worker_info *info);
+
+/**
+ * The `index`-th subject alternative name of the worker's verified client certificate, as
+ * `DNS:name`, `IP:address`, `URI:uri` or `email:address` (empty if out of range). Borrowed
+ * like `info`.
+ */
+struct rp_str rp_push_worker_info_tls_san(const struct rp_push_worker_info *info, size_t index);
+
+/**
  * Pushes sent to the worker and not yet answered, when the info was taken.
  */
 size_t rp_push_worker_info_in_flight(const struct rp_push_worker_info *info);
@@ -3393,8 +3767,8 @@ rp_status rp_session_new(struct rp_conn *conn,
  * Connects to `endpoint` and starts a session there as the connecting side (odd request
  * ids). The peer is typically an `rp_session_listener`; no Hello is exchanged.
  *
- * Parameters: `endpoint` — a socket path, `@abstract` name, or `tcp://host:port`;
- * `timeout_ms` — limit for connecting (see the timeout rule); `dispatcher`, `user_data`,
+ * Parameters: `endpoint` — a socket path, `@abstract` name, or `tcp://host:port`
+ * (`tls://host:port` needs `rp_session_connect_tls`); `timeout_ms` — limit for connecting (see the timeout rule); `dispatcher`, `user_data`,
  * `user_data_free` and `out_session` as for `rp_session_new`.
  *
  * Returns `RP_STATUS_OK`, `RP_STATUS_IO` (nothing listens there), `RP_STATUS_TIMEOUT`,
@@ -3412,23 +3786,95 @@ rp_status rp_session_connect(const char *endpoint,
                              struct rp_session **out_session);
 
 /**
+ * Like `rp_session_connect`, for a `tls://host:port` endpoint: connects, runs the TLS
+ * handshake (both within `timeout_ms`) and starts a session as the connecting side.
+ *
+ * Parameters: `tls` — how the server is verified and the client certificate offered (read
+ * and copied; NULL: the system's CA roots, the endpoint's host as the name, no client
+ * certificate); the others as for `rp_session_connect`.
+ *
+ * Returns `RP_STATUS_OK`; `RP_STATUS_PERMISSION_DENIED` (the server's certificate was refused:
+ * unknown CA, expired or not yet valid, wrong name; the last error message says which);
+ * `RP_STATUS_PROTOCOL` (the server does not speak TLS); `RP_STATUS_CONFIG` (unusable TLS
+ * options); `RP_STATUS_INVALID_ARGUMENT` (an endpoint that is not `tls://` with TLS options
+ * set, or a malformed one); `RP_STATUS_IO`, `RP_STATUS_TIMEOUT`, `RP_STATUS_INVALID_UTF8`,
+ * `RP_STATUS_NULL_ARGUMENT`. A server that requires a client certificate and got none refuses
+ * after the handshake: the first call then fails with `RP_STATUS_PERMISSION_DENIED` or
+ * `RP_STATUS_CLOSED`.
+ *
+ * Ownership: the caller owns `*out_session`; free it with `rp_session_free`.
+ */
+RP_NODISCARD
+rp_status rp_session_connect_tls(const char *endpoint,
+                                 int32_t timeout_ms,
+                                 const struct rp_tls_client_options *tls,
+                                 rp_session_request_callback dispatcher,
+                                 void *user_data,
+                                 rp_user_data_free_callback user_data_free,
+                                 struct rp_session **out_session);
+
+/**
+ * The subject of the peer's verified certificate when the session runs over TLS (the
+ * server's on the connecting side; the client's under mutual TLS on the accepting side), as
+ * `CN=...,O=...`; empty over Unix sockets and TCP, without a client certificate, or if NULL.
+ * Borrowed: valid until the session is freed.
+ */
+struct rp_str rp_session_tls_subject(const struct rp_session *session);
+
+/**
+ * Number of subject alternative names in the peer's verified certificate (0 without one).
+ */
+size_t rp_session_tls_san_count(const struct rp_session *session);
+
+/**
+ * The `index`-th subject alternative name of the peer's verified certificate, as `DNS:name`,
+ * `IP:address`, `URI:uri` or `email:address` (empty if out of range). Borrowed: valid until
+ * the session is freed.
+ */
+struct rp_str rp_session_tls_san(const struct rp_session *session, size_t index);
+
+/**
  * Binds a listener for sessions.
  *
  * Parameters: `endpoint` — a socket path (created 0600 in a directory only this user can
  * write; that directory, and only it, is created 0700 when missing and its parent exists), an
- * `@abstract` name, or a loopback `tcp://host:port` (port 0 picks one). Unix peers of another
- * user are refused; on TCP any local process may connect. `out_listener` receives the
+ * `@abstract` name, or a loopback `tcp://host:port` (port 0 picks one; `tls://host:port`
+ * needs `rp_session_listener_bind_tls`). Unix peers of another user are refused; on TCP any
+ * local process may connect. `out_listener` receives the
  * listener.
  *
  * Returns `RP_STATUS_OK`, `RP_STATUS_IO` (for example the address is in use),
  * `RP_STATUS_PERMISSION_DENIED` (an unsafe socket directory, or a non-loopback TCP address),
- * `RP_STATUS_INVALID_ARGUMENT`, `RP_STATUS_INVALID_UTF8`, `RP_STATUS_NULL_ARGUMENT`.
+ * `RP_STATUS_CONFIG` (a `tls://` endpoint: no certificate given), `RP_STATUS_INVALID_ARGUMENT`,
+ * `RP_STATUS_INVALID_UTF8`, `RP_STATUS_NULL_ARGUMENT`.
  *
  * Ownership: the caller owns `*out_listener`; free it with `rp_session_listener_free`.
  */
 RP_NODISCARD
 rp_status rp_session_listener_bind(const char *endpoint,
                                    struct rp_session_listener **out_listener);
+
+/**
+ * Like `rp_session_listener_bind`, for a `tls://host:port` endpoint (port 0 picks one):
+ * connections are TLS, and `rp_session_listener_accept` returns each once its handshake is
+ * done (a client whose handshake fails, or does not finish within 10 s, is closed and waited
+ * past).
+ *
+ * Parameters: `tls` — the certificate chain and key presented, and optionally client CA roots
+ * (mutual TLS; see `rp_tls_server_options_set_client_ca_pem`); read and copied. A loopback
+ * address is required unless client certificates are required.
+ *
+ * Returns `RP_STATUS_OK`, `RP_STATUS_CONFIG` (unusable certificate or key), `RP_STATUS_IO`,
+ * `RP_STATUS_PERMISSION_DENIED` (an address other than loopback without required client
+ * certificates), `RP_STATUS_INVALID_ARGUMENT` (an endpoint that is not `tls://`),
+ * `RP_STATUS_INVALID_UTF8`, `RP_STATUS_NULL_ARGUMENT`.
+ *
+ * Ownership: the caller owns `*out_listener`; free it with `rp_session_listener_free`.
+ */
+RP_NODISCARD
+rp_status rp_session_listener_bind_tls(const char *endpoint,
+                                       const struct rp_tls_server_options *tls,
+                                       struct rp_session_listener **out_listener);
 
 /**
  * The endpoint actually bound (for `tcp://127.0.0.1:0`, with the real port), as a string
@@ -3882,6 +4328,131 @@ rp_status rp_broker_server_get_stats(const struct rp_broker_server *server,
 RP_NODISCARD
 rp_status rp_session_get_stats(const struct rp_session *session,
                                struct rp_session_stats *out_stats);
+
+/**
+ * Creates empty TLS client options: the system's CA roots (the file `SSL_CERT_FILE` names, or
+ * the system CA bundle), the endpoint's host as the server name, no client certificate.
+ * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+ *
+ * Ownership: the caller owns `*out_options`; free it with `rp_tls_client_options_free`.
+ */
+RP_NODISCARD rp_status rp_tls_client_options_new(struct rp_tls_client_options **out_options);
+
+/**
+ * Sets the CA roots (PEM text, copied) the server's certificate must chain to. Returns
+ * `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`; PEM without a certificate fails the connect with
+ * `RP_STATUS_CONFIG`.
+ */
+RP_NODISCARD
+rp_status rp_tls_client_options_set_ca_pem(struct rp_tls_client_options *options,
+                                           const uint8_t *ca_pem,
+                                           size_t ca_len);
+
+/**
+ * Like `rp_tls_client_options_set_ca_pem`, reading the PEM file at `ca_path` now. Returns
+ * `RP_STATUS_OK`, `RP_STATUS_CONFIG` (the file could not be read), `RP_STATUS_NULL_ARGUMENT`,
+ * `RP_STATUS_INVALID_UTF8`.
+ */
+RP_NODISCARD
+rp_status rp_tls_client_options_set_ca_file(struct rp_tls_client_options *options,
+                                            const char *ca_path);
+
+/**
+ * Sets the name the server's certificate must be valid for (a DNS name or an IP address;
+ * default: the host of the endpoint). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`,
+ * `RP_STATUS_INVALID_UTF8`; a name that is neither fails the connect with
+ * `RP_STATUS_INVALID_ARGUMENT`.
+ */
+RP_NODISCARD
+rp_status rp_tls_client_options_set_server_name(struct rp_tls_client_options *options,
+                                                const char *server_name);
+
+/**
+ * Sets the client certificate chain (leaf first) and private key presented to a server that
+ * asks for one (mutual TLS), as PEM text (copied). Returns `RP_STATUS_OK`,
+ * `RP_STATUS_NULL_ARGUMENT`; unusable or mismatched PEM fails the connect with
+ * `RP_STATUS_CONFIG`.
+ */
+RP_NODISCARD
+rp_status rp_tls_client_options_set_client_cert_pem(struct rp_tls_client_options *options,
+                                                    const uint8_t *cert_chain_pem,
+                                                    size_t cert_chain_len,
+                                                    const uint8_t *key_pem,
+                                                    size_t key_len);
+
+/**
+ * Like `rp_tls_client_options_set_client_cert_pem`, reading the PEM files at
+ * `cert_chain_path` and `key_path` now. Returns `RP_STATUS_OK`, `RP_STATUS_CONFIG` (a file
+ * could not be read), `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`.
+ */
+RP_NODISCARD
+rp_status rp_tls_client_options_set_client_cert_files(struct rp_tls_client_options *options,
+                                                      const char *cert_chain_path,
+                                                      const char *key_path);
+
+/**
+ * Frees TLS client options. NULL is a no-op. Must not be called twice with the same value.
+ */
+void rp_tls_client_options_free(struct rp_tls_client_options *options);
+
+/**
+ * Creates empty TLS server options; a certificate and key must be set before they are used.
+ * Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+ *
+ * Ownership: the caller owns `*out_options`; free it with `rp_tls_server_options_free`.
+ */
+RP_NODISCARD rp_status rp_tls_server_options_new(struct rp_tls_server_options **out_options);
+
+/**
+ * Sets the certificate chain (leaf first) and private key the server presents, as PEM text
+ * (`CERTIFICATE` blocks; a PKCS#8, PKCS#1 or SEC1 key), copied; checked when a listener binds
+ * with them (`RP_STATUS_CONFIG` there when unusable or mismatched). Returns `RP_STATUS_OK`,
+ * `RP_STATUS_NULL_ARGUMENT`.
+ */
+RP_NODISCARD
+rp_status rp_tls_server_options_set_cert_pem(struct rp_tls_server_options *options,
+                                             const uint8_t *cert_chain_pem,
+                                             size_t cert_chain_len,
+                                             const uint8_t *key_pem,
+                                             size_t key_len);
+
+/**
+ * Like `rp_tls_server_options_set_cert_pem`, reading the PEM files at `cert_chain_path` and
+ * `key_path` now. Returns `RP_STATUS_OK`, `RP_STATUS_CONFIG` (a file could not be read),
+ * `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`.
+ */
+RP_NODISCARD
+rp_status rp_tls_server_options_set_cert_files(struct rp_tls_server_options *options,
+                                               const char *cert_chain_path,
+                                               const char *key_path);
+
+/**
+ * Asks clients for a certificate that chains to the CA roots `ca_pem` (PEM text, copied):
+ * mutual TLS. With `required` a client without one is refused (`RP_STATUS_PERMISSION_DENIED`
+ * on its side), and the listener may then bind an address other than loopback; without, a
+ * client that presents none gets in and one that presents an invalid one does not. Returns
+ * `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+ */
+RP_NODISCARD
+rp_status rp_tls_server_options_set_client_ca_pem(struct rp_tls_server_options *options,
+                                                  const uint8_t *ca_pem,
+                                                  size_t ca_len,
+                                                  bool required);
+
+/**
+ * Like `rp_tls_server_options_set_client_ca_pem`, reading the PEM file at `ca_path` now.
+ * Returns `RP_STATUS_OK`, `RP_STATUS_CONFIG` (the file could not be read),
+ * `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`.
+ */
+RP_NODISCARD
+rp_status rp_tls_server_options_set_client_ca_file(struct rp_tls_server_options *options,
+                                                   const char *ca_path,
+                                                   bool required);
+
+/**
+ * Frees TLS server options. NULL is a no-op. Must not be called twice with the same value.
+ */
+void rp_tls_server_options_free(struct rp_tls_server_options *options);
 
 /**
  * A static, human-readable name for a status code.

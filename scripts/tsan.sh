@@ -37,7 +37,7 @@ echo "== tsan: cargo test (lib and integration tests)"
 tsan_cargo test --lib \
   --test broker --test handoff --test handoff_faults --test hostile --test identity_probe \
   --test panic_boundary --test push --test security --test session --test stream \
-  --test mux_cases --test fuzz_corpus \
+  --test mux_cases --test fuzz_corpus --test tls --test tls_session \
   -- --skip a_reader_that_falls_64_mib_behind --skip push_wait_delivers_a_push_larger_than_the_socket_buffers
 
 echo "== tsan: C tests, C++ wrapper tests, examples (build/tsan, $cc)"

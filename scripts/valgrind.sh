@@ -17,9 +17,14 @@ definite=0 indirect=0 errors=0 ran=0
 for t in "$dir"/test_*; do
   [ -x "$t" ] && [ -f "$t" ] || continue
   name=$(basename "$t")
+  # TLS encrypts with *ring*'s AES-GCM assembly, whose results memcheck cannot trace as
+  # defined (it reports the ciphertext sent, and branches on the decrypted bytes, as
+  # uninitialised): for the TLS tests, definedness is not checked; invalid accesses and leaks are.
+  undef=()
+  case "$name" in test_tls | test_tls_*) undef=(--undef-value-errors=no) ;; esac
   # Children a test forks or re-executes run natively (--trace-children=no); --child-silent-after-fork
   # keeps the forked copies' output out of the log.
-  if ! timeout 600 valgrind --leak-check=full --show-leak-kinds=definite,indirect \
+  if ! timeout 600 valgrind "${undef[@]}" --leak-check=full --show-leak-kinds=definite,indirect \
        --errors-for-leak-kinds=definite,indirect --error-exitcode=1 --child-silent-after-fork=yes \
        --log-file="$logs/$name.log" "$t" "$vectors" >"$logs/$name.out" 2>&1; then
     echo "valgrind: $name FAILED (log: $logs/$name.log)" >&2

@@ -21,10 +21,14 @@ pub(crate) const READ_SLICE: Duration = Duration::from_millis(20);
 /// passes (`None`: no limit), and stops at the first error, which it returns. `read` reads
 /// and routes what arrives within its limit; `done` is looked at before every read.
 ///
+/// `now` is a reading of the clock the caller took just before, if it has one: the first
+/// slice is measured from it instead of from a new reading.
+///
 /// Returns whether it looked at all (false: `done` was already true, nothing was read).
 #[inline(always)]
 pub(crate) fn read_in_slices<E>(
     until: Option<Instant>,
+    mut now: Option<Instant>,
     mut done: impl FnMut() -> bool,
     mut read: impl FnMut(Duration) -> Result<(), E>,
 ) -> Result<bool, E> {
@@ -34,7 +38,7 @@ pub(crate) fn read_in_slices<E>(
         let wait = match until {
             None => READ_SLICE,
             Some(u) => {
-                let left = u.saturating_duration_since(Instant::now());
+                let left = u.saturating_duration_since(now.take().unwrap_or_else(Instant::now));
                 if left.is_zero() {
                     break;
                 }
@@ -52,7 +56,7 @@ mod tests {
 
     #[test]
     fn nothing_is_read_for_what_is_already_there() {
-        let looked = read_in_slices::<()>(None, || true, |_| panic!("read")).unwrap();
+        let looked = read_in_slices::<()>(None, None, || true, |_| panic!("read")).unwrap();
         assert!(!looked);
     }
 
@@ -60,7 +64,7 @@ mod tests {
     fn reads_until_done_in_slices_of_at_most_the_slice() {
         let waits = std::cell::RefCell::new(Vec::new());
         let until = Instant::now() + Duration::from_secs(60);
-        let looked = read_in_slices::<()>(Some(until), || waits.borrow().len() == 3, |wait| {
+        let looked = read_in_slices::<()>(Some(until), None, || waits.borrow().len() == 3, |wait| {
             waits.borrow_mut().push(wait);
             Ok(())
         });
@@ -72,7 +76,7 @@ mod tests {
     fn the_last_slice_ends_at_the_limit_and_none_follows_it() {
         let until = Instant::now() + Duration::from_millis(5);
         let mut waits = Vec::new();
-        let looked = read_in_slices::<()>(Some(until), || false, |wait| {
+        let looked = read_in_slices::<()>(Some(until), None, || false, |wait| {
             waits.push(wait);
             std::thread::sleep(wait);
             Ok(())
@@ -85,7 +89,7 @@ mod tests {
     #[test]
     fn a_failed_read_ends_the_loop_with_its_error() {
         let mut reads = 0;
-        let got = read_in_slices(None, || false, |_| {
+        let got = read_in_slices(None, None, || false, |_| {
             reads += 1;
             if reads == 2 {
                 Err("broken")

@@ -172,6 +172,8 @@ stats! {
         bytes_in,
         /// Bytes of replies written to the server.
         bytes_out,
+        /// Times the worker connected and registered again after losing its connection.
+        reconnects,
     }
 }
 

@@ -393,3 +393,46 @@ fn the_pollable_descriptor_is_level_triggered_on_a_liminal_endpoint() {
     drop(worker);
     srv.join().unwrap();
 }
+
+#[test]
+fn a_reconnecting_worker_comes_back_after_a_disconnect_and_never_answers_the_old_push() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("liminal+tcp://{}", listener.local_addr().unwrap());
+    let srv = thread::spawn(move || {
+        let accept = || {
+            let (sock, _) = listener.accept().unwrap();
+            sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            Peer(sock)
+        };
+        let mut first = accept();
+        admit(&mut first);
+        first.send(&push(5, b"old"));
+        // Disconnect once the worker holds the push; the worker goes away and comes back.
+        thread::sleep(Duration::from_millis(100));
+        first.send(&frame(0x04, 0, 0, b""));
+        let mut second = accept();
+        admit(&mut second);
+        // The same server id as the push of the lost connection.
+        second.send(&push(5, b"new"));
+        let mut want = 5u64.to_be_bytes().to_vec();
+        want.extend_from_slice(&bytes_field(b"reply-new"));
+        assert_eq!(second.read_raw(), frame(0x16, 0, 1, &want), "only the new push is answered");
+    });
+    let mut opts = options(&endpoint);
+    opts.reconnect = Some(rp::push::ReconnectPolicy {
+        min_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(50),
+        ..Default::default()
+    });
+    let worker = Worker::connect(opts).unwrap();
+    let old = worker.recv(Some(Duration::from_secs(5))).unwrap();
+    assert_eq!(old.payload, b"old");
+    let new = worker.recv(Some(Duration::from_secs(5))).unwrap();
+    assert_eq!(new.payload, b"new");
+    assert_ne!(old.correlation_id, new.correlation_id);
+    assert_eq!(worker.reply(old.correlation_id, b"reply-old").unwrap_err().kind(), ErrorKind::Closed);
+    worker.reply(new.correlation_id, b"reply-new").unwrap();
+    srv.join().unwrap();
+    assert_eq!(worker.stats().reconnects, 1);
+    worker.close();
+}

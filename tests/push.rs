@@ -177,7 +177,7 @@ fn registration_decided_by_the_application() {
             let mut connected = Vec::new();
             for _ in 0..3 {
                 match server.next_event(Some(Duration::from_secs(5))).unwrap() {
-                    ServerEvent::RegistrationRequest { worker_id, registration, peer } => {
+                    ServerEvent::RegistrationRequest { worker_id, registration, peer, .. } => {
                         assert_eq!(peer.unwrap().pid, std::process::id());
                         let d = if registration.task_queue == "banned" {
                             RegistrationDecision::Reject("queue banned is closed".into())
@@ -433,6 +433,52 @@ fn workers_connecting_at_the_same_moment_all_register() {
         assert_eq!(unique.len(), 8, "round {round}: ids {ids:?}");
         assert!(!ids.contains(&0));
     }
+}
+
+/// The worker list counts each worker's pushes in flight: up while a push waits for its reply,
+/// down once it is answered or has timed out, and a synchronous push leaves nothing behind.
+#[test]
+fn the_worker_list_counts_pushes_in_flight() {
+    let dir = TempDir::new("in-flight");
+    let server = server(&dir);
+    let client = worker(server.endpoint(), "q");
+    let wait_for = |n: usize| {
+        let until = Instant::now() + Duration::from_secs(5);
+        while server.workers().first().map(|w| w.in_flight) != Some(n) {
+            assert!(Instant::now() < until, "in flight: {:?}, wanted {n}", server.workers().first().map(|w| w.in_flight));
+            thread::sleep(Duration::from_millis(5));
+        }
+    };
+    wait_for(0);
+    let first = server.push(Target::TaskQueue("q".into()), spec(b"1")).expect("push");
+    let second = server.push(Target::TaskQueue("q".into()), spec(b"2")).expect("push");
+    wait_for(2);
+    let job = client.recv(Some(Duration::from_secs(5))).expect("recv");
+    client.reply(job.correlation_id, b"one").expect("reply");
+    assert_eq!(first.wait(Some(Duration::from_secs(5))).expect("reply"), PushResult::Reply(b"one".to_vec()));
+    wait_for(1);
+    let job = client.recv(Some(Duration::from_secs(5))).expect("recv");
+    client.reply(job.correlation_id, b"two").expect("reply");
+    assert_eq!(second.wait(Some(Duration::from_secs(5))).expect("reply"), PushResult::Reply(b"two".to_vec()));
+    wait_for(0);
+    // A push nobody answers counts until its deadline passes.
+    let late = PushSpec { deadline_unix_ms: rp_now_ms() + 200, ..spec(b"3") };
+    let silent = server.push(Target::TaskQueue("q".into()), late).expect("push");
+    wait_for(1);
+    assert_eq!(silent.wait(Some(Duration::from_secs(5))).unwrap_err().kind(), ErrorKind::Timeout);
+    wait_for(0);
+    // Synchronous pushes, answered by a thread, reuse their tickets and leave none behind.
+    let echo = echo_worker(Arc::new(client));
+    for i in 0..100u32 {
+        let reply = server.push_wait(Target::TaskQueue("q".into()), spec(&i.to_le_bytes()), Duration::from_secs(5));
+        let mut want = b"echo:".to_vec();
+        want.extend_from_slice(&i.to_le_bytes());
+        assert_eq!(reply.expect("push_wait"), PushResult::Reply(want));
+    }
+    wait_for(0);
+    assert_eq!(server.stats().pushes_in_flight, 0);
+    drop(server);
+    assert!(echo.join().unwrap() >= 100);
 }
 
 /// `push_wait` keeps its worker's socket out of the event loop's epoll set between calls: the

@@ -96,6 +96,44 @@ fn stream_chunks_arrive_in_order_then_the_response() {
     server.join().unwrap();
 }
 
+/// Calls after streamed, cancelled, timed-out and abandoned calls (whose bookkeeping a
+/// session reuses) start clean: no chunk, outcome or interrupt of an earlier call shows.
+#[test]
+fn calls_after_every_kind_of_ending_start_clean() {
+    let (a, b) = pair(false, true);
+    let server = serve(Arc::clone(&b));
+    let five = Some(Duration::from_secs(5));
+    for round in 0..3 {
+        // Streamed, with chunks left unread.
+        let call = a.start_call(STREAM, b"", &CallOptions::default()).unwrap();
+        assert_eq!(call.next_chunk(five).unwrap(), b"c0");
+        assert_eq!(call.wait(five).unwrap(), b"done");
+        drop(call);
+        // Cancelled; interrupted with no wait to take it; timed out; dropped while pending.
+        let call = a.start_call(HOLD, b"", &CallOptions::default()).unwrap();
+        call.cancel();
+        drop(call);
+        let call = a.start_call(HOLD, b"", &CallOptions::default()).unwrap();
+        call.interrupt();
+        drop(call);
+        let opts = CallOptions { deadline_unix_ms: now_ms() + 20, ..CallOptions::default() };
+        assert_eq!(a.call(HOLD, b"", &opts, None).unwrap_err().kind(), ErrorKind::Timeout);
+        drop(a.start_call(HOLD, b"", &CallOptions::default()).unwrap());
+        // The next calls see only their own answers.
+        for i in 0..20 {
+            let msg = format!("r{round}-{i}");
+            assert_eq!(a.call(ECHO, msg.as_bytes(), &CallOptions::default(), five).unwrap(), msg.as_bytes());
+            let call = a.start_call(ECHO, msg.as_bytes(), &CallOptions::default()).unwrap();
+            assert_eq!(call.next_chunk(five).unwrap_err().kind(), ErrorKind::Closed, "no chunk of an earlier call");
+            assert_eq!(call.wait(five).unwrap(), msg.as_bytes());
+        }
+    }
+    assert_eq!(a.pending_calls(), 0);
+    drop(b);
+    a.close();
+    server.join().unwrap();
+}
+
 #[test]
 fn no_dispatcher_answers_not_found() {
     let (a, _b) = pair(false, false);

@@ -46,18 +46,22 @@ static inline size_t bench_iterations(void) {
     return n ? n : 20000;
 }
 
-/* Runs this program again as `argv0 flag arg` in place of the calling process (the peer of a
- * round trip). The path is read from /proc/self/exe rather than exec'd through it, so that
- * valgrind --trace-children=yes (bench/rtt_instr.sh), which answers that readlink with the
- * program it runs, follows the peer. Returns only if both execs fail. */
-static inline void bench_exec_self(const char *argv0, const char *flag, const char *arg) {
+/* Runs this program again as `argv0 flag arg [arg2]` (arg2 NULL: none) in place of the
+ * calling process (the peer of a round trip). The path is read from /proc/self/exe rather than
+ * exec'd through it, so that valgrind --trace-children=yes (bench/rtt_instr.sh), which answers
+ * that readlink with the program it runs, follows the peer. Returns only if both execs fail. */
+static inline void bench_exec_self2(const char *argv0, const char *flag, const char *arg, const char *arg2) {
     char self[4096];
     ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
     if (len > 0) {
         self[len] = '\0';
-        execl(self, argv0, flag, arg, (char *)NULL);
+        execl(self, argv0, flag, arg, arg2, (char *)NULL);
     }
-    execl("/proc/self/exe", argv0, flag, arg, (char *)NULL);
+    execl("/proc/self/exe", argv0, flag, arg, arg2, (char *)NULL);
+}
+
+static inline void bench_exec_self(const char *argv0, const char *flag, const char *arg) {
+    bench_exec_self2(argv0, flag, arg, NULL);
 }
 
 /* Round trips run before the timed ones: RP_BENCH_WARMUP, default BENCH_WARMUP. Untimed, so

@@ -16,7 +16,11 @@
  * hard limit in the parent and in every child, and the workers are spread over children. The push
  * server accepts at most 4096 connections, 2048 from one uid, by default; all the workers run
  * as this uid, so for N above 2048 both limits are raised with
- * rp_push_server_options_set_max_connections (the RESULT line says so: max_connections=...). */
+ * rp_push_server_options_set_max_connections (the RESULT line says so: max_connections=...).
+ *
+ * RP_BENCH_TRANSPORT=tcp runs the same over loopback TCP, RP_BENCH_TRANSPORT=tls over loopback
+ * TLS with the certificates in RP_BENCH_CERTS (server.pem, server.key, ca.pem; tests/tls_certs.sh
+ * makes them); the RESULT names then end in _tcp / _tls. */
 #include "bench.h"
 
 #include <dirent.h>
@@ -28,6 +32,19 @@
 #include <unistd.h>
 
 enum { WORKERS_PER_CHILD = 2500, ROUNDS = 5 };
+
+/* The transport (RP_BENCH_TRANSPORT: unix, tcp or tls) and, for tls, the certificate folder. */
+static const char *transport(void) {
+    const char *t = getenv("RP_BENCH_TRANSPORT");
+    return t && *t ? t : "unix";
+}
+
+static int is_tls(void) { return strcmp(transport(), "tls") == 0; }
+
+static void cert_path(char *out, size_t cap, const char *name) {
+    const char *dir = getenv("RP_BENCH_CERTS");
+    snprintf(out, cap, "%s/%s", dir ? dir : ".", name);
+}
 
 static long rss_kib(void) {
     FILE *f = fopen("/proc/self/status", "r");
@@ -71,6 +88,9 @@ static int workers(const char *ep, int n) {
         rp_push_worker_options *opts = NULL;
         if (rp_push_worker_options_new(ep, "scale-worker", "scale", &opts) != RP_STATUS_OK) return 1;
         if (rp_push_worker_options_add_payload_protocol(opts, 0x7001) != RP_STATUS_OK) return 1;
+        char ca[512];
+        cert_path(ca, sizeof ca, "ca.pem");
+        if (is_tls() && rp_push_worker_options_set_tls_ca_file(opts, ca) != RP_STATUS_OK) return 1;
         rp_status st = rp_push_worker_connect(opts, &clients[i]);
         if (st != RP_STATUS_OK) {
             fprintf(stderr, "worker %d of this child: connect failed (status %d)\n", i, (int)st);
@@ -118,9 +138,16 @@ static int run(int n) {
     if (!mkdtemp(dir)) return 1;
     char ep[256];
     snprintf(ep, sizeof ep, "%s/push.sock", dir);
+    if (strcmp(transport(), "unix") != 0) snprintf(ep, sizeof ep, "%s://127.0.0.1:0", transport());
     rp_push_server_options *opts = NULL;
     rp_push_server *server = NULL;
     if (rp_push_server_options_new(ep, &opts) != RP_STATUS_OK) return 1;
+    if (is_tls()) {
+        char cert[512], key[512];
+        cert_path(cert, sizeof cert, "server.pem");
+        cert_path(key, sizeof key, "server.key");
+        if (rp_push_server_options_set_tls_cert_files(opts, cert, key) != RP_STATUS_OK) return 1;
+    }
     /* The defaults (4096 in all, 2048 per uid) would refuse workers beyond 2048 with
      * RATE_LIMITED: every worker here has this process's uid. */
     size_t max_conn = 4096, max_per_uid = 2048;
@@ -129,6 +156,8 @@ static int run(int n) {
         if (rp_push_server_options_set_max_connections(opts, max_conn, max_per_uid) != RP_STATUS_OK) return 1;
     }
     if (rp_push_server_bind(opts, &server) != RP_STATUS_OK) return 1;
+    rp_str bound = rp_push_server_endpoint(server);
+    snprintf(ep, sizeof ep, "%.*s", (int)bound.len, bound.ptr);
     long before = rss_kib();
     /* All the children are forked before any worker connects, so none inherits a connection. */
     int children = (n + WORKERS_PER_CHILD - 1) / WORKERS_PER_CHILD;
@@ -200,9 +229,10 @@ static int run(int n) {
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) ok = 0;
     }
     rmdir(dir);
-    printf("RESULT name=push_scale_%d workers=%d rss_kib_per_worker=%.1f fanout_ms=%.2f "
+    const char *suffix = strcmp(transport(), "tcp") == 0 ? "_tcp" : is_tls() ? "_tls" : "";
+    printf("RESULT name=push_scale_%d%s workers=%d rss_kib_per_worker=%.1f fanout_ms=%.2f "
            "fanout_median_ms=%.2f register_ms=%.0f server_fds=%ld children=%d max_connections=%zu/%zu%s\n",
-           n, n, (double)(idle - before) / (double)n, (double)took[0] / 1e6,
+           n, suffix, n, (double)(idle - before) / (double)n, (double)took[0] / 1e6,
            (double)took[ROUNDS / 2] / 1e6, register_ms, server_fds, children, max_conn, max_per_uid,
            (size_t)n > 2048 ? "(raised)" : "(default)");
     fflush(stdout);

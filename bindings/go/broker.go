@@ -61,7 +61,16 @@ type BrokerOptions struct {
 	// HonorDisableEnv makes ConnectBroker fail with ErrDisabled when RUNNING_PROCESS_DISABLE
 	// is 1 (use your direct path), and with ErrConfig for another non-empty value.
 	HonorDisableEnv bool
+	// TLS says how tls:// endpoints (the broker, CachedEndpoint, or the backend the broker
+	// names) are verified and which client certificate is offered there (nil: the system's
+	// CA roots, no client certificate). A TLS connection is never handed off.
+	TLS *ClientTLS
 }
+
+// ClientTLS is how a client verifies a tls:// endpoint and what it presents, as PEM text; the
+// same fields as WorkerTLS. Certificate problems fail with ErrPermissionDenied, an endpoint
+// that does not speak TLS with ErrProtocol.
+type ClientTLS = WorkerTLS
 
 // BrokerResult is what a broker connect learned (Go copies).
 type BrokerResult struct {
@@ -133,7 +142,8 @@ func ctxLimit(ctx context.Context, limit time.Duration) time.Duration {
 //
 // Errors: *RefusedError (the broker refused: code, reason, retry hint, details), ErrDisabled
 // and ErrConfig (HonorDisableEnv), ErrTimeout, ErrIO (nothing listens), ErrProtocol,
-// ErrInvalidArgument (a field the broker would refuse).
+// ErrInvalidArgument (a field the broker would refuse); over tls:// ErrPermissionDenied (a
+// certificate refused) and ErrProtocol (no TLS there).
 func ConnectBroker(ctx context.Context, opts BrokerOptions) (*Conn, *BrokerResult, error) {
 	if err := ctxErr(ctx); err != nil {
 		return nil, nil, err
@@ -181,6 +191,26 @@ func ConnectBroker(ctx context.Context, opts BrokerOptions) (*Conn, *BrokerResul
 			}
 			if opts.HonorDisableEnv {
 				s.do(func() C.rp_status { return C.rp_broker_options_set_honor_disable_env(o, true) })
+			}
+			if t := opts.TLS; t != nil && s.err == nil {
+				var tls *C.rp_tls_client_options
+				s.do(func() C.rp_status { return C.rp_tls_client_options_new(&tls) })
+				if len(t.CAPEM) != 0 {
+					s.do(func() C.rp_status {
+						return C.rp_tls_client_options_set_ca_pem(tls, a.bytes(t.CAPEM), C.size_t(len(t.CAPEM)))
+					})
+				}
+				if t.ServerName != "" {
+					s.do(func() C.rp_status { return C.rp_tls_client_options_set_server_name(tls, a.str(t.ServerName)) })
+				}
+				if len(t.CertChainPEM) != 0 || len(t.KeyPEM) != 0 {
+					s.do(func() C.rp_status {
+						return C.rp_tls_client_options_set_client_cert_pem(tls, a.bytes(t.CertChainPEM), C.size_t(len(t.CertChainPEM)),
+							a.bytes(t.KeyPEM), C.size_t(len(t.KeyPEM)))
+					})
+				}
+				s.do(func() C.rp_status { return C.rp_broker_options_set_tls(o, tls) })
+				C.rp_tls_client_options_free(tls)
 			}
 			if s.err != nil {
 				C.rp_broker_options_free(o)

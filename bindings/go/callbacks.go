@@ -114,6 +114,19 @@ func rpgoWorkerEvent(h C.uintptr_t, info *C.rp_push_worker_info, connected C.boo
 	fn(workerInfoFrom(info), bool(connected), goStr(reason, reasonLen))
 }
 
+//export rpgoWorkerConnEvent
+func rpgoWorkerConnEvent(h C.uintptr_t, kind C.int32_t, attempt C.uint32_t, delayMs C.uint64_t, status C.int32_t, message *C.char, panicID *C.uint64_t) {
+	defer guard(panicID)
+	fn := cgo.Handle(h).Value().(func(WorkerEvent))
+	fn(WorkerEvent{
+		Kind:    WorkerEventKind(kind),
+		Attempt: uint32(attempt),
+		Delay:   time.Duration(delayMs) * time.Millisecond,
+		Status:  Status(status),
+		Message: C.GoString(message),
+	})
+}
+
 //export rpgoDetect
 func rpgoDetect(h C.uintptr_t, buf *C.uint8_t, n C.size_t, panicID *C.uint64_t) (v C.int32_t) {
 	v = -1 // outside rp_legacy_verdict: rp_mux_poll fails with INVALID_ARGUMENT

@@ -145,6 +145,7 @@ type PushWorkerStats struct {
 	CancelsReceived   uint64 // pushes the server cancelled (deadline passed)
 	BytesIn           uint64
 	BytesOut          uint64
+	Reconnects        uint64 // times it connected and registered again after a loss (ReconnectPolicy)
 }
 
 // Stats returns what the worker did since it connected.
@@ -163,7 +164,7 @@ func (w *Worker) Stats() (PushWorkerStats, error) {
 	return PushWorkerStats{
 		uint64(c.pushes_received), uint64(c.pushes_queued), uint64(c.pushes_outstanding),
 		uint64(c.replies_sent), uint64(c.failures_sent), uint64(c.cancels_received),
-		uint64(c.bytes_in), uint64(c.bytes_out),
+		uint64(c.bytes_in), uint64(c.bytes_out), uint64(c.reconnects),
 	}, nil
 }
 

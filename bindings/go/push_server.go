@@ -24,7 +24,12 @@ type WorkerInfo struct {
 	// Kernel-reported credentials of a Unix-socket peer; HasPeer is false for TCP workers.
 	HasPeer       bool
 	PID, UID, GID uint32
-	InFlight      int // pushes sent and not yet answered when the info was taken
+	// The client certificate the server verified (mutual TLS on a tls:// endpoint):
+	// TLSSubject as "CN=...,O=...", TLSSANs as "DNS:...", "IP:...", "URI:...", "email:...".
+	TLSVerified bool
+	TLSSubject  string
+	TLSSANs     []string
+	InFlight    int // pushes sent and not yet answered when the info was taken
 }
 
 func workerInfoFrom(w *C.rp_push_worker_info) *WorkerInfo {
@@ -48,6 +53,13 @@ func workerInfoFrom(w *C.rp_push_worker_info) *WorkerInfo {
 	if C.rp_push_worker_info_peer(w, &pid, &uid, &gid) {
 		wi.HasPeer, wi.PID, wi.UID, wi.GID = true, uint32(pid), uint32(uid), uint32(gid)
 	}
+	if C.rp_push_worker_info_tls_verified(w) {
+		wi.TLSVerified = true
+		wi.TLSSubject = rpStr(C.rp_push_worker_info_tls_subject(w))
+		for i := C.size_t(0); i < C.rp_push_worker_info_tls_san_count(w); i++ {
+			wi.TLSSANs = append(wi.TLSSANs, rpStr(C.rp_push_worker_info_tls_san(w, i)))
+		}
+	}
 	return wi
 }
 
@@ -57,9 +69,13 @@ type ServerOptions struct {
 	AllowOtherUIDs bool   // accept Unix peers of other users
 	// SocketAccess lets one group reach a path socket's file (nil: its owner only); group
 	// members are other users, so AllowOtherUIDs goes with it.
-	SocketAccess     *SocketAccess
-	AllowRemoteTCP   bool   // allow a non-loopback TCP address (requires AuthToken)
-	AuthToken        []byte // token every worker's Hello must carry
+	SocketAccess *SocketAccess
+	// AllowRemoteTCP allows a non-loopback TCP or TLS address: plain TCP then requires
+	// AuthToken; TLS requires AuthToken or required client certificates (TLS.ClientCAPEM).
+	AllowRemoteTCP bool
+	AuthToken      []byte // token every worker's Hello must carry
+	// TLS is the certificate of a tls:// endpoint (required there) and what it asks of workers.
+	TLS              *ServerTLS
 	HandshakeTimeout time.Duration
 	// FrameTimeout is the time a registered worker has to finish a frame it started (0 = the
 	// default, 30 s; negative = no limit); a worker stalled mid-frame longer is disconnected.
@@ -76,6 +92,17 @@ type ServerOptions struct {
 	// OnWorker learns that a worker registered (connected) or left (with a reason). It runs
 	// inside Dispatch.
 	OnWorker func(w *WorkerInfo, connected bool, reason string)
+}
+
+// ServerTLS is what a tls:// push server presents and asks of its workers, as PEM text.
+type ServerTLS struct {
+	CertChainPEM []byte // certificate chain, leaf first
+	KeyPEM       []byte // private key of the leaf (PKCS#8, PKCS#1 or SEC1)
+	// ClientCAPEM turns on mutual TLS: workers present a certificate that chains to these CA
+	// roots, and WorkerInfo carries its subject and names.
+	ClientCAPEM []byte
+	// ClientCertOptional (with ClientCAPEM) lets workers without a certificate in too.
+	ClientCertOptional bool
 }
 
 // SocketAccess says who may reach a path socket's file: Mode its permission bits (0600 or
@@ -99,9 +126,10 @@ type PushServer struct {
 	dispatch sync.Mutex
 }
 
-// Bind binds endpoint (a socket path, "@name" or "tcp://127.0.0.1:0") and starts serving.
-// Errors: ErrIO (address in use), ErrPermissionDenied (unsafe socket directory, non-loopback
-// TCP not allowed), ErrConfig (remote TCP without a token).
+// Bind binds endpoint (a socket path, "@name", "tcp://127.0.0.1:0" or "tls://127.0.0.1:0"
+// with opts.TLS) and starts serving. Errors: ErrIO (address in use), ErrPermissionDenied
+// (unsafe socket directory, non-loopback TCP not allowed), ErrConfig (remote TCP without a
+// token, a tls:// endpoint without a usable certificate and key).
 func Bind(endpoint string, opts *ServerOptions) (*PushServer, error) {
 	if opts == nil {
 		opts = &ServerOptions{}
@@ -147,6 +175,18 @@ func Bind(endpoint string, opts *ServerOptions) (*PushServer, error) {
 			c.do(func() C.rp_status {
 				return C.rp_push_server_options_set_auth_token(o, a.bytes(opts.AuthToken), C.size_t(len(opts.AuthToken)))
 			})
+		}
+		if t := opts.TLS; t != nil {
+			c.do(func() C.rp_status {
+				return C.rp_push_server_options_set_tls_cert_pem(o, a.bytes(t.CertChainPEM), C.size_t(len(t.CertChainPEM)),
+					a.bytes(t.KeyPEM), C.size_t(len(t.KeyPEM)))
+			})
+			if len(t.ClientCAPEM) != 0 {
+				c.do(func() C.rp_status {
+					return C.rp_push_server_options_set_tls_client_ca_pem(o, a.bytes(t.ClientCAPEM), C.size_t(len(t.ClientCAPEM)),
+						C.bool(!t.ClientCertOptional))
+				})
+			}
 		}
 		if ms := optionMs(opts.HandshakeTimeout); ms != 0 {
 			c.do(func() C.rp_status { return C.rp_push_server_options_set_handshake_timeout_ms(o, ms) })

@@ -8,6 +8,7 @@ import "C"
 
 import (
 	"context"
+	"fmt"
 	"iter"
 	"runtime"
 	"sync"
@@ -32,9 +33,82 @@ type WorkerOptions struct {
 	Service          string   // service name in the Hello (default "librp-push"; not on a liminal endpoint)
 	ConnectTimeout   time.Duration
 	AuthToken        []byte // for servers that require one (TCP; sent in the Connect on a liminal endpoint)
+	// TLS says how a tls:// server is verified and which client certificate is offered.
+	TLS *WorkerTLS
 	// ActivityDescriptors describe activities with their JSON schemas in the registration
 	// (liminal endpoints only: Connect fails with ErrInvalidArgument on another endpoint).
 	ActivityDescriptors []ActivityDescriptor
+	// Reconnect, when set, makes the worker reconnect after its connection is lost (see
+	// ReconnectPolicy); nil: a lost connection ends the worker with ErrClosed.
+	Reconnect *ReconnectPolicy
+	// OnEvent, when set, receives each transition of the connection (connected, lost,
+	// reconnecting, gave up). It runs on the goroutine in Recv, TryRecv, Pushes or Dispatch,
+	// inside that call, before it returns; it may call the worker's methods (not Close). To
+	// watch events from elsewhere, send them to a buffered channel without blocking. A panic in
+	// it is raised again from that call.
+	OnEvent func(WorkerEvent)
+}
+
+// ReconnectPolicy says when a worker reconnects after losing its connection: attempt n waits a
+// delay drawn from min(MaxDelay, MinDelay * 2^(n-1)), then dials the same endpoint and
+// registers again. Any failure counts as an attempt (nothing listening, a refused Hello, a
+// rejected registration); after MaxAttempts failed attempts in a row (0 = never) the worker
+// gives up and Recv returns ErrClosed with the last failure. Meanwhile Recv keeps waiting and
+// returns pushes of the new connection, and Fd stays the same descriptor.
+//
+// With reconnecting on, Push.CorrelationID is the worker's own id, never reused: a reply to a
+// push of a lost connection returns ErrClosed and sends nothing (its server already failed it).
+type ReconnectPolicy struct {
+	MinDelay    time.Duration // delay before the first attempt, and the least delay (at least 1 ms)
+	MaxDelay    time.Duration // the longest delay (at least MinDelay)
+	MaxAttempts uint32        // give up after this many failed attempts in a row; 0 = never
+	EqualJitter bool          // delays of half the backoff plus a random share of the other half (default: uniform from MinDelay up to the backoff)
+}
+
+// WorkerEventKind says what happened to a worker's connection.
+type WorkerEventKind int32
+
+// The transitions of a worker's connection.
+const (
+	WorkerConnected    WorkerEventKind = C.RP_PUSH_WORKER_EVENT_CONNECTED    // connected and registered (Attempt 0: the first time)
+	WorkerLost         WorkerEventKind = C.RP_PUSH_WORKER_EVENT_LOST         // the connection was lost (Message: why)
+	WorkerReconnecting WorkerEventKind = C.RP_PUSH_WORKER_EVENT_RECONNECTING // Attempt starts after Delay (Status, Message: the previous attempt's failure)
+	WorkerGaveUp       WorkerEventKind = C.RP_PUSH_WORKER_EVENT_GAVE_UP      // stopped after Attempt failed attempts; the worker is closed
+)
+
+// String names the kind ("connected", "lost", "reconnecting", "gave up").
+func (k WorkerEventKind) String() string {
+	switch k {
+	case WorkerConnected:
+		return "connected"
+	case WorkerLost:
+		return "lost"
+	case WorkerReconnecting:
+		return "reconnecting"
+	case WorkerGaveUp:
+		return "gave up"
+	}
+	return fmt.Sprintf("WorkerEventKind(%d)", int32(k))
+}
+
+// WorkerEvent is one transition of a worker's connection.
+type WorkerEvent struct {
+	Kind    WorkerEventKind
+	Attempt uint32        // the reconnect attempt (0 for the first connection and a loss)
+	Delay   time.Duration // the wait before the attempt (WorkerReconnecting)
+	Status  Status        // the failure behind it (0 when none)
+	Message string        // why ("" when there is no reason)
+}
+
+// WorkerTLS is how a worker verifies a tls:// server and what it presents, as PEM text.
+// Certificate problems fail Connect with ErrPermissionDenied (unknown CA, expired or not yet
+// valid, wrong name, a client certificate required), a server that does not speak TLS with
+// ErrProtocol; the message says which.
+type WorkerTLS struct {
+	CAPEM        []byte // CA roots the server's certificate must chain to (nil: the system's roots)
+	ServerName   string // name the certificate must be valid for ("": the endpoint's host)
+	CertChainPEM []byte // client certificate chain for mutual TLS, leaf first (optional)
+	KeyPEM       []byte // its private key
 }
 
 // ActivityDescriptor describes an activity a worker handles, with the JSON schemas of its input
@@ -146,6 +220,37 @@ func Connect(ctx context.Context, endpoint string, opts WorkerOptions) (*Worker,
 					return C.rp_push_worker_options_set_auth_token(o, a.bytes(opts.AuthToken), C.size_t(len(opts.AuthToken)))
 				})
 			}
+			if r := opts.Reconnect; r != nil {
+				c.do(func() C.rp_status {
+					return C.rp_push_worker_options_set_reconnect(o, delayMs(r.MinDelay), delayMs(r.MaxDelay), C.uint32_t(r.MaxAttempts))
+				})
+				if r.EqualJitter {
+					c.do(func() C.rp_status {
+						return C.rp_push_worker_options_set_reconnect_jitter(o, C.RP_RECONNECT_JITTER_EQUAL)
+					})
+				}
+			}
+			if opts.OnEvent != nil && c.err == nil {
+				// librp owns the handle from here on every path (released through rpgoFreeHandle).
+				h := newHandle(opts.OnEvent)
+				c.do(func() C.rp_status { return C.rp_status(C.rpg_worker_options_set_event_callback(o, h)) })
+			}
+			if t := opts.TLS; t != nil {
+				if len(t.CAPEM) != 0 {
+					c.do(func() C.rp_status {
+						return C.rp_push_worker_options_set_tls_ca_pem(o, a.bytes(t.CAPEM), C.size_t(len(t.CAPEM)))
+					})
+				}
+				if t.ServerName != "" {
+					c.do(func() C.rp_status { return C.rp_push_worker_options_set_tls_server_name(o, a.str(t.ServerName)) })
+				}
+				if len(t.CertChainPEM) != 0 || len(t.KeyPEM) != 0 {
+					c.do(func() C.rp_status {
+						return C.rp_push_worker_options_set_tls_client_cert_pem(o, a.bytes(t.CertChainPEM), C.size_t(len(t.CertChainPEM)),
+							a.bytes(t.KeyPEM), C.size_t(len(t.KeyPEM)))
+					})
+				}
+			}
 			if c.err != nil {
 				C.rp_push_worker_options_free(o)
 				return
@@ -176,14 +281,32 @@ func Connect(ctx context.Context, endpoint string, opts WorkerOptions) (*Worker,
 	}
 }
 
+// delayMs is d in whole milliseconds for librp's delay arguments (0 for a negative d; at most
+// the largest uint32).
+func delayMs(d time.Duration) C.uint32_t {
+	ms := d.Milliseconds()
+	if ms < 0 {
+		return 0
+	}
+	return C.uint32_t(min(ms, int64(^uint32(0))))
+}
+
 func newWorker(p *C.rp_push_worker) *Worker {
 	w := &Worker{ptr: p, id: uint64(C.rp_push_worker_id(p))}
 	w.cleanup = runtime.AddCleanup(w, func(p *C.rp_push_worker) { C.rp_push_worker_free(p) }, p)
 	return w
 }
 
-// ID is the id the server gave this worker (0 on a liminal endpoint, which has none).
-func (w *Worker) ID() uint64 { return w.id }
+// ID is the id the server gave this worker (0 on a liminal endpoint, which has none). A worker
+// that reconnected has the id of its latest registration.
+func (w *Worker) ID() uint64 {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	if w.ptr == nil {
+		return w.id
+	}
+	return uint64(C.rp_push_worker_id(w.ptr))
+}
 
 // Fd is a descriptor that is readable while a push waits or the connection has ended
 // (level-triggered), for callers with their own poll loop; -1 after Close. It belongs to the
@@ -230,10 +353,12 @@ func (w *Worker) recvLocked(timeoutMs C.int32_t) (*Push, error) {
 	var p *C.rp_push
 	var e C.rpg_err
 	st := C.rpg_client_recv(w.ptr, timeoutMs, &p, &e)
+	if st == C.RP_STATUS_OK {
+		defer C.rp_push_free(p) // also when an event callback's panic is raised again below
+	}
 	if err := takeErr(st, &e); err != nil {
 		return nil, err
 	}
-	defer C.rp_push_free(p)
 	return pushFrom(p), nil
 }
 

@@ -252,8 +252,25 @@ int32_t rpg_frame_encode_response(const rpg_frame *req, const char *traceparent,
 
 /* --- push client ----------------------------------------------------------------------- */
 
+static void rpg_worker_conn_event_tramp(void *user_data, rp_push_worker_event event, uint32_t attempt,
+                                        uint64_t delay_ms, rp_status status, const char *message) {
+    uint64_t panic_id = 0;
+    rpgoWorkerConnEvent((uintptr_t)user_data, (int32_t)event, attempt, delay_ms, (int32_t)status, (char *)message,
+                        &panic_id);
+    rpg_note_panic(panic_id);
+}
+
+int32_t rpg_worker_options_set_event_callback(rp_push_worker_options *o, uintptr_t handle) {
+    return rp_push_worker_options_set_event_callback(o, rpg_worker_conn_event_tramp, (void *)handle,
+                                                     rpg_free_handle);
+}
+
 int32_t rpg_client_recv(const rp_push_worker *c, int32_t timeout_ms, rp_push **out, rpg_err *e) {
-    RPG_RETURN(rp_push_worker_recv(c, timeout_ms, out));
+    /* The worker's event callback runs inside the receive. */
+    rpg_panic_begin();
+    int32_t st = rp_push_worker_recv(c, timeout_ms, out);
+    rpg_panic_end(e);
+    RPG_RETURN(st);
 }
 
 int32_t rpg_client_reply(const rp_push_worker *c, uint64_t id, const uint8_t *payload, size_t len,

@@ -78,6 +78,9 @@ int32_t rpg_frame_encode_response(const rpg_frame *req, const char *traceparent,
                                   const char *tracestate, const uint8_t *payload, size_t len,
                                   uint8_t *buf, size_t cap, size_t *out_len, rpg_err *e);
 
+/* Sets the worker's event callback (a cgo.Handle value); librp owns the handle from this call
+ * on, on every path. */
+int32_t rpg_worker_options_set_event_callback(rp_push_worker_options *o, uintptr_t handle);
 int32_t rpg_client_recv(const rp_push_worker *c, int32_t timeout_ms, rp_push **out, rpg_err *e);
 int32_t rpg_client_reply(const rp_push_worker *c, uint64_t id, const uint8_t *payload, size_t len,
                          rpg_err *e);

@@ -7,7 +7,7 @@ use prost::Message;
 use super::{Conn, DEFAULT_HANDOFF_WAIT, DISABLE_ENV};
 use crate::control::{client_handshake, ClientHello};
 use crate::error::Error;
-use crate::transport::{self, Endpoint, Stream};
+use crate::transport::{self, Endpoint, Stream, TlsClientOptions};
 use crate::wire::proto::{AdminReply, AdminRequest, FrameKind, HandoffAck, Negotiated, PayloadEncoding};
 use crate::wire::{registry, FrameReader, FrameView, FrameWriter, WireError, CAP_HANDLE_PASSING};
 
@@ -39,6 +39,11 @@ pub struct BrokerOptions {
     pub honor_disable_env: bool,
     /// Token for brokers that require one (`Hello.auth_token`).
     pub auth_token: Vec<u8>,
+    /// How a `tls://` endpoint (the broker, a cached endpoint, or the `backend_pipe` the broker
+    /// names) is verified, and the client certificate offered there; unused for Unix and
+    /// `tcp://` endpoints. A connection over TLS is never handed off (its TLS state cannot
+    /// travel with its descriptor): over a `tls://` broker endpoint no handoff is asked for.
+    pub tls: TlsClientOptions,
 }
 
 impl BrokerOptions {
@@ -57,6 +62,7 @@ impl BrokerOptions {
             timeout: Duration::from_secs(5),
             honor_disable_env: false,
             auth_token: Vec::new(),
+            tls: TlsClientOptions::default(),
         }
     }
 }
@@ -112,7 +118,7 @@ pub fn connect(opts: &BrokerOptions) -> Result<BrokerConnection, Error> {
         return Err(Error::Disabled(format!("the broker path is disabled by {DISABLE_ENV}=1").into()));
     }
     if let Some(cached) = opts.cached_endpoint.as_ref().filter(|_| opts.wanted_version == opts.own_version) {
-        if let Ok(stream) = transport::connect(cached, opts.timeout) {
+        if let Ok(stream) = transport::connect_with(cached, opts.timeout, &opts.tls) {
             return Ok(BrokerConnection {
                 conn: Conn::new(stream)?,
                 route: Route::HelloSkip,
@@ -130,7 +136,7 @@ pub fn connect(opts: &BrokerOptions) -> Result<BrokerConnection, Error> {
     };
     let handoff_offered = negotiated.server_capabilities & CAP_HANDLE_PASSING != 0
         && !negotiated.handle_passed_token.is_empty();
-    if opts.adopt_handoff && handoff_offered && wait_for_handoff(&stream, &mut reader, &negotiated, opts.handoff_wait) {
+    if opts.adopt_handoff && handoff_offered && !matches!(stream, Stream::Tls(_)) && wait_for_handoff(&stream, &mut reader, &negotiated, opts.handoff_wait) {
         let endpoint = backend.clone().unwrap_or_else(|| opts.broker.clone());
         return Ok(BrokerConnection {
             conn: Conn::with_reader(stream, reader)?,
@@ -153,7 +159,7 @@ pub fn connect(opts: &BrokerOptions) -> Result<BrokerConnection, Error> {
         )
         .into());
     };
-    let stream = transport::connect(&backend, opts.timeout)?;
+    let stream = transport::connect_with(&backend, opts.timeout, &opts.tls)?;
     Ok(BrokerConnection { conn: Conn::new(stream)?, route: Route::Negotiated, endpoint: backend, negotiated: Some(negotiated) })
 }
 
@@ -161,7 +167,7 @@ pub fn connect(opts: &BrokerOptions) -> Result<BrokerConnection, Error> {
 /// the Negotiated reply.
 fn hello(opts: &BrokerOptions) -> Result<(Stream, FrameReader<Stream>, Negotiated), Error> {
     let deadline = Instant::now() + opts.timeout;
-    let stream = transport::connect(&opts.broker, opts.timeout)?;
+    let stream = transport::connect_with(&opts.broker, opts.timeout, &opts.tls)?;
     let io = |e| Error::io("configure socket", e);
     let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
     stream.set_read_timeout(Some(left)).map_err(io)?;
@@ -172,7 +178,8 @@ fn hello(opts: &BrokerOptions) -> Result<(Stream, FrameReader<Stream>, Negotiate
         service_name: opts.service_name.clone(),
         wanted_version: opts.wanted_version.clone(),
         client_version: opts.client_version.clone(),
-        capabilities: if opts.adopt_handoff { CAP_HANDLE_PASSING } else { 0 },
+        // A TLS connection's state cannot travel with its descriptor: never handed off.
+        capabilities: if opts.adopt_handoff && !matches!(stream, Stream::Tls(_)) { CAP_HANDLE_PASSING } else { 0 },
         auth_token: opts.auth_token.clone(),
         keepalive_secs: opts.keepalive_secs,
     };

@@ -6,7 +6,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::error::Error;
-use crate::transport::{OwnedDescriptor, PeerCredentials, RawDescriptor, ReadinessSet, ReadySignal, Stream};
+use crate::transport::{OwnedDescriptor, PeerCredentials, RawDescriptor, ReadinessSet, ReadySignal, Stream, TlsIdentity};
 use crate::wire::proto::Frame;
 use crate::wire::{FrameReader, FrameView, FrameWriter, WireError};
 
@@ -16,7 +16,8 @@ use crate::wire::{FrameReader, FrameView, FrameWriter, WireError};
 ///
 /// [`pollable_fd`](Self::pollable_fd) is for `poll`/`epoll` loops: level-triggered, readable
 /// exactly while a receive would return without waiting, including for frames one read
-/// brought along that are already buffered here (one receive per wake-up is enough).
+/// brought along that are already buffered here (one receive per wake-up is enough). On a TLS
+/// connection, decrypted bytes already taken from the socket count as readable too.
 #[derive(Debug)]
 pub struct Conn {
     socket: Stream,
@@ -169,8 +170,10 @@ impl Conn {
         let result = self.recv_locked(&mut rx, timeout, max, each);
         // Frames this receive left buffered keep the pollable descriptor readable; a system
         // call only when that changes (never while each read brings one frame).
+        // Decrypted bytes a TLS connection holds beyond them leave the socket unreadable: they
+        // count too.
         if let Some(r) = self.ready.get() {
-            r.signal.set(rx.ready());
+            r.signal.set(rx.ready() || self.socket.has_buffered_input());
         }
         result
     }
@@ -215,9 +218,16 @@ impl Conn {
         self.receiving.lock().unwrap_or_else(|p| p.into_inner()).has_complete_frame()
     }
 
+    /// True when a receive has something to take that the socket's readability does not show:
+    /// a complete frame buffered here, or decrypted bytes a TLS connection holds (never on a
+    /// plain socket, where this is [`has_buffered_frame`](Self::has_buffered_frame)).
+    pub(crate) fn has_buffered_input(&self) -> bool {
+        self.has_buffered_frame() || self.socket.has_buffered_input()
+    }
+
     /// A descriptor for `poll`/`epoll` loops, readable exactly while [`recv`](Self::recv)
-    /// would return without waiting: a frame is here (also one already buffered), or the
-    /// connection ended. Level-triggered: one receive per wake-up loses nothing. It may be
+    /// would return without waiting: a frame is here (also one already buffered, or decrypted
+    /// and held by a TLS connection), or the connection ended. Level-triggered: one receive per wake-up loses nothing. It may be
     /// readable for part of a frame too (a zero-timeout receive then reports `Timeout` and takes
     /// the bytes). Only for readability; owned by the connection. Made on the first call, so a
     /// connection never polled pays nothing for it; that call never waits.
@@ -231,8 +241,8 @@ impl Conn {
         // or the next, sets it right.
         let rx = self.receiving.try_lock();
         let ready_now = match &rx {
-            Ok(rx) => rx.ready(),
-            Err(std::sync::TryLockError::Poisoned(p)) => p.get_ref().ready(),
+            Ok(rx) => rx.ready() || self.socket.has_buffered_input(),
+            Err(std::sync::TryLockError::Poisoned(p)) => p.get_ref().ready() || self.socket.has_buffered_input(),
             Err(std::sync::TryLockError::WouldBlock) => true,
         };
         let signal = ReadySignal::new()?;
@@ -249,9 +259,21 @@ impl Conn {
         self.socket.descriptor()
     }
 
-    /// The peer's kernel-reported credentials (Unix sockets; `None` for TCP).
+    /// The peer's kernel-reported credentials (Unix sockets; `None` for TCP and TLS).
     pub fn peer_credentials(&self) -> Option<PeerCredentials> {
         self.socket.peer_credentials()
+    }
+
+    /// The verified certificate identity of the peer of a TLS connection: the server's on the
+    /// connecting side, the client's under mutual TLS on the accepting side. `None` on Unix and
+    /// TCP connections, and before the handshake is done.
+    pub fn tls_identity(&self) -> Option<TlsIdentity> {
+        self.socket.tls_identity()
+    }
+
+    /// Whether this is a TLS connection.
+    pub fn is_tls(&self) -> bool {
+        matches!(self.socket, Stream::Tls(_))
     }
 
     /// Closes the connection: a blocked receive wakes with `Closed`, later calls fail with

@@ -30,7 +30,7 @@ pub enum rp_broker_route {
 ///
 /// Methods: `rp_broker_options_new`, `_set_cached_endpoint`, `_set_client_version`,
 /// `_set_keepalive_secs`, `_set_adopt_handoff`, `_set_timeout_ms`, `_set_honor_disable_env`,
-/// `_free`; consumed by `rp_broker_connect`.
+/// `_set_tls`, `_free`; consumed by `rp_broker_connect`.
 ///
 /// Exclusive handle (Send).
 pub struct rp_broker_options {
@@ -123,6 +123,29 @@ pub unsafe extern "C" fn rp_broker_options_set_cached_endpoint(
         unsafe {
             let o = box_mut(options, "options")?;
             o.cached_endpoint = Some(Endpoint::parse(cstr_arg(endpoint, "endpoint")?)?);
+            Ok(())
+        }
+    })
+}
+
+/// Sets how `tls://` endpoints are verified and the client certificate offered there: the
+/// broker's, a cached one, or the `backend_pipe` the broker names (read and copied). Without
+/// this call a `tls://` endpoint is verified against the system's CA roots. A connection over
+/// TLS is never handed off (its TLS state cannot travel with the descriptor): over a `tls://`
+/// broker endpoint no handoff is asked for, whatever `_set_adopt_handoff` says. Returns
+/// `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_broker_options_set_tls(
+    options: *mut rp_broker_options,
+    tls: *const super::tls::rp_tls_client_options,
+) -> rp_status {
+    boundary(|| {
+        // SAFETY: `options` is NULL or live and used by one thread at a time, and `tls` is NULL
+        // or live, per the API contract.
+        unsafe {
+            let tls = box_ref::<super::tls::rp_tls_client_options>(tls, "tls")?.clone();
+            box_mut(options, "options")?.tls = tls;
             Ok(())
         }
     })
@@ -260,7 +283,10 @@ pub unsafe extern "C" fn rp_broker_disabled_by_env(out_disabled: *mut bool) -> r
 /// - `RP_STATUS_REFUSED`: the broker refused; `rp_last_refusal` gives code, reason, retry hint
 ///   and details.
 /// - `RP_STATUS_DISABLED` / `RP_STATUS_CONFIG`: see `rp_broker_options_set_honor_disable_env`.
-/// - `RP_STATUS_PROTOCOL`: the broker negotiated an empty `backend_pipe`, or broke the protocol.
+/// - `RP_STATUS_PROTOCOL`: the broker negotiated an empty `backend_pipe`, or broke the protocol;
+///   or a `tls://` endpoint does not speak TLS.
+/// - `RP_STATUS_PERMISSION_DENIED`: a `tls://` endpoint's certificate was refused (unknown CA,
+///   expired or not yet valid, wrong name); see `rp_broker_options_set_tls`.
 /// - `RP_STATUS_TIMEOUT`, `RP_STATUS_IO`, `RP_STATUS_INVALID_ARGUMENT` (a field the broker would
 ///   refuse), `RP_STATUS_NULL_ARGUMENT`, framing errors.
 ///

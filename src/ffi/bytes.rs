@@ -39,16 +39,6 @@ impl rp_bytes {
             len: s.len(),
         }
     }
-
-    /// The bytes as a slice (checked: NULL with a non-zero length fails).
-    ///
-    /// # Safety
-    /// A non-NULL `ptr` points to `len` readable bytes that stay unchanged for `'a`.
-    #[inline]
-    pub(crate) unsafe fn as_slice<'a>(&self, name: &'static str) -> Result<&'a [u8], Failure> {
-        // SAFETY: forwarded contract.
-        unsafe { slice_arg(self.ptr, self.len, name) }
-    }
 }
 
 impl rp_str {
@@ -59,26 +49,6 @@ impl rp_str {
             ptr: s.as_ptr().cast(),
             len: s.len(),
         }
-    }
-
-    /// The string as `&str` (checked: NULL with a non-zero length fails, and so does bad UTF-8).
-    ///
-    /// # Safety
-    /// A non-NULL `ptr` points to `len` readable bytes that stay unchanged for `'a`.
-    #[inline(always)]
-    pub(crate) unsafe fn as_str<'a>(&self, name: &'static str) -> Result<&'a str, Failure> {
-        // Absent trace context is the common case: nothing to check.
-        if self.len == 0 {
-            return Ok("");
-        }
-        // SAFETY: forwarded contract.
-        let bytes = unsafe { slice_arg(self.ptr as *const u8, self.len, name) }?;
-        std::str::from_utf8(bytes).map_err(|e| {
-            Failure::new(
-                rp_status::InvalidUtf8,
-                format!("{name} is not valid UTF-8 ({e})"),
-            )
-        })
     }
 }
 
@@ -107,6 +77,102 @@ pub(crate) unsafe fn slice_arg<'a>(
     }
     // SAFETY: non-NULL, `len` readable bytes per the contract, and len <= isize::MAX.
     Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
+}
+
+/// An argument's name as a type. The hot entry points check their arguments with the `*_named`
+/// helpers below, whose failure paths are one function per argument: no name has to be kept at
+/// hand on the success path for a failure path shared by several arguments.
+pub(crate) trait ArgName {
+    /// The name, as the failure message gives it.
+    const NAME: &'static str;
+}
+
+/// Declares argument-name types for the `*_named` helpers.
+macro_rules! arg_names {
+    ($($ty:ident = $name:literal;)*) => {
+        $(
+            #[doc = concat!("The argument name `", $name, "`.")]
+            pub(crate) struct $ty;
+            impl $crate::ffi::bytes::ArgName for $ty {
+                const NAME: &'static str = $name;
+            }
+        )*
+    };
+}
+pub(crate) use arg_names;
+
+/// The failure of [`slice_arg_named`] / [`slice_out_named`]: NULL with a length, or a length
+/// above `isize::MAX` (`what`: "length" or "capacity").
+#[cold]
+#[inline(never)]
+fn range_failure<N: ArgName>(null: bool, what: &'static str) -> Failure {
+    if null {
+        Failure::null(N::NAME)
+    } else {
+        Failure::new(rp_status::InvalidArgument, format!("{}: {what} too large", N::NAME))
+    }
+}
+
+/// [`slice_arg`] with the argument's name as a type.
+///
+/// # Safety
+/// As for [`slice_arg`].
+#[inline(always)]
+pub(crate) unsafe fn slice_arg_named<'a, N: ArgName>(ptr: *const u8, len: usize) -> Result<&'a [u8], Failure> {
+    if ptr.is_null() {
+        return if len == 0 { Ok(&[]) } else { Err(range_failure::<N>(true, "length")) };
+    }
+    if len > isize::MAX as usize {
+        return Err(range_failure::<N>(false, "length"));
+    }
+    // SAFETY: non-NULL, `len` readable bytes per the contract, and len <= isize::MAX.
+    Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
+}
+
+/// [`slice_out`] with the argument's name as a type.
+///
+/// # Safety
+/// As for [`slice_out`].
+#[inline(always)]
+pub(crate) unsafe fn slice_out_named<'a, N: ArgName>(ptr: *mut u8, cap: usize) -> Result<&'a mut [u8], Failure> {
+    if ptr.is_null() {
+        return if cap == 0 { Ok(&mut []) } else { Err(range_failure::<N>(true, "capacity")) };
+    }
+    if cap > isize::MAX as usize {
+        return Err(range_failure::<N>(false, "capacity"));
+    }
+    // SAFETY: non-NULL, `cap` writable unaliased bytes per the contract, and cap <= isize::MAX.
+    Ok(unsafe { std::slice::from_raw_parts_mut(ptr, cap) })
+}
+
+/// The failure of a NULL argument `N`, one function per argument.
+#[cold]
+#[inline(never)]
+pub(crate) fn null_named<N: ArgName>() -> Failure {
+    Failure::null(N::NAME)
+}
+
+/// The failure of a string argument `N` that is not UTF-8.
+#[cold]
+#[inline(never)]
+fn utf8_failure<N: ArgName>(e: std::str::Utf8Error) -> Failure {
+    Failure::new(rp_status::InvalidUtf8, format!("{} is not valid UTF-8 ({e})", N::NAME))
+}
+
+impl rp_str {
+    /// [`rp_str::as_str`] with the argument's name as a type.
+    ///
+    /// # Safety
+    /// As for [`rp_str::as_str`].
+    #[inline(always)]
+    pub(crate) unsafe fn as_str_named<'a, N: ArgName>(&self) -> Result<&'a str, Failure> {
+        if self.len == 0 {
+            return Ok("");
+        }
+        // SAFETY: forwarded contract.
+        let bytes = unsafe { slice_arg_named::<N>(self.ptr as *const u8, self.len) }?;
+        std::str::from_utf8(bytes).map_err(utf8_failure::<N>)
+    }
 }
 
 /// A NUL-terminated UTF-8 `const char *` argument as `&str`: NULL and invalid UTF-8 fail.

@@ -170,7 +170,7 @@ pub unsafe extern "C" fn rp_conn_recv_views(
 
 /// A descriptor for poll/epoll loops, readable exactly while `rp_conn_recv` would return without
 /// waiting: a frame is here (also one an earlier receive already took off the socket and
-/// buffered), or the connection ended. Level-triggered: one `rp_conn_recv` with timeout 0 per
+/// buffered, or, over TLS, decrypted and held by the connection), or the connection ended. Level-triggered: one `rp_conn_recv` with timeout 0 per
 /// wake-up loses nothing, and nothing pending means not readable. It may also be readable for
 /// part of a frame (`rp_conn_recv` with timeout 0 then returns `RP_STATUS_TIMEOUT`).
 ///

@@ -1,8 +1,8 @@
 //! `rp_frame_*`: build and parse v1 frames from C.
 
 use super::boundary::{boundary, Failure};
-use super::bytes::{rp_bytes, rp_msg, rp_str, slice_arg, slice_out};
-use super::handle::{box_into_handle, out_arg};
+use super::bytes::{arg_names, rp_bytes, rp_msg, rp_str, slice_arg_named, slice_out_named};
+use super::handle::{box_into_handle, out_arg, out_arg_named};
 use super::status::rp_status;
 use crate::wire::{self, Decoded, FrameView};
 
@@ -14,6 +14,16 @@ pub const RP_FRAME_HEADER_LEN: usize = 5;
 pub const RP_FRAME_MAX_BODY: u32 = 16777216;
 /// The largest body accepted for the first (Hello) frame of a connection: 64 KiB.
 pub const RP_HELLO_MAX_BODY: u32 = 65536;
+
+arg_names! {
+    ArgBuf = "buf";
+    ArgFrame = "frame";
+    ArgOutFrame = "out_frame";
+    ArgOutLen = "out_len";
+    ArgPayload = "frame.payload";
+    ArgTraceparent = "frame.traceparent";
+    ArgTracestate = "frame.tracestate";
+}
 
 /// Frame kinds (`rp_frame_view.kind`).
 #[repr(i32)]
@@ -98,12 +108,12 @@ impl rp_frame_view {
                 envelope_version: self.envelope_version,
                 kind: self.kind,
                 payload_protocol: self.payload_protocol,
-                payload: self.payload.as_slice("frame.payload")?,
+                payload: slice_arg_named::<ArgPayload>(self.payload.ptr, self.payload.len)?,
                 request_id: self.request_id,
                 payload_encoding: self.payload_encoding,
                 deadline_unix_ms: self.deadline_unix_ms,
-                traceparent: self.traceparent.as_str("frame.traceparent")?,
-                tracestate: self.tracestate.as_str("frame.tracestate")?,
+                traceparent: self.traceparent.as_str_named::<ArgTraceparent>()?,
+                tracestate: self.tracestate.as_str_named::<ArgTracestate>()?,
             })
         }
     }
@@ -157,11 +167,11 @@ pub unsafe extern "C" fn rp_frame_decode(
 ) -> rp_status {
     boundary(|| {
         // SAFETY: the caller provides `len` readable bytes at `buf` (or NULL, 0).
-        let buf = unsafe { slice_arg(buf, len, "buf") }?;
+        let buf = unsafe { slice_arg_named::<ArgBuf>(buf, len) }?;
         // SAFETY: NULL or valid for a write per the API contract.
-        let out_frame = unsafe { out_arg(out_frame, "out_frame") }?;
+        let out_frame = unsafe { out_arg_named::<_, ArgOutFrame>(out_frame) }?;
         // SAFETY: NULL or valid for a write per the API contract.
-        let out_len = unsafe { out_arg(out_len, "out_len") }?;
+        let out_len = unsafe { out_arg_named::<_, ArgOutLen>(out_len) }?;
         let cap = match max_body {
             0 => wire::MAX_BODY,
             n if n <= wire::MAX_BODY => n,
@@ -215,13 +225,13 @@ pub unsafe extern "C" fn rp_frame_encode(
 ) -> rp_status {
     boundary(|| {
         // SAFETY: `frame` is NULL or a readable rp_frame_view whose views are valid now.
-        let view = unsafe { frame.as_ref() }.ok_or_else(|| Failure::null("frame"))?;
+        let view = unsafe { frame.as_ref() }.ok_or_else(super::bytes::null_named::<ArgFrame>)?;
         // SAFETY: as above.
         let view = unsafe { view.to_view() }?;
         // SAFETY: NULL or valid for a write per the API contract.
-        let out_len = unsafe { out_arg(out_len, "out_len") }?;
+        let out_len = unsafe { out_arg_named::<_, ArgOutLen>(out_len) }?;
         // SAFETY: the caller provides `cap` writable bytes at `buf` (or NULL, 0).
-        let out = unsafe { slice_out(buf, cap, "buf") }?;
+        let out = unsafe { slice_out_named::<ArgBuf>(buf, cap) }?;
         match view.encode_into(out) {
             Ok(n) => {
                 out_len.write(n);

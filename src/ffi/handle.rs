@@ -165,6 +165,18 @@ pub(crate) unsafe fn out_arg<'a, T>(out: *mut T, name: &'static str) -> Result<O
     Ok(Out { ptr: out, _out: PhantomData })
 }
 
+/// [`out_arg`] with the argument's name as a type (see `ArgName`).
+///
+/// # Safety
+/// As for [`out_arg`].
+#[inline(always)]
+pub(crate) unsafe fn out_arg_named<'a, T, N: super::bytes::ArgName>(out: *mut T) -> Result<Out<'a, T>, Failure> {
+    if out.is_null() {
+        return Err(super::bytes::null_named::<N>());
+    }
+    Ok(Out { ptr: out, _out: PhantomData })
+}
+
 /// An optional out-pointer: `None` when it is NULL.
 ///
 /// # Safety

@@ -6,7 +6,7 @@
 //! (callbacks with their user data), [`refusal`] (why a peer refused), [`version`].
 //! One module per C object or role follows: [`frame`], [`registry`], [`identity`], [`mux`],
 //! [`handoff`], [`push_worker`], [`push_server`], [`push_request`], [`push_worker_info`], [`broker`], [`conn`], [`admin`],
-//! [`broker_server`], [`session`], [`session_ticket`], [`session_request`].
+//! [`broker_server`], [`session`], [`session_ticket`], [`session_request`], [`tls`].
 #![allow(unsafe_code)]
 #![allow(non_camel_case_types)]
 
@@ -39,5 +39,6 @@ pub mod session;
 pub mod session_ticket;
 pub mod session_request;
 pub mod stats;
+pub mod tls;
 pub mod status;
 pub mod version;

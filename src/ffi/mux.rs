@@ -4,14 +4,21 @@ use std::cell::RefCell;
 use std::ffi::c_void;
 
 use super::boundary::{boundary, boundary_or, Failure};
-use super::bytes::{rp_bytes, rp_msg, slice_arg, slice_out};
+use super::bytes::{arg_names, rp_bytes, rp_msg, slice_arg, slice_arg_named, slice_out};
 use super::callback::{rp_user_data_free_callback, ForeignCallback};
 use super::frame::rp_frame_view;
-use super::handle::{arc_clone, arc_free, arc_into_handle, arc_ref, box_into_handle, box_ref, castable, out_arg};
+use super::handle::{
+    arc_clone, arc_free, arc_into_handle, arc_ref, box_into_handle, box_ref, castable, out_arg, out_arg_named,
+};
 use super::identity::rp_daemon_identity;
 use super::status::rp_status;
 use crate::mux::{self, DetectorError, LegacyVerdict, Mux, MuxEvent};
 use crate::wire::FrameView;
+
+arg_names! {
+    ArgBuf = "buf";
+    ArgOutEvent = "out_event";
+}
 
 /// What a legacy detector says about the buffered bytes (the return value of an
 /// `rp_legacy_detect_callback`).
@@ -236,37 +243,58 @@ pub unsafe extern "C" fn rp_mux_poll(
         // SAFETY: `mux` is NULL or a live mux reference per the API contract.
         let mux = &unsafe { arc_ref::<rp_mux>(mux, "mux") }?.mux;
         // SAFETY: `len` readable bytes at `buf` (or NULL, 0), unchanged during the call.
-        let buf = unsafe { slice_arg(buf, len, "buf") }?;
+        let buf = unsafe { slice_arg_named::<ArgBuf>(buf, len) }?;
         // SAFETY: NULL or valid for a write per the API contract.
-        let out_event = unsafe { out_arg(out_event, "out_event") }?;
-        let event = mux.poll(buf).map_err(crate::Error::from)?;
-        let mut out = rp_mux_event {
-            kind: rp_mux_event_kind::NeedMoreBytes,
-            consumed: 0,
-            frame: rp_frame_view::from_view(&FrameView::default()),
-            reply: rp_bytes::from_slice(&[]),
-        };
-        match event {
-            MuxEvent::NeedMoreBytes => {}
-            MuxEvent::Legacy => out.kind = rp_mux_event_kind::Legacy,
-            MuxEvent::ProbeAnswered { reply, consumed } => {
-                out.kind = rp_mux_event_kind::ProbeAnswered;
-                out.consumed = consumed;
-                out.reply = PROBE_REPLY.with_borrow_mut(|slot| {
-                    *slot = reply;
-                    // The heap buffer stays put until the slot is replaced by a later poll.
-                    rp_bytes::from_slice(slot)
+        let out_event = unsafe { out_arg_named::<_, ArgOutEvent>(out_event) }?;
+        mux.poll_then(
+            buf,
+            out_event,
+            |out_event, frame, consumed| {
+                out_event.write(rp_mux_event {
+                    kind: rp_mux_event_kind::Payload,
+                    consumed,
+                    frame: rp_frame_view::from_view(&frame),
+                    reply: rp_bytes::from_slice(&[]),
                 });
-            }
-            MuxEvent::Payload { frame, consumed } => {
-                out.kind = rp_mux_event_kind::Payload;
-                out.consumed = consumed;
-                out.frame = rp_frame_view::from_view(&frame);
-            }
-        }
-        out_event.write(out);
-        Ok(())
+                Ok(())
+            },
+            |out_event, event| {
+                let event = event.map_err(crate::Error::from)?;
+                out_event.write(other_event(event));
+                Ok(())
+            },
+        )
     })
+}
+
+/// The C event of any verdict (the payload one is built in `rp_mux_poll` itself).
+#[inline(never)]
+fn other_event(event: MuxEvent<'_>) -> rp_mux_event {
+    let mut out = rp_mux_event {
+        kind: rp_mux_event_kind::NeedMoreBytes,
+        consumed: 0,
+        frame: rp_frame_view::from_view(&FrameView::default()),
+        reply: rp_bytes::from_slice(&[]),
+    };
+    match event {
+        MuxEvent::NeedMoreBytes => {}
+        MuxEvent::Legacy => out.kind = rp_mux_event_kind::Legacy,
+        MuxEvent::ProbeAnswered { reply, consumed } => {
+            out.kind = rp_mux_event_kind::ProbeAnswered;
+            out.consumed = consumed;
+            out.reply = PROBE_REPLY.with_borrow_mut(|slot| {
+                *slot = reply;
+                // The heap buffer stays put until the slot is replaced by a later poll.
+                rp_bytes::from_slice(slot)
+            });
+        }
+        MuxEvent::Payload { frame, consumed } => {
+            out.kind = rp_mux_event_kind::Payload;
+            out.consumed = consumed;
+            out.frame = rp_frame_view::from_view(&frame);
+        }
+    }
+    out
 }
 
 /// Adds a reference to a mux (for another owner, another thread, or a C++ copy).

@@ -12,7 +12,7 @@ use super::push_worker_info::{rp_push_worker_info, rp_push_worker_list};
 use crate::push::{
     PushServer, RegistrationDecision, ServerEvent, ServerOptions, WorkerInfo,
 };
-use crate::transport::Endpoint;
+use crate::transport::{read_pem_file, ClientAuth, Endpoint, TlsServerOptions};
 
 /// What a registration callback decides.
 #[repr(i32)]
@@ -99,12 +99,14 @@ castable!(rp_push_server => ServerHandle: OwnedBox);
 // Options
 // ---------------------------------------------------------------------------------------------
 
-/// Creates server options for `endpoint` (a socket path, `@name`, or `tcp://host:port`).
+/// Creates server options for `endpoint` (a socket path, `@name`, `tcp://host:port` or
+/// `tls://host:port`).
 ///
 /// A socket path is created 0600 in a directory only this user can write (that directory, and
 /// only it, is created 0700 when missing and its parent exists); other users' processes are
-/// refused unless allowed; a TCP endpoint must be loopback unless `_set_allow_remote_tcp`
-/// (which requires an auth token).
+/// refused unless allowed; a TCP or TLS endpoint must be loopback unless
+/// `_set_allow_remote_tcp`. A `tls://` endpoint needs a certificate and key
+/// (`_set_tls_cert_pem` or `_set_tls_cert_files`).
 ///
 /// Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`,
 /// `RP_STATUS_INVALID_ARGUMENT`. Ownership: consumed by `rp_push_server_bind`, or free it with
@@ -195,7 +197,10 @@ pub unsafe extern "C" fn rp_push_server_options_set_allow_other_uids(
     })
 }
 
-/// Allows a TCP endpoint on a non-loopback address (an auth token is then required).
+/// Allows a TCP or TLS endpoint on a non-loopback address. Plain TCP then requires an auth
+/// token; TLS requires an auth token or required client certificates
+/// (`rp_push_server_options_set_tls_client_ca_pem` with `required`): `rp_push_server_bind`
+/// fails with `RP_STATUS_CONFIG` otherwise.
 /// Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_server_options_set_allow_remote_tcp(
@@ -228,6 +233,111 @@ pub unsafe extern "C" fn rp_push_server_options_set_auth_token(
         unsafe {
             let o = box_mut(options, "options")?;
             o.opts.auth_token = slice_arg(token, len, "token")?.to_vec();
+            Ok(())
+        }
+    })
+}
+
+/// Sets the certificate chain (leaf first) and private key of a `tls://` endpoint, as PEM text
+/// (`CERTIFICATE` blocks; a PKCS#8, PKCS#1 or SEC1 key). Both are copied; they are checked when
+/// the server binds (`RP_STATUS_CONFIG` there when they are not usable or do not match).
+/// Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_push_server_options_set_tls_cert_pem(
+    options: *mut rp_push_server_options,
+    cert_chain_pem: *const u8,
+    cert_chain_len: usize,
+    key_pem: *const u8,
+    key_len: usize,
+) -> rp_status {
+    boundary(|| {
+        // SAFETY: `options` is NULL or live and used by one thread at a time, and the other
+        // pointers are valid as documented, per the API contract.
+        unsafe {
+            let o = box_mut(options, "options")?;
+            let chain = slice_arg(cert_chain_pem, cert_chain_len, "cert_chain_pem")?.to_vec();
+            let key = slice_arg(key_pem, key_len, "key_pem")?.to_vec();
+            let tls = o.opts.tls.get_or_insert_with(TlsServerOptions::default);
+            tls.cert_chain_pem = chain;
+            tls.key_pem = key;
+            Ok(())
+        }
+    })
+}
+
+/// Like `rp_push_server_options_set_tls_cert_pem`, reading the PEM files at `cert_chain_path`
+/// and `key_path` now. Returns `RP_STATUS_OK`, `RP_STATUS_CONFIG` (a file could not be read),
+/// `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_push_server_options_set_tls_cert_files(
+    options: *mut rp_push_server_options,
+    cert_chain_path: *const c_char,
+    key_path: *const c_char,
+) -> rp_status {
+    boundary(|| {
+        // SAFETY: `options` is NULL or live and used by one thread at a time, and the other
+        // pointers are valid as documented, per the API contract.
+        unsafe {
+            let o = box_mut(options, "options")?;
+            let chain = read_pem_file(cstr_arg(cert_chain_path, "cert_chain_path")?.as_ref(), "certificate chain")?;
+            let key = read_pem_file(cstr_arg(key_path, "key_path")?.as_ref(), "private key")?;
+            let tls = o.opts.tls.get_or_insert_with(TlsServerOptions::default);
+            tls.cert_chain_pem = chain;
+            tls.key_pem = key;
+            Ok(())
+        }
+    })
+}
+
+/// Asks workers of a `tls://` endpoint for a client certificate that chains to the CA roots
+/// `ca_pem` (PEM text, copied): mutual TLS. With `required` a worker without one is refused
+/// (`RP_STATUS_PERMISSION_DENIED` at its connect); without, one that presents none gets in and
+/// one that presents an invalid one does not. The verified certificate's subject and names
+/// reach the registration callback (`rp_push_worker_info_tls_subject`, `_tls_san`). Returns
+/// `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_push_server_options_set_tls_client_ca_pem(
+    options: *mut rp_push_server_options,
+    ca_pem: *const u8,
+    ca_len: usize,
+    required: bool,
+) -> rp_status {
+    boundary(|| {
+        // SAFETY: `options` is NULL or live and used by one thread at a time, and the other
+        // pointers are valid as documented, per the API contract.
+        unsafe {
+            let o = box_mut(options, "options")?;
+            let ca = slice_arg(ca_pem, ca_len, "ca_pem")?.to_vec();
+            let tls = o.opts.tls.get_or_insert_with(TlsServerOptions::default);
+            tls.client_ca_pem = ca;
+            tls.client_auth = if required { ClientAuth::Required } else { ClientAuth::Optional };
+            Ok(())
+        }
+    })
+}
+
+/// Like `rp_push_server_options_set_tls_client_ca_pem`, reading the PEM file at `ca_path` now.
+/// Returns `RP_STATUS_OK`, `RP_STATUS_CONFIG` (the file could not be read),
+/// `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_push_server_options_set_tls_client_ca_file(
+    options: *mut rp_push_server_options,
+    ca_path: *const c_char,
+    required: bool,
+) -> rp_status {
+    boundary(|| {
+        // SAFETY: `options` is NULL or live and used by one thread at a time, and the other
+        // pointers are valid as documented, per the API contract.
+        unsafe {
+            let o = box_mut(options, "options")?;
+            let ca = read_pem_file(cstr_arg(ca_path, "ca_path")?.as_ref(), "client CA roots")?;
+            let tls = o.opts.tls.get_or_insert_with(TlsServerOptions::default);
+            tls.client_ca_pem = ca;
+            tls.client_auth = if required { ClientAuth::Required } else { ClientAuth::Optional };
             Ok(())
         }
     })

@@ -9,13 +9,18 @@ use super::callback::{rp_user_data_free_callback, ForeignCallback};
 use super::handle::{box_free, box_into_handle, box_mut, box_opt, box_ref, box_take, castable, lend, opt_out, out_arg};
 use super::status::rp_status;
 use crate::push::proto::Registration;
-use crate::push::{ActivityDescriptor, Dialect, Push, Worker, WorkerOptions};
+use crate::push::{
+    ActivityDescriptor, Dialect, EventHandler, Jitter, Push, ReconnectPolicy, Worker, WorkerEventKind, WorkerOptions,
+};
+use crate::transport::read_pem_file;
 
 /// How a worker connects and what it registers as.
 ///
 /// Methods: `rp_push_worker_options_new`, `_add_namespace`, `_add_activity_type`, `_set_node`,
-/// `_add_payload_protocol`, `_set_service`, `_set_connect_timeout_ms`, `_set_auth_token`, `_free`;
-/// consumed by `rp_push_worker_connect`.
+/// `_add_payload_protocol`, `_set_service`, `_set_connect_timeout_ms`, `_set_auth_token`,
+/// `_set_reconnect`, `_set_reconnect_jitter`, `_set_event_callback`, `_set_tls_ca_pem`,
+/// `_set_tls_ca_file`, `_set_tls_server_name`, `_set_tls_client_cert_pem`,
+/// `_set_tls_client_cert_files`, `_free`; consumed by `rp_push_worker_connect`.
 ///
 /// Exclusive handle (Send).
 pub struct rp_push_worker_options {
@@ -31,7 +36,9 @@ pub struct rp_push_worker_options {
 ///
 /// Functions taking `const rp_push_worker *` are thread-safe: one thread may wait in
 /// `rp_push_worker_recv` while others reply or close. There is no background thread: the thread
-/// that receives reads the socket itself.
+/// that receives reads the socket itself (and so notices a lost connection). The one exception
+/// is reconnecting (`rp_push_worker_options_set_reconnect`): while the connection is down, a
+/// librp thread backs off and dials; it ends once connected again, given up, or closed.
 ///
 /// Flow control: the worker reads from the server only inside `rp_push_worker_recv` /
 /// `_dispatch`, so it holds at most the pushes that arrived in one read. While the worker does
@@ -79,10 +86,11 @@ pub type rp_push_worker_handler_callback = Option<
 /// Creates worker options.
 ///
 /// Parameters: `endpoint` — a librp push server's socket path, `@name` (Linux abstract
-/// socket) or `tcp://host:port`, or a liminal server's `liminal+tcp://host:port` (the worker then
-/// speaks the liminal worker wire; see "liminal endpoints" below); `identity` — who the worker
-/// is (1–256 bytes; 1–992 on a liminal endpoint); `task_queue` — the queue of work it takes
-/// (0–256 bytes; a liminal server routes pushes by it).
+/// socket), `tcp://host:port` or `tls://host:port` (TLS: see `_set_tls_ca_pem`), or a liminal
+/// server's `liminal+tcp://host:port` (the worker then speaks the liminal worker wire; see
+/// "liminal endpoints" below); `identity` — who the worker is (1–256 bytes; 1–992 on a liminal
+/// endpoint); `task_queue` — the queue of work it takes (0–256 bytes; a liminal server routes
+/// pushes by it).
 ///
 /// Limits of a registration (checked by `rp_push_worker_connect`, which returns
 /// `RP_STATUS_INVALID_ARGUMENT` naming the limit, and by the server, which rejects the worker
@@ -304,6 +312,298 @@ pub unsafe extern "C" fn rp_push_worker_options_set_auth_token(
     })
 }
 
+/// Makes the worker reconnect after its connection is lost (off by default).
+///
+/// On a loss — the server closed the connection or went away, a read failed, a liminal server
+/// sent Disconnect, a protocol violation; noticed by the thread in `rp_push_worker_recv` or
+/// `_dispatch`, as the worker reads only there — the worker forgets that connection's queued
+/// and unanswered pushes (its server fails them at their callers) and a librp thread starts
+/// reconnecting: attempt n waits a delay drawn from
+/// `min(max_delay_ms, min_delay_ms * 2^(n-1))` (see `rp_push_worker_options_set_reconnect_jitter`),
+/// then dials the same endpoint with the same Hello (or Connect) and the same registration,
+/// within the connect timeout. Any failure counts as an attempt: nothing listening, a refused
+/// Hello (a wrong token), a rejected registration — a server that refuses the worker for good
+/// is retried like one that is down, until `max_attempts`. After `max_attempts` failed attempts
+/// in a row (0 = never give up) the worker gives up: `rp_push_worker_recv` then returns
+/// `RP_STATUS_CLOSED` with the last failure as the last error message. The first connection
+/// (`rp_push_worker_connect`) is not retried.
+///
+/// While reconnecting, `rp_push_worker_recv` keeps waiting (up to its timeout) and returns
+/// pushes of the new connection; the descriptor of `rp_push_worker_fd` stays the same and
+/// level-triggered; `rp_push_worker_close` ends the backoff and any attempt at once.
+///
+/// Correlation ids: with reconnecting on, `rp_push_correlation_id` is the worker's own id
+/// (counted from 1, never reused for the worker's life), not the server's. A restarted server
+/// counts its ids from the start again; the worker's ids keep a late reply to a push of a lost
+/// connection from answering a push of the new one: such a reply returns `RP_STATUS_CLOSED`
+/// and sends nothing.
+///
+/// Each transition is logged (component "push-worker") and, with
+/// `rp_push_worker_options_set_event_callback`, delivered as an event.
+///
+/// Returns `RP_STATUS_OK`, `RP_STATUS_INVALID_ARGUMENT` (`min_delay_ms` 0, or above
+/// `max_delay_ms`), `RP_STATUS_NULL_ARGUMENT`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_push_worker_options_set_reconnect(
+    options: *mut rp_push_worker_options,
+    min_delay_ms: u32,
+    max_delay_ms: u32,
+    max_attempts: u32,
+) -> rp_status {
+    boundary(|| {
+        // SAFETY: NULL or live options, used by one thread at a time per the API contract.
+        let o = unsafe { box_mut(options, "options") }?;
+        if min_delay_ms == 0 || min_delay_ms > max_delay_ms {
+            return Err(crate::Error::invalid_argument(format!(
+                "reconnect delays must be 1 <= min_delay_ms <= max_delay_ms (got {min_delay_ms} and {max_delay_ms})"
+            ))
+            .into());
+        }
+        let jitter = o.reconnect.map(|p| p.jitter).unwrap_or_default();
+        o.reconnect = Some(ReconnectPolicy {
+            min_delay: std::time::Duration::from_millis(min_delay_ms.into()),
+            max_delay: std::time::Duration::from_millis(max_delay_ms.into()),
+            max_attempts,
+            jitter,
+        });
+        Ok(())
+    })
+}
+
+/// How the delay before each reconnect attempt is spread around its backoff
+/// `b = min(max_delay_ms, min_delay_ms * 2^(n-1))`.
+#[repr(i32)]
+pub enum rp_reconnect_jitter {
+    /// Uniform between `min_delay_ms` and `b` (the default): workers that lost the same server
+    /// spread out the most.
+    Full = 0,
+    /// `b/2` plus a uniform share of the other half (never below `min_delay_ms`).
+    Equal = 1,
+}
+
+/// An `rp_reconnect_jitter` as an argument: read as an integer and checked.
+pub type rp_reconnect_jitter_arg = i32;
+
+/// Sets how reconnect delays are spread: an `rp_reconnect_jitter` (call after
+/// `rp_push_worker_options_set_reconnect`). Returns `RP_STATUS_OK`,
+/// `RP_STATUS_INVALID_ARGUMENT` (not an `rp_reconnect_jitter`, or reconnecting is off),
+/// `RP_STATUS_NULL_ARGUMENT`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_push_worker_options_set_reconnect_jitter(
+    options: *mut rp_push_worker_options,
+    jitter: rp_reconnect_jitter_arg,
+) -> rp_status {
+    boundary(|| {
+        // SAFETY: NULL or live options, used by one thread at a time per the API contract.
+        let o = unsafe { box_mut(options, "options") }?;
+        let jitter = match jitter {
+            0 => Jitter::Full,
+            1 => Jitter::Equal,
+            j => return Err(crate::Error::invalid_argument(format!("{j} is not an rp_reconnect_jitter")).into()),
+        };
+        let policy = o.reconnect.as_mut().ok_or_else(|| {
+            crate::Error::invalid_argument("reconnecting is off: call rp_push_worker_options_set_reconnect first")
+        })?;
+        policy.jitter = jitter;
+        Ok(())
+    })
+}
+
+/// A transition of a worker's connection, delivered to its event callback.
+#[repr(i32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum rp_push_worker_event {
+    /// Connected and registered: once at connect (`attempt` 0), and after each successful
+    /// reconnect attempt (`attempt` is its number).
+    Connected = 1,
+    /// The connection was lost (`status` `RP_STATUS_CLOSED`, `message` why). Its queued and
+    /// unanswered pushes are gone; reconnecting starts.
+    Lost = 2,
+    /// Attempt `attempt` (from 1) starts after `delay_ms`; `status`/`message` say why the
+    /// previous attempt failed (`RP_STATUS_OK` and "" for the first attempt after a loss).
+    Reconnecting = 3,
+    /// The worker stopped after `attempt` failed attempts; `status`/`message` are the last
+    /// failure. The worker is closed: `rp_push_worker_recv` returns `RP_STATUS_CLOSED`.
+    GaveUp = 4,
+}
+
+/// Receives one transition of a worker's connection.
+///
+/// Parameters: `user_data` as registered; `event` what happened; `attempt` the reconnect
+/// attempt it concerns (0 for the first connection and a loss); `delay_ms` the wait before the
+/// attempt (`RP_PUSH_WORKER_EVENT_RECONNECTING`; 0 otherwise); `status` the failure behind it
+/// (`RP_STATUS_OK` when none); `message` why, NUL-terminated UTF-8, borrowed: valid only until
+/// the callback returns ("" when none).
+///
+/// Called on the thread that calls `rp_push_worker_recv` (or `rp_push_worker_dispatch`),
+/// inside that call, in order, before it returns a push or a status: events that happened while
+/// nobody received wait (at most 64, the oldest dropped first) and make `rp_push_worker_fd`
+/// readable. No librp lock is held while it runs: it may call any function of the worker except
+/// `rp_push_worker_free`. It must not unwind (no C++ exception, no `longjmp`, no Go panic).
+/// Every transition is also logged (`rp_log_set`, component "push-worker").
+pub type rp_push_worker_event_callback = Option<
+    unsafe extern "C" fn(
+        user_data: *mut c_void,
+        event: rp_push_worker_event,
+        attempt: u32,
+        delay_ms: u64,
+        status: rp_status,
+        message: *const c_char,
+    ),
+>;
+
+/// Sets the callback that receives the worker's connection events (connected, lost,
+/// reconnecting, gave up; see `rp_push_worker_event_callback`), replacing any previous one.
+/// `callback` NULL unregisters.
+///
+/// Parameters: `user_data` — passed to `callback`; `user_data_free` — NULL, or called once with
+/// `user_data` when librp no longer needs it: on replacement, when the options are freed
+/// without connecting, when `rp_push_worker_connect` fails, when the worker is freed (on the
+/// freeing thread), or at once if `callback` is NULL.
+///
+/// Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT` (`options` NULL; `user_data_free` then
+/// runs at once).
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_push_worker_options_set_event_callback(
+    options: *mut rp_push_worker_options,
+    callback: rp_push_worker_event_callback,
+    user_data: *mut c_void,
+    user_data_free: rp_user_data_free_callback,
+) -> rp_status {
+    let cb = ForeignCallback::new(callback, user_data, user_data_free);
+    boundary(move || {
+        // SAFETY: NULL or live options, used by one thread at a time per the API contract.
+        let o = unsafe { box_mut(options, "options") }?;
+        let Some(func) = callback else {
+            o.on_event = None;
+            return Ok(());
+        };
+        let foreign = Arc::new(cb);
+        o.on_event = Some(EventHandler::new(move |e| {
+            let event = match e.kind {
+                WorkerEventKind::Connected => rp_push_worker_event::Connected,
+                WorkerEventKind::Lost => rp_push_worker_event::Lost,
+                WorkerEventKind::Reconnecting => rp_push_worker_event::Reconnecting,
+                WorkerEventKind::GaveUp => rp_push_worker_event::GaveUp,
+            };
+            let status = e.error.map_or(rp_status::Ok, rp_status::from);
+            let message = std::ffi::CString::new(e.message.replace('\0', " ")).unwrap_or_default();
+            let delay_ms = u64::try_from(e.delay.as_millis()).unwrap_or(u64::MAX);
+            // SAFETY: the callback contract: `message` is borrowed for the call; no librp lock
+            // is held (the worker calls handlers outside its locks).
+            unsafe { func(foreign.user_data, event, e.attempt, delay_ms, status, message.as_ptr()) }
+        }));
+        Ok(())
+    })
+}
+
+/// Sets the CA roots (PEM text, copied) a `tls://` server's certificate must chain to. Without
+/// this call the system's CA roots are used (the file `SSL_CERT_FILE` names, or the system CA
+/// bundle). Returns `RP_STATUS_OK`, `RP_STATUS_NULL_ARGUMENT`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_push_worker_options_set_tls_ca_pem(
+    options: *mut rp_push_worker_options,
+    ca_pem: *const u8,
+    ca_len: usize,
+) -> rp_status {
+    boundary(|| {
+        // SAFETY: NULL or live options, used by one thread at a time per the API contract.
+        let o = unsafe { box_mut(options, "options") }?;
+        // SAFETY: `ca_len` readable bytes at `ca_pem` per the API contract.
+        o.tls.ca_pem = unsafe { slice_arg(ca_pem, ca_len, "ca_pem") }?.to_vec();
+        Ok(())
+    })
+}
+
+/// Like `rp_push_worker_options_set_tls_ca_pem`, reading the PEM file at `ca_path` now. Returns
+/// `RP_STATUS_OK`, `RP_STATUS_CONFIG` (the file could not be read), `RP_STATUS_NULL_ARGUMENT`,
+/// `RP_STATUS_INVALID_UTF8`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_push_worker_options_set_tls_ca_file(
+    options: *mut rp_push_worker_options,
+    ca_path: *const c_char,
+) -> rp_status {
+    boundary(|| {
+        // SAFETY: NULL or live options, used by one thread at a time per the API contract.
+        let o = unsafe { box_mut(options, "options") }?;
+        // SAFETY: NUL-terminated per the API contract.
+        let path = unsafe { cstr_arg(ca_path, "ca_path") }?;
+        o.tls.ca_pem = read_pem_file(path.as_ref(), "CA roots")?;
+        Ok(())
+    })
+}
+
+/// Sets the name a `tls://` server's certificate must be valid for (a DNS name or an IP
+/// address; default: the host of the endpoint). Returns `RP_STATUS_OK`,
+/// `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`; a name that is neither fails the connect
+/// with `RP_STATUS_INVALID_ARGUMENT`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_push_worker_options_set_tls_server_name(
+    options: *mut rp_push_worker_options,
+    server_name: *const c_char,
+) -> rp_status {
+    boundary(|| {
+        // SAFETY: NULL or live options, used by one thread at a time per the API contract.
+        let o = unsafe { box_mut(options, "options") }?;
+        // SAFETY: NUL-terminated per the API contract.
+        o.tls.server_name = unsafe { cstr_arg(server_name, "server_name") }?.to_owned();
+        Ok(())
+    })
+}
+
+/// Sets the client certificate chain (leaf first) and private key a worker presents to a
+/// `tls://` server that asks for one (mutual TLS), as PEM text (copied). Returns `RP_STATUS_OK`,
+/// `RP_STATUS_NULL_ARGUMENT`; unusable or mismatched PEM fails the connect with
+/// `RP_STATUS_CONFIG`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_push_worker_options_set_tls_client_cert_pem(
+    options: *mut rp_push_worker_options,
+    cert_chain_pem: *const u8,
+    cert_chain_len: usize,
+    key_pem: *const u8,
+    key_len: usize,
+) -> rp_status {
+    boundary(|| {
+        // SAFETY: NULL or live options, used by one thread at a time per the API contract.
+        let o = unsafe { box_mut(options, "options") }?;
+        // SAFETY: readable bytes at both pointers per the API contract.
+        let (chain, key) = unsafe {
+            (slice_arg(cert_chain_pem, cert_chain_len, "cert_chain_pem")?, slice_arg(key_pem, key_len, "key_pem")?)
+        };
+        o.tls.cert_chain_pem = chain.to_vec();
+        o.tls.key_pem = key.to_vec();
+        Ok(())
+    })
+}
+
+/// Like `rp_push_worker_options_set_tls_client_cert_pem`, reading the PEM files at
+/// `cert_chain_path` and `key_path` now. Returns `RP_STATUS_OK`, `RP_STATUS_CONFIG` (a file
+/// could not be read), `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_UTF8`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_push_worker_options_set_tls_client_cert_files(
+    options: *mut rp_push_worker_options,
+    cert_chain_path: *const c_char,
+    key_path: *const c_char,
+) -> rp_status {
+    boundary(|| {
+        // SAFETY: NULL or live options, used by one thread at a time per the API contract.
+        let o = unsafe { box_mut(options, "options") }?;
+        // SAFETY: NUL-terminated per the API contract.
+        let (chain_path, key_path) = unsafe { (cstr_arg(cert_chain_path, "cert_chain_path")?, cstr_arg(key_path, "key_path")?) };
+        o.tls.cert_chain_pem = read_pem_file(chain_path.as_ref(), "client certificate chain")?;
+        o.tls.key_pem = read_pem_file(key_path.as_ref(), "client private key")?;
+        Ok(())
+    })
+}
+
 /// Frees worker options. NULL is a no-op. Must not be called twice with the same value.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_worker_options_free(options: *mut rp_push_worker_options) {
@@ -323,10 +623,20 @@ pub unsafe extern "C" fn rp_push_worker_options_free(options: *mut rp_push_worke
 ///   reason and retry hint.
 /// - `RP_STATUS_REJECTED`: the server declined the registration; the last error message holds
 ///   its reason.
-/// - `RP_STATUS_TIMEOUT`: no answer within the connect timeout.
+/// - `RP_STATUS_TIMEOUT`: no answer (or no finished TLS handshake) within the connect timeout.
 /// - `RP_STATUS_IO`: the endpoint could not be reached.
+/// - `RP_STATUS_PERMISSION_DENIED` (`tls://`): a certificate was refused; the last error
+///   message says why: the server's certificate is from an unknown CA, expired or not valid
+///   yet, or not valid for the server name (wrong name); or the server requires a client
+///   certificate and none (or one it does not trust) was given.
+/// - `RP_STATUS_PROTOCOL` (`tls://`): the server does not speak TLS (a plain `tcp://`
+///   endpoint). The reverse, a `tcp://` worker at a TLS endpoint, is `RP_STATUS_REFUSED` with
+///   a reason saying to connect with `tls://`.
+/// - `RP_STATUS_CONFIG` (`tls://`): unusable TLS options (PEM text without a certificate, a
+///   key that does not match, no system CA roots).
 /// - `RP_STATUS_INVALID_ARGUMENT`: the registration is over a limit (see
-///   `rp_push_worker_options_new`); the last error message names it. Nothing was sent.
+///   `rp_push_worker_options_new`); the last error message names it. Nothing was sent. Also
+///   TLS options on an endpoint that is not `tls://`.
 /// - `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_PROTOCOL`, `RP_STATUS_MALFORMED`, framing errors.
 ///
 /// Blocks up to the connect timeout. Ownership: the caller owns `*out_worker`; free it with
@@ -357,7 +667,7 @@ unsafe fn worker_ref<'a>(worker: *const rp_push_worker) -> Result<&'a WorkerHand
 }
 
 /// The id the server gave this worker (0 on a liminal endpoint, which has none, and if `worker`
-/// is NULL).
+/// is NULL). A worker that reconnected has the id of its latest registration.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_worker_id(worker: *const rp_push_worker) -> u64 {
     // SAFETY: NULL or a live worker.
@@ -373,6 +683,11 @@ pub unsafe extern "C" fn rp_push_worker_id(worker: *const rp_push_worker) -> u64
 /// away, the connection broke a protocol rule, or `rp_push_worker_close` was called — the last
 /// error message says which), `RP_STATUS_NO_MEMORY` (a push did not fit in memory: the
 /// connection ended, later calls return the same), `RP_STATUS_NULL_ARGUMENT`.
+///
+/// A reconnecting worker (`rp_push_worker_options_set_reconnect`) keeps waiting through a lost
+/// connection and returns pushes of the next one; it returns `RP_STATUS_CLOSED` only after
+/// `rp_push_worker_close` or once it gave up (the last error message then holds the last
+/// failure). Pending connection events run the event callback here first.
 ///
 /// Ownership: the caller owns `*out_push`; free it with `rp_push_free`.
 /// Thread safety: may run concurrently with every other `const rp_push_worker *` function.
@@ -399,8 +714,10 @@ pub unsafe extern "C" fn rp_push_worker_recv(
 /// (copied; `payload` may be NULL when `len` is 0).
 ///
 /// Returns `RP_STATUS_OK`, `RP_STATUS_NOT_FOUND` (no such push, already answered, or withdrawn
-/// by the server after its deadline), `RP_STATUS_CLOSED`, `RP_STATUS_TIMEOUT` (the server did not
-/// take the bytes within the send timeout), `RP_STATUS_NULL_ARGUMENT`.
+/// by the server after its deadline), `RP_STATUS_CLOSED` (also, on a reconnecting worker, for a
+/// push that came on a connection since lost: nothing is sent, its server already failed it),
+/// `RP_STATUS_TIMEOUT` (the server did not take the bytes within the send timeout),
+/// `RP_STATUS_NULL_ARGUMENT`.
 ///
 /// Thread safety: may be called from any thread, also while another thread waits in recv.
 #[must_use]
@@ -454,7 +771,9 @@ pub unsafe extern "C" fn rp_push_worker_reply_error(
 
 /// A file descriptor that is readable while a push is waiting or the connection has ended, for
 /// `poll`/`epoll`/libuv/Go loops: when it is readable, `rp_push_worker_recv` with timeout 0
-/// returns a push or `RP_STATUS_CLOSED`. Level-triggered.
+/// returns a push or `RP_STATUS_CLOSED`. Level-triggered. With an event callback it is also
+/// readable while events wait (recv runs the callback, then may return `RP_STATUS_TIMEOUT`).
+/// A reconnecting worker keeps the same descriptor across its connections.
 ///
 /// Returns the descriptor, or -1 if `worker` is NULL. Owned by the worker: never read from,
 /// write to or close it; it is valid until `rp_push_worker_free`.
@@ -558,7 +877,9 @@ unsafe fn push_ref<'a>(push: *const rp_push) -> Option<&'a Push> {
     unsafe { box_opt::<rp_push>(push) }
 }
 
-/// The push's correlation id: pass it to `rp_push_worker_reply`. 0 if `push` is NULL.
+/// The push's correlation id: pass it to `rp_push_worker_reply`. 0 if `push` is NULL. The
+/// server's id of the push, or on a reconnecting worker the worker's own id (see
+/// `rp_push_worker_options_set_reconnect`).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rp_push_correlation_id(push: *const rp_push) -> u64 {
     // SAFETY: NULL or a live push.

@@ -18,7 +18,7 @@ castable!(rp_push_worker_list => Vec<WorkerInfo>: OwnedBox);
 ///
 /// Methods: `rp_push_worker_info_id`, `_identity`, `_task_queue`, `_node`, `_namespace_count`,
 /// `_namespace`, `_activity_type_count`, `_activity_type`, `_protocol_count`, `_protocol`,
-/// `_peer`, `_in_flight`.
+/// `_peer`, `_tls_verified`, `_tls_subject`, `_tls_san_count`, `_tls_san`, `_in_flight`.
 pub struct rp_push_worker_info {
     _private: [u8; 0],
 }
@@ -171,6 +171,43 @@ pub unsafe extern "C" fn rp_push_worker_info_peer(
             }
         }
         true
+    })
+}
+
+/// Whether the worker proved its identity with a client certificate the server verified
+/// (mutual TLS on a `tls://` endpoint); false otherwise or for NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_push_worker_info_tls_verified(info: *const rp_push_worker_info) -> bool {
+    // SAFETY: NULL or a borrowed live info.
+    boundary_or(false, || unsafe { with_info(info, false, |i| i.tls_identity.is_some()) })
+}
+
+/// The subject of the worker's verified client certificate, as `CN=...,O=...` (empty without
+/// one). Borrowed like `info`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_push_worker_info_tls_subject(info: *const rp_push_worker_info) -> rp_str {
+    // SAFETY: NULL or a borrowed live info.
+    boundary_or(rp_str::from_str(""), || unsafe {
+        with_info(info, rp_str::from_str(""), |i| i.tls_identity.as_ref().map_or(rp_str::from_str(""), |t| rp_str::from_str(&t.subject)))
+    })
+}
+
+/// Number of subject alternative names in the worker's verified client certificate (0
+/// without one).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_push_worker_info_tls_san_count(info: *const rp_push_worker_info) -> usize {
+    // SAFETY: NULL or a borrowed live info.
+    boundary_or(0, || unsafe { with_info(info, 0, |i| i.tls_identity.as_ref().map_or(0, |t| t.sans.len())) })
+}
+
+/// The `index`-th subject alternative name of the worker's verified client certificate, as
+/// `DNS:name`, `IP:address`, `URI:uri` or `email:address` (empty if out of range). Borrowed
+/// like `info`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_push_worker_info_tls_san(info: *const rp_push_worker_info, index: usize) -> rp_str {
+    // SAFETY: NULL or a borrowed live info.
+    boundary_or(rp_str::from_str(""), || unsafe {
+        with_info(info, rp_str::from_str(""), |i| i.tls_identity.as_ref().map_or(rp_str::from_str(""), |t| str_at(&t.sans, index)))
     })
 }
 

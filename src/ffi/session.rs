@@ -13,7 +13,8 @@ use super::session_request::rp_session_request;
 use super::status::rp_status;
 use crate::broker::Conn;
 use crate::session::{CallOptions, Session, SessionListener, Side};
-use crate::transport::Endpoint;
+use crate::transport::{Endpoint, TlsIdentity};
+use super::tls::{rp_tls_client_options, rp_tls_server_options};
 
 /// Which end of the connection a session is; it decides the parity of its request ids.
 #[repr(i32)]
@@ -62,6 +63,8 @@ pub struct rp_session {
 pub(crate) struct SessionHandle {
     pub(crate) session: Session,
     dispatcher: Option<ForeignCallback<rp_session_request_callback>>,
+    /// The peer's verified certificate on a TLS connection, for `rp_session_tls_subject`.
+    tls_identity: Option<TlsIdentity>,
 }
 
 castable!(rp_session => SessionHandle: OwnedBox);
@@ -120,15 +123,16 @@ fn start(
     callback: ForeignCallback<rp_session_request_callback>,
 ) -> Result<*mut rp_session, Failure> {
     let dispatcher = callback.func.is_some().then_some(callback);
+    let tls_identity = conn.tls_identity();
     let session = Session::new(conn, side, dispatcher.is_some())?;
-    Ok(box_into_handle::<rp_session>(SessionHandle { session, dispatcher }))
+    Ok(box_into_handle::<rp_session>(SessionHandle { session, dispatcher, tls_identity }))
 }
 
 /// Connects to `endpoint` and starts a session there as the connecting side (odd request
 /// ids). The peer is typically an `rp_session_listener`; no Hello is exchanged.
 ///
-/// Parameters: `endpoint` — a socket path, `@abstract` name, or `tcp://host:port`;
-/// `timeout_ms` — limit for connecting (see the timeout rule); `dispatcher`, `user_data`,
+/// Parameters: `endpoint` — a socket path, `@abstract` name, or `tcp://host:port`
+/// (`tls://host:port` needs `rp_session_connect_tls`); `timeout_ms` — limit for connecting (see the timeout rule); `dispatcher`, `user_data`,
 /// `user_data_free` and `out_session` as for `rp_session_new`.
 ///
 /// Returns `RP_STATUS_OK`, `RP_STATUS_IO` (nothing listens there), `RP_STATUS_TIMEOUT`,
@@ -159,6 +163,88 @@ pub unsafe extern "C" fn rp_session_connect(
     })
 }
 
+/// Like `rp_session_connect`, for a `tls://host:port` endpoint: connects, runs the TLS
+/// handshake (both within `timeout_ms`) and starts a session as the connecting side.
+///
+/// Parameters: `tls` — how the server is verified and the client certificate offered (read
+/// and copied; NULL: the system's CA roots, the endpoint's host as the name, no client
+/// certificate); the others as for `rp_session_connect`.
+///
+/// Returns `RP_STATUS_OK`; `RP_STATUS_PERMISSION_DENIED` (the server's certificate was refused:
+/// unknown CA, expired or not yet valid, wrong name; the last error message says which);
+/// `RP_STATUS_PROTOCOL` (the server does not speak TLS); `RP_STATUS_CONFIG` (unusable TLS
+/// options); `RP_STATUS_INVALID_ARGUMENT` (an endpoint that is not `tls://` with TLS options
+/// set, or a malformed one); `RP_STATUS_IO`, `RP_STATUS_TIMEOUT`, `RP_STATUS_INVALID_UTF8`,
+/// `RP_STATUS_NULL_ARGUMENT`. A server that requires a client certificate and got none refuses
+/// after the handshake: the first call then fails with `RP_STATUS_PERMISSION_DENIED` or
+/// `RP_STATUS_CLOSED`.
+///
+/// Ownership: the caller owns `*out_session`; free it with `rp_session_free`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_session_connect_tls(
+    endpoint: *const c_char,
+    timeout_ms: i32,
+    tls: *const rp_tls_client_options,
+    dispatcher: rp_session_request_callback,
+    user_data: *mut c_void,
+    user_data_free: rp_user_data_free_callback,
+    out_session: *mut *mut rp_session,
+) -> rp_status {
+    let callback = ForeignCallback::new(dispatcher, user_data, user_data_free);
+    boundary(|| {
+        // SAFETY: NUL-terminated per the API contract.
+        let endpoint = Endpoint::parse(unsafe { cstr_arg(endpoint, "endpoint") }?)?;
+        // SAFETY: NULL or live options per the API contract.
+        let tls = unsafe { box_opt(tls) }.cloned().unwrap_or_default();
+        // SAFETY: NULL or valid for a write per the API contract.
+        let out_session = unsafe { out_arg(out_session, "out_session") }?;
+        let conn = crate::session::connect_with(&endpoint, limit_arg(timeout_ms)?, &tls)?;
+        let handle = start(conn, Side::Connecting, callback)?;
+        out_session.write(handle);
+        Ok(())
+    })
+}
+
+/// The subject of the peer's verified certificate when the session runs over TLS (the
+/// server's on the connecting side; the client's under mutual TLS on the accepting side), as
+/// `CN=...,O=...`; empty over Unix sockets and TCP, without a client certificate, or if NULL.
+/// Borrowed: valid until the session is freed.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_session_tls_subject(session: *const rp_session) -> rp_str {
+    boundary_or(rp_str::from_str(""), || {
+        // SAFETY: NULL or a live session per the API contract.
+        unsafe { box_ref::<rp_session>(session, "session") }
+            .ok()
+            .and_then(|s| s.tls_identity.as_ref())
+            .map_or(rp_str::from_str(""), |t| rp_str::from_str(&t.subject))
+    })
+}
+
+/// Number of subject alternative names in the peer's verified certificate (0 without one).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_session_tls_san_count(session: *const rp_session) -> usize {
+    boundary_or(0, || {
+        // SAFETY: NULL or a live session per the API contract.
+        unsafe { box_ref::<rp_session>(session, "session") }.ok().and_then(|s| s.tls_identity.as_ref()).map_or(0, |t| t.sans.len())
+    })
+}
+
+/// The `index`-th subject alternative name of the peer's verified certificate, as `DNS:name`,
+/// `IP:address`, `URI:uri` or `email:address` (empty if out of range). Borrowed: valid until
+/// the session is freed.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_session_tls_san(session: *const rp_session, index: usize) -> rp_str {
+    boundary_or(rp_str::from_str(""), || {
+        // SAFETY: NULL or a live session per the API contract.
+        unsafe { box_ref::<rp_session>(session, "session") }
+            .ok()
+            .and_then(|s| s.tls_identity.as_ref())
+            .and_then(|t| t.sans.get(index))
+            .map_or(rp_str::from_str(""), |san| rp_str::from_str(san))
+    })
+}
+
 /// A listening socket whose connections become sessions on the accepting side.
 ///
 /// Methods: `rp_session_listener_bind`, `rp_session_listener_endpoint`,
@@ -180,13 +266,15 @@ pub(crate) struct ListenerHandle {
 ///
 /// Parameters: `endpoint` — a socket path (created 0600 in a directory only this user can
 /// write; that directory, and only it, is created 0700 when missing and its parent exists), an
-/// `@abstract` name, or a loopback `tcp://host:port` (port 0 picks one). Unix peers of another
-/// user are refused; on TCP any local process may connect. `out_listener` receives the
+/// `@abstract` name, or a loopback `tcp://host:port` (port 0 picks one; `tls://host:port`
+/// needs `rp_session_listener_bind_tls`). Unix peers of another user are refused; on TCP any
+/// local process may connect. `out_listener` receives the
 /// listener.
 ///
 /// Returns `RP_STATUS_OK`, `RP_STATUS_IO` (for example the address is in use),
 /// `RP_STATUS_PERMISSION_DENIED` (an unsafe socket directory, or a non-loopback TCP address),
-/// `RP_STATUS_INVALID_ARGUMENT`, `RP_STATUS_INVALID_UTF8`, `RP_STATUS_NULL_ARGUMENT`.
+/// `RP_STATUS_CONFIG` (a `tls://` endpoint: no certificate given), `RP_STATUS_INVALID_ARGUMENT`,
+/// `RP_STATUS_INVALID_UTF8`, `RP_STATUS_NULL_ARGUMENT`.
 ///
 /// Ownership: the caller owns `*out_listener`; free it with `rp_session_listener_free`.
 #[must_use]
@@ -201,6 +289,42 @@ pub unsafe extern "C" fn rp_session_listener_bind(
         // SAFETY: NULL or valid for a write per the API contract.
         let out_listener = unsafe { out_arg(out_listener, "out_listener") }?;
         let listener = SessionListener::bind(&endpoint)?;
+        let handle = ListenerHandle { endpoint: listener.endpoint().to_string(), listener };
+        out_listener.write(box_into_handle(handle));
+        Ok(())
+    })
+}
+
+/// Like `rp_session_listener_bind`, for a `tls://host:port` endpoint (port 0 picks one):
+/// connections are TLS, and `rp_session_listener_accept` returns each once its handshake is
+/// done (a client whose handshake fails, or does not finish within 10 s, is closed and waited
+/// past).
+///
+/// Parameters: `tls` — the certificate chain and key presented, and optionally client CA roots
+/// (mutual TLS; see `rp_tls_server_options_set_client_ca_pem`); read and copied. A loopback
+/// address is required unless client certificates are required.
+///
+/// Returns `RP_STATUS_OK`, `RP_STATUS_CONFIG` (unusable certificate or key), `RP_STATUS_IO`,
+/// `RP_STATUS_PERMISSION_DENIED` (an address other than loopback without required client
+/// certificates), `RP_STATUS_INVALID_ARGUMENT` (an endpoint that is not `tls://`),
+/// `RP_STATUS_INVALID_UTF8`, `RP_STATUS_NULL_ARGUMENT`.
+///
+/// Ownership: the caller owns `*out_listener`; free it with `rp_session_listener_free`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rp_session_listener_bind_tls(
+    endpoint: *const c_char,
+    tls: *const rp_tls_server_options,
+    out_listener: *mut *mut rp_session_listener,
+) -> rp_status {
+    boundary(|| {
+        // SAFETY: NUL-terminated per the API contract.
+        let endpoint = Endpoint::parse(unsafe { cstr_arg(endpoint, "endpoint") }?)?;
+        // SAFETY: NULL or live options per the API contract.
+        let tls = unsafe { box_ref::<rp_tls_server_options>(tls, "tls") }?;
+        // SAFETY: NULL or valid for a write per the API contract.
+        let out_listener = unsafe { out_arg(out_listener, "out_listener") }?;
+        let listener = SessionListener::bind_with(&endpoint, Some(tls))?;
         let handle = ListenerHandle { endpoint: listener.endpoint().to_string(), listener };
         out_listener.write(box_into_handle(handle));
         Ok(())

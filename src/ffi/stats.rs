@@ -97,6 +97,9 @@ pub struct rp_push_worker_stats {
     pub bytes_in: u64,
     /// Bytes of replies written to the server.
     pub bytes_out: u64,
+    /// Times the worker connected and registered again after losing its connection
+    /// (`rp_push_worker_options_set_reconnect`).
+    pub reconnects: u64,
 }
 
 /// What a broker server did since it was bound. Read with `rp_broker_server_get_stats`; the
@@ -211,6 +214,7 @@ impl From<PushWorkerStats> for rp_push_worker_stats {
             cancels_received: s.cancels_received,
             bytes_in: s.bytes_in,
             bytes_out: s.bytes_out,
+            reconnects: s.reconnects,
         }
     }
 }

@@ -40,7 +40,8 @@ pub enum rp_status {
     InvalidUtf8 = 12,
     /// The named worker, queue or item does not exist.
     NotFound = 13,
-    /// The peer or the bytes broke a rule of the protocol.
+    /// The peer or the bytes broke a rule of the protocol; also a TLS peer where plain TCP was
+    /// expected or the reverse, or a broken TLS stream (the message says which).
     Protocol = 20,
     /// The first byte of a frame is not the v1 framing version.
     UnsupportedFraming = 21,
@@ -63,7 +64,9 @@ pub enum rp_status {
     /// The peer rejected a registration or handoff (its reason is readable).
     Rejected = 31,
     /// The operation is not permitted: a peer of another user, an unsafe socket directory, or
-    /// the system refused access (EACCES/EPERM on a connect, a bind or a file).
+    /// the system refused access (EACCES/EPERM on a connect, a bind or a file); on TLS, a
+    /// certificate was refused (unknown CA, expired or not yet valid, wrong name, a client
+    /// certificate required and missing or untrusted; the message says which).
     PermissionDenied = 32,
     /// The peer answered a session call with an application error (code 1000 or more, or one
     /// librp does not know); `rp_last_error_message` shows "peer error CODE: MESSAGE".

@@ -124,25 +124,76 @@ impl Mux {
     /// Classifies the front of `buf`. Handles at most one unit per call.
     #[inline]
     pub fn poll<'a>(&self, buf: &'a [u8]) -> Result<MuxEvent<'a>, MuxError> {
-        let Some(&first) = buf.first() else {
-            return Ok(MuxEvent::NeedMoreBytes);
-        };
-        if let Some(detect) = &self.detector {
-            match detect(buf)? {
-                LegacyVerdict::Legacy => return Ok(MuxEvent::Legacy),
-                LegacyVerdict::NeedMore => return Ok(MuxEvent::NeedMoreBytes),
-                LegacyVerdict::NotLegacy => {}
+        self.poll_then(
+            buf,
+            (),
+            |(), frame, consumed| Ok(MuxEvent::Payload { frame, consumed }),
+            |(), event| event,
+        )
+    }
+
+    /// [`poll`](Self::poll), handing a payload frame to `payload` and any other outcome to
+    /// `other`, each with `ctx`. The C entry point writes the caller's event from within `payload`, where the
+    /// decoded frame is still in registers, instead of from a returned [`MuxEvent`].
+    #[inline(always)]
+    pub(crate) fn poll_then<'a, C, R>(
+        &self,
+        buf: &'a [u8],
+        ctx: C,
+        payload: impl FnOnce(C, FrameView<'a>, usize) -> R,
+        other: impl FnOnce(C, Result<MuxEvent<'a>, MuxError>) -> R,
+    ) -> R {
+        let event = 'other: {
+            let Some(&first) = buf.first() else {
+                break 'other Ok(MuxEvent::NeedMoreBytes);
+            };
+            if let Some(detect) = &self.detector {
+                match detect(buf) {
+                    Err(e) => break 'other Err(e.into()),
+                    Ok(LegacyVerdict::Legacy) => break 'other Ok(MuxEvent::Legacy),
+                    Ok(LegacyVerdict::NeedMore) => break 'other Ok(MuxEvent::NeedMoreBytes),
+                    Ok(LegacyVerdict::NotLegacy) => {}
+                }
             }
-        }
-        if first != wire::FRAMING_VERSION {
-            return Ok(MuxEvent::Legacy);
-        }
-        let (frame, consumed) = match wire::decode_frame(buf, wire::MAX_BODY)? {
-            Decoded::NeedMore { .. } => return Ok(MuxEvent::NeedMoreBytes),
-            Decoded::Frame { frame, consumed } => (frame, consumed),
+            if first != wire::FRAMING_VERSION {
+                break 'other Ok(MuxEvent::Legacy);
+            }
+            let (frame, consumed) = match wire::decode_frame(buf, wire::MAX_BODY) {
+                Err(e) => break 'other Err(e.into()),
+                Ok(Decoded::NeedMore { .. }) => break 'other Ok(MuxEvent::NeedMoreBytes),
+                Ok(Decoded::Frame { frame, consumed }) => (frame, consumed),
+            };
+            // A served protocol is never first-party (`new` refuses those), so a served frame
+            // is a payload: the common case is decided with one lookup.
+            if self.serves(frame.payload_protocol) {
+                return payload(ctx, frame, consumed);
+            }
+            self.not_served(buf, frame.payload_protocol)
         };
-        let protocol = frame.payload_protocol;
+        other(ctx, event)
+    }
+
+    /// Whether `protocol` is one of the served protocols.
+    #[inline(always)]
+    fn serves(&self, protocol: u32) -> bool {
+        match self.served.as_slice() {
+            [only] => *only == protocol,
+            served => served.binary_search(&protocol).is_ok(),
+        }
+    }
+
+    /// The verdict on the frame at the front of `buf` (complete and well-formed) when this mux
+    /// does not serve its `protocol`: a probe is answered, anything else is fatal. Probes are
+    /// rare, so the frame is decoded again here rather than kept for this path.
+    #[cold]
+    #[inline(never)]
+    fn not_served<'a>(&self, buf: &'a [u8], protocol: u32) -> Result<MuxEvent<'a>, MuxError> {
         if protocol == registry::IDENTITY_PROBE {
+            // The same outcome as the first decoding: a complete frame.
+            let (frame, consumed) = match wire::decode_frame(buf, wire::MAX_BODY)? {
+                Decoded::Frame { frame, consumed } => (frame, consumed),
+                Decoded::NeedMore { .. } => return Ok(MuxEvent::NeedMoreBytes),
+            };
             let reply = self.answer_probe(&frame)?;
             return Ok(MuxEvent::ProbeAnswered { reply, consumed });
         }
@@ -151,12 +202,9 @@ impl Mux {
                 payload_protocol: protocol,
             });
         }
-        if self.served.binary_search(&protocol).is_err() {
-            return Err(MuxError::UnservedPayloadProtocol {
-                payload_protocol: protocol,
-            });
-        }
-        Ok(MuxEvent::Payload { frame, consumed })
+        Err(MuxError::UnservedPayloadProtocol {
+            payload_protocol: protocol,
+        })
     }
 
     /// Checks a probe and encodes its reply: RESPONSE, same request id and trace context,

@@ -70,8 +70,8 @@ impl super::PushServer {
         loop {
             let wait = if handled == 0 { first_wait } else { Some(Duration::ZERO) };
             match self.next_event(wait) {
-                Ok(super::ServerEvent::RegistrationRequest { worker_id, registration, peer }) => {
-                    let info = super::WorkerInfo { id: worker_id, registration, peer, in_flight: 0 };
+                Ok(super::ServerEvent::RegistrationRequest { worker_id, registration, peer, tls_identity }) => {
+                    let info = super::WorkerInfo { id: worker_id, registration, peer, tls_identity, in_flight: 0 };
                     let decision = decide(&info);
                     let _ = self.decide(worker_id, decision);
                 }

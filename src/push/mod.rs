@@ -13,7 +13,10 @@ pub use server::{
     PushResult, PushServer, PushSpec, RegistrationDecision, ServerEvent, ServerOptions, Target, Ticket,
     WorkerInfo,
 };
-pub use worker::{liminal_refusal_code, ActivityDescriptor, Dialect, Push, Worker, WorkerOptions, LIMINAL_SCHEME};
+pub use worker::{
+    liminal_refusal_code, ActivityDescriptor, Dialect, EventHandler, Jitter, Push, ReconnectPolicy, Worker, WorkerEvent,
+    WorkerEventKind, WorkerOptions, LIMINAL_SCHEME,
+};
 
 /// Hooks for the fuzz targets (`fuzz/`) and their corpus replay (`tests/fuzz_corpus.rs`); not
 /// API. Each runs one side's real parse path over bytes, without a socket or threads.

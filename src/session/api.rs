@@ -6,7 +6,6 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::exchange::Exchange;
 use super::inner::{AutoAnswer, AutoFrame, Inner, State};
 use super::proto::SessionMessage;
 use super::reader::{read_frames, read_while};
@@ -30,6 +29,13 @@ pub struct Session {
 
 
 impl Session {
+    /// The verified certificate identity of the peer when the session runs over TLS (the
+    /// server's on the connecting side; the client's under mutual TLS on the accepting side);
+    /// `None` over Unix sockets and TCP.
+    pub fn tls_identity(&self) -> Option<crate::transport::TlsIdentity> {
+        self.inner.conn.tls_identity()
+    }
+
     /// Starts a session over `conn`, which it owns from now on (nothing else may read it).
     ///
     /// `serve_requests` false: the peer's requests are answered at once with the
@@ -59,6 +65,7 @@ impl Session {
             park,
             answers: Mutex::new(Some(answers)),
             stats: SessionCounters::default(),
+            spare_exchanges: Mutex::new(Vec::new()),
         });
         let answer_inner = Arc::clone(&inner);
         let answerer = std::thread::Builder::new()
@@ -117,7 +124,7 @@ impl Session {
         crate::wire::trace_context_fits(&opts.traceparent, &opts.tracestate).map_err(Error::invalid_argument)?;
         let inner = &self.inner;
         let id = inner.next_id.fetch_add(2, Ordering::Relaxed);
-        let exchange = Arc::new(Exchange::default());
+        let exchange = inner.new_exchange();
         {
             let mut st = inner.lock();
             if let Some(reason) = &st.closed {

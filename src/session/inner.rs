@@ -9,7 +9,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use prost::Message;
 
-use super::exchange::Exchange;
+use super::exchange::{Exchange, ExchangeState};
 use super::proto::{SessionError, SessionMessage};
 use super::{Request, Side};
 use crate::broker::Conn;
@@ -53,7 +53,12 @@ pub(super) struct Inner {
     pub(super) answers: Mutex<Option<Sender<AutoAnswer>>>,
     /// Counters for [`Session::stats`](super::Session::stats).
     pub(super) stats: SessionCounters,
+    /// Finished exchanges kept for the next calls and requests (at most [`SPARE_EXCHANGES`]).
+    pub(super) spare_exchanges: Mutex<Vec<Arc<Exchange>>>,
 }
+
+/// Most finished exchanges a session keeps for reuse.
+const SPARE_EXCHANGES: usize = 64;
 
 #[derive(Debug, Default)]
 pub(super) struct State {
@@ -72,6 +77,28 @@ pub(super) struct State {
 impl Inner {
     pub(super) fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// An exchange for a new call or served request: a spare one when there is one, so a call
+    /// allocates none.
+    pub(super) fn new_exchange(&self) -> Arc<Exchange> {
+        self.spare_exchanges.lock().unwrap_or_else(|p| p.into_inner()).pop().unwrap_or_default()
+    }
+
+    /// Keeps a finished exchange for a later call or request, as new, if no one else holds it.
+    pub(super) fn recycle_exchange(&self, exchange: &mut Arc<Exchange>) {
+        let Some(ex) = Arc::get_mut(exchange) else { return };
+        let st = ex.state.get_mut().unwrap_or_else(|p| p.into_inner());
+        let mut chunks = std::mem::take(&mut st.chunks);
+        if chunks.capacity() > SPARE_EXCHANGES {
+            return;
+        }
+        chunks.clear();
+        *st = ExchangeState { chunks, ..ExchangeState::default() };
+        let mut spare = self.spare_exchanges.lock().unwrap_or_else(|p| p.into_inner());
+        if spare.len() < SPARE_EXCHANGES {
+            spare.push(Arc::clone(exchange));
+        }
     }
 
     /// Keeps the request descriptor's signal raised exactly while a request waits or the

@@ -33,7 +33,7 @@ mod ticket;
 use std::time::{Duration, Instant};
 
 pub use api::Session;
-pub use listener::{connect, SessionListener};
+pub use listener::{connect, connect_with, SessionListener};
 pub use request::Request;
 pub use ticket::Ticket;
 

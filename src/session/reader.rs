@@ -23,6 +23,19 @@ const PARKED_RECHECK: Duration = Duration::from_millis(10);
 /// While the connection is parked it looks every [`PARKED_RECHECK`] whether it may take it
 /// back.
 pub(super) fn read_frames(inner: Arc<Inner>) {
+    // Decrypted bytes a TLS connection took in with its handshake make the socket no more
+    // readable: they are routed before the first wait.
+    if inner.conn.has_buffered_input() {
+        if let Ok(role) = inner.reading.try_lock() {
+            let read = route_available(&inner);
+            drop(role);
+            if let Err(reason) = read {
+                inner.conn.close();
+                inner.end(reason);
+                return;
+            }
+        }
+    }
     let reason: Cow<'static, str> = loop {
         let parked = inner.parked.load(Ordering::Acquire);
         let woke = match inner.reader_set.wait(parked.then_some(PARKED_RECHECK)) {
@@ -90,10 +103,10 @@ fn read_once(inner: &Arc<Inner>, wait: Duration) -> Result<usize, Cow<'static, s
 }
 
 /// Routes what the connection has now without waiting: a read if nothing complete is
-/// buffered, then batches until no complete frame is left buffered (where no `poll` would see
-/// it). The caller holds the reader role.
+/// buffered, then batches until no complete frame is left buffered and no decrypted bytes of a
+/// TLS connection wait (where no `poll` would see them). The caller holds the reader role.
 fn route_available(inner: &Arc<Inner>) -> Result<(), Cow<'static, str>> {
-    while read_once(inner, Duration::ZERO)? == READ_BATCH || inner.conn.has_buffered_frame() {}
+    while read_once(inner, Duration::ZERO)? == READ_BATCH || inner.conn.has_buffered_input() {}
     Ok(())
 }
 
@@ -104,7 +117,8 @@ fn route_available(inner: &Arc<Inner>) -> Result<(), Cow<'static, str>> {
 /// Returns false when another thread is reading (wait for it to route instead) or the session
 /// has ended with nothing done.
 pub(super) fn read_while(inner: &Arc<Inner>, until: Option<Instant>, mut done: impl FnMut() -> bool) -> bool {
-    if until.is_some_and(|u| u <= Instant::now()) {
+    let now = until.map(|_| Instant::now());
+    if until.zip(now).is_some_and(|(u, now)| u <= now) {
         return false; // no time to read: do not park the connection for nothing
     }
     let Ok(role) = inner.reading.try_lock() else { return false };
@@ -115,14 +129,15 @@ pub(super) fn read_while(inner: &Arc<Inner>, until: Option<Instant>, mut done: i
         inner.park.notify();
     }
     // Blocking reads with the socket's timeout (set again only when it changes).
-    let read = read_in_slices(until, || done() || inner.lock().closed.is_some(), |wait| read_once(inner, wait).map(drop));
+    let read = read_in_slices(until, now, || done() || inner.lock().closed.is_some(), |wait| read_once(inner, wait).map(drop));
     let (looked, mut ended) = match read {
         Ok(looked) => (looked, None),
         Err(why) => (true, Some(why)),
     };
     if ended.is_none() {
-        // Frames that completed with the ones waited for, and stay buffered, are routed now.
-        while inner.conn.has_buffered_frame() {
+        // Frames that completed with the ones waited for, and stay buffered (or decrypted and
+        // held by a TLS connection), are routed now: the reader thread's poll would not see them.
+        while inner.conn.has_buffered_input() {
             if let Err(why) = read_once(inner, Duration::ZERO) {
                 ended = Some(why);
                 break;

@@ -181,6 +181,7 @@ impl Drop for Request {
                 message: "the serving side dropped the request without answering".into(),
             }));
         }
+        self.inner.recycle_exchange(&mut self.exchange);
     }
 }
 

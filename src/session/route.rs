@@ -102,7 +102,7 @@ pub(super) fn route(inner: &Arc<Inner>, frame: &FrameView<'_>) -> Result<(), Cow
             let deadline = deadline_instant(frame.deadline_unix_ms);
             let request = Request {
                 inner: Arc::clone(inner),
-                exchange: Arc::new(Exchange::default()),
+                exchange: inner.new_exchange(),
                 id,
                 payload_protocol: msg.payload_protocol,
                 payload: msg.payload,

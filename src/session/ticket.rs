@@ -115,5 +115,6 @@ impl Ticket {
 impl Drop for Ticket {
     fn drop(&mut self) {
         self.cancel();
+        self.inner.recycle_exchange(&mut self.exchange);
     }
 }

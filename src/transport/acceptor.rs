@@ -14,6 +14,7 @@ use std::hash::Hash;
 use std::io;
 use std::time::{Duration, Instant};
 
+use super::tls::{TlsServerConfig, TlsStream};
 use super::{sys, Listener, PeerCredentials, RawDescriptor, Stream};
 use crate::error::Error;
 
@@ -51,7 +52,8 @@ pub enum Rejection {
 #[derive(Debug)]
 enum Accepting {
     Unix(sys::LocalAccepting),
-    Tcp(mio::net::TcpListener),
+    /// With a TLS configuration on a `tls://` endpoint: accepted connections are TLS.
+    Tcp(mio::net::TcpListener, Option<TlsServerConfig>),
 }
 
 /// One open connection as the acceptor counts it.
@@ -81,15 +83,15 @@ impl<K: Copy + Eq + Hash> Acceptor<K> {
         let io = |e| Error::io("register listener", e);
         let mut accepting = match &listener {
             Listener::Unix(l, _) => Accepting::Unix(sys::local_accepting(l).map_err(io)?),
-            Listener::Tcp(l) => {
+            Listener::Tcp(l, tls) => {
                 let l = l.try_clone().map_err(io)?;
                 l.set_nonblocking(true).map_err(io)?;
-                Accepting::Tcp(mio::net::TcpListener::from_std(l))
+                Accepting::Tcp(mio::net::TcpListener::from_std(l), tls.clone())
             }
         };
         match &mut accepting {
             Accepting::Unix(l) => sys::register_accepting(l, registry, token),
-            Accepting::Tcp(l) => registry.register(l, token, mio::Interest::READABLE),
+            Accepting::Tcp(l, _) => registry.register(l, token, mio::Interest::READABLE),
         }
         .map_err(io)?;
         Ok(Acceptor {
@@ -111,10 +113,13 @@ impl<K: Copy + Eq + Hash> Acceptor<K> {
         loop {
             let accepted = match &self.accepting {
                 Accepting::Unix(l) => sys::accept_local(l).map(Stream::Unix),
-                Accepting::Tcp(l) => l.accept().map(|(s, _)| {
+                Accepting::Tcp(l, tls) => l.accept().and_then(|(s, _)| {
                     let s = sys::std_tcp_stream(s);
                     let _ = s.set_nodelay(true);
-                    Stream::Tcp(s)
+                    match tls {
+                        None => Ok(Stream::Tcp(s)),
+                        Some(config) => TlsStream::server(s, config).map(Stream::Tls),
+                    }
                 }),
             };
             match accepted {

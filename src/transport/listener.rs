@@ -6,6 +6,7 @@ use std::net::{Shutdown, TcpListener};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::tls::{TlsServerConfig, TlsStream};
 use super::{sys, Endpoint, Stream};
 use crate::error::Error;
 
@@ -16,6 +17,8 @@ pub struct ListenOptions {
     pub allow_remote_tcp: bool,
     /// Who may reach a path socket's file.
     pub socket_access: SocketAccess,
+    /// The TLS configuration of a `tls://` endpoint (required there, refused elsewhere).
+    pub tls: Option<TlsServerConfig>,
 }
 
 /// Who may reach a path socket's file (Unix socket paths only; abstract and TCP endpoints
@@ -61,8 +64,8 @@ pub enum Listener {
     /// A Unix listener and the socket file it owns, if any (on Windows, a named-pipe listener:
     /// [`PipeListener`](super::PipeListener), and no file).
     Unix(sys::LocalListener, Option<PathBuf>),
-    /// A TCP listener.
-    Tcp(TcpListener),
+    /// A TCP listener; with a TLS configuration, a `tls://` one.
+    Tcp(TcpListener, Option<TlsServerConfig>),
 }
 
 impl Listener {
@@ -70,6 +73,15 @@ impl Listener {
     /// docs).
     pub fn bind(endpoint: &Endpoint, opts: &ListenOptions) -> Result<Listener, Error> {
         opts.socket_access.check()?;
+        match (endpoint, &opts.tls) {
+            (Endpoint::Tls(_), None) => {
+                return Err(Error::Config(format!("{endpoint}: a TLS endpoint needs a certificate and key").into()))
+            }
+            (_, Some(_)) if !matches!(endpoint, Endpoint::Tls(_)) => {
+                return Err(Error::invalid_argument(format!("{endpoint}: TLS options are for tls:// endpoints only")))
+            }
+            _ => {}
+        }
         match endpoint {
             Endpoint::Path(path) => {
                 sys::bind_path(path, &opts.socket_access).map(|(l, path)| Listener::Unix(l, Some(path)))
@@ -83,7 +95,7 @@ impl Listener {
             Endpoint::Pipe(name) => sys::PipeListener::bind(name)
                 .map(|l| Listener::Unix(l, None))
                 .map_err(|e| Error::io("bind", io::Error::new(e.kind(), format!("{endpoint}: {e}")))),
-            Endpoint::Tcp(addr) => {
+            Endpoint::Tcp(addr) | Endpoint::Tls(addr) => {
                 let l = TcpListener::bind(addr.as_str())
                     .map_err(|e| Error::io("bind", io::Error::new(e.kind(), format!("{endpoint}: {e}"))))?;
                 let local = l.local_addr().map_err(|e| Error::io("bind", e))?;
@@ -92,7 +104,7 @@ impl Listener {
                         format!("{endpoint} is not a loopback address; remote TCP must be enabled explicitly and requires an auth token").into(),
                     ));
                 }
-                Ok(Listener::Tcp(l))
+                Ok(Listener::Tcp(l, opts.tls.clone()))
             }
         }
     }
@@ -101,8 +113,9 @@ impl Listener {
     pub fn local_endpoint(&self) -> Result<Endpoint, Error> {
         match self {
             Listener::Unix(l, _) => sys::unix_local_endpoint(l),
-            Listener::Tcp(l) => {
-                Ok(Endpoint::Tcp(l.local_addr().map_err(|e| Error::io("local address", e))?.to_string()))
+            Listener::Tcp(l, tls) => {
+                let addr = l.local_addr().map_err(|e| Error::io("local address", e))?.to_string();
+                Ok(if tls.is_some() { Endpoint::Tls(addr) } else { Endpoint::Tcp(addr) })
             }
         }
     }
@@ -111,7 +124,7 @@ impl Listener {
     pub fn set_nonblocking(&self, on: bool) -> io::Result<()> {
         match self {
             Listener::Unix(l, _) => l.set_nonblocking(on),
-            Listener::Tcp(l) => l.set_nonblocking(on),
+            Listener::Tcp(l, _) => l.set_nonblocking(on),
         }
     }
 
@@ -158,9 +171,12 @@ impl Listener {
     fn accept_socket(&self) -> io::Result<Stream> {
         match self {
             Listener::Unix(l, _) => sys::accept_blocking(l).map(Stream::Unix),
-            Listener::Tcp(l) => l.accept().map(|(s, _)| {
+            Listener::Tcp(l, tls) => l.accept().and_then(|(s, _)| {
                 let _ = s.set_nodelay(true);
-                Stream::Tcp(s)
+                match tls {
+                    None => Ok(Stream::Tcp(s)),
+                    Some(config) => TlsStream::server(s, config).map(Stream::Tls),
+                }
             }),
         }
     }

@@ -1,5 +1,5 @@
 //! The seam between librp and the operating system: endpoints (Unix socket paths, Linux
-//! abstract names, TCP), connected [`Stream`]s, [`Listener`]s and the one [`Acceptor`] of the
+//! abstract names, TCP, TLS over TCP), connected [`Stream`]s, [`Listener`]s and the one [`Acceptor`] of the
 //! servers (peer policy, connection limits), peer credentials, descriptor passing, readiness
 //! ([`ReadySignal`], [`ReadinessSet`], [`WakePair`], waits) and what the kernel says about a
 //! process. The roles (`push`, `broker`, `session`, `mux`, `handoff`) reach the OS only through
@@ -15,10 +15,12 @@
 mod acceptor;
 mod listener;
 mod stream;
+mod tls;
 #[cfg(unix)]
 mod unix;
 #[cfg(windows)]
 mod windows;
+mod x509;
 
 #[cfg(unix)]
 use unix as sys;
@@ -27,11 +29,15 @@ use windows as sys;
 
 pub use acceptor::{AcceptPolicy, Acceptor, Rejection};
 pub use listener::{ListenOptions, Listener, SocketAccess};
-pub use stream::{connect, NonBlockingReads, Stream, SwitchableReads};
+pub use stream::{connect, connect_with, refuse_tls, NonBlockingReads, SocketIo, Stream, SwitchableReads};
 pub use sys::{
     boot_id, deregister, fill_random, process_alive, process_exe, process_start_unix_ms, recv_with_fd, register, reregister,
     send_with_fd, AsDescriptor, AsRawDescriptor, OwnedDescriptor, RawDescriptor, ReadinessSet, ReadySignal, WakePair,
     MAX_FDS_PER_MESSAGE,
+};
+pub use tls::{
+    read_pem_file, tls_failure, untangle as untangle_tls_error, ClientAuth, TlsClientConfig, TlsClientOptions, TlsFailure,
+    TlsIdentity, TlsServerConfig, TlsServerOptions, TlsStream,
 };
 #[cfg(unix)]
 pub use unix::{BorrowedDescriptor, DeadlineSocket, UnixListener, UnixStream};
@@ -55,6 +61,8 @@ pub enum Endpoint {
     Abstract(String),
     /// A TCP address `host:port` (written `tcp://host:port`).
     Tcp(String),
+    /// TLS over TCP to or at `host:port` (written `tls://host:port`).
+    Tls(String),
     /// A Windows named pipe, by its bare name: `name` is the pipe `\\.\pipe\name` (written
     /// with that prefix).
     #[cfg(windows)]
@@ -62,11 +70,18 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
-    /// Parses `tcp://host:port`, `@name` / `abstract:name`, `unix:PATH` or a plain path. On
-    /// Windows a plain string names a pipe: `\\.\pipe\name` and bare `name` are the same pipe.
+    /// Parses `tcp://host:port`, `tls://host:port`, `@name` / `abstract:name`, `unix:PATH` or a
+    /// plain path. On Windows a plain string names a pipe: `\\.\pipe\name` and bare `name`
+    /// are the same pipe.
     pub fn parse(s: &str) -> Result<Self, Error> {
         if s.is_empty() {
             return Err(Error::invalid_argument("endpoint is empty"));
+        }
+        if let Some(addr) = s.strip_prefix("tls://") {
+            if addr.rsplit_once(':').is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err()) {
+                return Err(Error::invalid_argument(format!("TLS endpoint {s:?} is not tls://host:port")));
+            }
+            return Ok(Endpoint::Tls(addr.to_owned()));
         }
         if let Some(addr) = s.strip_prefix("tcp://") {
             if addr.rsplit_once(':').is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err()) {
@@ -103,6 +118,7 @@ impl fmt::Display for Endpoint {
             Endpoint::Path(p) => write!(f, "{}", p.display()),
             Endpoint::Abstract(n) => write!(f, "@{n}"),
             Endpoint::Tcp(a) => write!(f, "tcp://{a}"),
+            Endpoint::Tls(a) => write!(f, "tls://{a}"),
             #[cfg(windows)]
             Endpoint::Pipe(n) => write!(f, r"\\.\pipe\{n}"),
         }
@@ -182,6 +198,9 @@ mod tests {
         assert_eq!(Endpoint::parse("@rp-demo").unwrap(), Endpoint::Abstract("rp-demo".into()));
         assert_eq!(Endpoint::parse("tcp://127.0.0.1:7000").unwrap(), Endpoint::Tcp("127.0.0.1:7000".into()));
         assert!(Endpoint::parse("tcp://nohost").is_err());
+        assert_eq!(Endpoint::parse("tls://localhost:7000").unwrap(), Endpoint::Tls("localhost:7000".into()));
+        assert_eq!(Endpoint::parse("tls://localhost:7000").unwrap().to_string(), "tls://localhost:7000");
+        assert!(Endpoint::parse("tls://nohost").is_err());
         assert!(Endpoint::parse("").is_err());
         assert!(Endpoint::parse(&"a".repeat(200)).is_err());
     }

@@ -222,7 +222,7 @@ impl<'a> FrameView<'a> {
         }
         if next_is(pos, KEY_REQUEST_ID) {
             pos += 1;
-            f.request_id = varint(&mut pos)?;
+            f.request_id = pb::get_varint_4(body, &mut pos).map_err(malformed)?;
         }
         if next_is(pos, KEY_PAYLOAD_ENCODING) {
             pos += 1;

@@ -92,6 +92,31 @@ pub(crate) fn get_varint_short(buf: &[u8], pos: &mut usize) -> PbResult<u64> {
     get_varint(buf, pos)
 }
 
+/// [`get_varint`] for a field usually one to four bytes long (request ids: sequence numbers
+/// and the like), decoded inline from one 4-byte load: the four bytes at `pos`, or, near the
+/// end of `buf`, its last four shifted so that `pos` comes first and zeros follow the end.
+#[inline(always)]
+pub(crate) fn get_varint_4(buf: &[u8], pos: &mut usize) -> PbResult<u64> {
+    let at = *pos;
+    if let Some(start) = buf.len().checked_sub(4).filter(|_| at < buf.len()).map(|last| at.min(last)) {
+        let four: [u8; 4] = buf[start..start + 4].try_into().expect("4 bytes");
+        let word = u32::from_le_bytes(four) >> (8 * (at - start));
+        let ends = !word & 0x8080_8080;
+        let len = (ends.trailing_zeros() / 8 + 1) as usize;
+        // A varint of at most four bytes, all of them inside `buf` (zeros past its end count
+        // as final bytes, hence the length check).
+        if ends != 0 && at + len <= buf.len() {
+            // Keep the varint's bytes without their continuation bits, then close the gaps.
+            let v = word & (ends ^ (ends - 1)) & 0x7f7f_7f7f;
+            let v = (v & 0x007f_007f) | ((v & 0x7f00_7f00) >> 1);
+            let v = (v & 0x0000_3fff) | ((v & 0x3fff_0000) >> 2);
+            *pos = at + len;
+            return Ok(u64::from(v));
+        }
+    }
+    get_varint(buf, pos)
+}
+
 /// The varint at `buf[pos..]` as (value, length), length 0 if it is invalid or cut short.
 /// Kept out of line so the one-byte case stays small; returns in registers.
 #[inline(never)]
@@ -104,14 +129,21 @@ fn varint_slow(buf: &[u8], pos: usize) -> (u64, usize) {
     if let Some(start) = buf.len().checked_sub(8).map(|last| pos.min(last)) {
         let eight: [u8; 8] = buf[start..start + 8].try_into().expect("8 bytes");
         let word = u64::from_le_bytes(eight) >> (8 * (pos - start));
-        // Byte i brings bits 7i..7i+6; the first byte without a continuation bit ends the
-        // varint (zeros past the end of `buf` count as such, hence the length check).
-        let mut value = 0;
-        for i in 0..8 {
-            value |= (word >> i) & (0x7f << (7 * i));
-            if word & (0x80 << (8 * i)) == 0 {
-                return if i < rest.len() { (value, i + 1) } else { (0, 0) };
+        // The first byte without a continuation bit ends the varint (zeros past the end of
+        // `buf` count as such, hence the length check).
+        let ends = !word & 0x8080_8080_8080_8080;
+        if ends != 0 {
+            let len = (ends.trailing_zeros() / 8 + 1) as usize;
+            if len > rest.len() {
+                return (0, 0);
             }
+            // Keep the varint's bytes without their continuation bits, then close the gaps:
+            // byte i brings bits 7i..7i+6, gathered in pairs, quads, then all eight.
+            let v = word & (ends ^ (ends - 1)) & 0x7f7f_7f7f_7f7f_7f7f;
+            let v = (v & 0x007f_007f_007f_007f) | ((v & 0x7f00_7f00_7f00_7f00) >> 1);
+            let v = (v & 0x0000_3fff_0000_3fff) | ((v & 0x3fff_0000_3fff_0000) >> 2);
+            let v = (v & 0x0000_0000_0fff_ffff) | ((v & 0x0fff_ffff_0000_0000) >> 4);
+            return (v, len);
         }
     }
     varint_in(rest)
@@ -251,7 +283,7 @@ mod tests {
                     let mut buf = vec![0xffu8; before];
                     buf.extend_from_slice(&enc[..n]);
                     buf.extend(std::iter::repeat_n(0xffu8, after));
-                    for read in [get_varint, get_varint_short] {
+                    for read in [get_varint, get_varint_short, get_varint_4] {
                         let mut pos = before;
                         assert_eq!(read(&buf, &mut pos), Ok(v), "{v} {before} {after}");
                         assert_eq!(pos, before + n);
@@ -278,6 +310,13 @@ mod tests {
         // Tenth byte 2 overflows 64 bits.
         let over = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02];
         assert!(get_varint(&over, &mut pos).is_err());
+        for read in [get_varint_short, get_varint_4] {
+            let mut pos = 0;
+            assert!(read(&[0xff; 11], &mut pos).is_err());
+            assert!(read(&[0x80, 0x80], &mut pos).is_err());
+            assert!(read(&over, &mut pos).is_err());
+            assert_eq!(pos, 0);
+        }
     }
 
     #[test]

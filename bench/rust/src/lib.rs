@@ -215,6 +215,18 @@ pub fn decode_rust(wire: &[u8]) -> usize {
     }
 }
 
+/// Decodes with the Rust API and keeps the whole frame (`black_box`); returns consumed.
+#[inline]
+pub fn decode_rust_whole(wire: &[u8]) -> usize {
+    match rp::wire::decode_frame(wire, rp::wire::MAX_BODY).unwrap() {
+        rp::Decoded::Frame { frame, consumed } => {
+            std::hint::black_box(frame);
+            consumed
+        }
+        rp::Decoded::NeedMore { .. } => panic!("complete frame expected"),
+    }
+}
+
 /// Decodes through `rp_frame_decode`; returns payload length + consumed.
 #[inline]
 pub fn decode_c(wire: &[u8]) -> usize {
@@ -242,6 +254,18 @@ pub fn decode_reference(wire: &[u8]) -> usize {
 pub fn poll_rust(mux: &rp::mux::Mux, wire: &[u8]) -> usize {
     match mux.poll(wire).unwrap() {
         rp::mux::MuxEvent::Payload { frame, consumed } => frame.payload.len() + consumed,
+        other => panic!("payload expected, got {other:?}"),
+    }
+}
+
+/// Polls a Rust-API mux and keeps the whole payload frame (`black_box`); returns consumed.
+#[inline]
+pub fn poll_rust_whole(mux: &rp::mux::Mux, wire: &[u8]) -> usize {
+    match mux.poll(wire).unwrap() {
+        rp::mux::MuxEvent::Payload { frame, consumed } => {
+            std::hint::black_box(frame);
+            consumed
+        }
         other => panic!("payload expected, got {other:?}"),
     }
 }

@@ -185,7 +185,7 @@ impl BrokerServer {
         for s in &opts.services {
             services::check_service(s)?;
         }
-        if matches!(opts.endpoint, Endpoint::Tcp(_)) {
+        if matches!(opts.endpoint, Endpoint::Tcp(_) | Endpoint::Tls(_)) {
             return Err(Error::invalid_argument("a broker serves Unix sockets only (peer credentials are required)"));
         }
         let listener = Listener::bind(&opts.endpoint, &ListenOptions { socket_access: opts.socket_access, ..ListenOptions::default() })?;

@@ -11,7 +11,7 @@ use mio::Token;
 
 use crate::idmap::IdSet;
 use crate::stats::{self, PushServerCounters};
-use crate::transport::{self, RawDescriptor, SwitchableReads};
+use crate::transport::{RawDescriptor, SocketIo, SwitchableReads};
 use crate::wire::{FrameReader, FrameView, WireError};
 
 
@@ -23,6 +23,9 @@ pub(super) struct Link {
     /// Writers use it directly: a link costs one descriptor, never a duplicate (which could
     /// fail, and drop a connection just accepted, when descriptors run short).
     pub(super) fd: RawDescriptor,
+    /// Non-blocking reads and writes on the socket: plain system calls, or through the TLS
+    /// state of a `tls://` connection.
+    pub(super) sock: SocketIo,
     /// The framed reader, owner of the socket. Held by the event loop while it reads, or by a
     /// `push_wait` caller while it waits for its reply with the socket out of the epoll set.
     pub(super) reader: Mutex<FrameReader<SwitchableReads>>,
@@ -128,7 +131,7 @@ impl Link {
         }
         let mut at = 0;
         while at < bytes.len() {
-            match transport::send_nonblocking(self.fd(), &bytes[at..]) {
+            match self.sock.send_nonblocking(&bytes[at..]) {
                 Ok(n) => {
                     at += n;
                     stats::add(&self.stats.bytes_out, n);
@@ -142,7 +145,14 @@ impl Link {
             }
         }
         if at == bytes.len() {
-            return Sent::All;
+            return match self.sock.flush_nonblocking() {
+                Ok(true) => Sent::All,
+                Ok(false) => Sent::Queued,
+                Err(_) => {
+                    io.closed = true;
+                    Sent::Closed
+                }
+            };
         }
         io.out.clear();
         io.out_pos = 0;
@@ -188,7 +198,7 @@ impl Link {
         }
         while io.out_pos < io.out.len() {
             let at = io.out_pos;
-            match transport::send_nonblocking(self.fd(), &io.out[at..]) {
+            match self.sock.send_nonblocking(&io.out[at..]) {
                 Ok(n) => {
                     io.out_pos += n;
                     stats::add(&self.stats.bytes_out, n);
@@ -205,6 +215,9 @@ impl Link {
         io.out_pos = 0;
         if io.out.capacity() > KEEP_SEND_BUFFER {
             io.out = Vec::new();
+        }
+        if self.sock.has_pending_output() {
+            return Sent::Queued;
         }
         Sent::All
     }
@@ -223,7 +236,7 @@ pub(super) mod testing {
     use std::time::Duration;
 
     use super::*;
-    use crate::transport::{Endpoint, ListenOptions, Listener, Stream};
+    use crate::transport::{self, Endpoint, ListenOptions, Listener, Stream};
     use crate::wire::HELLO_MAX_BODY;
 
     /// A link as the event loop makes it (blocking socket, Hello cap), registered as `worker`
@@ -242,6 +255,7 @@ pub(super) mod testing {
         let link = Arc::new(Link {
             token: Token(token),
             fd: socket.descriptor(),
+            sock: socket.io(),
             reader: Mutex::new(FrameReader::with_max_body(SwitchableReads::new(socket), HELLO_MAX_BODY)),
             io: Mutex::new(LinkIo::default()),
             missed_read: AtomicBool::new(false),
@@ -307,7 +321,7 @@ mod tests {
             // What the event loop does on writability, in short.
             let mut io = link.lock_io();
             let at = io.out_pos;
-            if let Ok(n) = transport::send_nonblocking(link.fd(), &io.out[at..]) {
+            if let Ok(n) = link.sock.send_nonblocking(&io.out[at..]) {
                 io.out_pos += n;
             }
             sent = if io.out_pos == io.out.len() { Sent::All } else { Sent::Queued };

@@ -33,7 +33,7 @@ use crate::error::Error;
 use crate::event_queue::EventQueue;
 use crate::idmap::IdMap;
 use crate::stats::PushServerStats;
-use crate::transport::{Endpoint, ListenOptions, Listener, RawDescriptor};
+use crate::transport::{Endpoint, ListenOptions, Listener, RawDescriptor, TlsServerConfig};
 use event_loop::{EventLoop, MAX_QUEUED_EVENTS, WAKER};
 use shared::{Command, Shared};
 
@@ -52,10 +52,22 @@ pub struct PushServer {
 impl PushServer {
     /// Binds the endpoint and starts serving.
     pub fn bind(opts: ServerOptions) -> Result<PushServer, Error> {
-        if opts.allow_remote_tcp && opts.auth_token.is_empty() {
-            return Err(Error::Config("a server reachable from other hosts requires an auth token".into()));
+        let tls = opts.tls.as_ref().map(TlsServerConfig::new).transpose()?;
+        // Reachable from elsewhere: plain TCP needs the token; TLS the token or required client
+        // certificates.
+        let certified = tls.as_ref().is_some_and(TlsServerConfig::requires_client_certificates);
+        if opts.allow_remote_tcp && opts.auth_token.is_empty() && !certified {
+            return Err(Error::Config(
+                if tls.is_some() {
+                    "a TLS server reachable from other hosts requires client certificates (required) or an auth token"
+                } else {
+                    "a server reachable from other hosts requires an auth token (or TLS with required client certificates)"
+                }
+                .into(),
+            ));
         }
-        let listener = Listener::bind(&opts.endpoint, &ListenOptions { allow_remote_tcp: opts.allow_remote_tcp, socket_access: opts.socket_access })?;
+        let listen = ListenOptions { allow_remote_tcp: opts.allow_remote_tcp, socket_access: opts.socket_access, tls };
+        let listener = Listener::bind(&opts.endpoint, &listen)?;
         let endpoint = listener.local_endpoint()?;
         let poll = Poll::new().map_err(|e| Error::io("create poller", e))?;
         let waker = Waker::new(poll.registry(), WAKER).map_err(|e| Error::io("create waker", e))?;
@@ -75,6 +87,7 @@ impl PushServer {
             events: EventQueue::new(MAX_QUEUED_EVENTS, true)?,
             events_enabled: opts.events || opts.decide_registrations,
             next_correlation: AtomicU64::new(1),
+            spare_tickets: Mutex::new(Vec::new()),
             stopping: AtomicBool::new(false),
             stats: Arc::default(),
         });
@@ -132,22 +145,33 @@ impl PushServer {
         };
         let wait_until = now + timeout + Duration::from_millis(50);
         let expires = now + Duration::from_millis(deadline_unix_ms.saturating_sub(now_ms));
-        let ticket = Ticket::new(self.shared.next_correlation.fetch_add(1, Ordering::Relaxed));
+        let ticket = self.shared.new_ticket();
         if let Some(link) = self.shared.start_push(target, spec, deadline_unix_ms, &ticket) {
             // While this thread reads the reply itself it also keeps the deadline, so a push
             // answered in time never enters the event loop's deadline heap.
-            self.shared.read_until_done(&link, &ticket, expires.min(wait_until));
+            self.shared.read_until_done(&link, &ticket, expires.min(wait_until), now);
             if !ticket.is_done() {
                 // Another thread reads this worker, or the deadline came: the loop takes over.
                 self.shared.enforce_deadline(deadline_unix_ms, ticket.correlation_id());
             }
         }
-        ticket.wait_until(Some(wait_until))
+        let outcome = ticket.wait_until(Some(wait_until));
+        self.shared.recycle_ticket(ticket);
+        outcome
     }
 
     /// The registered workers.
     pub fn workers(&self) -> Vec<WorkerInfo> {
-        self.shared.workers.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
+        // A worker's pushes in flight are counted on its link, where the push path keeps them.
+        let links = self.shared.links.read().unwrap_or_else(|p| p.into_inner());
+        let workers = self.shared.workers.lock().unwrap_or_else(|p| p.into_inner());
+        workers
+            .values()
+            .map(|w| WorkerInfo {
+                in_flight: links.get(&w.id).map_or(0, |l| l.in_flight_count.load(Ordering::Relaxed)),
+                ..w.clone()
+            })
+            .collect()
     }
 
     /// What the server did since it was bound; cheap enough to call often.

@@ -45,7 +45,8 @@ impl Shared {
 
     /// Waits for `ticket` by reading `link` on the calling thread, if no one else is reading it.
     /// Returns without waiting when another thread (the event loop or another caller) reads.
-    pub(super) fn read_until_done(&self, link: &Link, ticket: &Ticket, deadline: Instant) {
+    /// `now` is the caller's last reading of the clock.
+    pub(super) fn read_until_done(&self, link: &Link, ticket: &Ticket, deadline: Instant, now: Instant) {
         let Ok(mut reader) = link.reader.try_lock() else { return };
         if link.backlog() > 0 {
             // The push is still being written (larger than the socket's buffers): the event loop
@@ -80,12 +81,13 @@ impl Shared {
                     Err(e) => Err(link.failed(&e, "connection failed: ")),
                 }
             };
-            failure = read_in_slices(Some(deadline), || ticket.is_done(), read).err();
+            failure = read_in_slices(Some(deadline), Some(now), || ticket.is_done(), read).err();
         }
         reader.get_mut().wait = false;
         // Part of a frame already read here raises no event later: the event loop must look, so
         // that a worker stalled mid-frame meets `frame_timeout`.
-        let partial = !reader.buffered().is_empty();
+        // Likewise decrypted bytes a TLS connection holds beyond what the reader took.
+        let partial = !reader.buffered().is_empty() || link.sock.has_buffered_input();
         drop(reader);
         if link.let_go() || (partial && failure.is_none()) {
             self.command(Command::Read(link.token));
@@ -141,8 +143,9 @@ impl Shared {
         drop(io);
         self.parked.lock().unwrap_or_else(|p| p.into_inner()).remove(&link.token);
         drop(reader);
-        // Bytes already waiting raise the event at once, maybe while this thread held the reader.
-        if link.let_go() {
+        // Bytes already waiting raise the event at once, maybe while this thread held the reader;
+        // decrypted bytes a TLS connection holds raise none.
+        if link.let_go() || link.sock.has_buffered_input() {
             self.command(Command::Read(link.token));
         }
         true

@@ -49,6 +49,8 @@ pub(super) struct Shared {
     pub(super) events: EventQueue<ServerEvent>,
     pub(super) events_enabled: bool,
     pub(super) next_correlation: AtomicU64,
+    /// Tickets of finished `push_wait` calls, kept for the next ones (at most [`SPARE_TICKETS`]).
+    pub(super) spare_tickets: Mutex<Vec<Ticket>>,
     pub(super) stopping: AtomicBool,
     /// Counters for [`PushServer::stats`](super::PushServer::stats), shared with every link.
     pub(super) stats: Arc<PushServerCounters>,
@@ -73,6 +75,9 @@ pub(super) enum Command {
     Stop,
 }
 
+/// Most finished tickets a server keeps for reuse.
+const SPARE_TICKETS: usize = 64;
+
 impl Shared {
     pub(super) fn emit(&self, event: ServerEvent) {
         if self.events_enabled {
@@ -89,9 +94,24 @@ impl Shared {
         self.in_flight.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub(super) fn update_in_flight(&self, worker_id: u64, delta: isize) {
-        if let Some(w) = self.workers.lock().unwrap_or_else(|p| p.into_inner()).get_mut(&worker_id) {
-            w.in_flight = w.in_flight.saturating_add_signed(delta);
+    /// A ticket for a new push: a spare one when there is one, so a synchronous push allocates
+    /// none.
+    pub(super) fn new_ticket(&self) -> Ticket {
+        let correlation_id = self.next_correlation.fetch_add(1, Ordering::Relaxed);
+        let spare = self.spare_tickets.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        match spare {
+            Some(t) => t.renew(correlation_id),
+            None => Ticket::new(correlation_id),
+        }
+    }
+
+    /// Keeps a finished ticket for a later push, unless someone else still holds it.
+    pub(super) fn recycle_ticket(&self, ticket: Ticket) {
+        if let Some(t) = ticket.into_spare() {
+            let mut spare = self.spare_tickets.lock().unwrap_or_else(|p| p.into_inner());
+            if spare.len() < SPARE_TICKETS {
+                spare.push(t);
+            }
         }
     }
 
@@ -107,6 +127,9 @@ impl Shared {
             Target::Protocol(p) => w.payload_protocols.contains(p),
             Target::Worker(_) => false,
         };
+        // The least busy match, and all the matches as busy as it once there are several
+        // (the common single match allocates nothing).
+        let mut first: Option<&Arc<Link>> = None;
         let mut least: Vec<&Arc<Link>> = Vec::new();
         let mut fewest = usize::MAX;
         for link in links.values() {
@@ -118,18 +141,24 @@ impl Shared {
             match busy.cmp(&fewest) {
                 std::cmp::Ordering::Less => {
                     fewest = busy;
+                    first = Some(link);
                     least.clear();
+                }
+                std::cmp::Ordering::Equal => {
+                    if least.is_empty() {
+                        least.extend(first);
+                    }
                     least.push(link);
                 }
-                std::cmp::Ordering::Equal => least.push(link),
                 std::cmp::Ordering::Greater => {}
             }
         }
+        let first = first?;
+        let turn = self.round_robin.fetch_add(1, Ordering::Relaxed);
         if least.is_empty() {
-            return None;
+            return Some(Arc::clone(first));
         }
         least.sort_unstable_by_key(|l| l.token.0);
-        let turn = self.round_robin.fetch_add(1, Ordering::Relaxed);
         Some(Arc::clone(least[(turn % least.len() as u64) as usize]))
     }
 
@@ -195,7 +224,6 @@ impl Shared {
             }
             link.in_flight_count.fetch_add(1, Ordering::Relaxed);
             stats::bump(&self.stats.pushes_sent);
-            self.update_in_flight(link.worker_id(), 1);
             match link.send_frame(&frame) {
                 Sent::All => {}
                 Sent::Queued => self.command(Command::WantWrite(link.token)),
@@ -230,7 +258,6 @@ impl Shared {
             in_flight.remove(&correlation_id)
         };
         link.in_flight_count.fetch_sub(1, Ordering::Relaxed);
-        self.update_in_flight(link.worker_id(), -1);
         if let Some(f) = entry {
             let outcome = match reply.result {
                 Some(push_reply::Result::Payload(p)) => PushResult::Reply(p),
@@ -278,6 +305,7 @@ mod tests {
             events: EventQueue::new(16, false).unwrap(),
             events_enabled: false,
             next_correlation: AtomicU64::new(1),
+            spare_tickets: Mutex::new(Vec::new()),
             stopping: AtomicBool::new(false),
             stats: Arc::default(),
         };

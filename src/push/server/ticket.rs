@@ -48,6 +48,27 @@ impl Ticket {
         }
     }
 
+    /// This ticket, held by no one else and with its outcome taken, as a pending ticket for
+    /// the push `correlation_id`.
+    pub(super) fn renew(mut self, correlation_id: u64) -> Ticket {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.correlation_id = correlation_id;
+            *inner.state.get_mut().unwrap_or_else(|p| p.into_inner()) =
+                TicketSlot { state: TicketState::Pending, waiting: 0, interrupted: false };
+            self
+        } else {
+            Ticket::new(correlation_id)
+        }
+    }
+
+    /// The ticket for reuse ([`renew`](Self::renew)) if no one else holds it and its outcome
+    /// was taken.
+    pub(super) fn into_spare(mut self) -> Option<Ticket> {
+        let inner = Arc::get_mut(&mut self.inner)?;
+        let taken = matches!(inner.state.get_mut().unwrap_or_else(|p| p.into_inner()).state, TicketState::Taken);
+        taken.then_some(self)
+    }
+
     /// The push's correlation id (the request id of its frames).
     pub fn correlation_id(&self) -> u64 {
         self.inner.correlation_id
@@ -146,6 +167,28 @@ mod tests {
         // Nor does a completion after the outcome was taken.
         t.complete(Ok(PushResult::Reply(b"again".to_vec())));
         assert_eq!(t.wait(Some(Duration::ZERO)).unwrap_err().kind(), ErrorKind::InvalidArgument);
+    }
+
+    #[test]
+    fn only_a_ticket_held_once_with_its_outcome_taken_is_reused() {
+        // Pending, held once: not reusable.
+        assert!(Ticket::new(1).into_spare().is_none());
+        // Done but not taken, held once: not reusable.
+        let done = Ticket::new(2);
+        done.complete(Ok(PushResult::Reply(b"x".to_vec())));
+        assert!(done.into_spare().is_none());
+        let t = Ticket::new(3);
+        t.complete(Ok(PushResult::Reply(b"x".to_vec())));
+        t.wait(Some(Duration::ZERO)).unwrap();
+        // Taken, but someone else holds it: not reusable.
+        let other = t.clone();
+        assert!(t.into_spare().is_none());
+        let t = other.into_spare().expect("taken and held once");
+        let t = t.renew(9);
+        assert_eq!(t.correlation_id(), 9);
+        assert!(!t.is_done());
+        t.complete(Ok(PushResult::Reply(b"y".to_vec())));
+        assert_eq!(t.wait(Some(Duration::ZERO)).unwrap(), PushResult::Reply(b"y".to_vec()));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::push::proto::Registration;
-use crate::transport::{Endpoint, PeerCredentials, SocketAccess};
+use crate::transport::{Endpoint, PeerCredentials, SocketAccess, TlsIdentity, TlsServerOptions};
 
 
 /// How a push server is set up.
@@ -18,8 +18,13 @@ pub struct ServerOptions {
     pub allow_other_uids: bool,
     /// Who may reach a path socket's file (default: its owner only).
     pub socket_access: SocketAccess,
-    /// Allow a TCP endpoint on a non-loopback address (requires `auth_token`).
+    /// Allow a TCP or TLS endpoint on a non-loopback address: plain TCP then requires
+    /// `auth_token`; TLS requires `auth_token` or client certificates
+    /// ([`ClientAuth::Required`](crate::transport::ClientAuth::Required)).
     pub allow_remote_tcp: bool,
+    /// Certificate, key and client-certificate policy of a `tls://` endpoint (required there,
+    /// refused on other endpoints).
+    pub tls: Option<TlsServerOptions>,
     /// When non-empty, every worker's Hello must carry this token (compared in constant time).
     pub auth_token: Vec<u8>,
     /// Time a new connection has to say Hello and register (default 10 s).
@@ -50,6 +55,7 @@ impl ServerOptions {
             allow_other_uids: false,
             socket_access: SocketAccess::default(),
             allow_remote_tcp: false,
+            tls: None,
             auth_token: Vec::new(),
             handshake_timeout: Duration::from_secs(10),
             max_connections: 4096,
@@ -112,6 +118,8 @@ pub struct WorkerInfo {
     pub registration: Registration,
     /// Kernel-reported credentials (Unix sockets).
     pub peer: Option<PeerCredentials>,
+    /// The verified client certificate (a `tls://` server with client certificates).
+    pub tls_identity: Option<TlsIdentity>,
     /// Pushes sent to it and not yet answered.
     pub in_flight: usize,
 }
@@ -128,6 +136,8 @@ pub enum ServerEvent {
         registration: Registration,
         /// Kernel-reported credentials.
         peer: Option<PeerCredentials>,
+        /// The verified client certificate (a `tls://` server with client certificates).
+        tls_identity: Option<TlsIdentity>,
     },
     /// A worker registered.
     WorkerConnected(WorkerInfo),

@@ -4,10 +4,11 @@
 
 mod liminal;
 mod parse;
+mod reconnect;
 
 use std::borrow::Cow;
 use std::net::Shutdown;
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use prost::Message;
@@ -18,13 +19,14 @@ use crate::control::{client_handshake, ClientHello};
 use crate::error::Error;
 use crate::wire::fast as fastpath;
 use crate::stats::{self, PushWorkerCounters, PushWorkerStats};
-use crate::transport::{self, Endpoint, RawDescriptor, ReadinessSet, ReadySignal, Stream, SwitchableReads};
+use crate::transport::{self, Endpoint, RawDescriptor, ReadinessSet, ReadySignal, Stream, SwitchableReads, TlsClientOptions};
 use crate::wire::proto::{ErrorCode, FrameKind, Negotiated};
 use crate::wire::{FrameReader, FrameView, FrameWriter, WireError, HELLO_MAX_BODY, MAX_BODY};
 use crate::wire::liminal as lwire;
 use parse::{outcome_into, registration_ack, Inbound, State};
 
 pub use crate::wire::liminal::ActivityDescriptor;
+pub use reconnect::{EventHandler, Jitter, ReconnectPolicy, WorkerEvent, WorkerEventKind};
 pub use liminal::refusal_code as liminal_refusal_code;
 pub(crate) use liminal::fuzz_server_stream as fuzz_liminal_stream;
 pub(crate) use parse::fuzz_server_stream;
@@ -57,12 +59,22 @@ pub struct WorkerOptions {
     pub send_timeout: Duration,
     /// Token for servers that require one (TCP).
     pub auth_token: Vec<u8>,
+    /// How a `tls://` server is verified (CA roots, name) and the client certificate offered.
+    pub tls: TlsClientOptions,
     /// The worker's own version, sent as `client_version` (librp endpoints).
     pub client_version: String,
     /// The wire spoken (set from the endpoint by [`for_endpoint`](Self::for_endpoint)).
     pub dialect: Dialect,
     /// Activities described in the registration, with their schemas (liminal endpoints only).
     pub activity_descriptors: Vec<ActivityDescriptor>,
+    /// Reconnect after the connection is lost (`None`, the default: the worker ends with
+    /// `Closed`). See [`ReconnectPolicy`]; with it, correlation ids are the worker's own (see
+    /// [`Push::correlation_id`]).
+    pub reconnect: Option<ReconnectPolicy>,
+    /// Receives each transition of the connection (connected, lost, reconnecting, gave up),
+    /// inside [`Worker::recv`]; see [`EventHandler`]. `None` (the default): transitions are
+    /// only logged.
+    pub on_event: Option<EventHandler>,
 }
 
 impl WorkerOptions {
@@ -75,9 +87,12 @@ impl WorkerOptions {
             connect_timeout: Duration::from_secs(5),
             send_timeout: Duration::from_secs(30),
             auth_token: Vec::new(),
+            tls: TlsClientOptions::default(),
             client_version: String::new(),
             dialect: Dialect::Librp,
             activity_descriptors: Vec::new(),
+            reconnect: None,
+            on_event: None,
         }
     }
 
@@ -97,7 +112,10 @@ impl WorkerOptions {
 /// One push received from the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Push {
-    /// Correlation id; answer with [`Worker::reply`].
+    /// Correlation id; answer with [`Worker::reply`]. Without reconnecting it is the server's
+    /// id of the push; with [`WorkerOptions::reconnect`] it is the worker's own id, never reused
+    /// across connections, so a late reply to a push of a lost connection cannot answer a push
+    /// of the next one (a restarted server counts its ids from the start again).
     pub correlation_id: u64,
     /// The consumer protocol of the payload.
     pub payload_protocol: u32,
@@ -118,21 +136,53 @@ pub struct Push {
 /// reads the socket itself, so a push reaches the caller without a thread hop. Flow control
 /// follows: while nobody receives, nothing is read, the server's send buffer for this worker
 /// fills and its pushes fail with "try again". Nothing is dropped silently and memory stays
-/// bounded (at most the frames of one read wait in the inbox).
+/// bounded (at most the frames of one read wait in the inbox). The one exception is
+/// reconnecting ([`WorkerOptions::reconnect`]): while the connection is down, a thread of the
+/// worker backs off and dials; it ends once connected again, given up or closed.
 #[derive(Debug)]
 pub struct Worker {
-    socket: Stream,
+    inner: Arc<Inner>,
+}
+
+/// What the worker's calls and its reconnect thread share.
+#[derive(Debug)]
+struct Inner {
+    /// This worker, for starting the reconnect thread.
+    me: Weak<Inner>,
     state: Mutex<State>,
     changed: Condvar,
-    writer: Mutex<FrameWriter<Stream>>,
-    /// Raised while a push waits in the inbox or the connection has ended.
+    writer: Mutex<Outbound>,
+    /// Raised while a push or an event waits, or the connection has ended.
     signal: ReadySignal,
-    /// Level-triggered set of the socket and `signal`: the application's pollable fd.
+    /// Level-triggered set of the current socket and `signal`: the application's pollable fd.
+    /// It stays the same descriptor across reconnections; only its members change.
     readiness: ReadinessSet,
-    worker_id: u64,
-    negotiated: Negotiated,
     dialect: Dialect,
     stats: PushWorkerCounters,
+    /// What the worker connected with: dialed again on reconnecting (its `on_event` is here
+    /// in `on_event`).
+    opts: WorkerOptions,
+    /// The event handler, until the worker is dropped (which drops it, on the dropping thread).
+    on_event: Mutex<Option<EventHandler>>,
+    /// Whether events are queued for a handler at all.
+    events_wanted: bool,
+}
+
+/// The writing half of the current connection, with its generation: a reply meant for one
+/// connection is never written on the next.
+#[derive(Debug)]
+struct Outbound {
+    generation: u64,
+    writer: Option<FrameWriter<Stream>>,
+}
+
+/// One connected and registered connection, before it is installed in the worker.
+struct Connection {
+    socket: Stream,
+    writer: FrameWriter<Stream>,
+    reader: Inbound,
+    worker_id: u64,
+    negotiated: Negotiated,
 }
 
 /// Adds to a refusal of the worker's Hello what the peer is: a librp push server serving
@@ -158,137 +208,158 @@ fn peer_not_push_server(e: Error, opts: &WorkerOptions) -> Error {
 }
 
 
+
+/// Checks what a worker would send before it connects.
+fn check_options(opts: &WorkerOptions) -> Result<(), Error> {
+    match opts.dialect {
+        Dialect::Librp => {
+            super::check_registration(&opts.registration).map_err(Error::invalid_argument)?;
+            if !opts.activity_descriptors.is_empty() {
+                return Err(Error::invalid_argument("activity descriptors are sent to liminal endpoints only"));
+            }
+        }
+        Dialect::Liminal => liminal::check_options(opts)?,
+    }
+    let tls_set = !opts.tls.ca_pem.is_empty() || !opts.tls.cert_chain_pem.is_empty() || !opts.tls.server_name.is_empty();
+    if tls_set && !matches!(opts.endpoint, Endpoint::Tls(_)) {
+        return Err(Error::invalid_argument(format!("{}: TLS options are for tls:// endpoints only", opts.endpoint)));
+    }
+    if let Some(p) = &opts.reconnect {
+        if p.min_delay > p.max_delay {
+            return Err(Error::invalid_argument("the reconnect minimum delay is above its maximum"));
+        }
+    }
+    Ok(())
+}
+
+/// Dials the endpoint, says Hello (or Connect) and registers, all within the connect timeout.
+/// `watch` sees the socket as soon as it exists (a reconnecting worker keeps it so `close` can
+/// end the attempt) and may stop the attempt.
+fn dial(opts: &WorkerOptions, watch: &dyn Fn(&Stream) -> Result<(), Error>) -> Result<Connection, Error> {
+    let deadline = Instant::now() + opts.connect_timeout;
+    let socket = transport::connect_with(&opts.endpoint, opts.connect_timeout, &opts.tls)?;
+    watch(&socket)?;
+    let remaining = || {
+        deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()).ok_or_else(|| {
+            Error::Timeout(format!("connect to {} exceeded {:?}", opts.endpoint, opts.connect_timeout).into())
+        })
+    };
+    let io = |e| Error::io("configure socket", e);
+    socket.set_read_timeout(Some(remaining()?)).map_err(io)?;
+    socket.set_write_timeout(Some(remaining()?)).map_err(io)?;
+    let mut writer = FrameWriter::new(socket.try_clone().map_err(io)?);
+    let timeout_to_error = |e: Error| match transport::untangle_tls_error(e) {
+        Error::Wire(WireError::Timeout) => {
+            Error::Timeout(format!("no answer from {} within {:?}", opts.endpoint, opts.connect_timeout).into())
+        }
+        e => e,
+    };
+    let (reader, worker_id, negotiated) = match opts.dialect {
+        Dialect::Librp => {
+            // The HelloReply and the registration ack are small: the Hello cap holds until then.
+            let mut reader = FrameReader::with_max_body(socket.try_clone().map_err(io)?, HELLO_MAX_BODY);
+            let hello = ClientHello {
+                service_name: opts.service_name.clone(),
+                wanted_version: PUSH_PROTOCOL_VERSION.to_owned(),
+                client_version: opts.client_version.clone(),
+                auth_token: opts.auth_token.clone(),
+                ..ClientHello::default()
+            };
+            let negotiated = client_handshake(&mut reader, &mut writer, &hello)
+                .map_err(|e| peer_not_push_server(timeout_to_error(e), opts))?;
+
+            // Register before anyone receives, so nothing else can consume the ack.
+            socket.set_read_timeout(Some(remaining()?)).map_err(io)?;
+            let registration = opts.registration.encode_to_vec();
+            writer.write_frame(&FrameView {
+                kind: FrameKind::Request as i32,
+                payload_protocol: PUSH_PROTOCOL,
+                payload: &registration,
+                request_id: REGISTRATION_REQUEST_ID,
+                ..FrameView::default()
+            })?;
+            let ack = registration_ack(&reader.read_frame().map_err(|e| timeout_to_error(e.into()))?)?;
+            if !ack.accepted {
+                return Err(Error::Rejected(format!("registration rejected: {}", ack.reason).into()));
+            }
+            reader.set_max_body(MAX_BODY);
+            // Pushes that arrived with the ack stay buffered in the reader, which changes hands.
+            (Inbound::Librp(reader.map_inner(SwitchableReads::new)), ack.worker_id, negotiated)
+        }
+        Dialect::Liminal => {
+            // Both sides keep the connection alive the same way (30 s idle, 10 s apart, 5 probes).
+            socket.set_keepalive(Duration::from_secs(30), Duration::from_secs(10), 5).map_err(io)?;
+            let mut reader = lwire::Reader::new(socket.try_clone().map_err(io)?);
+            let rearm = || socket.set_read_timeout(Some(remaining()?)).map_err(io);
+            let negotiated = liminal::handshake(&mut reader, &mut writer, opts, &rearm).map_err(timeout_to_error)?;
+            (Inbound::Liminal(reader.map_inner(SwitchableReads::new)), 0, negotiated)
+        }
+    };
+    socket.set_read_timeout(None).map_err(io)?;
+    socket.set_write_timeout(Some(opts.send_timeout)).map_err(io)?;
+    Ok(Connection { socket, writer, reader, worker_id, negotiated })
+}
+
 impl Worker {
     /// Connects, says Hello, registers, and starts receiving pushes.
     ///
     /// Fails with `Refused` (the server's code and retry hint in the error), `Rejected` (the
     /// registration was declined, with the server's reason), `InvalidArgument` (the registration
     /// is over a limit: `MAX_NAMESPACES` and the others of [`crate::push`]; nothing is sent), `Timeout`, or an I/O
-    /// error.
+    /// error. The first connection is never retried, with or without a reconnect policy.
     pub fn connect(opts: WorkerOptions) -> Result<Worker, Error> {
-        let result = Self::connect_inner(&opts);
+        let endpoint = opts.endpoint.clone();
+        let result = Self::connect_inner(opts);
         match &result {
-            Ok(c) => crate::log!(Info, "push-worker", "registered with {} as worker {}", opts.endpoint, c.worker_id),
-            Err(e) => crate::log!(Warn, "push-worker", "connecting to {} failed: {e}", opts.endpoint),
+            Ok(c) => crate::log!(Info, "push-worker", "registered with {endpoint} as worker {}", c.worker_id()),
+            Err(e) => crate::log!(Warn, "push-worker", "connecting to {endpoint} failed: {e}"),
         }
         result
     }
 
-    fn connect_inner(opts: &WorkerOptions) -> Result<Worker, Error> {
-        match opts.dialect {
-            Dialect::Librp => {
-                super::check_registration(&opts.registration).map_err(Error::invalid_argument)?;
-                if !opts.activity_descriptors.is_empty() {
-                    return Err(Error::invalid_argument("activity descriptors are sent to liminal endpoints only"));
-                }
-            }
-            Dialect::Liminal => liminal::check_options(opts)?,
-        }
-        let deadline = Instant::now() + opts.connect_timeout;
-        let socket = transport::connect(&opts.endpoint, opts.connect_timeout)?;
-        let remaining = || {
-            deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()).ok_or_else(|| {
-                Error::Timeout(format!("connect to {} exceeded {:?}", opts.endpoint, opts.connect_timeout).into())
-            })
-        };
-        let io = |e| Error::io("configure socket", e);
-        socket.set_read_timeout(Some(remaining()?)).map_err(io)?;
-        socket.set_write_timeout(Some(remaining()?)).map_err(io)?;
-        let mut writer = FrameWriter::new(socket.try_clone().map_err(io)?);
-        let timeout_to_error = |e: Error| match e {
-            Error::Wire(WireError::Timeout) => {
-                Error::Timeout(format!("no answer from {} within {:?}", opts.endpoint, opts.connect_timeout).into())
-            }
-            e => e,
-        };
-        let (reader, worker_id, negotiated) = match opts.dialect {
-            Dialect::Librp => {
-                // The HelloReply and the registration ack are small: the Hello cap holds until then.
-                let mut reader = FrameReader::with_max_body(socket.try_clone().map_err(io)?, HELLO_MAX_BODY);
-                let hello = ClientHello {
-                    service_name: opts.service_name.clone(),
-                    wanted_version: PUSH_PROTOCOL_VERSION.to_owned(),
-                    client_version: opts.client_version.clone(),
-                    auth_token: opts.auth_token.clone(),
-                    ..ClientHello::default()
-                };
-                let negotiated = client_handshake(&mut reader, &mut writer, &hello)
-                    .map_err(|e| peer_not_push_server(timeout_to_error(e), opts))?;
-
-                // Register before anyone receives, so nothing else can consume the ack.
-                socket.set_read_timeout(Some(remaining()?)).map_err(io)?;
-                let registration = opts.registration.encode_to_vec();
-                writer.write_frame(&FrameView {
-                    kind: FrameKind::Request as i32,
-                    payload_protocol: PUSH_PROTOCOL,
-                    payload: &registration,
-                    request_id: REGISTRATION_REQUEST_ID,
-                    ..FrameView::default()
-                })?;
-                let ack = registration_ack(&reader.read_frame().map_err(|e| timeout_to_error(e.into()))?)?;
-                if !ack.accepted {
-                    return Err(Error::Rejected(format!("registration rejected: {}", ack.reason).into()));
-                }
-                reader.set_max_body(MAX_BODY);
-                // Pushes that arrived with the ack stay buffered in the reader, which changes hands.
-                (Inbound::Librp(reader.map_inner(SwitchableReads::new)), ack.worker_id, negotiated)
-            }
-            Dialect::Liminal => {
-                // Both sides keep the connection alive the same way (30 s idle, 10 s apart, 5 probes).
-                socket.set_keepalive(Duration::from_secs(30), Duration::from_secs(10), 5).map_err(io)?;
-                let mut reader = lwire::Reader::new(socket.try_clone().map_err(io)?);
-                let rearm = || socket.set_read_timeout(Some(remaining()?)).map_err(io);
-                let negotiated = liminal::handshake(&mut reader, &mut writer, opts, &rearm).map_err(timeout_to_error)?;
-                (Inbound::Liminal(reader.map_inner(SwitchableReads::new)), 0, negotiated)
-            }
-        };
-
-        socket.set_read_timeout(None).map_err(io)?;
-        socket.set_write_timeout(Some(opts.send_timeout)).map_err(io)?;
+    fn connect_inner(mut opts: WorkerOptions) -> Result<Worker, Error> {
+        check_options(&opts)?;
+        let on_event = opts.on_event.take();
+        let conn = dial(&opts, &|_| Ok(()))?;
         let signal = ReadySignal::new()?;
-        let readiness = ReadinessSet::new(&[socket.descriptor(), signal.fd()])
-            .map_err(|e| Error::io("create the pollable descriptor", e))?;
-        let client = Worker {
-            socket,
-            state: Mutex::new(State::new(Some(reader))),
+        let readiness =
+            ReadinessSet::new(&[signal.fd()]).map_err(|e| Error::io("create the pollable descriptor", e))?;
+        let mut state = State::new(None);
+        if opts.reconnect.is_some() {
+            state.ids = Some(parse::LocalIds::default());
+        }
+        let inner = Arc::new_cyclic(|me| Inner {
+            me: me.clone(),
+            state: Mutex::new(state),
             changed: Condvar::new(),
-            writer: Mutex::new(writer),
+            writer: Mutex::new(Outbound { generation: 0, writer: None }),
             signal,
             readiness,
-            worker_id,
-            negotiated,
             dialect: opts.dialect,
             stats: PushWorkerCounters::default(),
-        };
-        // Frames that came with the ack are pushes already here.
-        {
-            let mut st = client.lock();
-            let mut reader = st.reader.take().expect("reader present at start");
-            let outcome = reader.take_buffered(&mut st, &client.stats);
-            st.reader = Some(reader);
-            if let Err(reason) = outcome {
-                client.close_with(&mut st, reason);
-            }
-            let mut st = client.answer_pings(st);
-            client.update_signal(&mut st);
-        }
-        Ok(client)
+            opts,
+            events_wanted: on_event.is_some(),
+            on_event: Mutex::new(on_event),
+        });
+        inner.install(conn, 0)?;
+        Ok(Worker { inner })
     }
 
-    /// The id the server gave this worker (0 on a liminal endpoint, which has none).
+    /// The id the server gave this worker (0 on a liminal endpoint, which has none). A worker
+    /// that reconnected has the id of its latest registration.
     pub fn worker_id(&self) -> u64 {
-        self.worker_id
+        self.inner.lock().worker_id
     }
 
     /// The wire this worker speaks.
     pub fn dialect(&self) -> Dialect {
-        self.dialect
+        self.inner.dialect
     }
 
     /// What the server negotiated (on a liminal endpoint: the version selected as
-    /// `daemon_version`, "1.2" say, and the server's capabilities).
-    pub fn negotiated(&self) -> &Negotiated {
-        &self.negotiated
+    /// `daemon_version`, "1.2" say, and the server's capabilities), on the latest connection.
+    pub fn negotiated(&self) -> Negotiated {
+        self.inner.lock().negotiated.clone()
     }
 
     /// Waits for the next push: `None` waits forever, `Some(0)` only takes one already here.
@@ -296,23 +367,127 @@ impl Worker {
     /// Fails with `Timeout` when none came in time and `Closed` when the connection ended
     /// (server gone, protocol violation, or [`close`](Self::close)); the reason is in the error.
     /// `NoMemory` means a push did not fit in memory: the connection ended, the process lives.
+    ///
+    /// With [`WorkerOptions::reconnect`], a lost connection does not end the wait: it goes on
+    /// (up to its timeout) through the reconnection and returns pushes of the new connection;
+    /// `Closed` comes after [`close`](Self::close) or once the worker gave up, with the last
+    /// failure as its reason. Pending [`WorkerEvent`]s run the event handler here first.
     pub fn recv(&self, timeout: Option<Duration>) -> Result<Push, Error> {
+        self.inner.recv(timeout)
+    }
+
+    /// Answers a push with a payload.
+    ///
+    /// Fails with `NotFound` (not received, already answered, or cancelled by the server) and
+    /// `Closed`; with reconnecting on, a push received on a connection that was since lost is
+    /// `Closed` too, and nothing is sent (its server failed it when the connection was lost).
+    pub fn reply(&self, correlation_id: u64, payload: &[u8]) -> Result<(), Error> {
+        let inner = &*self.inner;
+        match inner.dialect {
+            Dialect::Librp => fastpath::with_reply_payload(payload, |reply| inner.send_reply(correlation_id, reply, false)),
+            Dialect::Liminal => inner.send_reply(correlation_id, payload, false),
+        }
+    }
+
+    /// Answers a push with a failure: the worker could not do the job.
+    /// The message is at most [`MAX_FAILURE_MESSAGE`] bytes (`InvalidArgument` otherwise).
+    ///
+    /// On a liminal endpoint this sends a refusal record: `code` picks its refusal code (see
+    /// [`liminal_refusal_code`]) and the message, at most 1,024 bytes there, becomes its words.
+    pub fn reply_error(&self, correlation_id: u64, code: i32, message: &str) -> Result<(), Error> {
+        let inner = &*self.inner;
+        if inner.dialect == Dialect::Liminal {
+            if message.len() > lwire::MAX_REFUSAL_WORDS {
+                return Err(Error::invalid_argument(format!(
+                    "a refusal's words are at most {} bytes on a liminal endpoint (got {})",
+                    lwire::MAX_REFUSAL_WORDS,
+                    message.len()
+                )));
+            }
+            return inner.send_reply(correlation_id, &lwire::refusal_record(liminal::refusal_code(code), message), true);
+        }
+        if message.len() > MAX_FAILURE_MESSAGE {
+            return Err(Error::invalid_argument(format!(
+                "a failure message is at most {MAX_FAILURE_MESSAGE} bytes (got {})",
+                message.len()
+            )));
+        }
+        let failure = PushFailure { code, message: message.to_owned() };
+        let msg = PushReply { result: Some(push_reply::Result::Failure(failure)) };
+        inner.send_reply(correlation_id, &msg.encode_to_vec(), true)
+    }
+
+    /// What this worker did since it connected (across reconnections).
+    pub fn stats(&self) -> PushWorkerStats {
+        let mut s = self.inner.stats.snapshot();
+        let st = self.inner.lock();
+        s.pushes_queued = st.jobs.len() as u64;
+        s.pushes_outstanding = st.outstanding.len() as u64;
+        s
+    }
+
+    /// True while `correlation_id` was received and not yet answered (on the current
+    /// connection).
+    pub fn is_outstanding(&self, correlation_id: u64) -> bool {
+        self.inner.lock().is_outstanding(correlation_id)
+    }
+
+    /// A descriptor that is readable while a push is waiting or the connection has ended, for
+    /// `poll`/`epoll` loops; then [`recv`](Self::recv) with a zero timeout returns at once. It
+    /// may also be readable for part of a push that has not fully arrived (recv then times out),
+    /// and while events wait for the event handler (recv runs it, then times out). The same
+    /// descriptor serves every connection of a reconnecting worker.
+    /// Owned by the client; do not read from or close it.
+    pub fn pollable_fd(&self) -> RawDescriptor {
+        self.inner.readiness.descriptor()
+    }
+
+    /// Number of pushes waiting in the inbox.
+    pub fn queued(&self) -> usize {
+        self.inner.lock().jobs.len()
+    }
+
+    /// Closes the connection; blocked and later calls fail with `Closed`. Idempotent, and
+    /// callable from any thread. A reconnecting worker stops at once: its backoff ends and an
+    /// attempt under way is cut off.
+    pub fn close(&self) {
+        self.inner.close()
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.inner.close();
+        // A reconnect thread may hold the worker a moment longer; the handler goes now.
+        let handler = self.inner.on_event.lock().unwrap_or_else(|p| p.into_inner()).take();
+        drop(handler);
+    }
+}
+
+impl Inner {
+    fn recv(&self, timeout: Option<Duration>) -> Result<Push, Error> {
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut polled = false;
-        // Set when this thread's read ended the connection: logged once the lock is released.
-        let mut ended = false;
         let mut st = self.lock();
         loop {
-            if let Some(e) = st.ended() {
-                let reason = st.closed.clone().unwrap_or_default();
+            if !st.events.is_empty() {
+                let events: Vec<WorkerEvent> = st.events.drain(..).collect();
+                self.update_signal(&mut st);
                 drop(st);
-                if ended {
-                    self.log_end(&reason);
+                let handler = self.on_event.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                if let Some(handler) = handler {
+                    for event in &events {
+                        (handler.0)(event);
+                    }
                 }
+                st = self.lock();
+                continue;
+            }
+            if let Some(e) = st.ended() {
                 return Err(e);
             }
-            if let Some(job) = st.jobs.pop_front() {
-                st.outstanding.insert(job.correlation_id);
+            if let Some(mut job) = st.jobs.pop_front() {
+                job.correlation_id = st.received(job.correlation_id);
                 self.update_signal(&mut st);
                 return Ok(job);
             }
@@ -326,6 +501,9 @@ impl Worker {
                 // others wait for it on the condition variable. Waiting forever is one blocking
                 // read; a limited wait polls first, so the limit is kept to the millisecond.
                 polled = true;
+                let generation = st.generation;
+                // The wait is on the reader's own socket: it stays open with the reader even when
+                // the connection is lost meanwhile.
                 drop(st);
                 let outcome = match left {
                     None => {
@@ -334,23 +512,30 @@ impl Worker {
                         reader.reads().wait = false;
                         read
                     }
-                    Some(l) => match transport::wait_readable(self.socket.descriptor(), Some(l)) {
+                    Some(l) => match reader.reads().stream.wait_readable(Some(l)) {
                         Ok(false) => Ok(0),
                         Ok(true) => reader.read_more(),
                         Err(e) => Err(WireError::Io(e)),
                     },
                 };
                 st = self.lock();
+                if st.generation != generation || st.down {
+                    // The connection was lost meanwhile: what came on it is gone with it.
+                    continue;
+                }
                 let outcome = outcome_into(outcome, &mut reader, &mut st, &self.stats);
                 st.reader = Some(reader);
                 if let Err(reason) = outcome {
-                    ended = st.closed.is_none();
-                    self.close_with(&mut st, reason);
-                    self.update_signal(&mut st);
+                    st = self.connection_ended(st, reason);
                 }
                 st = self.answer_pings(st);
                 // A push that came is taken at the top of the loop, which also keeps the
-                // notification byte right for the rest.
+                // notification byte right for the rest. A TLS connection may hold decrypted
+                // bytes after the read, which the socket's readability does not show: the
+                // notification byte follows them after every read.
+                if matches!(st.socket, Some(Stream::Tls(_))) {
+                    self.update_signal(&mut st);
+                }
                 if st.waiting > 0 {
                     self.changed.notify_all();
                 }
@@ -368,77 +553,30 @@ impl Worker {
         }
     }
 
-    /// Answers a push with a payload.
-    pub fn reply(&self, correlation_id: u64, payload: &[u8]) -> Result<(), Error> {
-        match self.dialect {
-            Dialect::Librp => fastpath::with_reply_payload(payload, |reply| self.send_reply(correlation_id, reply, false)),
-            Dialect::Liminal => self.send_reply(correlation_id, payload, false),
-        }
-    }
-
-    /// Answers a push with a failure: the worker could not do the job.
-    /// The message is at most [`MAX_FAILURE_MESSAGE`] bytes (`InvalidArgument` otherwise).
-    ///
-    /// On a liminal endpoint this sends a refusal record: `code` picks its refusal code (see
-    /// [`liminal_refusal_code`]) and the message, at most 1,024 bytes there, becomes its words.
-    pub fn reply_error(&self, correlation_id: u64, code: i32, message: &str) -> Result<(), Error> {
-        if self.dialect == Dialect::Liminal {
-            if message.len() > lwire::MAX_REFUSAL_WORDS {
-                return Err(Error::invalid_argument(format!(
-                    "a refusal's words are at most {} bytes on a liminal endpoint (got {})",
-                    lwire::MAX_REFUSAL_WORDS,
-                    message.len()
-                )));
-            }
-            return self.send_reply(correlation_id, &lwire::refusal_record(liminal::refusal_code(code), message), true);
-        }
-        if message.len() > MAX_FAILURE_MESSAGE {
-            return Err(Error::invalid_argument(format!(
-                "a failure message is at most {MAX_FAILURE_MESSAGE} bytes (got {})",
-                message.len()
-            )));
-        }
-        let failure = PushFailure { code, message: message.to_owned() };
-        let msg = PushReply { result: Some(push_reply::Result::Failure(failure)) };
-        self.send_reply(correlation_id, &msg.encode_to_vec(), true)
-    }
-
-    /// What this worker did since it connected.
-    pub fn stats(&self) -> PushWorkerStats {
-        let mut s = self.stats.snapshot();
-        let st = self.lock();
-        s.pushes_queued = st.jobs.len() as u64;
-        s.pushes_outstanding = st.outstanding.len() as u64;
-        s
-    }
-
-    /// True while `correlation_id` was received and not yet answered.
-    pub fn is_outstanding(&self, correlation_id: u64) -> bool {
-        self.lock().outstanding.contains(&correlation_id)
-    }
-
     /// Sends an encoded `PushReply`.
     fn send_reply(&self, correlation_id: u64, payload: &[u8], failure: bool) -> Result<(), Error> {
-        {
+        let (wire_id, generation) = {
             let mut st = self.lock();
             if let Some(e) = st.ended() {
                 return Err(e);
             }
-            if !st.outstanding.remove(&correlation_id) {
-                return Err(Error::NotFound(
-                    format!("push {correlation_id} was not received or was already answered").into(),
-                ));
-            }
-        }
+            (st.answered(correlation_id)?, st.generation)
+        };
         let result = {
-            let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+            let mut out = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+            let Outbound { generation: current, writer } = &mut *out;
+            let Some(writer) = writer.as_mut().filter(|_| *current == generation) else {
+                return Err(Error::Closed(
+                    format!("push {correlation_id} came on a connection that was lost; nothing was sent").into(),
+                ));
+            };
             match self.dialect {
                 Dialect::Librp => {
                     let frame = FrameView {
                         kind: FrameKind::Response as i32,
                         payload_protocol: PUSH_PROTOCOL,
                         payload,
-                        request_id: correlation_id,
+                        request_id: wire_id,
                         ..FrameView::default()
                     };
                     writer.queue(&frame).and_then(|()| {
@@ -449,7 +587,7 @@ impl Worker {
                     })
                 }
                 Dialect::Liminal => {
-                    let head = lwire::push_reply_head(correlation_id, payload.len(), failure);
+                    let head = lwire::push_reply_head(wire_id, payload.len(), failure);
                     writer.write_raw(&[&head, payload]).map(|()| stats::add(&self.stats.bytes_out, head.len() + payload.len()))
                 }
             }
@@ -464,28 +602,153 @@ impl Worker {
         })
     }
 
-    /// A descriptor that is readable while a push is waiting or the connection has ended, for
-    /// `poll`/`epoll` loops; then [`recv`](Self::recv) with a zero timeout returns at once. It
-    /// may also be readable for part of a push that has not fully arrived (recv then times out).
-    /// Owned by the client; do not read from or close it.
-    pub fn pollable_fd(&self) -> RawDescriptor {
-        self.readiness.descriptor()
+    /// Makes `conn` the worker's connection (at connect, and after each reconnection), taking
+    /// the pushes that came with the registration ack. `attempt` is the reconnect attempt (0
+    /// at connect). False when the worker was closed meanwhile (`conn` is dropped).
+    fn install(&self, conn: Connection, attempt: u32) -> Result<bool, Error> {
+        let Connection { socket, writer, mut reader, worker_id, negotiated } = conn;
+        let generation = self.lock().generation + 1;
+        // The writer first: a reply checked against the state's (older) generation then fails
+        // rather than reaching this connection.
+        *self.writer.lock().unwrap_or_else(|p| p.into_inner()) = Outbound { generation, writer: Some(writer) };
+        let mut st = self.lock();
+        if st.closed.is_some() {
+            let _ = socket.shutdown(Shutdown::Both);
+            return Ok(false);
+        }
+        self.readiness
+            .set_member(socket.descriptor(), true)
+            .map_err(|e| Error::io("add the connection to the pollable descriptor", e))?;
+        st.generation = generation;
+        st.down = false;
+        st.dialing = None;
+        st.socket = Some(socket);
+        st.worker_id = worker_id;
+        st.negotiated = negotiated;
+        if attempt > 0 {
+            stats::bump(&self.stats.reconnects);
+        }
+        self.emit(&mut st, WorkerEvent::new(WorkerEventKind::Connected, attempt, Duration::ZERO, None));
+        // Frames that came with the ack are pushes already here.
+        let outcome = reader.take_buffered(&mut st, &self.stats);
+        st.reader = Some(reader);
+        if let Err(reason) = outcome {
+            st = self.connection_ended(st, reason);
+        }
+        let mut st = self.answer_pings(st);
+        self.update_signal(&mut st);
+        self.changed.notify_all();
+        Ok(true)
     }
 
-    /// Number of pushes waiting in the inbox.
-    pub fn queued(&self) -> usize {
-        self.lock().jobs.len()
+    /// The connection ended, not by [`close`](Self::close): with a reconnect policy the worker
+    /// forgets the connection (its queued and unanswered pushes too) and starts reconnecting;
+    /// without one it is closed. Logged here, without the state lock (the log sink may call
+    /// back into the worker).
+    fn connection_ended<'a>(&'a self, mut st: MutexGuard<'a, State>, reason: Cow<'static, str>) -> MutexGuard<'a, State> {
+        if st.closed.is_some() || st.down {
+            return st;
+        }
+        match (self.opts.reconnect, self.me.upgrade()) {
+            (Some(policy), Some(me)) => {
+                st.down = true;
+                if let Some(socket) = st.socket.take() {
+                    let _ = self.readiness.set_member(socket.descriptor(), false);
+                    let _ = socket.shutdown(Shutdown::Both);
+                }
+                st.forget_connection();
+                let mut lost = WorkerEvent::new(WorkerEventKind::Lost, 0, Duration::ZERO, None);
+                (lost.error, lost.message) = (Some(crate::error::ErrorKind::Closed), reason.to_string());
+                self.emit(&mut st, lost);
+                let started = std::thread::Builder::new()
+                    .name("rp-reconnect".into())
+                    .spawn(move || reconnect::run(me, policy));
+                if let Err(e) = started {
+                    self.close_with(&mut st, format!("{reason}; reconnecting could not start: {e}").into());
+                }
+            }
+            _ => self.close_with(&mut st, reason.clone()),
+        }
+        self.update_signal(&mut st);
+        self.changed.notify_all();
+        drop(st);
+        self.log_end(&reason);
+        self.lock()
     }
 
-    /// Closes the connection; blocked and later calls fail with `Closed`. Idempotent, and
-    /// callable from any thread.
-    pub fn close(&self) {
+    /// Reports the next attempt, then waits until `until` unless the worker is closed first
+    /// (false then).
+    fn wait_before_attempt(&self, event: WorkerEvent, until: Instant) -> bool {
+        let mut st = self.lock();
+        self.emit(&mut st, event);
+        loop {
+            if st.closed.is_some() {
+                return false;
+            }
+            let now = Instant::now();
+            if now >= until {
+                return true;
+            }
+            st = self.changed.wait_timeout(st, until - now).unwrap_or_else(|p| p.into_inner()).0;
+        }
+    }
+
+    /// One reconnect attempt: dials, says Hello, registers and installs the connection. Ok(false)
+    /// when the worker was closed meanwhile.
+    fn redial(&self, attempt: u32) -> Result<bool, Error> {
+        let watch = |socket: &Stream| {
+            let mut st = self.lock();
+            if st.closed.is_some() {
+                return Err(Error::Closed("closed locally".into()));
+            }
+            st.dialing = Some(socket.try_clone().map_err(|e| Error::io("configure socket", e))?);
+            Ok(())
+        };
+        let dialed = dial(&self.opts, &watch);
+        let closed = {
+            let mut st = self.lock();
+            st.dialing = None;
+            st.closed.is_some()
+        };
+        match dialed {
+            _ if closed => Ok(false),
+            Ok(conn) => self.install(conn, attempt),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Ends a reconnecting worker after its last failed attempt.
+    fn give_up(&self, attempts: u32, last: &Error) {
+        let reason = format!("gave up reconnecting to {} after {attempts} attempts; the last failed: {last}", self.opts.endpoint);
+        let mut st = self.lock();
+        self.emit(&mut st, WorkerEvent::new(WorkerEventKind::GaveUp, attempts, Duration::ZERO, Some(last)));
+        self.close_with(&mut st, reason.clone().into());
+        self.update_signal(&mut st);
+        self.changed.notify_all();
+        drop(st);
+        crate::log!(Warn, "push-worker", "{reason}");
+    }
+
+    /// Queues an event for the handler (nothing without one); the oldest goes when full.
+    fn emit(&self, st: &mut State, event: WorkerEvent) {
+        if !self.events_wanted {
+            return;
+        }
+        if st.events.len() >= reconnect::MAX_PENDING_EVENTS {
+            st.events.pop_front();
+        }
+        st.events.push_back(event);
+        self.update_signal(st);
+        self.changed.notify_all();
+    }
+
+    fn close(&self) {
         let mut st = self.lock();
         let first = st.closed.is_none();
         if first && self.dialect == Dialect::Liminal {
             // Says goodbye as a liminal peer does, if that needs no waiting.
-            if let Ok(_writer) = self.writer.try_lock() {
-                let _ = transport::send_nonblocking(self.socket.descriptor(), &lwire::empty(lwire::kind::DISCONNECT));
+            if let (Ok(_writer), Some(socket)) = (self.writer.try_lock(), st.socket.as_ref()) {
+                let _ = transport::send_nonblocking(socket.descriptor(), &lwire::empty(lwire::kind::DISCONNECT));
             }
         }
         self.close_with(&mut st, "closed locally".into());
@@ -500,10 +763,11 @@ impl Worker {
     /// Logs why the connection ended (called without the state lock: the log callback may
     /// call back into this client).
     fn log_end(&self, reason: &str) {
+        let worker_id = self.lock().worker_id;
         if reason.starts_with("protocol violation") || reason.starts_with("connection failed") {
-            crate::log!(Warn, "push-worker", "worker {}: connection ended: {reason}", self.worker_id);
+            crate::log!(Warn, "push-worker", "worker {worker_id}: connection ended: {reason}");
         } else {
-            crate::log!(Info, "push-worker", "worker {}: connection ended: {reason}", self.worker_id);
+            crate::log!(Info, "push-worker", "worker {worker_id}: connection ended: {reason}");
         }
     }
 
@@ -511,8 +775,11 @@ impl Worker {
         if st.closed.is_none() {
             st.closed = Some(reason);
             st.jobs.clear();
-            // Wakes a thread waiting for the socket to become readable.
-            let _ = self.socket.shutdown(Shutdown::Both);
+            // Wakes a thread waiting for the socket to become readable, and ends an attempt
+            // to reconnect that is under way.
+            for socket in st.socket.iter().chain(st.dialing.iter()) {
+                let _ = socket.shutdown(Shutdown::Both);
+            }
         }
     }
 
@@ -526,32 +793,34 @@ impl Worker {
     /// being written; the state is locked again before this returns.
     fn answer_pings<'a>(&'a self, mut st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
         let pongs = std::mem::take(&mut st.pongs_owed);
-        if pongs == 0 || st.closed.is_some() {
+        if pongs == 0 || st.closed.is_some() || st.down {
             return st;
         }
+        let generation = st.generation;
         drop(st);
         let written = {
-            let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-            (0..pongs.min(16)).try_for_each(|_| writer.write_raw(&[&lwire::empty(lwire::kind::PONG)]))
+            let mut out = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+            match (out.generation == generation, out.writer.as_mut()) {
+                (true, Some(writer)) => {
+                    (0..pongs.min(16)).try_for_each(|_| writer.write_raw(&[&lwire::empty(lwire::kind::PONG)]))
+                }
+                _ => Ok(()), // that connection is gone: its Pings with it
+            }
         };
-        let mut st = self.lock();
-        if let Err(e) = written {
-            self.close_with(&mut st, format!("connection failed: answering a Ping: {e}").into());
-            self.update_signal(&mut st);
+        let st = self.lock();
+        match written {
+            Err(e) if st.generation == generation => {
+                self.connection_ended(st, format!("connection failed: answering a Ping: {e}").into())
+            }
+            _ => st,
         }
-        st
     }
 
     /// Keeps the pollable descriptor's signal raised exactly while something is ready (a
     /// system call only when that changes; under the state lock, so it matches the state).
     fn update_signal(&self, st: &mut State) {
-        self.signal.set(!st.jobs.is_empty() || st.closed.is_some());
+        // Decrypted bytes a TLS connection holds make the socket no more readable: they count.
+        let buffered = st.socket.as_ref().is_some_and(|s| s.has_buffered_input());
+        self.signal.set(!st.jobs.is_empty() || st.closed.is_some() || !st.events.is_empty() || buffered);
     }
 }
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        self.close();
-    }
-}
-

@@ -8,15 +8,16 @@ use std::io::Read;
 
 use prost::Message;
 
-use super::Push;
+use super::{Push, WorkerEvent};
 use crate::control::{client_handshake, ClientHello};
 use crate::error::Error;
-use crate::{idmap::IdSet, wire::fast as fastpath};
+use crate::idmap::{IdMap, IdSet};
+use crate::wire::fast as fastpath;
 use crate::push::proto::{Push as PushMessage, RegistrationAck};
 use crate::push::{PUSH_PROTOCOL, PUSH_PROTOCOL_VERSION, REGISTRATION_REQUEST_ID};
 use crate::stats::{self, PushWorkerCounters};
-use crate::transport::SwitchableReads;
-use crate::wire::proto::FrameKind;
+use crate::transport::{Stream, SwitchableReads};
+use crate::wire::proto::{FrameKind, Negotiated};
 use crate::wire::liminal;
 use crate::wire::{FrameReader, FrameView, FrameWriter, WireError, HELLO_MAX_BODY, MAX_BODY};
 
@@ -71,6 +72,40 @@ pub(super) struct State {
     pub(super) no_memory: bool,
     /// Pings a liminal server sent that still want their Pong.
     pub(super) pongs_owed: u32,
+    /// The current connection's socket (`None` while reconnecting).
+    pub(super) socket: Option<Stream>,
+    /// The socket of a reconnect attempt under way, so `close` can cut it off.
+    pub(super) dialing: Option<Stream>,
+    /// Counts connections: the one in use (or the last one, while reconnecting).
+    pub(super) generation: u64,
+    /// The connection was lost and the worker is reconnecting.
+    pub(super) down: bool,
+    /// The id of the latest registration.
+    pub(super) worker_id: u64,
+    /// What the latest connection negotiated.
+    pub(super) negotiated: Negotiated,
+    /// The worker's own correlation ids (a reconnecting worker); `None`: the server's.
+    pub(super) ids: Option<LocalIds>,
+    /// Transitions waiting for the application's event handler.
+    pub(super) events: VecDeque<WorkerEvent>,
+}
+
+/// A reconnecting worker's correlation ids: its own, counted from 1 and never reused, each
+/// mapped to the server's id on the connection it came on. The maps hold the current
+/// connection's unanswered pushes only; an id below `first_of_connection` belonged to a lost
+/// connection.
+#[derive(Debug)]
+pub(super) struct LocalIds {
+    next: u64,
+    first_of_connection: u64,
+    to_wire: IdMap<u64>,
+    to_local: IdMap<u64>,
+}
+
+impl Default for LocalIds {
+    fn default() -> Self {
+        LocalIds { next: 1, first_of_connection: 1, to_wire: IdMap::default(), to_local: IdMap::default() }
+    }
 }
 
 impl State {
@@ -84,6 +119,84 @@ impl State {
             closed: None,
             no_memory: false,
             pongs_owed: 0,
+            socket: None,
+            dialing: None,
+            generation: 0,
+            down: false,
+            worker_id: 0,
+            negotiated: Negotiated::default(),
+            ids: None,
+            events: VecDeque::new(),
+        }
+    }
+
+    /// Records that the application took the push with server id `wire_id`; returns the id
+    /// it answers with.
+    pub(super) fn received(&mut self, wire_id: u64) -> u64 {
+        self.outstanding.insert(wire_id);
+        let Some(ids) = &mut self.ids else { return wire_id };
+        let local = ids.next;
+        ids.next += 1;
+        ids.to_wire.insert(local, wire_id);
+        ids.to_local.insert(wire_id, local);
+        local
+    }
+
+    /// The server id of unanswered push `id`, which is answered from now on. `NotFound` if it
+    /// was not received or was answered; `Closed` if it came on a connection since lost.
+    pub(super) fn answered(&mut self, id: u64) -> Result<u64, Error> {
+        let wire_id = match &mut self.ids {
+            None => id,
+            Some(ids) => match ids.to_wire.remove(&id) {
+                Some(w) => {
+                    ids.to_local.remove(&w);
+                    w
+                }
+                None if id != 0 && id < ids.first_of_connection => {
+                    return Err(Error::Closed(
+                        format!("push {id} came on a connection that was lost; nothing was sent").into(),
+                    ))
+                }
+                None => return Err(not_outstanding(id)),
+            },
+        };
+        if !self.outstanding.remove(&wire_id) {
+            return Err(not_outstanding(id));
+        }
+        Ok(wire_id)
+    }
+
+    /// True while push `id` (as the application knows it) is unanswered.
+    pub(super) fn is_outstanding(&self, id: u64) -> bool {
+        match &self.ids {
+            None => self.outstanding.contains(&id),
+            Some(ids) => ids.to_wire.get(&id).is_some_and(|w| self.outstanding.contains(w)),
+        }
+    }
+
+    /// The server cancelled push `wire_id`.
+    fn cancelled(&mut self, wire_id: u64) {
+        self.jobs.retain(|j| j.correlation_id != wire_id);
+        self.outstanding.remove(&wire_id);
+        if let Some(ids) = &mut self.ids {
+            if let Some(local) = ids.to_local.remove(&wire_id) {
+                ids.to_wire.remove(&local);
+            }
+        }
+    }
+
+    /// Drops what belonged to a lost connection: its reader, queued and unanswered pushes,
+    /// owed Pongs. A later reply to one of its pushes fails with `Closed`.
+    pub(super) fn forget_connection(&mut self) {
+        self.reader = None;
+        self.jobs.clear();
+        self.outstanding.clear();
+        self.pongs_owed = 0;
+        self.no_memory = false;
+        if let Some(ids) = &mut self.ids {
+            ids.to_wire.clear();
+            ids.to_local.clear();
+            ids.first_of_connection = ids.next;
         }
     }
 
@@ -92,6 +205,10 @@ impl State {
         let reason = self.closed.clone()?;
         Some(if self.no_memory { Error::NoMemory(reason) } else { Error::Closed(reason) })
     }
+}
+
+fn not_outstanding(id: u64) -> Error {
+    Error::NotFound(format!("push {id} was not received or was already answered").into())
 }
 
 /// Checks and decodes the server's answer to the registration.
@@ -209,10 +326,8 @@ pub(super) fn take_buffered<R: Read>(
             }
             Some(FrameKind::Cancel) => {
                 // The server gave up on a push (deadline passed): drop it if not yet received.
-                let id = frame.request_id;
                 stats::bump(&counters.cancels_received);
-                st.jobs.retain(|j| j.correlation_id != id);
-                st.outstanding.remove(&id);
+                st.cancelled(frame.request_id);
             }
             _ => return Err(format!("protocol violation: unexpected frame kind {}", frame.kind).into()),
         }

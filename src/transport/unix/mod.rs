@@ -188,6 +188,15 @@ pub(crate) fn shutdown(fd: RawFd, how: std::net::Shutdown) -> io::Result<()> {
 /// Waits up to `timeout_ms` (negative = forever) for `fd` to be readable (or hung up).
 /// Returns false on timeout. EINTR is retried with the time left.
 pub(crate) fn wait_readable(fd: RawFd, timeout: Option<std::time::Duration>) -> io::Result<bool> {
+    wait_for(fd, libc::POLLIN, timeout)
+}
+
+/// Waits up to `timeout` for `fd` to be writable (or hung up); false on timeout.
+pub(crate) fn wait_writable(fd: RawFd, timeout: Option<std::time::Duration>) -> io::Result<bool> {
+    wait_for(fd, libc::POLLOUT, timeout)
+}
+
+fn wait_for(fd: RawFd, events: libc::c_short, timeout: Option<std::time::Duration>) -> io::Result<bool> {
     let deadline = timeout.map(|t| std::time::Instant::now() + t);
     loop {
         let ms = match deadline {
@@ -198,7 +207,7 @@ pub(crate) fn wait_readable(fd: RawFd, timeout: Option<std::time::Duration>) -> 
                 left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32
             }
         };
-        let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        let mut pfd = libc::pollfd { fd, events, revents: 0 };
         // SAFETY: one valid pollfd for the duration of the call.
         let n = unsafe { libc::poll(&mut pfd, 1, ms) };
         if n < 0 {
@@ -300,6 +309,7 @@ impl AsFd for Stream {
         match self {
             Stream::Unix(s) => s.as_fd(),
             Stream::Tcp(s) => s.as_fd(),
+            Stream::Tls(s) => s.socket().as_fd(),
         }
     }
 }
@@ -309,6 +319,7 @@ impl AsRawFd for Stream {
         match self {
             Stream::Unix(s) => s.as_raw_fd(),
             Stream::Tcp(s) => s.as_raw_fd(),
+            Stream::Tls(s) => s.socket().as_raw_fd(),
         }
     }
 }
@@ -317,7 +328,7 @@ impl AsRawFd for Listener {
     fn as_raw_fd(&self) -> RawFd {
         match self {
             Listener::Unix(l, _) => l.as_raw_fd(),
-            Listener::Tcp(l) => l.as_raw_fd(),
+            Listener::Tcp(l, _) => l.as_raw_fd(),
         }
     }
 }
@@ -381,6 +392,11 @@ pub(super) fn stream_write(s: &Stream, buf: &[u8]) -> io::Result<usize> {
 /// Connects to a Unix socket path.
 pub(super) fn connect_path(path: &Path) -> Result<io::Result<UnixStream>> {
     Ok(UnixStream::connect(path))
+}
+
+/// The descriptor of a TCP stream.
+pub(crate) fn tcp_descriptor(s: &std::net::TcpStream) -> RawFd {
+    s.as_raw_fd()
 }
 
 /// A TCP stream the event loop's poller accepted, as std's (still non-blocking).

@@ -34,7 +34,7 @@ pub use pipe::{PipeListener, PipeStream};
 pub use process::{boot_id, fill_random, process_alive, process_exe, process_start_unix_ms};
 pub use ready::{deregister, register, reregister, ReadinessSet, ReadySignal, WakePair};
 pub(super) use pipe::parse_pipe_name;
-pub(crate) use ready::wait_readable;
+pub(crate) use ready::{wait_readable, wait_writable};
 
 use std::io;
 use std::os::windows::io::{AsRawSocket, FromRawSocket, OwnedHandle};
@@ -142,6 +142,7 @@ pub(super) fn stream_write(s: &Stream, buf: &[u8]) -> io::Result<usize> {
     match s {
         Stream::Unix(p) => p.write_bytes(buf),
         Stream::Tcp(t) => socket_send(t.as_raw_socket() as RawDescriptor, buf),
+        Stream::Tls(t) => t.write_blocking(buf),
     }
 }
 
@@ -289,7 +290,7 @@ impl Stream {
     pub fn pipe_handle(&self) -> Option<RawDescriptor> {
         match self {
             Stream::Unix(p) => p.pipe_handle(),
-            Stream::Tcp(_) => None,
+            Stream::Tcp(_) | Stream::Tls(_) => None,
         }
     }
 
@@ -299,6 +300,7 @@ impl Stream {
         match self {
             Stream::Unix(p) => p.raw(),
             Stream::Tcp(t) => t.as_raw_socket() as RawDescriptor,
+            Stream::Tls(t) => tcp_descriptor(t.socket()),
         }
     }
 }
@@ -308,9 +310,14 @@ impl Listener {
     pub(super) fn descriptor(&self) -> RawDescriptor {
         match self {
             Listener::Unix(l, _) => l.event(),
-            Listener::Tcp(l) => l.as_raw_socket() as RawDescriptor,
+            Listener::Tcp(l, _) => l.as_raw_socket() as RawDescriptor,
         }
     }
+}
+
+/// The socket of a TCP stream.
+pub(crate) fn tcp_descriptor(s: &std::net::TcpStream) -> RawDescriptor {
+    s.as_raw_socket() as RawDescriptor
 }
 
 /// A TCP stream the event loop's poller accepted, as std's (still non-blocking).

@@ -59,6 +59,13 @@ fn readable(raw: RawDescriptor) -> bool {
     }
 }
 
+/// Waits up to `timeout` (`None` = forever) for the socket `raw` to be writable (or hung up);
+/// false on timeout.
+pub(crate) fn wait_writable(raw: RawDescriptor, timeout: Option<Duration>) -> io::Result<bool> {
+    let ms = timeout.map_or(-1, |t| t.as_millis().min(i32::MAX as u128) as i32);
+    Ok(socket_ready(raw, ws::POLLWRNORM, ms))
+}
+
 /// Waits up to `timeout` (`None` = forever) for `raw` to be readable (or at its end); false on
 /// timeout.
 pub(crate) fn wait_readable(raw: RawDescriptor, timeout: Option<Duration>) -> io::Result<bool> {

@@ -1,17 +1,19 @@
 //! `rp hello` and `rp broker`.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use rp::broker::{BrokerEvent, BrokerServer, BrokerServerOptions, BrokerService};
 use rp::control::{client_handshake, ClientHello};
-use rp::transport::{self, Endpoint, PeerCredentials};
+use rp::transport::{self, read_pem_file, Endpoint, PeerCredentials, TlsClientOptions};
 use rp::wire::{FrameReader, FrameWriter, WireError};
 
 use crate::{endpoint_arg, millis_arg, Failure};
 
 #[derive(clap::Args)]
 pub struct HelloArgs {
-    /// The broker
+    /// The broker (or any peer that answers a Hello, such as a push server; tls://host:port
+    /// with --ca)
     #[arg(value_parser = endpoint_arg)]
     broker: Endpoint,
     /// The service to ask for
@@ -37,6 +39,42 @@ pub struct HelloArgs {
     /// This client's own version, for the hello-skip rule (default: VERSION)
     #[arg(long)]
     own_version: Option<String>,
+    /// CA roots a tls:// endpoint's certificate must chain to (PEM file; default: the system's)
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
+    /// Client certificate chain for mutual TLS (PEM file, leaf first)
+    #[arg(long, value_name = "FILE", requires = "key")]
+    cert: Option<PathBuf>,
+    /// Private key of --cert (PEM file)
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    key: Option<PathBuf>,
+    /// Name a tls:// endpoint's certificate must be valid for (default: the endpoint's host)
+    #[arg(long, value_name = "NAME")]
+    server_name: Option<String>,
+}
+
+/// The TLS options of `rp hello` for tls:// endpoints (the broker's or the cached one).
+fn hello_tls(args: &HelloArgs) -> Result<TlsClientOptions, Failure> {
+    let mut tls = TlsClientOptions::default();
+    if let Some(ca) = &args.ca {
+        tls.ca_pem = read_pem_file(ca, "CA roots")?;
+    }
+    if let (Some(cert), Some(key)) = (&args.cert, &args.key) {
+        tls.cert_chain_pem = read_pem_file(cert, "client certificate chain")?;
+        tls.key_pem = read_pem_file(key, "client private key")?;
+    }
+    if let Some(name) = &args.server_name {
+        tls.server_name = name.clone();
+    }
+    let tls_set = args.ca.is_some() || args.cert.is_some() || args.server_name.is_some();
+    let any_tls = matches!(args.broker, Endpoint::Tls(_)) || matches!(args.cached, Some(Endpoint::Tls(_)));
+    if tls_set && !any_tls {
+        return Err(Failure::new(2, format!("--ca, --cert, --server-name: {} is not a tls:// endpoint", args.broker)));
+    }
+    if args.handoff && matches!(args.broker, Endpoint::Tls(_)) {
+        return Err(Failure::new(2, "--handoff: a TLS connection cannot be handed off (its TLS state stays in this process)"));
+    }
+    Ok(tls)
 }
 
 pub fn run_hello(args: HelloArgs) -> Result<(), Failure> {
@@ -48,11 +86,12 @@ pub fn run_hello(args: HelloArgs) -> Result<(), Failure> {
         ..ClientHello::default()
     };
     hello.validate()?;
+    let tls = hello_tls(&args)?;
     // Hello-skip, as the reference client does it: only when the wanted version is the
     // client's own, and only if the cached endpoint accepts the connection.
     let own_version = args.own_version.as_deref().unwrap_or(&args.version);
     if let Some(cached) = args.cached.as_ref().filter(|_| own_version == args.version) {
-        if transport::connect(cached, args.timeout_ms).is_ok() {
+        if transport::connect_with(cached, args.timeout_ms, &tls).is_ok() {
             if args.json {
                 println!("{}", serde_json::json!({ "route": "hello-skip", "endpoint": cached.to_string() }));
             } else {
@@ -62,7 +101,7 @@ pub fn run_hello(args: HelloArgs) -> Result<(), Failure> {
             return Ok(());
         }
     }
-    let stream = transport::connect(&args.broker, args.timeout_ms)?;
+    let stream = transport::connect_with(&args.broker, args.timeout_ms, &tls)?;
     let io = |e| Failure::from(rp::Error::io("configure socket", e));
     stream.set_read_timeout(Some(args.timeout_ms)).map_err(io)?;
     stream.set_write_timeout(Some(args.timeout_ms)).map_err(io)?;

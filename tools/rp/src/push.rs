@@ -6,9 +6,11 @@ use std::time::Duration;
 
 use rp::push::proto::Registration;
 use rp::push::{
-    ActivityDescriptor, Dialect, PushResult, PushServer, PushSpec, ServerEvent, ServerOptions, Target, Worker, WorkerOptions,
+    ActivityDescriptor, Dialect, EventHandler, PushResult, PushServer, PushSpec, ReconnectPolicy, ServerEvent, ServerOptions,
+    Target, Worker, WorkerOptions,
 };
-use rp::transport::Endpoint;
+use rp::transport::{read_pem_file, ClientAuth, Endpoint, TlsServerOptions};
+use std::path::PathBuf;
 
 use crate::{endpoint_arg, log_level_arg, log_to_stderr, millis_arg, print_stats, protocol_arg, Failure};
 
@@ -44,12 +46,53 @@ pub struct ServerArgs {
     /// Print librp's log events at this level and above on stderr (error, warn, info, debug)
     #[arg(long, value_parser = log_level_arg)]
     log: Option<rp::log::Level>,
+    /// Certificate chain of a tls:// endpoint (PEM file, leaf first)
+    #[arg(long, value_name = "FILE", requires = "key")]
+    cert: Option<PathBuf>,
+    /// Private key of --cert (PEM file)
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    key: Option<PathBuf>,
+    /// Require workers to present a client certificate from these CA roots (PEM file): mutual TLS
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    client_ca: Option<PathBuf>,
+    /// With --client-ca: let workers without a client certificate in too
+    #[arg(long, requires = "client_ca")]
+    client_cert_optional: bool,
+    /// Listen on a non-loopback address (a tls:// endpoint with --client-ca, which requires
+    /// client certificates)
+    #[arg(long)]
+    allow_remote: bool,
+}
+
+/// The TLS options of `rp push-server` from its arguments.
+fn server_tls(args: &ServerArgs) -> Result<Option<TlsServerOptions>, Failure> {
+    let (Some(cert), Some(key)) = (&args.cert, &args.key) else {
+        if matches!(args.endpoint, Endpoint::Tls(_)) {
+            return Err(Failure::new(2, format!("{}: a tls:// endpoint needs --cert and --key", args.endpoint)));
+        }
+        return Ok(None);
+    };
+    if !matches!(args.endpoint, Endpoint::Tls(_)) {
+        return Err(Failure::new(2, format!("--cert: {} is not a tls:// endpoint", args.endpoint)));
+    }
+    let mut tls = TlsServerOptions {
+        cert_chain_pem: read_pem_file(cert, "certificate chain")?,
+        key_pem: read_pem_file(key, "private key")?,
+        ..TlsServerOptions::default()
+    };
+    if let Some(ca) = &args.client_ca {
+        tls.client_ca_pem = read_pem_file(ca, "client CA roots")?;
+        tls.client_auth = if args.client_cert_optional { ClientAuth::Optional } else { ClientAuth::Required };
+    }
+    Ok(Some(tls))
 }
 
 pub fn run_server(args: ServerArgs) -> Result<(), Failure> {
     log_to_stderr(args.log);
     let mut opts = ServerOptions::new(args.endpoint.clone());
     opts.events = true;
+    opts.tls = server_tls(&args)?;
+    opts.allow_remote_tcp = args.allow_remote;
     let server = PushServer::bind(opts)?;
     let say = |msg: String| {
         if !args.quiet {
@@ -71,8 +114,9 @@ pub fn run_server(args: ServerArgs) -> Result<(), Failure> {
         match event {
             ServerEvent::WorkerConnected(w) => {
                 registered += 1;
+                let certificate = w.tls_identity.as_ref().map_or(String::new(), |t| format!(", certificate {}", t.subject));
                 say(format!(
-                    "worker {} registered: {} (queue {:?}) [{registered}/{}]",
+                    "worker {} registered: {} (queue {:?}{certificate}) [{registered}/{}]",
                     w.id, w.registration.identity, w.registration.task_queue, args.workers
                 ));
             }
@@ -125,7 +169,7 @@ pub fn run_server(args: ServerArgs) -> Result<(), Failure> {
 
 #[derive(clap::Args)]
 pub struct WorkerArgs {
-    /// The push server: a socket path, @name, tcp://host:port, or a liminal server's
+    /// The push server: a socket path, @name, tcp://host:port, tls://host:port, or a liminal server's
     /// liminal+tcp://host:port (the worker then speaks the liminal worker wire)
     #[arg(value_parser = worker_endpoint_arg)]
     endpoint: String,
@@ -148,6 +192,31 @@ pub struct WorkerArgs {
     /// Time allowed for connecting and registering
     #[arg(long, default_value = "5000", value_parser = millis_arg)]
     connect_timeout_ms: Duration,
+    /// Reconnect when the connection to the server is lost (exponential backoff with jitter),
+    /// registering again; each transition is printed on stderr
+    #[arg(long)]
+    reconnect: bool,
+    /// Shortest delay before a reconnect attempt
+    #[arg(long, default_value = "100", value_parser = millis_arg, requires = "reconnect")]
+    reconnect_min_ms: Duration,
+    /// Longest delay before a reconnect attempt
+    #[arg(long, default_value = "30000", value_parser = millis_arg, requires = "reconnect")]
+    reconnect_max_ms: Duration,
+    /// Give up after this many failed attempts in a row (0 = never)
+    #[arg(long, default_value = "0", requires = "reconnect")]
+    reconnect_attempts: u32,
+    /// CA roots a tls:// server's certificate must chain to (PEM file; default: the system's)
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
+    /// Client certificate chain for mutual TLS (PEM file, leaf first)
+    #[arg(long, value_name = "FILE", requires = "key")]
+    cert: Option<PathBuf>,
+    /// Private key of --cert (PEM file)
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    key: Option<PathBuf>,
+    /// Name the server's certificate must be valid for (default: the endpoint's host)
+    #[arg(long, value_name = "NAME")]
+    server_name: Option<String>,
     /// No progress messages on stderr
     #[arg(long, short)]
     quiet: bool,
@@ -211,12 +280,42 @@ fn worker_options(args: &WorkerArgs) -> Result<WorkerOptions, Failure> {
         }
     }
     opts.connect_timeout = args.connect_timeout_ms;
+    if args.reconnect {
+        if args.reconnect_min_ms.is_zero() || args.reconnect_min_ms > args.reconnect_max_ms {
+            return Err(Failure::new(2, "--reconnect-min-ms must be at least 1 and at most --reconnect-max-ms"));
+        }
+        opts.reconnect = Some(ReconnectPolicy {
+            min_delay: args.reconnect_min_ms,
+            max_delay: args.reconnect_max_ms,
+            max_attempts: args.reconnect_attempts,
+            ..ReconnectPolicy::default()
+        });
+        if !args.quiet {
+            let identity = args.identity.clone();
+            opts.on_event = Some(EventHandler::new(move |event| eprintln!("rp worker {identity}: {event}")));
+        }
+    }
+    if let Some(ca) = &args.ca {
+        opts.tls.ca_pem = read_pem_file(ca, "CA roots")?;
+    }
+    if let (Some(cert), Some(key)) = (&args.cert, &args.key) {
+        opts.tls.cert_chain_pem = read_pem_file(cert, "client certificate chain")?;
+        opts.tls.key_pem = read_pem_file(key, "client private key")?;
+    }
+    if let Some(name) = &args.server_name {
+        opts.tls.server_name = name.clone();
+    }
+    let tls_set = args.ca.is_some() || args.cert.is_some() || args.server_name.is_some();
+    if tls_set && !matches!(opts.endpoint, Endpoint::Tls(_)) {
+        return Err(Failure::new(2, format!("--ca, --cert, --server-name: {} is not a tls:// endpoint", args.endpoint)));
+    }
     Ok(opts)
 }
 
 pub fn run_worker(args: WorkerArgs) -> Result<(), Failure> {
     log_to_stderr(args.log);
     let opts = worker_options(&args)?;
+    let opts_reconnect = opts.reconnect.is_some();
     // The longest failure message the server takes (a liminal refusal's words are shorter).
     let max_message = match opts.dialect {
         Dialect::Librp => rp::push::MAX_FAILURE_MESSAGE,
@@ -269,7 +368,15 @@ pub fn run_worker(args: WorkerArgs) -> Result<(), Failure> {
                 client.reply_error(job.correlation_id, code, truncated(&message, max_message))
             }
         };
-        sent?;
+        match sent {
+            // The push came on a connection that was lost (its server already failed it), or the
+            // worker has ended: the next recv says which.
+            Err(e) if opts_reconnect && e.kind() == rp::ErrorKind::Closed => {
+                say(format!("push {} not answered: {e}", job.correlation_id));
+                continue;
+            }
+            sent => sent?,
+        }
         handled += 1;
     }
 }

@@ -180,6 +180,41 @@ fn push_server_and_worker_answer_lines_with_a_command() {
 }
 
 #[test]
+fn a_reconnecting_worker_outlives_its_server_and_prints_each_transition() {
+    let dir = temp_dir("reconnect");
+    let ep = dir.join("p.sock");
+    let ep = ep.to_str().unwrap();
+    let worker = rp()
+        .args(["worker", ep, "--identity", "upper", "--reconnect", "--reconnect-min-ms", "20"])
+        .args(["--reconnect-max-ms", "200", "--reconnect-attempts", "3", "--", "tr", "a-z", "A-Z"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Two servers in turn on the same path: the worker serves both.
+    for word in ["hello", "world"] {
+        let mut server = rp()
+            .args(["push-server", "-q", ep, "--json", "--wait-ms", "10000"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        server.stdin.take().unwrap().write_all(format!("{word}\n").as_bytes()).unwrap();
+        let out = server.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let reply: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+        assert_eq!(reply["reply"], word.to_uppercase());
+    }
+    // No third server: the worker gives up after 3 attempts and ends cleanly.
+    let (status, stderr) = wait_with_timeout_output(worker, Duration::from_secs(20));
+    assert_eq!(status, Some(0), "{stderr}");
+    for needle in ["connected", "connection lost", "reconnecting: attempt 1 in", "connected again", "gave up reconnecting after 3 attempts"] {
+        assert!(stderr.contains(needle), "{needle:?} missing: {stderr}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn push_server_stats_and_log() {
     let dir = temp_dir("stats");
     let ep = dir.join("p.sock");
@@ -623,5 +658,128 @@ fn json_failures_print_an_error_object() {
     let out = rp().args(["probe", missing]).output().unwrap();
     assert_clean_failure(&out, 1);
     assert!(out.stdout.is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Writes a throwaway CA, a server certificate (127.0.0.1) and a client certificate
+/// (CN=cli-worker) with their keys as PEM files in `dir`.
+fn write_certificates(dir: &Path) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(DnType::CommonName, "cli test CA");
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    for (name, cn, san) in [("server", "push server", "127.0.0.1"), ("client", "cli-worker", "cli-worker.example")] {
+        let mut params = CertificateParams::new(vec![san.to_owned()]).unwrap();
+        params.distinguished_name.push(DnType::CommonName, cn);
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &ca).unwrap();
+        std::fs::write(dir.join(format!("{name}.pem")), cert.pem()).unwrap();
+        std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
+    }
+}
+
+#[test]
+fn push_server_and_worker_over_mutual_tls() {
+    let dir = temp_dir("tls");
+    write_certificates(&dir);
+    let file = |name: &str| dir.join(name).to_str().unwrap().to_owned();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let ep = format!("tls://127.0.0.1:{port}");
+    let mut server = rp()
+        .args(["push-server", &ep, "--json", "--cert", &file("server.pem"), "--key", &file("server.key")])
+        .args(["--client-ca", &file("ca.pem")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Without a client certificate: one line saying why, exit 1.
+    let out = rp()
+        .args(["worker", "-q", &ep, "--ca", &file("ca.pem"), "--connect-timeout-ms", "5000", "--", "cat"])
+        .output()
+        .unwrap();
+    let err = assert_clean_failure(&out, 1);
+    assert!(err.contains("client certificate"), "{err}");
+    // With one: registered, identity shown, lines answered.
+    let worker = rp()
+        .args(["worker", "-q", &ep, "--ca", &file("ca.pem"), "--cert", &file("client.pem"), "--key", &file("client.key")])
+        .args(["--", "tr", "a-z", "A-Z"])
+        .spawn()
+        .unwrap();
+    server.stdin.take().unwrap().write_all(b"over tls\n").unwrap();
+    let out = server.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let reply: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().next().unwrap()).unwrap();
+    assert_eq!(reply["reply"], "OVER TLS");
+    assert!(stderr.contains("certificate CN=cli-worker"), "{stderr}");
+    assert_eq!(wait_with_timeout(worker, Duration::from_secs(10)), Some(0));
+    // A tls:// server without --cert, --ca on a plain endpoint: usage errors.
+    let out = rp().args(["push-server", &ep]).stdin(Stdio::null()).output().unwrap();
+    assert!(assert_clean_failure(&out, 2).contains("--cert"));
+    let out = rp().args(["worker", "tcp://127.0.0.1:1", "--ca", &file("ca.pem"), "--", "cat"]).output().unwrap();
+    assert!(assert_clean_failure(&out, 2).contains("tls://"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_remote_push_server_needs_required_client_certificates() {
+    let dir = temp_dir("tls-remote");
+    write_certificates(&dir);
+    let file = |name: &str| dir.join(name).to_str().unwrap().to_owned();
+    let cert = ["--cert", &file("server.pem"), "--key", &file("server.key")].map(str::to_owned);
+    let out = rp().args(["push-server", "tls://0.0.0.0:0", "--allow-remote"]).args(&cert).stdin(Stdio::null()).output().unwrap();
+    let err = assert_clean_failure(&out, 1);
+    assert!(err.contains("client certificates"), "{err}");
+    let out = rp()
+        .args(["push-server", "-q", "tls://0.0.0.0:0", "--allow-remote", "--client-ca", &file("ca.pem"), "--workers", "0"])
+        .args(&cert)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn hello_over_tls_verifies_the_endpoint() {
+    let dir = temp_dir("tls-hello");
+    write_certificates(&dir);
+    let mut other = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    other.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let other = rcgen::CertifiedIssuer::self_signed(other, rcgen::KeyPair::generate().unwrap()).unwrap();
+    std::fs::write(dir.join("other_ca.pem"), other.pem()).unwrap();
+    let file = |name: &str| dir.join(name).to_str().unwrap().to_owned();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let ep = format!("tls://127.0.0.1:{port}");
+    // A push server answers a Hello (refusing it, naming its role): reached over TLS.
+    let mut server = rp()
+        .args(["push-server", &ep, "--cert", &file("server.pem"), "--key", &file("server.key")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let out = loop {
+        let out = rp().args(["hello", &ep, "svc", "1.0.0", "--ca", &file("ca.pem")]).output().unwrap();
+        if out.status.code() != Some(1) || started.elapsed() > Duration::from_secs(10) {
+            break out;
+        }
+        std::thread::sleep(Duration::from_millis(50)); // the server is still starting
+    };
+    let err = assert_clean_failure(&out, 3);
+    assert!(err.contains("librp.role=push-server"), "{err}");
+    // A certificate from an unknown CA; TLS flags on a plain endpoint; a handoff over TLS.
+    let out = rp().args(["hello", &ep, "svc", "1.0.0", "--ca", &file("other_ca.pem")]).output().unwrap();
+    assert!(assert_clean_failure(&out, 1).contains("unknown CA"));
+    let out = rp().args(["hello", "tcp://127.0.0.1:1", "svc", "1.0.0", "--ca", &file("ca.pem")]).output().unwrap();
+    assert!(assert_clean_failure(&out, 2).contains("tls://"));
+    let out = rp().args(["hello", &ep, "svc", "1.0.0", "--ca", &file("ca.pem"), "--handoff"]).output().unwrap();
+    assert!(assert_clean_failure(&out, 2).contains("handed off"));
+    let _ = server.kill();
+    let _ = server.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }

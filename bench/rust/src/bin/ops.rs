@@ -31,11 +31,18 @@ fn main() {
             run(&mut || encode_reference(black_box(&frame)))
         }
         "decode/rust" => run(&mut || decode_rust(black_box(&wire))),
+        // The Rust API with the whole decoded frame kept (`decode/rust` reads two fields, so the
+        // compiler drops the others), as a C caller gets it.
+        "decode/rust_whole" => run(&mut || decode_rust_whole(black_box(&wire))),
         "decode/c_api" => run(&mut || decode_c(black_box(&wire))),
         "decode/reference" => run(&mut || decode_reference(black_box(&wire))),
         "mux_poll/rust" => {
             let mux = rust_mux();
             run(&mut || poll_rust(&mux, black_box(&wire)))
+        }
+        "mux_poll/rust_whole" => {
+            let mux = rust_mux();
+            run(&mut || poll_rust_whole(&mux, black_box(&wire)))
         }
         "mux_poll/rust_detector" => {
             let mux = rust_mux_with_detector();

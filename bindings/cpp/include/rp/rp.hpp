@@ -185,7 +185,19 @@ inline int32_t to_ms(std::chrono::milliseconds t) noexcept {
     return static_cast<int32_t>(t.count());
 }
 
+/// A delay in whole milliseconds for librp's uint32_t delay arguments (negative: 0).
+inline std::uint32_t to_delay(std::chrono::milliseconds t) noexcept {
+    if (t.count() < 0) return 0;
+    if (t.count() > static_cast<std::int64_t>(UINT32_MAX)) return UINT32_MAX;
+    return static_cast<std::uint32_t>(t.count());
+}
+
 inline const std::uint8_t *ptr_or_null(Bytes b) noexcept { return b.size ? b.data : nullptr; }
+
+/// The bytes of text (PEM, say), NULL when empty.
+inline const std::uint8_t *bytes_of(std::string_view s) noexcept {
+    return s.empty() ? nullptr : reinterpret_cast<const std::uint8_t *>(s.data());
+}
 
 }  // namespace detail
 
@@ -461,8 +473,22 @@ private:
     detail::Owned<rp_push, rp_push_free> owned_;
 };
 
+/// One transition of a worker's connection (see rp_push_worker_event_callback in rp.h).
+struct WorkerEvent {
+    /// CONNECTED, LOST, RECONNECTING or GAVE_UP.
+    rp_push_worker_event kind;
+    /// The reconnect attempt it concerns (0 for the first connection and a loss).
+    std::uint32_t attempt;
+    /// The wait before the attempt (RECONNECTING; 0 otherwise).
+    std::chrono::milliseconds delay;
+    /// The failure behind it (RP_STATUS_OK when none).
+    rp_status status;
+    /// Why ("" when there is no reason).
+    std::string message;
+};
+
 /// What a worker registers as and how it connects (rp_push_worker_options). The endpoint is
-/// a librp push server's (socket path, @name, tcp://host:port) or a liminal server's
+/// a librp push server's (socket path, @name, tcp://host:port, tls://host:port) or a liminal server's
 /// (liminal+tcp://host:port), where service() and add_payload_protocol() throw
 /// rp::Error(RP_STATUS_INVALID_ARGUMENT) and add_activity_descriptor() applies.
 class WorkerOptions {
@@ -491,9 +517,61 @@ public:
     WorkerOptions &auth_token(Bytes t) {
         return set(rp_push_worker_options_set_auth_token(p_.get(), detail::ptr_or_null(t), t.size));
     }
+    /// Reconnects after the connection is lost (rp_push_worker_options_set_reconnect): attempt n
+    /// waits a delay drawn from min(max_delay, min_delay * 2^(n-1)), spread by `jitter`; gives up
+    /// after `max_attempts` failed attempts in a row (0 = never). Correlation ids are then the
+    /// worker's own, and a reply to a push of a lost connection throws rp::Error(CLOSED).
+    WorkerOptions &reconnect(std::chrono::milliseconds min_delay, std::chrono::milliseconds max_delay,
+                             std::uint32_t max_attempts = 0, rp_reconnect_jitter jitter = RP_RECONNECT_JITTER_FULL) {
+        set(rp_push_worker_options_set_reconnect(p_.get(), detail::to_delay(min_delay), detail::to_delay(max_delay),
+                                                 max_attempts));
+        return set(rp_push_worker_options_set_reconnect_jitter(p_.get(), jitter));
+    }
+    /// Receives the worker's connection events: any callable `void(const rp::WorkerEvent &)`. It
+    /// runs on the thread in Worker::recv / dispatch, inside that call (see
+    /// rp_push_worker_event_callback). An exception from it is rethrown by that recv / dispatch,
+    /// after the call (a push it received is then dropped unanswered).
+    template <class F, class = std::enable_if_t<std::is_invocable_v<F &, const WorkerEvent &>>>
+    WorkerOptions &on_event(F &&callback) {
+        using Fn = std::decay_t<F>;
+        Fn *box = new Fn(std::forward<F>(callback));
+        // librp owns box on every path.
+        return set(rp_push_worker_options_set_event_callback(p_.get(), &event_tramp<Fn>, box, &detail::delete_box<Fn>));
+    }
+    /// CA roots (PEM text) a tls:// server's certificate must chain to (default: the system's).
+    WorkerOptions &tls_ca_pem(std::string_view pem) {
+        return set(rp_push_worker_options_set_tls_ca_pem(p_.get(), detail::bytes_of(pem), pem.size()));
+    }
+    /// CA roots from a PEM file (read now).
+    WorkerOptions &tls_ca_file(const std::string &path) {
+        return set(rp_push_worker_options_set_tls_ca_file(p_.get(), path.c_str()));
+    }
+    /// The name the server's certificate must be valid for (default: the endpoint's host).
+    WorkerOptions &tls_server_name(const std::string &name) {
+        return set(rp_push_worker_options_set_tls_server_name(p_.get(), name.c_str()));
+    }
+    /// Client certificate chain and key (PEM text) for mutual TLS.
+    WorkerOptions &tls_client_cert_pem(std::string_view cert_chain_pem, std::string_view key_pem) {
+        return set(rp_push_worker_options_set_tls_client_cert_pem(p_.get(), detail::bytes_of(cert_chain_pem), cert_chain_pem.size(),
+                                                                  detail::bytes_of(key_pem), key_pem.size()));
+    }
+    /// Client certificate chain and key from PEM files (read now).
+    WorkerOptions &tls_client_cert_files(const std::string &cert_chain_path, const std::string &key_path) {
+        return set(rp_push_worker_options_set_tls_client_cert_files(p_.get(), cert_chain_path.c_str(), key_path.c_str()));
+    }
     rp_push_worker_options *release() noexcept { return p_.release(); }
 
 private:
+    template <class Fn>
+    static void event_tramp(void *ud, rp_push_worker_event kind, std::uint32_t attempt, std::uint64_t delay_ms,
+                            rp_status status, const char *message) noexcept {
+        try {
+            WorkerEvent e{kind, attempt, std::chrono::milliseconds(static_cast<std::int64_t>(delay_ms)), status, message};
+            (*static_cast<Fn *>(ud))(static_cast<const WorkerEvent &>(e));
+        } catch (...) {
+            detail::stash_exception();
+        }
+    }
     WorkerOptions &set(rp_status st) {
         detail::check(st);
         return *this;
@@ -522,12 +600,17 @@ public:
 
     /// The next push, or std::nullopt when none came within `timeout` (forever: rp::forever).
     /// Throws rp::Error(RP_STATUS_CLOSED) once the connection ended.
+    /// A reconnecting worker keeps waiting through a lost connection; its event callback runs here.
     std::optional<Push> recv(std::chrono::milliseconds timeout) const {
         rp_push *p = nullptr;
+        detail::pending_exception() = nullptr;
         rp_status st = rp_push_worker_recv(p_.get(), detail::to_ms(timeout), &p);
+        std::optional<Push> push;
+        if (st == RP_STATUS_OK) push.emplace(p);
+        detail::rethrow_pending();
         if (st == RP_STATUS_TIMEOUT) return std::nullopt;
         detail::check(st);
-        return Push(p);
+        return push;
     }
     void reply(std::uint64_t correlation_id, Bytes payload) const {
         detail::check(rp_push_worker_reply(p_.get(), correlation_id, detail::ptr_or_null(payload), payload.size));
@@ -551,7 +634,9 @@ public:
     /// Runs the handler for pushes; returns how many were handled (0: none came in time).
     std::size_t dispatch(std::chrono::milliseconds timeout, std::size_t max_pushes = 0) const {
         std::size_t n = 0;
+        detail::pending_exception() = nullptr;
         rp_status st = rp_push_worker_dispatch(p_.get(), detail::to_ms(timeout), max_pushes, &n);
+        detail::rethrow_pending();
         if (st == RP_STATUS_TIMEOUT) return 0;
         detail::check(st);
         return n;
@@ -610,6 +695,9 @@ struct WorkerInfo {
     std::vector<std::uint32_t> payload_protocols;
     bool has_peer = false;  ///< kernel credentials (Unix peers only)
     std::uint32_t pid = 0, uid = 0, gid = 0;
+    bool tls_verified = false;  ///< a verified client certificate (mutual TLS)
+    std::string tls_subject;    ///< its subject, "CN=...,O=..."
+    std::vector<std::string> tls_sans;  ///< its subject alternative names, "DNS:...", "IP:..."
     std::size_t in_flight = 0;
 
     static WorkerInfo from_c(const rp_push_worker_info *w) {
@@ -625,6 +713,10 @@ struct WorkerInfo {
         for (std::size_t k = 0, n = rp_push_worker_info_payload_protocol_count(w); k < n; k++)
             i.payload_protocols.push_back(rp_push_worker_info_payload_protocol(w, k));
         i.has_peer = rp_push_worker_info_peer(w, &i.pid, &i.uid, &i.gid);
+        i.tls_verified = rp_push_worker_info_tls_verified(w);
+        i.tls_subject = std::string(detail::view(rp_push_worker_info_tls_subject(w)));
+        for (std::size_t k = 0, n = rp_push_worker_info_tls_san_count(w); k < n; k++)
+            i.tls_sans.emplace_back(detail::view(rp_push_worker_info_tls_san(w, k)));
         i.in_flight = rp_push_worker_info_in_flight(w);
         return i;
     }
@@ -654,6 +746,24 @@ public:
         return set(rp_push_server_options_set_socket_access(p_.get(), mode, group));
     }
     ServerOptions &allow_remote_tcp(bool b) { return set(rp_push_server_options_set_allow_remote_tcp(p_.get(), b)); }
+    /// Certificate chain and key (PEM text) of a tls:// endpoint.
+    ServerOptions &tls_cert_pem(std::string_view cert_chain_pem, std::string_view key_pem) {
+        return set(rp_push_server_options_set_tls_cert_pem(p_.get(), detail::bytes_of(cert_chain_pem), cert_chain_pem.size(),
+                                                           detail::bytes_of(key_pem), key_pem.size()));
+    }
+    /// Certificate chain and key from PEM files (read now).
+    ServerOptions &tls_cert_files(const std::string &cert_chain_path, const std::string &key_path) {
+        return set(rp_push_server_options_set_tls_cert_files(p_.get(), cert_chain_path.c_str(), key_path.c_str()));
+    }
+    /// Mutual TLS: client certificates must chain to these CA roots (PEM text); `required`
+    /// refuses workers without one.
+    ServerOptions &tls_client_ca_pem(std::string_view pem, bool required = true) {
+        return set(rp_push_server_options_set_tls_client_ca_pem(p_.get(), detail::bytes_of(pem), pem.size(), required));
+    }
+    /// Mutual TLS with the client CA roots from a PEM file (read now).
+    ServerOptions &tls_client_ca_file(const std::string &path, bool required = true) {
+        return set(rp_push_server_options_set_tls_client_ca_file(p_.get(), path.c_str(), required));
+    }
     ServerOptions &auth_token(Bytes t) {
         return set(rp_push_server_options_set_auth_token(p_.get(), detail::ptr_or_null(t), t.size));
     }
@@ -926,6 +1036,45 @@ inline std::string_view to_string(Route r) noexcept {
 }
 
 /// How to reach a service's backend through a broker (rp_broker_options).
+/// How a client verifies a tls:// endpoint and what it presents (rp_tls_client_options), for
+/// BrokerOptions::tls. Defaults: the system's CA roots, the endpoint's host as the name, no
+/// client certificate.
+class TlsClientOptions {
+public:
+    TlsClientOptions() {
+        rp_tls_client_options *p = nullptr;
+        detail::check(rp_tls_client_options_new(&p));
+        p_.reset(p);
+    }
+    /// CA roots (PEM text) the server's certificate must chain to.
+    TlsClientOptions &ca_pem(std::string_view pem) {
+        return set(rp_tls_client_options_set_ca_pem(p_.get(), detail::bytes_of(pem), pem.size()));
+    }
+    /// CA roots from a PEM file (read now).
+    TlsClientOptions &ca_file(const std::string &path) { return set(rp_tls_client_options_set_ca_file(p_.get(), path.c_str())); }
+    /// The name the server's certificate must be valid for (default: the endpoint's host).
+    TlsClientOptions &server_name(const std::string &name) {
+        return set(rp_tls_client_options_set_server_name(p_.get(), name.c_str()));
+    }
+    /// Client certificate chain and key (PEM text) for mutual TLS.
+    TlsClientOptions &client_cert_pem(std::string_view cert_chain_pem, std::string_view key_pem) {
+        return set(rp_tls_client_options_set_client_cert_pem(p_.get(), detail::bytes_of(cert_chain_pem), cert_chain_pem.size(),
+                                                             detail::bytes_of(key_pem), key_pem.size()));
+    }
+    /// Client certificate chain and key from PEM files (read now).
+    TlsClientOptions &client_cert_files(const std::string &cert_chain_path, const std::string &key_path) {
+        return set(rp_tls_client_options_set_client_cert_files(p_.get(), cert_chain_path.c_str(), key_path.c_str()));
+    }
+    const rp_tls_client_options *capi() const noexcept { return p_.get(); }
+
+private:
+    TlsClientOptions &set(rp_status st) {
+        detail::check(st);
+        return *this;
+    }
+    detail::Owned<rp_tls_client_options, rp_tls_client_options_free> p_;
+};
+
 class BrokerOptions {
 public:
     /// `own_version` empty = `wanted_version` (hello-skip is tried only when they are equal).
@@ -956,6 +1105,9 @@ public:
     }
     /// RUNNING_PROCESS_DISABLE=1 then fails connect_broker with rp::Error(RP_STATUS_DISABLED).
     BrokerOptions &honor_disable_env(bool b) { return set(rp_broker_options_set_honor_disable_env(p_.get(), b)); }
+    /// How tls:// endpoints (the broker, the cached endpoint, the backend it names) are
+    /// verified, copied now. A TLS connection is never handed off.
+    BrokerOptions &tls(const TlsClientOptions &t) { return set(rp_broker_options_set_tls(p_.get(), t.capi())); }
     rp_broker_options *release() noexcept { return p_.release(); }
 
 private:
@@ -1370,6 +1522,9 @@ public:
     }
     /// Readable (level-triggered) while requests wait for dispatch(). Owned by the session.
     int dispatch_fd() const noexcept { return rp_session_dispatch_fd(p_.get()); }
+    /// The subject ("CN=...,O=...") of the peer's verified certificate over TLS; empty over
+    /// Unix sockets and TCP. Valid while the session lives.
+    std::string_view tls_subject() const noexcept { return detail::view(rp_session_tls_subject(p_.get())); }
     /// Closes the session: every waiting call and stream ends CLOSED. Idempotent, any thread.
     void close() const noexcept { rp_session_close(p_.get()); }
 

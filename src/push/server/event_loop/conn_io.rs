@@ -37,7 +37,7 @@ impl EventLoop {
                 Phase::Closing => {
                     // Drain and discard; the connection ends once its last reply is flushed.
                     let mut sink = [0u8; 4096];
-                    match transport::recv_nonblocking(link.fd(), &mut sink) {
+                    match link.sock.recv_nonblocking(&mut sink) {
                         Ok(0) => return self.close(token, "peer closed the connection".into()),
                         Ok(n) => {
                             stats::add(&self.shared.stats.bytes_in, n);
@@ -80,8 +80,22 @@ impl EventLoop {
             }
             match reader.read_more() {
                 Ok(n) => stats::add(&self.shared.stats.bytes_in, n),
-                // WouldBlock: nothing more for now.
-                Err(WireError::Timeout) => return self.track_partial_frame(token, &reader),
+                // WouldBlock: nothing more for now. A TLS handshake step may have left records
+                // the socket did not take: they go out when it is writable.
+                Err(WireError::Timeout) => {
+                    if link.sock.has_pending_output() {
+                        self.flush(token);
+                    }
+                    return self.track_partial_frame(token, &reader);
+                }
+                // A plain client on a `tls://` endpoint: told so in plain v1, which it reads.
+                Err(WireError::Io(e)) if phase == Phase::Hello && transport::tls_failure(&e).is_some_and(|f| f.not_tls) => {
+                    let refusal = Refusal::new(
+                        ErrorCode::PeerRejected,
+                        "this endpoint speaks TLS: connect with tls:// (a plain TCP client reached a TLS endpoint)",
+                    );
+                    return self.refuse(token, 0, refusal);
+                }
                 Err(WireError::Closed) => return self.close(token, "worker closed the connection".into()),
                 Err(WireError::UnsupportedFramingVersion { .. }) if phase == Phase::Hello => {
                     let refusal = Refusal::new(ErrorCode::VersionUnsupported, "unsupported framing version");
@@ -155,7 +169,7 @@ impl EventLoop {
         let mut io = link.lock_io();
         while io.out_pos < io.out.len() {
             let at = io.out_pos;
-            match transport::send_nonblocking(link.fd(), &io.out[at..]) {
+            match link.sock.send_nonblocking(&io.out[at..]) {
                 Ok(n) => {
                     io.out_pos += n;
                     stats::add(&self.shared.stats.bytes_out, n);
@@ -168,7 +182,7 @@ impl EventLoop {
                 }
             }
         }
-        let drained = io.out_pos == io.out.len();
+        let mut drained = io.out_pos == io.out.len();
         if drained {
             io.out.clear();
             io.out_pos = 0;
@@ -176,6 +190,16 @@ impl EventLoop {
             let at = io.out_pos;
             io.out.drain(..at);
             io.out_pos = 0;
+        }
+        // What the connection itself still holds (TLS records; never on a plain socket).
+        if drained {
+            match link.sock.flush_nonblocking() {
+                Ok(all) => drained = all,
+                Err(e) => {
+                    drop(io);
+                    return self.close(token, format!("send failed: {e}").into());
+                }
+            }
         }
         let mut unpark = false;
         if drained == io.wants_write {

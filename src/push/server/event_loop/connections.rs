@@ -44,6 +44,7 @@ impl EventLoop {
         let link = Arc::new(Link {
             token,
             fd: socket.descriptor(),
+            sock: socket.io(),
             reader: Mutex::new(FrameReader::with_max_body(SwitchableReads::new(socket), HELLO_MAX_BODY)),
             io: Mutex::new(LinkIo::default()),
             missed_read: AtomicBool::new(false),
@@ -130,6 +131,7 @@ impl EventLoop {
                 id: conn.worker_id,
                 registration: Default::default(),
                 peer: conn.peer,
+                tls_identity: None,
                 in_flight: 0,
             });
             worker.in_flight = 0;

@@ -73,8 +73,9 @@ impl EventLoop {
             conn.registration = Some(reg.clone());
             conn.phase = Phase::AwaitingDecision;
             let peer = conn.peer;
+            let tls_identity = conn.link.sock.tls_identity();
             self.pending_decisions.insert(worker_id, token);
-            self.shared.emit(ServerEvent::RegistrationRequest { worker_id, registration: reg, peer });
+            self.shared.emit(ServerEvent::RegistrationRequest { worker_id, registration: reg, peer, tls_identity });
         } else {
             conn.registration = Some(reg);
             self.answer_registration(token, RegistrationDecision::Accept);
@@ -101,7 +102,8 @@ impl EventLoop {
                 let registration = conn.registration.take().unwrap_or_default();
                 let task_queue = registration.task_queue.clone();
                 let payload_protocols = registration.payload_protocols.clone();
-                let info = WorkerInfo { id: conn.worker_id, registration, peer: conn.peer, in_flight: 0 };
+                let tls_identity = conn.link.sock.tls_identity();
+                let info = WorkerInfo { id: conn.worker_id, registration, peer: conn.peer, tls_identity, in_flight: 0 };
                 let link = Arc::clone(&conn.link);
                 stats::bump(&self.shared.stats.registrations_accepted);
                 crate::log!(

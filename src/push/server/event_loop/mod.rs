@@ -191,7 +191,6 @@ impl EventLoop {
                 entry
             };
             entry.link.in_flight_count.fetch_sub(1, Ordering::Relaxed);
-            self.shared.update_in_flight(entry.link.worker_id(), -1);
             stats::bump(&self.shared.stats.pushes_timed_out);
             crate::log!(
                 Warn,
