@@ -263,15 +263,15 @@ impl EventLoop {
                 };
                 let shared = Arc::clone(&self.shared);
                 let spawned = std::thread::Builder::new().name("rp-broker-handoff".into()).spawn(move || {
+                    // Counted here, before its outcome, so "started" never trails "accepted"
+                    // or "failed" in a snapshot.
+                    stats::bump(&shared.stats.handoffs_started);
                     let accepted = job.run();
                     stats::bump(if accepted { &shared.stats.handoffs_accepted } else { &shared.stats.handoffs_failed });
                     shared.handoffs_in_progress.fetch_sub(1, Ordering::AcqRel);
                 });
-                match spawned {
-                    Ok(_) => stats::bump(&self.shared.stats.handoffs_started),
-                    Err(_) => {
-                        self.shared.handoffs_in_progress.fetch_sub(1, Ordering::AcqRel);
-                    }
+                if spawned.is_err() {
+                    self.shared.handoffs_in_progress.fetch_sub(1, Ordering::AcqRel);
                 }
             }
         }
