@@ -25,6 +25,7 @@ pub mod handoff;
 pub mod identity;
 pub mod log;
 pub mod mux;
+pub mod push_worker_options;
 pub mod push_worker;
 pub mod push_server;
 // The header lists functions in module order: keep `push_request` and `push_worker_info` (split from
