@@ -26,11 +26,13 @@
 
 mod handoff;
 mod pipe;
+mod pipe_listener;
 mod process;
 mod ready;
 
 pub use handoff::{adopt_handle, duplicate_handle_to, names_pipe, recv_with_fd, send_with_fd, MAX_FDS_PER_MESSAGE};
-pub use pipe::{PipeListener, PipeStream};
+pub use pipe::PipeStream;
+pub use pipe_listener::PipeListener;
 pub use process::{boot_id, fill_random, process_alive, process_exe, process_start_unix_ms};
 pub use ready::{deregister, register, reregister, ReadinessSet, ReadySignal, WakePair};
 pub(super) use pipe::parse_pipe_name;
