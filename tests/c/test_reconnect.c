@@ -149,6 +149,23 @@ static size_t count_of(struct recorder *r, rp_push_worker_event event) {
     return n;
 }
 
+/* Waits up to `seconds` until `r` holds at least `n` events of kind `event`, receiving on
+ * `worker` meanwhile when it is not NULL (a worker notices a lost connection in recv; a push that
+ * arrives is dropped). Returns how many there are. */
+static size_t wait_for_events(struct recorder *r, rp_push_worker_event event, size_t n, rp_push_worker *worker,
+                              double seconds) {
+    double start = now_s();
+    while (count_of(r, event) < n && now_s() - start < seconds) {
+        rp_push *none = NULL;
+        if (!worker) {
+            usleep(2000);
+        } else if (rp_push_worker_recv(worker, 20, &none) == RP_STATUS_OK) {
+            rp_push_free(none);
+        }
+    }
+    return count_of(r, event);
+}
+
 static rp_push_worker_options *options(const char *ep, uint32_t min_ms, uint32_t max_ms, uint32_t attempts,
                                        struct recorder *r) {
     rp_push_worker_options *opts = NULL;
@@ -302,9 +319,7 @@ static void close_during_backoff(void) {
     pthread_t t;
     pthread_create(&t, NULL, recv_forever, worker);
     rp_push_server_free(server);
-    double start = now_s();
-    while (count_of(&r, RP_PUSH_WORKER_EVENT_RECONNECTING) == 0 && now_s() - start < 5.0) usleep(2000);
-    CHECK(count_of(&r, RP_PUSH_WORKER_EVENT_RECONNECTING) == 1);
+    CHECK(wait_for_events(&r, RP_PUSH_WORKER_EVENT_RECONNECTING, 1, NULL, 5.0) == 1);
     double closing = now_s();
     rp_push_worker_close(worker);
     void *status = NULL;
@@ -340,12 +355,7 @@ static void in_flight_push_fails_at_its_caller(void) {
     rp_push_ticket_free(ticket);
 
     /* The worker sees the loss on its next receive and comes back. */
-    double start = now_s();
-    while (count_of(&r, RP_PUSH_WORKER_EVENT_CONNECTED) < 2 && now_s() - start < 5.0) {
-        rp_push *none = NULL;
-        if (rp_push_worker_recv(worker, 20, &none) == RP_STATUS_OK) rp_push_free(none);
-    }
-    CHECK(count_of(&r, RP_PUSH_WORKER_EVENT_CONNECTED) == 2);
+    CHECK(wait_for_events(&r, RP_PUSH_WORKER_EVENT_CONNECTED, 2, worker, 5.0) == 2);
     CHECK(rp_push_worker_id(worker) != first_id);
     CHECK_STATUS(rp_push_worker_reply(worker, rp_push_correlation_id(held), (const uint8_t *)"late", 4),
                  RP_STATUS_CLOSED);
