@@ -4,9 +4,9 @@
 #   2. the workspace's Rust tests with Wine as cargo's runner: librp's unit tests,
 #      tests/push.rs (server and workers over named pipes and TCP), tests/session.rs (over
 #      named-pipe pairs), tests/broker.rs, tests/broker_server.rs and tests/handoff_pipes.rs
-#      (over named pipes; a DuplicateHandle handoff within one process), the
-#      golden vectors, the mux cases, the header and allocation checks; test files that are
-#      Unix-specific are `#![cfg(unix)]` and single tests `ignore`d on Windows, each with its
+#      (over named pipes; a DuplicateHandle handoff within one process), the rp tool's
+#      push, TLS and decode tests (tools/rp/tests/cli.rs), the golden vectors, the mux cases,
+#      the header and allocation checks; test files that are Unix-specific are `#![cfg(unix)]` and single tests `ignore`d on Windows, each with its
 #      reason;
 #   3. rp.dll with its import library (librp.dll.a) and the static library (librp.a) from
 #      cargo; C tests built with x86_64-w64-mingw32-gcc against rp.dll (tests/c/windows/test_push.c,
@@ -57,6 +57,9 @@ cargo clippy --locked --target "$target" --workspace --all-targets -- -D warning
 
 echo "== Windows: Rust tests under Wine"
 wine wineboot -i >/dev/null 2>&1 || true
+# The rp tool's tests run rp.exe from $out: the stand-in goes next to it too.
+mkdir -p "$out"
+cp "$RP_WINE_PRNG_DLL" "$out/"
 timeout 600 cargo test --locked --target "$target" --workspace
 
 echo "== Windows: C tests against rp.dll and librp.a, under Wine"
