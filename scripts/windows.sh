@@ -6,8 +6,8 @@
 #      named-pipe pairs), tests/broker.rs, tests/broker_server.rs and tests/handoff_pipes.rs
 #      (over named pipes; a DuplicateHandle handoff within one process), the rp tool's
 #      push, TLS and decode tests (tools/rp/tests/cli.rs), the golden vectors, the mux cases,
-#      the header and allocation checks; test files that are Unix-specific are `#![cfg(unix)]` and single tests `ignore`d on Windows, each with its
-#      reason;
+#      the header and allocation checks; test files that are Unix-specific are
+#      `#![cfg(unix)]` and single tests `ignore`d on Windows, each with its reason;
 #   3. rp.dll with its import library (librp.dll.a) and the static library (librp.a) from
 #      cargo; C tests built with x86_64-w64-mingw32-gcc against rp.dll (tests/c/windows/test_push.c,
 #      tests/c/test_errors.c, tests/c/test_version.c) and against librp.a (test_version), run
