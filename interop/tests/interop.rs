@@ -146,6 +146,10 @@ fn roundtrip<S: Read + Write>(stream: &mut S, text: &str) {
 /// Versions both brokers of the comparison tests serve (the allow list).
 const ALLOWED: &str = "1.2.3";
 
+/// The Hello deadline of both brokers (the reference's `RUNNING_PROCESS_BROKER_HELLO_TIMEOUT_MS`,
+/// librp's `hello_timeout`).
+const HELLO_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// librp's broker at `place`'s `broker` endpoint, serving rp-demo on `backend` (and handing
 /// off through `handoff` with its store, when given).
 fn librp_broker(place: &Place, backend: &Endpoint, handoff: Option<(Endpoint, Arc<HandoffStore>)>) -> BrokerServer {
@@ -158,7 +162,9 @@ fn librp_broker(place: &Place, backend: &Endpoint, handoff: Option<(Endpoint, Ar
         handoff_store: handoff.map(|(_, s)| s),
         ..BrokerService::default()
     };
-    BrokerServer::bind(BrokerServerOptions::new(place.endpoint("broker"), vec![service])).unwrap()
+    let mut opts = BrokerServerOptions::new(place.endpoint("broker"), vec![service]);
+    opts.hello_timeout = HELLO_TIMEOUT;
+    BrokerServer::bind(opts).unwrap()
 }
 
 #[test]
@@ -219,6 +225,11 @@ fn spawn_reference_broker(endpoint: &Endpoint, backend: &Endpoint) {
             server_capabilities: 0,
         })
         .unwrap();
+    // Read by the reference for each connection it accepts; the same for every test.
+    static DEADLINE: std::sync::Once = std::sync::Once::new();
+    DEADLINE.call_once(|| {
+        std::env::set_var("RUNNING_PROCESS_BROKER_HELLO_TIMEOUT_MS", HELLO_TIMEOUT.as_millis().to_string())
+    });
     let name = endpoint.to_string();
     std::thread::spawn(move || serve_local_socket_connections(&name, Arc::new(handler), 10_000));
     // Bound once a connection succeeds (the one made here is answered as a Hello cut short).
@@ -590,6 +601,32 @@ fn librp_broker_answers_a_hello_cut_short_like_the_reference_broker() {
     for bytes in [&full[..3], &full[..full.len() - 1], &[]] {
         brokers.compare_raw(bytes, true, "incomplete Hello frame");
     }
+}
+
+/// A first frame still incomplete at the Hello deadline (a part of a Hello, or nothing, and
+/// then silence): neither broker answers; both close the connection at their deadline.
+#[test]
+fn librp_broker_closes_a_hello_cut_short_at_the_deadline_like_the_reference_broker() {
+    let brokers = TwoBrokers::new("deadline");
+    let full = hello_frame();
+    let endpoints = [("the reference", brokers.theirs.clone()), ("librp", brokers.ours())];
+    std::thread::scope(|scope| {
+        for bytes in [&full[..3], &full[..full.len() - 1], &[]] {
+            for (who, endpoint) in &endpoints {
+                scope.spawn(move || {
+                    let mut s = rp::transport::connect(endpoint, Duration::from_secs(5)).unwrap();
+                    s.set_read_timeout(Some(HELLO_TIMEOUT * 5)).unwrap();
+                    s.write_all(bytes).unwrap();
+                    let started = std::time::Instant::now();
+                    let mut answer = Vec::new();
+                    let end = s.read_to_end(&mut answer);
+                    assert!(answer.is_empty(), "{who} answered {} bytes of a Hello: {answer:02x?}", bytes.len());
+                    assert!(end.is_ok(), "{who}: the connection was not closed: {end:?}");
+                    assert!(started.elapsed() < HELLO_TIMEOUT * 4, "{who} closed late");
+                });
+            }
+        }
+    });
 }
 
 /// Takes the one handoff offer on `s` whatever its token (as a backend behind `rp broker
