@@ -208,36 +208,52 @@ fn reference_client_adopts_a_librp_handoff() {
     roundtrip(&mut conn.stream, "handed off by librp");
 }
 
-/// A reference broker: the crate's own accept loop (`serve_local_socket_connections`: its
-/// listener, peer identity and Hello read deadline) with its Hello handler, on `endpoint`;
-/// returns once it accepts connections.
-fn spawn_reference_broker(endpoint: &Endpoint, backend: &Endpoint) {
+/// The reference's Hello handler serving rp-demo 1.2.3 (the allow list) on `backend`.
+fn reference_hello_handler(backend: &Endpoint) -> HelloHandler {
     let definition = reference::ServiceDefinition {
         service_name: "rp-demo".into(),
         version_allow_list: vec![ALLOWED.into()],
         ..Default::default()
     };
-    let handler = HelloHandler::new()
+    // Read by the reference for each connection it accepts; the same for every test.
+    static DEADLINE: std::sync::Once = std::sync::Once::new();
+    DEADLINE.call_once(|| {
+        std::env::set_var("RUNNING_PROCESS_BROKER_HELLO_TIMEOUT_MS", HELLO_TIMEOUT.as_millis().to_string())
+    });
+    HelloHandler::new()
         .with_backend(RegisteredBackend {
             service_definition: definition,
             daemon_version: "1.2.3".into(),
             backend_pipe: backend.to_string(),
             server_capabilities: 0,
         })
-        .unwrap();
-    // Read by the reference for each connection it accepts; the same for every test.
-    static DEADLINE: std::sync::Once = std::sync::Once::new();
-    DEADLINE.call_once(|| {
-        std::env::set_var("RUNNING_PROCESS_BROKER_HELLO_TIMEOUT_MS", HELLO_TIMEOUT.as_millis().to_string())
-    });
-    let name = endpoint.to_string();
-    std::thread::spawn(move || serve_local_socket_connections(&name, Arc::new(handler), 10_000));
-    // Bound once a connection succeeds (the one made here is answered as a Hello cut short).
+        .unwrap()
+}
+
+/// Waits until a reference broker accepts on `endpoint`: a connection is made and answered
+/// (a foreign framing byte, refused at once, so a one-at-a-time loop is not held up).
+fn wait_bound(endpoint: &Endpoint) {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while rp::transport::connect(endpoint, Duration::from_secs(1)).is_err() {
+    loop {
+        if let Ok(mut s) = rp::transport::connect(endpoint, Duration::from_secs(1)) {
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            s.write_all(b"GET ").unwrap();
+            running_process::broker::protocol::read_frame(&mut s).expect("the refusal of a foreign framing byte");
+            return;
+        }
         assert!(std::time::Instant::now() < deadline, "the reference broker did not bind {endpoint}");
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// A reference broker: the crate's own accept loop (`serve_local_socket_connections`: its
+/// listener, peer identity and Hello read deadline) with its Hello handler, on `endpoint`;
+/// returns once it accepts connections.
+fn spawn_reference_broker(endpoint: &Endpoint, backend: &Endpoint) {
+    let handler = reference_hello_handler(backend);
+    let name = endpoint.to_string();
+    std::thread::spawn(move || serve_local_socket_connections(&name, Arc::new(handler), 10_000));
+    wait_bound(endpoint);
 }
 
 #[test]
@@ -322,6 +338,43 @@ fn librp_relay_is_what_the_reference_client_validates() {
     running_process::broker::server::handoff::wire::validate_handoff_frame(&decoded, reference::FrameKind::Event).unwrap();
 }
 
+/// A daemon answering identity probes on `endpoint` through librp's mux, exactly as a C
+/// daemon's loop would, with librp's current-process identity; returns that identity as a
+/// broker records it when the daemon registers (the reference's `DaemonProcess`).
+fn spawn_mux_daemon(endpoint: &Endpoint) -> running_process::broker::backend_lifecycle::identity::DaemonProcess {
+    let path = wire_path(endpoint);
+    let ours =
+        rp::mux::DaemonIdentity::current_process("interop-ns", &path, Some(30), rp::mux::LegacyHash::Sha256).unwrap();
+    assert_eq!(ours.boot_id, running_process::broker::host_identity::current().boot_id, "librp's boot id is the reference's");
+    let mux = Arc::new(rp::mux::Mux::new(&ours, &[PROTO], None).unwrap());
+    spawn_server(endpoint, move |mut conn| {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = conn.read(&mut chunk).unwrap_or(0);
+            if n == 0 {
+                return;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            match mux.poll(&buf).unwrap() {
+                rp::mux::MuxEvent::NeedMoreBytes => continue,
+                rp::mux::MuxEvent::ProbeAnswered { reply, .. } => return conn.write_all(&reply).unwrap(),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    });
+    running_process::broker::backend_lifecycle::identity::DaemonProcess {
+        pid: ours.pid,
+        exe_path: PathBuf::from(&ours.exe_path),
+        exe_hash: ours.exe_hash.clone().try_into().unwrap(),
+        legacy_exe_sha256: ours.legacy_exe_sha256,
+        boot_id: ours.boot_id.clone(),
+        ipc_endpoint: reference::Endpoint { namespace_id: "interop-ns".into(), path },
+        started_at_unix_ms: ours.started_at_unix_ms,
+        idle_timeout_secs: Some(30),
+    }
+}
+
 /// The reference's strict prober (`probe_endpoint_with_timeout`: pid alive, executable path and
 /// BLAKE3 checked against the OS, boot id, then the probe answer compared field by field) accepts
 /// a daemon that answers through librp's mux with librp's current-process identity.
@@ -335,49 +388,68 @@ fn reference_strict_prober_verifies_a_librp_mux_daemon() {
     use running_process::broker::backend_lifecycle::probe::probe_endpoint_with_timeout;
 
     let place = Place::new("strict-probe");
-    let endpoint = place.endpoint("daemon");
-    let path = wire_path(&endpoint);
-    let ours =
-        rp::mux::DaemonIdentity::current_process("interop-ns", &path, Some(30), rp::mux::LegacyHash::Sha256).unwrap();
-    assert_eq!(ours.boot_id, running_process::broker::host_identity::current().boot_id, "librp's boot id is the reference's");
-    let listener = listen(&endpoint);
-    let mux = rp::mux::Mux::new(&ours, &[PROTO], None).unwrap();
-    let daemon = std::thread::spawn(move || {
-        // One probe connection, answered through the mux exactly as a C daemon's loop would.
-        let mut conn = listener.accept().unwrap();
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 4096];
-        loop {
-            let n = conn.read(&mut chunk).unwrap();
-            assert!(n > 0, "prober hung up before probing");
-            buf.extend_from_slice(&chunk[..n]);
-            match mux.poll(&buf).unwrap() {
-                rp::mux::MuxEvent::NeedMoreBytes => continue,
-                rp::mux::MuxEvent::ProbeAnswered { reply, .. } => return conn.write_all(&reply).unwrap(),
-                other => panic!("unexpected {other:?}"),
-            }
-        }
-    });
-
-    // What a broker recorded when this daemon registered: librp's published identity.
-    let expected = ReferenceDaemon {
-        pid: ours.pid,
-        exe_path: PathBuf::from(&ours.exe_path),
-        exe_hash: ours.exe_hash.clone().try_into().unwrap(),
-        legacy_exe_sha256: ours.legacy_exe_sha256,
-        boot_id: ours.boot_id.clone(),
-        ipc_endpoint: reference::Endpoint { namespace_id: "interop-ns".into(), path: path.clone() },
-        started_at_unix_ms: ours.started_at_unix_ms,
-        idle_timeout_secs: Some(30),
-    };
+    let expected = spawn_mux_daemon(&place.endpoint("daemon"));
     probe_endpoint_with_timeout(&expected.ipc_endpoint, &expected, Duration::from_secs(5))
         .expect("the reference's strict verification accepts librp's answer");
-    daemon.join().unwrap();
 
     // The same check is strict: an identity whose hash is not the executable's is refused
     // (before any connection is made).
     let wrong = ReferenceDaemon { exe_hash: [0; 32], ..expected };
     assert!(probe_endpoint_with_timeout(&wrong.ipc_endpoint, &wrong, Duration::from_secs(1)).is_err());
+}
+
+/// The reference broker's own handoff (`complete_negotiated_handoff` from its control-socket
+/// accept loop, after the Hello) to a librp backend it verified with its strict probe and
+/// registered: on Windows it duplicates the client's pipe into the backend's process
+/// (`DuplicateHandle`, by the registered pid) and sends the value in `handle_value`; on Unix the
+/// descriptor goes by `SCM_RIGHTS`. The librp backend adopts it and serves the reference client.
+#[test]
+fn reference_broker_hands_off_to_a_librp_backend() {
+    use running_process::broker::backend_handle::BackendHandle;
+    use running_process::broker::server::{
+        complete_negotiated_handoff, serve_control_socket_connections_with_limit_policy_and_post_hello, AdminSnapshot,
+        BackendRegistry, BrokerInstanceKey, ControlSocketConnectionLimit, PeerCredentialPolicy, ServeHandoffContext,
+    };
+
+    let place = Place::new("ref-handoff");
+    let backend = place.endpoint("backend");
+    let expected = spawn_mux_daemon(&backend);
+    let handoff = place.endpoint("handoff");
+    spawn_trusting_handoff_backend(&handoff);
+    let verified = BackendHandle::probe_with_service("rp-demo", "1.2.3", &expected.ipc_endpoint, &expected)
+        .expect("the reference verifies the librp backend");
+    let mut registry = BackendRegistry::new();
+    registry.insert(BrokerInstanceKey::Shared, verified);
+
+    let broker = place.endpoint("broker");
+    let handler = reference_hello_handler(&backend);
+    let (name, handoff_name) = (broker.to_string(), handoff.to_string());
+    std::thread::spawn(move || {
+        let registry = std::sync::Mutex::new(registry);
+        let ctx = ServeHandoffContext {
+            handoff_endpoint: &handoff_name,
+            service_name: "rp-demo",
+            service_version: "1.2.3",
+            instance: &BrokerInstanceKey::Shared,
+            registry: &registry,
+        };
+        serve_control_socket_connections_with_limit_policy_and_post_hello(
+            &name,
+            &handler,
+            || -> AdminSnapshot { unreachable!("no admin requests here") },
+            ControlSocketConnectionLimit::Unbounded,
+            &PeerCredentialPolicy::allow_any(),
+            |stream, reply| complete_negotiated_handoff(&ctx, stream, reply),
+        )
+    });
+    wait_bound(&broker);
+
+    let broker_path = broker.to_string();
+    let mut request = ConnectBackendRequest::new(&broker_path, "rp-demo", "1.2.3", "9.9.9");
+    request.adopt_handed_off_connection = true;
+    let mut conn = connect_to_backend(request).expect("the reference client through the reference broker");
+    assert_eq!(conn.route, BackendConnectionRoute::HandlePassed);
+    roundtrip(&mut conn.stream, "handed off by the reference to librp");
 }
 
 /// The HandoffOffer frame librp's broker sends is read and served by the reference backend's
@@ -638,6 +710,11 @@ fn take_any_offer(s: &mut Stream) -> Option<OwnedDescriptor> {
         let mut first = vec![0u8; 512];
         let (n, fd) = rp::handoff::recv_with_fd(&*s, &mut first).ok()?;
         first.truncate(n);
+        // librp's broker sends the descriptor with the offer's first bytes; the reference's with
+        // the 16 token bytes alone (its "sideband"), the offer frame after them.
+        if n == rp::handoff::TOKEN_LEN {
+            first = FrameReader::new(&*s).read_frame().ok()?.to_bytes().ok()?;
+        }
         (first, fd?)
     };
     #[cfg(windows)]
@@ -658,6 +735,16 @@ fn take_any_offer(s: &mut Stream) -> Option<OwnedDescriptor> {
     Some(handle)
 }
 
+/// A backend handoff endpoint that takes every offer made to it ([`take_any_offer`]), echoing
+/// on adopted connections.
+fn spawn_trusting_handoff_backend(endpoint: &Endpoint) {
+    spawn_server(endpoint, |mut s| {
+        if let Some(handle) = take_any_offer(&mut s) {
+            echo(Stream::from_unix_descriptor(handle));
+        }
+    });
+}
+
 /// The broker as `rp broker --service rp-demo=... --handoff rp-demo=HANDOFF` sets it up (a
 /// handoff endpoint, no shared token store): the reference client's route is HandlePassed.
 #[test]
@@ -665,11 +752,7 @@ fn reference_client_is_handed_off_by_a_storeless_broker() {
     let place = Place::new("ref-storeless");
     let backend = place.endpoint("backend");
     let handoff = place.endpoint("handoff");
-    spawn_server(&handoff, |mut s| {
-        if let Some(handle) = take_any_offer(&mut s) {
-            echo(Stream::from_unix_descriptor(handle));
-        }
-    });
+    spawn_trusting_handoff_backend(&handoff);
     let service = BrokerService {
         service_name: "rp-demo".into(),
         backend_pipe: backend.to_string(),
