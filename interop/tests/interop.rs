@@ -415,7 +415,7 @@ fn reference_broker_hands_off_to_a_librp_backend() {
     let backend = place.endpoint("backend");
     let expected = spawn_mux_daemon(&backend);
     let handoff = place.endpoint("handoff");
-    spawn_trusting_handoff_backend(&handoff);
+    let offers = spawn_trusting_handoff_backend(&handoff);
     let verified = BackendHandle::probe_with_service("rp-demo", "1.2.3", &expected.ipc_endpoint, &expected)
         .expect("the reference verifies the librp backend");
     let mut registry = BackendRegistry::new();
@@ -450,6 +450,44 @@ fn reference_broker_hands_off_to_a_librp_backend() {
     let mut conn = connect_to_backend(request).expect("the reference client through the reference broker");
     assert_eq!(conn.route, BackendConnectionRoute::HandlePassed);
     roundtrip(&mut conn.stream, "handed off by the reference to librp");
+
+    // The reference's offer is the one librp's broker makes for the same connection: the same
+    // fields, and on Windows (a handle value, never 0) the same bytes. On Unix the reference
+    // writes handle_value 0 out (08 00) where librp leaves the default out; both decode alike.
+    let theirs = offers.recv_timeout(Duration::from_secs(5)).unwrap();
+    let decode = |bytes: &[u8]| {
+        let Ok(rp::Decoded::Frame { frame, .. }) = rp::wire::decode_frame(bytes, 512) else { panic!("{bytes:02x?}") };
+        (frame.kind, frame.payload_protocol, frame.request_id, rp::wire::proto::HandoffOffer::decode(frame.payload).unwrap())
+    };
+    let (_, _, _, offer) = decode(&theirs);
+    let ours = rp::handoff::offer_frame_with_handle(offer.handle_value, &offer.token, "rp-demo", offer.correlation_id);
+    assert_eq!(decode(&ours), decode(&theirs));
+    #[cfg(windows)]
+    {
+        assert_ne!(offer.handle_value, 0);
+        assert_eq!(ours, theirs, "librp's offer is the reference's, byte for byte");
+    }
+}
+
+/// Reference clients at once through librp's broker to librp's backend: each is served (on
+/// Windows every one takes a pipe instance of its own, waiting while none is free).
+#[test]
+fn reference_clients_at_once_through_librp_broker() {
+    let place = Place::new("ref-many");
+    let backend = place.endpoint("backend");
+    spawn_echo_backend(&backend);
+    let broker = librp_broker(&place, &backend, None);
+    let broker_path = broker.endpoint().to_string();
+    std::thread::scope(|scope| {
+        for i in 0..16 {
+            let broker_path = &broker_path;
+            scope.spawn(move || {
+                let request = ConnectBackendRequest::new(broker_path, "rp-demo", "1.2.3", "9.9.9");
+                let mut conn = connect_to_backend(request).unwrap_or_else(|e| panic!("client {i}: {e:?}"));
+                roundtrip(&mut conn.stream, &format!("client {i}"));
+            });
+        }
+    });
 }
 
 /// The HandoffOffer frame librp's broker sends is read and served by the reference backend's
@@ -703,8 +741,8 @@ fn librp_broker_closes_a_hello_cut_short_at_the_deadline_like_the_reference_brok
 
 /// Takes the one handoff offer on `s` whatever its token (as a backend behind `rp broker
 /// --handoff` does: that broker keeps no token store another process could share), acks it,
-/// and returns the handed-off connection.
-fn take_any_offer(s: &mut Stream) -> Option<OwnedDescriptor> {
+/// and returns the handed-off connection with the offer frame.
+fn take_any_offer(s: &mut Stream) -> Option<(OwnedDescriptor, Vec<u8>)> {
     #[cfg(unix)]
     let (bytes, handle) = {
         let mut first = vec![0u8; 512];
@@ -732,17 +770,21 @@ fn take_any_offer(s: &mut Stream) -> Option<OwnedDescriptor> {
     store.insert(&rp::handoff::Token(offer.token.as_slice().try_into().ok()?)).unwrap();
     let (ack, _) = rp::handoff::answer_offer(&frame, &store).unwrap();
     s.write_all(&ack).ok()?;
-    Some(handle)
+    Some((handle, bytes))
 }
 
 /// A backend handoff endpoint that takes every offer made to it ([`take_any_offer`]), echoing
-/// on adopted connections.
-fn spawn_trusting_handoff_backend(endpoint: &Endpoint) {
-    spawn_server(endpoint, |mut s| {
-        if let Some(handle) = take_any_offer(&mut s) {
+/// on adopted connections; the offers taken come out of the receiver.
+fn spawn_trusting_handoff_backend(endpoint: &Endpoint) -> std::sync::mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    spawn_server(endpoint, move |mut s| {
+        if let Some((handle, offer)) = take_any_offer(&mut s) {
+            let _ = tx.lock().unwrap().send(offer);
             echo(Stream::from_unix_descriptor(handle));
         }
     });
+    rx
 }
 
 /// The broker as `rp broker --service rp-demo=... --handoff rp-demo=HANDOFF` sets it up (a
