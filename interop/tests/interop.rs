@@ -398,20 +398,21 @@ fn reference_strict_prober_verifies_a_librp_mux_daemon() {
     assert!(probe_endpoint_with_timeout(&wrong.ipc_endpoint, &wrong, Duration::from_secs(1)).is_err());
 }
 
-/// The reference broker's own handoff (`complete_negotiated_handoff` from its control-socket
-/// accept loop, after the Hello) to a librp backend it verified with its strict probe and
-/// registered: on Windows it duplicates the client's pipe into the backend's process
-/// (`DuplicateHandle`, by the registered pid) and sends the value in `handle_value`; on Unix the
-/// descriptor goes by `SCM_RIGHTS`. The librp backend adopts it and serves the reference client.
-#[test]
-fn reference_broker_hands_off_to_a_librp_backend() {
+/// A reference broker that hands connections off as it does in production
+/// (`complete_negotiated_handoff` from its control-socket accept loop, after the Hello) to a
+/// librp backend it verified with its strict probe and registered: on Windows it duplicates
+/// the client's pipe into the backend's process (`DuplicateHandle`, by the registered pid) and
+/// sends the value in `handle_value`; on Unix the descriptor goes by `SCM_RIGHTS` with its
+/// token. The backend (a librp mux daemon and a handoff endpoint that adopts what it is given)
+/// echoes on the adopted connection. Returns the broker's endpoint and the offers the backend
+/// took.
+fn spawn_reference_handoff_broker(place: &Place) -> (Endpoint, std::sync::mpsc::Receiver<Vec<u8>>) {
     use running_process::broker::backend_handle::BackendHandle;
     use running_process::broker::server::{
         complete_negotiated_handoff, serve_control_socket_connections_with_limit_policy_and_post_hello, AdminSnapshot,
         BackendRegistry, BrokerInstanceKey, ControlSocketConnectionLimit, PeerCredentialPolicy, ServeHandoffContext,
     };
 
-    let place = Place::new("ref-handoff");
     let backend = place.endpoint("backend");
     let expected = spawn_mux_daemon(&backend);
     let handoff = place.endpoint("handoff");
@@ -443,7 +444,14 @@ fn reference_broker_hands_off_to_a_librp_backend() {
         )
     });
     wait_bound(&broker);
+    (broker, offers)
+}
 
+/// The reference client through the reference broker's handoff to a librp backend.
+#[test]
+fn reference_broker_hands_off_to_a_librp_backend() {
+    let place = Place::new("ref-handoff");
+    let (broker, offers) = spawn_reference_handoff_broker(&place);
     let broker_path = broker.to_string();
     let mut request = ConnectBackendRequest::new(&broker_path, "rp-demo", "1.2.3", "9.9.9");
     request.adopt_handed_off_connection = true;
@@ -467,6 +475,26 @@ fn reference_broker_hands_off_to_a_librp_backend() {
         assert_ne!(offer.handle_value, 0);
         assert_eq!(ours, theirs, "librp's offer is the reference's, byte for byte");
     }
+}
+
+/// librp's client, adopting handoffs, through the reference broker's handoff to a librp
+/// backend: the Hello connection itself is the backend connection.
+#[test]
+fn librp_client_is_handed_off_by_the_reference_broker() {
+    let place = Place::new("librp-adopt");
+    let (broker, offers) = spawn_reference_handoff_broker(&place);
+    let mut opts = BrokerOptions::new(broker, "rp-demo", "1.2.3", "9.9.9");
+    opts.adopt_handoff = true;
+    let connected = broker::connect(&opts).expect("librp client through the reference broker's handoff");
+    assert_eq!(connected.route, Route::HandedOff);
+    let payload = b"librp client, handed off by the reference";
+    connected
+        .conn
+        .send(&FrameView { payload_protocol: PROTO, payload, request_id: 4, ..FrameView::default() })
+        .unwrap();
+    let reply = connected.conn.recv(Some(Duration::from_secs(3))).unwrap();
+    assert_eq!(reply.payload, payload);
+    assert!(offers.recv_timeout(Duration::from_secs(5)).is_ok());
 }
 
 /// Reference clients at once through librp's broker to librp's backend: each is served (on
