@@ -62,6 +62,17 @@ mkdir -p "$out"
 cp "$RP_WINE_PRNG_DLL" "$out/"
 timeout 600 cargo test --locked --target "$target" --workspace
 
+echo "== Windows: interop with the reference crate under Wine (interop/, named pipes)"
+# The reference (running-process) as client, broker, backend and strict prober against librp,
+# over named pipes, handoffs by DuplicateHandle. The strict prober compares boot ids, which
+# Windows keeps in the registry value below; a fresh Wine prefix has none (each process would
+# then make up its own), so the prefix gets one, as a Windows host has.
+wine reg add 'HKLM\SYSTEM\CurrentControlSet\Control\Session Manager\Memory Management\PrefetchParameters' \
+  /v BootId /t REG_DWORD /d 7 /f >/dev/null 2>&1
+cargo clippy --locked --target "$target" --manifest-path interop/Cargo.toml --all-targets -- -D warnings
+cargo test --locked --target "$target" --manifest-path interop/Cargo.toml --no-run
+timeout 300 cargo test --locked --target "$target" --manifest-path interop/Cargo.toml
+
 echo "== Windows: C tests against rp.dll and librp.a, under Wine"
 cargo build --locked --target "$target" --lib
 for f in rp.dll librp.dll.a librp.a; do
