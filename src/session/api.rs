@@ -16,6 +16,7 @@ use crate::wire::fast;
 use crate::stats::{self, SessionCounters, SessionStats};
 use crate::transport::{RawDescriptor, ReadinessSet, ReadySignal, WakePair};
 use crate::wire::proto::FrameKind;
+use crate::wire::FrameView;
 
 /// One multiplexed session over a connection. All methods take `&self` and may be called from
 /// any thread; dropping the session closes the connection and ends every call and stream with
@@ -132,9 +133,13 @@ impl Session {
             }
             st.calls.insert(id, Arc::clone(&exchange));
         }
-        let sent = fast::with_plain_message(payload_protocol, payload, |body| {
-            inner.send(FrameKind::Request, id, body, opts.deadline_unix_ms, &opts.traceparent, &opts.tracestate)
-        });
+        let frame = FrameView {
+            deadline_unix_ms: opts.deadline_unix_ms,
+            traceparent: &opts.traceparent,
+            tracestate: &opts.tracestate,
+            ..Inner::frame(FrameKind::Request, id, payload)
+        };
+        let sent = inner.send(&frame, fast::MessageHead::plain(payload_protocol, payload.len()).as_bytes());
         if let Err(e) = sent {
             inner.lock().calls.remove(&id);
             return Err(e);

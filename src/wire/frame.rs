@@ -297,6 +297,12 @@ impl<'a> FrameView<'a> {
 
     /// Length of the protobuf body this frame encodes to.
     pub fn body_len(&self) -> usize {
+        self.body_len_with(&[])
+    }
+
+    /// [`body_len`](Self::body_len) with `head` written before the payload (see
+    /// [`encode_at_with`](Self::encode_at_with)).
+    fn body_len_with(&self, head: &[u8]) -> usize {
         fn varint_field(v: u64) -> usize {
             if v == 0 {
                 0
@@ -314,7 +320,7 @@ impl<'a> FrameView<'a> {
         varint_field(u64::from(self.envelope_version))
             + varint_field(self.kind as i64 as u64)
             + varint_field(u64::from(self.payload_protocol))
-            + len_field(self.payload.len())
+            + len_field(head.len() + self.payload.len())
             + varint_field(self.request_id)
             + varint_field(self.payload_encoding as i64 as u64)
             + varint_field(self.deadline_unix_ms)
@@ -364,13 +370,23 @@ impl<'a> FrameView<'a> {
     /// shrunk) when the frame might not fit; returns the end of the frame. Bytes past the end
     /// are left as they were, so a reused buffer costs no clearing per frame.
     pub(crate) fn encode_at(&self, out: &mut Vec<u8>, at: usize) -> Result<usize, WireError> {
-        let bound = self.body_len_bound();
-        let room = if bound <= MAX_BODY as usize { bound } else { self.checked_body_len()? };
+        self.encode_at_with(&[], out, at)
+    }
+
+    /// [`encode_at`](Self::encode_at) for a frame whose payload is a message ending with its
+    /// own payload bytes (a push, a reply, a session message): the frame's payload field holds
+    /// `head` (the message's fields before its payload, its payload's key and length) followed
+    /// by `self.payload`. The message is encoded in the same pass as the frame around it,
+    /// never on its own first.
+    #[inline]
+    pub(crate) fn encode_at_with(&self, head: &[u8], out: &mut Vec<u8>, at: usize) -> Result<usize, WireError> {
+        let bound = self.body_len_bound().saturating_add(head.len());
+        let room = if bound <= MAX_BODY as usize { bound } else { self.checked_body_len_with(head)? };
         let needed = at + HEADER_LEN + room;
         if out.len() < needed {
             out.resize(needed, 0);
         }
-        let body_len = self.write_body(&mut out[at + HEADER_LEN..]);
+        let body_len = self.write_body_with(head, &mut out[at + HEADER_LEN..]);
         write_header(&mut out[at..], body_len);
         Ok(at + HEADER_LEN + body_len)
     }
@@ -406,7 +422,13 @@ impl<'a> FrameView<'a> {
 
     /// The body length, or the too-large error encoding would fail with.
     pub(crate) fn checked_body_len(&self) -> Result<usize, WireError> {
-        let body_len = self.body_len();
+        self.checked_body_len_with(&[])
+    }
+
+    /// [`checked_body_len`](Self::checked_body_len) with `head` written before the payload
+    /// (see [`encode_at_with`](Self::encode_at_with)).
+    pub(crate) fn checked_body_len_with(&self, head: &[u8]) -> Result<usize, WireError> {
+        let body_len = self.body_len_with(head);
         if body_len > MAX_BODY as usize {
             return Err(WireError::TooLarge {
                 body_len: body_len as u64,
@@ -437,11 +459,18 @@ impl<'a> FrameView<'a> {
     /// Fields are written in field-number order and default values are left out, as prost does.
     #[inline]
     fn write_body(&self, out: &mut [u8]) -> usize {
+        self.write_body_with(&[], out)
+    }
+
+    /// [`write_body`](Self::write_body) with `head` written before the payload (see
+    /// [`encode_at_with`](Self::encode_at_with)).
+    #[inline(always)]
+    fn write_body_with(&self, head: &[u8], out: &mut [u8]) -> usize {
         let mut pos = 0;
         pos = put_varint_field(out, pos, KEY_ENVELOPE_VERSION, u64::from(self.envelope_version));
         pos = put_varint_field(out, pos, KEY_KIND, self.kind as i64 as u64);
         pos = put_varint_field(out, pos, KEY_PAYLOAD_PROTOCOL, u64::from(self.payload_protocol));
-        pos = put_bytes_field(out, pos, KEY_PAYLOAD, self.payload);
+        pos = put_two_part_field(out, pos, KEY_PAYLOAD, head, self.payload);
         pos = put_varint_field(out, pos, KEY_REQUEST_ID, self.request_id);
         pos = put_varint_field(out, pos, KEY_PAYLOAD_ENCODING, self.payload_encoding as i64 as u64);
         pos = put_varint_field(out, pos, KEY_DEADLINE, self.deadline_unix_ms);
@@ -479,6 +508,22 @@ fn put_bytes_field(out: &mut [u8], pos: usize, key: u64, b: &[u8]) -> usize {
     let start = put_key_and_varint(out, pos, key, b.len() as u64);
     let end = start + b.len();
     out[start..end].copy_from_slice(b);
+    end
+}
+
+/// Writes a length-delimited field holding `head` then `b` at `pos` unless both are empty;
+/// returns the position after it.
+#[inline(always)]
+fn put_two_part_field(out: &mut [u8], pos: usize, key: u64, head: &[u8], b: &[u8]) -> usize {
+    let len = head.len() + b.len();
+    if len == 0 {
+        return pos;
+    }
+    let start = put_key_and_varint(out, pos, key, len as u64);
+    let mid = start + head.len();
+    out[start..mid].copy_from_slice(head);
+    let end = mid + b.len();
+    out[mid..end].copy_from_slice(b);
     end
 }
 
@@ -695,6 +740,29 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A frame whose payload is written in two parts is the frame with those parts joined, at
+    /// every length of either part around the varint boundaries.
+    #[test]
+    fn a_payload_in_two_parts_encodes_as_the_parts_joined() {
+        let bytes: Vec<u8> = (0..20_000u32).map(|i| i as u8).collect();
+        for head_len in [0, 1, 3, 17] {
+            for payload_len in [0, 1, 64, 110, 111, 127, 128, 16_366, 16_367, 16_384, 20_000 - 17] {
+                let (head, payload) = (&bytes[..head_len], &bytes[head_len..head_len + payload_len]);
+                let frame = FrameView { payload, ..sample() };
+                let joined: Vec<u8> = [head, payload].concat();
+                let expected = FrameView { payload: &joined, ..frame }.to_bytes().unwrap();
+                let mut out = vec![9u8; 3];
+                let end = frame.encode_at_with(head, &mut out, 3).unwrap();
+                assert_eq!(&out[3..end], &expected[..], "{head_len} + {payload_len}");
+                assert_eq!(frame.checked_body_len_with(head).unwrap(), expected.len() - HEADER_LEN);
+            }
+        }
+        let huge = vec![0u8; MAX_BODY as usize];
+        let frame = FrameView { payload: &huge[1..], ..FrameView::default() };
+        assert!(matches!(frame.encode_at_with(&[0x12], &mut Vec::new(), 0), Err(WireError::TooLarge { .. })));
+        assert!(matches!(frame.checked_body_len_with(&[0x12]), Err(WireError::TooLarge { .. })));
     }
 
     #[test]

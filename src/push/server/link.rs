@@ -180,18 +180,25 @@ impl Link {
     }
 
     /// Encodes a frame straight into the send buffer (reused from frame to frame) behind
-    /// whatever is queued, and writes what it can without blocking. The frame's size must have
-    /// been checked ([`FrameView::checked_body_len`]); a frame that still fails to encode closes
-    /// the link rather than being half-sent.
-    pub(super) fn send_frame(&self, frame: &FrameView<'_>) -> Sent {
+    /// whatever is queued, and writes what it can without blocking. The frame's payload field
+    /// holds `head` then the frame's payload (see `FrameView::encode_at_with`; `head` is empty
+    /// for a frame whose payload is whole). The frame's size must have been checked
+    /// ([`FrameView::checked_body_len_with`]); a frame that still fails to encode closes the
+    /// link rather than being half-sent.
+    pub(super) fn send_frame(&self, frame: &FrameView<'_>, head: &[u8]) -> Sent {
         let mut io = self.lock_io();
         if io.closed {
             return Sent::Closed;
         }
         let queued = io.out_pos < io.out.len();
-        if frame.encode_to_vec(&mut io.out).is_err() {
-            io.closed = true;
-            return Sent::Closed;
+        let at = io.out.len();
+        match frame.encode_at_with(head, &mut io.out, at) {
+            Ok(end) => io.out.truncate(end),
+            Err(_) => {
+                io.out.truncate(at);
+                io.closed = true;
+                return Sent::Closed;
+            }
         }
         if queued {
             return Sent::Queued;
@@ -294,11 +301,11 @@ mod tests {
         let backlog = link.backlog();
         assert!(backlog > 0 && backlog < big.len(), "{backlog}");
         let frame = FrameView { kind: FrameKind::Event as i32, payload: b"x", ..FrameView::default() };
-        assert!(matches!(link.send_frame(&frame), Sent::Queued));
+        assert!(matches!(link.send_frame(&frame, &[]), Sent::Queued));
         assert!(link.backlog() > backlog);
         link.lock_io().closed = true;
         assert!(matches!(link.send(b"late"), Sent::Closed));
-        assert!(matches!(link.send_frame(&frame), Sent::Closed));
+        assert!(matches!(link.send_frame(&frame, &[]), Sent::Closed));
     }
 
     #[test]
@@ -314,7 +321,7 @@ mod tests {
             let f = reader.read_frame().unwrap();
             (first, (f.request_id, f.payload.len()))
         });
-        let mut sent = link.send_frame(&frame);
+        let mut sent = link.send_frame(&frame, &[]);
         let until = std::time::Instant::now() + Duration::from_secs(5);
         while matches!(sent, Sent::Queued) {
             assert!(std::time::Instant::now() < until, "the frame never went out");
@@ -329,7 +336,7 @@ mod tests {
         // Whether the large frame went out at once or by parts, the next one leaves an empty
         // buffer of a size worth keeping.
         let small = FrameView { kind: FrameKind::Event as i32, payload: b"x", request_id: 6, ..FrameView::default() };
-        assert!(matches!(link.send_frame(&small), Sent::All));
+        assert!(matches!(link.send_frame(&small, &[]), Sent::All));
         assert_eq!(reading.join().unwrap(), ((5, payload.len()), (6, 1)));
         let io = link.lock_io();
         assert_eq!(io.out.len(), 0);

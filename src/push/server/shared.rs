@@ -192,45 +192,45 @@ impl Shared {
             return None;
         }
         let correlation_id = ticket.correlation_id();
-        fastpath::with_plain_message(spec.payload_protocol, &spec.payload, |payload| {
-            let frame = FrameView {
-                kind: FrameKind::Event as i32,
-                payload_protocol: PUSH_PROTOCOL,
-                payload,
-                request_id: correlation_id,
-                deadline_unix_ms,
-                traceparent: &spec.traceparent,
-                tracestate: &spec.tracestate,
-                ..FrameView::default()
-            };
-            if let Err(e) = frame.checked_body_len() {
+        // The push message is written inside the frame, in the same pass.
+        let head = fastpath::MessageHead::plain(spec.payload_protocol, spec.payload.len());
+        let frame = FrameView {
+            kind: FrameKind::Event as i32,
+            payload_protocol: PUSH_PROTOCOL,
+            payload: &spec.payload,
+            request_id: correlation_id,
+            deadline_unix_ms,
+            traceparent: &spec.traceparent,
+            tracestate: &spec.tracestate,
+            ..FrameView::default()
+        };
+        if let Err(e) = frame.checked_body_len_with(head.as_bytes()) {
+            stats::bump(&self.stats.pushes_unsent);
+            ticket.complete(Err(e.into()));
+            return None;
+        }
+        {
+            // Recorded before the bytes leave, so a reply or a disconnect always finds it.
+            let mut in_flight = self.lock_in_flight();
+            let mut io = link.lock_io();
+            if io.closed {
+                drop(io);
+                drop(in_flight);
                 stats::bump(&self.stats.pushes_unsent);
-                ticket.complete(Err(e.into()));
+                ticket.complete(Err(Error::Closed(format!("worker {} disconnected", link.worker_id()).into())));
                 return None;
             }
-            {
-                // Recorded before the bytes leave, so a reply or a disconnect always finds it.
-                let mut in_flight = self.lock_in_flight();
-                let mut io = link.lock_io();
-                if io.closed {
-                    drop(io);
-                    drop(in_flight);
-                    stats::bump(&self.stats.pushes_unsent);
-                    ticket.complete(Err(Error::Closed(format!("worker {} disconnected", link.worker_id()).into())));
-                    return None;
-                }
-                io.in_flight.insert(correlation_id);
-                in_flight.insert(correlation_id, InFlight { ticket: ticket.clone(), link: Arc::clone(&link) });
-            }
-            link.in_flight_count.fetch_add(1, Ordering::Relaxed);
-            stats::bump(&self.stats.pushes_sent);
-            match link.send_frame(&frame) {
-                Sent::All => {}
-                Sent::Queued => self.command(Command::WantWrite(link.token)),
-                Sent::Closed => self.command(Command::Close(link.token, "send failed".into())),
-            }
-            Some(link)
-        })
+            io.in_flight.insert(correlation_id);
+            in_flight.insert(correlation_id, InFlight { ticket: ticket.clone(), link: Arc::clone(&link) });
+        }
+        link.in_flight_count.fetch_add(1, Ordering::Relaxed);
+        stats::bump(&self.stats.pushes_sent);
+        match link.send_frame(&frame, head.as_bytes()) {
+            Sent::All => {}
+            Sent::Queued => self.command(Command::WantWrite(link.token)),
+            Sent::Closed => self.command(Command::Close(link.token, "send failed".into())),
+        }
+        Some(link)
     }
 
     /// Has the event loop fail a push that is still unanswered at `deadline_unix_ms` (0 = none),
