@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use mio::Token;
 
-use crate::idmap::IdSet;
+use crate::idmap::FewIds;
 use crate::stats::{self, PushServerCounters};
 use crate::transport::{RawDescriptor, SocketIo, SwitchableReads};
 use crate::wire::{FrameReader, FrameView, WireError};
@@ -59,7 +59,7 @@ pub(super) struct LinkIo {
     pub(super) out_pos: usize,
     pub(super) wants_write: bool,
     pub(super) closed: bool,
-    pub(super) in_flight: IdSet,
+    pub(super) in_flight: FewIds,
     /// Out of the event loop's epoll set: a `push_wait` caller took it out to read its reply
     /// itself, and it stays out for the next call until the event loop needs it (an async push
     /// or bytes to flush) or it has been idle for [`PARKED_IDLE`](super::read_path::PARKED_IDLE).
@@ -75,7 +75,7 @@ impl Default for LinkIo {
             out_pos: 0,
             wants_write: false,
             closed: false,
-            in_flight: IdSet::default(),
+            in_flight: FewIds::default(),
             parked: false,
             idle_since: Instant::now(),
         }

@@ -250,7 +250,7 @@ impl Shared {
         let entry = {
             let mut in_flight = self.lock_in_flight();
             let mut io = link.lock_io();
-            if !io.in_flight.remove(&correlation_id) {
+            if !io.in_flight.remove(correlation_id) {
                 // Late (its deadline passed) or never sent: nothing waits for it.
                 return;
             }
