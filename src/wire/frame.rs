@@ -438,6 +438,15 @@ impl<'a> FrameView<'a> {
         Ok(body_len)
     }
 
+    /// Fails with the too-large error [`encode_at_with`](Self::encode_at_with) would fail with
+    /// for `head` and this frame; cheap (no varint lengths) for a frame that surely fits.
+    pub(crate) fn check_fits_with(&self, head: &[u8]) -> Result<(), WireError> {
+        if self.body_len_bound().saturating_add(head.len()) <= MAX_BODY as usize {
+            return Ok(());
+        }
+        self.checked_body_len_with(head).map(|_| ())
+    }
+
     /// An upper bound of [`Self::body_len`] that needs no varint lengths (saturating).
     #[inline]
     fn body_len_bound(&self) -> usize {
@@ -757,12 +766,17 @@ mod tests {
                 let end = frame.encode_at_with(head, &mut out, 3).unwrap();
                 assert_eq!(&out[3..end], &expected[..], "{head_len} + {payload_len}");
                 assert_eq!(frame.checked_body_len_with(head).unwrap(), expected.len() - HEADER_LEN);
+                frame.check_fits_with(head).unwrap();
             }
         }
         let huge = vec![0u8; MAX_BODY as usize];
         let frame = FrameView { payload: &huge[1..], ..FrameView::default() };
         assert!(matches!(frame.encode_at_with(&[0x12], &mut Vec::new(), 0), Err(WireError::TooLarge { .. })));
         assert!(matches!(frame.checked_body_len_with(&[0x12]), Err(WireError::TooLarge { .. })));
+        assert!(matches!(frame.check_fits_with(&[0x12]), Err(WireError::TooLarge { .. })));
+        // Under the cap, though near enough that only the exact length tells.
+        let frame = FrameView { payload: &huge[..MAX_BODY as usize - 40], ..FrameView::default() };
+        frame.check_fits_with(&[0x12]).unwrap();
     }
 
     #[test]

@@ -204,7 +204,7 @@ impl Shared {
             tracestate: &spec.tracestate,
             ..FrameView::default()
         };
-        if let Err(e) = frame.checked_body_len_with(head.as_bytes()) {
+        if let Err(e) = frame.check_fits_with(head.as_bytes()) {
             stats::bump(&self.stats.pushes_unsent);
             ticket.complete(Err(e.into()));
             return None;
