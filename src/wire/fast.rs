@@ -87,8 +87,9 @@ pub(crate) fn plain_message(bytes: &[u8]) -> Option<(u32, &[u8])> {
     let mut payload: &[u8] = &[];
     if bytes.first() == Some(&KEY_PROTOCOL) {
         pos += 1;
-        // prost keeps the low 32 bits of a longer varint, as `as u32` does.
-        protocol = pb::get_varint(bytes, &mut pos).ok()? as u32;
+        // prost keeps the low 32 bits of a longer varint, as `as u32` does. Protocol ids from
+        // 0x4000 up take three bytes: read inline.
+        protocol = pb::get_varint_short(bytes, &mut pos).ok()? as u32;
     }
     if bytes.get(pos) == Some(&KEY_PAYLOAD) {
         pos += 1;
