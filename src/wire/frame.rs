@@ -297,12 +297,6 @@ impl<'a> FrameView<'a> {
 
     /// Length of the protobuf body this frame encodes to.
     pub fn body_len(&self) -> usize {
-        self.body_len_with(&[])
-    }
-
-    /// [`body_len`](Self::body_len) with `head` written before the payload (see
-    /// [`encode_at_with`](Self::encode_at_with)).
-    fn body_len_with(&self, head: &[u8]) -> usize {
         fn varint_field(v: u64) -> usize {
             if v == 0 {
                 0
@@ -320,12 +314,20 @@ impl<'a> FrameView<'a> {
         varint_field(u64::from(self.envelope_version))
             + varint_field(self.kind as i64 as u64)
             + varint_field(u64::from(self.payload_protocol))
-            + len_field(head.len() + self.payload.len())
+            + len_field(self.payload.len())
             + varint_field(self.request_id)
             + varint_field(self.payload_encoding as i64 as u64)
             + varint_field(self.deadline_unix_ms)
             + len_field(self.traceparent.len())
             + len_field(self.tracestate.len())
+    }
+
+    /// [`body_len`](Self::body_len) with `head` written before the payload (see
+    /// [`encode_at_with`](Self::encode_at_with)): the payload field grows by `head`, and its
+    /// length varint may grow with it.
+    fn body_len_with(&self, head: &[u8]) -> usize {
+        let field = |n: usize| if n == 0 { 0 } else { 1 + pb::varint_len(n as u64) + n };
+        self.body_len() - field(self.payload.len()) + field(head.len() + self.payload.len())
     }
 
     /// Length on the wire: header plus body.
@@ -370,7 +372,15 @@ impl<'a> FrameView<'a> {
     /// shrunk) when the frame might not fit; returns the end of the frame. Bytes past the end
     /// are left as they were, so a reused buffer costs no clearing per frame.
     pub(crate) fn encode_at(&self, out: &mut Vec<u8>, at: usize) -> Result<usize, WireError> {
-        self.encode_at_with(&[], out, at)
+        let bound = self.body_len_bound();
+        let room = if bound <= MAX_BODY as usize { bound } else { self.checked_body_len()? };
+        let needed = at + HEADER_LEN + room;
+        if out.len() < needed {
+            out.resize(needed, 0);
+        }
+        let body_len = self.write_body(&mut out[at + HEADER_LEN..]);
+        write_header(&mut out[at..], body_len);
+        Ok(at + HEADER_LEN + body_len)
     }
 
     /// [`encode_at`](Self::encode_at) for a frame whose payload is a message ending with its
@@ -422,7 +432,14 @@ impl<'a> FrameView<'a> {
 
     /// The body length, or the too-large error encoding would fail with.
     pub(crate) fn checked_body_len(&self) -> Result<usize, WireError> {
-        self.checked_body_len_with(&[])
+        let body_len = self.body_len();
+        if body_len > MAX_BODY as usize {
+            return Err(WireError::TooLarge {
+                body_len: body_len as u64,
+                cap: MAX_BODY,
+            });
+        }
+        Ok(body_len)
     }
 
     /// [`checked_body_len`](Self::checked_body_len) with `head` written before the payload
@@ -468,12 +485,22 @@ impl<'a> FrameView<'a> {
     /// Fields are written in field-number order and default values are left out, as prost does.
     #[inline]
     fn write_body(&self, out: &mut [u8]) -> usize {
-        self.write_body_with(&[], out)
+        let mut pos = 0;
+        pos = put_varint_field(out, pos, KEY_ENVELOPE_VERSION, u64::from(self.envelope_version));
+        pos = put_varint_field(out, pos, KEY_KIND, self.kind as i64 as u64);
+        pos = put_varint_field(out, pos, KEY_PAYLOAD_PROTOCOL, u64::from(self.payload_protocol));
+        pos = put_bytes_field(out, pos, KEY_PAYLOAD, self.payload);
+        pos = put_varint_field(out, pos, KEY_REQUEST_ID, self.request_id);
+        pos = put_varint_field(out, pos, KEY_PAYLOAD_ENCODING, self.payload_encoding as i64 as u64);
+        pos = put_varint_field(out, pos, KEY_DEADLINE, self.deadline_unix_ms);
+        pos = put_bytes_field(out, pos, KEY_TRACEPARENT, self.traceparent.as_bytes());
+        put_bytes_field(out, pos, KEY_TRACESTATE, self.tracestate.as_bytes())
     }
 
     /// [`write_body`](Self::write_body) with `head` written before the payload (see
-    /// [`encode_at_with`](Self::encode_at_with)).
-    #[inline(always)]
+    /// [`encode_at_with`](Self::encode_at_with)). Kept apart from `write_body`, whose callers
+    /// (`rp_frame_encode`, streams of whole frames) have no head to write.
+    #[inline]
     fn write_body_with(&self, head: &[u8], out: &mut [u8]) -> usize {
         let mut pos = 0;
         pos = put_varint_field(out, pos, KEY_ENVELOPE_VERSION, u64::from(self.envelope_version));
