@@ -257,8 +257,8 @@ impl Link {
     /// for a frame whose payload is whole). The frame's size must have been checked
     /// (`FrameView::check_fits_with`); a frame that still fails to encode closes the
     /// link rather than being half-sent.
-    pub(super) fn send_frame(&self, frame: &FrameView<'_>, head: &[u8]) -> Sent {
-        let mut io = self.lock_io();
+    /// The caller holds the link's I/O state (`io`, from [`lock_io`](Self::lock_io)).
+    pub(super) fn send_frame(&self, io: &mut LinkIo, frame: &FrameView<'_>, head: &[u8]) -> Sent {
         if io.closed {
             return Sent::Closed;
         }
@@ -289,11 +289,6 @@ impl Link {
             return Sent::Queued;
         }
         Sent::All
-    }
-
-    /// Bytes queued and not yet written.
-    pub(super) fn backlog(&self) -> usize {
-        self.lock_io().out.len()
     }
 }
 
@@ -359,14 +354,14 @@ mod tests {
         // More than the socket holds: the rest waits in the link, and later bytes queue behind it.
         let big = vec![1u8; 8 << 20];
         assert!(matches!(link.send(&big), Sent::Queued));
-        let backlog = link.backlog();
+        let backlog = link.lock_io().out.len();
         assert!(backlog > 0 && backlog < big.len(), "{backlog}");
         let frame = FrameView { kind: FrameKind::Event as i32, payload: b"x", ..FrameView::default() };
-        assert!(matches!(link.send_frame(&frame, &[]), Sent::Queued));
-        assert!(link.backlog() > backlog);
+        assert!(matches!(link.send_frame(&mut link.lock_io(), &frame, &[]), Sent::Queued));
+        assert!(link.lock_io().out.len() > backlog);
         link.lock_io().closed = true;
         assert!(matches!(link.send(b"late"), Sent::Closed));
-        assert!(matches!(link.send_frame(&frame, &[]), Sent::Closed));
+        assert!(matches!(link.send_frame(&mut link.lock_io(), &frame, &[]), Sent::Closed));
     }
 
     #[test]
@@ -382,7 +377,7 @@ mod tests {
             let f = reader.read_frame().unwrap();
             (first, (f.request_id, f.payload.len()))
         });
-        let mut sent = link.send_frame(&frame, &[]);
+        let mut sent = link.send_frame(&mut link.lock_io(), &frame, &[]);
         let until = std::time::Instant::now() + Duration::from_secs(5);
         while matches!(sent, Sent::Queued) {
             assert!(std::time::Instant::now() < until, "the frame never went out");
@@ -396,7 +391,7 @@ mod tests {
         // Whether the large frame went out at once or by parts, the next one leaves an empty
         // buffer of a size worth keeping.
         let small = FrameView { kind: FrameKind::Event as i32, payload: b"x", request_id: 6, ..FrameView::default() };
-        assert!(matches!(link.send_frame(&small, &[]), Sent::All));
+        assert!(matches!(link.send_frame(&mut link.lock_io(), &small, &[]), Sent::All));
         assert_eq!(reading.join().unwrap(), ((5, payload.len()), (6, 1)));
         let io = link.lock_io();
         assert!(io.out.is_empty());
