@@ -213,7 +213,7 @@ impl Session {
             }
             // Read for ourselves if no one else does; otherwise wait for whoever reads.
             drop(st);
-            let read = read_while(&self.inner, until, || !self.inner.lock().queue.is_empty());
+            let read = read_while(&self.inner, until, None, || !self.inner.lock().queue.is_empty());
             st = self.inner.lock();
             // Look again before sleeping: whoever reads may have queued a request meanwhile
             // (its notification is made only to threads already waiting).
