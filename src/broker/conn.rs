@@ -106,6 +106,14 @@ impl Conn {
         result.map_err(|e| self.map_wire(e, "the peer did not accept the frame in time"))
     }
 
+    /// [`send`](Self::send) for a frame whose payload field holds `head` then the frame's
+    /// payload (see `FrameView::encode_at_with`), encoded in one pass.
+    pub(crate) fn send_with_head(&self, frame: &FrameView<'_>, head: &[u8]) -> Result<(), Error> {
+        self.check_open()?;
+        let result = self.writer.lock().unwrap_or_else(|p| p.into_inner()).write_frame_with_head(frame, head);
+        result.map_err(|e| self.map_wire(e, "the peer did not accept the frame in time"))
+    }
+
     /// Sends several frames in one write where the socket allows (all of them, or an error):
     /// the way to stream many small frames without a system call each.
     pub fn send_many(&self, frames: &[FrameView<'_>]) -> Result<(), Error> {

@@ -16,6 +16,7 @@ use crate::wire::fast;
 use crate::stats::{self, SessionCounters, SessionStats};
 use crate::transport::{RawDescriptor, ReadinessSet, ReadySignal, WakePair};
 use crate::wire::proto::FrameKind;
+use crate::wire::FrameView;
 
 /// One multiplexed session over a connection. All methods take `&self` and may be called from
 /// any thread; dropping the session closes the connection and ends every call and stream with
@@ -109,16 +110,18 @@ impl Session {
         if deadline.is_some_and(|d| d <= Instant::now()) {
             return Err(Error::Timeout("the call's deadline had already passed".into()));
         }
-        self.send_call(payload_protocol, payload, opts, deadline)
+        self.send_call(payload_protocol, payload, opts, opts.deadline_unix_ms, deadline)
     }
 
-    /// Registers and sends a call whose deadline (`opts.deadline_unix_ms` as an instant) is
-    /// still ahead.
+    /// Registers and sends a call with `opts`' trace context and the deadline
+    /// `deadline_unix_ms` (in place of `opts`' own), which is still ahead (`deadline` is the
+    /// same as an instant).
     fn send_call(
         &self,
         payload_protocol: u32,
         payload: &[u8],
         opts: &CallOptions,
+        deadline_unix_ms: u64,
         deadline: Option<Instant>,
     ) -> Result<Ticket, Error> {
         crate::wire::trace_context_fits(&opts.traceparent, &opts.tracestate).map_err(Error::invalid_argument)?;
@@ -132,9 +135,13 @@ impl Session {
             }
             st.calls.insert(id, Arc::clone(&exchange));
         }
-        let sent = fast::with_plain_message(payload_protocol, payload, |body| {
-            inner.send(FrameKind::Request, id, body, opts.deadline_unix_ms, &opts.traceparent, &opts.tracestate)
-        });
+        let frame = FrameView {
+            deadline_unix_ms,
+            traceparent: &opts.traceparent,
+            tracestate: &opts.tracestate,
+            ..Inner::frame(FrameKind::Request, id, payload)
+        };
+        let sent = inner.send(&frame, fast::MessageHead::plain(payload_protocol, payload.len()).as_bytes());
         if let Err(e) = sent {
             inner.lock().calls.remove(&id);
             return Err(e);
@@ -160,8 +167,7 @@ impl Session {
                 // The deadline is the timeout from now, on both clocks (read once each).
                 let ms = (t.as_millis() as u64).max(1);
                 let deadline = Instant::now() + Duration::from_millis(ms);
-                let opts = CallOptions { deadline_unix_ms: now_unix_ms() + ms, ..opts.clone() };
-                self.send_call(payload_protocol, payload, &opts, Some(deadline))?
+                self.send_call(payload_protocol, payload, opts, now_unix_ms() + ms, Some(deadline))?
             }
             _ => self.start_call(payload_protocol, payload, opts)?,
         };
@@ -177,7 +183,15 @@ impl Session {
     /// Requests whose deadline passed while queued are answered with `TIMEOUT` and skipped.
     /// Fails with `Timeout` (none came) or `Closed` (the session ended).
     pub fn next_request(&self, timeout: Option<Duration>) -> Result<Request, Error> {
-        let until = timeout.map(|t| Instant::now() + t);
+        self.poll_request(timeout)?.ok_or_else(|| Error::Timeout("no request arrived".into()))
+    }
+
+    /// [`next_request`](Self::next_request), with `None` where it fails with `Timeout` because
+    /// no request came.
+    pub(super) fn poll_request(&self, timeout: Option<Duration>) -> Result<Option<Request>, Error> {
+        // A zero timeout takes only what is queued, which needs no clock.
+        let no_wait = timeout == Some(Duration::ZERO);
+        let until = timeout.filter(|_| !no_wait).map(|t| Instant::now() + t);
         let mut st = self.inner.lock();
         loop {
             if let Some(reason) = &st.closed {
@@ -192,14 +206,14 @@ impl Session {
                     st = self.inner.lock();
                     continue;
                 }
-                return Ok(req);
+                return Ok(Some(req));
             }
-            if until.is_some_and(|d| d <= Instant::now()) {
-                return Err(Error::Timeout("no request arrived".into()));
+            if no_wait || until.is_some_and(|d| d <= Instant::now()) {
+                return Ok(None);
             }
             // Read for ourselves if no one else does; otherwise wait for whoever reads.
             drop(st);
-            let read = read_while(&self.inner, until, || !self.inner.lock().queue.is_empty());
+            let read = read_while(&self.inner, until, None, || !self.inner.lock().queue.is_empty());
             st = self.inner.lock();
             // Look again before sleeping: whoever reads may have queued a request meanwhile
             // (its notification is made only to threads already waiting).
@@ -212,7 +226,7 @@ impl Session {
                 Some(d) => {
                     let now = Instant::now();
                     if now >= d {
-                        return Err(Error::Timeout("no request arrived".into()));
+                        return Ok(None);
                     }
                     self.inner.requests_changed.wait_timeout(st, d - now).unwrap_or_else(|p| p.into_inner()).0
                 }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::{Request, Session};
-use crate::error::{Error, ErrorKind};
+use crate::error::Error;
 
 impl Session {
     /// Takes the peer's requests and runs `serve` for each, on the calling thread; `serve` owns
@@ -21,9 +21,10 @@ impl Session {
         let mut handled = 0usize;
         loop {
             let wait = if handled == 0 { first_wait } else { Some(Duration::ZERO) };
-            match self.next_request(wait) {
-                Ok(request) => serve(request),
-                Err(e) if handled > 0 && e.kind() == ErrorKind::Timeout => return (handled, Ok(())),
+            match self.poll_request(wait) {
+                Ok(Some(request)) => serve(request),
+                Ok(None) if handled > 0 => return (handled, Ok(())),
+                Ok(None) => return (handled, Err(Error::Timeout("no request arrived".into()))),
                 Err(e) => return (handled, Err(e)),
             }
             handled += 1;

@@ -131,7 +131,9 @@ pub(super) fn wait_on<T>(
     read_for: Option<ReadFor<'_>>,
     mut ready: impl FnMut(&mut ExchangeState) -> Option<T>,
 ) -> Result<T, WaitEnd> {
-    let until = timeout.map(|t| Instant::now() + t);
+    // The wait's limit counts from the first reading of the clock, taken only if the wait
+    // cannot end at once.
+    let mut first_until = None;
     let mut st = ex.lock();
     loop {
         if let Some(v) = ready(&mut st) {
@@ -141,6 +143,7 @@ pub(super) fn wait_on<T>(
             return Err(WaitEnd::Interrupted);
         }
         let now = Instant::now();
+        let until = *first_until.get_or_insert_with(|| timeout.map(|t| now + t));
         if deadline.is_some_and(|d| d <= now) {
             return Err(WaitEnd::Deadline);
         }
@@ -150,7 +153,7 @@ pub(super) fn wait_on<T>(
         let limit = [until, deadline].into_iter().flatten().min();
         if let Some((inner, arrived)) = read_for {
             drop(st);
-            let read = read_while(inner, limit, || {
+            let read = read_while(inner, limit, Some(now), || {
                 let st = ex.lock();
                 arrived(&st) || st.interrupted
             });

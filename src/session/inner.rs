@@ -125,26 +125,16 @@ impl Inner {
         }
     }
 
-    pub(super) fn send(
-        &self,
-        kind: FrameKind,
-        request_id: u64,
-        body: &[u8],
-        deadline_unix_ms: u64,
-        traceparent: &str,
-        tracestate: &str,
-    ) -> Result<(), Error> {
-        let frame = FrameView {
-            kind: kind as i32,
-            payload_protocol: SESSION,
-            payload: body,
-            request_id,
-            deadline_unix_ms,
-            traceparent,
-            tracestate,
-            ..FrameView::default()
-        };
-        self.conn.send(&frame).map_err(|e| match e {
+    /// A frame of the session protocol: `kind` on request id `request_id`, carrying `payload`.
+    pub(super) fn frame(kind: FrameKind, request_id: u64, payload: &[u8]) -> FrameView<'_> {
+        FrameView { kind: kind as i32, payload_protocol: SESSION, payload, request_id, ..FrameView::default() }
+    }
+
+    /// Sends `frame`, whose payload field holds `head` then the frame's payload: a message
+    /// ending with its payload bytes, encoded in the same pass as the frame (`head` is empty
+    /// for a message encoded whole).
+    pub(super) fn send(&self, frame: &FrameView<'_>, head: &[u8]) -> Result<(), Error> {
+        self.conn.send_with_head(frame, head).map_err(|e| match e {
             Error::Closed(_) => self.closed_error(),
             e => e,
         })
@@ -152,12 +142,13 @@ impl Inner {
 
     /// Sends a frame whose message has no deadline or trace context of its own.
     pub(super) fn send_simple(&self, kind: FrameKind, request_id: u64, msg: &SessionMessage) -> Result<(), Error> {
-        self.send(kind, request_id, &msg.encode_to_vec(), 0, "", "")
+        self.send(&Self::frame(kind, request_id, &msg.encode_to_vec()), &[])
     }
 
     /// Sends a frame whose message is only payload bytes (a response or a chunk).
     pub(super) fn send_payload(&self, kind: FrameKind, request_id: u64, payload: &[u8]) -> Result<(), Error> {
-        fast::with_plain_message(0, payload, |body| self.send(kind, request_id, body, 0, "", ""))
+        let head = fast::MessageHead::plain(0, payload.len());
+        self.send(&Self::frame(kind, request_id, payload), head.as_bytes())
     }
 
     /// Sends one stream chunk (an EVENT) on request id `id`.

@@ -115,9 +115,15 @@ fn route_available(inner: &Arc<Inner>) -> Result<(), Cow<'static, str>> {
 /// the reader thread's epoll set meanwhile (and stays so for the next thread that reads for
 /// itself), so that thread sleeps instead of waking for each frame (see [`crate::own_read`]).
 /// Returns false when another thread is reading (wait for it to route instead) or the session
-/// has ended with nothing done.
-pub(super) fn read_while(inner: &Arc<Inner>, until: Option<Instant>, mut done: impl FnMut() -> bool) -> bool {
-    let now = until.map(|_| Instant::now());
+/// has ended with nothing done. `now` is a reading of the clock the caller took just before,
+/// if it has one (see [`read_in_slices`]).
+pub(super) fn read_while(
+    inner: &Arc<Inner>,
+    until: Option<Instant>,
+    now: Option<Instant>,
+    mut done: impl FnMut() -> bool,
+) -> bool {
+    let now = until.map(|_| now.unwrap_or_else(Instant::now));
     if until.zip(now).is_some_and(|(u, now)| u <= now) {
         return false; // no time to read: do not park the connection for nothing
     }

@@ -24,25 +24,59 @@ const KEY_PAYLOAD: u8 = 0x12;
 /// Key of `PushReply.payload` (field 1, length-delimited).
 const KEY_REPLY_PAYLOAD: u8 = 0x0a;
 
-/// Messages up to this size are encoded on the stack.
-const ON_STACK: usize = 512;
+/// The fields of a message before its payload bytes, which come last: what a frame's encoder
+/// writes in front of the payload so that the message is encoded in the same pass as the frame
+/// (`FrameView::encode_at_with`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MessageHead {
+    bytes: [u8; MAX_HEAD],
+    len: u8,
+}
 
-/// Encodes the plain message `{payload_protocol, payload}` (a `Push`, or a `SessionMessage`
-/// without error or end of stream) and hands its bytes to `send`, without an allocation when
-/// they are small. Fields at their default are left out, as prost does.
-pub(crate) fn with_plain_message<R>(payload_protocol: u32, payload: &[u8], send: impl FnOnce(&[u8]) -> R) -> R {
-    // Two keys, a u32 varint (5 bytes at most) and a length varint (10 at most).
-    with_buffer(payload.len() + 17, |out| {
+/// The longest head: two one-byte keys, a u32 varint (5 bytes at most) and a length varint
+/// (10 at most).
+const MAX_HEAD: usize = 17;
+
+impl MessageHead {
+    /// The head of the plain message `{payload_protocol, payload}` (a `Push`, or a
+    /// `SessionMessage` without error or end of stream) whose payload is `payload_len` bytes.
+    /// Fields at their default are left out, as prost does.
+    #[inline]
+    pub(crate) fn plain(payload_protocol: u32, payload_len: usize) -> MessageHead {
+        let mut head = MessageHead { bytes: [0; MAX_HEAD], len: 0 };
         let mut pos = 0;
         if payload_protocol != 0 {
-            out[pos] = KEY_PROTOCOL;
-            pos += 1 + pb::put_varint(&mut out[pos + 1..], u64::from(payload_protocol));
+            head.bytes[0] = KEY_PROTOCOL;
+            pos = 1 + pb::put_varint(&mut head.bytes[1..], u64::from(payload_protocol));
         }
-        if !payload.is_empty() {
-            pos = put_bytes(out, pos, KEY_PAYLOAD, payload);
+        if payload_len != 0 {
+            pos = put_key_and_len(&mut head.bytes, pos, KEY_PAYLOAD, payload_len);
         }
-        send(&out[..pos])
-    })
+        head.len = pos as u8;
+        head
+    }
+
+    /// The head of `PushReply { result: payload }` whose payload is `payload_len` bytes (the
+    /// oneof field is written even when the payload is empty, as prost does).
+    #[inline]
+    pub(crate) fn reply(payload_len: usize) -> MessageHead {
+        let mut head = MessageHead { bytes: [0; MAX_HEAD], len: 0 };
+        head.len = put_key_and_len(&mut head.bytes, 0, KEY_REPLY_PAYLOAD, payload_len) as u8;
+        head
+    }
+
+    /// The head's bytes.
+    #[inline]
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+/// Writes a key and a payload length at `pos` of a head; returns the position after them.
+#[inline(always)]
+fn put_key_and_len(bytes: &mut [u8; MAX_HEAD], pos: usize, key: u8, len: usize) -> usize {
+    bytes[pos] = key;
+    pos + 1 + pb::put_varint(&mut bytes[pos + 1..], len as u64)
 }
 
 /// Decodes a plain message written in field order with nothing else in it: `(payload
@@ -53,23 +87,15 @@ pub(crate) fn plain_message(bytes: &[u8]) -> Option<(u32, &[u8])> {
     let mut payload: &[u8] = &[];
     if bytes.first() == Some(&KEY_PROTOCOL) {
         pos += 1;
-        // prost keeps the low 32 bits of a longer varint, as `as u32` does.
-        protocol = pb::get_varint(bytes, &mut pos).ok()? as u32;
+        // prost keeps the low 32 bits of a longer varint, as `as u32` does. Protocol ids from
+        // 0x4000 up take three bytes: read inline.
+        protocol = pb::get_varint_short(bytes, &mut pos).ok()? as u32;
     }
     if bytes.get(pos) == Some(&KEY_PAYLOAD) {
         pos += 1;
         payload = pb::get_len_delimited(bytes, &mut pos).ok()?;
     }
     (pos == bytes.len()).then_some((protocol, payload))
-}
-
-/// Encodes `PushReply { result: payload }` and hands its bytes to `send` (the oneof field is
-/// written even when the payload is empty, as prost does).
-pub(crate) fn with_reply_payload<R>(payload: &[u8], send: impl FnOnce(&[u8]) -> R) -> R {
-    with_buffer(payload.len() + 11, |out| {
-        let end = put_bytes(out, 0, KEY_REPLY_PAYLOAD, payload);
-        send(&out[..end])
-    })
 }
 
 /// Decodes a `PushReply` that is exactly one payload field: the payload, or `None` for any
@@ -132,23 +158,6 @@ pub(crate) fn decode_large<M: Message + Default>(
     Ok(msg)
 }
 
-/// Runs `f` on a zeroed buffer of at least `len` bytes: on the stack when it is small.
-fn with_buffer<R>(len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
-    if len <= ON_STACK {
-        f(&mut [0u8; ON_STACK])
-    } else {
-        f(&mut vec![0u8; len])
-    }
-}
-
-/// Writes a length-delimited field at `pos`; returns the position after it.
-fn put_bytes(out: &mut [u8], pos: usize, key: u8, bytes: &[u8]) -> usize {
-    out[pos] = key;
-    let start = pos + 1 + pb::put_varint(&mut out[pos + 1..], bytes.len() as u64);
-    out[start..start + bytes.len()].copy_from_slice(bytes);
-    start + bytes.len()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,7 +176,17 @@ mod tests {
         include!(concat!(env!("OUT_DIR"), "/librp.session.v1.rs"));
     }
 
-    const SIZES: [usize; 9] = [0, 1, 64, 127, 128, 300, 495, 496, 70_000];
+    /// The plain message `{protocol, payload}` as a frame's encoder writes it: head, then payload.
+    fn plain_bytes(protocol: u32, payload: &[u8]) -> Vec<u8> {
+        [MessageHead::plain(protocol, payload.len()).as_bytes(), payload].concat()
+    }
+
+    /// `PushReply { result: payload }` as a frame's encoder writes it.
+    fn reply_bytes(payload: &[u8]) -> Vec<u8> {
+        [MessageHead::reply(payload.len()).as_bytes(), payload].concat()
+    }
+
+    const SIZES: [usize; 9] = [0, 1, 64, 127, 128, 300, 16_383, 16_384, 70_000];
 
     fn bytes(len: usize) -> Vec<u8> {
         (0..len).map(|i| i as u8).collect()
@@ -178,7 +197,7 @@ mod tests {
         for protocol in [0u32, 1, 0x7001, u32::MAX] {
             for len in SIZES {
                 let payload = bytes(len);
-                let ours = with_plain_message(protocol, &payload, <[u8]>::to_vec);
+                let ours = plain_bytes(protocol, &payload);
                 let prost = Push { payload_protocol: protocol, payload: payload.clone() }.encode_to_vec();
                 assert_eq!(ours, prost, "protocol {protocol}, {len} bytes");
                 assert_eq!(plain_message(&ours), Some((protocol, &payload[..])));
@@ -190,7 +209,7 @@ mod tests {
     fn reply_payloads_are_the_bytes_prost_makes_and_decode_back() {
         for len in SIZES {
             let payload = bytes(len);
-            let ours = with_reply_payload(&payload, <[u8]>::to_vec);
+            let ours = reply_bytes(&payload);
             let prost = PushReply { result: Some(push_reply::Result::Payload(payload.clone())) }.encode_to_vec();
             assert_eq!(ours, prost, "{len} bytes");
             assert_eq!(reply_payload(&ours), Some(&payload[..]));
@@ -203,10 +222,10 @@ mod tests {
         let failure = PushReply {
             result: Some(push_reply::Result::Failure(PushFailure { code: -5, message: "no".into() })),
         };
-        let mut two_results = with_reply_payload(b"first", <[u8]>::to_vec);
-        two_results.extend_from_slice(&with_reply_payload(b"second", <[u8]>::to_vec));
-        let mut reordered = with_plain_message(0, b"abc", <[u8]>::to_vec);
-        reordered.extend_from_slice(&with_plain_message(7, b"", <[u8]>::to_vec));
+        let mut two_results = reply_bytes(b"first");
+        two_results.extend_from_slice(&reply_bytes(b"second"));
+        let mut reordered = plain_bytes(0, b"abc");
+        reordered.extend_from_slice(&plain_bytes(7, b""));
         let cases: Vec<Vec<u8>> = vec![
             vec![],
             failure.encode_to_vec(),
@@ -244,7 +263,7 @@ mod tests {
             result: Some(push_reply::Result::Failure(PushFailure { code: -5, message: "no".into() })),
         }
         .encode_to_vec();
-        let payload = with_reply_payload(b"first", <[u8]>::to_vec);
+        let payload = reply_bytes(b"first");
         let session = SessionMessage {
             payload_protocol: 7,
             payload: b"abc".to_vec(),

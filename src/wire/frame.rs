@@ -322,6 +322,14 @@ impl<'a> FrameView<'a> {
             + len_field(self.tracestate.len())
     }
 
+    /// [`body_len`](Self::body_len) with `head` written before the payload (see
+    /// [`encode_at_with`](Self::encode_at_with)): the payload field grows by `head`, and its
+    /// length varint may grow with it.
+    fn body_len_with(&self, head: &[u8]) -> usize {
+        let field = |n: usize| if n == 0 { 0 } else { 1 + pb::varint_len(n as u64) + n };
+        self.body_len() - field(self.payload.len()) + field(head.len() + self.payload.len())
+    }
+
     /// Length on the wire: header plus body.
     pub fn encoded_len(&self) -> usize {
         HEADER_LEN + self.body_len()
@@ -375,6 +383,24 @@ impl<'a> FrameView<'a> {
         Ok(at + HEADER_LEN + body_len)
     }
 
+    /// [`encode_at`](Self::encode_at) for a frame whose payload is a message ending with its
+    /// own payload bytes (a push, a reply, a session message): the frame's payload field holds
+    /// `head` (the message's fields before its payload, its payload's key and length) followed
+    /// by `self.payload`. The message is encoded in the same pass as the frame around it,
+    /// never on its own first.
+    #[inline]
+    pub(crate) fn encode_at_with(&self, head: &[u8], out: &mut Vec<u8>, at: usize) -> Result<usize, WireError> {
+        let bound = self.body_len_bound().saturating_add(head.len());
+        let room = if bound <= MAX_BODY as usize { bound } else { self.checked_body_len_with(head)? };
+        let needed = at + HEADER_LEN + room;
+        if out.len() < needed {
+            out.resize(needed, 0);
+        }
+        let body_len = self.write_body_with(head, &mut out[at + HEADER_LEN..]);
+        write_header(&mut out[at..], body_len);
+        Ok(at + HEADER_LEN + body_len)
+    }
+
     /// The encoded frame in a new vector.
     pub fn to_bytes(&self) -> Result<Vec<u8>, WireError> {
         let mut out = Vec::with_capacity(self.encoded_len());
@@ -416,6 +442,28 @@ impl<'a> FrameView<'a> {
         Ok(body_len)
     }
 
+    /// [`checked_body_len`](Self::checked_body_len) with `head` written before the payload
+    /// (see [`encode_at_with`](Self::encode_at_with)).
+    pub(crate) fn checked_body_len_with(&self, head: &[u8]) -> Result<usize, WireError> {
+        let body_len = self.body_len_with(head);
+        if body_len > MAX_BODY as usize {
+            return Err(WireError::TooLarge {
+                body_len: body_len as u64,
+                cap: MAX_BODY,
+            });
+        }
+        Ok(body_len)
+    }
+
+    /// Fails with the too-large error [`encode_at_with`](Self::encode_at_with) would fail with
+    /// for `head` and this frame; cheap (no varint lengths) for a frame that surely fits.
+    pub(crate) fn check_fits_with(&self, head: &[u8]) -> Result<(), WireError> {
+        if self.body_len_bound().saturating_add(head.len()) <= MAX_BODY as usize {
+            return Ok(());
+        }
+        self.checked_body_len_with(head).map(|_| ())
+    }
+
     /// An upper bound of [`Self::body_len`] that needs no varint lengths (saturating).
     #[inline]
     fn body_len_bound(&self) -> usize {
@@ -442,6 +490,23 @@ impl<'a> FrameView<'a> {
         pos = put_varint_field(out, pos, KEY_KIND, self.kind as i64 as u64);
         pos = put_varint_field(out, pos, KEY_PAYLOAD_PROTOCOL, u64::from(self.payload_protocol));
         pos = put_bytes_field(out, pos, KEY_PAYLOAD, self.payload);
+        pos = put_varint_field(out, pos, KEY_REQUEST_ID, self.request_id);
+        pos = put_varint_field(out, pos, KEY_PAYLOAD_ENCODING, self.payload_encoding as i64 as u64);
+        pos = put_varint_field(out, pos, KEY_DEADLINE, self.deadline_unix_ms);
+        pos = put_bytes_field(out, pos, KEY_TRACEPARENT, self.traceparent.as_bytes());
+        put_bytes_field(out, pos, KEY_TRACESTATE, self.tracestate.as_bytes())
+    }
+
+    /// [`write_body`](Self::write_body) with `head` written before the payload (see
+    /// [`encode_at_with`](Self::encode_at_with)). Kept apart from `write_body`, whose callers
+    /// (`rp_frame_encode`, streams of whole frames) have no head to write.
+    #[inline]
+    fn write_body_with(&self, head: &[u8], out: &mut [u8]) -> usize {
+        let mut pos = 0;
+        pos = put_varint_field(out, pos, KEY_ENVELOPE_VERSION, u64::from(self.envelope_version));
+        pos = put_varint_field(out, pos, KEY_KIND, self.kind as i64 as u64);
+        pos = put_varint_field(out, pos, KEY_PAYLOAD_PROTOCOL, u64::from(self.payload_protocol));
+        pos = put_two_part_field(out, pos, KEY_PAYLOAD, head, self.payload);
         pos = put_varint_field(out, pos, KEY_REQUEST_ID, self.request_id);
         pos = put_varint_field(out, pos, KEY_PAYLOAD_ENCODING, self.payload_encoding as i64 as u64);
         pos = put_varint_field(out, pos, KEY_DEADLINE, self.deadline_unix_ms);
@@ -479,6 +544,22 @@ fn put_bytes_field(out: &mut [u8], pos: usize, key: u64, b: &[u8]) -> usize {
     let start = put_key_and_varint(out, pos, key, b.len() as u64);
     let end = start + b.len();
     out[start..end].copy_from_slice(b);
+    end
+}
+
+/// Writes a length-delimited field holding `head` then `b` at `pos` unless both are empty;
+/// returns the position after it.
+#[inline(always)]
+fn put_two_part_field(out: &mut [u8], pos: usize, key: u64, head: &[u8], b: &[u8]) -> usize {
+    let len = head.len() + b.len();
+    if len == 0 {
+        return pos;
+    }
+    let start = put_key_and_varint(out, pos, key, len as u64);
+    let mid = start + head.len();
+    out[start..mid].copy_from_slice(head);
+    let end = mid + b.len();
+    out[mid..end].copy_from_slice(b);
     end
 }
 
@@ -695,6 +776,34 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A frame whose payload is written in two parts is the frame with those parts joined, at
+    /// every length of either part around the varint boundaries.
+    #[test]
+    fn a_payload_in_two_parts_encodes_as_the_parts_joined() {
+        let bytes: Vec<u8> = (0..20_000u32).map(|i| i as u8).collect();
+        for head_len in [0, 1, 3, 17] {
+            for payload_len in [0, 1, 64, 110, 111, 127, 128, 16_366, 16_367, 16_384, 20_000 - 17] {
+                let (head, payload) = (&bytes[..head_len], &bytes[head_len..head_len + payload_len]);
+                let frame = FrameView { payload, ..sample() };
+                let joined: Vec<u8> = [head, payload].concat();
+                let expected = FrameView { payload: &joined, ..frame }.to_bytes().unwrap();
+                let mut out = vec![9u8; 3];
+                let end = frame.encode_at_with(head, &mut out, 3).unwrap();
+                assert_eq!(&out[3..end], &expected[..], "{head_len} + {payload_len}");
+                assert_eq!(frame.checked_body_len_with(head).unwrap(), expected.len() - HEADER_LEN);
+                frame.check_fits_with(head).unwrap();
+            }
+        }
+        let huge = vec![0u8; MAX_BODY as usize];
+        let frame = FrameView { payload: &huge[1..], ..FrameView::default() };
+        assert!(matches!(frame.encode_at_with(&[0x12], &mut Vec::new(), 0), Err(WireError::TooLarge { .. })));
+        assert!(matches!(frame.checked_body_len_with(&[0x12]), Err(WireError::TooLarge { .. })));
+        assert!(matches!(frame.check_fits_with(&[0x12]), Err(WireError::TooLarge { .. })));
+        // Under the cap, though near enough that only the exact length tells.
+        let frame = FrameView { payload: &huge[..MAX_BODY as usize - 40], ..FrameView::default() };
+        frame.check_fits_with(&[0x12]).unwrap();
     }
 
     #[test]

@@ -272,6 +272,13 @@ impl<W: Write> FrameWriter<W> {
         self.write_queued()
     }
 
+    /// [`write_frame`](Self::write_frame) for a frame whose payload field holds `head` then the
+    /// frame's payload (see `FrameView::encode_at_with`), encoded in one pass.
+    pub(crate) fn write_frame_with_head(&mut self, frame: &FrameView<'_>, head: &[u8]) -> Result<(), WireError> {
+        self.queue_with_head(frame, head)?;
+        self.write_queued()
+    }
+
     /// Encodes several frames into one buffer and writes them with as few system calls as the
     /// stream allows (all of them, or an error). A frame over the cap fails before anything is
     /// written.
@@ -289,6 +296,13 @@ impl<W: Write> FrameWriter<W> {
     /// cap fails and leaves the queue as it was.
     pub fn queue(&mut self, frame: &FrameView<'_>) -> Result<(), WireError> {
         self.queued = frame.encode_at(&mut self.scratch, self.queued)?;
+        Ok(())
+    }
+
+    /// [`queue`](Self::queue) for a frame whose payload field holds `head` then the frame's
+    /// payload (see `FrameView::encode_at_with`).
+    pub(crate) fn queue_with_head(&mut self, frame: &FrameView<'_>, head: &[u8]) -> Result<(), WireError> {
+        self.queued = frame.encode_at_with(head, &mut self.scratch, self.queued)?;
         Ok(())
     }
 

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use mio::Token;
 
-use crate::idmap::IdSet;
+use crate::idmap::FewIds;
 use crate::stats::{self, PushServerCounters};
 use crate::transport::{RawDescriptor, SocketIo, SwitchableReads};
 use crate::wire::{FrameReader, FrameView, WireError};
@@ -55,11 +55,11 @@ pub(super) struct RegisteredWorker {
 
 #[derive(Debug)]
 pub(super) struct LinkIo {
-    pub(super) out: Vec<u8>,
-    pub(super) out_pos: usize,
+    /// Bytes waiting for the socket to take them.
+    pub(super) out: SendBuffer,
     pub(super) wants_write: bool,
     pub(super) closed: bool,
-    pub(super) in_flight: IdSet,
+    pub(super) in_flight: FewIds,
     /// Out of the event loop's epoll set: a `push_wait` caller took it out to read its reply
     /// itself, and it stays out for the next call until the event loop needs it (an async push
     /// or bytes to flush) or it has been idle for [`PARKED_IDLE`](super::read_path::PARKED_IDLE).
@@ -71,11 +71,10 @@ pub(super) struct LinkIo {
 impl Default for LinkIo {
     fn default() -> Self {
         LinkIo {
-            out: Vec::new(),
-            out_pos: 0,
+            out: SendBuffer::default(),
             wants_write: false,
             closed: false,
-            in_flight: IdSet::default(),
+            in_flight: FewIds::default(),
             parked: false,
             idle_since: Instant::now(),
         }
@@ -85,6 +84,80 @@ impl Default for LinkIo {
 /// A link's send buffer larger than this is freed once empty, so one large push does not keep
 /// its memory.
 pub(super) const KEEP_SEND_BUFFER: usize = 64 * 1024;
+
+/// A link's send buffer: `bytes[start..end]` wait to be written. The vector keeps its length
+/// (up to [`KEEP_SEND_BUFFER`]) from frame to frame, so a frame is encoded into it without
+/// zero-filling its room first.
+#[derive(Debug, Default)]
+pub(super) struct SendBuffer {
+    bytes: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+/// Once this many bytes at the front of a send buffer are written, the rest moves to the front.
+const COMPACT_AFTER: usize = 64 * 1024;
+
+impl SendBuffer {
+    /// The bytes not yet written.
+    pub(super) fn pending(&self) -> &[u8] {
+        &self.bytes[self.start..self.end]
+    }
+
+    /// How many bytes are not yet written.
+    pub(super) fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// True when every byte is written.
+    pub(super) fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    /// Marks the first `n` pending bytes written.
+    pub(super) fn advance(&mut self, n: usize) {
+        self.start += n;
+    }
+
+    /// Queues `more` behind the pending bytes.
+    pub(super) fn extend(&mut self, more: &[u8]) {
+        let end = self.end + more.len();
+        if self.bytes.len() < end {
+            self.bytes.resize(end, 0);
+        }
+        self.bytes[self.end..end].copy_from_slice(more);
+        self.end = end;
+    }
+
+    /// Encodes a frame behind the pending bytes (see [`Link::send_frame`]); nothing is queued
+    /// when it fails.
+    fn encode(&mut self, frame: &FrameView<'_>, head: &[u8]) -> Result<(), WireError> {
+        self.end = frame.encode_at_with(head, &mut self.bytes, self.end)?;
+        Ok(())
+    }
+
+    /// Once every byte is written: starts over at the front, freeing a buffer grown past
+    /// [`KEEP_SEND_BUFFER`]. While bytes remain: moves them to the front once many were written.
+    pub(super) fn tidy(&mut self) {
+        if self.is_empty() {
+            self.start = 0;
+            self.end = 0;
+            if self.bytes.len() > KEEP_SEND_BUFFER {
+                self.bytes = Vec::new();
+            }
+        } else if self.start > COMPACT_AFTER {
+            self.bytes.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+    }
+
+    /// The memory the buffer holds.
+    #[cfg(test)]
+    pub(super) fn capacity(&self) -> usize {
+        self.bytes.capacity()
+    }
+}
 
 /// What writing to a link did.
 pub(super) enum Sent {
@@ -125,8 +198,8 @@ impl Link {
         if io.closed {
             return Sent::Closed;
         }
-        if io.out_pos < io.out.len() {
-            io.out.extend_from_slice(bytes);
+        if !io.out.is_empty() {
+            io.out.extend(bytes);
             return Sent::Queued;
         }
         let mut at = 0;
@@ -154,9 +227,8 @@ impl Link {
                 }
             };
         }
-        io.out.clear();
-        io.out_pos = 0;
-        io.out.extend_from_slice(&bytes[at..]);
+        io.out.tidy();
+        io.out.extend(&bytes[at..]);
         Sent::Queued
     }
 
@@ -180,27 +252,28 @@ impl Link {
     }
 
     /// Encodes a frame straight into the send buffer (reused from frame to frame) behind
-    /// whatever is queued, and writes what it can without blocking. The frame's size must have
-    /// been checked ([`FrameView::checked_body_len`]); a frame that still fails to encode closes
-    /// the link rather than being half-sent.
-    pub(super) fn send_frame(&self, frame: &FrameView<'_>) -> Sent {
-        let mut io = self.lock_io();
+    /// whatever is queued, and writes what it can without blocking. The frame's payload field
+    /// holds `head` then the frame's payload (see `FrameView::encode_at_with`; `head` is empty
+    /// for a frame whose payload is whole). The frame's size must have been checked
+    /// (`FrameView::check_fits_with`); a frame that still fails to encode closes the
+    /// link rather than being half-sent.
+    /// The caller holds the link's I/O state (`io`, from [`lock_io`](Self::lock_io)).
+    pub(super) fn send_frame(&self, io: &mut LinkIo, frame: &FrameView<'_>, head: &[u8]) -> Sent {
         if io.closed {
             return Sent::Closed;
         }
-        let queued = io.out_pos < io.out.len();
-        if frame.encode_to_vec(&mut io.out).is_err() {
+        let queued = !io.out.is_empty();
+        if io.out.encode(frame, head).is_err() {
             io.closed = true;
             return Sent::Closed;
         }
         if queued {
             return Sent::Queued;
         }
-        while io.out_pos < io.out.len() {
-            let at = io.out_pos;
-            match self.sock.send_nonblocking(&io.out[at..]) {
+        while !io.out.is_empty() {
+            match self.sock.send_nonblocking(io.out.pending()) {
                 Ok(n) => {
-                    io.out_pos += n;
+                    io.out.advance(n);
                     stats::add(&self.stats.bytes_out, n);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -211,21 +284,11 @@ impl Link {
                 }
             }
         }
-        io.out.clear();
-        io.out_pos = 0;
-        if io.out.capacity() > KEEP_SEND_BUFFER {
-            io.out = Vec::new();
-        }
+        io.out.tidy();
         if self.sock.has_pending_output() {
             return Sent::Queued;
         }
         Sent::All
-    }
-
-    /// Bytes queued and not yet written.
-    pub(super) fn backlog(&self) -> usize {
-        let io = self.lock_io();
-        io.out.len() - io.out_pos
     }
 }
 
@@ -291,14 +354,14 @@ mod tests {
         // More than the socket holds: the rest waits in the link, and later bytes queue behind it.
         let big = vec![1u8; 8 << 20];
         assert!(matches!(link.send(&big), Sent::Queued));
-        let backlog = link.backlog();
+        let backlog = link.lock_io().out.len();
         assert!(backlog > 0 && backlog < big.len(), "{backlog}");
         let frame = FrameView { kind: FrameKind::Event as i32, payload: b"x", ..FrameView::default() };
-        assert!(matches!(link.send_frame(&frame), Sent::Queued));
-        assert!(link.backlog() > backlog);
+        assert!(matches!(link.send_frame(&mut link.lock_io(), &frame, &[]), Sent::Queued));
+        assert!(link.lock_io().out.len() > backlog);
         link.lock_io().closed = true;
         assert!(matches!(link.send(b"late"), Sent::Closed));
-        assert!(matches!(link.send_frame(&frame), Sent::Closed));
+        assert!(matches!(link.send_frame(&mut link.lock_io(), &frame, &[]), Sent::Closed));
     }
 
     #[test]
@@ -314,25 +377,24 @@ mod tests {
             let f = reader.read_frame().unwrap();
             (first, (f.request_id, f.payload.len()))
         });
-        let mut sent = link.send_frame(&frame);
+        let mut sent = link.send_frame(&mut link.lock_io(), &frame, &[]);
         let until = std::time::Instant::now() + Duration::from_secs(5);
         while matches!(sent, Sent::Queued) {
             assert!(std::time::Instant::now() < until, "the frame never went out");
             // What the event loop does on writability, in short.
             let mut io = link.lock_io();
-            let at = io.out_pos;
-            if let Ok(n) = link.sock.send_nonblocking(&io.out[at..]) {
-                io.out_pos += n;
+            if let Ok(n) = link.sock.send_nonblocking(io.out.pending()) {
+                io.out.advance(n);
             }
-            sent = if io.out_pos == io.out.len() { Sent::All } else { Sent::Queued };
+            sent = if io.out.is_empty() { Sent::All } else { Sent::Queued };
         }
         // Whether the large frame went out at once or by parts, the next one leaves an empty
         // buffer of a size worth keeping.
         let small = FrameView { kind: FrameKind::Event as i32, payload: b"x", request_id: 6, ..FrameView::default() };
-        assert!(matches!(link.send_frame(&small), Sent::All));
+        assert!(matches!(link.send_frame(&mut link.lock_io(), &small, &[]), Sent::All));
         assert_eq!(reading.join().unwrap(), ((5, payload.len()), (6, 1)));
         let io = link.lock_io();
-        assert_eq!(io.out.len(), 0);
+        assert!(io.out.is_empty());
         assert!(io.out.capacity() <= KEEP_SEND_BUFFER);
     }
 

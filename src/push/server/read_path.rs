@@ -48,7 +48,8 @@ impl Shared {
     /// `now` is the caller's last reading of the clock.
     pub(super) fn read_until_done(&self, link: &Link, ticket: &Ticket, deadline: Instant, now: Instant) {
         let Ok(mut reader) = link.reader.try_lock() else { return };
-        if link.backlog() > 0 {
+        // Out of the event loop's epoll set while this thread reads, so it is not woken.
+        let Some(first_parked) = self.park(link) else {
             // The push is still being written (larger than the socket's buffers): the event loop
             // writes the rest once the socket is writable, which it only learns with the link
             // in its set, and reads the reply. Back in the set, then, and the loop waits.
@@ -60,9 +61,7 @@ impl Shared {
                 self.unpark(link);
             }
             return;
-        }
-        // Out of the event loop's epoll set while this thread reads, so it is not woken.
-        let first_parked = self.park(link);
+        };
         let mut failure = self.drain_replies(link, &mut reader).err();
         // Waiting reads, in slices (`own_read`): the ticket may also be completed by the event
         // loop (deadline passed, worker disconnected), which is seen between two reads. Closing
@@ -113,18 +112,22 @@ impl Shared {
     }
 
     /// Takes a link whose reader the caller holds out of the event loop's epoll set, unless it
-    /// is out already. True when it is the only parked link (the event loop must be told).
-    pub(super) fn park(&self, link: &Link) -> bool {
+    /// is out already. True when it is the only parked link (the event loop must be told);
+    /// `None`, and nothing done, while bytes wait in the link's send buffer.
+    pub(super) fn park(&self, link: &Link) -> Option<bool> {
         let mut io = link.lock_io();
+        if !io.out.is_empty() {
+            return None;
+        }
         if io.parked || io.closed {
-            return false;
+            return Some(false);
         }
         let _ = transport::deregister(&self.registry, link.fd());
         io.parked = true;
         drop(io);
         let mut parked = self.parked.lock().unwrap_or_else(|p| p.into_inner());
         parked.insert(link.token);
-        parked.len() == 1
+        Some(parked.len() == 1)
     }
 
     /// Puts a parked link back in the event loop's epoll set, with the interest in force. Fails

@@ -177,60 +177,56 @@ impl Shared {
             ticket.complete(Err(Error::NotFound(what.into())));
             return None;
         };
-        if link.backlog() > self.max_send_buffer {
-            stats::bump(&self.stats.pushes_unsent);
-            ticket.complete(Err(Error::Again(
-                format!("worker {} is not keeping up (send buffer full)", link.worker_id()).into(),
-            )));
-            return None;
-        }
         // A deadline the spec did not set was just derived from the clock by `push_wait`.
         let own_deadline = deadline_unix_ms == spec.deadline_unix_ms;
-        if own_deadline && deadline_unix_ms != 0 && deadline_unix_ms <= now_unix_ms() {
+        let correlation_id = ticket.correlation_id();
+        // The push message is written inside the frame, in the same pass.
+        let head = fastpath::MessageHead::plain(spec.payload_protocol, spec.payload.len());
+        let frame = FrameView {
+            kind: FrameKind::Event as i32,
+            payload_protocol: PUSH_PROTOCOL,
+            payload: &spec.payload,
+            request_id: correlation_id,
+            deadline_unix_ms,
+            traceparent: &spec.traceparent,
+            tracestate: &spec.tracestate,
+            ..FrameView::default()
+        };
+        // Checked, recorded and written under one hold of the link: recorded before the bytes
+        // leave, so a reply or a disconnect always finds it.
+        let mut in_flight = self.lock_in_flight();
+        let mut io = link.lock_io();
+        let refused = if io.out.len() > self.max_send_buffer {
+            Some(Error::Again(format!("worker {} is not keeping up (send buffer full)", link.worker_id()).into()))
+        } else if own_deadline && deadline_unix_ms != 0 && deadline_unix_ms <= now_unix_ms() {
+            Some(Error::Timeout("the push's deadline has already passed".into()))
+        } else if let Err(e) = frame.check_fits_with(head.as_bytes()) {
+            Some(e.into())
+        } else if io.closed {
+            Some(Error::Closed(format!("worker {} disconnected", link.worker_id()).into()))
+        } else {
+            None
+        };
+        if let Some(e) = refused {
+            drop(io);
+            drop(in_flight);
             stats::bump(&self.stats.pushes_unsent);
-            ticket.complete(Err(Error::Timeout("the push's deadline has already passed".into())));
+            ticket.complete(Err(e));
             return None;
         }
-        let correlation_id = ticket.correlation_id();
-        fastpath::with_plain_message(spec.payload_protocol, &spec.payload, |payload| {
-            let frame = FrameView {
-                kind: FrameKind::Event as i32,
-                payload_protocol: PUSH_PROTOCOL,
-                payload,
-                request_id: correlation_id,
-                deadline_unix_ms,
-                traceparent: &spec.traceparent,
-                tracestate: &spec.tracestate,
-                ..FrameView::default()
-            };
-            if let Err(e) = frame.checked_body_len() {
-                stats::bump(&self.stats.pushes_unsent);
-                ticket.complete(Err(e.into()));
-                return None;
-            }
-            {
-                // Recorded before the bytes leave, so a reply or a disconnect always finds it.
-                let mut in_flight = self.lock_in_flight();
-                let mut io = link.lock_io();
-                if io.closed {
-                    drop(io);
-                    drop(in_flight);
-                    stats::bump(&self.stats.pushes_unsent);
-                    ticket.complete(Err(Error::Closed(format!("worker {} disconnected", link.worker_id()).into())));
-                    return None;
-                }
-                io.in_flight.insert(correlation_id);
-                in_flight.insert(correlation_id, InFlight { ticket: ticket.clone(), link: Arc::clone(&link) });
-            }
-            link.in_flight_count.fetch_add(1, Ordering::Relaxed);
-            stats::bump(&self.stats.pushes_sent);
-            match link.send_frame(&frame) {
-                Sent::All => {}
-                Sent::Queued => self.command(Command::WantWrite(link.token)),
-                Sent::Closed => self.command(Command::Close(link.token, "send failed".into())),
-            }
-            Some(link)
-        })
+        io.in_flight.insert(correlation_id);
+        in_flight.insert(correlation_id, InFlight { ticket: ticket.clone(), link: Arc::clone(&link) });
+        drop(in_flight);
+        link.in_flight_count.fetch_add(1, Ordering::Relaxed);
+        stats::bump(&self.stats.pushes_sent);
+        let sent = link.send_frame(&mut io, &frame, head.as_bytes());
+        drop(io);
+        match sent {
+            Sent::All => {}
+            Sent::Queued => self.command(Command::WantWrite(link.token)),
+            Sent::Closed => self.command(Command::Close(link.token, "send failed".into())),
+        }
+        Some(link)
     }
 
     /// Has the event loop fail a push that is still unanswered at `deadline_unix_ms` (0 = none),
@@ -250,7 +246,7 @@ impl Shared {
         let entry = {
             let mut in_flight = self.lock_in_flight();
             let mut io = link.lock_io();
-            if !io.in_flight.remove(&correlation_id) {
+            if !io.in_flight.remove(correlation_id) {
                 // Late (its deadline passed) or never sent: nothing waits for it.
                 return;
             }

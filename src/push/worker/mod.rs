@@ -261,8 +261,12 @@ impl Worker {
     pub fn reply(&self, correlation_id: u64, payload: &[u8]) -> Result<(), Error> {
         let inner = &*self.inner;
         match inner.dialect {
-            Dialect::Librp => fastpath::with_reply_payload(payload, |reply| inner.send_reply(correlation_id, reply, false)),
-            Dialect::Liminal => inner.send_reply(correlation_id, payload, false),
+            Dialect::Librp => {
+                // The `PushReply` is written inside the frame, in the same pass.
+                let head = fastpath::MessageHead::reply(payload.len());
+                inner.send_reply(correlation_id, head.as_bytes(), payload, false)
+            }
+            Dialect::Liminal => inner.send_reply(correlation_id, &[], payload, false),
         }
     }
 
@@ -281,7 +285,7 @@ impl Worker {
                     message.len()
                 )));
             }
-            return inner.send_reply(correlation_id, &lwire::refusal_record(liminal::refusal_code(code), message), true);
+            return inner.send_reply(correlation_id, &[], &lwire::refusal_record(liminal::refusal_code(code), message), true);
         }
         if message.len() > MAX_FAILURE_MESSAGE {
             return Err(Error::invalid_argument(format!(
@@ -291,7 +295,7 @@ impl Worker {
         }
         let failure = PushFailure { code, message: message.to_owned() };
         let msg = PushReply { result: Some(push_reply::Result::Failure(failure)) };
-        inner.send_reply(correlation_id, &msg.encode_to_vec(), true)
+        inner.send_reply(correlation_id, &[], &msg.encode_to_vec(), true)
     }
 
     /// What this worker did since it connected (across reconnections).
@@ -430,8 +434,9 @@ impl Inner {
         }
     }
 
-    /// Sends an encoded `PushReply`.
-    fn send_reply(&self, correlation_id: u64, payload: &[u8], failure: bool) -> Result<(), Error> {
+    /// Sends a `PushReply` (a liminal reply record), encoded as `head` followed by `payload`
+    /// (`head` empty for one encoded whole; always for a liminal record).
+    fn send_reply(&self, correlation_id: u64, head: &[u8], payload: &[u8], failure: bool) -> Result<(), Error> {
         let (wire_id, generation) = {
             let mut st = self.lock();
             if let Some(e) = st.ended() {
@@ -456,7 +461,7 @@ impl Inner {
                         request_id: wire_id,
                         ..FrameView::default()
                     };
-                    writer.queue(&frame).and_then(|()| {
+                    writer.queue_with_head(&frame, head).and_then(|()| {
                         let n = writer.queued_len();
                         writer.write_queued()?;
                         stats::add(&self.stats.bytes_out, n);

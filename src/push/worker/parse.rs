@@ -11,7 +11,7 @@ use prost::Message;
 use super::{Push, WorkerEvent};
 use crate::control::{client_handshake, ClientHello};
 use crate::error::Error;
-use crate::idmap::{IdMap, IdSet};
+use crate::idmap::{FewIds, IdMap};
 use crate::wire::fast as fastpath;
 use crate::push::proto::{Push as PushMessage, RegistrationAck};
 use crate::push::{PUSH_PROTOCOL, PUSH_PROTOCOL_VERSION, REGISTRATION_REQUEST_ID};
@@ -65,7 +65,7 @@ pub(super) struct State {
     pub(super) waiting: usize,
     pub(super) jobs: VecDeque<Push>,
     /// Received and not yet answered; a reply must name one of these, once.
-    pub(super) outstanding: IdSet,
+    pub(super) outstanding: FewIds,
     pub(super) closed: Option<Cow<'static, str>>,
     /// The connection ended because what the server sent did not fit in memory: calls then
     /// fail with `NoMemory` rather than `Closed`.
@@ -115,7 +115,7 @@ impl State {
             reader,
             waiting: 0,
             jobs: VecDeque::new(),
-            outstanding: IdSet::default(),
+            outstanding: FewIds::default(),
             closed: None,
             no_memory: false,
             pongs_owed: 0,
@@ -160,7 +160,7 @@ impl State {
                 None => return Err(not_outstanding(id)),
             },
         };
-        if !self.outstanding.remove(&wire_id) {
+        if !self.outstanding.remove(wire_id) {
             return Err(not_outstanding(id));
         }
         Ok(wire_id)
@@ -169,15 +169,15 @@ impl State {
     /// True while push `id` (as the application knows it) is unanswered.
     pub(super) fn is_outstanding(&self, id: u64) -> bool {
         match &self.ids {
-            None => self.outstanding.contains(&id),
-            Some(ids) => ids.to_wire.get(&id).is_some_and(|w| self.outstanding.contains(w)),
+            None => self.outstanding.contains(id),
+            Some(ids) => ids.to_wire.get(&id).is_some_and(|w| self.outstanding.contains(*w)),
         }
     }
 
     /// The server cancelled push `wire_id`.
     fn cancelled(&mut self, wire_id: u64) {
         self.jobs.retain(|j| j.correlation_id != wire_id);
-        self.outstanding.remove(&wire_id);
+        self.outstanding.remove(wire_id);
         if let Some(ids) = &mut self.ids {
             if let Some(local) = ids.to_local.remove(&wire_id) {
                 ids.to_wire.remove(&local);

@@ -167,11 +167,10 @@ impl EventLoop {
         let link = Arc::clone(&conn.link);
         let closing = conn.phase == Phase::Closing;
         let mut io = link.lock_io();
-        while io.out_pos < io.out.len() {
-            let at = io.out_pos;
-            match link.sock.send_nonblocking(&io.out[at..]) {
+        while !io.out.is_empty() {
+            match link.sock.send_nonblocking(io.out.pending()) {
                 Ok(n) => {
-                    io.out_pos += n;
+                    io.out.advance(n);
                     stats::add(&self.shared.stats.bytes_out, n);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -182,15 +181,8 @@ impl EventLoop {
                 }
             }
         }
-        let mut drained = io.out_pos == io.out.len();
-        if drained {
-            io.out.clear();
-            io.out_pos = 0;
-        } else if io.out_pos > 64 * 1024 {
-            let at = io.out_pos;
-            io.out.drain(..at);
-            io.out_pos = 0;
-        }
+        let mut drained = io.out.is_empty();
+        io.out.tidy();
         // What the connection itself still holds (TLS records; never on a plain socket).
         if drained {
             match link.sock.flush_nonblocking() {

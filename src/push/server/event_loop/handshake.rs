@@ -123,7 +123,7 @@ impl EventLoop {
                 let _ = link.worker.set(RegisteredWorker { id: info.id, task_queue, payload_protocols });
                 // The ack is queued before the worker can be picked, so every push queues behind
                 // it; and the worker is known before the ack reaches it.
-                link.lock_io().out.extend_from_slice(&frame);
+                link.lock_io().out.extend(&frame);
                 self.shared.links.write().unwrap_or_else(|p| p.into_inner()).insert(info.id, link);
                 self.shared.workers.lock().unwrap_or_else(|p| p.into_inner()).insert(info.id, info.clone());
                 self.shared.emit(ServerEvent::WorkerConnected(info));

@@ -187,7 +187,7 @@ impl EventLoop {
             let entry = {
                 let mut in_flight = self.shared.lock_in_flight();
                 let Some(entry) = in_flight.remove(&correlation_id) else { continue };
-                entry.link.lock_io().in_flight.remove(&correlation_id);
+                entry.link.lock_io().in_flight.remove(correlation_id);
                 entry
             };
             entry.link.in_flight_count.fetch_sub(1, Ordering::Relaxed);
