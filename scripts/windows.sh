@@ -15,7 +15,8 @@
 #   4. the CMake build for Windows (cmake/toolchains/mingw-w64-x86_64.cmake) installed to a
 #      staging prefix, and the find_package(rp) consumers (examples/cmake-consumer*: rp::rp,
 #      rp::rp_static, rp::cpp) built against it with the same toolchain and run under Wine;
-#   5. the C++ wrapper's tests that need no sockets (GoogleTest built from its sources);
+#   5. the C++ wrapper's tests: tests/cpp/windows (push over named pipes and TCP) and those of
+#      tests/cpp that need no sockets (GoogleTest built from its sources);
 #   6. the Go binding built for windows/amd64 with cgo and MinGW, and its tests run under Wine
 #      (local endpoints are named pipes; the Unix-only tests are left out by build tags).
 # Needs wine (Wine 8.0: Debian's wine64), gcc-mingw-w64-x86-64, g++-mingw-w64-x86-64 (its
@@ -125,7 +126,7 @@ cp "$RP_WINE_PRNG_DLL" "$stage/bin/"
 echo "-- bin/rp.exe --version"
 (cd "$stage/bin" && timeout 120 wine ./rp.exe --version)
 
-echo "== Windows: C++ wrapper tests (tests/cpp, those without sockets) against rp.dll, under Wine"
+echo "== Windows: C++ wrapper tests (tests/cpp/windows, and the tests/cpp ones without sockets) against rp.dll, under Wine"
 # GoogleTest from its sources (Debian: googletest), built once with MinGW's POSIX-threads g++
 # (GoogleTest needs std::mutex); the program is linked -static so that it needs no MinGW DLL.
 gtest_src=${GTEST_SRC:-/usr/src/googletest/googletest}
@@ -136,8 +137,9 @@ mkdir -p "$gtest_dir"
 for f in gtest-all gtest_main; do
   [ -f "$gtest_dir/$f.o" ] || "${cxx[@]}" -O1 -I"$gtest_src" -c "$gtest_src/src/$f.cc" -o "$gtest_dir/$f.o"
 done
-# The others bind Unix socket paths or use fork and socket pairs.
-"${cxx[@]}" -Wall -Wextra -Werror -Iinclude -Ibindings/cpp/include \
+# tests/cpp/windows: push round trips over named pipes and TCP. Of tests/cpp, the others bind
+# Unix socket paths or use fork and socket pairs.
+"${cxx[@]}" -Wall -Wextra -Werror -Iinclude -Ibindings/cpp/include tests/cpp/windows/test_push_hpp.cpp \
   tests/cpp/test_validation_hpp.cpp tests/cpp/test_hygiene_hpp.cpp tests/cpp/double_include.cpp \
   "$gtest_dir/gtest-all.o" "$gtest_dir/gtest_main.o" -static "$out/librp.dll.a" -o "$ctest_dir/cpp_tests.exe"
 (cd "$ctest_dir" && timeout 120 wine ./cpp_tests.exe >/dev/null)
