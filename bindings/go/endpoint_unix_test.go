@@ -25,3 +25,13 @@ func connPair(t *testing.T) (syscall.Conn, syscall.Conn) {
 	a, b := unixPair(t)
 	return a, b
 }
+
+// openFds counts this process's open descriptors.
+func openFds(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd")
+	}
+	return len(ents)
+}

@@ -3,22 +3,11 @@ package rp
 import (
 	"context"
 	"errors"
-	"os"
 	"runtime"
 	"slices"
 	"testing"
 	"time"
 )
-
-// openFds counts this process's open descriptors.
-func openFds(t *testing.T) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Skip("no /proc/self/fd")
-	}
-	return len(ents)
-}
 
 // A blocking call whose context is cancelled returns ctx's error at once: the wait is woken,
 // not polled. Each call is cancelled several times; the median delay from cancel to return
