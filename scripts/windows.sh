@@ -147,16 +147,13 @@ done
 echo "== Windows: Go binding (bindings/go) for windows/amd64 with cgo and MinGW, its tests under Wine"
 [ -x /usr/local/go/bin/go ] && export PATH="$PATH:/usr/local/go/bin"
 command -v go >/dev/null || { echo "go (1.24 or newer) is required for the Go binding build" >&2; exit 1; }
-pc_dir="$wine_dir/pkgconfig"
-mkdir -p "$pc_dir"
-printf 'Name: rp\nDescription: librp (Windows cross build)\nVersion: 0\nCflags: -I%s\nLibs: -L%s -lrp\n' \
-  "$PWD/include" "$out" > "$pc_dir/rp.pc"
-go_env=(env GOOS=windows GOARCH=amd64 CGO_ENABLED=1 CC=x86_64-w64-mingw32-gcc PKG_CONFIG_PATH="$pc_dir")
+# Against the Windows install above, found through its rp.pc.
+go_env=(env GOOS=windows GOARCH=amd64 CGO_ENABLED=1 CC=x86_64-w64-mingw32-gcc PKG_CONFIG_PATH="$stage/lib/pkgconfig")
 go_dir="$wine_dir/go"
 mkdir -p "$go_dir"
 (cd bindings/go && "${go_env[@]}" go build ./... && "${go_env[@]}" go vet . &&
   "${go_env[@]}" go test -c -o "$go_dir/rp.test.exe" .)
-cp "$out/rp.dll" "$RP_WINE_PRNG_DLL" "$go_dir/"
+cp "$stage/bin/rp.dll" "$RP_WINE_PRNG_DLL" "$go_dir/"
 # Local endpoints are named pipes there; the Unix-only tests are left out by build tags.
 (cd "$go_dir" && timeout 300 wine ./rp.test.exe -test.timeout 240s)
 
