@@ -12,9 +12,15 @@
 #      cargo; C tests built with x86_64-w64-mingw32-gcc against rp.dll (tests/c/windows/test_push.c,
 #      tests/c/test_errors.c, tests/c/test_version.c) and against librp.a (test_version), run
 #      under Wine;
-#   4. the Go binding built for windows/amd64 with cgo and MinGW (build only: its tests use Unix
-#      sockets and are not ported).
-# Needs wine (Wine 8.0: Debian's wine64), gcc-mingw-w64-x86-64 and
+#   4. the CMake build for Windows (cmake/toolchains/mingw-w64-x86_64.cmake) installed to a
+#      staging prefix, and the find_package(rp) consumers (examples/cmake-consumer*: rp::rp,
+#      rp::rp_static, rp::cpp) built against it with the same toolchain and run under Wine;
+#   5. the C++ wrapper's tests: tests/cpp/windows (push over named pipes and TCP) and those of
+#      tests/cpp that need no sockets (GoogleTest built from its sources);
+#   6. the Go binding built for windows/amd64 with cgo and MinGW, and its tests run under Wine
+#      (local endpoints are named pipes; the Unix-only tests are left out by build tags).
+# Needs wine (Wine 8.0: Debian's wine64), gcc-mingw-w64-x86-64, g++-mingw-w64-x86-64 (its
+# POSIX-threads g++), cmake and ninja, GoogleTest's sources (googletest), Go and
 # `rustup target add x86_64-pc-windows-gnu`. Wine runs in a throwaway prefix, silent
 # (WINEDEBUG=-all), and its server is stopped at the end.
 #
@@ -26,8 +32,8 @@ cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
 target=x86_64-pc-windows-gnu
-for tool in wine wineserver x86_64-w64-mingw32-gcc; do
-  command -v "$tool" >/dev/null || { echo "$tool is required (wine64, gcc-mingw-w64-x86-64)" >&2; exit 1; }
+for tool in wine wineserver x86_64-w64-mingw32-gcc x86_64-w64-mingw32-g++-posix cmake ninja; do
+  command -v "$tool" >/dev/null || { echo "$tool is required (wine64, gcc-mingw-w64-x86-64, g++-mingw-w64-x86-64, cmake, ninja-build)" >&2; exit 1; }
 done
 rustup target list --installed 2>/dev/null | grep -qx "$target" || {
   echo "the Rust target $target is required: rustup target add $target" >&2
@@ -97,14 +103,72 @@ for t in test_windows_push test_errors test_version test_version_static; do
   echo "-- $t"
   (cd "$ctest_dir" && timeout 120 wine "./$t.exe" >/dev/null)
 done
-echo "== Windows: Go binding (bindings/go) builds for windows/amd64 with cgo and MinGW (build only)"
+
+echo "== Windows: CMake cross build and install (cmake/toolchains/mingw-w64-x86_64.cmake), find_package(rp) consumers under Wine"
+# Debug: cargo's dev profile, already built above. The install must hold the DLL in bin/, its
+# import library and the static library in lib/, and the CMake package; the consumer projects
+# (examples/cmake-consumer*) find it with the same toolchain file and run under Wine.
+toolchain="$PWD/cmake/toolchains/mingw-w64-x86_64.cmake"
+cmake_dir="$PWD/build/windows"
+stage="$cmake_dir/stage"
+rm -rf "$stage" "$cmake_dir/consumer" "$cmake_dir/consumer_cpp"
+cmake -S . -B "$cmake_dir/rp" -G Ninja -DCMAKE_TOOLCHAIN_FILE="$toolchain" -DCMAKE_BUILD_TYPE=Debug >/dev/null
+cmake --build "$cmake_dir/rp"
+cmake --install "$cmake_dir/rp" --prefix "$stage" >/dev/null
+for f in bin/rp.dll bin/rp.exe lib/librp.dll.a lib/librp.a include/rp.h include/rp/rp.hpp \
+         lib/cmake/rp/rpConfig.cmake lib/cmake/rp/rpConfigVersion.cmake lib/cmake/rp/rpTargets.cmake \
+         lib/pkgconfig/rp.pc; do
+  [ -f "$stage/$f" ] || { echo "the Windows install is missing $f" >&2; exit 1; }
+done
+grep -q 'IMPORTED_IMPLIB "${rp_LIB_DIR}/librp.dll.a"' "$stage/lib/cmake/rp/rpTargets.cmake" ||
+  { echo "rpTargets.cmake: rp::rp has no import library" >&2; exit 1; }
+cmake -S examples/cmake-consumer -B "$cmake_dir/consumer" -G Ninja -DCMAKE_TOOLCHAIN_FILE="$toolchain" \
+  -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$stage" >/dev/null
+cmake --build "$cmake_dir/consumer"
+# The C++ consumer carries its C++ runtime (MinGW's libstdc++ DLLs are not beside it).
+cmake -S examples/cmake-consumer-cpp -B "$cmake_dir/consumer_cpp" -G Ninja -DCMAKE_TOOLCHAIN_FILE="$toolchain" \
+  -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$stage" "-DCMAKE_EXE_LINKER_FLAGS=-static-libgcc -static-libstdc++" >/dev/null
+cmake --build "$cmake_dir/consumer_cpp"
+for d in "$cmake_dir/consumer" "$cmake_dir/consumer_cpp"; do
+  cp "$stage/bin/rp.dll" "$RP_WINE_PRNG_DLL" "$d/"
+done
+for exe in consumer/consumer consumer/consumer_static consumer_cpp/consumer_cpp; do
+  echo "-- $exe"
+  (cd "$cmake_dir/$(dirname "$exe")" && timeout 120 wine "./$(basename "$exe").exe")
+done
+cp "$RP_WINE_PRNG_DLL" "$stage/bin/"
+echo "-- bin/rp.exe --version"
+(cd "$stage/bin" && timeout 120 wine ./rp.exe --version)
+
+echo "== Windows: C++ wrapper tests (tests/cpp/windows, and the tests/cpp ones without sockets) against rp.dll, under Wine"
+# GoogleTest from its sources (Debian: googletest), built once with MinGW's POSIX-threads g++
+# (GoogleTest needs std::mutex); the program is linked -static so that it needs no MinGW DLL.
+gtest_src=${GTEST_SRC:-/usr/src/googletest/googletest}
+[ -f "$gtest_src/src/gtest-all.cc" ] || { echo "GoogleTest sources are required in $gtest_src (googletest)" >&2; exit 1; }
+cxx=(x86_64-w64-mingw32-g++-posix -std=c++17 -isystem "$gtest_src/include")
+gtest_dir="$wine_dir/gtest"
+mkdir -p "$gtest_dir"
+for f in gtest-all gtest_main; do
+  [ -f "$gtest_dir/$f.o" ] || "${cxx[@]}" -O1 -I"$gtest_src" -c "$gtest_src/src/$f.cc" -o "$gtest_dir/$f.o"
+done
+# tests/cpp/windows: push round trips over named pipes and TCP. Of tests/cpp, the others bind
+# Unix socket paths or use fork and socket pairs.
+"${cxx[@]}" -Wall -Wextra -Werror -Iinclude -Ibindings/cpp/include tests/cpp/windows/test_push_hpp.cpp \
+  tests/cpp/test_validation_hpp.cpp tests/cpp/test_hygiene_hpp.cpp tests/cpp/double_include.cpp \
+  "$gtest_dir/gtest-all.o" "$gtest_dir/gtest_main.o" -static "$out/librp.dll.a" -o "$ctest_dir/cpp_tests.exe"
+(cd "$ctest_dir" && timeout 120 wine ./cpp_tests.exe >/dev/null)
+
+echo "== Windows: Go binding (bindings/go) for windows/amd64 with cgo and MinGW, its tests under Wine"
 [ -x /usr/local/go/bin/go ] && export PATH="$PATH:/usr/local/go/bin"
 command -v go >/dev/null || { echo "go (1.24 or newer) is required for the Go binding build" >&2; exit 1; }
-pc_dir="$wine_dir/pkgconfig"
-mkdir -p "$pc_dir"
-printf 'Name: rp\nDescription: librp (Windows cross build)\nVersion: 0\nCflags: -I%s\nLibs: -L%s -lrp\n' \
-  "$PWD/include" "$out" > "$pc_dir/rp.pc"
-(cd bindings/go && GOOS=windows GOARCH=amd64 CGO_ENABLED=1 CC=x86_64-w64-mingw32-gcc \
-  PKG_CONFIG_PATH="$pc_dir" go build ./...)
+# Against the Windows install above, found through its rp.pc.
+go_env=(env GOOS=windows GOARCH=amd64 CGO_ENABLED=1 CC=x86_64-w64-mingw32-gcc PKG_CONFIG_PATH="$stage/lib/pkgconfig")
+go_dir="$wine_dir/go"
+mkdir -p "$go_dir"
+(cd bindings/go && "${go_env[@]}" go build ./... && "${go_env[@]}" go vet . &&
+  "${go_env[@]}" go test -c -o "$go_dir/rp.test.exe" .)
+cp "$stage/bin/rp.dll" "$RP_WINE_PRNG_DLL" "$go_dir/"
+# Local endpoints are named pipes there; the Unix-only tests are left out by build tags.
+(cd "$go_dir" && timeout 300 wine ./rp.test.exe -test.timeout 240s)
 
 echo "== Windows leg: ok"

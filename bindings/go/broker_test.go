@@ -1,3 +1,9 @@
+//go:build unix
+
+// Unix only: the backends here are Go daemons listening with net.Listen("unix"), and Go's
+// standard library has no named-pipe listener (on Windows librp's broker is tested in Rust:
+// tests/broker.rs, tests/broker_server.rs, tests/handoff_pipes.rs).
+
 package rp
 
 import (
@@ -56,17 +62,6 @@ func startBackend(t *testing.T) string {
 		m.Close()
 	})
 	return path
-}
-
-// startBroker runs a Go-hosted librp broker; it is closed when the test ends.
-func startBroker(t *testing.T, opts *BrokerServerOptions) *BrokerServer {
-	t.Helper()
-	b, err := BindBroker(sockPath(t, "broker.sock"), opts)
-	if err != nil {
-		t.Fatalf("BindBroker: %v", err)
-	}
-	t.Cleanup(func() { b.Close() })
-	return b
 }
 
 func exchange(t *testing.T, c *Conn, id uint64, text string) {

@@ -1,3 +1,8 @@
+//go:build unix
+
+// Unix only: the examples, as the documentation shows them, use Unix socket paths and socket
+// pairs (on Windows the endpoints would be pipe names, see the tests).
+
 package rp_test
 
 import (

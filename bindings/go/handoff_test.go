@@ -1,3 +1,8 @@
+//go:build unix
+
+// Unix only: the handoff passes descriptors over Unix socket pairs (SCM_RIGHTS), which Windows lacks
+// (the Windows handoff, a DuplicateHandle of a pipe, is tested in Rust: tests/handoff_pipes.rs).
+
 package rp
 
 import (

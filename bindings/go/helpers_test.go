@@ -2,22 +2,9 @@ package rp
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 )
-
-// sockPath returns a socket path in a fresh owner-only directory (short enough for sun_path).
-func sockPath(t testing.TB, name string) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "rpgo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return filepath.Join(dir, name)
-}
 
 func ctxTimeout(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
@@ -66,4 +53,15 @@ func waitWorkers(t testing.TB, s *PushServer, n int) []WorkerInfo {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// startBroker runs a Go-hosted librp broker; it is closed when the test ends.
+func startBroker(t *testing.T, opts *BrokerServerOptions) *BrokerServer {
+	t.Helper()
+	b, err := BindBroker(sockPath(t, "broker.sock"), opts)
+	if err != nil {
+		t.Fatalf("BindBroker: %v", err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
 }

@@ -213,8 +213,12 @@ func TestConnectFailures(t *testing.T) {
 	if _, err := Connect(ctx, s.Endpoint(), WorkerOptions{Identity: "x"}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled context: %v", err)
 	}
-	if _, err := Bind(s.Endpoint()+"/bad\x00", nil); err == nil {
-		t.Fatal("Bind on a path below a socket succeeded")
+	// A socket file has nothing below it (a pipe name has no directories: on Windows this
+	// names another pipe).
+	if runtime.GOOS != "windows" {
+		if _, err := Bind(s.Endpoint()+"/bad\x00", nil); err == nil {
+			t.Fatal("Bind on a path below a socket succeeded")
+		}
 	}
 }
 

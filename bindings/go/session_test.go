@@ -14,7 +14,7 @@ import (
 // with serve in a Dispatch loop until the test ends.
 func sessionPair(t *testing.T, serve func(side string) func(*SessionRequest)) (connecting, accepting *Session) {
 	t.Helper()
-	a, b := unixPair(t)
+	a, b := connPair(t)
 	ca, err := AdoptConn(a)
 	if err != nil {
 		t.Fatal(err)
@@ -123,7 +123,7 @@ func TestSessionPeerErrorAndCancellation(t *testing.T) {
 }
 
 func TestSessionWithoutDispatcherAndClose(t *testing.T) {
-	a, b := unixPair(t)
+	a, b := connPair(t)
 	ca, _ := AdoptConn(a)
 	cb, _ := AdoptConn(b)
 	caller, err := NewSession(ca, SessionConnecting, nil)
@@ -155,7 +155,7 @@ func TestSessionWithoutDispatcherAndClose(t *testing.T) {
 }
 
 func TestSessionDispatcherPanicIsRaisedInDispatch(t *testing.T) {
-	a, b := unixPair(t)
+	a, b := connPair(t)
 	ca, _ := AdoptConn(a)
 	cb, _ := AdoptConn(b)
 	caller, err := NewSession(ca, SessionConnecting, nil)

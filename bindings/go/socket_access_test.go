@@ -1,3 +1,7 @@
+//go:build unix
+
+// Unix only: socket files, their mode and group; a Windows pipe has an owner-only DACL instead.
+
 package rp
 
 import (

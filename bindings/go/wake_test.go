@@ -3,22 +3,11 @@ package rp
 import (
 	"context"
 	"errors"
-	"os"
 	"runtime"
 	"slices"
 	"testing"
 	"time"
 )
-
-// openFds counts this process's open descriptors.
-func openFds(t *testing.T) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Skip("no /proc/self/fd")
-	}
-	return len(ents)
-}
 
 // A blocking call whose context is cancelled returns ctx's error at once: the wait is woken,
 // not polled. Each call is cancelled several times; the median delay from cancel to return
@@ -44,7 +33,7 @@ func TestCancelWakesBlockedCalls(t *testing.T) {
 	if err := hw.Handle(func(*Push) error { handled++; return nil }); err != nil {
 		t.Fatal(err)
 	}
-	a, b := unixPair(t)
+	a, b := connPair(t)
 	conn, err := AdoptConn(a)
 	if err != nil {
 		t.Fatal(err)
@@ -60,7 +49,7 @@ func TestCancelWakesBlockedCalls(t *testing.T) {
 	}
 	t.Cleanup(func() { served.Close() })
 	// A caller whose peer never answers (nobody reads the other end).
-	a2, _ := unixPair(t)
+	a2, _ := connPair(t)
 	callerConn, err := AdoptConn(a2)
 	if err != nil {
 		t.Fatal(err)
@@ -219,7 +208,7 @@ func workerID(t *testing.T, s *PushServer, identity string) uint64 {
 func TestCloseWakesCallsWaitingWithAContext(t *testing.T) {
 	w := connectWorker(t, startServer(t, nil), "idle")
 	s := startServer(t, &ServerOptions{OnWorker: func(*WorkerInfo, bool, string) {}}) // no workers: no events
-	a, b := unixPair(t)
+	a, b := connPair(t)
 	conn, err := AdoptConn(a)
 	if err != nil {
 		t.Fatal(err)

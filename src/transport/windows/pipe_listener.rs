@@ -6,7 +6,7 @@ use std::io;
 use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use windows_sys::Win32::Foundation as f;
 use windows_sys::Win32::Security as sec;
@@ -126,11 +126,30 @@ impl Drop for Pending {
             return;
         }
         let Some(h) = self.handle.as_ref().map(|h| h.as_raw_handle()) else { return };
-        let mut n = 0u32;
-        // SAFETY: cancels this instance's connect and waits until the kernel is done with `ov`.
-        unsafe {
-            wio::CancelIoEx(h, &*self.ov);
-            wio::GetOverlappedResult(h, &*self.ov, &mut n, 1);
+        // SAFETY: cancels this instance's connect (a completed one is left as it is).
+        unsafe { wio::CancelIoEx(h, &*self.ov) };
+        // The kernel writes `ov` until the cancel completes. A waiting GetOverlappedResult
+        // would wait on `ov.hEvent`, the listener's event, which may be set already (a client
+        // waiting, a wake-up) and then return at once, before the kernel is done: so the
+        // status is polled instead. Should it not settle, `ov` is leaked rather than freed.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let mut n = 0u32;
+            // SAFETY: this instance's connect; bWait FALSE only reads its status.
+            let done = unsafe { wio::GetOverlappedResult(h, &*self.ov, &mut n, 0) } != 0
+                // SAFETY: GetLastError has no preconditions.
+                || unsafe { f::GetLastError() } != f::ERROR_IO_INCOMPLETE;
+            if done {
+                return;
+            }
+            if Instant::now() >= deadline {
+                // SAFETY: an all-zero OVERLAPPED is a valid value; the leaked one stays the
+                // kernel's.
+                let spare = Box::new(unsafe { std::mem::zeroed() });
+                Box::leak(std::mem::replace(&mut self.ov, spare));
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
         }
     }
 }
