@@ -278,8 +278,8 @@ pub fn accept_handoff<S: AsDescriptor + Read + Write>(
     let Some(fd) = fd else {
         return Err(WireError::Protocol("the handoff offer carried no descriptor".into()).into());
     };
-    // The descriptor travels with the token alone (a frame is never that short; earlier librp
-    // brokers sent it with the first bytes of the frame instead).
+    // The descriptor travels with the token alone. Earlier librp brokers sent it with as much
+    // of the offer frame as the socket took at once (in practice all of it: more than 16 bytes).
     let sideband = (n == TOKEN_LEN).then(|| std::mem::take(&mut first));
     let bytes = read_one_frame(socket, first)?;
     if let Some(token) = sideband {
