@@ -2059,7 +2059,8 @@ rp_status rp_broker_server_options_set_min_version(struct rp_broker_server_optio
 
 /**
  * Offers handoff for the service: capable clients get a one-time token, and their
- * connection is passed (SCM_RIGHTS, with a HandoffOffer) to the backend listening on
+ * connection is passed (by SCM_RIGHTS with the 16 token bytes, then a HandoffOffer; on
+ * Windows a duplicated handle named in the offer) to the backend listening on
  * `handoff_endpoint`; the backend's HandoffAck is relayed to the client. Every issued token is
  * also put in `store` when it is not NULL (a backend in this process accepts offers with
  * `rp_handoff_accept` on the same store); the options keep their own reference to `store`.
@@ -2347,9 +2348,11 @@ rp_status rp_handoff_serve_offer(const struct rp_handoff_store *store,
 
 /**
  * Receives a handed-off connection on the Unix stream socket `fd`: the connection's
- * descriptor by `SCM_RIGHTS` together with the first bytes of a HandoffOffer frame, then the
- * rest of the frame; answers the offer with a HandoffAck on `fd`; on acceptance gives the
- * adopted descriptor to the caller.
+ * descriptor by `SCM_RIGHTS` with the 16 token bytes alone as the message's data, then a
+ * HandoffOffer frame carrying that token (as librp's and running-process's brokers send it;
+ * the descriptor with the offer's first bytes, as earlier librp brokers sent it, is taken
+ * too); answers the offer with a HandoffAck on `fd`; on acceptance gives the adopted
+ * descriptor to the caller.
  *
  * Parameters: `store`; `fd` the Unix socket the broker hands connections over; `timeout_ms`
  * the deadline for the whole exchange (-1 = none, 0 = do not wait); `out_fd` receives the
@@ -2359,7 +2362,8 @@ rp_status rp_handoff_serve_offer(const struct rp_handoff_store *store,
  * expired, not 16 bytes, or request id != correlation id): the ack said so, the received
  * descriptor was closed, and `rp_last_error_message` gives the reason; `RP_STATUS_TIMEOUT`;
  * `RP_STATUS_CLOSED`; `RP_STATUS_PROTOCOL` (no descriptor, several descriptors, a truncated
- * control message, or not an offer); `RP_STATUS_MALFORMED`; `RP_STATUS_IO`;
+ * control message, not an offer, or an offer whose token is not the one sent with the
+ * descriptor: no ack then); `RP_STATUS_MALFORMED`; `RP_STATUS_IO`;
  * `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_ARGUMENT`. On every failure, every
  * descriptor received is closed.
  *

@@ -1,5 +1,7 @@
-//! Handoff, backend side, end to end over Unix sockets: accepted, wrong, replayed, expired and
-//! short tokens, and 10,000 descriptor handoffs with the open-descriptor count unchanged.
+//! Handoff end to end over Unix sockets: the broker's `offer_connection` (the descriptor with
+//! the 16 token bytes alone, then the offer) to the backend's `accept_handoff`; accepted, wrong,
+//! replayed, expired and short tokens; the layout of earlier librp brokers; and 10,000
+//! descriptor handoffs with the open-descriptor count unchanged.
 //! (One binary, one test: the descriptor count is process-wide.)
 // Unix only: passes descriptors over Unix sockets (SCM_RIGHTS), which Windows does not have.
 #![cfg(unix)]
@@ -9,7 +11,8 @@ use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use prost::Message;
-use rp::handoff::{accept_handoff, recv_with_fd, send_with_fd, HandoffStore};
+use rp::handoff::{accept_handoff, offer_connection, recv_with_fd, send_with_fd, HandoffStore, TOKEN_LEN};
+use rp::transport::Stream;
 use rp::wire::proto::{HandoffAck, HandoffOffer};
 use rp::wire::{decode_frame, Decoded, FrameView, MAX_BODY};
 use rp::ErrorKind;
@@ -32,14 +35,29 @@ fn offer_frame(token: &[u8], correlation_id: u64) -> Vec<u8> {
     .unwrap()
 }
 
-/// Plays the broker: sends a fresh connection's descriptor with `offer`, returns the ack and
-/// the client end of the handed-off connection.
+/// Plays the broker: sends a fresh connection's descriptor with the 16 token bytes `offer`
+/// carries, then `offer`; returns the client end of the handed-off connection.
 fn broker_sends(broker: &mut UnixStream, offer: &[u8]) -> UnixStream {
+    let Decoded::Frame { frame, .. } = decode_frame(offer, MAX_BODY).unwrap() else { panic!() };
+    let token = HandoffOffer::decode(frame.payload).unwrap().token;
+    assert_eq!(token.len(), TOKEN_LEN);
     let (client, backend_end) = UnixStream::pair().unwrap();
-    // The descriptor rides with the first 3 bytes; the rest follows as plain bytes.
+    assert_eq!(send_with_fd(broker, &token, &backend_end).unwrap(), TOKEN_LEN);
+    broker.write_all(offer).unwrap();
+    client
+}
+
+/// Plays an earlier librp broker: the descriptor rides with the first 3 bytes of `offer`, the
+/// rest follows as plain bytes.
+fn old_broker_sends(broker: &mut UnixStream, offer: &[u8]) -> UnixStream {
+    let (client, backend_end) = UnixStream::pair().unwrap();
     send_with_fd(broker, &offer[..3], &backend_end).unwrap();
     broker.write_all(&offer[3..]).unwrap();
     client
+}
+
+fn stream(s: &UnixStream) -> Stream {
+    Stream::from_unix_descriptor(s.try_clone().unwrap().into())
 }
 
 fn read_ack(broker: &mut UnixStream) -> HandoffAck {
@@ -64,9 +82,21 @@ fn handoff_outcomes_and_no_descriptor_leaks() {
     let store = HandoffStore::default();
     let before = open_fds();
 
-    // Accepted: the adopted descriptor is the client's connection.
+    // Accepted: what the broker's offer_connection sends is the descriptor with the 16 token
+    // bytes alone, then the offer frame; the adopted descriptor is the client's connection.
     let token = store.issue().unwrap();
-    let mut client = broker_sends(&mut broker, &offer_frame(&token.0, 9));
+    let (mut client, backend_end) = UnixStream::pair().unwrap();
+    offer_connection(&stream(&broker), &stream(&backend_end), &token, "rp-demo", 9).unwrap();
+    drop(backend_end);
+    let mut first = [0u8; 64];
+    let (n, fd) = recv_with_fd(&backend, &mut first).unwrap();
+    assert_eq!(&first[..n], &token.0, "the descriptor travels with the token alone");
+    // The rest is the offer frame; put the descriptor and the message back as they came.
+    let mut offer = vec![0u8; offer_frame(&token.0, 9).len()];
+    backend.read_exact(&mut offer).unwrap();
+    assert_eq!(offer, offer_frame(&token.0, 9), "then the offer frame");
+    send_with_fd(&broker, &token.0, &fd.unwrap()).unwrap();
+    broker.write_all(&offer).unwrap();
     let (fd, outcome) = accept_handoff(&mut backend, &store).unwrap();
     assert!(outcome.accepted);
     let ack = read_ack(&mut broker);
@@ -78,13 +108,10 @@ fn handoff_outcomes_and_no_descriptor_leaks() {
     assert_eq!(&got, b"hello");
     drop((adopted, client));
 
-    // running-process's broker layout: the descriptor with the 16 token bytes alone, then the
-    // offer frame. Accepted; and refused before any ack when the offer names another token.
+    // The layout of earlier librp brokers (the descriptor with the first bytes of the offer) is
+    // still taken.
     let sent = store.issue().unwrap();
-    let (mut client, backend_end) = UnixStream::pair().unwrap();
-    send_with_fd(&broker, &sent.0, &backend_end).unwrap();
-    broker.write_all(&offer_frame(&sent.0, 11)).unwrap();
-    drop(backend_end);
+    let mut client = old_broker_sends(&mut broker, &offer_frame(&sent.0, 11));
     let (fd, outcome) = accept_handoff(&mut backend, &store).unwrap();
     assert!(outcome.accepted && outcome.correlation_id == 11);
     assert!(read_ack(&mut broker).accepted);
@@ -93,6 +120,9 @@ fn handoff_outcomes_and_no_descriptor_leaks() {
     client.read_exact(&mut got).unwrap();
     assert_eq!(&got, b"hi");
     drop(client);
+
+    // Refused before any ack when the offer names another token than the one sent with the
+    // descriptor.
     let other = store.issue().unwrap();
     let (_client, backend_end) = UnixStream::pair().unwrap();
     send_with_fd(&broker, &[0x42; 16], &backend_end).unwrap();
@@ -104,7 +134,9 @@ fn handoff_outcomes_and_no_descriptor_leaks() {
     assert!(store.consume(&other.0).is_ok());
     drop(_client);
 
-    // Replayed, wrong, short and expired tokens: rejected with a well-formed ack, fd closed.
+    // Replayed, wrong, short and expired tokens: rejected with a well-formed ack, fd closed. (A
+    // token of another length cannot ride as the 16 sideband bytes: the earlier layout carries
+    // it.)
     let expiring = HandoffStore::new(8, Duration::from_millis(1));
     let old = expiring.issue().unwrap();
     std::thread::sleep(Duration::from_millis(20));
@@ -115,7 +147,12 @@ fn handoff_outcomes_and_no_descriptor_leaks() {
         (&expiring, old.0.to_vec(), "expired"),
     ];
     for (which, presented, reason) in cases {
-        let _client = broker_sends(&mut broker, &offer_frame(&presented, 5));
+        let offer = offer_frame(&presented, 5);
+        let _client = if presented.len() == TOKEN_LEN {
+            broker_sends(&mut broker, &offer)
+        } else {
+            old_broker_sends(&mut broker, &offer)
+        };
         let err = accept_handoff(&mut backend, which).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Rejected);
         assert!(err.to_string().contains(reason), "{err}");

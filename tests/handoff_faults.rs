@@ -1,6 +1,8 @@
 //! Handoff under injected faults, 10,000 cycles: truncated control data (MSG_CTRUNC, more
 //! descriptors than the receiver's control buffer holds), several descriptors in one message, an
-//! offer without a descriptor, wrong and replayed tokens, offers cut short — every received
+//! offer without a descriptor, wrong and replayed tokens, offers cut short, and a descriptor with
+//! its 16 token bytes followed by no offer, by a frame that is not an offer, by garbage, or by an
+//! offer naming another token — every received
 //! descriptor is closed on every failure and has FD_CLOEXEC, so the descriptor count returns to
 //! where it started. (One test in its own binary: the descriptor count is process-wide.)
 // Unix only: passes descriptors over Unix sockets (SCM_RIGHTS), which Windows does not have.
@@ -11,7 +13,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 
 use prost::Message;
-use rp::handoff::{accept_handoff, recv_with_fd, send_with_fd, HandoffStore};
+use rp::handoff::{accept_handoff, recv_with_fd, send_with_fd, HandoffStore, TOKEN_LEN};
 use rp::wire::proto::HandoffOffer;
 use rp::wire::FrameView;
 use rp::ErrorKind;
@@ -26,6 +28,12 @@ fn offer_frame(token: &[u8], correlation_id: u64) -> Vec<u8> {
     FrameView { payload_protocol: 0xD0FF, payload: &offer, request_id: correlation_id, ..FrameView::default() }
         .to_bytes()
         .unwrap()
+}
+
+/// Plays the broker: `fd` with the 16 token bytes alone, then `offer`.
+fn send_offer(broker: &mut UnixStream, token: &[u8; 16], offer: &[u8], fd: &UnixStream) {
+    assert_eq!(send_with_fd(broker, token, fd).unwrap(), TOKEN_LEN);
+    broker.write_all(offer).unwrap();
 }
 
 /// Sends `data` with `fds` in one SCM_RIGHTS message.
@@ -76,19 +84,17 @@ fn ten_thousand_handoffs_with_injected_faults_leak_no_descriptor() {
     let _ = store.issue().unwrap();
     let _ = store.consume(&[0; 16]);
     let before = open_fds();
-    let mut tally = [0usize; 7];
+    let mut tally = [0usize; 11];
     for i in 0..10_000usize {
         let (mut broker, mut backend) = UnixStream::pair().unwrap();
-        let case = i % 7;
+        let case = i % 11;
         tally[case] += 1;
         match case {
             0 => {
                 // Accepted handoff; the adopted descriptor is CLOEXEC.
                 let token = store.issue().unwrap();
                 let (x, _peer) = UnixStream::pair().unwrap();
-                let offer = offer_frame(&token.0, i as u64 + 1);
-                send_with_fd(&broker, &offer[..3], &x).unwrap();
-                broker.write_all(&offer[3..]).unwrap();
+                send_offer(&mut broker, &token.0, &offer_frame(&token.0, i as u64 + 1), &x);
                 let (fd, outcome) = accept_handoff(&mut backend, &store).unwrap();
                 assert!(outcome.accepted && cloexec(&fd));
             }
@@ -117,7 +123,7 @@ fn ten_thousand_handoffs_with_injected_faults_leak_no_descriptor() {
             4 => {
                 // A wrong token: rejected, the descriptor closed.
                 let (x, _peer) = UnixStream::pair().unwrap();
-                send_with_fd(&broker, &offer_frame(&[0x42; 16], 3), &x).unwrap();
+                send_offer(&mut broker, &[0x42; 16], &offer_frame(&[0x42; 16], 3), &x);
                 assert_eq!(accept_handoff(&mut backend, &store).unwrap_err().kind(), ErrorKind::Rejected);
             }
             5 => {
@@ -125,24 +131,59 @@ fn ten_thousand_handoffs_with_injected_faults_leak_no_descriptor() {
                 let token = store.issue().unwrap();
                 for attempt in 0..2 {
                     let (x, _peer) = UnixStream::pair().unwrap();
-                    send_with_fd(&broker, &offer_frame(&token.0, 11), &x).unwrap();
+                    send_offer(&mut broker, &token.0, &offer_frame(&token.0, 11), &x);
                     let got = accept_handoff(&mut backend, &store);
                     assert_eq!(got.is_ok(), attempt == 0);
                 }
             }
-            _ => {
+            6 => {
                 // The offer is cut short and the broker goes away.
                 let (x, _peer) = UnixStream::pair().unwrap();
                 let offer = offer_frame(&[7u8; 16], 9);
-                send_with_fd(&broker, &offer[..offer.len() / 2], &x).unwrap();
+                send_offer(&mut broker, &[7u8; 16], &offer[..offer.len() / 2], &x);
                 drop(x);
                 broker.shutdown(std::net::Shutdown::Write).unwrap();
                 assert!(accept_handoff(&mut backend, &store).is_err());
+            }
+            7 => {
+                // The descriptor with its 16 token bytes, and no offer: the broker goes away.
+                let (x, _peer) = UnixStream::pair().unwrap();
+                send_offer(&mut broker, &[7u8; 16], &[], &x);
+                broker.shutdown(std::net::Shutdown::Write).unwrap();
+                let err = accept_handoff(&mut backend, &store).unwrap_err();
+                assert_eq!(err.kind(), ErrorKind::Closed, "{err}");
+            }
+            8 => {
+                // The descriptor with its token, then a frame that is not an offer.
+                let (x, _peer) = UnixStream::pair().unwrap();
+                let other = FrameView { payload_protocol: 0x7001, payload: &[7u8; 16], request_id: 1, ..FrameView::default() }
+                    .to_bytes()
+                    .unwrap();
+                send_offer(&mut broker, &[7u8; 16], &other, &x);
+                let err = accept_handoff(&mut backend, &store).unwrap_err();
+                assert_eq!(err.kind(), ErrorKind::Protocol, "{err}");
+            }
+            9 => {
+                // The descriptor with its token, then garbage: a header announcing a huge body.
+                let (x, _peer) = UnixStream::pair().unwrap();
+                send_offer(&mut broker, &[7u8; 16], &[0xFF; 24], &x);
+                assert!(accept_handoff(&mut backend, &store).is_err());
+            }
+            _ => {
+                // The descriptor with one token, an offer (with a token the store holds) naming
+                // another: refused before any ack, nothing consumed.
+                let token = store.issue().unwrap();
+                let (x, _peer) = UnixStream::pair().unwrap();
+                send_offer(&mut broker, &[0x42; 16], &offer_frame(&token.0, 12), &x);
+                let err = accept_handoff(&mut backend, &store).unwrap_err();
+                assert_eq!(err.kind(), ErrorKind::Protocol, "{err}");
+                assert!(err.to_string().contains("not the one sent with the descriptor"), "{err}");
+                assert!(store.consume(&token.0).is_ok(), "the offer's token was not consumed");
             }
         }
         drain(&mut broker);
     }
     let after = open_fds();
-    println!("10,000 handoff cycles {tally:?} (accepted, ctrunc, two fds, no fd, wrong token, replay, cut short): fds {before} -> {after}");
+    println!("10,000 handoff cycles {tally:?} (accepted, ctrunc, two fds, no fd, wrong token, replay, cut short, no offer, not an offer, garbage, token mismatch): fds {before} -> {after}");
     assert_eq!(after, before, "descriptors leaked");
 }

@@ -110,9 +110,10 @@ func (s *HandoffStore) ServeOffer(conn syscall.Conn, timeout time.Duration) (acc
 }
 
 // Accept receives a handed-off connection on the Unix socket conn (the descriptor by
-// SCM_RIGHTS with a HandoffOffer), answers the offer, and on acceptance returns the adopted
-// connection (close-on-exec) as a file; net.FileConn turns it into a net.Conn. ErrRejected when
-// the token was refused (the ack said so and the received descriptor was closed).
+// SCM_RIGHTS with the 16 token bytes, then a HandoffOffer), answers the offer, and on
+// acceptance returns the adopted connection (close-on-exec) as a file; net.FileConn turns it
+// into a net.Conn. ErrRejected when the token was refused (the ack said so and the received
+// descriptor was closed).
 func (s *HandoffStore) Accept(conn syscall.Conn, timeout time.Duration) (*os.File, error) {
 	var out C.int32_t = -1
 	var err error

@@ -103,11 +103,13 @@ func TestHandoffServeOfferAndAccept(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// As a broker sends it: the descriptor with the offer's 16 token bytes alone, then the offer.
 	send := func(o []byte) {
-		if _, _, err := broker.WriteMsgUnix(o[:1], syscall.UnixRights(int(hf.Fd())), nil); err != nil {
+		token := o[offerTokenOffset : offerTokenOffset+HandoffTokenLen]
+		if _, _, err := broker.WriteMsgUnix(token, syscall.UnixRights(int(hf.Fd())), nil); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := broker.Write(o[1:]); err != nil {
+		if _, err := broker.Write(o); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -776,8 +776,9 @@ fn take_any_offer(s: &mut Stream) -> Option<(OwnedDescriptor, Vec<u8>)> {
         let mut first = vec![0u8; 512];
         let (n, fd) = rp::handoff::recv_with_fd(&*s, &mut first).ok()?;
         first.truncate(n);
-        // librp's broker sends the descriptor with the offer's first bytes; the reference's with
-        // the 16 token bytes alone (its "sideband"), the offer frame after them.
+        // Both brokers send the descriptor with the 16 token bytes alone (the reference's
+        // "sideband"), the offer frame after them; earlier librp brokers sent it with the
+        // offer's first bytes.
         if n == rp::handoff::TOKEN_LEN {
             first = FrameReader::new(&*s).read_frame().ok()?.to_bytes().ok()?;
         }
@@ -840,3 +841,79 @@ fn reference_client_is_handed_off_by_a_storeless_broker() {
     drop(broker);
 }
 
+
+/// A backend handoff endpoint that receives handed-off connections the way the reference's
+/// backend does (its own backend code has no descriptor receive of its own; its backend wire
+/// helpers document the contract): on Unix one `recvmsg` of exactly the 16 token bytes with the
+/// descriptor (`SCM_RIGHTS`), anything else is a failed handoff; then the offer frame, read by
+/// the reference's `read_handoff_offer`; the token that came with the descriptor is the one it
+/// expects (seeded in its `HandoffTokenStore`), checked and answered by its
+/// `respond_to_handoff_offer`. On Windows the offer comes alone and its `handle_value` is the
+/// connection's handle, duplicated into this process. An accepted connection is echoed on;
+/// the outcome of each handoff (accepted, or why not) comes out of the receiver.
+fn spawn_reference_receiving_backend(endpoint: &Endpoint) -> std::sync::mpsc::Receiver<Result<(), String>> {
+    use running_process::broker::backend_lib::wire::{read_handoff_offer, respond_to_handoff_offer};
+    use running_process::broker::backend_lib::HandoffAcceptance;
+    use running_process::broker::server::HandoffTokenStore;
+
+    fn take(s: &mut Stream) -> Result<OwnedDescriptor, String> {
+        #[cfg(unix)]
+        let (fd, sideband) = {
+            let mut sideband = [0u8; 16];
+            let (n, fd) = rp::handoff::recv_with_fd(&*s, &mut sideband).map_err(|e| e.to_string())?;
+            if n != sideband.len() {
+                return Err(format!("short SCM_RIGHTS handoff read: {n} bytes"));
+            }
+            (fd.ok_or("no descriptor with the token")?, Some(sideband))
+        };
+        let offer = read_handoff_offer(s).map_err(|e| format!("read_handoff_offer: {e}"))?;
+        #[cfg(windows)]
+        let (fd, sideband) = {
+            let handle = rp::transport::adopt_handle(offer.handle_value).map_err(|e| e.to_string())?;
+            (handle, None::<[u8; 16]>)
+        };
+        let now = std::time::Instant::now();
+        let mut store = HandoffTokenStore::new();
+        let expected = sideband.or_else(|| offer.token.as_slice().try_into().ok()).ok_or("no 16-byte token")?;
+        let expected = store.issue_with_random128(now, || Ok(expected)).map_err(|e| e.to_string())?;
+        match respond_to_handoff_offer(s, &mut store, expected, offer, now).map_err(|e| e.to_string())? {
+            HandoffAcceptance::Accepted(_) => Ok(fd),
+            HandoffAcceptance::Rejected(r) => Err(format!("rejected: {}", r.reason)),
+        }
+    }
+
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    spawn_server(endpoint, move |mut s| {
+        let taken = take(&mut s);
+        let _ = tx.lock().unwrap().send(taken.as_ref().map(|_| ()).map_err(Clone::clone));
+        if let Ok(handle) = taken {
+            echo(Stream::from_unix_descriptor(handle));
+        }
+    });
+    rx
+}
+
+/// librp's broker hands the reference client's connection to a backend receiving it the
+/// reference's way ([`spawn_reference_receiving_backend`]): on Unix the descriptor goes with
+/// the 16 token bytes alone and the offer after them, which that backend adopts and serves; on
+/// Windows the offer carries the handle duplicated into the backend.
+#[test]
+fn librp_broker_hands_off_to_a_backend_receiving_the_reference_way() {
+    let place = Place::new("ref-receive");
+    let backend = place.endpoint("backend");
+    spawn_echo_backend(&backend);
+    let handoff = place.endpoint("handoff");
+    let outcomes = spawn_reference_receiving_backend(&handoff);
+    let broker = librp_broker(&place, &backend, Some((handoff, Arc::new(HandoffStore::default()))));
+    let broker_path = broker.endpoint().to_string();
+
+    let mut request = ConnectBackendRequest::new(&broker_path, "rp-demo", "1.2.3", "9.9.9");
+    request.adopt_handed_off_connection = true;
+    let mut conn = connect_to_backend(request).expect("the reference client through librp's broker");
+    let outcome = outcomes.recv_timeout(Duration::from_secs(5)).expect("the backend was offered the connection");
+    assert_eq!(outcome, Ok(()), "the backend receiving the reference's way takes librp's handoff");
+    assert_eq!(conn.route, BackendConnectionRoute::HandlePassed);
+    roundtrip(&mut conn.stream, "handed off by librp, received the reference's way");
+    drop(broker);
+}

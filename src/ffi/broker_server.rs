@@ -192,7 +192,8 @@ pub unsafe extern "C" fn rp_broker_server_options_set_min_version(
 }
 
 /// Offers handoff for the service: capable clients get a one-time token, and their
-/// connection is passed (SCM_RIGHTS, with a HandoffOffer) to the backend listening on
+/// connection is passed (by SCM_RIGHTS with the 16 token bytes, then a HandoffOffer; on
+/// Windows a duplicated handle named in the offer) to the backend listening on
 /// `handoff_endpoint`; the backend's HandoffAck is relayed to the client. Every issued token is
 /// also put in `store` when it is not NULL (a backend in this process accepts offers with
 /// `rp_handoff_accept` on the same store); the options keep their own reference to `store`.

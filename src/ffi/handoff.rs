@@ -369,9 +369,11 @@ pub unsafe extern "C" fn rp_handoff_serve_offer(
 }
 
 /// Receives a handed-off connection on the Unix stream socket `fd`: the connection's
-/// descriptor by `SCM_RIGHTS` together with the first bytes of a HandoffOffer frame, then the
-/// rest of the frame; answers the offer with a HandoffAck on `fd`; on acceptance gives the
-/// adopted descriptor to the caller.
+/// descriptor by `SCM_RIGHTS` with the 16 token bytes alone as the message's data, then a
+/// HandoffOffer frame carrying that token (as librp's and running-process's brokers send it;
+/// the descriptor with the offer's first bytes, as earlier librp brokers sent it, is taken
+/// too); answers the offer with a HandoffAck on `fd`; on acceptance gives the adopted
+/// descriptor to the caller.
 ///
 /// Parameters: `store`; `fd` the Unix socket the broker hands connections over; `timeout_ms`
 /// the deadline for the whole exchange (-1 = none, 0 = do not wait); `out_fd` receives the
@@ -381,7 +383,8 @@ pub unsafe extern "C" fn rp_handoff_serve_offer(
 /// expired, not 16 bytes, or request id != correlation id): the ack said so, the received
 /// descriptor was closed, and `rp_last_error_message` gives the reason; `RP_STATUS_TIMEOUT`;
 /// `RP_STATUS_CLOSED`; `RP_STATUS_PROTOCOL` (no descriptor, several descriptors, a truncated
-/// control message, or not an offer); `RP_STATUS_MALFORMED`; `RP_STATUS_IO`;
+/// control message, not an offer, or an offer whose token is not the one sent with the
+/// descriptor: no ack then); `RP_STATUS_MALFORMED`; `RP_STATUS_IO`;
 /// `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_ARGUMENT`. On every failure, every
 /// descriptor received is closed.
 ///

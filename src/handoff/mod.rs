@@ -6,12 +6,12 @@
 //! presented token and the correlation id. A rejected offer still gets a well-formed ack with
 //! `accepted = false` and a reason in `error_detail`.
 //!
-//! Descriptor transport (librp's choice, to be confirmed by the interop suite): the broker
-//! sends the handed-off descriptor with `SCM_RIGHTS` together with the first bytes of the
-//! framed offer on the same Unix socket; the rest of the offer (if any) follows as ordinary
-//! bytes, and the ack goes back on that socket. See [`accept_handoff`]. On Windows, as
-//! running-process does it there, the broker duplicates the connection's pipe handle into the
-//! backend (`DuplicateHandle`) and the offer carries its value in `handle_value`.
+//! Descriptor transport, as running-process does it: on Unix the broker sends the handed-off
+//! descriptor with `SCM_RIGHTS` in a message whose data is the 16 token bytes alone, then the
+//! framed offer as ordinary bytes on the same socket, and the ack comes back on that socket.
+//! On Windows the broker duplicates the connection's pipe handle into the backend
+//! (`DuplicateHandle`) and the offer carries its value in `handle_value`. The broker side is
+//! [`offer_connection`], the backend side [`accept_handoff`].
 
 mod token;
 
@@ -26,7 +26,7 @@ use std::io::{Read, Write};
 use prost::Message;
 
 use crate::error::{Error, Result};
-use crate::transport::{AsDescriptor, OwnedDescriptor};
+use crate::transport::{AsDescriptor, OwnedDescriptor, Stream};
 use crate::wire::proto::{FrameKind, HandoffAck, HandoffOffer};
 use crate::wire::{self, registry, Decoded, FrameView, WireError, HEADER_LEN};
 
@@ -175,14 +175,76 @@ pub fn serve_offer<S: Read + Write>(stream: &mut S, store: &HandoffStore) -> Res
     serve_frame_bytes(stream, &bytes, store)
 }
 
+/// The frame `bytes` hold (as [`read_one_frame`] returns them); an error if they are not one
+/// whole frame.
+fn whole_frame(bytes: &[u8]) -> Result<FrameView<'_>> {
+    match wire::decode_frame(bytes, MAX_OFFER_BODY)? {
+        Decoded::Frame { frame, consumed } if consumed == bytes.len() => Ok(frame),
+        _ => Err(WireError::Protocol("the handoff offer is not one whole frame".into()).into()),
+    }
+}
+
+/// Hands `connection` to the backend on `socket` (a connected handoff socket) with a
+/// HandoffOffer carrying `token`, `service_name` and `correlation_id`, the way running-process's
+/// broker does, so that its backends and librp's ([`accept_handoff`]) both adopt it.
+///
+/// On Unix the connection's descriptor goes by `SCM_RIGHTS` in a message whose data is the 16
+/// token bytes alone; the offer frame (`handle_value` 0) follows as ordinary bytes. On Windows
+/// the connection's pipe handle is duplicated into the process serving `socket` (as the kernel
+/// reports it) and its value goes in the offer's `handle_value`. The backend's HandoffAck is
+/// left on `socket` for the caller to read.
+///
+/// Fails when `socket` or `connection` is not a local stream (a Unix socket, a named pipe on
+/// Windows) or a send fails; on Unix a message that carried the descriptor with fewer than the
+/// 16 token bytes is an error too (the backend cannot take it).
+pub fn offer_connection(
+    socket: &Stream,
+    connection: &Stream,
+    token: &Token,
+    service_name: &str,
+    correlation_id: u64,
+) -> Result<()> {
+    if !socket.is_unix() || !connection.is_unix() {
+        return Err(Error::invalid_argument(
+            "a handoff needs local streams (Unix sockets, named pipes on Windows)",
+        ));
+    }
+    #[cfg(unix)]
+    let frame = {
+        let sent = send_with_fd(socket, &token.0, connection)?;
+        if sent != TOKEN_LEN {
+            return Err(WireError::Protocol(
+                format!("the descriptor went with {sent} of the {TOKEN_LEN} token bytes").into(),
+            )
+            .into());
+        }
+        offer_frame(&token.0, service_name, correlation_id)
+    };
+    #[cfg(windows)]
+    let frame = {
+        let client = connection
+            .pipe_handle()
+            .ok_or_else(|| Error::invalid_argument("only a pipe connection can be handed off"))?;
+        let backend_pid = socket
+            .peer_credentials()
+            .map(|p| p.pid)
+            .ok_or_else(|| Error::invalid_argument("the handoff pipe's server process is unknown"))?;
+        let value = crate::transport::duplicate_handle_to(client, backend_pid)
+            .map_err(|e| Error::io("duplicate the client's handle", e))?;
+        offer_frame_with_handle(value, &token.0, service_name, correlation_id)
+    };
+    let mut out = socket;
+    out.write_all(&frame)
+        .and_then(|()| out.flush())
+        .map_err(|e| Error::io("send handoff offer", e))
+}
+
 fn serve_frame_bytes<W: Write>(
     stream: &mut W,
     bytes: &[u8],
     store: &HandoffStore,
 ) -> Result<HandoffOutcome> {
-    let Decoded::Frame { frame, .. } = wire::decode_frame(bytes, MAX_OFFER_BODY)? else {
-        unreachable!("read_one_frame returns a complete frame");
-    };
+    let frame = whole_frame(bytes)?;
     let (ack, outcome) = answer_offer(&frame, store)?;
     stream
         .write_all(&ack)
@@ -191,14 +253,16 @@ fn serve_frame_bytes<W: Write>(
     Ok(outcome)
 }
 
-/// Receives a handed-off connection on `socket`: the descriptor (by `SCM_RIGHTS`) with the
-/// first bytes of a HandoffOffer frame, the rest of the frame, then answers the offer with an
-/// ack on `socket`. Returns the adopted descriptor when the token was accepted; otherwise the
-/// descriptor is closed and the error is [`Error::Rejected`] with the reason. Every received
-/// descriptor is closed on every failure.
+/// Receives a handed-off connection on `socket`: the descriptor (by `SCM_RIGHTS`) with the 16
+/// token bytes alone, as [`offer_connection`] and running-process's broker send it, then the
+/// HandoffOffer frame, which must carry that token; answers the offer with an ack on `socket`.
+/// Returns the adopted descriptor when the token was accepted; otherwise the descriptor is
+/// closed and the error is [`Error::Rejected`] with the reason. Every received descriptor is
+/// closed on every failure: a first message without a descriptor, an offer that is missing,
+/// cut short, not an offer, or carries another token than the one sent with the descriptor.
 ///
-/// The descriptor may also come as running-process's broker sends it: with the 16 token bytes
-/// alone, the offer frame after them; the offer must then carry that token.
+/// The layout of earlier librp brokers is still taken: the descriptor with the first bytes of
+/// the offer frame, the rest of the frame after them.
 ///
 /// `socket` is any Unix stream socket: a [`transport::Stream`](crate::transport::Stream), a
 /// `UnixStream`, or a wrapper around a caller's descriptor (the C API uses one that enforces a
@@ -214,14 +278,12 @@ pub fn accept_handoff<S: AsDescriptor + Read + Write>(
     let Some(fd) = fd else {
         return Err(WireError::Protocol("the handoff offer carried no descriptor".into()).into());
     };
-    // running-process's layout: the descriptor travels with the token alone (no frame is
-    // sent in a 16-byte first message with a descriptor otherwise).
+    // The descriptor travels with the token alone. Earlier librp brokers sent it with as much
+    // of the offer frame as the socket took at once (in practice all of it: more than 16 bytes).
     let sideband = (n == TOKEN_LEN).then(|| std::mem::take(&mut first));
     let bytes = read_one_frame(socket, first)?;
     if let Some(token) = sideband {
-        let Decoded::Frame { frame, .. } = wire::decode_frame(&bytes, MAX_OFFER_BODY)? else {
-            unreachable!("read_one_frame returns a complete frame");
-        };
+        let frame = whole_frame(&bytes)?;
         if HandoffOffer::decode(frame.payload).is_ok_and(|o| o.token != token) {
             return Err(WireError::Protocol("the handoff offer's token is not the one sent with the descriptor".into()).into());
         }
@@ -246,9 +308,7 @@ pub fn accept_handoff<S: AsDescriptor + Read + Write>(
     store: &HandoffStore,
 ) -> Result<(OwnedDescriptor, HandoffOutcome)> {
     let bytes = read_one_frame(socket, Vec::new())?;
-    let Decoded::Frame { frame, .. } = wire::decode_frame(&bytes, MAX_OFFER_BODY)? else {
-        unreachable!("read_one_frame returns a complete frame");
-    };
+    let frame = whole_frame(&bytes)?;
     let handle_value = HandoffOffer::decode(frame.payload).map(|o| o.handle_value).unwrap_or(0);
     if frame.payload_protocol == registry::HANDOFF && !crate::transport::names_pipe(handle_value) {
         return Err(WireError::Protocol(

@@ -45,11 +45,11 @@ static int open_fd_count(void) {
     return n;
 }
 
-/* Plays the broker: sends `fd` with the first byte of `offer`, then the rest. */
-static void send_offer_with_fd(int sock, const unsigned char *offer, size_t len, int fd) {
+/* Sends `fd` by SCM_RIGHTS with the `len` bytes at `data` as the message's data. */
+static void send_fd_with(int sock, const unsigned char *data, size_t len, int fd) {
     char control[CMSG_SPACE(sizeof(int))];
     memset(control, 0, sizeof control);
-    struct iovec iov = {.iov_base = (void *)offer, .iov_len = 1};
+    struct iovec iov = {.iov_base = (void *)data, .iov_len = len};
     struct msghdr msg;
     memset(&msg, 0, sizeof msg);
     msg.msg_iov = &iov;
@@ -61,7 +61,25 @@ static void send_offer_with_fd(int sock, const unsigned char *offer, size_t len,
     cmsg->cmsg_type = SCM_RIGHTS;
     cmsg->cmsg_len = CMSG_LEN(sizeof(int));
     memcpy(CMSG_DATA(cmsg), &fd, sizeof fd);
-    CHECK(sendmsg(sock, &msg, MSG_NOSIGNAL) == 1);
+    CHECK(sendmsg(sock, &msg, MSG_NOSIGNAL) == (ssize_t)len);
+}
+
+/* Plays the broker: sends `fd` with the 16 token bytes alone, then the offer `sideband` names
+ * (the token bytes sent are `sideband`, normally the offer's own). */
+static void send_offer_with_token(int sock, const uint8_t *sideband, const unsigned char *offer,
+                                  size_t len, int fd) {
+    send_fd_with(sock, sideband, RP_HANDOFF_TOKEN_LEN, fd);
+    CHECK(write(sock, offer, len) == (ssize_t)len);
+}
+
+/* Plays the broker: `fd` with the offer's own 16 token bytes, then the offer. */
+static void send_offer_with_fd(int sock, const unsigned char *offer, size_t len, int fd) {
+    send_offer_with_token(sock, offer + OFFER_TOKEN_OFFSET, offer, len, fd);
+}
+
+/* Plays an earlier librp broker: `fd` with the first byte of `offer`, then the rest. */
+static void send_offer_earlier_layout(int sock, const unsigned char *offer, size_t len, int fd) {
+    send_fd_with(sock, offer, 1, fd);
     CHECK(write(sock, offer + 1, len - 1) == (ssize_t)(len - 1));
 }
 
@@ -187,7 +205,34 @@ static void test_accept_outcomes_and_leaks(void) {
         close(conn[0]);
     }
 
-    /* A short token (8 bytes): a hand-built offer frame. */
+    /* The token sent with the descriptor is not the offer's: refused before any ack, the
+     * descriptor closed, the offer's token not consumed. */
+    CHECK_OK(rp_handoff_store_issue(store, token, sizeof token));
+    memcpy(offer + OFFER_TOKEN_OFFSET, token, sizeof token);
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, conn) == 0);
+    send_offer_with_token(sv[0], wrong, offer, (size_t)offer_len, conn[1]);
+    close(conn[1]);
+    adopted = -1;
+    CHECK_STATUS(rp_handoff_accept(store, sv[1], 1000, &adopted), RP_STATUS_PROTOCOL);
+    CHECK_LAST_ERROR_CONTAINS("not the one sent with the descriptor");
+    CHECK(adopted == -1);
+    {
+        char byte;
+        CHECK(read(conn[0], &byte, 1) == 0);
+    }
+    close(conn[0]);
+
+    /* The earlier layout (the descriptor with the offer's first byte) is still taken. */
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, conn) == 0);
+    send_offer_earlier_layout(sv[0], offer, (size_t)offer_len, conn[1]);
+    close(conn[1]);
+    CHECK_OK(rp_handoff_accept(store, sv[1], 1000, &adopted));
+    expect_ack(sv[0], NULL, 0);
+    close(adopted);
+    close(conn[0]);
+
+    /* A short token (8 bytes, which cannot ride as the 16 token bytes): a hand-built offer
+     * frame, in the earlier layout. */
     const unsigned char short_offer_payload[] = {0x12, 0x08, 1, 2, 3, 4, 5, 6, 7, 8, 0x20, 0x05};
     rp_frame_view frame;
     CHECK_OK(rp_frame_view_init(&frame));
@@ -199,7 +244,7 @@ static void test_accept_outcomes_and_leaks(void) {
     size_t short_len = 0;
     CHECK_OK(rp_frame_encode(&frame, short_offer, sizeof short_offer, &short_len));
     CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, conn) == 0);
-    send_offer_with_fd(sv[0], short_offer, short_len, conn[1]);
+    send_offer_earlier_layout(sv[0], short_offer, short_len, conn[1]);
     close(conn[1]);
     CHECK_STATUS(rp_handoff_accept(store, sv[1], 1000, &adopted), RP_STATUS_REJECTED);
     CHECK_LAST_ERROR_CONTAINS("16 bytes");
@@ -224,6 +269,18 @@ static void test_accept_outcomes_and_leaks(void) {
     }
     CHECK(accepted == 10000);
     CHECK(open_fd_count() == before);
+
+    /* The descriptor with 16 token bytes and no offer before the deadline: a timeout, the
+     * descriptor closed. */
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, conn) == 0);
+    send_fd_with(sv[0], token, sizeof token, conn[1]);
+    close(conn[1]);
+    CHECK_STATUS(rp_handoff_accept(store, sv[1], 50, &adopted), RP_STATUS_TIMEOUT);
+    {
+        char byte;
+        CHECK(read(conn[0], &byte, 1) == 0);
+    }
+    close(conn[0]);
 
     /* No handoff pending: the deadline passes. */
     CHECK_STATUS(rp_handoff_accept(store, sv[1], 20, &adopted), RP_STATUS_TIMEOUT);

@@ -77,33 +77,12 @@ impl HandoffTask {
 
     fn offer(&self) -> Result<HandoffAck, Error> {
         let socket = transport::connect(&self.backend, self.ack_timeout)?;
-        if !socket.is_unix() {
-            return Err(Error::invalid_argument("a handoff endpoint must be a Unix socket (a named pipe on Windows)"));
-        }
         let io = |e| Error::io("configure handoff socket", e);
         socket.set_read_timeout(Some(self.ack_timeout)).map_err(io)?;
         socket.set_write_timeout(Some(self.ack_timeout)).map_err(io)?;
-        #[cfg(unix)]
-        {
-            let frame = handoff::offer_frame(&self.token.0, &self.service_name, self.correlation_id);
-            let sent = handoff::send_with_fd(&socket, &frame, &self.client)?;
-            if sent < frame.len() {
-                (&socket).write_all(&frame[sent..]).map_err(|e| Error::io("send handoff offer", e))?;
-            }
-        }
-        // Windows: the client's pipe handle is duplicated into the backend (the process serving
-        // the handoff pipe, as the kernel reports it) and its value goes in the offer.
-        #[cfg(windows)]
-        {
-            let client = self.client.pipe_handle().ok_or_else(|| Error::invalid_argument("only a pipe connection can be handed off"))?;
-            let backend_pid = socket
-                .peer_credentials()
-                .map(|p| p.pid)
-                .ok_or_else(|| Error::invalid_argument("the handoff pipe's server process is unknown"))?;
-            let value = transport::duplicate_handle_to(client, backend_pid).map_err(|e| Error::io("duplicate the client's handle", e))?;
-            let frame = handoff::offer_frame_with_handle(value, &self.token.0, &self.service_name, self.correlation_id);
-            (&socket).write_all(&frame).map_err(|e| Error::io("send handoff offer", e))?;
-        }
+        // The descriptor with the token alone, then the offer (a duplicated handle's value in
+        // the offer on Windows): running-process's layout, which its backends expect.
+        handoff::offer_connection(&socket, &self.client, &self.token, &self.service_name, self.correlation_id)?;
         let mut reader = FrameReader::with_max_body(&socket, HELLO_MAX_BODY);
         let reply = reader.read_frame().map_err(|e| match e {
             WireError::Timeout => Error::Timeout("the backend did not acknowledge the handoff in time".into()),

@@ -597,10 +597,14 @@ fn spawn_trusting_handoff_backend(path: &Path) {
     let listener = UnixListener::bind(path).unwrap();
     std::thread::spawn(move || {
         for mut s in listener.incoming().flatten() {
-            let mut first = vec![0u8; 512];
-            let Ok((n, Some(fd))) = rp::handoff::recv_with_fd(&s, &mut first) else { continue };
-            let Ok(rp::Decoded::Frame { frame, .. }) = rp::wire::decode_frame(&first[..n], 512) else { continue };
+            // The descriptor comes with the 16 token bytes alone, the offer frame after them.
+            let mut sideband = [0u8; rp::handoff::TOKEN_LEN];
+            let Ok((n, Some(fd))) = rp::handoff::recv_with_fd(&s, &mut sideband) else { continue };
+            assert_eq!(n, sideband.len(), "the descriptor travels with the token alone");
+            let Ok(bytes) = rp::wire::FrameReader::new(&s).read_frame().and_then(|f| f.to_bytes()) else { continue };
+            let Ok(rp::Decoded::Frame { frame, .. }) = rp::wire::decode_frame(&bytes, 512) else { continue };
             let offer = rp::wire::proto::HandoffOffer::decode(frame.payload).unwrap();
+            assert_eq!(offer.token, sideband, "the offer carries the token sent with the descriptor");
             let store = rp::handoff::HandoffStore::default();
             store.insert(&rp::handoff::Token(offer.token.as_slice().try_into().unwrap())).unwrap();
             let (ack, outcome) = rp::handoff::answer_offer(&frame, &store).unwrap();
