@@ -121,18 +121,26 @@ fn handoff_outcomes_and_no_descriptor_leaks() {
     assert_eq!(&got, b"hi");
     drop(client);
 
-    // Refused before any ack when the offer names another token than the one sent with the
-    // descriptor.
+    // The token sent with the descriptor decides, as in running-process's backend: one not
+    // pending is refused (whatever the offer names), and an offer naming another token than
+    // a pending one sent with the descriptor is a mismatch that leaves both pending. Each gets
+    // a rejection ack.
     let other = store.issue().unwrap();
-    let (_client, backend_end) = UnixStream::pair().unwrap();
-    send_with_fd(&broker, &[0x42; 16], &backend_end).unwrap();
-    broker.write_all(&offer_frame(&other.0, 12)).unwrap();
-    drop(backend_end);
-    let err = accept_handoff(&mut backend, &store).unwrap_err();
-    assert!(err.to_string().contains("not the one sent with the descriptor"), "{err}");
-    assert_eq!(store.len(), 1, "the offer's token was not consumed");
+    let sent = store.issue().unwrap();
+    for (sideband, reason) in [([0x42; 16], "handoff token is not pending"), (sent.0, "handoff token mismatch")] {
+        let (_client, backend_end) = UnixStream::pair().unwrap();
+        send_with_fd(&broker, &sideband, &backend_end).unwrap();
+        broker.write_all(&offer_frame(&other.0, 12)).unwrap();
+        drop(backend_end);
+        let err = accept_handoff(&mut backend, &store).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Rejected);
+        assert!(err.to_string().contains(reason), "{err}");
+        let ack = read_ack(&mut broker);
+        assert!(!ack.accepted && ack.error_detail == reason, "{ack:?}");
+        assert_eq!(store.len(), 2, "neither token was consumed");
+    }
     assert!(store.consume(&other.0).is_ok());
-    drop(_client);
+    assert!(store.consume(&sent.0).is_ok());
 
     // Replayed, wrong, short and expired tokens: rejected with a well-formed ack, fd closed. (A
     // token of another length cannot ride as the 16 sideband bytes: the earlier layout carries
@@ -141,9 +149,9 @@ fn handoff_outcomes_and_no_descriptor_leaks() {
     let old = expiring.issue().unwrap();
     std::thread::sleep(Duration::from_millis(20));
     let cases: [(&HandoffStore, Vec<u8>, &str); 4] = [
-        (&store, token.0.to_vec(), "mismatch"),
-        (&store, vec![0x42; 16], "mismatch"),
-        (&store, vec![1, 2, 3], "16 bytes"),
+        (&store, token.0.to_vec(), "handoff token is not pending"),
+        (&store, vec![0x42; 16], "handoff token is not pending"),
+        (&store, vec![1, 2, 3], "handoff token length was 3 bytes; expected 16"),
         (&expiring, old.0.to_vec(), "expired"),
     ];
     for (which, presented, reason) in cases {

@@ -171,13 +171,14 @@ fn ten_thousand_handoffs_with_injected_faults_leak_no_descriptor() {
             }
             _ => {
                 // The descriptor with one token, an offer (with a token the store holds) naming
-                // another: refused before any ack, nothing consumed.
+                // another: rejected (the token sent with the descriptor is not pending), nothing
+                // consumed.
                 let token = store.issue().unwrap();
                 let (x, _peer) = UnixStream::pair().unwrap();
                 send_offer(&mut broker, &[0x42; 16], &offer_frame(&token.0, 12), &x);
                 let err = accept_handoff(&mut backend, &store).unwrap_err();
-                assert_eq!(err.kind(), ErrorKind::Protocol, "{err}");
-                assert!(err.to_string().contains("not the one sent with the descriptor"), "{err}");
+                assert_eq!(err.kind(), ErrorKind::Rejected, "{err}");
+                assert!(err.to_string().contains("not pending"), "{err}");
                 assert!(store.consume(&token.0).is_ok(), "the offer's token was not consumed");
             }
         }

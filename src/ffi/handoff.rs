@@ -379,12 +379,13 @@ pub unsafe extern "C" fn rp_handoff_serve_offer(
 /// the deadline for the whole exchange (-1 = none, 0 = do not wait); `out_fd` receives the
 /// adopted connection (close-on-exec) on `RP_STATUS_OK` only.
 ///
-/// Returns `RP_STATUS_OK`; `RP_STATUS_REJECTED` when the token was refused (wrong, replayed,
-/// expired, not 16 bytes, or request id != correlation id): the ack said so, the received
-/// descriptor was closed, and `rp_last_error_message` gives the reason; `RP_STATUS_TIMEOUT`;
-/// `RP_STATUS_CLOSED`; `RP_STATUS_PROTOCOL` (no descriptor, several descriptors, a truncated
-/// control message, not an offer, or an offer whose token is not the one sent with the
-/// descriptor: no ack then); `RP_STATUS_MALFORMED`; `RP_STATUS_IO`;
+/// Returns `RP_STATUS_OK`; `RP_STATUS_REJECTED` when the token was refused, judged as
+/// running-process's backend judges it (the token sent with the descriptor not pending, or
+/// expired; the offer presenting another token, or one not 16 bytes long; request id !=
+/// correlation id): the ack said so, the received descriptor was closed, and
+/// `rp_last_error_message` gives the reason; `RP_STATUS_TIMEOUT`; `RP_STATUS_CLOSED`;
+/// `RP_STATUS_PROTOCOL` (no descriptor, several descriptors, a truncated control message, not
+/// an offer: no ack then); `RP_STATUS_MALFORMED`; `RP_STATUS_IO`;
 /// `RP_STATUS_NULL_ARGUMENT`, `RP_STATUS_INVALID_ARGUMENT`. On every failure, every
 /// descriptor received is closed.
 ///

@@ -83,6 +83,17 @@ pub fn answer_offer(
     frame: &FrameView<'_>,
     store: &HandoffStore,
 ) -> Result<(Vec<u8>, HandoffOutcome)> {
+    answer_offer_expecting(frame, store, None)
+}
+
+/// [`answer_offer`], where `expected` is the token the broker sent with the descriptor (Unix):
+/// the offer is then judged against it as running-process's backend judges it
+/// ([`HandoffStore::consume_expected`]).
+fn answer_offer_expecting(
+    frame: &FrameView<'_>,
+    store: &HandoffStore,
+    expected: Option<&[u8; TOKEN_LEN]>,
+) -> Result<(Vec<u8>, HandoffOutcome)> {
     if frame.payload_protocol != registry::HANDOFF {
         return Err(WireError::Protocol(Cow::Owned(format!(
             "expected a handoff offer (payload protocol 0xD0FF), got 0x{:04X}",
@@ -100,9 +111,11 @@ pub fn answer_offer(
             "handoff offer request id does not match its correlation id",
         ))
     } else {
-        store
-            .consume(&offer.token)
-            .map_err(|r| Cow::Owned(r.to_string()))
+        match expected {
+            Some(expected) => store.consume_expected(expected, &offer.token),
+            None => store.consume(&offer.token),
+        }
+        .map_err(|r| Cow::Owned(r.to_string()))
     };
     let error_detail = verdict.err().map(Cow::into_owned).unwrap_or_default();
     let ack = HandoffAck {
@@ -172,7 +185,7 @@ fn read_one_frame<R: Read>(stream: &mut R, mut prefix: Vec<u8>) -> Result<Vec<u8
 /// so and the peer got a well-formed ack.
 pub fn serve_offer<S: Read + Write>(stream: &mut S, store: &HandoffStore) -> Result<HandoffOutcome> {
     let bytes = read_one_frame(stream, Vec::new())?;
-    serve_frame_bytes(stream, &bytes, store)
+    serve_frame_bytes(stream, &bytes, store, None)
 }
 
 /// The frame `bytes` hold (as [`read_one_frame`] returns them); an error if they are not one
@@ -243,9 +256,10 @@ fn serve_frame_bytes<W: Write>(
     stream: &mut W,
     bytes: &[u8],
     store: &HandoffStore,
+    expected: Option<&[u8; TOKEN_LEN]>,
 ) -> Result<HandoffOutcome> {
     let frame = whole_frame(bytes)?;
-    let (ack, outcome) = answer_offer(&frame, store)?;
+    let (ack, outcome) = answer_offer_expecting(&frame, store, expected)?;
     stream
         .write_all(&ack)
         .and_then(|()| stream.flush())
@@ -255,11 +269,13 @@ fn serve_frame_bytes<W: Write>(
 
 /// Receives a handed-off connection on `socket`: the descriptor (by `SCM_RIGHTS`) with the 16
 /// token bytes alone, as [`offer_connection`] and running-process's broker send it, then the
-/// HandoffOffer frame, which must carry that token; answers the offer with an ack on `socket`.
-/// Returns the adopted descriptor when the token was accepted; otherwise the descriptor is
-/// closed and the error is [`Error::Rejected`] with the reason. Every received descriptor is
-/// closed on every failure: a first message without a descriptor, an offer that is missing,
-/// cut short, not an offer, or carries another token than the one sent with the descriptor.
+/// HandoffOffer frame; answers the offer with an ack on `socket`, judging it as
+/// running-process's backend does: the token sent with the descriptor must be pending and
+/// unexpired, and the offer must present that same token. Returns the adopted descriptor when
+/// the token was accepted; otherwise the descriptor is closed and the error is
+/// [`Error::Rejected`] with the reason (the ack's `error_detail`). Every received descriptor is
+/// closed on every failure, also a first message without a descriptor and an offer that is
+/// missing, cut short or not an offer (no ack then).
 ///
 /// The layout of earlier librp brokers is still taken: the descriptor with the first bytes of
 /// the offer frame, the rest of the frame after them.
@@ -280,15 +296,12 @@ pub fn accept_handoff<S: AsDescriptor + Read + Write>(
     };
     // The descriptor travels with the token alone. Earlier librp brokers sent it with as much
     // of the offer frame as the socket took at once (in practice all of it: more than 16 bytes).
-    let sideband = (n == TOKEN_LEN).then(|| std::mem::take(&mut first));
-    let bytes = read_one_frame(socket, first)?;
-    if let Some(token) = sideband {
-        let frame = whole_frame(&bytes)?;
-        if HandoffOffer::decode(frame.payload).is_ok_and(|o| o.token != token) {
-            return Err(WireError::Protocol("the handoff offer's token is not the one sent with the descriptor".into()).into());
-        }
+    let sideband: Option<[u8; TOKEN_LEN]> = first.as_slice().try_into().ok();
+    if sideband.is_some() {
+        first.clear();
     }
-    let outcome = serve_frame_bytes(socket, &bytes, store)?;
+    let bytes = read_one_frame(socket, first)?;
+    let outcome = serve_frame_bytes(socket, &bytes, store, sideband.as_ref())?;
     if outcome.accepted {
         Ok((fd, outcome))
     } else {
@@ -316,7 +329,7 @@ pub fn accept_handoff<S: AsDescriptor + Read + Write>(
         )
         .into());
     }
-    let outcome = serve_frame_bytes(socket, &bytes, store)?;
+    let outcome = serve_frame_bytes(socket, &bytes, store, None)?;
     if !outcome.accepted {
         return Err(Error::Rejected(outcome.error_detail.into()));
     }
@@ -354,6 +367,7 @@ mod tests {
             &mut out,
             &read_one_frame(&mut conn, Vec::new()).unwrap(),
             &store,
+            None,
         )
         .unwrap();
         assert!(outcome.accepted);
@@ -363,7 +377,7 @@ mod tests {
 
         // Replayed: the token was consumed.
         let mut out = Vec::new();
-        let outcome = serve_frame_bytes(&mut out, &offer, &store).unwrap();
+        let outcome = serve_frame_bytes(&mut out, &offer, &store, None).unwrap();
         assert!(!outcome.accepted);
         assert_eq!(out, vector("handoff_ack_rejected.hex"));
 
@@ -372,7 +386,7 @@ mod tests {
         other.insert(&Token([0x20; 16])).unwrap();
         let mut out = Vec::new();
         assert!(
-            !serve_frame_bytes(&mut out, &offer, &other)
+            !serve_frame_bytes(&mut out, &offer, &other, None)
                 .unwrap()
                 .accepted
         );

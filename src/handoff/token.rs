@@ -39,11 +39,19 @@ impl Token {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenRejection {
     /// The presented token is not 16 bytes long.
-    #[error("handoff token must be {TOKEN_LEN} bytes, got {0}")]
+    #[error("handoff token length was {0} bytes; expected {TOKEN_LEN}")]
     WrongLength(usize),
-    /// No pending token matches (never issued, or already consumed).
+    /// The offer presented no token.
+    #[error("handoff token is missing")]
+    Missing,
+    /// No pending token matches (never issued, or already consumed); or, when the broker sent
+    /// the expected token with the descriptor, the offer presented another one.
     #[error("handoff token mismatch")]
     Mismatch,
+    /// The token the broker sent with the descriptor is not pending (never issued, or already
+    /// consumed).
+    #[error("handoff token is not pending")]
+    NotPending,
     /// The token matched but its time to live had passed (it is now gone).
     #[error("handoff token expired")]
     Expired,
@@ -138,9 +146,7 @@ impl HandoffStore {
     /// Checks `presented` against every pending token in constant time per token and, on a
     /// match, removes it: a token is accepted at most once.
     pub fn consume(&self, presented: &[u8]) -> std::result::Result<(), TokenRejection> {
-        let presented: &[u8; TOKEN_LEN] = presented
-            .try_into()
-            .map_err(|_| TokenRejection::WrongLength(presented.len()))?;
+        let presented = token_arg(presented)?;
         let mut pending = self.lock();
         let mut found = None;
         for (i, p) in pending.iter().enumerate() {
@@ -155,6 +161,41 @@ impl HandoffStore {
             return Err(TokenRejection::Expired);
         }
         Ok(())
+    }
+
+    /// Checks an offer's `presented` token against the `expected` one the broker sent with the
+    /// descriptor, in running-process's order: `expected` must be pending (else
+    /// [`TokenRejection::NotPending`]) and unexpired (else [`TokenRejection::Expired`], and it is
+    /// gone), then `presented` must equal it (else [`TokenRejection::Mismatch`], and `expected`
+    /// stays pending). On success `expected` is removed: accepted at most once.
+    pub fn consume_expected(&self, expected: &[u8; TOKEN_LEN], presented: &[u8]) -> std::result::Result<(), TokenRejection> {
+        let presented = token_arg(presented)?;
+        let mut pending = self.lock();
+        let mut found = None;
+        for (i, p) in pending.iter().enumerate() {
+            // No early exit: every pending token is compared.
+            if tokens_equal(&p.token, expected) {
+                found = Some(i);
+            }
+        }
+        let index = found.ok_or(TokenRejection::NotPending)?;
+        if pending[index].expires <= Instant::now() {
+            pending.swap_remove(index);
+            return Err(TokenRejection::Expired);
+        }
+        if !tokens_equal(expected, presented) {
+            return Err(TokenRejection::Mismatch);
+        }
+        pending.swap_remove(index);
+        Ok(())
+    }
+}
+
+/// A presented token as 16 bytes, or why it is not one.
+fn token_arg(presented: &[u8]) -> std::result::Result<&[u8; TOKEN_LEN], TokenRejection> {
+    match presented.len() {
+        0 => Err(TokenRejection::Missing),
+        n => presented.try_into().map_err(|_| TokenRejection::WrongLength(n)),
     }
 }
 
@@ -184,6 +225,27 @@ mod tests {
         std::thread::sleep(Duration::from_millis(20));
         assert_eq!(short.consume(&t.0), Err(TokenRejection::Expired));
         assert_eq!(short.consume(&t.0), Err(TokenRejection::Mismatch));
+    }
+
+    #[test]
+    fn an_expected_token_is_judged_as_running_process_does() {
+        let store = HandoffStore::new(4, Duration::from_secs(30));
+        let a = store.issue().unwrap();
+        let b = store.issue().unwrap();
+        assert_eq!(store.consume_expected(&[9; 16], &a.0), Err(TokenRejection::NotPending));
+        assert_eq!(store.consume_expected(&a.0, &b.0), Err(TokenRejection::Mismatch));
+        assert_eq!(store.consume_expected(&a.0, &[]), Err(TokenRejection::Missing));
+        assert_eq!(store.consume_expected(&a.0, &a.0[..5]), Err(TokenRejection::WrongLength(5)));
+        assert_eq!(store.len(), 2, "nothing consumed");
+        assert_eq!(store.consume_expected(&a.0, &a.0), Ok(()));
+        assert_eq!(store.consume_expected(&a.0, &a.0), Err(TokenRejection::NotPending), "replay");
+        let short = HandoffStore::new(4, Duration::from_millis(1));
+        let t = short.issue().unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(short.consume_expected(&t.0, &b.0), Err(TokenRejection::Expired), "expiry is judged first");
+        assert!(short.is_empty());
+        assert_eq!(TokenRejection::WrongLength(5).to_string(), "handoff token length was 5 bytes; expected 16");
+        assert_eq!(TokenRejection::NotPending.to_string(), "handoff token is not pending");
     }
 
     #[test]

@@ -187,7 +187,9 @@ static void test_accept_outcomes_and_leaks(void) {
         const uint8_t *token;
         const char *reason;
     } rejections[] = {
-        {store, token, "mismatch"}, {store, wrong, "mismatch"}, {expiring, expired, "expired"}};
+        {store, token, "handoff token is not pending"},
+        {store, wrong, "handoff token is not pending"},
+        {expiring, expired, "handoff token expired"}};
     for (size_t i = 0; i < sizeof rejections / sizeof rejections[0]; i++) {
         memcpy(offer + OFFER_TOKEN_OFFSET, rejections[i].token, RP_HANDOFF_TOKEN_LEN);
         CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, conn) == 0);
@@ -205,17 +207,21 @@ static void test_accept_outcomes_and_leaks(void) {
         close(conn[0]);
     }
 
-    /* The token sent with the descriptor is not the offer's: refused before any ack, the
-     * descriptor closed, the offer's token not consumed. */
+    /* The token sent with the descriptor is pending but is not the offer's: a mismatch, as
+     * running-process's backend answers it; rejected with an ack, the descriptor closed, no
+     * token consumed. */
     CHECK_OK(rp_handoff_store_issue(store, token, sizeof token));
+    uint8_t sent[RP_HANDOFF_TOKEN_LEN];
+    CHECK_OK(rp_handoff_store_issue(store, sent, sizeof sent));
     memcpy(offer + OFFER_TOKEN_OFFSET, token, sizeof token);
     CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, conn) == 0);
-    send_offer_with_token(sv[0], wrong, offer, (size_t)offer_len, conn[1]);
+    send_offer_with_token(sv[0], sent, offer, (size_t)offer_len, conn[1]);
     close(conn[1]);
     adopted = -1;
-    CHECK_STATUS(rp_handoff_accept(store, sv[1], 1000, &adopted), RP_STATUS_PROTOCOL);
-    CHECK_LAST_ERROR_CONTAINS("not the one sent with the descriptor");
+    CHECK_STATUS(rp_handoff_accept(store, sv[1], 1000, &adopted), RP_STATUS_REJECTED);
+    CHECK_LAST_ERROR_CONTAINS("handoff token mismatch");
     CHECK(adopted == -1);
+    expect_ack(sv[0], NULL, 0);
     {
         char byte;
         CHECK(read(conn[0], &byte, 1) == 0);
@@ -247,7 +253,7 @@ static void test_accept_outcomes_and_leaks(void) {
     send_offer_earlier_layout(sv[0], short_offer, short_len, conn[1]);
     close(conn[1]);
     CHECK_STATUS(rp_handoff_accept(store, sv[1], 1000, &adopted), RP_STATUS_REJECTED);
-    CHECK_LAST_ERROR_CONTAINS("16 bytes");
+    CHECK_LAST_ERROR_CONTAINS("handoff token length was 8 bytes; expected 16");
     expect_ack(sv[0], NULL, 0);
     close(conn[0]);
 
