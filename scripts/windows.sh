@@ -4,8 +4,8 @@
 #   2. the workspace's Rust tests with Wine as cargo's runner: librp's unit tests,
 #      tests/push.rs (server and workers over named pipes and TCP), tests/session.rs (over
 #      named-pipe pairs), tests/broker.rs, tests/broker_server.rs and tests/handoff_pipes.rs
-#      (over named pipes; a DuplicateHandle handoff within one process), tests/tls_session.rs
-#      (sessions, connections and the broker client over tls://), the
+#      (over named pipes; DuplicateHandle handoffs within one process and into another),
+#      tests/tls_session.rs (sessions, connections and the broker client over tls://), the
 #      golden vectors, the mux cases, the header and allocation checks; test files that are
 #      Unix-specific are `#![cfg(unix)]` and single tests `ignore`d on Windows, each with its
 #      reason;
