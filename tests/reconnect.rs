@@ -1,5 +1,6 @@
-//! A worker that reconnects: its server PROCESS is SIGKILLed and started again on the same
-//! endpoint (a Unix socket path, and a fixed TCP port on 127.0.0.1); the worker is back within
+//! A worker that reconnects: its server PROCESS is killed (SIGKILL; TerminateProcess on
+//! Windows) and started again on the same endpoint (a Unix socket path or, on Windows, a pipe
+//! name; a fixed TCP port on 127.0.0.1, plain and TLS); the worker is back within
 //! its backoff, every later push is answered, and the push it held at the kill is never
 //! answered (its late reply fails and sends nothing). In-process: a push in flight when the
 //! connection is lost ends at its caller with `Closed`; giving up; close during the backoff.
@@ -7,8 +8,6 @@
 //! The server process is this test binary re-executed (`reconnect_server_child`, ignored unless
 //! its endpoint is in the environment). It takes commands on stdin, one per line, and answers
 //! each with one line on stdout.
-
-#![cfg(unix)] // the Unix test helpers (tests/common) and Unix socket paths; not ported to pipes yet
 
 mod common;
 
@@ -89,7 +88,7 @@ fn reconnect_server_child() {
     }
 }
 
-/// A server process and its command pipe; killed (SIGKILL, by its PID) when dropped.
+/// A server process and its command pipe; killed (by its PID) when dropped.
 struct ServerProcess {
     child: Child,
     stdin: ChildStdin,
@@ -151,7 +150,7 @@ impl ServerProcess {
         self.next_line()
     }
 
-    /// SIGKILL by PID, and reap it.
+    /// Kills it by its PID (SIGKILL; TerminateProcess on Windows), and reaps it.
     fn kill(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -299,11 +298,12 @@ fn killed_and_restarted(endpoint: &str, tls: Option<&TlsFiles>) {
 }
 
 #[test]
-fn server_process_killed_and_restarted_on_a_unix_socket() {
-    let dir = TempDir::new("reconnect-unix");
+fn server_process_killed_and_restarted_on_a_local_endpoint() {
+    let dir = TempDir::new("reconnect-local");
     std::fs::create_dir_all(&dir.0).unwrap();
+    #[cfg(unix)]
     std::fs::set_permissions(&dir.0, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
-    killed_and_restarted(dir.sock().to_str().unwrap(), None);
+    killed_and_restarted(&dir.endpoint().to_string(), None);
 }
 
 #[test]

@@ -1,10 +1,14 @@
-//! Helpers shared by the fault, load and security tests: temp dirs, raw peers that speak the
-//! push protocol frame by frame, /proc measurements.
+//! Helpers shared by the fault, load and security tests: temp dirs and the private endpoint of
+//! each (a Unix socket in it; on Windows a named pipe named after it), raw peers that speak the
+//! push protocol frame by frame, /proc measurements (Unix).
 #![allow(dead_code)]
 
+#[cfg(unix)]
 use std::io::{Read, Write};
+#[cfg(unix)]
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
+#[cfg(unix)]
 use std::time::Duration;
 
 use prost::Message;
@@ -12,8 +16,12 @@ use rp::control::ClientHello;
 use rp::push::proto::Registration;
 use rp::push::{Worker, PushServer, ServerOptions, WorkerOptions, PUSH_PROTOCOL, PUSH_PROTOCOL_VERSION};
 use rp::transport::Endpoint;
-use rp::wire::proto::{hello_reply, FrameKind, HelloReply};
-use rp::wire::{registry, FrameReader, FrameView, WireError};
+use rp::wire::proto::FrameKind;
+#[cfg(unix)]
+use rp::wire::proto::{hello_reply, HelloReply};
+use rp::wire::{registry, FrameView};
+#[cfg(unix)]
+use rp::wire::{FrameReader, WireError};
 
 pub struct TempDir(pub PathBuf);
 impl TempDir {
@@ -24,9 +32,15 @@ impl TempDir {
         let _ = std::fs::remove_dir_all(&dir);
         TempDir(dir)
     }
+    /// This test's private endpoint: the socket `push.sock` in the directory; on Windows a
+    /// named pipe as unique as the directory (named after it).
     pub fn endpoint(&self) -> Endpoint {
-        Endpoint::Path(self.0.join("push.sock"))
+        #[cfg(unix)]
+        return Endpoint::Path(self.sock());
+        #[cfg(windows)]
+        return Endpoint::Pipe(format!("{}-push", self.0.file_name().unwrap().to_string_lossy()));
     }
+    /// The socket path of [`endpoint`](Self::endpoint) (Unix).
     pub fn sock(&self) -> PathBuf {
         self.0.join("push.sock")
     }
@@ -80,6 +94,7 @@ pub fn registration_bytes(queue: &str) -> Vec<u8> {
 }
 
 /// Reads one HelloReply from a raw peer.
+#[cfg(unix)]
 pub fn read_hello_reply(sock: &UnixStream) -> Result<hello_reply::Result, WireError> {
     sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut reader = FrameReader::new(sock);
@@ -88,6 +103,7 @@ pub fn read_hello_reply(sock: &UnixStream) -> Result<hello_reply::Result, WireEr
 }
 
 /// A raw connection that has said Hello and registered, with its two answers read.
+#[cfg(unix)]
 pub fn raw_registered_worker(endpoint: &std::path::Path, queue: &str) -> UnixStream {
     let mut sock = UnixStream::connect(endpoint).expect("connect");
     let mut both = hello_bytes();
@@ -105,6 +121,7 @@ pub fn raw_registered_worker(endpoint: &std::path::Path, queue: &str) -> UnixStr
 }
 
 /// Waits until the server closed a raw connection (EOF or reset); returns how long it took.
+#[cfg(unix)]
 pub fn wait_closed(sock: &mut UnixStream, limit: Duration) -> Option<Duration> {
     let start = std::time::Instant::now();
     sock.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
@@ -121,11 +138,13 @@ pub fn wait_closed(sock: &mut UnixStream, limit: Duration) -> Option<Duration> {
 }
 
 /// Open descriptors of this process.
+#[cfg(unix)]
 pub fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
 
 /// Resident set size of this process, in KiB.
+#[cfg(unix)]
 pub fn rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     status
@@ -136,6 +155,7 @@ pub fn rss_kib() -> u64 {
 }
 
 /// Waits (up to `limit`) for the descriptor count to come back to `target` or below.
+#[cfg(unix)]
 pub fn settle_fds(target: usize, limit: Duration) -> usize {
     let start = std::time::Instant::now();
     loop {
@@ -148,6 +168,7 @@ pub fn settle_fds(target: usize, limit: Duration) -> usize {
 }
 
 /// Raises the soft descriptor limit to the hard one.
+#[cfg(unix)]
 pub fn raise_fd_limit() -> u64 {
     let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit/setrlimit with a valid pointer to an rlimit.
