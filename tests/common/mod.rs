@@ -35,10 +35,15 @@ impl TempDir {
     /// This test's private endpoint: the socket `push.sock` in the directory; on Windows a
     /// named pipe as unique as the directory (named after it).
     pub fn endpoint(&self) -> Endpoint {
+        self.endpoint_named("push")
+    }
+    /// Another private endpoint of this test, told apart by `name`: the socket `<name>.sock`
+    /// in the directory; on Windows a named pipe named after the directory and `name`.
+    pub fn endpoint_named(&self, name: &str) -> Endpoint {
         #[cfg(unix)]
-        return Endpoint::Path(self.sock());
+        return Endpoint::Path(self.0.join(format!("{name}.sock")));
         #[cfg(windows)]
-        return Endpoint::Pipe(format!("{}-push", self.0.file_name().unwrap().to_string_lossy()));
+        return Endpoint::Pipe(format!("{}-{name}", self.0.file_name().unwrap().to_string_lossy()));
     }
     /// The socket path of [`endpoint`](Self::endpoint) (Unix).
     pub fn sock(&self) -> PathBuf {
