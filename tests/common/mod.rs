@@ -1,14 +1,11 @@
 //! Helpers shared by the fault, load and security tests: temp dirs and the private endpoint of
 //! each (a Unix socket in it; on Windows a named pipe named after it), raw peers that speak the
-//! push protocol frame by frame, /proc measurements (Unix).
+//! push protocol frame by frame (Unix sockets; named pipes on Windows), /proc measurements
+//! (Unix).
 #![allow(dead_code)]
 
-#[cfg(unix)]
-use std::io::{Read, Write};
-#[cfg(unix)]
-use std::os::unix::net::UnixStream;
+use std::io::{self, Read, Write};
 use std::path::PathBuf;
-#[cfg(unix)]
 use std::time::Duration;
 
 use prost::Message;
@@ -16,12 +13,55 @@ use rp::control::ClientHello;
 use rp::push::proto::Registration;
 use rp::push::{Worker, PushServer, ServerOptions, WorkerOptions, PUSH_PROTOCOL, PUSH_PROTOCOL_VERSION};
 use rp::transport::Endpoint;
-use rp::wire::proto::FrameKind;
+use rp::wire::proto::{hello_reply, FrameKind, HelloReply};
+use rp::wire::{registry, FrameReader, FrameView, WireError};
+
+/// A raw peer's connection: a Unix stream socket; on Windows a named pipe (either end).
 #[cfg(unix)]
-use rp::wire::proto::{hello_reply, HelloReply};
-use rp::wire::{registry, FrameView};
-#[cfg(unix)]
-use rp::wire::{FrameReader, WireError};
+pub use std::os::unix::net::UnixStream as RawStream;
+#[cfg(windows)]
+pub use rp::transport::PipeStream as RawStream;
+
+/// Connects a raw peer to a local endpoint: a socket path (Unix) or a pipe name (Windows).
+pub fn raw_connect(endpoint: &Endpoint) -> io::Result<RawStream> {
+    match endpoint {
+        #[cfg(unix)]
+        Endpoint::Path(path) => RawStream::connect(path),
+        #[cfg(windows)]
+        Endpoint::Pipe(name) => RawStream::connect(name, Duration::from_secs(5)),
+        other => panic!("{other}: not a local endpoint of this platform"),
+    }
+}
+
+/// A raw listener on a local endpoint (a fake server, a backend): a Unix listener on a socket
+/// path (its directory must exist); on Windows a named-pipe listener.
+pub struct RawListener {
+    #[cfg(unix)]
+    inner: std::os::unix::net::UnixListener,
+    #[cfg(windows)]
+    inner: rp::transport::PipeListener,
+}
+
+impl RawListener {
+    /// Listens on `endpoint` (a socket path on Unix, a pipe name on Windows).
+    pub fn bind(endpoint: &Endpoint) -> io::Result<RawListener> {
+        match endpoint {
+            #[cfg(unix)]
+            Endpoint::Path(path) => Ok(RawListener { inner: std::os::unix::net::UnixListener::bind(path)? }),
+            #[cfg(windows)]
+            Endpoint::Pipe(name) => Ok(RawListener { inner: rp::transport::PipeListener::bind(name)? }),
+            other => panic!("{other}: not a local endpoint of this platform"),
+        }
+    }
+
+    /// Waits for the next peer.
+    pub fn accept(&self) -> io::Result<RawStream> {
+        #[cfg(unix)]
+        return self.inner.accept().map(|(s, _)| s);
+        #[cfg(windows)]
+        return self.inner.accept();
+    }
+}
 
 pub struct TempDir(pub PathBuf);
 impl TempDir {
@@ -99,8 +139,7 @@ pub fn registration_bytes(queue: &str) -> Vec<u8> {
 }
 
 /// Reads one HelloReply from a raw peer.
-#[cfg(unix)]
-pub fn read_hello_reply(sock: &UnixStream) -> Result<hello_reply::Result, WireError> {
+pub fn read_hello_reply(sock: &RawStream) -> Result<hello_reply::Result, WireError> {
     sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut reader = FrameReader::new(sock);
     let frame = reader.read_frame()?;
@@ -108,9 +147,8 @@ pub fn read_hello_reply(sock: &UnixStream) -> Result<hello_reply::Result, WireEr
 }
 
 /// A raw connection that has said Hello and registered, with its two answers read.
-#[cfg(unix)]
-pub fn raw_registered_worker(endpoint: &std::path::Path, queue: &str) -> UnixStream {
-    let mut sock = UnixStream::connect(endpoint).expect("connect");
+pub fn raw_registered_worker(endpoint: &Endpoint, queue: &str) -> RawStream {
+    let mut sock = raw_connect(endpoint).expect("connect");
     let mut both = hello_bytes();
     both.extend_from_slice(&registration_bytes(queue));
     sock.write_all(&both).unwrap();
@@ -126,8 +164,7 @@ pub fn raw_registered_worker(endpoint: &std::path::Path, queue: &str) -> UnixStr
 }
 
 /// Waits until the server closed a raw connection (EOF or reset); returns how long it took.
-#[cfg(unix)]
-pub fn wait_closed(sock: &mut UnixStream, limit: Duration) -> Option<Duration> {
+pub fn wait_closed(sock: &mut RawStream, limit: Duration) -> Option<Duration> {
     let start = std::time::Instant::now();
     sock.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
     let mut buf = [0u8; 4096];
