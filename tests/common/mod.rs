@@ -33,6 +33,30 @@ pub fn raw_connect(endpoint: &Endpoint) -> io::Result<RawStream> {
     }
 }
 
+/// Whether this process runs under Wine, which does not enforce everything Windows does (Wine
+/// 8.0 lets a second server create a pipe name a live one holds, ignoring
+/// `FILE_FLAG_FIRST_PIPE_INSTANCE`). Always false on Unix.
+pub fn under_wine() -> bool {
+    #[cfg(unix)]
+    return false;
+    #[cfg(windows)]
+    #[allow(unsafe_code)]
+    {
+        use std::ffi::c_void;
+        #[link(name = "kernel32")]
+        extern "system" {
+            fn GetModuleHandleA(name: *const u8) -> *mut c_void;
+            fn GetProcAddress(module: *mut c_void, name: *const u8) -> *mut c_void;
+        }
+        // SAFETY: NUL-terminated names; ntdll is loaded in every process; nothing is called
+        // through the address, only its presence is looked at.
+        unsafe {
+            let ntdll = GetModuleHandleA(c"ntdll.dll".as_ptr().cast());
+            !ntdll.is_null() && !GetProcAddress(ntdll, c"wine_get_version".as_ptr().cast()).is_null()
+        }
+    }
+}
+
 /// A raw listener on a local endpoint (a fake server, a backend): a Unix listener on a socket
 /// path (its directory must exist); on Windows a named-pipe listener.
 pub struct RawListener {
