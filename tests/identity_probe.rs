@@ -2,15 +2,16 @@
 //! strict prober of the reference implementation checks it (Unix); a probe over a real
 //! connection (a Unix socket; a named pipe on Windows) verifies strictly.
 
-use prost::Message;
 use rp::mux::{DaemonIdentity, LegacyHash, Mux, MuxEvent};
-use rp::wire::proto::DaemonProcess;
-use rp::wire::{decode_frame, Decoded, FrameView, MAX_BODY};
 
 // Unix only: it reads the process's identity from /proc.
 #[cfg(unix)]
 #[test]
 fn current_process_identity_verifies_against_proc() {
+    use prost::Message;
+    use rp::wire::proto::DaemonProcess;
+    use rp::wire::{decode_frame, Decoded, FrameView, MAX_BODY};
+
     let endpoint = "/tmp/rp-identity-test.sock";
     let identity =
         DaemonIdentity::current_process("test-ns", endpoint, Some(30), LegacyHash::Sha256).unwrap();
