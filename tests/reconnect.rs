@@ -5,6 +5,8 @@
 //! answered (its late reply fails and sends nothing). In-process: a push in flight when the
 //! connection is lost ends at its caller with `Closed`; giving up; close during the backoff.
 //!
+//! Under Wine the TCP and TLS cases are skipped (see `killed_tcp_connections_may_survive_here`).
+//!
 //! The server process is this test binary re-executed (`reconnect_server_child`, ignored unless
 //! its endpoint is in the environment). It takes commands on stdin, one per line, and answers
 //! each with one line on stdout.
@@ -306,8 +308,24 @@ fn server_process_killed_and_restarted_on_a_local_endpoint() {
     killed_and_restarted(&dir.endpoint().to_string(), None);
 }
 
+/// Under Wine 8.0 a killed server process's TCP connection can outlive it: now and then
+/// wineserver keeps the accepted socket of a process that polled it through mio (AFD polls on
+/// an I/O completion port) open after TerminateProcess, held by wineserver alone, so the worker
+/// is never told the server went away. Windows closes a process's sockets when it ends; named
+/// pipes close under Wine too (the local endpoint's test runs there).
+fn killed_tcp_connections_may_survive_here() -> bool {
+    let survive = under_wine();
+    if survive {
+        println!("SKIPPED under Wine: a killed process's TCP connections may outlive it there");
+    }
+    survive
+}
+
 #[test]
 fn server_process_killed_and_restarted_on_a_tcp_port() {
+    if killed_tcp_connections_may_survive_here() {
+        return;
+    }
     // A port that was free a moment ago, kept for both server processes.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     killed_and_restarted(&format!("tcp://127.0.0.1:{port}"), None);
@@ -315,6 +333,9 @@ fn server_process_killed_and_restarted_on_a_tcp_port() {
 
 #[test]
 fn server_process_killed_and_restarted_on_a_tls_port() {
+    if killed_tcp_connections_may_survive_here() {
+        return;
+    }
     let dir = TempDir::new("reconnect-tls");
     std::fs::create_dir_all(&dir.0).unwrap();
     let tls = TlsFiles::new(&dir.0);
@@ -336,7 +357,8 @@ fn a_push_in_flight_when_the_connection_is_lost_fails_at_its_caller_and_is_never
 
     // The worker sees the loss on its next read and registers again.
     let start = Instant::now();
-    while server.workers().iter().all(|w| w.id == first_id) {
+    // (The server registers the new connection before the worker has read its answer.)
+    while server.workers().iter().all(|w| w.id == first_id) || worker.worker_id() == first_id {
         assert!(start.elapsed() < Duration::from_secs(5), "not back");
         let _ = worker.recv(Some(Duration::from_millis(20)));
     }
