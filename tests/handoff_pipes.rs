@@ -106,7 +106,8 @@ fn handoff_backend_child() {
                 while let Ok(f) = adopted.recv(Some(Duration::from_secs(20))) {
                     let mut payload = f.payload.clone();
                     payload.extend_from_slice(format!(" from {}", std::process::id()).as_bytes());
-                    let reply = FrameView { kind: FrameKind::Response as i32, payload: &payload, request_id: f.request_id, ..FrameView::default() };
+                    let kind = FrameKind::Response as i32;
+                    let reply = FrameView { kind, payload: &payload, request_id: f.request_id, ..FrameView::default() };
                     if adopted.send(&reply).is_err() {
                         break;
                     }
@@ -192,7 +193,8 @@ fn a_pipe_handed_to_another_process_is_adopted_and_served_there() {
     let mut backend = Backend::start(&handoff, &token);
     let clients = PipeListener::bind(&name("child-clients")).unwrap();
     let connect_client = || {
-        let client = Conn::new(rp::transport::connect(&Endpoint::Pipe(name("child-clients")), Duration::from_secs(5)).unwrap()).unwrap();
+        let stream = rp::transport::connect(&Endpoint::Pipe(name("child-clients")), Duration::from_secs(5)).unwrap();
+        let client = Conn::new(stream).unwrap();
         (client, Stream::Unix(clients.accept().unwrap()))
     };
 

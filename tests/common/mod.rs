@@ -33,9 +33,10 @@ pub fn raw_connect(endpoint: &Endpoint) -> io::Result<RawStream> {
     }
 }
 
-/// Whether this process runs under Wine, which does not enforce everything Windows does (Wine
-/// 8.0 lets a second server create a pipe name a live one holds, ignoring
-/// `FILE_FLAG_FIRST_PIPE_INSTANCE`). Always false on Unix.
+/// Whether this process runs under Wine, which does not do everything Windows does: Wine 8.0
+/// lets a second server create a pipe name a live one holds (it ignores
+/// `FILE_FLAG_FIRST_PIPE_INSTANCE`), and a killed process's TCP connection can outlive it.
+/// Always false on Unix.
 pub fn under_wine() -> bool {
     #[cfg(unix)]
     return false;
