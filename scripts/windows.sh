@@ -8,10 +8,11 @@
 #      within one process and into another), tests/reconnect.rs (a server process killed and
 #      restarted on the same pipe name and TCP port), tests/hostile.rs and tests/security.rs
 #      (raw peers on named pipes), tests/tls.rs and tests/tls_session.rs (tls://),
-#      tests/liminal.rs, tests/identity_probe.rs, the golden vectors, the mux cases, the header
-#      and allocation checks; test files that are Unix-specific (descriptor passing, /proc,
-#      rlimits, socket files and uids) are `#![cfg(unix)]`, single tests `cfg(unix)` or
-#      `ignore`d on Windows, each with its reason;
+#      tests/liminal.rs, tests/identity_probe.rs, the rp tool's push, TLS and decode tests
+#      (tools/rp/tests/cli.rs), the golden vectors, the mux cases, the header and allocation
+#      checks; test files that are Unix-specific (descriptor passing, /proc, rlimits, socket
+#      files and uids) are `#![cfg(unix)]`, single tests `cfg(unix)` or `ignore`d on Windows,
+#      each with its reason;
 #   3. rp.dll with its import library (librp.dll.a) and the static library (librp.a) from
 #      cargo; C tests built with x86_64-w64-mingw32-gcc against rp.dll (tests/c/windows/test_push.c,
 #      tests/c/test_errors.c, tests/c/test_version.c) and against librp.a (test_version), run
@@ -61,7 +62,21 @@ cargo clippy --locked --target "$target" --workspace --all-targets -- -D warning
 
 echo "== Windows: Rust tests under Wine"
 wine wineboot -i >/dev/null 2>&1 || true
+# The rp tool's tests run rp.exe from $out: the stand-in goes next to it too.
+mkdir -p "$out"
+cp "$RP_WINE_PRNG_DLL" "$out/"
 timeout 600 cargo test --locked --target "$target" --workspace
+
+echo "== Windows: interop with the reference crate under Wine (interop/, named pipes)"
+# The reference (running-process) as client, broker, backend and strict prober against librp,
+# over named pipes, handoffs by DuplicateHandle. The strict prober compares boot ids, which
+# Windows keeps in the registry value below; a fresh Wine prefix has none (each process would
+# then make up its own), so the prefix gets one, as a Windows host has.
+wine reg add 'HKLM\SYSTEM\CurrentControlSet\Control\Session Manager\Memory Management\PrefetchParameters' \
+  /v BootId /t REG_DWORD /d 7 /f >/dev/null 2>&1
+cargo clippy --locked --target "$target" --manifest-path interop/Cargo.toml --all-targets -- -D warnings
+cargo test --locked --target "$target" --manifest-path interop/Cargo.toml --no-run
+timeout 300 cargo test --locked --target "$target" --manifest-path interop/Cargo.toml
 
 echo "== Windows: C tests against rp.dll and librp.a, under Wine"
 cargo build --locked --target "$target" --lib

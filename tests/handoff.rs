@@ -78,6 +78,32 @@ fn handoff_outcomes_and_no_descriptor_leaks() {
     assert_eq!(&got, b"hello");
     drop((adopted, client));
 
+    // running-process's broker layout: the descriptor with the 16 token bytes alone, then the
+    // offer frame. Accepted; and refused before any ack when the offer names another token.
+    let sent = store.issue().unwrap();
+    let (mut client, backend_end) = UnixStream::pair().unwrap();
+    send_with_fd(&broker, &sent.0, &backend_end).unwrap();
+    broker.write_all(&offer_frame(&sent.0, 11)).unwrap();
+    drop(backend_end);
+    let (fd, outcome) = accept_handoff(&mut backend, &store).unwrap();
+    assert!(outcome.accepted && outcome.correlation_id == 11);
+    assert!(read_ack(&mut broker).accepted);
+    UnixStream::from(fd).write_all(b"hi").unwrap();
+    let mut got = [0u8; 2];
+    client.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"hi");
+    drop(client);
+    let other = store.issue().unwrap();
+    let (_client, backend_end) = UnixStream::pair().unwrap();
+    send_with_fd(&broker, &[0x42; 16], &backend_end).unwrap();
+    broker.write_all(&offer_frame(&other.0, 12)).unwrap();
+    drop(backend_end);
+    let err = accept_handoff(&mut backend, &store).unwrap_err();
+    assert!(err.to_string().contains("not the one sent with the descriptor"), "{err}");
+    assert_eq!(store.len(), 1, "the offer's token was not consumed");
+    assert!(store.consume(&other.0).is_ok());
+    drop(_client);
+
     // Replayed, wrong, short and expired tokens: rejected with a well-formed ack, fd closed.
     let expiring = HandoffStore::new(8, Duration::from_millis(1));
     let old = expiring.issue().unwrap();

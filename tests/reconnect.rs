@@ -12,6 +12,8 @@
 //! each with one line on stdout.
 
 mod common;
+#[path = "common/certs.rs"]
+mod certs;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -20,12 +22,13 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use certs::Ca;
 use common::*;
 use rp::push::{
     EventHandler, Jitter, PushResult, PushServer, PushSpec, ReconnectPolicy, ServerOptions, Target, Worker, WorkerEvent,
     WorkerEventKind, WorkerOptions,
 };
-use rp::transport::{Endpoint, TlsClientOptions, TlsServerOptions};
+use rp::transport::{Endpoint, TlsServerOptions};
 use rp::ErrorKind;
 
 const ENV: &str = "RP_RECONNECT_SERVER";
@@ -201,22 +204,15 @@ fn echo(worker: &Worker, timeout: Duration) -> rp::Result<()> {
 struct TlsFiles {
     cert: std::path::PathBuf,
     key: std::path::PathBuf,
-    ca_pem: Vec<u8>,
+    ca: Ca,
 }
 
 impl TlsFiles {
     /// A CA and a certificate it signed for 127.0.0.1, written into `dir`.
     fn new(dir: &std::path::Path) -> TlsFiles {
-        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
-        let key = KeyPair::generate().unwrap();
-        let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap().signed_by(&key, &ca).unwrap();
-        let files = TlsFiles { cert: dir.join("server.pem"), key: dir.join("server.key"), ca_pem: ca.pem().into_bytes() };
-        std::fs::write(&files.cert, leaf.pem()).unwrap();
-        std::fs::write(&files.key, key.serialize_pem()).unwrap();
-        files
+        let ca = Ca::new("reconnect CA");
+        let (cert, key) = ca.leaf("push server", &["127.0.0.1"]).write(dir, "server");
+        TlsFiles { cert, key, ca }
     }
 }
 
@@ -228,7 +224,7 @@ fn killed_and_restarted(endpoint: &str, tls: Option<&TlsFiles>) {
     let mut opts = reconnecting_options(Endpoint::parse(endpoint).unwrap(), 50, MAX_DELAY_MS, 0);
     opts.on_event = Some(handler);
     if let Some(t) = tls {
-        opts.tls = TlsClientOptions { ca_pem: t.ca_pem.clone(), ..TlsClientOptions::default() };
+        opts.tls = t.ca.trusting();
     }
     let worker = Arc::new(Worker::connect(opts).unwrap());
     let fd = worker.pollable_fd();

@@ -1,58 +1,19 @@
 //! Push server and worker over `tls://`, with certificates generated at run time: round trips,
 //! the client identity under mutual TLS, and each failure with its kind and message, in time.
 
+#[path = "common/certs.rs"]
+mod certs;
+
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use rp::push::proto::Registration;
 use rp::push::{PushResult, PushServer, PushSpec, RegistrationDecision, ServerEvent, ServerOptions, Target, Worker, WorkerOptions};
 use rp::transport::{ClientAuth, Endpoint, TlsClientOptions, TlsServerOptions};
 use rp::ErrorKind;
 
-/// A CA that signs leaf certificates.
-struct Ca {
-    issuer: CertifiedIssuer<'static, KeyPair>,
-}
-
-/// A certificate chain and its key, in PEM.
-struct Leaf {
-    cert_pem: Vec<u8>,
-    key_pem: Vec<u8>,
-}
-
-impl Ca {
-    fn new(name: &str) -> Ca {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, name);
-        Ca { issuer: CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap() }
-    }
-
-    fn pem(&self) -> Vec<u8> {
-        self.issuer.pem().into_bytes()
-    }
-
-    fn leaf_with(&self, cn: &str, sans: &[&str], edit: impl FnOnce(&mut CertificateParams)) -> Leaf {
-        let mut params = CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
-        params.distinguished_name.push(DnType::CommonName, cn);
-        params.distinguished_name.push(DnType::OrganizationName, "librp tests");
-        edit(&mut params);
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        Leaf { cert_pem: cert.pem().into_bytes(), key_pem: key.serialize_pem().into_bytes() }
-    }
-
-    fn leaf(&self, cn: &str, sans: &[&str]) -> Leaf {
-        self.leaf_with(cn, sans, |_| {})
-    }
-
-    /// A server certificate for the loopback address and `localhost`.
-    fn server_leaf(&self) -> Leaf {
-        self.leaf("push server", &["localhost", "127.0.0.1"])
-    }
-}
+use certs::Ca;
 
 fn registration() -> Registration {
     Registration {
@@ -63,10 +24,6 @@ fn registration() -> Registration {
         payload_protocols: vec![0x7001],
         ..Registration::default()
     }
-}
-
-fn tls_server_options(leaf: &Leaf) -> TlsServerOptions {
-    TlsServerOptions { cert_chain_pem: leaf.cert_pem.clone(), key_pem: leaf.key_pem.clone(), ..TlsServerOptions::default() }
 }
 
 fn server_with(tls: Option<TlsServerOptions>, edit: impl FnOnce(&mut ServerOptions)) -> PushServer {
@@ -83,10 +40,6 @@ fn worker_options(endpoint: &Endpoint, tls: TlsClientOptions) -> WorkerOptions {
     opts.tls = tls;
     opts.connect_timeout = Duration::from_secs(3);
     opts
-}
-
-fn trusting(ca: &Ca) -> TlsClientOptions {
-    TlsClientOptions { ca_pem: ca.pem(), ..TlsClientOptions::default() }
 }
 
 fn echo(worker: Arc<Worker>) -> thread::JoinHandle<usize> {
@@ -118,9 +71,9 @@ fn failing_connect(opts: WorkerOptions) -> (rp::Error, Duration) {
 #[test]
 fn pushes_round_trip_over_tls_small_and_large() {
     let ca = Ca::new("test CA");
-    let server = server_with(Some(tls_server_options(&ca.server_leaf())), |_| {});
+    let server = server_with(Some(ca.server_options()), |_| {});
     assert!(server.endpoint().to_string().starts_with("tls://127.0.0.1:"), "{}", server.endpoint());
-    let worker = Arc::new(Worker::connect(worker_options(server.endpoint(), trusting(&ca))).expect("connect"));
+    let worker = Arc::new(Worker::connect(worker_options(server.endpoint(), ca.trusting())).expect("connect"));
     let answering = echo(Arc::clone(&worker));
     let workers = server.workers();
     assert_eq!(workers.len(), 1);
@@ -150,11 +103,11 @@ fn pushes_round_trip_over_tls_small_and_large() {
 #[test]
 fn the_server_name_defaults_to_the_endpoint_host_and_can_be_set() {
     let ca = Ca::new("test CA");
-    let server = server_with(Some(tls_server_options(&ca.server_leaf())), |_| {});
+    let server = server_with(Some(ca.server_options()), |_| {});
     let port = server.endpoint().to_string().rsplit(':').next().unwrap().to_owned();
     let by_name = Endpoint::parse(&format!("tls://localhost:{port}")).unwrap();
-    Worker::connect(worker_options(&by_name, trusting(&ca))).expect("localhost is in the certificate");
-    let named = TlsClientOptions { server_name: "localhost".into(), ..trusting(&ca) };
+    Worker::connect(worker_options(&by_name, ca.trusting())).expect("localhost is in the certificate");
+    let named = TlsClientOptions { server_name: "localhost".into(), ..ca.trusting() };
     Worker::connect(worker_options(server.endpoint(), named)).expect("an explicit name");
 }
 
@@ -162,15 +115,15 @@ fn the_server_name_defaults_to_the_endpoint_host_and_can_be_set() {
 fn mutual_tls_shows_the_client_identity_to_the_registration_decision() {
     let ca = Ca::new("test CA");
     let client_ca = Ca::new("client CA");
-    let tls = TlsServerOptions { client_ca_pem: client_ca.pem(), client_auth: ClientAuth::Required, ..tls_server_options(&ca.server_leaf()) };
+    let tls = TlsServerOptions { client_ca_pem: client_ca.pem(), client_auth: ClientAuth::Required, ..ca.server_options() };
     let server = server_with(Some(tls), |o| o.decide_registrations = true);
     let leaf = client_ca.leaf_with("worker-7", &["worker-7.example", "10.1.2.3", "fd00::7"], |p| {
         use rcgen::SanType;
         p.subject_alt_names.push(SanType::URI("spiffe://example.org/worker/7".try_into().unwrap()));
         p.subject_alt_names.push(SanType::Rfc822Name("ops@example.org".try_into().unwrap()));
-        p.distinguished_name.push(DnType::OrganizationalUnitName, "batch");
+        p.distinguished_name.push(rcgen::DnType::OrganizationalUnitName, "batch");
     });
-    let opts = TlsClientOptions { cert_chain_pem: leaf.cert_pem, key_pem: leaf.key_pem, ..trusting(&ca) };
+    let opts = leaf.client_options(&ca);
     let endpoint = server.endpoint().clone();
     let connecting = thread::spawn(move || Worker::connect(worker_options(&endpoint, opts)));
     let ServerEvent::RegistrationRequest { worker_id, peer, tls_identity, .. } = server.next_event(Some(Duration::from_secs(5))).unwrap() else {
@@ -192,13 +145,13 @@ fn mutual_tls_shows_the_client_identity_to_the_registration_decision() {
 fn optional_client_certificates_let_clients_without_one_in() {
     let ca = Ca::new("test CA");
     let client_ca = Ca::new("client CA");
-    let tls = TlsServerOptions { client_ca_pem: client_ca.pem(), client_auth: ClientAuth::Optional, ..tls_server_options(&ca.server_leaf()) };
+    let tls = TlsServerOptions { client_ca_pem: client_ca.pem(), client_auth: ClientAuth::Optional, ..ca.server_options() };
     let server = server_with(Some(tls), |_| {});
-    let worker = Worker::connect(worker_options(server.endpoint(), trusting(&ca))).expect("no certificate is fine");
+    let worker = Worker::connect(worker_options(server.endpoint(), ca.trusting())).expect("no certificate is fine");
     assert_eq!(server.workers()[0].tls_identity, None);
     drop(worker);
     let leaf = client_ca.leaf("worker-8", &["worker-8.example"]);
-    let opts = TlsClientOptions { cert_chain_pem: leaf.cert_pem, key_pem: leaf.key_pem, ..trusting(&ca) };
+    let opts = leaf.client_options(&ca);
     let worker = Worker::connect(worker_options(server.endpoint(), opts)).expect("with one");
     let info = server.workers().into_iter().find(|w| w.id == worker.worker_id()).unwrap();
     assert_eq!(info.tls_identity.unwrap().sans, vec!["DNS:worker-8.example".to_owned()]);
@@ -214,8 +167,8 @@ fn assert_fails(e: &rp::Error, took: Duration, kind: ErrorKind, words: &str) {
 fn an_unknown_ca_is_refused() {
     let ca = Ca::new("test CA");
     let other = Ca::new("someone else");
-    let server = server_with(Some(tls_server_options(&ca.server_leaf())), |_| {});
-    let (e, took) = failing_connect(worker_options(server.endpoint(), trusting(&other)));
+    let server = server_with(Some(ca.server_options()), |_| {});
+    let (e, took) = failing_connect(worker_options(server.endpoint(), other.trusting()));
     assert_fails(&e, took, ErrorKind::PermissionDenied, "unknown CA");
 }
 
@@ -226,24 +179,24 @@ fn expired_and_not_yet_valid_certificates_are_refused() {
         p.not_before = rcgen::date_time_ymd(2001, 1, 1);
         p.not_after = rcgen::date_time_ymd(2002, 1, 1);
     });
-    let server = server_with(Some(tls_server_options(&expired)), |_| {});
-    let (e, took) = failing_connect(worker_options(server.endpoint(), trusting(&ca)));
+    let server = server_with(Some(expired.server_options()), |_| {});
+    let (e, took) = failing_connect(worker_options(server.endpoint(), ca.trusting()));
     assert_fails(&e, took, ErrorKind::PermissionDenied, "expired");
 
     let future = ca.leaf_with("new", &["127.0.0.1"], |p| {
         p.not_before = rcgen::date_time_ymd(2090, 1, 1);
         p.not_after = rcgen::date_time_ymd(2091, 1, 1);
     });
-    let server = server_with(Some(tls_server_options(&future)), |_| {});
-    let (e, took) = failing_connect(worker_options(server.endpoint(), trusting(&ca)));
+    let server = server_with(Some(future.server_options()), |_| {});
+    let (e, took) = failing_connect(worker_options(server.endpoint(), ca.trusting()));
     assert_fails(&e, took, ErrorKind::PermissionDenied, "not valid yet");
 }
 
 #[test]
 fn a_certificate_for_another_name_is_refused() {
     let ca = Ca::new("test CA");
-    let server = server_with(Some(tls_server_options(&ca.server_leaf())), |_| {});
-    let opts = TlsClientOptions { server_name: "push.example.org".into(), ..trusting(&ca) };
+    let server = server_with(Some(ca.server_options()), |_| {});
+    let opts = TlsClientOptions { server_name: "push.example.org".into(), ..ca.trusting() };
     let (e, took) = failing_connect(worker_options(server.endpoint(), opts));
     assert_fails(&e, took, ErrorKind::PermissionDenied, "wrong name");
 }
@@ -252,13 +205,13 @@ fn a_certificate_for_another_name_is_refused() {
 fn a_missing_client_certificate_is_refused_when_required() {
     let ca = Ca::new("test CA");
     let client_ca = Ca::new("client CA");
-    let tls = TlsServerOptions { client_ca_pem: client_ca.pem(), client_auth: ClientAuth::Required, ..tls_server_options(&ca.server_leaf()) };
+    let tls = TlsServerOptions { client_ca_pem: client_ca.pem(), client_auth: ClientAuth::Required, ..ca.server_options() };
     let server = server_with(Some(tls), |_| {});
-    let (e, took) = failing_connect(worker_options(server.endpoint(), trusting(&ca)));
+    let (e, took) = failing_connect(worker_options(server.endpoint(), ca.trusting()));
     assert_fails(&e, took, ErrorKind::PermissionDenied, "client certificate");
     // One from a CA the server does not trust is refused too.
     let stranger = Ca::new("stranger").leaf("w", &["w.example"]);
-    let opts = TlsClientOptions { cert_chain_pem: stranger.cert_pem, key_pem: stranger.key_pem, ..trusting(&ca) };
+    let opts = stranger.client_options(&ca);
     let (e, took) = failing_connect(worker_options(server.endpoint(), opts));
     assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
     assert!(took < Duration::from_secs(3));
@@ -268,7 +221,7 @@ fn a_missing_client_certificate_is_refused_when_required() {
 #[test]
 fn a_plain_client_on_a_tls_endpoint_is_told_to_use_tls() {
     let ca = Ca::new("test CA");
-    let server = server_with(Some(tls_server_options(&ca.server_leaf())), |_| {});
+    let server = server_with(Some(ca.server_options()), |_| {});
     let plain = Endpoint::Tcp(server.endpoint().to_string().trim_start_matches("tls://").to_owned());
     let (e, took) = failing_connect(worker_options(&plain, TlsClientOptions::default()));
     assert_fails(&e, took, ErrorKind::Refused, "connect with tls://");
@@ -279,7 +232,7 @@ fn a_tls_client_on_a_plain_endpoint_is_told_it_is_plain() {
     let ca = Ca::new("test CA");
     let server = server_with(None, |_| {});
     let tls = Endpoint::Tls(server.endpoint().to_string().trim_start_matches("tcp://").to_owned());
-    let (e, took) = failing_connect(worker_options(&tls, trusting(&ca)));
+    let (e, took) = failing_connect(worker_options(&tls, ca.trusting()));
     assert_fails(&e, took, ErrorKind::Protocol, "does not speak TLS");
 }
 
@@ -289,7 +242,7 @@ fn a_silent_tls_server_times_out_within_the_connect_timeout() {
     // A listener that accepts and never answers.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let endpoint = Endpoint::Tls(listener.local_addr().unwrap().to_string());
-    let mut opts = worker_options(&endpoint, trusting(&ca));
+    let mut opts = worker_options(&endpoint, ca.trusting());
     opts.connect_timeout = Duration::from_millis(500);
     let (e, took) = failing_connect(opts);
     assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
@@ -307,13 +260,13 @@ fn a_reachable_tls_server_needs_client_certificates_or_a_token() {
         opts.auth_token = token.to_vec();
         PushServer::bind(opts)
     };
-    let e = remote(tls_server_options(&leaf), b"").unwrap_err();
+    let e = remote(leaf.server_options(), b"").unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Config);
     assert!(e.to_string().contains("client certificates"), "{e}");
-    remote(tls_server_options(&leaf), b"secret").expect("TLS plus a token").shutdown();
-    let required = TlsServerOptions { client_ca_pem: ca.pem(), client_auth: ClientAuth::Required, ..tls_server_options(&leaf) };
+    remote(leaf.server_options(), b"secret").expect("TLS plus a token").shutdown();
+    let required = TlsServerOptions { client_ca_pem: ca.pem(), client_auth: ClientAuth::Required, ..leaf.server_options() };
     remote(required, b"").expect("TLS with required client certificates").shutdown();
-    let optional = TlsServerOptions { client_ca_pem: ca.pem(), client_auth: ClientAuth::Optional, ..tls_server_options(&leaf) };
+    let optional = TlsServerOptions { client_ca_pem: ca.pem(), client_auth: ClientAuth::Optional, ..leaf.server_options() };
     assert_eq!(remote(optional, b"").unwrap_err().kind(), ErrorKind::Config);
 }
 
@@ -325,22 +278,22 @@ fn bad_tls_options_are_refused_clearly() {
     let e = PushServer::bind(ServerOptions::new(Endpoint::parse("tls://127.0.0.1:0").unwrap())).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Config, "{e}");
     let mut opts = ServerOptions::new(Endpoint::parse("tcp://127.0.0.1:0").unwrap());
-    opts.tls = Some(tls_server_options(&leaf));
+    opts.tls = Some(leaf.server_options());
     assert_eq!(PushServer::bind(opts).unwrap_err().kind(), ErrorKind::InvalidArgument);
     // Garbage PEM, a key that does not match.
-    let garbage = TlsServerOptions { cert_chain_pem: b"not pem".to_vec(), ..tls_server_options(&leaf) };
+    let garbage = TlsServerOptions { cert_chain_pem: b"not pem".to_vec(), ..leaf.server_options() };
     let e = server_result(garbage).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Config);
     assert!(e.to_string().contains("certificate"), "{e}");
     let other_key = ca.leaf("x", &["x"]).key_pem;
-    let mismatched = TlsServerOptions { key_pem: other_key, ..tls_server_options(&leaf) };
+    let mismatched = TlsServerOptions { key_pem: other_key, ..leaf.server_options() };
     assert_eq!(server_result(mismatched).unwrap_err().kind(), ErrorKind::Config);
     // Mutual TLS without client CA roots.
-    let no_roots = TlsServerOptions { client_auth: ClientAuth::Required, ..tls_server_options(&leaf) };
+    let no_roots = TlsServerOptions { client_auth: ClientAuth::Required, ..leaf.server_options() };
     assert_eq!(server_result(no_roots).unwrap_err().kind(), ErrorKind::Config);
     // Worker TLS options on a plain endpoint.
     let server = server_with(None, |_| {});
-    let e = Worker::connect(worker_options(server.endpoint(), trusting(&ca))).unwrap_err();
+    let e = Worker::connect(worker_options(server.endpoint(), ca.trusting())).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
 }
 
@@ -366,8 +319,8 @@ fn roles_without_tls_refuse_tls_endpoints_clearly() {
 #[test]
 fn a_worker_driven_by_its_pollable_fd_misses_no_push_over_tls() {
     let ca = Ca::new("test CA");
-    let server = server_with(Some(tls_server_options(&ca.server_leaf())), |_| {});
-    let worker = Arc::new(Worker::connect(worker_options(server.endpoint(), trusting(&ca))).expect("connect"));
+    let server = server_with(Some(ca.server_options()), |_| {});
+    let worker = Arc::new(Worker::connect(worker_options(server.endpoint(), ca.trusting())).expect("connect"));
     let w = Arc::clone(&worker);
     // Answers only when the pollable descriptor says a push is there, taking what is ready.
     let answering = thread::spawn(move || {
@@ -410,8 +363,8 @@ fn a_worker_driven_by_its_pollable_fd_misses_no_push_over_tls() {
 #[test]
 fn tls_and_an_auth_token_work_together() {
     let ca = Ca::new("test CA");
-    let server = server_with(Some(tls_server_options(&ca.server_leaf())), |o| o.auth_token = b"s3cret".to_vec());
-    let mut opts = worker_options(server.endpoint(), trusting(&ca));
+    let server = server_with(Some(ca.server_options()), |o| o.auth_token = b"s3cret".to_vec());
+    let mut opts = worker_options(server.endpoint(), ca.trusting());
     let (e, took) = failing_connect(opts.clone());
     assert_fails(&e, took, ErrorKind::Refused, "authentication failed");
     opts.auth_token = b"s3cret".to_vec();
@@ -422,7 +375,7 @@ fn tls_and_an_auth_token_work_together() {
 fn a_silent_client_on_a_tls_endpoint_is_closed_at_the_handshake_deadline() {
     use std::io::Read;
     let ca = Ca::new("test CA");
-    let server = server_with(Some(tls_server_options(&ca.server_leaf())), |o| o.handshake_timeout = Duration::from_millis(300));
+    let server = server_with(Some(ca.server_options()), |o| o.handshake_timeout = Duration::from_millis(300));
     let addr = server.endpoint().to_string().trim_start_matches("tls://").to_owned();
     let mut silent = std::net::TcpStream::connect(addr).unwrap();
     silent.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -436,7 +389,7 @@ fn a_silent_client_on_a_tls_endpoint_is_closed_at_the_handshake_deadline() {
 #[test]
 fn without_ca_roots_a_worker_trusts_the_system_roots() {
     let ca = Ca::new("test CA");
-    let server = server_with(Some(tls_server_options(&ca.server_leaf())), |_| {});
+    let server = server_with(Some(ca.server_options()), |_| {});
     // The system's roots as SSL_CERT_FILE names them (no other test here uses system roots).
     let dir = std::env::temp_dir().join(format!("rp-tls-roots-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -3,59 +3,21 @@
 //! descriptor with decrypted bytes held, a backend reached through a broker over TLS, and one
 //! failure per role with its kind.
 
+#[path = "common/certs.rs"]
+mod certs;
 
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use rp::broker::{BrokerOptions, BrokerServer, BrokerServerOptions, BrokerService, Conn, Route};
 use rp::session::{CallOptions, Session, SessionListener, Side};
-use rp::transport::{ClientAuth, Endpoint, TlsClientOptions, TlsServerOptions};
+use rp::transport::{ClientAuth, Endpoint, TlsClientOptions};
 use rp::ErrorKind;
 
+use certs::Ca;
+
 const ECHO: u32 = 0x7101;
-
-/// A CA that signs leaf certificates.
-struct Ca {
-    issuer: CertifiedIssuer<'static, KeyPair>,
-}
-
-/// A certificate chain and its key, in PEM.
-struct Leaf {
-    cert_pem: Vec<u8>,
-    key_pem: Vec<u8>,
-}
-
-impl Ca {
-    fn new(name: &str) -> Ca {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, name);
-        Ca { issuer: CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap() }
-    }
-
-    fn pem(&self) -> Vec<u8> {
-        self.issuer.pem().into_bytes()
-    }
-
-    fn leaf(&self, cn: &str, sans: &[&str]) -> Leaf {
-        let mut params = CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
-        params.distinguished_name.push(DnType::CommonName, cn);
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        Leaf { cert_pem: cert.pem().into_bytes(), key_pem: key.serialize_pem().into_bytes() }
-    }
-
-    fn server_options(&self) -> TlsServerOptions {
-        let leaf = self.leaf("session server", &["localhost", "127.0.0.1"]);
-        TlsServerOptions { cert_chain_pem: leaf.cert_pem, key_pem: leaf.key_pem, ..TlsServerOptions::default() }
-    }
-
-    fn trusting(&self) -> TlsClientOptions {
-        TlsClientOptions { ca_pem: self.pem(), ..TlsClientOptions::default() }
-    }
-}
 
 fn tls_any() -> Endpoint {
     Endpoint::parse("tls://127.0.0.1:0").unwrap()
@@ -94,7 +56,7 @@ fn session_calls_round_trip_over_tls_small_large_and_concurrent() {
     let serving = serve_echo(Arc::clone(&listener));
     let conn = rp::session::connect_with(listener.endpoint(), Duration::from_secs(5), &ca.trusting()).unwrap();
     assert!(conn.is_tls());
-    assert!(conn.tls_identity().unwrap().subject.contains("CN=session server"));
+    assert!(conn.tls_identity().unwrap().subject.contains("CN=test server"));
     let session = Arc::new(Session::new(conn, Side::Connecting, false).unwrap());
     assert_eq!(call(&session, b"hello").unwrap(), b"hello");
     // Larger than a TLS record and than the frame reader's first read.
@@ -142,7 +104,7 @@ fn mutual_tls_shows_the_client_identity_and_refuses_a_client_without_certificate
     assert!(started.elapsed() < Duration::from_secs(5));
 
     let leaf = clients.leaf("session client", &["client.example"]);
-    let tls = TlsClientOptions { cert_chain_pem: leaf.cert_pem, key_pem: leaf.key_pem, ..ca.trusting() };
+    let tls = leaf.client_options(&ca);
     let conn = rp::session::connect_with(listener.endpoint(), Duration::from_secs(5), &tls).unwrap();
     let session = Session::new(conn, Side::Connecting, false).unwrap();
     assert_eq!(call(&session, b"with a certificate").unwrap(), b"with a certificate");
@@ -150,7 +112,7 @@ fn mutual_tls_shows_the_client_identity_and_refuses_a_client_without_certificate
     session.close();
     listener.close();
     // Only the client with a certificate reached the application, with its identity.
-    assert_eq!(serving.join().unwrap(), vec![Some("CN=session client".to_string())]);
+    assert_eq!(serving.join().unwrap(), vec![Some("CN=session client,O=librp tests".to_string())]);
 }
 
 #[test]

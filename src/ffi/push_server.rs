@@ -8,11 +8,12 @@ use super::callback::{rp_user_data_free_callback, ForeignCallback};
 use super::handle::{box_free, box_into_handle, box_mut, box_ref, box_take, castable, lend, opt_out, out_arg};
 use super::push_request::{rp_push_request, rp_push_result, rp_push_ticket};
 use super::status::rp_status;
+use super::tls::{set_client_ca, set_server_cert, PemArg};
 use super::push_worker_info::{rp_push_worker_info, rp_push_worker_list};
 use crate::push::{
     PushServer, RegistrationDecision, ServerEvent, ServerOptions, WorkerInfo,
 };
-use crate::transport::{read_pem_file, ClientAuth, Endpoint, TlsServerOptions};
+use crate::transport::{Endpoint, TlsServerOptions};
 
 /// What a registration callback decides.
 #[repr(i32)]
@@ -252,17 +253,13 @@ pub unsafe extern "C" fn rp_push_server_options_set_tls_cert_pem(
     key_len: usize,
 ) -> rp_status {
     boundary(|| {
-        // SAFETY: `options` is NULL or live and used by one thread at a time, and the other
-        // pointers are valid as documented, per the API contract.
-        unsafe {
-            let o = box_mut(options, "options")?;
-            let chain = slice_arg(cert_chain_pem, cert_chain_len, "cert_chain_pem")?.to_vec();
-            let key = slice_arg(key_pem, key_len, "key_pem")?.to_vec();
-            let tls = o.opts.tls.get_or_insert_with(TlsServerOptions::default);
-            tls.cert_chain_pem = chain;
-            tls.key_pem = key;
-            Ok(())
-        }
+        let chain = PemArg::Text { pem: cert_chain_pem, len: cert_chain_len, name: "cert_chain_pem" };
+        let key = PemArg::Text { pem: key_pem, len: key_len, name: "key_pem" };
+        // SAFETY: NULL or live options, used by one thread at a time, and the other pointers
+        // valid as documented, per the API contract.
+        let o = unsafe { box_mut(options, "options") }?;
+        // SAFETY: as above.
+        unsafe { set_server_cert(|| o.opts.tls.get_or_insert_with(TlsServerOptions::default), chain, key) }
     })
 }
 
@@ -277,17 +274,13 @@ pub unsafe extern "C" fn rp_push_server_options_set_tls_cert_files(
     key_path: *const c_char,
 ) -> rp_status {
     boundary(|| {
-        // SAFETY: `options` is NULL or live and used by one thread at a time, and the other
-        // pointers are valid as documented, per the API contract.
-        unsafe {
-            let o = box_mut(options, "options")?;
-            let chain = read_pem_file(cstr_arg(cert_chain_path, "cert_chain_path")?.as_ref(), "certificate chain")?;
-            let key = read_pem_file(cstr_arg(key_path, "key_path")?.as_ref(), "private key")?;
-            let tls = o.opts.tls.get_or_insert_with(TlsServerOptions::default);
-            tls.cert_chain_pem = chain;
-            tls.key_pem = key;
-            Ok(())
-        }
+        let chain = PemArg::File { path: cert_chain_path, name: "cert_chain_path", what: "certificate chain" };
+        let key = PemArg::File { path: key_path, name: "key_path", what: "private key" };
+        // SAFETY: NULL or live options, used by one thread at a time, and the other pointers
+        // valid as documented, per the API contract.
+        let o = unsafe { box_mut(options, "options") }?;
+        // SAFETY: as above.
+        unsafe { set_server_cert(|| o.opts.tls.get_or_insert_with(TlsServerOptions::default), chain, key) }
     })
 }
 
@@ -306,16 +299,12 @@ pub unsafe extern "C" fn rp_push_server_options_set_tls_client_ca_pem(
     required: bool,
 ) -> rp_status {
     boundary(|| {
-        // SAFETY: `options` is NULL or live and used by one thread at a time, and the other
-        // pointers are valid as documented, per the API contract.
-        unsafe {
-            let o = box_mut(options, "options")?;
-            let ca = slice_arg(ca_pem, ca_len, "ca_pem")?.to_vec();
-            let tls = o.opts.tls.get_or_insert_with(TlsServerOptions::default);
-            tls.client_ca_pem = ca;
-            tls.client_auth = if required { ClientAuth::Required } else { ClientAuth::Optional };
-            Ok(())
-        }
+        let ca = PemArg::Text { pem: ca_pem, len: ca_len, name: "ca_pem" };
+        // SAFETY: NULL or live options, used by one thread at a time, and the other pointers
+        // valid as documented, per the API contract.
+        let o = unsafe { box_mut(options, "options") }?;
+        // SAFETY: as above.
+        unsafe { set_client_ca(|| o.opts.tls.get_or_insert_with(TlsServerOptions::default), ca, required) }
     })
 }
 
@@ -330,16 +319,12 @@ pub unsafe extern "C" fn rp_push_server_options_set_tls_client_ca_file(
     required: bool,
 ) -> rp_status {
     boundary(|| {
-        // SAFETY: `options` is NULL or live and used by one thread at a time, and the other
-        // pointers are valid as documented, per the API contract.
-        unsafe {
-            let o = box_mut(options, "options")?;
-            let ca = read_pem_file(cstr_arg(ca_path, "ca_path")?.as_ref(), "client CA roots")?;
-            let tls = o.opts.tls.get_or_insert_with(TlsServerOptions::default);
-            tls.client_ca_pem = ca;
-            tls.client_auth = if required { ClientAuth::Required } else { ClientAuth::Optional };
-            Ok(())
-        }
+        let ca = PemArg::File { path: ca_path, name: "ca_path", what: "client CA roots" };
+        // SAFETY: NULL or live options, used by one thread at a time, and the other pointers
+        // valid as documented, per the API contract.
+        let o = unsafe { box_mut(options, "options") }?;
+        // SAFETY: as above.
+        unsafe { set_client_ca(|| o.opts.tls.get_or_insert_with(TlsServerOptions::default), ca, required) }
     })
 }
 

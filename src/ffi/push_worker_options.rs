@@ -9,9 +9,9 @@ use super::bytes::{cstr_arg, len_arg, limit_arg, rule_arg, slice_arg};
 use super::callback::{rp_user_data_free_callback, ForeignCallback};
 use super::handle::{box_free, box_into_handle, box_mut, castable, out_arg};
 use super::status::rp_status;
+use super::tls::{set_ca, set_client_cert, PemArg};
 use crate::push::proto::Registration;
 use crate::push::{ActivityDescriptor, Dialect, EventHandler, Jitter, ReconnectPolicy, WorkerEventKind, WorkerOptions};
-use crate::transport::read_pem_file;
 
 /// How a worker connects and what it registers as.
 ///
@@ -456,11 +456,9 @@ pub unsafe extern "C" fn rp_push_worker_options_set_tls_ca_pem(
     ca_len: usize,
 ) -> rp_status {
     boundary(|| {
-        // SAFETY: NULL or live options, used by one thread at a time per the API contract.
-        let o = unsafe { box_mut(options, "options") }?;
-        // SAFETY: `ca_len` readable bytes at `ca_pem` per the API contract.
-        o.tls.ca_pem = unsafe { slice_arg(ca_pem, ca_len, "ca_pem") }?.to_vec();
-        Ok(())
+        // SAFETY: NULL or live options, used by one thread at a time, and `ca_len` readable
+        // bytes at `ca_pem`, per the API contract.
+        unsafe { set_ca(&mut box_mut(options, "options")?.tls, PemArg::Text { pem: ca_pem, len: ca_len, name: "ca_pem" }) }
     })
 }
 
@@ -474,12 +472,10 @@ pub unsafe extern "C" fn rp_push_worker_options_set_tls_ca_file(
     ca_path: *const c_char,
 ) -> rp_status {
     boundary(|| {
-        // SAFETY: NULL or live options, used by one thread at a time per the API contract.
-        let o = unsafe { box_mut(options, "options") }?;
-        // SAFETY: NUL-terminated per the API contract.
-        let path = unsafe { cstr_arg(ca_path, "ca_path") }?;
-        o.tls.ca_pem = read_pem_file(path.as_ref(), "CA roots")?;
-        Ok(())
+        let ca = PemArg::File { path: ca_path, name: "ca_path", what: "CA roots" };
+        // SAFETY: NULL or live options, used by one thread at a time, and a NUL-terminated
+        // path, per the API contract.
+        unsafe { set_ca(&mut box_mut(options, "options")?.tls, ca) }
     })
 }
 
@@ -516,15 +512,11 @@ pub unsafe extern "C" fn rp_push_worker_options_set_tls_client_cert_pem(
     key_len: usize,
 ) -> rp_status {
     boundary(|| {
-        // SAFETY: NULL or live options, used by one thread at a time per the API contract.
-        let o = unsafe { box_mut(options, "options") }?;
-        // SAFETY: readable bytes at both pointers per the API contract.
-        let (chain, key) = unsafe {
-            (slice_arg(cert_chain_pem, cert_chain_len, "cert_chain_pem")?, slice_arg(key_pem, key_len, "key_pem")?)
-        };
-        o.tls.cert_chain_pem = chain.to_vec();
-        o.tls.key_pem = key.to_vec();
-        Ok(())
+        let chain = PemArg::Text { pem: cert_chain_pem, len: cert_chain_len, name: "cert_chain_pem" };
+        let key = PemArg::Text { pem: key_pem, len: key_len, name: "key_pem" };
+        // SAFETY: NULL or live options, used by one thread at a time, and the other pointers
+        // valid as documented, per the API contract.
+        unsafe { set_client_cert(&mut box_mut(options, "options")?.tls, chain, key) }
     })
 }
 
@@ -539,13 +531,11 @@ pub unsafe extern "C" fn rp_push_worker_options_set_tls_client_cert_files(
     key_path: *const c_char,
 ) -> rp_status {
     boundary(|| {
-        // SAFETY: NULL or live options, used by one thread at a time per the API contract.
-        let o = unsafe { box_mut(options, "options") }?;
-        // SAFETY: NUL-terminated per the API contract.
-        let (chain_path, key_path) = unsafe { (cstr_arg(cert_chain_path, "cert_chain_path")?, cstr_arg(key_path, "key_path")?) };
-        o.tls.cert_chain_pem = read_pem_file(chain_path.as_ref(), "client certificate chain")?;
-        o.tls.key_pem = read_pem_file(key_path.as_ref(), "client private key")?;
-        Ok(())
+        let chain = PemArg::File { path: cert_chain_path, name: "cert_chain_path", what: "client certificate chain" };
+        let key = PemArg::File { path: key_path, name: "key_path", what: "client private key" };
+        // SAFETY: NULL or live options, used by one thread at a time, and the other pointers
+        // valid as documented, per the API contract.
+        unsafe { set_client_cert(&mut box_mut(options, "options")?.tls, chain, key) }
     })
 }
 

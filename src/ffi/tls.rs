@@ -4,7 +4,7 @@
 
 use std::ffi::c_char;
 
-use super::boundary::{boundary, boundary_or};
+use super::boundary::{boundary, boundary_or, Failure};
 use super::bytes::{cstr_arg, slice_arg};
 use super::handle::{box_free, box_into_handle, box_mut, castable, out_arg};
 use super::status::rp_status;
@@ -69,11 +69,9 @@ pub unsafe extern "C" fn rp_tls_client_options_set_ca_pem(
     ca_len: usize,
 ) -> rp_status {
     boundary(|| {
-        // SAFETY: NULL or live options, used by one thread at a time per the API contract.
-        let o = unsafe { box_mut(options, "options") }?;
-        // SAFETY: `ca_len` readable bytes at `ca_pem` per the API contract.
-        o.ca_pem = unsafe { slice_arg(ca_pem, ca_len, "ca_pem") }?.to_vec();
-        Ok(())
+        // SAFETY: NULL or live options, used by one thread at a time, and `ca_len` readable
+        // bytes at `ca_pem`, per the API contract.
+        unsafe { set_ca(box_mut(options, "options")?, PemArg::Text { pem: ca_pem, len: ca_len, name: "ca_pem" }) }
     })
 }
 
@@ -87,12 +85,9 @@ pub unsafe extern "C" fn rp_tls_client_options_set_ca_file(
     ca_path: *const c_char,
 ) -> rp_status {
     boundary(|| {
-        // SAFETY: NULL or live options, used by one thread at a time per the API contract.
-        let o = unsafe { box_mut(options, "options") }?;
-        // SAFETY: NUL-terminated per the API contract.
-        let path = unsafe { cstr_arg(ca_path, "ca_path") }?;
-        o.ca_pem = read_pem_file(path.as_ref(), "CA roots")?;
-        Ok(())
+        // SAFETY: NULL or live options, used by one thread at a time, and a NUL-terminated
+        // path, per the API contract.
+        unsafe { set_ca(box_mut(options, "options")?, PemArg::File { path: ca_path, name: "ca_path", what: "CA roots" }) }
     })
 }
 
@@ -129,15 +124,11 @@ pub unsafe extern "C" fn rp_tls_client_options_set_client_cert_pem(
     key_len: usize,
 ) -> rp_status {
     boundary(|| {
-        // SAFETY: NULL or live options, used by one thread at a time per the API contract.
-        let o = unsafe { box_mut(options, "options") }?;
-        // SAFETY: readable bytes at both pointers per the API contract.
-        let (chain, key) = unsafe {
-            (slice_arg(cert_chain_pem, cert_chain_len, "cert_chain_pem")?, slice_arg(key_pem, key_len, "key_pem")?)
-        };
-        o.cert_chain_pem = chain.to_vec();
-        o.key_pem = key.to_vec();
-        Ok(())
+        let chain = PemArg::Text { pem: cert_chain_pem, len: cert_chain_len, name: "cert_chain_pem" };
+        let key = PemArg::Text { pem: key_pem, len: key_len, name: "key_pem" };
+        // SAFETY: NULL or live options, used by one thread at a time, and the other pointers
+        // valid as documented, per the API contract.
+        unsafe { set_client_cert(box_mut(options, "options")?, chain, key) }
     })
 }
 
@@ -152,13 +143,11 @@ pub unsafe extern "C" fn rp_tls_client_options_set_client_cert_files(
     key_path: *const c_char,
 ) -> rp_status {
     boundary(|| {
-        // SAFETY: NULL or live options, used by one thread at a time per the API contract.
-        let o = unsafe { box_mut(options, "options") }?;
-        // SAFETY: NUL-terminated per the API contract.
-        let (chain_path, key_path) = unsafe { (cstr_arg(cert_chain_path, "cert_chain_path")?, cstr_arg(key_path, "key_path")?) };
-        o.cert_chain_pem = read_pem_file(chain_path.as_ref(), "client certificate chain")?;
-        o.key_pem = read_pem_file(key_path.as_ref(), "client private key")?;
-        Ok(())
+        let chain = PemArg::File { path: cert_chain_path, name: "cert_chain_path", what: "client certificate chain" };
+        let key = PemArg::File { path: key_path, name: "key_path", what: "client private key" };
+        // SAFETY: NULL or live options, used by one thread at a time, and the other pointers
+        // valid as documented, per the API contract.
+        unsafe { set_client_cert(box_mut(options, "options")?, chain, key) }
     })
 }
 
@@ -202,15 +191,13 @@ pub unsafe extern "C" fn rp_tls_server_options_set_cert_pem(
     key_len: usize,
 ) -> rp_status {
     boundary(|| {
-        // SAFETY: NULL or live options, used by one thread at a time per the API contract.
+        let chain = PemArg::Text { pem: cert_chain_pem, len: cert_chain_len, name: "cert_chain_pem" };
+        let key = PemArg::Text { pem: key_pem, len: key_len, name: "key_pem" };
+        // SAFETY: NULL or live options, used by one thread at a time, and the other pointers
+        // valid as documented, per the API contract.
         let o = unsafe { box_mut(options, "options") }?;
-        // SAFETY: readable bytes at both pointers per the API contract.
-        let (chain, key) = unsafe {
-            (slice_arg(cert_chain_pem, cert_chain_len, "cert_chain_pem")?, slice_arg(key_pem, key_len, "key_pem")?)
-        };
-        o.cert_chain_pem = chain.to_vec();
-        o.key_pem = key.to_vec();
-        Ok(())
+        // SAFETY: as above.
+        unsafe { set_server_cert(|| o, chain, key) }
     })
 }
 
@@ -225,13 +212,13 @@ pub unsafe extern "C" fn rp_tls_server_options_set_cert_files(
     key_path: *const c_char,
 ) -> rp_status {
     boundary(|| {
-        // SAFETY: NULL or live options, used by one thread at a time per the API contract.
+        let chain = PemArg::File { path: cert_chain_path, name: "cert_chain_path", what: "certificate chain" };
+        let key = PemArg::File { path: key_path, name: "key_path", what: "private key" };
+        // SAFETY: NULL or live options, used by one thread at a time, and the other pointers
+        // valid as documented, per the API contract.
         let o = unsafe { box_mut(options, "options") }?;
-        // SAFETY: NUL-terminated per the API contract.
-        let (chain_path, key_path) = unsafe { (cstr_arg(cert_chain_path, "cert_chain_path")?, cstr_arg(key_path, "key_path")?) };
-        o.cert_chain_pem = read_pem_file(chain_path.as_ref(), "certificate chain")?;
-        o.key_pem = read_pem_file(key_path.as_ref(), "private key")?;
-        Ok(())
+        // SAFETY: as above.
+        unsafe { set_server_cert(|| o, chain, key) }
     })
 }
 
@@ -249,12 +236,12 @@ pub unsafe extern "C" fn rp_tls_server_options_set_client_ca_pem(
     required: bool,
 ) -> rp_status {
     boundary(|| {
-        // SAFETY: NULL or live options, used by one thread at a time per the API contract.
+        let ca = PemArg::Text { pem: ca_pem, len: ca_len, name: "ca_pem" };
+        // SAFETY: NULL or live options, used by one thread at a time, and the other pointers
+        // valid as documented, per the API contract.
         let o = unsafe { box_mut(options, "options") }?;
-        // SAFETY: `ca_len` readable bytes at `ca_pem` per the API contract.
-        o.client_ca_pem = unsafe { slice_arg(ca_pem, ca_len, "ca_pem") }?.to_vec();
-        o.client_auth = if required { ClientAuth::Required } else { ClientAuth::Optional };
-        Ok(())
+        // SAFETY: as above.
+        unsafe { set_client_ca(|| o, ca, required) }
     })
 }
 
@@ -269,13 +256,12 @@ pub unsafe extern "C" fn rp_tls_server_options_set_client_ca_file(
     required: bool,
 ) -> rp_status {
     boundary(|| {
-        // SAFETY: NULL or live options, used by one thread at a time per the API contract.
+        let ca = PemArg::File { path: ca_path, name: "ca_path", what: "client CA roots" };
+        // SAFETY: NULL or live options, used by one thread at a time, and the other pointers
+        // valid as documented, per the API contract.
         let o = unsafe { box_mut(options, "options") }?;
-        // SAFETY: NUL-terminated per the API contract.
-        let path = unsafe { cstr_arg(ca_path, "ca_path") }?;
-        o.client_ca_pem = read_pem_file(path.as_ref(), "client CA roots")?;
-        o.client_auth = if required { ClientAuth::Required } else { ClientAuth::Optional };
-        Ok(())
+        // SAFETY: as above.
+        unsafe { set_client_ca(|| o, ca, required) }
     })
 }
 
@@ -284,4 +270,93 @@ pub unsafe extern "C" fn rp_tls_server_options_set_client_ca_file(
 pub unsafe extern "C" fn rp_tls_server_options_free(options: *mut rp_tls_server_options) {
     // SAFETY: NULL or live options owned by the caller.
     boundary_or((), || unsafe { box_free(options) })
+}
+
+// ---------------------------------------------------------------------------------------------
+// PEM from C, shared by every TLS setter (these options, the push server's and the worker's)
+// ---------------------------------------------------------------------------------------------
+
+/// PEM a C caller passes: text in a buffer (copied) or a file named by a path (read now).
+pub(super) enum PemArg {
+    /// `len` readable bytes at `pem`; `name` is the argument's name in errors.
+    Text { pem: *const u8, len: usize, name: &'static str },
+    /// A NUL-terminated path; `name` is the argument's name, `what` the file's role in errors.
+    File { path: *const c_char, name: &'static str, what: &'static str },
+}
+
+impl PemArg {
+    /// Reads the PEM.
+    ///
+    /// # Safety
+    /// The pointers are valid as the API contract of the calling function says.
+    unsafe fn read(self) -> Result<Vec<u8>, Failure> {
+        match self {
+            // SAFETY: per this function's contract.
+            PemArg::Text { pem, len, name } => Ok(unsafe { slice_arg(pem, len, name) }?.to_vec()),
+            PemArg::File { path, name, what } => {
+                // SAFETY: per this function's contract.
+                let path = unsafe { cstr_arg(path, name) }?;
+                Ok(read_pem_file(path.as_ref(), what)?)
+            }
+        }
+    }
+}
+
+/// Sets the CA roots a client verifies its server with.
+///
+/// # Safety
+/// As [`PemArg::read`].
+pub(super) unsafe fn set_ca(options: &mut TlsClientOptions, ca: PemArg) -> Result<(), Failure> {
+    // SAFETY: per this function's contract.
+    options.ca_pem = unsafe { ca.read() }?;
+    Ok(())
+}
+
+/// Sets the certificate chain and key a client presents for mutual TLS; both are read before
+/// either is set.
+///
+/// # Safety
+/// As [`PemArg::read`].
+pub(super) unsafe fn set_client_cert(options: &mut TlsClientOptions, chain: PemArg, key: PemArg) -> Result<(), Failure> {
+    // SAFETY: per this function's contract.
+    let (chain, key) = unsafe { (chain.read()?, key.read()?) };
+    options.cert_chain_pem = chain;
+    options.key_pem = key;
+    Ok(())
+}
+
+/// Sets the certificate chain and key a server presents; both are read before `options` is
+/// asked for the settings to change.
+///
+/// # Safety
+/// As [`PemArg::read`].
+pub(super) unsafe fn set_server_cert<'a>(
+    options: impl FnOnce() -> &'a mut TlsServerOptions,
+    chain: PemArg,
+    key: PemArg,
+) -> Result<(), Failure> {
+    // SAFETY: per this function's contract.
+    let (chain, key) = unsafe { (chain.read()?, key.read()?) };
+    let o = options();
+    o.cert_chain_pem = chain;
+    o.key_pem = key;
+    Ok(())
+}
+
+/// Sets the CA roots a server verifies client certificates with, and whether one is required;
+/// the PEM is read before `options` is asked for the settings to change.
+///
+/// # Safety
+/// As [`PemArg::read`].
+pub(super) unsafe fn set_client_ca<'a>(
+    options: impl FnOnce() -> &'a mut TlsServerOptions,
+    ca: PemArg,
+    required: bool,
+) -> Result<(), Failure> {
+    // SAFETY: per this function's contract.
+    let ca = unsafe { ca.read() }?;
+    let o = options();
+    o.client_ca_pem = ca;
+    o.client_auth = if required { ClientAuth::Required } else { ClientAuth::Optional };
+    Ok(())
 }

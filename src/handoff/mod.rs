@@ -197,6 +197,9 @@ fn serve_frame_bytes<W: Write>(
 /// descriptor is closed and the error is [`Error::Rejected`] with the reason. Every received
 /// descriptor is closed on every failure.
 ///
+/// The descriptor may also come as running-process's broker sends it: with the 16 token bytes
+/// alone, the offer frame after them; the offer must then carry that token.
+///
 /// `socket` is any Unix stream socket: a [`transport::Stream`](crate::transport::Stream), a
 /// `UnixStream`, or a wrapper around a caller's descriptor (the C API uses one that enforces a
 /// deadline on reads).
@@ -208,10 +211,21 @@ pub fn accept_handoff<S: AsDescriptor + Read + Write>(
     let mut first = vec![0u8; 512];
     let (n, fd) = recv_with_fd(socket, &mut first)?;
     first.truncate(n);
-    let bytes = read_one_frame(socket, first)?;
     let Some(fd) = fd else {
         return Err(WireError::Protocol("the handoff offer carried no descriptor".into()).into());
     };
+    // running-process's layout: the descriptor travels with the token alone (no frame is
+    // sent in a 16-byte first message with a descriptor otherwise).
+    let sideband = (n == TOKEN_LEN).then(|| std::mem::take(&mut first));
+    let bytes = read_one_frame(socket, first)?;
+    if let Some(token) = sideband {
+        let Decoded::Frame { frame, .. } = wire::decode_frame(&bytes, MAX_OFFER_BODY)? else {
+            unreachable!("read_one_frame returns a complete frame");
+        };
+        if HandoffOffer::decode(frame.payload).is_ok_and(|o| o.token != token) {
+            return Err(WireError::Protocol("the handoff offer's token is not the one sent with the descriptor".into()).into());
+        }
+    }
     let outcome = serve_frame_bytes(socket, &bytes, store)?;
     if outcome.accepted {
         Ok((fd, outcome))

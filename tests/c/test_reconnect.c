@@ -149,6 +149,23 @@ static size_t count_of(struct recorder *r, rp_push_worker_event event) {
     return n;
 }
 
+/* Waits up to `seconds` until `r` holds at least `n` events of kind `event`, receiving on
+ * `worker` meanwhile when it is not NULL (a worker notices a lost connection in recv; a push that
+ * arrives is dropped). Returns how many there are. */
+static size_t wait_for_events(struct recorder *r, rp_push_worker_event event, size_t n, rp_push_worker *worker,
+                              double seconds) {
+    double start = now_s();
+    while (count_of(r, event) < n && now_s() - start < seconds) {
+        rp_push *none = NULL;
+        if (!worker) {
+            usleep(2000);
+        } else if (rp_push_worker_recv(worker, 20, &none) == RP_STATUS_OK) {
+            rp_push_free(none);
+        }
+    }
+    return count_of(r, event);
+}
+
 static rp_push_worker_options *options(const char *ep, uint32_t min_ms, uint32_t max_ms, uint32_t attempts,
                                        struct recorder *r) {
     rp_push_worker_options *opts = NULL;
@@ -252,17 +269,29 @@ static void killed_and_restarted(void) {
     unlink(ep); /* the last server exited cleanly, a killed one leaves its file */
 }
 
-static void gives_up(void) {
+/* Binds a push server at `<g_dir>/<name>.sock` and connects a reconnecting worker to it
+ * (options() with the backoff given). Returns 0 when either failed (and frees what was made). */
+static int start_in_process(const char *name, uint32_t min_ms, uint32_t max_ms, uint32_t attempts, struct recorder *r,
+                            rp_push_server **server, rp_push_worker **worker) {
     char ep[512];
-    snprintf(ep, sizeof ep, "%s/giveup.sock", g_dir);
+    snprintf(ep, sizeof ep, "%s/%s.sock", g_dir, name);
     rp_push_server_options *sopts = NULL;
     CHECK_OK(rp_push_server_options_new(ep, &sopts));
-    rp_push_server *server = NULL;
-    CHECK_OK(rp_push_server_bind(sopts, &server));
+    CHECK_OK(rp_push_server_bind(sopts, server));
+    if (!*server) return 0;
+    CHECK_OK(rp_push_worker_connect(options(ep, min_ms, max_ms, attempts, r), worker));
+    if (!*worker) {
+        rp_push_server_free(*server);
+        return 0;
+    }
+    return 1;
+}
+
+static void gives_up(void) {
     static struct recorder r = {PTHREAD_MUTEX_INITIALIZER, 0, {{0}}, 0};
+    rp_push_server *server = NULL;
     rp_push_worker *worker = NULL;
-    CHECK_OK(rp_push_worker_connect(options(ep, 5, 20, 3, &r), &worker));
-    if (!worker) return;
+    if (!start_in_process("giveup", 5, 20, 3, &r, &server, &worker)) return;
     rp_push_server_free(server);
     double start = now_s();
     rp_push *push = NULL;
@@ -289,22 +318,14 @@ static void *recv_forever(void *arg) {
 }
 
 static void close_during_backoff(void) {
-    char ep[512];
-    snprintf(ep, sizeof ep, "%s/close.sock", g_dir);
-    rp_push_server_options *sopts = NULL;
-    CHECK_OK(rp_push_server_options_new(ep, &sopts));
-    rp_push_server *server = NULL;
-    CHECK_OK(rp_push_server_bind(sopts, &server));
     static struct recorder r = {PTHREAD_MUTEX_INITIALIZER, 0, {{0}}, 0};
+    rp_push_server *server = NULL;
     rp_push_worker *worker = NULL;
-    CHECK_OK(rp_push_worker_connect(options(ep, 30000, 60000, 0, &r), &worker));
-    if (!worker) return;
+    if (!start_in_process("close", 30000, 60000, 0, &r, &server, &worker)) return;
     pthread_t t;
     pthread_create(&t, NULL, recv_forever, worker);
     rp_push_server_free(server);
-    double start = now_s();
-    while (count_of(&r, RP_PUSH_WORKER_EVENT_RECONNECTING) == 0 && now_s() - start < 5.0) usleep(2000);
-    CHECK(count_of(&r, RP_PUSH_WORKER_EVENT_RECONNECTING) == 1);
+    CHECK(wait_for_events(&r, RP_PUSH_WORKER_EVENT_RECONNECTING, 1, NULL, 5.0) == 1);
     double closing = now_s();
     rp_push_worker_close(worker);
     void *status = NULL;
@@ -317,16 +338,10 @@ static void close_during_backoff(void) {
 /* In process: the server drops the worker's connection while it holds a push. The push fails at
  * its caller with RP_STATUS_CLOSED; the worker registers again; its late reply sends nothing. */
 static void in_flight_push_fails_at_its_caller(void) {
-    char ep[512];
-    snprintf(ep, sizeof ep, "%s/inflight.sock", g_dir);
-    rp_push_server_options *sopts = NULL;
-    CHECK_OK(rp_push_server_options_new(ep, &sopts));
-    rp_push_server *server = NULL;
-    CHECK_OK(rp_push_server_bind(sopts, &server));
     static struct recorder r = {PTHREAD_MUTEX_INITIALIZER, 0, {{0}}, 0};
+    rp_push_server *server = NULL;
     rp_push_worker *worker = NULL;
-    CHECK_OK(rp_push_worker_connect(options(ep, 5, 50, 0, &r), &worker));
-    if (!server || !worker) return;
+    if (!start_in_process("inflight", 5, 50, 0, &r, &server, &worker)) return;
     uint64_t first_id = rp_push_worker_id(worker);
     rp_push_request *req = NULL;
     CHECK_OK(rp_push_request_new(PROTO, (const uint8_t *)"held", 4, &req));
@@ -340,12 +355,7 @@ static void in_flight_push_fails_at_its_caller(void) {
     rp_push_ticket_free(ticket);
 
     /* The worker sees the loss on its next receive and comes back. */
-    double start = now_s();
-    while (count_of(&r, RP_PUSH_WORKER_EVENT_CONNECTED) < 2 && now_s() - start < 5.0) {
-        rp_push *none = NULL;
-        if (rp_push_worker_recv(worker, 20, &none) == RP_STATUS_OK) rp_push_free(none);
-    }
-    CHECK(count_of(&r, RP_PUSH_WORKER_EVENT_CONNECTED) == 2);
+    CHECK(wait_for_events(&r, RP_PUSH_WORKER_EVENT_CONNECTED, 2, worker, 5.0) == 2);
     CHECK(rp_push_worker_id(worker) != first_id);
     CHECK_STATUS(rp_push_worker_reply(worker, rp_push_correlation_id(held), (const uint8_t *)"late", 4),
                  RP_STATUS_CLOSED);

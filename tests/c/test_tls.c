@@ -10,6 +10,7 @@
  * argv[1] is the vectors folder. */
 #include "rp.h"
 #include "check.h"
+#include "tls_certs.h"
 
 #include <pthread.h>
 #include <stdint.h>
@@ -17,36 +18,6 @@
 #include <unistd.h>
 
 #define PROTO 0x7001u
-
-static char g_dir[64];
-
-static void path_of(char *out, size_t cap, const char *name) {
-    snprintf(out, cap, "%s/%s", g_dir, name);
-}
-
-/* Makes the certificates with tests/tls_certs.sh (next to the vectors folder `vectors`): false
- * without openssl. */
-static int make_certificates(const char *vectors) {
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "sh '%s/../tls_certs.sh' '%s' 2>/dev/null", vectors, g_dir);
-    return system(cmd) == 0;
-}
-
-/* Reads a whole file into a new buffer (NUL-terminated); its length in *len. */
-static uint8_t *slurp(const char *name, size_t *len) {
-    char path[512];
-    path_of(path, sizeof path, name);
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *buf = malloc((size_t)n + 1);
-    *len = fread(buf, 1, (size_t)n, f);
-    buf[*len] = 0;
-    fclose(f);
-    return buf;
-}
 
 /* What the registration callback saw of the worker's certificate. */
 static char g_subject[256];
@@ -109,9 +80,9 @@ static void connect_fails(rp_push_worker_options *opts, rp_status status, const 
 
 static void mutual_tls(void) {
     char cert[512], key[512], client_ca[512], ep_text[256];
-    path_of(cert, sizeof cert, "server.pem");
-    path_of(key, sizeof key, "server.key");
-    path_of(client_ca, sizeof client_ca, "ca.pem");
+    tls_cert_path(cert, sizeof cert, "server.pem");
+    tls_cert_path(key, sizeof key, "server.key");
+    tls_cert_path(client_ca, sizeof client_ca, "ca.pem");
     rp_push_server_options *so = NULL;
     CHECK_OK(rp_push_server_options_new("tls://127.0.0.1:0", &so));
     CHECK_OK(rp_push_server_options_set_tls_cert_files(so, cert, key));
@@ -127,12 +98,12 @@ static void mutual_tls(void) {
     pthread_create(&dispatcher, NULL, dispatch_loop, server);
 
     size_t ca_len = 0, other_len = 0;
-    uint8_t *ca = slurp("ca.pem", &ca_len);
-    uint8_t *other = slurp("other_ca.pem", &other_len);
+    uint8_t *ca = tls_cert_read("ca.pem", &ca_len);
+    uint8_t *other = tls_cert_read("other_ca.pem", &other_len);
     CHECK(ca != NULL && other != NULL);
     char client_cert[512], client_key[512];
-    path_of(client_cert, sizeof client_cert, "client.pem");
-    path_of(client_key, sizeof client_key, "client.key");
+    tls_cert_path(client_cert, sizeof client_cert, "client.pem");
+    tls_cert_path(client_key, sizeof client_key, "client.key");
 
     /* CA roots from memory, client certificate from files: in, and seen by the callback. */
     rp_push_worker_options *wo = worker_options(ep_text);
@@ -164,8 +135,8 @@ static void mutual_tls(void) {
 
     /* The client certificate as PEM text from memory works the same. */
     size_t cert_len = 0, key_len = 0;
-    uint8_t *cert_pem = slurp("client.pem", &cert_len);
-    uint8_t *key_pem = slurp("client.key", &key_len);
+    uint8_t *cert_pem = tls_cert_read("client.pem", &cert_len);
+    uint8_t *key_pem = tls_cert_read("client.key", &key_len);
     wo = worker_options(ep_text);
     CHECK_OK(rp_push_worker_options_set_tls_ca_pem(wo, ca, ca_len));
     CHECK_OK(rp_push_worker_options_set_tls_client_cert_pem(wo, cert_pem, cert_len, key_pem, key_len));
@@ -215,7 +186,7 @@ static void tls_worker_on_a_plain_port(void) {
     rp_str ep = rp_push_server_endpoint(server);
     char tls[256], ca[512];
     snprintf(tls, sizeof tls, "tls://%.*s", (int)ep.len - 6, ep.ptr + 6);
-    path_of(ca, sizeof ca, "ca.pem");
+    tls_cert_path(ca, sizeof ca, "ca.pem");
     rp_push_worker_options *wo = worker_options(tls);
     CHECK_OK(rp_push_worker_options_set_tls_ca_file(wo, ca));
     connect_fails(wo, RP_STATUS_PROTOCOL, "does not speak TLS");
@@ -247,17 +218,15 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: test_tls VECTORS_DIR\n");
         return 2;
     }
-    snprintf(g_dir, sizeof g_dir, "/tmp/rp-c-tls-XXXXXX");
-    if (mkdtemp(g_dir) == NULL) return 1;
-    char cmd[256];
+    int made = tls_certs_make(argv[1]);
+    if (made < 0) return 1;
     bad_options();
-    if (make_certificates(argv[1])) {
+    if (made) {
         mutual_tls();
         tls_worker_on_a_plain_port();
     } else {
         printf("test_tls: openssl not found: the certificate tests were skipped\n");
     }
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    if (system(cmd) != 0) CHECK(0);
+    CHECK(tls_certs_remove() == 0);
     return CHECK_DONE("test_tls");
 }

@@ -9,6 +9,7 @@
  * argv[1] is the vectors folder. */
 #include "rp.h"
 #include "check.h"
+#include "tls_certs.h"
 
 #include <pthread.h>
 #include <stdint.h>
@@ -16,18 +17,6 @@
 #include <unistd.h>
 
 #define ECHO 0x7101u
-
-static char g_dir[64];
-
-static void path_of(char *out, size_t cap, const char *name) {
-    snprintf(out, cap, "%s/%s", g_dir, name);
-}
-
-static int make_certificates(const char *vectors) {
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "sh '%s/../tls_certs.sh' '%s' 2>/dev/null", vectors, g_dir);
-    return system(cmd) == 0;
-}
 
 /* Echoes every request's payload. */
 static void echo(void *user_data, rp_session_request *request) {
@@ -62,9 +51,9 @@ static void *serve(void *arg) {
 
 static rp_tls_client_options *client_tls(const char *ca_name, int with_cert) {
     char ca[512], cert[512], key[512];
-    path_of(ca, sizeof ca, ca_name);
-    path_of(cert, sizeof cert, "client.pem");
-    path_of(key, sizeof key, "client.key");
+    tls_cert_path(ca, sizeof ca, ca_name);
+    tls_cert_path(cert, sizeof cert, "client.pem");
+    tls_cert_path(key, sizeof key, "client.key");
     rp_tls_client_options *tls = NULL;
     CHECK_OK(rp_tls_client_options_new(&tls));
     CHECK_OK(rp_tls_client_options_set_ca_file(tls, ca));
@@ -74,9 +63,9 @@ static rp_tls_client_options *client_tls(const char *ca_name, int with_cert) {
 
 static void sessions_over_tls(void) {
     char cert[512], key[512], ca[512];
-    path_of(cert, sizeof cert, "server.pem");
-    path_of(key, sizeof key, "server.key");
-    path_of(ca, sizeof ca, "ca.pem");
+    tls_cert_path(cert, sizeof cert, "server.pem");
+    tls_cert_path(key, sizeof key, "server.key");
+    tls_cert_path(ca, sizeof ca, "ca.pem");
     rp_tls_server_options *so = NULL;
     CHECK_OK(rp_tls_server_options_new(&so));
     CHECK_OK(rp_tls_server_options_set_cert_files(so, cert, key));
@@ -166,16 +155,14 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: test_tls_session VECTORS_DIR\n");
         return 2;
     }
-    snprintf(g_dir, sizeof g_dir, "/tmp/rp-c-tls-session-XXXXXX");
-    if (mkdtemp(g_dir) == NULL) return 1;
+    int made = tls_certs_make(argv[1]);
+    if (made < 0) return 1;
     bad_options();
-    if (make_certificates(argv[1])) {
+    if (made) {
         sessions_over_tls();
     } else {
         printf("test_tls_session: openssl not found: the certificate tests were skipped\n");
     }
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    if (system(cmd) != 0) CHECK(0);
+    CHECK(tls_certs_remove() == 0);
     return CHECK_DONE("test_tls_session");
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use mio::{Events, Interest, Poll, Token};
 
 use super::handoff::HandoffTask;
-use super::hello::{first_frame, incomplete_hello, FirstFrame, ReplyTo};
+use super::hello::{first_frame, FirstFrame, ReplyTo};
 use super::services::choose_service;
 use super::{admin, BrokerEvent, BrokerServerOptions, BrokerService, Shared, MAX_CONCURRENT_HANDOFFS};
 use crate::control::{check_hello_fields, negotiated, Refusal};
@@ -117,9 +117,8 @@ impl EventLoop {
                 if !answered {
                     stats::bump(&self.shared.stats.hello_timeouts);
                     crate::log!(Warn, "broker", "connection {}: no complete Hello within the timeout", token.0);
-                    // As the reference: a first frame not complete by the deadline is answered
-                    // "incomplete Hello frame" before the close.
-                    self.refuse(token, &ReplyTo::default(), incomplete_hello(), "");
+                    // As the reference broker: a first frame not complete by the deadline gets no
+                    // answer (its reply is written through the expired deadline, which fails).
                 }
                 self.close(token);
             }

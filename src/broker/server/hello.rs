@@ -55,9 +55,8 @@ impl ReplyTo {
     }
 }
 
-/// The reference's answer to a stream that ended (or stalled past the deadline) before its
-/// first frame was complete.
-pub(super) fn incomplete_hello() -> Refusal {
+/// The reference's answer to a stream that ended before its first frame was complete.
+fn incomplete_hello() -> Refusal {
     Refusal::new(ErrorCode::PeerRejected, "incomplete Hello frame")
 }
 

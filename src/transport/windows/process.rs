@@ -50,13 +50,14 @@ pub fn process_alive(pid: u32) -> bool {
     unsafe { th::GetExitCodeProcess(process.as_raw_handle(), &mut code) != 0 && code == f::STILL_ACTIVE as u32 }
 }
 
-/// The boot id as running-process writes it on Windows: `windows-boot-<n>` from the registry's
-/// `PrefetchParameters\BootId`; where the system has none (Wine),
+/// The boot id as running-process writes it on Windows: `windows-boot-<n>` with the boot counter
+/// from the registry's `PrefetchParameters\BootId`, else from the kernel's telemetry record of
+/// this process; where the system has neither (Wine),
 /// `windows-boot-unavailable-<pid>-<unix nanos>`, fixed for the life of this process.
 pub fn boot_id() -> Result<String> {
     static ID: OnceLock<String> = OnceLock::new();
     Ok(ID
-        .get_or_init(|| match registry_boot_id() {
+        .get_or_init(|| match registry_boot_id().or_else(telemetry_boot_id) {
             Some(n) => format!("windows-boot-{n}"),
             None => {
                 let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
@@ -87,6 +88,45 @@ fn registry_boot_id() -> Option<u32> {
         )
     };
     (rc == f::ERROR_SUCCESS).then_some(data)
+}
+
+/// The boot counter in the kernel's telemetry record of this process
+/// (`NtQueryInformationProcess` with `ProcessTelemetryIdInformation`). The record starts with
+/// two 4-byte fields and six 8-byte ones, then the session id and the boot id (bytes 60..64);
+/// strings of varying length follow, so its size is asked first (and once more if it grew).
+fn telemetry_boot_id() -> Option<u32> {
+    use windows_sys::Wdk::System::Threading::{NtQueryInformationProcess, ProcessTelemetryIdInformation};
+    const BOOT_ID: std::ops::Range<usize> = 60..64;
+    const MAX_RECORD: usize = 1 << 20;
+    // SAFETY: the pseudo handle of this process, never closed.
+    let process = unsafe { th::GetCurrentProcess() };
+    let mut needed = 0u32;
+    // SAFETY: no buffer (length 0) asks for the size; `needed` is valid for a write.
+    unsafe { NtQueryInformationProcess(process, ProcessTelemetryIdInformation, std::ptr::null_mut(), 0, &mut needed) };
+    for _ in 0..2 {
+        let len = needed as usize;
+        if !(BOOT_ID.end..=MAX_RECORD).contains(&len) {
+            return None;
+        }
+        // u64 words: the record is 8-byte aligned.
+        let mut record = vec![0u64; len.div_ceil(8)];
+        let capacity = record.len() * 8;
+        let mut returned = 0u32;
+        // SAFETY: `record` is writable for `capacity` bytes; `returned` is valid for a write.
+        let status = unsafe {
+            NtQueryInformationProcess(process, ProcessTelemetryIdInformation, record.as_mut_ptr().cast(), capacity as u32, &mut returned)
+        };
+        if status >= 0 && returned as usize >= BOOT_ID.end {
+            // SAFETY: `record` holds `capacity` initialized bytes.
+            let bytes = unsafe { std::slice::from_raw_parts(record.as_ptr().cast::<u8>(), capacity) };
+            return bytes.get(BOOT_ID)?.try_into().ok().map(u32::from_ne_bytes);
+        }
+        if returned as usize <= capacity {
+            return None;
+        }
+        needed = returned;
+    }
+    None
 }
 
 /// Start time of the current process in Unix milliseconds (`GetProcessTimes`).

@@ -1,15 +1,21 @@
 //! The `rp` binary against real peers and the golden vectors. Bad input must give a one-line
 //! error and a non-zero exit code, never a panic.
-// Unix only: the tool is run against peers on Unix sockets (and a descriptor handoff); not
-// ported to named pipes yet.
-#![cfg(unix)]
+// The push server and worker, the TLS and decode tests run on every platform (on Windows over
+// named pipes); the probe, broker and liminal tests run on Unix only: their peers are Unix-socket
+// listeners, a broker server (Unix sockets only) or a POSIX shell script.
+
+#[path = "../../../tests/common/certs.rs"]
+mod certs;
 
 use std::io::{Read, Write};
+#[cfg(unix)]
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use certs::Ca;
+#[cfg(unix)]
 use rp::mux::{DaemonIdentity, LegacyHash, Mux, MuxEvent};
 
 fn rp() -> Command {
@@ -25,6 +31,25 @@ fn temp_dir(tag: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
+}
+
+/// A private local endpoint for a push server: a Unix socket in `dir`, or on Windows a named
+/// pipe named after it.
+fn local_endpoint(dir: &Path, name: &str) -> String {
+    if cfg!(windows) {
+        format!("{}-{name}", dir.file_name().unwrap().to_str().unwrap())
+    } else {
+        dir.join(name).to_str().unwrap().to_owned()
+    }
+}
+
+/// A command that answers a push with the lines of its payload that contain an "o": `grep` on
+/// Unix, `find` on Windows (which ends its lines with CRLF). Every line these tests push has one.
+const FILTER_O: &[&str] = if cfg!(windows) { &["find", "o"] } else { &["grep", "o"] };
+
+/// The reply of a `push-server --json` line, without the line end the command printed.
+fn reply_text(line: &serde_json::Value) -> &str {
+    line["reply"].as_str().expect("a reply").trim_end()
 }
 
 /// A failed run: non-zero `code`, exactly one stderr line starting with "rp: ", no panic.
@@ -92,6 +117,7 @@ fn decode_rejects_bad_bytes_in_one_line() {
     assert!(err.contains("byte 69: unsupported framing version 0x47"), "{err}");
 }
 
+#[cfg(unix)]
 /// Serves `count` identity probes on a Unix socket with the given identity.
 fn serve_probes(listener: UnixListener, identity: DaemonIdentity, count: usize) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
@@ -119,6 +145,7 @@ fn serve_probes(listener: UnixListener, identity: DaemonIdentity, count: usize) 
     })
 }
 
+#[cfg(unix)]
 #[test]
 fn probe_prints_and_verifies_who_answered() {
     let dir = temp_dir("probe");
@@ -156,9 +183,8 @@ fn probe_prints_and_verifies_who_answered() {
 #[test]
 fn push_server_and_worker_answer_lines_with_a_command() {
     let dir = temp_dir("push");
-    let ep = dir.join("p.sock");
-    let ep = ep.to_str().unwrap();
-    let worker = rp().args(["worker", "-q", ep, "--identity", "upper", "--", "tr", "a-z", "A-Z"]).spawn().unwrap();
+    let ep = &local_endpoint(&dir, "p.sock");
+    let worker = rp().args(["worker", "-q", ep, "--identity", "filter", "--"]).args(FILTER_O).spawn().unwrap();
     let mut server = rp()
         .args(["push-server", "-q", ep, "--json"])
         .stdin(Stdio::piped())
@@ -172,8 +198,8 @@ fn push_server_and_worker_answer_lines_with_a_command() {
     let replies: Vec<serde_json::Value> =
         String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(replies.len(), 2);
-    assert_eq!(replies[0]["reply"], "HELLO");
-    assert_eq!(replies[1]["reply"], "WORLD");
+    assert_eq!(reply_text(&replies[0]), "hello");
+    assert_eq!(reply_text(&replies[1]), "world");
     let status = wait_with_timeout(worker, Duration::from_secs(10));
     assert_eq!(status, Some(0), "the worker ends cleanly when the server goes away");
     let _ = std::fs::remove_dir_all(&dir);
@@ -182,11 +208,11 @@ fn push_server_and_worker_answer_lines_with_a_command() {
 #[test]
 fn a_reconnecting_worker_outlives_its_server_and_prints_each_transition() {
     let dir = temp_dir("reconnect");
-    let ep = dir.join("p.sock");
-    let ep = ep.to_str().unwrap();
+    let ep = &local_endpoint(&dir, "p.sock");
     let worker = rp()
-        .args(["worker", ep, "--identity", "upper", "--reconnect", "--reconnect-min-ms", "20"])
-        .args(["--reconnect-max-ms", "200", "--reconnect-attempts", "3", "--", "tr", "a-z", "A-Z"])
+        .args(["worker", ep, "--identity", "filter", "--reconnect", "--reconnect-min-ms", "20"])
+        .args(["--reconnect-max-ms", "500", "--reconnect-attempts", "10", "--"])
+        .args(FILTER_O)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -203,12 +229,13 @@ fn a_reconnecting_worker_outlives_its_server_and_prints_each_transition() {
         let out = server.wait_with_output().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let reply: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
-        assert_eq!(reply["reply"], word.to_uppercase());
+        assert_eq!(reply_text(&reply), word);
     }
-    // No third server: the worker gives up after 3 attempts and ends cleanly.
+    // No third server: the worker gives up after 10 attempts and ends cleanly (about 3 s of
+    // backoff: time enough for a slow platform to start the second server).
     let (status, stderr) = wait_with_timeout_output(worker, Duration::from_secs(20));
     assert_eq!(status, Some(0), "{stderr}");
-    for needle in ["connected", "connection lost", "reconnecting: attempt 1 in", "connected again", "gave up reconnecting after 3 attempts"] {
+    for needle in ["connected", "connection lost", "reconnecting: attempt 1 in", "connected again", "gave up reconnecting after 10 attempts"] {
         assert!(stderr.contains(needle), "{needle:?} missing: {stderr}");
     }
     let _ = std::fs::remove_dir_all(&dir);
@@ -217,10 +244,10 @@ fn a_reconnecting_worker_outlives_its_server_and_prints_each_transition() {
 #[test]
 fn push_server_stats_and_log() {
     let dir = temp_dir("stats");
-    let ep = dir.join("p.sock");
-    let ep = ep.to_str().unwrap();
+    let ep = &local_endpoint(&dir, "p.sock");
     let worker = rp()
-        .args(["worker", "-q", "--stats", ep, "--identity", "cat", "--", "cat"])
+        .args(["worker", "-q", "--stats", ep, "--identity", "filter", "--"])
+        .args(FILTER_O)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -231,7 +258,7 @@ fn push_server_stats_and_log() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    server.stdin.take().unwrap().write_all(b"a\nb\nc\n").unwrap();
+    server.stdin.take().unwrap().write_all(b"one\ntwo\nfour\n").unwrap();
     let out = server.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
@@ -245,7 +272,7 @@ fn push_server_stats_and_log() {
     }
     assert!(stats["values"]["bytes_out"].as_u64().unwrap() > 0);
     assert!(
-        stderr.lines().any(|l| l.starts_with("rp: [info] push-server: worker ") && l.contains("identity \"cat\"")),
+        stderr.lines().any(|l| l.starts_with("rp: [info] push-server: worker ") && l.contains("identity \"filter\"")),
         "--log info shows the registration: {stderr}"
     );
     let worker_out = worker.wait_with_output().unwrap();
@@ -258,10 +285,10 @@ fn push_server_stats_and_log() {
 #[test]
 fn a_refused_worker_exits_3_with_the_reason() {
     let dir = temp_dir("refused");
-    let ep = dir.join("p.sock");
-    let server = rp::push::PushServer::bind(rp::push::ServerOptions::new(rp::transport::Endpoint::Path(ep.clone()))).unwrap();
+    let ep = &local_endpoint(&dir, "p.sock");
+    let server = rp::push::PushServer::bind(rp::push::ServerOptions::new(rp::transport::Endpoint::parse(ep).unwrap())).unwrap();
     let out = rp()
-        .args(["worker", "-q", ep.to_str().unwrap(), "--service", "other-service", "--", "cat"])
+        .args(["worker", "-q", ep, "--service", "other-service", "--", "cat"])
         .output()
         .unwrap();
     let err = assert_clean_failure(&out, 3);
@@ -270,6 +297,7 @@ fn a_refused_worker_exits_3_with_the_reason() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[cfg(unix)]
 /// One liminal frame: type, flags, stream id, payload length (big-endian), payload.
 fn liminal_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
     let mut f = vec![kind, flags];
@@ -279,6 +307,7 @@ fn liminal_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
     f
 }
 
+#[cfg(unix)]
 /// A length-prefixed string of the liminal wire.
 fn lstr(s: &str) -> Vec<u8> {
     let mut b = (s.len() as u32).to_be_bytes().to_vec();
@@ -286,6 +315,7 @@ fn lstr(s: &str) -> Vec<u8> {
     b
 }
 
+#[cfg(unix)]
 fn read_liminal_frame(r: &mut impl Read) -> Vec<u8> {
     let mut f = vec![0u8; 10];
     r.read_exact(&mut f).expect("a frame header from the worker");
@@ -295,6 +325,7 @@ fn read_liminal_frame(r: &mut impl Read) -> Vec<u8> {
     f
 }
 
+#[cfg(unix)]
 #[test]
 fn worker_joins_a_liminal_server() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -367,19 +398,15 @@ fn worker_refuses_options_a_liminal_endpoint_has_no_room_for() {
 
 /// Waits for a child whose stderr is piped: its exit code (None if killed at the limit) and
 /// its stderr.
-fn wait_with_timeout_output(child: std::process::Child, limit: Duration) -> (Option<i32>, String) {
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
+fn wait_with_timeout_output(mut child: std::process::Child, limit: Duration) -> (Option<i32>, String) {
+    let mut stderr = child.stderr.take().expect("stderr piped");
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
     });
-    match rx.recv_timeout(limit) {
-        Ok(Ok(out)) => (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned()),
-        _ => {
-            let _ = Command::new("kill").arg(pid.to_string()).status();
-            (None, String::new())
-        }
-    }
+    let code = wait_with_timeout(child, limit);
+    (code, reader.join().unwrap())
 }
 
 fn wait_with_timeout(mut child: std::process::Child, limit: Duration) -> Option<i32> {
@@ -394,6 +421,7 @@ fn wait_with_timeout(mut child: std::process::Child, limit: Duration) -> Option<
     None
 }
 
+#[cfg(unix)]
 #[test]
 fn broker_and_hello_negotiate_refuse_and_log() {
     let dir = temp_dir("broker");
@@ -448,6 +476,7 @@ fn broker_and_hello_negotiate_refuse_and_log() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[cfg(unix)]
 /// Serves one connection: reads one frame, answers with the bytes of a golden vector.
 fn answer_with_vector(listener: UnixListener, vector: &'static str) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
@@ -461,6 +490,7 @@ fn answer_with_vector(listener: UnixListener, vector: &'static str) -> std::thre
     })
 }
 
+#[cfg(unix)]
 #[test]
 fn hello_and_probe_read_the_reference_answers() {
     let dir = temp_dir("golden");
@@ -509,6 +539,7 @@ fn hello_and_probe_read_the_reference_answers() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[cfg(unix)]
 /// Starts `rp broker` with `args` and waits for its socket.
 fn start_rp_broker(sock: &Path, args: &[&str]) -> std::process::Child {
     let child = rp()
@@ -529,6 +560,7 @@ fn start_rp_broker(sock: &Path, args: &[&str]) -> std::process::Child {
     child
 }
 
+#[cfg(unix)]
 #[test]
 fn hello_skips_to_a_cached_endpoint_only_for_its_own_version() {
     let dir = temp_dir("cached");
@@ -556,6 +588,7 @@ fn hello_skips_to_a_cached_endpoint_only_for_its_own_version() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[cfg(unix)]
 /// A backend on `path` that takes each offer rp broker makes (it trusts its owner-only socket,
 /// since rp broker cannot tell it the tokens in advance) and echoes frames on the adopted
 /// connection.
@@ -588,6 +621,7 @@ fn spawn_trusting_handoff_backend(path: &Path) {
     });
 }
 
+#[cfg(unix)]
 #[test]
 fn broker_hands_connections_off_to_a_backend() {
     let dir = temp_dir("handoff");
@@ -618,6 +652,7 @@ fn broker_hands_connections_off_to_a_backend() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[cfg(unix)]
 /// With `--json`, a failure prints one JSON object with the error on stdout, and keeps its
 /// exit code and its one stderr line.
 #[test]
@@ -661,23 +696,13 @@ fn json_failures_print_an_error_object() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Writes a throwaway CA, a server certificate (127.0.0.1) and a client certificate
-/// (CN=cli-worker) with their keys as PEM files in `dir`.
+/// Writes a throwaway CA (`ca.pem`), a certificate for 127.0.0.1 (`server.pem`, `server.key`)
+/// and a client certificate with CN=cli-worker (`client.pem`, `client.key`) into `dir`.
 fn write_certificates(dir: &Path) {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name.push(DnType::CommonName, "cli test CA");
-    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+    let ca = Ca::new("cli test CA");
     std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
-    for (name, cn, san) in [("server", "push server", "127.0.0.1"), ("client", "cli-worker", "cli-worker.example")] {
-        let mut params = CertificateParams::new(vec![san.to_owned()]).unwrap();
-        params.distinguished_name.push(DnType::CommonName, cn);
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &ca).unwrap();
-        std::fs::write(dir.join(format!("{name}.pem")), cert.pem()).unwrap();
-        std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
-    }
+    ca.leaf("push server", &["127.0.0.1"]).write(dir, "server");
+    ca.leaf("cli-worker", &["cli-worker.example"]).write(dir, "client");
 }
 
 #[test]
@@ -705,7 +730,8 @@ fn push_server_and_worker_over_mutual_tls() {
     // With one: registered, identity shown, lines answered.
     let worker = rp()
         .args(["worker", "-q", &ep, "--ca", &file("ca.pem"), "--cert", &file("client.pem"), "--key", &file("client.key")])
-        .args(["--", "tr", "a-z", "A-Z"])
+        .arg("--")
+        .args(FILTER_O)
         .spawn()
         .unwrap();
     server.stdin.take().unwrap().write_all(b"over tls\n").unwrap();
@@ -713,8 +739,8 @@ fn push_server_and_worker_over_mutual_tls() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let reply: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().next().unwrap()).unwrap();
-    assert_eq!(reply["reply"], "OVER TLS");
-    assert!(stderr.contains("certificate CN=cli-worker"), "{stderr}");
+    assert_eq!(reply_text(&reply), "over tls");
+    assert!(stderr.contains("certificate CN=cli-worker,O=librp tests"), "{stderr}");
     assert_eq!(wait_with_timeout(worker, Duration::from_secs(10)), Some(0));
     // A tls:// server without --cert, --ca on a plain endpoint: usage errors.
     let out = rp().args(["push-server", &ep]).stdin(Stdio::null()).output().unwrap();
@@ -747,10 +773,7 @@ fn a_remote_push_server_needs_required_client_certificates() {
 fn hello_over_tls_verifies_the_endpoint() {
     let dir = temp_dir("tls-hello");
     write_certificates(&dir);
-    let mut other = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    other.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let other = rcgen::CertifiedIssuer::self_signed(other, rcgen::KeyPair::generate().unwrap()).unwrap();
-    std::fs::write(dir.join("other_ca.pem"), other.pem()).unwrap();
+    std::fs::write(dir.join("other_ca.pem"), Ca::new("other CA").pem()).unwrap();
     let file = |name: &str| dir.join(name).to_str().unwrap().to_owned();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let ep = format!("tls://127.0.0.1:{port}");
