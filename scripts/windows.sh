@@ -2,12 +2,17 @@
 # The Windows leg: librp cross-compiled for x86_64-pc-windows-gnu (MinGW-w64) and run under Wine.
 #   1. clippy for the Windows target (librp, the rp tool, every test);
 #   2. the workspace's Rust tests with Wine as cargo's runner: librp's unit tests,
-#      tests/push.rs (server and workers over named pipes and TCP), tests/session.rs (over
-#      named-pipe pairs), tests/broker.rs, tests/broker_server.rs and tests/handoff_pipes.rs
-#      (over named pipes; a DuplicateHandle handoff within one process), the rp tool's
-#      push, TLS and decode tests (tools/rp/tests/cli.rs), the golden vectors, the mux cases,
-#      the header and allocation checks; test files that are Unix-specific are
-#      `#![cfg(unix)]` and single tests `ignore`d on Windows, each with its reason;
+#      tests/push.rs (server and workers over named pipes and TCP), tests/session.rs and
+#      tests/stream.rs (over named-pipe pairs), tests/broker.rs, tests/broker_server.rs,
+#      tests/log_stats.rs and tests/handoff_pipes.rs (over named pipes; DuplicateHandle handoffs
+#      within one process and into another), tests/reconnect.rs (a server process killed and
+#      restarted on the same pipe name and TCP port), tests/hostile.rs and tests/security.rs
+#      (raw peers on named pipes), tests/tls.rs and tests/tls_session.rs (tls://),
+#      tests/liminal.rs, tests/identity_probe.rs, the rp tool's push, TLS and decode tests
+#      (tools/rp/tests/cli.rs), the golden vectors, the mux cases, the header and allocation
+#      checks; test files that are Unix-specific (descriptor passing, /proc, rlimits, socket
+#      files and uids) are `#![cfg(unix)]`, single tests `cfg(unix)` or `ignore`d on Windows,
+#      each with its reason;
 #   3. rp.dll with its import library (librp.dll.a) and the static library (librp.a) from
 #      cargo; C tests built with x86_64-w64-mingw32-gcc against rp.dll (tests/c/windows/test_push.c,
 #      tests/c/test_errors.c, tests/c/test_version.c) and against librp.a (test_version), run

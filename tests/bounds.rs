@@ -195,7 +195,7 @@ fn error_messages_are_bounded_both_ways() {
     // Push: received from a raw worker.
     let dir = TempDir::new("failmsg");
     let server = server_with(&dir, |_| {});
-    let sock = raw_registered_worker(&dir.sock(), "q");
+    let sock = raw_registered_worker(&dir.endpoint(), "q");
     let worker_long = long.clone();
     let answering = std::thread::spawn(move || {
         let mut reader = FrameReader::new(&sock);

@@ -2,13 +2,13 @@
 //! printed (run with `--nocapture`) and recorded in docs/RELIABILITY.md. The heavy and
 //! timing-sensitive ones are `#[ignore]`d in a plain `cargo test` and run by scripts/test.sh:
 //! `cargo test --release --test hostile --test storm -- --ignored --test-threads=1 --nocapture`.
-// Unix only: its raw peers, limits and measurements (tests/common) are Unix sockets, rlimit and /proc; not ported to named pipes yet.
-#![cfg(unix)]
+//! Over Unix sockets; on Windows over named pipes, but for the tests that count descriptors,
+//! measure memory in /proc, set descriptor limits or stop a process (SIGSTOP): those are Unix
+//! only.
 
 mod common;
 
 use std::io::Write;
-use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -49,6 +49,8 @@ fn assert_still_serving(server: &rp::push::PushServer, queue: &str) {
     answering.join().unwrap();
 }
 
+// Unix only: it counts descriptors in /proc.
+#[cfg(unix)]
 #[test]
 #[ignore = "counts process-wide descriptors: run single-threaded by scripts/test.sh with --ignored"]
 fn peers_closing_mid_header_and_mid_body_end_only_their_connection() {
@@ -60,11 +62,11 @@ fn peers_closing_mid_header_and_mid_body_end_only_their_connection() {
     // full Hello (mid-header and mid-body in both phases).
     let reg = registration_bytes("q");
     for cut in 0..hello.len() {
-        let mut s = UnixStream::connect(dir.sock()).unwrap();
+        let mut s = raw_connect(&dir.endpoint()).unwrap();
         s.write_all(&hello[..cut]).unwrap();
     }
     for cut in 0..reg.len() {
-        let mut s = UnixStream::connect(dir.sock()).unwrap();
+        let mut s = raw_connect(&dir.endpoint()).unwrap();
         s.write_all(&hello).unwrap();
         s.write_all(&reg[..cut]).unwrap();
     }
@@ -78,15 +80,16 @@ fn peers_closing_mid_header_and_mid_body_end_only_their_connection() {
 fn oversize_length_headers_are_refused_from_the_header_alone() {
     let dir = TempDir::new("oversize");
     let server = server_with(&dir, |_| {});
+    #[cfg(unix)]
     let rss_before = rss_kib();
     // Before the Hello the cap is 64 KiB; after registration it is 16 MiB.
     let headers: [(u32, bool); 4] =
         [(HELLO_MAX_BODY + 1, false), (MAX_BODY + 1, false), (u32::MAX, false), (MAX_BODY + 1, true)];
     for (len, registered) in headers {
         let mut s = if registered {
-            raw_registered_worker(&dir.sock(), "big")
+            raw_registered_worker(&dir.endpoint(), "big")
         } else {
-            UnixStream::connect(dir.sock()).unwrap()
+            raw_connect(&dir.endpoint()).unwrap()
         };
         let mut header = vec![1u8];
         header.extend_from_slice(&len.to_le_bytes());
@@ -95,11 +98,14 @@ fn oversize_length_headers_are_refused_from_the_header_alone() {
         assert!(took.is_some_and(|t| t < Duration::from_secs(2)), "length {len:#x}: not closed promptly ({took:?})");
     }
     let u32_max_then_u32_max = [1u8, 0xff, 0xff, 0xff, 0xff, 1, 0xff, 0xff, 0xff, 0xff];
-    let mut s = UnixStream::connect(dir.sock()).unwrap();
+    let mut s = raw_connect(&dir.endpoint()).unwrap();
     s.write_all(&u32_max_then_u32_max).unwrap();
     assert!(wait_closed(&mut s, Duration::from_secs(5)).is_some());
-    let grown = rss_kib().saturating_sub(rss_before);
-    assert!(grown < 8 * 1024, "RSS grew by {grown} KiB after oversize headers");
+    #[cfg(unix)]
+    {
+        let grown = rss_kib().saturating_sub(rss_before);
+        assert!(grown < 8 * 1024, "RSS grew by {grown} KiB after oversize headers");
+    }
     assert_still_serving(&server, "q");
 }
 
@@ -108,9 +114,9 @@ fn a_worker_refuses_an_oversize_frame_from_its_server() {
     // A fake server: answers the Hello and registration, then announces 0xFFFFFFFF bytes.
     let dir = TempDir::new("fakeserver");
     std::fs::create_dir_all(&dir.0).unwrap();
-    let listener = UnixListener::bind(dir.sock()).unwrap();
+    let listener = RawListener::bind(&dir.endpoint()).unwrap();
     let fake = thread::spawn(move || {
-        let (mut s, _) = listener.accept().unwrap();
+        let mut s = listener.accept().unwrap();
         let mut reader = rp::wire::FrameReader::new(s.try_clone().unwrap());
         let _hello = reader.read_frame().unwrap().to_frame();
         let negotiated = rp::control::negotiated("1.0.0", 1, 0);
@@ -141,7 +147,7 @@ fn header_then_silence_is_closed_at_the_handshake_deadline() {
     // A header announcing a body that never comes; a Hello trickled one byte every 150 ms
     // (slowloris); a connection that says nothing at all; a Hello but no registration.
     for case in ["header", "trickle", "nothing", "hello-only"] {
-        let mut s = UnixStream::connect(dir.sock()).unwrap();
+        let mut s = raw_connect(&dir.endpoint()).unwrap();
         let start = Instant::now();
         let hello = hello_bytes();
         match case {
@@ -175,7 +181,7 @@ fn header_then_silence_is_closed_at_the_handshake_deadline() {
 fn a_peer_sending_one_byte_at_a_time_registers_and_is_served() {
     let dir = TempDir::new("onebyte");
     let server = server_with(&dir, |_| {});
-    let mut s = UnixStream::connect(dir.sock()).unwrap();
+    let mut s = raw_connect(&dir.endpoint()).unwrap();
     let mut bytes = hello_bytes();
     bytes.extend_from_slice(&registration_bytes("slow"));
     for b in &bytes {
@@ -207,6 +213,8 @@ fn a_peer_sending_one_byte_at_a_time_registers_and_is_served() {
 /// 1,000 registered connections each announce a maximal (16 MiB) frame, send 1 KiB of it and
 /// stall: the server allocates per connection what arrived (not what was announced), so its
 /// memory stays bounded, and it keeps serving a real worker.
+// Unix only: it raises RLIMIT_NOFILE and measures memory and descriptors in /proc.
+#[cfg(unix)]
 #[test]
 #[ignore = "heavy or timing-sensitive: run by scripts/test.sh in release with --ignored"]
 fn a_thousand_stalled_maximal_frames_keep_memory_bounded() {
@@ -222,14 +230,14 @@ fn a_thousand_stalled_maximal_frames_keep_memory_bounded() {
     for i in 0..N {
         let mut s = if i % 2 == 0 {
             // Registered: the cap is 16 MiB.
-            let s = raw_registered_worker(&dir.sock(), "stall");
+            let s = raw_registered_worker(&dir.endpoint(), "stall");
             let mut header = vec![1u8];
             header.extend_from_slice(&MAX_BODY.to_le_bytes());
             (&s).write_all(&header).unwrap();
             s
         } else {
             // Before the Hello: the cap is 64 KiB, announced in full.
-            let mut s = UnixStream::connect(dir.sock()).unwrap();
+            let mut s = raw_connect(&dir.endpoint()).unwrap();
             let mut header = vec![1u8];
             header.extend_from_slice(&HELLO_MAX_BODY.to_le_bytes());
             s.write_all(&header).unwrap();
@@ -262,6 +270,8 @@ fn a_thousand_stalled_maximal_frames_keep_memory_bounded() {
 
 /// Connect/close cycles against the push server for up to 20 s (at most 100,000): the
 /// descriptor count returns to where it started. Worker connect/register/close cycles too.
+// Unix only: it counts descriptors in /proc.
+#[cfg(unix)]
 #[test]
 #[ignore = "heavy or timing-sensitive: run by scripts/test.sh in release with --ignored"]
 fn connect_close_cycles_leak_no_descriptors() {
@@ -274,7 +284,7 @@ fn connect_close_cycles_leak_no_descriptors() {
     let start = Instant::now();
     let mut cycles = 0u64;
     while cycles < 100_000 && start.elapsed() < budget {
-        let s = UnixStream::connect(dir.sock());
+        let s = raw_connect(&dir.endpoint());
         match s {
             Ok(s) => drop(s),
             // The backlog is full for a moment: let the server catch up.
@@ -338,11 +348,15 @@ fn close_racing_a_blocked_recv() {
     println!("{iterations} close-vs-blocked-recv races in {:?}", start.elapsed());
 }
 
+#[cfg(unix)]
 const FD_PRESSURE_ENV: &str = "RP_FD_PRESSURE_DIR";
+#[cfg(unix)]
 const FD_PRESSURE_KIND_ENV: &str = "RP_FD_PRESSURE_KIND";
 
 /// Child process: a push server (or a broker server) whose descriptor limit is a few above
 /// what it uses.
+// Unix only: descriptor limits (RLIMIT_NOFILE), counted in /proc.
+#[cfg(unix)]
 #[test]
 #[ignore = "run by the *_queued_while_out_of_descriptors_* tests"]
 fn fd_pressure_server_child() {
@@ -378,6 +392,8 @@ fn fd_pressure_server_child() {
 /// accept it, then frees exactly one descriptor. `late` must be served: the listener is
 /// edge-triggered, so the server has to retry accepting by itself, and a connection must not
 /// need a second descriptor (a duplicate that failed used to drop the connection just accepted).
+// Unix only: descriptor limits (RLIMIT_NOFILE), counted in /proc.
+#[cfg(unix)]
 fn queued_while_out_of_descriptors<T: Send + 'static>(
     kind: &str,
     late: impl FnOnce(&TempDir) -> Result<T, String> + Send + 'static,
@@ -412,7 +428,7 @@ fn queued_while_out_of_descriptors<T: Send + 'static>(
     let mut hogs = Vec::new();
     while child_fds_below_limit() < limit {
         assert!(hogs.len() < 50, "the server never reached its descriptor limit (it dropped accepted connections)");
-        hogs.push(UnixStream::connect(dir.sock()).unwrap());
+        hogs.push(raw_connect(&dir.endpoint()).unwrap());
         let settle = Instant::now();
         while child_fds_below_limit() < limit && settle.elapsed() < Duration::from_millis(100) {
             thread::sleep(Duration::from_millis(5));
@@ -434,6 +450,8 @@ fn queued_while_out_of_descriptors<T: Send + 'static>(
     outcome.unwrap_or_else(|e| panic!("the connection queued under descriptor exhaustion was never served: {e}"))
 }
 
+// Unix only: descriptor limits (RLIMIT_NOFILE), counted in /proc.
+#[cfg(unix)]
 #[test]
 fn a_worker_queued_while_out_of_descriptors_is_served_once_one_frees_up() {
     let (_, took) = queued_while_out_of_descriptors("push", |dir| {
@@ -445,10 +463,12 @@ fn a_worker_queued_while_out_of_descriptors_is_served_once_one_frees_up() {
     println!("worker queued under descriptor exhaustion registered after {took:?}");
 }
 
+// Unix only: descriptor limits (RLIMIT_NOFILE), counted in /proc.
+#[cfg(unix)]
 #[test]
 fn a_broker_client_queued_while_out_of_descriptors_is_answered_once_one_frees_up() {
     let (reply, took) = queued_while_out_of_descriptors("broker", |dir| {
-        let mut sock = UnixStream::connect(dir.sock()).map_err(|e| e.to_string())?;
+        let mut sock = raw_connect(&dir.endpoint()).map_err(|e| e.to_string())?;
         sock.write_all(&hello_bytes()).map_err(|e| e.to_string())?;
         read_hello_reply(&sock).map_err(|e| e.to_string())
     });
@@ -462,6 +482,8 @@ fn a_broker_client_queued_while_out_of_descriptors_is_answered_once_one_frees_up
 /// (SIGSTOP); meanwhile 4 clients connect and leave, and `late` connects; then the server
 /// resumes and accepts all 5 in one batch. The departed ones must not count towards the limit:
 /// `late` is served, not refused RATE_LIMITED.
+// Unix only: the server process is stopped and resumed (SIGSTOP, SIGCONT).
+#[cfg(unix)]
 fn served_after_a_burst_of_departed_connections<T: Send + 'static>(
     kind: &str,
     late: impl FnOnce(&TempDir) -> Result<T, String> + Send + 'static,
@@ -486,7 +508,7 @@ fn served_after_a_burst_of_departed_connections<T: Send + 'static>(
     // SAFETY: kill(2) on our own child.
     unsafe { libc::kill(pid, libc::SIGSTOP) };
     for _ in 0..4 {
-        drop(UnixStream::connect(dir.sock()).unwrap());
+        drop(raw_connect(&dir.endpoint()).unwrap());
     }
     let late_dir = Arc::clone(&dir);
     let connecting = thread::spawn(move || late(&late_dir));
@@ -499,6 +521,8 @@ fn served_after_a_burst_of_departed_connections<T: Send + 'static>(
     outcome.unwrap_or_else(|e| panic!("refused after a burst of departed connections: {e}"))
 }
 
+// Unix only: the server process is stopped and resumed (SIGSTOP, SIGCONT).
+#[cfg(unix)]
 #[test]
 fn departed_connections_do_not_count_towards_a_push_servers_limit() {
     served_after_a_burst_of_departed_connections("push", |dir| {
@@ -508,10 +532,12 @@ fn departed_connections_do_not_count_towards_a_push_servers_limit() {
     });
 }
 
+// Unix only: the server process is stopped and resumed (SIGSTOP, SIGCONT).
+#[cfg(unix)]
 #[test]
 fn departed_connections_do_not_count_towards_a_brokers_limit() {
     let reply = served_after_a_burst_of_departed_connections("broker", |dir| {
-        let mut sock = UnixStream::connect(dir.sock()).map_err(|e| e.to_string())?;
+        let mut sock = raw_connect(&dir.endpoint()).map_err(|e| e.to_string())?;
         sock.write_all(&hello_bytes()).map_err(|e| e.to_string())?;
         read_hello_reply(&sock).map_err(|e| e.to_string())
     });
@@ -530,7 +556,7 @@ fn a_refused_peer_that_writes_late_still_reads_the_refusal() {
     let dir = TempDir::new("latewrite");
     let _server = server_with(&dir, |o| o.max_connections = 0);
     for _ in 0..20 {
-        let mut s = UnixStream::connect(dir.sock()).unwrap();
+        let mut s = raw_connect(&dir.endpoint()).unwrap();
         thread::sleep(Duration::from_millis(30)); // the refusal is sent (and the write side shut) meanwhile
         s.write_all(&hello_bytes()).expect("writing the Hello after the refusal must not fail");
         match read_hello_reply(&s).expect("the refusal is readable") {
@@ -556,7 +582,7 @@ fn a_registered_worker_stalled_mid_frame_is_disconnected_at_the_frame_timeout() 
     let timeout = Duration::from_millis(400);
     let _server = server_with(&dir, |o| o.frame_timeout = timeout);
 
-    let mut stalled = raw_registered_worker(&dir.sock(), "stall");
+    let mut stalled = raw_registered_worker(&dir.endpoint(), "stall");
     let reply = frame(rp::wire::proto::FrameKind::Response, rp::push::PUSH_PROTOCOL, 99, &vec![1u8; 1 << 20]);
     let start = Instant::now(); // the server's clock starts with the first bytes it reads
     stalled.write_all(&reply[..reply.len() / 2]).unwrap();
@@ -565,7 +591,7 @@ fn a_registered_worker_stalled_mid_frame_is_disconnected_at_the_frame_timeout() 
     // Meanwhile another worker streams late replies (ids nothing waits for) for three
     // timeouts, each write the end of one frame and the start of the next: at every pause a
     // partial frame is buffered, but frames keep completing.
-    let mut busy = raw_registered_worker(&dir.sock(), "busy");
+    let mut busy = raw_registered_worker(&dir.endpoint(), "busy");
     let small = frame(rp::wire::proto::FrameKind::Response, rp::push::PUSH_PROTOCOL, 98, &[0x0a, 0x01, b'x']);
     let straddling: Vec<u8> = [&small[3..], &small[..3]].concat();
     busy.write_all(&small[..3]).unwrap();
@@ -594,7 +620,7 @@ fn a_client_the_broker_refused_that_writes_late_still_reads_the_refusal() {
     opts.max_connections = 0;
     let _broker = rp::broker::BrokerServer::bind(opts).unwrap();
     for _ in 0..10 {
-        let mut s = UnixStream::connect(dir.sock()).unwrap();
+        let mut s = raw_connect(&dir.endpoint()).unwrap();
         thread::sleep(Duration::from_millis(30)); // the refusal is sent (and the write side shut) meanwhile
         s.write_all(&hello_bytes()).expect("writing the Hello after the refusal must not fail");
         match read_hello_reply(&s).expect("the refusal is readable") {
@@ -615,7 +641,7 @@ fn a_worker_served_by_push_wait_is_still_policed() {
     let server = Arc::new(server_with(&dir, |o| o.frame_timeout = frame_timeout));
 
     // Answered, then an unasked request: disconnected without another push.
-    let mut rude = raw_registered_worker(&dir.sock(), "rude");
+    let mut rude = raw_registered_worker(&dir.endpoint(), "rude");
     let waiting = {
         let s = Arc::clone(&server);
         thread::spawn(move || s.push_wait(Target::TaskQueue("rude".into()), spec(b"job"), Duration::from_secs(5)))
@@ -628,7 +654,7 @@ fn a_worker_served_by_push_wait_is_still_policed() {
     assert!(took < Duration::from_secs(1), "noticed after {took:?}");
 
     // Half a large reply, then silence: push_wait times out, the frame timeout closes it.
-    let mut stalled = raw_registered_worker(&dir.sock(), "stall");
+    let mut stalled = raw_registered_worker(&dir.endpoint(), "stall");
     let waiting = {
         let s = Arc::clone(&server);
         thread::spawn(move || s.push_wait(Target::TaskQueue("stall".into()), spec(b"job"), Duration::from_millis(200)))
@@ -659,7 +685,7 @@ fn an_encoded_reply_is_never_an_answer() {
     let server = server_with(&dir, |_| {});
     for (encoding, envelope, named) in ENCODED {
         for waiting in [true, false] {
-            let sock = raw_registered_worker(&dir.sock(), "enc");
+            let sock = raw_registered_worker(&dir.endpoint(), "enc");
             let answering = thread::spawn(move || {
                 sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
                 let mut reader = rp::wire::FrameReader::new(&sock);
@@ -701,9 +727,9 @@ fn a_worker_never_delivers_an_encoded_push() {
     for (encoding, envelope, named) in ENCODED {
         let dir = TempDir::new("encodedpush");
         std::fs::create_dir_all(&dir.0).unwrap();
-        let listener = UnixListener::bind(dir.sock()).unwrap();
+        let listener = RawListener::bind(&dir.endpoint()).unwrap();
         let fake = thread::spawn(move || {
-            let (mut s, _) = listener.accept().unwrap();
+            let mut s = listener.accept().unwrap();
             let mut reader = rp::wire::FrameReader::new(s.try_clone().unwrap());
             let _hello = reader.read_frame().unwrap().to_frame();
             let negotiated = rp::control::negotiated("1.0.0", 1, 0);

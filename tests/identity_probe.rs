@@ -1,15 +1,17 @@
 //! A probe answered with the current process's identity verifies against `/proc`, the way a
-//! strict prober of the reference implementation checks it.
-// Unix only: its probed daemon listens on a Unix socket; not ported to named pipes yet.
-#![cfg(unix)]
+//! strict prober of the reference implementation checks it (Unix); a probe over a real
+//! connection (a Unix socket; a named pipe on Windows) verifies strictly.
 
-use prost::Message;
 use rp::mux::{DaemonIdentity, LegacyHash, Mux, MuxEvent};
-use rp::wire::proto::DaemonProcess;
-use rp::wire::{decode_frame, Decoded, FrameView, MAX_BODY};
 
+// Unix only: it reads the process's identity from /proc.
+#[cfg(unix)]
 #[test]
 fn current_process_identity_verifies_against_proc() {
+    use prost::Message;
+    use rp::wire::proto::DaemonProcess;
+    use rp::wire::{decode_frame, Decoded, FrameView, MAX_BODY};
+
     let endpoint = "/tmp/rp-identity-test.sock";
     let identity =
         DaemonIdentity::current_process("test-ns", endpoint, Some(30), LegacyHash::Sha256).unwrap();
@@ -73,22 +75,29 @@ fn current_process_identity_verifies_against_proc() {
 #[test]
 fn probe_over_a_socket_and_verify_strictly() {
     use std::io::{Read, Write};
-    use std::os::unix::net::UnixListener;
     use std::time::Duration;
+    use rp::transport::{Endpoint, ListenOptions, Listener};
 
     let dir = std::env::temp_dir().join(format!("rp-probe-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let sock = dir.join("daemon.sock");
-    let listener = UnixListener::bind(&sock).unwrap();
-    let path = sock.to_str().unwrap().to_owned();
+    // The endpoint as the daemon reports it: the socket path; on Windows the bare pipe name (as
+    // running-process writes it).
+    #[cfg(unix)]
+    let (endpoint, path) = (Endpoint::Path(dir.join("daemon.sock")), dir.join("daemon.sock").to_str().unwrap().to_owned());
+    #[cfg(windows)]
+    let (endpoint, path) = {
+        let name = format!("rp-probe-test-{}", std::process::id());
+        (Endpoint::Pipe(name.clone()), name)
+    };
+    let listener = Listener::bind(&endpoint, &ListenOptions::default()).unwrap();
     let truthful = DaemonIdentity::current_process("probe-ns", &path, None, LegacyHash::Zeros).unwrap();
     let mut liar = truthful.clone();
     liar.exe_path = "/usr/bin/definitely-not-me".into();
     liar.exe_hash = vec![0; 32];
 
     let serve = |identity: DaemonIdentity| {
-        let (mut conn, _) = listener.accept().unwrap();
+        let mut conn = listener.accept().unwrap();
         let mux = Mux::new(&identity, &[0x7001], None).unwrap();
         let mut buf = Vec::new();
         let mut chunk = [0u8; 4096];
@@ -106,7 +115,6 @@ fn probe_over_a_socket_and_verify_strictly() {
             }
         }
     };
-    let endpoint = rp::transport::Endpoint::Path(sock.clone());
     std::thread::scope(|s| {
         let prober = s.spawn(|| rp::mux::probe(&endpoint, Duration::from_secs(5)));
         serve(truthful.clone());

@@ -1,8 +1,6 @@
 //! The liminal dialect of the push worker against a scripted liminal server on a real TCP
 //! socket: every frame the worker sends is checked byte for byte, every frame the server sends
 //! is the wire's own bytes (docs/PROTOCOL.md, "The liminal dialect").
-// Unix only: it polls the worker's descriptor with poll(2); not ported to Windows events yet.
-#![cfg(unix)]
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -374,11 +372,8 @@ fn the_pollable_descriptor_is_level_triggered_on_a_liminal_endpoint() {
     });
     let worker = Worker::connect(options(&endpoint)).unwrap();
     let fd = worker.pollable_fd();
-    let readable = |ms| {
-        let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
-        // SAFETY: one valid pollfd.
-        unsafe { libc::poll(&mut p, 1, ms) == 1 }
-    };
+    // poll(2) on Unix, a wait on the event handle on Windows.
+    let readable = |ms| rp::transport::wait_readable(fd, Some(Duration::from_millis(ms))).unwrap();
     assert!(readable(5000));
     let mut got = Vec::new();
     while readable(0) || got.len() < 2 {

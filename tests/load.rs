@@ -2,7 +2,7 @@
 //! its own payload, none is lost or delivered twice, and memory stays flat once warm.
 //!
 //! Heavy: `scripts/test.sh` runs it in release with `--ignored`.
-// Unix only: its raw peers, limits and measurements (tests/common) are Unix sockets, rlimit and /proc; not ported to named pipes yet.
+// Unix only: memory is measured in /proc (what it asserts: flat once warm).
 #![cfg(unix)]
 
 mod common;

@@ -1,25 +1,18 @@
 //! Logs and statistics through the Rust API: the broker's handoff counters and log events, and
 //! the METRICS admin verb's exact OpenMetrics body. (One test: the log sink is process-wide.)
-// Unix only: its peers are Unix sockets; not ported to named pipes yet.
-#![cfg(unix)]
+//! Over Unix sockets; on Windows over named pipes.
 
-use std::os::unix::net::UnixListener;
-use std::path::PathBuf;
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::TempDir;
 use rp::broker::{admin_request, connect, BrokerOptions, BrokerServer, BrokerServerOptions, BrokerService, Route};
 use rp::handoff::{accept_handoff, HandoffStore};
 use rp::log::Level;
-use rp::transport::Endpoint;
+use rp::transport::{ListenOptions, Listener};
 use rp::wire::proto::{AdminReplyKind, AdminRequest, AdminVerb};
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("rp-logstats-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 #[test]
 fn broker_handoffs_logs_and_metrics() {
@@ -30,35 +23,35 @@ fn broker_handoffs_logs_and_metrics() {
         Some(Arc::new(move |l: Level, c: &str, m: &str| sink.lock().unwrap().push((l, c.to_owned(), m.to_owned())))),
     );
 
-    let dir = temp_dir("broker");
-    let backend = dir.join("backend.sock");
-    let handoff = dir.join("handoff.sock");
+    let dir = TempDir::new("logstats");
+    let backend = dir.endpoint_named("backend").to_string();
+    let handoff = dir.endpoint_named("handoff");
     let store = Arc::new(HandoffStore::default());
     // The backend's handoff socket: accepts exactly one handed-off connection.
-    let listener = UnixListener::bind(&handoff).unwrap();
+    let listener = Listener::bind(&handoff, &ListenOptions::default()).unwrap();
     let backend_store = Arc::clone(&store);
     let backend_thread = std::thread::spawn(move || {
-        let (mut s, _) = listener.accept().unwrap();
+        let mut s = listener.accept().unwrap();
         accept_handoff(&mut s, &backend_store).map(|(fd, _)| fd)
     });
     let services = vec![
         BrokerService {
             service_name: "good".into(),
-            backend_pipe: backend.to_str().unwrap().into(),
+            backend_pipe: backend.clone(),
             daemon_version: "1.0.0".into(),
-            handoff_endpoint: Some(Endpoint::Path(handoff.clone())),
+            handoff_endpoint: Some(handoff.clone()),
             handoff_store: Some(Arc::clone(&store)),
             ..BrokerService::default()
         },
         BrokerService {
             service_name: "gone".into(),
-            backend_pipe: backend.to_str().unwrap().into(),
+            backend_pipe: backend.clone(),
             daemon_version: "1.0.0".into(),
-            handoff_endpoint: Some(Endpoint::Path(dir.join("nobody.sock"))),
+            handoff_endpoint: Some(dir.endpoint_named("nobody")),
             ..BrokerService::default()
         },
     ];
-    let broker_ep = Endpoint::Path(dir.join("broker.sock"));
+    let broker_ep = dir.endpoint_named("broker");
     let broker = BrokerServer::bind(BrokerServerOptions::new(broker_ep.clone(), services)).unwrap();
 
     let mut opts = BrokerOptions::new(broker_ep.clone(), "good", "1.0.0", "1.0.0");
@@ -144,5 +137,4 @@ fn broker_handoffs_logs_and_metrics() {
     assert!(has(Level::Info, "connection 2 from pid ", " negotiated service \"good\" version \"1.0.0\""), "{events:?}");
     assert!(events.iter().all(|(l, _, _)| *l <= Level::Info), "DEBUG events filtered out");
     drop(broker);
-    let _ = std::fs::remove_dir_all(&dir);
 }

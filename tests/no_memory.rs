@@ -8,7 +8,8 @@
 //! The child runs with glibc's malloc held to one arena and a fixed mmap threshold, so that
 //! every large allocation asks the kernel for address space (a thread arena's reserved heap
 //! would otherwise hand out memory the limit no longer allows to map).
-// Unix only: its raw peers (tests/common) are Unix sockets; not ported to named pipes yet.
+// Unix only: the memory limit is RLIMIT_AS, with glibc's malloc held to one arena; Windows has
+// neither (a port would limit a job object's committed memory instead).
 #![cfg(unix)]
 
 mod common;

@@ -1,14 +1,15 @@
-//! A worker that reconnects: its server PROCESS is SIGKILLed and started again on the same
-//! endpoint (a Unix socket path, and a fixed TCP port on 127.0.0.1); the worker is back within
+//! A worker that reconnects: its server PROCESS is killed (SIGKILL; TerminateProcess on
+//! Windows) and started again on the same endpoint (a Unix socket path or, on Windows, a pipe
+//! name; a fixed TCP port on 127.0.0.1, plain and TLS); the worker is back within
 //! its backoff, every later push is answered, and the push it held at the kill is never
 //! answered (its late reply fails and sends nothing). In-process: a push in flight when the
 //! connection is lost ends at its caller with `Closed`; giving up; close during the backoff.
 //!
+//! Under Wine the TCP and TLS cases are skipped (see `killed_tcp_connections_may_survive_here`).
+//!
 //! The server process is this test binary re-executed (`reconnect_server_child`, ignored unless
 //! its endpoint is in the environment). It takes commands on stdin, one per line, and answers
 //! each with one line on stdout.
-
-#![cfg(unix)] // the Unix test helpers (tests/common) and Unix socket paths; not ported to pipes yet
 
 mod common;
 #[path = "common/certs.rs"]
@@ -92,7 +93,7 @@ fn reconnect_server_child() {
     }
 }
 
-/// A server process and its command pipe; killed (SIGKILL, by its PID) when dropped.
+/// A server process and its command pipe; killed (by its PID) when dropped.
 struct ServerProcess {
     child: Child,
     stdin: ChildStdin,
@@ -154,7 +155,7 @@ impl ServerProcess {
         self.next_line()
     }
 
-    /// SIGKILL by PID, and reap it.
+    /// Kills it by its PID (SIGKILL; TerminateProcess on Windows), and reaps it.
     fn kill(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -295,15 +296,32 @@ fn killed_and_restarted(endpoint: &str, tls: Option<&TlsFiles>) {
 }
 
 #[test]
-fn server_process_killed_and_restarted_on_a_unix_socket() {
-    let dir = TempDir::new("reconnect-unix");
+fn server_process_killed_and_restarted_on_a_local_endpoint() {
+    let dir = TempDir::new("reconnect-local");
     std::fs::create_dir_all(&dir.0).unwrap();
+    #[cfg(unix)]
     std::fs::set_permissions(&dir.0, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
-    killed_and_restarted(dir.sock().to_str().unwrap(), None);
+    killed_and_restarted(&dir.endpoint().to_string(), None);
+}
+
+/// Under Wine 8.0 a killed server process's TCP connection can outlive it: now and then
+/// wineserver keeps the accepted socket of a process that polled it through mio (AFD polls on
+/// an I/O completion port) open after TerminateProcess, held by wineserver alone, so the worker
+/// is never told the server went away. Windows closes a process's sockets when it ends; named
+/// pipes close under Wine too (the local endpoint's test runs there).
+fn killed_tcp_connections_may_survive_here() -> bool {
+    let survive = under_wine();
+    if survive {
+        println!("SKIPPED under Wine: a killed process's TCP connections may outlive it there");
+    }
+    survive
 }
 
 #[test]
 fn server_process_killed_and_restarted_on_a_tcp_port() {
+    if killed_tcp_connections_may_survive_here() {
+        return;
+    }
     // A port that was free a moment ago, kept for both server processes.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     killed_and_restarted(&format!("tcp://127.0.0.1:{port}"), None);
@@ -311,6 +329,9 @@ fn server_process_killed_and_restarted_on_a_tcp_port() {
 
 #[test]
 fn server_process_killed_and_restarted_on_a_tls_port() {
+    if killed_tcp_connections_may_survive_here() {
+        return;
+    }
     let dir = TempDir::new("reconnect-tls");
     std::fs::create_dir_all(&dir.0).unwrap();
     let tls = TlsFiles::new(&dir.0);
@@ -332,7 +353,8 @@ fn a_push_in_flight_when_the_connection_is_lost_fails_at_its_caller_and_is_never
 
     // The worker sees the loss on its next read and registers again.
     let start = Instant::now();
-    while server.workers().iter().all(|w| w.id == first_id) {
+    // (The server registers the new connection before the worker has read its answer.)
+    while server.workers().iter().all(|w| w.id == first_id) || worker.worker_id() == first_id {
         assert!(start.elapsed() < Duration::from_secs(5), "not back");
         let _ = worker.recv(Some(Duration::from_millis(20)));
     }

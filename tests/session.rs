@@ -399,3 +399,22 @@ fn dispatch_serves_requests_on_the_calling_thread_and_a_peer_code_keeps_its_kind
     // librp's own codes keep their kind across the wire (one table: ErrorKind::code).
     assert_eq!(failed.unwrap_err(), ErrorKind::Io);
 }
+
+#[test]
+fn closing_a_listener_wakes_an_accept_waiting_forever() {
+    #[cfg(unix)]
+    let local = rp::transport::Endpoint::Abstract(format!("rp-session-close-{}", std::process::id()));
+    #[cfg(windows)]
+    let local = rp::transport::Endpoint::Pipe(format!("rp-session-close-{}", std::process::id()));
+    for endpoint in [local, rp::transport::Endpoint::parse("tcp://127.0.0.1:0").unwrap()] {
+        let listener = Arc::new(rp::session::SessionListener::bind(&endpoint).unwrap());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let l = Arc::clone(&listener);
+        thread::spawn(move || tx.send(l.accept(None).map(|_| ()).map_err(|e| e.kind())));
+        thread::sleep(Duration::from_millis(100));
+        assert!(rx.try_recv().is_err(), "{endpoint}: accept returned with no client");
+        listener.close();
+        let woken = rx.recv_timeout(Duration::from_secs(5)).unwrap_or_else(|_| panic!("{endpoint}: accept still waits"));
+        assert_eq!(woken, Err(ErrorKind::Closed), "{endpoint}");
+    }
+}

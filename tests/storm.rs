@@ -1,11 +1,10 @@
-//! A push storm while worker processes are SIGKILLed at random: nothing hangs, every push ends
-//! exactly once with its own reply or with CLOSED / TIMEOUT (or NOT_FOUND / AGAIN while no worker
-//! is registered), and no reply is delivered for the wrong push.
+//! A push storm while worker processes are killed at random (SIGKILL; TerminateProcess on
+//! Windows): nothing hangs, every push ends exactly once with its own reply or with CLOSED /
+//! TIMEOUT (or NOT_FOUND / AGAIN while no worker is registered), and no reply is delivered for
+//! the wrong push. Over a Unix socket; on Windows over a named pipe.
 //!
 //! Workers are this test binary re-executed (`storm_worker_child`, ignored unless the endpoint
 //! is in the environment), so they are real processes that can be killed.
-// Unix only: its raw peers, limits and measurements (tests/common) are Unix sockets, rlimit and /proc; not ported to named pipes yet.
-#![cfg(unix)]
 
 mod common;
 
@@ -27,8 +26,8 @@ const ENV: &str = "RP_STORM_ENDPOINT";
 #[test]
 #[ignore = "run by push_storm_with_workers_killed_at_random as a child process"]
 fn storm_worker_child() {
-    let Ok(path) = std::env::var(ENV) else { return };
-    let client = worker(&Endpoint::Path(path.into()), "storm");
+    let Ok(endpoint) = std::env::var(ENV) else { return };
+    let client = worker(&Endpoint::parse(&endpoint).unwrap(), "storm");
     while let Ok(job) = client.recv(None) {
         let mut reply = b"echo:".to_vec();
         reply.extend_from_slice(&job.payload);
@@ -38,10 +37,10 @@ fn storm_worker_child() {
     }
 }
 
-fn spawn_worker(path: &std::path::Path) -> Child {
+fn spawn_worker(endpoint: &str) -> Child {
     Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "storm_worker_child", "--ignored", "--nocapture", "--test-threads=1"])
-        .env(ENV, path)
+        .env(ENV, endpoint)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -56,7 +55,8 @@ fn push_storm_with_workers_killed_at_random() {
     const STORM: Duration = Duration::from_secs(8);
     let dir = TempDir::new("storm");
     let server = Arc::new(server_with(&dir, |_| {}));
-    let children = Arc::new(Mutex::new((0..WORKERS).map(|_| spawn_worker(&dir.sock())).collect::<Vec<_>>()));
+    let endpoint = dir.endpoint().to_string();
+    let children = Arc::new(Mutex::new((0..WORKERS).map(|_| spawn_worker(&endpoint)).collect::<Vec<_>>()));
     let start = Instant::now();
     while server.workers().len() < WORKERS {
         assert!(start.elapsed() < Duration::from_secs(20), "workers did not register");
@@ -64,7 +64,7 @@ fn push_storm_with_workers_killed_at_random() {
     }
     let done = Arc::new(AtomicBool::new(false));
     let kills = {
-        let (children, done, sock) = (Arc::clone(&children), Arc::clone(&done), dir.sock());
+        let (children, done, endpoint) = (Arc::clone(&children), Arc::clone(&done), endpoint.clone());
         thread::spawn(move || {
             let mut kills = 0u32;
             let mut seed = 0x9e3779b97f4a7c15u64;
@@ -75,9 +75,9 @@ fn push_storm_with_workers_killed_at_random() {
                 thread::sleep(Duration::from_millis(20 + seed % 80));
                 let mut c = children.lock().unwrap();
                 let i = (seed >> 8) as usize % c.len();
-                let _ = c[i].kill(); // SIGKILL
+                let _ = c[i].kill(); // SIGKILL; TerminateProcess on Windows
                 let _ = c[i].wait();
-                c[i] = spawn_worker(&sock);
+                c[i] = spawn_worker(&endpoint);
                 kills += 1;
             }
             kills
@@ -138,5 +138,5 @@ fn push_storm_with_workers_killed_at_random() {
     assert!(total.get("reply").copied().unwrap_or(0) > pushes / 2, "too few replies: {total:?}");
     let mut t: Vec<_> = total.into_iter().collect();
     t.sort();
-    println!("push storm: {pushes} pushes, {kills} SIGKILLed workers in {:?}: {t:?}", start.elapsed());
+    println!("push storm: {pushes} pushes, {kills} killed workers in {:?}: {t:?}", start.elapsed());
 }

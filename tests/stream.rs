@@ -1,9 +1,11 @@
-//! Blocking frame I/O over real Unix sockets: batching, trickling, caps, truncation, timeouts.
-// Unix only: its peers are Unix socket pairs and it measures rlimit; not ported to named pipes yet.
-#![cfg(unix)]
+//! Blocking frame I/O over real Unix socket pairs (named-pipe pairs on Windows): batching,
+//! trickling, caps, truncation, timeouts.
 
 use std::io::Write;
+#[cfg(unix)]
 use std::os::unix::net::UnixStream;
+#[cfg(windows)]
+use rp::transport::PipeStream as UnixStream;
 use std::thread;
 use std::time::Duration;
 
@@ -116,12 +118,14 @@ fn writer_round_trips_and_reports_a_closed_peer() {
     assert_eq!(reader.read_frame().unwrap().request_id, 3);
     drop(reader);
     // Writing to a socket whose peer is gone is an error, not a signal (Rust ignores SIGPIPE
-    // in test binaries; the transport layer adds MSG_NOSIGNAL for C hosts).
+    // in test binaries; the transport layer adds MSG_NOSIGNAL for C hosts); to a pipe, too.
     let big = vec![0u8; 1 << 20];
     let err = (0..8).find_map(|_| writer.write_frame(&frame(4, &big)).err());
     assert!(matches!(err, Some(WireError::Closed)), "{err:?}");
 }
 
+// Unix only: it measures the resident set in /proc and raises RLIMIT_NOFILE.
+#[cfg(unix)]
 #[test]
 fn announced_length_does_not_allocate_up_front() {
     // 1,000 readers each holding a header that announces a 16 MiB body: the buffers hold only
@@ -149,6 +153,7 @@ fn announced_length_does_not_allocate_up_front() {
 }
 
 /// Raises the soft descriptor limit (the test holds 2,000 sockets).
+#[cfg(unix)]
 #[allow(unsafe_code)]
 fn raise_fd_limit(want: u64) {
     let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };

@@ -3,10 +3,6 @@
 //! descriptor with decrypted bytes held, a backend reached through a broker over TLS, and one
 //! failure per role with its kind.
 
-// Not on Windows yet: session calls over TLS hang under Wine 8.0 (the session's wait on a TLS
-// socket), not yet understood; TLS push servers and workers (tests/tls.rs) pass there.
-#![cfg(unix)]
-
 #[path = "common/certs.rs"]
 mod certs;
 
@@ -202,7 +198,10 @@ fn the_broker_client_reaches_a_tls_backend_and_never_hands_off_tls() {
     let ca = Ca::new("backend CA");
     let backend = Arc::new(SessionListener::bind_with(&tls_any(), Some(&ca.server_options())).unwrap());
     let serving = serve_echo(Arc::clone(&backend));
+    #[cfg(unix)]
     let broker_endpoint = Endpoint::parse(&format!("@rp-tls-broker-{}", std::process::id())).unwrap();
+    #[cfg(windows)]
+    let broker_endpoint = Endpoint::Pipe(format!("rp-tls-broker-{}", std::process::id()));
     let service = BrokerService {
         service_name: "tls-backend".into(),
         backend_pipe: backend.endpoint().to_string(),
@@ -234,7 +233,7 @@ fn the_broker_client_reaches_a_tls_backend_and_never_hands_off_tls() {
     let e = rp::broker::connect(&untrusting).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
 
-    // The broker itself serves Unix sockets only.
+    // The broker itself serves Unix sockets (named pipes on Windows) only.
     let e = BrokerServer::bind(BrokerServerOptions::new(tls_any(), Vec::new())).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
     drop(broker);
@@ -244,7 +243,10 @@ fn the_broker_client_reaches_a_tls_backend_and_never_hands_off_tls() {
 
 #[test]
 fn a_plain_conn_is_not_tls() {
+    #[cfg(unix)]
     let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    #[cfg(windows)]
+    let (a, _b) = rp::transport::PipeStream::pair().unwrap();
     let conn = Conn::new(rp::transport::Stream::Unix(a)).unwrap();
     assert!(!conn.is_tls());
     assert!(conn.tls_identity().is_none());

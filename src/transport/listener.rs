@@ -138,11 +138,20 @@ impl Listener {
                 return Err(Error::Closed("the listener was closed".into()));
             }
             let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
-            let ready = sys::wait_readable(self.descriptor(), left).map_err(|e| Error::io("wait for a connection", e))?;
+            let look = self.closed_look();
+            let wait = match (left, look) {
+                (Some(l), Some(k)) => Some(l.min(k)),
+                (l, k) => l.or(k),
+            };
+            let ready = sys::wait_readable(self.descriptor(), wait).map_err(|e| Error::io("wait for a connection", e))?;
             if closed() {
                 return Err(Error::Closed("the listener was closed".into()));
             }
             if !ready {
+                // A wait cut short to look at `closed`: wait on.
+                if deadline.map_or(look.is_some(), |d| std::time::Instant::now() < d) {
+                    continue;
+                }
                 return Err(Error::Timeout("no connection arrived in time".into()));
             }
             self.set_nonblocking(true).map_err(|e| Error::io("accept", e))?;
@@ -152,6 +161,17 @@ impl Listener {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(Error::io("accept", e)),
             }
+        }
+    }
+
+    /// How long one wait in [`accept_timeout`](Self::accept_timeout) may last before it looks at
+    /// `closed` again, where [`shutdown`](Self::shutdown) cannot wake the wait: a TCP listener on
+    /// Windows, where `shutdown` of a listening socket fails (`WSAENOTCONN`) and leaves it
+    /// unreadable. `None`: the wait is woken.
+    fn closed_look(&self) -> Option<Duration> {
+        match self {
+            Listener::Tcp(..) if cfg!(windows) => Some(Duration::from_millis(50)),
+            _ => None,
         }
     }
 

@@ -166,6 +166,9 @@ struct ListenerInner {
 
 impl Drop for ListenerInner {
     fn drop(&mut self) {
+        // The pending instance's connect signals `event`: it is cancelled and waited for while
+        // the event is still open (the fields, `event` first, drop after this).
+        drop(self.pending.get_mut().unwrap_or_else(|e| e.into_inner()).take());
         super::ready::forget(self.event.as_raw_handle() as RawDescriptor);
     }
 }
