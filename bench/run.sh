@@ -53,13 +53,14 @@ for line in open(sys.argv[1]):
     placement, _, rest = line.partition(" ")
     f = dict(kv.split("=") for kv in rest.split()[1:])
     rates.setdefault((placement, f["name"]), []).append(float(f["msgs_per_sec"]))
-print(f"{'stream, 64 B, median of rounds':<40} {'placement':<9} {'M msg/s':>8} {'/ ZeroMQ':>9}")
+print(f"{'stream, 64 B, median of rounds':<40} {'placement':<9} {'M msg/s':>8} {'/ ZeroMQ':>9} {'/ raw batched':>14}")
 for placement in ("pinned", "unpinned"):
     zmq = statistics.median(rates[(placement, "stream_zmq_push_pull")])
+    raw = statistics.median(rates[(placement, "stream_raw_uds_batched")])
     for (p, name), xs in rates.items():
         if p == placement:
             m = statistics.median(xs)
-            print(f"{name:<40} {placement:<9} {m / 1e6:>8.2f} {m / zmq:>9.2f}")
+            print(f"{name:<40} {placement:<9} {m / 1e6:>8.2f} {m / zmq:>9.2f} {m / raw:>14.2f}")
 PY
 
 # Scale: one push server with 1, 10, 100 and 1,000 registered workers.

@@ -1,7 +1,8 @@
 /* One-way stream of 64-byte messages over one connection, two processes: librp (rp_conn_send
  * of v1 frames, one call per frame, or rp_conn_send_many of 64; the receiver reads with
  * rp_conn_recv, or takes batches of views with rp_conn_recv_views), a raw Unix socket
- * (one write per message, the reader reads in large chunks), and ZeroMQ PUSH/PULL over ipc://.
+ * (one write per message, or 64 KiB writes of 1,024 messages each: the limit of the socket;
+ * the reader reads in large chunks), and ZeroMQ PUSH/PULL over ipc://.
  * Prints "RESULT name=stream_X msgs_per_sec=..." lines. */
 #include "bench.h"
 
@@ -81,7 +82,9 @@ static int librp_stream(size_t n, size_t batch, int views) {
     return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 1;
 }
 
-static int raw_stream(size_t n) {
+/* batched: the sender writes 64 KiB at a time (1,024 messages) instead of one message per
+ * write. */
+static int raw_stream(size_t n, int batched) {
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) return 1;
     uint64_t t0 = bench_now_ns();
@@ -98,13 +101,20 @@ static int raw_stream(size_t n) {
         _exit(0);
     }
     close(sv[1]);
-    uint8_t msg[BENCH_MSG];
-    memset(msg, 'x', sizeof msg);
-    for (size_t i = 0; i < n; i++)
-        if (send(sv[0], msg, sizeof msg, MSG_NOSIGNAL) != (ssize_t)sizeof msg) return 1;
+    static uint8_t msgs[65536];
+    memset(msgs, 'x', sizeof msgs);
+    size_t per_write = batched ? sizeof msgs / BENCH_MSG : 1;
+    for (size_t i = 0; i < n; i += per_write) {
+        size_t len = (n - i < per_write ? n - i : per_write) * BENCH_MSG;
+        for (size_t off = 0; off < len;) {
+            ssize_t w = send(sv[0], msgs + off, len - off, MSG_NOSIGNAL);
+            if (w <= 0) return 1;
+            off += (size_t)w;
+        }
+    }
     int status = 0;
     waitpid(pid, &status, 0);
-    report("stream_raw_uds", n, bench_now_ns() - t0);
+    report(batched ? "stream_raw_uds_batched" : "stream_raw_uds", n, bench_now_ns() - t0);
     close(sv[0]);
     return 0;
 }
@@ -148,6 +158,6 @@ static int zmq_stream(size_t n) {
 
 int main(void) {
     size_t n = count();
-    if (raw_stream(n) || librp_stream(n, 1, 0) || librp_stream(n, 64, 0) || librp_stream(n, 64, 1) || zmq_stream(n)) return 1;
+    if (raw_stream(n, 0) || raw_stream(n, 1) || librp_stream(n, 1, 0) || librp_stream(n, 64, 0) || librp_stream(n, 64, 1) || zmq_stream(n)) return 1;
     return 0;
 }
