@@ -6,6 +6,7 @@
 //! is a borrowed, allocation-free view of one frame; [`FrameReader`] and
 //! [`FrameWriter`] move frames over blocking streams.
 
+mod encode;
 mod error;
 mod frame;
 pub(crate) mod fast;
