@@ -148,14 +148,7 @@ impl HandoffStore {
     pub fn consume(&self, presented: &[u8]) -> std::result::Result<(), TokenRejection> {
         let presented = token_arg(presented)?;
         let mut pending = self.lock();
-        let mut found = None;
-        for (i, p) in pending.iter().enumerate() {
-            // No early exit: every pending token is compared.
-            if tokens_equal(&p.token, presented) {
-                found = Some(i);
-            }
-        }
-        let index = found.ok_or(TokenRejection::Mismatch)?;
+        let index = position(&pending, presented).ok_or(TokenRejection::Mismatch)?;
         let entry = pending.swap_remove(index);
         if entry.expires <= Instant::now() {
             return Err(TokenRejection::Expired);
@@ -171,14 +164,7 @@ impl HandoffStore {
     pub fn consume_expected(&self, expected: &[u8; TOKEN_LEN], presented: &[u8]) -> std::result::Result<(), TokenRejection> {
         let presented = token_arg(presented)?;
         let mut pending = self.lock();
-        let mut found = None;
-        for (i, p) in pending.iter().enumerate() {
-            // No early exit: every pending token is compared.
-            if tokens_equal(&p.token, expected) {
-                found = Some(i);
-            }
-        }
-        let index = found.ok_or(TokenRejection::NotPending)?;
+        let index = position(&pending, expected).ok_or(TokenRejection::NotPending)?;
         if pending[index].expires <= Instant::now() {
             pending.swap_remove(index);
             return Err(TokenRejection::Expired);
@@ -189,6 +175,18 @@ impl HandoffStore {
         pending.swap_remove(index);
         Ok(())
     }
+}
+
+/// Where `token` is among the `pending` ones, comparing every one in constant time (no early
+/// exit).
+fn position(pending: &[Pending], token: &[u8; TOKEN_LEN]) -> Option<usize> {
+    let mut found = None;
+    for (i, p) in pending.iter().enumerate() {
+        if tokens_equal(&p.token, token) {
+            found = Some(i);
+        }
+    }
+    found
 }
 
 /// A presented token as 16 bytes, or why it is not one.
