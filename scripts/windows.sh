@@ -67,6 +67,11 @@ echo "== Windows: clippy ($target)"
 cargo clippy --locked --target "$target" --workspace --all-targets -- -D warnings
 
 echo "== Windows: Rust tests under Wine"
+# One Wine server for the whole leg, stopped by stop_wine. Debian's wineserver otherwise quits
+# (with Wine's services) the moment its last program ends, and the next program, started a few
+# milliseconds later, can race that shutdown: the likely cause of a test program that once
+# ended at once, silently, with status 1 (scripts/windows/runner.sh now names that case).
+wineserver -p
 wine wineboot -i >/dev/null 2>&1 || true
 # The rp tool's tests run rp.exe from $out: the stand-in goes next to it too.
 mkdir -p "$out"
