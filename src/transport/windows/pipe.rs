@@ -327,6 +327,34 @@ pub(crate) fn readable_now(raw: RawDescriptor) -> bool {
     marked(&SHUT_READ, raw) || !matches!(available(raw), Ok(Some(0)))
 }
 
+/// Waits up to `timeout` (`None` = forever) until a read would return at once (data, the end
+/// of the stream, an error or a shutdown); false on timeout. The wait is a read of zero bytes,
+/// which the system completes when data arrives and which takes nothing: the pipe is not
+/// looked at in between, and a shutdown cancels the wait as it cancels a read.
+pub(crate) fn wait_readable(raw: RawDescriptor, timeout: Option<Duration>) -> bool {
+    if readable_now(raw) {
+        return true;
+    }
+    if timeout == Some(Duration::ZERO) {
+        return false;
+    }
+    // Not a pipe (any more): a read fails at once.
+    let Some(pipe) = lookup(raw) else { return true };
+    let Some(h) = pipe.get() else { return true };
+    let mut none = [0u8; 1];
+    let r = overlapped(h, timeout, || marked(&SHUT_READ, raw), |ov| {
+        // SAFETY: a read of zero bytes into `none`, which outlives the operation (the helper
+        // waits for its completion before returning).
+        unsafe { fs::ReadFile(h, none.as_mut_ptr(), 0, std::ptr::null_mut(), ov) }
+    });
+    match r {
+        // Data came, or the read failed (the end of the stream, an error): a read returns
+        // either at once.
+        Ok(_) | Err(Early::Failed(_)) => true,
+        Err(Early::Cancelled) => readable_now(raw),
+    }
+}
+
 /// Reads with a wait of up to `timeout` (`None` = until data or the end).
 fn read_handle(raw: RawDescriptor, buf: &mut [u8], timeout: Option<Duration>) -> io::Result<usize> {
     if buf.is_empty() || marked(&SHUT_READ, raw) {

@@ -2,10 +2,11 @@
 //! `WaitForMultipleObjects`, the waits librp makes itself, and the doorbells through which the
 //! servers' mio poller learns that a pipe or socket is readable.
 //!
-//! A pipe tells nobody when data arrives, so whatever waits on one looks at it
-//! (`PeekNamedPipe`) at short intervals: 1 ms at first, growing to 5 ms while nothing comes
-//! (running-process waits on its pipes the same way, every 5 ms). Events and sockets are waited
-//! on directly.
+//! A wait on one pipe is a read of zero bytes, which the system completes when data arrives.
+//! What watches several objects at once (a readiness set, the servers' doorbells) looks at its
+//! pipes (`PeekNamedPipe`) at short intervals instead: 1 ms at first, growing to 5 ms while
+//! nothing comes (running-process waits on its pipes the same way, every 5 ms). Events and
+//! sockets are waited on directly.
 
 use std::collections::HashMap;
 use std::io;
@@ -93,7 +94,7 @@ pub(crate) fn wait_readable(raw: RawDescriptor, timeout: Option<Duration>) -> io
                 }
             }
         }
-        Kind::Pipe => Ok(poll_until(timeout, || pipe_readable(raw))),
+        Kind::Pipe => Ok(super::pipe::wait_readable(raw, timeout)),
     }
 }
 
