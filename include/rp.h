@@ -31,7 +31,8 @@
  * values within 32 bits; convert with (HANDLE)(intptr_t)fd): wait on it with
  * WaitForSingleObject / WaitForMultipleObjects. It is set exactly while the descriptor would
  * be readable, and reset when that is drained (a manual-reset event: waiting never resets it).
- * Where it follows a named pipe, librp looks at the pipe every millisecond to keep it so.
+ * librp sets it as soon as data comes on a named pipe (a zero-byte read is kept in flight);
+ * while it is set, and over a socket, librp looks every millisecond to keep it so.
  *
  * Timeouts
  * --------

@@ -2,11 +2,12 @@
 //! `WaitForMultipleObjects`, the waits librp makes itself, and the doorbells through which the
 //! servers' mio poller learns that a pipe or socket is readable.
 //!
-//! A wait on one pipe is a read of zero bytes, which the system completes when data arrives.
-//! What watches several objects at once (a readiness set, the servers' doorbells) looks at its
-//! pipes (`PeekNamedPipe`) at short intervals instead: 1 ms at first, growing to 5 ms while
-//! nothing comes (running-process waits on its pipes the same way, every 5 ms). Events and
-//! sockets are waited on directly.
+//! A pipe tells nobody when data arrives; a read of zero bytes, which the system completes
+//! when data arrives and which takes nothing, stands in: a wait on one pipe is such a read, and
+//! a readiness set keeps one in flight per pipe member and waits on their events with its
+//! event members. What cannot be waited on that way is looked at every millisecond: a socket
+//! member (a socket can only be waited on alone), a set's members while one is readable (until
+//! none is: nothing tells when a reader took the data), and the servers' doorbells.
 
 use std::collections::HashMap;
 use std::io;
@@ -20,13 +21,12 @@ use windows_sys::Win32::Foundation as f;
 use windows_sys::Win32::Networking::WinSock as ws;
 use windows_sys::Win32::System::Threading as th;
 
-use super::pipe::{new_event, readable_now as pipe_readable, wait_ms};
+use super::pipe::{new_event, readable_now as pipe_readable, wait_ms, ArrivalWatch};
 use super::{kind, Kind, RawDescriptor};
 use crate::error::{Error, Result};
 
-/// First and longest pause between two looks at a pipe.
+/// The pause between two looks at what cannot be waited on.
 const FIRST_PAUSE: Duration = Duration::from_millis(1);
-const LONGEST_PAUSE: Duration = Duration::from_millis(5);
 
 /// Whether a socket is ready for `events` (`POLLRDNORM`, `POLLWRNORM`) within `ms`; a hang-up or
 /// an error counts as ready.
@@ -73,7 +73,7 @@ pub(crate) fn wait_readable(raw: RawDescriptor, timeout: Option<Duration>) -> io
     // A readiness set's event may lag its members by a look; librp's own waits look themselves.
     let set = sets().lock().unwrap_or_else(|e| e.into_inner()).get(&raw).and_then(std::sync::Weak::upgrade);
     if let Some(set) = set {
-        return Ok(poll_until(timeout, || set.refresh()));
+        return Ok(set.wait(timeout));
     }
     match kind(raw) {
         // SAFETY: waits on a handle; an invalid one fails (reported).
@@ -95,23 +95,6 @@ pub(crate) fn wait_readable(raw: RawDescriptor, timeout: Option<Duration>) -> io
             }
         }
         Kind::Pipe => Ok(super::pipe::wait_readable(raw, timeout)),
-    }
-}
-
-/// Looks at `ready` until it is true or `timeout` passes, pausing between looks.
-fn poll_until(timeout: Option<Duration>, ready: impl Fn() -> bool) -> bool {
-    let deadline = timeout.map(|t| Instant::now() + t);
-    let mut pause = FIRST_PAUSE;
-    loop {
-        if ready() {
-            return true;
-        }
-        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        if left.is_some_and(|l| l.is_zero()) {
-            return false;
-        }
-        std::thread::sleep(left.map_or(pause, |l| l.min(pause)));
-        pause = (pause * 2).min(LONGEST_PAUSE);
     }
 }
 
@@ -191,9 +174,21 @@ impl WakePair {
 #[derive(Debug)]
 struct SetInner {
     members: Mutex<Vec<RawDescriptor>>,
+    /// A zero-byte read per pipe member, through which a wait learns that data came.
+    watches: Mutex<HashMap<RawDescriptor, Arc<Mutex<ArrivalWatch>>>>,
+    /// The events of the threads waiting on the set now, set when the members change.
+    waiters: Mutex<Vec<usize>>,
     event: OwnedHandle,
     dropped: AtomicBool,
 }
+
+thread_local! {
+    /// The calling thread's wake-up while it waits on a readiness set (auto reset).
+    static WAIT_EVENT: Option<OwnedHandle> = new_event(false).ok();
+}
+
+/// The most handles one `WaitForMultipleObjects` takes.
+const MAX_WAIT_OBJECTS: usize = 64;
 
 impl SetInner {
     fn any_ready(&self) -> bool {
@@ -214,6 +209,87 @@ impl SetInner {
         }
         ready
     }
+
+    /// Waits up to `timeout` (`None` = forever) for the members to be readable.
+    fn wait(&self, timeout: Option<Duration>) -> bool {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            if self.refresh() {
+                return true;
+            }
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if left.is_some_and(|l| l.is_zero()) {
+                return false;
+            }
+            self.wait_for_change(left);
+        }
+    }
+
+    /// Waits up to `timeout` for something that may make a member readable: data arriving on
+    /// a pipe member (its zero-byte read completes), an event member set, or the members
+    /// changed. Sockets cannot be waited on together with the others: with one among the
+    /// members, the wait ends after [`FIRST_PAUSE`] for a look. Returns early, without
+    /// waiting, when a pipe is readable already.
+    fn wait_for_change(&self, timeout: Option<Duration>) {
+        let Some(own) = WAIT_EVENT.with(|e| e.as_ref().map(|e| e.as_raw_handle() as usize)) else {
+            std::thread::sleep(timeout.map_or(FIRST_PAUSE, |t| t.min(FIRST_PAUSE)));
+            return;
+        };
+        self.waiters.lock().unwrap_or_else(|e| e.into_inner()).push(own);
+        let mut handles: Vec<f::HANDLE> = vec![own as f::HANDLE];
+        // Keeps the watches' events open through the wait, even if their member goes meanwhile.
+        let mut held = Vec::new();
+        let mut look = false;
+        let mut ready = false;
+        let members = self.members.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        for m in members {
+            match kind(m) {
+                Kind::Socket => look = true,
+                Kind::Other => handles.push(m as f::HANDLE),
+                Kind::Pipe => match self.watch(m) {
+                    Some(watch) => match watch.lock().unwrap_or_else(|e| e.into_inner()).arm() {
+                        Some(event) => {
+                            handles.push(event);
+                            held.push(Arc::clone(&watch));
+                        }
+                        None => ready = true,
+                    },
+                    None => look = true,
+                },
+            }
+        }
+        if !ready {
+            if handles.len() > MAX_WAIT_OBJECTS {
+                handles.truncate(MAX_WAIT_OBJECTS);
+                look = true;
+            }
+            let wait = if look { Some(timeout.map_or(FIRST_PAUSE, |t| t.min(FIRST_PAUSE))) } else { timeout };
+            // SAFETY: every handle is open for the wait: the thread's own event, the members'
+            // events (their owners outlive the set's use), and the watches held above.
+            unsafe { th::WaitForMultipleObjects(handles.len() as u32, handles.as_ptr(), 0, wait_ms(wait)) };
+        }
+        self.waiters.lock().unwrap_or_else(|e| e.into_inner()).retain(|&w| w != own);
+        drop(held);
+    }
+
+    /// The watch of the pipe member `m`, made on first use; `None` if none can be made.
+    fn watch(&self, m: RawDescriptor) -> Option<Arc<Mutex<ArrivalWatch>>> {
+        let mut watches = self.watches.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(w) = watches.get(&m) {
+            return Some(Arc::clone(w));
+        }
+        let w = Arc::new(Mutex::new(ArrivalWatch::new(m).ok()?));
+        watches.insert(m, Arc::clone(&w));
+        Some(w)
+    }
+
+    /// Wakes the threads waiting on the set, to look at its members again.
+    fn wake_waiters(&self) {
+        for &w in self.waiters.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            // SAFETY: a waiting thread's own event, open while it is listed.
+            unsafe { th::SetEvent(w as f::HANDLE) };
+        }
+    }
 }
 
 /// Every readiness set by its event, so that a wait on the event looks at the members.
@@ -223,9 +299,10 @@ fn sets() -> &'static Mutex<HashMap<RawDescriptor, std::sync::Weak<SetInner>>> {
 }
 
 /// A set of pipes, sockets and events that is one event: set while any member is readable.
-/// The event ([`descriptor`](Self::descriptor)) is kept by a thread of the set's own that looks
-/// at the members every millisecond, started on the first call; [`wait`](Self::wait) looks
-/// itself. Stops with the set.
+/// The event ([`descriptor`](Self::descriptor)) is kept by a thread of the set's own, started
+/// on the first call, which waits for data on the pipes and for the events, and while a member
+/// is readable (or one is a socket) looks at the members every millisecond until none is;
+/// [`wait`](Self::wait) waits the same way itself. Stops with the set.
 #[derive(Debug)]
 pub struct ReadinessSet {
     inner: Arc<SetInner>,
@@ -237,6 +314,8 @@ impl ReadinessSet {
     pub fn new(members: &[RawDescriptor]) -> io::Result<ReadinessSet> {
         let inner = Arc::new(SetInner {
             members: Mutex::new(members.to_vec()),
+            watches: Mutex::new(HashMap::new()),
+            waiters: Mutex::new(Vec::new()),
             event: new_event(true)?,
             dropped: AtomicBool::new(false),
         });
@@ -247,17 +326,24 @@ impl ReadinessSet {
 
     /// Adds `member` to (or removes it from) the set.
     pub fn set_member(&self, member: RawDescriptor, on: bool) -> io::Result<()> {
-        let mut m = self.inner.members.lock().unwrap_or_else(|e| e.into_inner());
-        m.retain(|&x| x != member);
-        if on {
-            m.push(member);
+        {
+            let mut m = self.inner.members.lock().unwrap_or_else(|e| e.into_inner());
+            m.retain(|&x| x != member);
+            if on {
+                m.push(member);
+            }
         }
+        if !on {
+            // Its read is cancelled once no wait holds the watch.
+            self.inner.watches.lock().unwrap_or_else(|e| e.into_inner()).remove(&member);
+        }
+        self.inner.wake_waiters();
         Ok(())
     }
 
     /// Waits up to `timeout` (`None` = forever) for a member to be readable; false on timeout.
     pub fn wait(&self, timeout: Option<Duration>) -> io::Result<bool> {
-        Ok(poll_until(timeout, || self.inner.refresh()))
+        Ok(self.inner.wait(timeout))
     }
 
     /// The set's event (owned by the set), set while a member is readable.
@@ -267,8 +353,12 @@ impl ReadinessSet {
             let inner = Arc::clone(&self.inner);
             let _ = std::thread::Builder::new().name("rp-readiness".into()).spawn(move || {
                 while !inner.dropped.load(Ordering::Relaxed) {
-                    inner.refresh();
-                    std::thread::sleep(FIRST_PAUSE);
+                    if inner.refresh() {
+                        // Readable: the event stays set until a look finds nothing more.
+                        std::thread::sleep(FIRST_PAUSE);
+                    } else {
+                        inner.wait_for_change(None);
+                    }
                 }
             });
         });
@@ -279,6 +369,7 @@ impl ReadinessSet {
 impl Drop for ReadinessSet {
     fn drop(&mut self) {
         self.inner.dropped.store(true, Ordering::Relaxed);
+        self.inner.wake_waiters();
         sets().lock().unwrap_or_else(|e| e.into_inner()).remove(&(self.inner.event.as_raw_handle() as RawDescriptor));
     }
 }
