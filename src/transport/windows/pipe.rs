@@ -433,10 +433,19 @@ impl Drop for ArrivalWatch {
         // SAFETY: cancels this watch's read only; on a pipe closed meanwhile the read is already
         // over (and a handle value since reused has no operation with this OVERLAPPED).
         unsafe { wio::CancelIoEx(h, &*self.ov) };
-        while self.in_flight() {
+        for _ in 0..50 {
+            if !self.in_flight() {
+                return;
+            }
             // SAFETY: the watch's own event, set when the read completes.
             unsafe { th::WaitForSingleObject(self.event.as_raw_handle(), 100) };
         }
+        // The system never finished with the read: the memory it may still write to stays
+        // allocated (its event may close: the read holds the event object itself).
+        // SAFETY: an all-zero OVERLAPPED is a valid value.
+        let spare = Box::new(unsafe { std::mem::zeroed::<wio::OVERLAPPED>() });
+        std::mem::forget(std::mem::replace(&mut self.ov, spare));
+        std::mem::forget(std::mem::replace(&mut self.buf, Box::new([0])));
     }
 }
 

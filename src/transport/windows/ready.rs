@@ -334,8 +334,9 @@ impl ReadinessSet {
             }
         }
         if !on {
-            // Its read is cancelled once no wait holds the watch.
-            self.inner.watches.lock().unwrap_or_else(|e| e.into_inner()).remove(&member);
+            // Its read is cancelled once no wait holds the watch (not under the lock).
+            let gone = self.inner.watches.lock().unwrap_or_else(|e| e.into_inner()).remove(&member);
+            drop(gone);
         }
         self.inner.wake_waiters();
         Ok(())
@@ -391,6 +392,10 @@ struct Bell {
     armed: bool,
     /// A write found no room: the loop hears "writable" once there is room again.
     want_write: bool,
+    /// What the registered object is.
+    kind: Kind,
+    /// For a pipe: the zero-byte read through which the ringer learns that data came.
+    watch: Option<Arc<Mutex<ArrivalWatch>>>,
 }
 
 impl Bell {
@@ -400,34 +405,111 @@ impl Bell {
         while self.socket.recv_from(&mut sink).is_ok() {}
         self.armed = true;
     }
+
+    /// Whether the registered object (`raw`) is readable now. If not, what the ringer can wait
+    /// on for it goes to `handles` (a pipe's watch is kept in `held` through the wait), or
+    /// `look` is set when it can only be looked at again.
+    fn readable_or_wait(
+        &mut self,
+        raw: RawDescriptor,
+        handles: &mut Vec<f::HANDLE>,
+        held: &mut Vec<Arc<Mutex<ArrivalWatch>>>,
+        look: &mut bool,
+    ) -> bool {
+        match self.kind {
+            Kind::Pipe => {
+                if self.watch.is_none() {
+                    self.watch = ArrivalWatch::new(raw).ok().map(|w| Arc::new(Mutex::new(w)));
+                }
+                let Some(watch) = &self.watch else {
+                    *look = true;
+                    return readable(raw);
+                };
+                match watch.lock().unwrap_or_else(|e| e.into_inner()).arm() {
+                    Some(event) => {
+                        handles.push(event);
+                        held.push(Arc::clone(watch));
+                        false
+                    }
+                    None => true,
+                }
+            }
+            Kind::Socket => {
+                let ready = socket_ready(raw, ws::POLLRDNORM, 0);
+                *look |= !ready;
+                ready
+            }
+            Kind::Other => {
+                let ready = event_set(raw);
+                if !ready {
+                    handles.push(raw as f::HANDLE);
+                }
+                ready
+            }
+        }
+    }
 }
+
+/// Wakes the ringer to look at the registrations again (one changed).
+fn wake_ringer() {
+    if let Some(Ok(event)) = RINGER_WAKE.get() {
+        // SAFETY: the ringer's own event, never closed.
+        unsafe { th::SetEvent(event.as_raw_handle()) };
+    }
+}
+
+/// The ringer's wake-up (auto reset), made with the ringer.
+static RINGER_WAKE: OnceLock<io::Result<OwnedHandle>> = OnceLock::new();
 
 fn bells() -> &'static Mutex<HashMap<RawDescriptor, Bell>> {
     static BELLS: OnceLock<Mutex<HashMap<RawDescriptor, Bell>>> = OnceLock::new();
     BELLS.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
-/// Starts, once, the thread that rings the bells of readable registrations.
+/// Starts, once, the thread that rings the bells of readable registrations. It waits on the
+/// registered events and on a zero-byte read per registered pipe, with `WaitForMultipleObjects`;
+/// sockets, writes waiting for room and registrations beyond what one wait takes are looked at
+/// every [`FIRST_PAUSE`] instead.
 fn start_ringer() -> io::Result<()> {
     static RINGER: OnceLock<io::Result<()>> = OnceLock::new();
     let started = RINGER.get_or_init(|| {
+        let wake = match RINGER_WAKE.get_or_init(|| new_event(false)) {
+            Ok(event) => event.as_raw_handle() as usize,
+            Err(e) => return Err(io::Error::new(e.kind(), e.to_string())),
+        };
         let sender = UdpSocket::bind("127.0.0.1:0")?;
         std::thread::Builder::new().name("rp-doorbells".into()).spawn(move || loop {
+            let mut handles: Vec<f::HANDLE> = vec![wake as f::HANDLE];
+            let mut held = Vec::new();
+            let mut look = false;
             {
                 let mut map = bells().lock().unwrap_or_else(|e| e.into_inner());
                 for (&raw, bell) in map.iter_mut() {
-                    if bell.armed && bell.interest.is_readable() && readable(raw) {
+                    if bell.armed && bell.interest.is_readable() && bell.readable_or_wait(raw, &mut handles, &mut held, &mut look) {
                         bell.armed = false;
                         let _ = sender.send_to(&[1], bell.addr);
                     }
-                    if bell.want_write && writable(raw) {
-                        bell.want_write = false;
-                        let (token, interest) = (bell.token, bell_interest(bell.interest));
-                        let _ = bell.registry.reregister(&mut bell.socket, token, interest);
+                    if bell.want_write {
+                        if writable(raw) {
+                            bell.want_write = false;
+                            let (token, interest) = (bell.token, bell_interest(bell.interest));
+                            let _ = bell.registry.reregister(&mut bell.socket, token, interest);
+                        } else {
+                            look = true;
+                        }
                     }
                 }
             }
-            std::thread::sleep(FIRST_PAUSE);
+            if handles.len() > MAX_WAIT_OBJECTS {
+                handles.truncate(MAX_WAIT_OBJECTS);
+                look = true;
+            }
+            let ms = if look { wait_ms(Some(FIRST_PAUSE)) } else { th::INFINITE };
+            // SAFETY: every handle is open for the wait: the ringer's event, the registered
+            // events (their owners deregister them before closing them, which wakes this
+            // thread), and the watches held above.
+            unsafe { th::WaitForMultipleObjects(handles.len() as u32, handles.as_ptr(), 0, ms) };
+            drop(held);
         })?;
         Ok(())
     });
@@ -456,10 +538,22 @@ pub fn register(registry: &mio::Registry, socket: RawDescriptor, token: mio::Tok
     let addr = udp.local_addr()?;
     let mut bell_socket = mio::net::UdpSocket::from_std(udp);
     registry.register(&mut bell_socket, token, bell_interest(interest))?;
-    let bell = Bell { socket: bell_socket, addr, registry: registry.try_clone()?, token, interest, armed: true, want_write: false };
-    if let Some(mut old) = bells().lock().unwrap_or_else(|e| e.into_inner()).insert(socket, bell) {
+    let bell = Bell {
+        socket: bell_socket,
+        addr,
+        registry: registry.try_clone()?,
+        token,
+        interest,
+        armed: true,
+        want_write: false,
+        kind: kind(socket),
+        watch: None,
+    };
+    let old = bells().lock().unwrap_or_else(|e| e.into_inner()).insert(socket, bell);
+    if let Some(mut old) = old {
         let _ = old.registry.deregister(&mut old.socket);
     }
+    wake_ringer();
     Ok(())
 }
 
@@ -470,12 +564,16 @@ pub fn reregister(registry: &mio::Registry, socket: RawDescriptor, token: mio::T
     bell.token = token;
     bell.interest = interest;
     bell.rearm();
-    registry.reregister(&mut bell.socket, token, bell_interest(interest))
+    let result = registry.reregister(&mut bell.socket, token, bell_interest(interest));
+    drop(map);
+    wake_ringer();
+    result
 }
 
 /// Takes a pipe or socket out of an event loop's poller.
 pub fn deregister(registry: &mio::Registry, socket: RawDescriptor) -> io::Result<()> {
     let removed = bells().lock().unwrap_or_else(|e| e.into_inner()).remove(&socket);
+    wake_ringer();
     match removed {
         Some(mut bell) => registry.deregister(&mut bell.socket),
         None => Err(io::Error::new(io::ErrorKind::NotFound, "not registered")),
@@ -486,14 +584,20 @@ pub fn deregister(registry: &mio::Registry, socket: RawDescriptor) -> io::Result
 pub(crate) fn rearm(raw: RawDescriptor) {
     if let Some(bell) = bells().lock().unwrap_or_else(|e| e.into_inner()).get_mut(&raw) {
         bell.rearm();
+    } else {
+        return;
     }
+    wake_ringer();
 }
 
 /// A write to `raw` found no room: the loop hears "writable" once there is room again.
 pub(crate) fn rearm_writable(raw: RawDescriptor) {
     if let Some(bell) = bells().lock().unwrap_or_else(|e| e.into_inner()).get_mut(&raw) {
         bell.want_write = true;
+    } else {
+        return;
     }
+    wake_ringer();
 }
 
 /// Whether a write that never waits would take bytes now.
@@ -510,5 +614,6 @@ pub(crate) fn forget(raw: RawDescriptor) {
     let removed = bells().lock().unwrap_or_else(|e| e.into_inner()).remove(&raw);
     if let Some(mut bell) = removed {
         let _ = bell.registry.deregister(&mut bell.socket);
+        wake_ringer();
     }
 }
