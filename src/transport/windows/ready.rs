@@ -4,10 +4,11 @@
 //!
 //! A pipe tells nobody when data arrives; a read of zero bytes, which the system completes
 //! when data arrives and which takes nothing, stands in: a wait on one pipe is such a read, and
-//! a readiness set keeps one in flight per pipe member and waits on their events with its
-//! event members. What cannot be waited on that way is looked at every millisecond: a socket
-//! member (a socket can only be waited on alone), a set's members while one is readable (until
-//! none is: nothing tells when a reader took the data), and the servers' doorbells.
+//! a readiness set and the doorbells' thread keep one in flight per pipe and wait on their
+//! events together with the event members (`WaitForMultipleObjects`). What cannot be waited on
+//! that way is looked at every millisecond: sockets (a socket can only be waited on alone), a
+//! set's members while one is readable (until none is: nothing tells when a reader took the
+//! data), writes waiting for room, and objects beyond the 64 one wait takes.
 
 use std::collections::HashMap;
 use std::io;
