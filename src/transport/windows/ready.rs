@@ -451,8 +451,12 @@ impl Bell {
     }
 }
 
-/// Wakes the ringer to look at the registrations again (one changed).
+/// Wakes the ringer to look at the registrations again (one changed, under the lock before
+/// this call); not needed while it looks every [`FIRST_PAUSE`] anyway.
 fn wake_ringer() {
+    if RINGER_LOOKS.load(Ordering::Acquire) {
+        return;
+    }
     if let Some(Ok(event)) = RINGER_WAKE.get() {
         // SAFETY: the ringer's own event, never closed.
         unsafe { th::SetEvent(event.as_raw_handle()) };
@@ -461,6 +465,11 @@ fn wake_ringer() {
 
 /// The ringer's wake-up (auto reset), made with the ringer.
 static RINGER_WAKE: OnceLock<io::Result<OwnedHandle>> = OnceLock::new();
+/// Whether the ringer's current wait ends after [`FIRST_PAUSE`] for a look (written under the
+/// registrations' lock at the end of each pass over them). Many registrations (a server's TCP
+/// connections, more pipes than one wait takes) then cost one pass a millisecond, not one per
+/// change.
+static RINGER_LOOKS: AtomicBool = AtomicBool::new(false);
 
 fn bells() -> &'static Mutex<HashMap<RawDescriptor, Bell>> {
     static BELLS: OnceLock<Mutex<HashMap<RawDescriptor, Bell>>> = OnceLock::new();
@@ -500,10 +509,11 @@ fn start_ringer() -> io::Result<()> {
                         }
                     }
                 }
-            }
-            if handles.len() > MAX_WAIT_OBJECTS {
-                handles.truncate(MAX_WAIT_OBJECTS);
-                look = true;
+                if handles.len() > MAX_WAIT_OBJECTS {
+                    handles.truncate(MAX_WAIT_OBJECTS);
+                    look = true;
+                }
+                RINGER_LOOKS.store(look, Ordering::Release);
             }
             let ms = if look { wait_ms(Some(FIRST_PAUSE)) } else { th::INFINITE };
             // SAFETY: every handle is open for the wait: the ringer's event, the registered
