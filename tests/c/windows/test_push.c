@@ -83,6 +83,22 @@ static void round_trips(const char *endpoint) {
     rp_push_server_free(server);
 }
 
+/* Whether `event` is reset within `ms` (librp resets it once what set it was taken). */
+static int reset_within(HANDLE event, DWORD ms) {
+    for (DWORD waited = 0; waited <= ms; waited++) {
+        if (WaitForSingleObject(event, 0) == WAIT_TIMEOUT) return 1;
+        Sleep(1);
+    }
+    return 0;
+}
+
+static void answer_one(rp_push_worker *worker) {
+    rp_push *push = NULL;
+    CHECK_OK(rp_push_worker_recv(worker, 0, &push));
+    CHECK_OK(rp_push_worker_reply(worker, rp_push_correlation_id(push), (const uint8_t *)"y", 1));
+    rp_push_free(push);
+}
+
 static void worker_event_is_set_while_a_push_waits(void) {
     char name[128];
     snprintf(name, sizeof name, "\\\\.\\pipe\\rp-c-windows-event-%lu", (unsigned long)GetCurrentProcessId());
@@ -95,14 +111,23 @@ static void worker_event_is_set_while_a_push_waits(void) {
     rp_push_ticket *ticket = NULL;
     CHECK_OK(rp_push_server_push(server, req, &ticket));
     CHECK(WaitForSingleObject(event, 5000) == WAIT_OBJECT_0);
-    rp_push *push = NULL;
-    CHECK_OK(rp_push_worker_recv(worker, 0, &push));
-    CHECK_OK(rp_push_worker_reply(worker, rp_push_correlation_id(push), (const uint8_t *)"y", 1));
-    rp_push_free(push);
+    answer_one(worker);
+    /* Level-triggered: reset once the only push was taken, set again by the next one, which
+     * comes while librp waits on the pipe (a wait on the event alone must see it). */
+    CHECK(reset_within(event, 5000));
     rp_push_result *result = NULL;
     CHECK_OK(rp_push_ticket_wait(ticket, 5000, &result));
     rp_push_result_free(result);
     rp_push_ticket_free(ticket);
+    for (int i = 0; i < 3; i++) {
+        CHECK_OK(rp_push_server_push(server, req, &ticket));
+        CHECK(WaitForSingleObject(event, 5000) == WAIT_OBJECT_0);
+        answer_one(worker);
+        CHECK(reset_within(event, 5000));
+        CHECK_OK(rp_push_ticket_wait(ticket, 5000, &result));
+        rp_push_result_free(result);
+        rp_push_ticket_free(ticket);
+    }
     rp_push_request_free(req);
     rp_push_worker_free(worker);
     rp_push_server_free(server);
