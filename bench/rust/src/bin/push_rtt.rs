@@ -2,6 +2,11 @@
 //! server pushes 64 bytes to a worker in a child process (this program re-run with `--worker`),
 //! the worker replies with them, and `PushServer::push_wait_ref` returns the reply. Prints
 //! `RESULT name=librp_push_rtt_rust p50_us=... p99_us=... n=...` like bench/c/bench.h.
+//!
+//! Over a Unix socket, or a named pipe on Windows (where it also builds and runs, under Wine
+//! here: `cargo build --release --target x86_64-pc-windows-gnu --bin push_rtt`).
+//! `RP_BENCH_WORKER_WAIT_MS` makes the worker wait for each push with that timeout instead of
+//! without one (a wait for readability before the read, rather than one blocking read).
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -24,7 +29,8 @@ fn worker(endpoint: &str) {
     };
     let opts = WorkerOptions::new(Endpoint::parse(endpoint).unwrap(), registration);
     let client = Worker::connect(opts).expect("connect");
-    while let Ok(job) = client.recv(None) {
+    let wait = std::env::var("RP_BENCH_WORKER_WAIT_MS").ok().and_then(|s| s.parse().ok()).map(Duration::from_millis);
+    while let Ok(job) = client.recv(wait) {
         if client.reply(job.correlation_id, &job.payload).is_err() {
             break;
         }
@@ -49,10 +55,13 @@ fn main() {
         .unwrap_or(20000);
     let dir = std::env::temp_dir().join(format!("rp-bench-rust-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("push.sock");
-    let server = PushServer::bind(ServerOptions::new(Endpoint::Path(path.clone()))).expect("bind");
+    #[cfg(unix)]
+    let endpoint = dir.join("push.sock").to_str().unwrap().to_owned();
+    #[cfg(windows)]
+    let endpoint = format!(r"\\.\pipe\rp-bench-rust-{}", std::process::id());
+    let server = PushServer::bind(ServerOptions::new(Endpoint::parse(&endpoint).unwrap())).expect("bind");
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--worker", path.to_str().unwrap()])
+        .args(["--worker", &endpoint])
         .stdin(Stdio::null())
         .spawn()
         .expect("spawn worker");
