@@ -31,8 +31,8 @@
  * values within 32 bits; convert with (HANDLE)(intptr_t)fd): wait on it with
  * WaitForSingleObject / WaitForMultipleObjects. It is set exactly while the descriptor would
  * be readable, and reset when that is drained (a manual-reset event: waiting never resets it).
- * librp sets it as soon as data comes on a named pipe (a zero-byte read is kept in flight);
- * while it is set, and over a socket, librp looks every millisecond to keep it so.
+ * librp sets it as soon as data comes (it keeps a zero-byte read in flight on the pipe or
+ * socket); while it is set, librp looks every millisecond to reset it once drained.
  *
  * Timeouts
  * --------

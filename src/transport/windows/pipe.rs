@@ -355,97 +355,23 @@ pub(crate) fn wait_readable(raw: RawDescriptor, timeout: Option<Duration>) -> bo
     }
 }
 
-/// A read of zero bytes kept pending on one pipe, so that a thread watching several objects
-/// can wait for data with `WaitForMultipleObjects` instead of looking at the pipe. Its event is
-/// set once data arrives, the stream ends, or the read is cancelled (a shutdown). Dropping it
-/// cancels the read and waits until the system is done with it.
-pub(crate) struct ArrivalWatch {
-    raw: RawDescriptor,
-    event: OwnedHandle,
-    /// Boxed: the system writes into it until the read completes.
-    ov: Box<wio::OVERLAPPED>,
-    buf: Box<[u8; 1]>,
-    /// The pipe handle of the read in flight, if one is.
-    pending: Option<f::HANDLE>,
-}
-
-impl std::fmt::Debug for ArrivalWatch {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ArrivalWatch").field("raw", &self.raw).field("pending", &self.pending.is_some()).finish()
+/// Starts a read of zero bytes on the pipe `raw` with `ov` (at rest, its event reset): it
+/// completes when data arrives and takes nothing. `Ok(Some(h))`: in flight on the pipe handle
+/// `h`; `Ok(None)`: completed at once.
+///
+/// # Safety
+/// `buf` and `ov` must stay in place, untouched, until the read is complete.
+pub(crate) unsafe fn start_zero_read(raw: RawDescriptor, buf: *mut u8, ov: *mut wio::OVERLAPPED) -> io::Result<Option<f::HANDLE>> {
+    let pipe = lookup(raw).ok_or_else(not_a_pipe)?;
+    let h = pipe.get().ok_or_else(|| io::Error::from(io::ErrorKind::BrokenPipe))?;
+    // SAFETY: `h` is held open by `pipe` during the call; `buf` and `ov` per the contract.
+    if unsafe { fs::ReadFile(h, buf, 0, std::ptr::null_mut(), ov) } != 0 {
+        return Ok(None);
     }
-}
-
-// SAFETY: the raw handle and the OVERLAPPED are only used through `&mut self` (callers hold the
-// watch under a lock), and Win32 lets any thread use them.
-unsafe impl Send for ArrivalWatch {}
-
-impl ArrivalWatch {
-    /// Whether the read is still in flight (the system writes its status when it completes).
-    fn in_flight(&self) -> bool {
-        // SAFETY: a read of memory the watch owns; volatile, as the system writes it.
-        unsafe { std::ptr::read_volatile(&self.ov.Internal) == f::STATUS_PENDING as usize }
-    }
-
-    /// A watch of the pipe `raw` (nothing is read until [`arm`](Self::arm)).
-    pub(crate) fn new(raw: RawDescriptor) -> io::Result<ArrivalWatch> {
-        // SAFETY: an all-zero OVERLAPPED is a valid start value.
-        let ov = Box::new(unsafe { std::mem::zeroed::<wio::OVERLAPPED>() });
-        Ok(ArrivalWatch { raw, event: new_event(true)?, ov, buf: Box::new([0]), pending: None })
-    }
-
-    /// Makes sure the zero-byte read is in flight and returns the event to wait on; `None` when
-    /// there is nothing to wait for, because a read of the pipe would return at once (data, the
-    /// end of the stream, an error or a shutdown).
-    pub(crate) fn arm(&mut self) -> Option<f::HANDLE> {
-        if self.pending.is_some() {
-            if self.in_flight() {
-                return Some(self.event.as_raw_handle());
-            }
-            self.pending = None; // done: data came, or the stream ended, or a cancel
-        }
-        if readable_now(self.raw) {
-            return None;
-        }
-        let pipe = lookup(self.raw)?;
-        let h = pipe.get()?;
-        let event = self.event.as_raw_handle();
-        // SAFETY: no operation uses `ov` (none is in flight), and the watch's own event.
-        unsafe {
-            *self.ov = std::mem::zeroed();
-            th::ResetEvent(event);
-        }
-        self.ov.hEvent = event;
-        // SAFETY: `h` is held open by `pipe` during the call; `buf` and `ov` are boxed and stay
-        // in place until the read is complete, which `drop` waits for.
-        let started = unsafe { fs::ReadFile(h, self.buf.as_mut_ptr(), 0, std::ptr::null_mut(), &mut *self.ov) };
-        // SAFETY: GetLastError has no preconditions.
-        if started != 0 || unsafe { f::GetLastError() } != f::ERROR_IO_PENDING {
-            return None; // completed at once (data came meanwhile) or failed: a read returns
-        }
-        self.pending = Some(h);
-        Some(event)
-    }
-}
-
-impl Drop for ArrivalWatch {
-    fn drop(&mut self) {
-        let Some(h) = self.pending else { return };
-        // SAFETY: cancels this watch's read only; on a pipe closed meanwhile the read is already
-        // over (and a handle value since reused has no operation with this OVERLAPPED).
-        unsafe { wio::CancelIoEx(h, &*self.ov) };
-        for _ in 0..50 {
-            if !self.in_flight() {
-                return;
-            }
-            // SAFETY: the watch's own event, set when the read completes.
-            unsafe { th::WaitForSingleObject(self.event.as_raw_handle(), 100) };
-        }
-        // The system never finished with the read: the memory it may still write to stays
-        // allocated (its event may close: the read holds the event object itself).
-        // SAFETY: an all-zero OVERLAPPED is a valid value.
-        let spare = Box::new(unsafe { std::mem::zeroed::<wio::OVERLAPPED>() });
-        std::mem::forget(std::mem::replace(&mut self.ov, spare));
-        std::mem::forget(std::mem::replace(&mut self.buf, Box::new([0])));
+    // SAFETY: GetLastError has no preconditions.
+    match unsafe { f::GetLastError() } {
+        f::ERROR_IO_PENDING => Ok(Some(h)),
+        err => Err(io::Error::from_raw_os_error(err as i32)),
     }
 }
 

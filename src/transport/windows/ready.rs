@@ -4,11 +4,12 @@
 //!
 //! A pipe tells nobody when data arrives; a read of zero bytes, which the system completes
 //! when data arrives and which takes nothing, stands in: a wait on one pipe is such a read, and
-//! a readiness set and the doorbells' thread keep one in flight per pipe and wait on their
-//! events together with the event members (`WaitForMultipleObjects`). What cannot be waited on
-//! that way is looked at every millisecond: sockets (a socket can only be waited on alone), a
-//! set's members while one is readable (until none is: nothing tells when a reader took the
-//! data), writes waiting for room, and objects beyond the 64 one wait takes.
+//! a readiness set and the doorbells' thread keep one in flight per pipe and connected socket
+//! and wait on their events together with the event members (`WaitForMultipleObjects`). What
+//! cannot be waited on that way is looked at every millisecond: a set's members while one is
+//! readable (until none is: nothing tells when a reader took the data), writes waiting for
+//! room, objects beyond the 64 one wait takes, and any object on which a zero-byte read does
+//! not stay in flight.
 
 use std::collections::HashMap;
 use std::io;
@@ -21,8 +22,9 @@ use std::time::{Duration, Instant};
 use windows_sys::Win32::Foundation as f;
 use windows_sys::Win32::Networking::WinSock as ws;
 use windows_sys::Win32::System::Threading as th;
+use windows_sys::Win32::System::IO as wio;
 
-use super::pipe::{new_event, readable_now as pipe_readable, wait_ms, ArrivalWatch};
+use super::pipe::{new_event, readable_now as pipe_readable, start_zero_read, wait_ms};
 use super::{kind, Kind, RawDescriptor};
 use crate::error::{Error, Result};
 
@@ -96,6 +98,151 @@ pub(crate) fn wait_readable(raw: RawDescriptor, timeout: Option<Duration>) -> io
             }
         }
         Kind::Pipe => Ok(super::pipe::wait_readable(raw, timeout)),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Arrival watches: waiting for data on several pipes and sockets at once
+// ---------------------------------------------------------------------------------------------
+
+/// What a watch says about its object.
+enum Arm {
+    /// Nothing to read yet: wait on this event, set when data arrives (or the stream ends).
+    Wait(f::HANDLE),
+    /// A read would return at once.
+    Ready,
+    /// The object cannot be watched this way: look at it again after a pause.
+    Look,
+}
+
+/// A read of zero bytes kept in flight on one pipe or connected socket, so that a thread
+/// watching several objects can wait for data with `WaitForMultipleObjects` instead of looking
+/// at each. Its event is set once data arrives, the stream ends, or the read is cancelled (a
+/// shutdown). Dropping it cancels the read and waits until the system is done with it.
+struct ArrivalWatch {
+    raw: RawDescriptor,
+    kind: Kind,
+    event: OwnedHandle,
+    /// Boxed: the system writes into it until the read completes.
+    ov: Box<wio::OVERLAPPED>,
+    buf: Box<[u8; 1]>,
+    /// The handle (or socket) of the read in flight, if one is.
+    pending: Option<f::HANDLE>,
+    /// A read of zero bytes could not be kept in flight on this object: it is looked at.
+    broken: bool,
+}
+
+impl std::fmt::Debug for ArrivalWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArrivalWatch").field("raw", &self.raw).field("pending", &self.pending.is_some()).finish()
+    }
+}
+
+// SAFETY: the raw handle and the OVERLAPPED are only used through `&mut self` (callers hold the
+// watch under a lock), and Win32 lets any thread use them.
+unsafe impl Send for ArrivalWatch {}
+
+impl ArrivalWatch {
+    /// A watch of the pipe or socket `raw` (nothing is read until [`arm`](Self::arm)).
+    fn new(raw: RawDescriptor, kind: Kind) -> io::Result<ArrivalWatch> {
+        // SAFETY: an all-zero OVERLAPPED is a valid start value.
+        let ov = Box::new(unsafe { std::mem::zeroed::<wio::OVERLAPPED>() });
+        let broken = kind == Kind::Other;
+        Ok(ArrivalWatch { raw, kind, event: new_event(true)?, ov, buf: Box::new([0]), pending: None, broken })
+    }
+
+    /// Whether the read is still in flight (the system writes its status when it completes).
+    fn in_flight(&self) -> bool {
+        // SAFETY: a read of memory the watch owns; volatile, as the system writes it.
+        unsafe { std::ptr::read_volatile(&self.ov.Internal) == f::STATUS_PENDING as usize }
+    }
+
+    /// Makes sure the zero-byte read is in flight, and says what to do.
+    fn arm(&mut self) -> Arm {
+        if self.pending.is_some() {
+            if self.in_flight() {
+                return Arm::Wait(self.event.as_raw_handle());
+            }
+            self.pending = None; // done: data came, or the stream ended, or a cancel
+        }
+        if readable(self.raw) {
+            return Arm::Ready;
+        }
+        if self.broken {
+            return Arm::Look;
+        }
+        let event = self.event.as_raw_handle();
+        // SAFETY: no operation uses `ov` (none is in flight), and the watch's own event.
+        unsafe {
+            *self.ov = std::mem::zeroed();
+            th::ResetEvent(event);
+        }
+        self.ov.hEvent = event;
+        let buf = self.buf.as_mut_ptr();
+        let ov: *mut wio::OVERLAPPED = &mut *self.ov;
+        // SAFETY: `buf` and `ov` are boxed and stay in place until the read is complete,
+        // which `drop` waits for.
+        let started = match self.kind {
+            Kind::Pipe => unsafe { start_zero_read(self.raw, buf, ov) },
+            _ => unsafe { start_zero_recv(self.raw, buf, ov) },
+        };
+        match started {
+            Ok(Some(h)) => {
+                self.pending = Some(h);
+                Arm::Wait(event)
+            }
+            // Completed at once, or failed: a read returns at once too, unless this object
+            // does not do zero-byte reads the way they are meant; then it is looked at.
+            Ok(None) | Err(_) if readable(self.raw) => Arm::Ready,
+            Ok(None) | Err(_) => {
+                self.broken = true;
+                Arm::Look
+            }
+        }
+    }
+}
+
+impl Drop for ArrivalWatch {
+    fn drop(&mut self) {
+        let Some(h) = self.pending else { return };
+        // SAFETY: cancels this watch's read only; on an object closed meanwhile the read is
+        // already over (and a handle value since reused has no operation with this OVERLAPPED).
+        unsafe { wio::CancelIoEx(h, &*self.ov) };
+        for _ in 0..50 {
+            if !self.in_flight() {
+                return;
+            }
+            // SAFETY: the watch's own event, set when the read completes.
+            unsafe { th::WaitForSingleObject(self.event.as_raw_handle(), 100) };
+        }
+        // The system never finished with the read: the memory it may still write to stays
+        // allocated (its event may close: the read holds the event object itself).
+        // SAFETY: an all-zero OVERLAPPED is a valid value.
+        let spare = Box::new(unsafe { std::mem::zeroed::<wio::OVERLAPPED>() });
+        std::mem::forget(std::mem::replace(&mut self.ov, spare));
+        std::mem::forget(std::mem::replace(&mut self.buf, Box::new([0])));
+    }
+}
+
+/// Starts a receive of zero bytes on the connected socket `raw` with `ov` (at rest, its event
+/// reset): it completes when data arrives and takes nothing. `Ok(Some(h))`: in flight on `h`
+/// (the socket); `Ok(None)`: completed at once.
+///
+/// # Safety
+/// `buf` and `ov` must stay in place, untouched, until the receive is complete.
+unsafe fn start_zero_recv(raw: RawDescriptor, buf: *mut u8, ov: *mut wio::OVERLAPPED) -> io::Result<Option<f::HANDLE>> {
+    let wsabuf = ws::WSABUF { len: 0, buf };
+    let mut flags = 0u32;
+    // SAFETY: the WSABUF is captured by the call; `buf` and `ov` per the contract; an invalid
+    // socket only fails.
+    let rc = unsafe { ws::WSARecv(raw as ws::SOCKET, &wsabuf, 1, std::ptr::null_mut(), &mut flags, ov, None) };
+    if rc == 0 {
+        return Ok(None);
+    }
+    // SAFETY: WSAGetLastError has no preconditions.
+    match unsafe { ws::WSAGetLastError() } {
+        ws::WSA_IO_PENDING => Ok(Some(raw as f::HANDLE)),
+        err => Err(io::Error::from_raw_os_error(err)),
     }
 }
 
@@ -227,10 +374,10 @@ impl SetInner {
     }
 
     /// Waits up to `timeout` for something that may make a member readable: data arriving on
-    /// a pipe member (its zero-byte read completes), an event member set, or the members
-    /// changed. Sockets cannot be waited on together with the others: with one among the
-    /// members, the wait ends after [`FIRST_PAUSE`] for a look. Returns early, without
-    /// waiting, when a pipe is readable already.
+    /// a pipe or socket member (its zero-byte read completes), an event member set, or the
+    /// members changed. A member that cannot be watched that way ends the wait after
+    /// [`FIRST_PAUSE`] for a look. Returns early, without waiting, when a member is readable
+    /// already.
     fn wait_for_change(&self, timeout: Option<Duration>) {
         let Some(own) = WAIT_EVENT.with(|e| e.as_ref().map(|e| e.as_raw_handle() as usize)) else {
             std::thread::sleep(timeout.map_or(FIRST_PAUSE, |t| t.min(FIRST_PAUSE)));
@@ -245,15 +392,15 @@ impl SetInner {
         let members = self.members.lock().unwrap_or_else(|e| e.into_inner()).clone();
         for m in members {
             match kind(m) {
-                Kind::Socket => look = true,
                 Kind::Other => handles.push(m as f::HANDLE),
-                Kind::Pipe => match self.watch(m) {
+                k => match self.watch(m, k) {
                     Some(watch) => match watch.lock().unwrap_or_else(|e| e.into_inner()).arm() {
-                        Some(event) => {
+                        Arm::Wait(event) => {
                             handles.push(event);
                             held.push(Arc::clone(&watch));
                         }
-                        None => ready = true,
+                        Arm::Ready => ready = true,
+                        Arm::Look => look = true,
                     },
                     None => look = true,
                 },
@@ -273,13 +420,14 @@ impl SetInner {
         drop(held);
     }
 
-    /// The watch of the pipe member `m`, made on first use; `None` if none can be made.
-    fn watch(&self, m: RawDescriptor) -> Option<Arc<Mutex<ArrivalWatch>>> {
+    /// The watch of the pipe or socket member `m`, made on first use; `None` if none can be
+    /// made.
+    fn watch(&self, m: RawDescriptor, kind: Kind) -> Option<Arc<Mutex<ArrivalWatch>>> {
         let mut watches = self.watches.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(w) = watches.get(&m) {
             return Some(Arc::clone(w));
         }
-        let w = Arc::new(Mutex::new(ArrivalWatch::new(m).ok()?));
+        let w = Arc::new(Mutex::new(ArrivalWatch::new(m, kind).ok()?));
         watches.insert(m, Arc::clone(&w));
         Some(w)
     }
@@ -301,8 +449,8 @@ fn sets() -> &'static Mutex<HashMap<RawDescriptor, std::sync::Weak<SetInner>>> {
 
 /// A set of pipes, sockets and events that is one event: set while any member is readable.
 /// The event ([`descriptor`](Self::descriptor)) is kept by a thread of the set's own, started
-/// on the first call, which waits for data on the pipes and for the events, and while a member
-/// is readable (or one is a socket) looks at the members every millisecond until none is;
+/// on the first call, which waits for data on the pipes and sockets and for the events, and
+/// while a member is readable looks at the members every millisecond until none is;
 /// [`wait`](Self::wait) waits the same way itself. Stops with the set.
 #[derive(Debug)]
 pub struct ReadinessSet {
@@ -417,35 +565,31 @@ impl Bell {
         held: &mut Vec<Arc<Mutex<ArrivalWatch>>>,
         look: &mut bool,
     ) -> bool {
-        match self.kind {
-            Kind::Pipe => {
-                if self.watch.is_none() {
-                    self.watch = ArrivalWatch::new(raw).ok().map(|w| Arc::new(Mutex::new(w)));
-                }
-                let Some(watch) = &self.watch else {
-                    *look = true;
-                    return readable(raw);
-                };
-                match watch.lock().unwrap_or_else(|e| e.into_inner()).arm() {
-                    Some(event) => {
-                        handles.push(event);
-                        held.push(Arc::clone(watch));
-                        false
-                    }
-                    None => true,
-                }
+        if self.kind == Kind::Other {
+            let ready = event_set(raw);
+            if !ready {
+                handles.push(raw as f::HANDLE);
             }
-            Kind::Socket => {
-                let ready = socket_ready(raw, ws::POLLRDNORM, 0);
-                *look |= !ready;
-                ready
+            return ready;
+        }
+        if self.watch.is_none() {
+            self.watch = ArrivalWatch::new(raw, self.kind).ok().map(|w| Arc::new(Mutex::new(w)));
+        }
+        let Some(watch) = &self.watch else {
+            *look = true;
+            return readable(raw);
+        };
+        let arm = watch.lock().unwrap_or_else(|e| e.into_inner()).arm();
+        match arm {
+            Arm::Wait(event) => {
+                handles.push(event);
+                held.push(Arc::clone(watch));
+                false
             }
-            Kind::Other => {
-                let ready = event_set(raw);
-                if !ready {
-                    handles.push(raw as f::HANDLE);
-                }
-                ready
+            Arm::Ready => true,
+            Arm::Look => {
+                *look = true;
+                false
             }
         }
     }
@@ -466,9 +610,8 @@ fn wake_ringer() {
 /// The ringer's wake-up (auto reset), made with the ringer.
 static RINGER_WAKE: OnceLock<io::Result<OwnedHandle>> = OnceLock::new();
 /// Whether the ringer's current wait ends after [`FIRST_PAUSE`] for a look (written under the
-/// registrations' lock at the end of each pass over them). Many registrations (a server's TCP
-/// connections, more pipes than one wait takes) then cost one pass a millisecond, not one per
-/// change.
+/// registrations' lock at the end of each pass over them). Many registrations (more than one
+/// wait takes) then cost one pass a millisecond, not one per change.
 static RINGER_LOOKS: AtomicBool = AtomicBool::new(false);
 
 fn bells() -> &'static Mutex<HashMap<RawDescriptor, Bell>> {
@@ -477,9 +620,9 @@ fn bells() -> &'static Mutex<HashMap<RawDescriptor, Bell>> {
 }
 
 /// Starts, once, the thread that rings the bells of readable registrations. It waits on the
-/// registered events and on a zero-byte read per registered pipe, with `WaitForMultipleObjects`;
-/// sockets, writes waiting for room and registrations beyond what one wait takes are looked at
-/// every [`FIRST_PAUSE`] instead.
+/// registered events and on a zero-byte read per registered pipe and socket, with
+/// `WaitForMultipleObjects`; writes waiting for room and registrations beyond what one wait
+/// takes are looked at every [`FIRST_PAUSE`] instead.
 fn start_ringer() -> io::Result<()> {
     static RINGER: OnceLock<io::Result<()>> = OnceLock::new();
     let started = RINGER.get_or_init(|| {
