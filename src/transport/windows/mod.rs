@@ -1,6 +1,7 @@
 //! The Windows family of the transport seam: every Win32 call librp makes, and the only place
 //! outside `src/ffi` with `unsafe` code on Windows. Local endpoints are named pipes (`pipe`),
-//! TCP is std's; readiness for event loops is event `HANDLE`s (`ready`); what the system says
+//! TCP is std's; readiness for event loops is event `HANDLE`s (`ready`, waiting for data through
+//! the zero-byte reads of `arrival`); what the system says
 //! about a process is in `process`; handle passing in `handoff`. Every `unsafe` block says why it
 //! is sound.
 //!
@@ -24,6 +25,7 @@
 //! `WouldBlock` (which rearms it).
 #![allow(unsafe_code)]
 
+mod arrival;
 mod handoff;
 mod pipe;
 mod pipe_listener;
