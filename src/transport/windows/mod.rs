@@ -1,9 +1,8 @@
 //! The Windows family of the transport seam: every Win32 call librp makes, and the only place
 //! outside `src/ffi` with `unsafe` code on Windows. Local endpoints are named pipes (`pipe`),
 //! TCP is std's; readiness for event loops is event `HANDLE`s (`ready`, waiting for data through
-//! the zero-byte reads of `arrival`); what the system says
-//! about a process is in `process`; handle passing in `handoff`. Every `unsafe` block says why it
-//! is sound.
+//! the zero-byte reads of `arrival`); what the system says about a process is in `process`;
+//! handle passing in `handoff`. Every `unsafe` block says why it is sound.
 //!
 //! Named pipes are made here on `windows-sys`, not through `interprocess` nor mio's
 //! `NamedPipe`, because the roles need four things of one pipe that neither gives together:
