@@ -266,10 +266,14 @@ impl SetInner {
                 handles.truncate(MAX_WAIT_OBJECTS);
                 look = true;
             }
-            let wait = if look { Some(timeout.map_or(FIRST_PAUSE, |t| t.min(FIRST_PAUSE))) } else { timeout };
-            // SAFETY: every handle is open for the wait: the thread's own event, the members'
-            // events (their owners outlive the set's use), and the watches held above.
-            unsafe { th::WaitForMultipleObjects(handles.len() as u32, handles.as_ptr(), 0, wait_ms(wait)) };
+            let pause = timeout.map_or(FIRST_PAUSE, |t| t.min(FIRST_PAUSE));
+            let wait = if look { Some(pause) } else { timeout };
+            // SAFETY: the thread's own event and the watches held above are open for the wait;
+            // a member event closed meanwhile makes the wait fail, never wait on freed memory.
+            let woke = unsafe { th::WaitForMultipleObjects(handles.len() as u32, handles.as_ptr(), 0, wait_ms(wait)) };
+            if woke == f::WAIT_FAILED {
+                std::thread::sleep(pause); // a member went without leaving the set: look again
+            }
         }
         self.waiters.lock().unwrap_or_else(|e| e.into_inner()).retain(|&w| w != own);
         drop(held);
@@ -514,10 +518,12 @@ fn start_ringer() -> io::Result<()> {
                 RINGER_LOOKS.store(look, Ordering::Release);
             }
             let ms = if look { wait_ms(Some(FIRST_PAUSE)) } else { th::INFINITE };
-            // SAFETY: every handle is open for the wait: the ringer's event, the registered
-            // events (their owners deregister them before closing them, which wakes this
-            // thread), and the watches held above.
-            unsafe { th::WaitForMultipleObjects(handles.len() as u32, handles.as_ptr(), 0, ms) };
+            // SAFETY: the ringer's event and the watches held above are open for the wait; a
+            // registered event closed meanwhile makes the wait fail, never wait on freed memory.
+            let woke = unsafe { th::WaitForMultipleObjects(handles.len() as u32, handles.as_ptr(), 0, ms) };
+            if woke == f::WAIT_FAILED {
+                std::thread::sleep(FIRST_PAUSE); // closed before it was deregistered: look again
+            }
             drop(held);
         })?;
         Ok(())
